@@ -1,0 +1,279 @@
+//! The one way the core reads a disk image: positioned reads over a byte space.
+//!
+//! Every layer of kaifuku (container, partition, NTFS, rescue) reads through [`ReadAt`]. The front
+//! end supplies the bottom source (`pread` natively, `FileReaderSync` in the browser worker), wraps it
+//! in a [`Counted`] source and a [`BlockCache`], and the layers stack views on top ([`Slice`] for a
+//! partition, [`Overlay`] for the patched view). Nothing here touches files, the clock or the web.
+#![forbid(unsafe_code)]
+
+mod cache;
+mod overlay;
+
+pub use cache::{BlockCache, CacheConfig};
+pub use overlay::{Overlay, Patch};
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+
+/// A byte space that can be read at any offset.
+///
+/// `read_at` fills the whole buffer or fails; reading past [`ReadAt::size`] is an
+/// `UnexpectedEof` error, never a short read, so callers cannot silently use stale bytes.
+pub trait ReadAt {
+    /// Size of the byte space in bytes.
+    fn size(&self) -> u64;
+    /// Fill `buf` with the bytes at `offset .. offset + buf.len()`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// Read `len` bytes at `offset` into a new vector.
+    fn read_vec(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_at(offset, &mut v)?;
+        Ok(v)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Rc<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
+/// Checks that `offset .. offset + len` lies inside a space of `size` bytes.
+pub fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("read of {len} bytes at offset {offset} goes past the end ({size} bytes)"),
+        )),
+    }
+}
+
+/// An in-memory byte space (tests, small patched buffers).
+impl ReadAt for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len(), self.len() as u64)?;
+        let start = offset as usize;
+        buf.copy_from_slice(&self[start..start + buf.len()]);
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.as_slice().read_at(offset, buf)
+    }
+}
+
+/// How many calls reached the underlying source and how many bytes they moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    pub calls: u64,
+    pub bytes: u64,
+}
+
+/// Counts every call that reaches the wrapped source: the figure the cache exists to keep small.
+pub struct Counted<R> {
+    inner: R,
+    calls: Cell<u64>,
+    bytes: Cell<u64>,
+}
+
+impl<R: ReadAt> Counted<R> {
+    pub fn new(inner: R) -> Self {
+        Counted {
+            inner,
+            calls: Cell::new(0),
+            bytes: Cell::new(0),
+        }
+    }
+    pub fn stats(&self) -> ReadStats {
+        ReadStats {
+            calls: self.calls.get(),
+            bytes: self.bytes.get(),
+        }
+    }
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+}
+
+impl<R: ReadAt> ReadAt for Counted<R> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.calls.set(self.calls.get() + 1);
+        self.bytes.set(self.bytes.get() + buf.len() as u64);
+        self.inner.read_at(offset, buf)
+    }
+}
+
+/// A window `start .. start + len` of another byte space (a partition of a disk, say).
+#[derive(Clone)]
+pub struct Slice<R> {
+    inner: R,
+    start: u64,
+    len: u64,
+}
+
+impl<R: ReadAt> Slice<R> {
+    /// Fails when the window does not lie inside `inner`.
+    pub fn new(inner: R, start: u64, len: u64) -> io::Result<Self> {
+        match start.checked_add(len) {
+            Some(end) if end <= inner.size() => Ok(Slice { inner, start, len }),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "range {start}+{len} lies outside the {}-byte space it was cut from",
+                    inner.size()
+                ),
+            )),
+        }
+    }
+    /// Offset of this window's first byte in the underlying space.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+}
+
+impl<R: ReadAt> ReadAt for Slice<R> {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len(), self.len)?;
+        self.inner.read_at(self.start + offset, buf)
+    }
+}
+
+/// `std::io::Read + Seek` over a [`ReadAt`], for crates (such as `ntfs`) that want a stream.
+pub struct Cursor<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: ReadAt> Cursor<R> {
+    pub fn new(inner: R) -> Self {
+        Cursor { inner, pos: 0 }
+    }
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+}
+
+impl<R: ReadAt> io::Read for Cursor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.inner.size();
+        if self.pos >= size {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(size - self.pos) as usize;
+        self.inner.read_at(self.pos, &mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: ReadAt> io::Seek for Cursor<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.inner.size().checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match new {
+            Some(p) => {
+                self.pos = p;
+                Ok(p)
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start",
+            )),
+        }
+    }
+}
+
+/// `Write` that refuses: for APIs (such as `gpt`'s disk device) that demand a writer on a read path.
+impl<R> io::Write for Cursor<R> {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "kaifuku reads images; writes go through patches",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, SeekFrom};
+
+    #[test]
+    fn slice_and_cursor() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        let s = Slice::new(&data, 16, 32).unwrap();
+        let mut b = [0u8; 4];
+        s.read_at(4, &mut b).unwrap();
+        assert_eq!(b, [20, 21, 22, 23]);
+        assert!(s.read_at(30, &mut b).is_err());
+        assert!(Slice::new(&data, 250, 10).is_err());
+        let mut c = Cursor::new(s);
+        c.seek(SeekFrom::End(-2)).unwrap();
+        let mut v = Vec::new();
+        c.read_to_end(&mut v).unwrap();
+        assert_eq!(v, vec![46, 47]);
+    }
+
+    #[test]
+    fn counted_counts() {
+        let data = vec![7u8; 100];
+        let c = Counted::new(&data);
+        let mut b = [0u8; 10];
+        c.read_at(0, &mut b).unwrap();
+        c.read_at(50, &mut b).unwrap();
+        assert_eq!(
+            c.stats(),
+            ReadStats {
+                calls: 2,
+                bytes: 20
+            }
+        );
+    }
+}
