@@ -1,1 +1,380 @@
+//! Disk-image containers: which format a file is, and where each byte of the virtual disk lives.
+//!
+//! [`open`] detects the format from the file's bytes, never from its name: exports get renamed,
+//! and a `.vhd` that is really raw (or the other way round) must not be misread. It validates the
+//! container metadata and returns a [`Container`], which is itself a [`ReadAt`] over the *virtual*
+//! disk, so the partition and NTFS layers never know what the file looked like.
+//!
+//! Supported: raw (anything without a recognised signature), VHD fixed and VHD dynamic. VHDX, VMDK
+//! and qcow2 are recognised by signature and refused with a message telling the user how to
+//! convert them, rather than being misread as raw disks full of garbage.
+//!
+//! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
+//! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
+//! where needed). The front end applies them to its output; this crate stays pure and reads only
+//! through [`ReadAt`].
 #![forbid(unsafe_code)]
+
+mod error;
+mod raw;
+mod vhd;
+
+pub use error::{ContainerError, OtherFormat};
+pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
+
+use kaifuku_io::{check_range, ReadAt};
+use serde::{Serialize, Serializer};
+use std::{fmt, io};
+
+/// A container format kaifuku can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Raw,
+    VhdFixed,
+    VhdDynamic,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Raw => "raw",
+            Format::VhdFixed => "VHD fixed",
+            Format::VhdDynamic => "VHD dynamic",
+        })
+    }
+}
+
+/// Where a run of virtual-disk bytes lives, as returned by [`Container::map`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Extent {
+    /// The bytes are stored in the file, contiguously from `file_offset`.
+    InFile { file_offset: u64, len: u64 },
+    /// The bytes read as zeros and have no place in the file (an unallocated VHD block, or sectors
+    /// whose bit in the block's sector bitmap is clear).
+    Zero { len: u64 },
+}
+
+impl Extent {
+    /// How many bytes, from the mapped offset on, share this mapping. Never zero; never past the
+    /// end of the virtual disk or (for VHD dynamic) of the block.
+    pub fn len(&self) -> u64 {
+        match *self {
+            Extent::InFile { len, .. } | Extent::Zero { len } => len,
+        }
+    }
+
+    /// Always false for extents returned by [`Container::map`].
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One write to the container file that applying the patches requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileWrite {
+    pub file_offset: u64,
+    /// Serialized as its length only: the plan shown to people lists ranges, not bytes.
+    #[serde(rename = "len", serialize_with = "serialize_len")]
+    pub bytes: Vec<u8>,
+    /// What the write changes, e.g. "virtual disk bytes 0x..." or "VHD block 3 sector bitmap...".
+    pub label: String,
+}
+
+impl FileWrite {
+    /// File offset just past the last byte written.
+    pub fn end(&self) -> u64 {
+        self.file_offset + self.bytes.len() as u64
+    }
+}
+
+fn serialize_len<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(bytes.len() as u64)
+}
+
+/// What `inspect` reports about the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerInfo {
+    pub format: Format,
+    /// Size of the disk the guest sees.
+    pub virtual_size: u64,
+    /// Size of the image file.
+    pub file_size: u64,
+    /// Footer details (and block counts for dynamic disks); absent for raw images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vhd: Option<VhdInfo>,
+}
+
+enum Layout {
+    Raw,
+    VhdFixed(vhd::Fixed),
+    VhdDynamic(vhd::Dynamic),
+}
+
+impl Layout {
+    fn format(&self) -> Format {
+        match self {
+            Layout::Raw => Format::Raw,
+            Layout::VhdFixed(_) => Format::VhdFixed,
+            Layout::VhdDynamic(_) => Format::VhdDynamic,
+        }
+    }
+}
+
+/// An opened disk image: a [`ReadAt`] over the virtual disk, plus its container metadata.
+pub struct Container<R> {
+    file: R,
+    file_size: u64,
+    virtual_size: u64,
+    layout: Layout,
+}
+
+/// Detects the container format of `file` and validates its metadata.
+///
+/// Reads the first and last 512 bytes; for a dynamic VHD also its header and block allocation
+/// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]).
+pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
+    let file_size = file.size();
+    let head_len = file_size.min(vhd::FOOTER_LEN);
+    let head = file
+        .read_vec(0, head_len as usize)
+        .map_err(|e| ContainerError::read("the start of the image", 0, e))?;
+    // Formats with a signature at offset 0 are checked first: their last bytes are guest data,
+    // which could by chance (a VHD stored inside the guest) end with a VHD footer.
+    if let Some(other) = detect_other(&head) {
+        return Err(ContainerError::UnsupportedFormat(other));
+    }
+    let tail = if file_size > head_len {
+        let at = file_size - vhd::FOOTER_LEN;
+        file.read_vec(at, vhd::FOOTER_LEN as usize)
+            .map_err(|e| ContainerError::read("the VHD footer area", at, e))?
+    } else {
+        head.clone()
+    };
+
+    let (virtual_size, layout) = match vhd::find_footer(&tail)? {
+        Some(footer) => {
+            footer.check_supported()?;
+            let size = footer.current_size;
+            if footer.is_fixed() {
+                (size, Layout::VhdFixed(vhd::Fixed::open(footer, file_size)?))
+            } else {
+                let dynamic = vhd::Dynamic::open(&file, footer, file_size)?;
+                (size, Layout::VhdDynamic(dynamic))
+            }
+        }
+        // A dynamic VHD starts with a copy of its footer; without the footer at the end, the
+        // file lost its tail. Calling it raw would hide that.
+        None if head.starts_with(vhd::COOKIE) => {
+            return Err(if file_size < vhd::FOOTER_LEN {
+                ContainerError::FileTooSmall {
+                    what: "a VHD footer",
+                    needed: vhd::FOOTER_LEN,
+                    file_size,
+                }
+            } else {
+                ContainerError::MissingFooter
+            });
+        }
+        None => (file_size, Layout::Raw),
+    };
+    Ok(Container {
+        file,
+        file_size,
+        virtual_size,
+        layout,
+    })
+}
+
+/// Recognises the containers kaifuku cannot read yet by their signature at offset 0.
+fn detect_other(head: &[u8]) -> Option<OtherFormat> {
+    if head.starts_with(b"vhdxfile") {
+        Some(OtherFormat::Vhdx)
+    } else if head.starts_with(b"KDMV") {
+        Some(OtherFormat::VmdkSparse)
+    } else if head.starts_with(b"# Disk DescriptorFile") {
+        Some(OtherFormat::VmdkDescriptor)
+    } else if head.starts_with(b"QFI\xfb") {
+        Some(OtherFormat::Qcow2)
+    } else {
+        None
+    }
+}
+
+impl<R: ReadAt> Container<R> {
+    pub fn format(&self) -> Format {
+        self.layout.format()
+    }
+
+    /// Size of the disk the guest sees (for a VHD, the footer's `current_size`).
+    pub fn virtual_size(&self) -> u64 {
+        self.virtual_size
+    }
+
+    /// Size of the image file.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// The underlying image file.
+    pub fn file(&self) -> &R {
+        &self.file
+    }
+
+    pub fn into_file(self) -> R {
+        self.file
+    }
+
+    pub fn info(&self) -> ContainerInfo {
+        let vhd = match &self.layout {
+            Layout::Raw => None,
+            Layout::VhdFixed(f) => Some(f.footer.info()),
+            Layout::VhdDynamic(d) => {
+                let mut info = d.footer.info();
+                info.block_size = u32::try_from(d.block_size()).ok();
+                info.allocated_blocks = Some(d.allocated_blocks());
+                info.total_blocks = Some(d.total_blocks());
+                Some(info)
+            }
+        };
+        ContainerInfo {
+            format: self.format(),
+            virtual_size: self.virtual_size,
+            file_size: self.file_size,
+            vhd,
+        }
+    }
+
+    /// Where the bytes of virtual offset `offset` live, up to the end of the contiguous extent.
+    ///
+    /// For VHD dynamic this may read the block's sector bitmap (a few are cached).
+    pub fn map(&self, offset: u64) -> Result<Extent, ContainerError> {
+        match &self.layout {
+            Layout::Raw | Layout::VhdFixed(_) => raw::map_identity(offset, self.virtual_size),
+            Layout::VhdDynamic(d) => d.map(&self.file, offset),
+        }
+    }
+
+    /// The file writes that make the container read as the virtual disk with `patches` applied
+    /// (`(virtual offset, new bytes)`; where patches overlap, later ones win).
+    ///
+    /// Raw and VHD fixed: the same bytes at the same offsets. VHD dynamic: mapped through the block
+    /// table; a patched sector whose bitmap bit is clear is written whole (zeros around the patch,
+    /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
+    /// header and table are never written. Writes are sorted by file offset and do not overlap.
+    pub fn plan_writes(&self, patches: &[(u64, &[u8])]) -> Result<Vec<FileWrite>, ContainerError> {
+        let merged = merge_patches(patches, self.virtual_size)?;
+        match &self.layout {
+            Layout::Raw | Layout::VhdFixed(_) => Ok(raw::plan_identity(merged)),
+            Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged),
+        }
+    }
+
+    fn read_file(&self, file_offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_at(file_offset, buf)
+    }
+}
+
+/// Checks that every patch fits the disk and folds them into sorted, disjoint, non-adjacent ranges;
+/// where patches overlap, the later one wins (as in the overlay the verifier reads).
+fn merge_patches(
+    patches: &[(u64, &[u8])],
+    size: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, ContainerError> {
+    let mut spans = Vec::with_capacity(patches.len());
+    for &(offset, bytes) in patches {
+        let len = bytes.len() as u64;
+        match offset.checked_add(len) {
+            Some(end) if end <= size => {
+                if len > 0 {
+                    spans.push((offset, end));
+                }
+            }
+            _ => {
+                return Err(ContainerError::PatchOutOfRange {
+                    offset,
+                    len,
+                    virtual_size: size,
+                })
+            }
+        }
+    }
+    spans.sort_unstable();
+    let mut union: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in spans {
+        match union.last_mut() {
+            Some((_, last_end)) if start <= *last_end => *last_end = (*last_end).max(end),
+            _ => union.push((start, end)),
+        }
+    }
+    let mut merged: Vec<(u64, Vec<u8>)> = union
+        .iter()
+        .map(|&(start, end)| (start, vec![0u8; (end - start) as usize]))
+        .collect();
+    for &(offset, bytes) in patches {
+        if bytes.is_empty() {
+            continue;
+        }
+        // The union range holding this patch: the last one starting at or before it.
+        let i = union.partition_point(|&(start, _)| start <= offset) - 1;
+        let (start, buf) = &mut merged[i];
+        let at = (offset - *start) as usize;
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    Ok(merged)
+}
+
+/// Reads the virtual disk. Runs that are contiguous in the file are fetched with one call to the
+/// underlying reader (each call is expensive in the browser); zero extents cost no read at all.
+impl<R: ReadAt> ReadAt for Container<R> {
+    fn size(&self) -> u64 {
+        self.virtual_size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len(), self.virtual_size)?;
+        // In-file bytes mapped but not read yet: (file offset, start in buf, length).
+        let mut pending: Option<(u64, usize, usize)> = None;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let want = buf.len() - done;
+            let extent = self.map(offset + done as u64)?;
+            let n = usize::try_from(extent.len()).map_or(want, |len| len.min(want));
+            match extent {
+                Extent::InFile { file_offset, .. } => match &mut pending {
+                    Some((at, start, len))
+                        if *at + *len as u64 == file_offset && *start + *len == done =>
+                    {
+                        *len += n
+                    }
+                    _ => {
+                        if let Some((at, start, len)) = pending.take() {
+                            self.read_file(at, &mut buf[start..start + len])?;
+                        }
+                        pending = Some((file_offset, done, n));
+                    }
+                },
+                Extent::Zero { .. } => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        if let Some((at, start, len)) = pending {
+            self.read_file(at, &mut buf[start..start + len])?;
+        }
+        Ok(())
+    }
+}
+
+impl<R> fmt::Debug for Container<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Container")
+            .field("format", &self.layout.format())
+            .field("virtual_size", &self.virtual_size)
+            .field("file_size", &self.file_size)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,9 @@
+//! The rescue layer: rules (which files are the problem), the inspect report over a whole disk
+//! image, and the outcome a front end turns into an exit code or a message.
 #![forbid(unsafe_code)]
+
+pub mod inspect;
+pub mod rule;
+
+pub use inspect::{inspect, InspectReport, Outcome, VolumeReport};
+pub use rule::{Rule, Verdict};

@@ -1,0 +1,160 @@
+//! Rendering the inspect report for a person (text) or a program (JSON).
+
+use kaifuku_io::ReadStats;
+use kaifuku_rescue::inspect::{volume_name, InspectReport, Outcome};
+use kaifuku_rescue::Verdict;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub image: String,
+    #[serde(flatten)]
+    pub report: &'a InspectReport,
+    pub reads: ReadStats,
+}
+
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Image       {image}");
+    if let Some(c) = &r.container {
+        let _ = writeln!(o, "Container   {}, virtual size {} ({} bytes)", c.format, size(c.virtual_size), c.virtual_size);
+    }
+    if let Some(t) = &r.partitions {
+        let scheme = match t.scheme {
+            kaifuku_partition::Scheme::Gpt => "GPT",
+            kaifuku_partition::Scheme::Mbr => "MBR",
+            kaifuku_partition::Scheme::None => "none (bare volume)",
+        };
+        let _ = writeln!(o, "Partitions  {scheme}, {}-byte sectors", t.sector_size);
+        for n in &t.notes {
+            let _ = writeln!(o, "            note: {n}");
+        }
+        if t.scheme != kaifuku_partition::Scheme::None {
+            for p in &t.partitions {
+                let _ = writeln!(
+                    o,
+                    "  #{:<3} start {:>12}  size {:>10}  {}{}",
+                    p.number,
+                    p.start,
+                    size(p.size),
+                    p.type_name,
+                    p.name.as_ref().filter(|n| !n.is_empty()).map(|n| format!(" \"{n}\"")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    for (i, v) in r.volumes.iter().enumerate() {
+        let _ = writeln!(o);
+        let windows = if r.windows_volumes.contains(&i) { "  [Windows]" } else { "" };
+        let _ = writeln!(o, "Volume      {} at byte {}: {}{windows}", volume_name(v), v.offset, v.filesystem);
+        if let Some(n) = &v.ntfs {
+            let _ = writeln!(
+                o,
+                "            NTFS {}, {} ({} bytes), cluster {} B, sector {} B, file record {} B, index record {} B, serial {}",
+                n.ntfs_version,
+                size(n.size),
+                n.size,
+                n.cluster_size,
+                n.sector_size,
+                n.file_record_size,
+                n.index_record_size,
+                n.serial
+            );
+            let log = match n.log.state {
+                kaifuku_ntfs::LogState::Clean if n.log.empty => "clean (empty)".to_string(),
+                s => format!("{}{}", plain_state(s), n.log.version.as_ref().map(|v| format!(" (v{v})")).unwrap_or_default()),
+            };
+            let hib = if n.hibernation.hibernated {
+                "HIBERNATED"
+            } else if n.hibernation.hiberfil_present {
+                "hiberfil.sys present, not hibernated"
+            } else {
+                "no hibernation file"
+            };
+            let _ = writeln!(
+                o,
+                "            journal {log}; dirty flag {}; {hib}",
+                if n.dirty { "SET" } else { "clear" }
+            );
+        }
+        if let Some(e) = &v.error {
+            let _ = writeln!(o, "            {}: {e}", if v.refused { "cannot examine" } else { "ERROR" });
+        }
+        for b in &v.fix_blockers {
+            let _ = writeln!(o, "            fix blocked: {b}");
+        }
+        if let Some(rule) = &v.rule {
+            if !rule.directory_exists {
+                let _ = writeln!(o, "            {} does not exist", r.rule.directory);
+            } else if rule.matches.is_empty() {
+                let _ = writeln!(o, "            no file matches {} in {}", r.rule.pattern, r.rule.directory);
+            }
+            for m in &rule.matches {
+                let verdict = match m.verdict {
+                    Verdict::Faulty => "FAULTY version (04:09 UTC)",
+                    Verdict::Fixed => "fixed version (05:27 UTC or later)",
+                    Verdict::Unknown => "unknown version",
+                };
+                let _ = writeln!(o, "  match     {}", m.path);
+                if let Some(d) = &m.file.dos_name {
+                    let _ = writeln!(o, "            short name {d}");
+                }
+                let _ = writeln!(
+                    o,
+                    "            MFT record {}, {} bytes, created {}, modified {}",
+                    m.file.mft_record, m.file.size, m.file.created, m.file.modified
+                );
+                let header = match m.header_matches {
+                    Some(true) => " (the known-bad header)",
+                    Some(false) => "",
+                    None => "",
+                };
+                let _ = writeln!(
+                    o,
+                    "            first bytes {}{header}{}; verdict: {verdict}",
+                    if m.file.header_hex.is_empty() { "(empty)" } else { &m.file.header_hex },
+                    if m.file.all_zero && m.file.size > 0 { ", ALL ZEROS" } else { "" },
+                );
+            }
+        }
+    }
+    let _ = writeln!(o);
+    let outcome = match r.outcome {
+        Outcome::Matches => "files to fix found",
+        Outcome::NothingToFix => "nothing to fix",
+        Outcome::Refused => "refused",
+        Outcome::Error => "error",
+    };
+    let _ = writeln!(o, "Rule        {}: {}\\{}", r.rule.title, r.rule.directory, r.rule.pattern);
+    let _ = writeln!(o, "Outcome     {outcome}");
+    for reason in &r.reasons {
+        let _ = writeln!(o, "            {reason}");
+    }
+    let _ = writeln!(o, "Read        {} in {} calls", size(reads.bytes), reads.calls);
+    o
+}
+
+fn plain_state(s: kaifuku_ntfs::LogState) -> &'static str {
+    match s {
+        kaifuku_ntfs::LogState::Clean => "clean",
+        kaifuku_ntfs::LogState::Unclean => "UNCLEAN",
+        kaifuku_ntfs::LogState::V2 => "v2.0",
+        kaifuku_ntfs::LogState::Unreadable => "UNREADABLE",
+    }
+}

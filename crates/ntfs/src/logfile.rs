@@ -1,0 +1,140 @@
+//! `$LogFile` state. After a crash (a BSOD boot loop) Windows leaves redo/undo records that it will
+//! replay at the next mount — over any edit made offline — so every edit decision starts here.
+
+use crate::bytes::{u16_at, u32_at, u64_at};
+use crate::fixup;
+use crate::NtfsError;
+use serde::Serialize;
+
+/// Flag in the restart area: the volume was cleanly shut down.
+const RESTART_VOLUME_IS_CLEAN: u16 = 0x0002;
+const NO_CLIENT: u16 = 0xFFFF;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LogState {
+    /// Nothing to replay: the log is empty (all 0xFF) or its restart area says clean.
+    #[serde(rename = "clean")]
+    Clean,
+    /// A v1.x restart area with a client in use and no clean flag: Windows will replay it.
+    #[serde(rename = "unclean")]
+    Unclean,
+    /// A v2.0 restart area (Windows 8 and later; Fast Startup or an abrupt stop).
+    #[serde(rename = "v2.0")]
+    V2,
+    /// Neither restart page is valid: treat as unclean.
+    #[serde(rename = "unreadable")]
+    Unreadable,
+}
+
+impl LogState {
+    /// Whether an offline edit is safe without consent to discard the journal.
+    pub fn is_clean(self) -> bool {
+        self == LogState::Clean
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogFileInfo {
+    pub state: LogState,
+    /// True when the whole restart area is 0xFF (fresh from mkntfs or reset by ntfsfix).
+    pub empty: bool,
+    /// "1.1", "2.0", ... of the restart page used.
+    pub version: Option<String>,
+    pub current_lsn: Option<u64>,
+    pub clean_flag: Option<bool>,
+    pub clients_in_use: Option<bool>,
+    /// How many of the two restart pages passed their checks.
+    pub valid_restart_pages: u8,
+    pub size: u64,
+}
+
+struct Restart {
+    major: i16,
+    minor: i16,
+    current_lsn: u64,
+    flags: u16,
+    in_use_list: u16,
+}
+
+fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
+    let magic = page.get(0..4);
+    if magic != Some(b"RSTR") && magic != Some(b"CHKD") {
+        return Err(NtfsError::Corrupt("no RSTR/CHKD signature".into()));
+    }
+    let mut page = page.to_vec();
+    fixup::apply_read(&mut page, "$LogFile restart page")?;
+    let ra = u16_at(&page, 0x18)? as usize;
+    let minor = u16_at(&page, 0x1A)? as i16;
+    let major = u16_at(&page, 0x1C)? as i16;
+    if ra < 0x1E || ra + 0x30 > page.len() {
+        return Err(NtfsError::Corrupt("restart area offset out of range".into()));
+    }
+    Ok(Restart {
+        major,
+        minor,
+        current_lsn: u64_at(&page, ra)?,
+        in_use_list: u16_at(&page, ra + 0x0C)?,
+        flags: u16_at(&page, ra + 0x0E)?,
+    })
+}
+
+/// Reads the state from the first bytes of `$LogFile`'s data, through `read(offset, len)`.
+pub fn log_state(
+    size: u64,
+    read: &mut dyn FnMut(u64, usize) -> Result<Vec<u8>, NtfsError>,
+) -> Result<LogFileInfo, NtfsError> {
+    let mut info = LogFileInfo {
+        state: LogState::Unreadable,
+        empty: false,
+        version: None,
+        current_lsn: None,
+        clean_flag: None,
+        clients_in_use: None,
+        valid_restart_pages: 0,
+        size,
+    };
+    if size < 8192 {
+        return Err(NtfsError::Corrupt(format!("$LogFile is only {size} bytes")));
+    }
+    let first = read(0, 4096)?;
+    if first.iter().all(|b| *b == 0xFF) {
+        // Whole restart area erased: nothing to replay. Check the second page too.
+        let second = read(4096, 4096)?;
+        if second.iter().all(|b| *b == 0xFF) {
+            info.state = LogState::Clean;
+            info.empty = true;
+            return Ok(info);
+        }
+    }
+    // The system page size is in each restart page header; 4096 is usual.
+    let mut pages = Vec::new();
+    let page_size = match u32_at(&first, 0x10) {
+        Ok(p) if (512..=65536).contains(&p) && p.is_power_of_two() && (2 * p as u64) <= size => p as u64,
+        _ => 4096,
+    };
+    for k in 0..2u64 {
+        let page = read(k * page_size, page_size as usize)?;
+        if let Ok(r) = parse_restart_page(&page) {
+            pages.push(r);
+        }
+    }
+    info.valid_restart_pages = pages.len() as u8;
+    let Some(r) = pages.into_iter().max_by_key(|r| r.current_lsn) else {
+        return Ok(info);
+    };
+    info.version = Some(format!("{}.{}", r.major, r.minor));
+    info.current_lsn = Some(r.current_lsn);
+    let clean_flag = r.flags & RESTART_VOLUME_IS_CLEAN != 0;
+    info.clean_flag = Some(clean_flag);
+    info.clients_in_use = Some(r.in_use_list != NO_CLIENT);
+    info.state = if r.major >= 2 {
+        LogState::V2
+    } else if r.major == 1 && (clean_flag || r.in_use_list == NO_CLIENT) {
+        LogState::Clean
+    } else if r.major == 1 {
+        LogState::Unclean
+    } else {
+        LogState::Unreadable
+    };
+    Ok(info)
+}

@@ -1,0 +1,199 @@
+//! What `inspect` says about a volume and about one file, read through the `ntfs` crate for the
+//! semantic parts (label, version, flags, times, data) and through our own code for the rest.
+
+use crate::boot::BootSector;
+use crate::logfile::{log_state, LogFileInfo};
+use crate::record::{FileRef, ATTR_DATA};
+use crate::time::format_utc;
+use crate::volume::{Volume, RECORD_LOGFILE};
+use crate::NtfsError;
+use kaifuku_io::{Cursor, ReadAt};
+use serde::Serialize;
+use std::io::Read;
+
+/// Windows' hibernation file: resuming from it would restore a cached view of the volume and
+/// overwrite an offline edit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hibernation {
+    pub hiberfil_present: bool,
+    pub hiberfil_size: Option<u64>,
+    /// First four bytes of `hiberfil.sys`, as text when printable.
+    pub header: Option<String>,
+    /// True when the header is `hibr`/`HIBR`: a hibernated (or Fast Startup) image is waiting.
+    pub hibernated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeSummary {
+    pub label: Option<String>,
+    pub serial: String,
+    pub size: u64,
+    pub cluster_size: u32,
+    pub sector_size: u32,
+    pub file_record_size: u32,
+    pub index_record_size: u32,
+    pub mft_records: u64,
+    pub ntfs_version: String,
+    /// The volume dirty flag in `$Volume`: Windows runs chkdsk at the next boot when set.
+    pub dirty: bool,
+    pub log: LogFileInfo,
+    pub hibernation: Hibernation,
+    /// `\Windows\System32` exists.
+    pub windows: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDetails {
+    pub name: String,
+    pub dos_name: Option<String>,
+    pub mft_record: u64,
+    pub sequence: u16,
+    pub size: u64,
+    pub created: String,
+    pub modified: String,
+    pub mft_changed: String,
+    pub accessed: String,
+    #[serde(skip)]
+    pub created_ticks: u64,
+    #[serde(skip)]
+    pub modified_ticks: u64,
+    /// First eight bytes of the data (fewer when the file is shorter), lowercase hex.
+    pub header_hex: String,
+    pub all_zero: bool,
+    pub link_count: u16,
+}
+
+impl<R: ReadAt> Volume<R> {
+    /// Label, geometry, version, dirty flag, `$LogFile` state, hibernation and Windows presence.
+    pub fn summary(&self) -> Result<VolumeSummary, NtfsError> {
+        let mut fs = Cursor::new(self.reader());
+        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let label = match ntfs.volume_name(&mut fs) {
+            Some(n) => Some(n?.name().to_string_lossy()),
+            None => None,
+        };
+        let vi = ntfs.volume_info(&mut fs)?;
+        let boot: &BootSector = self.boot();
+        let log_rec = self.read_record(RECORD_LOGFILE)?;
+        let log_val = self
+            .value(&log_rec, ATTR_DATA, "")?
+            .ok_or_else(|| NtfsError::Corrupt("$LogFile has no data".into()))?;
+        let log_size = match &log_val {
+            crate::volume::AttrValue::Resident(b) => b.len() as u64,
+            crate::volume::AttrValue::NonResident(s) => s.data_size,
+        };
+        let log = log_state(log_size, &mut |off, len| self.read_value(&log_val, off, len))?;
+        Ok(VolumeSummary {
+            label,
+            serial: format!("{:016X}", boot.serial),
+            size: boot.volume_size(),
+            cluster_size: boot.cluster_size,
+            sector_size: boot.bytes_per_sector,
+            file_record_size: boot.file_record_size,
+            index_record_size: boot.index_record_size,
+            mft_records: self.record_count(),
+            ntfs_version: format!("{}.{}", vi.major_version(), vi.minor_version()),
+            dirty: vi.flags().contains(ntfs::structured_values::NtfsVolumeFlags::IS_DIRTY),
+            log,
+            hibernation: self.hibernation()?,
+            windows: self.lookup_path("\\Windows\\System32")?.is_some_and(|(_, r)| r.is_directory()),
+        })
+    }
+
+    fn hibernation(&self) -> Result<Hibernation, NtfsError> {
+        let Some((entry, _)) = self.lookup_path("\\hiberfil.sys")? else {
+            return Ok(Hibernation { hiberfil_present: false, hiberfil_size: None, header: None, hibernated: false });
+        };
+        let (size, head) = self.read_head(entry.file_ref, 4)?;
+        let header = (!head.is_empty()).then(|| {
+            head.iter().map(|b| if b.is_ascii_graphic() { *b as char } else { '.' }).collect::<String>()
+        });
+        let hibernated = head.as_slice() == b"hibr" || head.as_slice() == b"HIBR";
+        Ok(Hibernation { hiberfil_present: true, hiberfil_size: Some(size), header, hibernated })
+    }
+
+    /// The data size of a file and its first `n` bytes, read through the `ntfs` crate.
+    fn read_head(&self, r: FileRef, n: usize) -> Result<(u64, Vec<u8>), NtfsError> {
+        let mut fs = Cursor::new(self.reader());
+        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let file = ntfs.file(&mut fs, r.record)?;
+        let Some(item) = file.data(&mut fs, "") else {
+            return Ok((0, Vec::new()));
+        };
+        let item = item?;
+        let attr = item.to_attribute()?;
+        let value = attr.value(&mut fs)?;
+        let size = value.len();
+        let mut head = vec![0u8; (n as u64).min(size) as usize];
+        value.attach(&mut fs).read_exact(&mut head).map_err(NtfsError::io("reading file data"))?;
+        Ok((size, head))
+    }
+
+    /// Size, times, header bytes and all-zero flag of the file an index entry names. Times and data
+    /// come from the `ntfs` crate; record number, names and link count from our own reader.
+    pub fn file_details(&self, entry: &crate::index::DirEntry) -> Result<FileDetails, NtfsError> {
+        let rec = self.read_live(entry.file_ref)?;
+        let dos_name = self.dos_name(&rec)?;
+        let mut fs = Cursor::new(self.reader());
+        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let file = ntfs.file(&mut fs, entry.file_ref.record)?;
+        let si = file.info()?;
+        let (size, header, all_zero) = match file.data(&mut fs, "") {
+            None => (0, Vec::new(), true),
+            Some(item) => {
+                let item = item?;
+                let attr = item.to_attribute()?;
+                let value = attr.value(&mut fs)?;
+                let size = value.len();
+                let mut reader = value.attach(&mut fs);
+                let mut header = Vec::new();
+                let mut all_zero = true;
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut left = size;
+                while left > 0 {
+                    let n = (buf.len() as u64).min(left) as usize;
+                    reader.read_exact(&mut buf[..n]).map_err(NtfsError::io("reading file data"))?;
+                    if header.len() < 8 {
+                        let take = (8 - header.len()).min(n);
+                        header.extend_from_slice(&buf[..take]);
+                    }
+                    all_zero &= buf[..n].iter().all(|b| *b == 0);
+                    left -= n as u64;
+                }
+                (size, header, all_zero)
+            }
+        };
+        let t = |x: ntfs::NtfsTime| x.nt_timestamp();
+        Ok(FileDetails {
+            name: entry.name(),
+            dos_name,
+            mft_record: entry.file_ref.record,
+            sequence: rec.sequence(),
+            size,
+            created: format_utc(t(si.creation_time())),
+            modified: format_utc(t(si.modification_time())),
+            mft_changed: format_utc(t(si.mft_record_modification_time())),
+            accessed: format_utc(t(si.access_time())),
+            created_ticks: t(si.creation_time()),
+            modified_ticks: t(si.modification_time()),
+            header_hex: header.iter().map(|b| format!("{b:02x}")).collect(),
+            all_zero,
+            link_count: rec.link_count(),
+        })
+    }
+
+    /// The DOS 8.3 name of a file, when it has a separate one (namespace 2).
+    pub fn dos_name(&self, rec: &crate::record::FileRecord) -> Result<Option<String>, NtfsError> {
+        for r in self.records_of(rec)? {
+            for a in r.attributes()? {
+                if a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident {
+                    let k = crate::index::FileNameKey::parse(a.resident_value()?)?;
+                    if k.namespace == crate::index::NS_DOS {
+                        return Ok(Some(k.name_string()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,88 @@
+//! Rules: a directory, a name pattern and how to judge each match. The built-in rule is the
+//! CrowdStrike channel file of 2024-07-19; user rules are the same data (serde), so a user can
+//! name another directory and glob.
+
+use kaifuku_ntfs::time::from_utc;
+use kaifuku_ntfs::FileDetails;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    /// Directory from the volume root, `\`-separated, matched case-insensitively.
+    pub directory: String,
+    /// File-name glob (`*`, `?`), matched case-insensitively with the volume's `$UpCase`.
+    pub pattern: String,
+    /// Header bytes (hex) that mark the known-bad content, if the rule knows them.
+    pub bad_header_hex: Option<String>,
+    /// Version windows by last-modified time (UTC, NTFS ticks): `[from, to)` = faulty.
+    pub faulty_modified: Option<(u64, u64)>,
+    /// Modified at or after this = the fixed version.
+    pub fixed_modified_from: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The faulty version (04:09 UTC for the 2024-07-19 rule).
+    Faulty,
+    /// The fixed version (05:27 UTC or later).
+    Fixed,
+    /// Neither time window: an older channel file or altered timestamps.
+    Unknown,
+}
+
+impl Rule {
+    /// `\Windows\System32\drivers\CrowdStrike\C-00000291*.sys`, the file behind the 2024-07-19
+    /// `PAGE_FAULT_IN_NONPAGED_AREA` boot loop. The faulty version is timestamped 04:09 UTC, the
+    /// fixed one 05:27 UTC or later; CrowdStrike's recovery tooling recognises the faulty content by
+    /// its first eight bytes `AA AA AA AA 01 00 23 01`.
+    pub fn crowdstrike_2024_07_19() -> Rule {
+        Rule {
+            id: "crowdstrike-2024-07-19".into(),
+            title: "CrowdStrike channel file 291 (2024-07-19)".into(),
+            directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+            pattern: "C-00000291*.sys".into(),
+            bad_header_hex: Some("aaaaaaaa01002301".into()),
+            faulty_modified: Some((from_utc(2024, 7, 19, 4, 9, 0), from_utc(2024, 7, 19, 4, 10, 0))),
+            fixed_modified_from: Some(from_utc(2024, 7, 19, 5, 27, 0)),
+        }
+    }
+
+    /// A rule for a user-chosen path: `\dir\sub\glob`.
+    pub fn for_path(path: &str) -> Option<Rule> {
+        let p = path.replace('/', "\\");
+        let (dir, pattern) = p.rsplit_once('\\')?;
+        if pattern.is_empty() {
+            return None;
+        }
+        Some(Rule {
+            id: "path".into(),
+            title: format!("files matching {p}"),
+            directory: if dir.is_empty() { "\\".into() } else { dir.into() },
+            pattern: pattern.into(),
+            bad_header_hex: None,
+            faulty_modified: None,
+            fixed_modified_from: None,
+        })
+    }
+
+    pub fn verdict(&self, f: &FileDetails) -> Verdict {
+        if let Some((from, to)) = self.faulty_modified {
+            if f.modified_ticks >= from && f.modified_ticks < to {
+                return Verdict::Faulty;
+            }
+        }
+        if let Some(from) = self.fixed_modified_from {
+            if f.modified_ticks >= from {
+                return Verdict::Fixed;
+            }
+        }
+        Verdict::Unknown
+    }
+
+    pub fn header_matches(&self, f: &FileDetails) -> Option<bool> {
+        self.bad_header_hex.as_ref().map(|h| f.header_hex.eq_ignore_ascii_case(h))
+    }
+}
