@@ -45,6 +45,9 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         for n in &t.notes {
             let _ = writeln!(o, "            note: {n}");
         }
+        for w in &t.warnings {
+            let _ = writeln!(o, "            WARNING: {w}");
+        }
         if t.scheme != kaifuku_partition::Scheme::None {
             for p in &t.partitions {
                 let _ = writeln!(
