@@ -77,10 +77,20 @@ fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> u8 {
     let report = inspect(&cache, rule);
     let stats = counted.stats();
     if json {
-        let doc = report::JsonReport { image: image.display().to_string(), report: &report, reads: stats };
-        println!("{}", serde_json::to_string_pretty(&doc).expect("report serialises"));
+        let doc = report::JsonReport {
+            image: image.display().to_string(),
+            report: &report,
+            reads: stats,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("report serialises")
+        );
     } else {
-        print!("{}", report::text(&image.display().to_string(), &report, stats));
+        print!(
+            "{}",
+            report::text(&image.display().to_string(), &report, stats)
+        );
     }
     match report.outcome {
         Outcome::Matches => EXIT_MATCHES,

@@ -33,7 +33,13 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Image       {image}");
     if let Some(c) = &r.container {
-        let _ = writeln!(o, "Container   {}, virtual size {} ({} bytes)", c.format, size(c.virtual_size), c.virtual_size);
+        let _ = writeln!(
+            o,
+            "Container   {}, virtual size {} ({} bytes)",
+            c.format,
+            size(c.virtual_size),
+            c.virtual_size
+        );
     }
     if let Some(t) = &r.partitions {
         let scheme = match t.scheme {
@@ -57,15 +63,29 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                     p.start,
                     size(p.size),
                     p.type_name,
-                    p.name.as_ref().filter(|n| !n.is_empty()).map(|n| format!(" \"{n}\"")).unwrap_or_default()
+                    p.name
+                        .as_ref()
+                        .filter(|n| !n.is_empty())
+                        .map(|n| format!(" \"{n}\""))
+                        .unwrap_or_default()
                 );
             }
         }
     }
     for (i, v) in r.volumes.iter().enumerate() {
         let _ = writeln!(o);
-        let windows = if r.windows_volumes.contains(&i) { "  [Windows]" } else { "" };
-        let _ = writeln!(o, "Volume      {} at byte {}: {}{windows}", volume_name(v), v.offset, v.filesystem);
+        let windows = if r.windows_volumes.contains(&i) {
+            "  [Windows]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "Volume      {} at byte {}: {}{windows}",
+            volume_name(v),
+            v.offset,
+            v.filesystem
+        );
         if let Some(n) = &v.ntfs {
             let _ = writeln!(
                 o,
@@ -81,7 +101,15 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             );
             let log = match n.log.state {
                 kaifuku_ntfs::LogState::Clean if n.log.empty => "clean (empty)".to_string(),
-                s => format!("{}{}", plain_state(s), n.log.version.as_ref().map(|v| format!(" (v{v})")).unwrap_or_default()),
+                s => format!(
+                    "{}{}",
+                    plain_state(s),
+                    n.log
+                        .version
+                        .as_ref()
+                        .map(|v| format!(" (v{v})"))
+                        .unwrap_or_default()
+                ),
             };
             let hib = if n.hibernation.hibernated {
                 "HIBERNATED"
@@ -97,7 +125,11 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             );
         }
         if let Some(e) = &v.error {
-            let _ = writeln!(o, "            {}: {e}", if v.refused { "cannot examine" } else { "ERROR" });
+            let _ = writeln!(
+                o,
+                "            {}: {e}",
+                if v.refused { "cannot examine" } else { "ERROR" }
+            );
         }
         for b in &v.fix_blockers {
             let _ = writeln!(o, "            fix blocked: {b}");
@@ -106,7 +138,11 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             if !rule.directory_exists {
                 let _ = writeln!(o, "            {} does not exist", r.rule.directory);
             } else if rule.matches.is_empty() {
-                let _ = writeln!(o, "            no file matches {} in {}", r.rule.pattern, r.rule.directory);
+                let _ = writeln!(
+                    o,
+                    "            no file matches {} in {}",
+                    r.rule.pattern, r.rule.directory
+                );
             }
             for m in &rule.matches {
                 let verdict = match m.verdict {
@@ -131,8 +167,16 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 let _ = writeln!(
                     o,
                     "            first bytes {}{header}{}; verdict: {verdict}",
-                    if m.file.header_hex.is_empty() { "(empty)" } else { &m.file.header_hex },
-                    if m.file.all_zero && m.file.size > 0 { ", ALL ZEROS" } else { "" },
+                    if m.file.header_hex.is_empty() {
+                        "(empty)"
+                    } else {
+                        &m.file.header_hex
+                    },
+                    if m.file.all_zero && m.file.size > 0 {
+                        ", ALL ZEROS"
+                    } else {
+                        ""
+                    },
                 );
             }
         }
@@ -144,12 +188,21 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         Outcome::Refused => "refused",
         Outcome::Error => "error",
     };
-    let _ = writeln!(o, "Rule        {}: {}\\{}", r.rule.title, r.rule.directory, r.rule.pattern);
+    let _ = writeln!(
+        o,
+        "Rule        {}: {}\\{}",
+        r.rule.title, r.rule.directory, r.rule.pattern
+    );
     let _ = writeln!(o, "Outcome     {outcome}");
     for reason in &r.reasons {
         let _ = writeln!(o, "            {reason}");
     }
-    let _ = writeln!(o, "Read        {} in {} calls", size(reads.bytes), reads.calls);
+    let _ = writeln!(
+        o,
+        "Read        {} in {} calls",
+        size(reads.bytes),
+        reads.calls
+    );
     o
 }
 

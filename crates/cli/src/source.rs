@@ -17,7 +17,10 @@ impl FileSource {
     pub fn open(path: &Path) -> io::Result<FileSource> {
         let mut file = File::open(path)?;
         if file.metadata()?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory, not a disk image"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory, not a disk image",
+            ));
         }
         let size = file.seek(SeekFrom::End(0))?;
         Ok(FileSource { file, size })

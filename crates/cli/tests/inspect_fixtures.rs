@@ -26,20 +26,33 @@ struct Run {
 }
 
 fn kaifuku(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_kaifuku")).args(args).output().expect("run kaifuku");
+    let out = Command::new(env!("CARGO_BIN_EXE_kaifuku"))
+        .args(args)
+        .output()
+        .expect("run kaifuku");
     let run = Run {
         code: out.status.code().expect("kaifuku exited by a signal"),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert!(!run.stderr.contains("panicked"), "kaifuku panicked: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked"),
+        "kaifuku panicked: {}",
+        run.stderr
+    );
     run
 }
 
 fn inspect_json(image: &Path) -> (i32, Value) {
     let run = kaifuku(&["inspect", "--json", image.to_str().unwrap()]);
-    let v: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("inspect --json of {} is not JSON ({e}): {}{}", image.display(), run.stdout, run.stderr));
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspect --json of {} is not JSON ({e}): {}{}",
+            image.display(),
+            run.stdout,
+            run.stderr
+        )
+    });
     (run.code, v)
 }
 
@@ -50,7 +63,11 @@ fn expected_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.to_string_lossy().ends_with(".expected.json"))
         .collect();
     v.sort();
-    assert!(v.len() >= 8, "expected at least 8 good fixtures, found {}", v.len());
+    assert!(
+        v.len() >= 8,
+        "expected at least 8 good fixtures, found {}",
+        v.len()
+    );
     v
 }
 
@@ -77,18 +94,40 @@ fn every_good_fixture_matches_the_independent_tools() {
         let (code, got) = inspect_json(&image);
         let ctx = image.display().to_string();
 
-        assert_eq!(got["container"]["format"].as_str().unwrap(), container_name(exp["container"].as_str().unwrap()), "{ctx}");
-        assert_eq!(got["container"]["virtual_size"], exp["virtual_size"], "{ctx}");
+        assert_eq!(
+            got["container"]["format"].as_str().unwrap(),
+            container_name(exp["container"].as_str().unwrap()),
+            "{ctx}"
+        );
+        assert_eq!(
+            got["container"]["virtual_size"], exp["virtual_size"],
+            "{ctx}"
+        );
         assert_eq!(got["partitions"]["scheme"], exp["scheme"], "{ctx}");
-        assert_eq!(got["partitions"]["sector_size"], exp["sector_size"], "{ctx}");
+        assert_eq!(
+            got["partitions"]["sector_size"], exp["sector_size"],
+            "{ctx}"
+        );
 
         // Partitions: the same numbers, starts and sizes as sfdisk reports.
-        let ours: Vec<&Value> = got["partitions"]["partitions"].as_array().unwrap().iter().collect();
+        let ours: Vec<&Value> = got["partitions"]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect();
         for p in exp["partitions"].as_array().unwrap() {
             let found = ours.iter().find(|q| q["number"] == p["number"]);
             let q = found.unwrap_or_else(|| panic!("{ctx}: partition {} missing", p["number"]));
-            assert_eq!(q["start"], p["start"], "{ctx}: start of partition {}", p["number"]);
-            assert_eq!(q["size"], p["size"], "{ctx}: size of partition {}", p["number"]);
+            assert_eq!(
+                q["start"], p["start"],
+                "{ctx}: start of partition {}",
+                p["number"]
+            );
+            assert_eq!(
+                q["size"], p["size"],
+                "{ctx}: size of partition {}",
+                p["number"]
+            );
         }
 
         let mut any_match = false;
@@ -102,20 +141,40 @@ fn every_good_fixture_matches_the_independent_tools() {
                 .find(|v| v["offset"] == ev["offset"])
                 .unwrap_or_else(|| panic!("{ctx}: no volume at offset {}", ev["offset"]));
             let n = &v["ntfs"];
-            assert!(n.is_object(), "{ctx}: volume at {} not read as NTFS: {}", ev["offset"], v);
+            assert!(
+                n.is_object(),
+                "{ctx}: volume at {} not read as NTFS: {}",
+                ev["offset"],
+                v
+            );
             let vctx = format!("{ctx} volume at {}", ev["offset"]);
             assert_eq!(n["label"], ev["label"], "{vctx}");
-            assert_eq!(n["serial"].as_str().unwrap().to_uppercase(), ev["serial"].as_str().unwrap().to_uppercase(), "{vctx}");
+            assert_eq!(
+                n["serial"].as_str().unwrap().to_uppercase(),
+                ev["serial"].as_str().unwrap().to_uppercase(),
+                "{vctx}"
+            );
             assert_eq!(n["cluster_size"], ev["cluster_size"], "{vctx}");
             assert_eq!(n["sector_size"], ev["sector_size"], "{vctx}");
             assert_eq!(n["file_record_size"], ev["mft_record_size"], "{vctx}");
             assert_eq!(n["index_record_size"], ev["index_record_size"], "{vctx}");
-            assert_eq!(n["size"], ev["volume_size"], "{vctx}");
+            // ntfsinfo gives the size in whole clusters.
+            assert_eq!(
+                n["total_clusters"].as_u64().unwrap() * n["cluster_size"].as_u64().unwrap(),
+                ev["volume_size"].as_u64().unwrap(),
+                "{vctx}"
+            );
             assert_eq!(n["windows"], ev["windows"], "{vctx}");
-            assert_eq!(n["log"]["state"], "clean", "{vctx}: fresh mkntfs/ntfs-3g volumes have a clean journal");
+            assert_eq!(
+                n["log"]["state"], "clean",
+                "{vctx}: fresh mkntfs/ntfs-3g volumes have a clean journal"
+            );
             assert_eq!(n["dirty"], false, "{vctx}");
             if ev["windows"] != true {
-                assert!(v["rule"].is_null(), "{vctx}: rule ran on a non-Windows volume");
+                assert!(
+                    v["rule"].is_null(),
+                    "{vctx}: rule ran on a non-Windows volume"
+                );
                 continue;
             }
             let rule = &v["rule"];
@@ -124,7 +183,11 @@ fn every_good_fixture_matches_the_independent_tools() {
             let mut exp_m: Vec<&Value> = ev["matches"].as_array().unwrap().iter().collect();
             got_m.sort_by_key(|m| m["name"].as_str().unwrap().to_lowercase());
             exp_m.sort_by_key(|m| m["name"].as_str().unwrap().to_lowercase());
-            let names = |v: &[&Value]| v.iter().map(|m| m["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+            let names = |v: &[&Value]| {
+                v.iter()
+                    .map(|m| m["name"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(names(&got_m), names(&exp_m), "{vctx}: matched names");
             for (g, e) in got_m.iter().zip(&exp_m) {
                 let mctx = format!("{vctx} {}", e["name"]);
@@ -150,11 +213,26 @@ fn every_good_fixture_matches_the_independent_tools() {
                 any_match = true;
             }
         }
-        assert_eq!(code, if any_match { 0 } else { 1 }, "{ctx}: exit code; report: {got}");
-        assert_eq!(got["outcome"], if any_match { "matches" } else { "nothing-to-fix" }, "{ctx}");
+        assert_eq!(
+            code,
+            if any_match { 0 } else { 1 },
+            "{ctx}: exit code; report: {got}"
+        );
+        assert_eq!(
+            got["outcome"],
+            if any_match {
+                "matches"
+            } else {
+                "nothing-to-fix"
+            },
+            "{ctx}"
+        );
         // Reading never loads the image: a small part of it is enough.
         let read = got["reads"]["bytes"].as_u64().unwrap();
-        assert!(read < exp["virtual_size"].as_u64().unwrap() / 8, "{ctx}: read {read} bytes");
+        assert!(
+            read < exp["virtual_size"].as_u64().unwrap() / 8,
+            "{ctx}: read {read} bytes"
+        );
     }
 }
 
@@ -163,7 +241,11 @@ fn text_report_names_the_faulty_file() {
     let dir = fixtures();
     let run = kaifuku(&["inspect", dir.join("gpt-win.raw").to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("C-00000291-00000000-00000032.sys"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("C-00000291-00000000-00000032.sys"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("FAULTY version"), "{}", run.stdout);
     assert!(run.stdout.contains("[Windows]"), "{}", run.stdout);
 }
@@ -172,9 +254,16 @@ fn text_report_names_the_faulty_file() {
 fn bad_inputs_give_a_clear_error_and_exit_3() {
     let dir = fixtures().join("bad");
     let mut n = 0;
-    for name in
-        ["truncated.raw", "truncated.vhd", "badsum.vhd", "badsum-dynamic.vhd", "gpt-badcrc.raw", "ntfs-badgeom.raw", "zeros.raw", "random.raw"]
-    {
+    for name in [
+        "truncated.raw",
+        "truncated.vhd",
+        "badsum.vhd",
+        "badsum-dynamic.vhd",
+        "gpt-badcrc.raw",
+        "ntfs-badgeom.raw",
+        "zeros.raw",
+        "random.raw",
+    ] {
         let p = dir.join(name);
         assert!(p.exists(), "bad fixture {name} missing");
         for json in [false, true] {
@@ -183,7 +272,11 @@ fn bad_inputs_give_a_clear_error_and_exit_3() {
                 args.push("--json");
             }
             let run = kaifuku(&args);
-            assert_eq!(run.code, 3, "{name}: want exit 3 (error), got {}: {}{}", run.code, run.stdout, run.stderr);
+            assert_eq!(
+                run.code, 3,
+                "{name}: want exit 3 (error), got {}: {}{}",
+                run.code, run.stdout, run.stderr
+            );
             let text = format!("{}{}", run.stdout, run.stderr);
             assert!(text.len() > 40, "{name}: no explanation: {text}");
         }

@@ -133,9 +133,9 @@ pub enum ContainerError {
     MissingDynamicHeader { offset: u64 },
 
     #[error(
-        "the file starts like a VHD (footer copy `conectix` at offset 0) but has no VHD footer at \
-         its end: it is truncated or damaged. Copy or download the image again and check that the \
-         copy is complete"
+        "the file looks like a VHD (a `conectix` footer copy at its start, or part of a footer \
+         near its end) but has no complete VHD footer in its last 512 bytes: it is truncated or \
+         damaged. Copy or download the image again and check that the copy is complete"
     )]
     MissingFooter,
 

@@ -177,6 +177,12 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
                 ContainerError::MissingFooter
             });
         }
+        // A fixed VHD has no copy of its footer at the start; if its tail was cut, what is left
+        // of the footer ("conectix" not 512 bytes from the end) is the only sign. Treating the file
+        // as raw would hand the guest a disk with a stray half footer and no error.
+        None if tail.windows(vhd::COOKIE.len()).any(|w| w == vhd::COOKIE) => {
+            return Err(ContainerError::MissingFooter);
+        }
         None => (file_size, Layout::Raw),
     };
     Ok(Container {

@@ -61,6 +61,40 @@ impl<T: ReadAt + ?Sized> ReadAt for Rc<T> {
     }
 }
 
+/// A byte space that accepts planned writes. Only an [`Overlay`] (behind a `RefCell`) implements it
+/// in the core: writes become patches, never changes to the image itself.
+pub trait WriteAt {
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+}
+
+impl<T: WriteAt + ?Sized> WriteAt for &T {
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        (**self).write_at(offset, bytes)
+    }
+}
+
+impl<B: ReadAt> ReadAt for std::cell::RefCell<Overlay<B>> {
+    fn size(&self) -> u64 {
+        self.borrow().size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.borrow().read_at(offset, buf)
+    }
+}
+
+impl<B: ReadAt> WriteAt for std::cell::RefCell<Overlay<B>> {
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.borrow_mut().write(offset, bytes)
+    }
+}
+
+impl<R: ReadAt + WriteAt> WriteAt for Slice<R> {
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        check_range(offset, bytes.len(), self.len)?;
+        self.inner.write_at(self.start + offset, bytes)
+    }
+}
+
 /// Checks that `offset .. offset + len` lies inside a space of `size` bytes.
 pub fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
     match offset.checked_add(len as u64) {

@@ -50,7 +50,9 @@ impl BootSector {
         }
         let bps = u16_at(b, 0x0B)? as u32;
         if !(256..=4096).contains(&bps) || !bps.is_power_of_two() {
-            return Err(bad(format!("bytes per sector is {bps}; NTFS uses a power of two from 256 to 4096")));
+            return Err(bad(format!(
+                "bytes per sector is {bps}; NTFS uses a power of two from 256 to 4096"
+            )));
         }
         let spc_raw = u8_at(b, 0x0D)?;
         let spc: u32 = if spc_raw == 0 {
@@ -61,16 +63,22 @@ impl BootSector {
             // Values above 0x80 are a negative power of two (used for clusters above 64 KiB).
             let exp = 256 - spc_raw as u32;
             if exp > 12 {
-                return Err(bad(format!("sectors per cluster byte {spc_raw:#x} is out of range")));
+                return Err(bad(format!(
+                    "sectors per cluster byte {spc_raw:#x} is out of range"
+                )));
             }
             1 << exp
         };
         if !spc.is_power_of_two() {
-            return Err(bad(format!("sectors per cluster is {spc}, not a power of two")));
+            return Err(bad(format!(
+                "sectors per cluster is {spc}, not a power of two"
+            )));
         }
         let cluster_size = bps * spc;
         if cluster_size > 2 * 1024 * 1024 {
-            return Err(bad(format!("cluster size {cluster_size} exceeds the NTFS maximum of 2 MiB")));
+            return Err(bad(format!(
+                "cluster size {cluster_size} exceeds the NTFS maximum of 2 MiB"
+            )));
         }
         let total_sectors = u64_at(b, 0x28)?;
         let volume_bytes = total_sectors
@@ -84,7 +92,11 @@ impl BootSector {
         let total_clusters = volume_bytes / cluster_size as u64;
         let mft_lcn = u64_at(b, 0x30)?;
         let mftmirr_lcn = u64_at(b, 0x38)?;
-        if mft_lcn == 0 || mft_lcn >= total_clusters || mftmirr_lcn == 0 || mftmirr_lcn >= total_clusters {
+        if mft_lcn == 0
+            || mft_lcn >= total_clusters
+            || mftmirr_lcn == 0
+            || mftmirr_lcn >= total_clusters
+        {
             return Err(bad(format!(
                 "$MFT at cluster {mft_lcn} or $MFTMirr at cluster {mftmirr_lcn} lies outside the volume's {total_clusters} clusters"
             )));
@@ -96,12 +108,16 @@ impl BootSector {
             } else {
                 let exp = (-(v as i32)) as u32;
                 if !(8..=20).contains(&exp) {
-                    return Err(NtfsError::BadBootSector(format!("{what} size code {v} is out of range")));
+                    return Err(NtfsError::BadBootSector(format!(
+                        "{what} size code {v} is out of range"
+                    )));
                 }
                 1u64 << exp
             };
             if !(256..=65536).contains(&size) || !size.is_power_of_two() {
-                return Err(NtfsError::BadBootSector(format!("{what} size {size} is not a plausible record size")));
+                return Err(NtfsError::BadBootSector(format!(
+                    "{what} size {size} is not a plausible record size"
+                )));
             }
             Ok(size as u32)
         };

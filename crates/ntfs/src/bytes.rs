@@ -46,5 +46,7 @@ pub(crate) fn utf16_name(units: &[u16]) -> String {
 }
 
 pub(crate) fn utf16_units(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+    b.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }

@@ -19,7 +19,9 @@ pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
         )));
     }
     if usa_ofs % 2 != 0 || usa_ofs + 2 * usa_count > STRIDE - 2 {
-        return Err(NtfsError::Corrupt(format!("{what}: update sequence array offset {usa_ofs} is invalid")));
+        return Err(NtfsError::Corrupt(format!(
+            "{what}: update sequence array offset {usa_ofs} is invalid"
+        )));
     }
     let usn = u16_at(rec, usa_ofs)?;
     for i in 0..strides {
@@ -34,4 +36,64 @@ pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
         rec[end + 1] = rec[saved + 1];
     }
     Ok(())
+}
+
+/// The next update sequence number. Kept in 1..=0x7FFF, which both Windows and the Linux drivers
+/// accept (readers only test equality).
+pub fn next_usn(usn: u16) -> u16 {
+    if usn == 0 || usn >= 0x7FFF {
+        1
+    } else {
+        usn + 1
+    }
+}
+
+/// Prepares a fixed-up record for writing: a new update sequence number goes at the end of every
+/// 512-byte stride and the true words move into the array. `rec` is turned into on-disk bytes.
+pub fn apply_write(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
+    let usa_ofs = u16_at(rec, 4)? as usize;
+    let usa_count = u16_at(rec, 6)? as usize;
+    let strides = rec.len() / STRIDE;
+    if usa_count == 0 || usa_count - 1 != strides || usa_ofs + 2 * usa_count > STRIDE - 2 {
+        return Err(NtfsError::Corrupt(format!(
+            "{what}: update sequence array does not fit the record"
+        )));
+    }
+    let usn = next_usn(u16_at(rec, usa_ofs)?);
+    rec[usa_ofs..usa_ofs + 2].copy_from_slice(&usn.to_le_bytes());
+    for i in 0..strides {
+        let end = (i + 1) * STRIDE - 2;
+        let saved = usa_ofs + 2 + 2 * i;
+        rec[saved] = rec[end];
+        rec[saved + 1] = rec[end + 1];
+        rec[end..end + 2].copy_from_slice(&usn.to_le_bytes());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let mut rec = vec![0u8; 1024];
+        rec[0..4].copy_from_slice(b"FILE");
+        rec[4..6].copy_from_slice(&0x30u16.to_le_bytes());
+        rec[6..8].copy_from_slice(&3u16.to_le_bytes());
+        rec[0x30..0x32].copy_from_slice(&0x7FFFu16.to_le_bytes());
+        rec[510] = 0xAB;
+        rec[511] = 0xCD;
+        rec[1022] = 0x12;
+        let original = rec.clone();
+        apply_write(&mut rec, "test").unwrap();
+        assert_eq!(u16_at(&rec, 0x30).unwrap(), 1, "USN wraps from 0x7FFF to 1");
+        assert_eq!(u16_at(&rec, 510).unwrap(), 1);
+        assert_eq!(u16_at(&rec, 1022).unwrap(), 1);
+        apply_read(&mut rec, "test").unwrap();
+        assert_eq!(rec[..0x30], original[..0x30]);
+        assert_eq!(rec[0x36..], original[0x36..]);
+        assert_eq!(next_usn(5), 6);
+        assert_eq!(next_usn(0), 1);
+    }
 }

@@ -104,13 +104,66 @@ pub struct RawEntry {
     pub offset: usize,
     pub length: usize,
     pub flags: u16,
+    /// For `$I30` entries the file the entry names; for view indexes (`$O`, `$R`) the first eight
+    /// bytes of the entry, which are not a reference.
     pub file_ref: FileRef,
+    /// Parsed `$FILE_NAME` key (file-name indexes only).
     pub key: Option<FileNameKey>,
+    /// The raw key bytes (empty for the END entry).
+    pub key_bytes: Vec<u8>,
+    pub is_end: bool,
     pub subnode: Option<u64>,
+}
+
+/// How an index orders its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collation {
+    /// COLLATION_FILE_NAME (1): `$FILE_NAME` keys by upcased name, raw units as tie-break.
+    FileName,
+    /// COLLATION_NTOFS_ULONGS (0x13): keys as sequences of little-endian u32 (`$O`, `$R`).
+    Ulongs,
+}
+
+impl Collation {
+    fn from_code(code: u32) -> Option<Collation> {
+        match code {
+            1 => Some(Collation::FileName),
+            0x13 => Some(Collation::Ulongs),
+            _ => None,
+        }
+    }
+
+    /// Compares two raw keys of this index.
+    pub fn compare(
+        self,
+        up: &crate::upcase::UpcaseTable,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<Ordering, NtfsError> {
+        Ok(match self {
+            Collation::FileName => {
+                let ka = FileNameKey::parse(a)?;
+                let kb = FileNameKey::parse(b)?;
+                up.collate(&ka.name, &kb.name)
+            }
+            Collation::Ulongs => {
+                let wa = a
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                let wb = b
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                wa.cmp(wb)
+            }
+        })
+    }
 }
 
 pub struct Directory {
     pub record: u64,
+    /// Attribute name of the index: `$I30` for directories, `$O`/`$R` for view indexes.
+    pub index_name: String,
+    pub collation: Collation,
     pub root_value: Vec<u8>,
     pub block_size: u32,
     pub allocation: Option<Stream>,
@@ -121,48 +174,94 @@ pub struct Directory {
 
 impl Directory {
     pub fn open<R: ReadAt>(vol: &Volume<R>, rec: &FileRecord) -> Result<Directory, NtfsError> {
-        let root_value = match vol.value(rec, ATTR_INDEX_ROOT, "$I30")? {
+        Self::open_index(vol, rec, "$I30")
+    }
+
+    /// Opens index `name` of a record: `$I30` of a directory, or a view index such as `$O` of
+    /// `$Extend\$ObjId` or `$R` of `$Extend\$Reparse`.
+    pub fn open_index<R: ReadAt>(
+        vol: &Volume<R>,
+        rec: &FileRecord,
+        name: &str,
+    ) -> Result<Directory, NtfsError> {
+        let root_value = match vol.value(rec, ATTR_INDEX_ROOT, name)? {
             Some(AttrValue::Resident(v)) => v,
             Some(AttrValue::NonResident(_)) => {
-                return Err(NtfsError::Corrupt(format!("record {}: $INDEX_ROOT is not resident", rec.number)))
+                return Err(NtfsError::Corrupt(format!(
+                    "record {}: $INDEX_ROOT is not resident",
+                    rec.number
+                )))
             }
             None => {
-                return Err(NtfsError::Corrupt(format!("record {} is not a directory (no $I30 index)", rec.number)))
+                return Err(NtfsError::Corrupt(format!(
+                    "record {} has no {name} index",
+                    rec.number
+                )))
             }
         };
-        if u32_at(&root_value, 0)? != crate::record::ATTR_FILE_NAME || u32_at(&root_value, 4)? != 1 {
-            return Err(NtfsError::Unsupported(format!(
-                "record {}: $I30 does not index file names with file-name collation",
+        let collation = Collation::from_code(u32_at(&root_value, 4)?);
+        let collation = match (name, collation) {
+            ("$I30", Some(Collation::FileName))
+                if u32_at(&root_value, 0)? == crate::record::ATTR_FILE_NAME =>
+            {
+                Collation::FileName
+            }
+            (n, Some(Collation::Ulongs)) if n != "$I30" => Collation::Ulongs,
+            _ => {
+                return Err(NtfsError::Unsupported(format!(
+                    "record {}: index {name} uses collation rule {:#x}",
+                    rec.number,
+                    u32_at(&root_value, 4)?
+                )))
+            }
+        };
+        let block_size = u32_at(&root_value, 8)?;
+        if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() {
+            return Err(NtfsError::Corrupt(format!(
+                "record {}: index block size {block_size}",
                 rec.number
             )));
         }
-        let block_size = u32_at(&root_value, 8)?;
-        if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() {
-            return Err(NtfsError::Corrupt(format!("record {}: index block size {block_size}", rec.number)));
-        }
-        let allocation = match vol.value(rec, ATTR_INDEX_ALLOCATION, "$I30")? {
+        let allocation = match vol.value(rec, ATTR_INDEX_ALLOCATION, name)? {
             Some(AttrValue::NonResident(s)) => Some(s),
             Some(AttrValue::Resident(_)) => {
-                return Err(NtfsError::Corrupt(format!("record {}: $INDEX_ALLOCATION is resident", rec.number)))
+                return Err(NtfsError::Corrupt(format!(
+                    "record {}: $INDEX_ALLOCATION is resident",
+                    rec.number
+                )))
             }
             None => None,
         };
         let cs = vol.cluster_size();
         let vcn_unit = if cs <= block_size as u64 { cs } else { 512 };
-        Ok(Directory { record: rec.number, root_value, block_size, allocation, vcn_unit, cluster_size: cs })
+        Ok(Directory {
+            record: rec.number,
+            index_name: name.to_string(),
+            collation,
+            root_value,
+            block_size,
+            allocation,
+            vcn_unit,
+            cluster_size: cs,
+        })
     }
 
     /// The root node (offsets relative to the `$INDEX_ROOT` value).
     pub fn root(&self) -> Result<Node, NtfsError> {
-        parse_node(NodeId::Root, self.root_value.clone(), 0x10)
+        parse_node_with(NodeId::Root, self.root_value.clone(), 0x10, self.collation)
     }
 
     /// Volume byte ranges holding the block at `vcn`.
     pub fn block_location(&self, vcn: u64) -> Result<Vec<(u64, u64)>, NtfsError> {
         let alloc = self.allocation.as_ref().ok_or_else(|| {
-            NtfsError::Corrupt(format!("directory {}: a node points at VCN {vcn} but there is no $INDEX_ALLOCATION", self.record))
+            NtfsError::Corrupt(format!(
+                "directory {}: a node points at VCN {vcn} but there is no $INDEX_ALLOCATION",
+                self.record
+            ))
         })?;
-        let off = vcn.checked_mul(self.vcn_unit).filter(|o| o + self.block_size as u64 <= alloc.data_size);
+        let off = vcn
+            .checked_mul(self.vcn_unit)
+            .filter(|o| o + self.block_size as u64 <= alloc.data_size);
         let off = off.ok_or_else(|| {
             NtfsError::Corrupt(format!(
                 "directory {}: index VCN {vcn} lies outside its {}-byte $INDEX_ALLOCATION",
@@ -172,7 +271,8 @@ impl Directory {
         map_range(&alloc.runs, self.cluster_size, off, self.block_size as u64)?
             .into_iter()
             .map(|(o, n)| {
-                o.map(|o| (o, n)).ok_or_else(|| NtfsError::Corrupt(format!("index block VCN {vcn} is sparse")))
+                o.map(|o| (o, n))
+                    .ok_or_else(|| NtfsError::Corrupt(format!("index block VCN {vcn} is sparse")))
             })
             .collect()
     }
@@ -182,7 +282,9 @@ impl Directory {
         let mut bytes = Vec::with_capacity(self.block_size as usize);
         for (off, len) in self.block_location(vcn)? {
             let mut b = vec![0u8; len as usize];
-            vol.reader().read_at(off, &mut b).map_err(NtfsError::io("reading an index block"))?;
+            vol.reader()
+                .read_at(off, &mut b)
+                .map_err(NtfsError::io("reading an index block"))?;
             bytes.extend_from_slice(&b);
         }
         if bytes.get(0..4) != Some(b"INDX") {
@@ -191,7 +293,10 @@ impl Directory {
                 self.record
             )));
         }
-        crate::fixup::apply_read(&mut bytes, &format!("index block VCN {vcn} of directory {}", self.record))?;
+        crate::fixup::apply_read(
+            &mut bytes,
+            &format!("index block VCN {vcn} of directory {}", self.record),
+        )?;
         let own = u64_at(&bytes, 0x10)?;
         if own != vcn {
             return Err(NtfsError::Corrupt(format!(
@@ -199,10 +304,10 @@ impl Directory {
                 self.record
             )));
         }
-        parse_node(NodeId::Block(vcn), bytes, 0x18)
+        parse_node_with(NodeId::Block(vcn), bytes, 0x18, self.collation)
     }
 
-    fn node<R: ReadAt>(&self, vol: &Volume<R>, id: NodeId) -> Result<Node, NtfsError> {
+    pub fn node<R: ReadAt>(&self, vol: &Volume<R>, id: NodeId) -> Result<Node, NtfsError> {
         match id {
             NodeId::Root => self.root(),
             NodeId::Block(v) => self.block(vol, v),
@@ -211,7 +316,11 @@ impl Directory {
 
     /// Finds the entry named `name` (case-insensitive, as Win32 lookups are). When a directory holds
     /// POSIX names that differ only in case, the exact match is preferred.
-    pub fn lookup<R: ReadAt>(&self, vol: &Volume<R>, name: &[u16]) -> Result<Option<DirEntry>, NtfsError> {
+    pub fn lookup<R: ReadAt>(
+        &self,
+        vol: &Volume<R>,
+        name: &[u16],
+    ) -> Result<Option<DirEntry>, NtfsError> {
         let up = vol.upcase()?;
         let mut id = NodeId::Root;
         for _ in 0..MAX_DEPTH {
@@ -248,7 +357,10 @@ impl Directory {
                 None => return Ok(None),
             }
         }
-        Err(NtfsError::Corrupt(format!("directory {}: index deeper than {MAX_DEPTH} levels", self.record)))
+        Err(NtfsError::Corrupt(format!(
+            "directory {}: index deeper than {MAX_DEPTH} levels",
+            self.record
+        )))
     }
 
     /// Every entry in collation order (an in-order walk of the tree), DOS-only names included.
@@ -268,7 +380,10 @@ impl Directory {
         out: &mut Vec<DirEntry>,
     ) -> Result<(), NtfsError> {
         if depth > MAX_DEPTH {
-            return Err(NtfsError::Corrupt(format!("directory {}: index deeper than {MAX_DEPTH} levels", self.record)));
+            return Err(NtfsError::Corrupt(format!(
+                "directory {}: index deeper than {MAX_DEPTH} levels",
+                self.record
+            )));
         }
         if let NodeId::Block(v) = id {
             if visited.contains(&v) {
@@ -284,7 +399,7 @@ impl Directory {
             if let Some(child) = e.subnode {
                 self.walk(vol, NodeId::Block(child), depth + 1, visited, out)?;
             }
-            if e.key.is_some() {
+            if e.key.is_some() && !e.is_end {
                 out.push(to_dir_entry(&node, e));
             }
         }
@@ -304,8 +419,18 @@ fn to_dir_entry(node: &Node, e: &RawEntry) -> DirEntry {
     }
 }
 
-/// Parses the entries of a node whose INDEX_HEADER is at `header`.
+/// Parses the entries of a `$I30` node whose INDEX_HEADER is at `header`.
 pub fn parse_node(id: NodeId, bytes: Vec<u8>, header: usize) -> Result<Node, NtfsError> {
+    parse_node_with(id, bytes, header, Collation::FileName)
+}
+
+/// Parses the entries of a node of an index with the given collation.
+pub fn parse_node_with(
+    id: NodeId,
+    bytes: Vec<u8>,
+    header: usize,
+    collation: Collation,
+) -> Result<Node, NtfsError> {
     let corrupt = |m: String| NtfsError::Corrupt(format!("index node {id:?}: {m}"));
     let entries_offset = u32_at(&bytes, header)? as usize;
     let index_length = u32_at(&bytes, header + 4)? as usize;
@@ -313,7 +438,10 @@ pub fn parse_node(id: NodeId, bytes: Vec<u8>, header: usize) -> Result<Node, Ntf
     let start = header + entries_offset;
     let end = header + index_length;
     if entries_offset < 0x10 || end > bytes.len() || start > end {
-        return Err(corrupt(format!("entries {entries_offset}..{index_length} do not fit {} bytes", bytes.len())));
+        return Err(corrupt(format!(
+            "entries {entries_offset}..{index_length} do not fit {} bytes",
+            bytes.len()
+        )));
     }
     let mut entries = Vec::new();
     let mut off = start;
@@ -330,29 +458,61 @@ pub fn parse_node(id: NodeId, bytes: Vec<u8>, header: usize) -> Result<Node, Ntf
         }
         let subnode = if flags & ENTRY_NODE != 0 {
             if length < 0x18 {
-                return Err(corrupt(format!("entry at {off} has a child flag but no room for the VCN")));
+                return Err(corrupt(format!(
+                    "entry at {off} has a child flag but no room for the VCN"
+                )));
             }
             Some(u64_at(&bytes, off + length - 8)?)
         } else {
             None
         };
         if (flags & ENTRY_NODE != 0) != has_children {
-            return Err(corrupt(format!("entry at {off}: child flag disagrees with the node header")));
+            return Err(corrupt(format!(
+                "entry at {off}: child flag disagrees with the node header"
+            )));
         }
         let is_end = flags & ENTRY_END != 0;
-        let key = if is_end {
-            None
+        let (key, key_bytes) = if is_end {
+            (None, Vec::new())
         } else {
-            if key_length < 0x42 || 0x10 + key_length > length {
-                return Err(corrupt(format!("entry at {off} has key length {key_length}")));
+            let min_key = if collation == Collation::FileName {
+                0x42
+            } else {
+                4
+            };
+            if key_length < min_key || 0x10 + key_length > length {
+                return Err(corrupt(format!(
+                    "entry at {off} has key length {key_length}"
+                )));
             }
-            Some(FileNameKey::parse(slice(&bytes, off + 0x10, key_length)?)?)
+            let kb = slice(&bytes, off + 0x10, key_length)?.to_vec();
+            let key = if collation == Collation::FileName {
+                Some(FileNameKey::parse(&kb)?)
+            } else {
+                None
+            };
+            (key, kb)
         };
-        entries.push(RawEntry { offset: off, length, flags, file_ref, key, subnode });
+        entries.push(RawEntry {
+            offset: off,
+            length,
+            flags,
+            file_ref,
+            key,
+            key_bytes,
+            is_end,
+            subnode,
+        });
         off += length;
         if is_end {
             break;
         }
     }
-    Ok(Node { id, bytes, header, has_children, entries })
+    Ok(Node {
+        id,
+        bytes,
+        header,
+        has_children,
+        entries,
+    })
 }

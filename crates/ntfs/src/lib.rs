@@ -6,8 +6,9 @@
 //! because the crate exposes no raw positions and its index walk fails on 64 KiB clusters.
 #![forbid(unsafe_code)]
 
-mod bytes;
 pub mod boot;
+mod bytes;
+pub mod edit;
 pub mod fixup;
 pub mod index;
 pub mod logfile;

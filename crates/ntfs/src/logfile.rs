@@ -67,7 +67,9 @@ fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     let minor = u16_at(&page, 0x1A)? as i16;
     let major = u16_at(&page, 0x1C)? as i16;
     if ra < 0x1E || ra + 0x30 > page.len() {
-        return Err(NtfsError::Corrupt("restart area offset out of range".into()));
+        return Err(NtfsError::Corrupt(
+            "restart area offset out of range".into(),
+        ));
     }
     Ok(Restart {
         major,
@@ -109,7 +111,9 @@ pub fn log_state(
     // The system page size is in each restart page header; 4096 is usual.
     let mut pages = Vec::new();
     let page_size = match u32_at(&first, 0x10) {
-        Ok(p) if (512..=65536).contains(&p) && p.is_power_of_two() && (2 * p as u64) <= size => p as u64,
+        Ok(p) if (512..=65536).contains(&p) && p.is_power_of_two() && (2 * p as u64) <= size => {
+            p as u64
+        }
         _ => 4096,
     };
     for k in 0..2u64 {

@@ -29,7 +29,10 @@ pub struct FileRef {
 
 impl FileRef {
     pub fn from_u64(v: u64) -> FileRef {
-        FileRef { record: v & 0xFFFF_FFFF_FFFF, sequence: (v >> 48) as u16 }
+        FileRef {
+            record: v & 0xFFFF_FFFF_FFFF,
+            sequence: (v >> 48) as u16,
+        }
     }
 }
 
@@ -54,7 +57,9 @@ pub struct Attribute<'a> {
 impl FileRecord {
     pub fn parse(number: u64, bytes: Vec<u8>) -> Result<FileRecord, NtfsError> {
         if bytes.get(0..4) != Some(b"FILE") {
-            return Err(NtfsError::Corrupt(format!("MFT record {number} has no FILE signature")));
+            return Err(NtfsError::Corrupt(format!(
+                "MFT record {number} has no FILE signature"
+            )));
         }
         let rec = FileRecord { number, bytes };
         let used = rec.bytes_in_use()? as usize;
@@ -116,7 +121,13 @@ impl FileRecord {
             let name_len = u8_at(raw, 9)? as usize;
             let name_off = u16_at(raw, 0x0A)? as usize;
             let name = utf16_units(slice(raw, name_off, name_len * 2)?);
-            out.push(Attribute { type_code: ty, offset: off, raw, name, non_resident: u8_at(raw, 8)? != 0 });
+            out.push(Attribute {
+                type_code: ty,
+                offset: off,
+                raw,
+                name,
+                non_resident: u8_at(raw, 8)? != 0,
+            });
             off += len;
         }
         Ok(out)
@@ -125,7 +136,10 @@ impl FileRecord {
     /// The first attribute of `type_code` whose name is `name` (empty = unnamed).
     pub fn find(&self, type_code: u32, name: &str) -> Result<Option<Attribute<'_>>, NtfsError> {
         let want: Vec<u16> = name.encode_utf16().collect();
-        Ok(self.attributes()?.into_iter().find(|a| a.type_code == type_code && a.name == want))
+        Ok(self
+            .attributes()?
+            .into_iter()
+            .find(|a| a.type_code == type_code && a.name == want))
     }
 }
 
@@ -133,7 +147,10 @@ impl<'a> Attribute<'a> {
     /// The value of a resident attribute.
     pub fn resident_value(&self) -> Result<&'a [u8], NtfsError> {
         if self.non_resident {
-            return Err(NtfsError::Corrupt(format!("attribute {:#x} is not resident", self.type_code)));
+            return Err(NtfsError::Corrupt(format!(
+                "attribute {:#x} is not resident",
+                self.type_code
+            )));
         }
         let len = u32_at(self.raw, 0x10)? as usize;
         let off = u16_at(self.raw, 0x14)? as usize;
@@ -167,7 +184,10 @@ impl<'a> Attribute<'a> {
 
     fn nonresident_field(&self, off: usize) -> Result<u64, NtfsError> {
         if !self.non_resident {
-            return Err(NtfsError::Corrupt(format!("attribute {:#x} is resident", self.type_code)));
+            return Err(NtfsError::Corrupt(format!(
+                "attribute {:#x} is resident",
+                self.type_code
+            )));
         }
         u64_at(self.raw, off)
     }
@@ -176,7 +196,10 @@ impl<'a> Attribute<'a> {
     pub fn runs(&self) -> Result<Vec<Run>, NtfsError> {
         let mp = u16_at(self.raw, 0x20)? as usize;
         let lowest = self.lowest_vcn()?;
-        decode_runlist(slice(self.raw, mp, self.raw.len().saturating_sub(mp))?, lowest)
+        decode_runlist(
+            slice(self.raw, mp, self.raw.len().saturating_sub(mp))?,
+            lowest,
+        )
     }
 
     /// Size of the value: resident length or non-resident data size.

@@ -18,7 +18,9 @@ pub fn decode_runlist(b: &[u8], first_vcn: u64) -> Result<Vec<Run>, NtfsError> {
     let mut vcn = first_vcn;
     let mut lcn: i64 = 0;
     loop {
-        let header = *b.get(pos).ok_or_else(|| corrupt("no terminating zero byte"))?;
+        let header = *b
+            .get(pos)
+            .ok_or_else(|| corrupt("no terminating zero byte"))?;
         if header == 0 {
             break;
         }
@@ -28,7 +30,9 @@ pub fn decode_runlist(b: &[u8], first_vcn: u64) -> Result<Vec<Run>, NtfsError> {
             return Err(corrupt(&format!("invalid header byte {header:#x}")));
         }
         let field = |start: usize, n: usize, signed: bool| -> Result<i64, NtfsError> {
-            let s = b.get(start..start + n).ok_or_else(|| corrupt("truncated"))?;
+            let s = b
+                .get(start..start + n)
+                .ok_or_else(|| corrupt("truncated"))?;
             let mut v: u64 = 0;
             for (i, byte) in s.iter().enumerate() {
                 v |= (*byte as u64) << (8 * i);
@@ -53,8 +57,14 @@ pub fn decode_runlist(b: &[u8], first_vcn: u64) -> Result<Vec<Run>, NtfsError> {
             }
             Some(lcn as u64)
         };
-        runs.push(Run { vcn, lcn: run_lcn, length: length as u64 });
-        vcn = vcn.checked_add(length as u64).ok_or_else(|| corrupt("VCN overflow"))?;
+        runs.push(Run {
+            vcn,
+            lcn: run_lcn,
+            length: length as u64,
+        });
+        vcn = vcn
+            .checked_add(length as u64)
+            .ok_or_else(|| corrupt("VCN overflow"))?;
         pos += 1 + len_bytes + off_bytes;
     }
     Ok(runs)
@@ -76,7 +86,11 @@ pub fn map_range(
         let run = runs
             .iter()
             .find(|r| vcn >= r.vcn && vcn < r.vcn + r.length)
-            .ok_or_else(|| NtfsError::Corrupt(format!("stream offset {pos} is not covered by the attribute's runs")))?;
+            .ok_or_else(|| {
+                NtfsError::Corrupt(format!(
+                    "stream offset {pos} is not covered by the attribute's runs"
+                ))
+            })?;
         let run_end = (run.vcn + run.length) * cluster_size;
         let n = run_end.min(end) - pos;
         let within = pos - run.vcn * cluster_size;
@@ -99,13 +113,32 @@ mod tests {
         assert_eq!(
             runs,
             vec![
-                Run { vcn: 0, lcn: Some(0x1000), length: 0x10 },
-                Run { vcn: 0x10, lcn: None, length: 5 },
-                Run { vcn: 0x15, lcn: Some(0xFF0), length: 3 },
+                Run {
+                    vcn: 0,
+                    lcn: Some(0x1000),
+                    length: 0x10
+                },
+                Run {
+                    vcn: 0x10,
+                    lcn: None,
+                    length: 5
+                },
+                Run {
+                    vcn: 0x15,
+                    lcn: Some(0xFF0),
+                    length: 3
+                },
             ]
         );
         let m = map_range(&runs, 512, 0x10 * 512 - 4, 8 + 5 * 512).unwrap();
-        assert_eq!(m, vec![(Some(0x1010 * 512 - 4), 4), (None, 5 * 512), (Some(0xFF0 * 512), 4)]);
+        assert_eq!(
+            m,
+            vec![
+                (Some(0x1010 * 512 - 4), 4),
+                (None, 5 * 512),
+                (Some(0xFF0 * 512), 4)
+            ]
+        );
         assert!(decode_runlist(&[0x21, 0x10], 0).is_err());
     }
 }

@@ -27,7 +27,10 @@ pub struct Hibernation {
 pub struct VolumeSummary {
     pub label: Option<String>,
     pub serial: String,
+    /// Bytes the boot sector describes (total sectors × sector size).
     pub size: u64,
+    /// Whole clusters of the volume (what `$Bitmap` covers).
+    pub total_clusters: u64,
     pub cluster_size: u32,
     pub sector_size: u32,
     pub file_record_size: u32,
@@ -82,34 +85,59 @@ impl<R: ReadAt> Volume<R> {
             crate::volume::AttrValue::Resident(b) => b.len() as u64,
             crate::volume::AttrValue::NonResident(s) => s.data_size,
         };
-        let log = log_state(log_size, &mut |off, len| self.read_value(&log_val, off, len))?;
+        let log = log_state(log_size, &mut |off, len| {
+            self.read_value(&log_val, off, len)
+        })?;
         Ok(VolumeSummary {
             label,
             serial: format!("{:016X}", boot.serial),
             size: boot.volume_size(),
+            total_clusters: boot.total_clusters(),
             cluster_size: boot.cluster_size,
             sector_size: boot.bytes_per_sector,
             file_record_size: boot.file_record_size,
             index_record_size: boot.index_record_size,
             mft_records: self.record_count(),
             ntfs_version: format!("{}.{}", vi.major_version(), vi.minor_version()),
-            dirty: vi.flags().contains(ntfs::structured_values::NtfsVolumeFlags::IS_DIRTY),
+            dirty: vi
+                .flags()
+                .contains(ntfs::structured_values::NtfsVolumeFlags::IS_DIRTY),
             log,
             hibernation: self.hibernation()?,
-            windows: self.lookup_path("\\Windows\\System32")?.is_some_and(|(_, r)| r.is_directory()),
+            windows: self
+                .lookup_path("\\Windows\\System32")?
+                .is_some_and(|(_, r)| r.is_directory()),
         })
     }
 
     fn hibernation(&self) -> Result<Hibernation, NtfsError> {
         let Some((entry, _)) = self.lookup_path("\\hiberfil.sys")? else {
-            return Ok(Hibernation { hiberfil_present: false, hiberfil_size: None, header: None, hibernated: false });
+            return Ok(Hibernation {
+                hiberfil_present: false,
+                hiberfil_size: None,
+                header: None,
+                hibernated: false,
+            });
         };
         let (size, head) = self.read_head(entry.file_ref, 4)?;
         let header = (!head.is_empty()).then(|| {
-            head.iter().map(|b| if b.is_ascii_graphic() { *b as char } else { '.' }).collect::<String>()
+            head.iter()
+                .map(|b| {
+                    if b.is_ascii_graphic() {
+                        *b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect::<String>()
         });
         let hibernated = head.as_slice() == b"hibr" || head.as_slice() == b"HIBR";
-        Ok(Hibernation { hiberfil_present: true, hiberfil_size: Some(size), header, hibernated })
+        Ok(Hibernation {
+            hiberfil_present: true,
+            hiberfil_size: Some(size),
+            header,
+            hibernated,
+        })
     }
 
     /// The data size of a file and its first `n` bytes, read through the `ntfs` crate.
@@ -125,7 +153,10 @@ impl<R: ReadAt> Volume<R> {
         let value = attr.value(&mut fs)?;
         let size = value.len();
         let mut head = vec![0u8; (n as u64).min(size) as usize];
-        value.attach(&mut fs).read_exact(&mut head).map_err(NtfsError::io("reading file data"))?;
+        value
+            .attach(&mut fs)
+            .read_exact(&mut head)
+            .map_err(NtfsError::io("reading file data"))?;
         Ok((size, head))
     }
 
@@ -152,7 +183,9 @@ impl<R: ReadAt> Volume<R> {
                 let mut left = size;
                 while left > 0 {
                     let n = (buf.len() as u64).min(left) as usize;
-                    reader.read_exact(&mut buf[..n]).map_err(NtfsError::io("reading file data"))?;
+                    reader
+                        .read_exact(&mut buf[..n])
+                        .map_err(NtfsError::io("reading file data"))?;
                     if header.len() < 8 {
                         let take = (8 - header.len()).min(n);
                         header.extend_from_slice(&buf[..take]);

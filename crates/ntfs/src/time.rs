@@ -16,7 +16,12 @@ pub fn format_utc(ticks: u64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
     if frac != 0 {
         let f = format!("{frac:07}");
         s.push('.');
@@ -67,7 +72,10 @@ mod tests {
         assert_eq!(format_utc(t), "2024-07-19T04:09:13Z");
         assert_eq!(format_utc(t + 1_234_500), "2024-07-19T04:09:13.12345Z");
         assert_eq!(format_utc(0), "1601-01-01T00:00:00Z");
-        assert_eq!(format_utc(from_utc(2000, 2, 29, 23, 59, 59)), "2000-02-29T23:59:59Z");
+        assert_eq!(
+            format_utc(from_utc(2000, 2, 29, 23, 59, 59)),
+            "2000-02-29T23:59:59Z"
+        );
         // 1970-01-01 is the Unix epoch.
         assert_eq!(to_unix(from_utc(1970, 1, 1, 0, 0, 0)), (0, 0));
     }

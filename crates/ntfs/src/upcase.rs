@@ -11,9 +11,14 @@ pub struct UpcaseTable {
 impl UpcaseTable {
     pub fn from_bytes(b: &[u8]) -> Result<UpcaseTable, NtfsError> {
         if b.len() != 65536 * 2 {
-            return Err(NtfsError::Corrupt(format!("$UpCase is {} bytes, expected 131072", b.len())));
+            return Err(NtfsError::Corrupt(format!(
+                "$UpCase is {} bytes, expected 131072",
+                b.len()
+            )));
         }
-        Ok(UpcaseTable { map: crate::bytes::utf16_units(b) })
+        Ok(UpcaseTable {
+            map: crate::bytes::utf16_units(b),
+        })
     }
 
     pub fn upcase(&self, u: u16) -> u16 {
@@ -84,10 +89,19 @@ mod tests {
     #[test]
     fn glob_and_collation() {
         let t = ascii_table();
-        assert!(t.glob_match(&w("C-00000291*.sys"), &w("c-00000291-00000000-00000034.SYS")));
+        assert!(t.glob_match(
+            &w("C-00000291*.sys"),
+            &w("c-00000291-00000000-00000034.SYS")
+        ));
         assert!(t.glob_match(&w("C-00000291*.sys"), &w("C-00000291.sys")));
-        assert!(!t.glob_match(&w("C-00000291*.sys"), &w("C-00000291-00000000-00000035.dat")));
-        assert!(!t.glob_match(&w("C-00000291*.sys"), &w("C-00000292-00000000-00000001.sys")));
+        assert!(!t.glob_match(
+            &w("C-00000291*.sys"),
+            &w("C-00000291-00000000-00000035.dat")
+        ));
+        assert!(!t.glob_match(
+            &w("C-00000291*.sys"),
+            &w("C-00000292-00000000-00000001.sys")
+        ));
         assert!(!t.glob_match(&w("C-00000291*.sys"), &w("C-0000~1.SYS")));
         assert!(t.glob_match(&w("*"), &w("")));
         assert!(t.glob_match(&w("a?c*"), &w("ABCdef")));

@@ -49,7 +49,9 @@ impl<R: ReadAt> Volume<R> {
     pub fn open(reader: R) -> Result<Self, NtfsError> {
         let size = reader.size();
         let mut sector = [0u8; 512];
-        reader.read_at(0, &mut sector).map_err(NtfsError::io("reading the boot sector"))?;
+        reader
+            .read_at(0, &mut sector)
+            .map_err(NtfsError::io("reading the boot sector"))?;
         let boot = BootSector::parse(&sector, size)?;
         let cs = boot.cluster_size as u64;
         let rs = boot.file_record_size as u64;
@@ -76,21 +78,33 @@ impl<R: ReadAt> Volume<R> {
             initialized_size: data.initialized_size()?,
         };
         if mft.data_size / rs > MAX_RECORDS {
-            return Err(NtfsError::Corrupt(format!("$MFT claims {} bytes", mft.data_size)));
+            return Err(NtfsError::Corrupt(format!(
+                "$MFT claims {} bytes",
+                mft.data_size
+            )));
         }
-        let mut vol = Volume { reader, boot, mft: mft.clone(), upcase: OnceCell::new() };
+        let mut vol = Volume {
+            reader,
+            boot,
+            mft: mft.clone(),
+            upcase: OnceCell::new(),
+        };
         // A fragmented $MFT keeps further $DATA extents in extension records listed in its
         // $ATTRIBUTE_LIST; those records lie in the part already mapped, so add extents in VCN order.
         if let Some(list) = rec0.find(ATTR_ATTRIBUTE_LIST, "")? {
             let list_bytes = vol.attribute_bytes(&list)?;
             let mut entries = parse_attribute_list(&list_bytes)?;
-            entries.retain(|e| e.type_code == ATTR_DATA && e.name.is_empty() && e.record.record != 0);
+            entries
+                .retain(|e| e.type_code == ATTR_DATA && e.name.is_empty() && e.record.record != 0);
             entries.sort_by_key(|e| e.lowest_vcn);
             for e in entries {
                 vol.mft = mft.clone();
                 let ext = vol.read_record(e.record.record)?;
                 let attr = ext.find(ATTR_DATA, "")?.ok_or_else(|| {
-                    NtfsError::Corrupt(format!("$MFT extension record {} lacks its $DATA extent", e.record.record))
+                    NtfsError::Corrupt(format!(
+                        "$MFT extension record {} lacks its $DATA extent",
+                        e.record.record
+                    ))
                 })?;
                 mft.runs.extend(attr.runs()?);
             }
@@ -132,8 +146,9 @@ impl<R: ReadAt> Volume<R> {
         map_range(&self.mft.runs, self.cluster_size(), n * rs, rs)?
             .into_iter()
             .map(|(off, len)| {
-                off.map(|o| (o, len))
-                    .ok_or_else(|| NtfsError::Corrupt(format!("MFT record {n} lies in a sparse part of $MFT")))
+                off.map(|o| (o, len)).ok_or_else(|| {
+                    NtfsError::Corrupt(format!("MFT record {n} lies in a sparse part of $MFT"))
+                })
             })
             .collect()
     }
@@ -143,7 +158,9 @@ impl<R: ReadAt> Volume<R> {
         let mut out = Vec::with_capacity(self.boot.file_record_size as usize);
         for (off, len) in self.record_location(n)? {
             let mut b = vec![0u8; len as usize];
-            self.reader.read_at(off, &mut b).map_err(NtfsError::io("reading an MFT record"))?;
+            self.reader
+                .read_at(off, &mut b)
+                .map_err(NtfsError::io("reading an MFT record"))?;
             out.extend_from_slice(&b);
         }
         Ok(out)
@@ -174,9 +191,15 @@ impl<R: ReadAt> Volume<R> {
     /// Reads `len` bytes at `offset` of a non-resident stream (sparse parts read as zeros; bytes
     /// past the initialized size read as zeros, as NTFS defines).
     pub fn read_stream(&self, s: &Stream, offset: u64, len: usize) -> Result<Vec<u8>, NtfsError> {
-        let end = offset.checked_add(len as u64).filter(|e| *e <= s.data_size).ok_or_else(|| {
-            NtfsError::Corrupt(format!("read of {len} bytes at {offset} beyond a {}-byte stream", s.data_size))
-        })?;
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|e| *e <= s.data_size)
+            .ok_or_else(|| {
+                NtfsError::Corrupt(format!(
+                    "read of {len} bytes at {offset} beyond a {}-byte stream",
+                    s.data_size
+                ))
+            })?;
         let mut out = vec![0u8; len];
         let mut at = 0usize;
         for (vol_off, n) in map_range(&s.runs, self.cluster_size(), offset, len as u64)? {
@@ -242,7 +265,12 @@ impl<R: ReadAt> Volume<R> {
     }
 
     /// The value of attribute (`type_code`, `name`) of a file, gathered across extension records.
-    pub fn value(&self, base: &FileRecord, type_code: u32, name: &str) -> Result<Option<AttrValue>, NtfsError> {
+    pub fn value(
+        &self,
+        base: &FileRecord,
+        type_code: u32,
+        name: &str,
+    ) -> Result<Option<AttrValue>, NtfsError> {
         let records = self.records_of(base)?;
         let want: Vec<u16> = name.encode_utf16().collect();
         let mut extents: Vec<(u64, Stream)> = Vec::new();
@@ -286,7 +314,9 @@ impl<R: ReadAt> Volume<R> {
     /// Reads `len` bytes at `offset` of an attribute value (resident or not).
     pub fn read_value(&self, v: &AttrValue, offset: u64, len: usize) -> Result<Vec<u8>, NtfsError> {
         match v {
-            AttrValue::Resident(b) => crate::bytes::slice(b, offset as usize, len).map(|s| s.to_vec()),
+            AttrValue::Resident(b) => {
+                crate::bytes::slice(b, offset as usize, len).map(|s| s.to_vec())
+            }
             AttrValue::NonResident(s) => self.read_stream(s, offset, len),
         }
     }
@@ -349,7 +379,9 @@ pub fn parse_attribute_list(b: &[u8]) -> Result<Vec<AttributeListEntry>, NtfsErr
         let type_code = crate::bytes::u32_at(b, off)?;
         let len = u16_at(b, off + 4)? as usize;
         if len < 0x1A || off + len > b.len() {
-            return Err(NtfsError::Corrupt(format!("$ATTRIBUTE_LIST entry at {off} has length {len}")));
+            return Err(NtfsError::Corrupt(format!(
+                "$ATTRIBUTE_LIST entry at {off} has length {len}"
+            )));
         }
         let name_len = u8_at(b, off + 6)? as usize;
         let name_off = u8_at(b, off + 7)? as usize;

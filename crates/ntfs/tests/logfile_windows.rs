@@ -7,14 +7,23 @@ use kaifuku_ntfs::{LogState, NtfsError};
 use std::path::PathBuf;
 
 fn data(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/dfir_ntfs").join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (the shared test data sits beside the project)", p.display()))
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/dfir_ntfs")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the shared test data sits beside the project)",
+            p.display()
+        )
+    })
 }
 
 fn state(name: &str) -> kaifuku_ntfs::LogFileInfo {
     let b = data(name);
     log_state(b.len() as u64, &mut |off, len| {
-        b.get(off as usize..off as usize + len).map(|s| s.to_vec()).ok_or_else(|| NtfsError::Corrupt("short".into()))
+        b.get(off as usize..off as usize + len)
+            .map(|s| s.to_vec())
+            .ok_or_else(|| NtfsError::Corrupt("short".into()))
     })
     .unwrap()
 }
@@ -26,7 +35,10 @@ fn windows_7_log_is_version_1_1_with_both_restart_pages() {
     assert_eq!(s.valid_restart_pages, 2);
     assert!(s.current_lsn.unwrap() > 0);
     assert!(matches!(s.state, LogState::Clean | LogState::Unclean));
-    assert_eq!(s.state == LogState::Clean, s.clean_flag == Some(true) || s.clients_in_use == Some(false));
+    assert_eq!(
+        s.state == LogState::Clean,
+        s.clean_flag == Some(true) || s.clients_in_use == Some(false)
+    );
 }
 
 #[test]
@@ -60,7 +72,10 @@ fn damaged_restart_pages_are_unreadable_not_clean() {
     let mut b = data("LogFile_7.bin");
     b[0..4].copy_from_slice(b"XXXX");
     b[4096..4100].copy_from_slice(b"XXXX");
-    let s = log_state(b.len() as u64, &mut |off, len| Ok(b[off as usize..off as usize + len].to_vec())).unwrap();
+    let s = log_state(b.len() as u64, &mut |off, len| {
+        Ok(b[off as usize..off as usize + len].to_vec())
+    })
+    .unwrap();
     assert_eq!(s.state, LogState::Unreadable);
     assert!(!s.state.is_clean());
 }

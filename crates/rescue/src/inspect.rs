@@ -73,10 +73,19 @@ pub struct InspectReport {
 
 impl InspectReport {
     pub fn matches(&self) -> impl Iterator<Item = (&VolumeReport, &MatchReport)> {
-        self.volumes.iter().flat_map(|v| v.rule.iter().flat_map(move |r| r.matches.iter().map(move |m| (v, m))))
+        self.volumes.iter().flat_map(|v| {
+            v.rule
+                .iter()
+                .flat_map(move |r| r.matches.iter().map(move |m| (v, m)))
+        })
     }
 
-    fn failed(rule: &Rule, outcome: Outcome, reason: String, container: Option<ContainerInfo>) -> Self {
+    fn failed(
+        rule: &Rule,
+        outcome: Outcome,
+        reason: String,
+        container: Option<ContainerInfo>,
+    ) -> Self {
         InspectReport {
             container,
             partitions: None,
@@ -94,7 +103,11 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
     let container = match kaifuku_container::open(file) {
         Ok(c) => c,
         Err(e) => {
-            let outcome = if is_unsupported(&e) { Outcome::Refused } else { Outcome::Error };
+            let outcome = if is_unsupported(&e) {
+                Outcome::Refused
+            } else {
+                Outcome::Error
+            };
             return InspectReport::failed(rule, outcome, e.to_string(), None);
         }
     };
@@ -119,7 +132,9 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
         };
         match p.view(&container) {
             Ok(view) => inspect_volume(&view, rule, &mut report),
-            Err(e) => report.error = Some(format!("partition {} lies outside the disk: {e}", p.number)),
+            Err(e) => {
+                report.error = Some(format!("partition {} lies outside the disk: {e}", p.number))
+            }
         }
         volumes.push(report);
     }
@@ -130,14 +145,28 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
         .map(|(i, _)| i)
         .collect();
     let mut reasons = Vec::new();
-    let found: usize = volumes.iter().filter_map(|v| v.rule.as_ref()).map(|r| r.matches.len()).sum();
+    let found: usize = volumes
+        .iter()
+        .filter_map(|v| v.rule.as_ref())
+        .map(|r| r.matches.len())
+        .sum();
     let errors: Vec<String> = volumes
         .iter()
-        .filter_map(|v| v.error.as_ref().filter(|_| !v.refused).map(|e| format!("{}: {e}", volume_name(v))))
+        .filter_map(|v| {
+            v.error
+                .as_ref()
+                .filter(|_| !v.refused)
+                .map(|e| format!("{}: {e}", volume_name(v)))
+        })
         .collect();
     let refusals: Vec<String> = volumes
         .iter()
-        .filter_map(|v| v.error.as_ref().filter(|_| v.refused).map(|e| format!("{}: {e}", volume_name(v))))
+        .filter_map(|v| {
+            v.error
+                .as_ref()
+                .filter(|_| v.refused)
+                .map(|e| format!("{}: {e}", volume_name(v)))
+        })
         .collect();
     let outcome = if found > 0 {
         reasons.push(format!("{found} file(s) match {}", rule.title));
@@ -152,20 +181,44 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
         if windows_volumes.is_empty() {
             reasons.push("no NTFS volume holds \\Windows\\System32".into());
         }
-        for v in volumes.iter().filter_map(|v| v.rule.as_ref().map(|r| (v, r))) {
+        for v in volumes
+            .iter()
+            .filter_map(|v| v.rule.as_ref().map(|r| (v, r)))
+        {
             if !v.1.directory_exists {
-                reasons.push(format!("{}: {} does not exist", volume_name(v.0), rule.directory));
+                reasons.push(format!(
+                    "{}: {} does not exist",
+                    volume_name(v.0),
+                    rule.directory
+                ));
             } else {
-                reasons.push(format!("{}: no file in {} matches {}", volume_name(v.0), rule.directory, rule.pattern));
+                reasons.push(format!(
+                    "{}: no file in {} matches {}",
+                    volume_name(v.0),
+                    rule.directory,
+                    rule.pattern
+                ));
             }
         }
         Outcome::NothingToFix
     };
-    InspectReport { container: Some(info), partitions: Some(table), volumes, windows_volumes, rule: rule.clone(), outcome, reasons }
+    InspectReport {
+        container: Some(info),
+        partitions: Some(table),
+        volumes,
+        windows_volumes,
+        rule: rule.clone(),
+        outcome,
+        reasons,
+    }
 }
 
 pub fn volume_name(v: &VolumeReport) -> String {
-    let label = v.ntfs.as_ref().and_then(|n| n.label.clone()).filter(|l| !l.is_empty());
+    let label = v
+        .ntfs
+        .as_ref()
+        .and_then(|n| n.label.clone())
+        .filter(|l| !l.is_empty());
     let place = match v.partition {
         Some(n) => format!("partition {n}"),
         None => "volume".to_string(),
@@ -196,7 +249,10 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
         }
         Some(BootKind::Ntfs) => report.filesystem = "ntfs".into(),
         None => {
-            if &sector[0x52..0x5A] == b"FAT32   " || &sector[0x36..0x3B] == b"FAT16" || &sector[0x36..0x3B] == b"FAT12" {
+            if &sector[0x52..0x5A] == b"FAT32   "
+                || &sector[0x36..0x3B] == b"FAT16"
+                || &sector[0x36..0x3B] == b"FAT12"
+            {
                 report.filesystem = "fat".into();
             }
             return;
@@ -247,7 +303,9 @@ fn serde_plain(s: &kaifuku_ntfs::LogState) -> &'static str {
     match s {
         kaifuku_ntfs::LogState::Clean => "clean",
         kaifuku_ntfs::LogState::Unclean => "unclean",
-        kaifuku_ntfs::LogState::V2 => "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)",
+        kaifuku_ntfs::LogState::V2 => {
+            "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)"
+        }
         kaifuku_ntfs::LogState::Unreadable => "unreadable",
     }
 }
@@ -255,10 +313,16 @@ fn serde_plain(s: &kaifuku_ntfs::LogState) -> &'static str {
 /// Lists the rule's directory and judges every name that matches.
 pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, NtfsError> {
     let Some((_, dir)) = vol.lookup_path(&rule.directory)? else {
-        return Ok(RuleResult { directory_exists: false, matches: Vec::new() });
+        return Ok(RuleResult {
+            directory_exists: false,
+            matches: Vec::new(),
+        });
     };
     if !dir.is_directory() {
-        return Ok(RuleResult { directory_exists: false, matches: Vec::new() });
+        return Ok(RuleResult {
+            directory_exists: false,
+            matches: Vec::new(),
+        });
     }
     let up = vol.upcase()?;
     let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
@@ -278,5 +342,8 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
             file: details,
         });
     }
-    Ok(RuleResult { directory_exists: true, matches })
+    Ok(RuleResult {
+        directory_exists: true,
+        matches,
+    })
 }

@@ -45,7 +45,10 @@ impl Rule {
             directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
             pattern: "C-00000291*.sys".into(),
             bad_header_hex: Some("aaaaaaaa01002301".into()),
-            faulty_modified: Some((from_utc(2024, 7, 19, 4, 9, 0), from_utc(2024, 7, 19, 4, 10, 0))),
+            faulty_modified: Some((
+                from_utc(2024, 7, 19, 4, 9, 0),
+                from_utc(2024, 7, 19, 4, 10, 0),
+            )),
             fixed_modified_from: Some(from_utc(2024, 7, 19, 5, 27, 0)),
         }
     }
@@ -60,7 +63,11 @@ impl Rule {
         Some(Rule {
             id: "path".into(),
             title: format!("files matching {p}"),
-            directory: if dir.is_empty() { "\\".into() } else { dir.into() },
+            directory: if dir.is_empty() {
+                "\\".into()
+            } else {
+                dir.into()
+            },
             pattern: pattern.into(),
             bad_header_hex: None,
             faulty_modified: None,
@@ -83,6 +90,8 @@ impl Rule {
     }
 
     pub fn header_matches(&self, f: &FileDetails) -> Option<bool> {
-        self.bad_header_hex.as_ref().map(|h| f.header_hex.eq_ignore_ascii_case(h))
+        self.bad_header_hex
+            .as_ref()
+            .map(|h| f.header_hex.eq_ignore_ascii_case(h))
     }
 }

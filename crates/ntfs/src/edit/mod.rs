@@ -1,0 +1,466 @@
+//! The edit layer: deleting a file the way NTFS itself does, as writes into an overlay.
+//!
+//! Every write goes through [`kaifuku_io::WriteAt`] on the volume's reader, which in kaifuku is
+//! always an overlay (the image itself is never written here), and is logged with the structure it
+//! changes. Reads after a write see it, so each step re-reads what earlier steps changed. See
+//! ntfs-delete.md for the on-disk rules followed here; the order of writes is the recommended one:
+//! index entries, `$ObjId`/`$Reparse` keys, the MFT record, `$MFT:$BITMAP`, `$Bitmap`.
+
+mod btree;
+mod record_ops;
+
+use crate::index::{Directory, FileNameKey, NS_DOS};
+use crate::record::{
+    FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_BITMAP, ATTR_DATA, ATTR_FILE_NAME,
+    ATTR_OBJECT_ID, ATTR_REPARSE_POINT, ATTR_VOLUME_INFORMATION, FLAG_IN_USE,
+};
+use crate::runlist::map_range;
+use crate::volume::{AttrValue, Volume, RECORD_BITMAP, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
+use crate::NtfsError;
+use kaifuku_io::{ReadAt, WriteAt};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub use record_ops::{remove_attribute, resize_resident};
+
+/// Record number of `$MFTMirr`.
+const RECORD_MFTMIRR: u64 = 1;
+/// `$VOLUME_INFORMATION` flag: run chkdsk at the next mount.
+pub const VOLUME_IS_DIRTY: u16 = 0x0001;
+
+/// One logged write: volume byte range and the structure it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub offset: u64,
+    pub len: u64,
+    pub label: String,
+}
+
+/// What deleting one name did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeleteOutcome {
+    pub record: u64,
+    /// Names whose index entries were removed (Win32/POSIX and DOS).
+    pub removed_names: Vec<String>,
+    /// The record was freed (false when the file keeps names in other directories).
+    pub record_freed: bool,
+    pub clusters_freed: u64,
+    /// Link count left on the record when only some names were removed.
+    pub remaining_links: Option<u16>,
+    /// Side indexes that lost a key (`$ObjId:$O`, `$Reparse:$R`).
+    pub side_indexes: Vec<String>,
+}
+
+pub struct Editor<'v, R> {
+    vol: &'v Volume<R>,
+    changes: Vec<Change>,
+}
+
+impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
+    pub fn new(vol: &'v Volume<R>) -> Self {
+        Editor {
+            vol,
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn volume(&self) -> &'v Volume<R> {
+        self.vol
+    }
+
+    /// Every write so far, in order.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+
+    fn write(&mut self, offset: u64, bytes: &[u8], label: String) -> Result<(), NtfsError> {
+        self.vol
+            .reader()
+            .write_at(offset, bytes)
+            .map_err(NtfsError::io("writing to the overlay"))?;
+        self.changes.push(Change {
+            offset,
+            len: bytes.len() as u64,
+            label,
+        });
+        Ok(())
+    }
+
+    fn write_pieces(
+        &mut self,
+        pieces: &[(u64, u64)],
+        bytes: &[u8],
+        label: &str,
+    ) -> Result<(), NtfsError> {
+        let mut at = 0usize;
+        for (off, len) in pieces {
+            self.write(*off, &bytes[at..at + *len as usize], label.to_string())?;
+            at += *len as usize;
+        }
+        Ok(())
+    }
+
+    /// Writes a modified (fixed-up) record back with a new update sequence number; a record that
+    /// `$MFTMirr` mirrors is written there too, with the same bytes.
+    pub fn write_record(&mut self, rec: &FileRecord) -> Result<(), NtfsError> {
+        let mut bytes = rec.bytes.clone();
+        crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
+        let pieces = self.vol.record_location(rec.number)?;
+        self.write_pieces(&pieces, &bytes, &format!("MFT record {}", rec.number))?;
+        let mirror = self.vol.read_record(RECORD_MFTMIRR)?;
+        if let Some(AttrValue::NonResident(s)) = self.vol.value(&mirror, ATTR_DATA, "")? {
+            let rs = self.vol.boot().file_record_size as u64;
+            if rec.number < s.data_size / rs {
+                let pieces: Vec<(u64, u64)> =
+                    map_range(&s.runs, self.vol.cluster_size(), rec.number * rs, rs)?
+                        .into_iter()
+                        .map(|(o, n)| {
+                            o.map(|o| (o, n))
+                                .ok_or_else(|| NtfsError::Corrupt("$MFTMirr is sparse".into()))
+                        })
+                        .collect::<Result<_, _>>()?;
+                self.write_pieces(
+                    &pieces,
+                    &bytes,
+                    &format!("$MFTMirr copy of MFT record {}", rec.number),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears (`set == false`) or sets bits of a bitmap stream: `$MFT:$BITMAP`, `$Bitmap` or a
+    /// non-resident index `$BITMAP`. Bits are grouped into byte runs so each changed byte range is
+    /// written once.
+    fn change_bits(
+        &mut self,
+        rec: &FileRecord,
+        type_code: u32,
+        name: &str,
+        bits: &[(u64, u64)],
+        set: bool,
+        label: &str,
+    ) -> Result<(), NtfsError> {
+        let mut masks: BTreeMap<u64, u8> = BTreeMap::new();
+        for &(first, count) in bits {
+            for b in first..first + count {
+                *masks.entry(b / 8).or_insert(0) |= 1 << (b % 8);
+            }
+        }
+        if masks.is_empty() {
+            return Ok(());
+        }
+        match self.vol.value(rec, type_code, name)? {
+            Some(AttrValue::NonResident(s)) => {
+                // Group consecutive bytes.
+                let mut groups: Vec<(u64, Vec<u8>)> = Vec::new();
+                for (&byte, &mask) in &masks {
+                    match groups.last_mut() {
+                        Some((start, m)) if *start + m.len() as u64 == byte => m.push(mask),
+                        _ => groups.push((byte, vec![mask])),
+                    }
+                }
+                for (start, group_masks) in groups {
+                    let mut cur = self.vol.read_stream(&s, start, group_masks.len())?;
+                    for (b, m) in cur.iter_mut().zip(&group_masks) {
+                        if set {
+                            *b |= m;
+                        } else {
+                            *b &= !m;
+                        }
+                    }
+                    let pieces: Vec<(u64, u64)> =
+                        map_range(&s.runs, self.vol.cluster_size(), start, cur.len() as u64)?
+                            .into_iter()
+                            .map(|(o, n)| {
+                                o.map(|o| (o, n))
+                                    .ok_or_else(|| NtfsError::Corrupt(format!("{label} is sparse")))
+                            })
+                            .collect::<Result<_, _>>()?;
+                    let end = start + cur.len() as u64;
+                    self.write_pieces(
+                        &pieces,
+                        &cur,
+                        &format!("{label} bytes {start:#x}..{end:#x}"),
+                    )?;
+                }
+                Ok(())
+            }
+            Some(AttrValue::Resident(_)) => {
+                let mut holder = self.record_holding(rec, type_code, name)?;
+                let attr = holder
+                    .find(type_code, name)?
+                    .ok_or_else(|| NtfsError::Corrupt(format!("{label} vanished")))?;
+                let at = attr.resident_value_offset()?;
+                let len = attr.resident_value()?.len() as u64;
+                for (&byte, &mask) in &masks {
+                    if byte >= len {
+                        return Err(NtfsError::Corrupt(format!(
+                            "{label}: bit {} is beyond the bitmap",
+                            byte * 8
+                        )));
+                    }
+                    let b = &mut holder.bytes[at + byte as usize];
+                    if set {
+                        *b |= mask;
+                    } else {
+                        *b &= !mask;
+                    }
+                }
+                self.write_record(&holder)
+            }
+            None => Err(NtfsError::Corrupt(format!("{label} does not exist"))),
+        }
+    }
+
+    /// The record (base or extension) that holds attribute (`type_code`, `name`) of `base`.
+    pub(crate) fn record_holding(
+        &self,
+        base: &FileRecord,
+        type_code: u32,
+        name: &str,
+    ) -> Result<FileRecord, NtfsError> {
+        for r in self.vol.records_of(base)? {
+            if r.find(type_code, name)?.is_some() {
+                return Ok(r);
+            }
+        }
+        Err(NtfsError::Corrupt(format!(
+            "record {} has no attribute {type_code:#x} {name}",
+            base.number
+        )))
+    }
+
+    /// Marks MFT records free in `$MFT:$BITMAP`.
+    fn clear_mft_bits(&mut self, records: &[u64]) -> Result<(), NtfsError> {
+        let mft = self.vol.read_record(RECORD_MFT)?;
+        let bits: Vec<(u64, u64)> = records.iter().map(|r| (*r, 1)).collect();
+        self.change_bits(&mft, ATTR_BITMAP, "", &bits, false, "$MFT:$BITMAP")
+    }
+
+    /// Marks clusters free in `$Bitmap`.
+    fn clear_clusters(&mut self, runs: &[(u64, u64)]) -> Result<(), NtfsError> {
+        let bitmap = self.vol.read_record(RECORD_BITMAP)?;
+        self.change_bits(&bitmap, ATTR_DATA, "", runs, false, "$Bitmap")
+    }
+
+    /// Deletes the name `name` (exact, as listed) from directory `dir_record`: every name the file
+    /// has in this directory goes (Win32/POSIX and DOS); when the file has no other names, the
+    /// record, its `$MFT:$BITMAP` bit, its clusters and its `$ObjId`/`$Reparse` keys are freed too.
+    pub fn delete(&mut self, dir_record: u64, name: &[u16]) -> Result<DeleteOutcome, NtfsError> {
+        let vol = self.vol;
+        let dir = vol.read_record(dir_record)?;
+        if !dir.in_use() || !dir.is_directory() {
+            return Err(NtfsError::Corrupt(format!(
+                "record {dir_record} is not a live directory"
+            )));
+        }
+        let index = vol.directory(&dir)?;
+        let entry = index
+            .lookup(vol, name)?
+            .filter(|e| e.key.name == name)
+            .ok_or_else(|| {
+                NtfsError::Corrupt(format!(
+                    "{} is not in directory record {dir_record}",
+                    crate::bytes::utf16_name(name)
+                ))
+            })?;
+        let file = vol.read_live(entry.file_ref)?;
+        let what = format!("{} (MFT record {})", entry.name(), file.number);
+        if file.is_directory() {
+            return Err(NtfsError::Unsupported(format!(
+                "{what} is a directory; kaifuku deletes files only"
+            )));
+        }
+        if file.base_ref().record != 0 {
+            return Err(NtfsError::Corrupt(format!(
+                "{what}: the index names an extension record"
+            )));
+        }
+        if file.find(ATTR_ATTRIBUTE_LIST, "")?.is_some() {
+            return Err(NtfsError::Unsupported(format!(
+                "{what} has an $ATTRIBUTE_LIST (its attributes span several MFT records); deleting such a file offline is not supported yet — delete it from Windows Recovery instead"
+            )));
+        }
+        // Every $FILE_NAME: those in this directory go, others (hard links) stay.
+        let mut here: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
+        let mut elsewhere = 0usize;
+        for a in file.attributes()? {
+            if a.type_code != ATTR_FILE_NAME {
+                continue;
+            }
+            let v = a.resident_value()?;
+            let k = FileNameKey::parse(v)?;
+            if k.parent.record == dir_record {
+                here.push((k, v.to_vec()));
+            } else {
+                elsewhere += 1;
+            }
+        }
+        if !here.iter().any(|(k, _)| k.name == name) {
+            return Err(NtfsError::Corrupt(format!(
+                "{what}: no $FILE_NAME in the record matches the directory entry"
+            )));
+        }
+        // DOS names first, as NTFS does: the long name stays findable until the last step.
+        here.sort_by_key(|(k, _)| if k.namespace == NS_DOS { 0 } else { 1 });
+        let mut outcome = DeleteOutcome {
+            record: file.number,
+            removed_names: Vec::new(),
+            record_freed: false,
+            clusters_freed: 0,
+            remaining_links: None,
+            side_indexes: Vec::new(),
+        };
+        for (k, key_bytes) in &here {
+            let label = format!("directory record {dir_record}");
+            btree::remove_key(
+                self,
+                dir_record,
+                "$I30",
+                key_bytes,
+                Some(file.number),
+                &label,
+            )?;
+            outcome.removed_names.push(k.name_string());
+        }
+        let file = vol.read_record(file.number)?;
+        if elsewhere > 0 {
+            // Hard links: this directory's names go from the record; the record and data stay.
+            let mut rec = file.clone();
+            let offsets: Vec<usize> = rec
+                .attributes()?
+                .iter()
+                .filter(|a| a.type_code == ATTR_FILE_NAME)
+                .filter(|a| {
+                    a.resident_value()
+                        .ok()
+                        .and_then(|v| FileNameKey::parse(v).ok())
+                        .is_some_and(|k| k.parent.record == dir_record)
+                })
+                .map(|a| a.offset)
+                .collect();
+            for off in offsets.iter().rev() {
+                remove_attribute(&mut rec.bytes, *off)?;
+            }
+            let links = rec.link_count().saturating_sub(here.len() as u16);
+            rec.bytes[0x12..0x14].copy_from_slice(&links.to_le_bytes());
+            self.write_record(&rec)?;
+            outcome.remaining_links = Some(links);
+            return Ok(outcome);
+        }
+        // The file is gone: side-index keys, then the record, its bitmap bit and its clusters.
+        if let Some(oid) = file.find(ATTR_OBJECT_ID, "")? {
+            let v = oid.resident_value()?;
+            let key = crate::bytes::slice(v, 0, 16)?.to_vec();
+            let objid = self.extend_file("$ObjId")?;
+            btree::remove_key(self, objid, "$O", &key, None, "$Extend\\$ObjId")?;
+            outcome.side_indexes.push("$Extend\\$ObjId:$O".into());
+        }
+        if let Some(rp) = file.find(ATTR_REPARSE_POINT, "")? {
+            let tag = match vol.value(&file, ATTR_REPARSE_POINT, "")? {
+                Some(v) => vol.read_value(&v, 0, 4)?,
+                None => unreachable!("found above"),
+            };
+            let _ = rp;
+            let mut key = tag;
+            let fref = (file.number & 0xFFFF_FFFF_FFFF) | ((file.sequence() as u64) << 48);
+            key.extend_from_slice(&fref.to_le_bytes());
+            let reparse = self.extend_file("$Reparse")?;
+            btree::remove_key(self, reparse, "$R", &key, None, "$Extend\\$Reparse")?;
+            outcome.side_indexes.push("$Extend\\$Reparse:$R".into());
+        }
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for a in file.attributes()? {
+            if a.non_resident {
+                for r in a.runs()? {
+                    if let Some(lcn) = r.lcn {
+                        runs.push((lcn, r.length));
+                    }
+                }
+            }
+        }
+        let mut rec = file.clone();
+        let flags = rec.flags() & !FLAG_IN_USE;
+        rec.bytes[0x16..0x18].copy_from_slice(&flags.to_le_bytes());
+        // "Incremented each time that a file record segment is freed"; 0 means unused, 0xFFFF wraps to 1.
+        let seq = match rec.sequence() {
+            0 => 0,
+            0xFFFF => 1,
+            s => s + 1,
+        };
+        rec.bytes[0x10..0x12].copy_from_slice(&seq.to_le_bytes());
+        self.write_record(&rec)?;
+        self.clear_mft_bits(&[file.number])?;
+        self.clear_clusters(&runs)?;
+        outcome.record_freed = true;
+        outcome.clusters_freed = runs.iter().map(|r| r.1).sum();
+        Ok(outcome)
+    }
+
+    /// Record number of a file in `$Extend` (`$ObjId`, `$Reparse`, ...).
+    fn extend_file(&self, name: &str) -> Result<u64, NtfsError> {
+        match self.vol.lookup_path(&format!("\\$Extend\\{name}"))? {
+            Some((e, _)) => Ok(e.file_ref.record),
+            None => Err(NtfsError::Corrupt(format!(
+                "\\$Extend\\{name} does not exist but a file refers to it"
+            ))),
+        }
+    }
+
+    /// Discards the journal as `ntfsfix` does — every byte of `$LogFile` becomes 0xFF — and sets the
+    /// volume dirty flag (record 3 and its mirror) so Windows runs chkdsk at the next boot.
+    pub fn discard_journal(&mut self) -> Result<(), NtfsError> {
+        let log = self.vol.read_record(RECORD_LOGFILE)?;
+        let Some(AttrValue::NonResident(s)) = self.vol.value(&log, ATTR_DATA, "")? else {
+            return Err(NtfsError::Corrupt(
+                "$LogFile has no non-resident data".into(),
+            ));
+        };
+        let cs = self.vol.cluster_size();
+        for r in &s.runs {
+            let Some(lcn) = r.lcn else { continue };
+            let len = r.length * cs;
+            // Written in pieces of at most 1 MiB so no single patch is large.
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(1 << 20);
+                let ff = vec![0xFFu8; n as usize];
+                self.write(lcn * cs + done, &ff, "$LogFile (reset to 0xFF)".into())?;
+                done += n;
+            }
+        }
+        self.set_dirty()
+    }
+
+    /// Sets the volume dirty flag in `$Volume`'s `$VOLUME_INFORMATION`.
+    pub fn set_dirty(&mut self) -> Result<(), NtfsError> {
+        let mut rec = self.vol.read_record(RECORD_VOLUME)?;
+        let attr = rec
+            .find(ATTR_VOLUME_INFORMATION, "")?
+            .ok_or_else(|| NtfsError::Corrupt("$Volume has no $VOLUME_INFORMATION".into()))?;
+        let at = attr.resident_value_offset()? + 0x0A;
+        let flags = crate::bytes::u16_at(&rec.bytes, at)? | VOLUME_IS_DIRTY;
+        rec.bytes[at..at + 2].copy_from_slice(&flags.to_le_bytes());
+        self.write_record(&rec)
+    }
+}
+
+/// Convenience for tests and callers: the record a reference names must be this one.
+pub fn same_file(a: FileRef, record: u64) -> bool {
+    a.record == record
+}
+
+/// Re-exported so callers can open the index an edit touched.
+pub fn open_index<R: ReadAt>(
+    vol: &Volume<R>,
+    record: u64,
+    name: &str,
+) -> Result<Directory, NtfsError> {
+    let rec = vol.read_record(record)?;
+    Directory::open_index(vol, &rec, name)
+}

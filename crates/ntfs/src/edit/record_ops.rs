@@ -1,0 +1,68 @@
+//! Byte-level changes inside a fixed-up file record: resizing a resident value and removing an
+//! attribute, keeping `bytes_in_use`, the attribute lengths and the end marker consistent.
+
+use crate::bytes::{u16_at, u32_at};
+use crate::NtfsError;
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Changes the value length of the resident attribute at `attr_off` to `new_len`, moving the
+/// following attributes. Growing zero-fills the new bytes. Fails when the record has no room.
+pub fn resize_resident(rec: &mut [u8], attr_off: usize, new_len: usize) -> Result<(), NtfsError> {
+    let used = u32_at(rec, 0x18)? as usize;
+    let allocated = u32_at(rec, 0x1C)? as usize;
+    let attr_len = u32_at(rec, attr_off + 4)? as usize;
+    let value_off = u16_at(rec, attr_off + 0x14)? as usize;
+    let old_len = u32_at(rec, attr_off + 0x10)? as usize;
+    if rec[attr_off + 8] != 0 || value_off + old_len > attr_len {
+        return Err(NtfsError::Corrupt(format!(
+            "attribute at {attr_off} is not a sane resident attribute"
+        )));
+    }
+    let new_attr_len = align8(value_off + new_len);
+    let new_used = used + new_attr_len - attr_len;
+    if new_used > allocated.min(rec.len()) {
+        return Err(NtfsError::Unsupported(format!(
+            "the MFT record has no room to grow an attribute by {} bytes (it would need moving to another record)",
+            new_attr_len - attr_len
+        )));
+    }
+    let tail_from = attr_off + attr_len;
+    let tail = rec[tail_from..used].to_vec();
+    let value_end_old = attr_off + value_off + old_len;
+    if new_len < old_len {
+        // Shrink: drop the value's tail.
+        rec[attr_off + value_off + new_len..value_end_old].fill(0);
+    } else {
+        rec[value_end_old..attr_off + value_off + new_len].fill(0);
+    }
+    // Padding between the value and the next attribute is zero.
+    rec[attr_off + value_off + new_len..attr_off + new_attr_len].fill(0);
+    rec[attr_off + new_attr_len..attr_off + new_attr_len + tail.len()].copy_from_slice(&tail);
+    if new_used < used {
+        rec[new_used..used].fill(0);
+    }
+    rec[attr_off + 4..attr_off + 8].copy_from_slice(&(new_attr_len as u32).to_le_bytes());
+    rec[attr_off + 0x10..attr_off + 0x14].copy_from_slice(&(new_len as u32).to_le_bytes());
+    rec[0x18..0x1C].copy_from_slice(&(new_used as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Removes the attribute at `attr_off`, moving the rest (and the end marker) up.
+pub fn remove_attribute(rec: &mut [u8], attr_off: usize) -> Result<(), NtfsError> {
+    let used = u32_at(rec, 0x18)? as usize;
+    let attr_len = u32_at(rec, attr_off + 4)? as usize;
+    if attr_len == 0 || attr_off + attr_len > used {
+        return Err(NtfsError::Corrupt(format!(
+            "attribute at {attr_off} has length {attr_len}"
+        )));
+    }
+    let tail = rec[attr_off + attr_len..used].to_vec();
+    rec[attr_off..attr_off + tail.len()].copy_from_slice(&tail);
+    let new_used = used - attr_len;
+    rec[new_used..used].fill(0);
+    rec[0x18..0x1C].copy_from_slice(&(new_used as u32).to_le_bytes());
+    Ok(())
+}
