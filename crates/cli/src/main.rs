@@ -1,6 +1,8 @@
 //! `kaifuku`: thin front end over the core crates. It opens files, stacks the read cache, prints
 //! reports and maps outcomes to exit codes; everything else lives in the core.
 
+mod fix_cmd;
+mod output;
 mod report;
 mod source;
 
@@ -43,24 +45,110 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
     },
+    /// Delete the matching files as NTFS would, verify, and write the fixed image.
+    Fix {
+        /// Disk image (raw/img, VHD fixed or dynamic) or block device.
+        image: PathBuf,
+        /// Where to write the fixed image (same format as the input). The input is not modified.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Edit IMAGE itself (a file or block device); needs --undo.
+        #[arg(long)]
+        in_place: bool,
+        /// Save the original bytes of every changed range here (restore with `kaifuku undo`).
+        #[arg(long, value_name = "FILE")]
+        undo: Option<PathBuf>,
+        /// Only show the plan: every byte range that would change and why.
+        #[arg(long)]
+        dry_run: bool,
+        /// The volume's journal is unclean (normal after a crash): reset it and mark the volume
+        /// dirty so Windows runs chkdsk at the next boot. Without this, unclean volumes are refused.
+        #[arg(long)]
+        discard_journal: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Delete files matching this path instead of the built-in CrowdStrike rule, e.g.
+        /// '\Windows\Temp\*.tmp'.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+    },
+    /// Restore the original bytes saved by `fix --undo FILE`.
+    Undo {
+        /// The image that was fixed (the output file, or the image fixed in place).
+        image: PathBuf,
+        /// The undo file written by `fix`.
+        undo_file: PathBuf,
+        /// Restore even if the fixed bytes changed since (e.g. the image was booted).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn rule_for(path: Option<&str>) -> Option<Rule> {
+    match path {
+        Some(p) => {
+            let r = Rule::for_path(p);
+            if r.is_none() {
+                eprintln!("kaifuku: --path needs a directory and a file name or glob, e.g. '\\Windows\\Temp\\*.tmp'");
+            }
+            r
+        }
+        None => Some(Rule::crowdstrike_2024_07_19()),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect { image, json, path } => {
-            let rule = match path {
-                Some(p) => match Rule::for_path(&p) {
-                    Some(r) => r,
-                    None => {
-                        eprintln!("kaifuku: --path needs a directory and a file name or glob, e.g. '\\Windows\\Temp\\*.tmp'");
-                        return ExitCode::from(EXIT_ERROR);
-                    }
-                },
-                None => Rule::crowdstrike_2024_07_19(),
+            let Some(rule) = rule_for(path.as_deref()) else {
+                return ExitCode::from(EXIT_ERROR);
             };
             ExitCode::from(run_inspect(&image, &rule, json))
         }
+        Command::Fix {
+            image,
+            output,
+            in_place,
+            undo,
+            dry_run,
+            discard_journal,
+            json,
+            path,
+        } => {
+            let Some(rule) = rule_for(path.as_deref()) else {
+                return ExitCode::from(EXIT_ERROR);
+            };
+            let args = fix_cmd::FixArgs {
+                image: &image,
+                output: output.as_deref(),
+                undo: undo.as_deref(),
+                in_place,
+                dry_run,
+                json,
+                options: kaifuku_rescue::FixOptions { discard_journal },
+            };
+            ExitCode::from(fix_cmd::run(&args, &rule))
+        }
+        Command::Undo {
+            image,
+            undo_file,
+            force,
+        } => match output::undo(&image, &undo_file, force) {
+            Ok(n) => {
+                println!(
+                    "Restored {n} range(s) of {} from {}",
+                    image.display(),
+                    undo_file.display()
+                );
+                ExitCode::from(0)
+            }
+            Err(e) => {
+                eprintln!("kaifuku: undo refused: {e}");
+                ExitCode::from(EXIT_ERROR)
+            }
+        },
     }
 }
 

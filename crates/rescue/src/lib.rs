@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod inspect;
+pub mod plan;
 pub mod rule;
 
 pub use inspect::{inspect, InspectReport, Outcome, VolumeReport};
+pub use plan::{plan_fix, FixError, FixOptions, Plan};
 pub use rule::{Rule, Verdict};

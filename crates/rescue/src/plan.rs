@@ -1,0 +1,254 @@
+//! The repair plan: inspect, delete every match in an overlay, re-open the patched view from
+//! scratch and verify it, then describe the result as patches over the virtual disk.
+
+use crate::inspect::{inspect, run_rule, InspectReport, Outcome};
+use crate::rule::Rule;
+use kaifuku_io::{Overlay, Patch, ReadAt, Slice};
+use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
+use kaifuku_ntfs::{NtfsError, Volume};
+use serde::Serialize;
+use std::cell::RefCell;
+
+#[derive(Debug, Clone, Default)]
+pub struct FixOptions {
+    /// The user consents to discarding an unclean journal: `$LogFile` is reset and the volume
+    /// marked dirty so Windows runs chkdsk at the next boot.
+    pub discard_journal: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedDeletion {
+    /// Index into the inspect report's volumes.
+    pub volume: usize,
+    pub path: String,
+    #[serde(flatten)]
+    pub outcome: DeleteOutcome,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Matches the rule finds on the patched view (must be 0).
+    pub matches_after: usize,
+    /// What was checked, in plain words.
+    pub checks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub deletions: Vec<PlannedDeletion>,
+    /// Volumes whose journal was reset and dirty flag set.
+    pub journals_discarded: Vec<usize>,
+    /// Byte ranges of the virtual disk that change, each labelled with its structure.
+    pub patches: Vec<Patch>,
+    pub verification: Verification,
+}
+
+impl Plan {
+    pub fn bytes_changed(&self) -> u64 {
+        self.patches.iter().map(|p| p.bytes.len() as u64).sum()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixError {
+    #[error("nothing to fix: {0}")]
+    NothingToFix(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl FixError {
+    fn from_ntfs(what: &str, e: NtfsError) -> FixError {
+        match e {
+            NtfsError::Unsupported(_) | NtfsError::BitLocker => {
+                FixError::Refused(format!("{what}: {e}"))
+            }
+            e => FixError::Failed(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Plans the repair of `image` with `rule`. Nothing is written anywhere: the result is the inspect
+/// report and a verified plan whose patches a front end writes out.
+pub fn plan_fix<R: ReadAt>(
+    image: R,
+    rule: &Rule,
+    opts: &FixOptions,
+) -> Result<(InspectReport, Plan), FixError> {
+    let report = inspect(&image, rule);
+    match report.outcome {
+        Outcome::Matches => {}
+        Outcome::NothingToFix => return Err(FixError::NothingToFix(report.reasons.join("; "))),
+        Outcome::Refused => return Err(FixError::Refused(report.reasons.join("; "))),
+        Outcome::Error => return Err(FixError::Failed(report.reasons.join("; "))),
+    }
+    let container = kaifuku_container::open(&image).map_err(|e| FixError::Failed(e.to_string()))?;
+    let overlay = RefCell::new(Overlay::new(&container));
+    let mut deletions = Vec::new();
+    let mut journals_discarded = Vec::new();
+    let mut changes: Vec<(u64, Change)> = Vec::new();
+    for (vi, v) in report.volumes.iter().enumerate() {
+        let Some(result) = &v.rule else { continue };
+        if result.matches.is_empty() {
+            continue;
+        }
+        let name = crate::inspect::volume_name(v);
+        let ntfs = v.ntfs.as_ref().expect("the rule only runs on NTFS volumes");
+        if ntfs.hibernation.hibernated {
+            return Err(FixError::Refused(format!(
+                "{name}: Windows is hibernated; resuming would overwrite any offline edit. Boot Windows and shut it down fully (or remove the hibernation file in Windows), then try again"
+            )));
+        }
+        let clean = ntfs.log.state.is_clean();
+        if !clean && !opts.discard_journal {
+            return Err(FixError::Refused(format!(
+                "{name}: the NTFS journal is not clean ({}), as after a crash. Windows would replay it over an offline edit. \
+                 Re-run with --discard-journal to reset the journal and mark the volume dirty so Windows runs chkdsk at the next boot \
+                 (the last moments before the crash may be lost; chkdsk repairs what they left half-done)",
+                serde_json_state(ntfs.log.state)
+            )));
+        }
+        let view =
+            Slice::new(&overlay, v.offset, v.size).map_err(|e| FixError::Failed(e.to_string()))?;
+        let vol = Volume::open(&view).map_err(|e| FixError::from_ntfs(&name, e))?;
+        let mut ed = Editor::new(&vol);
+        if !clean {
+            ed.discard_journal()
+                .map_err(|e| FixError::from_ntfs(&name, e))?;
+            journals_discarded.push(vi);
+        }
+        let dir = vol
+            .lookup_path(&rule.directory)
+            .map_err(|e| FixError::from_ntfs(&name, e))?
+            .ok_or_else(|| FixError::Failed(format!("{name}: {} vanished", rule.directory)))?;
+        for m in &result.matches {
+            let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
+            let outcome = ed
+                .delete(dir.0.file_ref.record, &file_name)
+                .map_err(|e| FixError::from_ntfs(&format!("{name}: {}", m.path), e))?;
+            deletions.push(PlannedDeletion {
+                volume: vi,
+                path: m.path.clone(),
+                outcome,
+            });
+        }
+        changes.extend(ed.into_changes().into_iter().map(|c| (v.offset, c)));
+    }
+    // Verify on the patched view, opened from scratch.
+    let mut checks = Vec::new();
+    let mut matches_after = 0;
+    for (vi, v) in report.volumes.iter().enumerate() {
+        if !deletions.iter().any(|d| d.volume == vi) {
+            continue;
+        }
+        let name = crate::inspect::volume_name(v);
+        let view =
+            Slice::new(&overlay, v.offset, v.size).map_err(|e| FixError::Failed(e.to_string()))?;
+        let vol = Volume::open(&view).map_err(|e| {
+            FixError::Failed(format!("{name}: the patched volume does not open: {e}"))
+        })?;
+        let after = run_rule(&vol, rule).map_err(|e| {
+            FixError::Failed(format!("{name}: re-reading the patched volume failed: {e}"))
+        })?;
+        matches_after += after.matches.len();
+        checks.push(format!(
+            "{name}: the rule finds {} file(s) after the fix",
+            after.matches.len()
+        ));
+        for d in deletions.iter().filter(|d| d.volume == vi) {
+            let rec = vol
+                .read_record(d.outcome.record)
+                .map_err(|e| FixError::Failed(e.to_string()))?;
+            if d.outcome.record_freed && rec.in_use() {
+                return Err(FixError::Failed(format!(
+                    "verification failed: MFT record {} is still in use",
+                    d.outcome.record
+                )));
+            }
+        }
+        checks.push(format!("{name}: freed MFT records are marked free"));
+    }
+    if matches_after != 0 {
+        return Err(FixError::Failed(format!(
+            "verification failed: the patched image still has {matches_after} matching file(s); nothing was written"
+        )));
+    }
+    let patches =
+        diff_patches(&overlay.borrow(), &changes).map_err(|e| FixError::Failed(e.to_string()))?;
+    Ok((
+        report,
+        Plan {
+            deletions,
+            journals_discarded,
+            patches,
+            verification: Verification {
+                matches_after,
+                checks,
+            },
+        },
+    ))
+}
+
+fn serde_json_state(s: kaifuku_ntfs::LogState) -> &'static str {
+    match s {
+        kaifuku_ntfs::LogState::Clean => "clean",
+        kaifuku_ntfs::LogState::Unclean => "unclean",
+        kaifuku_ntfs::LogState::V2 => "version 2.0",
+        kaifuku_ntfs::LogState::Unreadable => "unreadable",
+    }
+}
+
+/// Bytes closer than this inside one structure are reported as one patch.
+const MERGE_GAP: u64 = 8;
+
+/// Turns logged writes into patches that hold exactly the bytes that differ from the image,
+/// each labelled with the first structure written there.
+fn diff_patches<B: ReadAt>(
+    overlay: &Overlay<B>,
+    changes: &[(u64, Change)],
+) -> std::io::Result<Vec<Patch>> {
+    let mut ranges: Vec<(u64, u64, &str)> = changes
+        .iter()
+        .map(|(base, c)| (base + c.offset, base + c.offset + c.len, c.label.as_str()))
+        .collect();
+    ranges.sort_by_key(|r| r.0);
+    let mut patches: Vec<Patch> = Vec::new();
+    let mut covered_to = 0u64;
+    for (start, end, label) in ranges {
+        let start = start.max(covered_to);
+        if start >= end {
+            continue;
+        }
+        let len = (end - start) as usize;
+        let mut new = vec![0u8; len];
+        overlay.read_at(start, &mut new)?;
+        let mut old = vec![0u8; len];
+        overlay.base().read_at(start, &mut old)?;
+        let mut i = 0usize;
+        while i < len {
+            if new[i] == old[i] {
+                i += 1;
+                continue;
+            }
+            let run_start = i;
+            let mut run_end = i + 1;
+            let mut j = i + 1;
+            while j < len && (j - run_end) < MERGE_GAP as usize {
+                if new[j] != old[j] {
+                    run_end = j + 1;
+                }
+                j += 1;
+            }
+            patches.push(Patch {
+                offset: start + run_start as u64,
+                bytes: new[run_start..run_end].to_vec(),
+                label: label.to_string(),
+            });
+            i = run_end;
+        }
+        covered_to = end;
+    }
+    Ok(patches)
+}
