@@ -183,12 +183,23 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats) -> String {
     }
     let _ = writeln!(
         o,
-        "Patches     {} range(s), {} changed",
+        "Patches     {} range(s), {} changed (--json lists every range)",
         plan.patches.len(),
         size(plan.bytes_changed())
     );
+    // One line per structure, in disk order.
+    let mut seen: Vec<(&str, u64, usize, u64)> = Vec::new();
     for p in &plan.patches {
-        let _ = writeln!(o, "  {:>14} +{:<8} {}", p.offset, p.bytes.len(), p.label);
+        match seen.iter_mut().find(|s| s.0 == p.label) {
+            Some(s) => {
+                s.2 += 1;
+                s.3 += p.bytes.len() as u64;
+            }
+            None => seen.push((&p.label, p.offset, 1, p.bytes.len() as u64)),
+        }
+    }
+    for (label, first, n, bytes) in seen {
+        let _ = writeln!(o, "  at byte {first:>14}  {n:>3} range(s) {bytes:>8} B  {label}");
     }
     for c in &plan.verification.checks {
         let _ = writeln!(o, "Verified    {c}");

@@ -8,13 +8,24 @@ use std::collections::BTreeMap;
 use std::io;
 
 /// New bytes for `offset .. offset + bytes.len()` of a byte space, and what they belong to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
     pub offset: u64,
-    #[serde(skip)]
     pub bytes: Vec<u8>,
     /// The structure changed, e.g. "MFT record 42" or "$Bitmap bytes 0x1200..0x1208".
     pub label: String,
+}
+
+/// Serialised as offset, length and label (the bytes go into files, not reports).
+impl Serialize for Patch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Patch", 3)?;
+        st.serialize_field("offset", &self.offset)?;
+        st.serialize_field("len", &self.bytes.len())?;
+        st.serialize_field("label", &self.label)?;
+        st.end()
+    }
 }
 
 impl Patch {

@@ -126,7 +126,7 @@ pub fn plan_fix<R: ReadAt>(
         for m in &result.matches {
             let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
             let outcome = ed
-                .delete(dir.0.file_ref.record, &file_name)
+                .delete(dir.0.file_ref.record, &rule.directory, &file_name)
                 .map_err(|e| FixError::from_ntfs(&format!("{name}: {}", m.path), e))?;
             deletions.push(PlannedDeletion {
                 volume: vi,

@@ -28,6 +28,7 @@ pub(crate) struct AttrFacts {
     /// Size fields; meaningful only in the extent whose lowest VCN is 0.
     pub allocated_size: u64,
     pub data_size: u64,
+    pub initialized_size: u64,
     pub runs: Vec<Run>,
     /// The value of a resident attribute (kept only for the types later checks read).
     pub value: Option<Vec<u8>>,
@@ -36,6 +37,16 @@ pub(crate) struct AttrFacts {
 impl AttrFacts {
     pub fn describe(&self) -> String {
         describe_attr(self.type_code, &self.name)
+    }
+
+    /// The stream of a non-resident attribute held whole in one extent.
+    pub fn stream(&self) -> crate::volume::Stream {
+        crate::volume::Stream {
+            runs: self.runs.clone(),
+            data_size: self.data_size,
+            allocated_size: self.allocated_size,
+            initialized_size: self.initialized_size,
+        }
     }
 }
 
@@ -199,6 +210,7 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
             highest_vcn: 0,
             allocated_size: 0,
             data_size: 0,
+            initialized_size: 0,
             runs: Vec::new(),
             value: None,
         };
@@ -229,6 +241,7 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
             facts.allocated_size = u64_at(raw, 0x28).unwrap_or(0);
             facts.data_size = u64_at(raw, 0x30).unwrap_or(0);
             let initialized = u64_at(raw, 0x38).unwrap_or(0);
+            facts.initialized_size = initialized;
             if mp < 0x40 || mp >= len {
                 bad(p, ProblemKind::MappingPairs, format!("{what}: mapping pairs offset {mp} lies outside the attribute"));
             } else {

@@ -251,7 +251,8 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     /// Deletes the name `name` (exact, as listed) from directory `dir_record`: every name the file
     /// has in this directory goes (Win32/POSIX and DOS); when the file has no other names, the
     /// record, its `$MFT:$BITMAP` bit, its clusters and its `$ObjId`/`$Reparse` keys are freed too.
-    pub fn delete(&mut self, dir_record: u64, name: &[u16]) -> Result<DeleteOutcome, NtfsError> {
+    /// `dir_label` names the directory in the change log (its path, for people).
+    pub fn delete(&mut self, dir_record: u64, dir_label: &str, name: &[u16]) -> Result<DeleteOutcome, NtfsError> {
         let vol = self.vol;
         let dir = vol.read_record(dir_record)?;
         if !dir.in_use() || !dir.is_directory() {
@@ -317,7 +318,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             side_indexes: Vec::new(),
         };
         for (k, key_bytes) in &here {
-            let label = format!("directory record {dir_record}");
+            let label = format!("directory {dir_label} (record {dir_record})");
             btree::remove_key(
                 self,
                 dir_record,
