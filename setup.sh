@@ -10,8 +10,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # Tools the tests use as independent judges and to build fixtures:
 # ntfs-3g (mkntfs, ntfs-3g FUSE, ntfsinfo, ntfsls, ntfsfix), sleuthkit (fls, istat, mmls),
 # fdisk (sfdisk), gdisk (sgdisk), dosfstools (mkfs.vfat), qemu-utils (qemu-img), attr (setfattr),
-# fuse3 (the FUSE mount helper), python3 (the fixture generator).
-APT_PACKAGES="ntfs-3g sleuthkit fdisk gdisk dosfstools qemu-utils attr fuse3 python3 xxd"
+# fuse3 (the FUSE mount helper), python3 (the fixture generator), mtools (fills the FAT ESP),
+# faketime (fixed timestamps in fixtures), util-linux (losetup for 4096-byte-sector images).
+APT_PACKAGES="ntfs-3g sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

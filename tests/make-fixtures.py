@@ -12,7 +12,7 @@ fsstat/fls/istat, a read-only ntfs-3g mount) -- never copied from the recipe bel
 
 Nothing here uses kaifuku's own code.  Needs root (FUSE mounts, loop device for the
 4096-byte-sector image).  Debian packages: ntfs-3g sleuthkit fdisk gdisk dosfstools
-mtools qemu-utils attr faketime util-linux.
+mtools qemu-utils faketime (and util-linux, mount: blkid, losetup).
 
 If OUTDIR/stamp holds the sha256 of this script, nothing is done.
 """
@@ -87,8 +87,11 @@ def blob(n, *parts):
 
 
 # Channel-291 files, per fixture.  kind: header = starts with CS_HEADER, zeros = all zero.
-def cs291(name, when, kind="header", dos=None, fragmented=False):
-    return dict(name=name, time=when, kind=kind, dos=dos, fragmented=fragmented)
+def cs291(name, when, kind="header", dos=None, fragmented=False, index="leaf"):
+    # index: where the long name's $I30 entry must end up -- "leaf", "internal-separator"
+    # (an entry with a child in an index block), "root-separator" (same, in $INDEX_ROOT),
+    # "root-only" (directory without $INDEX_ALLOCATION).  Checked after the build.
+    return dict(name=name, time=when, kind=kind, dos=dos, fragmented=fragmented, index=index)
 
 
 N030 = "C-00000291-00000000-00000030.sys"
@@ -101,7 +104,7 @@ WIN = "windows"
 # Partition/volume recipe.  Offsets and sizes in sectors of the image's sector size.
 FIXTURES = [
     dict(name="gpt-win.raw", scheme="gpt", sector=512, disk=400 * MiB,
-         note="GPT, ESP + MSR + Windows + WinRE; 291 files 030 (unknown), 032 (faulty), 033 (fixed, fragmented)",
+         note="GPT, ESP + MSR + Windows + WinRE; 291 files 030 (unknown), 032 (faulty, index entry is a separator in an internal index block), 033 (fixed, fragmented)",
          parts=[
              dict(n=1, start=2048, size=204800, type=GPT_ESP, name="EFI system partition",
                   fs="vfat", label="SYSTEM", content="esp"),
@@ -109,8 +112,9 @@ FIXTURES = [
                   fs=None),
              dict(n=3, start=239616, size=491520, type=GPT_BASIC, name="Basic data partition",
                   fs="ntfs", label="Windows", cluster=4096, content=WIN,
-                  cs=[cs291(N030, T_UNKNOWN), cs291(N032, T_FAULTY),
-                      cs291(N033, T_FIXED, fragmented=True)]),
+                  cs=[cs291(N030, T_UNKNOWN), cs291(N032, T_FAULTY, index="internal-separator"),
+                      cs291(N033, T_FIXED, fragmented=True)],
+                  post_fix_updates=16),
              dict(n=4, start=731136, size=81920, type=GPT_WINRE, name="",
                   attrs="RequiredPartition GUID:63", fs="ntfs", label="Recovery", cluster=4096,
                   content="recovery"),
@@ -146,14 +150,20 @@ FIXTURES = [
                       cs291(N033, T_FIXED, dos="C-0000~2.SYS")]),
          ]),
     dict(name="gpt-4kn.raw", scheme="gpt", sector=4096, disk=240 * MiB,
-         note="GPT on 4096-byte logical sectors; NTFS with 4096-byte sectors (4 KiB MFT records)",
+         note="GPT on 4096-byte logical sectors; NTFS with 4096-byte sectors (4 KiB MFT records); 033 index entry is a separator in $INDEX_ROOT",
          parts=[
              dict(n=1, start=256, size=4096, type=GPT_MSR, name="Microsoft reserved partition",
                   fs=None),
              dict(n=2, start=4352, size=56064, type=GPT_BASIC, name="Basic data partition",
                   fs="ntfs", label="Windows", cluster=4096, content=WIN,
-                  cs=[cs291(N032, T_FAULTY), cs291(N033, T_FIXED)]),
+                  cs=[cs291(N032, T_FAULTY), cs291(N033, T_FIXED, index="root-separator")],
+                  post_fix_updates=16),
          ]),
+    dict(name="cs-rootonly.raw", scheme="none", sector=512, disk=64 * MiB,
+         note="bare NTFS, small Windows tree; CrowdStrike holds only csagent.sys, 032 and 033, so its index is root-only",
+         parts=[dict(n=None, start=0, size=64 * MiB // 512, fs="ntfs", label="Windows",
+                     cluster=4096, content=WIN, minimal=True, cs_only_291=True,
+                     cs=[cs291(N032, T_FAULTY, index="root-only"), cs291(N033, T_FIXED, index="root-only")])]),
     dict(name="no-crowdstrike.raw", scheme="none", sector=512, disk=160 * MiB,
          note="bare NTFS, Windows tree without a CrowdStrike directory",
          parts=[dict(n=None, start=0, size=160 * MiB // 512, fs="ntfs", label="Windows",
@@ -620,17 +630,23 @@ def populate_windows(pop, part, fixture):
         pop.file("Windows/Fonts/" + n, blob(size, "font", n))
     for n, data in [("hosts", HOSTS), ("networks", NETWORKS), ("protocol", PROTOCOL)]:
         pop.file("Windows/System32/drivers/etc/" + n, data)
+    minimal = part.get("minimal", False)
     drivers = driver_list()
+    if minimal:
+        drivers = drivers[:12]
     for n, size, dos in drivers:
         pop.file("Windows/System32/drivers/" + n, (b"MZ\x90\x00" + blob(size, "drv", n))[:size], dos=dos)
     sxs = "Windows/WinSxS/amd64_example_31bf3856ad364e35_10.0.19041.1_none_0123456789abcdef"
     pop.mkdir(sxs)
-    linked = [d for d in drivers if d[0] in ("ACPI.sys", "ntfs.sys", "tcpip.sys")]
-    linked += [d for d in drivers if d[2] and "~" in d[2]][:2]
+    if minimal:
+        linked = []
+    else:
+        linked = [d for d in drivers if d[0] in ("ACPI.sys", "ntfs.sys", "tcpip.sys")]
+        linked += [d for d in drivers if d[2] and "~" in d[2]][:2]
+        for n, size in manifest_names():
+            pop.file("Windows/WinSxS/Manifests/" + n, blob(size, "manifest", n))
     for n, _, _ in linked:
         os.link(pop.p("Windows/System32/drivers/" + n), pop.p(sxs + "/" + n))
-    for n, size in manifest_names():
-        pop.file("Windows/WinSxS/Manifests/" + n, blob(size, "manifest", n))
 
     cs = part.get("cs")
     if cs is not None:
@@ -639,14 +655,15 @@ def populate_windows(pop, part, fixture):
         pop.file(CS_DIR + "/csagent.sys", b"MZ\x90\x00" + blob(150 * KiB - 4, "csagent"))
         pop.mkdir("Program Files/CrowdStrike")
         pop.file("Program Files/CrowdStrike/CSFalconService.exe", b"MZ" + blob(64 * KiB, "svc"))
-        for when, name, size in channel_list():
+        for when, name, size in ([] if part.get("cs_only_291") else channel_list()):
             c.set(when)
             pop.file(CS_DIR + "/" + name, channel_data(name, size))
         c.set("2024-07-18 23:10:00")
-        pop.file(CS_DIR + "/C-00000292-00000000-00000001.sys",
-                 CS_HEADER + blob(12 * KiB, "decoy292"))
-        if not part.get("no291"):
-            c.set("2024-07-18 21:29:05")
+        if not part.get("cs_only_291"):
+            pop.file(CS_DIR + "/C-00000292-00000000-00000001.sys",
+                     CS_HEADER + blob(12 * KiB, "decoy292"))
+        if not part.get("no291") and not part.get("cs_only_291"):
+            c.set("2024-07-18 23:12:00")
             pop.file(CS_DIR + "/C-00000291-00000000-00000035.dat", CS_HEADER + blob(3 * KiB, "decoydat"))
         for spec in cs:
             c.set(spec["time"])
@@ -672,6 +689,12 @@ def populate_windows(pop, part, fixture):
                 pop.dos(rel, spec["dos"])
             pop.times(rel, spec["time"])
             pop.fsync(rel)  # write the record while the clock still shows this file's time
+        # later updates of another channel; their insertion splits index blocks so that some
+        # 291 entry becomes a separator (counts found by trial, asserted by recipe_check)
+        c.set(T_FIXED)
+        for i in range(part.get("post_fix_updates", 0)):
+            n = "C-00000292-00000001-%08d.sys" % (i + 1)
+            pop.file(CS_DIR + "/" + n, channel_data(n, rng_for(fixture["name"], n).randrange(KiB, 9 * KiB)))
     c.set(T_POST)
     # same name as the faulty file, but outside drivers\CrowdStrike: must never match
     pop.file("Windows/Temp/C-00000291-00000000-00000032.sys", CS_HEADER + blob(40 * KiB, "tempdecoy"))
@@ -861,7 +884,7 @@ def blkid_probe(img, off):
     return {k: re.sub(r"\\(.)", r"\1", v) for k, _, v in (l.partition("=") for l in out.splitlines()) if v}
 
 
-def read_table(img, fmt_args=()):
+def read_table(img):
     """(scheme, sector_size, partitions) from sfdisk -J (via a 4096-byte loop device when the
     512-byte view only shows a protective MBR) and blkid -p."""
     probe = blkid_probe(img, 0)
@@ -940,6 +963,68 @@ def parse_istat(text):
         r["data"] = dict(flags=m.group(1), size=int(m.group(2)), clusters=clusters, runs=runs,
                          resident=m.group(1).startswith("Resident"))
     return r
+
+
+def parse_index_dump(text):
+    """The $I30 B+ tree of a directory as dumped by `ntfsinfo -v -i N`: nodes reachable from the root."""
+    nodes, cur, root_flags, entry = {}, None, None, None
+    for line in text.splitlines():
+        k, _, v = line.strip().partition(":")
+        v = v.strip()
+        if k.startswith("Dumping attribute"):
+            cur = None
+        elif k == "Dumping index root":
+            cur = "root"
+            nodes[cur] = dict(flags=root_flags, entries=[])
+        elif k == "Dumping index block":
+            cur = "block?"
+        elif k == "Node VCN" and cur == "block?":
+            cur = int(v.split()[0])
+            nodes[cur] = dict(flags=None, entries=[])
+        elif k == "Index header flags":
+            if cur is None:
+                root_flags = int(v, 16)
+            elif cur in nodes:
+                nodes[cur]["flags"] = int(v, 16)
+        elif k == "Entry length" and cur in nodes:
+            entry = {}
+            nodes[cur]["entries"].append(entry)
+        elif entry is not None and cur in nodes:
+            if k == "Index entry flags":
+                entry["flags"] = int(v, 16)
+            elif k == "Subnode VCN":
+                entry["subnode"] = int(v.split()[0])
+            elif k == "FILE record number":
+                entry["mft"] = int(v.split()[0])
+            elif k == "Namespace":
+                entry["namespace"] = v
+            elif k == "Filename":
+                entry["name"] = v[1:-1] if v.startswith("'") else v
+    need("root" in nodes, "ntfsinfo -v: no index root")
+    reach, depth = {}, {}
+
+    def walk(n, d):
+        need(n in nodes and n not in reach, "ntfsinfo -v: index node %s missing or seen twice" % n)
+        reach[n] = d
+        for e in nodes[n]["entries"]:
+            if "subnode" in e:
+                walk(e["subnode"], d + 1)
+    walk("root", 1)
+    return {n: nodes[n] for n in reach}, max(reach.values())
+
+
+def index_facts(tree, mft):
+    """Where the index entries (long and DOS names) of record mft live."""
+    out = []
+    for n, node in tree.items():
+        real = [e for e in node["entries"] if "name" in e]
+        for i, e in enumerate(real):
+            if e.get("mft") == mft:
+                out.append(dict(name=e["name"], namespace=e.get("namespace"),
+                                node="root" if n == "root" else n,
+                                node_is_leaf=not (node["flags"] or 0) & 1,
+                                has_subnode="subnode" in e, position=i, entries_in_node=len(real)))
+    return out
 
 
 def iso(t):
@@ -1068,6 +1153,13 @@ def read_ntfs_volume(img, ss, part_no, off, size, imgtype, work, files_json_name
         nf = run(["ntfsinfo", "-F", "/" + e["path"], vol])
         m = re.search(r"Dumping Inode (\d+)", nf)
         need(m and int(m.group(1)) == e["mft_record"], "%s: ntfsinfo -F inode mismatch for %s" % (tag, e["name"]))
+    if matches:
+        tree, _ = parse_index_dump(run(["ntfsinfo", "-v", "-i", str(dirs[CS_DIR]["mft_record"]), vol]))
+        for e in matches:
+            e["index_entries"] = index_facts(tree, e["mft_record"])
+            names = sorted(x["name"] for x in e["index_entries"])
+            need(names == sorted([e["name"]] + ([e["dos_name"]] if e["dos_name"] else [])),
+                 "%s: index entries of %s: %s" % (tag, e["name"], names))
     for d, e in dirs.items():
         text = run(["istat"] + tsk_args(ss, off, imgtype) + [img, str(e["mft_record"])])
         m = re.search(r"^Type: \$INDEX_ROOT \(144-\d+\)\s+Name: \$I30\s+Resident\s+size: (\d+)", text, re.M)
@@ -1075,6 +1167,18 @@ def read_ntfs_volume(img, ss, part_no, off, size, imgtype, work, files_json_name
         e["index_root_size"] = int(m.group(1))
         m = re.search(r"^Type: \$INDEX_ALLOCATION \(160-\d+\)\s+Name: \$I30\s+Non-Resident\s+size: (\d+)", text, re.M)
         e["index_allocation_size"] = int(m.group(1)) if m else None
+        rc, dump, err = run(["ntfsinfo", "-v", "-i", str(e["mft_record"]), vol], check=False)
+        if "Corrupt attribute 0xa0" in err and e["index_allocation_size"] > 65536:
+            # libntfs-3g's ntfs_attr_readall() refuses attributes over 64 KiB, so ntfsinfo cannot
+            # dump big directories; fsstat/ntfsfix/ntfs-3g are fine with them.
+            e["index_depth"] = e["index_blocks_in_use"] = None
+            e["note"] = "ntfsinfo -v cannot dump an $INDEX_ALLOCATION over 64 KiB: depth unknown (>= 2)"
+        else:
+            need(rc == 0, "%s: ntfsinfo -v -i %d failed: %s" % (tag, e["mft_record"], err))
+            tree, e["index_depth"] = parse_index_dump(dump)
+            e["index_blocks_in_use"] = len(tree) - 1
+            need((e["index_depth"] == 1) == (e["index_allocation_size"] is None),
+                 "%s: %s depth vs allocation" % (tag, d))
     v["directories"] = dirs
     for rel, e in files.items():
         need(fls.get(rel) == e["mft_record"], "%s: fls/ntfs-3g disagree on %s" % (tag, rel))
@@ -1206,12 +1310,19 @@ def build_bad(outdir, work, expected):
     cl = [c for c in ist["data"]["clusters"] if c]
     mid = cl[len(cl) // 2]
     cut = wv["offset"] + mid * wv["cluster_size"] + wv["cluster_size"] // 2
+    readable = 0  # MFT bytes, in VCN order, that are still complete in the truncated file
+    for c in cl:
+        if wv["offset"] + (c + 1) * wv["cluster_size"] > cut:
+            break
+        readable += wv["cluster_size"]
+    readable //= wv["mft_record_size"]
+    need(all(m["mft_record"] >= readable for m in wv["matches"]), "truncated.raw: some 291 record is still readable")
     p = cp("gpt-win.raw", "truncated.raw")
     os.truncate(p, cut)
     items.append(dict(image="bad/truncated.raw", defect="truncated-in-mft", based_on="gpt-win.raw", cut_at=cut,
                       note="gpt-win.raw truncated inside the Windows volume's $MFT (MFT cluster %d of %d, "
                            "from istat 0); the CrowdStrike records lie beyond the end" % (len(cl) // 2, len(cl)),
-                      mft_records_readable=(mid - cl[0]) * wv["cluster_size"] // wv["mft_record_size"]))
+                      mft_records_readable=readable))
 
     p = cp("gpt-win-fixed.vhd", "truncated.vhd")
     size = os.path.getsize(p)
@@ -1417,6 +1528,12 @@ def recipe_check(expected):
                 need(m["dos_name"] == s["dos"], "%s %s: dos name %s" % (fx["name"], n, m["dos_name"]))
                 if s["fragmented"]:
                     need(m["data_runs"] > 1, "%s %s: not fragmented (%s runs)" % (fx["name"], n, m["data_runs"]))
+                ie = [x for x in m["index_entries"] if x["name"] == n][0]
+                where = ("root-only" if ie["node"] == "root" and v["directories"][CS_DIR]["index_depth"] == 1
+                         else ("root-" if ie["node"] == "root" else "internal-") + "separator" if ie["has_subnode"]
+                         else "leaf" if ie["node_is_leaf"] and ie["node"] != "root" else "?")
+                need(where == s["index"], "%s %s: index entry is %s, recipe wants %s (%s)"
+                     % (fx["name"], n, where, s["index"], ie))
 
 
 def main():
@@ -1435,7 +1552,7 @@ def main():
     missing = [t for t in REQUIRED if shutil.which(t) is None]
     if missing:
         print("missing tools: %s\napt-get install -y ntfs-3g sleuthkit fdisk gdisk dosfstools mtools "
-              "qemu-utils attr faketime" % " ".join(missing), file=sys.stderr)
+              "qemu-utils faketime" % " ".join(missing), file=sys.stderr)
         return 2
     if os.geteuid() != 0:
         print("must run as root (FUSE mounts, loop devices)", file=sys.stderr)

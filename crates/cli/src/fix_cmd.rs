@@ -71,12 +71,7 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let patch_refs: Vec<(u64, &[u8])> = plan
-        .patches
-        .iter()
-        .map(|p| (p.offset, p.bytes.as_slice()))
-        .collect();
-    let writes = match container.plan_writes(&patch_refs) {
+    let output = match container.plan_output(&plan.patches) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("kaifuku: cannot map the changes into the image file: {e}");
@@ -90,9 +85,11 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
             "dry_run": args.dry_run,
             "report": report,
             "plan": plan,
-            "file_writes": writes.iter().map(|w| serde_json::json!({
+            "file_writes": output.writes.iter().map(|w| serde_json::json!({
                 "file_offset": w.file_offset, "len": w.bytes.len(), "label": w.label
-            })).collect::<Vec<_>>(),
+            })).chain(output.fills.iter().map(|f| serde_json::json!({
+                "file_offset": f.file_offset, "len": f.len, "label": f.label, "fill": f.byte
+            }))).collect::<Vec<_>>(),
             "reads": stats,
         });
         println!(
@@ -108,7 +105,7 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
     let result = if args.in_place {
         crate::output::write_in_place(
             args.image,
-            &writes,
+            &output,
             args.undo.expect("checked above"),
             counted.inner(),
         )
@@ -116,7 +113,7 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
         crate::output::write_copy(
             args.image,
             args.output.expect("checked above"),
-            &writes,
+            &output,
             args.undo,
             counted.inner(),
         )
@@ -193,13 +190,16 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats) -> String {
         match seen.iter_mut().find(|s| s.0 == p.label) {
             Some(s) => {
                 s.2 += 1;
-                s.3 += p.bytes.len() as u64;
+                s.3 += p.len();
             }
-            None => seen.push((&p.label, p.offset, 1, p.bytes.len() as u64)),
+            None => seen.push((&p.label, p.offset, 1, p.len())),
         }
     }
     for (label, first, n, bytes) in seen {
-        let _ = writeln!(o, "  at byte {first:>14}  {n:>3} range(s) {bytes:>8} B  {label}");
+        let _ = writeln!(
+            o,
+            "  at byte {first:>14}  {n:>3} range(s) {bytes:>8} B  {label}"
+        );
     }
     for c in &plan.verification.checks {
         let _ = writeln!(o, "Verified    {c}");

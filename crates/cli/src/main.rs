@@ -1,6 +1,7 @@
 //! `kaifuku`: thin front end over the core crates. It opens files, stacks the read cache, prints
 //! reports and maps outcomes to exit codes; everything else lives in the core.
 
+mod check_cmd;
 mod fix_cmd;
 mod output;
 mod report;
@@ -24,7 +25,7 @@ const EXIT_ERROR: u8 = 3;
     name = "kaifuku",
     version,
     about = "Repair exported Windows VM disk images offline (CrowdStrike 2024-07-19 and more)",
-    after_help = "Exit codes: 0 matching files found, 1 nothing to fix, 2 refused or unsupported (reason printed), 3 error."
+    after_help = "Exit codes: 0 matching files found, 1 nothing to fix, 2 refused or unsupported (reason printed), 3 error; `check`: 0 clean, 4 = check found problems."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -72,6 +73,15 @@ enum Command {
         /// '\Windows\Temp\*.tmp'.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+    },
+    /// Check every NTFS volume of the image for broken invariants (what chkdsk verifies in its
+    /// file-record and index stages). Changes nothing. Exit code 0 clean, 4 = check found problems.
+    Check {
+        /// Disk image (raw/img, VHD fixed or dynamic) or block device.
+        image: PathBuf,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Restore the original bytes saved by `fix --undo FILE`.
     Undo {
@@ -131,6 +141,7 @@ fn main() -> ExitCode {
             };
             ExitCode::from(fix_cmd::run(&args, &rule))
         }
+        Command::Check { image, json } => ExitCode::from(check_cmd::run(&image, json)),
         Command::Undo {
             image,
             undo_file,

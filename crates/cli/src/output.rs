@@ -2,7 +2,7 @@
 //! guarded by an undo file written and synced first, and restoring from an undo file.
 
 use crate::source::FileSource;
-use kaifuku_container::FileWrite as OutputWrite;
+use kaifuku_container::OutputPlan;
 use kaifuku_io::ReadAt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -12,12 +12,30 @@ use std::path::{Path, PathBuf};
 const UNDO_MAGIC: &[u8; 16] = b"KAIFUKU-UNDO\0\0\0\x01";
 const COPY_CHUNK: usize = 1 << 20;
 
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// FNV-1a: detects that bytes changed since the fix (not a security hash).
-fn fnv1a(b: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+fn fnv1a_more(mut h: u64, b: &[u8]) -> u64 {
     for x in b {
         h ^= *x as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    fnv1a_more(FNV_START, b)
+}
+
+/// The hash of `len` copies of `byte`, without materialising them.
+fn fnv1a_fill(byte: u8, len: u64) -> u64 {
+    let chunk = [byte; 4096];
+    let mut h = FNV_START;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(4096) as usize;
+        h = fnv1a_more(h, &chunk[..n]);
+        left -= n as u64;
     }
     h
 }
@@ -114,19 +132,45 @@ fn sync_dir(path: &Path) {
     }
 }
 
-fn undo_entries(source: &FileSource, writes: &[OutputWrite]) -> io::Result<Vec<UndoEntry>> {
-    writes
-        .iter()
-        .map(|w| {
-            let mut original = vec![0u8; w.bytes.len()];
-            source.read_at(w.file_offset, &mut original)?;
-            Ok(UndoEntry {
-                offset: w.file_offset,
-                original,
-                new_hash: fnv1a(&w.bytes),
-            })
-        })
-        .collect()
+fn undo_entries(source: &FileSource, plan: &OutputPlan) -> io::Result<Vec<UndoEntry>> {
+    let mut out = Vec::new();
+    for w in &plan.writes {
+        let mut original = vec![0u8; w.bytes.len()];
+        source.read_at(w.file_offset, &mut original)?;
+        out.push(UndoEntry {
+            offset: w.file_offset,
+            original,
+            new_hash: fnv1a(&w.bytes),
+        });
+    }
+    for f in &plan.fills {
+        let mut original = vec![0u8; f.len as usize];
+        source.read_at(f.file_offset, &mut original)?;
+        out.push(UndoEntry {
+            offset: f.file_offset,
+            original,
+            new_hash: fnv1a_fill(f.byte, f.len),
+        });
+    }
+    out.sort_by_key(|e| e.offset);
+    Ok(out)
+}
+
+/// Applies the planned writes and fills to an open output file.
+fn apply(dst: &File, plan: &OutputPlan) -> io::Result<()> {
+    for w in &plan.writes {
+        dst.write_all_at(&w.bytes, w.file_offset)?;
+    }
+    for f in &plan.fills {
+        let chunk = vec![f.byte; (f.len as usize).min(COPY_CHUNK)];
+        let mut done = 0u64;
+        while done < f.len {
+            let n = (f.len - done).min(COPY_CHUNK as u64) as usize;
+            dst.write_all_at(&chunk[..n], f.file_offset + done)?;
+            done += n as u64;
+        }
+    }
+    Ok(())
 }
 
 /// Copies `input` to `output` keeping holes (SEEK_DATA/SEEK_HOLE where the file system has them,
@@ -135,7 +179,7 @@ fn undo_entries(source: &FileSource, writes: &[OutputWrite]) -> io::Result<Vec<U
 pub fn write_copy(
     input: &Path,
     output: &Path,
-    writes: &[OutputWrite],
+    plan: &OutputPlan,
     undo: Option<&Path>,
     source: &FileSource,
 ) -> io::Result<()> {
@@ -150,12 +194,10 @@ pub fn write_copy(
             .open(&tmp)?;
         dst.set_len(size)?;
         copy_sparse(&src, &dst, size)?;
-        for w in writes {
-            dst.write_all_at(&w.bytes, w.file_offset)?;
-        }
+        apply(&dst, plan)?;
         dst.sync_all()?;
         if let Some(u) = undo {
-            write_undo(u, size, &undo_entries(source, writes)?)?;
+            write_undo(u, size, &undo_entries(source, plan)?)?;
         }
         std::fs::rename(&tmp, output)?;
         sync_dir(output);
@@ -200,15 +242,13 @@ fn copy_sparse(src: &File, dst: &File, size: u64) -> io::Result<()> {
 /// Edits the image itself: the undo file is written and synced before the first byte changes.
 pub fn write_in_place(
     image: &Path,
-    writes: &[OutputWrite],
+    plan: &OutputPlan,
     undo: &Path,
     source: &FileSource,
 ) -> io::Result<()> {
-    write_undo(undo, source.size(), &undo_entries(source, writes)?)?;
+    write_undo(undo, source.size(), &undo_entries(source, plan)?)?;
     let f = OpenOptions::new().write(true).open(image)?;
-    for w in writes {
-        f.write_all_at(&w.bytes, w.file_offset)?;
-    }
+    apply(&f, plan)?;
     f.sync_all()
 }
 

@@ -22,7 +22,7 @@ mod vhd;
 pub use error::{ContainerError, OtherFormat};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
 
-use kaifuku_io::{check_range, ReadAt};
+use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
 use serde::{Serialize, Serializer};
 use std::{fmt, io};
 
@@ -80,6 +80,22 @@ pub struct FileWrite {
     pub bytes: Vec<u8>,
     /// What the write changes, e.g. "virtual disk bytes 0x..." or "VHD block 3 sector bitmap...".
     pub label: String,
+}
+
+/// A range of the container file to fill with one byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileFill {
+    pub file_offset: u64,
+    pub len: u64,
+    pub byte: u8,
+    pub label: String,
+}
+
+/// Everything to write to the output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputPlan {
+    pub writes: Vec<FileWrite>,
+    pub fills: Vec<FileFill>,
 }
 
 impl FileWrite {
@@ -270,10 +286,69 @@ impl<R: ReadAt> Container<R> {
     /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
     /// header and table are never written. Writes are sorted by file offset and do not overlap.
     pub fn plan_writes(&self, patches: &[(u64, &[u8])]) -> Result<Vec<FileWrite>, ContainerError> {
+        Ok(self.plan_writes_and_fills(patches, &[])?.0)
+    }
+
+    /// Like [`Container::plan_writes`], for plans that also fill ranges with one byte (the journal
+    /// reset): fills become [`FileFill`]s, never materialised. Fills must not overlap byte patches.
+    pub fn plan_output(&self, patches: &[Patch]) -> Result<OutputPlan, ContainerError> {
+        let bytes: Vec<(u64, &[u8])> = patches
+            .iter()
+            .filter_map(|p| match &p.data {
+                PatchData::Bytes(b) => Some((p.offset, b.as_slice())),
+                PatchData::Fill { .. } => None,
+            })
+            .collect();
+        let fills: Vec<(u64, u64, u8)> = patches
+            .iter()
+            .filter_map(|p| match p.data {
+                PatchData::Fill { byte, len } => Some((p.offset, len, byte)),
+                PatchData::Bytes(_) => None,
+            })
+            .collect();
+        for &(fs, fl, _) in &fills {
+            let fe = fs
+                .checked_add(fl)
+                .filter(|e| *e <= self.virtual_size)
+                .ok_or(ContainerError::PatchOutOfRange {
+                    offset: fs,
+                    len: fl,
+                    virtual_size: self.virtual_size,
+                })?;
+            if bytes
+                .iter()
+                .any(|&(o, b)| o < fe && fs < o + b.len() as u64)
+            {
+                return Err(ContainerError::Overflow("a fill overlaps a byte patch"));
+            }
+        }
+        let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
+        Ok(OutputPlan { writes, fills })
+    }
+
+    fn plan_writes_and_fills(
+        &self,
+        patches: &[(u64, &[u8])],
+        fills: &[(u64, u64, u8)],
+    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
         let merged = merge_patches(patches, self.virtual_size)?;
         match &self.layout {
-            Layout::Raw | Layout::VhdFixed(_) => Ok(raw::plan_identity(merged)),
-            Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged),
+            Layout::Raw | Layout::VhdFixed(_) => Ok((
+                raw::plan_identity(merged),
+                fills
+                    .iter()
+                    .map(|&(offset, len, byte)| FileFill {
+                        file_offset: offset,
+                        len,
+                        byte,
+                        label: format!(
+                            "virtual disk bytes {offset:#x}..{:#x} (filled)",
+                            offset + len
+                        ),
+                    })
+                    .collect(),
+            )),
+            Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
         }
     }
 

@@ -17,7 +17,7 @@
 //! is an error at open time, and every size computed from file fields uses checked arithmetic so a
 //! crafted file can neither panic nor make us allocate much memory.
 
-use crate::{ContainerError, Extent, FileWrite};
+use crate::{ContainerError, Extent, FileFill, FileWrite};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -557,7 +557,8 @@ impl Dynamic {
         &self,
         file: &R,
         merged: &[(u64, Vec<u8>)],
-    ) -> Result<Vec<FileWrite>, ContainerError> {
+        fills: &[(u64, u64, u8)],
+    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
         let bs = self.block_size;
         // Virtual offset -> (bytes, zero-filled). One entry per sector piece; joined below.
         let mut pieces: BTreeMap<u64, (Vec<u8>, bool)> = BTreeMap::new();
@@ -592,9 +593,48 @@ impl Dynamic {
             }
         }
 
+        // Fills: whole sectors through the block table; sectors whose bit is clear only need the
+        // bit set (the fill writes all of their bytes).
+        let mut file_fills = Vec::new();
+        let mut marks: std::collections::BTreeSet<u64> = clear_sectors.keys().copied().collect();
+        for &(start, len, byte) in fills {
+            let end = start + len;
+            if start % SECTOR != 0 || end % SECTOR != 0 {
+                return Err(ContainerError::Overflow(
+                    "a fill that is not sector-aligned in a dynamic VHD",
+                ));
+            }
+            let mut pos = start;
+            while pos < end {
+                let block = pos / bs;
+                let entry = self.bat[block as usize];
+                if entry == UNALLOCATED {
+                    return Err(ContainerError::PatchInUnallocatedBlock { offset: pos, block });
+                }
+                let bm = self.bitmap(file, block, entry)?;
+                let block_end = ((block + 1) * bs).min(end);
+                let mut s = pos / SECTOR;
+                while s * SECTOR < block_end {
+                    if !bit(&bm, (s * SECTOR % bs) / SECTOR) {
+                        marks.insert(s);
+                    }
+                    s += 1;
+                }
+                file_fills.push(FileFill {
+                    file_offset: u64::from(entry) * SECTOR + self.bitmap_len + pos % bs,
+                    len: block_end - pos,
+                    byte,
+                    label: format!(
+                        "virtual disk bytes {pos:#x}..{block_end:#x} (VHD block {block}, filled)"
+                    ),
+                });
+                pos = block_end;
+            }
+        }
+
         let mut writes = Vec::new();
         // Bitmap updates, one write per block covering the bitmap bytes that change.
-        let mut sectors = clear_sectors.keys().peekable();
+        let mut sectors = marks.iter().peekable();
         while let Some(&first) = sectors.next() {
             let block = first * SECTOR / bs;
             let mut in_block = vec![first];
@@ -652,7 +692,7 @@ impl Dynamic {
             writes.push(self.data_write(done));
         }
         writes.sort_by_key(|w| w.file_offset);
-        Ok(writes)
+        Ok((writes, file_fills))
     }
 
     fn data_write(&self, (at, bytes, zero_filled): (u64, Vec<u8>, bool)) -> FileWrite {

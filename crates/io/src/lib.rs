@@ -10,7 +10,7 @@ mod cache;
 mod overlay;
 
 pub use cache::{BlockCache, CacheConfig};
-pub use overlay::{Overlay, Patch};
+pub use overlay::{Overlay, Patch, PatchData};
 
 use std::cell::Cell;
 use std::io;
@@ -65,11 +65,16 @@ impl<T: ReadAt + ?Sized> ReadAt for Rc<T> {
 /// in the core: writes become patches, never changes to the image itself.
 pub trait WriteAt {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Writes `len` copies of `byte` at `offset` without materialising them.
+    fn fill_at(&self, offset: u64, len: u64, byte: u8) -> io::Result<()>;
 }
 
 impl<T: WriteAt + ?Sized> WriteAt for &T {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         (**self).write_at(offset, bytes)
+    }
+    fn fill_at(&self, offset: u64, len: u64, byte: u8) -> io::Result<()> {
+        (**self).fill_at(offset, len, byte)
     }
 }
 
@@ -86,12 +91,24 @@ impl<B: ReadAt> WriteAt for std::cell::RefCell<Overlay<B>> {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.borrow_mut().write(offset, bytes)
     }
+    fn fill_at(&self, offset: u64, len: u64, byte: u8) -> io::Result<()> {
+        self.borrow_mut().fill(offset, len, byte)
+    }
 }
 
 impl<R: ReadAt + WriteAt> WriteAt for Slice<R> {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         check_range(offset, bytes.len(), self.len)?;
         self.inner.write_at(self.start + offset, bytes)
+    }
+    fn fill_at(&self, offset: u64, len: u64, byte: u8) -> io::Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => self.inner.fill_at(self.start + offset, len, byte),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "fill goes past the end of the slice",
+            )),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod boot;
 mod bytes;
+pub mod check;
 pub mod edit;
 pub mod fixup;
 pub mod index;

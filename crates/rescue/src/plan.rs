@@ -3,7 +3,7 @@
 
 use crate::inspect::{inspect, run_rule, InspectReport, Outcome};
 use crate::rule::Rule;
-use kaifuku_io::{Overlay, Patch, ReadAt, Slice};
+use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
 use kaifuku_ntfs::{NtfsError, Volume};
 use serde::Serialize;
@@ -45,7 +45,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn bytes_changed(&self) -> u64 {
-        self.patches.iter().map(|p| p.bytes.len() as u64).sum()
+        self.patches.iter().map(|p| p.len()).sum()
     }
 }
 
@@ -204,22 +204,43 @@ fn serde_json_state(s: kaifuku_ntfs::LogState) -> &'static str {
 const MERGE_GAP: u64 = 8;
 
 /// Turns logged writes into patches that hold exactly the bytes that differ from the image,
-/// each labelled with the first structure written there.
+/// each labelled with the first structure written there. Fills (the journal reset) are kept as
+/// fills: they are not compared byte by byte, so the old journal is never read.
 fn diff_patches<B: ReadAt>(
     overlay: &Overlay<B>,
     changes: &[(u64, Change)],
 ) -> std::io::Result<Vec<Patch>> {
+    let mut patches: Vec<Patch> = Vec::new();
+    let mut fills: Vec<(u64, u64)> = Vec::new();
+    for (base, c) in changes.iter().filter(|(_, c)| c.fill.is_some()) {
+        let (start, end) = (base + c.offset, base + c.offset + c.len);
+        fills.push((start, end));
+        patches.push(Patch {
+            offset: start,
+            data: PatchData::Fill {
+                byte: c.fill.expect("filtered"),
+                len: c.len,
+            },
+            label: c.label.clone(),
+        });
+    }
     let mut ranges: Vec<(u64, u64, &str)> = changes
         .iter()
+        .filter(|(_, c)| c.fill.is_none())
         .map(|(base, c)| (base + c.offset, base + c.offset + c.len, c.label.as_str()))
         .collect();
     ranges.sort_by_key(|r| r.0);
-    let mut patches: Vec<Patch> = Vec::new();
     let mut covered_to = 0u64;
     for (start, end, label) in ranges {
         let start = start.max(covered_to);
         if start >= end {
             continue;
+        }
+        if fills.iter().any(|&(fs, fe)| start < fe && fs < end) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{label} overlaps the journal reset; refusing an inconsistent plan"),
+            ));
         }
         let len = (end - start) as usize;
         let mut new = vec![0u8; len];
@@ -243,12 +264,13 @@ fn diff_patches<B: ReadAt>(
             }
             patches.push(Patch {
                 offset: start + run_start as u64,
-                bytes: new[run_start..run_end].to_vec(),
+                data: PatchData::Bytes(new[run_start..run_end].to_vec()),
                 label: label.to_string(),
             });
             i = run_end;
         }
         covered_to = end;
     }
+    patches.sort_by_key(|p| p.offset);
     Ok(patches)
 }

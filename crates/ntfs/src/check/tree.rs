@@ -6,7 +6,7 @@
 use super::bits::{push_range, Bits};
 use super::{soft, ProblemKind, Problems};
 use crate::bytes::{u16_at, u32_at, u64_at, utf16_units};
-use crate::index::{Directory, FileNameKey, NodeId, ENTRY_END, ENTRY_NODE};
+use crate::index::{Collation, Directory, FileNameKey, NodeId, ENTRY_END, ENTRY_NODE};
 use crate::record::{FileRecord, FileRef, ATTR_BITMAP, ATTR_FILE_NAME, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT};
 use crate::upcase::UpcaseTable;
 use crate::volume::{AttrValue, Volume};
@@ -334,6 +334,8 @@ pub(crate) fn check_tree<R: ReadAt>(
     let bitmap_bits = bitmap.as_ref().map(|b| Bits::from_bytes(b, b.len() as u64 * 8));
     let dir = Directory {
         record: rec,
+        index_name: index_name.to_string(),
+        collation: if file_names { Collation::FileName } else { Collation::Ulongs },
         root_value: root.clone(),
         block_size,
         allocation: allocation.clone(),

@@ -34,6 +34,8 @@ pub struct Change {
     pub offset: u64,
     pub len: u64,
     pub label: String,
+    /// Set when the range was filled with this byte (not written byte by byte).
+    pub fill: Option<u8>,
 }
 
 /// What deleting one name did.
@@ -86,6 +88,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             offset,
             len: bytes.len() as u64,
             label,
+            fill: None,
         });
         Ok(())
     }
@@ -425,15 +428,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         let cs = self.vol.cluster_size();
         for r in &s.runs {
             let Some(lcn) = r.lcn else { continue };
-            let len = r.length * cs;
-            // Written in pieces of at most 1 MiB so no single patch is large.
-            let mut done = 0u64;
-            while done < len {
-                let n = (len - done).min(1 << 20);
-                let ff = vec![0xFFu8; n as usize];
-                self.write(lcn * cs + done, &ff, "$LogFile (reset to 0xFF)".into())?;
-                done += n;
-            }
+            let (offset, len) = (lcn * cs, r.length * cs);
+            self.vol.reader().fill_at(offset, len, 0xFF).map_err(NtfsError::io("writing to the overlay"))?;
+            self.changes.push(Change { offset, len, label: "$LogFile (reset to 0xFF)".into(), fill: Some(0xFF) });
         }
         self.set_dirty()
     }
