@@ -385,3 +385,55 @@ fn plan_writes_on_qemu_fixed_vhd() {
     );
     assert_reads_as(&open(FileReader::open(&patched)).unwrap(), &want);
 }
+
+#[test]
+fn plan_output_fills_on_qemu_dynamic_vhd() {
+    use kaifuku_io::{Patch, PatchData};
+    let dir = TempDir::new("fill");
+    let raw = raw_image();
+    let vhd = make_vhd(&dir, &raw, "subformat=dynamic,force_size=on");
+    let mut file = fs::read(&vhd).unwrap();
+    // Mark sectors 256..512 KiB of block 0 unused (Hyper-V style), so a fill there must set bits.
+    let bitmap0 = bitmap_offset(&file, 0);
+    file[bitmap0 + (256 << 10) / 512 / 8..bitmap0 + (512 << 10) / 512 / 8].fill(0);
+    let prepared = dir.path("prepared.vhd");
+    fs::write(&prepared, &file).unwrap();
+    let c = open(FileReader::open(&prepared)).unwrap();
+
+    // A fill across the unused sectors and on into block 2 is not allowed (block 1 is
+    // unallocated), so fill inside block 0 across the boundary, plus bytes elsewhere in the
+    // same bitmap sector, plus a fill in block 2.
+    let bytes = vec![0x5au8; 40];
+    let patches = vec![
+        Patch { offset: 200 << 10, data: PatchData::Fill { byte: 0xFF, len: 128 << 10 }, label: "fill a".into() },
+        Patch { offset: (600 << 10) + 3, data: PatchData::Bytes(bytes.clone()), label: "bytes".into() },
+        Patch { offset: 4 * MIB as u64, data: PatchData::Fill { byte: 0x11, len: 8192 }, label: "fill b".into() },
+    ];
+    let out = c.plan_output(&patches).unwrap();
+    assert!(out.writes.iter().filter(|w| w.label.contains("bitmap")).count() == 1, "{out:#?}");
+    for f in &out.fills {
+        let end = f.file_offset + f.len;
+        file[f.file_offset as usize..end as usize].fill(f.byte);
+    }
+    apply(&mut file, &out.writes);
+    let patched = dir.path("patched.vhd");
+    fs::write(&patched, &file).unwrap();
+
+    let mut want = raw.clone();
+    want[200 << 10..(200 << 10) + (128 << 10)].fill(0xFF);
+    want[(600 << 10) + 3..(600 << 10) + 43].copy_from_slice(&bytes);
+    want[4 * MIB..4 * MIB + 8192].fill(0x11);
+    assert_reads_as(&open(FileReader::open(&patched)).unwrap(), &want);
+    let converted = dir.path("converted.raw");
+    qemu_img(&["convert", "-f", "vpc", "-O", "raw", s(&patched), s(&converted)]);
+    assert!(fs::read(&converted).unwrap() == want, "qemu reads different bytes");
+
+    // Fills that overlap byte patches, or that reach an unallocated block, are refused.
+    let overlap = vec![
+        Patch { offset: 1000, data: PatchData::Fill { byte: 0, len: 512 }, label: "f".into() },
+        Patch { offset: 1200, data: PatchData::Bytes(vec![1]), label: "b".into() },
+    ];
+    assert!(c.plan_output(&overlap).is_err());
+    let unallocated = vec![Patch { offset: 3 * MIB as u64, data: PatchData::Fill { byte: 0, len: 512 }, label: "f".into() }];
+    assert!(matches!(c.plan_output(&unallocated), Err(ContainerError::PatchInUnallocatedBlock { .. })));
+}
