@@ -9,7 +9,7 @@
 mod btree;
 mod record_ops;
 
-use crate::index::{Directory, FileNameKey, NS_DOS};
+use crate::index::{Directory, FileNameKey, NS_DOS, NS_WIN32};
 use crate::record::{
     FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_BITMAP, ATTR_DATA, ATTR_FILE_NAME,
     ATTR_OBJECT_ID, ATTR_REPARSE_POINT, ATTR_VOLUME_INFORMATION, FLAG_IN_USE,
@@ -255,7 +255,12 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     /// has in this directory goes (Win32/POSIX and DOS); when the file has no other names, the
     /// record, its `$MFT:$BITMAP` bit, its clusters and its `$ObjId`/`$Reparse` keys are freed too.
     /// `dir_label` names the directory in the change log (its path, for people).
-    pub fn delete(&mut self, dir_record: u64, dir_label: &str, name: &[u16]) -> Result<DeleteOutcome, NtfsError> {
+    pub fn delete(
+        &mut self,
+        dir_record: u64,
+        dir_label: &str,
+        name: &[u16],
+    ) -> Result<DeleteOutcome, NtfsError> {
         let vol = self.vol;
         let dir = vol.read_record(dir_record)?;
         if !dir.in_use() || !dir.is_directory() {
@@ -290,25 +295,41 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 "{what} has an $ATTRIBUTE_LIST (its attributes span several MFT records); deleting such a file offline is not supported yet — delete it from Windows Recovery instead"
             )));
         }
-        // Every $FILE_NAME: those in this directory go, others (hard links) stay.
-        let mut here: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
-        let mut elsewhere = 0usize;
+        // The name asked for goes, with its Win32/DOS partner in the same directory; any other
+        // name (a hard link, here or in another directory) keeps the file alive.
+        let mut names: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
         for a in file.attributes()? {
-            if a.type_code != ATTR_FILE_NAME {
-                continue;
-            }
-            let v = a.resident_value()?;
-            let k = FileNameKey::parse(v)?;
-            if k.parent.record == dir_record {
-                here.push((k, v.to_vec()));
-            } else {
-                elsewhere += 1;
+            if a.type_code == ATTR_FILE_NAME {
+                let v = a.resident_value()?;
+                names.push((FileNameKey::parse(v)?, v.to_vec()));
             }
         }
-        if !here.iter().any(|(k, _)| k.name == name) {
-            return Err(NtfsError::Corrupt(format!(
-                "{what}: no $FILE_NAME in the record matches the directory entry"
-            )));
+        let target = names
+            .iter()
+            .position(|(k, _)| k.parent.record == dir_record && k.name == name)
+            .ok_or_else(|| {
+                NtfsError::Corrupt(format!(
+                    "{what}: no $FILE_NAME in the record matches the directory entry"
+                ))
+            })?;
+        let partner_ns = match names[target].0.namespace {
+            NS_WIN32 => Some(NS_DOS),
+            NS_DOS => Some(NS_WIN32),
+            _ => None,
+        };
+        let partner = partner_ns.and_then(|ns| {
+            names
+                .iter()
+                .position(|(k, _)| k.parent.record == dir_record && k.namespace == ns)
+        });
+        let mut here: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
+        let mut others = 0usize;
+        for (i, n) in names.into_iter().enumerate() {
+            if i == target || Some(i) == partner {
+                here.push(n);
+            } else {
+                others += 1;
+            }
         }
         // DOS names first, as NTFS does: the long name stays findable until the last step.
         here.sort_by_key(|(k, _)| if k.namespace == NS_DOS { 0 } else { 1 });
@@ -333,21 +354,21 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             outcome.removed_names.push(k.name_string());
         }
         let file = vol.read_record(file.number)?;
-        if elsewhere > 0 {
-            // Hard links: this directory's names go from the record; the record and data stay.
+        if others > 0 {
+            // Hard links: only the removed names leave the record; the record and data stay.
             let mut rec = file.clone();
-            let offsets: Vec<usize> = rec
-                .attributes()?
-                .iter()
-                .filter(|a| a.type_code == ATTR_FILE_NAME)
-                .filter(|a| {
-                    a.resident_value()
-                        .ok()
-                        .and_then(|v| FileNameKey::parse(v).ok())
-                        .is_some_and(|k| k.parent.record == dir_record)
-                })
-                .map(|a| a.offset)
-                .collect();
+            let mut offsets = Vec::new();
+            for a in rec.attributes()? {
+                if a.type_code != ATTR_FILE_NAME {
+                    continue;
+                }
+                let k = FileNameKey::parse(a.resident_value()?)?;
+                if here.iter().any(|(h, _)| {
+                    h.parent == k.parent && h.namespace == k.namespace && h.name == k.name
+                }) {
+                    offsets.push(a.offset);
+                }
+            }
             for off in offsets.iter().rev() {
                 remove_attribute(&mut rec.bytes, *off)?;
             }
@@ -429,8 +450,16 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         for r in &s.runs {
             let Some(lcn) = r.lcn else { continue };
             let (offset, len) = (lcn * cs, r.length * cs);
-            self.vol.reader().fill_at(offset, len, 0xFF).map_err(NtfsError::io("writing to the overlay"))?;
-            self.changes.push(Change { offset, len, label: "$LogFile (reset to 0xFF)".into(), fill: Some(0xFF) });
+            self.vol
+                .reader()
+                .fill_at(offset, len, 0xFF)
+                .map_err(NtfsError::io("writing to the overlay"))?;
+            self.changes.push(Change {
+                offset,
+                len,
+                label: "$LogFile (reset to 0xFF)".into(),
+                fill: Some(0xFF),
+            });
         }
         self.set_dirty()
     }
