@@ -250,8 +250,8 @@ fn text(doc: &CheckDoc) -> String {
         );
         let _ = writeln!(
             o,
-            "            clusters: {} in use by files, {} marked in $Bitmap, of {}",
-            s.clusters_in_use, s.clusters_marked, s.clusters_total
+            "            clusters: {} in use by files, {} marked in $Bitmap, of {}; {} object IDs, {} reparse points",
+            s.clusters_in_use, s.clusters_marked, s.clusters_total, s.object_ids, s.reparse_points
         );
         if let Some(state) = &r.volume {
             let log = match &state.log {

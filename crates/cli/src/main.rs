@@ -74,8 +74,11 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
     },
-    /// Check every NTFS volume of the image for broken invariants (what chkdsk verifies in its
-    /// file-record and index stages). Changes nothing. Exit code 0 clean, 4 = check found problems.
+    /// Check every NTFS volume of the image for broken invariants. Changes nothing.
+    ///
+    /// Verifies what chkdsk verifies in its file-record and index stages (records, bitmaps, runs,
+    /// directory indexes, names), plus $MFTMirr and $LogFile. Exit code 0 clean, 4 = check found
+    /// problems, 2 nothing to check (BitLocker, unsupported format, no NTFS volume), 3 error.
     Check {
         /// Disk image (raw/img, VHD fixed or dynamic) or block device.
         image: PathBuf,

@@ -20,11 +20,25 @@ fn dump(vol: &Volume<&F>, d: &kaifuku_ntfs::Directory, id: NodeId, depth: usize)
         .entries
         .iter()
         .map(|e| match &e.key {
-            Some(k) => format!("{}[ns{}]{}", k.name_string(), k.namespace, e.subnode.map(|v| format!("->{v}")).unwrap_or_default()),
-            None => format!("END{}", e.subnode.map(|v| format!("->{v}")).unwrap_or_default()),
+            Some(k) => format!(
+                "{}[ns{}]{}",
+                k.name_string(),
+                k.namespace,
+                e.subnode.map(|v| format!("->{v}")).unwrap_or_default()
+            ),
+            None => format!(
+                "END{}",
+                e.subnode.map(|v| format!("->{v}")).unwrap_or_default()
+            ),
         })
         .collect();
-    println!("{}{:?} ({} entries): {}", "  ".repeat(depth), id, names.len(), names.join(", "));
+    println!(
+        "{}{:?} ({} entries): {}",
+        "  ".repeat(depth),
+        id,
+        names.len(),
+        names.join(", ")
+    );
     for e in &n.entries {
         if let Some(v) = e.subnode {
             dump(vol, d, NodeId::Block(v), depth + 1);

@@ -12,13 +12,13 @@ pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
     let usa_ofs = u16_at(rec, 4)? as usize;
     let usa_count = u16_at(rec, 6)? as usize;
     let strides = rec.len() / STRIDE;
-    if usa_count == 0 || usa_count - 1 != strides || rec.len() % STRIDE != 0 {
+    if usa_count == 0 || usa_count - 1 != strides || rec.len() & (STRIDE - 1) != 0 {
         return Err(NtfsError::Corrupt(format!(
             "{what}: update sequence array has {usa_count} entries for a {}-byte record",
             rec.len()
         )));
     }
-    if usa_ofs % 2 != 0 || usa_ofs + 2 * usa_count > STRIDE - 2 {
+    if usa_ofs & 1 != 0 || usa_ofs + 2 * usa_count > STRIDE - 2 {
         return Err(NtfsError::Corrupt(format!(
             "{what}: update sequence array offset {usa_ofs} is invalid"
         )));

@@ -453,7 +453,7 @@ pub fn parse_node_with(
         let length = u16_at(&bytes, off + 8)? as usize;
         let key_length = u16_at(&bytes, off + 0x0A)? as usize;
         let flags = u16_at(&bytes, off + 0x0C)?;
-        if length < 0x10 || length % 8 != 0 || off + length > end {
+        if length < 0x10 || length & 7 != 0 || off + length > end {
             return Err(corrupt(format!("entry at {off} has length {length}")));
         }
         let subnode = if flags & ENTRY_NODE != 0 {

@@ -111,7 +111,7 @@ impl FileRecord {
                 break;
             }
             let len = u32_at(b, off + 4)? as usize;
-            if len < 0x18 || len % 8 != 0 || off + len > used {
+            if len < 0x18 || len & 7 != 0 || off + len > used {
                 return Err(NtfsError::Corrupt(format!(
                     "MFT record {}: attribute {ty:#x} at {off} has length {len}, beyond the record's used bytes",
                     self.number

@@ -358,7 +358,7 @@ impl<R: ReadAt> Volume<R> {
             dir = rec.clone();
             found = Some((entry, rec));
         }
-        Ok(found.or_else(|| None))
+        Ok(found)
     }
 }
 

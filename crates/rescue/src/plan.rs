@@ -157,18 +157,68 @@ pub fn plan_fix<R: ReadAt>(
             "{name}: the rule finds {} file(s) after the fix",
             after.matches.len()
         ));
-        for d in deletions.iter().filter(|d| d.volume == vi) {
-            let rec = vol
-                .read_record(d.outcome.record)
-                .map_err(|e| FixError::Failed(e.to_string()))?;
-            if d.outcome.record_freed && rec.in_use() {
+        // The invariant checker on every structure the edit touched (ntfs-delete.md §5).
+        use kaifuku_ntfs::check::{
+            check_cluster_bits, check_directory, check_mft_bits, check_records, ClusterState,
+        };
+        let mine: Vec<&PlannedDeletion> = deletions.iter().filter(|d| d.volume == vi).collect();
+        let records: Vec<u64> = mine.iter().map(|d| d.outcome.record).collect();
+        let freed: Vec<u64> = mine
+            .iter()
+            .filter(|d| d.outcome.record_freed)
+            .map(|d| d.outcome.record)
+            .collect();
+        let runs: Vec<(u64, u64)> = mine
+            .iter()
+            .flat_map(|d| d.outcome.freed_runs.iter().copied())
+            .collect();
+        let mut dirs: Vec<u64> = mine.iter().map(|d| d.outcome.directory_record).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let fail = |what: &str, e: NtfsError| {
+            FixError::Failed(format!("{name}: checking {what} failed: {e}"))
+        };
+        let mut reports = vec![
+            (
+                "the changed MFT records",
+                check_records(&vol, &records).map_err(|e| fail("records", e))?,
+            ),
+            (
+                "$MFT:$BITMAP",
+                check_mft_bits(&vol, &freed).map_err(|e| fail("$MFT:$BITMAP", e))?,
+            ),
+            (
+                "$Bitmap",
+                check_cluster_bits(&vol, &runs, ClusterState::Free)
+                    .map_err(|e| fail("$Bitmap", e))?,
+            ),
+        ];
+        for d in &dirs {
+            reports.push((
+                "the edited directory index",
+                check_directory(&vol, *d).map_err(|e| fail("the directory", e))?,
+            ));
+        }
+        for (what, r) in &reports {
+            if !r.is_clean() {
+                let first: Vec<String> = r
+                    .problems
+                    .iter()
+                    .take(5)
+                    .map(|p| p.message.clone())
+                    .collect();
                 return Err(FixError::Failed(format!(
-                    "verification failed: MFT record {} is still in use",
-                    d.outcome.record
+                    "verification failed on {what} of {name}; nothing was written. Problems: {}",
+                    first.join("; ")
                 )));
             }
         }
-        checks.push(format!("{name}: freed MFT records are marked free"));
+        checks.push(format!(
+            "{name}: invariant checks pass on {} MFT record(s), their $MFT:$BITMAP bits, {} freed cluster run(s) and {} directory index(es)",
+            records.len(),
+            runs.len(),
+            dirs.len()
+        ));
     }
     if matches_after != 0 {
         return Err(FixError::Failed(format!(

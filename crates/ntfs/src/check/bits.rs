@@ -9,7 +9,10 @@ pub(crate) struct Bits {
 
 impl Bits {
     pub fn new(len: u64) -> Bits {
-        Bits { words: vec![0; len.div_ceil(64) as usize], len }
+        Bits {
+            words: vec![0; len.div_ceil(64) as usize],
+            len,
+        }
     }
 
     /// Bits from bytes as NTFS stores them (bit `i` is bit `i % 8` of byte `i / 8`); `len` bits are
@@ -62,7 +65,11 @@ impl Bits {
             let w = (pos / 64) as usize;
             let lo = pos % 64;
             let hi = ((w as u64 + 1) * 64).min(end) - (w as u64) * 64;
-            let mask = if hi - lo == 64 { !0u64 } else { ((1u64 << (hi - lo)) - 1) << lo };
+            let mask = if hi - lo == 64 {
+                !0u64
+            } else {
+                ((1u64 << (hi - lo)) - 1) << lo
+            };
             let already = self.words[w] & mask;
             if already != 0 {
                 let mut m = already;

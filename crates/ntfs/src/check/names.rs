@@ -59,7 +59,13 @@ impl NameTable {
     }
 
     /// The name of file `child` in directory `parent` with this namespace and name.
-    pub fn find_mut(&mut self, parent: u64, child: u64, namespace: u8, name: &[u16]) -> Option<&mut NameRec> {
+    pub fn find_mut(
+        &mut self,
+        parent: u64,
+        child: u64,
+        namespace: u8,
+        name: &[u16],
+    ) -> Option<&mut NameRec> {
         debug_assert!(self.sorted);
         let k = (parent, child, namespace, name_hash(name));
         let i = self.names.binary_search_by_key(&k, Self::sort_key).ok()?;

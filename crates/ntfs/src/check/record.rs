@@ -69,7 +69,11 @@ pub(crate) fn describe_attr(type_code: u32, name: &[u16]) -> String {
         0x100 => "$LOGGED_UTILITY_STREAM",
         _ => "",
     };
-    let t = if t.is_empty() { format!("attribute {type_code:#x}") } else { t.to_string() };
+    let t = if t.is_empty() {
+        format!("attribute {type_code:#x}")
+    } else {
+        t.to_string()
+    };
     if name.is_empty() {
         t
     } else {
@@ -93,10 +97,14 @@ impl RecordFacts {
         self.base.record != 0 || self.base.sequence != 0
     }
     pub fn has_attribute_list(&self) -> bool {
-        self.attrs.iter().any(|a| a.type_code == ATTR_ATTRIBUTE_LIST)
+        self.attrs
+            .iter()
+            .any(|a| a.type_code == ATTR_ATTRIBUTE_LIST)
     }
     pub fn has_i30_root(&self) -> bool {
-        self.attrs.iter().any(|a| a.type_code == ATTR_INDEX_ROOT && a.name == I30)
+        self.attrs
+            .iter()
+            .any(|a| a.type_code == ATTR_INDEX_ROOT && a.name == I30)
     }
 }
 
@@ -109,9 +117,16 @@ fn keep_value(type_code: u32) -> bool {
 
 /// Checks the header and attributes of in-use record `n` (fixups already removed). Returns `None`
 /// when the record is too damaged for its attributes to be trusted at all.
-pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems) -> Option<RecordFacts> {
+pub(crate) fn examine_record(
+    n: u64,
+    b: &[u8],
+    geo: &Geometry,
+    p: &mut Problems,
+) -> Option<RecordFacts> {
     let rec = Some(n);
-    let bad = |p: &mut Problems, kind: ProblemKind, m: String| p.push(kind, rec, format!("record {n}: {m}"));
+    let bad = |p: &mut Problems, kind: ProblemKind, m: String| {
+        p.push(kind, rec, format!("record {n}: {m}"))
+    };
     if b.len() < 0x30 || &b[0..4] != b"FILE" {
         bad(p, ProblemKind::RecordHeader, "no FILE signature".into());
         return None;
@@ -127,21 +142,42 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
     let base = FileRef::from_u64(u64_at(b, 0x20).unwrap_or(0));
     let next_instance = u16_at(b, 0x28).unwrap_or(0);
     if allocated != geo.record_size {
-        bad(p, ProblemKind::RecordHeader, format!("allocated size {allocated} is not the record size {}", geo.record_size));
+        bad(
+            p,
+            ProblemKind::RecordHeader,
+            format!(
+                "allocated size {allocated} is not the record size {}",
+                geo.record_size
+            ),
+        );
     }
-    if in_use_bytes > allocated.min(b.len()) || in_use_bytes % 8 != 0 {
-        bad(p, ProblemKind::RecordHeader, format!("bytes in use {in_use_bytes} exceed the allocated {allocated} or are not 8-aligned"));
+    if in_use_bytes > allocated.min(b.len()) || in_use_bytes & 7 != 0 {
+        bad(
+            p,
+            ProblemKind::RecordHeader,
+            format!(
+                "bytes in use {in_use_bytes} exceed the allocated {allocated} or are not 8-aligned"
+            ),
+        );
         return None;
     }
     // NTFS 3.1 records (update sequence array at 0x30) carry their own number at 0x2C.
     if usa_ofs >= 0x30 {
         let own = u32_at(b, 0x2C).unwrap_or(0) as u64;
         if own != n & 0xFFFF_FFFF {
-            bad(p, ProblemKind::RecordHeader, format!("says it is record {own}"));
+            bad(
+                p,
+                ProblemKind::RecordHeader,
+                format!("says it is record {own}"),
+            );
         }
     }
-    if first % 8 != 0 || first < usa_ofs + 2 * usa_count || first + 4 > in_use_bytes {
-        bad(p, ProblemKind::RecordHeader, format!("first attribute offset {first} is invalid (bytes in use {in_use_bytes})"));
+    if first & 7 != 0 || first < usa_ofs + 2 * usa_count || first + 4 > in_use_bytes {
+        bad(
+            p,
+            ProblemKind::RecordHeader,
+            format!("first attribute offset {first} is invalid (bytes in use {in_use_bytes})"),
+        );
         return None;
     }
     let mut attrs: Vec<AttrFacts> = Vec::new();
@@ -152,7 +188,11 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
     let mut ok = true;
     loop {
         if off + 4 > in_use_bytes {
-            bad(p, ProblemKind::AttributeLayout, format!("attributes run past bytes in use ({in_use_bytes}) without the end marker"));
+            bad(
+                p,
+                ProblemKind::AttributeLayout,
+                format!("attributes run past bytes in use ({in_use_bytes}) without the end marker"),
+            );
             ok = false;
             break;
         }
@@ -169,14 +209,18 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
         }
         let len = u32_at(b, off + 4).unwrap_or(0) as usize;
         let what = format!("{} at offset {off}", describe_attr(ty, &[]));
-        if len < 0x18 || len % 8 != 0 || off + len > in_use_bytes {
+        if len < 0x18 || len & 7 != 0 || off + len > in_use_bytes {
             bad(p, ProblemKind::AttributeLayout, format!("{what} has length {len} (must be 8-aligned and inside the {in_use_bytes} bytes in use)"));
             ok = false;
             break;
         }
         let raw = &b[off..off + len];
         if ty < prev_type {
-            bad(p, ProblemKind::AttributeLayout, format!("{what} follows type {prev_type:#x}: attributes are not sorted by type"));
+            bad(
+                p,
+                ProblemKind::AttributeLayout,
+                format!("{what} follows type {prev_type:#x}: attributes are not sorted by type"),
+            );
         }
         prev_type = ty;
         let non_resident = raw[8];
@@ -184,19 +228,31 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
         let name_off = u16_at(raw, 0x0A).unwrap_or(0) as usize;
         let instance = u16_at(raw, 0x0E).unwrap_or(0);
         if non_resident > 1 {
-            bad(p, ProblemKind::AttributeLayout, format!("{what} has non-resident flag {non_resident}"));
+            bad(
+                p,
+                ProblemKind::AttributeLayout,
+                format!("{what} has non-resident flag {non_resident}"),
+            );
         }
         if instance >= next_instance {
             bad(p, ProblemKind::AttributeLayout, format!("{what} has instance {instance}, not below the record's next instance {next_instance}"));
         }
         if instances.contains(&instance) {
-            bad(p, ProblemKind::AttributeLayout, format!("{what} repeats instance {instance}"));
+            bad(
+                p,
+                ProblemKind::AttributeLayout,
+                format!("{what} repeats instance {instance}"),
+            );
         }
         instances.push(instance);
         let name = if name_len == 0 {
             Vec::new()
         } else if name_off + 2 * name_len > len {
-            bad(p, ProblemKind::AttributeLayout, format!("{what}: its name lies outside the attribute"));
+            bad(
+                p,
+                ProblemKind::AttributeLayout,
+                format!("{what}: its name lies outside the attribute"),
+            );
             Vec::new()
         } else {
             utf16_units(&raw[name_off..name_off + 2 * name_len])
@@ -219,13 +275,23 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
             let vlen = u32_at(raw, 0x10).unwrap_or(u32::MAX) as usize;
             let voff = u16_at(raw, 0x14).unwrap_or(0) as usize;
             if voff < 0x18 || voff.checked_add(vlen).is_none_or(|e| e > len) {
-                bad(p, ProblemKind::AttributeLayout, format!("{what}: its value ({vlen} bytes at {voff}) lies outside the attribute"));
+                bad(
+                    p,
+                    ProblemKind::AttributeLayout,
+                    format!(
+                        "{what}: its value ({vlen} bytes at {voff}) lies outside the attribute"
+                    ),
+                );
             } else {
                 let v = &raw[voff..voff + vlen];
                 if ty == ATTR_FILE_NAME {
                     match FileNameKey::parse(v) {
                         Ok(k) if 0x42 + 2 * k.name.len() <= vlen => names.push(k),
-                        _ => bad(p, ProblemKind::AttributeLayout, format!("{what}: the $FILE_NAME value is truncated")),
+                        _ => bad(
+                            p,
+                            ProblemKind::AttributeLayout,
+                            format!("{what}: the $FILE_NAME value is truncated"),
+                        ),
                     }
                 }
                 if keep_value(ty) {
@@ -233,7 +299,11 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
                 }
             }
         } else if len < 0x40 {
-            bad(p, ProblemKind::AttributeLayout, format!("{what}: non-resident header of {len} bytes is too short"));
+            bad(
+                p,
+                ProblemKind::AttributeLayout,
+                format!("{what}: non-resident header of {len} bytes is too short"),
+            );
         } else {
             facts.lowest_vcn = u64_at(raw, 0x10).unwrap_or(0);
             facts.highest_vcn = u64_at(raw, 0x18).unwrap_or(0);
@@ -243,13 +313,20 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
             let initialized = u64_at(raw, 0x38).unwrap_or(0);
             facts.initialized_size = initialized;
             if mp < 0x40 || mp >= len {
-                bad(p, ProblemKind::MappingPairs, format!("{what}: mapping pairs offset {mp} lies outside the attribute"));
+                bad(
+                    p,
+                    ProblemKind::MappingPairs,
+                    format!("{what}: mapping pairs offset {mp} lies outside the attribute"),
+                );
             } else {
                 match decode_runlist(&raw[mp..], facts.lowest_vcn) {
                     Err(e) => bad(p, ProblemKind::MappingPairs, format!("{what}: {e}")),
                     Ok(runs) => {
                         let covered: u64 = runs.iter().map(|r| r.length).sum();
-                        let expect = facts.highest_vcn.wrapping_add(1).wrapping_sub(facts.lowest_vcn);
+                        let expect = facts
+                            .highest_vcn
+                            .wrapping_add(1)
+                            .wrapping_sub(facts.lowest_vcn);
                         if covered != expect {
                             bad(
                                 p,
@@ -266,7 +343,10 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
             }
             if facts.lowest_vcn == 0 {
                 let a = facts.allocated_size;
-                if a % geo.cluster_size != 0 || facts.data_size > a || initialized > facts.data_size {
+                if a & (geo.cluster_size - 1) != 0
+                    || facts.data_size > a
+                    || initialized > facts.data_size
+                {
                     bad(
                         p,
                         ProblemKind::AttributeLayout,
@@ -281,7 +361,15 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
         attrs.push(facts);
         off += len;
     }
-    let facts = RecordFacts { number: n, sequence, link_count, flags, base, attrs, names };
+    let facts = RecordFacts {
+        number: n,
+        sequence,
+        link_count,
+        flags,
+        base,
+        attrs,
+        names,
+    };
     // Without an attribute list every non-resident attribute lives whole in this record.
     if ok && !facts.is_extension() && !facts.has_attribute_list() {
         for a in facts.attrs.iter().filter(|a| a.non_resident) {
@@ -292,7 +380,13 @@ pub(crate) fn examine_record(n: u64, b: &[u8], geo: &Geometry, p: &mut Problems)
 }
 
 /// A non-resident attribute held in one extent starts at VCN 0 and its runs cover its allocation.
-pub(crate) fn check_whole_extent(n: u64, a: &AttrFacts, allocated: u64, geo: &Geometry, p: &mut Problems) {
+pub(crate) fn check_whole_extent(
+    n: u64,
+    a: &AttrFacts,
+    allocated: u64,
+    geo: &Geometry,
+    p: &mut Problems,
+) {
     let clusters = a.highest_vcn.wrapping_add(1);
     if a.lowest_vcn != 0 || clusters.wrapping_mul(geo.cluster_size) != allocated {
         p.push(

@@ -7,7 +7,9 @@ use super::bits::{push_range, Bits};
 use super::{soft, ProblemKind, Problems};
 use crate::bytes::{u16_at, u32_at, u64_at, utf16_units};
 use crate::index::{Collation, Directory, FileNameKey, NodeId, ENTRY_END, ENTRY_NODE};
-use crate::record::{FileRecord, FileRef, ATTR_BITMAP, ATTR_FILE_NAME, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT};
+use crate::record::{
+    FileRecord, FileRef, ATTR_BITMAP, ATTR_FILE_NAME, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT,
+};
 use crate::upcase::UpcaseTable;
 use crate::volume::{AttrValue, Volume};
 use crate::NtfsError;
@@ -83,7 +85,11 @@ fn parse_entries(
     let index_length = u32_at(bytes, header + 4).unwrap_or(0) as usize;
     let allocated = u32_at(bytes, header + 8).unwrap_or(0) as usize;
     let has_children = bytes.get(header + 0x0C).is_some_and(|f| f & 1 != 0);
-    if entries_offset < 0x10 || entries_offset % 8 != 0 || index_length < entries_offset || index_length > allocated {
+    if entries_offset < 0x10
+        || entries_offset & 7 != 0
+        || index_length < entries_offset
+        || index_length > allocated
+    {
         p.push(
             header_kind,
             r,
@@ -92,7 +98,14 @@ fn parse_entries(
         return None;
     }
     if header + allocated > bytes.len() {
-        p.push(header_kind, r, format!("{loc}: allocated size {allocated} exceeds the node's {} bytes", bytes.len() - header));
+        p.push(
+            header_kind,
+            r,
+            format!(
+                "{loc}: allocated size {allocated} exceeds the node's {} bytes",
+                bytes.len() - header
+            ),
+        );
         return None;
     }
     let end = header + index_length;
@@ -100,7 +113,11 @@ fn parse_entries(
     let mut out = Vec::new();
     loop {
         if off + 0x10 > end {
-            p.push(ProblemKind::IndexEntryLayout, r, format!("{loc}: no END entry before the index length {index_length}"));
+            p.push(
+                ProblemKind::IndexEntryLayout,
+                r,
+                format!("{loc}: no END entry before the index length {index_length}"),
+            );
             return None;
         }
         let file_ref = FileRef::from_u64(u64_at(bytes, off).unwrap_or(0));
@@ -108,7 +125,7 @@ fn parse_entries(
         let key_length = u16_at(bytes, off + 0x0A).unwrap_or(0) as usize;
         let flags = u16_at(bytes, off + 0x0C).unwrap_or(0);
         let at = off - header;
-        if length < 0x10 || length % 8 != 0 || off + length > end {
+        if length < 0x10 || length & 7 != 0 || off + length > end {
             p.push(
                 ProblemKind::IndexEntryLayout,
                 r,
@@ -130,7 +147,11 @@ fn parse_entries(
         }
         let child = if node {
             if length < 0x18 {
-                p.push(ProblemKind::IndexEntryLayout, r, format!("{loc}: entry at {at} is too short for its child VCN"));
+                p.push(
+                    ProblemKind::IndexEntryLayout,
+                    r,
+                    format!("{loc}: entry at {at} is too short for its child VCN"),
+                );
                 return None;
             }
             u64_at(bytes, off + length - 8).ok()
@@ -146,7 +167,14 @@ fn parse_entries(
                     format!("{loc}: the END entry at {at} ends at {} but the index length is {index_length}", at + length),
                 );
             }
-            out.push(Parsed { offset: at, flags, file_ref, key: Vec::new(), data: Vec::new(), child });
+            out.push(Parsed {
+                offset: at,
+                flags,
+                file_ref,
+                key: Vec::new(),
+                data: Vec::new(),
+                child,
+            });
             return Some((has_children, out));
         }
         let (key, data) = if file_names {
@@ -173,11 +201,16 @@ fn parse_entries(
                     return None;
                 }
             }
-            (bytes[off + 0x10..off + 0x10 + want_key.min(key_length).max(0x42)].to_vec(), Vec::new())
+            (
+                bytes[off + 0x10..off + 0x10 + want_key.min(key_length).max(0x42)].to_vec(),
+                Vec::new(),
+            )
         } else {
             let data_offset = u16_at(bytes, off).unwrap_or(0) as usize;
             let data_length = u16_at(bytes, off + 2).unwrap_or(0) as usize;
-            if 0x10 + key_length > body_end || (data_length > 0 && (data_offset < 0x10 || data_offset + data_length > body_end)) {
+            if 0x10 + key_length > body_end
+                || (data_length > 0 && (data_offset < 0x10 || data_offset + data_length > body_end))
+            {
                 p.push(
                     ProblemKind::IndexEntryLayout,
                     r,
@@ -185,10 +218,21 @@ fn parse_entries(
                 );
                 return None;
             }
-            let data = if data_length > 0 { bytes[off + data_offset..off + data_offset + data_length].to_vec() } else { Vec::new() };
+            let data = if data_length > 0 {
+                bytes[off + data_offset..off + data_offset + data_length].to_vec()
+            } else {
+                Vec::new()
+            };
             (bytes[off + 0x10..off + 0x10 + key_length].to_vec(), data)
         };
-        out.push(Parsed { offset: at, flags, file_ref, key, data, child });
+        out.push(Parsed {
+            offset: at,
+            flags,
+            file_ref,
+            key,
+            data,
+            child,
+        });
         off += length;
     }
 }
@@ -251,19 +295,34 @@ pub(crate) fn check_tree<R: ReadAt>(
     let rec = base.number;
     let r = Some(rec);
     let root_what = format!("index root of {what}");
-    let Some(root) = soft(vol.value(base, ATTR_INDEX_ROOT, index_name), p, ProblemKind::Unreadable, r, &root_what)? else {
+    let Some(root) = soft(
+        vol.value(base, ATTR_INDEX_ROOT, index_name),
+        p,
+        ProblemKind::Unreadable,
+        r,
+        &root_what,
+    )?
+    else {
         return Ok(Some(TreeReport::default()));
     };
     let root = match root {
         None => return Ok(None),
         Some(AttrValue::Resident(v)) => v,
         Some(AttrValue::NonResident(_)) => {
-            p.push(ProblemKind::IndexRoot, r, format!("{root_what}: $INDEX_ROOT is non-resident"));
+            p.push(
+                ProblemKind::IndexRoot,
+                r,
+                format!("{root_what}: $INDEX_ROOT is non-resident"),
+            );
             return Ok(Some(TreeReport::default()));
         }
     };
     if root.len() < 0x20 {
-        p.push(ProblemKind::IndexRoot, r, format!("{root_what}: only {} bytes", root.len()));
+        p.push(
+            ProblemKind::IndexRoot,
+            r,
+            format!("{root_what}: only {} bytes", root.len()),
+        );
         return Ok(Some(TreeReport::default()));
     }
     let indexed_type = u32_at(&root, 0).unwrap_or(0);
@@ -274,16 +333,34 @@ pub(crate) fn check_tree<R: ReadAt>(
     let boot_block = vol.boot().index_record_size;
     let cs = vol.cluster_size();
     if file_names && collation != COLLATION_FILE_NAME {
-        p.push(ProblemKind::IndexRoot, r, format!("{root_what}: file names collated by rule {collation:#x}, not the file-name rule"));
+        p.push(
+            ProblemKind::IndexRoot,
+            r,
+            format!(
+                "{root_what}: file names collated by rule {collation:#x}, not the file-name rule"
+            ),
+        );
     }
     if block_size != boot_block {
-        p.push(ProblemKind::IndexRoot, r, format!("{root_what}: block size {block_size}, but the boot sector says {boot_block}"));
+        p.push(
+            ProblemKind::IndexRoot,
+            r,
+            format!("{root_what}: block size {block_size}, but the boot sector says {boot_block}"),
+        );
         return Ok(Some(TreeReport::default()));
     }
     // Blocks at least a cluster big are counted in clusters; smaller ones in 512-byte units.
-    let want_cpb = if block_size as u64 >= cs { block_size as u64 / cs } else { block_size as u64 / 512 };
+    let want_cpb = if block_size as u64 >= cs {
+        block_size as u64 / cs
+    } else {
+        block_size as u64 / 512
+    };
     if clusters_per_block != want_cpb {
-        p.push(ProblemKind::IndexRoot, r, format!("{root_what}: {clusters_per_block} clusters per block, expected {want_cpb}"));
+        p.push(
+            ProblemKind::IndexRoot,
+            r,
+            format!("{root_what}: {clusters_per_block} clusters per block, expected {want_cpb}"),
+        );
     }
     let root_length = u32_at(&root, 0x14).unwrap_or(0) as usize;
     let root_alloc = u32_at(&root, 0x18).unwrap_or(0) as usize;
@@ -291,14 +368,25 @@ pub(crate) fn check_tree<R: ReadAt>(
         p.push(ProblemKind::IndexRoot, r, format!("{root_what}: index length {root_length} differs from its allocated size {root_alloc}"));
     }
     if root.len() != 0x10 + root_alloc {
-        p.push(ProblemKind::IndexRoot, r, format!("{root_what}: value of {} bytes for an allocated size of {root_alloc}", root.len()));
+        p.push(
+            ProblemKind::IndexRoot,
+            r,
+            format!(
+                "{root_what}: value of {} bytes for an allocated size of {root_alloc}",
+                root.len()
+            ),
+        );
     }
     let order = if file_names {
         match vol.upcase() {
             Ok(u) => Order::Names(u),
             Err(NtfsError::Io { what, source }) => return Err(NtfsError::Io { what, source }),
             Err(e) => {
-                p.push(ProblemKind::Unreadable, Some(crate::volume::RECORD_UPCASE), format!("$UpCase: {e}"));
+                p.push(
+                    ProblemKind::Unreadable,
+                    Some(crate::volume::RECORD_UPCASE),
+                    format!("$UpCase: {e}"),
+                );
                 Order::Unchecked
             }
         }
@@ -307,35 +395,69 @@ pub(crate) fn check_tree<R: ReadAt>(
     } else {
         Order::Unchecked
     };
-    let allocation = match soft(vol.value(base, ATTR_INDEX_ALLOCATION, index_name), p, ProblemKind::Unreadable, r, what)? {
+    let allocation = match soft(
+        vol.value(base, ATTR_INDEX_ALLOCATION, index_name),
+        p,
+        ProblemKind::Unreadable,
+        r,
+        what,
+    )? {
         Some(Some(AttrValue::NonResident(s))) => Some(s),
         Some(Some(AttrValue::Resident(_))) => {
-            p.push(ProblemKind::IndexTree, r, format!("{what}: $INDEX_ALLOCATION is resident"));
+            p.push(
+                ProblemKind::IndexTree,
+                r,
+                format!("{what}: $INDEX_ALLOCATION is resident"),
+            );
             None
         }
         _ => None,
     };
-    let bitmap = match soft(vol.value(base, ATTR_BITMAP, index_name), p, ProblemKind::Unreadable, r, what)? {
+    let bitmap = match soft(
+        vol.value(base, ATTR_BITMAP, index_name),
+        p,
+        ProblemKind::Unreadable,
+        r,
+        what,
+    )? {
         Some(Some(v)) => {
             let len = match &v {
                 AttrValue::Resident(b) => b.len() as u64,
                 AttrValue::NonResident(s) => s.data_size,
             };
-            soft(vol.read_value(&v, 0, len as usize), p, ProblemKind::Unreadable, r, what)?
+            soft(
+                vol.read_value(&v, 0, len as usize),
+                p,
+                ProblemKind::Unreadable,
+                r,
+                what,
+            )?
         }
         _ => None,
     };
     let vcn_unit = if cs <= block_size as u64 { cs } else { 512 };
     let vcn_per_block = block_size as u64 / vcn_unit;
-    let n_blocks = allocation.as_ref().map_or(0, |a| a.data_size / block_size as u64);
+    let n_blocks = allocation
+        .as_ref()
+        .map_or(0, |a| a.data_size / block_size as u64);
     if allocation.is_some() && bitmap.is_none() {
-        p.push(ProblemKind::IndexBitmap, r, format!("{what} has $INDEX_ALLOCATION but no $BITMAP"));
+        p.push(
+            ProblemKind::IndexBitmap,
+            r,
+            format!("{what} has $INDEX_ALLOCATION but no $BITMAP"),
+        );
     }
-    let bitmap_bits = bitmap.as_ref().map(|b| Bits::from_bytes(b, b.len() as u64 * 8));
+    let bitmap_bits = bitmap
+        .as_ref()
+        .map(|b| Bits::from_bytes(b, b.len() as u64 * 8));
     let dir = Directory {
         record: rec,
         index_name: index_name.to_string(),
-        collation: if file_names { Collation::FileName } else { Collation::Ulongs },
+        collation: if file_names {
+            Collation::FileName
+        } else {
+            Collation::Ulongs
+        },
         root_value: root.clone(),
         block_size,
         allocation: allocation.clone(),
@@ -343,14 +465,28 @@ pub(crate) fn check_tree<R: ReadAt>(
         cluster_size: cs,
     };
 
-    let mut report = TreeReport { entries: Vec::new(), complete: true, blocks: 0 };
+    let mut report = TreeReport {
+        entries: Vec::new(),
+        complete: true,
+        blocks: 0,
+    };
     let mut referenced = Bits::new(n_blocks);
     let mut leaf_depths: Vec<(usize, NodeId)> = Vec::new();
-    let mut stack = vec![Pending { id: NodeId::Root, depth: 0, lower: None, upper: None, parent: NodeId::Root }];
+    let mut stack = vec![Pending {
+        id: NodeId::Root,
+        depth: 0,
+        lower: None,
+        upper: None,
+        parent: NodeId::Root,
+    }];
     while let Some(item) = stack.pop() {
         let loc = node_name(item.id, what);
         if item.depth > MAX_DEPTH {
-            p.push(ProblemKind::IndexTree, r, format!("{loc}: the tree is deeper than {MAX_DEPTH} levels"));
+            p.push(
+                ProblemKind::IndexTree,
+                r,
+                format!("{loc}: the tree is deeper than {MAX_DEPTH} levels"),
+            );
             report.complete = false;
             continue;
         }
@@ -359,7 +495,11 @@ pub(crate) fn check_tree<R: ReadAt>(
             NodeId::Block(vcn) => {
                 let from = node_name(item.parent, what);
                 if allocation.is_none() {
-                    p.push(ProblemKind::IndexTree, r, format!("{from} points at VCN {vcn} but there is no $INDEX_ALLOCATION"));
+                    p.push(
+                        ProblemKind::IndexTree,
+                        r,
+                        format!("{from} points at VCN {vcn} but there is no $INDEX_ALLOCATION"),
+                    );
                     report.complete = false;
                     continue;
                 }
@@ -374,38 +514,62 @@ pub(crate) fn check_tree<R: ReadAt>(
                 }
                 let k = vcn / vcn_per_block;
                 if referenced.get(k) {
-                    p.push(ProblemKind::IndexTree, r, format!("{loc} is referenced more than once (again from {from})"));
+                    p.push(
+                        ProblemKind::IndexTree,
+                        r,
+                        format!("{loc} is referenced more than once (again from {from})"),
+                    );
                     report.complete = false;
                     continue;
                 }
                 referenced.set(k);
                 report.blocks += 1;
                 if !bitmap_bits.as_ref().is_some_and(|b| b.get(k)) {
-                    p.push(ProblemKind::IndexBitmap, r, format!("{loc} is in the tree but its $BITMAP bit is clear"));
+                    p.push(
+                        ProblemKind::IndexBitmap,
+                        r,
+                        format!("{loc} is in the tree but its $BITMAP bit is clear"),
+                    );
                 }
-                let Some(pieces) = soft(dir.block_location(vcn), p, ProblemKind::IndexTree, r, &loc)? else {
+                let Some(pieces) =
+                    soft(dir.block_location(vcn), p, ProblemKind::IndexTree, r, &loc)?
+                else {
                     report.complete = false;
                     continue;
                 };
                 let mut b = Vec::with_capacity(block_size as usize);
                 for (off, len) in pieces {
                     let mut piece = vec![0u8; len as usize];
-                    vol.reader().read_at(off, &mut piece).map_err(NtfsError::io("reading an index block"))?;
+                    vol.reader()
+                        .read_at(off, &mut piece)
+                        .map_err(NtfsError::io("reading an index block"))?;
                     b.extend_from_slice(&piece);
                 }
                 if &b[0..4] != b"INDX" {
-                    p.push(ProblemKind::IndexBlockHeader, r, format!("{loc} has no INDX signature"));
+                    p.push(
+                        ProblemKind::IndexBlockHeader,
+                        r,
+                        format!("{loc} has no INDX signature"),
+                    );
                     report.complete = false;
                     continue;
                 }
                 if let Err(e) = crate::fixup::apply_read(&mut b, &loc) {
-                    p.push(ProblemKind::IndexBlockHeader, r, e.to_string().replace("NTFS structure damaged: ", ""));
+                    p.push(
+                        ProblemKind::IndexBlockHeader,
+                        r,
+                        e.to_string().replace("NTFS structure damaged: ", ""),
+                    );
                     report.complete = false;
                     continue;
                 }
                 let own = u64_at(&b, 0x10).unwrap_or(u64::MAX);
                 if own != vcn {
-                    p.push(ProblemKind::IndexBlockVcn, r, format!("{loc} says it is VCN {own}"));
+                    p.push(
+                        ProblemKind::IndexBlockVcn,
+                        r,
+                        format!("{loc} says it is VCN {own}"),
+                    );
                 }
                 let alloc = u32_at(&b, 0x18 + 8).unwrap_or(0);
                 if alloc != block_size - 0x18 {
@@ -418,13 +582,26 @@ pub(crate) fn check_tree<R: ReadAt>(
                 (b, 0x18, ProblemKind::IndexBlockHeader)
             }
         };
-        let Some((has_children, entries)) = parse_entries(&bytes, header, item.id, what, file_names, rec, header_kind, p) else {
+        let Some((has_children, entries)) = parse_entries(
+            &bytes,
+            header,
+            item.id,
+            what,
+            file_names,
+            rec,
+            header_kind,
+            p,
+        ) else {
             report.complete = false;
             continue;
         };
         let keyed = entries.len() - 1;
         if keyed == 0 && matches!(item.id, NodeId::Block(_)) {
-            p.push(ProblemKind::IndexEmptyBlock, r, format!("{loc} is allocated but holds no entry (only END)"));
+            p.push(
+                ProblemKind::IndexEmptyBlock,
+                r,
+                format!("{loc} is allocated but holds no entry (only END)"),
+            );
         }
         if !has_children {
             leaf_depths.push((item.depth, item.id));
@@ -433,7 +610,11 @@ pub(crate) fn check_tree<R: ReadAt>(
         let mut prev: Option<&[u8]> = item.lower.as_deref();
         for (i, e) in entries.iter().enumerate() {
             let is_end = e.flags & ENTRY_END != 0;
-            let this: Option<&[u8]> = if is_end { item.upper.as_deref() } else { Some(&e.key) };
+            let this: Option<&[u8]> = if is_end {
+                item.upper.as_deref()
+            } else {
+                Some(&e.key)
+            };
             if !is_end {
                 if let (Some(a), Some(b)) = (prev, this) {
                     if order.cmp(a, b).is_some_and(|o| o != Ordering::Less) {
@@ -445,7 +626,11 @@ pub(crate) fn check_tree<R: ReadAt>(
                                 "{loc}: entry at {} {} does not sort after {} {}",
                                 e.offset,
                                 order.show(b),
-                                if bound { "the separator above it," } else { "the entry before it," },
+                                if bound {
+                                    "the separator above it,"
+                                } else {
+                                    "the entry before it,"
+                                },
                                 order.show(a)
                             ),
                         );
@@ -462,10 +647,21 @@ pub(crate) fn check_tree<R: ReadAt>(
                         }
                     }
                 }
-                let name = if file_names { FileNameKey::parse(&e.key).ok() } else { None };
+                let name = if file_names {
+                    FileNameKey::parse(&e.key).ok()
+                } else {
+                    None
+                };
                 report.entries.push(TreeEntry {
                     node: item.id,
-                    file_ref: if file_names { e.file_ref } else { FileRef { record: 0, sequence: 0 } },
+                    file_ref: if file_names {
+                        e.file_ref
+                    } else {
+                        FileRef {
+                            record: 0,
+                            sequence: 0,
+                        }
+                    },
                     key: e.key.clone(),
                     data: e.data.clone(),
                     name,
@@ -485,19 +681,37 @@ pub(crate) fn check_tree<R: ReadAt>(
             }
         }
     }
-    if let (Some(min), Some(max)) = (leaf_depths.iter().map(|d| d.0).min(), leaf_depths.iter().map(|d| d.0).max()) {
+    if let (Some(min), Some(max)) = (
+        leaf_depths.iter().map(|d| d.0).min(),
+        leaf_depths.iter().map(|d| d.0).max(),
+    ) {
         if min != max {
-            let shallow: Vec<String> = leaf_depths.iter().filter(|d| d.0 == min).take(4).map(|d| node_name(d.1, what)).collect();
+            let shallow: Vec<String> = leaf_depths
+                .iter()
+                .filter(|d| d.0 == min)
+                .take(4)
+                .map(|d| node_name(d.1, what))
+                .collect();
             p.push(
                 ProblemKind::IndexTree,
                 r,
-                format!("{what}: leaves lie at depths {min} to {max} (shallowest: {})", shallow.join(", ")),
+                format!(
+                    "{what}: leaves lie at depths {min} to {max} (shallowest: {})",
+                    shallow.join(", ")
+                ),
             );
         }
     }
     if let Some(bits) = &bitmap_bits {
         if allocation.is_some() && bits.len() < n_blocks {
-            p.push(ProblemKind::IndexBitmap, r, format!("{what}: $BITMAP has {} bits for {n_blocks} blocks", bits.len()));
+            p.push(
+                ProblemKind::IndexBitmap,
+                r,
+                format!(
+                    "{what}: $BITMAP has {} bits for {n_blocks} blocks",
+                    bits.len()
+                ),
+            );
         }
         let mut stale = Vec::new();
         for k in 0..bits.len() {
@@ -507,9 +721,24 @@ pub(crate) fn check_tree<R: ReadAt>(
         }
         for (k, n) in stale {
             let (a, b) = (k * vcn_per_block, (k + n - 1) * vcn_per_block);
-            let blocks = if n == 1 { format!("index block VCN {a}") } else { format!("index blocks VCN {a}..={b}") };
-            let why = if k + n > n_blocks { "beyond $INDEX_ALLOCATION" } else { "not referenced from the tree" };
-            p.push(ProblemKind::IndexBitmap, r, format!("{what}: $BITMAP marks {blocks} in use, but {} {why}", if n == 1 { "it is" } else { "they are" }));
+            let blocks = if n == 1 {
+                format!("index block VCN {a}")
+            } else {
+                format!("index blocks VCN {a}..={b}")
+            };
+            let why = if k + n > n_blocks {
+                "beyond $INDEX_ALLOCATION"
+            } else {
+                "not referenced from the tree"
+            };
+            p.push(
+                ProblemKind::IndexBitmap,
+                r,
+                format!(
+                    "{what}: $BITMAP marks {blocks} in use, but {} {why}",
+                    if n == 1 { "it is" } else { "they are" }
+                ),
+            );
         }
     }
     Ok(Some(report))

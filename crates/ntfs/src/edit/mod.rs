@@ -47,6 +47,10 @@ pub struct DeleteOutcome {
     /// The record was freed (false when the file keeps names in other directories).
     pub record_freed: bool,
     pub clusters_freed: u64,
+    /// The cluster runs `(lcn, count)` marked free in `$Bitmap`.
+    pub freed_runs: Vec<(u64, u64)>,
+    /// The directory the names were removed from.
+    pub directory_record: u64,
     /// Link count left on the record when only some names were removed.
     pub remaining_links: Option<u16>,
     /// Side indexes that lost a key (`$ObjId:$O`, `$Reparse:$R`).
@@ -338,6 +342,8 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             removed_names: Vec::new(),
             record_freed: false,
             clusters_freed: 0,
+            freed_runs: Vec::new(),
+            directory_record: dir_record,
             remaining_links: None,
             side_indexes: Vec::new(),
         };
@@ -424,6 +430,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         self.clear_clusters(&runs)?;
         outcome.record_freed = true;
         outcome.clusters_freed = runs.iter().map(|r| r.1).sum();
+        outcome.freed_runs = runs;
         Ok(outcome)
     }
 
