@@ -9,60 +9,16 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-const UNDO_MAGIC: &[u8; 16] = b"KAIFUKU-UNDO\0\0\0\x01";
+use kaifuku_rescue::undo::{fnv1a, fnv1a_fill, UndoEntry, MAGIC as UNDO_MAGIC};
+
 const COPY_CHUNK: usize = 1 << 20;
-
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a: detects that bytes changed since the fix (not a security hash).
-fn fnv1a_more(mut h: u64, b: &[u8]) -> u64 {
-    for x in b {
-        h ^= *x as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-fn fnv1a(b: &[u8]) -> u64 {
-    fnv1a_more(FNV_START, b)
-}
-
-/// The hash of `len` copies of `byte`, without materialising them.
-fn fnv1a_fill(byte: u8, len: u64) -> u64 {
-    let chunk = [byte; 4096];
-    let mut h = FNV_START;
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(4096) as usize;
-        h = fnv1a_more(h, &chunk[..n]);
-        left -= n as u64;
-    }
-    h
-}
-
-/// One range of an undo file: where, the original bytes, and a hash of the bytes the fix wrote.
-pub struct UndoEntry {
-    pub offset: u64,
-    pub original: Vec<u8>,
-    pub new_hash: u64,
-}
 
 pub fn write_undo(path: &Path, image_size: u64, entries: &[UndoEntry]) -> io::Result<()> {
     let tmp = partial(path);
     {
         let mut f = File::create(&tmp)?;
-        let mut w = io::BufWriter::new(&mut f);
-        w.write_all(UNDO_MAGIC)?;
-        w.write_all(&image_size.to_le_bytes())?;
-        w.write_all(&(entries.len() as u64).to_le_bytes())?;
-        for e in entries {
-            w.write_all(&e.offset.to_le_bytes())?;
-            w.write_all(&(e.original.len() as u64).to_le_bytes())?;
-            w.write_all(&e.new_hash.to_le_bytes())?;
-            w.write_all(&e.original)?;
-        }
-        w.flush()?;
-        drop(w);
+        // The encoding is shared with the web page, so both write identical undo files.
+        f.write_all(&kaifuku_rescue::undo::encode(image_size, entries))?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;

@@ -149,6 +149,7 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                     Verdict::Faulty => "FAULTY version (04:09 UTC)",
                     Verdict::Fixed => "fixed version (05:27 UTC or later)",
                     Verdict::Unknown => "unknown version",
+                    Verdict::NotApplicable => "",
                 };
                 let _ = writeln!(o, "  match     {}", m.path);
                 if let Some(d) = &m.file.dos_name {
@@ -166,7 +167,7 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 };
                 let _ = writeln!(
                     o,
-                    "            first bytes {}{header}{}; verdict: {verdict}",
+                    "            first bytes {}{header}{}{}{verdict}",
                     if m.file.header_hex.is_empty() {
                         "(empty)"
                     } else {
@@ -176,6 +177,11 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                         ", ALL ZEROS"
                     } else {
                         ""
+                    },
+                    if verdict.is_empty() {
+                        ""
+                    } else {
+                        "; verdict: "
                     },
                 );
             }
@@ -188,11 +194,7 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         Outcome::Refused => "refused",
         Outcome::Error => "error",
     };
-    let _ = writeln!(
-        o,
-        "Rule        {}: {}\\{}",
-        r.rule.title, r.rule.directory, r.rule.pattern
-    );
+    let _ = writeln!(o, "Rule        {}: {}", r.rule.title, r.rule.target());
     let _ = writeln!(o, "Outcome     {outcome}");
     for reason in &r.reasons {
         let _ = writeln!(o, "            {reason}");

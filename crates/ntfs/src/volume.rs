@@ -340,6 +340,18 @@ impl<R: ReadAt> Volume<R> {
         Directory::open(self, rec)
     }
 
+    /// The live directory record at `path` (`\` is the root), or `None` when it does not exist or
+    /// is not a directory.
+    pub fn lookup_dir(&self, path: &str) -> Result<Option<FileRecord>, NtfsError> {
+        if path.split(['\\', '/']).all(|c| c.is_empty()) {
+            return Ok(Some(self.read_record(RECORD_ROOT)?));
+        }
+        Ok(self
+            .lookup_path(path)?
+            .map(|(_, r)| r)
+            .filter(|r| r.is_directory()))
+    }
+
     /// Looks up a `\`-separated path from the root, case-insensitively as Windows does.
     /// Returns `None` when some component does not exist.
     pub fn lookup_path(&self, path: &str) -> Result<Option<(DirEntry, FileRecord)>, NtfsError> {

@@ -287,7 +287,7 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
     }
     let windows = summary.windows;
     report.ntfs = Some(summary);
-    if !windows {
+    if rule.windows_only && !windows {
         return;
     }
     match run_rule(&vol, rule) {
@@ -312,18 +312,12 @@ fn serde_plain(s: &kaifuku_ntfs::LogState) -> &'static str {
 
 /// Lists the rule's directory and judges every name that matches.
 pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, NtfsError> {
-    let Some((_, dir)) = vol.lookup_path(&rule.directory)? else {
+    let Some(dir) = vol.lookup_dir(&rule.directory)? else {
         return Ok(RuleResult {
             directory_exists: false,
             matches: Vec::new(),
         });
     };
-    if !dir.is_directory() {
-        return Ok(RuleResult {
-            directory_exists: false,
-            matches: Vec::new(),
-        });
-    }
     let up = vol.upcase()?;
     let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
     let index = vol.directory(&dir)?;

@@ -5,6 +5,7 @@
 pub mod inspect;
 pub mod plan;
 pub mod rule;
+pub mod undo;
 
 pub use inspect::{inspect, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};

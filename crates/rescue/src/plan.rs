@@ -120,13 +120,13 @@ pub fn plan_fix<R: ReadAt>(
             journals_discarded.push(vi);
         }
         let dir = vol
-            .lookup_path(&rule.directory)
+            .lookup_dir(&rule.directory)
             .map_err(|e| FixError::from_ntfs(&name, e))?
             .ok_or_else(|| FixError::Failed(format!("{name}: {} vanished", rule.directory)))?;
         for m in &result.matches {
             let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
             let outcome = ed
-                .delete(dir.0.file_ref.record, &rule.directory, &file_name)
+                .delete(dir.number, &rule.directory, &file_name)
                 .map_err(|e| FixError::from_ntfs(&format!("{name}: {}", m.path), e))?;
             deletions.push(PlannedDeletion {
                 volume: vi,

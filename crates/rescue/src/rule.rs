@@ -20,6 +20,10 @@ pub struct Rule {
     pub faulty_modified: Option<(u64, u64)>,
     /// Modified at or after this = the fixed version.
     pub fixed_modified_from: Option<u64>,
+    /// Run only on volumes that hold `\Windows\System32` (the built-in rule); a user's path
+    /// applies to every NTFS volume.
+    #[serde(default)]
+    pub windows_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +35,9 @@ pub enum Verdict {
     Fixed,
     /// Neither time window: an older channel file or altered timestamps.
     Unknown,
+    /// The rule knows no versions (a user-chosen path).
+    #[serde(rename = "none")]
+    NotApplicable,
 }
 
 impl Rule {
@@ -50,6 +57,7 @@ impl Rule {
                 from_utc(2024, 7, 19, 4, 10, 0),
             )),
             fixed_modified_from: Some(from_utc(2024, 7, 19, 5, 27, 0)),
+            windows_only: true,
         }
     }
 
@@ -62,7 +70,7 @@ impl Rule {
         }
         Some(Rule {
             id: "path".into(),
-            title: format!("files matching {p}"),
+            title: "files chosen by path".into(),
             directory: if dir.is_empty() {
                 "\\".into()
             } else {
@@ -72,10 +80,23 @@ impl Rule {
             bad_header_hex: None,
             faulty_modified: None,
             fixed_modified_from: None,
+            windows_only: false,
         })
     }
 
+    /// The rule's target as one path, e.g. `\Windows\...\C-00000291*.sys` or `\1.txt`.
+    pub fn target(&self) -> String {
+        format!(
+            "{}\\{}",
+            self.directory.trim_end_matches('\\'),
+            self.pattern
+        )
+    }
+
     pub fn verdict(&self, f: &FileDetails) -> Verdict {
+        if self.faulty_modified.is_none() && self.fixed_modified_from.is_none() {
+            return Verdict::NotApplicable;
+        }
         if let Some((from, to)) = self.faulty_modified {
             if f.modified_ticks >= from && f.modified_ticks < to {
                 return Verdict::Faulty;

@@ -1,0 +1,1798 @@
+//! `kaifuku fix` judged by independent tools. For every case the same deletion is done twice: by
+//! kaifuku on the whole image (container and partition mapping included), and by ntfs-3g's own
+//! `rm` on a copy of the volume, which is the oracle. Then:
+//!
+//! 1. `$Bitmap`, `$MFT:$BITMAP`, the directory listing (ntfsls) and the index B-trees read with
+//!    ntfscat are equal; every other byte of the volume is equal too, except where NTFS permits a
+//!    difference (the parent's `$STANDARD_INFORMATION` times and the duplicated information that
+//!    ntfs-3g refreshes, the freed record's body, bytes past the end of index nodes and records);
+//! 2. ntfs-3g mounts the result read-only and every remaining file reads the same, then read-write
+//!    for more creates and deletes, after which `kaifuku check` and `ntfsfix -n` are still clean;
+//! 3. sleuthkit sees the record free with its sequence number raised, each freed cluster free, and
+//!    the name no longer allocated;
+//! 4. the bytes that differ between input and output are exactly the planned file writes;
+//! 5. VHD outputs equal the raw output of the same disk (qemu-img convert);
+//! 6. a second run has nothing to do; 7. undo restores the input; 8. unclean journals are refused
+//!    unless the user consents to discarding them.
+//!
+//! Case shapes (leaf, internal separator, root separator, emptied leaf, root-only directory,
+//! Win32+DOS pairs in different nodes, resident and fragmented files, hard links, object IDs and
+//! reparse points) are made on a copy with ntfs-3g before either tool runs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+struct Fixture {
+    image: PathBuf,
+    container: String,
+    /// Disk sector size (for sleuthkit's -o/-b).
+    sector: u64,
+    vol_off: u64,
+    vol_len: u64,
+    files_json: Option<PathBuf>,
+    /// Paths (from the volume root, `/`-separated) of the files the built-in rule matches.
+    matches: Vec<String>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = fixtures();
+    let image = dir.join(name);
+    assert!(image.exists(), "fixture {} missing", image.display());
+    let exp = load_json(&dir.join(format!("{name}.expected.json")));
+    let v = exp["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["windows"] == true)
+        .unwrap_or_else(|| panic!("{name}: no Windows volume in the expected json"));
+    let vol_off = v["offset"].as_u64().unwrap();
+    let vol_len = match v["partition"].as_u64() {
+        Some(n) => exp["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["number"] == n)
+            .unwrap()["size"]
+            .as_u64()
+            .unwrap(),
+        None => exp["virtual_size"].as_u64().unwrap() - vol_off,
+    };
+    Fixture {
+        image,
+        container: exp["container"].as_str().unwrap().to_string(),
+        sector: exp["sector_size"].as_u64().unwrap(),
+        vol_off,
+        vol_len,
+        files_json: v["files_sha256"].as_str().map(|f| dir.join(f)),
+        matches: v["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["path"].as_str().unwrap().to_string())
+            .collect(),
+    }
+}
+
+/// A file to delete, as a `/`-separated path from the volume root.
+#[derive(Debug, Clone)]
+struct Target(String);
+
+impl Target {
+    fn new(p: &str) -> Target {
+        Target(format!("/{}", p.trim_start_matches('/')))
+    }
+    fn dir(&self) -> &str {
+        let (d, _) = self.0.rsplit_once('/').unwrap();
+        if d.is_empty() {
+            "/"
+        } else {
+            d
+        }
+    }
+    fn windows(&self) -> String {
+        self.0.replace('/', "\\")
+    }
+    fn rel(&self) -> &str {
+        self.0.trim_start_matches('/')
+    }
+}
+
+fn parent_of(dir: &str) -> &str {
+    match dir.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((p, _)) => p,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The judge
+
+struct Case<'a> {
+    s: &'a Scratch,
+    /// The image kaifuku fixes (raw).
+    image: PathBuf,
+    /// The same volume as a bare file.
+    in_vol: PathBuf,
+    vol_off: u64,
+    vol_len: u64,
+    sector: u64,
+    path_arg: Option<String>,
+    targets: Vec<Target>,
+    /// Generator hashes of every file, when the volume is the fixture's own.
+    files_json: Option<PathBuf>,
+}
+
+struct TargetInfo {
+    record: u64,
+    parent: u64,
+    grandparent: u64,
+    /// The file keeps other names (hard links): only the asked name and its DOS partner go.
+    hard_link: bool,
+    /// Directories holding the names the file keeps.
+    other_parents: Vec<u64>,
+    /// Names removed: the asked one, and its DOS partner when it is a Win32 name.
+    names_removed: usize,
+    side: Vec<(u64, &'static str)>,
+    before: Istat,
+}
+
+fn fix_args(image: &Path, out: &Path, path_arg: &Option<String>, extra: &[&str]) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["fix".into(), image.into(), "-o".into(), out.into()];
+    for e in extra {
+        a.push(e.into());
+    }
+    if let Some(p) = path_arg {
+        a.push("--path".into());
+        a.push(p.into());
+    }
+    a
+}
+
+fn extend_inode(vol: &Path, name: &str) -> u64 {
+    let o = run_ok(
+        "ntfsls",
+        [
+            OsStr::new("-f"),
+            OsStr::new("-a"),
+            OsStr::new("-s"),
+            OsStr::new("-i"),
+            OsStr::new("-p"),
+            OsStr::new("/$Extend"),
+            vol.as_os_str(),
+        ],
+    );
+    for l in String::from_utf8_lossy(&o).lines() {
+        let l = l.trim();
+        if let Some((n, nm)) = l.split_once(' ') {
+            if nm.trim() == name {
+                return n.parse().unwrap();
+            }
+        }
+    }
+    panic!("{}: no $Extend/{name}", vol.display())
+}
+
+/// Checks that the bytes that differ between `input` and `output` are the planned file writes.
+fn check_writes(input: &Path, output: &Path, plan: &Value, every_range_changes: bool, ctx: &str) {
+    let writes: Vec<(u64, u64)> = plan["file_writes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ctx}: fix --json has no file_writes"))
+        .iter()
+        .map(|w| {
+            let o = w["file_offset"].as_u64().unwrap();
+            (o, o + w["len"].as_u64().unwrap())
+        })
+        .collect();
+    assert!(!writes.is_empty(), "{ctx}: no planned writes");
+    let mut merged = writes.clone();
+    merged.sort();
+    let mut m: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in merged {
+        match m.last_mut() {
+            Some(l) if a <= l.1 => l.1 = l.1.max(b),
+            _ => m.push((a, b)),
+        }
+    }
+    let diffs = diff_files(input, output);
+    assert!(!diffs.is_empty(), "{ctx}: the output equals the input");
+    let covered = |s: u64, e: u64| m.iter().any(|(a, b)| *a <= s && e <= *b);
+    let stray: Vec<&(u64, u64)> = diffs.iter().filter(|(s, e)| !covered(*s, *e)).collect();
+    assert!(
+        stray.is_empty(),
+        "{ctx}: bytes changed outside the planned writes: {:?}",
+        &stray[..stray.len().min(10)]
+    );
+    if every_range_changes {
+        let idle: Vec<&(u64, u64)> = writes
+            .iter()
+            .filter(|(a, b)| !diffs.iter().any(|(s, e)| s < b && a < e))
+            .collect();
+        assert!(
+            idle.is_empty(),
+            "{ctx}: planned writes that change nothing: {:?}",
+            &idle[..idle.len().min(10)]
+        );
+    }
+}
+
+fn ntfscat_bytes(vol: &Path, inode: u64, ty: Option<&str>) -> Vec<u8> {
+    let mut a: Vec<OsString> = vec!["-f".into(), "-i".into(), inode.to_string().into()];
+    if let Some(t) = ty {
+        a.push("-a".into());
+        a.push(t.into());
+    }
+    a.push(vol.into());
+    run_ok("ntfscat", &a)
+}
+
+fn ntfsls_dir(vol: &Path, dir: &str) -> Vec<String> {
+    let o = run_ok(
+        "ntfsls",
+        [
+            OsStr::new("-f"),
+            OsStr::new("-a"),
+            OsStr::new("-F"),
+            OsStr::new("-l"),
+            OsStr::new("-i"),
+            OsStr::new("-p"),
+            OsStr::new(dir),
+            vol.as_os_str(),
+        ],
+    );
+    String::from_utf8_lossy(&o)
+        .lines()
+        .filter(|l| !l.ends_with(" ./") && !l.ends_with(" ../"))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+fn first_diff(a: &[u8], b: &[u8]) -> String {
+    if a.len() != b.len() {
+        return format!("lengths {} vs {}", a.len(), b.len());
+    }
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => format!(
+            "first difference at byte {i}: {:#04x} vs {:#04x}",
+            a[i], b[i]
+        ),
+        None => "equal".into(),
+    }
+}
+
+/// Compares two records attribute by attribute, leaving out `skip` types; `$INDEX_ROOT` values are
+/// compared by the index dumps, so only its sizes are compared here.
+fn record_differences(a: &Rec, b: &Rec, skip: &[u32]) -> Vec<String> {
+    let mut d = Vec::new();
+    let key = |x: &Attr| (x.type_code, x.name.clone());
+    let aa: Vec<Attr> = a
+        .attrs()
+        .into_iter()
+        .filter(|x| !skip.contains(&x.type_code))
+        .collect();
+    let bb: Vec<Attr> = b
+        .attrs()
+        .into_iter()
+        .filter(|x| !skip.contains(&x.type_code))
+        .collect();
+    let ak: Vec<_> = aa.iter().map(key).collect();
+    let bk: Vec<_> = bb.iter().map(key).collect();
+    if ak != bk {
+        d.push(format!(
+            "record {}: attributes {ak:x?} vs {bk:x?}",
+            a.number
+        ));
+        return d;
+    }
+    for (x, y) in aa.iter().zip(&bb) {
+        let same = if x.type_code == 0x90 {
+            x.raw.len() == y.raw.len() && x.value.len() == y.value.len()
+        } else {
+            x.raw == y.raw
+        };
+        if !same {
+            d.push(format!(
+                "record {}: attribute {:#x} {:?} differs ({})",
+                a.number,
+                x.type_code,
+                x.name,
+                first_diff(&x.raw, &y.raw)
+            ));
+        }
+    }
+    if skip.is_empty() && a.bytes_in_use() != b.bytes_in_use() {
+        d.push(format!(
+            "record {}: bytes_in_use {} vs {}",
+            a.number,
+            a.bytes_in_use(),
+            b.bytes_in_use()
+        ));
+    }
+    d
+}
+
+fn next_sequence(s: u16) -> u16 {
+    match s {
+        0 => 0,
+        0xFFFF => 1,
+        s => s + 1,
+    }
+}
+
+fn judge(c: &Case) {
+    let s = c.s;
+    let ctx = format!("{} {:?}", c.image.display(), c.path_arg);
+    let in_v = Vol::open(&c.in_vol);
+    let tsk_in = tsk_args(&c.image, c.vol_off / c.sector, c.sector);
+
+    // --- the oracle: ntfs-3g rm on a copy of the volume
+    let oracle_vol = s.path("oracle.vol");
+    sparse_copy(&c.in_vol, &oracle_vol);
+    let m = ntfs3g(&oracle_vol, &s.path("oracle-rw"), true);
+    let mut infos = Vec::new();
+    for t in &c.targets {
+        let md = std::fs::symlink_metadata(m.p(&t.0))
+            .unwrap_or_else(|e| panic!("{ctx}: {} not on the volume: {e}", t.0));
+        let record = md.ino();
+        let parent = std::fs::metadata(m.p(t.dir())).unwrap().ino();
+        let grandparent = std::fs::metadata(m.p(parent_of(t.dir()))).unwrap().ino();
+        let rec = in_v.record(record);
+        let names = rec.names();
+        let leaf_name = t.0.rsplit('/').next().unwrap();
+        let asked = names
+            .iter()
+            .find(|n| n.0 == parent && n.2 == leaf_name)
+            .unwrap_or_else(|| panic!("{ctx}: record {record} has no name {leaf_name}"));
+        let removed =
+            |n: &(u64, u8, String)| n == asked || (asked.1 == 1 && n.0 == parent && n.1 == 2);
+        let names_removed = names.iter().filter(|n| removed(n)).count();
+        let other_parents: Vec<u64> = names
+            .iter()
+            .filter(|n| !removed(n))
+            .map(|n| n.0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let hard_link = names_removed < names.len();
+        let mut side = Vec::new();
+        if !hard_link {
+            if rec.attr(0x40, "").is_some() {
+                side.push((extend_inode(&c.in_vol, "$ObjId"), "$O"));
+            }
+            if rec.attr(0xC0, "").is_some() {
+                side.push((extend_inode(&c.in_vol, "$Reparse"), "$R"));
+            }
+        }
+        let before = istat(&tsk_in, record);
+        assert!(
+            before.allocated,
+            "{ctx}: istat says {} is not allocated before the fix",
+            t.0
+        );
+        infos.push(TargetInfo {
+            record,
+            parent,
+            grandparent,
+            hard_link,
+            other_parents,
+            names_removed,
+            side,
+            before,
+        });
+    }
+    for t in &c.targets {
+        std::fs::remove_file(m.p(&t.0)).unwrap_or_else(|e| panic!("ntfs-3g rm {}: {e}", t.0));
+    }
+    m.unmount();
+    // Read back from a fresh mount: a live mount reports some sizes from its own memory.
+    let m = ntfs3g(&oracle_vol, &s.path("oracle-ro"), false);
+    let oracle_listing = listing(&m.dir);
+    m.unmount();
+
+    // --- kaifuku on the whole image
+    let out = s.path("out.img");
+    let r = kaifuku(fix_args(&c.image, &out, &c.path_arg, &["--json"]));
+    assert_eq!(
+        r.code,
+        0,
+        "{ctx}: fix failed (exit {}): {}",
+        r.code,
+        r.both()
+    );
+    let plan: Value = serde_json::from_slice(&r.stdout)
+        .unwrap_or_else(|e| panic!("{ctx}: fix --json: {e}: {}", r.both()));
+    let planned: BTreeSet<u64> = plan["plan"]["deletions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["record"].as_u64().unwrap())
+        .collect();
+    let want: BTreeSet<u64> = infos.iter().map(|i| i.record).collect();
+    assert_eq!(
+        planned, want,
+        "{ctx}: records kaifuku deletes vs the targets"
+    );
+
+    // 4. exactly the planned bytes changed
+    check_writes(&c.image, &out, &plan, true, &ctx);
+
+    let ours_vol = s.path("ours.vol");
+    extract(&out, c.vol_off, c.vol_len, &ours_vol);
+
+    // 1. equal to ntfs-3g's rm
+    assert!(
+        ntfscat_bytes(&ours_vol, 6, None) == ntfscat_bytes(&oracle_vol, 6, None),
+        "{ctx}: $Bitmap differs from ntfs-3g's"
+    );
+    let (mb_ours, mb_oracle) = (
+        ntfscat_bytes(&ours_vol, 0, Some("0xB0")),
+        ntfscat_bytes(&oracle_vol, 0, Some("0xB0")),
+    );
+    assert!(
+        mb_ours == mb_oracle,
+        "{ctx}: $MFT:$BITMAP differs from ntfs-3g's: {}",
+        first_diff(&mb_ours, &mb_oracle)
+    );
+    let dirs: BTreeSet<&str> = c.targets.iter().map(|t| t.dir()).collect();
+    for d in &dirs {
+        let (a, b) = (ntfsls_dir(&ours_vol, d), ntfsls_dir(&oracle_vol, d));
+        if a != b {
+            let (sa, sb): (BTreeSet<_>, BTreeSet<_>) = (a.iter().collect(), b.iter().collect());
+            panic!(
+                "{ctx}: ntfsls -p {d} differs from ntfs-3g's result ({} vs {} lines): only ours {:?}; only ntfs-3g's {:?}",
+                a.len(),
+                b.len(),
+                sa.difference(&sb).take(10).collect::<Vec<_>>(),
+                sb.difference(&sa).take(10).collect::<Vec<_>>()
+            );
+        }
+    }
+    let mut index_dirs: BTreeSet<u64> = BTreeSet::new();
+    let mut masked: Vec<u64> = Vec::new();
+    let mut sides: BTreeSet<(u64, &str)> = BTreeSet::new();
+    for i in &infos {
+        index_dirs.insert(i.parent);
+        index_dirs.insert(i.grandparent);
+        index_dirs.extend(&i.other_parents);
+        masked.push(i.parent);
+        if i.hard_link {
+            masked.push(i.record);
+        }
+        sides.extend(i.side.iter().copied());
+    }
+    let ours_v = Vol::open(&ours_vol);
+    let oracle_v = Vol::open(&oracle_vol);
+    let mut problems = Vec::new();
+    for d in &index_dirs {
+        let mut a = dump_index(&ours_vol, *d, "$I30");
+        let mut b = dump_index(&oracle_vol, *d, "$I30");
+        a.mask_dup_info(&masked);
+        b.mask_dup_info(&masked);
+        let diff = index_differences(&a, &b);
+        if !diff.is_empty() {
+            problems.push(format!(
+                "directory record {d}: index differs from ntfs-3g's:\n  {}\n--- kaifuku:\n{}--- ntfs-3g:\n{}",
+                diff.join("\n  "),
+                a.show(),
+                b.show()
+            ));
+        }
+        let skip: &[u32] = if masked.contains(d) { &[0x10] } else { &[] };
+        problems.extend(record_differences(
+            &ours_v.record(*d),
+            &oracle_v.record(*d),
+            skip,
+        ));
+    }
+    for (rec, name) in &sides {
+        let a = dump_index(&ours_vol, *rec, name);
+        let b = dump_index(&oracle_vol, *rec, name);
+        let diff = index_differences(&a, &b);
+        if !diff.is_empty() {
+            problems.push(format!(
+                "{name} of record {rec} differs from ntfs-3g's:\n  {}\n--- kaifuku:\n{}--- ntfs-3g:\n{}",
+                diff.join("\n  "),
+                a.show(),
+                b.show()
+            ));
+        }
+    }
+    for i in &infos {
+        let a = ours_v.record(i.record);
+        let b = oracle_v.record(i.record);
+        if a.in_use() != b.in_use() || a.seq() != b.seq() {
+            problems.push(format!(
+                "record {}: in use/sequence {}/{} vs ntfs-3g {}/{}",
+                i.record,
+                a.in_use(),
+                a.seq(),
+                b.in_use(),
+                b.seq()
+            ));
+        }
+        if b.in_use() {
+            if a.links() != b.links() {
+                problems.push(format!(
+                    "record {}: link count {} vs ntfs-3g {}",
+                    i.record,
+                    a.links(),
+                    b.links()
+                ));
+            }
+            let na: BTreeSet<_> = a.names().into_iter().collect();
+            let nb: BTreeSet<_> = b.names().into_iter().collect();
+            if na != nb {
+                problems.push(format!(
+                    "record {}: names {na:?} vs ntfs-3g {nb:?}",
+                    i.record
+                ));
+            }
+            problems.extend(record_differences(&a, &b, &[0x10, 0x30]));
+        }
+    }
+    // Every other byte of the volume is ntfs-3g's.
+    let mut allowed: Vec<(u64, u64)> = Vec::new();
+    let add_record = |v: &Vol, n: u64, allowed: &mut Vec<(u64, u64)>| {
+        allowed.extend(v.record_location(n));
+        if let Some(m) = v.mirror_location(n) {
+            allowed.extend(m);
+        }
+    };
+    for i in &infos {
+        add_record(&in_v, i.record, &mut allowed);
+    }
+    for d in &index_dirs {
+        add_record(&in_v, *d, &mut allowed);
+        if let Some(a) = in_v.record(*d).attr(0xA0, "$I30") {
+            allowed.extend(in_v.runs_extent(&a.runs));
+        }
+    }
+    for (rec, name) in &sides {
+        add_record(&in_v, *rec, &mut allowed);
+        if let Some(a) = in_v.record(*rec).attr(0xA0, name) {
+            allowed.extend(in_v.runs_extent(&a.runs));
+        }
+    }
+    if let Some(a) = in_v.record(2).attr(0x80, "") {
+        allowed.extend(in_v.runs_extent(&a.runs));
+    }
+    let outside: Vec<(u64, u64)> = diff_files(&ours_vol, &oracle_vol)
+        .into_iter()
+        .filter(|(s, e)| !allowed.iter().any(|(a, l)| *a <= *s && *e <= a + l))
+        .collect();
+    if !outside.is_empty() {
+        problems.push(format!(
+            "bytes differ from ntfs-3g's outside the records and indexes involved (volume offsets): {:?}",
+            &outside[..outside.len().min(12)]
+        ));
+    }
+    // The journal is left alone.
+    if ntfscat_bytes(&ours_vol, 2, None) != ntfscat_bytes(&c.in_vol, 2, None) {
+        problems.push("$LogFile changed although the journal was clean".into());
+    }
+    assert!(
+        problems.is_empty(),
+        "{ctx}: differences from ntfs-3g's rm:\n{}",
+        problems.join("\n")
+    );
+
+    // 3. sleuthkit on the output image
+    let tsk_out = tsk_args(&out, c.vol_off / c.sector, c.sector);
+    let fls_out = fls(&tsk_out);
+    let fls_oracle = fls(&tsk_args(&oracle_vol, 0, c.sector));
+    let allocated = |v: &[(bool, String, u64, String)]| -> BTreeSet<(String, u64)> {
+        v.iter()
+            .filter(|l| !l.0)
+            .map(|l| (l.3.clone(), l.2))
+            .collect()
+    };
+    let (fa, fb) = (allocated(&fls_out), allocated(&fls_oracle));
+    assert!(
+        fa == fb,
+        "{ctx}: fls -r lists other allocated names than on ntfs-3g's result: only ours {:?}; only ntfs-3g's {:?}",
+        fa.difference(&fb).take(10).collect::<Vec<_>>(),
+        fb.difference(&fa).take(10).collect::<Vec<_>>()
+    );
+    for (t, i) in c.targets.iter().zip(&infos) {
+        let after = istat(&tsk_out, i.record);
+        if !i.hard_link {
+            assert!(
+                !after.allocated,
+                "{ctx}: istat: record {} still allocated:\n{}",
+                i.record, after.text
+            );
+            assert_eq!(
+                after.sequence,
+                next_sequence(i.before.sequence),
+                "{ctx}: istat: sequence of record {}",
+                i.record
+            );
+            for cl in &i.before.clusters {
+                assert!(
+                    !blkstat_allocated(&tsk_out, *cl),
+                    "{ctx}: blkstat: cluster {cl} of {} still allocated",
+                    t.0
+                );
+            }
+        } else {
+            assert!(
+                after.allocated,
+                "{ctx}: istat: hard-linked record {} was freed",
+                i.record
+            );
+            assert_eq!(
+                after.sequence, i.before.sequence,
+                "{ctx}: sequence of hard-linked record {}",
+                i.record
+            );
+            assert_eq!(
+                after.links as usize,
+                i.before.links as usize - i.names_removed,
+                "{ctx}: link count of record {}",
+                i.record
+            );
+            for cl in &i.before.clusters {
+                assert!(
+                    blkstat_allocated(&tsk_out, *cl),
+                    "{ctx}: blkstat: cluster {cl} of hard-linked {} freed",
+                    t.0
+                );
+            }
+        }
+        // sleuthkit also reads index blocks whose $I30 bitmap bit is clear, so after a leaf empties
+        // it lists the name from the freed block on ntfs-3g's result too.
+        let live: Vec<_> = fls_out.iter().filter(|l| !l.0 && l.3 == t.rel()).collect();
+        if fls_oracle.iter().any(|l| !l.0 && l.3 == t.rel()) {
+            eprintln!(
+                "{ctx}: fls lists {} from a freed index block on ntfs-3g's result too",
+                t.0
+            );
+        } else {
+            assert!(
+                live.is_empty(),
+                "{ctx}: fls still lists {} as allocated: {live:?}",
+                t.0
+            );
+        }
+    }
+
+    // 2. ntfs-3g reads the result: every other file the same
+    let m = ntfs3g(&ours_vol, &s.path("ours-ro"), false);
+    let ours_listing = listing(&m.dir);
+    m.unmount();
+    for t in &c.targets {
+        assert!(
+            !ours_listing.sha.contains_key(t.rel()),
+            "{ctx}: {} still readable",
+            t.0
+        );
+    }
+    if ours_listing.entries != oracle_listing.entries {
+        let a: BTreeSet<_> = ours_listing.entries.iter().collect();
+        let b: BTreeSet<_> = oracle_listing.entries.iter().collect();
+        panic!(
+            "{ctx}: mounted tree differs from ntfs-3g's: only in ours {:?}; only in ntfs-3g's {:?}",
+            a.difference(&b).take(10).collect::<Vec<_>>(),
+            b.difference(&a).take(10).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        ours_listing.sha == oracle_listing.sha,
+        "{ctx}: file contents differ from ntfs-3g's result"
+    );
+    if let Some(fj) = &c.files_json {
+        let files = load_json(fj);
+        let deleted: BTreeSet<&str> = c.targets.iter().map(|t| t.rel()).collect();
+        let mut n = 0;
+        for (p, f) in files.as_object().unwrap() {
+            if deleted.contains(p.as_str()) {
+                assert!(!ours_listing.sha.contains_key(p), "{ctx}: {p} survived");
+                continue;
+            }
+            let got = ours_listing
+                .sha
+                .get(p)
+                .unwrap_or_else(|| panic!("{ctx}: {p} is gone"));
+            assert_eq!(got, f["sha256"].as_str().unwrap(), "{ctx}: content of {p}");
+            n += 1;
+        }
+        assert!(n > 0, "{ctx}: {} lists no files", fj.display());
+    }
+    assert_check_clean(&out, &ctx);
+
+    // ... then read-write: more creates and deletes in the edited directories
+    let m = ntfs3g(&ours_vol, &s.path("ours-rw"), true);
+    for (k, d) in dirs.iter().enumerate() {
+        for j in 0..5 {
+            let p = m.p(&format!("{d}/judge-after-{k}-{j}.dat"));
+            let body: Vec<u8> = (0..(200 + 3000 * j)).map(|x| (x * 7 + j) as u8).collect();
+            std::fs::write(&p, body)
+                .unwrap_or_else(|e| panic!("{ctx}: creating {}: {e}", p.display()));
+        }
+        for j in [1, 3] {
+            std::fs::remove_file(m.p(&format!("{d}/judge-after-{k}-{j}.dat"))).unwrap();
+        }
+    }
+    m.unmount();
+    assert_check_clean(
+        &ours_vol,
+        &format!("{ctx} after ntfs-3g wrote to the result"),
+    );
+    let o = run("ntfsfix", [OsStr::new("-n"), ours_vol.as_os_str()]);
+    assert_eq!(o.code, 0, "{ctx}: ntfsfix -n: {}", o.both());
+
+    // 6. a second run has nothing to do and writes nothing
+    let again = s.path("again.img");
+    let r = kaifuku(fix_args(&out, &again, &c.path_arg, &[]));
+    assert_eq!(r.code, 1, "{ctx}: second fix: {}", r.both());
+    assert!(
+        !again.exists(),
+        "{ctx}: second fix wrote {}",
+        again.display()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case set-up
+
+/// A case on a fixture's Windows volume as it is.
+fn untouched<'a>(
+    s: &'a Scratch,
+    fx: &Fixture,
+    path_arg: Option<String>,
+    targets: Vec<Target>,
+) -> Case<'a> {
+    let in_vol = s.path("in.vol");
+    extract(&fx.image, fx.vol_off, fx.vol_len, &in_vol);
+    Case {
+        s,
+        image: fx.image.clone(),
+        in_vol,
+        vol_off: fx.vol_off,
+        vol_len: fx.vol_len,
+        sector: fx.sector,
+        path_arg,
+        targets,
+        files_json: fx.files_json.clone(),
+    }
+}
+
+/// A case on a copy of the fixture whose Windows volume `prep` changed first (with ntfs-3g).
+fn prepared<'a, F>(s: &'a Scratch, fx: &Fixture, prep: F) -> (Case<'a>, Vec<Target>)
+where
+    F: FnOnce(&Path, &Scratch) -> Vec<Target>,
+{
+    assert_eq!(fx.container, "raw");
+    let in_vol = s.path("in.vol");
+    extract(&fx.image, fx.vol_off, fx.vol_len, &in_vol);
+    let targets = prep(&in_vol, s);
+    let image = s.path("in.img");
+    sparse_copy(&fx.image, &image);
+    implant(&in_vol, &image, fx.vol_off);
+    let case = Case {
+        s,
+        image,
+        in_vol,
+        vol_off: fx.vol_off,
+        vol_len: fx.vol_len,
+        sector: fx.sector,
+        path_arg: None,
+        targets: targets.clone(),
+        files_json: None,
+    };
+    (case, targets)
+}
+
+fn path_case<F>(tag: &str, s: &Scratch, prep: F)
+where
+    F: FnOnce(&Path, &Scratch) -> Vec<Target>,
+{
+    let fx = fixture("gpt-win.raw");
+    let (mut c, targets) = prepared(s, &fx, prep);
+    assert_eq!(targets.len(), 1, "{tag}: one target");
+    c.path_arg = Some(targets[0].windows());
+    judge(&c);
+}
+
+fn with_mount<T>(vol: &Path, s: &Scratch, f: impl FnOnce(&Mount) -> T) -> T {
+    let m = ntfs3g(vol, &s.path("prep-mnt"), true);
+    let r = f(&m);
+    m.unmount();
+    r
+}
+
+fn inode_of(vol: &Path, path: &str) -> u64 {
+    let (dir, name) = path.rsplit_once('/').unwrap();
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let o = run_ok(
+        "ntfsls",
+        [
+            OsStr::new("-f"),
+            OsStr::new("-a"),
+            OsStr::new("-s"),
+            OsStr::new("-i"),
+            OsStr::new("-p"),
+            OsStr::new(dir),
+            vol.as_os_str(),
+        ],
+    );
+    for l in String::from_utf8_lossy(&o).lines() {
+        if let Some((n, nm)) = l.trim().split_once(' ') {
+            if nm == name {
+                return n.parse().unwrap();
+            }
+        }
+    }
+    panic!("{}: {path} not found by ntfsls", vol.display())
+}
+
+const DRIVERS: &str = "/Windows/System32/drivers";
+
+/// A file with one name (no DOS partner, no hard link) and data in clusters.
+fn plain_file(v: &Vol, rec: u64) -> bool {
+    let r = v.record(rec);
+    r.in_use()
+        && r.names().len() == 1
+        && r.attr(0x80, "").is_some_and(|a| a.non_resident)
+        && r.attr(0x20, "").is_none()
+}
+
+fn middle<T: Clone>(v: &[T]) -> Option<T> {
+    if v.is_empty() {
+        None
+    } else {
+        Some(v[v.len() / 2].clone())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The built-in rule on every good fixture
+
+fn builtin_raw(name: &str) {
+    let s = Scratch::new(&format!("builtin-{name}"));
+    let fx = fixture(name);
+    assert!(!fx.matches.is_empty(), "{name}: the rule matches nothing");
+    let targets = fx.matches.iter().map(|p| Target::new(p)).collect();
+    let c = untouched(&s, &fx, None, targets);
+    judge(&c);
+}
+
+#[test]
+fn builtin_gpt_win() {
+    builtin_raw("gpt-win.raw");
+}
+
+#[test]
+fn builtin_mbr_win_512_byte_clusters() {
+    builtin_raw("mbr-win.raw");
+}
+
+#[test]
+fn builtin_mbr_logical_partition_dos_names() {
+    builtin_raw("mbr-logical.raw");
+}
+
+#[test]
+fn builtin_bare_64k_clusters() {
+    builtin_raw("bare-64k.raw");
+}
+
+#[test]
+fn builtin_gpt_4kn() {
+    builtin_raw("gpt-4kn.raw");
+}
+
+/// Any other good raw fixture the generator makes whose rule matches.
+#[test]
+fn builtin_other_raw_fixtures() {
+    let manifest = load_json(&fixtures().join("manifest.json"));
+    let known = [
+        "gpt-win.raw",
+        "mbr-win.raw",
+        "mbr-logical.raw",
+        "bare-64k.raw",
+        "gpt-4kn.raw",
+    ];
+    for f in manifest["fixtures"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        if f["kind"] != "good"
+            || f["container"] != "raw"
+            || known.contains(&name)
+            || f["matches"].as_u64().unwrap_or(0) == 0
+        {
+            continue;
+        }
+        builtin_raw(name);
+    }
+}
+
+/// VHD input → VHD output whose raw conversion equals the raw fix of the same disk.
+fn builtin_vhd(vhd: &str, raw: &str) {
+    let s = Scratch::new(&format!("builtin-{vhd}"));
+    let fv = fixture(vhd);
+    let fr = fixture(raw);
+    let ctx = vhd.to_string();
+    let out_raw = s.path("out.raw");
+    let r = kaifuku(fix_args(&fr.image, &out_raw, &None, &[]));
+    assert_eq!(r.code, 0, "{raw}: {}", r.both());
+    let out_vhd = s.path("out.vhd");
+    let undo = s.path("out.undo");
+    let r = kaifuku(fix_args(
+        &fv.image,
+        &out_vhd,
+        &None,
+        &["--json", "--undo", undo.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    check_writes(
+        &fv.image,
+        &out_vhd,
+        &plan,
+        fv.container == "vhd-fixed",
+        &ctx,
+    );
+    let conv = s.path("out-converted.raw");
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new("vpc"),
+            OsStr::new("-O"),
+            OsStr::new("raw"),
+            out_vhd.as_os_str(),
+            conv.as_os_str(),
+        ],
+    );
+    let d = diff_files(&conv, &out_raw);
+    assert!(
+        d.is_empty(),
+        "{ctx}: qemu-img's raw view of the fixed VHD differs from the fixed raw image at {:?}",
+        &d[..d.len().min(10)]
+    );
+    let o = run(
+        "qemu-img",
+        [
+            OsStr::new("check"),
+            OsStr::new("-f"),
+            OsStr::new("vpc"),
+            out_vhd.as_os_str(),
+        ],
+    );
+    assert!(
+        o.code == 0 || o.both().contains("does not support checks"),
+        "{ctx}: qemu-img check: {}",
+        o.both()
+    );
+    let again = s.path("again.vhd");
+    let r = kaifuku(fix_args(&out_vhd, &again, &None, &[]));
+    assert_eq!(r.code, 1, "{ctx}: second fix: {}", r.both());
+    assert!(!again.exists());
+    let r = kaifuku([OsStr::new("undo"), out_vhd.as_os_str(), undo.as_os_str()]);
+    assert_eq!(r.code, 0, "{ctx}: undo: {}", r.both());
+    assert_eq!(
+        sha256(&out_vhd),
+        sha256(&fv.image),
+        "{ctx}: undo did not restore the input"
+    );
+}
+
+#[test]
+fn builtin_vhd_fixed() {
+    builtin_vhd("gpt-win-fixed.vhd", "gpt-win.raw");
+}
+
+#[test]
+fn builtin_vhd_dynamic() {
+    builtin_vhd("gpt-win-dynamic.vhd", "gpt-win.raw");
+}
+
+#[test]
+fn builtin_vhd_dynamic_64k_clusters() {
+    builtin_vhd("bare-64k-dynamic.vhd", "bare-64k.raw");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tree shapes in \Windows\System32\drivers (a 3-level index)
+
+#[test]
+fn path_leaf_entry() {
+    let s = Scratch::new("leaf");
+    path_case("leaf", &s, |vol, _| {
+        let v = Vol::open(vol);
+        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let leaf = t
+            .walk()
+            .into_iter()
+            .filter(|n| n.leaf && n.block.is_some() && n.entries.len() >= 5)
+            .nth(2)
+            .expect("a leaf with entries");
+        let cands: Vec<String> = leaf
+            .entries
+            .iter()
+            .filter_map(|e| {
+                e.file_name()
+                    .filter(|(ns, _)| *ns != 2 && plain_file(&v, e.file_record()))
+                    .map(|x| x.1)
+            })
+            .collect();
+        let name = middle(&cands).expect("a plain file in the leaf");
+        vec![Target::new(&format!("{DRIVERS}/{name}"))]
+    });
+}
+
+#[test]
+fn path_internal_block_separator() {
+    let s = Scratch::new("internal");
+    path_case("internal", &s, |vol, _| {
+        let v = Vol::open(vol);
+        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let node = t
+            .walk()
+            .into_iter()
+            .find(|n| !n.leaf && n.block.is_some())
+            .unwrap_or_else(|| panic!("drivers has no internal INDX block:\n{}", t.show()));
+        let cands: Vec<String> = node
+            .entries
+            .iter()
+            .filter_map(|e| {
+                e.file_name()
+                    .filter(|(ns, _)| *ns != 2 && plain_file(&v, e.file_record()))
+                    .map(|x| x.1)
+            })
+            .collect();
+        let name = middle(&cands).expect("a plain file as a separator");
+        vec![Target::new(&format!("{DRIVERS}/{name}"))]
+    });
+}
+
+#[test]
+fn path_win32_dos_pair_in_different_nodes() {
+    let s = Scratch::new("pair");
+    path_case("pair", &s, |vol, _| {
+        let v = Vol::open(vol);
+        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let nodes = t.walk();
+        let node_of = |ns: u8, name: &str| {
+            nodes
+                .iter()
+                .find(|n| {
+                    n.entries
+                        .iter()
+                        .any(|e| e.file_name().is_some_and(|(a, b)| a == ns && b == name))
+                })
+                .map(|n| (n.block, n.leaf))
+        };
+        let mut best: Option<String> = None;
+        for n in &nodes {
+            for e in &n.entries {
+                let Some((1, long)) = e.file_name() else {
+                    continue;
+                };
+                let r = v.record(e.file_record());
+                let names = r.names();
+                if names.len() != 2 || r.attr(0x80, "").is_none_or(|a| !a.non_resident) {
+                    continue;
+                }
+                let Some(dos) = names.iter().find(|x| x.1 == 2).map(|x| x.2.clone()) else {
+                    continue;
+                };
+                let a = node_of(1, &long).unwrap();
+                let b = node_of(2, &dos).expect("the DOS name is indexed");
+                if a.0 != b.0 && a.1 && b.1 {
+                    best = Some(long.clone());
+                    break;
+                }
+                if a.0 != b.0 && best.is_none() {
+                    best = Some(long.clone());
+                }
+            }
+        }
+        let name =
+            best.unwrap_or_else(|| panic!("no Win32+DOS pair in different nodes:\n{}", t.show()));
+        vec![Target::new(&format!("{DRIVERS}/{name}"))]
+    });
+}
+
+/// Deletes with ntfs-3g every file named in leaf `block` but `keep`, until it holds only `keep`.
+fn thin_leaf(vol: &Path, s: &Scratch, dir: &str, block: u64, keep: &str) {
+    for _round in 0..5 {
+        let v = Vol::open(vol);
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let node = t
+            .blocks
+            .get(&block)
+            .unwrap_or_else(|| panic!("leaf {block} vanished while thinning:\n{}", t.show()));
+        let real: Vec<&Entry> = node.entries.iter().filter(|e| !e.is_end()).collect();
+        if real.len() == 1 {
+            assert_eq!(
+                real[0].file_name().unwrap().1,
+                keep,
+                "the leaf kept another entry:\n{}",
+                t.show()
+            );
+            return;
+        }
+        let mut victims: BTreeSet<String> = BTreeSet::new();
+        for e in real {
+            let (_, name) = e.file_name().unwrap();
+            if name == keep {
+                continue;
+            }
+            // The long name of the record, for DOS-only entries.
+            let r = v.record(e.file_record());
+            let n = r
+                .names()
+                .into_iter()
+                .find(|x| x.1 != 2)
+                .map(|x| x.2)
+                .unwrap_or(name);
+            victims.insert(n);
+        }
+        with_mount(vol, s, |m| {
+            for n in &victims {
+                std::fs::remove_file(m.p(&format!("{dir}/{n}")))
+                    .unwrap_or_else(|e| panic!("pre-delete {n}: {e}"));
+            }
+        });
+    }
+    panic!("could not thin leaf {block} down to {keep}");
+}
+
+fn emptied_leaf(tag: &str, under_end: bool) {
+    let s = Scratch::new(tag);
+    path_case(tag, &s, |vol, s| {
+        let v = Vol::open(vol);
+        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let nodes = t.walk();
+        let parent_entry = |n: &WalkNode| -> Option<Entry> {
+            let (pb, i) = n.parent?;
+            let p = nodes.iter().find(|x| x.block == pb)?;
+            Some(p.entries[i].clone())
+        };
+        let leaf = nodes
+            .iter()
+            .filter(|n| n.leaf && n.block.is_some())
+            .filter(|n| parent_entry(n).is_some_and(|e| e.is_end() == under_end))
+            .filter(|n| {
+                n.entries.iter().any(|e| {
+                    e.file_name().is_some_and(|(ns, _)| ns != 2) && plain_file(&v, e.file_record())
+                })
+            })
+            .nth(if under_end { 0 } else { 1 })
+            .unwrap_or_else(|| panic!("no suitable leaf:\n{}", t.show()))
+            .clone();
+        let keep = leaf
+            .entries
+            .iter()
+            .rev()
+            .filter_map(|e| {
+                e.file_name()
+                    .filter(|(ns, _)| *ns != 2 && plain_file(&v, e.file_record()))
+                    .map(|x| x.1)
+            })
+            .next()
+            .unwrap();
+        thin_leaf(vol, s, DRIVERS, leaf.block.unwrap(), &keep);
+        vec![Target::new(&format!("{DRIVERS}/{keep}"))]
+    });
+}
+
+#[test]
+fn path_emptied_leaf_under_a_separator() {
+    emptied_leaf("emptied-leaf", false);
+}
+
+#[test]
+fn path_emptied_leaf_under_end() {
+    emptied_leaf("emptied-leaf-end", true);
+}
+
+#[test]
+fn path_root_separator() {
+    let s = Scratch::new("rootsep");
+    path_case("rootsep", &s, |vol, s| {
+        let dir = "/Windows/Temp/rs";
+        with_mount(vol, s, |m| {
+            std::fs::create_dir(m.p(dir)).unwrap();
+            for i in 0..45 {
+                let body: Vec<u8> = (0..3000u32).map(|x| (x + i) as u8).collect();
+                std::fs::write(
+                    m.p(&format!("{dir}/rootsep-a-fairly-long-file-name-{i:02}.dat")),
+                    body,
+                )
+                .unwrap();
+            }
+        });
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let sep = t
+            .root
+            .entries
+            .iter()
+            .find(|e| !e.is_end() && e.child.is_some())
+            .unwrap_or_else(|| panic!("the root of {dir} has no separator:\n{}", t.show()));
+        vec![Target::new(&format!(
+            "{dir}/{}",
+            sep.file_name().unwrap().1
+        ))]
+    });
+}
+
+#[test]
+fn path_root_only_directory() {
+    let s = Scratch::new("rootonly");
+    path_case("rootonly", &s, |vol, _| {
+        let dir = format!("{DRIVERS}/etc");
+        let t = dump_index(vol, inode_of(vol, &dir), "$I30");
+        assert!(
+            t.alloc_len.is_none() || t.blocks.is_empty(),
+            "{dir} is not root-only:\n{}",
+            t.show()
+        );
+        vec![Target::new(&format!("{dir}/hosts"))]
+    });
+}
+
+#[test]
+fn path_resident_file() {
+    let s = Scratch::new("resident");
+    path_case("resident", &s, |vol, s| {
+        let p = format!("{DRIVERS}/judge-resident.txt");
+        with_mount(vol, s, |m| std::fs::write(m.p(&p), [b'r'; 100]).unwrap());
+        let v = Vol::open(vol);
+        let r = v.record(inode_of(vol, &p));
+        assert!(
+            r.attr(0x80, "").is_some_and(|a| !a.non_resident),
+            "{p} is not resident"
+        );
+        vec![Target::new(&p)]
+    });
+}
+
+#[test]
+fn path_fragmented_file() {
+    let s = Scratch::new("fragmented");
+    path_case("fragmented", &s, |vol, s| {
+        let p = format!("{DRIVERS}/judge-fragmented.sys");
+        with_mount(vol, s, |m| {
+            // Fill the free space around small files, free every other one, then write.
+            std::fs::create_dir(m.p("/judge-frag")).unwrap();
+            for i in 0..64 {
+                std::fs::write(m.p(&format!("/judge-frag/f{i}")), vec![i as u8 + 1; 16384])
+                    .unwrap();
+            }
+            let fill = m.p("/judge-filler").to_string_lossy().into_owned();
+            sh(&format!("dd if=/dev/zero of='{fill}' bs=1M status=none; dd if=/dev/zero of='{fill}2' bs=4k status=none; true"));
+            for i in (0..64).step_by(2) {
+                std::fs::remove_file(m.p(&format!("/judge-frag/f{i}"))).unwrap();
+            }
+            let body: Vec<u8> = (0..200_000u32).map(|x| (x * 31 % 251) as u8).collect();
+            std::fs::write(m.p(&p), body).unwrap();
+            std::fs::remove_file(&fill).unwrap();
+            std::fs::remove_file(format!("{fill}2")).unwrap();
+        });
+        let st = istat(&tsk_args(vol, 0, 512), inode_of(vol, &p));
+        let runs = 1 + st.clusters.windows(2).filter(|w| w[1] != w[0] + 1).count();
+        assert!(
+            runs >= 3,
+            "{p} has {runs} run(s), want a fragmented file:\n{}",
+            st.text
+        );
+        vec![Target::new(&p)]
+    });
+}
+
+#[test]
+fn path_hard_link() {
+    let s = Scratch::new("hardlink");
+    path_case("hardlink", &s, |vol, _| {
+        let v = Vol::open(vol);
+        let drivers = inode_of(vol, DRIVERS);
+        let t = dump_index(vol, drivers, "$I30");
+        let name = t
+            .names()
+            .into_iter()
+            .filter(|(ns, _, _)| *ns != 2)
+            .find(|(_, _, rec)| {
+                let r = v.record(*rec);
+                let names = r.names();
+                names.iter().any(|n| n.0 != drivers)
+                    && names.iter().filter(|n| n.0 == drivers).count() == 1
+                    && r.attr(0x80, "").is_some_and(|a| a.non_resident)
+            })
+            .map(|x| x.1)
+            .expect("a drivers file hard-linked from WinSxS");
+        vec![Target::new(&format!("{DRIVERS}/{name}"))]
+    });
+}
+
+/// Two names of one file in the same directory: deleting one keeps the file under the other.
+#[test]
+fn path_hard_link_same_directory() {
+    let s = Scratch::new("hardlink-same-dir");
+    path_case("hardlink-same-dir", &s, |vol, s| {
+        let a = format!("{DRIVERS}/judge-link-a.sys");
+        let b = format!("{DRIVERS}/judge-link-b.sys");
+        with_mount(vol, s, |m| {
+            std::fs::write(m.p(&a), vec![0x4c; 9000]).unwrap();
+            std::fs::hard_link(m.p(&a), m.p(&b)).unwrap();
+        });
+        let v = Vol::open(vol);
+        assert_eq!(
+            v.record(inode_of(vol, &a)).names().len(),
+            2,
+            "{a} has two names"
+        );
+        vec![Target::new(&a)]
+    });
+}
+
+#[test]
+fn path_object_id() {
+    let s = Scratch::new("objid");
+    path_case("objid", &s, |vol, s| {
+        let p = format!("{DRIVERS}/judge-objid.sys");
+        with_mount(vol, s, |m| {
+            std::fs::write(m.p(&p), vec![0x5a; 5000]).unwrap();
+            // A neighbour with an object ID too, so the $O index keeps an entry.
+            std::fs::write(
+                m.p(&format!("{DRIVERS}/judge-objid-keep.sys")),
+                vec![0x5b; 5000],
+            )
+            .unwrap();
+            for (f, id) in [
+                (&p, "0x00112233445566778899aabbccddeeff"),
+                (
+                    &format!("{DRIVERS}/judge-objid-keep.sys"),
+                    "0x0f0e0d0c0b0a09080706050403020100",
+                ),
+            ] {
+                let o = run(
+                    "setfattr",
+                    [
+                        OsStr::new("-n"),
+                        OsStr::new("system.ntfs_object_id"),
+                        OsStr::new("-v"),
+                        OsStr::new(id),
+                        m.p(f).as_os_str(),
+                    ],
+                );
+                assert_eq!(o.code, 0, "setfattr object id: {}", o.both());
+            }
+        });
+        let v = Vol::open(vol);
+        assert!(
+            v.record(inode_of(vol, &p)).attr(0x40, "").is_some(),
+            "{p} has no $OBJECT_ID"
+        );
+        vec![Target::new(&p)]
+    });
+}
+
+#[test]
+fn path_reparse_point() {
+    let s = Scratch::new("reparse");
+    path_case("reparse", &s, |vol, s| {
+        let p = format!("{DRIVERS}/judge-reparse.sys");
+        with_mount(vol, s, |m| {
+            for f in [p.clone(), format!("{DRIVERS}/judge-reparse-keep.sys")] {
+                std::fs::write(m.p(&f), vec![0x6c; 5000]).unwrap();
+                // IO_REPARSE_TAG_APPEXECLINK with 8 bytes of data.
+                let o = run(
+                    "setfattr",
+                    [
+                        OsStr::new("-n"),
+                        OsStr::new("system.ntfs_reparse_data"),
+                        OsStr::new("-v"),
+                        OsStr::new("0x1b00008008000000aabbccddeeff0011"),
+                        m.p(&f).as_os_str(),
+                    ],
+                );
+                assert_eq!(o.code, 0, "setfattr reparse data: {}", o.both());
+            }
+        });
+        let v = Vol::open(vol);
+        assert!(
+            v.record(inode_of(vol, &p)).attr(0xC0, "").is_some(),
+            "{p} has no $REPARSE_POINT"
+        );
+        vec![Target::new(&p)]
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volumes formatted and written by Windows
+
+/// Unpacks a shared Windows-made image into `s`; returns it with its first MBR partition.
+fn windows_made(s: &Scratch, file: &str) -> (PathBuf, u64, u64) {
+    let src = shared_testdata().join("windows-made").join(file);
+    assert!(src.exists(), "{} missing", src.display());
+    let img = s.path("windows.raw");
+    if file.ends_with(".tar.gz") {
+        let dir = s.path("untar");
+        std::fs::create_dir_all(&dir).unwrap();
+        run_ok(
+            "tar",
+            [
+                OsStr::new("-xzf"),
+                src.as_os_str(),
+                OsStr::new("-C"),
+                dir.as_os_str(),
+            ],
+        );
+        std::fs::rename(dir.join("ntfs.raw"), &img).unwrap();
+    } else {
+        let o = sh(&format!(
+            "gunzip -c '{}' > '{}'",
+            src.display(),
+            img.display()
+        ));
+        assert_eq!(o.code, 0, "gunzip: {}", o.both());
+        run("fallocate", [OsStr::new("--dig-holes"), img.as_os_str()]);
+    }
+    let mbr = read_at(&img, 0, 512);
+    assert_eq!(&mbr[510..512], &[0x55, 0xAA], "{file}: no MBR");
+    let start = u32le(&mbr, 0x1BE + 8) as u64 * 512;
+    let len = u32le(&mbr, 0x1BE + 12) as u64 * 512;
+    (img, start, len)
+}
+
+fn windows_made_case(tag: &str, file: &str, paths: &[&str]) {
+    let s = Scratch::new(tag);
+    let (img, off, len) = windows_made(&s, file);
+    for p in paths {
+        let sub = Scratch::new(&format!("{tag}-{}", p.replace(['/', '.'], "_")));
+        let in_vol = sub.path("in.vol");
+        extract(&img, off, len, &in_vol);
+        let t = Target::new(p);
+        let c = Case {
+            s: &sub,
+            image: img.clone(),
+            in_vol,
+            vol_off: off,
+            vol_len: len,
+            sector: 512,
+            path_arg: Some(t.windows()),
+            targets: vec![t],
+            files_json: None,
+        };
+        judge(&c);
+    }
+}
+
+#[test]
+fn windows_made_ptrn() {
+    windows_made_case("win-ptrn", "ntfs-ptrn.raw.gz", &["/1.txt", "/2.txt"]);
+}
+
+#[test]
+fn windows_made_ramslack() {
+    windows_made_case("win-ramslack", "ntfs-ramslack.raw.gz", &["/1.txt"]);
+}
+
+#[test]
+fn windows_made_20h1() {
+    windows_made_case("win-20h1", "ntfs-20h1.tar.gz", &["/test_dir/file_1.txt"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Undo
+
+#[test]
+fn undo_round_trips() {
+    let s = Scratch::new("undo");
+    let fx = fixture("gpt-win.raw");
+    let original = sha256(&fx.image);
+
+    let out = s.path("out.img");
+    let u = s.path("out.undo");
+    let r = kaifuku(fix_args(
+        &fx.image,
+        &out,
+        &None,
+        &["--undo", u.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert_ne!(sha256(&out), original);
+    let r = kaifuku([OsStr::new("undo"), out.as_os_str(), u.as_os_str()]);
+    assert_eq!(r.code, 0, "undo: {}", r.both());
+    assert_eq!(sha256(&out), original, "undo of the output");
+
+    let copy = s.path("copy.img");
+    sparse_copy(&fx.image, &copy);
+    let u2 = s.path("inplace.undo");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        OsStr::new("--in-place"),
+        copy.as_os_str(),
+        OsStr::new("--undo"),
+        u2.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    assert_eq!(r.code, 0, "in place: {}", r.both());
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    check_writes(&fx.image, &copy, &plan, true, "in place");
+    let r = kaifuku([OsStr::new("undo"), copy.as_os_str(), u2.as_os_str()]);
+    assert_eq!(r.code, 0, "undo in place: {}", r.both());
+    assert_eq!(sha256(&copy), original, "undo of the in-place fix");
+
+    // A fixed byte changed since (e.g. Windows booted): refused without --force.
+    let u3 = s.path("again.undo");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        OsStr::new("--in-place"),
+        copy.as_os_str(),
+        OsStr::new("--undo"),
+        u3.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    assert_eq!(r.code, 0, "in place again: {}", r.both());
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let w = &plan["file_writes"][0];
+    let at = w["file_offset"].as_u64().unwrap();
+    let b = read_at(&copy, at, 1)[0];
+    write_at(&copy, at, &[b ^ 0x5A]);
+    let changed = sha256(&copy);
+    let r = kaifuku([OsStr::new("undo"), copy.as_os_str(), u3.as_os_str()]);
+    assert_eq!(
+        r.code,
+        3,
+        "undo over a modified image must be refused: {}",
+        r.both()
+    );
+    assert!(
+        r.both().contains("--force"),
+        "the refusal should name --force: {}",
+        r.both()
+    );
+    assert_eq!(sha256(&copy), changed, "a refused undo wrote to the image");
+    let r = kaifuku([
+        OsStr::new("undo"),
+        OsStr::new("--force"),
+        copy.as_os_str(),
+        u3.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "undo --force: {}", r.both());
+    assert_eq!(
+        sha256(&copy),
+        original,
+        "undo --force restores every saved range"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unclean volumes
+
+/// Sets VOLUME_IS_DIRTY in `$Volume` (record 3) and its `$MFTMirr` copy, fixups respected.
+fn set_dirty_flag(vol: &Path) {
+    let v = Vol::open(vol);
+    let mut places = vec![v.record_location(3)];
+    places.extend(v.mirror_location(3));
+    for loc in places {
+        assert_eq!(loc.len(), 1, "record 3 in one piece");
+        let (off, len) = loc[0];
+        let mut b = read_at(vol, off, len as usize);
+        unfixup(&mut b).unwrap();
+        let rec = Rec {
+            number: 3,
+            b: b.clone(),
+        };
+        let a = rec.attr(0x70, "").expect("$VOLUME_INFORMATION");
+        let at = a.offset + u16le(&a.raw, 0x14) as usize + 0x0A;
+        let flags = u16le(&b, at) | 1;
+        b[at..at + 2].copy_from_slice(&flags.to_le_bytes());
+        refixup(&mut b);
+        write_at(vol, off, &b);
+    }
+}
+
+/// Writes the first two restart pages of a real journal over the volume's `$LogFile`;
+/// `unclean` clears the restart area's clean flag.
+fn put_restart_pages(vol: &Path, log: &Path, unclean: bool) {
+    let src = std::fs::read(log).unwrap();
+    let page = u32le(&src, 0x10) as usize;
+    let mut pages = src[..2 * page].to_vec();
+    if unclean {
+        for p in pages.chunks_mut(page) {
+            unfixup(p).unwrap();
+            let ra = u16le(p, 0x18) as usize;
+            let flags = u16le(p, ra + 0x0E) & !2;
+            p[ra + 0x0E..ra + 0x10].copy_from_slice(&flags.to_le_bytes());
+            refixup(p);
+        }
+    }
+    let v = Vol::open(vol);
+    let lf = v.record(2).attr(0x80, "").unwrap();
+    let mut at = 0usize;
+    for (off, len) in v.map(&lf.runs, 0, pages.len() as u64) {
+        write_at(vol, off, &pages[at..at + len as usize]);
+        at += len as usize;
+    }
+}
+
+fn volume_flags(vol: &Path) -> String {
+    let o = run_ok(
+        "ntfsinfo",
+        [OsStr::new("-f"), OsStr::new("-m"), vol.as_os_str()],
+    );
+    String::from_utf8_lossy(&o)
+        .lines()
+        .find(|l| l.contains("Volume Flags:"))
+        .unwrap_or_else(|| panic!("ntfsinfo -m printed no volume flags"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn unclean_volumes() {
+    let s = Scratch::new("unclean");
+    let fx = fixture("gpt-win.raw");
+    let dfir = shared_testdata().join("dfir_ntfs");
+    let in_vol = s.path("clean.vol");
+    extract(&fx.image, fx.vol_off, fx.vol_len, &in_vol);
+
+    // What ntfs-3g's rm leaves on the clean volume: the reference for the bitmaps.
+    let oracle = s.path("oracle.vol");
+    sparse_copy(&in_vol, &oracle);
+    with_mount(&oracle, &s, |m| {
+        for p in &fx.matches {
+            std::fs::remove_file(m.p(p)).unwrap();
+        }
+    });
+    let oracle_bitmap = ntfscat_bytes(&oracle, 6, None);
+    let oracle_mftbitmap = ntfscat_bytes(&oracle, 0, Some("0xB0"));
+
+    enum Expect {
+        Refused,
+        Proceeds,
+    }
+    type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+    // The journal decides: a clean log (all 0xFF, or a v1.1 restart area with the clean flag) is
+    // left alone, whatever the dirty flag says (a set flag stays set and chkdsk runs at the next
+    // boot anyway). An unclean v1.1 or any v2.0 restart area needs the user's consent.
+    let variants: Vec<(&str, Make, Expect)> = vec![
+        (
+            "dirty flag only",
+            Box::new(|v: &Path| set_dirty_flag(v)),
+            Expect::Proceeds,
+        ),
+        (
+            "clean v1.1 journal with records (Windows 7)",
+            Box::new(|v: &Path| put_restart_pages(v, &dfir.join("LogFile_7.bin"), false)),
+            Expect::Proceeds,
+        ),
+        (
+            "unclean v1.1 journal",
+            Box::new(|v: &Path| put_restart_pages(v, &dfir.join("LogFile_7.bin"), true)),
+            Expect::Refused,
+        ),
+        (
+            "v2.0 journal (Windows 10)",
+            Box::new(|v: &Path| put_restart_pages(v, &dfir.join("LogFile_10.bin"), false)),
+            Expect::Refused,
+        ),
+        (
+            "unclean v1.1 journal and dirty flag",
+            Box::new(|v: &Path| {
+                put_restart_pages(v, &dfir.join("LogFile_7.bin"), true);
+                set_dirty_flag(v);
+            }),
+            Expect::Refused,
+        ),
+    ];
+    for (what, make, expect) in variants {
+        let vol = s.path("case.vol");
+        sparse_copy(&in_vol, &vol);
+        make(&vol);
+        let img = s.path("case.img");
+        sparse_copy(&fx.image, &img);
+        implant(&vol, &img, fx.vol_off);
+        let log_before = ntfscat_bytes(&vol, 2, None);
+        let dirty_before = volume_flags(&vol).contains("DIRTY");
+        let out = s.path("case-out.img");
+        let _ = std::fs::remove_file(&out);
+        let r = kaifuku(fix_args(&img, &out, &None, &[]));
+        match expect {
+            Expect::Refused => {
+                assert_eq!(r.code, 2, "{what}: fix must refuse (exit 2): {}", r.both());
+                assert!(
+                    r.both().contains("--discard-journal"),
+                    "{what}: the refusal should name --discard-journal: {}",
+                    r.both()
+                );
+                assert!(
+                    !out.exists(),
+                    "{what}: a refused fix wrote {}",
+                    out.display()
+                );
+                let mut partial = out.as_os_str().to_owned();
+                partial.push(".partial");
+                assert!(
+                    !Path::new(&partial).exists(),
+                    "{what}: a refused fix left a partial output"
+                );
+                let r = kaifuku(fix_args(
+                    &img,
+                    &out,
+                    &None,
+                    &["--discard-journal", "--json"],
+                ));
+                assert_eq!(r.code, 0, "{what}: fix --discard-journal: {}", r.both());
+                let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+                check_writes(&img, &out, &plan, false, what);
+                let ours = s.path("case-ours.vol");
+                extract(&out, fx.vol_off, fx.vol_len, &ours);
+                let flags = volume_flags(&ours);
+                assert!(flags.contains("DIRTY"), "{what}: ntfsinfo -m: {flags}");
+                let log = ntfscat_bytes(&ours, 2, None);
+                assert!(
+                    !log.is_empty() && log.iter().all(|b| *b == 0xFF),
+                    "{what}: $LogFile is not all 0xFF after --discard-journal"
+                );
+                let v = Vol::open(&ours);
+                assert_eq!(
+                    v.record_raw(3),
+                    read_at(
+                        &ours,
+                        v.mirror_location(3).unwrap()[0].0,
+                        v.record_size as usize
+                    ),
+                    "{what}: $MFTMirr copy of $Volume differs from the record"
+                );
+                assert!(
+                    ntfscat_bytes(&ours, 6, None) == oracle_bitmap,
+                    "{what}: $Bitmap differs from ntfs-3g's rm"
+                );
+                assert!(
+                    ntfscat_bytes(&ours, 0, Some("0xB0")) == oracle_mftbitmap,
+                    "{what}: $MFT:$BITMAP differs from ntfs-3g's rm"
+                );
+                // ntfsfix -n on the result: "Mounting volume... OK", "Processing of $MFT and
+                // $MFTMirr completed successfully", "NTFS partition ... was processed
+                // successfully", exit 0. In no-action mode it reports neither the dirty flag nor
+                // the journal (it says the same about the unclean input).
+                let o = run("ntfsfix", [OsStr::new("-n"), ours.as_os_str()]);
+                assert_eq!(o.code, 0, "{what}: ntfsfix -n: {}", o.both());
+                assert!(
+                    o.both().contains("processed successfully"),
+                    "{what}: ntfsfix -n: {}",
+                    o.both()
+                );
+                assert_check_clean(&out, what);
+            }
+            Expect::Proceeds => {
+                assert_eq!(r.code, 0, "{what}: fix: {}", r.both());
+                let ours = s.path("case-ours.vol");
+                extract(&out, fx.vol_off, fx.vol_len, &ours);
+                assert_eq!(
+                    ntfscat_bytes(&ours, 2, None),
+                    log_before,
+                    "{what}: the journal was changed"
+                );
+                assert_eq!(
+                    volume_flags(&ours).contains("DIRTY"),
+                    dirty_before,
+                    "{what}: the dirty flag changed"
+                );
+                assert!(
+                    ntfscat_bytes(&ours, 6, None) == oracle_bitmap,
+                    "{what}: $Bitmap differs from ntfs-3g's rm"
+                );
+                assert!(
+                    ntfscat_bytes(&ours, 0, Some("0xB0")) == oracle_mftbitmap,
+                    "{what}: $MFT:$BITMAP differs"
+                );
+                assert_check_clean(&out, what);
+            }
+        }
+    }
+}
