@@ -1,0 +1,81 @@
+//! What `fix` must refuse with a plain explanation rather than guess: a file with an
+//! `$ATTRIBUTE_LIST`, a BitLocker volume, a hibernated Windows. A refusal is exit 2 and no output.
+
+mod common;
+
+use common::*;
+
+fn refuses(args: &[&str], out: &std::path::Path, words: &[&str]) {
+    let o = kaifuku(args);
+    assert_eq!(o.code, 2, "want a refusal (exit 2): {}", o.both());
+    let text = o.both().to_lowercase();
+    for w in words {
+        assert!(text.contains(&w.to_lowercase()), "the explanation should mention {w:?}: {}", o.both());
+    }
+    assert!(!out.exists(), "a refused fix must not leave an output file");
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    assert!(!std::path::Path::new(&partial).exists(), "no partial output either");
+}
+
+#[test]
+fn attribute_list_file_is_refused() {
+    // A real volume whose record 27 has an $ATTRIBUTE_LIST and many hard links (17.txt, 36.txt, ...).
+    let s = Scratch::new("refuse-attrlist");
+    let img = s.path("attrlist.raw");
+    let gz = shared_testdata().join("dfir_ntfs/ntfs3_attrlist.raw.gz");
+    let o = sh(&format!("gunzip -c '{}' > '{}'", gz.display(), img.display()));
+    assert_eq!(o.code, 0, "gunzip: {}", o.stderr);
+    // sleuthkit confirms the premise independently: record 27 has an attribute list.
+    let istat = run_ok("istat", [img.to_str().unwrap(), "27"]);
+    let istat = String::from_utf8_lossy(&istat);
+    assert!(istat.contains("$ATTRIBUTE_LIST"), "record 27 should have an $ATTRIBUTE_LIST: {istat}");
+    let out = s.path("out.raw");
+    refuses(
+        &["fix", img.to_str().unwrap(), "--path", "\\17.txt", "-o", out.to_str().unwrap()],
+        &out,
+        &["$ATTRIBUTE_LIST"],
+    );
+}
+
+#[test]
+fn bitlocker_volume_is_refused() {
+    // Turn the bare fixture volume into what BitLocker leaves at its start: OEM ID -FVE-FS-.
+    let s = Scratch::new("refuse-bitlocker");
+    let img = s.path("bitlocker.raw");
+    sparse_copy(&fixtures().join("bare-64k.raw"), &img);
+    write_at(&img, 3, b"-FVE-FS-");
+    let out = s.path("out.raw");
+    let o = kaifuku(["inspect", img.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "inspect of a BitLocker volume: {}", o.both());
+    assert!(o.both().contains("BitLocker"), "{}", o.both());
+    refuses(&["fix", img.to_str().unwrap(), "-o", out.to_str().unwrap()], &out, &["BitLocker"]);
+}
+
+#[test]
+fn hibernated_windows_is_refused() {
+    // A hiberfil.sys whose header says "hibr", written by ntfs-3g on a copy of the fixture.
+    let s = Scratch::new("refuse-hibernation");
+    let img = s.path("hib.raw");
+    sparse_copy(&fixtures().join("bare-64k.raw"), &img);
+    let m = ntfs3g(&img, &s.path("mnt"), true);
+    let mut data = b"hibr".to_vec();
+    data.resize(64 * 1024, 0x5a);
+    std::fs::write(m.p("hiberfil.sys"), &data).unwrap();
+    m.unmount();
+    let o = kaifuku(["inspect", img.to_str().unwrap()]);
+    assert!(o.text().contains("HIBERNATED"), "{}", o.both());
+    let out = s.path("out.raw");
+    refuses(&["fix", img.to_str().unwrap(), "-o", out.to_str().unwrap()], &out, &["hibernated"]);
+
+    // A hiberfil.sys that is not a saved session (zeroed header) does not block the fix.
+    let img2 = s.path("nohib.raw");
+    sparse_copy(&fixtures().join("bare-64k.raw"), &img2);
+    let m = ntfs3g(&img2, &s.path("mnt2"), true);
+    std::fs::write(m.p("hiberfil.sys"), vec![0u8; 64 * 1024]).unwrap();
+    m.unmount();
+    let out2 = s.path("out2.raw");
+    let o = kaifuku(["fix", img2.to_str().unwrap(), "-o", out2.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    assert!(out2.exists());
+}
