@@ -161,8 +161,92 @@ impl<R: ReadAt> Volume<R> {
     }
 
     /// Size, times, header bytes and all-zero flag of the file an index entry names. Times and data
-    /// come from the `ntfs` crate; record number, names and link count from our own reader.
+    /// come from the `ntfs` crate; record number, names and link count from our own reader. The
+    /// crate assumes `$MFT` has no `$ATTRIBUTE_LIST` (a fragmented `$MFT` on a large server has
+    /// one); where it cannot read the record, our own reader answers instead.
     pub fn file_details(&self, entry: &crate::index::DirEntry) -> Result<FileDetails, NtfsError> {
+        match self.file_details_crate(entry) {
+            Ok(d) => Ok(d),
+            Err(NtfsError::Reader(_)) => self.file_details_own(entry),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The same facts through our own record and stream reading.
+    pub fn file_details_own(
+        &self,
+        entry: &crate::index::DirEntry,
+    ) -> Result<FileDetails, NtfsError> {
+        use crate::record::ATTR_STANDARD_INFORMATION;
+        use crate::volume::AttrValue;
+        let rec = self.read_live(entry.file_ref)?;
+        let dos_name = self.dos_name(&rec)?;
+        let si = match self.value(&rec, ATTR_STANDARD_INFORMATION, "")? {
+            Some(AttrValue::Resident(v)) if v.len() >= 0x20 => v,
+            _ => {
+                return Err(NtfsError::Corrupt(format!(
+                    "record {}: no $STANDARD_INFORMATION",
+                    rec.number
+                )))
+            }
+        };
+        let tick = |o: usize| u64::from_le_bytes(si[o..o + 8].try_into().expect("8 bytes"));
+        let (size, header, all_zero) = match self.value(&rec, ATTR_DATA, "")? {
+            None => (0, Vec::new(), true),
+            Some(v) => {
+                if let Some(a) = self
+                    .records_of(&rec)?
+                    .iter()
+                    .find_map(|r| r.find(ATTR_DATA, "").ok().flatten().map(|a| a.flags()))
+                {
+                    if a & 0x4001 != 0 {
+                        return Err(NtfsError::Unsupported(format!(
+                            "record {}: compressed or encrypted data cannot be read without the ntfs reader",
+                            rec.number
+                        )));
+                    }
+                }
+                let size = match &v {
+                    AttrValue::Resident(b) => b.len() as u64,
+                    AttrValue::NonResident(s) => s.data_size,
+                };
+                let mut header = Vec::new();
+                let mut all_zero = true;
+                let mut pos = 0u64;
+                while pos < size {
+                    let n = (size - pos).min(64 * 1024) as usize;
+                    let chunk = self.read_value(&v, pos, n)?;
+                    if header.len() < 8 {
+                        header.extend_from_slice(&chunk[..(8 - header.len()).min(n)]);
+                    }
+                    all_zero &= chunk.iter().all(|b| *b == 0);
+                    pos += n as u64;
+                }
+                (size, header, all_zero)
+            }
+        };
+        Ok(FileDetails {
+            name: entry.name(),
+            dos_name,
+            mft_record: entry.file_ref.record,
+            sequence: rec.sequence(),
+            size,
+            created: format_utc(tick(0)),
+            modified: format_utc(tick(8)),
+            mft_changed: format_utc(tick(0x10)),
+            accessed: format_utc(tick(0x18)),
+            created_ticks: tick(0),
+            modified_ticks: tick(8),
+            header_hex: header.iter().map(|b| format!("{b:02x}")).collect(),
+            all_zero,
+            link_count: rec.link_count(),
+        })
+    }
+
+    pub fn file_details_crate(
+        &self,
+        entry: &crate::index::DirEntry,
+    ) -> Result<FileDetails, NtfsError> {
         let rec = self.read_live(entry.file_ref)?;
         let dos_name = self.dos_name(&rec)?;
         let mut fs = Cursor::new(self.reader());
