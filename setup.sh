@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything kaifuku needs on a fresh Debian machine (idempotent; cheap to re-run), then
-# builds the release command-line tool. Run as root (or with sudo available).
+# builds the release command-line tool and the web page (dist/). Run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,6 +13,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # fuse3 (the FUSE mount helper), python3 (the fixture generator), mtools (fills the FAT ESP),
 # faketime (fixed timestamps in fixtures), util-linux (losetup for 4096-byte-sector images).
 APT_PACKAGES="ntfs-3g sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux"
+# The web page's browser tests: Debian's Chromium and its WebDriver.
+APT_PACKAGES="$APT_PACKAGES chromium chromium-driver"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -31,4 +33,28 @@ fi
 rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
 cargo build --release -p kaifuku-cli
-echo "setup: done. Try: target/release/kaifuku inspect IMAGE"
+
+# The web page (web/, built by Trunk into dist/). Trunk 0.21.14 is the newest that this Rust
+# accepts; wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock (no --locked:
+# its own lockfile pins a crate version the registry may lack). `cargo install` takes minutes
+# the first time and is skipped when the right version is there.
+if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+  echo "setup: Node.js 20 or later (with npm) is needed for the web page's build tools and tests" >&2
+  exit 1
+fi
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)
+export PATH="$HOME/.cargo/bin:$PATH"
+if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+  nice cargo install trunk --version "$TRUNK_VERSION" --locked
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  nice cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+# wasm-opt (npm binaryen: Debian's is too old for this Rust's output) and playwright-core (drives
+# the system Chromium in the tests), pinned by package-lock.json.
+npm ci --no-audit --no-fund --loglevel=error
+# Trunk builds offline; its `cargo metadata` wants every platform's crates in the cache.
+cargo fetch --quiet
+PATH="$PWD/node_modules/.bin:$PATH" nice trunk build --release
+echo "setup: done. Try: target/release/kaifuku inspect IMAGE, or ./serve.sh for the web page (dist/; dist/kaifuku.html also works alone, opened from disk)"

@@ -1,0 +1,148 @@
+// The whole flow in headless Chromium, served from dist/ under a sub-path: pick → inspect → plan →
+// fix → download, for raw, fixed VHD, dynamic VHD and an unclean volume, in English and Japanese.
+// The downloads must be byte-identical to what the command line writes, and independent tools
+// (ntfs-3g through a read-only loop device, qemu-img) must see the files gone.
+import { after, before, describe, test } from "node:test";
+import path from "node:path";
+import { serve } from "../../web/serve.mjs";
+import {
+  asRaw, assert, assertNoPageProblems, assertOnlyOwnOrigin, assertSameBytes, cli, crowdstrikeNamesByNtfs3g,
+  DIST, fixFlow, fixture, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch,
+} from "./lib.mjs";
+
+const SUB = "/some/sub/path/";
+let srv;
+before(async () => {
+  srv = await serve(DIST, SUB);
+});
+after(async () => {
+  await srv?.close();
+});
+
+const isTarget = (n) => /^c-00000291.*\.sys$/i.test(n);
+
+/**
+ * Runs the page on `image` and checks the result against the CLI and ntfs-3g.
+ * `windows` is the partition (number) holding Windows, for the mount check.
+ */
+async function fullCase({ image, format, locale, windows, consent = false, expectMatches, textChecks }) {
+  const dir = scratch("flow");
+  const b = await launch({ locale });
+  try {
+    await b.page.goto(srv.url);
+    await b.page.waitForSelector("#pick-button");
+    const out = await fixFlow(b.page, image, { consent });
+    const m = out.metrics;
+    assert.ok(m.fixed > m.picked, "metrics recorded");
+    console.log(`# ${path.basename(image)} (${locale}): picked→Blob ${pickedToBlobMs(m).toFixed(0)} ms, ${m.calls} reads, ${m.bytes} bytes, wasm ${m.wasmMemory} bytes`);
+
+    // What the page showed.
+    const text = out.text;
+    textChecks(text);
+    const rows = await b.page.$$eval("#matches tbody tr", (rs) => rs.map((r) => r.dataset.verdict));
+    assert.equal(rows.length, expectMatches);
+    assert.equal(await b.page.getAttribute("#container-format", "data-format"), format);
+
+    // The downloads: names, and the same bytes as the command line's output.
+    const base = path.basename(image);
+    const dot = base.lastIndexOf(".");
+    const fixedName = base.slice(0, dot) + "-fixed" + base.slice(dot);
+    assert.equal(out.imageName, fixedName);
+    assert.equal(out.undoName, fixedName + ".undo");
+    assert.equal(out.reportName, fixedName + ".report.json");
+    const cliOut = path.join(dir, "cli-" + fixedName);
+    const args = ["fix", image, "-o", cliOut, "--undo", cliOut + ".undo"];
+    if (consent) args.push("--discard-journal");
+    const r = cli(args);
+    assert.equal(r.code, 0, `CLI fix failed: ${r.stderr}`);
+    assertSameBytes(out.image, cliOut, "fixed image (page vs CLI)");
+    assertSameBytes(out.undo, cliOut + ".undo", "undo file (page vs CLI)");
+    const report = readJson(out.report);
+    assert.equal(report.image, base);
+    assert.equal(report.output, fixedName);
+    assert.equal(report.plan.deletions.length, expectMatches);
+    assert.equal(report.plan.verification.matches_after, 0);
+    assert.ok(report.verification.length > 0);
+
+    // Independent judges: ntfs-3g sees the matches gone and everything else in the directory kept.
+    const before = partitions(asRaw(image, format, dir)).find((p) => p.node.endsWith(String(windows)));
+    const origNames = crowdstrikeNamesByNtfs3g(asRaw(image, format, dir), before.start, before.size);
+    rmSync(path.join(dir, "converted.raw"), { force: true });
+    const fixedRaw = asRaw(out.image, format, dir);
+    const names = crowdstrikeNamesByNtfs3g(fixedRaw, before.start, before.size);
+    assert.equal(names.filter(isTarget).length, 0, `ntfs-3g still sees ${names.filter(isTarget)}`);
+    assert.deepEqual(names, origNames.filter((n) => !isTarget(n)), "other files in the directory are kept");
+    assert.ok(origNames.filter(isTarget).length >= expectMatches);
+
+    assertOnlyOwnOrigin(b.requests, [srv.origin + SUB]);
+    await assertNoPageProblems(b);
+    return { out, report };
+  } finally {
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("whole flow in the browser", { timeout: 600_000 }, () => {
+  test("raw GPT image, English", async () => {
+    await fullCase({
+      image: fixture("gpt-win.raw"), format: "raw", locale: "en-US", windows: 3, expectMatches: 3,
+      textChecks: (t) => {
+        for (const s of ["Your image never leaves this computer", "Found 3 file(s) to delete.", "GPT, 512-byte sectors",
+          "faulty version (04:09 UTC)", "fixed version (05:27 UTC or later)", "the known-bad header", "2. The plan",
+          "MFT record", "index block", "The fixed image differs from the original only in", "Save the fixed image"]) {
+          assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
+        }
+        assert.ok(!/[\u3040-\u30ff]/.test(t.replace("日本語", "").replace("回復", "")), "no Japanese in the English page");
+      },
+    });
+  });
+
+  test("fixed VHD, Japanese (from the browser language)", async () => {
+    await fullCase({
+      image: fixture("gpt-win-fixed.vhd"), format: "vhd_fixed", locale: "ja-JP", windows: 3, expectMatches: 3,
+      textChecks: (t) => {
+        for (const s of ["イメージはこのコンピューターから出ません", "削除するファイルが 3 個見つかりました。", "VHD(固定サイズ)",
+          "不具合版(04:09 UTC)", "修正版(05:27 UTC 以降)", "2. 修復の計画", "修復済みイメージを保存", "MFT レコード"]) {
+          assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
+        }
+        for (const s of ["Found 3", "The plan", "Save the fixed image", "Your image never"]) {
+          assert.ok(!t.includes(s), `English text ${JSON.stringify(s)} on the Japanese page`);
+        }
+      },
+    });
+  });
+
+  test("dynamic VHD, English", async () => {
+    await fullCase({
+      image: fixture("gpt-win-dynamic.vhd"), format: "vhd_dynamic", locale: "en-GB", windows: 3, expectMatches: 3,
+      textChecks: (t) => {
+        assert.ok(t.includes("VHD, dynamic"));
+        assert.ok(t.includes("In the image file these are"), "dynamic VHD shows its file writes");
+      },
+    });
+  });
+
+  test("unclean journal, Japanese: explanation, consent, journal reset", async () => {
+    const dir = scratch("unclean");
+    try {
+      const img = path.join(dir, "crashed.raw");
+      makeUnclean(fixture("mbr-win.raw"), img, 2);
+      // The command line refuses without consent: the page must not go ahead silently either.
+      assert.equal(cli(["fix", img, "-o", path.join(dir, "refused.raw")]).code, 2);
+      const { report } = await fullCase({
+        image: img, format: "raw", locale: "ja-JP", windows: 2, consent: true, expectMatches: 2,
+        textChecks: (t) => {
+          for (const s of ["ボリュームのジャーナルがクリーンではありません", "ジャーナル($LogFile)", "chkdsk",
+            "理解しました", "ジャーナルをリセットし", "ジャーナルはリセット済みで", "最初の起動時に Windows が chkdsk を実行します"]) {
+            assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
+          }
+          assert.ok(t.includes("すべてゼロ"), "the all-zero column");
+        },
+      });
+      assert.deepEqual(report.plan.journals_discarded.length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

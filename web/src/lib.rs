@@ -1,0 +1,16 @@
+//! kaifuku in the browser. The page (a Yew app, [`ui`]) never touches the image: it hands the
+//! picked `File` to a dedicated worker ([`worker`]) that reads it synchronously with
+//! `FileReaderSync` through a block cache and runs the same core as the command line
+//! ([`session`]). Results come back as plain data ([`view`]) that the page words in Japanese or
+//! English ([`i18n`]); the fixed image comes back as a `Blob` made of slices of the picked file and
+//! the changed bytes, so no copy of the image is ever held in memory.
+
+pub mod i18n;
+pub mod names;
+pub mod session;
+pub mod view;
+
+#[cfg(target_arch = "wasm32")]
+pub mod ui;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;

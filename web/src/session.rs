@@ -1,0 +1,489 @@
+//! One picked image from inspection to the download's parts. Pure: it reads through [`ReadAt`], so
+//! the worker runs it over the picked `File` and native tests run it over a fixture file.
+
+use crate::names::OutputNames;
+use crate::view::{
+    container_problem, format_code, inspect_view, log_state_code, plan_view, CheckView,
+    InspectView, PlanView, Problem, ProblemCode, Reads, VolumeName,
+};
+use kaifuku_container::OutputPlan;
+use kaifuku_io::{BlockCache, CacheConfig, Counted, Overlay, ReadAt, ReadStats, Slice};
+use kaifuku_ntfs::Volume;
+use kaifuku_rescue::plan::{plan_fix, FixError, FixOptions};
+use kaifuku_rescue::undo::{self, NewData};
+use kaifuku_rescue::{inspect, InspectReport, Outcome, Plan, Rule};
+use std::rc::Rc;
+
+/// The read cache the worker uses: 64 KiB blocks, 128 of them (8 MiB), read-ahead up to 1 MiB.
+/// Every read of the picked file costs about a millisecond in the browser, so fewer, larger reads.
+pub fn cache_config() -> CacheConfig {
+    CacheConfig {
+        block_size: 64 * 1024,
+        capacity_blocks: 128,
+        max_readahead_blocks: 16,
+    }
+}
+
+/// A part of the fixed image: a range of the picked file, new bytes, or one byte repeated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutPiece<'a> {
+    Original { start: u64, end: u64 },
+    Bytes(&'a [u8]),
+    Fill { byte: u8, len: u64 },
+}
+
+impl OutPiece<'_> {
+    pub fn len(&self) -> u64 {
+        match self {
+            OutPiece::Original { start, end } => end - start,
+            OutPiece::Bytes(b) => b.len() as u64,
+            OutPiece::Fill { len, .. } => *len,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The fixed image as parts, in file order: the picked file's bytes between the planned writes.
+/// Fails when writes overlap or leave the file (the container layer promises neither happens).
+pub fn image_pieces(file_size: u64, out: &OutputPlan) -> Result<Vec<OutPiece<'_>>, String> {
+    let mut changes: Vec<(u64, OutPiece<'_>)> = out
+        .writes
+        .iter()
+        .map(|w| (w.file_offset, OutPiece::Bytes(&w.bytes)))
+        .chain(out.fills.iter().map(|f| {
+            (
+                f.file_offset,
+                OutPiece::Fill {
+                    byte: f.byte,
+                    len: f.len,
+                },
+            )
+        }))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    changes.sort_by_key(|c| c.0);
+    let mut pieces = Vec::with_capacity(2 * changes.len() + 1);
+    let mut pos = 0u64;
+    for (at, piece) in changes {
+        if at < pos {
+            return Err(format!("planned writes overlap at file offset {at}"));
+        }
+        let end = at
+            .checked_add(piece.len())
+            .filter(|e| *e <= file_size)
+            .ok_or_else(|| format!("a planned write at file offset {at} leaves the file"))?;
+        if at > pos {
+            pieces.push(OutPiece::Original {
+                start: pos,
+                end: at,
+            });
+        }
+        pieces.push(piece);
+        pos = end;
+    }
+    if pos < file_size {
+        pieces.push(OutPiece::Original {
+            start: pos,
+            end: file_size,
+        });
+    }
+    Ok(pieces)
+}
+
+/// The undo file's parts (see [`kaifuku_rescue::undo`]): the same bytes the command line writes.
+pub fn undo_pieces(file_size: u64, out: &OutputPlan) -> Vec<undo::Piece> {
+    let writes: Vec<(u64, NewData<'_>)> = out
+        .writes
+        .iter()
+        .map(|w| (w.file_offset, NewData::Bytes(&w.bytes)))
+        .chain(out.fills.iter().map(|f| {
+            (
+                f.file_offset,
+                NewData::Fill {
+                    byte: f.byte,
+                    len: f.len,
+                },
+            )
+        }))
+        .collect();
+    undo::layout(file_size, &writes)
+}
+
+struct Planned {
+    report: InspectReport,
+    plan: Plan,
+    output: OutputPlan,
+}
+
+/// State of one picked image.
+pub struct Session<R: ReadAt> {
+    counted: Rc<Counted<R>>,
+    cache: BlockCache<Rc<Counted<R>>>,
+    rule: Rule,
+    names: OutputNames,
+    file_name: String,
+    report: Option<InspectReport>,
+    planned: Option<Planned>,
+    checks: Option<Vec<CheckView>>,
+}
+
+fn fix_problem(e: FixError) -> Problem {
+    match e {
+        FixError::NothingToFix(d) => Problem::new(ProblemCode::NoMatch, None, Some(d)),
+        FixError::Refused(d) => Problem::new(ProblemCode::FixFailed, None, Some(d)),
+        FixError::Failed(d) => Problem::new(ProblemCode::FixFailed, None, Some(d)),
+    }
+}
+
+impl<R: ReadAt> Session<R> {
+    pub fn new(source: R, file_name: &str) -> Self {
+        let counted = Rc::new(Counted::new(source));
+        let cache = BlockCache::new(counted.clone(), cache_config());
+        Session {
+            counted,
+            cache,
+            rule: Rule::crowdstrike_2024_07_19(),
+            names: OutputNames::for_input(file_name),
+            file_name: file_name.to_string(),
+            report: None,
+            planned: None,
+            checks: None,
+        }
+    }
+
+    /// Calls and bytes that reached the picked file so far.
+    pub fn stats(&self) -> ReadStats {
+        self.counted.stats()
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.counted.size()
+    }
+
+    pub fn names(&self) -> &OutputNames {
+        &self.names
+    }
+
+    /// Container, partitions, volumes and the rule's matches. Never fails: problems are in the view.
+    pub fn inspect(&mut self, reads: impl Fn(ReadStats) -> Reads) -> InspectView {
+        let report = inspect(&self.cache, &self.rule);
+        let container_error = match &report.container {
+            None => kaifuku_container::open(&self.cache).err(),
+            Some(_) => None,
+        };
+        let view = inspect_view(
+            &self.file_name,
+            &report,
+            container_error.as_ref(),
+            reads(self.stats()),
+        );
+        self.report = Some(report);
+        self.planned = None;
+        self.checks = None;
+        view
+    }
+
+    /// Plans the fix in an overlay and has the core verify it; maps it into writes of the file.
+    pub fn plan(
+        &mut self,
+        discard_journal: bool,
+        reads: impl Fn(ReadStats) -> Reads,
+    ) -> Result<PlanView, Problem> {
+        self.planned = None;
+        self.checks = None;
+        let (report, plan) = plan_fix(&self.cache, &self.rule, &FixOptions { discard_journal })
+            .map_err(fix_problem)?;
+        let container = kaifuku_container::open(&self.cache).map_err(|e| container_problem(&e))?;
+        let output = container
+            .plan_output(&plan.patches)
+            .map_err(|e| container_problem(&e))?;
+        image_pieces(self.file_size(), &output)
+            .map_err(|d| Problem::new(ProblemCode::Internal, None, Some(d)))?;
+        let view = plan_view(&report, &plan, &output, reads(self.stats()));
+        self.planned = Some(Planned {
+            report,
+            plan,
+            output,
+        });
+        Ok(view)
+    }
+
+    /// Re-reads the fixed image from scratch — the picked file with exactly the download's writes
+    /// laid over it — and checks what the fix promised.
+    pub fn verify(&mut self) -> Result<Vec<CheckView>, Problem> {
+        let planned = self
+            .planned
+            .as_ref()
+            .ok_or_else(|| Problem::new(ProblemCode::Internal, None, Some("no plan yet".into())))?;
+        let failed = |d: String| Problem::new(ProblemCode::VerificationFailed, None, Some(d));
+        let mut fixed = Overlay::new(&self.cache);
+        for w in &planned.output.writes {
+            fixed
+                .write(w.file_offset, &w.bytes)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        for f in &planned.output.fills {
+            fixed
+                .fill(f.file_offset, f.len, f.byte)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        let mut checks = Vec::new();
+        let container = kaifuku_container::open(&fixed).map_err(|e| failed(e.to_string()))?;
+        let before = planned
+            .report
+            .container
+            .as_ref()
+            .ok_or_else(|| failed("no container".into()))?;
+        let info = container.info();
+        if info.format != before.format || info.virtual_size != before.virtual_size {
+            return Err(failed(format!(
+                "the fixed image opens as {} of {} bytes, the original as {} of {} bytes",
+                info.format, info.virtual_size, before.format, before.virtual_size
+            )));
+        }
+        checks.push(CheckView::ContainerSame {
+            format: format_code(info.format).into(),
+            virtual_size: info.virtual_size,
+        });
+        let after = inspect(&fixed, &self.rule);
+        let total_after: usize = after.matches().count();
+        for (vi, v) in planned.report.volumes.iter().enumerate() {
+            let deletions: Vec<_> = planned
+                .plan
+                .deletions
+                .iter()
+                .filter(|d| d.volume == vi)
+                .collect();
+            let reset = planned.plan.journals_discarded.contains(&vi);
+            if deletions.is_empty() && !reset {
+                continue;
+            }
+            let name = kaifuku_rescue::inspect::volume_name(v);
+            let vn = VolumeName::of(v);
+            let av = after
+                .volumes
+                .iter()
+                .find(|a| a.offset == v.offset)
+                .ok_or_else(|| failed(format!("{name} is gone from the fixed image")))?;
+            if let Some(e) = &av.error {
+                return Err(failed(format!("{name}: {e}")));
+            }
+            let count = av.rule.as_ref().map_or(0, |r| r.matches.len());
+            checks.push(CheckView::RuleFinds {
+                volume: vn.clone(),
+                count,
+            });
+            let view =
+                Slice::new(&container, v.offset, v.size).map_err(|e| failed(e.to_string()))?;
+            let vol = Volume::open(&view).map_err(|e| failed(format!("{name}: {e}")))?;
+            let mut freed = Vec::new();
+            for d in &deletions {
+                let rec = vol
+                    .read_record(d.outcome.record)
+                    .map_err(|e| failed(format!("{name}: {e}")))?;
+                if d.outcome.record_freed {
+                    if rec.in_use() {
+                        return Err(failed(format!(
+                            "{name}: MFT record {} is still in use",
+                            d.outcome.record
+                        )));
+                    }
+                    freed.push(d.outcome.record);
+                    checks.push(CheckView::RecordFree {
+                        volume: vn.clone(),
+                        record: d.outcome.record,
+                    });
+                }
+            }
+            let mut problems = 0usize;
+            if let Some((entry, _)) = vol
+                .lookup_path(&self.rule.directory)
+                .map_err(|e| failed(format!("{name}: {e}")))?
+            {
+                let r = kaifuku_ntfs::check::check_directory(&vol, entry.file_ref.record)
+                    .map_err(|e| failed(format!("{name}: {e}")))?;
+                problems += r.problems.len() + r.omitted as usize;
+            }
+            if !freed.is_empty() {
+                let r = kaifuku_ntfs::check::check_records(&vol, &freed)
+                    .map_err(|e| failed(format!("{name}: {e}")))?;
+                problems += r.problems.len() + r.omitted as usize;
+            }
+            checks.push(CheckView::Invariants {
+                volume: vn.clone(),
+                problems,
+            });
+            if reset {
+                let n = av
+                    .ntfs
+                    .as_ref()
+                    .ok_or_else(|| failed(format!("{name}: not NTFS any more")))?;
+                if !n.log.state.is_clean() || !n.dirty {
+                    return Err(failed(format!(
+                        "{name}: after the journal reset the journal is {} and the dirty flag is {}",
+                        log_state_code(n.log.state),
+                        if n.dirty { "set" } else { "clear" }
+                    )));
+                }
+                checks.push(CheckView::JournalReset { volume: vn });
+            }
+            if problems > 0 {
+                return Err(failed(format!(
+                    "the NTFS checker found {problems} problem(s) in the fixed volume"
+                )));
+            }
+        }
+        if total_after != 0 || after.outcome == Outcome::Error {
+            return Err(failed(format!(
+                "the fixed image still has {total_after} matching file(s) ({:?})",
+                after.reasons
+            )));
+        }
+        let ranges = planned.output.writes.len() + planned.output.fills.len();
+        let bytes = planned
+            .output
+            .writes
+            .iter()
+            .map(|w| w.bytes.len() as u64)
+            .chain(planned.output.fills.iter().map(|f| f.len))
+            .sum();
+        checks.push(CheckView::OnlyPlannedRanges { ranges, bytes });
+        self.checks = Some(checks.clone());
+        Ok(checks)
+    }
+
+    /// The fixed image's parts (after [`Session::plan`]).
+    pub fn image_pieces(&self) -> Option<Vec<OutPiece<'_>>> {
+        let p = self.planned.as_ref()?;
+        image_pieces(self.file_size(), &p.output).ok()
+    }
+
+    /// The undo file's parts (after [`Session::plan`]).
+    pub fn undo_pieces(&self) -> Option<Vec<undo::Piece>> {
+        let p = self.planned.as_ref()?;
+        Some(undo_pieces(self.file_size(), &p.output))
+    }
+
+    /// Size of the undo file.
+    pub fn undo_size(&self) -> u64 {
+        self.undo_pieces()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| match p {
+                        undo::Piece::Bytes(b) => b.len() as u64,
+                        undo::Piece::Original { len, .. } => *len,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The JSON report offered with the download: what the command line's `fix --json` prints,
+    /// plus the verification and the names of the files.
+    pub fn report_json(&self, extra: serde_json::Value) -> String {
+        let Some(p) = &self.planned else {
+            return "{}".into();
+        };
+        let doc = serde_json::json!({
+            "tool": "kaifuku (web)",
+            "version": env!("CARGO_PKG_VERSION"),
+            "image": self.file_name,
+            "output": self.names.output,
+            "undo": self.names.undo,
+            "report": p.report,
+            "plan": p.plan,
+            "file_writes": p.output.writes.iter().map(|w| serde_json::json!({
+                "file_offset": w.file_offset, "len": w.bytes.len(), "label": w.label
+            })).chain(p.output.fills.iter().map(|f| serde_json::json!({
+                "file_offset": f.file_offset, "len": f.len, "label": f.label, "fill": f.byte
+            }))).collect::<Vec<_>>(),
+            "verification": self.checks,
+            "reads": self.stats(),
+            "browser": extra,
+        });
+        serde_json::to_string_pretty(&doc).expect("serialisable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaifuku_container::{FileFill, FileWrite};
+
+    fn apply(image: &[u8], pieces: &[OutPiece<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in pieces {
+            match p {
+                OutPiece::Original { start, end } => {
+                    out.extend_from_slice(&image[*start as usize..*end as usize])
+                }
+                OutPiece::Bytes(b) => out.extend_from_slice(b),
+                OutPiece::Fill { byte, len } => {
+                    out.extend(std::iter::repeat_n(*byte, *len as usize))
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pieces_apply_writes_and_fills() {
+        let image: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let out = OutputPlan {
+            writes: vec![
+                FileWrite {
+                    file_offset: 990,
+                    bytes: vec![1; 10],
+                    label: "end".into(),
+                },
+                FileWrite {
+                    file_offset: 0,
+                    bytes: vec![2; 3],
+                    label: "start".into(),
+                },
+            ],
+            fills: vec![FileFill {
+                file_offset: 100,
+                len: 50,
+                byte: 0xFF,
+                label: "fill".into(),
+            }],
+        };
+        let pieces = image_pieces(1000, &out).unwrap();
+        let mut expect = image.clone();
+        expect[990..].fill(1);
+        expect[..3].fill(2);
+        expect[100..150].fill(0xFF);
+        assert_eq!(apply(&image, &pieces), expect);
+        assert_eq!(pieces.len(), 5);
+    }
+
+    #[test]
+    fn pieces_refuse_overlaps_and_overruns() {
+        let w = |o: u64, n: usize| FileWrite {
+            file_offset: o,
+            bytes: vec![0; n],
+            label: String::new(),
+        };
+        let overlap = OutputPlan {
+            writes: vec![w(10, 10), w(15, 10)],
+            fills: vec![],
+        };
+        assert!(image_pieces(100, &overlap).is_err());
+        let past = OutputPlan {
+            writes: vec![w(95, 10)],
+            fills: vec![],
+        };
+        assert!(image_pieces(100, &past).is_err());
+        let none = OutputPlan {
+            writes: vec![],
+            fills: vec![],
+        };
+        assert_eq!(
+            image_pieces(100, &none).unwrap(),
+            vec![OutPiece::Original { start: 0, end: 100 }]
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! The worker's session logic, natively, on the generated fixture images: the views the page
+//! shows agree with the answers independent tools wrote next to each image, the fix verifies,
+//! and the download's parts hold the right bytes. (The browser tests run the same code in
+//! Chromium; this catches view mistakes quickly.)
+#![cfg(not(target_arch = "wasm32"))]
+
+use kaifuku_io::ReadAt;
+use kaifuku_rescue::undo::{self, Piece, UndoEntry};
+use kaifuku_web::session::{OutPiece, Session};
+use kaifuku_web::view::{CheckView, ProblemCode, Reads};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+struct Source(File, u64);
+
+impl ReadAt for Source {
+    fn size(&self) -> u64 {
+        self.1
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        kaifuku_io::check_range(offset, buf.len(), self.1)?;
+        self.0.read_exact_at(buf, offset)
+    }
+}
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("KAIFUKU_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/out/fixtures"));
+    if dir.join("manifest.json").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: no fixtures in {} (python3 tests/make-fixtures.py DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn open(path: &Path) -> Session<Source> {
+    let f = File::open(path).unwrap();
+    let size = f.metadata().unwrap().len();
+    Session::new(
+        Source(f, size),
+        &path.file_name().unwrap().to_string_lossy(),
+    )
+}
+
+fn reads(s: kaifuku_io::ReadStats) -> Reads {
+    Reads {
+        calls: s.calls,
+        bytes: s.bytes,
+        ms: 0.0,
+    }
+}
+
+#[test]
+fn views_agree_with_the_fixture_answers_and_fixes_verify() {
+    let Some(dir) = fixtures() else { return };
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut checked = 0;
+    for fx in manifest["fixtures"].as_array().unwrap() {
+        if fx["kind"] != "good" {
+            continue;
+        }
+        let name = fx["name"].as_str().unwrap();
+        let path = dir.join(name);
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(fx["expected"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        let mut s = open(&path);
+        let v = s.inspect(reads);
+        assert_eq!(v.file_name, name);
+        let c = v.container.as_ref().unwrap();
+        assert_eq!(
+            c.virtual_size,
+            expected["virtual_size"].as_u64().unwrap(),
+            "{name}"
+        );
+        let want_matches: usize = expected["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|vol| vol["matches"].as_array().map_or(0, |m| m.len()))
+            .sum();
+        assert_eq!(v.match_count(), want_matches, "{name}: matches");
+        let p = v.partitions.as_ref().unwrap();
+        assert_eq!(
+            p.scheme,
+            expected["scheme"].as_str().unwrap_or("none"),
+            "{name}"
+        );
+        if want_matches == 0 {
+            assert_eq!(v.outcome, "nothing-to-fix", "{name}");
+            assert!(!v.can_fix);
+            assert!(v.problems.iter().any(|p| matches!(
+                p.code,
+                ProblemCode::NoMatch | ProblemCode::NoCrowdStrikeDirectory | ProblemCode::NoWindows
+            )));
+            continue;
+        }
+        assert!(v.can_fix && !v.needs_consent, "{name}: {:?}", v.problems);
+        // Every match the tools found is shown with their times and header.
+        for vol in expected["volumes"].as_array().unwrap() {
+            for m in vol["matches"].as_array().into_iter().flatten() {
+                let shown = v
+                    .volumes
+                    .iter()
+                    .flat_map(|x| x.matches.iter())
+                    .find(|x| x.mft_record == m["mft_record"].as_u64().unwrap())
+                    .unwrap_or_else(|| panic!("{name}: {m} not shown"));
+                assert_eq!(shown.size, m["size"].as_u64().unwrap(), "{name}");
+                if let Some(h) = m["header_hex"].as_str() {
+                    assert_eq!(shown.header_hex, h, "{name}");
+                }
+                assert_eq!(shown.created, m["created"].as_str().unwrap(), "{name}");
+                assert_eq!(shown.modified, m["modified"].as_str().unwrap(), "{name}");
+                assert_eq!(shown.all_zero, m["all_zero"].as_bool().unwrap(), "{name}");
+            }
+        }
+        let plan = s.plan(false, reads).unwrap();
+        assert_eq!(plan.deletions.len(), want_matches, "{name}");
+        assert_eq!(plan.matches_after, 0);
+        let checks = s.verify().unwrap();
+        assert!(checks
+            .iter()
+            .any(|c| matches!(c, CheckView::RuleFinds { count: 0, .. })));
+        assert!(checks
+            .iter()
+            .all(|c| !matches!(c, CheckView::Invariants { problems, .. } if *problems > 0)));
+
+        // The download's parts: same size as the input, and the undo file's originals are the
+        // input's bytes (resolved here as the browser's Blob slices would be).
+        let file = File::open(&path).unwrap();
+        let pieces = s.image_pieces().unwrap();
+        let total: u64 = pieces.iter().map(OutPiece::len).sum();
+        assert_eq!(total, s.file_size(), "{name}");
+        let mut undo_bytes = Vec::new();
+        let mut entries = Vec::new();
+        let parts = s.undo_pieces().unwrap();
+        for (i, p) in parts.iter().enumerate() {
+            match p {
+                Piece::Bytes(b) => undo_bytes.extend_from_slice(b),
+                Piece::Original { offset, len } => {
+                    let mut orig = vec![0u8; *len as usize];
+                    file.read_exact_at(&mut orig, *offset).unwrap();
+                    undo_bytes.extend_from_slice(&orig);
+                    let Piece::Bytes(h) = &parts[i - 1] else {
+                        panic!()
+                    };
+                    let hash = u64::from_le_bytes(h[h.len() - 8..].try_into().unwrap());
+                    entries.push(UndoEntry {
+                        offset: *offset,
+                        original: orig,
+                        new_hash: hash,
+                    });
+                }
+            }
+        }
+        assert_eq!(undo_bytes, undo::encode(s.file_size(), &entries), "{name}");
+        assert_eq!(undo_bytes.len() as u64, s.undo_size());
+        let report: serde_json::Value =
+            serde_json::from_str(&s.report_json(serde_json::json!({}))).unwrap();
+        assert_eq!(report["image"], name);
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} fixtures with matches");
+}
