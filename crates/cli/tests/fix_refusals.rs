@@ -10,12 +10,19 @@ fn refuses(args: &[&str], out: &std::path::Path, words: &[&str]) {
     assert_eq!(o.code, 2, "want a refusal (exit 2): {}", o.both());
     let text = o.both().to_lowercase();
     for w in words {
-        assert!(text.contains(&w.to_lowercase()), "the explanation should mention {w:?}: {}", o.both());
+        assert!(
+            text.contains(&w.to_lowercase()),
+            "the explanation should mention {w:?}: {}",
+            o.both()
+        );
     }
     assert!(!out.exists(), "a refused fix must not leave an output file");
     let mut partial = out.as_os_str().to_owned();
     partial.push(".partial");
-    assert!(!std::path::Path::new(&partial).exists(), "no partial output either");
+    assert!(
+        !std::path::Path::new(&partial).exists(),
+        "no partial output either"
+    );
 }
 
 #[test]
@@ -24,15 +31,29 @@ fn attribute_list_file_is_refused() {
     let s = Scratch::new("refuse-attrlist");
     let img = s.path("attrlist.raw");
     let gz = shared_testdata().join("dfir_ntfs/ntfs3_attrlist.raw.gz");
-    let o = sh(&format!("gunzip -c '{}' > '{}'", gz.display(), img.display()));
+    let o = sh(&format!(
+        "gunzip -c '{}' > '{}'",
+        gz.display(),
+        img.display()
+    ));
     assert_eq!(o.code, 0, "gunzip: {}", o.stderr);
     // sleuthkit confirms the premise independently: record 27 has an attribute list.
     let istat = run_ok("istat", [img.to_str().unwrap(), "27"]);
     let istat = String::from_utf8_lossy(&istat);
-    assert!(istat.contains("$ATTRIBUTE_LIST"), "record 27 should have an $ATTRIBUTE_LIST: {istat}");
+    assert!(
+        istat.contains("$ATTRIBUTE_LIST"),
+        "record 27 should have an $ATTRIBUTE_LIST: {istat}"
+    );
     let out = s.path("out.raw");
     refuses(
-        &["fix", img.to_str().unwrap(), "--path", "\\17.txt", "-o", out.to_str().unwrap()],
+        &[
+            "fix",
+            img.to_str().unwrap(),
+            "--path",
+            "\\17.txt",
+            "-o",
+            out.to_str().unwrap(),
+        ],
         &out,
         &["$ATTRIBUTE_LIST"],
     );
@@ -49,7 +70,11 @@ fn bitlocker_volume_is_refused() {
     let o = kaifuku(["inspect", img.to_str().unwrap()]);
     assert_eq!(o.code, 2, "inspect of a BitLocker volume: {}", o.both());
     assert!(o.both().contains("BitLocker"), "{}", o.both());
-    refuses(&["fix", img.to_str().unwrap(), "-o", out.to_str().unwrap()], &out, &["BitLocker"]);
+    refuses(
+        &["fix", img.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &out,
+        &["BitLocker"],
+    );
 }
 
 #[test]
@@ -66,7 +91,11 @@ fn hibernated_windows_is_refused() {
     let o = kaifuku(["inspect", img.to_str().unwrap()]);
     assert!(o.text().contains("HIBERNATED"), "{}", o.both());
     let out = s.path("out.raw");
-    refuses(&["fix", img.to_str().unwrap(), "-o", out.to_str().unwrap()], &out, &["hibernated"]);
+    refuses(
+        &["fix", img.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &out,
+        &["hibernated"],
+    );
 
     // A hiberfil.sys that is not a saved session (zeroed header) does not block the fix.
     let img2 = s.path("nohib.raw");

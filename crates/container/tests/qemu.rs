@@ -405,12 +405,37 @@ fn plan_output_fills_on_qemu_dynamic_vhd() {
     // same bitmap sector, plus a fill in block 2.
     let bytes = vec![0x5au8; 40];
     let patches = vec![
-        Patch { offset: 200 << 10, data: PatchData::Fill { byte: 0xFF, len: 128 << 10 }, label: "fill a".into() },
-        Patch { offset: (600 << 10) + 3, data: PatchData::Bytes(bytes.clone()), label: "bytes".into() },
-        Patch { offset: 4 * MIB as u64, data: PatchData::Fill { byte: 0x11, len: 8192 }, label: "fill b".into() },
+        Patch {
+            offset: 200 << 10,
+            data: PatchData::Fill {
+                byte: 0xFF,
+                len: 128 << 10,
+            },
+            label: "fill a".into(),
+        },
+        Patch {
+            offset: (600 << 10) + 3,
+            data: PatchData::Bytes(bytes.clone()),
+            label: "bytes".into(),
+        },
+        Patch {
+            offset: 4 * MIB as u64,
+            data: PatchData::Fill {
+                byte: 0x11,
+                len: 8192,
+            },
+            label: "fill b".into(),
+        },
     ];
     let out = c.plan_output(&patches).unwrap();
-    assert!(out.writes.iter().filter(|w| w.label.contains("bitmap")).count() == 1, "{out:#?}");
+    assert!(
+        out.writes
+            .iter()
+            .filter(|w| w.label.contains("bitmap"))
+            .count()
+            == 1,
+        "{out:#?}"
+    );
     for f in &out.fills {
         let end = f.file_offset + f.len;
         file[f.file_offset as usize..end as usize].fill(f.byte);
@@ -425,15 +450,41 @@ fn plan_output_fills_on_qemu_dynamic_vhd() {
     want[4 * MIB..4 * MIB + 8192].fill(0x11);
     assert_reads_as(&open(FileReader::open(&patched)).unwrap(), &want);
     let converted = dir.path("converted.raw");
-    qemu_img(&["convert", "-f", "vpc", "-O", "raw", s(&patched), s(&converted)]);
-    assert!(fs::read(&converted).unwrap() == want, "qemu reads different bytes");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "raw",
+        s(&patched),
+        s(&converted),
+    ]);
+    assert!(
+        fs::read(&converted).unwrap() == want,
+        "qemu reads different bytes"
+    );
 
     // Fills that overlap byte patches, or that reach an unallocated block, are refused.
     let overlap = vec![
-        Patch { offset: 1000, data: PatchData::Fill { byte: 0, len: 512 }, label: "f".into() },
-        Patch { offset: 1200, data: PatchData::Bytes(vec![1]), label: "b".into() },
+        Patch {
+            offset: 1000,
+            data: PatchData::Fill { byte: 0, len: 512 },
+            label: "f".into(),
+        },
+        Patch {
+            offset: 1200,
+            data: PatchData::Bytes(vec![1]),
+            label: "b".into(),
+        },
     ];
     assert!(c.plan_output(&overlap).is_err());
-    let unallocated = vec![Patch { offset: 3 * MIB as u64, data: PatchData::Fill { byte: 0, len: 512 }, label: "f".into() }];
-    assert!(matches!(c.plan_output(&unallocated), Err(ContainerError::PatchInUnallocatedBlock { .. })));
+    let unallocated = vec![Patch {
+        offset: 3 * MIB as u64,
+        data: PatchData::Fill { byte: 0, len: 512 },
+        label: "f".into(),
+    }];
+    assert!(matches!(
+        c.plan_output(&unallocated),
+        Err(ContainerError::PatchInUnallocatedBlock { .. })
+    ));
 }
