@@ -143,6 +143,8 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     assert.equal(await pick(img), "inspected");
     assert.ok((await codes()).includes("hibernated"), `codes: ${await codes()}`);
     assert.ok((await main()).includes("shut it down fully"));
+    assert.ok((await main()).includes("cannot be deleted here"), "the outcome line says the matches cannot be deleted");
+    assert.ok(!(await main()).includes("file(s) to delete."), "no promise to delete");
     assert.equal(await b.page.$("#fix-button"), null, "no fix offered");
     assert.equal(await b.page.$("#plan-button"), null, "no plan offered");
     await b.page.click("#lang-ja");

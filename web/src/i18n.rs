@@ -466,6 +466,17 @@ impl T {
             "The official guidance (CrowdStrike, Microsoft) is to delete every matching file, and kaifuku deletes all of them (csagent.sys and the folder itself are left alone)."
         )
     }
+    /// Matches were found but a blocker (hibernation, BitLocker elsewhere, ...) stops the fix.
+    pub fn outcome_blocked(self, n: usize) -> String {
+        match self.0 {
+            Lang::Ja => {
+                format!("一致するファイルが {n} 個ありますが、ここでは削除できません(理由は下記)。")
+            }
+            Lang::En => format!(
+                "Found {n} matching file(s), but they cannot be deleted here (see why below)."
+            ),
+        }
+    }
     pub fn outcome(self, outcome: &str, n: usize) -> String {
         match (self.0, outcome) {
             (Lang::Ja, "matches") => format!("削除するファイルが {n} 個見つかりました。"),

@@ -677,7 +677,11 @@ impl App {
                     }}
                 </dl>
                 <p class={classes!("outcome", v.outcome.clone())} id="outcome" data-outcome={v.outcome.clone()}>
-                    {t.outcome(&v.outcome, v.match_count())}
+                    {if v.outcome == "matches" && !v.can_fix && !v.needs_consent {
+                        t.outcome_blocked(v.match_count())
+                    } else {
+                        t.outcome(&v.outcome, v.match_count())
+                    }}
                 </p>
                 {self.view_partitions(v)}
                 {self.view_volumes(v)}
