@@ -26,21 +26,7 @@ impl Lang {
     }
 }
 
-/// Bytes as people read them: "512 B", "1.6 MiB", "100.0 GiB".
-pub fn size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use kaifuku_rescue::human::size;
 
 /// A number with thin grouping, for byte offsets: 53 477 376.
 pub fn grouped(n: u64) -> String {

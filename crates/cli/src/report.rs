@@ -14,20 +14,7 @@ pub struct JsonReport<'a> {
     pub reads: ReadStats,
 }
 
-pub fn size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use kaifuku_rescue::human::size;
 
 pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
     let mut o = String::new();

@@ -2,6 +2,7 @@
 //! image, and the outcome a front end turns into an exit code or a message.
 #![forbid(unsafe_code)]
 
+pub mod human;
 pub mod inspect;
 pub mod plan;
 pub mod rule;
