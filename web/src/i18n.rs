@@ -2,6 +2,7 @@
 //! language, so a message cannot exist in one language only.
 
 use crate::view::{CheckView, Problem, ProblemCode, VolumeName};
+use kaifuku_partition::NoticeKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lang {
@@ -246,6 +247,54 @@ impl T {
             "(extended: holds logical partitions)"
         )
     }
+    /// A partition-table note or warning, in the page's language.
+    pub fn notice(self, n: &NoticeKind) -> String {
+        use NoticeKind::*;
+        if self.0 == Lang::En {
+            return n.to_string();
+        }
+        match n {
+            GptSector4096 => "論理セクターサイズ 4096: GPT ヘッダーは 4096 バイト目(LBA 1)にあります。".into(),
+            SizeNotWholeSectors { size, sector_size } => {
+                format!("ディスクのサイズ({size} バイト)が {sector_size} バイトのセクターで割り切れません。")
+            }
+            GptCopiesDiffer => "プライマリ GPT とバックアップ GPT の内容が異なります。Windows と同じくプライマリを使いました。パーティション操作が途中で中断された可能性があります。".into(),
+            GptDiskGuidsDiffer => "プライマリ GPT とバックアップ GPT のディスク GUID が異なります。".into(),
+            BackupGptDamaged { detail } => format!("バックアップ GPT がないか壊れています({detail})。プライマリ GPT は無傷で、それを使ったので下のパーティションは信頼できます。イメージが元のディスクより短い場合は途中で切れています。もう一度完全にエクスポートしてください。"),
+            PrimaryGptDamaged { detail, backup_lba } => format!("プライマリ GPT が壊れています({detail})。LBA {backup_lba} のバックアップ GPT は無傷なので、それを使いました。Windows はバックアップからプライマリを修復しますが、kaifuku はそのままにします。"),
+            DiskEnlarged { backup_lba, last_lba } => format!("バックアップ GPT が最終セクター({last_lba})より前の LBA {backup_lba} にあります。パーティション作成後にディスクが拡張されました。LBA {backup_lba} より後ろは未割り当てです。"),
+            GptTruncated { needed, size } => format!("GPT は {needed} バイト以上のディスクを示していますが、イメージは {size} バイトしかありません。イメージが途中で切れています。できればディスク全体をもう一度エクスポートしてください。"),
+            GptEntryImpossible { number, name, first_lba, last_lba } => format!(
+                "GPT エントリ {number}({})の範囲(LBA {first_lba}..{last_lba})があり得ない値なので、読み飛ばしました。",
+                if name.is_empty() { "名前なし" } else { name }
+            ),
+            OutsideUsableArea { number, first_lba, last_lba, usable_first, usable_last } => format!("パーティション {number}(LBA {first_lba}..{last_lba})は GPT の使用可能領域(LBA {usable_first}..{usable_last})の外にあります。"),
+            DynamicDiskGpt { number } => format!("パーティション {number} は Windows のダイナミックディスクまたは記憶域プールの一部です。中のボリュームは GPT に書かれていないため、kaifuku では開けません。"),
+            HybridMbr => "MBR はハイブリッド MBR です(GPT 保護エントリ以外のパーティションも載っています)。正式な GPT を使いました。".into(),
+            StaleGpt { at } => format!("GPT ヘッダー({at} バイト目)がありますが、MBR に保護エントリがないため、Windows と同じく古い GPT として無視しました。MBR のパーティションを表示しています。"),
+            ProtectiveMbrMissing => "先頭セクターの保護 MBR がないか空です。GPT はそのまま読みました。保護 MBR を戻すまで起動できないファームウェアもあります(gdisk で再作成できます)。".into(),
+            BareSectorCountedIn512 { boot_sector_size } => format!("ブートセクターのセクターサイズは {boot_sector_size} バイトですが、パーティションのセクターは 512 バイト単位で数えます。"),
+            BareNoSectorSize => "ブートセクターに使えるセクターサイズがないため、512 バイトとみなしました。".into(),
+            PartitionTruncated { extended, number, end, size, missing } => format!(
+                "{} {number} は {end} バイト目で終わりますが、ディスクイメージは {size} バイトしかありません。イメージが途中で切れている(または表が誤っている)ため、このパーティションの最後の {missing} バイトがありません。できればディスク全体をもう一度エクスポートしてください。",
+                if *extended { "拡張パーティション" } else { "パーティション" }
+            ),
+            PartitionsOverlap { a, b, a_start, a_end, b_start, b_end } => format!("パーティション {a} と {b} が重なっています({a_start}..{a_end} と {b_start}..{b_end} バイト)。表が壊れているか手で編集されています。どちらも慎重に扱ってください。"),
+            DynamicDiskMbr { number } => format!("パーティション {number} は Windows のダイナミックディスク(LDM)のパーティションです。中のボリュームは LDM データベースに書かれており、kaifuku は読みません。"),
+            EbrPastEnd { ebr, extended } => format!("拡張パーティション {extended} のセクター {ebr} にある論理パーティション表がイメージの終わりより後ろにあります(イメージが途中で切れています)。そこから先の論理パーティションはありません。"),
+            EbrNoSignature { ebr, extended } => format!("拡張パーティション {extended} のセクター {ebr} にある論理パーティション表に 55AA の署名がないため、論理パーティションの連鎖はそこで終わります(Windows や Linux と同じ扱いです)。"),
+            Mbr4096FromBootSectors { partitions } => format!(
+                "論理セクターサイズ 4096: 4096 バイト単位で数えると、パーティション {} の先頭に「1 セクター 4096 バイト」と書かれたブートセクターがあります。",
+                partitions.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            Mbr4096FromExtendedChain => "論理セクターサイズ 4096: 拡張パーティションの表は、セクターを 4096 バイトとして数えたときにだけ見つかります。".into(),
+            Mbr512FromDiskSize => "論理セクターサイズを 512 バイトとみなしました。どのパーティションの先頭にも見分けのつくブートセクターがなく、4096 バイトとするとパーティションがディスクの終わりを越えてしまうためです。".into(),
+            Mbr512Assumed => "ディスクから論理セクターサイズを判断できませんでした(どのパーティションの先頭にも見分けのつくブートセクターがありません)。ほとんどのディスクと同じく 512 バイトとみなしました。パーティションがおかしく見える場合は 4096 バイトセクターのディスクかもしれません。".into(),
+            BareVolume { volume } => format!("パーティション表はありません。ディスク全体が 1 つの {volume} です(先頭セクターがボリュームのブートセクターです)。"),
+            EmptyMbr => "MBR は正常ですがパーティションが 1 つもありません。このディスクにボリュームはありません。".into(),
+        }
+    }
+
     pub fn table_note(self) -> &'static str {
         pick!(self, "注記", "Note")
     }
@@ -814,6 +863,107 @@ impl T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_partition_notice_is_said_in_both_languages() {
+        use kaifuku_partition::NoticeKind::*;
+        let all = vec![
+            GptSector4096,
+            SizeNotWholeSectors {
+                size: 1001,
+                sector_size: 512,
+            },
+            GptCopiesDiffer,
+            GptDiskGuidsDiffer,
+            BackupGptDamaged {
+                detail: "CRC".into(),
+            },
+            PrimaryGptDamaged {
+                detail: "CRC".into(),
+                backup_lba: 77,
+            },
+            DiskEnlarged {
+                backup_lba: 77,
+                last_lba: 99,
+            },
+            GptTruncated {
+                needed: 4096,
+                size: 1024,
+            },
+            GptEntryImpossible {
+                number: 3,
+                name: String::new(),
+                first_lba: 9,
+                last_lba: 2,
+            },
+            OutsideUsableArea {
+                number: 2,
+                first_lba: 1,
+                last_lba: 5,
+                usable_first: 34,
+                usable_last: 99,
+            },
+            DynamicDiskGpt { number: 2 },
+            HybridMbr,
+            StaleGpt { at: 512 },
+            ProtectiveMbrMissing,
+            BareSectorCountedIn512 {
+                boot_sector_size: 1024,
+            },
+            BareNoSectorSize,
+            PartitionTruncated {
+                extended: true,
+                number: 2,
+                end: 10,
+                size: 5,
+                missing: 5,
+            },
+            PartitionsOverlap {
+                a: 1,
+                b: 2,
+                a_start: 0,
+                a_end: 10,
+                b_start: 5,
+                b_end: 20,
+            },
+            DynamicDiskMbr { number: 1 },
+            EbrPastEnd {
+                ebr: 12,
+                extended: 2,
+            },
+            EbrNoSignature {
+                ebr: 12,
+                extended: 2,
+            },
+            Mbr4096FromBootSectors {
+                partitions: vec![1, 2],
+            },
+            Mbr4096FromExtendedChain,
+            Mbr512FromDiskSize,
+            Mbr512Assumed,
+            BareVolume {
+                volume: "NTFS volume".into(),
+            },
+            EmptyMbr,
+        ];
+        for n in &all {
+            let en = T(Lang::En).notice(n);
+            let ja = T(Lang::Ja).notice(n);
+            assert_eq!(en, n.to_string());
+            assert_ne!(ja, en, "{n:?} has no Japanese text");
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
+                "{ja}"
+            );
+            // Every number the English sentence names is in the Japanese one too.
+            for num in en
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| s.len() > 1)
+            {
+                assert!(ja.contains(num), "{n:?}: {num} missing from {ja}");
+            }
+        }
+    }
 
     #[test]
     fn language_from_tag() {

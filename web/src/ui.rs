@@ -726,8 +726,8 @@ impl App {
                         </div>
                     }
                 } else { html! {} }}
-                {for p.notes.iter().map(|n| html! {<p class="note">{format!("{}: {n}", t.table_note())}</p>})}
-                {for p.warnings.iter().map(|n| html! {<p class="warning">{format!("{}: {n}", t.table_warning())}</p>})}
+                {for p.notes.iter().map(|n| html! {<p class="note">{format!("{}: {}", t.table_note(), t.notice(n))}</p>})}
+                {for p.warnings.iter().map(|n| html! {<p class="warning">{format!("{}: {}", t.table_warning(), t.notice(n))}</p>})}
             </section>
         }
     }

@@ -7,6 +7,7 @@
 use kaifuku_container::{ContainerError, Format, OtherFormat};
 use kaifuku_io::PatchData;
 use kaifuku_ntfs::LogState;
+use kaifuku_partition::NoticeKind;
 use kaifuku_partition::Scheme;
 use kaifuku_rescue::{InspectReport, Outcome, Plan, Verdict};
 use serde::{Deserialize, Serialize};
@@ -64,9 +65,9 @@ pub struct PartitionsView {
     pub scheme: String,
     pub sector_size: u32,
     pub partitions: Vec<PartitionView>,
-    /// The partition reader's notes and warnings (technical, in English).
-    pub notes: Vec<String>,
-    pub warnings: Vec<String>,
+    /// The partition reader's notes and warnings, as codes the page says in either language.
+    pub notes: Vec<NoticeKind>,
+    pub warnings: Vec<NoticeKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,8 +287,8 @@ pub fn inspect_view(
                 container: p.container,
             })
             .collect(),
-        notes: t.notes.clone(),
-        warnings: t.warnings.clone(),
+        notes: t.notes.iter().map(|n| n.kind.clone()).collect(),
+        warnings: t.warnings.iter().map(|n| n.kind.clone()).collect(),
     });
     let mut problems = Vec::new();
     let volumes: Vec<VolumeView> = report

@@ -9,6 +9,7 @@
 //! one go, is handed to `gpt::partition::file_read_partitions`, which checks its CRC.
 
 use crate::mbr::Sector0;
+use crate::notice::NoticeKind;
 use crate::types::{gpt_type_name, GPT_LDM_DATA, GPT_LDM_METADATA, GPT_STORAGE_SPACES};
 use crate::{
     check_layout, read_exact, Partition, PartitionError, PartitionTable, Scheme, MAX_GPT_ENTRIES,
@@ -257,12 +258,16 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
     let mut notes = Vec::new();
     let mut warnings = Vec::new();
     if ss == 4096 {
-        notes.push("Logical sector size 4096: the GPT header is at byte 4096 (LBA 1).".into());
+        notes.push(NoticeKind::GptSector4096.into());
     }
     if size % ss != 0 {
-        notes.push(format!(
-            "The disk size ({size} bytes) is not a whole number of {ss}-byte sectors."
-        ));
+        notes.push(
+            NoticeKind::SizeNotWholeSectors {
+                size,
+                sector_size: ss,
+            }
+            .into(),
+        );
     }
     let Some(last) = last_lba(size, ss).filter(|&l| l >= 2) else {
         return Err(PartitionError::GptDamaged {
@@ -305,33 +310,30 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
     let (header, entries) = match (primary_entries, backup_entries) {
         (Ok(p), Ok(b)) => {
             if p.0.crc32_parts != b.0.crc32_parts || p.1 != b.1 {
-                warnings.push(
-                    "The primary and backup GPT differ; the primary was used, as Windows uses it. \
-                     A partitioning tool may have been interrupted."
-                        .into(),
-                );
+                warnings.push(NoticeKind::GptCopiesDiffer.into());
             }
             if p.0.disk_guid != b.0.disk_guid {
-                warnings.push("The primary and backup GPT name different disk GUIDs.".into());
+                warnings.push(NoticeKind::GptDiskGuidsDiffer.into());
             }
             p
         }
         (Ok(p), Err(be)) => {
-            warnings.push(format!(
-                "The backup GPT is missing or damaged ({}). The primary GPT is intact and was \
-                 used, so the partitions below are reliable. If the image is shorter than the \
-                 disk it came from, it is truncated: re-export it completely.",
-                be.text()
-            ));
+            warnings.push(
+                NoticeKind::BackupGptDamaged {
+                    detail: be.text().to_string(),
+                }
+                .into(),
+            );
             p
         }
         (Err(pe), Ok(b)) => {
-            warnings.push(format!(
-                "The primary GPT is damaged ({}); the backup GPT at LBA {} is intact and was \
-                 used. Windows would repair the primary from it; kaifuku leaves it as it is.",
-                pe.text(),
-                b.0.current_lba
-            ));
+            warnings.push(
+                NoticeKind::PrimaryGptDamaged {
+                    detail: pe.text().to_string(),
+                    backup_lba: b.0.current_lba,
+                }
+                .into(),
+            );
             b
         }
         (Err(pe), Err(be)) => {
@@ -355,16 +357,21 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
         (header.current_lba, last)
     };
     if ours < theirs {
-        notes.push(format!(
-            "The backup GPT is at LBA {ours}, before the last sector ({theirs}): the disk was \
-             enlarged after it was partitioned; the space after LBA {ours} is unpartitioned."
-        ));
+        notes.push(
+            NoticeKind::DiskEnlarged {
+                backup_lba: ours,
+                last_lba: theirs,
+            }
+            .into(),
+        );
     } else if ours > theirs {
-        warnings.push(format!(
-            "The GPT describes a disk of at least {} bytes but the image is only {size} bytes: \
-             the image is truncated. Re-export the disk completely if you can.",
-            (ours + 1) * ss
-        ));
+        warnings.push(
+            NoticeKind::GptTruncated {
+                needed: (ours + 1) * ss,
+                size,
+            }
+            .into(),
+        );
     }
 
     let mut partitions = Vec::new();
@@ -379,25 +386,31 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
             .zip(e.first_lba.checked_mul(ss))
             .filter(|(len, start)| start.checked_add(*len).is_some());
         let Some((len, start)) = span else {
-            warnings.push(format!(
-                "GPT entry {number} ({}) has an impossible range (LBA {}..{}) and was skipped.",
-                if name.is_empty() { "unnamed" } else { &name },
-                e.first_lba,
-                e.last_lba
-            ));
+            warnings.push(
+                NoticeKind::GptEntryImpossible {
+                    number,
+                    name: name.clone(),
+                    first_lba: e.first_lba,
+                    last_lba: e.last_lba,
+                }
+                .into(),
+            );
             continue;
         };
         if e.first_lba < header.first_usable || e.last_lba > header.last_usable {
-            notes.push(format!(
-                "Partition {number} (LBA {}..{}) lies outside the GPT's usable area (LBA {}..{}).",
-                e.first_lba, e.last_lba, header.first_usable, header.last_usable
-            ));
+            notes.push(
+                NoticeKind::OutsideUsableArea {
+                    number,
+                    first_lba: e.first_lba,
+                    last_lba: e.last_lba,
+                    usable_first: header.first_usable,
+                    usable_last: header.last_usable,
+                }
+                .into(),
+            );
         }
         if [GPT_LDM_METADATA, GPT_LDM_DATA, GPT_STORAGE_SPACES].contains(&type_code.as_str()) {
-            warnings.push(format!(
-                "Partition {number} belongs to a Windows dynamic disk or storage pool: the \
-                 volumes inside it are not described by the GPT and kaifuku cannot open them."
-            ));
+            warnings.push(NoticeKind::DynamicDiskGpt { number }.into());
         }
         partitions.push(Partition {
             number,

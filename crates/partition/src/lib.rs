@@ -12,7 +12,10 @@
 mod boot;
 mod gpt_table;
 mod mbr;
+pub mod notice;
 pub mod types;
+
+pub use notice::{Notice, NoticeKind};
 
 use kaifuku_io::{ReadAt, Slice};
 use serde::Serialize;
@@ -49,9 +52,9 @@ pub struct PartitionTable {
     /// Every partition, in number order. Extended containers are included with `container: true`.
     pub partitions: Vec<Partition>,
     /// How the answer was reached, when that is worth saying (an assumed sector size, say).
-    pub notes: Vec<String>,
+    pub notes: Vec<Notice>,
     /// Damage or oddities that did not prevent an answer but that a user should know about.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Notice>,
 }
 
 impl PartitionTable {
@@ -216,11 +219,7 @@ pub fn read_partitions<R: ReadAt>(disk: &R) -> Result<PartitionTable, PartitionE
     if protective {
         let mut t = gpt_table::read(disk, table.as_ref())?;
         if used > 1 {
-            t.notes.push(
-                "The MBR is a hybrid MBR (it lists partitions besides the GPT protective entry); \
-                 the GPT is authoritative and was used."
-                    .into(),
-            );
+            t.notes.push(NoticeKind::HybridMbr.into());
         }
         return Ok(t);
     }
@@ -229,23 +228,14 @@ pub fn read_partitions<R: ReadAt>(disk: &R) -> Result<PartitionTable, PartitionE
     if used > 0 {
         let mut t = mbr::read(disk, &s0)?;
         if let Some(ss) = gpt_primary {
-            t.warnings.push(format!(
-                "A GPT header is present (at byte {ss}) but the MBR has no protective entry, so \
-                 the GPT is stale and was ignored, as Windows ignores it. The MBR partitions are \
-                 listed."
-            ));
+            t.warnings.push(NoticeKind::StaleGpt { at: ss }.into());
         }
         return Ok(t);
     }
 
     if gpt_primary.is_some() || gpt_table::backup_signature(disk)?.is_some() {
         let mut t = gpt_table::read(disk, table.as_ref())?;
-        t.warnings.push(
-            "The protective MBR in the first sector is missing or empty; the GPT was read anyway. \
-             Some firmware will not boot this disk until the protective MBR is restored (gdisk can \
-             rebuild it)."
-                .into(),
-        );
+        t.warnings.push(NoticeKind::ProtectiveMbrMissing.into());
         return Ok(t);
     }
 
@@ -256,8 +246,7 @@ pub fn read_partitions<R: ReadAt>(disk: &R) -> Result<PartitionTable, PartitionE
     if let Some(t) = table {
         // A valid, empty MBR: an initialised disk with no partitions.
         let mut pt = mbr::empty_table(&t);
-        pt.warnings
-            .push("The MBR is valid but lists no partitions: the disk holds no volumes.".into());
+        pt.warnings.push(NoticeKind::EmptyMbr.into());
         return Ok(pt);
     }
 
@@ -270,31 +259,35 @@ pub fn read_partitions<R: ReadAt>(disk: &R) -> Result<PartitionTable, PartitionE
 }
 
 fn bare_volume(size: u64, bs: boot::BootSector) -> PartitionTable {
-    let mut notes = vec![format!(
-        "No partition table: the disk is a bare {} (its first sector is the volume's boot sector).",
-        bs.kind.volume_name()
-    )];
+    let mut notes: Vec<Notice> = vec![NoticeKind::BareVolume {
+        volume: bs.kind.volume_name().to_string(),
+    }
+    .into()];
     let sector_size = match bs.bytes_per_sector {
         Some(s @ (512 | 4096)) => s,
         Some(s) => {
-            notes.push(format!(
-                "The boot sector gives {s} bytes per sector; partition sectors are counted in 512."
-            ));
+            notes.push(
+                NoticeKind::BareSectorCountedIn512 {
+                    boot_sector_size: s,
+                }
+                .into(),
+            );
             512
         }
         None => {
-            notes.push(
-                "The boot sector gives no usable sector size; assuming 512 bytes per sector."
-                    .into(),
-            );
+            notes.push(NoticeKind::BareNoSectorSize.into());
             512
         }
     };
     let ss = u64::from(sector_size);
     if size % ss != 0 {
-        notes.push(format!(
-            "The disk size ({size} bytes) is not a whole number of {ss}-byte sectors."
-        ));
+        notes.push(
+            NoticeKind::SizeNotWholeSectors {
+                size,
+                sector_size: ss,
+            }
+            .into(),
+        );
     }
     PartitionTable {
         scheme: Scheme::None,
@@ -322,38 +315,36 @@ fn bare_volume(size: u64, bs: boot::BootSector) -> PartitionTable {
 }
 
 /// Warnings shared by both schemes: partitions past the end of the image, overlapping partitions.
-pub(crate) fn check_layout(disk_size: u64, parts: &[Partition], warnings: &mut Vec<String>) {
+pub(crate) fn check_layout(disk_size: u64, parts: &[Partition], warnings: &mut Vec<Notice>) {
     for p in parts {
         if p.end() > disk_size {
-            let what = if p.container {
-                "Extended partition"
-            } else {
-                "Partition"
-            };
-            warnings.push(format!(
-                "{what} {} ends at byte {} but the disk image is only {disk_size} bytes: the \
-                 image is truncated (or the table is wrong), and the last {} bytes of that \
-                 partition are missing. Re-export the disk completely if you can.",
-                p.number,
-                p.end(),
-                p.end() - disk_size.max(p.start),
-            ));
+            warnings.push(
+                NoticeKind::PartitionTruncated {
+                    extended: p.container,
+                    number: p.number,
+                    end: p.end(),
+                    size: disk_size,
+                    missing: p.end() - disk_size.max(p.start),
+                }
+                .into(),
+            );
         }
     }
     let mut data: Vec<&Partition> = parts.iter().filter(|p| !p.container).collect();
     data.sort_by_key(|p| (p.start, p.number));
     for w in data.windows(2) {
         if w[1].start < w[0].end() {
-            warnings.push(format!(
-                "Partitions {} and {} overlap (bytes {}..{} and {}..{}): the table is damaged or \
-                 was edited by hand; treat both with care.",
-                w[0].number,
-                w[1].number,
-                w[0].start,
-                w[0].end(),
-                w[1].start,
-                w[1].end()
-            ));
+            warnings.push(
+                NoticeKind::PartitionsOverlap {
+                    a: w[0].number,
+                    b: w[1].number,
+                    a_start: w[0].start,
+                    a_end: w[0].end(),
+                    b_start: w[1].start,
+                    b_end: w[1].end(),
+                }
+                .into(),
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Classic MBR with extended/logical partitions, and working out its logical sector size.
 
 use crate::boot;
+use crate::notice::{Notice, NoticeKind};
 use crate::types::{mbr_is_extended, mbr_type_name};
 use crate::{
     check_layout, read_exact, Partition, PartitionError, PartitionTable, Scheme, MAX_EBRS,
@@ -92,7 +93,7 @@ pub(crate) fn empty_table(t: &Sector0) -> PartitionTable {
 #[derive(Debug)]
 struct Walk {
     partitions: Vec<Partition>,
-    warnings: Vec<String>,
+    warnings: Vec<Notice>,
     /// Data partitions whose first sector is a boot sector whose bytes-per-sector field equals the
     /// assumed size.
     boot_hits: Vec<u32>,
@@ -165,10 +166,8 @@ fn walk<R: ReadAt + ?Sized>(disk: &R, s0: &Sector0, ss: u64) -> Result<Walk, Par
                 w.boot_hits.push(number);
             }
             if e.kind == 0x42 {
-                w.warnings.push(format!(
-                    "Partition {number} is a Windows dynamic disk (LDM) partition: its volumes \
-                     are described by the LDM database, which kaifuku does not read."
-                ));
+                w.warnings
+                    .push(NoticeKind::DynamicDiskMbr { number }.into());
             }
             w.partitions.push(p);
         }
@@ -207,11 +206,8 @@ fn walk_chain<R: ReadAt + ?Sized>(
             if ebr == ext_start {
                 w.ebr_missing += 1;
             }
-            w.warnings.push(format!(
-                "The logical-partition table at sector {ebr} of extended partition {extended} lies \
-                 past the end of the disk image (the image is truncated): logical partitions from \
-                 there on are missing."
-            ));
+            w.warnings
+                .push(NoticeKind::EbrPastEnd { ebr, extended }.into());
             return Ok(());
         }
         let mut sector = [0u8; 512];
@@ -220,11 +216,8 @@ fn walk_chain<R: ReadAt + ?Sized>(
             if ebr == ext_start {
                 w.ebr_missing += 1;
             }
-            w.warnings.push(format!(
-                "The logical-partition table at sector {ebr} of extended partition {extended} has \
-                 no 55AA signature, so the chain of logical partitions ends there (as it does for \
-                 Windows and Linux)."
-            ));
+            w.warnings
+                .push(NoticeKind::EbrNoSignature { ebr, extended }.into());
             return Ok(());
         }
         w.ebr_found += 1;
@@ -293,7 +286,7 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
         disk_guid: None,
         disk_signature: s0.signature_string(),
         partitions: w.partitions,
-        notes: note.into_iter().collect(),
+        notes: note.into_iter().map(Notice::from).collect(),
         warnings: w.warnings,
     };
     t.partitions.sort_by_key(|p| p.number);
@@ -310,25 +303,17 @@ fn choose_sector_size(
     size: u64,
     w512: &Result<Walk, PartitionError>,
     w4096: &Result<Walk, PartitionError>,
-) -> (u64, Option<String>) {
+) -> (u64, Option<NoticeKind>) {
     let hits =
         |w: &Result<Walk, PartitionError>| w.as_ref().map(|w| w.boot_hits.len()).unwrap_or(0);
-    let list = |v: &[u32]| {
-        v.iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let (h512, h4096) = (hits(w512), hits(w4096));
     if h4096 > h512 {
         let w = w4096.as_ref().expect("hits imply Ok");
         return (
             4096,
-            Some(format!(
-                "Logical sector size 4096: counted in 4096-byte sectors, partition(s) {} start \
-                 with a boot sector that says 4096 bytes per sector.",
-                list(&w.boot_hits)
-            )),
+            Some(NoticeKind::Mbr4096FromBootSectors {
+                partitions: w.boot_hits.clone(),
+            }),
         );
     }
     if h512 > 0 {
@@ -337,29 +322,14 @@ fn choose_sector_size(
     // No boot sector says anything: look at the extended chain, then at the disk size.
     let ebr_ok = |w: &Result<Walk, PartitionError>| matches!(w, Ok(w) if w.ebr_found > 0 && w.ebr_missing == 0);
     if ebr_ok(w4096) && !ebr_ok(w512) {
-        return (
-            4096,
-            Some(
-                "Logical sector size 4096: the extended partition's table is found only when \
-                 sectors are counted as 4096 bytes."
-                    .into(),
-            ),
-        );
+        return (4096, Some(NoticeKind::Mbr4096FromExtendedChain));
     }
     if ebr_ok(w512) && !ebr_ok(w4096) {
         return (512, None);
     }
     if let (Ok(a), Ok(b)) = (w512, w4096) {
         if past_end(size, a) == 0 && past_end(size, b) > 0 {
-            return (
-                512,
-                Some(
-                    "Assumed a logical sector size of 512 bytes: no partition starts with a \
-                     recognisable boot sector, and with 4096-byte sectors the partitions would run \
-                     past the end of the disk."
-                        .into(),
-                ),
-            );
+            return (512, Some(NoticeKind::Mbr512FromDiskSize));
         }
     }
     let no_data = w512
@@ -369,15 +339,7 @@ fn choose_sector_size(
     if no_data {
         return (512, None);
     }
-    (
-        512,
-        Some(
-            "Could not tell the logical sector size from the disk (no partition starts with a \
-             recognisable boot sector); assumed 512 bytes, as almost all disks use. If the \
-             partitions look wrong, the disk may use 4096-byte sectors."
-                .into(),
-        ),
-    )
+    (512, Some(NoticeKind::Mbr512Assumed))
 }
 
 #[cfg(test)]
