@@ -935,7 +935,7 @@ impl App {
                 <tr>
                     <td class="num"><code>{grouped(r.offset)}</code></td>
                     <td class="num">{format!("{} B", grouped(r.len))}</td>
-                    <td>{&r.label}{r.fill.map(|b| format!(" {}", t.filled_with(b))).unwrap_or_default()}</td>
+                    <td>{t.structure(&r.label)}{r.fill.map(|b| format!(" {}", t.filled_with(b))).unwrap_or_default()}</td>
                 </tr>
             }
         };

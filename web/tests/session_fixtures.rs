@@ -29,15 +29,13 @@ fn fixtures() -> Option<PathBuf> {
     let dir = std::env::var_os("KAIFUKU_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/out/fixtures"));
-    if dir.join("manifest.json").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: no fixtures in {} (python3 tests/make-fixtures.py DIR)",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.join("manifest.json").exists(),
+        "no fixtures in {}: run `python3 tests/make-fixtures.py {}` (test.sh does)",
+        dir.display(),
+        dir.display()
+    );
+    Some(dir)
 }
 
 fn open(path: &Path) -> Session<Source> {
@@ -126,6 +124,14 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
         let plan = s.plan(false, reads).unwrap();
         assert_eq!(plan.deletions.len(), want_matches, "{name}");
         assert_eq!(plan.matches_after, 0);
+        // Every structure the plan names can be said in Japanese.
+        for r in plan.patches.iter().chain(&plan.file_writes) {
+            assert!(
+                kaifuku_web::i18n::structure_ja(&r.label).is_some(),
+                "{name}: no Japanese for the structure label {:?}",
+                r.label
+            );
+        }
         let checks = s.verify().unwrap();
         assert!(checks
             .iter()

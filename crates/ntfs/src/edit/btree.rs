@@ -200,7 +200,8 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 value[0x18..0x1C].copy_from_slice(&(index_length as u32).to_le_bytes());
                 resize_resident(&mut rec.bytes, attr_off, value.len())?;
                 rec.bytes[value_at..value_at + value.len()].copy_from_slice(&value);
-                self.ed.write_record(&rec)
+                let label = self.node_label(NodeId::Root);
+                self.ed.write_record_as(&rec, Some(&label))
             }
         }
     }

@@ -114,10 +114,24 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     /// Writes a modified (fixed-up) record back with a new update sequence number; a record that
     /// `$MFTMirr` mirrors is written there too, with the same bytes.
     pub fn write_record(&mut self, rec: &FileRecord) -> Result<(), NtfsError> {
+        self.write_record_as(rec, None)
+    }
+
+    /// Like [`Editor::write_record`], naming what inside the record changed (e.g. the
+    /// `$INDEX_ROOT` of a directory) in the change log.
+    pub fn write_record_as(
+        &mut self,
+        rec: &FileRecord,
+        inside: Option<&str>,
+    ) -> Result<(), NtfsError> {
         let mut bytes = rec.bytes.clone();
         crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
         let pieces = self.vol.record_location(rec.number)?;
-        self.write_pieces(&pieces, &bytes, &format!("MFT record {}", rec.number))?;
+        let label = match inside {
+            Some(what) => format!("MFT record {} ({what})", rec.number),
+            None => format!("MFT record {}", rec.number),
+        };
+        self.write_pieces(&pieces, &bytes, &label)?;
         let mirror = self.vol.read_record(RECORD_MFTMIRR)?;
         if let Some(AttrValue::NonResident(s)) = self.vol.value(&mirror, ATTR_DATA, "")? {
             let rs = self.vol.boot().file_record_size as u64;
@@ -218,7 +232,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                         *b &= !mask;
                     }
                 }
-                self.write_record(&holder)
+                self.write_record_as(&holder, Some(label))
             }
             None => Err(NtfsError::Corrupt(format!("{label} does not exist"))),
         }
