@@ -104,7 +104,7 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
       textChecks: (t) => {
         for (const s of ["イメージはこのコンピューターから出ません", "削除するファイルが 3 個見つかりました。", "VHD(固定サイズ)",
           "不具合版(04:09 UTC)", "修正版(05:27 UTC 以降)", "2. 修復の計画", "修復済みイメージを保存", "MFT レコード",
-          "クラスターの使用ビットマップ", "の索引 $I30 のブロック VCN"]) {
+          "クラスターの使用ビットマップ", "の索引 $I30 のブロック VCN", "ベーシック データ パーティション", "Microsoft 予約パーティション"]) {
           assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
         }
         for (const s of ["Found 3", "The plan", "Save the fixed image", "Your image never", "index block VCN", "$Bitmap bytes"]) {

@@ -247,6 +247,33 @@ impl T {
             "(extended: holds logical partitions)"
         )
     }
+    /// A partition type's name; the Windows ones as Windows calls them in Japanese, the rest
+    /// (file-system and vendor names) as they are.
+    pub fn partition_type(self, name: &str) -> String {
+        if self.0 == Lang::En {
+            return name.to_string();
+        }
+        match name {
+            "EFI System" => "EFI システム パーティション",
+            "EFI System (FAT)" => "EFI システム パーティション (FAT)",
+            "Microsoft reserved" => "Microsoft 予約パーティション",
+            "Basic data" => "ベーシック データ パーティション",
+            "Windows recovery" => "Windows 回復環境",
+            "Windows recovery (hidden NTFS)" => "Windows 回復環境(隠し NTFS)",
+            "Windows LDM metadata" => "Windows ダイナミックディスク (LDM) メタデータ",
+            "Windows LDM data" => "Windows ダイナミックディスク (LDM) データ",
+            "Windows dynamic disk (LDM)" => "Windows ダイナミックディスク (LDM)",
+            "Windows Storage Spaces" => "Windows 記憶域スペース",
+            "Extended" => "拡張パーティション",
+            "GPT protective" => "GPT 保護パーティション",
+            "Hibernation" => "休止状態",
+            "Empty" => "空",
+            "Unknown" => "不明",
+            other => other,
+        }
+        .to_string()
+    }
+
     /// The structure a changed range belongs to. The core names structures in English with a
     /// fixed shape ("MFT record 42", "index block VCN 8 of directory \\X (record 7) $I30", ...);
     /// in Japanese the same names are said in Japanese word order, NTFS identifiers unchanged.

@@ -717,7 +717,7 @@ impl App {
                                     <td>{x.number}</td>
                                     <td class="num">{grouped(x.start)}</td>
                                     <td class="num">{size(x.size)}</td>
-                                    <td>{&x.type_name}{if x.container { t.extended() } else { "" }}</td>
+                                    <td>{t.partition_type(&x.type_name)}{if x.container { t.extended() } else { "" }}</td>
                                     <td>{x.name.clone().unwrap_or_default()}</td>
                                 </tr>
                             })}
