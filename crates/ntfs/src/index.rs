@@ -232,6 +232,14 @@ impl Directory {
             }
             None => None,
         };
+        if let Some(a) = &allocation {
+            if a.data_size > vol.boot().volume_size() {
+                return Err(NtfsError::Corrupt(format!(
+                    "record {}: $INDEX_ALLOCATION claims {} bytes, more than the volume",
+                    rec.number, a.data_size
+                )));
+            }
+        }
         let cs = vol.cluster_size();
         let vcn_unit = if cs <= block_size as u64 { cs } else { 512 };
         Ok(Directory {

@@ -77,7 +77,7 @@ impl<R: ReadAt> Volume<R> {
             allocated_size: data.allocated_size()?,
             initialized_size: data.initialized_size()?,
         };
-        if mft.data_size / rs > MAX_RECORDS {
+        if mft.data_size / rs > MAX_RECORDS || mft.allocated_size > boot.volume_size() {
             return Err(NtfsError::Corrupt(format!(
                 "$MFT claims {} bytes",
                 mft.data_size
@@ -191,6 +191,7 @@ impl<R: ReadAt> Volume<R> {
     /// Reads `len` bytes at `offset` of a non-resident stream (sparse parts read as zeros; bytes
     /// past the initialized size read as zeros, as NTFS defines).
     pub fn read_stream(&self, s: &Stream, offset: u64, len: usize) -> Result<Vec<u8>, NtfsError> {
+        self.check_read_len(len)?;
         let end = offset
             .checked_add(len as u64)
             .filter(|e| *e <= s.data_size)
@@ -215,6 +216,19 @@ impl<R: ReadAt> Volume<R> {
             out[from.min(len)..].fill(0);
         }
         Ok(out)
+    }
+
+    /// The largest single read the volume can need: its `$Bitmap` (one bit per cluster) or 64 MiB,
+    /// whichever is larger. Sizes come from a damaged image; a read past this is refused rather
+    /// than allocated.
+    fn check_read_len(&self, len: usize) -> Result<(), NtfsError> {
+        let limit = (self.boot.total_clusters() / 8 + (1 << 20)).max(64 << 20);
+        if len as u64 > limit {
+            return Err(NtfsError::Corrupt(format!(
+                "an attribute claims {len} bytes, more than anything on this volume can hold"
+            )));
+        }
+        Ok(())
     }
 
     /// The whole value of an attribute of one record (no attribute-list handling; see `value`).
@@ -297,6 +311,15 @@ impl<R: ReadAt> Volume<R> {
             return Ok(None);
         }
         extents.sort_by_key(|(v, _)| *v);
+        if let Some((_, s)) = extents.first() {
+            // Sizes are nested: initialized <= data <= allocated, as NTFS keeps them.
+            if s.initialized_size > s.data_size || s.data_size > s.allocated_size {
+                return Err(NtfsError::Corrupt(format!(
+                    "record {}: attribute {type_code:#x} has sizes initialized {} / data {} / allocated {} out of order",
+                    base.number, s.initialized_size, s.data_size, s.allocated_size
+                )));
+            }
+        }
         let mut iter = extents.into_iter();
         let (first_vcn, mut stream) = iter.next().expect("not empty");
         if first_vcn != 0 {

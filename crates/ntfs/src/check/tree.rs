@@ -402,6 +402,17 @@ pub(crate) fn check_tree<R: ReadAt>(
         r,
         what,
     )? {
+        Some(Some(AttrValue::NonResident(s))) if s.data_size > vol.boot().volume_size() => {
+            p.push(
+                ProblemKind::IndexTree,
+                r,
+                format!(
+                    "{what}: $INDEX_ALLOCATION claims {} bytes, more than the volume",
+                    s.data_size
+                ),
+            );
+            None
+        }
         Some(Some(AttrValue::NonResident(s))) => Some(s),
         Some(Some(AttrValue::Resident(_))) => {
             p.push(
