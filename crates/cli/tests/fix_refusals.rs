@@ -108,3 +108,51 @@ fn hibernated_windows_is_refused() {
     assert_eq!(o.code, 0, "{}", o.both());
     assert!(out2.exists());
 }
+
+#[test]
+fn system_files_are_never_deleted() {
+    let s = Scratch::new("refuse-system");
+    for (fixture, path) in [
+        ("cs-rootonly.raw", "\\$MFT"),
+        ("cs-rootonly.raw", "\\$Bitmap"),
+        ("cs-rootonly.raw", "\\$*"),
+        ("bare-64k.raw", "\\$Extend\\$ObjId"),
+    ] {
+        let img = fixtures().join(fixture);
+        let out = s.path("out.raw");
+        refuses(
+            &[
+                "fix",
+                img.to_str().unwrap(),
+                "--path",
+                path,
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            &out,
+            &["system files"],
+        );
+    }
+}
+
+#[test]
+fn check_flags_a_freed_metafile() {
+    // Clear the in-use flag of $Extend (record 11), keeping the fixups right.
+    let s = Scratch::new("metafile");
+    let img = s.path("broken.raw");
+    sparse_copy(&fixtures().join("bare-64k.raw"), &img);
+    let vol = Vol::open(&img);
+    let mut rec = vol.record_raw(11);
+    unfixup(&mut rec).unwrap();
+    let flags = u16le(&rec, 0x16) & !1;
+    rec[0x16..0x18].copy_from_slice(&flags.to_le_bytes());
+    refixup(&mut rec);
+    let mut at = 0usize;
+    for (off, len) in vol.record_location(11) {
+        write_at(&img, off, &rec[at..at + len as usize]);
+        at += len as usize;
+    }
+    let o = kaifuku(["check", img.to_str().unwrap()]);
+    assert_eq!(o.code, 4, "{}", o.both());
+    assert!(o.both().contains("metafiles"), "{}", o.both());
+}

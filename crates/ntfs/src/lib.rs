@@ -41,6 +41,9 @@ pub enum NtfsError {
     Corrupt(String),
     #[error("not supported yet: {0}")]
     Unsupported(String),
+    /// A request kaifuku will not carry out, whatever the version (e.g. deleting a system file).
+    #[error("{0}")]
+    Refused(String),
     #[error("reading the image failed while {what}: {source}")]
     Io {
         what: &'static str,

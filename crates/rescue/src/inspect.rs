@@ -321,12 +321,18 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
     let up = vol.upcase()?;
     let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
     let index = vol.directory(&dir)?;
+    // A DOS-only entry is the short twin of a Win32 name; the file is reported once, by its long name.
+    let candidates: Vec<_> = index
+        .entries(vol)?
+        .into_iter()
+        .filter(|e| {
+            e.key.namespace != kaifuku_ntfs::index::NS_DOS && up.glob_match(&pattern, &e.key.name)
+        })
+        .collect();
+    // Names match case-insensitively, as Windows opens them: POSIX names that differ only in case
+    // (made by Linux tools) all match, and are all listed before anything is deleted.
     let mut matches = Vec::new();
-    for e in index.entries(vol)? {
-        // A DOS-only entry is the short twin of a Win32 name; the file is reported once, by its long name.
-        if e.key.namespace == kaifuku_ntfs::index::NS_DOS || !up.glob_match(&pattern, &e.key.name) {
-            continue;
-        }
+    for e in candidates {
         let details = vol.file_details(&e)?;
         let dir_path = rule.directory.trim_end_matches('\\');
         matches.push(MatchReport {

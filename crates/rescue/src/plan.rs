@@ -62,7 +62,7 @@ pub enum FixError {
 impl FixError {
     fn from_ntfs(what: &str, e: NtfsError) -> FixError {
         match e {
-            NtfsError::Unsupported(_) | NtfsError::BitLocker => {
+            NtfsError::Unsupported(_) | NtfsError::BitLocker | NtfsError::Refused(_) => {
                 FixError::Refused(format!("{what}: {e}"))
             }
             e => FixError::Failed(format!("{what}: {e}")),

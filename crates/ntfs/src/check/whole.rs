@@ -365,6 +365,16 @@ fn stage1_record<R: ReadAt>(
     let is_file = &raw[0..4] == b"FILE";
     let flags = u16_at(raw, 0x16).unwrap_or(0);
     let in_use = is_file && flags & FLAG_IN_USE != 0;
+    // The metafiles $MFT .. $Extend (records 0–11) exist on every NTFS volume.
+    if !in_use && n < 12 {
+        p.push(
+            ProblemKind::RecordHeader,
+            Some(n),
+            format!(
+                "record {n} is one of NTFS's own metafiles but is not in use: the volume is broken"
+            ),
+        );
+    }
     if !in_use {
         if bit && !reserved_record(n) {
             let what = if is_file {

@@ -229,10 +229,19 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                     Ordering::Greater => continue,
                     Ordering::Equal => {
                         if let Some(r) = expect_record {
-                            if e.file_ref.record != r {
+                            // $I30 entries start with the file reference; view-index entries
+                            // ($O) keep it at the start of their data.
+                            let owner = if idx.collation == Collation::FileName {
+                                e.file_ref.record
+                            } else {
+                                let data_off = u16_at(&node.bytes, e.offset)? as usize;
+                                crate::bytes::u64_at(&node.bytes, e.offset + data_off)?
+                                    & 0xFFFF_FFFF_FFFF
+                            };
+                            if owner != r {
                                 return Err(NtfsError::Corrupt(format!(
-                                    "{}: the entry for this name points at record {} instead of {r}",
-                                    self.label, e.file_ref.record
+                                    "{}: the index entry for this key belongs to record {owner}, not {r}",
+                                    self.label
                                 )));
                             }
                         }

@@ -25,6 +25,10 @@ pub use record_ops::{remove_attribute, resize_resident};
 
 /// Record number of `$MFTMirr`.
 const RECORD_MFTMIRR: u64 = 1;
+/// Record number of `$Extend`.
+const RECORD_EXTEND: u64 = 11;
+/// Records below this are NTFS metafiles or reserved for them.
+const FIRST_USER_RECORD: u64 = 24;
 /// `$VOLUME_INFORMATION` flag: run chkdsk at the next mount.
 pub const VOLUME_IS_DIRTY: u16 = 0x0001;
 
@@ -303,6 +307,14 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 "{what} is a directory; kaifuku deletes files only"
             )));
         }
+        // NTFS's own files: records 0–23 (the metafiles and the reserved records) and everything
+        // under $Extend ($ObjId, $Quota, $Reparse, $UsnJrnl, ...). Freeing one would destroy the
+        // volume, and the per-file checks would not notice.
+        if file.number < FIRST_USER_RECORD || self.under_extend(dir_record)? {
+            return Err(NtfsError::Refused(format!(
+                "{what} is one of NTFS's own system files; kaifuku never deletes those"
+            )));
+        }
         if file.base_ref().record != 0 {
             return Err(NtfsError::Corrupt(format!(
                 "{what}: the index names an extension record"
@@ -340,6 +352,17 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 .iter()
                 .position(|(k, _)| k.parent.record == dir_record && k.namespace == ns)
         });
+        // A DOS name pairs with one long name, but the pairing is not recorded: with two long
+        // names in this directory we could remove the other name's short twin. Refuse.
+        let long_here = names
+            .iter()
+            .filter(|(k, _)| k.parent.record == dir_record && k.namespace != NS_DOS)
+            .count();
+        if partner.is_some() && long_here > 1 {
+            return Err(NtfsError::Refused(format!(
+                "{what} has several long names and a DOS name in this directory; which long name the DOS name belongs to is not recorded, so kaifuku does not guess"
+            )));
+        }
         let mut here: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
         let mut others = 0usize;
         for (i, n) in names.into_iter().enumerate() {
@@ -403,7 +426,14 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             let v = oid.resident_value()?;
             let key = crate::bytes::slice(v, 0, 16)?.to_vec();
             let objid = self.extend_file("$ObjId")?;
-            btree::remove_key(self, objid, "$O", &key, None, "$Extend\\$ObjId")?;
+            btree::remove_key(
+                self,
+                objid,
+                "$O",
+                &key,
+                Some(file.number),
+                "$Extend\\$ObjId",
+            )?;
             outcome.side_indexes.push("$Extend\\$ObjId:$O".into());
         }
         if let Some(rp) = file.find(ATTR_REPARSE_POINT, "")? {
@@ -446,6 +476,33 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         outcome.clusters_freed = runs.iter().map(|r| r.1).sum();
         outcome.freed_runs = runs;
         Ok(outcome)
+    }
+
+    /// Whether directory `dir` is `$Extend` or lies below it (following `$FILE_NAME` parents).
+    fn under_extend(&self, mut dir: u64) -> Result<bool, NtfsError> {
+        for _ in 0..64 {
+            if dir == RECORD_EXTEND {
+                return Ok(true);
+            }
+            if dir == crate::volume::RECORD_ROOT {
+                return Ok(false);
+            }
+            let rec = self.vol.read_record(dir)?;
+            let parent = rec
+                .attributes()?
+                .iter()
+                .find(|a| a.type_code == ATTR_FILE_NAME && !a.non_resident)
+                .map(|a| a.resident_value().and_then(FileNameKey::parse))
+                .transpose()?
+                .map(|k| k.parent.record);
+            match parent {
+                Some(p) if p != dir => dir = p,
+                _ => return Ok(false),
+            }
+        }
+        Err(NtfsError::Corrupt(format!(
+            "directory {dir}: parent chain deeper than 64 levels"
+        )))
     }
 
     /// Record number of a file in `$Extend` (`$ObjId`, `$Reparse`, ...).
