@@ -156,3 +156,103 @@ fn check_flags_a_freed_metafile() {
     assert_eq!(o.code, 4, "{}", o.both());
     assert!(o.both().contains("metafiles"), "{}", o.both());
 }
+
+#[test]
+fn volume_with_quota_tracking_is_refused() {
+    // A volume formatted by Windows has $Extend\$Quota; turn on QUOTA_FLAG_TRACKING_ENABLED (0x10)
+    // in its defaults entry (owner id 1 in the $Q index) and the fix must refuse.
+    let s = Scratch::new("refuse-quota");
+    let img = s.path("ptrn.raw");
+    let gz = shared_testdata().join("windows-made/ntfs-ptrn.raw.gz");
+    assert_eq!(
+        sh(&format!(
+            "gunzip -c '{}' > '{}'",
+            gz.display(),
+            img.display()
+        ))
+        .code,
+        0
+    );
+    // The partition, as sfdisk reads it.
+    let table: serde_json::Value =
+        serde_json::from_slice(&run_ok("sfdisk", ["-J", img.to_str().unwrap()])).unwrap();
+    let p = &table["partitiontable"]["partitions"][0];
+    let (off, len) = (
+        p["start"].as_u64().unwrap() * 512,
+        p["size"].as_u64().unwrap() * 512,
+    );
+    let out = s.path("out.raw");
+    let o = kaifuku([
+        "fix",
+        img.to_str().unwrap(),
+        "--path",
+        "\\1.txt",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        o.code,
+        0,
+        "quotas are off on this volume as Windows made it: {}",
+        o.both()
+    );
+
+    let vol_file = s.path("vol.raw");
+    extract(&img, off, len, &vol_file);
+    let vol = Vol::open(&vol_file);
+    let quota = run_ok(
+        "ntfsinfo",
+        ["-F", "/$Extend/$Quota", vol_file.to_str().unwrap()],
+    );
+    let quota = String::from_utf8_lossy(&quota);
+    let n: u64 = quota
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Dumping Inode ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|x| x.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("ntfsinfo did not name $Quota's record: {quota}"));
+    let mut rec = vol.record(n);
+    let root = rec
+        .attr(0x90, "$Q")
+        .expect("$Q index root is resident in the record");
+    // INDEX_ROOT value: 16-byte header, then INDEX_HEADER with the entries offset.
+    let value_at = root.offset + u16le(&root.raw, 0x14) as usize;
+    let mut e = value_at + 0x10 + u32le(&rec.b, value_at + 0x10) as usize;
+    let mut flags_at = None;
+    loop {
+        let len = u16le(&rec.b, e + 8) as usize;
+        let eflags = u16le(&rec.b, e + 0x0C);
+        if eflags & 2 != 0 {
+            break;
+        }
+        if u32le(&rec.b, e + 0x10) == 1 {
+            flags_at = Some(e + u16le(&rec.b, e) as usize + 4);
+            break;
+        }
+        e += len;
+    }
+    let at = flags_at.expect("the $Q defaults entry (owner id 1) sits in the index root");
+    let flags = u32le(&rec.b, at) | 0x10;
+    rec.b[at..at + 4].copy_from_slice(&flags.to_le_bytes());
+    refixup(&mut rec.b);
+    let mut pos = 0usize;
+    for (o, l) in vol.record_location(n) {
+        write_at(&vol_file, o, &rec.b[pos..pos + l as usize]);
+        pos += l as usize;
+    }
+    implant(&vol_file, &img, off);
+    refuses(
+        &[
+            "fix",
+            img.to_str().unwrap(),
+            "--path",
+            "\\1.txt",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &out,
+        &["quota"],
+    );
+}

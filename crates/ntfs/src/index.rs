@@ -128,7 +128,8 @@ impl Collation {
     fn from_code(code: u32) -> Option<Collation> {
         match code {
             1 => Some(Collation::FileName),
-            0x13 => Some(Collation::Ulongs),
+            // COLLATION_NTOFS_ULONG (one u32, `$Quota:$Q`) orders like a one-word ULONGS key.
+            0x10 | 0x13 => Some(Collation::Ulongs),
             _ => None,
         }
     }

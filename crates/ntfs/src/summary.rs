@@ -43,6 +43,8 @@ pub struct VolumeSummary {
     pub hibernation: Hibernation,
     /// `\Windows\System32` exists.
     pub windows: bool,
+    /// Disk quotas are tracked on the volume (an offline delete would leave them stale).
+    pub quota_tracking: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,10 +106,50 @@ impl<R: ReadAt> Volume<R> {
                 .contains(ntfs::structured_values::NtfsVolumeFlags::IS_DIRTY),
             log,
             hibernation: self.hibernation()?,
+            quota_tracking: self.quota_tracking()?,
             windows: self
                 .lookup_path("\\Windows\\System32")?
                 .is_some_and(|(_, r)| r.is_directory()),
         })
+    }
+
+    /// Whether disk quotas are tracked: the defaults entry (owner id 1) of `$Extend\$Quota:$Q` has
+    /// QUOTA_FLAG_TRACKING_ENABLED. An offline delete would leave the charged bytes stale.
+    pub fn quota_tracking(&self) -> Result<bool, NtfsError> {
+        const QUOTA_DEFAULTS_ID: [u8; 4] = 1u32.to_le_bytes();
+        const TRACKING_ENABLED: u32 = 0x10;
+        let Some((_, quota)) = self.lookup_path("\\$Extend\\$Quota")? else {
+            return Ok(false);
+        };
+        if self
+            .value(&quota, crate::record::ATTR_INDEX_ROOT, "$Q")?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let index = crate::index::Directory::open_index(self, &quota, "$Q")?;
+        let mut stack = vec![crate::index::NodeId::Root];
+        let mut seen = 0usize;
+        while let Some(id) = stack.pop() {
+            seen += 1;
+            if seen > 4096 {
+                return Err(NtfsError::Corrupt(
+                    "$Quota:$Q has more nodes than it can".into(),
+                ));
+            }
+            let node = index.node(self, id)?;
+            for e in &node.entries {
+                if let Some(v) = e.subnode {
+                    stack.push(crate::index::NodeId::Block(v));
+                }
+                if !e.is_end && e.key_bytes == QUOTA_DEFAULTS_ID {
+                    let data_off = crate::bytes::u16_at(&node.bytes, e.offset)? as usize;
+                    let flags = crate::bytes::u32_at(&node.bytes, e.offset + data_off + 4)?;
+                    return Ok(flags & TRACKING_ENABLED != 0);
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn hibernation(&self) -> Result<Hibernation, NtfsError> {

@@ -285,6 +285,9 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
             "Windows is hibernated (hiberfil.sys holds a saved session that would overwrite the edit on resume); boot Windows and shut it down fully, or delete the hibernation file in Windows, first".into(),
         );
     }
+    if summary.quota_tracking {
+        report.fix_blockers.push(QUOTA_BLOCKER.into());
+    }
     let windows = summary.windows;
     report.ntfs = Some(summary);
     if rule.windows_only && !windows {
@@ -298,6 +301,9 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
         }
     }
 }
+
+/// Why a volume with disk quotas tracked is not edited offline.
+pub const QUOTA_BLOCKER: &str = "disk quotas are tracked on this volume, and an offline delete would leave the quota accounting wrong; turn quota tracking off in Windows, or delete the file from Windows Recovery";
 
 fn serde_plain(s: &kaifuku_ntfs::LogState) -> &'static str {
     match s {

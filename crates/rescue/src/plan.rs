@@ -101,6 +101,12 @@ pub fn plan_fix<R: ReadAt>(
                 "{name}: Windows is hibernated; resuming would overwrite any offline edit. Boot Windows and shut it down fully (or remove the hibernation file in Windows), then try again"
             )));
         }
+        if ntfs.quota_tracking {
+            return Err(FixError::Refused(format!(
+                "{name}: {}",
+                crate::inspect::QUOTA_BLOCKER
+            )));
+        }
         let clean = ntfs.log.state.is_clean();
         if !clean && !opts.discard_journal {
             return Err(FixError::Refused(format!(
