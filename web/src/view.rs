@@ -84,6 +84,7 @@ pub struct NtfsView {
     pub log_empty: bool,
     pub hiberfil_present: bool,
     pub hibernated: bool,
+    pub quota_tracking: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +138,8 @@ pub enum ProblemCode {
     DamagedPartitions,
     BitLocker,
     Hibernated,
+    /// Disk quotas are tracked on the volume: an offline delete would leave them stale.
+    QuotaTracking,
     /// Unclean or v2.0 journal on the Windows volume: consent needed.
     JournalUnclean {
         state: String,
@@ -309,6 +312,7 @@ pub fn inspect_view(
                 log_empty: n.log.empty,
                 hiberfil_present: n.hibernation.hiberfil_present,
                 hibernated: n.hibernation.hibernated,
+                quota_tracking: n.quota_tracking,
             });
             let matches = v
                 .rule
@@ -389,6 +393,14 @@ pub fn inspect_view(
             blocked = true;
             problems.push(Problem::new(
                 ProblemCode::Hibernated,
+                Some(v.name.clone()),
+                None,
+            ));
+        }
+        if n.quota_tracking {
+            blocked = true;
+            problems.push(Problem::new(
+                ProblemCode::QuotaTracking,
                 Some(v.name.clone()),
                 None,
             ));
