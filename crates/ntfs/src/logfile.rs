@@ -31,6 +31,16 @@ impl LogState {
     pub fn is_clean(self) -> bool {
         self == LogState::Clean
     }
+
+    /// The state in plain words, for reports and refusals.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LogState::Clean => "clean",
+            LogState::Unclean => "unclean",
+            LogState::V2 => "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)",
+            LogState::Unreadable => "unreadable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -277,7 +277,7 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
     if !summary.log.state.is_clean() {
         report.fix_blockers.push(format!(
             "the NTFS journal ($LogFile) is {} — Windows would replay it over an offline edit; fixing needs consent to discard it (Windows then runs chkdsk at the next boot)",
-            serde_plain(&summary.log.state)
+            summary.log.state.describe()
         ));
     }
     if summary.hibernation.hibernated {
@@ -304,17 +304,6 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
 
 /// Why a volume with disk quotas tracked is not edited offline.
 pub const QUOTA_BLOCKER: &str = "disk quotas are tracked on this volume, and an offline delete would leave the quota accounting wrong; turn quota tracking off in Windows, or delete the file from Windows Recovery";
-
-fn serde_plain(s: &kaifuku_ntfs::LogState) -> &'static str {
-    match s {
-        kaifuku_ntfs::LogState::Clean => "clean",
-        kaifuku_ntfs::LogState::Unclean => "unclean",
-        kaifuku_ntfs::LogState::V2 => {
-            "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)"
-        }
-        kaifuku_ntfs::LogState::Unreadable => "unreadable",
-    }
-}
 
 /// Lists the rule's directory and judges every name that matches.
 pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, NtfsError> {

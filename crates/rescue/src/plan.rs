@@ -113,7 +113,7 @@ pub fn plan_fix<R: ReadAt>(
                 "{name}: the NTFS journal is not clean ({}), as after a crash. Windows would replay it over an offline edit. \
                  Re-run with --discard-journal to reset the journal and mark the volume dirty so Windows runs chkdsk at the next boot \
                  (the last moments before the crash may be lost; chkdsk repairs what they left half-done)",
-                serde_json_state(ntfs.log.state)
+                ntfs.log.state.describe()
             )));
         }
         let view =
@@ -245,15 +245,6 @@ pub fn plan_fix<R: ReadAt>(
             },
         },
     ))
-}
-
-fn serde_json_state(s: kaifuku_ntfs::LogState) -> &'static str {
-    match s {
-        kaifuku_ntfs::LogState::Clean => "clean",
-        kaifuku_ntfs::LogState::Unclean => "unclean",
-        kaifuku_ntfs::LogState::V2 => "version 2.0",
-        kaifuku_ntfs::LogState::Unreadable => "unreadable",
-    }
 }
 
 /// Bytes closer than this inside one structure are reported as one patch.
