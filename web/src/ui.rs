@@ -831,9 +831,11 @@ impl App {
     fn problem_box(&self, p: &Problem, id: Option<&'static str>, focus: bool) -> Html {
         let t = self.t();
         let kind = match &p.code {
-            ProblemCode::NoMatch | ProblemCode::NoCrowdStrikeDirectory | ProblemCode::NoWindows => {
-                "info"
-            }
+            ProblemCode::NoMatch
+            | ProblemCode::NoCrowdStrikeDirectory
+            | ProblemCode::NoWindows
+            | ProblemCode::DirectorySkipped { .. }
+            | ProblemCode::LinkFollowed { .. } => "info",
             ProblemCode::JournalUnclean { .. } => "caution",
             _ => "refusal",
         };

@@ -9,6 +9,7 @@ use kaifuku_io::PatchData;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::NoticeKind;
 use kaifuku_partition::Scheme;
+use kaifuku_rescue::inspect::RuleNotice;
 use kaifuku_rescue::{InspectReport, Outcome, Plan, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +111,7 @@ pub struct VolumeView {
     pub partition: Option<u32>,
     pub offset: u64,
     pub size: u64,
-    /// "ntfs", "bitlocker", "fat" or "unknown".
+    /// "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
     pub filesystem: String,
     pub windows: bool,
     pub ntfs: Option<NtfsView>,
@@ -147,6 +148,15 @@ pub enum ProblemCode {
     NoWindows,
     NoCrowdStrikeDirectory,
     NoMatch,
+    /// An entry named like a target is a directory: left alone (a notice).
+    DirectorySkipped {
+        path: String,
+    },
+    /// A junction or symbolic link on the rule's path was followed (a notice).
+    LinkFollowed {
+        link: String,
+        target: String,
+    },
     /// A volume uses an NTFS feature kaifuku does not handle yet.
     VolumeUnsupported,
     /// A volume is damaged.
@@ -368,7 +378,8 @@ pub fn inspect_view(
     }
     let mut needs_consent = false;
     let mut blocked = false;
-    for v in &volumes {
+    // `volumes` was made from `report.volumes`, one for one.
+    for (v, rv) in volumes.iter().zip(&report.volumes) {
         if v.filesystem == "bitlocker" {
             problems.push(Problem::new(
                 ProblemCode::BitLocker,
@@ -384,6 +395,20 @@ pub fn inspect_view(
                 ProblemCode::VolumeDamaged
             };
             problems.push(Problem::new(code, Some(v.name.clone()), Some(e.clone())));
+        }
+        if let Some(r) = &rv.rule {
+            for notice in &r.notices {
+                let code = match notice {
+                    RuleNotice::DirectorySkipped { path } => {
+                        ProblemCode::DirectorySkipped { path: path.clone() }
+                    }
+                    RuleNotice::LinkFollowed { link, target } => ProblemCode::LinkFollowed {
+                        link: link.clone(),
+                        target: target.clone(),
+                    },
+                };
+                problems.push(Problem::new(code, Some(v.name.clone()), None));
+            }
         }
         let Some(n) = &v.ntfs else { continue };
         if v.matches.is_empty() {

@@ -131,6 +131,9 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                     r.rule.pattern, r.rule.directory
                 );
             }
+            for n in &rule.notices {
+                let _ = writeln!(o, "            note: {n}");
+            }
             for m in &rule.matches {
                 let verdict = match m.verdict {
                     Verdict::Faulty => "FAULTY version (04:09 UTC)",

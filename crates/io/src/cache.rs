@@ -27,6 +27,9 @@ impl Default for CacheConfig {
     }
 }
 
+/// Reads of at least this many blocks bypass the cache.
+const LARGE_READ_BLOCKS: u64 = 4;
+
 struct State {
     blocks: HashMap<u64, (Vec<u8>, u64)>,
     tick: u64,
@@ -116,6 +119,11 @@ impl<R: ReadAt> ReadAt for BlockCache<R> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.size())?;
         let bs = self.cfg.block_size;
+        // A large read (a scan of `$MFT`) is one call to the source: splitting it into blocks
+        // would only cost calls and evict the small structures the cache is for.
+        if buf.len() as u64 >= LARGE_READ_BLOCKS * bs {
+            return self.inner.read_at(offset, buf);
+        }
         let mut st = self.state.borrow_mut();
         let mut done = 0usize;
         while done < buf.len() {
@@ -175,6 +183,30 @@ mod tests {
         cache.read_at(999_990, &mut tail).unwrap();
         assert_eq!(&tail[..], &data[999_990..]);
         assert!(cache.read_at(999_995, &mut tail).is_err());
+    }
+
+    #[test]
+    fn large_reads_are_one_call_and_keep_the_cache() {
+        let data: Vec<u8> = (0..400_000u32).map(|i| (i % 253) as u8).collect();
+        let counted = Counted::new(&data);
+        let cache = BlockCache::new(
+            &counted,
+            CacheConfig {
+                block_size: 4096,
+                capacity_blocks: 4,
+                max_readahead_blocks: 2,
+            },
+        );
+        let mut small = [0u8; 16];
+        cache.read_at(10, &mut small).unwrap();
+        let mut big = vec![0u8; 200_000];
+        cache.read_at(100_000, &mut big).unwrap();
+        assert_eq!(&big[..], &data[100_000..300_000]);
+        assert_eq!(counted.stats().calls, 2);
+        // The small block is still cached.
+        cache.read_at(20, &mut small).unwrap();
+        assert_eq!(counted.stats().calls, 2);
+        assert_eq!(&small[..], &data[20..36]);
     }
 
     #[test]

@@ -336,11 +336,26 @@ impl Directory {
             let node = self.node(vol, id)?;
             let mut next = None;
             let mut found: Option<DirEntry> = None;
+            let mut previous: Option<&[u16]> = None;
             for e in &node.entries {
                 let Some(key) = &e.key else {
                     next = e.subnode;
                     break;
                 };
+                // The descent trusts the order of the keys; a node out of order could send it past
+                // the file it looks for, and "not found" would then be a wrong answer.
+                if let Some(prev) = previous {
+                    if up.collate(prev, &key.name) != Ordering::Less {
+                        return Err(NtfsError::Corrupt(format!(
+                            "directory {}: index node {:?} lists {} after {}, out of order",
+                            self.record,
+                            node.id,
+                            key.name_string(),
+                            utf16_name(prev)
+                        )));
+                    }
+                }
+                previous = Some(&key.name);
                 match up.cmp_ignore_case(name, &key.name) {
                     Ordering::Less => {
                         next = e.subnode;
@@ -516,6 +531,15 @@ pub fn parse_node_with(
         if is_end {
             break;
         }
+    }
+    // The END entry closes the node: bytes in use after it would be entries that every reader
+    // skips (a damaged "last entry" flag hides them), so a lookup could miss a file that exists.
+    if off != end {
+        return Err(corrupt(format!(
+            "the last-entry flag at {} hides {} bytes of entries before the end of the node",
+            off - entries.last().map_or(0, |e| e.length),
+            end - off
+        )));
     }
     Ok(Node {
         id,

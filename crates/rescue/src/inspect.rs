@@ -37,7 +37,119 @@ pub struct MatchReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
     pub directory_exists: bool,
+    /// The directory the matches are in: the rule's own, or where links on the way led.
+    pub directory: String,
     pub matches: Vec<MatchReport>,
+    /// What the rule met and left alone, or followed, on the way.
+    pub notices: Vec<RuleNotice>,
+}
+
+/// Something odd the rule met that does not stop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum RuleNotice {
+    /// A directory whose name matches the pattern: only files are deleted, so it stays.
+    DirectorySkipped { path: String },
+    /// A junction or symbolic link on the rule's path was followed, as Windows would.
+    LinkFollowed { link: String, target: String },
+}
+
+impl std::fmt::Display for RuleNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleNotice::DirectorySkipped { path } => {
+                write!(f, "{path} is a directory, not a file: it is left alone")
+            }
+            RuleNotice::LinkFollowed { link, target } => write!(
+                f,
+                "{link} is a link to {target}; followed, as Windows would"
+            ),
+        }
+    }
+}
+
+/// Where the rule's directory is, after following links on the way.
+enum DirLookup<R: ReadAt> {
+    Missing,
+    Found {
+        record: kaifuku_ntfs::FileRecord,
+        path: String,
+        notices: Vec<RuleNotice>,
+        _reader: std::marker::PhantomData<R>,
+    },
+}
+
+/// Most links followed on one path (Windows stops at 63; real systems use one or two).
+const MAX_LINK_HOPS: usize = 8;
+
+/// Looks up `path` from the root, following junctions and symbolic links that lead elsewhere on
+/// this (the Windows) volume. A link kaifuku cannot follow is refused with what to do instead.
+fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup<R>, NtfsError> {
+    let split = |p: &str| -> Vec<String> {
+        p.split(['\\', '/'])
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut pending = split(path);
+    let mut notices = Vec::new();
+    'restart: for _ in 0..=MAX_LINK_HOPS {
+        let mut dir = vol.read_record(kaifuku_ntfs::volume::RECORD_ROOT)?;
+        let mut walked: Vec<String> = Vec::new();
+        for (i, comp) in pending.iter().enumerate() {
+            if !dir.is_directory() {
+                return Ok(DirLookup::Missing);
+            }
+            let name: Vec<u16> = comp.encode_utf16().collect();
+            let Some(entry) = vol.directory(&dir)?.lookup(vol, &name)? else {
+                return Ok(DirLookup::Missing);
+            };
+            let rec = vol.read_live(entry.file_ref)?;
+            let parent = format!("\\{}", walked.join("\\"));
+            walked.push(entry.name());
+            let here = format!("\\{}", walked.join("\\"));
+            if let Some(link) = vol.reparse_target(&rec)? {
+                let shown = match &link {
+                    kaifuku_ntfs::reparse::ReparseTarget::Link { target, .. } => target.clone(),
+                    kaifuku_ntfs::reparse::ReparseTarget::Other { tag } => {
+                        format!("a reparse point of tag {tag:#010x}")
+                    }
+                };
+                let Some(next) = link.on_windows_volume(&parent) else {
+                    return Err(NtfsError::Unsupported(format!(
+                        "{here} is a link to {shown}, which kaifuku cannot follow on this volume; fix the volume it leads to, or name the real directory with the command line's --path"
+                    )));
+                };
+                notices.push(RuleNotice::LinkFollowed {
+                    link: here,
+                    target: shown,
+                });
+                let mut rest = split(&next);
+                rest.extend(pending[i + 1..].iter().cloned());
+                pending = rest;
+                continue 'restart;
+            }
+            dir = rec;
+        }
+        if !dir.is_directory() {
+            return Ok(DirLookup::Missing);
+        }
+        // Without links the rule's own spelling names the directory, as before.
+        let path = if notices.is_empty() {
+            path.to_string()
+        } else {
+            format!("\\{}", walked.join("\\"))
+        };
+        return Ok(DirLookup::Found {
+            record: dir,
+            path,
+            notices,
+            _reader: std::marker::PhantomData,
+        });
+    }
+    Err(NtfsError::Unsupported(format!(
+        "{path}: more than {MAX_LINK_HOPS} links on the way; kaifuku does not follow link loops"
+    )))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -131,7 +243,7 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
             refused: false,
         };
         match p.view(&container) {
-            Ok(view) => inspect_volume(&view, rule, &mut report),
+            Ok(view) => inspect_volume(&view, rule, windows_data_type(&p.type_code), &mut report),
             Err(e) => {
                 report.error = Some(format!("partition {} lies outside the disk: {e}", p.number))
             }
@@ -233,10 +345,79 @@ fn is_unsupported(e: &ContainerError) -> bool {
     e.is_unsupported()
 }
 
-fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeReport) {
+/// Partition types under which Windows keeps its NTFS volumes: GPT "Microsoft basic data", MBR
+/// 0x07 (IFS: NTFS or exFAT) and a bare volume that was recognised as NTFS.
+fn windows_data_type(type_code: &str) -> bool {
+    matches!(
+        type_code,
+        "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" | "0x07" | "NTFS"
+    )
+}
+
+/// Other file systems a Windows data partition may hold: nothing to repair there, and no damage.
+fn other_filesystem(sector: &[u8]) -> Option<&'static str> {
+    if &sector[0x52..0x5A] == b"FAT32   "
+        || &sector[0x36..0x3B] == b"FAT16"
+        || &sector[0x36..0x3B] == b"FAT12"
+    {
+        Some("fat")
+    } else if &sector[3..11] == b"EXFAT   " {
+        Some("exfat")
+    } else if &sector[3..7] == b"ReFS" {
+        Some("refs")
+    } else {
+        None
+    }
+}
+
+/// Why a Windows data partition's first sector is no file system, in plain words, with the backup
+/// NTFS boot sector (the volume's last sector) mentioned when it is intact.
+fn unreadable_boot_sector<R: ReadAt>(view: &Slice<R>, sector: &[u8]) -> String {
+    let what = if sector.iter().all(|b| *b == 0) {
+        "is all zeros".to_string()
+    } else {
+        let oem: String = sector[3..11]
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        format!("is not the boot sector of a file system kaifuku knows (OEM id \"{oem}\")")
+    };
+    let size = view.size();
+    let backup = [512u64, 4096].into_iter().any(|ss| {
+        let mut b = [0u8; 512];
+        size >= ss
+            && view.read_at(size - ss, &mut b).is_ok()
+            && boot_kind(&b) == Some(BootKind::Ntfs)
+    });
+    let next = if backup {
+        "An intact backup NTFS boot sector lies at the end of the partition: chkdsk in Windows Recovery (or `ntfsfix` on Linux) can restore the first one; then try again"
+    } else {
+        "The volume cannot be read; check that this is the right image and that it was exported completely"
+    };
+    format!(
+        "this Windows data partition's boot sector {what}, so its volume cannot be read. {next}"
+    )
+}
+
+fn inspect_volume<R: ReadAt>(
+    view: &Slice<R>,
+    rule: &Rule,
+    windows_type: bool,
+    report: &mut VolumeReport,
+) {
     let mut sector = [0u8; 512];
     if view.size() < 512 || view.read_at(0, &mut sector).is_err() {
         report.filesystem = "unknown".into();
+        if windows_type {
+            report.error =
+                Some("this Windows data partition is too short or cannot be read".into());
+        }
         return;
     }
     match boot_kind(&sector) {
@@ -249,11 +430,14 @@ fn inspect_volume<R: ReadAt>(view: &Slice<R>, rule: &Rule, report: &mut VolumeRe
         }
         Some(BootKind::Ntfs) => report.filesystem = "ntfs".into(),
         None => {
-            if &sector[0x52..0x5A] == b"FAT32   "
-                || &sector[0x36..0x3B] == b"FAT16"
-                || &sector[0x36..0x3B] == b"FAT12"
-            {
-                report.filesystem = "fat".into();
+            match other_filesystem(&sector) {
+                Some(fs) => report.filesystem = fs.into(),
+                // A damaged boot sector where Windows keeps its volume must not pass for "nothing
+                // to fix": the file may well be there.
+                None if windows_type => {
+                    report.error = Some(unreadable_boot_sector(view, &sector));
+                }
+                None => {}
             }
             return;
         }
@@ -307,12 +491,38 @@ pub const QUOTA_BLOCKER: &str = "disk quotas are tracked on this volume, and an 
 
 /// Lists the rule's directory and judges every name that matches.
 pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, NtfsError> {
-    let Some(dir) = vol.lookup_dir(&rule.directory)? else {
-        return Ok(RuleResult {
-            directory_exists: false,
-            matches: Vec::new(),
-        });
+    let (dir, directory, mut notices) = match resolve_directory(vol, &rule.directory)? {
+        DirLookup::Missing => {
+            return Ok(RuleResult {
+                directory_exists: false,
+                directory: rule.directory.clone(),
+                matches: Vec::new(),
+                notices: Vec::new(),
+            })
+        }
+        DirLookup::Found {
+            record,
+            path,
+            notices,
+            ..
+        } => (record, path, notices),
     };
+    // The directory is checked before its listing is believed: a damaged index could hide the
+    // very file the rule looks for, and "nothing to fix" over it would be a wrong answer.
+    let health = kaifuku_ntfs::check::check_directory(vol, dir.number)?;
+    if !health.is_clean() {
+        let first: Vec<&str> = health
+            .problems
+            .iter()
+            .take(3)
+            .map(|p| p.message.as_str())
+            .collect();
+        return Err(NtfsError::Corrupt(format!(
+            "the directory {} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+            directory,
+            first.join("; ")
+        )));
+    }
     let up = vol.upcase()?;
     let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
     let index = vol.directory(&dir)?;
@@ -327,9 +537,16 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
     // Names match case-insensitively, as Windows opens them: POSIX names that differ only in case
     // (made by Linux tools) all match, and are all listed before anything is deleted.
     let mut matches = Vec::new();
+    let dir_path = directory.trim_end_matches('\\');
     for e in candidates {
+        // Only files are deleted: a directory named like one stays, and says so.
+        if vol.read_live(e.file_ref)?.is_directory() {
+            notices.push(RuleNotice::DirectorySkipped {
+                path: format!("{dir_path}\\{}", e.name()),
+            });
+            continue;
+        }
         let details = vol.file_details(&e)?;
-        let dir_path = rule.directory.trim_end_matches('\\');
         matches.push(MatchReport {
             path: format!("{dir_path}\\{}", details.name),
             header_matches: rule.header_matches(&details),
@@ -339,6 +556,8 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
     }
     Ok(RuleResult {
         directory_exists: true,
+        directory,
         matches,
+        notices,
     })
 }

@@ -5,6 +5,7 @@ use crate::inspect::{inspect, run_rule, InspectReport, Outcome};
 use crate::rule::Rule;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
+use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, OwnershipScan};
 use kaifuku_ntfs::{NtfsError, Volume};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -31,6 +32,8 @@ pub struct Verification {
     pub matches_after: usize,
     /// What was checked, in plain words.
     pub checks: Vec<String>,
+    /// The ownership proof of each fixed volume: what its `$MFT` scan read.
+    pub ownership: Vec<OwnershipScan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +92,8 @@ pub fn plan_fix<R: ReadAt>(
     let mut deletions = Vec::new();
     let mut journals_discarded = Vec::new();
     let mut changes: Vec<(u64, Change)> = Vec::new();
+    let mut ownership = Vec::new();
+    let mut ownership_checks = Vec::new();
     for (vi, v) in report.volumes.iter().enumerate() {
         let Some(result) = &v.rule else { continue };
         if result.matches.is_empty() {
@@ -125,14 +130,15 @@ pub fn plan_fix<R: ReadAt>(
                 .map_err(|e| FixError::from_ntfs(&name, e))?;
             journals_discarded.push(vi);
         }
+        // The directory the report found the matches in (links on the way already followed).
         let dir = vol
-            .lookup_dir(&rule.directory)
+            .lookup_dir(&result.directory)
             .map_err(|e| FixError::from_ntfs(&name, e))?
-            .ok_or_else(|| FixError::Failed(format!("{name}: {} vanished", rule.directory)))?;
+            .ok_or_else(|| FixError::Failed(format!("{name}: {} vanished", result.directory)))?;
         for m in &result.matches {
             let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
             let outcome = ed
-                .delete(dir.number, &rule.directory, &file_name)
+                .delete(dir.number, &result.directory, &file_name)
                 .map_err(|e| FixError::from_ntfs(&format!("{name}: {}", m.path), e))?;
             deletions.push(PlannedDeletion {
                 volume: vi,
@@ -140,10 +146,47 @@ pub fn plan_fix<R: ReadAt>(
                 outcome,
             });
         }
-        changes.extend(ed.into_changes().into_iter().map(|c| (v.offset, c)));
+        let volume_changes = ed.into_changes();
+        // Before anything is accepted: the clusters freed are the deleted files' alone, and
+        // every write lands in clusters of the structure it names (proven on the unpatched
+        // volume, where the runs that led there came from).
+        let cs = vol.cluster_size();
+        let mut claims: Vec<Claim> = volume_changes
+            .iter()
+            .filter(|c| c.len > 0)
+            .map(|c| Claim {
+                lcn: c.offset / cs,
+                count: (c.offset + c.len - 1) / cs - c.offset / cs + 1,
+                owner: c.owner,
+                kind: ClaimKind::Write {
+                    label: c.label.clone(),
+                },
+            })
+            .collect();
+        for d in deletions.iter().filter(|d| d.volume == vi) {
+            claims.extend(d.outcome.freed_runs.iter().map(|&(lcn, count)| Claim {
+                lcn,
+                count,
+                owner: d.outcome.record,
+                kind: ClaimKind::Free,
+            }));
+        }
+        let base_view = Slice::new(&container, v.offset, v.size)
+            .map_err(|e| FixError::Failed(e.to_string()))?;
+        let base_vol = Volume::open(&base_view).map_err(|e| FixError::from_ntfs(&name, e))?;
+        let scan = prove_ownership(&base_vol, &claims)
+            .map_err(|e| FixError::Failed(format!("{name}: {e}")))?;
+        ownership_checks.push(format!(
+            "{name}: {} in-use MFT record(s) scanned ({} of $MFT): the {} cluster range(s) freed or written belong to their own structures alone",
+            scan.records_scanned,
+            crate::human::size(scan.bytes_read),
+            scan.claims_proven
+        ));
+        ownership.push(scan);
+        changes.extend(volume_changes.into_iter().map(|c| (v.offset, c)));
     }
     // Verify on the patched view, opened from scratch.
-    let mut checks = Vec::new();
+    let mut checks = ownership_checks;
     let mut matches_after = 0;
     for (vi, v) in report.volumes.iter().enumerate() {
         if !deletions.iter().any(|d| d.volume == vi) {
@@ -242,6 +285,7 @@ pub fn plan_fix<R: ReadAt>(
             verification: Verification {
                 matches_after,
                 checks,
+                ownership,
             },
         },
     ))

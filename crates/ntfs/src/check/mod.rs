@@ -31,6 +31,9 @@ pub use targeted::{
 };
 pub use whole::check_volume;
 
+/// How an attribute is named in messages (`$DATA`, `$INDEX_ALLOCATION $I30`, ...).
+pub(crate) use record::describe_attr as describe_attribute;
+
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::index::{FileNameKey, NodeId};
 use crate::logfile::{log_state, LogFileInfo, LogState};

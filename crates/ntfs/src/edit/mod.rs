@@ -38,6 +38,10 @@ pub struct Change {
     pub offset: u64,
     pub len: u64,
     pub label: String,
+    /// The base MFT record whose attribute holds these bytes (`$MFT` for file records, the
+    /// directory for its index blocks, `$Bitmap` for its bits, ...): the plan proves that no
+    /// other record claims the clusters written.
+    pub owner: u64,
     /// Set when the range was filled with this byte (not written byte by byte).
     pub fill: Option<u8>,
 }
@@ -87,7 +91,13 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         self.changes
     }
 
-    fn write(&mut self, offset: u64, bytes: &[u8], label: String) -> Result<(), NtfsError> {
+    fn write(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        owner: u64,
+        label: String,
+    ) -> Result<(), NtfsError> {
         self.vol
             .reader()
             .write_at(offset, bytes)
@@ -96,6 +106,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             offset,
             len: bytes.len() as u64,
             label,
+            owner,
             fill: None,
         });
         Ok(())
@@ -105,11 +116,17 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         &mut self,
         pieces: &[(u64, u64)],
         bytes: &[u8],
+        owner: u64,
         label: &str,
     ) -> Result<(), NtfsError> {
         let mut at = 0usize;
         for (off, len) in pieces {
-            self.write(*off, &bytes[at..at + *len as usize], label.to_string())?;
+            self.write(
+                *off,
+                &bytes[at..at + *len as usize],
+                owner,
+                label.to_string(),
+            )?;
             at += *len as usize;
         }
         Ok(())
@@ -135,7 +152,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             Some(what) => format!("MFT record {} ({what})", rec.number),
             None => format!("MFT record {}", rec.number),
         };
-        self.write_pieces(&pieces, &bytes, &label)?;
+        self.write_pieces(&pieces, &bytes, RECORD_MFT, &label)?;
         let mirror = self.vol.read_record(RECORD_MFTMIRR)?;
         if let Some(AttrValue::NonResident(s)) = self.vol.value(&mirror, ATTR_DATA, "")? {
             let rs = self.vol.boot().file_record_size as u64;
@@ -151,6 +168,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 self.write_pieces(
                     &pieces,
                     &bytes,
+                    RECORD_MFTMIRR,
                     &format!("$MFTMirr copy of MFT record {}", rec.number),
                 )?;
             }
@@ -210,6 +228,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                     self.write_pieces(
                         &pieces,
                         &cur,
+                        rec.number,
                         &format!("{label} bytes {start:#x}..{end:#x}"),
                     )?;
                 }
@@ -536,6 +555,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 offset,
                 len,
                 label: "$LogFile (reset to 0xFF)".into(),
+                owner: RECORD_LOGFILE,
                 fill: Some(0xFF),
             });
         }

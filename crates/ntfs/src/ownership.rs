@@ -1,0 +1,291 @@
+//! Proof of ownership before a fix: every cluster the fix frees belongs to the deleted file alone,
+//! and every byte it writes lies in clusters that belong to the structure it names.
+//!
+//! NTFS keeps no reverse map from clusters to files, and a damaged volume can have a file whose
+//! runs point into `$MFT`, the boot sector or another file's data (cross-linked clusters). Freeing
+//! such a run would mark live metadata free in `$Bitmap`; nothing else the fix checks would notice,
+//! and neither would ntfs-3g or chkdsk's quick checks until the space is reused. So before a plan
+//! is accepted, [`prove_ownership`] scans every in-use record of `$MFT` (large sequential reads,
+//! skipping stretches `$MFT:$BITMAP` marks free) and refuses the plan when any other record claims
+//! a cluster the plan frees or writes.
+
+use crate::bytes::u16_at;
+use crate::record::{FileRecord, ATTR_BITMAP, FLAG_IN_USE};
+use crate::volume::{AttrValue, Volume, RECORD_MFT};
+use crate::NtfsError;
+use kaifuku_io::ReadAt;
+use serde::Serialize;
+
+/// Record number of `$Boot`, which owns the boot area (clusters from 0).
+pub const RECORD_BOOT: u64 = 7;
+/// Bytes at the start of a volume that belong to the boot area (`$Boot` is 8 KiB on every NTFS
+/// volume that Windows or mkntfs makes; the boot sector itself is the first sector).
+const BOOT_AREA: u64 = 8192;
+/// Bytes of `$MFT` read per call of the scan: large enough that a 1 GiB `$MFT` is a few hundred
+/// reads, small enough to stay within the worker's memory budget.
+const SCAN_CHUNK: u64 = 4 << 20;
+
+/// What a claimed cluster range is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// The plan marks these clusters free: they must belong to `owner` and nobody else.
+    Free,
+    /// The plan writes into these clusters (`label` names the structure): they must belong to
+    /// `owner` and nobody else.
+    Write { label: String },
+}
+
+/// A range of clusters the plan frees or writes, and the base record that must own it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub lcn: u64,
+    pub count: u64,
+    /// The base MFT record whose attribute maps these clusters.
+    pub owner: u64,
+    pub kind: ClaimKind,
+}
+
+impl Claim {
+    fn describe(&self) -> String {
+        let what = match &self.kind {
+            ClaimKind::Free => format!("to be freed as part of MFT record {}", self.owner),
+            ClaimKind::Write { label } => format!("to be written as {label}"),
+        };
+        format!("{} {what}", clusters(self.lcn, self.count))
+    }
+}
+
+/// What the ownership scan read, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OwnershipScan {
+    /// MFT records examined (in use, or of unknown state).
+    pub records_scanned: u64,
+    /// Bytes of `$MFT` read by the scan.
+    pub bytes_read: u64,
+    /// Cluster ranges proven to belong to their owner alone.
+    pub claims_proven: u64,
+}
+
+/// Proves that every claim's clusters lie inside the volume, outside the boot area (unless the
+/// claim is `$Boot`'s), that freed clusters are allocated in `$Bitmap`, and that no in-use record
+/// other than the claim's owner maps any of them. `Err(NtfsError::Corrupt)` names the first
+/// conflicts found (which clusters, which other record) — the plan must then be refused.
+pub fn prove_ownership<R: ReadAt>(
+    vol: &Volume<R>,
+    claims: &[Claim],
+) -> Result<OwnershipScan, NtfsError> {
+    let total = vol.boot().total_clusters();
+    let cs = vol.cluster_size();
+    let boot_clusters = BOOT_AREA.div_ceil(cs);
+    let mut conflicts: Vec<String> = Vec::new();
+    for c in claims {
+        if c.count == 0 {
+            continue;
+        }
+        if c.lcn.checked_add(c.count).is_none_or(|end| end > total) {
+            conflicts.push(format!(
+                "{} lie beyond the volume's {total} clusters",
+                c.describe()
+            ));
+        } else if c.owner != RECORD_BOOT && c.lcn < boot_clusters {
+            conflicts.push(format!(
+                "{} lie in the boot area (clusters 0-{}), which belongs to $Boot",
+                c.describe(),
+                boot_clusters - 1
+            ));
+        }
+    }
+    // A run freed twice (two runs of one file, or two deleted files) is cross-linked too.
+    let mut frees: Vec<&Claim> = claims
+        .iter()
+        .filter(|c| c.kind == ClaimKind::Free && c.count > 0)
+        .collect();
+    frees.sort_by_key(|c| c.lcn);
+    for w in frees.windows(2) {
+        if w[0].lcn + w[0].count > w[1].lcn {
+            conflicts.push(format!("{} overlap {}", w[0].describe(), w[1].describe()));
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(refusal(conflicts));
+    }
+    // Freed clusters must be allocated now: freeing a free cluster means the runs are not what
+    // the bitmap knows, and the bitmap is what the next allocation trusts.
+    let free_runs: Vec<(u64, u64)> = frees.iter().map(|c| (c.lcn, c.count)).collect();
+    let bits = crate::check::check_cluster_bits(vol, &free_runs, crate::check::ClusterState::Used)?;
+    if !bits.is_clean() {
+        return Err(refusal(
+            bits.problems
+                .iter()
+                .map(|p| format!("{} (of the file to delete)", p.message))
+                .collect(),
+        ));
+    }
+    let mut scan = OwnershipScan {
+        claims_proven: claims.iter().filter(|c| c.count > 0).count() as u64,
+        ..OwnershipScan::default()
+    };
+    let mut sorted: Vec<&Claim> = claims.iter().filter(|c| c.count > 0).collect();
+    sorted.sort_by_key(|c| c.lcn);
+    scan_records(vol, &sorted, &mut scan, &mut conflicts)?;
+    if !conflicts.is_empty() {
+        return Err(refusal(conflicts));
+    }
+    Ok(scan)
+}
+
+fn refusal(mut conflicts: Vec<String>) -> NtfsError {
+    let more = conflicts.len().saturating_sub(5);
+    conflicts.truncate(5);
+    let mut text = conflicts.join("; ");
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    NtfsError::Corrupt(format!(
+        "the clusters this fix would free or write are not the deleted file's alone: {text}. \
+         Nothing was written; run chkdsk on the volume (in Windows or Windows Recovery) before deleting the file"
+    ))
+}
+
+/// Streams `$MFT` and checks every in-use record's runs against the claims.
+fn scan_records<R: ReadAt>(
+    vol: &Volume<R>,
+    claims: &[&Claim],
+    scan: &mut OwnershipScan,
+    conflicts: &mut Vec<String>,
+) -> Result<(), NtfsError> {
+    let rs = vol.boot().file_record_size as u64;
+    let mft = vol.mft_stream();
+    let records = vol.record_count();
+    let in_use_map = mft_bitmap(vol, records)?;
+    // Records past the initialized size read as zeros: nothing there can own clusters.
+    let scan_records = records.min(mft.initialized_size / rs);
+    let per_chunk = (SCAN_CHUNK / rs).max(1);
+    let mut first = 0u64;
+    while first < scan_records {
+        let count = per_chunk.min(scan_records - first);
+        // Skip stretches the bitmap marks wholly free; a record whose header still says in use
+        // there would be a leak that chkdsk reports, and it owns nothing NTFS will honour.
+        if !(first..first + count).any(|n| bit(&in_use_map, n)) {
+            first += count;
+            continue;
+        }
+        let chunk = vol.read_stream(mft, first * rs, (count * rs) as usize)?;
+        scan.bytes_read += chunk.len() as u64;
+        for i in 0..count {
+            let n = first + i;
+            let raw = &chunk[(i * rs) as usize..((i + 1) * rs) as usize];
+            let marked = bit(&in_use_map, n);
+            let header_in_use =
+                &raw[0..4] == b"FILE" && u16_at(raw, 0x16).unwrap_or(0) & FLAG_IN_USE != 0;
+            if !marked && !header_in_use {
+                continue;
+            }
+            scan.records_scanned += 1;
+            if !header_in_use {
+                // Marked in use but not a live record: reserved records (16-23) and records
+                // Windows zeroed own nothing; anything else is damage we cannot see through.
+                if raw.iter().all(|b| *b == 0) || (16..24).contains(&n) || &raw[0..4] == b"FILE" {
+                    continue;
+                }
+                conflicts.push(format!(
+                    "MFT record {n} is marked in use but is not a readable file record, so what it owns is unknown"
+                ));
+                continue;
+            }
+            let mut bytes = raw.to_vec();
+            let rec = crate::fixup::apply_read(&mut bytes, &format!("MFT record {n}"))
+                .and_then(|_| FileRecord::parse(n, bytes));
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    conflicts.push(format!(
+                        "MFT record {n} is in use but damaged ({e}), so what it owns is unknown"
+                    ));
+                    continue;
+                }
+            };
+            let base = match rec.base_ref().record {
+                0 => n,
+                b => b,
+            };
+            let attrs = match rec.attributes() {
+                Ok(a) => a,
+                Err(e) => {
+                    conflicts.push(format!(
+                        "MFT record {n} is in use but its attributes are damaged ({e}), so what it owns is unknown"
+                    ));
+                    continue;
+                }
+            };
+            for a in attrs.iter().filter(|a| a.non_resident) {
+                let runs = match a.runs() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        conflicts.push(format!(
+                            "MFT record {n} is in use but a runlist is damaged ({e}), so what it owns is unknown"
+                        ));
+                        continue;
+                    }
+                };
+                for run in runs {
+                    let Some(lcn) = run.lcn else { continue };
+                    let end = lcn.saturating_add(run.length);
+                    // Claims are sorted by start: look at those starting before this run ends.
+                    let upto = claims.partition_point(|c| c.lcn < end);
+                    for c in &claims[..upto] {
+                        if c.lcn + c.count <= lcn || c.owner == base {
+                            continue;
+                        }
+                        let (s, e) = (c.lcn.max(lcn), (c.lcn + c.count).min(end));
+                        conflicts.push(format!(
+                            "{} {} also used by MFT record {n}{} ({})",
+                            c.describe(),
+                            if e - s == 1 {
+                                format!("— cluster {s} is")
+                            } else {
+                                format!("— clusters {s}-{} are", e - 1)
+                            },
+                            if base != n {
+                                format!(", an extension of record {base}")
+                            } else {
+                                String::new()
+                            },
+                            crate::check::describe_attribute(a.type_code, &a.name)
+                        ));
+                    }
+                }
+            }
+        }
+        first += count;
+    }
+    Ok(())
+}
+
+/// `$MFT:$BITMAP` as bytes (one bit per record); records beyond it count as free.
+fn mft_bitmap<R: ReadAt>(vol: &Volume<R>, records: u64) -> Result<Vec<u8>, NtfsError> {
+    let rec0 = vol.read_record(RECORD_MFT)?;
+    let v = vol
+        .value(&rec0, ATTR_BITMAP, "")?
+        .ok_or_else(|| NtfsError::Corrupt("$MFT has no $BITMAP attribute".into()))?;
+    let have = match &v {
+        AttrValue::Resident(b) => b.len() as u64,
+        AttrValue::NonResident(s) => s.data_size,
+    };
+    let len = records.div_ceil(8).min(have);
+    vol.read_value(&v, 0, len as usize)
+}
+
+fn bit(map: &[u8], n: u64) -> bool {
+    map.get((n / 8) as usize)
+        .is_some_and(|b| b >> (n % 8) & 1 != 0)
+}
+
+/// "cluster 7" or "clusters 7-9".
+fn clusters(start: u64, len: u64) -> String {
+    if len == 1 {
+        format!("cluster {start}")
+    } else {
+        format!("clusters {start}-{}", start + len - 1)
+    }
+}
