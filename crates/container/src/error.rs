@@ -121,6 +121,25 @@ pub enum ContainerError {
     FooterChecksum { stored: u32, computed: u32 },
 
     #[error(
+        "the two copies of the VHD footer differ (the one at the start of the file and the one at \
+         its end): the file is damaged, and tools that read the first copy would see another disk. \
+         Export or copy the image again"
+    )]
+    FooterCopiesDiffer,
+
+    #[error(
+        "the VHD header declares a block allocation table of {entries} entries ({bytes} bytes from \
+         file offset {offset}), which does not fit before the end of the file's data at {data_end}: \
+         the header is damaged"
+    )]
+    DeclaredTableTooLarge {
+        entries: u32,
+        bytes: u64,
+        offset: u64,
+        data_end: u64,
+    },
+
+    #[error(
         "VHD dynamic disk header checksum mismatch: stored {stored:#010x}, computed \
          {computed:#010x} — the file is damaged or truncated"
     )]

@@ -176,7 +176,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
             if footer.is_fixed() {
                 (size, Layout::VhdFixed(vhd::Fixed::open(footer, file_size)?))
             } else {
-                let dynamic = vhd::Dynamic::open(&file, footer, file_size)?;
+                let dynamic = vhd::Dynamic::open(&file, &head, footer, file_size)?;
                 (size, Layout::VhdDynamic(dynamic))
             }
         }

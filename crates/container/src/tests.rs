@@ -726,3 +726,30 @@ fn refusals_are_told_apart_from_damage() {
     bad[4096 + 70] ^= 1;
     assert!(!err(open(&bad)).is_unsupported());
 }
+
+#[test]
+fn dynamic_footer_copies_must_agree() {
+    let good = sample().build();
+    let mut f = good.clone();
+    // One byte of the copy at the start, resealed so that it is a valid footer on its own.
+    f[40] ^= 1;
+    seal(&mut f[0..512], 64);
+    assert!(matches!(err(open(&f)), ContainerError::FooterCopiesDiffer));
+    // The reserved bytes count too: readers checksum the whole copy.
+    let mut f = good.clone();
+    f[300] ^= 0x80;
+    assert!(matches!(err(open(&f)), ContainerError::FooterCopiesDiffer));
+}
+
+#[test]
+fn declared_table_must_fit_the_file() {
+    let good = sample().build();
+    let mut f = good.clone();
+    // Enough entries for the disk, but far more than the file has room for.
+    header_entries(&mut f, u32::MAX);
+    let e = err(open(&f));
+    assert!(
+        matches!(e, ContainerError::DeclaredTableTooLarge { .. }),
+        "{e}"
+    );
+}

@@ -124,6 +124,8 @@ pub(crate) struct Footer {
     pub disk_type: u32,
     pub uuid: [u8; 16],
     pub saved_state: bool,
+    /// The footer as stored, to compare with the copy at the start of a dynamic disk.
+    pub raw: [u8; FOOTER_LEN as usize],
 }
 
 /// Finds the footer in `tail`, the last `min(512, file size)` bytes of the file.
@@ -181,6 +183,7 @@ impl Footer {
             disk_type: be_u32(raw, 60),
             uuid,
             saved_state: raw[84] != 0,
+            raw: *raw,
         })
     }
 
@@ -264,12 +267,21 @@ pub(crate) struct Dynamic {
 }
 
 impl Dynamic {
+    /// Opens a dynamic disk; `head` is the file's first bytes (where the footer's copy is).
     pub fn open<R: ReadAt>(
         file: &R,
+        head: &[u8],
         footer: Footer,
         file_size: u64,
     ) -> Result<Dynamic, ContainerError> {
         let data_end = file_size - footer.len;
+
+        // A dynamic VHD starts with a copy of its footer; readers differ in which copy they
+        // trust, so two that disagree describe two different disks.
+        // (511 bytes: old images keep a 511-byte footer at the end.)
+        if head.get(..511) != Some(&footer.raw[..511]) {
+            return Err(ContainerError::FooterCopiesDiffer);
+        }
 
         let header_offset = footer.data_offset;
         let header_end = header_offset
@@ -344,6 +356,17 @@ impl Dynamic {
                 end: bat_end,
                 data_end,
                 file_size,
+            });
+        }
+        // The table the header declares must fit too: a header claiming more entries than the
+        // file can hold is damaged, and other readers (qemu-img, Hyper-V) refuse it.
+        let declared = u64::from(max_table_entries) * 4;
+        if table_offset.saturating_add(declared) > data_end {
+            return Err(ContainerError::DeclaredTableTooLarge {
+                entries: max_table_entries,
+                bytes: declared,
+                offset: table_offset,
+                data_end,
             });
         }
         let raw_bat = file

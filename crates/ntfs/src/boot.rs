@@ -89,6 +89,13 @@ impl BootSector {
                 "the boot sector describes a {volume_bytes}-byte volume but only {volume_len} bytes are there — the image may be truncated"
             )));
         }
+        // The backup boot sector follows the volume's last sector: an image that ends before it
+        // was cut short.
+        if volume_bytes + bps as u64 > volume_len {
+            return Err(bad(format!(
+                "the volume's backup boot sector (byte {volume_bytes}) lies beyond the {volume_len} bytes that are there — the image may be truncated"
+            )));
+        }
         let total_clusters = volume_bytes / cluster_size as u64;
         let mft_lcn = u64_at(b, 0x30)?;
         let mftmirr_lcn = u64_at(b, 0x38)?;
@@ -100,6 +107,9 @@ impl BootSector {
             return Err(bad(format!(
                 "$MFT at cluster {mft_lcn} or $MFTMirr at cluster {mftmirr_lcn} lies outside the volume's {total_clusters} clusters"
             )));
+        }
+        if mft_lcn == mftmirr_lcn {
+            return Err(bad(format!("$MFT and $MFTMirr both at cluster {mft_lcn}")));
         }
         let record_size = |off: usize, what: &str| -> Result<u32, NtfsError> {
             let v = u8_at(b, off)? as i8;

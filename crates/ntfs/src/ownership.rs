@@ -25,33 +25,74 @@ const BOOT_AREA: u64 = 8192;
 /// reads, small enough to stay within the worker's memory budget.
 const SCAN_CHUNK: u64 = 4 << 20;
 
+/// An attribute stream of a file: the base record and the attribute's type and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamRef {
+    pub record: u64,
+    pub type_code: u32,
+    pub name: String,
+}
+
+impl StreamRef {
+    pub fn new(record: u64, type_code: u32, name: &str) -> StreamRef {
+        StreamRef {
+            record,
+            type_code,
+            name: name.to_string(),
+        }
+    }
+
+    fn is(&self, base: u64, a: &crate::record::Attribute<'_>) -> bool {
+        self.record == base
+            && self.type_code == a.type_code
+            && a.name.iter().copied().eq(self.name.encode_utf16())
+    }
+}
+
 /// What a claimed cluster range is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimKind {
-    /// The plan marks these clusters free: they must belong to `owner` and nobody else.
-    Free,
+    /// The plan marks these clusters free: they must belong to this (base) record, whichever of
+    /// its attributes maps them, and to nobody else.
+    Free { record: u64 },
     /// The plan writes into these clusters (`label` names the structure): they must belong to
-    /// `owner` and nobody else.
-    Write { label: String },
+    /// this stream and to nothing else — not even another attribute of the same file, so that a
+    /// `$MFT:$BITMAP` whose runs point into `$MFT`'s data is caught.
+    Write { stream: StreamRef, label: String },
 }
 
-/// A range of clusters the plan frees or writes, and the base record that must own it.
+/// A range of clusters the plan frees or writes.
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub lcn: u64,
     pub count: u64,
-    /// The base MFT record whose attribute maps these clusters.
-    pub owner: u64,
     pub kind: ClaimKind,
 }
 
 impl Claim {
     fn describe(&self) -> String {
         let what = match &self.kind {
-            ClaimKind::Free => format!("to be freed as part of MFT record {}", self.owner),
-            ClaimKind::Write { label } => format!("to be written as {label}"),
+            ClaimKind::Free { record } => format!("to be freed as part of MFT record {record}"),
+            ClaimKind::Write { label, .. } => format!("to be written as {label}"),
         };
         format!("{} {what}", clusters(self.lcn, self.count))
+    }
+
+    fn is_free(&self) -> bool {
+        matches!(self.kind, ClaimKind::Free { .. })
+    }
+
+    /// The boot area may only be written as `$Boot`'s own data (kaifuku never does).
+    fn may_touch_boot_area(&self) -> bool {
+        matches!(&self.kind, ClaimKind::Write { stream, .. } if stream.record == RECORD_BOOT)
+    }
+
+    /// Whether attribute `a` of record `n` (whose base record is `base`) may map these clusters.
+    fn allows(&self, base: u64, a: &crate::record::Attribute<'_>) -> bool {
+        match &self.kind {
+            ClaimKind::Free { record } => *record == base,
+            ClaimKind::Write { stream, .. } => stream.is(base, a),
+        }
     }
 }
 
@@ -73,6 +114,7 @@ pub struct OwnershipScan {
 pub fn prove_ownership<R: ReadAt>(
     vol: &Volume<R>,
     claims: &[Claim],
+    listing: Option<&DirectoryListing>,
 ) -> Result<OwnershipScan, NtfsError> {
     let total = vol.boot().total_clusters();
     let cs = vol.cluster_size();
@@ -87,7 +129,7 @@ pub fn prove_ownership<R: ReadAt>(
                 "{} lie beyond the volume's {total} clusters",
                 c.describe()
             ));
-        } else if c.owner != RECORD_BOOT && c.lcn < boot_clusters {
+        } else if !c.may_touch_boot_area() && c.lcn < boot_clusters {
             conflicts.push(format!(
                 "{} lie in the boot area (clusters 0-{}), which belongs to $Boot",
                 c.describe(),
@@ -98,7 +140,7 @@ pub fn prove_ownership<R: ReadAt>(
     // A run freed twice (two runs of one file, or two deleted files) is cross-linked too.
     let mut frees: Vec<&Claim> = claims
         .iter()
-        .filter(|c| c.kind == ClaimKind::Free && c.count > 0)
+        .filter(|c| c.is_free() && c.count > 0)
         .collect();
     frees.sort_by_key(|c| c.lcn);
     for w in frees.windows(2) {
@@ -127,9 +169,61 @@ pub fn prove_ownership<R: ReadAt>(
     };
     let mut sorted: Vec<&Claim> = claims.iter().filter(|c| c.count > 0).collect();
     sorted.sort_by_key(|c| c.lcn);
-    scan_records(vol, &sorted, &mut scan, &mut conflicts)?;
+    scan_records(vol, &sorted, listing, &mut scan, &mut conflicts)?;
     if !conflicts.is_empty() {
         return Err(refusal(conflicts));
+    }
+    Ok(scan)
+}
+
+/// A directory and the records its index lists, to find in-use records that name it as their
+/// parent but are missing from its index (a damaged index hides them from every lookup).
+#[derive(Debug, Clone)]
+pub struct DirectoryListing {
+    pub record: u64,
+    /// The directory's path, for messages.
+    pub path: String,
+    pub indexed: std::collections::BTreeSet<u64>,
+}
+
+impl DirectoryListing {
+    /// The listing of a live directory, read from its index.
+    pub fn read<R: ReadAt>(vol: &Volume<R>, record: u64, path: &str) -> Result<Self, NtfsError> {
+        let rec = vol.read_record(record)?;
+        let indexed = vol
+            .directory(&rec)?
+            .entries(vol)?
+            .into_iter()
+            .map(|e| e.file_ref.record)
+            .collect();
+        Ok(DirectoryListing {
+            record,
+            path: path.to_string(),
+            indexed,
+        })
+    }
+}
+
+/// Scans `$MFT` for in-use records in `listing`'s directory that its index does not list.
+/// `Err(NtfsError::Corrupt)` names them (or records too damaged to tell).
+pub fn find_unlisted<R: ReadAt>(
+    vol: &Volume<R>,
+    listing: &DirectoryListing,
+) -> Result<OwnershipScan, NtfsError> {
+    let mut scan = OwnershipScan::default();
+    let mut conflicts = Vec::new();
+    scan_records(vol, &[], Some(listing), &mut scan, &mut conflicts)?;
+    if !conflicts.is_empty() {
+        let more = conflicts.len().saturating_sub(5);
+        conflicts.truncate(5);
+        let mut text = conflicts.join("; ");
+        if more > 0 {
+            text.push_str(&format!("; and {more} more"));
+        }
+        return Err(NtfsError::Corrupt(format!(
+            "the directory {} is damaged: {text}. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+            listing.path
+        )));
     }
     Ok(scan)
 }
@@ -151,6 +245,7 @@ fn refusal(mut conflicts: Vec<String>) -> NtfsError {
 fn scan_records<R: ReadAt>(
     vol: &Volume<R>,
     claims: &[&Claim],
+    listing: Option<&DirectoryListing>,
     scan: &mut OwnershipScan,
     conflicts: &mut Vec<String>,
 ) -> Result<(), NtfsError> {
@@ -218,6 +313,28 @@ fn scan_records<R: ReadAt>(
                     continue;
                 }
             };
+            if let Some(l) = listing {
+                if !l.indexed.contains(&base) {
+                    for a in attrs
+                        .iter()
+                        .filter(|a| a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident)
+                    {
+                        let Ok(k) = a
+                            .resident_value()
+                            .and_then(crate::index::FileNameKey::parse)
+                        else {
+                            continue;
+                        };
+                        if k.parent.record == l.record {
+                            conflicts.push(format!(
+                                "MFT record {base} is the file {} in {}, but the directory's index does not list it",
+                                k.name_string(),
+                                l.path
+                            ));
+                        }
+                    }
+                }
+            }
             for a in attrs.iter().filter(|a| a.non_resident) {
                 let runs = match a.runs() {
                     Ok(r) => r,
@@ -234,7 +351,7 @@ fn scan_records<R: ReadAt>(
                     // Claims are sorted by start: look at those starting before this run ends.
                     let upto = claims.partition_point(|c| c.lcn < end);
                     for c in &claims[..upto] {
-                        if c.lcn + c.count <= lcn || c.owner == base {
+                        if c.lcn + c.count <= lcn || c.allows(base, a) {
                             continue;
                         }
                         let (s, e) = (c.lcn.max(lcn), (c.lcn + c.count).min(end));

@@ -65,11 +65,26 @@ impl<R: ReadAt> Volume<R> {
             b
         };
         let rec0 = FileRecord::parse(0, rec0_bytes)?;
+        if !rec0.in_use() || u64_at(&rec0.bytes, 0x20)? != 0 {
+            return Err(NtfsError::Corrupt(
+                "$MFT's own record (record 0) is not a base record in use".into(),
+            ));
+        }
         let data = rec0
             .find(ATTR_DATA, "")?
             .ok_or_else(|| NtfsError::Corrupt("$MFT has no $DATA attribute".into()))?;
         if !data.non_resident {
             return Err(NtfsError::Corrupt("$MFT's $DATA is resident".into()));
+        }
+        // Record 0 maps `$MFT` starting with itself: its first run must be where the boot sector
+        // found it, or the boot sector and `$MFT` disagree about where `$MFT` is.
+        let first_lcn = data.runs()?.first().and_then(|r| r.lcn);
+        if first_lcn != Some(boot.mft_lcn) {
+            return Err(NtfsError::Corrupt(format!(
+                "the boot sector puts $MFT at cluster {}, but $MFT's own record maps it at {}",
+                boot.mft_lcn,
+                first_lcn.map_or("no cluster".to_string(), |l| format!("cluster {l}"))
+            )));
         }
         let mut mft = Stream {
             runs: data.runs()?,
@@ -109,6 +124,19 @@ impl<R: ReadAt> Volume<R> {
                 mft.runs.extend(attr.runs()?);
             }
             vol.mft = mft;
+        }
+        // Likewise `$MFTMirr` (record 1), whose copies every record edit also writes.
+        let mirror = vol.read_record(1)?;
+        let mirror_lcn = match mirror.find(ATTR_DATA, "")? {
+            Some(a) if a.non_resident => a.runs()?.first().and_then(|r| r.lcn),
+            _ => None,
+        };
+        if mirror_lcn != Some(vol.boot.mftmirr_lcn) {
+            return Err(NtfsError::Corrupt(format!(
+                "the boot sector puts $MFTMirr at cluster {}, but its own record maps it at {}",
+                vol.boot.mftmirr_lcn,
+                mirror_lcn.map_or("no cluster".to_string(), |l| format!("cluster {l}"))
+            )));
         }
         Ok(vol)
     }
@@ -390,11 +418,32 @@ impl<R: ReadAt> Volume<R> {
                 return Ok(None);
             };
             let rec = self.read_live(entry.file_ref)?;
+            if !names_itself_in(&rec, dir.number, &entry.key.name) {
+                return Err(NtfsError::Corrupt(format!(
+                    "directory record {} lists {} as record {}, but that record is not a file of that name in the directory",
+                    dir.number,
+                    entry.name(),
+                    rec.number
+                )));
+            }
             dir = rec.clone();
             found = Some((entry, rec));
         }
         Ok(found)
     }
+}
+
+/// Whether `rec` has a `$FILE_NAME` naming it `name` in directory record `dir`: what an index
+/// entry promises about the record it points at.
+pub fn names_itself_in(rec: &FileRecord, dir: u64, name: &[u16]) -> bool {
+    rec.attributes().is_ok_and(|attrs| {
+        attrs.iter().any(|a| {
+            a.type_code == crate::record::ATTR_FILE_NAME
+                && a.resident_value()
+                    .and_then(crate::index::FileNameKey::parse)
+                    .is_ok_and(|k| k.parent.record == dir && k.name == name)
+        })
+    })
 }
 
 /// One entry of an `$ATTRIBUTE_LIST` value.

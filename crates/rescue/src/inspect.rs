@@ -79,6 +79,24 @@ enum DirLookup<R: ReadAt> {
     },
 }
 
+/// `Ok` when a check found nothing; otherwise the directory is damaged and its listing cannot be
+/// trusted.
+fn healthy(report: kaifuku_ntfs::check::CheckReport, path: &str) -> Result<(), NtfsError> {
+    if report.is_clean() {
+        return Ok(());
+    }
+    let first: Vec<&str> = report
+        .problems
+        .iter()
+        .take(3)
+        .map(|p| p.message.as_str())
+        .collect();
+    Err(NtfsError::Corrupt(format!(
+        "the directory {path} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+        first.join("; ")
+    )))
+}
+
 /// Most links followed on one path (Windows stops at 63; real systems use one or two).
 const MAX_LINK_HOPS: usize = 8;
 
@@ -96,16 +114,40 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
     'restart: for _ in 0..=MAX_LINK_HOPS {
         let mut dir = vol.read_record(kaifuku_ntfs::volume::RECORD_ROOT)?;
         let mut walked: Vec<String> = Vec::new();
+        let mut walked_records = vec![dir.number];
         for (i, comp) in pending.iter().enumerate() {
+            let here_so_far = format!("\\{}", walked.join("\\"));
             if !dir.is_directory() {
                 return Ok(DirLookup::Missing);
             }
+            // Every directory passed through is checked for the damage that could misdirect
+            // the walk (loops, shared or unreadable nodes, keys out of order).
+            healthy(
+                kaifuku_ntfs::check::check_directory_index(vol, dir.number)?,
+                &here_so_far,
+            )?;
             let name: Vec<u16> = comp.encode_utf16().collect();
             let Some(entry) = vol.directory(&dir)?.lookup(vol, &name)? else {
+                // "Not there" is believed only of a directory whose entries all check out.
+                healthy(
+                    kaifuku_ntfs::check::check_directory(vol, dir.number)?,
+                    &here_so_far,
+                )?;
                 return Ok(DirLookup::Missing);
             };
             let rec = vol.read_live(entry.file_ref)?;
-            let parent = format!("\\{}", walked.join("\\"));
+            // The record must be the one the entry names: in this directory, by this name.
+            let named_here =
+                kaifuku_ntfs::volume::names_itself_in(&rec, dir.number, &entry.key.name);
+            if !named_here || walked_records.contains(&rec.number) {
+                return Err(NtfsError::Corrupt(format!(
+                    "the directory {here_so_far} lists {} as MFT record {}, but that record is not a file of that name in this directory; run chkdsk on the volume in Windows or Windows Recovery",
+                    entry.name(),
+                    rec.number
+                )));
+            }
+            walked_records.push(rec.number);
+            let parent = here_so_far;
             walked.push(entry.name());
             let here = format!("\\{}", walked.join("\\"));
             if let Some(link) = vol.reparse_target(&rec)? {
@@ -243,7 +285,7 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
             refused: false,
         };
         match p.view(&container) {
-            Ok(view) => inspect_volume(&view, rule, windows_data_type(&p.type_code), &mut report),
+            Ok(view) => inspect_volume(&view, rule, &p.type_code, &mut report),
             Err(e) => {
                 report.error = Some(format!("partition {} lies outside the disk: {e}", p.number))
             }
@@ -280,11 +322,15 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
                 .map(|e| format!("{}: {e}", volume_name(v)))
         })
         .collect();
+    // Partition-table damage that can hide a Windows volume turns "nothing to fix" into an
+    // error: the file may be on the volume the table lost.
+    let hidden = hiding_damage(&container, &table);
     let outcome = if found > 0 {
         reasons.push(format!("{found} file(s) match {}", rule.title));
         Outcome::Matches
-    } else if !errors.is_empty() {
+    } else if !errors.is_empty() || !hidden.is_empty() {
         reasons.extend(errors);
+        reasons.extend(hidden);
         Outcome::Error
     } else if !refusals.is_empty() {
         reasons.extend(refusals);
@@ -323,6 +369,78 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
         outcome,
         reasons,
     }
+}
+
+/// What in the partition table could hide a volume: entries that cannot be, broken chains of
+/// logical partitions, overlaps, and a "table" that is really a damaged NTFS boot sector.
+pub(crate) fn hiding_damage<R: ReadAt>(disk: &R, table: &PartitionTable) -> Vec<String> {
+    use kaifuku_partition::NoticeKind as K;
+    let mut out: Vec<String> = table
+        .warnings
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.kind,
+                K::GptEntryImpossible { .. }
+                    | K::PartitionsOverlap { .. }
+                    | K::EbrPastEnd { .. }
+                    | K::EbrNoSignature { .. }
+                    | K::PartitionTruncated { .. }
+            )
+        })
+        .map(|n| format!("the partition table is damaged: {}", n.message))
+        .collect();
+    let empty = table
+        .warnings
+        .iter()
+        .chain(&table.notes)
+        .any(|n| matches!(n.kind, K::EmptyMbr | K::BareNoSectorSize));
+    if empty || table.partitions.is_empty() {
+        if let Some(why) = damaged_bare_ntfs(disk) {
+            out.push(why);
+        }
+    }
+    out
+}
+
+/// A disk whose first sector is not a recognised boot sector but that is an NTFS volume all the
+/// same: its backup boot sector (the last sector) is NTFS, or its first sector has NTFS's BIOS
+/// parameter block under a damaged OEM id.
+fn damaged_bare_ntfs<R: ReadAt>(disk: &R) -> Option<String> {
+    let size = disk.size();
+    let backup = [512u64, 4096].into_iter().any(|ss| {
+        let mut b = [0u8; 512];
+        size >= ss
+            && disk.read_at(size - ss, &mut b).is_ok()
+            && boot_kind(&b) == Some(BootKind::Ntfs)
+    });
+    let mut s0 = [0u8; 512];
+    disk.read_at(0, &mut s0).ok()?;
+    let u16_at = |o: usize| u16::from_le_bytes([s0[o], s0[o + 1]]) as u64;
+    let u64_at = |o: usize| u64::from_le_bytes(s0[o..o + 8].try_into().expect("8 bytes"));
+    let bps = u16_at(0x0B);
+    let bpb_like = [512, 1024, 2048, 4096].contains(&bps)
+        && s0[0x0D].is_power_of_two()
+        && u64_at(0x28) > 0
+        && u64_at(0x28).saturating_mul(bps) <= size
+        && u64_at(0x30) > 0
+        && u64_at(0x38) > 0
+        && s0[510..512] == [0x55, 0xAA];
+    (backup || bpb_like).then(|| {
+        format!(
+            "the disk is an NTFS volume whose boot sector is damaged ({}), so it cannot be read. {}",
+            if bpb_like {
+                "its OEM id is not NTFS"
+            } else {
+                "not an NTFS boot sector"
+            },
+            if backup {
+                "An intact backup boot sector lies at the end of the disk: chkdsk in Windows Recovery (or `ntfsfix` on Linux) can restore the first one; then try again"
+            } else {
+                "Check that this is the right image and that it was exported completely"
+            }
+        )
+    })
 }
 
 pub fn volume_name(v: &VolumeReport) -> String {
@@ -405,19 +523,34 @@ fn unreadable_boot_sector<R: ReadAt>(view: &Slice<R>, sector: &[u8]) -> String {
     )
 }
 
+/// The damage to report for a partition whose first sector is no NTFS or BitLocker boot sector
+/// (`sector`, or `None` when it could not be read): none for other file systems and other
+/// partition types; for a Windows data partition, why its volume cannot be read.
+pub(crate) fn unreadable_windows_partition<R: ReadAt>(
+    view: &Slice<R>,
+    type_code: &str,
+    sector: Option<&[u8]>,
+) -> Option<String> {
+    if !windows_data_type(type_code) {
+        return None;
+    }
+    match sector {
+        None => Some("this Windows data partition is too short or cannot be read".into()),
+        Some(s) if other_filesystem(s).is_some() => None,
+        Some(s) => Some(unreadable_boot_sector(view, s)),
+    }
+}
+
 fn inspect_volume<R: ReadAt>(
     view: &Slice<R>,
     rule: &Rule,
-    windows_type: bool,
+    type_code: &str,
     report: &mut VolumeReport,
 ) {
     let mut sector = [0u8; 512];
     if view.size() < 512 || view.read_at(0, &mut sector).is_err() {
         report.filesystem = "unknown".into();
-        if windows_type {
-            report.error =
-                Some("this Windows data partition is too short or cannot be read".into());
-        }
+        report.error = unreadable_windows_partition(view, type_code, None);
         return;
     }
     match boot_kind(&sector) {
@@ -430,15 +563,12 @@ fn inspect_volume<R: ReadAt>(
         }
         Some(BootKind::Ntfs) => report.filesystem = "ntfs".into(),
         None => {
-            match other_filesystem(&sector) {
-                Some(fs) => report.filesystem = fs.into(),
-                // A damaged boot sector where Windows keeps its volume must not pass for "nothing
-                // to fix": the file may well be there.
-                None if windows_type => {
-                    report.error = Some(unreadable_boot_sector(view, &sector));
-                }
-                None => {}
+            if let Some(fs) = other_filesystem(&sector) {
+                report.filesystem = fs.into();
             }
+            // A damaged boot sector where Windows keeps its volume must not pass for "nothing to
+            // fix": the file may well be there.
+            report.error = unreadable_windows_partition(view, type_code, Some(&sector));
             return;
         }
     }
@@ -509,20 +639,10 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
     };
     // The directory is checked before its listing is believed: a damaged index could hide the
     // very file the rule looks for, and "nothing to fix" over it would be a wrong answer.
-    let health = kaifuku_ntfs::check::check_directory(vol, dir.number)?;
-    if !health.is_clean() {
-        let first: Vec<&str> = health
-            .problems
-            .iter()
-            .take(3)
-            .map(|p| p.message.as_str())
-            .collect();
-        return Err(NtfsError::Corrupt(format!(
-            "the directory {} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
-            directory,
-            first.join("; ")
-        )));
-    }
+    healthy(
+        kaifuku_ntfs::check::check_directory(vol, dir.number)?,
+        &directory,
+    )?;
     let up = vol.upcase()?;
     let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
     let index = vol.directory(&dir)?;
@@ -553,6 +673,13 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
             verdict: rule.verdict(&details),
             file: details,
         });
+    }
+    if matches.is_empty() {
+        // "Nothing to fix" must hold for the files the index lost too: a scan of `$MFT` for
+        // files that name this directory as their parent but are not listed. (With matches, the
+        // fix's own ownership scan does this.)
+        let listing = kaifuku_ntfs::ownership::DirectoryListing::read(vol, dir.number, &directory)?;
+        kaifuku_ntfs::ownership::find_unlisted(vol, &listing)?;
     }
     Ok(RuleResult {
         directory_exists: true,

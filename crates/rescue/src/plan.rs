@@ -5,7 +5,7 @@ use crate::inspect::{inspect, run_rule, InspectReport, Outcome};
 use crate::rule::Rule;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
-use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, OwnershipScan};
+use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, DirectoryListing, OwnershipScan};
 use kaifuku_ntfs::{NtfsError, Volume};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -100,6 +100,19 @@ pub fn plan_fix<R: ReadAt>(
             continue;
         }
         let name = crate::inspect::volume_name(v);
+        // Writing into a partition that overlaps another could change the other one's data.
+        if let (Some(number), Some(table)) = (v.partition, &report.partitions) {
+            for n in &table.warnings {
+                if let kaifuku_partition::NoticeKind::PartitionsOverlap { a, b, .. } = n.kind {
+                    if a == number || b == number {
+                        return Err(FixError::Failed(format!(
+                            "{name}: {} Nothing was written: fix the partition table first (for example with the hypervisor's disk tools, or testdisk)",
+                            n.message
+                        )));
+                    }
+                }
+            }
+        }
         let ntfs = v.ntfs.as_ref().expect("the rule only runs on NTFS volumes");
         if ntfs.hibernation.hibernated {
             return Err(FixError::Refused(format!(
@@ -157,8 +170,8 @@ pub fn plan_fix<R: ReadAt>(
             .map(|c| Claim {
                 lcn: c.offset / cs,
                 count: (c.offset + c.len - 1) / cs - c.offset / cs + 1,
-                owner: c.owner,
                 kind: ClaimKind::Write {
+                    stream: c.owner.clone(),
                     label: c.label.clone(),
                 },
             })
@@ -167,14 +180,38 @@ pub fn plan_fix<R: ReadAt>(
             claims.extend(d.outcome.freed_runs.iter().map(|&(lcn, count)| Claim {
                 lcn,
                 count,
-                owner: d.outcome.record,
-                kind: ClaimKind::Free,
+                kind: ClaimKind::Free {
+                    record: d.outcome.record,
+                },
             }));
         }
         let base_view = Slice::new(&container, v.offset, v.size)
             .map_err(|e| FixError::Failed(e.to_string()))?;
         let base_vol = Volume::open(&base_view).map_err(|e| FixError::from_ntfs(&name, e))?;
-        let scan = prove_ownership(&base_vol, &claims)
+        // Every record whose attributes the fix writes through (`$MFT`, `$MFTMirr`, `$Bitmap`,
+        // the directory, `$ObjId`, ...) must be sound before: the edit followed their runs.
+        let mut through: Vec<u64> = volume_changes.iter().map(|c| c.owner.record).collect();
+        through.sort_unstable();
+        through.dedup();
+        let health = kaifuku_ntfs::check::check_records(&base_vol, &through)
+            .map_err(|e| FixError::from_ntfs(&name, e))?;
+        if !health.is_clean() {
+            let first: Vec<&str> = health
+                .problems
+                .iter()
+                .take(3)
+                .map(|p| p.message.as_str())
+                .collect();
+            return Err(FixError::Failed(format!(
+                "{name}: structures the fix must write are damaged ({}); nothing was written. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+                first.join("; ")
+            )));
+        }
+        // The same pass finds files that name the directory as their parent but that its
+        // index does not list: a damaged index would hide further matches from the rule.
+        let listing = DirectoryListing::read(&base_vol, dir.number, &result.directory)
+            .map_err(|e| FixError::from_ntfs(&name, e))?;
+        let scan = prove_ownership(&base_vol, &claims, Some(&listing))
             .map_err(|e| FixError::Failed(format!("{name}: {e}")))?;
         ownership_checks.push(format!(
             "{name}: {} in-use MFT record(s) scanned ({} of $MFT): the {} cluster range(s) freed or written belong to their own structures alone",

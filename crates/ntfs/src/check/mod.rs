@@ -27,7 +27,8 @@ mod tree;
 mod whole;
 
 pub use targeted::{
-    check_cluster_bits, check_directory, check_mft_bits, check_records, ClusterState,
+    check_cluster_bits, check_directory, check_directory_index, check_mft_bits, check_records,
+    ClusterState,
 };
 pub use whole::check_volume;
 

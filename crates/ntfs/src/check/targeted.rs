@@ -636,3 +636,23 @@ pub fn check_directory<R: ReadAt>(
     stats.file_names = names.names.len() as u64;
     Ok(p.into_report(stats, None))
 }
+
+/// The structure of one directory's `$I30` tree alone (root, blocks, fixups, `$BITMAP`, depth,
+/// order, no loops or shared children), without reading the records its entries name: cheap
+/// enough for every directory a path walk passes through.
+pub fn check_directory_index<R: ReadAt>(
+    vol: &Volume<R>,
+    dir_record: u64,
+) -> Result<CheckReport, NtfsError> {
+    let mut p = Problems::default();
+    let base = vol.read_record(dir_record)?;
+    let what = format!("directory {dir_record}");
+    if check_tree(vol, &base, "$I30", &what, &mut p)?.is_none() {
+        p.push(
+            ProblemKind::IndexRoot,
+            Some(dir_record),
+            format!("record {dir_record} is not a directory (no $I30 index)"),
+        );
+    }
+    Ok(p.into_report(CheckStats::default(), None))
+}

@@ -181,7 +181,16 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 let mut bytes = node.bytes.clone();
                 crate::fixup::apply_write(&mut bytes, &self.node_label(node.id))?;
                 let label = self.node_label(node.id);
-                self.ed.write_pieces(&pieces, &bytes, self.record, &label)
+                self.ed.write_pieces(
+                    &pieces,
+                    &bytes,
+                    &crate::ownership::StreamRef::new(
+                        self.record,
+                        crate::record::ATTR_INDEX_ALLOCATION,
+                        self.index_name,
+                    ),
+                    &label,
+                )
             }
             NodeId::Root => {
                 let vol = self.ed.vol;

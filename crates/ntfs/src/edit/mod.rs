@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 pub use record_ops::{remove_attribute, resize_resident};
 
+use crate::ownership::StreamRef;
+
 /// Record number of `$MFTMirr`.
 const RECORD_MFTMIRR: u64 = 1;
 /// Record number of `$Extend`.
@@ -38,10 +40,10 @@ pub struct Change {
     pub offset: u64,
     pub len: u64,
     pub label: String,
-    /// The base MFT record whose attribute holds these bytes (`$MFT` for file records, the
-    /// directory for its index blocks, `$Bitmap` for its bits, ...): the plan proves that no
-    /// other record claims the clusters written.
-    pub owner: u64,
+    /// The attribute stream that holds these bytes (`$MFT`'s `$DATA` for file records, the
+    /// directory's `$INDEX_ALLOCATION` for its index blocks, `$Bitmap`'s `$DATA` for its bits,
+    /// ...): the plan proves that nothing else maps the clusters written.
+    pub owner: StreamRef,
     /// Set when the range was filled with this byte (not written byte by byte).
     pub fill: Option<u8>,
 }
@@ -95,7 +97,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         &mut self,
         offset: u64,
         bytes: &[u8],
-        owner: u64,
+        owner: &StreamRef,
         label: String,
     ) -> Result<(), NtfsError> {
         self.vol
@@ -106,7 +108,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             offset,
             len: bytes.len() as u64,
             label,
-            owner,
+            owner: owner.clone(),
             fill: None,
         });
         Ok(())
@@ -116,7 +118,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         &mut self,
         pieces: &[(u64, u64)],
         bytes: &[u8],
-        owner: u64,
+        owner: &StreamRef,
         label: &str,
     ) -> Result<(), NtfsError> {
         let mut at = 0usize;
@@ -152,7 +154,12 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             Some(what) => format!("MFT record {} ({what})", rec.number),
             None => format!("MFT record {}", rec.number),
         };
-        self.write_pieces(&pieces, &bytes, RECORD_MFT, &label)?;
+        self.write_pieces(
+            &pieces,
+            &bytes,
+            &StreamRef::new(RECORD_MFT, ATTR_DATA, ""),
+            &label,
+        )?;
         let mirror = self.vol.read_record(RECORD_MFTMIRR)?;
         if let Some(AttrValue::NonResident(s)) = self.vol.value(&mirror, ATTR_DATA, "")? {
             let rs = self.vol.boot().file_record_size as u64;
@@ -168,7 +175,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 self.write_pieces(
                     &pieces,
                     &bytes,
-                    RECORD_MFTMIRR,
+                    &StreamRef::new(RECORD_MFTMIRR, ATTR_DATA, ""),
                     &format!("$MFTMirr copy of MFT record {}", rec.number),
                 )?;
             }
@@ -228,7 +235,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                     self.write_pieces(
                         &pieces,
                         &cur,
-                        rec.number,
+                        &StreamRef::new(rec.number, type_code, name),
                         &format!("{label} bytes {start:#x}..{end:#x}"),
                     )?;
                 }
@@ -337,6 +344,22 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         if file.base_ref().record != 0 {
             return Err(NtfsError::Corrupt(format!(
                 "{what}: the index names an extension record"
+            )));
+        }
+        // The record must be sound before it is edited: its runs inside the volume and
+        // consistent with its sizes, its header and attributes well formed. A damaged record would
+        // otherwise steer the delete (a run of 2^40 clusters, a wrong size) into other data.
+        let health = crate::check::check_records(vol, &[file.number])?;
+        if !health.is_clean() {
+            let first: Vec<&str> = health
+                .problems
+                .iter()
+                .take(3)
+                .map(|p| p.message.as_str())
+                .collect();
+            return Err(NtfsError::Corrupt(format!(
+                "{what} is damaged ({}); run chkdsk on the volume before deleting it",
+                first.join("; ")
             )));
         }
         if file.find(ATTR_ATTRIBUTE_LIST, "")?.is_some() {
@@ -555,7 +578,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 offset,
                 len,
                 label: "$LogFile (reset to 0xFF)".into(),
-                owner: RECORD_LOGFILE,
+                owner: StreamRef::new(RECORD_LOGFILE, ATTR_DATA, ""),
                 fill: Some(0xFF),
             });
         }
