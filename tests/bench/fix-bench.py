@@ -6,9 +6,11 @@
    is shown too.
 2. Bytes read, read calls and time of `kaifuku fix` for the same tree in bare NTFS volumes of
    1 GiB, 64 GiB and 1 TiB (sparse files): the line should be flat.
+3. The cost of the ownership proof, which scans every in-use MFT record: bytes read and plan time
+   for a 16 GiB volume holding the same tree plus N more (empty) files (--files 0,20000,100000).
 
 Needs root (FUSE), mkntfs, ntfs-3g, and a release build (`cargo build --release -p kaifuku-cli`).
-Usage: tests/bench/fix-bench.py [WORKDIR] [--runs N] [--sizes 1G,64G,1T]
+Usage: tests/bench/fix-bench.py [WORKDIR] [--runs N] [--sizes 1G,64G,1T] [--files 0,20000,100000]
 """
 import argparse
 import json
@@ -39,8 +41,9 @@ def size_bytes(s):
     return int(s[:-1]) * units[s[-1]]
 
 
-def make_volume(path, size, mnt):
-    """A bare NTFS volume of `size` bytes with a Windows-like CrowdStrike tree (fixed seed)."""
+def make_volume(path, size, mnt, extra_files=0):
+    """A bare NTFS volume of `size` bytes with a Windows-like CrowdStrike tree (fixed seed), and
+    `extra_files` more empty files in directories of 1000 (as WinSxS holds many small files)."""
     with open(path, "wb") as f:
         f.truncate(size)
     run(["mkntfs", "-F", "-Q", "-q", "-c", "4096", "-L", "Windows", path])
@@ -63,6 +66,11 @@ def make_volume(path, size, mnt):
                 f.write(bytes.fromhex("aaaaaaaa01002301") + rng.randbytes(40000))
             t = time.mktime(time.struct_time(when + (0, 0, 0))) - time.timezone
             os.utime(p, (t, t))
+        for i in range(extra_files):
+            d = os.path.join(mnt, "Windows/WinSxS", f"d{i // 1000:04d}")
+            if i % 1000 == 0:
+                os.makedirs(d, exist_ok=True)
+            open(os.path.join(d, f"f{i:07d}.manifest"), "wb").close()
     finally:
         run(["umount", mnt])
 
@@ -149,6 +157,7 @@ def main():
     ap.add_argument("workdir", nargs="?")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="1G,64G,1T")
+    ap.add_argument("--files", default="0,20000,100000")
     a = ap.parse_args()
     if not os.path.exists(KAIFUKU):
         sys.exit("build first: cargo build --release -p kaifuku-cli")
@@ -157,6 +166,7 @@ def main():
     mnt = os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
     rows = []
+    scans = []
     try:
         for s in a.sizes.split(","):
             img = os.path.join(work, f"vol-{s}.img")
@@ -166,6 +176,17 @@ def main():
             c_times = bench_kaifuku_copy(img, work, a.runs)
             n_times, n_synced = bench_ntfs3g(img, work, mnt, a.runs)
             rows.append((s, reads, p_times, k_times, c_times, n_times, n_synced))
+            os.remove(img)
+        for n in [int(x) for x in a.files.split(",") if x]:
+            img = os.path.join(work, f"files-{n}.img")
+            make_volume(img, 16 << 30, mnt, extra_files=n)
+            p_times = bench_kaifuku_plan(img, a.runs)
+            t, p = timed([KAIFUKU, "fix", "--dry-run", "--json", img])
+            if p.returncode != 0:
+                sys.exit(f"kaifuku fix --dry-run failed: {p.stderr}")
+            doc = json.loads(p.stdout)
+            scan = doc["plan"]["verification"]["ownership"][0]
+            scans.append((n, doc["reads"], scan, p_times))
             os.remove(img)
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
@@ -177,6 +198,14 @@ def main():
         r1 = statistics.median(ns) / statistics.median(k)
         r2 = statistics.median(n) / statistics.median(p)
         print(f"| {s} | {reads['bytes']} | {reads['calls']} | {ms(p)} | {ms(k)} | {ms(c)} | {ms(n)} | {ms(ns)} | {r1:.1f}x | {r2:.1f}x |")
+    if scans:
+        print()
+        print("ownership proof: a 16 GiB volume with the same tree plus N empty files")
+        print()
+        print("| extra files | in-use records scanned | $MFT bytes scanned | bytes read in all | read calls | kaifuku plan (--dry-run) ms |")
+        print("|---|---|---|---|---|---|")
+        for n, reads, scan, p in scans:
+            print(f"| {n} | {scan['records_scanned']} | {scan['bytes_read']} | {reads['bytes']} | {reads['calls']} | {ms(p)} |")
     if not a.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1414,7 +1414,7 @@ fn path_reparse_point() {
 
 /// Unpacks a shared Windows-made image into `s`; returns it with its first MBR partition.
 fn windows_made(s: &Scratch, file: &str) -> (PathBuf, u64, u64) {
-    let src = shared_testdata().join("windows-made").join(file);
+    let src = repo_testdata().join("windows-made").join(file);
     assert!(src.exists(), "{} missing", src.display());
     let img = s.path("windows.raw");
     if file.ends_with(".tar.gz") {
@@ -1634,9 +1634,11 @@ fn volume_flags(vol: &Path) -> String {
 
 #[test]
 fn unclean_volumes() {
+    let Some(dfir) = gpl_testdata("dfir_ntfs", "unclean_volumes") else {
+        return;
+    };
     let s = Scratch::new("unclean");
     let fx = fixture("gpt-win.raw");
-    let dfir = shared_testdata().join("dfir_ntfs");
     let in_vol = s.path("clean.vol");
     extract(&fx.image, fx.vol_off, fx.vol_len, &in_vol);
 

@@ -30,7 +30,12 @@ fn attribute_list_file_is_refused() {
     // A real volume whose record 27 has an $ATTRIBUTE_LIST and many hard links (17.txt, 36.txt, ...).
     let s = Scratch::new("refuse-attrlist");
     let img = s.path("attrlist.raw");
-    let gz = shared_testdata().join("dfir_ntfs/ntfs3_attrlist.raw.gz");
+    let Some(gz) = gpl_testdata(
+        "dfir_ntfs/ntfs3_attrlist.raw.gz",
+        "attribute_list_file_is_refused",
+    ) else {
+        return;
+    };
     let o = sh(&format!(
         "gunzip -c '{}' > '{}'",
         gz.display(),
@@ -163,7 +168,7 @@ fn volume_with_quota_tracking_is_refused() {
     // in its defaults entry (owner id 1 in the $Q index) and the fix must refuse.
     let s = Scratch::new("refuse-quota");
     let img = s.path("ptrn.raw");
-    let gz = shared_testdata().join("windows-made/ntfs-ptrn.raw.gz");
+    let gz = repo_testdata().join("windows-made/ntfs-ptrn.raw.gz");
     assert_eq!(
         sh(&format!(
             "gunzip -c '{}' > '{}'",

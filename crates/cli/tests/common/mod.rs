@@ -29,15 +29,25 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
-/// Test data shared beside the project (read only; never copied into it).
-pub fn shared_testdata() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata");
-    assert!(
-        dir.is_dir(),
-        "shared test data missing: expected {} (windows-made/, dfir_ntfs/)",
-        dir.display()
-    );
-    dir
+/// Test data kept in the repository (`tests/data`: the CC0 Windows-made volumes).
+pub fn repo_testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+}
+
+/// GPL test data, which stays beside the repository (`../shared/testdata`), never in it. `None`
+/// when it is absent — the test then reports by name that it is skipped, and returns.
+pub fn gpl_testdata(rel: &str, test: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata")
+        .join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: the GPL test data {rel} is absent (it is kept beside the repository in ../shared/testdata, not in it)"
+        );
+        None
+    }
 }
 
 pub fn load_json(p: &Path) -> Value {

@@ -196,17 +196,29 @@ pub fn run(c: &mut Command) -> String {
     stdout
 }
 
-/// The shared test data beside the project (never copied into it).
+/// Test data kept in the repository (`tests/data`: the CC0 Windows-made volumes).
 pub fn shared(rel: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(rel);
+    assert!(p.exists(), "{} is missing from the repository", p.display());
+    p
+}
+
+/// GPL test data, which stays beside the repository (`../shared/testdata`), never in it. `None`
+/// when it is absent — the test then reports by name that it is skipped, and returns.
+pub fn gpl_data(rel: &str, test: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/testdata")
         .join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing (the shared test data sits beside the project)",
-        p.display()
-    );
-    p
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED {test}: the GPL test data {rel} is absent (it is kept beside the repository in ../shared/testdata, not in it)"
+        );
+        None
+    }
 }
 
 /// `gunzip -c src > dst`.
