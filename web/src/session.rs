@@ -10,7 +10,7 @@ use kaifuku_container::OutputPlan;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, Overlay, ReadAt, ReadStats, Slice};
 use kaifuku_ntfs::Volume;
 use kaifuku_rescue::plan::{plan_fix, FixError, FixOptions};
-use kaifuku_rescue::undo::{self, NewData};
+use kaifuku_rescue::undo;
 use kaifuku_rescue::{inspect, InspectReport, Outcome, Plan, Rule};
 use std::rc::Rc;
 
@@ -92,23 +92,16 @@ pub fn image_pieces(file_size: u64, out: &OutputPlan) -> Result<Vec<OutPiece<'_>
     Ok(pieces)
 }
 
-/// The undo file's parts (see [`kaifuku_rescue::undo`]): the same bytes the command line writes.
-pub fn undo_pieces(file_size: u64, out: &OutputPlan) -> Vec<undo::Piece> {
-    let writes: Vec<(u64, NewData<'_>)> = out
-        .writes
-        .iter()
-        .map(|w| (w.file_offset, NewData::Bytes(&w.bytes)))
-        .chain(out.fills.iter().map(|f| {
-            (
-                f.file_offset,
-                NewData::Fill {
-                    byte: f.byte,
-                    len: f.len,
-                },
-            )
-        }))
-        .collect();
-    undo::layout(file_size, &writes)
+/// The undo file's parts (see [`kaifuku_rescue::undo`]): the same bytes the command line writes
+/// for an image of this identity. `image` is the picked file: the originals are read from it once,
+/// in bounded chunks, to hash them for the trailer; the parts themselves refer to its ranges.
+pub fn undo_pieces<I: ReadAt + ?Sized>(
+    identity: &undo::Identity,
+    out: &OutputPlan,
+    image: &I,
+) -> Result<Vec<undo::Piece>, String> {
+    let pieces = undo::layout(identity, &undo::plan_writes(out)).map_err(|e| e.to_string())?;
+    undo::sealed(pieces, image).map_err(|e| format!("reading the original bytes: {e}"))
 }
 
 struct Planned {
@@ -360,24 +353,42 @@ impl<R: ReadAt> Session<R> {
         image_pieces(self.file_size(), &p.output).ok()
     }
 
-    /// The undo file's parts (after [`Session::plan`]).
-    pub fn undo_pieces(&self) -> Option<Vec<undo::Piece>> {
-        let p = self.planned.as_ref()?;
-        Some(undo_pieces(self.file_size(), &p.output))
+    /// The image the undo file belongs to: the picked file and its container (after
+    /// [`Session::plan`]).
+    fn undo_identity(&self) -> Option<undo::Identity> {
+        let info = self.planned.as_ref()?.report.container.as_ref()?;
+        Some(undo::Identity {
+            file_size: self.file_size(),
+            virtual_size: info.virtual_size,
+            kind: info.format,
+        })
     }
 
-    /// Size of the undo file.
+    /// The undo file's parts (after [`Session::plan`]). Reads the original bytes once, straight
+    /// from the picked file (not through the cache) and in bounded chunks.
+    pub fn undo_pieces(&self) -> Result<Vec<undo::Piece>, Problem> {
+        let internal = |d: String| Problem::new(ProblemCode::Internal, None, Some(d));
+        let p = self
+            .planned
+            .as_ref()
+            .ok_or_else(|| internal("no plan yet".into()))?;
+        let id = self
+            .undo_identity()
+            .ok_or_else(|| internal("no container".into()))?;
+        undo_pieces(&id, &p.output, &*self.counted).map_err(internal)
+    }
+
+    /// Size of the undo file (without reading or hashing anything).
     pub fn undo_size(&self) -> u64 {
-        self.undo_pieces()
-            .map(|ps| {
-                ps.iter()
-                    .map(|p| match p {
-                        undo::Piece::Bytes(b) => b.len() as u64,
-                        undo::Piece::Original { len, .. } => *len,
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
+        let Some(p) = self.planned.as_ref() else {
+            return 0;
+        };
+        let writes = undo::plan_writes(&p.output);
+        (undo::HEADER_LEN + undo::TRAILER_LEN) as u64
+            + writes
+                .iter()
+                .map(|(_, d)| undo::ENTRY_HEADER_LEN as u64 + d.len())
+                .sum::<u64>()
     }
 
     /// The JSON report offered with the download: what the command line's `fix --json` prints,

@@ -247,7 +247,8 @@ pub fn image_blob(file: &File, pieces: &[OutPiece<'_>]) -> Result<Blob, JsValue>
     blob_of(&parts, "application/octet-stream")
 }
 
-/// The undo file: encoded headers between slices of the picked file (the original bytes).
+/// The undo file: encoded headers between slices of the picked file (the original bytes), then
+/// the trailer (see [`crate::session::undo_pieces`]).
 pub fn undo_blob(file: &File, pieces: &[undo::Piece]) -> Result<Blob, JsValue> {
     let parts = Array::new();
     for p in pieces {
@@ -325,7 +326,7 @@ fn on_fix() {
             .ok_or_else(|| internal("no file"))?;
         let pieces = session.image_pieces().ok_or_else(|| internal("no plan"))?;
         let image = image_blob(&file, &pieces).map_err(|e| internal(format!("{e:?}")))?;
-        let undo_pieces = session.undo_pieces().ok_or_else(|| internal("no plan"))?;
+        let undo_pieces = session.undo_pieces()?;
         let undo = undo_blob(&file, &undo_pieces).map_err(|e| internal(format!("{e:?}")))?;
         let ms = now() - started;
         let memory = wasm_memory();

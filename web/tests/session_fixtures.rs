@@ -168,8 +168,15 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
                 }
             }
         }
-        assert_eq!(undo_bytes, undo::encode(s.file_size(), &entries), "{name}");
+        // The undo file names the picked image: its size, container kind and virtual size.
+        let info = kaifuku_container::open(Source(File::open(&path).unwrap(), s.file_size()))
+            .unwrap()
+            .info();
+        let id = undo::Identity::of(&info);
+        assert_eq!(id.file_size, s.file_size(), "{name}");
+        assert_eq!(undo_bytes, undo::encode(&id, &entries), "{name}");
         assert_eq!(undo_bytes.len() as u64, s.undo_size());
+        assert_eq!(undo::decode(&undo_bytes).unwrap(), (id, entries), "{name}");
         let report: serde_json::Value =
             serde_json::from_str(&s.report_json(serde_json::json!({}))).unwrap();
         assert_eq!(report["image"], name);

@@ -139,7 +139,14 @@ fn the_undo_blob_is_what_the_command_line_writes() {
     let data = pattern(300_000);
     let file = file_of(&data);
     let out = plan();
-    let blob = undo_blob(&file, &undo_pieces(data.len() as u64, &out)).unwrap();
+    let id = undo::Identity {
+        file_size: data.len() as u64,
+        virtual_size: data.len() as u64,
+        kind: kaifuku_container::Format::Raw,
+    };
+    // The worker hashes the originals by reading them from the picked file.
+    let source = FileSource::new(file.clone()).unwrap();
+    let blob = undo_blob(&file, &undo_pieces(&id, &out, &source).unwrap()).unwrap();
     // What the command line does: read the originals, hash the new bytes, encode.
     let mut entries: Vec<UndoEntry> = out
         .writes
@@ -156,9 +163,9 @@ fn the_undo_blob_is_what_the_command_line_writes() {
         }))
         .collect();
     entries.sort_by_key(|e| e.offset);
-    let expect = undo::encode(data.len() as u64, &entries);
+    let expect = undo::encode(&id, &entries);
     assert!(blob_bytes(&blob) == expect, "undo bytes differ");
-    let (size, back) = undo::decode(&expect).unwrap();
-    assert_eq!(size, 300_000);
+    let (back_id, back) = undo::decode(&expect).unwrap();
+    assert_eq!(back_id, id);
     assert_eq!(back.len(), 3);
 }

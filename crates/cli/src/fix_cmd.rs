@@ -1,10 +1,14 @@
 //! `kaifuku fix`: plan in the core, then write the patched image (same container format) next to
-//! the original, never over it unless `--in-place` was asked for with an undo file.
+//! the original, never over it unless `--in-place` was asked for with an undo file. Paths are
+//! checked first (see `paths`), and nothing is written once printing to stdout failed.
 
+use crate::paths::{self, Role, Target};
 use crate::report::size;
 use crate::source::FileSource;
-use kaifuku_io::{BlockCache, CacheConfig, Counted};
+use crate::stdio;
+use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt};
 use kaifuku_rescue::plan::{plan_fix, FixError, FixOptions, Plan};
+use kaifuku_rescue::undo::{self, Identity};
 use kaifuku_rescue::Rule;
 use std::path::Path;
 
@@ -24,26 +28,56 @@ pub struct FixArgs<'a> {
 }
 
 pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
+    if args.in_place && args.output.is_some() {
+        say!("--in-place edits the image itself and -o writes a fixed copy: give one of them");
+        return EXIT_ERROR;
+    }
     if args.in_place && args.undo.is_none() && !args.dry_run {
-        eprintln!(
-            "kaifuku: --in-place needs --undo FILE: the original bytes are saved there first"
-        );
+        say!("--in-place needs --undo FILE: the original bytes are saved there first");
         return EXIT_ERROR;
     }
     if !args.in_place && args.output.is_none() && !args.dry_run {
-        eprintln!("kaifuku: say where to write the fixed image with -o OUT (or use --dry-run to only show the plan)");
+        say!("say where to write the fixed image with -o OUT (or use --dry-run to only show the plan)");
         return EXIT_ERROR;
     }
-    if let Some(out) = args.output {
-        if same_file(args.image, out) {
-            eprintln!("kaifuku: the output must not be the input; use --in-place --undo FILE to edit the image itself");
+    // Every path is checked before anything is opened, planned or written.
+    let image_meta = match paths::check_image(args.image) {
+        Ok(m) => m,
+        Err(e) => {
+            say!("cannot open {}: {e}", args.image.display());
             return EXIT_ERROR;
         }
-    }
+    };
+    let targets = (|| {
+        let out = args
+            .output
+            .map(|p| paths::target(p, Role::Output).map(|t| (p, t)))
+            .transpose()?;
+        let undo = args
+            .undo
+            .map(|p| paths::target(p, Role::Undo).map(|t| (p, t)))
+            .transpose()?;
+        paths::refuse_overlaps(
+            (args.image, &image_meta),
+            out.as_ref().map(|(p, t)| (*p, t)),
+            undo.as_ref().map(|(p, t)| (*p, t)),
+        )?;
+        if let Some((p, t)) = &undo {
+            paths::refuse_existing_undo(p, t)?;
+        }
+        Ok::<_, String>((out, undo))
+    })();
+    let (out_target, undo_target) = match targets {
+        Ok(t) => t,
+        Err(e) => {
+            say!("{e}");
+            return EXIT_ERROR;
+        }
+    };
     let source = match FileSource::open(args.image) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("kaifuku: cannot open {}: {e}", args.image.display());
+            say!("cannot open {}: {e}", args.image.display());
             return EXIT_ERROR;
         }
     };
@@ -52,34 +86,57 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
     let (report, plan) = match plan_fix(&cache, rule, &args.options) {
         Ok(p) => p,
         Err(FixError::NothingToFix(why)) => {
-            println!("Nothing to fix: {why}");
+            if let Err(e) = stdio::out(&format!("Nothing to fix: {why}\n")) {
+                stdio::stdout_failed(&e, "nothing was written");
+                return EXIT_ERROR;
+            }
             return EXIT_NOTHING;
         }
         Err(FixError::Refused(why)) => {
-            eprintln!("kaifuku: refused: {why}");
+            say!("refused: {why}");
             return EXIT_REFUSED;
         }
         Err(FixError::Failed(why)) => {
-            eprintln!("kaifuku: {why}");
+            say!("{why}");
             return EXIT_ERROR;
         }
     };
     let container = match kaifuku_container::open(&cache) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kaifuku: {e}");
+            say!("{e}");
             return EXIT_ERROR;
         }
     };
     let output = match container.plan_output(&plan.patches) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("kaifuku: cannot map the changes into the image file: {e}");
+            say!("cannot map the changes into the image file: {e}");
             return EXIT_ERROR;
         }
     };
+    let info = container.info();
+    let image_identity = Identity {
+        file_size: counted.size(),
+        virtual_size: info.virtual_size,
+        kind: info.format,
+    };
+    // A block device as the output is claimed (and its size checked) before anything is said
+    // to be written.
+    let device = match (&out_target, args.dry_run) {
+        (Some((p, Target::Device { .. })), false) => {
+            match crate::output::open_device(p, counted.size(), info.format) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    say!("{e}");
+                    return EXIT_ERROR;
+                }
+            }
+        }
+        _ => None,
+    };
     let stats = counted.stats();
-    if args.json {
+    let printed = if args.json {
         let doc = serde_json::json!({
             "image": args.image.display().to_string(),
             "dry_run": args.dry_run,
@@ -92,61 +149,60 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
             }))).collect::<Vec<_>>(),
             "reads": stats,
         });
-        println!(
-            "{}",
+        stdio::out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&doc).expect("serialisable")
-        );
+        ))
     } else {
-        print!("{}", describe(&plan, stats));
+        stdio::out(&describe(&plan, stats))
+    };
+    if let Err(e) = printed {
+        stdio::stdout_failed(&e, "nothing was written");
+        return EXIT_ERROR;
     }
     if args.dry_run {
         return EXIT_FIXED;
     }
-    let result = if args.in_place {
-        crate::output::write_in_place(
-            args.image,
-            &output,
-            args.undo.expect("checked above"),
-            counted.inner(),
-        )
-    } else {
-        crate::output::write_copy(
-            args.image,
-            args.output.expect("checked above"),
-            &output,
-            args.undo,
-            counted.inner(),
-        )
+    let undo_identity = match &device {
+        Some(d) => crate::output::device_identity(d, image_identity),
+        None => image_identity,
     };
-    match result {
-        Ok(()) => {
-            if !args.json {
-                match args.output {
-                    Some(o) => println!("Wrote       {}", o.display()),
-                    None => println!("Patched     {} in place", args.image.display()),
-                }
-                if let Some(u) = args.undo {
-                    println!(
-                        "Undo file   {} (restore with: kaifuku undo IMAGE {})",
-                        u.display(),
-                        u.display()
-                    );
-                }
-            }
-            EXIT_FIXED
-        }
+    let pieces = match undo::layout(&undo_identity, &undo::plan_writes(&output)) {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("kaifuku: writing failed: {e}");
-            EXIT_ERROR
+            say!("cannot plan the undo file: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let undo_arg = undo_target.as_ref().map(|(_, t)| (t, pieces.as_slice()));
+    let result = match (&out_target, undo_arg) {
+        (None, Some(u)) => crate::output::write_in_place(args.image, &output, u, counted.inner()),
+        (Some((_, t)), u) => crate::output::write_copy(counted.inner(), t, device, &output, u),
+        (None, None) => Err("nothing to write to".to_string()),
+    };
+    if let Err(e) = result {
+        say!("{e}");
+        return EXIT_ERROR;
+    }
+    if !args.json {
+        let mut o = String::new();
+        match args.output {
+            Some(p) => o.push_str(&format!("Wrote       {}\n", p.display())),
+            None => o.push_str(&format!("Patched     {} in place\n", args.image.display())),
+        }
+        if let Some(u) = args.undo {
+            o.push_str(&format!(
+                "Undo file   {} (restore with: kaifuku undo IMAGE {})\n",
+                u.display(),
+                u.display()
+            ));
+        }
+        if let Err(e) = stdio::out(&o) {
+            stdio::stdout_failed(&e, "the fix itself was written and is complete");
+            return EXIT_ERROR;
         }
     }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
+    EXIT_FIXED
 }
 
 pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats) -> String {

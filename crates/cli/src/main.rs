@@ -1,11 +1,20 @@
 //! `kaifuku`: thin front end over the core crates. It opens files, stacks the read cache, prints
 //! reports and maps outcomes to exit codes; everything else lives in the core.
 
+/// `kaifuku: ...` on stderr; never panics (`eprintln!` does when stderr is full).
+macro_rules! say {
+    ($($t:tt)*) => {
+        $crate::stdio::err_line(&format!("kaifuku: {}", format!($($t)*)))
+    };
+}
+
 mod check_cmd;
 mod fix_cmd;
 mod output;
+mod paths;
 mod report;
 mod source;
+mod stdio;
 
 use clap::{Parser, Subcommand};
 use kaifuku_io::{BlockCache, CacheConfig, Counted};
@@ -103,7 +112,7 @@ fn rule_for(path: Option<&str>) -> Option<Rule> {
         Some(p) => {
             let r = Rule::for_path(p);
             if r.is_none() {
-                eprintln!("kaifuku: --path needs a directory and a file name or glob, e.g. '\\Windows\\Temp\\*.tmp'");
+                say!("--path needs a directory and a file name or glob, e.g. '\\Windows\\Temp\\*.tmp'");
             }
             r
         }
@@ -112,7 +121,22 @@ fn rule_for(path: Option<&str>) -> Option<Rule> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // Help, version or a usage error: printed by clap, whose failure to print (a closed or
+        // full stdout) is an error like any other.
+        Err(e) => {
+            let code = e.exit_code();
+            if let Err(w) = e
+                .print()
+                .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
+            {
+                stdio::stdout_failed(&w, "nothing was done");
+                return ExitCode::from(EXIT_ERROR);
+            }
+            return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_ERROR));
+        }
+    };
     match cli.command {
         Command::Inspect { image, json, path } => {
             let Some(rule) = rule_for(path.as_deref()) else {
@@ -151,15 +175,19 @@ fn main() -> ExitCode {
             force,
         } => match output::undo(&image, &undo_file, force) {
             Ok(n) => {
-                println!(
-                    "Restored {n} range(s) of {} from {}",
+                let line = format!(
+                    "Restored {n} range(s) of {} from {}\n",
                     image.display(),
                     undo_file.display()
                 );
+                if let Err(e) = stdio::out(&line) {
+                    stdio::stdout_failed(&e, "the image was restored");
+                    return ExitCode::from(EXIT_ERROR);
+                }
                 ExitCode::from(0)
             }
             Err(e) => {
-                eprintln!("kaifuku: undo refused: {e}");
+                say!("undo refused: {e}");
                 ExitCode::from(EXIT_ERROR)
             }
         },
@@ -170,7 +198,7 @@ fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> u8 {
     let source = match FileSource::open(image) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("kaifuku: cannot open {}: {e}", image.display());
+            say!("cannot open {}: {e}", image.display());
             return EXIT_ERROR;
         }
     };
@@ -178,21 +206,19 @@ fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> u8 {
     let cache = BlockCache::new(&counted, CacheConfig::default());
     let report = inspect(&cache, rule);
     let stats = counted.stats();
-    if json {
+    let text = if json {
         let doc = report::JsonReport {
             image: image.display().to_string(),
             report: &report,
             reads: stats,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("report serialises")
-        );
+        serde_json::to_string_pretty(&doc).expect("report serialises") + "\n"
     } else {
-        print!(
-            "{}",
-            report::text(&image.display().to_string(), &report, stats)
-        );
+        report::text(&image.display().to_string(), &report, stats)
+    };
+    if let Err(e) = stdio::out(&text) {
+        stdio::stdout_failed(&e, "the report is incomplete");
+        return EXIT_ERROR;
     }
     match report.outcome {
         Outcome::Matches => EXIT_MATCHES,

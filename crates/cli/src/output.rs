@@ -1,115 +1,144 @@
-//! Turning planned file writes into files: a sparse copy with the writes applied, an in-place edit
-//! guarded by an undo file written and synced first, and restoring from an undo file.
+//! Turning planned file writes into files: a sparse copy with the writes applied (or the image
+//! written onto a block device), an in-place edit guarded by an undo file made durable first, and
+//! restoring from an undo file.
+//!
+//! Files are written under a temporary name in their target directory, synced, then renamed; a run
+//! that fails removes what it created, so it leaves either complete files or nothing.
 
+use crate::paths::Target;
 use crate::source::FileSource;
-use kaifuku_container::OutputPlan;
+use kaifuku_container::{Format, OutputPlan};
 use kaifuku_io::ReadAt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use kaifuku_rescue::undo::{self, Identity, Piece, UndoFile, CHUNK};
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use kaifuku_rescue::undo::{fnv1a, fnv1a_fill, UndoEntry, MAGIC as UNDO_MAGIC};
-
-const COPY_CHUNK: usize = 1 << 20;
-
-pub fn write_undo(path: &Path, image_size: u64, entries: &[UndoEntry]) -> io::Result<()> {
-    let tmp = partial(path);
-    {
-        let mut f = File::create(&tmp)?;
-        // The encoding is shared with the web page, so both write identical undo files.
-        f.write_all(&kaifuku_rescue::undo::encode(image_size, entries))?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(path);
-    Ok(())
+/// A file being written under a temporary name; removed when dropped unless committed.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    committed: bool,
 }
 
-pub fn read_undo(path: &Path) -> io::Result<(u64, Vec<UndoEntry>)> {
-    let bad = |m: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is not a kaifuku undo file: {m}", path.display()),
-        )
-    };
-    let mut f = io::BufReader::new(File::open(path)?);
-    let mut magic = [0u8; 16];
-    f.read_exact(&mut magic).map_err(|_| bad("too short"))?;
-    if &magic != UNDO_MAGIC {
-        return Err(bad("wrong signature"));
-    }
-    let mut u = [0u8; 8];
-    let mut next = |f: &mut io::BufReader<File>| -> io::Result<u64> {
-        f.read_exact(&mut u).map_err(|_| bad("truncated"))?;
-        Ok(u64::from_le_bytes(u))
-    };
-    let size = next(&mut f)?;
-    let count = next(&mut f)?;
-    let file_len = std::fs::metadata(path)?.len();
-    if count > file_len / 24 {
-        return Err(bad("entry count does not fit the file"));
-    }
-    let mut entries = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let offset = next(&mut f)?;
-        let len = next(&mut f)?;
-        let new_hash = next(&mut f)?;
-        if len > file_len {
-            return Err(bad("entry longer than the file"));
+impl TempFile {
+    /// A new file `.NAME.kaifuku-PID-N.tmp` in `dir` (never an existing one).
+    fn create(dir: &Path, name: &OsStr) -> io::Result<TempFile> {
+        let mut n = 0u32;
+        loop {
+            let mut tmp = OsStr::new(".").to_owned();
+            tmp.push(name);
+            tmp.push(format!(".kaifuku-{}-{n}.tmp", std::process::id()));
+            let path = dir.join(tmp);
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        committed: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(e),
+            }
         }
-        let mut original = vec![0u8; len as usize];
-        f.read_exact(&mut original).map_err(|_| bad("truncated"))?;
-        entries.push(UndoEntry {
-            offset,
-            original,
-            new_hash,
-        });
     }
-    Ok((size, entries))
-}
 
-fn partial(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".partial");
-    PathBuf::from(s)
-}
-
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
+    /// Renames the file to `to`; with `replace` false, fails if `to` exists.
+    fn commit(mut self, to: &Path, replace: bool) -> io::Result<()> {
+        if replace {
+            fs::rename(&self.path, to)?;
         } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+            rename_noreplace(&self.path, to)?;
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
 
-fn undo_entries(source: &FileSource, plan: &OutputPlan) -> io::Result<Vec<UndoEntry>> {
-    let mut out = Vec::new();
-    for w in &plan.writes {
-        let mut original = vec![0u8; w.bytes.len()];
-        source.read_at(w.file_offset, &mut original)?;
-        out.push(UndoEntry {
-            offset: w.file_offset,
-            original,
-            new_hash: fnv1a(&w.bytes),
-        });
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        // File systems without RENAME_NOREPLACE: check, then rename.
+        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOSYS) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} appeared meanwhile", to.display()),
+                ));
+            }
+            fs::rename(from, to)
+        }
+        Err(e) => Err(io::Error::from(e)),
     }
-    for f in &plan.fills {
-        let mut original = vec![0u8; f.len as usize];
-        source.read_at(f.file_offset, &mut original)?;
-        out.push(UndoEntry {
-            offset: f.file_offset,
-            original,
-            new_hash: fnv1a_fill(f.byte, f.len),
-        });
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Context for an error: `what` failed because of `e`.
+fn ctx(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+fn file_name_of(t: &Target) -> std::ffi::OsString {
+    t.final_path()
+        .file_name()
+        .map(|n| n.to_owned())
+        .unwrap_or_else(|| "kaifuku".into())
+}
+
+/// The undo file written and synced under a temporary name next to its target.
+fn undo_temp(t: &Target, pieces: &[Piece], source: &FileSource) -> Result<TempFile, String> {
+    let dir = t.dir();
+    let tmp = TempFile::create(&dir, &file_name_of(t)).map_err(ctx(format!(
+        "cannot create the undo file in {}",
+        dir.display()
+    )))?;
+    let result = (|| {
+        let mut w = BufWriter::with_capacity(CHUNK, &tmp.file);
+        undo::write_to(pieces, source, |b| w.write_all(b))?;
+        w.flush()?;
+        drop(w);
+        tmp.file.sync_all()
+    })();
+    result.map_err(ctx(format!(
+        "cannot write the undo file in {}",
+        dir.display()
+    )))?;
+    Ok(tmp)
+}
+
+/// Makes the synced undo file visible under its name (never replacing a file) and durable.
+fn commit_undo(tmp: TempFile, t: &Target) -> Result<PathBuf, String> {
+    let to = t.final_path();
+    tmp.commit(&to, false)
+        .map_err(ctx(format!("cannot create the undo file {}", to.display())))?;
+    if let Err(e) = sync_dir(&t.dir()) {
+        let _ = fs::remove_file(&to);
+        return Err(format!(
+            "cannot make the undo file {} durable: {e}",
+            to.display()
+        ));
     }
-    out.sort_by_key(|e| e.offset);
-    Ok(out)
+    Ok(to)
 }
 
 /// Applies the planned writes and fills to an open output file.
@@ -118,10 +147,10 @@ fn apply(dst: &File, plan: &OutputPlan) -> io::Result<()> {
         dst.write_all_at(&w.bytes, w.file_offset)?;
     }
     for f in &plan.fills {
-        let chunk = vec![f.byte; (f.len as usize).min(COPY_CHUNK)];
+        let chunk = vec![f.byte; (f.len as usize).min(CHUNK)];
         let mut done = 0u64;
         while done < f.len {
-            let n = (f.len - done).min(COPY_CHUNK as u64) as usize;
+            let n = (f.len - done).min(CHUNK as u64) as usize;
             dst.write_all_at(&chunk[..n], f.file_offset + done)?;
             done += n as u64;
         }
@@ -129,64 +158,186 @@ fn apply(dst: &File, plan: &OutputPlan) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies `input` to `output` keeping holes (SEEK_DATA/SEEK_HOLE where the file system has them,
-/// otherwise skipping all-zero chunks), applies `writes`, and optionally writes the undo file.
-/// The output appears under its name only when complete.
-pub fn write_copy(
-    input: &Path,
-    output: &Path,
-    plan: &OutputPlan,
-    undo: Option<&Path>,
-    source: &FileSource,
-) -> io::Result<()> {
-    let size = source.size();
-    let tmp = partial(output);
-    let result = (|| {
-        let src = File::open(input)?;
-        let dst = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        dst.set_len(size)?;
-        copy_sparse(&src, &dst, size)?;
-        apply(&dst, plan)?;
-        dst.sync_all()?;
-        if let Some(u) = undo {
-            write_undo(u, size, &undo_entries(source, plan)?)?;
-        }
-        std::fs::rename(&tmp, output)?;
-        sync_dir(output);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// An output block device opened for writing, exclusively (Linux refuses `O_EXCL` on a device
+/// that is mounted or otherwise claimed), with its size.
+pub struct Device {
+    file: File,
+    pub size: u64,
 }
 
-fn copy_sparse(src: &File, dst: &File, size: u64) -> io::Result<()> {
+/// Opens the block device `path` to receive an image of `image_size` bytes in `format`. The device
+/// must hold the whole image; a VHD must fill it exactly (its footer sits at the end).
+pub fn open_device(path: &Path, image_size: u64, format: Format) -> Result<Device, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::EBUSY) {
+                format!(
+                    "the block device {} is in use (mounted?); unmount it first",
+                    path.display()
+                )
+            } else {
+                format!("cannot open the block device {}: {e}", path.display())
+            }
+        })?;
+    let size = {
+        use std::io::Seek;
+        (&file)
+            .seek(io::SeekFrom::End(0))
+            .map_err(ctx(format!("cannot size {}", path.display())))?
+    };
+    if size < image_size {
+        return Err(format!(
+            "the block device {} ({size} bytes) is smaller than the image ({image_size} bytes); nothing was written",
+            path.display()
+        ));
+    }
+    if format != Format::Raw && size != image_size {
+        return Err(format!(
+            "the block device {} ({size} bytes) is larger than the {format} image ({image_size} bytes): its footer would not be at the end of the device; convert the image to raw first (qemu-img convert -O raw)",
+            path.display()
+        ));
+    }
+    Ok(Device { file, size })
+}
+
+/// The identity an undo file for an output on this device carries: what `kaifuku undo` will find
+/// there (a raw disk the size of the device; a VHD fills the device exactly).
+pub fn device_identity(dev: &Device, image: Identity) -> Identity {
+    match image.kind {
+        Format::Raw => Identity {
+            file_size: dev.size,
+            virtual_size: dev.size,
+            kind: Format::Raw,
+        },
+        _ => image,
+    }
+}
+
+/// Writes the fixed image to `out` (a new or replaced regular file, or a block device opened
+/// with [`open_device`]) and the undo file, if any. A regular output appears only when complete;
+/// on failure nothing is left behind (the undo file neither).
+pub fn write_copy(
+    source: &FileSource,
+    out: &Target,
+    device: Option<Device>,
+    plan: &OutputPlan,
+    undo: Option<(&Target, &[Piece])>,
+) -> Result<(), String> {
+    let size = source.size();
+    if let Some(dev) = device {
+        let shown = out.final_path();
+        // The undo file first: if it cannot be written, the device is not touched.
+        let undo_tmp = match undo {
+            Some((t, pieces)) => Some(undo_temp(t, pieces, source)?),
+            None => None,
+        };
+        (|| {
+            copy_data(source, &dev.file, size, false)?;
+            apply(&dev.file, plan)?;
+            dev.file.sync_all()
+        })()
+        .map_err(|e| {
+            format!(
+                "writing the block device {} failed part way ({e}): it now holds neither its old contents nor the fixed image",
+                shown.display()
+            )
+        })?;
+        if let (Some(tmp), Some((t, _))) = (undo_tmp, undo) {
+            commit_undo(tmp, t).map_err(|e| {
+                format!(
+                    "{e} (the fixed image was written to {}; restore the original from the input image if needed)",
+                    shown.display()
+                )
+            })?;
+        }
+        return Ok(());
+    }
+
+    let dir = out.dir();
+    let final_path = out.final_path();
+    let out_tmp = TempFile::create(&dir, &file_name_of(out)).map_err(ctx(format!(
+        "cannot create the output in {}",
+        dir.display()
+    )))?;
+    (|| {
+        out_tmp.file.set_len(size)?;
+        copy_data(source, &out_tmp.file, size, true)?;
+        apply(&out_tmp.file, plan)?;
+        out_tmp.file.sync_all()
+    })()
+    .map_err(ctx(format!(
+        "cannot write the output {}",
+        final_path.display()
+    )))?;
+    let undo_tmp = match undo {
+        Some((t, pieces)) => Some(undo_temp(t, pieces, source)?),
+        None => None,
+    };
+    // Both files are complete and synced: only the renames are left.
+    let undo_final = match (undo_tmp, undo) {
+        (Some(tmp), Some((t, _))) => Some(commit_undo(tmp, t)?),
+        _ => None,
+    };
+    let remove_undo = || {
+        if let Some(u) = &undo_final {
+            let _ = fs::remove_file(u);
+        }
+    };
+    if let Err(e) = out_tmp.commit(&final_path, true) {
+        remove_undo();
+        return Err(format!(
+            "cannot create the output {}: {e}",
+            final_path.display()
+        ));
+    }
+    if let Err(e) = sync_dir(&dir) {
+        let _ = fs::remove_file(&final_path);
+        remove_undo();
+        return Err(format!(
+            "cannot make the output {} durable: {e}",
+            final_path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Copies the first `size` bytes of the source to `dst`. Into a fresh file (`holes_are_zero`),
+/// holes and all-zero chunks are skipped and stay holes; onto a device they are zeroed (the
+/// device still holds its old contents there).
+fn copy_data(source: &FileSource, dst: &File, size: u64, holes_are_zero: bool) -> io::Result<()> {
     use nix::unistd::{lseek, Whence};
-    let mut buf = vec![0u8; COPY_CHUNK];
+    let src = source.file();
+    let mut buf = vec![0u8; CHUNK];
     let mut pos: u64 = 0;
     while pos < size {
         // Next data region; on file systems or devices without SEEK_DATA, treat all as data.
         let data = match lseek(src, pos as i64, Whence::SeekData) {
-            Ok(d) => d as u64,
-            Err(nix::errno::Errno::ENXIO) => break, // only a hole remains
+            Ok(d) => (d as u64).min(size),
+            Err(nix::errno::Errno::ENXIO) => size, // only a hole remains
             Err(_) => pos,
         };
+        if data > pos && !holes_are_zero {
+            zero_range(dst, pos, data - pos)?;
+        }
+        if data >= size {
+            break;
+        }
         let hole = match lseek(src, data as i64, Whence::SeekHole) {
             Ok(h) => (h as u64).min(size),
             Err(_) => size,
         };
         let mut at = data;
         while at < hole {
-            let n = ((hole - at) as usize).min(COPY_CHUNK);
+            let n = ((hole - at) as usize).min(CHUNK);
             src.read_exact_at(&mut buf[..n], at)?;
-            // Zero chunks stay holes in the output (it was set_len to the full size).
             if buf[..n].iter().any(|b| *b != 0) {
                 dst.write_all_at(&buf[..n], at)?;
+            } else if !holes_are_zero {
+                zero_range(dst, at, n as u64)?;
             }
             at += n as u64;
         }
@@ -195,52 +346,147 @@ fn copy_sparse(src: &File, dst: &File, size: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Edits the image itself: the undo file is written and synced before the first byte changes.
+/// Zeroes a range of a device: the device's own zeroing (fast on loop devices and SSDs) where it
+/// accepts the range, written zeros otherwise.
+fn zero_range(dst: &File, at: u64, len: u64) -> io::Result<()> {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    if let (Ok(o), Ok(l)) = (i64::try_from(at), i64::try_from(len)) {
+        if fallocate(dst, FallocateFlags::FALLOC_FL_ZERO_RANGE, o, l).is_ok() {
+            return Ok(());
+        }
+    }
+    let zeros = vec![0u8; CHUNK.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64) as usize;
+        dst.write_all_at(&zeros[..n], at + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// Opens the image for writing and makes sure it is the file that was read.
+fn open_for_writing(image: &Path, source: &FileSource) -> Result<File, String> {
+    let mut o = OpenOptions::new();
+    o.write(true);
+    if source.is_block_device() {
+        // Refused by Linux while the device is mounted: writing under a mounted file system
+        // would be overwritten by it, or confuse it.
+        o.custom_flags(nix::libc::O_EXCL);
+    }
+    let f = o.open(image).map_err(|e| {
+        if e.raw_os_error() == Some(nix::libc::EBUSY) {
+            format!("{} is in use (mounted?); unmount it first", image.display())
+        } else {
+            format!("cannot open {} for writing: {e}", image.display())
+        }
+    })?;
+    let m = f
+        .metadata()
+        .map_err(ctx(format!("cannot stat {}", image.display())))?;
+    let r = source.metadata();
+    if m.dev() != r.dev() || m.ino() != r.ino() {
+        return Err(format!(
+            "{} changed while kaifuku was working on it; nothing was written",
+            image.display()
+        ));
+    }
+    Ok(f)
+}
+
+/// Edits the image itself: the undo file is written, synced and renamed into place (and its
+/// directory synced) before the first byte of the image changes.
 pub fn write_in_place(
     image: &Path,
     plan: &OutputPlan,
-    undo: &Path,
+    undo: (&Target, &[Piece]),
     source: &FileSource,
-) -> io::Result<()> {
-    write_undo(undo, source.size(), &undo_entries(source, plan)?)?;
-    let f = OpenOptions::new().write(true).open(image)?;
-    apply(&f, plan)?;
-    f.sync_all()
+) -> Result<(), String> {
+    let f = open_for_writing(image, source)?;
+    let tmp = undo_temp(undo.0, undo.1, source)?;
+    let undo_path = commit_undo(tmp, undo.0)?;
+    (|| {
+        apply(&f, plan)?;
+        f.sync_all()
+    })()
+    .map_err(|e| {
+        format!(
+            "writing {} failed part way ({e}); restore it with: kaifuku undo {} {}",
+            image.display(),
+            image.display(),
+            undo_path.display()
+        )
+    })
 }
 
-/// Restores the original bytes recorded in an undo file. Refuses when the image is not the one
-/// the fix wrote (different size, or the fixed bytes changed since), unless `force`.
-pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<usize, String> {
-    let (size, entries) = read_undo(undo_file).map_err(|e| e.to_string())?;
+/// Restores the original bytes recorded in an undo file. Refuses an undo file that is damaged or
+/// not the current format, an image that is not the one the undo file was made for (size,
+/// container kind, virtual size), and, unless `force`, an image whose fixed bytes changed since.
+pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> {
+    let usrc = FileSource::open_regular(undo_file)
+        .map_err(|e| format!("cannot open the undo file {}: {e}", undo_file.display()))?;
     let source =
         FileSource::open(image).map_err(|e| format!("cannot open {}: {e}", image.display()))?;
-    if source.size() != size {
+    crate::paths::refuse_same((image, source.metadata()), (undo_file, usrc.metadata()))?;
+    let u = UndoFile::open(&usrc).map_err(|e| format!("{}: {e}", undo_file.display()))?;
+    let container = kaifuku_container::open(&source).map_err(|e| {
+        format!(
+            "{} does not open as a disk image ({e}); is it the image this undo file was made for?",
+            image.display()
+        )
+    })?;
+    let info = container.info();
+    let found = Identity {
+        file_size: source.size(),
+        virtual_size: info.virtual_size,
+        kind: info.format,
+    };
+    if let Some(why) = u.identity().mismatch(&found) {
         return Err(format!(
-            "{} is {} bytes but the undo file was made for a {size}-byte image; is it the right image?",
+            "{} is not the image {} was made for: {why}",
             image.display(),
-            source.size()
+            undo_file.display()
         ));
     }
-    for e in &entries {
-        let mut cur = vec![0u8; e.original.len()];
-        source
-            .read_at(e.offset, &mut cur)
-            .map_err(|er| format!("reading {}: {er}", image.display()))?;
-        if fnv1a(&cur) != e.new_hash && cur != e.original && !force {
+    let mut cur = vec![0u8; CHUNK];
+    let mut orig = vec![0u8; CHUNK];
+    for e in u.entries() {
+        let e = e.map_err(|e| format!("{}: {e}", undo_file.display()))?;
+        let mut h = undo::fnv1a_start();
+        let mut originals = true;
+        let mut done = 0u64;
+        while done < e.len {
+            let n = (e.len - done).min(CHUNK as u64) as usize;
+            source
+                .read_at(e.offset + done, &mut cur[..n])
+                .map_err(|er| format!("reading {}: {er}", image.display()))?;
+            u.read_original(&e, done, &mut orig[..n])
+                .map_err(|er| format!("reading {}: {er}", undo_file.display()))?;
+            h = undo::fnv1a_more(h, &cur[..n]);
+            originals &= cur[..n] == orig[..n];
+            done += n as u64;
+        }
+        if h != e.new_hash && !originals && !force {
             return Err(format!(
                 "bytes at offset {} are neither what the fix wrote nor the originals: the image changed since the fix (was it booted?). Restoring could damage it; use --force to restore anyway",
                 e.offset
             ));
         }
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .open(image)
-        .map_err(|e| format!("cannot open {} for writing: {e}", image.display()))?;
-    for e in &entries {
-        f.write_all_at(&e.original, e.offset)
-            .map_err(|er| format!("writing {}: {er}", image.display()))?;
+    let f = open_for_writing(image, &source)?;
+    for e in u.entries() {
+        let e = e.map_err(|e| format!("{}: {e}", undo_file.display()))?;
+        let mut done = 0u64;
+        while done < e.len {
+            let n = (e.len - done).min(CHUNK as u64) as usize;
+            u.read_original(&e, done, &mut orig[..n])
+                .map_err(|er| format!("reading {}: {er}", undo_file.display()))?;
+            f.write_all_at(&orig[..n], e.offset + done)
+                .map_err(|er| format!("writing {}: {er}", image.display()))?;
+            done += n as u64;
+        }
     }
-    f.sync_all().map_err(|e| e.to_string())?;
-    Ok(entries.len())
+    f.sync_all()
+        .map_err(|e| format!("writing {}: {e}", image.display()))?;
+    Ok(u.count())
 }

@@ -1,24 +1,52 @@
 //! The undo file: the original bytes of every range a fix writes, so the fix can be reverted.
 //!
-//! Pure encoding, shared by the front ends so the command line and the web page write identical
-//! files. Layout (all integers little-endian u64):
+//! One encoding, shared by the front ends so the command line and the web page write identical
+//! files, and one streaming decoder. Format version 2 (all integers little-endian u64):
 //!
 //! ```text
-//! "KAIFUKU-UNDO\0\0\0\x01"  image size  entry count
-//! per entry, in file-offset order:  offset  length  FNV-1a of the new bytes  original bytes
+//!  0  "KAIFUKU-UNDO\0\0\0\x02"
+//! 16  size of the image file the undo file belongs to
+//! 24  size of its virtual disk
+//! 32  its container kind: 1 raw, 2 VHD fixed, 3 VHD dynamic
+//! 40  entry count
+//! 48  per entry, in increasing file-offset order, never overlapping, inside the image file:
+//!         offset  length  FNV-1a of the bytes the fix wrote  original bytes (length bytes)
+//! end - 64  SHA-256 of all original bytes, entry after entry
+//! end - 32  SHA-256 of every byte of the file before this field
 //! ```
 //!
+//! The trailing checksum covers the whole file, so a damaged, truncated or edited undo file is
+//! refused instead of restoring wrong bytes. The image identity (file size, virtual size,
+//! container kind, originals hash) lets `kaifuku undo` refuse an image the file was not made for.
+//! Version 1 (magic ending in `\x01`: no identity, no checksum) is refused with
+//! [`UndoError::OldVersion`]: it cannot be verified.
+//!
 //! The original bytes are the image file's own bytes at the entry's range, so a front end that can
-//! reference ranges of the image (a browser `Blob` slice) builds the file from [`layout`] without
-//! copying them; one that reads them uses [`encode`].
+//! reference ranges of the image (a browser `Blob` slice) builds the file from [`layout`] and
+//! [`sealed`] without holding them; the command line streams the same bytes with [`write_to`].
+//! Either way the originals are read in chunks of at most [`CHUNK`] bytes: with a discarded
+//! journal they include a whole `$LogFile` of tens of MiB.
 
-/// The first 16 bytes of every undo file (format version 1).
-pub const MAGIC: &[u8; 16] = b"KAIFUKU-UNDO\0\0\0\x01";
+use kaifuku_container::{ContainerInfo, Format, OutputPlan};
+use kaifuku_io::ReadAt;
+use sha2::{Digest, Sha256};
+use std::io;
 
-/// Bytes before the first entry: magic, image size, entry count.
-pub const HEADER_LEN: usize = 32;
+/// The first 16 bytes of every undo file of the current format (version 2).
+pub const MAGIC: &[u8; 16] = b"KAIFUKU-UNDO\0\0\0\x02";
+/// The format version this code writes and reads.
+pub const VERSION: u8 = 2;
+/// What every version's magic starts with; the last byte is the version.
+const MAGIC_PREFIX: &[u8; 15] = b"KAIFUKU-UNDO\0\0\0";
+
+/// Bytes before the first entry: magic, file size, virtual size, container kind, entry count.
+pub const HEADER_LEN: usize = 48;
 /// Bytes of an entry before its original data: offset, length, hash.
 pub const ENTRY_HEADER_LEN: usize = 24;
+/// Bytes after the last entry: the originals' SHA-256, then the whole file's.
+pub const TRAILER_LEN: usize = 64;
+/// Largest read of the image or of an undo file made at once.
+pub const CHUNK: usize = 1 << 20;
 
 const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -37,6 +65,11 @@ pub fn fnv1a(b: &[u8]) -> u64 {
     fnv1a_more(FNV_START, b)
 }
 
+/// The start value of [`fnv1a_more`] (the hash of nothing).
+pub fn fnv1a_start() -> u64 {
+    FNV_START
+}
+
 /// The hash of `len` copies of `byte`, without materialising them.
 pub fn fnv1a_fill(byte: u8, len: u64) -> u64 {
     let chunk = [byte; 4096];
@@ -48,6 +81,69 @@ pub fn fnv1a_fill(byte: u8, len: u64) -> u64 {
         left -= n as u64;
     }
     h
+}
+
+/// The small stable code of a container kind stored in undo files.
+pub fn kind_code(f: Format) -> u64 {
+    match f {
+        Format::Raw => 1,
+        Format::VhdFixed => 2,
+        Format::VhdDynamic => 3,
+    }
+}
+
+/// The container kind of a stored code, if it is one.
+pub fn kind_of_code(code: u64) -> Option<Format> {
+    match code {
+        1 => Some(Format::Raw),
+        2 => Some(Format::VhdFixed),
+        3 => Some(Format::VhdDynamic),
+        _ => None,
+    }
+}
+
+/// Which image an undo file belongs to (besides the hash of the originals it holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// Size of the image file (what the ranges are offsets into).
+    pub file_size: u64,
+    /// Size of the virtual disk the container holds.
+    pub virtual_size: u64,
+    pub kind: Format,
+}
+
+impl Identity {
+    pub fn of(info: &ContainerInfo) -> Identity {
+        Identity {
+            file_size: info.file_size,
+            virtual_size: info.virtual_size,
+            kind: info.format,
+        }
+    }
+
+    /// Why `image` (the image about to be restored) is not the one this undo file was made for,
+    /// in words for the user; `None` when it is.
+    pub fn mismatch(&self, image: &Identity) -> Option<String> {
+        if image.file_size != self.file_size {
+            return Some(format!(
+                "the image is {} bytes but the undo file was made for a {}-byte image",
+                image.file_size, self.file_size
+            ));
+        }
+        if image.kind != self.kind {
+            return Some(format!(
+                "the image is a {} image but the undo file was made for a {} image",
+                image.kind, self.kind
+            ));
+        }
+        if image.virtual_size != self.virtual_size {
+            return Some(format!(
+                "the image holds a {}-byte virtual disk but the undo file was made for a {}-byte one",
+                image.virtual_size, self.virtual_size
+            ));
+        }
+        None
+    }
 }
 
 /// What the fix writes over one range.
@@ -75,7 +171,8 @@ impl NewData<'_> {
     }
 }
 
-/// One range of an undo file: where, the original bytes, and a hash of the bytes the fix wrote.
+/// One range of an undo file held in memory: where, the original bytes, and a hash of the bytes
+/// the fix wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndoEntry {
     pub offset: u64,
@@ -83,12 +180,14 @@ pub struct UndoEntry {
     pub new_hash: u64,
 }
 
-/// The 32 bytes before the first entry.
-pub fn header(image_size: u64, entries: u64) -> [u8; HEADER_LEN] {
+/// The bytes before the first entry.
+pub fn header(id: &Identity, entries: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..16].copy_from_slice(MAGIC);
-    h[16..24].copy_from_slice(&image_size.to_le_bytes());
-    h[24..32].copy_from_slice(&entries.to_le_bytes());
+    h[16..24].copy_from_slice(&id.file_size.to_le_bytes());
+    h[24..32].copy_from_slice(&id.virtual_size.to_le_bytes());
+    h[32..40].copy_from_slice(&kind_code(id.kind).to_le_bytes());
+    h[40..48].copy_from_slice(&entries.to_le_bytes());
     h
 }
 
@@ -101,20 +200,58 @@ pub fn entry_header(offset: u64, len: u64, new_hash: u64) -> [u8; ENTRY_HEADER_L
     h
 }
 
-/// The whole undo file for entries whose original bytes are at hand. Entries are written in the
-/// order given (front ends sort them by offset).
-pub fn encode(image_size: u64, entries: &[UndoEntry]) -> Vec<u8> {
+/// The two hashes of the trailer, fed with the file's bytes in order.
+struct Sealer {
+    file: Sha256,
+    originals: Sha256,
+}
+
+impl Sealer {
+    fn new() -> Sealer {
+        Sealer {
+            file: Sha256::new(),
+            originals: Sha256::new(),
+        }
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.file.update(b);
+    }
+    fn original(&mut self, b: &[u8]) {
+        self.file.update(b);
+        self.originals.update(b);
+    }
+    fn finish(mut self) -> [u8; TRAILER_LEN] {
+        let mut t = [0u8; TRAILER_LEN];
+        let originals = self.originals.finalize();
+        t[..32].copy_from_slice(&originals);
+        self.file.update(originals);
+        t[32..].copy_from_slice(&self.file.finalize());
+        t
+    }
+}
+
+/// The whole undo file for entries whose original bytes are at hand, in the order given (front
+/// ends sort them by file offset; [`UndoFile::open`] refuses any other order).
+pub fn encode(id: &Identity, entries: &[UndoEntry]) -> Vec<u8> {
     let total: usize = HEADER_LEN
         + entries
             .iter()
             .map(|e| ENTRY_HEADER_LEN + e.original.len())
-            .sum::<usize>();
+            .sum::<usize>()
+        + TRAILER_LEN;
     let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&header(image_size, entries.len() as u64));
+    let mut seal = Sealer::new();
+    let h = header(id, entries.len() as u64);
+    seal.bytes(&h);
+    out.extend_from_slice(&h);
     for e in entries {
-        out.extend_from_slice(&entry_header(e.offset, e.original.len() as u64, e.new_hash));
+        let h = entry_header(e.offset, e.original.len() as u64, e.new_hash);
+        seal.bytes(&h);
+        out.extend_from_slice(&h);
+        seal.original(&e.original);
         out.extend_from_slice(&e.original);
     }
+    out.extend_from_slice(&seal.finish());
     out
 }
 
@@ -125,15 +262,58 @@ pub enum Piece {
     Original { offset: u64, len: u64 },
 }
 
-/// The undo file for the writes `(file offset, new data)` as pieces, in file-offset order, without
-/// reading the image: concatenating the pieces (with [`Piece::Original`] replaced by the image
-/// file's bytes there) gives exactly what [`encode`] gives.
-pub fn layout(image_size: u64, writes: &[(u64, NewData<'_>)]) -> Vec<Piece> {
+impl Piece {
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::Original { len, .. } => *len,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The writes of an output plan as `(file offset, new data)`, the input of [`layout`].
+pub fn plan_writes(out: &OutputPlan) -> Vec<(u64, NewData<'_>)> {
+    out.writes
+        .iter()
+        .map(|w| (w.file_offset, NewData::Bytes(&w.bytes)))
+        .chain(out.fills.iter().map(|f| {
+            (
+                f.file_offset,
+                NewData::Fill {
+                    byte: f.byte,
+                    len: f.len,
+                },
+            )
+        }))
+        .collect()
+}
+
+/// The undo file for the writes `(file offset, new data)` as pieces, in file-offset order,
+/// without reading the image and without the trailer ([`sealed`] and [`write_to`] add it).
+/// Fails when writes overlap or leave the image file: such a file could not be restored.
+pub fn layout(id: &Identity, writes: &[(u64, NewData<'_>)]) -> Result<Vec<Piece>, UndoError> {
     let mut sorted: Vec<&(u64, NewData<'_>)> = writes.iter().collect();
     sorted.sort_by_key(|w| w.0);
     let mut pieces = Vec::with_capacity(1 + 2 * sorted.len());
-    let mut head = header(image_size, sorted.len() as u64).to_vec();
+    let mut head = header(id, sorted.len() as u64).to_vec();
+    let mut end = 0u64;
     for (offset, data) in sorted {
+        let stop = offset
+            .checked_add(data.len())
+            .filter(|s| *s <= id.file_size);
+        match stop {
+            Some(s) if *offset >= end => end = s,
+            _ => {
+                return Err(UndoError::Inconsistent(format!(
+                    "a write of {} bytes at file offset {offset} overlaps another or leaves the {}-byte image",
+                    data.len(),
+                    id.file_size
+                )))
+            }
+        }
         head.extend_from_slice(&entry_header(*offset, data.len(), data.hash()));
         pieces.push(Piece::Bytes(std::mem::take(&mut head)));
         pieces.push(Piece::Original {
@@ -144,58 +324,323 @@ pub fn layout(image_size: u64, writes: &[(u64, NewData<'_>)]) -> Vec<Piece> {
     if !head.is_empty() {
         pieces.push(Piece::Bytes(head));
     }
-    pieces
+    Ok(pieces)
 }
 
-/// Why bytes are not an undo file.
+/// Size of the undo file made of `pieces` (from [`layout`]), trailer included.
+pub fn sealed_len(pieces: &[Piece]) -> u64 {
+    pieces.iter().map(Piece::len).sum::<u64>() + TRAILER_LEN as u64
+}
+
+/// Streams the file of `pieces` (from [`layout`]) to `sink`, reading the originals from `image`
+/// in chunks of at most [`CHUNK`] bytes, trailer included. Returns the trailer.
+pub fn write_to<R: ReadAt + ?Sized>(
+    pieces: &[Piece],
+    image: &R,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<[u8; TRAILER_LEN]> {
+    let mut seal = Sealer::new();
+    // One buffer for all originals, as large as the largest (at most CHUNK): every read of the
+    // image costs a call (about a millisecond in the browser), so no more reads than needed.
+    let largest = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Original { len, .. } => *len,
+            Piece::Bytes(_) => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut buf = vec![0u8; usize::try_from(largest).map_or(CHUNK, |n| n.min(CHUNK))];
+    for p in pieces {
+        match p {
+            Piece::Bytes(b) => {
+                seal.bytes(b);
+                sink(b)?;
+            }
+            Piece::Original { offset, len } => {
+                let mut done = 0u64;
+                while done < *len {
+                    let n = (*len - done).min(buf.len() as u64) as usize;
+                    image.read_at(offset + done, &mut buf[..n])?;
+                    seal.original(&buf[..n]);
+                    sink(&buf[..n])?;
+                    done += n as u64;
+                }
+            }
+        }
+    }
+    let trailer = seal.finish();
+    sink(&trailer)?;
+    Ok(trailer)
+}
+
+/// The pieces of [`layout`] with the trailer appended as bytes: the whole undo file, for a front
+/// end that assembles it from references to the image (the originals are read once, in chunks,
+/// to hash them).
+pub fn sealed<R: ReadAt + ?Sized>(mut pieces: Vec<Piece>, image: &R) -> io::Result<Vec<Piece>> {
+    let trailer = write_to(&pieces, image, |_| Ok(()))?;
+    pieces.push(Piece::Bytes(trailer.to_vec()));
+    Ok(pieces)
+}
+
+/// Why bytes are not a usable undo file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UndoError {
-    #[error("too short")]
+    #[error("too short to be a kaifuku undo file")]
     TooShort,
-    #[error("wrong signature")]
+    #[error("not a kaifuku undo file (wrong signature)")]
     WrongSignature,
-    #[error("entry count does not fit the file")]
-    BadCount,
-    #[error("truncated")]
-    Truncated,
+    #[error("an undo file of format version {0}, written by an earlier kaifuku: that format has no checksum, so its contents cannot be verified and it is refused. Restore with the kaifuku release that wrote it, or start again from a copy of the original image")]
+    OldVersion(u8),
+    #[error("an undo file of format version {0}, newer than this kaifuku reads (version {VERSION}); use the kaifuku release that wrote it")]
+    NewerVersion(u8),
+    #[error("the undo file is damaged or incomplete: its checksum does not match its contents (was it copied completely?). Nothing can be restored from it safely")]
+    Checksum,
+    #[error("the undo file is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("reading the undo file: {0}")]
+    Read(String),
 }
 
-/// Parses a whole undo file held in memory: the image size and the entries.
-pub fn decode(bytes: &[u8]) -> Result<(u64, Vec<UndoEntry>), UndoError> {
-    if bytes.len() < HEADER_LEN {
-        return Err(UndoError::TooShort);
-    }
-    if &bytes[..16] != MAGIC {
-        return Err(UndoError::WrongSignature);
-    }
-    let u = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let size = u(16);
-    let count = u(24);
-    if count > (bytes.len() / ENTRY_HEADER_LEN) as u64 {
-        return Err(UndoError::BadCount);
-    }
-    let mut at = HEADER_LEN;
-    let mut entries = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        if bytes.len() - at < ENTRY_HEADER_LEN {
-            return Err(UndoError::Truncated);
+/// One entry of an undo file: where its original bytes go and where they are in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Offset in the image file.
+    pub offset: u64,
+    pub len: u64,
+    /// FNV-1a of the bytes the fix wrote there.
+    pub new_hash: u64,
+    /// Where the original bytes start in the undo file.
+    data_at: u64,
+}
+
+/// A verified undo file, read through [`ReadAt`] in bounded memory: opening it checks the
+/// checksum and the structure; entries and their original bytes are read again on demand.
+pub struct UndoFile<R> {
+    file: R,
+    identity: Identity,
+    count: u64,
+    originals_hash: [u8; 32],
+}
+
+fn read_err(e: io::Error) -> UndoError {
+    UndoError::Read(e.to_string())
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl<R: ReadAt> UndoFile<R> {
+    /// Checks the signature and version, the whole-file checksum (one streaming pass), then the
+    /// structure and the originals hash (a second pass).
+    pub fn open(file: R) -> Result<UndoFile<R>, UndoError> {
+        let size = file.size();
+        if size < MAGIC.len() as u64 {
+            return Err(UndoError::TooShort);
         }
-        let offset = u(at);
-        let len = u(at + 8);
-        let new_hash = u(at + 16);
-        at += ENTRY_HEADER_LEN;
-        if len > (bytes.len() - at) as u64 {
-            return Err(UndoError::Truncated);
+        let mut magic = [0u8; 16];
+        file.read_at(0, &mut magic).map_err(read_err)?;
+        if &magic[..15] != MAGIC_PREFIX {
+            return Err(UndoError::WrongSignature);
         }
-        let len = len as usize;
-        entries.push(UndoEntry {
-            offset,
-            original: bytes[at..at + len].to_vec(),
-            new_hash,
+        match magic[15] {
+            VERSION => {}
+            1 => return Err(UndoError::OldVersion(1)),
+            v if v > VERSION => return Err(UndoError::NewerVersion(v)),
+            _ => return Err(UndoError::WrongSignature),
+        }
+        if size < (HEADER_LEN + TRAILER_LEN) as u64 {
+            return Err(UndoError::Checksum);
+        }
+        let body_end = size - TRAILER_LEN as u64;
+
+        // Pass 1: the checksum over everything before its own 32 bytes.
+        let mut sum = Sha256::new();
+        let mut buf = vec![0u8; usize::try_from(size - 32).map_or(CHUNK, |n| n.min(CHUNK))];
+        let mut at = 0u64;
+        while at < size - 32 {
+            let n = (size - 32 - at).min(buf.len() as u64) as usize;
+            file.read_at(at, &mut buf[..n]).map_err(read_err)?;
+            sum.update(&buf[..n]);
+            at += n as u64;
+        }
+        let mut trailer = [0u8; TRAILER_LEN];
+        file.read_at(body_end, &mut trailer).map_err(read_err)?;
+        if sum.finalize().as_slice() != &trailer[32..] {
+            return Err(UndoError::Checksum);
+        }
+
+        // Pass 2: the structure and the originals hash.
+        let mut head = [0u8; HEADER_LEN];
+        file.read_at(0, &mut head).map_err(read_err)?;
+        let kind = kind_of_code(u64_at(&head, 32)).ok_or_else(|| {
+            UndoError::Inconsistent(format!("unknown container kind {}", u64_at(&head, 32)))
+        })?;
+        let identity = Identity {
+            file_size: u64_at(&head, 16),
+            virtual_size: u64_at(&head, 24),
+            kind,
+        };
+        let count = u64_at(&head, 40);
+        let mut originals_hash = [0u8; 32];
+        originals_hash.copy_from_slice(&trailer[..32]);
+        let undo = UndoFile {
+            file,
+            identity,
+            count,
+            originals_hash,
+        };
+        let mut originals = Sha256::new();
+        let mut end_in_image = 0u64;
+        let mut pos = HEADER_LEN as u64;
+        for e in undo.entries() {
+            let e = e?;
+            if e.offset < end_in_image {
+                return Err(UndoError::Inconsistent(format!(
+                    "the range at image offset {} overlaps or precedes the one before",
+                    e.offset
+                )));
+            }
+            end_in_image = e
+                .offset
+                .checked_add(e.len)
+                .filter(|x| *x <= identity.file_size)
+                .ok_or_else(|| {
+                    UndoError::Inconsistent(format!(
+                        "the range at image offset {} leaves the {}-byte image",
+                        e.offset, identity.file_size
+                    ))
+                })?;
+            let mut done = 0u64;
+            while done < e.len {
+                let n = (e.len - done).min(buf.len() as u64) as usize;
+                undo.read_original(&e, done, &mut buf[..n])
+                    .map_err(read_err)?;
+                originals.update(&buf[..n]);
+                done += n as u64;
+            }
+            pos = e.data_at + e.len;
+        }
+        if pos != body_end {
+            return Err(UndoError::Inconsistent(format!(
+                "{} bytes after the last entry",
+                body_end - pos
+            )));
+        }
+        if originals.finalize().as_slice() != undo.originals_hash {
+            return Err(UndoError::Inconsistent(
+                "the original bytes do not match their hash".into(),
+            ));
+        }
+        Ok(undo)
+    }
+
+    /// The image this undo file was made for.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// How many ranges it restores.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// SHA-256 of all its original bytes, entry after entry.
+    pub fn originals_hash(&self) -> [u8; 32] {
+        self.originals_hash
+    }
+
+    /// Size of the undo file.
+    pub fn size(&self) -> u64 {
+        self.file.size()
+    }
+
+    /// The entries in file order, each read when reached (nothing is kept).
+    pub fn entries(&self) -> Entries<'_, R> {
+        Entries {
+            undo: self,
+            next: 0,
+            pos: HEADER_LEN as u64,
+        }
+    }
+
+    /// Original bytes of `entry` from `within` bytes into it.
+    pub fn read_original(&self, entry: &Entry, within: u64, buf: &mut [u8]) -> io::Result<()> {
+        if within
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > entry.len)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read past the end of an undo entry",
+            ));
+        }
+        self.file.read_at(entry.data_at + within, buf)
+    }
+}
+
+/// Iterator over the entries of an [`UndoFile`].
+pub struct Entries<'a, R> {
+    undo: &'a UndoFile<R>,
+    next: u64,
+    pos: u64,
+}
+
+impl<R: ReadAt> Iterator for Entries<'_, R> {
+    type Item = Result<Entry, UndoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.undo.count {
+            return None;
+        }
+        let body_end = self.undo.file.size() - TRAILER_LEN as u64;
+        let truncated = || {
+            Some(Err(UndoError::Inconsistent(
+                "the entries do not fit the file".into(),
+            )))
+        };
+        if body_end.saturating_sub(self.pos) < ENTRY_HEADER_LEN as u64 {
+            self.next = self.undo.count;
+            return truncated();
+        }
+        let mut h = [0u8; ENTRY_HEADER_LEN];
+        if let Err(e) = self.undo.file.read_at(self.pos, &mut h) {
+            self.next = self.undo.count;
+            return Some(Err(read_err(e)));
+        }
+        let data_at = self.pos + ENTRY_HEADER_LEN as u64;
+        let len = u64_at(&h, 8);
+        if len > body_end - data_at {
+            self.next = self.undo.count;
+            return truncated();
+        }
+        self.next += 1;
+        self.pos = data_at + len;
+        Some(Ok(Entry {
+            offset: u64_at(&h, 0),
+            len,
+            new_hash: u64_at(&h, 16),
+            data_at,
+        }))
+    }
+}
+
+/// Parses a whole undo file held in memory: the identity and the entries.
+pub fn decode(bytes: &[u8]) -> Result<(Identity, Vec<UndoEntry>), UndoError> {
+    let undo = UndoFile::open(bytes)?;
+    let mut out = Vec::new();
+    for e in undo.entries() {
+        let e = e?;
+        let mut original = vec![0u8; e.len as usize];
+        undo.read_original(&e, 0, &mut original).map_err(read_err)?;
+        out.push(UndoEntry {
+            offset: e.offset,
+            original,
+            new_hash: e.new_hash,
         });
-        at += len;
     }
-    Ok((size, entries))
+    Ok((undo.identity(), out))
 }
 
 #[cfg(test)]
@@ -215,11 +660,21 @@ mod tests {
         out
     }
 
-    #[test]
-    fn layout_matches_encode_and_decodes() {
-        let image: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    fn id(file_size: u64) -> Identity {
+        Identity {
+            file_size,
+            virtual_size: file_size - 512,
+            kind: Format::VhdFixed,
+        }
+    }
+
+    fn image() -> Vec<u8> {
+        (0..4096u32).map(|i| (i * 7 + i / 13) as u8).collect()
+    }
+
+    /// A small undo file: a 5-byte write and a 600-byte fill, given out of order.
+    fn sample(image: &[u8]) -> (Vec<u8>, Vec<UndoEntry>) {
         let new1 = [1u8, 2, 3, 4, 5];
-        // Given out of order: both encodings sort by offset.
         let writes = [
             (
                 1000u64,
@@ -230,7 +685,17 @@ mod tests {
             ),
             (10u64, NewData::Bytes(&new1)),
         ];
-        let pieces = layout(image.len() as u64, &writes);
+        let ident = id(image.len() as u64);
+        let pieces = layout(&ident, &writes).unwrap();
+        let mut streamed = Vec::new();
+        write_to(&pieces, image, |b| {
+            streamed.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        let whole = resolve(&sealed(pieces.clone(), image).unwrap(), image);
+        assert_eq!(streamed, whole, "streamed and assembled files differ");
+        assert_eq!(sealed_len(&pieces), whole.len() as u64);
         let mut entries: Vec<UndoEntry> = writes
             .iter()
             .map(|(o, d)| UndoEntry {
@@ -240,23 +705,138 @@ mod tests {
             })
             .collect();
         entries.sort_by_key(|e| e.offset);
-        let whole = encode(image.len() as u64, &entries);
-        assert_eq!(resolve(&pieces, &image), whole);
-        assert_eq!(&whole[..16], MAGIC);
-        assert_eq!(whole.len(), 32 + 24 + 5 + 24 + 600);
-        let (size, back) = decode(&whole).unwrap();
-        assert_eq!(size, 4096);
-        assert_eq!(back, entries);
-        assert_eq!(back[1].new_hash, fnv1a(&[0xFF; 600]));
-        assert_eq!(decode(&whole[..whole.len() - 1]), Err(UndoError::Truncated));
-        assert_eq!(decode(b"nope"), Err(UndoError::TooShort));
+        assert_eq!(encode(&ident, &entries), whole, "encode differs");
+        (whole, entries)
     }
 
     #[test]
-    fn empty_plan_is_a_header() {
-        let pieces = layout(77, &[]);
-        assert_eq!(pieces, vec![Piece::Bytes(header(77, 0).to_vec())]);
-        assert_eq!(encode(77, &[]), header(77, 0).to_vec());
+    fn layout_matches_encode_and_decodes() {
+        let image = image();
+        let (whole, entries) = sample(&image);
+        assert_eq!(&whole[..16], MAGIC);
+        assert_eq!(whole.len(), 48 + 24 + 5 + 24 + 600 + 64);
+        let (ident, back) = decode(&whole).unwrap();
+        assert_eq!(ident, id(4096));
+        assert_eq!(back, entries);
+        assert_eq!(back[1].new_hash, fnv1a(&[0xFF; 600]));
+        // The originals hash is the SHA-256 of the originals in order.
+        let mut all = image[10..15].to_vec();
+        all.extend_from_slice(&image[1000..1600]);
+        assert_eq!(
+            UndoFile::open(whole.as_slice()).unwrap().originals_hash(),
+            Sha256::digest(&all).as_slice()
+        );
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let image = image();
+        let (whole, _) = sample(&image);
+        let mut copy = whole.clone();
+        for byte in 0..whole.len() {
+            for bit in 0..8 {
+                copy[byte] ^= 1 << bit;
+                let r = decode(&copy);
+                assert!(
+                    r.is_err(),
+                    "bit {bit} of byte {byte} flipped was accepted: {r:?}"
+                );
+                copy[byte] ^= 1 << bit;
+            }
+        }
+        assert!(decode(&copy).is_ok());
+    }
+
+    #[test]
+    fn truncated_or_extended_files_are_refused() {
+        let image = image();
+        let (whole, _) = sample(&image);
+        for cut in 0..whole.len() {
+            assert!(decode(&whole[..cut]).is_err(), "cut to {cut} bytes");
+        }
+        let mut longer = whole.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), Err(UndoError::Checksum));
+        assert_eq!(decode(&whole[..whole.len() - 1]), Err(UndoError::Checksum));
+        assert_eq!(decode(b"nope"), Err(UndoError::TooShort));
+        assert_eq!(
+            decode(b"something else entirely"),
+            Err(UndoError::WrongSignature)
+        );
+    }
+
+    #[test]
+    fn version_1_files_are_refused_clearly() {
+        // The version 1 layout: magic, image size, entry count, then entries; no checksum.
+        let mut v1 = b"KAIFUKU-UNDO\0\0\0\x01".to_vec();
+        v1.extend_from_slice(&4096u64.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        let e = decode(&v1).unwrap_err();
+        assert_eq!(e, UndoError::OldVersion(1));
+        assert!(e.to_string().contains("version 1"), "{e}");
+        let mut v3 = MAGIC.to_vec();
+        v3[15] = 3;
+        assert_eq!(decode(&v3), Err(UndoError::NewerVersion(3)));
+    }
+
+    #[test]
+    fn a_valid_checksum_does_not_excuse_a_bad_structure() {
+        // Files with a correct checksum but impossible contents (only a deliberate edit makes
+        // them) are refused too: overlapping ranges, ranges past the image, unknown kinds.
+        let ident = id(4096);
+        let e = |offset: u64, n: usize| UndoEntry {
+            offset,
+            original: vec![7; n],
+            new_hash: 0,
+        };
+        let overlap = encode(&ident, &[e(10, 10), e(15, 10)]);
+        assert!(matches!(decode(&overlap), Err(UndoError::Inconsistent(_))));
+        let past = encode(&ident, &[e(4090, 10)]);
+        assert!(matches!(decode(&past), Err(UndoError::Inconsistent(_))));
+        let mut bad_kind = encode(&ident, &[e(10, 10)]);
+        bad_kind[32] = 9;
+        let n = bad_kind.len();
+        let sum = Sha256::digest(&bad_kind[..n - 32]);
+        bad_kind[n - 32..].copy_from_slice(&sum);
+        assert!(matches!(decode(&bad_kind), Err(UndoError::Inconsistent(_))));
+        // Writes the encoder cannot turn into a restorable file are refused at layout time.
+        let w = [1u8; 10];
+        assert!(layout(
+            &ident,
+            &[(10, NewData::Bytes(&w)), (15, NewData::Bytes(&w))]
+        )
+        .is_err());
+        assert!(layout(&ident, &[(4090, NewData::Bytes(&w))]).is_err());
+    }
+
+    #[test]
+    fn identity_mismatches_are_explained() {
+        let a = id(4096);
+        assert_eq!(a.mismatch(&a), None);
+        let mut b = a;
+        b.file_size += 1;
+        assert!(a.mismatch(&b).unwrap().contains("4097 bytes"));
+        let mut b = a;
+        b.kind = Format::Raw;
+        assert!(a.mismatch(&b).unwrap().contains("raw"));
+        let mut b = a;
+        b.virtual_size = 1;
+        assert!(a.mismatch(&b).unwrap().contains("virtual disk"));
+        for f in [Format::Raw, Format::VhdFixed, Format::VhdDynamic] {
+            assert_eq!(kind_of_code(kind_code(f)), Some(f));
+        }
+        assert_eq!(kind_of_code(0), None);
+    }
+
+    #[test]
+    fn empty_plan_is_a_header_and_a_trailer() {
+        let ident = id(777);
+        let pieces = layout(&ident, &[]).unwrap();
+        assert_eq!(pieces, vec![Piece::Bytes(header(&ident, 0).to_vec())]);
+        let whole = encode(&ident, &[]);
+        assert_eq!(whole.len(), HEADER_LEN + TRAILER_LEN);
+        assert_eq!(resolve(&sealed(pieces, &[][..]).unwrap(), &[]), whole);
+        assert_eq!(decode(&whole).unwrap(), (ident, vec![]));
     }
 
     #[test]
@@ -264,5 +844,53 @@ mod tests {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a_fill(0xAB, 5000), fnv1a(&[0xAB; 5000]));
+    }
+
+    #[test]
+    fn originals_are_streamed_in_bounded_chunks() {
+        // A reader that refuses reads larger than CHUNK and counts them: the encoder and decoder
+        // must stay under the bound, and not read in needlessly small pieces either.
+        struct Small(Vec<u8>, std::cell::Cell<u64>);
+        impl ReadAt for Small {
+            fn size(&self) -> u64 {
+                self.0.len() as u64
+            }
+            fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+                assert!(buf.len() <= CHUNK, "a read of {} bytes", buf.len());
+                self.1.set(self.1.get() + 1);
+                self.0.as_slice().read_at(offset, buf)
+            }
+        }
+        let image = Small(
+            (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect(),
+            Default::default(),
+        );
+        let ident = id(image.size());
+        let small = [9u8; 8];
+        let pieces = layout(
+            &ident,
+            &[
+                // A small write before the large fill: the buffer must still be large.
+                (1, NewData::Bytes(&small[..1])),
+                (
+                    3,
+                    NewData::Fill {
+                        byte: 0xFF,
+                        len: 2 * CHUNK as u64 + 5,
+                    },
+                ),
+            ],
+        )
+        .unwrap();
+        let mut file = Vec::new();
+        write_to(&pieces, &image, |b| {
+            file.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(image.1.get(), 1 + 3, "reads of the originals");
+        let undo = UndoFile::open(Small(file, Default::default())).unwrap();
+        let e = undo.entries().nth(1).unwrap().unwrap();
+        assert_eq!((e.offset, e.len), (3, 2 * CHUNK as u64 + 5));
     }
 }
