@@ -3,15 +3,14 @@
 
 use crate::names::OutputNames;
 use crate::view::{
-    container_problem, format_code, inspect_view, log_state_code, plan_view, CheckView,
-    InspectView, PlanView, Problem, ProblemCode, Reads, VolumeName,
+    container_problem, format_code, inspect_view, plan_view, CheckView, InspectView, PlanView,
+    Problem, ProblemCode, Reads, VolumeName,
 };
 use kaifuku_container::OutputPlan;
-use kaifuku_io::{BlockCache, CacheConfig, Counted, Overlay, ReadAt, ReadStats, Slice};
-use kaifuku_ntfs::Volume;
+use kaifuku_io::{BlockCache, CacheConfig, Counted, Overlay, ReadAt, ReadStats};
 use kaifuku_rescue::plan::{plan_fix, FixError, FixOptions};
 use kaifuku_rescue::undo;
-use kaifuku_rescue::{inspect, InspectReport, Outcome, Plan, Rule};
+use kaifuku_rescue::{inspect, InspectReport, OutputCheck, Plan, Rule};
 use std::rc::Rc;
 
 /// The read cache the worker uses: 64 KiB blocks, 128 of them (8 MiB), read-ahead up to 1 MiB.
@@ -222,118 +221,37 @@ impl<R: ReadAt> Session<R> {
                 .fill(f.file_offset, f.len, f.byte)
                 .map_err(|e| failed(e.to_string()))?;
         }
-        let mut checks = Vec::new();
-        let container = kaifuku_container::open(&fixed).map_err(|e| failed(e.to_string()))?;
-        let before = planned
-            .report
-            .container
-            .as_ref()
-            .ok_or_else(|| failed("no container".into()))?;
-        let info = container.info();
-        if info.format != before.format || info.virtual_size != before.virtual_size {
-            return Err(failed(format!(
-                "the fixed image opens as {} of {} bytes, the original as {} of {} bytes",
-                info.format, info.virtual_size, before.format, before.virtual_size
-            )));
-        }
-        checks.push(CheckView::ContainerSame {
-            format: format_code(info.format).into(),
-            virtual_size: info.virtual_size,
-        });
-        let after = inspect(&fixed, &self.rule);
-        let total_after: usize = after.matches().count();
-        for (vi, v) in planned.report.volumes.iter().enumerate() {
-            let deletions: Vec<_> = planned
-                .plan
-                .deletions
-                .iter()
-                .filter(|d| d.volume == vi)
-                .collect();
-            let reset = planned.plan.journals_discarded.contains(&vi);
-            if deletions.is_empty() && !reset {
-                continue;
-            }
-            let name = kaifuku_rescue::inspect::volume_name(v);
-            let vn = VolumeName::of(v);
-            let av = after
-                .volumes
-                .iter()
-                .find(|a| a.offset == v.offset)
-                .ok_or_else(|| failed(format!("{name} is gone from the fixed image")))?;
-            if let Some(e) = &av.error {
-                return Err(failed(format!("{name}: {e}")));
-            }
-            let count = av.rule.as_ref().map_or(0, |r| r.matches.len());
-            checks.push(CheckView::RuleFinds {
-                volume: vn.clone(),
-                count,
-            });
-            let view =
-                Slice::new(&container, v.offset, v.size).map_err(|e| failed(e.to_string()))?;
-            let vol = Volume::open(&view).map_err(|e| failed(format!("{name}: {e}")))?;
-            let mut freed = Vec::new();
-            for d in &deletions {
-                let rec = vol
-                    .read_record(d.outcome.record)
-                    .map_err(|e| failed(format!("{name}: {e}")))?;
-                if d.outcome.record_freed {
-                    if rec.in_use() {
-                        return Err(failed(format!(
-                            "{name}: MFT record {} is still in use",
-                            d.outcome.record
-                        )));
-                    }
-                    freed.push(d.outcome.record);
-                    checks.push(CheckView::RecordFree {
-                        volume: vn.clone(),
-                        record: d.outcome.record,
-                    });
+        let verified =
+            kaifuku_rescue::verify_output(&fixed, &planned.report, &planned.plan, &self.rule)
+                .map_err(|e| failed(e.0))?;
+        let vn = |vi: usize| VolumeName::of(&planned.report.volumes[vi]);
+        let mut checks: Vec<CheckView> = verified
+            .into_iter()
+            .map(|c| match c {
+                OutputCheck::ContainerSame {
+                    format,
+                    virtual_size,
+                } => CheckView::ContainerSame {
+                    format: format_code(format).into(),
+                    virtual_size,
+                },
+                OutputCheck::RuleFinds { volume, count } => CheckView::RuleFinds {
+                    volume: vn(volume),
+                    count,
+                },
+                OutputCheck::RecordFree { volume, record } => CheckView::RecordFree {
+                    volume: vn(volume),
+                    record,
+                },
+                OutputCheck::JournalReset { volume } => {
+                    CheckView::JournalReset { volume: vn(volume) }
                 }
-            }
-            let mut problems = 0usize;
-            if let Some((entry, _)) = vol
-                .lookup_path(&self.rule.directory)
-                .map_err(|e| failed(format!("{name}: {e}")))?
-            {
-                let r = kaifuku_ntfs::check::check_directory(&vol, entry.file_ref.record)
-                    .map_err(|e| failed(format!("{name}: {e}")))?;
-                problems += r.problems.len() + r.omitted as usize;
-            }
-            if !freed.is_empty() {
-                let r = kaifuku_ntfs::check::check_records(&vol, &freed)
-                    .map_err(|e| failed(format!("{name}: {e}")))?;
-                problems += r.problems.len() + r.omitted as usize;
-            }
-            checks.push(CheckView::Invariants {
-                volume: vn.clone(),
-                problems,
-            });
-            if reset {
-                let n = av
-                    .ntfs
-                    .as_ref()
-                    .ok_or_else(|| failed(format!("{name}: not NTFS any more")))?;
-                if !n.log.state.is_clean() || !n.dirty {
-                    return Err(failed(format!(
-                        "{name}: after the journal reset the journal is {} and the dirty flag is {}",
-                        log_state_code(n.log.state),
-                        if n.dirty { "set" } else { "clear" }
-                    )));
-                }
-                checks.push(CheckView::JournalReset { volume: vn });
-            }
-            if problems > 0 {
-                return Err(failed(format!(
-                    "the NTFS checker found {problems} problem(s) in the fixed volume"
-                )));
-            }
-        }
-        if total_after != 0 || after.outcome == Outcome::Error {
-            return Err(failed(format!(
-                "the fixed image still has {total_after} matching file(s) ({:?})",
-                after.reasons
-            )));
-        }
+                OutputCheck::Invariants { volume } => CheckView::Invariants {
+                    volume: vn(volume),
+                    problems: 0,
+                },
+            })
+            .collect();
         let ranges = planned.output.writes.len() + planned.output.fills.len();
         let bytes = planned
             .output

@@ -188,6 +188,35 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
         say!("{e}");
         return EXIT_ERROR;
     }
+    // What was written is read back from scratch and verified before the fix is called done.
+    let written: &Path = args.output.unwrap_or(args.image);
+    if let Err(e) = verify_written(written, counted.size(), &output, &report, &plan, rule) {
+        match args.output {
+            Some(o) => {
+                // A copy that does not verify must not be mistaken for a fixed image.
+                if !matches!(&out_target, Some((_, Target::Device { .. }))) {
+                    let _ = std::fs::remove_file(o);
+                    if let Some(u) = args.undo {
+                        let _ = std::fs::remove_file(u);
+                    }
+                }
+                say!(
+                    "{e}. The original image is unchanged; {} — please report this",
+                    if matches!(&out_target, Some((_, Target::Device { .. }))) {
+                        format!("do not use what was written to {}", o.display())
+                    } else {
+                        format!("{} was removed", o.display())
+                    }
+                );
+            }
+            None => say!(
+                "{e}. The image was changed in place but does not verify: restore it with `kaifuku undo {} {}`, and please report this",
+                args.image.display(),
+                args.undo.map_or("UNDO".into(), |u| u.display().to_string())
+            ),
+        }
+        return EXIT_ERROR;
+    }
     if !args.json {
         let mut o = String::new();
         match args.output {
@@ -207,6 +236,51 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
         }
     }
     EXIT_FIXED
+}
+
+/// Test hook: with this variable set, one byte of the first planned write is flipped in the
+/// written file before it is verified, so the tests can see that verification catches a fault
+/// between write and read-back (a disk or a file system that loses writes).
+const DAMAGE_HOOK: &str = "KAIFUKU_TEST_DAMAGE_WRITTEN_OUTPUT";
+
+/// Re-opens what was written (its first `file_size` bytes: a device may be larger) and verifies
+/// it against the plan.
+fn verify_written(
+    written: &Path,
+    file_size: u64,
+    output: &kaifuku_container::OutputPlan,
+    report: &kaifuku_rescue::InspectReport,
+    plan: &Plan,
+    rule: &Rule,
+) -> Result<(), String> {
+    if std::env::var_os(DAMAGE_HOOK).is_some() {
+        if let Some(w) = output.writes.first() {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(written)
+                .map_err(|e| e.to_string())?;
+            let mut b = [0u8; 1];
+            f.read_exact_at(&mut b, w.file_offset)
+                .map_err(|e| e.to_string())?;
+            f.write_all_at(&[b[0] ^ 0xFF], w.file_offset)
+                .map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+        }
+    }
+    let source = FileSource::open(written)
+        .map_err(|e| format!("cannot re-open {} to verify it: {e}", written.display()))?;
+    let fixed = kaifuku_io::Slice::new(&source, 0, file_size).map_err(|e| {
+        format!(
+            "{} is shorter than the image it should hold: {e}",
+            written.display()
+        )
+    })?;
+    let cache = BlockCache::new(&fixed, CacheConfig::default());
+    kaifuku_rescue::verify_output(&cache, report, plan, rule)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", written.display()))
 }
 
 /// The plan in plain words; `planning_ms` is how long planning and verifying took (the ownership

@@ -8,8 +8,10 @@ pub mod inspect;
 pub mod plan;
 pub mod rule;
 pub mod undo;
+pub mod verify;
 
 pub use check_image::{check_image, CheckOutcome, ImageCheck, VolumeCheck};
 pub use inspect::{inspect, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
 pub use rule::{Rule, Verdict};
+pub use verify::{verify_output, OutputCheck, VerifyError};
