@@ -4,6 +4,7 @@
 //! ([`session`]). Results come back as plain data ([`view`]) that the page words in Japanese or
 //! English ([`i18n`]); the fixed image comes back as a `Blob` made of slices of the picked file and
 //! the changed bytes, so no copy of the image is ever held in memory.
+#![forbid(unsafe_code)]
 
 pub mod i18n;
 pub mod names;

@@ -1,5 +1,6 @@
 //! `kaifuku`: thin front end over the core crates. It opens files, stacks the read cache, prints
 //! reports and maps outcomes to exit codes; everything else lives in the core.
+#![forbid(unsafe_code)]
 
 /// `kaifuku: ...` on stderr; never panics (`eprintln!` does when stderr is full).
 macro_rules! say {

@@ -87,8 +87,10 @@ fn empty_log() {
 
 #[test]
 fn damaged_restart_pages_are_unreadable_not_clean() {
-    let Some(mut b) = data("LogFile_7.bin", "damaged_restart_pages_are_unreadable_not_clean")
-    else {
+    let Some(mut b) = data(
+        "LogFile_7.bin",
+        "damaged_restart_pages_are_unreadable_not_clean",
+    ) else {
         return;
     };
     b[0..4].copy_from_slice(b"XXXX");

@@ -1,4 +1,5 @@
 //! The page binary: mounts the Yew app.
+#![forbid(unsafe_code)]
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -1,4 +1,5 @@
 //! The worker binary: Trunk builds it as a module worker (`kaifuku-worker_loader.js`).
+#![forbid(unsafe_code)]
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
