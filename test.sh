@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+echo "== formatting and lints (cargo fmt --check, clippy -D warnings)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 echo "== core crates build for wasm32-unknown-unknown"
 cargo build --target wasm32-unknown-unknown \
   -p kaifuku-io -p kaifuku-container -p kaifuku-partition -p kaifuku-ntfs -p kaifuku-rescue

@@ -918,7 +918,7 @@ pub fn structure_ja(label: &str) -> Option<String> {
     fn place(s: &str) -> String {
         if let Some(rest) = s.strip_prefix("directory ") {
             if let Some((path, rec)) = rest.rsplit_once(" (record ") {
-                return format!("ディレクトリ {path}(レコード {}", rec.replace(')', ")"));
+                return format!("ディレクトリ {path}(レコード {rec}");
             }
         }
         s.to_string()

@@ -6,6 +6,7 @@
 //! - a leaf block left with only its END entry is freed in the index `$BITMAP` and the tree is
 //!   rebalanced: the parent key that pointed at it is re-inserted into the neighbouring leaf, or the
 //!   root becomes a leaf again.
+//!
 //! Anything that would need a block split or a merge of internal blocks is refused before a single
 //! byte of the index is written by that step; the caller then discards the whole plan.
 
