@@ -254,6 +254,22 @@ impl InspectReport {
 
 /// Inspects the disk image `file` (any container format kaifuku reads) with `rule`.
 pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
+    inspect_with(file, rule, Unlisted::Scan)
+}
+
+/// Whether the rule confirms "no match" with a scan of `$MFT` for files its directory's index
+/// does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlisted {
+    /// Scan (what a user's inspect does before saying "nothing to fix").
+    Scan,
+    /// Do not: a re-reading after a fix whose ownership proof already scanned `$MFT` for them,
+    /// and whose edit removed only listed entries with their records.
+    AlreadyProven,
+}
+
+/// [`inspect`], choosing whether "no match" is confirmed by a scan for unlisted files.
+pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> InspectReport {
     let container = match kaifuku_container::open(file) {
         Ok(c) => c,
         Err(e) => {
@@ -285,7 +301,7 @@ pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
             refused: false,
         };
         match p.view(&container) {
-            Ok(view) => inspect_volume(&view, rule, &p.type_code, &mut report),
+            Ok(view) => inspect_volume(&view, rule, &p.type_code, unlisted, &mut report),
             Err(e) => {
                 report.error = Some(format!("partition {} lies outside the disk: {e}", p.number))
             }
@@ -545,6 +561,7 @@ fn inspect_volume<R: ReadAt>(
     view: &Slice<R>,
     rule: &Rule,
     type_code: &str,
+    unlisted: Unlisted,
     report: &mut VolumeReport,
 ) {
     let mut sector = [0u8; 512];
@@ -607,7 +624,7 @@ fn inspect_volume<R: ReadAt>(
     if rule.windows_only && !windows {
         return;
     }
-    match run_rule(&vol, rule) {
+    match run_rule_with(&vol, rule, unlisted) {
         Ok(r) => report.rule = Some(r),
         Err(e) => {
             report.refused = matches!(e, NtfsError::Unsupported(_));
@@ -621,6 +638,15 @@ pub const QUOTA_BLOCKER: &str = "disk quotas are tracked on this volume, and an 
 
 /// Lists the rule's directory and judges every name that matches.
 pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, NtfsError> {
+    run_rule_with(vol, rule, Unlisted::Scan)
+}
+
+/// [`run_rule`], choosing whether "no match" is confirmed by a scan for unlisted files.
+pub fn run_rule_with<R: ReadAt>(
+    vol: &Volume<R>,
+    rule: &Rule,
+    unlisted: Unlisted,
+) -> Result<RuleResult, NtfsError> {
     let (dir, directory, mut notices) = match resolve_directory(vol, &rule.directory)? {
         DirLookup::Missing => {
             return Ok(RuleResult {
@@ -674,7 +700,7 @@ pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, N
             file: details,
         });
     }
-    if matches.is_empty() {
+    if matches.is_empty() && unlisted == Unlisted::Scan {
         // "Nothing to fix" must hold for the files the index lost too: a scan of `$MFT` for
         // files that name this directory as their parent but are not listed. (With matches, the
         // fix's own ownership scan does this.)

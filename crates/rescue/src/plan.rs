@@ -1,7 +1,7 @@
 //! The repair plan: inspect, delete every match in an overlay, re-open the patched view from
 //! scratch and verify it, then describe the result as patches over the virtual disk.
 
-use crate::inspect::{inspect, run_rule, InspectReport, Outcome};
+use crate::inspect::{inspect, run_rule_with, InspectReport, Outcome, Unlisted};
 use crate::rule::Rule;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
@@ -235,7 +235,7 @@ pub fn plan_fix<R: ReadAt>(
         let vol = Volume::open(&view).map_err(|e| {
             FixError::Failed(format!("{name}: the patched volume does not open: {e}"))
         })?;
-        let after = run_rule(&vol, rule).map_err(|e| {
+        let after = run_rule_with(&vol, rule, Unlisted::AlreadyProven).map_err(|e| {
             FixError::Failed(format!("{name}: re-reading the patched volume failed: {e}"))
         })?;
         matches_after += after.matches.len();
