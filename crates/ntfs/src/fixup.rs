@@ -18,7 +18,9 @@ pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
             rec.len()
         )));
     }
-    if usa_ofs & 1 != 0 || usa_ofs + 2 * usa_count > STRIDE - 2 {
+    // The array lies after the 8-byte header holding its own offset and count: one overlapping
+    // them would be rewritten by the next write of the record.
+    if usa_ofs & 1 != 0 || usa_ofs < 8 || usa_ofs + 2 * usa_count > STRIDE - 2 {
         return Err(NtfsError::Corrupt(format!(
             "{what}: update sequence array offset {usa_ofs} is invalid"
         )));
@@ -54,7 +56,11 @@ pub fn apply_write(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
     let usa_ofs = u16_at(rec, 4)? as usize;
     let usa_count = u16_at(rec, 6)? as usize;
     let strides = rec.len() / STRIDE;
-    if usa_count == 0 || usa_count - 1 != strides || usa_ofs + 2 * usa_count > STRIDE - 2 {
+    if usa_count == 0
+        || usa_count - 1 != strides
+        || usa_ofs < 8
+        || usa_ofs + 2 * usa_count > STRIDE - 2
+    {
         return Err(NtfsError::Corrupt(format!(
             "{what}: update sequence array does not fit the record"
         )));

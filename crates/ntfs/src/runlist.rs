@@ -78,23 +78,42 @@ pub fn map_range(
     offset: u64,
     len: u64,
 ) -> Result<Vec<(Option<u64>, u64)>, NtfsError> {
+    // Run fields come from a damaged image: a VCN or LCN near 2^64 must be an error, not an
+    // overflow.
+    let overflow = || {
+        NtfsError::Corrupt(format!(
+            "stream range {offset}+{len} maps beyond the largest byte offset"
+        ))
+    };
     let mut out = Vec::new();
     let mut pos = offset;
-    let end = offset + len;
+    let end = offset.checked_add(len).ok_or_else(overflow)?;
     while pos < end {
         let vcn = pos / cluster_size;
         let run = runs
             .iter()
-            .find(|r| vcn >= r.vcn && vcn < r.vcn + r.length)
+            .find(|r| vcn >= r.vcn && vcn - r.vcn < r.length)
             .ok_or_else(|| {
                 NtfsError::Corrupt(format!(
                     "stream offset {pos} is not covered by the attribute's runs"
                 ))
             })?;
-        let run_end = (run.vcn + run.length) * cluster_size;
+        let run_end = run
+            .vcn
+            .checked_add(run.length)
+            .and_then(|e| e.checked_mul(cluster_size))
+            .ok_or_else(overflow)?;
         let n = run_end.min(end) - pos;
         let within = pos - run.vcn * cluster_size;
-        out.push((run.lcn.map(|l| l * cluster_size + within), n));
+        let at = match run.lcn {
+            Some(l) => Some(
+                l.checked_mul(cluster_size)
+                    .and_then(|b| b.checked_add(within))
+                    .ok_or_else(overflow)?,
+            ),
+            None => None,
+        };
+        out.push((at, n));
         pos += n;
     }
     Ok(out)

@@ -263,6 +263,9 @@ impl<R: ReadAt> Volume<R> {
                     }
                     all_zero &= chunk.iter().all(|b| *b == 0);
                     pos += n as u64;
+                    if !all_zero {
+                        break;
+                    }
                 }
                 (size, header, all_zero)
             }
@@ -302,6 +305,19 @@ impl<R: ReadAt> Volume<R> {
                 let attr = item.to_attribute()?;
                 let value = attr.value(&mut fs)?;
                 let size = value.len();
+                // The two readers check each other: a damaged record the crate reads with another
+                // size than ours is refused, not scanned (a misread size can be 2^59 bytes).
+                let own = match self.value(&rec, ATTR_DATA, "")? {
+                    Some(crate::volume::AttrValue::Resident(b)) => b.len() as u64,
+                    Some(crate::volume::AttrValue::NonResident(s)) => s.data_size,
+                    None => 0,
+                };
+                if own != size {
+                    return Err(NtfsError::Corrupt(format!(
+                        "MFT record {}: the ntfs reader says the file holds {size} bytes, kaifuku's own reader {own}",
+                        rec.number
+                    )));
+                }
                 let mut reader = value.attach(&mut fs);
                 let mut header = Vec::new();
                 let mut all_zero = true;
@@ -318,6 +334,10 @@ impl<R: ReadAt> Volume<R> {
                     }
                     all_zero &= buf[..n].iter().all(|b| *b == 0);
                     left -= n as u64;
+                    // The header came with the first chunk; a non-zero byte settles the rest.
+                    if !all_zero {
+                        break;
+                    }
                 }
                 (size, header, all_zero)
             }

@@ -6,8 +6,13 @@ const EPOCH_DIFF_TICKS: i64 = 116_444_736_000_000_000;
 
 /// Seconds since the Unix epoch (floor) and the remaining 100-ns ticks.
 pub fn to_unix(ticks: u64) -> (i64, u32) {
-    let t = ticks as i64 - EPOCH_DIFF_TICKS;
-    (t.div_euclid(10_000_000), t.rem_euclid(10_000_000) as u32)
+    // Ticks are unsigned on disk: a damaged field of 2^63 or more is a (far-future) time, not a
+    // negative number, and must not overflow.
+    let t = i128::from(ticks) - i128::from(EPOCH_DIFF_TICKS);
+    (
+        t.div_euclid(10_000_000) as i64,
+        t.rem_euclid(10_000_000) as u32,
+    )
 }
 
 /// RFC 3339 UTC, e.g. `2024-07-19T04:09:13Z`; a fraction is shown only when it is not zero.

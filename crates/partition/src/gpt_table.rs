@@ -88,6 +88,12 @@ pub(crate) fn backup_signature<R: ReadAt + ?Sized>(
 /// Parses and checks the header stored at `lba`.
 fn load_header<R: ReadAt + ?Sized>(disk: &R, lba: u64, ss: u64) -> Result<Header, Problem> {
     let size = disk.size();
+    // LBA 0 is the MBR; a damaged header may name it as the other copy's place.
+    if lba == 0 {
+        return Err(Problem::Damaged(
+            "it is said to be at LBA 0, where the MBR is".into(),
+        ));
+    }
     let offset = lba.checked_mul(ss).filter(|o| o.saturating_add(ss) <= size);
     let Some(offset) = offset else {
         return Err(Problem::Damaged(format!(
@@ -367,7 +373,8 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
     } else if ours > theirs {
         warnings.push(
             NoticeKind::GptTruncated {
-                needed: (ours + 1) * ss,
+                // A damaged header may name any LBA: saturate rather than overflow.
+                needed: ours.saturating_add(1).saturating_mul(ss),
                 size,
             }
             .into(),

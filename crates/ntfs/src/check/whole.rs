@@ -584,20 +584,19 @@ fn compare_volume_bitmap<R: ReadAt>(
     };
     let total = geo.total_clusters;
     let size = value_len(&value);
-    if size * 8 < total {
+    // A damaged record may claim any size: saturate rather than overflow.
+    let bits = size.saturating_mul(8);
+    if bits < total {
         p.push(
             ProblemKind::BitmapMissing,
             r,
-            format!(
-                "$Bitmap holds {} bits for the volume's {total} clusters",
-                size * 8
-            ),
+            format!("$Bitmap holds {bits} bits for the volume's {total} clusters"),
         );
     }
     let mut missing = Vec::new();
     let mut stale = Vec::new();
     let mut marked = 0u64;
-    let covered = (size * 8).min(total);
+    let covered = bits.min(total);
     let mut byte = 0u64;
     while byte * 8 < covered {
         let len = BITMAP_CHUNK.min(size - byte);

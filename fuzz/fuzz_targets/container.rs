@@ -1,0 +1,142 @@
+//! Container detection and metadata: raw, VHD fixed/dynamic (footer, dynamic header, BAT, sector
+//! bitmaps), the formats refused by signature; then mapping, reading and planned writes.
+//!
+//! Input: a sparse file (`kaifuku_fuzz::Sparse`); flag bit 0 reseals the VHD checksums so that
+//! mutated fields get past them. Checked: a mapped extent is never empty or past the disk, reads
+//! agree with the mapping, and the planned file writes of a patch (and of a fill) read back as the
+//! patch when laid over the file and the file is opened again.
+#![no_main]
+
+use kaifuku_container::Extent;
+use kaifuku_fuzz::{seal_vhd, Sparse};
+use kaifuku_io::{Patch, PatchData, ReadAt};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (flags, mut file) = Sparse::parse(data);
+    if flags & 1 != 0 {
+        seal_vhd(&mut file);
+    }
+    let Ok(c) = kaifuku_container::open(&file) else {
+        return;
+    };
+    let _ = c.info();
+    let vs = c.virtual_size();
+    if vs == 0 {
+        return;
+    }
+    let probes = [0, vs / 2, vs / 3 & !511, vs - 1, vs.saturating_sub(4096)];
+    for &off in &probes {
+        let Ok(e) = c.map(off) else { continue };
+        assert!(!e.is_empty(), "empty extent at {off}");
+        assert!(e.len() <= vs - off, "extent at {off} runs past the disk");
+        let n = e.len().min(1024) as usize;
+        let mut got = vec![0u8; n];
+        if c.read_at(off, &mut got).is_err() {
+            continue;
+        }
+        match e {
+            Extent::InFile { file_offset, .. } => {
+                if let Some(want) = file.get(file_offset, n) {
+                    assert_eq!(got, want, "read at {off} disagrees with its mapping");
+                }
+            }
+            Extent::Zero { .. } => assert!(got.iter().all(|b| *b == 0), "zero extent not zero"),
+        }
+    }
+
+    // A byte patch across the probes and a sector-aligned fill: plan, lay over the file, re-read.
+    let fill_at = (vs / 4) & !511;
+    let fill_len = 1024.min((vs - fill_at) & !511);
+    let mut patches = Vec::new();
+    for (i, &off) in probes.iter().enumerate() {
+        let len = 700.min(vs - off) as usize;
+        if off < fill_at + fill_len && fill_at < off + len as u64 {
+            continue;
+        }
+        if patches
+            .iter()
+            .any(|p: &Patch| off < p.end() && p.offset < off + len as u64)
+        {
+            continue;
+        }
+        patches.push(Patch {
+            offset: off,
+            data: PatchData::Bytes((0..len).map(|j| (j as u8) ^ (i as u8) ^ 0x5A).collect()),
+            label: String::new(),
+        });
+    }
+    if fill_len > 0 {
+        patches.push(Patch {
+            offset: fill_at,
+            data: PatchData::Fill {
+                byte: 0xC3,
+                len: fill_len,
+            },
+            label: String::new(),
+        });
+    }
+    let Ok(plan) = c.plan_output(&patches) else {
+        return;
+    };
+    let file_size = file.size();
+    for w in &plan.writes {
+        assert!(w.end() <= file_size, "a planned write extends the file");
+    }
+    for f in &plan.fills {
+        assert!(
+            f.file_offset + f.len <= file_size,
+            "a planned fill extends the file"
+        );
+    }
+    // The file as it will be written, opened from scratch: every patch must read back.
+    let view = Written {
+        base: &file,
+        writes: &plan.writes,
+        fills: &plan.fills,
+    };
+    let Ok(c2) = kaifuku_container::open(&view) else {
+        panic!("the written file no longer opens");
+    };
+    assert_eq!(c2.virtual_size(), vs);
+    for p in &patches {
+        let mut got = vec![0u8; p.len() as usize];
+        c2.read_at(p.offset, &mut got).expect("read back the patch");
+        let mut want = vec![0u8; p.len() as usize];
+        p.data.copy_to(0, &mut want);
+        assert_eq!(got, want, "patch at {} does not read back", p.offset);
+    }
+});
+
+/// The file as it will be after the planned writes and fills.
+struct Written<'a> {
+    base: &'a Sparse,
+    writes: &'a [kaifuku_container::FileWrite],
+    fills: &'a [kaifuku_container::FileFill],
+}
+
+impl ReadAt for Written<'_> {
+    fn size(&self) -> u64 {
+        self.base.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.base.read_at(offset, buf)?;
+        let end = offset + buf.len() as u64;
+        let mut lay = |start: u64, len: u64, src: &dyn Fn(u64) -> u8| {
+            let from = start.max(offset);
+            let to = (start + len).min(end);
+            for at in from..to {
+                buf[(at - offset) as usize] = src(at - start);
+            }
+        };
+        for f in self.fills {
+            lay(f.file_offset, f.len, &|_| f.byte);
+        }
+        for w in self.writes {
+            lay(w.file_offset, w.bytes.len() as u64, &|i| {
+                w.bytes[i as usize]
+            });
+        }
+        Ok(())
+    }
+}
