@@ -85,15 +85,9 @@ fn healthy(report: kaifuku_ntfs::check::CheckReport, path: &str) -> Result<(), N
     if report.is_clean() {
         return Ok(());
     }
-    let first: Vec<&str> = report
-        .problems
-        .iter()
-        .take(3)
-        .map(|p| p.message.as_str())
-        .collect();
     Err(NtfsError::Corrupt(format!(
         "the directory {path} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
-        first.join("; ")
+        report.first_problems(3)
     )))
 }
 

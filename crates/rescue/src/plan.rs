@@ -196,15 +196,9 @@ pub fn plan_fix<R: ReadAt>(
         let health = kaifuku_ntfs::check::check_records(&base_vol, &through)
             .map_err(|e| FixError::from_ntfs(&name, e))?;
         if !health.is_clean() {
-            let first: Vec<&str> = health
-                .problems
-                .iter()
-                .take(3)
-                .map(|p| p.message.as_str())
-                .collect();
             return Err(FixError::Failed(format!(
                 "{name}: structures the fix must write are damaged ({}); nothing was written. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
-                first.join("; ")
+                health.first_problems(3)
             )));
         }
         // The same pass finds files that name the directory as their parent but that its

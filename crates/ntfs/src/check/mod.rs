@@ -218,6 +218,16 @@ impl CheckReport {
         self.problems.is_empty() && self.omitted == 0
     }
 
+    /// The first `n` problems' messages joined with "; ", for a refusal that names them.
+    pub fn first_problems(&self, n: usize) -> String {
+        self.problems
+            .iter()
+            .take(n)
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     pub fn has(&self, kind: ProblemKind) -> bool {
         self.problems.iter().any(|p| p.kind == kind)
     }

@@ -351,15 +351,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         // otherwise steer the delete (a run of 2^40 clusters, a wrong size) into other data.
         let health = crate::check::check_records(vol, &[file.number])?;
         if !health.is_clean() {
-            let first: Vec<&str> = health
-                .problems
-                .iter()
-                .take(3)
-                .map(|p| p.message.as_str())
-                .collect();
             return Err(NtfsError::Corrupt(format!(
                 "{what} is damaged ({}); run chkdsk on the volume before deleting it",
-                first.join("; ")
+                health.first_problems(3)
             )));
         }
         if file.find(ATTR_ATTRIBUTE_LIST, "")?.is_some() {
