@@ -69,15 +69,22 @@ pub enum ContainerError {
     /// The underlying reader failed (I/O error, file changed size while open, ...).
     #[error("could not read {what} at file offset {offset}: {source}")]
     Read {
+        /// The structure being read, in words ("the VHD footer area").
         what: String,
+        /// Where in the file the read started.
         offset: u64,
+        /// What the reader said.
         #[source]
         source: io::Error,
     },
 
+    /// A VHDX, VMDK or qcow2 image: refused with the `qemu-img convert` command that makes it
+    /// readable, rather than misread as a raw disk.
     #[error("{}", unsupported_message(*.0))]
     UnsupportedFormat(OtherFormat),
 
+    /// A differencing VHD holds only the changes on top of a parent image: alone it is no disk to
+    /// repair.
     #[error(
         "this is a differencing VHD: it only stores the changes made on top of a parent image and \
          cannot be repaired on its own. Merge it into its parent first (Hyper-V \"Edit Disk\" → \
@@ -87,12 +94,14 @@ pub enum ContainerError {
     )]
     DifferencingVhd,
 
+    /// The footer's disk type is none of the three the specification defines.
     #[error(
         "VHD disk type {0} is unknown (2 = fixed, 3 = dynamic, 4 = differencing); the footer is \
          damaged or the file was written by a tool kaifuku does not know"
     )]
     UnknownVhdDiskType(u32),
 
+    /// A footer or dynamic header with a major version other than 1: its layout is unknown.
     #[error(
         "the VHD {structure} has format version {}.{} but only 1.x is defined; the file is damaged \
          or was written by a tool kaifuku does not know",
@@ -100,26 +109,39 @@ pub enum ContainerError {
         .version & 0xffff
     )]
     UnsupportedVhdVersion {
+        /// Which structure: "footer" or "dynamic disk header".
         structure: &'static str,
+        /// Major version in the high 16 bits, minor in the low, as stored.
         version: u32,
     },
 
+    /// The file ends before a structure that must be there: a cut-off copy or download.
     #[error(
         "the file is only {file_size} bytes, too short to hold {what} ({needed} bytes); it is \
          truncated (was the copy or download complete?)"
     )]
     FileTooSmall {
+        /// The structure that does not fit.
         what: &'static str,
+        /// Bytes that structure needs.
         needed: u64,
+        /// Bytes the file has.
         file_size: u64,
     },
 
+    /// The footer's bytes do not add up to its checksum: one of them changed.
     #[error(
         "VHD footer checksum mismatch: stored {stored:#010x}, computed {computed:#010x} — the file is \
          damaged or truncated"
     )]
-    FooterChecksum { stored: u32, computed: u32 },
+    FooterChecksum {
+        /// The checksum in the file.
+        stored: u32,
+        /// The checksum of the bytes as read.
+        computed: u32,
+    },
 
+    /// A dynamic VHD's two footers disagree, so other tools may see a different disk than kaifuku.
     #[error(
         "the two copies of the VHD footer differ (the one at the start of the file and the one at \
          its end): the file is damaged, and tools that read the first copy would see another disk. \
@@ -127,30 +149,46 @@ pub enum ContainerError {
     )]
     FooterCopiesDiffer,
 
+    /// The header's block table size runs past the file's data: the header is damaged.
     #[error(
         "the VHD header declares a block allocation table of {entries} entries ({bytes} bytes from \
          file offset {offset}), which does not fit before the end of the file's data at {data_end}: \
          the header is damaged"
     )]
     DeclaredTableTooLarge {
+        /// Entries the header declares.
         entries: u32,
+        /// Bytes those entries take.
         bytes: u64,
+        /// Where the table starts in the file.
         offset: u64,
+        /// Where the file's data ends (the footer starts).
         data_end: u64,
     },
 
+    /// The dynamic disk header's bytes do not add up to its checksum.
     #[error(
         "VHD dynamic disk header checksum mismatch: stored {stored:#010x}, computed \
          {computed:#010x} — the file is damaged or truncated"
     )]
-    HeaderChecksum { stored: u32, computed: u32 },
+    HeaderChecksum {
+        /// The checksum in the file.
+        stored: u32,
+        /// The checksum of the bytes as read.
+        computed: u32,
+    },
 
+    /// The footer points at a dynamic disk header that is not there.
     #[error(
         "the VHD footer says the dynamic disk header is at file offset {offset}, but no header \
          (cookie `cxsparse`) is there — the file is damaged"
     )]
-    MissingDynamicHeader { offset: u64 },
+    MissingDynamicHeader {
+        /// Where the footer says the header is.
+        offset: u64,
+    },
 
+    /// The file shows signs of a VHD but lacks its footer: kaifuku refuses to guess it is raw.
     #[error(
         "the file looks like a VHD (a `conectix` footer copy at its start, or part of a footer \
          near its end) but has no complete VHD footer in its last 512 bytes: it is truncated or \
@@ -158,89 +196,139 @@ pub enum ContainerError {
     )]
     MissingFooter,
 
+    /// A structure the VHD needs lies past the end of the file's data.
     #[error(
         "the VHD is truncated: {what} needs file bytes {start}..{end}, but the data area of the \
          file ends at {data_end} (file size {file_size}). Copy or download the image again and \
          check that the copy is complete"
     )]
     Truncated {
+        /// The structure that is cut off.
         what: &'static str,
+        /// First file byte it needs.
         start: u64,
+        /// File offset just past the last byte it needs.
         end: u64,
+        /// Where the file's data ends (the footer starts).
         data_end: u64,
+        /// Bytes the file has.
         file_size: u64,
     },
 
+    /// A dynamic disk block size that no writer uses and the mapping cannot work with.
     #[error(
         "the VHD block size {0} is invalid (it must be a power of two from 512 bytes to 256 MiB) — \
          the dynamic disk header is damaged"
     )]
     BadBlockSize(u32),
 
+    /// The block table has fewer entries than the virtual size needs: part of the disk would have
+    /// no mapping.
     #[error(
         "the VHD block allocation table has {max_table_entries} entries but a {virtual_size}-byte \
          disk with {block_size}-byte blocks needs {needed} — the dynamic disk header is damaged"
     )]
     TableTooSmall {
+        /// Entries the header declares.
         max_table_entries: u32,
+        /// Entries the virtual size needs.
         needed: u64,
+        /// Size of the disk the guest sees.
         virtual_size: u64,
+        /// Bytes per block.
         block_size: u64,
     },
 
+    /// A block table larger than kaifuku keeps in memory ([`crate::MAX_BAT_BYTES`]).
     #[error(
         "the VHD block allocation table would be {bytes} bytes, more than the {limit} bytes \
          kaifuku accepts — the header is damaged, or convert the image to raw \
          (`qemu-img convert -f vpc -O raw IMAGE disk.raw`)"
     )]
-    TableTooLarge { bytes: u64, limit: u64 },
+    TableTooLarge {
+        /// Size the table would have.
+        bytes: u64,
+        /// The largest table kaifuku accepts.
+        limit: u64,
+    },
 
+    /// A block table entry points outside the file's data area.
     #[error(
         "VHD block {block}: the allocation table puts it at file bytes {start}..{end}, outside the \
          data area of the file (which ends at {data_end}) — the table is damaged or the file is \
          truncated"
     )]
     BlockOutsideFile {
+        /// Index of the block in the table.
         block: u64,
+        /// First file byte of the block (bitmap included).
         start: u64,
+        /// File offset just past the block.
         end: u64,
+        /// Where the file's data ends (the footer starts).
         data_end: u64,
     },
 
+    /// Two blocks, or a block and the metadata, share file bytes: writing one would change the
+    /// other.
     #[error(
         "VHD block {block} at file bytes {start}..{end} overlaps {other} — the block allocation \
          table is damaged"
     )]
     BlockOverlap {
+        /// Index of the block in the table.
         block: u64,
+        /// First file byte of the block (bitmap included).
         start: u64,
+        /// File offset just past the block.
         end: u64,
+        /// What it overlaps, in words (another block, the header, the table).
         other: String,
     },
 
+    /// An impossible value: a file field whose arithmetic overflows, or (when planning) a fill the
+    /// container cannot take as it is (overlapping a byte patch, not sector-aligned in a dynamic
+    /// VHD).
     #[error("the VHD field {0} holds an impossible value (arithmetic on it overflows) — the file is damaged")]
     Overflow(&'static str),
 
+    /// A mapping request past the end of the virtual disk.
     #[error("offset {offset} is past the end of the {virtual_size}-byte virtual disk")]
-    OutOfRange { offset: u64, virtual_size: u64 },
+    OutOfRange {
+        /// The virtual offset asked for.
+        offset: u64,
+        /// Size of the disk the guest sees.
+        virtual_size: u64,
+    },
 
+    /// A planned patch that does not fit in the virtual disk: a bug in the plan, refused before
+    /// any write.
     #[error(
         "a patch of {len} bytes at virtual offset {offset} does not fit in the {virtual_size}-byte \
          virtual disk"
     )]
     PatchOutOfRange {
+        /// Where the patch starts on the virtual disk.
         offset: u64,
+        /// Length of the patch.
         len: u64,
+        /// Size of the disk the guest sees.
         virtual_size: u64,
     },
 
+    /// A patch in a dynamic VHD block that has no space in the file: kaifuku does not grow images.
     #[error(
         "a patch at virtual offset {offset} lands in VHD block {block}, which has no space in the \
          file (unallocated); kaifuku does not allocate new blocks. Convert the image to a fixed VHD \
          (`qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on IMAGE fixed.vhd`) or to \
          raw and repair that instead"
     )]
-    PatchInUnallocatedBlock { offset: u64, block: u64 },
+    PatchInUnallocatedBlock {
+        /// Where the patch starts on the virtual disk.
+        offset: u64,
+        /// Index of the unallocated block.
+        block: u64,
+    },
 }
 
 impl ContainerError {

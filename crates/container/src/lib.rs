@@ -30,8 +30,11 @@ use std::{fmt, io};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
+    /// The file is the disk, byte for byte (also any file without a recognised signature).
     Raw,
+    /// The disk's bytes followed by a 512-byte VHD footer: how Azure exports disks.
     VhdFixed,
+    /// A sparse VHD: blocks found through the block allocation table, unwritten ones read as zeros.
     VhdDynamic,
 }
 
@@ -50,10 +53,18 @@ impl fmt::Display for Format {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Extent {
     /// The bytes are stored in the file, contiguously from `file_offset`.
-    InFile { file_offset: u64, len: u64 },
+    InFile {
+        /// Where in the container file the run starts.
+        file_offset: u64,
+        /// Length of the run in bytes.
+        len: u64,
+    },
     /// The bytes read as zeros and have no place in the file (an unallocated VHD block, or sectors
     /// whose bit in the block's sector bitmap is clear).
-    Zero { len: u64 },
+    Zero {
+        /// Length of the run in bytes.
+        len: u64,
+    },
 }
 
 impl Extent {
@@ -74,7 +85,10 @@ impl Extent {
 /// One write to the container file that applying the patches requires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileWrite {
+    /// Where in the container file the bytes go.
     pub file_offset: u64,
+    /// The bytes to write there.
+    ///
     /// Serialized as its length only: the plan shown to people lists ranges, not bytes.
     #[serde(rename = "len", serialize_with = "serialize_len")]
     pub bytes: Vec<u8>,
@@ -85,16 +99,23 @@ pub struct FileWrite {
 /// A range of the container file to fill with one byte.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileFill {
+    /// Where in the container file the range starts.
     pub file_offset: u64,
+    /// Length of the range in bytes.
     pub len: u64,
+    /// The byte written over the whole range.
     pub byte: u8,
+    /// What the fill changes, e.g. "virtual disk bytes 0x...(filled)".
     pub label: String,
 }
 
-/// Everything to write to the output file.
+/// Everything to write to the output file: applied to a copy of the image (or to the image in
+/// place), it makes the container read as the patched virtual disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutputPlan {
+    /// Byte writes, sorted by file offset, never overlapping.
     pub writes: Vec<FileWrite>,
+    /// Ranges filled with one byte (the journal reset), kept as ranges so they cost no memory.
     pub fills: Vec<FileFill>,
 }
 
@@ -112,6 +133,7 @@ fn serialize_len<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
 /// What `inspect` reports about the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerInfo {
+    /// Which container the bytes of the file say it is.
     pub format: Format,
     /// Size of the disk the guest sees.
     pub virtual_size: u64,
@@ -225,6 +247,7 @@ fn detect_other(head: &[u8]) -> Option<OtherFormat> {
 }
 
 impl<R: ReadAt> Container<R> {
+    /// Which container the file is, as detected from its bytes.
     pub fn format(&self) -> Format {
         self.layout.format()
     }
@@ -244,10 +267,12 @@ impl<R: ReadAt> Container<R> {
         &self.file
     }
 
+    /// Gives the image file back once the virtual disk is no longer needed.
     pub fn into_file(self) -> R {
         self.file
     }
 
+    /// The container's part of the inspect report: format, sizes and the VHD footer's details.
     pub fn info(&self) -> ContainerInfo {
         let vhd = match &self.layout {
             Layout::Raw => None,

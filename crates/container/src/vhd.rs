@@ -11,11 +11,12 @@
 //!   the block's data; a sector whose bit is clear reads as zeros whatever the file holds there.
 //! - **differencing** (type 4) needs its parent image and is refused.
 //!
-//! Why the checks: kaifuku will later *write* through this mapping. A footer or header that is
-//! silently misread (a checksum mismatch, a BAT entry pointing into metadata or past the end of the
-//! file, two blocks sharing bytes) would turn a repair into corruption, so every such inconsistency
-//! is an error at open time, and every size computed from file fields uses checked arithmetic so a
-//! crafted file can neither panic nor make us allocate much memory.
+//! Why the checks: kaifuku also *writes* through this mapping ([`crate::Container::plan_output`]).
+//! A footer or header that is silently misread (a checksum mismatch, a BAT entry pointing into
+//! metadata or past the end of the file, two blocks sharing bytes) would turn a repair into
+//! corruption, so every such inconsistency is an error at open time, and every size computed from
+//! file fields uses checked arithmetic so a crafted file can neither panic nor make us allocate
+//! much memory.
 
 use crate::{ContainerError, Extent, FileFill, FileWrite};
 use kaifuku_io::ReadAt;
@@ -72,8 +73,11 @@ fn checksum(bytes: &[u8], field: usize) -> u32 {
 /// Cylinders, heads and sectors per track, as the footer records them for BIOS-era guests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DiskGeometry {
+    /// Number of cylinders (at most 65535: the footer's geometry caps a disk at about 127 GiB).
     pub cylinders: u16,
+    /// Heads per cylinder.
     pub heads: u8,
+    /// Sectors per track.
     pub sectors_per_track: u8,
 }
 
@@ -86,6 +90,7 @@ pub struct VhdInfo {
     pub creator_version: String,
     /// Four-character code of the host OS, e.g. `Wi2k` (Windows) or `Mac`.
     pub creator_os: String,
+    /// The CHS geometry the footer records; larger disks keep the maximum.
     pub disk_geometry: DiskGeometry,
     /// The disk's unique id, 32 lowercase hex digits in file order.
     pub uuid: String,

@@ -7,6 +7,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 
+/// How much a [`BlockCache`] holds and how far it reads ahead: memory in the browser worker against
+/// calls to the source.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
     /// Size of one cached block; a power of two.
@@ -37,6 +39,8 @@ struct State {
     readahead: u64,
 }
 
+/// A [`ReadAt`] that serves small reads from cached aligned blocks of `inner`, so the many small
+/// reads of NTFS parsing cost few calls to the slow source underneath.
 pub struct BlockCache<R> {
     inner: R,
     cfg: CacheConfig,
@@ -44,6 +48,8 @@ pub struct BlockCache<R> {
 }
 
 impl<R: ReadAt> BlockCache<R> {
+    /// An empty cache over `inner`. Panics if the block size is not a power of two or the
+    /// capacity is zero: both are programming errors, not properties of an image.
     pub fn new(inner: R, cfg: CacheConfig) -> Self {
         assert!(cfg.block_size.is_power_of_two() && cfg.capacity_blocks > 0);
         BlockCache {
@@ -58,6 +64,7 @@ impl<R: ReadAt> BlockCache<R> {
         }
     }
 
+    /// The source under the cache, for reads that must bypass it.
     pub fn inner(&self) -> &R {
         &self.inner
     }

@@ -64,6 +64,7 @@ impl<T: ReadAt + ?Sized> ReadAt for Rc<T> {
 /// A byte space that accepts planned writes. Only an [`Overlay`] (behind a `RefCell`) implements it
 /// in the core: writes become patches, never changes to the image itself.
 pub trait WriteAt {
+    /// Records `bytes` as the new content of `offset .. offset + bytes.len()`; fails past the end.
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// Writes `len` copies of `byte` at `offset` without materialising them.
     fn fill_at(&self, offset: u64, len: u64, byte: u8) -> io::Result<()>;
@@ -148,7 +149,9 @@ impl ReadAt for Vec<u8> {
 /// How many calls reached the underlying source and how many bytes they moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReadStats {
+    /// Calls that reached the source: in the browser each costs about a millisecond.
     pub calls: u64,
+    /// Bytes those calls moved, read-ahead included.
     pub bytes: u64,
 }
 
@@ -160,6 +163,7 @@ pub struct Counted<R> {
 }
 
 impl<R: ReadAt> Counted<R> {
+    /// Wraps `inner` with both counts at zero.
     pub fn new(inner: R) -> Self {
         Counted {
             inner,
@@ -167,12 +171,15 @@ impl<R: ReadAt> Counted<R> {
             bytes: Cell::new(0),
         }
     }
+    /// The counts so far, for the benchmark figures and the report's read statistics.
     pub fn stats(&self) -> ReadStats {
         ReadStats {
             calls: self.calls.get(),
             bytes: self.bytes.get(),
         }
     }
+    /// The wrapped source, for reads that should stay out of the counts (copying the image to the
+    /// output).
     pub fn inner(&self) -> &R {
         &self.inner
     }
@@ -215,6 +222,7 @@ impl<R: ReadAt> Slice<R> {
     pub fn start(&self) -> u64 {
         self.start
     }
+    /// The space this window was cut from (the whole disk under a partition).
     pub fn inner(&self) -> &R {
         &self.inner
     }
@@ -237,9 +245,11 @@ pub struct Cursor<R> {
 }
 
 impl<R: ReadAt> Cursor<R> {
+    /// A stream positioned at the first byte of `inner`.
     pub fn new(inner: R) -> Self {
         Cursor { inner, pos: 0 }
     }
+    /// The byte space under the stream, for reads at absolute offsets beside the stream.
     pub fn get_ref(&self) -> &R {
         &self.inner
     }

@@ -13,11 +13,19 @@ use std::io;
 /// What a patch puts in its range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatchData {
+    /// These exact bytes (records, bitmap bytes, index blocks).
     Bytes(Vec<u8>),
-    Fill { byte: u8, len: u64 },
+    /// `len` copies of `byte`, kept as two numbers however large the range (a reset `$LogFile`).
+    Fill {
+        /// The byte repeated over the range.
+        byte: u8,
+        /// Length of the range in bytes.
+        len: u64,
+    },
 }
 
 impl PatchData {
+    /// Number of bytes this data covers.
     pub fn len(&self) -> u64 {
         match self {
             PatchData::Bytes(b) => b.len() as u64,
@@ -25,6 +33,7 @@ impl PatchData {
         }
     }
 
+    /// Whether the data covers no byte at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -54,7 +63,9 @@ impl PatchData {
 /// New data for `offset .. offset + data.len()` of a byte space, and what it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
+    /// Where the range starts, in bytes from the start of the byte space it patches.
     pub offset: u64,
+    /// What the range holds after the patch.
     pub data: PatchData,
     /// The structure changed, e.g. "MFT record 42" or "$Bitmap bytes 0x1200..0x1208".
     pub label: String,
@@ -79,12 +90,15 @@ impl Serialize for Patch {
 }
 
 impl Patch {
+    /// Number of bytes the patch changes.
     pub fn len(&self) -> u64 {
         self.data.len()
     }
+    /// Whether the patch changes no byte at all.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+    /// Offset just past the patched range.
     pub fn end(&self) -> u64 {
         self.offset + self.len()
     }
@@ -101,6 +115,7 @@ pub struct Overlay<R> {
 }
 
 impl<R: ReadAt> Overlay<R> {
+    /// An overlay with no patches yet: it reads exactly as `base`.
     pub fn new(base: R) -> Self {
         Overlay {
             base,
@@ -108,6 +123,7 @@ impl<R: ReadAt> Overlay<R> {
         }
     }
 
+    /// The unpatched byte space, for comparing old bytes with planned ones.
     pub fn base(&self) -> &R {
         &self.base
     }
@@ -220,6 +236,7 @@ impl<R: ReadAt> Overlay<R> {
             .map(|(s, v)| (*s, v))
     }
 
+    /// Whether nothing is patched yet (an empty plan).
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }

@@ -41,6 +41,7 @@ pub enum Scheme {
 /// The partitions of a disk, as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionTable {
+    /// Which kind of table was found, and so how partitions are numbered.
     pub scheme: Scheme,
     /// Logical sector size in bytes (512 or 4096); LBAs below count sectors of this size.
     pub sector_size: u32,
@@ -117,20 +118,29 @@ impl Partition {
 /// Why no partition table could be given.
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {
+    /// The disk is shorter than one sector: the export or the copy is incomplete.
     #[error(
         "the disk image is only {size} bytes, too small to hold even a partition table \
          (512 bytes). Check that the whole disk was exported and the file was copied completely."
     )]
-    TooSmall { size: u64 },
+    TooSmall {
+        /// Bytes the disk has.
+        size: u64,
+    },
 
+    /// The reader below failed (an I/O error, or damaged container metadata under the disk).
     #[error("could not read {what} at byte {offset} of the disk: {source}")]
     Read {
+        /// The structure being read, in words ("the first sector").
         what: String,
+        /// Where on the disk the read started.
         offset: u64,
+        /// What the reader said.
         #[source]
         source: io::Error,
     },
 
+    /// The first sector is all zeros: a blank disk or an export that missed its start.
     #[error(
         "the disk has no partition table and no NTFS boot sector: its first sector is all zeros. \
          The image may be blank, or its start was not exported; check the export. If the disk \
@@ -138,45 +148,77 @@ pub enum PartitionError {
     )]
     NoTable,
 
+    /// The first sector is neither a table nor a boot sector kaifuku knows: perhaps a container
+    /// file opened as raw.
     #[error(
         "the first sector of the disk holds neither a partition table nor an NTFS boot sector: \
          {detail}. If this is a container file (VHD, VHDX, VMDK, qcow2), open it as that format; \
          otherwise the image is not a disk kaifuku can read."
     )]
-    Unrecognized { detail: String },
+    Unrecognized {
+        /// What the sector looks like instead.
+        detail: String,
+    },
 
+    /// Both GPT copies are damaged, so no partition can be trusted and nothing is guessed.
     #[error(
         "the GPT partition table is damaged and neither copy can be trusted. Primary: {primary}. \
          Backup: {backup}. Nothing was changed. Re-export the disk if you can; otherwise repair a \
          copy of the image with gdisk's recovery menu or testdisk, then try again."
     )]
-    GptDamaged { primary: String, backup: String },
+    GptDamaged {
+        /// What is wrong with the primary GPT.
+        primary: String,
+        /// What is wrong with the backup GPT.
+        backup: String,
+    },
 
+    /// A GPT that is intact but uses entry sizes or counts kaifuku does not accept.
     #[error(
         "the GPT partition table uses a layout kaifuku does not support: {detail}. Nothing was \
          changed; use another tool for this disk."
     )]
-    GptUnsupported { detail: String },
+    GptUnsupported {
+        /// Which layout it is.
+        detail: String,
+    },
 
+    /// The chain of logical-partition tables points back to itself: following it would never end.
     #[error(
         "the chain of logical partitions inside extended partition {extended} loops back to the \
          table at sector {ebr_lba}: the MBR's extended partition is damaged. Nothing was changed. \
          Repair a copy of the image with testdisk (or re-create the logical partitions at the \
          same sectors with fdisk), then try again."
     )]
-    ExtendedLoop { extended: u32, ebr_lba: u64 },
+    ExtendedLoop {
+        /// Number of the extended partition.
+        extended: u32,
+        /// Sector of the table the chain returns to.
+        ebr_lba: u64,
+    },
 
+    /// A logical partition or a link in the chain lies outside its extended partition.
     #[error(
         "the extended partition of this MBR disk is damaged: {detail}. Nothing was changed. Repair a \
          copy of the image with testdisk, then try again."
     )]
-    ExtendedOutOfRange { detail: String },
+    ExtendedOutOfRange {
+        /// Which one, and the sectors involved.
+        detail: String,
+    },
 
+    /// The chain of logical-partition tables is longer than [`MAX_EBRS`]: no real disk comes close,
+    /// so the chain is damaged and further links would only be garbage.
     #[error(
         "extended partition {extended} chains more than {limit} logical partition tables; the chain \
          is damaged. Nothing was changed. Repair a copy of the image with testdisk, then try again."
     )]
-    ExtendedTooLong { extended: u32, limit: usize },
+    ExtendedTooLong {
+        /// Number of the extended partition.
+        extended: u32,
+        /// The most tables followed ([`MAX_EBRS`]).
+        limit: usize,
+    },
 }
 
 pub(crate) fn read_exact<R: ReadAt + ?Sized>(

@@ -1,12 +1,20 @@
 //! Human names for partition type codes.
 
-/// GPT partition type GUIDs (uppercase) that Windows disks carry, plus the common others.
+// GPT partition type GUIDs (uppercase) that Windows disks carry; more names are in the table below.
+
+/// EFI System partition: FAT, holds the boot manager, never the Windows volume.
 pub const GPT_EFI_SYSTEM: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+/// Microsoft reserved partition (MSR): space Windows keeps aside, with no file system.
 pub const GPT_MICROSOFT_RESERVED: &str = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE";
+/// Basic data: the type of the Windows volume (and of any other NTFS, FAT or exFAT data volume).
 pub const GPT_BASIC_DATA: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
+/// Windows recovery environment: NTFS, but not the volume Windows boots from.
 pub const GPT_WINDOWS_RECOVERY: &str = "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC";
+/// Dynamic disk (LDM) metadata: its presence means the volumes are not described by the GPT.
 pub const GPT_LDM_METADATA: &str = "5808C8AA-7E8F-42E0-85D2-E1E90434CFB3";
+/// Dynamic disk (LDM) data: holds volumes kaifuku cannot locate without the LDM database.
 pub const GPT_LDM_DATA: &str = "AF9B60A0-1431-4F62-BC68-3311714A69AD";
+/// A Storage Spaces pool member: its volumes are spread over the pool, not described by the GPT.
 pub const GPT_STORAGE_SPACES: &str = "E75CAF8F-F680-4CEE-AFA3-B001E56EFC2D";
 
 const GPT_NAMES: &[(&str, &str)] = &[
