@@ -191,7 +191,11 @@ fn run() -> Exit {
                 stdio::stdout_failed(&w, "nothing was done");
                 return Exit::Error;
             }
-            return if code == 0 { Exit::Success } else { Exit::Usage };
+            return if code == 0 {
+                Exit::Success
+            } else {
+                Exit::Usage
+            };
         }
     };
     match cli.command {

@@ -115,7 +115,11 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             let _ = writeln!(
                 o,
                 "            {}: {e}",
-                if v.refused() { "cannot examine" } else { "ERROR" }
+                if v.refused() {
+                    "cannot examine"
+                } else {
+                    "ERROR"
+                }
             );
         }
         for b in &v.fix_blockers {

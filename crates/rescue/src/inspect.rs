@@ -2,10 +2,10 @@
 //! whatever goes wrong is recorded in the report with an outcome the front end maps to an exit code.
 
 use crate::rule::{Rule, Verdict};
-pub use crate::vocabulary::{Outcome, RuleNotice};
 use crate::vocabulary::{
     Blocker, ContainerProblem, NtfsProblem, PartitionProblem, Reason, VolumeName, VolumeProblem,
 };
+pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
 use kaifuku_io::{ReadAt, Slice};
 use kaifuku_ntfs::{boot_kind, BootKind, FileDetails, NtfsError, Volume, VolumeSummary};

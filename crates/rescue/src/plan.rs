@@ -3,8 +3,8 @@
 
 use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
 use crate::rule::Rule;
-pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use crate::vocabulary::{Blocker, NtfsProblem, VolumeName};
+pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
@@ -255,8 +255,8 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         }
         // The same pass finds files that name the directory as their parent but that its
         // index does not list: a damaged index would hide further matches from the rule.
-        let listing = DirectoryListing::read(&base_vol, dir.number, &result.directory)
-            .map_err(on_volume)?;
+        let listing =
+            DirectoryListing::read(&base_vol, dir.number, &result.directory).map_err(on_volume)?;
         // A conflict the proof finds fails the fix, whatever its kind: the edit cannot be trusted.
         let scan = prove_ownership(&base_vol, &claims, Some(&listing)).map_err(|e| {
             failed(FixFailure::Ntfs {

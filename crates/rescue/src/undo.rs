@@ -807,7 +807,10 @@ mod tests {
             new_hash: 0,
         };
         let overlap = encode(&ident, &[e(10, 10), e(15, 10)]);
-        assert!(matches!(decode(&overlap), Err(UndoError::Inconsistent { .. })));
+        assert!(matches!(
+            decode(&overlap),
+            Err(UndoError::Inconsistent { .. })
+        ));
         let past = encode(&ident, &[e(4090, 10)]);
         assert!(matches!(decode(&past), Err(UndoError::Inconsistent { .. })));
         let mut bad_kind = encode(&ident, &[e(10, 10)]);
@@ -815,7 +818,10 @@ mod tests {
         let n = bad_kind.len();
         let sum = Sha256::digest(&bad_kind[..n - 32]);
         bad_kind[n - 32..].copy_from_slice(&sum);
-        assert!(matches!(decode(&bad_kind), Err(UndoError::Inconsistent { .. })));
+        assert!(matches!(
+            decode(&bad_kind),
+            Err(UndoError::Inconsistent { .. })
+        ));
         // Writes the encoder cannot turn into a restorable file are refused at layout time.
         let w = [1u8; 10];
         assert!(layout(

@@ -5,8 +5,8 @@
 use crate::inspect::{inspect_with, InspectReport, Outcome, Unlisted};
 use crate::plan::Plan;
 use crate::rule::Rule;
-pub use crate::vocabulary::{OutputCheck, VerifyError, VerifyFailure};
 use crate::vocabulary::{ContainerProblem, NtfsProblem};
+pub use crate::vocabulary::{OutputCheck, VerifyError, VerifyFailure};
 use kaifuku_io::{ReadAt, Slice};
 use kaifuku_ntfs::Volume;
 

@@ -139,7 +139,7 @@ impl fmt::Display for VolumeName {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum Outcome {
     /// Files matching the rule were found.
@@ -170,7 +170,7 @@ impl fmt::Display for Outcome {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum CheckOutcome {
     /// Every NTFS volume was checked and no problem was found.
@@ -201,7 +201,7 @@ impl fmt::Display for CheckOutcome {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum Reason {
     /// Files match the rule.
@@ -329,7 +329,7 @@ impl fmt::Display for Reason {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum VolumeProblem {
     /// The partition table puts the partition (partly) outside the disk.
@@ -414,7 +414,7 @@ impl fmt::Display for VolumeProblem {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum NtfsProblem {
     /// The boot sector does not carry the NTFS OEM id.
@@ -461,9 +461,9 @@ impl NtfsProblem {
     /// damage or a failed read.
     pub fn is_refusal(&self) -> bool {
         match self {
-            NtfsProblem::BitLocker | NtfsProblem::Unsupported { .. } | NtfsProblem::Refused { .. } => {
-                true
-            }
+            NtfsProblem::BitLocker
+            | NtfsProblem::Unsupported { .. }
+            | NtfsProblem::Refused { .. } => true,
             NtfsProblem::NotNtfs
             | NtfsProblem::BadBootSector { .. }
             | NtfsProblem::Damaged { .. }
@@ -516,7 +516,7 @@ impl fmt::Display for NtfsProblem {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum ContainerProblem {
     /// A format kaifuku recognises but does not read (VHDX, VMDK, qcow2): convert it first.
@@ -614,7 +614,7 @@ impl fmt::Display for ContainerProblem {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum PartitionProblem {
     /// The disk is smaller than one sector.
@@ -682,7 +682,7 @@ impl fmt::Display for PartitionProblem {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum RuleNotice {
     /// A directory whose name matches the pattern: only files are deleted, so it stays.
@@ -719,7 +719,7 @@ impl fmt::Display for RuleNotice {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum Blocker {
     /// The volume is encrypted with BitLocker.
@@ -765,7 +765,7 @@ impl fmt::Display for Blocker {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum FixError {
     /// Inspection found nothing to fix.
@@ -795,7 +795,7 @@ pub enum FixError {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum FixRefusal {
     /// Inspection refused the image (nothing matched where it could look).
@@ -861,7 +861,7 @@ impl fmt::Display for FixRefusal {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum Checked {
     /// The MFT records the fix changed.
@@ -903,7 +903,7 @@ impl fmt::Display for Checked {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum FixFailure {
     /// Inspection found damage or could not read the image.
@@ -1071,7 +1071,7 @@ impl fmt::Display for FixFailure {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum PlanCheck {
     /// The ownership proof: a scan of `$MFT` showed every freed or written cluster range belongs
@@ -1144,7 +1144,7 @@ impl fmt::Display for PlanCheck {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum OutputCheck {
     /// The container opens again with the same format and virtual size.
@@ -1220,7 +1220,7 @@ pub struct VerifyError(pub VerifyFailure);
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum VerifyFailure {
     /// Nothing was planned, so there is nothing to verify against.
@@ -1364,7 +1364,7 @@ impl fmt::Display for VerifyFailure {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum UndoError {
     /// Shorter than the signature.
@@ -1408,7 +1408,7 @@ pub enum UndoError {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum UndoInconsistency {
     /// A planned write overlaps another or leaves the image file.
@@ -1487,7 +1487,7 @@ impl fmt::Display for UndoInconsistency {
 #[cfg_attr(
     test,
     derive(strum::EnumDiscriminants),
-    strum_discriminants(derive(strum::EnumIter))
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum IdentityMismatch {
     /// The image file has another size.
@@ -1529,5 +1529,598 @@ impl fmt::Display for IdentityMismatch {
                 "the image holds a {image}-byte virtual disk but the undo file was made for a {undo}-byte one"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        Blocker, BlockerDiscriminants, CheckOutcome, CheckOutcomeDiscriminants, Checked,
+        CheckedDiscriminants, ContainerProblem, ContainerProblemDiscriminants, FixError,
+        FixErrorDiscriminants, FixFailure, FixFailureDiscriminants, FixRefusal,
+        FixRefusalDiscriminants, IdentityMismatch, IdentityMismatchDiscriminants, NtfsProblem,
+        NtfsProblemDiscriminants, Outcome, OutcomeDiscriminants, OutputCheck,
+        OutputCheckDiscriminants, PartitionProblem, PartitionProblemDiscriminants, PlanCheck,
+        PlanCheckDiscriminants, Reason, ReasonDiscriminants, RuleNotice, RuleNoticeDiscriminants,
+        UndoError, UndoErrorDiscriminants, UndoInconsistency, UndoInconsistencyDiscriminants,
+        VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
+        VolumeProblemDiscriminants,
+    };
+    use kaifuku_container::{Format, OtherFormat};
+    use kaifuku_ntfs::check::{Problem, ProblemKind};
+    use kaifuku_ntfs::LogState;
+    use kaifuku_partition::NoticeKind;
+    use serde::Serialize;
+    use serde_json::Value;
+    use std::fmt::Display;
+    use strum::IntoEnumIterator;
+
+    const DOC: &str = include_str!("../../../docs/report-codes.md");
+
+    fn windows() -> VolumeName {
+        VolumeName {
+            partition: Some(3),
+            label: Some("Windows".into()),
+        }
+    }
+
+    fn problem() -> Problem {
+        Problem {
+            kind: ProblemKind::RecordHeader,
+            record: Some(64),
+            message: "record 64: bad signature".into(),
+        }
+    }
+
+    fn ntfs() -> NtfsProblem {
+        NtfsProblem::Damaged {
+            detail: "record 5 is damaged".into(),
+        }
+    }
+
+    fn overlap() -> NoticeKind {
+        NoticeKind::PartitionsOverlap {
+            a: 2,
+            b: 3,
+            a_start: 1 << 20,
+            a_end: 3 << 20,
+            b_start: 2 << 20,
+            b_end: 4 << 20,
+        }
+    }
+
+    fn outcomes() -> Vec<Outcome> {
+        vec![
+            Outcome::Matches,
+            Outcome::NothingToFix,
+            Outcome::Refused,
+            Outcome::Error,
+        ]
+    }
+
+    fn check_outcomes() -> Vec<CheckOutcome> {
+        vec![
+            CheckOutcome::Clean,
+            CheckOutcome::Problems,
+            CheckOutcome::Refused,
+            CheckOutcome::Error,
+        ]
+    }
+
+    fn reasons() -> Vec<Reason> {
+        vec![
+            Reason::Matches {
+                count: 2,
+                rule: "CrowdStrike channel file 291 (2024-07-19)".into(),
+            },
+            Reason::Container {
+                problem: ContainerProblem::DifferencingVhd,
+            },
+            Reason::Partitions {
+                problem: PartitionProblem::NoTable,
+            },
+            Reason::Volume {
+                volume: windows(),
+                problem: VolumeProblem::WindowsPartitionUnreadable,
+            },
+            Reason::PartitionTableDamaged { notice: overlap() },
+            Reason::DamagedBareNtfs {
+                oem_id_damaged: true,
+                backup_intact: false,
+            },
+            Reason::NoWindowsVolume,
+            Reason::DirectoryMissing {
+                volume: windows(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+            },
+            Reason::NoMatch {
+                volume: windows(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                pattern: "C-00000291*.sys".into(),
+            },
+            Reason::VolumeHasProblems {
+                volume: VolumeName::place(Some(3)),
+                count: 2,
+            },
+            Reason::NoNtfsVolume,
+            Reason::CheckedClean { volumes: 1 },
+        ]
+    }
+
+    fn volume_problems() -> Vec<VolumeProblem> {
+        vec![
+            VolumeProblem::OutsideDisk {
+                partition: Some(2),
+                detail: "range 0+10 lies outside the 5-byte space it was cut from".into(),
+            },
+            VolumeProblem::WindowsPartitionUnreadable,
+            VolumeProblem::WindowsBootSectorUnreadable {
+                oem_id: Some("MSDOS5.0".into()),
+                backup_intact: true,
+            },
+            VolumeProblem::Ntfs { error: ntfs() },
+        ]
+    }
+
+    fn ntfs_problems() -> Vec<NtfsProblem> {
+        vec![
+            NtfsProblem::NotNtfs,
+            NtfsProblem::BitLocker,
+            NtfsProblem::BadBootSector {
+                detail: "sectors per cluster is 0".into(),
+            },
+            ntfs(),
+            NtfsProblem::Unsupported {
+                detail: "an index split".into(),
+            },
+            NtfsProblem::Refused {
+                detail: "a system file".into(),
+            },
+            NtfsProblem::ReadFailed {
+                what: "reading an MFT record".into(),
+                detail: "failed to fill whole buffer".into(),
+            },
+            NtfsProblem::ReaderFailed {
+                detail: "bad attribute".into(),
+            },
+        ]
+    }
+
+    fn container_problems() -> Vec<ContainerProblem> {
+        vec![
+            ContainerProblem::UnsupportedFormat {
+                format: OtherFormat::Vhdx,
+                qemu_name: "vhdx".into(),
+            },
+            ContainerProblem::DifferencingVhd,
+            ContainerProblem::PatchInUnallocatedBlock {
+                offset: 1 << 30,
+                block: 512,
+            },
+            ContainerProblem::ReadFailed {
+                detail: "could not read the VHD footer at file offset 0: gone".into(),
+            },
+            ContainerProblem::Damaged {
+                detail: "VHD footer checksum mismatch".into(),
+            },
+        ]
+    }
+
+    fn partition_problems() -> Vec<PartitionProblem> {
+        vec![
+            PartitionProblem::TooSmall { size: 100 },
+            PartitionProblem::NoTable,
+            PartitionProblem::ReadFailed {
+                detail: "could not read the first sector".into(),
+            },
+            PartitionProblem::Unsupported {
+                detail: "a GPT layout".into(),
+            },
+            PartitionProblem::Damaged {
+                detail: "the GPT partition table is damaged".into(),
+            },
+        ]
+    }
+
+    fn blockers() -> Vec<Blocker> {
+        vec![
+            Blocker::BitLocker,
+            Blocker::JournalNotClean {
+                state: LogState::Unclean,
+            },
+            Blocker::Hibernated,
+            Blocker::QuotaTracking,
+        ]
+    }
+
+    fn notices() -> Vec<RuleNotice> {
+        vec![
+            RuleNotice::DirectorySkipped {
+                path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-dir.sys".into(),
+            },
+            RuleNotice::LinkFollowed {
+                link: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                target: "\\CS-real".into(),
+            },
+        ]
+    }
+
+    fn fix_refusals() -> Vec<FixRefusal> {
+        vec![
+            FixRefusal::Inspect {
+                reasons: vec![Reason::Volume {
+                    volume: windows(),
+                    problem: VolumeProblem::Ntfs {
+                        error: NtfsProblem::BitLocker,
+                    },
+                }],
+            },
+            FixRefusal::Blocked {
+                volume: windows(),
+                blocker: Blocker::Hibernated,
+            },
+            FixRefusal::Ntfs {
+                volume: windows(),
+                file: Some("\\$MFT".into()),
+                error: NtfsProblem::Refused {
+                    detail: "a system file".into(),
+                },
+            },
+        ]
+    }
+
+    fn fix_failures() -> Vec<FixFailure> {
+        vec![
+            FixFailure::Inspect {
+                reasons: vec![Reason::NoNtfsVolume],
+            },
+            FixFailure::PartitionsOverlap {
+                volume: windows(),
+                notice: overlap(),
+            },
+            FixFailure::Ntfs {
+                volume: windows(),
+                file: None,
+                error: ntfs(),
+            },
+            FixFailure::DirectoryVanished {
+                volume: windows(),
+                directory: "\\Windows".into(),
+            },
+            FixFailure::WriteTargetsDamaged {
+                volume: windows(),
+                problems: vec![problem()],
+            },
+            FixFailure::PatchedVolumeDoesNotOpen {
+                volume: windows(),
+                error: ntfs(),
+            },
+            FixFailure::PatchedVolumeUnreadable {
+                volume: windows(),
+                error: ntfs(),
+            },
+            FixFailure::CheckFailed {
+                volume: windows(),
+                checked: Checked::Bitmap,
+                error: ntfs(),
+            },
+            FixFailure::CheckFoundProblems {
+                volume: windows(),
+                checked: Checked::EditedDirectory,
+                problems: vec![problem()],
+            },
+            FixFailure::StillMatches { count: 1 },
+            FixFailure::PatchOverlapsJournalReset {
+                label: "$MFT record 0".into(),
+            },
+            FixFailure::ReadFailed {
+                detail: "failed to fill whole buffer".into(),
+            },
+            FixFailure::OutputNotMappable {
+                problem: ContainerProblem::PatchInUnallocatedBlock {
+                    offset: 4096,
+                    block: 0,
+                },
+            },
+            FixFailure::Internal {
+                detail: "range outside".into(),
+            },
+        ]
+    }
+
+    fn fix_errors() -> Vec<FixError> {
+        vec![
+            FixError::NothingToFix {
+                reasons: vec![Reason::NoWindowsVolume],
+            },
+            FixError::Refused {
+                refusal: fix_refusals().remove(1),
+            },
+            FixError::Failed {
+                failure: FixFailure::StillMatches { count: 1 },
+            },
+        ]
+    }
+
+    fn checked() -> Vec<Checked> {
+        vec![
+            Checked::ChangedRecords,
+            Checked::MftBitmap,
+            Checked::Bitmap,
+            Checked::EditedDirectory,
+        ]
+    }
+
+    fn plan_checks() -> Vec<PlanCheck> {
+        vec![
+            PlanCheck::OwnershipProven {
+                volume: windows(),
+                records_scanned: 1200,
+                bytes_read: 5 << 20,
+                claims_proven: 9,
+            },
+            PlanCheck::RuleFindsAfterFix {
+                volume: windows(),
+                count: 0,
+            },
+            PlanCheck::InvariantsPass {
+                volume: windows(),
+                records: 2,
+                freed_runs: 3,
+                directories: 1,
+            },
+        ]
+    }
+
+    fn output_checks() -> Vec<OutputCheck> {
+        vec![
+            OutputCheck::ContainerSame {
+                format: Format::VhdDynamic,
+                virtual_size: 1 << 30,
+            },
+            OutputCheck::RuleFinds {
+                volume: 1,
+                count: 0,
+            },
+            OutputCheck::RecordFree {
+                volume: 1,
+                record: 64,
+            },
+            OutputCheck::JournalReset { volume: 1 },
+            OutputCheck::Invariants { volume: 1 },
+        ]
+    }
+
+    fn verify_failures() -> Vec<VerifyFailure> {
+        vec![
+            VerifyFailure::NothingPlanned,
+            VerifyFailure::ContainerDoesNotOpen {
+                problem: ContainerProblem::Damaged {
+                    detail: "VHD footer checksum mismatch".into(),
+                },
+            },
+            VerifyFailure::NoOriginalContainer,
+            VerifyFailure::ContainerDiffers {
+                format: Format::Raw,
+                virtual_size: 100,
+                original_format: Format::VhdFixed,
+                original_virtual_size: 100,
+            },
+            VerifyFailure::VolumeGone { volume: windows() },
+            VerifyFailure::VolumeUnreadable {
+                volume: windows(),
+                problem: VolumeProblem::WindowsPartitionUnreadable,
+            },
+            VerifyFailure::Ntfs {
+                volume: windows(),
+                error: ntfs(),
+            },
+            VerifyFailure::RecordInUse {
+                volume: windows(),
+                record: 64,
+            },
+            VerifyFailure::CheckerProblems {
+                volume: windows(),
+                problems: vec![problem()],
+            },
+            VerifyFailure::NotNtfs { volume: windows() },
+            VerifyFailure::JournalNotReset {
+                volume: windows(),
+                state: LogState::V2,
+                dirty: false,
+            },
+            VerifyFailure::StillMatches {
+                count: 1,
+                reasons: vec![Reason::NoWindowsVolume],
+            },
+            VerifyFailure::Internal {
+                detail: "range outside".into(),
+            },
+        ]
+    }
+
+    fn undo_errors() -> Vec<UndoError> {
+        vec![
+            UndoError::TooShort,
+            UndoError::WrongSignature,
+            UndoError::OldVersion { version: 1 },
+            UndoError::NewerVersion { version: 3 },
+            UndoError::Checksum,
+            UndoError::Inconsistent {
+                what: UndoInconsistency::OriginalsHash,
+            },
+            UndoError::Read {
+                detail: "Input/output error (os error 5)".into(),
+            },
+        ]
+    }
+
+    fn undo_inconsistencies() -> Vec<UndoInconsistency> {
+        vec![
+            UndoInconsistency::WriteOutsideImage {
+                len: 10,
+                offset: 95,
+                file_size: 100,
+            },
+            UndoInconsistency::UnknownContainerKind { kind: 9 },
+            UndoInconsistency::RangeOutOfOrder { offset: 10 },
+            UndoInconsistency::RangeOutsideImage {
+                offset: 95,
+                file_size: 100,
+            },
+            UndoInconsistency::TrailingBytes { count: 3 },
+            UndoInconsistency::OriginalsHash,
+            UndoInconsistency::EntriesDoNotFit,
+        ]
+    }
+
+    fn identity_mismatches() -> Vec<IdentityMismatch> {
+        vec![
+            IdentityMismatch::FileSize {
+                image: 4097,
+                undo: 4096,
+            },
+            IdentityMismatch::Kind {
+                image: Format::Raw,
+                undo: Format::VhdFixed,
+            },
+            IdentityMismatch::VirtualSize {
+                image: 1 << 20,
+                undo: 2 << 20,
+            },
+        ]
+    }
+
+    /// The section of the document about `name` (from its `## `name`` heading to the next).
+    fn section(name: &str) -> &'static str {
+        let heading = format!("\n## `{name}`");
+        let start = DOC
+            .find(&heading)
+            .unwrap_or_else(|| panic!("docs/report-codes.md has no section {heading:?}"));
+        let rest = &DOC[start + heading.len()..];
+        &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+    }
+
+    /// The codes a section's tables list (the first cell of each row).
+    fn listed_codes(section: &str) -> Vec<String> {
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every variant of `T` has an example (`D` lists the variants), and every example's code is
+    /// documented in `T`'s section, which lists no other code. Returns the examples' JSON.
+    fn documented<T, D>(name: &str, examples: Vec<T>) -> Vec<Value>
+    where
+        T: Serialize + Display,
+        D: IntoEnumIterator + PartialEq + std::fmt::Debug + for<'a> From<&'a T>,
+    {
+        let kinds: Vec<D> = examples.iter().map(D::from).collect();
+        for d in D::iter() {
+            assert!(kinds.contains(&d), "{name}: no example of {d:?}");
+        }
+        let sec = section(name);
+        let listed = listed_codes(sec);
+        let mut codes = Vec::new();
+        let values: Vec<Value> = examples
+            .iter()
+            .map(|e| {
+                let v = serde_json::to_value(e).expect("serialises");
+                let code = match &v {
+                    Value::String(s) => s.clone(),
+                    Value::Object(m) => {
+                        assert_eq!(
+                            m.get("message"),
+                            Some(&Value::String(e.to_string())),
+                            "{name}: the JSON carries the English sentence: {v}"
+                        );
+                        m["code"].as_str().expect("code is a string").to_string()
+                    }
+                    other => panic!("{name}: unexpected JSON {other}"),
+                };
+                assert!(
+                    listed.contains(&code),
+                    "{name}: code `{code}` is not documented in docs/report-codes.md"
+                );
+                codes.push(code);
+                v
+            })
+            .collect();
+        for l in &listed {
+            assert!(
+                codes.contains(l),
+                "{name}: docs/report-codes.md lists `{l}`, which is no code of it"
+            );
+        }
+        values
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        documented::<_, OutcomeDiscriminants>("Outcome", outcomes());
+        documented::<_, CheckOutcomeDiscriminants>("CheckOutcome", check_outcomes());
+        documented::<_, ReasonDiscriminants>("Reason", reasons());
+        documented::<_, VolumeProblemDiscriminants>("VolumeProblem", volume_problems());
+        documented::<_, NtfsProblemDiscriminants>("NtfsProblem", ntfs_problems());
+        documented::<_, ContainerProblemDiscriminants>("ContainerProblem", container_problems());
+        documented::<_, PartitionProblemDiscriminants>("PartitionProblem", partition_problems());
+        documented::<_, BlockerDiscriminants>("Blocker", blockers());
+        documented::<_, RuleNoticeDiscriminants>("RuleNotice", notices());
+        documented::<_, FixErrorDiscriminants>("FixError", fix_errors());
+        documented::<_, FixRefusalDiscriminants>("FixRefusal", fix_refusals());
+        documented::<_, FixFailureDiscriminants>("FixFailure", fix_failures());
+        documented::<_, CheckedDiscriminants>("Checked", checked());
+        documented::<_, PlanCheckDiscriminants>("PlanCheck", plan_checks());
+        documented::<_, OutputCheckDiscriminants>("OutputCheck", output_checks());
+        documented::<_, VerifyFailureDiscriminants>("VerifyFailure", verify_failures());
+        documented::<_, UndoErrorDiscriminants>("UndoError", undo_errors());
+        documented::<_, UndoInconsistencyDiscriminants>(
+            "UndoInconsistency",
+            undo_inconsistencies(),
+        );
+        documented::<_, IdentityMismatchDiscriminants>("IdentityMismatch", identity_mismatches());
+    }
+
+    #[test]
+    fn json_carries_code_fields_and_message() {
+        let v = serde_json::to_value(Blocker::BitLocker).unwrap();
+        assert_eq!(v["code"], "bitlocker");
+        assert!(v["message"].as_str().unwrap().contains("BitLocker"));
+        let v = serde_json::to_value(Blocker::JournalNotClean {
+            state: LogState::V2,
+        })
+        .unwrap();
+        assert_eq!(v["code"], "journal_not_clean");
+        assert_eq!(v["state"], "v2.0");
+        // Nested values keep their own code and message.
+        let v = serde_json::to_value(FixError::Refused {
+            refusal: FixRefusal::Blocked {
+                volume: windows(),
+                blocker: Blocker::QuotaTracking,
+            },
+        })
+        .unwrap();
+        assert_eq!(v["code"], "refused");
+        assert_eq!(v["refusal"]["code"], "blocked");
+        assert_eq!(v["refusal"]["volume"]["partition"], 3);
+        assert_eq!(v["refusal"]["blocker"]["code"], "quota_tracking");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: partition 3 \"Windows\": disk quotas"));
+        // A verification error serialises as its failure.
+        let v = serde_json::to_value(VerifyError(VerifyFailure::NothingPlanned)).unwrap();
+        assert_eq!(v["code"], "nothing_planned");
+        assert_eq!(Checked::Bitmap.to_string(), "$Bitmap");
+    }
+
+    #[test]
+    fn volume_names_read_as_before() {
+        assert_eq!(windows().to_string(), "partition 3 \"Windows\"");
+        assert_eq!(VolumeName::place(Some(2)).to_string(), "partition 2");
+        assert_eq!(VolumeName::place(None).to_string(), "volume");
     }
 }
