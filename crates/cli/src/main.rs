@@ -133,7 +133,15 @@ const NO_OUTPUT: &str =
 /// missing), worded as kaifuku always worded it; `None` for any other error, which clap explains.
 fn fix_rule_broken(e: &clap::Error) -> Option<&'static str> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let cmd = Cli::command();
+    if !matches!(
+        e.kind(),
+        ErrorKind::ArgumentConflict | ErrorKind::MissingRequiredArgument
+    ) {
+        return None;
+    }
+    let mut cmd = Cli::command();
+    // Arguments render as in usage only once their command is built.
+    cmd.build();
     let fix = cmd.find_subcommand("fix")?;
     // clap names arguments in its errors as their usage renders them ("--output <OUT>").
     let shown = |id: &str| {
