@@ -8,7 +8,10 @@ use crate::vocabulary::{
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
 use kaifuku_io::{ReadAt, Slice};
-use kaifuku_ntfs::{boot_kind, BootKind, FileDetails, NtfsError, Volume, VolumeSummary};
+use kaifuku_ntfs::{
+    boot_kind, BootKind, Damage, FileDetails, LinkDestination, Location, NtfsError, Structure,
+    Unsupported, Volume, VolumeSummary,
+};
 use kaifuku_partition::PartitionTable;
 use serde::Serialize;
 
@@ -56,9 +59,15 @@ fn healthy(report: kaifuku_ntfs::check::CheckReport, path: &str) -> Result<(), N
     if report.is_clean() {
         return Ok(());
     }
-    Err(NtfsError::Corrupt(format!(
-        "the directory {path} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
-        report.first_problems(3)
+    Err(NtfsError::Corrupt(Damage::new(
+        Structure::Directory,
+        Some(Location::Path {
+            path: path.to_string(),
+        }),
+        format!(
+            "the directory {path} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+            report.first_problems(3)
+        ),
     )))
 }
 
@@ -105,10 +114,16 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             let named_here =
                 kaifuku_ntfs::volume::names_itself_in(&rec, dir.number, &entry.key.name);
             if !named_here || walked_records.contains(&rec.number) {
-                return Err(NtfsError::Corrupt(format!(
-                    "the directory {here_so_far} lists {} as MFT record {}, but that record is not a file of that name in this directory; run chkdsk on the volume in Windows or Windows Recovery",
-                    entry.name(),
-                    rec.number
+                return Err(NtfsError::Corrupt(Damage::new(
+                    Structure::Directory,
+                    Some(Location::Path {
+                        path: here_so_far.clone(),
+                    }),
+                    format!(
+                        "the directory {here_so_far} lists {} as MFT record {}, but that record is not a file of that name in this directory; run chkdsk on the volume in Windows or Windows Recovery",
+                        entry.name(),
+                        rec.number
+                    ),
                 )));
             }
             walked_records.push(rec.number);
@@ -116,16 +131,22 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             walked.push(entry.name());
             let here = format!("\\{}", walked.join("\\"));
             if let Some(link) = vol.reparse_target(&rec)? {
-                let shown = match &link {
-                    kaifuku_ntfs::reparse::ReparseTarget::Link { target, .. } => target.clone(),
+                let destination = match &link {
+                    kaifuku_ntfs::reparse::ReparseTarget::Link { target, .. } => {
+                        LinkDestination::Path {
+                            path: target.clone(),
+                        }
+                    }
                     kaifuku_ntfs::reparse::ReparseTarget::Other { tag } => {
-                        format!("a reparse point of tag {tag:#010x}")
+                        LinkDestination::OtherReparsePoint { tag: *tag }
                     }
                 };
+                let shown = destination.to_string();
                 let Some(next) = link.on_windows_volume(&parent) else {
-                    return Err(NtfsError::Unsupported(format!(
-                        "{here} is a link to {shown}, which kaifuku cannot follow on this volume; fix the volume it leads to, or name the real directory with the command line's --path"
-                    )));
+                    return Err(NtfsError::Unsupported(Unsupported::UnfollowableLink {
+                        link: here,
+                        destination,
+                    }));
                 };
                 notices.push(RuleNotice::LinkFollowed {
                     link: here,
@@ -154,9 +175,10 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             _reader: std::marker::PhantomData,
         });
     }
-    Err(NtfsError::Unsupported(format!(
-        "{path}: more than {MAX_LINK_HOPS} links on the way; kaifuku does not follow link loops"
-    )))
+    Err(NtfsError::Unsupported(Unsupported::TooManyLinks {
+        path: path.to_string(),
+        max_hops: MAX_LINK_HOPS,
+    }))
 }
 
 /// One volume of the image (a partition that is not an extended-partition container, or the
