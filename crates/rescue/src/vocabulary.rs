@@ -17,7 +17,7 @@
 
 use kaifuku_container::{ContainerError, Format, OtherFormat};
 use kaifuku_ntfs::check::Problem;
-use kaifuku_ntfs::{LogState, NtfsError};
+use kaifuku_ntfs::{BootSectorFault, Damage, LogState, NtfsError, Refusal, Unsupported};
 use kaifuku_partition::{NoticeKind, PartitionError};
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -408,7 +408,9 @@ impl fmt::Display for VolumeProblem {
 }
 
 /// What the NTFS layer reported: [`NtfsError`] as a value that can be kept, compared and
-/// serialised (its read errors carry the reader's message instead of the `io::Error`).
+/// serialised. Its typed findings are kept as they are ([`Damage`] with the damaged structure and
+/// its location, [`BootSectorFault`], [`Unsupported`], [`Refusal`], each with its own `"code"`);
+/// only a failed read carries the reader's message instead of the `io::Error`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
 #[cfg_attr(
@@ -425,22 +427,24 @@ pub enum NtfsProblem {
     /// The boot sector says NTFS but its geometry is impossible.
     BadBootSector {
         /// What is wrong with it.
-        detail: String,
+        fault: BootSectorFault,
     },
     /// An on-disk structure is damaged.
     Damaged {
-        /// The damage.
-        detail: String,
+        /// Which structure, where, and what is wrong with it.
+        damage: Damage,
     },
-    /// Something NTFS allows that kaifuku does not handle (yet).
+    /// Something NTFS allows that kaifuku does not handle (yet): index splits and merges, a
+    /// file with an attribute list, a link kaifuku cannot follow, ...
     Unsupported {
         /// What.
-        detail: String,
+        unsupported: Unsupported,
     },
-    /// A request kaifuku will not carry out, whatever the version.
+    /// A request kaifuku will not carry out, whatever the version: deleting a system file, a
+    /// DOS name whose long name is ambiguous.
     Refused {
         /// What and why.
-        detail: String,
+        refusal: Refusal,
     },
     /// The image could not be read.
     ReadFailed {
@@ -478,10 +482,10 @@ impl From<NtfsError> for NtfsProblem {
         match e {
             NtfsError::NotNtfs => NtfsProblem::NotNtfs,
             NtfsError::BitLocker => NtfsProblem::BitLocker,
-            NtfsError::BadBootSector(detail) => NtfsProblem::BadBootSector { detail },
-            NtfsError::Corrupt(detail) => NtfsProblem::Damaged { detail },
-            NtfsError::Unsupported(detail) => NtfsProblem::Unsupported { detail },
-            NtfsError::Refused(detail) => NtfsProblem::Refused { detail },
+            NtfsError::BadBootSector(fault) => NtfsProblem::BadBootSector { fault },
+            NtfsError::Corrupt(damage) => NtfsProblem::Damaged { damage },
+            NtfsError::Unsupported(unsupported) => NtfsProblem::Unsupported { unsupported },
+            NtfsError::Refused(refusal) => NtfsProblem::Refused { refusal },
             NtfsError::Io { what, source } => NtfsProblem::ReadFailed {
                 what: what.to_string(),
                 detail: source.to_string(),
@@ -497,10 +501,10 @@ impl fmt::Display for NtfsProblem {
         let same = match self {
             NtfsProblem::NotNtfs => NtfsError::NotNtfs,
             NtfsProblem::BitLocker => NtfsError::BitLocker,
-            NtfsProblem::BadBootSector { detail } => NtfsError::BadBootSector(detail.clone()),
-            NtfsProblem::Damaged { detail } => NtfsError::Corrupt(detail.clone()),
-            NtfsProblem::Unsupported { detail } => NtfsError::Unsupported(detail.clone()),
-            NtfsProblem::Refused { detail } => NtfsError::Refused(detail.clone()),
+            NtfsProblem::BadBootSector { fault } => NtfsError::BadBootSector(fault.clone()),
+            NtfsProblem::Damaged { damage } => NtfsError::Corrupt(damage.clone()),
+            NtfsProblem::Unsupported { unsupported } => NtfsError::Unsupported(unsupported.clone()),
+            NtfsProblem::Refused { refusal } => NtfsError::Refused(refusal.clone()),
             NtfsProblem::ReadFailed { what, detail } => {
                 return write!(f, "reading the image failed while {what}: {detail}")
             }
@@ -1548,7 +1552,9 @@ mod tests {
     };
     use kaifuku_container::{Format, OtherFormat};
     use kaifuku_ntfs::check::{Problem, ProblemKind};
-    use kaifuku_ntfs::LogState;
+    use kaifuku_ntfs::{
+        BootSectorFault, Damage, Location, LogState, NodeId, Refusal, Structure, Unsupported,
+    };
     use kaifuku_partition::NoticeKind;
     use serde::Serialize;
     use serde_json::Value;
@@ -1574,7 +1580,11 @@ mod tests {
 
     fn ntfs() -> NtfsProblem {
         NtfsProblem::Damaged {
-            detail: "record 5 is damaged".into(),
+            damage: Damage::new(
+                Structure::FileRecord,
+                Some(Location::MftRecord { record: 5 }),
+                "record 5: bad signature",
+            ),
         }
     }
 
@@ -1667,14 +1677,21 @@ mod tests {
             NtfsProblem::NotNtfs,
             NtfsProblem::BitLocker,
             NtfsProblem::BadBootSector {
-                detail: "sectors per cluster is 0".into(),
+                fault: BootSectorFault::ZeroSectorsPerCluster,
             },
             ntfs(),
             NtfsProblem::Unsupported {
-                detail: "an index split".into(),
+                unsupported: Unsupported::IndexSplit {
+                    node: NodeId::Root,
+                    needed: 600,
+                    available: 480,
+                },
             },
             NtfsProblem::Refused {
-                detail: "a system file".into(),
+                refusal: Refusal::SystemFile {
+                    name: "$MFT".into(),
+                    record: 0,
+                },
             },
             NtfsProblem::ReadFailed {
                 what: "reading an MFT record".into(),
@@ -1763,7 +1780,10 @@ mod tests {
                 volume: windows(),
                 file: Some("\\$MFT".into()),
                 error: NtfsProblem::Refused {
-                    detail: "a system file".into(),
+                    refusal: Refusal::AmbiguousDosName {
+                        name: "C-00000291-00000000-00000032.sys".into(),
+                        record: 64,
+                    },
                 },
             },
         ]
