@@ -2104,6 +2104,277 @@ mod tests {
         documented::<_, IdentityMismatchDiscriminants>("IdentityMismatch", identity_mismatches());
     }
 
+    /// `examples` of a type of the NTFS layer (no variant lister there): `index` names each
+    /// variant by its position with an exhaustive match, so a new variant does not compile here
+    /// until it is counted in `variants` and given an example. Checks that `name`'s section lists
+    /// exactly the examples' codes.
+    fn documented_ntfs<T: Serialize>(
+        name: &str,
+        examples: Vec<T>,
+        variants: usize,
+        index: fn(&T) -> usize,
+    ) {
+        let mut seen: Vec<usize> = examples.iter().map(index).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(
+            seen,
+            (0..variants).collect::<Vec<_>>(),
+            "{name}: an example of each"
+        );
+        let listed = listed_codes(section(name));
+        let codes: Vec<String> = examples
+            .iter()
+            .map(|e| match serde_json::to_value(e).expect("serialises") {
+                Value::String(s) => s,
+                Value::Object(m) => m["code"].as_str().expect("code").to_string(),
+                other => panic!("{name}: unexpected JSON {other}"),
+            })
+            .collect();
+        for c in &codes {
+            assert!(listed.contains(c), "{name}: `{c}` is not documented");
+        }
+        for l in &listed {
+            assert!(codes.contains(l), "{name}: `{l}` is documented but no code");
+        }
+    }
+
+    #[test]
+    fn every_code_of_the_ntfs_layer_is_documented() {
+        use Structure as S;
+        let structures = vec![
+            S::Unknown,
+            S::Mft,
+            S::MftMirr,
+            S::FileRecord,
+            S::Attribute,
+            S::AttributeList,
+            S::Runlist,
+            S::UpdateSequence,
+            S::IndexRoot,
+            S::IndexAllocation,
+            S::IndexNode,
+            S::IndexEntry,
+            S::IndexBitmap,
+            S::Directory,
+            S::UpCase,
+            S::LogFile,
+            S::Bitmap,
+            S::MftBitmap,
+            S::VolumeInformation,
+            S::StandardInformation,
+            S::FileName,
+            S::Extend,
+            S::FileData,
+        ];
+        // Structure has no fields: every variant is its own position in the list above, which
+        // the exhaustive match checks against.
+        documented_ntfs("Structure", structures, 23, |s| match s {
+            S::Unknown => 0,
+            S::Mft => 1,
+            S::MftMirr => 2,
+            S::FileRecord => 3,
+            S::Attribute => 4,
+            S::AttributeList => 5,
+            S::Runlist => 6,
+            S::UpdateSequence => 7,
+            S::IndexRoot => 8,
+            S::IndexAllocation => 9,
+            S::IndexNode => 10,
+            S::IndexEntry => 11,
+            S::IndexBitmap => 12,
+            S::Directory => 13,
+            S::UpCase => 14,
+            S::LogFile => 15,
+            S::Bitmap => 16,
+            S::MftBitmap => 17,
+            S::VolumeInformation => 18,
+            S::StandardInformation => 19,
+            S::FileName => 20,
+            S::Extend => 21,
+            S::FileData => 22,
+        });
+        use Location as L;
+        documented_ntfs(
+            "Location",
+            vec![
+                L::MftRecord { record: 5 },
+                L::RecordOffset { offset: 56 },
+                L::IndexNode {
+                    directory: Some(5),
+                    node: NodeId::Block(4),
+                },
+                L::Cluster { lcn: 9 },
+                L::StreamOffset { offset: 4096 },
+                L::Path {
+                    path: "\\Windows".into(),
+                },
+            ],
+            6,
+            |l| match l {
+                L::MftRecord { .. } => 0,
+                L::RecordOffset { .. } => 1,
+                L::IndexNode { .. } => 2,
+                L::Cluster { .. } => 3,
+                L::StreamOffset { .. } => 4,
+                L::Path { .. } => 5,
+            },
+        );
+        use kaifuku_ntfs::RecordKind as K;
+        use BootSectorFault as B;
+        documented_ntfs(
+            "BootSectorFault",
+            vec![
+                B::MissingEndSignature,
+                B::BytesPerSector { value: 3 },
+                B::ZeroSectorsPerCluster,
+                B::SectorsPerClusterCode { byte: 0xE0 },
+                B::SectorsPerClusterNotPowerOfTwo { value: 3 },
+                B::ClusterTooLarge {
+                    cluster_size: 4 << 20,
+                },
+                B::TotalSectorsOverflow,
+                B::Truncated {
+                    described: 100,
+                    present: 50,
+                },
+                B::BackupBeyondEnd {
+                    backup_at: 100,
+                    present: 50,
+                },
+                B::MftOutsideVolume {
+                    mft_lcn: 99,
+                    mftmirr_lcn: 2,
+                    total_clusters: 50,
+                },
+                B::MftAndMirrorShareCluster { lcn: 4 },
+                B::RecordSizeCode {
+                    record: K::FileRecord,
+                    size_code: -40,
+                },
+                B::ImplausibleRecordSize {
+                    record: K::IndexRecord,
+                    size: 100,
+                },
+            ],
+            13,
+            |b| match b {
+                B::MissingEndSignature => 0,
+                B::BytesPerSector { .. } => 1,
+                B::ZeroSectorsPerCluster => 2,
+                B::SectorsPerClusterCode { .. } => 3,
+                B::SectorsPerClusterNotPowerOfTwo { .. } => 4,
+                B::ClusterTooLarge { .. } => 5,
+                B::TotalSectorsOverflow => 6,
+                B::Truncated { .. } => 7,
+                B::BackupBeyondEnd { .. } => 8,
+                B::MftOutsideVolume { .. } => 9,
+                B::MftAndMirrorShareCluster { .. } => 10,
+                B::RecordSizeCode { .. } => 11,
+                B::ImplausibleRecordSize { .. } => 12,
+            },
+        );
+        documented_ntfs(
+            "RecordKind",
+            vec![K::FileRecord, K::IndexRecord],
+            2,
+            |k| match k {
+                K::FileRecord => 0,
+                K::IndexRecord => 1,
+            },
+        );
+        use kaifuku_ntfs::LinkDestination as D;
+        let destinations = vec![
+            D::Path {
+                path: "D:\\CS".into(),
+            },
+            D::OtherReparsePoint { tag: 0x8000_0017 },
+        ];
+        documented_ntfs("LinkDestination", destinations.clone(), 2, |d| match d {
+            D::Path { .. } => 0,
+            D::OtherReparsePoint { .. } => 1,
+        });
+        use Unsupported as U;
+        documented_ntfs(
+            "Unsupported",
+            vec![
+                U::IndexSplit {
+                    node: NodeId::Root,
+                    needed: 600,
+                    available: 480,
+                },
+                U::IndexBlockOverflow {
+                    node: NodeId::Block(0),
+                },
+                U::IndexMerge {
+                    node: NodeId::Block(8),
+                    directory: "\\Windows".into(),
+                },
+                U::RecordFull { grow_by: 80 },
+                U::TargetIsDirectory {
+                    name: "x".into(),
+                    record: 70,
+                },
+                U::AttributeListOnTarget {
+                    name: "17.txt".into(),
+                    record: 27,
+                },
+                U::IndexCollation {
+                    record: 9,
+                    index: "$SDH".into(),
+                    rule: 0x12,
+                },
+                U::AttributeTooLarge {
+                    type_code: 0x80,
+                    size: 1 << 40,
+                },
+                U::CompressedOrEncryptedData { record: 70 },
+                U::UnfollowableLink {
+                    link: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                    destination: destinations[0].clone(),
+                },
+                U::TooManyLinks {
+                    path: "\\a".into(),
+                    max_hops: 8,
+                },
+            ],
+            11,
+            |u| match u {
+                U::IndexSplit { .. } => 0,
+                U::IndexBlockOverflow { .. } => 1,
+                U::IndexMerge { .. } => 2,
+                U::RecordFull { .. } => 3,
+                U::TargetIsDirectory { .. } => 4,
+                U::AttributeListOnTarget { .. } => 5,
+                U::IndexCollation { .. } => 6,
+                U::AttributeTooLarge { .. } => 7,
+                U::CompressedOrEncryptedData { .. } => 8,
+                U::UnfollowableLink { .. } => 9,
+                U::TooManyLinks { .. } => 10,
+            },
+        );
+        documented_ntfs(
+            "Refusal",
+            vec![
+                Refusal::SystemFile {
+                    name: "$MFT".into(),
+                    record: 0,
+                },
+                Refusal::AmbiguousDosName {
+                    name: "a.sys".into(),
+                    record: 64,
+                },
+            ],
+            2,
+            |r| match r {
+                Refusal::SystemFile { .. } => 0,
+                Refusal::AmbiguousDosName { .. } => 1,
+            },
+        );
+        // Damage is a struct: its section describes its fields.
+        assert!(section("Damage").contains("structure"));
+    }
+
     #[test]
     fn json_carries_code_fields_and_message() {
         let v = serde_json::to_value(Blocker::BitLocker).unwrap();
