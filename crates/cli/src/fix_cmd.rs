@@ -1,6 +1,8 @@
-//! `kaifuku fix`: plan in the core, then write the patched image (same container format) next to
-//! the original, never over it unless `--in-place` was asked for with an undo file. Paths are
-//! checked first (see `paths`), and nothing is written once printing to stdout failed.
+//! `kaifuku fix`: one `rescue::Session` inspects, plans and maps the plan into file writes; this
+//! module writes the patched image (same container format) next to the original, never over it
+//! unless `--in-place` was asked for with an undo file, then re-opens what it wrote and has the
+//! session verify it before exiting 0. Paths are checked first (see `paths`), and nothing is
+//! written once printing to stdout failed.
 
 use crate::exit::Exit;
 use crate::paths::{self, Role, Target};
