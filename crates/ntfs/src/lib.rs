@@ -13,6 +13,7 @@ pub mod edit;
 mod error;
 pub mod fixup;
 pub mod index;
+pub mod layout;
 pub mod logfile;
 pub mod ownership;
 pub mod record;
@@ -29,6 +30,7 @@ pub use error::{
     Unsupported,
 };
 pub use index::{DirEntry, Directory, FileNameKey, NodeId};
+pub use layout::{AttributeType, Namespace};
 pub use logfile::{LogFileInfo, LogState};
 pub use record::{FileRecord, FileRef};
 pub use summary::{FileDetails, Hibernation, VolumeSummary};

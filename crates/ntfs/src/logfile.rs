@@ -3,13 +3,11 @@
 
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::fixup;
+use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
+use crate::layout::{restart_area, restart_page};
 use crate::NtfsError;
 use crate::Structure;
 use serde::Serialize;
-
-/// Flag in the restart area: the volume was cleanly shut down.
-const RESTART_VOLUME_IS_CLEAN: u16 = 0x0002;
-const NO_CLIENT: u16 = 0xFFFF;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum LogState {
@@ -77,10 +75,10 @@ fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     }
     let mut page = page.to_vec();
     fixup::apply_read(&mut page, "$LogFile restart page")?;
-    let ra = u16_at(&page, 0x18)? as usize;
-    let minor = u16_at(&page, 0x1A)? as i16;
-    let major = u16_at(&page, 0x1C)? as i16;
-    if ra < 0x1E || ra + 0x30 > page.len() {
+    let ra = u16_at(&page, restart_page::RESTART_AREA_OFFSET)? as usize;
+    let minor = u16_at(&page, restart_page::MINOR_VERSION)? as i16;
+    let major = u16_at(&page, restart_page::MAJOR_VERSION)? as i16;
+    if ra < restart_page::HEADER_LENGTH || ra + restart_area::LENGTH > page.len() {
         return Err(NtfsError::damaged(
             Structure::LogFile,
             "restart area offset out of range",
@@ -89,9 +87,9 @@ fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     Ok(Restart {
         major,
         minor,
-        current_lsn: u64_at(&page, ra)?,
-        in_use_list: u16_at(&page, ra + 0x0C)?,
-        flags: u16_at(&page, ra + 0x0E)?,
+        current_lsn: u64_at(&page, ra + restart_area::CURRENT_LSN)?,
+        in_use_list: u16_at(&page, ra + restart_area::CLIENT_IN_USE_LIST)?,
+        flags: u16_at(&page, ra + restart_area::FLAGS)?,
     })
 }
 
@@ -128,7 +126,7 @@ pub fn log_state(
     }
     // The system page size is in each restart page header; 4096 is usual.
     let mut pages = Vec::new();
-    let page_size = match u32_at(&first, 0x10) {
+    let page_size = match u32_at(&first, restart_page::SYSTEM_PAGE_SIZE) {
         Ok(p) if (512..=65536).contains(&p) && p.is_power_of_two() && (2 * p as u64) <= size => {
             p as u64
         }
@@ -146,7 +144,7 @@ pub fn log_state(
     };
     info.version = Some(format!("{}.{}", r.major, r.minor));
     info.current_lsn = Some(r.current_lsn);
-    let clean_flag = r.flags & RESTART_VOLUME_IS_CLEAN != 0;
+    let clean_flag = r.flags & FLAG_VOLUME_IS_CLEAN != 0;
     info.clean_flag = Some(clean_flag);
     info.clients_in_use = Some(r.in_use_list != NO_CLIENT);
     info.state = if r.major >= 2 {

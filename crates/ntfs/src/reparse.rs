@@ -4,8 +4,9 @@
 //! Windows would open: the files are where the link points.
 
 use crate::bytes::{slice, u16_at, u32_at, utf16_name, utf16_units};
-use crate::record::{FileRecord, ATTR_REPARSE_POINT};
+use crate::record::FileRecord;
 use crate::volume::Volume;
+use crate::AttributeType;
 use crate::NtfsError;
 use kaifuku_io::ReadAt;
 
@@ -58,7 +59,7 @@ impl ReparseTarget {
 impl<R: ReadAt> Volume<R> {
     /// The link a record's `$REPARSE_POINT` makes, if it has one.
     pub fn reparse_target(&self, rec: &FileRecord) -> Result<Option<ReparseTarget>, NtfsError> {
-        let Some(v) = self.value(rec, ATTR_REPARSE_POINT, "")? else {
+        let Some(v) = self.value(rec, AttributeType::ReparsePoint, "")? else {
             return Ok(None);
         };
         let len = match &v {

@@ -2,10 +2,12 @@
 //! semantic parts (label, version, flags, times, data) and through our own code for the rest.
 
 use crate::boot::BootSector;
+use crate::layout::{attribute, standard_information, Namespace};
 use crate::logfile::{log_state, LogFileInfo};
-use crate::record::{FileRef, ATTR_DATA};
+use crate::record::FileRef;
 use crate::time::format_utc;
 use crate::volume::{Volume, RECORD_LOGFILE};
+use crate::AttributeType;
 use crate::NtfsError;
 use crate::Unsupported;
 use crate::{Location, Structure};
@@ -83,7 +85,7 @@ impl<R: ReadAt> Volume<R> {
         let boot: &BootSector = self.boot();
         let log_rec = self.read_record(RECORD_LOGFILE)?;
         let log_val = self
-            .value(&log_rec, ATTR_DATA, "")?
+            .value(&log_rec, AttributeType::Data, "")?
             .ok_or_else(|| NtfsError::damaged(Structure::LogFile, "$LogFile has no data"))?;
         let log_size = match &log_val {
             crate::volume::AttrValue::Resident(b) => b.len() as u64,
@@ -124,7 +126,7 @@ impl<R: ReadAt> Volume<R> {
             return Ok(false);
         };
         if self
-            .value(&quota, crate::record::ATTR_INDEX_ROOT, "$Q")?
+            .value(&quota, AttributeType::IndexRoot, "$Q")?
             .is_none()
         {
             return Ok(false);
@@ -146,8 +148,8 @@ impl<R: ReadAt> Volume<R> {
                     stack.push(crate::index::NodeId::Block(v));
                 }
                 if !e.is_end && e.key_bytes == QUOTA_DEFAULTS_ID {
-                    let data_off = crate::bytes::u16_at(&node.bytes, e.offset)? as usize;
-                    let flags = crate::bytes::u32_at(&node.bytes, e.offset + data_off + 4)?;
+                    // QUOTA_CONTROL_ENTRY: a version (u32), then the flags (u32).
+                    let flags = crate::bytes::u32_at(&node.bytes, e.offset + e.data_offset + 4)?;
                     return Ok(flags & TRACKING_ENABLED != 0);
                 }
             }
@@ -222,12 +224,11 @@ impl<R: ReadAt> Volume<R> {
         &self,
         entry: &crate::index::DirEntry,
     ) -> Result<FileDetails, NtfsError> {
-        use crate::record::ATTR_STANDARD_INFORMATION;
         use crate::volume::AttrValue;
         let rec = self.read_live(entry.file_ref)?;
         let dos_name = self.dos_name(&rec)?;
-        let si = match self.value(&rec, ATTR_STANDARD_INFORMATION, "")? {
-            Some(AttrValue::Resident(v)) if v.len() >= 0x20 => v,
+        let si = match self.value(&rec, AttributeType::StandardInformation, "")? {
+            Some(AttrValue::Resident(v)) if v.len() >= standard_information::TIMES_LENGTH => v,
             _ => {
                 return Err(NtfsError::damaged_at(
                     Structure::StandardInformation,
@@ -237,15 +238,16 @@ impl<R: ReadAt> Volume<R> {
             }
         };
         let tick = |o: usize| u64::from_le_bytes(si[o..o + 8].try_into().expect("8 bytes"));
-        let (size, header, all_zero) = match self.value(&rec, ATTR_DATA, "")? {
+        let (size, header, all_zero) = match self.value(&rec, AttributeType::Data, "")? {
             None => (0, Vec::new(), true),
             Some(v) => {
-                if let Some(a) = self
-                    .records_of(&rec)?
-                    .iter()
-                    .find_map(|r| r.find(ATTR_DATA, "").ok().flatten().map(|a| a.flags()))
-                {
-                    if a & 0x4001 != 0 {
+                if let Some(a) = self.records_of(&rec)?.iter().find_map(|r| {
+                    r.find(AttributeType::Data, "")
+                        .ok()
+                        .flatten()
+                        .map(|a| a.flags())
+                }) {
+                    if a & (attribute::FLAG_COMPRESSED | attribute::FLAG_ENCRYPTED) != 0 {
                         return Err(NtfsError::Unsupported(
                             Unsupported::CompressedOrEncryptedData { record: rec.number },
                         ));
@@ -279,12 +281,12 @@ impl<R: ReadAt> Volume<R> {
             mft_record: entry.file_ref.record,
             sequence: rec.sequence(),
             size,
-            created: format_utc(tick(0)),
-            modified: format_utc(tick(8)),
-            mft_changed: format_utc(tick(0x10)),
-            accessed: format_utc(tick(0x18)),
-            created_ticks: tick(0),
-            modified_ticks: tick(8),
+            created: format_utc(tick(standard_information::CREATED)),
+            modified: format_utc(tick(standard_information::MODIFIED)),
+            mft_changed: format_utc(tick(standard_information::MFT_CHANGED)),
+            accessed: format_utc(tick(standard_information::ACCESSED)),
+            created_ticks: tick(standard_information::CREATED),
+            modified_ticks: tick(standard_information::MODIFIED),
             header_hex: header.iter().map(|b| format!("{b:02x}")).collect(),
             all_zero,
             link_count: rec.link_count(),
@@ -310,7 +312,7 @@ impl<R: ReadAt> Volume<R> {
                 let size = value.len();
                 // The two readers check each other: a damaged record the crate reads with another
                 // size than ours is refused, not scanned (a misread size can be 2^59 bytes).
-                let own = match self.value(&rec, ATTR_DATA, "")? {
+                let own = match self.value(&rec, AttributeType::Data, "")? {
                     Some(crate::volume::AttrValue::Resident(b)) => b.len() as u64,
                     Some(crate::volume::AttrValue::NonResident(s)) => s.data_size,
                     None => 0,
@@ -368,9 +370,9 @@ impl<R: ReadAt> Volume<R> {
     pub fn dos_name(&self, rec: &crate::record::FileRecord) -> Result<Option<String>, NtfsError> {
         for r in self.records_of(rec)? {
             for a in r.attributes()? {
-                if a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident {
+                if a.is(AttributeType::FileName) && !a.non_resident {
                     let k = crate::index::FileNameKey::parse(a.resident_value()?)?;
-                    if k.namespace == crate::index::NS_DOS {
+                    if k.namespace == Namespace::Dos {
                         return Ok(Some(k.name_string()));
                     }
                 }

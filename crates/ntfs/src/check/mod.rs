@@ -35,27 +35,14 @@ pub use whole::check_volume;
 /// How an attribute is named in messages (`$DATA`, `$INDEX_ALLOCATION $I30`, ...).
 pub(crate) use record::describe_attr as describe_attribute;
 
-use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::index::{FileNameKey, NodeId};
-use crate::logfile::{log_state, LogFileInfo, LogState};
-use crate::record::{
-    FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_BITMAP, ATTR_DATA, ATTR_INDEX_ROOT,
-    ATTR_OBJECT_ID, ATTR_REPARSE_POINT, ATTR_VOLUME_INFORMATION, FLAG_DIRECTORY, FLAG_IN_USE,
-};
-use crate::volume::{
-    parse_attribute_list, AttrValue, AttributeListEntry, Volume, RECORD_BITMAP, RECORD_LOGFILE,
-    RECORD_VOLUME,
-};
+use crate::logfile::LogFileInfo;
+use crate::volume::{AttrValue, Volume};
 use crate::NtfsError;
-use bits::{push_range, Bits};
+use bits::Bits;
 use kaifuku_io::ReadAt;
-use names::{name_hash, NameTable};
-use record::{
-    describe_attr, examine_record, namespace_name, AttrFacts, Geometry, RecordFacts, I30,
-};
+use record::{AttrFacts, Geometry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use tree::{check_tree, TreeEntry};
 
 /// What invariant a problem breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -129,39 +116,38 @@ pub enum ProblemKind {
 impl ProblemKind {
     /// A few plain words for the kind, for people.
     pub fn label(self) -> &'static str {
-        use ProblemKind::*;
         match self {
-            RecordHeader => "damaged file record header",
-            AttributeLayout => "damaged attribute",
-            MappingPairs => "damaged run list",
-            MftBitmapMissing => "record in use but free in the MFT bitmap",
-            MftBitmapStale => "record free but marked in the MFT bitmap",
-            LinkCount => "wrong link count",
-            DirectoryFlag => "wrong directory flag",
-            AttributeList => "attribute list disagrees with extension records",
-            RunOutsideVolume => "run outside the volume",
-            ClusterDoubleUse => "cluster used twice",
-            BitmapMissing => "cluster in use but free in $Bitmap",
-            BitmapStale => "cluster marked in $Bitmap but unused",
-            NameParent => "name under a missing parent",
-            IndexRoot => "damaged index root",
-            IndexBlockHeader => "damaged index block",
-            IndexBlockVcn => "index block at the wrong VCN",
-            IndexEntryLayout => "damaged index entry",
-            IndexTree => "damaged index tree",
-            IndexBitmap => "index bitmap disagrees with the tree",
-            IndexEmptyBlock => "empty index block",
-            IndexOrder => "index entries out of order",
-            IndexEntryStale => "index entry for a deleted or reused file",
-            IndexEntryName => "index entry without a matching name",
-            NameNotIndexed => "name missing from its directory",
-            NameIndexedTwice => "name indexed twice",
-            ObjectIdIndex => "object ID index disagrees with the files",
-            ReparseIndex => "reparse point index disagrees with the files",
-            MftMirror => "$MFTMirr differs from $MFT",
-            LogFile => "damaged $LogFile",
-            BootBackup => "backup boot sector differs",
-            Unreadable => "unreadable structure",
+            ProblemKind::RecordHeader => "damaged file record header",
+            ProblemKind::AttributeLayout => "damaged attribute",
+            ProblemKind::MappingPairs => "damaged run list",
+            ProblemKind::MftBitmapMissing => "record in use but free in the MFT bitmap",
+            ProblemKind::MftBitmapStale => "record free but marked in the MFT bitmap",
+            ProblemKind::LinkCount => "wrong link count",
+            ProblemKind::DirectoryFlag => "wrong directory flag",
+            ProblemKind::AttributeList => "attribute list disagrees with extension records",
+            ProblemKind::RunOutsideVolume => "run outside the volume",
+            ProblemKind::ClusterDoubleUse => "cluster used twice",
+            ProblemKind::BitmapMissing => "cluster in use but free in $Bitmap",
+            ProblemKind::BitmapStale => "cluster marked in $Bitmap but unused",
+            ProblemKind::NameParent => "name under a missing parent",
+            ProblemKind::IndexRoot => "damaged index root",
+            ProblemKind::IndexBlockHeader => "damaged index block",
+            ProblemKind::IndexBlockVcn => "index block at the wrong VCN",
+            ProblemKind::IndexEntryLayout => "damaged index entry",
+            ProblemKind::IndexTree => "damaged index tree",
+            ProblemKind::IndexBitmap => "index bitmap disagrees with the tree",
+            ProblemKind::IndexEmptyBlock => "empty index block",
+            ProblemKind::IndexOrder => "index entries out of order",
+            ProblemKind::IndexEntryStale => "index entry for a deleted or reused file",
+            ProblemKind::IndexEntryName => "index entry without a matching name",
+            ProblemKind::NameNotIndexed => "name missing from its directory",
+            ProblemKind::NameIndexedTwice => "name indexed twice",
+            ProblemKind::ObjectIdIndex => "object ID index disagrees with the files",
+            ProblemKind::ReparseIndex => "reparse point index disagrees with the files",
+            ProblemKind::MftMirror => "$MFTMirr differs from $MFT",
+            ProblemKind::LogFile => "damaged $LogFile",
+            ProblemKind::BootBackup => "backup boot sector differs",
+            ProblemKind::Unreadable => "unreadable structure",
         }
     }
 }
