@@ -73,10 +73,22 @@ pub struct FileDetails {
 }
 
 impl<R: ReadAt> Volume<R> {
+    /// The `ntfs` crate's handle on this volume, opened once. It holds the geometry and where
+    /// `$MFT` is, not the reader, so every use passes a fresh cursor over the same reader.
+    fn semantic_reader(&self) -> Result<&ntfs::Ntfs, NtfsError> {
+        let opened = self.semantic_reader.get_or_init(|| {
+            let mut fs = Cursor::new(self.reader());
+            ntfs::Ntfs::new(&mut fs).map_err(|e| e.to_string())
+        });
+        opened
+            .as_ref()
+            .map_err(|message| NtfsError::Reader(message.clone()))
+    }
+
     /// Label, geometry, version, dirty flag, `$LogFile` state, hibernation and Windows presence.
     pub fn summary(&self) -> Result<VolumeSummary, NtfsError> {
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let label = match ntfs.volume_name(&mut fs) {
             Some(n) => Some(n?.name().to_string_lossy()),
             None => None,
@@ -190,7 +202,7 @@ impl<R: ReadAt> Volume<R> {
     /// The data size of a file and its first `n` bytes, read through the `ntfs` crate.
     fn read_head(&self, r: FileRef, n: usize) -> Result<(u64, Vec<u8>), NtfsError> {
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let file = ntfs.file(&mut fs, r.record)?;
         let Some(item) = file.data(&mut fs, "") else {
             return Ok((0, Vec::new()));
@@ -300,7 +312,7 @@ impl<R: ReadAt> Volume<R> {
         let rec = self.read_live(entry.file_ref)?;
         let dos_name = self.dos_name(&rec)?;
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let file = ntfs.file(&mut fs, entry.file_ref.record)?;
         let si = file.info()?;
         let (size, header, all_zero) = match file.data(&mut fs, "") {

@@ -44,6 +44,9 @@ pub struct Volume<R> {
     boot: BootSector,
     mft: Stream,
     upcase: OnceCell<UpcaseTable>,
+    /// The `ntfs` crate's view of the volume, opened on first use and kept for the volume's
+    /// life (or the message of its refusal, which every later use reports again).
+    pub(crate) semantic_reader: OnceCell<Result<ntfs::Ntfs, String>>,
 }
 
 impl<R: ReadAt> Volume<R> {
@@ -114,6 +117,7 @@ impl<R: ReadAt> Volume<R> {
             boot,
             mft: mft.clone(),
             upcase: OnceCell::new(),
+            semantic_reader: OnceCell::new(),
         };
         // A fragmented $MFT keeps further $DATA extents in extension records listed in its
         // $ATTRIBUTE_LIST; those records lie in the part already mapped, so add extents in VCN order.

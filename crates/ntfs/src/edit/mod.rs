@@ -10,7 +10,7 @@ mod btree;
 mod record_ops;
 
 use crate::index::{Directory, FileNameKey};
-use crate::layout::{volume_information, Namespace};
+use crate::layout::{object_id_data, volume_information, Namespace};
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Volume, RECORD_BITMAP, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
@@ -516,7 +516,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         // The file is gone: side-index keys, then the record, its bitmap bit and its clusters.
         if let Some(oid) = file.find(AttributeType::ObjectId, "")? {
             let v = oid.resident_value()?;
-            let key = crate::bytes::slice(v, 0, 16)?.to_vec();
+            let key = crate::bytes::slice(v, 0, object_id_data::ID_LENGTH)?.to_vec();
             let objid = self.extend_file("$ObjId")?;
             btree::remove_key(
                 self,
