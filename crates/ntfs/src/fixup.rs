@@ -7,6 +7,7 @@ use crate::layout::multi_sector;
 use crate::NtfsError;
 use crate::Structure;
 
+/// Bytes each update sequence number protects, whatever the sector size.
 pub const STRIDE: usize = 512;
 
 /// Checks and removes the fixups of `rec` in place. `what` names the record for error messages.

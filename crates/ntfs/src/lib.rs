@@ -39,6 +39,7 @@
 //! names. Failures are typed ([`NtfsError`] with [`Damage`], [`Unsupported`], [`Refusal`],
 //! [`BootSectorFault`]); their `Display` is the English the command line prints.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod boot;
 mod bytes;

@@ -21,11 +21,19 @@ const SYMLINK_RELATIVE: u32 = 1;
 /// Where a reparse point leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReparseTarget {
-    /// A junction or symbolic link with this target as stored (`\??\C:\...`, `C:\...`, or a
-    /// relative path).
-    Link { target: String, relative: bool },
-    /// Some other kind of reparse point (deduplication, cloud files, ...), by tag.
-    Other { tag: u32 },
+    /// A junction or symbolic link.
+    Link {
+        /// The target as stored (`\??\C:\...`, `C:\...`, or a relative path): the substitute
+        /// name, or the print name when the substitute name is empty.
+        target: String,
+        /// A symbolic link relative to the link's own directory.
+        relative: bool,
+    },
+    /// Some other kind of reparse point (deduplication, cloud files, ...).
+    Other {
+        /// Its reparse tag.
+        tag: u32,
+    },
 }
 
 impl ReparseTarget {

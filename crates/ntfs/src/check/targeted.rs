@@ -129,7 +129,9 @@ fn mft_bit_of<R: ReadAt>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusterState {
+    /// The clusters belong to a file: their bits must be set.
     Used,
+    /// The clusters were freed: their bits must be clear.
     Free,
 }
 
