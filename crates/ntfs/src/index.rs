@@ -1,6 +1,7 @@
-//! Directory indexes (`$I30`): the resident `$INDEX_ROOT` node and `INDX` blocks in
-//! `$INDEX_ALLOCATION`, walked by our own code so that every node's on-disk location is known (the
-//! edit layer needs it) and 64 KiB-cluster volumes work (index VCNs are then in 512-byte units).
+//! Directory indexes (`$I30`) and view indexes (`$O`, `$R`, `$Q`): the resident `$INDEX_ROOT`
+//! node and `INDX` blocks in `$INDEX_ALLOCATION`, walked by our own code so that every node's
+//! on-disk location is known (the edit layer needs it) and 64 KiB-cluster volumes work (index VCNs
+//! are then in 512-byte units). Path lookup on a [`Volume`] lives here too, on top of the indexes.
 
 use crate::bytes::{slice, u32_at, u64_at, u8_at, utf16_name, utf16_units};
 use crate::layout::{

@@ -1,5 +1,6 @@
 //! An open NTFS volume: the boot sector, the map of `$MFT`, raw record reads with their on-disk
-//! locations, attribute streams (across `$ATTRIBUTE_LIST` extension records) and path lookup.
+//! locations, and attribute streams (across `$ATTRIBUTE_LIST` extension records). Directory
+//! indexes and path lookup build on it in [`crate::index`]; this module does not depend on them.
 
 use crate::boot::BootSector;
 use crate::bytes::{u16_at, u64_at, u8_at};

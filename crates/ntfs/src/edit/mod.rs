@@ -683,17 +683,8 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     }
 }
 
-/// Convenience for tests and callers: the record a reference names must be this one.
-pub fn same_file(a: FileRef, record: u64) -> bool {
-    a.record == record
-}
-
-/// Re-exported so callers can open the index an edit touched.
-pub fn open_index<R: ReadAt>(
-    vol: &Volume<R>,
-    record: u64,
-    name: &str,
-) -> Result<Directory, NtfsError> {
+/// Index `name` of record `record`, opened afresh so that it reflects the writes so far.
+fn open_index<R: ReadAt>(vol: &Volume<R>, record: u64, name: &str) -> Result<Directory, NtfsError> {
     let rec = vol.read_record(record)?;
     Directory::open_index(vol, &rec, name)
 }
