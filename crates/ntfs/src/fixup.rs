@@ -4,8 +4,7 @@
 
 use crate::bytes::u16_at;
 use crate::layout::multi_sector;
-use crate::NtfsError;
-use crate::Structure;
+use crate::{NtfsError, Structure};
 
 /// Bytes each update sequence number protects, whatever the sector size.
 pub const STRIDE: usize = 512;

@@ -11,9 +11,7 @@ use crate::layout::{
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Stream, Volume, RECORD_ROOT};
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::ReadAt;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;

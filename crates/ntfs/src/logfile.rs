@@ -2,11 +2,9 @@
 //! replay at the next mount — over any edit made offline — so every edit decision starts here.
 
 use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::fixup;
 use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
 use crate::layout::{restart_area, restart_page};
-use crate::NtfsError;
-use crate::Structure;
+use crate::{fixup, NtfsError, Structure};
 use serde::Serialize;
 
 /// Whether Windows would replay `$LogFile` at the next mount (over an offline edit).

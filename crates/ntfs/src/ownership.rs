@@ -12,9 +12,7 @@
 use crate::layout::file_record;
 use crate::record::FileRecord;
 use crate::volume::{AttrValue, Volume, RECORD_MFT};
-use crate::AttributeType;
-use crate::NtfsError;
-use crate::{Location, Structure};
+use crate::{AttributeType, Location, NtfsError, Structure};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 

@@ -3,8 +3,7 @@
 use crate::bytes::{put_u16, slice, u16_at, u32_at, u64_at, u8_at, utf16_units};
 use crate::layout::{attribute, file_record, multi_sector, AttributeType};
 use crate::runlist::{decode_runlist, Run};
-use crate::NtfsError;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure};
 
 /// A 48-bit record number and 16-bit sequence number, as stored in references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

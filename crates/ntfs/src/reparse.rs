@@ -7,8 +7,7 @@ use crate::bytes::{slice, u16_at, u32_at, utf16_name, utf16_units};
 use crate::layout::reparse_point;
 use crate::record::FileRecord;
 use crate::volume::Volume;
-use crate::AttributeType;
-use crate::NtfsError;
+use crate::{AttributeType, NtfsError};
 use kaifuku_io::ReadAt;
 
 /// IO_REPARSE_TAG_MOUNT_POINT: a junction (or a volume mount point).

@@ -1,7 +1,6 @@
 //! Mapping pairs: how a non-resident attribute's VCNs map to clusters of the volume.
 
-use crate::NtfsError;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure};
 
 /// A run of `length` clusters starting at `vcn`; `lcn` is `None` for a sparse (unallocated) run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

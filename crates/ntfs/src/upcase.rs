@@ -1,8 +1,7 @@
 //! `$UpCase` (file 10): the volume's own case table. NTFS compares names by mapping each UTF-16 unit
 //! through it; Windows wrote the table at format time, so we read it rather than assume Unicode rules.
 
-use crate::NtfsError;
-use crate::Structure;
+use crate::{NtfsError, Structure};
 use std::cmp::Ordering;
 
 /// The volume's `$UpCase` table: one upper-case unit for each of the 65536 UTF-16 units.

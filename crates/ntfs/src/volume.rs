@@ -8,9 +8,7 @@ use crate::layout::{attribute_list_entry, file_record, AttributeType};
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::{map_range, Run};
 use crate::upcase::UpcaseTable;
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::ReadAt;
 use std::cell::OnceCell;
 

@@ -14,8 +14,7 @@ use super::{
     value_len, CheckReport, CheckStats, ProblemKind, Problems,
 };
 use crate::bytes::{u16_at, u64_at};
-use crate::layout::file_record;
-use crate::layout::Namespace;
+use crate::layout::{file_record, Namespace};
 use crate::volume::{parse_attribute_list, AttrValue, RECORD_BITMAP};
 use crate::{
     AttributeType, FileNameKey, FileRecord, FileRef, Location, NtfsError, Structure, Volume,

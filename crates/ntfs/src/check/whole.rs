@@ -15,8 +15,9 @@ use super::{
     CHUNK_RECORDS, MAX_PER_KIND,
 };
 use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::layout::Namespace;
-use crate::layout::{file_record, object_id_data, reparse_key, reparse_point, volume_information};
+use crate::layout::{
+    file_record, object_id_data, reparse_key, reparse_point, volume_information, Namespace,
+};
 use crate::logfile::log_state;
 use crate::volume::{
     parse_attribute_list, AttrValue, RECORD_BITMAP, RECORD_LOGFILE, RECORD_VOLUME,

@@ -26,20 +26,16 @@ mod record_ops;
 
 use crate::index::{Directory, FileNameKey};
 use crate::layout::{object_id_data, volume_information, Namespace};
+use crate::ownership::StreamRef;
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Volume, RECORD_BITMAP, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
-use crate::AttributeType;
-use crate::NtfsError;
-use crate::{Location, Structure};
-use crate::{Refusal, Unsupported};
+use crate::{AttributeType, Location, NtfsError, Refusal, Structure, Unsupported};
 use kaifuku_io::{ReadAt, WriteAt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use record_ops::{remove_attribute, resize_resident};
-
-use crate::ownership::StreamRef;
 
 /// Record number of `$MFTMirr`.
 const RECORD_MFTMIRR: u64 = 1;
