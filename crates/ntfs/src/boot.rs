@@ -11,6 +11,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BootKind {
+    /// OEM ID `NTFS    `: an NTFS volume kaifuku can read.
     Ntfs,
     /// OEM ID `-FVE-FS-`: a BitLocker-encrypted volume; its NTFS structures cannot be read.
     BitLocker,
@@ -25,15 +26,24 @@ pub fn boot_kind(sector: &[u8]) -> Option<BootKind> {
     }
 }
 
+/// The geometry of an NTFS volume, from its validated boot sector.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootSector {
+    /// Sector size: a power of two from 256 to 4096.
     pub bytes_per_sector: u32,
+    /// Cluster size in bytes (sectors per cluster × sector size).
     pub cluster_size: u32,
+    /// Sectors in the volume; the backup boot sector follows them.
     pub total_sectors: u64,
+    /// Cluster where `$MFT` starts.
     pub mft_lcn: u64,
+    /// Cluster where `$MFTMirr` starts.
     pub mftmirr_lcn: u64,
+    /// Bytes per `$MFT` file record (1024 or 4096 in practice).
     pub file_record_size: u32,
+    /// Bytes per `INDX` block of every index.
     pub index_record_size: u32,
+    /// The volume serial number Windows shows (its low 32 bits) and tools identify the volume by.
     pub serial: u64,
 }
 
@@ -148,10 +158,12 @@ impl BootSector {
         })
     }
 
+    /// Bytes the volume spans (total sectors × sector size), without the backup boot sector.
     pub fn volume_size(&self) -> u64 {
         self.total_sectors * self.bytes_per_sector as u64
     }
 
+    /// Whole clusters in the volume: what `$Bitmap` covers.
     pub fn total_clusters(&self) -> u64 {
         self.volume_size() / self.cluster_size as u64
     }

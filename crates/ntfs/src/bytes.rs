@@ -1,8 +1,7 @@
 //! Little-endian field access with bounds checks: on-disk structures come from damaged images, so
 //! every read of a field is checked and a short buffer is an error, never a panic.
 
-use crate::NtfsError;
-use crate::Structure;
+use crate::{NtfsError, Structure};
 
 pub(crate) fn u8_at(b: &[u8], off: usize) -> Result<u8, NtfsError> {
     b.get(off).copied().ok_or_else(|| short(off, 1, b.len()))

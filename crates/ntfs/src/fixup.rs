@@ -4,9 +4,9 @@
 
 use crate::bytes::u16_at;
 use crate::layout::multi_sector;
-use crate::NtfsError;
-use crate::Structure;
+use crate::{NtfsError, Structure};
 
+/// Bytes each update sequence number protects, whatever the sector size.
 pub const STRIDE: usize = 512;
 
 /// Checks and removes the fixups of `rec` in place. `what` names the record for error messages.

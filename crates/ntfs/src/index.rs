@@ -1,6 +1,7 @@
-//! Directory indexes (`$I30`): the resident `$INDEX_ROOT` node and `INDX` blocks in
-//! `$INDEX_ALLOCATION`, walked by our own code so that every node's on-disk location is known (the
-//! edit layer needs it) and 64 KiB-cluster volumes work (index VCNs are then in 512-byte units).
+//! Directory indexes (`$I30`) and view indexes (`$O`, `$R`, `$Q`): the resident `$INDEX_ROOT`
+//! node and `INDX` blocks in `$INDEX_ALLOCATION`, walked by our own code so that every node's
+//! on-disk location is known (the edit layer needs it) and 64 KiB-cluster volumes work (index VCNs
+//! are then in 512-byte units). Path lookup on a [`Volume`] lives here too, on top of the indexes.
 
 use crate::bytes::{slice, u32_at, u64_at, u8_at, utf16_name, utf16_units};
 use crate::layout::{
@@ -10,9 +11,7 @@ use crate::layout::{
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Stream, Volume, RECORD_ROOT};
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::ReadAt;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -23,6 +22,7 @@ const MAX_DEPTH: usize = 32;
 /// Which node of an index an entry sits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeId {
+    /// The resident `$INDEX_ROOT` node.
     Root,
     /// An `INDX` block, by its VCN.
     Block(u64),
@@ -31,19 +31,30 @@ pub enum NodeId {
 /// The key of a `$I30` entry: a copy of the file's `$FILE_NAME`.
 #[derive(Debug, Clone)]
 pub struct FileNameKey {
+    /// The directory the name is in.
     pub parent: FileRef,
+    /// Creation time (100 ns ticks since 1601), as copied when the name was last updated.
     pub created: u64,
+    /// Last data change, as copied.
     pub modified: u64,
+    /// Last change of the file record, as copied.
     pub mft_changed: u64,
+    /// Last access, as copied.
     pub accessed: u64,
+    /// Allocated size of the data, as copied.
     pub allocated_size: u64,
+    /// Size of the data, as copied.
     pub data_size: u64,
+    /// DOS/Windows file attributes (read-only, hidden, directory, ...).
     pub file_attributes: u32,
+    /// Which naming rules the name follows (a long name and its DOS twin are two entries).
     pub namespace: Namespace,
+    /// The name as stored, UTF-16 (not necessarily valid Unicode).
     pub name: Vec<u16>,
 }
 
 impl FileNameKey {
+    /// Reads a `$FILE_NAME` value or `$I30` key.
     pub fn parse(b: &[u8]) -> Result<FileNameKey, NtfsError> {
         let name_len = u8_at(b, file_name::NAME_LENGTH)? as usize;
         Ok(FileNameKey {
@@ -60,6 +71,7 @@ impl FileNameKey {
         })
     }
 
+    /// The name for display (unpaired surrogates shown as U+FFFD).
     pub fn name_string(&self) -> String {
         utf16_name(&self.name)
     }
@@ -68,17 +80,24 @@ impl FileNameKey {
 /// One entry of a directory index, with where it lies.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The file the entry names.
     pub file_ref: FileRef,
+    /// The entry's key: a copy of the file's `$FILE_NAME`.
     pub key: FileNameKey,
+    /// The entry flags ([`index_entry::FLAG_NODE`], [`index_entry::FLAG_END`]).
     pub flags: u16,
+    /// The node holding the entry.
     pub node: NodeId,
     /// Byte offset of the entry within its node's fixed-up bytes.
     pub offset: usize,
+    /// Length of the entry in bytes.
     pub length: usize,
+    /// The VCN of the child block the entry points at, in a node with children.
     pub subnode: Option<u64>,
 }
 
 impl DirEntry {
+    /// The file name for display.
     pub fn name(&self) -> String {
         self.key.name_string()
     }
@@ -87,19 +106,26 @@ impl DirEntry {
 /// One parsed node: its entries including the END entry (which may carry a child VCN).
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Which node this is.
     pub id: NodeId,
     /// Fixed-up bytes of the node (the `$INDEX_ROOT` value, or the whole `INDX` block).
     pub bytes: Vec<u8>,
     /// Offset of the INDEX_HEADER within `bytes`.
     pub header: usize,
+    /// Whether the node's entries point at child blocks.
     pub has_children: bool,
+    /// The entries in on-disk order, END last.
     pub entries: Vec<RawEntry>,
 }
 
+/// One entry of a node as parsed, for any index (`$I30` or a view index).
 #[derive(Debug, Clone)]
 pub struct RawEntry {
+    /// Byte offset of the entry in its node's fixed-up bytes.
     pub offset: usize,
+    /// Length of the entry in bytes.
     pub length: usize,
+    /// The entry flags ([`index_entry::FLAG_NODE`], [`index_entry::FLAG_END`]).
     pub flags: u16,
     /// For `$I30` entries the file the entry names; for view indexes (`$O`, `$R`) the first eight
     /// bytes of the entry, which are not a reference.
@@ -112,7 +138,9 @@ pub struct RawEntry {
     pub data_offset: usize,
     /// Length of the data (view indexes).
     pub data_length: usize,
+    /// Whether this is the END entry that closes the node (it has no key).
     pub is_end: bool,
+    /// The VCN of the child block the entry points at, in a node with children.
     pub subnode: Option<u64>,
 }
 
@@ -163,20 +191,28 @@ impl Collation {
     }
 }
 
+/// An open index of one file (a directory's `$I30`, or a view index such as `$ObjId:$O`): its root value and where its blocks lie.
 pub struct Directory {
+    /// The record holding the index.
     pub record: u64,
     /// Attribute name of the index: `$I30` for directories, `$O`/`$R` for view indexes.
     pub index_name: String,
+    /// How the index orders its keys.
     pub collation: Collation,
+    /// The `$INDEX_ROOT` value as read.
     pub root_value: Vec<u8>,
+    /// Bytes per `INDX` block.
     pub block_size: u32,
+    /// The `$INDEX_ALLOCATION` stream holding the blocks; `None` for an index that fits its root.
     pub allocation: Option<Stream>,
     /// Bytes per index VCN: the cluster size, or 512 when clusters exceed the block size.
     pub vcn_unit: u64,
+    /// The volume's cluster size, for mapping blocks to volume offsets.
     pub cluster_size: u64,
 }
 
 impl Directory {
+    /// Opens the `$I30` index of a directory record.
     pub fn open<R: ReadAt>(vol: &Volume<R>, rec: &FileRecord) -> Result<Directory, NtfsError> {
         Self::open_index(vol, rec, "$I30")
     }
@@ -376,6 +412,7 @@ impl Directory {
         )
     }
 
+    /// Reads and parses node `id`: the root, or the block at its VCN.
     pub fn node<R: ReadAt>(&self, vol: &Volume<R>, id: NodeId) -> Result<Node, NtfsError> {
         match id {
             NodeId::Root => self.root(),

@@ -238,6 +238,47 @@ pub mod file_name {
     pub const NAME: usize = 0x42;
 }
 
+/// The value of `$REPARSE_POINT`: a tag, then the reparse data. For junctions and symbolic
+/// links the data starts with the offsets and lengths of two names in a path buffer.
+pub mod reparse_point {
+    /// u32: the reparse tag (which filter owns the data).
+    pub const TAG: usize = 0x00;
+    /// u16: length of the reparse data.
+    pub const DATA_LENGTH: usize = 0x04;
+    /// u16: offset of the substitute name (the path Windows follows) in the path buffer.
+    pub const SUBSTITUTE_NAME_OFFSET: usize = 0x08;
+    /// u16: its length in bytes.
+    pub const SUBSTITUTE_NAME_LENGTH: usize = 0x0A;
+    /// u16: offset of the print name (the path shown to people) in the path buffer.
+    pub const PRINT_NAME_OFFSET: usize = 0x0C;
+    /// u16: its length in bytes.
+    pub const PRINT_NAME_LENGTH: usize = 0x0E;
+    /// Where the path buffer of a junction (mount point) starts.
+    pub const MOUNT_POINT_PATH_BUFFER: usize = 0x10;
+    /// u32: flags of a symbolic link (SYMLINK_FLAG_RELATIVE).
+    pub const SYMLINK_FLAGS: usize = 0x10;
+    /// Where the path buffer of a symbolic link starts, after its flags.
+    pub const SYMLINK_PATH_BUFFER: usize = 0x14;
+}
+
+/// The key of an `$Extend\$Reparse:$R` entry: which file carries which tag.
+pub mod reparse_key {
+    /// u32: the reparse tag.
+    pub const TAG: usize = 0x00;
+    /// u64: reference to the file carrying the reparse point.
+    pub const FILE_REF: usize = 0x04;
+    /// The key's length.
+    pub const LENGTH: usize = 0x0C;
+}
+
+/// The data of an `$Extend\$ObjId:$O` entry (its key is the 16-byte object id).
+pub mod object_id_data {
+    /// u64: reference to the file carrying the object id.
+    pub const FILE_REF: usize = 0x00;
+    /// Length of an object id: the `$O` key, and the first bytes of `$OBJECT_ID`.
+    pub const ID_LENGTH: usize = 16;
+}
+
 /// The value of `$VOLUME_INFORMATION` in `$Volume`.
 pub mod volume_information {
     /// u8: major NTFS version.

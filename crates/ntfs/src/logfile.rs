@@ -2,13 +2,12 @@
 //! replay at the next mount — over any edit made offline — so every edit decision starts here.
 
 use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::fixup;
 use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
 use crate::layout::{restart_area, restart_page};
-use crate::NtfsError;
-use crate::Structure;
+use crate::{fixup, NtfsError, Structure};
 use serde::Serialize;
 
+/// Whether Windows would replay `$LogFile` at the next mount (over an offline edit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum LogState {
     /// Nothing to replay: the log is empty (all 0xFF) or its restart area says clean.
@@ -42,18 +41,24 @@ impl LogState {
     }
 }
 
+/// What the restart pages of `$LogFile` say, for the report and the decision to edit.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogFileInfo {
+    /// The verdict: clean, unclean, version 2.0 or unreadable.
     pub state: LogState,
     /// True when the whole restart area is 0xFF (fresh from mkntfs or reset by ntfsfix).
     pub empty: bool,
     /// "1.1", "2.0", ... of the restart page used.
     pub version: Option<String>,
+    /// The current log sequence number of the newer restart page.
     pub current_lsn: Option<u64>,
+    /// The restart area's clean-shutdown flag.
     pub clean_flag: Option<bool>,
+    /// Whether a log client is still registered (an unclean v1.x log).
     pub clients_in_use: Option<bool>,
     /// How many of the two restart pages passed their checks.
     pub valid_restart_pages: u8,
+    /// Bytes of `$LogFile` data.
     pub size: u64,
 }
 

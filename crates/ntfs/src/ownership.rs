@@ -12,9 +12,7 @@
 use crate::layout::file_record;
 use crate::record::FileRecord;
 use crate::volume::{AttrValue, Volume, RECORD_MFT};
-use crate::AttributeType;
-use crate::NtfsError;
-use crate::{Location, Structure};
+use crate::{AttributeType, Location, NtfsError, Structure};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 
@@ -30,8 +28,11 @@ const SCAN_CHUNK: u64 = 4 << 20;
 /// An attribute stream of a file: the base record and the attribute's type and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamRef {
+    /// The base record the stream belongs to.
     pub record: u64,
+    /// The attribute type code (serialised as the number).
     pub type_code: u32,
+    /// The attribute name (empty for the unnamed stream).
     pub name: String,
 }
 
@@ -57,18 +58,29 @@ impl StreamRef {
 pub enum ClaimKind {
     /// The plan marks these clusters free: they must belong to this (base) record, whichever of
     /// its attributes maps them, and to nobody else.
-    Free { record: u64 },
+    Free {
+        /// The deleted file's base record.
+        record: u64,
+    },
     /// The plan writes into these clusters (`label` names the structure): they must belong to
     /// this stream and to nothing else — not even another attribute of the same file, so that a
     /// `$MFT:$BITMAP` whose runs point into `$MFT`'s data is caught.
-    Write { stream: StreamRef, label: String },
+    Write {
+        /// The stream whose clusters hold the bytes written.
+        stream: StreamRef,
+        /// The structure written, for messages.
+        label: String,
+    },
 }
 
 /// A range of clusters the plan frees or writes.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// First cluster of the range.
     pub lcn: u64,
+    /// Clusters in the range.
     pub count: u64,
+    /// Whether the plan frees or writes them, and for whom.
     pub kind: ClaimKind,
 }
 
@@ -183,9 +195,11 @@ pub fn prove_ownership<R: ReadAt>(
 /// parent but are missing from its index (a damaged index hides them from every lookup).
 #[derive(Debug, Clone)]
 pub struct DirectoryListing {
+    /// The directory's record.
     pub record: u64,
     /// The directory's path, for messages.
     pub path: String,
+    /// The records the directory's index lists.
     pub indexed: std::collections::BTreeSet<u64>,
 }
 

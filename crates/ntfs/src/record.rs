@@ -3,13 +3,14 @@
 use crate::bytes::{put_u16, slice, u16_at, u32_at, u64_at, u8_at, utf16_units};
 use crate::layout::{attribute, file_record, multi_sector, AttributeType};
 use crate::runlist::{decode_runlist, Run};
-use crate::NtfsError;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure};
 
 /// A 48-bit record number and 16-bit sequence number, as stored in references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileRef {
+    /// The record number (48 bits).
     pub record: u64,
+    /// The sequence number the record had when the reference was made.
     pub sequence: u16,
 }
 
@@ -31,22 +32,29 @@ impl FileRef {
 /// A fixed-up file record and the number it was read as.
 #[derive(Debug, Clone)]
 pub struct FileRecord {
+    /// The record number it was read as.
     pub number: u64,
+    /// The record with fixups removed, as long as the file record size.
     pub bytes: Vec<u8>,
 }
 
 /// One attribute inside a file record.
 #[derive(Debug, Clone)]
 pub struct Attribute<'a> {
+    /// The type code as stored; [`AttributeType::from_code`] names it.
     pub type_code: u32,
     /// Offset of the attribute header within the record.
     pub offset: usize,
+    /// The whole attribute, header and value, inside the record.
     pub raw: &'a [u8],
+    /// The attribute name, UTF-16 (empty for the unnamed attribute).
     pub name: Vec<u16>,
+    /// Whether the value lives in clusters (mapped by a runlist) rather than in the record.
     pub non_resident: bool,
 }
 
 impl FileRecord {
+    /// Checks the signature and the used size of a fixed-up record read as `number`.
     pub fn parse(number: u64, bytes: Vec<u8>) -> Result<FileRecord, NtfsError> {
         if bytes.get(multi_sector::SIGNATURE..multi_sector::SIGNATURE + 4)
             != Some(file_record::SIGNATURE.as_slice())

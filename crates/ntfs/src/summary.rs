@@ -7,10 +7,7 @@ use crate::logfile::{log_state, LogFileInfo};
 use crate::record::FileRef;
 use crate::time::format_utc;
 use crate::volume::{Volume, RECORD_LOGFILE};
-use crate::AttributeType;
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{AttributeType, Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::{Cursor, ReadAt};
 use serde::Serialize;
 use std::io::Read;
@@ -19,7 +16,9 @@ use std::io::Read;
 /// overwrite an offline edit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hibernation {
+    /// `\\hiberfil.sys` exists.
     pub hiberfil_present: bool,
+    /// Its data size.
     pub hiberfil_size: Option<u64>,
     /// First four bytes of `hiberfil.sys`, as text when printable.
     pub header: Option<String>,
@@ -27,23 +26,34 @@ pub struct Hibernation {
     pub hibernated: bool,
 }
 
+/// What `inspect` reports about a volume: geometry, label, version, state flags, and what blocks an offline edit.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeSummary {
+    /// The volume label (`$VOLUME_NAME`), when it has one.
     pub label: Option<String>,
+    /// The serial number as 16 hex digits.
     pub serial: String,
     /// Bytes the boot sector describes (total sectors × sector size).
     pub size: u64,
     /// Whole clusters of the volume (what `$Bitmap` covers).
     pub total_clusters: u64,
+    /// Bytes per cluster.
     pub cluster_size: u32,
+    /// Bytes per sector.
     pub sector_size: u32,
+    /// Bytes per `$MFT` record.
     pub file_record_size: u32,
+    /// Bytes per `INDX` block.
     pub index_record_size: u32,
+    /// Records `$MFT` holds.
     pub mft_records: u64,
+    /// The NTFS version, e.g. "3.1".
     pub ntfs_version: String,
     /// The volume dirty flag in `$Volume`: Windows runs chkdsk at the next boot when set.
     pub dirty: bool,
+    /// The `$LogFile` state.
     pub log: LogFileInfo,
+    /// Whether Windows is hibernated (its resume would overwrite an edit).
     pub hibernation: Hibernation,
     /// `\Windows\System32` exists.
     pub windows: bool,
@@ -51,32 +61,58 @@ pub struct VolumeSummary {
     pub quota_tracking: bool,
 }
 
+/// What `inspect` reports about a file a rule matched, enough to tell a bad file from a good one.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileDetails {
+    /// The name it is listed under.
     pub name: String,
+    /// Its DOS 8.3 name, when it has a separate one.
     pub dos_name: Option<String>,
+    /// Its base record.
     pub mft_record: u64,
+    /// The record's sequence number.
     pub sequence: u16,
+    /// Bytes of data.
     pub size: u64,
+    /// Creation time (`$STANDARD_INFORMATION`), UTC.
     pub created: String,
+    /// Last data change, UTC.
     pub modified: String,
+    /// Last change of the record, UTC.
     pub mft_changed: String,
+    /// Last access, UTC.
     pub accessed: String,
+    /// Creation time in 100 ns ticks since 1601, for rules that compare times.
     #[serde(skip)]
     pub created_ticks: u64,
+    /// Last data change in ticks, for rules that compare times.
     #[serde(skip)]
     pub modified_ticks: u64,
     /// First eight bytes of the data (fewer when the file is shorter), lowercase hex.
     pub header_hex: String,
+    /// Whether every data byte is zero (how the bad CrowdStrike files look).
     pub all_zero: bool,
+    /// Hard links the record counts.
     pub link_count: u16,
 }
 
 impl<R: ReadAt> Volume<R> {
+    /// The `ntfs` crate's handle on this volume, opened once. It holds the geometry and where
+    /// `$MFT` is, not the reader, so every use passes a fresh cursor over the same reader.
+    fn semantic_reader(&self) -> Result<&ntfs::Ntfs, NtfsError> {
+        let opened = self.semantic_reader.get_or_init(|| {
+            let mut fs = Cursor::new(self.reader());
+            ntfs::Ntfs::new(&mut fs).map_err(|e| e.to_string())
+        });
+        opened
+            .as_ref()
+            .map_err(|message| NtfsError::Reader(message.clone()))
+    }
+
     /// Label, geometry, version, dirty flag, `$LogFile` state, hibernation and Windows presence.
     pub fn summary(&self) -> Result<VolumeSummary, NtfsError> {
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let label = match ntfs.volume_name(&mut fs) {
             Some(n) => Some(n?.name().to_string_lossy()),
             None => None,
@@ -190,7 +226,7 @@ impl<R: ReadAt> Volume<R> {
     /// The data size of a file and its first `n` bytes, read through the `ntfs` crate.
     fn read_head(&self, r: FileRef, n: usize) -> Result<(u64, Vec<u8>), NtfsError> {
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let file = ntfs.file(&mut fs, r.record)?;
         let Some(item) = file.data(&mut fs, "") else {
             return Ok((0, Vec::new()));
@@ -293,6 +329,7 @@ impl<R: ReadAt> Volume<R> {
         })
     }
 
+    /// The same facts with times and data through the `ntfs` crate, cross-checked against our reader's data size.
     pub fn file_details_crate(
         &self,
         entry: &crate::index::DirEntry,
@@ -300,7 +337,7 @@ impl<R: ReadAt> Volume<R> {
         let rec = self.read_live(entry.file_ref)?;
         let dos_name = self.dos_name(&rec)?;
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let file = ntfs.file(&mut fs, entry.file_ref.record)?;
         let si = file.info()?;
         let (size, header, all_zero) = match file.data(&mut fs, "") {

@@ -1,15 +1,16 @@
 //! `$UpCase` (file 10): the volume's own case table. NTFS compares names by mapping each UTF-16 unit
 //! through it; Windows wrote the table at format time, so we read it rather than assume Unicode rules.
 
-use crate::NtfsError;
-use crate::Structure;
+use crate::{NtfsError, Structure};
 use std::cmp::Ordering;
 
+/// The volume's `$UpCase` table: one upper-case unit for each of the 65536 UTF-16 units.
 pub struct UpcaseTable {
     map: Vec<u16>,
 }
 
 impl UpcaseTable {
+    /// Reads the table from `$UpCase`'s 128 KiB of data.
     pub fn from_bytes(b: &[u8]) -> Result<UpcaseTable, NtfsError> {
         if b.len() != 65536 * 2 {
             return Err(NtfsError::damaged(
@@ -22,6 +23,7 @@ impl UpcaseTable {
         })
     }
 
+    /// The unit NTFS compares `u` as.
     pub fn upcase(&self, u: u16) -> u16 {
         self.map[u as usize]
     }

@@ -1,5 +1,6 @@
 //! An open NTFS volume: the boot sector, the map of `$MFT`, raw record reads with their on-disk
-//! locations, attribute streams (across `$ATTRIBUTE_LIST` extension records) and path lookup.
+//! locations, and attribute streams (across `$ATTRIBUTE_LIST` extension records). Directory
+//! indexes and path lookup build on it in [`crate::index`]; this module does not depend on them.
 
 use crate::boot::BootSector;
 use crate::bytes::{u16_at, u64_at, u8_at};
@@ -7,17 +8,21 @@ use crate::layout::{attribute_list_entry, file_record, AttributeType};
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::{map_range, Run};
 use crate::upcase::UpcaseTable;
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::ReadAt;
 use std::cell::OnceCell;
 
+/// Record number of `$MFT`.
 pub const RECORD_MFT: u64 = 0;
+/// Record number of `$LogFile`.
 pub const RECORD_LOGFILE: u64 = 2;
+/// Record number of `$Volume`.
 pub const RECORD_VOLUME: u64 = 3;
+/// Record number of the root directory.
 pub const RECORD_ROOT: u64 = 5;
+/// Record number of `$Bitmap`.
 pub const RECORD_BITMAP: u64 = 6;
+/// Record number of `$UpCase`.
 pub const RECORD_UPCASE: u64 = 10;
 
 /// Most file records a volume can have before we call the `$MFT` size absurd (2^32).
@@ -26,24 +31,34 @@ const MAX_RECORDS: u64 = 1 << 32;
 /// A non-resident attribute stream gathered from all of its extents.
 #[derive(Debug, Clone)]
 pub struct Stream {
+    /// The runs of all extents, in VCN order.
     pub runs: Vec<Run>,
+    /// Bytes of data.
     pub data_size: u64,
+    /// Bytes allocated (whole clusters).
     pub allocated_size: u64,
+    /// Bytes written so far; the rest reads as zeros.
     pub initialized_size: u64,
 }
 
 /// The value of an attribute, wherever it lives.
 #[derive(Debug, Clone)]
 pub enum AttrValue {
+    /// A value stored in the record itself.
     Resident(Vec<u8>),
+    /// A value stored in clusters.
     NonResident(Stream),
 }
 
+/// An open NTFS volume over a reader (a partition or a bare disk): its boot sector, the map of `$MFT`, and the readers of records, attributes and indexes.
 pub struct Volume<R> {
     reader: R,
     boot: BootSector,
     mft: Stream,
     upcase: OnceCell<UpcaseTable>,
+    /// The `ntfs` crate's view of the volume, opened on first use and kept for the volume's
+    /// life (or the message of its refusal, which every later use reports again).
+    pub(crate) semantic_reader: OnceCell<Result<ntfs::Ntfs, String>>,
 }
 
 impl<R: ReadAt> Volume<R> {
@@ -114,6 +129,7 @@ impl<R: ReadAt> Volume<R> {
             boot,
             mft: mft.clone(),
             upcase: OnceCell::new(),
+            semantic_reader: OnceCell::new(),
         };
         // A fragmented $MFT keeps further $DATA extents in extension records listed in its
         // $ATTRIBUTE_LIST; those records lie in the part already mapped, so add extents in VCN order.
@@ -167,14 +183,17 @@ impl<R: ReadAt> Volume<R> {
         Ok(vol)
     }
 
+    /// The validated boot sector.
     pub fn boot(&self) -> &BootSector {
         &self.boot
     }
 
+    /// The reader the volume is read through (an overlay when editing).
     pub fn reader(&self) -> &R {
         &self.reader
     }
 
+    /// Bytes per cluster.
     pub fn cluster_size(&self) -> u64 {
         self.boot.cluster_size as u64
     }
@@ -184,6 +203,7 @@ impl<R: ReadAt> Volume<R> {
         self.mft.data_size / self.boot.file_record_size as u64
     }
 
+    /// The runs and sizes of `$MFT`'s data, across its extension records.
     pub fn mft_stream(&self) -> &Stream {
         &self.mft
     }
@@ -442,13 +462,19 @@ impl<R: ReadAt> Volume<R> {
 /// One entry of an `$ATTRIBUTE_LIST` value.
 #[derive(Debug, Clone)]
 pub struct AttributeListEntry {
+    /// The attribute type code.
     pub type_code: u32,
+    /// The attribute name.
     pub name: Vec<u16>,
+    /// First VCN of the extent the entry lists.
     pub lowest_vcn: u64,
+    /// The record holding the extent.
     pub record: FileRef,
+    /// The attribute's instance number in that record.
     pub instance: u16,
 }
 
+/// Reads the entries of an `$ATTRIBUTE_LIST` value.
 pub fn parse_attribute_list(b: &[u8]) -> Result<Vec<AttributeListEntry>, NtfsError> {
     let mut out = Vec::new();
     let mut off = 0usize;

@@ -155,6 +155,7 @@ impl ProblemKind {
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// Which invariant is broken.
     pub kind: ProblemKind,
     /// The file record concerned (for index problems, the directory), when there is one.
     pub record: Option<u64>,
@@ -162,15 +163,24 @@ pub struct Problem {
     pub message: String,
 }
 
+/// What a check looked at, so a clean report can be told apart from one that saw nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CheckStats {
+    /// File records in `$MFT`.
     pub records_total: u64,
+    /// Records with the in-use flag set.
     pub records_in_use: u64,
+    /// In-use records that extend a base record (listed in its `$ATTRIBUTE_LIST`).
     pub extension_records: u64,
+    /// Directories whose index was walked.
     pub directories: u64,
+    /// `$FILE_NAME` attributes of live files.
     pub file_names: u64,
+    /// Index entries (not END) found in the indexes walked.
     pub index_entries: u64,
+    /// `INDX` blocks read.
     pub index_blocks: u64,
+    /// Clusters in the volume.
     pub clusters_total: u64,
     /// Clusters the files' runs use.
     pub clusters_in_use: u64,
@@ -178,6 +188,7 @@ pub struct CheckStats {
     pub clusters_marked: u64,
     /// Files carrying an `$OBJECT_ID` / a `$REPARSE_POINT` (matched against `$O` / `$R`).
     pub object_ids: u64,
+    /// Files carrying a `$REPARSE_POINT`.
     pub reparse_points: u64,
 }
 
@@ -186,20 +197,25 @@ pub struct CheckStats {
 pub struct VolumeState {
     /// The dirty flag of `$Volume`: Windows runs chkdsk at the next boot when set.
     pub dirty: Option<bool>,
+    /// The `$LogFile` state, when it could be read.
     pub log: Option<LogFileInfo>,
 }
 
+/// The result of a check: the problems found (capped per kind) and what was looked at.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
+    /// The problems found, in the order the check met them.
     pub problems: Vec<Problem>,
     /// Problems not listed because one kind passed [`MAX_PER_KIND`].
     pub omitted: u64,
+    /// What the check looked at.
     pub stats: CheckStats,
     /// Present for whole-volume checks.
     pub volume: Option<VolumeState>,
 }
 
 impl CheckReport {
+    /// Whether the check found nothing wrong (listed or omitted).
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.omitted == 0
     }
@@ -214,6 +230,7 @@ impl CheckReport {
             .join("; ")
     }
 
+    /// Whether a problem of `kind` is listed.
     pub fn has(&self, kind: ProblemKind) -> bool {
         self.problems.iter().any(|p| p.kind == kind)
     }

@@ -14,8 +14,7 @@ use super::{
     value_len, CheckReport, CheckStats, ProblemKind, Problems,
 };
 use crate::bytes::{u16_at, u64_at};
-use crate::layout::file_record;
-use crate::layout::Namespace;
+use crate::layout::{file_record, Namespace};
 use crate::volume::{parse_attribute_list, AttrValue, RECORD_BITMAP};
 use crate::{
     AttributeType, FileNameKey, FileRecord, FileRef, Location, NtfsError, Structure, Volume,
@@ -129,7 +128,9 @@ fn mft_bit_of<R: ReadAt>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusterState {
+    /// The clusters belong to a file: their bits must be set.
     Used,
+    /// The clusters were freed: their bits must be clear.
     Free,
 }
 

@@ -14,8 +14,7 @@ use crate::layout::{
 use crate::record::{FileRecord, FileRef};
 use crate::upcase::UpcaseTable;
 use crate::volume::{AttrValue, Volume};
-use crate::AttributeType;
-use crate::NtfsError;
+use crate::{AttributeType, NtfsError};
 use kaifuku_io::ReadAt;
 use std::cmp::Ordering;
 

@@ -15,8 +15,9 @@ use super::{
     CHUNK_RECORDS, MAX_PER_KIND,
 };
 use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::layout::Namespace;
-use crate::layout::{file_record, volume_information};
+use crate::layout::{
+    file_record, object_id_data, reparse_key, reparse_point, volume_information, Namespace,
+};
 use crate::logfile::log_state;
 use crate::volume::{
     parse_attribute_list, AttrValue, RECORD_BITMAP, RECORD_LOGFILE, RECORD_VOLUME,
@@ -43,7 +44,7 @@ struct Scan {
     dirs: Vec<u64>,
     exts: Vec<ExtInfo>,
     lists: Vec<ListInfo>,
-    object_ids: Vec<([u8; 16], FileRef, u8)>,
+    object_ids: Vec<([u8; object_id_data::ID_LENGTH], FileRef, u8)>,
     reparse: Vec<(u32, FileRef, u8)>,
     used: Bits,
     conflicts: Vec<Claim>,
@@ -476,9 +477,13 @@ fn absorb<R: ReadAt>(
         }
         match AttributeType::from_code(a.type_code) {
             Some(AttributeType::ObjectId) => {
-                if let Some(v) = a.value.as_ref().filter(|v| v.len() >= 16) {
-                    let mut g = [0u8; 16];
-                    g.copy_from_slice(&v[..16]);
+                if let Some(v) = a
+                    .value
+                    .as_ref()
+                    .filter(|v| v.len() >= object_id_data::ID_LENGTH)
+                {
+                    let mut g = [0u8; object_id_data::ID_LENGTH];
+                    g.copy_from_slice(&v[..object_id_data::ID_LENGTH]);
                     scan.object_ids.push((g, owner, 0));
                 }
             }
@@ -492,7 +497,7 @@ fn absorb<R: ReadAt>(
                 )?
                 .flatten()
                 {
-                    if let Ok(tag) = u32_at(&v, 0) {
+                    if let Ok(tag) = u32_at(&v, reparse_point::TAG) {
                         scan.reparse.push((tag, owner, 0));
                     }
                 }
@@ -751,7 +756,7 @@ fn check_view_indexes<R: ReadAt>(
         let status = |x: u64| rec_status(&scan.state, &scan.seq, x);
         for e in &tree.entries {
             if index == "$O" {
-                if e.key.len() != 16 || e.data.len() < 8 {
+                if e.key.len() != object_id_data::ID_LENGTH || e.data.len() < 8 {
                     p.push(
                         kind,
                         r,
@@ -763,7 +768,8 @@ fn check_view_indexes<R: ReadAt>(
                     );
                     continue;
                 }
-                let target = FileRef::from_u64(u64_at(&e.data, 0).unwrap_or(0));
+                let target =
+                    FileRef::from_u64(u64_at(&e.data, object_id_data::FILE_REF).unwrap_or(0));
                 let guid: String = e.key.iter().map(|b| format!("{b:02x}")).collect();
                 let s = status(target.record);
                 if s.damaged {
@@ -789,7 +795,7 @@ fn check_view_indexes<R: ReadAt>(
                     ),
                 }
             } else {
-                if e.key.len() < 12 {
+                if e.key.len() < reparse_key::LENGTH {
                     p.push(
                         kind,
                         r,
@@ -797,8 +803,8 @@ fn check_view_indexes<R: ReadAt>(
                     );
                     continue;
                 }
-                let tag = u32_at(&e.key, 0).unwrap_or(0);
-                let target = FileRef::from_u64(u64_at(&e.key, 4).unwrap_or(0));
+                let tag = u32_at(&e.key, reparse_key::TAG).unwrap_or(0);
+                let target = FileRef::from_u64(u64_at(&e.key, reparse_key::FILE_REF).unwrap_or(0));
                 let s = status(target.record);
                 if s.damaged {
                     continue;

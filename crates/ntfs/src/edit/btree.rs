@@ -11,14 +11,10 @@
 //! byte of the index is written by that step; the caller then discards the whole plan.
 
 use super::{resize_resident, Editor};
-use crate::bytes::{put_u16, put_u32, put_u64};
-use crate::bytes::{u16_at, u32_at};
+use crate::bytes::{put_u16, put_u32, put_u64, u16_at, u32_at};
 use crate::index::{parse_node_with, Collation, Directory, Node, NodeId, RawEntry};
 use crate::layout::{index_entry, index_header, index_root};
-use crate::AttributeType;
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{AttributeType, Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::{ReadAt, WriteAt};
 use std::cmp::Ordering;
 

@@ -2,29 +2,40 @@
 //!
 //! Every write goes through [`kaifuku_io::WriteAt`] on the volume's reader, which in kaifuku is
 //! always an overlay (the image itself is never written here), and is logged with the structure it
-//! changes. Reads after a write see it, so each step re-reads what earlier steps changed. See
-//! ntfs-delete.md for the on-disk rules followed here; the order of writes is the recommended one:
-//! index entries, `$ObjId`/`$Reparse` keys, the MFT record, `$MFT:$BITMAP`, `$Bitmap`.
+//! changes. Reads after a write see it, so each step re-reads what earlier steps changed.
+//!
+//! What NTFS changes when it deletes a file, in the order it changes it (so that a volume cut off
+//! between two steps has at worst a leak, never a name pointing at a freed record):
+//!
+//! 1. The name leaves its directory's `$I30` index, with its Win32/DOS twin (`btree` removes
+//!    entries from leaves and internal nodes, frees emptied blocks in the index `$BITMAP`, and
+//!    refuses a change that would need a block split or merge).
+//! 2. A file that keeps other names (hard links) only loses the removed `$FILE_NAME` attributes
+//!    and that many links; nothing else changes.
+//! 3. Otherwise its keys leave `$Extend\$ObjId:$O` and `$Extend\$Reparse:$R`;
+//! 4. its record is marked not in use and its sequence number incremented (fixups re-applied with
+//!    a new update sequence number; `$MFTMirr` keeps the same bytes for the records it mirrors);
+//! 5. its bit in `$MFT:$BITMAP` is cleared;
+//! 6. its clusters are marked free in `$Bitmap`.
+//!
+//! Records 0–23 and everything under `$Extend` are NTFS's own and are never deleted; a file whose
+//! attributes span several records (`$ATTRIBUTE_LIST`) is refused.
 
 mod btree;
 mod record_ops;
 
 use crate::index::{Directory, FileNameKey};
-use crate::layout::{volume_information, Namespace};
+use crate::layout::{object_id_data, volume_information, Namespace};
+use crate::ownership::StreamRef;
 use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Volume, RECORD_BITMAP, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
-use crate::AttributeType;
-use crate::NtfsError;
-use crate::{Location, Structure};
-use crate::{Refusal, Unsupported};
+use crate::{AttributeType, Location, NtfsError, Refusal, Structure, Unsupported};
 use kaifuku_io::{ReadAt, WriteAt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use record_ops::{remove_attribute, resize_resident};
-
-use crate::ownership::StreamRef;
 
 /// Record number of `$MFTMirr`.
 const RECORD_MFTMIRR: u64 = 1;
@@ -36,8 +47,11 @@ const FIRST_USER_RECORD: u64 = 24;
 /// One logged write: volume byte range and the structure it belongs to.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
+    /// Volume byte offset of the first byte written.
     pub offset: u64,
+    /// Bytes written.
     pub len: u64,
+    /// The structure written, for people ("MFT record 64", "$Bitmap bytes 0x10..0x11").
     pub label: String,
     /// The attribute stream that holds these bytes (`$MFT`'s `$DATA` for file records, the
     /// directory's `$INDEX_ALLOCATION` for its index blocks, `$Bitmap`'s `$DATA` for its bits,
@@ -50,11 +64,13 @@ pub struct Change {
 /// What deleting one name did.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeleteOutcome {
+    /// The deleted file's base record.
     pub record: u64,
     /// Names whose index entries were removed (Win32/POSIX and DOS).
     pub removed_names: Vec<String>,
     /// The record was freed (false when the file keeps names in other directories).
     pub record_freed: bool,
+    /// Clusters marked free in `$Bitmap`.
     pub clusters_freed: u64,
     /// The cluster runs `(lcn, count)` marked free in `$Bitmap`.
     pub freed_runs: Vec<(u64, u64)>,
@@ -66,12 +82,14 @@ pub struct DeleteOutcome {
     pub side_indexes: Vec<String>,
 }
 
+/// Deletes files from a volume by writing through its reader (an overlay in kaifuku), logging every write with the structure it changes.
 pub struct Editor<'v, R> {
     vol: &'v Volume<R>,
     changes: Vec<Change>,
 }
 
 impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
+    /// An editor with an empty change log over `vol`.
     pub fn new(vol: &'v Volume<R>) -> Self {
         Editor {
             vol,
@@ -79,6 +97,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         }
     }
 
+    /// The volume being edited; reads through it see the writes so far.
     pub fn volume(&self) -> &'v Volume<R> {
         self.vol
     }
@@ -88,6 +107,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         &self.changes
     }
 
+    /// The change log, for the plan that turns it into patches.
     pub fn into_changes(self) -> Vec<Change> {
         self.changes
     }
@@ -516,7 +536,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         // The file is gone: side-index keys, then the record, its bitmap bit and its clusters.
         if let Some(oid) = file.find(AttributeType::ObjectId, "")? {
             let v = oid.resident_value()?;
-            let key = crate::bytes::slice(v, 0, 16)?.to_vec();
+            let key = crate::bytes::slice(v, 0, object_id_data::ID_LENGTH)?.to_vec();
             let objid = self.extend_file("$ObjId")?;
             btree::remove_key(
                 self,
@@ -659,17 +679,8 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     }
 }
 
-/// Convenience for tests and callers: the record a reference names must be this one.
-pub fn same_file(a: FileRef, record: u64) -> bool {
-    a.record == record
-}
-
-/// Re-exported so callers can open the index an edit touched.
-pub fn open_index<R: ReadAt>(
-    vol: &Volume<R>,
-    record: u64,
-    name: &str,
-) -> Result<Directory, NtfsError> {
+/// Index `name` of record `record`, opened afresh so that it reflects the writes so far.
+fn open_index<R: ReadAt>(vol: &Volume<R>, record: u64, name: &str) -> Result<Directory, NtfsError> {
     let rec = vol.read_record(record)?;
     Directory::open_index(vol, &rec, name)
 }

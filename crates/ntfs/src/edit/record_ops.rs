@@ -3,9 +3,7 @@
 
 use crate::bytes::{put_u32, u16_at, u32_at};
 use crate::layout::{attribute, file_record};
-use crate::NtfsError;
-use crate::Unsupported;
-use crate::{Location, Structure};
+use crate::{Location, NtfsError, Structure, Unsupported};
 
 fn align8(n: usize) -> usize {
     (n + 7) & !7
