@@ -1,5 +1,6 @@
 //! `inspect`: container → partitions → volumes → the rule's matches, as one report. Never fails:
-//! whatever goes wrong is recorded in the report with an outcome the front end maps to an exit code.
+//! whatever goes wrong is recorded in the report as typed values ([`crate::vocabulary`]: the
+//! volume's problem, the reasons) with an outcome the front end maps to an exit code.
 
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
