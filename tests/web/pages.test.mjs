@@ -153,11 +153,14 @@ describe("page behaviour", { timeout: 300_000 }, () => {
   });
 
   test("cancel stops the work, and the next image still works (no reload)", async () => {
-    // Hold the worker's wasm back so the page is busy long enough to cancel.
+    // The page starts its worker when it loads; hold that worker's wasm back (and load the page
+    // again) so the picked image waits for it and the page is busy long enough to cancel.
     await b.ctx.route("**/kaifuku-worker_bg.wasm", async (route) => {
       await new Promise((r) => setTimeout(r, 1500));
       await route.continue().catch(() => {});
     });
+    await b.page.reload();
+    await b.page.waitForSelector("#pick-button");
     await b.page.setInputFiles("#file-input", fixture("gpt-win.raw"));
     await b.page.waitForSelector("#cancel");
     assert.ok(await b.page.isVisible("#progress-bar"));

@@ -150,6 +150,11 @@ impl<R: ReadAt> Session<R> {
         self.counted.stats()
     }
 
+    /// The picked file the session reads.
+    pub fn source(&self) -> &R {
+        self.counted.inner()
+    }
+
     pub fn file_size(&self) -> u64 {
         self.counted.size()
     }
