@@ -264,6 +264,7 @@ impl App {
             WorkerEvent::Message(FromWorker::Ready) => {
                 if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {
                     w.ready_at = Some(metrics::now());
+                    metrics::mark("workerReady");
                 }
             }
             WorkerEvent::Message(_) | WorkerEvent::Unreadable(_) | WorkerEvent::Crashed(_) => {
