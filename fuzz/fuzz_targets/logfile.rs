@@ -7,7 +7,7 @@
 
 use kaifuku_fuzz::le;
 use kaifuku_ntfs::logfile::log_state;
-use kaifuku_ntfs::{LogState, NtfsError};
+use kaifuku_ntfs::{Damage, LogState, NtfsError, Structure};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         );
         log.get(start..start.saturating_add(len))
             .map(<[u8]>::to_vec)
-            .ok_or(NtfsError::Corrupt("fuzz: past the input".into()))
+            .ok_or_else(|| {
+                NtfsError::Corrupt(Damage::new(Structure::LogFile, None, "fuzz: past the input"))
+            })
     };
     let Ok(info) = log_state(size, &mut read) else {
         return;

@@ -123,9 +123,16 @@ pub struct Session<R: ReadAt> {
 
 fn fix_problem(e: FixError) -> Problem {
     match e {
-        FixError::NothingToFix(d) => Problem::new(ProblemCode::NoMatch, None, Some(d)),
-        FixError::Refused(d) => Problem::new(ProblemCode::FixFailed, None, Some(d)),
-        FixError::Failed(d) => Problem::new(ProblemCode::FixFailed, None, Some(d)),
+        FixError::NothingToFix { reasons } => {
+            let d: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+            Problem::new(ProblemCode::NoMatch, None, Some(d.join("; ")))
+        }
+        FixError::Refused { refusal } => {
+            Problem::new(ProblemCode::FixFailed, None, Some(refusal.to_string()))
+        }
+        FixError::Failed { failure } => {
+            Problem::new(ProblemCode::FixFailed, None, Some(failure.to_string()))
+        }
     }
 }
 
@@ -228,7 +235,7 @@ impl<R: ReadAt> Session<R> {
         }
         let verified =
             kaifuku_rescue::verify_output(&fixed, &planned.report, &planned.plan, &self.rule)
-                .map_err(|e| failed(e.0))?;
+                .map_err(|e| failed(e.0.to_string()))?;
         let vn = |vi: usize| VolumeName::of(&planned.report.volumes[vi]);
         let mut checks: Vec<CheckView> = verified
             .into_iter()

@@ -353,8 +353,8 @@ pub fn inspect_view(
                 rule_ran: v.rule.is_some(),
                 directory_exists: v.rule.as_ref().is_some_and(|r| r.directory_exists),
                 matches,
-                error: v.error.clone(),
-                refused: v.refused,
+                error: v.error.as_ref().map(ToString::to_string),
+                refused: v.refused(),
             }
         })
         .collect();
@@ -366,14 +366,14 @@ pub fn inspect_view(
             None => problems.push(Problem::new(
                 ProblemCode::DamagedContainer,
                 None,
-                report.reasons.first().cloned(),
+                report.reasons.first().map(ToString::to_string),
             )),
         }
     } else if report.partitions.is_none() {
         problems.push(Problem::new(
             ProblemCode::DamagedPartitions,
             None,
-            report.reasons.first().cloned(),
+            report.reasons.first().map(ToString::to_string),
         ));
     }
     let mut needs_consent = false;

@@ -1,18 +1,16 @@
 //! `kaifuku check IMAGE [--json]`: runs the whole-volume NTFS invariant checker on every NTFS
 //! volume of an image and reports what it finds. Changes nothing.
 
+use crate::exit::Exit;
 use crate::report::size;
 use crate::source::FileSource;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadStats};
 use kaifuku_ntfs::LogState;
-use kaifuku_rescue::{check_image, CheckOutcome, ImageCheck};
+use kaifuku_rescue::{check_image, ImageCheck};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
 use std::time::Instant;
-
-/// Exit code when the check found problems (0 clean, 2 refused, 3 error as elsewhere).
-pub const EXIT_PROBLEMS: u8 = 4;
 
 #[derive(Serialize)]
 struct CheckDoc {
@@ -24,13 +22,13 @@ struct CheckDoc {
     reads: ReadStats,
 }
 
-/// Runs `check` and prints the result; returns the exit code.
-pub fn run(image: &Path, json: bool) -> u8 {
+/// Runs `check` and prints the result; returns how kaifuku exits.
+pub fn run(image: &Path, json: bool) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
         Err(e) => {
             say!("cannot open {}: {e}", image.display());
-            return crate::EXIT_ERROR;
+            return Exit::Error;
         }
     };
     let counted = Counted::new(source);
@@ -56,14 +54,9 @@ pub fn run(image: &Path, json: bool) -> u8 {
     };
     if let Err(e) = crate::stdio::out(&shown) {
         crate::stdio::stdout_failed(&e, "the report is incomplete");
-        return crate::EXIT_ERROR;
+        return Exit::Error;
     }
-    match doc.check.outcome {
-        CheckOutcome::Clean => 0,
-        CheckOutcome::Problems => EXIT_PROBLEMS,
-        CheckOutcome::Refused => crate::EXIT_REFUSED,
-        CheckOutcome::Error => crate::EXIT_ERROR,
-    }
+    Exit::of_check(doc.check.outcome)
 }
 
 fn text(doc: &CheckDoc) -> String {
@@ -86,7 +79,7 @@ fn text(doc: &CheckDoc) -> String {
             let _ = writeln!(
                 o,
                 "            {}: {e}",
-                if v.refused { "cannot check" } else { "ERROR" }
+                if v.refused() { "cannot check" } else { "ERROR" }
             );
         }
         let Some(r) = &v.report else {
@@ -145,13 +138,7 @@ fn text(doc: &CheckDoc) -> String {
         }
     }
     let _ = writeln!(o);
-    let outcome = match doc.check.outcome {
-        CheckOutcome::Clean => "clean",
-        CheckOutcome::Problems => "problems found",
-        CheckOutcome::Refused => "refused",
-        CheckOutcome::Error => "error",
-    };
-    let _ = writeln!(o, "Outcome     {outcome}");
+    let _ = writeln!(o, "Outcome     {}", doc.check.outcome);
     for r in &doc.check.reasons {
         let _ = writeln!(o, "            {r}");
     }

@@ -1,22 +1,20 @@
-//! `kaifuku fix`: plan in the core, then write the patched image (same container format) next to
-//! the original, never over it unless `--in-place` was asked for with an undo file. Paths are
-//! checked first (see `paths`), and nothing is written once printing to stdout failed.
+//! `kaifuku fix`: one `rescue::Session` inspects, plans and maps the plan into file writes; this
+//! module writes the patched image (same container format) next to the original, never over it
+//! unless `--in-place` was asked for with an undo file, then re-opens what it wrote and has the
+//! session verify it before exiting 0. Paths are checked first (see `paths`), and nothing is
+//! written once printing to stdout failed.
 
+use crate::exit::Exit;
 use crate::paths::{self, Role, Target};
 use crate::report::size;
 use crate::source::FileSource;
 use crate::stdio;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt};
-use kaifuku_rescue::plan::{plan_fix, FixError, FixOptions, Plan};
-use kaifuku_rescue::undo::{self, Identity};
-use kaifuku_rescue::Rule;
+use kaifuku_rescue::plan::{FixError, FixOptions, Plan};
+use kaifuku_rescue::{Rule, Session};
 use std::path::Path;
 
-pub const EXIT_FIXED: u8 = 0;
-pub const EXIT_NOTHING: u8 = 1;
-pub const EXIT_REFUSED: u8 = 2;
-pub const EXIT_ERROR: u8 = 3;
-
+/// What `kaifuku fix` was asked to do.
 pub struct FixArgs<'a> {
     pub image: &'a Path,
     pub output: Option<&'a Path>,
@@ -27,25 +25,20 @@ pub struct FixArgs<'a> {
     pub options: FixOptions,
 }
 
-pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
-    if args.in_place && args.output.is_some() {
-        say!("--in-place edits the image itself and -o writes a fixed copy: give one of them");
-        return EXIT_ERROR;
-    }
+/// Plans, prints, writes and verifies the fix; returns how kaifuku exits.
+pub fn run(args: &FixArgs, rule: Rule) -> Exit {
+    // clap checks `-o` against `--in-place` and that one of `-o`, `--in-place`, `--dry-run` is
+    // given; it has no way to say "--undo is needed unless --dry-run", so that is checked here.
     if args.in_place && args.undo.is_none() && !args.dry_run {
         say!("--in-place needs --undo FILE: the original bytes are saved there first");
-        return EXIT_ERROR;
-    }
-    if !args.in_place && args.output.is_none() && !args.dry_run {
-        say!("say where to write the fixed image with -o OUT (or use --dry-run to only show the plan)");
-        return EXIT_ERROR;
+        return Exit::Error;
     }
     // Every path is checked before anything is opened, planned or written.
     let image_meta = match paths::check_image(args.image) {
         Ok(m) => m,
         Err(e) => {
             say!("cannot open {}: {e}", args.image.display());
-            return EXIT_ERROR;
+            return Exit::Error;
         }
     };
     let targets = (|| {
@@ -71,68 +64,57 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
         Ok(t) => t,
         Err(e) => {
             say!("{e}");
-            return EXIT_ERROR;
+            return Exit::Error;
         }
     };
     let source = match FileSource::open(args.image) {
         Ok(s) => s,
         Err(e) => {
             say!("cannot open {}: {e}", args.image.display());
-            return EXIT_ERROR;
+            return Exit::Error;
         }
     };
     let counted = Counted::new(source);
     let cache = BlockCache::new(&counted, CacheConfig::default());
+    // The container is opened once, here, for inspection, planning, the output plan and the
+    // undo file's identity.
+    let mut session = Session::open(&cache, rule);
     let planning = std::time::Instant::now();
-    let planned = plan_fix(&cache, rule, &args.options);
+    let planned = session.plan(&args.options).map(|_| ());
     let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
-    let (report, plan) = match planned {
-        Ok(p) => p,
-        Err(FixError::NothingToFix(why)) => {
-            if let Err(e) = stdio::out(&format!("Nothing to fix: {why}\n")) {
+    match planned {
+        Ok(()) => {}
+        Err(FixError::NothingToFix { reasons }) => {
+            let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+            if let Err(e) = stdio::out(&format!("Nothing to fix: {}\n", why.join("; "))) {
                 stdio::stdout_failed(&e, "nothing was written");
-                return EXIT_ERROR;
+                return Exit::Error;
             }
-            return EXIT_NOTHING;
+            return Exit::NothingToFix;
         }
-        Err(FixError::Refused(why)) => {
-            say!("refused: {why}");
-            return EXIT_REFUSED;
+        Err(FixError::Refused { refusal }) => {
+            say!("refused: {refusal}");
+            return Exit::Refused;
         }
-        Err(FixError::Failed(why)) => {
-            say!("{why}");
-            return EXIT_ERROR;
+        Err(FixError::Failed { failure }) => {
+            say!("{failure}");
+            return Exit::Error;
         }
+    }
+    let (Some(fix), Some(image_identity)) = (session.planned(), session.undo_identity()) else {
+        say!("the plan was lost; nothing was written — please report this");
+        return Exit::Error;
     };
-    let container = match kaifuku_container::open(&cache) {
-        Ok(c) => c,
-        Err(e) => {
-            say!("{e}");
-            return EXIT_ERROR;
-        }
-    };
-    let output = match container.plan_output(&plan.patches) {
-        Ok(w) => w,
-        Err(e) => {
-            say!("cannot map the changes into the image file: {e}");
-            return EXIT_ERROR;
-        }
-    };
-    let info = container.info();
-    let image_identity = Identity {
-        file_size: counted.size(),
-        virtual_size: info.virtual_size,
-        kind: info.format,
-    };
+    let (report, plan, output) = (&fix.report, &fix.plan, &fix.output);
     // A block device as the output is claimed (and its size checked) before anything is said
     // to be written.
     let device = match (&out_target, args.dry_run) {
         (Some((p, Target::Device { .. })), false) => {
-            match crate::output::open_device(p, counted.size(), info.format) {
+            match crate::output::open_device(p, counted.size(), image_identity.kind) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     say!("{e}");
-                    return EXIT_ERROR;
+                    return Exit::Error;
                 }
             }
         }
@@ -158,39 +140,43 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
             serde_json::to_string_pretty(&doc).expect("serialisable")
         ))
     } else {
-        stdio::out(&describe(&plan, stats, planning_ms))
+        stdio::out(&describe(plan, stats, planning_ms))
     };
     if let Err(e) = printed {
         stdio::stdout_failed(&e, "nothing was written");
-        return EXIT_ERROR;
+        return Exit::Error;
     }
     if args.dry_run {
-        return EXIT_FIXED;
+        return Exit::Success;
     }
     let undo_identity = match &device {
         Some(d) => crate::output::device_identity(d, image_identity),
         None => image_identity,
     };
-    let pieces = match undo::layout(&undo_identity, &undo::plan_writes(&output)) {
-        Ok(p) => p,
-        Err(e) => {
+    let pieces = match session.undo_layout(&undo_identity) {
+        Some(Ok(p)) => p,
+        None => {
+            say!("the plan was lost; nothing was written — please report this");
+            return Exit::Error;
+        }
+        Some(Err(e)) => {
             say!("cannot plan the undo file: {e}");
-            return EXIT_ERROR;
+            return Exit::Error;
         }
     };
     let undo_arg = undo_target.as_ref().map(|(_, t)| (t, pieces.as_slice()));
     let result = match (&out_target, undo_arg) {
-        (None, Some(u)) => crate::output::write_in_place(args.image, &output, u, counted.inner()),
-        (Some((_, t)), u) => crate::output::write_copy(counted.inner(), t, device, &output, u),
+        (None, Some(u)) => crate::output::write_in_place(args.image, output, u, counted.inner()),
+        (Some((_, t)), u) => crate::output::write_copy(counted.inner(), t, device, output, u),
         (None, None) => Err("nothing to write to".to_string()),
     };
     if let Err(e) = result {
         say!("{e}");
-        return EXIT_ERROR;
+        return Exit::Error;
     }
     // What was written is read back from scratch and verified before the fix is called done.
     let written: &Path = args.output.unwrap_or(args.image);
-    if let Err(e) = verify_written(written, counted.size(), &output, &report, &plan, rule) {
+    if let Err(e) = verify_written(written, counted.size(), &session) {
         match args.output {
             Some(o) => {
                 // A copy that does not verify must not be mistaken for a fixed image.
@@ -215,7 +201,7 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
                 args.undo.map_or("UNDO".into(), |u| u.display().to_string())
             ),
         }
-        return EXIT_ERROR;
+        return Exit::Error;
     }
     if !args.json {
         let mut o = String::new();
@@ -232,10 +218,10 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
         }
         if let Err(e) = stdio::out(&o) {
             stdio::stdout_failed(&e, "the fix itself was written and is complete");
-            return EXIT_ERROR;
+            return Exit::Error;
         }
     }
-    EXIT_FIXED
+    Exit::Success
 }
 
 /// Test hook: with this variable set, one byte of the first planned write is flipped in the
@@ -243,18 +229,16 @@ pub fn run(args: &FixArgs, rule: &Rule) -> u8 {
 /// between write and read-back (a disk or a file system that loses writes).
 const DAMAGE_HOOK: &str = "KAIFUKU_TEST_DAMAGE_WRITTEN_OUTPUT";
 
-/// Re-opens what was written (its first `file_size` bytes: a device may be larger) and verifies
-/// it against the plan.
-fn verify_written(
+/// Re-opens what was written (its first `file_size` bytes: a device may be larger) and has the
+/// session verify it against its plan.
+fn verify_written<R: ReadAt>(
     written: &Path,
     file_size: u64,
-    output: &kaifuku_container::OutputPlan,
-    report: &kaifuku_rescue::InspectReport,
-    plan: &Plan,
-    rule: &Rule,
+    session: &Session<R>,
 ) -> Result<(), String> {
     if std::env::var_os(DAMAGE_HOOK).is_some() {
-        if let Some(w) = output.writes.first() {
+        let first = session.planned().and_then(|f| f.output.writes.first());
+        if let Some(w) = first {
             use std::os::unix::fs::FileExt;
             let f = std::fs::OpenOptions::new()
                 .read(true)
@@ -278,7 +262,8 @@ fn verify_written(
         )
     })?;
     let cache = BlockCache::new(&fixed, CacheConfig::default());
-    kaifuku_rescue::verify_output(&cache, report, plan, rule)
+    session
+        .verify_output(&cache)
         .map(|_| ())
         .map_err(|e| format!("{}: {e}", written.display()))
 }

@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod check_cmd;
+mod exit;
 mod fix_cmd;
 mod output;
 mod paths;
@@ -17,18 +18,13 @@ mod report;
 mod source;
 mod stdio;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use exit::Exit;
 use kaifuku_io::{BlockCache, CacheConfig, Counted};
-use kaifuku_rescue::{inspect, Outcome, Rule};
+use kaifuku_rescue::{inspect, Rule};
 use source::FileSource;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit codes (stable; scripts rely on them).
-const EXIT_MATCHES: u8 = 0;
-const EXIT_NOTHING: u8 = 1;
-const EXIT_REFUSED: u8 = 2;
-const EXIT_ERROR: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -61,10 +57,15 @@ enum Command {
         /// Disk image (raw/img, VHD fixed or dynamic) or block device.
         image: PathBuf,
         /// Where to write the fixed image (same format as the input). The input is not modified.
-        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "OUT",
+            required_unless_present_any = ["in_place", "dry_run"]
+        )]
         output: Option<PathBuf>,
         /// Edit IMAGE itself (a file or block device); needs --undo.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "output")]
         in_place: bool,
         /// Save the original bytes of every changed range here (restore with `kaifuku undo`).
         #[arg(long, value_name = "FILE")]
@@ -121,29 +122,96 @@ fn rule_for(path: Option<&str>) -> Option<Rule> {
     }
 }
 
+/// `fix` with `-o` and `--in-place` together: which one was meant?
+const OUTPUT_AND_IN_PLACE: &str =
+    "--in-place edits the image itself and -o writes a fixed copy: give one of them";
+/// `fix` with neither `-o`, `--in-place` nor `--dry-run`.
+const NO_OUTPUT: &str =
+    "say where to write the fixed image with -o OUT (or use --dry-run to only show the plan)";
+
+/// The explanation for a clap error that `fix`'s own rules caused (`-o` against `--in-place`, `-o`
+/// missing), worded as kaifuku always worded it; `None` for any other error, which clap explains.
+fn fix_rule_broken(e: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::ArgumentConflict | ErrorKind::MissingRequiredArgument
+    ) {
+        return None;
+    }
+    let mut cmd = Cli::command();
+    // Arguments render as in usage only once their command is built.
+    cmd.build();
+    let fix = cmd.find_subcommand("fix")?;
+    // clap names arguments in its errors as their usage renders them ("--output <OUT>").
+    let shown = |id: &str| {
+        fix.get_arguments()
+            .find(|a| a.get_id() == id)
+            .map(|a| a.to_string())
+    };
+    let strings = |kind: ContextKind| -> Vec<String> {
+        match e.get(kind) {
+            Some(ContextValue::String(s)) => vec![s.clone()],
+            Some(ContextValue::Strings(v)) => v.clone(),
+            _ => Vec::new(),
+        }
+    };
+    let output = shown("output")?;
+    let in_place = shown("in_place")?;
+    match e.kind() {
+        ErrorKind::ArgumentConflict => {
+            let mut both = strings(ContextKind::InvalidArg);
+            both.extend(strings(ContextKind::PriorArg));
+            both.sort();
+            let mut want = vec![output, in_place];
+            want.sort();
+            (both == want).then_some(OUTPUT_AND_IN_PLACE)
+        }
+        // Only when `-o` is all that is missing: a missing IMAGE is clap's to explain.
+        ErrorKind::MissingRequiredArgument => {
+            (strings(ContextKind::InvalidArg) == [output]).then_some(NO_OUTPUT)
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    run().into()
+}
+
+fn run() -> Exit {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        // Help, version or a usage error: printed by clap, whose failure to print (a closed or
-        // full stdout) is an error like any other.
         Err(e) => {
+            // `fix`'s own rules about its arguments: kaifuku's words and exit status, as before
+            // clap checked them.
+            if let Some(why) = fix_rule_broken(&e) {
+                say!("{why}");
+                return Exit::Error;
+            }
+            // Help, version or a usage error: printed by clap, whose failure to print (a closed
+            // or full stdout) is an error like any other.
             let code = e.exit_code();
             if let Err(w) = e
                 .print()
                 .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
             {
                 stdio::stdout_failed(&w, "nothing was done");
-                return ExitCode::from(EXIT_ERROR);
+                return Exit::Error;
             }
-            return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_ERROR));
+            return if code == 0 {
+                Exit::Success
+            } else {
+                Exit::Usage
+            };
         }
     };
     match cli.command {
         Command::Inspect { image, json, path } => {
             let Some(rule) = rule_for(path.as_deref()) else {
-                return ExitCode::from(EXIT_ERROR);
+                return Exit::Error;
             };
-            ExitCode::from(run_inspect(&image, &rule, json))
+            run_inspect(&image, &rule, json)
         }
         Command::Fix {
             image,
@@ -156,7 +224,7 @@ fn main() -> ExitCode {
             path,
         } => {
             let Some(rule) = rule_for(path.as_deref()) else {
-                return ExitCode::from(EXIT_ERROR);
+                return Exit::Error;
             };
             let args = fix_cmd::FixArgs {
                 image: &image,
@@ -167,9 +235,9 @@ fn main() -> ExitCode {
                 json,
                 options: kaifuku_rescue::FixOptions { discard_journal },
             };
-            ExitCode::from(fix_cmd::run(&args, &rule))
+            fix_cmd::run(&args, rule)
         }
-        Command::Check { image, json } => ExitCode::from(check_cmd::run(&image, json)),
+        Command::Check { image, json } => check_cmd::run(&image, json),
         Command::Undo {
             image,
             undo_file,
@@ -183,24 +251,24 @@ fn main() -> ExitCode {
                 );
                 if let Err(e) = stdio::out(&line) {
                     stdio::stdout_failed(&e, "the image was restored");
-                    return ExitCode::from(EXIT_ERROR);
+                    return Exit::Error;
                 }
-                ExitCode::from(0)
+                Exit::Success
             }
             Err(e) => {
                 say!("undo refused: {e}");
-                ExitCode::from(EXIT_ERROR)
+                Exit::Error
             }
         },
     }
 }
 
-fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> u8 {
+fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
         Err(e) => {
             say!("cannot open {}: {e}", image.display());
-            return EXIT_ERROR;
+            return Exit::Error;
         }
     };
     let counted = Counted::new(source);
@@ -219,12 +287,7 @@ fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> u8 {
     };
     if let Err(e) = stdio::out(&text) {
         stdio::stdout_failed(&e, "the report is incomplete");
-        return EXIT_ERROR;
+        return Exit::Error;
     }
-    match report.outcome {
-        Outcome::Matches => EXIT_MATCHES,
-        Outcome::NothingToFix => EXIT_NOTHING,
-        Outcome::Refused => EXIT_REFUSED,
-        Outcome::Error => EXIT_ERROR,
-    }
+    Exit::of_inspect(report.outcome)
 }

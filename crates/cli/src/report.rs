@@ -1,7 +1,7 @@
 //! Rendering the inspect report for a person (text) or a program (JSON).
 
 use kaifuku_io::ReadStats;
-use kaifuku_rescue::inspect::{volume_name, InspectReport, Outcome};
+use kaifuku_rescue::inspect::{volume_name, InspectReport};
 use kaifuku_rescue::Verdict;
 use serde::Serialize;
 use std::fmt::Write;
@@ -115,7 +115,11 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             let _ = writeln!(
                 o,
                 "            {}: {e}",
-                if v.refused { "cannot examine" } else { "ERROR" }
+                if v.refused() {
+                    "cannot examine"
+                } else {
+                    "ERROR"
+                }
             );
         }
         for b in &v.fix_blockers {
@@ -178,14 +182,8 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         }
     }
     let _ = writeln!(o);
-    let outcome = match r.outcome {
-        Outcome::Matches => "files to fix found",
-        Outcome::NothingToFix => "nothing to fix",
-        Outcome::Refused => "refused",
-        Outcome::Error => "error",
-    };
     let _ = writeln!(o, "Rule        {}: {}", r.rule.title, r.rule.target());
-    let _ = writeln!(o, "Outcome     {outcome}");
+    let _ = writeln!(o, "Outcome     {}", r.outcome);
     for reason in &r.reasons {
         let _ = writeln!(o, "            {reason}");
     }

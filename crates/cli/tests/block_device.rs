@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::*;
+use common::{assert_check_clean, fixtures, kaifuku, run, sha256, sparse_copy, Out, Scratch};
 
 struct Loop(String);
 

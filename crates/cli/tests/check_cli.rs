@@ -6,7 +6,7 @@
 #[path = "../../ntfs/tests/common/mod.rs"]
 mod common;
 
-use common::*;
+use common::{breaks, build_volume, cmd, gunzip, run, shared, Scratch, VolFile};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::*;
+use common::{fixtures, load_json, sparse_copy, write_at, Scratch};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -21,7 +21,12 @@
 
 mod common;
 
-use common::*;
+use common::{
+    assert_check_clean, blkstat_allocated, diff_files, dump_index, extract, fixtures, fls,
+    gpl_testdata, implant, index_differences, istat, kaifuku, listing, load_json, ntfs3g, read_at,
+    refixup, repo_testdata, run, run_ok, sh, sha256, sparse_copy, tsk_args, u16le, u32le, unfixup,
+    write_at, Attr, Entry, Istat, Mount, Rec, Scratch, Vol, WalkNode,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    extract, fixtures, gpl_testdata, implant, kaifuku, ntfs3g, refixup, repo_testdata, run_ok, sh,
+    sparse_copy, u16le, u32le, unfixup, write_at, Scratch, Vol,
+};
 
 fn refuses(args: &[&str], out: &std::path::Path, words: &[&str]) {
     let o = kaifuku(args);

@@ -25,7 +25,7 @@
 
 mod common;
 
-use common::*;
+use common::{extract, fixtures, istat, load_json, run, Out, Scratch};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::*;
+use common::{assert_check_clean, fixtures, kaifuku, ntfs3g, run, sparse_copy, Mount, Scratch};
 use std::path::Path;
 
 const CS: &str = "Windows/System32/drivers/CrowdStrike";

@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    assert_check_clean, fixtures, kaifuku, read_at, run, run_ok, sh, sha256, sparse_copy, write_at,
+    Out, Scratch,
+};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;

@@ -3,7 +3,7 @@
 //! refusal instead of wild reads.
 
 use crate::bytes::{slice, u16_at, u64_at, u8_at};
-use crate::NtfsError;
+use crate::{BootSectorFault, NtfsError, RecordKind};
 use serde::Serialize;
 
 /// What kind of volume the boot sector announces.
@@ -44,57 +44,55 @@ impl BootSector {
             Some(BootKind::BitLocker) => return Err(NtfsError::BitLocker),
             None => return Err(NtfsError::NotNtfs),
         }
-        let bad = |what: String| NtfsError::BadBootSector(what);
+        let bad = NtfsError::BadBootSector;
         if slice(b, 510, 2)? != [0x55, 0xAA] {
-            return Err(bad("the end-of-sector signature 55 AA is missing".into()));
+            return Err(bad(BootSectorFault::MissingEndSignature));
         }
         let bps = u16_at(b, 0x0B)? as u32;
         if !(256..=4096).contains(&bps) || !bps.is_power_of_two() {
-            return Err(bad(format!(
-                "bytes per sector is {bps}; NTFS uses a power of two from 256 to 4096"
-            )));
+            return Err(bad(BootSectorFault::BytesPerSector { value: bps }));
         }
         let spc_raw = u8_at(b, 0x0D)?;
         let spc: u32 = if spc_raw == 0 {
-            return Err(bad("sectors per cluster is 0".into()));
+            return Err(bad(BootSectorFault::ZeroSectorsPerCluster));
         } else if spc_raw <= 0x80 {
             spc_raw as u32
         } else {
             // Values above 0x80 are a negative power of two (used for clusters above 64 KiB).
             let exp = 256 - spc_raw as u32;
             if exp > 12 {
-                return Err(bad(format!(
-                    "sectors per cluster byte {spc_raw:#x} is out of range"
-                )));
+                return Err(bad(BootSectorFault::SectorsPerClusterCode {
+                    byte: spc_raw,
+                }));
             }
             1 << exp
         };
         if !spc.is_power_of_two() {
-            return Err(bad(format!(
-                "sectors per cluster is {spc}, not a power of two"
-            )));
+            return Err(bad(BootSectorFault::SectorsPerClusterNotPowerOfTwo {
+                value: spc,
+            }));
         }
         let cluster_size = bps * spc;
         if cluster_size > 2 * 1024 * 1024 {
-            return Err(bad(format!(
-                "cluster size {cluster_size} exceeds the NTFS maximum of 2 MiB"
-            )));
+            return Err(bad(BootSectorFault::ClusterTooLarge { cluster_size }));
         }
         let total_sectors = u64_at(b, 0x28)?;
         let volume_bytes = total_sectors
             .checked_mul(bps as u64)
-            .ok_or_else(|| bad("total sector count overflows".into()))?;
+            .ok_or_else(|| bad(BootSectorFault::TotalSectorsOverflow))?;
         if total_sectors == 0 || volume_bytes > volume_len {
-            return Err(bad(format!(
-                "the boot sector describes a {volume_bytes}-byte volume but only {volume_len} bytes are there — the image may be truncated"
-            )));
+            return Err(bad(BootSectorFault::Truncated {
+                described: volume_bytes,
+                present: volume_len,
+            }));
         }
         // The backup boot sector follows the volume's last sector: an image that ends before it
         // was cut short.
         if volume_bytes + bps as u64 > volume_len {
-            return Err(bad(format!(
-                "the volume's backup boot sector (byte {volume_bytes}) lies beyond the {volume_len} bytes that are there — the image may be truncated"
-            )));
+            return Err(bad(BootSectorFault::BackupBeyondEnd {
+                backup_at: volume_bytes,
+                present: volume_len,
+            }));
         }
         let total_clusters = volume_bytes / cluster_size as u64;
         let mft_lcn = u64_at(b, 0x30)?;
@@ -104,35 +102,38 @@ impl BootSector {
             || mftmirr_lcn == 0
             || mftmirr_lcn >= total_clusters
         {
-            return Err(bad(format!(
-                "$MFT at cluster {mft_lcn} or $MFTMirr at cluster {mftmirr_lcn} lies outside the volume's {total_clusters} clusters"
-            )));
+            return Err(bad(BootSectorFault::MftOutsideVolume {
+                mft_lcn,
+                mftmirr_lcn,
+                total_clusters,
+            }));
         }
         if mft_lcn == mftmirr_lcn {
-            return Err(bad(format!("$MFT and $MFTMirr both at cluster {mft_lcn}")));
+            return Err(bad(BootSectorFault::MftAndMirrorShareCluster {
+                lcn: mft_lcn,
+            }));
         }
-        let record_size = |off: usize, what: &str| -> Result<u32, NtfsError> {
+        let record_size = |off: usize, record: RecordKind| -> Result<u32, NtfsError> {
             let v = u8_at(b, off)? as i8;
             let size = if v > 0 {
                 (v as u64) * cluster_size as u64
             } else {
                 let exp = (-(v as i32)) as u32;
                 if !(8..=20).contains(&exp) {
-                    return Err(NtfsError::BadBootSector(format!(
-                        "{what} size code {v} is out of range"
-                    )));
+                    return Err(bad(BootSectorFault::RecordSizeCode {
+                        record,
+                        size_code: v,
+                    }));
                 }
                 1u64 << exp
             };
             if !(256..=65536).contains(&size) || !size.is_power_of_two() {
-                return Err(NtfsError::BadBootSector(format!(
-                    "{what} size {size} is not a plausible record size"
-                )));
+                return Err(bad(BootSectorFault::ImplausibleRecordSize { record, size }));
             }
             Ok(size as u32)
         };
-        let file_record_size = record_size(0x40, "file record")?;
-        let index_record_size = record_size(0x44, "index record")?;
+        let file_record_size = record_size(0x40, RecordKind::FileRecord)?;
+        let index_record_size = record_size(0x44, RecordKind::IndexRecord)?;
         Ok(BootSector {
             bytes_per_sector: bps,
             cluster_size,

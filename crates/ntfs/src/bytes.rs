@@ -2,6 +2,7 @@
 //! every read of a field is checked and a short buffer is an error, never a panic.
 
 use crate::NtfsError;
+use crate::Structure;
 
 pub(crate) fn u8_at(b: &[u8], off: usize) -> Result<u8, NtfsError> {
     b.get(off).copied().ok_or_else(|| short(off, 1, b.len()))
@@ -33,9 +34,10 @@ fn arr<const N: usize>(b: &[u8], off: usize) -> Result<[u8; N], NtfsError> {
 }
 
 fn short(off: usize, len: usize, have: usize) -> NtfsError {
-    NtfsError::Corrupt(format!(
-        "a structure field at byte {off} (+{len}) lies outside its {have}-byte buffer"
-    ))
+    NtfsError::damaged(
+        Structure::Unknown,
+        format!("a structure field at byte {off} (+{len}) lies outside its {have}-byte buffer"),
+    )
 }
 
 /// Decodes a UTF-16LE name for display (unpaired surrogates become U+FFFD).

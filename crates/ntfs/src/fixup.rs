@@ -4,6 +4,7 @@
 
 use crate::bytes::u16_at;
 use crate::NtfsError;
+use crate::Structure;
 
 pub const STRIDE: usize = 512;
 
@@ -13,23 +14,27 @@ pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
     let usa_count = u16_at(rec, 6)? as usize;
     let strides = rec.len() / STRIDE;
     if usa_count == 0 || usa_count - 1 != strides || rec.len() & (STRIDE - 1) != 0 {
-        return Err(NtfsError::Corrupt(format!(
-            "{what}: update sequence array has {usa_count} entries for a {}-byte record",
-            rec.len()
-        )));
+        return Err(NtfsError::damaged(
+            Structure::UpdateSequence,
+            format!(
+                "{what}: update sequence array has {usa_count} entries for a {}-byte record",
+                rec.len()
+            ),
+        ));
     }
     // The array lies after the 8-byte header holding its own offset and count: one overlapping
     // them would be rewritten by the next write of the record.
     if usa_ofs & 1 != 0 || usa_ofs < 8 || usa_ofs + 2 * usa_count > STRIDE - 2 {
-        return Err(NtfsError::Corrupt(format!(
-            "{what}: update sequence array offset {usa_ofs} is invalid"
-        )));
+        return Err(NtfsError::damaged(
+            Structure::UpdateSequence,
+            format!("{what}: update sequence array offset {usa_ofs} is invalid"),
+        ));
     }
     let usn = u16_at(rec, usa_ofs)?;
     for i in 0..strides {
         let end = (i + 1) * STRIDE - 2;
         if u16_at(rec, end)? != usn {
-            return Err(NtfsError::Corrupt(format!(
+            return Err(NtfsError::damaged(Structure::UpdateSequence, format!(
                 "{what}: sector {i} does not end with the update sequence number (a torn write or damage)"
             )));
         }
@@ -61,9 +66,10 @@ pub fn apply_write(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
         || usa_ofs < 8
         || usa_ofs + 2 * usa_count > STRIDE - 2
     {
-        return Err(NtfsError::Corrupt(format!(
-            "{what}: update sequence array does not fit the record"
-        )));
+        return Err(NtfsError::damaged(
+            Structure::UpdateSequence,
+            format!("{what}: update sequence array does not fit the record"),
+        ));
     }
     let usn = next_usn(u16_at(rec, usa_ofs)?);
     rec[usa_ofs..usa_ofs + 2].copy_from_slice(&usn.to_le_bytes());

@@ -7,8 +7,10 @@ use crate::record::{FileRecord, FileRef, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT}
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Stream, Volume};
 use crate::NtfsError;
+use crate::Unsupported;
+use crate::{Location, Structure};
 use kaifuku_io::ReadAt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
 pub const ENTRY_NODE: u16 = 0x01;
@@ -24,7 +26,7 @@ pub const NS_DOS: u8 = 2;
 pub const NS_WIN32_DOS: u8 = 3;
 
 /// Which node of an index an entry sits in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeId {
     Root,
     /// An `INDX` block, by its VCN.
@@ -188,16 +190,18 @@ impl Directory {
         let root_value = match vol.value(rec, ATTR_INDEX_ROOT, name)? {
             Some(AttrValue::Resident(v)) => v,
             Some(AttrValue::NonResident(_)) => {
-                return Err(NtfsError::Corrupt(format!(
-                    "record {}: $INDEX_ROOT is not resident",
-                    rec.number
-                )))
+                return Err(NtfsError::damaged_at(
+                    Structure::IndexRoot,
+                    Location::MftRecord { record: rec.number },
+                    format!("record {}: $INDEX_ROOT is not resident", rec.number),
+                ))
             }
             None => {
-                return Err(NtfsError::Corrupt(format!(
-                    "record {} has no {name} index",
-                    rec.number
-                )))
+                return Err(NtfsError::damaged_at(
+                    Structure::IndexRoot,
+                    Location::MftRecord { record: rec.number },
+                    format!("record {} has no {name} index", rec.number),
+                ))
             }
         };
         let collation = Collation::from_code(u32_at(&root_value, 4)?);
@@ -209,36 +213,42 @@ impl Directory {
             }
             (n, Some(Collation::Ulongs)) if n != "$I30" => Collation::Ulongs,
             _ => {
-                return Err(NtfsError::Unsupported(format!(
-                    "record {}: index {name} uses collation rule {:#x}",
-                    rec.number,
-                    u32_at(&root_value, 4)?
-                )))
+                return Err(NtfsError::Unsupported(Unsupported::IndexCollation {
+                    record: rec.number,
+                    index: name.to_string(),
+                    rule: u32_at(&root_value, 4)?,
+                }))
             }
         };
         let block_size = u32_at(&root_value, 8)?;
         if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() {
-            return Err(NtfsError::Corrupt(format!(
-                "record {}: index block size {block_size}",
-                rec.number
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::IndexRoot,
+                Location::MftRecord { record: rec.number },
+                format!("record {}: index block size {block_size}", rec.number),
+            ));
         }
         let allocation = match vol.value(rec, ATTR_INDEX_ALLOCATION, name)? {
             Some(AttrValue::NonResident(s)) => Some(s),
             Some(AttrValue::Resident(_)) => {
-                return Err(NtfsError::Corrupt(format!(
-                    "record {}: $INDEX_ALLOCATION is resident",
-                    rec.number
-                )))
+                return Err(NtfsError::damaged_at(
+                    Structure::IndexAllocation,
+                    Location::MftRecord { record: rec.number },
+                    format!("record {}: $INDEX_ALLOCATION is resident", rec.number),
+                ))
             }
             None => None,
         };
         if let Some(a) = &allocation {
             if a.data_size > vol.boot().volume_size() {
-                return Err(NtfsError::Corrupt(format!(
-                    "record {}: $INDEX_ALLOCATION claims {} bytes, more than the volume",
-                    rec.number, a.data_size
-                )));
+                return Err(NtfsError::damaged_at(
+                    Structure::IndexAllocation,
+                    Location::MftRecord { record: rec.number },
+                    format!(
+                        "record {}: $INDEX_ALLOCATION claims {} bytes, more than the volume",
+                        rec.number, a.data_size
+                    ),
+                ));
             }
         }
         let cs = vol.cluster_size();
@@ -263,25 +273,47 @@ impl Directory {
     /// Volume byte ranges holding the block at `vcn`.
     pub fn block_location(&self, vcn: u64) -> Result<Vec<(u64, u64)>, NtfsError> {
         let alloc = self.allocation.as_ref().ok_or_else(|| {
-            NtfsError::Corrupt(format!(
-                "directory {}: a node points at VCN {vcn} but there is no $INDEX_ALLOCATION",
-                self.record
-            ))
+            NtfsError::damaged_at(
+                Structure::IndexAllocation,
+                Location::IndexNode {
+                    directory: Some(self.record),
+                    node: NodeId::Block(vcn),
+                },
+                format!(
+                    "directory {}: a node points at VCN {vcn} but there is no $INDEX_ALLOCATION",
+                    self.record
+                ),
+            )
         })?;
         let off = vcn
             .checked_mul(self.vcn_unit)
             .filter(|o| o + self.block_size as u64 <= alloc.data_size);
         let off = off.ok_or_else(|| {
-            NtfsError::Corrupt(format!(
-                "directory {}: index VCN {vcn} lies outside its {}-byte $INDEX_ALLOCATION",
-                self.record, alloc.data_size
-            ))
+            NtfsError::damaged_at(
+                Structure::IndexAllocation,
+                Location::IndexNode {
+                    directory: Some(self.record),
+                    node: NodeId::Block(vcn),
+                },
+                format!(
+                    "directory {}: index VCN {vcn} lies outside its {}-byte $INDEX_ALLOCATION",
+                    self.record, alloc.data_size
+                ),
+            )
         })?;
         map_range(&alloc.runs, self.cluster_size, off, self.block_size as u64)?
             .into_iter()
             .map(|(o, n)| {
-                o.map(|o| (o, n))
-                    .ok_or_else(|| NtfsError::Corrupt(format!("index block VCN {vcn} is sparse")))
+                o.map(|o| (o, n)).ok_or_else(|| {
+                    NtfsError::damaged_at(
+                        Structure::IndexAllocation,
+                        Location::IndexNode {
+                            directory: Some(self.record),
+                            node: NodeId::Block(vcn),
+                        },
+                        format!("index block VCN {vcn} is sparse"),
+                    )
+                })
             })
             .collect()
     }
@@ -297,10 +329,17 @@ impl Directory {
             bytes.extend_from_slice(&b);
         }
         if bytes.get(0..4) != Some(b"INDX") {
-            return Err(NtfsError::Corrupt(format!(
-                "directory {}: index block VCN {vcn} has no INDX signature",
-                self.record
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::IndexNode,
+                Location::IndexNode {
+                    directory: Some(self.record),
+                    node: NodeId::Block(vcn),
+                },
+                format!(
+                    "directory {}: index block VCN {vcn} has no INDX signature",
+                    self.record
+                ),
+            ));
         }
         crate::fixup::apply_read(
             &mut bytes,
@@ -308,10 +347,17 @@ impl Directory {
         )?;
         let own = u64_at(&bytes, 0x10)?;
         if own != vcn {
-            return Err(NtfsError::Corrupt(format!(
-                "directory {}: index block at VCN {vcn} says it is VCN {own}",
-                self.record
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::IndexNode,
+                Location::IndexNode {
+                    directory: Some(self.record),
+                    node: NodeId::Block(vcn),
+                },
+                format!(
+                    "directory {}: index block at VCN {vcn} says it is VCN {own}",
+                    self.record
+                ),
+            ));
         }
         parse_node_with(NodeId::Block(vcn), bytes, 0x18, self.collation)
     }
@@ -346,13 +392,20 @@ impl Directory {
                 // the file it looks for, and "not found" would then be a wrong answer.
                 if let Some(prev) = previous {
                     if up.collate(prev, &key.name) != Ordering::Less {
-                        return Err(NtfsError::Corrupt(format!(
-                            "directory {}: index node {:?} lists {} after {}, out of order",
-                            self.record,
-                            node.id,
-                            key.name_string(),
-                            utf16_name(prev)
-                        )));
+                        return Err(NtfsError::damaged_at(
+                            Structure::IndexNode,
+                            Location::IndexNode {
+                                directory: Some(self.record),
+                                node: node.id,
+                            },
+                            format!(
+                                "directory {}: index node {:?} lists {} after {}, out of order",
+                                self.record,
+                                node.id,
+                                key.name_string(),
+                                utf16_name(prev)
+                            ),
+                        ));
                     }
                 }
                 previous = Some(&key.name);
@@ -381,10 +434,16 @@ impl Directory {
                 None => return Ok(None),
             }
         }
-        Err(NtfsError::Corrupt(format!(
-            "directory {}: index deeper than {MAX_DEPTH} levels",
-            self.record
-        )))
+        Err(NtfsError::damaged_at(
+            Structure::IndexNode,
+            Location::MftRecord {
+                record: self.record,
+            },
+            format!(
+                "directory {}: index deeper than {MAX_DEPTH} levels",
+                self.record
+            ),
+        ))
     }
 
     /// Every entry in collation order (an in-order walk of the tree), DOS-only names included.
@@ -404,17 +463,30 @@ impl Directory {
         out: &mut Vec<DirEntry>,
     ) -> Result<(), NtfsError> {
         if depth > MAX_DEPTH {
-            return Err(NtfsError::Corrupt(format!(
-                "directory {}: index deeper than {MAX_DEPTH} levels",
-                self.record
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::IndexNode,
+                Location::MftRecord {
+                    record: self.record,
+                },
+                format!(
+                    "directory {}: index deeper than {MAX_DEPTH} levels",
+                    self.record
+                ),
+            ));
         }
         if let NodeId::Block(v) = id {
             if visited.contains(&v) {
-                return Err(NtfsError::Corrupt(format!(
-                    "directory {}: index block VCN {v} is referenced twice",
-                    self.record
-                )));
+                return Err(NtfsError::damaged_at(
+                    Structure::IndexNode,
+                    Location::IndexNode {
+                        directory: Some(self.record),
+                        node: NodeId::Block(v),
+                    },
+                    format!(
+                        "directory {}: index block VCN {v} is referenced twice",
+                        self.record
+                    ),
+                ));
             }
             visited.push(v);
         }
@@ -455,7 +527,16 @@ pub fn parse_node_with(
     header: usize,
     collation: Collation,
 ) -> Result<Node, NtfsError> {
-    let corrupt = |m: String| NtfsError::Corrupt(format!("index node {id:?}: {m}"));
+    let corrupt = |m: String| {
+        NtfsError::damaged_at(
+            Structure::IndexNode,
+            Location::IndexNode {
+                directory: None,
+                node: id,
+            },
+            format!("index node {id:?}: {m}"),
+        )
+    };
     let entries_offset = u32_at(&bytes, header)? as usize;
     let index_length = u32_at(&bytes, header + 4)? as usize;
     let has_children = u8_at(&bytes, header + 0x0C)? & 1 != 0;

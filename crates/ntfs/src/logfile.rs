@@ -4,6 +4,7 @@
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::fixup;
 use crate::NtfsError;
+use crate::Structure;
 use serde::Serialize;
 
 /// Flag in the restart area: the volume was cleanly shut down.
@@ -69,7 +70,10 @@ struct Restart {
 fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     let magic = page.get(0..4);
     if magic != Some(b"RSTR") && magic != Some(b"CHKD") {
-        return Err(NtfsError::Corrupt("no RSTR/CHKD signature".into()));
+        return Err(NtfsError::damaged(
+            Structure::LogFile,
+            "no RSTR/CHKD signature",
+        ));
     }
     let mut page = page.to_vec();
     fixup::apply_read(&mut page, "$LogFile restart page")?;
@@ -77,8 +81,9 @@ fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     let minor = u16_at(&page, 0x1A)? as i16;
     let major = u16_at(&page, 0x1C)? as i16;
     if ra < 0x1E || ra + 0x30 > page.len() {
-        return Err(NtfsError::Corrupt(
-            "restart area offset out of range".into(),
+        return Err(NtfsError::damaged(
+            Structure::LogFile,
+            "restart area offset out of range",
         ));
     }
     Ok(Restart {
@@ -106,7 +111,10 @@ pub fn log_state(
         size,
     };
     if size < 8192 {
-        return Err(NtfsError::Corrupt(format!("$LogFile is only {size} bytes")));
+        return Err(NtfsError::damaged(
+            Structure::LogFile,
+            format!("$LogFile is only {size} bytes"),
+        ));
     }
     let first = read(0, 4096)?;
     if first.iter().all(|b| *b == 0xFF) {

@@ -13,6 +13,7 @@ use crate::bytes::u16_at;
 use crate::record::{FileRecord, ATTR_BITMAP, FLAG_IN_USE};
 use crate::volume::{AttrValue, Volume, RECORD_MFT};
 use crate::NtfsError;
+use crate::{Location, Structure};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 
@@ -220,7 +221,7 @@ pub fn find_unlisted<R: ReadAt>(
         if more > 0 {
             text.push_str(&format!("; and {more} more"));
         }
-        return Err(NtfsError::Corrupt(format!(
+        return Err(NtfsError::damaged_at(Structure::Directory, Location::Path { path: listing.path.clone() }, format!(
             "the directory {} is damaged: {text}. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
             listing.path
         )));
@@ -235,7 +236,7 @@ fn refusal(mut conflicts: Vec<String>) -> NtfsError {
     if more > 0 {
         text.push_str(&format!("; and {more} more"));
     }
-    NtfsError::Corrupt(format!(
+    NtfsError::damaged(Structure::Runlist, format!(
         "the clusters this fix would free or write are not the deleted file's alone: {text}. \
          Nothing was written; run chkdsk on the volume (in Windows or Windows Recovery) before deleting the file"
     ))
@@ -384,7 +385,7 @@ fn mft_bitmap<R: ReadAt>(vol: &Volume<R>, records: u64) -> Result<Vec<u8>, NtfsE
     let rec0 = vol.read_record(RECORD_MFT)?;
     let v = vol
         .value(&rec0, ATTR_BITMAP, "")?
-        .ok_or_else(|| NtfsError::Corrupt("$MFT has no $BITMAP attribute".into()))?;
+        .ok_or_else(|| NtfsError::damaged(Structure::MftBitmap, "$MFT has no $BITMAP attribute"))?;
     let have = match &v {
         AttrValue::Resident(b) => b.len() as u64,
         AttrValue::NonResident(s) => s.data_size,

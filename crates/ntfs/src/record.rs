@@ -3,6 +3,7 @@
 use crate::bytes::{slice, u16_at, u32_at, u64_at, u8_at, utf16_units};
 use crate::runlist::{decode_runlist, Run};
 use crate::NtfsError;
+use crate::{Location, Structure};
 
 pub const ATTR_STANDARD_INFORMATION: u32 = 0x10;
 pub const ATTR_ATTRIBUTE_LIST: u32 = 0x20;
@@ -57,15 +58,17 @@ pub struct Attribute<'a> {
 impl FileRecord {
     pub fn parse(number: u64, bytes: Vec<u8>) -> Result<FileRecord, NtfsError> {
         if bytes.get(0..4) != Some(b"FILE") {
-            return Err(NtfsError::Corrupt(format!(
-                "MFT record {number} has no FILE signature"
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::FileRecord,
+                Location::MftRecord { record: number },
+                format!("MFT record {number} has no FILE signature"),
+            ));
         }
         let rec = FileRecord { number, bytes };
         let used = rec.bytes_in_use()? as usize;
         let first = rec.first_attribute_offset()? as usize;
         if used > rec.bytes.len() || first >= used {
-            return Err(NtfsError::Corrupt(format!(
+            return Err(NtfsError::damaged_at(Structure::FileRecord, Location::MftRecord { record: number }, format!(
                 "MFT record {number}: bytes in use {used} / first attribute {first} do not fit a {}-byte record",
                 rec.bytes.len()
             )));
@@ -112,7 +115,7 @@ impl FileRecord {
             }
             let len = u32_at(b, off + 4)? as usize;
             if len < 0x18 || len & 7 != 0 || off + len > used {
-                return Err(NtfsError::Corrupt(format!(
+                return Err(NtfsError::damaged_at(Structure::Attribute, Location::MftRecord { record: self.number }, format!(
                     "MFT record {}: attribute {ty:#x} at {off} has length {len}, beyond the record's used bytes",
                     self.number
                 )));
@@ -147,10 +150,10 @@ impl<'a> Attribute<'a> {
     /// The value of a resident attribute.
     pub fn resident_value(&self) -> Result<&'a [u8], NtfsError> {
         if self.non_resident {
-            return Err(NtfsError::Corrupt(format!(
-                "attribute {:#x} is not resident",
-                self.type_code
-            )));
+            return Err(NtfsError::damaged(
+                Structure::Attribute,
+                format!("attribute {:#x} is not resident", self.type_code),
+            ));
         }
         let len = u32_at(self.raw, 0x10)? as usize;
         let off = u16_at(self.raw, 0x14)? as usize;
@@ -184,10 +187,10 @@ impl<'a> Attribute<'a> {
 
     fn nonresident_field(&self, off: usize) -> Result<u64, NtfsError> {
         if !self.non_resident {
-            return Err(NtfsError::Corrupt(format!(
-                "attribute {:#x} is resident",
-                self.type_code
-            )));
+            return Err(NtfsError::damaged(
+                Structure::Attribute,
+                format!("attribute {:#x} is resident", self.type_code),
+            ));
         }
         u64_at(self.raw, off)
     }

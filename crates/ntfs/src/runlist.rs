@@ -1,6 +1,7 @@
 //! Mapping pairs: how a non-resident attribute's VCNs map to clusters of the volume.
 
 use crate::NtfsError;
+use crate::{Location, Structure};
 
 /// A run of `length` clusters starting at `vcn`; `lcn` is `None` for a sparse (unallocated) run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub struct Run {
 
 /// Decodes mapping pairs that start at VCN `first_vcn`.
 pub fn decode_runlist(b: &[u8], first_vcn: u64) -> Result<Vec<Run>, NtfsError> {
-    let corrupt = |m: &str| NtfsError::Corrupt(format!("mapping pairs: {m}"));
+    let corrupt = |m: &str| NtfsError::damaged(Structure::Runlist, format!("mapping pairs: {m}"));
     let mut runs = Vec::new();
     let mut pos = 0usize;
     let mut vcn = first_vcn;
@@ -81,9 +82,10 @@ pub fn map_range(
     // Run fields come from a damaged image: a VCN or LCN near 2^64 must be an error, not an
     // overflow.
     let overflow = || {
-        NtfsError::Corrupt(format!(
-            "stream range {offset}+{len} maps beyond the largest byte offset"
-        ))
+        NtfsError::damaged(
+            Structure::Runlist,
+            format!("stream range {offset}+{len} maps beyond the largest byte offset"),
+        )
     };
     let mut out = Vec::new();
     let mut pos = offset;
@@ -94,9 +96,11 @@ pub fn map_range(
             .iter()
             .find(|r| vcn >= r.vcn && vcn - r.vcn < r.length)
             .ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "stream offset {pos} is not covered by the attribute's runs"
-                ))
+                NtfsError::damaged_at(
+                    Structure::Runlist,
+                    Location::StreamOffset { offset: pos },
+                    format!("stream offset {pos} is not covered by the attribute's runs"),
+                )
             })?;
         let run_end = run
             .vcn

@@ -7,6 +7,8 @@ use crate::record::{FileRef, ATTR_DATA};
 use crate::time::format_utc;
 use crate::volume::{Volume, RECORD_LOGFILE};
 use crate::NtfsError;
+use crate::Unsupported;
+use crate::{Location, Structure};
 use kaifuku_io::{Cursor, ReadAt};
 use serde::Serialize;
 use std::io::Read;
@@ -82,7 +84,7 @@ impl<R: ReadAt> Volume<R> {
         let log_rec = self.read_record(RECORD_LOGFILE)?;
         let log_val = self
             .value(&log_rec, ATTR_DATA, "")?
-            .ok_or_else(|| NtfsError::Corrupt("$LogFile has no data".into()))?;
+            .ok_or_else(|| NtfsError::damaged(Structure::LogFile, "$LogFile has no data"))?;
         let log_size = match &log_val {
             crate::volume::AttrValue::Resident(b) => b.len() as u64,
             crate::volume::AttrValue::NonResident(s) => s.data_size,
@@ -133,8 +135,9 @@ impl<R: ReadAt> Volume<R> {
         while let Some(id) = stack.pop() {
             seen += 1;
             if seen > 4096 {
-                return Err(NtfsError::Corrupt(
-                    "$Quota:$Q has more nodes than it can".into(),
+                return Err(NtfsError::damaged(
+                    Structure::Extend,
+                    "$Quota:$Q has more nodes than it can",
                 ));
             }
             let node = index.node(self, id)?;
@@ -226,10 +229,11 @@ impl<R: ReadAt> Volume<R> {
         let si = match self.value(&rec, ATTR_STANDARD_INFORMATION, "")? {
             Some(AttrValue::Resident(v)) if v.len() >= 0x20 => v,
             _ => {
-                return Err(NtfsError::Corrupt(format!(
-                    "record {}: no $STANDARD_INFORMATION",
-                    rec.number
-                )))
+                return Err(NtfsError::damaged_at(
+                    Structure::StandardInformation,
+                    Location::MftRecord { record: rec.number },
+                    format!("record {}: no $STANDARD_INFORMATION", rec.number),
+                ))
             }
         };
         let tick = |o: usize| u64::from_le_bytes(si[o..o + 8].try_into().expect("8 bytes"));
@@ -242,10 +246,9 @@ impl<R: ReadAt> Volume<R> {
                     .find_map(|r| r.find(ATTR_DATA, "").ok().flatten().map(|a| a.flags()))
                 {
                     if a & 0x4001 != 0 {
-                        return Err(NtfsError::Unsupported(format!(
-                            "record {}: compressed or encrypted data cannot be read without the ntfs reader",
-                            rec.number
-                        )));
+                        return Err(NtfsError::Unsupported(
+                            Unsupported::CompressedOrEncryptedData { record: rec.number },
+                        ));
                     }
                 }
                 let size = match &v {
@@ -313,7 +316,7 @@ impl<R: ReadAt> Volume<R> {
                     None => 0,
                 };
                 if own != size {
-                    return Err(NtfsError::Corrupt(format!(
+                    return Err(NtfsError::damaged_at(Structure::FileData, Location::MftRecord { record: rec.number }, format!(
                         "MFT record {}: the ntfs reader says the file holds {size} bytes, kaifuku's own reader {own}",
                         rec.number
                     )));

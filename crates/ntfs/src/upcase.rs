@@ -2,6 +2,7 @@
 //! through it; Windows wrote the table at format time, so we read it rather than assume Unicode rules.
 
 use crate::NtfsError;
+use crate::Structure;
 use std::cmp::Ordering;
 
 pub struct UpcaseTable {
@@ -11,10 +12,10 @@ pub struct UpcaseTable {
 impl UpcaseTable {
     pub fn from_bytes(b: &[u8]) -> Result<UpcaseTable, NtfsError> {
         if b.len() != 65536 * 2 {
-            return Err(NtfsError::Corrupt(format!(
-                "$UpCase is {} bytes, expected 131072",
-                b.len()
-            )));
+            return Err(NtfsError::damaged(
+                Structure::UpCase,
+                format!("$UpCase is {} bytes, expected 131072", b.len()),
+            ));
         }
         Ok(UpcaseTable {
             map: crate::bytes::utf16_units(b),

@@ -8,6 +8,8 @@ use crate::record::{FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_DATA};
 use crate::runlist::{map_range, Run};
 use crate::upcase::UpcaseTable;
 use crate::NtfsError;
+use crate::Unsupported;
+use crate::{Location, Structure};
 use kaifuku_io::ReadAt;
 use std::cell::OnceCell;
 
@@ -66,25 +68,34 @@ impl<R: ReadAt> Volume<R> {
         };
         let rec0 = FileRecord::parse(0, rec0_bytes)?;
         if !rec0.in_use() || u64_at(&rec0.bytes, 0x20)? != 0 {
-            return Err(NtfsError::Corrupt(
-                "$MFT's own record (record 0) is not a base record in use".into(),
+            return Err(NtfsError::damaged_at(
+                Structure::Mft,
+                Location::MftRecord { record: 0 },
+                "$MFT's own record (record 0) is not a base record in use",
             ));
         }
         let data = rec0
             .find(ATTR_DATA, "")?
-            .ok_or_else(|| NtfsError::Corrupt("$MFT has no $DATA attribute".into()))?;
+            .ok_or_else(|| NtfsError::damaged(Structure::Mft, "$MFT has no $DATA attribute"))?;
         if !data.non_resident {
-            return Err(NtfsError::Corrupt("$MFT's $DATA is resident".into()));
+            return Err(NtfsError::damaged(
+                Structure::Mft,
+                "$MFT's $DATA is resident",
+            ));
         }
         // Record 0 maps `$MFT` starting with itself: its first run must be where the boot sector
         // found it, or the boot sector and `$MFT` disagree about where `$MFT` is.
         let first_lcn = data.runs()?.first().and_then(|r| r.lcn);
         if first_lcn != Some(boot.mft_lcn) {
-            return Err(NtfsError::Corrupt(format!(
-                "the boot sector puts $MFT at cluster {}, but $MFT's own record maps it at {}",
-                boot.mft_lcn,
-                first_lcn.map_or("no cluster".to_string(), |l| format!("cluster {l}"))
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::Mft,
+                Location::Cluster { lcn: boot.mft_lcn },
+                format!(
+                    "the boot sector puts $MFT at cluster {}, but $MFT's own record maps it at {}",
+                    boot.mft_lcn,
+                    first_lcn.map_or("no cluster".to_string(), |l| format!("cluster {l}"))
+                ),
+            ));
         }
         let mut mft = Stream {
             runs: data.runs()?,
@@ -93,10 +104,10 @@ impl<R: ReadAt> Volume<R> {
             initialized_size: data.initialized_size()?,
         };
         if mft.data_size / rs > MAX_RECORDS || mft.allocated_size > boot.volume_size() {
-            return Err(NtfsError::Corrupt(format!(
-                "$MFT claims {} bytes",
-                mft.data_size
-            )));
+            return Err(NtfsError::damaged(
+                Structure::Mft,
+                format!("$MFT claims {} bytes", mft.data_size),
+            ));
         }
         let mut vol = Volume {
             reader,
@@ -116,10 +127,16 @@ impl<R: ReadAt> Volume<R> {
                 vol.mft = mft.clone();
                 let ext = vol.read_record(e.record.record)?;
                 let attr = ext.find(ATTR_DATA, "")?.ok_or_else(|| {
-                    NtfsError::Corrupt(format!(
-                        "$MFT extension record {} lacks its $DATA extent",
-                        e.record.record
-                    ))
+                    NtfsError::damaged_at(
+                        Structure::AttributeList,
+                        Location::MftRecord {
+                            record: e.record.record,
+                        },
+                        format!(
+                            "$MFT extension record {} lacks its $DATA extent",
+                            e.record.record
+                        ),
+                    )
                 })?;
                 mft.runs.extend(attr.runs()?);
             }
@@ -132,11 +149,17 @@ impl<R: ReadAt> Volume<R> {
             _ => None,
         };
         if mirror_lcn != Some(vol.boot.mftmirr_lcn) {
-            return Err(NtfsError::Corrupt(format!(
-                "the boot sector puts $MFTMirr at cluster {}, but its own record maps it at {}",
-                vol.boot.mftmirr_lcn,
-                mirror_lcn.map_or("no cluster".to_string(), |l| format!("cluster {l}"))
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::MftMirr,
+                Location::Cluster {
+                    lcn: vol.boot.mftmirr_lcn,
+                },
+                format!(
+                    "the boot sector puts $MFTMirr at cluster {}, but its own record maps it at {}",
+                    vol.boot.mftmirr_lcn,
+                    mirror_lcn.map_or("no cluster".to_string(), |l| format!("cluster {l}"))
+                ),
+            ));
         }
         Ok(vol)
     }
@@ -165,17 +188,25 @@ impl<R: ReadAt> Volume<R> {
     /// Where record `n`'s bytes lie on the volume: (volume offset, length) pieces in order.
     pub fn record_location(&self, n: u64) -> Result<Vec<(u64, u64)>, NtfsError> {
         if n >= self.record_count() {
-            return Err(NtfsError::Corrupt(format!(
-                "MFT record {n} is beyond the {} records of $MFT",
-                self.record_count()
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::Mft,
+                Location::MftRecord { record: n },
+                format!(
+                    "MFT record {n} is beyond the {} records of $MFT",
+                    self.record_count()
+                ),
+            ));
         }
         let rs = self.boot.file_record_size as u64;
         map_range(&self.mft.runs, self.cluster_size(), n * rs, rs)?
             .into_iter()
             .map(|(off, len)| {
                 off.map(|o| (o, len)).ok_or_else(|| {
-                    NtfsError::Corrupt(format!("MFT record {n} lies in a sparse part of $MFT"))
+                    NtfsError::damaged_at(
+                        Structure::Mft,
+                        Location::MftRecord { record: n },
+                        format!("MFT record {n} lies in a sparse part of $MFT"),
+                    )
                 })
             })
             .collect()
@@ -205,7 +236,7 @@ impl<R: ReadAt> Volume<R> {
     pub fn read_live(&self, r: FileRef) -> Result<FileRecord, NtfsError> {
         let rec = self.read_record(r.record)?;
         if !rec.in_use() || rec.sequence() != r.sequence {
-            return Err(NtfsError::Corrupt(format!(
+            return Err(NtfsError::damaged_at(Structure::FileRecord, Location::MftRecord { record: r.record }, format!(
                 "MFT record {} is not the live file the index names (in use: {}, sequence {} vs {})",
                 r.record,
                 rec.in_use(),
@@ -224,10 +255,14 @@ impl<R: ReadAt> Volume<R> {
             .checked_add(len as u64)
             .filter(|e| *e <= s.data_size)
             .ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "read of {len} bytes at {offset} beyond a {}-byte stream",
-                    s.data_size
-                ))
+                NtfsError::damaged_at(
+                    Structure::Runlist,
+                    Location::StreamOffset { offset },
+                    format!(
+                        "read of {len} bytes at {offset} beyond a {}-byte stream",
+                        s.data_size
+                    ),
+                )
             })?;
         let mut out = vec![0u8; len];
         let mut at = 0usize;
@@ -252,9 +287,12 @@ impl<R: ReadAt> Volume<R> {
     fn check_read_len(&self, len: usize) -> Result<(), NtfsError> {
         let limit = (self.boot.total_clusters() / 8 + (1 << 20)).max(64 << 20);
         if len as u64 > limit {
-            return Err(NtfsError::Corrupt(format!(
-                "an attribute claims {len} bytes, more than anything on this volume can hold"
-            )));
+            return Err(NtfsError::damaged(
+                Structure::Attribute,
+                format!(
+                    "an attribute claims {len} bytes, more than anything on this volume can hold"
+                ),
+            ));
         }
         Ok(())
     }
@@ -269,10 +307,10 @@ impl<R: ReadAt> Volume<R> {
                 initialized_size: a.initialized_size()?,
             };
             if s.data_size > 64 * 1024 * 1024 {
-                return Err(NtfsError::Unsupported(format!(
-                    "attribute {:#x} of {} bytes is too large to load whole",
-                    a.type_code, s.data_size
-                )));
+                return Err(NtfsError::Unsupported(Unsupported::AttributeTooLarge {
+                    type_code: a.type_code,
+                    size: s.data_size,
+                }));
             }
             self.read_stream(&s, 0, s.data_size as usize)
         } else {
@@ -293,12 +331,16 @@ impl<R: ReadAt> Volume<R> {
                 seen.push(e.record.record);
                 let ext = self.read_record(e.record.record)?;
                 if ext.base_ref().record != base.number {
-                    return Err(NtfsError::Corrupt(format!(
-                        "record {} is listed as an extension of {} but names base {}",
-                        ext.number,
-                        base.number,
-                        ext.base_ref().record
-                    )));
+                    return Err(NtfsError::damaged_at(
+                        Structure::AttributeList,
+                        Location::MftRecord { record: ext.number },
+                        format!(
+                            "record {} is listed as an extension of {} but names base {}",
+                            ext.number,
+                            base.number,
+                            ext.base_ref().record
+                        ),
+                    ));
                 }
                 out.push(ext);
             }
@@ -342,7 +384,7 @@ impl<R: ReadAt> Volume<R> {
         if let Some((_, s)) = extents.first() {
             // Sizes are nested: initialized <= data <= allocated, as NTFS keeps them.
             if s.initialized_size > s.data_size || s.data_size > s.allocated_size {
-                return Err(NtfsError::Corrupt(format!(
+                return Err(NtfsError::damaged_at(Structure::Attribute, Location::MftRecord { record: base.number }, format!(
                     "record {}: attribute {type_code:#x} has sizes initialized {} / data {} / allocated {} out of order",
                     base.number, s.initialized_size, s.data_size, s.allocated_size
                 )));
@@ -351,10 +393,16 @@ impl<R: ReadAt> Volume<R> {
         let mut iter = extents.into_iter();
         let (first_vcn, mut stream) = iter.next().expect("not empty");
         if first_vcn != 0 {
-            return Err(NtfsError::Corrupt(format!(
-                "record {}: attribute {type_code:#x} has no extent starting at VCN 0",
-                base.number
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::Runlist,
+                Location::MftRecord {
+                    record: base.number,
+                },
+                format!(
+                    "record {}: attribute {type_code:#x} has no extent starting at VCN 0",
+                    base.number
+                ),
+            ));
         }
         for (_, s) in iter {
             stream.runs.extend(s.runs);
@@ -380,7 +428,7 @@ impl<R: ReadAt> Volume<R> {
         let rec = self.read_record(RECORD_UPCASE)?;
         let v = self
             .value(&rec, ATTR_DATA, "")?
-            .ok_or_else(|| NtfsError::Corrupt("$UpCase has no data".into()))?;
+            .ok_or_else(|| NtfsError::damaged(Structure::UpCase, "$UpCase has no data"))?;
         let bytes = self.read_value(&v, 0, 131072)?;
         let t = UpcaseTable::from_bytes(&bytes)?;
         Ok(self.upcase.get_or_init(|| t))
@@ -419,7 +467,7 @@ impl<R: ReadAt> Volume<R> {
             };
             let rec = self.read_live(entry.file_ref)?;
             if !names_itself_in(&rec, dir.number, &entry.key.name) {
-                return Err(NtfsError::Corrupt(format!(
+                return Err(NtfsError::damaged_at(Structure::Directory, Location::MftRecord { record: dir.number }, format!(
                     "directory record {} lists {} as record {}, but that record is not a file of that name in the directory",
                     dir.number,
                     entry.name(),
@@ -463,9 +511,11 @@ pub fn parse_attribute_list(b: &[u8]) -> Result<Vec<AttributeListEntry>, NtfsErr
         let type_code = crate::bytes::u32_at(b, off)?;
         let len = u16_at(b, off + 4)? as usize;
         if len < 0x1A || off + len > b.len() {
-            return Err(NtfsError::Corrupt(format!(
-                "$ATTRIBUTE_LIST entry at {off} has length {len}"
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::AttributeList,
+                Location::StreamOffset { offset: off as u64 },
+                format!("$ATTRIBUTE_LIST entry at {off} has length {len}"),
+            ));
         }
         let name_len = u8_at(b, off + 6)? as usize;
         let name_off = u8_at(b, off + 7)? as usize;

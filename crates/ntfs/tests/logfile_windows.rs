@@ -3,7 +3,7 @@
 //! 2.0, both restart pages present, an empty log.
 
 use kaifuku_ntfs::logfile::log_state;
-use kaifuku_ntfs::{LogState, NtfsError};
+use kaifuku_ntfs::{Damage, LogState, NtfsError, Structure};
 use std::path::PathBuf;
 
 /// The journal `name` of the shared GPL test data, or `None` (the test is then reported as
@@ -25,7 +25,7 @@ fn state_of(b: &[u8]) -> kaifuku_ntfs::LogFileInfo {
     log_state(b.len() as u64, &mut |off, len| {
         b.get(off as usize..off as usize + len)
             .map(|s| s.to_vec())
-            .ok_or_else(|| NtfsError::Corrupt("short".into()))
+            .ok_or_else(|| NtfsError::Corrupt(Damage::new(Structure::LogFile, None, "short")))
     })
     .unwrap()
 }

@@ -3,48 +3,42 @@
 //! [`crate::inspect`]: what inspect refuses as damaged, the check reports as an error too.
 
 use crate::inspect::{hiding_damage, unreadable_windows_partition};
+pub use crate::vocabulary::CheckOutcome;
+use crate::vocabulary::{
+    ContainerProblem, NtfsProblem, PartitionProblem, Reason, VolumeName, VolumeProblem,
+};
 use kaifuku_io::ReadAt;
 use kaifuku_ntfs::check::{check_volume, CheckReport};
-use kaifuku_ntfs::{boot_kind, BootKind, NtfsError, Volume};
+use kaifuku_ntfs::{boot_kind, BootKind, Volume};
 use serde::Serialize;
-
-/// What the check concluded, in order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CheckOutcome {
-    /// Every NTFS volume was checked and no problem was found.
-    Clean,
-    /// At least one volume has problems.
-    Problems,
-    /// Nothing could be checked for a reason that is not damage (BitLocker, unsupported format,
-    /// no NTFS volume).
-    Refused,
-    /// The image or a volume could not be read.
-    Error,
-}
 
 /// One volume of the image and what the check found there.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeCheck {
     /// Partition number, or `None` for a bare volume.
     pub partition: Option<u32>,
+    /// Byte offset on the virtual disk.
     pub offset: u64,
+    /// Size in bytes.
     pub size: u64,
     /// "ntfs", "bitlocker" or "other".
     pub filesystem: String,
+    /// What the whole-volume checker found, when it ran.
     pub report: Option<CheckReport>,
-    pub error: Option<String>,
-    #[serde(skip)]
-    pub refused: bool,
+    /// Why the volume could not be checked.
+    pub error: Option<VolumeProblem>,
 }
 
 impl VolumeCheck {
     /// "partition 3", or "volume" for a bare one.
-    pub fn place(&self) -> String {
-        match self.partition {
-            Some(n) => format!("partition {n}"),
-            None => "volume".into(),
-        }
+    pub fn place(&self) -> VolumeName {
+        VolumeName::place(self.partition)
+    }
+
+    /// Whether the volume could not be checked for a reason that is not damage (BitLocker, an
+    /// unsupported feature).
+    pub fn refused(&self) -> bool {
+        self.error.as_ref().is_some_and(VolumeProblem::is_refusal)
     }
 }
 
@@ -53,9 +47,12 @@ impl VolumeCheck {
 pub struct ImageCheck {
     /// The container format, when it could be read.
     pub container: Option<String>,
+    /// Every data partition (or the bare volume).
     pub volumes: Vec<VolumeCheck>,
+    /// What the check concluded.
     pub outcome: CheckOutcome,
-    pub reasons: Vec<String>,
+    /// Why the outcome is what it is.
+    pub reasons: Vec<Reason>,
 }
 
 /// Checks every NTFS volume of the disk image `file`. Never fails: what goes wrong is in the
@@ -70,12 +67,13 @@ pub fn check_image<R: ReadAt>(file: R) -> ImageCheck {
     let container = match kaifuku_container::open(file) {
         Ok(c) => c,
         Err(e) => {
-            doc.outcome = if e.is_unsupported() {
+            let problem = ContainerProblem::from(&e);
+            doc.outcome = if problem.is_unsupported() {
                 CheckOutcome::Refused
             } else {
                 CheckOutcome::Error
             };
-            doc.reasons.push(e.to_string());
+            doc.reasons.push(Reason::Container { problem });
             return doc;
         }
     };
@@ -84,7 +82,9 @@ pub fn check_image<R: ReadAt>(file: R) -> ImageCheck {
         Ok(t) => t,
         Err(e) => {
             doc.outcome = CheckOutcome::Error;
-            doc.reasons.push(e.to_string());
+            doc.reasons.push(Reason::Partitions {
+                problem: PartitionProblem::from(&e),
+            });
             return doc;
         }
     };
@@ -97,37 +97,46 @@ pub fn check_image<R: ReadAt>(file: R) -> ImageCheck {
             filesystem: "other".into(),
             report: None,
             error: None,
-            refused: false,
         };
         match p.view(&container) {
             Ok(view) => check_one(&view, &p.type_code, &mut v),
-            Err(e) => v.error = Some(format!("the partition lies outside the disk: {e}")),
+            Err(e) => {
+                v.error = Some(VolumeProblem::OutsideDisk {
+                    partition: None,
+                    detail: e.to_string(),
+                })
+            }
         }
         doc.volumes.push(v);
     }
     let checked = doc.volumes.iter().filter(|v| v.report.is_some()).count();
-    let with_problems: Vec<String> = doc
+    let with_problems: Vec<Reason> = doc
         .volumes
         .iter()
         .filter_map(|v| {
             let r = v.report.as_ref()?;
-            let n = r.problems.len() as u64 + r.omitted;
-            (n > 0).then(|| format!("{}: {n} problem(s)", v.place()))
+            let count = r.problems.len() as u64 + r.omitted;
+            (count > 0).then(|| Reason::VolumeHasProblems {
+                volume: v.place(),
+                count,
+            })
         })
         .collect();
-    let mut errors: Vec<String> = doc
-        .volumes
-        .iter()
-        .filter(|v| !v.refused)
-        .filter_map(|v| Some(format!("{}: {}", v.place(), v.error.as_ref()?)))
-        .collect();
+    let problems = |refused: bool| -> Vec<Reason> {
+        doc.volumes
+            .iter()
+            .filter(|v| v.refused() == refused)
+            .filter_map(|v| {
+                Some(Reason::Volume {
+                    volume: v.place(),
+                    problem: v.error.clone()?,
+                })
+            })
+            .collect()
+    };
+    let mut errors = problems(false);
     errors.extend(hiding_damage(&container, &table));
-    let refusals: Vec<String> = doc
-        .volumes
-        .iter()
-        .filter(|v| v.refused)
-        .filter_map(|v| Some(format!("{}: {}", v.place(), v.error.as_ref()?)))
-        .collect();
+    let refusals = problems(true);
     doc.outcome = if !with_problems.is_empty() {
         doc.reasons.extend(with_problems);
         doc.reasons.extend(errors);
@@ -139,12 +148,10 @@ pub fn check_image<R: ReadAt>(file: R) -> ImageCheck {
         doc.reasons.extend(refusals);
         CheckOutcome::Refused
     } else if checked == 0 {
-        doc.reasons.push("the image holds no NTFS volume".into());
+        doc.reasons.push(Reason::NoNtfsVolume);
         CheckOutcome::Refused
     } else {
-        doc.reasons.push(format!(
-            "{checked} NTFS volume(s) checked, no problem found"
-        ));
+        doc.reasons.push(Reason::CheckedClean { volumes: checked });
         CheckOutcome::Clean
     };
     doc
@@ -163,8 +170,9 @@ fn check_one<R: ReadAt>(view: &kaifuku_io::Slice<R>, type_code: &str, v: &mut Vo
         }
         Some(BootKind::BitLocker) => {
             v.filesystem = "bitlocker".into();
-            v.refused = true;
-            v.error = Some(NtfsError::BitLocker.to_string());
+            v.error = Some(VolumeProblem::Ntfs {
+                error: NtfsProblem::BitLocker,
+            });
             return;
         }
         Some(BootKind::Ntfs) => v.filesystem = "ntfs".into(),
@@ -172,8 +180,9 @@ fn check_one<R: ReadAt>(view: &kaifuku_io::Slice<R>, type_code: &str, v: &mut Vo
     match Volume::open(view).and_then(|vol| check_volume(&vol)) {
         Ok(r) => v.report = Some(r),
         Err(e) => {
-            v.refused = matches!(e, NtfsError::Unsupported(_) | NtfsError::BitLocker);
-            v.error = Some(e.to_string());
+            v.error = Some(VolumeProblem::Ntfs {
+                error: NtfsProblem::from(e),
+            })
         }
     }
 }

@@ -2,70 +2,44 @@
 //! whatever goes wrong is recorded in the report with an outcome the front end maps to an exit code.
 
 use crate::rule::{Rule, Verdict};
-use kaifuku_container::{ContainerError, ContainerInfo};
+use crate::vocabulary::{
+    Blocker, ContainerProblem, NtfsProblem, PartitionProblem, Reason, VolumeName, VolumeProblem,
+};
+pub use crate::vocabulary::{Outcome, RuleNotice};
+use kaifuku_container::{Container, ContainerError, ContainerInfo};
 use kaifuku_io::{ReadAt, Slice};
-use kaifuku_ntfs::{boot_kind, BootKind, FileDetails, NtfsError, Volume, VolumeSummary};
+use kaifuku_ntfs::{
+    boot_kind, BootKind, Damage, FileDetails, LinkDestination, Location, NtfsError, Structure,
+    Unsupported, Volume, VolumeSummary,
+};
 use kaifuku_partition::PartitionTable;
 use serde::Serialize;
 
-/// What inspection concluded, in order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Files matching the rule were found.
-    Matches,
-    /// Everything could be read and nothing matches.
-    NothingToFix,
-    /// Something could not be examined for a reason that is not damage (BitLocker, an unsupported
-    /// format or feature) and nothing matched elsewhere.
-    Refused,
-    /// The image or a volume is damaged or unreadable.
-    Error,
-}
-
+/// A file the rule matched, with what the rule judged of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchReport {
     /// Full path on the volume, `\`-separated.
     pub path: String,
+    /// The file's record, names, times, size and first bytes.
     #[serde(flatten)]
     pub file: FileDetails,
     /// Whether the first eight bytes are the rule's known-bad header (`None`: the rule has none).
     pub header_matches: Option<bool>,
+    /// Which version of the file it is, by its times.
     pub verdict: Verdict,
 }
 
+/// What the rule found on one volume.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
+    /// Whether the rule's directory exists on the volume.
     pub directory_exists: bool,
     /// The directory the matches are in: the rule's own, or where links on the way led.
     pub directory: String,
+    /// The files that match, in the directory's index order.
     pub matches: Vec<MatchReport>,
     /// What the rule met and left alone, or followed, on the way.
     pub notices: Vec<RuleNotice>,
-}
-
-/// Something odd the rule met that does not stop it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum RuleNotice {
-    /// A directory whose name matches the pattern: only files are deleted, so it stays.
-    DirectorySkipped { path: String },
-    /// A junction or symbolic link on the rule's path was followed, as Windows would.
-    LinkFollowed { link: String, target: String },
-}
-
-impl std::fmt::Display for RuleNotice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RuleNotice::DirectorySkipped { path } => {
-                write!(f, "{path} is a directory, not a file: it is left alone")
-            }
-            RuleNotice::LinkFollowed { link, target } => write!(
-                f,
-                "{link} is a link to {target}; followed, as Windows would"
-            ),
-        }
-    }
 }
 
 /// Where the rule's directory is, after following links on the way.
@@ -85,9 +59,15 @@ fn healthy(report: kaifuku_ntfs::check::CheckReport, path: &str) -> Result<(), N
     if report.is_clean() {
         return Ok(());
     }
-    Err(NtfsError::Corrupt(format!(
-        "the directory {path} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
-        report.first_problems(3)
+    Err(NtfsError::Corrupt(Damage::new(
+        Structure::Directory,
+        Some(Location::Path {
+            path: path.to_string(),
+        }),
+        format!(
+            "the directory {path} is damaged ({}); its listing cannot be trusted. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+            report.first_problems(3)
+        ),
     )))
 }
 
@@ -134,10 +114,16 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             let named_here =
                 kaifuku_ntfs::volume::names_itself_in(&rec, dir.number, &entry.key.name);
             if !named_here || walked_records.contains(&rec.number) {
-                return Err(NtfsError::Corrupt(format!(
-                    "the directory {here_so_far} lists {} as MFT record {}, but that record is not a file of that name in this directory; run chkdsk on the volume in Windows or Windows Recovery",
-                    entry.name(),
-                    rec.number
+                return Err(NtfsError::Corrupt(Damage::new(
+                    Structure::Directory,
+                    Some(Location::Path {
+                        path: here_so_far.clone(),
+                    }),
+                    format!(
+                        "the directory {here_so_far} lists {} as MFT record {}, but that record is not a file of that name in this directory; run chkdsk on the volume in Windows or Windows Recovery",
+                        entry.name(),
+                        rec.number
+                    ),
                 )));
             }
             walked_records.push(rec.number);
@@ -145,16 +131,22 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             walked.push(entry.name());
             let here = format!("\\{}", walked.join("\\"));
             if let Some(link) = vol.reparse_target(&rec)? {
-                let shown = match &link {
-                    kaifuku_ntfs::reparse::ReparseTarget::Link { target, .. } => target.clone(),
+                let destination = match &link {
+                    kaifuku_ntfs::reparse::ReparseTarget::Link { target, .. } => {
+                        LinkDestination::Path {
+                            path: target.clone(),
+                        }
+                    }
                     kaifuku_ntfs::reparse::ReparseTarget::Other { tag } => {
-                        format!("a reparse point of tag {tag:#010x}")
+                        LinkDestination::OtherReparsePoint { tag: *tag }
                     }
                 };
+                let shown = destination.to_string();
                 let Some(next) = link.on_windows_volume(&parent) else {
-                    return Err(NtfsError::Unsupported(format!(
-                        "{here} is a link to {shown}, which kaifuku cannot follow on this volume; fix the volume it leads to, or name the real directory with the command line's --path"
-                    )));
+                    return Err(NtfsError::Unsupported(Unsupported::UnfollowableLink {
+                        link: here,
+                        destination,
+                    }));
                 };
                 notices.push(RuleNotice::LinkFollowed {
                     link: here,
@@ -183,43 +175,76 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             _reader: std::marker::PhantomData,
         });
     }
-    Err(NtfsError::Unsupported(format!(
-        "{path}: more than {MAX_LINK_HOPS} links on the way; kaifuku does not follow link loops"
-    )))
+    Err(NtfsError::Unsupported(Unsupported::TooManyLinks {
+        path: path.to_string(),
+        max_hops: MAX_LINK_HOPS,
+    }))
 }
 
+/// One volume of the image (a partition that is not an extended-partition container, or the
+/// whole disk when it has no table) and what inspection found there.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeReport {
     /// Partition number, or `None` for a bare volume.
     pub partition: Option<u32>,
+    /// Byte offset on the virtual disk.
     pub offset: u64,
+    /// Size in bytes.
     pub size: u64,
-    /// "ntfs", "bitlocker", "fat", or "unknown".
+    /// "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
     pub filesystem: String,
+    /// The NTFS volume's facts, when it is one and could be read.
     pub ntfs: Option<VolumeSummary>,
     /// Present when the rule ran here (NTFS volumes holding `\Windows\System32`).
     pub rule: Option<RuleResult>,
-    /// What would stop a fix on this volume, in plain words.
-    pub fix_blockers: Vec<String>,
-    pub error: Option<String>,
-    #[serde(skip)]
-    pub refused: bool,
+    /// What would stop a fix on this volume.
+    pub fix_blockers: Vec<Blocker>,
+    /// Why the volume could not be examined (damage, or a refusal such as BitLocker).
+    pub error: Option<VolumeProblem>,
 }
 
+impl VolumeReport {
+    /// Whether the volume could not be examined for a reason that is not damage (BitLocker, an
+    /// unsupported feature).
+    pub fn refused(&self) -> bool {
+        self.error.as_ref().is_some_and(VolumeProblem::is_refusal)
+    }
+
+    /// The volume as messages name it: its partition and its label.
+    pub fn name(&self) -> VolumeName {
+        VolumeName {
+            partition: self.partition,
+            label: self
+                .ntfs
+                .as_ref()
+                .and_then(|n| n.label.clone())
+                .filter(|l| !l.is_empty()),
+        }
+    }
+}
+
+/// The whole inspection of a disk image: container, partitions, volumes, the rule's matches, and
+/// the outcome with its reasons.
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectReport {
+    /// The container, when the file opened as one.
     pub container: Option<ContainerInfo>,
+    /// The partition table, when it could be read.
     pub partitions: Option<PartitionTable>,
+    /// Every volume, in partition order.
     pub volumes: Vec<VolumeReport>,
     /// Index into `volumes` of the Windows volume(s).
     pub windows_volumes: Vec<usize>,
+    /// The rule that was run.
     pub rule: Rule,
+    /// What inspection concluded.
     pub outcome: Outcome,
-    /// Why the outcome is what it is, in plain words.
-    pub reasons: Vec<String>,
+    /// Why the outcome is what it is.
+    pub reasons: Vec<Reason>,
 }
 
 impl InspectReport {
+    /// Every match, with the volume it is on.
     pub fn matches(&self) -> impl Iterator<Item = (&VolumeReport, &MatchReport)> {
         self.volumes.iter().flat_map(|v| {
             v.rule
@@ -231,7 +256,7 @@ impl InspectReport {
     fn failed(
         rule: &Rule,
         outcome: Outcome,
-        reason: String,
+        reason: Reason,
         container: Option<ContainerInfo>,
     ) -> Self {
         InspectReport {
@@ -264,21 +289,40 @@ pub enum Unlisted {
 
 /// [`inspect`], choosing whether "no match" is confirmed by a scan for unlisted files.
 pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> InspectReport {
-    let container = match kaifuku_container::open(file) {
+    inspect_opened(kaifuku_container::open(file).as_ref(), rule, unlisted)
+}
+
+/// [`inspect_with`] on a container already opened (or the error opening it gave), so a session
+/// opens it once for inspection, planning and output.
+pub(crate) fn inspect_opened<R: ReadAt>(
+    opened: Result<&Container<R>, &ContainerError>,
+    rule: &Rule,
+    unlisted: Unlisted,
+) -> InspectReport {
+    let container = match opened {
         Ok(c) => c,
         Err(e) => {
-            let outcome = if is_unsupported(&e) {
+            let problem = ContainerProblem::from(e);
+            let outcome = if problem.is_unsupported() {
                 Outcome::Refused
             } else {
                 Outcome::Error
             };
-            return InspectReport::failed(rule, outcome, e.to_string(), None);
+            return InspectReport::failed(rule, outcome, Reason::Container { problem }, None);
         }
     };
     let info = container.info();
-    let table = match kaifuku_partition::read_partitions(&container) {
+    let table = match kaifuku_partition::read_partitions(container) {
         Ok(t) => t,
-        Err(e) => return InspectReport::failed(rule, Outcome::Error, e.to_string(), Some(info)),
+        Err(e) => {
+            let problem = PartitionProblem::from(&e);
+            return InspectReport::failed(
+                rule,
+                Outcome::Error,
+                Reason::Partitions { problem },
+                Some(info),
+            );
+        }
     };
     let mut volumes = Vec::new();
     for p in table.partitions.iter().filter(|p| !p.container) {
@@ -292,12 +336,14 @@ pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> Insp
             rule: None,
             fix_blockers: Vec::new(),
             error: None,
-            refused: false,
         };
-        match p.view(&container) {
+        match p.view(container) {
             Ok(view) => inspect_volume(&view, rule, &p.type_code, unlisted, &mut report),
             Err(e) => {
-                report.error = Some(format!("partition {} lies outside the disk: {e}", p.number))
+                report.error = Some(VolumeProblem::OutsideDisk {
+                    partition: Some(p.number),
+                    detail: e.to_string(),
+                })
             }
         }
         volumes.push(report);
@@ -314,29 +360,28 @@ pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> Insp
         .filter_map(|v| v.rule.as_ref())
         .map(|r| r.matches.len())
         .sum();
-    let errors: Vec<String> = volumes
-        .iter()
-        .filter_map(|v| {
-            v.error
-                .as_ref()
-                .filter(|_| !v.refused)
-                .map(|e| format!("{}: {e}", volume_name(v)))
-        })
-        .collect();
-    let refusals: Vec<String> = volumes
-        .iter()
-        .filter_map(|v| {
-            v.error
-                .as_ref()
-                .filter(|_| v.refused)
-                .map(|e| format!("{}: {e}", volume_name(v)))
-        })
-        .collect();
+    let problems = |refused: bool| -> Vec<Reason> {
+        volumes
+            .iter()
+            .filter(|v| v.refused() == refused)
+            .filter_map(|v| {
+                Some(Reason::Volume {
+                    volume: v.name(),
+                    problem: v.error.clone()?,
+                })
+            })
+            .collect()
+    };
+    let errors = problems(false);
+    let refusals = problems(true);
     // Partition-table damage that can hide a Windows volume turns "nothing to fix" into an
     // error: the file may be on the volume the table lost.
-    let hidden = hiding_damage(&container, &table);
+    let hidden = hiding_damage(container, &table);
     let outcome = if found > 0 {
-        reasons.push(format!("{found} file(s) match {}", rule.title));
+        reasons.push(Reason::Matches {
+            count: found,
+            rule: rule.title.clone(),
+        });
         Outcome::Matches
     } else if !errors.is_empty() || !hidden.is_empty() {
         reasons.extend(errors);
@@ -347,25 +392,23 @@ pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> Insp
         Outcome::Refused
     } else {
         if windows_volumes.is_empty() {
-            reasons.push("no NTFS volume holds \\Windows\\System32".into());
+            reasons.push(Reason::NoWindowsVolume);
         }
         for v in volumes
             .iter()
             .filter_map(|v| v.rule.as_ref().map(|r| (v, r)))
         {
             if !v.1.directory_exists {
-                reasons.push(format!(
-                    "{}: {} does not exist",
-                    volume_name(v.0),
-                    rule.directory
-                ));
+                reasons.push(Reason::DirectoryMissing {
+                    volume: v.0.name(),
+                    directory: rule.directory.clone(),
+                });
             } else {
-                reasons.push(format!(
-                    "{}: no file in {} matches {}",
-                    volume_name(v.0),
-                    rule.directory,
-                    rule.pattern
-                ));
+                reasons.push(Reason::NoMatch {
+                    volume: v.0.name(),
+                    directory: rule.directory.clone(),
+                    pattern: rule.pattern.clone(),
+                });
             }
         }
         Outcome::NothingToFix
@@ -383,9 +426,9 @@ pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> Insp
 
 /// What in the partition table could hide a volume: entries that cannot be, broken chains of
 /// logical partitions, overlaps, and a "table" that is really a damaged NTFS boot sector.
-pub(crate) fn hiding_damage<R: ReadAt>(disk: &R, table: &PartitionTable) -> Vec<String> {
+pub(crate) fn hiding_damage<R: ReadAt>(disk: &R, table: &PartitionTable) -> Vec<Reason> {
     use kaifuku_partition::NoticeKind as K;
-    let mut out: Vec<String> = table
+    let mut out: Vec<Reason> = table
         .warnings
         .iter()
         .filter(|n| {
@@ -398,7 +441,9 @@ pub(crate) fn hiding_damage<R: ReadAt>(disk: &R, table: &PartitionTable) -> Vec<
                     | K::PartitionTruncated { .. }
             )
         })
-        .map(|n| format!("the partition table is damaged: {}", n.message))
+        .map(|n| Reason::PartitionTableDamaged {
+            notice: n.kind.clone(),
+        })
         .collect();
     let empty = table
         .warnings
@@ -416,7 +461,7 @@ pub(crate) fn hiding_damage<R: ReadAt>(disk: &R, table: &PartitionTable) -> Vec<
 /// A disk whose first sector is not a recognised boot sector but that is an NTFS volume all the
 /// same: its backup boot sector (the last sector) is NTFS, or its first sector has NTFS's BIOS
 /// parameter block under a damaged OEM id.
-fn damaged_bare_ntfs<R: ReadAt>(disk: &R) -> Option<String> {
+fn damaged_bare_ntfs<R: ReadAt>(disk: &R) -> Option<Reason> {
     let size = disk.size();
     let backup = [512u64, 4096].into_iter().any(|ss| {
         let mut b = [0u8; 512];
@@ -436,41 +481,15 @@ fn damaged_bare_ntfs<R: ReadAt>(disk: &R) -> Option<String> {
         && u64_at(0x30) > 0
         && u64_at(0x38) > 0
         && s0[510..512] == [0x55, 0xAA];
-    (backup || bpb_like).then(|| {
-        format!(
-            "the disk is an NTFS volume whose boot sector is damaged ({}), so it cannot be read. {}",
-            if bpb_like {
-                "its OEM id is not NTFS"
-            } else {
-                "not an NTFS boot sector"
-            },
-            if backup {
-                "An intact backup boot sector lies at the end of the disk: chkdsk in Windows Recovery (or `ntfsfix` on Linux) can restore the first one; then try again"
-            } else {
-                "Check that this is the right image and that it was exported completely"
-            }
-        )
+    (backup || bpb_like).then_some(Reason::DamagedBareNtfs {
+        oem_id_damaged: bpb_like,
+        backup_intact: backup,
     })
 }
 
+/// The volume as messages name it (`partition 3 "Windows"`), in words.
 pub fn volume_name(v: &VolumeReport) -> String {
-    let label = v
-        .ntfs
-        .as_ref()
-        .and_then(|n| n.label.clone())
-        .filter(|l| !l.is_empty());
-    let place = match v.partition {
-        Some(n) => format!("partition {n}"),
-        None => "volume".to_string(),
-    };
-    match label {
-        Some(l) => format!("{place} \"{l}\""),
-        None => place,
-    }
-}
-
-fn is_unsupported(e: &ContainerError) -> bool {
-    e.is_unsupported()
+    v.name().to_string()
 }
 
 /// Partition types under which Windows keeps its NTFS volumes: GPT "Microsoft basic data", MBR
@@ -498,13 +517,11 @@ fn other_filesystem(sector: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Why a Windows data partition's first sector is no file system, in plain words, with the backup
-/// NTFS boot sector (the volume's last sector) mentioned when it is intact.
-fn unreadable_boot_sector<R: ReadAt>(view: &Slice<R>, sector: &[u8]) -> String {
-    let what = if sector.iter().all(|b| *b == 0) {
-        "is all zeros".to_string()
-    } else {
-        let oem: String = sector[3..11]
+/// Why a Windows data partition's first sector is no file system, with the backup NTFS boot
+/// sector (the volume's last sector) mentioned when it is intact.
+fn unreadable_boot_sector<R: ReadAt>(view: &Slice<R>, sector: &[u8]) -> VolumeProblem {
+    let oem_id = (!sector.iter().all(|b| *b == 0)).then(|| {
+        sector[3..11]
             .iter()
             .map(|&b| {
                 if b.is_ascii_graphic() || b == b' ' {
@@ -513,24 +530,19 @@ fn unreadable_boot_sector<R: ReadAt>(view: &Slice<R>, sector: &[u8]) -> String {
                     '.'
                 }
             })
-            .collect();
-        format!("is not the boot sector of a file system kaifuku knows (OEM id \"{oem}\")")
-    };
+            .collect()
+    });
     let size = view.size();
-    let backup = [512u64, 4096].into_iter().any(|ss| {
+    let backup_intact = [512u64, 4096].into_iter().any(|ss| {
         let mut b = [0u8; 512];
         size >= ss
             && view.read_at(size - ss, &mut b).is_ok()
             && boot_kind(&b) == Some(BootKind::Ntfs)
     });
-    let next = if backup {
-        "An intact backup NTFS boot sector lies at the end of the partition: chkdsk in Windows Recovery (or `ntfsfix` on Linux) can restore the first one; then try again"
-    } else {
-        "The volume cannot be read; check that this is the right image and that it was exported completely"
-    };
-    format!(
-        "this Windows data partition's boot sector {what}, so its volume cannot be read. {next}"
-    )
+    VolumeProblem::WindowsBootSectorUnreadable {
+        oem_id,
+        backup_intact,
+    }
 }
 
 /// The damage to report for a partition whose first sector is no NTFS or BitLocker boot sector
@@ -540,12 +552,12 @@ pub(crate) fn unreadable_windows_partition<R: ReadAt>(
     view: &Slice<R>,
     type_code: &str,
     sector: Option<&[u8]>,
-) -> Option<String> {
+) -> Option<VolumeProblem> {
     if !windows_data_type(type_code) {
         return None;
     }
     match sector {
-        None => Some("this Windows data partition is too short or cannot be read".into()),
+        None => Some(VolumeProblem::WindowsPartitionUnreadable),
         Some(s) if other_filesystem(s).is_some() => None,
         Some(s) => Some(unreadable_boot_sector(view, s)),
     }
@@ -567,9 +579,10 @@ fn inspect_volume<R: ReadAt>(
     match boot_kind(&sector) {
         Some(BootKind::BitLocker) => {
             report.filesystem = "bitlocker".into();
-            report.refused = true;
-            report.error = Some(NtfsError::BitLocker.to_string());
-            report.fix_blockers.push(NtfsError::BitLocker.to_string());
+            report.error = Some(VolumeProblem::Ntfs {
+                error: NtfsProblem::BitLocker,
+            });
+            report.fix_blockers.push(Blocker::BitLocker);
             return;
         }
         Some(BootKind::Ntfs) => report.filesystem = "ntfs".into(),
@@ -583,35 +596,35 @@ fn inspect_volume<R: ReadAt>(
             return;
         }
     }
+    let ntfs_problem = |e: NtfsError| {
+        Some(VolumeProblem::Ntfs {
+            error: NtfsProblem::from(e),
+        })
+    };
     let vol = match Volume::open(view) {
         Ok(v) => v,
         Err(e) => {
-            report.refused = matches!(e, NtfsError::Unsupported(_));
-            report.error = Some(e.to_string());
+            report.error = ntfs_problem(e);
             return;
         }
     };
     let summary = match vol.summary() {
         Ok(s) => s,
         Err(e) => {
-            report.refused = matches!(e, NtfsError::Unsupported(_));
-            report.error = Some(e.to_string());
+            report.error = ntfs_problem(e);
             return;
         }
     };
     if !summary.log.state.is_clean() {
-        report.fix_blockers.push(format!(
-            "the NTFS journal ($LogFile) is {} — Windows would replay it over an offline edit; fixing needs consent to discard it (Windows then runs chkdsk at the next boot)",
-            summary.log.state.describe()
-        ));
+        report.fix_blockers.push(Blocker::JournalNotClean {
+            state: summary.log.state,
+        });
     }
     if summary.hibernation.hibernated {
-        report.fix_blockers.push(
-            "Windows is hibernated (hiberfil.sys holds a saved session that would overwrite the edit on resume); boot Windows and shut it down fully, or delete the hibernation file in Windows, first".into(),
-        );
+        report.fix_blockers.push(Blocker::Hibernated);
     }
     if summary.quota_tracking {
-        report.fix_blockers.push(QUOTA_BLOCKER.into());
+        report.fix_blockers.push(Blocker::QuotaTracking);
     }
     let windows = summary.windows;
     report.ntfs = Some(summary);
@@ -620,15 +633,9 @@ fn inspect_volume<R: ReadAt>(
     }
     match run_rule_with(&vol, rule, unlisted) {
         Ok(r) => report.rule = Some(r),
-        Err(e) => {
-            report.refused = matches!(e, NtfsError::Unsupported(_));
-            report.error = Some(e.to_string());
-        }
+        Err(e) => report.error = ntfs_problem(e),
     }
 }
-
-/// Why a volume with disk quotas tracked is not edited offline.
-pub const QUOTA_BLOCKER: &str = "disk quotas are tracked on this volume, and an offline delete would leave the quota accounting wrong; turn quota tracking off in Windows, or delete the file from Windows Recovery";
 
 /// Lists the rule's directory and judges every name that matches.
 pub fn run_rule<R: ReadAt>(vol: &Volume<R>, rule: &Rule) -> Result<RuleResult, NtfsError> {

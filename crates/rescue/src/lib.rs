@@ -1,17 +1,24 @@
 //! The rescue layer: rules (which files are the problem), the inspect report over a whole disk
-//! image, and the outcome a front end turns into an exit code or a message.
+//! image, the repair plan and its verification, the verification of a written output, the
+//! whole-image check, undo files, and the vocabulary of everything a user is told. A [`Session`]
+//! carries one image through inspect → plan → output plan → verify-output, so front ends only
+//! open files, show results and write bytes.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod check_image;
 pub mod human;
 pub mod inspect;
 pub mod plan;
 pub mod rule;
+pub mod session;
 pub mod undo;
 pub mod verify;
+pub mod vocabulary;
 
 pub use check_image::{check_image, CheckOutcome, ImageCheck, VolumeCheck};
 pub use inspect::{inspect, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
 pub use rule::{Rule, Verdict};
+pub use session::{PlannedFix, Session};
 pub use verify::{verify_output, OutputCheck, VerifyError};

@@ -1,8 +1,11 @@
 //! The repair plan: inspect, delete every match in an overlay, re-open the patched view from
 //! scratch and verify it, then describe the result as patches over the virtual disk.
 
-use crate::inspect::{inspect, run_rule_with, InspectReport, Outcome, Unlisted};
+use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
 use crate::rule::Rule;
+use crate::vocabulary::{Blocker, NtfsProblem, VolumeName};
+pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
+use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
 use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, DirectoryListing, OwnershipScan};
@@ -10,6 +13,7 @@ use kaifuku_ntfs::{NtfsError, Volume};
 use serde::Serialize;
 use std::cell::RefCell;
 
+/// What the user allows a fix to do beyond deleting the matches.
 #[derive(Debug, Clone, Default)]
 pub struct FixOptions {
     /// The user consents to discarding an unclean journal: `$LogFile` is reset and the volume
@@ -17,60 +21,83 @@ pub struct FixOptions {
     pub discard_journal: bool,
 }
 
+/// One file the plan deletes.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedDeletion {
     /// Index into the inspect report's volumes.
     pub volume: usize,
+    /// The file's path on the volume.
     pub path: String,
+    /// What the delete changes: names, record, clusters, side indexes.
     #[serde(flatten)]
     pub outcome: DeleteOutcome,
 }
 
+/// What the plan's own verification of the patched view confirmed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
     /// Matches the rule finds on the patched view (must be 0).
     pub matches_after: usize,
-    /// What was checked, in plain words.
-    pub checks: Vec<String>,
+    /// What was checked.
+    pub checks: Vec<PlanCheck>,
     /// The ownership proof of each fixed volume: what its `$MFT` scan read.
     pub ownership: Vec<OwnershipScan>,
 }
 
+/// A verified repair plan: the deletions, and the bytes of the virtual disk that change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// Every file deleted.
     pub deletions: Vec<PlannedDeletion>,
     /// Volumes whose journal was reset and dirty flag set.
     pub journals_discarded: Vec<usize>,
     /// Byte ranges of the virtual disk that change, each labelled with its structure.
     pub patches: Vec<Patch>,
+    /// What the plan's verification confirmed.
     pub verification: Verification,
 }
 
 impl Plan {
+    /// Bytes of the virtual disk that change.
     pub fn bytes_changed(&self) -> u64 {
         self.patches.iter().map(|p| p.len()).sum()
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum FixError {
-    #[error("nothing to fix: {0}")]
-    NothingToFix(String),
-    #[error("refused: {0}")]
-    Refused(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl FixError {
-    fn from_ntfs(what: &str, e: NtfsError) -> FixError {
-        match e {
-            NtfsError::Unsupported(_) | NtfsError::BitLocker | NtfsError::Refused(_) => {
-                FixError::Refused(format!("{what}: {e}"))
-            }
-            e => FixError::Failed(format!("{what}: {e}")),
+/// A refusal or failure of the NTFS layer while editing `volume` (and `file`, when one is being
+/// deleted): refusals and unsupported features refuse the fix, anything else fails it.
+fn ntfs_error(volume: &VolumeName, file: Option<&str>, e: NtfsError) -> FixError {
+    let error = NtfsProblem::from(e);
+    let volume = volume.clone();
+    let file = file.map(str::to_string);
+    if error.is_refusal() {
+        FixError::Refused {
+            refusal: FixRefusal::Ntfs {
+                volume,
+                file,
+                error,
+            },
+        }
+    } else {
+        FixError::Failed {
+            failure: FixFailure::Ntfs {
+                volume,
+                file,
+                error,
+            },
         }
     }
+}
+
+fn failed(failure: FixFailure) -> FixError {
+    FixError::Failed { failure }
+}
+
+/// A volume's range that no longer fits the disk (it fitted when inspected): a bug.
+fn internal(e: std::io::Error) -> FixError {
+    failed(FixFailure::Internal {
+        detail: e.to_string(),
+    })
 }
 
 /// Plans the repair of `image` with `rule`. Nothing is written anywhere: the result is the inspect
@@ -80,15 +107,40 @@ pub fn plan_fix<R: ReadAt>(
     rule: &Rule,
     opts: &FixOptions,
 ) -> Result<(InspectReport, Plan), FixError> {
-    let report = inspect(&image, rule);
+    let opened = kaifuku_container::open(image);
+    let report = inspect_opened(opened.as_ref(), rule, Unlisted::Scan);
+    let container = match &opened {
+        Ok(c) => c,
+        // Inspect said why (and did not find matches).
+        Err(_) => return Err(not_fixable(&report)),
+    };
+    let plan = plan_inspected(container, &report, rule, opts)?;
+    Ok((report, plan))
+}
+
+/// Why a report whose outcome is not `Matches` cannot be fixed.
+pub(crate) fn not_fixable(report: &InspectReport) -> FixError {
+    let reasons = report.reasons.clone();
     match report.outcome {
-        Outcome::Matches => {}
-        Outcome::NothingToFix => return Err(FixError::NothingToFix(report.reasons.join("; "))),
-        Outcome::Refused => return Err(FixError::Refused(report.reasons.join("; "))),
-        Outcome::Error => return Err(FixError::Failed(report.reasons.join("; "))),
+        Outcome::NothingToFix => FixError::NothingToFix { reasons },
+        Outcome::Refused => FixError::Refused {
+            refusal: FixRefusal::Inspect { reasons },
+        },
+        Outcome::Error | Outcome::Matches => failed(FixFailure::Inspect { reasons }),
     }
-    let container = kaifuku_container::open(&image).map_err(|e| FixError::Failed(e.to_string()))?;
-    let overlay = RefCell::new(Overlay::new(&container));
+}
+
+/// Plans the repair of the image `container` holds, which `report` is the inspection of.
+pub(crate) fn plan_inspected<R: ReadAt>(
+    container: &Container<R>,
+    report: &InspectReport,
+    rule: &Rule,
+    opts: &FixOptions,
+) -> Result<Plan, FixError> {
+    if report.outcome != Outcome::Matches {
+        return Err(not_fixable(report));
+    }
+    let overlay = RefCell::new(Overlay::new(container));
     let mut deletions = Vec::new();
     let mut journals_discarded = Vec::new();
     let mut changes: Vec<(u64, Change)> = Vec::new();
@@ -99,60 +151,62 @@ pub fn plan_fix<R: ReadAt>(
         if result.matches.is_empty() {
             continue;
         }
-        let name = crate::inspect::volume_name(v);
+        let name = v.name();
         // Writing into a partition that overlaps another could change the other one's data.
         if let (Some(number), Some(table)) = (v.partition, &report.partitions) {
             for n in &table.warnings {
                 if let kaifuku_partition::NoticeKind::PartitionsOverlap { a, b, .. } = n.kind {
                     if a == number || b == number {
-                        return Err(FixError::Failed(format!(
-                            "{name}: {} Nothing was written: fix the partition table first (for example with the hypervisor's disk tools, or testdisk)",
-                            n.message
-                        )));
+                        return Err(failed(FixFailure::PartitionsOverlap {
+                            volume: name,
+                            notice: n.kind.clone(),
+                        }));
                     }
                 }
             }
         }
         let ntfs = v.ntfs.as_ref().expect("the rule only runs on NTFS volumes");
+        let blocked = |blocker: Blocker| FixError::Refused {
+            refusal: FixRefusal::Blocked {
+                volume: name.clone(),
+                blocker,
+            },
+        };
         if ntfs.hibernation.hibernated {
-            return Err(FixError::Refused(format!(
-                "{name}: Windows is hibernated; resuming would overwrite any offline edit. Boot Windows and shut it down fully (or remove the hibernation file in Windows), then try again"
-            )));
+            return Err(blocked(Blocker::Hibernated));
         }
         if ntfs.quota_tracking {
-            return Err(FixError::Refused(format!(
-                "{name}: {}",
-                crate::inspect::QUOTA_BLOCKER
-            )));
+            return Err(blocked(Blocker::QuotaTracking));
         }
         let clean = ntfs.log.state.is_clean();
         if !clean && !opts.discard_journal {
-            return Err(FixError::Refused(format!(
-                "{name}: the NTFS journal is not clean ({}), as after a crash. Windows would replay it over an offline edit. \
-                 Re-run with --discard-journal to reset the journal and mark the volume dirty so Windows runs chkdsk at the next boot \
-                 (the last moments before the crash may be lost; chkdsk repairs what they left half-done)",
-                ntfs.log.state.describe()
-            )));
+            return Err(blocked(Blocker::JournalNotClean {
+                state: ntfs.log.state,
+            }));
         }
-        let view =
-            Slice::new(&overlay, v.offset, v.size).map_err(|e| FixError::Failed(e.to_string()))?;
-        let vol = Volume::open(&view).map_err(|e| FixError::from_ntfs(&name, e))?;
+        let on_volume = |e: NtfsError| ntfs_error(&name, None, e);
+        let view = Slice::new(&overlay, v.offset, v.size).map_err(internal)?;
+        let vol = Volume::open(&view).map_err(on_volume)?;
         let mut ed = Editor::new(&vol);
         if !clean {
-            ed.discard_journal()
-                .map_err(|e| FixError::from_ntfs(&name, e))?;
+            ed.discard_journal().map_err(on_volume)?;
             journals_discarded.push(vi);
         }
         // The directory the report found the matches in (links on the way already followed).
         let dir = vol
             .lookup_dir(&result.directory)
-            .map_err(|e| FixError::from_ntfs(&name, e))?
-            .ok_or_else(|| FixError::Failed(format!("{name}: {} vanished", result.directory)))?;
+            .map_err(on_volume)?
+            .ok_or_else(|| {
+                failed(FixFailure::DirectoryVanished {
+                    volume: name.clone(),
+                    directory: result.directory.clone(),
+                })
+            })?;
         for m in &result.matches {
             let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
             let outcome = ed
                 .delete(dir.number, &result.directory, &file_name)
-                .map_err(|e| FixError::from_ntfs(&format!("{name}: {}", m.path), e))?;
+                .map_err(|e| ntfs_error(&name, Some(&m.path), e))?;
             deletions.push(PlannedDeletion {
                 volume: vi,
                 path: m.path.clone(),
@@ -185,34 +239,38 @@ pub fn plan_fix<R: ReadAt>(
                 },
             }));
         }
-        let base_view = Slice::new(&container, v.offset, v.size)
-            .map_err(|e| FixError::Failed(e.to_string()))?;
-        let base_vol = Volume::open(&base_view).map_err(|e| FixError::from_ntfs(&name, e))?;
+        let base_view = Slice::new(container, v.offset, v.size).map_err(internal)?;
+        let base_vol = Volume::open(&base_view).map_err(on_volume)?;
         // Every record whose attributes the fix writes through (`$MFT`, `$MFTMirr`, `$Bitmap`,
         // the directory, `$ObjId`, ...) must be sound before: the edit followed their runs.
         let mut through: Vec<u64> = volume_changes.iter().map(|c| c.owner.record).collect();
         through.sort_unstable();
         through.dedup();
-        let health = kaifuku_ntfs::check::check_records(&base_vol, &through)
-            .map_err(|e| FixError::from_ntfs(&name, e))?;
+        let health = kaifuku_ntfs::check::check_records(&base_vol, &through).map_err(on_volume)?;
         if !health.is_clean() {
-            return Err(FixError::Failed(format!(
-                "{name}: structures the fix must write are damaged ({}); nothing was written. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
-                health.first_problems(3)
-            )));
+            return Err(failed(FixFailure::WriteTargetsDamaged {
+                volume: name,
+                problems: health.problems.into_iter().take(3).collect(),
+            }));
         }
         // The same pass finds files that name the directory as their parent but that its
         // index does not list: a damaged index would hide further matches from the rule.
-        let listing = DirectoryListing::read(&base_vol, dir.number, &result.directory)
-            .map_err(|e| FixError::from_ntfs(&name, e))?;
-        let scan = prove_ownership(&base_vol, &claims, Some(&listing))
-            .map_err(|e| FixError::Failed(format!("{name}: {e}")))?;
-        ownership_checks.push(format!(
-            "{name}: {} in-use MFT record(s) scanned ({} of $MFT): the {} cluster range(s) freed or written belong to their own structures alone",
-            scan.records_scanned,
-            crate::human::size(scan.bytes_read),
-            scan.claims_proven
-        ));
+        let listing =
+            DirectoryListing::read(&base_vol, dir.number, &result.directory).map_err(on_volume)?;
+        // A conflict the proof finds fails the fix, whatever its kind: the edit cannot be trusted.
+        let scan = prove_ownership(&base_vol, &claims, Some(&listing)).map_err(|e| {
+            failed(FixFailure::Ntfs {
+                volume: name.clone(),
+                file: None,
+                error: NtfsProblem::from(e),
+            })
+        })?;
+        ownership_checks.push(PlanCheck::OwnershipProven {
+            volume: name.clone(),
+            records_scanned: scan.records_scanned,
+            bytes_read: scan.bytes_read,
+            claims_proven: scan.claims_proven,
+        });
         ownership.push(scan);
         changes.extend(volume_changes.into_iter().map(|c| (v.offset, c)));
     }
@@ -223,20 +281,25 @@ pub fn plan_fix<R: ReadAt>(
         if !deletions.iter().any(|d| d.volume == vi) {
             continue;
         }
-        let name = crate::inspect::volume_name(v);
-        let view =
-            Slice::new(&overlay, v.offset, v.size).map_err(|e| FixError::Failed(e.to_string()))?;
+        let name = v.name();
+        let view = Slice::new(&overlay, v.offset, v.size).map_err(internal)?;
         let vol = Volume::open(&view).map_err(|e| {
-            FixError::Failed(format!("{name}: the patched volume does not open: {e}"))
+            failed(FixFailure::PatchedVolumeDoesNotOpen {
+                volume: name.clone(),
+                error: NtfsProblem::from(e),
+            })
         })?;
         let after = run_rule_with(&vol, rule, Unlisted::AlreadyProven).map_err(|e| {
-            FixError::Failed(format!("{name}: re-reading the patched volume failed: {e}"))
+            failed(FixFailure::PatchedVolumeUnreadable {
+                volume: name.clone(),
+                error: NtfsProblem::from(e),
+            })
         })?;
         matches_after += after.matches.len();
-        checks.push(format!(
-            "{name}: the rule finds {} file(s) after the fix",
-            after.matches.len()
-        ));
+        checks.push(PlanCheck::RuleFindsAfterFix {
+            volume: name.clone(),
+            count: after.matches.len(),
+        });
         // The invariant checker on every structure the edit touched (ntfs-delete.md §5).
         use kaifuku_ntfs::check::{
             check_cluster_bits, check_directory, check_mft_bits, check_records, ClusterState,
@@ -255,71 +318,66 @@ pub fn plan_fix<R: ReadAt>(
         let mut dirs: Vec<u64> = mine.iter().map(|d| d.outcome.directory_record).collect();
         dirs.sort_unstable();
         dirs.dedup();
-        let fail = |what: &str, e: NtfsError| {
-            FixError::Failed(format!("{name}: checking {what} failed: {e}"))
+        let fail = |checked: Checked, e: NtfsError| {
+            failed(FixFailure::CheckFailed {
+                volume: name.clone(),
+                checked,
+                error: NtfsProblem::from(e),
+            })
         };
         let mut reports = vec![
             (
-                "the changed MFT records",
-                check_records(&vol, &records).map_err(|e| fail("records", e))?,
+                Checked::ChangedRecords,
+                check_records(&vol, &records).map_err(|e| fail(Checked::ChangedRecords, e))?,
             ),
             (
-                "$MFT:$BITMAP",
-                check_mft_bits(&vol, &freed).map_err(|e| fail("$MFT:$BITMAP", e))?,
+                Checked::MftBitmap,
+                check_mft_bits(&vol, &freed).map_err(|e| fail(Checked::MftBitmap, e))?,
             ),
             (
-                "$Bitmap",
+                Checked::Bitmap,
                 check_cluster_bits(&vol, &runs, ClusterState::Free)
-                    .map_err(|e| fail("$Bitmap", e))?,
+                    .map_err(|e| fail(Checked::Bitmap, e))?,
             ),
         ];
         for d in &dirs {
             reports.push((
-                "the edited directory index",
-                check_directory(&vol, *d).map_err(|e| fail("the directory", e))?,
+                Checked::EditedDirectory,
+                check_directory(&vol, *d).map_err(|e| fail(Checked::EditedDirectory, e))?,
             ));
         }
-        for (what, r) in &reports {
+        for (checked, r) in reports {
             if !r.is_clean() {
-                let first: Vec<String> = r
-                    .problems
-                    .iter()
-                    .take(5)
-                    .map(|p| p.message.clone())
-                    .collect();
-                return Err(FixError::Failed(format!(
-                    "verification failed on {what} of {name}; nothing was written. Problems: {}",
-                    first.join("; ")
-                )));
+                return Err(failed(FixFailure::CheckFoundProblems {
+                    volume: name,
+                    checked,
+                    problems: r.problems.into_iter().take(5).collect(),
+                }));
             }
         }
-        checks.push(format!(
-            "{name}: invariant checks pass on {} MFT record(s), their $MFT:$BITMAP bits, {} freed cluster run(s) and {} directory index(es)",
-            records.len(),
-            runs.len(),
-            dirs.len()
-        ));
+        checks.push(PlanCheck::InvariantsPass {
+            volume: name,
+            records: records.len(),
+            freed_runs: runs.len(),
+            directories: dirs.len(),
+        });
     }
     if matches_after != 0 {
-        return Err(FixError::Failed(format!(
-            "verification failed: the patched image still has {matches_after} matching file(s); nothing was written"
-        )));
+        return Err(failed(FixFailure::StillMatches {
+            count: matches_after,
+        }));
     }
-    let patches =
-        diff_patches(&overlay.borrow(), &changes).map_err(|e| FixError::Failed(e.to_string()))?;
-    Ok((
-        report,
-        Plan {
-            deletions,
-            journals_discarded,
-            patches,
-            verification: Verification {
-                matches_after,
-                checks,
-                ownership,
-            },
+    let patches = diff_patches(&overlay.borrow(), &changes)?;
+    Ok(Plan {
+        deletions,
+        journals_discarded,
+        patches,
+        verification: Verification {
+            matches_after,
+            checks,
+            ownership,
         },
-    ))
+    })
 }
 
 /// Bytes closer than this inside one structure are reported as one patch.
@@ -331,7 +389,12 @@ const MERGE_GAP: u64 = 8;
 fn diff_patches<B: ReadAt>(
     overlay: &Overlay<B>,
     changes: &[(u64, Change)],
-) -> std::io::Result<Vec<Patch>> {
+) -> Result<Vec<Patch>, FixError> {
+    let read_failed = |e: std::io::Error| {
+        failed(FixFailure::ReadFailed {
+            detail: e.to_string(),
+        })
+    };
     let mut patches: Vec<Patch> = Vec::new();
     let mut fills: Vec<(u64, u64)> = Vec::new();
     for (base, c) in changes.iter().filter(|(_, c)| c.fill.is_some()) {
@@ -359,16 +422,18 @@ fn diff_patches<B: ReadAt>(
             continue;
         }
         if fills.iter().any(|&(fs, fe)| start < fe && fs < end) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{label} overlaps the journal reset; refusing an inconsistent plan"),
-            ));
+            return Err(failed(FixFailure::PatchOverlapsJournalReset {
+                label: label.to_string(),
+            }));
         }
         let len = (end - start) as usize;
         let mut new = vec![0u8; len];
-        overlay.read_at(start, &mut new)?;
+        overlay.read_at(start, &mut new).map_err(read_failed)?;
         let mut old = vec![0u8; len];
-        overlay.base().read_at(start, &mut old)?;
+        overlay
+            .base()
+            .read_at(start, &mut old)
+            .map_err(read_failed)?;
         let mut i = 0usize;
         while i < len {
             if new[i] == old[i] {

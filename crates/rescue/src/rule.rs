@@ -6,9 +6,12 @@ use kaifuku_ntfs::time::from_utc;
 use kaifuku_ntfs::FileDetails;
 use serde::{Deserialize, Serialize};
 
+/// Which files are the problem and how to judge each one found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rule {
+    /// A stable identifier ("crowdstrike-2024-07-19", "path").
     pub id: String,
+    /// A title for people.
     pub title: String,
     /// Directory from the volume root, `\`-separated, matched case-insensitively.
     pub directory: String,
@@ -26,6 +29,7 @@ pub struct Rule {
     pub windows_only: bool,
 }
 
+/// Which version of a matching file it is, judged by its last-modified time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -93,6 +97,7 @@ impl Rule {
         )
     }
 
+    /// Judges a matching file by its last-modified time.
     pub fn verdict(&self, f: &FileDetails) -> Verdict {
         if self.faulty_modified.is_none() && self.fixed_modified_from.is_none() {
             return Verdict::NotApplicable;
@@ -110,6 +115,8 @@ impl Rule {
         Verdict::Unknown
     }
 
+    /// Whether the file's first bytes are the rule's known-bad header (`None`: the rule knows
+    /// none).
     pub fn header_matches(&self, f: &FileDetails) -> Option<bool> {
         self.bad_header_hex
             .as_ref()

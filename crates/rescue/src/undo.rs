@@ -27,6 +27,7 @@
 //! Either way the originals are read in chunks of at most [`CHUNK`] bytes: with a discarded
 //! journal they include a whole `$LogFile` of tens of MiB.
 
+pub use crate::vocabulary::{IdentityMismatch, UndoError, UndoInconsistency};
 use kaifuku_container::{ContainerInfo, Format, OutputPlan};
 use kaifuku_io::ReadAt;
 use sha2::{Digest, Sha256};
@@ -109,10 +110,12 @@ pub struct Identity {
     pub file_size: u64,
     /// Size of the virtual disk the container holds.
     pub virtual_size: u64,
+    /// The container kind.
     pub kind: Format,
 }
 
 impl Identity {
+    /// The identity of the image `info` describes.
     pub fn of(info: &ContainerInfo) -> Identity {
         Identity {
             file_size: info.file_size,
@@ -121,26 +124,26 @@ impl Identity {
         }
     }
 
-    /// Why `image` (the image about to be restored) is not the one this undo file was made for,
-    /// in words for the user; `None` when it is.
-    pub fn mismatch(&self, image: &Identity) -> Option<String> {
+    /// Why `image` (the image about to be restored) is not the one this undo file was made for;
+    /// `None` when it is.
+    pub fn mismatch(&self, image: &Identity) -> Option<IdentityMismatch> {
         if image.file_size != self.file_size {
-            return Some(format!(
-                "the image is {} bytes but the undo file was made for a {}-byte image",
-                image.file_size, self.file_size
-            ));
+            return Some(IdentityMismatch::FileSize {
+                image: image.file_size,
+                undo: self.file_size,
+            });
         }
         if image.kind != self.kind {
-            return Some(format!(
-                "the image is a {} image but the undo file was made for a {} image",
-                image.kind, self.kind
-            ));
+            return Some(IdentityMismatch::Kind {
+                image: image.kind,
+                undo: self.kind,
+            });
         }
         if image.virtual_size != self.virtual_size {
-            return Some(format!(
-                "the image holds a {}-byte virtual disk but the undo file was made for a {}-byte one",
-                image.virtual_size, self.virtual_size
-            ));
+            return Some(IdentityMismatch::VirtualSize {
+                image: image.virtual_size,
+                undo: self.virtual_size,
+            });
         }
         None
     }
@@ -149,20 +152,30 @@ impl Identity {
 /// What the fix writes over one range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewData<'a> {
+    /// These bytes.
     Bytes(&'a [u8]),
-    Fill { byte: u8, len: u64 },
+    /// `len` copies of `byte`.
+    Fill {
+        /// The byte repeated.
+        byte: u8,
+        /// How many times.
+        len: u64,
+    },
 }
 
 impl NewData<'_> {
+    /// How many bytes are written.
     pub fn len(&self) -> u64 {
         match self {
             NewData::Bytes(b) => b.len() as u64,
             NewData::Fill { len, .. } => *len,
         }
     }
+    /// Whether nothing is written.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// FNV-1a of the bytes written.
     pub fn hash(&self) -> u64 {
         match *self {
             NewData::Bytes(b) => fnv1a(b),
@@ -175,8 +188,11 @@ impl NewData<'_> {
 /// the fix wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndoEntry {
+    /// Offset in the image file.
     pub offset: u64,
+    /// The bytes there before the fix.
     pub original: Vec<u8>,
+    /// FNV-1a of the bytes the fix wrote there.
     pub new_hash: u64,
 }
 
@@ -258,17 +274,26 @@ pub fn encode(id: &Identity, entries: &[UndoEntry]) -> Vec<u8> {
 /// A part of an undo file: encoded bytes, or the image file's original bytes at a range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
+    /// Encoded bytes of the undo file (headers, the trailer).
     Bytes(Vec<u8>),
-    Original { offset: u64, len: u64 },
+    /// The image file's bytes at `offset..offset + len`.
+    Original {
+        /// Offset in the image file.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
 }
 
 impl Piece {
+    /// Its length in the undo file.
     pub fn len(&self) -> u64 {
         match self {
             Piece::Bytes(b) => b.len() as u64,
             Piece::Original { len, .. } => *len,
         }
     }
+    /// Whether it is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -307,11 +332,13 @@ pub fn layout(id: &Identity, writes: &[(u64, NewData<'_>)]) -> Result<Vec<Piece>
         match stop {
             Some(s) if *offset >= end => end = s,
             _ => {
-                return Err(UndoError::Inconsistent(format!(
-                    "a write of {} bytes at file offset {offset} overlaps another or leaves the {}-byte image",
-                    data.len(),
-                    id.file_size
-                )))
+                return Err(UndoError::Inconsistent {
+                    what: UndoInconsistency::WriteOutsideImage {
+                        len: data.len(),
+                        offset: *offset,
+                        file_size: id.file_size,
+                    },
+                })
             }
         }
         head.extend_from_slice(&entry_header(*offset, data.len(), data.hash()));
@@ -383,30 +410,12 @@ pub fn sealed<R: ReadAt + ?Sized>(mut pieces: Vec<Piece>, image: &R) -> io::Resu
     Ok(pieces)
 }
 
-/// Why bytes are not a usable undo file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UndoError {
-    #[error("too short to be a kaifuku undo file")]
-    TooShort,
-    #[error("not a kaifuku undo file (wrong signature)")]
-    WrongSignature,
-    #[error("an undo file of format version {0}, written by an earlier kaifuku: that format has no checksum, so its contents cannot be verified and it is refused. Restore with the kaifuku release that wrote it, or start again from a copy of the original image")]
-    OldVersion(u8),
-    #[error("an undo file of format version {0}, newer than this kaifuku reads (version {VERSION}); use the kaifuku release that wrote it")]
-    NewerVersion(u8),
-    #[error("the undo file is damaged or incomplete: its checksum does not match its contents (was it copied completely?). Nothing can be restored from it safely")]
-    Checksum,
-    #[error("the undo file is inconsistent: {0}")]
-    Inconsistent(String),
-    #[error("reading the undo file: {0}")]
-    Read(String),
-}
-
 /// One entry of an undo file: where its original bytes go and where they are in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// Offset in the image file.
     pub offset: u64,
+    /// How many bytes it restores.
     pub len: u64,
     /// FNV-1a of the bytes the fix wrote there.
     pub new_hash: u64,
@@ -424,7 +433,13 @@ pub struct UndoFile<R> {
 }
 
 fn read_err(e: io::Error) -> UndoError {
-    UndoError::Read(e.to_string())
+    UndoError::Read {
+        detail: e.to_string(),
+    }
+}
+
+fn inconsistent(what: UndoInconsistency) -> UndoError {
+    UndoError::Inconsistent { what }
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -446,8 +461,8 @@ impl<R: ReadAt> UndoFile<R> {
         }
         match magic[15] {
             VERSION => {}
-            1 => return Err(UndoError::OldVersion(1)),
-            v if v > VERSION => return Err(UndoError::NewerVersion(v)),
+            1 => return Err(UndoError::OldVersion { version: 1 }),
+            v if v > VERSION => return Err(UndoError::NewerVersion { version: v }),
             _ => return Err(UndoError::WrongSignature),
         }
         if size < (HEADER_LEN + TRAILER_LEN) as u64 {
@@ -475,7 +490,9 @@ impl<R: ReadAt> UndoFile<R> {
         let mut head = [0u8; HEADER_LEN];
         file.read_at(0, &mut head).map_err(read_err)?;
         let kind = kind_of_code(u64_at(&head, 32)).ok_or_else(|| {
-            UndoError::Inconsistent(format!("unknown container kind {}", u64_at(&head, 32)))
+            inconsistent(UndoInconsistency::UnknownContainerKind {
+                kind: u64_at(&head, 32),
+            })
         })?;
         let identity = Identity {
             file_size: u64_at(&head, 16),
@@ -497,20 +514,19 @@ impl<R: ReadAt> UndoFile<R> {
         for e in undo.entries() {
             let e = e?;
             if e.offset < end_in_image {
-                return Err(UndoError::Inconsistent(format!(
-                    "the range at image offset {} overlaps or precedes the one before",
-                    e.offset
-                )));
+                return Err(inconsistent(UndoInconsistency::RangeOutOfOrder {
+                    offset: e.offset,
+                }));
             }
             end_in_image = e
                 .offset
                 .checked_add(e.len)
                 .filter(|x| *x <= identity.file_size)
                 .ok_or_else(|| {
-                    UndoError::Inconsistent(format!(
-                        "the range at image offset {} leaves the {}-byte image",
-                        e.offset, identity.file_size
-                    ))
+                    inconsistent(UndoInconsistency::RangeOutsideImage {
+                        offset: e.offset,
+                        file_size: identity.file_size,
+                    })
                 })?;
             let mut done = 0u64;
             while done < e.len {
@@ -523,15 +539,12 @@ impl<R: ReadAt> UndoFile<R> {
             pos = e.data_at + e.len;
         }
         if pos != body_end {
-            return Err(UndoError::Inconsistent(format!(
-                "{} bytes after the last entry",
-                body_end - pos
-            )));
+            return Err(inconsistent(UndoInconsistency::TrailingBytes {
+                count: body_end - pos,
+            }));
         }
         if originals.finalize().as_slice() != undo.originals_hash {
-            return Err(UndoError::Inconsistent(
-                "the original bytes do not match their hash".into(),
-            ));
+            return Err(inconsistent(UndoInconsistency::OriginalsHash));
         }
         Ok(undo)
     }
@@ -595,11 +608,7 @@ impl<R: ReadAt> Iterator for Entries<'_, R> {
             return None;
         }
         let body_end = self.undo.file.size() - TRAILER_LEN as u64;
-        let truncated = || {
-            Some(Err(UndoError::Inconsistent(
-                "the entries do not fit the file".into(),
-            )))
-        };
+        let truncated = || Some(Err(inconsistent(UndoInconsistency::EntriesDoNotFit)));
         if body_end.saturating_sub(self.pos) < ENTRY_HEADER_LEN as u64 {
             self.next = self.undo.count;
             return truncated();
@@ -645,7 +654,15 @@ pub fn decode(bytes: &[u8]) -> Result<(Identity, Vec<UndoEntry>), UndoError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        decode, encode, fnv1a, fnv1a_fill, header, kind_code, kind_of_code, layout, sealed,
+        sealed_len, write_to, Identity, NewData, Piece, UndoEntry, UndoError, UndoFile, CHUNK,
+        HEADER_LEN, MAGIC, TRAILER_LEN,
+    };
+    use kaifuku_container::Format;
+    use kaifuku_io::ReadAt;
+    use sha2::{Digest, Sha256};
+    use std::io;
 
     fn resolve(pieces: &[Piece], image: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -772,11 +789,11 @@ mod tests {
         v1.extend_from_slice(&4096u64.to_le_bytes());
         v1.extend_from_slice(&0u64.to_le_bytes());
         let e = decode(&v1).unwrap_err();
-        assert_eq!(e, UndoError::OldVersion(1));
+        assert_eq!(e, UndoError::OldVersion { version: 1 });
         assert!(e.to_string().contains("version 1"), "{e}");
         let mut v3 = MAGIC.to_vec();
         v3[15] = 3;
-        assert_eq!(decode(&v3), Err(UndoError::NewerVersion(3)));
+        assert_eq!(decode(&v3), Err(UndoError::NewerVersion { version: 3 }));
     }
 
     #[test]
@@ -790,15 +807,21 @@ mod tests {
             new_hash: 0,
         };
         let overlap = encode(&ident, &[e(10, 10), e(15, 10)]);
-        assert!(matches!(decode(&overlap), Err(UndoError::Inconsistent(_))));
+        assert!(matches!(
+            decode(&overlap),
+            Err(UndoError::Inconsistent { .. })
+        ));
         let past = encode(&ident, &[e(4090, 10)]);
-        assert!(matches!(decode(&past), Err(UndoError::Inconsistent(_))));
+        assert!(matches!(decode(&past), Err(UndoError::Inconsistent { .. })));
         let mut bad_kind = encode(&ident, &[e(10, 10)]);
         bad_kind[32] = 9;
         let n = bad_kind.len();
         let sum = Sha256::digest(&bad_kind[..n - 32]);
         bad_kind[n - 32..].copy_from_slice(&sum);
-        assert!(matches!(decode(&bad_kind), Err(UndoError::Inconsistent(_))));
+        assert!(matches!(
+            decode(&bad_kind),
+            Err(UndoError::Inconsistent { .. })
+        ));
         // Writes the encoder cannot turn into a restorable file are refused at layout time.
         let w = [1u8; 10];
         assert!(layout(
@@ -815,13 +838,13 @@ mod tests {
         assert_eq!(a.mismatch(&a), None);
         let mut b = a;
         b.file_size += 1;
-        assert!(a.mismatch(&b).unwrap().contains("4097 bytes"));
+        assert!(a.mismatch(&b).unwrap().to_string().contains("4097 bytes"));
         let mut b = a;
         b.kind = Format::Raw;
-        assert!(a.mismatch(&b).unwrap().contains("raw"));
+        assert!(a.mismatch(&b).unwrap().to_string().contains("raw"));
         let mut b = a;
         b.virtual_size = 1;
-        assert!(a.mismatch(&b).unwrap().contains("virtual disk"));
+        assert!(a.mismatch(&b).unwrap().to_string().contains("virtual disk"));
         for f in [Format::Raw, Format::VhdFixed, Format::VhdDynamic] {
             assert_eq!(kind_of_code(kind_code(f)), Some(f));
         }

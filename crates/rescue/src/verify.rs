@@ -2,62 +2,13 @@
 //! output file, the image fixed in place, or the picked file with the download's writes laid over
 //! it) — must be what the plan promised. Both front ends run this before they call a fix done.
 
-use crate::inspect::{inspect_with, volume_name, InspectReport, Outcome, Unlisted};
+use crate::inspect::{inspect_with, InspectReport, Outcome, Unlisted};
 use crate::plan::Plan;
 use crate::rule::Rule;
-use kaifuku_container::Format;
+use crate::vocabulary::{ContainerProblem, NtfsProblem};
+pub use crate::vocabulary::{OutputCheck, VerifyError, VerifyFailure};
 use kaifuku_io::{ReadAt, Slice};
 use kaifuku_ntfs::Volume;
-use serde::Serialize;
-
-/// One thing the verification confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "check", rename_all = "snake_case")]
-pub enum OutputCheck {
-    /// The container opens again with the same format and virtual size.
-    ContainerSame { format: Format, virtual_size: u64 },
-    /// The rule finds this many files on the volume (always 0 when verification passes).
-    RuleFinds { volume: usize, count: usize },
-    /// The deleted file's MFT record is marked free.
-    RecordFree { volume: usize, record: u64 },
-    /// The journal reads as clean and the dirty flag is set (chkdsk at the next boot).
-    JournalReset { volume: usize },
-    /// The invariant checker found nothing on the changed records and the directory.
-    Invariants { volume: usize },
-}
-
-impl std::fmt::Display for OutputCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OutputCheck::ContainerSame {
-                format,
-                virtual_size,
-            } => write!(
-                f,
-                "the output opens as the same {format} of {virtual_size} bytes"
-            ),
-            OutputCheck::RuleFinds { count, .. } => {
-                write!(f, "the rule finds {count} file(s) in the output")
-            }
-            OutputCheck::RecordFree { record, .. } => {
-                write!(f, "MFT record {record} is free in the output")
-            }
-            OutputCheck::JournalReset { .. } => write!(
-                f,
-                "the journal is reset and the volume marked for chkdsk in the output"
-            ),
-            OutputCheck::Invariants { .. } => write!(
-                f,
-                "the invariant checker finds nothing wrong with the changed records and directory in the output"
-            ),
-        }
-    }
-}
-
-/// Why an output did not verify (nothing about it can be trusted).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the output does not verify: {0}")]
-pub struct VerifyError(pub String);
 
 /// Re-reads `fixed` (the whole fixed image, container included) from scratch and checks it
 /// against what `plan` promised for the image `report` describes.
@@ -67,19 +18,25 @@ pub fn verify_output<R: ReadAt>(
     plan: &Plan,
     rule: &Rule,
 ) -> Result<Vec<OutputCheck>, VerifyError> {
-    let failed = |d: String| VerifyError(d);
+    let failed = VerifyError;
     let mut checks = Vec::new();
-    let container = kaifuku_container::open(&fixed).map_err(|e| failed(e.to_string()))?;
+    let container = kaifuku_container::open(&fixed).map_err(|e| {
+        failed(VerifyFailure::ContainerDoesNotOpen {
+            problem: ContainerProblem::from(&e),
+        })
+    })?;
     let before = report
         .container
         .as_ref()
-        .ok_or_else(|| failed("the original image had no readable container".into()))?;
+        .ok_or(failed(VerifyFailure::NoOriginalContainer))?;
     let info = container.info();
     if info.format != before.format || info.virtual_size != before.virtual_size {
-        return Err(failed(format!(
-            "it opens as {} of {} bytes, the original as {} of {} bytes",
-            info.format, info.virtual_size, before.format, before.virtual_size
-        )));
+        return Err(failed(VerifyFailure::ContainerDiffers {
+            format: info.format,
+            virtual_size: info.virtual_size,
+            original_format: before.format,
+            original_virtual_size: before.virtual_size,
+        }));
     }
     checks.push(OutputCheck::ContainerSame {
         format: info.format,
@@ -94,30 +51,45 @@ pub fn verify_output<R: ReadAt>(
         if deletions.is_empty() && !reset {
             continue;
         }
-        let name = volume_name(v);
+        let name = v.name();
         let av = after
             .volumes
             .iter()
             .find(|a| a.offset == v.offset)
-            .ok_or_else(|| failed(format!("{name} is gone")))?;
+            .ok_or_else(|| {
+                failed(VerifyFailure::VolumeGone {
+                    volume: name.clone(),
+                })
+            })?;
         if let Some(e) = &av.error {
-            return Err(failed(format!("{name}: {e}")));
+            return Err(failed(VerifyFailure::VolumeUnreadable {
+                volume: name,
+                problem: e.clone(),
+            }));
         }
+        let ntfs = |e: kaifuku_ntfs::NtfsError| {
+            failed(VerifyFailure::Ntfs {
+                volume: name.clone(),
+                error: NtfsProblem::from(e),
+            })
+        };
         let count = av.rule.as_ref().map_or(0, |r| r.matches.len());
         checks.push(OutputCheck::RuleFinds { volume: vi, count });
-        let view = Slice::new(&container, v.offset, v.size).map_err(|e| failed(e.to_string()))?;
-        let vol = Volume::open(&view).map_err(|e| failed(format!("{name}: {e}")))?;
+        let view = Slice::new(&container, v.offset, v.size).map_err(|e| {
+            failed(VerifyFailure::Internal {
+                detail: e.to_string(),
+            })
+        })?;
+        let vol = Volume::open(&view).map_err(ntfs)?;
         let mut freed = Vec::new();
         for d in &deletions {
-            let rec = vol
-                .read_record(d.outcome.record)
-                .map_err(|e| failed(format!("{name}: {e}")))?;
+            let rec = vol.read_record(d.outcome.record).map_err(ntfs)?;
             if d.outcome.record_freed {
                 if rec.in_use() {
-                    return Err(failed(format!(
-                        "{name}: MFT record {} is still in use",
-                        d.outcome.record
-                    )));
+                    return Err(failed(VerifyFailure::RecordInUse {
+                        volume: name,
+                        record: d.outcome.record,
+                    }));
                 }
                 freed.push(d.outcome.record);
                 checks.push(OutputCheck::RecordFree {
@@ -126,7 +98,7 @@ pub fn verify_output<R: ReadAt>(
                 });
             }
         }
-        let mut problems: Vec<String> = Vec::new();
+        let mut problems = Vec::new();
         let mut dirs: Vec<u64> = deletions
             .iter()
             .map(|d| d.outcome.directory_record)
@@ -134,43 +106,42 @@ pub fn verify_output<R: ReadAt>(
         dirs.sort_unstable();
         dirs.dedup();
         for dir in dirs {
-            let r = kaifuku_ntfs::check::check_directory(&vol, dir)
-                .map_err(|e| failed(format!("{name}: {e}")))?;
-            problems.extend(r.problems.into_iter().map(|p| p.message));
+            let r = kaifuku_ntfs::check::check_directory(&vol, dir).map_err(ntfs)?;
+            problems.extend(r.problems);
         }
         if !freed.is_empty() {
-            let r = kaifuku_ntfs::check::check_records(&vol, &freed)
-                .map_err(|e| failed(format!("{name}: {e}")))?;
-            problems.extend(r.problems.into_iter().map(|p| p.message));
+            let r = kaifuku_ntfs::check::check_records(&vol, &freed).map_err(ntfs)?;
+            problems.extend(r.problems);
         }
         if !problems.is_empty() {
             problems.truncate(5);
-            return Err(failed(format!(
-                "{name}: the NTFS checker finds problems: {}",
-                problems.join("; ")
-            )));
+            return Err(failed(VerifyFailure::CheckerProblems {
+                volume: name,
+                problems,
+            }));
         }
         checks.push(OutputCheck::Invariants { volume: vi });
         if reset {
-            let n = av
-                .ntfs
-                .as_ref()
-                .ok_or_else(|| failed(format!("{name}: not NTFS any more")))?;
+            let n = av.ntfs.as_ref().ok_or_else(|| {
+                failed(VerifyFailure::NotNtfs {
+                    volume: name.clone(),
+                })
+            })?;
             if !n.log.state.is_clean() || !n.dirty {
-                return Err(failed(format!(
-                    "{name}: after the journal reset the journal is {} and the dirty flag is {}",
-                    n.log.state.describe(),
-                    if n.dirty { "set" } else { "clear" }
-                )));
+                return Err(failed(VerifyFailure::JournalNotReset {
+                    volume: name,
+                    state: n.log.state,
+                    dirty: n.dirty,
+                }));
             }
             checks.push(OutputCheck::JournalReset { volume: vi });
         }
     }
     if total_after != 0 || after.outcome == Outcome::Error {
-        return Err(failed(format!(
-            "the rule still finds {total_after} file(s) ({})",
-            after.reasons.join("; ")
-        )));
+        return Err(failed(VerifyFailure::StillMatches {
+            count: total_after,
+            reasons: after.reasons,
+        }));
     }
     Ok(checks)
 }

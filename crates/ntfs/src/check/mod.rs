@@ -297,7 +297,7 @@ pub(crate) fn soft<T>(
 
 fn plain(e: &NtfsError) -> String {
     match e {
-        NtfsError::Corrupt(m) => m.clone(),
+        NtfsError::Corrupt(m) => m.detail.clone(),
         e => e.to_string(),
     }
 }

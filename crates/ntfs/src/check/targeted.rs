@@ -3,6 +3,7 @@
 
 use super::crossref::*;
 use super::*;
+use crate::{Location, Structure};
 
 // ---------------------------------------------------------------------------------------------
 // Targeted checks, for the structures an edit touched.
@@ -31,13 +32,13 @@ fn read_bits<R: ReadAt>(
 fn mft_bitmap_value<R: ReadAt>(vol: &Volume<R>) -> Result<AttrValue, NtfsError> {
     let rec0 = vol.read_record(0)?;
     vol.value(&rec0, ATTR_BITMAP, "")?
-        .ok_or_else(|| NtfsError::Corrupt("$MFT has no $BITMAP attribute".into()))
+        .ok_or_else(|| NtfsError::damaged(Structure::MftBitmap, "$MFT has no $BITMAP attribute"))
 }
 
 fn volume_bitmap_value<R: ReadAt>(vol: &Volume<R>) -> Result<AttrValue, NtfsError> {
     let rec = vol.read_record(RECORD_BITMAP)?;
     vol.value(&rec, ATTR_DATA, "")?
-        .ok_or_else(|| NtfsError::Corrupt("$Bitmap has no data".into()))
+        .ok_or_else(|| NtfsError::damaged(Structure::Bitmap, "$Bitmap has no data"))
 }
 
 /// IN_USE ⇔ `$MFT:$BITMAP` for the given records.
@@ -526,15 +527,19 @@ pub fn check_directory<R: ReadAt>(
     let what = format!("directory {dir_record}");
     let base = vol.read_record(dir_record)?;
     if !base.in_use() || base.base_ref().record != 0 {
-        return Err(NtfsError::Corrupt(format!(
-            "record {dir_record} is not a base record in use"
-        )));
+        return Err(NtfsError::damaged_at(
+            Structure::Directory,
+            Location::MftRecord { record: dir_record },
+            format!("record {dir_record} is not a base record in use"),
+        ));
     }
     let geo = geometry(vol);
     let Some(tree) = check_tree(vol, &base, "$I30", &what, &mut p)? else {
-        return Err(NtfsError::Corrupt(format!(
-            "record {dir_record} is not a directory (no $I30 index)"
-        )));
+        return Err(NtfsError::damaged_at(
+            Structure::Directory,
+            Location::MftRecord { record: dir_record },
+            format!("record {dir_record} is not a directory (no $I30 index)"),
+        ));
     };
     stats.directories = 1;
     stats.index_entries = tree.entries.len() as u64;

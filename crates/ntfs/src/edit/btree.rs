@@ -15,6 +15,8 @@ use crate::bytes::{u16_at, u32_at};
 use crate::index::{parse_node_with, Collation, Directory, Node, NodeId, RawEntry, ENTRY_NODE};
 use crate::record::{ATTR_BITMAP, ATTR_INDEX_ROOT};
 use crate::NtfsError;
+use crate::Unsupported;
+use crate::{Location, Structure};
 use kaifuku_io::{ReadAt, WriteAt};
 use std::cmp::Ordering;
 
@@ -69,12 +71,11 @@ impl NodeBuf {
         let used_end = self.header + self.index_length();
         let new_index_length = self.index_length() + new.len() - old_len;
         if new_index_length > self.capacity() {
-            return Err(NtfsError::Unsupported(format!(
-                "index node {:?} has no room for the change ({} > {} bytes); NTFS would split the block, which kaifuku does not do yet",
-                self.id,
-                new_index_length,
-                self.capacity()
-            )));
+            return Err(NtfsError::Unsupported(Unsupported::IndexSplit {
+                node: self.id,
+                needed: new_index_length as u64,
+                available: self.capacity() as u64,
+            }));
         }
         let tail = self.bytes[at + old_len..used_end].to_vec();
         let new_end = at + new.len() + tail.len();
@@ -82,10 +83,9 @@ impl NodeBuf {
             if self.id == NodeId::Root {
                 self.bytes.resize(new_end, 0);
             } else {
-                return Err(NtfsError::Unsupported(format!(
-                    "index node {:?} overflows its block",
-                    self.id
-                )));
+                return Err(NtfsError::Unsupported(Unsupported::IndexBlockOverflow {
+                    node: self.id,
+                }));
             }
         }
         self.bytes[at..at + new.len()].copy_from_slice(new);
@@ -199,9 +199,9 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 let mut rec = self
                     .ed
                     .record_holding(&base, ATTR_INDEX_ROOT, self.index_name)?;
-                let attr = rec
-                    .find(ATTR_INDEX_ROOT, self.index_name)?
-                    .ok_or_else(|| NtfsError::Corrupt("index root vanished".into()))?;
+                let attr = rec.find(ATTR_INDEX_ROOT, self.index_name)?.ok_or_else(|| {
+                    NtfsError::damaged(Structure::IndexRoot, "index root vanished")
+                })?;
                 let attr_off = attr.offset;
                 let value_at = attr.resident_value_offset()?;
                 let index_length = node.index_length();
@@ -249,7 +249,7 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                                     & 0xFFFF_FFFF_FFFF
                             };
                             if owner != r {
-                                return Err(NtfsError::Corrupt(format!(
+                                return Err(NtfsError::damaged(Structure::IndexEntry, format!(
                                     "{}: the index entry for this key belongs to record {owner}, not {r}",
                                     self.label
                                 )));
@@ -268,17 +268,17 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             match next {
                 Some(v) => id = NodeId::Block(v),
                 None => {
-                    return Err(NtfsError::Corrupt(format!(
-                        "{}: key not found in index {}",
-                        self.label, self.index_name
-                    )))
+                    return Err(NtfsError::damaged(
+                        Structure::IndexEntry,
+                        format!("{}: key not found in index {}", self.label, self.index_name),
+                    ))
                 }
             }
         }
-        Err(NtfsError::Corrupt(format!(
-            "{}: index deeper than {MAX_DEPTH}",
-            self.label
-        )))
+        Err(NtfsError::damaged(
+            Structure::IndexNode,
+            format!("{}: index deeper than {MAX_DEPTH}", self.label),
+        ))
     }
 
     /// From block `vcn` down the first (`first == true`) or last child pointers to a leaf.
@@ -298,10 +298,10 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 None => return Ok(ids),
             }
         }
-        Err(NtfsError::Corrupt(format!(
-            "{}: index deeper than {MAX_DEPTH}",
-            self.label
-        )))
+        Err(NtfsError::damaged(
+            Structure::IndexNode,
+            format!("{}: index deeper than {MAX_DEPTH}", self.label),
+        ))
     }
 
     /// Clears block `vcn`'s bit in the index `$BITMAP`.
@@ -317,7 +317,10 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             self.index_name,
             &[(bit, 1)],
             false,
-            &label,
+            super::BitmapName {
+                label: &label,
+                structure: Structure::IndexBitmap,
+            },
         )
     }
 
@@ -345,10 +348,10 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             .get(i + 1)
             .and_then(|n| n.subnode)
             .ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "{}: internal entry without a following child",
-                    self.label
-                ))
+                NtfsError::damaged(
+                    Structure::IndexNode,
+                    format!("{}: internal entry without a following child", self.label),
+                )
             })?;
         let succ_ids = self.descend(next_child, true)?;
         let pred_ids = self.descend(child, false)?;
@@ -367,7 +370,12 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
         } else {
             lp.entries.iter().rev().find(|x| !x.is_end)
         }
-        .ok_or_else(|| NtfsError::Corrupt(format!("{}: an index leaf has no entries", self.label)))?
+        .ok_or_else(|| {
+            NtfsError::damaged(
+                Structure::IndexNode,
+                format!("{}: an index leaf has no entries", self.label),
+            )
+        })?
         .clone();
         let replacement = with_child(&leaf.entry_bytes(&donor), child);
         node.replace(&e, &replacement)?;
@@ -388,9 +396,9 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
     /// Block `vcn` holds only END now: free it and fix its parent (`ancestors` = root .. parent).
     fn emptied(&mut self, ancestors: Vec<NodeId>, vcn: u64) -> Result<(), NtfsError> {
         self.free_block(vcn)?;
-        let pid = *ancestors
-            .last()
-            .ok_or_else(|| NtfsError::Corrupt("an emptied block has no parent".into()))?;
+        let pid = *ancestors.last().ok_or_else(|| {
+            NtfsError::damaged(Structure::IndexNode, "an emptied block has no parent")
+        })?;
         let mut parent = self.load(pid)?;
         let pp = parent.parse()?;
         let j = pp
@@ -398,10 +406,17 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             .iter()
             .position(|x| x.subnode == Some(vcn))
             .ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "{}: no parent entry points at index block VCN {vcn}",
-                    self.label
-                ))
+                NtfsError::damaged_at(
+                    Structure::IndexNode,
+                    Location::IndexNode {
+                        directory: Some(self.record),
+                        node: NodeId::Block(vcn),
+                    },
+                    format!(
+                        "{}: no parent entry points at index block VCN {vcn}",
+                        self.label
+                    ),
+                )
             })?;
         let pe = pp.entries[j].clone();
         if !pe.is_end {
@@ -410,10 +425,13 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             parent.remove(&pe)?;
             self.refuse_empty_internal(&parent)?;
             let next = parent.parse()?.entries[j].subnode.ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "{}: parent entry after the emptied block has no child",
-                    self.label
-                ))
+                NtfsError::damaged(
+                    Structure::IndexNode,
+                    format!(
+                        "{}: parent entry after the emptied block has no child",
+                        self.label
+                    ),
+                )
             })?;
             let target_ids = self.descend(next, true)?;
             let mut target = self.load(*target_ids.last().expect("not empty"))?;
@@ -428,7 +446,10 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             // entry's key goes back as the last key of that subtree.
             let prev = pp.entries[j - 1].clone();
             let prev_child = prev.subnode.ok_or_else(|| {
-                NtfsError::Corrupt(format!("{}: an internal entry has no child", self.label))
+                NtfsError::damaged(
+                    Structure::IndexNode,
+                    format!("{}: an internal entry has no child", self.label),
+                )
             })?;
             let key_entry = without_child(&parent.entry_bytes(&prev));
             let end_new = with_child(&parent.entry_bytes(&pe), prev_child);
@@ -461,10 +482,10 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
     /// not implemented, so refuse (the root may legitimately hold only END with a child).
     fn refuse_empty_internal(&self, node: &NodeBuf) -> Result<(), NtfsError> {
         if node.id != NodeId::Root && node.real_entries()? == 0 {
-            return Err(NtfsError::Unsupported(format!(
-                "removing this entry would leave internal index block {:?} of {} empty; NTFS would merge blocks, which kaifuku does not do yet",
-                node.id, self.label
-            )));
+            return Err(NtfsError::Unsupported(Unsupported::IndexMerge {
+                node: node.id,
+                directory: self.label.to_string(),
+            }));
         }
         Ok(())
     }

@@ -17,6 +17,8 @@ use crate::record::{
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Volume, RECORD_BITMAP, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
 use crate::NtfsError;
+use crate::{Location, Structure};
+use crate::{Refusal, Unsupported};
 use kaifuku_io::{ReadAt, WriteAt};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -168,8 +170,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                     map_range(&s.runs, self.vol.cluster_size(), rec.number * rs, rs)?
                         .into_iter()
                         .map(|(o, n)| {
-                            o.map(|o| (o, n))
-                                .ok_or_else(|| NtfsError::Corrupt("$MFTMirr is sparse".into()))
+                            o.map(|o| (o, n)).ok_or_else(|| {
+                                NtfsError::damaged(Structure::MftMirr, "$MFTMirr is sparse")
+                            })
                         })
                         .collect::<Result<_, _>>()?;
                 self.write_pieces(
@@ -193,8 +196,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         name: &str,
         bits: &[(u64, u64)],
         set: bool,
-        label: &str,
+        bitmap: BitmapName<'_>,
     ) -> Result<(), NtfsError> {
+        let BitmapName { label, structure } = bitmap;
         let mut masks: BTreeMap<u64, u8> = BTreeMap::new();
         for &(first, count) in bits {
             for b in first..first + count {
@@ -227,8 +231,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                         map_range(&s.runs, self.vol.cluster_size(), start, cur.len() as u64)?
                             .into_iter()
                             .map(|(o, n)| {
-                                o.map(|o| (o, n))
-                                    .ok_or_else(|| NtfsError::Corrupt(format!("{label} is sparse")))
+                                o.map(|o| (o, n)).ok_or_else(|| {
+                                    NtfsError::damaged(structure, format!("{label} is sparse"))
+                                })
                             })
                             .collect::<Result<_, _>>()?;
                     let end = start + cur.len() as u64;
@@ -245,15 +250,15 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 let mut holder = self.record_holding(rec, type_code, name)?;
                 let attr = holder
                     .find(type_code, name)?
-                    .ok_or_else(|| NtfsError::Corrupt(format!("{label} vanished")))?;
+                    .ok_or_else(|| NtfsError::damaged(structure, format!("{label} vanished")))?;
                 let at = attr.resident_value_offset()?;
                 let len = attr.resident_value()?.len() as u64;
                 for (&byte, &mask) in &masks {
                     if byte >= len {
-                        return Err(NtfsError::Corrupt(format!(
-                            "{label}: bit {} is beyond the bitmap",
-                            byte * 8
-                        )));
+                        return Err(NtfsError::damaged(
+                            structure,
+                            format!("{label}: bit {} is beyond the bitmap", byte * 8),
+                        ));
                     }
                     let b = &mut holder.bytes[at + byte as usize];
                     if set {
@@ -264,7 +269,10 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 }
                 self.write_record_as(&holder, Some(label))
             }
-            None => Err(NtfsError::Corrupt(format!("{label} does not exist"))),
+            None => Err(NtfsError::damaged(
+                structure,
+                format!("{label} does not exist"),
+            )),
         }
     }
 
@@ -280,23 +288,49 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 return Ok(r);
             }
         }
-        Err(NtfsError::Corrupt(format!(
-            "record {} has no attribute {type_code:#x} {name}",
-            base.number
-        )))
+        Err(NtfsError::damaged_at(
+            Structure::Attribute,
+            Location::MftRecord {
+                record: base.number,
+            },
+            format!(
+                "record {} has no attribute {type_code:#x} {name}",
+                base.number
+            ),
+        ))
     }
 
     /// Marks MFT records free in `$MFT:$BITMAP`.
     fn clear_mft_bits(&mut self, records: &[u64]) -> Result<(), NtfsError> {
         let mft = self.vol.read_record(RECORD_MFT)?;
         let bits: Vec<(u64, u64)> = records.iter().map(|r| (*r, 1)).collect();
-        self.change_bits(&mft, ATTR_BITMAP, "", &bits, false, "$MFT:$BITMAP")
+        self.change_bits(
+            &mft,
+            ATTR_BITMAP,
+            "",
+            &bits,
+            false,
+            BitmapName {
+                label: "$MFT:$BITMAP",
+                structure: Structure::MftBitmap,
+            },
+        )
     }
 
     /// Marks clusters free in `$Bitmap`.
     fn clear_clusters(&mut self, runs: &[(u64, u64)]) -> Result<(), NtfsError> {
         let bitmap = self.vol.read_record(RECORD_BITMAP)?;
-        self.change_bits(&bitmap, ATTR_DATA, "", runs, false, "$Bitmap")
+        self.change_bits(
+            &bitmap,
+            ATTR_DATA,
+            "",
+            runs,
+            false,
+            BitmapName {
+                label: "$Bitmap",
+                structure: Structure::Bitmap,
+            },
+        )
     }
 
     /// Deletes the name `name` (exact, as listed) from directory `dir_record`: every name the file
@@ -312,54 +346,73 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         let vol = self.vol;
         let dir = vol.read_record(dir_record)?;
         if !dir.in_use() || !dir.is_directory() {
-            return Err(NtfsError::Corrupt(format!(
-                "record {dir_record} is not a live directory"
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::Directory,
+                Location::MftRecord { record: dir_record },
+                format!("record {dir_record} is not a live directory"),
+            ));
         }
         let index = vol.directory(&dir)?;
         let entry = index
             .lookup(vol, name)?
             .filter(|e| e.key.name == name)
             .ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "{} is not in directory record {dir_record}",
-                    crate::bytes::utf16_name(name)
-                ))
+                NtfsError::damaged_at(
+                    Structure::Directory,
+                    Location::MftRecord { record: dir_record },
+                    format!(
+                        "{} is not in directory record {dir_record}",
+                        crate::bytes::utf16_name(name)
+                    ),
+                )
             })?;
         let file = vol.read_live(entry.file_ref)?;
         let what = format!("{} (MFT record {})", entry.name(), file.number);
         if file.is_directory() {
-            return Err(NtfsError::Unsupported(format!(
-                "{what} is a directory; kaifuku deletes files only"
-            )));
+            return Err(NtfsError::Unsupported(Unsupported::TargetIsDirectory {
+                name: entry.name(),
+                record: file.number,
+            }));
         }
         // NTFS's own files: records 0–23 (the metafiles and the reserved records) and everything
         // under $Extend ($ObjId, $Quota, $Reparse, $UsnJrnl, ...). Freeing one would destroy the
         // volume, and the per-file checks would not notice.
         if file.number < FIRST_USER_RECORD || self.under_extend(dir_record)? {
-            return Err(NtfsError::Refused(format!(
-                "{what} is one of NTFS's own system files; kaifuku never deletes those"
-            )));
+            return Err(NtfsError::Refused(Refusal::SystemFile {
+                name: entry.name(),
+                record: file.number,
+            }));
         }
         if file.base_ref().record != 0 {
-            return Err(NtfsError::Corrupt(format!(
-                "{what}: the index names an extension record"
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::IndexEntry,
+                Location::MftRecord {
+                    record: file.number,
+                },
+                format!("{what}: the index names an extension record"),
+            ));
         }
         // The record must be sound before it is edited: its runs inside the volume and
         // consistent with its sizes, its header and attributes well formed. A damaged record would
         // otherwise steer the delete (a run of 2^40 clusters, a wrong size) into other data.
         let health = crate::check::check_records(vol, &[file.number])?;
         if !health.is_clean() {
-            return Err(NtfsError::Corrupt(format!(
-                "{what} is damaged ({}); run chkdsk on the volume before deleting it",
-                health.first_problems(3)
-            )));
+            return Err(NtfsError::damaged_at(
+                Structure::FileRecord,
+                Location::MftRecord {
+                    record: file.number,
+                },
+                format!(
+                    "{what} is damaged ({}); run chkdsk on the volume before deleting it",
+                    health.first_problems(3)
+                ),
+            ));
         }
         if file.find(ATTR_ATTRIBUTE_LIST, "")?.is_some() {
-            return Err(NtfsError::Unsupported(format!(
-                "{what} has an $ATTRIBUTE_LIST (its attributes span several MFT records); deleting such a file offline is not supported yet — delete it from Windows Recovery instead"
-            )));
+            return Err(NtfsError::Unsupported(Unsupported::AttributeListOnTarget {
+                name: entry.name(),
+                record: file.number,
+            }));
         }
         // The name asked for goes, with its Win32/DOS partner in the same directory; any other
         // name (a hard link, here or in another directory) keeps the file alive.
@@ -374,9 +427,13 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             .iter()
             .position(|(k, _)| k.parent.record == dir_record && k.name == name)
             .ok_or_else(|| {
-                NtfsError::Corrupt(format!(
-                    "{what}: no $FILE_NAME in the record matches the directory entry"
-                ))
+                NtfsError::damaged_at(
+                    Structure::FileName,
+                    Location::MftRecord {
+                        record: file.number,
+                    },
+                    format!("{what}: no $FILE_NAME in the record matches the directory entry"),
+                )
             })?;
         let partner_ns = match names[target].0.namespace {
             NS_WIN32 => Some(NS_DOS),
@@ -395,9 +452,10 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             .filter(|(k, _)| k.parent.record == dir_record && k.namespace != NS_DOS)
             .count();
         if partner.is_some() && long_here > 1 {
-            return Err(NtfsError::Refused(format!(
-                "{what} has several long names and a DOS name in this directory; which long name the DOS name belongs to is not recorded, so kaifuku does not guess"
-            )));
+            return Err(NtfsError::Refused(Refusal::AmbiguousDosName {
+                name: entry.name(),
+                record: file.number,
+            }));
         }
         let mut here: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
         let mut others = 0usize;
@@ -536,18 +594,21 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 _ => return Ok(false),
             }
         }
-        Err(NtfsError::Corrupt(format!(
-            "directory {dir}: parent chain deeper than 64 levels"
-        )))
+        Err(NtfsError::damaged_at(
+            Structure::Directory,
+            Location::MftRecord { record: dir },
+            format!("directory {dir}: parent chain deeper than 64 levels"),
+        ))
     }
 
     /// Record number of a file in `$Extend` (`$ObjId`, `$Reparse`, ...).
     fn extend_file(&self, name: &str) -> Result<u64, NtfsError> {
         match self.vol.lookup_path(&format!("\\$Extend\\{name}"))? {
             Some((e, _)) => Ok(e.file_ref.record),
-            None => Err(NtfsError::Corrupt(format!(
-                "\\$Extend\\{name} does not exist but a file refers to it"
-            ))),
+            None => Err(NtfsError::damaged(
+                Structure::Extend,
+                format!("\\$Extend\\{name} does not exist but a file refers to it"),
+            )),
         }
     }
 
@@ -556,8 +617,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     pub fn discard_journal(&mut self) -> Result<(), NtfsError> {
         let log = self.vol.read_record(RECORD_LOGFILE)?;
         let Some(AttrValue::NonResident(s)) = self.vol.value(&log, ATTR_DATA, "")? else {
-            return Err(NtfsError::Corrupt(
-                "$LogFile has no non-resident data".into(),
+            return Err(NtfsError::damaged(
+                Structure::LogFile,
+                "$LogFile has no non-resident data",
             ));
         };
         let cs = self.vol.cluster_size();
@@ -582,9 +644,12 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     /// Sets the volume dirty flag in `$Volume`'s `$VOLUME_INFORMATION`.
     pub fn set_dirty(&mut self) -> Result<(), NtfsError> {
         let mut rec = self.vol.read_record(RECORD_VOLUME)?;
-        let attr = rec
-            .find(ATTR_VOLUME_INFORMATION, "")?
-            .ok_or_else(|| NtfsError::Corrupt("$Volume has no $VOLUME_INFORMATION".into()))?;
+        let attr = rec.find(ATTR_VOLUME_INFORMATION, "")?.ok_or_else(|| {
+            NtfsError::damaged(
+                Structure::VolumeInformation,
+                "$Volume has no $VOLUME_INFORMATION",
+            )
+        })?;
         let at = attr.resident_value_offset()? + 0x0A;
         let flags = crate::bytes::u16_at(&rec.bytes, at)? | VOLUME_IS_DIRTY;
         rec.bytes[at..at + 2].copy_from_slice(&flags.to_le_bytes());
@@ -605,4 +670,10 @@ pub fn open_index<R: ReadAt>(
 ) -> Result<Directory, NtfsError> {
     let rec = vol.read_record(record)?;
     Directory::open_index(vol, &rec, name)
+}
+
+/// A bitmap an edit changes: its name in the change log, and the structure errors name.
+pub(crate) struct BitmapName<'a> {
+    label: &'a str,
+    structure: Structure,
 }

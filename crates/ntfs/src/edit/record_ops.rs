@@ -3,6 +3,8 @@
 
 use crate::bytes::{u16_at, u32_at};
 use crate::NtfsError;
+use crate::Unsupported;
+use crate::{Location, Structure};
 
 fn align8(n: usize) -> usize {
     (n + 7) & !7
@@ -17,17 +19,20 @@ pub fn resize_resident(rec: &mut [u8], attr_off: usize, new_len: usize) -> Resul
     let value_off = u16_at(rec, attr_off + 0x14)? as usize;
     let old_len = u32_at(rec, attr_off + 0x10)? as usize;
     if rec[attr_off + 8] != 0 || value_off + old_len > attr_len {
-        return Err(NtfsError::Corrupt(format!(
-            "attribute at {attr_off} is not a sane resident attribute"
-        )));
+        return Err(NtfsError::damaged_at(
+            Structure::Attribute,
+            Location::RecordOffset {
+                offset: attr_off as u64,
+            },
+            format!("attribute at {attr_off} is not a sane resident attribute"),
+        ));
     }
     let new_attr_len = align8(value_off + new_len);
     let new_used = used + new_attr_len - attr_len;
     if new_used > allocated.min(rec.len()) {
-        return Err(NtfsError::Unsupported(format!(
-            "the MFT record has no room to grow an attribute by {} bytes (it would need moving to another record)",
-            new_attr_len - attr_len
-        )));
+        return Err(NtfsError::Unsupported(Unsupported::RecordFull {
+            grow_by: (new_attr_len - attr_len) as u64,
+        }));
     }
     let tail_from = attr_off + attr_len;
     let tail = rec[tail_from..used].to_vec();
@@ -55,9 +60,13 @@ pub fn remove_attribute(rec: &mut [u8], attr_off: usize) -> Result<(), NtfsError
     let used = u32_at(rec, 0x18)? as usize;
     let attr_len = u32_at(rec, attr_off + 4)? as usize;
     if attr_len == 0 || attr_off + attr_len > used {
-        return Err(NtfsError::Corrupt(format!(
-            "attribute at {attr_off} has length {attr_len}"
-        )));
+        return Err(NtfsError::damaged_at(
+            Structure::Attribute,
+            Location::RecordOffset {
+                offset: attr_off as u64,
+            },
+            format!("attribute at {attr_off} has length {attr_len}"),
+        ));
     }
     let tail = rec[attr_off + attr_len..used].to_vec();
     rec[attr_off..attr_off + tail.len()].copy_from_slice(&tail);

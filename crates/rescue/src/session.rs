@@ -1,0 +1,157 @@
+//! One image from inspection to a verified output: the container is opened once and carried
+//! through inspect → plan → output plan → verify-output, so no front end opens it again, inspects
+//! twice, or re-implements a step.
+//!
+//! A front end builds its read stack (a file, a counter, a cache), opens a [`Session`] over it,
+//! and then only shows results and writes bytes: the command line writes
+//! [`PlannedFix::output`] to a file and hands the file, re-opened, to
+//! [`Session::verify_output`]; the web page, which cannot read its download back, verifies the
+//! picked file with exactly the download's writes laid over it ([`Session::verify_writes`]).
+
+use crate::inspect::{inspect_opened, InspectReport, Unlisted};
+use crate::plan::{plan_inspected, FixOptions, Plan};
+use crate::rule::Rule;
+use crate::undo::{self, Identity, Piece, UndoError};
+use crate::verify::verify_output;
+use crate::vocabulary::{
+    ContainerProblem, FixError, FixFailure, OutputCheck, VerifyError, VerifyFailure,
+};
+use kaifuku_container::{Container, ContainerError, OutputPlan};
+use kaifuku_io::{Overlay, ReadAt};
+
+/// A verified plan and the writes of the image file that carry it out.
+#[derive(Debug, Clone)]
+pub struct PlannedFix {
+    /// The inspection the plan was made from.
+    pub report: InspectReport,
+    /// The verified plan: deletions and changed bytes of the virtual disk.
+    pub plan: Plan,
+    /// The same changes as writes and fills of the image file (same container format).
+    pub output: OutputPlan,
+}
+
+/// One disk image, opened once, and what has been found and planned for it so far.
+pub struct Session<R: ReadAt> {
+    rule: Rule,
+    opened: Result<Container<R>, ContainerError>,
+    report: Option<InspectReport>,
+    fix: Option<PlannedFix>,
+}
+
+impl<R: ReadAt> Session<R> {
+    /// Opens the container of `image` (any format kaifuku reads) to be repaired with `rule`. Never
+    /// fails: a container that does not open is reported by [`Session::inspect`].
+    pub fn open(image: R, rule: Rule) -> Session<R> {
+        Session {
+            rule,
+            opened: kaifuku_container::open(image),
+            report: None,
+            fix: None,
+        }
+    }
+
+    /// The rule the session repairs with.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// The opened container, or why the image did not open as one.
+    pub fn container(&self) -> Result<&Container<R>, ContainerProblem> {
+        self.opened.as_ref().map_err(ContainerProblem::from)
+    }
+
+    /// Container, partitions, volumes and the rule's matches. Read once; later calls return the
+    /// same report. Never fails: problems are in the report.
+    pub fn inspect(&mut self) -> &InspectReport {
+        let opened = &self.opened;
+        let rule = &self.rule;
+        self.report
+            .get_or_insert_with(|| inspect_opened(opened.as_ref(), rule, Unlisted::Scan))
+    }
+
+    /// The inspect report, once [`Session::inspect`] or [`Session::plan`] made it.
+    pub fn report(&self) -> Option<&InspectReport> {
+        self.report.as_ref()
+    }
+
+    /// Plans the fix (inspecting first, if that was not done yet), has it verified on the patched
+    /// view, and maps it into writes of the image file. Replaces an earlier plan.
+    pub fn plan(&mut self, options: &FixOptions) -> Result<&PlannedFix, FixError> {
+        self.fix = None;
+        self.inspect();
+        let report = self.report.as_ref().expect("inspected above");
+        let container = match &self.opened {
+            Ok(c) => c,
+            // The report says why (its outcome is not `Matches`).
+            Err(_) => return Err(crate::plan::not_fixable(report)),
+        };
+        let plan = plan_inspected(container, report, &self.rule, options)?;
+        let output = container
+            .plan_output(&plan.patches)
+            .map_err(|e| FixError::Failed {
+                failure: FixFailure::OutputNotMappable {
+                    problem: ContainerProblem::from(&e),
+                },
+            })?;
+        Ok(self.fix.insert(PlannedFix {
+            report: report.clone(),
+            plan,
+            output,
+        }))
+    }
+
+    /// The last plan [`Session::plan`] made, if it succeeded.
+    pub fn planned(&self) -> Option<&PlannedFix> {
+        self.fix.as_ref()
+    }
+
+    /// The identity an undo file for this image carries: the image file's size, its container
+    /// kind and virtual size. `None` when the image does not open as a container.
+    pub fn undo_identity(&self) -> Option<Identity> {
+        self.opened.as_ref().ok().map(|c| Identity::of(&c.info()))
+    }
+
+    /// The undo file of the planned fix as pieces ([`undo::layout`]) for an image of `identity`
+    /// (usually [`Session::undo_identity`]; a front end writing to a device passes the device's).
+    /// `None` before a plan.
+    pub fn undo_layout(&self, identity: &Identity) -> Option<Result<Vec<Piece>, UndoError>> {
+        let fix = self.fix.as_ref()?;
+        Some(undo::layout(identity, &undo::plan_writes(&fix.output)))
+    }
+
+    /// Re-reads `fixed` — the whole output as written (the output file, or the image fixed in
+    /// place), read from scratch — and checks that it is what the plan promised.
+    pub fn verify_output<F: ReadAt>(&self, fixed: F) -> Result<Vec<OutputCheck>, VerifyError> {
+        let fix = self
+            .fix
+            .as_ref()
+            .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
+        verify_output(fixed, &fix.report, &fix.plan, &self.rule)
+    }
+
+    /// [`Session::verify_output`] on the image file with exactly the planned writes and fills
+    /// laid over it: what a front end that cannot read its output back (a download) verifies.
+    pub fn verify_writes(&self) -> Result<Vec<OutputCheck>, VerifyError> {
+        let fix = self
+            .fix
+            .as_ref()
+            .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
+        let image = match &self.opened {
+            Ok(c) => c.file(),
+            Err(_) => return Err(VerifyError(VerifyFailure::NoOriginalContainer)),
+        };
+        let internal = |e: std::io::Error| {
+            VerifyError(VerifyFailure::Internal {
+                detail: e.to_string(),
+            })
+        };
+        let mut fixed = Overlay::new(image);
+        for w in &fix.output.writes {
+            fixed.write(w.file_offset, &w.bytes).map_err(internal)?;
+        }
+        for f in &fix.output.fills {
+            fixed.fill(f.file_offset, f.len, f.byte).map_err(internal)?;
+        }
+        self.verify_output(&fixed)
+    }
+}

@@ -1,0 +1,2417 @@
+//! Everything kaifuku can tell a user, as typed values: outcomes, the reasons behind them, what
+//! blocks a fix, why a fix is refused or failed, what was verified, and notices.
+//!
+//! Each type has one English `Display` — the words the command line prints — and serialises with a
+//! stable snake_case `"code"`, its facts as fields, and that English sentence under `"message"`
+//! (`{"code":"hibernated","message":"Windows is hibernated (…)"}`), which is what the JSON reports
+//! carry. A front end that speaks another language matches on the variants (exhaustively: a new
+//! variant does not compile until it is worded) and words the facts itself; the sentences never
+//! need parsing. `docs/report-codes.md` documents every code, and a test fails when one is missing
+//! there.
+//!
+//! Values from the layers below are wrapped, not re-worded: NTFS damage, unsupported features and
+//! refusals keep the `ntfs` crate's own types ([`NtfsProblem`]), partition-table notices their
+//! [`NoticeKind`]. The container and partition crates' errors are not serialisable, so their
+//! details travel as those crates' English sentences next to a code ([`ContainerProblem`],
+//! [`PartitionProblem`]).
+
+use kaifuku_container::{ContainerError, Format, OtherFormat};
+use kaifuku_ntfs::check::Problem;
+use kaifuku_ntfs::{BootSectorFault, Damage, LogState, NtfsError, Refusal, Unsupported};
+use kaifuku_partition::{NoticeKind, PartitionError};
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// The serialised form of a vocabulary value: its derived, internally tagged form (`"code"` and
+/// the fields) with its English sentence added.
+#[derive(Serialize)]
+struct WithMessage<D: Serialize> {
+    #[serde(flatten)]
+    data: D,
+    message: String,
+}
+
+/// Gives each type its `Serialize`: the derived form (`#[serde(remote = "Self")]` keeps it as an
+/// associated function) plus `"message"`, its `Display`.
+macro_rules! serialise_with_message {
+    ($($t:ty),* $(,)?) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                struct Derived<'a>(&'a $t);
+                impl Serialize for Derived<'_> {
+                    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                        <$t>::serialize(self.0, serializer)
+                    }
+                }
+                WithMessage {
+                    data: Derived(self),
+                    message: self.to_string(),
+                }
+                .serialize(serializer)
+            }
+        }
+    )*};
+}
+
+serialise_with_message!(
+    Reason,
+    VolumeProblem,
+    NtfsProblem,
+    ContainerProblem,
+    PartitionProblem,
+    Blocker,
+    RuleNotice,
+    FixError,
+    FixRefusal,
+    FixFailure,
+    PlanCheck,
+    OutputCheck,
+    VerifyFailure,
+    UndoError,
+    UndoInconsistency,
+    IdentityMismatch,
+);
+
+/// Joins sentences with "; ", the way a list of reasons is printed on one line.
+struct Joined<'a, T>(&'a [T]);
+
+impl<T: fmt::Display> fmt::Display for Joined<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, x) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The messages of checker problems, joined with "; ".
+struct ProblemMessages<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemMessages<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let messages: Vec<&str> = self.0.iter().map(|p| p.message.as_str()).collect();
+        f.write_str(&messages.join("; "))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volumes and outcomes
+
+/// A volume as messages name it: `partition 3 "Windows"`, `partition 2`, or `volume` for a disk
+/// without a partition table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeName {
+    /// Partition number, or `None` for a bare volume.
+    pub partition: Option<u32>,
+    /// The NTFS volume label, when it was read and is not empty.
+    pub label: Option<String>,
+}
+
+impl VolumeName {
+    /// A volume named by its place alone (no label read): what `check` reports.
+    pub fn place(partition: Option<u32>) -> VolumeName {
+        VolumeName {
+            partition,
+            label: None,
+        }
+    }
+}
+
+impl fmt::Display for VolumeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.partition {
+            Some(n) => write!(f, "partition {n}")?,
+            None => f.write_str("volume")?,
+        }
+        match &self.label {
+            Some(l) => write!(f, " \"{l}\""),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What inspection concluded, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum Outcome {
+    /// Files matching the rule were found.
+    Matches,
+    /// Everything could be read and nothing matches.
+    NothingToFix,
+    /// Something could not be examined for a reason that is not damage (BitLocker, an unsupported
+    /// format or feature) and nothing matched elsewhere.
+    Refused,
+    /// The image or a volume is damaged or unreadable.
+    Error,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Matches => "files to fix found",
+            Outcome::NothingToFix => "nothing to fix",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+        })
+    }
+}
+
+/// What the whole-image check concluded, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum CheckOutcome {
+    /// Every NTFS volume was checked and no problem was found.
+    Clean,
+    /// At least one volume has problems.
+    Problems,
+    /// Nothing could be checked for a reason that is not damage (BitLocker, unsupported format,
+    /// no NTFS volume).
+    Refused,
+    /// The image or a volume could not be read.
+    Error,
+}
+
+impl fmt::Display for CheckOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CheckOutcome::Clean => "clean",
+            CheckOutcome::Problems => "problems found",
+            CheckOutcome::Refused => "refused",
+            CheckOutcome::Error => "error",
+        })
+    }
+}
+
+/// Why an outcome (of inspect or of the whole-image check) is what it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum Reason {
+    /// Files match the rule.
+    Matches {
+        /// How many.
+        count: usize,
+        /// The rule's title.
+        rule: String,
+    },
+    /// The image file does not open as a disk image.
+    Container {
+        /// Why.
+        problem: ContainerProblem,
+    },
+    /// The partition table cannot be read.
+    Partitions {
+        /// Why.
+        problem: PartitionProblem,
+    },
+    /// A volume could not be examined (damage, or a refusal such as BitLocker).
+    Volume {
+        /// Which volume.
+        volume: VolumeName,
+        /// Why.
+        problem: VolumeProblem,
+    },
+    /// The partition table is damaged in a way that could hide a volume (and with it the files
+    /// the rule looks for).
+    PartitionTableDamaged {
+        /// The damage, as the partition reader reports it.
+        notice: NoticeKind,
+    },
+    /// The disk has no partition table but is an NTFS volume whose first boot sector is damaged.
+    DamagedBareNtfs {
+        /// The first sector has NTFS's parameter block under an OEM id that is not NTFS
+        /// (otherwise: it is not an NTFS boot sector at all).
+        oem_id_damaged: bool,
+        /// An intact backup boot sector lies at the end of the disk.
+        backup_intact: bool,
+    },
+    /// No NTFS volume holds `\Windows\System32` (the built-in rule looks only there).
+    NoWindowsVolume,
+    /// The rule's directory does not exist on a volume.
+    DirectoryMissing {
+        /// Which volume.
+        volume: VolumeName,
+        /// The rule's directory.
+        directory: String,
+    },
+    /// The rule's directory exists and no file in it matches.
+    NoMatch {
+        /// Which volume.
+        volume: VolumeName,
+        /// The rule's directory.
+        directory: String,
+        /// The rule's file-name pattern.
+        pattern: String,
+    },
+    /// The check found problems on a volume.
+    VolumeHasProblems {
+        /// Which volume.
+        volume: VolumeName,
+        /// How many (listed and omitted).
+        count: u64,
+    },
+    /// The image holds no NTFS volume to check.
+    NoNtfsVolume,
+    /// Every NTFS volume was checked and none has a problem.
+    CheckedClean {
+        /// How many volumes were checked.
+        volumes: usize,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Matches { count, rule } => write!(f, "{count} file(s) match {rule}"),
+            Reason::Container { problem } => write!(f, "{problem}"),
+            Reason::Partitions { problem } => write!(f, "{problem}"),
+            Reason::Volume { volume, problem } => write!(f, "{volume}: {problem}"),
+            Reason::PartitionTableDamaged { notice } => {
+                write!(f, "the partition table is damaged: {notice}")
+            }
+            Reason::DamagedBareNtfs {
+                oem_id_damaged,
+                backup_intact,
+            } => write!(
+                f,
+                "the disk is an NTFS volume whose boot sector is damaged ({}), so it cannot be read. {}",
+                if *oem_id_damaged {
+                    "its OEM id is not NTFS"
+                } else {
+                    "not an NTFS boot sector"
+                },
+                if *backup_intact {
+                    "An intact backup boot sector lies at the end of the disk: chkdsk in Windows Recovery (or `ntfsfix` on Linux) can restore the first one; then try again"
+                } else {
+                    "Check that this is the right image and that it was exported completely"
+                }
+            ),
+            Reason::NoWindowsVolume => f.write_str("no NTFS volume holds \\Windows\\System32"),
+            Reason::DirectoryMissing { volume, directory } => {
+                write!(f, "{volume}: {directory} does not exist")
+            }
+            Reason::NoMatch {
+                volume,
+                directory,
+                pattern,
+            } => write!(f, "{volume}: no file in {directory} matches {pattern}"),
+            Reason::VolumeHasProblems { volume, count } => {
+                write!(f, "{volume}: {count} problem(s)")
+            }
+            Reason::NoNtfsVolume => f.write_str("the image holds no NTFS volume"),
+            Reason::CheckedClean { volumes } => {
+                write!(f, "{volumes} NTFS volume(s) checked, no problem found")
+            }
+        }
+    }
+}
+
+/// Why one volume could not be examined.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum VolumeProblem {
+    /// The partition table puts the partition (partly) outside the disk.
+    OutsideDisk {
+        /// The partition's number, when the message names it (inspect does; check names the
+        /// volume before the message).
+        partition: Option<u32>,
+        /// What the reader said.
+        detail: String,
+    },
+    /// A Windows data partition is too short to hold a boot sector, or it cannot be read.
+    WindowsPartitionUnreadable,
+    /// A Windows data partition's first sector is no boot sector of a file system kaifuku
+    /// knows, so the volume cannot be read.
+    WindowsBootSectorUnreadable {
+        /// The sector's OEM id as printable text, or `None` when the sector is all zeros.
+        oem_id: Option<String>,
+        /// An intact backup NTFS boot sector lies at the end of the partition.
+        backup_intact: bool,
+    },
+    /// The NTFS volume could not be read, or holds something kaifuku does not handle.
+    Ntfs {
+        /// What the NTFS layer said.
+        error: NtfsProblem,
+    },
+}
+
+impl VolumeProblem {
+    /// Whether this is a refusal (something kaifuku does not handle) rather than damage.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            VolumeProblem::Ntfs { error } => error.is_refusal(),
+            VolumeProblem::OutsideDisk { .. }
+            | VolumeProblem::WindowsPartitionUnreadable
+            | VolumeProblem::WindowsBootSectorUnreadable { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for VolumeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VolumeProblem::OutsideDisk {
+                partition: Some(n),
+                detail,
+            } => write!(f, "partition {n} lies outside the disk: {detail}"),
+            VolumeProblem::OutsideDisk {
+                partition: None,
+                detail,
+            } => write!(f, "the partition lies outside the disk: {detail}"),
+            VolumeProblem::WindowsPartitionUnreadable => {
+                f.write_str("this Windows data partition is too short or cannot be read")
+            }
+            VolumeProblem::WindowsBootSectorUnreadable {
+                oem_id,
+                backup_intact,
+            } => {
+                f.write_str("this Windows data partition's boot sector ")?;
+                match oem_id {
+                    None => f.write_str("is all zeros")?,
+                    Some(oem) => write!(
+                        f,
+                        "is not the boot sector of a file system kaifuku knows (OEM id \"{oem}\")"
+                    )?,
+                }
+                f.write_str(", so its volume cannot be read. ")?;
+                f.write_str(if *backup_intact {
+                    "An intact backup NTFS boot sector lies at the end of the partition: chkdsk in Windows Recovery (or `ntfsfix` on Linux) can restore the first one; then try again"
+                } else {
+                    "The volume cannot be read; check that this is the right image and that it was exported completely"
+                })
+            }
+            VolumeProblem::Ntfs { error } => write!(f, "{error}"),
+        }
+    }
+}
+
+/// What the NTFS layer reported: [`NtfsError`] as a value that can be kept, compared and
+/// serialised. Its typed findings are kept as they are ([`Damage`] with the damaged structure and
+/// its location, [`BootSectorFault`], [`Unsupported`], [`Refusal`], each with its own `"code"`);
+/// only a failed read carries the reader's message instead of the `io::Error`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum NtfsProblem {
+    /// The boot sector does not carry the NTFS OEM id.
+    NotNtfs,
+    /// The volume is encrypted with BitLocker.
+    #[serde(rename = "bitlocker")]
+    BitLocker,
+    /// The boot sector says NTFS but its geometry is impossible.
+    BadBootSector {
+        /// What is wrong with it.
+        fault: BootSectorFault,
+    },
+    /// An on-disk structure is damaged.
+    Damaged {
+        /// Which structure, where, and what is wrong with it.
+        damage: Damage,
+    },
+    /// Something NTFS allows that kaifuku does not handle (yet): index splits and merges, a
+    /// file with an attribute list, a link kaifuku cannot follow, ...
+    Unsupported {
+        /// What.
+        unsupported: Unsupported,
+    },
+    /// A request kaifuku will not carry out, whatever the version: deleting a system file, a
+    /// DOS name whose long name is ambiguous.
+    Refused {
+        /// What and why.
+        refusal: Refusal,
+    },
+    /// The image could not be read.
+    ReadFailed {
+        /// What was being read.
+        what: String,
+        /// The read error.
+        detail: String,
+    },
+    /// The `ntfs` crate refused what it was asked to read.
+    ReaderFailed {
+        /// Its message.
+        detail: String,
+    },
+}
+
+impl NtfsProblem {
+    /// Whether this is a refusal (something kaifuku does not or will not handle) rather than
+    /// damage or a failed read.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            NtfsProblem::BitLocker
+            | NtfsProblem::Unsupported { .. }
+            | NtfsProblem::Refused { .. } => true,
+            NtfsProblem::NotNtfs
+            | NtfsProblem::BadBootSector { .. }
+            | NtfsProblem::Damaged { .. }
+            | NtfsProblem::ReadFailed { .. }
+            | NtfsProblem::ReaderFailed { .. } => false,
+        }
+    }
+}
+
+impl From<NtfsError> for NtfsProblem {
+    fn from(e: NtfsError) -> Self {
+        match e {
+            NtfsError::NotNtfs => NtfsProblem::NotNtfs,
+            NtfsError::BitLocker => NtfsProblem::BitLocker,
+            NtfsError::BadBootSector(fault) => NtfsProblem::BadBootSector { fault },
+            NtfsError::Corrupt(damage) => NtfsProblem::Damaged { damage },
+            NtfsError::Unsupported(unsupported) => NtfsProblem::Unsupported { unsupported },
+            NtfsError::Refused(refusal) => NtfsProblem::Refused { refusal },
+            NtfsError::Io { what, source } => NtfsProblem::ReadFailed {
+                what: what.to_string(),
+                detail: source.to_string(),
+            },
+            NtfsError::Reader(detail) => NtfsProblem::ReaderFailed { detail },
+        }
+    }
+}
+
+impl fmt::Display for NtfsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The NTFS layer's own words, through its own type.
+        let same = match self {
+            NtfsProblem::NotNtfs => NtfsError::NotNtfs,
+            NtfsProblem::BitLocker => NtfsError::BitLocker,
+            NtfsProblem::BadBootSector { fault } => NtfsError::BadBootSector(fault.clone()),
+            NtfsProblem::Damaged { damage } => NtfsError::Corrupt(damage.clone()),
+            NtfsProblem::Unsupported { unsupported } => NtfsError::Unsupported(unsupported.clone()),
+            NtfsProblem::Refused { refusal } => NtfsError::Refused(refusal.clone()),
+            NtfsProblem::ReadFailed { what, detail } => {
+                return write!(f, "reading the image failed while {what}: {detail}")
+            }
+            NtfsProblem::ReaderFailed { detail } => NtfsError::Reader(detail.clone()),
+        };
+        write!(f, "{same}")
+    }
+}
+
+/// Why the image file does not open as a disk image, or a plan cannot be mapped into it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum ContainerProblem {
+    /// A format kaifuku recognises but does not read (VHDX, VMDK, qcow2): convert it first.
+    UnsupportedFormat {
+        /// Which format.
+        format: OtherFormat,
+        /// The name `qemu-img -f` uses for it.
+        qemu_name: String,
+    },
+    /// A differencing VHD: it holds only changes on top of a parent image.
+    DifferencingVhd,
+    /// A change would land in an unallocated block of a dynamic VHD (kaifuku does not allocate).
+    PatchInUnallocatedBlock {
+        /// Offset of the change on the virtual disk.
+        offset: u64,
+        /// The VHD block.
+        block: u64,
+    },
+    /// The image file could not be read.
+    ReadFailed {
+        /// The container layer's message.
+        detail: String,
+    },
+    /// The container's own structures (VHD footer, header, block table) are damaged or the file
+    /// is truncated.
+    Damaged {
+        /// The container layer's message: which structure, where, and what to do.
+        detail: String,
+    },
+}
+
+impl ContainerProblem {
+    /// Whether this is a refusal with advice (the image is intact but not something kaifuku
+    /// handles) rather than damage or a failed read.
+    pub fn is_unsupported(&self) -> bool {
+        match self {
+            ContainerProblem::UnsupportedFormat { .. }
+            | ContainerProblem::DifferencingVhd
+            | ContainerProblem::PatchInUnallocatedBlock { .. } => true,
+            ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
+        }
+    }
+}
+
+impl From<&ContainerError> for ContainerProblem {
+    fn from(e: &ContainerError) -> Self {
+        match e {
+            ContainerError::UnsupportedFormat(f) => ContainerProblem::UnsupportedFormat {
+                format: *f,
+                qemu_name: f.qemu_name().to_string(),
+            },
+            ContainerError::DifferencingVhd => ContainerProblem::DifferencingVhd,
+            ContainerError::PatchInUnallocatedBlock { offset, block } => {
+                ContainerProblem::PatchInUnallocatedBlock {
+                    offset: *offset,
+                    block: *block,
+                }
+            }
+            ContainerError::Read { .. } => ContainerProblem::ReadFailed {
+                detail: e.to_string(),
+            },
+            _ => ContainerProblem::Damaged {
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ContainerProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The container layer's own words, through its own type where the facts rebuild it.
+        match self {
+            ContainerProblem::UnsupportedFormat { format, .. } => {
+                write!(f, "{}", ContainerError::UnsupportedFormat(*format))
+            }
+            ContainerProblem::DifferencingVhd => write!(f, "{}", ContainerError::DifferencingVhd),
+            ContainerProblem::PatchInUnallocatedBlock { offset, block } => write!(
+                f,
+                "{}",
+                ContainerError::PatchInUnallocatedBlock {
+                    offset: *offset,
+                    block: *block
+                }
+            ),
+            ContainerProblem::ReadFailed { detail } | ContainerProblem::Damaged { detail } => {
+                f.write_str(detail)
+            }
+        }
+    }
+}
+
+/// Why the partition table cannot be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum PartitionProblem {
+    /// The disk is smaller than one sector.
+    TooSmall {
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The first sector is all zeros: no table and no boot sector.
+    NoTable,
+    /// The disk could not be read.
+    ReadFailed {
+        /// The partition layer's message.
+        detail: String,
+    },
+    /// A GPT layout kaifuku does not support.
+    Unsupported {
+        /// The partition layer's message.
+        detail: String,
+    },
+    /// The table is damaged (both GPT copies, an MBR extended-partition chain) or unrecognisable.
+    Damaged {
+        /// The partition layer's message: what is damaged and what to do.
+        detail: String,
+    },
+}
+
+impl From<&PartitionError> for PartitionProblem {
+    fn from(e: &PartitionError) -> Self {
+        match e {
+            PartitionError::TooSmall { size } => PartitionProblem::TooSmall { size: *size },
+            PartitionError::NoTable => PartitionProblem::NoTable,
+            PartitionError::Read { .. } => PartitionProblem::ReadFailed {
+                detail: e.to_string(),
+            },
+            PartitionError::GptUnsupported { .. } => PartitionProblem::Unsupported {
+                detail: e.to_string(),
+            },
+            _ => PartitionProblem::Damaged {
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for PartitionProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionProblem::TooSmall { size } => {
+                write!(f, "{}", PartitionError::TooSmall { size: *size })
+            }
+            PartitionProblem::NoTable => write!(f, "{}", PartitionError::NoTable),
+            PartitionProblem::ReadFailed { detail }
+            | PartitionProblem::Unsupported { detail }
+            | PartitionProblem::Damaged { detail } => f.write_str(detail),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the rule met, and what stops a fix
+
+/// Something odd the rule met that does not stop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum RuleNotice {
+    /// A directory whose name matches the pattern: only files are deleted, so it stays.
+    DirectorySkipped {
+        /// Its path on the volume.
+        path: String,
+    },
+    /// A junction or symbolic link on the rule's path was followed, as Windows would.
+    LinkFollowed {
+        /// The link's path on the volume.
+        link: String,
+        /// Where it leads.
+        target: String,
+    },
+}
+
+impl fmt::Display for RuleNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleNotice::DirectorySkipped { path } => {
+                write!(f, "{path} is a directory, not a file: it is left alone")
+            }
+            RuleNotice::LinkFollowed { link, target } => write!(
+                f,
+                "{link} is a link to {target}; followed, as Windows would"
+            ),
+        }
+    }
+}
+
+/// What stops a fix on a volume whose files match (listed by inspect before anything is planned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum Blocker {
+    /// The volume is encrypted with BitLocker.
+    #[serde(rename = "bitlocker")]
+    BitLocker,
+    /// The journal is not clean: Windows would replay it over an offline edit. A fix needs
+    /// consent to discard it.
+    JournalNotClean {
+        /// What the journal's restart area says.
+        state: LogState,
+    },
+    /// Windows is hibernated: resuming would overwrite an offline edit.
+    Hibernated,
+    /// Disk quotas are tracked: an offline delete would leave the accounting wrong.
+    QuotaTracking,
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::BitLocker => write!(f, "{}", NtfsError::BitLocker),
+            Blocker::JournalNotClean { state } => write!(
+                f,
+                "the NTFS journal ($LogFile) is {} — Windows would replay it over an offline edit; fixing needs consent to discard it (Windows then runs chkdsk at the next boot)",
+                state.describe()
+            ),
+            Blocker::Hibernated => f.write_str(
+                "Windows is hibernated (hiberfil.sys holds a saved session that would overwrite the edit on resume); boot Windows and shut it down fully, or delete the hibernation file in Windows, first",
+            ),
+            Blocker::QuotaTracking => f.write_str(
+                "disk quotas are tracked on this volume, and an offline delete would leave the quota accounting wrong; turn quota tracking off in Windows, or delete the file from Windows Recovery",
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning a fix
+
+/// Why no fix was planned.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum FixError {
+    /// Inspection found nothing to fix.
+    #[error("nothing to fix: {}", Joined(.reasons))]
+    NothingToFix {
+        /// Why (what inspection concluded).
+        reasons: Vec<Reason>,
+    },
+    /// The fix is refused: something kaifuku does not or will not do, or that needs the user
+    /// first.
+    #[error("refused: {refusal}")]
+    Refused {
+        /// Why.
+        refusal: FixRefusal,
+    },
+    /// Planning or verifying the fix failed (damage, a failed read, a plan that does not verify).
+    #[error("{failure}")]
+    Failed {
+        /// Why.
+        failure: FixFailure,
+    },
+}
+
+/// Why a fix is refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum FixRefusal {
+    /// Inspection refused the image (nothing matched where it could look).
+    Inspect {
+        /// What inspection concluded.
+        reasons: Vec<Reason>,
+    },
+    /// A volume with matches is blocked (hibernation, quota tracking, an unclean journal without
+    /// consent).
+    Blocked {
+        /// Which volume.
+        volume: VolumeName,
+        /// What blocks it.
+        blocker: Blocker,
+    },
+    /// The NTFS layer refused or does not support the edit.
+    Ntfs {
+        /// Which volume.
+        volume: VolumeName,
+        /// The file being deleted, when the refusal concerns one.
+        file: Option<String>,
+        /// What it said.
+        error: NtfsProblem,
+    },
+}
+
+impl fmt::Display for FixRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FixRefusal::Inspect { reasons } => write!(f, "{}", Joined(reasons)),
+            // A refusal says what to do now, more directly than the blocker listed by inspect.
+            FixRefusal::Blocked { volume, blocker } => match blocker {
+                Blocker::Hibernated => write!(
+                    f,
+                    "{volume}: Windows is hibernated; resuming would overwrite any offline edit. Boot Windows and shut it down fully (or remove the hibernation file in Windows), then try again"
+                ),
+                Blocker::JournalNotClean { state } => write!(
+                    f,
+                    "{volume}: the NTFS journal is not clean ({}), as after a crash. Windows would replay it over an offline edit. \
+                     Re-run with --discard-journal to reset the journal and mark the volume dirty so Windows runs chkdsk at the next boot \
+                     (the last moments before the crash may be lost; chkdsk repairs what they left half-done)",
+                    state.describe()
+                ),
+                Blocker::BitLocker | Blocker::QuotaTracking => write!(f, "{volume}: {blocker}"),
+            },
+            FixRefusal::Ntfs {
+                volume,
+                file: Some(file),
+                error,
+            } => write!(f, "{volume}: {file}: {error}"),
+            FixRefusal::Ntfs {
+                volume,
+                file: None,
+                error,
+            } => write!(f, "{volume}: {error}"),
+        }
+    }
+}
+
+/// A structure the fix's own verification checks on the patched volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum Checked {
+    /// The MFT records the fix changed.
+    ChangedRecords,
+    /// `$MFT:$BITMAP`, for the freed records.
+    MftBitmap,
+    /// `$Bitmap`, for the freed clusters.
+    Bitmap,
+    /// The index of a directory the fix edited.
+    EditedDirectory,
+}
+
+impl Checked {
+    /// Short words for "checking … failed".
+    fn short(self) -> &'static str {
+        match self {
+            Checked::ChangedRecords => "records",
+            Checked::MftBitmap => "$MFT:$BITMAP",
+            Checked::Bitmap => "$Bitmap",
+            Checked::EditedDirectory => "the directory",
+        }
+    }
+}
+
+impl fmt::Display for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Checked::ChangedRecords => "the changed MFT records",
+            Checked::MftBitmap => "$MFT:$BITMAP",
+            Checked::Bitmap => "$Bitmap",
+            Checked::EditedDirectory => "the edited directory index",
+        })
+    }
+}
+
+/// Why planning or verifying a fix failed. Nothing was written in any case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum FixFailure {
+    /// Inspection found damage or could not read the image.
+    Inspect {
+        /// What inspection concluded.
+        reasons: Vec<Reason>,
+    },
+    /// The volume's partition overlaps another: a write could change the other one.
+    PartitionsOverlap {
+        /// Which volume.
+        volume: VolumeName,
+        /// The overlap, as the partition reader reports it.
+        notice: NoticeKind,
+    },
+    /// The NTFS layer failed while editing (damage, a failed read).
+    Ntfs {
+        /// Which volume.
+        volume: VolumeName,
+        /// The file being deleted, when the failure concerns one.
+        file: Option<String>,
+        /// What it said.
+        error: NtfsProblem,
+    },
+    /// The directory inspect found the matches in is gone when the edit looks it up.
+    DirectoryVanished {
+        /// Which volume.
+        volume: VolumeName,
+        /// The directory.
+        directory: String,
+    },
+    /// Records the fix must write through (`$MFT`, `$Bitmap`, the directory, ...) do not check
+    /// clean before the edit.
+    WriteTargetsDamaged {
+        /// Which volume.
+        volume: VolumeName,
+        /// The first problems the checker found.
+        problems: Vec<Problem>,
+    },
+    /// The patched volume does not open again.
+    PatchedVolumeDoesNotOpen {
+        /// Which volume.
+        volume: VolumeName,
+        /// What the NTFS layer said.
+        error: NtfsProblem,
+    },
+    /// The rule cannot be run again on the patched volume.
+    PatchedVolumeUnreadable {
+        /// Which volume.
+        volume: VolumeName,
+        /// What the NTFS layer said.
+        error: NtfsProblem,
+    },
+    /// A check of the patched volume could not run.
+    CheckFailed {
+        /// Which volume.
+        volume: VolumeName,
+        /// What was being checked.
+        checked: Checked,
+        /// What the NTFS layer said.
+        error: NtfsProblem,
+    },
+    /// A check of the patched volume found problems.
+    CheckFoundProblems {
+        /// Which volume.
+        volume: VolumeName,
+        /// What was checked.
+        checked: Checked,
+        /// The first problems found.
+        problems: Vec<Problem>,
+    },
+    /// The rule still finds files on the patched image.
+    StillMatches {
+        /// How many.
+        count: usize,
+    },
+    /// A change overlaps the journal reset: the plan is inconsistent.
+    PatchOverlapsJournalReset {
+        /// The structure the change belongs to.
+        label: String,
+    },
+    /// Reading the image failed while the changes were compared with it.
+    ReadFailed {
+        /// The read error.
+        detail: String,
+    },
+    /// The changes cannot be mapped into writes of the image file.
+    OutputNotMappable {
+        /// Why.
+        problem: ContainerProblem,
+    },
+    /// Something that cannot happen did (a bug): a volume's range no longer fits the disk.
+    Internal {
+        /// What.
+        detail: String,
+    },
+}
+
+impl fmt::Display for FixFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FixFailure::Inspect { reasons } => write!(f, "{}", Joined(reasons)),
+            FixFailure::PartitionsOverlap { volume, notice } => write!(
+                f,
+                "{volume}: {notice} Nothing was written: fix the partition table first (for example with the hypervisor's disk tools, or testdisk)"
+            ),
+            FixFailure::Ntfs {
+                volume,
+                file: Some(file),
+                error,
+            } => write!(f, "{volume}: {file}: {error}"),
+            FixFailure::Ntfs {
+                volume,
+                file: None,
+                error,
+            } => write!(f, "{volume}: {error}"),
+            FixFailure::DirectoryVanished { volume, directory } => {
+                write!(f, "{volume}: {directory} vanished")
+            }
+            FixFailure::WriteTargetsDamaged { volume, problems } => write!(
+                f,
+                "{volume}: structures the fix must write are damaged ({}); nothing was written. Run chkdsk on the volume in Windows or Windows Recovery, then try again",
+                ProblemMessages(problems)
+            ),
+            FixFailure::PatchedVolumeDoesNotOpen { volume, error } => {
+                write!(f, "{volume}: the patched volume does not open: {error}")
+            }
+            FixFailure::PatchedVolumeUnreadable { volume, error } => {
+                write!(f, "{volume}: re-reading the patched volume failed: {error}")
+            }
+            FixFailure::CheckFailed {
+                volume,
+                checked,
+                error,
+            } => write!(f, "{volume}: checking {} failed: {error}", checked.short()),
+            FixFailure::CheckFoundProblems {
+                volume,
+                checked,
+                problems,
+            } => write!(
+                f,
+                "verification failed on {checked} of {volume}; nothing was written. Problems: {}",
+                ProblemMessages(problems)
+            ),
+            FixFailure::StillMatches { count } => write!(
+                f,
+                "verification failed: the patched image still has {count} matching file(s); nothing was written"
+            ),
+            FixFailure::PatchOverlapsJournalReset { label } => write!(
+                f,
+                "{label} overlaps the journal reset; refusing an inconsistent plan"
+            ),
+            FixFailure::ReadFailed { detail } | FixFailure::Internal { detail } => {
+                f.write_str(detail)
+            }
+            FixFailure::OutputNotMappable { problem } => {
+                write!(f, "cannot map the changes into the image file: {problem}")
+            }
+        }
+    }
+}
+
+/// What the plan's own verification confirmed on the patched view, before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum PlanCheck {
+    /// The ownership proof: a scan of `$MFT` showed every freed or written cluster range belongs
+    /// to its own structure alone.
+    OwnershipProven {
+        /// Which volume.
+        volume: VolumeName,
+        /// In-use MFT records scanned.
+        records_scanned: u64,
+        /// Bytes of `$MFT` read.
+        bytes_read: u64,
+        /// Cluster ranges proven.
+        claims_proven: u64,
+    },
+    /// The rule, run again on the patched volume, finds this many files (0).
+    RuleFindsAfterFix {
+        /// Which volume.
+        volume: VolumeName,
+        /// How many files.
+        count: usize,
+    },
+    /// The invariant checker passes on everything the edit touched.
+    InvariantsPass {
+        /// Which volume.
+        volume: VolumeName,
+        /// MFT records checked.
+        records: usize,
+        /// Freed cluster runs checked in `$Bitmap`.
+        freed_runs: usize,
+        /// Directory indexes checked.
+        directories: usize,
+    },
+}
+
+impl fmt::Display for PlanCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanCheck::OwnershipProven {
+                volume,
+                records_scanned,
+                bytes_read,
+                claims_proven,
+            } => write!(
+                f,
+                "{volume}: {records_scanned} in-use MFT record(s) scanned ({} of $MFT): the {claims_proven} cluster range(s) freed or written belong to their own structures alone",
+                crate::human::size(*bytes_read)
+            ),
+            PlanCheck::RuleFindsAfterFix { volume, count } => {
+                write!(f, "{volume}: the rule finds {count} file(s) after the fix")
+            }
+            PlanCheck::InvariantsPass {
+                volume,
+                records,
+                freed_runs,
+                directories,
+            } => write!(
+                f,
+                "{volume}: invariant checks pass on {records} MFT record(s), their $MFT:$BITMAP bits, {freed_runs} freed cluster run(s) and {directories} directory index(es)"
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verifying a written output
+
+/// One thing the verification of a written output confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum OutputCheck {
+    /// The container opens again with the same format and virtual size.
+    ContainerSame {
+        /// The container format.
+        format: Format,
+        /// The virtual disk's size in bytes.
+        virtual_size: u64,
+    },
+    /// The rule finds this many files on the volume (always 0 when verification passes).
+    RuleFinds {
+        /// Index of the volume in the inspect report.
+        volume: usize,
+        /// How many files.
+        count: usize,
+    },
+    /// The deleted file's MFT record is marked free.
+    RecordFree {
+        /// Index of the volume in the inspect report.
+        volume: usize,
+        /// The record.
+        record: u64,
+    },
+    /// The journal reads as clean and the dirty flag is set (chkdsk at the next boot).
+    JournalReset {
+        /// Index of the volume in the inspect report.
+        volume: usize,
+    },
+    /// The invariant checker found nothing on the changed records and the directory.
+    Invariants {
+        /// Index of the volume in the inspect report.
+        volume: usize,
+    },
+}
+
+impl fmt::Display for OutputCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputCheck::ContainerSame {
+                format,
+                virtual_size,
+            } => write!(
+                f,
+                "the output opens as the same {format} of {virtual_size} bytes"
+            ),
+            OutputCheck::RuleFinds { count, .. } => {
+                write!(f, "the rule finds {count} file(s) in the output")
+            }
+            OutputCheck::RecordFree { record, .. } => {
+                write!(f, "MFT record {record} is free in the output")
+            }
+            OutputCheck::JournalReset { .. } => write!(
+                f,
+                "the journal is reset and the volume marked for chkdsk in the output"
+            ),
+            OutputCheck::Invariants { .. } => write!(
+                f,
+                "the invariant checker finds nothing wrong with the changed records and directory in the output"
+            ),
+        }
+    }
+}
+
+/// Why an output did not verify (nothing about it can be trusted).
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("the output does not verify: {0}")]
+pub struct VerifyError(pub VerifyFailure);
+
+/// What is wrong with a written output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum VerifyFailure {
+    /// Nothing was planned, so there is nothing to verify against.
+    NothingPlanned,
+    /// The output does not open as a disk image.
+    ContainerDoesNotOpen {
+        /// Why.
+        problem: ContainerProblem,
+    },
+    /// The original image had no readable container (there cannot be a plan for it).
+    NoOriginalContainer,
+    /// The output opens as another format or size than the original.
+    ContainerDiffers {
+        /// The output's format.
+        format: Format,
+        /// The output's virtual size.
+        virtual_size: u64,
+        /// The original's format.
+        original_format: Format,
+        /// The original's virtual size.
+        original_virtual_size: u64,
+    },
+    /// A fixed volume is not found at its place in the output.
+    VolumeGone {
+        /// Which volume.
+        volume: VolumeName,
+    },
+    /// A fixed volume cannot be examined in the output.
+    VolumeUnreadable {
+        /// Which volume.
+        volume: VolumeName,
+        /// Why.
+        problem: VolumeProblem,
+    },
+    /// The NTFS layer failed on a fixed volume of the output.
+    Ntfs {
+        /// Which volume.
+        volume: VolumeName,
+        /// What it said.
+        error: NtfsProblem,
+    },
+    /// A record the fix freed is still in use in the output.
+    RecordInUse {
+        /// Which volume.
+        volume: VolumeName,
+        /// The record.
+        record: u64,
+    },
+    /// The invariant checker finds problems in the output.
+    CheckerProblems {
+        /// Which volume.
+        volume: VolumeName,
+        /// The first problems found.
+        problems: Vec<Problem>,
+    },
+    /// A volume whose journal was reset is no NTFS volume in the output.
+    NotNtfs {
+        /// Which volume.
+        volume: VolumeName,
+    },
+    /// After the journal reset the journal is not clean or the dirty flag is not set.
+    JournalNotReset {
+        /// Which volume.
+        volume: VolumeName,
+        /// The journal's state in the output.
+        state: LogState,
+        /// Whether the dirty flag is set in the output.
+        dirty: bool,
+    },
+    /// The rule still finds files in the output, or the output cannot be inspected.
+    StillMatches {
+        /// How many files.
+        count: usize,
+        /// What inspecting the output concluded.
+        reasons: Vec<Reason>,
+    },
+    /// Something that cannot happen did (a bug): a volume's range no longer fits the disk.
+    Internal {
+        /// What.
+        detail: String,
+    },
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyFailure::NothingPlanned => f.write_str("nothing was planned"),
+            VerifyFailure::ContainerDoesNotOpen { problem } => write!(f, "{problem}"),
+            VerifyFailure::NoOriginalContainer => {
+                f.write_str("the original image had no readable container")
+            }
+            VerifyFailure::ContainerDiffers {
+                format,
+                virtual_size,
+                original_format,
+                original_virtual_size,
+            } => write!(
+                f,
+                "it opens as {format} of {virtual_size} bytes, the original as {original_format} of {original_virtual_size} bytes"
+            ),
+            VerifyFailure::VolumeGone { volume } => write!(f, "{volume} is gone"),
+            VerifyFailure::VolumeUnreadable { volume, problem } => {
+                write!(f, "{volume}: {problem}")
+            }
+            VerifyFailure::Ntfs { volume, error } => write!(f, "{volume}: {error}"),
+            VerifyFailure::RecordInUse { volume, record } => {
+                write!(f, "{volume}: MFT record {record} is still in use")
+            }
+            VerifyFailure::CheckerProblems { volume, problems } => write!(
+                f,
+                "{volume}: the NTFS checker finds problems: {}",
+                ProblemMessages(problems)
+            ),
+            VerifyFailure::NotNtfs { volume } => write!(f, "{volume}: not NTFS any more"),
+            VerifyFailure::JournalNotReset {
+                volume,
+                state,
+                dirty,
+            } => write!(
+                f,
+                "{volume}: after the journal reset the journal is {} and the dirty flag is {}",
+                state.describe(),
+                if *dirty { "set" } else { "clear" }
+            ),
+            VerifyFailure::StillMatches { count, reasons } => write!(
+                f,
+                "the rule still finds {count} file(s) ({})",
+                Joined(reasons)
+            ),
+            VerifyFailure::Internal { detail } => f.write_str(detail),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Undo files
+
+/// Why bytes are not a usable undo file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum UndoError {
+    /// Shorter than the signature.
+    #[error("too short to be a kaifuku undo file")]
+    TooShort,
+    /// Not a kaifuku undo file.
+    #[error("not a kaifuku undo file (wrong signature)")]
+    WrongSignature,
+    /// A format version without a checksum, which cannot be verified.
+    #[error("an undo file of format version {version}, written by an earlier kaifuku: that format has no checksum, so its contents cannot be verified and it is refused. Restore with the kaifuku release that wrote it, or start again from a copy of the original image")]
+    OldVersion {
+        /// The version found.
+        version: u8,
+    },
+    /// A newer format version than this kaifuku reads.
+    #[error("an undo file of format version {version}, newer than this kaifuku reads (version {}); use the kaifuku release that wrote it", crate::undo::VERSION)]
+    NewerVersion {
+        /// The version found.
+        version: u8,
+    },
+    /// The whole-file checksum does not match: damaged or incomplete.
+    #[error("the undo file is damaged or incomplete: its checksum does not match its contents (was it copied completely?). Nothing can be restored from it safely")]
+    Checksum,
+    /// The checksum matches but the contents contradict themselves.
+    #[error("the undo file is inconsistent: {what}")]
+    Inconsistent {
+        /// What is inconsistent.
+        what: UndoInconsistency,
+    },
+    /// The undo file could not be read.
+    #[error("reading the undo file: {detail}")]
+    Read {
+        /// The read error.
+        detail: String,
+    },
+}
+
+/// How an undo file contradicts itself, or how a fix's writes could not make one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum UndoInconsistency {
+    /// A planned write overlaps another or leaves the image file.
+    WriteOutsideImage {
+        /// The write's length.
+        len: u64,
+        /// Its file offset.
+        offset: u64,
+        /// The image file's size.
+        file_size: u64,
+    },
+    /// The container kind code is not one kaifuku writes.
+    UnknownContainerKind {
+        /// The code found.
+        kind: u64,
+    },
+    /// A range overlaps or precedes the one before (ranges are stored in order).
+    RangeOutOfOrder {
+        /// The range's image offset.
+        offset: u64,
+    },
+    /// A range leaves the image the file was made for.
+    RangeOutsideImage {
+        /// The range's image offset.
+        offset: u64,
+        /// The image file's size.
+        file_size: u64,
+    },
+    /// Bytes follow the last entry.
+    TrailingBytes {
+        /// How many.
+        count: u64,
+    },
+    /// The original bytes do not match their stored hash.
+    OriginalsHash,
+    /// The entries run past the end of the file.
+    EntriesDoNotFit,
+}
+
+impl fmt::Display for UndoInconsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UndoInconsistency::WriteOutsideImage {
+                len,
+                offset,
+                file_size,
+            } => write!(
+                f,
+                "a write of {len} bytes at file offset {offset} overlaps another or leaves the {file_size}-byte image"
+            ),
+            UndoInconsistency::UnknownContainerKind { kind } => {
+                write!(f, "unknown container kind {kind}")
+            }
+            UndoInconsistency::RangeOutOfOrder { offset } => write!(
+                f,
+                "the range at image offset {offset} overlaps or precedes the one before"
+            ),
+            UndoInconsistency::RangeOutsideImage { offset, file_size } => write!(
+                f,
+                "the range at image offset {offset} leaves the {file_size}-byte image"
+            ),
+            UndoInconsistency::TrailingBytes { count } => {
+                write!(f, "{count} bytes after the last entry")
+            }
+            UndoInconsistency::OriginalsHash => {
+                f.write_str("the original bytes do not match their hash")
+            }
+            UndoInconsistency::EntriesDoNotFit => f.write_str("the entries do not fit the file"),
+        }
+    }
+}
+
+/// Why an image is not the one an undo file was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(remote = "Self", tag = "code", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum IdentityMismatch {
+    /// The image file has another size.
+    FileSize {
+        /// The image's size.
+        image: u64,
+        /// The size the undo file was made for.
+        undo: u64,
+    },
+    /// The image is another container kind.
+    Kind {
+        /// The image's kind.
+        image: Format,
+        /// The kind the undo file was made for.
+        undo: Format,
+    },
+    /// The image's virtual disk has another size.
+    VirtualSize {
+        /// The image's virtual size.
+        image: u64,
+        /// The virtual size the undo file was made for.
+        undo: u64,
+    },
+}
+
+impl fmt::Display for IdentityMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityMismatch::FileSize { image, undo } => write!(
+                f,
+                "the image is {image} bytes but the undo file was made for a {undo}-byte image"
+            ),
+            IdentityMismatch::Kind { image, undo } => write!(
+                f,
+                "the image is a {image} image but the undo file was made for a {undo} image"
+            ),
+            IdentityMismatch::VirtualSize { image, undo } => write!(
+                f,
+                "the image holds a {image}-byte virtual disk but the undo file was made for a {undo}-byte one"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        Blocker, BlockerDiscriminants, CheckOutcome, CheckOutcomeDiscriminants, Checked,
+        CheckedDiscriminants, ContainerProblem, ContainerProblemDiscriminants, FixError,
+        FixErrorDiscriminants, FixFailure, FixFailureDiscriminants, FixRefusal,
+        FixRefusalDiscriminants, IdentityMismatch, IdentityMismatchDiscriminants, NtfsProblem,
+        NtfsProblemDiscriminants, Outcome, OutcomeDiscriminants, OutputCheck,
+        OutputCheckDiscriminants, PartitionProblem, PartitionProblemDiscriminants, PlanCheck,
+        PlanCheckDiscriminants, Reason, ReasonDiscriminants, RuleNotice, RuleNoticeDiscriminants,
+        UndoError, UndoErrorDiscriminants, UndoInconsistency, UndoInconsistencyDiscriminants,
+        VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
+        VolumeProblemDiscriminants,
+    };
+    use kaifuku_container::{Format, OtherFormat};
+    use kaifuku_ntfs::check::{Problem, ProblemKind};
+    use kaifuku_ntfs::{
+        BootSectorFault, Damage, Location, LogState, NodeId, Refusal, Structure, Unsupported,
+    };
+    use kaifuku_partition::NoticeKind;
+    use serde::Serialize;
+    use serde_json::Value;
+    use std::fmt::Display;
+    use strum::IntoEnumIterator;
+
+    const DOC: &str = include_str!("../../../docs/report-codes.md");
+
+    fn windows() -> VolumeName {
+        VolumeName {
+            partition: Some(3),
+            label: Some("Windows".into()),
+        }
+    }
+
+    fn problem() -> Problem {
+        Problem {
+            kind: ProblemKind::RecordHeader,
+            record: Some(64),
+            message: "record 64: bad signature".into(),
+        }
+    }
+
+    fn ntfs() -> NtfsProblem {
+        NtfsProblem::Damaged {
+            damage: Damage::new(
+                Structure::FileRecord,
+                Some(Location::MftRecord { record: 5 }),
+                "record 5: bad signature",
+            ),
+        }
+    }
+
+    fn overlap() -> NoticeKind {
+        NoticeKind::PartitionsOverlap {
+            a: 2,
+            b: 3,
+            a_start: 1 << 20,
+            a_end: 3 << 20,
+            b_start: 2 << 20,
+            b_end: 4 << 20,
+        }
+    }
+
+    fn outcomes() -> Vec<Outcome> {
+        vec![
+            Outcome::Matches,
+            Outcome::NothingToFix,
+            Outcome::Refused,
+            Outcome::Error,
+        ]
+    }
+
+    fn check_outcomes() -> Vec<CheckOutcome> {
+        vec![
+            CheckOutcome::Clean,
+            CheckOutcome::Problems,
+            CheckOutcome::Refused,
+            CheckOutcome::Error,
+        ]
+    }
+
+    fn reasons() -> Vec<Reason> {
+        vec![
+            Reason::Matches {
+                count: 2,
+                rule: "CrowdStrike channel file 291 (2024-07-19)".into(),
+            },
+            Reason::Container {
+                problem: ContainerProblem::DifferencingVhd,
+            },
+            Reason::Partitions {
+                problem: PartitionProblem::NoTable,
+            },
+            Reason::Volume {
+                volume: windows(),
+                problem: VolumeProblem::WindowsPartitionUnreadable,
+            },
+            Reason::PartitionTableDamaged { notice: overlap() },
+            Reason::DamagedBareNtfs {
+                oem_id_damaged: true,
+                backup_intact: false,
+            },
+            Reason::NoWindowsVolume,
+            Reason::DirectoryMissing {
+                volume: windows(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+            },
+            Reason::NoMatch {
+                volume: windows(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                pattern: "C-00000291*.sys".into(),
+            },
+            Reason::VolumeHasProblems {
+                volume: VolumeName::place(Some(3)),
+                count: 2,
+            },
+            Reason::NoNtfsVolume,
+            Reason::CheckedClean { volumes: 1 },
+        ]
+    }
+
+    fn volume_problems() -> Vec<VolumeProblem> {
+        vec![
+            VolumeProblem::OutsideDisk {
+                partition: Some(2),
+                detail: "range 0+10 lies outside the 5-byte space it was cut from".into(),
+            },
+            VolumeProblem::WindowsPartitionUnreadable,
+            VolumeProblem::WindowsBootSectorUnreadable {
+                oem_id: Some("MSDOS5.0".into()),
+                backup_intact: true,
+            },
+            VolumeProblem::Ntfs { error: ntfs() },
+        ]
+    }
+
+    fn ntfs_problems() -> Vec<NtfsProblem> {
+        vec![
+            NtfsProblem::NotNtfs,
+            NtfsProblem::BitLocker,
+            NtfsProblem::BadBootSector {
+                fault: BootSectorFault::ZeroSectorsPerCluster,
+            },
+            ntfs(),
+            NtfsProblem::Unsupported {
+                unsupported: Unsupported::IndexSplit {
+                    node: NodeId::Root,
+                    needed: 600,
+                    available: 480,
+                },
+            },
+            NtfsProblem::Refused {
+                refusal: Refusal::SystemFile {
+                    name: "$MFT".into(),
+                    record: 0,
+                },
+            },
+            NtfsProblem::ReadFailed {
+                what: "reading an MFT record".into(),
+                detail: "failed to fill whole buffer".into(),
+            },
+            NtfsProblem::ReaderFailed {
+                detail: "bad attribute".into(),
+            },
+        ]
+    }
+
+    fn container_problems() -> Vec<ContainerProblem> {
+        vec![
+            ContainerProblem::UnsupportedFormat {
+                format: OtherFormat::Vhdx,
+                qemu_name: "vhdx".into(),
+            },
+            ContainerProblem::DifferencingVhd,
+            ContainerProblem::PatchInUnallocatedBlock {
+                offset: 1 << 30,
+                block: 512,
+            },
+            ContainerProblem::ReadFailed {
+                detail: "could not read the VHD footer at file offset 0: gone".into(),
+            },
+            ContainerProblem::Damaged {
+                detail: "VHD footer checksum mismatch".into(),
+            },
+        ]
+    }
+
+    fn partition_problems() -> Vec<PartitionProblem> {
+        vec![
+            PartitionProblem::TooSmall { size: 100 },
+            PartitionProblem::NoTable,
+            PartitionProblem::ReadFailed {
+                detail: "could not read the first sector".into(),
+            },
+            PartitionProblem::Unsupported {
+                detail: "a GPT layout".into(),
+            },
+            PartitionProblem::Damaged {
+                detail: "the GPT partition table is damaged".into(),
+            },
+        ]
+    }
+
+    fn blockers() -> Vec<Blocker> {
+        vec![
+            Blocker::BitLocker,
+            Blocker::JournalNotClean {
+                state: LogState::Unclean,
+            },
+            Blocker::Hibernated,
+            Blocker::QuotaTracking,
+        ]
+    }
+
+    fn notices() -> Vec<RuleNotice> {
+        vec![
+            RuleNotice::DirectorySkipped {
+                path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-dir.sys".into(),
+            },
+            RuleNotice::LinkFollowed {
+                link: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                target: "\\CS-real".into(),
+            },
+        ]
+    }
+
+    fn fix_refusals() -> Vec<FixRefusal> {
+        vec![
+            FixRefusal::Inspect {
+                reasons: vec![Reason::Volume {
+                    volume: windows(),
+                    problem: VolumeProblem::Ntfs {
+                        error: NtfsProblem::BitLocker,
+                    },
+                }],
+            },
+            FixRefusal::Blocked {
+                volume: windows(),
+                blocker: Blocker::Hibernated,
+            },
+            FixRefusal::Ntfs {
+                volume: windows(),
+                file: Some("\\$MFT".into()),
+                error: NtfsProblem::Refused {
+                    refusal: Refusal::AmbiguousDosName {
+                        name: "C-00000291-00000000-00000032.sys".into(),
+                        record: 64,
+                    },
+                },
+            },
+        ]
+    }
+
+    fn fix_failures() -> Vec<FixFailure> {
+        vec![
+            FixFailure::Inspect {
+                reasons: vec![Reason::NoNtfsVolume],
+            },
+            FixFailure::PartitionsOverlap {
+                volume: windows(),
+                notice: overlap(),
+            },
+            FixFailure::Ntfs {
+                volume: windows(),
+                file: None,
+                error: ntfs(),
+            },
+            FixFailure::DirectoryVanished {
+                volume: windows(),
+                directory: "\\Windows".into(),
+            },
+            FixFailure::WriteTargetsDamaged {
+                volume: windows(),
+                problems: vec![problem()],
+            },
+            FixFailure::PatchedVolumeDoesNotOpen {
+                volume: windows(),
+                error: ntfs(),
+            },
+            FixFailure::PatchedVolumeUnreadable {
+                volume: windows(),
+                error: ntfs(),
+            },
+            FixFailure::CheckFailed {
+                volume: windows(),
+                checked: Checked::Bitmap,
+                error: ntfs(),
+            },
+            FixFailure::CheckFoundProblems {
+                volume: windows(),
+                checked: Checked::EditedDirectory,
+                problems: vec![problem()],
+            },
+            FixFailure::StillMatches { count: 1 },
+            FixFailure::PatchOverlapsJournalReset {
+                label: "$MFT record 0".into(),
+            },
+            FixFailure::ReadFailed {
+                detail: "failed to fill whole buffer".into(),
+            },
+            FixFailure::OutputNotMappable {
+                problem: ContainerProblem::PatchInUnallocatedBlock {
+                    offset: 4096,
+                    block: 0,
+                },
+            },
+            FixFailure::Internal {
+                detail: "range outside".into(),
+            },
+        ]
+    }
+
+    fn fix_errors() -> Vec<FixError> {
+        vec![
+            FixError::NothingToFix {
+                reasons: vec![Reason::NoWindowsVolume],
+            },
+            FixError::Refused {
+                refusal: fix_refusals().remove(1),
+            },
+            FixError::Failed {
+                failure: FixFailure::StillMatches { count: 1 },
+            },
+        ]
+    }
+
+    fn checked() -> Vec<Checked> {
+        vec![
+            Checked::ChangedRecords,
+            Checked::MftBitmap,
+            Checked::Bitmap,
+            Checked::EditedDirectory,
+        ]
+    }
+
+    fn plan_checks() -> Vec<PlanCheck> {
+        vec![
+            PlanCheck::OwnershipProven {
+                volume: windows(),
+                records_scanned: 1200,
+                bytes_read: 5 << 20,
+                claims_proven: 9,
+            },
+            PlanCheck::RuleFindsAfterFix {
+                volume: windows(),
+                count: 0,
+            },
+            PlanCheck::InvariantsPass {
+                volume: windows(),
+                records: 2,
+                freed_runs: 3,
+                directories: 1,
+            },
+        ]
+    }
+
+    fn output_checks() -> Vec<OutputCheck> {
+        vec![
+            OutputCheck::ContainerSame {
+                format: Format::VhdDynamic,
+                virtual_size: 1 << 30,
+            },
+            OutputCheck::RuleFinds {
+                volume: 1,
+                count: 0,
+            },
+            OutputCheck::RecordFree {
+                volume: 1,
+                record: 64,
+            },
+            OutputCheck::JournalReset { volume: 1 },
+            OutputCheck::Invariants { volume: 1 },
+        ]
+    }
+
+    fn verify_failures() -> Vec<VerifyFailure> {
+        vec![
+            VerifyFailure::NothingPlanned,
+            VerifyFailure::ContainerDoesNotOpen {
+                problem: ContainerProblem::Damaged {
+                    detail: "VHD footer checksum mismatch".into(),
+                },
+            },
+            VerifyFailure::NoOriginalContainer,
+            VerifyFailure::ContainerDiffers {
+                format: Format::Raw,
+                virtual_size: 100,
+                original_format: Format::VhdFixed,
+                original_virtual_size: 100,
+            },
+            VerifyFailure::VolumeGone { volume: windows() },
+            VerifyFailure::VolumeUnreadable {
+                volume: windows(),
+                problem: VolumeProblem::WindowsPartitionUnreadable,
+            },
+            VerifyFailure::Ntfs {
+                volume: windows(),
+                error: ntfs(),
+            },
+            VerifyFailure::RecordInUse {
+                volume: windows(),
+                record: 64,
+            },
+            VerifyFailure::CheckerProblems {
+                volume: windows(),
+                problems: vec![problem()],
+            },
+            VerifyFailure::NotNtfs { volume: windows() },
+            VerifyFailure::JournalNotReset {
+                volume: windows(),
+                state: LogState::V2,
+                dirty: false,
+            },
+            VerifyFailure::StillMatches {
+                count: 1,
+                reasons: vec![Reason::NoWindowsVolume],
+            },
+            VerifyFailure::Internal {
+                detail: "range outside".into(),
+            },
+        ]
+    }
+
+    fn undo_errors() -> Vec<UndoError> {
+        vec![
+            UndoError::TooShort,
+            UndoError::WrongSignature,
+            UndoError::OldVersion { version: 1 },
+            UndoError::NewerVersion { version: 3 },
+            UndoError::Checksum,
+            UndoError::Inconsistent {
+                what: UndoInconsistency::OriginalsHash,
+            },
+            UndoError::Read {
+                detail: "Input/output error (os error 5)".into(),
+            },
+        ]
+    }
+
+    fn undo_inconsistencies() -> Vec<UndoInconsistency> {
+        vec![
+            UndoInconsistency::WriteOutsideImage {
+                len: 10,
+                offset: 95,
+                file_size: 100,
+            },
+            UndoInconsistency::UnknownContainerKind { kind: 9 },
+            UndoInconsistency::RangeOutOfOrder { offset: 10 },
+            UndoInconsistency::RangeOutsideImage {
+                offset: 95,
+                file_size: 100,
+            },
+            UndoInconsistency::TrailingBytes { count: 3 },
+            UndoInconsistency::OriginalsHash,
+            UndoInconsistency::EntriesDoNotFit,
+        ]
+    }
+
+    fn identity_mismatches() -> Vec<IdentityMismatch> {
+        vec![
+            IdentityMismatch::FileSize {
+                image: 4097,
+                undo: 4096,
+            },
+            IdentityMismatch::Kind {
+                image: Format::Raw,
+                undo: Format::VhdFixed,
+            },
+            IdentityMismatch::VirtualSize {
+                image: 1 << 20,
+                undo: 2 << 20,
+            },
+        ]
+    }
+
+    /// The section of the document about `name` (from its `## `name`` heading to the next).
+    fn section(name: &str) -> &'static str {
+        let heading = format!("\n## `{name}`");
+        let start = DOC
+            .find(&heading)
+            .unwrap_or_else(|| panic!("docs/report-codes.md has no section {heading:?}"));
+        let rest = &DOC[start + heading.len()..];
+        &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+    }
+
+    /// The codes a section's tables list (the first cell of each row).
+    fn listed_codes(section: &str) -> Vec<String> {
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every variant of `T` has an example (`D` lists the variants), and every example's code is
+    /// documented in `T`'s section, which lists no other code. Returns the examples' JSON.
+    fn documented<T, D>(name: &str, examples: Vec<T>) -> Vec<Value>
+    where
+        T: Serialize + Display,
+        D: IntoEnumIterator + PartialEq + std::fmt::Debug + for<'a> From<&'a T>,
+    {
+        let kinds: Vec<D> = examples.iter().map(D::from).collect();
+        for d in D::iter() {
+            assert!(kinds.contains(&d), "{name}: no example of {d:?}");
+        }
+        let sec = section(name);
+        let listed = listed_codes(sec);
+        let mut codes = Vec::new();
+        let values: Vec<Value> = examples
+            .iter()
+            .map(|e| {
+                let v = serde_json::to_value(e).expect("serialises");
+                let code = match &v {
+                    Value::String(s) => s.clone(),
+                    Value::Object(m) => {
+                        assert_eq!(
+                            m.get("message"),
+                            Some(&Value::String(e.to_string())),
+                            "{name}: the JSON carries the English sentence: {v}"
+                        );
+                        m["code"].as_str().expect("code is a string").to_string()
+                    }
+                    other => panic!("{name}: unexpected JSON {other}"),
+                };
+                assert!(
+                    listed.contains(&code),
+                    "{name}: code `{code}` is not documented in docs/report-codes.md"
+                );
+                codes.push(code);
+                v
+            })
+            .collect();
+        for l in &listed {
+            assert!(
+                codes.contains(l),
+                "{name}: docs/report-codes.md lists `{l}`, which is no code of it"
+            );
+        }
+        values
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        documented::<_, OutcomeDiscriminants>("Outcome", outcomes());
+        documented::<_, CheckOutcomeDiscriminants>("CheckOutcome", check_outcomes());
+        documented::<_, ReasonDiscriminants>("Reason", reasons());
+        documented::<_, VolumeProblemDiscriminants>("VolumeProblem", volume_problems());
+        documented::<_, NtfsProblemDiscriminants>("NtfsProblem", ntfs_problems());
+        documented::<_, ContainerProblemDiscriminants>("ContainerProblem", container_problems());
+        documented::<_, PartitionProblemDiscriminants>("PartitionProblem", partition_problems());
+        documented::<_, BlockerDiscriminants>("Blocker", blockers());
+        documented::<_, RuleNoticeDiscriminants>("RuleNotice", notices());
+        documented::<_, FixErrorDiscriminants>("FixError", fix_errors());
+        documented::<_, FixRefusalDiscriminants>("FixRefusal", fix_refusals());
+        documented::<_, FixFailureDiscriminants>("FixFailure", fix_failures());
+        documented::<_, CheckedDiscriminants>("Checked", checked());
+        documented::<_, PlanCheckDiscriminants>("PlanCheck", plan_checks());
+        documented::<_, OutputCheckDiscriminants>("OutputCheck", output_checks());
+        documented::<_, VerifyFailureDiscriminants>("VerifyFailure", verify_failures());
+        documented::<_, UndoErrorDiscriminants>("UndoError", undo_errors());
+        documented::<_, UndoInconsistencyDiscriminants>(
+            "UndoInconsistency",
+            undo_inconsistencies(),
+        );
+        documented::<_, IdentityMismatchDiscriminants>("IdentityMismatch", identity_mismatches());
+    }
+
+    /// `examples` of a type of the NTFS layer (no variant lister there): `index` names each
+    /// variant by its position with an exhaustive match, so a new variant does not compile here
+    /// until it is counted in `variants` and given an example. Checks that `name`'s section lists
+    /// exactly the examples' codes.
+    fn documented_ntfs<T: Serialize>(
+        name: &str,
+        examples: Vec<T>,
+        variants: usize,
+        index: fn(&T) -> usize,
+    ) {
+        let mut seen: Vec<usize> = examples.iter().map(index).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(
+            seen,
+            (0..variants).collect::<Vec<_>>(),
+            "{name}: an example of each"
+        );
+        let listed = listed_codes(section(name));
+        let codes: Vec<String> = examples
+            .iter()
+            .map(|e| match serde_json::to_value(e).expect("serialises") {
+                Value::String(s) => s,
+                Value::Object(m) => m["code"].as_str().expect("code").to_string(),
+                other => panic!("{name}: unexpected JSON {other}"),
+            })
+            .collect();
+        for c in &codes {
+            assert!(listed.contains(c), "{name}: `{c}` is not documented");
+        }
+        for l in &listed {
+            assert!(codes.contains(l), "{name}: `{l}` is documented but no code");
+        }
+    }
+
+    #[test]
+    fn every_code_of_the_ntfs_layer_is_documented() {
+        use Structure as S;
+        let structures = vec![
+            S::Unknown,
+            S::Mft,
+            S::MftMirr,
+            S::FileRecord,
+            S::Attribute,
+            S::AttributeList,
+            S::Runlist,
+            S::UpdateSequence,
+            S::IndexRoot,
+            S::IndexAllocation,
+            S::IndexNode,
+            S::IndexEntry,
+            S::IndexBitmap,
+            S::Directory,
+            S::UpCase,
+            S::LogFile,
+            S::Bitmap,
+            S::MftBitmap,
+            S::VolumeInformation,
+            S::StandardInformation,
+            S::FileName,
+            S::Extend,
+            S::FileData,
+        ];
+        // Structure has no fields: every variant is its own position in the list above, which
+        // the exhaustive match checks against.
+        documented_ntfs("Structure", structures, 23, |s| match s {
+            S::Unknown => 0,
+            S::Mft => 1,
+            S::MftMirr => 2,
+            S::FileRecord => 3,
+            S::Attribute => 4,
+            S::AttributeList => 5,
+            S::Runlist => 6,
+            S::UpdateSequence => 7,
+            S::IndexRoot => 8,
+            S::IndexAllocation => 9,
+            S::IndexNode => 10,
+            S::IndexEntry => 11,
+            S::IndexBitmap => 12,
+            S::Directory => 13,
+            S::UpCase => 14,
+            S::LogFile => 15,
+            S::Bitmap => 16,
+            S::MftBitmap => 17,
+            S::VolumeInformation => 18,
+            S::StandardInformation => 19,
+            S::FileName => 20,
+            S::Extend => 21,
+            S::FileData => 22,
+        });
+        use Location as L;
+        documented_ntfs(
+            "Location",
+            vec![
+                L::MftRecord { record: 5 },
+                L::RecordOffset { offset: 56 },
+                L::IndexNode {
+                    directory: Some(5),
+                    node: NodeId::Block(4),
+                },
+                L::Cluster { lcn: 9 },
+                L::StreamOffset { offset: 4096 },
+                L::Path {
+                    path: "\\Windows".into(),
+                },
+            ],
+            6,
+            |l| match l {
+                L::MftRecord { .. } => 0,
+                L::RecordOffset { .. } => 1,
+                L::IndexNode { .. } => 2,
+                L::Cluster { .. } => 3,
+                L::StreamOffset { .. } => 4,
+                L::Path { .. } => 5,
+            },
+        );
+        use kaifuku_ntfs::RecordKind as K;
+        use BootSectorFault as B;
+        documented_ntfs(
+            "BootSectorFault",
+            vec![
+                B::MissingEndSignature,
+                B::BytesPerSector { value: 3 },
+                B::ZeroSectorsPerCluster,
+                B::SectorsPerClusterCode { byte: 0xE0 },
+                B::SectorsPerClusterNotPowerOfTwo { value: 3 },
+                B::ClusterTooLarge {
+                    cluster_size: 4 << 20,
+                },
+                B::TotalSectorsOverflow,
+                B::Truncated {
+                    described: 100,
+                    present: 50,
+                },
+                B::BackupBeyondEnd {
+                    backup_at: 100,
+                    present: 50,
+                },
+                B::MftOutsideVolume {
+                    mft_lcn: 99,
+                    mftmirr_lcn: 2,
+                    total_clusters: 50,
+                },
+                B::MftAndMirrorShareCluster { lcn: 4 },
+                B::RecordSizeCode {
+                    record: K::FileRecord,
+                    size_code: -40,
+                },
+                B::ImplausibleRecordSize {
+                    record: K::IndexRecord,
+                    size: 100,
+                },
+            ],
+            13,
+            |b| match b {
+                B::MissingEndSignature => 0,
+                B::BytesPerSector { .. } => 1,
+                B::ZeroSectorsPerCluster => 2,
+                B::SectorsPerClusterCode { .. } => 3,
+                B::SectorsPerClusterNotPowerOfTwo { .. } => 4,
+                B::ClusterTooLarge { .. } => 5,
+                B::TotalSectorsOverflow => 6,
+                B::Truncated { .. } => 7,
+                B::BackupBeyondEnd { .. } => 8,
+                B::MftOutsideVolume { .. } => 9,
+                B::MftAndMirrorShareCluster { .. } => 10,
+                B::RecordSizeCode { .. } => 11,
+                B::ImplausibleRecordSize { .. } => 12,
+            },
+        );
+        documented_ntfs(
+            "RecordKind",
+            vec![K::FileRecord, K::IndexRecord],
+            2,
+            |k| match k {
+                K::FileRecord => 0,
+                K::IndexRecord => 1,
+            },
+        );
+        use kaifuku_ntfs::LinkDestination as D;
+        let destinations = vec![
+            D::Path {
+                path: "D:\\CS".into(),
+            },
+            D::OtherReparsePoint { tag: 0x8000_0017 },
+        ];
+        documented_ntfs("LinkDestination", destinations.clone(), 2, |d| match d {
+            D::Path { .. } => 0,
+            D::OtherReparsePoint { .. } => 1,
+        });
+        use Unsupported as U;
+        documented_ntfs(
+            "Unsupported",
+            vec![
+                U::IndexSplit {
+                    node: NodeId::Root,
+                    needed: 600,
+                    available: 480,
+                },
+                U::IndexBlockOverflow {
+                    node: NodeId::Block(0),
+                },
+                U::IndexMerge {
+                    node: NodeId::Block(8),
+                    directory: "\\Windows".into(),
+                },
+                U::RecordFull { grow_by: 80 },
+                U::TargetIsDirectory {
+                    name: "x".into(),
+                    record: 70,
+                },
+                U::AttributeListOnTarget {
+                    name: "17.txt".into(),
+                    record: 27,
+                },
+                U::IndexCollation {
+                    record: 9,
+                    index: "$SDH".into(),
+                    rule: 0x12,
+                },
+                U::AttributeTooLarge {
+                    type_code: 0x80,
+                    size: 1 << 40,
+                },
+                U::CompressedOrEncryptedData { record: 70 },
+                U::UnfollowableLink {
+                    link: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                    destination: destinations[0].clone(),
+                },
+                U::TooManyLinks {
+                    path: "\\a".into(),
+                    max_hops: 8,
+                },
+            ],
+            11,
+            |u| match u {
+                U::IndexSplit { .. } => 0,
+                U::IndexBlockOverflow { .. } => 1,
+                U::IndexMerge { .. } => 2,
+                U::RecordFull { .. } => 3,
+                U::TargetIsDirectory { .. } => 4,
+                U::AttributeListOnTarget { .. } => 5,
+                U::IndexCollation { .. } => 6,
+                U::AttributeTooLarge { .. } => 7,
+                U::CompressedOrEncryptedData { .. } => 8,
+                U::UnfollowableLink { .. } => 9,
+                U::TooManyLinks { .. } => 10,
+            },
+        );
+        documented_ntfs(
+            "Refusal",
+            vec![
+                Refusal::SystemFile {
+                    name: "$MFT".into(),
+                    record: 0,
+                },
+                Refusal::AmbiguousDosName {
+                    name: "a.sys".into(),
+                    record: 64,
+                },
+            ],
+            2,
+            |r| match r {
+                Refusal::SystemFile { .. } => 0,
+                Refusal::AmbiguousDosName { .. } => 1,
+            },
+        );
+        // Damage is a struct: its section describes its fields.
+        assert!(section("Damage").contains("structure"));
+    }
+
+    #[test]
+    fn json_carries_code_fields_and_message() {
+        let v = serde_json::to_value(Blocker::BitLocker).unwrap();
+        assert_eq!(v["code"], "bitlocker");
+        assert!(v["message"].as_str().unwrap().contains("BitLocker"));
+        let v = serde_json::to_value(Blocker::JournalNotClean {
+            state: LogState::V2,
+        })
+        .unwrap();
+        assert_eq!(v["code"], "journal_not_clean");
+        assert_eq!(v["state"], "v2.0");
+        // Nested values keep their own code and message.
+        let v = serde_json::to_value(FixError::Refused {
+            refusal: FixRefusal::Blocked {
+                volume: windows(),
+                blocker: Blocker::QuotaTracking,
+            },
+        })
+        .unwrap();
+        assert_eq!(v["code"], "refused");
+        assert_eq!(v["refusal"]["code"], "blocked");
+        assert_eq!(v["refusal"]["volume"]["partition"], 3);
+        assert_eq!(v["refusal"]["blocker"]["code"], "quota_tracking");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: partition 3 \"Windows\": disk quotas"));
+        // A verification error serialises as its failure.
+        let v = serde_json::to_value(VerifyError(VerifyFailure::NothingPlanned)).unwrap();
+        assert_eq!(v["code"], "nothing_planned");
+        assert_eq!(Checked::Bitmap.to_string(), "$Bitmap");
+    }
+
+    #[test]
+    fn volume_names_read_as_before() {
+        assert_eq!(windows().to_string(), "partition 3 \"Windows\"");
+        assert_eq!(VolumeName::place(Some(2)).to_string(), "partition 2");
+        assert_eq!(VolumeName::place(None).to_string(), "volume");
+    }
+}

@@ -1,0 +1,140 @@
+//! A `Session` carries one fixture image through inspect → plan → output plan → verify, with the
+//! container opened once; a fault in what was written is caught; images with nothing to fix or
+//! no container at all say why in typed values.
+
+use kaifuku_io::{Counted, Overlay, ReadAt};
+use kaifuku_rescue::plan::{FixError, FixOptions};
+use kaifuku_rescue::vocabulary::{Reason, VerifyFailure};
+use kaifuku_rescue::{Outcome, Rule, Session};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A fixture file read with `pread`.
+struct Source(File, u64);
+
+impl ReadAt for Source {
+    fn size(&self) -> u64 {
+        self.1
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        kaifuku_io::check_range(offset, buf.len(), self.1)?;
+        self.0.read_exact_at(buf, offset)
+    }
+}
+
+fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("KAIFUKU_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/out/fixtures"));
+    assert!(
+        dir.join("manifest.json").exists(),
+        "fixtures missing in {}: run `python3 tests/make-fixtures.py {}` (test.sh does)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+fn source(name: &str) -> Source {
+    let f = File::open(fixtures().join(name)).unwrap();
+    let size = f.metadata().unwrap().len();
+    Source(f, size)
+}
+
+#[test]
+fn a_session_plans_and_verifies_each_image_with_matches() {
+    for name in [
+        "gpt-win.raw",
+        "mbr-logical.raw",
+        "bare-64k.raw",
+        "gpt-win-dynamic.vhd",
+        "cs-rootonly.raw",
+    ] {
+        let counted = Counted::new(source(name));
+        let mut session = Session::open(&counted, Rule::crowdstrike_2024_07_19());
+        assert_eq!(session.inspect().outcome, Outcome::Matches, "{name}");
+        let fix = session.plan(&FixOptions::default()).unwrap();
+        assert!(!fix.plan.deletions.is_empty(), "{name}");
+        assert!(!fix.output.writes.is_empty(), "{name}");
+        assert_eq!(fix.plan.verification.matches_after, 0, "{name}");
+        // Planning used the inspection already made: inspecting and then planning from the file
+        // (which inspects again and opens the container again) reads more.
+        let session_calls = counted.stats().calls;
+        let twice = Counted::new(source(name));
+        let _ = kaifuku_rescue::inspect(&twice, session.rule());
+        kaifuku_rescue::plan_fix(&twice, session.rule(), &FixOptions::default()).unwrap();
+        assert!(
+            session_calls < twice.stats().calls,
+            "{name}: {session_calls} reads in the session, {} inspecting twice",
+            twice.stats().calls
+        );
+        let checks = session.verify_writes().unwrap();
+        assert!(checks.len() >= 3, "{name}: {checks:?}");
+        // The identity an undo file carries is the image's.
+        let id = session.undo_identity().unwrap();
+        assert_eq!(id.file_size, counted.size(), "{name}");
+        let pieces = session.undo_layout(&id).unwrap().unwrap();
+        assert!(!pieces.is_empty(), "{name}");
+
+        // A written output with one byte of one write lost does not verify.
+        let fix = session.planned().unwrap();
+        let mut damaged = Overlay::new(&counted);
+        for w in &fix.output.writes {
+            damaged.write(w.file_offset, &w.bytes).unwrap();
+        }
+        for f in &fix.output.fills {
+            damaged.fill(f.file_offset, f.len, f.byte).unwrap();
+        }
+        let first = &fix.output.writes[0];
+        damaged
+            .write(first.file_offset, &[first.bytes[0] ^ 0xFF])
+            .unwrap();
+        let e = session.verify_output(&damaged).unwrap_err();
+        assert!(
+            e.to_string().starts_with("the output does not verify: "),
+            "{name}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_plan_comes_with_its_own_inspection() {
+    // No explicit inspect: plan inspects once and keeps the report.
+    let mut session = Session::open(source("bare-64k.raw"), Rule::crowdstrike_2024_07_19());
+    assert!(session.report().is_none());
+    let fix = session.plan(&FixOptions::default()).unwrap();
+    assert_eq!(fix.report.outcome, Outcome::Matches);
+    assert!(session.report().is_some());
+}
+
+#[test]
+fn nothing_to_fix_says_why_in_reasons() {
+    let mut session = Session::open(source("no-crowdstrike.raw"), Rule::crowdstrike_2024_07_19());
+    match session.plan(&FixOptions::default()) {
+        Err(FixError::NothingToFix { reasons }) => {
+            assert!(
+                reasons
+                    .iter()
+                    .any(|r| matches!(r, Reason::DirectoryMissing { .. })),
+                "{reasons:?}"
+            );
+        }
+        other => panic!("want nothing to fix: {:?}", other.map(|f| &f.plan)),
+    }
+    assert!(session.planned().is_none());
+    assert_eq!(
+        session.verify_writes().unwrap_err().0,
+        VerifyFailure::NothingPlanned
+    );
+}
+
+#[test]
+fn an_image_that_is_no_container_is_reported_not_planned() {
+    let mut session = Session::open(source("bad/zeros.raw"), Rule::crowdstrike_2024_07_19());
+    let outcome = session.inspect().outcome;
+    assert_ne!(outcome, Outcome::Matches);
+    assert!(session.plan(&FixOptions::default()).is_err());
+    assert!(session.planned().is_none());
+}
