@@ -8,7 +8,7 @@
 
 use crate::protocol::{FromWorker, Phase, Progress, ToWorker};
 use crate::session::{OutPiece, Session};
-use crate::view::{FixedView, Problem, ProblemCode, Reads};
+use crate::view::{FixedView, Problem, Reads};
 use js_sys::{Array, Uint8Array};
 use kaifuku_io::{check_range, ReadAt, ReadStats};
 use kaifuku_rescue::undo;
@@ -263,10 +263,6 @@ pub fn undo_blob(file: &File, pieces: &[undo::Piece]) -> Result<Blob, JsValue> {
     blob_of(&parts, "application/octet-stream")
 }
 
-fn internal(d: impl Into<String>) -> Problem {
-    Problem::new(ProblemCode::Internal, None, Some(d.into()))
-}
-
 /// One image: its session (the picked file is its source), from the first message on.
 #[derive(Default)]
 struct ImageWorker {
@@ -275,7 +271,9 @@ struct ImageWorker {
 
 impl ImageWorker {
     fn session(&mut self) -> Result<&mut Session<FileSource>, Problem> {
-        self.session.as_mut().ok_or_else(|| internal("no image"))
+        self.session
+            .as_mut()
+            .ok_or_else(|| Problem::internal("no image"))
     }
 
     fn on_message(&mut self, message: ToWorker) -> FromWorker {
@@ -296,7 +294,7 @@ impl ImageWorker {
         let progress = Rc::new(ProgressMeter::new());
         let started = progress.begin(Phase::Inspect);
         let source = FileSource::with_progress(file.clone(), progress)
-            .map_err(|e| internal(format!("FileReaderSync: {e:?}")))?;
+            .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
         let session = self.session.insert(Session::new(source, &file.name()));
         Ok(FromWorker::Inspected(
             session.inspect(|s| reads(s, started)),
@@ -326,10 +324,13 @@ impl ImageWorker {
             p.begin(Phase::Output);
         }
         let file = session.source().file().clone();
-        let pieces = session.image_pieces().ok_or_else(|| internal("no plan"))?;
-        let image = image_blob(&file, &pieces).map_err(|e| internal(format!("{e:?}")))?;
+        let pieces = session
+            .image_pieces()
+            .ok_or_else(|| Problem::internal("no plan"))?;
+        let image = image_blob(&file, &pieces).map_err(|e| Problem::internal(format!("{e:?}")))?;
         let undo_pieces = session.undo_pieces()?;
-        let undo = undo_blob(&file, &undo_pieces).map_err(|e| internal(format!("{e:?}")))?;
+        let undo =
+            undo_blob(&file, &undo_pieces).map_err(|e| Problem::internal(format!("{e:?}")))?;
         let ms = now() - started;
         let memory = wasm_memory();
         let report_text = session.report_json(serde_json::json!({
@@ -341,7 +342,7 @@ impl ImageWorker {
             &Array::of1(&JsValue::from_str(&report_text)),
             "application/json",
         )
-        .map_err(|e| internal(format!("{e:?}")))?;
+        .map_err(|e| Problem::internal(format!("{e:?}")))?;
         let names = session.names().clone();
         let view = FixedView {
             output_name: names.output,
@@ -354,7 +355,7 @@ impl ImageWorker {
             wasm_memory: memory,
         };
         if view.output_size != session.file_size() || view.undo_size != session.undo_size() {
-            return Err(internal(format!(
+            return Err(Problem::internal(format!(
                 "assembled sizes differ: image {} (file {}), undo {} (expected {})",
                 view.output_size,
                 session.file_size(),
@@ -374,14 +375,16 @@ impl ImageWorker {
 /// Entry point of the worker binary.
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
-        post(&FromWorker::Failed(internal(format!("panic: {info}"))));
+        post(&FromWorker::Failed(Problem::internal(format!(
+            "panic: {info}"
+        ))));
     }));
     let worker = RefCell::new(ImageWorker::default());
     let listener = gloo::events::EventListener::new(&scope(), "message", move |ev| {
         let ev: &web_sys::MessageEvent = ev.unchecked_ref();
         let reply = match ToWorker::from_js(ev.data()) {
             Ok(message) => worker.borrow_mut().on_message(message),
-            Err(e) => FromWorker::Failed(internal(format!("unreadable message: {e}"))),
+            Err(e) => FromWorker::Failed(Problem::internal(format!("unreadable message: {e}"))),
         };
         post(&reply);
     });

@@ -7,14 +7,22 @@
 
 use js_sys::{Array, Uint8Array};
 use kaifuku_container::{FileFill, FileWrite, OutputPlan};
+use kaifuku_container::{Format, OtherFormat};
 use kaifuku_io::{BlockCache, Counted, ReadAt};
+use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
+use kaifuku_ntfs::{Damage, Location, LogState, Structure};
+use kaifuku_partition::Scheme;
 use kaifuku_rescue::undo::{self, UndoEntry};
+use kaifuku_rescue::vocabulary::{
+    Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason, RuleNotice, VerifyFailure,
+    VolumeName, VolumeProblem,
+};
+use kaifuku_rescue::{FixError, Outcome, Verdict};
 use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     CheckView, ContainerView, DeletionView, FixedView, InspectView, MatchView, NtfsView,
-    PartitionView, PartitionsView, PlanView, Problem, ProblemCode, RangeView, Reads, VolumeName,
-    VolumeView,
+    PartitionView, PartitionsView, PlanView, Problem, RangeView, Reads, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -209,12 +217,12 @@ fn inspect_view() -> InspectView {
         rule_title: "CrowdStrike channel file 291".into(),
         rule_path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(),
         container: Some(ContainerView {
-            format: "vhd_dynamic".into(),
+            format: Format::VhdDynamic,
             virtual_size: 2000 << 30,
             file_size: 5 << 20,
         }),
         partitions: Some(PartitionsView {
-            scheme: "gpt".into(),
+            scheme: Scheme::Gpt,
             sector_size: 512,
             partitions: vec![PartitionView {
                 number: 3,
@@ -245,7 +253,7 @@ fn inspect_view() -> InspectView {
                 sector_size: 512,
                 serial: "1234-ABCD".into(),
                 dirty: false,
-                log_state: "unclean".into(),
+                log_state: LogState::V2,
                 log_empty: false,
                 hiberfil_present: false,
                 hibernated: false,
@@ -264,28 +272,46 @@ fn inspect_view() -> InspectView {
                 header_hex: "aa aa aa aa".into(),
                 header_known_bad: None,
                 all_zero: false,
-                verdict: "faulty".into(),
+                verdict: Verdict::NotApplicable,
             }],
             error: None,
             refused: false,
         }],
-        outcome: "matches".into(),
+        outcome: Outcome::Matches,
         problems: vec![
-            Problem::new(
-                ProblemCode::JournalUnclean {
-                    state: "unclean".into(),
+            Problem::Blocked {
+                volume: volume(),
+                blocker: Blocker::JournalNotClean {
+                    state: LogState::Unclean,
                 },
-                Some(volume()),
-                None,
-            ),
-            Problem::new(
-                ProblemCode::LinkFollowed {
+            },
+            Problem::Notice {
+                volume: volume(),
+                notice: RuleNotice::LinkFollowed {
                     link: "\\Windows\\CS".into(),
                     target: "\\??\\C:\\CS".into(),
                 },
-                Some(volume()),
-                Some("a detail".into()),
-            ),
+            },
+            Problem::Reason {
+                reason: Reason::Volume {
+                    volume: VolumeName::place(Some(2)),
+                    problem: VolumeProblem::Ntfs {
+                        error: NtfsProblem::Damaged {
+                            damage: Damage {
+                                structure: Structure::IndexNode,
+                                at: Some(Location::MftRecord { record: 5 }),
+                                detail: "bad entry length".into(),
+                            },
+                        },
+                    },
+                },
+            },
+            Problem::Reason {
+                reason: Reason::DirectoryMissing {
+                    volume: volume(),
+                    directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                },
+            },
         ],
         can_fix: true,
         needs_consent: true,
@@ -333,7 +359,7 @@ fn fixed_view() -> FixedView {
         undo_size: 4242,
         checks: vec![
             CheckView::ContainerSame {
-                format: "vhd_dynamic".into(),
+                format: Format::VhdDynamic,
                 virtual_size: 2000 << 30,
             },
             CheckView::RecordFree {
@@ -395,14 +421,40 @@ fn worker_messages_arrive_in_the_page_as_sent() {
         }),
         FromWorker::Inspected(inspect_view()),
         FromWorker::Planned(plan_view()),
-        FromWorker::Failed(Problem::new(
-            ProblemCode::UnsupportedFormat {
-                format: "VHDX".into(),
-                qemu: "vhdx".into(),
+        FromWorker::Failed(Problem::Reason {
+            reason: Reason::Container {
+                problem: ContainerProblem::UnsupportedFormat {
+                    format: OtherFormat::Vhdx,
+                    qemu_name: "vhdx".into(),
+                },
             },
-            None,
-            Some("VHDX is not read yet".into()),
-        )),
+        }),
+        FromWorker::Failed(Problem::Fix {
+            error: Box::new(FixError::Failed {
+                failure: FixFailure::CheckFoundProblems {
+                    volume: volume(),
+                    checked: Checked::EditedDirectory,
+                    problems: vec![CheckProblem {
+                        kind: ProblemKind::IndexOrder,
+                        record: Some(1992),
+                        message: "entries out of order".into(),
+                    }],
+                },
+            }),
+        }),
+        FromWorker::Failed(Problem::Fix {
+            error: Box::new(FixError::NothingToFix {
+                reasons: vec![Reason::NoWindowsVolume, Reason::NoNtfsVolume],
+            }),
+        }),
+        FromWorker::Failed(Problem::Verify {
+            failure: VerifyFailure::JournalNotReset {
+                volume: volume(),
+                state: LogState::Unreadable,
+                dirty: false,
+            },
+        }),
+        FromWorker::Failed(Problem::internal("a bug")),
     ] {
         let got = FromWorker::from_js(posted(sent.to_js().unwrap())).unwrap();
         assert_eq!(got, sent);

@@ -22,12 +22,12 @@ impl T {
         match (c, self.0) {
             (CheckView::ContainerSame { format, virtual_size }, Lang::Ja) => format!(
                 "修復後のイメージは元と同じ {}、{} として開けます。",
-                self.format_name(format),
+                self.format_name(*format),
                 size(*virtual_size)
             ),
             (CheckView::ContainerSame { format, virtual_size }, Lang::En) => format!(
                 "The fixed image opens as {}, {}, like the original.",
-                self.format_name(format),
+                self.format_name(*format),
                 size(*virtual_size)
             ),
             (CheckView::RuleFinds { volume, count }, Lang::Ja) => {
@@ -107,7 +107,7 @@ impl T {
                 "最初の起動時に Windows が chkdsk を実行します。終わるまで待ってください。"
             }
             (Lang::En, true) => "Windows runs chkdsk at the first boot; let it finish.",
-            _ => "",
+            (Lang::Ja | Lang::En, false) => "",
         };
         format!("{base} {more}").trim().to_string()
     }

@@ -2,11 +2,12 @@
 //! structures they belong to.
 
 use super::{size, Lang, T};
-use crate::view::VolumeName;
+use kaifuku_ntfs::LogState;
+use kaifuku_rescue::vocabulary::VolumeName;
 
 impl T {
     // ---- consent ----
-    pub fn consent_state(self, state: &str) -> String {
+    pub fn consent_state(self, state: LogState) -> String {
         pick!(
             self,
             format!("ジャーナルの状態: {}", self.journal_state(state, false)),

@@ -1,8 +1,12 @@
 //! The image report: container, partitions (and the partition reader's notes), volumes, matches.
 
 use super::{grouped, Lang, T};
-use crate::view::VolumeName;
+use kaifuku_container::Format;
+use kaifuku_ntfs::LogState;
 use kaifuku_partition::NoticeKind;
+use kaifuku_partition::Scheme;
+use kaifuku_rescue::vocabulary::VolumeName;
+use kaifuku_rescue::{Outcome, Verdict};
 
 impl T {
     // ---- image and partitions ----
@@ -15,15 +19,15 @@ impl T {
     pub fn format(self) -> &'static str {
         pick!(self, "形式", "Format")
     }
-    pub fn format_name(self, code: &str) -> String {
-        match (self.0, code) {
-            (Lang::Ja, "raw") => "raw(ディスクをそのまま写したイメージ)".into(),
-            (Lang::En, "raw") => "raw (a sector-by-sector copy of the disk)".into(),
-            (Lang::Ja, "vhd_fixed") => "VHD(固定サイズ)".into(),
-            (Lang::En, "vhd_fixed") => "VHD, fixed size".into(),
-            (Lang::Ja, "vhd_dynamic") => "VHD(可変長)".into(),
-            (Lang::En, "vhd_dynamic") => "VHD, dynamic".into(),
-            (_, other) => other.into(),
+    pub fn format_name(self, format: Format) -> &'static str {
+        match format {
+            Format::Raw => pick!(
+                self,
+                "raw(ディスクをそのまま写したイメージ)",
+                "raw (a sector-by-sector copy of the disk)"
+            ),
+            Format::VhdFixed => pick!(self, "VHD(固定サイズ)", "VHD, fixed size"),
+            Format::VhdDynamic => pick!(self, "VHD(可変長)", "VHD, dynamic"),
         }
     }
     pub fn virtual_size(self) -> &'static str {
@@ -35,17 +39,23 @@ impl T {
     pub fn partitions_heading(self) -> &'static str {
         pick!(self, "パーティション", "Partitions")
     }
-    pub fn scheme(self, code: &str, sector: u32) -> String {
-        match (self.0, code) {
-            (Lang::Ja, "none") => format!(
-                "パーティションテーブルなし(ディスク全体が1つのボリューム)、セクター {sector} バイト"
-            ),
-            (Lang::En, "none") => format!(
-                "no partition table (the whole disk is one volume), {sector}-byte sectors"
-            ),
-            (Lang::Ja, s) => format!("{}、セクター {sector} バイト", s.to_uppercase()),
-            (Lang::En, s) => format!("{}, {sector}-byte sectors", s.to_uppercase()),
-        }
+    pub fn scheme(self, scheme: Scheme, sector: u32) -> String {
+        let name = match scheme {
+            Scheme::Gpt => "GPT",
+            Scheme::Mbr => "MBR",
+            Scheme::None => {
+                return pick!(
+                    self,
+                    format!("パーティションテーブルなし(ディスク全体が1つのボリューム)、セクター {sector} バイト"),
+                    format!("no partition table (the whole disk is one volume), {sector}-byte sectors")
+                )
+            }
+        };
+        pick!(
+            self,
+            format!("{name}、セクター {sector} バイト"),
+            format!("{name}, {sector}-byte sectors")
+        )
     }
     pub fn col_number(self) -> &'static str {
         pick!(self, "番号", "#")
@@ -202,22 +212,25 @@ impl T {
             (Lang::En, _) => "unknown / not recognised".into(),
         }
     }
-    pub fn journal_state(self, state: &str, empty: bool) -> String {
-        match (self.0, state, empty) {
-            (Lang::Ja, "clean", true) => "クリーン(空)".into(),
-            (Lang::En, "clean", true) => "clean (empty)".into(),
-            (Lang::Ja, "clean", false) => "クリーン".into(),
-            (Lang::En, "clean", false) => "clean".into(),
-            (Lang::Ja, "unclean", _) => "未完了の変更あり(クラッシュ後)".into(),
-            (Lang::En, "unclean", _) => "unclean (changes pending after a crash)".into(),
-            (Lang::Ja, "v2.0", _) => {
-                "バージョン 2.0(Windows 8 以降の高速スタートアップまたは異常停止)".into()
-            }
-            (Lang::En, "v2.0", _) => {
-                "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)".into()
-            }
-            (Lang::Ja, _, _) => "読み取り不能(未完了として扱います)".into(),
-            (Lang::En, _, _) => "unreadable (treated as unclean)".into(),
+    pub fn journal_state(self, state: LogState, empty: bool) -> &'static str {
+        match (state, empty) {
+            (LogState::Clean, true) => pick!(self, "クリーン(空)", "clean (empty)"),
+            (LogState::Clean, false) => pick!(self, "クリーン", "clean"),
+            (LogState::Unclean, _) => pick!(
+                self,
+                "未完了の変更あり(クラッシュ後)",
+                "unclean (changes pending after a crash)"
+            ),
+            (LogState::V2, _) => pick!(
+                self,
+                "バージョン 2.0(Windows 8 以降の高速スタートアップまたは異常停止)",
+                "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)"
+            ),
+            (LogState::Unreadable, _) => pick!(
+                self,
+                "読み取り不能(未完了として扱います)",
+                "unreadable (treated as unclean)"
+            ),
         }
     }
     pub fn dirty(self, set: bool) -> &'static str {
@@ -333,15 +346,16 @@ impl T {
             (Lang::En, false) => "no",
         }
     }
-    pub fn verdict(self, v: &str) -> &'static str {
-        match (self.0, v) {
-            (Lang::Ja, "faulty") => "不具合版(04:09 UTC)",
-            (Lang::En, "faulty") => "faulty version (04:09 UTC)",
-            (Lang::Ja, "fixed") => "修正版(05:27 UTC 以降)",
-            (Lang::En, "fixed") => "fixed version (05:27 UTC or later)",
-            (_, "none") => "—",
-            (Lang::Ja, _) => "版は不明",
-            (Lang::En, _) => "unknown version",
+    pub fn verdict(self, v: Verdict) -> &'static str {
+        match v {
+            Verdict::Faulty => pick!(self, "不具合版(04:09 UTC)", "faulty version (04:09 UTC)"),
+            Verdict::Fixed => pick!(
+                self,
+                "修正版(05:27 UTC 以降)",
+                "fixed version (05:27 UTC or later)"
+            ),
+            Verdict::NotApplicable => "—",
+            Verdict::Unknown => pick!(self, "版は不明", "unknown version"),
         }
     }
     pub fn guidance(self) -> &'static str {
@@ -362,16 +376,28 @@ impl T {
             ),
         }
     }
-    pub fn outcome(self, outcome: &str, n: usize) -> String {
-        match (self.0, outcome) {
-            (Lang::Ja, "matches") => format!("削除するファイルが {n} 個見つかりました。"),
-            (Lang::En, "matches") => format!("Found {n} file(s) to delete."),
-            (Lang::Ja, "nothing-to-fix") => "修復の必要はありません。".into(),
-            (Lang::En, "nothing-to-fix") => "Nothing to fix.".into(),
-            (Lang::Ja, "refused") => "このイメージはここでは修復できません。".into(),
-            (Lang::En, "refused") => "This image cannot be fixed here.".into(),
-            (Lang::Ja, _) => "イメージを読み取れませんでした。".into(),
-            (Lang::En, _) => "The image could not be read.".into(),
+    pub fn outcome(self, outcome: Outcome, n: usize) -> String {
+        match outcome {
+            Outcome::Matches => pick!(
+                self,
+                format!("削除するファイルが {n} 個見つかりました。"),
+                format!("Found {n} file(s) to delete.")
+            ),
+            Outcome::NothingToFix => {
+                pick!(self, "修復の必要はありません。", "Nothing to fix.").to_string()
+            }
+            Outcome::Refused => pick!(
+                self,
+                "このイメージはここでは修復できません。",
+                "This image cannot be fixed here."
+            )
+            .to_string(),
+            Outcome::Error => pick!(
+                self,
+                "イメージを読み取れませんでした。",
+                "The image could not be read."
+            )
+            .to_string(),
         }
     }
 }

@@ -15,7 +15,7 @@ mod workers;
 
 use crate::i18n::{Lang, T};
 use crate::protocol::{FromWorker, Phase, ToWorker};
-use crate::view::{FixedView, InspectView, PlanView, Problem, ProblemCode};
+use crate::view::{FixedView, InspectView, PlanView, Problem};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
 use gloo::file::ObjectUrl;
@@ -111,6 +111,8 @@ pub struct App {
     downloads: Option<Downloads>,
     problem: Option<Rc<Problem>>,
     consent: bool,
+    /// Plan as soon as the report is rendered (nothing needs the user's consent).
+    plan_after_render: bool,
     focus: NodeRef,
     focus_pending: bool,
     _window_listeners: Vec<EventListener>,
@@ -138,16 +140,13 @@ fn apply_lang(lang: Lang) {
     }
 }
 
-fn internal(detail: String) -> Problem {
-    Problem::new(ProblemCode::Internal, None, Some(detail))
-}
-
 impl App {
     fn t(&self) -> T {
         T(self.lang)
     }
 
     fn reset_results(&mut self) {
+        self.plan_after_render = false;
         self.inspect = None;
         self.plan = None;
         self.fixed = None;
@@ -231,7 +230,7 @@ impl App {
                 }
                 self.worker = Some(w);
             }
-            Err(e) => self.fail(ctx, internal(format!("{e:?}"))),
+            Err(e) => self.fail(ctx, Problem::internal(format!("{e:?}"))),
         }
     }
 
@@ -246,12 +245,12 @@ impl App {
         match event {
             WorkerEvent::Message(m) => self.on_message(ctx, m),
             WorkerEvent::Unreadable(e) => {
-                self.fail(ctx, internal(e));
+                self.fail(ctx, Problem::internal(e));
                 true
             }
             WorkerEvent::Crashed(text) => {
                 let detail = format!("{} {text}", self.t().worker_crashed());
-                self.fail(ctx, internal(detail));
+                self.fail(ctx, Problem::internal(detail));
                 true
             }
         }
@@ -301,8 +300,11 @@ impl App {
                 self.inspect = Some(Rc::new(v));
                 if auto_plan {
                     // Nothing to consent to: plan at once, so the plan is on screen with the
-                    // report; nothing changes before the user clicks Fix.
-                    self.post_plan(false);
+                    // report; nothing changes before the user clicks Fix. The request goes once
+                    // the report is on the page, so the worker's planning does not hold up the
+                    // report's rendering (both want the CPU).
+                    self.start_busy(Phase::Plan);
+                    self.plan_after_render = true;
                 } else {
                     self.stop_busy(ctx, Stage::Inspected);
                 }
@@ -401,6 +403,7 @@ impl Component for App {
             downloads: None,
             problem: None,
             consent: false,
+            plan_after_render: false,
             focus: NodeRef::default(),
             focus_pending: false,
             _window_listeners: window_listeners,
@@ -455,6 +458,12 @@ impl Component for App {
     }
 
     fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
+        if std::mem::take(&mut self.plan_after_render) {
+            metrics::mark("planRequested");
+            self.post(&ToWorker::Plan {
+                discard_journal: false,
+            });
+        }
         if self.focus_pending {
             self.focus_pending = false;
             if let Some(el) = self.focus.cast::<HtmlElement>() {
@@ -519,7 +528,7 @@ impl Component for App {
         let plan = match &self.plan {
             Some(p) => html! {
                 <Plan {t} plan={p.clone()}
-                    format={self.inspect.as_ref().and_then(|v| v.container.as_ref()).map(|c| c.format.clone())}
+                    format={self.inspect.as_ref().and_then(|v| v.container.as_ref()).map(|c| c.format)}
                     focus={self.focus_ref(self.stage == Stage::Planned)}
                     show_fix_button={self.fixed.is_none()}
                     can_fix={self.stage == Stage::Planned}

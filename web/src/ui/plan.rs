@@ -2,7 +2,8 @@
 //! that changes, with the structure it belongs to — and the button that fixes.
 
 use crate::i18n::{grouped, T};
-use crate::view::{InspectView, PlanView, Problem, ProblemCode, RangeView};
+use crate::view::{InspectView, PlanView, Problem, RangeView};
+use kaifuku_container::Format;
 use std::rc::Rc;
 use web_sys::{Event, HtmlInputElement};
 use yew::{function_component, html, Callback, Html, NodeRef, Properties, TargetCast};
@@ -23,9 +24,7 @@ pub struct ConsentProps {
 
 /// The unclean journals the consent is about.
 pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &Problem> {
-    v.problems
-        .iter()
-        .filter(|p| matches!(p.code, ProblemCode::JournalUnclean { .. }))
+    v.problems.iter().filter(|p| p.journal_state().is_some())
 }
 
 /// Rendered only when there is a journal to consent to (a component rendering nothing trips Yew
@@ -36,7 +35,7 @@ pub fn consent(props: &ConsentProps) -> Html {
     let journal: Vec<&Problem> = journal_problems(&props.view).collect();
     let title = journal
         .first()
-        .map(|p| t.problem_title(&p.code))
+        .map(|p| t.problem_title(p))
         .unwrap_or_default();
     let onchange = props.on_consent.reform(|e: Event| {
         let input: HtmlInputElement = e.target_unchecked_into();
@@ -45,13 +44,10 @@ pub fn consent(props: &ConsentProps) -> Html {
     html! {
         <section class="consent" id="consent-section" aria-labelledby="consent-title">
             <h2 id="consent-title">{title}</h2>
-            {for journal.iter().map(|p| {
-                let state = match &p.code { ProblemCode::JournalUnclean { state } => state.clone(), _ => String::new() };
-                html! {<>
-                    <p>{t.problem_text(p)}</p>
-                    <p class="state">{t.consent_state(&state)}</p>
-                </>}
-            })}
+            {for journal.iter().map(|p| html! {<>
+                <p>{t.problem_text(p)}</p>
+                {p.journal_state().map(|state| html! {<p class="state">{t.consent_state(state)}</p>}).unwrap_or_default()}
+            </>})}
             <p class="check">
                 <input type="checkbox" id="consent" checked={props.consent} disabled={!props.can_change} {onchange}/>
                 <label for="consent">{t.consent_label()}</label>
@@ -70,8 +66,8 @@ pub fn consent(props: &ConsentProps) -> Html {
 pub struct PlanProps {
     pub t: T,
     pub plan: Rc<PlanView>,
-    /// The container's format code: a dynamic VHD also shows its writes to the file.
-    pub format: Option<String>,
+    /// The container's format: a dynamic VHD also shows its writes to the file.
+    pub format: Option<Format>,
     pub focus: NodeRef,
     /// The fix button is there (until the fix is done) and can be pressed.
     pub show_fix_button: bool,
@@ -83,7 +79,7 @@ pub struct PlanProps {
 pub fn plan(props: &PlanProps) -> Html {
     let t = props.t;
     let p = &*props.plan;
-    let show_file_writes = props.format.as_deref() == Some("vhd_dynamic");
+    let show_file_writes = props.format == Some(Format::VhdDynamic);
     let range_row = |r: &RangeView| {
         html! {
             <tr>
