@@ -1,5 +1,6 @@
-//! kaifuku in the browser. The page (a Yew app, [`ui`]) never touches the image: it hands the
-//! picked `File` to a dedicated worker ([`worker`]) that reads it synchronously with
+//! kaifuku in the browser. The page (a Yew app, `ui`) never touches the image: it hands the
+//! picked `File` to a dedicated worker (`worker`, started before the pick and spoken to in the
+//! typed messages of [`protocol`]) that reads it synchronously with
 //! `FileReaderSync` through a block cache and runs the same core as the command line
 //! ([`session`]). Results come back as plain data ([`view`]) that the page words in Japanese or
 //! English ([`i18n`]); the fixed image comes back as a `Blob` made of slices of the picked file and
@@ -8,8 +9,10 @@
 
 pub mod i18n;
 pub mod names;
+pub mod protocol;
 pub mod session;
 pub mod view;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

@@ -2,15 +2,12 @@
 //! the worker runs it over the picked `File` and native tests run it over a fixture file.
 
 use crate::names::OutputNames;
-use crate::view::{
-    container_problem, format_code, inspect_view, plan_view, CheckView, InspectView, PlanView,
-    Problem, ProblemCode, Reads, VolumeName,
-};
+use crate::view::{inspect_view, plan_view, CheckView, InspectView, PlanView, Problem, Reads};
 use kaifuku_container::OutputPlan;
-use kaifuku_io::{BlockCache, CacheConfig, Counted, Overlay, ReadAt, ReadStats};
-use kaifuku_rescue::plan::{plan_fix, FixError, FixOptions};
+use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt, ReadStats};
+use kaifuku_rescue::plan::FixOptions;
 use kaifuku_rescue::undo;
-use kaifuku_rescue::{inspect, InspectReport, OutputCheck, Plan, Rule};
+use kaifuku_rescue::{OutputCheck, PlannedFix, Rule};
 use std::rc::Rc;
 
 /// The read cache the worker uses: 64 KiB blocks, 128 of them (8 MiB), read-ahead up to 1 MiB.
@@ -103,37 +100,17 @@ pub fn undo_pieces<I: ReadAt + ?Sized>(
     undo::sealed(pieces, image).map_err(|e| format!("reading the original bytes: {e}"))
 }
 
-struct Planned {
-    report: InspectReport,
-    plan: Plan,
-    output: OutputPlan,
-}
+/// The read stack under the core's session: the picked file, counted, behind the block cache.
+type Cached<R> = BlockCache<Rc<Counted<R>>>;
 
-/// State of one picked image.
+/// State of one picked image: the core's session (the container opened once, inspected once)
+/// over the cached file, and what the page needs besides.
 pub struct Session<R: ReadAt> {
     counted: Rc<Counted<R>>,
-    cache: BlockCache<Rc<Counted<R>>>,
-    rule: Rule,
+    core: kaifuku_rescue::Session<Cached<R>>,
     names: OutputNames,
     file_name: String,
-    report: Option<InspectReport>,
-    planned: Option<Planned>,
     checks: Option<Vec<CheckView>>,
-}
-
-fn fix_problem(e: FixError) -> Problem {
-    match e {
-        FixError::NothingToFix { reasons } => {
-            let d: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-            Problem::new(ProblemCode::NoMatch, None, Some(d.join("; ")))
-        }
-        FixError::Refused { refusal } => {
-            Problem::new(ProblemCode::FixFailed, None, Some(refusal.to_string()))
-        }
-        FixError::Failed { failure } => {
-            Problem::new(ProblemCode::FixFailed, None, Some(failure.to_string()))
-        }
-    }
 }
 
 impl<R: ReadAt> Session<R> {
@@ -142,12 +119,9 @@ impl<R: ReadAt> Session<R> {
         let cache = BlockCache::new(counted.clone(), cache_config());
         Session {
             counted,
-            cache,
-            rule: Rule::crowdstrike_2024_07_19(),
+            core: kaifuku_rescue::Session::open(cache, Rule::crowdstrike_2024_07_19()),
             names: OutputNames::for_input(file_name),
             file_name: file_name.to_string(),
-            report: None,
-            planned: None,
             checks: None,
         }
     }
@@ -155,6 +129,11 @@ impl<R: ReadAt> Session<R> {
     /// Calls and bytes that reached the picked file so far.
     pub fn stats(&self) -> ReadStats {
         self.counted.stats()
+    }
+
+    /// The picked file the session reads.
+    pub fn source(&self) -> &R {
+        self.counted.inner()
     }
 
     pub fn file_size(&self) -> u64 {
@@ -167,21 +146,14 @@ impl<R: ReadAt> Session<R> {
 
     /// Container, partitions, volumes and the rule's matches. Never fails: problems are in the view.
     pub fn inspect(&mut self, reads: impl Fn(ReadStats) -> Reads) -> InspectView {
-        let report = inspect(&self.cache, &self.rule);
-        let container_error = match &report.container {
-            None => kaifuku_container::open(&self.cache).err(),
-            Some(_) => None,
-        };
-        let view = inspect_view(
-            &self.file_name,
-            &report,
-            container_error.as_ref(),
-            reads(self.stats()),
-        );
-        self.report = Some(report);
-        self.planned = None;
         self.checks = None;
-        view
+        let report = self.core.inspect();
+        let stats = self.counted.stats();
+        inspect_view(&self.file_name, report, reads(stats))
+    }
+
+    fn planned(&self) -> Option<&PlannedFix> {
+        self.core.planned()
     }
 
     /// Plans the fix in an overlay and has the core verify it; maps it into writes of the file.
@@ -190,48 +162,30 @@ impl<R: ReadAt> Session<R> {
         discard_journal: bool,
         reads: impl Fn(ReadStats) -> Reads,
     ) -> Result<PlanView, Problem> {
-        self.planned = None;
         self.checks = None;
-        let (report, plan) = plan_fix(&self.cache, &self.rule, &FixOptions { discard_journal })
-            .map_err(fix_problem)?;
-        let container = kaifuku_container::open(&self.cache).map_err(|e| container_problem(&e))?;
-        let output = container
-            .plan_output(&plan.patches)
-            .map_err(|e| container_problem(&e))?;
-        image_pieces(self.file_size(), &output)
-            .map_err(|d| Problem::new(ProblemCode::Internal, None, Some(d)))?;
-        let view = plan_view(&report, &plan, &output, reads(self.stats()));
-        self.planned = Some(Planned {
-            report,
-            plan,
-            output,
-        });
-        Ok(view)
+        let file_size = self.file_size();
+        let fix = self
+            .core
+            .plan(&FixOptions { discard_journal })
+            .map_err(|error| Problem::Fix {
+                error: Box::new(error),
+            })?;
+        image_pieces(file_size, &fix.output).map_err(Problem::internal)?;
+        let stats = self.counted.stats();
+        Ok(plan_view(&fix.report, &fix.plan, &fix.output, reads(stats)))
     }
 
     /// Re-reads the fixed image from scratch — the picked file with exactly the download's writes
     /// laid over it — and checks what the fix promised.
     pub fn verify(&mut self) -> Result<Vec<CheckView>, Problem> {
+        let verified = self
+            .core
+            .verify_writes()
+            .map_err(|e| Problem::Verify { failure: e.0 })?;
         let planned = self
-            .planned
-            .as_ref()
-            .ok_or_else(|| Problem::new(ProblemCode::Internal, None, Some("no plan yet".into())))?;
-        let failed = |d: String| Problem::new(ProblemCode::VerificationFailed, None, Some(d));
-        let mut fixed = Overlay::new(&self.cache);
-        for w in &planned.output.writes {
-            fixed
-                .write(w.file_offset, &w.bytes)
-                .map_err(|e| failed(e.to_string()))?;
-        }
-        for f in &planned.output.fills {
-            fixed
-                .fill(f.file_offset, f.len, f.byte)
-                .map_err(|e| failed(e.to_string()))?;
-        }
-        let verified =
-            kaifuku_rescue::verify_output(&fixed, &planned.report, &planned.plan, &self.rule)
-                .map_err(|e| failed(e.0.to_string()))?;
-        let vn = |vi: usize| VolumeName::of(&planned.report.volumes[vi]);
+            .planned()
+            .ok_or_else(|| Problem::internal("no plan yet"))?;
+        let vn = |vi: usize| planned.report.volumes[vi].name();
         let mut checks: Vec<CheckView> = verified
             .into_iter()
             .map(|c| match c {
@@ -239,7 +193,7 @@ impl<R: ReadAt> Session<R> {
                     format,
                     virtual_size,
                 } => CheckView::ContainerSame {
-                    format: format_code(format).into(),
+                    format,
                     virtual_size,
                 },
                 OutputCheck::RuleFinds { volume, count } => CheckView::RuleFinds {
@@ -274,38 +228,26 @@ impl<R: ReadAt> Session<R> {
 
     /// The fixed image's parts (after [`Session::plan`]).
     pub fn image_pieces(&self) -> Option<Vec<OutPiece<'_>>> {
-        let p = self.planned.as_ref()?;
+        let p = self.planned()?;
         image_pieces(self.file_size(), &p.output).ok()
-    }
-
-    /// The image the undo file belongs to: the picked file and its container (after
-    /// [`Session::plan`]).
-    fn undo_identity(&self) -> Option<undo::Identity> {
-        let info = self.planned.as_ref()?.report.container.as_ref()?;
-        Some(undo::Identity {
-            file_size: self.file_size(),
-            virtual_size: info.virtual_size,
-            kind: info.format,
-        })
     }
 
     /// The undo file's parts (after [`Session::plan`]). Reads the original bytes once, straight
     /// from the picked file (not through the cache) and in bounded chunks.
     pub fn undo_pieces(&self) -> Result<Vec<undo::Piece>, Problem> {
-        let internal = |d: String| Problem::new(ProblemCode::Internal, None, Some(d));
         let p = self
-            .planned
-            .as_ref()
-            .ok_or_else(|| internal("no plan yet".into()))?;
+            .planned()
+            .ok_or_else(|| Problem::internal("no plan yet"))?;
         let id = self
+            .core
             .undo_identity()
-            .ok_or_else(|| internal("no container".into()))?;
-        undo_pieces(&id, &p.output, &*self.counted).map_err(internal)
+            .ok_or_else(|| Problem::internal("no container"))?;
+        undo_pieces(&id, &p.output, &*self.counted).map_err(Problem::internal)
     }
 
     /// Size of the undo file (without reading or hashing anything).
     pub fn undo_size(&self) -> u64 {
-        let Some(p) = self.planned.as_ref() else {
+        let Some(p) = self.planned() else {
             return 0;
         };
         let writes = undo::plan_writes(&p.output);
@@ -319,7 +261,7 @@ impl<R: ReadAt> Session<R> {
     /// The JSON report offered with the download: what the command line's `fix --json` prints,
     /// plus the verification and the names of the files.
     pub fn report_json(&self, extra: serde_json::Value) -> String {
-        let Some(p) = &self.planned else {
+        let Some(p) = self.planned() else {
             return "{}".into();
         };
         let doc = serde_json::json!({

@@ -1,37 +1,24 @@
 //! What the worker tells the page: plain data (serde) built from the core's reports, with every
-//! fact the page shows and every problem as a code the page words in the reader's language.
+//! fact the page shows. What the user must be told is the core's own typed values (its reasons,
+//! blockers, notices, refusals and failures), carried as they are (see [`crate::wire`]) and worded
+//! by the page in the reader's language; the page never parses a sentence.
 //!
-//! The core's own sentences (English) travel along as `detail` for the technical reader; the page
-//! never needs to parse them.
+//! The core's own sentences (English) are at hand as [`Problem::detail`] for the technical
+//! reader.
 
-use kaifuku_container::{ContainerError, Format, OtherFormat};
+use crate::wire::{
+    boxed_fix_error, volume_name_list, BlockerDef, FormatDef, LogStateDef, OutcomeDef, ReasonDef,
+    RuleNoticeDef, SchemeDef, VerdictDef, VerifyFailureDef, VolumeNameDef,
+};
+use kaifuku_container::Format;
 use kaifuku_io::PatchData;
 use kaifuku_ntfs::LogState;
-use kaifuku_partition::NoticeKind;
-use kaifuku_partition::Scheme;
-use kaifuku_rescue::inspect::RuleNotice;
-use kaifuku_rescue::{InspectReport, Outcome, Plan, Verdict};
+use kaifuku_partition::{NoticeKind, Scheme};
+use kaifuku_rescue::vocabulary::{
+    Blocker, FixRefusal, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
+};
+use kaifuku_rescue::{FixError, InspectReport, Outcome, Plan, Verdict, VolumeReport};
 use serde::{Deserialize, Serialize};
-
-/// A volume as the page names it: "partition 3 “Windows”" / "パーティション 3 “Windows”".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VolumeName {
-    pub partition: Option<u32>,
-    pub label: Option<String>,
-}
-
-impl VolumeName {
-    pub fn of(v: &kaifuku_rescue::VolumeReport) -> VolumeName {
-        VolumeName {
-            partition: v.partition,
-            label: v
-                .ntfs
-                .as_ref()
-                .and_then(|n| n.label.clone())
-                .filter(|l| !l.is_empty()),
-        }
-    }
-}
 
 /// How many calls reached the picked file and how many bytes they moved, and how long it took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -44,8 +31,8 @@ pub struct Reads {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerView {
-    /// "raw", "vhd_fixed" or "vhd_dynamic".
-    pub format: String,
+    #[serde(with = "FormatDef")]
+    pub format: Format,
     pub virtual_size: u64,
     pub file_size: u64,
 }
@@ -62,8 +49,8 @@ pub struct PartitionView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionsView {
-    /// "gpt", "mbr" or "none".
-    pub scheme: String,
+    #[serde(with = "SchemeDef")]
+    pub scheme: Scheme,
     pub sector_size: u32,
     pub partitions: Vec<PartitionView>,
     /// The partition reader's notes and warnings, as codes the page says in either language.
@@ -80,8 +67,8 @@ pub struct NtfsView {
     pub sector_size: u32,
     pub serial: String,
     pub dirty: bool,
-    /// "clean", "unclean", "v2.0" or "unreadable".
-    pub log_state: String,
+    #[serde(with = "LogStateDef")]
+    pub log_state: LogState,
     pub log_empty: bool,
     pub hiberfil_present: bool,
     pub hibernated: bool,
@@ -101,17 +88,18 @@ pub struct MatchView {
     /// Whether the first bytes are the rule's known-bad header (`None`: the rule knows none).
     pub header_known_bad: Option<bool>,
     pub all_zero: bool,
-    /// "faulty", "fixed" or "unknown".
-    pub verdict: String,
+    #[serde(with = "VerdictDef")]
+    pub verdict: Verdict,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeView {
+    #[serde(with = "VolumeNameDef")]
     pub name: VolumeName,
     pub partition: Option<u32>,
     pub offset: u64,
     pub size: u64,
-    /// "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
+    /// The core's file-system code: "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
     pub filesystem: String,
     pub windows: bool,
     pub ntfs: Option<NtfsView>,
@@ -119,76 +107,151 @@ pub struct VolumeView {
     pub rule_ran: bool,
     pub directory_exists: bool,
     pub matches: Vec<MatchView>,
+    /// Why the volume could not be examined, in the core's words (the problems list words it).
     pub error: Option<String>,
     pub refused: bool,
 }
 
-/// Why something cannot go on, or what the user must know; worded by the page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
-pub enum ProblemCode {
-    /// VHDX, VMDK, qcow2: recognised but not read yet.
-    UnsupportedFormat {
-        format: String,
-        qemu: String,
-    },
-    DifferencingVhd,
-    /// The container (VHD metadata) is damaged or the file is truncated.
-    DamagedContainer,
-    /// The partition table could not be read.
-    DamagedPartitions,
-    BitLocker,
-    Hibernated,
-    /// Disk quotas are tracked on the volume: an offline delete would leave them stale.
-    QuotaTracking,
-    /// Unclean or v2.0 journal on the Windows volume: consent needed.
-    JournalUnclean {
-        state: String,
-    },
-    NoWindows,
-    NoCrowdStrikeDirectory,
-    NoMatch,
-    /// An entry named like a target is a directory: left alone (a notice).
-    DirectorySkipped {
-        path: String,
-    },
-    /// A junction or symbolic link on the rule's path was followed (a notice).
-    LinkFollowed {
-        link: String,
-        target: String,
-    },
-    /// A volume uses an NTFS feature kaifuku does not handle yet.
-    VolumeUnsupported,
-    /// A volume is damaged.
-    VolumeDamaged,
-    /// The picked file could not be read (removed, changed, permission).
-    ReadFailed,
-    /// A patch would land in an unallocated block of a dynamic VHD.
-    PatchInUnallocatedBlock,
-    /// Planning or verifying the fix failed.
-    FixFailed,
-    /// The fixed view did not pass re-verification.
-    VerificationFailed,
-    /// Anything else (a bug).
-    Internal,
+/// The code serde gives a value of the core (what its JSON reports say), for the page's DOM
+/// attributes that scripts and tests read: `code(FormatDef::serialize(&f, Serializer))`.
+pub fn code(value: Result<serde_json::Value, serde_json::Error>) -> String {
+    match value {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v
+            .get("code")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        Err(_) => String::new(),
+    }
 }
 
+/// What the user must be told about the image or a step: the core's typed values, worded by the
+/// page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Problem {
-    #[serde(flatten)]
-    pub code: ProblemCode,
-    /// The volume it concerns.
-    pub volume: Option<VolumeName>,
-    /// The core's technical explanation (English), if any.
-    pub detail: Option<String>,
+#[serde(tag = "about", rename_all = "snake_case")]
+pub enum Problem {
+    /// Why the image, its partition table or a volume cannot be examined, or why nothing matches.
+    Reason {
+        #[serde(with = "ReasonDef")]
+        reason: Reason,
+    },
+    /// What stops the fix on a volume whose files match (an unclean journal: until consent).
+    Blocked {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+        #[serde(with = "BlockerDef")]
+        blocker: Blocker,
+    },
+    /// Something the rule met on a volume that does not stop it.
+    Notice {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+        #[serde(with = "RuleNoticeDef")]
+        notice: RuleNotice,
+    },
+    /// Planning the fix found nothing to fix, was refused, or failed.
+    Fix {
+        #[serde(with = "boxed_fix_error")]
+        error: Box<FixError>,
+    },
+    /// The fixed image did not verify.
+    Verify {
+        #[serde(with = "VerifyFailureDef")]
+        failure: VerifyFailure,
+    },
+    /// The page or its worker failed (a bug), with what it said.
+    Internal { detail: String },
 }
 
 impl Problem {
-    pub fn new(code: ProblemCode, volume: Option<VolumeName>, detail: Option<String>) -> Self {
-        Problem {
-            code,
-            volume,
-            detail,
+    pub fn internal(detail: impl Into<String>) -> Problem {
+        Problem::Internal {
+            detail: detail.into(),
+        }
+    }
+
+    /// The core's technical explanation (English), where the page's words leave facts out.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Problem::Reason { reason } => match reason {
+                Reason::Container { problem } => Some(problem.to_string()),
+                Reason::Partitions { problem } => Some(problem.to_string()),
+                Reason::Volume { problem, .. } => Some(problem.to_string()),
+                Reason::PartitionTableDamaged { .. } | Reason::DamagedBareNtfs { .. } => {
+                    Some(reason.to_string())
+                }
+                Reason::Matches { .. }
+                | Reason::NoWindowsVolume
+                | Reason::DirectoryMissing { .. }
+                | Reason::NoMatch { .. }
+                | Reason::VolumeHasProblems { .. }
+                | Reason::NoNtfsVolume
+                | Reason::CheckedClean { .. } => None,
+            },
+            Problem::Blocked { .. } | Problem::Notice { .. } => None,
+            Problem::Fix { error } => Some(match error.as_ref() {
+                FixError::NothingToFix { reasons }
+                | FixError::Refused {
+                    refusal: FixRefusal::Inspect { reasons },
+                } => reasons
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                FixError::Refused { refusal } => refusal.to_string(),
+                FixError::Failed { failure } => failure.to_string(),
+            }),
+            Problem::Verify { failure } => Some(failure.to_string()),
+            Problem::Internal { detail } => Some(detail.clone()),
+        }
+    }
+
+    /// The code of the core's value this problem is about (the innermost one that says what
+    /// happened), as the JSON reports have it: `bitlocker`, `directory_missing`, `hibernated`, ...
+    pub fn code(&self) -> String {
+        use serde_json::to_value;
+        match self {
+            Problem::Reason { reason } => match reason {
+                Reason::Container { problem } => code(to_value(problem)),
+                Reason::Partitions { problem } => code(to_value(problem)),
+                Reason::Volume { problem, .. } => match problem {
+                    VolumeProblem::Ntfs { error } => code(to_value(error)),
+                    VolumeProblem::OutsideDisk { .. }
+                    | VolumeProblem::WindowsPartitionUnreadable
+                    | VolumeProblem::WindowsBootSectorUnreadable { .. } => code(to_value(problem)),
+                },
+                Reason::Matches { .. }
+                | Reason::PartitionTableDamaged { .. }
+                | Reason::DamagedBareNtfs { .. }
+                | Reason::NoWindowsVolume
+                | Reason::DirectoryMissing { .. }
+                | Reason::NoMatch { .. }
+                | Reason::VolumeHasProblems { .. }
+                | Reason::NoNtfsVolume
+                | Reason::CheckedClean { .. } => code(to_value(reason)),
+            },
+            Problem::Blocked { blocker, .. } => code(to_value(blocker)),
+            Problem::Notice { notice, .. } => code(to_value(notice)),
+            Problem::Fix { error } => code(to_value(error)),
+            Problem::Verify { failure } => code(to_value(failure)),
+            Problem::Internal { .. } => "internal".into(),
+        }
+    }
+
+    /// An unclean journal: explained by the consent section, not the problems list.
+    pub fn journal_state(&self) -> Option<LogState> {
+        match self {
+            Problem::Blocked {
+                blocker: Blocker::JournalNotClean { state },
+                ..
+            } => Some(*state),
+            Problem::Blocked { .. }
+            | Problem::Reason { .. }
+            | Problem::Notice { .. }
+            | Problem::Fix { .. }
+            | Problem::Verify { .. }
+            | Problem::Internal { .. } => None,
         }
     }
 }
@@ -203,8 +266,8 @@ pub struct InspectView {
     pub container: Option<ContainerView>,
     pub partitions: Option<PartitionsView>,
     pub volumes: Vec<VolumeView>,
-    /// "matches", "nothing-to-fix", "refused" or "error".
-    pub outcome: String,
+    #[serde(with = "OutcomeDef")]
+    pub outcome: Outcome,
     pub problems: Vec<Problem>,
     /// Matches were found and nothing refuses the fix, perhaps after consent.
     pub can_fix: bool,
@@ -219,74 +282,15 @@ impl InspectView {
     }
 }
 
-pub fn format_code(f: Format) -> &'static str {
-    match f {
-        Format::Raw => "raw",
-        Format::VhdFixed => "vhd_fixed",
-        Format::VhdDynamic => "vhd_dynamic",
-    }
-}
-
-pub fn log_state_code(s: LogState) -> &'static str {
-    match s {
-        LogState::Clean => "clean",
-        LogState::Unclean => "unclean",
-        LogState::V2 => "v2.0",
-        LogState::Unreadable => "unreadable",
-    }
-}
-
-fn verdict_code(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Faulty => "faulty",
-        Verdict::Fixed => "fixed",
-        Verdict::Unknown => "unknown",
-        Verdict::NotApplicable => "none",
-    }
-}
-
-/// The problem a container error stands for.
-pub fn container_problem(e: &ContainerError) -> Problem {
-    let code = match e {
-        ContainerError::UnsupportedFormat(f) => ProblemCode::UnsupportedFormat {
-            format: match f {
-                OtherFormat::Vhdx => "VHDX".into(),
-                OtherFormat::VmdkSparse => "VMDK".into(),
-                OtherFormat::VmdkDescriptor => "VMDK (descriptor)".into(),
-                OtherFormat::Qcow2 => "qcow2".into(),
-                #[allow(unreachable_patterns)]
-                _ => f.to_string(),
-            },
-            qemu: f.qemu_name().into(),
-        },
-        ContainerError::DifferencingVhd => ProblemCode::DifferencingVhd,
-        ContainerError::PatchInUnallocatedBlock { .. } => ProblemCode::PatchInUnallocatedBlock,
-        ContainerError::Read { .. } => ProblemCode::ReadFailed,
-        _ => ProblemCode::DamagedContainer,
-    };
-    Problem::new(code, None, Some(e.to_string()))
-}
-
-/// Builds the page's view of an inspect report. `container_error` is what opening the container
-/// said, when it failed (the report only keeps its message).
-pub fn inspect_view(
-    file_name: &str,
-    report: &InspectReport,
-    container_error: Option<&ContainerError>,
-    reads: Reads,
-) -> InspectView {
+/// Builds the page's view of an inspect report.
+pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> InspectView {
     let container = report.container.as_ref().map(|c| ContainerView {
-        format: format_code(c.format).into(),
+        format: c.format,
         virtual_size: c.virtual_size,
         file_size: c.file_size,
     });
     let partitions = report.partitions.as_ref().map(|t| PartitionsView {
-        scheme: match t.scheme {
-            Scheme::Gpt => "gpt",
-            Scheme::Mbr => "mbr",
-            Scheme::None => "none",
-        }
-        .into(),
+        scheme: t.scheme,
         sector_size: t.sector_size,
         partitions: t
             .partitions
@@ -303,13 +307,11 @@ pub fn inspect_view(
         notes: t.notes.iter().map(|n| n.kind.clone()).collect(),
         warnings: t.warnings.iter().map(|n| n.kind.clone()).collect(),
     });
-    let mut problems = Vec::new();
     let volumes: Vec<VolumeView> = report
         .volumes
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let name = VolumeName::of(v);
             let ntfs = v.ntfs.as_ref().map(|n| NtfsView {
                 label: n.label.clone().filter(|l| !l.is_empty()),
                 version: n.ntfs_version.clone(),
@@ -318,7 +320,7 @@ pub fn inspect_view(
                 sector_size: n.sector_size,
                 serial: n.serial.clone(),
                 dirty: n.dirty,
-                log_state: log_state_code(n.log.state).into(),
+                log_state: n.log.state,
                 log_empty: n.log.empty,
                 hiberfil_present: n.hibernation.hiberfil_present,
                 hibernated: n.hibernation.hibernated,
@@ -339,11 +341,11 @@ pub fn inspect_view(
                     header_hex: m.file.header_hex.clone(),
                     header_known_bad: m.header_matches,
                     all_zero: m.file.all_zero && m.file.size > 0,
-                    verdict: verdict_code(m.verdict).into(),
+                    verdict: m.verdict,
                 })
                 .collect();
             VolumeView {
-                name,
+                name: v.name(),
                 partition: v.partition,
                 offset: v.offset,
                 size: v.size,
@@ -359,107 +361,32 @@ pub fn inspect_view(
         })
         .collect();
 
-    // Problems, most important first.
-    if report.container.is_none() {
-        match container_error {
-            Some(e) => problems.push(container_problem(e)),
-            None => problems.push(Problem::new(
-                ProblemCode::DamagedContainer,
-                None,
-                report.reasons.first().map(ToString::to_string),
-            )),
-        }
-    } else if report.partitions.is_none() {
-        problems.push(Problem::new(
-            ProblemCode::DamagedPartitions,
-            None,
-            report.reasons.first().map(ToString::to_string),
-        ));
+    // Problems, most important first: the image or its table (the report's first reason says
+    // which), then each volume's, then why nothing matches.
+    let mut problems = Vec::new();
+    if report.container.is_none() || report.partitions.is_none() {
+        problems.extend(
+            report
+                .reasons
+                .first()
+                .map(|r| Problem::Reason { reason: r.clone() }),
+        );
     }
     let mut needs_consent = false;
     let mut blocked = false;
-    // `volumes` was made from `report.volumes`, one for one.
-    for (v, rv) in volumes.iter().zip(&report.volumes) {
-        if v.filesystem == "bitlocker" {
-            problems.push(Problem::new(
-                ProblemCode::BitLocker,
-                Some(v.name.clone()),
-                v.error.clone(),
-            ));
-            continue;
-        }
-        if let Some(e) = &v.error {
-            let code = if v.refused {
-                ProblemCode::VolumeUnsupported
-            } else {
-                ProblemCode::VolumeDamaged
-            };
-            problems.push(Problem::new(code, Some(v.name.clone()), Some(e.clone())));
-        }
-        if let Some(r) = &rv.rule {
-            for notice in &r.notices {
-                let code = match notice {
-                    RuleNotice::DirectorySkipped { path } => {
-                        ProblemCode::DirectorySkipped { path: path.clone() }
-                    }
-                    RuleNotice::LinkFollowed { link, target } => ProblemCode::LinkFollowed {
-                        link: link.clone(),
-                        target: target.clone(),
-                    },
-                };
-                problems.push(Problem::new(code, Some(v.name.clone()), None));
-            }
-        }
-        let Some(n) = &v.ntfs else { continue };
-        if v.matches.is_empty() {
-            continue;
-        }
-        if n.hibernated {
-            blocked = true;
-            problems.push(Problem::new(
-                ProblemCode::Hibernated,
-                Some(v.name.clone()),
-                None,
-            ));
-        }
-        if n.quota_tracking {
-            blocked = true;
-            problems.push(Problem::new(
-                ProblemCode::QuotaTracking,
-                Some(v.name.clone()),
-                None,
-            ));
-        }
-        if n.log_state != "clean" {
-            needs_consent = true;
-            problems.push(Problem::new(
-                ProblemCode::JournalUnclean {
-                    state: n.log_state.clone(),
-                },
-                Some(v.name.clone()),
-                None,
-            ));
-        }
+    for v in &report.volumes {
+        volume_problems(v, &mut problems, &mut blocked, &mut needs_consent);
     }
-    if report.outcome == Outcome::NothingToFix {
-        if report.windows_volumes.is_empty() {
-            problems.push(Problem::new(ProblemCode::NoWindows, None, None));
-        }
-        for v in volumes.iter().filter(|v| v.rule_ran) {
-            let code = if v.directory_exists {
-                ProblemCode::NoMatch
-            } else {
-                ProblemCode::NoCrowdStrikeDirectory
-            };
-            problems.push(Problem::new(code, Some(v.name.clone()), None));
-        }
+    match report.outcome {
+        Outcome::NothingToFix => problems.extend(
+            report
+                .reasons
+                .iter()
+                .map(|r| Problem::Reason { reason: r.clone() }),
+        ),
+        Outcome::Matches | Outcome::Refused | Outcome::Error => {}
     }
-    let outcome = match report.outcome {
-        Outcome::Matches => "matches",
-        Outcome::NothingToFix => "nothing-to-fix",
-        Outcome::Refused => "refused",
-        Outcome::Error => "error",
-    };
+    let matches = report.outcome == Outcome::Matches;
     InspectView {
         file_name: file_name.to_string(),
         file_size: report.container.as_ref().map_or(0, |c| c.file_size),
@@ -473,17 +400,57 @@ pub fn inspect_view(
         container,
         partitions,
         volumes,
-        outcome: outcome.into(),
+        outcome: report.outcome,
         problems,
-        can_fix: report.outcome == Outcome::Matches && !blocked,
-        needs_consent: report.outcome == Outcome::Matches && !blocked && needs_consent,
+        can_fix: matches && !blocked,
+        needs_consent: matches && !blocked && needs_consent,
         reads,
+    }
+}
+
+/// A volume's problems: why it could not be examined, what the rule met, and — where files
+/// match — what stops the fix.
+fn volume_problems(
+    v: &VolumeReport,
+    problems: &mut Vec<Problem>,
+    blocked: &mut bool,
+    needs_consent: &mut bool,
+) {
+    let volume = v.name();
+    if let Some(problem) = &v.error {
+        problems.push(Problem::Reason {
+            reason: Reason::Volume {
+                volume: volume.clone(),
+                problem: problem.clone(),
+            },
+        });
+    }
+    for notice in v.rule.iter().flat_map(|r| r.notices.iter()) {
+        problems.push(Problem::Notice {
+            volume: volume.clone(),
+            notice: notice.clone(),
+        });
+    }
+    let has_matches = v.rule.as_ref().is_some_and(|r| !r.matches.is_empty());
+    if v.ntfs.is_none() || !has_matches {
+        return;
+    }
+    for blocker in &v.fix_blockers {
+        match blocker {
+            Blocker::JournalNotClean { .. } => *needs_consent = true,
+            Blocker::BitLocker | Blocker::Hibernated | Blocker::QuotaTracking => *blocked = true,
+        }
+        problems.push(Problem::Blocked {
+            volume: volume.clone(),
+            blocker: blocker.clone(),
+        });
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeletionView {
     pub path: String,
+    #[serde(with = "VolumeNameDef")]
     pub volume: VolumeName,
     pub mft_record: u64,
     pub record_freed: bool,
@@ -508,6 +475,7 @@ pub struct RangeView {
 pub struct PlanView {
     pub deletions: Vec<DeletionView>,
     /// Volumes whose journal is reset and which are marked dirty.
+    #[serde(with = "volume_name_list")]
     pub journal_reset: Vec<VolumeName>,
     /// Changed ranges of the virtual disk.
     pub patches: Vec<RangeView>,
@@ -529,11 +497,8 @@ pub fn plan_view(
         report
             .volumes
             .get(i)
-            .map(VolumeName::of)
-            .unwrap_or(VolumeName {
-                partition: None,
-                label: None,
-            })
+            .map(VolumeReport::name)
+            .unwrap_or(VolumeName::place(None))
     };
     let mut file_writes: Vec<RangeView> = output
         .writes
@@ -593,15 +558,34 @@ pub fn plan_view(
 #[serde(tag = "check", rename_all = "snake_case")]
 pub enum CheckView {
     /// The container opens again with the same format and size.
-    ContainerSame { format: String, virtual_size: u64 },
+    ContainerSame {
+        #[serde(with = "FormatDef")]
+        format: Format,
+        virtual_size: u64,
+    },
     /// The rule finds this many files on the volume (0 expected).
-    RuleFinds { volume: VolumeName, count: usize },
+    RuleFinds {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+        count: usize,
+    },
     /// The file's MFT record is marked free.
-    RecordFree { volume: VolumeName, record: u64 },
+    RecordFree {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+        record: u64,
+    },
     /// The journal reads as clean and the dirty flag is set (chkdsk at next boot).
-    JournalReset { volume: VolumeName },
+    JournalReset {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+    },
     /// The NTFS invariant checker's findings on the changed records and the directory.
-    Invariants { volume: VolumeName, problems: usize },
+    Invariants {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+        problems: usize,
+    },
     /// The download differs from the picked file only in the planned ranges.
     OnlyPlannedRanges { ranges: usize, bytes: u64 },
 }

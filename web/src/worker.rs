@@ -2,19 +2,20 @@
 //! wants) through the session's block cache, runs the core, and hands the page plain data and
 //! `Blob`s made of slices of the picked file (never a copy of the image).
 //!
-//! Messages from the page: `{type: "inspect", file}`, `{type: "plan", discardJournal}`,
-//! `{type: "fix"}`. Messages to the page: `ready`, `progress` (phase, bytes, calls, ms),
-//! `inspected` / `planned` / `fixed` (with `json`, the views of [`crate::view`]) and `failed`.
+//! It speaks [`crate::protocol`]: [`ToWorker`] in, [`FromWorker`] out. The page starts it before
+//! any image is picked (so its wasm is compiled by then) and waits for [`FromWorker::Ready`]; one
+//! worker serves one image and is terminated after it, or to cancel.
 
+use crate::protocol::{FromWorker, Phase, Progress, ToWorker};
 use crate::session::{OutPiece, Session};
-use crate::view::{FixedView, Problem, ProblemCode, Reads};
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use crate::view::{FixedView, Problem, Reads};
+use js_sys::{Array, Uint8Array};
 use kaifuku_io::{check_range, ReadAt, ReadStats};
 use kaifuku_rescue::undo;
 use std::cell::{Cell, RefCell};
 use std::io;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, BlobPropertyBag, DedicatedWorkerGlobalScope, File, FileReaderSync};
 
 /// Progress messages go out at most this often while a step reads.
@@ -34,67 +35,61 @@ pub fn now() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
-fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
-    let _ = Reflect::set(o, &JsValue::from_str(k), &v.into());
+fn post(message: &FromWorker) {
+    if let Err(e) = message.post(&scope()) {
+        web_sys::console::error_1(&e);
+    }
 }
 
-fn post(o: &Object) {
-    let _ = scope().post_message(o);
-}
-
-fn message(kind: &str) -> Object {
-    let o = Object::new();
-    set(&o, "type", kind);
-    o
-}
-
-struct Progress {
-    phase: RefCell<String>,
+/// The reads of the current step, told to the page at most every [`PROGRESS_EVERY_MS`].
+pub struct ProgressMeter {
+    phase: Cell<Phase>,
     started: Cell<f64>,
     last: Cell<f64>,
     calls: Cell<u64>,
     bytes: Cell<u64>,
 }
 
-thread_local! {
-    static PROGRESS: Progress = const {
-        Progress {
-            phase: RefCell::new(String::new()),
+impl ProgressMeter {
+    fn new() -> Self {
+        ProgressMeter {
+            phase: Cell::new(Phase::Inspect),
             started: Cell::new(0.0),
             last: Cell::new(0.0),
             calls: Cell::new(0),
             bytes: Cell::new(0),
         }
-    };
-    static SESSION: RefCell<Option<Session<FileSource>>> = const { RefCell::new(None) };
-    static FILE: RefCell<Option<File>> = const { RefCell::new(None) };
-}
+    }
 
-fn post_progress(force: bool) {
-    PROGRESS.with(|p| {
+    /// Starts a step (the counts go on from the step before); returns its start time.
+    fn begin(&self, phase: Phase) -> f64 {
         let t = now();
-        if !force && t - p.last.get() < PROGRESS_EVERY_MS {
+        self.phase.set(phase);
+        self.started.set(t);
+        self.last.set(t);
+        self.report(true);
+        t
+    }
+
+    fn counted(&self, bytes: usize) {
+        self.calls.set(self.calls.get() + 1);
+        self.bytes.set(self.bytes.get() + bytes as u64);
+        self.report(false);
+    }
+
+    fn report(&self, force: bool) {
+        let t = now();
+        if !force && t - self.last.get() < PROGRESS_EVERY_MS {
             return;
         }
-        p.last.set(t);
-        let o = message("progress");
-        set(&o, "phase", p.phase.borrow().as_str());
-        set(&o, "bytes", p.bytes.get() as f64);
-        set(&o, "calls", p.calls.get() as f64);
-        set(&o, "ms", t - p.started.get());
-        post(&o);
-    });
-}
-
-fn begin_phase(phase: &str) -> f64 {
-    let t = now();
-    PROGRESS.with(|p| {
-        *p.phase.borrow_mut() = phase.to_string();
-        p.started.set(t);
-        p.last.set(t);
-    });
-    post_progress(true);
-    t
+        self.last.set(t);
+        post(&FromWorker::Progress(Progress {
+            phase: self.phase.get(),
+            bytes: self.bytes.get(),
+            calls: self.calls.get(),
+            ms: t - self.started.get(),
+        }));
+    }
 }
 
 /// The picked file, read with `FileReaderSync`: one call per read, about a millisecond each, so
@@ -103,6 +98,7 @@ pub struct FileSource {
     file: File,
     reader: FileReaderSync,
     size: u64,
+    progress: Option<Rc<ProgressMeter>>,
 }
 
 impl FileSource {
@@ -112,7 +108,20 @@ impl FileSource {
             file,
             reader: FileReaderSync::new()?,
             size,
+            progress: None,
         })
+    }
+
+    /// The same, counting every read into `progress`.
+    fn with_progress(file: File, progress: Rc<ProgressMeter>) -> Result<Self, JsValue> {
+        Ok(FileSource {
+            progress: Some(progress),
+            ..FileSource::new(file)?
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -156,11 +165,9 @@ impl ReadAt for FileSource {
             ));
         }
         arr.copy_to(buf);
-        PROGRESS.with(|p| {
-            p.calls.set(p.calls.get() + 1);
-            p.bytes.set(p.bytes.get() + buf.len() as u64);
-        });
-        post_progress(false);
+        if let Some(p) = &self.progress {
+            p.counted(buf.len());
+        }
         Ok(())
     }
 }
@@ -171,17 +178,6 @@ fn reads(stats: ReadStats, started: f64) -> Reads {
         bytes: stats.bytes,
         ms: now() - started,
     }
-}
-
-fn post_json(kind: &str, json: &str) -> Object {
-    let o = message(kind);
-    set(&o, "json", json);
-    o
-}
-
-fn fail(p: Problem) {
-    let json = serde_json::to_string(&p).expect("serialisable");
-    post(&post_json("failed", &json));
 }
 
 /// Bytes of the worker's wasm memory (it only grows).
@@ -267,67 +263,74 @@ pub fn undo_blob(file: &File, pieces: &[undo::Piece]) -> Result<Blob, JsValue> {
     blob_of(&parts, "application/octet-stream")
 }
 
-fn get(data: &JsValue, k: &str) -> JsValue {
-    Reflect::get(data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+/// One image: its session (the picked file is its source), from the first message on.
+#[derive(Default)]
+struct ImageWorker {
+    session: Option<Session<FileSource>>,
 }
 
-fn internal(d: impl Into<String>) -> Problem {
-    Problem::new(ProblemCode::Internal, None, Some(d.into()))
-}
-
-fn on_inspect(file: File) {
-    let started = begin_phase("inspect");
-    PROGRESS.with(|p| {
-        p.calls.set(0);
-        p.bytes.set(0);
-    });
-    let source = match FileSource::new(file.clone()) {
-        Ok(s) => s,
-        Err(e) => return fail(internal(format!("FileReaderSync: {e:?}"))),
-    };
-    let mut session = Session::new(source, &file.name());
-    let view = session.inspect(|s| reads(s, started));
-    SESSION.with(|s| *s.borrow_mut() = Some(session));
-    FILE.with(|f| *f.borrow_mut() = Some(file));
-    post_progress(true);
-    post(&post_json(
-        "inspected",
-        &serde_json::to_string(&view).expect("serialisable"),
-    ));
-}
-
-fn on_plan(discard_journal: bool) {
-    let started = begin_phase("plan");
-    let result = SESSION.with(|s| {
-        let mut s = s.borrow_mut();
-        let session = s.as_mut().ok_or_else(|| internal("no image"))?;
-        session.plan(discard_journal, |st| reads(st, started))
-    });
-    post_progress(true);
-    match result {
-        Ok(view) => post(&post_json(
-            "planned",
-            &serde_json::to_string(&view).expect("serialisable"),
-        )),
-        Err(p) => fail(p),
+impl ImageWorker {
+    fn session(&mut self) -> Result<&mut Session<FileSource>, Problem> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| Problem::internal("no image"))
     }
-}
 
-fn on_fix() {
-    let started = begin_phase("verify");
-    let result: Result<Object, Problem> = SESSION.with(|s| {
-        let mut s = s.borrow_mut();
-        let session = s.as_mut().ok_or_else(|| internal("no image"))?;
+    fn on_message(&mut self, message: ToWorker) -> FromWorker {
+        let result = match message {
+            ToWorker::Inspect { file } => self.inspect(file),
+            ToWorker::Plan { discard_journal } => self.plan(discard_journal),
+            ToWorker::Fix => self.fix(),
+        };
+        if let Some(s) = &self.session {
+            if let Some(p) = &s.source().progress {
+                p.report(true);
+            }
+        }
+        result.unwrap_or_else(FromWorker::Failed)
+    }
+
+    fn inspect(&mut self, file: File) -> Result<FromWorker, Problem> {
+        let progress = Rc::new(ProgressMeter::new());
+        let started = progress.begin(Phase::Inspect);
+        let source = FileSource::with_progress(file.clone(), progress)
+            .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
+        let session = self.session.insert(Session::new(source, &file.name()));
+        Ok(FromWorker::Inspected(
+            session.inspect(|s| reads(s, started)),
+        ))
+    }
+
+    fn begin(&mut self, phase: Phase) -> Result<(&mut Session<FileSource>, f64), Problem> {
+        let session = self.session()?;
+        let started = match &session.source().progress {
+            Some(p) => p.begin(phase),
+            None => now(),
+        };
+        Ok((session, started))
+    }
+
+    fn plan(&mut self, discard_journal: bool) -> Result<FromWorker, Problem> {
+        let (session, started) = self.begin(Phase::Plan)?;
+        let view = session.plan(discard_journal, |st| reads(st, started))?;
+        Ok(FromWorker::Planned(view))
+    }
+
+    fn fix(&mut self) -> Result<FromWorker, Problem> {
+        let (session, started) = self.begin(Phase::Verify)?;
         let checks = session.verify()?;
         let verified = now();
-        begin_phase("output");
-        let file = FILE
-            .with(|f| f.borrow().clone())
-            .ok_or_else(|| internal("no file"))?;
-        let pieces = session.image_pieces().ok_or_else(|| internal("no plan"))?;
-        let image = image_blob(&file, &pieces).map_err(|e| internal(format!("{e:?}")))?;
+        if let Some(p) = &session.source().progress {
+            p.begin(Phase::Output);
+        }
+        let file = session.source().file().clone();
+        let pieces = session
+            .image_pieces()
+            .ok_or_else(|| Problem::internal("no plan"))?;
+        let image = image_blob(&file, &pieces).map_err(|e| Problem::internal(format!("{e:?}")))?;
         let undo_pieces = session.undo_pieces()?;
-        let undo = undo_blob(&file, &undo_pieces).map_err(|e| internal(format!("{e:?}")))?;
+        let undo =
+            undo_blob(&file, &undo_pieces).map_err(|e| Problem::internal(format!("{e:?}")))?;
         let ms = now() - started;
         let memory = wasm_memory();
         let report_text = session.report_json(serde_json::json!({
@@ -339,7 +342,7 @@ fn on_fix() {
             &Array::of1(&JsValue::from_str(&report_text)),
             "application/json",
         )
-        .map_err(|e| internal(format!("{e:?}")))?;
+        .map_err(|e| Problem::internal(format!("{e:?}")))?;
         let names = session.names().clone();
         let view = FixedView {
             output_name: names.output,
@@ -352,7 +355,7 @@ fn on_fix() {
             wasm_memory: memory,
         };
         if view.output_size != session.file_size() || view.undo_size != session.undo_size() {
-            return Err(internal(format!(
+            return Err(Problem::internal(format!(
                 "assembled sizes differ: image {} (file {}), undo {} (expected {})",
                 view.output_size,
                 session.file_size(),
@@ -360,51 +363,31 @@ fn on_fix() {
                 session.undo_size()
             )));
         }
-        let o = post_json(
-            "fixed",
-            &serde_json::to_string(&view).expect("serialisable"),
-        );
-        set(&o, "image", image);
-        set(&o, "undo", undo);
-        set(&o, "report", report);
-        Ok(o)
-    });
-    post_progress(true);
-    match result {
-        Ok(o) => post(&o),
-        Err(p) => fail(p),
-    }
-}
-
-fn on_message(data: JsValue) {
-    let kind = get(&data, "type").as_string().unwrap_or_default();
-    match kind.as_str() {
-        "inspect" => match get(&data, "file").dyn_into::<File>() {
-            Ok(f) => on_inspect(f),
-            Err(_) => fail(internal("inspect without a file")),
-        },
-        "plan" => on_plan(get(&data, "discardJournal").as_bool().unwrap_or(false)),
-        "fix" => on_fix(),
-        "memory" => {
-            let o = message("memory");
-            set(&o, "bytes", wasm_memory() as f64);
-            post(&o);
-        }
-        other => fail(internal(format!("unknown message {other:?}"))),
+        Ok(FromWorker::Fixed {
+            view,
+            image,
+            undo,
+            report,
+        })
     }
 }
 
 /// Entry point of the worker binary.
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
-        fail(internal(format!("panic: {info}")));
+        post(&FromWorker::Failed(Problem::internal(format!(
+            "panic: {info}"
+        ))));
     }));
-    let listener = gloo::events::EventListener::new(&scope(), "message", |ev| {
+    let worker = RefCell::new(ImageWorker::default());
+    let listener = gloo::events::EventListener::new(&scope(), "message", move |ev| {
         let ev: &web_sys::MessageEvent = ev.unchecked_ref();
-        on_message(ev.data());
+        let reply = match ToWorker::from_js(ev.data()) {
+            Ok(message) => worker.borrow_mut().on_message(message),
+            Err(e) => FromWorker::Failed(Problem::internal(format!("unreadable message: {e}"))),
+        };
+        post(&reply);
     });
     listener.forget();
-    let o = message("ready");
-    set(&o, "memory", wasm_memory() as f64);
-    post(&o);
+    post(&FromWorker::Ready);
 }

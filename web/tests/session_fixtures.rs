@@ -6,8 +6,11 @@
 
 use kaifuku_io::ReadAt;
 use kaifuku_rescue::undo::{self, Piece, UndoEntry};
+use kaifuku_rescue::vocabulary::Reason;
+use kaifuku_rescue::Outcome;
 use kaifuku_web::session::{OutPiece, Session};
-use kaifuku_web::view::{CheckView, ProblemCode, Reads};
+use kaifuku_web::view::{code, CheckView, Problem, Reads};
+use kaifuku_web::wire::SchemeDef;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -89,16 +92,23 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
         assert_eq!(v.match_count(), want_matches, "{name}: matches");
         let p = v.partitions.as_ref().unwrap();
         assert_eq!(
-            p.scheme,
+            code(SchemeDef::serialize(
+                &p.scheme,
+                serde_json::value::Serializer
+            )),
             expected["scheme"].as_str().unwrap_or("none"),
             "{name}"
         );
         if want_matches == 0 {
-            assert_eq!(v.outcome, "nothing-to-fix", "{name}");
+            assert_eq!(v.outcome, Outcome::NothingToFix, "{name}");
             assert!(!v.can_fix);
             assert!(v.problems.iter().any(|p| matches!(
-                p.code,
-                ProblemCode::NoMatch | ProblemCode::NoCrowdStrikeDirectory | ProblemCode::NoWindows
+                p,
+                Problem::Reason {
+                    reason: Reason::NoMatch { .. }
+                        | Reason::DirectoryMissing { .. }
+                        | Reason::NoWindowsVolume
+                }
             )));
             continue;
         }

@@ -7,12 +7,26 @@
 
 use js_sys::{Array, Uint8Array};
 use kaifuku_container::{FileFill, FileWrite, OutputPlan};
+use kaifuku_container::{Format, OtherFormat};
 use kaifuku_io::{BlockCache, Counted, ReadAt};
+use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
+use kaifuku_ntfs::{Damage, Location, LogState, Structure};
+use kaifuku_partition::Scheme;
 use kaifuku_rescue::undo::{self, UndoEntry};
+use kaifuku_rescue::vocabulary::{
+    Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason, RuleNotice, VerifyFailure,
+    VolumeName, VolumeProblem,
+};
+use kaifuku_rescue::{FixError, Outcome, Verdict};
+use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
+use kaifuku_web::view::{
+    CheckView, ContainerView, DeletionView, FixedView, InspectView, MatchView, NtfsView,
+    PartitionView, PartitionsView, PlanView, Problem, RangeView, Reads, VolumeView,
+};
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
-use wasm_bindgen::JsValue;
-use wasm_bindgen_test::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::{Blob, File, FileReaderSync};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
@@ -168,4 +182,309 @@ fn the_undo_blob_is_what_the_command_line_writes() {
     let (back_id, back) = undo::decode(&expect).unwrap();
     assert_eq!(back_id, id);
     assert_eq!(back.len(), 3);
+}
+
+/// What `postMessage` does to a message: a structured clone (the worker and the page share no
+/// objects; a `File` or `Blob` arrives as a new handle to the same bytes).
+fn posted(message: JsValue) -> JsValue {
+    let clone: js_sys::Function =
+        js_sys::Reflect::get(&js_sys::global(), &"structuredClone".into())
+            .unwrap()
+            .unchecked_into();
+    clone.call1(&JsValue::NULL, &message).unwrap()
+}
+
+fn volume() -> VolumeName {
+    VolumeName {
+        partition: Some(3),
+        label: Some("Windows".into()),
+    }
+}
+
+fn reads() -> Reads {
+    Reads {
+        calls: 50,
+        bytes: 3_774_873,
+        ms: 131.25,
+    }
+}
+
+fn inspect_view() -> InspectView {
+    InspectView {
+        file_name: "disk.vhd".into(),
+        file_size: 2000 << 30,
+        rule_id: "crowdstrike-2024-07-19".into(),
+        rule_title: "CrowdStrike channel file 291".into(),
+        rule_path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(),
+        container: Some(ContainerView {
+            format: Format::VhdDynamic,
+            virtual_size: 2000 << 30,
+            file_size: 5 << 20,
+        }),
+        partitions: Some(PartitionsView {
+            scheme: Scheme::Gpt,
+            sector_size: 512,
+            partitions: vec![PartitionView {
+                number: 3,
+                start: 1 << 20,
+                size: 100 << 20,
+                type_name: "Basic data".into(),
+                name: None,
+                container: false,
+            }],
+            notes: vec![kaifuku_partition::NoticeKind::GptCopiesDiffer],
+            warnings: vec![kaifuku_partition::NoticeKind::DiskEnlarged {
+                backup_lba: 77,
+                last_lba: 99,
+            }],
+        }),
+        volumes: vec![VolumeView {
+            name: volume(),
+            partition: Some(3),
+            offset: 1 << 20,
+            size: 100 << 20,
+            filesystem: "ntfs".into(),
+            windows: true,
+            ntfs: Some(NtfsView {
+                label: Some("Windows".into()),
+                version: "3.1".into(),
+                size: 100 << 20,
+                cluster_size: 4096,
+                sector_size: 512,
+                serial: "1234-ABCD".into(),
+                dirty: false,
+                log_state: LogState::V2,
+                log_empty: false,
+                hiberfil_present: false,
+                hibernated: false,
+                quota_tracking: false,
+            }),
+            rule_ran: true,
+            directory_exists: true,
+            matches: vec![MatchView {
+                path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-1.sys".into(),
+                name: "C-00000291-1.sys".into(),
+                dos_name: Some("C-0000~1.SYS".into()),
+                mft_record: 2146,
+                size: 41_000,
+                created: "2024-07-19T04:09:00Z".into(),
+                modified: "2024-07-19T04:09:00Z".into(),
+                header_hex: "aa aa aa aa".into(),
+                header_known_bad: None,
+                all_zero: false,
+                verdict: Verdict::NotApplicable,
+            }],
+            error: None,
+            refused: false,
+        }],
+        outcome: Outcome::Matches,
+        problems: vec![
+            Problem::Blocked {
+                volume: volume(),
+                blocker: Blocker::JournalNotClean {
+                    state: LogState::Unclean,
+                },
+            },
+            Problem::Notice {
+                volume: volume(),
+                notice: RuleNotice::LinkFollowed {
+                    link: "\\Windows\\CS".into(),
+                    target: "\\??\\C:\\CS".into(),
+                },
+            },
+            Problem::Reason {
+                reason: Reason::Volume {
+                    volume: VolumeName::place(Some(2)),
+                    problem: VolumeProblem::Ntfs {
+                        error: NtfsProblem::Damaged {
+                            damage: Damage {
+                                structure: Structure::IndexNode,
+                                at: Some(Location::MftRecord { record: 5 }),
+                                detail: "bad entry length".into(),
+                            },
+                        },
+                    },
+                },
+            },
+            Problem::Reason {
+                reason: Reason::DirectoryMissing {
+                    volume: volume(),
+                    directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                },
+            },
+        ],
+        can_fix: true,
+        needs_consent: true,
+        reads: reads(),
+    }
+}
+
+fn plan_view() -> PlanView {
+    PlanView {
+        deletions: vec![DeletionView {
+            path: "\\Windows\\C-00000291-1.sys".into(),
+            volume: volume(),
+            mft_record: 2146,
+            record_freed: true,
+            clusters_freed: 11,
+            remaining_links: None,
+            removed_names: vec!["C-00000291-1.sys".into(), "C-0000~1.SYS".into()],
+            side_indexes: vec![],
+        }],
+        journal_reset: vec![volume()],
+        patches: vec![RangeView {
+            offset: 0x1000,
+            len: 1024,
+            label: "MFT record 2146".into(),
+            fill: None,
+        }],
+        file_writes: vec![RangeView {
+            offset: 0x4000,
+            len: 64 << 20,
+            label: "$LogFile (reset to 0xFF)".into(),
+            fill: Some(0xFF),
+        }],
+        bytes_changed: 1024 + (64 << 20),
+        matches_after: 0,
+        reads: reads(),
+    }
+}
+
+fn fixed_view() -> FixedView {
+    FixedView {
+        output_name: "disk-fixed.vhd".into(),
+        undo_name: "disk-fixed.vhd.undo".into(),
+        report_name: "disk-fixed.vhd.report.json".into(),
+        output_size: 5 << 20,
+        undo_size: 4242,
+        checks: vec![
+            CheckView::ContainerSame {
+                format: Format::VhdDynamic,
+                virtual_size: 2000 << 30,
+            },
+            CheckView::RecordFree {
+                volume: volume(),
+                record: 2146,
+            },
+            CheckView::OnlyPlannedRanges {
+                ranges: 4,
+                bytes: 5000,
+            },
+        ],
+        reads: reads(),
+        wasm_memory: 5 << 20,
+    }
+}
+
+fn blob_of(bytes: &[u8]) -> Blob {
+    let parts = Array::new();
+    parts.push(&Uint8Array::from(bytes).into());
+    Blob::new_with_u8_array_sequence(&parts).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn page_messages_arrive_in_the_worker_as_sent() {
+    let data = pattern(1000);
+    let sent = ToWorker::Inspect {
+        file: file_of(&data),
+    };
+    match ToWorker::from_js(posted(sent.to_js().unwrap())).unwrap() {
+        ToWorker::Inspect { file } => {
+            assert_eq!(file.name(), "disk.img");
+            assert!(blob_bytes(&file) == data, "the file's bytes arrive");
+        }
+        other => panic!("{other:?}"),
+    }
+    for sent in [
+        ToWorker::Plan {
+            discard_journal: true,
+        },
+        ToWorker::Plan {
+            discard_journal: false,
+        },
+        ToWorker::Fix,
+    ] {
+        let got = ToWorker::from_js(posted(sent.to_js().unwrap())).unwrap();
+        assert_eq!(got, sent);
+    }
+}
+
+#[wasm_bindgen_test]
+fn worker_messages_arrive_in_the_page_as_sent() {
+    for sent in [
+        FromWorker::Ready,
+        FromWorker::Progress(Progress {
+            phase: Phase::Output,
+            bytes: 3 << 20,
+            calls: 50,
+            ms: 12.5,
+        }),
+        FromWorker::Inspected(inspect_view()),
+        FromWorker::Planned(plan_view()),
+        FromWorker::Failed(Problem::Reason {
+            reason: Reason::Container {
+                problem: ContainerProblem::UnsupportedFormat {
+                    format: OtherFormat::Vhdx,
+                    qemu_name: "vhdx".into(),
+                },
+            },
+        }),
+        FromWorker::Failed(Problem::Fix {
+            error: Box::new(FixError::Failed {
+                failure: FixFailure::CheckFoundProblems {
+                    volume: volume(),
+                    checked: Checked::EditedDirectory,
+                    problems: vec![CheckProblem {
+                        kind: ProblemKind::IndexOrder,
+                        record: Some(1992),
+                        message: "entries out of order".into(),
+                    }],
+                },
+            }),
+        }),
+        FromWorker::Failed(Problem::Fix {
+            error: Box::new(FixError::NothingToFix {
+                reasons: vec![Reason::NoWindowsVolume, Reason::NoNtfsVolume],
+            }),
+        }),
+        FromWorker::Failed(Problem::Verify {
+            failure: VerifyFailure::JournalNotReset {
+                volume: volume(),
+                state: LogState::Unreadable,
+                dirty: false,
+            },
+        }),
+        FromWorker::Failed(Problem::internal("a bug")),
+    ] {
+        let got = FromWorker::from_js(posted(sent.to_js().unwrap())).unwrap();
+        assert_eq!(got, sent);
+    }
+    let sent = FromWorker::Fixed {
+        view: fixed_view(),
+        image: blob_of(&[1, 2, 3]),
+        undo: blob_of(&[4, 5]),
+        report: blob_of(b"{}"),
+    };
+    match FromWorker::from_js(posted(sent.to_js().unwrap())).unwrap() {
+        FromWorker::Fixed {
+            view,
+            image,
+            undo,
+            report,
+        } => {
+            assert_eq!(view, fixed_view());
+            assert_eq!(blob_bytes(&image), [1, 2, 3]);
+            assert_eq!(blob_bytes(&undo), [4, 5]);
+            assert_eq!(blob_bytes(&report), b"{}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[wasm_bindgen_test]
+fn a_message_of_the_wrong_shape_is_an_error_not_a_guess() {
+    let wrong = js_sys::JSON::parse(r#"{"inspect": {"file": "not a file"}}"#).unwrap();
+    assert!(ToWorker::from_js(wrong).is_err());
+    let unknown = js_sys::JSON::parse(r#"{"explode": {}}"#).unwrap();
+    assert!(FromWorker::from_js(unknown).is_err());
 }

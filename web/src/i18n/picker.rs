@@ -1,0 +1,34 @@
+//! Stage 1: choosing the image.
+
+use super::{size, Lang, T};
+
+impl T {
+    // ---- picking ----
+    pub fn pick_heading(self) -> &'static str {
+        pick!(self, "1. ディスクイメージを選ぶ", "1. Choose a disk image")
+    }
+    pub fn drop_hint(self) -> &'static str {
+        pick!(
+            self,
+            "ディスクイメージ(.raw、.img、固定サイズまたは可変長の .vhd)をここにドロップするか、",
+            "Drop a disk image here (.raw, .img, fixed or dynamic .vhd), or"
+        )
+    }
+    pub fn pick_button(self) -> &'static str {
+        pick!(self, "ファイルを選択…", "choose a file…")
+    }
+    pub fn drop_active(self) -> &'static str {
+        pick!(
+            self,
+            "ここで離すと読み取りを始めます",
+            "Release to start reading"
+        )
+    }
+    pub fn current_file(self, name: &str, bytes: u64) -> String {
+        pick!(
+            self,
+            format!("選択中: {name}({})", size(bytes)),
+            format!("Selected: {name} ({})", size(bytes))
+        )
+    }
+}

@@ -1,0 +1,508 @@
+//! The image report: container, partitions (and the partition reader's notes), volumes, matches.
+
+use super::{grouped, Lang, T};
+use kaifuku_container::Format;
+use kaifuku_ntfs::LogState;
+use kaifuku_partition::NoticeKind;
+use kaifuku_partition::Scheme;
+use kaifuku_rescue::vocabulary::VolumeName;
+use kaifuku_rescue::{Outcome, Verdict};
+
+impl T {
+    // ---- image and partitions ----
+    pub fn image_heading(self) -> &'static str {
+        pick!(self, "イメージ", "Image")
+    }
+    pub fn file(self) -> &'static str {
+        pick!(self, "ファイル", "File")
+    }
+    pub fn format(self) -> &'static str {
+        pick!(self, "形式", "Format")
+    }
+    pub fn format_name(self, format: Format) -> &'static str {
+        match format {
+            Format::Raw => pick!(
+                self,
+                "raw(ディスクをそのまま写したイメージ)",
+                "raw (a sector-by-sector copy of the disk)"
+            ),
+            Format::VhdFixed => pick!(self, "VHD(固定サイズ)", "VHD, fixed size"),
+            Format::VhdDynamic => pick!(self, "VHD(可変長)", "VHD, dynamic"),
+        }
+    }
+    pub fn virtual_size(self) -> &'static str {
+        pick!(self, "仮想ディスクのサイズ", "Virtual disk size")
+    }
+    pub fn file_size(self) -> &'static str {
+        pick!(self, "ファイルサイズ", "File size")
+    }
+    pub fn partitions_heading(self) -> &'static str {
+        pick!(self, "パーティション", "Partitions")
+    }
+    pub fn scheme(self, scheme: Scheme, sector: u32) -> String {
+        let name = match scheme {
+            Scheme::Gpt => "GPT",
+            Scheme::Mbr => "MBR",
+            Scheme::None => {
+                return pick!(
+                    self,
+                    format!("パーティションテーブルなし(ディスク全体が1つのボリューム)、セクター {sector} バイト"),
+                    format!("no partition table (the whole disk is one volume), {sector}-byte sectors")
+                )
+            }
+        };
+        pick!(
+            self,
+            format!("{name}、セクター {sector} バイト"),
+            format!("{name}, {sector}-byte sectors")
+        )
+    }
+    pub fn col_number(self) -> &'static str {
+        pick!(self, "番号", "#")
+    }
+    pub fn col_start(self) -> &'static str {
+        pick!(self, "開始位置(バイト)", "Start (byte)")
+    }
+    pub fn col_size(self) -> &'static str {
+        pick!(self, "サイズ", "Size")
+    }
+    pub fn col_type(self) -> &'static str {
+        pick!(self, "種類", "Type")
+    }
+    pub fn col_name(self) -> &'static str {
+        pick!(self, "名前", "Name")
+    }
+    pub fn extended(self) -> &'static str {
+        pick!(
+            self,
+            "(拡張パーティションの入れ物)",
+            "(extended: holds logical partitions)"
+        )
+    }
+    /// A partition type's name; the Windows ones as Windows calls them in Japanese, the rest
+    /// (file-system and vendor names) as they are.
+    pub fn partition_type(self, name: &str) -> String {
+        if self.0 == Lang::En {
+            return name.to_string();
+        }
+        match name {
+            "EFI System" => "EFI システム パーティション",
+            "EFI System (FAT)" => "EFI システム パーティション (FAT)",
+            "Microsoft reserved" => "Microsoft 予約パーティション",
+            "Basic data" => "ベーシック データ パーティション",
+            "Windows recovery" => "Windows 回復環境",
+            "Windows recovery (hidden NTFS)" => "Windows 回復環境(隠し NTFS)",
+            "Windows LDM metadata" => "Windows ダイナミックディスク (LDM) メタデータ",
+            "Windows LDM data" => "Windows ダイナミックディスク (LDM) データ",
+            "Windows dynamic disk (LDM)" => "Windows ダイナミックディスク (LDM)",
+            "Windows Storage Spaces" => "Windows 記憶域スペース",
+            "Extended" => "拡張パーティション",
+            "GPT protective" => "GPT 保護パーティション",
+            "Hibernation" => "休止状態",
+            "Empty" => "空",
+            "Unknown" => "不明",
+            other => other,
+        }
+        .to_string()
+    }
+
+    /// A partition-table note or warning, in the page's language.
+    pub fn notice(self, n: &NoticeKind) -> String {
+        if self.0 == Lang::En {
+            return n.to_string();
+        }
+        match n {
+            NoticeKind::GptSector4096 => "論理セクターサイズ 4096: GPT ヘッダーは 4096 バイト目(LBA 1)にあります。".into(),
+            NoticeKind::SizeNotWholeSectors { size, sector_size } => {
+                format!("ディスクのサイズ({size} バイト)が {sector_size} バイトのセクターで割り切れません。")
+            }
+            NoticeKind::GptCopiesDiffer => "プライマリ GPT とバックアップ GPT の内容が異なります。Windows と同じくプライマリを使いました。パーティション操作が途中で中断された可能性があります。".into(),
+            NoticeKind::GptDiskGuidsDiffer => "プライマリ GPT とバックアップ GPT のディスク GUID が異なります。".into(),
+            NoticeKind::BackupGptDamaged { detail } => format!("バックアップ GPT がないか壊れています({detail})。プライマリ GPT は無傷で、それを使ったので下のパーティションは信頼できます。イメージが元のディスクより短い場合は途中で切れています。もう一度完全にエクスポートしてください。"),
+            NoticeKind::PrimaryGptDamaged { detail, backup_lba } => format!("プライマリ GPT が壊れています({detail})。LBA {backup_lba} のバックアップ GPT は無傷なので、それを使いました。Windows はバックアップからプライマリを修復しますが、kaifuku はそのままにします。"),
+            NoticeKind::DiskEnlarged { backup_lba, last_lba } => format!("バックアップ GPT が最終セクター({last_lba})より前の LBA {backup_lba} にあります。パーティション作成後にディスクが拡張されました。LBA {backup_lba} より後ろは未割り当てです。"),
+            NoticeKind::GptTruncated { needed, size } => format!("GPT は {needed} バイト以上のディスクを示していますが、イメージは {size} バイトしかありません。イメージが途中で切れています。できればディスク全体をもう一度エクスポートしてください。"),
+            NoticeKind::GptEntryImpossible { number, name, first_lba, last_lba } => format!(
+                "GPT エントリ {number}({})の範囲(LBA {first_lba}..{last_lba})があり得ない値なので、読み飛ばしました。",
+                if name.is_empty() { "名前なし" } else { name }
+            ),
+            NoticeKind::OutsideUsableArea { number, first_lba, last_lba, usable_first, usable_last } => format!("パーティション {number}(LBA {first_lba}..{last_lba})は GPT の使用可能領域(LBA {usable_first}..{usable_last})の外にあります。"),
+            NoticeKind::DynamicDiskGpt { number } => format!("パーティション {number} は Windows のダイナミックディスクまたは記憶域プールの一部です。中のボリュームは GPT に書かれていないため、kaifuku では開けません。"),
+            NoticeKind::HybridMbr => "MBR はハイブリッド MBR です(GPT 保護エントリ以外のパーティションも載っています)。正式な GPT を使いました。".into(),
+            NoticeKind::StaleGpt { at } => format!("GPT ヘッダー({at} バイト目)がありますが、MBR に保護エントリがないため、Windows と同じく古い GPT として無視しました。MBR のパーティションを表示しています。"),
+            NoticeKind::ProtectiveMbrMissing => "先頭セクターの保護 MBR がないか空です。GPT はそのまま読みました。保護 MBR を戻すまで起動できないファームウェアもあります(gdisk で再作成できます)。".into(),
+            NoticeKind::BareSectorCountedIn512 { boot_sector_size } => format!("ブートセクターのセクターサイズは {boot_sector_size} バイトですが、パーティションのセクターは 512 バイト単位で数えます。"),
+            NoticeKind::BareNoSectorSize => "ブートセクターに使えるセクターサイズがないため、512 バイトとみなしました。".into(),
+            NoticeKind::PartitionTruncated { extended, number, end, size, missing } => format!(
+                "{} {number} は {end} バイト目で終わりますが、ディスクイメージは {size} バイトしかありません。イメージが途中で切れている(または表が誤っている)ため、このパーティションの最後の {missing} バイトがありません。できればディスク全体をもう一度エクスポートしてください。",
+                if *extended { "拡張パーティション" } else { "パーティション" }
+            ),
+            NoticeKind::PartitionsOverlap { a, b, a_start, a_end, b_start, b_end } => format!("パーティション {a} と {b} が重なっています({a_start}..{a_end} と {b_start}..{b_end} バイト)。表が壊れているか手で編集されています。どちらも慎重に扱ってください。"),
+            NoticeKind::DynamicDiskMbr { number } => format!("パーティション {number} は Windows のダイナミックディスク(LDM)のパーティションです。中のボリュームは LDM データベースに書かれており、kaifuku は読みません。"),
+            NoticeKind::EbrPastEnd { ebr, extended } => format!("拡張パーティション {extended} のセクター {ebr} にある論理パーティション表がイメージの終わりより後ろにあります(イメージが途中で切れています)。そこから先の論理パーティションはありません。"),
+            NoticeKind::EbrNoSignature { ebr, extended } => format!("拡張パーティション {extended} のセクター {ebr} にある論理パーティション表に 55AA の署名がないため、論理パーティションの連鎖はそこで終わります(Windows や Linux と同じ扱いです)。"),
+            NoticeKind::Mbr4096FromBootSectors { partitions } => format!(
+                "論理セクターサイズ 4096: 4096 バイト単位で数えると、パーティション {} の先頭に「1 セクター 4096 バイト」と書かれたブートセクターがあります。",
+                partitions.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            NoticeKind::Mbr4096FromExtendedChain => "論理セクターサイズ 4096: 拡張パーティションの表は、セクターを 4096 バイトとして数えたときにだけ見つかります。".into(),
+            NoticeKind::Mbr512FromDiskSize => "論理セクターサイズを 512 バイトとみなしました。どのパーティションの先頭にも見分けのつくブートセクターがなく、4096 バイトとするとパーティションがディスクの終わりを越えてしまうためです。".into(),
+            NoticeKind::Mbr512Assumed => "ディスクから論理セクターサイズを判断できませんでした(どのパーティションの先頭にも見分けのつくブートセクターがありません)。ほとんどのディスクと同じく 512 バイトとみなしました。パーティションがおかしく見える場合は 4096 バイトセクターのディスクかもしれません。".into(),
+            NoticeKind::BareVolume { volume } => format!("パーティション表はありません。ディスク全体が 1 つの {volume} です(先頭セクターがボリュームのブートセクターです)。"),
+            NoticeKind::EmptyMbr => "MBR は正常ですがパーティションが 1 つもありません。このディスクにボリュームはありません。".into(),
+        }
+    }
+
+    pub fn table_note(self) -> &'static str {
+        pick!(self, "注記", "Note")
+    }
+    pub fn table_warning(self) -> &'static str {
+        pick!(self, "警告", "Warning")
+    }
+
+    // ---- volumes ----
+    pub fn volumes_heading(self) -> &'static str {
+        pick!(self, "ボリューム", "Volumes")
+    }
+    pub fn volume_name(self, partition: Option<u32>, label: Option<&str>) -> String {
+        let place = match (self.0, partition) {
+            (Lang::Ja, Some(n)) => format!("パーティション {n}"),
+            (Lang::En, Some(n)) => format!("Partition {n}"),
+            (Lang::Ja, None) => "ボリューム".to_string(),
+            (Lang::En, None) => "Volume".to_string(),
+        };
+        match label {
+            Some(l) => format!("{place} “{l}”"),
+            None => place,
+        }
+    }
+    pub fn vol(self, v: &VolumeName) -> String {
+        self.volume_name(v.partition, v.label.as_deref())
+    }
+    pub fn col_volume(self) -> &'static str {
+        pick!(self, "ボリューム", "Volume")
+    }
+    pub fn col_fs(self) -> &'static str {
+        pick!(self, "ファイルシステム", "File system")
+    }
+    pub fn col_cluster(self) -> &'static str {
+        pick!(self, "クラスター", "Cluster")
+    }
+    pub fn col_journal(self) -> &'static str {
+        pick!(self, "ジャーナル", "Journal")
+    }
+    pub fn col_dirty(self) -> &'static str {
+        pick!(self, "ダーティフラグ", "Dirty flag")
+    }
+    pub fn col_encryption(self) -> &'static str {
+        pick!(self, "BitLocker", "BitLocker")
+    }
+    pub fn col_hibernation(self) -> &'static str {
+        pick!(self, "休止状態", "Hibernation")
+    }
+    pub fn fs_name(self, fs: &str, version: Option<&str>) -> String {
+        match (self.0, fs) {
+            (_, "ntfs") => format!("NTFS {}", version.unwrap_or("")).trim().to_string(),
+            (Lang::Ja, "bitlocker") => "BitLocker(暗号化)".into(),
+            (Lang::En, "bitlocker") => "BitLocker (encrypted)".into(),
+            (_, "fat") => "FAT".into(),
+            (_, "exfat") => "exFAT".into(),
+            (_, "refs") => "ReFS".into(),
+            (Lang::Ja, _) => "不明・未対応".into(),
+            (Lang::En, _) => "unknown / not recognised".into(),
+        }
+    }
+    pub fn journal_state(self, state: LogState, empty: bool) -> &'static str {
+        match (state, empty) {
+            (LogState::Clean, true) => pick!(self, "クリーン(空)", "clean (empty)"),
+            (LogState::Clean, false) => pick!(self, "クリーン", "clean"),
+            (LogState::Unclean, _) => pick!(
+                self,
+                "未完了の変更あり(クラッシュ後)",
+                "unclean (changes pending after a crash)"
+            ),
+            (LogState::V2, _) => pick!(
+                self,
+                "バージョン 2.0(Windows 8 以降の高速スタートアップまたは異常停止)",
+                "version 2.0 (Windows 8 or later: Fast Startup or an abrupt stop)"
+            ),
+            (LogState::Unreadable, _) => pick!(
+                self,
+                "読み取り不能(未完了として扱います)",
+                "unreadable (treated as unclean)"
+            ),
+        }
+    }
+    pub fn dirty(self, set: bool) -> &'static str {
+        match (self.0, set) {
+            (Lang::Ja, true) => "セット(次回起動時に chkdsk)",
+            (Lang::En, true) => "set (chkdsk at next boot)",
+            (Lang::Ja, false) => "なし",
+            (Lang::En, false) => "clear",
+        }
+    }
+    pub fn bitlocker(self, on: bool) -> &'static str {
+        match (self.0, on) {
+            (Lang::Ja, true) => "暗号化されている",
+            (Lang::En, true) => "encrypted",
+            (Lang::Ja, false) => "なし",
+            (Lang::En, false) => "no",
+        }
+    }
+    pub fn hibernation(self, hibernated: bool, present: bool) -> &'static str {
+        match (self.0, hibernated, present) {
+            (Lang::Ja, true, _) => "休止状態",
+            (Lang::En, true, _) => "hibernated",
+            (Lang::Ja, false, true) => "hiberfil.sys あり(休止状態ではない)",
+            (Lang::En, false, true) => "hiberfil.sys present, not hibernated",
+            (Lang::Ja, false, false) => "なし",
+            (Lang::En, false, false) => "none",
+        }
+    }
+    pub fn windows_badge(self) -> &'static str {
+        pick!(self, "Windows", "Windows")
+    }
+    pub fn windows_volume(self) -> &'static str {
+        pick!(
+            self,
+            "Windows が入っているボリューム",
+            "the volume that holds Windows"
+        )
+    }
+    pub fn volume_error(self, refused: bool) -> &'static str {
+        match (self.0, refused) {
+            (Lang::Ja, true) => "調べられません",
+            (Lang::En, true) => "cannot examine",
+            (Lang::Ja, false) => "エラー",
+            (Lang::En, false) => "error",
+        }
+    }
+
+    // ---- matches ----
+    pub fn matches_heading(self) -> &'static str {
+        pick!(self, "ルールに一致したファイル", "Files the rule matches")
+    }
+    pub fn rule_line(self, id: &str, title: &str, path: &str) -> String {
+        let title = match (self.0, id) {
+            (Lang::Ja, "crowdstrike-2024-07-19") => {
+                "CrowdStrike チャネルファイル 291(2024年7月19日)"
+            }
+            _ => title,
+        };
+        pick!(
+            self,
+            format!("ルール: {title} — {path}"),
+            format!("Rule: {title} — {path}")
+        )
+    }
+    pub fn col_file(self) -> &'static str {
+        pick!(self, "ファイル", "File")
+    }
+    pub fn col_created(self) -> &'static str {
+        pick!(self, "作成(UTC)", "Created (UTC)")
+    }
+    pub fn col_modified(self) -> &'static str {
+        pick!(self, "更新(UTC)", "Modified (UTC)")
+    }
+    pub fn col_header(self) -> &'static str {
+        pick!(self, "先頭8バイト", "First 8 bytes")
+    }
+    pub fn col_zero(self) -> &'static str {
+        pick!(self, "すべてゼロ", "All zeros")
+    }
+    pub fn col_verdict(self) -> &'static str {
+        pick!(self, "判定", "Verdict")
+    }
+    pub fn bytes(self, n: u64) -> String {
+        pick!(
+            self,
+            format!("{} バイト", grouped(n)),
+            format!("{} bytes", grouped(n))
+        )
+    }
+    pub fn mft_record(self, n: u64) -> String {
+        pick!(self, format!("MFT レコード {n}"), format!("MFT record {n}"))
+    }
+    pub fn short_name(self, n: &str) -> String {
+        pick!(self, format!("短い名前 {n}"), format!("short name {n}"))
+    }
+    pub fn header_known_bad(self, known: Option<bool>) -> &'static str {
+        match (self.0, known) {
+            (Lang::Ja, Some(true)) => "既知の不良ヘッダー",
+            (Lang::En, Some(true)) => "the known-bad header",
+            (Lang::Ja, Some(false)) => "既知の不良ヘッダーではない",
+            (Lang::En, Some(false)) => "not the known-bad header",
+            (_, None) => "",
+        }
+    }
+    pub fn empty_file(self) -> &'static str {
+        pick!(self, "(空)", "(empty)")
+    }
+    pub fn yes_no(self, b: bool) -> &'static str {
+        match (self.0, b) {
+            (Lang::Ja, true) => "はい",
+            (Lang::En, true) => "yes",
+            (Lang::Ja, false) => "いいえ",
+            (Lang::En, false) => "no",
+        }
+    }
+    pub fn verdict(self, v: Verdict) -> &'static str {
+        match v {
+            Verdict::Faulty => pick!(self, "不具合版(04:09 UTC)", "faulty version (04:09 UTC)"),
+            Verdict::Fixed => pick!(
+                self,
+                "修正版(05:27 UTC 以降)",
+                "fixed version (05:27 UTC or later)"
+            ),
+            Verdict::NotApplicable => "—",
+            Verdict::Unknown => pick!(self, "版は不明", "unknown version"),
+        }
+    }
+    pub fn guidance(self) -> &'static str {
+        pick!(
+            self,
+            "CrowdStrike と Microsoft の公式手順では、一致するファイルをすべて削除します。kaifuku もすべて削除します(csagent.sys とフォルダー自体には触れません)。",
+            "The official guidance (CrowdStrike, Microsoft) is to delete every matching file, and kaifuku deletes all of them (csagent.sys and the folder itself are left alone)."
+        )
+    }
+    /// Matches were found but a blocker (hibernation, BitLocker elsewhere, ...) stops the fix.
+    pub fn outcome_blocked(self, n: usize) -> String {
+        match self.0 {
+            Lang::Ja => {
+                format!("一致するファイルが {n} 個ありますが、ここでは削除できません(理由は下記)。")
+            }
+            Lang::En => format!(
+                "Found {n} matching file(s), but they cannot be deleted here (see why below)."
+            ),
+        }
+    }
+    pub fn outcome(self, outcome: Outcome, n: usize) -> String {
+        match outcome {
+            Outcome::Matches => pick!(
+                self,
+                format!("削除するファイルが {n} 個見つかりました。"),
+                format!("Found {n} file(s) to delete.")
+            ),
+            Outcome::NothingToFix => {
+                pick!(self, "修復の必要はありません。", "Nothing to fix.").to_string()
+            }
+            Outcome::Refused => pick!(
+                self,
+                "このイメージはここでは修復できません。",
+                "This image cannot be fixed here."
+            )
+            .to_string(),
+            Outcome::Error => pick!(
+                self,
+                "イメージを読み取れませんでした。",
+                "The image could not be read."
+            )
+            .to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_notice_is_said_in_both_languages() {
+        let all = vec![
+            NoticeKind::GptSector4096,
+            NoticeKind::SizeNotWholeSectors {
+                size: 1001,
+                sector_size: 512,
+            },
+            NoticeKind::GptCopiesDiffer,
+            NoticeKind::GptDiskGuidsDiffer,
+            NoticeKind::BackupGptDamaged {
+                detail: "CRC".into(),
+            },
+            NoticeKind::PrimaryGptDamaged {
+                detail: "CRC".into(),
+                backup_lba: 77,
+            },
+            NoticeKind::DiskEnlarged {
+                backup_lba: 77,
+                last_lba: 99,
+            },
+            NoticeKind::GptTruncated {
+                needed: 4096,
+                size: 1024,
+            },
+            NoticeKind::GptEntryImpossible {
+                number: 3,
+                name: String::new(),
+                first_lba: 9,
+                last_lba: 2,
+            },
+            NoticeKind::OutsideUsableArea {
+                number: 2,
+                first_lba: 1,
+                last_lba: 5,
+                usable_first: 34,
+                usable_last: 99,
+            },
+            NoticeKind::DynamicDiskGpt { number: 2 },
+            NoticeKind::HybridMbr,
+            NoticeKind::StaleGpt { at: 512 },
+            NoticeKind::ProtectiveMbrMissing,
+            NoticeKind::BareSectorCountedIn512 {
+                boot_sector_size: 1024,
+            },
+            NoticeKind::BareNoSectorSize,
+            NoticeKind::PartitionTruncated {
+                extended: true,
+                number: 2,
+                end: 10,
+                size: 5,
+                missing: 5,
+            },
+            NoticeKind::PartitionsOverlap {
+                a: 1,
+                b: 2,
+                a_start: 0,
+                a_end: 10,
+                b_start: 5,
+                b_end: 20,
+            },
+            NoticeKind::DynamicDiskMbr { number: 1 },
+            NoticeKind::EbrPastEnd {
+                ebr: 12,
+                extended: 2,
+            },
+            NoticeKind::EbrNoSignature {
+                ebr: 12,
+                extended: 2,
+            },
+            NoticeKind::Mbr4096FromBootSectors {
+                partitions: vec![1, 2],
+            },
+            NoticeKind::Mbr4096FromExtendedChain,
+            NoticeKind::Mbr512FromDiskSize,
+            NoticeKind::Mbr512Assumed,
+            NoticeKind::BareVolume {
+                volume: "NTFS volume".into(),
+            },
+            NoticeKind::EmptyMbr,
+        ];
+        for n in &all {
+            let en = T(Lang::En).notice(n);
+            let ja = T(Lang::Ja).notice(n);
+            assert_eq!(en, n.to_string());
+            assert_ne!(ja, en, "{n:?} has no Japanese text");
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
+                "{ja}"
+            );
+            // Every number the English sentence names is in the Japanese one too.
+            for num in en
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| s.len() > 1)
+            {
+                assert!(ja.contains(num), "{n:?}: {num} missing from {ja}");
+            }
+        }
+    }
+}

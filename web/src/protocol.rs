@@ -1,0 +1,132 @@
+//! The messages between the page and its worker, typed on both sides: the page posts a
+//! [`ToWorker`], the worker answers with [`FromWorker`]s. Both are serde enums carried as plain
+//! JavaScript objects (`serde-wasm-bindgen`); the picked `File` and the download's `Blob`s travel
+//! inside them as the same JavaScript objects (structured clone), never as copies of their bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// The step the worker is in, for the progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Reading the container, partitions, volumes and the rule's matches.
+    Inspect,
+    /// Planning the fix and having the core check it.
+    Plan,
+    /// Reading the fixed image back from scratch.
+    Verify,
+    /// Assembling the downloads.
+    Output,
+}
+
+/// How far the current step has got: bytes and calls that reached the picked file so far, and the
+/// milliseconds since the step began.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub phase: Phase,
+    pub bytes: u64,
+    pub calls: u64,
+    pub ms: f64,
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use messages::{FromWorker, ToWorker};
+
+#[cfg(target_arch = "wasm32")]
+mod messages {
+    use super::Progress;
+    use crate::view::{FixedView, InspectView, PlanView, Problem};
+    use serde::{Deserialize, Serialize};
+    use wasm_bindgen::JsValue;
+    use web_sys::{Blob, DedicatedWorkerGlobalScope, File, Worker};
+
+    /// What the page asks of the worker.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ToWorker {
+        /// Read this image: container, partitions, volumes, matches.
+        Inspect {
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            file: File,
+        },
+        /// Plan the fix of the inspected image; `discard_journal` is the user's consent to reset
+        /// an unclean journal.
+        Plan { discard_journal: bool },
+        /// Verify the planned fix and assemble the downloads.
+        Fix,
+    }
+
+    /// What the worker tells the page.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FromWorker {
+        /// The worker's wasm is compiled and it listens: it can take an image.
+        Ready,
+        Progress(Progress),
+        Inspected(InspectView),
+        Planned(PlanView),
+        /// Verified; the downloads are `Blob`s made of slices of the picked file and new bytes.
+        Fixed {
+            view: FixedView,
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            image: Blob,
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            undo: Blob,
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            report: Blob,
+        },
+        /// The step failed; nothing was changed.
+        Failed(Problem),
+    }
+
+    /// Plain JavaScript objects (not `Map`s), numbers as numbers: what structured clone carries.
+    fn to_js<T: Serialize>(message: &T) -> Result<JsValue, JsValue> {
+        message
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(JsValue::from)
+    }
+
+    impl ToWorker {
+        pub fn to_js(&self) -> Result<JsValue, JsValue> {
+            to_js(self)
+        }
+        pub fn from_js(data: JsValue) -> Result<Self, serde_wasm_bindgen::Error> {
+            serde_wasm_bindgen::from_value(data)
+        }
+        /// Posts the message to `worker`.
+        pub fn post(&self, worker: &Worker) -> Result<(), JsValue> {
+            worker.post_message(&self.to_js()?)
+        }
+    }
+
+    impl FromWorker {
+        pub fn to_js(&self) -> Result<JsValue, JsValue> {
+            to_js(self)
+        }
+        pub fn from_js(data: JsValue) -> Result<Self, serde_wasm_bindgen::Error> {
+            serde_wasm_bindgen::from_value(data)
+        }
+        /// Posts the message to the page, from inside the worker.
+        pub fn post(&self, scope: &DedicatedWorkerGlobalScope) -> Result<(), JsValue> {
+            scope.post_message(&self.to_js()?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_travels_with_its_phase_as_a_word() {
+        let p = Progress {
+            phase: Phase::Verify,
+            bytes: 3 << 20,
+            calls: 50,
+            ms: 12.5,
+        };
+        let json = serde_json::to_value(p).unwrap();
+        assert_eq!(json["phase"], "verify");
+        assert_eq!(serde_json::from_value::<Progress>(json).unwrap(), p);
+    }
+}

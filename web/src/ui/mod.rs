@@ -1,0 +1,618 @@
+//! The page: pick or drop an image, see what the worker found, review the plan, fix, download.
+//! The UI thread only renders and passes messages; every read of the image happens in a worker.
+//!
+//! [`App`] holds the state and talks to the workers; each stage is a function component of its
+//! own: [`picker`], [`progress`], [`report`], [`problems`], [`plan`] (with the consent), [`fixed`].
+
+mod fixed;
+mod metrics;
+mod picker;
+mod plan;
+mod problems;
+mod progress;
+mod report;
+mod workers;
+
+use crate::i18n::{Lang, T};
+use crate::protocol::{FromWorker, Phase, ToWorker};
+use crate::view::{FixedView, InspectView, PlanView, Problem};
+use fixed::{DownloadLinks, Fixed};
+use gloo::events::{EventListener, EventListenerOptions};
+use gloo::file::ObjectUrl;
+use js_sys::{Object, Reflect};
+use picker::Picker;
+use plan::{Consent, Plan};
+use problems::Problems;
+use progress::{Cancelled, Progress};
+use report::ImageReport;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use web_sys::{Blob, File, HtmlElement};
+use workers::{WorkerEvent, WorkerHandle, WorkerId};
+use yew::{html, Component, Context, Html, NodeRef};
+
+const LANG_KEY: &str = "kaifuku-lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Busy,
+    Inspected,
+    Planned,
+    Fixed,
+    Failed,
+    Cancelled,
+}
+
+impl Stage {
+    /// The page's `data-state`, which scripts and tests wait on.
+    fn code(self) -> &'static str {
+        match self {
+            Stage::Idle => "idle",
+            Stage::Busy => "busy",
+            Stage::Inspected => "inspected",
+            Stage::Planned => "planned",
+            Stage::Fixed => "fixed",
+            Stage::Failed => "failed",
+            Stage::Cancelled => "cancelled",
+        }
+    }
+}
+
+struct Busy {
+    phase: Phase,
+    started: f64,
+    bytes: u64,
+    calls: u64,
+}
+
+/// The downloads' `blob:` URLs, revoked when dropped.
+struct Downloads {
+    image: ObjectUrl,
+    undo: ObjectUrl,
+    report: ObjectUrl,
+}
+
+impl Downloads {
+    fn links(&self) -> DownloadLinks {
+        DownloadLinks {
+            image: self.image.to_string().into(),
+            undo: self.undo.to_string().into(),
+            report: self.report.to_string().into(),
+        }
+    }
+}
+
+pub enum Msg {
+    SetLang(Lang),
+    Picked(File),
+    Worker(WorkerId, Box<WorkerEvent>),
+    Consent(bool),
+    Plan,
+    Fix,
+    Cancel,
+}
+
+pub struct App {
+    lang: Lang,
+    stage: Stage,
+    /// The worker of the current image.
+    worker: Option<WorkerHandle>,
+    /// A worker started ahead of time for the next image.
+    spare: Option<WorkerHandle>,
+    workers_started: WorkerId,
+    /// The picked image, until its worker is ready to take it.
+    pending_file: Option<File>,
+    file: Option<(String, u64)>,
+    busy: Option<Busy>,
+    inspect: Option<Rc<InspectView>>,
+    plan: Option<Rc<PlanView>>,
+    fixed: Option<Rc<FixedView>>,
+    downloads: Option<Downloads>,
+    problem: Option<Rc<Problem>>,
+    consent: bool,
+    /// Plan as soon as the report is rendered (nothing needs the user's consent).
+    plan_after_render: bool,
+    focus: NodeRef,
+    focus_pending: bool,
+    _window_listeners: Vec<EventListener>,
+}
+
+fn initial_lang() -> Lang {
+    let w = web_sys::window();
+    let stored = w
+        .as_ref()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(LANG_KEY).ok().flatten());
+    if let Some(s) = stored {
+        return Lang::from_tag(&s);
+    }
+    let tag = w.and_then(|w| w.navigator().language()).unwrap_or_default();
+    Lang::from_tag(&tag)
+}
+
+fn apply_lang(lang: Lang) {
+    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+        if let Some(el) = doc.document_element() {
+            let _ = el.set_attribute("lang", lang.tag());
+        }
+        doc.set_title(T(lang).document_title());
+    }
+}
+
+impl App {
+    fn t(&self) -> T {
+        T(self.lang)
+    }
+
+    fn reset_results(&mut self) {
+        self.plan_after_render = false;
+        self.inspect = None;
+        self.plan = None;
+        self.fixed = None;
+        self.downloads = None;
+        self.problem = None;
+        self.consent = false;
+        self.busy = None;
+    }
+
+    /// Starts a worker ahead of time, unless one is already waiting: its wasm compiles while the
+    /// user looks at the page, so a picked image is read at once.
+    fn ensure_spare(&mut self, ctx: &Context<Self>) {
+        if self.spare.is_none() {
+            self.spare = self.spawn(ctx).ok();
+        }
+    }
+
+    fn spawn(&mut self, ctx: &Context<Self>) -> Result<WorkerHandle, JsValue> {
+        self.workers_started += 1;
+        let on_event = ctx
+            .link()
+            .callback(|(id, event): (WorkerId, WorkerEvent)| Msg::Worker(id, Box::new(event)));
+        WorkerHandle::spawn(self.workers_started, on_event)
+    }
+
+    fn start_busy(&mut self, phase: Phase) {
+        self.stage = Stage::Busy;
+        self.busy = Some(Busy {
+            phase,
+            started: metrics::now(),
+            bytes: self.busy.as_ref().map_or(0, |b| b.bytes),
+            calls: self.busy.as_ref().map_or(0, |b| b.calls),
+        });
+    }
+
+    fn stop_busy(&mut self, ctx: &Context<Self>, stage: Stage) {
+        self.stage = stage;
+        self.focus_pending = true;
+        // The current image's work is done for now: the next image's worker can compile.
+        self.ensure_spare(ctx);
+    }
+
+    fn post(&self, message: &ToWorker) {
+        if let Some(w) = &self.worker {
+            w.post(message);
+        }
+    }
+
+    fn post_plan(&mut self, discard_journal: bool) {
+        self.start_busy(Phase::Plan);
+        metrics::mark("planRequested");
+        self.post(&ToWorker::Plan { discard_journal });
+    }
+
+    fn fail(&mut self, ctx: &Context<Self>, p: Problem) {
+        self.problem = Some(Rc::new(p));
+        self.worker = None;
+        self.busy = None;
+        self.stop_busy(ctx, Stage::Failed);
+    }
+
+    fn picked(&mut self, ctx: &Context<Self>, file: File) {
+        // A new image: the old worker (and its memory) goes; the one started ahead takes over.
+        self.worker = None;
+        self.reset_results();
+        metrics::reset();
+        metrics::mark("picked");
+        self.file = Some((file.name(), file.size() as u64));
+        self.start_busy(Phase::Inspect);
+        let worker = match self.spare.take() {
+            Some(w) => Ok(w),
+            None => self.spawn(ctx),
+        };
+        match worker {
+            Ok(w) => {
+                if let Some(t) = w.ready_at {
+                    metrics::set("workerReady", t);
+                    w.post(&ToWorker::Inspect { file });
+                } else {
+                    self.pending_file = Some(file);
+                }
+                self.worker = Some(w);
+            }
+            Err(e) => self.fail(ctx, Problem::internal(format!("{e:?}"))),
+        }
+    }
+
+    fn on_worker(&mut self, ctx: &Context<Self>, id: WorkerId, event: WorkerEvent) -> bool {
+        if self.spare.as_ref().is_some_and(|w| w.id == id) {
+            return self.on_spare(id, event);
+        }
+        if self.worker.as_ref().is_none_or(|w| w.id != id) {
+            // A worker already let go of (cancelled, or a new image picked).
+            return false;
+        }
+        match event {
+            WorkerEvent::Message(m) => self.on_message(ctx, m),
+            WorkerEvent::Unreadable(e) => {
+                self.fail(ctx, Problem::internal(e));
+                true
+            }
+            WorkerEvent::Crashed(text) => {
+                let detail = format!("{} {text}", self.t().worker_crashed());
+                self.fail(ctx, Problem::internal(detail));
+                true
+            }
+        }
+    }
+
+    /// The worker started ahead of time: ready, or it failed to start (then the next image
+    /// starts its own, and says why if that fails too).
+    fn on_spare(&mut self, id: WorkerId, event: WorkerEvent) -> bool {
+        match event {
+            WorkerEvent::Message(FromWorker::Ready) => {
+                if let Some(w) = self.spare.as_mut().filter(|w| w.id == id) {
+                    w.ready_at = Some(metrics::now());
+                    metrics::mark("workerReady");
+                }
+            }
+            WorkerEvent::Message(_) | WorkerEvent::Unreadable(_) | WorkerEvent::Crashed(_) => {
+                self.spare = None;
+            }
+        }
+        false
+    }
+
+    fn on_message(&mut self, ctx: &Context<Self>, message: FromWorker) -> bool {
+        match message {
+            FromWorker::Ready => {
+                metrics::mark("workerReady");
+                if let Some(w) = self.worker.as_mut() {
+                    w.ready_at = Some(metrics::now());
+                }
+                if let Some(file) = self.pending_file.take() {
+                    self.post(&ToWorker::Inspect { file });
+                }
+                false
+            }
+            FromWorker::Progress(p) => {
+                if let Some(b) = &mut self.busy {
+                    b.bytes = p.bytes;
+                    b.calls = p.calls;
+                    b.phase = p.phase;
+                }
+                true
+            }
+            FromWorker::Inspected(v) => {
+                metrics::mark("inspected");
+                metrics::set("inspectMs", v.reads.ms);
+                let auto_plan = v.can_fix && !v.needs_consent;
+                self.inspect = Some(Rc::new(v));
+                if auto_plan {
+                    // Nothing to consent to: plan at once, so the plan is on screen with the
+                    // report; nothing changes before the user clicks Fix. The request goes once
+                    // the report is on the page, so the worker's planning does not hold up the
+                    // report's rendering (both want the CPU).
+                    self.start_busy(Phase::Plan);
+                    self.plan_after_render = true;
+                } else {
+                    self.stop_busy(ctx, Stage::Inspected);
+                }
+                true
+            }
+            FromWorker::Planned(v) => {
+                metrics::mark("planned");
+                self.plan = Some(Rc::new(v));
+                self.stop_busy(ctx, Stage::Planned);
+                true
+            }
+            FromWorker::Fixed {
+                view,
+                image,
+                undo,
+                report,
+            } => {
+                self.fixed_with(ctx, view, image, undo, report);
+                true
+            }
+            FromWorker::Failed(p) => {
+                self.fail(ctx, p);
+                true
+            }
+        }
+    }
+
+    fn fixed_with(
+        &mut self,
+        ctx: &Context<Self>,
+        view: FixedView,
+        image: Blob,
+        undo: Blob,
+        report: Blob,
+    ) {
+        // For scripts and tests: the same Blobs the links offer.
+        let result = Object::new();
+        for (name, blob) in [("image", &image), ("undo", &undo), ("report", &report)] {
+            let _ = Reflect::set(&result, &JsValue::from_str(name), blob);
+        }
+        metrics::set_global("kaifukuResult", &result.into());
+        self.downloads = Some(Downloads {
+            image: ObjectUrl::from(image),
+            undo: ObjectUrl::from(undo),
+            report: ObjectUrl::from(report),
+        });
+        metrics::mark("fixed");
+        metrics::set("wasmMemory", view.wasm_memory as f64);
+        metrics::set("calls", view.reads.calls as f64);
+        metrics::set("bytes", view.reads.bytes as f64);
+        self.fixed = Some(Rc::new(view));
+        self.stop_busy(ctx, Stage::Fixed);
+    }
+
+    fn focus_ref(&self, wanted: bool) -> NodeRef {
+        if wanted {
+            self.focus.clone()
+        } else {
+            NodeRef::default()
+        }
+    }
+}
+
+impl Component for App {
+    type Message = Msg;
+    type Properties = ();
+
+    fn create(ctx: &Context<Self>) -> Self {
+        let lang = initial_lang();
+        apply_lang(lang);
+        // Files dropped outside the drop zone must not make the browser navigate away.
+        let mut window_listeners = Vec::new();
+        if let Some(w) = web_sys::window() {
+            for ev in ["dragover", "drop"] {
+                window_listeners.push(EventListener::new_with_options(
+                    &w,
+                    ev,
+                    EventListenerOptions::enable_prevent_default(),
+                    |e| e.prevent_default(),
+                ));
+            }
+        }
+        metrics::reset();
+        let mut app = App {
+            lang,
+            stage: Stage::Idle,
+            worker: None,
+            spare: None,
+            workers_started: 0,
+            pending_file: None,
+            file: None,
+            busy: None,
+            inspect: None,
+            plan: None,
+            fixed: None,
+            downloads: None,
+            problem: None,
+            consent: false,
+            plan_after_render: false,
+            focus: NodeRef::default(),
+            focus_pending: false,
+            _window_listeners: window_listeners,
+        };
+        app.ensure_spare(ctx);
+        app
+    }
+
+    fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
+        match msg {
+            Msg::SetLang(l) => {
+                self.lang = l;
+                apply_lang(l);
+                if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+                    let _ = s.set_item(LANG_KEY, l.tag());
+                }
+                true
+            }
+            Msg::Picked(file) => {
+                self.picked(ctx, file);
+                true
+            }
+            Msg::Worker(id, event) => self.on_worker(ctx, id, *event),
+            Msg::Consent(on) => {
+                self.consent = on;
+                true
+            }
+            Msg::Plan => {
+                let consent = self.consent;
+                let needs = self.inspect.as_ref().is_some_and(|v| v.needs_consent);
+                if needs && !consent {
+                    return false;
+                }
+                self.post_plan(needs && consent);
+                true
+            }
+            Msg::Fix => {
+                metrics::mark("fixRequested");
+                self.start_busy(Phase::Verify);
+                self.post(&ToWorker::Fix);
+                true
+            }
+            Msg::Cancel => {
+                // Terminating the worker is what stops it; the next image gets a fresh one.
+                self.worker = None;
+                self.pending_file = None;
+                self.reset_results();
+                self.stop_busy(ctx, Stage::Cancelled);
+                true
+            }
+        }
+    }
+
+    fn rendered(&mut self, _ctx: &Context<Self>, _first: bool) {
+        if std::mem::take(&mut self.plan_after_render) {
+            metrics::mark("planRequested");
+            self.post(&ToWorker::Plan {
+                discard_journal: false,
+            });
+        }
+        if self.focus_pending {
+            self.focus_pending = false;
+            if let Some(el) = self.focus.cast::<HtmlElement>() {
+                let _ = el.focus();
+            }
+        }
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
+        let t = self.t();
+        let link = ctx.link();
+        let lang_button = |l: Lang, label: &'static str, id: &'static str| {
+            let pressed = self.lang == l;
+            html! {
+                <button type="button" id={id} class="lang" lang={l.tag()}
+                    aria-pressed={if pressed { "true" } else { "false" }}
+                    onclick={link.callback(move |_| Msg::SetLang(l))}>{label}</button>
+            }
+        };
+        let busy = match (&self.busy, self.stage) {
+            (Some(b), Stage::Busy) => html! {
+                <Progress {t} phase={b.phase} started={b.started} bytes={b.bytes} calls={b.calls}
+                    on_cancel={link.callback(|_| Msg::Cancel)}/>
+            },
+            _ => html! {},
+        };
+        let cancelled = if self.stage == Stage::Cancelled {
+            html! { <Cancelled {t} focus={self.focus_ref(true)}/> }
+        } else {
+            html! {}
+        };
+        let report = match &self.inspect {
+            Some(v) => html! {
+                <ImageReport {t} view={v.clone()} focus={self.focus_ref(self.stage == Stage::Inspected)}/>
+            },
+            None => html! {},
+        };
+        let consent = match &self.inspect {
+            Some(v) if v.needs_consent && plan::journal_problems(v).next().is_some() => html! {
+                <Consent {t} view={v.clone()} consent={self.consent}
+                    can_change={self.stage == Stage::Inspected}
+                    show_plan_button={self.plan.is_none()}
+                    can_plan={self.consent && self.stage == Stage::Inspected}
+                    on_consent={link.callback(Msg::Consent)}
+                    on_plan={link.callback(|_| Msg::Plan)}/>
+            },
+            _ => html! {},
+        };
+        let any_problem = self.problem.is_some()
+            || self
+                .inspect
+                .as_ref()
+                .is_some_and(|v| problems::listed(v).next().is_some());
+        let problems = if any_problem {
+            html! {
+                <Problems {t} inspect={self.inspect.clone()} failure={self.problem.clone()}
+                    focus={self.focus_ref(self.stage == Stage::Failed)}/>
+            }
+        } else {
+            html! {}
+        };
+        let plan = match &self.plan {
+            Some(p) => html! {
+                <Plan {t} plan={p.clone()}
+                    format={self.inspect.as_ref().and_then(|v| v.container.as_ref()).map(|c| c.format)}
+                    focus={self.focus_ref(self.stage == Stage::Planned)}
+                    show_fix_button={self.fixed.is_none()}
+                    can_fix={self.stage == Stage::Planned}
+                    on_fix={link.callback(|_| Msg::Fix)}/>
+            },
+            None => html! {},
+        };
+        let fixed = match (&self.fixed, &self.downloads) {
+            (Some(f), Some(d)) => html! {
+                <Fixed {t} fixed={f.clone()} links={d.links()}
+                    chkdsk={self.plan.as_ref().is_some_and(|p| !p.journal_reset.is_empty())}
+                    focus={self.focus_ref(self.stage == Stage::Fixed)}/>
+            },
+            _ => html! {},
+        };
+        html! {
+            <div class="page" data-state={self.stage.code()} data-lang={self.lang.tag()}>
+                <header class="top">
+                    <div>
+                        <h1>{t.title()}</h1>
+                        <p class="subtitle">{t.subtitle()}</p>
+                    </div>
+                    <nav class="langs" aria-label={t.language()}>
+                        {lang_button(Lang::Ja, "日本語", "lang-ja")}
+                        {lang_button(Lang::En, "English", "lang-en")}
+                    </nav>
+                </header>
+                <main>
+                    <p class="intro">{t.intro()}</p>
+                    <section class="privacy" aria-labelledby="privacy-title">
+                        <h2 id="privacy-title">
+                            <svg class="icon" viewBox="0 0 24 24" aria-hidden="true" width="20" height="20">
+                                <path d="M12 2 4 5v6c0 5 3.4 9.4 8 11 4.6-1.6 8-6 8-11V5l-8-3z" fill="none" stroke="currentColor" stroke-width="2"/>
+                                <path d="m8.5 12 2.5 2.5 4.5-5" fill="none" stroke="currentColor" stroke-width="2"/>
+                            </svg>
+                            {t.privacy_title()}
+                        </h2>
+                        <p>{t.privacy()}</p>
+                    </section>
+                    <Picker {t} current={self.file.clone()} on_pick={link.callback(Msg::Picked)}/>
+                    {busy}
+                    {cancelled}
+                    {report}
+                    {problems}
+                    {consent}
+                    {plan}
+                    {fixed}
+                </main>
+                <footer>
+                    <p>{t.footer()}</p>
+                </footer>
+            </div>
+        }
+    }
+}
+
+/// Registers the service worker that keeps the page working offline (served pages only; the
+/// single-file build opened from disk needs none).
+fn register_service_worker() {
+    let Some(w) = web_sys::window() else { return };
+    let protocol = w.location().protocol().unwrap_or_default();
+    let single = Reflect::get(&w, &JsValue::from_str("KAIFUKU_SINGLE_FILE"))
+        .map(|v| v.is_truthy())
+        .unwrap_or(false);
+    if !(protocol == "http:" || protocol == "https:") || single {
+        return;
+    }
+    let sw = w.navigator().service_worker();
+    let _ = sw.register("./sw.js");
+}
+
+/// Entry point of the page binary.
+pub fn start() {
+    register_service_worker();
+    let root = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("app"));
+    match root {
+        Some(el) => {
+            el.set_inner_html("");
+            yew::Renderer::<App>::with_root(el).render();
+        }
+        None => {
+            yew::Renderer::<App>::new().render();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Stage 2: consent to reset an unclean journal (when needed), then the plan — every byte range
+//! that changes, with the structure it belongs to — and the button that fixes.
+
+use crate::i18n::{grouped, T};
+use crate::view::{InspectView, PlanView, Problem, RangeView};
+use kaifuku_container::Format;
+use std::rc::Rc;
+use web_sys::{Event, HtmlInputElement};
+use yew::{function_component, html, Callback, Html, NodeRef, Properties, TargetCast};
+
+#[derive(Properties, PartialEq)]
+pub struct ConsentProps {
+    pub t: T,
+    pub view: Rc<InspectView>,
+    pub consent: bool,
+    /// The box can be ticked (not while the plan is being made, nor after).
+    pub can_change: bool,
+    /// The plan button is there (until a plan exists) and can be pressed.
+    pub show_plan_button: bool,
+    pub can_plan: bool,
+    pub on_consent: Callback<bool>,
+    pub on_plan: Callback<()>,
+}
+
+/// The unclean journals the consent is about.
+pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &Problem> {
+    v.problems.iter().filter(|p| p.journal_state().is_some())
+}
+
+/// Rendered only when there is a journal to consent to (a component rendering nothing trips Yew
+/// 0.23's sibling bookkeeping).
+#[function_component(Consent)]
+pub fn consent(props: &ConsentProps) -> Html {
+    let t = props.t;
+    let journal: Vec<&Problem> = journal_problems(&props.view).collect();
+    let title = journal
+        .first()
+        .map(|p| t.problem_title(p))
+        .unwrap_or_default();
+    let onchange = props.on_consent.reform(|e: Event| {
+        let input: HtmlInputElement = e.target_unchecked_into();
+        input.checked()
+    });
+    html! {
+        <section class="consent" id="consent-section" aria-labelledby="consent-title">
+            <h2 id="consent-title">{title}</h2>
+            {for journal.iter().map(|p| html! {<>
+                <p>{t.problem_text(p)}</p>
+                {p.journal_state().map(|state| html! {<p class="state">{t.consent_state(state)}</p>}).unwrap_or_default()}
+            </>})}
+            <p class="check">
+                <input type="checkbox" id="consent" checked={props.consent} disabled={!props.can_change} {onchange}/>
+                <label for="consent">{t.consent_label()}</label>
+            </p>
+            {if props.show_plan_button {
+                html! {
+                    <button type="button" id="plan-button" class="primary" disabled={!props.can_plan}
+                        onclick={props.on_plan.reform(|_| ())}>{t.plan_button()}</button>
+                }
+            } else { html! {} }}
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct PlanProps {
+    pub t: T,
+    pub plan: Rc<PlanView>,
+    /// The container's format: a dynamic VHD also shows its writes to the file.
+    pub format: Option<Format>,
+    pub focus: NodeRef,
+    /// The fix button is there (until the fix is done) and can be pressed.
+    pub show_fix_button: bool,
+    pub can_fix: bool,
+    pub on_fix: Callback<()>,
+}
+
+#[function_component(Plan)]
+pub fn plan(props: &PlanProps) -> Html {
+    let t = props.t;
+    let p = &*props.plan;
+    let show_file_writes = props.format == Some(Format::VhdDynamic);
+    let range_row = |r: &RangeView| {
+        html! {
+            <tr>
+                <td class="num"><code>{grouped(r.offset)}</code></td>
+                <td class="num">{format!("{} B", grouped(r.len))}</td>
+                <td>{t.structure(&r.label)}{r.fill.map(|b| format!(" {}", t.filled_with(b))).unwrap_or_default()}</td>
+            </tr>
+        }
+    };
+    html! {
+        <section class="plan" id="plan" aria-labelledby="plan-title">
+            <h2 id="plan-title" tabindex="-1" ref={props.focus.clone()}>{t.plan_heading()}</h2>
+            <ul class="deletions">
+                {for p.deletions.iter().map(|d| html! {
+                    <li>
+                        <strong>{t.delete_line(&d.path)}</strong>
+                        <span class="sub">{t.deletion_detail(d.mft_record, d.record_freed, d.clusters_freed, d.remaining_links)}</span>
+                        <span class="sub">{t.removed_names(&d.removed_names.join(", "))}</span>
+                        {for d.side_indexes.iter().map(|s| html! {<span class="sub">{t.side_index(s)}</span>})}
+                    </li>
+                })}
+                {for p.journal_reset.iter().map(|v| html! {<li class="journal-reset">{t.journal_reset_line(v)}</li>})}
+            </ul>
+            <p>{t.plan_intro()}</p>
+            <p id="plan-summary" data-ranges={p.patches.len().to_string()}>{t.ranges_summary(p.patches.len(), p.bytes_changed)}</p>
+            <div class="scroll tall">
+            <table id="ranges">
+                <thead><tr>
+                    <th scope="col" class="num">{t.col_offset()}</th>
+                    <th scope="col" class="num">{t.col_length()}</th>
+                    <th scope="col">{t.col_structure()}</th>
+                </tr></thead>
+                <tbody>{for p.patches.iter().map(range_row)}</tbody>
+            </table>
+            </div>
+            {if show_file_writes {
+                html! {
+                    <details>
+                        <summary>{t.file_writes_heading(p.file_writes.len())}</summary>
+                        <div class="scroll tall">
+                        <table>
+                            <thead><tr>
+                                <th scope="col" class="num">{t.col_file_offset()}</th>
+                                <th scope="col" class="num">{t.col_length()}</th>
+                                <th scope="col">{t.col_structure()}</th>
+                            </tr></thead>
+                            <tbody>{for p.file_writes.iter().map(range_row)}</tbody>
+                        </table>
+                        </div>
+                    </details>
+                }
+            } else { html! {} }}
+            <p class="checked">{t.core_checked(p.matches_after)}</p>
+            <p class="reads">{t.done_in(p.reads.bytes, p.reads.calls, p.reads.ms)}</p>
+            <h2>{t.fix_heading()}</h2>
+            <p>{t.fix_intro()}</p>
+            {if props.show_fix_button {
+                html! {
+                    <button type="button" id="fix-button" class="primary" disabled={!props.can_fix}
+                        onclick={props.on_fix.reform(|_| ())}>{t.fix_button()}</button>
+                }
+            } else { html! {} }}
+        </section>
+    }
+}

@@ -1,0 +1,60 @@
+//! While the worker reads: the step, the bytes read so far, the time, and a cancel button; and the
+//! notice after a cancel.
+
+use super::metrics::now;
+use crate::i18n::T;
+use crate::protocol::Phase;
+use gloo::timers::callback::Interval;
+use yew::{
+    function_component, html, use_effect_with, use_force_update, Callback, Html, NodeRef,
+    Properties,
+};
+
+/// The elapsed time on screen moves on this often (milliseconds).
+const TICK_MS: u32 = 200;
+
+#[derive(Properties, PartialEq)]
+pub struct ProgressProps {
+    pub t: T,
+    pub phase: Phase,
+    /// Page-clock time the work began.
+    pub started: f64,
+    pub bytes: u64,
+    pub calls: u64,
+    pub on_cancel: Callback<()>,
+}
+
+#[function_component(Progress)]
+pub fn progress(props: &ProgressProps) -> Html {
+    let t = props.t;
+    let tick = use_force_update();
+    use_effect_with((), move |_| {
+        let ticker = Interval::new(TICK_MS, move || tick.force_update());
+        move || drop(ticker)
+    });
+    let secs = (now() - props.started) / 1000.0;
+    let on_cancel = props.on_cancel.reform(|_| ());
+    html! {
+        <section class="busy" id="progress" aria-live="polite" aria-busy="true">
+            <p class="step">{t.step(props.phase)}</p>
+            <progress id="progress-bar" aria-label={t.step(props.phase)}></progress>
+            <p class="figures" id="progress-figures">{t.progress(props.bytes, props.calls, secs)}</p>
+            <button type="button" id="cancel" onclick={on_cancel}>{t.cancel()}</button>
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct CancelledProps {
+    pub t: T,
+    pub focus: NodeRef,
+}
+
+#[function_component(Cancelled)]
+pub fn cancelled(props: &CancelledProps) -> Html {
+    html! {
+        <section class="notice" id="cancelled" role="status">
+            <p tabindex="-1" ref={props.focus.clone()}>{props.t.cancelled()}</p>
+        </section>
+    }
+}
