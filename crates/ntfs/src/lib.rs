@@ -39,7 +39,6 @@
 //! names. Failures are typed ([`NtfsError`] with [`Damage`], [`Unsupported`], [`Refusal`],
 //! [`BootSectorFault`]); their `Display` is the English the command line prints.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod boot;
 mod bytes;

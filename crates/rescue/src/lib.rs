@@ -4,7 +4,6 @@
 //! carries one image through inspect → plan → output plan → verify-output, so front ends only
 //! open files, show results and write bytes.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod check_image;
 pub mod human;
