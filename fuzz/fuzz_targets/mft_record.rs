@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         rec.flags(),
         rec.base_ref(),
     );
-    let _ = rec.find(0x80, "");
+    let _ = rec.find(AttributeType::Data, "");
     let Ok(attrs) = rec.attributes() else {
         return;
     };
