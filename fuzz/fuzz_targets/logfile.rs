@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
         log.get(start..start.saturating_add(len))
             .map(<[u8]>::to_vec)
             .ok_or_else(|| {
-                NtfsError::Corrupt(Damage::new(Structure::LogFile, None, "fuzz: past the input"))
+                NtfsError::Corrupt(Damage::new(
+                    Structure::LogFile,
+                    None,
+                    "fuzz: past the input",
+                ))
             })
     };
     let Ok(info) = log_state(size, &mut read) else {

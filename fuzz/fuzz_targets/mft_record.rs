@@ -8,8 +8,8 @@
 
 use kaifuku_ntfs::fixup;
 use kaifuku_ntfs::index::FileNameKey;
-use kaifuku_ntfs::record::{ATTR_ATTRIBUTE_LIST, ATTR_FILE_NAME};
 use kaifuku_ntfs::volume::parse_attribute_list;
+use kaifuku_ntfs::AttributeType;
 use kaifuku_ntfs::FileRecord;
 use libfuzzer_sys::fuzz_target;
 
@@ -58,11 +58,11 @@ fuzz_target!(|data: &[u8]| {
             }
         } else if let Ok(v) = a.resident_value() {
             let _ = a.resident_value_offset();
-            match a.type_code {
-                ATTR_ATTRIBUTE_LIST => {
+            match AttributeType::from_code(a.type_code) {
+                Some(AttributeType::AttributeList) => {
                     let _ = parse_attribute_list(v);
                 }
-                ATTR_FILE_NAME => {
+                Some(AttributeType::FileName) => {
                     if let Ok(k) = FileNameKey::parse(v) {
                         let _ = k.name_string();
                     }

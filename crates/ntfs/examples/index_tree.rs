@@ -23,7 +23,7 @@ fn dump(vol: &Volume<&F>, d: &kaifuku_ntfs::Directory, id: NodeId, depth: usize)
             Some(k) => format!(
                 "{}[ns{}]{}",
                 k.name_string(),
-                k.namespace,
+                k.namespace.byte(),
                 e.subnode.map(|v| format!("->{v}")).unwrap_or_default()
             ),
             None => format!(

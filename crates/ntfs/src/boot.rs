@@ -3,6 +3,7 @@
 //! refusal instead of wild reads.
 
 use crate::bytes::{slice, u16_at, u64_at, u8_at};
+use crate::layout::boot_sector;
 use crate::{BootSectorFault, NtfsError, RecordKind};
 use serde::Serialize;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BootKind {
+    /// OEM ID `NTFS    `: an NTFS volume kaifuku can read.
     Ntfs,
     /// OEM ID `-FVE-FS-`: a BitLocker-encrypted volume; its NTFS structures cannot be read.
     BitLocker,
@@ -17,22 +19,31 @@ pub enum BootKind {
 
 /// Recognises the OEM ID alone (no geometry checks).
 pub fn boot_kind(sector: &[u8]) -> Option<BootKind> {
-    match sector.get(3..11) {
+    match sector.get(boot_sector::OEM_ID..boot_sector::OEM_ID + 8) {
         Some(b"NTFS    ") => Some(BootKind::Ntfs),
         Some(b"-FVE-FS-") => Some(BootKind::BitLocker),
         _ => None,
     }
 }
 
+/// The geometry of an NTFS volume, from its validated boot sector.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootSector {
+    /// Sector size: a power of two from 256 to 4096.
     pub bytes_per_sector: u32,
+    /// Cluster size in bytes (sectors per cluster × sector size).
     pub cluster_size: u32,
+    /// Sectors in the volume; the backup boot sector follows them.
     pub total_sectors: u64,
+    /// Cluster where `$MFT` starts.
     pub mft_lcn: u64,
+    /// Cluster where `$MFTMirr` starts.
     pub mftmirr_lcn: u64,
+    /// Bytes per `$MFT` file record (1024 or 4096 in practice).
     pub file_record_size: u32,
+    /// Bytes per `INDX` block of every index.
     pub index_record_size: u32,
+    /// The volume serial number Windows shows (its low 32 bits) and tools identify the volume by.
     pub serial: u64,
 }
 
@@ -45,14 +56,14 @@ impl BootSector {
             None => return Err(NtfsError::NotNtfs),
         }
         let bad = NtfsError::BadBootSector;
-        if slice(b, 510, 2)? != [0x55, 0xAA] {
+        if slice(b, boot_sector::END_SIGNATURE, 2)? != [0x55, 0xAA] {
             return Err(bad(BootSectorFault::MissingEndSignature));
         }
-        let bps = u16_at(b, 0x0B)? as u32;
+        let bps = u16_at(b, boot_sector::BYTES_PER_SECTOR)? as u32;
         if !(256..=4096).contains(&bps) || !bps.is_power_of_two() {
             return Err(bad(BootSectorFault::BytesPerSector { value: bps }));
         }
-        let spc_raw = u8_at(b, 0x0D)?;
+        let spc_raw = u8_at(b, boot_sector::SECTORS_PER_CLUSTER)?;
         let spc: u32 = if spc_raw == 0 {
             return Err(bad(BootSectorFault::ZeroSectorsPerCluster));
         } else if spc_raw <= 0x80 {
@@ -76,7 +87,7 @@ impl BootSector {
         if cluster_size > 2 * 1024 * 1024 {
             return Err(bad(BootSectorFault::ClusterTooLarge { cluster_size }));
         }
-        let total_sectors = u64_at(b, 0x28)?;
+        let total_sectors = u64_at(b, boot_sector::TOTAL_SECTORS)?;
         let volume_bytes = total_sectors
             .checked_mul(bps as u64)
             .ok_or_else(|| bad(BootSectorFault::TotalSectorsOverflow))?;
@@ -95,8 +106,8 @@ impl BootSector {
             }));
         }
         let total_clusters = volume_bytes / cluster_size as u64;
-        let mft_lcn = u64_at(b, 0x30)?;
-        let mftmirr_lcn = u64_at(b, 0x38)?;
+        let mft_lcn = u64_at(b, boot_sector::MFT_LCN)?;
+        let mftmirr_lcn = u64_at(b, boot_sector::MFTMIRR_LCN)?;
         if mft_lcn == 0
             || mft_lcn >= total_clusters
             || mftmirr_lcn == 0
@@ -132,8 +143,9 @@ impl BootSector {
             }
             Ok(size as u32)
         };
-        let file_record_size = record_size(0x40, RecordKind::FileRecord)?;
-        let index_record_size = record_size(0x44, RecordKind::IndexRecord)?;
+        let file_record_size = record_size(boot_sector::FILE_RECORD_SIZE, RecordKind::FileRecord)?;
+        let index_record_size =
+            record_size(boot_sector::INDEX_RECORD_SIZE, RecordKind::IndexRecord)?;
         Ok(BootSector {
             bytes_per_sector: bps,
             cluster_size,
@@ -142,14 +154,16 @@ impl BootSector {
             mftmirr_lcn,
             file_record_size,
             index_record_size,
-            serial: u64_at(b, 0x48)?,
+            serial: u64_at(b, boot_sector::SERIAL)?,
         })
     }
 
+    /// Bytes the volume spans (total sectors × sector size), without the backup boot sector.
     pub fn volume_size(&self) -> u64 {
         self.total_sectors * self.bytes_per_sector as u64
     }
 
+    /// Whole clusters in the volume: what `$Bitmap` covers.
     pub fn total_clusters(&self) -> u64 {
         self.volume_size() / self.cluster_size as u64
     }

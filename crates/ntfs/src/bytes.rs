@@ -40,6 +40,21 @@ fn short(off: usize, len: usize, have: usize) -> NtfsError {
     )
 }
 
+/// Writes a u16 field of a buffer already read (and so checked) as holding it.
+pub(crate) fn put_u16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Writes a u32 field of a buffer already read (and so checked) as holding it.
+pub(crate) fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Writes a u64 field of a buffer already read (and so checked) as holding it.
+pub(crate) fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
 /// Decodes a UTF-16LE name for display (unpaired surrogates become U+FFFD).
 pub(crate) fn utf16_name(units: &[u16]) -> String {
     char::decode_utf16(units.iter().copied())

@@ -3,15 +3,17 @@
 //! live in the array. The stride is 512 bytes whatever the sector size.
 
 use crate::bytes::u16_at;
+use crate::layout::multi_sector;
 use crate::NtfsError;
 use crate::Structure;
 
+/// Bytes each update sequence number protects, whatever the sector size.
 pub const STRIDE: usize = 512;
 
 /// Checks and removes the fixups of `rec` in place. `what` names the record for error messages.
 pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
-    let usa_ofs = u16_at(rec, 4)? as usize;
-    let usa_count = u16_at(rec, 6)? as usize;
+    let usa_ofs = u16_at(rec, multi_sector::USA_OFFSET)? as usize;
+    let usa_count = u16_at(rec, multi_sector::USA_COUNT)? as usize;
     let strides = rec.len() / STRIDE;
     if usa_count == 0 || usa_count - 1 != strides || rec.len() & (STRIDE - 1) != 0 {
         return Err(NtfsError::damaged(
@@ -24,7 +26,10 @@ pub fn apply_read(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
     }
     // The array lies after the 8-byte header holding its own offset and count: one overlapping
     // them would be rewritten by the next write of the record.
-    if usa_ofs & 1 != 0 || usa_ofs < 8 || usa_ofs + 2 * usa_count > STRIDE - 2 {
+    if usa_ofs & 1 != 0
+        || usa_ofs < multi_sector::HEADER_LENGTH
+        || usa_ofs + 2 * usa_count > STRIDE - 2
+    {
         return Err(NtfsError::damaged(
             Structure::UpdateSequence,
             format!("{what}: update sequence array offset {usa_ofs} is invalid"),
@@ -58,12 +63,12 @@ pub fn next_usn(usn: u16) -> u16 {
 /// Prepares a fixed-up record for writing: a new update sequence number goes at the end of every
 /// 512-byte stride and the true words move into the array. `rec` is turned into on-disk bytes.
 pub fn apply_write(rec: &mut [u8], what: &str) -> Result<(), NtfsError> {
-    let usa_ofs = u16_at(rec, 4)? as usize;
-    let usa_count = u16_at(rec, 6)? as usize;
+    let usa_ofs = u16_at(rec, multi_sector::USA_OFFSET)? as usize;
+    let usa_count = u16_at(rec, multi_sector::USA_COUNT)? as usize;
     let strides = rec.len() / STRIDE;
     if usa_count == 0
         || usa_count - 1 != strides
-        || usa_ofs < 8
+        || usa_ofs < multi_sector::HEADER_LENGTH
         || usa_ofs + 2 * usa_count > STRIDE - 2
     {
         return Err(NtfsError::damaged(

@@ -1,11 +1,16 @@
-//! Directory indexes (`$I30`): the resident `$INDEX_ROOT` node and `INDX` blocks in
-//! `$INDEX_ALLOCATION`, walked by our own code so that every node's on-disk location is known (the
-//! edit layer needs it) and 64 KiB-cluster volumes work (index VCNs are then in 512-byte units).
+//! Directory indexes (`$I30`) and view indexes (`$O`, `$R`, `$Q`): the resident `$INDEX_ROOT`
+//! node and `INDX` blocks in `$INDEX_ALLOCATION`, walked by our own code so that every node's
+//! on-disk location is known (the edit layer needs it) and 64 KiB-cluster volumes work (index VCNs
+//! are then in 512-byte units). Path lookup on a [`Volume`] lives here too, on top of the indexes.
 
-use crate::bytes::{slice, u16_at, u32_at, u64_at, u8_at, utf16_name, utf16_units};
-use crate::record::{FileRecord, FileRef, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT};
+use crate::bytes::{slice, u32_at, u64_at, u8_at, utf16_name, utf16_units};
+use crate::layout::{
+    file_name, index_block, index_entry, index_header, index_root, multi_sector, AttributeType,
+    EntryChain, EntryChainBreak, IndexHeader, Namespace,
+};
+use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
-use crate::volume::{AttrValue, Stream, Volume};
+use crate::volume::{AttrValue, Stream, Volume, RECORD_ROOT};
 use crate::NtfsError;
 use crate::Unsupported;
 use crate::{Location, Structure};
@@ -13,21 +18,13 @@ use kaifuku_io::ReadAt;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
-pub const ENTRY_NODE: u16 = 0x01;
-pub const ENTRY_END: u16 = 0x02;
-
 /// Deepest index tree we follow; real trees are a handful of levels.
 const MAX_DEPTH: usize = 32;
-
-/// Name spaces of `$FILE_NAME`.
-pub const NS_POSIX: u8 = 0;
-pub const NS_WIN32: u8 = 1;
-pub const NS_DOS: u8 = 2;
-pub const NS_WIN32_DOS: u8 = 3;
 
 /// Which node of an index an entry sits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeId {
+    /// The resident `$INDEX_ROOT` node.
     Root,
     /// An `INDX` block, by its VCN.
     Block(u64),
@@ -36,35 +33,47 @@ pub enum NodeId {
 /// The key of a `$I30` entry: a copy of the file's `$FILE_NAME`.
 #[derive(Debug, Clone)]
 pub struct FileNameKey {
+    /// The directory the name is in.
     pub parent: FileRef,
+    /// Creation time (100 ns ticks since 1601), as copied when the name was last updated.
     pub created: u64,
+    /// Last data change, as copied.
     pub modified: u64,
+    /// Last change of the file record, as copied.
     pub mft_changed: u64,
+    /// Last access, as copied.
     pub accessed: u64,
+    /// Allocated size of the data, as copied.
     pub allocated_size: u64,
+    /// Size of the data, as copied.
     pub data_size: u64,
+    /// DOS/Windows file attributes (read-only, hidden, directory, ...).
     pub file_attributes: u32,
-    pub namespace: u8,
+    /// Which naming rules the name follows (a long name and its DOS twin are two entries).
+    pub namespace: Namespace,
+    /// The name as stored, UTF-16 (not necessarily valid Unicode).
     pub name: Vec<u16>,
 }
 
 impl FileNameKey {
+    /// Reads a `$FILE_NAME` value or `$I30` key.
     pub fn parse(b: &[u8]) -> Result<FileNameKey, NtfsError> {
-        let name_len = u8_at(b, 0x40)? as usize;
+        let name_len = u8_at(b, file_name::NAME_LENGTH)? as usize;
         Ok(FileNameKey {
-            parent: FileRef::from_u64(u64_at(b, 0)?),
-            created: u64_at(b, 0x08)?,
-            modified: u64_at(b, 0x10)?,
-            mft_changed: u64_at(b, 0x18)?,
-            accessed: u64_at(b, 0x20)?,
-            allocated_size: u64_at(b, 0x28)?,
-            data_size: u64_at(b, 0x30)?,
-            file_attributes: u32_at(b, 0x38)?,
-            namespace: u8_at(b, 0x41)?,
-            name: utf16_units(slice(b, 0x42, name_len * 2)?),
+            parent: FileRef::from_u64(u64_at(b, file_name::PARENT)?),
+            created: u64_at(b, file_name::CREATED)?,
+            modified: u64_at(b, file_name::MODIFIED)?,
+            mft_changed: u64_at(b, file_name::MFT_CHANGED)?,
+            accessed: u64_at(b, file_name::ACCESSED)?,
+            allocated_size: u64_at(b, file_name::ALLOCATED_SIZE)?,
+            data_size: u64_at(b, file_name::DATA_SIZE)?,
+            file_attributes: u32_at(b, file_name::FILE_ATTRIBUTES)?,
+            namespace: Namespace::from_byte(u8_at(b, file_name::NAMESPACE)?),
+            name: utf16_units(slice(b, file_name::NAME, name_len * 2)?),
         })
     }
 
+    /// The name for display (unpaired surrogates shown as U+FFFD).
     pub fn name_string(&self) -> String {
         utf16_name(&self.name)
     }
@@ -73,17 +82,24 @@ impl FileNameKey {
 /// One entry of a directory index, with where it lies.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The file the entry names.
     pub file_ref: FileRef,
+    /// The entry's key: a copy of the file's `$FILE_NAME`.
     pub key: FileNameKey,
+    /// The entry flags ([`index_entry::FLAG_NODE`], [`index_entry::FLAG_END`]).
     pub flags: u16,
+    /// The node holding the entry.
     pub node: NodeId,
     /// Byte offset of the entry within its node's fixed-up bytes.
     pub offset: usize,
+    /// Length of the entry in bytes.
     pub length: usize,
+    /// The VCN of the child block the entry points at, in a node with children.
     pub subnode: Option<u64>,
 }
 
 impl DirEntry {
+    /// The file name for display.
     pub fn name(&self) -> String {
         self.key.name_string()
     }
@@ -92,19 +108,26 @@ impl DirEntry {
 /// One parsed node: its entries including the END entry (which may carry a child VCN).
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Which node this is.
     pub id: NodeId,
     /// Fixed-up bytes of the node (the `$INDEX_ROOT` value, or the whole `INDX` block).
     pub bytes: Vec<u8>,
     /// Offset of the INDEX_HEADER within `bytes`.
     pub header: usize,
+    /// Whether the node's entries point at child blocks.
     pub has_children: bool,
+    /// The entries in on-disk order, END last.
     pub entries: Vec<RawEntry>,
 }
 
+/// One entry of a node as parsed, for any index (`$I30` or a view index).
 #[derive(Debug, Clone)]
 pub struct RawEntry {
+    /// Byte offset of the entry in its node's fixed-up bytes.
     pub offset: usize,
+    /// Length of the entry in bytes.
     pub length: usize,
+    /// The entry flags ([`index_entry::FLAG_NODE`], [`index_entry::FLAG_END`]).
     pub flags: u16,
     /// For `$I30` entries the file the entry names; for view indexes (`$O`, `$R`) the first eight
     /// bytes of the entry, which are not a reference.
@@ -113,7 +136,13 @@ pub struct RawEntry {
     pub key: Option<FileNameKey>,
     /// The raw key bytes (empty for the END entry).
     pub key_bytes: Vec<u8>,
+    /// Offset of the data from the entry's start (view indexes; `$I30` entries have none).
+    pub data_offset: usize,
+    /// Length of the data (view indexes).
+    pub data_length: usize,
+    /// Whether this is the END entry that closes the node (it has no key).
     pub is_end: bool,
+    /// The VCN of the child block the entry points at, in a node with children.
     pub subnode: Option<u64>,
 }
 
@@ -129,9 +158,11 @@ pub enum Collation {
 impl Collation {
     fn from_code(code: u32) -> Option<Collation> {
         match code {
-            1 => Some(Collation::FileName),
+            index_root::COLLATION_FILE_NAME => Some(Collation::FileName),
             // COLLATION_NTOFS_ULONG (one u32, `$Quota:$Q`) orders like a one-word ULONGS key.
-            0x10 | 0x13 => Some(Collation::Ulongs),
+            index_root::COLLATION_NTOFS_ULONG | index_root::COLLATION_NTOFS_ULONGS => {
+                Some(Collation::Ulongs)
+            }
             _ => None,
         }
     }
@@ -162,20 +193,28 @@ impl Collation {
     }
 }
 
+/// An open index of one file (a directory's `$I30`, or a view index such as `$ObjId:$O`): its root value and where its blocks lie.
 pub struct Directory {
+    /// The record holding the index.
     pub record: u64,
     /// Attribute name of the index: `$I30` for directories, `$O`/`$R` for view indexes.
     pub index_name: String,
+    /// How the index orders its keys.
     pub collation: Collation,
+    /// The `$INDEX_ROOT` value as read.
     pub root_value: Vec<u8>,
+    /// Bytes per `INDX` block.
     pub block_size: u32,
+    /// The `$INDEX_ALLOCATION` stream holding the blocks; `None` for an index that fits its root.
     pub allocation: Option<Stream>,
     /// Bytes per index VCN: the cluster size, or 512 when clusters exceed the block size.
     pub vcn_unit: u64,
+    /// The volume's cluster size, for mapping blocks to volume offsets.
     pub cluster_size: u64,
 }
 
 impl Directory {
+    /// Opens the `$I30` index of a directory record.
     pub fn open<R: ReadAt>(vol: &Volume<R>, rec: &FileRecord) -> Result<Directory, NtfsError> {
         Self::open_index(vol, rec, "$I30")
     }
@@ -187,7 +226,7 @@ impl Directory {
         rec: &FileRecord,
         name: &str,
     ) -> Result<Directory, NtfsError> {
-        let root_value = match vol.value(rec, ATTR_INDEX_ROOT, name)? {
+        let root_value = match vol.value(rec, AttributeType::IndexRoot, name)? {
             Some(AttrValue::Resident(v)) => v,
             Some(AttrValue::NonResident(_)) => {
                 return Err(NtfsError::damaged_at(
@@ -204,10 +243,11 @@ impl Directory {
                 ))
             }
         };
-        let collation = Collation::from_code(u32_at(&root_value, 4)?);
+        let collation = Collation::from_code(u32_at(&root_value, index_root::COLLATION)?);
         let collation = match (name, collation) {
             ("$I30", Some(Collation::FileName))
-                if u32_at(&root_value, 0)? == crate::record::ATTR_FILE_NAME =>
+                if u32_at(&root_value, index_root::INDEXED_TYPE)?
+                    == AttributeType::FileName.code() =>
             {
                 Collation::FileName
             }
@@ -216,11 +256,11 @@ impl Directory {
                 return Err(NtfsError::Unsupported(Unsupported::IndexCollation {
                     record: rec.number,
                     index: name.to_string(),
-                    rule: u32_at(&root_value, 4)?,
+                    rule: u32_at(&root_value, index_root::COLLATION)?,
                 }))
             }
         };
-        let block_size = u32_at(&root_value, 8)?;
+        let block_size = u32_at(&root_value, index_root::BLOCK_SIZE)?;
         if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() {
             return Err(NtfsError::damaged_at(
                 Structure::IndexRoot,
@@ -228,7 +268,7 @@ impl Directory {
                 format!("record {}: index block size {block_size}", rec.number),
             ));
         }
-        let allocation = match vol.value(rec, ATTR_INDEX_ALLOCATION, name)? {
+        let allocation = match vol.value(rec, AttributeType::IndexAllocation, name)? {
             Some(AttrValue::NonResident(s)) => Some(s),
             Some(AttrValue::Resident(_)) => {
                 return Err(NtfsError::damaged_at(
@@ -267,7 +307,12 @@ impl Directory {
 
     /// The root node (offsets relative to the `$INDEX_ROOT` value).
     pub fn root(&self) -> Result<Node, NtfsError> {
-        parse_node_with(NodeId::Root, self.root_value.clone(), 0x10, self.collation)
+        parse_node_with(
+            NodeId::Root,
+            self.root_value.clone(),
+            index_root::HEADER,
+            self.collation,
+        )
     }
 
     /// Volume byte ranges holding the block at `vcn`.
@@ -328,7 +373,9 @@ impl Directory {
                 .map_err(NtfsError::io("reading an index block"))?;
             bytes.extend_from_slice(&b);
         }
-        if bytes.get(0..4) != Some(b"INDX") {
+        if bytes.get(multi_sector::SIGNATURE..multi_sector::SIGNATURE + 4)
+            != Some(index_block::SIGNATURE.as_slice())
+        {
             return Err(NtfsError::damaged_at(
                 Structure::IndexNode,
                 Location::IndexNode {
@@ -345,7 +392,7 @@ impl Directory {
             &mut bytes,
             &format!("index block VCN {vcn} of directory {}", self.record),
         )?;
-        let own = u64_at(&bytes, 0x10)?;
+        let own = u64_at(&bytes, index_block::VCN)?;
         if own != vcn {
             return Err(NtfsError::damaged_at(
                 Structure::IndexNode,
@@ -359,9 +406,15 @@ impl Directory {
                 ),
             ));
         }
-        parse_node_with(NodeId::Block(vcn), bytes, 0x18, self.collation)
+        parse_node_with(
+            NodeId::Block(vcn),
+            bytes,
+            index_block::HEADER,
+            self.collation,
+        )
     }
 
+    /// Reads and parses node `id`: the root, or the block at its VCN.
     pub fn node<R: ReadAt>(&self, vol: &Volume<R>, id: NodeId) -> Result<Node, NtfsError> {
         match id {
             NodeId::Root => self.root(),
@@ -537,60 +590,60 @@ pub fn parse_node_with(
             format!("index node {id:?}: {m}"),
         )
     };
-    let entries_offset = u32_at(&bytes, header)? as usize;
-    let index_length = u32_at(&bytes, header + 4)? as usize;
-    let has_children = u8_at(&bytes, header + 0x0C)? & 1 != 0;
-    let start = header + entries_offset;
-    let end = header + index_length;
-    if entries_offset < 0x10 || end > bytes.len() || start > end {
+    let h = IndexHeader::read(&bytes, header)?;
+    let (entries_offset, index_length) = (h.entries_offset, h.index_length);
+    let has_children = h.has_children;
+    let start = h.entries_start();
+    let end = h.entries_end();
+    if entries_offset < index_header::LENGTH || end > bytes.len() || start > end {
         return Err(corrupt(format!(
             "entries {entries_offset}..{index_length} do not fit {} bytes",
             bytes.len()
         )));
     }
     let mut entries = Vec::new();
-    let mut off = start;
-    loop {
-        if off + 0x10 > end {
-            return Err(corrupt("no END entry before the end of the node".into()));
-        }
-        let file_ref = FileRef::from_u64(u64_at(&bytes, off)?);
-        let length = u16_at(&bytes, off + 8)? as usize;
-        let key_length = u16_at(&bytes, off + 0x0A)? as usize;
-        let flags = u16_at(&bytes, off + 0x0C)?;
-        if length < 0x10 || length & 7 != 0 || off + length > end {
-            return Err(corrupt(format!("entry at {off} has length {length}")));
-        }
-        let subnode = if flags & ENTRY_NODE != 0 {
-            if length < 0x18 {
-                return Err(corrupt(format!(
-                    "entry at {off} has a child flag but no room for the VCN"
-                )));
+    let mut chain = EntryChain::new(&bytes, &h);
+    for link in chain.by_ref() {
+        let e = match link {
+            Ok(e) => e,
+            Err(EntryChainBreak::NoEnd) => {
+                return Err(corrupt("no END entry before the end of the node".into()))
             }
-            Some(u64_at(&bytes, off + length - 8)?)
-        } else {
-            None
+            Err(EntryChainBreak::BadLength { entry }) => {
+                return Err(corrupt(format!(
+                    "entry at {} has length {}",
+                    entry.offset, entry.length
+                )))
+            }
+            Err(EntryChainBreak::NoRoomForChild { entry }) => {
+                return Err(corrupt(format!(
+                    "entry at {} has a child flag but no room for the VCN",
+                    entry.offset
+                )))
+            }
         };
-        if (flags & ENTRY_NODE != 0) != has_children {
+        let off = e.offset;
+        if e.has_child_flag() != has_children {
             return Err(corrupt(format!(
                 "entry at {off}: child flag disagrees with the node header"
             )));
         }
-        let is_end = flags & ENTRY_END != 0;
+        let is_end = e.is_end();
         let (key, key_bytes) = if is_end {
             (None, Vec::new())
         } else {
             let min_key = if collation == Collation::FileName {
-                0x42
+                file_name::NAME
             } else {
                 4
             };
-            if key_length < min_key || 0x10 + key_length > length {
+            let key_length = e.key_length;
+            if key_length < min_key || index_entry::KEY + key_length > e.length {
                 return Err(corrupt(format!(
                     "entry at {off} has key length {key_length}"
                 )));
             }
-            let kb = slice(&bytes, off + 0x10, key_length)?.to_vec();
+            let kb = slice(&bytes, off + index_entry::KEY, key_length)?.to_vec();
             let key = if collation == Collation::FileName {
                 Some(FileNameKey::parse(&kb)?)
             } else {
@@ -600,19 +653,18 @@ pub fn parse_node_with(
         };
         entries.push(RawEntry {
             offset: off,
-            length,
-            flags,
-            file_ref,
+            length: e.length,
+            flags: e.flags,
+            file_ref: FileRef::from_u64(e.file_ref),
             key,
             key_bytes,
+            data_offset: e.data_offset(),
+            data_length: e.data_length(),
             is_end,
-            subnode,
+            subnode: e.child,
         });
-        off += length;
-        if is_end {
-            break;
-        }
     }
+    let off = chain.position();
     // The END entry closes the node: bytes in use after it would be entries that every reader
     // skips (a damaged "last entry" flag hides them), so a lookup could miss a file that exists.
     if off != end {
@@ -628,5 +680,66 @@ pub fn parse_node_with(
         header,
         has_children,
         entries,
+    })
+}
+
+impl<R: ReadAt> Volume<R> {
+    /// Opens the directory index of a live directory record.
+    pub fn directory(&self, rec: &FileRecord) -> Result<Directory, NtfsError> {
+        Directory::open(self, rec)
+    }
+
+    /// The live directory record at `path` (`\` is the root), or `None` when it does not exist or
+    /// is not a directory.
+    pub fn lookup_dir(&self, path: &str) -> Result<Option<FileRecord>, NtfsError> {
+        if path.split(['\\', '/']).all(|c| c.is_empty()) {
+            return Ok(Some(self.read_record(RECORD_ROOT)?));
+        }
+        Ok(self
+            .lookup_path(path)?
+            .map(|(_, r)| r)
+            .filter(|r| r.is_directory()))
+    }
+
+    /// Looks up a `\`-separated path from the root, case-insensitively as Windows does.
+    /// Returns `None` when some component does not exist.
+    pub fn lookup_path(&self, path: &str) -> Result<Option<(DirEntry, FileRecord)>, NtfsError> {
+        let mut dir = self.read_record(RECORD_ROOT)?;
+        let mut found = None;
+        for comp in path.split(['\\', '/']).filter(|c| !c.is_empty()) {
+            if !dir.is_directory() {
+                return Ok(None);
+            }
+            let name: Vec<u16> = comp.encode_utf16().collect();
+            let d = self.directory(&dir)?;
+            let Some(entry) = d.lookup(self, &name)? else {
+                return Ok(None);
+            };
+            let rec = self.read_live(entry.file_ref)?;
+            if !names_itself_in(&rec, dir.number, &entry.key.name) {
+                return Err(NtfsError::damaged_at(Structure::Directory, Location::MftRecord { record: dir.number }, format!(
+                    "directory record {} lists {} as record {}, but that record is not a file of that name in the directory",
+                    dir.number,
+                    entry.name(),
+                    rec.number
+                )));
+            }
+            dir = rec.clone();
+            found = Some((entry, rec));
+        }
+        Ok(found)
+    }
+}
+
+/// Whether `rec` has a `$FILE_NAME` naming it `name` in directory record `dir`: what an index
+/// entry promises about the record it points at.
+pub fn names_itself_in(rec: &FileRecord, dir: u64, name: &[u16]) -> bool {
+    rec.attributes().is_ok_and(|attrs| {
+        attrs.iter().any(|a| {
+            a.is(AttributeType::FileName)
+                && a.resident_value()
+                    .and_then(FileNameKey::parse)
+                    .is_ok_and(|k| k.parent.record == dir && k.name == name)
+        })
     })
 }

@@ -3,14 +3,13 @@
 
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::fixup;
+use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
+use crate::layout::{restart_area, restart_page};
 use crate::NtfsError;
 use crate::Structure;
 use serde::Serialize;
 
-/// Flag in the restart area: the volume was cleanly shut down.
-const RESTART_VOLUME_IS_CLEAN: u16 = 0x0002;
-const NO_CLIENT: u16 = 0xFFFF;
-
+/// Whether Windows would replay `$LogFile` at the next mount (over an offline edit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum LogState {
     /// Nothing to replay: the log is empty (all 0xFF) or its restart area says clean.
@@ -44,18 +43,24 @@ impl LogState {
     }
 }
 
+/// What the restart pages of `$LogFile` say, for the report and the decision to edit.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogFileInfo {
+    /// The verdict: clean, unclean, version 2.0 or unreadable.
     pub state: LogState,
     /// True when the whole restart area is 0xFF (fresh from mkntfs or reset by ntfsfix).
     pub empty: bool,
     /// "1.1", "2.0", ... of the restart page used.
     pub version: Option<String>,
+    /// The current log sequence number of the newer restart page.
     pub current_lsn: Option<u64>,
+    /// The restart area's clean-shutdown flag.
     pub clean_flag: Option<bool>,
+    /// Whether a log client is still registered (an unclean v1.x log).
     pub clients_in_use: Option<bool>,
     /// How many of the two restart pages passed their checks.
     pub valid_restart_pages: u8,
+    /// Bytes of `$LogFile` data.
     pub size: u64,
 }
 
@@ -77,10 +82,10 @@ fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     }
     let mut page = page.to_vec();
     fixup::apply_read(&mut page, "$LogFile restart page")?;
-    let ra = u16_at(&page, 0x18)? as usize;
-    let minor = u16_at(&page, 0x1A)? as i16;
-    let major = u16_at(&page, 0x1C)? as i16;
-    if ra < 0x1E || ra + 0x30 > page.len() {
+    let ra = u16_at(&page, restart_page::RESTART_AREA_OFFSET)? as usize;
+    let minor = u16_at(&page, restart_page::MINOR_VERSION)? as i16;
+    let major = u16_at(&page, restart_page::MAJOR_VERSION)? as i16;
+    if ra < restart_page::HEADER_LENGTH || ra + restart_area::LENGTH > page.len() {
         return Err(NtfsError::damaged(
             Structure::LogFile,
             "restart area offset out of range",
@@ -89,9 +94,9 @@ fn parse_restart_page(page: &[u8]) -> Result<Restart, NtfsError> {
     Ok(Restart {
         major,
         minor,
-        current_lsn: u64_at(&page, ra)?,
-        in_use_list: u16_at(&page, ra + 0x0C)?,
-        flags: u16_at(&page, ra + 0x0E)?,
+        current_lsn: u64_at(&page, ra + restart_area::CURRENT_LSN)?,
+        in_use_list: u16_at(&page, ra + restart_area::CLIENT_IN_USE_LIST)?,
+        flags: u16_at(&page, ra + restart_area::FLAGS)?,
     })
 }
 
@@ -128,7 +133,7 @@ pub fn log_state(
     }
     // The system page size is in each restart page header; 4096 is usual.
     let mut pages = Vec::new();
-    let page_size = match u32_at(&first, 0x10) {
+    let page_size = match u32_at(&first, restart_page::SYSTEM_PAGE_SIZE) {
         Ok(p) if (512..=65536).contains(&p) && p.is_power_of_two() && (2 * p as u64) <= size => {
             p as u64
         }
@@ -146,7 +151,7 @@ pub fn log_state(
     };
     info.version = Some(format!("{}.{}", r.major, r.minor));
     info.current_lsn = Some(r.current_lsn);
-    let clean_flag = r.flags & RESTART_VOLUME_IS_CLEAN != 0;
+    let clean_flag = r.flags & FLAG_VOLUME_IS_CLEAN != 0;
     info.clean_flag = Some(clean_flag);
     info.clients_in_use = Some(r.in_use_list != NO_CLIENT);
     info.state = if r.major >= 2 {

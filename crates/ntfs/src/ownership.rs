@@ -9,9 +9,10 @@
 //! skipping stretches `$MFT:$BITMAP` marks free) and refuses the plan when any other record claims
 //! a cluster the plan frees or writes.
 
-use crate::bytes::u16_at;
-use crate::record::{FileRecord, ATTR_BITMAP, FLAG_IN_USE};
+use crate::layout::file_record;
+use crate::record::FileRecord;
 use crate::volume::{AttrValue, Volume, RECORD_MFT};
+use crate::AttributeType;
 use crate::NtfsError;
 use crate::{Location, Structure};
 use kaifuku_io::ReadAt;
@@ -29,16 +30,20 @@ const SCAN_CHUNK: u64 = 4 << 20;
 /// An attribute stream of a file: the base record and the attribute's type and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamRef {
+    /// The base record the stream belongs to.
     pub record: u64,
+    /// The attribute type code (serialised as the number).
     pub type_code: u32,
+    /// The attribute name (empty for the unnamed stream).
     pub name: String,
 }
 
 impl StreamRef {
-    pub fn new(record: u64, type_code: u32, name: &str) -> StreamRef {
+    /// The stream of attribute (`kind`, `name`) of base record `record`.
+    pub fn new(record: u64, kind: AttributeType, name: &str) -> StreamRef {
         StreamRef {
             record,
-            type_code,
+            type_code: kind.code(),
             name: name.to_string(),
         }
     }
@@ -55,18 +60,29 @@ impl StreamRef {
 pub enum ClaimKind {
     /// The plan marks these clusters free: they must belong to this (base) record, whichever of
     /// its attributes maps them, and to nobody else.
-    Free { record: u64 },
+    Free {
+        /// The deleted file's base record.
+        record: u64,
+    },
     /// The plan writes into these clusters (`label` names the structure): they must belong to
     /// this stream and to nothing else — not even another attribute of the same file, so that a
     /// `$MFT:$BITMAP` whose runs point into `$MFT`'s data is caught.
-    Write { stream: StreamRef, label: String },
+    Write {
+        /// The stream whose clusters hold the bytes written.
+        stream: StreamRef,
+        /// The structure written, for messages.
+        label: String,
+    },
 }
 
 /// A range of clusters the plan frees or writes.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// First cluster of the range.
     pub lcn: u64,
+    /// Clusters in the range.
     pub count: u64,
+    /// Whether the plan frees or writes them, and for whom.
     pub kind: ClaimKind,
 }
 
@@ -181,9 +197,11 @@ pub fn prove_ownership<R: ReadAt>(
 /// parent but are missing from its index (a damaged index hides them from every lookup).
 #[derive(Debug, Clone)]
 pub struct DirectoryListing {
+    /// The directory's record.
     pub record: u64,
     /// The directory's path, for messages.
     pub path: String,
+    /// The records the directory's index lists.
     pub indexed: std::collections::BTreeSet<u64>,
 }
 
@@ -272,8 +290,7 @@ fn scan_records<R: ReadAt>(
             let n = first + i;
             let raw = &chunk[(i * rs) as usize..((i + 1) * rs) as usize];
             let marked = bit(&in_use_map, n);
-            let header_in_use =
-                &raw[0..4] == b"FILE" && u16_at(raw, 0x16).unwrap_or(0) & FLAG_IN_USE != 0;
+            let header_in_use = file_record::is_in_use(raw);
             if !marked && !header_in_use {
                 continue;
             }
@@ -281,7 +298,10 @@ fn scan_records<R: ReadAt>(
             if !header_in_use {
                 // Marked in use but not a live record: reserved records (16-23) and records
                 // Windows zeroed own nothing; anything else is damage we cannot see through.
-                if raw.iter().all(|b| *b == 0) || (16..24).contains(&n) || &raw[0..4] == b"FILE" {
+                if raw.iter().all(|b| *b == 0)
+                    || (16..24).contains(&n)
+                    || file_record::has_signature(raw)
+                {
                     continue;
                 }
                 conflicts.push(format!(
@@ -316,10 +336,9 @@ fn scan_records<R: ReadAt>(
             };
             if let Some(l) = listing {
                 if !l.indexed.contains(&base) {
-                    for a in attrs
-                        .iter()
-                        .filter(|a| a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident)
-                    {
+                    for a in attrs.iter().filter(|a| {
+                        a.type_code == AttributeType::FileName.code() && !a.non_resident
+                    }) {
                         let Ok(k) = a
                             .resident_value()
                             .and_then(crate::index::FileNameKey::parse)
@@ -384,7 +403,7 @@ fn scan_records<R: ReadAt>(
 fn mft_bitmap<R: ReadAt>(vol: &Volume<R>, records: u64) -> Result<Vec<u8>, NtfsError> {
     let rec0 = vol.read_record(RECORD_MFT)?;
     let v = vol
-        .value(&rec0, ATTR_BITMAP, "")?
+        .value(&rec0, AttributeType::Bitmap, "")?
         .ok_or_else(|| NtfsError::damaged(Structure::MftBitmap, "$MFT has no $BITMAP attribute"))?;
     let have = match &v {
         AttrValue::Resident(b) => b.len() as u64,

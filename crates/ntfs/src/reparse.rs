@@ -4,8 +4,10 @@
 //! Windows would open: the files are where the link points.
 
 use crate::bytes::{slice, u16_at, u32_at, utf16_name, utf16_units};
-use crate::record::{FileRecord, ATTR_REPARSE_POINT};
+use crate::layout::reparse_point;
+use crate::record::FileRecord;
 use crate::volume::Volume;
+use crate::AttributeType;
 use crate::NtfsError;
 use kaifuku_io::ReadAt;
 
@@ -19,11 +21,19 @@ const SYMLINK_RELATIVE: u32 = 1;
 /// Where a reparse point leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReparseTarget {
-    /// A junction or symbolic link with this target as stored (`\??\C:\...`, `C:\...`, or a
-    /// relative path).
-    Link { target: String, relative: bool },
-    /// Some other kind of reparse point (deduplication, cloud files, ...), by tag.
-    Other { tag: u32 },
+    /// A junction or symbolic link.
+    Link {
+        /// The target as stored (`\??\C:\...`, `C:\...`, or a relative path): the substitute
+        /// name, or the print name when the substitute name is empty.
+        target: String,
+        /// A symbolic link relative to the link's own directory.
+        relative: bool,
+    },
+    /// Some other kind of reparse point (deduplication, cloud files, ...).
+    Other {
+        /// Its reparse tag.
+        tag: u32,
+    },
 }
 
 impl ReparseTarget {
@@ -58,7 +68,7 @@ impl ReparseTarget {
 impl<R: ReadAt> Volume<R> {
     /// The link a record's `$REPARSE_POINT` makes, if it has one.
     pub fn reparse_target(&self, rec: &FileRecord) -> Result<Option<ReparseTarget>, NtfsError> {
-        let Some(v) = self.value(rec, ATTR_REPARSE_POINT, "")? else {
+        let Some(v) = self.value(rec, AttributeType::ReparsePoint, "")? else {
             return Ok(None);
         };
         let len = match &v {
@@ -66,21 +76,30 @@ impl<R: ReadAt> Volume<R> {
             crate::volume::AttrValue::NonResident(s) => s.data_size.min(16 * 1024) as usize,
         };
         let b = self.read_value(&v, 0, len)?;
-        let tag = u32_at(&b, 0)?;
+        let tag = u32_at(&b, reparse_point::TAG)?;
         let (buffer_at, relative) = match tag {
-            TAG_MOUNT_POINT => (16usize, false),
-            TAG_SYMLINK => (20usize, u32_at(&b, 16)? & SYMLINK_RELATIVE != 0),
+            TAG_MOUNT_POINT => (reparse_point::MOUNT_POINT_PATH_BUFFER, false),
+            TAG_SYMLINK => (
+                reparse_point::SYMLINK_PATH_BUFFER,
+                u32_at(&b, reparse_point::SYMLINK_FLAGS)? & SYMLINK_RELATIVE != 0,
+            ),
             tag => return Ok(Some(ReparseTarget::Other { tag })),
         };
-        let name = |off_at: usize| -> Result<String, NtfsError> {
+        let name = |off_at: usize, len_at: usize| -> Result<String, NtfsError> {
             let off = u16_at(&b, off_at)? as usize;
-            let n = u16_at(&b, off_at + 2)? as usize;
+            let n = u16_at(&b, len_at)? as usize;
             Ok(utf16_name(&utf16_units(slice(&b, buffer_at + off, n)?)))
         };
         // The substitute name is what Windows follows; the print name is for people.
-        let substitute = name(8)?;
+        let substitute = name(
+            reparse_point::SUBSTITUTE_NAME_OFFSET,
+            reparse_point::SUBSTITUTE_NAME_LENGTH,
+        )?;
         let target = if substitute.is_empty() {
-            name(12)?
+            name(
+                reparse_point::PRINT_NAME_OFFSET,
+                reparse_point::PRINT_NAME_LENGTH,
+            )?
         } else {
             substitute
         };

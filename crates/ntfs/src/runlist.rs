@@ -6,8 +6,11 @@ use crate::{Location, Structure};
 /// A run of `length` clusters starting at `vcn`; `lcn` is `None` for a sparse (unallocated) run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
+    /// First virtual cluster of the run within the attribute.
     pub vcn: u64,
+    /// First volume cluster, or `None` for a sparse run (reads as zeros).
     pub lcn: Option<u64>,
+    /// Clusters in the run.
     pub length: u64,
 }
 

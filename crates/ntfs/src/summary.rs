@@ -2,10 +2,12 @@
 //! semantic parts (label, version, flags, times, data) and through our own code for the rest.
 
 use crate::boot::BootSector;
+use crate::layout::{attribute, standard_information, Namespace};
 use crate::logfile::{log_state, LogFileInfo};
-use crate::record::{FileRef, ATTR_DATA};
+use crate::record::FileRef;
 use crate::time::format_utc;
 use crate::volume::{Volume, RECORD_LOGFILE};
+use crate::AttributeType;
 use crate::NtfsError;
 use crate::Unsupported;
 use crate::{Location, Structure};
@@ -17,7 +19,9 @@ use std::io::Read;
 /// overwrite an offline edit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hibernation {
+    /// `\\hiberfil.sys` exists.
     pub hiberfil_present: bool,
+    /// Its data size.
     pub hiberfil_size: Option<u64>,
     /// First four bytes of `hiberfil.sys`, as text when printable.
     pub header: Option<String>,
@@ -25,23 +29,34 @@ pub struct Hibernation {
     pub hibernated: bool,
 }
 
+/// What `inspect` reports about a volume: geometry, label, version, state flags, and what blocks an offline edit.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeSummary {
+    /// The volume label (`$VOLUME_NAME`), when it has one.
     pub label: Option<String>,
+    /// The serial number as 16 hex digits.
     pub serial: String,
     /// Bytes the boot sector describes (total sectors × sector size).
     pub size: u64,
     /// Whole clusters of the volume (what `$Bitmap` covers).
     pub total_clusters: u64,
+    /// Bytes per cluster.
     pub cluster_size: u32,
+    /// Bytes per sector.
     pub sector_size: u32,
+    /// Bytes per `$MFT` record.
     pub file_record_size: u32,
+    /// Bytes per `INDX` block.
     pub index_record_size: u32,
+    /// Records `$MFT` holds.
     pub mft_records: u64,
+    /// The NTFS version, e.g. "3.1".
     pub ntfs_version: String,
     /// The volume dirty flag in `$Volume`: Windows runs chkdsk at the next boot when set.
     pub dirty: bool,
+    /// The `$LogFile` state.
     pub log: LogFileInfo,
+    /// Whether Windows is hibernated (its resume would overwrite an edit).
     pub hibernation: Hibernation,
     /// `\Windows\System32` exists.
     pub windows: bool,
@@ -49,32 +64,58 @@ pub struct VolumeSummary {
     pub quota_tracking: bool,
 }
 
+/// What `inspect` reports about a file a rule matched, enough to tell a bad file from a good one.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileDetails {
+    /// The name it is listed under.
     pub name: String,
+    /// Its DOS 8.3 name, when it has a separate one.
     pub dos_name: Option<String>,
+    /// Its base record.
     pub mft_record: u64,
+    /// The record's sequence number.
     pub sequence: u16,
+    /// Bytes of data.
     pub size: u64,
+    /// Creation time (`$STANDARD_INFORMATION`), UTC.
     pub created: String,
+    /// Last data change, UTC.
     pub modified: String,
+    /// Last change of the record, UTC.
     pub mft_changed: String,
+    /// Last access, UTC.
     pub accessed: String,
+    /// Creation time in 100 ns ticks since 1601, for rules that compare times.
     #[serde(skip)]
     pub created_ticks: u64,
+    /// Last data change in ticks, for rules that compare times.
     #[serde(skip)]
     pub modified_ticks: u64,
     /// First eight bytes of the data (fewer when the file is shorter), lowercase hex.
     pub header_hex: String,
+    /// Whether every data byte is zero (how the bad CrowdStrike files look).
     pub all_zero: bool,
+    /// Hard links the record counts.
     pub link_count: u16,
 }
 
 impl<R: ReadAt> Volume<R> {
+    /// The `ntfs` crate's handle on this volume, opened once. It holds the geometry and where
+    /// `$MFT` is, not the reader, so every use passes a fresh cursor over the same reader.
+    fn semantic_reader(&self) -> Result<&ntfs::Ntfs, NtfsError> {
+        let opened = self.semantic_reader.get_or_init(|| {
+            let mut fs = Cursor::new(self.reader());
+            ntfs::Ntfs::new(&mut fs).map_err(|e| e.to_string())
+        });
+        opened
+            .as_ref()
+            .map_err(|message| NtfsError::Reader(message.clone()))
+    }
+
     /// Label, geometry, version, dirty flag, `$LogFile` state, hibernation and Windows presence.
     pub fn summary(&self) -> Result<VolumeSummary, NtfsError> {
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let label = match ntfs.volume_name(&mut fs) {
             Some(n) => Some(n?.name().to_string_lossy()),
             None => None,
@@ -83,7 +124,7 @@ impl<R: ReadAt> Volume<R> {
         let boot: &BootSector = self.boot();
         let log_rec = self.read_record(RECORD_LOGFILE)?;
         let log_val = self
-            .value(&log_rec, ATTR_DATA, "")?
+            .value(&log_rec, AttributeType::Data, "")?
             .ok_or_else(|| NtfsError::damaged(Structure::LogFile, "$LogFile has no data"))?;
         let log_size = match &log_val {
             crate::volume::AttrValue::Resident(b) => b.len() as u64,
@@ -124,7 +165,7 @@ impl<R: ReadAt> Volume<R> {
             return Ok(false);
         };
         if self
-            .value(&quota, crate::record::ATTR_INDEX_ROOT, "$Q")?
+            .value(&quota, AttributeType::IndexRoot, "$Q")?
             .is_none()
         {
             return Ok(false);
@@ -146,8 +187,8 @@ impl<R: ReadAt> Volume<R> {
                     stack.push(crate::index::NodeId::Block(v));
                 }
                 if !e.is_end && e.key_bytes == QUOTA_DEFAULTS_ID {
-                    let data_off = crate::bytes::u16_at(&node.bytes, e.offset)? as usize;
-                    let flags = crate::bytes::u32_at(&node.bytes, e.offset + data_off + 4)?;
+                    // QUOTA_CONTROL_ENTRY: a version (u32), then the flags (u32).
+                    let flags = crate::bytes::u32_at(&node.bytes, e.offset + e.data_offset + 4)?;
                     return Ok(flags & TRACKING_ENABLED != 0);
                 }
             }
@@ -188,7 +229,7 @@ impl<R: ReadAt> Volume<R> {
     /// The data size of a file and its first `n` bytes, read through the `ntfs` crate.
     fn read_head(&self, r: FileRef, n: usize) -> Result<(u64, Vec<u8>), NtfsError> {
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let file = ntfs.file(&mut fs, r.record)?;
         let Some(item) = file.data(&mut fs, "") else {
             return Ok((0, Vec::new()));
@@ -222,12 +263,11 @@ impl<R: ReadAt> Volume<R> {
         &self,
         entry: &crate::index::DirEntry,
     ) -> Result<FileDetails, NtfsError> {
-        use crate::record::ATTR_STANDARD_INFORMATION;
         use crate::volume::AttrValue;
         let rec = self.read_live(entry.file_ref)?;
         let dos_name = self.dos_name(&rec)?;
-        let si = match self.value(&rec, ATTR_STANDARD_INFORMATION, "")? {
-            Some(AttrValue::Resident(v)) if v.len() >= 0x20 => v,
+        let si = match self.value(&rec, AttributeType::StandardInformation, "")? {
+            Some(AttrValue::Resident(v)) if v.len() >= standard_information::TIMES_LENGTH => v,
             _ => {
                 return Err(NtfsError::damaged_at(
                     Structure::StandardInformation,
@@ -237,15 +277,16 @@ impl<R: ReadAt> Volume<R> {
             }
         };
         let tick = |o: usize| u64::from_le_bytes(si[o..o + 8].try_into().expect("8 bytes"));
-        let (size, header, all_zero) = match self.value(&rec, ATTR_DATA, "")? {
+        let (size, header, all_zero) = match self.value(&rec, AttributeType::Data, "")? {
             None => (0, Vec::new(), true),
             Some(v) => {
-                if let Some(a) = self
-                    .records_of(&rec)?
-                    .iter()
-                    .find_map(|r| r.find(ATTR_DATA, "").ok().flatten().map(|a| a.flags()))
-                {
-                    if a & 0x4001 != 0 {
+                if let Some(a) = self.records_of(&rec)?.iter().find_map(|r| {
+                    r.find(AttributeType::Data, "")
+                        .ok()
+                        .flatten()
+                        .map(|a| a.flags())
+                }) {
+                    if a & (attribute::FLAG_COMPRESSED | attribute::FLAG_ENCRYPTED) != 0 {
                         return Err(NtfsError::Unsupported(
                             Unsupported::CompressedOrEncryptedData { record: rec.number },
                         ));
@@ -279,18 +320,19 @@ impl<R: ReadAt> Volume<R> {
             mft_record: entry.file_ref.record,
             sequence: rec.sequence(),
             size,
-            created: format_utc(tick(0)),
-            modified: format_utc(tick(8)),
-            mft_changed: format_utc(tick(0x10)),
-            accessed: format_utc(tick(0x18)),
-            created_ticks: tick(0),
-            modified_ticks: tick(8),
+            created: format_utc(tick(standard_information::CREATED)),
+            modified: format_utc(tick(standard_information::MODIFIED)),
+            mft_changed: format_utc(tick(standard_information::MFT_CHANGED)),
+            accessed: format_utc(tick(standard_information::ACCESSED)),
+            created_ticks: tick(standard_information::CREATED),
+            modified_ticks: tick(standard_information::MODIFIED),
             header_hex: header.iter().map(|b| format!("{b:02x}")).collect(),
             all_zero,
             link_count: rec.link_count(),
         })
     }
 
+    /// The same facts with times and data through the `ntfs` crate, cross-checked against our reader's data size.
     pub fn file_details_crate(
         &self,
         entry: &crate::index::DirEntry,
@@ -298,7 +340,7 @@ impl<R: ReadAt> Volume<R> {
         let rec = self.read_live(entry.file_ref)?;
         let dos_name = self.dos_name(&rec)?;
         let mut fs = Cursor::new(self.reader());
-        let ntfs = ntfs::Ntfs::new(&mut fs)?;
+        let ntfs = self.semantic_reader()?;
         let file = ntfs.file(&mut fs, entry.file_ref.record)?;
         let si = file.info()?;
         let (size, header, all_zero) = match file.data(&mut fs, "") {
@@ -310,7 +352,7 @@ impl<R: ReadAt> Volume<R> {
                 let size = value.len();
                 // The two readers check each other: a damaged record the crate reads with another
                 // size than ours is refused, not scanned (a misread size can be 2^59 bytes).
-                let own = match self.value(&rec, ATTR_DATA, "")? {
+                let own = match self.value(&rec, AttributeType::Data, "")? {
                     Some(crate::volume::AttrValue::Resident(b)) => b.len() as u64,
                     Some(crate::volume::AttrValue::NonResident(s)) => s.data_size,
                     None => 0,
@@ -368,9 +410,9 @@ impl<R: ReadAt> Volume<R> {
     pub fn dos_name(&self, rec: &crate::record::FileRecord) -> Result<Option<String>, NtfsError> {
         for r in self.records_of(rec)? {
             for a in r.attributes()? {
-                if a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident {
+                if a.is(AttributeType::FileName) && !a.non_resident {
                     let k = crate::index::FileNameKey::parse(a.resident_value()?)?;
-                    if k.namespace == crate::index::NS_DOS {
+                    if k.namespace == Namespace::Dos {
                         return Ok(Some(k.name_string()));
                     }
                 }

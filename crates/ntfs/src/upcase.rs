@@ -5,11 +5,13 @@ use crate::NtfsError;
 use crate::Structure;
 use std::cmp::Ordering;
 
+/// The volume's `$UpCase` table: one upper-case unit for each of the 65536 UTF-16 units.
 pub struct UpcaseTable {
     map: Vec<u16>,
 }
 
 impl UpcaseTable {
+    /// Reads the table from `$UpCase`'s 128 KiB of data.
     pub fn from_bytes(b: &[u8]) -> Result<UpcaseTable, NtfsError> {
         if b.len() != 65536 * 2 {
             return Err(NtfsError::damaged(
@@ -22,6 +24,7 @@ impl UpcaseTable {
         })
     }
 
+    /// The unit NTFS compares `u` as.
     pub fn upcase(&self, u: u16) -> u16 {
         self.map[u as usize]
     }

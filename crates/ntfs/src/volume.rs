@@ -1,10 +1,11 @@
 //! An open NTFS volume: the boot sector, the map of `$MFT`, raw record reads with their on-disk
-//! locations, attribute streams (across `$ATTRIBUTE_LIST` extension records) and path lookup.
+//! locations, and attribute streams (across `$ATTRIBUTE_LIST` extension records). Directory
+//! indexes and path lookup build on it in [`crate::index`]; this module does not depend on them.
 
 use crate::boot::BootSector;
 use crate::bytes::{u16_at, u64_at, u8_at};
-use crate::index::{DirEntry, Directory};
-use crate::record::{FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_DATA};
+use crate::layout::{attribute_list_entry, file_record, AttributeType};
+use crate::record::{FileRecord, FileRef};
 use crate::runlist::{map_range, Run};
 use crate::upcase::UpcaseTable;
 use crate::NtfsError;
@@ -13,11 +14,17 @@ use crate::{Location, Structure};
 use kaifuku_io::ReadAt;
 use std::cell::OnceCell;
 
+/// Record number of `$MFT`.
 pub const RECORD_MFT: u64 = 0;
+/// Record number of `$LogFile`.
 pub const RECORD_LOGFILE: u64 = 2;
+/// Record number of `$Volume`.
 pub const RECORD_VOLUME: u64 = 3;
+/// Record number of the root directory.
 pub const RECORD_ROOT: u64 = 5;
+/// Record number of `$Bitmap`.
 pub const RECORD_BITMAP: u64 = 6;
+/// Record number of `$UpCase`.
 pub const RECORD_UPCASE: u64 = 10;
 
 /// Most file records a volume can have before we call the `$MFT` size absurd (2^32).
@@ -26,24 +33,34 @@ const MAX_RECORDS: u64 = 1 << 32;
 /// A non-resident attribute stream gathered from all of its extents.
 #[derive(Debug, Clone)]
 pub struct Stream {
+    /// The runs of all extents, in VCN order.
     pub runs: Vec<Run>,
+    /// Bytes of data.
     pub data_size: u64,
+    /// Bytes allocated (whole clusters).
     pub allocated_size: u64,
+    /// Bytes written so far; the rest reads as zeros.
     pub initialized_size: u64,
 }
 
 /// The value of an attribute, wherever it lives.
 #[derive(Debug, Clone)]
 pub enum AttrValue {
+    /// A value stored in the record itself.
     Resident(Vec<u8>),
+    /// A value stored in clusters.
     NonResident(Stream),
 }
 
+/// An open NTFS volume over a reader (a partition or a bare disk): its boot sector, the map of `$MFT`, and the readers of records, attributes and indexes.
 pub struct Volume<R> {
     reader: R,
     boot: BootSector,
     mft: Stream,
     upcase: OnceCell<UpcaseTable>,
+    /// The `ntfs` crate's view of the volume, opened on first use and kept for the volume's
+    /// life (or the message of its refusal, which every later use reports again).
+    pub(crate) semantic_reader: OnceCell<Result<ntfs::Ntfs, String>>,
 }
 
 impl<R: ReadAt> Volume<R> {
@@ -67,7 +84,7 @@ impl<R: ReadAt> Volume<R> {
             b
         };
         let rec0 = FileRecord::parse(0, rec0_bytes)?;
-        if !rec0.in_use() || u64_at(&rec0.bytes, 0x20)? != 0 {
+        if !rec0.in_use() || u64_at(&rec0.bytes, file_record::BASE_RECORD)? != 0 {
             return Err(NtfsError::damaged_at(
                 Structure::Mft,
                 Location::MftRecord { record: 0 },
@@ -75,7 +92,7 @@ impl<R: ReadAt> Volume<R> {
             ));
         }
         let data = rec0
-            .find(ATTR_DATA, "")?
+            .find(AttributeType::Data, "")?
             .ok_or_else(|| NtfsError::damaged(Structure::Mft, "$MFT has no $DATA attribute"))?;
         if !data.non_resident {
             return Err(NtfsError::damaged(
@@ -114,19 +131,23 @@ impl<R: ReadAt> Volume<R> {
             boot,
             mft: mft.clone(),
             upcase: OnceCell::new(),
+            semantic_reader: OnceCell::new(),
         };
         // A fragmented $MFT keeps further $DATA extents in extension records listed in its
         // $ATTRIBUTE_LIST; those records lie in the part already mapped, so add extents in VCN order.
-        if let Some(list) = rec0.find(ATTR_ATTRIBUTE_LIST, "")? {
+        if let Some(list) = rec0.find(AttributeType::AttributeList, "")? {
             let list_bytes = vol.attribute_bytes(&list)?;
             let mut entries = parse_attribute_list(&list_bytes)?;
-            entries
-                .retain(|e| e.type_code == ATTR_DATA && e.name.is_empty() && e.record.record != 0);
+            entries.retain(|e| {
+                e.type_code == AttributeType::Data.code()
+                    && e.name.is_empty()
+                    && e.record.record != 0
+            });
             entries.sort_by_key(|e| e.lowest_vcn);
             for e in entries {
                 vol.mft = mft.clone();
                 let ext = vol.read_record(e.record.record)?;
-                let attr = ext.find(ATTR_DATA, "")?.ok_or_else(|| {
+                let attr = ext.find(AttributeType::Data, "")?.ok_or_else(|| {
                     NtfsError::damaged_at(
                         Structure::AttributeList,
                         Location::MftRecord {
@@ -144,7 +165,7 @@ impl<R: ReadAt> Volume<R> {
         }
         // Likewise `$MFTMirr` (record 1), whose copies every record edit also writes.
         let mirror = vol.read_record(1)?;
-        let mirror_lcn = match mirror.find(ATTR_DATA, "")? {
+        let mirror_lcn = match mirror.find(AttributeType::Data, "")? {
             Some(a) if a.non_resident => a.runs()?.first().and_then(|r| r.lcn),
             _ => None,
         };
@@ -164,14 +185,17 @@ impl<R: ReadAt> Volume<R> {
         Ok(vol)
     }
 
+    /// The validated boot sector.
     pub fn boot(&self) -> &BootSector {
         &self.boot
     }
 
+    /// The reader the volume is read through (an overlay when editing).
     pub fn reader(&self) -> &R {
         &self.reader
     }
 
+    /// Bytes per cluster.
     pub fn cluster_size(&self) -> u64 {
         self.boot.cluster_size as u64
     }
@@ -181,6 +205,7 @@ impl<R: ReadAt> Volume<R> {
         self.mft.data_size / self.boot.file_record_size as u64
     }
 
+    /// The runs and sizes of `$MFT`'s data, across its extension records.
     pub fn mft_stream(&self) -> &Stream {
         &self.mft
     }
@@ -321,7 +346,7 @@ impl<R: ReadAt> Volume<R> {
     /// The base record followed by its extension records (from `$ATTRIBUTE_LIST`, if any).
     pub fn records_of(&self, base: &FileRecord) -> Result<Vec<FileRecord>, NtfsError> {
         let mut out = vec![base.clone()];
-        if let Some(list) = base.find(ATTR_ATTRIBUTE_LIST, "")? {
+        if let Some(list) = base.find(AttributeType::AttributeList, "")? {
             let bytes = self.attribute_bytes(&list)?;
             let mut seen = vec![base.number];
             for e in parse_attribute_list(&bytes)? {
@@ -348,19 +373,20 @@ impl<R: ReadAt> Volume<R> {
         Ok(out)
     }
 
-    /// The value of attribute (`type_code`, `name`) of a file, gathered across extension records.
+    /// The value of attribute (`kind`, `name`) of a file, gathered across extension records.
     pub fn value(
         &self,
         base: &FileRecord,
-        type_code: u32,
+        kind: AttributeType,
         name: &str,
     ) -> Result<Option<AttrValue>, NtfsError> {
+        let type_code = kind.code();
         let records = self.records_of(base)?;
         let want: Vec<u16> = name.encode_utf16().collect();
         let mut extents: Vec<(u64, Stream)> = Vec::new();
         for rec in &records {
             for a in rec.attributes()? {
-                if a.type_code != type_code || a.name != want {
+                if !a.is(kind) || a.name != want {
                     continue;
                 }
                 if !a.non_resident {
@@ -427,105 +453,52 @@ impl<R: ReadAt> Volume<R> {
         }
         let rec = self.read_record(RECORD_UPCASE)?;
         let v = self
-            .value(&rec, ATTR_DATA, "")?
+            .value(&rec, AttributeType::Data, "")?
             .ok_or_else(|| NtfsError::damaged(Structure::UpCase, "$UpCase has no data"))?;
         let bytes = self.read_value(&v, 0, 131072)?;
         let t = UpcaseTable::from_bytes(&bytes)?;
         Ok(self.upcase.get_or_init(|| t))
     }
-
-    /// Opens the directory index of a live directory record.
-    pub fn directory(&self, rec: &FileRecord) -> Result<Directory, NtfsError> {
-        Directory::open(self, rec)
-    }
-
-    /// The live directory record at `path` (`\` is the root), or `None` when it does not exist or
-    /// is not a directory.
-    pub fn lookup_dir(&self, path: &str) -> Result<Option<FileRecord>, NtfsError> {
-        if path.split(['\\', '/']).all(|c| c.is_empty()) {
-            return Ok(Some(self.read_record(RECORD_ROOT)?));
-        }
-        Ok(self
-            .lookup_path(path)?
-            .map(|(_, r)| r)
-            .filter(|r| r.is_directory()))
-    }
-
-    /// Looks up a `\`-separated path from the root, case-insensitively as Windows does.
-    /// Returns `None` when some component does not exist.
-    pub fn lookup_path(&self, path: &str) -> Result<Option<(DirEntry, FileRecord)>, NtfsError> {
-        let mut dir = self.read_record(RECORD_ROOT)?;
-        let mut found = None;
-        for comp in path.split(['\\', '/']).filter(|c| !c.is_empty()) {
-            if !dir.is_directory() {
-                return Ok(None);
-            }
-            let name: Vec<u16> = comp.encode_utf16().collect();
-            let d = self.directory(&dir)?;
-            let Some(entry) = d.lookup(self, &name)? else {
-                return Ok(None);
-            };
-            let rec = self.read_live(entry.file_ref)?;
-            if !names_itself_in(&rec, dir.number, &entry.key.name) {
-                return Err(NtfsError::damaged_at(Structure::Directory, Location::MftRecord { record: dir.number }, format!(
-                    "directory record {} lists {} as record {}, but that record is not a file of that name in the directory",
-                    dir.number,
-                    entry.name(),
-                    rec.number
-                )));
-            }
-            dir = rec.clone();
-            found = Some((entry, rec));
-        }
-        Ok(found)
-    }
-}
-
-/// Whether `rec` has a `$FILE_NAME` naming it `name` in directory record `dir`: what an index
-/// entry promises about the record it points at.
-pub fn names_itself_in(rec: &FileRecord, dir: u64, name: &[u16]) -> bool {
-    rec.attributes().is_ok_and(|attrs| {
-        attrs.iter().any(|a| {
-            a.type_code == crate::record::ATTR_FILE_NAME
-                && a.resident_value()
-                    .and_then(crate::index::FileNameKey::parse)
-                    .is_ok_and(|k| k.parent.record == dir && k.name == name)
-        })
-    })
 }
 
 /// One entry of an `$ATTRIBUTE_LIST` value.
 #[derive(Debug, Clone)]
 pub struct AttributeListEntry {
+    /// The attribute type code.
     pub type_code: u32,
+    /// The attribute name.
     pub name: Vec<u16>,
+    /// First VCN of the extent the entry lists.
     pub lowest_vcn: u64,
+    /// The record holding the extent.
     pub record: FileRef,
+    /// The attribute's instance number in that record.
     pub instance: u16,
 }
 
+/// Reads the entries of an `$ATTRIBUTE_LIST` value.
 pub fn parse_attribute_list(b: &[u8]) -> Result<Vec<AttributeListEntry>, NtfsError> {
     let mut out = Vec::new();
     let mut off = 0usize;
-    while off + 0x1A <= b.len() {
-        let type_code = crate::bytes::u32_at(b, off)?;
-        let len = u16_at(b, off + 4)? as usize;
-        if len < 0x1A || off + len > b.len() {
+    while off + attribute_list_entry::MIN_LENGTH <= b.len() {
+        let type_code = crate::bytes::u32_at(b, off + attribute_list_entry::TYPE)?;
+        let len = u16_at(b, off + attribute_list_entry::LENGTH)? as usize;
+        if len < attribute_list_entry::MIN_LENGTH || off + len > b.len() {
             return Err(NtfsError::damaged_at(
                 Structure::AttributeList,
                 Location::StreamOffset { offset: off as u64 },
                 format!("$ATTRIBUTE_LIST entry at {off} has length {len}"),
             ));
         }
-        let name_len = u8_at(b, off + 6)? as usize;
-        let name_off = u8_at(b, off + 7)? as usize;
+        let name_len = u8_at(b, off + attribute_list_entry::NAME_LENGTH)? as usize;
+        let name_off = u8_at(b, off + attribute_list_entry::NAME_OFFSET)? as usize;
         let name = crate::bytes::utf16_units(crate::bytes::slice(b, off + name_off, name_len * 2)?);
         out.push(AttributeListEntry {
             type_code,
             name,
-            lowest_vcn: u64_at(b, off + 8)?,
-            record: FileRef::from_u64(u64_at(b, off + 0x10)?),
-            instance: u16_at(b, off + 0x18)?,
+            lowest_vcn: u64_at(b, off + attribute_list_entry::LOWEST_VCN)?,
+            record: FileRef::from_u64(u64_at(b, off + attribute_list_entry::RECORD)?),
+            instance: u16_at(b, off + attribute_list_entry::INSTANCE)?,
         });
         off += len;
     }

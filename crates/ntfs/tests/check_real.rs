@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    breaks, build_volume, cmd, dir_entries, edit_index_block, edit_record, first_lcn, gpl_data,
+    gunzip, record_of, run, set_cluster_bit, shared, Scratch, VolFile,
+};
 use kaifuku_ntfs::check::{
     check_cluster_bits, check_directory, check_mft_bits, check_records, check_volume, CheckReport,
     ClusterState, ProblemKind,
@@ -357,7 +360,7 @@ fn data_start(v: &VolFile, n: u64) -> u64 {
     let vol = v.open();
     let rec = vol.read_record(n).unwrap();
     let Some(kaifuku_ntfs::volume::AttrValue::NonResident(s)) = vol
-        .value(&rec, kaifuku_ntfs::record::ATTR_DATA, "")
+        .value(&rec, kaifuku_ntfs::AttributeType::Data, "")
         .unwrap()
     else {
         panic!("record {n} data")
@@ -366,11 +369,11 @@ fn data_start(v: &VolFile, n: u64) -> u64 {
 }
 
 /// Offset (in the fixed-up record) of the first attribute of `type_code` named `name`.
-fn attr_offset(b: &[u8], n: u64, type_code: u32, name: &str) -> usize {
+fn attr_offset(b: &[u8], n: u64, kind: kaifuku_ntfs::AttributeType, name: &str) -> usize {
     let rec = kaifuku_ntfs::FileRecord::parse(n, b.to_vec()).unwrap();
-    rec.find(type_code, name)
+    rec.find(kind, name)
         .unwrap()
-        .unwrap_or_else(|| panic!("record {n} has no {type_code:#x} {name}"))
+        .unwrap_or_else(|| panic!("record {n} has no {} {name}", kind.name()))
         .offset
 }
 
@@ -418,7 +421,7 @@ fn more_broken_structures() {
         let (_s, v) = broken("i30bitmap");
         let big = record_of(&v, "\\big");
         edit_record(&v, big, |b| {
-            let a = attr_offset(b, big, kaifuku_ntfs::record::ATTR_BITMAP, "$I30");
+            let a = attr_offset(b, big, kaifuku_ntfs::AttributeType::Bitmap, "$I30");
             let value = a + u16::from_le_bytes([b[a + 0x14], b[a + 0x15]]) as usize;
             b[value] &= !1;
         });
@@ -455,7 +458,7 @@ fn more_broken_structures() {
         let (big, _) = first_lcn(&v, "\\small\\big.bin");
         let (frag, target) = first_lcn(&v, "\\small\\frag-a.bin");
         edit_record(&v, big, |b| {
-            let a = attr_offset(b, big, kaifuku_ntfs::record::ATTR_DATA, "");
+            let a = attr_offset(b, big, kaifuku_ntfs::AttributeType::Data, "");
             let mp = a + u16::from_le_bytes([b[a + 0x20], b[a + 0x21]]) as usize;
             let (lb, ob) = ((b[mp] & 0xF) as usize, (b[mp] >> 4) as usize);
             assert!(

@@ -39,7 +39,7 @@ fn compare_dir<R: ReadAt>(vol: &Volume<R>, dir: &str) -> usize {
         .unwrap_or_else(|| panic!("{dir} missing"));
     let mut n = 0;
     for e in vol.directory(&rec).unwrap().entries(vol).unwrap() {
-        if e.key.namespace == kaifuku_ntfs::index::NS_DOS
+        if e.key.namespace == kaifuku_ntfs::Namespace::Dos
             || e.key.file_attributes & 0x1000_0000 != 0
         {
             continue; // DOS twins and subdirectories

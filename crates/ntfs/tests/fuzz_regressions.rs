@@ -151,7 +151,7 @@ impl kaifuku_io::ReadAt for Patched {
 /// check each other, and the scan stops at the first non-zero byte.
 #[test]
 fn file_details_refuses_a_data_size_the_readers_disagree_on() {
-    use kaifuku_ntfs::record::ATTR_DATA;
+    use kaifuku_ntfs::AttributeType;
     let path = fixtures().join("cs-rootonly.raw");
     let file = std::fs::File::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run tests/make-fixtures.py)", path.display()));
@@ -167,7 +167,10 @@ fn file_details_refuses_a_data_size_the_readers_disagree_on() {
         let (entry, rec) = vol.lookup_path(name).unwrap().expect("the fixture has 033");
         let before = vol.file_details(&entry).unwrap();
         assert!(before.size > 0 && !before.all_zero);
-        let attr = rec.find(ATTR_DATA, "").unwrap().expect("033 has $DATA");
+        let attr = rec
+            .find(AttributeType::Data, "")
+            .unwrap()
+            .expect("033 has $DATA");
         assert!(attr.non_resident, "033 is non-resident in the fixture");
         let loc = vol.record_location(rec.number).unwrap();
         assert_eq!(loc.len(), 1, "the record is contiguous");
@@ -200,7 +203,7 @@ fn file_details_refuses_a_data_size_the_readers_disagree_on() {
 #[test]
 fn check_volume_with_a_bitmap_claiming_2_pow_61_bytes() {
     use kaifuku_ntfs::check::{check_volume, ProblemKind};
-    use kaifuku_ntfs::record::ATTR_DATA;
+    use kaifuku_ntfs::AttributeType;
     let path = fixtures().join("cs-rootonly.raw");
     let file = std::fs::File::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run tests/make-fixtures.py)", path.display()));
@@ -217,7 +220,10 @@ fn check_volume_with_a_bitmap_claiming_2_pow_61_bytes() {
             "the fixture checks clean"
         );
         let rec = vol.read_record(6).unwrap();
-        let attr = rec.find(ATTR_DATA, "").unwrap().expect("$Bitmap has $DATA");
+        let attr = rec
+            .find(AttributeType::Data, "")
+            .unwrap()
+            .expect("$Bitmap has $DATA");
         assert!(attr.non_resident);
         let loc = vol.record_location(6).unwrap();
         assert_eq!(loc.len(), 1, "the record is contiguous");

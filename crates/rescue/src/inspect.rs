@@ -1,5 +1,6 @@
 //! `inspect`: container → partitions → volumes → the rule's matches, as one report. Never fails:
-//! whatever goes wrong is recorded in the report with an outcome the front end maps to an exit code.
+//! whatever goes wrong is recorded in the report as typed values ([`crate::vocabulary`]: the
+//! volume's problem, the reasons) with an outcome the front end maps to an exit code.
 
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
@@ -112,7 +113,7 @@ fn resolve_directory<R: ReadAt>(vol: &Volume<R>, path: &str) -> Result<DirLookup
             let rec = vol.read_live(entry.file_ref)?;
             // The record must be the one the entry names: in this directory, by this name.
             let named_here =
-                kaifuku_ntfs::volume::names_itself_in(&rec, dir.number, &entry.key.name);
+                kaifuku_ntfs::index::names_itself_in(&rec, dir.number, &entry.key.name);
             if !named_here || walked_records.contains(&rec.number) {
                 return Err(NtfsError::Corrupt(Damage::new(
                     Structure::Directory,
@@ -678,7 +679,7 @@ pub fn run_rule_with<R: ReadAt>(
         .entries(vol)?
         .into_iter()
         .filter(|e| {
-            e.key.namespace != kaifuku_ntfs::index::NS_DOS && up.glob_match(&pattern, &e.key.name)
+            e.key.namespace != kaifuku_ntfs::Namespace::Dos && up.glob_match(&pattern, &e.key.name)
         })
         .collect();
     // Names match case-insensitively, as Windows opens them: POSIX names that differ only in case

@@ -102,7 +102,7 @@ impl fmt::Display for ProblemMessages<'_> {
 
 /// A volume as messages name it: `partition 3 "Windows"`, `partition 2`, or `volume` for a disk
 /// without a partition table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct VolumeName {
     /// Partition number, or `None` for a bare volume.
     pub partition: Option<u32>,

@@ -1,7 +1,15 @@
 //! Cross-record checks shared by the whole-volume and the targeted checks: attribute lists
 //! against extension records, and index entries against the names of the files they point at.
 
-use super::*;
+use super::names::{name_hash, NameTable};
+use super::record::{describe_attr, AttrFacts, Geometry};
+use super::tree::TreeEntry;
+use super::{ProblemKind, Problems};
+use crate::layout::Namespace;
+use crate::volume::AttributeListEntry;
+use crate::{AttributeType, FileNameKey, FileRef, NodeId, Volume};
+use kaifuku_io::ReadAt;
+use std::collections::BTreeMap;
 
 /// An attribute as the attribute-list checks compare it.
 #[derive(Debug, Clone)]
@@ -134,7 +142,7 @@ pub(super) fn cross_check_list(
     }
     // Every attribute of the base record (the list itself aside) is listed.
     for a in &list.attrs {
-        if a.type_code == ATTR_ATTRIBUTE_LIST {
+        if a.type_code == AttributeType::AttributeList.code() {
             continue;
         }
         if !list
@@ -273,11 +281,7 @@ pub(super) fn match_entry(
         NodeId::Block(v) => format!("index block VCN {v} of {what}"),
     };
     let t = e.file_ref;
-    let shown = format!(
-        "\"{}\" ({})",
-        key.name_string(),
-        namespace_name(key.namespace)
-    );
+    let shown = format!("\"{}\" ({})", key.name_string(), key.namespace.name());
     let r = Some(dir.record);
     let s = status(t.record);
     if s.damaged {
@@ -339,7 +343,7 @@ pub(super) fn match_entry(
 pub(super) fn report_unmatched_names(
     names: &NameTable,
     complete: &dyn Fn(FileRef) -> bool,
-    name_of: &mut dyn FnMut(u64, u64, u8, u64) -> Option<String>,
+    name_of: &mut dyn FnMut(u64, u64, Namespace, u64) -> Option<String>,
     p: &mut Problems,
 ) {
     for n in &names.names {
@@ -348,7 +352,7 @@ pub(super) fn report_unmatched_names(
         }
         let shown = name_of(n.child.record, n.parent.record, n.namespace, n.hash)
             .unwrap_or_else(|| "?".into());
-        let ns = namespace_name(n.namespace);
+        let ns = n.namespace.name();
         if n.hits == 0 {
             p.push(
                 ProblemKind::NameNotIndexed,
@@ -373,13 +377,13 @@ pub(super) fn find_name<R: ReadAt>(
     vol: &Volume<R>,
     child: u64,
     parent: u64,
-    ns: u8,
+    ns: Namespace,
     hash: u64,
 ) -> Option<String> {
     let rec = vol.read_record(child).ok()?;
     for r in vol.records_of(&rec).ok()? {
         for a in r.attributes().ok()? {
-            if a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident {
+            if a.type_code == AttributeType::FileName.code() && !a.non_resident {
                 if let Ok(k) = FileNameKey::parse(a.resident_value().ok()?) {
                     if k.parent.record == parent && k.namespace == ns && name_hash(&k.name) == hash
                     {

@@ -35,27 +35,14 @@ pub use whole::check_volume;
 /// How an attribute is named in messages (`$DATA`, `$INDEX_ALLOCATION $I30`, ...).
 pub(crate) use record::describe_attr as describe_attribute;
 
-use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::index::{FileNameKey, NodeId};
-use crate::logfile::{log_state, LogFileInfo, LogState};
-use crate::record::{
-    FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_BITMAP, ATTR_DATA, ATTR_INDEX_ROOT,
-    ATTR_OBJECT_ID, ATTR_REPARSE_POINT, ATTR_VOLUME_INFORMATION, FLAG_DIRECTORY, FLAG_IN_USE,
-};
-use crate::volume::{
-    parse_attribute_list, AttrValue, AttributeListEntry, Volume, RECORD_BITMAP, RECORD_LOGFILE,
-    RECORD_VOLUME,
-};
+use crate::logfile::LogFileInfo;
+use crate::volume::{AttrValue, Volume};
 use crate::NtfsError;
-use bits::{push_range, Bits};
+use bits::Bits;
 use kaifuku_io::ReadAt;
-use names::{name_hash, NameTable};
-use record::{
-    describe_attr, examine_record, namespace_name, AttrFacts, Geometry, RecordFacts, I30,
-};
+use record::{AttrFacts, Geometry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use tree::{check_tree, TreeEntry};
 
 /// What invariant a problem breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -129,39 +116,38 @@ pub enum ProblemKind {
 impl ProblemKind {
     /// A few plain words for the kind, for people.
     pub fn label(self) -> &'static str {
-        use ProblemKind::*;
         match self {
-            RecordHeader => "damaged file record header",
-            AttributeLayout => "damaged attribute",
-            MappingPairs => "damaged run list",
-            MftBitmapMissing => "record in use but free in the MFT bitmap",
-            MftBitmapStale => "record free but marked in the MFT bitmap",
-            LinkCount => "wrong link count",
-            DirectoryFlag => "wrong directory flag",
-            AttributeList => "attribute list disagrees with extension records",
-            RunOutsideVolume => "run outside the volume",
-            ClusterDoubleUse => "cluster used twice",
-            BitmapMissing => "cluster in use but free in $Bitmap",
-            BitmapStale => "cluster marked in $Bitmap but unused",
-            NameParent => "name under a missing parent",
-            IndexRoot => "damaged index root",
-            IndexBlockHeader => "damaged index block",
-            IndexBlockVcn => "index block at the wrong VCN",
-            IndexEntryLayout => "damaged index entry",
-            IndexTree => "damaged index tree",
-            IndexBitmap => "index bitmap disagrees with the tree",
-            IndexEmptyBlock => "empty index block",
-            IndexOrder => "index entries out of order",
-            IndexEntryStale => "index entry for a deleted or reused file",
-            IndexEntryName => "index entry without a matching name",
-            NameNotIndexed => "name missing from its directory",
-            NameIndexedTwice => "name indexed twice",
-            ObjectIdIndex => "object ID index disagrees with the files",
-            ReparseIndex => "reparse point index disagrees with the files",
-            MftMirror => "$MFTMirr differs from $MFT",
-            LogFile => "damaged $LogFile",
-            BootBackup => "backup boot sector differs",
-            Unreadable => "unreadable structure",
+            ProblemKind::RecordHeader => "damaged file record header",
+            ProblemKind::AttributeLayout => "damaged attribute",
+            ProblemKind::MappingPairs => "damaged run list",
+            ProblemKind::MftBitmapMissing => "record in use but free in the MFT bitmap",
+            ProblemKind::MftBitmapStale => "record free but marked in the MFT bitmap",
+            ProblemKind::LinkCount => "wrong link count",
+            ProblemKind::DirectoryFlag => "wrong directory flag",
+            ProblemKind::AttributeList => "attribute list disagrees with extension records",
+            ProblemKind::RunOutsideVolume => "run outside the volume",
+            ProblemKind::ClusterDoubleUse => "cluster used twice",
+            ProblemKind::BitmapMissing => "cluster in use but free in $Bitmap",
+            ProblemKind::BitmapStale => "cluster marked in $Bitmap but unused",
+            ProblemKind::NameParent => "name under a missing parent",
+            ProblemKind::IndexRoot => "damaged index root",
+            ProblemKind::IndexBlockHeader => "damaged index block",
+            ProblemKind::IndexBlockVcn => "index block at the wrong VCN",
+            ProblemKind::IndexEntryLayout => "damaged index entry",
+            ProblemKind::IndexTree => "damaged index tree",
+            ProblemKind::IndexBitmap => "index bitmap disagrees with the tree",
+            ProblemKind::IndexEmptyBlock => "empty index block",
+            ProblemKind::IndexOrder => "index entries out of order",
+            ProblemKind::IndexEntryStale => "index entry for a deleted or reused file",
+            ProblemKind::IndexEntryName => "index entry without a matching name",
+            ProblemKind::NameNotIndexed => "name missing from its directory",
+            ProblemKind::NameIndexedTwice => "name indexed twice",
+            ProblemKind::ObjectIdIndex => "object ID index disagrees with the files",
+            ProblemKind::ReparseIndex => "reparse point index disagrees with the files",
+            ProblemKind::MftMirror => "$MFTMirr differs from $MFT",
+            ProblemKind::LogFile => "damaged $LogFile",
+            ProblemKind::BootBackup => "backup boot sector differs",
+            ProblemKind::Unreadable => "unreadable structure",
         }
     }
 }
@@ -169,6 +155,7 @@ impl ProblemKind {
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// Which invariant is broken.
     pub kind: ProblemKind,
     /// The file record concerned (for index problems, the directory), when there is one.
     pub record: Option<u64>,
@@ -176,15 +163,24 @@ pub struct Problem {
     pub message: String,
 }
 
+/// What a check looked at, so a clean report can be told apart from one that saw nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CheckStats {
+    /// File records in `$MFT`.
     pub records_total: u64,
+    /// Records with the in-use flag set.
     pub records_in_use: u64,
+    /// In-use records that extend a base record (listed in its `$ATTRIBUTE_LIST`).
     pub extension_records: u64,
+    /// Directories whose index was walked.
     pub directories: u64,
+    /// `$FILE_NAME` attributes of live files.
     pub file_names: u64,
+    /// Index entries (not END) found in the indexes walked.
     pub index_entries: u64,
+    /// `INDX` blocks read.
     pub index_blocks: u64,
+    /// Clusters in the volume.
     pub clusters_total: u64,
     /// Clusters the files' runs use.
     pub clusters_in_use: u64,
@@ -192,6 +188,7 @@ pub struct CheckStats {
     pub clusters_marked: u64,
     /// Files carrying an `$OBJECT_ID` / a `$REPARSE_POINT` (matched against `$O` / `$R`).
     pub object_ids: u64,
+    /// Files carrying a `$REPARSE_POINT`.
     pub reparse_points: u64,
 }
 
@@ -200,20 +197,25 @@ pub struct CheckStats {
 pub struct VolumeState {
     /// The dirty flag of `$Volume`: Windows runs chkdsk at the next boot when set.
     pub dirty: Option<bool>,
+    /// The `$LogFile` state, when it could be read.
     pub log: Option<LogFileInfo>,
 }
 
+/// The result of a check: the problems found (capped per kind) and what was looked at.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
+    /// The problems found, in the order the check met them.
     pub problems: Vec<Problem>,
     /// Problems not listed because one kind passed [`MAX_PER_KIND`].
     pub omitted: u64,
+    /// What the check looked at.
     pub stats: CheckStats,
     /// Present for whole-volume checks.
     pub volume: Option<VolumeState>,
 }
 
 impl CheckReport {
+    /// Whether the check found nothing wrong (listed or omitted).
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.omitted == 0
     }
@@ -228,6 +230,7 @@ impl CheckReport {
             .join("; ")
     }
 
+    /// Whether a problem of `kind` is listed.
     pub fn has(&self, kind: ProblemKind) -> bool {
         self.problems.iter().any(|p| p.kind == kind)
     }

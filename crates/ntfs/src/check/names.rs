@@ -3,6 +3,7 @@
 //! entries) match can be found afterwards.
 
 use crate::index::FileNameKey;
+use crate::layout::Namespace;
 use crate::record::FileRef;
 
 /// One `$FILE_NAME` attribute of a live file.
@@ -12,7 +13,7 @@ pub(crate) struct NameRec {
     pub parent: FileRef,
     /// The base record holding the name (extension records count for their base).
     pub child: FileRef,
-    pub namespace: u8,
+    pub namespace: Namespace,
     pub hash: u64,
     /// How many index entries matched this name.
     pub hits: u8,
@@ -50,7 +51,7 @@ impl NameTable {
     }
 
     fn sort_key(n: &NameRec) -> (u64, u64, u8, u64) {
-        (n.parent.record, n.child.record, n.namespace, n.hash)
+        (n.parent.record, n.child.record, n.namespace.byte(), n.hash)
     }
 
     pub fn sort(&mut self) {
@@ -63,11 +64,11 @@ impl NameTable {
         &mut self,
         parent: u64,
         child: u64,
-        namespace: u8,
+        namespace: Namespace,
         name: &[u16],
     ) -> Option<&mut NameRec> {
         debug_assert!(self.sorted);
-        let k = (parent, child, namespace, name_hash(name));
+        let k = (parent, child, namespace.byte(), name_hash(name));
         let i = self.names.binary_search_by_key(&k, Self::sort_key).ok()?;
         Some(&mut self.names[i])
     }

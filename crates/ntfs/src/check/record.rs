@@ -5,7 +5,8 @@
 use super::{ProblemKind, Problems};
 use crate::bytes::{u16_at, u32_at, u64_at, utf16_units};
 use crate::index::FileNameKey;
-use crate::record::{FileRef, ATTR_ATTRIBUTE_LIST, ATTR_END, ATTR_FILE_NAME, ATTR_INDEX_ROOT};
+use crate::layout::{attribute, file_name, file_record, multi_sector, AttributeType};
+use crate::record::FileRef;
 use crate::runlist::{decode_runlist, Run};
 
 /// Volume geometry the record checks need.
@@ -51,24 +52,7 @@ impl AttrFacts {
 }
 
 pub(crate) fn describe_attr(type_code: u32, name: &[u16]) -> String {
-    let t = match type_code {
-        0x10 => "$STANDARD_INFORMATION",
-        0x20 => "$ATTRIBUTE_LIST",
-        0x30 => "$FILE_NAME",
-        0x40 => "$OBJECT_ID",
-        0x50 => "$SECURITY_DESCRIPTOR",
-        0x60 => "$VOLUME_NAME",
-        0x70 => "$VOLUME_INFORMATION",
-        0x80 => "$DATA",
-        0x90 => "$INDEX_ROOT",
-        0xA0 => "$INDEX_ALLOCATION",
-        0xB0 => "$BITMAP",
-        0xC0 => "$REPARSE_POINT",
-        0xD0 => "$EA_INFORMATION",
-        0xE0 => "$EA",
-        0x100 => "$LOGGED_UTILITY_STREAM",
-        _ => "",
-    };
+    let t = AttributeType::from_code(type_code).map_or("", AttributeType::name);
     let t = if t.is_empty() {
         format!("attribute {type_code:#x}")
     } else {
@@ -99,12 +83,12 @@ impl RecordFacts {
     pub fn has_attribute_list(&self) -> bool {
         self.attrs
             .iter()
-            .any(|a| a.type_code == ATTR_ATTRIBUTE_LIST)
+            .any(|a| a.type_code == AttributeType::AttributeList.code())
     }
     pub fn has_i30_root(&self) -> bool {
         self.attrs
             .iter()
-            .any(|a| a.type_code == ATTR_INDEX_ROOT && a.name == I30)
+            .any(|a| a.type_code == AttributeType::IndexRoot.code() && a.name == I30)
     }
 }
 
@@ -112,7 +96,15 @@ pub(crate) const I30: [u16; 4] = [b'$' as u16, b'I' as u16, b'3' as u16, b'0' as
 
 /// Types whose resident value later checks read.
 fn keep_value(type_code: u32) -> bool {
-    matches!(type_code, 0x20 | 0x30 | 0x40 | 0xC0)
+    matches!(
+        AttributeType::from_code(type_code),
+        Some(
+            AttributeType::AttributeList
+                | AttributeType::FileName
+                | AttributeType::ObjectId
+                | AttributeType::ReparsePoint
+        )
+    )
 }
 
 /// Checks the header and attributes of in-use record `n` (fixups already removed). Returns `None`
@@ -127,20 +119,20 @@ pub(crate) fn examine_record(
     let bad = |p: &mut Problems, kind: ProblemKind, m: String| {
         p.push(kind, rec, format!("record {n}: {m}"))
     };
-    if b.len() < 0x30 || &b[0..4] != b"FILE" {
+    if b.len() < file_record::HEADER_LENGTH || !file_record::has_signature(b) {
         bad(p, ProblemKind::RecordHeader, "no FILE signature".into());
         return None;
     }
-    let usa_ofs = u16_at(b, 4).unwrap_or(0) as usize;
-    let usa_count = u16_at(b, 6).unwrap_or(0) as usize;
-    let sequence = u16_at(b, 0x10).unwrap_or(0);
-    let link_count = u16_at(b, 0x12).unwrap_or(0);
-    let first = u16_at(b, 0x14).unwrap_or(0) as usize;
-    let flags = u16_at(b, 0x16).unwrap_or(0);
-    let in_use_bytes = u32_at(b, 0x18).unwrap_or(0) as usize;
-    let allocated = u32_at(b, 0x1C).unwrap_or(0) as usize;
-    let base = FileRef::from_u64(u64_at(b, 0x20).unwrap_or(0));
-    let next_instance = u16_at(b, 0x28).unwrap_or(0);
+    let usa_ofs = u16_at(b, multi_sector::USA_OFFSET).unwrap_or(0) as usize;
+    let usa_count = u16_at(b, multi_sector::USA_COUNT).unwrap_or(0) as usize;
+    let sequence = u16_at(b, file_record::SEQUENCE).unwrap_or(0);
+    let link_count = u16_at(b, file_record::LINK_COUNT).unwrap_or(0);
+    let first = u16_at(b, file_record::FIRST_ATTRIBUTE).unwrap_or(0) as usize;
+    let flags = u16_at(b, file_record::FLAGS).unwrap_or(0);
+    let in_use_bytes = u32_at(b, file_record::BYTES_IN_USE).unwrap_or(0) as usize;
+    let allocated = u32_at(b, file_record::BYTES_ALLOCATED).unwrap_or(0) as usize;
+    let base = FileRef::from_u64(u64_at(b, file_record::BASE_RECORD).unwrap_or(0));
+    let next_instance = u16_at(b, file_record::NEXT_INSTANCE).unwrap_or(0);
     if allocated != geo.record_size {
         bad(
             p,
@@ -162,8 +154,8 @@ pub(crate) fn examine_record(
         return None;
     }
     // NTFS 3.1 records (update sequence array at 0x30) carry their own number at 0x2C.
-    if usa_ofs >= 0x30 {
-        let own = u32_at(b, 0x2C).unwrap_or(0) as u64;
+    if usa_ofs >= file_record::HEADER_LENGTH {
+        let own = u32_at(b, file_record::RECORD_NUMBER).unwrap_or(0) as u64;
         if own != n & 0xFFFF_FFFF {
             bad(
                 p,
@@ -196,8 +188,8 @@ pub(crate) fn examine_record(
             ok = false;
             break;
         }
-        let ty = u32_at(b, off).unwrap_or(ATTR_END);
-        if ty == ATTR_END {
+        let ty = u32_at(b, off + attribute::TYPE).unwrap_or(attribute::END_MARKER);
+        if ty == attribute::END_MARKER {
             if off + 8 != in_use_bytes {
                 bad(
                     p,
@@ -207,9 +199,9 @@ pub(crate) fn examine_record(
             }
             break;
         }
-        let len = u32_at(b, off + 4).unwrap_or(0) as usize;
+        let len = u32_at(b, off + attribute::LENGTH).unwrap_or(0) as usize;
         let what = format!("{} at offset {off}", describe_attr(ty, &[]));
-        if len < 0x18 || len & 7 != 0 || off + len > in_use_bytes {
+        if len < attribute::MIN_LENGTH || len & 7 != 0 || off + len > in_use_bytes {
             bad(p, ProblemKind::AttributeLayout, format!("{what} has length {len} (must be 8-aligned and inside the {in_use_bytes} bytes in use)"));
             ok = false;
             break;
@@ -223,10 +215,10 @@ pub(crate) fn examine_record(
             );
         }
         prev_type = ty;
-        let non_resident = raw[8];
-        let name_len = raw[9] as usize;
-        let name_off = u16_at(raw, 0x0A).unwrap_or(0) as usize;
-        let instance = u16_at(raw, 0x0E).unwrap_or(0);
+        let non_resident = raw[attribute::NON_RESIDENT];
+        let name_len = raw[attribute::NAME_LENGTH] as usize;
+        let name_off = u16_at(raw, attribute::NAME_OFFSET).unwrap_or(0) as usize;
+        let instance = u16_at(raw, attribute::INSTANCE).unwrap_or(0);
         if non_resident > 1 {
             bad(
                 p,
@@ -272,9 +264,11 @@ pub(crate) fn examine_record(
         };
         let what = format!("{} at offset {off}", facts.describe());
         if non_resident == 0 {
-            let vlen = u32_at(raw, 0x10).unwrap_or(u32::MAX) as usize;
-            let voff = u16_at(raw, 0x14).unwrap_or(0) as usize;
-            if voff < 0x18 || voff.checked_add(vlen).is_none_or(|e| e > len) {
+            let vlen = u32_at(raw, attribute::resident::VALUE_LENGTH).unwrap_or(u32::MAX) as usize;
+            let voff = u16_at(raw, attribute::resident::VALUE_OFFSET).unwrap_or(0) as usize;
+            if voff < attribute::resident::HEADER_LENGTH
+                || voff.checked_add(vlen).is_none_or(|e| e > len)
+            {
                 bad(
                     p,
                     ProblemKind::AttributeLayout,
@@ -284,9 +278,9 @@ pub(crate) fn examine_record(
                 );
             } else {
                 let v = &raw[voff..voff + vlen];
-                if ty == ATTR_FILE_NAME {
+                if ty == AttributeType::FileName.code() {
                     match FileNameKey::parse(v) {
-                        Ok(k) if 0x42 + 2 * k.name.len() <= vlen => names.push(k),
+                        Ok(k) if file_name::NAME + 2 * k.name.len() <= vlen => names.push(k),
                         _ => bad(
                             p,
                             ProblemKind::AttributeLayout,
@@ -298,21 +292,23 @@ pub(crate) fn examine_record(
                     facts.value = Some(v.to_vec());
                 }
             }
-        } else if len < 0x40 {
+        } else if len < attribute::non_resident::HEADER_LENGTH {
             bad(
                 p,
                 ProblemKind::AttributeLayout,
                 format!("{what}: non-resident header of {len} bytes is too short"),
             );
         } else {
-            facts.lowest_vcn = u64_at(raw, 0x10).unwrap_or(0);
-            facts.highest_vcn = u64_at(raw, 0x18).unwrap_or(0);
-            let mp = u16_at(raw, 0x20).unwrap_or(0) as usize;
-            facts.allocated_size = u64_at(raw, 0x28).unwrap_or(0);
-            facts.data_size = u64_at(raw, 0x30).unwrap_or(0);
-            let initialized = u64_at(raw, 0x38).unwrap_or(0);
+            facts.lowest_vcn = u64_at(raw, attribute::non_resident::LOWEST_VCN).unwrap_or(0);
+            facts.highest_vcn = u64_at(raw, attribute::non_resident::HIGHEST_VCN).unwrap_or(0);
+            let mp =
+                u16_at(raw, attribute::non_resident::MAPPING_PAIRS_OFFSET).unwrap_or(0) as usize;
+            facts.allocated_size =
+                u64_at(raw, attribute::non_resident::ALLOCATED_SIZE).unwrap_or(0);
+            facts.data_size = u64_at(raw, attribute::non_resident::DATA_SIZE).unwrap_or(0);
+            let initialized = u64_at(raw, attribute::non_resident::INITIALIZED_SIZE).unwrap_or(0);
             facts.initialized_size = initialized;
-            if mp < 0x40 || mp >= len {
+            if mp < attribute::non_resident::HEADER_LENGTH || mp >= len {
                 bad(
                     p,
                     ProblemKind::MappingPairs,
@@ -399,16 +395,5 @@ pub(crate) fn check_whole_extent(
                 a.highest_vcn as i64
             ),
         );
-    }
-}
-
-/// Reads a $FILE_NAME namespace for messages.
-pub(crate) fn namespace_name(ns: u8) -> &'static str {
-    match ns {
-        0 => "POSIX",
-        1 => "Win32",
-        2 => "DOS",
-        3 => "Win32&DOS",
-        _ => "unknown",
     }
 }

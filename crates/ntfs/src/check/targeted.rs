@@ -1,9 +1,28 @@
 //! Targeted checks, for the structures an edit touched: they read only those records, index
 //! trees and bitmap bytes, so the fix step can verify its patched view cheaply.
 
-use super::crossref::*;
-use super::*;
-use crate::{Location, Structure};
+use super::bits::{push_range, Bits};
+use super::crossref::{
+    check_extension, cross_check_list, find_name, match_entry, report_unmatched_names, AttrKey,
+    ExtInfo, ListInfo, RecStatus,
+};
+use super::names::NameTable;
+use super::record::{examine_record, Geometry, RecordFacts, I30};
+use super::tree::check_tree;
+use super::{
+    attr_value, claim_runs, clusters, clusters_are, geometry, plain, reserved_record, soft,
+    value_len, CheckReport, CheckStats, ProblemKind, Problems,
+};
+use crate::bytes::{u16_at, u64_at};
+use crate::layout::file_record;
+use crate::layout::Namespace;
+use crate::volume::{parse_attribute_list, AttrValue, RECORD_BITMAP};
+use crate::{
+    AttributeType, FileNameKey, FileRecord, FileRef, Location, NtfsError, Structure, Volume,
+};
+use kaifuku_io::ReadAt;
+use serde::Serialize;
+use std::collections::HashMap;
 
 // ---------------------------------------------------------------------------------------------
 // Targeted checks, for the structures an edit touched.
@@ -31,13 +50,13 @@ fn read_bits<R: ReadAt>(
 
 fn mft_bitmap_value<R: ReadAt>(vol: &Volume<R>) -> Result<AttrValue, NtfsError> {
     let rec0 = vol.read_record(0)?;
-    vol.value(&rec0, ATTR_BITMAP, "")?
+    vol.value(&rec0, AttributeType::Bitmap, "")?
         .ok_or_else(|| NtfsError::damaged(Structure::MftBitmap, "$MFT has no $BITMAP attribute"))
 }
 
 fn volume_bitmap_value<R: ReadAt>(vol: &Volume<R>) -> Result<AttrValue, NtfsError> {
     let rec = vol.read_record(RECORD_BITMAP)?;
-    vol.value(&rec, ATTR_DATA, "")?
+    vol.value(&rec, AttributeType::Data, "")?
         .ok_or_else(|| NtfsError::damaged(Structure::Bitmap, "$Bitmap has no data"))
 }
 
@@ -89,7 +108,7 @@ fn mft_bit_of<R: ReadAt>(
         "$MFT:$BITMAP",
     )?
     .is_some_and(|b| b[0]);
-    let in_use = &raw[0..4] == b"FILE" && u16_at(&raw, 0x16).unwrap_or(0) & FLAG_IN_USE != 0;
+    let in_use = file_record::is_in_use(&raw);
     if in_use && !bit {
         p.push(
             ProblemKind::MftBitmapMissing,
@@ -110,7 +129,9 @@ fn mft_bit_of<R: ReadAt>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusterState {
+    /// The clusters belong to a file: their bits must be set.
     Used,
+    /// The clusters were freed: their bits must be clear.
     Free,
 }
 
@@ -328,7 +349,7 @@ fn check_file<R: ReadAt>(
     if let Some(a) = base
         .attrs
         .iter()
-        .find(|a| a.type_code == ATTR_ATTRIBUTE_LIST)
+        .find(|a| a.type_code == AttributeType::AttributeList.code())
     {
         let v = soft(
             attr_value(vol, a, 64 << 20),
@@ -449,10 +470,10 @@ fn check_file<R: ReadAt>(
         Some(l) => l
             .entries
             .iter()
-            .any(|e| e.type_code == ATTR_INDEX_ROOT && e.name == I30),
+            .any(|e| e.type_code == AttributeType::IndexRoot.code() && e.name == I30),
         None => base.has_i30_root(),
     };
-    let dir_flag = base.flags & FLAG_DIRECTORY != 0;
+    let dir_flag = base.flags & file_record::FLAG_DIRECTORY != 0;
     if dir_flag != has_i30 {
         p.push(
             ProblemKind::DirectoryFlag,
@@ -567,10 +588,9 @@ pub fn check_directory<R: ReadAt>(
             },
             Ok(raw) => {
                 let mut b = raw;
-                let in_use =
-                    &b[0..4] == b"FILE" && u16_at(&b, 0x16).unwrap_or(0) & FLAG_IN_USE != 0;
-                let seq = u16_at(&b, 0x10).unwrap_or(0);
-                let ext = u64_at(&b, 0x20).unwrap_or(0) != 0;
+                let in_use = file_record::is_in_use(&b);
+                let seq = u16_at(&b, file_record::SEQUENCE).unwrap_or(0);
+                let ext = u64_at(&b, file_record::BASE_RECORD).unwrap_or(0) != 0;
                 let mut damaged = false;
                 if in_use && !ext {
                     if let Err(e) = crate::fixup::apply_read(&mut b, &format!("record {t}")) {
@@ -600,7 +620,7 @@ pub fn check_directory<R: ReadAt>(
                         for r in all.unwrap_or_default() {
                             let Ok(attrs) = r.attributes() else { continue };
                             for a in attrs.iter().filter(|a| {
-                                a.type_code == crate::record::ATTR_FILE_NAME && !a.non_resident
+                                a.type_code == AttributeType::FileName.code() && !a.non_resident
                             }) {
                                 if let Ok(k) = a.resident_value().and_then(FileNameKey::parse) {
                                     if k.parent.record == dir_record {
@@ -635,7 +655,7 @@ pub fn check_directory<R: ReadAt>(
     }
     if tree.complete {
         let complete = |r: FileRef| r == dir;
-        let mut name_of = |c: u64, par: u64, ns: u8, h: u64| find_name(vol, c, par, ns, h);
+        let mut name_of = |c: u64, par: u64, ns: Namespace, h: u64| find_name(vol, c, par, ns, h);
         report_unmatched_names(&names, &complete, &mut name_of, &mut p);
     }
     stats.file_names = names.names.len() as u64;

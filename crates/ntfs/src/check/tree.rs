@@ -5,24 +5,22 @@
 
 use super::bits::{push_range, Bits};
 use super::{soft, ProblemKind, Problems};
-use crate::bytes::{u16_at, u32_at, u64_at, utf16_units};
-use crate::index::{Collation, Directory, FileNameKey, NodeId, ENTRY_END, ENTRY_NODE};
-use crate::record::{
-    FileRecord, FileRef, ATTR_BITMAP, ATTR_FILE_NAME, ATTR_INDEX_ALLOCATION, ATTR_INDEX_ROOT,
+use crate::bytes::{u32_at, u64_at, utf16_units};
+use crate::index::{Collation, Directory, FileNameKey, NodeId};
+use crate::layout::{
+    file_name, index_block, index_entry, index_header, index_root, EntryChain, EntryChainBreak,
+    IndexEntryHeader, IndexHeader,
 };
+use crate::record::{FileRecord, FileRef};
 use crate::upcase::UpcaseTable;
 use crate::volume::{AttrValue, Volume};
+use crate::AttributeType;
 use crate::NtfsError;
 use kaifuku_io::ReadAt;
 use std::cmp::Ordering;
 
 /// Deepest tree followed; real indexes are a handful of levels deep.
 const MAX_DEPTH: usize = 32;
-
-/// Collation rules this checker can verify.
-const COLLATION_FILE_NAME: u32 = 0x01;
-const COLLATION_NTOFS_ULONG: u32 = 0x10;
-const COLLATION_NTOFS_ULONGS: u32 = 0x13;
 
 /// One entry (not END) found in the tree.
 #[derive(Debug, Clone)]
@@ -81,11 +79,11 @@ fn parse_entries(
 ) -> Option<(bool, Vec<Parsed>)> {
     let loc = node_name(id, what);
     let r = Some(rec);
-    let entries_offset = u32_at(bytes, header).unwrap_or(0) as usize;
-    let index_length = u32_at(bytes, header + 4).unwrap_or(0) as usize;
-    let allocated = u32_at(bytes, header + 8).unwrap_or(0) as usize;
-    let has_children = bytes.get(header + 0x0C).is_some_and(|f| f & 1 != 0);
-    if entries_offset < 0x10
+    let h = IndexHeader::read_or_zero(bytes, header);
+    let (entries_offset, index_length, allocated) =
+        (h.entries_offset, h.index_length, h.allocated_size);
+    let has_children = h.has_children;
+    if entries_offset < index_header::LENGTH
         || entries_offset & 7 != 0
         || index_length < entries_offset
         || index_length > allocated
@@ -108,58 +106,64 @@ fn parse_entries(
         );
         return None;
     }
-    let end = header + index_length;
-    let mut off = header + entries_offset;
-    let mut out = Vec::new();
-    loop {
-        if off + 0x10 > end {
-            p.push(
-                ProblemKind::IndexEntryLayout,
-                r,
-                format!("{loc}: no END entry before the index length {index_length}"),
-            );
-            return None;
-        }
-        let file_ref = FileRef::from_u64(u64_at(bytes, off).unwrap_or(0));
-        let length = u16_at(bytes, off + 8).unwrap_or(0) as usize;
-        let key_length = u16_at(bytes, off + 0x0A).unwrap_or(0) as usize;
-        let flags = u16_at(bytes, off + 0x0C).unwrap_or(0);
-        let at = off - header;
-        if length < 0x10 || length & 7 != 0 || off + length > end {
-            p.push(
-                ProblemKind::IndexEntryLayout,
-                r,
-                format!("{loc}: entry at {at} has length {length}, which is not 8-aligned or runs past the index length {index_length}"),
-            );
-            return None;
-        }
-        let node = flags & ENTRY_NODE != 0;
+    let end = h.entries_end();
+    let child_flag_disagrees = |e: &IndexEntryHeader, p: &mut Problems| {
+        let node = e.has_child_flag();
         if node != has_children {
             p.push(
                 ProblemKind::IndexEntryLayout,
                 r,
                 format!(
-                    "{loc}: entry at {at} {} a child pointer but the node header says it {} children",
+                    "{loc}: entry at {} {} a child pointer but the node header says it {} children",
+                    e.offset - header,
                     if node { "has" } else { "lacks" },
                     if has_children { "has" } else { "has no" }
                 ),
             );
         }
-        let child = if node {
-            if length < 0x18 {
+    };
+    let mut out = Vec::new();
+    for link in EntryChain::new(bytes, &h) {
+        let e = match link {
+            Ok(e) => e,
+            Err(EntryChainBreak::NoEnd) => {
                 p.push(
                     ProblemKind::IndexEntryLayout,
                     r,
-                    format!("{loc}: entry at {at} is too short for its child VCN"),
+                    format!("{loc}: no END entry before the index length {index_length}"),
                 );
                 return None;
             }
-            u64_at(bytes, off + length - 8).ok()
-        } else {
-            None
+            Err(EntryChainBreak::BadLength { entry }) => {
+                let (at, length) = (entry.offset - header, entry.length);
+                p.push(
+                    ProblemKind::IndexEntryLayout,
+                    r,
+                    format!("{loc}: entry at {at} has length {length}, which is not 8-aligned or runs past the index length {index_length}"),
+                );
+                return None;
+            }
+            Err(EntryChainBreak::NoRoomForChild { entry }) => {
+                child_flag_disagrees(&entry, p);
+                p.push(
+                    ProblemKind::IndexEntryLayout,
+                    r,
+                    format!(
+                        "{loc}: entry at {} is too short for its child VCN",
+                        entry.offset - header
+                    ),
+                );
+                return None;
+            }
         };
-        let body_end = length - if node { 8 } else { 0 };
-        if flags & ENTRY_END != 0 {
+        child_flag_disagrees(&e, p);
+        let (off, length, key_length, flags) = (e.offset, e.length, e.key_length, e.flags);
+        let at = off - header;
+        let file_ref = FileRef::from_u64(e.file_ref);
+        let node = e.has_child_flag();
+        let child = e.child;
+        let body_end = e.body_end();
+        if e.is_end() {
             if off + length != end {
                 p.push(
                     ProblemKind::IndexEntryLayout,
@@ -177,11 +181,20 @@ fn parse_entries(
             });
             return Some((has_children, out));
         }
+        let key_at = off + index_entry::KEY;
         let (key, data) = if file_names {
-            let name_len = bytes.get(off + 0x10 + 0x40).copied().unwrap_or(0) as usize;
-            let want_key = 0x42 + 2 * name_len;
-            let want_len = align8(0x10 + want_key) + if node { 8 } else { 0 };
-            if key_length < 0x42 || 0x10 + key_length > body_end {
+            let name_len = bytes
+                .get(key_at + file_name::NAME_LENGTH)
+                .copied()
+                .unwrap_or(0) as usize;
+            let want_key = file_name::NAME + 2 * name_len;
+            let want_len = align8(index_entry::KEY + want_key)
+                + if node {
+                    index_entry::CHILD_VCN_LENGTH
+                } else {
+                    0
+                };
+            if key_length < file_name::NAME || index_entry::KEY + key_length > body_end {
                 p.push(
                     ProblemKind::IndexEntryLayout,
                     r,
@@ -197,19 +210,21 @@ fn parse_entries(
                         "{loc}: entry at {at} has length {length} and key length {key_length}, but a {name_len}-character name needs {want_len} and {want_key}"
                     ),
                 );
-                if 0x10 + want_key > body_end {
+                if index_entry::KEY + want_key > body_end {
                     return None;
                 }
             }
             (
-                bytes[off + 0x10..off + 0x10 + want_key.min(key_length).max(0x42)].to_vec(),
+                bytes[key_at..key_at + want_key.min(key_length).max(file_name::NAME)].to_vec(),
                 Vec::new(),
             )
         } else {
-            let data_offset = u16_at(bytes, off).unwrap_or(0) as usize;
-            let data_length = u16_at(bytes, off + 2).unwrap_or(0) as usize;
-            if 0x10 + key_length > body_end
-                || (data_length > 0 && (data_offset < 0x10 || data_offset + data_length > body_end))
+            let data_offset = e.data_offset();
+            let data_length = e.data_length();
+            if index_entry::KEY + key_length > body_end
+                || (data_length > 0
+                    && (data_offset < index_entry::HEADER_LENGTH
+                        || data_offset + data_length > body_end))
             {
                 p.push(
                     ProblemKind::IndexEntryLayout,
@@ -223,7 +238,7 @@ fn parse_entries(
             } else {
                 Vec::new()
             };
-            (bytes[off + 0x10..off + 0x10 + key_length].to_vec(), data)
+            (bytes[key_at..key_at + key_length].to_vec(), data)
         };
         out.push(Parsed {
             offset: at,
@@ -233,8 +248,9 @@ fn parse_entries(
             data,
             child,
         });
-        off += length;
     }
+    // The chain ends with END (returned above) or a break (also returned above).
+    None
 }
 
 enum Order<'a> {
@@ -271,8 +287,11 @@ fn pad4(c: &[u8]) -> [u8; 4] {
 }
 
 fn key_name(k: &[u8]) -> Vec<u16> {
-    let n = k.get(0x40).copied().unwrap_or(0) as usize;
-    utf16_units(k.get(0x42..(0x42 + 2 * n).min(k.len())).unwrap_or(&[]))
+    let n = k.get(file_name::NAME_LENGTH).copied().unwrap_or(0) as usize;
+    utf16_units(
+        k.get(file_name::NAME..(file_name::NAME + 2 * n).min(k.len()))
+            .unwrap_or(&[]),
+    )
 }
 
 struct Pending {
@@ -296,7 +315,7 @@ pub(crate) fn check_tree<R: ReadAt>(
     let r = Some(rec);
     let root_what = format!("index root of {what}");
     let Some(root) = soft(
-        vol.value(base, ATTR_INDEX_ROOT, index_name),
+        vol.value(base, AttributeType::IndexRoot, index_name),
         p,
         ProblemKind::Unreadable,
         r,
@@ -317,7 +336,7 @@ pub(crate) fn check_tree<R: ReadAt>(
             return Ok(Some(TreeReport::default()));
         }
     };
-    if root.len() < 0x20 {
+    if root.len() < index_root::HEADER + index_header::LENGTH {
         p.push(
             ProblemKind::IndexRoot,
             r,
@@ -325,14 +344,14 @@ pub(crate) fn check_tree<R: ReadAt>(
         );
         return Ok(Some(TreeReport::default()));
     }
-    let indexed_type = u32_at(&root, 0).unwrap_or(0);
-    let collation = u32_at(&root, 4).unwrap_or(0);
-    let block_size = u32_at(&root, 8).unwrap_or(0);
-    let clusters_per_block = root[0x0C] as u64;
-    let file_names = indexed_type == ATTR_FILE_NAME;
+    let indexed_type = u32_at(&root, index_root::INDEXED_TYPE).unwrap_or(0);
+    let collation = u32_at(&root, index_root::COLLATION).unwrap_or(0);
+    let block_size = u32_at(&root, index_root::BLOCK_SIZE).unwrap_or(0);
+    let clusters_per_block = root[index_root::CLUSTERS_PER_BLOCK] as u64;
+    let file_names = indexed_type == AttributeType::FileName.code();
     let boot_block = vol.boot().index_record_size;
     let cs = vol.cluster_size();
-    if file_names && collation != COLLATION_FILE_NAME {
+    if file_names && collation != index_root::COLLATION_FILE_NAME {
         p.push(
             ProblemKind::IndexRoot,
             r,
@@ -362,12 +381,13 @@ pub(crate) fn check_tree<R: ReadAt>(
             format!("{root_what}: {clusters_per_block} clusters per block, expected {want_cpb}"),
         );
     }
-    let root_length = u32_at(&root, 0x14).unwrap_or(0) as usize;
-    let root_alloc = u32_at(&root, 0x18).unwrap_or(0) as usize;
+    let root_header = IndexHeader::read_or_zero(&root, index_root::HEADER);
+    let root_length = root_header.index_length;
+    let root_alloc = root_header.allocated_size;
     if root_length != root_alloc {
         p.push(ProblemKind::IndexRoot, r, format!("{root_what}: index length {root_length} differs from its allocated size {root_alloc}"));
     }
-    if root.len() != 0x10 + root_alloc {
+    if root.len() != index_root::HEADER + root_alloc {
         p.push(
             ProblemKind::IndexRoot,
             r,
@@ -390,13 +410,15 @@ pub(crate) fn check_tree<R: ReadAt>(
                 Order::Unchecked
             }
         }
-    } else if collation == COLLATION_NTOFS_ULONG || collation == COLLATION_NTOFS_ULONGS {
+    } else if collation == index_root::COLLATION_NTOFS_ULONG
+        || collation == index_root::COLLATION_NTOFS_ULONGS
+    {
         Order::Ulongs
     } else {
         Order::Unchecked
     };
     let allocation = match soft(
-        vol.value(base, ATTR_INDEX_ALLOCATION, index_name),
+        vol.value(base, AttributeType::IndexAllocation, index_name),
         p,
         ProblemKind::Unreadable,
         r,
@@ -425,7 +447,7 @@ pub(crate) fn check_tree<R: ReadAt>(
         _ => None,
     };
     let bitmap = match soft(
-        vol.value(base, ATTR_BITMAP, index_name),
+        vol.value(base, AttributeType::Bitmap, index_name),
         p,
         ProblemKind::Unreadable,
         r,
@@ -502,7 +524,7 @@ pub(crate) fn check_tree<R: ReadAt>(
             continue;
         }
         let (bytes, header, header_kind) = match item.id {
-            NodeId::Root => (root.clone(), 0x10, ProblemKind::IndexRoot),
+            NodeId::Root => (root.clone(), index_root::HEADER, ProblemKind::IndexRoot),
             NodeId::Block(vcn) => {
                 let from = node_name(item.parent, what);
                 if allocation.is_none() {
@@ -556,7 +578,7 @@ pub(crate) fn check_tree<R: ReadAt>(
                         .map_err(NtfsError::io("reading an index block"))?;
                     b.extend_from_slice(&piece);
                 }
-                if &b[0..4] != b"INDX" {
+                if b.get(..4) != Some(index_block::SIGNATURE.as_slice()) {
                     p.push(
                         ProblemKind::IndexBlockHeader,
                         r,
@@ -574,7 +596,7 @@ pub(crate) fn check_tree<R: ReadAt>(
                     report.complete = false;
                     continue;
                 }
-                let own = u64_at(&b, 0x10).unwrap_or(u64::MAX);
+                let own = u64_at(&b, index_block::VCN).unwrap_or(u64::MAX);
                 if own != vcn {
                     p.push(
                         ProblemKind::IndexBlockVcn,
@@ -582,15 +604,16 @@ pub(crate) fn check_tree<R: ReadAt>(
                         format!("{loc} says it is VCN {own}"),
                     );
                 }
-                let alloc = u32_at(&b, 0x18 + 8).unwrap_or(0);
-                if alloc != block_size - 0x18 {
+                let alloc = IndexHeader::read_or_zero(&b, index_block::HEADER).allocated_size;
+                let room = block_size as usize - index_block::HEADER;
+                if alloc != room {
                     p.push(
                         ProblemKind::IndexBlockHeader,
                         r,
-                        format!("{loc}: allocated size {alloc}, expected {} for a {block_size}-byte block", block_size - 0x18),
+                        format!("{loc}: allocated size {alloc}, expected {room} for a {block_size}-byte block"),
                     );
                 }
-                (b, 0x18, ProblemKind::IndexBlockHeader)
+                (b, index_block::HEADER, ProblemKind::IndexBlockHeader)
             }
         };
         let Some((has_children, entries)) = parse_entries(
@@ -620,7 +643,7 @@ pub(crate) fn check_tree<R: ReadAt>(
         // Order inside the node and against the bounds inherited from the parent.
         let mut prev: Option<&[u8]> = item.lower.as_deref();
         for (i, e) in entries.iter().enumerate() {
-            let is_end = e.flags & ENTRY_END != 0;
+            let is_end = e.flags & index_entry::FLAG_END != 0;
             let this: Option<&[u8]> = if is_end {
                 item.upper.as_deref()
             } else {

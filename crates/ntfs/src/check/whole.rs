@@ -1,8 +1,29 @@
 //! The whole-volume check: every record streamed from `$MFT` in chunks (stage 1), every
 //! directory index (stage 2), the view indexes and the volume files.
 
-use super::crossref::*;
-use super::*;
+use super::bits::{push_range, Bits};
+use super::crossref::{
+    check_extension, cross_check_list, find_name, match_entry, report_unmatched_names, AttrKey,
+    ExtInfo, ListInfo, RecStatus,
+};
+use super::names::NameTable;
+use super::record::{describe_attr, examine_record, Geometry, RecordFacts, I30};
+use super::tree::check_tree;
+use super::{
+    attr_value, claim_runs, clusters_are, geometry, owners_text, plain, reserved_record, soft,
+    value_len, CheckReport, CheckStats, Claim, ProblemKind, Problems, VolumeState, BITMAP_CHUNK,
+    CHUNK_RECORDS, MAX_PER_KIND,
+};
+use crate::bytes::{u16_at, u32_at, u64_at};
+use crate::layout::Namespace;
+use crate::layout::{file_record, object_id_data, reparse_key, reparse_point, volume_information};
+use crate::logfile::log_state;
+use crate::volume::{
+    parse_attribute_list, AttrValue, RECORD_BITMAP, RECORD_LOGFILE, RECORD_VOLUME,
+};
+use crate::{AttributeType, FileRecord, FileRef, LogState, NtfsError, Volume};
+use kaifuku_io::ReadAt;
+use std::collections::HashMap;
 
 /// Per-record state bits of the whole-volume scan.
 const LIVE: u8 = 1;
@@ -22,7 +43,7 @@ struct Scan {
     dirs: Vec<u64>,
     exts: Vec<ExtInfo>,
     lists: Vec<ListInfo>,
-    object_ids: Vec<([u8; 16], FileRef, u8)>,
+    object_ids: Vec<([u8; object_id_data::ID_LENGTH], FileRef, u8)>,
     reparse: Vec<(u32, FileRef, u8)>,
     used: Bits,
     conflicts: Vec<Claim>,
@@ -77,7 +98,7 @@ fn owners_of<R: ReadAt>(
         let chunk = vol.read_stream(vol.mft_stream(), n * rs, (count * rs) as usize)?;
         for i in 0..count {
             let mut b = chunk[(i * rs) as usize..((i + 1) * rs) as usize].to_vec();
-            if &b[0..4] != b"FILE" || u16_at(&b, 0x16).unwrap_or(0) & FLAG_IN_USE == 0 {
+            if !file_record::is_in_use(&b) {
                 continue;
             }
             if crate::fixup::apply_read(&mut b, "").is_err() {
@@ -131,7 +152,7 @@ pub fn check_volume<R: ReadAt>(vol: &Volume<R>) -> Result<CheckReport, NtfsError
     )?;
     let mft_bitmap = match &rec0 {
         Some(r) => match soft(
-            vol.value(r, ATTR_BITMAP, ""),
+            vol.value(r, AttributeType::Bitmap, ""),
             &mut p,
             ProblemKind::Unreadable,
             Some(0),
@@ -339,7 +360,7 @@ pub fn check_volume<R: ReadAt>(vol: &Volume<R>) -> Result<CheckReport, NtfsError
     }
     {
         let complete_fn = |r: FileRef| scan.is_live_dir(r) && complete.get(r.record);
-        let mut name_of = |c: u64, par: u64, ns: u8, h: u64| find_name(vol, c, par, ns, h);
+        let mut name_of = |c: u64, par: u64, ns: Namespace, h: u64| find_name(vol, c, par, ns, h);
         report_unmatched_names(&scan.names, &complete_fn, &mut name_of, &mut p);
     }
     stats.object_ids = scan.object_ids.len() as u64;
@@ -362,9 +383,9 @@ fn stage1_record<R: ReadAt>(
     p: &mut Problems,
     stats: &mut CheckStats,
 ) -> Result<(), NtfsError> {
-    let is_file = &raw[0..4] == b"FILE";
-    let flags = u16_at(raw, 0x16).unwrap_or(0);
-    let in_use = is_file && flags & FLAG_IN_USE != 0;
+    let is_file = file_record::has_signature(raw);
+    let flags = u16_at(raw, file_record::FLAGS).unwrap_or(0);
+    let in_use = is_file && flags & file_record::FLAG_IN_USE != 0;
     // The metafiles $MFT .. $Extend (records 0–11) exist on every NTFS volume.
     if !in_use && n < 12 {
         p.push(
@@ -453,15 +474,19 @@ fn absorb<R: ReadAt>(
         if a.non_resident {
             claim_runs(&mut scan.used, n, a, geo, p, &mut scan.conflicts);
         }
-        match a.type_code {
-            ATTR_OBJECT_ID => {
-                if let Some(v) = a.value.as_ref().filter(|v| v.len() >= 16) {
-                    let mut g = [0u8; 16];
-                    g.copy_from_slice(&v[..16]);
+        match AttributeType::from_code(a.type_code) {
+            Some(AttributeType::ObjectId) => {
+                if let Some(v) = a
+                    .value
+                    .as_ref()
+                    .filter(|v| v.len() >= object_id_data::ID_LENGTH)
+                {
+                    let mut g = [0u8; object_id_data::ID_LENGTH];
+                    g.copy_from_slice(&v[..object_id_data::ID_LENGTH]);
                     scan.object_ids.push((g, owner, 0));
                 }
             }
-            ATTR_REPARSE_POINT => {
+            Some(AttributeType::ReparsePoint) => {
                 if let Some(v) = soft(
                     attr_value(vol, a, 4),
                     p,
@@ -471,7 +496,7 @@ fn absorb<R: ReadAt>(
                 )?
                 .flatten()
                 {
-                    if let Ok(tag) = u32_at(&v, 0) {
+                    if let Ok(tag) = u32_at(&v, reparse_point::TAG) {
                         scan.reparse.push((tag, owner, 0));
                     }
                 }
@@ -495,7 +520,11 @@ fn absorb<R: ReadAt>(
         });
         return Ok(());
     }
-    let has_i30 = match f.attrs.iter().find(|a| a.type_code == ATTR_ATTRIBUTE_LIST) {
+    let has_i30 = match f
+        .attrs
+        .iter()
+        .find(|a| a.type_code == AttributeType::AttributeList.code())
+    {
         None => f.has_i30_root(),
         Some(a) => {
             let v = soft(
@@ -520,7 +549,7 @@ fn absorb<R: ReadAt>(
             };
             let has = entries
                 .iter()
-                .any(|e| e.type_code == ATTR_INDEX_ROOT && e.name == I30);
+                .any(|e| e.type_code == AttributeType::IndexRoot.code() && e.name == I30);
             scan.lists.push(ListInfo {
                 record: n,
                 sequence: f.sequence,
@@ -530,7 +559,7 @@ fn absorb<R: ReadAt>(
             has
         }
     };
-    let dir_flag = f.flags & FLAG_DIRECTORY != 0;
+    let dir_flag = f.flags & file_record::FLAG_DIRECTORY != 0;
     if dir_flag != has_i30 {
         p.push(
             ProblemKind::DirectoryFlag,
@@ -569,7 +598,7 @@ fn compare_volume_bitmap<R: ReadAt>(
         return Ok(());
     };
     let value = match soft(
-        vol.value(&rec, ATTR_DATA, ""),
+        vol.value(&rec, AttributeType::Data, ""),
         p,
         ProblemKind::Unreadable,
         r,
@@ -726,7 +755,7 @@ fn check_view_indexes<R: ReadAt>(
         let status = |x: u64| rec_status(&scan.state, &scan.seq, x);
         for e in &tree.entries {
             if index == "$O" {
-                if e.key.len() != 16 || e.data.len() < 8 {
+                if e.key.len() != object_id_data::ID_LENGTH || e.data.len() < 8 {
                     p.push(
                         kind,
                         r,
@@ -738,7 +767,8 @@ fn check_view_indexes<R: ReadAt>(
                     );
                     continue;
                 }
-                let target = FileRef::from_u64(u64_at(&e.data, 0).unwrap_or(0));
+                let target =
+                    FileRef::from_u64(u64_at(&e.data, object_id_data::FILE_REF).unwrap_or(0));
                 let guid: String = e.key.iter().map(|b| format!("{b:02x}")).collect();
                 let s = status(target.record);
                 if s.damaged {
@@ -764,7 +794,7 @@ fn check_view_indexes<R: ReadAt>(
                     ),
                 }
             } else {
-                if e.key.len() < 12 {
+                if e.key.len() < reparse_key::LENGTH {
                     p.push(
                         kind,
                         r,
@@ -772,8 +802,8 @@ fn check_view_indexes<R: ReadAt>(
                     );
                     continue;
                 }
-                let tag = u32_at(&e.key, 0).unwrap_or(0);
-                let target = FileRef::from_u64(u64_at(&e.key, 4).unwrap_or(0));
+                let tag = u32_at(&e.key, reparse_key::TAG).unwrap_or(0);
+                let target = FileRef::from_u64(u64_at(&e.key, reparse_key::FILE_REF).unwrap_or(0));
                 let s = status(target.record);
                 if s.damaged {
                     continue;
@@ -832,7 +862,7 @@ fn check_volume_files<R: ReadAt>(
         "$MFTMirr",
     )? {
         if let Some(Some(v)) = soft(
-            vol.value(&mirr, ATTR_DATA, ""),
+            vol.value(&mirr, AttributeType::Data, ""),
             p,
             ProblemKind::MftMirror,
             Some(1),
@@ -877,7 +907,7 @@ fn check_volume_files<R: ReadAt>(
         "$LogFile",
     )? {
         if let Some(Some(v)) = soft(
-            vol.value(&rec, ATTR_DATA, ""),
+            vol.value(&rec, AttributeType::Data, ""),
             p,
             ProblemKind::LogFile,
             Some(RECORD_LOGFILE),
@@ -912,13 +942,15 @@ fn check_volume_files<R: ReadAt>(
         "$Volume",
     )? {
         if let Some(Some(AttrValue::Resident(v))) = soft(
-            vol.value(&rec, ATTR_VOLUME_INFORMATION, ""),
+            vol.value(&rec, AttributeType::VolumeInformation, ""),
             p,
             ProblemKind::Unreadable,
             Some(RECORD_VOLUME),
             "$Volume",
         )? {
-            dirty = u16_at(&v, 0x0A).ok().map(|f| f & 1 != 0);
+            dirty = u16_at(&v, volume_information::FLAGS)
+                .ok()
+                .map(|f| f & volume_information::FLAG_DIRTY != 0);
         }
     }
     // The backup boot sector sits in the last sector, just past the volume's sectors.

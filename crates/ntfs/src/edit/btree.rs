@@ -11,9 +11,11 @@
 //! byte of the index is written by that step; the caller then discards the whole plan.
 
 use super::{resize_resident, Editor};
+use crate::bytes::{put_u16, put_u32, put_u64};
 use crate::bytes::{u16_at, u32_at};
-use crate::index::{parse_node_with, Collation, Directory, Node, NodeId, RawEntry, ENTRY_NODE};
-use crate::record::{ATTR_BITMAP, ATTR_INDEX_ROOT};
+use crate::index::{parse_node_with, Collation, Directory, Node, NodeId, RawEntry};
+use crate::layout::{index_entry, index_header, index_root};
+use crate::AttributeType;
 use crate::NtfsError;
 use crate::Unsupported;
 use crate::{Location, Structure};
@@ -46,19 +48,28 @@ impl NodeBuf {
     }
 
     fn index_length(&self) -> usize {
-        u32_at(&self.bytes, self.header + 4).unwrap_or(0) as usize
+        u32_at(&self.bytes, self.header + index_header::INDEX_LENGTH).unwrap_or(0) as usize
     }
 
     fn set_index_length(&mut self, v: usize) {
-        let h = self.header;
-        self.bytes[h + 4..h + 8].copy_from_slice(&(v as u32).to_le_bytes());
+        put_u32(
+            &mut self.bytes,
+            self.header + index_header::INDEX_LENGTH,
+            v as u32,
+        );
+    }
+
+    /// Clears the has-children flag: the root became a leaf.
+    fn mark_leaf(&mut self) {
+        self.bytes[self.header + index_header::FLAGS] &= !index_header::FLAG_HAS_CHILDREN;
     }
 
     /// Bytes available for the header and entries (blocks only; the root's room is the record's).
     fn capacity(&self) -> usize {
         match self.id {
             NodeId::Root => usize::MAX,
-            NodeId::Block(_) => u32_at(&self.bytes, self.header + 8).unwrap_or(0) as usize,
+            NodeId::Block(_) => u32_at(&self.bytes, self.header + index_header::ALLOCATED_SIZE)
+                .unwrap_or(0) as usize,
         }
     }
 
@@ -118,27 +129,27 @@ impl NodeBuf {
 /// The entry with a child pointer to `vcn` (NODE flag set, VCN in the last 8 bytes).
 fn with_child(entry: &[u8], vcn: u64) -> Vec<u8> {
     let mut e = entry.to_vec();
-    let flags = u16_at(&e, 0x0C).unwrap_or(0);
-    if flags & ENTRY_NODE == 0 {
-        e.extend_from_slice(&[0u8; 8]);
+    let flags = u16_at(&e, index_entry::FLAGS).unwrap_or(0);
+    if flags & index_entry::FLAG_NODE == 0 {
+        e.extend_from_slice(&[0u8; index_entry::CHILD_VCN_LENGTH]);
         let len = e.len() as u16;
-        e[8..10].copy_from_slice(&len.to_le_bytes());
-        e[0x0C..0x0E].copy_from_slice(&(flags | ENTRY_NODE).to_le_bytes());
+        put_u16(&mut e, index_entry::LENGTH, len);
+        put_u16(&mut e, index_entry::FLAGS, flags | index_entry::FLAG_NODE);
     }
     let n = e.len();
-    e[n - 8..].copy_from_slice(&vcn.to_le_bytes());
+    put_u64(&mut e, n - index_entry::CHILD_VCN_LENGTH, vcn);
     e
 }
 
 /// The entry without a child pointer.
 fn without_child(entry: &[u8]) -> Vec<u8> {
     let mut e = entry.to_vec();
-    let flags = u16_at(&e, 0x0C).unwrap_or(0);
-    if flags & ENTRY_NODE != 0 {
-        e.truncate(e.len() - 8);
+    let flags = u16_at(&e, index_entry::FLAGS).unwrap_or(0);
+    if flags & index_entry::FLAG_NODE != 0 {
+        e.truncate(e.len() - index_entry::CHILD_VCN_LENGTH);
         let len = e.len() as u16;
-        e[8..10].copy_from_slice(&len.to_le_bytes());
-        e[0x0C..0x0E].copy_from_slice(&(flags & !ENTRY_NODE).to_le_bytes());
+        put_u16(&mut e, index_entry::LENGTH, len);
+        put_u16(&mut e, index_entry::FLAGS, flags & !index_entry::FLAG_NODE);
     }
     e
 }
@@ -187,7 +198,7 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                     &bytes,
                     &crate::ownership::StreamRef::new(
                         self.record,
-                        crate::record::ATTR_INDEX_ALLOCATION,
+                        crate::AttributeType::IndexAllocation,
                         self.index_name,
                     ),
                     &label,
@@ -196,18 +207,24 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             NodeId::Root => {
                 let vol = self.ed.vol;
                 let base = vol.read_record(self.record)?;
-                let mut rec = self
-                    .ed
-                    .record_holding(&base, ATTR_INDEX_ROOT, self.index_name)?;
-                let attr = rec.find(ATTR_INDEX_ROOT, self.index_name)?.ok_or_else(|| {
-                    NtfsError::damaged(Structure::IndexRoot, "index root vanished")
-                })?;
+                let mut rec =
+                    self.ed
+                        .record_holding(&base, AttributeType::IndexRoot, self.index_name)?;
+                let attr = rec
+                    .find(AttributeType::IndexRoot, self.index_name)?
+                    .ok_or_else(|| {
+                        NtfsError::damaged(Structure::IndexRoot, "index root vanished")
+                    })?;
                 let attr_off = attr.offset;
                 let value_at = attr.resident_value_offset()?;
                 let index_length = node.index_length();
                 // The root's allocated size always equals its index length.
-                let mut value = node.bytes[..0x10 + index_length].to_vec();
-                value[0x18..0x1C].copy_from_slice(&(index_length as u32).to_le_bytes());
+                let mut value = node.bytes[..index_root::HEADER + index_length].to_vec();
+                put_u32(
+                    &mut value,
+                    index_root::HEADER + index_header::ALLOCATED_SIZE,
+                    index_length as u32,
+                );
                 resize_resident(&mut rec.bytes, attr_off, value.len())?;
                 rec.bytes[value_at..value_at + value.len()].copy_from_slice(&value);
                 let label = self.node_label(NodeId::Root);
@@ -244,9 +261,9 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                             let owner = if idx.collation == Collation::FileName {
                                 e.file_ref.record
                             } else {
-                                let data_off = u16_at(&node.bytes, e.offset)? as usize;
-                                crate::bytes::u64_at(&node.bytes, e.offset + data_off)?
-                                    & 0xFFFF_FFFF_FFFF
+                                let data =
+                                    crate::bytes::u64_at(&node.bytes, e.offset + e.data_offset)?;
+                                crate::record::FileRef::from_u64(data).record
                             };
                             if owner != r {
                                 return Err(NtfsError::damaged(Structure::IndexEntry, format!(
@@ -313,7 +330,7 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
         let label = format!("index bitmap {} of {}", self.index_name, self.label);
         self.ed.change_bits(
             &base,
-            ATTR_BITMAP,
+            AttributeType::Bitmap,
             self.index_name,
             &[(bit, 1)],
             false,
@@ -470,8 +487,7 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 // The root becomes a leaf again: END loses its child, LARGE_INDEX is cleared.
                 let end_new = without_child(&parent.entry_bytes(&pe));
                 parent.replace(&pe, &end_new)?;
-                let h = parent.header;
-                parent.bytes[h + 0x0C] &= !1;
+                parent.mark_leaf();
                 self.store(&parent)
             }
             NodeId::Block(pvcn) => self.emptied(ancestors[..ancestors.len() - 1].to_vec(), pvcn),
@@ -520,7 +536,10 @@ mod tests {
         let n = with_child(&e, 7);
         assert_eq!(n.len(), 0x60);
         assert_eq!(u16_at(&n, 8).unwrap(), 0x60);
-        assert_eq!(u16_at(&n, 0x0C).unwrap() & ENTRY_NODE, ENTRY_NODE);
+        assert_eq!(
+            u16_at(&n, 0x0C).unwrap() & index_entry::FLAG_NODE,
+            index_entry::FLAG_NODE
+        );
         assert_eq!(&n[0x58..], &7u64.to_le_bytes());
         let again = with_child(&n, 9);
         assert_eq!(again.len(), 0x60);

@@ -2,20 +2,34 @@
 //!
 //! Every write goes through [`kaifuku_io::WriteAt`] on the volume's reader, which in kaifuku is
 //! always an overlay (the image itself is never written here), and is logged with the structure it
-//! changes. Reads after a write see it, so each step re-reads what earlier steps changed. See
-//! ntfs-delete.md for the on-disk rules followed here; the order of writes is the recommended one:
-//! index entries, `$ObjId`/`$Reparse` keys, the MFT record, `$MFT:$BITMAP`, `$Bitmap`.
+//! changes. Reads after a write see it, so each step re-reads what earlier steps changed.
+//!
+//! What NTFS changes when it deletes a file, in the order it changes it (so that a volume cut off
+//! between two steps has at worst a leak, never a name pointing at a freed record):
+//!
+//! 1. The name leaves its directory's `$I30` index, with its Win32/DOS twin (`btree` removes
+//!    entries from leaves and internal nodes, frees emptied blocks in the index `$BITMAP`, and
+//!    refuses a change that would need a block split or merge).
+//! 2. A file that keeps other names (hard links) only loses the removed `$FILE_NAME` attributes
+//!    and that many links; nothing else changes.
+//! 3. Otherwise its keys leave `$Extend\$ObjId:$O` and `$Extend\$Reparse:$R`;
+//! 4. its record is marked not in use and its sequence number incremented (fixups re-applied with
+//!    a new update sequence number; `$MFTMirr` keeps the same bytes for the records it mirrors);
+//! 5. its bit in `$MFT:$BITMAP` is cleared;
+//! 6. its clusters are marked free in `$Bitmap`.
+//!
+//! Records 0–23 and everything under `$Extend` are NTFS's own and are never deleted; a file whose
+//! attributes span several records (`$ATTRIBUTE_LIST`) is refused.
 
 mod btree;
 mod record_ops;
 
-use crate::index::{Directory, FileNameKey, NS_DOS, NS_WIN32};
-use crate::record::{
-    FileRecord, FileRef, ATTR_ATTRIBUTE_LIST, ATTR_BITMAP, ATTR_DATA, ATTR_FILE_NAME,
-    ATTR_OBJECT_ID, ATTR_REPARSE_POINT, ATTR_VOLUME_INFORMATION, FLAG_IN_USE,
-};
+use crate::index::{Directory, FileNameKey};
+use crate::layout::{object_id_data, volume_information, Namespace};
+use crate::record::{FileRecord, FileRef};
 use crate::runlist::map_range;
 use crate::volume::{AttrValue, Volume, RECORD_BITMAP, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
+use crate::AttributeType;
 use crate::NtfsError;
 use crate::{Location, Structure};
 use crate::{Refusal, Unsupported};
@@ -33,14 +47,15 @@ const RECORD_MFTMIRR: u64 = 1;
 const RECORD_EXTEND: u64 = 11;
 /// Records below this are NTFS metafiles or reserved for them.
 const FIRST_USER_RECORD: u64 = 24;
-/// `$VOLUME_INFORMATION` flag: run chkdsk at the next mount.
-pub const VOLUME_IS_DIRTY: u16 = 0x0001;
 
 /// One logged write: volume byte range and the structure it belongs to.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
+    /// Volume byte offset of the first byte written.
     pub offset: u64,
+    /// Bytes written.
     pub len: u64,
+    /// The structure written, for people ("MFT record 64", "$Bitmap bytes 0x10..0x11").
     pub label: String,
     /// The attribute stream that holds these bytes (`$MFT`'s `$DATA` for file records, the
     /// directory's `$INDEX_ALLOCATION` for its index blocks, `$Bitmap`'s `$DATA` for its bits,
@@ -53,11 +68,13 @@ pub struct Change {
 /// What deleting one name did.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeleteOutcome {
+    /// The deleted file's base record.
     pub record: u64,
     /// Names whose index entries were removed (Win32/POSIX and DOS).
     pub removed_names: Vec<String>,
     /// The record was freed (false when the file keeps names in other directories).
     pub record_freed: bool,
+    /// Clusters marked free in `$Bitmap`.
     pub clusters_freed: u64,
     /// The cluster runs `(lcn, count)` marked free in `$Bitmap`.
     pub freed_runs: Vec<(u64, u64)>,
@@ -69,12 +86,14 @@ pub struct DeleteOutcome {
     pub side_indexes: Vec<String>,
 }
 
+/// Deletes files from a volume by writing through its reader (an overlay in kaifuku), logging every write with the structure it changes.
 pub struct Editor<'v, R> {
     vol: &'v Volume<R>,
     changes: Vec<Change>,
 }
 
 impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
+    /// An editor with an empty change log over `vol`.
     pub fn new(vol: &'v Volume<R>) -> Self {
         Editor {
             vol,
@@ -82,6 +101,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         }
     }
 
+    /// The volume being edited; reads through it see the writes so far.
     pub fn volume(&self) -> &'v Volume<R> {
         self.vol
     }
@@ -91,6 +111,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         &self.changes
     }
 
+    /// The change log, for the plan that turns it into patches.
     pub fn into_changes(self) -> Vec<Change> {
         self.changes
     }
@@ -159,11 +180,11 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         self.write_pieces(
             &pieces,
             &bytes,
-            &StreamRef::new(RECORD_MFT, ATTR_DATA, ""),
+            &StreamRef::new(RECORD_MFT, AttributeType::Data, ""),
             &label,
         )?;
         let mirror = self.vol.read_record(RECORD_MFTMIRR)?;
-        if let Some(AttrValue::NonResident(s)) = self.vol.value(&mirror, ATTR_DATA, "")? {
+        if let Some(AttrValue::NonResident(s)) = self.vol.value(&mirror, AttributeType::Data, "")? {
             let rs = self.vol.boot().file_record_size as u64;
             if rec.number < s.data_size / rs {
                 let pieces: Vec<(u64, u64)> =
@@ -178,7 +199,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 self.write_pieces(
                     &pieces,
                     &bytes,
-                    &StreamRef::new(RECORD_MFTMIRR, ATTR_DATA, ""),
+                    &StreamRef::new(RECORD_MFTMIRR, AttributeType::Data, ""),
                     &format!("$MFTMirr copy of MFT record {}", rec.number),
                 )?;
             }
@@ -192,7 +213,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     fn change_bits(
         &mut self,
         rec: &FileRecord,
-        type_code: u32,
+        kind: AttributeType,
         name: &str,
         bits: &[(u64, u64)],
         set: bool,
@@ -208,7 +229,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         if masks.is_empty() {
             return Ok(());
         }
-        match self.vol.value(rec, type_code, name)? {
+        match self.vol.value(rec, kind, name)? {
             Some(AttrValue::NonResident(s)) => {
                 // Group consecutive bytes.
                 let mut groups: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -240,16 +261,16 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                     self.write_pieces(
                         &pieces,
                         &cur,
-                        &StreamRef::new(rec.number, type_code, name),
+                        &StreamRef::new(rec.number, kind, name),
                         &format!("{label} bytes {start:#x}..{end:#x}"),
                     )?;
                 }
                 Ok(())
             }
             Some(AttrValue::Resident(_)) => {
-                let mut holder = self.record_holding(rec, type_code, name)?;
+                let mut holder = self.record_holding(rec, kind, name)?;
                 let attr = holder
-                    .find(type_code, name)?
+                    .find(kind, name)?
                     .ok_or_else(|| NtfsError::damaged(structure, format!("{label} vanished")))?;
                 let at = attr.resident_value_offset()?;
                 let len = attr.resident_value()?.len() as u64;
@@ -280,11 +301,11 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     pub(crate) fn record_holding(
         &self,
         base: &FileRecord,
-        type_code: u32,
+        kind: AttributeType,
         name: &str,
     ) -> Result<FileRecord, NtfsError> {
         for r in self.vol.records_of(base)? {
-            if r.find(type_code, name)?.is_some() {
+            if r.find(kind, name)?.is_some() {
                 return Ok(r);
             }
         }
@@ -294,8 +315,9 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 record: base.number,
             },
             format!(
-                "record {} has no attribute {type_code:#x} {name}",
-                base.number
+                "record {} has no attribute {:#x} {name}",
+                base.number,
+                kind.code()
             ),
         ))
     }
@@ -306,7 +328,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         let bits: Vec<(u64, u64)> = records.iter().map(|r| (*r, 1)).collect();
         self.change_bits(
             &mft,
-            ATTR_BITMAP,
+            AttributeType::Bitmap,
             "",
             &bits,
             false,
@@ -322,7 +344,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         let bitmap = self.vol.read_record(RECORD_BITMAP)?;
         self.change_bits(
             &bitmap,
-            ATTR_DATA,
+            AttributeType::Data,
             "",
             runs,
             false,
@@ -408,7 +430,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 ),
             ));
         }
-        if file.find(ATTR_ATTRIBUTE_LIST, "")?.is_some() {
+        if file.find(AttributeType::AttributeList, "")?.is_some() {
             return Err(NtfsError::Unsupported(Unsupported::AttributeListOnTarget {
                 name: entry.name(),
                 record: file.number,
@@ -418,7 +440,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         // name (a hard link, here or in another directory) keeps the file alive.
         let mut names: Vec<(FileNameKey, Vec<u8>)> = Vec::new();
         for a in file.attributes()? {
-            if a.type_code == ATTR_FILE_NAME {
+            if a.type_code == AttributeType::FileName.code() {
                 let v = a.resident_value()?;
                 names.push((FileNameKey::parse(v)?, v.to_vec()));
             }
@@ -436,8 +458,8 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 )
             })?;
         let partner_ns = match names[target].0.namespace {
-            NS_WIN32 => Some(NS_DOS),
-            NS_DOS => Some(NS_WIN32),
+            Namespace::Win32 => Some(Namespace::Dos),
+            Namespace::Dos => Some(Namespace::Win32),
             _ => None,
         };
         let partner = partner_ns.and_then(|ns| {
@@ -449,7 +471,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         // names in this directory we could remove the other name's short twin. Refuse.
         let long_here = names
             .iter()
-            .filter(|(k, _)| k.parent.record == dir_record && k.namespace != NS_DOS)
+            .filter(|(k, _)| k.parent.record == dir_record && k.namespace != Namespace::Dos)
             .count();
         if partner.is_some() && long_here > 1 {
             return Err(NtfsError::Refused(Refusal::AmbiguousDosName {
@@ -467,7 +489,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             }
         }
         // DOS names first, as NTFS does: the long name stays findable until the last step.
-        here.sort_by_key(|(k, _)| if k.namespace == NS_DOS { 0 } else { 1 });
+        here.sort_by_key(|(k, _)| if k.namespace == Namespace::Dos { 0 } else { 1 });
         let mut outcome = DeleteOutcome {
             record: file.number,
             removed_names: Vec::new(),
@@ -496,7 +518,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             let mut rec = file.clone();
             let mut offsets = Vec::new();
             for a in rec.attributes()? {
-                if a.type_code != ATTR_FILE_NAME {
+                if a.type_code != AttributeType::FileName.code() {
                     continue;
                 }
                 let k = FileNameKey::parse(a.resident_value()?)?;
@@ -510,15 +532,15 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 remove_attribute(&mut rec.bytes, *off)?;
             }
             let links = rec.link_count().saturating_sub(here.len() as u16);
-            rec.bytes[0x12..0x14].copy_from_slice(&links.to_le_bytes());
+            rec.set_link_count(links);
             self.write_record(&rec)?;
             outcome.remaining_links = Some(links);
             return Ok(outcome);
         }
         // The file is gone: side-index keys, then the record, its bitmap bit and its clusters.
-        if let Some(oid) = file.find(ATTR_OBJECT_ID, "")? {
+        if let Some(oid) = file.find(AttributeType::ObjectId, "")? {
             let v = oid.resident_value()?;
-            let key = crate::bytes::slice(v, 0, 16)?.to_vec();
+            let key = crate::bytes::slice(v, 0, object_id_data::ID_LENGTH)?.to_vec();
             let objid = self.extend_file("$ObjId")?;
             btree::remove_key(
                 self,
@@ -530,15 +552,18 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             )?;
             outcome.side_indexes.push("$Extend\\$ObjId:$O".into());
         }
-        if let Some(rp) = file.find(ATTR_REPARSE_POINT, "")? {
-            let tag = match vol.value(&file, ATTR_REPARSE_POINT, "")? {
+        if let Some(rp) = file.find(AttributeType::ReparsePoint, "")? {
+            let tag = match vol.value(&file, AttributeType::ReparsePoint, "")? {
                 Some(v) => vol.read_value(&v, 0, 4)?,
                 None => unreachable!("found above"),
             };
             let _ = rp;
             let mut key = tag;
-            let fref = (file.number & 0xFFFF_FFFF_FFFF) | ((file.sequence() as u64) << 48);
-            key.extend_from_slice(&fref.to_le_bytes());
+            let fref = FileRef {
+                record: file.number,
+                sequence: file.sequence(),
+            };
+            key.extend_from_slice(&fref.to_u64().to_le_bytes());
             let reparse = self.extend_file("$Reparse")?;
             btree::remove_key(self, reparse, "$R", &key, None, "$Extend\\$Reparse")?;
             outcome.side_indexes.push("$Extend\\$Reparse:$R".into());
@@ -554,15 +579,14 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             }
         }
         let mut rec = file.clone();
-        let flags = rec.flags() & !FLAG_IN_USE;
-        rec.bytes[0x16..0x18].copy_from_slice(&flags.to_le_bytes());
+        rec.mark_not_in_use();
         // "Incremented each time that a file record segment is freed"; 0 means unused, 0xFFFF wraps to 1.
         let seq = match rec.sequence() {
             0 => 0,
             0xFFFF => 1,
             s => s + 1,
         };
-        rec.bytes[0x10..0x12].copy_from_slice(&seq.to_le_bytes());
+        rec.set_sequence(seq);
         self.write_record(&rec)?;
         self.clear_mft_bits(&[file.number])?;
         self.clear_clusters(&runs)?;
@@ -585,7 +609,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             let parent = rec
                 .attributes()?
                 .iter()
-                .find(|a| a.type_code == ATTR_FILE_NAME && !a.non_resident)
+                .find(|a| a.type_code == AttributeType::FileName.code() && !a.non_resident)
                 .map(|a| a.resident_value().and_then(FileNameKey::parse))
                 .transpose()?
                 .map(|k| k.parent.record);
@@ -616,7 +640,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     /// volume dirty flag (record 3 and its mirror) so Windows runs chkdsk at the next boot.
     pub fn discard_journal(&mut self) -> Result<(), NtfsError> {
         let log = self.vol.read_record(RECORD_LOGFILE)?;
-        let Some(AttrValue::NonResident(s)) = self.vol.value(&log, ATTR_DATA, "")? else {
+        let Some(AttrValue::NonResident(s)) = self.vol.value(&log, AttributeType::Data, "")? else {
             return Err(NtfsError::damaged(
                 Structure::LogFile,
                 "$LogFile has no non-resident data",
@@ -634,7 +658,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 offset,
                 len,
                 label: "$LogFile (reset to 0xFF)".into(),
-                owner: StreamRef::new(RECORD_LOGFILE, ATTR_DATA, ""),
+                owner: StreamRef::new(RECORD_LOGFILE, AttributeType::Data, ""),
                 fill: Some(0xFF),
             });
         }
@@ -644,30 +668,23 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     /// Sets the volume dirty flag in `$Volume`'s `$VOLUME_INFORMATION`.
     pub fn set_dirty(&mut self) -> Result<(), NtfsError> {
         let mut rec = self.vol.read_record(RECORD_VOLUME)?;
-        let attr = rec.find(ATTR_VOLUME_INFORMATION, "")?.ok_or_else(|| {
-            NtfsError::damaged(
-                Structure::VolumeInformation,
-                "$Volume has no $VOLUME_INFORMATION",
-            )
-        })?;
-        let at = attr.resident_value_offset()? + 0x0A;
-        let flags = crate::bytes::u16_at(&rec.bytes, at)? | VOLUME_IS_DIRTY;
-        rec.bytes[at..at + 2].copy_from_slice(&flags.to_le_bytes());
+        let attr = rec
+            .find(AttributeType::VolumeInformation, "")?
+            .ok_or_else(|| {
+                NtfsError::damaged(
+                    Structure::VolumeInformation,
+                    "$Volume has no $VOLUME_INFORMATION",
+                )
+            })?;
+        let at = attr.resident_value_offset()? + volume_information::FLAGS;
+        let flags = crate::bytes::u16_at(&rec.bytes, at)? | volume_information::FLAG_DIRTY;
+        crate::bytes::put_u16(&mut rec.bytes, at, flags);
         self.write_record(&rec)
     }
 }
 
-/// Convenience for tests and callers: the record a reference names must be this one.
-pub fn same_file(a: FileRef, record: u64) -> bool {
-    a.record == record
-}
-
-/// Re-exported so callers can open the index an edit touched.
-pub fn open_index<R: ReadAt>(
-    vol: &Volume<R>,
-    record: u64,
-    name: &str,
-) -> Result<Directory, NtfsError> {
+/// Index `name` of record `record`, opened afresh so that it reflects the writes so far.
+fn open_index<R: ReadAt>(vol: &Volume<R>, record: u64, name: &str) -> Result<Directory, NtfsError> {
     let rec = vol.read_record(record)?;
     Directory::open_index(vol, &rec, name)
 }

@@ -1,7 +1,8 @@
 //! Byte-level changes inside a fixed-up file record: resizing a resident value and removing an
 //! attribute, keeping `bytes_in_use`, the attribute lengths and the end marker consistent.
 
-use crate::bytes::{u16_at, u32_at};
+use crate::bytes::{put_u32, u16_at, u32_at};
+use crate::layout::{attribute, file_record};
 use crate::NtfsError;
 use crate::Unsupported;
 use crate::{Location, Structure};
@@ -13,12 +14,12 @@ fn align8(n: usize) -> usize {
 /// Changes the value length of the resident attribute at `attr_off` to `new_len`, moving the
 /// following attributes. Growing zero-fills the new bytes. Fails when the record has no room.
 pub fn resize_resident(rec: &mut [u8], attr_off: usize, new_len: usize) -> Result<(), NtfsError> {
-    let used = u32_at(rec, 0x18)? as usize;
-    let allocated = u32_at(rec, 0x1C)? as usize;
-    let attr_len = u32_at(rec, attr_off + 4)? as usize;
-    let value_off = u16_at(rec, attr_off + 0x14)? as usize;
-    let old_len = u32_at(rec, attr_off + 0x10)? as usize;
-    if rec[attr_off + 8] != 0 || value_off + old_len > attr_len {
+    let used = u32_at(rec, file_record::BYTES_IN_USE)? as usize;
+    let allocated = u32_at(rec, file_record::BYTES_ALLOCATED)? as usize;
+    let attr_len = u32_at(rec, attr_off + attribute::LENGTH)? as usize;
+    let value_off = u16_at(rec, attr_off + attribute::resident::VALUE_OFFSET)? as usize;
+    let old_len = u32_at(rec, attr_off + attribute::resident::VALUE_LENGTH)? as usize;
+    if rec[attr_off + attribute::NON_RESIDENT] != 0 || value_off + old_len > attr_len {
         return Err(NtfsError::damaged_at(
             Structure::Attribute,
             Location::RecordOffset {
@@ -49,16 +50,20 @@ pub fn resize_resident(rec: &mut [u8], attr_off: usize, new_len: usize) -> Resul
     if new_used < used {
         rec[new_used..used].fill(0);
     }
-    rec[attr_off + 4..attr_off + 8].copy_from_slice(&(new_attr_len as u32).to_le_bytes());
-    rec[attr_off + 0x10..attr_off + 0x14].copy_from_slice(&(new_len as u32).to_le_bytes());
-    rec[0x18..0x1C].copy_from_slice(&(new_used as u32).to_le_bytes());
+    put_u32(rec, attr_off + attribute::LENGTH, new_attr_len as u32);
+    put_u32(
+        rec,
+        attr_off + attribute::resident::VALUE_LENGTH,
+        new_len as u32,
+    );
+    put_u32(rec, file_record::BYTES_IN_USE, new_used as u32);
     Ok(())
 }
 
 /// Removes the attribute at `attr_off`, moving the rest (and the end marker) up.
 pub fn remove_attribute(rec: &mut [u8], attr_off: usize) -> Result<(), NtfsError> {
-    let used = u32_at(rec, 0x18)? as usize;
-    let attr_len = u32_at(rec, attr_off + 4)? as usize;
+    let used = u32_at(rec, file_record::BYTES_IN_USE)? as usize;
+    let attr_len = u32_at(rec, attr_off + attribute::LENGTH)? as usize;
     if attr_len == 0 || attr_off + attr_len > used {
         return Err(NtfsError::damaged_at(
             Structure::Attribute,
@@ -72,6 +77,6 @@ pub fn remove_attribute(rec: &mut [u8], attr_off: usize) -> Result<(), NtfsError
     rec[attr_off..attr_off + tail.len()].copy_from_slice(&tail);
     let new_used = used - attr_len;
     rec[new_used..used].fill(0);
-    rec[0x18..0x1C].copy_from_slice(&(new_used as u32).to_le_bytes());
+    put_u32(rec, file_record::BYTES_IN_USE, new_used as u32);
     Ok(())
 }

@@ -5,11 +5,10 @@
 #![allow(dead_code)]
 
 use kaifuku_io::{check_range, ReadAt, Slice};
-use kaifuku_ntfs::index::{Directory, NS_DOS};
-use kaifuku_ntfs::record::{ATTR_DATA, ATTR_INDEX_ROOT};
+use kaifuku_ntfs::index::Directory;
 use kaifuku_ntfs::runlist::map_range;
 use kaifuku_ntfs::volume::AttrValue;
-use kaifuku_ntfs::{NodeId, Volume};
+use kaifuku_ntfs::{AttributeType, Namespace, NodeId, Volume};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -486,7 +485,7 @@ pub fn edit_index_block(v: &VolFile, dir: u64, vcn: u64, f: impl FnOnce(&mut Vec
 pub fn set_cluster_bit(v: &VolFile, lcn: u64, on: bool) {
     let vol = v.open();
     let rec = vol.read_record(6).unwrap();
-    let Some(AttrValue::NonResident(s)) = vol.value(&rec, ATTR_DATA, "").unwrap() else {
+    let Some(AttrValue::NonResident(s)) = vol.value(&rec, AttributeType::Data, "").unwrap() else {
         panic!("$Bitmap data")
     };
     let at = map_range(&s.runs, vol.cluster_size(), lcn / 8, 1).unwrap()[0]
@@ -515,7 +514,7 @@ pub fn record_of(v: &VolFile, path: &str) -> u64 {
 pub fn first_lcn(v: &VolFile, path: &str) -> (u64, u64) {
     let vol = v.open();
     let (_, rec) = vol.lookup_path(path).unwrap().unwrap();
-    let Some(AttrValue::NonResident(s)) = vol.value(&rec, ATTR_DATA, "").unwrap() else {
+    let Some(AttrValue::NonResident(s)) = vol.value(&rec, AttributeType::Data, "").unwrap() else {
         panic!("{path} is resident")
     };
     (rec.number, s.runs.iter().find_map(|r| r.lcn).unwrap())
@@ -542,7 +541,7 @@ pub fn edit_node(v: &VolFile, dir: u64, node: NodeId, f: impl FnOnce(&mut Vec<u8
                 .attributes()
                 .unwrap()
                 .into_iter()
-                .find(|a| a.type_code == ATTR_INDEX_ROOT)
+                .find(|a| a.is(AttributeType::IndexRoot))
                 .unwrap()
                 .resident_value_offset()
                 .unwrap();
@@ -552,7 +551,7 @@ pub fn edit_node(v: &VolFile, dir: u64, node: NodeId, f: impl FnOnce(&mut Vec<u8
 }
 
 /// The entries of a directory: (entry location, namespace, name, record, has child).
-pub fn dir_entries(v: &VolFile, dir_path: &str) -> Vec<(EntryAt, u8, String, u64, bool)> {
+pub fn dir_entries(v: &VolFile, dir_path: &str) -> Vec<(EntryAt, Namespace, String, u64, bool)> {
     let vol = v.open();
     let (_, rec) = vol.lookup_path(dir_path).unwrap().unwrap();
     let d = vol.directory(&rec).unwrap();
@@ -582,7 +581,7 @@ pub fn dos_leaf_entry(v: &VolFile, dir_path: &str) -> (EntryAt, String, u64) {
     dir_entries(v, dir_path)
         .into_iter()
         .find(|(at, ns, _, _, child)| {
-            *ns == NS_DOS && !child && matches!(at.node, NodeId::Block(_))
+            *ns == Namespace::Dos && !child && matches!(at.node, NodeId::Block(_))
         })
         .map(|(at, _, name, rec, _)| (at, name, rec))
         .expect("a DOS-name entry in a leaf block")
@@ -594,7 +593,10 @@ fn u32_at(b: &[u8], o: usize) -> u32 {
 
 /// The break-a-copy cases: each returns the record the problem concerns.
 pub mod breaks {
-    use super::*;
+    use super::{
+        dir_entries, dos_leaf_entry, edit_index_block, edit_node, edit_record, first_lcn,
+        record_of, set_cluster_bit, u32_at, NodeId, VolFile,
+    };
 
     /// Clears the `$Bitmap` bit of the first cluster of a live file's data.
     pub fn clear_cluster_of_live_file(v: &VolFile) -> (u64, u64) {
