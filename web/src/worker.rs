@@ -8,7 +8,7 @@
 
 use crate::protocol::{FromWorker, Phase, Progress, ToWorker};
 use crate::session::{OutPiece, Session};
-use crate::view::{FixedView, Problem, Reads};
+use crate::view::{FixedView, Problem, ProblemView, Reads};
 use js_sys::{Array, Uint8Array};
 use kaifuku_io::{check_range, ReadAt, ReadStats};
 use kaifuku_rescue::undo;
@@ -287,7 +287,7 @@ impl ImageWorker {
                 p.report(true);
             }
         }
-        result.unwrap_or_else(FromWorker::Failed)
+        result.unwrap_or_else(|p| FromWorker::Failed(ProblemView::of(p)))
     }
 
     fn inspect(&mut self, file: File) -> Result<FromWorker, Problem> {
@@ -375,7 +375,7 @@ impl ImageWorker {
 /// Entry point of the worker binary.
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
-        post(&FromWorker::Failed(Problem::internal(format!(
+        post(&FromWorker::Failed(ProblemView::internal(format!(
             "panic: {info}"
         ))));
     }));
@@ -384,7 +384,7 @@ pub fn start() {
         let ev: &web_sys::MessageEvent = ev.unchecked_ref();
         let reply = match ToWorker::from_js(ev.data()) {
             Ok(message) => worker.borrow_mut().on_message(message),
-            Err(e) => FromWorker::Failed(Problem::internal(format!("unreadable message: {e}"))),
+            Err(e) => FromWorker::Failed(ProblemView::internal(format!("unreadable message: {e}"))),
         };
         post(&reply);
     });

@@ -103,7 +103,7 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
             assert_eq!(v.outcome, Outcome::NothingToFix, "{name}");
             assert!(!v.can_fix);
             assert!(v.problems.iter().any(|p| matches!(
-                p,
+                &p.problem,
                 Problem::Reason {
                     reason: Reason::NoMatch { .. }
                         | Reason::DirectoryMissing { .. }

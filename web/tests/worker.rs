@@ -22,7 +22,7 @@ use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     CheckView, ContainerView, DeletionView, FixedView, InspectView, MatchView, NtfsView,
-    PartitionView, PartitionsView, PlanView, Problem, RangeView, Reads, VolumeView,
+    PartitionView, PartitionsView, PlanView, Problem, ProblemView, RangeView, Reads, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -278,7 +278,7 @@ fn inspect_view() -> InspectView {
             refused: false,
         }],
         outcome: Outcome::Matches,
-        problems: vec![
+        problems: [
             Problem::Blocked {
                 volume: volume(),
                 blocker: Blocker::JournalNotClean {
@@ -312,7 +312,10 @@ fn inspect_view() -> InspectView {
                     directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
                 },
             },
-        ],
+        ]
+        .into_iter()
+        .map(ProblemView::of)
+        .collect(),
         can_fix: true,
         needs_consent: true,
         reads: reads(),
@@ -421,15 +424,15 @@ fn worker_messages_arrive_in_the_page_as_sent() {
         }),
         FromWorker::Inspected(inspect_view()),
         FromWorker::Planned(plan_view()),
-        FromWorker::Failed(Problem::Reason {
+        FromWorker::Failed(ProblemView::of(Problem::Reason {
             reason: Reason::Container {
                 problem: ContainerProblem::UnsupportedFormat {
                     format: OtherFormat::Vhdx,
                     qemu_name: "vhdx".into(),
                 },
             },
-        }),
-        FromWorker::Failed(Problem::Fix {
+        })),
+        FromWorker::Failed(ProblemView::of(Problem::Fix {
             error: Box::new(FixError::Failed {
                 failure: FixFailure::CheckFoundProblems {
                     volume: volume(),
@@ -441,20 +444,20 @@ fn worker_messages_arrive_in_the_page_as_sent() {
                     }],
                 },
             }),
-        }),
-        FromWorker::Failed(Problem::Fix {
+        })),
+        FromWorker::Failed(ProblemView::of(Problem::Fix {
             error: Box::new(FixError::NothingToFix {
                 reasons: vec![Reason::NoWindowsVolume, Reason::NoNtfsVolume],
             }),
-        }),
-        FromWorker::Failed(Problem::Verify {
+        })),
+        FromWorker::Failed(ProblemView::of(Problem::Verify {
             failure: VerifyFailure::JournalNotReset {
                 volume: volume(),
                 state: LogState::Unreadable,
                 dirty: false,
             },
-        }),
-        FromWorker::Failed(Problem::internal("a bug")),
+        })),
+        FromWorker::Failed(ProblemView::internal("a bug")),
     ] {
         let got = FromWorker::from_js(posted(sent.to_js().unwrap())).unwrap();
         assert_eq!(got, sent);

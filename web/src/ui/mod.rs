@@ -15,7 +15,7 @@ mod workers;
 
 use crate::i18n::{Lang, T};
 use crate::protocol::{FromWorker, Phase, ToWorker};
-use crate::view::{FixedView, InspectView, PlanView, Problem};
+use crate::view::{FixedView, InspectView, PlanView, ProblemView};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
 use gloo::file::ObjectUrl;
@@ -109,7 +109,7 @@ pub struct App {
     plan: Option<Rc<PlanView>>,
     fixed: Option<Rc<FixedView>>,
     downloads: Option<Downloads>,
-    problem: Option<Rc<Problem>>,
+    problem: Option<Rc<ProblemView>>,
     consent: bool,
     /// Plan as soon as the report is rendered (nothing needs the user's consent).
     plan_after_render: bool,
@@ -201,7 +201,7 @@ impl App {
         self.post(&ToWorker::Plan { discard_journal });
     }
 
-    fn fail(&mut self, ctx: &Context<Self>, p: Problem) {
+    fn fail(&mut self, ctx: &Context<Self>, p: ProblemView) {
         self.problem = Some(Rc::new(p));
         self.worker = None;
         self.busy = None;
@@ -230,7 +230,7 @@ impl App {
                 }
                 self.worker = Some(w);
             }
-            Err(e) => self.fail(ctx, Problem::internal(format!("{e:?}"))),
+            Err(e) => self.fail(ctx, ProblemView::internal(format!("{e:?}"))),
         }
     }
 
@@ -245,12 +245,12 @@ impl App {
         match event {
             WorkerEvent::Message(m) => self.on_message(ctx, m),
             WorkerEvent::Unreadable(e) => {
-                self.fail(ctx, Problem::internal(e));
+                self.fail(ctx, ProblemView::internal(e));
                 true
             }
             WorkerEvent::Crashed(text) => {
                 let detail = format!("{} {text}", self.t().worker_crashed());
-                self.fail(ctx, Problem::internal(detail));
+                self.fail(ctx, ProblemView::internal(detail));
                 true
             }
         }

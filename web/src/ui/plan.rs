@@ -2,7 +2,7 @@
 //! that changes, with the structure it belongs to — and the button that fixes.
 
 use crate::i18n::{grouped, T};
-use crate::view::{InspectView, PlanView, Problem, RangeView};
+use crate::view::{InspectView, PlanView, ProblemView, RangeView};
 use kaifuku_container::Format;
 use std::rc::Rc;
 use web_sys::{Event, HtmlInputElement};
@@ -23,8 +23,10 @@ pub struct ConsentProps {
 }
 
 /// The unclean journals the consent is about.
-pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &Problem> {
-    v.problems.iter().filter(|p| p.journal_state().is_some())
+pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &ProblemView> {
+    v.problems
+        .iter()
+        .filter(|p| p.problem.journal_state().is_some())
 }
 
 /// Rendered only when there is a journal to consent to (a component rendering nothing trips Yew
@@ -32,10 +34,10 @@ pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &Problem> {
 #[function_component(Consent)]
 pub fn consent(props: &ConsentProps) -> Html {
     let t = props.t;
-    let journal: Vec<&Problem> = journal_problems(&props.view).collect();
+    let journal: Vec<&ProblemView> = journal_problems(&props.view).collect();
     let title = journal
         .first()
-        .map(|p| t.problem_title(p))
+        .map(|p| t.problem_title(&p.problem))
         .unwrap_or_default();
     let onchange = props.on_consent.reform(|e: Event| {
         let input: HtmlInputElement = e.target_unchecked_into();
@@ -45,8 +47,8 @@ pub fn consent(props: &ConsentProps) -> Html {
         <section class="consent" id="consent-section" aria-labelledby="consent-title">
             <h2 id="consent-title">{title}</h2>
             {for journal.iter().map(|p| html! {<>
-                <p>{t.problem_text(p)}</p>
-                {p.journal_state().map(|state| html! {<p class="state">{t.consent_state(state)}</p>}).unwrap_or_default()}
+                <p>{t.problem_text(&p.problem)}</p>
+                {p.problem.journal_state().map(|state| html! {<p class="state">{t.consent_state(state)}</p>}).unwrap_or_default()}
             </>})}
             <p class="check">
                 <input type="checkbox" id="consent" checked={props.consent} disabled={!props.can_change} {onchange}/>

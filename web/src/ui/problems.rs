@@ -2,7 +2,7 @@
 //! one a box with a title, the explanation and the core's technical detail.
 
 use crate::i18n::T;
-use crate::view::{InspectView, Problem};
+use crate::view::{InspectView, Problem, ProblemView};
 use kaifuku_rescue::vocabulary::{Blocker, FixFailure, FixRefusal, Reason};
 use kaifuku_rescue::FixError;
 use std::rc::Rc;
@@ -13,15 +13,17 @@ pub struct ProblemsProps {
     pub t: T,
     pub inspect: Option<Rc<InspectView>>,
     /// A later step's failure.
-    pub failure: Option<Rc<Problem>>,
+    pub failure: Option<Rc<ProblemView>>,
     /// Focus for the failure's title.
     pub focus: NodeRef,
 }
 
 /// The problems of an inspection this section shows: all but the unclean journal, which the
 /// consent section explains.
-pub fn listed(v: &InspectView) -> impl Iterator<Item = &Problem> {
-    v.problems.iter().filter(|p| p.journal_state().is_none())
+pub fn listed(v: &InspectView) -> impl Iterator<Item = &ProblemView> {
+    v.problems
+        .iter()
+        .filter(|p| p.problem.journal_state().is_none())
 }
 
 /// How a problem box looks: something to know, something to weigh, or a refusal.
@@ -98,14 +100,15 @@ pub fn problems(props: &ProblemsProps) -> Html {
     html! { <section class="problems" id="problems" aria-live="polite">{for boxes}</section> }
 }
 
-fn problem_box(t: T, p: &Problem, id: Option<&'static str>, focus: NodeRef) -> Html {
+fn problem_box(t: T, view: &ProblemView, id: Option<&'static str>, focus: NodeRef) -> Html {
+    let p = &view.problem;
     let kind = kind(p);
-    let code = p.code();
+    let code = view.code.clone();
     html! {
         <div class={classes!("problem", kind)} id={id} data-code={code} role={if kind == "refusal" { "alert" } else { "note" }}>
             <h3 tabindex="-1" ref={focus}>{t.problem_title(p)}</h3>
             <p>{t.problem_text(p)}</p>
-            {match p.detail() {
+            {match &view.detail {
                 Some(d) => html! {
                     <details><summary>{t.technical_detail()}</summary><pre lang="en">{d}</pre></details>
                 },
