@@ -498,7 +498,7 @@ pub enum VerdictDef {
 
 /// A boxed [`FixError`] (the largest value a problem carries, kept out of line).
 pub mod boxed_fix_error {
-    use super::*;
+    use super::{Deserializer, FixError, FixErrorDef, Serializer};
 
     pub fn serialize<S: Serializer>(value: &FixError, s: S) -> Result<S::Ok, S::Error> {
         FixErrorDef::serialize(value, s)
