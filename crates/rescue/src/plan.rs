@@ -300,7 +300,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             volume: name.clone(),
             count: after.matches.len(),
         });
-        // The invariant checker on every structure the edit touched (ntfs-delete.md §5).
+        // The invariant checker on every structure the edit touched (docs/ntfs-delete.md §5).
         use kaifuku_ntfs::check::{
             check_cluster_bits, check_directory, check_mft_bits, check_records, ClusterState,
         };
