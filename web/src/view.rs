@@ -616,6 +616,13 @@ pub enum CheckView {
         volume: VolumeName,
         problems: usize,
     },
+    /// The side indexes the fix removed keys from (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`)
+    /// are sound and no entry refers to a deleted file.
+    SideIndexes {
+        #[serde(with = "VolumeNameDef")]
+        volume: VolumeName,
+        indexes: Vec<String>,
+    },
     /// The download differs from the picked file only in the planned ranges.
     OnlyPlannedRanges { ranges: usize, bytes: u64 },
 }

@@ -268,6 +268,7 @@ pub enum CheckedDef {
     MftBitmap,
     Bitmap,
     EditedDirectory,
+    SideIndexes,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -876,6 +876,8 @@ pub enum Checked {
     Bitmap,
     /// The index of a directory the fix edited.
     EditedDirectory,
+    /// `$Extend\$ObjId:$O` / `$Extend\$Reparse:$R`, when the fix removed a key from them.
+    SideIndexes,
 }
 
 impl Checked {
@@ -886,6 +888,7 @@ impl Checked {
             Checked::MftBitmap => "$MFT:$BITMAP",
             Checked::Bitmap => "$Bitmap",
             Checked::EditedDirectory => "the directory",
+            Checked::SideIndexes => "$ObjId/$Reparse",
         }
     }
 }
@@ -897,6 +900,7 @@ impl fmt::Display for Checked {
             Checked::MftBitmap => "$MFT:$BITMAP",
             Checked::Bitmap => "$Bitmap",
             Checked::EditedDirectory => "the edited directory index",
+            Checked::SideIndexes => "the edited $Extend\\$ObjId / $Extend\\$Reparse index",
         })
     }
 }
@@ -1108,6 +1112,14 @@ pub enum PlanCheck {
         /// Directory indexes checked.
         directories: usize,
     },
+    /// The side indexes the fix removed keys from, read again from scratch, are sound and no
+    /// entry refers to a freed record.
+    SideIndexesClean {
+        /// Which volume.
+        volume: VolumeName,
+        /// The indexes (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`).
+        indexes: Vec<String>,
+    },
 }
 
 impl fmt::Display for PlanCheck {
@@ -1134,6 +1146,11 @@ impl fmt::Display for PlanCheck {
             } => write!(
                 f,
                 "{volume}: invariant checks pass on {records} MFT record(s), their $MFT:$BITMAP bits, {freed_runs} freed cluster run(s) and {directories} directory index(es)"
+            ),
+            PlanCheck::SideIndexesClean { volume, indexes } => write!(
+                f,
+                "{volume}: {} read again: sound, and no entry refers to a deleted file",
+                indexes.join(" and ")
             ),
         }
     }
@@ -1182,6 +1199,14 @@ pub enum OutputCheck {
         /// Index of the volume in the inspect report.
         volume: usize,
     },
+    /// The side indexes the fix removed keys from are sound and no entry refers to a freed
+    /// record.
+    SideIndexes {
+        /// Index of the volume in the inspect report.
+        volume: usize,
+        /// The indexes (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`).
+        indexes: Vec<String>,
+    },
 }
 
 impl fmt::Display for OutputCheck {
@@ -1207,6 +1232,11 @@ impl fmt::Display for OutputCheck {
             OutputCheck::Invariants { .. } => write!(
                 f,
                 "the invariant checker finds nothing wrong with the changed records and directory in the output"
+            ),
+            OutputCheck::SideIndexes { indexes, .. } => write!(
+                f,
+                "{} in the output: sound, and no entry refers to a deleted file",
+                indexes.join(" and ")
             ),
         }
     }
@@ -1868,6 +1898,7 @@ mod tests {
             Checked::MftBitmap,
             Checked::Bitmap,
             Checked::EditedDirectory,
+            Checked::SideIndexes,
         ]
     }
 
@@ -1889,6 +1920,10 @@ mod tests {
                 freed_runs: 3,
                 directories: 1,
             },
+            PlanCheck::SideIndexesClean {
+                volume: windows(),
+                indexes: vec!["$Extend\\$ObjId:$O".into()],
+            },
         ]
     }
 
@@ -1908,6 +1943,10 @@ mod tests {
             },
             OutputCheck::JournalReset { volume: 1 },
             OutputCheck::Invariants { volume: 1 },
+            OutputCheck::SideIndexes {
+                volume: 1,
+                indexes: vec!["$Extend\\$Reparse:$R".into()],
+            },
         ]
     }
 

@@ -12,8 +12,8 @@
 //!
 //! [`check_volume`] streams the whole `$MFT` in chunks and keeps one bit per cluster and a few
 //! bytes per record. The targeted checks ([`check_records`], [`check_directory`],
-//! [`check_mft_bits`], [`check_cluster_bits`]) read only the structures an edit touched, so the fix
-//! step can verify its patched view cheaply.
+//! [`check_mft_bits`], [`check_cluster_bits`], [`check_side_indexes`]) read only the structures an
+//! edit touched, so the fix step can verify its patched view cheaply.
 //!
 //! Nothing here fails on damage: damage becomes a [`Problem`]. An `Err` means the image itself
 //! could not be read.
@@ -28,7 +28,7 @@ mod whole;
 
 pub use targeted::{
     check_cluster_bits, check_directory, check_directory_index, check_mft_bits, check_records,
-    ClusterState,
+    check_side_indexes, ClusterState, SideIndex,
 };
 pub use whole::check_volume;
 
