@@ -15,9 +15,13 @@
 //! 6. a second run has nothing to do; 7. undo restores the input; 8. unclean journals are refused
 //!    unless the user consents to discarding them.
 //!
-//! Case shapes (leaf, internal separator, root separator, emptied leaf, root-only directory,
-//! Win32+DOS pairs in different nodes, resident and fragmented files, hard links, object IDs and
-//! reparse points) are made on a copy with ntfs-3g before either tool runs.
+//! Case shapes (leaf, internal separator, root separator, emptied leaf, a root left with only END,
+//! root-only directory, Win32+DOS pairs in different nodes, a DOS name set by ntfs-3g, resident and
+//! fragmented files, hard links, object IDs and reparse points) are made on a copy with ntfs-3g
+//! before either tool runs. So are the shapes kaifuku refuses (an index block or root that would
+//! have to split, an internal block that would have to merge, a DOS name beside two long names):
+//! their premise is read back from the index, and the refusal must be exit 2 with its reason and
+//! no output.
 
 mod common;
 
