@@ -261,7 +261,11 @@ mod tests {
     #[test]
     fn every_scenario_is_in_the_manifest() {
         for s in &SCENARIOS {
-            assert!(expected_sha256(s.name).is_some(), "{} not in manifest", s.name);
+            assert!(
+                expected_sha256(s.name).is_some(),
+                "{} not in manifest",
+                s.name
+            );
         }
     }
 }

@@ -317,10 +317,8 @@ pub fn write_new_file(
         .file_name()
         .map(|n| n.to_owned())
         .unwrap_or_else(|| "kaifuku".into());
-    let tmp = TempFile::create(dir, &name).map_err(ctx(format!(
-        "cannot create a file in {}",
-        dir.display()
-    )))?;
+    let tmp = TempFile::create(dir, &name)
+        .map_err(ctx(format!("cannot create a file in {}", dir.display())))?;
     write(&tmp.file)?;
     tmp.file
         .sync_all()
