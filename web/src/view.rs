@@ -1,15 +1,12 @@
 //! What the worker tells the page: plain data (serde) built from the core's reports, with every
 //! fact the page shows. What the user must be told is the core's own typed values (its reasons,
-//! blockers, notices, refusals and failures), carried as they are (see [`crate::wire`]) and worded
-//! by the page in the reader's language; the page never parses a sentence.
+//! blockers, notices, refusals and failures), carried as they are (the core's types read back what
+//! they serialise: a code, the facts, and an English message the page passes over) and worded by
+//! the page in the reader's language; the page never parses a sentence.
 //!
 //! The core's own sentences (English) are at hand as [`Problem::detail`] for the technical
 //! reader.
 
-use crate::wire::{
-    boxed_fix_error, volume_name_list, BlockerDef, FormatDef, LogStateDef, OutcomeDef, ReasonDef,
-    RuleNoticeDef, SchemeDef, VerdictDef, VerifyFailureDef, VolumeNameDef,
-};
 use kaifuku_container::Format;
 use kaifuku_io::PatchData;
 use kaifuku_ntfs::LogState;
@@ -31,7 +28,6 @@ pub struct Reads {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerView {
-    #[serde(with = "FormatDef")]
     pub format: Format,
     pub virtual_size: u64,
     pub file_size: u64,
@@ -49,7 +45,6 @@ pub struct PartitionView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionsView {
-    #[serde(with = "SchemeDef")]
     pub scheme: Scheme,
     pub sector_size: u32,
     pub partitions: Vec<PartitionView>,
@@ -67,7 +62,6 @@ pub struct NtfsView {
     pub sector_size: u32,
     pub serial: String,
     pub dirty: bool,
-    #[serde(with = "LogStateDef")]
     pub log_state: LogState,
     pub log_empty: bool,
     pub hiberfil_present: bool,
@@ -88,13 +82,11 @@ pub struct MatchView {
     /// Whether the first bytes are the rule's known-bad header (`None`: the rule knows none).
     pub header_known_bad: Option<bool>,
     pub all_zero: bool,
-    #[serde(with = "VerdictDef")]
     pub verdict: Verdict,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeView {
-    #[serde(with = "VolumeNameDef")]
     pub name: VolumeName,
     pub partition: Option<u32>,
     pub offset: u64,
@@ -113,7 +105,7 @@ pub struct VolumeView {
 }
 
 /// The code serde gives a value of the core (what its JSON reports say), for the page's DOM
-/// attributes that scripts and tests read: `code(FormatDef::serialize(&f, Serializer))`.
+/// attributes that scripts and tests read: `code(serde_json::to_value(format))`.
 pub fn code(value: Result<serde_json::Value, serde_json::Error>) -> String {
     match value {
         Ok(serde_json::Value::String(s)) => s,
@@ -132,34 +124,21 @@ pub fn code(value: Result<serde_json::Value, serde_json::Error>) -> String {
 #[serde(rename_all = "snake_case")]
 pub enum Problem {
     /// Why the image, its partition table or a volume cannot be examined, or why nothing matches.
-    Reason {
-        #[serde(with = "ReasonDef")]
-        reason: Reason,
-    },
+    Reason { reason: Reason },
     /// What stops the fix on a volume whose files match (an unclean journal: until consent).
     Blocked {
-        #[serde(with = "VolumeNameDef")]
         volume: VolumeName,
-        #[serde(with = "BlockerDef")]
         blocker: Blocker,
     },
     /// Something the rule met on a volume that does not stop it.
     Notice {
-        #[serde(with = "VolumeNameDef")]
         volume: VolumeName,
-        #[serde(with = "RuleNoticeDef")]
         notice: RuleNotice,
     },
     /// Planning the fix found nothing to fix, was refused, or failed.
-    Fix {
-        #[serde(with = "boxed_fix_error")]
-        error: Box<FixError>,
-    },
+    Fix { error: Box<FixError> },
     /// The fixed image did not verify.
-    Verify {
-        #[serde(with = "VerifyFailureDef")]
-        failure: VerifyFailure,
-    },
+    Verify { failure: VerifyFailure },
     /// The page or its worker failed (a bug), with what it said.
     Internal { detail: String },
 }
@@ -296,7 +275,6 @@ pub struct InspectView {
     pub container: Option<ContainerView>,
     pub partitions: Option<PartitionsView>,
     pub volumes: Vec<VolumeView>,
-    #[serde(with = "OutcomeDef")]
     pub outcome: Outcome,
     pub problems: Vec<ProblemView>,
     /// Matches were found and nothing refuses the fix, perhaps after consent.
@@ -480,7 +458,6 @@ fn volume_problems(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeletionView {
     pub path: String,
-    #[serde(with = "VolumeNameDef")]
     pub volume: VolumeName,
     pub mft_record: u64,
     pub record_freed: bool,
@@ -505,7 +482,6 @@ pub struct RangeView {
 pub struct PlanView {
     pub deletions: Vec<DeletionView>,
     /// Volumes whose journal is reset and which are marked dirty.
-    #[serde(with = "volume_name_list")]
     pub journal_reset: Vec<VolumeName>,
     /// Changed ranges of the virtual disk.
     pub patches: Vec<RangeView>,
@@ -588,34 +564,15 @@ pub fn plan_view(
 #[serde(tag = "check", rename_all = "snake_case")]
 pub enum CheckView {
     /// The container opens again with the same format and size.
-    ContainerSame {
-        #[serde(with = "FormatDef")]
-        format: Format,
-        virtual_size: u64,
-    },
+    ContainerSame { format: Format, virtual_size: u64 },
     /// The rule finds this many files on the volume (0 expected).
-    RuleFinds {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-        count: usize,
-    },
+    RuleFinds { volume: VolumeName, count: usize },
     /// The file's MFT record is marked free.
-    RecordFree {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-        record: u64,
-    },
+    RecordFree { volume: VolumeName, record: u64 },
     /// The journal reads as clean and the dirty flag is set (chkdsk at next boot).
-    JournalReset {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-    },
+    JournalReset { volume: VolumeName },
     /// The NTFS invariant checker's findings on the changed records and the directory.
-    Invariants {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-        problems: usize,
-    },
+    Invariants { volume: VolumeName, problems: usize },
     /// The download differs from the picked file only in the planned ranges.
     OnlyPlannedRanges { ranges: usize, bytes: u64 },
 }

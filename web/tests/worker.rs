@@ -457,6 +457,16 @@ fn worker_messages_arrive_in_the_page_as_sent() {
                 dirty: false,
             },
         })),
+        FromWorker::Failed(ProblemView::of(Problem::Reason {
+            reason: Reason::DamagedBareNtfs {
+                oem_id_damaged: true,
+                backup_intact: false,
+            },
+        })),
+        FromWorker::Failed(ProblemView::of(Problem::Blocked {
+            volume: VolumeName::place(None),
+            blocker: Blocker::Hibernated,
+        })),
         FromWorker::Failed(ProblemView::internal("a bug")),
     ] {
         let got = FromWorker::from_js(posted(sent.to_js().unwrap())).unwrap();

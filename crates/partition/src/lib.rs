@@ -27,7 +27,7 @@ pub const MAX_GPT_ENTRIES: u32 = 4096;
 pub const MAX_EBRS: usize = 256;
 
 /// How the disk is divided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// GUID partition table (behind a protective MBR).

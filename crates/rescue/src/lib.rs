@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check_image;
+mod coded;
 pub mod human;
 pub mod inspect;
 pub mod plan;

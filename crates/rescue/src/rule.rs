@@ -30,7 +30,7 @@ pub struct Rule {
 }
 
 /// Which version of a matching file it is, judged by its last-modified time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The faulty version (04:09 UTC for the 2024-07-19 rule).
