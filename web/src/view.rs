@@ -10,11 +10,13 @@
 use kaifuku_container::Format;
 use kaifuku_io::PatchData;
 use kaifuku_ntfs::LogState;
-use kaifuku_partition::{NoticeKind, Scheme};
+use kaifuku_partition::{NoticeKind, PartitionType, Scheme};
 use kaifuku_rescue::vocabulary::{
     Blocker, FixRefusal, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
-use kaifuku_rescue::{FixError, InspectReport, Outcome, Plan, Verdict, VolumeReport};
+use kaifuku_rescue::{
+    FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
+};
 use serde::{Deserialize, Serialize};
 
 /// How many calls reached the picked file and how many bytes they moved, and how long it took.
@@ -38,7 +40,7 @@ pub struct PartitionView {
     pub number: u32,
     pub start: u64,
     pub size: u64,
-    pub type_name: String,
+    pub partition_type: PartitionType,
     pub name: Option<String>,
     pub container: bool,
 }
@@ -91,8 +93,7 @@ pub struct VolumeView {
     pub partition: Option<u32>,
     pub offset: u64,
     pub size: u64,
-    /// The core's file-system code: "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
-    pub filesystem: String,
+    pub filesystem: FileSystem,
     pub windows: bool,
     pub ntfs: Option<NtfsView>,
     /// Whether the rule ran here, and whether its directory exists.
@@ -269,8 +270,8 @@ impl ProblemView {
 pub struct InspectView {
     pub file_name: String,
     pub file_size: u64,
-    pub rule_id: String,
-    pub rule_title: String,
+    /// Which rule ran: the page words its title.
+    pub rule_id: RuleId,
     pub rule_path: String,
     pub container: Option<ContainerView>,
     pub partitions: Option<PartitionsView>,
@@ -307,7 +308,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 number: p.number,
                 start: p.start,
                 size: p.size,
-                type_name: p.type_name.clone(),
+                partition_type: p.type_name,
                 name: p.name.clone().filter(|n| !n.is_empty()),
                 container: p.container,
             })
@@ -357,7 +358,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 partition: v.partition,
                 offset: v.offset,
                 size: v.size,
-                filesystem: v.filesystem.clone(),
+                filesystem: v.filesystem,
                 windows: report.windows_volumes.contains(&i),
                 ntfs,
                 rule_ran: v.rule.is_some(),
@@ -398,8 +399,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
     InspectView {
         file_name: file_name.to_string(),
         file_size: report.container.as_ref().map_or(0, |c| c.file_size),
-        rule_id: report.rule.id.clone(),
-        rule_title: report.rule.title.clone(),
+        rule_id: report.rule.id,
         rule_path: format!(
             "{}\\{}",
             report.rule.directory.trim_end_matches('\\'),

@@ -4,7 +4,7 @@ use super::metrics;
 use crate::i18n::{grouped, size, T};
 use crate::view::{code, InspectView, PartitionsView, VolumeView};
 use kaifuku_partition::Scheme;
-use kaifuku_rescue::Outcome;
+use kaifuku_rescue::{FileSystem, Outcome};
 use std::rc::Rc;
 use yew::{classes, function_component, html, use_effect_with, Html, NodeRef, Properties};
 
@@ -74,7 +74,7 @@ fn partitions(t: T, p: &PartitionsView) -> Html {
                                 <td>{x.number}</td>
                                 <td class="num">{grouped(x.start)}</td>
                                 <td class="num">{size(x.size)}</td>
-                                <td>{t.partition_type(&x.type_name)}{if x.container { t.extended() } else { "" }}</td>
+                                <td>{t.partition_type(x.partition_type)}{if x.container { t.extended() } else { "" }}</td>
                                 <td>{x.name.clone().unwrap_or_default()}</td>
                             </tr>
                         })}
@@ -99,12 +99,12 @@ fn volumes(t: T, v: &InspectView) -> Html {
         html! {
             <tr class={classes!(x.windows.then_some("windows"))}>
                 <th scope="row">{name}{if x.windows { html! {<span class="badge" title={t.windows_volume()}>{t.windows_badge()}</span>} } else { html! {} }}</th>
-                <td>{t.fs_name(&x.filesystem, n.map(|n| n.version.as_str()))}</td>
+                <td>{t.fs_name(x.filesystem, n.map(|n| n.version.as_str()))}</td>
                 <td class="num">{size(n.map_or(x.size, |n| n.size))}</td>
                 <td class="num">{n.map(|n| format!("{} B", n.cluster_size)).unwrap_or_default()}</td>
                 <td class="journal" data-state={n.map(|n| code(serde_json::to_value(&n.log_state))).unwrap_or_default()}>{n.map(|n| t.journal_state(n.log_state, n.log_empty)).unwrap_or_default()}</td>
                 <td>{n.map(|n| t.dirty(n.dirty)).unwrap_or_default()}</td>
-                <td>{t.bitlocker(x.filesystem == "bitlocker")}</td>
+                <td>{t.bitlocker(x.filesystem == FileSystem::Bitlocker)}</td>
                 <td>{n.map(|n| t.hibernation(n.hibernated, n.hiberfil_present)).unwrap_or_default()}</td>
             </tr>
         }
@@ -165,7 +165,7 @@ fn matches(t: T, v: &InspectView) -> Html {
     html! {
         <section aria-labelledby="matches-title">
             <h3 id="matches-title">{t.matches_heading()}</h3>
-            <p class="rule">{t.rule_line(&v.rule_id, &v.rule_title, &v.rule_path)}</p>
+            <p class="rule">{t.rule_line(v.rule_id, &v.rule_path)}</p>
             {if v.match_count() > 0 {
                 html! {<>
                 <div class="scroll">
