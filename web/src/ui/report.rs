@@ -22,7 +22,7 @@ pub fn image_report(props: &ReportProps) -> Html {
     let v = &*props.view;
     // For the benchmark: when the report of this image is on the page.
     use_effect_with(props.view.clone(), |_| metrics::mark("listed"));
-    let outcome = code(serde_json::to_value(&v.outcome));
+    let outcome = code(serde_json::to_value(v.outcome));
     html! {
         <section class="report" id="report" aria-labelledby="report-title">
             <h2 id="report-title" tabindex="-1" ref={props.focus.clone()}>{t.image_heading()}</h2>
@@ -30,7 +30,7 @@ pub fn image_report(props: &ReportProps) -> Html {
                 <dt>{t.file()}</dt><dd id="file-name">{&v.file_name}</dd>
                 {match &v.container {
                     Some(c) => html! {<>
-                        <dt>{t.format()}</dt><dd id="container-format" data-format={code(serde_json::to_value(&c.format))}>{t.format_name(c.format)}</dd>
+                        <dt>{t.format()}</dt><dd id="container-format" data-format={code(serde_json::to_value(c.format))}>{t.format_name(c.format)}</dd>
                         <dt>{t.virtual_size()}</dt><dd id="virtual-size" data-bytes={c.virtual_size.to_string()}>{format!("{} ({})", size(c.virtual_size), t.bytes(c.virtual_size))}</dd>
                         <dt>{t.file_size()}</dt><dd>{format!("{} ({})", size(c.file_size), t.bytes(c.file_size))}</dd>
                     </>},
@@ -56,7 +56,7 @@ fn partitions(t: T, p: &PartitionsView) -> Html {
     html! {
         <section aria-labelledby="parts-title">
             <h3 id="parts-title">{t.partitions_heading()}</h3>
-            <p id="partition-scheme" data-scheme={code(serde_json::to_value(&p.scheme))}>{t.scheme(p.scheme, p.sector_size)}</p>
+            <p id="partition-scheme" data-scheme={code(serde_json::to_value(p.scheme))}>{t.scheme(p.scheme, p.sector_size)}</p>
             {if p.scheme != Scheme::None {
                 html! {
                     <div class="scroll">
@@ -102,7 +102,7 @@ fn volumes(t: T, v: &InspectView) -> Html {
                 <td>{t.fs_name(x.filesystem, n.map(|n| n.version.as_str()))}</td>
                 <td class="num">{size(n.map_or(x.size, |n| n.size))}</td>
                 <td class="num">{n.map(|n| format!("{} B", n.cluster_size)).unwrap_or_default()}</td>
-                <td class="journal" data-state={n.map(|n| code(serde_json::to_value(&n.log_state))).unwrap_or_default()}>{n.map(|n| t.journal_state(n.log_state, n.log_empty)).unwrap_or_default()}</td>
+                <td class="journal" data-state={n.map(|n| code(serde_json::to_value(n.log_state))).unwrap_or_default()}>{n.map(|n| t.journal_state(n.log_state, n.log_empty)).unwrap_or_default()}</td>
                 <td>{n.map(|n| t.dirty(n.dirty)).unwrap_or_default()}</td>
                 <td>{t.bitlocker(x.filesystem == FileSystem::Bitlocker)}</td>
                 <td>{n.map(|n| t.hibernation(n.hibernated, n.hiberfil_present)).unwrap_or_default()}</td>
@@ -144,7 +144,7 @@ fn matches(t: T, v: &InspectView) -> Html {
         return html! {};
     }
     let rows = v.volumes.iter().flat_map(|x| x.matches.iter()).map(|m| {
-        let verdict = code(serde_json::to_value(&m.verdict));
+        let verdict = code(serde_json::to_value(m.verdict));
         html! {
             <tr class={classes!("match", verdict.clone())} data-verdict={verdict.clone()}>
                 <th scope="row" class="path">
