@@ -41,11 +41,11 @@ use crate::NtfsError;
 use bits::Bits;
 use kaifuku_io::ReadAt;
 use record::{AttrFacts, Geometry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// What invariant a problem breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// A file record's header: signature, update sequence array (fixups), sizes, own number.
@@ -153,7 +153,7 @@ impl ProblemKind {
 }
 
 /// One broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// Which invariant is broken.
     pub kind: ProblemKind,
