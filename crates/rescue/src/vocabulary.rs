@@ -2209,8 +2209,10 @@ mod tests {
                 L::Path {
                     path: "\\Windows".into(),
                 },
+                L::LogOffset { offset: 4096 },
+                L::LogRecord { lsn: 0x80541D },
             ],
-            6,
+            8,
             |l| match l {
                 L::MftRecord { .. } => 0,
                 L::RecordOffset { .. } => 1,
@@ -2218,6 +2220,8 @@ mod tests {
                 L::Cluster { .. } => 3,
                 L::StreamOffset { .. } => 4,
                 L::Path { .. } => 5,
+                L::LogOffset { .. } => 6,
+                L::LogRecord { .. } => 7,
             },
         );
         use kaifuku_ntfs::RecordKind as K;
@@ -2337,8 +2341,9 @@ mod tests {
                     path: "\\a".into(),
                     max_hops: 8,
                 },
+                U::LogVersion { major: 3, minor: 0 },
             ],
-            11,
+            12,
             |u| match u {
                 U::IndexSplit { .. } => 0,
                 U::IndexBlockOverflow { .. } => 1,
@@ -2351,6 +2356,7 @@ mod tests {
                 U::CompressedOrEncryptedData { .. } => 8,
                 U::UnfollowableLink { .. } => 9,
                 U::TooManyLinks { .. } => 10,
+                U::LogVersion { .. } => 11,
             },
         );
         documented_ntfs(
