@@ -368,3 +368,27 @@ fn mutated_windows_logs_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_huge_record_length_is_torn_not_allocated() {
+    let Some(mut log) = data(
+        "LogFile_7.bin",
+        "a_huge_record_length_is_torn_not_allocated",
+    ) else {
+        return;
+    };
+    let size = declared_size(&log);
+    // Record 0x805412 sits at 0x90 of tail copy page 2; its client data length (+0x18) becomes
+    // 15 MiB: the pages it would need are never-written, so it is torn, and reading it costs
+    // a page, not 15 MiB.
+    let at = 2 * 4096 + 0x90 + 0x18;
+    assert_eq!(&log[at..at + 4], &0x28u32.to_le_bytes());
+    log[at..at + 4].copy_from_slice(&0x00F0_0000u32.to_le_bytes());
+    match read_journal(size, &mut padded(&log)) {
+        Err(NtfsError::Corrupt(d)) => {
+            assert_eq!(d.at, Some(Location::LogRecord { lsn: 0x805412 }), "{d:?}");
+            assert!(d.detail.contains("torn"), "{}", d.detail);
+        }
+        other => panic!("{other:?}"),
+    };
+}

@@ -132,7 +132,8 @@ impl<'r, 'a> RecordWalker<'r, 'a> {
         }
         // Gather the record across pages (wrapping to the first record page, one lap further).
         let total = (g.header_length + data_length) as usize;
-        let mut bytes = Vec::with_capacity(total);
+        // Grow with the pages actually read: a hostile length must not allocate up front.
+        let mut bytes = Vec::with_capacity(total.min(4 * g.page_size as usize));
         let mut position = start;
         let mut lap = sequence;
         loop {
