@@ -8,6 +8,7 @@
 pub mod check_image;
 pub mod human;
 pub mod inspect;
+pub mod journal;
 pub mod plan;
 pub mod rule;
 pub mod session;
