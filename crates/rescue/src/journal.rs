@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use kaifuku_io::ReadAt;
-use kaifuku_ntfs::logfile::analysis::{analyse, Bitmap, TargetGeometry};
+use kaifuku_ntfs::logfile::analysis::{analyse, Bitmap, IndexBlock, TargetGeometry};
 use kaifuku_ntfs::logfile::read_journal;
 use kaifuku_ntfs::volume::{AttrValue, RECORD_LOGFILE, RECORD_ROOT};
 use kaifuku_ntfs::{AttributeType, Damage, FileNameKey, Namespace, NtfsError, Structure, Volume};
@@ -86,13 +86,28 @@ fn analyse_volume<R: ReadAt>(vol: &Volume<R>) -> Result<Option<JournalSummary>, 
         transactions_committed: analysis.committed() as u64,
         transactions_uncommitted: analysis.uncommitted() as u64,
         file_records,
-        index_blocks: analysis.touched.index_blocks.into_iter().collect(),
+        index_blocks: distinct_blocks(analysis.touched.index_blocks),
         lcn_ranges: analysis.touched.lcn_ranges,
         bitmap_ranges: analysis.touched.bitmap_ranges,
         unresolved: analysis.touched.unresolved,
         bytes_read: journal.bytes_read,
         overlap: None,
     }))
+}
+
+/// The index blocks, once each: the analysis keeps one per changed entry offset, the report one
+/// per block.
+fn distinct_blocks(blocks: BTreeSet<IndexBlock>) -> Vec<IndexBlock> {
+    let mut out: Vec<IndexBlock> = Vec::new();
+    for b in blocks {
+        let same = |o: &IndexBlock| {
+            o.record == b.record && o.name == b.name && o.vcn == b.vcn && o.block_offset == b.block_offset
+        };
+        if !out.iter().any(same) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// The path of MFT record `number` as the volume holds it now, by its `$FILE_NAME`s up to the
@@ -272,7 +287,7 @@ pub fn journal_overlap(journal: &JournalSummary, fix: &FixFootprint) -> JournalO
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kaifuku_ntfs::logfile::analysis::{BitRange, IndexBlock, LcnRange};
+    use kaifuku_ntfs::logfile::analysis::{BitRange, LcnRange};
     use kaifuku_ntfs::logfile::LfsVersion;
 
     fn summary() -> JournalSummary {
