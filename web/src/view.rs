@@ -14,8 +14,10 @@ use kaifuku_container::Format;
 use kaifuku_io::PatchData;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, Scheme};
+use kaifuku_ntfs::logfile::analysis::{Bitmap, IndexBlock};
+use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_rescue::vocabulary::{
-    Blocker, FixRefusal, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
+    Blocker, FixRefusal, JournalOverlap, JournalReport, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{FixError, InspectReport, Outcome, Plan, Verdict, VolumeReport};
 use serde::{Deserialize, Serialize};
@@ -110,6 +112,156 @@ pub struct VolumeView {
     /// Why the volume could not be examined, in the core's words (the problems list words it).
     pub error: Option<String>,
     pub refused: bool,
+    /// What the journal holds, when it is not clean (the core read it only then).
+    #[serde(default)]
+    pub journal: Option<JournalView>,
+}
+
+/// An index block the journal changes: its directory's (or index's) record, the index's name and
+/// the block's VCN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexBlockView {
+    pub record: u64,
+    pub name: String,
+    pub vcn: u64,
+}
+
+/// Which bitmap a range of bits is in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum BitmapView {
+    /// `$Bitmap`: bits are clusters.
+    Clusters,
+    /// `$MFT:$BITMAP`: bits are MFT records.
+    MftRecords,
+    /// An index's `$BITMAP`: bits are its blocks.
+    IndexBlocks { record: u64, name: String },
+    /// Another bitmap.
+    Other { record: u64, attribute_type: u32 },
+}
+
+/// Whether the journal's pending changes touch what the fix changes (the core's
+/// `JournalOverlap`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum OverlapView {
+    NoOverlap,
+    Overlaps {
+        file_records: Vec<u64>,
+        index_blocks: Vec<IndexBlockView>,
+        mft_bitmap_pages: Vec<u64>,
+        cluster_bitmap_pages: Vec<u64>,
+        /// (first cluster, clusters)
+        clusters: Vec<(u64, u64)>,
+    },
+}
+
+/// What the journal of a volume that is not clean holds (the core's `JournalReport`): the facts
+/// the page words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum JournalView {
+    Analysed {
+        /// "1.1" or "2.0".
+        version: String,
+        checkpoint_lsn: u64,
+        current_lsn: u64,
+        records_after_checkpoint: u64,
+        committed: u64,
+        uncommitted: u64,
+        /// (record, its path when resolved)
+        file_records: Vec<(u64, Option<String>)>,
+        index_blocks: Vec<IndexBlockView>,
+        /// (first cluster, clusters)
+        lcn_ranges: Vec<(u64, u64)>,
+        /// (bitmap, first bit, bits)
+        bitmap_ranges: Vec<(BitmapView, u64, u64)>,
+        unresolved: u32,
+        overlap: Option<OverlapView>,
+    },
+    NoLiveLog,
+    /// The core's explanation (English), for the technical reader.
+    Unreadable {
+        detail: String,
+    },
+}
+
+impl JournalView {
+    /// The page's view of the core's journal report.
+    pub fn of(j: &JournalReport) -> JournalView {
+        let block = |b: &IndexBlock| IndexBlockView {
+            record: b.record,
+            name: b.name.clone(),
+            vcn: b.vcn,
+        };
+        match j {
+            JournalReport::Analysed { journal } => JournalView::Analysed {
+                version: match journal.version {
+                    LfsVersion::V1_1 => "1.1".into(),
+                    LfsVersion::V2_0 => "2.0".into(),
+                },
+                checkpoint_lsn: journal.checkpoint_lsn,
+                current_lsn: journal.current_lsn,
+                records_after_checkpoint: journal.records_after_checkpoint,
+                committed: journal.transactions_committed,
+                uncommitted: journal.transactions_uncommitted,
+                file_records: journal
+                    .file_records
+                    .iter()
+                    .map(|r| (r.record, r.path.clone()))
+                    .collect(),
+                index_blocks: journal.index_blocks.iter().map(block).collect(),
+                lcn_ranges: journal
+                    .lcn_ranges
+                    .iter()
+                    .map(|r| (r.first, r.count))
+                    .collect(),
+                bitmap_ranges: journal
+                    .bitmap_ranges
+                    .iter()
+                    .map(|r| {
+                        let bitmap = match &r.bitmap {
+                            Bitmap::Clusters => BitmapView::Clusters,
+                            Bitmap::MftRecords => BitmapView::MftRecords,
+                            Bitmap::IndexBlocks { record, name } => BitmapView::IndexBlocks {
+                                record: *record,
+                                name: name.clone(),
+                            },
+                            Bitmap::Other {
+                                record,
+                                attribute_type,
+                            } => BitmapView::Other {
+                                record: *record,
+                                attribute_type: *attribute_type,
+                            },
+                        };
+                        (bitmap, r.first, r.count)
+                    })
+                    .collect(),
+                unresolved: journal.unresolved,
+                overlap: journal.overlap.as_ref().map(|o| match o {
+                    JournalOverlap::NoOverlap => OverlapView::NoOverlap,
+                    JournalOverlap::Overlaps {
+                        file_records,
+                        index_blocks,
+                        mft_bitmap_pages,
+                        cluster_bitmap_pages,
+                        clusters,
+                    } => OverlapView::Overlaps {
+                        file_records: file_records.clone(),
+                        index_blocks: index_blocks.iter().map(block).collect(),
+                        mft_bitmap_pages: mft_bitmap_pages.clone(),
+                        cluster_bitmap_pages: cluster_bitmap_pages.clone(),
+                        clusters: clusters.iter().map(|r| (r.first, r.count)).collect(),
+                    },
+                }),
+            },
+            JournalReport::NoLiveLog => JournalView::NoLiveLog,
+            JournalReport::Unreadable { error } => JournalView::Unreadable {
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 /// The code serde gives a value of the core (what its JSON reports say), for the page's DOM
@@ -387,6 +539,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 matches,
                 error: v.error.as_ref().map(ToString::to_string),
                 refused: v.refused(),
+                journal: v.journal.as_ref().map(JournalView::of),
             }
         })
         .collect();
