@@ -12,12 +12,13 @@ use crate::wire::{
 };
 use kaifuku_container::Format;
 use kaifuku_io::PatchData;
-use kaifuku_ntfs::LogState;
-use kaifuku_partition::{NoticeKind, Scheme};
 use kaifuku_ntfs::logfile::analysis::{Bitmap, IndexBlock};
 use kaifuku_ntfs::logfile::LfsVersion;
+use kaifuku_ntfs::LogState;
+use kaifuku_partition::{NoticeKind, Scheme};
 use kaifuku_rescue::vocabulary::{
-    Blocker, FixRefusal, JournalOverlap, JournalReport, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
+    Blocker, FixRefusal, JournalOverlap, JournalReport, Reason, RuleNotice, VerifyFailure,
+    VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{FixError, InspectReport, Outcome, Plan, Verdict, VolumeReport};
 use serde::{Deserialize, Serialize};

@@ -1722,14 +1722,21 @@ fn unclean_volumes() {
             Expect::Refused => {
                 assert_eq!(journals.len(), 1, "{what}: {report}");
                 assert_eq!(journals[0]["code"], "unreadable", "{what}: {}", journals[0]);
-                assert_eq!(journals[0]["error"]["code"], "damaged", "{what}: {}", journals[0]);
+                assert_eq!(
+                    journals[0]["error"]["code"], "damaged",
+                    "{what}: {}",
+                    journals[0]
+                );
                 assert!(
                     text.contains("journal content: the journal cannot be read"),
                     "{what}: {text}"
                 );
             }
             Expect::Proceeds => {
-                assert!(journals.is_empty(), "{what}: a clean journal is not read: {report}");
+                assert!(
+                    journals.is_empty(),
+                    "{what}: a clean journal is not read: {report}"
+                );
                 assert!(!text.contains("journal content"), "{what}: {text}");
             }
         }

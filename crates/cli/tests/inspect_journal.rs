@@ -181,11 +181,12 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
     let current = recover.current_lsn;
     // ntfsrecover's figures: the records after the checkpoint's start up to the current LSN;
     // the MFT records ("inode N") of those from the oldest LSN the checkpoint needs.
-    let after = recover
+    let after = recover.records.range(start + 1..=current).count() as u64;
+    let pending: Vec<&Listed> = recover
         .records
-        .range(start + 1..=current)
-        .count() as u64;
-    let pending: Vec<&Listed> = recover.records.range(oldest..=current).map(|(_, r)| r).collect();
+        .range(oldest..=current)
+        .map(|(_, r)| r)
+        .collect();
     let inodes: BTreeSet<u64> = pending.iter().filter_map(|r| r.inode).collect();
     assert!(!inodes.is_empty());
 
@@ -202,7 +203,10 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
     assert_eq!(a["current_lsn"], current);
     assert_eq!(a["last_lsn"], current);
     assert_eq!(a["redo_lsn"], oldest);
-    assert_eq!(a["records_after_checkpoint"], after, "ntfsrecover lists {after}");
+    assert_eq!(
+        a["records_after_checkpoint"], after,
+        "ntfsrecover lists {after}"
+    );
     let ours: BTreeSet<u64> = a["file_records"]
         .as_array()
         .unwrap()
@@ -229,7 +233,9 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
     assert!(a["transactions_committed"].as_u64().unwrap() > 0, "{a}");
     let creates = pending
         .iter()
-        .filter(|r| r.redo == "InitializeFileRecordSegment" || r.undo == "DeallocateFileRecordSegment")
+        .filter(|r| {
+            r.redo == "InitializeFileRecordSegment" || r.undo == "DeallocateFileRecordSegment"
+        })
         .count();
     assert!(creates > 0, "the pending span creates records");
     // Records created or freed: their `$MFT:$BITMAP` bits are among the bit ranges.
@@ -243,7 +249,11 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
     );
     // The analysis costs a few pages of the log; the whole inspect stays within its budget.
     assert!(a["bytes_read"].as_u64().unwrap() < 256 << 10, "{a}");
-    assert!(report["reads"]["bytes"].as_u64().unwrap() <= 2 << 20, "{}", report["reads"]);
+    assert!(
+        report["reads"]["bytes"].as_u64().unwrap() <= 2 << 20,
+        "{}",
+        report["reads"]
+    );
 
     // The match: its record and `$MFT:$BITMAP` page 0 are what the fix changes; the journal
     // creates records whose bits are on page 0 too, so the overlap says so.
@@ -253,7 +263,11 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
     assert!(record < 32768);
     let overlap = &a["overlap"];
     assert_eq!(overlap["code"], "overlaps", "{overlap}");
-    assert_eq!(overlap["mft_bitmap_pages"], serde_json::json!([0]), "{overlap}");
+    assert_eq!(
+        overlap["mft_bitmap_pages"],
+        serde_json::json!([0]),
+        "{overlap}"
+    );
     assert!(
         !overlap["file_records"]
             .as_array()
@@ -280,9 +294,9 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
         assert!(line.contains(&want), "{want:?} not in {line}");
     }
     assert!(
-        text.lines()
-            .any(|l| l.contains("journal and fix: pending journal changes touch what the fix changes")
-                && l.contains("$MFT:$BITMAP pages 0")),
+        text.lines().any(|l| l
+            .contains("journal and fix: pending journal changes touch what the fix changes")
+            && l.contains("$MFT:$BITMAP pages 0")),
         "{text}"
     );
 

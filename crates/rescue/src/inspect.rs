@@ -5,7 +5,8 @@
 use crate::journal::{inspect_footprint, journal_overlap, read_journal_report};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
-    Blocker, ContainerProblem, JournalReport, NtfsProblem, PartitionProblem, Reason, VolumeName, VolumeProblem,
+    Blocker, ContainerProblem, JournalReport, NtfsProblem, PartitionProblem, Reason, VolumeName,
+    VolumeProblem,
 };
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};

@@ -14,8 +14,8 @@ use kaifuku_ntfs::logfile::read_journal;
 use kaifuku_ntfs::volume::{AttrValue, RECORD_LOGFILE, RECORD_ROOT};
 use kaifuku_ntfs::{AttributeType, Damage, FileNameKey, Namespace, NtfsError, Structure, Volume};
 
-pub use crate::vocabulary::{JournalOverlap, JournalReport, JournalSummary, TouchedRecord};
 use crate::vocabulary::NtfsProblem;
+pub use crate::vocabulary::{JournalOverlap, JournalReport, JournalSummary, TouchedRecord};
 
 /// How many touched MFT records are resolved to paths (each costs a record read per directory
 /// level); the others are listed by number.
@@ -52,9 +52,7 @@ fn analyse_volume<R: ReadAt>(vol: &Volume<R>) -> Result<Option<JournalSummary>, 
         AttrValue::Resident(b) => b.len() as u64,
         AttrValue::NonResident(s) => s.data_size,
     };
-    let journal = read_journal(size, &mut |offset, len| {
-        vol.read_value(&value, offset, len)
-    })?;
+    let journal = read_journal(size, &mut |offset, len| vol.read_value(&value, offset, len))?;
     let boot = vol.boot();
     let geometry = TargetGeometry {
         cluster_size: boot.cluster_size,
@@ -101,7 +99,10 @@ fn distinct_blocks(blocks: BTreeSet<IndexBlock>) -> Vec<IndexBlock> {
     let mut out: Vec<IndexBlock> = Vec::new();
     for b in blocks {
         let same = |o: &IndexBlock| {
-            o.record == b.record && o.name == b.name && o.vcn == b.vcn && o.block_offset == b.block_offset
+            o.record == b.record
+                && o.name == b.name
+                && o.vcn == b.vcn
+                && o.block_offset == b.block_offset
         };
         if !out.iter().any(same) {
             out.push(b);
@@ -138,7 +139,11 @@ pub fn record_path<R: ReadAt>(vol: &Volume<R>, number: u64) -> Option<String> {
             .ok()?
             .iter()
             .filter(|a| a.is(AttributeType::FileName))
-            .filter_map(|a| a.resident_value().ok().and_then(|v| FileNameKey::parse(v).ok()))
+            .filter_map(|a| {
+                a.resident_value()
+                    .ok()
+                    .and_then(|v| FileNameKey::parse(v).ok())
+            })
             .collect();
         let key = keys
             .iter()
@@ -190,9 +195,7 @@ pub fn inspect_footprint<R: ReadAt>(
     };
     for &file in files {
         let record = vol.read_record(file)?;
-        if let Some(AttrValue::NonResident(stream)) =
-            vol.value(&record, AttributeType::Data, "")?
-        {
+        if let Some(AttrValue::NonResident(stream)) = vol.value(&record, AttributeType::Data, "")? {
             fix.cluster_runs.extend(
                 stream
                     .runs

@@ -239,12 +239,18 @@ pub(crate) fn plan_inspected<R: ReadAt>(
                 if d.outcome.record_freed {
                     fix.mft_bits.insert(d.outcome.record);
                 }
-                fix.cluster_runs.extend(d.outcome.freed_runs.iter().copied());
+                fix.cluster_runs
+                    .extend(d.outcome.freed_runs.iter().copied());
             }
             fix.clusters = volume_changes
                 .iter()
                 .filter(|c| c.len > 0)
-                .map(|c| (c.offset / cs, (c.offset + c.len - 1) / cs - c.offset / cs + 1))
+                .map(|c| {
+                    (
+                        c.offset / cs,
+                        (c.offset + c.len - 1) / cs - c.offset / cs + 1,
+                    )
+                })
                 .collect();
             journal_overlaps.push(PlannedJournalOverlap {
                 volume: vi,

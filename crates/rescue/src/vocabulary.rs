@@ -1839,6 +1839,10 @@ impl fmt::Display for IdentityMismatch {
 #[cfg(test)]
 mod tests {
     use super::{
+        BitRange, Bitmap, IndexBlock, JournalOverlap, JournalOverlapDiscriminants, JournalReport,
+        JournalReportDiscriminants, JournalSummary, LcnRange, LfsVersion, TouchedRecord,
+    };
+    use super::{
         Blocker, BlockerDiscriminants, CheckOutcome, CheckOutcomeDiscriminants, Checked,
         CheckedDiscriminants, ContainerProblem, ContainerProblemDiscriminants, FixError,
         FixErrorDiscriminants, FixFailure, FixFailureDiscriminants, FixRefusal,
@@ -1849,10 +1853,6 @@ mod tests {
         UndoError, UndoErrorDiscriminants, UndoInconsistency, UndoInconsistencyDiscriminants,
         VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
         VolumeProblemDiscriminants,
-    };
-    use super::{
-        BitRange, Bitmap, IndexBlock, JournalOverlap, JournalOverlapDiscriminants, JournalReport,
-        JournalReportDiscriminants, JournalSummary, LcnRange, LfsVersion, TouchedRecord,
     };
     use kaifuku_container::{Format, OtherFormat};
     use kaifuku_ntfs::check::{Problem, ProblemKind};
@@ -2099,10 +2099,7 @@ mod tests {
                         },
                     ],
                     index_blocks: vec![],
-                    lcn_ranges: vec![LcnRange {
-                        first: 4,
-                        count: 3,
-                    }],
+                    lcn_ranges: vec![LcnRange { first: 4, count: 3 }],
                     bitmap_ranges: vec![BitRange {
                         bitmap: Bitmap::MftRecords,
                         first: 2146,

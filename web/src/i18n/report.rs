@@ -1,13 +1,13 @@
 //! The image report: container, partitions (and the partition reader's notes), volumes, matches.
 
 use super::{grouped, Lang, T};
+use crate::view::{BitmapView, IndexBlockView, JournalView, OverlapView};
 use kaifuku_container::Format;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::NoticeKind;
 use kaifuku_partition::Scheme;
 use kaifuku_rescue::vocabulary::VolumeName;
 use kaifuku_rescue::{Outcome, Verdict};
-use crate::view::{BitmapView, IndexBlockView, JournalView, OverlapView};
 
 impl T {
     // ---- image and partitions ----
