@@ -157,29 +157,32 @@ pub enum OverlapView {
     },
 }
 
-/// What the journal of a volume that is not clean holds (the core's `JournalReport`): the facts
-/// the page words.
+/// The analysis of a journal (the core's `JournalSummary`): the facts the page words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalFactsView {
+    /// "1.1" or "2.0".
+    pub version: String,
+    pub checkpoint_lsn: u64,
+    pub current_lsn: u64,
+    pub records_after_checkpoint: u64,
+    pub committed: u64,
+    pub uncommitted: u64,
+    /// (record, its path when resolved)
+    pub file_records: Vec<(u64, Option<String>)>,
+    pub index_blocks: Vec<IndexBlockView>,
+    /// (first cluster, clusters)
+    pub lcn_ranges: Vec<(u64, u64)>,
+    /// (bitmap, first bit, bits)
+    pub bitmap_ranges: Vec<(BitmapView, u64, u64)>,
+    pub unresolved: u32,
+    pub overlap: Option<OverlapView>,
+}
+
+/// What the journal of a volume that is not clean holds (the core's `JournalReport`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum JournalView {
-    Analysed {
-        /// "1.1" or "2.0".
-        version: String,
-        checkpoint_lsn: u64,
-        current_lsn: u64,
-        records_after_checkpoint: u64,
-        committed: u64,
-        uncommitted: u64,
-        /// (record, its path when resolved)
-        file_records: Vec<(u64, Option<String>)>,
-        index_blocks: Vec<IndexBlockView>,
-        /// (first cluster, clusters)
-        lcn_ranges: Vec<(u64, u64)>,
-        /// (bitmap, first bit, bits)
-        bitmap_ranges: Vec<(BitmapView, u64, u64)>,
-        unresolved: u32,
-        overlap: Option<OverlapView>,
-    },
+    Analysed(Box<JournalFactsView>),
     NoLiveLog,
     /// The core's explanation (English), for the technical reader.
     Unreadable {
@@ -196,67 +199,69 @@ impl JournalView {
             vcn: b.vcn,
         };
         match j {
-            JournalReport::Analysed { journal } => JournalView::Analysed {
-                version: match journal.version {
-                    LfsVersion::V1_1 => "1.1".into(),
-                    LfsVersion::V2_0 => "2.0".into(),
-                },
-                checkpoint_lsn: journal.checkpoint_lsn,
-                current_lsn: journal.current_lsn,
-                records_after_checkpoint: journal.records_after_checkpoint,
-                committed: journal.transactions_committed,
-                uncommitted: journal.transactions_uncommitted,
-                file_records: journal
-                    .file_records
-                    .iter()
-                    .map(|r| (r.record, r.path.clone()))
-                    .collect(),
-                index_blocks: journal.index_blocks.iter().map(block).collect(),
-                lcn_ranges: journal
-                    .lcn_ranges
-                    .iter()
-                    .map(|r| (r.first, r.count))
-                    .collect(),
-                bitmap_ranges: journal
-                    .bitmap_ranges
-                    .iter()
-                    .map(|r| {
-                        let bitmap = match &r.bitmap {
-                            Bitmap::Clusters => BitmapView::Clusters,
-                            Bitmap::MftRecords => BitmapView::MftRecords,
-                            Bitmap::IndexBlocks { record, name } => BitmapView::IndexBlocks {
-                                record: *record,
-                                name: name.clone(),
-                            },
-                            Bitmap::Other {
-                                record,
-                                attribute_type,
-                            } => BitmapView::Other {
-                                record: *record,
-                                attribute_type: *attribute_type,
-                            },
-                        };
-                        (bitmap, r.first, r.count)
-                    })
-                    .collect(),
-                unresolved: journal.unresolved,
-                overlap: journal.overlap.as_ref().map(|o| match o {
-                    JournalOverlap::NoOverlap => OverlapView::NoOverlap,
-                    JournalOverlap::Overlaps {
-                        file_records,
-                        index_blocks,
-                        mft_bitmap_pages,
-                        cluster_bitmap_pages,
-                        clusters,
-                    } => OverlapView::Overlaps {
-                        file_records: file_records.clone(),
-                        index_blocks: index_blocks.iter().map(block).collect(),
-                        mft_bitmap_pages: mft_bitmap_pages.clone(),
-                        cluster_bitmap_pages: cluster_bitmap_pages.clone(),
-                        clusters: clusters.iter().map(|r| (r.first, r.count)).collect(),
+            JournalReport::Analysed { journal } => {
+                JournalView::Analysed(Box::new(JournalFactsView {
+                    version: match journal.version {
+                        LfsVersion::V1_1 => "1.1".into(),
+                        LfsVersion::V2_0 => "2.0".into(),
                     },
-                }),
-            },
+                    checkpoint_lsn: journal.checkpoint_lsn,
+                    current_lsn: journal.current_lsn,
+                    records_after_checkpoint: journal.records_after_checkpoint,
+                    committed: journal.transactions_committed,
+                    uncommitted: journal.transactions_uncommitted,
+                    file_records: journal
+                        .file_records
+                        .iter()
+                        .map(|r| (r.record, r.path.clone()))
+                        .collect(),
+                    index_blocks: journal.index_blocks.iter().map(block).collect(),
+                    lcn_ranges: journal
+                        .lcn_ranges
+                        .iter()
+                        .map(|r| (r.first, r.count))
+                        .collect(),
+                    bitmap_ranges: journal
+                        .bitmap_ranges
+                        .iter()
+                        .map(|r| {
+                            let bitmap = match &r.bitmap {
+                                Bitmap::Clusters => BitmapView::Clusters,
+                                Bitmap::MftRecords => BitmapView::MftRecords,
+                                Bitmap::IndexBlocks { record, name } => BitmapView::IndexBlocks {
+                                    record: *record,
+                                    name: name.clone(),
+                                },
+                                Bitmap::Other {
+                                    record,
+                                    attribute_type,
+                                } => BitmapView::Other {
+                                    record: *record,
+                                    attribute_type: *attribute_type,
+                                },
+                            };
+                            (bitmap, r.first, r.count)
+                        })
+                        .collect(),
+                    unresolved: journal.unresolved,
+                    overlap: journal.overlap.as_ref().map(|o| match o {
+                        JournalOverlap::NoOverlap => OverlapView::NoOverlap,
+                        JournalOverlap::Overlaps {
+                            file_records,
+                            index_blocks,
+                            mft_bitmap_pages,
+                            cluster_bitmap_pages,
+                            clusters,
+                        } => OverlapView::Overlaps {
+                            file_records: file_records.clone(),
+                            index_blocks: index_blocks.iter().map(block).collect(),
+                            mft_bitmap_pages: mft_bitmap_pages.clone(),
+                            cluster_bitmap_pages: cluster_bitmap_pages.clone(),
+                            clusters: clusters.iter().map(|r| (r.first, r.count)).collect(),
+                        },
+                    }),
+                }))
+            }
             JournalReport::NoLiveLog => JournalView::NoLiveLog,
             JournalReport::Unreadable { error } => JournalView::Unreadable {
                 detail: error.to_string(),

@@ -277,7 +277,7 @@ fn inspect_view() -> InspectView {
             }],
             error: None,
             refused: false,
-            journal: Some(JournalView::Analysed {
+            journal: Some(JournalView::Analysed(Box::new(JournalFactsView {
                 version: "2.0".into(),
                 checkpoint_lsn: 0x8042d1,
                 current_lsn: 0x80541d,
@@ -310,7 +310,7 @@ fn inspect_view() -> InspectView {
                     cluster_bitmap_pages: vec![],
                     clusters: vec![],
                 }),
-            }),
+            }))),
         }],
         outcome: Outcome::Matches,
         problems: [

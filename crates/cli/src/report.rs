@@ -113,15 +113,10 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         }
         if let Some(j) = &v.journal {
             let _ = writeln!(o, "            journal content: {j}");
-            if let kaifuku_rescue::vocabulary::JournalReport::Analysed {
-                journal:
-                    kaifuku_rescue::vocabulary::JournalSummary {
-                        overlap: Some(overlap),
-                        ..
-                    },
-            } = j
-            {
-                let _ = writeln!(o, "            journal and fix: {overlap}");
+            if let kaifuku_rescue::vocabulary::JournalReport::Analysed { journal } = j {
+                if let Some(overlap) = &journal.overlap {
+                    let _ = writeln!(o, "            journal and fix: {overlap}");
+                }
             }
         }
         if let Some(e) = &v.error {

@@ -29,7 +29,9 @@ pub const BITS_PER_BITMAP_PAGE: u64 = 4096 * 8;
 /// goes through the volume's reader, so the block cache serves it and the report counts it.
 pub fn read_journal_report<R: ReadAt>(vol: &Volume<R>) -> JournalReport {
     match analyse_volume(vol) {
-        Ok(Some(summary)) => JournalReport::Analysed { journal: summary },
+        Ok(Some(summary)) => JournalReport::Analysed {
+            journal: Box::new(summary),
+        },
         Ok(None) => JournalReport::NoLiveLog,
         Err(e) => JournalReport::Unreadable {
             error: NtfsProblem::from(e),

@@ -960,7 +960,7 @@ pub enum JournalReport {
     /// The journal was read and analysed from its checkpoint.
     Analysed {
         /// What Windows would replay.
-        journal: JournalSummary,
+        journal: Box<JournalSummary>,
     },
     /// The restart area names no checkpoint to replay from (no client in use, or chkdsk made the
     /// log obsolete): nothing to replay, although the restart area is not marked clean.
@@ -2079,7 +2079,7 @@ mod tests {
     fn journal_reports() -> Vec<JournalReport> {
         vec![
             JournalReport::Analysed {
-                journal: JournalSummary {
+                journal: Box::new(JournalSummary {
                     version: LfsVersion::V1_1,
                     checkpoint_lsn: 0x8042d1,
                     current_lsn: 0x80541d,
@@ -2108,7 +2108,7 @@ mod tests {
                     unresolved: 0,
                     bytes_read: 40960,
                     overlap: Some(JournalOverlap::NoOverlap),
-                },
+                }),
             },
             JournalReport::NoLiveLog,
             JournalReport::Unreadable {

@@ -1,7 +1,7 @@
 //! The image report: container, partitions (and the partition reader's notes), volumes, matches.
 
 use super::{grouped, Lang, T};
-use crate::view::{BitmapView, IndexBlockView, JournalView, OverlapView};
+use crate::view::{BitmapView, IndexBlockView, JournalFactsView, JournalView, OverlapView};
 use kaifuku_container::Format;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::NoticeKind;
@@ -403,111 +403,6 @@ impl T {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_partition_notice_is_said_in_both_languages() {
-        let all = vec![
-            NoticeKind::GptSector4096,
-            NoticeKind::SizeNotWholeSectors {
-                size: 1001,
-                sector_size: 512,
-            },
-            NoticeKind::GptCopiesDiffer,
-            NoticeKind::GptDiskGuidsDiffer,
-            NoticeKind::BackupGptDamaged {
-                detail: "CRC".into(),
-            },
-            NoticeKind::PrimaryGptDamaged {
-                detail: "CRC".into(),
-                backup_lba: 77,
-            },
-            NoticeKind::DiskEnlarged {
-                backup_lba: 77,
-                last_lba: 99,
-            },
-            NoticeKind::GptTruncated {
-                needed: 4096,
-                size: 1024,
-            },
-            NoticeKind::GptEntryImpossible {
-                number: 3,
-                name: String::new(),
-                first_lba: 9,
-                last_lba: 2,
-            },
-            NoticeKind::OutsideUsableArea {
-                number: 2,
-                first_lba: 1,
-                last_lba: 5,
-                usable_first: 34,
-                usable_last: 99,
-            },
-            NoticeKind::DynamicDiskGpt { number: 2 },
-            NoticeKind::HybridMbr,
-            NoticeKind::StaleGpt { at: 512 },
-            NoticeKind::ProtectiveMbrMissing,
-            NoticeKind::BareSectorCountedIn512 {
-                boot_sector_size: 1024,
-            },
-            NoticeKind::BareNoSectorSize,
-            NoticeKind::PartitionTruncated {
-                extended: true,
-                number: 2,
-                end: 10,
-                size: 5,
-                missing: 5,
-            },
-            NoticeKind::PartitionsOverlap {
-                a: 1,
-                b: 2,
-                a_start: 0,
-                a_end: 10,
-                b_start: 5,
-                b_end: 20,
-            },
-            NoticeKind::DynamicDiskMbr { number: 1 },
-            NoticeKind::EbrPastEnd {
-                ebr: 12,
-                extended: 2,
-            },
-            NoticeKind::EbrNoSignature {
-                ebr: 12,
-                extended: 2,
-            },
-            NoticeKind::Mbr4096FromBootSectors {
-                partitions: vec![1, 2],
-            },
-            NoticeKind::Mbr4096FromExtendedChain,
-            NoticeKind::Mbr512FromDiskSize,
-            NoticeKind::Mbr512Assumed,
-            NoticeKind::BareVolume {
-                volume: "NTFS volume".into(),
-            },
-            NoticeKind::EmptyMbr,
-        ];
-        for n in &all {
-            let en = T(Lang::En).notice(n);
-            let ja = T(Lang::Ja).notice(n);
-            assert_eq!(en, n.to_string());
-            assert_ne!(ja, en, "{n:?} has no Japanese text");
-            assert!(
-                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
-                "{ja}"
-            );
-            // Every number the English sentence names is in the Japanese one too.
-            for num in en
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|s| s.len() > 1)
-            {
-                assert!(ja.contains(num), "{n:?}: {num} missing from {ja}");
-            }
-        }
-    }
-}
-
 // ---- the journal of a volume that is not clean ----
 
 /// Items shown of a list before "and N more".
@@ -580,20 +475,21 @@ impl T {
     /// The journal of a volume, line by line.
     pub fn journal_lines(self, j: &JournalView) -> Vec<String> {
         match j {
-            JournalView::Analysed {
-                version,
-                checkpoint_lsn,
-                current_lsn,
-                records_after_checkpoint,
-                committed,
-                uncommitted,
-                file_records,
-                index_blocks,
-                lcn_ranges,
-                bitmap_ranges,
-                unresolved,
-                overlap,
-            } => {
+            JournalView::Analysed(facts) => {
+                let JournalFactsView {
+                    version,
+                    checkpoint_lsn,
+                    current_lsn,
+                    records_after_checkpoint,
+                    committed,
+                    uncommitted,
+                    file_records,
+                    index_blocks,
+                    lcn_ranges,
+                    bitmap_ranges,
+                    unresolved,
+                    overlap,
+                } = &**facts;
                 let mut lines = vec![
                     pick!(
                         self,
@@ -757,6 +653,111 @@ impl T {
                     format!("未反映の変更が修復の変更箇所と重なります: {parts}。"),
                     format!("Pending changes touch what the fix changes: {parts}.")
                 )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_notice_is_said_in_both_languages() {
+        let all = vec![
+            NoticeKind::GptSector4096,
+            NoticeKind::SizeNotWholeSectors {
+                size: 1001,
+                sector_size: 512,
+            },
+            NoticeKind::GptCopiesDiffer,
+            NoticeKind::GptDiskGuidsDiffer,
+            NoticeKind::BackupGptDamaged {
+                detail: "CRC".into(),
+            },
+            NoticeKind::PrimaryGptDamaged {
+                detail: "CRC".into(),
+                backup_lba: 77,
+            },
+            NoticeKind::DiskEnlarged {
+                backup_lba: 77,
+                last_lba: 99,
+            },
+            NoticeKind::GptTruncated {
+                needed: 4096,
+                size: 1024,
+            },
+            NoticeKind::GptEntryImpossible {
+                number: 3,
+                name: String::new(),
+                first_lba: 9,
+                last_lba: 2,
+            },
+            NoticeKind::OutsideUsableArea {
+                number: 2,
+                first_lba: 1,
+                last_lba: 5,
+                usable_first: 34,
+                usable_last: 99,
+            },
+            NoticeKind::DynamicDiskGpt { number: 2 },
+            NoticeKind::HybridMbr,
+            NoticeKind::StaleGpt { at: 512 },
+            NoticeKind::ProtectiveMbrMissing,
+            NoticeKind::BareSectorCountedIn512 {
+                boot_sector_size: 1024,
+            },
+            NoticeKind::BareNoSectorSize,
+            NoticeKind::PartitionTruncated {
+                extended: true,
+                number: 2,
+                end: 10,
+                size: 5,
+                missing: 5,
+            },
+            NoticeKind::PartitionsOverlap {
+                a: 1,
+                b: 2,
+                a_start: 0,
+                a_end: 10,
+                b_start: 5,
+                b_end: 20,
+            },
+            NoticeKind::DynamicDiskMbr { number: 1 },
+            NoticeKind::EbrPastEnd {
+                ebr: 12,
+                extended: 2,
+            },
+            NoticeKind::EbrNoSignature {
+                ebr: 12,
+                extended: 2,
+            },
+            NoticeKind::Mbr4096FromBootSectors {
+                partitions: vec![1, 2],
+            },
+            NoticeKind::Mbr4096FromExtendedChain,
+            NoticeKind::Mbr512FromDiskSize,
+            NoticeKind::Mbr512Assumed,
+            NoticeKind::BareVolume {
+                volume: "NTFS volume".into(),
+            },
+            NoticeKind::EmptyMbr,
+        ];
+        for n in &all {
+            let en = T(Lang::En).notice(n);
+            let ja = T(Lang::Ja).notice(n);
+            assert_eq!(en, n.to_string());
+            assert_ne!(ja, en, "{n:?} has no Japanese text");
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
+                "{ja}"
+            );
+            // Every number the English sentence names is in the Japanese one too.
+            for num in en
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| s.len() > 1)
+            {
+                assert!(ja.contains(num), "{n:?}: {num} missing from {ja}");
             }
         }
     }

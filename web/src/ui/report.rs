@@ -134,7 +134,11 @@ fn volumes(t: T, v: &InspectView) -> Html {
             })}
             {for v.volumes.iter().filter_map(|x| x.journal.as_ref().map(|j| (x, j))).map(|(x, j)| {
                 let overlap = match j {
-                    JournalView::Analysed { overlap: Some(o), .. } => code(serde_json::to_value(o)),
+                    JournalView::Analysed(facts) => facts
+                        .overlap
+                        .as_ref()
+                        .map(|o| code(serde_json::to_value(o)))
+                        .unwrap_or_default(),
                     _ => String::new(),
                 };
                 html! {
