@@ -761,4 +761,127 @@ mod tests {
             }
         }
     }
+
+    /// The numbers a text names (`0x…` included; two characters or more).
+    fn numbers(s: &str) -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|n| n.len() > 1 && n.starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_journal_report_is_said_in_both_languages_with_the_core_s_figures() {
+        use kaifuku_ntfs::logfile::analysis::{BitRange, Bitmap, IndexBlock, LcnRange};
+        use kaifuku_ntfs::logfile::LfsVersion;
+        use kaifuku_rescue::vocabulary::{
+            JournalOverlap, JournalReport, JournalSummary, NtfsProblem, TouchedRecord,
+        };
+        let block = |record, vcn| IndexBlock {
+            record,
+            name: "$I30".into(),
+            vcn,
+            block_offset: 0,
+            entry_offset: 0x18,
+        };
+        let summary = |overlap| JournalSummary {
+            version: LfsVersion::V2_0,
+            checkpoint_lsn: 0x8042d1,
+            current_lsn: 0x80541d,
+            redo_lsn: 0x80386c,
+            last_lsn: 0x80541d,
+            records_after_checkpoint: 156,
+            transactions_committed: 12,
+            transactions_uncommitted: 3,
+            file_records: (30..42)
+                .map(|record| TouchedRecord {
+                    record,
+                    path: (record == 35).then(|| "\\Windows".to_string()),
+                })
+                .collect(),
+            index_blocks: vec![block(55, 16)],
+            lcn_ranges: vec![LcnRange {
+                first: 262143,
+                count: 4,
+            }],
+            bitmap_ranges: vec![
+                BitRange {
+                    bitmap: Bitmap::Clusters,
+                    first: 35,
+                    count: 7,
+                },
+                BitRange {
+                    bitmap: Bitmap::MftRecords,
+                    first: 40,
+                    count: 1,
+                },
+                BitRange {
+                    bitmap: Bitmap::IndexBlocks {
+                        record: 55,
+                        name: "$I30".into(),
+                    },
+                    first: 12,
+                    count: 1,
+                },
+                BitRange {
+                    bitmap: Bitmap::Other {
+                        record: 24,
+                        attribute_type: 0xB0,
+                    },
+                    first: 99,
+                    count: 2,
+                },
+            ],
+            unresolved: 17,
+            bytes_read: 78336,
+            overlap,
+        };
+        let reports = vec![
+            JournalReport::Analysed {
+                journal: Box::new(summary(None)),
+            },
+            JournalReport::Analysed {
+                journal: Box::new(summary(Some(JournalOverlap::NoOverlap))),
+            },
+            JournalReport::Analysed {
+                journal: Box::new(summary(Some(JournalOverlap::Overlaps {
+                    file_records: vec![2146],
+                    index_blocks: vec![block(2140, 8)],
+                    mft_bitmap_pages: vec![10],
+                    cluster_bitmap_pages: vec![11],
+                    clusters: vec![LcnRange {
+                        first: 5000,
+                        count: 2,
+                    }],
+                }))),
+            },
+            JournalReport::NoLiveLog,
+            JournalReport::Unreadable {
+                error: NtfsProblem::ReaderFailed {
+                    detail: "torn".into(),
+                },
+            },
+        ];
+        for report in &reports {
+            let view = crate::view::JournalView::of(report);
+            let ja = T(Lang::Ja).journal_lines(&view).join("\n");
+            let en = T(Lang::En).journal_lines(&view).join("\n");
+            assert_ne!(ja, en, "{report:?} has no Japanese text");
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
+                "{ja}"
+            );
+            // The page names the core's figures, in both languages.
+            let mut core = report.to_string();
+            if let JournalReport::Analysed { journal } = report {
+                if let Some(o) = &journal.overlap {
+                    core.push_str(&o.to_string());
+                }
+            }
+            for n in numbers(&en) {
+                assert!(core.contains(&n), "{n} of {en:?} is not in {core:?}");
+                assert!(ja.contains(&n), "{n} missing from {ja}");
+            }
+        }
+    }
 }
