@@ -33,7 +33,10 @@ struct Listed {
 }
 
 struct Recover {
+    /// The newer restart page's current LSN (§4.4).
     current_lsn: u64,
+    /// Its client's restart LSN: the checkpoint recovery starts from.
+    client_restart_lsn: u64,
     records: BTreeMap<u64, Listed>,
 }
 
@@ -41,14 +44,21 @@ fn hex(s: &str) -> u64 {
     u64::from_str_radix(s, 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-fn ntfsrecover(vol: &Path) -> Recover {
-    let out = std::process::Command::new("ntfsrecover")
-        .args([OsStr::new("-n"), OsStr::new("-f"), OsStr::new("-v")])
+fn ntfsrecover(vol: &Path, v2: bool) -> Recover {
+    let mut cmd = std::process::Command::new("ntfsrecover");
+    cmd.arg("-n");
+    if v2 {
+        // Version 2.0 logs are listed only with -k (--kill-fast-restart); -n keeps it read-only.
+        cmd.arg("-k");
+    }
+    let out = cmd
+        .args([OsStr::new("-f"), OsStr::new("-v")])
         .arg(vol)
         .output()
         .expect("ntfsrecover (ntfs-3g) runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut current_lsn = None;
+    // (current LSN, client restart LSN) of each restart page listed.
+    let mut restart_pages: Vec<(u64, u64)> = Vec::new();
     let mut records: BTreeMap<u64, Listed> = BTreeMap::new();
     let mut at: Option<u64> = None;
     for line in text.lines() {
@@ -56,8 +66,13 @@ fn ntfsrecover(vol: &Path) -> Recover {
         if w.len() < 2 {
             continue;
         }
-        if w[0] == "current_lsn" && current_lsn.is_none() {
-            current_lsn = Some(hex(w[1]));
+        if w[0] == "current_lsn" && at.is_none() {
+            restart_pages.push((hex(w[1]), 0));
+        }
+        if w[0] == "client_restart_lsn" && at.is_none() {
+            if let Some(p) = restart_pages.last_mut() {
+                p.1 = hex(w[1]);
+            }
         }
         if w[0] == "this_lsn" {
             let lsn = hex(w[1]);
@@ -85,8 +100,13 @@ fn ntfsrecover(vol: &Path) -> Recover {
             _ => {}
         }
     }
+    let (current_lsn, client_restart_lsn) = restart_pages
+        .into_iter()
+        .max()
+        .expect("ntfsrecover prints the restart areas");
     Recover {
-        current_lsn: current_lsn.expect("ntfsrecover prints the restart area"),
+        current_lsn,
+        client_restart_lsn,
         records,
     }
 }
@@ -123,12 +143,13 @@ fn turned_back(log: &[u8], restart_lsn: u64, oldest_lsn: u64) -> Vec<u8> {
 const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
 const CS_FILE: &str = "C-00000291-00000000-00000032.sys";
 
-/// A 5 GiB sparse mkntfs volume (its `$LogFile` holds the Windows 7 log's 0x1678000 bytes) with
-/// the CrowdStrike file written by ntfs-3g.
-fn volume(s: &Scratch) -> PathBuf {
+/// A sparse mkntfs volume of `gib` GiB (mkntfs makes `$LogFile` 1/200 of it: 5 GiB holds the
+/// Windows 7 log's 0x1678000 bytes, 2 GiB the Windows 10 log's 0x8A0000) with the CrowdStrike
+/// file written by ntfs-3g.
+fn volume(s: &Scratch, gib: u64) -> PathBuf {
     let vol = s.path("crashed.vol");
     let f = std::fs::File::create(&vol).unwrap();
-    f.set_len(5 << 30).unwrap();
+    f.set_len(gib << 30).unwrap();
     drop(f);
     run_ok(
         "mkntfs",
@@ -159,12 +180,12 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
         return;
     };
     let s = Scratch::new("inspect-journal");
-    let vol = volume(&s);
+    let vol = volume(&s, 5);
     let log = std::fs::read(dfir.join("LogFile_7.bin")).unwrap();
     put_log(&vol, &log);
     // The checkpoints of the log, as ntfsrecover lists them: the one in the middle that dumped
     // its open attribute table is where the restart area is turned back to.
-    let listed = ntfsrecover(&vol);
+    let listed = ntfsrecover(&vol, false);
     let checkpoints: Vec<(u64, &Listed)> = listed
         .records
         .iter()
@@ -177,7 +198,8 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
     let (checkpoint, cp) = checkpoints[checkpoints.len() / 2];
     let (start, oldest) = (cp.checkpoint_start, cp.oldest_lsn);
     put_log(&vol, &turned_back(&log, checkpoint, oldest));
-    let recover = ntfsrecover(&vol);
+    let recover = ntfsrecover(&vol, false);
+    assert_eq!(recover.client_restart_lsn, checkpoint);
     let current = recover.current_lsn;
     // ntfsrecover's figures: the records after the checkpoint's start up to the current LSN;
     // the MFT records ("inode N") of those from the oldest LSN the checkpoint needs.
@@ -318,4 +340,65 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
         .unwrap_or_else(|| panic!("no journal_overlaps: {plan}"));
     assert_eq!(overlaps.len(), 1);
     assert_eq!(overlaps[0]["overlap"]["code"], "overlaps");
+}
+
+#[test]
+fn a_windows_10_journal_is_analysed_as_ntfsrecover_reads_it() {
+    let test = "a_windows_10_journal_is_analysed_as_ntfsrecover_reads_it";
+    let Some(dfir) = gpl_testdata("dfir_ntfs", test) else {
+        return;
+    };
+    let s = Scratch::new("inspect-journal-v2");
+    let vol = volume(&s, 2);
+    // A version 2.0 log as Windows 10 left it: not clean by its version alone (§4.6).
+    put_log(&vol, &std::fs::read(dfir.join("LogFile_10.bin")).unwrap());
+    let recover = ntfsrecover(&vol, true);
+    let current = recover.current_lsn;
+    let checkpoint = recover.client_restart_lsn;
+    let cp = &recover.records[&checkpoint];
+    assert_eq!(cp.record_type, 2);
+    let after = recover
+        .records
+        .range(cp.checkpoint_start + 1..=current)
+        .count() as u64;
+    let inodes: BTreeSet<u64> = recover
+        .records
+        .range(cp.oldest_lsn..=current)
+        .filter_map(|(_, r)| r.inode)
+        .collect();
+
+    let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), vol.as_os_str()]);
+    let report: Value = serde_json::from_slice(&r.stdout)
+        .unwrap_or_else(|e| panic!("inspect --json: {e}: {}", r.both()));
+    let v = &report["volumes"][0];
+    assert_eq!(v["ntfs"]["log"]["state"], "v2.0", "{v}");
+    let j = &v["journal"];
+    assert_eq!(j["code"], "analysed", "{j}");
+    let a = &j["journal"];
+    assert_eq!(a["version"], "2.0");
+    assert_eq!(a["checkpoint_lsn"], checkpoint);
+    assert_eq!(a["current_lsn"], current);
+    assert_eq!(
+        a["records_after_checkpoint"], after,
+        "ntfsrecover lists {after}"
+    );
+    let ours: BTreeSet<u64> = a["file_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ours, inodes, "MFT records the pending records change");
+    assert!(
+        report["reads"]["bytes"].as_u64().unwrap() <= 2 << 20,
+        "{}",
+        report["reads"]
+    );
+    let text = kaifuku([OsStr::new("inspect"), vol.as_os_str()]).text();
+    assert!(
+        text.contains(&format!(
+            "journal content: LFS 2.0, checkpoint LSN {checkpoint:#x}, current LSN {current:#x}; {after} log records after the checkpoint"
+        )),
+        "{text}"
+    );
 }
