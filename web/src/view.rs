@@ -193,11 +193,6 @@ pub enum JournalView {
 impl JournalView {
     /// The page's view of the core's journal report.
     pub fn of(j: &JournalReport) -> JournalView {
-        let block = |b: &IndexBlock| IndexBlockView {
-            record: b.record,
-            name: b.name.clone(),
-            vcn: b.vcn,
-        };
         match j {
             JournalReport::Analysed { journal } => {
                 JournalView::Analysed(Box::new(JournalFactsView {
@@ -215,7 +210,11 @@ impl JournalView {
                         .iter()
                         .map(|r| (r.record, r.path.clone()))
                         .collect(),
-                    index_blocks: journal.index_blocks.iter().map(block).collect(),
+                    index_blocks: journal
+                        .index_blocks
+                        .iter()
+                        .map(IndexBlockView::of)
+                        .collect(),
                     lcn_ranges: journal
                         .lcn_ranges
                         .iter()
@@ -244,22 +243,7 @@ impl JournalView {
                         })
                         .collect(),
                     unresolved: journal.unresolved,
-                    overlap: journal.overlap.as_ref().map(|o| match o {
-                        JournalOverlap::NoOverlap => OverlapView::NoOverlap,
-                        JournalOverlap::Overlaps {
-                            file_records,
-                            index_blocks,
-                            mft_bitmap_pages,
-                            cluster_bitmap_pages,
-                            clusters,
-                        } => OverlapView::Overlaps {
-                            file_records: file_records.clone(),
-                            index_blocks: index_blocks.iter().map(block).collect(),
-                            mft_bitmap_pages: mft_bitmap_pages.clone(),
-                            cluster_bitmap_pages: cluster_bitmap_pages.clone(),
-                            clusters: clusters.iter().map(|r| (r.first, r.count)).collect(),
-                        },
-                    }),
+                    overlap: journal.overlap.as_ref().map(OverlapView::of),
                 }))
             }
             JournalReport::NoLiveLog => JournalView::NoLiveLog,
@@ -666,6 +650,10 @@ pub struct PlanView {
     /// Volumes whose journal is reset and which are marked dirty.
     #[serde(with = "volume_name_list")]
     pub journal_reset: Vec<VolumeName>,
+    /// For each volume whose journal was read: whether its pending changes touch what the plan
+    /// changes.
+    #[serde(default)]
+    pub journal_overlaps: Vec<PlannedOverlapView>,
     /// Changed ranges of the virtual disk.
     pub patches: Vec<RangeView>,
     /// The same changes as writes to the image file (what the download differs in).
@@ -674,6 +662,46 @@ pub struct PlanView {
     /// Matches the core's own verification found on the patched view (0).
     pub matches_after: usize,
     pub reads: Reads,
+}
+
+/// Whether the pending changes of a volume's journal touch what the plan changes there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedOverlapView {
+    #[serde(with = "VolumeNameDef")]
+    pub volume: VolumeName,
+    pub overlap: OverlapView,
+}
+
+impl OverlapView {
+    /// The page's view of the core's overlap.
+    pub fn of(o: &JournalOverlap) -> OverlapView {
+        match o {
+            JournalOverlap::NoOverlap => OverlapView::NoOverlap,
+            JournalOverlap::Overlaps {
+                file_records,
+                index_blocks,
+                mft_bitmap_pages,
+                cluster_bitmap_pages,
+                clusters,
+            } => OverlapView::Overlaps {
+                file_records: file_records.clone(),
+                index_blocks: index_blocks.iter().map(IndexBlockView::of).collect(),
+                mft_bitmap_pages: mft_bitmap_pages.clone(),
+                cluster_bitmap_pages: cluster_bitmap_pages.clone(),
+                clusters: clusters.iter().map(|r| (r.first, r.count)).collect(),
+            },
+        }
+    }
+}
+
+impl IndexBlockView {
+    fn of(b: &IndexBlock) -> IndexBlockView {
+        IndexBlockView {
+            record: b.record,
+            name: b.name.clone(),
+            vcn: b.vcn,
+        }
+    }
 }
 
 pub fn plan_view(
@@ -722,6 +750,14 @@ pub fn plan_view(
             })
             .collect(),
         journal_reset: plan.journals_discarded.iter().map(|i| vname(*i)).collect(),
+        journal_overlaps: plan
+            .journal_overlaps
+            .iter()
+            .map(|o| PlannedOverlapView {
+                volume: vname(o.volume),
+                overlap: OverlapView::of(&o.overlap),
+            })
+            .collect(),
         patches: plan
             .patches
             .iter()

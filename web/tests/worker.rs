@@ -370,6 +370,10 @@ fn plan_view() -> PlanView {
             side_indexes: vec![],
         }],
         journal_reset: vec![volume()],
+        journal_overlaps: vec![PlannedOverlapView {
+            volume: volume(),
+            overlap: OverlapView::NoOverlap,
+        }],
         patches: vec![RangeView {
             offset: 0x1000,
             len: 1024,
