@@ -340,6 +340,21 @@ fn an_unclean_windows_7_journal_is_analysed_as_ntfsrecover_reads_it() {
         .unwrap_or_else(|| panic!("no journal_overlaps: {plan}"));
     assert_eq!(overlaps.len(), 1);
     assert_eq!(overlaps[0]["overlap"]["code"], "overlaps");
+    let out = s.path("fixed-text.vol");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        vol.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert!(
+        r.text()
+            .contains("before the reset: pending journal changes touch what the fix changes:"),
+        "{}",
+        r.both()
+    );
 }
 
 #[test]
