@@ -22,8 +22,8 @@ use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     BitmapView, CheckView, ContainerView, DeletionView, FixedView, IndexBlockView, InspectView,
-    JournalView, MatchView, NtfsView, OverlapView, PartitionView, PartitionsView, PlanView,
-    Problem, ProblemView, RangeView, Reads, VolumeView,
+    JournalFactsView, JournalView, MatchView, NtfsView, OverlapView, PartitionView, PartitionsView,
+    PlanView, PlannedOverlapView, Problem, ProblemView, RangeView, Reads, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
