@@ -10,7 +10,8 @@
 mod common;
 
 use common::{
-    gpl_testdata, kaifuku, ntfs3g, refixup, run_ok, u16le, u32le, unfixup, write_at, Scratch, Vol,
+    extract, gpl_testdata, kaifuku, ntfs3g, read_at, refixup, repo_testdata, run, run_ok, u16le,
+    u32le as mbr_u32, u32le, unfixup, write_at, Scratch, Vol,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -416,4 +417,120 @@ fn a_windows_10_journal_is_analysed_as_ntfsrecover_reads_it() {
         )),
         "{text}"
     );
+}
+
+/// Turns the journal already on `vol` back to checkpoint `restart_lsn` (its restart pages only).
+fn turn_back_on_volume(vol: &Path, restart_lsn: u64, oldest_lsn: u64) {
+    let v = Vol::open(vol);
+    let lf = v.record(2).attr(0x80, "").unwrap();
+    let mut head = Vec::new();
+    for (off, len) in v.map(&lf.runs, 0, 8192) {
+        head.extend(read_at(vol, off, len as usize));
+    }
+    let page = u32le(&head, 0x10) as usize;
+    if head.len() < 2 * page {
+        for (off, len) in v.map(&lf.runs, 8192, (2 * page - head.len()) as u64) {
+            head.extend(read_at(vol, off, len as usize));
+        }
+    }
+    put_log(
+        vol,
+        &turned_back(&head[..2 * page], restart_lsn, oldest_lsn),
+    );
+}
+
+#[test]
+fn a_windows_made_volume_s_own_journal_turned_back_is_analysed_with_its_paths() {
+    let test = "a_windows_made_volume_s_own_journal_turned_back_is_analysed_with_its_paths";
+    let src = repo_testdata()
+        .join("windows-made")
+        .join("ntfs-ptrn.raw.gz");
+    if !src.exists() {
+        eprintln!("SKIPPED {test}: {} is absent", src.display());
+        return;
+    }
+    let s = Scratch::new("inspect-journal-windows-made");
+    let img = s.path("ptrn.raw");
+    let o = common::sh(&format!(
+        "gunzip -c '{}' > '{}'",
+        src.display(),
+        img.display()
+    ));
+    assert_eq!(o.code, 0, "gunzip: {}", o.both());
+    let mbr = read_at(&img, 0, 512);
+    let (start, len) = (
+        mbr_u32(&mbr, 0x1BE + 8) as u64 * 512,
+        mbr_u32(&mbr, 0x1BE + 12) as u64 * 512,
+    );
+    let vol = s.path("ptrn.vol");
+    extract(&img, start, len, &vol);
+    // Windows dismounted it cleanly: the journal is not read.
+    let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), vol.as_os_str()]);
+    let report: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(report["volumes"][0].get("journal").is_none(), "{report}");
+
+    let listed = ntfsrecover(&vol, false);
+    let checkpoints: Vec<(u64, &Listed)> = listed
+        .records
+        .iter()
+        .filter(|(lsn, r)| {
+            r.record_type == 2 && r.attributes_lsn != 0 && **lsn <= listed.current_lsn
+        })
+        .map(|(l, r)| (*l, r))
+        .collect();
+    assert!(checkpoints.len() >= 3, "{checkpoints:?}");
+    let (checkpoint, cp) = checkpoints[checkpoints.len() / 2];
+    let (cp_start, oldest) = (cp.checkpoint_start, cp.oldest_lsn);
+    turn_back_on_volume(&vol, checkpoint, oldest);
+    let recover = ntfsrecover(&vol, false);
+    assert_eq!(recover.client_restart_lsn, checkpoint);
+    let current = recover.current_lsn;
+    let after = recover.records.range(cp_start + 1..=current).count() as u64;
+    let inodes: BTreeSet<u64> = recover
+        .records
+        .range(oldest..=current)
+        .filter_map(|(_, r)| r.inode)
+        .collect();
+
+    let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), vol.as_os_str()]);
+    let report: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let a = &report["volumes"][0]["journal"]["journal"];
+    assert_eq!(a["checkpoint_lsn"], checkpoint, "{a}");
+    assert_eq!(a["current_lsn"], current);
+    assert_eq!(
+        a["records_after_checkpoint"], after,
+        "ntfsrecover lists {after}"
+    );
+    let records = a["file_records"].as_array().unwrap();
+    let ours: BTreeSet<u64> = records
+        .iter()
+        .map(|r| r["record"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ours, inodes, "MFT records the pending records change");
+    assert!(
+        report["reads"]["bytes"].as_u64().unwrap() <= 2 << 20,
+        "{}",
+        report["reads"]
+    );
+    // Every path resolved is the one sleuthkit's ffind gives for that record.
+    let mut resolved = 0;
+    for r in records {
+        let Some(path) = r["path"].as_str() else {
+            continue;
+        };
+        let n = r["record"].as_u64().unwrap();
+        let number = n.to_string();
+        let o = run("ffind", [vol.as_os_str(), OsStr::new(&number)]);
+        // ffind writes "/" for the root and "//$Volume" for files in it.
+        let mut theirs = String::new();
+        for c in o.text().lines().next().unwrap_or_default().chars() {
+            let c = if c == '/' { '\\' } else { c };
+            if !(c == '\\' && theirs.ends_with('\\')) {
+                theirs.push(c);
+            }
+        }
+        assert_eq!(path, theirs, "record {n}: ffind says {}", o.both());
+        resolved += 1;
+    }
+    assert!(resolved > 0, "{a}");
 }
