@@ -30,7 +30,7 @@ TARGETS=(
   "runlist 512"
   "index_node 8193"
   "upcase 4096"
-  "logfile 16388"
+  "logfile 65540"
   "undo 8192"
   "inspect_image 1024"
   "plan_image 1024"

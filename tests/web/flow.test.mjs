@@ -7,7 +7,7 @@ import path from "node:path";
 import { serve } from "../../web/serve.mjs";
 import {
   asRaw, assert, assertNoPageProblems, assertOnlyOwnOrigin, assertSameBytes, cli, crowdstrikeNamesByNtfs3g,
-  DIST, fixFlow, fixture, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch,
+  DIST, fixFlow, fixture, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch, waitState,
 } from "./lib.mjs";
 
 const SUB = "/some/sub/path/";
@@ -135,7 +135,9 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
         image: img, format: "raw", locale: "ja-JP", windows: 2, consent: true, expectMatches: 2,
         textChecks: (t) => {
           for (const s of ["ボリュームのジャーナルがクリーンではありません", "ジャーナル($LogFile)", "chkdsk",
-            "理解しました", "ジャーナルをリセットし", "ジャーナルはリセット済みで", "最初の起動時に Windows が chkdsk を実行します"]) {
+            "理解しました", "ジャーナルをリセットし", "ジャーナルはリセット済みで", "最初の起動時に Windows が chkdsk を実行します",
+            // The journal's content: this one's restart pages are damaged, and the page says so.
+            "ジャーナルの内容(次回の起動時に Windows が再生する変更)", "ジャーナルを読み取れないため、Windows が再生する内容はわかりません"]) {
             assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
           }
           assert.ok(t.includes("すべてゼロ"), "the all-zero column");
@@ -143,6 +145,35 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
       });
       assert.deepEqual(report.plan.journals_discarded.length, 1);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("unclean journal, English: the journal's content is shown before consent", async () => {
+    const dir = scratch("unclean-en");
+    const b = await launch({ locale: "en-US" });
+    try {
+      const img = path.join(dir, "crashed.raw");
+      makeUnclean(fixture("mbr-win.raw"), img, 2);
+      // What the command line says of the same journal.
+      const inspected = JSON.parse(cli(["inspect", "--json", img]).stdout);
+      const journals = inspected.volumes.filter((v) => v.journal).map((v) => v.journal);
+      assert.equal(journals.length, 1);
+      assert.equal(journals[0].code, "unreadable");
+      await b.page.goto(srv.url);
+      await b.page.waitForSelector("#pick-button");
+      await b.page.setInputFiles("#file-input", img);
+      assert.equal(await waitState(b.page, ["planned", "inspected", "failed"]), "inspected");
+      const shown = await b.page.$$eval(".journal-content", (ds) => ds.map((d) => d.dataset.code));
+      assert.deepEqual(shown, ["unreadable"]);
+      const t = await b.page.innerText("main");
+      for (const s of ["Journal content (the changes Windows replays when it next starts)",
+        "The journal cannot be read, so what Windows would replay is unknown", "both restart pages of $LogFile are damaged"]) {
+        assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
+      }
+      await assertNoPageProblems(b);
+    } finally {
+      await b.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -9,10 +9,13 @@
 
 use kaifuku_container::Format;
 use kaifuku_io::PatchData;
+use kaifuku_ntfs::logfile::analysis::{Bitmap, IndexBlock};
+use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, PartitionType, Scheme};
 use kaifuku_rescue::vocabulary::{
-    Blocker, FixRefusal, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
+    Blocker, FixRefusal, JournalOverlap, JournalReport, Reason, RuleNotice, VerifyFailure,
+    VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{
     FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
@@ -103,6 +106,145 @@ pub struct VolumeView {
     /// Why the volume could not be examined, in the core's words (the problems list words it).
     pub error: Option<String>,
     pub refused: bool,
+    /// What the journal holds, when it is not clean (the core read it only then).
+    #[serde(default)]
+    pub journal: Option<JournalView>,
+}
+
+/// An index block the journal changes: its directory's (or index's) record, the index's name and
+/// the block's VCN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexBlockView {
+    pub record: u64,
+    pub name: String,
+    pub vcn: u64,
+}
+
+/// Which bitmap a range of bits is in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum BitmapView {
+    /// `$Bitmap`: bits are clusters.
+    Clusters,
+    /// `$MFT:$BITMAP`: bits are MFT records.
+    MftRecords,
+    /// An index's `$BITMAP`: bits are its blocks.
+    IndexBlocks { record: u64, name: String },
+    /// Another bitmap.
+    Other { record: u64, attribute_type: u32 },
+}
+
+/// Whether the journal's pending changes touch what the fix changes (the core's
+/// `JournalOverlap`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum OverlapView {
+    NoOverlap,
+    Overlaps {
+        file_records: Vec<u64>,
+        index_blocks: Vec<IndexBlockView>,
+        mft_bitmap_pages: Vec<u64>,
+        cluster_bitmap_pages: Vec<u64>,
+        /// (first cluster, clusters)
+        clusters: Vec<(u64, u64)>,
+    },
+}
+
+/// The analysis of a journal (the core's `JournalSummary`): the facts the page words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalFactsView {
+    /// "1.1" or "2.0".
+    pub version: String,
+    pub checkpoint_lsn: u64,
+    pub current_lsn: u64,
+    pub records_after_checkpoint: u64,
+    pub committed: u64,
+    pub uncommitted: u64,
+    /// (record, its path when resolved)
+    pub file_records: Vec<(u64, Option<String>)>,
+    pub index_blocks: Vec<IndexBlockView>,
+    /// (first cluster, clusters)
+    pub lcn_ranges: Vec<(u64, u64)>,
+    /// (bitmap, first bit, bits)
+    pub bitmap_ranges: Vec<(BitmapView, u64, u64)>,
+    pub unresolved: u32,
+    pub overlap: Option<OverlapView>,
+}
+
+/// What the journal of a volume that is not clean holds (the core's `JournalReport`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum JournalView {
+    Analysed(Box<JournalFactsView>),
+    NoLiveLog,
+    /// The core's explanation (English), for the technical reader.
+    Unreadable {
+        detail: String,
+    },
+}
+
+impl JournalView {
+    /// The page's view of the core's journal report.
+    pub fn of(j: &JournalReport) -> JournalView {
+        match j {
+            JournalReport::Analysed { journal } => {
+                JournalView::Analysed(Box::new(JournalFactsView {
+                    version: match journal.version {
+                        LfsVersion::V1_1 => "1.1".into(),
+                        LfsVersion::V2_0 => "2.0".into(),
+                    },
+                    checkpoint_lsn: journal.checkpoint_lsn,
+                    current_lsn: journal.current_lsn,
+                    records_after_checkpoint: journal.records_after_checkpoint,
+                    committed: journal.transactions_committed,
+                    uncommitted: journal.transactions_uncommitted,
+                    file_records: journal
+                        .file_records
+                        .iter()
+                        .map(|r| (r.record, r.path.clone()))
+                        .collect(),
+                    index_blocks: journal
+                        .index_blocks
+                        .iter()
+                        .map(IndexBlockView::of)
+                        .collect(),
+                    lcn_ranges: journal
+                        .lcn_ranges
+                        .iter()
+                        .map(|r| (r.first, r.count))
+                        .collect(),
+                    bitmap_ranges: journal
+                        .bitmap_ranges
+                        .iter()
+                        .map(|r| {
+                            let bitmap = match &r.bitmap {
+                                Bitmap::Clusters => BitmapView::Clusters,
+                                Bitmap::MftRecords => BitmapView::MftRecords,
+                                Bitmap::IndexBlocks { record, name } => BitmapView::IndexBlocks {
+                                    record: *record,
+                                    name: name.clone(),
+                                },
+                                Bitmap::Other {
+                                    record,
+                                    attribute_type,
+                                } => BitmapView::Other {
+                                    record: *record,
+                                    attribute_type: *attribute_type,
+                                },
+                            };
+                            (bitmap, r.first, r.count)
+                        })
+                        .collect(),
+                    unresolved: journal.unresolved,
+                    overlap: journal.overlap.as_ref().map(OverlapView::of),
+                }))
+            }
+            JournalReport::NoLiveLog => JournalView::NoLiveLog,
+            JournalReport::Unreadable { error } => JournalView::Unreadable {
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 /// The code serde gives a value of the core (what its JSON reports say), for the page's DOM
@@ -366,6 +508,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 matches,
                 error: v.error.as_ref().map(ToString::to_string),
                 refused: v.refused(),
+                journal: v.journal.as_ref().map(JournalView::of),
             }
         })
         .collect();
@@ -483,6 +626,10 @@ pub struct PlanView {
     pub deletions: Vec<DeletionView>,
     /// Volumes whose journal is reset and which are marked dirty.
     pub journal_reset: Vec<VolumeName>,
+    /// For each volume whose journal was read: whether its pending changes touch what the plan
+    /// changes.
+    #[serde(default)]
+    pub journal_overlaps: Vec<PlannedOverlapView>,
     /// Changed ranges of the virtual disk.
     pub patches: Vec<RangeView>,
     /// The same changes as writes to the image file (what the download differs in).
@@ -491,6 +638,45 @@ pub struct PlanView {
     /// Matches the core's own verification found on the patched view (0).
     pub matches_after: usize,
     pub reads: Reads,
+}
+
+/// Whether the pending changes of a volume's journal touch what the plan changes there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedOverlapView {
+    pub volume: VolumeName,
+    pub overlap: OverlapView,
+}
+
+impl OverlapView {
+    /// The page's view of the core's overlap.
+    pub fn of(o: &JournalOverlap) -> OverlapView {
+        match o {
+            JournalOverlap::NoOverlap => OverlapView::NoOverlap,
+            JournalOverlap::Overlaps {
+                file_records,
+                index_blocks,
+                mft_bitmap_pages,
+                cluster_bitmap_pages,
+                clusters,
+            } => OverlapView::Overlaps {
+                file_records: file_records.clone(),
+                index_blocks: index_blocks.iter().map(IndexBlockView::of).collect(),
+                mft_bitmap_pages: mft_bitmap_pages.clone(),
+                cluster_bitmap_pages: cluster_bitmap_pages.clone(),
+                clusters: clusters.iter().map(|r| (r.first, r.count)).collect(),
+            },
+        }
+    }
+}
+
+impl IndexBlockView {
+    fn of(b: &IndexBlock) -> IndexBlockView {
+        IndexBlockView {
+            record: b.record,
+            name: b.name.clone(),
+            vcn: b.vcn,
+        }
+    }
 }
 
 pub fn plan_view(
@@ -539,6 +725,14 @@ pub fn plan_view(
             })
             .collect(),
         journal_reset: plan.journals_discarded.iter().map(|i| vname(*i)).collect(),
+        journal_overlaps: plan
+            .journal_overlaps
+            .iter()
+            .map(|o| PlannedOverlapView {
+                volume: vname(o.volume),
+                overlap: OverlapView::of(&o.overlap),
+            })
+            .collect(),
         patches: plan
             .patches
             .iter()

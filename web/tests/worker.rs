@@ -21,8 +21,9 @@ use kaifuku_rescue::{FileSystem, FixError, Outcome, RuleId, Verdict};
 use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
-    CheckView, ContainerView, DeletionView, FixedView, InspectView, MatchView, NtfsView,
-    PartitionView, PartitionsView, PlanView, Problem, ProblemView, RangeView, Reads, VolumeView,
+    BitmapView, CheckView, ContainerView, DeletionView, FixedView, IndexBlockView, InspectView,
+    JournalFactsView, JournalView, MatchView, NtfsView, OverlapView, PartitionView, PartitionsView,
+    PlanView, PlannedOverlapView, Problem, ProblemView, RangeView, Reads, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -275,6 +276,40 @@ fn inspect_view() -> InspectView {
             }],
             error: None,
             refused: false,
+            journal: Some(JournalView::Analysed(Box::new(JournalFactsView {
+                version: "2.0".into(),
+                checkpoint_lsn: 0x8042d1,
+                current_lsn: 0x80541d,
+                records_after_checkpoint: 66,
+                committed: 12,
+                uncommitted: 1,
+                file_records: vec![(5, Some("\\".into())), (40, None)],
+                index_blocks: vec![IndexBlockView {
+                    record: 5,
+                    name: "$I30".into(),
+                    vcn: 0,
+                }],
+                lcn_ranges: vec![(35, 7)],
+                bitmap_ranges: vec![
+                    (BitmapView::MftRecords, 35, 6),
+                    (
+                        BitmapView::IndexBlocks {
+                            record: 5,
+                            name: "$I30".into(),
+                        },
+                        0,
+                        1,
+                    ),
+                ],
+                unresolved: 0,
+                overlap: Some(OverlapView::Overlaps {
+                    file_records: vec![],
+                    index_blocks: vec![],
+                    mft_bitmap_pages: vec![0],
+                    cluster_bitmap_pages: vec![],
+                    clusters: vec![],
+                }),
+            }))),
         }],
         outcome: Outcome::Matches,
         problems: [
@@ -334,6 +369,10 @@ fn plan_view() -> PlanView {
             side_indexes: vec![],
         }],
         journal_reset: vec![volume()],
+        journal_overlaps: vec![PlannedOverlapView {
+            volume: volume(),
+            overlap: OverlapView::NoOverlap,
+        }],
         patches: vec![RangeView {
             offset: 0x1000,
             len: 1024,

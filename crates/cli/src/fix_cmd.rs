@@ -299,6 +299,9 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> 
     if !plan.journals_discarded.is_empty() {
         let _ = writeln!(o, "Journal     reset ($LogFile filled with 0xFF) and volume marked dirty: Windows runs chkdsk at the next boot");
     }
+    for j in &plan.journal_overlaps {
+        let _ = writeln!(o, "            before the reset: {}", j.overlap);
+    }
     let _ = writeln!(
         o,
         "Patches     {} range(s), {} changed (--json lists every range)",

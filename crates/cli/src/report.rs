@@ -111,6 +111,14 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 if n.dirty { "SET" } else { "clear" }
             );
         }
+        if let Some(j) = &v.journal {
+            let _ = writeln!(o, "            journal content: {j}");
+            if let kaifuku_rescue::vocabulary::JournalReport::Analysed { journal } = j {
+                if let Some(overlap) = &journal.overlap {
+                    let _ = writeln!(o, "            journal and fix: {overlap}");
+                }
+            }
+        }
         if let Some(e) = &v.error {
             let _ = writeln!(
                 o,

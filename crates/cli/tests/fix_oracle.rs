@@ -2288,6 +2288,41 @@ fn unclean_volumes() {
         implant(&vol, &img, fx.vol_off);
         let log_before = ntfscat_bytes(&vol, 2, None);
         let dirty_before = volume_flags(&vol).contains("DIRTY");
+        // inspect reads the journal only when it is not clean. Here only the restart pages of a
+        // real log were copied, not its records (and its size exceeds this volume's
+        // `$LogFile`): the journal cannot be read, and inspect says why instead of guessing.
+        let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), img.as_os_str()]);
+        let report: Value = serde_json::from_slice(&r.stdout)
+            .unwrap_or_else(|e| panic!("{what}: inspect --json: {e}: {}", r.both()));
+        let journals: Vec<&Value> = report["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.get("journal"))
+            .collect();
+        let text = kaifuku([OsStr::new("inspect"), img.as_os_str()]).text();
+        match expect {
+            Expect::Refused => {
+                assert_eq!(journals.len(), 1, "{what}: {report}");
+                assert_eq!(journals[0]["code"], "unreadable", "{what}: {}", journals[0]);
+                assert_eq!(
+                    journals[0]["error"]["code"], "damaged",
+                    "{what}: {}",
+                    journals[0]
+                );
+                assert!(
+                    text.contains("journal content: the journal cannot be read"),
+                    "{what}: {text}"
+                );
+            }
+            Expect::Proceeds => {
+                assert!(
+                    journals.is_empty(),
+                    "{what}: a clean journal is not read: {report}"
+                );
+                assert!(!text.contains("journal content"), "{what}: {text}");
+            }
+        }
         let out = s.path("case-out.img");
         let _ = std::fs::remove_file(&out);
         let r = kaifuku(fix_args(&img, &out, &None, &[]));

@@ -191,6 +191,16 @@ pub enum Location {
         /// Path with backslashes from the volume's root.
         path: String,
     },
+    /// A byte offset inside `$LogFile`'s data (a restart page or a log record page).
+    LogOffset {
+        /// Offset from the start of `$LogFile`.
+        offset: u64,
+    },
+    /// A record of `$LogFile`, by its log sequence number.
+    LogRecord {
+        /// The record's LSN.
+        lsn: u64,
+    },
 }
 
 /// What is wrong with a boot sector that announces NTFS.
@@ -445,6 +455,14 @@ pub enum Unsupported {
         /// Links followed before giving up.
         max_hops: usize,
     },
+    /// `$LogFile` was written in a log file service version kaifuku does not read (only 1.1 and
+    /// 2.0 are known).
+    LogVersion {
+        /// Major version of the restart page.
+        major: i16,
+        /// Minor version of the restart page.
+        minor: i16,
+    },
 }
 
 impl fmt::Display for Unsupported {
@@ -500,6 +518,10 @@ impl fmt::Display for Unsupported {
             Unsupported::TooManyLinks { path, max_hops } => write!(
                 f,
                 "{path}: more than {max_hops} links on the way; kaifuku does not follow link loops"
+            ),
+            Unsupported::LogVersion { major, minor } => write!(
+                f,
+                "the journal ($LogFile) is version {major}.{minor}; kaifuku reads versions 1.1 and 2.0 only. Let Windows (or chkdsk) open the volume first"
             ),
         }
     }

@@ -48,8 +48,12 @@ pub mod boot_sector {
 
 /// A restart page of `$LogFile` (`RSTR`, or `CHKD` after chkdsk), after its multi-sector header.
 pub mod restart_page {
+    /// u64: the last LSN chkdsk saw (`CHKD` pages only).
+    pub const CHKDSK_LSN: usize = 0x08;
     /// u32: the system page size the log was written with.
     pub const SYSTEM_PAGE_SIZE: usize = 0x10;
+    /// u32: the size of a log record page.
+    pub const LOG_PAGE_SIZE: usize = 0x14;
     /// u16: offset of the restart area.
     pub const RESTART_AREA_OFFSET: usize = 0x18;
     /// i16: minor version of the log.
@@ -64,16 +68,278 @@ pub mod restart_page {
 pub mod restart_area {
     /// u64: the current log sequence number.
     pub const CURRENT_LSN: usize = 0x00;
+    /// u16: entries in the client array.
+    pub const CLIENT_COUNT: usize = 0x08;
+    /// u16: first free client, or [`NO_CLIENT`].
+    pub const CLIENT_FREE_LIST: usize = 0x0A;
     /// u16: first client in use, or [`NO_CLIENT`].
     pub const CLIENT_IN_USE_LIST: usize = 0x0C;
     /// u16: [`FLAG_VOLUME_IS_CLEAN`].
     pub const FLAGS: usize = 0x0E;
+    /// u32: bits of an LSN that count laps of the circular log.
+    pub const SEQ_NUMBER_BITS: usize = 0x10;
+    /// u16: length of the area and its client array.
+    pub const RESTART_AREA_LENGTH: usize = 0x14;
+    /// u16: offset of the client array from the start of the area.
+    pub const CLIENT_ARRAY_OFFSET: usize = 0x16;
+    /// u64: usable size of the log.
+    pub const LOG_FILE_SIZE: usize = 0x18;
+    /// u32: client data length of the record at the current LSN.
+    pub const LAST_LSN_DATA_LENGTH: usize = 0x20;
+    /// u16: length of a log record header.
+    pub const RECORD_HEADER_LENGTH: usize = 0x24;
+    /// u16: where records start in a log record page.
+    pub const LOG_PAGE_DATA_OFFSET: usize = 0x26;
+    /// u32: changes each time the log is opened.
+    pub const OPEN_COUNT: usize = 0x28;
     /// The bytes of the area kaifuku needs to be there.
     pub const LENGTH: usize = 0x30;
     /// Flag: the volume was shut down cleanly and the log needs no replay.
     pub const FLAG_VOLUME_IS_CLEAN: u16 = 0x0002;
     /// A client list that is empty.
     pub const NO_CLIENT: u16 = 0xFFFF;
+}
+
+/// A log client record in the restart area's client array; offsets from its start.
+pub mod log_client {
+    /// u64: the oldest LSN the client still needs.
+    pub const OLDEST_LSN: usize = 0x00;
+    /// u64: LSN of the client's latest client restart record (the checkpoint).
+    pub const RESTART_LSN: usize = 0x08;
+    /// u16: previous client in its list.
+    pub const PREV_CLIENT: usize = 0x10;
+    /// u16: next client in its list.
+    pub const NEXT_CLIENT: usize = 0x12;
+    /// u16: sequence number that record headers of this client carry.
+    pub const SEQ_NUMBER: usize = 0x14;
+    /// u32: length of the name in bytes.
+    pub const NAME_LENGTH: usize = 0x1C;
+    /// UTF-16 name, 128 bytes ("NTFS").
+    pub const NAME: usize = 0x20;
+    /// Bytes of the name field.
+    pub const NAME_CAPACITY: usize = 0x80;
+    /// Bytes of one client record.
+    pub const LENGTH: usize = 0xA0;
+}
+
+/// A log record page (`RCRD`) header; offsets from the page start.
+pub mod record_page {
+    /// u64: LSN of the last record starting in the page (the page's file offset in 1.1 tail copies).
+    pub const LAST_LSN: usize = 0x08;
+    /// u32: [`FLAG_RECORD_END`], [`FLAG_CLIENT_RESTART`].
+    pub const FLAGS: usize = 0x10;
+    /// u16: pages written together in one I/O.
+    pub const PAGE_COUNT: usize = 0x14;
+    /// u16: 1-based position of this page in that I/O.
+    pub const PAGE_POSITION: usize = 0x16;
+    /// u16: offset just past the last record that ends in the page.
+    pub const NEXT_RECORD_OFFSET: usize = 0x18;
+    /// u64: LSN of the last record that ends in the page.
+    pub const LAST_END_LSN: usize = 0x20;
+    /// u32: in 2.0 buffer pages, the file offset of the page they stand for.
+    pub const BUFFER_TARGET_OFFSET: usize = 0x3C;
+    /// Flag: some record ends in this page.
+    pub const FLAG_RECORD_END: u32 = 0x0001;
+    /// Flag (2.0): the page holds a client restart record.
+    pub const FLAG_CLIENT_RESTART: u32 = 0x0002;
+}
+
+/// The header of an LFS log record (0x30 bytes); offsets from the record start.
+pub mod log_record {
+    /// u64: the record's own LSN.
+    pub const THIS_LSN: usize = 0x00;
+    /// u64: previous record of the same transaction, 0 for the first.
+    pub const CLIENT_PREVIOUS_LSN: usize = 0x08;
+    /// u64: next record to undo for the transaction, 0 for none.
+    pub const CLIENT_UNDO_NEXT_LSN: usize = 0x10;
+    /// u32: bytes of client data after the header.
+    pub const CLIENT_DATA_LENGTH: usize = 0x18;
+    /// u16: the client's sequence number.
+    pub const CLIENT_SEQ_NUMBER: usize = 0x1C;
+    /// u16: the client's index in the client array.
+    pub const CLIENT_INDEX: usize = 0x1E;
+    /// u32: 1 client record, 2 client restart record.
+    pub const RECORD_TYPE: usize = 0x20;
+    /// u32: offset of the transaction's entry in the transaction table.
+    pub const TRANSACTION_ID: usize = 0x24;
+    /// u16: [`FLAG_SPANS_PAGES`] and, on Windows 8 and later, 0x0002 / 0x0004.
+    pub const FLAGS: usize = 0x28;
+    /// Length of the header.
+    pub const HEADER_LENGTH: usize = 0x30;
+    /// Flag: the record continues on the next page(s).
+    pub const FLAG_SPANS_PAGES: u16 = 0x0001;
+}
+
+/// The NTFS header at the start of a client record's data; offsets from the client data.
+pub mod log_operation {
+    /// u16: redo operation code.
+    pub const REDO_OPERATION: usize = 0x00;
+    /// u16: undo operation code.
+    pub const UNDO_OPERATION: usize = 0x02;
+    /// u16: offset of the redo bytes.
+    pub const REDO_OFFSET: usize = 0x04;
+    /// u16: length of the redo bytes.
+    pub const REDO_LENGTH: usize = 0x06;
+    /// u16: offset of the undo bytes.
+    pub const UNDO_OFFSET: usize = 0x08;
+    /// u16: length of the undo bytes.
+    pub const UNDO_LENGTH: usize = 0x0A;
+    /// u16: offset of an entry of the open attribute table.
+    pub const TARGET_ATTRIBUTE: usize = 0x0C;
+    /// u16: entries in the LCN list.
+    pub const LCNS_TO_FOLLOW: usize = 0x0E;
+    /// u16: offset of the attribute in the record (or of the data in the page).
+    pub const RECORD_OFFSET: usize = 0x10;
+    /// u16: offset inside the attribute (or of the index entry in the block).
+    pub const ATTRIBUTE_OFFSET: usize = 0x12;
+    /// u16: offset of the target block from `target_vcn`, in 512-byte units.
+    pub const CLUSTER_BLOCK_OFFSET: usize = 0x14;
+    /// u16: size of the target block in 512-byte units (0 for bitmaps and plain data).
+    pub const TARGET_BLOCK_SIZE: usize = 0x16;
+    /// u64: first VCN of the target page.
+    pub const TARGET_VCN: usize = 0x18;
+    /// u64 each: the LCN list; one slot is always there.
+    pub const LCN_LIST: usize = 0x20;
+}
+
+/// The NTFS restart area: the client data of a client restart record (the checkpoint).
+pub mod client_restart {
+    /// u32: 0 for version-0 tables (Windows 7), 1 for version-1 tables (Windows 8 and later).
+    pub const MAJOR_VERSION: usize = 0x00;
+    /// u32: minor version.
+    pub const MINOR_VERSION: usize = 0x04;
+    /// u64: the last record written before this checkpoint's table dumps.
+    pub const CHECKPOINT_START_LSN: usize = 0x08;
+    /// u64: the open attribute table dump, 0 when not dumped.
+    pub const OPEN_ATTRIBUTE_TABLE_LSN: usize = 0x10;
+    /// u64: the attribute names dump.
+    pub const ATTRIBUTE_NAMES_LSN: usize = 0x18;
+    /// u64: the dirty page table dump.
+    pub const DIRTY_PAGE_TABLE_LSN: usize = 0x20;
+    /// u64: the transaction table dump.
+    pub const TRANSACTION_TABLE_LSN: usize = 0x28;
+    /// u32: bytes of the open attribute table dump.
+    pub const OPEN_ATTRIBUTE_TABLE_LENGTH: usize = 0x30;
+    /// u32: bytes of the attribute names dump.
+    pub const ATTRIBUTE_NAMES_LENGTH: usize = 0x34;
+    /// u32: bytes of the dirty page table dump.
+    pub const DIRTY_PAGE_TABLE_LENGTH: usize = 0x38;
+    /// u32: bytes of the transaction table dump.
+    pub const TRANSACTION_TABLE_LENGTH: usize = 0x3C;
+    /// u64: the lowest change-journal USN to recheck.
+    pub const LOWEST_USN: usize = 0x40;
+    /// u64: an LSN near the current session's start (meaning unsettled).
+    pub const SESSION_LSN: usize = 0x48;
+    /// u32: bytes per cluster of the volume.
+    pub const BYTES_PER_CLUSTER: usize = 0x50;
+    /// u64: file reference of `$UsnJrnl`.
+    pub const USN_JOURNAL_REFERENCE: usize = 0x58;
+    /// u64: the change journal's USN base.
+    pub const USN_BASE: usize = 0x60;
+    /// u64: the oldest LSN still needed.
+    pub const OLDEST_LSN: usize = 0x68;
+    /// The shortest client restart data read (ntfsrecover accepts 0x68; Windows writes 0x70).
+    pub const MIN_LENGTH: usize = 0x68;
+}
+
+/// The header of a dumped restart table (open attributes, dirty pages, transactions).
+pub mod restart_table {
+    /// u16: bytes per entry.
+    pub const ENTRY_SIZE: usize = 0x00;
+    /// u16: allocated entries.
+    pub const ENTRY_COUNT: usize = 0x02;
+    /// u16: entries in use.
+    pub const ENTRIES_IN_USE: usize = 0x04;
+    /// u32: first free entry's offset, 0 for none.
+    pub const FIRST_FREE: usize = 0x10;
+    /// u32: last free entry's offset.
+    pub const LAST_FREE: usize = 0x14;
+    /// Length of the header; entries follow.
+    pub const HEADER_LENGTH: usize = 0x18;
+    /// u32 at the start of every entry: this value when the entry is in use.
+    pub const ENTRY_IN_USE: u32 = 0xFFFF_FFFF;
+}
+
+/// An open attribute table entry, version 1 (Windows 8 and later), 0x28 bytes.
+pub mod open_attribute_v1 {
+    /// u32: bytes per index buffer (0 when not an index).
+    pub const BYTES_PER_INDEX_BUFFER: usize = 0x04;
+    /// u32: attribute type.
+    pub const ATTRIBUTE_TYPE: usize = 0x08;
+    /// u8: dirty pages seen.
+    pub const DIRTY_PAGES_SEEN: usize = 0x0C;
+    /// u64: file reference.
+    pub const FILE_REFERENCE: usize = 0x10;
+    /// u64: LSN when opened.
+    pub const OPEN_LSN: usize = 0x18;
+    /// Length of the entry.
+    pub const LENGTH: usize = 0x28;
+}
+
+/// An open attribute table entry, version 0 (Windows 7 and earlier), 0x2C bytes.
+pub mod open_attribute_v0 {
+    /// u64: file reference.
+    pub const FILE_REFERENCE: usize = 0x08;
+    /// u64: LSN when opened.
+    pub const OPEN_LSN: usize = 0x10;
+    /// u8: dirty pages seen.
+    pub const DIRTY_PAGES_SEEN: usize = 0x18;
+    /// u32: attribute type.
+    pub const ATTRIBUTE_TYPE: usize = 0x1C;
+    /// u32: bytes per index buffer (0 when not an index).
+    pub const BYTES_PER_INDEX_BUFFER: usize = 0x28;
+    /// Length of the entry.
+    pub const LENGTH: usize = 0x2C;
+}
+
+/// A dirty page table entry, version 1; the LCN list follows.
+pub mod dirty_page_v1 {
+    /// u32: the open attribute table entry of the page's attribute.
+    pub const TARGET_ATTRIBUTE: usize = 0x04;
+    /// u32: bytes of the page.
+    pub const TRANSFER_LENGTH: usize = 0x08;
+    /// u32: entries in the LCN list.
+    pub const LCN_COUNT: usize = 0x0C;
+    /// u64: first VCN of the page.
+    pub const VCN: usize = 0x10;
+    /// u64: the first record that dirtied the page.
+    pub const OLDEST_LSN: usize = 0x18;
+    /// u64 each: LCNs of the page's clusters.
+    pub const LCN_LIST: usize = 0x20;
+}
+
+/// A dirty page table entry, version 0; the LCN list follows.
+pub mod dirty_page_v0 {
+    /// u32: the open attribute table entry of the page's attribute.
+    pub const TARGET_ATTRIBUTE: usize = 0x04;
+    /// u32: bytes of the page.
+    pub const TRANSFER_LENGTH: usize = 0x08;
+    /// u32: entries in the LCN list.
+    pub const LCN_COUNT: usize = 0x0C;
+    /// u64: first VCN of the page (unaligned).
+    pub const VCN: usize = 0x14;
+    /// u64: the first record that dirtied the page (unaligned).
+    pub const OLDEST_LSN: usize = 0x1C;
+    /// u64 each: LCNs of the page's clusters.
+    pub const LCN_LIST: usize = 0x24;
+}
+
+/// A transaction table entry, 0x28 bytes in both versions.
+pub mod transaction_entry {
+    /// u8: 0 none, 1 active, 2 prepared, 3 committed.
+    pub const STATE: usize = 0x04;
+    /// u64: first record of the transaction.
+    pub const FIRST_LSN: usize = 0x08;
+    /// u64: last record written.
+    pub const PREVIOUS_LSN: usize = 0x10;
+    /// u64: next record to undo.
+    pub const UNDO_NEXT_LSN: usize = 0x18;
+    /// u32: records to undo.
+    pub const UNDO_RECORDS: usize = 0x20;
+    /// u32: bytes to undo.
+    pub const UNDO_BYTES: usize = 0x24;
+    /// Length of the entry.
+    pub const LENGTH: usize = 0x28;
 }
 
 /// A file record (`FILE`) of `$MFT`, after its multi-sector header.

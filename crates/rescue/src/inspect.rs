@@ -2,9 +2,11 @@
 //! whatever goes wrong is recorded in the report as typed values ([`crate::vocabulary`]: the
 //! volume's problem, the reasons) with an outcome the front end maps to an exit code.
 
+use crate::journal::{inspect_footprint, journal_overlap, read_journal_report};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
-    Blocker, ContainerProblem, NtfsProblem, PartitionProblem, Reason, VolumeName, VolumeProblem,
+    Blocker, ContainerProblem, JournalReport, NtfsProblem, PartitionProblem, Reason, VolumeName,
+    VolumeProblem,
 };
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
@@ -72,6 +74,9 @@ pub struct RuleResult {
     pub matches: Vec<MatchReport>,
     /// What the rule met and left alone, or followed, on the way.
     pub notices: Vec<RuleNotice>,
+    /// The directory's MFT record, when it exists.
+    #[serde(skip)]
+    pub directory_record: Option<u64>,
 }
 
 /// Where the rule's directory is, after following links on the way.
@@ -231,6 +236,9 @@ pub struct VolumeReport {
     pub rule: Option<RuleResult>,
     /// What would stop a fix on this volume.
     pub fix_blockers: Vec<Blocker>,
+    /// What the journal holds, read only when the restart pages say it is not clean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalReport>,
     /// Why the volume could not be examined (damage, or a refusal such as BitLocker).
     pub error: Option<VolumeProblem>,
 }
@@ -367,6 +375,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             ntfs: None,
             rule: None,
             fix_blockers: Vec::new(),
+            journal: None,
             error: None,
         };
         match p.view(container) {
@@ -651,6 +660,9 @@ fn inspect_volume<R: ReadAt>(
         report.fix_blockers.push(Blocker::JournalNotClean {
             state: summary.log.state,
         });
+        // Only a journal that is not clean is read past its restart pages: a clean volume costs
+        // nothing more.
+        report.journal = Some(read_journal_report(&vol));
     }
     if summary.hibernation.hibernated {
         report.fix_blockers.push(Blocker::Hibernated);
@@ -666,6 +678,17 @@ fn inspect_volume<R: ReadAt>(
     match run_rule_with(&vol, rule, unlisted) {
         Ok(r) => report.rule = Some(r),
         Err(e) => report.error = ntfs_problem(e),
+    }
+    if let (Some(JournalReport::Analysed { journal }), Some(rule)) =
+        (report.journal.as_mut(), report.rule.as_ref())
+    {
+        if let (false, Some(directory)) = (rule.matches.is_empty(), rule.directory_record) {
+            let files: Vec<u64> = rule.matches.iter().map(|m| m.file.mft_record).collect();
+            // A footprint that cannot be read leaves the overlap unknown (`None`), never "none".
+            if let Ok(fix) = inspect_footprint(&vol, directory, &files) {
+                journal.overlap = Some(journal_overlap(journal, &fix));
+            }
+        }
     }
 }
 
@@ -687,6 +710,7 @@ pub fn run_rule_with<R: ReadAt>(
                 directory: rule.directory.clone(),
                 matches: Vec::new(),
                 notices: Vec::new(),
+                directory_record: None,
             })
         }
         DirLookup::Found {
@@ -745,5 +769,6 @@ pub fn run_rule_with<R: ReadAt>(
         directory,
         matches,
         notices,
+        directory_record: Some(dir.number),
     })
 }

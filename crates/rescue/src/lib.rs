@@ -9,6 +9,7 @@ pub mod check_image;
 mod coded;
 pub mod human;
 pub mod inspect;
+pub mod journal;
 pub mod plan;
 pub mod rule;
 pub mod session;

@@ -2,8 +2,9 @@
 //! scratch and verify it, then describe the result as patches over the virtual disk.
 
 use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
+use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::Rule;
-use crate::vocabulary::{Blocker, NtfsProblem, VolumeName};
+use crate::vocabulary::{Blocker, JournalOverlap, JournalReport, NtfsProblem, VolumeName};
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
@@ -45,6 +46,15 @@ pub struct Verification {
     pub ownership: Vec<OwnershipScan>,
 }
 
+/// Whether the pending changes of a volume's journal touch what the plan changes there.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedJournalOverlap {
+    /// Index into the inspect report's volumes.
+    pub volume: usize,
+    /// What overlaps.
+    pub overlap: JournalOverlap,
+}
+
 /// A verified repair plan: the deletions, and the bytes of the virtual disk that change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -52,6 +62,10 @@ pub struct Plan {
     pub deletions: Vec<PlannedDeletion>,
     /// Volumes whose journal was reset and dirty flag set.
     pub journals_discarded: Vec<usize>,
+    /// For each volume whose journal was read (it was not clean): whether its pending changes
+    /// touch what this plan changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journal_overlaps: Vec<PlannedJournalOverlap>,
     /// Byte ranges of the virtual disk that change, each labelled with its structure.
     pub patches: Vec<Patch>,
     /// What the plan's verification confirmed.
@@ -144,6 +158,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     let overlay = RefCell::new(Overlay::new(container));
     let mut deletions = Vec::new();
     let mut journals_discarded = Vec::new();
+    let mut journal_overlaps = Vec::new();
     let mut changes: Vec<(u64, Change)> = Vec::new();
     let mut ownership = Vec::new();
     let mut ownership_checks = Vec::new();
@@ -215,6 +230,34 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             });
         }
         let volume_changes = ed.into_changes();
+        if let Some(JournalReport::Analysed { journal }) = &v.journal {
+            let cs = vol.cluster_size();
+            let mut fix = FixFootprint::default();
+            for d in deletions.iter().filter(|d| d.volume == vi) {
+                fix.file_records.insert(d.outcome.record);
+                fix.file_records.insert(d.outcome.directory_record);
+                fix.directories.insert(d.outcome.directory_record);
+                if d.outcome.record_freed {
+                    fix.mft_bits.insert(d.outcome.record);
+                }
+                fix.cluster_runs
+                    .extend(d.outcome.freed_runs.iter().copied());
+            }
+            fix.clusters = volume_changes
+                .iter()
+                .filter(|c| c.len > 0)
+                .map(|c| {
+                    (
+                        c.offset / cs,
+                        (c.offset + c.len - 1) / cs - c.offset / cs + 1,
+                    )
+                })
+                .collect();
+            journal_overlaps.push(PlannedJournalOverlap {
+                volume: vi,
+                overlap: journal_overlap(journal, &fix),
+            });
+        }
         // Before anything is accepted: the clusters freed are the deleted files' alone, and
         // every write lands in clusters of the structure it names (proven on the unpatched
         // volume, where the runs that led there came from).
@@ -389,6 +432,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     Ok(Plan {
         deletions,
         journals_discarded,
+        journal_overlaps,
         patches,
         verification: Verification {
             matches_after,

@@ -19,6 +19,8 @@
 use crate::coded::{CodeFirst, CodeTagged};
 use kaifuku_container::{ContainerError, Format, OtherFormat};
 use kaifuku_ntfs::check::Problem;
+use kaifuku_ntfs::logfile::analysis::{BitRange, Bitmap, IndexBlock, LcnRange};
+use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::{BootSectorFault, Damage, LogState, NtfsError, Refusal, Unsupported};
 use kaifuku_partition::{NoticeKind, PartitionError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -68,6 +70,8 @@ serde_with_message!(
     UndoError,
     UndoInconsistency,
     IdentityMismatch,
+    JournalReport,
+    JournalOverlap,
 );
 
 /// Joins sentences with "; ", the way a list of reasons is printed on one line.
@@ -754,6 +758,302 @@ impl fmt::Display for Blocker {
             Blocker::QuotaTracking => f.write_str(
                 "disk quotas are tracked on this volume, and an offline delete would leave the quota accounting wrong; turn quota tracking off in Windows, or delete the file from Windows Recovery",
             ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journal of an unclean volume
+
+/// A touched MFT record and, where it could be resolved cheaply and safely, its path now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TouchedRecord {
+    /// The record number.
+    pub record: u64,
+    /// Its path on the volume as the disk shows it now (`None`: not resolved, not in use, or not
+    /// reachable from the root).
+    pub path: Option<String>,
+}
+
+impl fmt::Display for TouchedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{} ({p})", self.record),
+            None => write!(f, "{}", self.record),
+        }
+    }
+}
+
+/// What the journal of a volume that is not clean holds: what Windows would replay at its next
+/// mount (`docs/logfile-format.md` §10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalSummary {
+    /// The log file service version of the restart page used.
+    pub version: LfsVersion,
+    /// The checkpoint (client restart record) recovery starts from.
+    pub checkpoint_lsn: u64,
+    /// The restart area's current LSN.
+    pub current_lsn: u64,
+    /// Where redo would start.
+    pub redo_lsn: u64,
+    /// The last complete record.
+    pub last_lsn: u64,
+    /// Log records after the checkpoint's start.
+    pub records_after_checkpoint: u64,
+    /// Transactions that end committed and change pages: Windows redoes them.
+    pub transactions_committed: u64,
+    /// Transactions still open (or only prepared) that change pages: Windows undoes them.
+    pub transactions_uncommitted: u64,
+    /// MFT records the pending records change.
+    pub file_records: Vec<TouchedRecord>,
+    /// Index blocks they change.
+    pub index_blocks: Vec<IndexBlock>,
+    /// Clusters they change.
+    pub lcn_ranges: Vec<LcnRange>,
+    /// Bitmap bits they change.
+    pub bitmap_ranges: Vec<BitRange>,
+    /// Pending records whose target could not be resolved.
+    pub unresolved: u32,
+    /// Bytes of `$LogFile` read.
+    pub bytes_read: u64,
+    /// Whether the pending changes touch what the fix changes (when files match).
+    pub overlap: Option<JournalOverlap>,
+}
+
+/// Up to `MAX_LISTED` items, then how many more.
+struct Listed<'a, T>(&'a [T]);
+
+const MAX_LISTED: usize = 8;
+
+impl<T: fmt::Display> fmt::Display for Listed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, x) in self.0.iter().take(MAX_LISTED).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{x}")?;
+        }
+        if self.0.len() > MAX_LISTED {
+            write!(f, " and {} more", self.0.len() - MAX_LISTED)?;
+        }
+        Ok(())
+    }
+}
+
+/// A cluster range as `first` or `first–last`.
+struct Clusters(u64, u64);
+
+impl fmt::Display for Clusters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            0 | 1 => write!(f, "{}", self.0),
+            n => write!(f, "{}–{}", self.0, self.0 + n - 1),
+        }
+    }
+}
+
+/// An index block as `record N $I30 VCN v`.
+struct Block<'a>(&'a IndexBlock);
+
+impl fmt::Display for Block<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "record {} {} VCN {}", b.record, b.name, b.vcn)?;
+        if b.block_offset != 0 {
+            write!(f, "+{}", b.block_offset)?;
+        }
+        Ok(())
+    }
+}
+
+/// A bit range with the bitmap it is in.
+struct Bits<'a>(&'a BitRange);
+
+impl fmt::Display for Bits<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        match &r.bitmap {
+            Bitmap::Clusters => f.write_str("$Bitmap ")?,
+            Bitmap::MftRecords => f.write_str("$MFT:$BITMAP ")?,
+            Bitmap::IndexBlocks { record, name } => write!(f, "record {record} {name}:$BITMAP ")?,
+            Bitmap::Other {
+                record,
+                attribute_type,
+            } => write!(f, "record {record} attribute {attribute_type:#x} ")?,
+        }
+        write!(f, "{}", Clusters(r.first, r.count))
+    }
+}
+
+impl fmt::Display for JournalSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = match self.version {
+            LfsVersion::V1_1 => "1.1",
+            LfsVersion::V2_0 => "2.0",
+        };
+        write!(
+            f,
+            "LFS {version}, checkpoint LSN {:#x}, current LSN {:#x}; {} log records after the checkpoint; transactions: {} committed, {} uncommitted",
+            self.checkpoint_lsn,
+            self.current_lsn,
+            self.records_after_checkpoint,
+            self.transactions_committed,
+            self.transactions_uncommitted
+        )?;
+        if self.file_records.is_empty()
+            && self.index_blocks.is_empty()
+            && self.lcn_ranges.is_empty()
+            && self.bitmap_ranges.is_empty()
+            && self.unresolved == 0
+        {
+            return f.write_str("; the pending records change nothing on disk");
+        }
+        f.write_str("; the pending records change")?;
+        let mut first = true;
+        let mut part = |f: &mut fmt::Formatter<'_>| {
+            let sep = if first { " " } else { "; " };
+            first = false;
+            f.write_str(sep)
+        };
+        if !self.file_records.is_empty() {
+            part(f)?;
+            write!(f, "MFT records {}", Listed(&self.file_records))?;
+        }
+        if !self.index_blocks.is_empty() {
+            part(f)?;
+            let blocks: Vec<Block> = self.index_blocks.iter().map(Block).collect();
+            write!(f, "index blocks {}", Listed(&blocks))?;
+        }
+        if !self.lcn_ranges.is_empty() {
+            part(f)?;
+            let ranges: Vec<Clusters> = self
+                .lcn_ranges
+                .iter()
+                .map(|r| Clusters(r.first, r.count))
+                .collect();
+            write!(f, "clusters {}", Listed(&ranges))?;
+        }
+        if !self.bitmap_ranges.is_empty() {
+            part(f)?;
+            let bits: Vec<Bits> = self.bitmap_ranges.iter().map(Bits).collect();
+            write!(f, "bits {}", Listed(&bits))?;
+        }
+        if self.unresolved > 0 {
+            part(f)?;
+            write!(f, "{} records whose target is unknown", self.unresolved)?;
+        }
+        Ok(())
+    }
+}
+
+/// What inspect found in the journal of a volume that is not clean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum JournalReport {
+    /// The journal was read and analysed from its checkpoint.
+    Analysed {
+        /// What Windows would replay.
+        journal: Box<JournalSummary>,
+    },
+    /// The restart area names no checkpoint to replay from (no client in use, or chkdsk made the
+    /// log obsolete): nothing to replay, although the restart area is not marked clean.
+    NoLiveLog,
+    /// The journal could not be read: Windows could not replay it either and would run chkdsk.
+    Unreadable {
+        /// Why.
+        error: NtfsProblem,
+    },
+}
+
+impl fmt::Display for JournalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalReport::Analysed { journal } => write!(f, "{journal}"),
+            JournalReport::NoLiveLog => f.write_str(
+                "the journal names no checkpoint to replay from: Windows has nothing to replay",
+            ),
+            JournalReport::Unreadable { error } => write!(
+                f,
+                "the journal cannot be read, so what Windows would replay is unknown: {error}"
+            ),
+        }
+    }
+}
+
+/// Whether the journal's pending changes touch what the fix changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum JournalOverlap {
+    /// Nothing the journal changes is something the fix changes.
+    NoOverlap,
+    /// Some pending changes touch what the fix changes: a replay at the next boot would write
+    /// over the fix there.
+    Overlaps {
+        /// MFT records both change.
+        file_records: Vec<u64>,
+        /// Blocks of the edited directories' indexes the journal changes.
+        index_blocks: Vec<IndexBlock>,
+        /// Pages (4096 bytes) of `$MFT:$BITMAP` both change.
+        mft_bitmap_pages: Vec<u64>,
+        /// Pages (4096 bytes) of `$Bitmap` both change.
+        cluster_bitmap_pages: Vec<u64>,
+        /// Clusters both write.
+        clusters: Vec<LcnRange>,
+    },
+}
+
+impl JournalOverlap {
+    /// Whether anything overlaps.
+    pub fn overlaps(&self) -> bool {
+        matches!(self, JournalOverlap::Overlaps { .. })
+    }
+}
+
+impl fmt::Display for JournalOverlap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalOverlap::NoOverlap => f.write_str(
+                "no pending journal change touches what the fix changes (its files' records, their directory's index, the $MFT:$BITMAP and $Bitmap pages it writes)",
+            ),
+            JournalOverlap::Overlaps {
+                file_records,
+                index_blocks,
+                mft_bitmap_pages,
+                cluster_bitmap_pages,
+                clusters,
+            } => {
+                f.write_str("pending journal changes touch what the fix changes:")?;
+                let mut parts: Vec<String> = Vec::new();
+                if !file_records.is_empty() {
+                    parts.push(format!("MFT records {}", Listed(file_records)));
+                }
+                if !index_blocks.is_empty() {
+                    let blocks: Vec<Block> = index_blocks.iter().map(Block).collect();
+                    parts.push(format!("index blocks {}", Listed(&blocks)));
+                }
+                if !mft_bitmap_pages.is_empty() {
+                    parts.push(format!("$MFT:$BITMAP pages {}", Listed(mft_bitmap_pages)));
+                }
+                if !cluster_bitmap_pages.is_empty() {
+                    parts.push(format!("$Bitmap pages {}", Listed(cluster_bitmap_pages)));
+                }
+                if !clusters.is_empty() {
+                    let ranges: Vec<Clusters> =
+                        clusters.iter().map(|r| Clusters(r.first, r.count)).collect();
+                    parts.push(format!("clusters {}", Listed(&ranges)));
+                }
+                write!(f, " {}", parts.join("; "))
+            }
         }
     }
 }
@@ -1567,6 +1867,10 @@ impl fmt::Display for IdentityMismatch {
 #[cfg(test)]
 mod tests {
     use super::{
+        BitRange, Bitmap, IndexBlock, JournalOverlap, JournalOverlapDiscriminants, JournalReport,
+        JournalReportDiscriminants, JournalSummary, LcnRange, LfsVersion, TouchedRecord,
+    };
+    use super::{
         Blocker, BlockerDiscriminants, CheckOutcome, CheckOutcomeDiscriminants, Checked,
         CheckedDiscriminants, ContainerProblem, ContainerProblemDiscriminants, FixError,
         FixErrorDiscriminants, FixFailure, FixFailureDiscriminants, FixRefusal,
@@ -1776,6 +2080,77 @@ mod tests {
             },
             Blocker::Hibernated,
             Blocker::QuotaTracking,
+        ]
+    }
+
+    fn journal_overlaps() -> Vec<JournalOverlap> {
+        vec![
+            JournalOverlap::NoOverlap,
+            JournalOverlap::Overlaps {
+                file_records: vec![2146],
+                index_blocks: vec![IndexBlock {
+                    record: 2140,
+                    name: "$I30".into(),
+                    vcn: 0,
+                    block_offset: 0,
+                    // Reports name index blocks, not the entries in them: the entry's offset is
+                    // not written (`#[serde(skip)]`) and reads back as 0.
+                    entry_offset: 0,
+                }],
+                mft_bitmap_pages: vec![0],
+                cluster_bitmap_pages: vec![1],
+                clusters: vec![LcnRange {
+                    first: 5000,
+                    count: 2,
+                }],
+            },
+        ]
+    }
+
+    fn journal_reports() -> Vec<JournalReport> {
+        vec![
+            JournalReport::Analysed {
+                journal: Box::new(JournalSummary {
+                    version: LfsVersion::V1_1,
+                    checkpoint_lsn: 0x8042d1,
+                    current_lsn: 0x80541d,
+                    redo_lsn: 0x80386c,
+                    last_lsn: 0x80541d,
+                    records_after_checkpoint: 148,
+                    transactions_committed: 12,
+                    transactions_uncommitted: 1,
+                    file_records: vec![
+                        TouchedRecord {
+                            record: 5,
+                            path: Some("\\".into()),
+                        },
+                        TouchedRecord {
+                            record: 2146,
+                            path: None,
+                        },
+                    ],
+                    index_blocks: vec![],
+                    lcn_ranges: vec![LcnRange { first: 4, count: 3 }],
+                    bitmap_ranges: vec![BitRange {
+                        bitmap: Bitmap::MftRecords,
+                        first: 2146,
+                        count: 1,
+                    }],
+                    unresolved: 0,
+                    bytes_read: 40960,
+                    overlap: Some(JournalOverlap::NoOverlap),
+                }),
+            },
+            JournalReport::NoLiveLog,
+            JournalReport::Unreadable {
+                error: NtfsProblem::Damaged {
+                    damage: Damage::new(
+                        Structure::LogFile,
+                        Some(Location::LogOffset { offset: 0 }),
+                        "both restart pages of $LogFile are damaged",
+                    ),
+                },
+            },
         ]
     }
 
@@ -2127,6 +2502,8 @@ mod tests {
         documented::<_, PartitionProblemDiscriminants>("PartitionProblem", partition_problems());
         documented::<_, BlockerDiscriminants>("Blocker", blockers());
         documented::<_, RuleNoticeDiscriminants>("RuleNotice", notices());
+        documented::<_, JournalReportDiscriminants>("JournalReport", journal_reports());
+        documented::<_, JournalOverlapDiscriminants>("JournalOverlap", journal_overlaps());
         documented::<_, FixErrorDiscriminants>("FixError", fix_errors());
         documented::<_, FixRefusalDiscriminants>("FixRefusal", fix_refusals());
         documented::<_, FixFailureDiscriminants>("FixFailure", fix_failures());
@@ -2187,6 +2564,8 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         round_trips("VolumeName", &[windows(), VolumeName::place(None)]);
+        round_trips("JournalReport", &journal_reports());
+        round_trips("JournalOverlap", &journal_overlaps());
         // Every journal state, as blockers carry them.
         round_trips(
             "Blocker",
@@ -2310,8 +2689,10 @@ mod tests {
                 L::Path {
                     path: "\\Windows".into(),
                 },
+                L::LogOffset { offset: 4096 },
+                L::LogRecord { lsn: 0x80541D },
             ],
-            6,
+            8,
             |l| match l {
                 L::MftRecord { .. } => 0,
                 L::RecordOffset { .. } => 1,
@@ -2319,6 +2700,8 @@ mod tests {
                 L::Cluster { .. } => 3,
                 L::StreamOffset { .. } => 4,
                 L::Path { .. } => 5,
+                L::LogOffset { .. } => 6,
+                L::LogRecord { .. } => 7,
             },
         );
         use kaifuku_ntfs::RecordKind as K;
@@ -2438,8 +2821,9 @@ mod tests {
                     path: "\\a".into(),
                     max_hops: 8,
                 },
+                U::LogVersion { major: 3, minor: 0 },
             ],
-            11,
+            12,
             |u| match u {
                 U::IndexSplit { .. } => 0,
                 U::IndexBlockOverflow { .. } => 1,
@@ -2452,6 +2836,7 @@ mod tests {
                 U::CompressedOrEncryptedData { .. } => 8,
                 U::UnfollowableLink { .. } => 9,
                 U::TooManyLinks { .. } => 10,
+                U::LogVersion { .. } => 11,
             },
         );
         documented_ntfs(

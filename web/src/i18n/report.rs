@@ -1,6 +1,7 @@
 //! The image report: container, partitions (and the partition reader's notes), volumes, matches.
 
 use super::{grouped, Lang, T};
+use crate::view::{BitmapView, IndexBlockView, JournalFactsView, JournalView, OverlapView};
 use kaifuku_container::Format;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, PartitionType, Scheme, WordedType};
@@ -439,6 +440,261 @@ impl T {
     }
 }
 
+// ---- the journal of a volume that is not clean ----
+
+/// Items shown of a list before "and N more".
+const JOURNAL_LISTED: usize = 8;
+
+impl T {
+    /// `items` joined, the first [`JOURNAL_LISTED`] only, then how many more.
+    fn listed(self, items: &[String]) -> String {
+        let sep = pick!(self, "、", ", ");
+        let mut s = items
+            .iter()
+            .take(JOURNAL_LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(sep);
+        if items.len() > JOURNAL_LISTED {
+            let more = items.len() - JOURNAL_LISTED;
+            s.push_str(&pick!(
+                self,
+                format!(" ほか {more} 件"),
+                format!(" and {more} more")
+            ));
+        }
+        s
+    }
+
+    fn clusters(first: u64, count: u64) -> String {
+        match count {
+            0 | 1 => first.to_string(),
+            n => format!("{first}–{}", first + n - 1),
+        }
+    }
+
+    fn index_block(self, b: &IndexBlockView) -> String {
+        pick!(
+            self,
+            format!("レコード {} の {} VCN {}", b.record, b.name, b.vcn),
+            format!("record {} {} VCN {}", b.record, b.name, b.vcn)
+        )
+    }
+
+    fn bitmap(self, b: &BitmapView) -> String {
+        match b {
+            BitmapView::Clusters => "$Bitmap".into(),
+            BitmapView::MftRecords => "$MFT:$BITMAP".into(),
+            BitmapView::IndexBlocks { record, name } => pick!(
+                self,
+                format!("レコード {record} の {name}:$BITMAP"),
+                format!("record {record} {name}:$BITMAP")
+            ),
+            BitmapView::Other {
+                record,
+                attribute_type,
+            } => pick!(
+                self,
+                format!("レコード {record} の属性 {attribute_type:#x}"),
+                format!("record {record} attribute {attribute_type:#x}")
+            ),
+        }
+    }
+
+    pub fn journal_heading(self) -> &'static str {
+        pick!(
+            self,
+            "ジャーナルの内容(次回の起動時に Windows が再生する変更)",
+            "Journal content (the changes Windows replays when it next starts)"
+        )
+    }
+
+    /// The journal of a volume, line by line.
+    pub fn journal_lines(self, j: &JournalView) -> Vec<String> {
+        match j {
+            JournalView::Analysed(facts) => {
+                let JournalFactsView {
+                    version,
+                    checkpoint_lsn,
+                    current_lsn,
+                    records_after_checkpoint,
+                    committed,
+                    uncommitted,
+                    file_records,
+                    index_blocks,
+                    lcn_ranges,
+                    bitmap_ranges,
+                    unresolved,
+                    overlap,
+                } = &**facts;
+                let mut lines = vec![
+                    pick!(
+                        self,
+                        format!("LFS {version}、チェックポイント LSN {checkpoint_lsn:#x}、現在の LSN {current_lsn:#x}、チェックポイント以降のログレコード {records_after_checkpoint} 件"),
+                        format!("LFS {version}, checkpoint LSN {checkpoint_lsn:#x}, current LSN {current_lsn:#x}, {records_after_checkpoint} log records after the checkpoint")
+                    ),
+                    pick!(
+                        self,
+                        format!("トランザクション: コミット済み {committed} 件、未コミット {uncommitted} 件"),
+                        format!("Transactions: {committed} committed, {uncommitted} uncommitted")
+                    ),
+                ];
+                let nothing = file_records.is_empty()
+                    && index_blocks.is_empty()
+                    && lcn_ranges.is_empty()
+                    && bitmap_ranges.is_empty()
+                    && *unresolved == 0;
+                if nothing {
+                    lines.push(
+                        pick!(
+                            self,
+                            "未反映の変更はディスク上の何も変更しません。",
+                            "The pending records change nothing on disk."
+                        )
+                        .to_string(),
+                    );
+                }
+                if !file_records.is_empty() {
+                    let items: Vec<String> = file_records
+                        .iter()
+                        .map(|(n, p)| match p {
+                            Some(p) => format!("{n} ({p})"),
+                            None => n.to_string(),
+                        })
+                        .collect();
+                    let items = self.listed(&items);
+                    lines.push(pick!(
+                        self,
+                        format!("変更される MFT レコード: {items}"),
+                        format!("MFT records changed: {items}")
+                    ));
+                }
+                if !index_blocks.is_empty() {
+                    let items: Vec<String> =
+                        index_blocks.iter().map(|b| self.index_block(b)).collect();
+                    let items = self.listed(&items);
+                    lines.push(pick!(
+                        self,
+                        format!("変更されるインデックスブロック: {items}"),
+                        format!("Index blocks changed: {items}")
+                    ));
+                }
+                if !lcn_ranges.is_empty() {
+                    let items: Vec<String> = lcn_ranges
+                        .iter()
+                        .map(|&(f, c)| Self::clusters(f, c))
+                        .collect();
+                    let items = self.listed(&items);
+                    lines.push(pick!(
+                        self,
+                        format!("変更されるクラスター: {items}"),
+                        format!("Clusters changed: {items}")
+                    ));
+                }
+                if !bitmap_ranges.is_empty() {
+                    let items: Vec<String> = bitmap_ranges
+                        .iter()
+                        .map(|(b, f, c)| format!("{} {}", self.bitmap(b), Self::clusters(*f, *c)))
+                        .collect();
+                    let items = self.listed(&items);
+                    lines.push(pick!(
+                        self,
+                        format!("変更されるビットマップのビット: {items}"),
+                        format!("Bitmap bits changed: {items}")
+                    ));
+                }
+                if *unresolved > 0 {
+                    lines.push(pick!(
+                        self,
+                        format!("対象を特定できないレコード: {unresolved} 件"),
+                        format!("Records whose target is unknown: {unresolved}")
+                    ));
+                }
+                if let Some(o) = overlap {
+                    lines.push(self.journal_overlap(o));
+                }
+                lines
+            }
+            JournalView::NoLiveLog => vec![pick!(
+                self,
+                "ジャーナルには再生の起点となるチェックポイントがありません。Windows が再生する変更はありません。",
+                "The journal names no checkpoint to replay from: Windows has nothing to replay."
+            )
+            .to_string()],
+            JournalView::Unreadable { detail } => vec![pick!(
+                self,
+                format!("ジャーナルを読み取れないため、Windows が再生する内容はわかりません({detail})。"),
+                format!("The journal cannot be read, so what Windows would replay is unknown ({detail}).")
+            )],
+        }
+    }
+
+    /// Whether the journal's pending changes touch what the fix changes.
+    pub fn journal_overlap(self, o: &OverlapView) -> String {
+        match o {
+            OverlapView::NoOverlap => pick!(
+                self,
+                "未反映の変更は、修復が変更するもの(対象ファイルのレコード、そのディレクトリのインデックス、書き込む $MFT:$BITMAP と $Bitmap のページ)と重なりません。",
+                "No pending change touches what the fix changes (the files' records, their directory's index, the $MFT:$BITMAP and $Bitmap pages it writes)."
+            )
+            .to_string(),
+            OverlapView::Overlaps {
+                file_records,
+                index_blocks,
+                mft_bitmap_pages,
+                cluster_bitmap_pages,
+                clusters,
+            } => {
+                let mut parts: Vec<String> = Vec::new();
+                let numbers =
+                    |v: &[u64]| self.listed(&v.iter().map(u64::to_string).collect::<Vec<_>>());
+                if !file_records.is_empty() {
+                    let items = numbers(file_records);
+                    parts.push(pick!(self, format!("MFT レコード {items}"), format!("MFT records {items}")));
+                }
+                if !index_blocks.is_empty() {
+                    let items: Vec<String> =
+                        index_blocks.iter().map(|b| self.index_block(b)).collect();
+                    let items = self.listed(&items);
+                    parts.push(pick!(
+                        self,
+                        format!("インデックスブロック {items}"),
+                        format!("index blocks {items}")
+                    ));
+                }
+                if !mft_bitmap_pages.is_empty() {
+                    let items = numbers(mft_bitmap_pages);
+                    parts.push(pick!(
+                        self,
+                        format!("$MFT:$BITMAP のページ {items}"),
+                        format!("$MFT:$BITMAP pages {items}")
+                    ));
+                }
+                if !cluster_bitmap_pages.is_empty() {
+                    let items = numbers(cluster_bitmap_pages);
+                    parts.push(pick!(
+                        self,
+                        format!("$Bitmap のページ {items}"),
+                        format!("$Bitmap pages {items}")
+                    ));
+                }
+                if !clusters.is_empty() {
+                    let items: Vec<String> =
+                        clusters.iter().map(|&(f, c)| Self::clusters(f, c)).collect();
+                    let items = self.listed(&items);
+                    parts.push(pick!(self, format!("クラスター {items}"), format!("clusters {items}")));
+                }
+                let parts = parts.join(pick!(self, "、", "; "));
+                pick!(
+                    self,
+                    format!("未反映の変更が修復の変更箇所と重なります: {parts}。"),
+                    format!("Pending changes touch what the fix changes: {parts}.")
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,6 +855,129 @@ mod tests {
                 .filter(|s| s.len() > 1)
             {
                 assert!(ja.contains(num), "{n:?}: {num} missing from {ja}");
+            }
+        }
+    }
+
+    /// The numbers a text names (`0x…` included; two characters or more).
+    fn numbers(s: &str) -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|n| n.len() > 1 && n.starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_journal_report_is_said_in_both_languages_with_the_core_s_figures() {
+        use kaifuku_ntfs::logfile::analysis::{BitRange, Bitmap, IndexBlock, LcnRange};
+        use kaifuku_ntfs::logfile::LfsVersion;
+        use kaifuku_rescue::vocabulary::{
+            JournalOverlap, JournalReport, JournalSummary, NtfsProblem, TouchedRecord,
+        };
+        let block = |record, vcn| IndexBlock {
+            record,
+            name: "$I30".into(),
+            vcn,
+            block_offset: 0,
+            entry_offset: 0x18,
+        };
+        let summary = |overlap| JournalSummary {
+            version: LfsVersion::V2_0,
+            checkpoint_lsn: 0x8042d1,
+            current_lsn: 0x80541d,
+            redo_lsn: 0x80386c,
+            last_lsn: 0x80541d,
+            records_after_checkpoint: 156,
+            transactions_committed: 12,
+            transactions_uncommitted: 3,
+            file_records: (30..42)
+                .map(|record| TouchedRecord {
+                    record,
+                    path: (record == 35).then(|| "\\Windows".to_string()),
+                })
+                .collect(),
+            index_blocks: vec![block(55, 16)],
+            lcn_ranges: vec![LcnRange {
+                first: 262143,
+                count: 4,
+            }],
+            bitmap_ranges: vec![
+                BitRange {
+                    bitmap: Bitmap::Clusters,
+                    first: 35,
+                    count: 7,
+                },
+                BitRange {
+                    bitmap: Bitmap::MftRecords,
+                    first: 40,
+                    count: 1,
+                },
+                BitRange {
+                    bitmap: Bitmap::IndexBlocks {
+                        record: 55,
+                        name: "$I30".into(),
+                    },
+                    first: 12,
+                    count: 1,
+                },
+                BitRange {
+                    bitmap: Bitmap::Other {
+                        record: 24,
+                        attribute_type: 0xB0,
+                    },
+                    first: 99,
+                    count: 2,
+                },
+            ],
+            unresolved: 17,
+            bytes_read: 78336,
+            overlap,
+        };
+        let reports = vec![
+            JournalReport::Analysed {
+                journal: Box::new(summary(None)),
+            },
+            JournalReport::Analysed {
+                journal: Box::new(summary(Some(JournalOverlap::NoOverlap))),
+            },
+            JournalReport::Analysed {
+                journal: Box::new(summary(Some(JournalOverlap::Overlaps {
+                    file_records: vec![2146],
+                    index_blocks: vec![block(2140, 8)],
+                    mft_bitmap_pages: vec![10],
+                    cluster_bitmap_pages: vec![11],
+                    clusters: vec![LcnRange {
+                        first: 5000,
+                        count: 2,
+                    }],
+                }))),
+            },
+            JournalReport::NoLiveLog,
+            JournalReport::Unreadable {
+                error: NtfsProblem::ReaderFailed {
+                    detail: "torn".into(),
+                },
+            },
+        ];
+        for report in &reports {
+            let view = crate::view::JournalView::of(report);
+            let ja = T(Lang::Ja).journal_lines(&view).join("\n");
+            let en = T(Lang::En).journal_lines(&view).join("\n");
+            assert_ne!(ja, en, "{report:?} has no Japanese text");
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
+                "{ja}"
+            );
+            // The page names the core's figures, in both languages.
+            let mut core = report.to_string();
+            if let JournalReport::Analysed { journal } = report {
+                if let Some(o) = &journal.overlap {
+                    core.push_str(&o.to_string());
+                }
+            }
+            for n in numbers(&en) {
+                assert!(core.contains(&n), "{n} of {en:?} is not in {core:?}");
+                assert!(ja.contains(&n), "{n} missing from {ja}");
             }
         }
     }

@@ -104,6 +104,11 @@ pub fn plan(props: &PlanProps) -> Html {
                     </li>
                 })}
                 {for p.journal_reset.iter().map(|v| html! {<li class="journal-reset">{t.journal_reset_line(v)}</li>})}
+                {for p.journal_overlaps.iter().map(|o| html! {
+                    <li class="journal-overlap" data-code={crate::view::code(serde_json::to_value(&o.overlap))}>
+                        {format!("{}: {}", t.vol(&o.volume), t.journal_overlap(&o.overlap))}
+                    </li>
+                })}
             </ul>
             <p>{t.plan_intro()}</p>
             <p id="plan-summary" data-ranges={p.patches.len().to_string()}>{t.ranges_summary(p.patches.len(), p.bytes_changed)}</p>

@@ -2,7 +2,7 @@
 
 use super::metrics;
 use crate::i18n::{grouped, size, T};
-use crate::view::{code, InspectView, PartitionsView, VolumeView};
+use crate::view::{code, InspectView, JournalView, PartitionsView, VolumeView};
 use kaifuku_partition::Scheme;
 use kaifuku_rescue::{FileSystem, Outcome};
 use std::rc::Rc;
@@ -129,6 +129,22 @@ fn volumes(t: T, v: &InspectView) -> Html {
             </div>
             {for v.volumes.iter().filter_map(|x| x.error.as_ref().map(|e| (x, e))).map(|(x, e)| html! {
                 <p class="warning">{format!("{} — {}: {e}", t.vol(&x.name), t.volume_error(x.refused))}</p>
+            })}
+            {for v.volumes.iter().filter_map(|x| x.journal.as_ref().map(|j| (x, j))).map(|(x, j)| {
+                let overlap = match j {
+                    JournalView::Analysed(facts) => facts
+                        .overlap
+                        .as_ref()
+                        .map(|o| code(serde_json::to_value(o)))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                html! {
+                    <div class="journal-content" data-code={code(serde_json::to_value(j))} data-overlap={overlap}>
+                        <p>{format!("{} — {}", t.vol(&x.name), t.journal_heading())}</p>
+                        <ul>{for t.journal_lines(j).into_iter().map(|l| html! {<li>{l}</li>})}</ul>
+                    </div>
+                }
             })}
         </section>
     }

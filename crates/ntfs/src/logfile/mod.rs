@@ -1,5 +1,26 @@
-//! `$LogFile` state. After a crash (a BSOD boot loop) Windows leaves redo/undo records that it will
-//! replay at the next mount — over any edit made offline — so every edit decision starts here.
+//! `$LogFile`, the journal. After a crash (a BSOD boot loop) Windows leaves redo/undo records that
+//! it will replay at the next mount — over any edit made offline — so every edit decision starts
+//! here.
+//!
+//! [`log_state`] reads only the restart pages and says whether Windows would replay the log.
+//! [`read_journal`] reads the journal itself, one module per on-disk structure: restart pages and
+//! their client ([`restart`]), log record pages with their tail copies and buffer pages
+//! ([`page`]), log records and their NTFS operations ([`record`]), the checkpoint and its tables
+//! ([`checkpoint`]); [`reader`] walks the records from the checkpoint's oldest needed LSN to the
+//! end of the log, and [`analysis`] says what they change. The format, with the evidence for
+//! each field, is in `docs/logfile-format.md`.
+
+pub mod analysis;
+pub mod checkpoint;
+pub mod page;
+pub mod reader;
+pub mod record;
+pub mod restart;
+
+pub use analysis::{analyse, JournalAnalysis};
+pub use reader::{read_journal, Journal, LiveLog, LogEnd};
+pub use record::{LogRecord, Operation};
+pub use restart::LfsVersion;
 
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
