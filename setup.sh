@@ -45,11 +45,13 @@ fi
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)
 export PATH="$HOME/.cargo/bin:$PATH"
-# Build tools are built unoptimised (opt-level 0, no LTO, many codegen units) and share one target
-# directory, so the crates both depend on are compiled once: Trunk only orchestrates cargo,
-# wasm-bindgen and wasm-opt, and wasm-bindgen's work on our two wasm files takes a second or two
-# either way, while the optimised builds cost 2.5 times the CPU (Trunk's own release profile, fat
-# LTO and one codegen unit, far more). Measured figures are in the README ("Set-up time").
+# Build tools are built unoptimised (opt-level 0, no LTO, many codegen units), without their
+# default features (TLS and Trunk's update check: the page builds offline with the wasm-bindgen
+# and wasm-opt installed here, and the worker tests talk plain HTTP to chromedriver), and share
+# one target directory, so the crates both depend on are compiled once. Trunk only orchestrates
+# cargo, wasm-bindgen and wasm-opt, and an unoptimised wasm-bindgen still processes our two wasm
+# files in about a second, while optimised builds with TLS cost about three times the CPU
+# (README, "Set-up time").
 tools_target=$(mktemp -d)
 trap 'rm -rf "$tools_target"' EXIT
 install_tool() {
@@ -59,10 +61,10 @@ install_tool() {
     nice cargo install "$@"
 }
 if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
-  install_tool trunk --version "$TRUNK_VERSION" --locked
+  install_tool trunk --version "$TRUNK_VERSION" --locked --no-default-features
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
-  install_tool wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  install_tool wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features
 fi
 # wasm-opt (npm binaryen: Debian's is too old for this Rust's output) and playwright-core (drives
 # the system Chromium in the tests), pinned by package-lock.json.
