@@ -769,7 +769,10 @@ pub enum CheckView {
     Invariants { volume: VolumeName, problems: usize },
     /// The side indexes the fix removed keys from (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`)
     /// are sound and no entry refers to a deleted file.
-    SideIndexes { volume: VolumeName, indexes: Vec<String> },
+    SideIndexes {
+        volume: VolumeName,
+        indexes: Vec<String>,
+    },
     /// The download differs from the picked file only in the planned ranges.
     OnlyPlannedRanges { ranges: usize, bytes: u64 },
 }
