@@ -81,7 +81,8 @@ pub struct PlanProps {
 pub fn plan(props: &PlanProps) -> Html {
     let t = props.t;
     let p = &*props.plan;
-    let show_file_writes = props.format == Some(Format::VhdDynamic);
+    // Where file offsets differ from virtual ones, the page lists the file writes too.
+    let show_file_writes = matches!(props.format, Some(Format::VhdDynamic | Format::Qcow2));
     let range_row = |r: &RangeView| {
         html! {
             <tr>
