@@ -201,6 +201,8 @@ pub fn structure_ja(label: &str) -> Option<String> {
             for part in n.split(", ") {
                 if let Some(b) = part.strip_prefix("VHD block ") {
                     words.push(format!("VHD ブロック {b}"));
+                } else if let Some(c) = part.strip_prefix("qcow2 cluster ") {
+                    words.push(format!("qcow2 クラスタ {c}"));
                 } else if part == "filled" {
                     words.push("同じバイトで埋める".into());
                 } else if part.starts_with("whole sectors") {
@@ -249,6 +251,8 @@ mod tests {
                 "MFT レコード 67(ディレクトリ \\Windows\\System32\\drivers\\etc(レコード 67)の索引ルート $INDEX_ROOT $I30)",
             ),
             ("virtual disk bytes 0x10..0x20 (VHD block 3, filled)", "仮想ディスクのバイト 0x10..0x20(VHD ブロック 3、同じバイトで埋める)"),
+            ("virtual disk bytes 0x10..0x20 (qcow2 cluster 7)", "仮想ディスクのバイト 0x10..0x20(qcow2 クラスタ 7)"),
+            ("virtual disk bytes 0x10..0x20 (qcow2 cluster 7, filled)", "仮想ディスクのバイト 0x10..0x20(qcow2 クラスタ 7、同じバイトで埋める)"),
             (
                 "VHD block 2 sector bitmap: mark 8 sector(s) of virtual bytes 0x400..0x1400 as in use",
                 "VHD ブロック 2 のセクタービットマップ: 仮想バイト 0x400..0x1400 の 8 セクターを使用中にする",
