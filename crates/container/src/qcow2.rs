@@ -29,7 +29,7 @@ use crate::{ContainerError, Extent, FileFill, FileWrite};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 /// The magic at offset 0.
@@ -735,11 +735,26 @@ impl Qcow2 {
         if self.header.autoclear & AUTOCLEAR_BITMAPS != 0 {
             return Err(ContainerError::Qcow2Unsupported(Qcow2Feature::Bitmaps));
         }
+        // The spec lets a writer keep unknown auto-clear bits only by clearing them, which would
+        // mean writing the header.
+        if self.header.autoclear & !AUTOCLEAR_BITMAPS != 0 {
+            return Err(ContainerError::Qcow2Unsupported(
+                Qcow2Feature::UnknownFeatures,
+            ));
+        }
         let mut refcounts = Refcounts::new(self, file)?;
         let cluster = self.header.cluster_size();
-        // Guest cluster → host cluster, for every cluster touched; also catches two guest
-        // clusters on one host cluster.
-        let mut hosts: BTreeMap<u64, u64> = BTreeMap::new();
+        // The host clusters holding L2 tables and refcount blocks: never data to write.
+        let tables: BTreeSet<u64> = self
+            .l1
+            .iter()
+            .map(|e| e & OFFSET_MASK)
+            .chain(refcounts.table.iter().copied())
+            .filter(|&at| at != 0)
+            .collect();
+        // Guest clusters touched, and their host clusters (two guests on one host is damage).
+        let mut guests: BTreeSet<u64> = BTreeSet::new();
+        let mut hosts: BTreeSet<u64> = BTreeSet::new();
         let mut writable = |start: u64,
                             end: u64|
          -> Result<Vec<(u64, u64, u64, u64)>, ContainerError> {
@@ -782,7 +797,7 @@ impl Qcow2 {
                         host
                     }
                 };
-                if !hosts.contains_key(&guest) {
+                if !guests.contains(&guest) {
                     let count = refcounts.get(host)?;
                     if count == 0 {
                         return Err(ContainerError::Qcow2Refcount {
@@ -793,20 +808,21 @@ impl Qcow2 {
                     if count > 1 {
                         return Err(refuse(Qcow2ClusterKind::Shared));
                     }
-                    if hosts.values().any(|&h| h == host) {
+                    if hosts.contains(&host) {
                         return Err(ContainerError::Qcow2Refcount {
                             host_offset: host,
                             problem: "is mapped by two guest clusters",
                         });
                     }
-                    self.check_not_metadata(host, &refcounts)?;
+                    self.check_not_metadata(host, &tables)?;
                     if host + (piece_end - 1) % cluster >= self.file_size {
                         return Err(ContainerError::Qcow2Refcount {
                             host_offset: host,
                             problem: "ends past the end of the file (a write would grow it)",
                         });
                     }
-                    hosts.insert(guest, host);
+                    guests.insert(guest);
+                    hosts.insert(host);
                 }
                 pieces.push((pos, piece_end, host + pos % cluster, guest));
                 pos = piece_end;
@@ -845,11 +861,7 @@ impl Qcow2 {
 
     /// A data cluster written in place must not be one of the image's own structures: with
     /// consistent refcounts it cannot be, but a damaged L2 entry could point anywhere.
-    fn check_not_metadata<R: ReadAt>(
-        &self,
-        host: u64,
-        refcounts: &Refcounts<R>,
-    ) -> Result<(), ContainerError> {
+    fn check_not_metadata(&self, host: u64, tables: &BTreeSet<u64>) -> Result<(), ContainerError> {
         let h = &self.header;
         let cluster = h.cluster_size();
         let overlaps =
@@ -865,10 +877,8 @@ impl Qcow2 {
             Some("the refcount table")
         } else if h.snapshots > 0 && overlaps(h.snapshots_offset, u64::from(h.snapshots) * 40) {
             Some("the snapshot table")
-        } else if self.l1.iter().any(|e| e & OFFSET_MASK == host) {
-            Some("an L2 table")
-        } else if refcounts.is_block(host) {
-            Some("a refcount block")
+        } else if tables.contains(&host) {
+            Some("an L2 table or a refcount block")
         } else {
             None
         };
@@ -960,10 +970,6 @@ impl<'a, R: ReadAt> Refcounts<'a, R> {
             table,
             blocks: BTreeMap::new(),
         })
-    }
-
-    fn is_block(&self, host: u64) -> bool {
-        self.table.iter().any(|&e| e != 0 && e == host)
     }
 
     /// The refcount of the host cluster at `host`.
