@@ -177,9 +177,13 @@ pub(crate) struct Qcow2 {
     file_size: u64,
     /// L1 entries the virtual size spans.
     l1: Vec<u64>,
-    l2_cache: RefCell<VecDeque<(u64, Rc<[u8]>)>>,
-    cluster_cache: RefCell<VecDeque<(u64, Rc<[u8]>)>>,
+    l2_cache: Cache,
+    cluster_cache: Cache,
 }
+
+/// A few clusters' worth of bytes (L2 tables, inflated clusters) keyed by file offset, oldest
+/// first.
+type Cache = RefCell<VecDeque<(u64, Rc<[u8]>)>>;
 
 fn header_error(field: &'static str, value: u64, problem: &'static str) -> ContainerError {
     ContainerError::Qcow2Header {
@@ -350,7 +354,7 @@ impl Header {
     fn check_offsets(&self, file_size: u64) -> Result<(), ContainerError> {
         let cluster = self.cluster_size();
         let check = |field: &'static str, offset: u64, len: u64| {
-            if offset % cluster != 0 {
+            if !offset.is_multiple_of(cluster) {
                 return Err(header_error(
                     field,
                     offset,
@@ -420,7 +424,7 @@ fn check_extensions(area: &[u8], start: usize) -> Result<(), ContainerError> {
         let padded = len.checked_add(7).map(|l| l & !7);
         match padded.and_then(|p| (at + 8).checked_add(p)) {
             Some(next) if next <= area.len() => {
-                if kind == EXT_FEATURE_TABLE && len % 48 != 0 {
+                if kind == EXT_FEATURE_TABLE && !len.is_multiple_of(48) {
                     return Err(header_error(
                         "feature name table",
                         len as u64,
@@ -906,7 +910,7 @@ fn check_table_entry(
         Some("sets reserved bits")
     } else {
         let host = entry & OFFSET_MASK;
-        if host % cluster != 0 {
+        if !host.is_multiple_of(cluster) {
             Some("points at an offset that is not aligned to a cluster boundary")
         } else if host != 0 && host >= file_size
             || whole_cluster && host != 0 && host + cluster > file_size
@@ -1008,7 +1012,7 @@ impl<'a, R: ReadAt> Refcounts<'a, R> {
     }
 }
 
-fn cached(cache: &RefCell<VecDeque<(u64, Rc<[u8]>)>>, key: u64) -> Option<Rc<[u8]>> {
+fn cached(cache: &Cache, key: u64) -> Option<Rc<[u8]>> {
     cache
         .borrow()
         .iter()
@@ -1016,7 +1020,7 @@ fn cached(cache: &RefCell<VecDeque<(u64, Rc<[u8]>)>>, key: u64) -> Option<Rc<[u8
         .map(|(_, v)| Rc::clone(v))
 }
 
-fn remember(cache: &RefCell<VecDeque<(u64, Rc<[u8]>)>>, capacity: usize, key: u64, v: Rc<[u8]>) {
+fn remember(cache: &Cache, capacity: usize, key: u64, v: Rc<[u8]>) {
     let mut cache = cache.borrow_mut();
     if cache.len() == capacity {
         cache.pop_front();
