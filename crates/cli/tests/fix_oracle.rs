@@ -1197,6 +1197,43 @@ fn qcow2_compressed_and_snapshot_are_refused() {
     }
 }
 
+/// An image QEMU left dirty (the bit set in a copy of qemu-img's output) and a child with a backing
+/// file (made by qemu-img) are refused before anything is read past the header (exit code 2), with
+/// what to do.
+#[test]
+fn qcow2_dirty_and_backing_file_are_refused() {
+    let s = Scratch::new("qcow2-refused-open");
+    let fq = fixture("gpt-win-v3.qcow2");
+    let dirty = s.path("dirty.qcow2");
+    let mut bytes = std::fs::read(&fq.image).unwrap();
+    bytes[79] |= 1; // incompatible_features bit 0: dirty
+    std::fs::write(&dirty, &bytes).unwrap();
+    let child = s.path("child.qcow2");
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("create"),
+            OsStr::new("-f"),
+            OsStr::new("qcow2"),
+            OsStr::new("-F"),
+            OsStr::new("qcow2"),
+            OsStr::new("-b"),
+            fq.image.as_os_str(),
+            child.as_os_str(),
+        ],
+    );
+    for (image, words) in [(&dirty, "qemu-img check -r all"), (&child, "backing file")] {
+        let r = kaifuku([OsStr::new("inspect"), image.as_os_str()]);
+        assert_eq!(r.code, 2, "{}: {}", image.display(), r.both());
+        assert!(r.both().contains(words), "{}", r.both());
+        let out = s.path("out.qcow2");
+        let r = kaifuku(fix_args(image, &out, &None, &[]));
+        assert_eq!(r.code, 2, "{}: {}", image.display(), r.both());
+        assert!(r.both().contains(words), "{}", r.both());
+        assert!(!out.exists());
+    }
+}
+
 /// Reading a compressed or snapshotted qcow2 gives exactly the disk `qemu-img convert -O raw`
 /// gives: the inspect reports agree on everything but the container.
 #[test]
