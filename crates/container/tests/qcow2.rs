@@ -642,3 +642,70 @@ fn writes_never_reach_metadata() {
         );
     }
 }
+
+/// Extended L2 entries with only some subclusters allocated (qemu-io writes 4 KiB into a fresh
+/// image with 2 KiB subclusters): the others read as zeros and cannot be written in place; the
+/// allocated ones can, and qemu reads the result.
+#[test]
+fn partially_allocated_subclusters() {
+    let dir = TempDir::new("subclusters");
+    let image = dir.path("ext.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        "extended_l2=on",
+        s(&image),
+        "1M",
+    ]);
+    tool(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x11 4k 4k", s(&image)],
+    );
+    let mut want = vec![0u8; MIB];
+    want[4 * KIB..8 * KIB].fill(0x11);
+    assert!(qemu_raw(&dir, &image) == want);
+    let c = open(FileReader::open(&image)).unwrap();
+    assert!(c.info().qcow2.unwrap().extended_l2);
+    assert_reads_as(&c, &want);
+    assert_eq!(
+        c.map(0).unwrap(),
+        Extent::Zero {
+            len: 4 * KIB as u64
+        }
+    );
+    assert!(
+        matches!(c.map(5000).unwrap(), Extent::InFile { len, .. } if len == 8 * KIB as u64 - 5000)
+    );
+    assert!(
+        matches!(c.map(8 * KIB as u64).unwrap(), Extent::Zero { len } if len == 56 * KIB as u64)
+    );
+    let e = c.plan_writes(&[(100, &[1u8; 4])]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ContainerError::PatchInQcow2Cluster {
+                kind: Qcow2ClusterKind::Unallocated,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = c
+        .plan_writes(&[(8 * KIB as u64 - 2, &[1u8; 4])])
+        .unwrap_err();
+    assert!(
+        matches!(e, ContainerError::PatchInQcow2Cluster { .. }),
+        "{e}"
+    );
+    let writes = c.plan_writes(&[(5000, &[0x22u8; 100])]).unwrap();
+    let mut file = fs::read(&image).unwrap();
+    apply(&mut file, &writes);
+    let patched = dir.path("patched.qcow2");
+    fs::write(&patched, &file).unwrap();
+    qemu_img(&["check", "-f", "qcow2", s(&patched)]);
+    want[5000..5100].fill(0x22);
+    assert!(qemu_raw(&dir, &patched) == want);
+}
