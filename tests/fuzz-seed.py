@@ -273,9 +273,51 @@ def seed_partitions(fixtures, corpus):
         corpus.add("partitions", sparse(size, segs, 1))
 
 
+def qcow2_ranges(f, head, size):
+    """The metadata a qcow2 reader walks (qcow2.txt): L1 table, the first L2 tables, the refcount
+    table and blocks, and the start of the first clusters the L2 tables map (compressed data
+    included), so that mutations reach every level."""
+    cbits = struct.unpack(">I", head[20:24])[0]
+    if not 9 <= cbits <= 21:
+        return []
+    cluster = 1 << cbits
+    ext_l2 = len(head) >= 80 and struct.unpack(">I", head[4:8])[0] >= 3 and head[79] & 16
+    l1_size, l1_at = struct.unpack(">IQ", head[36:48])
+    rt_at, rt_clusters = struct.unpack(">QI", head[48:60])
+    take = lambda at, n: [(at, min(n, 64 * KiB))] if 0 < at < size else []
+    out = take(l1_at, l1_size * 8) + take(rt_at, rt_clusters * cluster)
+    mask = 0x00FFFFFFFFFFFE00
+    f.seek(rt_at)
+    for e in struct.unpack(">%dQ" % min(rt_clusters * cluster // 8, 64), f.read(8 * min(rt_clusters * cluster // 8, 64))):
+        out += take(e & mask, cluster)
+    f.seek(l1_at)
+    l1 = struct.unpack(">%dQ" % min(l1_size, 4), f.read(8 * min(l1_size, 4)))
+    step = 16 if ext_l2 else 8
+    for e in [e & mask for e in l1 if e & mask][:4]:
+        out += take(e, cluster)
+        f.seek(e)
+        table = f.read(min(cluster, 64 * KiB))
+        mapped = 0
+        for i in range(0, len(table) - 7, step):
+            d = struct.unpack(">Q", table[i:i + 8])[0]
+            if d & (1 << 62):
+                x = 62 - (cbits - 8)
+                at = d & ((1 << x) - 1)
+                n = (((d >> x) & ((1 << (cbits - 8)) - 1)) + 1) * 512
+            else:
+                at, n = d & mask, 4 * KiB
+            if at:
+                out += take(at, min(n, 8 * KiB))
+                mapped += 1
+            if mapped == 12:
+                break
+    return out
+
+
 def seed_containers(fixtures, corpus, tmp):
     files = sorted(glob.glob(os.path.join(fixtures, "*.vhd"))) + \
-        sorted(glob.glob(os.path.join(fixtures, "bad", "*.vhd")))
+        sorted(glob.glob(os.path.join(fixtures, "bad", "*.vhd"))) + \
+        sorted(glob.glob(os.path.join(fixtures, "*.qcow2")))
     # Small images of every format qemu-img writes, the refused ones included.
     raw = os.path.join(tmp, "small.raw")
     with open(raw, "wb") as f:
@@ -285,11 +327,22 @@ def seed_containers(fixtures, corpus, tmp):
             f.write(hashlib.sha256(str(at).encode()).digest() * 16)
     for fmt, opts, name in [("vpc", "subformat=dynamic", "dyn.vhd"), ("vpc", "subformat=fixed", "fixed.vhd"),
                             ("vpc", "subformat=dynamic,force_size=on", "dynfs.vhd"),
-                            ("vhdx", "", "x.vhdx"), ("qcow2", "", "q.qcow2"), ("vmdk", "", "v.vmdk"),
-                            ("vmdk", "subformat=monolithicFlat", "flat.vmdk")]:
+                            ("vhdx", "", "x.vhdx"), ("vmdk", "", "v.vmdk"),
+                            ("vmdk", "subformat=monolithicFlat", "flat.vmdk"),
+                            ("qcow2", "compat=0.10", "q2.qcow2"), ("qcow2", "compat=1.1", "q3.qcow2"),
+                            ("qcow2", "compat=1.1,cluster_size=4k", "q3-4k.qcow2"),
+                            ("qcow2", "compat=1.1,extended_l2=on", "q3-ext.qcow2"),
+                            ("qcow2", "compat=1.1,refcount_bits=1", "q3-rc1.qcow2"),
+                            ("qcow2", "compat=1.1 -c", "q3-c.qcow2"),
+                            ("qcow2", "compat=1.1,cluster_size=4k -c", "q3-4k-c.qcow2"),
+                            ("qcow2", "compat=1.1 snapshot", "q3-snap.qcow2")]:
         out = os.path.join(tmp, name)
-        cmd = ["qemu-img", "convert", "-O", fmt] + (["-o", opts] if opts else []) + [raw, out]
+        words = opts.split()
+        cmd = ["qemu-img", "convert", "-O", fmt] + (["-o", words[0]] if words else []) + \
+            (["-c"] if "-c" in words else []) + [raw, out]
         run(cmd)
+        if "snapshot" in words:
+            run(["qemu-img", "snapshot", "-c", "s1", out])
         files.append(out)
     for path in files:
         size = os.path.getsize(path)
@@ -309,6 +362,10 @@ def seed_containers(fixtures, corpus, tmp):
                     bat = struct.unpack(">%dI" % min(entries, 16 * KiB), f.read(4 * min(entries, 16 * KiB)))
                     for e in [e for e in bat if e != 0xFFFFFFFF][:8]:
                         ranges.append((e * 512, 1024))  # bitmap and the first data sector
+            f.seek(0)
+            head = f.read(104)
+            if head[:4] == b"QFI\xfb":
+                ranges += qcow2_ranges(f, head, size)
             segs = nonzero_runs(f, ranges)
         corpus.add("container", sparse(size, segs, 0))
         corpus.add("container", sparse(size, segs, 1))

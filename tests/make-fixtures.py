@@ -180,6 +180,16 @@ VHDS = [  # (output, source raw, qemu subformat)
     ("bare-64k-dynamic.vhd", "bare-64k.raw", "dynamic"),
 ]
 
+# (output, source raw, qemu-img convert options, variant). Variants: "plain" (fixed in place),
+# "compressed" (`-c`: the clusters a fix touches are compressed, so the fix is refused), "snapshot"
+# (an internal snapshot taken after the conversion shares every cluster, so the fix is refused).
+QCOW2S = [
+    ("gpt-win-v2.qcow2", "gpt-win.raw", ["-o", "compat=0.10"], "plain"),
+    ("gpt-win-v3.qcow2", "gpt-win.raw", ["-o", "compat=1.1"], "plain"),
+    ("bare-64k-compressed.qcow2", "bare-64k.raw", ["-o", "compat=1.1", "-c"], "compressed"),
+    ("bare-64k-snapshot.qcow2", "bare-64k.raw", ["-o", "compat=1.1"], "snapshot"),
+]
+
 REAL_DRIVERS = """
 1394ohci.sys 3ware.sys ACPI.sys acpidev.sys acpiex.sys acpipagr.sys AcpiPmi.sys acpitime.sys
 ADP80XX.SYS afd.sys afunix.sys ahcache.sys amdgpio2.sys amdi2c.sys amdppm.sys amdsata.sys
@@ -862,6 +872,16 @@ def build_vhd(out, src, sub, outdir):
     log("  built %-22s" % out)
 
 
+def build_qcow2(out, src, options, variant, outdir):
+    """qcow2 holds no identifiers; the snapshot's date comes from the frozen clock."""
+    dst = os.path.join(outdir, out)
+    run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2"] + options + [os.path.join(outdir, src), dst],
+        env=frozen_env(T_POST))
+    if variant == "snapshot":
+        run(["qemu-img", "snapshot", "-c", "before-fix", dst], env=frozen_env(T_POST))
+    log("  built %-22s" % out)
+
+
 # ---------------------------------------------------------------------------
 # Reading the answers back with independent tools
 # ---------------------------------------------------------------------------
@@ -1289,6 +1309,33 @@ def read_vhd(out, src, sub, outdir, expected_raw):
     return exp
 
 
+def read_qcow2(out, src, options, variant, outdir, expected_raw):
+    img = os.path.join(outdir, out)
+    qi = json.loads(run(["qemu-img", "info", "-f", "qcow2", "--output=json", img]))
+    run(["qemu-img", "check", "-f", "qcow2", img])
+    run(["qemu-img", "compare", "-f", "qcow2", "-F", "raw", img, os.path.join(outdir, src)])
+    # libqcow reads it too (its own header parser, not QEMU's)
+    qcowinfo = parse_kv(run(["qcowinfo", img]))
+    raw = expected_raw[src]
+    need(qi["virtual-size"] == raw["virtual_size"], "%s: virtual size %d != raw %d"
+         % (out, qi["virtual-size"], raw["virtual_size"]))
+    data = qi.get("format-specific", {}).get("data", {})
+    version = 2 if data.get("compat") == "0.10" else 3
+    need(qcowinfo.get("Format version") == str(version), "%s: qcowinfo version %r"
+         % (out, qcowinfo.get("Format version")))
+    snapshots = len(qi.get("snapshots", []))
+    need(snapshots == (1 if variant == "snapshot" else 0), "%s: %d snapshots" % (out, snapshots))
+    exp = json.loads(json.dumps(raw))
+    exp.update(image=out, container="qcow2-v%d" % version, virtual_size=qi["virtual-size"],
+               file_size=os.path.getsize(img), same_content_as=src, qcow2_variant=variant,
+               qcow2=dict(version=version, cluster_size=qi["cluster-size"], snapshots=snapshots),
+               note="volumes/partitions/files are those of %s: qemu-img compare says the virtual disks are "
+                    "identical; files_sha256 lists point to %s's lists" % (src, src))
+    if data:
+        exp["qemu_format_specific"] = data
+    return exp
+
+
 # ---------------------------------------------------------------------------
 # Bad inputs
 # ---------------------------------------------------------------------------
@@ -1454,6 +1501,8 @@ def generate(outdir, jobs):
             f.result()
         for f in [ex.submit(build_vhd, o, s, sub, outdir) for o, s, sub in VHDS]:
             f.result()
+        for f in [ex.submit(build_qcow2, o, s, opts, var, outdir) for o, s, opts, var in QCOW2S]:
+            f.result()
     t_build = time.time() - t_start
 
     log("reading back expected answers")
@@ -1463,6 +1512,9 @@ def generate(outdir, jobs):
         for n, f in futs.items():
             expected[n] = f.result()
         for f in [ex.submit(read_vhd, o, s, sub, outdir, expected) for o, s, sub in VHDS]:
+            e = f.result()
+            expected[e["image"]] = e
+        for f in [ex.submit(read_qcow2, o, s, opts, var, outdir, expected) for o, s, opts, var in QCOW2S]:
             e = f.result()
             expected[e["image"]] = e
 
@@ -1479,11 +1531,16 @@ def generate(outdir, jobs):
         fixtures.append((fx["name"], e))
     for o, s, sub in VHDS:
         fixtures.append((o, expected[o]))
+    for o, s, opts, var in QCOW2S:
+        fixtures.append((o, expected[o]))
     man = dict(generator="tests/make-fixtures.py", stamp=None, fixtures=[])
     for name, e in fixtures:
         write_json(os.path.join(outdir, name + ".expected.json"), e)
         files = [name, name + ".expected.json"] + sorted({v["files_sha256"] for v in e["volumes"] if v.get("files_sha256")})
-        man["fixtures"].append(dict(name=name, kind="good", container=e["container"], scheme=e["scheme"],
+        # A readable image whose fix must be refused (compressed or snapshot-shared clusters) is
+        # "unwritable": every test of reading and checking takes it, none that expects a fix.
+        kind = "good" if e.get("qcow2_variant", "plain") == "plain" else "unwritable"
+        man["fixtures"].append(dict(name=name, kind=kind, container=e["container"], scheme=e["scheme"],
                                     files=files, expected=name + ".expected.json",
                                     file_size=os.path.getsize(os.path.join(outdir, name)),
                                     sha256=sha256_file(os.path.join(outdir, name)),
@@ -1599,7 +1656,7 @@ def main():
     print("%-24s %-11s %-5s %10s %9s  %s" % ("image", "container", "table", "virtual", "on disk", "volumes (label cluster matches)"))
     for fx in man["fixtures"]:
         p = os.path.join(outdir, fx["name"])
-        if fx["kind"] == "good":
+        if fx["kind"] in ("good", "unwritable"):
             e = expected[fx["name"]]
             vols = ", ".join("%s:%s/%s/%d" % (v["partition"] or "-", v["label"] or "-", v["cluster_size"] or "-",
                                               len(v["matches"])) for v in e["volumes"] if v["fs"])

@@ -1,5 +1,6 @@
 //! Container detection and metadata: raw, VHD fixed/dynamic (footer, dynamic header, BAT, sector
-//! bitmaps), the formats refused by signature; then mapping, reading and planned writes.
+//! bitmaps), qcow2 (header, extensions, L1/L2 tables, compressed clusters, refcounts), the formats
+//! refused by signature; then mapping, reading and planned writes.
 //!
 //! Input: a sparse file (`kaifuku_fuzz::Sparse`); flag bit 0 reseals the VHD checksums so that
 //! mutated fields get past them. Checked: a mapped extent is never empty or past the disk, reads
@@ -42,6 +43,29 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Extent::Zero { .. } => assert!(got.iter().all(|b| *b == 0), "zero extent not zero"),
+            Extent::Compressed {
+                stored_len,
+                cluster_size,
+                skip,
+                len,
+                file_offset,
+            } => {
+                assert!(skip + len <= cluster_size, "compressed run past its cluster");
+                assert!(stored_len > 0, "compressed cluster without data");
+                assert!(
+                    file_offset + stored_len <= file.size(),
+                    "compressed data past the file"
+                );
+                // The same bytes read again one piece at a time (from the inflated cluster cache
+                // or the file) must agree.
+                let mut again = vec![0u8; n];
+                for (i, b) in again.iter_mut().enumerate() {
+                    let mut one = [0u8; 1];
+                    c.read_at(off + i as u64, &mut one).expect("re-read a compressed byte");
+                    *b = one[0];
+                }
+                assert_eq!(got, again, "compressed reads disagree at {off}");
+            }
         }
     }
 

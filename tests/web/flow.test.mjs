@@ -124,6 +124,16 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
     });
   });
 
+  test("qcow2 (version 3), Japanese", async () => {
+    await fullCase({
+      image: fixture("gpt-win-v3.qcow2"), format: "qcow2", locale: "ja-JP", windows: 3, expectMatches: 3,
+      textChecks: (t) => {
+        assert.ok(t.includes("qcow2(QEMU/KVM)"));
+        assert.ok(/イメージファイル内では \d+ 箇所の書き込みになります/.test(t), "qcow2 shows its file writes");
+      },
+    });
+  });
+
   test("unclean journal, Japanese: explanation, consent, journal reset", async () => {
     const dir = scratch("unclean");
     try {

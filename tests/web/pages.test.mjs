@@ -104,17 +104,17 @@ describe("page behaviour", { timeout: 300_000 }, () => {
   test("drag and drop: a dropped file is read like a picked one", async () => {
     await b.page.evaluate(() => {
       const bytes = new Uint8Array(1 << 20);
-      bytes.set([0x51, 0x46, 0x49, 0xfb], 0); // "QFI\xfb": qcow2
+      bytes.set([0x4b, 0x44, 0x4d, 0x56], 0); // "KDMV": a VMDK sparse extent
       const dt = new DataTransfer();
-      dt.items.add(new File([bytes], "dropped.qcow2"));
+      dt.items.add(new File([bytes], "dropped.vmdk"));
       const zone = document.getElementById("dropzone");
       zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
       zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
     });
     assert.equal(await waitState(b.page, ["inspected", "failed"]), "inspected");
-    assert.equal(await b.page.innerText("#file-name"), "dropped.qcow2");
+    assert.equal(await b.page.innerText("#file-name"), "dropped.vmdk");
     assert.deepEqual(await codes(), ["unsupported_format"]);
-    assert.ok((await main()).includes("qemu-img convert -f qcow2 -O raw"));
+    assert.ok((await main()).includes("qemu-img convert -f vmdk -O raw"));
   });
 
   test("BitLocker is refused with what to do instead", async () => {

@@ -7,10 +7,10 @@
 
 use js_sys::{Array, Uint8Array};
 use kaifuku_container::{FileFill, FileWrite, FileWriteLabel, OutputPlan, WriteHow};
-use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_container::{Format, OtherFormat};
 use kaifuku_io::{BlockCache, Counted, ReadAt};
 use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
+use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_ntfs::{Damage, Location, LogState, Structure};
 use kaifuku_partition::{PartitionType, Scheme, WordedType};
 use kaifuku_rescue::undo::{self, UndoEntry};

@@ -27,6 +27,21 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             size(c.virtual_size),
             c.virtual_size
         );
+        if let Some(q) = &c.qcow2 {
+            let _ = writeln!(
+                o,
+                "            qcow2 version {}, cluster {}, {}-bit refcounts{}, {} snapshot(s)",
+                q.version,
+                size(q.cluster_size),
+                q.refcount_bits,
+                if q.extended_l2 {
+                    ", extended L2 entries"
+                } else {
+                    ""
+                },
+                q.snapshots
+            );
+        }
     }
     if let Some(t) = &r.partitions {
         let scheme = match t.scheme {

@@ -1035,6 +1035,248 @@ fn builtin_vhd_dynamic_64k_clusters() {
     builtin_vhd("bare-64k-dynamic.vhd", "bare-64k.raw");
 }
 
+/// qcow2 input → qcow2 output written in place in the copy: `qemu-img check` accepts it, qemu's
+/// raw view equals the raw fix of the same disk, libqcow's `qcowinfo` reads it, only data clusters
+/// change, a second fix has nothing to do, and undo restores the input.
+fn builtin_qcow2(image: &str, raw: &str) {
+    let s = Scratch::new(&format!("builtin-{image}"));
+    let fq = fixture(image);
+    let fr = fixture(raw);
+    let ctx = image.to_string();
+    let out_raw = s.path("out.raw");
+    let r = kaifuku(fix_args(&fr.image, &out_raw, &None, &[]));
+    assert_eq!(r.code, 0, "{raw}: {}", r.both());
+    let out = s.path("out.qcow2");
+    let undo = s.path("out.undo");
+    let r = kaifuku(fix_args(
+        &fq.image,
+        &out,
+        &None,
+        &["--json", "--undo", undo.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    check_writes(&fq.image, &out, &plan, false, &ctx);
+    // The header cluster and the tables stay as they were: writes go to data clusters only.
+    let header_cluster = 64 << 10;
+    for w in plan["file_writes"].as_array().unwrap() {
+        assert!(
+            w["file_offset"].as_u64().unwrap() >= header_cluster,
+            "{ctx}: {w}"
+        );
+        assert!(
+            w["label"].as_str().unwrap().contains("qcow2 cluster"),
+            "{ctx}: {w}"
+        );
+    }
+    let o = run(
+        "qemu-img",
+        [
+            OsStr::new("check"),
+            OsStr::new("-f"),
+            OsStr::new("qcow2"),
+            out.as_os_str(),
+        ],
+    );
+    assert!(
+        o.code == 0 && o.both().contains("No errors"),
+        "{ctx}: qemu-img check: {}",
+        o.both()
+    );
+    let o = run(
+        "qemu-img",
+        [
+            OsStr::new("compare"),
+            OsStr::new("-f"),
+            OsStr::new("qcow2"),
+            OsStr::new("-F"),
+            OsStr::new("raw"),
+            out.as_os_str(),
+            out_raw.as_os_str(),
+        ],
+    );
+    assert!(
+        o.code == 0 && o.both().contains("Images are identical"),
+        "{ctx}: qemu-img compare with the fixed raw image: {}",
+        o.both()
+    );
+    let o = run("qcowinfo", [out.as_os_str()]);
+    assert!(
+        o.code == 0 && o.both().contains("Media size"),
+        "{ctx}: qcowinfo: {}",
+        o.both()
+    );
+    let again = s.path("again.qcow2");
+    let r = kaifuku(fix_args(&out, &again, &None, &[]));
+    assert_eq!(r.code, 1, "{ctx}: second fix: {}", r.both());
+    assert!(!again.exists());
+    let r = kaifuku([OsStr::new("undo"), out.as_os_str(), undo.as_os_str()]);
+    assert_eq!(r.code, 0, "{ctx}: undo: {}", r.both());
+    assert_eq!(
+        sha256(&out),
+        sha256(&fq.image),
+        "{ctx}: undo did not restore the input"
+    );
+}
+
+#[test]
+fn builtin_qcow2_v2() {
+    builtin_qcow2("gpt-win-v2.qcow2", "gpt-win.raw");
+}
+
+#[test]
+fn builtin_qcow2_v3() {
+    builtin_qcow2("gpt-win-v3.qcow2", "gpt-win.raw");
+}
+
+/// `--in-place --undo` on a copy of a qcow2 image: the same bytes as `-o`, and undo restores it.
+#[test]
+fn builtin_qcow2_in_place() {
+    let s = Scratch::new("qcow2-in-place");
+    let fq = fixture("gpt-win-v3.qcow2");
+    let copy = s.path("disk.qcow2");
+    run_ok(
+        "cp",
+        [
+            OsStr::new("--sparse=always"),
+            fq.image.as_os_str(),
+            copy.as_os_str(),
+        ],
+    );
+    let out = s.path("out.qcow2");
+    let r = kaifuku(fix_args(&fq.image, &out, &None, &[]));
+    assert_eq!(r.code, 0, "{}", r.both());
+    let undo = s.path("disk.undo");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        copy.as_os_str(),
+        OsStr::new("--in-place"),
+        OsStr::new("--undo"),
+        undo.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert_eq!(sha256(&copy), sha256(&out), "in place and copy differ");
+    let r = kaifuku([OsStr::new("undo"), copy.as_os_str(), undo.as_os_str()]);
+    assert_eq!(r.code, 0, "undo: {}", r.both());
+    assert_eq!(sha256(&copy), sha256(&fq.image));
+}
+
+/// Compressed clusters and clusters shared with a snapshot cannot be written in place: the fix is
+/// refused with what to do, and nothing is left where the output and undo file were to go.
+#[test]
+fn qcow2_compressed_and_snapshot_are_refused() {
+    for (image, kind, words) in [
+        (
+            "bare-64k-compressed.qcow2",
+            "stored compressed",
+            "without compression",
+        ),
+        (
+            "bare-64k-snapshot.qcow2",
+            "shared with an internal snapshot",
+            "snapshot -d",
+        ),
+    ] {
+        let s = Scratch::new(&format!("refused-{image}"));
+        let fq = fixture(image);
+        let out = s.path("out.qcow2");
+        let undo = s.path("out.undo");
+        let r = kaifuku(fix_args(
+            &fq.image,
+            &out,
+            &None,
+            &["--undo", undo.to_str().unwrap()],
+        ));
+        assert_eq!(r.code, 3, "{image}: {}", r.both());
+        assert!(r.both().contains(words), "{image}: {}", r.both());
+        assert!(r.both().contains(kind), "{image}: {}", r.both());
+        assert!(
+            !out.exists() && !undo.exists(),
+            "{image}: output left behind"
+        );
+    }
+}
+
+/// An image QEMU left dirty (the bit set in a copy of qemu-img's output) and a child with a backing
+/// file (made by qemu-img) are refused before anything is read past the header (exit code 2), with
+/// what to do.
+#[test]
+fn qcow2_dirty_and_backing_file_are_refused() {
+    let s = Scratch::new("qcow2-refused-open");
+    let fq = fixture("gpt-win-v3.qcow2");
+    let dirty = s.path("dirty.qcow2");
+    let mut bytes = std::fs::read(&fq.image).unwrap();
+    bytes[79] |= 1; // incompatible_features bit 0: dirty
+    std::fs::write(&dirty, &bytes).unwrap();
+    let child = s.path("child.qcow2");
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("create"),
+            OsStr::new("-f"),
+            OsStr::new("qcow2"),
+            OsStr::new("-F"),
+            OsStr::new("qcow2"),
+            OsStr::new("-b"),
+            fq.image.as_os_str(),
+            child.as_os_str(),
+        ],
+    );
+    for (image, words) in [(&dirty, "qemu-img check -r all"), (&child, "backing file")] {
+        let r = kaifuku([OsStr::new("inspect"), image.as_os_str()]);
+        assert_eq!(r.code, 2, "{}: {}", image.display(), r.both());
+        assert!(r.both().contains(words), "{}", r.both());
+        let out = s.path("out.qcow2");
+        let r = kaifuku(fix_args(image, &out, &None, &[]));
+        assert_eq!(r.code, 2, "{}: {}", image.display(), r.both());
+        assert!(r.both().contains(words), "{}", r.both());
+        assert!(!out.exists());
+    }
+}
+
+/// Reading a compressed or snapshotted qcow2 gives exactly the disk `qemu-img convert -O raw`
+/// gives: the inspect reports agree on everything but the container.
+#[test]
+fn qcow2_inspects_as_its_raw_conversion() {
+    for image in [
+        "bare-64k-compressed.qcow2",
+        "bare-64k-snapshot.qcow2",
+        "gpt-win-v2.qcow2",
+    ] {
+        let s = Scratch::new(&format!("inspect-{image}"));
+        let fq = fixture(image);
+        let conv = s.path("converted.raw");
+        run_ok(
+            "qemu-img",
+            [
+                OsStr::new("convert"),
+                OsStr::new("-f"),
+                OsStr::new("qcow2"),
+                OsStr::new("-O"),
+                OsStr::new("raw"),
+                fq.image.as_os_str(),
+                conv.as_os_str(),
+            ],
+        );
+        let report = |p: &Path| {
+            let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), p.as_os_str()]);
+            assert_eq!(r.code, 0, "{image}: {}", r.both());
+            let mut v: Value = serde_json::from_slice(&r.stdout).unwrap();
+            let m = v.as_object_mut().unwrap();
+            let container = m.remove("container").unwrap();
+            m.remove("image");
+            m.remove("reads");
+            (v, container)
+        };
+        let (q, qc) = report(&fq.image);
+        let (r, rc) = report(&conv);
+        assert_eq!(q, r, "{image}: inspect differs from its raw conversion");
+        assert_eq!(qc["format"], "qcow2");
+        assert_eq!(qc["virtual_size"], rc["virtual_size"]);
+        assert!(qc["qcow2"]["cluster_size"].as_u64().unwrap() >= 512);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tree shapes in \Windows\System32\drivers (a 3-level index)
 

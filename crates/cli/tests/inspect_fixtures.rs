@@ -81,6 +81,7 @@ fn container_name(s: &str) -> &str {
         "raw" => "raw",
         "vhd-fixed" => "vhd_fixed",
         "vhd-dynamic" => "vhd_dynamic",
+        "qcow2-v2" | "qcow2-v3" => "qcow2",
         other => panic!("unknown container {other} in expected json"),
     }
 }

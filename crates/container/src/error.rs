@@ -5,6 +5,7 @@
 //! identify a place in the file are given as plain byte offsets so they can be checked with a hex
 //! viewer.
 
+use crate::{Qcow2ClusterKind, Qcow2Feature};
 use std::fmt;
 use std::io;
 
@@ -18,8 +19,6 @@ pub enum OtherFormat {
     VmdkSparse,
     /// VMware text descriptor (`# Disk DescriptorFile`): the data lives in other files.
     VmdkDescriptor,
-    /// QEMU copy-on-write v2/v3 (`QFI\xfb` at offset 0).
-    Qcow2,
 }
 
 impl OtherFormat {
@@ -28,7 +27,6 @@ impl OtherFormat {
         match self {
             OtherFormat::Vhdx => "vhdx",
             OtherFormat::VmdkSparse | OtherFormat::VmdkDescriptor => "vmdk",
-            OtherFormat::Qcow2 => "qcow2",
         }
     }
 }
@@ -39,7 +37,6 @@ impl fmt::Display for OtherFormat {
             OtherFormat::Vhdx => "VHDX",
             OtherFormat::VmdkSparse => "VMDK (sparse extent)",
             OtherFormat::VmdkDescriptor => "VMDK (text descriptor)",
-            OtherFormat::Qcow2 => "qcow2",
         })
     }
 }
@@ -78,7 +75,7 @@ pub enum ContainerError {
         source: io::Error,
     },
 
-    /// A VHDX, VMDK or qcow2 image: refused with the `qemu-img convert` command that makes it
+    /// A VHDX or VMDK image: refused with the `qemu-img convert` command that makes it
     /// readable, rather than misread as a raw disk.
     #[error("{}", unsupported_message(*.0))]
     UnsupportedFormat(OtherFormat),
@@ -316,6 +313,88 @@ pub enum ContainerError {
         virtual_size: u64,
     },
 
+    /// A qcow2 image using a feature kaifuku does not handle, refused with what to do.
+    #[error("{}", qcow2_feature_message(*.0))]
+    Qcow2Unsupported(Qcow2Feature),
+
+    /// A qcow2 header field that no valid image has.
+    #[error(
+        "the qcow2 header field {field} ({value}) {problem} — the header is damaged or the file \
+         is truncated. Copy or export the image again, or check it with `qemu-img check IMAGE`"
+    )]
+    Qcow2Header {
+        /// The field, as the qcow2 specification names it.
+        field: &'static str,
+        /// Its value as stored.
+        value: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// An L1, L2 or refcount table entry that no valid image has.
+    #[error(
+        "the qcow2 {table} entry at file offset {entry_offset} ({entry:#018x}) {problem} — the \
+         image is damaged. Check it with `qemu-img check IMAGE`"
+    )]
+    Qcow2Entry {
+        /// Which table: "L1 table", "L2 table", "refcount table".
+        table: &'static str,
+        /// Where the entry is in the file.
+        entry_offset: u64,
+        /// The entry as stored.
+        entry: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// Compressed cluster data that does not inflate to a whole cluster.
+    #[error(
+        "the compressed qcow2 cluster at file offset {file_offset} does not decompress to a whole \
+         cluster — the image is damaged. Check it with `qemu-img check IMAGE`"
+    )]
+    Qcow2Compressed {
+        /// Where the compressed data starts in the file.
+        file_offset: u64,
+    },
+
+    /// A qcow2 data cluster whose reference count or mapping contradicts the tables.
+    #[error(
+        "the qcow2 cluster at file offset {host_offset} {problem} — the image's reference counts \
+         are damaged. Repair them with `qemu-img check -r all IMAGE` and try again"
+    )]
+    Qcow2Refcount {
+        /// Where the cluster is in the file.
+        host_offset: u64,
+        /// What is wrong.
+        problem: &'static str,
+    },
+
+    /// A qcow2 data cluster that lies on the image's own metadata.
+    #[error(
+        "the qcow2 data cluster at file offset {host_offset} overlaps {what} — the L2 table is \
+         damaged; writing there would destroy the image. Check it with `qemu-img check IMAGE`"
+    )]
+    Qcow2Overlap {
+        /// Where the cluster is in the file.
+        host_offset: u64,
+        /// The structure it overlaps.
+        what: &'static str,
+    },
+
+    /// A patch in a qcow2 cluster that cannot be written in place.
+    #[error(
+        "a patch at virtual offset {offset} lands in qcow2 cluster {cluster}, {}",
+        qcow2_cluster_message(*.kind)
+    )]
+    PatchInQcow2Cluster {
+        /// Where the patch starts on the virtual disk.
+        offset: u64,
+        /// The guest cluster (virtual offset / cluster size).
+        cluster: u64,
+        /// Why it cannot be written in place.
+        kind: Qcow2ClusterKind,
+    },
+
     /// A patch in a dynamic VHD block that has no space in the file: kaifuku does not grow images.
     #[error(
         "a patch at virtual offset {offset} lands in VHD block {block}, which has no space in the \
@@ -331,6 +410,82 @@ pub enum ContainerError {
     },
 }
 
+fn qcow2_feature_message(feature: Qcow2Feature) -> &'static str {
+    match feature {
+        Qcow2Feature::Version => {
+            "this qcow image has a version other than 2 or 3 (version 1 is the old qcow format); \
+             convert it with `qemu-img convert -O qcow2 IMAGE new.qcow2` (or `-O raw`) and open \
+             the converted file"
+        }
+        Qcow2Feature::Encryption => {
+            "this qcow2 image is encrypted; kaifuku cannot read encrypted images. Convert it to \
+             an unencrypted image with `qemu-img convert` and the key (`--object secret,...`), \
+             then open that"
+        }
+        Qcow2Feature::BackingFile => {
+            "this qcow2 image has a backing file: it only holds the changes made on top of that \
+             file and cannot be repaired on its own. With the backing file next to it, merge the \
+             chain with `qemu-img convert -O qcow2 IMAGE merged.qcow2` and open the merged image"
+        }
+        Qcow2Feature::ExternalDataFile => {
+            "this qcow2 image keeps its data in an external data file, which kaifuku does not \
+             read. Convert it with `qemu-img convert -O qcow2 IMAGE whole.qcow2` and open that"
+        }
+        Qcow2Feature::Dirty => {
+            "this qcow2 image is marked dirty: QEMU did not close it cleanly and its reference \
+             counts may be wrong. Repair it first with `qemu-img check -r all IMAGE` (on a copy \
+             if you want to keep the original), then open it again"
+        }
+        Qcow2Feature::MarkedCorrupt => {
+            "this qcow2 image is marked corrupt: QEMU found its metadata inconsistent. Repair it \
+             first with `qemu-img check -r all IMAGE` (on a copy if you want to keep the \
+             original), then open it again"
+        }
+        Qcow2Feature::CompressionType => {
+            "this qcow2 image compresses clusters with zstd, which kaifuku does not read. \
+             Convert it with `qemu-img convert -O qcow2 IMAGE new.qcow2` (no compression) and \
+             open that"
+        }
+        Qcow2Feature::UnknownFeatures => {
+            "this qcow2 image uses incompatible features kaifuku does not know (`qemu-img info` \
+             names them). Convert it with `qemu-img convert -O qcow2 -o compat=1.1 IMAGE \
+             new.qcow2` and open that"
+        }
+        Qcow2Feature::Bitmaps => {
+            "this qcow2 image carries persistent dirty bitmaps, which a repair in place would \
+             leave stale. Remove them (`qemu-img bitmap --remove IMAGE NAME`) or convert the \
+             image with `qemu-img convert -O qcow2 IMAGE new.qcow2`, then repair that"
+        }
+    }
+}
+
+fn qcow2_cluster_message(kind: Qcow2ClusterKind) -> &'static str {
+    match kind {
+        Qcow2ClusterKind::Unallocated => {
+            "which has no space in the file (unallocated); kaifuku does not allocate new \
+             clusters. Convert the image with `qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2` \
+             (every cluster allocated) or to raw, and repair that instead"
+        }
+        Qcow2ClusterKind::Zero => {
+            "which is marked as reading zeros and has no data in the file; kaifuku does not \
+             allocate new clusters. Convert the image with `qemu-img convert -O qcow2 -S 0 IMAGE \
+             full.qcow2` (every cluster allocated) or to raw, and repair that instead"
+        }
+        Qcow2ClusterKind::Compressed => {
+            "which is stored compressed; kaifuku does not rewrite compressed clusters. Convert \
+             the image without compression (`qemu-img convert -O qcow2 IMAGE plain.qcow2`, no \
+             `-c`) or to raw, repair that, and compress it again afterwards if you need to"
+        }
+        Qcow2ClusterKind::Shared => {
+            "which is shared with an internal snapshot (its reference count is above one): \
+             writing it in place would change the snapshot too. Delete the snapshots you do not \
+             need (`qemu-img snapshot -l IMAGE`, `qemu-img snapshot -d NAME IMAGE`) or convert \
+             the image (`qemu-img convert -O qcow2 IMAGE current.qcow2` keeps the current state \
+             only), and repair that"
+        }
+    }
+}
+
 impl ContainerError {
     /// True when the image looks intact but is something kaifuku does not handle (a format it
     /// only recognises, a differencing VHD, a patch that would need a new VHD block): a refusal
@@ -341,6 +496,8 @@ impl ContainerError {
             ContainerError::UnsupportedFormat(_)
                 | ContainerError::DifferencingVhd
                 | ContainerError::PatchInUnallocatedBlock { .. }
+                | ContainerError::Qcow2Unsupported(_)
+                | ContainerError::PatchInQcow2Cluster { .. }
         )
     }
 

@@ -42,6 +42,11 @@ pub enum ContainerUnit {
         /// The block's number in the block allocation table.
         block: u64,
     },
+    /// A guest cluster of a qcow2 image.
+    Qcow2Cluster {
+        /// The guest cluster's number (virtual offset / cluster size).
+        cluster: u64,
+    },
 }
 
 /// How the bytes of a [`FileWriteLabel::VirtualBytes`] are written.
@@ -111,6 +116,7 @@ impl fmt::Display for ContainerUnit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ContainerUnit::VhdBlock { block } => write!(f, "VHD block {block}"),
+            ContainerUnit::Qcow2Cluster { cluster } => write!(f, "qcow2 cluster {cluster}"),
         }
     }
 }
@@ -159,6 +165,15 @@ mod tests {
                 },
                 "virtual disk bytes 0x0..0x200 (VHD block 3, whole sectors: previously unused \
                  sectors are zero-filled around the patch)",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10,
+                    end: 0x20,
+                    unit: Some(ContainerUnit::Qcow2Cluster { cluster: 7 }),
+                    how: WriteHow::Filled,
+                },
+                "virtual disk bytes 0x10..0x20 (qcow2 cluster 7, filled)",
             ),
             (
                 FileWriteLabel::VhdSectorBitmap {

@@ -5,23 +5,26 @@
 //! container metadata and returns a [`Container`], which is itself a [`ReadAt`] over the *virtual*
 //! disk, so the partition and NTFS layers never know what the file looked like.
 //!
-//! Supported: raw (anything without a recognised signature), VHD fixed and VHD dynamic. VHDX, VMDK
-//! and qcow2 are recognised by signature and refused with a message telling the user how to
-//! convert them, rather than being misread as raw disks full of garbage.
+//! Supported: raw (anything without a recognised signature), VHD fixed, VHD dynamic and qcow2 (v2
+//! and v3, with compressed and zero clusters). VHDX and VMDK are recognised by signature and
+//! refused with a message telling the user how to convert them, rather than being misread as raw
+//! disks full of garbage.
 //!
 //! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
 //! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
-//! where needed). The front end applies them to its output; this crate stays pure and reads only
+//! where needed; through qcow2's L1/L2 tables into clusters owned once). The front end applies them to its output; this crate stays pure and reads only
 //! through [`ReadAt`].
 #![forbid(unsafe_code)]
 
 mod error;
 mod label;
+mod qcow2;
 mod raw;
 mod vhd;
 
 pub use error::{ContainerError, OtherFormat};
 pub use label::{ContainerUnit, FileWriteLabel, WriteHow};
+pub use qcow2::{Qcow2ClusterKind, Qcow2Feature, Qcow2Info};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
 
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
@@ -38,6 +41,8 @@ pub enum Format {
     VhdFixed,
     /// A sparse VHD: blocks found through the block allocation table, unwritten ones read as zeros.
     VhdDynamic,
+    /// A QEMU copy-on-write image (version 2 or 3): clusters found through L1/L2 tables.
+    Qcow2,
 }
 
 impl fmt::Display for Format {
@@ -46,6 +51,7 @@ impl fmt::Display for Format {
             Format::Raw => "raw",
             Format::VhdFixed => "VHD fixed",
             Format::VhdDynamic => "VHD dynamic",
+            Format::Qcow2 => "qcow2",
         })
     }
 }
@@ -67,6 +73,21 @@ pub enum Extent {
         /// Length of the run in bytes.
         len: u64,
     },
+    /// The bytes are part of a compressed cluster (qcow2): `stored_len` bytes of the file from
+    /// `file_offset` inflate to a `cluster_size`-byte cluster, and the run is `len` bytes of it
+    /// from `skip` on.
+    Compressed {
+        /// Where in the container file the compressed data starts (not aligned).
+        file_offset: u64,
+        /// Bytes of compressed data, as the L2 entry gives them (clamped to the file's end).
+        stored_len: u64,
+        /// Bytes the data inflates to.
+        cluster_size: u64,
+        /// Where in the inflated cluster the run starts.
+        skip: u64,
+        /// Length of the run in bytes.
+        len: u64,
+    },
 }
 
 impl Extent {
@@ -74,7 +95,9 @@ impl Extent {
     /// end of the virtual disk or (for VHD dynamic) of the block.
     pub fn len(&self) -> u64 {
         match *self {
-            Extent::InFile { len, .. } | Extent::Zero { len } => len,
+            Extent::InFile { len, .. } | Extent::Zero { len } | Extent::Compressed { len, .. } => {
+                len
+            }
         }
     }
 
@@ -144,12 +167,16 @@ pub struct ContainerInfo {
     /// Footer details (and block counts for dynamic disks); absent for raw images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vhd: Option<VhdInfo>,
+    /// Header details of a qcow2 image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qcow2: Option<Qcow2Info>,
 }
 
 enum Layout {
     Raw,
     VhdFixed(vhd::Fixed),
     VhdDynamic(vhd::Dynamic),
+    Qcow2(qcow2::Qcow2),
 }
 
 impl Layout {
@@ -158,6 +185,7 @@ impl Layout {
             Layout::Raw => Format::Raw,
             Layout::VhdFixed(_) => Format::VhdFixed,
             Layout::VhdDynamic(_) => Format::VhdDynamic,
+            Layout::Qcow2(_) => Format::Qcow2,
         }
     }
 }
@@ -173,7 +201,8 @@ pub struct Container<R> {
 /// Detects the container format of `file` and validates its metadata.
 ///
 /// Reads the first and last 512 bytes; for a dynamic VHD also its header and block allocation
-/// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]).
+/// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]); for qcow2 its header
+/// extensions and active L1 table (L2 tables are read as the disk is).
 pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(vhd::FOOTER_LEN);
@@ -182,6 +211,15 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
         .map_err(|e| ContainerError::read("the start of the image", 0, e))?;
     // Formats with a signature at offset 0 are checked first: their last bytes are guest data,
     // which could by chance (a VHD stored inside the guest) end with a VHD footer.
+    if head.starts_with(qcow2::MAGIC) {
+        let image = qcow2::Qcow2::open(&file, &head, file_size)?;
+        return Ok(Container {
+            file,
+            file_size,
+            virtual_size: image.virtual_size(),
+            layout: Layout::Qcow2(image),
+        });
+    }
     if let Some(other) = detect_other(&head) {
         return Err(ContainerError::UnsupportedFormat(other));
     }
@@ -241,8 +279,6 @@ fn detect_other(head: &[u8]) -> Option<OtherFormat> {
         Some(OtherFormat::VmdkSparse)
     } else if head.starts_with(b"# Disk DescriptorFile") {
         Some(OtherFormat::VmdkDescriptor)
-    } else if head.starts_with(b"QFI\xfb") {
-        Some(OtherFormat::Qcow2)
     } else {
         None
     }
@@ -274,10 +310,11 @@ impl<R: ReadAt> Container<R> {
         self.file
     }
 
-    /// The container's part of the inspect report: format, sizes and the VHD footer's details.
+    /// The container's part of the inspect report: format, sizes and the VHD footer's or qcow2
+    /// header's details.
     pub fn info(&self) -> ContainerInfo {
         let vhd = match &self.layout {
-            Layout::Raw => None,
+            Layout::Raw | Layout::Qcow2(_) => None,
             Layout::VhdFixed(f) => Some(f.footer.info()),
             Layout::VhdDynamic(d) => {
                 let mut info = d.footer.info();
@@ -292,16 +329,22 @@ impl<R: ReadAt> Container<R> {
             virtual_size: self.virtual_size,
             file_size: self.file_size,
             vhd,
+            qcow2: match &self.layout {
+                Layout::Qcow2(q) => Some(q.info()),
+                _ => None,
+            },
         }
     }
 
     /// Where the bytes of virtual offset `offset` live, up to the end of the contiguous extent.
     ///
-    /// For VHD dynamic this may read the block's sector bitmap (a few are cached).
+    /// For VHD dynamic this may read the block's sector bitmap, for qcow2 an L2 table (a few of
+    /// either are cached).
     pub fn map(&self, offset: u64) -> Result<Extent, ContainerError> {
         match &self.layout {
             Layout::Raw | Layout::VhdFixed(_) => raw::map_identity(offset, self.virtual_size),
             Layout::VhdDynamic(d) => d.map(&self.file, offset),
+            Layout::Qcow2(q) => q.map(&self.file, offset),
         }
     }
 
@@ -311,7 +354,9 @@ impl<R: ReadAt> Container<R> {
     /// Raw and VHD fixed: the same bytes at the same offsets. VHD dynamic: mapped through the block
     /// table; a patched sector whose bitmap bit is clear is written whole (zeros around the patch,
     /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
-    /// header and table are never written. Writes are sorted by file offset and do not overlap.
+    /// header and table are never written. qcow2: into the clusters the L2 tables map, each of
+    /// which must be a standard cluster with refcount one (anything else is refused); no metadata
+    /// is written. Writes are sorted by file offset and do not overlap.
     pub fn plan_writes(&self, patches: &[(u64, &[u8])]) -> Result<Vec<FileWrite>, ContainerError> {
         Ok(self.plan_writes_and_fills(patches, &[])?.0)
     }
@@ -377,6 +422,7 @@ impl<R: ReadAt> Container<R> {
                     .collect(),
             )),
             Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
+            Layout::Qcow2(q) => q.plan_writes(&self.file, &merged, fills),
         }
     }
 
@@ -435,7 +481,8 @@ fn merge_patches(
 }
 
 /// Reads the virtual disk. Runs that are contiguous in the file are fetched with one call to the
-/// underlying reader (each call is expensive in the browser); zero extents cost no read at all.
+/// underlying reader (each call is expensive in the browser), compressed clusters included: qcow2
+/// writes them one after the other, often sharing a sector. Zero extents cost no read at all.
 impl<R: ReadAt> ReadAt for Container<R> {
     fn size(&self) -> u64 {
         self.virtual_size
@@ -443,33 +490,139 @@ impl<R: ReadAt> ReadAt for Container<R> {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.virtual_size)?;
-        // In-file bytes mapped but not read yet: (file offset, start in buf, length).
-        let mut pending: Option<(u64, usize, usize)> = None;
+        let mut run: Option<FileRun> = None;
         let mut done = 0usize;
         while done < buf.len() {
             let want = buf.len() - done;
             let extent = self.map(offset + done as u64)?;
             let n = usize::try_from(extent.len()).map_or(want, |len| len.min(want));
-            match extent {
-                Extent::InFile { file_offset, .. } => match &mut pending {
-                    Some((at, start, len))
-                        if *at + *len as u64 == file_offset && *start + *len == done =>
-                    {
-                        *len += n
-                    }
-                    _ => {
-                        if let Some((at, start, len)) = pending.take() {
-                            self.read_file(at, &mut buf[start..start + len])?;
+            let piece = match extent {
+                Extent::Zero { .. } => {
+                    buf[done..done + n].fill(0);
+                    None
+                }
+                Extent::InFile { file_offset, .. } => Some(Piece {
+                    file_offset,
+                    file_len: n as u64,
+                    skip: None,
+                    at: done,
+                    len: n,
+                }),
+                Extent::Compressed {
+                    file_offset,
+                    stored_len,
+                    skip,
+                    ..
+                } => {
+                    let q = self.qcow2()?;
+                    match q.cached_cluster(file_offset) {
+                        Some(cluster) => {
+                            buf[done..done + n]
+                                .copy_from_slice(&cluster[skip as usize..skip as usize + n]);
+                            None
                         }
-                        pending = Some((file_offset, done, n));
+                        None => Some(Piece {
+                            file_offset,
+                            file_len: stored_len,
+                            skip: Some(skip as usize),
+                            at: done,
+                            len: n,
+                        }),
                     }
-                },
-                Extent::Zero { .. } => buf[done..done + n].fill(0),
+                }
+            };
+            if let Some(piece) = piece {
+                match &mut run {
+                    Some(r) if r.joins(&piece) => r.add(piece),
+                    _ => {
+                        if let Some(r) = run.take() {
+                            self.read_run(r, buf)?;
+                        }
+                        run = Some(FileRun::new(piece));
+                    }
+                }
             }
             done += n;
         }
-        if let Some((at, start, len)) = pending {
-            self.read_file(at, &mut buf[start..start + len])?;
+        if let Some(r) = run {
+            self.read_run(r, buf)?;
+        }
+        Ok(())
+    }
+}
+
+/// Part of a read that comes from the file: `len` bytes for `buf[at..]`, copied from `file_len`
+/// bytes at `file_offset`, or (with `skip`) taken from offset `skip` of the cluster they inflate to.
+struct Piece {
+    file_offset: u64,
+    file_len: u64,
+    skip: Option<usize>,
+    at: usize,
+    len: usize,
+}
+
+/// One contiguous range of the file, fetched with one read, and what to do with its pieces.
+struct FileRun {
+    start: u64,
+    end: u64,
+    /// Plain copies laid end to end in both the file and the buffer: read straight into it.
+    direct: bool,
+    pieces: Vec<Piece>,
+}
+
+impl FileRun {
+    fn new(piece: Piece) -> FileRun {
+        FileRun {
+            start: piece.file_offset,
+            end: piece.file_offset + piece.file_len,
+            direct: piece.skip.is_none(),
+            pieces: vec![piece],
+        }
+    }
+
+    /// Whether `piece` starts inside or right after the run (compressed data may share a sector
+    /// with the cluster before it).
+    fn joins(&self, piece: &Piece) -> bool {
+        (self.start..=self.end).contains(&piece.file_offset)
+    }
+
+    fn add(&mut self, piece: Piece) {
+        let last = &self.pieces[self.pieces.len() - 1];
+        self.direct &=
+            piece.skip.is_none() && piece.file_offset == self.end && last.at + last.len == piece.at;
+        self.end = self.end.max(piece.file_offset + piece.file_len);
+        self.pieces.push(piece);
+    }
+}
+
+impl<R: ReadAt> Container<R> {
+    fn qcow2(&self) -> Result<&qcow2::Qcow2, ContainerError> {
+        match &self.layout {
+            Layout::Qcow2(q) => Ok(q),
+            _ => Err(ContainerError::Overflow(
+                "a compressed extent outside a qcow2 image",
+            )),
+        }
+    }
+
+    fn read_run(&self, run: FileRun, buf: &mut [u8]) -> io::Result<()> {
+        let len = (run.end - run.start) as usize;
+        if run.direct {
+            let at = run.pieces[0].at;
+            return self.read_file(run.start, &mut buf[at..at + len]);
+        }
+        let mut data = vec![0u8; len];
+        self.read_file(run.start, &mut data)?;
+        for p in run.pieces {
+            let from = (p.file_offset - run.start) as usize;
+            let stored = &data[from..from + p.file_len as usize];
+            match p.skip {
+                None => buf[p.at..p.at + p.len].copy_from_slice(stored),
+                Some(skip) => {
+                    let cluster = self.qcow2()?.inflate(p.file_offset, stored)?;
+                    buf[p.at..p.at + p.len].copy_from_slice(&cluster[skip..skip + p.len]);
+                }
+            }
         }
         Ok(())
     }

@@ -90,6 +90,7 @@ pub fn kind_code(f: Format) -> u64 {
         Format::Raw => 1,
         Format::VhdFixed => 2,
         Format::VhdDynamic => 3,
+        Format::Qcow2 => 4,
     }
 }
 
@@ -99,6 +100,7 @@ pub fn kind_of_code(code: u64) -> Option<Format> {
         1 => Some(Format::Raw),
         2 => Some(Format::VhdFixed),
         3 => Some(Format::VhdDynamic),
+        4 => Some(Format::Qcow2),
         _ => None,
     }
 }
@@ -845,7 +847,12 @@ mod tests {
         let mut b = a;
         b.virtual_size = 1;
         assert!(a.mismatch(&b).unwrap().to_string().contains("virtual disk"));
-        for f in [Format::Raw, Format::VhdFixed, Format::VhdDynamic] {
+        for f in [
+            Format::Raw,
+            Format::VhdFixed,
+            Format::VhdDynamic,
+            Format::Qcow2,
+        ] {
             assert_eq!(kind_of_code(kind_code(f)), Some(f));
         }
         assert_eq!(kind_of_code(0), None);

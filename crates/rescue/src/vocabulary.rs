@@ -17,7 +17,7 @@
 //! [`PartitionProblem`]).
 
 use crate::coded::{CodeFirst, CodeTagged};
-use kaifuku_container::{ContainerError, Format, OtherFormat};
+use kaifuku_container::{ContainerError, Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
 use kaifuku_ntfs::check::Problem;
 use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_ntfs::logfile::analysis::{BitRange, Bitmap, IndexBlock, LcnRange};
@@ -526,7 +526,7 @@ impl fmt::Display for NtfsProblem {
     strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum ContainerProblem {
-    /// A format kaifuku recognises but does not read (VHDX, VMDK, qcow2): convert it first.
+    /// A format kaifuku recognises but does not read (VHDX, VMDK): convert it first.
     UnsupportedFormat {
         /// Which format.
         format: OtherFormat,
@@ -541,6 +541,22 @@ pub enum ContainerProblem {
         offset: u64,
         /// The VHD block.
         block: u64,
+    },
+    /// A qcow2 image using a feature kaifuku does not handle (encryption, a backing file, the
+    /// dirty or corrupt bit, ...): the message says what to do.
+    Qcow2Unsupported {
+        /// Which feature.
+        feature: Qcow2Feature,
+    },
+    /// A change would land in a qcow2 cluster that cannot be written in place (unallocated, zero,
+    /// compressed, or shared with a snapshot).
+    PatchInQcow2Cluster {
+        /// Offset of the change on the virtual disk.
+        offset: u64,
+        /// The guest cluster.
+        cluster: u64,
+        /// What kind of cluster it is.
+        kind: Qcow2ClusterKind,
     },
     /// The image file could not be read.
     ReadFailed {
@@ -562,7 +578,9 @@ impl ContainerProblem {
         match self {
             ContainerProblem::UnsupportedFormat { .. }
             | ContainerProblem::DifferencingVhd
-            | ContainerProblem::PatchInUnallocatedBlock { .. } => true,
+            | ContainerProblem::PatchInUnallocatedBlock { .. }
+            | ContainerProblem::Qcow2Unsupported { .. }
+            | ContainerProblem::PatchInQcow2Cluster { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
         }
     }
@@ -582,6 +600,18 @@ impl From<&ContainerError> for ContainerProblem {
                     block: *block,
                 }
             }
+            ContainerError::Qcow2Unsupported(feature) => {
+                ContainerProblem::Qcow2Unsupported { feature: *feature }
+            }
+            ContainerError::PatchInQcow2Cluster {
+                offset,
+                cluster,
+                kind,
+            } => ContainerProblem::PatchInQcow2Cluster {
+                offset: *offset,
+                cluster: *cluster,
+                kind: *kind,
+            },
             ContainerError::Read { .. } => ContainerProblem::ReadFailed {
                 detail: e.to_string(),
             },
@@ -606,6 +636,22 @@ impl fmt::Display for ContainerProblem {
                 ContainerError::PatchInUnallocatedBlock {
                     offset: *offset,
                     block: *block
+                }
+            ),
+            ContainerProblem::Qcow2Unsupported { feature } => {
+                write!(f, "{}", ContainerError::Qcow2Unsupported(*feature))
+            }
+            ContainerProblem::PatchInQcow2Cluster {
+                offset,
+                cluster,
+                kind,
+            } => write!(
+                f,
+                "{}",
+                ContainerError::PatchInQcow2Cluster {
+                    offset: *offset,
+                    cluster: *cluster,
+                    kind: *kind
                 }
             ),
             ContainerProblem::ReadFailed { detail } | ContainerProblem::Damaged { detail } => {
@@ -1883,7 +1929,7 @@ mod tests {
         VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
         VolumeProblemDiscriminants,
     };
-    use kaifuku_container::{Format, OtherFormat};
+    use kaifuku_container::{Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
     use kaifuku_ntfs::check::{Problem, ProblemKind};
     use kaifuku_ntfs::{
         BootSectorFault, Damage, Location, LogState, NodeId, Refusal, Structure, Unsupported,
@@ -2047,6 +2093,14 @@ mod tests {
             ContainerProblem::PatchInUnallocatedBlock {
                 offset: 1 << 30,
                 block: 512,
+            },
+            ContainerProblem::Qcow2Unsupported {
+                feature: Qcow2Feature::Dirty,
+            },
+            ContainerProblem::PatchInQcow2Cluster {
+                offset: 1 << 20,
+                cluster: 16,
+                kind: Qcow2ClusterKind::Compressed,
             },
             ContainerProblem::ReadFailed {
                 detail: "could not read the VHD footer at file offset 0: gone".into(),

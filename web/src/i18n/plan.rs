@@ -208,6 +208,9 @@ impl T {
                     Some(ContainerUnit::VhdBlock { block }) => {
                         notes.push(format!("VHD ブロック {block}"))
                     }
+                    Some(ContainerUnit::Qcow2Cluster { cluster }) => {
+                        notes.push(format!("qcow2 クラスタ {cluster}"))
+                    }
                     None => {}
                 }
                 match how {
@@ -326,6 +329,15 @@ mod tests {
                     end: 0x1400,
                 },
                 "VHD ブロック 2 のセクタービットマップ: 仮想バイト 0x400..0x1400 の 8 セクターを使用中にする",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10,
+                    end: 0x20,
+                    unit: Some(ContainerUnit::Qcow2Cluster { cluster: 7 }),
+                    how: WriteHow::Bytes,
+                },
+                "仮想ディスクのバイト 0x10..0x20(qcow2 クラスタ 7)",
             ),
         ];
         for (w, ja) in writes {

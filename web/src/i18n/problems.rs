@@ -4,7 +4,7 @@
 
 use super::{size, Lang, T};
 use crate::view::Problem;
-use kaifuku_container::OtherFormat;
+use kaifuku_container::{OtherFormat, Qcow2ClusterKind, Qcow2Feature};
 use kaifuku_rescue::vocabulary::{
     Blocker, Checked, ContainerProblem, FixFailure, FixRefusal, NtfsProblem, PartitionProblem,
     Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
@@ -227,7 +227,81 @@ impl T {
             OtherFormat::Vhdx => "VHDX",
             OtherFormat::VmdkSparse => "VMDK",
             OtherFormat::VmdkDescriptor => pick!(self, "VMDK(記述ファイル)", "VMDK (descriptor)"),
-            OtherFormat::Qcow2 => "qcow2",
+        }
+    }
+
+    fn qcow2_feature_text(self, feature: Qcow2Feature) -> &'static str {
+        match feature {
+            Qcow2Feature::Version => pick!(
+                self,
+                "この qcow イメージのバージョンは 2 でも 3 でもありません(バージョン 1 は旧形式の qcow です)。qemu-img convert -O qcow2 IMAGE new.qcow2(または -O raw)で変換し、変換したファイルを開いてください。",
+                "This qcow image has a version other than 2 or 3 (version 1 is the old qcow format). Convert it with qemu-img convert -O qcow2 IMAGE new.qcow2 (or -O raw) and open the converted file."
+            ),
+            Qcow2Feature::Encryption => pick!(
+                self,
+                "この qcow2 イメージは暗号化されているため、kaifuku では読み取れません。鍵を指定して qemu-img convert で暗号化されていないイメージに変換し、それを開いてください。",
+                "This qcow2 image is encrypted, and kaifuku cannot read encrypted images. Convert it to an unencrypted image with qemu-img convert and the key, then open that."
+            ),
+            Qcow2Feature::BackingFile => pick!(
+                self,
+                "この qcow2 イメージにはバッキングファイルがあります。バッキングファイルに対する変更分しか含まないため、単独では修復できません。バッキングファイルを隣に置いて qemu-img convert -O qcow2 IMAGE merged.qcow2 で結合し、結合したイメージを開いてください。",
+                "This qcow2 image has a backing file: it only holds the changes made on top of that file and cannot be repaired on its own. With the backing file next to it, merge the chain with qemu-img convert -O qcow2 IMAGE merged.qcow2 and open the merged image."
+            ),
+            Qcow2Feature::ExternalDataFile => pick!(
+                self,
+                "この qcow2 イメージはデータを外部データファイルに置いており、kaifuku はそれを読みません。qemu-img convert -O qcow2 IMAGE whole.qcow2 で変換し、それを開いてください。",
+                "This qcow2 image keeps its data in an external data file, which kaifuku does not read. Convert it with qemu-img convert -O qcow2 IMAGE whole.qcow2 and open that."
+            ),
+            Qcow2Feature::Dirty => pick!(
+                self,
+                "この qcow2 イメージには dirty フラグが立っています。QEMU が正しく閉じなかったため、参照カウントが誤っている可能性があります。先に qemu-img check -r all IMAGE で修復し(元のファイルを残したい場合はコピーに対して)、開き直してください。",
+                "This qcow2 image is marked dirty: QEMU did not close it cleanly and its reference counts may be wrong. Repair it first with qemu-img check -r all IMAGE (on a copy if you want to keep the original), then open it again."
+            ),
+            Qcow2Feature::MarkedCorrupt => pick!(
+                self,
+                "この qcow2 イメージには corrupt フラグが立っています。QEMU がメタデータの不整合を検出しました。先に qemu-img check -r all IMAGE で修復し(元のファイルを残したい場合はコピーに対して)、開き直してください。",
+                "This qcow2 image is marked corrupt: QEMU found its metadata inconsistent. Repair it first with qemu-img check -r all IMAGE (on a copy if you want to keep the original), then open it again."
+            ),
+            Qcow2Feature::CompressionType => pick!(
+                self,
+                "この qcow2 イメージは zstd で圧縮されており、kaifuku では読み取れません。qemu-img convert -O qcow2 IMAGE new.qcow2(圧縮なし)で変換し、それを開いてください。",
+                "This qcow2 image compresses clusters with zstd, which kaifuku does not read. Convert it with qemu-img convert -O qcow2 IMAGE new.qcow2 (no compression) and open that."
+            ),
+            Qcow2Feature::UnknownFeatures => pick!(
+                self,
+                "この qcow2 イメージは kaifuku の知らない非互換機能を使っています(qemu-img info で名前が分かります)。qemu-img convert -O qcow2 -o compat=1.1 IMAGE new.qcow2 で変換し、それを開いてください。",
+                "This qcow2 image uses incompatible features kaifuku does not know (qemu-img info names them). Convert it with qemu-img convert -O qcow2 -o compat=1.1 IMAGE new.qcow2 and open that."
+            ),
+            Qcow2Feature::Bitmaps => pick!(
+                self,
+                "この qcow2 イメージには永続的なダーティビットマップがあり、その場で書き換えると古いままになります。qemu-img bitmap --remove で削除するか、qemu-img convert -O qcow2 IMAGE new.qcow2 で変換してから修復してください。",
+                "This qcow2 image carries persistent dirty bitmaps, which a repair in place would leave stale. Remove them (qemu-img bitmap --remove) or convert the image with qemu-img convert -O qcow2 IMAGE new.qcow2, then repair that."
+            ),
+        }
+    }
+
+    fn qcow2_cluster_text(self, kind: Qcow2ClusterKind) -> &'static str {
+        match kind {
+            Qcow2ClusterKind::Unallocated => pick!(
+                self,
+                "変更する箇所が、qcow2 イメージのファイル内にまだ場所のないクラスタにあたります。kaifuku は新しいクラスタを割り当てません。qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2(すべてのクラスタを割り当てる)か raw に変換してから修復してください。",
+                "A change would land in a cluster of this qcow2 image that has no space in the file yet, and kaifuku does not allocate new clusters. Convert the image with qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2 (every cluster allocated) or to raw, and repair that instead."
+            ),
+            Qcow2ClusterKind::Zero => pick!(
+                self,
+                "変更する箇所が、qcow2 イメージの「ゼロとして読む」クラスタにあたり、ファイル内にデータがありません。kaifuku は新しいクラスタを割り当てません。qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2 か raw に変換してから修復してください。",
+                "A change would land in a cluster of this qcow2 image that is marked as reading zeros and has no data in the file, and kaifuku does not allocate new clusters. Convert the image with qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2 or to raw, and repair that instead."
+            ),
+            Qcow2ClusterKind::Compressed => pick!(
+                self,
+                "変更する箇所が、qcow2 イメージの圧縮されたクラスタにあたります。kaifuku は圧縮クラスタを書き換えません。圧縮なし(-c を付けずに qemu-img convert -O qcow2 IMAGE plain.qcow2)か raw に変換してから修復し、必要ならその後で圧縮し直してください。",
+                "A change would land in a compressed cluster of this qcow2 image, and kaifuku does not rewrite compressed clusters. Convert the image without compression (qemu-img convert -O qcow2 IMAGE plain.qcow2, no -c) or to raw, repair that, and compress it again afterwards if you need to."
+            ),
+            Qcow2ClusterKind::Shared => pick!(
+                self,
+                "変更する箇所が、内部スナップショットと共有されている qcow2 クラスタにあたります。その場で書き換えるとスナップショットも変わってしまいます。不要なスナップショットを削除する(qemu-img snapshot -d NAME IMAGE)か、qemu-img convert -O qcow2 IMAGE current.qcow2(現在の状態だけを残す)で変換してから修復してください。",
+                "A change would land in a cluster of this qcow2 image that is shared with an internal snapshot: writing it in place would change the snapshot too. Delete the snapshots you do not need (qemu-img snapshot -d NAME IMAGE) or convert the image with qemu-img convert -O qcow2 IMAGE current.qcow2 (which keeps the current state only), and repair that."
+            ),
         }
     }
 
@@ -245,6 +319,16 @@ impl T {
                 self,
                 "可変長 VHD の未割り当て領域です",
                 "An unallocated part of a dynamic VHD"
+            ),
+            ContainerProblem::Qcow2Unsupported { .. } => pick!(
+                self,
+                "この qcow2 イメージはそのままでは扱えません",
+                "A qcow2 image kaifuku cannot handle as it is"
+            ),
+            ContainerProblem::PatchInQcow2Cluster { .. } => pick!(
+                self,
+                "qcow2 のクラスタをその場で書き換えられません",
+                "A qcow2 cluster that cannot be written in place"
             ),
             ContainerProblem::ReadFailed { .. } => self.read_failed_title(),
             ContainerProblem::Damaged { .. } => pick!(
@@ -277,6 +361,12 @@ impl T {
                 "A change would land in a part of this dynamic VHD that has no space in the file yet, and kaifuku does not grow dynamic VHDs. Convert the image to a fixed-size VHD or to raw and repair that instead."
             )
             .to_string(),
+            ContainerProblem::Qcow2Unsupported { feature } => {
+                self.qcow2_feature_text(*feature).to_string()
+            }
+            ContainerProblem::PatchInQcow2Cluster { kind, .. } => {
+                self.qcow2_cluster_text(*kind).to_string()
+            }
             ContainerProblem::ReadFailed { .. } => self.read_failed_text().to_string(),
             ContainerProblem::Damaged { .. } => pick!(
                 self,
@@ -831,7 +921,6 @@ mod tests {
             OtherFormat::Vhdx,
             OtherFormat::VmdkSparse,
             OtherFormat::VmdkDescriptor,
-            OtherFormat::Qcow2,
         ]
         .into_iter()
         .map(|format| ContainerProblem::UnsupportedFormat {
@@ -839,6 +928,33 @@ mod tests {
             qemu_name: format.qemu_name().into(),
         })
         .collect();
+        all.extend(
+            [
+                Qcow2Feature::Version,
+                Qcow2Feature::Encryption,
+                Qcow2Feature::BackingFile,
+                Qcow2Feature::ExternalDataFile,
+                Qcow2Feature::Dirty,
+                Qcow2Feature::MarkedCorrupt,
+                Qcow2Feature::CompressionType,
+                Qcow2Feature::UnknownFeatures,
+                Qcow2Feature::Bitmaps,
+            ]
+            .map(|feature| ContainerProblem::Qcow2Unsupported { feature }),
+        );
+        all.extend(
+            [
+                Qcow2ClusterKind::Unallocated,
+                Qcow2ClusterKind::Zero,
+                Qcow2ClusterKind::Compressed,
+                Qcow2ClusterKind::Shared,
+            ]
+            .map(|kind| ContainerProblem::PatchInQcow2Cluster {
+                offset: 1 << 20,
+                cluster: 16,
+                kind,
+            }),
+        );
         all.extend([
             ContainerProblem::DifferencingVhd,
             ContainerProblem::PatchInUnallocatedBlock {
@@ -856,10 +972,27 @@ mod tests {
             match p {
                 ContainerProblem::UnsupportedFormat {
                     format:
-                        OtherFormat::Vhdx
-                        | OtherFormat::VmdkSparse
-                        | OtherFormat::VmdkDescriptor
-                        | OtherFormat::Qcow2,
+                        OtherFormat::Vhdx | OtherFormat::VmdkSparse | OtherFormat::VmdkDescriptor,
+                    ..
+                }
+                | ContainerProblem::Qcow2Unsupported {
+                    feature:
+                        Qcow2Feature::Version
+                        | Qcow2Feature::Encryption
+                        | Qcow2Feature::BackingFile
+                        | Qcow2Feature::ExternalDataFile
+                        | Qcow2Feature::Dirty
+                        | Qcow2Feature::MarkedCorrupt
+                        | Qcow2Feature::CompressionType
+                        | Qcow2Feature::UnknownFeatures
+                        | Qcow2Feature::Bitmaps,
+                }
+                | ContainerProblem::PatchInQcow2Cluster {
+                    kind:
+                        Qcow2ClusterKind::Unallocated
+                        | Qcow2ClusterKind::Zero
+                        | Qcow2ClusterKind::Compressed
+                        | Qcow2ClusterKind::Shared,
                     ..
                 }
                 | ContainerProblem::DifferencingVhd
@@ -1271,15 +1404,15 @@ mod tests {
         let p = Problem::Reason {
             reason: Reason::Container {
                 problem: ContainerProblem::UnsupportedFormat {
-                    format: OtherFormat::Qcow2,
-                    qemu_name: "qcow2".into(),
+                    format: OtherFormat::VmdkSparse,
+                    qemu_name: "vmdk".into(),
                 },
             },
         };
         for lang in [Lang::Ja, Lang::En] {
             assert!(T(lang)
                 .problem_text(&p)
-                .contains("qemu-img convert -f qcow2 -O raw"));
+                .contains("qemu-img convert -f vmdk -O raw"));
         }
         assert_eq!(p.code(), "unsupported_format");
         let p = Problem::Blocked {

@@ -28,6 +28,7 @@ impl T {
             ),
             Format::VhdFixed => pick!(self, "VHD(固定サイズ)", "VHD, fixed size"),
             Format::VhdDynamic => pick!(self, "VHD(可変長)", "VHD, dynamic"),
+            Format::Qcow2 => pick!(self, "qcow2(QEMU/KVM)", "qcow2 (QEMU/KVM)"),
         }
     }
     pub fn virtual_size(self) -> &'static str {
