@@ -73,4 +73,4 @@ npm ci --no-audit --no-fund --loglevel=error
 # Trunk builds offline; its `cargo metadata` wants every platform's crates in the cache.
 cargo fetch --quiet
 PATH="$PWD/node_modules/.bin:$PATH" nice trunk build --release
-echo "setup: done. Try: target/release/kaifuku inspect IMAGE, or ./serve.sh for the web page (dist/; dist/kaifuku.html also works alone, opened from disk)"
+echo "setup: done in ${SECONDS} s. Try: target/release/kaifuku inspect IMAGE, or ./serve.sh for the web page (dist/; dist/kaifuku.html also works alone, opened from disk)"
