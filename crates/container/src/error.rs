@@ -12,7 +12,8 @@ use std::io;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OtherFormat {
-    /// Hyper-V VHDX (`vhdxfile` at offset 0).
+    /// Hyper-V VHDX (`vhdxfile` at offset 0). Read since VHDX support; kept so older reports
+    /// still deserialize.
     Vhdx,
     /// VMware sparse extent (`KDMV` at offset 0), e.g. monolithicSparse or streamOptimized (OVA).
     VmdkSparse,
@@ -215,6 +216,53 @@ pub enum ContainerError {
         file_size: u64,
     },
 
+    /// A differencing VHDX holds only the changes on top of a parent image.
+    #[error(
+        "this is a differencing VHDX: it only stores the changes made on top of a parent image \
+         and cannot be repaired on its own. Merge it into its parent first (Hyper-V \"Edit Disk\" \
+         → Merge, or `Merge-VHD` in PowerShell), or with the parent file next to it run \
+         `qemu-img convert -O vhdx CHILD.vhdx merged.vhdx`, then open the merged image"
+    )]
+    DifferencingVhdx,
+
+    /// A VHDX whose log holds updates that were never applied to the file.
+    #[error(
+        "this VHDX has a non-empty log: updates to the file that were never applied (Hyper-V \
+         stopped while it was using the disk). kaifuku does not replay the log yet. Attach the \
+         disk once in Hyper-V or Windows (Disk Management → Attach VHD, then detach it), or run \
+         `qemu-img check -r all IMAGE.vhdx` on a copy, which replays the log; then open the image \
+         again"
+    )]
+    VhdxLogNotEmpty,
+
+    /// A VHDX structure is damaged or lies outside the file.
+    #[error(
+        "{what} at file offset {offset}: {detail}. The VHDX is damaged or truncated (or was \
+         written by a tool kaifuku does not know); export or copy the image again"
+    )]
+    VhdxDamaged {
+        /// The structure, in words ("the VHDX region table").
+        what: String,
+        /// Where in the file it (or the field at fault) is.
+        offset: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A patch in a VHDX block that has no space in the file.
+    #[error(
+        "a patch at virtual offset {offset} lands in VHDX block {block}, which has no space in \
+         the file (it reads as zeros); kaifuku does not allocate new blocks yet. Convert the image \
+         to a fixed VHDX (`qemu-img convert -f vhdx -O vhdx -o subformat=fixed IMAGE fixed.vhdx`, \
+         or `Convert-VHD -VHDType Fixed` in PowerShell) and repair that instead"
+    )]
+    PatchInAbsentVhdxBlock {
+        /// Where the patch starts on the virtual disk.
+        offset: u64,
+        /// Index of the payload block.
+        block: u64,
+    },
+
     /// A dynamic disk block size that no writer uses and the mapping cannot work with.
     #[error(
         "the VHD block size {0} is invalid (it must be a power of two from 512 bytes to 256 MiB) — \
@@ -341,6 +389,9 @@ impl ContainerError {
             ContainerError::UnsupportedFormat(_)
                 | ContainerError::DifferencingVhd
                 | ContainerError::PatchInUnallocatedBlock { .. }
+                | ContainerError::DifferencingVhdx
+                | ContainerError::VhdxLogNotEmpty
+                | ContainerError::PatchInAbsentVhdxBlock { .. }
         )
     }
 

@@ -5,22 +5,24 @@
 //! container metadata and returns a [`Container`], which is itself a [`ReadAt`] over the *virtual*
 //! disk, so the partition and NTFS layers never know what the file looked like.
 //!
-//! Supported: raw (anything without a recognised signature), VHD fixed and VHD dynamic. VHDX, VMDK
-//! and qcow2 are recognised by signature and refused with a message telling the user how to
-//! convert them, rather than being misread as raw disks full of garbage.
+//! Supported: raw (anything without a recognised signature), VHD fixed and VHD dynamic, VHDX fixed
+//! and dynamic. VMDK and qcow2 are recognised by signature and refused with a message telling the
+//! user how to convert them, rather than being misread as raw disks full of garbage.
 //!
 //! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
 //! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
-//! where needed). The front end applies them to its output; this crate stays pure and reads only
+//! where needed; through the VHDX block table, with the VHDX header update). The front end applies them to its output; this crate stays pure and reads only
 //! through [`ReadAt`].
 #![forbid(unsafe_code)]
 
 mod error;
 mod raw;
 mod vhd;
+mod vhdx;
 
 pub use error::{ContainerError, OtherFormat};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
+pub use vhdx::VhdxInfo;
 
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
 use serde::{Serialize, Serializer};
@@ -36,6 +38,10 @@ pub enum Format {
     VhdFixed,
     /// A sparse VHD: blocks found through the block allocation table, unwritten ones read as zeros.
     VhdDynamic,
+    /// A Hyper-V VHDX whose blocks are all allocated (`LeaveBlocksAllocated`).
+    VhdxFixed,
+    /// A sparse Hyper-V VHDX: blocks found through the block allocation table.
+    VhdxDynamic,
 }
 
 impl fmt::Display for Format {
@@ -44,6 +50,8 @@ impl fmt::Display for Format {
             Format::Raw => "raw",
             Format::VhdFixed => "VHD fixed",
             Format::VhdDynamic => "VHD dynamic",
+            Format::VhdxFixed => "VHDX fixed",
+            Format::VhdxDynamic => "VHDX dynamic",
         })
     }
 }
@@ -142,12 +150,16 @@ pub struct ContainerInfo {
     /// Footer details (and block counts for dynamic disks); absent for raw images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vhd: Option<VhdInfo>,
+    /// Header and metadata details of a VHDX; absent for other formats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vhdx: Option<VhdxInfo>,
 }
 
 enum Layout {
     Raw,
     VhdFixed(vhd::Fixed),
     VhdDynamic(vhd::Dynamic),
+    Vhdx(vhdx::Vhdx),
 }
 
 impl Layout {
@@ -156,6 +168,8 @@ impl Layout {
             Layout::Raw => Format::Raw,
             Layout::VhdFixed(_) => Format::VhdFixed,
             Layout::VhdDynamic(_) => Format::VhdDynamic,
+            Layout::Vhdx(v) if v.is_fixed() => Format::VhdxFixed,
+            Layout::Vhdx(_) => Format::VhdxDynamic,
         }
     }
 }
@@ -171,7 +185,9 @@ pub struct Container<R> {
 /// Detects the container format of `file` and validates its metadata.
 ///
 /// Reads the first and last 512 bytes; for a dynamic VHD also its header and block allocation
-/// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]).
+/// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]); for a VHDX its header
+/// section (headers and region tables) and metadata table, while its block table is read a page
+/// at a time as blocks are mapped.
 pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(vhd::FOOTER_LEN);
@@ -180,6 +196,16 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
         .map_err(|e| ContainerError::read("the start of the image", 0, e))?;
     // Formats with a signature at offset 0 are checked first: their last bytes are guest data,
     // which could by chance (a VHD stored inside the guest) end with a VHD footer.
+    if head.starts_with(vhdx::SIGNATURE) {
+        let vhdx = vhdx::Vhdx::open(&file)?;
+        vhdx.check_log_empty()?;
+        return Ok(Container {
+            file,
+            file_size,
+            virtual_size: vhdx.virtual_size(),
+            layout: Layout::Vhdx(vhdx),
+        });
+    }
     if let Some(other) = detect_other(&head) {
         return Err(ContainerError::UnsupportedFormat(other));
     }
@@ -233,9 +259,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
 
 /// Recognises the containers kaifuku cannot read yet by their signature at offset 0.
 fn detect_other(head: &[u8]) -> Option<OtherFormat> {
-    if head.starts_with(b"vhdxfile") {
-        Some(OtherFormat::Vhdx)
-    } else if head.starts_with(b"KDMV") {
+    if head.starts_with(b"KDMV") {
         Some(OtherFormat::VmdkSparse)
     } else if head.starts_with(b"# Disk DescriptorFile") {
         Some(OtherFormat::VmdkDescriptor)
@@ -275,7 +299,7 @@ impl<R: ReadAt> Container<R> {
     /// The container's part of the inspect report: format, sizes and the VHD footer's details.
     pub fn info(&self) -> ContainerInfo {
         let vhd = match &self.layout {
-            Layout::Raw => None,
+            Layout::Raw | Layout::Vhdx(_) => None,
             Layout::VhdFixed(f) => Some(f.footer.info()),
             Layout::VhdDynamic(d) => {
                 let mut info = d.footer.info();
@@ -290,6 +314,10 @@ impl<R: ReadAt> Container<R> {
             virtual_size: self.virtual_size,
             file_size: self.file_size,
             vhd,
+            vhdx: match &self.layout {
+                Layout::Vhdx(v) => Some(v.info()),
+                _ => None,
+            },
         }
     }
 
@@ -300,6 +328,7 @@ impl<R: ReadAt> Container<R> {
         match &self.layout {
             Layout::Raw | Layout::VhdFixed(_) => raw::map_identity(offset, self.virtual_size),
             Layout::VhdDynamic(d) => d.map(&self.file, offset),
+            Layout::Vhdx(v) => v.map(&self.file, offset),
         }
     }
 
@@ -309,7 +338,10 @@ impl<R: ReadAt> Container<R> {
     /// Raw and VHD fixed: the same bytes at the same offsets. VHD dynamic: mapped through the block
     /// table; a patched sector whose bitmap bit is clear is written whole (zeros around the patch,
     /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
-    /// header and table are never written. Writes are sorted by file offset and do not overlap.
+    /// header and table are never written. VHDX: mapped through the block table into blocks that
+    /// are fully present (a patch in any other block is refused), plus both headers rewritten with
+    /// a higher sequence number and new write GUIDs. Writes are sorted by file offset and do not
+    /// overlap.
     pub fn plan_writes(&self, patches: &[(u64, &[u8])]) -> Result<Vec<FileWrite>, ContainerError> {
         Ok(self.plan_writes_and_fills(patches, &[])?.0)
     }
@@ -374,6 +406,7 @@ impl<R: ReadAt> Container<R> {
                     .collect(),
             )),
             Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
+            Layout::Vhdx(v) => v.plan_writes(&self.file, &merged, fills),
         }
     }
 
