@@ -27,6 +27,26 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             size(c.virtual_size),
             c.virtual_size
         );
+        if let Some(x) = &c.vhdx {
+            let _ = writeln!(
+                o,
+                "            VHDX {} blocks, {}-byte logical / {}-byte physical sectors, header {} \
+                 (sequence {}), log {}",
+                size(u64::from(x.block_size)),
+                x.logical_sector_size,
+                x.physical_sector_size,
+                x.current_header,
+                x.header_sequence,
+                if x.log_empty { "empty" } else { "not empty" }
+            );
+            if x.damaged_copy {
+                let _ = writeln!(
+                    o,
+                    "            WARNING: one copy of the VHDX header or region table is damaged; \
+                     the other copy is used"
+                );
+            }
+        }
     }
     if let Some(t) = &r.partitions {
         let scheme = match t.scheme {

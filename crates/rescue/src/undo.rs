@@ -90,6 +90,8 @@ pub fn kind_code(f: Format) -> u64 {
         Format::Raw => 1,
         Format::VhdFixed => 2,
         Format::VhdDynamic => 3,
+        Format::VhdxFixed => 4,
+        Format::VhdxDynamic => 5,
     }
 }
 
@@ -99,6 +101,8 @@ pub fn kind_of_code(code: u64) -> Option<Format> {
         1 => Some(Format::Raw),
         2 => Some(Format::VhdFixed),
         3 => Some(Format::VhdDynamic),
+        4 => Some(Format::VhdxFixed),
+        5 => Some(Format::VhdxDynamic),
         _ => None,
     }
 }
@@ -845,7 +849,13 @@ mod tests {
         let mut b = a;
         b.virtual_size = 1;
         assert!(a.mismatch(&b).unwrap().to_string().contains("virtual disk"));
-        for f in [Format::Raw, Format::VhdFixed, Format::VhdDynamic] {
+        for f in [
+            Format::Raw,
+            Format::VhdFixed,
+            Format::VhdDynamic,
+            Format::VhdxFixed,
+            Format::VhdxDynamic,
+        ] {
             assert_eq!(kind_of_code(kind_code(f)), Some(f));
         }
         assert_eq!(kind_of_code(0), None);

@@ -541,6 +541,18 @@ pub enum ContainerProblem {
         /// The VHD block.
         block: u64,
     },
+    /// A differencing VHDX: it holds only changes on top of a parent image.
+    DifferencingVhdx,
+    /// A VHDX whose log holds updates never applied to the file (kaifuku does not replay it).
+    VhdxLogNotEmpty,
+    /// A change would land in a VHDX block that has no space in the file (kaifuku does not
+    /// allocate).
+    PatchInAbsentVhdxBlock {
+        /// Offset of the change on the virtual disk.
+        offset: u64,
+        /// The VHDX payload block.
+        block: u64,
+    },
     /// The image file could not be read.
     ReadFailed {
         /// The container layer's message.
@@ -561,7 +573,10 @@ impl ContainerProblem {
         match self {
             ContainerProblem::UnsupportedFormat { .. }
             | ContainerProblem::DifferencingVhd
-            | ContainerProblem::PatchInUnallocatedBlock { .. } => true,
+            | ContainerProblem::PatchInUnallocatedBlock { .. }
+            | ContainerProblem::DifferencingVhdx
+            | ContainerProblem::VhdxLogNotEmpty
+            | ContainerProblem::PatchInAbsentVhdxBlock { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
         }
     }
@@ -577,6 +592,14 @@ impl From<&ContainerError> for ContainerProblem {
             ContainerError::DifferencingVhd => ContainerProblem::DifferencingVhd,
             ContainerError::PatchInUnallocatedBlock { offset, block } => {
                 ContainerProblem::PatchInUnallocatedBlock {
+                    offset: *offset,
+                    block: *block,
+                }
+            }
+            ContainerError::DifferencingVhdx => ContainerProblem::DifferencingVhdx,
+            ContainerError::VhdxLogNotEmpty => ContainerProblem::VhdxLogNotEmpty,
+            ContainerError::PatchInAbsentVhdxBlock { offset, block } => {
+                ContainerProblem::PatchInAbsentVhdxBlock {
                     offset: *offset,
                     block: *block,
                 }
@@ -603,6 +626,16 @@ impl fmt::Display for ContainerProblem {
                 f,
                 "{}",
                 ContainerError::PatchInUnallocatedBlock {
+                    offset: *offset,
+                    block: *block
+                }
+            ),
+            ContainerProblem::DifferencingVhdx => write!(f, "{}", ContainerError::DifferencingVhdx),
+            ContainerProblem::VhdxLogNotEmpty => write!(f, "{}", ContainerError::VhdxLogNotEmpty),
+            ContainerProblem::PatchInAbsentVhdxBlock { offset, block } => write!(
+                f,
+                "{}",
+                ContainerError::PatchInAbsentVhdxBlock {
                     offset: *offset,
                     block: *block
                 }
@@ -2043,6 +2076,12 @@ mod tests {
                 qemu_name: "vhdx".into(),
             },
             ContainerProblem::DifferencingVhd,
+            ContainerProblem::DifferencingVhdx,
+            ContainerProblem::VhdxLogNotEmpty,
+            ContainerProblem::PatchInAbsentVhdxBlock {
+                offset: 3 << 30,
+                block: 96,
+            },
             ContainerProblem::PatchInUnallocatedBlock {
                 offset: 1 << 30,
                 block: 512,

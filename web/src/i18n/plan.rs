@@ -201,6 +201,8 @@ pub fn structure_ja(label: &str) -> Option<String> {
             for part in n.split(", ") {
                 if let Some(b) = part.strip_prefix("VHD block ") {
                     words.push(format!("VHD ブロック {b}"));
+                } else if let Some(b) = part.strip_prefix("VHDX block ") {
+                    words.push(format!("VHDX ブロック {b}"));
                 } else if part == "filled" {
                     words.push("同じバイトで埋める".into());
                 } else if part.starts_with("whole sectors") {
@@ -222,6 +224,14 @@ pub fn structure_ja(label: &str) -> Option<String> {
         let range = rest.strip_suffix(" as in use")?;
         return Some(format!(
             "VHD ブロック {block} のセクタービットマップ: 仮想バイト {range} の {count} セクターを使用中にする"
+        ));
+    }
+    // "VHDX header 2 (sequence 7, new FileWriteGuid and DataWriteGuid)"
+    if let Some(rest) = label.strip_prefix("VHDX header ") {
+        let (slot, rest) = rest.split_once(" (sequence ")?;
+        let sequence = rest.strip_suffix(", new FileWriteGuid and DataWriteGuid)")?;
+        return Some(format!(
+            "VHDX ヘッダー {slot}(シーケンス番号 {sequence}、新しい FileWriteGuid と DataWriteGuid)"
         ));
     }
     if label.starts_with("$Extend\\") {
@@ -249,6 +259,11 @@ mod tests {
                 "MFT レコード 67(ディレクトリ \\Windows\\System32\\drivers\\etc(レコード 67)の索引ルート $INDEX_ROOT $I30)",
             ),
             ("virtual disk bytes 0x10..0x20 (VHD block 3, filled)", "仮想ディスクのバイト 0x10..0x20(VHD ブロック 3、同じバイトで埋める)"),
+            ("virtual disk bytes 0x10..0x20 (VHDX block 0)", "仮想ディスクのバイト 0x10..0x20(VHDX ブロック 0)"),
+            (
+                "VHDX header 1 (sequence 12, new FileWriteGuid and DataWriteGuid)",
+                "VHDX ヘッダー 1(シーケンス番号 12、新しい FileWriteGuid と DataWriteGuid)",
+            ),
             (
                 "VHD block 2 sector bitmap: mark 8 sector(s) of virtual bytes 0x400..0x1400 as in use",
                 "VHD ブロック 2 のセクタービットマップ: 仮想バイト 0x400..0x1400 の 8 セクターを使用中にする",

@@ -246,6 +246,19 @@ impl T {
                 "可変長 VHD の未割り当て領域です",
                 "An unallocated part of a dynamic VHD"
             ),
+            ContainerProblem::DifferencingVhdx => {
+                pick!(self, "差分 VHDX です", "A differencing VHDX")
+            }
+            ContainerProblem::VhdxLogNotEmpty => pick!(
+                self,
+                "VHDX のログに未反映の更新があります",
+                "The VHDX log holds updates not yet applied"
+            ),
+            ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
+                self,
+                "可変長 VHDX の未割り当て領域です",
+                "An unallocated part of a dynamic VHDX"
+            ),
             ContainerProblem::ReadFailed { .. } => self.read_failed_title(),
             ContainerProblem::Damaged { .. } => pick!(
                 self,
@@ -275,6 +288,24 @@ impl T {
                 self,
                 "変更する箇所が、可変長 VHD のファイル内にまだ場所のない部分にあたります。kaifuku は可変長 VHD を拡張しません。固定サイズの VHD か raw に変換してから修復してください。",
                 "A change would land in a part of this dynamic VHD that has no space in the file yet, and kaifuku does not grow dynamic VHDs. Convert the image to a fixed-size VHD or to raw and repair that instead."
+            )
+            .to_string(),
+            ContainerProblem::DifferencingVhdx => pick!(
+                self,
+                "これは差分 VHDX です。親イメージに対する変更分しか含まないため、単独では修復できません。先に親イメージと結合し(Hyper-V の「ディスクの編集」→「結合」、PowerShell の Merge-VHD、または qemu-img convert)、結合したイメージを開いてください。",
+                "This is a differencing VHDX: it only holds the changes made on top of a parent image and cannot be repaired on its own. Merge it into its parent first (Hyper-V: Edit Disk → Merge, Merge-VHD in PowerShell, or qemu-img convert), then open the merged image."
+            )
+            .to_string(),
+            ContainerProblem::VhdxLogNotEmpty => pick!(
+                self,
+                "この VHDX のログには、ファイルにまだ反映されていない更新が残っています(ディスクの使用中に Hyper-V が止まった場合など)。kaifuku はまだログを再生できません。Windows か Hyper-V でディスクを一度接続してから切り離すか(ディスクの管理 →「VHD の接続」)、コピーに対して qemu-img check -r all IMAGE.vhdx を実行してログを反映させ、開き直してください。",
+                "This VHDX's log still holds updates that were never applied to the file (for example Hyper-V stopped while using the disk), and kaifuku cannot replay the log yet. Attach the disk once in Windows or Hyper-V and detach it again (Disk Management → Attach VHD), or run qemu-img check -r all IMAGE.vhdx on a copy to apply the log, then open the image again."
+            )
+            .to_string(),
+            ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
+                self,
+                "変更する箇所が、可変長 VHDX のファイル内にまだ場所のない部分にあたります。kaifuku はまだ VHDX を拡張しません。固定サイズの VHDX(PowerShell の Convert-VHD -VHDType Fixed、または qemu-img convert -O vhdx -o subformat=fixed)か raw に変換してから修復してください。",
+                "A change would land in a part of this dynamic VHDX that has no space in the file yet, and kaifuku does not grow VHDX files yet. Convert the image to a fixed-size VHDX (Convert-VHD -VHDType Fixed in PowerShell, or qemu-img convert -O vhdx -o subformat=fixed) or to raw and repair that instead."
             )
             .to_string(),
             ContainerProblem::ReadFailed { .. } => self.read_failed_text().to_string(),
@@ -845,6 +876,12 @@ mod tests {
                 offset: 4096,
                 block: 3,
             },
+            ContainerProblem::DifferencingVhdx,
+            ContainerProblem::VhdxLogNotEmpty,
+            ContainerProblem::PatchInAbsentVhdxBlock {
+                offset: 4096,
+                block: 0,
+            },
             ContainerProblem::ReadFailed {
                 detail: "gone".into(),
             },
@@ -864,6 +901,9 @@ mod tests {
                 }
                 | ContainerProblem::DifferencingVhd
                 | ContainerProblem::PatchInUnallocatedBlock { .. }
+                | ContainerProblem::DifferencingVhdx
+                | ContainerProblem::VhdxLogNotEmpty
+                | ContainerProblem::PatchInAbsentVhdxBlock { .. }
                 | ContainerProblem::ReadFailed { .. }
                 | ContainerProblem::Damaged { .. } => {}
             }

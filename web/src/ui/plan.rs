@@ -81,7 +81,11 @@ pub struct PlanProps {
 pub fn plan(props: &PlanProps) -> Html {
     let t = props.t;
     let p = &*props.plan;
-    let show_file_writes = props.format == Some(Format::VhdDynamic);
+    // Where the file's bytes differ from the disk's: through a block table, plus the VHDX header.
+    let show_file_writes = matches!(
+        props.format,
+        Some(Format::VhdDynamic | Format::VhdxFixed | Format::VhdxDynamic)
+    );
     let range_row = |r: &RangeView| {
         html! {
             <tr>
