@@ -81,6 +81,8 @@ fn container_name(s: &str) -> &str {
         "raw" => "raw",
         "vhd-fixed" => "vhd_fixed",
         "vhd-dynamic" => "vhd_dynamic",
+        "vhdx-fixed" => "vhdx_fixed",
+        "vhdx-dynamic" => "vhdx_dynamic",
         other => panic!("unknown container {other} in expected json"),
     }
 }
