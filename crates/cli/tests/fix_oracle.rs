@@ -1121,8 +1121,7 @@ fn builtin_vhdx(vhdx: &str, raw: &str) {
     let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), out.as_os_str()]);
     let report: Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(
-        report["container"]["vhdx"]["virtual_disk_id"],
-        exp["vhdx_virtual_disk_id"],
+        report["container"]["vhdx"]["virtual_disk_id"], exp["vhdx_virtual_disk_id"],
         "{ctx}: VirtualDiskId"
     );
 
@@ -1132,7 +1131,11 @@ fn builtin_vhdx(vhdx: &str, raw: &str) {
     assert!(!again.exists());
     let r = kaifuku([OsStr::new("undo"), out.as_os_str(), undo.as_os_str()]);
     assert_eq!(r.code, 0, "{ctx}: undo: {}", r.both());
-    assert_eq!(sha256(&out), sha256(&fv.image), "{ctx}: undo did not restore the input");
+    assert_eq!(
+        sha256(&out),
+        sha256(&fv.image),
+        "{ctx}: undo did not restore the input"
+    );
 
     // In place, with undo: the same bytes as the copy, and undo restores the input.
     let copy_sha = {
@@ -1151,7 +1154,11 @@ fn builtin_vhdx(vhdx: &str, raw: &str) {
         undo2.as_os_str(),
     ]);
     assert_eq!(r.code, 0, "{ctx}: in place: {}", r.both());
-    assert_eq!(sha256(&inplace), copy_sha, "{ctx}: in place differs from the copy");
+    assert_eq!(
+        sha256(&inplace),
+        copy_sha,
+        "{ctx}: in place differs from the copy"
+    );
     let r = kaifuku([OsStr::new("undo"), inplace.as_os_str(), undo2.as_os_str()]);
     assert_eq!(r.code, 0, "{ctx}: undo in place: {}", r.both());
     assert_eq!(sha256(&inplace), sha256(&fv.image), "{ctx}: undo in place");

@@ -213,26 +213,27 @@ pub struct VhdxInfo {
 /// One validated header.
 #[derive(Clone)]
 struct Header {
-    raw: [u8; HEADER_LEN],
+    /// Boxed: a 4 KiB array would make every `Layout` that large.
+    raw: Box<[u8; HEADER_LEN]>,
     sequence: u64,
     slot: usize,
 }
 
 impl Header {
     fn file_write_guid(&self) -> [u8; 16] {
-        guid_at(&self.raw, 16)
+        guid_at(&self.raw[..], 16)
     }
     fn data_write_guid(&self) -> [u8; 16] {
-        guid_at(&self.raw, 32)
+        guid_at(&self.raw[..], 32)
     }
     fn log_guid(&self) -> [u8; 16] {
-        guid_at(&self.raw, 48)
+        guid_at(&self.raw[..], 48)
     }
     fn log_length(&self) -> u32 {
-        le_u32(&self.raw, 68)
+        le_u32(&self.raw[..], 68)
     }
     fn log_offset(&self) -> u64 {
-        le_u64(&self.raw, 72)
+        le_u64(&self.raw[..], 72)
     }
 }
 
@@ -252,7 +253,7 @@ fn parse_header(raw: &[u8], slot: usize) -> Result<Header, String> {
     if version != 1 {
         return Err(format!("version {version}, only 1 is defined"));
     }
-    let mut h = [0u8; HEADER_LEN];
+    let mut h = Box::new([0u8; HEADER_LEN]);
     h.copy_from_slice(&raw[..HEADER_LEN]);
     Ok(Header {
         sequence: le_u64(raw, 8),
@@ -368,7 +369,7 @@ impl Vhdx {
             _ => unreachable!("two header slots"),
         };
         let mut damaged_copy = headers.len() < 2;
-        let log_version = le_u16(&header.raw, 64);
+        let log_version = le_u16(&header.raw[..], 64);
         if log_version != 0 {
             return Err(damaged(
                 "the VHDX header",
@@ -569,7 +570,7 @@ impl Vhdx {
         }
         if virtual_size == 0
             || virtual_size > MAX_VIRTUAL_SIZE
-            || virtual_size % u64::from(logical_sector_size) != 0
+            || !virtual_size.is_multiple_of(u64::from(logical_sector_size))
         {
             return Err(damaged(
                 "the VHDX virtual disk size",
@@ -871,7 +872,7 @@ impl Vhdx {
         [(other, 1u64), (self.header.slot, 2u64)]
             .into_iter()
             .map(|(slot, step)| {
-                let mut h = self.header.raw;
+                let mut h = *self.header.raw;
                 let sequence = self.header.sequence.wrapping_add(step);
                 h[8..16].copy_from_slice(&sequence.to_le_bytes());
                 h[16..32].copy_from_slice(&file_write);
@@ -912,7 +913,11 @@ fn derive_guid(tag: &[u8], digest: &[u8]) -> [u8; 16] {
 /// inside the file.
 fn check_region(r: &Region, file_size: u64, entry_at: u64) -> Result<(), ContainerError> {
     let end = r.offset.checked_add(r.len);
-    if r.offset % MIB != 0 || r.len % MIB != 0 || r.len == 0 || r.offset < HEADER_SECTION_LEN {
+    if !r.offset.is_multiple_of(MIB)
+        || !r.len.is_multiple_of(MIB)
+        || r.len == 0
+        || r.offset < HEADER_SECTION_LEN
+    {
         return Err(damaged(
             format!("the VHDX entry for {}", r.name),
             entry_at,
@@ -938,11 +943,14 @@ fn check_region(r: &Region, file_size: u64, entry_at: u64) -> Result<(), Contain
     }
 }
 
-/// The metadata table: item id → (offset in the region, length). Unknown required items refuse.
+/// A metadata item: its id, and (offset in the metadata region, length).
+type MetadataItem = ([u8; 16], (u32, u32));
+
+/// The metadata table's known items. Unknown required items refuse.
 fn read_metadata<R: ReadAt>(
     file: &R,
     region: &Region,
-) -> Result<Vec<([u8; 16], (u32, u32))>, ContainerError> {
+) -> Result<Vec<MetadataItem>, ContainerError> {
     let t = read(
         file,
         "the VHDX metadata table",
