@@ -283,7 +283,7 @@ export function withNtfs3gRw(rawImage, offset, size, fn) {
 export function asRaw(image, format, dir) {
   if (format === "raw") return image;
   const out = path.join(dir, "converted.raw");
-  run("qemu-img", ["convert", "-f", "vpc", "-O", "raw", image, out]);
+  run("qemu-img", ["convert", "-f", format.startsWith("vhdx") ? "vhdx" : "vpc", "-O", "raw", image, out]);
   return out;
 }
 
