@@ -37,7 +37,14 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 x.physical_sector_size,
                 x.current_header,
                 x.header_sequence,
-                if x.log_empty { "empty" } else { "not empty" }
+                if x.log_empty {
+                    "empty".to_string()
+                } else {
+                    format!(
+                        "not empty: {} entries replayed in memory ({} sectors), written out by a fix",
+                        x.log_entries_replayed, x.log_sectors_replayed
+                    )
+                }
             );
             if x.damaged_copy {
                 let _ = writeln!(

@@ -1,6 +1,6 @@
 //! Damaged and unsupported VHDX files (the qemu-img fixture with one structure broken, checksums
 //! resealed where the damage must get past them): `fix` gives a clear message and writes nothing;
-//! damage is exit 3, a refusal with advice (differencing disk, non-empty log) exit 2. One damaged
+//! damage is exit 3, a refusal with advice (a differencing disk) exit 2. One damaged
 //! copy of a header or region table is tolerated: the fix goes through and `qemu-img check`
 //! accepts the output.
 
@@ -185,6 +185,12 @@ fn unsupported_vhdx_kinds_are_refused_with_advice() {
         2,
         &["differencing VHDX", "Merge"],
     );
+}
+
+/// A header naming a log that holds no entry of it: the log cannot be replayed, so the file is
+/// damaged (reading past it would show metadata the log may have changed).
+#[test]
+fn log_without_a_valid_sequence_is_damage() {
     fix_refused(
         "log",
         &|f| {
@@ -193,8 +199,8 @@ fn unsupported_vhdx_kinds_are_refused_with_advice() {
                 f.reseal(h, 4096);
             }
         },
-        2,
-        &["non-empty log", "qemu-img check -r all"],
+        3,
+        &["the VHDX log", "no valid sequence"],
     );
 }
 
@@ -247,4 +253,144 @@ fn one_damaged_copy_is_tolerated() {
         b[4..8].fill(0);
         assert_eq!(stored, crc32c(&b), "header at {h}");
     }
+}
+
+/// One log entry per MS-VHDX holding data descriptors (4 KiB each), CRC-32C sealed.
+fn log_entry(sequence: u64, guid: &[u8; 16], file_size: u64, writes: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let descriptor_sectors = (64 + 32 * writes.len()).div_ceil(4096);
+    let len = 4096 * (descriptor_sectors + writes.len());
+    let mut e = vec![0u8; len];
+    e[0..4].copy_from_slice(b"loge");
+    e[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    e[16..24].copy_from_slice(&sequence.to_le_bytes());
+    e[24..28].copy_from_slice(&(writes.len() as u32).to_le_bytes());
+    e[32..48].copy_from_slice(guid);
+    e[48..56].copy_from_slice(&file_size.to_le_bytes());
+    e[56..64].copy_from_slice(&file_size.to_le_bytes());
+    for (i, (offset, bytes)) in writes.iter().enumerate() {
+        let d = 64 + 32 * i;
+        e[d..d + 4].copy_from_slice(b"desc");
+        e[d + 4..d + 8].copy_from_slice(&bytes[4092..]);
+        e[d + 8..d + 16].copy_from_slice(&bytes[..8]);
+        e[d + 16..d + 24].copy_from_slice(&offset.to_le_bytes());
+        e[d + 24..d + 32].copy_from_slice(&sequence.to_le_bytes());
+        let s = 4096 * (descriptor_sectors + i);
+        e[s..s + 4].copy_from_slice(b"data");
+        e[s + 4..s + 8].copy_from_slice(&((sequence >> 32) as u32).to_le_bytes());
+        e[s + 8..s + 4092].copy_from_slice(&bytes[8..4092]);
+        e[s + 4092..s + 4096].copy_from_slice(&(sequence as u32).to_le_bytes());
+    }
+    e[4..8].fill(0);
+    let c = crc32c(&e);
+    e[4..8].copy_from_slice(&c.to_le_bytes());
+    e
+}
+
+/// The fixture with a log entry that rewrites its first BAT sector (with the same bytes) and a
+/// sector of the unused gap between the GPT entries and the first partition (one byte differs,
+/// virtual byte 65535): `fix` replays
+/// it, writes the replayed state with an empty log, and the output is the raw fix's disk (with
+/// that byte), checked by `qemu-img check` and `qemu-img compare`; undo restores the input.
+#[test]
+fn fix_of_a_vhdx_with_a_log() {
+    let s = Scratch::new("vhdx-log");
+    let img = s.path("logged.vhdx");
+    sparse_copy(&fixtures().join("gpt-win-dynamic.vhdx"), &img);
+    let f = Image::open(&img);
+    let file_size = f.0.metadata().unwrap().len();
+    let current = if f.u64(HEADERS[0] + 8) > f.u64(HEADERS[1] + 8) {
+        HEADERS[0]
+    } else {
+        HEADERS[1]
+    };
+    let log = f.u64(current + 72);
+    let (bat, _) = f.region(BAT_GUID);
+    let block0 = f.u64(bat) >> 20 << 20;
+    // Virtual bytes 61440..65536: after the GPT entry array (which ends at 17408), before the
+    // first partition (at 1 MiB); nothing reads or checksums them.
+    let mut gap = f.read(block0 + 61440, 4096);
+    gap[4095] ^= 0x5a;
+    let guid = *b"kaifuku-cli-logs";
+    let entry = log_entry(
+        7,
+        &guid,
+        file_size,
+        &[(bat, f.read(bat, 4096)), (block0 + 61440, gap)],
+    );
+    f.write(log, &entry);
+    f.write(current + 48, &guid);
+    f.reseal(current, 4096);
+    drop(f);
+    let o = kaifuku([OsStr::new("inspect"), img.as_os_str()]);
+    assert!(
+        o.text().contains("log not empty: 1 entries replayed"),
+        "{}",
+        o.both()
+    );
+
+    // The raw disk the log describes, fixed: the oracle.
+    let raw = s.path("disk.raw");
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new("raw"),
+            OsStr::new("-O"),
+            OsStr::new("raw"),
+            fixtures().join("gpt-win.raw").as_os_str(),
+            raw.as_os_str(),
+        ],
+    );
+    let r = Image::open(&raw);
+    let b = r.read(65535, 1)[0] ^ 0x5a;
+    r.write(65535, &[b]);
+    drop(r);
+    let raw_out = s.path("disk-fixed.raw");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        raw.as_os_str(),
+        OsStr::new("-o"),
+        raw_out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+
+    let out = s.path("out.vhdx");
+    let undo = s.path("out.undo");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        img.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--undo"),
+        undo.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    // Read-only qemu-img refuses an image whose log needs replaying: these also prove it is empty.
+    for args in [
+        vec![
+            OsStr::new("check"),
+            OsStr::new("-f"),
+            OsStr::new("vhdx"),
+            out.as_os_str(),
+        ],
+        vec![
+            OsStr::new("compare"),
+            OsStr::new("-f"),
+            OsStr::new("vhdx"),
+            OsStr::new("-F"),
+            OsStr::new("raw"),
+            out.as_os_str(),
+            raw_out.as_os_str(),
+        ],
+    ] {
+        run_ok("qemu-img", args);
+    }
+    let o = kaifuku([OsStr::new("undo"), out.as_os_str(), undo.as_os_str()]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    assert_eq!(
+        common::sha256(&out),
+        common::sha256(&img),
+        "undo restores the logged input"
+    );
 }

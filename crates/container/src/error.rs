@@ -225,16 +225,6 @@ pub enum ContainerError {
     )]
     DifferencingVhdx,
 
-    /// A VHDX whose log holds updates that were never applied to the file.
-    #[error(
-        "this VHDX has a non-empty log: updates to the file that were never applied (Hyper-V \
-         stopped while it was using the disk). kaifuku does not replay the log yet. Attach the \
-         disk once in Hyper-V or Windows (Disk Management → Attach VHD, then detach it), or run \
-         `qemu-img check -r all IMAGE.vhdx` on a copy, which replays the log; then open the image \
-         again"
-    )]
-    VhdxLogNotEmpty,
-
     /// A VHDX structure is damaged or lies outside the file.
     #[error(
         "{what} at file offset {offset}: {detail}. The VHDX is damaged or truncated (or was \
@@ -390,7 +380,6 @@ impl ContainerError {
                 | ContainerError::DifferencingVhd
                 | ContainerError::PatchInUnallocatedBlock { .. }
                 | ContainerError::DifferencingVhdx
-                | ContainerError::VhdxLogNotEmpty
                 | ContainerError::PatchInAbsentVhdxBlock { .. }
         )
     }

@@ -19,6 +19,7 @@ mod error;
 mod raw;
 mod vhd;
 mod vhdx;
+mod vhdx_log;
 
 pub use error::{ContainerError, OtherFormat};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
@@ -198,7 +199,6 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     // which could by chance (a VHD stored inside the guest) end with a VHD footer.
     if head.starts_with(vhdx::SIGNATURE) {
         let vhdx = vhdx::Vhdx::open(&file)?;
-        vhdx.check_log_empty()?;
         return Ok(Container {
             file,
             file_size,
@@ -411,7 +411,10 @@ impl<R: ReadAt> Container<R> {
     }
 
     fn read_file(&self, file_offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_at(file_offset, buf)
+        match &self.layout {
+            Layout::Vhdx(v) => v.read_file(&self.file, file_offset, buf),
+            _ => self.file.read_at(file_offset, buf),
+        }
     }
 }
 

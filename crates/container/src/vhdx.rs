@@ -13,7 +13,7 @@
 //!   20–63), with one sector-bitmap entry after every `chunk ratio` payload entries
 //!   (chunk ratio = 2^23 × logical sector size / block size: the blocks one bitmap block covers).
 //! - **log**: a journal of metadata updates; a header with a non-zero `LogGuid` has entries that a
-//!   reader must replay first.
+//!   reader must replay first (`vhdx_log.rs`: replayed in memory, and written out by a fix).
 //!
 //! The current header is the one with a valid checksum and the higher sequence number, so one
 //! damaged copy is tolerated; the region table likewise. Every value from the file is bounded
@@ -26,6 +26,7 @@
 //! `DataWriteGuid`, sequence number raised, checksum), into both slots, so that whichever copy a
 //! reader picks describes the changed file.
 
+use crate::vhdx_log::{self, Replay, Replayed};
 use crate::{ContainerError, Extent, FileFill, FileWrite};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
@@ -206,8 +207,13 @@ pub struct VhdxInfo {
     pub total_blocks: u64,
     /// Bytes of the log region in the file.
     pub log_length: u32,
-    /// Whether the log holds entries to replay (a non-zero `LogGuid`); such images are refused.
+    /// Whether the log is empty (a zero `LogGuid`). A non-empty log is replayed in memory before
+    /// anything else is read, and a fix writes the replayed state with an empty log.
     pub log_empty: bool,
+    /// Log entries replayed (the active sequence), 0 for an empty log.
+    pub log_entries_replayed: u64,
+    /// 4 KiB sectors of the file the replay changed.
+    pub log_sectors_replayed: u64,
 }
 
 /// One validated header.
@@ -297,6 +303,8 @@ pub(crate) struct Vhdx {
     total_blocks: u64,
     file_size: u64,
     bat_pages: RefCell<VecDeque<(u64, Rc<[u64]>)>>,
+    /// The log's active sequence replayed, when the log is not empty.
+    replay: Option<Replay>,
 }
 
 fn damaged(what: impl Into<String>, offset: u64, detail: impl Into<String>) -> ContainerError {
@@ -377,6 +385,39 @@ impl Vhdx {
                 format!("log version {log_version}, only 0 is defined"),
             ));
         }
+
+        // A non-empty log is replayed first: the region table, metadata and BAT are read through
+        // it, as Hyper-V would see them after opening the file.
+        let log_len = u64::from(header.log_length());
+        let log = Region {
+            offset: header.log_offset(),
+            len: log_len,
+            name: "the log",
+        };
+        let replay = if header.log_guid() != [0u8; 16] {
+            check_region(&log, file_size, HEADER_OFFSETS[header.slot] + 72)?;
+            let r = vhdx_log::replay(file, log.offset, log.len, &header.log_guid(), file_size)?;
+            if let Some((&at, _)) = r
+                .sectors
+                .iter()
+                .find(|(&at, _)| at < HEADER_SECTION_LEN || log.overlaps(at, at + 4096))
+            {
+                return Err(damaged(
+                    "the VHDX log",
+                    log.offset,
+                    format!(
+                        "it rewrites file offset {at}, in the header section or the log itself"
+                    ),
+                ));
+            }
+            Some(r)
+        } else {
+            None
+        };
+        let file = &Replayed {
+            file,
+            replay: replay.as_ref(),
+        };
 
         // Region table: both copies should be equal; the first valid one is used.
         let mut table = None;
@@ -478,13 +519,7 @@ impl Vhdx {
             bat,
             metadata,
         ];
-        let log_len = u64::from(header.log_length());
         if log_len > 0 {
-            let log = Region {
-                offset: header.log_offset(),
-                len: log_len,
-                name: "the log",
-            };
             check_region(&log, file_size, HEADER_OFFSETS[header.slot] + 72)?;
             reserved.push(log);
         }
@@ -613,16 +648,22 @@ impl Vhdx {
             total_blocks,
             file_size,
             bat_pages: RefCell::new(VecDeque::new()),
+            replay,
         })
     }
 
-    /// Refuses an image whose log holds entries: what it reads would not be the disk Hyper-V
-    /// sees until the log is replayed.
-    pub fn check_log_empty(&self) -> Result<(), ContainerError> {
-        if self.header.log_guid() != [0u8; 16] {
-            return Err(ContainerError::VhdxLogNotEmpty);
+    /// Reads file bytes as the replayed log leaves them.
+    pub fn read_file<R: ReadAt>(
+        &self,
+        file: &R,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> std::io::Result<()> {
+        Replayed {
+            file,
+            replay: self.replay.as_ref(),
         }
-        Ok(())
+        .read_at(offset, buf)
     }
 
     pub fn virtual_size(&self) -> u64 {
@@ -647,6 +688,8 @@ impl Vhdx {
             total_blocks: self.total_blocks,
             log_length: self.header.log_length(),
             log_empty: self.header.log_guid() == [0u8; 16],
+            log_entries_replayed: self.replay.as_ref().map_or(0, |r| r.entries),
+            log_sectors_replayed: self.replay.as_ref().map_or(0, |r| r.sectors.len() as u64),
         }
     }
 
@@ -667,7 +710,11 @@ impl Vhdx {
                 // The last page may be cut by the region's end (validated to cover every entry).
                 let len = BAT_PAGE_BYTES.min(self.bat.len - start) as usize;
                 let at = self.bat.offset + start;
-                let bytes = read(file, "the VHDX block allocation table", at, len)?;
+                let replayed = Replayed {
+                    file,
+                    replay: self.replay.as_ref(),
+                };
+                let bytes = read(&replayed, "the VHDX block allocation table", at, len)?;
                 let entries: Rc<[u64]> = bytes.chunks_exact(8).map(|c| le_u64(c, 0)).collect();
                 let mut cache = self.bat_pages.borrow_mut();
                 if cache.len() == BAT_CACHE_PAGES {
@@ -696,7 +743,8 @@ impl Vhdx {
                 let len = self
                     .block_size
                     .min(self.virtual_size - block * self.block_size);
-                let end = start + len; // start < 2^64 / 2^20 * 2^20: no overflow with len ≤ 256 MiB
+                // The offset field reaches 2^64 - 1 MiB: saturate, and the check below refuses it.
+                let end = start.saturating_add(len);
                 if end > self.file_size || start < HEADER_SECTION_LEN {
                     return Err(damaged(
                         format!("the VHDX block allocation table entry of block {block}"),
@@ -789,7 +837,6 @@ impl Vhdx {
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
     ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
-        self.check_log_empty()?;
         let bs = self.block_size;
         let mut touched = Vec::new();
         let mut writes = Vec::new();
@@ -829,8 +876,11 @@ impl Vhdx {
                 pos = piece_end;
             }
         }
-        if writes.is_empty() && file_fills.is_empty() {
+        if writes.is_empty() && file_fills.is_empty() && self.replay.is_none() {
             return Ok((writes, file_fills));
+        }
+        if let Some(replay) = &self.replay {
+            (writes, file_fills) = replayed_writes(replay, writes, file_fills);
         }
         writes.extend(self.header_updates(merged, fills));
         writes.sort_by_key(|w| w.file_offset);
@@ -877,6 +927,8 @@ impl Vhdx {
                 h[8..16].copy_from_slice(&sequence.to_le_bytes());
                 h[16..32].copy_from_slice(&file_write);
                 h[32..48].copy_from_slice(&data_write);
+                // The replayed sectors are written with the data: the log is empty now.
+                h[48..64].fill(0);
                 h[4..8].fill(0);
                 let crc = crc32c(&h);
                 h[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -884,13 +936,101 @@ impl Vhdx {
                     file_offset: HEADER_OFFSETS[slot],
                     bytes: h.to_vec(),
                     label: format!(
-                        "VHDX header {} (sequence {sequence}, new FileWriteGuid and DataWriteGuid)",
-                        slot + 1
+                        "VHDX header {} (sequence {sequence}, new FileWriteGuid and DataWriteGuid{})",
+                        slot + 1,
+                        if self.replay.is_some() { ", log emptied" } else { "" }
                     ),
                 }
             })
             .collect()
     }
+}
+
+/// The writes and fills with the replayed log sectors added: each replayed sector is written whole,
+/// with the patch bytes and fill bytes that fall in it laid over it, and the patches and fills are
+/// cut around it, so that writes and fills stay disjoint.
+fn replayed_writes(
+    replay: &Replay,
+    mut writes: Vec<FileWrite>,
+    mut fills: Vec<FileFill>,
+) -> (Vec<FileWrite>, Vec<FileFill>) {
+    const SECTOR: u64 = 4096;
+    let mut sectors = Vec::new();
+    for &at in replay.sectors.keys() {
+        let end = at + SECTOR;
+        let mut bytes = replay.sector_bytes(at);
+        let mut kept = Vec::with_capacity(writes.len());
+        let mut patched = false;
+        for w in writes {
+            if w.end() <= at || end <= w.file_offset {
+                kept.push(w);
+                continue;
+            }
+            patched = true;
+            let from = w.file_offset.max(at);
+            let to = w.end().min(end);
+            bytes[(from - at) as usize..(to - at) as usize].copy_from_slice(
+                &w.bytes[(from - w.file_offset) as usize..(to - w.file_offset) as usize],
+            );
+            if w.file_offset < at {
+                kept.push(FileWrite {
+                    file_offset: w.file_offset,
+                    bytes: w.bytes[..(at - w.file_offset) as usize].to_vec(),
+                    label: w.label.clone(),
+                });
+            }
+            if w.end() > end {
+                kept.push(FileWrite {
+                    file_offset: end,
+                    bytes: w.bytes[(end - w.file_offset) as usize..].to_vec(),
+                    label: w.label.clone(),
+                });
+            }
+        }
+        writes = kept;
+        let mut kept = Vec::with_capacity(fills.len());
+        for f in fills {
+            let f_end = f.file_offset + f.len;
+            if f_end <= at || end <= f.file_offset {
+                kept.push(f);
+                continue;
+            }
+            patched = true;
+            let from = f.file_offset.max(at);
+            let to = f_end.min(end);
+            bytes[(from - at) as usize..(to - at) as usize].fill(f.byte);
+            if f.file_offset < at {
+                kept.push(FileFill {
+                    len: at - f.file_offset,
+                    ..f.clone()
+                });
+            }
+            if f_end > end {
+                kept.push(FileFill {
+                    file_offset: end,
+                    len: f_end - end,
+                    ..f
+                });
+            }
+        }
+        fills = kept;
+        sectors.push(FileWrite {
+            file_offset: at,
+            bytes,
+            label: format!(
+                "file bytes {at:#x}..{end:#x} (VHDX log replay{})",
+                if patched {
+                    ", with the patches in them"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    writes.extend(sectors);
+    writes.sort_by_key(|w| w.file_offset);
+    fills.sort_by_key(|f| f.file_offset);
+    (writes, fills)
 }
 
 /// A random-looking version-4 GUID from `tag` and `digest`: four CRC-32C values over the input with

@@ -494,16 +494,13 @@ fn damaged_vhdx_is_refused_or_read_from_the_good_copy() {
     }
     assert!(refused(f).contains("past the end"));
 
-    // A non-empty log: refused with advice, not read.
+    // A header naming a log with no entries of that log: damage, not a silent read.
     let mut f = good.clone();
     for h in HEADER_OFFSETS {
         f[h + 48] = 0x11;
         reseal(&mut f, h, 4096);
     }
-    assert!(matches!(
-        open(Bytes(f)),
-        Err(ContainerError::VhdxLogNotEmpty)
-    ));
+    assert!(refused(f).contains("no valid sequence"));
 
     // A BAT entry past the end of the file: the open succeeds (the table is read lazily), reading
     // that block fails, and a plan touching it is refused.
@@ -516,6 +513,13 @@ fn damaged_vhdx_is_refused_or_read_from_the_good_copy() {
     let e = c.read_at(MIB as u64, &mut buf).unwrap_err();
     assert!(e.to_string().contains("outside the file"), "{e}");
     assert!(c.plan_writes(&[(MIB as u64, &[1])]).is_err());
+    // The largest offset the field can hold (found by the container fuzz target: the block's end
+    // overflowed).
+    let mut f = good.clone();
+    f[bat + 8..bat + 16].copy_from_slice(&(u64::MAX & !7 | 6).to_le_bytes());
+    let c = open(Bytes(f)).unwrap();
+    let e = c.read_at(MIB as u64, &mut buf).unwrap_err();
+    assert!(e.to_string().contains("outside the file"), "{e}");
     // A BAT entry pointing into the header section or the metadata region.
     for target in [0u64, region(&good, METADATA_GUID).0 as u64] {
         let mut f = good.clone();
@@ -550,4 +554,226 @@ fn damaged_vhdx_is_refused_or_read_from_the_good_copy() {
             let _ = c.read_at(0, &mut all);
         }
     }
+}
+
+/// Appends a log entry to `log` (bytes of the log region from its start, at `at`) per MS-VHDX:
+/// header, descriptors padded to a sector, one data sector per data descriptor; CRC-32C over it.
+/// `writes`: (file offset, Some(4 KiB of data) or None with a zero length).
+fn log_entry(
+    sequence: u64,
+    tail: u32,
+    guid: &[u8; 16],
+    file_size: u64,
+    writes: &[(u64, Result<Vec<u8>, u64>)],
+) -> Vec<u8> {
+    let descriptor_sectors = (64 + 32 * writes.len()).div_ceil(4096);
+    let data: Vec<&Vec<u8>> = writes.iter().filter_map(|(_, w)| w.as_ref().ok()).collect();
+    let len = 4096 * (descriptor_sectors + data.len());
+    let mut e = vec![0u8; len];
+    e[0..4].copy_from_slice(b"loge");
+    e[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&tail.to_le_bytes());
+    e[16..24].copy_from_slice(&sequence.to_le_bytes());
+    e[24..28].copy_from_slice(&(writes.len() as u32).to_le_bytes());
+    e[32..48].copy_from_slice(guid);
+    e[48..56].copy_from_slice(&file_size.to_le_bytes());
+    e[56..64].copy_from_slice(&file_size.to_le_bytes());
+    let mut data_index = 0;
+    for (i, (offset, w)) in writes.iter().enumerate() {
+        let d = 64 + 32 * i;
+        match w {
+            Ok(bytes) => {
+                assert_eq!(bytes.len(), 4096);
+                e[d..d + 4].copy_from_slice(b"desc");
+                e[d + 4..d + 8].copy_from_slice(&bytes[4092..]); // trailing bytes
+                e[d + 8..d + 16].copy_from_slice(&bytes[..8]); // leading bytes
+                let s = 4096 * (descriptor_sectors + data_index);
+                e[s..s + 4].copy_from_slice(b"data");
+                e[s + 4..s + 8].copy_from_slice(&((sequence >> 32) as u32).to_le_bytes());
+                e[s + 8..s + 4092].copy_from_slice(&bytes[8..4092]);
+                e[s + 4092..s + 4096].copy_from_slice(&(sequence as u32).to_le_bytes());
+                data_index += 1;
+            }
+            Err(zero_len) => {
+                e[d..d + 4].copy_from_slice(b"zero");
+                e[d + 8..d + 16].copy_from_slice(&zero_len.to_le_bytes());
+            }
+        }
+        e[d + 16..d + 24].copy_from_slice(&offset.to_le_bytes());
+        e[d + 24..d + 32].copy_from_slice(&sequence.to_le_bytes());
+    }
+    reseal(&mut e, 0, len);
+    e
+}
+
+/// A VHDX whose log holds two entries (a BAT update that makes block 0 read as zeros, a new 4 KiB
+/// in block 1, 8 KiB zeroed in block 6): kaifuku reads it as qemu does after `qemu-img check -r
+/// all` replays the log, and a fix writes the replayed state with an empty log that qemu-img check
+/// accepts as it is.
+#[test]
+fn non_empty_log_is_replayed_like_qemu() {
+    let dir = TempDir::new("log");
+    let raw = raw_image();
+    let path = make_vhdx(&dir, &raw, "dynamic");
+    let mut f = fs::read(&path).unwrap();
+    let file_size = f.len() as u64;
+    let current = if u64_at(&f, HEADER_OFFSETS[0] + 8) > u64_at(&f, HEADER_OFFSETS[1] + 8) {
+        HEADER_OFFSETS[0]
+    } else {
+        HEADER_OFFSETS[1]
+    };
+    let log_offset = u64_at(&f, current + 72) as usize;
+    let (bat, _) = region(&f, BAT_GUID);
+    let guid: [u8; 16] = *b"kaifuku-test-log";
+
+    let mut bat_sector = f[bat..bat + 4096].to_vec();
+    bat_sector[0..8].copy_from_slice(&2u64.to_le_bytes()); // block 0: PAYLOAD_BLOCK_ZERO
+    let block1 = (u64_at(&f, bat + 8) >> 20 << 20) as usize;
+    let block6 = (u64_at(&f, bat + 6 * 8) >> 20 << 20) as usize;
+    assert_eq!(u64_at(&f, bat + 8) & 7, 6, "block 1 is present");
+    assert_eq!(u64_at(&f, bat + 6 * 8) & 7, 6, "block 6 is present");
+    let new_data: Vec<u8> = (0..4096u32).map(|i| (i * 31 + 7) as u8).collect();
+    // Two entries, a sequence: the tail of the head (the second) is the first.
+    let e1 = log_entry(
+        41,
+        0,
+        &guid,
+        file_size,
+        &[
+            (bat as u64, Ok(bat_sector)),
+            (block1 as u64 + 8192, Ok(new_data.clone())),
+        ],
+    );
+    let e2 = log_entry(
+        42,
+        0,
+        &guid,
+        file_size,
+        &[(block6 as u64 + 4096, Err(8192))],
+    );
+    f[log_offset..log_offset + e1.len()].copy_from_slice(&e1);
+    f[log_offset + e1.len()..log_offset + e1.len() + e2.len()].copy_from_slice(&e2);
+    f[current + 48..current + 64].copy_from_slice(&guid);
+    reseal(&mut f, current, 4096);
+    let logged = dir.path("logged.vhdx");
+    fs::write(&logged, &f).unwrap();
+
+    // What the log means, by hand from the raw disk: qemu must agree after replaying it.
+    let mut want = raw.clone();
+    want[..MIB].fill(0);
+    want[MIB + 8192..MIB + 8192 + 4096].copy_from_slice(&new_data);
+    want[6 * MIB + 4096..6 * MIB + 4096 + 8192].fill(0);
+    let replayed_by_qemu = dir.path("replayed-by-qemu.vhdx");
+    fs::copy(&logged, &replayed_by_qemu).unwrap();
+    qemu_img(&["check", "-r", "all", "-f", "vhdx", s(&replayed_by_qemu)]);
+    let qemu_raw = dir.path("qemu.raw");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "vhdx",
+        "-O",
+        "raw",
+        s(&replayed_by_qemu),
+        s(&qemu_raw),
+    ]);
+    assert!(
+        fs::read(&qemu_raw).unwrap() == want,
+        "qemu replays the log differently"
+    );
+
+    let c = open(FileReader::open(&logged)).unwrap();
+    let info = c.info().vhdx.unwrap();
+    assert!(!info.log_empty);
+    assert_eq!(info.log_entries_replayed, 2);
+    assert_eq!(info.log_sectors_replayed, 4);
+    assert_reads_as(&c, &want);
+
+    // A fix: patches in block 1 (one inside the replayed sector) and a fill over block 6.
+    let patches = vec![
+        Patch {
+            offset: MIB as u64 + 8192 + 100,
+            data: PatchData::Bytes(vec![0xab; 5000]),
+            label: "across the replayed sector".into(),
+        },
+        Patch {
+            offset: 6 * MIB as u64,
+            data: PatchData::Fill {
+                byte: 0xff,
+                len: 8192,
+            },
+            label: "over a zeroed sector".into(),
+        },
+    ];
+    let plan = c.plan_output(&patches).unwrap();
+    let mut out = f.clone();
+    for fl in &plan.fills {
+        out[fl.file_offset as usize..(fl.file_offset + fl.len) as usize].fill(fl.byte);
+    }
+    apply(&mut out, &plan.writes);
+    let mut spans: Vec<(u64, u64)> = plan
+        .writes
+        .iter()
+        .map(|w| (w.file_offset, w.end()))
+        .chain(
+            plan.fills
+                .iter()
+                .map(|f| (f.file_offset, f.file_offset + f.len)),
+        )
+        .collect();
+    spans.sort();
+    assert!(
+        spans.windows(2).all(|p| p[0].1 <= p[1].0),
+        "writes and fills overlap"
+    );
+    let fixed = dir.path("fixed.vhdx");
+    fs::write(&fixed, &out).unwrap();
+    for h in HEADER_OFFSETS {
+        assert_eq!(out[h + 48..h + 64], [0u8; 16], "LogGuid cleared");
+    }
+    qemu_img(&["check", "-f", "vhdx", s(&fixed)]);
+    let mut want_fixed = want.clone();
+    want_fixed[MIB + 8192 + 100..MIB + 8192 + 5100].fill(0xab);
+    want_fixed[6 * MIB..6 * MIB + 8192].fill(0xff);
+    let expected = dir.path("expected.raw");
+    fs::write(&expected, &want_fixed).unwrap();
+    // Read-only: qemu refuses a file whose log still needs replaying, so this also proves the
+    // log is empty.
+    qemu_img(&[
+        "compare",
+        "-f",
+        "vhdx",
+        "-F",
+        "raw",
+        s(&fixed),
+        s(&expected),
+    ]);
+    let c2 = open(Bytes(out)).unwrap();
+    assert!(c2.info().vhdx.unwrap().log_empty);
+    assert_reads_as(&c2, &want_fixed);
+
+    // A log whose only entry's tail points elsewhere is no valid sequence: refused as damage.
+    let mut g = f.clone();
+    let bad = log_entry(
+        41,
+        4096 * 7,
+        &guid,
+        file_size,
+        &[(block6 as u64, Err(4096))],
+    );
+    g[log_offset..log_offset + bad.len() + e2.len()].fill(0);
+    g[log_offset..log_offset + bad.len()].copy_from_slice(&bad);
+    let e = refused(g);
+    assert!(e.contains("no valid sequence"), "{e}");
+    // A replay that would grow the file is refused.
+    let mut g = f.clone();
+    let grow = {
+        let mut e = log_entry(41, 0, &guid, file_size, &[(block6 as u64, Err(4096))]);
+        e[56..64].copy_from_slice(&(file_size + (1 << 20)).to_le_bytes());
+        reseal(&mut e, 0, 4096);
+        e
+    };
+    g[log_offset..log_offset + e1.len() + e2.len()].fill(0);
+    g[log_offset..log_offset + grow.len()].copy_from_slice(&grow);
+    let e = refused(g);
+    assert!(e.contains("would grow the file"), "{e}");
 }

@@ -543,8 +543,6 @@ pub enum ContainerProblem {
     },
     /// A differencing VHDX: it holds only changes on top of a parent image.
     DifferencingVhdx,
-    /// A VHDX whose log holds updates never applied to the file (kaifuku does not replay it).
-    VhdxLogNotEmpty,
     /// A change would land in a VHDX block that has no space in the file (kaifuku does not
     /// allocate).
     PatchInAbsentVhdxBlock {
@@ -575,7 +573,6 @@ impl ContainerProblem {
             | ContainerProblem::DifferencingVhd
             | ContainerProblem::PatchInUnallocatedBlock { .. }
             | ContainerProblem::DifferencingVhdx
-            | ContainerProblem::VhdxLogNotEmpty
             | ContainerProblem::PatchInAbsentVhdxBlock { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
         }
@@ -597,7 +594,6 @@ impl From<&ContainerError> for ContainerProblem {
                 }
             }
             ContainerError::DifferencingVhdx => ContainerProblem::DifferencingVhdx,
-            ContainerError::VhdxLogNotEmpty => ContainerProblem::VhdxLogNotEmpty,
             ContainerError::PatchInAbsentVhdxBlock { offset, block } => {
                 ContainerProblem::PatchInAbsentVhdxBlock {
                     offset: *offset,
@@ -631,7 +627,6 @@ impl fmt::Display for ContainerProblem {
                 }
             ),
             ContainerProblem::DifferencingVhdx => write!(f, "{}", ContainerError::DifferencingVhdx),
-            ContainerProblem::VhdxLogNotEmpty => write!(f, "{}", ContainerError::VhdxLogNotEmpty),
             ContainerProblem::PatchInAbsentVhdxBlock { offset, block } => write!(
                 f,
                 "{}",
@@ -2077,7 +2072,6 @@ mod tests {
             },
             ContainerProblem::DifferencingVhd,
             ContainerProblem::DifferencingVhdx,
-            ContainerProblem::VhdxLogNotEmpty,
             ContainerProblem::PatchInAbsentVhdxBlock {
                 offset: 3 << 30,
                 block: 96,

@@ -249,11 +249,6 @@ impl T {
             ContainerProblem::DifferencingVhdx => {
                 pick!(self, "差分 VHDX です", "A differencing VHDX")
             }
-            ContainerProblem::VhdxLogNotEmpty => pick!(
-                self,
-                "VHDX のログに未反映の更新があります",
-                "The VHDX log holds updates not yet applied"
-            ),
             ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
                 self,
                 "可変長 VHDX の未割り当て領域です",
@@ -294,12 +289,6 @@ impl T {
                 self,
                 "これは差分 VHDX です。親イメージに対する変更分しか含まないため、単独では修復できません。先に親イメージと結合し(Hyper-V の「ディスクの編集」→「結合」、PowerShell の Merge-VHD、または qemu-img convert)、結合したイメージを開いてください。",
                 "This is a differencing VHDX: it only holds the changes made on top of a parent image and cannot be repaired on its own. Merge it into its parent first (Hyper-V: Edit Disk → Merge, Merge-VHD in PowerShell, or qemu-img convert), then open the merged image."
-            )
-            .to_string(),
-            ContainerProblem::VhdxLogNotEmpty => pick!(
-                self,
-                "この VHDX のログには、ファイルにまだ反映されていない更新が残っています(ディスクの使用中に Hyper-V が止まった場合など)。kaifuku はまだログを再生できません。Windows か Hyper-V でディスクを一度接続してから切り離すか(ディスクの管理 →「VHD の接続」)、コピーに対して qemu-img check -r all IMAGE.vhdx を実行してログを反映させ、開き直してください。",
-                "This VHDX's log still holds updates that were never applied to the file (for example Hyper-V stopped while using the disk), and kaifuku cannot replay the log yet. Attach the disk once in Windows or Hyper-V and detach it again (Disk Management → Attach VHD), or run qemu-img check -r all IMAGE.vhdx on a copy to apply the log, then open the image again."
             )
             .to_string(),
             ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
@@ -877,7 +866,6 @@ mod tests {
                 block: 3,
             },
             ContainerProblem::DifferencingVhdx,
-            ContainerProblem::VhdxLogNotEmpty,
             ContainerProblem::PatchInAbsentVhdxBlock {
                 offset: 4096,
                 block: 0,
@@ -902,7 +890,6 @@ mod tests {
                 | ContainerProblem::DifferencingVhd
                 | ContainerProblem::PatchInUnallocatedBlock { .. }
                 | ContainerProblem::DifferencingVhdx
-                | ContainerProblem::VhdxLogNotEmpty
                 | ContainerProblem::PatchInAbsentVhdxBlock { .. }
                 | ContainerProblem::ReadFailed { .. }
                 | ContainerProblem::Damaged { .. } => {}
