@@ -229,9 +229,25 @@ pub fn structure_ja(label: &str) -> Option<String> {
     // "VHDX header 2 (sequence 7, new FileWriteGuid and DataWriteGuid)"
     if let Some(rest) = label.strip_prefix("VHDX header ") {
         let (slot, rest) = rest.split_once(" (sequence ")?;
-        let sequence = rest.strip_suffix(", new FileWriteGuid and DataWriteGuid)")?;
+        let (rest, emptied) = match rest.strip_suffix(", log emptied)") {
+            Some(r) => (r, "、ログは空に"),
+            None => (rest.strip_suffix(')')?, ""),
+        };
+        let sequence = rest.strip_suffix(", new FileWriteGuid and DataWriteGuid")?;
         return Some(format!(
-            "VHDX ヘッダー {slot}(シーケンス番号 {sequence}、新しい FileWriteGuid と DataWriteGuid)"
+            "VHDX ヘッダー {slot}(シーケンス番号 {sequence}、新しい FileWriteGuid と DataWriteGuid{emptied})"
+        ));
+    }
+    // "file bytes 0x300000..0x301000 (VHDX log replay, with the patches in them)"
+    if let Some(rest) = label.strip_prefix("file bytes ") {
+        let (range, note) = rest.split_once(" (VHDX log replay")?;
+        let patched = match note {
+            ")" => "",
+            ", with the patches in them)" => "。変更箇所を含む",
+            _ => return None,
+        };
+        return Some(format!(
+            "ファイルのバイト {range}(VHDX ログの再生結果{patched})"
         ));
     }
     if label.starts_with("$Extend\\") {
@@ -263,6 +279,18 @@ mod tests {
             (
                 "VHDX header 1 (sequence 12, new FileWriteGuid and DataWriteGuid)",
                 "VHDX ヘッダー 1(シーケンス番号 12、新しい FileWriteGuid と DataWriteGuid)",
+            ),
+            (
+                "VHDX header 2 (sequence 13, new FileWriteGuid and DataWriteGuid, log emptied)",
+                "VHDX ヘッダー 2(シーケンス番号 13、新しい FileWriteGuid と DataWriteGuid、ログは空に)",
+            ),
+            (
+                "file bytes 0x300000..0x301000 (VHDX log replay)",
+                "ファイルのバイト 0x300000..0x301000(VHDX ログの再生結果)",
+            ),
+            (
+                "file bytes 0x300000..0x301000 (VHDX log replay, with the patches in them)",
+                "ファイルのバイト 0x300000..0x301000(VHDX ログの再生結果。変更箇所を含む)",
             ),
             (
                 "VHD block 2 sector bitmap: mark 8 sector(s) of virtual bytes 0x400..0x1400 as in use",
