@@ -79,7 +79,7 @@ pub enum ContainerError {
         source: io::Error,
     },
 
-    /// A VHDX, VMDK or qcow2 image: refused with the `qemu-img convert` command that makes it
+    /// A VMDK or qcow2 image: refused with the `qemu-img convert` command that makes it
     /// readable, rather than misread as a raw disk.
     #[error("{}", unsupported_message(*.0))]
     UnsupportedFormat(OtherFormat),

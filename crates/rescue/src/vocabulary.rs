@@ -525,7 +525,7 @@ impl fmt::Display for NtfsProblem {
     strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum ContainerProblem {
-    /// A format kaifuku recognises but does not read (VHDX, VMDK, qcow2): convert it first.
+    /// A format kaifuku recognises but does not read (VMDK, qcow2): convert it first.
     UnsupportedFormat {
         /// Which format.
         format: OtherFormat,
