@@ -143,7 +143,7 @@ fn read_entry<R: ReadAt>(
     }
     let len = u64::from(le_u32(&head, 8));
     let descriptors = le_u32(&head, 24) as usize;
-    if len == 0 || len % SECTOR != 0 || len > log_len {
+    if len == 0 || !len.is_multiple_of(SECTOR) || len > log_len {
         return Ok(None);
     }
     let descriptor_bytes = (ENTRY_HEADER_LEN + descriptors * DESCRIPTOR_LEN) as u64;
@@ -210,7 +210,7 @@ pub(crate) fn replay<R: ReadAt>(
     guid: &[u8; 16],
     file_size: u64,
 ) -> Result<Replay, ContainerError> {
-    if log_len == 0 || log_len % SECTOR != 0 || log_len > MAX_LOG_LEN {
+    if log_len == 0 || !log_len.is_multiple_of(SECTOR) || log_len > MAX_LOG_LEN {
         return Err(damaged(
             log_offset,
             format!("its length {log_len} is invalid"),
@@ -292,7 +292,7 @@ pub(crate) fn replay<R: ReadAt>(
             let d = &e.bytes[ENTRY_HEADER_LEN + i * DESCRIPTOR_LEN..][..DESCRIPTOR_LEN];
             let desc_at = log_offset + e.at + (ENTRY_HEADER_LEN + i * DESCRIPTOR_LEN) as u64;
             let target = le_u64(d, 16);
-            if target % SECTOR != 0 {
+            if !target.is_multiple_of(SECTOR) {
                 return Err(damaged(
                     desc_at,
                     format!("a log descriptor targets file offset {target}, not 4 KiB-aligned"),
@@ -315,7 +315,7 @@ pub(crate) fn replay<R: ReadAt>(
             } else {
                 let len = le_u64(d, 8);
                 let end = target.checked_add(len).filter(|e| *e <= file_size);
-                let Some(end) = end.filter(|_| len % SECTOR == 0) else {
+                let Some(end) = end.filter(|_| len.is_multiple_of(SECTOR)) else {
                     return Err(damaged(
                         desc_at,
                         format!(
