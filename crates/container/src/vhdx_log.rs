@@ -24,8 +24,10 @@ use std::io;
 const SECTOR: u64 = 4096;
 const ENTRY_HEADER_LEN: usize = 64;
 const DESCRIPTOR_LEN: usize = 32;
-/// The log region is at most this large (the header's field is 32 bits; real logs are 1 MiB).
-const MAX_LOG_LEN: u64 = 1 << 30;
+/// The largest log kaifuku scans (the header's field is 32 bits; Hyper-V and qemu write 1 MiB).
+const MAX_LOG_LEN: u64 = 64 << 20;
+/// The largest entry kaifuku reads into memory (4096 sectors; real entries are a few sectors).
+const MAX_ENTRY_LEN: u64 = 16 << 20;
 /// Sectors a replay may hold in memory (data and zeroed ones): 64 Ki × 4 KiB = 256 MiB of file,
 /// far beyond the metadata and BAT updates a log carries.
 const MAX_REPLAY_SECTORS: usize = 1 << 16;
@@ -143,7 +145,7 @@ fn read_entry<R: ReadAt>(
     }
     let len = u64::from(le_u32(&head, 8));
     let descriptors = le_u32(&head, 24) as usize;
-    if len == 0 || !len.is_multiple_of(SECTOR) || len > log_len {
+    if len == 0 || !len.is_multiple_of(SECTOR) || len > log_len || len > MAX_ENTRY_LEN {
         return Ok(None);
     }
     let descriptor_bytes = (ENTRY_HEADER_LEN + descriptors * DESCRIPTOR_LEN) as u64;
@@ -213,7 +215,7 @@ pub(crate) fn replay<R: ReadAt>(
     if log_len == 0 || !log_len.is_multiple_of(SECTOR) || log_len > MAX_LOG_LEN {
         return Err(damaged(
             log_offset,
-            format!("its length {log_len} is invalid"),
+            format!("its length {log_len} is invalid: whole 4 KiB sectors, at most 64 MiB, are expected"),
         ));
     }
     // Every valid entry, by its log offset.
@@ -228,15 +230,21 @@ pub(crate) fn replay<R: ReadAt>(
     // For each entry, the chain that ends there: follow predecessors backwards is awkward, so
     // follow successors forward from every entry and keep the best head.
     let mut best: Option<(u64, Vec<u64>)> = None;
+    // An entry already seen inside a chain starts only a suffix of it, with the same head and a
+    // tail that chain contains too: skipping it keeps the search linear.
+    let mut seen = std::collections::HashSet::new();
     for (&start, first) in &entries {
+        if !seen.insert(start) {
+            continue;
+        }
         let mut chain = vec![start];
         let mut last = first;
         loop {
             let next = (last.at + last.len) % log_len;
             match entries.get(&next) {
-                Some(e)
-                    if e.sequence == last.sequence.wrapping_add(1) && !chain.contains(&next) =>
-                {
+                // Sequence numbers rise by one, so a chain never comes back to an entry.
+                Some(e) if e.sequence == last.sequence.wrapping_add(1) => {
+                    seen.insert(next);
                     chain.push(next);
                     last = e;
                 }
