@@ -9,11 +9,12 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Tools the tests use as independent judges and to build fixtures:
 # ntfs-3g (mkntfs, ntfs-3g FUSE, ntfsinfo, ntfsls, ntfsfix), sleuthkit (fls, istat, mmls),
-# fdisk (sfdisk), gdisk (sgdisk), dosfstools (mkfs.vfat), qemu-utils (qemu-img), attr (setfattr),
+# fdisk (sfdisk), gdisk (sgdisk), dosfstools (mkfs.vfat), qemu-utils (qemu-img), libvhdi-utils
+# (vhdiinfo, a second VHDX reader), attr (setfattr),
 # fuse3 (the FUSE mount helper), python3 (the fixture generator), mtools (fills the FAT ESP),
 # faketime (fixed timestamps in fixtures), util-linux (losetup for 4096-byte-sector images),
-# libqcow-utils (qcowinfo: a second qcow2 reader besides qemu-img).
-APT_PACKAGES="ntfs-3g sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils"
+# libqcow-utils and libvhdi-utils (qcowinfo, vhdiinfo: second readers besides qemu-img).
+APT_PACKAGES="ntfs-3g sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils"
 # The web page's browser tests: Debian's Chromium and its WebDriver.
 APT_PACKAGES="$APT_PACKAGES chromium chromium-driver"
 missing=""

@@ -312,12 +312,36 @@ def qcow2_ranges(f, head, size):
             if mapped == 12:
                 break
     return out
+def vhdx_ranges(f):
+    """The VHDX metadata kaifuku reads: both headers and region tables, the metadata table and its
+    items, the first BAT page, and the start of the first present blocks."""
+    ranges = [(64 * KiB, 256 * KiB)]
+    f.seek(192 * KiB)
+    rt = f.read(64 * KiB)
+    if rt[:4] != b"regi":
+        return ranges
+    regions = {}
+    for i in range(min(struct.unpack("<I", rt[8:12])[0], 2047)):
+        e = rt[16 + i * 32:48 + i * 32]
+        regions[e[:4]] = (struct.unpack("<Q", e[16:24])[0], struct.unpack("<I", e[24:28])[0])
+    meta = regions.get(bytes([0x06, 0xA2, 0x7C, 0x8B]))
+    bat = regions.get(bytes([0x66, 0x77, 0xC2, 0x2D]))
+    if meta:
+        ranges += [(meta[0], 64 * KiB), (meta[0] + 64 * KiB, 4 * KiB)]
+    if bat:
+        ranges.append((bat[0], min(bat[1], 4 * KiB)))
+        f.seek(bat[0])
+        entries = struct.unpack("<%dQ" % (min(bat[1], 4 * KiB) // 8), f.read(min(bat[1], 4 * KiB)))
+        for e in [e for e in entries if e & 7 == 6][:8]:
+            ranges.append(((e >> 20) << 20, 1024))
+    return ranges
 
 
 def seed_containers(fixtures, corpus, tmp):
     files = sorted(glob.glob(os.path.join(fixtures, "*.vhd"))) + \
         sorted(glob.glob(os.path.join(fixtures, "bad", "*.vhd"))) + \
-        sorted(glob.glob(os.path.join(fixtures, "*.qcow2")))
+        sorted(glob.glob(os.path.join(fixtures, "*.qcow2"))) + \
+        sorted(glob.glob(os.path.join(fixtures, "*.vhdx")))
     # Small images of every format qemu-img writes, the refused ones included.
     raw = os.path.join(tmp, "small.raw")
     with open(raw, "wb") as f:
@@ -327,7 +351,9 @@ def seed_containers(fixtures, corpus, tmp):
             f.write(hashlib.sha256(str(at).encode()).digest() * 16)
     for fmt, opts, name in [("vpc", "subformat=dynamic", "dyn.vhd"), ("vpc", "subformat=fixed", "fixed.vhd"),
                             ("vpc", "subformat=dynamic,force_size=on", "dynfs.vhd"),
-                            ("vhdx", "", "x.vhdx"), ("vmdk", "", "v.vmdk"),
+                            ("vhdx", "", "x.vhdx"), ("vhdx", "subformat=fixed,block_size=1M", "xf.vhdx"),
+                            ("vhdx", "subformat=dynamic,block_size=1M", "xd.vhdx"),
+                            ("vmdk", "", "v.vmdk"),
                             ("vmdk", "subformat=monolithicFlat", "flat.vmdk"),
                             ("qcow2", "compat=0.10", "q2.qcow2"), ("qcow2", "compat=1.1", "q3.qcow2"),
                             ("qcow2", "compat=1.1,cluster_size=4k", "q3-4k.qcow2"),
@@ -366,6 +392,8 @@ def seed_containers(fixtures, corpus, tmp):
             head = f.read(104)
             if head[:4] == b"QFI\xfb":
                 ranges += qcow2_ranges(f, head, size)
+            if head[:8] == b"vhdxfile":
+                ranges += vhdx_ranges(f)
             segs = nonzero_runs(f, ranges)
         corpus.add("container", sparse(size, segs, 0))
         corpus.add("container", sparse(size, segs, 1))

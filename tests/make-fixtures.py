@@ -190,6 +190,12 @@ QCOW2S = [
     ("bare-64k-snapshot.qcow2", "bare-64k.raw", ["-o", "compat=1.1"], "snapshot"),
 ]
 
+VHDXS = [  # (output, source raw, qemu subformat)
+    ("gpt-win-fixed.vhdx", "gpt-win.raw", "fixed"),
+    ("gpt-win-dynamic.vhdx", "gpt-win.raw", "dynamic"),
+    ("bare-64k-dynamic.vhdx", "bare-64k.raw", "dynamic"),
+]
+
 REAL_DRIVERS = """
 1394ohci.sys 3ware.sys ACPI.sys acpidev.sys acpiex.sys acpipagr.sys AcpiPmi.sys acpitime.sys
 ADP80XX.SYS afd.sys afunix.sys ahcache.sys amdgpio2.sys amdi2c.sys amdppm.sys amdsata.sys
@@ -864,6 +870,91 @@ def fix_vhd_uuid(path, name):
             patch(0)
 
 
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(b):
+    c = 0xFFFFFFFF
+    for x in b:
+        c = CRC32C_TABLE[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def crc32c_seal(buf):
+    """Sets the CRC-32C field at offset 4 of a VHDX structure (computed with the field zeroed)."""
+    buf[4:8] = b"\0\0\0\0"
+    buf[4:8] = struct.pack("<I", crc32c(bytes(buf)))
+
+
+def fix_vhdx_ids(path, name):
+    """qemu-img gives a VHDX random identifiers: FileWriteGuid, DataWriteGuid and the sequence
+    number in both headers, and the VirtualDiskId metadata item; replace them by fixed values,
+    keeping which header is current, and reseal the checksums. The log entries it wrote while
+    creating the file are stale (the headers' LogGuid is zero: the log is empty) and vary between
+    runs: clear them."""
+    guid = lambda *p: uuid.UUID(det_uuid(name, *p)).bytes_le
+    with open(path, "r+b") as f:
+        def rd(off, n):
+            f.seek(off)
+            return bytearray(f.read(n))
+
+        def wr(off, b):
+            f.seek(off)
+            f.write(bytes(b))
+
+        heads = [rd(off, 4096) for off in (64 << 10, 128 << 10)]
+        for h in heads:
+            need(h[:4] == b"head" and struct.unpack("<I", h[4:8])[0] == crc32c(bytes(h[:4]) + b"\0" * 4 + bytes(h[8:])),
+                 "%s: qemu-img wrote a bad VHDX header" % path)
+            need(h[48:64] == bytes(16), "%s: qemu-img left a non-empty VHDX log" % path)
+        seqs = [struct.unpack("<Q", h[8:16])[0] for h in heads]
+        low = min(seqs)
+        log_off, log_len = struct.unpack("<Q", heads[0][72:80])[0], struct.unpack("<I", heads[0][68:72])[0]
+        for i, h in enumerate(heads):
+            h[8:16] = struct.pack("<Q", 1000 + seqs[i] - low)
+            h[16:32] = guid("vhdx-file-write", str(i))
+            h[32:48] = guid("vhdx-data-write", str(i))
+            crc32c_seal(h)
+            wr((64 << 10) * (i + 1), h)
+        # The stale log entries qemu-img wrote while allocating blocks differ from run to run (their
+        # order and content, not only their LogGuid). The headers' LogGuid is zero, so no reader
+        # looks at them: the log region is cleared, which is what an empty log looks like.
+        wr(log_off, bytes(log_len))
+        # VirtualDiskId: through the region table and the metadata table
+        rt = rd(192 << 10, 64 << 10)
+        regions = {bytes(rt[16 + i * 32:32 + i * 32]): struct.unpack("<Q", rt[32 + i * 32:40 + i * 32])[0]
+                   for i in range(struct.unpack("<I", rt[8:12])[0])}
+        meta = regions[uuid.UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E").bytes_le]
+        mt = rd(meta, 64 << 10)
+        need(mt[:8] == b"metadata", "%s: no VHDX metadata table" % path)
+        disk_id = uuid.UUID("BECA12AB-B2E6-4523-93EF-C309E000C746").bytes_le
+        for i in range(struct.unpack("<H", mt[10:12])[0]):
+            e = mt[32 + i * 32:64 + i * 32]
+            if bytes(e[:16]) == disk_id:
+                wr(meta + struct.unpack("<I", e[16:20])[0], guid("vhdx-disk"))
+                break
+        else:
+            need(False, "%s: no VirtualDiskId" % path)
+
+
+def build_vhdx(out, src, sub, outdir):
+    dst = os.path.join(outdir, out)
+    run(["qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=%s" % sub,
+         os.path.join(outdir, src), dst], env=frozen_env(T_POST))
+    fix_vhdx_ids(dst, out)
+    log("  built %-22s" % out)
+
+
 def build_vhd(out, src, sub, outdir):
     dst = os.path.join(outdir, out)
     run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=%s,force_size=on" % sub,
@@ -1274,6 +1365,42 @@ def read_image(name, outdir, work, container="raw"):
     return exp
 
 
+def read_vhdx(out, src, sub, outdir, expected_raw):
+    img = os.path.join(outdir, out)
+    qi = json.loads(run(["qemu-img", "info", "-f", "vhdx", "--output=json", img]))
+    run(["qemu-img", "check", "-f", "vhdx", img])
+    run(["qemu-img", "compare", "-f", "vhdx", "-F", "raw", img, os.path.join(outdir, src)])
+    raw = expected_raw[src]
+    need(qi["virtual-size"] == raw["virtual_size"], "%s: virtual size %d != raw %d"
+         % (out, qi["virtual-size"], raw["virtual_size"]))
+    # libvhdi reads VHDX too: vhdiinfo, and sleuthkit through it
+    vi = run(["vhdiinfo", img])
+    need("VHDX" in vi and ("Disk type\t\t: %s" % sub.capitalize()) in vi
+         and ("(%d bytes)" % raw["virtual_size"]) in vi, "%s: vhdiinfo says %s" % (out, vi))
+    if raw["scheme"] != "none":
+        mmls_check(img, raw["sector_size"], raw["partitions"], imgtype="vhd")
+    for v in raw["volumes"]:
+        if v["fs"] != "ntfs":
+            continue
+        names = {}
+        for line in run(["fls", "-r", "-p"] + tsk_args(raw["sector_size"], v["offset"], "vhd") + [img]).splitlines():
+            m = re.match(r"^(\S)/(\S)\s+(\*\s+)?(\d+)-(\d+)-(\d+):\t(.*)$", line)
+            if m and not m.group(3):
+                names[m.group(7)] = int(m.group(4))
+        for mt in v["matches"]:
+            need(names.get(mt["path"]) == mt["mft_record"], "%s: fls -i vhd misses %s" % (out, mt["path"]))
+    exp = json.loads(json.dumps(raw))
+    exp.update(image=out, container="vhdx-" + sub, virtual_size=qi["virtual-size"], file_size=os.path.getsize(img),
+               same_content_as=src,
+               note="volumes/partitions/files are those of %s: qemu-img compare says the virtual disks are "
+                    "identical; files_sha256 lists point to %s's lists" % (src, src))
+    fs_ = qi.get("format-specific", {}).get("data", {})
+    if fs_:
+        exp["qemu_format_specific"] = fs_
+    exp["vhdx_virtual_disk_id"] = str(uuid.UUID(det_uuid(out, "vhdx-disk")))
+    return exp
+
+
 def read_vhd(out, src, sub, outdir, expected_raw):
     img = os.path.join(outdir, out)
     probed = json.loads(run(["qemu-img", "info", "--output=json", img]))["format"]
@@ -1503,6 +1630,8 @@ def generate(outdir, jobs):
             f.result()
         for f in [ex.submit(build_qcow2, o, s, opts, var, outdir) for o, s, opts, var in QCOW2S]:
             f.result()
+        for f in [ex.submit(build_vhdx, o, s, sub, outdir) for o, s, sub in VHDXS]:
+            f.result()
     t_build = time.time() - t_start
 
     log("reading back expected answers")
@@ -1517,6 +1646,9 @@ def generate(outdir, jobs):
         for f in [ex.submit(read_qcow2, o, s, opts, var, outdir, expected) for o, s, opts, var in QCOW2S]:
             e = f.result()
             expected[e["image"]] = e
+        for f in [ex.submit(read_vhdx, o, s, sub, outdir, expected) for o, s, sub in VHDXS]:
+            e = f.result()
+            expected[e["image"]] = e
 
     log("checking the answers against the recipe")
     recipe_check(expected)
@@ -1529,7 +1661,7 @@ def generate(outdir, jobs):
         e = expected[fx["name"]]
         e["note"] = fx["note"]
         fixtures.append((fx["name"], e))
-    for o, s, sub in VHDS:
+    for o, s, sub in VHDS + VHDXS:
         fixtures.append((o, expected[o]))
     for o, s, opts, var in QCOW2S:
         fixtures.append((o, expected[o]))

@@ -1,15 +1,16 @@
 //! Container detection and metadata: raw, VHD fixed/dynamic (footer, dynamic header, BAT, sector
-//! bitmaps), qcow2 (header, extensions, L1/L2 tables, compressed clusters, refcounts), the formats
-//! refused by signature; then mapping, reading and planned writes.
+//! bitmaps), VHDX (headers, region tables, metadata, BAT), qcow2 (header, extensions, L1/L2 tables,
+//! compressed clusters, refcounts), the formats refused by signature; then mapping, reading and
+//! planned writes.
 //!
-//! Input: a sparse file (`kaifuku_fuzz::Sparse`); flag bit 0 reseals the VHD checksums so that
-//! mutated fields get past them. Checked: a mapped extent is never empty or past the disk, reads
+//! Input: a sparse file (`kaifuku_fuzz::Sparse`); flag bit 0 reseals the VHD checksums and the
+//! VHDX CRC-32Cs so that mutated fields get past them. Checked: a mapped extent is never empty or past the disk, reads
 //! agree with the mapping, and the planned file writes of a patch (and of a fill) read back as the
 //! patch when laid over the file and the file is opened again.
 #![no_main]
 
 use kaifuku_container::Extent;
-use kaifuku_fuzz::{seal_vhd, Sparse};
+use kaifuku_fuzz::{seal_vhd, seal_vhdx, Sparse};
 use kaifuku_io::{Patch, PatchData, ReadAt};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let (flags, mut file) = Sparse::parse(data);
     if flags & 1 != 0 {
         seal_vhd(&mut file);
+        seal_vhdx(&mut file);
     }
     let Ok(c) = kaifuku_container::open(&file) else {
         return;

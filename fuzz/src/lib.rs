@@ -155,6 +155,48 @@ pub fn seal_vhd(s: &mut Sparse) {
     }
 }
 
+/// CRC-32C (Castagnoli, reflected), the checksum of VHDX headers and region tables; bitwise, as
+/// the specification defines it, independent of the container crate's table.
+pub fn crc32c(b: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for x in b {
+        c ^= u32::from(*x);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0x82F6_3B78 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// Recomputes the CRC-32C of whatever VHDX headers (4 KiB at 64 and 128 KiB) and region tables
+/// (64 KiB at 192 and 256 KiB) the space holds, so mutations of their fields reach the checks.
+pub fn seal_vhdx(s: &mut Sparse) {
+    if s.get(0, 8).as_deref() != Some(b"vhdxfile") {
+        return;
+    }
+    for (at, len, sig) in [
+        (64u64 << 10, 4096usize, b"head"),
+        (128 << 10, 4096, b"head"),
+        (192 << 10, 65536, b"regi"),
+        (256 << 10, 65536, b"regi"),
+    ] {
+        let Some(mut b) = s.get(at, len) else {
+            continue;
+        };
+        if &b[..4] != sig {
+            continue;
+        }
+        b[4..8].fill(0);
+        let c = crc32c(&b);
+        b[4..8].copy_from_slice(&c.to_le_bytes());
+        s.put(at, &b);
+    }
+}
+
 const fn crc_table() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;

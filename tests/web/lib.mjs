@@ -283,7 +283,8 @@ export function withNtfs3gRw(rawImage, offset, size, fn) {
 export function asRaw(image, format, dir) {
   if (format === "raw") return image;
   const out = path.join(dir, "converted.raw");
-  run("qemu-img", ["convert", "-f", format === "qcow2" ? "qcow2" : "vpc", "-O", "raw", image, out]);
+  const from = format === "qcow2" ? "qcow2" : format.startsWith("vhdx") ? "vhdx" : "vpc";
+  run("qemu-img", ["convert", "-f", from, "-O", "raw", image, out]);
   return out;
 }
 

@@ -78,20 +78,29 @@ describe("page behaviour", { timeout: 300_000 }, () => {
   });
 
   test("formats kaifuku cannot read yet, and damaged files, are explained", async () => {
-    const vhdx = path.join(dir, "disk.vhdx");
+    const vmdk = path.join(dir, "disk.vmdk");
     const buf = Buffer.alloc(1 << 20);
-    buf.write("vhdxfile", 0, "latin1");
-    writeFileSync(vhdx, buf);
-    assert.equal(await pick(vhdx), "inspected");
+    buf.write("KDMV", 0, "latin1");
+    writeFileSync(vmdk, buf);
+    assert.equal(await pick(vmdk), "inspected");
     assert.deepEqual(await codes(), ["unsupported_format"]);
     let t = await main();
-    assert.ok(t.includes("This is a VHDX image"));
-    assert.ok(t.includes("qemu-img convert -f vhdx -O raw"));
+    assert.ok(t.includes("This is a VMDK image"));
+    assert.ok(t.includes("qemu-img convert -f vmdk -O raw"));
     await b.page.click("#lang-ja");
     t = await main();
-    assert.ok(t.includes("これは VHDX 形式のイメージです"));
+    assert.ok(t.includes("これは VMDK 形式のイメージです"));
     assert.ok(t.includes("技術的な詳細"));
     await b.page.click("#lang-en");
+
+    // VHDX is read now: a file with only its signature is a damaged VHDX, not a raw disk.
+    const vhdx = path.join(dir, "disk.vhdx");
+    const vbuf = Buffer.alloc(1 << 20);
+    vbuf.write("vhdxfile", 0, "latin1");
+    writeFileSync(vhdx, vbuf);
+    assert.equal(await pick(vhdx), "inspected");
+    assert.deepEqual(await codes(), ["damaged"]);
+    assert.ok((await main()).includes("damaged or incomplete"));
 
     assert.equal(await pick(fixture("bad/truncated.vhd")), "inspected");
     assert.deepEqual(await codes(), ["damaged"]);

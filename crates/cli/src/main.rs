@@ -43,7 +43,7 @@ struct Cli {
 enum Command {
     /// Show the container, partitions, volumes and the files the rule matches. Changes nothing.
     Inspect {
-        /// Disk image (raw/img, VHD fixed or dynamic) or block device.
+        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device.
         image: PathBuf,
         /// Print the report as JSON instead of text.
         #[arg(long)]
@@ -55,7 +55,7 @@ enum Command {
     },
     /// Delete the matching files as NTFS would, verify, and write the fixed image.
     Fix {
-        /// Disk image (raw/img, VHD fixed or dynamic) or block device.
+        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device.
         image: PathBuf,
         /// Where to write the fixed image (same format as the input). The input is not modified.
         #[arg(
@@ -92,7 +92,7 @@ enum Command {
     /// directory indexes, names), plus $MFTMirr and $LogFile. Exit code 0 clean, 4 = check found
     /// problems, 2 nothing to check (BitLocker, unsupported format, no NTFS volume), 3 error.
     Check {
-        /// Disk image (raw/img, VHD fixed or dynamic) or block device.
+        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device.
         image: PathBuf,
         /// Print the report as JSON instead of text.
         #[arg(long)]

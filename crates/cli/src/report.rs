@@ -42,6 +42,33 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 q.snapshots
             );
         }
+        if let Some(x) = &c.vhdx {
+            let _ = writeln!(
+                o,
+                "            VHDX {} blocks, {}-byte logical / {}-byte physical sectors, header {} \
+                 (sequence {}), log {}",
+                size(u64::from(x.block_size)),
+                x.logical_sector_size,
+                x.physical_sector_size,
+                x.current_header,
+                x.header_sequence,
+                if x.log_empty {
+                    "empty".to_string()
+                } else {
+                    format!(
+                        "not empty: {} entries replayed in memory ({} sectors), written out by a fix",
+                        x.log_entries_replayed, x.log_sectors_replayed
+                    )
+                }
+            );
+            if x.damaged_copy {
+                let _ = writeln!(
+                    o,
+                    "            WARNING: one copy of the VHDX header or region table is damaged; \
+                     the other copy is used"
+                );
+            }
+        }
     }
     if let Some(t) = &r.partitions {
         let scheme = match t.scheme {

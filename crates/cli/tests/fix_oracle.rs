@@ -2663,3 +2663,147 @@ fn unclean_volumes() {
         }
     }
 }
+
+/// VHDX input → VHDX output: qemu-img's raw view of it equals the raw fix of the same disk,
+/// `qemu-img check` finds no error, libvhdi (`vhdiinfo`, and sleuthkit through it) reads it with the
+/// matches gone, the file changed only in the two header slots and in block data, the disk keeps
+/// its VirtualDiskId, and undo restores the input byte for byte; in place with undo as well.
+fn builtin_vhdx(vhdx: &str, raw: &str) {
+    let s = Scratch::new(&format!("builtin-{vhdx}"));
+    let fv = fixture(vhdx);
+    let fr = fixture(raw);
+    let ctx = vhdx.to_string();
+    let out_raw = s.path("out.raw");
+    let r = kaifuku(fix_args(&fr.image, &out_raw, &None, &[]));
+    assert_eq!(r.code, 0, "{raw}: {}", r.both());
+    let out = s.path("out.vhdx");
+    let undo = s.path("out.undo");
+    let r = kaifuku(fix_args(
+        &fv.image,
+        &out,
+        &None,
+        &["--json", "--undo", undo.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    check_writes(&fv.image, &out, &plan, false, &ctx);
+    // Below 1 MiB (the header section) only the two headers, whole, are written.
+    for w in plan["file_writes"].as_array().unwrap() {
+        let at = w["file_offset"].as_u64().unwrap();
+        if at < 1 << 20 {
+            assert!(
+                (at == 64 << 10 || at == 128 << 10) && w["len"] == 4096,
+                "{ctx}: write in the header section: {w}"
+            );
+        }
+    }
+    let conv = s.path("out-converted.raw");
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new("vhdx"),
+            OsStr::new("-O"),
+            OsStr::new("raw"),
+            out.as_os_str(),
+            conv.as_os_str(),
+        ],
+    );
+    let d = diff_files(&conv, &out_raw);
+    assert!(
+        d.is_empty(),
+        "{ctx}: qemu-img's raw view of the fixed VHDX differs from the fixed raw image at {:?}",
+        &d[..d.len().min(10)]
+    );
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("check"),
+            OsStr::new("-f"),
+            OsStr::new("vhdx"),
+            out.as_os_str(),
+        ],
+    );
+    let info = String::from_utf8_lossy(&run_ok("vhdiinfo", [out.as_os_str()])).into_owned();
+    let kind = if fv.container == "vhdx-fixed" {
+        "Fixed"
+    } else {
+        "Dynamic"
+    };
+    assert!(
+        info.contains("VHDX") && info.contains(&format!("Disk type\t\t: {kind}")),
+        "{ctx}: vhdiinfo: {info}"
+    );
+    let tsk = tsk_args(&out, fv.vol_off / fv.sector, fv.sector);
+    let mut tsk_vhd = vec!["-i".to_string(), "vhd".to_string()];
+    tsk_vhd.extend(tsk);
+    let listed = fls(&tsk_vhd);
+    for m in &fv.matches {
+        assert!(
+            !listed.iter().any(|(deleted, _, _, p)| !deleted && p == m),
+            "{ctx}: fls -i vhd still lists {m} as allocated"
+        );
+    }
+    // The disk's identity: the id the generator gave it, in the output.
+    let exp = load_json(&fixtures().join(format!("{vhdx}.expected.json")));
+    let r = kaifuku([OsStr::new("inspect"), OsStr::new("--json"), out.as_os_str()]);
+    let report: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(
+        report["container"]["vhdx"]["virtual_disk_id"], exp["vhdx_virtual_disk_id"],
+        "{ctx}: VirtualDiskId"
+    );
+
+    let again = s.path("again.vhdx");
+    let r = kaifuku(fix_args(&out, &again, &None, &[]));
+    assert_eq!(r.code, 1, "{ctx}: second fix: {}", r.both());
+    assert!(!again.exists());
+    let r = kaifuku([OsStr::new("undo"), out.as_os_str(), undo.as_os_str()]);
+    assert_eq!(r.code, 0, "{ctx}: undo: {}", r.both());
+    assert_eq!(
+        sha256(&out),
+        sha256(&fv.image),
+        "{ctx}: undo did not restore the input"
+    );
+
+    // In place, with undo: the same bytes as the copy, and undo restores the input.
+    let copy_sha = {
+        let r = kaifuku(fix_args(&fv.image, &again, &None, &[]));
+        assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+        sha256(&again)
+    };
+    let inplace = s.path("inplace.vhdx");
+    sparse_copy(&fv.image, &inplace);
+    let undo2 = s.path("inplace.undo");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        inplace.as_os_str(),
+        OsStr::new("--in-place"),
+        OsStr::new("--undo"),
+        undo2.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{ctx}: in place: {}", r.both());
+    assert_eq!(
+        sha256(&inplace),
+        copy_sha,
+        "{ctx}: in place differs from the copy"
+    );
+    let r = kaifuku([OsStr::new("undo"), inplace.as_os_str(), undo2.as_os_str()]);
+    assert_eq!(r.code, 0, "{ctx}: undo in place: {}", r.both());
+    assert_eq!(sha256(&inplace), sha256(&fv.image), "{ctx}: undo in place");
+}
+
+#[test]
+fn builtin_vhdx_fixed() {
+    builtin_vhdx("gpt-win-fixed.vhdx", "gpt-win.raw");
+}
+
+#[test]
+fn builtin_vhdx_dynamic() {
+    builtin_vhdx("gpt-win-dynamic.vhdx", "gpt-win.raw");
+}
+
+#[test]
+fn builtin_vhdx_dynamic_64k_clusters() {
+    builtin_vhdx("bare-64k-dynamic.vhdx", "bare-64k.raw");
+}

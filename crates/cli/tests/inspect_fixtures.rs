@@ -82,6 +82,8 @@ fn container_name(s: &str) -> &str {
         "vhd-fixed" => "vhd_fixed",
         "vhd-dynamic" => "vhd_dynamic",
         "qcow2-v2" | "qcow2-v3" => "qcow2",
+        "vhdx-fixed" => "vhdx_fixed",
+        "vhdx-dynamic" => "vhdx_dynamic",
         other => panic!("unknown container {other} in expected json"),
     }
 }

@@ -13,7 +13,8 @@ use std::io;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OtherFormat {
-    /// Hyper-V VHDX (`vhdxfile` at offset 0).
+    /// Hyper-V VHDX (`vhdxfile` at offset 0). Read since VHDX support; kept so older reports
+    /// still deserialize.
     Vhdx,
     /// VMware sparse extent (`KDMV` at offset 0), e.g. monolithicSparse or streamOptimized (OVA).
     VmdkSparse,
@@ -75,7 +76,7 @@ pub enum ContainerError {
         source: io::Error,
     },
 
-    /// A VHDX or VMDK image: refused with the `qemu-img convert` command that makes it
+    /// A VMDK image: refused with the `qemu-img convert` command that makes it
     /// readable, rather than misread as a raw disk.
     #[error("{}", unsupported_message(*.0))]
     UnsupportedFormat(OtherFormat),
@@ -210,6 +211,43 @@ pub enum ContainerError {
         data_end: u64,
         /// Bytes the file has.
         file_size: u64,
+    },
+
+    /// A differencing VHDX holds only the changes on top of a parent image.
+    #[error(
+        "this is a differencing VHDX: it only stores the changes made on top of a parent image \
+         and cannot be repaired on its own. Merge it into its parent first (Hyper-V \"Edit Disk\" \
+         → Merge, or `Merge-VHD` in PowerShell), or with the parent file next to it run \
+         `qemu-img convert -O vhdx CHILD.vhdx merged.vhdx`, then open the merged image"
+    )]
+    DifferencingVhdx,
+
+    /// A VHDX structure is damaged or lies outside the file.
+    #[error(
+        "{what} at file offset {offset}: {detail}. The VHDX is damaged or truncated (or was \
+         written by a tool kaifuku does not know); export or copy the image again"
+    )]
+    VhdxDamaged {
+        /// The structure, in words ("the VHDX region table").
+        what: String,
+        /// Where in the file it (or the field at fault) is.
+        offset: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A patch in a VHDX block that has no space in the file.
+    #[error(
+        "a patch at virtual offset {offset} lands in VHDX block {block}, which has no space in \
+         the file (it reads as zeros); kaifuku does not allocate new blocks yet. Convert the image \
+         to a fixed VHDX (`qemu-img convert -f vhdx -O vhdx -o subformat=fixed IMAGE fixed.vhdx`, \
+         or `Convert-VHD -VHDType Fixed` in PowerShell) and repair that instead"
+    )]
+    PatchInAbsentVhdxBlock {
+        /// Where the patch starts on the virtual disk.
+        offset: u64,
+        /// Index of the payload block.
+        block: u64,
     },
 
     /// A dynamic disk block size that no writer uses and the mapping cannot work with.
@@ -498,6 +536,8 @@ impl ContainerError {
                 | ContainerError::PatchInUnallocatedBlock { .. }
                 | ContainerError::Qcow2Unsupported(_)
                 | ContainerError::PatchInQcow2Cluster { .. }
+                | ContainerError::DifferencingVhdx
+                | ContainerError::PatchInAbsentVhdxBlock { .. }
         )
     }
 

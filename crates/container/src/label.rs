@@ -31,6 +31,26 @@ pub enum FileWriteLabel {
         /// Virtual-disk byte just past the last sector marked.
         end: u64,
     },
+    /// One of the two VHDX headers, rewritten as the specification requires of a writer: a higher
+    /// sequence number, new FileWriteGuid and DataWriteGuid, and (after a log replay) no log.
+    VhdxHeader {
+        /// Which header: 1 (at 64 KiB) or 2 (at 128 KiB).
+        slot: u8,
+        /// Its new sequence number.
+        sequence: u64,
+        /// Whether the log GUID was cleared because the log's entries were written out.
+        log_emptied: bool,
+    },
+    /// File bytes `start..end` as the VHDX log's replay leaves them (written out so that the log
+    /// can be emptied).
+    VhdxLogReplay {
+        /// First file byte written.
+        start: u64,
+        /// File byte just past the last one written.
+        end: u64,
+        /// Whether planned changes of the virtual disk fall into these bytes too.
+        with_patches: bool,
+    },
 }
 
 /// The unit of a container that holds some bytes of the virtual disk.
@@ -40,6 +60,11 @@ pub enum ContainerUnit {
     /// A block of a dynamic VHD.
     VhdBlock {
         /// The block's number in the block allocation table.
+        block: u64,
+    },
+    /// A payload block of a VHDX.
+    VhdxBlock {
+        /// The block's number (virtual offset / block size).
         block: u64,
     },
     /// A guest cluster of a qcow2 image.
@@ -108,6 +133,28 @@ impl fmt::Display for FileWriteLabel {
                 "VHD block {block} sector bitmap: mark {sectors} sector(s) of virtual bytes \
                  {start:#x}..{end:#x} as in use"
             ),
+            FileWriteLabel::VhdxHeader {
+                slot,
+                sequence,
+                log_emptied,
+            } => write!(
+                f,
+                "VHDX header {slot} (sequence {sequence}, new FileWriteGuid and DataWriteGuid{})",
+                if *log_emptied { ", log emptied" } else { "" }
+            ),
+            FileWriteLabel::VhdxLogReplay {
+                start,
+                end,
+                with_patches,
+            } => write!(
+                f,
+                "file bytes {start:#x}..{end:#x} (VHDX log replay{})",
+                if *with_patches {
+                    ", with the patches in them"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }
@@ -116,6 +163,7 @@ impl fmt::Display for ContainerUnit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ContainerUnit::VhdBlock { block } => write!(f, "VHD block {block}"),
+            ContainerUnit::VhdxBlock { block } => write!(f, "VHDX block {block}"),
             ContainerUnit::Qcow2Cluster { cluster } => write!(f, "qcow2 cluster {cluster}"),
         }
     }

@@ -5,14 +5,15 @@
 //! container metadata and returns a [`Container`], which is itself a [`ReadAt`] over the *virtual*
 //! disk, so the partition and NTFS layers never know what the file looked like.
 //!
-//! Supported: raw (anything without a recognised signature), VHD fixed, VHD dynamic and qcow2 (v2
-//! and v3, with compressed and zero clusters). VHDX and VMDK are recognised by signature and
-//! refused with a message telling the user how to convert them, rather than being misread as raw
-//! disks full of garbage.
+//! Supported: raw (anything without a recognised signature), VHD fixed, VHD dynamic, VHDX fixed
+//! and dynamic, and qcow2 (v2 and v3, with compressed and zero clusters). VMDK is recognised by
+//! signature and refused with a message telling the user how to convert it, rather than being
+//! misread as a raw disk full of garbage.
 //!
 //! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
 //! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
-//! where needed; through qcow2's L1/L2 tables into clusters owned once). The front end applies them to its output; this crate stays pure and reads only
+//! where needed; through the VHDX block table, with the VHDX header update; through qcow2's L1/L2
+//! tables into clusters owned once). The front end applies them to its output; this crate stays pure and reads only
 //! through [`ReadAt`].
 #![forbid(unsafe_code)]
 
@@ -21,11 +22,14 @@ mod label;
 mod qcow2;
 mod raw;
 mod vhd;
+mod vhdx;
+mod vhdx_log;
 
 pub use error::{ContainerError, OtherFormat};
 pub use label::{ContainerUnit, FileWriteLabel, WriteHow};
 pub use qcow2::{Qcow2ClusterKind, Qcow2Feature, Qcow2Info};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
+pub use vhdx::VhdxInfo;
 
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
 use serde::{Serialize, Serializer};
@@ -43,6 +47,10 @@ pub enum Format {
     VhdDynamic,
     /// A QEMU copy-on-write image (version 2 or 3): clusters found through L1/L2 tables.
     Qcow2,
+    /// A Hyper-V VHDX whose blocks are all allocated (`LeaveBlocksAllocated`).
+    VhdxFixed,
+    /// A sparse Hyper-V VHDX: blocks found through the block allocation table.
+    VhdxDynamic,
 }
 
 impl fmt::Display for Format {
@@ -52,6 +60,8 @@ impl fmt::Display for Format {
             Format::VhdFixed => "VHD fixed",
             Format::VhdDynamic => "VHD dynamic",
             Format::Qcow2 => "qcow2",
+            Format::VhdxFixed => "VHDX fixed",
+            Format::VhdxDynamic => "VHDX dynamic",
         })
     }
 }
@@ -170,6 +180,9 @@ pub struct ContainerInfo {
     /// Header details of a qcow2 image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qcow2: Option<Qcow2Info>,
+    /// Header and metadata details of a VHDX; absent for other formats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vhdx: Option<VhdxInfo>,
 }
 
 enum Layout {
@@ -177,6 +190,7 @@ enum Layout {
     VhdFixed(vhd::Fixed),
     VhdDynamic(vhd::Dynamic),
     Qcow2(qcow2::Qcow2),
+    Vhdx(vhdx::Vhdx),
 }
 
 impl Layout {
@@ -186,6 +200,8 @@ impl Layout {
             Layout::VhdFixed(_) => Format::VhdFixed,
             Layout::VhdDynamic(_) => Format::VhdDynamic,
             Layout::Qcow2(_) => Format::Qcow2,
+            Layout::Vhdx(v) if v.is_fixed() => Format::VhdxFixed,
+            Layout::Vhdx(_) => Format::VhdxDynamic,
         }
     }
 }
@@ -202,7 +218,9 @@ pub struct Container<R> {
 ///
 /// Reads the first and last 512 bytes; for a dynamic VHD also its header and block allocation
 /// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]); for qcow2 its header
-/// extensions and active L1 table (L2 tables are read as the disk is).
+/// extensions and active L1 table (L2 tables are read as the disk is); for a VHDX its header
+/// section (headers and region tables) and metadata table, while its block table is read a page
+/// at a time as blocks are mapped.
 pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(vhd::FOOTER_LEN);
@@ -218,6 +236,15 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
             file_size,
             virtual_size: image.virtual_size(),
             layout: Layout::Qcow2(image),
+        });
+    }
+    if head.starts_with(vhdx::SIGNATURE) {
+        let vhdx = vhdx::Vhdx::open(&file)?;
+        return Ok(Container {
+            file,
+            file_size,
+            virtual_size: vhdx.virtual_size(),
+            layout: Layout::Vhdx(vhdx),
         });
     }
     if let Some(other) = detect_other(&head) {
@@ -273,9 +300,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
 
 /// Recognises the containers kaifuku cannot read yet by their signature at offset 0.
 fn detect_other(head: &[u8]) -> Option<OtherFormat> {
-    if head.starts_with(b"vhdxfile") {
-        Some(OtherFormat::Vhdx)
-    } else if head.starts_with(b"KDMV") {
+    if head.starts_with(b"KDMV") {
         Some(OtherFormat::VmdkSparse)
     } else if head.starts_with(b"# Disk DescriptorFile") {
         Some(OtherFormat::VmdkDescriptor)
@@ -314,7 +339,7 @@ impl<R: ReadAt> Container<R> {
     /// header's details.
     pub fn info(&self) -> ContainerInfo {
         let vhd = match &self.layout {
-            Layout::Raw | Layout::Qcow2(_) => None,
+            Layout::Raw | Layout::Qcow2(_) | Layout::Vhdx(_) => None,
             Layout::VhdFixed(f) => Some(f.footer.info()),
             Layout::VhdDynamic(d) => {
                 let mut info = d.footer.info();
@@ -333,6 +358,10 @@ impl<R: ReadAt> Container<R> {
                 Layout::Qcow2(q) => Some(q.info()),
                 _ => None,
             },
+            vhdx: match &self.layout {
+                Layout::Vhdx(v) => Some(v.info()),
+                _ => None,
+            },
         }
     }
 
@@ -345,6 +374,7 @@ impl<R: ReadAt> Container<R> {
             Layout::Raw | Layout::VhdFixed(_) => raw::map_identity(offset, self.virtual_size),
             Layout::VhdDynamic(d) => d.map(&self.file, offset),
             Layout::Qcow2(q) => q.map(&self.file, offset),
+            Layout::Vhdx(v) => v.map(&self.file, offset),
         }
     }
 
@@ -356,7 +386,9 @@ impl<R: ReadAt> Container<R> {
     /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
     /// header and table are never written. qcow2: into the clusters the L2 tables map, each of
     /// which must be a standard cluster with refcount one (anything else is refused); no metadata
-    /// is written. Writes are sorted by file offset and do not overlap.
+    /// is written. VHDX: mapped through the block table into blocks that are fully present (a patch
+    /// in any other block is refused), plus both headers rewritten with a higher sequence number
+    /// and new write GUIDs. Writes are sorted by file offset and do not overlap.
     pub fn plan_writes(&self, patches: &[(u64, &[u8])]) -> Result<Vec<FileWrite>, ContainerError> {
         Ok(self.plan_writes_and_fills(patches, &[])?.0)
     }
@@ -423,11 +455,15 @@ impl<R: ReadAt> Container<R> {
             )),
             Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
             Layout::Qcow2(q) => q.plan_writes(&self.file, &merged, fills),
+            Layout::Vhdx(v) => v.plan_writes(&self.file, &merged, fills),
         }
     }
 
     fn read_file(&self, file_offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_at(file_offset, buf)
+        match &self.layout {
+            Layout::Vhdx(v) => v.read_file(&self.file, file_offset, buf),
+            _ => self.file.read_at(file_offset, buf),
+        }
     }
 }
 

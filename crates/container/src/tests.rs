@@ -220,8 +220,7 @@ fn unsupported_vhd_kinds() {
 
 #[test]
 fn other_formats_are_recognised_and_refused() {
-    let cases: [(&[u8], OtherFormat, &str); 3] = [
-        (b"vhdxfile", OtherFormat::Vhdx, "-f vhdx"),
+    let cases: [(&[u8], OtherFormat, &str); 2] = [
         (b"KDMV\x01\0\0\0", OtherFormat::VmdkSparse, "-f vmdk"),
         (
             b"# Disk DescriptorFile\nversion=1\n",
@@ -256,6 +255,11 @@ fn other_formats_are_recognised_and_refused() {
         ),
         "{e}"
     );
+    // VHDX is read now: a file with only its signature is a truncated VHDX, never raw.
+    let mut file = b"vhdxfile".to_vec();
+    file.resize(65536, 0);
+    let e = err(open(&file));
+    assert!(matches!(e, ContainerError::FileTooSmall { .. }), "{e}");
 }
 
 #[test]
@@ -733,9 +737,12 @@ fn garbage_never_panics() {
 
 #[test]
 fn refusals_are_told_apart_from_damage() {
+    let mut vmdk = b"KDMV\x01\0\0\0".to_vec();
+    vmdk.resize(4096, 0);
+    assert!(err(open(&vmdk)).is_unsupported());
     let mut vhdx = b"vhdxfile".to_vec();
     vhdx.resize(4096, 0);
-    assert!(err(open(&vhdx)).is_unsupported());
+    assert!(!err(open(&vhdx)).is_unsupported());
     let mut diff = vec![0u8; 4096];
     diff.extend(build::footer(4, 4096, 512));
     assert!(err(open(&diff)).is_unsupported());

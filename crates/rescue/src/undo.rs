@@ -91,6 +91,8 @@ pub fn kind_code(f: Format) -> u64 {
         Format::VhdFixed => 2,
         Format::VhdDynamic => 3,
         Format::Qcow2 => 4,
+        Format::VhdxFixed => 5,
+        Format::VhdxDynamic => 6,
     }
 }
 
@@ -101,6 +103,8 @@ pub fn kind_of_code(code: u64) -> Option<Format> {
         2 => Some(Format::VhdFixed),
         3 => Some(Format::VhdDynamic),
         4 => Some(Format::Qcow2),
+        5 => Some(Format::VhdxFixed),
+        6 => Some(Format::VhdxDynamic),
         _ => None,
     }
 }
@@ -852,6 +856,8 @@ mod tests {
             Format::VhdFixed,
             Format::VhdDynamic,
             Format::Qcow2,
+            Format::VhdxFixed,
+            Format::VhdxDynamic,
         ] {
             assert_eq!(kind_of_code(kind_code(f)), Some(f));
         }

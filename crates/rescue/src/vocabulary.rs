@@ -526,7 +526,7 @@ impl fmt::Display for NtfsProblem {
     strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
 )]
 pub enum ContainerProblem {
-    /// A format kaifuku recognises but does not read (VHDX, VMDK): convert it first.
+    /// A format kaifuku recognises but does not read (VMDK): convert it first.
     UnsupportedFormat {
         /// Which format.
         format: OtherFormat,
@@ -558,6 +558,16 @@ pub enum ContainerProblem {
         /// What kind of cluster it is.
         kind: Qcow2ClusterKind,
     },
+    /// A differencing VHDX: it holds only changes on top of a parent image.
+    DifferencingVhdx,
+    /// A change would land in a VHDX block that has no space in the file (kaifuku does not
+    /// allocate).
+    PatchInAbsentVhdxBlock {
+        /// Offset of the change on the virtual disk.
+        offset: u64,
+        /// The VHDX payload block.
+        block: u64,
+    },
     /// The image file could not be read.
     ReadFailed {
         /// The container layer's message.
@@ -581,6 +591,8 @@ impl ContainerProblem {
             | ContainerProblem::PatchInUnallocatedBlock { .. }
             | ContainerProblem::Qcow2Unsupported { .. }
             | ContainerProblem::PatchInQcow2Cluster { .. } => true,
+            ContainerProblem::DifferencingVhdx
+            | ContainerProblem::PatchInAbsentVhdxBlock { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
         }
     }
@@ -612,6 +624,13 @@ impl From<&ContainerError> for ContainerProblem {
                 cluster: *cluster,
                 kind: *kind,
             },
+            ContainerError::DifferencingVhdx => ContainerProblem::DifferencingVhdx,
+            ContainerError::PatchInAbsentVhdxBlock { offset, block } => {
+                ContainerProblem::PatchInAbsentVhdxBlock {
+                    offset: *offset,
+                    block: *block,
+                }
+            }
             ContainerError::Read { .. } => ContainerProblem::ReadFailed {
                 detail: e.to_string(),
             },
@@ -652,6 +671,15 @@ impl fmt::Display for ContainerProblem {
                     offset: *offset,
                     cluster: *cluster,
                     kind: *kind
+                }
+            ),
+            ContainerProblem::DifferencingVhdx => write!(f, "{}", ContainerError::DifferencingVhdx),
+            ContainerProblem::PatchInAbsentVhdxBlock { offset, block } => write!(
+                f,
+                "{}",
+                ContainerError::PatchInAbsentVhdxBlock {
+                    offset: *offset,
+                    block: *block
                 }
             ),
             ContainerProblem::ReadFailed { detail } | ContainerProblem::Damaged { detail } => {
@@ -2090,6 +2118,11 @@ mod tests {
                 qemu_name: "vhdx".into(),
             },
             ContainerProblem::DifferencingVhd,
+            ContainerProblem::DifferencingVhdx,
+            ContainerProblem::PatchInAbsentVhdxBlock {
+                offset: 3 << 30,
+                block: 96,
+            },
             ContainerProblem::PatchInUnallocatedBlock {
                 offset: 1 << 30,
                 block: 512,

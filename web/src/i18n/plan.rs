@@ -208,6 +208,9 @@ impl T {
                     Some(ContainerUnit::VhdBlock { block }) => {
                         notes.push(format!("VHD ブロック {block}"))
                     }
+                    Some(ContainerUnit::VhdxBlock { block }) => {
+                        notes.push(format!("VHDX ブロック {block}"))
+                    }
                     Some(ContainerUnit::Qcow2Cluster { cluster }) => {
                         notes.push(format!("qcow2 クラスタ {cluster}"))
                     }
@@ -235,6 +238,22 @@ impl T {
                 end,
             } => format!(
                 "VHD ブロック {block} のセクタービットマップ: 仮想バイト {start:#x}..{end:#x} の {sectors} セクターを使用中にする"
+            ),
+            FileWriteLabel::VhdxHeader {
+                slot,
+                sequence,
+                log_emptied,
+            } => format!(
+                "VHDX ヘッダー {slot}(シーケンス番号 {sequence}、新しい FileWriteGuid と DataWriteGuid{})",
+                if *log_emptied { "、ログは空に" } else { "" }
+            ),
+            FileWriteLabel::VhdxLogReplay {
+                start,
+                end,
+                with_patches,
+            } => format!(
+                "ファイルのバイト {start:#x}..{end:#x}(VHDX ログの再生結果{})",
+                if *with_patches { "。変更箇所を含む" } else { "" }
             ),
         }
     }
@@ -312,6 +331,47 @@ mod tests {
             assert_eq!(T(Lang::En).structure(&s), s.to_string());
         }
         let writes = [
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10,
+                    end: 0x20,
+                    unit: Some(ContainerUnit::VhdxBlock { block: 0 }),
+                    how: WriteHow::Bytes,
+                },
+                "仮想ディスクのバイト 0x10..0x20(VHDX ブロック 0)",
+            ),
+            (
+                FileWriteLabel::VhdxHeader {
+                    slot: 1,
+                    sequence: 12,
+                    log_emptied: false,
+                },
+                "VHDX ヘッダー 1(シーケンス番号 12、新しい FileWriteGuid と DataWriteGuid)",
+            ),
+            (
+                FileWriteLabel::VhdxHeader {
+                    slot: 2,
+                    sequence: 13,
+                    log_emptied: true,
+                },
+                "VHDX ヘッダー 2(シーケンス番号 13、新しい FileWriteGuid と DataWriteGuid、ログは空に)",
+            ),
+            (
+                FileWriteLabel::VhdxLogReplay {
+                    start: 0x300000,
+                    end: 0x301000,
+                    with_patches: false,
+                },
+                "ファイルのバイト 0x300000..0x301000(VHDX ログの再生結果)",
+            ),
+            (
+                FileWriteLabel::VhdxLogReplay {
+                    start: 0x300000,
+                    end: 0x301000,
+                    with_patches: true,
+                },
+                "ファイルのバイト 0x300000..0x301000(VHDX ログの再生結果。変更箇所を含む)",
+            ),
             (
                 FileWriteLabel::VirtualBytes {
                     start: 0x10,

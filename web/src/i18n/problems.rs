@@ -330,6 +330,14 @@ impl T {
                 "qcow2 のクラスタをその場で書き換えられません",
                 "A qcow2 cluster that cannot be written in place"
             ),
+            ContainerProblem::DifferencingVhdx => {
+                pick!(self, "差分 VHDX です", "A differencing VHDX")
+            }
+            ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
+                self,
+                "可変長 VHDX の未割り当て領域です",
+                "An unallocated part of a dynamic VHDX"
+            ),
             ContainerProblem::ReadFailed { .. } => self.read_failed_title(),
             ContainerProblem::Damaged { .. } => pick!(
                 self,
@@ -367,6 +375,18 @@ impl T {
             ContainerProblem::PatchInQcow2Cluster { kind, .. } => {
                 self.qcow2_cluster_text(*kind).to_string()
             }
+            ContainerProblem::DifferencingVhdx => pick!(
+                self,
+                "これは差分 VHDX です。親イメージに対する変更分しか含まないため、単独では修復できません。先に親イメージと結合し(Hyper-V の「ディスクの編集」→「結合」、PowerShell の Merge-VHD、または qemu-img convert)、結合したイメージを開いてください。",
+                "This is a differencing VHDX: it only holds the changes made on top of a parent image and cannot be repaired on its own. Merge it into its parent first (Hyper-V: Edit Disk → Merge, Merge-VHD in PowerShell, or qemu-img convert), then open the merged image."
+            )
+            .to_string(),
+            ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
+                self,
+                "変更する箇所が、可変長 VHDX のファイル内にまだ場所のない部分にあたります。kaifuku はまだ VHDX を拡張しません。固定サイズの VHDX(PowerShell の Convert-VHD -VHDType Fixed、または qemu-img convert -O vhdx -o subformat=fixed)か raw に変換してから修復してください。",
+                "A change would land in a part of this dynamic VHDX that has no space in the file yet, and kaifuku does not grow VHDX files yet. Convert the image to a fixed-size VHDX (Convert-VHD -VHDType Fixed in PowerShell, or qemu-img convert -O vhdx -o subformat=fixed) or to raw and repair that instead."
+            )
+            .to_string(),
             ContainerProblem::ReadFailed { .. } => self.read_failed_text().to_string(),
             ContainerProblem::Damaged { .. } => pick!(
                 self,
@@ -961,6 +981,11 @@ mod tests {
                 offset: 4096,
                 block: 3,
             },
+            ContainerProblem::DifferencingVhdx,
+            ContainerProblem::PatchInAbsentVhdxBlock {
+                offset: 4096,
+                block: 0,
+            },
             ContainerProblem::ReadFailed {
                 detail: "gone".into(),
             },
@@ -997,6 +1022,8 @@ mod tests {
                 }
                 | ContainerProblem::DifferencingVhd
                 | ContainerProblem::PatchInUnallocatedBlock { .. }
+                | ContainerProblem::DifferencingVhdx
+                | ContainerProblem::PatchInAbsentVhdxBlock { .. }
                 | ContainerProblem::ReadFailed { .. }
                 | ContainerProblem::Damaged { .. } => {}
             }

@@ -29,6 +29,8 @@ impl T {
             Format::VhdFixed => pick!(self, "VHD(固定サイズ)", "VHD, fixed size"),
             Format::VhdDynamic => pick!(self, "VHD(可変長)", "VHD, dynamic"),
             Format::Qcow2 => pick!(self, "qcow2(QEMU/KVM)", "qcow2 (QEMU/KVM)"),
+            Format::VhdxFixed => pick!(self, "VHDX(固定サイズ)", "VHDX, fixed size"),
+            Format::VhdxDynamic => pick!(self, "VHDX(可変長)", "VHDX, dynamic"),
         }
     }
     pub fn virtual_size(self) -> &'static str {

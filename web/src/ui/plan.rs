@@ -92,8 +92,12 @@ fn range_row<L: StructureName>(t: T, r: &RangeView<L>) -> Html {
 pub fn plan(props: &PlanProps) -> Html {
     let t = props.t;
     let p = &*props.plan;
-    // Where file offsets differ from virtual ones, the page lists the file writes too.
-    let show_file_writes = matches!(props.format, Some(Format::VhdDynamic | Format::Qcow2));
+    // Where the file's bytes differ from the disk's: through a block or cluster table, plus the
+    // VHDX header.
+    let show_file_writes = matches!(
+        props.format,
+        Some(Format::VhdDynamic | Format::VhdxFixed | Format::VhdxDynamic | Format::Qcow2)
+    );
     html! {
         <section class="plan" id="plan" aria-labelledby="plan-title">
             <h2 id="plan-title" tabindex="-1" ref={props.focus.clone()}>{t.plan_heading()}</h2>
