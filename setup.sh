@@ -45,16 +45,27 @@ fi
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)
 export PATH="$HOME/.cargo/bin:$PATH"
-# Build tools need no link-time optimisation: Trunk's own release profile (fat LTO, one codegen
-# unit) would take ~25 minutes on two cores; without it both tools build in a few minutes.
-export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+# Build tools are built unoptimised (opt-level 0, no LTO, many codegen units), without their
+# default features (TLS and Trunk's update check: the page builds offline with the wasm-bindgen
+# and wasm-opt installed here, and the worker tests talk plain HTTP to chromedriver), and share
+# one target directory, so the crates both depend on are compiled once. Trunk only orchestrates
+# cargo, wasm-bindgen and wasm-opt, and an unoptimised wasm-bindgen still processes our two wasm
+# files in about a second, while optimised builds with TLS cost about three times the CPU
+# (README, "Set-up time").
+tools_target=$(mktemp -d)
+trap 'rm -rf "$tools_target"' EXIT
+install_tool() {
+  CARGO_TARGET_DIR="$tools_target" CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
+    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_INCREMENTAL=false \
+    nice cargo install "$@"
+}
 if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
-  nice cargo install trunk --version "$TRUNK_VERSION" --locked
+  install_tool trunk --version "$TRUNK_VERSION" --locked --no-default-features
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
-  nice cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  install_tool wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features
 fi
-unset CARGO_PROFILE_RELEASE_LTO CARGO_PROFILE_RELEASE_CODEGEN_UNITS
 # wasm-opt (npm binaryen: Debian's is too old for this Rust's output) and playwright-core (drives
 # the system Chromium in the tests), pinned by package-lock.json.
 npm ci --no-audit --no-fund --loglevel=error

@@ -12,7 +12,6 @@ pub mod names;
 pub mod protocol;
 pub mod session;
 pub mod view;
-pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

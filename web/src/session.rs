@@ -211,6 +211,10 @@ impl<R: ReadAt> Session<R> {
                     volume: vn(volume),
                     problems: 0,
                 },
+                OutputCheck::SideIndexes { volume, indexes } => CheckView::SideIndexes {
+                    volume: vn(volume),
+                    indexes,
+                },
             })
             .collect();
         let ranges = planned.output.writes.len() + planned.output.fills.len();

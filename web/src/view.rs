@@ -1,26 +1,25 @@
 //! What the worker tells the page: plain data (serde) built from the core's reports, with every
 //! fact the page shows. What the user must be told is the core's own typed values (its reasons,
-//! blockers, notices, refusals and failures), carried as they are (see [`crate::wire`]) and worded
-//! by the page in the reader's language; the page never parses a sentence.
+//! blockers, notices, refusals and failures), carried as they are (the core's types read back what
+//! they serialise: a code, the facts, and an English message the page passes over) and worded by
+//! the page in the reader's language; the page never parses a sentence.
 //!
 //! The core's own sentences (English) are at hand as [`Problem::detail`] for the technical
 //! reader.
 
-use crate::wire::{
-    boxed_fix_error, volume_name_list, BlockerDef, FormatDef, LogStateDef, OutcomeDef, ReasonDef,
-    RuleNoticeDef, SchemeDef, VerdictDef, VerifyFailureDef, VolumeNameDef,
-};
 use kaifuku_container::Format;
 use kaifuku_io::PatchData;
 use kaifuku_ntfs::logfile::analysis::{Bitmap, IndexBlock};
 use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::LogState;
-use kaifuku_partition::{NoticeKind, Scheme};
+use kaifuku_partition::{NoticeKind, PartitionType, Scheme};
 use kaifuku_rescue::vocabulary::{
     Blocker, FixRefusal, JournalOverlap, JournalReport, Reason, RuleNotice, VerifyFailure,
     VolumeName, VolumeProblem,
 };
-use kaifuku_rescue::{FixError, InspectReport, Outcome, Plan, Verdict, VolumeReport};
+use kaifuku_rescue::{
+    FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
+};
 use serde::{Deserialize, Serialize};
 
 /// How many calls reached the picked file and how many bytes they moved, and how long it took.
@@ -34,7 +33,6 @@ pub struct Reads {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerView {
-    #[serde(with = "FormatDef")]
     pub format: Format,
     pub virtual_size: u64,
     pub file_size: u64,
@@ -45,14 +43,13 @@ pub struct PartitionView {
     pub number: u32,
     pub start: u64,
     pub size: u64,
-    pub type_name: String,
+    pub partition_type: PartitionType,
     pub name: Option<String>,
     pub container: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionsView {
-    #[serde(with = "SchemeDef")]
     pub scheme: Scheme,
     pub sector_size: u32,
     pub partitions: Vec<PartitionView>,
@@ -70,7 +67,6 @@ pub struct NtfsView {
     pub sector_size: u32,
     pub serial: String,
     pub dirty: bool,
-    #[serde(with = "LogStateDef")]
     pub log_state: LogState,
     pub log_empty: bool,
     pub hiberfil_present: bool,
@@ -91,19 +87,16 @@ pub struct MatchView {
     /// Whether the first bytes are the rule's known-bad header (`None`: the rule knows none).
     pub header_known_bad: Option<bool>,
     pub all_zero: bool,
-    #[serde(with = "VerdictDef")]
     pub verdict: Verdict,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeView {
-    #[serde(with = "VolumeNameDef")]
     pub name: VolumeName,
     pub partition: Option<u32>,
     pub offset: u64,
     pub size: u64,
-    /// The core's file-system code: "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
-    pub filesystem: String,
+    pub filesystem: FileSystem,
     pub windows: bool,
     pub ntfs: Option<NtfsView>,
     /// Whether the rule ran here, and whether its directory exists.
@@ -255,7 +248,7 @@ impl JournalView {
 }
 
 /// The code serde gives a value of the core (what its JSON reports say), for the page's DOM
-/// attributes that scripts and tests read: `code(FormatDef::serialize(&f, Serializer))`.
+/// attributes that scripts and tests read: `code(serde_json::to_value(format))`.
 pub fn code(value: Result<serde_json::Value, serde_json::Error>) -> String {
     match value {
         Ok(serde_json::Value::String(s)) => s,
@@ -274,34 +267,21 @@ pub fn code(value: Result<serde_json::Value, serde_json::Error>) -> String {
 #[serde(rename_all = "snake_case")]
 pub enum Problem {
     /// Why the image, its partition table or a volume cannot be examined, or why nothing matches.
-    Reason {
-        #[serde(with = "ReasonDef")]
-        reason: Reason,
-    },
+    Reason { reason: Reason },
     /// What stops the fix on a volume whose files match (an unclean journal: until consent).
     Blocked {
-        #[serde(with = "VolumeNameDef")]
         volume: VolumeName,
-        #[serde(with = "BlockerDef")]
         blocker: Blocker,
     },
     /// Something the rule met on a volume that does not stop it.
     Notice {
-        #[serde(with = "VolumeNameDef")]
         volume: VolumeName,
-        #[serde(with = "RuleNoticeDef")]
         notice: RuleNotice,
     },
     /// Planning the fix found nothing to fix, was refused, or failed.
-    Fix {
-        #[serde(with = "boxed_fix_error")]
-        error: Box<FixError>,
-    },
+    Fix { error: Box<FixError> },
     /// The fixed image did not verify.
-    Verify {
-        #[serde(with = "VerifyFailureDef")]
-        failure: VerifyFailure,
-    },
+    Verify { failure: VerifyFailure },
     /// The page or its worker failed (a bug), with what it said.
     Internal { detail: String },
 }
@@ -432,13 +412,12 @@ impl ProblemView {
 pub struct InspectView {
     pub file_name: String,
     pub file_size: u64,
-    pub rule_id: String,
-    pub rule_title: String,
+    /// Which rule ran: the page words its title.
+    pub rule_id: RuleId,
     pub rule_path: String,
     pub container: Option<ContainerView>,
     pub partitions: Option<PartitionsView>,
     pub volumes: Vec<VolumeView>,
-    #[serde(with = "OutcomeDef")]
     pub outcome: Outcome,
     pub problems: Vec<ProblemView>,
     /// Matches were found and nothing refuses the fix, perhaps after consent.
@@ -471,7 +450,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 number: p.number,
                 start: p.start,
                 size: p.size,
-                type_name: p.type_name.clone(),
+                partition_type: p.type_name,
                 name: p.name.clone().filter(|n| !n.is_empty()),
                 container: p.container,
             })
@@ -521,7 +500,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 partition: v.partition,
                 offset: v.offset,
                 size: v.size,
-                filesystem: v.filesystem.clone(),
+                filesystem: v.filesystem,
                 windows: report.windows_volumes.contains(&i),
                 ntfs,
                 rule_ran: v.rule.is_some(),
@@ -563,8 +542,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
     InspectView {
         file_name: file_name.to_string(),
         file_size: report.container.as_ref().map_or(0, |c| c.file_size),
-        rule_id: report.rule.id.clone(),
-        rule_title: report.rule.title.clone(),
+        rule_id: report.rule.id,
         rule_path: format!(
             "{}\\{}",
             report.rule.directory.trim_end_matches('\\'),
@@ -623,7 +601,6 @@ fn volume_problems(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeletionView {
     pub path: String,
-    #[serde(with = "VolumeNameDef")]
     pub volume: VolumeName,
     pub mft_record: u64,
     pub record_freed: bool,
@@ -648,7 +625,6 @@ pub struct RangeView {
 pub struct PlanView {
     pub deletions: Vec<DeletionView>,
     /// Volumes whose journal is reset and which are marked dirty.
-    #[serde(with = "volume_name_list")]
     pub journal_reset: Vec<VolumeName>,
     /// For each volume whose journal was read: whether its pending changes touch what the plan
     /// changes.
@@ -667,7 +643,6 @@ pub struct PlanView {
 /// Whether the pending changes of a volume's journal touch what the plan changes there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedOverlapView {
-    #[serde(with = "VolumeNameDef")]
     pub volume: VolumeName,
     pub overlap: OverlapView,
 }
@@ -783,33 +758,20 @@ pub fn plan_view(
 #[serde(tag = "check", rename_all = "snake_case")]
 pub enum CheckView {
     /// The container opens again with the same format and size.
-    ContainerSame {
-        #[serde(with = "FormatDef")]
-        format: Format,
-        virtual_size: u64,
-    },
+    ContainerSame { format: Format, virtual_size: u64 },
     /// The rule finds this many files on the volume (0 expected).
-    RuleFinds {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-        count: usize,
-    },
+    RuleFinds { volume: VolumeName, count: usize },
     /// The file's MFT record is marked free.
-    RecordFree {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-        record: u64,
-    },
+    RecordFree { volume: VolumeName, record: u64 },
     /// The journal reads as clean and the dirty flag is set (chkdsk at next boot).
-    JournalReset {
-        #[serde(with = "VolumeNameDef")]
-        volume: VolumeName,
-    },
+    JournalReset { volume: VolumeName },
     /// The NTFS invariant checker's findings on the changed records and the directory.
-    Invariants {
-        #[serde(with = "VolumeNameDef")]
+    Invariants { volume: VolumeName, problems: usize },
+    /// The side indexes the fix removed keys from (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`)
+    /// are sound and no entry refers to a deleted file.
+    SideIndexes {
         volume: VolumeName,
-        problems: usize,
+        indexes: Vec<String>,
     },
     /// The download differs from the picked file only in the planned ranges.
     OnlyPlannedRanges { ranges: usize, bytes: u64 },

@@ -10,7 +10,6 @@ use kaifuku_rescue::vocabulary::Reason;
 use kaifuku_rescue::Outcome;
 use kaifuku_web::session::{OutPiece, Session};
 use kaifuku_web::view::{code, CheckView, Problem, Reads};
-use kaifuku_web::wire::SchemeDef;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -92,10 +91,7 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
         assert_eq!(v.match_count(), want_matches, "{name}: matches");
         let p = v.partitions.as_ref().unwrap();
         assert_eq!(
-            code(SchemeDef::serialize(
-                &p.scheme,
-                serde_json::value::Serializer
-            )),
+            code(serde_json::to_value(p.scheme)),
             expected["scheme"].as_str().unwrap_or("none"),
             "{name}"
         );

@@ -11,13 +11,13 @@ use kaifuku_container::{Format, OtherFormat};
 use kaifuku_io::{BlockCache, Counted, ReadAt};
 use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
 use kaifuku_ntfs::{Damage, Location, LogState, Structure};
-use kaifuku_partition::Scheme;
+use kaifuku_partition::{PartitionType, Scheme, WordedType};
 use kaifuku_rescue::undo::{self, UndoEntry};
 use kaifuku_rescue::vocabulary::{
     Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason, RuleNotice, VerifyFailure,
     VolumeName, VolumeProblem,
 };
-use kaifuku_rescue::{FixError, Outcome, Verdict};
+use kaifuku_rescue::{FileSystem, FixError, Outcome, RuleId, Verdict};
 use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
@@ -214,8 +214,7 @@ fn inspect_view() -> InspectView {
     InspectView {
         file_name: "disk.vhd".into(),
         file_size: 2000 << 30,
-        rule_id: "crowdstrike-2024-07-19".into(),
-        rule_title: "CrowdStrike channel file 291".into(),
+        rule_id: RuleId::CrowdStrike20240719,
         rule_path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(),
         container: Some(ContainerView {
             format: Format::VhdDynamic,
@@ -229,7 +228,7 @@ fn inspect_view() -> InspectView {
                 number: 3,
                 start: 1 << 20,
                 size: 100 << 20,
-                type_name: "Basic data".into(),
+                partition_type: PartitionType::Worded(WordedType::BasicData),
                 name: None,
                 container: false,
             }],
@@ -244,7 +243,7 @@ fn inspect_view() -> InspectView {
             partition: Some(3),
             offset: 1 << 20,
             size: 100 << 20,
-            filesystem: "ntfs".into(),
+            filesystem: FileSystem::Ntfs,
             windows: true,
             ntfs: Some(NtfsView {
                 label: Some("Windows".into()),
@@ -495,6 +494,16 @@ fn worker_messages_arrive_in_the_page_as_sent() {
                 state: LogState::Unreadable,
                 dirty: false,
             },
+        })),
+        FromWorker::Failed(ProblemView::of(Problem::Reason {
+            reason: Reason::DamagedBareNtfs {
+                oem_id_damaged: true,
+                backup_intact: false,
+            },
+        })),
+        FromWorker::Failed(ProblemView::of(Problem::Blocked {
+            volume: VolumeName::place(None),
+            blocker: Blocker::Hibernated,
         })),
         FromWorker::Failed(ProblemView::internal("a bug")),
     ] {

@@ -6,7 +6,7 @@ use crate::report::size;
 use crate::source::FileSource;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadStats};
 use kaifuku_ntfs::LogState;
-use kaifuku_rescue::{check_image, ImageCheck};
+use kaifuku_rescue::{check_image, CheckedFileSystem, ImageCheck};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
@@ -83,7 +83,7 @@ fn text(doc: &CheckDoc) -> String {
             );
         }
         let Some(r) = &v.report else {
-            if v.filesystem == "other" {
+            if v.filesystem == CheckedFileSystem::Other {
                 let _ = writeln!(o, "            not NTFS, not checked");
             }
             continue;

@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod check_cmd;
+mod demo;
 mod exit;
 mod fix_cmd;
 mod output;
@@ -96,6 +97,19 @@ enum Command {
         /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a practice disk: a small Windows-like disk with the faulty channel file, for drills.
+    ///
+    /// OUT.raw (or .img) gets a raw image, OUT.vhd a fixed VHD. An existing file is never
+    /// replaced.
+    Demo {
+        /// Where to write the practice disk: a new file named *.raw, *.img or *.vhd.
+        #[arg(value_name = "OUT")]
+        output: PathBuf,
+        /// Which disk: gpt (GPT with ESP, MSR, Windows), mbr (System Reserved + Windows, as
+        /// older servers), unclean (gpt with the journal a crash leaves).
+        #[arg(long, value_name = "NAME", default_value = "gpt", value_parser = ["gpt", "mbr", "unclean"])]
+        scenario: String,
     },
     /// Restore the original bytes saved by `fix --undo FILE`.
     Undo {
@@ -238,6 +252,7 @@ fn run() -> Exit {
             fix_cmd::run(&args, rule)
         }
         Command::Check { image, json } => check_cmd::run(&image, json),
+        Command::Demo { output, scenario } => demo::run(&output, &scenario),
         Command::Undo {
             image,
             undo_file,

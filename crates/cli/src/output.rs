@@ -305,6 +305,33 @@ pub fn write_copy(
     Ok(())
 }
 
+/// Writes a new file at `to` (never replacing one): `write` fills a temporary file in `dir`, which
+/// is then synced, renamed to `to` (failing if `to` appeared meanwhile) and made durable. On any
+/// failure nothing is left behind.
+pub fn write_new_file(
+    dir: &Path,
+    to: &Path,
+    write: impl FnOnce(&File) -> Result<(), String>,
+) -> Result<(), String> {
+    let name = to
+        .file_name()
+        .map(|n| n.to_owned())
+        .unwrap_or_else(|| "kaifuku".into());
+    let tmp = TempFile::create(dir, &name)
+        .map_err(ctx(format!("cannot create a file in {}", dir.display())))?;
+    write(&tmp.file)?;
+    tmp.file
+        .sync_all()
+        .map_err(ctx(format!("cannot write {}", to.display())))?;
+    tmp.commit(to, false)
+        .map_err(ctx(format!("cannot create {}", to.display())))?;
+    if let Err(e) = sync_dir(dir) {
+        let _ = fs::remove_file(to);
+        return Err(format!("cannot make {} durable: {e}", to.display()));
+    }
+    Ok(())
+}
+
 /// Copies the first `size` bytes of the source to `dst`. Into a fresh file (`holes_are_zero`),
 /// holes and all-zero chunks are skipped and stay holes; onto a device they are zeroed (the
 /// device still holds its old contents there).

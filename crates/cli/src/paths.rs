@@ -93,6 +93,8 @@ pub enum Role {
     Image,
     Output,
     Undo,
+    /// The practice disk `kaifuku demo` writes.
+    Practice,
 }
 
 impl Role {
@@ -101,6 +103,7 @@ impl Role {
             Role::Image => "the image",
             Role::Output => "the output (-o)",
             Role::Undo => "the undo file (--undo)",
+            Role::Practice => "the practice disk",
         }
     }
 }

@@ -15,9 +15,13 @@
 //! 6. a second run has nothing to do; 7. undo restores the input; 8. unclean journals are refused
 //!    unless the user consents to discarding them.
 //!
-//! Case shapes (leaf, internal separator, root separator, emptied leaf, root-only directory,
-//! Win32+DOS pairs in different nodes, resident and fragmented files, hard links, object IDs and
-//! reparse points) are made on a copy with ntfs-3g before either tool runs.
+//! Case shapes (leaf, internal separator, root separator, emptied leaf, a root left with only END,
+//! root-only directory, Win32+DOS pairs in different nodes, a DOS name set by ntfs-3g, resident and
+//! fragmented files, hard links, object IDs and reparse points) are made on a copy with ntfs-3g
+//! before either tool runs. So are the shapes kaifuku refuses (an index block or root that would
+//! have to split, an internal block that would have to merge, a DOS name beside two long names):
+//! their premise is read back from the index, and the refusal must be exit 2 with its reason and
+//! no output.
 
 mod common;
 
@@ -25,7 +29,7 @@ use common::{
     assert_check_clean, blkstat_allocated, diff_files, dump_index, extract, fixtures, fls,
     gpl_testdata, implant, index_differences, istat, kaifuku, listing, load_json, ntfs3g, read_at,
     refixup, repo_testdata, run, run_ok, sh, sha256, sparse_copy, tsk_args, u16le, u32le, unfixup,
-    write_at, Attr, Entry, Istat, Mount, Rec, Scratch, Vol, WalkNode,
+    write_at, Attr, Entry, IndexDump, Istat, Mount, Rec, Scratch, Vol, WalkNode,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -424,6 +428,31 @@ fn judge(c: &Case) {
     assert_eq!(
         planned, want,
         "{ctx}: records kaifuku deletes vs the targets"
+    );
+
+    // The plan read every side index it removed a key from again (§5 of the delete's contract).
+    let edited: BTreeSet<&str> = infos
+        .iter()
+        .flat_map(|i| i.side.iter().map(|s| s.1))
+        .collect();
+    let checked: BTreeSet<String> = plan["plan"]["verification"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["code"] == "side_indexes_clean")
+        .flat_map(|c| c["indexes"].as_array().unwrap().iter())
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = edited
+        .iter()
+        .map(|n| match *n {
+            "$O" => "$Extend\\$ObjId:$O".to_string(),
+            _ => "$Extend\\$Reparse:$R".to_string(),
+        })
+        .collect();
+    assert_eq!(
+        checked, want,
+        "{ctx}: side indexes the plan checked again vs those the targets had keys in"
     );
 
     // 4. exactly the planned bytes changed
@@ -1411,6 +1440,560 @@ fn path_reparse_point() {
             "{p} has no $REPARSE_POINT"
         );
         vec![Target::new(&p)]
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOS names set by ntfs-3g, and the case kaifuku refuses
+
+fn set_dos_name(m: &Mount, path: &str, dos: &str) {
+    let o = run(
+        "setfattr",
+        [
+            OsStr::new("-n"),
+            OsStr::new("system.ntfs_dos_name"),
+            OsStr::new("-v"),
+            OsStr::new(dos),
+            m.p(path).as_os_str(),
+        ],
+    );
+    assert_eq!(o.code, 0, "setfattr DOS name of {path}: {}", o.both());
+}
+
+/// Names of a record in one directory by namespace (0 POSIX, 1 Win32, 2 DOS, 3 Win32&DOS), read
+/// with our test reader and cross-checked with ntfs-3g's ntfsinfo.
+fn names_in(vol: &Path, record: u64, dir: u64) -> Vec<(u8, String)> {
+    let mut names: Vec<(u8, String)> = Vol::open(vol)
+        .record(record)
+        .names()
+        .into_iter()
+        .filter(|n| n.0 == dir)
+        .map(|n| (n.1, n.2))
+        .collect();
+    names.sort();
+    let info = String::from_utf8_lossy(&run_ok(
+        "ntfsinfo",
+        [
+            OsStr::new("-i"),
+            OsStr::new(&record.to_string()),
+            vol.as_os_str(),
+        ],
+    ))
+    .into_owned();
+    for (_, n) in &names {
+        assert!(
+            info.contains(&format!("'{n}'")),
+            "ntfsinfo -i {record} does not list {n}:\n{info}"
+        );
+    }
+    names
+}
+
+/// One long name with the DOS name ntfs-3g gives it on request: both go, as with ntfs-3g's rm.
+#[test]
+fn path_dos_name_set_by_ntfs3g() {
+    let s = Scratch::new("dosname");
+    path_case("dosname", &s, |vol, s| {
+        let p = format!("{DRIVERS}/judge-long-name-with-a-dos-name.sys");
+        with_mount(vol, s, |m| {
+            std::fs::write(m.p(&p), vec![0x44; 7000]).unwrap();
+            set_dos_name(m, &p, "JUDGEL~1.SYS");
+        });
+        let names = names_in(vol, inode_of(vol, &p), inode_of(vol, DRIVERS));
+        assert_eq!(
+            names,
+            vec![
+                (1, "judge-long-name-with-a-dos-name.sys".to_string()),
+                (2, "JUDGEL~1.SYS".to_string())
+            ],
+            "a Win32 name and its DOS name"
+        );
+        vec![Target::new(&p)]
+    });
+}
+
+/// `kaifuku fix IMAGE --path PATH` must refuse (exit 2), name the reason, and write nothing.
+fn assert_refused(image: &Path, path: &str, out: &Path, words: &[&str]) -> String {
+    let o = kaifuku([
+        OsStr::new("fix"),
+        image.as_os_str(),
+        OsStr::new("--path"),
+        OsStr::new(path),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 2, "{path}: want a refusal (exit 2): {}", o.both());
+    for w in words {
+        assert!(
+            o.both().contains(w),
+            "{path}: the refusal should say {w:?}: {}",
+            o.both()
+        );
+    }
+    assert!(
+        !out.exists(),
+        "{path}: a refused fix left {}",
+        out.display()
+    );
+    o.both()
+}
+
+/// The input of a refusal test is a sound volume by ntfs-3g's and kaifuku's checkers, so the
+/// refusal is about the delete, not about damage.
+fn assert_sound_input(c: &Case) {
+    let o = run("ntfsfix", [OsStr::new("-n"), c.in_vol.as_os_str()]);
+    assert_eq!(o.code, 0, "ntfsfix -n on the input: {}", o.both());
+    assert_check_clean(&c.image, "the input");
+}
+
+/// A DOS name with two long names in the directory (a hard link made after the DOS name was
+/// set): NTFS does not record which long name the DOS name belongs to, so kaifuku refuses to
+/// delete the Win32 name (and with it a DOS name that may be the other's); the other long name (POSIX, no partner) is only a hard link
+/// and goes as ntfs-3g's rm removes it.
+#[test]
+fn dos_name_with_several_long_names() {
+    let s = Scratch::new("ambiguous-dos");
+    let fx = fixture("gpt-win.raw");
+    let a = format!("{DRIVERS}/judge-ambiguous.sys");
+    let b = format!("{DRIVERS}/judge-ambiguous-link.sys");
+    let (mut c, _) = prepared(&s, &fx, |vol, s| {
+        with_mount(vol, s, |m| {
+            std::fs::write(m.p(&a), vec![0x41; 9000]).unwrap();
+            set_dos_name(m, &a, "JUDGEA~1.SYS");
+            // ntfs-3g refuses a DOS name on a file that already has several links, so the link
+            // comes after.
+            std::fs::hard_link(m.p(&a), m.p(&b)).unwrap();
+        });
+        vec![Target::new(&b)]
+    });
+    let rec = inode_of(&c.in_vol, &a);
+    assert_eq!(
+        names_in(&c.in_vol, rec, inode_of(&c.in_vol, DRIVERS)),
+        vec![
+            (0, "judge-ambiguous-link.sys".to_string()),
+            (1, "judge-ambiguous.sys".to_string()),
+            (2, "JUDGEA~1.SYS".to_string())
+        ],
+        "one record: a POSIX name, a Win32 name and a DOS name"
+    );
+    assert_sound_input(&c);
+    assert_refused(
+        &c.image,
+        &Target::new(&a).windows(),
+        &s.path("refused.img"),
+        &[
+            "several long names and a DOS name",
+            &format!("MFT record {rec}"),
+        ],
+    );
+    // The POSIX name has no DOS partner: it is removed like any hard link.
+    c.path_arg = Some(Target::new(&b).windows());
+    judge(&c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Index trees that need restructuring: refused, or (a root left with only END) handled
+
+/// A deterministic stream of numbers (64-bit LCG, Knuth's constants).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// Creates files in `dir` with ntfs-3g, 40 a round, names `NNNNN` + 1 or 240 `x` in a shuffled
+/// order (fixed seed), until `done` holds for the directory's index or `rounds` are used up.
+/// Returns the index as it ends up.
+fn grow_until(
+    vol: &Path,
+    s: &Scratch,
+    dir: &str,
+    rounds: usize,
+    done: impl Fn(&IndexDump) -> bool,
+) -> IndexDump {
+    let mut rng = Lcg(0x6b61_6966_756b_7530);
+    let mut next = 0u64;
+    with_mount(vol, s, |m| {
+        if !m.p(dir).exists() {
+            std::fs::create_dir(m.p(dir)).unwrap();
+        }
+    });
+    for _ in 0..rounds {
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        if done(&t) {
+            return t;
+        }
+        let mut batch: Vec<u64> = (next..next + 40).collect();
+        next += 40;
+        for i in (1..batch.len()).rev() {
+            batch.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        with_mount(vol, s, |m| {
+            for i in batch {
+                let tail = if rng.next().is_multiple_of(2) { 1 } else { 240 };
+                let name = format!("{i:05}{}", "x".repeat(tail));
+                std::fs::write(m.p(&format!("{dir}/{name}")), [b'g'; 10]).unwrap();
+            }
+        });
+    }
+    let t = dump_index(vol, inode_of(vol, dir), "$I30");
+    assert!(
+        done(&t),
+        "{dir}: the wanted shape did not appear:\n{}",
+        t.show()
+    );
+    t
+}
+
+/// A node of an index by id (None = the root).
+fn node(t: &IndexDump, id: Option<u64>) -> &common::Node {
+    match id {
+        None => &t.root,
+        Some(b) => &t.blocks[&b],
+    }
+}
+
+fn real_entries(n: &common::Node) -> Vec<&Entry> {
+    n.entries.iter().filter(|e| !e.is_end()).collect()
+}
+
+/// The leaf reached from the child at `vcn` by following first (or last) entries down.
+fn leaf_below(t: &IndexDump, vcn: u64, first: bool) -> u64 {
+    let mut b = t.block_of_vcn(vcn);
+    loop {
+        let n = &t.blocks[&b];
+        let e = if first {
+            n.entries.first()
+        } else {
+            n.entries.last()
+        };
+        match e.and_then(|e| e.child) {
+            Some(c) => b = t.block_of_vcn(c),
+            None => return b,
+        }
+    }
+}
+
+/// Internal entries whose removal needs a longer entry in their place (the documented donor: the
+/// successor, from a leaf that keeps another entry, else the predecessor from such a leaf), with
+/// the bytes the node grows by: (node, name, growth).
+fn growing_replacements(t: &IndexDump) -> Vec<(Option<u64>, String, i64)> {
+    let mut out = Vec::new();
+    for w in t.walk() {
+        for (i, e) in w.entries.iter().enumerate() {
+            let (Some(child), Some((_, name))) = (e.child, e.file_name()) else {
+                continue;
+            };
+            let Some(next) = w.entries.get(i + 1).and_then(|n| n.child) else {
+                continue;
+            };
+            let succ = &t.blocks[&leaf_below(t, next, true)];
+            let pred = &t.blocks[&leaf_below(t, child, false)];
+            let donor = if real_entries(succ).len() >= 2 {
+                real_entries(succ)[0]
+            } else if real_entries(pred).len() >= 2 {
+                *real_entries(pred).last().unwrap()
+            } else {
+                continue;
+            };
+            let growth = donor.length as i64 + 8 - e.length as i64;
+            if growth > 0 {
+                out.push((w.block, name, growth));
+            }
+        }
+    }
+    out
+}
+
+/// Bytes free (allocated − in use) in the MFT record that holds directory `dir`'s `$INDEX_ROOT`:
+/// the base record, or the extension record ntfs-3g moved it to (as ntfsinfo reports).
+fn index_root_room(vol: &Path, dir: u64) -> i64 {
+    let info = String::from_utf8_lossy(&run_ok(
+        "ntfsinfo",
+        [
+            OsStr::new("-i"),
+            OsStr::new(&dir.to_string()),
+            vol.as_os_str(),
+        ],
+    ))
+    .into_owned();
+    let holder: u64 = info
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Dumping attribute $INDEX_ROOT (0x90) from mft record ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("ntfsinfo names no record for $INDEX_ROOT of {dir}:\n{info}"));
+    let r = Vol::open(vol).record(holder);
+    assert!(
+        r.attr(0x90, "$I30").is_some(),
+        "record {holder} holds no $INDEX_ROOT"
+    );
+    u32le(&r.b, 0x1C) as i64 - r.bytes_in_use() as i64
+}
+
+/// An internal block that would have to split: a short separator whose successor is long, in a
+/// block with less room than the difference.
+#[test]
+fn index_block_split_is_refused() {
+    let s = Scratch::new("refuse-split");
+    let fx = fixture("gpt-win.raw");
+    let dir = "/Windows/Temp/judge-split";
+    let mut found: Option<String> = None;
+    let (c, _) = prepared(&s, &fx, |vol, s| {
+        let t = grow_until(vol, s, dir, 30, |t| {
+            growing_replacements(t).iter().any(|(id, _, growth)| {
+                id.is_some_and(|b| {
+                    let n = &t.blocks[&b];
+                    n.index_length as i64 + growth > n.allocated as i64
+                })
+            })
+        });
+        let (id, name, growth) = growing_replacements(&t)
+            .into_iter()
+            .find(|(id, _, growth)| {
+                id.is_some_and(|b| {
+                    let n = &t.blocks[&b];
+                    n.index_length as i64 + growth > n.allocated as i64
+                })
+            })
+            .unwrap();
+        eprintln!("split: {name} in block {id:?} grows it by {growth}");
+        found = Some(name.clone());
+        vec![Target::new(&format!("{dir}/{name}"))]
+    });
+    assert_sound_input(&c);
+    let name = found.unwrap();
+    assert_refused(
+        &c.image,
+        &Target::new(&format!("{dir}/{name}")).windows(),
+        &s.path("refused.img"),
+        &["NTFS would split the block"],
+    );
+}
+
+/// The same in the root: the replacement would not fit the directory's MFT record.
+#[test]
+fn index_root_outgrowing_its_record_is_refused() {
+    let s = Scratch::new("refuse-root-grow");
+    let fx = fixture("gpt-win.raw");
+    // ntfs-3g gives the directory a security descriptor; when its root grows, it moves the root
+    // to an extension record of its own, which the root then fills.
+    let dir = "/Windows/Temp/judge-root".to_string();
+    let mut found: Option<String> = None;
+    let (c, _) = prepared(&s, &fx, |vol, s| {
+        let t = grow_until(vol, s, &dir, 30, |t| {
+            let room = index_root_room(vol, inode_of(vol, &dir));
+            growing_replacements(t)
+                .iter()
+                .any(|(id, _, growth)| id.is_none() && *growth > room)
+        });
+        let room = index_root_room(vol, inode_of(vol, &dir));
+        let (_, name, growth) = growing_replacements(&t)
+            .into_iter()
+            .find(|(id, _, growth)| id.is_none() && *growth > room)
+            .unwrap();
+        eprintln!("root: {name} grows the root by {growth}, {room} bytes free");
+        found = Some(name);
+        vec![]
+    });
+    assert_sound_input(&c);
+    let name = found.unwrap();
+    assert_refused(
+        &c.image,
+        &Target::new(&format!("{dir}/{name}")).windows(),
+        &s.path("refused.img"),
+        &["the MFT record has no room to grow an attribute"],
+    );
+}
+
+/// An internal block left with no key when the file alone in one of its two leaves goes (under
+/// its one key, and under its END): NTFS would merge blocks.
+#[test]
+fn index_merge_is_refused() {
+    let s = Scratch::new("refuse-merge");
+    let fx = fixture("gpt-win.raw");
+    let dir = "/Windows/Temp/judge-merge";
+    let mut targets: Vec<String> = Vec::new();
+    let (c, _) = prepared(&s, &fx, |vol, s| {
+        grow_until(vol, s, dir, 30, |t| {
+            t.walk().iter().any(|w| w.block.is_some() && !w.leaf)
+        });
+        // Empty the first leaf of the internal block with the fewest keys until one key is left:
+        // each emptied leaf takes one key out of its parent (ntfs-3g moves it to the next leaf).
+        let mut internal = None;
+        for _ in 0..40 {
+            let t = dump_index(vol, inode_of(vol, dir), "$I30");
+            let w = t
+                .walk()
+                .into_iter()
+                .filter(|w| w.block.is_some() && !w.leaf)
+                .min_by_key(|w| real_entries(node(&t, w.block)).len())
+                .unwrap();
+            if real_entries(node(&t, w.block)).len() == 1 {
+                internal = w.block;
+                break;
+            }
+            let first = &t.blocks[&t.block_of_vcn(w.entries[0].child.unwrap())];
+            let names: Vec<String> = real_entries(first)
+                .iter()
+                .map(|e| e.file_name().unwrap().1)
+                .collect();
+            with_mount(vol, s, |m| {
+                for n in &names {
+                    std::fs::remove_file(m.p(&format!("{dir}/{n}"))).unwrap();
+                }
+            });
+        }
+        let internal = internal.expect("an internal block with one key");
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let parent = &t.blocks[&internal];
+        for e in &parent.entries {
+            let leaf = t.block_of_vcn(e.child.unwrap());
+            let keep = real_entries(&t.blocks[&leaf])[0].file_name().unwrap().1;
+            thin_leaf(vol, s, dir, leaf, &keep);
+            targets.push(keep);
+        }
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let parent = &t.blocks[&internal];
+        assert_eq!(real_entries(parent).len(), 1, "{}", t.show());
+        for e in &parent.entries {
+            let leaf = &t.blocks[&t.block_of_vcn(e.child.unwrap())];
+            assert_eq!(real_entries(leaf).len(), 1, "{}", t.show());
+        }
+        eprintln!("merge: block {internal}, targets {targets:?}");
+        vec![]
+    });
+    assert_sound_input(&c);
+    assert_eq!(targets.len(), 2);
+    for name in &targets {
+        assert_refused(
+            &c.image,
+            &Target::new(&format!("{dir}/{name}")).windows(),
+            &s.path("refused.img"),
+            &["NTFS would merge blocks"],
+        );
+    }
+}
+
+/// A leaf emptied under a separator whose key does not fit the leaf it goes back into: that leaf
+/// would have to split.
+#[test]
+fn reinserted_key_into_a_full_leaf_is_refused() {
+    let s = Scratch::new("refuse-reinsert");
+    let fx = fixture("gpt-win.raw");
+    let dir = "/Windows/Temp/judge-reinsert";
+    let mut target: Option<String> = None;
+    let (c, _) = prepared(&s, &fx, |vol, s| {
+        let t = grow_until(vol, s, dir, 30, |t| {
+            t.walk().iter().any(|w| w.block.is_some() && !w.leaf)
+        });
+        // A short separator P in an internal block with another key, between two leaves.
+        let (leaf, next_leaf, sep) = t
+            .walk()
+            .into_iter()
+            .filter(|w| w.block.is_some() && !w.leaf && real_entries(node(&t, w.block)).len() >= 2)
+            .find_map(|w| {
+                w.entries.windows(2).find_map(|p| {
+                    let (_, name) = p[0].file_name()?;
+                    let l = t.block_of_vcn(p[0].child?);
+                    let n = t.block_of_vcn(p[1].child?);
+                    (name.len() < 10
+                        && t.blocks[&l].entries.iter().all(|e| e.child.is_none())
+                        && t.blocks[&n].entries.iter().all(|e| e.child.is_none()))
+                    .then_some((l, n, p[0].clone()))
+                })
+            })
+            .unwrap_or_else(|| panic!("no short separator between two leaves:\n{}", t.show()));
+        let sep_name = sep.file_name().unwrap().1;
+        let keep = real_entries(&t.blocks[&leaf])[0].file_name().unwrap().1;
+        thin_leaf(vol, s, dir, leaf, &keep);
+        // Fill the next leaf with names that sort right after the separator, to the byte.
+        let key_len = sep.length as i64 - 8;
+        let min_add = (0x52 + 2 * (sep_name.len() as i64 + 2) + 7) / 8 * 8;
+        for k in 0..20 {
+            let t = dump_index(vol, inode_of(vol, dir), "$I30");
+            let n = &t.blocks[&next_leaf];
+            let room = n.allocated as i64 - n.index_length as i64;
+            if room < key_len {
+                break;
+            }
+            let add = if room <= 592 {
+                room
+            } else if room - 592 >= min_add {
+                592
+            } else {
+                room - min_add
+            };
+            assert!(
+                add >= min_add,
+                "cannot fill leaf {next_leaf} to the byte ({room} free)"
+            );
+            let chars = (add as usize - 0x52) / 2;
+            let name = format!("{sep_name}-{k:x}{}", "f".repeat(chars - sep_name.len() - 2));
+            with_mount(vol, s, |m| {
+                std::fs::write(m.p(&format!("{dir}/{name}")), b"f").unwrap()
+            });
+        }
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let n = &t.blocks[&next_leaf];
+        assert!(
+            (n.allocated as i64 - (n.index_length as i64)) < key_len,
+            "leaf {next_leaf} still has room for {sep_name}:\n{}",
+            t.show()
+        );
+        assert_eq!(real_entries(&t.blocks[&leaf]).len(), 1, "{}", t.show());
+        eprintln!(
+            "reinsert: {keep} alone in block {leaf}, {sep_name} goes back into block {next_leaf}"
+        );
+        target = Some(keep);
+        vec![]
+    });
+    assert_sound_input(&c);
+    let name = target.unwrap();
+    assert_refused(
+        &c.image,
+        &Target::new(&format!("{dir}/{name}")).windows(),
+        &s.path("refused.img"),
+        &["NTFS would split the block"],
+    );
+}
+
+/// A root whose only child is a leaf holding one file: deleting it makes the root a leaf again,
+/// as ntfs-3g's rm does.
+#[test]
+fn path_root_becomes_a_leaf_again() {
+    let s = Scratch::new("root-leaf");
+    path_case("root-leaf", &s, |vol, s| {
+        let dir = "/Windows/Temp/judge-root-leaf";
+        let name = |i: usize| format!("{i}-{}", "y".repeat(200));
+        with_mount(vol, s, |m| {
+            std::fs::create_dir(m.p(dir)).unwrap();
+            for i in 0..8 {
+                std::fs::write(m.p(&format!("{dir}/{}", name(i))), [b'y'; 3000]).unwrap();
+            }
+        });
+        with_mount(vol, s, |m| {
+            for i in 0..7 {
+                std::fs::remove_file(m.p(&format!("{dir}/{}", name(i)))).unwrap();
+            }
+        });
+        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        assert!(
+            t.root.entries.len() == 1 && t.root.entries[0].child.is_some(),
+            "the root holds only END with a child:\n{}",
+            t.show()
+        );
+        let leaf = &t.blocks[&t.block_of_vcn(t.root.entries[0].child.unwrap())];
+        assert_eq!(real_entries(leaf).len(), 1, "{}", t.show());
+        vec![Target::new(&format!("{dir}/{}", name(7)))]
     });
 }
 

@@ -155,3 +155,66 @@ fn a_junction_to_another_volume_is_refused_with_what_to_do() {
     assert!(o.both().contains("--path"), "says what to do: {}", o.both());
     assert!(!out.exists());
 }
+
+/// A channel file that is sparse and 1 TiB long (ntfs-3g `truncate`; a damaged or hostile size
+/// looks the same): inspect reads only its allocated clusters to decide whether it is all zeros,
+/// and finishes (it once scanned every byte of the size, which never ended). A non-zero byte
+/// written far into such a file, in its one allocated cluster, is still seen.
+#[test]
+fn a_huge_sparse_channel_file_is_judged_without_reading_its_size() {
+    let s = Scratch::new("odd-sparse");
+    const TIB: u64 = 1 << 40;
+    let zeros = "C-00000291-00000000-00000077.sys";
+    let late = "C-00000291-00000000-00000078.sys";
+    let img = volume_with(&s, "sparse.raw", |m| {
+        let f = std::fs::File::create(m.p(&format!("{CS}/{zeros}"))).unwrap();
+        f.set_len(TIB).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(m.p(&format!("{CS}/{late}")))
+            .unwrap();
+        f.set_len(TIB).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0x5A], 1 << 30).unwrap();
+    });
+    let o = kaifuku(["inspect", "--json", img.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "inspect: {}", o.both());
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let matches: Vec<serde_json::Value> = report["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v["rule"]["matches"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let find = |name: &str| {
+        matches
+            .iter()
+            .find(|m| m["path"].as_str().is_some_and(|p| p.ends_with(name)))
+            .unwrap_or_else(|| panic!("{name} is listed: {}", o.text()))
+            .clone()
+    };
+    assert_eq!(find(zeros)["size"], TIB);
+    assert_eq!(find(zeros)["all_zero"], true);
+    assert_eq!(find(late)["size"], TIB);
+    assert_eq!(find(late)["all_zero"], false);
+
+    // Our own reader (the fallback where the `ntfs` crate cannot read a record) answers the same,
+    // and as quickly.
+    let bytes = std::fs::read(&img).unwrap();
+    let vol = kaifuku_ntfs::Volume::open(&bytes).unwrap();
+    let dir = vol
+        .lookup_dir("\\Windows\\System32\\drivers\\CrowdStrike")
+        .unwrap()
+        .expect("the CrowdStrike directory");
+    let mut seen = 0;
+    for e in vol.directory(&dir).unwrap().entries(&vol).unwrap() {
+        let name = e.name();
+        if name == zeros || name == late {
+            let own = vol.file_details_own(&e).unwrap();
+            assert_eq!((own.size, own.all_zero), (TIB, name == zeros), "{name}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2, "both files listed by our own reader");
+}

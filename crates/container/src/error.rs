@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 
 /// A container format kaifuku recognises by its signature but cannot read yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OtherFormat {
     /// Hyper-V VHDX (`vhdxfile` at offset 0).

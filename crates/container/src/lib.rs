@@ -27,7 +27,7 @@ use serde::{Serialize, Serializer};
 use std::{fmt, io};
 
 /// A container format kaifuku can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// The file is the disk, byte for byte (also any file without a recognised signature).

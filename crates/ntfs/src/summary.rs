@@ -307,6 +307,14 @@ impl<R: ReadAt> Volume<R> {
                     if !all_zero {
                         break;
                     }
+                    // Past the first chunk only allocated, initialized clusters can hold a
+                    // non-zero byte (see `stream_zero_from`).
+                    if let AttrValue::NonResident(s) = &v {
+                        if pos < size {
+                            all_zero = self.stream_zero_from(s, pos)?;
+                        }
+                        break;
+                    }
                 }
                 (size, header, all_zero)
             }
@@ -329,6 +337,35 @@ impl<R: ReadAt> Volume<R> {
         })
     }
 
+    /// Whether every byte of stream `s` from `from` on is zero, reading only what can hold a
+    /// non-zero byte: allocated runs below the initialized size (sparse runs and bytes past the
+    /// initialized size are zeros by definition). The work is bounded by the clusters the runs
+    /// name, each read through the volume (a run past the volume is an error, not a long scan).
+    fn stream_zero_from(&self, s: &crate::volume::Stream, from: u64) -> Result<bool, NtfsError> {
+        const CHUNK: u64 = 64 * 1024;
+        let cs = self.cluster_size();
+        let limit = s.data_size.min(s.initialized_size);
+        for run in &s.runs {
+            if run.lcn.is_none() {
+                continue;
+            }
+            let mut at = run.vcn.saturating_mul(cs).max(from);
+            let end = run
+                .vcn
+                .saturating_add(run.length)
+                .saturating_mul(cs)
+                .min(limit);
+            while at < end {
+                let n = (end - at).min(CHUNK);
+                if self.read_stream(s, at, n as usize)?.iter().any(|b| *b != 0) {
+                    return Ok(false);
+                }
+                at += n;
+            }
+        }
+        Ok(true)
+    }
+
     /// The same facts with times and data through the `ntfs` crate, cross-checked against our reader's data size.
     pub fn file_details_crate(
         &self,
@@ -349,7 +386,8 @@ impl<R: ReadAt> Volume<R> {
                 let size = value.len();
                 // The two readers check each other: a damaged record the crate reads with another
                 // size than ours is refused, not scanned (a misread size can be 2^59 bytes).
-                let own = match self.value(&rec, AttributeType::Data, "")? {
+                let own_value = self.value(&rec, AttributeType::Data, "")?;
+                let own = match &own_value {
                     Some(crate::volume::AttrValue::Resident(b)) => b.len() as u64,
                     Some(crate::volume::AttrValue::NonResident(s)) => s.data_size,
                     None => 0,
@@ -378,6 +416,16 @@ impl<R: ReadAt> Volume<R> {
                     left -= n as u64;
                     // The header came with the first chunk; a non-zero byte settles the rest.
                     if !all_zero {
+                        break;
+                    }
+                    // Past the first chunk of a non-resident file only its allocated, initialized
+                    // clusters can hold a non-zero byte: scan those with our own reader instead
+                    // of every byte of the size, which a sparse or uninitialized file (or a
+                    // damaged one) can make as large as 2^63 while the volume holds a few MiB.
+                    if let Some(crate::volume::AttrValue::NonResident(s)) = &own_value {
+                        if left > 0 {
+                            all_zero = self.stream_zero_from(s, size - left)?;
+                        }
                         break;
                     }
                 }

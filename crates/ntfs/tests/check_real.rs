@@ -11,8 +11,8 @@ use common::{
     gunzip, record_of, run, set_cluster_bit, shared, Scratch, VolFile,
 };
 use kaifuku_ntfs::check::{
-    check_cluster_bits, check_directory, check_mft_bits, check_records, check_volume, CheckReport,
-    ClusterState, ProblemKind,
+    check_cluster_bits, check_directory, check_mft_bits, check_records, check_side_indexes,
+    check_volume, CheckReport, ClusterState, ProblemKind, SideIndex,
 };
 use std::sync::OnceLock;
 
@@ -175,6 +175,55 @@ fn base_volume_is_clean_and_targeted_checks_agree() {
         &check_cluster_bits(&vol, &[(lcn, 3)], ClusterState::Free).unwrap(),
         ProblemKind::BitmapStale,
         None,
+    );
+}
+
+/// The side-index check the fix runs after a delete: the base volume's `$O` and `$R` are sound,
+/// and an entry naming a record the delete freed is flagged (here: the carriers themselves, as if
+/// the delete had freed them but left their keys).
+#[test]
+fn side_index_entries_naming_a_freed_record_are_flagged() {
+    let v = base();
+    let vol = v.open();
+    let carrier_of_object_id = record_of(v, "\\small\\a.txt");
+    let carrier_of_reparse_point = record_of(v, "\\small\\reparse.dat");
+    // ntfs-3g confirms independently that these files carry what the check looks for.
+    for (file, want) in [
+        ("small/a.txt", "$OBJECT_ID"),
+        ("small/reparse.dat", "$REPARSE_POINT"),
+    ] {
+        let out = run(cmd("ntfsinfo")
+            .arg("-F")
+            .arg(format!("/{file}"))
+            .arg(&v.path));
+        assert!(out.contains(want), "ntfsinfo {file}: no {want}:\n{out}");
+    }
+    let unrelated = record_of(v, "\\small\\big.bin");
+    let r = check_side_indexes(&vol, &SideIndex::ALL, &[unrelated]).unwrap();
+    assert_clean("$O and $R with an unrelated record freed", &r);
+    assert_eq!(r.stats.index_entries, 2, "one key in $O, one in $R");
+    let objid = record_of(v, "\\$Extend\\$ObjId");
+    let reparse = record_of(v, "\\$Extend\\$Reparse");
+    let r = check_side_indexes(&vol, &[SideIndex::ObjectIds], &[carrier_of_object_id]).unwrap();
+    assert_flags("$O", &r, ProblemKind::ObjectIdIndex, Some(objid));
+    assert!(
+        r.problems[0]
+            .message
+            .contains(&format!("record {carrier_of_object_id} ")),
+        "{}",
+        show(&r)
+    );
+    let r = check_side_indexes(
+        &vol,
+        &[SideIndex::ReparsePoints],
+        &[carrier_of_reparse_point],
+    )
+    .unwrap();
+    assert_flags("$R", &r, ProblemKind::ReparseIndex, Some(reparse));
+    // Each index is judged only for the records it names: $R does not name a.txt.
+    assert_clean(
+        "$R with a.txt freed",
+        &check_side_indexes(&vol, &[SideIndex::ReparsePoints], &[carrier_of_object_id]).unwrap(),
     );
 }
 

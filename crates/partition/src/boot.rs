@@ -28,13 +28,18 @@ impl VolumeKind {
         }
     }
 
+    /// The type a bare volume of this kind is listed with.
+    pub fn partition_type(self) -> crate::PartitionType {
+        crate::PartitionType::Worded(match self {
+            VolumeKind::Ntfs => crate::WordedType::NtfsVolume,
+            VolumeKind::BitLocker => crate::WordedType::BitLockerVolume,
+            VolumeKind::ExFat => crate::WordedType::ExFatVolume,
+            VolumeKind::Fat => crate::WordedType::FatVolume,
+        })
+    }
+
     pub fn volume_name(self) -> &'static str {
-        match self {
-            VolumeKind::Ntfs => "NTFS volume",
-            VolumeKind::BitLocker => "BitLocker-encrypted volume",
-            VolumeKind::ExFat => "exFAT volume",
-            VolumeKind::Fat => "FAT volume",
-        }
+        self.partition_type().name()
     }
 }
 

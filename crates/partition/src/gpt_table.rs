@@ -10,7 +10,7 @@
 
 use crate::mbr::Sector0;
 use crate::notice::NoticeKind;
-use crate::types::{gpt_type_name, GPT_LDM_DATA, GPT_LDM_METADATA, GPT_STORAGE_SPACES};
+use crate::types::{gpt_type, GPT_LDM_DATA, GPT_LDM_METADATA, GPT_STORAGE_SPACES};
 use crate::{
     check_layout, read_exact, Partition, PartitionError, PartitionTable, Scheme, MAX_GPT_ENTRIES,
 };
@@ -425,7 +425,7 @@ pub(crate) fn read<R: ReadAt + ?Sized>(
             size: len,
             first_lba: e.first_lba,
             last_lba: e.last_lba,
-            type_name: gpt_type_name(&type_code).into(),
+            type_name: gpt_type(&type_code),
             type_code,
             name: (!name.is_empty()).then_some(name),
             guid: Some(guid_string(&e.part_guid)),

@@ -16,6 +16,7 @@ pub mod notice;
 pub mod types;
 
 pub use notice::{Notice, NoticeKind};
+pub use types::{NamedType, PartitionType, WordedType};
 
 use kaifuku_io::{ReadAt, Slice};
 use serde::Serialize;
@@ -27,7 +28,7 @@ pub const MAX_GPT_ENTRIES: u32 = 4096;
 pub const MAX_EBRS: usize = 256;
 
 /// How the disk is divided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// GUID partition table (behind a protective MBR).
@@ -86,8 +87,9 @@ pub struct Partition {
     /// GPT type GUID in uppercase, MBR type as `0x` + two hex digits, or for a bare volume the kind
     /// of file system (`NTFS`, `BitLocker`, `exFAT`, `FAT`).
     pub type_code: String,
-    /// Human name of the type ("Basic data", "NTFS/exFAT/HPFS", "Extended", ...).
-    pub type_name: String,
+    /// What the type code says the partition is; serialised as its English name ("Basic data",
+    /// "NTFS/exFAT/HPFS", "Extended", ...).
+    pub type_name: PartitionType,
     /// GPT partition name (None when the entry has none).
     pub name: Option<String>,
     /// GPT unique partition GUID, uppercase.
@@ -343,7 +345,7 @@ fn bare_volume(size: u64, bs: boot::BootSector) -> PartitionTable {
             first_lba: 0,
             last_lba: (size / ss).saturating_sub(1),
             type_code: bs.kind.code().into(),
-            type_name: bs.kind.volume_name().into(),
+            type_name: bs.kind.partition_type(),
             name: None,
             guid: None,
             attributes: None,

@@ -2,7 +2,7 @@
 
 use crate::boot;
 use crate::notice::{Notice, NoticeKind};
-use crate::types::{mbr_is_extended, mbr_type_name};
+use crate::types::{mbr_is_extended, mbr_type};
 use crate::{
     check_layout, read_exact, Partition, PartitionError, PartitionTable, Scheme, MAX_EBRS,
 };
@@ -119,7 +119,7 @@ fn make(
         first_lba,
         last_lba: first_lba + sectors - 1,
         type_code: format!("0x{:02x}", e.kind),
-        type_name: mbr_type_name(e.kind).into(),
+        type_name: mbr_type(e.kind),
         name: None,
         guid: None,
         attributes: None,

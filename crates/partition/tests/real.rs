@@ -392,7 +392,7 @@ fn gpt_windows_512() {
     assert_matches_sfdisk(&t, &j);
     assert_matches_mmls(&t, &mmls(&s, "disk.img", 512));
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
-    let names: Vec<&str> = t.partitions.iter().map(|p| p.type_name.as_str()).collect();
+    let names: Vec<&str> = t.partitions.iter().map(|p| p.type_name.name()).collect();
     assert_eq!(
         names,
         [

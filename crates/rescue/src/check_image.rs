@@ -12,6 +12,29 @@ use kaifuku_ntfs::check::{check_volume, CheckReport};
 use kaifuku_ntfs::{boot_kind, BootKind, Volume};
 use serde::Serialize;
 
+/// What the check took a volume for; serialised (and printed) as a lowercase code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckedFileSystem {
+    /// NTFS: checked.
+    Ntfs,
+    /// BitLocker-encrypted: cannot be checked.
+    Bitlocker,
+    /// Anything else (another file system, an unreadable or unrecognised first sector): not
+    /// checked.
+    Other,
+}
+
+impl std::fmt::Display for CheckedFileSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckedFileSystem::Ntfs => "ntfs",
+            CheckedFileSystem::Bitlocker => "bitlocker",
+            CheckedFileSystem::Other => "other",
+        })
+    }
+}
+
 /// One volume of the image and what the check found there.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeCheck {
@@ -21,8 +44,8 @@ pub struct VolumeCheck {
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
-    /// "ntfs", "bitlocker" or "other".
-    pub filesystem: String,
+    /// Whether it is NTFS (checked), BitLocker (not checked) or something else.
+    pub filesystem: CheckedFileSystem,
     /// What the whole-volume checker found, when it ran.
     pub report: Option<CheckReport>,
     /// Why the volume could not be checked.
@@ -94,7 +117,7 @@ pub fn check_image<R: ReadAt>(file: R) -> ImageCheck {
             partition: (!bare).then_some(p.number),
             offset: p.start,
             size: p.size,
-            filesystem: "other".into(),
+            filesystem: CheckedFileSystem::Other,
             report: None,
             error: None,
         };
@@ -169,13 +192,13 @@ fn check_one<R: ReadAt>(view: &kaifuku_io::Slice<R>, type_code: &str, v: &mut Vo
             return;
         }
         Some(BootKind::BitLocker) => {
-            v.filesystem = "bitlocker".into();
+            v.filesystem = CheckedFileSystem::Bitlocker;
             v.error = Some(VolumeProblem::Ntfs {
                 error: NtfsProblem::BitLocker,
             });
             return;
         }
-        Some(BootKind::Ntfs) => v.filesystem = "ntfs".into(),
+        Some(BootKind::Ntfs) => v.filesystem = CheckedFileSystem::Ntfs,
     }
     match Volume::open(view).and_then(|vol| check_volume(&vol)) {
         Ok(r) => v.report = Some(r),

@@ -16,7 +16,38 @@ use kaifuku_ntfs::{
     Unsupported, Volume, VolumeSummary,
 };
 use kaifuku_partition::PartitionTable;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// What a volume's first sector says it holds; serialised (and printed) as a lowercase code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileSystem {
+    /// An NTFS boot sector.
+    Ntfs,
+    /// A BitLocker-encrypted volume (`-FVE-FS-`).
+    Bitlocker,
+    /// FAT12, FAT16 or FAT32.
+    Fat,
+    /// exFAT.
+    Exfat,
+    /// ReFS.
+    Refs,
+    /// None kaifuku recognises, or the sector could not be read.
+    Unknown,
+}
+
+impl std::fmt::Display for FileSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileSystem::Ntfs => "ntfs",
+            FileSystem::Bitlocker => "bitlocker",
+            FileSystem::Fat => "fat",
+            FileSystem::Exfat => "exfat",
+            FileSystem::Refs => "refs",
+            FileSystem::Unknown => "unknown",
+        })
+    }
+}
 
 /// A file the rule matched, with what the rule judged of it.
 #[derive(Debug, Clone, Serialize)]
@@ -197,8 +228,8 @@ pub struct VolumeReport {
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
-    /// "ntfs", "bitlocker", "fat", "exfat", "refs" or "unknown".
-    pub filesystem: String,
+    /// What its first sector says it holds.
+    pub filesystem: FileSystem,
     /// The NTFS volume's facts, when it is one and could be read.
     pub ntfs: Option<VolumeSummary>,
     /// Present when the rule ran here (NTFS volumes holding `\Windows\System32`).
@@ -340,7 +371,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             partition: (!bare).then_some(p.number),
             offset: p.start,
             size: p.size,
-            filesystem: "unknown".into(),
+            filesystem: FileSystem::Unknown,
             ntfs: None,
             rule: None,
             fix_blockers: Vec::new(),
@@ -512,16 +543,16 @@ fn windows_data_type(type_code: &str) -> bool {
 }
 
 /// Other file systems a Windows data partition may hold: nothing to repair there, and no damage.
-fn other_filesystem(sector: &[u8]) -> Option<&'static str> {
+fn other_filesystem(sector: &[u8]) -> Option<FileSystem> {
     if &sector[0x52..0x5A] == b"FAT32   "
         || &sector[0x36..0x3B] == b"FAT16"
         || &sector[0x36..0x3B] == b"FAT12"
     {
-        Some("fat")
+        Some(FileSystem::Fat)
     } else if &sector[3..11] == b"EXFAT   " {
-        Some("exfat")
+        Some(FileSystem::Exfat)
     } else if &sector[3..7] == b"ReFS" {
-        Some("refs")
+        Some(FileSystem::Refs)
     } else {
         None
     }
@@ -582,23 +613,23 @@ fn inspect_volume<R: ReadAt>(
 ) {
     let mut sector = [0u8; 512];
     if view.size() < 512 || view.read_at(0, &mut sector).is_err() {
-        report.filesystem = "unknown".into();
+        report.filesystem = FileSystem::Unknown;
         report.error = unreadable_windows_partition(view, type_code, None);
         return;
     }
     match boot_kind(&sector) {
         Some(BootKind::BitLocker) => {
-            report.filesystem = "bitlocker".into();
+            report.filesystem = FileSystem::Bitlocker;
             report.error = Some(VolumeProblem::Ntfs {
                 error: NtfsProblem::BitLocker,
             });
             report.fix_blockers.push(Blocker::BitLocker);
             return;
         }
-        Some(BootKind::Ntfs) => report.filesystem = "ntfs".into(),
+        Some(BootKind::Ntfs) => report.filesystem = FileSystem::Ntfs,
         None => {
             if let Some(fs) = other_filesystem(&sector) {
-                report.filesystem = fs.into();
+                report.filesystem = fs;
             }
             // A damaged boot sector where Windows keeps its volume must not pass for "nothing to
             // fix": the file may well be there.

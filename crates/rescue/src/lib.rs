@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check_image;
+mod coded;
 pub mod human;
 pub mod inspect;
 pub mod journal;
@@ -16,9 +17,9 @@ pub mod undo;
 pub mod verify;
 pub mod vocabulary;
 
-pub use check_image::{check_image, CheckOutcome, ImageCheck, VolumeCheck};
-pub use inspect::{inspect, InspectReport, Outcome, VolumeReport};
+pub use check_image::{check_image, CheckOutcome, CheckedFileSystem, ImageCheck, VolumeCheck};
+pub use inspect::{inspect, FileSystem, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
-pub use rule::{Rule, Verdict};
+pub use rule::{Rule, RuleId, Verdict};
 pub use session::{PlannedFix, Session};
 pub use verify::{verify_output, OutputCheck, VerifyError};

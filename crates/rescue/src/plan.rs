@@ -8,6 +8,7 @@ use crate::vocabulary::{Blocker, JournalOverlap, JournalReport, NtfsProblem, Vol
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
+use kaifuku_ntfs::check::SideIndex;
 use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
 use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, DirectoryListing, OwnershipScan};
 use kaifuku_ntfs::{NtfsError, Volume};
@@ -345,7 +346,8 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         });
         // The invariant checker on every structure the edit touched (docs/ntfs-delete.md §5).
         use kaifuku_ntfs::check::{
-            check_cluster_bits, check_directory, check_mft_bits, check_records, ClusterState,
+            check_cluster_bits, check_directory, check_mft_bits, check_records, check_side_indexes,
+            ClusterState,
         };
         let mine: Vec<&PlannedDeletion> = deletions.iter().filter(|d| d.volume == vi).collect();
         let records: Vec<u64> = mine.iter().map(|d| d.outcome.record).collect();
@@ -389,6 +391,16 @@ pub(crate) fn plan_inspected<R: ReadAt>(
                 check_directory(&vol, *d).map_err(|e| fail(Checked::EditedDirectory, e))?,
             ));
         }
+        // The side indexes the delete removed keys from, read again from scratch: nothing may
+        // still name a freed record there (its number is reused by the next file created).
+        let sides = side_indexes_edited(&mine);
+        if !sides.is_empty() {
+            reports.push((
+                Checked::SideIndexes,
+                check_side_indexes(&vol, &sides, &freed)
+                    .map_err(|e| fail(Checked::SideIndexes, e))?,
+            ));
+        }
         for (checked, r) in reports {
             if !r.is_clean() {
                 return Err(failed(FixFailure::CheckFoundProblems {
@@ -399,11 +411,17 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             }
         }
         checks.push(PlanCheck::InvariantsPass {
-            volume: name,
+            volume: name.clone(),
             records: records.len(),
             freed_runs: runs.len(),
             directories: dirs.len(),
         });
+        if !sides.is_empty() {
+            checks.push(PlanCheck::SideIndexesClean {
+                volume: name,
+                indexes: sides.iter().map(|s| s.label()).collect(),
+            });
+        }
     }
     if matches_after != 0 {
         return Err(failed(FixFailure::StillMatches {
@@ -422,6 +440,19 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             ownership,
         },
     })
+}
+
+/// The side indexes (`$ObjId:$O`, `$Reparse:$R`) any of `deletions` removed a key from.
+pub(crate) fn side_indexes_edited(deletions: &[&PlannedDeletion]) -> Vec<SideIndex> {
+    SideIndex::ALL
+        .into_iter()
+        .filter(|s| {
+            let label = s.label();
+            deletions
+                .iter()
+                .any(|d| d.outcome.side_indexes.contains(&label))
+        })
+        .collect()
 }
 
 /// Bytes closer than this inside one structure are reported as one patch.

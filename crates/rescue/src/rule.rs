@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 /// Which files are the problem and how to judge each one found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rule {
-    /// A stable identifier ("crowdstrike-2024-07-19", "path").
-    pub id: String,
+    /// Which rule this is; serialised as a stable identifier ("crowdstrike-2024-07-19", "path").
+    pub id: RuleId,
     /// A title for people.
     pub title: String,
     /// Directory from the volume root, `\`-separated, matched case-insensitively.
@@ -29,8 +29,20 @@ pub struct Rule {
     pub windows_only: bool,
 }
 
+/// Which rule a [`Rule`] is: a front end words its title from this (in any language), never from
+/// the English [`Rule::title`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuleId {
+    /// The built-in rule: the CrowdStrike channel file 291 of 2024-07-19.
+    #[serde(rename = "crowdstrike-2024-07-19")]
+    CrowdStrike20240719,
+    /// Files a user chose by path (`--path`).
+    #[serde(rename = "path")]
+    Path,
+}
+
 /// Which version of a matching file it is, judged by its last-modified time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The faulty version (04:09 UTC for the 2024-07-19 rule).
@@ -51,7 +63,7 @@ impl Rule {
     /// its first eight bytes `AA AA AA AA 01 00 23 01`.
     pub fn crowdstrike_2024_07_19() -> Rule {
         Rule {
-            id: "crowdstrike-2024-07-19".into(),
+            id: RuleId::CrowdStrike20240719,
             title: "CrowdStrike channel file 291 (2024-07-19)".into(),
             directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
             pattern: "C-00000291*.sys".into(),
@@ -73,7 +85,7 @@ impl Rule {
             return None;
         }
         Some(Rule {
-            id: "path".into(),
+            id: RuleId::Path,
             title: "files chosen by path".into(),
             directory: if dir.is_empty() {
                 "\\".into()

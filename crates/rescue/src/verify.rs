@@ -3,7 +3,7 @@
 //! it) — must be what the plan promised. Both front ends run this before they call a fix done.
 
 use crate::inspect::{inspect_with, InspectReport, Outcome, Unlisted};
-use crate::plan::Plan;
+use crate::plan::{side_indexes_edited, Plan};
 use crate::rule::Rule;
 use crate::vocabulary::{ContainerProblem, NtfsProblem};
 pub use crate::vocabulary::{OutputCheck, VerifyError, VerifyFailure};
@@ -113,6 +113,13 @@ pub fn verify_output<R: ReadAt>(
             let r = kaifuku_ntfs::check::check_records(&vol, &freed).map_err(ntfs)?;
             problems.extend(r.problems);
         }
+        // The side indexes the delete removed keys from, read again: sound, and nothing in them
+        // still names a freed record.
+        let sides = side_indexes_edited(&deletions);
+        if !sides.is_empty() {
+            let r = kaifuku_ntfs::check::check_side_indexes(&vol, &sides, &freed).map_err(ntfs)?;
+            problems.extend(r.problems);
+        }
         if !problems.is_empty() {
             problems.truncate(5);
             return Err(failed(VerifyFailure::CheckerProblems {
@@ -121,6 +128,12 @@ pub fn verify_output<R: ReadAt>(
             }));
         }
         checks.push(OutputCheck::Invariants { volume: vi });
+        if !sides.is_empty() {
+            checks.push(OutputCheck::SideIndexes {
+                volume: vi,
+                indexes: sides.iter().map(|s| s.label()).collect(),
+            });
+        }
         if reset {
             let n = av.ntfs.as_ref().ok_or_else(|| {
                 failed(VerifyFailure::NotNtfs {

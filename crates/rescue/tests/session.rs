@@ -138,3 +138,120 @@ fn an_image_that_is_no_container_is_reported_not_planned() {
     assert!(session.plan(&FixOptions::default()).is_err());
     assert!(session.planned().is_none());
 }
+
+/// Runs a program and returns its stdout; panics with its output when it fails.
+fn run(prog: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A match carrying an object id (set by ntfs-3g): the plan reads `$Extend\$ObjId:$O` again after
+/// the delete and says so, the written output is checked the same way, and an output in which the
+/// key was not removed (every planned write but those to `$ObjId`) does not verify.
+#[test]
+fn the_object_id_index_is_checked_again_after_the_delete() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-object-id");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("mnt")).unwrap();
+    let image = dir.join("cs-rootonly.raw");
+    let os = |p: &Path| p.as_os_str().to_owned();
+    run(
+        "cp",
+        &[
+            "--sparse=always".as_ref(),
+            &os(&fixtures().join("cs-rootonly.raw")),
+            &os(&image),
+        ],
+    );
+    let target = "Windows/System32/drivers/CrowdStrike/C-00000291-00000000-00000032.sys";
+    run("ntfs-3g", &[&os(&image), &os(&dir.join("mnt"))]);
+    let set = std::process::Command::new("setfattr")
+        .args(["-n", "system.ntfs_object_id", "-v"])
+        .arg("0x0123456789abcdef0123456789abcdef")
+        .arg(dir.join("mnt").join(target))
+        .output()
+        .unwrap();
+    run("umount", &[&os(&dir.join("mnt"))]);
+    assert!(set.status.success(), "setfattr: {set:?}");
+    // ntfs-3g's own tools see the object id on the file, and its key in $O.
+    let info = run("ntfsinfo", &["-F".as_ref(), target.as_ref(), &os(&image)]);
+    assert!(info.contains("$OBJECT_ID"), "{info}");
+
+    let file = File::open(&image).unwrap();
+    let size = file.metadata().unwrap().len();
+    let source = Source(file, size);
+    let mut session = Session::open(&source, Rule::crowdstrike_2024_07_19());
+    let fix = session.plan(&FixOptions::default()).unwrap();
+    let label = "$Extend\\$ObjId:$O".to_string();
+    assert!(
+        fix.plan
+            .deletions
+            .iter()
+            .any(|d| d.outcome.side_indexes.contains(&label)),
+        "{:?}",
+        fix.plan.deletions
+    );
+    assert!(
+        fix.plan.verification.checks.iter().any(|c| matches!(
+            c,
+            kaifuku_rescue::plan::PlanCheck::SideIndexesClean { indexes, .. } if *indexes == [label.as_str()]
+        )),
+        "{:?}",
+        fix.plan.verification.checks
+    );
+    let checks = session.verify_writes().unwrap();
+    assert!(
+        checks.iter().any(|c| matches!(
+            c,
+            kaifuku_rescue::OutputCheck::SideIndexes { indexes, .. } if *indexes == [label.as_str()]
+        )),
+        "{checks:?}"
+    );
+
+    // The image is raw, so the patches' virtual-disk offsets are file offsets; they carry the
+    // structure each one changes.
+    let fix = session.planned().unwrap();
+    let mut key_left = Overlay::new(&source);
+    let mut skipped = 0;
+    for p in &fix.plan.patches {
+        if p.label.contains("$ObjId") {
+            skipped += 1;
+            continue;
+        }
+        match &p.data {
+            kaifuku_io::PatchData::Bytes(b) => key_left.write(p.offset, b).unwrap(),
+            kaifuku_io::PatchData::Fill { byte, len } => {
+                key_left.fill(p.offset, *len, *byte).unwrap()
+            }
+        }
+    }
+    assert!(
+        skipped > 0,
+        "no patch to $ObjId planned: {:?}",
+        fix.plan
+            .patches
+            .iter()
+            .map(|p| &p.label)
+            .collect::<Vec<_>>()
+    );
+    let e = session.verify_output(&key_left).unwrap_err();
+    match &e.0 {
+        VerifyFailure::CheckerProblems { problems, .. } => assert!(
+            problems
+                .iter()
+                .any(|p| p.kind == kaifuku_ntfs::check::ProblemKind::ObjectIdIndex),
+            "{e}"
+        ),
+        other => panic!("want the checker's problems with $O, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,6 +58,16 @@ impl T {
                 "{}: NTFS consistency checks of the changed directory and records: {problems} problem(s).",
                 self.vol(volume)
             ),
+            (CheckView::SideIndexes { volume, indexes }, Lang::Ja) => format!(
+                "{}: {} を読み直しました。整合しており、削除したファイルを指す項目はありません。",
+                self.vol(volume),
+                indexes.join("、")
+            ),
+            (CheckView::SideIndexes { volume, indexes }, Lang::En) => format!(
+                "{}: {} read back: consistent, and no entry refers to the deleted file.",
+                self.vol(volume),
+                indexes.join(" and ")
+            ),
             (CheckView::OnlyPlannedRanges { ranges, bytes }, Lang::Ja) => format!(
                 "修復済みイメージと元のファイルの違いは、計画した {ranges} 箇所({})だけです。",
                 size(*bytes)

@@ -518,6 +518,11 @@ impl T {
                     "the edited directory index"
                 )
             }
+            Checked::SideIndexes => pick!(
+                self,
+                "編集した $Extend\\$ObjId / $Extend\\$Reparse の索引",
+                "the edited $Extend\\$ObjId / $Extend\\$Reparse index"
+            ),
         }
     }
 
@@ -1014,6 +1019,7 @@ mod tests {
             Checked::MftBitmap,
             Checked::Bitmap,
             Checked::EditedDirectory,
+            Checked::SideIndexes,
         ];
         let mut all = vec![
             FixFailure::Inspect { reasons: reasons() },

@@ -4,10 +4,9 @@ use super::{grouped, Lang, T};
 use crate::view::{BitmapView, IndexBlockView, JournalFactsView, JournalView, OverlapView};
 use kaifuku_container::Format;
 use kaifuku_ntfs::LogState;
-use kaifuku_partition::NoticeKind;
-use kaifuku_partition::Scheme;
+use kaifuku_partition::{NoticeKind, PartitionType, Scheme, WordedType};
 use kaifuku_rescue::vocabulary::VolumeName;
-use kaifuku_rescue::{Outcome, Verdict};
+use kaifuku_rescue::{FileSystem, Outcome, RuleId, Verdict};
 
 impl T {
     // ---- image and partitions ----
@@ -81,30 +80,63 @@ impl T {
         )
     }
     /// A partition type's name; the Windows ones as Windows calls them in Japanese, the rest
-    /// (file-system and vendor names) as they are.
-    pub fn partition_type(self, name: &str) -> String {
-        if self.0 == Lang::En {
-            return name.to_string();
+    /// (file-system and vendor names) as they are in every language.
+    pub fn partition_type(self, partition_type: PartitionType) -> &'static str {
+        match partition_type {
+            PartitionType::Worded(t) => self.worded_type(t),
+            PartitionType::Named(t) => t.name(),
         }
-        match name {
-            "EFI System" => "EFI システム パーティション",
-            "EFI System (FAT)" => "EFI システム パーティション (FAT)",
-            "Microsoft reserved" => "Microsoft 予約パーティション",
-            "Basic data" => "ベーシック データ パーティション",
-            "Windows recovery" => "Windows 回復環境",
-            "Windows recovery (hidden NTFS)" => "Windows 回復環境(隠し NTFS)",
-            "Windows LDM metadata" => "Windows ダイナミックディスク (LDM) メタデータ",
-            "Windows LDM data" => "Windows ダイナミックディスク (LDM) データ",
-            "Windows dynamic disk (LDM)" => "Windows ダイナミックディスク (LDM)",
-            "Windows Storage Spaces" => "Windows 記憶域スペース",
-            "Extended" => "拡張パーティション",
-            "GPT protective" => "GPT 保護パーティション",
-            "Hibernation" => "休止状態",
-            "Empty" => "空",
-            "Unknown" => "不明",
-            other => other,
+    }
+    fn worded_type(self, t: WordedType) -> &'static str {
+        match t {
+            WordedType::EfiSystem => pick!(self, "EFI システム パーティション", "EFI System"),
+            WordedType::EfiSystemFat => pick!(
+                self,
+                "EFI システム パーティション (FAT)",
+                "EFI System (FAT)"
+            ),
+            WordedType::MicrosoftReserved => {
+                pick!(self, "Microsoft 予約パーティション", "Microsoft reserved")
+            }
+            WordedType::BasicData => pick!(self, "ベーシック データ パーティション", "Basic data"),
+            WordedType::WindowsRecovery => pick!(self, "Windows 回復環境", "Windows recovery"),
+            WordedType::WindowsRecoveryHiddenNtfs => pick!(
+                self,
+                "Windows 回復環境(隠し NTFS)",
+                "Windows recovery (hidden NTFS)"
+            ),
+            WordedType::WindowsLdmMetadata => pick!(
+                self,
+                "Windows ダイナミックディスク (LDM) メタデータ",
+                "Windows LDM metadata"
+            ),
+            WordedType::WindowsLdmData => pick!(
+                self,
+                "Windows ダイナミックディスク (LDM) データ",
+                "Windows LDM data"
+            ),
+            WordedType::WindowsDynamicDisk => pick!(
+                self,
+                "Windows ダイナミックディスク (LDM)",
+                "Windows dynamic disk (LDM)"
+            ),
+            WordedType::WindowsStorageSpaces => {
+                pick!(self, "Windows 記憶域スペース", "Windows Storage Spaces")
+            }
+            WordedType::Extended => pick!(self, "拡張パーティション", "Extended"),
+            WordedType::GptProtective => pick!(self, "GPT 保護パーティション", "GPT protective"),
+            WordedType::Hibernation => pick!(self, "休止状態", "Hibernation"),
+            WordedType::Empty => pick!(self, "空", "Empty"),
+            WordedType::Unknown => pick!(self, "不明", "Unknown"),
+            WordedType::NtfsVolume => pick!(self, "NTFS ボリューム", "NTFS volume"),
+            WordedType::BitLockerVolume => pick!(
+                self,
+                "BitLocker で暗号化されたボリューム",
+                "BitLocker-encrypted volume"
+            ),
+            WordedType::ExFatVolume => pick!(self, "exFAT ボリューム", "exFAT volume"),
+            WordedType::FatVolume => pick!(self, "FAT ボリューム", "FAT volume"),
         }
-        .to_string()
     }
 
     /// A partition-table note or warning, in the page's language.
@@ -201,16 +233,16 @@ impl T {
     pub fn col_hibernation(self) -> &'static str {
         pick!(self, "休止状態", "Hibernation")
     }
-    pub fn fs_name(self, fs: &str, version: Option<&str>) -> String {
-        match (self.0, fs) {
-            (_, "ntfs") => format!("NTFS {}", version.unwrap_or("")).trim().to_string(),
-            (Lang::Ja, "bitlocker") => "BitLocker(暗号化)".into(),
-            (Lang::En, "bitlocker") => "BitLocker (encrypted)".into(),
-            (_, "fat") => "FAT".into(),
-            (_, "exfat") => "exFAT".into(),
-            (_, "refs") => "ReFS".into(),
-            (Lang::Ja, _) => "不明・未対応".into(),
-            (Lang::En, _) => "unknown / not recognised".into(),
+    pub fn fs_name(self, fs: FileSystem, version: Option<&str>) -> String {
+        match fs {
+            FileSystem::Ntfs => format!("NTFS {}", version.unwrap_or("")).trim().to_string(),
+            FileSystem::Bitlocker => {
+                pick!(self, "BitLocker(暗号化)", "BitLocker (encrypted)").into()
+            }
+            FileSystem::Fat => "FAT".into(),
+            FileSystem::Exfat => "exFAT".into(),
+            FileSystem::Refs => "ReFS".into(),
+            FileSystem::Unknown => pick!(self, "不明・未対応", "unknown / not recognised").into(),
         }
     }
     pub fn journal_state(self, state: LogState, empty: bool) -> &'static str {
@@ -283,13 +315,18 @@ impl T {
     pub fn matches_heading(self) -> &'static str {
         pick!(self, "ルールに一致したファイル", "Files the rule matches")
     }
-    pub fn rule_line(self, id: &str, title: &str, path: &str) -> String {
-        let title = match (self.0, id) {
-            (Lang::Ja, "crowdstrike-2024-07-19") => {
-                "CrowdStrike チャネルファイル 291(2024年7月19日)"
-            }
-            _ => title,
-        };
+    pub fn rule_title(self, id: RuleId) -> &'static str {
+        match id {
+            RuleId::CrowdStrike20240719 => pick!(
+                self,
+                "CrowdStrike チャネルファイル 291(2024年7月19日)",
+                "CrowdStrike channel file 291 (2024-07-19)"
+            ),
+            RuleId::Path => pick!(self, "パスで選んだファイル", "files chosen by path"),
+        }
+    }
+    pub fn rule_line(self, id: RuleId, path: &str) -> String {
+        let title = self.rule_title(id);
         pick!(
             self,
             format!("ルール: {title} — {path}"),
@@ -661,6 +698,66 @@ impl T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Japanese text: kana or kanji.
+    fn is_japanese(s: &str) -> bool {
+        s.chars().any(|c| {
+            ('\u{3040}'..='\u{30ff}').contains(&c) || ('\u{4e00}'..='\u{9fff}').contains(&c)
+        })
+    }
+
+    #[test]
+    fn every_partition_type_is_said_in_both_languages() {
+        use kaifuku_partition::NamedType;
+        for t in WordedType::ALL {
+            let en = T(Lang::En).partition_type((*t).into());
+            let ja = T(Lang::Ja).partition_type((*t).into());
+            // English as the command line prints it; Japanese in Windows's Japanese words.
+            assert_eq!(en, t.name());
+            assert!(is_japanese(ja), "{t:?} has no Japanese text: {ja}");
+        }
+        for t in NamedType::ALL {
+            for lang in [Lang::En, Lang::Ja] {
+                assert_eq!(T(lang).partition_type((*t).into()), t.name());
+            }
+        }
+    }
+
+    #[test]
+    fn file_systems_and_rules_are_said_in_both_languages() {
+        let fs = [
+            FileSystem::Ntfs,
+            FileSystem::Bitlocker,
+            FileSystem::Fat,
+            FileSystem::Exfat,
+            FileSystem::Refs,
+            FileSystem::Unknown,
+        ];
+        for f in fs {
+            assert!(!T(Lang::En).fs_name(f, None).is_empty());
+        }
+        assert_eq!(
+            T(Lang::En).fs_name(FileSystem::Ntfs, Some("3.1")),
+            "NTFS 3.1"
+        );
+        assert!(is_japanese(
+            &T(Lang::Ja).fs_name(FileSystem::Bitlocker, None)
+        ));
+        assert!(is_japanese(&T(Lang::Ja).fs_name(FileSystem::Unknown, None)));
+        for id in [RuleId::CrowdStrike20240719, RuleId::Path] {
+            assert!(is_japanese(T(Lang::Ja).rule_title(id)), "{id:?}");
+            assert!(!is_japanese(T(Lang::En).rule_title(id)), "{id:?}");
+        }
+        // The built-in rule reads as the core titles it.
+        assert_eq!(
+            T(Lang::En).rule_title(RuleId::CrowdStrike20240719),
+            kaifuku_rescue::Rule::crowdstrike_2024_07_19().title
+        );
+        assert_eq!(
+            T(Lang::En).rule_title(RuleId::Path),
+            kaifuku_rescue::Rule::for_path("\\a\\b").unwrap().title
+        );
+    }
 
     #[test]
     fn every_partition_notice_is_said_in_both_languages() {

@@ -3,10 +3,8 @@
 use super::metrics;
 use crate::i18n::{grouped, size, T};
 use crate::view::{code, InspectView, JournalView, PartitionsView, VolumeView};
-use crate::wire::{FormatDef, LogStateDef, OutcomeDef, SchemeDef, VerdictDef};
 use kaifuku_partition::Scheme;
-use kaifuku_rescue::Outcome;
-use serde_json::value::Serializer;
+use kaifuku_rescue::{FileSystem, Outcome};
 use std::rc::Rc;
 use yew::{classes, function_component, html, use_effect_with, Html, NodeRef, Properties};
 
@@ -24,7 +22,7 @@ pub fn image_report(props: &ReportProps) -> Html {
     let v = &*props.view;
     // For the benchmark: when the report of this image is on the page.
     use_effect_with(props.view.clone(), |_| metrics::mark("listed"));
-    let outcome = code(OutcomeDef::serialize(&v.outcome, Serializer));
+    let outcome = code(serde_json::to_value(v.outcome));
     html! {
         <section class="report" id="report" aria-labelledby="report-title">
             <h2 id="report-title" tabindex="-1" ref={props.focus.clone()}>{t.image_heading()}</h2>
@@ -32,7 +30,7 @@ pub fn image_report(props: &ReportProps) -> Html {
                 <dt>{t.file()}</dt><dd id="file-name">{&v.file_name}</dd>
                 {match &v.container {
                     Some(c) => html! {<>
-                        <dt>{t.format()}</dt><dd id="container-format" data-format={code(FormatDef::serialize(&c.format, Serializer))}>{t.format_name(c.format)}</dd>
+                        <dt>{t.format()}</dt><dd id="container-format" data-format={code(serde_json::to_value(c.format))}>{t.format_name(c.format)}</dd>
                         <dt>{t.virtual_size()}</dt><dd id="virtual-size" data-bytes={c.virtual_size.to_string()}>{format!("{} ({})", size(c.virtual_size), t.bytes(c.virtual_size))}</dd>
                         <dt>{t.file_size()}</dt><dd>{format!("{} ({})", size(c.file_size), t.bytes(c.file_size))}</dd>
                     </>},
@@ -58,7 +56,7 @@ fn partitions(t: T, p: &PartitionsView) -> Html {
     html! {
         <section aria-labelledby="parts-title">
             <h3 id="parts-title">{t.partitions_heading()}</h3>
-            <p id="partition-scheme" data-scheme={code(SchemeDef::serialize(&p.scheme, Serializer))}>{t.scheme(p.scheme, p.sector_size)}</p>
+            <p id="partition-scheme" data-scheme={code(serde_json::to_value(p.scheme))}>{t.scheme(p.scheme, p.sector_size)}</p>
             {if p.scheme != Scheme::None {
                 html! {
                     <div class="scroll">
@@ -76,7 +74,7 @@ fn partitions(t: T, p: &PartitionsView) -> Html {
                                 <td>{x.number}</td>
                                 <td class="num">{grouped(x.start)}</td>
                                 <td class="num">{size(x.size)}</td>
-                                <td>{t.partition_type(&x.type_name)}{if x.container { t.extended() } else { "" }}</td>
+                                <td>{t.partition_type(x.partition_type)}{if x.container { t.extended() } else { "" }}</td>
                                 <td>{x.name.clone().unwrap_or_default()}</td>
                             </tr>
                         })}
@@ -101,12 +99,12 @@ fn volumes(t: T, v: &InspectView) -> Html {
         html! {
             <tr class={classes!(x.windows.then_some("windows"))}>
                 <th scope="row">{name}{if x.windows { html! {<span class="badge" title={t.windows_volume()}>{t.windows_badge()}</span>} } else { html! {} }}</th>
-                <td>{t.fs_name(&x.filesystem, n.map(|n| n.version.as_str()))}</td>
+                <td>{t.fs_name(x.filesystem, n.map(|n| n.version.as_str()))}</td>
                 <td class="num">{size(n.map_or(x.size, |n| n.size))}</td>
                 <td class="num">{n.map(|n| format!("{} B", n.cluster_size)).unwrap_or_default()}</td>
-                <td class="journal" data-state={n.map(|n| code(LogStateDef::serialize(&n.log_state, Serializer))).unwrap_or_default()}>{n.map(|n| t.journal_state(n.log_state, n.log_empty)).unwrap_or_default()}</td>
+                <td class="journal" data-state={n.map(|n| code(serde_json::to_value(n.log_state))).unwrap_or_default()}>{n.map(|n| t.journal_state(n.log_state, n.log_empty)).unwrap_or_default()}</td>
                 <td>{n.map(|n| t.dirty(n.dirty)).unwrap_or_default()}</td>
-                <td>{t.bitlocker(x.filesystem == "bitlocker")}</td>
+                <td>{t.bitlocker(x.filesystem == FileSystem::Bitlocker)}</td>
                 <td>{n.map(|n| t.hibernation(n.hibernated, n.hiberfil_present)).unwrap_or_default()}</td>
             </tr>
         }
@@ -162,7 +160,7 @@ fn matches(t: T, v: &InspectView) -> Html {
         return html! {};
     }
     let rows = v.volumes.iter().flat_map(|x| x.matches.iter()).map(|m| {
-        let verdict = code(VerdictDef::serialize(&m.verdict, Serializer));
+        let verdict = code(serde_json::to_value(m.verdict));
         html! {
             <tr class={classes!("match", verdict.clone())} data-verdict={verdict.clone()}>
                 <th scope="row" class="path">
@@ -183,7 +181,7 @@ fn matches(t: T, v: &InspectView) -> Html {
     html! {
         <section aria-labelledby="matches-title">
             <h3 id="matches-title">{t.matches_heading()}</h3>
-            <p class="rule">{t.rule_line(&v.rule_id, &v.rule_title, &v.rule_path)}</p>
+            <p class="rule">{t.rule_line(v.rule_id, &v.rule_path)}</p>
             {if v.match_count() > 0 {
                 html! {<>
                 <div class="scroll">

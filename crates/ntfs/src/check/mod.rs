@@ -12,8 +12,8 @@
 //!
 //! [`check_volume`] streams the whole `$MFT` in chunks and keeps one bit per cluster and a few
 //! bytes per record. The targeted checks ([`check_records`], [`check_directory`],
-//! [`check_mft_bits`], [`check_cluster_bits`]) read only the structures an edit touched, so the fix
-//! step can verify its patched view cheaply.
+//! [`check_mft_bits`], [`check_cluster_bits`], [`check_side_indexes`]) read only the structures an
+//! edit touched, so the fix step can verify its patched view cheaply.
 //!
 //! Nothing here fails on damage: damage becomes a [`Problem`]. An `Err` means the image itself
 //! could not be read.
@@ -28,7 +28,7 @@ mod whole;
 
 pub use targeted::{
     check_cluster_bits, check_directory, check_directory_index, check_mft_bits, check_records,
-    ClusterState,
+    check_side_indexes, ClusterState, SideIndex,
 };
 pub use whole::check_volume;
 
@@ -41,11 +41,11 @@ use crate::NtfsError;
 use bits::Bits;
 use kaifuku_io::ReadAt;
 use record::{AttrFacts, Geometry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// What invariant a problem breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// A file record's header: signature, update sequence array (fixups), sizes, own number.
@@ -153,7 +153,7 @@ impl ProblemKind {
 }
 
 /// One broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// Which invariant is broken.
     pub kind: ProblemKind,

@@ -14,7 +14,7 @@ use super::{
     value_len, CheckReport, CheckStats, ProblemKind, Problems,
 };
 use crate::bytes::{u16_at, u64_at};
-use crate::layout::{file_record, Namespace};
+use crate::layout::{file_record, object_id_data, reparse_key, Namespace};
 use crate::volume::{parse_attribute_list, AttrValue, RECORD_BITMAP};
 use crate::{
     AttributeType, FileNameKey, FileRecord, FileRef, Location, NtfsError, Structure, Volume,
@@ -679,4 +679,126 @@ pub fn check_directory_index<R: ReadAt>(
         );
     }
     Ok(p.into_report(CheckStats::default(), None))
+}
+
+/// Record number of `$Extend`, for messages about the files in it.
+const RECORD_EXTEND: u64 = 11;
+
+/// A view index in `$Extend` that holds a key per file: the delete removes the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SideIndex {
+    /// `$Extend\$ObjId:$O`: object id → file.
+    ObjectIds,
+    /// `$Extend\$Reparse:$R`: (reparse tag, file) → nothing.
+    ReparsePoints,
+}
+
+impl SideIndex {
+    /// Both side indexes.
+    pub const ALL: [SideIndex; 2] = [SideIndex::ObjectIds, SideIndex::ReparsePoints];
+
+    /// The file holding the index, under `$Extend`.
+    pub fn file(self) -> &'static str {
+        match self {
+            SideIndex::ObjectIds => "$ObjId",
+            SideIndex::ReparsePoints => "$Reparse",
+        }
+    }
+
+    /// The index's name.
+    pub fn index(self) -> &'static str {
+        match self {
+            SideIndex::ObjectIds => "$O",
+            SideIndex::ReparsePoints => "$R",
+        }
+    }
+
+    /// How the delete's outcome and messages name it: `$Extend\$ObjId:$O`.
+    pub fn label(self) -> String {
+        format!("$Extend\\{}:{}", self.file(), self.index())
+    }
+
+    fn problem_kind(self) -> ProblemKind {
+        match self {
+            SideIndex::ObjectIds => ProblemKind::ObjectIdIndex,
+            SideIndex::ReparsePoints => ProblemKind::ReparseIndex,
+        }
+    }
+
+    /// The file an entry refers to: in the data of an `$O` entry, in the key of an `$R` entry.
+    fn referent(self, key: &[u8], data: &[u8]) -> Option<FileRef> {
+        let raw = match self {
+            SideIndex::ObjectIds => (key.len() == object_id_data::ID_LENGTH)
+                .then(|| u64_at(data, object_id_data::FILE_REF).ok())
+                .flatten(),
+            SideIndex::ReparsePoints => (key.len() >= reparse_key::LENGTH)
+                .then(|| u64_at(key, reparse_key::FILE_REF).ok())
+                .flatten(),
+        };
+        raw.map(FileRef::from_u64)
+    }
+}
+
+/// Stage 2 on side indexes a delete removed keys from: each is read from scratch (root, blocks,
+/// `$BITMAP`, order, as for a directory) and no entry may still refer to one of the `freed`
+/// records, whatever sequence number it carries. Whether the other entries match the files that
+/// carry them is [`check_volume`](super::check_volume)'s part: that needs every record.
+pub fn check_side_indexes<R: ReadAt>(
+    vol: &Volume<R>,
+    indexes: &[SideIndex],
+    freed: &[u64],
+) -> Result<CheckReport, NtfsError> {
+    let mut p = Problems::default();
+    let mut stats = CheckStats::default();
+    for &side in indexes {
+        let path = format!("\\$Extend\\{}", side.file());
+        let kind = side.problem_kind();
+        let found = soft(
+            vol.lookup_path(&path),
+            &mut p,
+            ProblemKind::Unreadable,
+            Some(RECORD_EXTEND),
+            &path,
+        )?
+        .flatten();
+        let Some((_, rec)) = found else {
+            p.push(kind, None, format!("{path} does not exist"));
+            continue;
+        };
+        let what = format!("{}:{} (record {})", side.file(), side.index(), rec.number);
+        let Some(tree) = check_tree(vol, &rec, side.index(), &what, &mut p)? else {
+            p.push(
+                kind,
+                Some(rec.number),
+                format!("{path} has no {} index", side.index()),
+            );
+            continue;
+        };
+        stats.index_entries += tree.entries.len() as u64;
+        stats.index_blocks += tree.blocks;
+        for e in &tree.entries {
+            match side.referent(&e.key, &e.data) {
+                None => p.push(
+                    kind,
+                    Some(rec.number),
+                    format!(
+                        "{what}: an entry has a {}-byte key and {}-byte data",
+                        e.key.len(),
+                        e.data.len()
+                    ),
+                ),
+                Some(f) if freed.contains(&f.record) => p.push(
+                    kind,
+                    Some(rec.number),
+                    format!(
+                        "{what}: an entry still refers to record {} (sequence {}), which the delete freed",
+                        f.record, f.sequence
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(p.into_report(stats, None))
 }

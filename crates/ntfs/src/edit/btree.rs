@@ -1,14 +1,31 @@
 //! Removing one key from an NTFS index B-tree (`$I30`, `$O`, `$R`) the way NTFS does it:
 //! - from a leaf: the following entries move down;
-//! - from an internal node: replaced by its in-order successor (or predecessor when the successor's
-//!   leaf would be left empty), which carries the removed entry's child pointer;
-//! - from the resident root: the `$INDEX_ROOT` attribute shrinks with it;
-//! - a leaf block left with only its END entry is freed in the index `$BITMAP` and the tree is
-//!   rebalanced: the parent key that pointed at it is re-inserted into the neighbouring leaf, or the
-//!   root becomes a leaf again.
+//! - from an internal node: replaced by its in-order successor (or by its predecessor when the
+//!   successor's leaf would be left empty and the predecessor's would not), which takes over the
+//!   removed entry's child pointer;
+//! - from the resident root: the `$INDEX_ROOT` attribute shrinks or grows with it;
+//! - a leaf block left with only its END entry is freed in the index `$BITMAP`, and the parent entry
+//!   that pointed at it goes: a real key is re-inserted as the first key of the leftmost leaf under
+//!   the next entry; when END pointed at it, END takes the previous entry's child and that key is
+//!   re-inserted as the last key of the rightmost leaf under it; a parent block left with only END
+//!   is freed the same way, one level up; a root left with only END becomes a leaf again.
 //!
-//! Anything that would need a block split or a merge of internal blocks is refused before a single
-//! byte of the index is written by that step; the caller then discards the whole plan.
+//! Refused with [`Unsupported`], because kaifuku does not restructure the tree:
+//! - `IndexSplit`: a block that would outgrow its allocated size (a longer replacement in an
+//!   internal block, or a key re-inserted into a full leaf); NTFS would split the block;
+//! - `RecordFull` (from `resize_resident`): a root that would outgrow its MFT record; NTFS would
+//!   move the root's entries into a new block;
+//! - `IndexMerge`: an internal block left with no real entry after its key for an emptied child
+//!   went; NTFS would merge blocks;
+//! - `IndexBlockOverflow`: a block whose header claims more room than the block has (damage; a
+//!   sound block never gets there).
+//!
+//! When: while the delete runs in the plan's overlay. Each node is changed in memory and the size
+//! checked before that node is written, but not before the whole delete: earlier steps of the
+//! same delete may already be in the overlay when a later one refuses (the DOS name's removal,
+//! an internal node's replacement, an emptied block's `$BITMAP` bit, cleared before its parent is
+//! looked at). The error ends the plan: the overlay, with everything written to it, is dropped,
+//! and nothing reaches the image.
 
 use super::{resize_resident, Editor};
 use crate::bytes::{put_u16, put_u32, put_u64, u16_at, u32_at};
@@ -491,7 +508,8 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
     }
 
     /// An internal block left with only END would be an empty allocated block; merging it away is
-    /// not implemented, so refuse (the root may legitimately hold only END with a child).
+    /// not implemented, so refuse. Called after the emptied child's `$BITMAP` bit was cleared in
+    /// the overlay (the plan is discarded with it). The root may hold only END with a child.
     fn refuse_empty_internal(&self, node: &NodeBuf) -> Result<(), NtfsError> {
         if node.id != NodeId::Root && node.real_entries()? == 0 {
             return Err(NtfsError::Unsupported(Unsupported::IndexMerge {

@@ -24,6 +24,7 @@
 mod btree;
 mod record_ops;
 
+use crate::check::SideIndex;
 use crate::index::{Directory, FileNameKey};
 use crate::layout::{object_id_data, volume_information, Namespace};
 use crate::ownership::StreamRef;
@@ -78,7 +79,8 @@ pub struct DeleteOutcome {
     pub directory_record: u64,
     /// Link count left on the record when only some names were removed.
     pub remaining_links: Option<u16>,
-    /// Side indexes that lost a key (`$ObjId:$O`, `$Reparse:$R`).
+    /// Side indexes that lost a key (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`: the labels of
+    /// [`SideIndex`]).
     pub side_indexes: Vec<String>,
 }
 
@@ -537,16 +539,17 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         if let Some(oid) = file.find(AttributeType::ObjectId, "")? {
             let v = oid.resident_value()?;
             let key = crate::bytes::slice(v, 0, object_id_data::ID_LENGTH)?.to_vec();
-            let objid = self.extend_file("$ObjId")?;
+            let side = SideIndex::ObjectIds;
+            let objid = self.extend_file(side.file())?;
             btree::remove_key(
                 self,
                 objid,
-                "$O",
+                side.index(),
                 &key,
                 Some(file.number),
                 "$Extend\\$ObjId",
             )?;
-            outcome.side_indexes.push("$Extend\\$ObjId:$O".into());
+            outcome.side_indexes.push(side.label());
         }
         if let Some(rp) = file.find(AttributeType::ReparsePoint, "")? {
             let tag = match vol.value(&file, AttributeType::ReparsePoint, "")? {
@@ -560,9 +563,10 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 sequence: file.sequence(),
             };
             key.extend_from_slice(&fref.to_u64().to_le_bytes());
-            let reparse = self.extend_file("$Reparse")?;
-            btree::remove_key(self, reparse, "$R", &key, None, "$Extend\\$Reparse")?;
-            outcome.side_indexes.push("$Extend\\$Reparse:$R".into());
+            let side = SideIndex::ReparsePoints;
+            let reparse = self.extend_file(side.file())?;
+            btree::remove_key(self, reparse, side.index(), &key, None, "$Extend\\$Reparse")?;
+            outcome.side_indexes.push(side.label());
         }
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for a in file.attributes()? {

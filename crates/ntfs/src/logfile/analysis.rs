@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bytes::u32_at;
 use crate::layout::AttributeType;
@@ -254,7 +254,7 @@ pub enum Target {
 }
 
 /// An `INDX` block of an index.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IndexBlock {
     /// The file record holding the index.
     pub record: u64,
@@ -270,7 +270,7 @@ pub struct IndexBlock {
 }
 
 /// Which bitmap a bit range is in.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Bitmap {
     /// `$Bitmap`: bits are clusters.
@@ -294,7 +294,7 @@ pub enum Bitmap {
 }
 
 /// A range of bits of one bitmap.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BitRange {
     /// The bitmap.
     pub bitmap: Bitmap,
@@ -305,7 +305,7 @@ pub struct BitRange {
 }
 
 /// A range of clusters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LcnRange {
     /// First cluster.
     pub first: u64,

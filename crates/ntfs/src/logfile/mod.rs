@@ -26,10 +26,10 @@ use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
 use crate::layout::{restart_area, restart_page};
 use crate::{fixup, NtfsError, Structure};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Whether Windows would replay `$LogFile` at the next mount (over an offline edit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogState {
     /// Nothing to replay: the log is empty (all 0xFF) or its restart area says clean.
     #[serde(rename = "clean")]

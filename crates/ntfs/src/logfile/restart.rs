@@ -1,7 +1,7 @@
 //! Restart pages (`RSTR`/`CHKD`), their restart area and its client array
 //! (`docs/logfile-format.md` §4).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bytes::{u16_at, u32_at, u64_at, utf16_name, utf16_units};
 use crate::layout::restart_area::{FLAG_VOLUME_IS_CLEAN, NO_CLIENT};
@@ -28,7 +28,7 @@ pub enum RestartMagic {
 }
 
 /// The log file service version of a restart page kaifuku reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LfsVersion {
     /// 1.1: Windows NT to 7, and Windows 8 and later after a clean dismount.
     #[serde(rename = "1.1")]
