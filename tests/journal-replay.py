@@ -2,6 +2,11 @@
 """Judge tests/logwriter.py with ntfsrecover (ntfs-3g), on crash-simulated volumes.
 
 Usage: journal-replay.py SCRATCH_DIR
+       journal-replay.py --compare REPLAYED EXPECTED
+
+The second form compares two images of the same volume as the first form judges ntfsrecover's
+replay: every cluster outside `$LogFile`, protected blocks (FILE, INDX) without their page LSN
+and update sequence number; it prints the differing places and exits 1 when there are any.
 
 Scenario (the CrowdStrike case): mkntfs a 16 MiB volume, through ntfs-3g create
 Windows/System32/drivers/CrowdStrike/csagent.sys and Windows/Temp (PRE); on a copy create
@@ -185,6 +190,11 @@ def judge(name, d, crashed, post, rep, fails):
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+        bad = compare(sys.argv[2], sys.argv[3])
+        for b in bad:
+            print("differs at %s" % b)
+        return 1 if bad else 0
     if len(sys.argv) != 2:
         print(__doc__)
         return 2

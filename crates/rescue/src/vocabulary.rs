@@ -2822,8 +2822,13 @@ mod tests {
                     max_hops: 8,
                 },
                 U::LogVersion { major: 3, minor: 0 },
+                U::JournalReplay {
+                    lsn: 0x100b14,
+                    operation: "WriteEndOfFileRecordSegment".into(),
+                    detail: "no sample shows what it changes".into(),
+                },
             ],
-            12,
+            13,
             |u| match u {
                 U::IndexSplit { .. } => 0,
                 U::IndexBlockOverflow { .. } => 1,
@@ -2837,6 +2842,7 @@ mod tests {
                 U::UnfollowableLink { .. } => 9,
                 U::TooManyLinks { .. } => 10,
                 U::LogVersion { .. } => 11,
+                U::JournalReplay { .. } => 12,
             },
         );
         documented_ntfs(

@@ -135,7 +135,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         Ok(())
     }
 
-    fn write_pieces(
+    pub(crate) fn write_pieces(
         &mut self,
         pieces: &[(u64, u64)],
         bytes: &[u8],
@@ -168,15 +168,26 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         rec: &FileRecord,
         inside: Option<&str>,
     ) -> Result<(), NtfsError> {
-        let mut bytes = rec.bytes.clone();
-        crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
-        let pieces = self.vol.record_location(rec.number)?;
         let label = match inside {
             Some(what) => format!("MFT record {} ({what})", rec.number),
             None => format!("MFT record {}", rec.number),
         };
+        let pieces = self.vol.record_location(rec.number)?;
+        self.write_record_at(rec, &pieces, label)
+    }
+
+    /// Writes a record at `pieces` (its place in `$MFT`, which may lie past the data size the
+    /// volume was opened with, when a journal replay grows `$MFT`), and its `$MFTMirr` copy.
+    pub(crate) fn write_record_at(
+        &mut self,
+        rec: &FileRecord,
+        pieces: &[(u64, u64)],
+        label: String,
+    ) -> Result<(), NtfsError> {
+        let mut bytes = rec.bytes.clone();
+        crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
         self.write_pieces(
-            &pieces,
+            pieces,
             &bytes,
             &StreamRef::new(RECORD_MFT, AttributeType::Data, ""),
             &label,

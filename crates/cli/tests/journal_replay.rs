@@ -1,0 +1,205 @@
+//! Journal replay on crash-simulated volumes (docs/logfile-format.md §10, §15).
+//!
+//! `tests/journal-replay.py` makes the volumes with mkntfs and ntfs-3g (libfaketime freezes the
+//! clocks, so every run makes the same bytes): PRE, POST (the CrowdStrike channel file
+//! `C-00000291-00000000-00000032.sys` created at 2024-07-19 04:09:13) and POST2 (then
+//! `Windows\Temp\x.tmp`). `tests/logwriter.py`, a test-side writer following the published format
+//! and nothing of kaifuku's, turns them into crashed volumes: POST with the described metadata put
+//! back to PRE's bytes and a journal whose records describe the change.
+//!
+//! * `committed`: the 04:09 creation logged and committed, nothing of it on disk.
+//! * `flushed-and-uncommitted`: the same with the new file's record already on disk (its LSN
+//!   stamped: the replay must skip it), then the x.tmp creation logged without its
+//!   `ForgetTransaction` and not on disk (the replay must leave it out).
+//!
+//! The oracle (the script's own judgement): ntfsrecover lists every record with the values
+//! written, and `ntfsrecover -s` on a copy gives POST on every metadata byte; without a replay
+//! the 04:09 file is not on the volume. Then kaifuku's replay (`kaifuku_ntfs::logfile::replay`,
+//! into an overlay) must give POST and ntfsrecover's result on every metadata byte (page LSNs and
+//! update sequence numbers aside, which a replay stamps), leave a journal ntfs-3g mounts
+//! read-write (it refuses an unclean one), that `ntfsfix -n` and `kaifuku check` find clean, and
+//! list the 04:09 file.
+
+mod common;
+
+use common::{assert_check_clean, ntfs3g, run, Scratch};
+use kaifuku_io::{Overlay, ReadAt};
+use kaifuku_ntfs::logfile::{read_volume_journal, replay, Operation, ReplayPass, ReplaySummary};
+use kaifuku_ntfs::Volume;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+const CASES: [&str; 2] = ["committed", "flushed-and-uncommitted"];
+const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
+const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(name)
+}
+
+/// Runs the generator and oracle; `None` when it says it must be skipped (exit 77).
+fn crashed_volumes(scratch: &Scratch) -> Option<PathBuf> {
+    let dir = scratch.path("volumes");
+    let out = run(
+        "python3",
+        [script("journal-replay.py").as_os_str(), dir.as_os_str()],
+    );
+    if out.code == 77 {
+        eprintln!("SKIPPED journal_replay: {}", out.both().trim());
+        return None;
+    }
+    assert_eq!(
+        out.code,
+        0,
+        "the oracle failed: ntfsrecover's replay of the writer's journal is not POST:\n{}",
+        out.both()
+    );
+    Some(dir)
+}
+
+/// kaifuku's replay of `crashed` into an overlay, written out as a new image.
+fn kaifuku_replay(crashed: &Path, out: &Path) -> ReplaySummary {
+    let bytes = std::fs::read(crashed).unwrap();
+    let overlay = RefCell::new(Overlay::new(bytes));
+    let summary = {
+        let vol = Volume::open(&overlay).expect("the crashed volume opens");
+        let journal = read_volume_journal(&vol).expect("its journal reads");
+        let mut editor = kaifuku_ntfs::edit::Editor::new(&vol);
+        replay(&mut editor, &journal)
+            .unwrap_or_else(|e| panic!("{}: replay refused: {e}", crashed.display()))
+    };
+    let size = overlay.size();
+    let mut image = vec![0u8; size as usize];
+    overlay.read_at(0, &mut image).unwrap();
+    std::fs::write(out, image).unwrap();
+    summary
+}
+
+fn compare(a: &Path, b: &Path) -> String {
+    let o = run(
+        "python3",
+        [
+            script("journal-replay.py").as_os_str(),
+            "--compare".as_ref(),
+            a.as_os_str(),
+            b.as_os_str(),
+        ],
+    );
+    if o.code == 0 {
+        String::new()
+    } else {
+        o.both()
+    }
+}
+
+#[test]
+fn replay_gives_the_post_operation_volume() {
+    let scratch = Scratch::new("journal-replay");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    let post = dir.join("post.img");
+    for case in CASES {
+        let crashed = dir.join(format!("{case}.img"));
+        let ours = dir.join(format!("{case}.kaifuku.img"));
+        let summary = kaifuku_replay(&crashed, &ours);
+        let differences = compare(&ours, &post);
+        assert!(
+            differences.is_empty(),
+            "{case}: kaifuku's replay differs from POST:\n{differences}"
+        );
+        let theirs = dir.join(format!("{case}.replayed.img"));
+        let differences = compare(&ours, &theirs);
+        assert!(
+            differences.is_empty(),
+            "{case}: kaifuku's replay differs from ntfsrecover's:\n{differences}"
+        );
+
+        // What the writer logged (its JSON report) against what the replay did.
+        let report = common::load_json(&dir.join(format!("{case}.img.json")));
+        let records = report["records"].as_array().unwrap();
+        let init_lsns: Vec<u64> = records
+            .iter()
+            .filter(|r| r["redo"] == 2)
+            .map(|r| r["lsn"].as_u64().unwrap())
+            .collect();
+        let first_init = init_lsns[0];
+        let redone_init = summary
+            .steps
+            .iter()
+            .any(|s| s.lsn == first_init && s.operation == Operation::InitializeFileRecordSegment);
+        let end = report["end_lsn"].as_u64().unwrap();
+        assert_eq!(summary.last_lsn, end, "{case}: the end of the log");
+        match case {
+            "committed" => {
+                assert!(redone_init, "{case}: the new record's image is redone");
+                assert!(
+                    summary.steps.iter().all(|s| s.pass == ReplayPass::Redo),
+                    "{case}: a finished transaction only is redone: {:?}",
+                    summary.steps
+                );
+                assert_eq!(
+                    summary.already_on_disk, 0,
+                    "{case}: nothing was on disk: {summary:?}"
+                );
+                assert_eq!(summary.uncommitted_transactions, 0);
+            }
+            _ => {
+                assert!(
+                    !redone_init,
+                    "{case}: the flushed record (LSN stamped) is skipped by the LSN rule"
+                );
+                assert_eq!(summary.already_on_disk, 1, "{case}: {:?}", summary);
+                assert_eq!(summary.uncommitted_transactions, 1);
+                let t2_first = records.iter().rev().find(|r| r["redo"] == 0x1B).unwrap()["lsn"]
+                    .as_u64()
+                    .unwrap();
+                // Its records and blocks never reached the disk, so only its bitmap bits (which
+                // carry no LSN to tell) are put back, and nothing of it is redone.
+                let t2_bits: Vec<u64> = records
+                    .iter()
+                    .filter(|r| r["lsn"].as_u64().unwrap() > t2_first && r["redo"] == 0x15)
+                    .map(|r| r["lsn"].as_u64().unwrap())
+                    .collect();
+                let undone: Vec<u64> = summary
+                    .steps
+                    .iter()
+                    .filter(|s| s.pass == ReplayPass::Undo)
+                    .map(|s| s.lsn)
+                    .collect();
+                assert_eq!(undone, t2_bits, "{case}: undone: {:?}", summary.steps);
+                assert!(
+                    summary
+                        .steps
+                        .iter()
+                        .all(|s| s.lsn < t2_first || s.pass == ReplayPass::Undo),
+                    "{case}: nothing of the unfinished transaction is redone: {:?}",
+                    summary.steps
+                );
+            }
+        }
+
+        // Independent judges of the result: ntfsfix, an ntfs-3g read-write mount (refused on an
+        // unclean journal), kaifuku check.
+        let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+        assert_eq!(o.code, 0, "{case}: ntfsfix -n: {}", o.both());
+        assert!(
+            !o.both().contains("unclean") && !o.both().contains("Unclean"),
+            "{case}: ntfsfix -n: {}",
+            o.both()
+        );
+        assert_check_clean(&ours, case);
+        let m = ntfs3g(&ours, &scratch.path("mnt"), true);
+        let listed: Vec<String> = std::fs::read_dir(m.p(CS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        m.unmount();
+        assert!(
+            listed.iter().any(|n| n == CHANNEL_FILE),
+            "{case}: the 04:09 file is listed after the replay: {listed:?}"
+        );
+    }
+}
