@@ -18,6 +18,9 @@ Cases, each a crashed volume written by the writer and judged independently:
 2. `flushed-and-uncommitted`: the same, the new file's record already flushed (its LSN stamped, so
    a replay must skip it), and the x.tmp creation logged after it without its ForgetTransaction and
    not flushed (a replay must leave it out).
+3. `uncommitted-on-disk` and `uncommitted-new-record-on-disk` (written, not judged here: an undo
+   pass is needed, which ntfsrecover -s does not have): case 2 with the x.tmp creation's changes
+   of existing records flushed, or its new record flushed.
 
 For each: `ntfsrecover -n -f -v` must list every record the writer wrote with the values written
 (LSN, record type, transaction, redo/undo operation, target attribute, LCNs, target VCN, record
@@ -222,6 +225,18 @@ def main():
     if not rep["t2_targets"]:
         fails.append("flushed-and-uncommitted: the second operation changed nothing")
     judge("flushed-and-uncommitted", d, crashed, post, rep, fails)
+    # Two more crashed volumes for kaifuku's undo pass, which ntfsrecover cannot judge (it has no
+    # undo in -s, docs/logfile-format.md §10.6): the unfinished x.tmp creation with its changes
+    # of existing records on disk (a replay must take them back: POST), and with its new record
+    # on disk (freeing it again is not understood: a replay must refuse).
+    mft = lambda keys: ["t2:mft:%d" % k[1] for k in keys if k[0] == "mft"]
+    existing = [k for k in rep["t2_targets"] if k[0] == "mft" and k[1] < 70]
+    new = [k for k in rep["t2_targets"] if k[0] == "mft" and k[1] >= 70]
+    for name, flush in (("uncommitted-on-disk", mft(existing)), ("uncommitted-new-record-on-disk", mft(new))):
+        crashed = os.path.join(d, name + ".img")
+        L.build(pre, post, crashed, post2_path=post2, flush=["t1:mft:%d" % new_record[1]] + flush,
+                report=crashed + ".json")
+        print("%s: written, flushed %s" % (name, flush))
     for f in fails:
         print("JOURNAL-REPLAY FAIL %s" % f)
     return 1 if fails else 0

@@ -12,6 +12,13 @@
 //!   stamped: the replay must skip it), then the x.tmp creation logged without its
 //!   `ForgetTransaction` and not on disk (the replay must leave it out).
 //!
+//! * `uncommitted-on-disk`: case 2 with the x.tmp creation's changes of existing records (its
+//!   directory's index root and times, `$MFT`'s sizes, the parent's entry) on disk: the undo pass
+//!   must take them back. ntfsrecover has no undo pass in `-s`, so POST alone judges it.
+//! * `uncommitted-new-record-on-disk`: case 2 with x.tmp's new record on disk: freeing it again
+//!   is not understood (whether the sequence number is incremented), so the replay refuses,
+//!   naming the operation and LSN.
+//!
 //! The oracle (the script's own judgement): ntfsrecover lists every record with the values
 //! written, and `ntfsrecover -s` on a copy gives POST on every metadata byte; without a replay
 //! the 04:09 file is not on the volume. Then kaifuku's replay (`kaifuku_ntfs::logfile::replay`,
@@ -61,20 +68,25 @@ fn crashed_volumes(scratch: &Scratch) -> Option<PathBuf> {
 
 /// kaifuku's replay of `crashed` into an overlay, written out as a new image.
 fn kaifuku_replay(crashed: &Path, out: &Path) -> ReplaySummary {
+    try_replay(crashed, out)
+        .unwrap_or_else(|e| panic!("{}: replay refused: {e}", crashed.display()))
+}
+
+/// The same, the refusal returned.
+fn try_replay(crashed: &Path, out: &Path) -> Result<ReplaySummary, kaifuku_ntfs::NtfsError> {
     let bytes = std::fs::read(crashed).unwrap();
     let overlay = RefCell::new(Overlay::new(bytes));
     let summary = {
         let vol = Volume::open(&overlay).expect("the crashed volume opens");
         let journal = read_volume_journal(&vol).expect("its journal reads");
         let mut editor = kaifuku_ntfs::edit::Editor::new(&vol);
-        replay(&mut editor, &journal)
-            .unwrap_or_else(|e| panic!("{}: replay refused: {e}", crashed.display()))
+        replay(&mut editor, &journal)?
     };
     let size = overlay.size();
     let mut image = vec![0u8; size as usize];
     overlay.read_at(0, &mut image).unwrap();
     std::fs::write(out, image).unwrap();
-    summary
+    Ok(summary)
 }
 
 fn compare(a: &Path, b: &Path) -> String {
@@ -202,4 +214,76 @@ fn replay_gives_the_post_operation_volume() {
             "{case}: the 04:09 file is listed after the replay: {listed:?}"
         );
     }
+}
+
+#[test]
+fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
+    let scratch = Scratch::new("journal-undo");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    let post = dir.join("post.img");
+    let crashed = dir.join("uncommitted-on-disk.img");
+    let ours = dir.join("uncommitted-on-disk.kaifuku.img");
+    let summary = kaifuku_replay(&crashed, &ours);
+    let differences = compare(&crashed, &post);
+    assert!(
+        !differences.is_empty(),
+        "the crashed volume holds the unfinished transaction's changes"
+    );
+    let differences = compare(&ours, &post);
+    assert!(
+        differences.is_empty(),
+        "kaifuku's replay (redo, then undo) differs from POST:\n{differences}"
+    );
+    let report = common::load_json(&dir.join("uncommitted-on-disk.img.json"));
+    let undone: Vec<Operation> = summary
+        .steps
+        .iter()
+        .filter(|s| s.pass == ReplayPass::Undo)
+        .map(|s| s.operation)
+        .collect();
+    for op in [
+        Operation::DeleteIndexEntryRoot,
+        Operation::UpdateResidentValue,
+        Operation::UpdateFileNameRoot,
+        Operation::SetNewAttributeSizes,
+    ] {
+        assert!(undone.contains(&op), "{op:?} undone: {:?}", summary.steps);
+    }
+    assert_eq!(summary.last_lsn, report["end_lsn"].as_u64().unwrap());
+    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+    assert_check_clean(&ours, "uncommitted-on-disk");
+    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
+    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
+    m.unmount();
+    assert!(
+        temp.is_empty(),
+        "x.tmp is gone with its transaction: {temp:?}"
+    );
+    assert!(channel, "the finished 04:09 creation stays");
+
+    // Its new record on disk too: refused by name and LSN, nothing written.
+    let crashed = dir.join("uncommitted-new-record-on-disk.img");
+    let report = common::load_json(&dir.join("uncommitted-new-record-on-disk.img.json"));
+    let dealloc = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["undo"] == 3)
+        .unwrap()["lsn"]
+        .as_u64()
+        .unwrap();
+    let refused = try_replay(&crashed, &dir.join("refused.img")).expect_err("refused");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!("{dealloc:#x}")) && text.contains("DeallocateFileRecordSegment"),
+        "the refusal names the operation and its LSN: {text}"
+    );
 }
