@@ -287,3 +287,78 @@ fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
         "the refusal names the operation and its LSN: {text}"
     );
 }
+
+/// Changes two bytes of the client data of the log record at `lsn` in a copy of `crashed`
+/// (located with the tests' own reader, not kaifuku's), at `at` from the client data's start.
+fn patch_log_record(
+    crashed: &Path,
+    copy: &Path,
+    report: &serde_json::Value,
+    lsn: u64,
+    at: u64,
+    value: u16,
+) {
+    std::fs::copy(crashed, copy).unwrap();
+    let vol = common::Vol::open(copy);
+    let log = vol.record(2).attr(0x80, "").expect("$LogFile has data");
+    let seq_bits = report["seq_number_bits"].as_u64().unwrap();
+    let offset = (lsn & ((1u64 << (64 - seq_bits)) - 1)) * 8 + 0x30 + at;
+    assert!(
+        offset % 512 != 510,
+        "the field is not at a sector end, where the update sequence array holds it"
+    );
+    let (disk, _) = vol.map(&log.runs, offset, 2)[0];
+    common::write_at(copy, disk, &value.to_le_bytes());
+}
+
+#[test]
+fn refuses_what_it_does_not_understand() {
+    let scratch = Scratch::new("journal-refusals");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    let crashed = dir.join("committed.img");
+    let report = common::load_json(&dir.join("committed.img.json"));
+    let lsn_of = |redo: u64| {
+        report["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["redo"] == redo)
+            .unwrap()["lsn"]
+            .as_u64()
+            .unwrap()
+    };
+    // An operation no source describes, in place of UpdateFileNameRoot (0x13).
+    let lsn = lsn_of(0x13);
+    let copy = scratch.path("unknown-op.img");
+    patch_log_record(&crashed, &copy, &report, lsn, 0, 0x23);
+    let text = try_replay(&copy, &scratch.path("out.img"))
+        .expect_err("an operation whose effect is unknown is refused")
+        .to_string();
+    assert!(
+        text.contains(&format!("{lsn:#x}")) && text.contains("UpdateRelativeDataInIndex"),
+        "{text}"
+    );
+    // AddIndexEntryRoot (0x0C) at a place where no index entry starts (attribute offset + 8).
+    let lsn = lsn_of(0x0C);
+    let entry = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["redo"] == 0x0C)
+        .unwrap()["attribute_offset"]
+        .as_u64()
+        .unwrap();
+    let copy = scratch.path("misplaced-entry.img");
+    patch_log_record(&crashed, &copy, &report, lsn, 0x12, entry as u16 + 8);
+    let text = try_replay(&copy, &scratch.path("out.img"))
+        .expect_err("an entry that would land inside another is refused")
+        .to_string();
+    assert!(
+        text.contains(&format!("{lsn:#x}"))
+            && text.contains("AddIndexEntryRoot")
+            && text.contains("no index entry starts"),
+        "{text}"
+    );
+}

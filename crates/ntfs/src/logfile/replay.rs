@@ -1266,6 +1266,11 @@ fn apply(
             ))
         }
     }
+    if operation == O::InitializeFileRecordSegment {
+        // A record image makes the record a protected block with an LSN, even one that was
+        // never initialized before.
+        page.protected = true;
+    }
     Ok(())
 }
 
