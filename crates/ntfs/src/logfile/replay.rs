@@ -1292,7 +1292,7 @@ fn attribute_boundary(b: &[u8], offset: usize, insertion: bool) -> Result<(), St
             break;
         }
         let length = u32_at(b, at_ + at::ATTR_LENGTH).map_err(|e| e.to_string())? as usize;
-        if length < 0x18 || length % 8 != 0 {
+        if length < 0x18 || !length.is_multiple_of(8) {
             return Err(format!("an attribute at {at_:#x} of {length} bytes"));
         }
         at_ += length;
@@ -1371,7 +1371,7 @@ fn index_entry(b: &[u8], header: usize, entry: usize, insertion: bool) -> Result
             break;
         }
         let length = e(u16_at(b, at_ + at::ENTRY_LENGTH).map(u32::from))? as usize;
-        if length < 0x10 || length % 8 != 0 {
+        if length < 0x10 || !length.is_multiple_of(8) {
             return Err(format!("an index entry at {at_:#x} of {length} bytes"));
         }
         at_ += length;
@@ -1382,7 +1382,7 @@ fn index_entry(b: &[u8], header: usize, entry: usize, insertion: bool) -> Result
 /// An index entry's bytes as logged: its length field is its length.
 fn check_entry_bytes(data: &[u8]) -> Result<(), String> {
     let length = u16_at(data, at::ENTRY_LENGTH).map_err(|e| e.to_string())? as usize;
-    if length != data.len() || length < 0x10 || length % 8 != 0 {
+    if length != data.len() || length < 0x10 || !length.is_multiple_of(8) {
         return Err(format!(
             "an index entry of {length} bytes logged in {}",
             data.len()
