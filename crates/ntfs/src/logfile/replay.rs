@@ -828,7 +828,12 @@ fn load_page<R: ReadAt + WriteAt>(
     let cs = vol.cluster_size();
     // The log's LCNs must be the volume's: a page that moved since is not replayed by guess.
     let check_lcns = |runs: &[crate::runlist::Run]| -> Result<(), NtfsError> {
-        let mapped = map_range(runs, cs, op.target_vcn * cs, cs * op.lcns.len() as u64)?;
+        let mapped = map_range(
+            runs,
+            cs,
+            op.target_vcn.saturating_mul(cs),
+            cs * op.lcns.len() as u64,
+        )?;
         let lcns: Vec<Option<u64>> = mapped
             .iter()
             .flat_map(|(o, n)| (0..n / cs).map(move |k| o.map(|o| o / cs + k)))
@@ -980,7 +985,8 @@ fn load_page<R: ReadAt + WriteAt>(
                 return Ok(());
             }
             // The page, or the part of it inside the stream's data.
-            let len = stream.data_size.saturating_sub(vcn * cs).min(cs);
+            let start = vcn.saturating_mul(cs);
+            let len = stream.data_size.saturating_sub(start).min(cs);
             if len == 0 {
                 return Err(refuse(
                     lsn,
@@ -988,8 +994,8 @@ fn load_page<R: ReadAt + WriteAt>(
                     format!("{} lies past the stream's data", key.describe()),
                 ));
             }
-            let pieces = stream_pieces(vol, &stream, vcn * cs, len, Structure::Bitmap)?;
-            let bytes = vol.read_stream(&stream, vcn * cs, len as usize)?;
+            let pieces = stream_pieces(vol, &stream, start, len, Structure::Bitmap)?;
+            let bytes = vol.read_stream(&stream, start, len as usize)?;
             pages.insert(
                 key.clone(),
                 Page {
@@ -1057,8 +1063,7 @@ fn apply(
             }
         }
         O::DeleteAttribute if is_record => {
-            attribute_boundary(b, ro, false).map_err(&bad)?;
-            let length = u32_at(b, ro + at::ATTR_LENGTH)? as usize;
+            let length = attribute_boundary(b, ro, false).map_err(&bad)?;
             if u32_at(b, ro)? == AttributeType::FileName.code()
                 && b[ro + at::ATTR_NON_RESIDENT] == 0
                 && b[ro + at::RESIDENT_FLAGS] & at::RESIDENT_INDEXED != 0
@@ -1069,17 +1074,13 @@ fn apply(
             remove(b, ro, length).map_err(&bad)?;
         }
         O::UpdateResidentValue if is_record => {
-            attribute_boundary(b, ro, false).map_err(&bad)?;
-            if b[ro + at::ATTR_NON_RESIDENT] != 0 {
-                return Err(bad("the attribute is not resident".into()));
-            }
+            let length = attribute_boundary(b, ro, false).map_err(&bad)?;
+            let (value_offset, value_length) = resident_value(b, ro, length).map_err(&bad)?;
             let other = if operation == op.redo {
                 op.undo_length
             } else {
                 op.redo_length
             } as usize;
-            let value_offset = u16_at(b, ro + at::VALUE_OFFSET)? as usize;
-            let value_length = u32_at(b, ro + at::VALUE_LENGTH)? as usize;
             if ao < value_offset {
                 return Err(bad(format!(
                     "bytes at {ao:#x}, before the value at {value_offset:#x}"
@@ -1094,9 +1095,8 @@ fn apply(
             } else {
                 // The value now ends with these bytes.
                 let new_value_length = ao + data.len() - value_offset;
-                let old_attr_length = u32_at(b, ro + at::ATTR_LENGTH)? as usize;
                 let new_attr_length = align8(ao + data.len());
-                resize_attribute(b, ro, old_attr_length, new_attr_length).map_err(&bad)?;
+                resize_attribute(b, ro, length, new_attr_length).map_err(&bad)?;
                 let start = ro + ao;
                 b[start..start + data.len()].copy_from_slice(data);
                 let pad_end = ro + new_attr_length;
@@ -1105,19 +1105,15 @@ fn apply(
             }
         }
         O::UpdateMappingPairs if is_record => {
-            attribute_boundary(b, ro, false).map_err(&bad)?;
-            if b[ro + at::ATTR_NON_RESIDENT] == 0 {
-                return Err(bad("the attribute is resident".into()));
-            }
-            let pairs = u16_at(b, ro + at::MAPPING_PAIRS)? as usize;
+            let length = attribute_boundary(b, ro, false).map_err(&bad)?;
+            let pairs = non_resident(b, ro, length).map_err(&bad)?;
             if ao < pairs {
                 return Err(bad(format!(
                     "bytes at {ao:#x}, before the run list at {pairs:#x}"
                 )));
             }
-            let old_attr_length = u32_at(b, ro + at::ATTR_LENGTH)? as usize;
             let new_attr_length = align8(ao + data.len());
-            resize_attribute(b, ro, old_attr_length, new_attr_length).map_err(&bad)?;
+            resize_attribute(b, ro, length, new_attr_length).map_err(&bad)?;
             let start = ro + ao;
             b[start..start + data.len()].copy_from_slice(data);
             b[start + data.len()..ro + new_attr_length].fill(0);
@@ -1128,10 +1124,8 @@ fn apply(
             crate::bytes::put_u64(b, ro + at::HIGHEST_VCN, next.saturating_sub(1));
         }
         O::SetNewAttributeSizes if is_record => {
-            attribute_boundary(b, ro, false).map_err(&bad)?;
-            if b[ro + at::ATTR_NON_RESIDENT] == 0 {
-                return Err(bad("the attribute is resident".into()));
-            }
+            let length = attribute_boundary(b, ro, false).map_err(&bad)?;
+            let pairs = non_resident(b, ro, length).map_err(&bad)?;
             if data.len() != 0x18 && data.len() != 0x20 {
                 return Err(bad(format!("{} bytes of sizes", data.len())));
             }
@@ -1139,7 +1133,7 @@ fn apply(
             crate::bytes::put_u64(b, ro + at::INITIALIZED_SIZE, u64_at(data, 8)?);
             crate::bytes::put_u64(b, ro + at::DATA_SIZE, u64_at(data, 16)?);
             if data.len() == 0x20 {
-                if u16_at(b, ro + at::MAPPING_PAIRS)? as usize <= at::COMPRESSED_SIZE {
+                if pairs < at::COMPRESSED_SIZE + 8 {
                     return Err(bad("the attribute has no total allocated size".into()));
                 }
                 crate::bytes::put_u64(b, ro + at::COMPRESSED_SIZE, u64_at(data, 24)?);
@@ -1159,15 +1153,19 @@ fn apply(
         | O::UpdateRecordDataRoot
             if is_record =>
         {
-            attribute_boundary(b, ro, false).map_err(&bad)?;
-            if u32_at(b, ro)? != AttributeType::IndexRoot.code()
-                || b[ro + at::ATTR_NON_RESIDENT] != 0
-            {
+            let length = attribute_boundary(b, ro, false).map_err(&bad)?;
+            if u32_at(b, ro)? != AttributeType::IndexRoot.code() {
                 return Err(bad(format!("no $INDEX_ROOT at {ro:#x}")));
             }
-            let header = ro + u16_at(b, ro + at::VALUE_OFFSET)? as usize + at::ROOT_INDEX_HEADER;
+            let (value_offset, value_length) = resident_value(b, ro, length).map_err(&bad)?;
+            let header = ro + value_offset + at::ROOT_INDEX_HEADER;
+            if value_length < at::ROOT_INDEX_HEADER + 0x10 {
+                return Err(bad(format!("an $INDEX_ROOT value of {value_length} bytes")));
+            }
             let entry = ro + ao;
-            index_entry(b, header, entry, operation == O::AddIndexEntryRoot).map_err(&bad)?;
+            let limit = ro + value_offset + value_length;
+            index_entry(b, header, entry, operation == O::AddIndexEntryRoot, limit)
+                .map_err(&bad)?;
             match operation {
                 O::AddIndexEntryRoot => {
                     check_entry_bytes(data).map_err(&bad)?;
@@ -1199,7 +1197,7 @@ fn apply(
             let allocated = header + u32_at(b, header + at::ENTRIES_ALLOCATED)? as usize;
             match operation {
                 O::AddIndexEntryAllocation => {
-                    index_entry(b, header, entry, true).map_err(&bad)?;
+                    index_entry(b, header, entry, true, b.len()).map_err(&bad)?;
                     check_entry_bytes(data).map_err(&bad)?;
                     if entries_end + data.len() > allocated.min(b.len()) {
                         return Err(bad("the entry does not fit the block".into()));
@@ -1214,7 +1212,7 @@ fn apply(
                     );
                 }
                 O::DeleteIndexEntryAllocation => {
-                    index_entry(b, header, entry, false).map_err(&bad)?;
+                    index_entry(b, header, entry, false, b.len()).map_err(&bad)?;
                     let length = u16_at(b, entry + at::ENTRY_LENGTH)? as usize;
                     b.copy_within(entry + length..entries_end, entry);
                     b[entries_end - length..entries_end].fill(0);
@@ -1222,7 +1220,7 @@ fn apply(
                     crate::bytes::put_u32(b, header + at::ENTRIES_LENGTH, total - length as u32);
                 }
                 O::WriteEndOfIndexBuffer => {
-                    index_entry(b, header, entry, true).map_err(&bad)?;
+                    index_entry(b, header, entry, true, b.len()).map_err(&bad)?;
                     if entry + data.len() > allocated.min(b.len()) {
                         return Err(bad("the entries end past the block's allocation".into()));
                     }
@@ -1234,7 +1232,7 @@ fn apply(
                     );
                 }
                 _ => {
-                    index_entry(b, header, entry, false).map_err(&bad)?;
+                    index_entry(b, header, entry, false, b.len()).map_err(&bad)?;
                     entry_update(b, entry, operation, data).map_err(&bad)?;
                 }
             }
@@ -1279,25 +1277,64 @@ fn align8(n: usize) -> usize {
 }
 
 /// Checks that `offset` is where an attribute starts in a record (or, when `insertion`, where
-/// one may be inserted: an attribute's start or the end marker).
-fn attribute_boundary(b: &[u8], offset: usize, insertion: bool) -> Result<(), String> {
-    let mut at_ = u16_at(b, at::FIRST_ATTRIBUTE).map_err(|e| e.to_string())? as usize;
-    let used = u32_at(b, at::BYTES_IN_USE).map_err(|e| e.to_string())? as usize;
-    while at_ + 8 <= used.min(b.len()) {
-        let t = u32_at(b, at_).map_err(|e| e.to_string())?;
-        if at_ == offset && (t != 0xFFFF_FFFF || insertion) {
-            return Ok(());
-        }
+/// one may be inserted: an attribute's start or the end marker), every attribute before it and
+/// itself whole inside the bytes in use; returns its length (0 at the end marker).
+fn attribute_boundary(b: &[u8], offset: usize, insertion: bool) -> Result<usize, String> {
+    let e = |x: Result<u32, NtfsError>| x.map_err(|e| e.to_string());
+    let mut at_ = e(u16_at(b, at::FIRST_ATTRIBUTE).map(u32::from))? as usize;
+    let used = e(u32_at(b, at::BYTES_IN_USE))? as usize;
+    if used > b.len() {
+        return Err(format!("{used} bytes in use in a {}-byte record", b.len()));
+    }
+    while at_ + 8 <= used {
+        let t = e(u32_at(b, at_))?;
         if t == 0xFFFF_FFFF {
+            if at_ == offset && insertion {
+                return Ok(0);
+            }
             break;
         }
-        let length = u32_at(b, at_ + at::ATTR_LENGTH).map_err(|e| e.to_string())? as usize;
-        if length < 0x18 || !length.is_multiple_of(8) {
+        let length = e(u32_at(b, at_ + at::ATTR_LENGTH))? as usize;
+        if length < 0x18 || !length.is_multiple_of(8) || at_ + length > used {
             return Err(format!("an attribute at {at_:#x} of {length} bytes"));
+        }
+        if at_ == offset {
+            return Ok(length);
         }
         at_ += length;
     }
     Err(format!("no attribute starts at {offset:#x}"))
+}
+
+/// The resident attribute at `ro` (of `length` bytes): its value's offset and length, inside it.
+fn resident_value(b: &[u8], ro: usize, length: usize) -> Result<(usize, usize), String> {
+    let e = |x: Result<u32, NtfsError>| x.map_err(|e| e.to_string());
+    if b[ro + at::ATTR_NON_RESIDENT] != 0 {
+        return Err("the attribute is not resident".into());
+    }
+    let value_offset = e(u16_at(b, ro + at::VALUE_OFFSET).map(u32::from))? as usize;
+    let value_length = e(u32_at(b, ro + at::VALUE_LENGTH))? as usize;
+    if value_offset < 0x18 || value_offset + value_length > length {
+        return Err(format!(
+            "a value of {value_length} bytes at {value_offset:#x} in a {length}-byte attribute"
+        ));
+    }
+    Ok((value_offset, value_length))
+}
+
+/// Checks that the attribute at `ro` (of `length` bytes) is non-resident with its sizes and run
+/// list inside it; returns the run list's offset.
+fn non_resident(b: &[u8], ro: usize, length: usize) -> Result<usize, String> {
+    if b[ro + at::ATTR_NON_RESIDENT] == 0 {
+        return Err("the attribute is resident".into());
+    }
+    let pairs = u16_at(b, ro + at::MAPPING_PAIRS).map_err(|e| e.to_string())? as usize;
+    if length < at::COMPRESSED_SIZE || pairs < at::COMPRESSED_SIZE || pairs > length {
+        return Err(format!(
+            "a non-resident attribute of {length} bytes with its run list at {pairs:#x}"
+        ));
+    }
+    Ok(pairs)
 }
 
 /// Inserts bytes into a record at `offset`, moving the rest of its used part up.
@@ -1355,24 +1392,35 @@ fn grow_root(b: &mut [u8], ro: usize, header: usize, delta: i64) -> Result<(), N
     Ok(())
 }
 
-/// Checks that `entry` is where an index entry starts under the index header at `header` (or,
-/// for an insertion, also the end of the entries is acceptable only at an entry's start: the end
-/// entry is always last, so insertions land at an entry's start).
-fn index_entry(b: &[u8], header: usize, entry: usize, insertion: bool) -> Result<(), String> {
+/// Checks that `entry` is where an index entry starts under the index header at `header`, its
+/// entries (each whole) ending by `limit`; insertions land at an entry's start too, the end
+/// entry's included, since it is always last. Returns the entry's length.
+fn index_entry(
+    b: &[u8],
+    header: usize,
+    entry: usize,
+    insertion: bool,
+    limit: usize,
+) -> Result<usize, String> {
     let e = |x: Result<u32, NtfsError>| x.map_err(|e| e.to_string());
     let mut at_ = header + e(u32_at(b, header + at::ENTRIES_OFFSET))? as usize;
     let end = header + e(u32_at(b, header + at::ENTRIES_LENGTH))? as usize;
-    while at_ + 0x10 <= end.min(b.len()) {
+    if end > limit.min(b.len()) {
+        return Err(format!(
+            "the index entries end at {end:#x}, past {limit:#x}"
+        ));
+    }
+    while at_ + 0x10 <= end {
         let flags = e(u16_at(b, at_ + at::ENTRY_FLAGS).map(u32::from))? as u16;
+        let length = e(u16_at(b, at_ + at::ENTRY_LENGTH).map(u32::from))? as usize;
+        if length < 0x10 || !length.is_multiple_of(8) || at_ + length > end {
+            return Err(format!("an index entry at {at_:#x} of {length} bytes"));
+        }
         if at_ == entry && (insertion || flags & 0x02 == 0) {
-            return Ok(());
+            return Ok(length);
         }
         if flags & 0x02 != 0 {
             break;
-        }
-        let length = e(u16_at(b, at_ + at::ENTRY_LENGTH).map(u32::from))? as usize;
-        if length < 0x10 || !length.is_multiple_of(8) {
-            return Err(format!("an index entry at {at_:#x} of {length} bytes"));
         }
         at_ += length;
     }
