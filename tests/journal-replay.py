@@ -131,19 +131,34 @@ def listing(img):
 
 
 def compare(replayed, post):
+    """Places where two images of one volume differ outside `$LogFile`: an `INDX` block compared
+    whole, file records one by one, both without page LSN and update sequence number."""
     a, b = L.Volume(replayed), L.Volume(post)
     log = set(l for _, l in b.clusters(b.attr_runs(2, L.AT_DATA)))
     bad = []
-    for c in range(len(b.img) // b.cluster):
+    c, clusters = 0, len(b.img) // b.cluster
+    while c < clusters:
+        start = c * b.cluster
         if c in log:
+            c += 1
             continue
-        x, y = a.img[c * b.cluster:(c + 1) * b.cluster], b.img[c * b.cluster:(c + 1) * b.cluster]
-        if x == y:
-            continue
-        for s in range(0, b.cluster, 1024):
-            p, q = x[s:s + 1024], y[s:s + 1024]
+        if b.img[start:start + 4] == b"INDX" and a.img[start:start + 4] == b"INDX":
+            size = max(b.idx_size, b.cluster)
+            p, q = a.img[start:start + b.idx_size], b.img[start:start + b.idx_size]
             if p != q and L.masked(p) != L.masked(q):
-                bad.append("cluster %d +0x%x" % (c, s))
+                bad.append("index block at cluster %d" % c)
+            if a.img[start + b.idx_size:start + size] != b.img[start + b.idx_size:start + size]:
+                bad.append("cluster %d after its index block" % c)
+            c += size // b.cluster
+            continue
+        x, y = a.img[start:start + b.cluster], b.img[start:start + b.cluster]
+        if x != y:
+            unit = min(b.rec_size, b.cluster)
+            for o in range(0, b.cluster, unit):
+                p, q = x[o:o + unit], y[o:o + unit]
+                if p != q and L.masked(p) != L.masked(q):
+                    bad.append("cluster %d +0x%x" % (c, o))
+        c += 1
     return bad
 
 

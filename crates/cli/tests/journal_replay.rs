@@ -362,3 +362,153 @@ fn refuses_what_it_does_not_understand() {
         "{text}"
     );
 }
+
+/// Turns the journal on `vol` back to checkpoint `restart_lsn` (needing `oldest_lsn`): both
+/// restart pages point the client there, the clean flag cleared (read and written with the
+/// tests' own reader).
+fn turn_back(vol: &Path, restart_lsn: u64, oldest_lsn: u64) {
+    let v = common::Vol::open(vol);
+    let lf = v.record(2).attr(0x80, "").unwrap();
+    let read = |offset: u64, len: u64| -> Vec<u8> {
+        v.map(&lf.runs, offset, len)
+            .into_iter()
+            .flat_map(|(off, n)| common::read_at(vol, off, n as usize))
+            .collect()
+    };
+    let page = common::u32le(&read(0, 512), 0x10) as u64;
+    for at in [0, page] {
+        let mut p = read(at, page);
+        common::unfixup(&mut p).unwrap();
+        let ra = common::u16le(&p, 0x18) as usize;
+        let flags = common::u16le(&p, ra + 0x0E) & !2;
+        p[ra + 0x0E..ra + 0x10].copy_from_slice(&flags.to_le_bytes());
+        let client = ra + common::u16le(&p, ra + 0x16) as usize;
+        p[client..client + 8].copy_from_slice(&oldest_lsn.to_le_bytes());
+        p[client + 8..client + 16].copy_from_slice(&restart_lsn.to_le_bytes());
+        common::refixup(&mut p);
+        let mut done = 0usize;
+        for (off, n) in v.map(&lf.runs, at, page) {
+            common::write_at(vol, off, &p[done..done + n as usize]);
+            done += n as usize;
+        }
+    }
+}
+
+/// A volume Windows made and dismounted cleanly (CC0, tests/data/windows-made), its own journal
+/// turned back to a checkpoint in the middle of its last session: everything the records after it
+/// change is already on disk. kaifuku's replay must give what `ntfsrecover -s` gives on every
+/// byte outside `$LogFile`, and the volume as Windows left it everywhere but in `$Secure:$SDS`:
+/// Windows logged its `$SDS` pages with the disk's pre-fill ("PTRN") in the padding between
+/// descriptors, where the disk holds zeros, and both replays write what the log holds. Or it
+/// refuses by operation and LSN.
+#[test]
+fn replaying_a_windows_journal_already_on_disk_changes_nothing() {
+    let test = "replaying_a_windows_journal_already_on_disk_changes_nothing";
+    let src = common::repo_testdata()
+        .join("windows-made")
+        .join("ntfs-ptrn.raw.gz");
+    if !src.exists() {
+        eprintln!("SKIPPED {test}: {} is absent", src.display());
+        return;
+    }
+    if run("ntfsrecover", ["-h"]).code == 127 {
+        eprintln!("SKIPPED {test}: ntfsrecover (ntfs-3g) is missing");
+        return;
+    }
+    let s = Scratch::new("journal-replay-windows-made");
+    let img = s.path("ptrn.raw");
+    let o = common::sh(&format!(
+        "gunzip -c '{}' > '{}'",
+        src.display(),
+        img.display()
+    ));
+    assert_eq!(o.code, 0, "gunzip: {}", o.both());
+    let mbr = common::read_at(&img, 0, 512);
+    let (start, len) = (
+        common::u32le(&mbr, 0x1BE + 8) as u64 * 512,
+        common::u32le(&mbr, 0x1BE + 12) as u64 * 512,
+    );
+    let vol = s.path("ptrn.vol");
+    common::extract(&img, start, len, &vol);
+    // The checkpoints of the log as ntfsrecover lists them: (LSN, checkpoint start, oldest LSN).
+    let out = run(
+        "ntfsrecover",
+        ["-n".as_ref(), "-f".as_ref(), "-v".as_ref(), vol.as_os_str()],
+    );
+    let mut checkpoints: Vec<(u64, u64)> = Vec::new();
+    let (mut lsn, mut kind, mut attributes, mut oldest) = (0u64, 0u64, 0u64, 0u64);
+    let hex = |s: &str| u64::from_str_radix(s, 16).unwrap_or(0);
+    for line in out.text().lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["this_lsn", v, ..] => {
+                if kind == 2 && attributes != 0 && !checkpoints.iter().any(|c| c.0 == lsn) {
+                    checkpoints.push((lsn, oldest));
+                }
+                (lsn, kind, attributes, oldest) = (hex(v), 0, 0, 0);
+            }
+            ["record_type", v, ..] => kind = hex(v),
+            ["attributes_lsn", v, ..] => attributes = hex(v),
+            ["unknown-8", v, ..] => oldest = hex(v),
+            _ => {}
+        }
+    }
+    assert!(checkpoints.len() >= 3, "{checkpoints:x?}");
+    let (checkpoint, oldest) = checkpoints[checkpoints.len() / 2];
+    turn_back(&vol, checkpoint, oldest);
+    let ours = s.path("ptrn.kaifuku.vol");
+    match try_replay(&vol, &ours) {
+        Ok(summary) => {
+            let theirs = s.path("ptrn.ntfsrecover.vol");
+            std::fs::copy(&vol, &theirs).unwrap();
+            let o = run("ntfsrecover", ["-s".as_ref(), theirs.as_os_str()]);
+            assert!(
+                o.text().contains("Syncing successful"),
+                "ntfsrecover -s: {}",
+                o.both()
+            );
+            let differences = compare(&ours, &theirs);
+            assert!(
+                differences.is_empty(),
+                "kaifuku's replay differs from ntfsrecover's:\n{differences}\n{summary:?}"
+            );
+            let v = common::Vol::open(&vol);
+            let sds = v.record(9).attr(0x80, "$SDS").expect("$Secure:$SDS");
+            let sds_clusters: Vec<(u64, u64)> = v
+                .runs_extent(&sds.runs)
+                .into_iter()
+                .map(|(off, len)| (off / v.cluster, len / v.cluster))
+                .collect();
+            for line in compare(&ours, &vol).lines() {
+                let cluster: u64 = line
+                    .strip_prefix("differs at cluster ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected comparison output: {line}"));
+                assert!(
+                    sds_clusters
+                        .iter()
+                        .any(|(first, n)| (*first..first + n).contains(&cluster)),
+                    "the replay changed cluster {cluster}, outside $SDS"
+                );
+            }
+            assert_check_clean(&ours, test);
+            let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+            assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+            let m = ntfs3g(&ours, &s.path("mnt"), true);
+            m.unmount();
+        }
+        Err(e) => {
+            assert!(
+                matches!(
+                    e,
+                    kaifuku_ntfs::NtfsError::Unsupported(
+                        kaifuku_ntfs::Unsupported::JournalReplay { .. }
+                    )
+                ),
+                "a refusal of the replay, not damage: {e}"
+            );
+            eprintln!("{test}: refused: {e}");
+        }
+    }
+}
