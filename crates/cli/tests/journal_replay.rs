@@ -12,6 +12,8 @@
 //!   stamped: the replay must skip it), then the x.tmp creation logged without its
 //!   `ForgetTransaction` and not on disk (the replay must leave it out).
 //!
+//! * `index-block`: case 1 in a directory of 40 more files, whose entries ntfs-3g keeps in an
+//!   index block: the name goes in with `AddIndexEntryAllocation`.
 //! * `uncommitted-on-disk`: case 2 with the x.tmp creation's changes of existing records (its
 //!   directory's index root and times, `$MFT`'s sizes, the parent's entry) on disk: the undo pass
 //!   must take them back. ntfsrecover has no undo pass in `-s`, so POST alone judges it.
@@ -36,7 +38,12 @@ use kaifuku_ntfs::Volume;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-const CASES: [&str; 2] = ["committed", "flushed-and-uncommitted"];
+/// (case, its directory under the script's, the crashed image's name there).
+const CASES: [(&str, &str, &str); 3] = [
+    ("committed", "", "committed"),
+    ("flushed-and-uncommitted", "", "flushed-and-uncommitted"),
+    ("index-block", "index-block", "committed"),
+];
 const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
 const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
 
@@ -112,9 +119,10 @@ fn replay_gives_the_post_operation_volume() {
     let Some(dir) = crashed_volumes(&scratch) else {
         return;
     };
-    let post = dir.join("post.img");
-    for case in CASES {
-        let crashed = dir.join(format!("{case}.img"));
+    for (case, sub, image) in CASES {
+        let dir = dir.join(sub);
+        let post = dir.join("post.img");
+        let crashed = dir.join(format!("{image}.img"));
         let ours = dir.join(format!("{case}.kaifuku.img"));
         let summary = kaifuku_replay(&crashed, &ours);
         let differences = compare(&ours, &post);
@@ -130,7 +138,7 @@ fn replay_gives_the_post_operation_volume() {
         );
 
         // What the writer logged (its JSON report) against what the replay did.
-        let report = common::load_json(&dir.join(format!("{case}.img.json")));
+        let report = common::load_json(&dir.join(format!("{image}.img.json")));
         let records = report["records"].as_array().unwrap();
         let init_lsns: Vec<u64> = records
             .iter()
@@ -145,7 +153,7 @@ fn replay_gives_the_post_operation_volume() {
         let end = report["end_lsn"].as_u64().unwrap();
         assert_eq!(summary.last_lsn, end, "{case}: the end of the log");
         match case {
-            "committed" => {
+            "committed" | "index-block" => {
                 assert!(redone_init, "{case}: the new record's image is redone");
                 assert!(
                     summary.steps.iter().all(|s| s.pass == ReplayPass::Redo),
@@ -157,6 +165,16 @@ fn replay_gives_the_post_operation_volume() {
                     "{case}: nothing was on disk: {summary:?}"
                 );
                 assert_eq!(summary.uncommitted_transactions, 0);
+                if case == "index-block" {
+                    assert!(
+                        summary
+                            .steps
+                            .iter()
+                            .any(|s| s.operation == Operation::AddIndexEntryAllocation),
+                        "{case}: the name goes into an index block: {:?}",
+                        summary.steps
+                    );
+                }
             }
             _ => {
                 assert!(
