@@ -292,7 +292,7 @@ impl<R: ReadAt> Session<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kaifuku_container::{FileFill, FileWrite};
+    use kaifuku_container::{FileFill, FileWrite, FileWriteLabel, WriteHow};
 
     fn apply(image: &[u8], pieces: &[OutPiece<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -318,19 +318,19 @@ mod tests {
                 FileWrite {
                     file_offset: 990,
                     bytes: vec![1; 10],
-                    label: "end".into(),
+                    label: FileWriteLabel::virtual_bytes(990, 1000, WriteHow::Bytes),
                 },
                 FileWrite {
                     file_offset: 0,
                     bytes: vec![2; 3],
-                    label: "start".into(),
+                    label: FileWriteLabel::virtual_bytes(0, 3, WriteHow::Bytes),
                 },
             ],
             fills: vec![FileFill {
                 file_offset: 100,
                 len: 50,
                 byte: 0xFF,
-                label: "fill".into(),
+                label: FileWriteLabel::virtual_bytes(100, 150, WriteHow::Filled),
             }],
         };
         let pieces = image_pieces(1000, &out).unwrap();
@@ -347,7 +347,7 @@ mod tests {
         let w = |o: u64, n: usize| FileWrite {
             file_offset: o,
             bytes: vec![0; n],
-            label: String::new(),
+            label: FileWriteLabel::virtual_bytes(o, o + n as u64, WriteHow::Bytes),
         };
         let overlap = OutputPlan {
             writes: vec![w(10, 10), w(15, 10)],

@@ -7,8 +7,9 @@
 //! The core's own sentences (English) are at hand as [`Problem::detail`] for the technical
 //! reader.
 
-use kaifuku_container::Format;
+use kaifuku_container::{FileWriteLabel, Format};
 use kaifuku_io::PatchData;
+use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_ntfs::logfile::analysis::{Bitmap, IndexBlock};
 use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::LogState;
@@ -610,13 +611,14 @@ pub struct DeletionView {
     pub side_indexes: Vec<String>,
 }
 
-/// One changed range of the virtual disk.
+/// One changed range: of the virtual disk (`L` = the NTFS structure changed) or of the image
+/// file (`L` = what the container write changes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RangeView {
+pub struct RangeView<L> {
     pub offset: u64,
     pub len: u64,
-    /// The structure it belongs to (technical, in English: "MFT record 2146", ...).
-    pub label: String,
+    /// The structure it belongs to, worded by the page in its language.
+    pub label: L,
     /// For a fill (the journal reset): the byte repeated.
     pub fill: Option<u8>,
 }
@@ -631,9 +633,9 @@ pub struct PlanView {
     #[serde(default)]
     pub journal_overlaps: Vec<PlannedOverlapView>,
     /// Changed ranges of the virtual disk.
-    pub patches: Vec<RangeView>,
+    pub patches: Vec<RangeView<ChangedStructure>>,
     /// The same changes as writes to the image file (what the download differs in).
-    pub file_writes: Vec<RangeView>,
+    pub file_writes: Vec<RangeView<FileWriteLabel>>,
     pub bytes_changed: u64,
     /// Matches the core's own verification found on the patched view (0).
     pub matches_after: usize,
@@ -692,7 +694,7 @@ pub fn plan_view(
             .map(VolumeReport::name)
             .unwrap_or(VolumeName::place(None))
     };
-    let mut file_writes: Vec<RangeView> = output
+    let mut file_writes: Vec<RangeView<FileWriteLabel>> = output
         .writes
         .iter()
         .map(|w| RangeView {

@@ -8,6 +8,7 @@ use kaifuku_io::ReadAt;
 use kaifuku_rescue::undo::{self, Piece, UndoEntry};
 use kaifuku_rescue::vocabulary::Reason;
 use kaifuku_rescue::Outcome;
+use kaifuku_web::i18n::{Lang, T};
 use kaifuku_web::session::{OutPiece, Session};
 use kaifuku_web::view::{code, CheckView, Problem, Reads};
 use std::fs::File;
@@ -130,11 +131,22 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
         let plan = s.plan(false, reads).unwrap();
         assert_eq!(plan.deletions.len(), want_matches, "{name}");
         assert_eq!(plan.matches_after, 0);
-        // Every structure the plan names can be said in Japanese.
-        for r in plan.patches.iter().chain(&plan.file_writes) {
-            assert!(
-                kaifuku_web::i18n::structure_ja(&r.label).is_some(),
-                "{name}: no Japanese for the structure label {:?}",
+        // Every structure the plan names is said in Japanese words (the wording is an exhaustive
+        // match over the typed names; this checks that real plans reach Japanese, not English).
+        let (ja, en) = (T(Lang::Ja), T(Lang::En));
+        for r in &plan.patches {
+            assert_ne!(
+                ja.structure(&r.label),
+                en.structure(&r.label),
+                "{name}: {:?}",
+                r.label
+            );
+        }
+        for r in &plan.file_writes {
+            assert_ne!(
+                ja.file_write(&r.label),
+                en.file_write(&r.label),
+                "{name}: {:?}",
                 r.label
             );
         }

@@ -6,10 +6,11 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Uint8Array};
-use kaifuku_container::{FileFill, FileWrite, OutputPlan};
+use kaifuku_container::{FileFill, FileWrite, FileWriteLabel, OutputPlan, WriteHow};
 use kaifuku_container::{Format, OtherFormat};
 use kaifuku_io::{BlockCache, Counted, ReadAt};
 use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
+use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_ntfs::{Damage, Location, LogState, Structure};
 use kaifuku_partition::{PartitionType, Scheme, WordedType};
 use kaifuku_rescue::undo::{self, UndoEntry};
@@ -93,12 +94,12 @@ fn plan() -> OutputPlan {
             FileWrite {
                 file_offset: 10,
                 bytes: vec![0xAB; 20],
-                label: "a".into(),
+                label: FileWriteLabel::virtual_bytes(10, 30, WriteHow::Bytes),
             },
             FileWrite {
                 file_offset: 299_990,
                 bytes: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
-                label: "end".into(),
+                label: FileWriteLabel::virtual_bytes(299_990, 300_000, WriteHow::Bytes),
             },
         ],
         // Larger than one fill chunk (1 MiB) is not needed to test the reuse; 2.5 chunks is.
@@ -106,7 +107,7 @@ fn plan() -> OutputPlan {
             file_offset: 100_000,
             len: 150_000,
             byte: 0xFF,
-            label: "journal".into(),
+            label: FileWriteLabel::virtual_bytes(100_000, 250_000, WriteHow::Filled),
         }],
     }
 }
@@ -136,7 +137,7 @@ fn a_large_fill_is_built_from_shared_chunks() {
             file_offset: 1000,
             len: (3 << 20) + 12_345,
             byte: 0xFF,
-            label: "journal".into(),
+            label: FileWriteLabel::virtual_bytes(1000, 1000 + (3 << 20) + 12_345, WriteHow::Filled),
         }],
     };
     let blob = image_blob(&file, &image_pieces(data.len() as u64, &out).unwrap()).unwrap();
@@ -376,13 +377,16 @@ fn plan_view() -> PlanView {
         patches: vec![RangeView {
             offset: 0x1000,
             len: 1024,
-            label: "MFT record 2146".into(),
+            label: ChangedStructure::MftRecord {
+                record: 2146,
+                part: None,
+            },
             fill: None,
         }],
         file_writes: vec![RangeView {
             offset: 0x4000,
             len: 64 << 20,
-            label: "$LogFile (reset to 0xFF)".into(),
+            label: FileWriteLabel::virtual_bytes(0x4000, 0x4000 + (64 << 20), WriteHow::Filled),
             fill: Some(0xFF),
         }],
         bytes_changed: 1024 + (64 << 20),

@@ -128,9 +128,11 @@ pub fn run(args: &FixArgs, rule: Rule) -> Exit {
             "report": report,
             "plan": plan,
             "file_writes": output.writes.iter().map(|w| serde_json::json!({
-                "file_offset": w.file_offset, "len": w.bytes.len(), "label": w.label
+                "file_offset": w.file_offset, "len": w.bytes.len(),
+                "label": w.label.to_string(), "structure": w.label
             })).chain(output.fills.iter().map(|f| serde_json::json!({
-                "file_offset": f.file_offset, "len": f.len, "label": f.label, "fill": f.byte
+                "file_offset": f.file_offset, "len": f.len,
+                "label": f.label.to_string(), "structure": f.label, "fill": f.byte
             }))).collect::<Vec<_>>(),
             "reads": stats,
             "planning_ms": planning_ms,
@@ -309,9 +311,9 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> 
         size(plan.bytes_changed())
     );
     // One line per structure, in disk order.
-    let mut seen: Vec<(&str, u64, usize, u64)> = Vec::new();
+    let mut seen: Vec<(&kaifuku_ntfs::edit::ChangedStructure, u64, usize, u64)> = Vec::new();
     for p in &plan.patches {
-        match seen.iter_mut().find(|s| s.0 == p.label) {
+        match seen.iter_mut().find(|s| *s.0 == p.label) {
             Some(s) => {
                 s.2 += 1;
                 s.3 += p.len();

@@ -16,10 +16,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod label;
 mod raw;
 mod vhd;
 
 pub use error::{ContainerError, OtherFormat};
+pub use label::{ContainerUnit, FileWriteLabel, WriteHow};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
 
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
@@ -93,7 +95,7 @@ pub struct FileWrite {
     #[serde(rename = "len", serialize_with = "serialize_len")]
     pub bytes: Vec<u8>,
     /// What the write changes, e.g. "virtual disk bytes 0x..." or "VHD block 3 sector bitmap...".
-    pub label: String,
+    pub label: FileWriteLabel,
 }
 
 /// A range of the container file to fill with one byte.
@@ -106,7 +108,7 @@ pub struct FileFill {
     /// The byte written over the whole range.
     pub byte: u8,
     /// What the fill changes, e.g. "virtual disk bytes 0x...(filled)".
-    pub label: String,
+    pub label: FileWriteLabel,
 }
 
 /// Everything to write to the output file: applied to a copy of the image (or to the image in
@@ -316,7 +318,7 @@ impl<R: ReadAt> Container<R> {
 
     /// Like [`Container::plan_writes`], for plans that also fill ranges with one byte (the journal
     /// reset): fills become [`FileFill`]s, never materialised. Fills must not overlap byte patches.
-    pub fn plan_output(&self, patches: &[Patch]) -> Result<OutputPlan, ContainerError> {
+    pub fn plan_output<L>(&self, patches: &[Patch<L>]) -> Result<OutputPlan, ContainerError> {
         let bytes: Vec<(u64, &[u8])> = patches
             .iter()
             .filter_map(|p| match &p.data {
@@ -366,9 +368,10 @@ impl<R: ReadAt> Container<R> {
                         file_offset: offset,
                         len,
                         byte,
-                        label: format!(
-                            "virtual disk bytes {offset:#x}..{:#x} (filled)",
-                            offset + len
+                        label: FileWriteLabel::virtual_bytes(
+                            offset,
+                            offset + len,
+                            WriteHow::Filled,
                         ),
                     })
                     .collect(),

@@ -4,7 +4,7 @@
 //! 512-byte footer appended, so it reuses this mapping with a virtual size that stops before the
 //! footer — which is also why patches can never reach the footer.
 
-use crate::{ContainerError, Extent, FileWrite};
+use crate::{ContainerError, Extent, FileWrite, FileWriteLabel, WriteHow};
 
 /// Maps `offset` of a `size`-byte disk stored byte for byte at the start of the file.
 pub(crate) fn map_identity(offset: u64, size: u64) -> Result<Extent, ContainerError> {
@@ -26,9 +26,10 @@ pub(crate) fn plan_identity(merged: Vec<(u64, Vec<u8>)>) -> Vec<FileWrite> {
         .into_iter()
         .map(|(offset, bytes)| FileWrite {
             file_offset: offset,
-            label: format!(
-                "virtual disk bytes {offset:#x}..{:#x}",
-                offset + bytes.len() as u64
+            label: FileWriteLabel::virtual_bytes(
+                offset,
+                offset + bytes.len() as u64,
+                WriteHow::Bytes,
             ),
             bytes,
         })

@@ -574,7 +574,11 @@ fn plan_writes_dynamic() {
     // Bitmap: one byte changes (sectors 1 and 3 join 0 and 2).
     assert_eq!(writes[0].file_offset, bitmap2);
     assert_eq!(writes[0].bytes, vec![0b1111_0000]);
-    assert!(writes[0].label.contains("bitmap"), "{}", writes[0].label);
+    assert!(
+        matches!(writes[0].label, FileWriteLabel::VhdSectorBitmap { .. }),
+        "{}",
+        writes[0].label
+    );
     // Data: one contiguous write from the patch start to the end of sector 3 (sectors 1 and 3
     // written whole).
     assert_eq!(writes.len(), 2, "{writes:#?}");

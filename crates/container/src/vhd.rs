@@ -18,7 +18,7 @@
 //! file fields uses checked arithmetic so a crafted file can neither panic nor make us allocate
 //! much memory.
 
-use crate::{ContainerError, Extent, FileFill, FileWrite};
+use crate::{ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, WriteHow};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -652,9 +652,12 @@ impl Dynamic {
                     file_offset: u64::from(entry) * SECTOR + self.bitmap_len + pos % bs,
                     len: block_end - pos,
                     byte,
-                    label: format!(
-                        "virtual disk bytes {pos:#x}..{block_end:#x} (VHD block {block}, filled)"
-                    ),
+                    label: FileWriteLabel::VirtualBytes {
+                        start: pos,
+                        end: block_end,
+                        unit: Some(ContainerUnit::VhdBlock { block }),
+                        how: WriteHow::Filled,
+                    },
                 });
                 pos = block_end;
             }
@@ -685,13 +688,12 @@ impl Dynamic {
             writes.push(FileWrite {
                 file_offset: u64::from(entry) * SECTOR + lo as u64,
                 bytes: bm[lo..=hi].to_vec(),
-                label: format!(
-                    "VHD block {block} sector bitmap: mark {} sector(s) of virtual bytes \
-                     {:#x}..{:#x} as in use",
-                    in_block.len(),
-                    in_block[0] * SECTOR,
-                    (in_block[in_block.len() - 1] + 1) * SECTOR
-                ),
+                label: FileWriteLabel::VhdSectorBitmap {
+                    block,
+                    sectors: in_block.len() as u64,
+                    start: in_block[0] * SECTOR,
+                    end: (in_block[in_block.len() - 1] + 1) * SECTOR,
+                },
             });
         }
         for (s, bytes) in clear_sectors {
@@ -727,14 +729,19 @@ impl Dynamic {
         let block = at / self.block_size;
         let entry = self.bat[block as usize];
         let end = at + bytes.len() as u64;
-        let note = if zero_filled {
-            ", whole sectors: previously unused sectors are zero-filled around the patch"
+        let how = if zero_filled {
+            WriteHow::WholeSectors
         } else {
-            ""
+            WriteHow::Bytes
         };
         FileWrite {
             file_offset: u64::from(entry) * SECTOR + self.bitmap_len + at % self.block_size,
-            label: format!("virtual disk bytes {at:#x}..{end:#x} (VHD block {block}{note})"),
+            label: FileWriteLabel::VirtualBytes {
+                start: at,
+                end,
+                unit: Some(ContainerUnit::VhdBlock { block }),
+                how,
+            },
             bytes,
         }
     }

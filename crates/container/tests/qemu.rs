@@ -287,7 +287,12 @@ fn plan_writes_on_qemu_dynamic_vhd() {
     let writes = c.plan_writes(&patches).unwrap();
     let bitmap_writes: Vec<_> = writes
         .iter()
-        .filter(|w| w.label.contains("bitmap"))
+        .filter(|w| {
+            matches!(
+                w.label,
+                kaifuku_container::FileWriteLabel::VhdSectorBitmap { .. }
+            )
+        })
         .collect();
     assert_eq!(bitmap_writes.len(), 1, "{writes:#?}");
     assert!(bitmap_writes[0].file_offset >= bitmap0 as u64);
@@ -411,12 +416,12 @@ fn plan_output_fills_on_qemu_dynamic_vhd() {
                 byte: 0xFF,
                 len: 128 << 10,
             },
-            label: "fill a".into(),
+            label: String::from("fill a"),
         },
         Patch {
             offset: (600 << 10) + 3,
             data: PatchData::Bytes(bytes.clone()),
-            label: "bytes".into(),
+            label: String::from("bytes"),
         },
         Patch {
             offset: 4 * MIB as u64,
@@ -424,14 +429,17 @@ fn plan_output_fills_on_qemu_dynamic_vhd() {
                 byte: 0x11,
                 len: 8192,
             },
-            label: "fill b".into(),
+            label: String::from("fill b"),
         },
     ];
     let out = c.plan_output(&patches).unwrap();
     assert!(
         out.writes
             .iter()
-            .filter(|w| w.label.contains("bitmap"))
+            .filter(|w| matches!(
+                w.label,
+                kaifuku_container::FileWriteLabel::VhdSectorBitmap { .. }
+            ))
             .count()
             == 1,
         "{out:#?}"
@@ -469,19 +477,19 @@ fn plan_output_fills_on_qemu_dynamic_vhd() {
         Patch {
             offset: 1000,
             data: PatchData::Fill { byte: 0, len: 512 },
-            label: "f".into(),
+            label: String::from("f"),
         },
         Patch {
             offset: 1200,
             data: PatchData::Bytes(vec![1]),
-            label: "b".into(),
+            label: String::from("b"),
         },
     ];
     assert!(c.plan_output(&overlap).is_err());
     let unallocated = vec![Patch {
         offset: 3 * MIB as u64,
         data: PatchData::Fill { byte: 0, len: 512 },
-        label: "f".into(),
+        label: String::from("f"),
     }];
     assert!(matches!(
         c.plan_output(&unallocated),

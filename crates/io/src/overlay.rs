@@ -8,7 +8,7 @@
 use crate::{check_range, ReadAt};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io;
+use std::{fmt, io};
 
 /// What a patch puts in its range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,25 +61,30 @@ impl PatchData {
 }
 
 /// New data for `offset .. offset + data.len()` of a byte space, and what it belongs to.
+///
+/// `L` names the structure changed; each layer brings its own typed name (the NTFS layer's says
+/// "MFT record 42" or "$Bitmap bytes 0x1200..0x1208"), worded in English by its `Display` and in
+/// other languages by the front end from its variants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Patch {
+pub struct Patch<L = String> {
     /// Where the range starts, in bytes from the start of the byte space it patches.
     pub offset: u64,
     /// What the range holds after the patch.
     pub data: PatchData,
-    /// The structure changed, e.g. "MFT record 42" or "$Bitmap bytes 0x1200..0x1208".
-    pub label: String,
+    /// The structure changed.
+    pub label: L,
 }
 
-/// Serialised as offset, length, label and (for a fill) the fill byte; the bytes themselves go
-/// into files, not reports.
-impl Serialize for Patch {
+/// Serialised as offset, length, the label in English, the label as data (`structure`) and (for
+/// a fill) the fill byte; the bytes themselves go into files, not reports.
+impl<L: Serialize + fmt::Display> Serialize for Patch<L> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Patch", 4)?;
+        let mut st = s.serialize_struct("Patch", 5)?;
         st.serialize_field("offset", &self.offset)?;
         st.serialize_field("len", &self.len())?;
-        st.serialize_field("label", &self.label)?;
+        st.serialize_field("label", &self.label.to_string())?;
+        st.serialize_field("structure", &self.label)?;
         let fill = match self.data {
             PatchData::Fill { byte, .. } => Some(byte),
             PatchData::Bytes(_) => None,
@@ -89,7 +94,7 @@ impl Serialize for Patch {
     }
 }
 
-impl Patch {
+impl<L> Patch<L> {
     /// Number of bytes the patch changes.
     pub fn len(&self) -> u64 {
         self.data.len()

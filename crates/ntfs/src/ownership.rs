@@ -69,7 +69,7 @@ pub enum ClaimKind {
         /// The stream whose clusters hold the bytes written.
         stream: StreamRef,
         /// The structure written, for messages.
-        label: String,
+        label: crate::edit::ChangedStructure,
     },
 }
 

@@ -9,7 +9,7 @@ pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck
 use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::check::SideIndex;
-use kaifuku_ntfs::edit::{Change, DeleteOutcome, Editor};
+use kaifuku_ntfs::edit::{Change, ChangedStructure, DeleteOutcome, Editor};
 use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, DirectoryListing, OwnershipScan};
 use kaifuku_ntfs::{NtfsError, Volume};
 use serde::Serialize;
@@ -67,7 +67,7 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub journal_overlaps: Vec<PlannedJournalOverlap>,
     /// Byte ranges of the virtual disk that change, each labelled with its structure.
-    pub patches: Vec<Patch>,
+    pub patches: Vec<Patch<ChangedStructure>>,
     /// What the plan's verification confirmed.
     pub verification: Verification,
 }
@@ -464,13 +464,13 @@ const MERGE_GAP: u64 = 8;
 fn diff_patches<B: ReadAt>(
     overlay: &Overlay<B>,
     changes: &[(u64, Change)],
-) -> Result<Vec<Patch>, FixError> {
+) -> Result<Vec<Patch<ChangedStructure>>, FixError> {
     let read_failed = |e: std::io::Error| {
         failed(FixFailure::ReadFailed {
             detail: e.to_string(),
         })
     };
-    let mut patches: Vec<Patch> = Vec::new();
+    let mut patches: Vec<Patch<ChangedStructure>> = Vec::new();
     let mut fills: Vec<(u64, u64)> = Vec::new();
     for (base, c) in changes.iter().filter(|(_, c)| c.fill.is_some()) {
         let (start, end) = (base + c.offset, base + c.offset + c.len);
@@ -484,10 +484,10 @@ fn diff_patches<B: ReadAt>(
             label: c.label.clone(),
         });
     }
-    let mut ranges: Vec<(u64, u64, &str)> = changes
+    let mut ranges: Vec<(u64, u64, &ChangedStructure)> = changes
         .iter()
         .filter(|(_, c)| c.fill.is_none())
-        .map(|(base, c)| (base + c.offset, base + c.offset + c.len, c.label.as_str()))
+        .map(|(base, c)| (base + c.offset, base + c.offset + c.len, &c.label))
         .collect();
     ranges.sort_by_key(|r| r.0);
     let mut covered_to = 0u64;
@@ -498,7 +498,7 @@ fn diff_patches<B: ReadAt>(
         }
         if fills.iter().any(|&(fs, fe)| start < fe && fs < end) {
             return Err(failed(FixFailure::PatchOverlapsJournalReset {
-                label: label.to_string(),
+                label: label.clone(),
             }));
         }
         let len = (end - start) as usize;
@@ -527,7 +527,7 @@ fn diff_patches<B: ReadAt>(
             patches.push(Patch {
                 offset: start + run_start as u64,
                 data: PatchData::Bytes(new[run_start..run_end].to_vec()),
-                label: label.to_string(),
+                label: label.clone(),
             });
             i = run_end;
         }

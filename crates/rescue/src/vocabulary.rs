@@ -19,6 +19,7 @@
 use crate::coded::{CodeFirst, CodeTagged};
 use kaifuku_container::{ContainerError, Format, OtherFormat};
 use kaifuku_ntfs::check::Problem;
+use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_ntfs::logfile::analysis::{BitRange, Bitmap, IndexBlock, LcnRange};
 use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::{BootSectorFault, Damage, LogState, NtfsError, Refusal, Unsupported};
@@ -1288,7 +1289,7 @@ pub enum FixFailure {
     /// A change overlaps the journal reset: the plan is inconsistent.
     PatchOverlapsJournalReset {
         /// The structure the change belongs to.
-        label: String,
+        label: ChangedStructure,
     },
     /// Reading the image failed while the changes were compared with it.
     ReadFailed {
@@ -2235,7 +2236,10 @@ mod tests {
             },
             FixFailure::StillMatches { count: 1 },
             FixFailure::PatchOverlapsJournalReset {
-                label: "$MFT record 0".into(),
+                label: kaifuku_ntfs::edit::ChangedStructure::MftRecord {
+                    record: 0,
+                    part: None,
+                },
             },
             FixFailure::ReadFailed {
                 detail: "failed to fill whole buffer".into(),

@@ -61,7 +61,7 @@ mod problems;
 mod progress;
 mod report;
 
-pub use plan::structure_ja;
+pub use plan::StructureName;
 
 impl T {
     pub fn lang(self) -> Lang {

@@ -2,6 +2,11 @@
 //! structures they belong to.
 
 use super::{size, Lang, T};
+use kaifuku_container::{ContainerUnit, FileWriteLabel, WriteHow};
+use kaifuku_ntfs::edit::{
+    BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
+};
+use kaifuku_ntfs::logfile::ReplayPass;
 use kaifuku_ntfs::LogState;
 use kaifuku_rescue::vocabulary::VolumeName;
 
@@ -126,108 +131,174 @@ impl T {
         )
     }
 
-    /// The structure a changed range belongs to. The core names structures in English with a
-    /// fixed shape ("MFT record 42", "index block VCN 8 of directory \\X (record 7) $I30", ...);
-    /// in Japanese the same names are said in Japanese word order, NTFS identifiers unchanged.
-    pub fn structure(self, label: &str) -> String {
+    /// The structure a changed range of the virtual disk belongs to; NTFS identifiers stay as
+    /// they are in both languages.
+    pub fn structure(self, s: &ChangedStructure) -> String {
         if self.0 == Lang::En {
-            return label.to_string();
+            return s.to_string();
         }
-        structure_ja(label).unwrap_or_else(|| label.to_string())
+        match s {
+            ChangedStructure::MftRecord { record, part: None } => format!("MFT レコード {record}"),
+            ChangedStructure::MftRecord {
+                record,
+                part: Some(part),
+            } => format!("MFT レコード {record}({})", self.record_part(part)),
+            ChangedStructure::MftMirrCopy { record } => {
+                format!("MFT レコード {record} の $MFTMirr 複製")
+            }
+            ChangedStructure::BitmapBytes { bitmap, start, end } => {
+                format!("{}のバイト {start:#x}..{end:#x}", self.bitmap_name(bitmap))
+            }
+            ChangedStructure::IndexBlock { vcn, of, index } => {
+                format!(
+                    "{}の索引 {index} のブロック VCN {vcn}",
+                    self.index_owner(of)
+                )
+            }
+            ChangedStructure::JournalReset => "$LogFile(ジャーナル。0xFF で初期化)".into(),
+            ChangedStructure::JournalReplay { page, applied } => {
+                let steps: Vec<String> = applied
+                    .iter()
+                    .map(|a| {
+                        let pass = match a.pass {
+                            ReplayPass::Redo => "再実行",
+                            ReplayPass::Undo => "取り消し",
+                        };
+                        format!("LSN {:#x} の {:?} を{pass}", a.lsn, a.operation)
+                    })
+                    .collect();
+                format!(
+                    "ジャーナルの再生: {}({})",
+                    self.replayed_page(page),
+                    steps.join("、")
+                )
+            }
+            ChangedStructure::JournalMarkedClean { copy, lsn } => {
+                let which = match copy {
+                    RestartCopy::First => "1 つ目",
+                    RestartCopy::Second => "2 つ目",
+                };
+                format!(
+                    "ジャーナルの再生: $LogFile の{which}の再開ページを「正常に閉じた」状態に(LSN {lsn:#x})"
+                )
+            }
+        }
+    }
+
+    fn replayed_page(self, page: &ReplayedPage) -> String {
+        match page {
+            ReplayedPage::Record { record } => format!("MFT レコード {record}"),
+            ReplayedPage::IndexBlock {
+                record,
+                index,
+                offset,
+            } => {
+                format!("レコード {record} の索引 {index} のバイト {offset:#x} にある索引ブロック")
+            }
+            ReplayedPage::StreamPage { vcn, .. } => {
+                let stream = page.stream_name().unwrap_or_default();
+                format!("{stream} の VCN {vcn} のページ")
+            }
+        }
+    }
+
+    fn record_part(self, part: &RecordPart) -> String {
+        match part {
+            RecordPart::IndexRoot { index, of } => {
+                format!("{}の索引ルート $INDEX_ROOT {index}", self.index_owner(of))
+            }
+            RecordPart::Bitmap { bitmap } => self.bitmap_name(bitmap),
+        }
+    }
+
+    fn bitmap_name(self, bitmap: &BitmapOwner) -> String {
+        match (self.0, bitmap) {
+            (Lang::En, b) => b.to_string(),
+            (Lang::Ja, BitmapOwner::MftBitmap) => {
+                "$MFT:$BITMAP(MFT レコードの使用ビットマップ)".into()
+            }
+            (Lang::Ja, BitmapOwner::ClusterBitmap) => {
+                "$Bitmap(クラスターの使用ビットマップ)".into()
+            }
+            (Lang::Ja, BitmapOwner::IndexBitmap { index, of }) => {
+                format!("{}の索引 {index} のビットマップ", self.index_owner(of))
+            }
+        }
+    }
+
+    fn index_owner(self, owner: &IndexOwner) -> String {
+        match (self.0, owner) {
+            (Lang::En, o) => o.to_string(),
+            (Lang::Ja, IndexOwner::Directory { path, record }) => {
+                format!("ディレクトリ {path}(レコード {record})")
+            }
+            (Lang::Ja, IndexOwner::ObjectIds) => "$Extend\\$ObjId(オブジェクト ID)".into(),
+            (Lang::Ja, IndexOwner::ReparsePoints) => "$Extend\\$Reparse(再解析ポイント)".into(),
+        }
+    }
+
+    /// What a write to the image file changes (the container's side of the plan).
+    pub fn file_write(self, w: &FileWriteLabel) -> String {
+        if self.0 == Lang::En {
+            return w.to_string();
+        }
+        match w {
+            FileWriteLabel::VirtualBytes {
+                start,
+                end,
+                unit,
+                how,
+            } => {
+                let mut notes = Vec::new();
+                match unit {
+                    Some(ContainerUnit::VhdBlock { block }) => {
+                        notes.push(format!("VHD ブロック {block}"))
+                    }
+                    None => {}
+                }
+                match how {
+                    WriteHow::Bytes => {}
+                    WriteHow::Filled => notes.push("同じバイトで埋める".into()),
+                    WriteHow::WholeSectors => notes
+                        .push("セクター単位。未使用だったセクターは周囲を 0 で埋める".into()),
+                }
+                if notes.is_empty() {
+                    format!("仮想ディスクのバイト {start:#x}..{end:#x}")
+                } else {
+                    format!(
+                        "仮想ディスクのバイト {start:#x}..{end:#x}({})",
+                        notes.join("、")
+                    )
+                }
+            }
+            FileWriteLabel::VhdSectorBitmap {
+                block,
+                sectors,
+                start,
+                end,
+            } => format!(
+                "VHD ブロック {block} のセクタービットマップ: 仮想バイト {start:#x}..{end:#x} の {sectors} セクターを使用中にする"
+            ),
+        }
     }
 }
 
-/// Japanese for the structure labels the core writes (see `T::structure`); `None` for a shape this
-/// function does not know, which the tests forbid for every label a real plan produces.
-pub fn structure_ja(label: &str) -> Option<String> {
-    // "directory \X (record 7)" → "ディレクトリ \X(レコード 7)"
-    fn place(s: &str) -> String {
-        if let Some(rest) = s.strip_prefix("directory ") {
-            if let Some((path, rec)) = rest.rsplit_once(" (record ") {
-                return format!("ディレクトリ {path}(レコード {rec}");
-            }
-        }
-        s.to_string()
+/// A structure name the plan table shows: the NTFS layer's and the container's are worded alike.
+pub trait StructureName {
+    /// The name in the page's language.
+    fn worded(&self, t: T) -> String;
+}
+
+impl StructureName for ChangedStructure {
+    fn worded(&self, t: T) -> String {
+        t.structure(self)
     }
-    if let Some(rest) = label.strip_prefix("$MFTMirr copy of MFT record ") {
-        return Some(format!("MFT レコード {rest} の $MFTMirr 複製"));
+}
+
+impl StructureName for FileWriteLabel {
+    fn worded(&self, t: T) -> String {
+        t.file_write(self)
     }
-    if let Some(rest) = label.strip_prefix("MFT record ") {
-        return Some(match rest.split_once(" (") {
-            Some((n, inside)) => {
-                let inside = inside.strip_suffix(')').unwrap_or(inside);
-                format!(
-                    "MFT レコード {n}({})",
-                    structure_ja(inside).unwrap_or_else(|| inside.to_string())
-                )
-            }
-            None => format!("MFT レコード {rest}"),
-        });
-    }
-    if let Some(rest) = label.strip_prefix("$MFT:$BITMAP bytes ") {
-        return Some(format!(
-            "$MFT:$BITMAP(MFT レコードの使用ビットマップ)のバイト {rest}"
-        ));
-    }
-    if let Some(rest) = label.strip_prefix("$Bitmap bytes ") {
-        return Some(format!(
-            "$Bitmap(クラスターの使用ビットマップ)のバイト {rest}"
-        ));
-    }
-    if label == "$LogFile (reset to 0xFF)" {
-        return Some("$LogFile(ジャーナル。0xFF で初期化)".into());
-    }
-    if let Some(rest) = label.strip_prefix("index block VCN ") {
-        let (vcn, rest) = rest.split_once(" of ")?;
-        let (dir, index) = rest.rsplit_once(' ')?;
-        return Some(format!("{}の索引 {index} のブロック VCN {vcn}", place(dir)));
-    }
-    if let Some(rest) = label.strip_prefix("$INDEX_ROOT ") {
-        let (index, dir) = rest.split_once(" of ")?;
-        return Some(format!("{}の索引ルート $INDEX_ROOT {index}", place(dir)));
-    }
-    if let Some(rest) = label.strip_prefix("index bitmap ") {
-        let (index, dir) = rest.split_once(" of ")?;
-        let dir = dir.split(" bytes ").next().unwrap_or(dir);
-        return Some(format!("{}の索引 {index} のビットマップ", place(dir)));
-    }
-    if let Some(rest) = label.strip_prefix("virtual disk bytes ") {
-        let (range, note) = match rest.split_once(" (") {
-            Some((r, n)) => (r, Some(n.strip_suffix(')').unwrap_or(n))),
-            None => (rest, None),
-        };
-        let note = note.map(|n| {
-            let mut words = Vec::new();
-            for part in n.split(", ") {
-                if let Some(b) = part.strip_prefix("VHD block ") {
-                    words.push(format!("VHD ブロック {b}"));
-                } else if part == "filled" {
-                    words.push("同じバイトで埋める".into());
-                } else if part.starts_with("whole sectors") {
-                    words.push("セクター単位。未使用だったセクターは周囲を 0 で埋める".into());
-                } else {
-                    words.push(part.to_string());
-                }
-            }
-            words.join("、")
-        });
-        return Some(match note {
-            Some(n) => format!("仮想ディスクのバイト {range}({n})"),
-            None => format!("仮想ディスクのバイト {range}"),
-        });
-    }
-    if let Some(rest) = label.strip_prefix("VHD block ") {
-        let (block, rest) = rest.split_once(" sector bitmap: mark ")?;
-        let (count, rest) = rest.split_once(" sector(s) of virtual bytes ")?;
-        let range = rest.strip_suffix(" as in use")?;
-        return Some(format!(
-            "VHD ブロック {block} のセクタービットマップ: 仮想バイト {range} の {count} セクターを使用中にする"
-        ));
-    }
-    if label.starts_with("$Extend\\") {
-        return Some(label.to_string());
-    }
-    None
 }
 
 #[cfg(test)]
@@ -235,29 +306,77 @@ mod tests {
     use super::*;
 
     #[test]
-    fn structure_labels_in_japanese() {
+    fn structure_names_in_japanese() {
+        let dir = |path: &str, record| IndexOwner::Directory {
+            path: path.into(),
+            record,
+        };
         let cases = [
-            ("MFT record 2146", "MFT レコード 2146"),
-            ("$MFTMirr copy of MFT record 3", "MFT レコード 3 の $MFTMirr 複製"),
-            ("$Bitmap bytes 0x6f..0x70", "$Bitmap(クラスターの使用ビットマップ)のバイト 0x6f..0x70"),
             (
-                "index block VCN 16 of directory \\Windows\\System32\\drivers\\CrowdStrike (record 1992) $I30",
+                ChangedStructure::MftRecord {
+                    record: 2146,
+                    part: None,
+                },
+                "MFT レコード 2146",
+            ),
+            (
+                ChangedStructure::MftMirrCopy { record: 3 },
+                "MFT レコード 3 の $MFTMirr 複製",
+            ),
+            (
+                ChangedStructure::BitmapBytes {
+                    bitmap: BitmapOwner::ClusterBitmap,
+                    start: 0x6f,
+                    end: 0x70,
+                },
+                "$Bitmap(クラスターの使用ビットマップ)のバイト 0x6f..0x70",
+            ),
+            (
+                ChangedStructure::IndexBlock {
+                    vcn: 16,
+                    of: dir("\\Windows\\System32\\drivers\\CrowdStrike", 1992),
+                    index: "$I30".into(),
+                },
                 "ディレクトリ \\Windows\\System32\\drivers\\CrowdStrike(レコード 1992)の索引 $I30 のブロック VCN 16",
             ),
             (
-                "MFT record 67 ($INDEX_ROOT $I30 of directory \\Windows\\System32\\drivers\\etc (record 67))",
+                ChangedStructure::MftRecord {
+                    record: 67,
+                    part: Some(RecordPart::IndexRoot {
+                        index: "$I30".into(),
+                        of: dir("\\Windows\\System32\\drivers\\etc", 67),
+                    }),
+                },
                 "MFT レコード 67(ディレクトリ \\Windows\\System32\\drivers\\etc(レコード 67)の索引ルート $INDEX_ROOT $I30)",
             ),
-            ("virtual disk bytes 0x10..0x20 (VHD block 3, filled)", "仮想ディスクのバイト 0x10..0x20(VHD ブロック 3、同じバイトで埋める)"),
+        ];
+        for (s, ja) in cases {
+            assert_eq!(T(Lang::Ja).structure(&s), ja);
+            assert_eq!(T(Lang::En).structure(&s), s.to_string());
+        }
+        let writes = [
             (
-                "VHD block 2 sector bitmap: mark 8 sector(s) of virtual bytes 0x400..0x1400 as in use",
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10,
+                    end: 0x20,
+                    unit: Some(ContainerUnit::VhdBlock { block: 3 }),
+                    how: WriteHow::Filled,
+                },
+                "仮想ディスクのバイト 0x10..0x20(VHD ブロック 3、同じバイトで埋める)",
+            ),
+            (
+                FileWriteLabel::VhdSectorBitmap {
+                    block: 2,
+                    sectors: 8,
+                    start: 0x400,
+                    end: 0x1400,
+                },
                 "VHD ブロック 2 のセクタービットマップ: 仮想バイト 0x400..0x1400 の 8 セクターを使用中にする",
             ),
         ];
-        for (en, ja) in cases {
-            assert_eq!(T(Lang::Ja).structure(en), ja);
-            assert_eq!(T(Lang::En).structure(en), en);
+        for (w, ja) in writes {
+            assert_eq!(T(Lang::Ja).file_write(&w), ja);
+            assert_eq!(T(Lang::En).file_write(&w), w.to_string());
         }
-        assert_eq!(structure_ja("something new"), None);
     }
 }

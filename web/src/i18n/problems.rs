@@ -1050,7 +1050,10 @@ mod tests {
             },
             FixFailure::StillMatches { count: 1 },
             FixFailure::PatchOverlapsJournalReset {
-                label: "MFT record 2".into(),
+                label: kaifuku_ntfs::edit::ChangedStructure::MftRecord {
+                    record: 2,
+                    part: None,
+                },
             },
             FixFailure::ReadFailed {
                 detail: "gone".into(),

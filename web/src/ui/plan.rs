@@ -1,7 +1,7 @@
 //! Stage 2: consent to reset an unclean journal (when needed), then the plan — every byte range
 //! that changes, with the structure it belongs to — and the button that fixes.
 
-use crate::i18n::{grouped, T};
+use crate::i18n::{grouped, StructureName, T};
 use crate::view::{InspectView, PlanView, ProblemView, RangeView};
 use kaifuku_container::Format;
 use std::rc::Rc;
@@ -77,20 +77,22 @@ pub struct PlanProps {
     pub on_fix: Callback<()>,
 }
 
+/// One row of a changed-ranges table, its structure worded in the page's language.
+fn range_row<L: StructureName>(t: T, r: &RangeView<L>) -> Html {
+    html! {
+        <tr>
+            <td class="num"><code>{grouped(r.offset)}</code></td>
+            <td class="num">{format!("{} B", grouped(r.len))}</td>
+            <td>{r.label.worded(t)}{r.fill.map(|b| format!(" {}", t.filled_with(b))).unwrap_or_default()}</td>
+        </tr>
+    }
+}
+
 #[function_component(Plan)]
 pub fn plan(props: &PlanProps) -> Html {
     let t = props.t;
     let p = &*props.plan;
     let show_file_writes = props.format == Some(Format::VhdDynamic);
-    let range_row = |r: &RangeView| {
-        html! {
-            <tr>
-                <td class="num"><code>{grouped(r.offset)}</code></td>
-                <td class="num">{format!("{} B", grouped(r.len))}</td>
-                <td>{t.structure(&r.label)}{r.fill.map(|b| format!(" {}", t.filled_with(b))).unwrap_or_default()}</td>
-            </tr>
-        }
-    };
     html! {
         <section class="plan" id="plan" aria-labelledby="plan-title">
             <h2 id="plan-title" tabindex="-1" ref={props.focus.clone()}>{t.plan_heading()}</h2>
@@ -119,7 +121,7 @@ pub fn plan(props: &PlanProps) -> Html {
                     <th scope="col" class="num">{t.col_length()}</th>
                     <th scope="col">{t.col_structure()}</th>
                 </tr></thead>
-                <tbody>{for p.patches.iter().map(range_row)}</tbody>
+                <tbody>{for p.patches.iter().map(|r| range_row(t, r))}</tbody>
             </table>
             </div>
             {if show_file_writes {
@@ -133,7 +135,7 @@ pub fn plan(props: &PlanProps) -> Html {
                                 <th scope="col" class="num">{t.col_length()}</th>
                                 <th scope="col">{t.col_structure()}</th>
                             </tr></thead>
-                            <tbody>{for p.file_writes.iter().map(range_row)}</tbody>
+                            <tbody>{for p.file_writes.iter().map(|r| range_row(t, r))}</tbody>
                         </table>
                         </div>
                     </details>

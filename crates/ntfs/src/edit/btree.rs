@@ -27,7 +27,7 @@
 //! looked at). The error ends the plan: the overlay, with everything written to it, is dropped,
 //! and nothing reaches the image.
 
-use super::{resize_resident, Editor};
+use super::{resize_resident, BitmapOwner, ChangedStructure, Editor, IndexOwner, RecordPart};
 use crate::bytes::{put_u16, put_u32, put_u64, u16_at, u32_at};
 use crate::index::{parse_node_with, Collation, Directory, Node, NodeId, RawEntry};
 use crate::layout::{index_entry, index_header, index_root};
@@ -171,7 +171,8 @@ struct Ctx<'a, 'v, R> {
     ed: &'a mut Editor<'v, R>,
     record: u64,
     index_name: &'a str,
-    label: &'a str,
+    /// The file the index belongs to, for the change log and messages.
+    label: &'a IndexOwner,
 }
 
 impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
@@ -187,12 +188,24 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
         ))
     }
 
-    fn node_label(&self, id: NodeId) -> String {
+    fn node_label(&self, id: NodeId) -> ChangedStructure {
         match id {
-            NodeId::Root => format!("$INDEX_ROOT {} of {}", self.index_name, self.label),
-            NodeId::Block(v) => {
-                format!("index block VCN {v} of {} {}", self.label, self.index_name)
-            }
+            NodeId::Root => ChangedStructure::MftRecord {
+                record: self.record,
+                part: Some(self.root_part()),
+            },
+            NodeId::Block(vcn) => ChangedStructure::IndexBlock {
+                vcn,
+                of: self.label.clone(),
+                index: self.index_name.to_string(),
+            },
+        }
+    }
+
+    fn root_part(&self) -> RecordPart {
+        RecordPart::IndexRoot {
+            index: self.index_name.to_string(),
+            of: self.label.clone(),
         }
     }
 
@@ -204,7 +217,7 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 let idx = self.index()?;
                 let pieces = idx.block_location(vcn)?;
                 let mut bytes = node.bytes.clone();
-                crate::fixup::apply_write(&mut bytes, &self.node_label(node.id))?;
+                crate::fixup::apply_write(&mut bytes, &self.node_label(node.id).to_string())?;
                 let label = self.node_label(node.id);
                 self.ed.write_pieces(
                     &pieces,
@@ -240,8 +253,7 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
                 );
                 resize_resident(&mut rec.bytes, attr_off, value.len())?;
                 rec.bytes[value_at..value_at + value.len()].copy_from_slice(&value);
-                let label = self.node_label(NodeId::Root);
-                self.ed.write_record_as(&rec, Some(&label))
+                self.ed.write_record_as(&rec, Some(self.root_part()))
             }
         }
     }
@@ -340,7 +352,6 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
         // Bit k covers byte k·block_size of $INDEX_ALLOCATION.
         let bit = vcn * idx.vcn_unit / idx.block_size as u64;
         let base = self.ed.vol.read_record(self.record)?;
-        let label = format!("index bitmap {} of {}", self.index_name, self.label);
         self.ed.change_bits(
             &base,
             AttributeType::Bitmap,
@@ -348,7 +359,10 @@ impl<R: ReadAt + WriteAt> Ctx<'_, '_, R> {
             &[(bit, 1)],
             false,
             super::BitmapName {
-                label: &label,
+                owner: BitmapOwner::IndexBitmap {
+                    index: self.index_name.to_string(),
+                    of: self.label.clone(),
+                },
                 structure: Structure::IndexBitmap,
             },
         )
@@ -528,7 +542,7 @@ pub(super) fn remove_key<R: ReadAt + WriteAt>(
     index_name: &str,
     key: &[u8],
     expect_record: Option<u64>,
-    label: &str,
+    label: &IndexOwner,
 ) -> Result<(), NtfsError> {
     let mut ctx = Ctx {
         ed,

@@ -22,7 +22,12 @@
 //! attributes span several records (`$ATTRIBUTE_LIST`) is refused.
 
 mod btree;
+mod changed;
 mod record_ops;
+
+pub use changed::{
+    AppliedRecord, BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
+};
 
 use crate::check::SideIndex;
 use crate::index::{Directory, FileNameKey};
@@ -52,8 +57,8 @@ pub struct Change {
     pub offset: u64,
     /// Bytes written.
     pub len: u64,
-    /// The structure written, for people ("MFT record 64", "$Bitmap bytes 0x10..0x11").
-    pub label: String,
+    /// The structure written ("MFT record 64", "$Bitmap bytes 0x10..0x11").
+    pub label: ChangedStructure,
     /// The attribute stream that holds these bytes (`$MFT`'s `$DATA` for file records, the
     /// directory's `$INDEX_ALLOCATION` for its index blocks, `$Bitmap`'s `$DATA` for its bits,
     /// ...): the plan proves that nothing else maps the clusters written.
@@ -119,7 +124,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         offset: u64,
         bytes: &[u8],
         owner: &StreamRef,
-        label: String,
+        label: ChangedStructure,
     ) -> Result<(), NtfsError> {
         self.vol
             .reader()
@@ -140,16 +145,11 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         pieces: &[(u64, u64)],
         bytes: &[u8],
         owner: &StreamRef,
-        label: &str,
+        label: &ChangedStructure,
     ) -> Result<(), NtfsError> {
         let mut at = 0usize;
         for (off, len) in pieces {
-            self.write(
-                *off,
-                &bytes[at..at + *len as usize],
-                owner,
-                label.to_string(),
-            )?;
+            self.write(*off, &bytes[at..at + *len as usize], owner, label.clone())?;
             at += *len as usize;
         }
         Ok(())
@@ -166,11 +166,11 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
     pub fn write_record_as(
         &mut self,
         rec: &FileRecord,
-        inside: Option<&str>,
+        inside: Option<RecordPart>,
     ) -> Result<(), NtfsError> {
-        let label = match inside {
-            Some(what) => format!("MFT record {} ({what})", rec.number),
-            None => format!("MFT record {}", rec.number),
+        let label = ChangedStructure::MftRecord {
+            record: rec.number,
+            part: inside,
         };
         let pieces = self.vol.record_location(rec.number)?;
         self.write_record_at(rec, &pieces, label)
@@ -182,7 +182,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         &mut self,
         rec: &FileRecord,
         pieces: &[(u64, u64)],
-        label: String,
+        label: ChangedStructure,
     ) -> Result<(), NtfsError> {
         let mut bytes = rec.bytes.clone();
         crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
@@ -209,7 +209,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                     &pieces,
                     &bytes,
                     &StreamRef::new(RECORD_MFTMIRR, AttributeType::Data, ""),
-                    &format!("$MFTMirr copy of MFT record {}", rec.number),
+                    &ChangedStructure::MftMirrCopy { record: rec.number },
                 )?;
             }
         }
@@ -226,9 +226,10 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         name: &str,
         bits: &[(u64, u64)],
         set: bool,
-        bitmap: BitmapName<'_>,
+        bitmap: BitmapName,
     ) -> Result<(), NtfsError> {
-        let BitmapName { label, structure } = bitmap;
+        let BitmapName { owner, structure } = bitmap;
+        let label = owner.to_string();
         let mut masks: BTreeMap<u64, u8> = BTreeMap::new();
         for &(first, count) in bits {
             for b in first..first + count {
@@ -271,7 +272,11 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                         &pieces,
                         &cur,
                         &StreamRef::new(rec.number, kind, name),
-                        &format!("{label} bytes {start:#x}..{end:#x}"),
+                        &ChangedStructure::BitmapBytes {
+                            bitmap: owner.clone(),
+                            start,
+                            end,
+                        },
                     )?;
                 }
                 Ok(())
@@ -297,7 +302,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                         *b &= !mask;
                     }
                 }
-                self.write_record_as(&holder, Some(label))
+                self.write_record_as(&holder, Some(RecordPart::Bitmap { bitmap: owner }))
             }
             None => Err(NtfsError::damaged(
                 structure,
@@ -342,7 +347,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             &bits,
             false,
             BitmapName {
-                label: "$MFT:$BITMAP",
+                owner: BitmapOwner::MftBitmap,
                 structure: Structure::MftBitmap,
             },
         )
@@ -358,7 +363,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             runs,
             false,
             BitmapName {
-                label: "$Bitmap",
+                owner: BitmapOwner::ClusterBitmap,
                 structure: Structure::Bitmap,
             },
         )
@@ -510,14 +515,17 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             side_indexes: Vec::new(),
         };
         for (k, key_bytes) in &here {
-            let label = format!("directory {dir_label} (record {dir_record})");
+            let owner = IndexOwner::Directory {
+                path: dir_label.to_string(),
+                record: dir_record,
+            };
             btree::remove_key(
                 self,
                 dir_record,
                 "$I30",
                 key_bytes,
                 Some(file.number),
-                &label,
+                &owner,
             )?;
             outcome.removed_names.push(k.name_string());
         }
@@ -558,7 +566,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
                 side.index(),
                 &key,
                 Some(file.number),
-                "$Extend\\$ObjId",
+                &IndexOwner::ObjectIds,
             )?;
             outcome.side_indexes.push(side.label());
         }
@@ -576,7 +584,14 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             key.extend_from_slice(&fref.to_u64().to_le_bytes());
             let side = SideIndex::ReparsePoints;
             let reparse = self.extend_file(side.file())?;
-            btree::remove_key(self, reparse, side.index(), &key, None, "$Extend\\$Reparse")?;
+            btree::remove_key(
+                self,
+                reparse,
+                side.index(),
+                &key,
+                None,
+                &IndexOwner::ReparsePoints,
+            )?;
             outcome.side_indexes.push(side.label());
         }
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -668,7 +683,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
             self.changes.push(Change {
                 offset,
                 len,
-                label: "$LogFile (reset to 0xFF)".into(),
+                label: ChangedStructure::JournalReset,
                 owner: StreamRef::new(RECORD_LOGFILE, AttributeType::Data, ""),
                 fill: Some(0xFF),
             });
@@ -701,7 +716,7 @@ fn open_index<R: ReadAt>(vol: &Volume<R>, record: u64, name: &str) -> Result<Dir
 }
 
 /// A bitmap an edit changes: its name in the change log, and the structure errors name.
-pub(crate) struct BitmapName<'a> {
-    label: &'a str,
+pub(crate) struct BitmapName {
+    owner: BitmapOwner,
     structure: Structure,
 }

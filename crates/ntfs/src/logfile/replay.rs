@@ -22,7 +22,7 @@ use kaifuku_io::{ReadAt, WriteAt};
 use serde::Serialize;
 
 use crate::bytes::{u16_at, u32_at, u64_at};
-use crate::edit::Editor;
+use crate::edit::{AppliedRecord, ChangedStructure, Editor, ReplayedPage, RestartCopy};
 use crate::layout::restart_area;
 use crate::ownership::StreamRef;
 use crate::record::FileRecord;
@@ -118,7 +118,7 @@ pub struct ReplayStep {
 }
 
 /// Which pass applied a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayPass {
     /// A finished transaction's change the disk did not hold yet.
@@ -165,26 +165,33 @@ enum PageKey {
 
 impl PageKey {
     fn describe(&self) -> String {
+        self.page().to_string()
+    }
+
+    /// The page as the change log names it.
+    fn page(&self) -> ReplayedPage {
         match self {
-            PageKey::Record(n) => format!("MFT record {n}"),
+            PageKey::Record(n) => ReplayedPage::Record { record: *n },
             PageKey::IndexBlock {
                 record,
                 name,
                 offset,
-            } => format!("index block at byte {offset:#x} of record {record}'s {name}"),
+            } => ReplayedPage::IndexBlock {
+                record: *record,
+                index: name.clone(),
+                offset: *offset,
+            },
             PageKey::StreamPage {
                 record,
                 attribute_type,
                 name,
                 vcn,
-            } => {
-                let what = match (*record, *attribute_type) {
-                    (RECORD_MFT, 0xB0) => "$MFT:$BITMAP".to_string(),
-                    (RECORD_BITMAP, 0x80) => "$Bitmap".to_string(),
-                    _ => format!("record {record}'s attribute {attribute_type:#x} {name}"),
-                };
-                format!("{what} page at VCN {vcn}")
-            }
+            } => ReplayedPage::StreamPage {
+                record: *record,
+                attribute_type: *attribute_type,
+                name: name.clone(),
+                vcn: *vcn,
+            },
         }
     }
 }
@@ -604,21 +611,18 @@ pub fn replay<R: ReadAt + WriteAt>(
 
     // Write every changed page once, protected with a new update sequence number.
     for (key, page) in pages.into_iter().filter(|(_, p)| !p.applied.is_empty()) {
-        let label = format!(
-            "journal replay: {} {}",
-            page.applied
+        let label = ChangedStructure::JournalReplay {
+            page: key.page(),
+            applied: page
+                .applied
                 .iter()
-                .map(|(lsn, op, pass)| {
-                    let pass = match pass {
-                        ReplayPass::Redo => "redo",
-                        ReplayPass::Undo => "undo",
-                    };
-                    format!("{pass} LSN {lsn:#x} {op:?}")
+                .map(|&(lsn, operation, pass)| AppliedRecord {
+                    lsn,
+                    operation,
+                    pass,
                 })
-                .collect::<Vec<_>>()
-                .join(", "),
-            key.describe()
-        );
+                .collect(),
+        };
         match key {
             PageKey::Record(n) => {
                 let rec = FileRecord::parse(n, page.bytes).map_err(|e| {
@@ -675,15 +679,16 @@ fn finish_journal<R: ReadAt + WriteAt>(
     );
     crate::fixup::apply_write(&mut page, "the $LogFile restart page")?;
     let owner = StreamRef::new(RECORD_LOGFILE, AttributeType::Data, "");
-    for (which, offset) in [("first", 0), ("second", size)] {
+    for (copy, offset) in [(RestartCopy::First, 0), (RestartCopy::Second, size)] {
         let pieces = stream_pieces(vol, &log, offset, size, Structure::LogFile)?;
         editor.write_pieces(
             &pieces,
             &page,
             &owner,
-            &format!(
-                "journal replay: $LogFile {which} restart page marked clean at LSN {last_lsn:#x}"
-            ),
+            &ChangedStructure::JournalMarkedClean {
+                copy,
+                lsn: last_lsn,
+            },
         )?;
     }
     Ok(())

@@ -1,0 +1,180 @@
+//! What a write to the container file changes, as a typed value: the plan table shows it, the
+//! page words it in Japanese and English from the variants (never by parsing the English).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What one [`crate::FileWrite`] or [`crate::FileFill`] changes in the container file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileWriteLabel {
+    /// Bytes `start..end` of the virtual disk, at the place the container keeps them.
+    VirtualBytes {
+        /// First virtual-disk byte written.
+        start: u64,
+        /// Virtual-disk byte just past the last one written.
+        end: u64,
+        /// The container unit holding them, for formats that store the disk in units.
+        unit: Option<ContainerUnit>,
+        /// How the bytes are written.
+        how: WriteHow,
+    },
+    /// A dynamic VHD block's sector bitmap: `sectors` sectors of virtual bytes `start..end` are
+    /// marked as holding data (their bytes are written whole by a `VirtualBytes` write).
+    VhdSectorBitmap {
+        /// The block whose bitmap changes.
+        block: u64,
+        /// How many sectors are marked.
+        sectors: u64,
+        /// First virtual-disk byte of the first sector marked.
+        start: u64,
+        /// Virtual-disk byte just past the last sector marked.
+        end: u64,
+    },
+}
+
+/// The unit of a container that holds some bytes of the virtual disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ContainerUnit {
+    /// A block of a dynamic VHD.
+    VhdBlock {
+        /// The block's number in the block allocation table.
+        block: u64,
+    },
+}
+
+/// How the bytes of a [`FileWriteLabel::VirtualBytes`] are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteHow {
+    /// The planned bytes, as they are.
+    Bytes,
+    /// One byte repeated over the range (the journal reset).
+    Filled,
+    /// Whole sectors: sectors that held no data before are zero-filled around the patch, as they
+    /// read before.
+    WholeSectors,
+}
+
+impl FileWriteLabel {
+    /// Virtual-disk bytes written in place (raw and fixed images: the same offsets).
+    pub fn virtual_bytes(start: u64, end: u64, how: WriteHow) -> Self {
+        FileWriteLabel::VirtualBytes {
+            start,
+            end,
+            unit: None,
+            how,
+        }
+    }
+}
+
+impl fmt::Display for FileWriteLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileWriteLabel::VirtualBytes {
+                start,
+                end,
+                unit,
+                how,
+            } => {
+                write!(f, "virtual disk bytes {start:#x}..{end:#x}")?;
+                let how = match how {
+                    WriteHow::Bytes => None,
+                    WriteHow::Filled => Some("filled"),
+                    WriteHow::WholeSectors => Some(
+                        "whole sectors: previously unused sectors are zero-filled around the patch",
+                    ),
+                };
+                match (unit, how) {
+                    (None, None) => Ok(()),
+                    (None, Some(how)) => write!(f, " ({how})"),
+                    (Some(unit), None) => write!(f, " ({unit})"),
+                    (Some(unit), Some(how)) => write!(f, " ({unit}, {how})"),
+                }
+            }
+            FileWriteLabel::VhdSectorBitmap {
+                block,
+                sectors,
+                start,
+                end,
+            } => write!(
+                f,
+                "VHD block {block} sector bitmap: mark {sectors} sector(s) of virtual bytes \
+                 {start:#x}..{end:#x} as in use"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ContainerUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContainerUnit::VhdBlock { block } => write!(f, "VHD block {block}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The English shapes the CLI's plan table and reports have always had.
+    #[test]
+    fn english_wording_keeps_its_shape() {
+        let vhd = Some(ContainerUnit::VhdBlock { block: 3 });
+        let cases = [
+            (
+                FileWriteLabel::virtual_bytes(0x10, 0x20, WriteHow::Bytes),
+                "virtual disk bytes 0x10..0x20",
+            ),
+            (
+                FileWriteLabel::virtual_bytes(0x10, 0x20, WriteHow::Filled),
+                "virtual disk bytes 0x10..0x20 (filled)",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10,
+                    end: 0x20,
+                    unit: vhd,
+                    how: WriteHow::Filled,
+                },
+                "virtual disk bytes 0x10..0x20 (VHD block 3, filled)",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10,
+                    end: 0x20,
+                    unit: vhd,
+                    how: WriteHow::Bytes,
+                },
+                "virtual disk bytes 0x10..0x20 (VHD block 3)",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x0,
+                    end: 0x200,
+                    unit: vhd,
+                    how: WriteHow::WholeSectors,
+                },
+                "virtual disk bytes 0x0..0x200 (VHD block 3, whole sectors: previously unused \
+                 sectors are zero-filled around the patch)",
+            ),
+            (
+                FileWriteLabel::VhdSectorBitmap {
+                    block: 2,
+                    sectors: 8,
+                    start: 0x400,
+                    end: 0x1400,
+                },
+                "VHD block 2 sector bitmap: mark 8 sector(s) of virtual bytes 0x400..0x1400 as in use",
+            ),
+        ];
+        for (label, english) in cases {
+            assert_eq!(label.to_string(), english);
+            let json = serde_json::to_string(&label).expect("serialises");
+            let back: FileWriteLabel = serde_json::from_str(&json).expect("deserialises");
+            assert_eq!(back, label, "{json}");
+        }
+    }
+}
