@@ -767,6 +767,8 @@ pub enum CheckView {
     RecordFree { volume: VolumeName, record: u64 },
     /// The journal reads as clean and the dirty flag is set (chkdsk at next boot).
     JournalReset { volume: VolumeName },
+    /// The journal the fix replayed reads as clean (Windows has nothing left to replay).
+    JournalReplayed { volume: VolumeName },
     /// The NTFS invariant checker's findings on the changed records and the directory.
     Invariants { volume: VolumeName, problems: usize },
     /// The side indexes the fix removed keys from (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`)

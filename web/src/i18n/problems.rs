@@ -710,6 +710,15 @@ impl T {
                     format!("{vol}: the journal is not reset (journal: {state}, dirty flag: {dirty}).")
                 )
             }
+            VerifyFailure::JournalNotReplayed { volume, state } => {
+                let vol = self.vol(volume);
+                let state = self.journal_state(*state, false);
+                pick!(
+                    self,
+                    format!("{vol}: ジャーナルの再生後もジャーナルがクリーンではありません(ジャーナル: {state})。"),
+                    format!("{vol}: after the journal replay the journal is not clean (journal: {state}).")
+                )
+            }
             VerifyFailure::StillMatches { count, .. } => pick!(
                 self,
                 format!("ルールに一致するファイルがまだ {count} 個あります。"),
