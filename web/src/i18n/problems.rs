@@ -1183,6 +1183,10 @@ mod tests {
                 state: LogState::V2,
                 dirty: false,
             },
+            VerifyFailure::JournalNotReplayed {
+                volume: volume(),
+                state: LogState::V2,
+            },
             VerifyFailure::StillMatches {
                 count: 1,
                 reasons: vec![],
@@ -1204,6 +1208,7 @@ mod tests {
                 | VerifyFailure::CheckerProblems { .. }
                 | VerifyFailure::NotNtfs { .. }
                 | VerifyFailure::JournalNotReset { .. }
+                | VerifyFailure::JournalNotReplayed { .. }
                 | VerifyFailure::StillMatches { .. }
                 | VerifyFailure::Internal { .. } => {}
             }
