@@ -309,8 +309,9 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             });
         }
         // Before anything is accepted: the clusters freed are the deleted files' alone, and
-        // every write lands in clusters of the structure it names (proven on the unpatched
-        // volume, where the runs that led there came from).
+        // every write lands in clusters of the structure it names, the journal replay's too
+        // (proven on the volume before the delete, where the runs that led there came from: the
+        // replayed one when the journal is replayed).
         let cs = vol.cluster_size();
         let this_replay = replay_changes
             .iter()
