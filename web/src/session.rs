@@ -207,6 +207,9 @@ impl<R: ReadAt> Session<R> {
                 OutputCheck::JournalReset { volume } => {
                     CheckView::JournalReset { volume: vn(volume) }
                 }
+                OutputCheck::JournalReplayed { volume } => {
+                    CheckView::JournalReplayed { volume: vn(volume) }
+                }
                 OutputCheck::Invariants { volume } => CheckView::Invariants {
                     volume: vn(volume),
                     problems: 0,

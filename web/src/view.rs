@@ -15,8 +15,8 @@ use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, PartitionType, Scheme};
 use kaifuku_rescue::vocabulary::{
-    Blocker, FixRefusal, JournalOverlap, JournalReport, Reason, RuleNotice, VerifyFailure,
-    VolumeName, VolumeProblem,
+    Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport, Reason, RuleNotice,
+    VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{
     FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
@@ -110,6 +110,65 @@ pub struct VolumeView {
     /// What the journal holds, when it is not clean (the core read it only then).
     #[serde(default)]
     pub journal: Option<JournalView>,
+    /// Whether the fix completes that journal as Windows would, or why not.
+    #[serde(default)]
+    pub journal_replay: Option<JournalReplayView>,
+}
+
+/// Whether the fix completes the journal as Windows would at its next start (the core's
+/// `JournalReplay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum JournalReplayView {
+    /// The fix replays it first: `committed` updates completed, `uncommitted` taken back.
+    Replayed { committed: u32, uncommitted: u32 },
+    /// An LFS 2.0 log ("2.0"), which kaifuku does not replay.
+    UnsupportedVersion { version: String },
+    /// A log record the replay does not understand exactly.
+    NotUnderstood {
+        lsn: u64,
+        operation: String,
+        /// The core's explanation (English), for the technical reader.
+        detail: String,
+    },
+    /// Damage or an unreadable structure; the core's explanation (English).
+    Failed { detail: String },
+}
+
+impl JournalReplayView {
+    /// The page's view of the core's replay outcome.
+    pub fn of(r: &JournalReplay) -> JournalReplayView {
+        match r {
+            JournalReplay::Replayed {
+                committed,
+                uncommitted,
+                ..
+            } => JournalReplayView::Replayed {
+                committed: *committed,
+                uncommitted: *uncommitted,
+            },
+            JournalReplay::UnsupportedVersion { version } => {
+                JournalReplayView::UnsupportedVersion {
+                    version: match version {
+                        LfsVersion::V1_1 => "1.1".into(),
+                        LfsVersion::V2_0 => "2.0".into(),
+                    },
+                }
+            }
+            JournalReplay::NotUnderstood {
+                lsn,
+                operation,
+                detail,
+            } => JournalReplayView::NotUnderstood {
+                lsn: *lsn,
+                operation: operation.clone(),
+                detail: detail.clone(),
+            },
+            JournalReplay::Failed { error } => JournalReplayView::Failed {
+                detail: error.to_string(),
+            },
+        }
+    }
 }
 
 /// An index block the journal changes: its directory's (or index's) record, the index's name and
@@ -510,6 +569,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 error: v.error.as_ref().map(ToString::to_string),
                 refused: v.refused(),
                 journal: v.journal.as_ref().map(JournalView::of),
+                journal_replay: v.journal_replay.as_ref().map(JournalReplayView::of),
             }
         })
         .collect();
@@ -626,6 +686,9 @@ pub struct RangeView<L> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanView {
     pub deletions: Vec<DeletionView>,
+    /// Volumes whose journal the fix replays first, as Windows would at its next start.
+    #[serde(default)]
+    pub journal_replays: Vec<PlannedReplayView>,
     /// Volumes whose journal is reset and which are marked dirty.
     pub journal_reset: Vec<VolumeName>,
     /// For each volume whose journal was read: whether its pending changes touch what the plan
@@ -640,6 +703,13 @@ pub struct PlanView {
     /// Matches the core's own verification found on the patched view (0).
     pub matches_after: usize,
     pub reads: Reads,
+}
+
+/// A journal the plan replays before the deletions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedReplayView {
+    pub volume: VolumeName,
+    pub replay: JournalReplayView,
 }
 
 /// Whether the pending changes of a volume's journal touch what the plan changes there.
@@ -726,6 +796,14 @@ pub fn plan_view(
                 side_indexes: d.outcome.side_indexes.clone(),
             })
             .collect(),
+        journal_replays: plan
+            .journals_replayed
+            .iter()
+            .map(|r| PlannedReplayView {
+                volume: vname(r.volume),
+                replay: JournalReplayView::of(&r.replay),
+            })
+            .collect(),
         journal_reset: plan.journals_discarded.iter().map(|i| vname(*i)).collect(),
         journal_overlaps: plan
             .journal_overlaps
@@ -767,6 +845,8 @@ pub enum CheckView {
     RecordFree { volume: VolumeName, record: u64 },
     /// The journal reads as clean and the dirty flag is set (chkdsk at next boot).
     JournalReset { volume: VolumeName },
+    /// The journal the fix replayed reads as clean (Windows has nothing left to replay).
+    JournalReplayed { volume: VolumeName },
     /// The NTFS invariant checker's findings on the changed records and the directory.
     Invariants { volume: VolumeName, problems: usize },
     /// The side indexes the fix removed keys from (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`)

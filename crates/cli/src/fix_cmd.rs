@@ -275,6 +275,9 @@ fn verify_written<R: ReadAt>(
 pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> String {
     use std::fmt::Write;
     let mut o = String::new();
+    for r in &plan.journals_replayed {
+        let _ = writeln!(o, "Journal     replayed first: {}", r.replay);
+    }
     for d in &plan.deletions {
         let what = if d.outcome.record_freed {
             format!(

@@ -161,6 +161,9 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 }
             }
         }
+        if let Some(r) = &v.journal_replay {
+            let _ = writeln!(o, "            journal replay: {r}");
+        }
         if let Some(e) = &v.error {
             let _ = writeln!(
                 o,

@@ -463,6 +463,15 @@ pub enum Unsupported {
         /// Minor version of the restart page.
         minor: i16,
     },
+    /// The journal holds a change, or is in a state, the replay does not understand exactly.
+    JournalReplay {
+        /// The log record's LSN.
+        lsn: u64,
+        /// Its operation's name.
+        operation: String,
+        /// What is not understood.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Unsupported {
@@ -522,6 +531,14 @@ impl fmt::Display for Unsupported {
             Unsupported::LogVersion { major, minor } => write!(
                 f,
                 "the journal ($LogFile) is version {major}.{minor}; kaifuku reads versions 1.1 and 2.0 only. Let Windows (or chkdsk) open the volume first"
+            ),
+            Unsupported::JournalReplay {
+                lsn,
+                operation,
+                detail,
+            } => write!(
+                f,
+                "kaifuku cannot replay the journal as Windows would: log record {lsn:#x} ({operation}): {detail}"
             ),
         }
     }

@@ -2,21 +2,22 @@
 //! whatever goes wrong is recorded in the report as typed values ([`crate::vocabulary`]: the
 //! volume's problem, the reasons) with an outcome the front end maps to an exit code.
 
-use crate::journal::{inspect_footprint, journal_overlap, read_journal_report};
+use crate::journal::{inspect_footprint, journal_overlap, read_journal_report, replay_journal};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
-    Blocker, ContainerProblem, JournalReport, NtfsProblem, PartitionProblem, Reason, VolumeName,
-    VolumeProblem,
+    Blocker, ContainerProblem, JournalReplay, JournalReport, NtfsProblem, PartitionProblem, Reason,
+    VolumeName, VolumeProblem,
 };
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
-use kaifuku_io::{ReadAt, Slice};
+use kaifuku_io::{Overlay, ReadAt, Slice};
 use kaifuku_ntfs::{
     boot_kind, BootKind, Damage, FileDetails, LinkDestination, Location, NtfsError, Structure,
     Unsupported, Volume, VolumeSummary,
 };
 use kaifuku_partition::PartitionTable;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// What a volume's first sector says it holds; serialised (and printed) as a lowercase code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +240,10 @@ pub struct VolumeReport {
     /// What the journal holds, read only when the restart pages say it is not clean.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalReport>,
+    /// Whether the fix completes that journal as Windows would (present only for an analysed
+    /// journal). When it does, the rule ran on the replayed volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_replay: Option<JournalReplay>,
     /// Why the volume could not be examined (damage, or a refusal such as BitLocker).
     pub error: Option<VolumeProblem>,
 }
@@ -376,6 +381,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             rule: None,
             fix_blockers: Vec::new(),
             journal: None,
+            journal_replay: None,
             error: None,
         };
         match p.view(container) {
@@ -656,13 +662,26 @@ fn inspect_volume<R: ReadAt>(
             return;
         }
     };
+    // The replayed volume, when the journal is not clean and its replay is understood: the rule
+    // must see what Windows would see after its own recovery (a file whose creation only the
+    // journal holds is there).
+    let replayed = RefCell::new(Overlay::new(view));
+    let mut replay_done = false;
     if !summary.log.state.is_clean() {
-        report.fix_blockers.push(Blocker::JournalNotClean {
-            state: summary.log.state,
-        });
         // Only a journal that is not clean is read past its restart pages: a clean volume costs
         // nothing more.
-        report.journal = Some(read_journal_report(&vol));
+        let journal = read_journal_report(&vol);
+        let replay = Volume::open(&replayed)
+            .ok()
+            .and_then(|rvol| replay_journal(&rvol, &journal).map(|(outcome, _)| outcome));
+        replay_done = replay.as_ref().is_some_and(JournalReplay::replayed);
+        if !replay_done {
+            report.fix_blockers.push(Blocker::JournalNotClean {
+                state: summary.log.state,
+            });
+        }
+        report.journal = Some(journal);
+        report.journal_replay = replay;
     }
     if summary.hibernation.hibernated {
         report.fix_blockers.push(Blocker::Hibernated);
@@ -675,17 +694,45 @@ fn inspect_volume<R: ReadAt>(
     if rule.windows_only && !windows {
         return;
     }
-    match run_rule_with(&vol, rule, unlisted) {
-        Ok(r) => report.rule = Some(r),
-        Err(e) => report.error = ntfs_problem(e),
+    if replay_done {
+        match Volume::open(&replayed) {
+            // Replayed, the journal has nothing pending left that a fix could overlap.
+            Ok(rvol) => run_rule_into(&rvol, rule, unlisted, report),
+            Err(e) => report.error = ntfs_problem(e),
+        }
+    } else {
+        run_rule_into(&vol, rule, unlisted, report);
+        journal_overlap_into(&vol, report);
     }
+}
+
+/// Runs the rule on `vol` into the volume's report.
+fn run_rule_into<R: ReadAt>(
+    vol: &Volume<R>,
+    rule: &Rule,
+    unlisted: Unlisted,
+    report: &mut VolumeReport,
+) {
+    match run_rule_with(vol, rule, unlisted) {
+        Ok(r) => report.rule = Some(r),
+        Err(e) => {
+            report.error = Some(VolumeProblem::Ntfs {
+                error: NtfsProblem::from(e),
+            })
+        }
+    }
+}
+
+/// For a journal that was analysed (and is not replayed by the fix), whether its pending changes
+/// overlap what deleting the rule's matches on `vol` would change.
+fn journal_overlap_into<R: ReadAt>(vol: &Volume<R>, report: &mut VolumeReport) {
     if let (Some(JournalReport::Analysed { journal }), Some(rule)) =
         (report.journal.as_mut(), report.rule.as_ref())
     {
         if let (false, Some(directory)) = (rule.matches.is_empty(), rule.directory_record) {
             let files: Vec<u64> = rule.matches.iter().map(|m| m.file.mft_record).collect();
             // A footprint that cannot be read leaves the overlap unknown (`None`), never "none".
-            if let Ok(fix) = inspect_footprint(&vol, directory, &files) {
+            if let Ok(fix) = inspect_footprint(vol, directory, &files) {
                 journal.overlap = Some(journal_overlap(journal, &fix));
             }
         }

@@ -8,14 +8,21 @@
 
 use std::collections::BTreeSet;
 
-use kaifuku_io::ReadAt;
+use kaifuku_io::{ReadAt, WriteAt};
+use kaifuku_ntfs::edit::{Change, Editor};
 use kaifuku_ntfs::logfile::analysis::{analyse, Bitmap, IndexBlock, TargetGeometry};
-use kaifuku_ntfs::logfile::read_journal;
+use kaifuku_ntfs::logfile::{
+    read_journal, read_volume_journal, replay, LfsVersion, ReplayPass, ReplaySummary,
+};
 use kaifuku_ntfs::volume::{AttrValue, RECORD_LOGFILE, RECORD_ROOT};
-use kaifuku_ntfs::{AttributeType, Damage, FileNameKey, Namespace, NtfsError, Structure, Volume};
+use kaifuku_ntfs::{
+    AttributeType, Damage, FileNameKey, Namespace, NtfsError, Structure, Unsupported, Volume,
+};
 
 use crate::vocabulary::NtfsProblem;
-pub use crate::vocabulary::{JournalOverlap, JournalReport, JournalSummary, TouchedRecord};
+pub use crate::vocabulary::{
+    JournalOverlap, JournalReplay, JournalReport, JournalSummary, TouchedRecord,
+};
 
 /// How many touched MFT records are resolved to paths (each costs a record read per directory
 /// level); the others are listed by number.
@@ -289,11 +296,67 @@ pub fn journal_overlap(journal: &JournalSummary, fix: &FixFootprint) -> JournalO
     }
 }
 
+/// Whether the journal of `vol` can be replayed as Windows would at its next mount, found by
+/// replaying it into `vol`'s overlay (which then holds the replayed volume), with the editor's
+/// labelled changes. `None` when there is nothing a replay would do (no analysed journal, or a
+/// journal whose restart area the replay finds clean): the fix then keeps its other paths.
+pub fn replay_journal<R: ReadAt + WriteAt>(
+    vol: &Volume<R>,
+    report: &JournalReport,
+) -> Option<(JournalReplay, Vec<Change>)> {
+    let JournalReport::Analysed { journal } = report else {
+        return None;
+    };
+    if journal.version != LfsVersion::V1_1 {
+        return Some((
+            JournalReplay::UnsupportedVersion {
+                version: journal.version,
+            },
+            Vec::new(),
+        ));
+    }
+    let failed = |e: NtfsError| match e {
+        NtfsError::Unsupported(Unsupported::JournalReplay {
+            lsn,
+            operation,
+            detail,
+        }) => JournalReplay::NotUnderstood {
+            lsn,
+            operation,
+            detail,
+        },
+        e => JournalReplay::Failed {
+            error: NtfsProblem::from(e),
+        },
+    };
+    let read = match read_volume_journal(vol) {
+        Ok(j) => j,
+        Err(e) => return Some((failed(e), Vec::new())),
+    };
+    let mut editor = Editor::new(vol);
+    match replay(&mut editor, &read) {
+        // A summary without an end of the log replayed nothing and left the journal as it was.
+        Ok(summary) if summary.last_lsn == 0 => None,
+        Ok(summary) => Some((replay_outcome(&summary), editor.into_changes())),
+        Err(e) => Some((failed(e), Vec::new())),
+    }
+}
+
+/// What a successful replay did, as the user is told.
+pub fn replay_outcome(summary: &ReplaySummary) -> JournalReplay {
+    let count = |pass: ReplayPass| summary.steps.iter().filter(|s| s.pass == pass).count() as u32;
+    JournalReplay::Replayed {
+        committed: summary.committed_transactions,
+        uncommitted: summary.uncommitted_transactions,
+        redone: count(ReplayPass::Redo),
+        undone: count(ReplayPass::Undo),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kaifuku_ntfs::logfile::analysis::{BitRange, LcnRange};
-    use kaifuku_ntfs::logfile::LfsVersion;
 
     fn summary() -> JournalSummary {
         JournalSummary {

@@ -2,9 +2,12 @@
 //! scratch and verify it, then describe the result as patches over the virtual disk.
 
 use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
+use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::Rule;
-use crate::vocabulary::{Blocker, JournalOverlap, JournalReport, NtfsProblem, VolumeName};
+use crate::vocabulary::{
+    Blocker, JournalOverlap, JournalReplay, JournalReport, NtfsProblem, VolumeName,
+};
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
@@ -55,6 +58,15 @@ pub struct PlannedJournalOverlap {
     pub overlap: JournalOverlap,
 }
 
+/// A journal the plan replays before the deletions.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedJournalReplay {
+    /// Index into the inspect report's volumes.
+    pub volume: usize,
+    /// What the replay does (always [`JournalReplay::Replayed`]).
+    pub replay: JournalReplay,
+}
+
 /// A verified repair plan: the deletions, and the bytes of the virtual disk that change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -62,6 +74,10 @@ pub struct Plan {
     pub deletions: Vec<PlannedDeletion>,
     /// Volumes whose journal was reset and dirty flag set.
     pub journals_discarded: Vec<usize>,
+    /// Volumes whose journal is replayed as Windows would at its next start: their writes come
+    /// first, and the deletions run on the replayed volume.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journals_replayed: Vec<PlannedJournalReplay>,
     /// For each volume whose journal was read (it was not clean): whether its pending changes
     /// touch what this plan changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -155,9 +171,15 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     if report.outcome != Outcome::Matches {
         return Err(not_fixable(report));
     }
-    let overlay = RefCell::new(Overlay::new(container));
+    // Two layers: the journal replays (the volume as Windows would see it after its own
+    // recovery), and over them the deletions. Proofs that judge "the volume before the fix" read
+    // the replayed layer; the patches are the top layer against the image.
+    let replayed = RefCell::new(Overlay::new(container));
+    let overlay = RefCell::new(Overlay::new(&replayed));
     let mut deletions = Vec::new();
     let mut journals_discarded = Vec::new();
+    let mut journals_replayed = Vec::new();
+    let mut replay_changes: Vec<(u64, Change)> = Vec::new();
     let mut journal_overlaps = Vec::new();
     let mut changes: Vec<(u64, Change)> = Vec::new();
     let mut ownership = Vec::new();
@@ -195,16 +217,43 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             return Err(blocked(Blocker::QuotaTracking));
         }
         let clean = ntfs.log.state.is_clean();
-        if !clean && !opts.discard_journal {
+        // Inspect found the rule's matches on the replayed volume: the fix replays too.
+        let replaying = !clean
+            && v.journal_replay
+                .as_ref()
+                .is_some_and(JournalReplay::replayed);
+        if !clean && !replaying && !opts.discard_journal {
             return Err(blocked(Blocker::JournalNotClean {
                 state: ntfs.log.state,
             }));
         }
         let on_volume = |e: NtfsError| ntfs_error(&name, None, e);
+        if replaying {
+            let replay_view = Slice::new(&replayed, v.offset, v.size).map_err(internal)?;
+            let replay_vol = Volume::open(&replay_view).map_err(on_volume)?;
+            let journal = v
+                .journal
+                .as_ref()
+                .expect("a replay is found on a read journal");
+            match replay_journal(&replay_vol, journal) {
+                Some((replay @ JournalReplay::Replayed { .. }, changes)) => {
+                    replay_changes.extend(changes.into_iter().map(|c| (v.offset, c)));
+                    journals_replayed.push(PlannedJournalReplay { volume: vi, replay });
+                }
+                // Inspect replayed this very journal: anything else now is a bug.
+                other => {
+                    return Err(failed(FixFailure::Internal {
+                        detail: format!(
+                            "{name}: the journal replay inspect made does not repeat: {other:?}"
+                        ),
+                    }))
+                }
+            }
+        }
         let view = Slice::new(&overlay, v.offset, v.size).map_err(internal)?;
         let vol = Volume::open(&view).map_err(on_volume)?;
         let mut ed = Editor::new(&vol);
-        if !clean {
+        if !clean && !replaying {
             ed.discard_journal().map_err(on_volume)?;
             journals_discarded.push(vi);
         }
@@ -230,7 +279,8 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             });
         }
         let volume_changes = ed.into_changes();
-        if let Some(JournalReport::Analysed { journal }) = &v.journal {
+        // A replayed journal has nothing pending left to overlap with.
+        if let (false, Some(JournalReport::Analysed { journal })) = (replaying, &v.journal) {
             let cs = vol.cluster_size();
             let mut fix = FixFootprint::default();
             for d in deletions.iter().filter(|d| d.volume == vi) {
@@ -259,11 +309,17 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             });
         }
         // Before anything is accepted: the clusters freed are the deleted files' alone, and
-        // every write lands in clusters of the structure it names (proven on the unpatched
-        // volume, where the runs that led there came from).
+        // every write lands in clusters of the structure it names, the journal replay's too
+        // (proven on the volume before the delete, where the runs that led there came from: the
+        // replayed one when the journal is replayed).
         let cs = vol.cluster_size();
+        let this_replay = replay_changes
+            .iter()
+            .filter(|(base, _)| *base == v.offset)
+            .map(|(_, c)| c);
         let mut claims: Vec<Claim> = volume_changes
             .iter()
+            .chain(this_replay.clone())
             .filter(|c| c.len > 0)
             .map(|c| Claim {
                 lcn: c.offset / cs,
@@ -283,11 +339,15 @@ pub(crate) fn plan_inspected<R: ReadAt>(
                 },
             }));
         }
-        let base_view = Slice::new(container, v.offset, v.size).map_err(internal)?;
+        let base_view = Slice::new(&replayed, v.offset, v.size).map_err(internal)?;
         let base_vol = Volume::open(&base_view).map_err(on_volume)?;
         // Every record whose attributes the fix writes through (`$MFT`, `$MFTMirr`, `$Bitmap`,
         // the directory, `$ObjId`, ...) must be sound before: the edit followed their runs.
-        let mut through: Vec<u64> = volume_changes.iter().map(|c| c.owner.record).collect();
+        let mut through: Vec<u64> = volume_changes
+            .iter()
+            .chain(this_replay)
+            .map(|c| c.owner.record)
+            .collect();
         through.sort_unstable();
         through.dedup();
         let health = kaifuku_ntfs::check::check_records(&base_vol, &through).map_err(on_volume)?;
@@ -418,9 +478,30 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         });
         if !sides.is_empty() {
             checks.push(PlanCheck::SideIndexesClean {
-                volume: name,
+                volume: name.clone(),
                 indexes: sides.iter().map(|s| s.label()).collect(),
             });
+        }
+        if journals_replayed.iter().any(|r| r.volume == vi) {
+            let state = vol
+                .summary()
+                .map_err(|e| {
+                    failed(FixFailure::PatchedVolumeUnreadable {
+                        volume: name.clone(),
+                        error: NtfsProblem::from(e),
+                    })
+                })?
+                .log
+                .state;
+            if !state.is_clean() {
+                return Err(failed(FixFailure::Internal {
+                    detail: format!(
+                        "{name}: after the journal replay the journal is {}",
+                        state.describe()
+                    ),
+                }));
+            }
+            checks.push(PlanCheck::JournalClean { volume: name });
         }
     }
     if matches_after != 0 {
@@ -428,10 +509,13 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             count: matches_after,
         }));
     }
-    let patches = diff_patches(&overlay.borrow(), &changes)?;
+    // The replay's writes first: a byte both change is labelled with the replay's structure.
+    let all_changes: Vec<(u64, Change)> = replay_changes.into_iter().chain(changes).collect();
+    let patches = diff_patches(&overlay, container, &all_changes)?;
     Ok(Plan {
         deletions,
         journals_discarded,
+        journals_replayed,
         journal_overlaps,
         patches,
         verification: Verification {
@@ -461,8 +545,9 @@ const MERGE_GAP: u64 = 8;
 /// Turns logged writes into patches that hold exactly the bytes that differ from the image,
 /// each labelled with the first structure written there. Fills (the journal reset) are kept as
 /// fills: they are not compared byte by byte, so the old journal is never read.
-fn diff_patches<B: ReadAt>(
-    overlay: &Overlay<B>,
+fn diff_patches<N: ReadAt, O: ReadAt>(
+    new_view: &N,
+    old_view: &O,
     changes: &[(u64, Change)],
 ) -> Result<Vec<Patch<ChangedStructure>>, FixError> {
     let read_failed = |e: std::io::Error| {
@@ -489,6 +574,7 @@ fn diff_patches<B: ReadAt>(
         .filter(|(_, c)| c.fill.is_none())
         .map(|(base, c)| (base + c.offset, base + c.offset + c.len, &c.label))
         .collect();
+    // A stable sort: at one offset the first change listed names the bytes.
     ranges.sort_by_key(|r| r.0);
     let mut covered_to = 0u64;
     for (start, end, label) in ranges {
@@ -503,12 +589,9 @@ fn diff_patches<B: ReadAt>(
         }
         let len = (end - start) as usize;
         let mut new = vec![0u8; len];
-        overlay.read_at(start, &mut new).map_err(read_failed)?;
+        new_view.read_at(start, &mut new).map_err(read_failed)?;
         let mut old = vec![0u8; len];
-        overlay
-            .base()
-            .read_at(start, &mut old)
-            .map_err(read_failed)?;
+        old_view.read_at(start, &mut old).map_err(read_failed)?;
         let mut i = 0usize;
         while i < len {
             if new[i] == old[i] {

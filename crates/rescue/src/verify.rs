@@ -48,7 +48,8 @@ pub fn verify_output<R: ReadAt>(
     for (vi, v) in report.volumes.iter().enumerate() {
         let deletions: Vec<_> = plan.deletions.iter().filter(|d| d.volume == vi).collect();
         let reset = plan.journals_discarded.contains(&vi);
-        if deletions.is_empty() && !reset {
+        let replayed = plan.journals_replayed.iter().any(|r| r.volume == vi);
+        if deletions.is_empty() && !reset && !replayed {
             continue;
         }
         let name = v.name();
@@ -148,6 +149,20 @@ pub fn verify_output<R: ReadAt>(
                 }));
             }
             checks.push(OutputCheck::JournalReset { volume: vi });
+        }
+        if replayed {
+            let n = av.ntfs.as_ref().ok_or_else(|| {
+                failed(VerifyFailure::NotNtfs {
+                    volume: name.clone(),
+                })
+            })?;
+            if !n.log.state.is_clean() {
+                return Err(failed(VerifyFailure::JournalNotReplayed {
+                    volume: name,
+                    state: n.log.state,
+                }));
+            }
+            checks.push(OutputCheck::JournalReplayed { volume: vi });
         }
     }
     if total_after != 0 || after.outcome == Outcome::Error {

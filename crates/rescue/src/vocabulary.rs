@@ -73,6 +73,7 @@ serde_with_message!(
     IdentityMismatch,
     JournalReport,
     JournalOverlap,
+    JournalReplay,
 );
 
 /// Joins sentences with "; ", the way a list of reasons is printed on one line.
@@ -1133,6 +1134,99 @@ impl fmt::Display for JournalOverlap {
     }
 }
 
+/// Whether kaifuku can complete, as Windows would at its next start, the updates an interrupted
+/// Windows left in the journal of a volume that is not clean (`docs/logfile-format.md` §10, §14).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum JournalReplay {
+    /// The replay is understood in full: the fix applies it first, and the rule runs on the
+    /// volume as Windows would see it after its own recovery.
+    Replayed {
+        /// Finished transactions whose changes the journal holds (completed where the disk lacks
+        /// them).
+        committed: u32,
+        /// Unfinished transactions (what of them reached the disk is taken back).
+        uncommitted: u32,
+        /// Log records redone.
+        redone: u32,
+        /// Log records undone.
+        undone: u32,
+    },
+    /// The journal is an LFS 2.0 log (Windows 8 and later, while mounted): kaifuku does not
+    /// replay those.
+    UnsupportedVersion {
+        /// The log's version.
+        version: LfsVersion,
+    },
+    /// A log record or a state of the log the replay does not understand exactly.
+    NotUnderstood {
+        /// The log record's LSN.
+        lsn: u64,
+        /// Its operation's name.
+        operation: String,
+        /// What is not understood.
+        detail: String,
+    },
+    /// The replay met damage or an unreadable structure.
+    Failed {
+        /// Why.
+        error: NtfsProblem,
+    },
+}
+
+impl JournalReplay {
+    /// Whether the fix replays the journal.
+    pub fn replayed(&self) -> bool {
+        matches!(self, JournalReplay::Replayed { .. })
+    }
+}
+
+impl fmt::Display for JournalReplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cannot = "kaifuku cannot complete the updates Windows left in the journal";
+        match self {
+            JournalReplay::Replayed {
+                committed,
+                uncommitted,
+                ..
+            } => {
+                write!(
+                    f,
+                    "Windows was interrupted while updating this disk; kaifuku completes the {committed} update(s) Windows had committed"
+                )?;
+                if *uncommitted > 0 {
+                    write!(f, " (and takes back {uncommitted} unfinished one(s))")?;
+                }
+                f.write_str(", as Windows would at its next start")
+            }
+            JournalReplay::UnsupportedVersion { version } => {
+                let version = match version {
+                    LfsVersion::V1_1 => "1.1",
+                    LfsVersion::V2_0 => "2.0",
+                };
+                write!(
+                    f,
+                    "{cannot}: it is an LFS {version} journal (Windows 8 and later write these while the volume is in use), and kaifuku replays LFS 1.1 journals only"
+                )
+            }
+            JournalReplay::NotUnderstood {
+                lsn,
+                operation,
+                detail,
+            } => write!(
+                f,
+                "{cannot}: log record {lsn:#x} ({operation}) is not understood: {detail}"
+            ),
+            JournalReplay::Failed { error } => write!(f, "{cannot}: {error}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Planning a fix
 
@@ -1493,6 +1587,12 @@ pub enum PlanCheck {
         /// The indexes (`$Extend\$ObjId:$O`, `$Extend\$Reparse:$R`).
         indexes: Vec<String>,
     },
+    /// The journal the fix replayed reads as clean on the patched volume, so Windows has nothing
+    /// left to replay.
+    JournalClean {
+        /// Which volume.
+        volume: VolumeName,
+    },
 }
 
 impl fmt::Display for PlanCheck {
@@ -1524,6 +1624,10 @@ impl fmt::Display for PlanCheck {
                 f,
                 "{volume}: {} read again: sound, and no entry refers to a deleted file",
                 indexes.join(" and ")
+            ),
+            PlanCheck::JournalClean { volume } => write!(
+                f,
+                "{volume}: the journal reads as clean after the replay: Windows has nothing left to replay"
             ),
         }
     }
@@ -1567,6 +1671,11 @@ pub enum OutputCheck {
         /// Index of the volume in the inspect report.
         volume: usize,
     },
+    /// The journal the fix replayed reads as clean (Windows has nothing left to replay).
+    JournalReplayed {
+        /// Index of the volume in the inspect report.
+        volume: usize,
+    },
     /// The invariant checker found nothing on the changed records and the directory.
     Invariants {
         /// Index of the volume in the inspect report.
@@ -1601,6 +1710,10 @@ impl fmt::Display for OutputCheck {
             OutputCheck::JournalReset { .. } => write!(
                 f,
                 "the journal is reset and the volume marked for chkdsk in the output"
+            ),
+            OutputCheck::JournalReplayed { .. } => write!(
+                f,
+                "the journal is replayed and reads as clean in the output"
             ),
             OutputCheck::Invariants { .. } => write!(
                 f,
@@ -1683,7 +1796,7 @@ pub enum VerifyFailure {
         /// The first problems found.
         problems: Vec<Problem>,
     },
-    /// A volume whose journal was reset is no NTFS volume in the output.
+    /// A volume whose journal was reset or replayed is no NTFS volume in the output.
     NotNtfs {
         /// Which volume.
         volume: VolumeName,
@@ -1696,6 +1809,13 @@ pub enum VerifyFailure {
         state: LogState,
         /// Whether the dirty flag is set in the output.
         dirty: bool,
+    },
+    /// After the journal replay the journal is not clean.
+    JournalNotReplayed {
+        /// Which volume.
+        volume: VolumeName,
+        /// The journal's state in the output.
+        state: LogState,
     },
     /// The rule still finds files in the output, or the output cannot be inspected.
     StillMatches {
@@ -1751,6 +1871,11 @@ impl fmt::Display for VerifyFailure {
                 "{volume}: after the journal reset the journal is {} and the dirty flag is {}",
                 state.describe(),
                 if *dirty { "set" } else { "clear" }
+            ),
+            VerifyFailure::JournalNotReplayed { volume, state } => write!(
+                f,
+                "{volume}: after the journal replay the journal is {}",
+                state.describe()
             ),
             VerifyFailure::StillMatches { count, reasons } => write!(
                 f,
@@ -1942,8 +2067,9 @@ impl fmt::Display for IdentityMismatch {
 #[cfg(test)]
 mod tests {
     use super::{
-        BitRange, Bitmap, IndexBlock, JournalOverlap, JournalOverlapDiscriminants, JournalReport,
-        JournalReportDiscriminants, JournalSummary, LcnRange, LfsVersion, TouchedRecord,
+        BitRange, Bitmap, IndexBlock, JournalOverlap, JournalOverlapDiscriminants, JournalReplay,
+        JournalReplayDiscriminants, JournalReport, JournalReportDiscriminants, JournalSummary,
+        LcnRange, LfsVersion, TouchedRecord,
     };
     use super::{
         Blocker, BlockerDiscriminants, CheckOutcome, CheckOutcomeDiscriminants, Checked,
@@ -2195,6 +2321,28 @@ mod tests {
         ]
     }
 
+    fn journal_replays() -> Vec<JournalReplay> {
+        vec![
+            JournalReplay::Replayed {
+                committed: 3,
+                uncommitted: 1,
+                redone: 14,
+                undone: 2,
+            },
+            JournalReplay::UnsupportedVersion {
+                version: LfsVersion::V2_0,
+            },
+            JournalReplay::NotUnderstood {
+                lsn: 0x80541d,
+                operation: "DeallocateFileRecordSegment".into(),
+                detail: "freeing a record again is not settled".into(),
+            },
+            JournalReplay::Failed {
+                error: NtfsProblem::NotNtfs,
+            },
+        ]
+    }
+
     fn journal_reports() -> Vec<JournalReport> {
         vec![
             JournalReport::Analysed {
@@ -2389,6 +2537,7 @@ mod tests {
                 volume: windows(),
                 indexes: vec!["$Extend\\$ObjId:$O".into()],
             },
+            PlanCheck::JournalClean { volume: windows() },
         ]
     }
 
@@ -2407,6 +2556,7 @@ mod tests {
                 record: 64,
             },
             OutputCheck::JournalReset { volume: 1 },
+            OutputCheck::JournalReplayed { volume: 1 },
             OutputCheck::Invariants { volume: 1 },
             OutputCheck::SideIndexes {
                 volume: 1,
@@ -2452,6 +2602,10 @@ mod tests {
                 volume: windows(),
                 state: LogState::V2,
                 dirty: false,
+            },
+            VerifyFailure::JournalNotReplayed {
+                volume: windows(),
+                state: LogState::V2,
             },
             VerifyFailure::StillMatches {
                 count: 1,
@@ -2595,6 +2749,7 @@ mod tests {
         documented::<_, RuleNoticeDiscriminants>("RuleNotice", notices());
         documented::<_, JournalReportDiscriminants>("JournalReport", journal_reports());
         documented::<_, JournalOverlapDiscriminants>("JournalOverlap", journal_overlaps());
+        documented::<_, JournalReplayDiscriminants>("JournalReplay", journal_replays());
         documented::<_, FixErrorDiscriminants>("FixError", fix_errors());
         documented::<_, FixRefusalDiscriminants>("FixRefusal", fix_refusals());
         documented::<_, FixFailureDiscriminants>("FixFailure", fix_failures());
@@ -2657,6 +2812,7 @@ mod tests {
         round_trips("VolumeName", &[windows(), VolumeName::place(None)]);
         round_trips("JournalReport", &journal_reports());
         round_trips("JournalOverlap", &journal_overlaps());
+        round_trips("JournalReplay", &journal_replays());
         // Every journal state, as blockers carry them.
         round_trips(
             "Blocker",
@@ -2913,8 +3069,13 @@ mod tests {
                     max_hops: 8,
                 },
                 U::LogVersion { major: 3, minor: 0 },
+                U::JournalReplay {
+                    lsn: 0x100b14,
+                    operation: "WriteEndOfFileRecordSegment".into(),
+                    detail: "no sample shows what it changes".into(),
+                },
             ],
-            12,
+            13,
             |u| match u {
                 U::IndexSplit { .. } => 0,
                 U::IndexBlockOverflow { .. } => 1,
@@ -2928,6 +3089,7 @@ mod tests {
                 U::UnfollowableLink { .. } => 9,
                 U::TooManyLinks { .. } => 10,
                 U::LogVersion { .. } => 11,
+                U::JournalReplay { .. } => 12,
             },
         );
         documented_ntfs(

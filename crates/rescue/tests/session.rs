@@ -281,6 +281,8 @@ fn belongs_to_object_ids(s: &kaifuku_ntfs::edit::ChangedStructure) -> bool {
         | ChangedStructure::BitmapBytes { bitmap, .. } => objid_bitmap(bitmap),
         ChangedStructure::MftRecord { part: None, .. }
         | ChangedStructure::MftMirrCopy { .. }
-        | ChangedStructure::JournalReset => false,
+        | ChangedStructure::JournalReset
+        | ChangedStructure::JournalReplay { .. }
+        | ChangedStructure::JournalMarkedClean { .. } => false,
     }
 }

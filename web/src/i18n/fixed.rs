@@ -50,6 +50,14 @@ impl T {
                 "{}: the journal is reset and chkdsk will run at the next boot.",
                 self.vol(volume)
             ),
+            (CheckView::JournalReplayed { volume }, Lang::Ja) => format!(
+                "{}: ジャーナルを再生済みで、クリーンな状態です(Windows が再生するものは残っていません)。",
+                self.vol(volume)
+            ),
+            (CheckView::JournalReplayed { volume }, Lang::En) => format!(
+                "{}: the journal is replayed and clean (Windows has nothing left to replay).",
+                self.vol(volume)
+            ),
             (CheckView::Invariants { volume, problems }, Lang::Ja) => format!(
                 "{}: 変更したディレクトリとレコードの NTFS 整合性チェック: 問題 {problems} 件。",
                 self.vol(volume)

@@ -3,7 +3,10 @@
 
 use super::{size, Lang, T};
 use kaifuku_container::{ContainerUnit, FileWriteLabel, WriteHow};
-use kaifuku_ntfs::edit::{BitmapOwner, ChangedStructure, IndexOwner, RecordPart};
+use kaifuku_ntfs::edit::{
+    BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
+};
+use kaifuku_ntfs::logfile::ReplayPass;
 use kaifuku_ntfs::LogState;
 use kaifuku_rescue::vocabulary::VolumeName;
 
@@ -153,6 +156,49 @@ impl T {
                 )
             }
             ChangedStructure::JournalReset => "$LogFile(ジャーナル。0xFF で初期化)".into(),
+            ChangedStructure::JournalReplay { page, applied } => {
+                let steps: Vec<String> = applied
+                    .iter()
+                    .map(|a| {
+                        let pass = match a.pass {
+                            ReplayPass::Redo => "再実行",
+                            ReplayPass::Undo => "取り消し",
+                        };
+                        format!("LSN {:#x} の {:?} を{pass}", a.lsn, a.operation)
+                    })
+                    .collect();
+                format!(
+                    "ジャーナルの再生: {}({})",
+                    self.replayed_page(page),
+                    steps.join("、")
+                )
+            }
+            ChangedStructure::JournalMarkedClean { copy, lsn } => {
+                let which = match copy {
+                    RestartCopy::First => "1 つ目",
+                    RestartCopy::Second => "2 つ目",
+                };
+                format!(
+                    "ジャーナルの再生: $LogFile の{which}の再開ページを「正常に閉じた」状態に(LSN {lsn:#x})"
+                )
+            }
+        }
+    }
+
+    fn replayed_page(self, page: &ReplayedPage) -> String {
+        match page {
+            ReplayedPage::Record { record } => format!("MFT レコード {record}"),
+            ReplayedPage::IndexBlock {
+                record,
+                index,
+                offset,
+            } => {
+                format!("レコード {record} の索引 {index} のバイト {offset:#x} にある索引ブロック")
+            }
+            ReplayedPage::StreamPage { vcn, .. } => {
+                let stream = page.stream_name().unwrap_or_default();
+                format!("{stream} の VCN {vcn} のページ")
+            }
         }
     }
 

@@ -820,6 +820,15 @@ impl T {
                     format!("{vol}: the journal is not reset (journal: {state}, dirty flag: {dirty}).")
                 )
             }
+            VerifyFailure::JournalNotReplayed { volume, state } => {
+                let vol = self.vol(volume);
+                let state = self.journal_state(*state, false);
+                pick!(
+                    self,
+                    format!("{vol}: ジャーナルの再生後もジャーナルがクリーンではありません(ジャーナル: {state})。"),
+                    format!("{vol}: after the journal replay the journal is not clean (journal: {state}).")
+                )
+            }
             VerifyFailure::StillMatches { count, .. } => pick!(
                 self,
                 format!("ルールに一致するファイルがまだ {count} 個あります。"),
@@ -1334,6 +1343,10 @@ mod tests {
                 state: LogState::V2,
                 dirty: false,
             },
+            VerifyFailure::JournalNotReplayed {
+                volume: volume(),
+                state: LogState::V2,
+            },
             VerifyFailure::StillMatches {
                 count: 1,
                 reasons: vec![],
@@ -1355,6 +1368,7 @@ mod tests {
                 | VerifyFailure::CheckerProblems { .. }
                 | VerifyFailure::NotNtfs { .. }
                 | VerifyFailure::JournalNotReset { .. }
+                | VerifyFailure::JournalNotReplayed { .. }
                 | VerifyFailure::StillMatches { .. }
                 | VerifyFailure::Internal { .. } => {}
             }

@@ -1,7 +1,9 @@
 //! The image report: container, partitions (and the partition reader's notes), volumes, matches.
 
 use super::{grouped, Lang, T};
-use crate::view::{BitmapView, IndexBlockView, JournalFactsView, JournalView, OverlapView};
+use crate::view::{
+    BitmapView, IndexBlockView, JournalFactsView, JournalReplayView, JournalView, OverlapView,
+};
 use kaifuku_container::Format;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, PartitionType, Scheme, WordedType};
@@ -632,6 +634,42 @@ impl T {
         }
     }
 
+    /// Whether the fix completes the journal as Windows would at its next start, or why not.
+    pub fn journal_replay(self, r: &JournalReplayView) -> String {
+        let cannot_ja = "ジャーナルに残っている Windows の更新を kaifuku は完了できません";
+        let cannot_en = "kaifuku cannot complete the updates Windows left in the journal";
+        match r {
+            JournalReplayView::Replayed {
+                committed,
+                uncommitted,
+            } => match (self.0, *uncommitted) {
+                (Lang::Ja, 0) => format!("このディスクの更新中に Windows が中断されました。Windows が確定していた {committed} 件の更新を、Windows が次回の起動時に行うのと同じように kaifuku が完了します。"),
+                (Lang::Ja, n) => format!("このディスクの更新中に Windows が中断されました。Windows が確定していた {committed} 件の更新を完了し、未完了の {n} 件を取り消します。Windows が次回の起動時に行うのと同じ処理です。"),
+                (Lang::En, 0) => format!("Windows was interrupted while updating this disk; kaifuku completes the {committed} update(s) Windows had committed, as Windows would at its next start."),
+                (Lang::En, n) => format!("Windows was interrupted while updating this disk; kaifuku completes the {committed} update(s) Windows had committed (and takes back {n} unfinished one(s)), as Windows would at its next start."),
+            },
+            JournalReplayView::UnsupportedVersion { version } => pick!(
+                self,
+                format!("{cannot_ja}。ジャーナルは LFS {version} 形式(Windows 8 以降が使用中のボリュームに書く形式)で、kaifuku が再生できるのは LFS 1.1 形式だけです。"),
+                format!("{cannot_en}: it is an LFS {version} journal (Windows 8 and later write these while the volume is in use), and kaifuku replays LFS 1.1 journals only.")
+            ),
+            JournalReplayView::NotUnderstood {
+                lsn,
+                operation,
+                detail,
+            } => pick!(
+                self,
+                format!("{cannot_ja}。ログレコード {lsn:#x}({operation})を正確に解釈できないためです({detail})。"),
+                format!("{cannot_en}: log record {lsn:#x} ({operation}) is not understood ({detail}).")
+            ),
+            JournalReplayView::Failed { detail } => pick!(
+                self,
+                format!("{cannot_ja}({detail})。"),
+                format!("{cannot_en} ({detail}).")
+            ),
+        }
+    }
+
     /// Whether the journal's pending changes touch what the fix changes.
     pub fn journal_overlap(self, o: &OverlapView) -> String {
         match o {
@@ -977,6 +1015,57 @@ mod tests {
                 if let Some(o) = &journal.overlap {
                     core.push_str(&o.to_string());
                 }
+            }
+            for n in numbers(&en) {
+                assert!(core.contains(&n), "{n} of {en:?} is not in {core:?}");
+                assert!(ja.contains(&n), "{n} missing from {ja}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_journal_replay_outcome_is_worded_in_both_languages() {
+        use kaifuku_rescue::vocabulary::{JournalReplay, NtfsProblem};
+        let outcomes = [
+            JournalReplay::Replayed {
+                committed: 3,
+                uncommitted: 0,
+                redone: 9,
+                undone: 0,
+            },
+            JournalReplay::Replayed {
+                committed: 2,
+                uncommitted: 1,
+                redone: 7,
+                undone: 2,
+            },
+            JournalReplay::UnsupportedVersion {
+                version: kaifuku_ntfs::logfile::LfsVersion::V2_0,
+            },
+            JournalReplay::NotUnderstood {
+                lsn: 0x100b95,
+                operation: "DeallocateFileRecordSegment".into(),
+                detail: "not settled".into(),
+            },
+            JournalReplay::Failed {
+                error: NtfsProblem::ReaderFailed {
+                    detail: "torn".into(),
+                },
+            },
+        ];
+        for outcome in &outcomes {
+            let view = crate::view::JournalReplayView::of(outcome);
+            let ja = T(Lang::Ja).journal_replay(&view);
+            let en = T(Lang::En).journal_replay(&view);
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)),
+                "{ja}"
+            );
+            // The page names the core's figures, in both languages; the replay's sentence is the
+            // core's own.
+            let core = outcome.to_string();
+            if outcome.replayed() {
+                assert_eq!(en.trim_end_matches('.'), core);
             }
             for n in numbers(&en) {
                 assert!(core.contains(&n), "{n} of {en:?} is not in {core:?}");

@@ -110,6 +110,11 @@ pub fn plan(props: &PlanProps) -> Html {
                         {for d.side_indexes.iter().map(|s| html! {<span class="sub">{t.side_index(s)}</span>})}
                     </li>
                 })}
+                {for p.journal_replays.iter().map(|r| html! {
+                    <li class="journal-replay" data-code={crate::view::code(serde_json::to_value(&r.replay))}>
+                        {format!("{}: {}", t.vol(&r.volume), t.journal_replay(&r.replay))}
+                    </li>
+                })}
                 {for p.journal_reset.iter().map(|v| html! {<li class="journal-reset">{t.journal_reset_line(v)}</li>})}
                 {for p.journal_overlaps.iter().map(|o| html! {
                     <li class="journal-overlap" data-code={crate::view::code(serde_json::to_value(&o.overlap))}>

@@ -143,6 +143,9 @@ fn volumes(t: T, v: &InspectView) -> Html {
                     <div class="journal-content" data-code={code(serde_json::to_value(j))} data-overlap={overlap}>
                         <p>{format!("{} — {}", t.vol(&x.name), t.journal_heading())}</p>
                         <ul>{for t.journal_lines(j).into_iter().map(|l| html! {<li>{l}</li>})}</ul>
+                        {for x.journal_replay.iter().map(|r| html! {
+                            <p class="journal-replay" data-code={code(serde_json::to_value(r))}>{t.journal_replay(r)}</p>
+                        })}
                     </div>
                 }
             })}

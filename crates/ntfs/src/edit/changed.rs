@@ -5,6 +5,10 @@
 //! The English wording (`Display`) has a fixed shape that reports and tests rely on:
 //! "MFT record 42", "index block VCN 8 of directory \X (record 7) $I30", "$Bitmap bytes 0x10..0x11".
 
+use crate::logfile::record::Operation;
+use crate::logfile::replay::ReplayPass;
+use crate::volume::{RECORD_BITMAP, RECORD_MFT};
+use crate::AttributeType;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -45,6 +49,72 @@ pub enum ChangedStructure {
     },
     /// The whole `$LogFile`, filled with 0xFF (the journal discarded).
     JournalReset,
+    /// A page the journal replay changed, with the log records applied to it in order.
+    JournalReplay {
+        /// The page.
+        page: ReplayedPage,
+        /// The log records applied to it.
+        applied: Vec<AppliedRecord>,
+    },
+    /// A `$LogFile` restart page marked clean after the replay.
+    JournalMarkedClean {
+        /// Which of the two copies.
+        copy: RestartCopy,
+        /// The log's current LSN written into it (the end of the replayed log).
+        lsn: u64,
+    },
+}
+
+/// A page of the volume a journal replay changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplayedPage {
+    /// A file record of `$MFT`.
+    Record {
+        /// The record number.
+        record: u64,
+    },
+    /// An index block, by its byte offset in the `$INDEX_ALLOCATION` of a record's index.
+    IndexBlock {
+        /// The record holding the index.
+        record: u64,
+        /// The index's name.
+        index: String,
+        /// Byte offset of the block in the index allocation.
+        offset: u64,
+    },
+    /// A page of a non-resident stream (`$MFT:$BITMAP`, `$Bitmap`, ...).
+    StreamPage {
+        /// The record holding the stream.
+        record: u64,
+        /// The stream's attribute type code.
+        attribute_type: u32,
+        /// The stream's name.
+        name: String,
+        /// First virtual cluster of the page.
+        vcn: u64,
+    },
+}
+
+/// One log record a journal replay applied to a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRecord {
+    /// The record's LSN.
+    pub lsn: u64,
+    /// The operation applied (the record's redo operation, or its undo operation).
+    pub operation: Operation,
+    /// Whether it was redone or undone.
+    pub pass: ReplayPass,
+}
+
+/// One of the two copies of the `$LogFile` restart page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartCopy {
+    /// The first (at offset 0).
+    First,
+    /// The second (one system page in).
+    Second,
 }
 
 /// A part of a file record that a write is about.
@@ -117,6 +187,80 @@ impl fmt::Display for ChangedStructure {
                 write!(f, "index block VCN {vcn} of {of} {index}")
             }
             ChangedStructure::JournalReset => f.write_str("$LogFile (reset to 0xFF)"),
+            ChangedStructure::JournalReplay { page, applied } => {
+                f.write_str("journal replay: ")?;
+                for (i, a) in applied.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                write!(f, " {page}")
+            }
+            ChangedStructure::JournalMarkedClean { copy, lsn } => {
+                let which = match copy {
+                    RestartCopy::First => "first",
+                    RestartCopy::Second => "second",
+                };
+                write!(
+                    f,
+                    "journal replay: $LogFile {which} restart page marked clean at LSN {lsn:#x}"
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Display for AppliedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pass = match self.pass {
+            ReplayPass::Redo => "redo",
+            ReplayPass::Undo => "undo",
+        };
+        write!(f, "{pass} LSN {:#x} {:?}", self.lsn, self.operation)
+    }
+}
+
+impl ReplayedPage {
+    /// For a stream page, the stream as NTFS names it: `$MFT:$BITMAP`, `$Bitmap`, or "record 5's
+    /// attribute 0x80 $X" for the others (an identifier, the same in every language).
+    pub fn stream_name(&self) -> Option<String> {
+        match self {
+            ReplayedPage::StreamPage {
+                record,
+                attribute_type,
+                name,
+                ..
+            } => {
+                let mft_bitmap = (RECORD_MFT, AttributeType::Bitmap.code());
+                let cluster_bitmap = (RECORD_BITMAP, AttributeType::Data.code());
+                Some(match (*record, *attribute_type) {
+                    k if k == mft_bitmap => "$MFT:$BITMAP".to_string(),
+                    k if k == cluster_bitmap => "$Bitmap".to_string(),
+                    _ => format!("record {record}'s attribute {attribute_type:#x} {name}"),
+                })
+            }
+            ReplayedPage::Record { .. } | ReplayedPage::IndexBlock { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for ReplayedPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayedPage::Record { record } => write!(f, "MFT record {record}"),
+            ReplayedPage::IndexBlock {
+                record,
+                index,
+                offset,
+            } => write!(
+                f,
+                "index block at byte {offset:#x} of record {record}'s {index}"
+            ),
+            ReplayedPage::StreamPage { vcn, .. } => {
+                let stream = self.stream_name().unwrap_or_default();
+                write!(f, "{stream} page at VCN {vcn}")
+            }
         }
     }
 }
@@ -222,6 +366,48 @@ mod tests {
                 "index block VCN 16 of directory \\Windows\\System32\\drivers\\etc (record 67) $I30",
             ),
             (ChangedStructure::JournalReset, "$LogFile (reset to 0xFF)"),
+            (
+                ChangedStructure::JournalReplay {
+                    page: ReplayedPage::Record { record: 67 },
+                    applied: vec![
+                        AppliedRecord {
+                            lsn: 0x100b4d,
+                            operation: Operation::AddIndexEntryRoot,
+                            pass: ReplayPass::Redo,
+                        },
+                        AppliedRecord {
+                            lsn: 0x100b60,
+                            operation: Operation::DeleteIndexEntryRoot,
+                            pass: ReplayPass::Undo,
+                        },
+                    ],
+                },
+                "journal replay: redo LSN 0x100b4d AddIndexEntryRoot, undo LSN 0x100b60 \
+                 DeleteIndexEntryRoot MFT record 67",
+            ),
+            (
+                ChangedStructure::JournalReplay {
+                    page: ReplayedPage::StreamPage {
+                        record: 6,
+                        attribute_type: 0x80,
+                        name: String::new(),
+                        vcn: 2,
+                    },
+                    applied: vec![AppliedRecord {
+                        lsn: 0x20,
+                        operation: Operation::ClearBitsInNonresidentBitMap,
+                        pass: ReplayPass::Redo,
+                    }],
+                },
+                "journal replay: redo LSN 0x20 ClearBitsInNonresidentBitMap $Bitmap page at VCN 2",
+            ),
+            (
+                ChangedStructure::JournalMarkedClean {
+                    copy: RestartCopy::Second,
+                    lsn: 0x42,
+                },
+                "journal replay: $LogFile second restart page marked clean at LSN 0x42",
+            ),
         ];
         for (value, english) in cases {
             assert_eq!(value.to_string(), english);

@@ -25,7 +25,9 @@ mod btree;
 mod changed;
 mod record_ops;
 
-pub use changed::{BitmapOwner, ChangedStructure, IndexOwner, RecordPart};
+pub use changed::{
+    AppliedRecord, BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
+};
 
 use crate::check::SideIndex;
 use crate::index::{Directory, FileNameKey};
@@ -138,7 +140,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         Ok(())
     }
 
-    fn write_pieces(
+    pub(crate) fn write_pieces(
         &mut self,
         pieces: &[(u64, u64)],
         bytes: &[u8],
@@ -166,15 +168,26 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         rec: &FileRecord,
         inside: Option<RecordPart>,
     ) -> Result<(), NtfsError> {
-        let mut bytes = rec.bytes.clone();
-        crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
-        let pieces = self.vol.record_location(rec.number)?;
         let label = ChangedStructure::MftRecord {
             record: rec.number,
             part: inside,
         };
+        let pieces = self.vol.record_location(rec.number)?;
+        self.write_record_at(rec, &pieces, label)
+    }
+
+    /// Writes a record at `pieces` (its place in `$MFT`, which may lie past the data size the
+    /// volume was opened with, when a journal replay grows `$MFT`), and its `$MFTMirr` copy.
+    pub(crate) fn write_record_at(
+        &mut self,
+        rec: &FileRecord,
+        pieces: &[(u64, u64)],
+        label: ChangedStructure,
+    ) -> Result<(), NtfsError> {
+        let mut bytes = rec.bytes.clone();
+        crate::fixup::apply_write(&mut bytes, &format!("MFT record {}", rec.number))?;
         self.write_pieces(
-            &pieces,
+            pieces,
             &bytes,
             &StreamRef::new(RECORD_MFT, AttributeType::Data, ""),
             &label,

@@ -15,11 +15,13 @@ pub mod checkpoint;
 pub mod page;
 pub mod reader;
 pub mod record;
+pub mod replay;
 pub mod restart;
 
 pub use analysis::{analyse, JournalAnalysis};
 pub use reader::{read_journal, Journal, LiveLog, LogEnd};
 pub use record::{LogRecord, Operation};
+pub use replay::{read_volume_journal, replay, ReplayPass, ReplayStep, ReplaySummary};
 pub use restart::LfsVersion;
 
 use crate::bytes::{u16_at, u32_at, u64_at};

@@ -72,7 +72,9 @@ pub(crate) fn damage(lsn: u64, detail: String) -> NtfsError {
 }
 
 /// An NTFS log operation (the redo or undo code of a client record), §9.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 pub enum Operation {
     /// 0x00: nothing.
     Noop,

@@ -1,0 +1,245 @@
+//! `kaifuku fix` on crash-simulated volumes whose journal holds what the fix is about: the
+//! CrowdStrike channel file `C-00000291-00000000-00000032.sys` created at 04:09, the creation
+//! committed in the journal but not flushed to the volume (`tests/journal-replay.py` makes the
+//! volumes with mkntfs and ntfs-3g, `tests/logwriter.py` writes the journal; see
+//! `journal_replay.rs` for the cases and the oracle).
+//!
+//! The fix must replay the journal by default (as Windows would at its next start), find the
+//! file on the replayed volume, delete it, and leave a volume that independent tools judge
+//! clean: `ntfsfix -n`, an ntfs-3g read-write mount (refused on an unclean journal) where the
+//! file is absent and the other files are there, `kaifuku check`, and a journal read as clean.
+//! On the crashed volume without the replay the rule finds nothing: a fix that ignored the
+//! journal would leave the file for Windows to bring back at boot.
+
+mod common;
+
+use common::{assert_check_clean, kaifuku, ntfs3g, run, Scratch};
+use kaifuku_ntfs::Volume;
+use kaifuku_rescue::inspect::run_rule;
+use kaifuku_rescue::rule::Rule;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
+const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
+/// The driver next to the channel file, which the fix must leave alone.
+const DRIVER: &str = "csagent.sys";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(name)
+}
+
+/// Runs the generator and oracle; `None` when it says it must be skipped (exit 77).
+fn crashed_volumes(scratch: &Scratch) -> Option<PathBuf> {
+    let dir = scratch.path("volumes");
+    let out = run(
+        "python3",
+        [script("journal-replay.py").as_os_str(), dir.as_os_str()],
+    );
+    if out.code == 77 {
+        eprintln!("SKIPPED fix_journal_replay: {}", out.both().trim());
+        return None;
+    }
+    assert_eq!(
+        out.code,
+        0,
+        "the oracle failed: ntfsrecover's replay of the writer's journal is not POST:\n{}",
+        out.both()
+    );
+    Some(dir)
+}
+
+fn inspect_json(image: &Path) -> serde_json::Value {
+    let o = kaifuku([
+        OsStr::new("inspect"),
+        OsStr::new("--json"),
+        image.as_os_str(),
+    ]);
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("inspect --json {}: {e}: {}", image.display(), o.both()))
+}
+
+#[test]
+fn fix_replays_the_journal_and_deletes_the_file_only_it_holds() {
+    let scratch = Scratch::new("fix-journal-replay");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    // (case, its directory, the crashed image, updates committed, unfinished ones).
+    let cases = [
+        ("committed", "", "committed", 1, 0),
+        (
+            "flushed-and-uncommitted",
+            "",
+            "flushed-and-uncommitted",
+            1,
+            1,
+        ),
+        ("index-block", "index-block", "committed", 1, 0),
+    ];
+    let rule = Rule::crowdstrike_2024_07_19();
+    for (case, sub, image, committed, uncommitted) in cases {
+        let crashed = dir.join(sub).join(format!("{image}.img"));
+
+        // Without the replay the file is not there: the volume alone does not show it, so a fix
+        // that ignored the journal would say "nothing to fix" and Windows would bring the file
+        // back when it replays its journal at boot.
+        let bytes = std::fs::read(&crashed).unwrap();
+        let vol = Volume::open(bytes.as_slice()).expect("the crashed volume opens");
+        let unreplayed = run_rule(&vol, &rule).expect("the rule runs on the crashed volume");
+        assert!(
+            unreplayed.directory_exists && unreplayed.matches.is_empty(),
+            "{case}: the crashed volume alone shows no match: {:?}",
+            unreplayed.matches
+        );
+
+        // Inspect sees it on the replayed view and says so.
+        let report = inspect_json(&crashed);
+        assert_eq!(report["outcome"], "matches", "{case}: {report}");
+        let volume = &report["volumes"][0];
+        let replay = &volume["journal_replay"];
+        assert_eq!(replay["code"], "replayed", "{case}: {volume}");
+        assert_eq!(replay["committed"], committed, "{case}: {replay}");
+        assert_eq!(replay["uncommitted"], uncommitted, "{case}: {replay}");
+        assert!(
+            volume["fix_blockers"].as_array().unwrap().is_empty(),
+            "{case}: a journal the fix replays blocks nothing: {volume}"
+        );
+        let matched: Vec<&str> = volume["rule"]["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            matched,
+            [format!(
+                "\\Windows\\System32\\drivers\\CrowdStrike\\{CHANNEL_FILE}"
+            )],
+            "{case}"
+        );
+
+        // The fix, without any consent flag: replay first, then the delete.
+        let out = dir.join(format!("{case}.fixed.img"));
+        let o = kaifuku([
+            OsStr::new("fix"),
+            crashed.as_os_str(),
+            OsStr::new("-o"),
+            out.as_os_str(),
+        ]);
+        assert_eq!(o.code, 0, "{case}: kaifuku fix: {}", o.both());
+        let said = o.both();
+        let unfinished = if uncommitted > 0 {
+            format!(" (and takes back {uncommitted} unfinished one(s))")
+        } else {
+            String::new()
+        };
+        let expected = format!(
+            "Journal     replayed first: Windows was interrupted while updating this disk; kaifuku completes the {committed} update(s) Windows had committed{unfinished}, as Windows would at its next start"
+        );
+        assert!(
+            said.lines().next() == Some(expected.as_str()),
+            "{case}: the plan opens with the replay:\n{said}"
+        );
+        assert!(
+            said.contains(&format!(
+                "Delete      \\Windows\\System32\\drivers\\CrowdStrike\\{CHANNEL_FILE}"
+            )),
+            "{case}: {said}"
+        );
+        assert!(
+            said.contains("journal replay: redo LSN")
+                && said.contains("journal replay: $LogFile first restart page marked clean"),
+            "{case}: the replay's writes are labelled in the plan:\n{said}"
+        );
+        assert!(
+            said.contains("the journal reads as clean after the replay"),
+            "{case}: {said}"
+        );
+        assert!(
+            !said.contains("reset ($LogFile filled with 0xFF)"),
+            "{case}: the journal is replayed, not discarded:\n{said}"
+        );
+
+        // Independent judges of the output.
+        let n = run("ntfsfix", ["-n".as_ref(), out.as_os_str()]);
+        assert_eq!(n.code, 0, "{case}: ntfsfix -n: {}", n.both());
+        assert!(
+            !n.both().to_lowercase().contains("unclean"),
+            "{case}: ntfsfix -n: {}",
+            n.both()
+        );
+        assert_check_clean(&out, case);
+        // Read-write: ntfs-3g refuses that on a journal that is not clean.
+        let m = ntfs3g(&out, &scratch.path("mnt"), true);
+        let listed: Vec<String> = std::fs::read_dir(m.p(CS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        m.unmount();
+        assert!(
+            !listed.iter().any(|n| n == CHANNEL_FILE),
+            "{case}: the 04:09 file is gone: {listed:?}"
+        );
+        assert!(
+            listed.iter().any(|n| n == DRIVER),
+            "{case}: the driver stays: {listed:?}"
+        );
+        let after = inspect_json(&out);
+        assert_eq!(after["outcome"], "nothing-to-fix", "{case}: {after}");
+        let log = &after["volumes"][0]["ntfs"]["log"];
+        assert_eq!(log["state"], "clean", "{case}: the journal is clean: {log}");
+        assert!(
+            after["volumes"][0].get("journal").is_none(),
+            "{case}: a clean journal is not read: {after}"
+        );
+    }
+}
+
+#[test]
+fn a_journal_the_replay_refuses_keeps_the_consent_path() {
+    let scratch = Scratch::new("fix-journal-refused");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    // An unfinished transaction whose new record reached the disk: freeing it again is not
+    // understood, so the replay refuses by operation and LSN, and the fix stays as it was.
+    let crashed = dir.join("uncommitted-new-record-on-disk.img");
+    let writer = common::load_json(&dir.join("uncommitted-new-record-on-disk.img.json"));
+    let dealloc = writer["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["undo"] == 3)
+        .unwrap()["lsn"]
+        .as_u64()
+        .unwrap();
+    let report = inspect_json(&crashed);
+    let volume = &report["volumes"][0];
+    let replay = &volume["journal_replay"];
+    assert_eq!(replay["code"], "not_understood", "{volume}");
+    assert_eq!(replay["lsn"], dealloc, "{replay}");
+    assert_eq!(
+        replay["operation"], "DeallocateFileRecordSegment",
+        "{replay}"
+    );
+    assert!(
+        volume["fix_blockers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["code"] == "journal_not_clean"),
+        "{volume}"
+    );
+    let o = kaifuku([OsStr::new("inspect"), crashed.as_os_str()]);
+    assert!(
+        o.text().contains(&format!(
+            "journal replay: kaifuku cannot complete the updates Windows left in the journal: log record {dealloc:#x} (DeallocateFileRecordSegment) is not understood"
+        )),
+        "{}",
+        o.both()
+    );
+}

@@ -1,0 +1,532 @@
+//! Journal replay on crash-simulated volumes (docs/logfile-format.md §10, §15).
+//!
+//! `tests/journal-replay.py` makes the volumes with mkntfs and ntfs-3g (libfaketime freezes the
+//! clocks, so every run makes the same bytes): PRE, POST (the CrowdStrike channel file
+//! `C-00000291-00000000-00000032.sys` created at 2024-07-19 04:09:13) and POST2 (then
+//! `Windows\Temp\x.tmp`). `tests/logwriter.py`, a test-side writer following the published format
+//! and nothing of kaifuku's, turns them into crashed volumes: POST with the described metadata put
+//! back to PRE's bytes and a journal whose records describe the change.
+//!
+//! * `committed`: the 04:09 creation logged and committed, nothing of it on disk.
+//! * `flushed-and-uncommitted`: the same with the new file's record already on disk (its LSN
+//!   stamped: the replay must skip it), then the x.tmp creation logged without its
+//!   `ForgetTransaction` and not on disk (the replay must leave it out).
+//!
+//! * `index-block`: case 1 in a directory of 40 more files, whose entries ntfs-3g keeps in an
+//!   index block: the name goes in with `AddIndexEntryAllocation`.
+//! * `uncommitted-on-disk`: case 2 with the x.tmp creation's changes of existing records (its
+//!   directory's index root and times, `$MFT`'s sizes, the parent's entry) on disk: the undo pass
+//!   must take them back. ntfsrecover has no undo pass in `-s`, so POST alone judges it.
+//! * `uncommitted-new-record-on-disk`: case 2 with x.tmp's new record on disk: freeing it again
+//!   is not understood (whether the sequence number is incremented), so the replay refuses,
+//!   naming the operation and LSN.
+//!
+//! The oracle (the script's own judgement): ntfsrecover lists every record with the values
+//! written, and `ntfsrecover -s` on a copy gives POST on every metadata byte; without a replay
+//! the 04:09 file is not on the volume. Then kaifuku's replay (`kaifuku_ntfs::logfile::replay`,
+//! into an overlay) must give POST and ntfsrecover's result on every metadata byte (page LSNs and
+//! update sequence numbers aside, which a replay stamps), leave a journal ntfs-3g mounts
+//! read-write (it refuses an unclean one), that `ntfsfix -n` and `kaifuku check` find clean, and
+//! list the 04:09 file.
+
+mod common;
+
+use common::{assert_check_clean, ntfs3g, run, Scratch};
+use kaifuku_io::{Overlay, ReadAt};
+use kaifuku_ntfs::logfile::{read_volume_journal, replay, Operation, ReplayPass, ReplaySummary};
+use kaifuku_ntfs::Volume;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+/// (case, its directory under the script's, the crashed image's name there).
+const CASES: [(&str, &str, &str); 3] = [
+    ("committed", "", "committed"),
+    ("flushed-and-uncommitted", "", "flushed-and-uncommitted"),
+    ("index-block", "index-block", "committed"),
+];
+const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
+const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(name)
+}
+
+/// Runs the generator and oracle; `None` when it says it must be skipped (exit 77).
+fn crashed_volumes(scratch: &Scratch) -> Option<PathBuf> {
+    let dir = scratch.path("volumes");
+    let out = run(
+        "python3",
+        [script("journal-replay.py").as_os_str(), dir.as_os_str()],
+    );
+    if out.code == 77 {
+        eprintln!("SKIPPED journal_replay: {}", out.both().trim());
+        return None;
+    }
+    assert_eq!(
+        out.code,
+        0,
+        "the oracle failed: ntfsrecover's replay of the writer's journal is not POST:\n{}",
+        out.both()
+    );
+    Some(dir)
+}
+
+/// kaifuku's replay of `crashed` into an overlay, written out as a new image.
+fn kaifuku_replay(crashed: &Path, out: &Path) -> ReplaySummary {
+    try_replay(crashed, out)
+        .unwrap_or_else(|e| panic!("{}: replay refused: {e}", crashed.display()))
+}
+
+/// The same, the refusal returned.
+fn try_replay(crashed: &Path, out: &Path) -> Result<ReplaySummary, kaifuku_ntfs::NtfsError> {
+    let bytes = std::fs::read(crashed).unwrap();
+    let overlay = RefCell::new(Overlay::new(bytes));
+    let summary = {
+        let vol = Volume::open(&overlay).expect("the crashed volume opens");
+        let journal = read_volume_journal(&vol).expect("its journal reads");
+        let mut editor = kaifuku_ntfs::edit::Editor::new(&vol);
+        replay(&mut editor, &journal)?
+    };
+    let size = overlay.size();
+    let mut image = vec![0u8; size as usize];
+    overlay.read_at(0, &mut image).unwrap();
+    std::fs::write(out, image).unwrap();
+    Ok(summary)
+}
+
+fn compare(a: &Path, b: &Path) -> String {
+    let o = run(
+        "python3",
+        [
+            script("journal-replay.py").as_os_str(),
+            "--compare".as_ref(),
+            a.as_os_str(),
+            b.as_os_str(),
+        ],
+    );
+    if o.code == 0 {
+        String::new()
+    } else {
+        o.both()
+    }
+}
+
+#[test]
+fn replay_gives_the_post_operation_volume() {
+    let scratch = Scratch::new("journal-replay");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    for (case, sub, image) in CASES {
+        let dir = dir.join(sub);
+        let post = dir.join("post.img");
+        let crashed = dir.join(format!("{image}.img"));
+        let ours = dir.join(format!("{case}.kaifuku.img"));
+        let summary = kaifuku_replay(&crashed, &ours);
+        let differences = compare(&ours, &post);
+        assert!(
+            differences.is_empty(),
+            "{case}: kaifuku's replay differs from POST:\n{differences}"
+        );
+        let theirs = dir.join(format!("{case}.replayed.img"));
+        let differences = compare(&ours, &theirs);
+        assert!(
+            differences.is_empty(),
+            "{case}: kaifuku's replay differs from ntfsrecover's:\n{differences}"
+        );
+
+        // What the writer logged (its JSON report) against what the replay did.
+        let report = common::load_json(&dir.join(format!("{image}.img.json")));
+        let records = report["records"].as_array().unwrap();
+        let init_lsns: Vec<u64> = records
+            .iter()
+            .filter(|r| r["redo"] == 2)
+            .map(|r| r["lsn"].as_u64().unwrap())
+            .collect();
+        let first_init = init_lsns[0];
+        let redone_init = summary
+            .steps
+            .iter()
+            .any(|s| s.lsn == first_init && s.operation == Operation::InitializeFileRecordSegment);
+        let end = report["end_lsn"].as_u64().unwrap();
+        assert_eq!(summary.last_lsn, end, "{case}: the end of the log");
+        match case {
+            "committed" | "index-block" => {
+                assert!(redone_init, "{case}: the new record's image is redone");
+                assert!(
+                    summary.steps.iter().all(|s| s.pass == ReplayPass::Redo),
+                    "{case}: a finished transaction only is redone: {:?}",
+                    summary.steps
+                );
+                assert_eq!(
+                    summary.already_on_disk, 0,
+                    "{case}: nothing was on disk: {summary:?}"
+                );
+                assert_eq!(summary.uncommitted_transactions, 0);
+                if case == "index-block" {
+                    assert!(
+                        summary
+                            .steps
+                            .iter()
+                            .any(|s| s.operation == Operation::AddIndexEntryAllocation),
+                        "{case}: the name goes into an index block: {:?}",
+                        summary.steps
+                    );
+                }
+            }
+            _ => {
+                assert!(
+                    !redone_init,
+                    "{case}: the flushed record (LSN stamped) is skipped by the LSN rule"
+                );
+                assert_eq!(summary.already_on_disk, 1, "{case}: {:?}", summary);
+                assert_eq!(summary.uncommitted_transactions, 1);
+                let t2_first = records.iter().rev().find(|r| r["redo"] == 0x1B).unwrap()["lsn"]
+                    .as_u64()
+                    .unwrap();
+                // Its records and blocks never reached the disk, so only its bitmap bits (which
+                // carry no LSN to tell) are put back, and nothing of it is redone.
+                let t2_bits: Vec<u64> = records
+                    .iter()
+                    .filter(|r| r["lsn"].as_u64().unwrap() > t2_first && r["redo"] == 0x15)
+                    .map(|r| r["lsn"].as_u64().unwrap())
+                    .collect();
+                let undone: Vec<u64> = summary
+                    .steps
+                    .iter()
+                    .filter(|s| s.pass == ReplayPass::Undo)
+                    .map(|s| s.lsn)
+                    .collect();
+                assert_eq!(undone, t2_bits, "{case}: undone: {:?}", summary.steps);
+                assert!(
+                    summary
+                        .steps
+                        .iter()
+                        .all(|s| s.lsn < t2_first || s.pass == ReplayPass::Undo),
+                    "{case}: nothing of the unfinished transaction is redone: {:?}",
+                    summary.steps
+                );
+            }
+        }
+
+        // Independent judges of the result: ntfsfix, an ntfs-3g read-write mount (refused on an
+        // unclean journal), kaifuku check.
+        let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+        assert_eq!(o.code, 0, "{case}: ntfsfix -n: {}", o.both());
+        assert!(
+            !o.both().contains("unclean") && !o.both().contains("Unclean"),
+            "{case}: ntfsfix -n: {}",
+            o.both()
+        );
+        assert_check_clean(&ours, case);
+        let m = ntfs3g(&ours, &scratch.path("mnt"), true);
+        let listed: Vec<String> = std::fs::read_dir(m.p(CS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        m.unmount();
+        assert!(
+            listed.iter().any(|n| n == CHANNEL_FILE),
+            "{case}: the 04:09 file is listed after the replay: {listed:?}"
+        );
+    }
+}
+
+#[test]
+fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
+    let scratch = Scratch::new("journal-undo");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    let post = dir.join("post.img");
+    let crashed = dir.join("uncommitted-on-disk.img");
+    let ours = dir.join("uncommitted-on-disk.kaifuku.img");
+    let summary = kaifuku_replay(&crashed, &ours);
+    let differences = compare(&crashed, &post);
+    assert!(
+        !differences.is_empty(),
+        "the crashed volume holds the unfinished transaction's changes"
+    );
+    let differences = compare(&ours, &post);
+    assert!(
+        differences.is_empty(),
+        "kaifuku's replay (redo, then undo) differs from POST:\n{differences}"
+    );
+    let report = common::load_json(&dir.join("uncommitted-on-disk.img.json"));
+    let undone: Vec<Operation> = summary
+        .steps
+        .iter()
+        .filter(|s| s.pass == ReplayPass::Undo)
+        .map(|s| s.operation)
+        .collect();
+    for op in [
+        Operation::DeleteIndexEntryRoot,
+        Operation::UpdateResidentValue,
+        Operation::UpdateFileNameRoot,
+        Operation::SetNewAttributeSizes,
+    ] {
+        assert!(undone.contains(&op), "{op:?} undone: {:?}", summary.steps);
+    }
+    assert_eq!(summary.last_lsn, report["end_lsn"].as_u64().unwrap());
+    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+    assert_check_clean(&ours, "uncommitted-on-disk");
+    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
+    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
+    m.unmount();
+    assert!(
+        temp.is_empty(),
+        "x.tmp is gone with its transaction: {temp:?}"
+    );
+    assert!(channel, "the finished 04:09 creation stays");
+
+    // Its new record on disk too: refused by name and LSN, nothing written.
+    let crashed = dir.join("uncommitted-new-record-on-disk.img");
+    let report = common::load_json(&dir.join("uncommitted-new-record-on-disk.img.json"));
+    let dealloc = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["undo"] == 3)
+        .unwrap()["lsn"]
+        .as_u64()
+        .unwrap();
+    let refused = try_replay(&crashed, &dir.join("refused.img")).expect_err("refused");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!("{dealloc:#x}")) && text.contains("DeallocateFileRecordSegment"),
+        "the refusal names the operation and its LSN: {text}"
+    );
+}
+
+/// Changes two bytes of the client data of the log record at `lsn` in a copy of `crashed`
+/// (located with the tests' own reader, not kaifuku's), at `at` from the client data's start.
+fn patch_log_record(
+    crashed: &Path,
+    copy: &Path,
+    report: &serde_json::Value,
+    lsn: u64,
+    at: u64,
+    value: u16,
+) {
+    std::fs::copy(crashed, copy).unwrap();
+    let vol = common::Vol::open(copy);
+    let log = vol.record(2).attr(0x80, "").expect("$LogFile has data");
+    let seq_bits = report["seq_number_bits"].as_u64().unwrap();
+    let offset = (lsn & ((1u64 << (64 - seq_bits)) - 1)) * 8 + 0x30 + at;
+    assert!(
+        offset % 512 != 510,
+        "the field is not at a sector end, where the update sequence array holds it"
+    );
+    let (disk, _) = vol.map(&log.runs, offset, 2)[0];
+    common::write_at(copy, disk, &value.to_le_bytes());
+}
+
+#[test]
+fn refuses_what_it_does_not_understand() {
+    let scratch = Scratch::new("journal-refusals");
+    let Some(dir) = crashed_volumes(&scratch) else {
+        return;
+    };
+    let crashed = dir.join("committed.img");
+    let report = common::load_json(&dir.join("committed.img.json"));
+    let lsn_of = |redo: u64| {
+        report["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["redo"] == redo)
+            .unwrap()["lsn"]
+            .as_u64()
+            .unwrap()
+    };
+    // An operation no source describes, in place of UpdateFileNameRoot (0x13).
+    let lsn = lsn_of(0x13);
+    let copy = scratch.path("unknown-op.img");
+    patch_log_record(&crashed, &copy, &report, lsn, 0, 0x23);
+    let text = try_replay(&copy, &scratch.path("out.img"))
+        .expect_err("an operation whose effect is unknown is refused")
+        .to_string();
+    assert!(
+        text.contains(&format!("{lsn:#x}")) && text.contains("UpdateRelativeDataInIndex"),
+        "{text}"
+    );
+    // AddIndexEntryRoot (0x0C) at a place where no index entry starts (attribute offset + 8).
+    let lsn = lsn_of(0x0C);
+    let entry = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["redo"] == 0x0C)
+        .unwrap()["attribute_offset"]
+        .as_u64()
+        .unwrap();
+    let copy = scratch.path("misplaced-entry.img");
+    patch_log_record(&crashed, &copy, &report, lsn, 0x12, entry as u16 + 8);
+    let text = try_replay(&copy, &scratch.path("out.img"))
+        .expect_err("an entry that would land inside another is refused")
+        .to_string();
+    assert!(
+        text.contains(&format!("{lsn:#x}"))
+            && text.contains("AddIndexEntryRoot")
+            && text.contains("no index entry starts"),
+        "{text}"
+    );
+}
+
+/// Turns the journal on `vol` back to checkpoint `restart_lsn` (needing `oldest_lsn`): both
+/// restart pages point the client there, the clean flag cleared (read and written with the
+/// tests' own reader).
+fn turn_back(vol: &Path, restart_lsn: u64, oldest_lsn: u64) {
+    let v = common::Vol::open(vol);
+    let lf = v.record(2).attr(0x80, "").unwrap();
+    let read = |offset: u64, len: u64| -> Vec<u8> {
+        v.map(&lf.runs, offset, len)
+            .into_iter()
+            .flat_map(|(off, n)| common::read_at(vol, off, n as usize))
+            .collect()
+    };
+    let page = common::u32le(&read(0, 512), 0x10) as u64;
+    for at in [0, page] {
+        let mut p = read(at, page);
+        common::unfixup(&mut p).unwrap();
+        let ra = common::u16le(&p, 0x18) as usize;
+        let flags = common::u16le(&p, ra + 0x0E) & !2;
+        p[ra + 0x0E..ra + 0x10].copy_from_slice(&flags.to_le_bytes());
+        let client = ra + common::u16le(&p, ra + 0x16) as usize;
+        p[client..client + 8].copy_from_slice(&oldest_lsn.to_le_bytes());
+        p[client + 8..client + 16].copy_from_slice(&restart_lsn.to_le_bytes());
+        common::refixup(&mut p);
+        let mut done = 0usize;
+        for (off, n) in v.map(&lf.runs, at, page) {
+            common::write_at(vol, off, &p[done..done + n as usize]);
+            done += n as usize;
+        }
+    }
+}
+
+/// A volume Windows made and dismounted cleanly (CC0, tests/data/windows-made), its own journal
+/// turned back to a checkpoint in the middle of its last session: everything the records after it
+/// change is already on disk. kaifuku's replay must give what `ntfsrecover -s` gives on every
+/// byte outside `$LogFile`, and the volume as Windows left it everywhere but in `$Secure:$SDS`:
+/// Windows logged its `$SDS` pages with the disk's pre-fill ("PTRN") in the padding between
+/// descriptors, where the disk holds zeros, and both replays write what the log holds. Or it
+/// refuses by operation and LSN.
+#[test]
+fn replaying_a_windows_journal_already_on_disk_changes_nothing() {
+    let test = "replaying_a_windows_journal_already_on_disk_changes_nothing";
+    let src = common::repo_testdata()
+        .join("windows-made")
+        .join("ntfs-ptrn.raw.gz");
+    if !src.exists() {
+        eprintln!("SKIPPED {test}: {} is absent", src.display());
+        return;
+    }
+    if run("ntfsrecover", ["-h"]).code == 127 {
+        eprintln!("SKIPPED {test}: ntfsrecover (ntfs-3g) is missing");
+        return;
+    }
+    let s = Scratch::new("journal-replay-windows-made");
+    let img = s.path("ptrn.raw");
+    let o = common::sh(&format!(
+        "gunzip -c '{}' > '{}'",
+        src.display(),
+        img.display()
+    ));
+    assert_eq!(o.code, 0, "gunzip: {}", o.both());
+    let mbr = common::read_at(&img, 0, 512);
+    let (start, len) = (
+        common::u32le(&mbr, 0x1BE + 8) as u64 * 512,
+        common::u32le(&mbr, 0x1BE + 12) as u64 * 512,
+    );
+    let vol = s.path("ptrn.vol");
+    common::extract(&img, start, len, &vol);
+    // The checkpoints of the log as ntfsrecover lists them: (LSN, checkpoint start, oldest LSN).
+    let out = run(
+        "ntfsrecover",
+        ["-n".as_ref(), "-f".as_ref(), "-v".as_ref(), vol.as_os_str()],
+    );
+    let mut checkpoints: Vec<(u64, u64)> = Vec::new();
+    let (mut lsn, mut kind, mut attributes, mut oldest) = (0u64, 0u64, 0u64, 0u64);
+    let hex = |s: &str| u64::from_str_radix(s, 16).unwrap_or(0);
+    for line in out.text().lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["this_lsn", v, ..] => {
+                if kind == 2 && attributes != 0 && !checkpoints.iter().any(|c| c.0 == lsn) {
+                    checkpoints.push((lsn, oldest));
+                }
+                (lsn, kind, attributes, oldest) = (hex(v), 0, 0, 0);
+            }
+            ["record_type", v, ..] => kind = hex(v),
+            ["attributes_lsn", v, ..] => attributes = hex(v),
+            ["unknown-8", v, ..] => oldest = hex(v),
+            _ => {}
+        }
+    }
+    assert!(checkpoints.len() >= 3, "{checkpoints:x?}");
+    let (checkpoint, oldest) = checkpoints[checkpoints.len() / 2];
+    turn_back(&vol, checkpoint, oldest);
+    let ours = s.path("ptrn.kaifuku.vol");
+    match try_replay(&vol, &ours) {
+        Ok(summary) => {
+            let theirs = s.path("ptrn.ntfsrecover.vol");
+            std::fs::copy(&vol, &theirs).unwrap();
+            let o = run("ntfsrecover", ["-s".as_ref(), theirs.as_os_str()]);
+            assert!(
+                o.text().contains("Syncing successful"),
+                "ntfsrecover -s: {}",
+                o.both()
+            );
+            let differences = compare(&ours, &theirs);
+            assert!(
+                differences.is_empty(),
+                "kaifuku's replay differs from ntfsrecover's:\n{differences}\n{summary:?}"
+            );
+            let v = common::Vol::open(&vol);
+            let sds = v.record(9).attr(0x80, "$SDS").expect("$Secure:$SDS");
+            let sds_clusters: Vec<(u64, u64)> = v
+                .runs_extent(&sds.runs)
+                .into_iter()
+                .map(|(off, len)| (off / v.cluster, len / v.cluster))
+                .collect();
+            for line in compare(&ours, &vol).lines() {
+                let cluster: u64 = line
+                    .strip_prefix("differs at cluster ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected comparison output: {line}"));
+                assert!(
+                    sds_clusters
+                        .iter()
+                        .any(|(first, n)| (*first..first + n).contains(&cluster)),
+                    "the replay changed cluster {cluster}, outside $SDS"
+                );
+            }
+            assert_check_clean(&ours, test);
+            let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+            assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+            let m = ntfs3g(&ours, &s.path("mnt"), true);
+            m.unmount();
+        }
+        Err(e) => {
+            assert!(
+                matches!(
+                    e,
+                    kaifuku_ntfs::NtfsError::Unsupported(
+                        kaifuku_ntfs::Unsupported::JournalReplay { .. }
+                    )
+                ),
+                "a refusal of the replay, not damage: {e}"
+            );
+            eprintln!("{test}: refused: {e}");
+        }
+    }
+}
