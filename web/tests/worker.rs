@@ -23,8 +23,9 @@ use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     BitmapView, CheckView, ContainerView, DeletionView, FixedView, IndexBlockView, InspectView,
-    JournalFactsView, JournalView, MatchView, NtfsView, OverlapView, PartitionView, PartitionsView,
-    PlanView, PlannedOverlapView, Problem, ProblemView, RangeView, Reads, VolumeView,
+    JournalFactsView, JournalReplayView, JournalView, MatchView, NtfsView, OverlapView,
+    PartitionView, PartitionsView, PlanView, PlannedOverlapView, PlannedReplayView, Problem,
+    ProblemView, RangeView, Reads, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -277,6 +278,9 @@ fn inspect_view() -> InspectView {
             }],
             error: None,
             refused: false,
+            journal_replay: Some(JournalReplayView::UnsupportedVersion {
+                version: "2.0".into(),
+            }),
             journal: Some(JournalView::Analysed(Box::new(JournalFactsView {
                 version: "2.0".into(),
                 checkpoint_lsn: 0x8042d1,
@@ -370,6 +374,13 @@ fn plan_view() -> PlanView {
             side_indexes: vec![],
         }],
         journal_reset: vec![volume()],
+        journal_replays: vec![PlannedReplayView {
+            volume: volume(),
+            replay: JournalReplayView::Replayed {
+                committed: 3,
+                uncommitted: 1,
+            },
+        }],
         journal_overlaps: vec![PlannedOverlapView {
             volume: volume(),
             overlap: OverlapView::NoOverlap,
