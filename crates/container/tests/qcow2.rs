@@ -6,99 +6,19 @@
 //! qemu-img and qemu-io are required: without them these tests fail (they would otherwise pass
 //! without testing anything).
 
-use kaifuku_container::{
-    open, Container, ContainerError, Extent, FileWrite, Format, Qcow2ClusterKind, Qcow2Feature,
-};
-use kaifuku_io::{check_range, ReadAt};
-use std::cell::Cell;
-use std::fs::{self, File};
+mod common;
+
+use common::{apply, assert_reads_as, qemu_img, run_ok, s, FileReader, TempDir};
+
+use kaifuku_container::{open, ContainerError, Extent, Format, Qcow2ClusterKind, Qcow2Feature};
+use kaifuku_io::ReadAt;
+use std::fs::{self};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 const RAW_SIZE: usize = 5 * MIB;
-
-/// `pread` over a file, counting the calls.
-struct FileReader {
-    file: File,
-    size: u64,
-    calls: Cell<u64>,
-}
-
-impl FileReader {
-    fn open(path: &Path) -> FileReader {
-        let file = File::open(path).unwrap();
-        let size = file.metadata().unwrap().len();
-        FileReader {
-            file,
-            size,
-            calls: Cell::new(0),
-        }
-    }
-}
-
-impl ReadAt for FileReader {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        check_range(offset, buf.len(), self.size)?;
-        self.calls.set(self.calls.get() + 1);
-        self.file.read_exact_at(buf, offset)
-    }
-}
-
-/// A fresh directory, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kaifuku-qcow2-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tool(name: &str, args: &[&str]) -> Output {
-    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
-        panic!("these tests need {name} (package qemu-utils) on PATH; running it failed: {e}")
-    });
-    assert!(
-        out.status.success(),
-        "{name} {} failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn qemu_img(args: &[&str]) -> Output {
-    tool("qemu-img", args)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// 5 MiB of deterministic noise with zero regions (2..4 MiB, 256..512 KiB, the last 100 KiB),
 /// and one highly compressible MiB (3 bytes repeated) at 1..2 MiB.
@@ -133,27 +53,6 @@ fn make_qcow2(dir: &TempDir, raw: &[u8], options: &str, compress: bool) -> PathB
     args.extend([s(&raw_path), s(&out)]);
     qemu_img(&args);
     out
-}
-
-/// Every byte, read once whole and once in odd-sized pieces that cross clusters at odd offsets.
-fn assert_reads_as<R: ReadAt>(c: &Container<R>, want: &[u8]) {
-    assert_eq!(c.virtual_size(), want.len() as u64);
-    let mut all = vec![0u8; want.len()];
-    c.read_at(0, &mut all).unwrap();
-    assert!(all == want, "whole-disk read differs");
-    let mut off = 0usize;
-    let mut piece = 1usize;
-    while off < want.len() {
-        let len = piece.min(want.len() - off);
-        let mut b = vec![0xa5u8; len];
-        c.read_at(off as u64, &mut b).unwrap();
-        assert!(
-            b == want[off..off + len],
-            "read of {len} bytes at {off} differs"
-        );
-        off += len;
-        piece = piece * 3 + 511;
-    }
 }
 
 /// What qemu reads: `qemu-img convert -O raw`.
@@ -272,11 +171,11 @@ fn zero_clusters_read_as_zeros() {
     let mut raw = raw_image();
     let dir = TempDir::new("zero");
     let image = make_qcow2(&dir, &raw, "compat=1.1", false);
-    tool(
+    run_ok(
         "qemu-io",
         &["-f", "qcow2", "-c", "write -z 0 128k", s(&image)],
     );
-    tool(
+    run_ok(
         "qemu-io",
         &["-f", "qcow2", "-c", "write -z -u 640k 64k", s(&image)],
     );
@@ -298,12 +197,6 @@ fn zero_clusters_read_as_zeros() {
         ),
         "{e}"
     );
-}
-
-fn apply(file: &mut [u8], writes: &[FileWrite]) {
-    for w in writes {
-        file[w.file_offset as usize..w.end() as usize].copy_from_slice(&w.bytes);
-    }
 }
 
 /// Patches planned in place on v2, v3 and extended-L2 images pass `qemu-img check` and read back
@@ -400,7 +293,7 @@ fn refuses_writes_it_cannot_do_in_place() {
     // Clusters shared with an internal snapshot; after the guest rewrote one cluster, that one is
     // owned once again and can be written.
     qemu_img(&["snapshot", "-c", "before-fix", s(&image)]);
-    tool(
+    run_ok(
         "qemu-io",
         &["-f", "qcow2", "-c", "write -P 0x5a 64k 64k", s(&image)],
     );
@@ -660,7 +553,7 @@ fn partially_allocated_subclusters() {
         s(&image),
         "1M",
     ]);
-    tool(
+    run_ok(
         "qemu-io",
         &["-f", "qcow2", "-c", "write -P 0x11 4k 4k", s(&image)],
     );

@@ -4,97 +4,18 @@
 //! qemu-img is required: without it these tests fail (they would otherwise pass without testing
 //! anything).
 
-use kaifuku_container::{open, Container, ContainerError, Extent, FileWrite, Format};
-use kaifuku_io::{check_range, ReadAt};
-use std::fs::{self, File};
-use std::io;
-use std::os::unix::fs::FileExt;
+mod common;
+
+use common::{apply, assert_reads_as, qemu_img, run, s, FileReader, TempDir};
+
+use kaifuku_container::{open, ContainerError, Extent, Format};
+use std::fs::{self};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const MIB: usize = 1 << 20;
 const RAW_SIZE: usize = 5 * MIB;
 /// qemu's VHD block size.
 const BLOCK: usize = 2 * MIB;
-
-/// `pread` over a file, as the CLI will do it.
-struct FileReader {
-    file: File,
-    size: u64,
-}
-
-impl FileReader {
-    fn open(path: &Path) -> FileReader {
-        let file = File::open(path).unwrap();
-        let size = file.metadata().unwrap().len();
-        FileReader { file, size }
-    }
-}
-
-impl ReadAt for FileReader {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        check_range(offset, buf.len(), self.size)?;
-        self.file.read_exact_at(buf, offset)
-    }
-}
-
-/// A fresh directory, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kaifuku-container-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run_qemu_img(args: &[&str]) -> Output {
-    Command::new("qemu-img")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "these tests need qemu-img (package qemu-utils or qemu-img) on PATH; \
-             running it failed: {e}"
-            )
-        })
-}
-
-fn qemu_img(args: &[&str]) -> Output {
-    let out = run_qemu_img(args);
-    assert!(
-        out.status.success(),
-        "qemu-img {} failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// 5 MiB of deterministic noise with zero regions: all of block 1 (2..4 MiB, which qemu leaves
 /// unallocated), 256..512 KiB inside block 0, and the last 100 KiB.
@@ -138,27 +59,6 @@ fn qemu_virtual_size(path: &Path) -> u64 {
     let out = qemu_img(&["info", "-f", "vpc", "--output=json", s(path)]);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     info["virtual-size"].as_u64().unwrap()
-}
-
-/// Every byte, read once whole and once in odd-sized pieces that cross blocks at odd offsets.
-fn assert_reads_as<R: ReadAt>(c: &Container<R>, want: &[u8]) {
-    assert_eq!(c.virtual_size(), want.len() as u64);
-    let mut all = vec![0u8; want.len()];
-    c.read_at(0, &mut all).unwrap();
-    assert!(all == want, "whole-disk read differs");
-    let mut off = 0usize;
-    let mut piece = 1usize;
-    while off < want.len() {
-        let len = piece.min(want.len() - off);
-        let mut b = vec![0xa5u8; len];
-        c.read_at(off as u64, &mut b).unwrap();
-        assert!(
-            b == want[off..off + len],
-            "read of {len} bytes at {off} differs"
-        );
-        off += len;
-        piece = piece * 3 + 511;
-    }
 }
 
 #[test]
@@ -245,12 +145,6 @@ fn bitmap_offset(file: &[u8], block: usize) -> usize {
     );
     assert_ne!(entry, u32::MAX);
     entry as usize * 512
-}
-
-fn apply(file: &mut [u8], writes: &[FileWrite]) {
-    for w in writes {
-        file[w.file_offset as usize..w.end() as usize].copy_from_slice(&w.bytes);
-    }
 }
 
 #[test]
@@ -343,7 +237,7 @@ fn plan_writes_on_qemu_dynamic_vhd() {
     ]);
     assert_eq!(qemu_virtual_size(&patched), RAW_SIZE as u64);
     // qemu-img has no consistency check for vpc; if a version gains one, it must pass.
-    let check = run_qemu_img(&["check", "-f", "vpc", s(&patched)]);
+    let check = run("qemu-img", &["check", "-f", "vpc", s(&patched)]);
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(
         check.status.success() || stderr.contains("does not support checks"),

@@ -5,41 +5,19 @@
 //! qemu-img and vhdiinfo are required: without them these tests fail (they would otherwise pass without testing
 //! anything).
 
-use kaifuku_container::{open, Container, ContainerError, Extent, FileWrite, Format};
+mod common;
+
+use common::{apply, assert_reads_as, qemu_img, run, s, FileReader, TempDir};
+
+use kaifuku_container::{open, ContainerError, Extent, Format};
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
-use std::fs::{self, File};
+use std::fs::{self};
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
 
 const MIB: usize = 1 << 20;
 const RAW_SIZE: usize = 9 * MIB;
 const HEADER_OFFSETS: [usize; 2] = [64 << 10, 128 << 10];
-
-struct FileReader {
-    file: File,
-    size: u64,
-}
-
-impl FileReader {
-    fn open(path: &Path) -> FileReader {
-        let file = File::open(path).unwrap();
-        let size = file.metadata().unwrap().len();
-        FileReader { file, size }
-    }
-}
-
-impl ReadAt for FileReader {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        check_range(offset, buf.len(), self.size)?;
-        self.file.read_exact_at(buf, offset)
-    }
-}
 
 /// An image held in memory (for the damaged variants).
 struct Bytes(Vec<u8>);
@@ -53,54 +31,6 @@ impl ReadAt for Bytes {
         buf.copy_from_slice(&self.0[offset as usize..offset as usize + buf.len()]);
         Ok(())
     }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kaifuku-vhdx-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("these tests need {program} on PATH; running it failed: {e}"))
-}
-
-fn qemu_img(args: &[&str]) -> Output {
-    let out = run("qemu-img", args);
-    assert!(
-        out.status.success(),
-        "qemu-img {} failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// 9 MiB of deterministic noise with zero regions: blocks 2..5 (1 MiB blocks; qemu leaves them
@@ -136,32 +66,6 @@ fn make_vhdx(dir: &TempDir, raw: &[u8], subformat: &str) -> PathBuf {
         s(&out),
     ]);
     out
-}
-
-fn assert_reads_as<R: ReadAt>(c: &Container<R>, want: &[u8]) {
-    assert_eq!(c.virtual_size(), want.len() as u64);
-    let mut all = vec![0u8; want.len()];
-    c.read_at(0, &mut all).unwrap();
-    assert!(all == want, "whole-disk read differs");
-    let mut off = 0usize;
-    let mut piece = 1usize;
-    while off < want.len() {
-        let len = piece.min(want.len() - off);
-        let mut b = vec![0xa5u8; len];
-        c.read_at(off as u64, &mut b).unwrap();
-        assert!(
-            b == want[off..off + len],
-            "read of {len} bytes at {off} differs"
-        );
-        off += len;
-        piece = piece * 3 + 511;
-    }
-}
-
-fn apply(file: &mut [u8], writes: &[FileWrite]) {
-    for w in writes {
-        file[w.file_offset as usize..w.end() as usize].copy_from_slice(&w.bytes);
-    }
 }
 
 /// A GUID stored in the Microsoft layout, as text.
