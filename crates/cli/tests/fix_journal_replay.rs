@@ -13,43 +13,17 @@
 
 mod common;
 
-use common::{assert_check_clean, kaifuku, ntfs3g, run, Scratch};
+use common::{assert_check_clean, crashed_journal_volumes, kaifuku, ntfs3g, run, Scratch};
 use kaifuku_ntfs::Volume;
 use kaifuku_rescue::inspect::run_rule;
 use kaifuku_rescue::rule::Rule;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
 const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
 /// The driver next to the channel file, which the fix must leave alone.
 const DRIVER: &str = "csagent.sys";
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests")
-        .join(name)
-}
-
-/// Runs the generator and oracle; `None` when it says it must be skipped (exit 77).
-fn crashed_volumes(scratch: &Scratch) -> Option<PathBuf> {
-    let dir = scratch.path("volumes");
-    let out = run(
-        "python3",
-        [script("journal-replay.py").as_os_str(), dir.as_os_str()],
-    );
-    if out.code == 77 {
-        eprintln!("SKIPPED fix_journal_replay: {}", out.both().trim());
-        return None;
-    }
-    assert_eq!(
-        out.code,
-        0,
-        "the oracle failed: ntfsrecover's replay of the writer's journal is not POST:\n{}",
-        out.both()
-    );
-    Some(dir)
-}
 
 fn inspect_json(image: &Path) -> serde_json::Value {
     let o = kaifuku([
@@ -64,7 +38,7 @@ fn inspect_json(image: &Path) -> serde_json::Value {
 #[test]
 fn fix_replays_the_journal_and_deletes_the_file_only_it_holds() {
     let scratch = Scratch::new("fix-journal-replay");
-    let Some(dir) = crashed_volumes(&scratch) else {
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
         return;
     };
     // (case, its directory, the crashed image, updates committed, unfinished ones).
@@ -201,7 +175,7 @@ fn fix_replays_the_journal_and_deletes_the_file_only_it_holds() {
 #[test]
 fn a_journal_the_replay_refuses_keeps_the_consent_path() {
     let scratch = Scratch::new("fix-journal-refused");
-    let Some(dir) = crashed_volumes(&scratch) else {
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
         return;
     };
     // An unfinished transaction whose new record reached the disk: freeing it again is not

@@ -31,12 +31,12 @@
 
 mod common;
 
-use common::{assert_check_clean, ntfs3g, run, Scratch};
+use common::{assert_check_clean, crashed_journal_volumes, ntfs3g, repo_script, run, Scratch};
 use kaifuku_io::{Overlay, ReadAt};
 use kaifuku_ntfs::logfile::{read_volume_journal, replay, Operation, ReplayPass, ReplaySummary};
 use kaifuku_ntfs::Volume;
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// (case, its directory under the script's, the crashed image's name there).
 const CASES: [(&str, &str, &str); 3] = [
@@ -46,32 +46,6 @@ const CASES: [(&str, &str, &str); 3] = [
 ];
 const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
 const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests")
-        .join(name)
-}
-
-/// Runs the generator and oracle; `None` when it says it must be skipped (exit 77).
-fn crashed_volumes(scratch: &Scratch) -> Option<PathBuf> {
-    let dir = scratch.path("volumes");
-    let out = run(
-        "python3",
-        [script("journal-replay.py").as_os_str(), dir.as_os_str()],
-    );
-    if out.code == 77 {
-        eprintln!("SKIPPED journal_replay: {}", out.both().trim());
-        return None;
-    }
-    assert_eq!(
-        out.code,
-        0,
-        "the oracle failed: ntfsrecover's replay of the writer's journal is not POST:\n{}",
-        out.both()
-    );
-    Some(dir)
-}
 
 /// kaifuku's replay of `crashed` into an overlay, written out as a new image.
 fn kaifuku_replay(crashed: &Path, out: &Path) -> ReplaySummary {
@@ -100,7 +74,7 @@ fn compare(a: &Path, b: &Path) -> String {
     let o = run(
         "python3",
         [
-            script("journal-replay.py").as_os_str(),
+            repo_script("journal-replay.py").as_os_str(),
             "--compare".as_ref(),
             a.as_os_str(),
             b.as_os_str(),
@@ -116,7 +90,7 @@ fn compare(a: &Path, b: &Path) -> String {
 #[test]
 fn replay_gives_the_post_operation_volume() {
     let scratch = Scratch::new("journal-replay");
-    let Some(dir) = crashed_volumes(&scratch) else {
+    let Some(dir) = crashed_journal_volumes(&scratch, "journal_replay") else {
         return;
     };
     for (case, sub, image) in CASES {
@@ -237,7 +211,7 @@ fn replay_gives_the_post_operation_volume() {
 #[test]
 fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
     let scratch = Scratch::new("journal-undo");
-    let Some(dir) = crashed_volumes(&scratch) else {
+    let Some(dir) = crashed_journal_volumes(&scratch, "journal_replay") else {
         return;
     };
     let post = dir.join("post.img");
@@ -332,7 +306,7 @@ fn patch_log_record(
 #[test]
 fn refuses_what_it_does_not_understand() {
     let scratch = Scratch::new("journal-refusals");
-    let Some(dir) = crashed_volumes(&scratch) else {
+    let Some(dir) = crashed_journal_volumes(&scratch, "journal_replay") else {
         return;
     };
     let crashed = dir.join("committed.img");

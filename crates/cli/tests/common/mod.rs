@@ -1432,3 +1432,38 @@ pub fn fls(tsk: &[String]) -> Vec<(bool, String, u64, String)> {
     }
     v
 }
+
+// ---------------------------------------------------------------------------------------------
+// Crashed volumes for the journal tests
+
+/// A script of the repository's `tests/` directory.
+pub fn repo_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(name)
+}
+
+/// Runs `tests/journal-replay.py` (the test-side journal writer, judged by ntfsrecover) into
+/// `scratch`; `None`, after saying so under the test's name, when it must be skipped (exit 77:
+/// a tool or FUSE is missing).
+pub fn crashed_journal_volumes(scratch: &Scratch, test: &str) -> Option<PathBuf> {
+    let dir = scratch.path("volumes");
+    let out = run(
+        "python3",
+        [
+            repo_script("journal-replay.py").as_os_str(),
+            dir.as_os_str(),
+        ],
+    );
+    if out.code == 77 {
+        eprintln!("SKIPPED {test}: {}", out.both().trim());
+        return None;
+    }
+    assert_eq!(
+        out.code,
+        0,
+        "the oracle failed: ntfsrecover's replay of the writer's journal is not POST:\n{}",
+        out.both()
+    );
+    Some(dir)
+}
