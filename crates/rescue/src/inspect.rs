@@ -670,10 +670,12 @@ fn inspect_volume<R: ReadAt>(
     if !summary.log.state.is_clean() {
         // Only a journal that is not clean is read past its restart pages: a clean volume costs
         // nothing more.
-        let journal = read_journal_report(&vol);
-        let replay = Volume::open(&replayed)
-            .ok()
-            .and_then(|rvol| replay_journal(&rvol, &journal).map(|(outcome, _)| outcome));
+        // The replay starts from the journal the analysis read: the overlay holds no change yet,
+        // so its bytes are the same.
+        let (journal, read) = read_journal_report(&vol);
+        let replay = Volume::open(&replayed).ok().and_then(|rvol| {
+            replay_journal(&rvol, &journal, read.as_ref()).map(|(outcome, _)| outcome)
+        });
         replay_done = replay.as_ref().is_some_and(JournalReplay::replayed);
         if !replay_done {
             report.fix_blockers.push(Blocker::JournalNotClean {

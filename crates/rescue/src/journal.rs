@@ -12,7 +12,7 @@ use kaifuku_io::{ReadAt, WriteAt};
 use kaifuku_ntfs::edit::{Change, Editor};
 use kaifuku_ntfs::logfile::analysis::{analyse, Bitmap, IndexBlock, TargetGeometry};
 use kaifuku_ntfs::logfile::{
-    read_journal, read_volume_journal, replay, LfsVersion, ReplayPass, ReplaySummary,
+    read_journal, read_volume_journal, replay, Journal, LfsVersion, ReplayPass, ReplaySummary,
 };
 use kaifuku_ntfs::volume::{AttrValue, RECORD_LOGFILE, RECORD_ROOT};
 use kaifuku_ntfs::{
@@ -34,19 +34,28 @@ pub const BITS_PER_BITMAP_PAGE: u64 = 4096 * 8;
 
 /// Reads and analyses the journal of `vol` (whose restart pages say it is not clean): every read
 /// goes through the volume's reader, so the block cache serves it and the report counts it.
-pub fn read_journal_report<R: ReadAt>(vol: &Volume<R>) -> JournalReport {
+/// Returns the journal as read too, so that a replay of the same volume need not read it again.
+pub fn read_journal_report<R: ReadAt>(vol: &Volume<R>) -> (JournalReport, Option<Journal>) {
     match analyse_volume(vol) {
-        Ok(Some(summary)) => JournalReport::Analysed {
-            journal: Box::new(summary),
-        },
-        Ok(None) => JournalReport::NoLiveLog,
-        Err(e) => JournalReport::Unreadable {
-            error: NtfsProblem::from(e),
-        },
+        Ok((Some(summary), journal)) => (
+            JournalReport::Analysed {
+                journal: Box::new(summary),
+            },
+            Some(journal),
+        ),
+        Ok((None, journal)) => (JournalReport::NoLiveLog, Some(journal)),
+        Err(e) => (
+            JournalReport::Unreadable {
+                error: NtfsProblem::from(e),
+            },
+            None,
+        ),
     }
 }
 
-fn analyse_volume<R: ReadAt>(vol: &Volume<R>) -> Result<Option<JournalSummary>, NtfsError> {
+fn analyse_volume<R: ReadAt>(
+    vol: &Volume<R>,
+) -> Result<(Option<JournalSummary>, Journal), NtfsError> {
     let record = vol.read_record(RECORD_LOGFILE)?;
     let value = vol
         .value(&record, AttributeType::Data, "")?
@@ -68,7 +77,7 @@ fn analyse_volume<R: ReadAt>(vol: &Volume<R>) -> Result<Option<JournalSummary>, 
         file_record_size: boot.file_record_size,
     };
     let Some(analysis) = analyse(&journal, Some(geometry))? else {
-        return Ok(None);
+        return Ok((None, journal));
     };
     let file_records = analysis
         .touched
@@ -83,7 +92,7 @@ fn analyse_volume<R: ReadAt>(vol: &Volume<R>) -> Result<Option<JournalSummary>, 
         })
         .collect();
     let after = analysis.records.len() + analysis.checkpoint_records as usize;
-    Ok(Some(JournalSummary {
+    let summary = JournalSummary {
         version: analysis.version,
         checkpoint_lsn: analysis.checkpoint_lsn,
         current_lsn: analysis.current_lsn,
@@ -99,7 +108,8 @@ fn analyse_volume<R: ReadAt>(vol: &Volume<R>) -> Result<Option<JournalSummary>, 
         unresolved: analysis.touched.unresolved,
         bytes_read: journal.bytes_read,
         overlap: None,
-    }))
+    };
+    Ok((Some(summary), journal))
 }
 
 /// The index blocks, once each: the analysis keeps one per changed entry offset, the report one
@@ -300,9 +310,12 @@ pub fn journal_overlap(journal: &JournalSummary, fix: &FixFootprint) -> JournalO
 /// replaying it into `vol`'s overlay (which then holds the replayed volume), with the editor's
 /// labelled changes. `None` when there is nothing a replay would do (no analysed journal, or a
 /// journal whose restart area the replay finds clean): the fix then keeps its other paths.
+/// `already_read` is the journal as [`read_journal_report`] read it from the same bytes, when the
+/// caller has it; otherwise it is read again.
 pub fn replay_journal<R: ReadAt + WriteAt>(
     vol: &Volume<R>,
     report: &JournalReport,
+    already_read: Option<&Journal>,
 ) -> Option<(JournalReplay, Vec<Change>)> {
     let JournalReport::Analysed { journal } = report else {
         return None;
@@ -329,12 +342,19 @@ pub fn replay_journal<R: ReadAt + WriteAt>(
             error: NtfsProblem::from(e),
         },
     };
-    let read = match read_volume_journal(vol) {
-        Ok(j) => j,
-        Err(e) => return Some((failed(e), Vec::new())),
+    let read_now;
+    let read = match already_read {
+        Some(j) => j,
+        None => match read_volume_journal(vol) {
+            Ok(j) => {
+                read_now = j;
+                &read_now
+            }
+            Err(e) => return Some((failed(e), Vec::new())),
+        },
     };
     let mut editor = Editor::new(vol);
-    match replay(&mut editor, &read) {
+    match replay(&mut editor, read) {
         // A summary without an end of the log replayed nothing and left the journal as it was.
         Ok(summary) if summary.last_lsn == 0 => None,
         Ok(summary) => Some((replay_outcome(&summary), editor.into_changes())),

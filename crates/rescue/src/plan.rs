@@ -235,7 +235,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
                 .journal
                 .as_ref()
                 .expect("a replay is found on a read journal");
-            match replay_journal(&replay_vol, journal) {
+            match replay_journal(&replay_vol, journal, None) {
                 Some((replay @ JournalReplay::Replayed { .. }, changes)) => {
                     replay_changes.extend(changes.into_iter().map(|c| (v.offset, c)));
                     journals_replayed.push(PlannedJournalReplay { volume: vi, replay });
