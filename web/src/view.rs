@@ -399,6 +399,7 @@ impl Problem {
                 Reason::Partitions { problem } => code(to_value(problem)),
                 Reason::Volume { problem, .. } => match problem {
                     VolumeProblem::Ntfs { error } => code(to_value(error)),
+                    VolumeProblem::BitLocker { problem } => code(to_value(problem)),
                     VolumeProblem::OutsideDisk { .. }
                     | VolumeProblem::WindowsPartitionUnreadable
                     | VolumeProblem::WindowsBootSectorUnreadable { .. } => code(to_value(problem)),

@@ -35,7 +35,7 @@ impl std::fmt::Display for FveStructure {
 
 /// Why a recovery password was not accepted before any key was tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum RecoveryPasswordFault {
     /// Not 48 digits in 8 groups of 6 (dashes and spaces between groups are fine).
     WrongLength {

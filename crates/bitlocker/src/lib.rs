@@ -37,4 +37,4 @@ pub use recovery_password::{check_typed_groups, recovery_key};
 pub use secret::Secret;
 pub use startup_key::StartupKey;
 pub use unlock::UnlockKey;
-pub use volume::{BitLockerVolume, EncryptedSectors, UnlockedVolume};
+pub use volume::{BitLockerVolume, EncryptedSectors, UnlockedVolume, VolumeDecryptor};

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
 use serde::Serialize;
@@ -12,6 +13,8 @@ use crate::boot::FveBootSector;
 use crate::cipher::SectorCipher;
 use crate::error::{BitLockerError, FveStructure};
 use crate::metadata::{FveMetadata, METADATA_AREA_LEN};
+use crate::method::EncryptionMethod;
+use crate::protector::ProtectionType;
 use crate::stretch::Progress;
 use crate::unlock::{unlock_fvek, UnlockKey};
 
@@ -40,6 +43,18 @@ impl BitLockerVolume {
         key: &UnlockKey,
         progress: Progress<'_>,
     ) -> Result<UnlockedVolume<R>, BitLockerError> {
+        let decryptor = self.decryptor(reader.size(), key, progress)?;
+        Ok(UnlockedVolume::new(reader, Arc::new(decryptor)))
+    }
+
+    /// The keys and layout that decrypt this volume (of `size` bytes), without a reader: kept
+    /// once unlocked, so later readers of the same volume need no second key stretching.
+    pub fn decryptor(
+        &self,
+        size: u64,
+        key: &UnlockKey,
+        progress: Progress<'_>,
+    ) -> Result<VolumeDecryptor, BitLockerError> {
         let fvek = unlock_fvek(&self.metadata, key, progress)?;
         let sector_size = self.boot.bytes_per_sector as usize;
         let cipher = SectorCipher::new(self.metadata.method, &fvek, sector_size).map_err(|m| {
@@ -52,11 +67,12 @@ impl BitLockerVolume {
                 ),
             )
         })?;
-        let layout = Layout::new(&self.metadata, sector_size as u64, reader.size());
-        Ok(UnlockedVolume {
-            reader,
+        let layout = Layout::new(&self.metadata, sector_size as u64, size);
+        Ok(VolumeDecryptor {
             cipher,
             layout,
+            method: self.metadata.method,
+            protection: key.protection(),
         })
     }
 }
@@ -117,19 +133,52 @@ impl Layout {
     }
 }
 
+/// What decrypts one unlocked volume: its sector cipher (holding the key) and layout.
+pub struct VolumeDecryptor {
+    cipher: SectorCipher,
+    layout: Layout,
+    method: EncryptionMethod,
+    protection: ProtectionType,
+}
+
+impl VolumeDecryptor {
+    /// How the volume's sectors are encrypted.
+    pub fn method(&self) -> EncryptionMethod {
+        self.method
+    }
+
+    /// The kind of protector that unlocked it.
+    pub fn protection(&self) -> ProtectionType {
+        self.protection
+    }
+
+    /// Size of the volume it decrypts.
+    pub fn size(&self) -> u64 {
+        self.layout.size
+    }
+}
+
+impl fmt::Debug for VolumeDecryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VolumeDecryptor")
+            .field("method", &self.method)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The decrypted view of an unlocked BitLocker volume: same size as the volume; the first
 /// sectors come from their relocated copy, BitLocker's metadata areas read as zeros, and past the
 /// encrypted size the volume is read as it is.
 pub struct UnlockedVolume<R> {
     reader: R,
-    cipher: SectorCipher,
-    layout: Layout,
+    decryptor: Arc<VolumeDecryptor>,
 }
 
 impl<R> fmt::Debug for UnlockedVolume<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnlockedVolume")
-            .field("layout", &self.layout)
+            .field("decryptor", &self.decryptor)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +221,16 @@ impl<L: fmt::Display> fmt::Display for EncryptedSectors<L> {
 }
 
 impl<R: ReadAt> UnlockedVolume<R> {
+    /// The decrypted view of `reader` (the encrypted volume `decryptor` was unlocked for).
+    pub fn new(reader: R, decryptor: Arc<VolumeDecryptor>) -> UnlockedVolume<R> {
+        UnlockedVolume { reader, decryptor }
+    }
+
+    /// What decrypts it.
+    pub fn decryptor(&self) -> &Arc<VolumeDecryptor> {
+        &self.decryptor
+    }
+
     /// The encrypted volume below.
     pub fn inner(&self) -> &R {
         &self.reader
@@ -179,7 +238,7 @@ impl<R: ReadAt> UnlockedVolume<R> {
 
     /// Bytes per sector.
     pub fn sector_size(&self) -> u64 {
-        self.layout.sector_size
+        self.decryptor.layout.sector_size
     }
 
     /// Turns patches on the decrypted view into patches on the encrypted volume: every sector a
@@ -189,7 +248,7 @@ impl<R: ReadAt> UnlockedVolume<R> {
         &self,
         patches: &[Patch<L>],
     ) -> Result<Vec<Patch<EncryptedSectors<L>>>, BitLockerError> {
-        let s = self.layout.sector_size;
+        let s = self.decryptor.layout.sector_size;
         let mut order: Vec<&Patch<L>> = patches.iter().filter(|p| !p.is_empty()).collect();
         order.sort_by_key(|p| p.offset);
         // Groups of patches whose sector ranges overlap.
@@ -208,9 +267,9 @@ impl<R: ReadAt> UnlockedVolume<R> {
         for (sectors, members) in groups {
             let start = sectors.start * s;
             let len = (sectors.end - sectors.start) * s;
-            check_range(start, len as usize, self.layout.size).map_err(BitLockerError::io(
-                "mapping a patch onto the encrypted volume",
-            ))?;
+            check_range(start, len as usize, self.decryptor.layout.size).map_err(
+                BitLockerError::io("mapping a patch onto the encrypted volume"),
+            )?;
             let mut plain = self
                 .read_vec(start, len as usize)
                 .map_err(BitLockerError::io("reading sectors to re-encrypt"))?;
@@ -223,7 +282,7 @@ impl<R: ReadAt> UnlockedVolume<R> {
             let mut run: Option<(u64, u64, u64, Vec<u8>)> = None; // (first sector, disk offset, count, bytes)
             for (i, sector) in plain.chunks_mut(s as usize).enumerate() {
                 let view_offset = start + i as u64 * s;
-                let disk = match self.layout.source(view_offset) {
+                let disk = match self.decryptor.layout.source(view_offset) {
                     SectorSource::Reserved => {
                         return Err(BitLockerError::WriteIntoMetadata {
                             offset: view_offset,
@@ -231,7 +290,7 @@ impl<R: ReadAt> UnlockedVolume<R> {
                     }
                     SectorSource::Clear => view_offset,
                     SectorSource::Encrypted(at) => {
-                        self.cipher.encrypt_sector(sector, at);
+                        self.decryptor.cipher.encrypt_sector(sector, at);
                         at
                     }
                 };
@@ -266,7 +325,7 @@ impl<R: ReadAt> UnlockedVolume<R> {
             label: EncryptedSectors {
                 first_sector,
                 sectors: count,
-                relocated: disk != first_sector * self.layout.sector_size,
+                relocated: disk != first_sector * self.decryptor.layout.sector_size,
                 inner: inner.to_vec(),
             },
         }
@@ -274,18 +333,18 @@ impl<R: ReadAt> UnlockedVolume<R> {
 
     /// Decrypts in place sectors read from `disk_offset` for the view at `view_offset`.
     fn decode(&self, view_offset: u64, sectors: &mut [u8]) -> io::Result<()> {
-        let s = self.layout.sector_size;
+        let s = self.decryptor.layout.sector_size;
         for (i, sector) in sectors.chunks_mut(s as usize).enumerate() {
             let at = view_offset + i as u64 * s;
-            match self.layout.source(at) {
+            match self.decryptor.layout.source(at) {
                 SectorSource::Reserved => sector.fill(0),
                 SectorSource::Clear => {}
                 SectorSource::Encrypted(disk) if disk == at => {
-                    self.cipher.decrypt_sector(sector, disk)
+                    self.decryptor.cipher.decrypt_sector(sector, disk)
                 }
                 SectorSource::Encrypted(disk) => {
                     self.reader.read_at(disk, sector)?;
-                    self.cipher.decrypt_sector(sector, disk);
+                    self.decryptor.cipher.decrypt_sector(sector, disk);
                 }
             }
         }
@@ -295,7 +354,7 @@ impl<R: ReadAt> UnlockedVolume<R> {
 
 impl<R: ReadAt> ReadAt for UnlockedVolume<R> {
     fn size(&self) -> u64 {
-        self.layout.size
+        self.decryptor.layout.size
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -303,10 +362,10 @@ impl<R: ReadAt> ReadAt for UnlockedVolume<R> {
         if buf.is_empty() {
             return Ok(());
         }
-        let s = self.layout.sector_size;
+        let s = self.decryptor.layout.sector_size;
         let first = offset / s * s;
         let end = (offset + buf.len() as u64).div_ceil(s) * s;
-        let end = end.min(self.layout.size / s * s).max(first);
+        let end = end.min(self.decryptor.layout.size / s * s).max(first);
         // Whole sectors covering the request; a partial last sector of an odd-sized volume is
         // never part of BitLocker's encrypted area and is read as it is.
         if first == offset && end == offset + buf.len() as u64 {

@@ -16,6 +16,7 @@ use std::path::Path;
 
 /// What `kaifuku fix` was asked to do.
 pub struct FixArgs<'a> {
+    pub keys: kaifuku_rescue::VolumeKeys,
     pub image: &'a Path,
     pub output: Option<&'a Path>,
     pub undo: Option<&'a Path>,
@@ -78,7 +79,7 @@ pub fn run(args: &FixArgs, rule: Rule) -> Exit {
     let cache = BlockCache::new(&counted, CacheConfig::default());
     // The container is opened once, here, for inspection, planning, the output plan and the
     // undo file's identity.
-    let mut session = Session::open(&cache, rule);
+    let mut session = Session::open_with_keys(&cache, rule, args.keys.clone());
     let planning = std::time::Instant::now();
     let planned = session.plan(&args.options).map(|_| ());
     let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;

@@ -13,6 +13,7 @@ mod check_cmd;
 mod demo;
 mod exit;
 mod fix_cmd;
+mod keys;
 mod output;
 mod paths;
 mod report;
@@ -22,7 +23,7 @@ mod stdio;
 use clap::{CommandFactory, Parser, Subcommand};
 use exit::Exit;
 use kaifuku_io::{BlockCache, CacheConfig, Counted};
-use kaifuku_rescue::{inspect, Rule};
+use kaifuku_rescue::{inspect_with_keys, Rule};
 use source::FileSource;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ enum Command {
         /// root whose last component may be a glob, e.g. '\Windows\Temp\*.tmp'.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+        #[command(flatten)]
+        keys: keys::KeyArgs,
     },
     /// Delete the matching files as NTFS would, verify, and write the fixed image.
     Fix {
@@ -85,6 +88,8 @@ enum Command {
         /// '\Windows\Temp\*.tmp'.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+        #[command(flatten)]
+        keys: keys::KeyArgs,
     },
     /// Check every NTFS volume of the image for broken invariants. Changes nothing.
     ///
@@ -221,11 +226,23 @@ fn run() -> Exit {
         }
     };
     match cli.command {
-        Command::Inspect { image, json, path } => {
+        Command::Inspect {
+            image,
+            json,
+            path,
+            keys,
+        } => {
             let Some(rule) = rule_for(path.as_deref()) else {
                 return Exit::Error;
             };
-            run_inspect(&image, &rule, json)
+            let keys = match keys.volume_keys() {
+                Ok(k) => k,
+                Err(why) => {
+                    say!("{why}");
+                    return Exit::Error;
+                }
+            };
+            run_inspect(&image, &rule, json, &keys)
         }
         Command::Fix {
             image,
@@ -236,11 +253,20 @@ fn run() -> Exit {
             discard_journal,
             json,
             path,
+            keys,
         } => {
             let Some(rule) = rule_for(path.as_deref()) else {
                 return Exit::Error;
             };
+            let keys = match keys.volume_keys() {
+                Ok(k) => k,
+                Err(why) => {
+                    say!("{why}");
+                    return Exit::Error;
+                }
+            };
             let args = fix_cmd::FixArgs {
+                keys,
                 image: &image,
                 output: output.as_deref(),
                 undo: undo.as_deref(),
@@ -278,7 +304,12 @@ fn run() -> Exit {
     }
 }
 
-fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> Exit {
+fn run_inspect(
+    image: &std::path::Path,
+    rule: &Rule,
+    json: bool,
+    keys: &kaifuku_rescue::VolumeKeys,
+) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
         Err(e) => {
@@ -288,7 +319,7 @@ fn run_inspect(image: &std::path::Path, rule: &Rule, json: bool) -> Exit {
     };
     let counted = Counted::new(source);
     let cache = BlockCache::new(&counted, CacheConfig::default());
-    let report = inspect(&cache, rule);
+    let report = inspect_with_keys(&cache, rule, keys);
     let stats = counted.stats();
     let text = if json {
         let doc = report::JsonReport {

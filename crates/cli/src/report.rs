@@ -115,6 +115,13 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
             v.offset,
             v.filesystem
         );
+        if let Some(b) = &v.bitlocker {
+            let _ = writeln!(
+                o,
+                "            BitLocker {}, unlocked with its {}; the volume below is the decrypted one",
+                b.method, b.unlocked_with
+            );
+        }
         if let Some(n) = &v.ntfs {
             let _ = writeln!(
                 o,

@@ -2,6 +2,7 @@
 //! whatever goes wrong is recorded in the report as typed values ([`crate::vocabulary`]: the
 //! volume's problem, the reasons) with an outcome the front end maps to an exit code.
 
+use crate::encryption::{Unlocker, VolumeKeys};
 use crate::journal::{inspect_footprint, journal_overlap, read_journal_report, replay_journal};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
@@ -246,6 +247,19 @@ pub struct VolumeReport {
     pub journal_replay: Option<JournalReplay>,
     /// Why the volume could not be examined (damage, or a refusal such as BitLocker).
     pub error: Option<VolumeProblem>,
+    /// For a BitLocker volume that was unlocked: how it is encrypted and what unlocked it; the
+    /// rest of the report describes the decrypted volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitlocker: Option<BitLockerSummary>,
+}
+
+/// An unlocked BitLocker volume, as inspect reports it. Never any key material.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BitLockerSummary {
+    /// How its sectors are encrypted.
+    pub method: kaifuku_bitlocker::EncryptionMethod,
+    /// The kind of protector that unlocked it.
+    pub unlocked_with: kaifuku_bitlocker::ProtectionType,
 }
 
 impl VolumeReport {
@@ -332,17 +346,36 @@ pub enum Unlisted {
     AlreadyProven,
 }
 
+/// [`inspect`] with keys for the image's BitLocker volumes: each one they unlock is inspected
+/// decrypted; one they do not unlock is reported with why.
+pub fn inspect_with_keys<R: ReadAt>(file: R, rule: &Rule, keys: &VolumeKeys) -> InspectReport {
+    inspect_opened(
+        kaifuku_container::open(file).as_ref(),
+        rule,
+        Unlisted::Scan,
+        &mut Unlocker::new(keys.clone()),
+    )
+}
+
 /// [`inspect`], choosing whether "no match" is confirmed by a scan for unlisted files.
 pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> InspectReport {
-    inspect_opened(kaifuku_container::open(file).as_ref(), rule, unlisted)
+    inspect_opened(
+        kaifuku_container::open(file).as_ref(),
+        rule,
+        unlisted,
+        &mut Unlocker::default(),
+    )
 }
 
 /// [`inspect_with`] on a container already opened (or the error opening it gave), so a session
 /// opens it once for inspection, planning and output.
+/// BitLocker volumes are unlocked with `unlocker`'s keys (and kept unlocked there) and inspected
+/// decrypted.
 pub(crate) fn inspect_opened<R: ReadAt>(
     opened: Result<&Container<R>, &ContainerError>,
     rule: &Rule,
     unlisted: Unlisted,
+    unlocker: &mut Unlocker,
 ) -> InspectReport {
     let container = match opened {
         Ok(c) => c,
@@ -369,6 +402,8 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             );
         }
     };
+    unlocker.unlock_table(container, &table);
+    let disk = unlocker.decrypted(container);
     let mut volumes = Vec::new();
     for p in table.partitions.iter().filter(|p| !p.container) {
         let bare = table.scheme == kaifuku_partition::Scheme::None;
@@ -383,8 +418,27 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             journal: None,
             journal_replay: None,
             error: None,
+            bitlocker: None,
         };
-        match p.view(container) {
+        match unlocker.outcome(p.start) {
+            Some(Ok(d)) => {
+                report.bitlocker = Some(BitLockerSummary {
+                    method: d.method(),
+                    unlocked_with: d.protection(),
+                })
+            }
+            Some(Err(problem)) => {
+                report.filesystem = FileSystem::Bitlocker;
+                report.error = Some(VolumeProblem::BitLocker {
+                    problem: problem.clone(),
+                });
+                report.fix_blockers.push(Blocker::BitLocker);
+                volumes.push(report);
+                continue;
+            }
+            None => {}
+        }
+        match p.view(&disk) {
             Ok(view) => inspect_volume(&view, rule, &p.type_code, unlisted, &mut report),
             Err(e) => {
                 report.error = Some(VolumeProblem::OutsideDisk {

@@ -7,6 +7,7 @@
 
 pub mod check_image;
 mod coded;
+pub mod encryption;
 pub mod human;
 pub mod inspect;
 pub mod journal;
@@ -18,8 +19,9 @@ pub mod verify;
 pub mod vocabulary;
 
 pub use check_image::{check_image, CheckOutcome, CheckedFileSystem, ImageCheck, VolumeCheck};
-pub use inspect::{inspect, FileSystem, InspectReport, Outcome, VolumeReport};
+pub use encryption::{DecryptedDisk, Unlocker, VolumeKeys};
+pub use inspect::{inspect, inspect_with_keys, FileSystem, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
 pub use rule::{Rule, RuleId, Verdict};
 pub use session::{PlannedFix, Session};
-pub use verify::{verify_output, OutputCheck, VerifyError};
+pub use verify::{verify_output, verify_output_with_keys, OutputCheck, VerifyError};

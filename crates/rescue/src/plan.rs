@@ -1,6 +1,7 @@
 //! The repair plan: inspect, delete every match in an overlay, re-open the patched view from
 //! scratch and verify it, then describe the result as patches over the virtual disk.
 
+use crate::encryption::Unlocker;
 use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
 use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
@@ -9,6 +10,7 @@ use crate::vocabulary::{
     Blocker, JournalOverlap, JournalReplay, JournalReport, NtfsProblem, VolumeName,
 };
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
+use kaifuku_bitlocker::EncryptedSectors;
 use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::check::SideIndex;
@@ -82,13 +84,50 @@ pub struct Plan {
     /// touch what this plan changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub journal_overlaps: Vec<PlannedJournalOverlap>,
-    /// Byte ranges of the virtual disk that change, each labelled with its structure.
+    /// Byte ranges of the virtual disk that change, each labelled with its structure. Inside an
+    /// unlocked BitLocker volume they are ranges of its decrypted view (same offsets), and
+    /// `encrypted_sectors` holds what the disk receives there.
     pub patches: Vec<Patch<ChangedStructure>>,
+    /// The sectors of BitLocker volumes that carry `patches` there, re-encrypted, as ranges of
+    /// the virtual disk.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encrypted_sectors: Vec<Patch<EncryptedSectors<ChangedStructure>>>,
+    /// The (start, end) byte ranges of the virtual disk read decrypted.
+    #[serde(skip)]
+    pub encrypted_volumes: Vec<(u64, u64)>,
     /// What the plan's verification confirmed.
     pub verification: Verification,
 }
 
 impl Plan {
+    /// What the virtual disk receives: the patches outside BitLocker volumes and the
+    /// re-encrypted sectors inside them. Labels are left out; `patches` and
+    /// `encrypted_sectors` carry them.
+    pub fn disk_patches(&self) -> Vec<Patch<()>> {
+        let inside = |p: &Patch<ChangedStructure>| {
+            self.encrypted_volumes
+                .iter()
+                .any(|(start, end)| p.offset < *end && p.end() > *start)
+        };
+        let mut out: Vec<Patch<()>> = self
+            .patches
+            .iter()
+            .filter(|p| !inside(p))
+            .map(|p| Patch {
+                offset: p.offset,
+                data: p.data.clone(),
+                label: (),
+            })
+            .chain(self.encrypted_sectors.iter().map(|p| Patch {
+                offset: p.offset,
+                data: p.data.clone(),
+                label: (),
+            }))
+            .collect();
+        out.sort_by_key(|p| p.offset);
+        out
+    }
+
     /// Bytes of the virtual disk that change.
     pub fn bytes_changed(&self) -> u64 {
         self.patches.iter().map(|p| p.len()).sum()
@@ -139,13 +178,14 @@ pub fn plan_fix<R: ReadAt>(
     opts: &FixOptions,
 ) -> Result<(InspectReport, Plan), FixError> {
     let opened = kaifuku_container::open(image);
-    let report = inspect_opened(opened.as_ref(), rule, Unlisted::Scan);
+    let mut unlocker = Unlocker::default();
+    let report = inspect_opened(opened.as_ref(), rule, Unlisted::Scan, &mut unlocker);
     let container = match &opened {
         Ok(c) => c,
         // Inspect said why (and did not find matches).
         Err(_) => return Err(not_fixable(&report)),
     };
-    let plan = plan_inspected(container, &report, rule, opts)?;
+    let plan = plan_unlocked(container, &unlocker, &report, rule, opts)?;
     Ok((report, plan))
 }
 
@@ -161,9 +201,42 @@ pub(crate) fn not_fixable(report: &InspectReport) -> FixError {
     }
 }
 
-/// Plans the repair of the image `container` holds, which `report` is the inspection of.
-pub(crate) fn plan_inspected<R: ReadAt>(
+/// Plans the repair of the image `container` holds, which `report` is the inspection of, with
+/// its BitLocker volumes read decrypted through `unlocker` (which inspect unlocked them with):
+/// the changes on a decrypted volume are also mapped to its re-encrypted sectors.
+pub(crate) fn plan_unlocked<R: ReadAt>(
     container: &Container<R>,
+    unlocker: &Unlocker,
+    report: &InspectReport,
+    rule: &Rule,
+    opts: &FixOptions,
+) -> Result<Plan, FixError> {
+    let disk = unlocker.decrypted(container);
+    let mut plan = plan_inspected(&disk, report, rule, opts)?;
+    if disk.any_unlocked() {
+        let (_, encrypted) = disk.encrypt_patches(&plan.patches).map_err(|problem| {
+            failed(FixFailure::BitLocker {
+                volume: plan
+                    .deletions
+                    .first()
+                    .map(|d| report.volumes[d.volume].name())
+                    .unwrap_or(VolumeName {
+                        partition: None,
+                        label: None,
+                    }),
+                problem,
+            })
+        })?;
+        plan.encrypted_sectors = encrypted;
+        plan.encrypted_volumes = disk.volume_ranges();
+    }
+    Ok(plan)
+}
+
+/// Plans the repair on `container`: the virtual disk, or the disk with its BitLocker volumes
+/// read decrypted.
+pub(crate) fn plan_inspected<D: ReadAt>(
+    container: &D,
     report: &InspectReport,
     rule: &Rule,
     opts: &FixOptions,
@@ -518,6 +591,8 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         journals_replayed,
         journal_overlaps,
         patches,
+        encrypted_sectors: Vec::new(),
+        encrypted_volumes: Vec::new(),
         verification: Verification {
             matches_after,
             checks,

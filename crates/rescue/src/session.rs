@@ -8,11 +8,12 @@
 //! [`Session::verify_output`]; the web page, which cannot read its download back, verifies the
 //! picked file with exactly the download's writes laid over it ([`Session::verify_writes`]).
 
+use crate::encryption::{Unlocker, VolumeKeys};
 use crate::inspect::{inspect_opened, InspectReport, Unlisted};
-use crate::plan::{plan_inspected, FixOptions, Plan};
+use crate::plan::{plan_unlocked, FixOptions, Plan};
 use crate::rule::Rule;
 use crate::undo::{self, Identity, Piece, UndoError};
-use crate::verify::verify_output;
+use crate::verify::verify_output_with_keys;
 use crate::vocabulary::{
     ContainerProblem, FixError, FixFailure, OutputCheck, VerifyError, VerifyFailure,
 };
@@ -36,17 +37,29 @@ pub struct Session<R: ReadAt> {
     opened: Result<Container<R>, ContainerError>,
     report: Option<InspectReport>,
     fix: Option<PlannedFix>,
+    /// The keys the user gave for BitLocker volumes: verification unlocks the output afresh.
+    keys: VolumeKeys,
+    /// The BitLocker volumes inspect unlocked, kept for the plan.
+    unlocker: Unlocker,
 }
 
 impl<R: ReadAt> Session<R> {
     /// Opens the container of `image` (any format kaifuku reads) to be repaired with `rule`. Never
     /// fails: a container that does not open is reported by [`Session::inspect`].
     pub fn open(image: R, rule: Rule) -> Session<R> {
+        Session::open_with_keys(image, rule, VolumeKeys::none())
+    }
+
+    /// [`Session::open`] with keys for the image's BitLocker volumes: each is unlocked when first
+    /// inspected, repaired decrypted, and written back re-encrypted.
+    pub fn open_with_keys(image: R, rule: Rule, keys: VolumeKeys) -> Session<R> {
         Session {
             rule,
             opened: kaifuku_container::open(image),
             report: None,
             fix: None,
+            unlocker: Unlocker::new(keys.clone()),
+            keys,
         }
     }
 
@@ -65,8 +78,9 @@ impl<R: ReadAt> Session<R> {
     pub fn inspect(&mut self) -> &InspectReport {
         let opened = &self.opened;
         let rule = &self.rule;
+        let unlocker = &mut self.unlocker;
         self.report
-            .get_or_insert_with(|| inspect_opened(opened.as_ref(), rule, Unlisted::Scan))
+            .get_or_insert_with(|| inspect_opened(opened.as_ref(), rule, Unlisted::Scan, unlocker))
     }
 
     /// The inspect report, once [`Session::inspect`] or [`Session::plan`] made it.
@@ -85,9 +99,9 @@ impl<R: ReadAt> Session<R> {
             // The report says why (its outcome is not `Matches`).
             Err(_) => return Err(crate::plan::not_fixable(report)),
         };
-        let plan = plan_inspected(container, report, &self.rule, options)?;
+        let plan = plan_unlocked(container, &self.unlocker, report, &self.rule, options)?;
         let output = container
-            .plan_output(&plan.patches)
+            .plan_output(&plan.disk_patches())
             .map_err(|e| FixError::Failed {
                 failure: FixFailure::OutputNotMappable {
                     problem: ContainerProblem::from(&e),
@@ -126,7 +140,7 @@ impl<R: ReadAt> Session<R> {
             .fix
             .as_ref()
             .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
-        verify_output(fixed, &fix.report, &fix.plan, &self.rule)
+        verify_output_with_keys(fixed, &fix.report, &fix.plan, &self.rule, &self.keys)
     }
 
     /// [`Session::verify_output`] on the image file with exactly the planned writes and fills

@@ -2,7 +2,8 @@
 //! output file, the image fixed in place, or the picked file with the download's writes laid over
 //! it) — must be what the plan promised. Both front ends run this before they call a fix done.
 
-use crate::inspect::{inspect_with, InspectReport, Outcome, Unlisted};
+use crate::encryption::{Unlocker, VolumeKeys};
+use crate::inspect::{inspect_opened, InspectReport, Outcome, Unlisted};
 use crate::plan::{side_indexes_edited, Plan};
 use crate::rule::Rule;
 use crate::vocabulary::{ContainerProblem, NtfsProblem};
@@ -17,6 +18,18 @@ pub fn verify_output<R: ReadAt>(
     report: &InspectReport,
     plan: &Plan,
     rule: &Rule,
+) -> Result<Vec<OutputCheck>, VerifyError> {
+    verify_output_with_keys(fixed, report, plan, rule, &VolumeKeys::none())
+}
+
+/// [`verify_output`] for an image with BitLocker volumes: they are unlocked afresh with `keys`
+/// from the output itself (its metadata, its protectors), and checked decrypted.
+pub fn verify_output_with_keys<R: ReadAt>(
+    fixed: R,
+    report: &InspectReport,
+    plan: &Plan,
+    rule: &Rule,
+    keys: &VolumeKeys,
 ) -> Result<Vec<OutputCheck>, VerifyError> {
     let failed = VerifyError;
     let mut checks = Vec::new();
@@ -43,7 +56,9 @@ pub fn verify_output<R: ReadAt>(
         virtual_size: info.virtual_size,
     });
     // The plan's ownership proof already scanned `$MFT` for files the directory did not list.
-    let after = inspect_with(&container, rule, Unlisted::AlreadyProven);
+    let mut unlocker = Unlocker::new(keys.clone());
+    let after = inspect_opened(Ok(&container), rule, Unlisted::AlreadyProven, &mut unlocker);
+    let disk = unlocker.decrypted(&container);
     let total_after: usize = after.matches().count();
     for (vi, v) in report.volumes.iter().enumerate() {
         let deletions: Vec<_> = plan.deletions.iter().filter(|d| d.volume == vi).collect();
@@ -76,7 +91,7 @@ pub fn verify_output<R: ReadAt>(
         };
         let count = av.rule.as_ref().map_or(0, |r| r.matches.len());
         checks.push(OutputCheck::RuleFinds { volume: vi, count });
-        let view = Slice::new(&container, v.offset, v.size).map_err(|e| {
+        let view = Slice::new(&disk, v.offset, v.size).map_err(|e| {
             failed(VerifyFailure::Internal {
                 detail: e.to_string(),
             })

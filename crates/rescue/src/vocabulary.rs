@@ -17,6 +17,7 @@
 //! [`PartitionProblem`]).
 
 use crate::coded::{CodeFirst, CodeTagged};
+use kaifuku_bitlocker::{ProtectionType, RecoveryPasswordFault};
 use kaifuku_container::{ContainerError, Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
 use kaifuku_ntfs::check::Problem;
 use kaifuku_ntfs::edit::ChangedStructure;
@@ -74,6 +75,7 @@ serde_with_message!(
     JournalReport,
     JournalOverlap,
     JournalReplay,
+    BitLockerProblem,
 );
 
 /// Joins sentences with "; ", the way a list of reasons is printed on one line.
@@ -359,6 +361,12 @@ pub enum VolumeProblem {
         /// What the NTFS layer said.
         error: NtfsProblem,
     },
+    /// A BitLocker volume that the keys given did not unlock.
+    #[serde(rename = "bitlocker")]
+    BitLocker {
+        /// Why.
+        problem: BitLockerProblem,
+    },
 }
 
 impl VolumeProblem {
@@ -366,6 +374,7 @@ impl VolumeProblem {
     pub fn is_refusal(&self) -> bool {
         match self {
             VolumeProblem::Ntfs { error } => error.is_refusal(),
+            VolumeProblem::BitLocker { problem } => problem.is_refusal(),
             VolumeProblem::OutsideDisk { .. }
             | VolumeProblem::WindowsPartitionUnreadable
             | VolumeProblem::WindowsBootSectorUnreadable { .. } => false,
@@ -407,6 +416,118 @@ impl fmt::Display for VolumeProblem {
                 })
             }
             VolumeProblem::Ntfs { error } => write!(f, "{error}"),
+            VolumeProblem::BitLocker { problem } => write!(f, "{problem}"),
+        }
+    }
+}
+
+/// Why a BitLocker volume was not unlocked or cannot be written, as a value the report keeps.
+/// No variant carries key material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum BitLockerProblem {
+    /// The recovery password is malformed (wrong length, a character that is no digit, or a
+    /// mistyped group); nothing was tried.
+    RecoveryPassword {
+        /// What is wrong with it.
+        fault: RecoveryPasswordFault,
+    },
+    /// The key was tried on every protector of its kind and opened none.
+    WrongKey {
+        /// What kind of key was given.
+        protection: ProtectionType,
+        /// How many protectors were tried.
+        tried: usize,
+    },
+    /// The volume has no protector of the kind given.
+    NoSuchProtector {
+        /// The kind given.
+        wanted: ProtectionType,
+        /// The kinds the volume has, in words.
+        available: String,
+    },
+    /// Only protectors that need the machine (TPM, smart card): the recovery password is needed.
+    NeedsRecoveryPassword {
+        /// The kinds the volume has, in words.
+        available: String,
+    },
+    /// The key list holds no key for this volume's recovery password protectors.
+    NotInKeyList {
+        /// The protectors' IDs.
+        ids: Vec<String>,
+    },
+    /// The volume is still being encrypted (encrypt-on-write conversion).
+    EncryptOnWrite,
+    /// A BitLocker version or encryption method kaifuku does not read.
+    Unsupported {
+        /// What, in English.
+        detail: String,
+    },
+    /// The BitLocker metadata is damaged.
+    Damaged {
+        /// What, in English.
+        detail: String,
+    },
+    /// A change would land in BitLocker's own metadata area.
+    WriteIntoMetadata {
+        /// Offset in the decrypted volume.
+        offset: u64,
+    },
+    /// The volume could not be read.
+    ReadFailed {
+        /// What the reader said.
+        detail: String,
+    },
+}
+
+impl BitLockerProblem {
+    /// Whether this is a refusal (a key that does not fit, something not handled) rather than
+    /// damage or a failed read.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            BitLockerProblem::Damaged { .. } | BitLockerProblem::ReadFailed { .. }
+        )
+    }
+}
+
+impl fmt::Display for BitLockerProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BitLockerProblem::RecoveryPassword { fault } => write!(f, "BitLocker: {fault}"),
+            BitLockerProblem::WrongKey { protection, tried } => write!(
+                f,
+                "BitLocker: the {protection} given does not unlock this volume (tried {tried} protector(s)); check it and try again"
+            ),
+            BitLockerProblem::NoSuchProtector { wanted, available } => write!(
+                f,
+                "BitLocker: the volume has no {wanted} protector (it has: {available}); give one of those"
+            ),
+            BitLockerProblem::NeedsRecoveryPassword { available } => write!(
+                f,
+                "BitLocker: the volume is protected only by {available}, which cannot be used offline; give its 48-digit recovery password"
+            ),
+            BitLockerProblem::NotInKeyList { ids } => write!(
+                f,
+                "BitLocker: the key list has no key for this volume's recovery password protector(s) {}; export the keys for this machine",
+                ids.join(", ")
+            ),
+            BitLockerProblem::EncryptOnWrite => f.write_str(
+                "BitLocker: the volume is still being encrypted (encrypt-on-write conversion in progress); let Windows finish or resume it (`manage-bde -resume`), or repair the machine from Windows' recovery environment",
+            ),
+            BitLockerProblem::Unsupported { detail } | BitLockerProblem::Damaged { detail } => {
+                f.write_str(detail)
+            }
+            BitLockerProblem::WriteIntoMetadata { offset } => write!(
+                f,
+                "BitLocker: a change at byte {offset:#x} of the decrypted volume falls in BitLocker's own metadata area; refused"
+            ),
+            BitLockerProblem::ReadFailed { detail } => f.write_str(detail),
         }
     }
 }
@@ -1469,6 +1590,14 @@ pub enum FixFailure {
         /// Why.
         problem: ContainerProblem,
     },
+    /// The changes on a decrypted BitLocker volume cannot be re-encrypted into its sectors.
+    #[serde(rename = "bitlocker")]
+    BitLocker {
+        /// Which volume.
+        volume: VolumeName,
+        /// Why.
+        problem: BitLockerProblem,
+    },
     /// Something that cannot happen did (a bug): a volume's range no longer fits the disk.
     Internal {
         /// What.
@@ -1536,6 +1665,7 @@ impl fmt::Display for FixFailure {
             FixFailure::OutputNotMappable { problem } => {
                 write!(f, "cannot map the changes into the image file: {problem}")
             }
+            FixFailure::BitLocker { volume, problem } => write!(f, "{volume}: {problem}"),
         }
     }
 }
@@ -2066,6 +2196,7 @@ impl fmt::Display for IdentityMismatch {
 
 #[cfg(test)]
 mod tests {
+    use super::{BitLockerProblem, BitLockerProblemDiscriminants};
     use super::{
         BitRange, Bitmap, IndexBlock, JournalOverlap, JournalOverlapDiscriminants, JournalReplay,
         JournalReplayDiscriminants, JournalReport, JournalReportDiscriminants, JournalSummary,
@@ -2083,6 +2214,7 @@ mod tests {
         VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
         VolumeProblemDiscriminants,
     };
+    use kaifuku_bitlocker::{ProtectionType, RecoveryPasswordFault};
     use kaifuku_container::{Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
     use kaifuku_ntfs::check::{Problem, ProblemKind};
     use kaifuku_ntfs::{
@@ -2203,6 +2335,12 @@ mod tests {
                 backup_intact: true,
             },
             VolumeProblem::Ntfs { error: ntfs() },
+            VolumeProblem::BitLocker {
+                problem: BitLockerProblem::WrongKey {
+                    protection: ProtectionType::Password,
+                    tried: 1,
+                },
+            },
         ]
     }
 
@@ -2488,6 +2626,43 @@ mod tests {
             FixFailure::Internal {
                 detail: "range outside".into(),
             },
+            FixFailure::BitLocker {
+                volume: windows(),
+                problem: BitLockerProblem::WriteIntoMetadata { offset: 0x2195000 },
+            },
+        ]
+    }
+
+    fn bitlocker_problems() -> Vec<BitLockerProblem> {
+        vec![
+            BitLockerProblem::RecoveryPassword {
+                fault: RecoveryPasswordFault::MistypedGroup { group: 3 },
+            },
+            BitLockerProblem::WrongKey {
+                protection: ProtectionType::RecoveryPassword,
+                tried: 2,
+            },
+            BitLockerProblem::NoSuchProtector {
+                wanted: ProtectionType::Password,
+                available: "TPM, recovery password".into(),
+            },
+            BitLockerProblem::NeedsRecoveryPassword {
+                available: "TPM".into(),
+            },
+            BitLockerProblem::NotInKeyList {
+                ids: vec!["3E55195C-8811-4D9B-97B4-2B9E5F8F5384".into()],
+            },
+            BitLockerProblem::EncryptOnWrite,
+            BitLockerProblem::Unsupported {
+                detail: "unknown BitLocker encryption method 0x8006".into(),
+            },
+            BitLockerProblem::Damaged {
+                detail: "none of the three FVE metadata blocks is readable".into(),
+            },
+            BitLockerProblem::WriteIntoMetadata { offset: 0x2195000 },
+            BitLockerProblem::ReadFailed {
+                detail: "failed to fill whole buffer".into(),
+            },
         ]
     }
 
@@ -2743,6 +2918,7 @@ mod tests {
         documented::<_, ReasonDiscriminants>("Reason", reasons());
         documented::<_, VolumeProblemDiscriminants>("VolumeProblem", volume_problems());
         documented::<_, NtfsProblemDiscriminants>("NtfsProblem", ntfs_problems());
+        documented::<_, BitLockerProblemDiscriminants>("BitLockerProblem", bitlocker_problems());
         documented::<_, ContainerProblemDiscriminants>("ContainerProblem", container_problems());
         documented::<_, PartitionProblemDiscriminants>("PartitionProblem", partition_problems());
         documented::<_, BlockerDiscriminants>("Blocker", blockers());

@@ -5,6 +5,7 @@
 use super::{size, Lang, T};
 use crate::view::Problem;
 use kaifuku_container::{OtherFormat, Qcow2ClusterKind, Qcow2Feature};
+use kaifuku_rescue::vocabulary::BitLockerProblem;
 use kaifuku_rescue::vocabulary::{
     Blocker, Checked, ContainerProblem, FixFailure, FixRefusal, NtfsProblem, PartitionProblem,
     Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
@@ -15,6 +16,7 @@ use kaifuku_rescue::FixError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VolumeTrouble {
     BitLocker,
+    BitLockerKeyRefused,
     Unsupported,
     Damaged,
     ReadFailed,
@@ -32,9 +34,25 @@ fn ntfs_trouble(e: &NtfsProblem) -> VolumeTrouble {
     }
 }
 
+fn bitlocker_trouble(p: &BitLockerProblem) -> VolumeTrouble {
+    match p {
+        BitLockerProblem::RecoveryPassword { .. }
+        | BitLockerProblem::WrongKey { .. }
+        | BitLockerProblem::NoSuchProtector { .. }
+        | BitLockerProblem::NeedsRecoveryPassword { .. }
+        | BitLockerProblem::NotInKeyList { .. } => VolumeTrouble::BitLockerKeyRefused,
+        BitLockerProblem::EncryptOnWrite
+        | BitLockerProblem::Unsupported { .. }
+        | BitLockerProblem::WriteIntoMetadata { .. } => VolumeTrouble::Unsupported,
+        BitLockerProblem::Damaged { .. } => VolumeTrouble::Damaged,
+        BitLockerProblem::ReadFailed { .. } => VolumeTrouble::ReadFailed,
+    }
+}
+
 fn volume_trouble(p: &VolumeProblem) -> VolumeTrouble {
     match p {
         VolumeProblem::Ntfs { error } => ntfs_trouble(error),
+        VolumeProblem::BitLocker { problem } => bitlocker_trouble(problem),
         VolumeProblem::OutsideDisk { .. }
         | VolumeProblem::WindowsPartitionUnreadable
         | VolumeProblem::WindowsBootSectorUnreadable { .. } => VolumeTrouble::Damaged,
@@ -436,6 +454,11 @@ impl T {
                     "Encrypted with BitLocker"
                 )
             }
+            VolumeTrouble::BitLockerKeyRefused => pick!(
+                self,
+                "BitLocker のロックを解除できません",
+                "The BitLocker volume could not be unlocked"
+            ),
             VolumeTrouble::Unsupported => pick!(
                 self,
                 "未対応の機能があります",
@@ -459,6 +482,11 @@ impl T {
                 self,
                 format!("{vol} は BitLocker で暗号化されています。kaifuku はまだ暗号化されたボリュームを読み取れません。BitLocker の回復キーでロックを解除できる環境(ディスクを接続したレスキュー用 VM など)でファイルを削除するか、先に暗号化を解除してください。"),
                 format!("{vol} is encrypted with BitLocker, and kaifuku cannot read encrypted volumes yet. Unlock the disk with its BitLocker recovery key where you can (for example a rescue VM with the disk attached) and delete the file there, or decrypt the volume first.")
+            ),
+            VolumeTrouble::BitLockerKeyRefused => pick!(
+                self,
+                format!("{vol} は BitLocker で暗号化されていますが、指定されたキーではロックを解除できませんでした。回復パスワード(48 桁)またはキーの一覧を確かめて、もう一度試してください。"),
+                format!("{vol} is encrypted with BitLocker, and the key given does not unlock it. Check the 48-digit recovery password or the key list, and try again.")
             ),
             VolumeTrouble::Unsupported => pick!(
                 self,
@@ -563,6 +591,9 @@ impl T {
             },
             FixError::Failed { failure } => match failure {
                 FixFailure::OutputNotMappable { problem } => self.container_title(problem),
+                FixFailure::BitLocker { problem, .. } => {
+                    self.volume_title(bitlocker_trouble(problem))
+                }
                 FixFailure::ReadFailed { .. } => self.read_failed_title(),
                 FixFailure::Internal { .. } => self.internal_title(),
                 FixFailure::Inspect { .. }
@@ -721,6 +752,9 @@ impl T {
             }
             FixFailure::ReadFailed { .. } => self.read_failed_text().to_string(),
             FixFailure::OutputNotMappable { problem } => self.container_text(problem),
+            FixFailure::BitLocker { volume, problem } => {
+                self.volume_text(volume, bitlocker_trouble(problem))
+            }
             FixFailure::Internal { .. } => self.internal_text().to_string(),
         }
     }
@@ -917,6 +951,55 @@ mod tests {
         all
     }
 
+    fn bitlocker_problems() -> Vec<BitLockerProblem> {
+        use kaifuku_bitlocker::{ProtectionType, RecoveryPasswordFault};
+        let all = vec![
+            BitLockerProblem::RecoveryPassword {
+                fault: RecoveryPasswordFault::MistypedGroup { group: 2 },
+            },
+            BitLockerProblem::WrongKey {
+                protection: ProtectionType::RecoveryPassword,
+                tried: 1,
+            },
+            BitLockerProblem::NoSuchProtector {
+                wanted: ProtectionType::Password,
+                available: "TPM".into(),
+            },
+            BitLockerProblem::NeedsRecoveryPassword {
+                available: "TPM".into(),
+            },
+            BitLockerProblem::NotInKeyList {
+                ids: vec!["3E55195C-8811-4D9B-97B4-2B9E5F8F5384".into()],
+            },
+            BitLockerProblem::EncryptOnWrite,
+            BitLockerProblem::Unsupported {
+                detail: "method".into(),
+            },
+            BitLockerProblem::Damaged {
+                detail: "metadata".into(),
+            },
+            BitLockerProblem::WriteIntoMetadata { offset: 4096 },
+            BitLockerProblem::ReadFailed {
+                detail: "eof".into(),
+            },
+        ];
+        for p in &all {
+            match p {
+                BitLockerProblem::RecoveryPassword { .. }
+                | BitLockerProblem::WrongKey { .. }
+                | BitLockerProblem::NoSuchProtector { .. }
+                | BitLockerProblem::NeedsRecoveryPassword { .. }
+                | BitLockerProblem::NotInKeyList { .. }
+                | BitLockerProblem::EncryptOnWrite
+                | BitLockerProblem::Unsupported { .. }
+                | BitLockerProblem::Damaged { .. }
+                | BitLockerProblem::WriteIntoMetadata { .. }
+                | BitLockerProblem::ReadFailed { .. } => {}
+            }
+        }
+        all
+    }
+
     fn volume_problems() -> Vec<VolumeProblem> {
         let mut all = vec![
             VolumeProblem::OutsideDisk {
@@ -934,12 +1017,18 @@ mod tests {
                 .into_iter()
                 .map(|error| VolumeProblem::Ntfs { error }),
         );
+        all.extend(
+            bitlocker_problems()
+                .into_iter()
+                .map(|problem| VolumeProblem::BitLocker { problem }),
+        );
         for p in &all {
             match p {
                 VolumeProblem::OutsideDisk { .. }
                 | VolumeProblem::WindowsPartitionUnreadable
                 | VolumeProblem::WindowsBootSectorUnreadable { .. }
-                | VolumeProblem::Ntfs { .. } => {}
+                | VolumeProblem::Ntfs { .. }
+                | VolumeProblem::BitLocker { .. } => {}
             }
         }
         all
@@ -1248,6 +1337,14 @@ mod tests {
                 .into_iter()
                 .map(|problem| FixFailure::OutputNotMappable { problem }),
         );
+        all.extend(
+            bitlocker_problems()
+                .into_iter()
+                .map(|problem| FixFailure::BitLocker {
+                    volume: volume(),
+                    problem,
+                }),
+        );
         for f in &all {
             match f {
                 FixFailure::Inspect { .. }
@@ -1263,6 +1360,7 @@ mod tests {
                 | FixFailure::PatchOverlapsJournalReset { .. }
                 | FixFailure::ReadFailed { .. }
                 | FixFailure::OutputNotMappable { .. }
+                | FixFailure::BitLocker { .. }
                 | FixFailure::Internal { .. } => {}
             }
         }

@@ -1,0 +1,207 @@
+//! The write side on real Windows-made volumes of every method and sector size: re-encrypting an
+//! unchanged sector gives back exactly the bytes on disk (relocated sectors at their copy), a
+//! write into BitLocker's metadata is refused, and patches written through this layer are read
+//! back by an independent implementation (dislocker) as the patched plaintext.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::{archive, fact, FileReader};
+use kaifuku_bitlocker::{BitLockerError, BitLockerVolume, UnlockKey};
+use kaifuku_io::{Overlay, Patch, PatchData, ReadAt};
+
+/// One volume of each method, sector size and boot sector kind.
+const METHODS: [&str; 10] = [
+    "bitlk-aes-xts-128",
+    "bitlk-aes-xts-256",
+    "bitlk-aes-cbc-128",
+    "bitlk-aes-cbc-256",
+    "bitlk-aes-cbc-elephant-128",
+    "bitlk-aes-cbc-elephant-256",
+    "bitlk-aes-xts-128-4k",
+    "bitlk-aes-cbc-128-4k",
+    "bitlk-togo-aes-xts-128",
+    "bitlk-togo-aes-cbc-128",
+];
+
+fn bytes_patch(offset: u64, data: Vec<u8>, label: &'static str) -> Patch<&'static str> {
+    Patch {
+        offset,
+        data: PatchData::Bytes(data),
+        label,
+    }
+}
+
+#[test]
+fn reencrypting_unchanged_sectors_gives_back_the_bytes_on_disk() {
+    let Some(archive) = archive("reencrypting_unchanged_sectors_gives_back_the_bytes_on_disk")
+    else {
+        return;
+    };
+    for name in METHODS {
+        let facts = &archive.images[name];
+        let reader = FileReader::open(&archive.image(name));
+        let volume = BitLockerVolume::open(&reader).unwrap();
+        let key = UnlockKey::RecoveryPassword(fact(facts, "RP").unwrap().into());
+        let view = volume.unlock(&reader, &key, &mut |_, _| {}).unwrap();
+        let s = view.sector_size();
+        let relocated = volume.metadata.relocated;
+        let last = view.size() / s - 1;
+        let samples = [
+            0,
+            1,
+            relocated.len / s - 1,
+            relocated.len / s,
+            777,
+            last / 2 + 3,
+            last,
+        ];
+        for sector in samples {
+            let plain = view.read_vec(sector * s, s as usize).unwrap();
+            let out = view
+                .encrypt_patches(&[bytes_patch(sector * s, plain, "same bytes")])
+                .unwrap();
+            assert_eq!(out.len(), 1, "{name} sector {sector}");
+            let p = &out[0];
+            let on_disk_at = if sector * s < relocated.len {
+                relocated.offset + sector * s
+            } else {
+                sector * s
+            };
+            assert_eq!(p.offset, on_disk_at, "{name} sector {sector}");
+            assert_eq!(p.label.relocated, sector * s < relocated.len);
+            assert_eq!(p.label.first_sector, sector);
+            assert_eq!(p.label.inner, vec!["same bytes"]);
+            let PatchData::Bytes(cipher) = &p.data else {
+                panic!("sector patches are bytes")
+            };
+            assert_eq!(
+                cipher,
+                &reader.read_vec(on_disk_at, s as usize).unwrap(),
+                "{name}: encrypt(decrypt(sector {sector})) differs from the disk"
+            );
+        }
+        // Each metadata block and the relocated copy are BitLocker's: writing there is refused.
+        for at in volume
+            .metadata
+            .metadata_offsets
+            .iter()
+            .chain([&relocated.offset])
+        {
+            let e = view
+                .encrypt_patches(&[bytes_patch(at + 10, vec![1, 2, 3], "metadata")])
+                .unwrap_err();
+            assert!(
+                matches!(e, BitLockerError::WriteIntoMetadata { offset } if offset == at / s * s),
+                "{name}: {e:?}"
+            );
+        }
+    }
+}
+
+/// The patches of the dislocker test, on a volume of `size` bytes with `s`-byte sectors: inside
+/// the relocated boot sector, across a sector boundary, two sharing one sector, a fill over
+/// several sectors, the volume's last bytes.
+fn test_patches(size: u64, s: u64) -> Vec<Patch<&'static str>> {
+    let mid = size / 2 / s * s;
+    vec![
+        bytes_patch(0x60, b"kaifuku boot code".to_vec(), "in sector 0"),
+        bytes_patch(0x40_0000 - 5, vec![0xAB; 11], "across a sector boundary"),
+        bytes_patch(mid + 8, vec![0x11; 4], "first of two in one sector"),
+        bytes_patch(mid + 100, vec![0x22; 4], "second of two in one sector"),
+        Patch {
+            offset: mid + 3 * s + 17,
+            data: PatchData::Fill {
+                byte: 0xFF,
+                len: 2 * s + 30,
+            },
+            label: "a fill",
+        },
+        bytes_patch(size - 3, vec![0x5A; 3], "the last bytes"),
+    ]
+}
+
+fn dislocker_decrypt(image: &Path, recovery_password: &str, out: &Path) {
+    let result = Command::new("dislocker-file")
+        .arg("-V")
+        .arg(image)
+        .arg(format!("-p{recovery_password}"))
+        .arg("--")
+        .arg(out)
+        .output()
+        .expect("dislocker-file runs (Debian package dislocker)");
+    assert!(
+        result.status.success(),
+        "dislocker-file failed: {}",
+        String::from_utf8_lossy(&result.stdout)
+    );
+}
+
+#[test]
+fn dislocker_reads_the_patched_plaintext_from_what_was_written() {
+    let Some(archive) = archive("dislocker_reads_the_patched_plaintext_from_what_was_written")
+    else {
+        return;
+    };
+    let scratch = archive.dir.join("write-path");
+    std::fs::create_dir_all(&scratch).unwrap();
+    for name in METHODS {
+        let facts = &archive.images[name];
+        let rp = fact(facts, "RP").unwrap();
+        let copy = scratch.join(format!("{name}.img"));
+        let status = Command::new("cp")
+            .arg("--sparse=always")
+            .arg(archive.image(name))
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let reader = FileReader::open(&copy);
+        let volume = BitLockerVolume::open(&reader).unwrap();
+        let key = UnlockKey::RecoveryPassword(rp.into());
+        let view = volume.unlock(&reader, &key, &mut |_, _| {}).unwrap();
+        let patches = test_patches(view.size(), view.sector_size());
+        let encrypted = view.encrypt_patches(&patches).unwrap();
+        // Two patches share a sector and the boundary patch spans two sectors.
+        assert_eq!(encrypted.len(), patches.len() - 1, "{name}");
+
+        // What the decrypted volume must read afterwards.
+        let mut expected = Overlay::new(&view);
+        for p in &patches {
+            match &p.data {
+                PatchData::Bytes(b) => expected.write(p.offset, b).unwrap(),
+                PatchData::Fill { byte, len } => expected.fill(p.offset, *len, *byte).unwrap(),
+            }
+        }
+        let expected = expected.read_vec(0, view.size() as usize).unwrap();
+        drop(view);
+        drop(reader);
+
+        let file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+        for p in &encrypted {
+            let PatchData::Bytes(b) = &p.data else {
+                panic!("sector patches are bytes")
+            };
+            file.write_all_at(b, p.offset).unwrap();
+        }
+        drop(file);
+
+        let decrypted = scratch.join(format!("{name}.dec"));
+        let _ = std::fs::remove_file(&decrypted);
+        dislocker_decrypt(&copy, rp, &decrypted);
+        let got = std::fs::read(&decrypted).unwrap();
+        assert_eq!(got.len(), expected.len(), "{name}: dislocker's volume size");
+        if let Some(at) = (0..got.len()).find(|i| got[*i] != expected[*i]) {
+            panic!(
+                "{name}: dislocker reads {:#04x} at byte {at:#x}, expected {:#04x}",
+                got[at], expected[at]
+            );
+        }
+        std::fs::remove_file(&decrypted).unwrap();
+        std::fs::remove_file(&copy).unwrap();
+    }
+}
