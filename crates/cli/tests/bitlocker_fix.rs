@@ -7,6 +7,10 @@
 //! the file gone and the rest intact, `ntfsfix -n` and `kaifuku check` find it clean, every byte
 //! that differs from the input lies in the re-encrypted sectors the plan lists, and BitLocker's
 //! metadata blocks are untouched. A wrong or mistyped key is refused with no output.
+//!
+//! dislocker cannot write volumes that use the Elephant diffuser (its writes fail), so the
+//! volumes made here are XTS and CBC; the Elephant write path is judged in
+//! `crates/bitlocker/tests/write_path.rs` (dislocker reads what kaifuku wrote).
 
 mod common;
 
@@ -319,11 +323,11 @@ fn bitlocker_xts_in_mbr_is_fixed_and_dislocker_reads_the_result() {
 }
 
 #[test]
-fn bitlocker_cbc_elephant_in_gpt_is_fixed_and_dislocker_reads_the_result() {
+fn bitlocker_cbc_in_gpt_is_fixed_and_dislocker_reads_the_result() {
     fix_and_judge(
-        "bitlk-aes-cbc-elephant-256",
+        "bitlk-aes-cbc-256",
         "gpt",
-        "bitlocker_cbc_elephant_in_gpt_is_fixed_and_dislocker_reads_the_result",
+        "bitlocker_cbc_in_gpt_is_fixed_and_dislocker_reads_the_result",
     );
 }
 
