@@ -76,6 +76,7 @@ fn kind(p: &Problem) -> &'static str {
                 | FixFailure::PatchOverlapsJournalReset { .. }
                 | FixFailure::ReadFailed { .. }
                 | FixFailure::OutputNotMappable { .. }
+                | FixFailure::BitLocker { .. }
                 | FixFailure::Internal { .. } => REFUSAL,
             },
         },
