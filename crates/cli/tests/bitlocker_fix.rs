@@ -30,6 +30,17 @@ struct Archive {
 }
 
 impl Archive {
+    /// A fact of `[image]`, empty when images.conf leaves it empty.
+    fn fact_or_empty(&self, image: &str, key: &str) -> String {
+        let section = self.conf.split(&format!("[{image}]")).nth(1).unwrap_or("");
+        section
+            .lines()
+            .take_while(|l| !l.starts_with('['))
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or("")
+            .to_string()
+    }
+
     /// A fact of `[image]` in images.conf.
     fn fact(&self, image: &str, key: &str) -> String {
         let section = self
@@ -60,6 +71,22 @@ fn archive(s: &Scratch, test: &str) -> Option<Archive> {
     let dir = s.path("bitlk-images");
     let conf = std::fs::read_to_string(dir.join("images.conf")).unwrap();
     Some(Archive { dir, conf })
+}
+
+/// How dislocker unlocks `image`: its recovery password, or its clear key when it has none.
+fn dislocker_key(a: &Archive, image: &str) -> String {
+    match a.fact_or_empty(image, "RP").as_str() {
+        "" => "-c".to_string(),
+        rp => format!("-p{rp}"),
+    }
+}
+
+/// What kaifuku is given for `image`: its recovery password, or nothing for a clear key.
+fn kaifuku_key(a: &Archive, image: &str) -> Vec<String> {
+    match a.fact_or_empty(image, "RP").as_str() {
+        "" => Vec::new(),
+        rp => vec!["--recovery-password".into(), rp.into()],
+    }
 }
 
 fn blob(len: usize, seed: u32) -> Vec<u8> {
@@ -104,13 +131,12 @@ fn encrypted_windows_volume(s: &Scratch, a: &Archive, image: &str, first_sector:
     );
     let clear = s.path(&format!("{image}.clear"));
     std::fs::create_dir_all(&clear).unwrap();
-    let rp = a.fact(image, "RP");
     let o = run(
         "dislocker-fuse",
         [
             OsStr::new("-V"),
             vol.as_os_str(),
-            OsStr::new(&format!("-p{rp}")),
+            OsStr::new(&dislocker_key(a, image)),
             OsStr::new("--"),
             clear.as_os_str(),
         ],
@@ -196,7 +222,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Decrypts the BitLocker partition at `offset` of `disk` with dislocker into a file.
-fn dislocker_decrypt(disk: &Path, offset: u64, rp: &str, out: &Path) {
+fn dislocker_decrypt(disk: &Path, offset: u64, key: &str, out: &Path) {
     let o = run(
         "dislocker-file",
         [
@@ -204,7 +230,7 @@ fn dislocker_decrypt(disk: &Path, offset: u64, rp: &str, out: &Path) {
             disk.as_os_str(),
             OsStr::new("-O"),
             OsStr::new(&offset.to_string()),
-            OsStr::new(&format!("-p{rp}")),
+            OsStr::new(key),
             OsStr::new("--"),
             out.as_os_str(),
         ],
@@ -217,28 +243,35 @@ fn fix_and_judge(image: &str, scheme: &str, test: &str) {
     let Some(a) = archive(&s, test) else {
         return;
     };
-    let rp = a.fact(image, "RP");
+    let key = kaifuku_key(&a, image);
     let vol = encrypted_windows_volume(&s, &a, image, 2048);
     let disk = disk_with(&s, &vol, scheme);
     let part = MIB;
 
-    // Without a key: refused, saying it is BitLocker.
-    let o = kaifuku([OsStr::new("inspect"), disk.as_os_str()]);
-    assert_eq!(o.code, 2, "{}", o.both());
-    assert!(o.both().contains("BitLocker"), "{}", o.both());
+    // Without a key: refused, saying it is BitLocker (a clear-key volume needs none).
+    if !key.is_empty() {
+        let o = kaifuku([OsStr::new("inspect"), disk.as_os_str()]);
+        assert_eq!(o.code, 2, "{}", o.both());
+        assert!(o.both().contains("BitLocker"), "{}", o.both());
+    }
 
     let out = s.path("out.img");
-    let o = kaifuku([
+    let mut args: Vec<&OsStr> = vec![
         OsStr::new("fix"),
         disk.as_os_str(),
         OsStr::new("-o"),
         out.as_os_str(),
         OsStr::new("--json"),
-        OsStr::new("--recovery-password"),
-        OsStr::new(&rp),
-    ]);
+    ];
+    args.extend(key.iter().map(OsStr::new));
+    let o = kaifuku(args);
     assert_eq!(o.code, 0, "fix: {}", o.both());
-    assert!(!o.both().contains(&rp), "the recovery password was echoed");
+    if let Some(rp) = key.get(1) {
+        assert!(
+            !o.both().contains(rp.as_str()),
+            "the recovery password was echoed"
+        );
+    }
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     let plan = &report["plan"];
     assert_eq!(plan["deletions"].as_array().unwrap().len(), 1);
@@ -284,7 +317,7 @@ fn fix_and_judge(image: &str, scheme: &str, test: &str) {
     // dislocker decrypts the output: the file is gone, the rest is intact, and the volume is
     // clean to ntfsfix and to kaifuku's own checker.
     let dec = s.path("out.decrypted");
-    dislocker_decrypt(&out, part, &rp, &dec);
+    dislocker_decrypt(&out, part, &dislocker_key(&a, image), &dec);
     let m = ntfs3g(&dec, &s.path("out.ntfs"), false);
     assert!(
         !m.p(&format!("{CS_DIR}/{FAULTY}")).exists(),
@@ -304,12 +337,9 @@ fn fix_and_judge(image: &str, scheme: &str, test: &str) {
         o.both()
     );
     // kaifuku itself reads the output back the same way (a fresh unlock).
-    let o = kaifuku([
-        OsStr::new("inspect"),
-        out.as_os_str(),
-        OsStr::new("--recovery-password"),
-        OsStr::new(&rp),
-    ]);
+    let mut args: Vec<&OsStr> = vec![OsStr::new("inspect"), out.as_os_str()];
+    args.extend(key.iter().map(OsStr::new));
+    let o = kaifuku(args);
     assert_eq!(o.code, 1, "nothing left to fix: {}", o.both());
 }
 
@@ -328,6 +358,15 @@ fn bitlocker_cbc_in_gpt_is_fixed_and_dislocker_reads_the_result() {
         "bitlk-aes-cbc-256",
         "gpt",
         "bitlocker_cbc_in_gpt_is_fixed_and_dislocker_reads_the_result",
+    );
+}
+
+#[test]
+fn bitlocker_clear_key_volume_is_fixed_without_a_key() {
+    fix_and_judge(
+        "bitlk-aes-xts-128-clearkey-only",
+        "dos",
+        "bitlocker_clear_key_volume_is_fixed_without_a_key",
     );
 }
 
