@@ -2,7 +2,8 @@
 //! writing through an independent implementation: a Windows-made BitLocker volume of the shared
 //! test set is opened read-write with dislocker (FUSE), mkntfs formats the decrypted file and an
 //! ntfs-3g mount of it gets the tree, so the volume's metadata is Windows' and its sectors were
-//! encrypted by dislocker. It is placed in an MBR or GPT disk. kaifuku fixes it with the recovery
+//! encrypted by dislocker. It is placed in an MBR or GPT disk (raw, or a dynamic VHD made by
+//! qemu-img). kaifuku fixes it with the recovery
 //! password; the output is judged by decrypting it with dislocker again: ntfs-3g mounts it with
 //! the file gone and the rest intact, `ntfsfix -n` and `kaifuku check` find it clean, every byte
 //! that differs from the input lies in the re-encrypted sectors the plan lists, and BitLocker's
@@ -238,15 +239,46 @@ fn dislocker_decrypt(disk: &Path, offset: u64, key: &str, out: &Path) {
     assert_eq!(o.code, 0, "dislocker-file: {}", o.both());
 }
 
+/// `qemu-img convert` from `from` to `to` (formats as qemu-img names them).
+fn convert(src: &Path, from: &str, dst: &Path, to: &str) {
+    let mut args = vec!["convert", "-f", from, "-O", to];
+    if to == "vpc" {
+        args.extend(["-o", "subformat=dynamic"]);
+    }
+    let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    all.push(src.as_os_str());
+    all.push(dst.as_os_str());
+    run_ok("qemu-img", all);
+}
+
+/// Which container the disk is fixed in: the raw disk, or a dynamic VHD of it.
+#[derive(Clone, Copy, PartialEq)]
+enum Container {
+    Raw,
+    DynamicVhd,
+}
+
 fn fix_and_judge(image: &str, scheme: &str, test: &str) {
+    fix_and_judge_in(image, scheme, Container::Raw, test)
+}
+
+fn fix_and_judge_in(image: &str, scheme: &str, container: Container, test: &str) {
     let s = Scratch::new(test);
     let Some(a) = archive(&s, test) else {
         return;
     };
     let key = kaifuku_key(&a, image);
     let vol = encrypted_windows_volume(&s, &a, image, 2048);
-    let disk = disk_with(&s, &vol, scheme);
+    let raw_disk = disk_with(&s, &vol, scheme);
     let part = MIB;
+    let (disk, out) = match container {
+        Container::Raw => (raw_disk.clone(), s.path("out.img")),
+        Container::DynamicVhd => {
+            let vhd = s.path("disk.vhd");
+            convert(&raw_disk, "raw", &vhd, "vpc");
+            (vhd, s.path("out.vhd"))
+        }
+    };
 
     // Without a key: refused, saying it is BitLocker (a clear-key volume needs none).
     if !key.is_empty() {
@@ -255,7 +287,6 @@ fn fix_and_judge(image: &str, scheme: &str, test: &str) {
         assert!(o.both().contains("BitLocker"), "{}", o.both());
     }
 
-    let out = s.path("out.img");
     let mut args: Vec<&OsStr> = vec![
         OsStr::new("fix"),
         disk.as_os_str(),
@@ -294,6 +325,16 @@ fn fix_and_judge(image: &str, scheme: &str, test: &str) {
     }
 
     // Every byte that differs lies in a re-encrypted sector of the plan.
+    // Judged on the virtual disks: a VHD (input and output alike) is read back by qemu-img.
+    let (disk, out) = match container {
+        Container::Raw => (raw_disk, out),
+        Container::DynamicVhd => {
+            let (raw_in, raw_out) = (s.path("in.raw"), s.path("out.raw"));
+            convert(&disk, "vpc", &raw_in, "raw");
+            convert(&out, "vpc", &raw_out, "raw");
+            (raw_in, raw_out)
+        }
+    };
     let diffs = diff_files(&disk, &out);
     assert!(!diffs.is_empty());
     for (start, end) in &diffs {
@@ -358,6 +399,16 @@ fn bitlocker_cbc_in_gpt_is_fixed_and_dislocker_reads_the_result() {
         "bitlk-aes-cbc-256",
         "gpt",
         "bitlocker_cbc_in_gpt_is_fixed_and_dislocker_reads_the_result",
+    );
+}
+
+#[test]
+fn bitlocker_in_a_dynamic_vhd_is_fixed_and_dislocker_reads_the_result() {
+    fix_and_judge_in(
+        "bitlk-aes-xts-256",
+        "gpt",
+        Container::DynamicVhd,
+        "bitlocker_in_a_dynamic_vhd_is_fixed_and_dislocker_reads_the_result",
     );
 }
 
