@@ -331,6 +331,16 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> 
             "  at byte {first:>14}  {n:>3} range(s) {bytes:>8} B  {label}"
         );
     }
+    if !plan.encrypted_sectors.is_empty() {
+        let sectors: u64 = plan.encrypted_sectors.iter().map(|p| p.label.sectors).sum();
+        let bytes: u64 = plan.encrypted_sectors.iter().map(|p| p.len()).sum();
+        let _ = writeln!(
+            o,
+            "BitLocker   the changes above are written as {sectors} re-encrypted sector(s) in {} range(s), {}",
+            plan.encrypted_sectors.len(),
+            size(bytes)
+        );
+    }
     for c in &plan.verification.checks {
         let _ = writeln!(o, "Verified    {c}");
     }

@@ -3,9 +3,8 @@
 //! test set is opened read-write with dislocker (FUSE), mkntfs formats the decrypted file and an
 //! ntfs-3g mount of it gets the tree, so the volume's metadata is Windows' and its sectors were
 //! encrypted by dislocker. It is placed in an MBR or GPT disk (raw, or a dynamic VHD made by
-//! qemu-img). kaifuku fixes it with the recovery
-//! password; the output is judged by decrypting it with dislocker again: ntfs-3g mounts it with
-//! the file gone and the rest intact, `ntfsfix -n` and `kaifuku check` find it clean, every byte
+//! qemu-img). kaifuku fixes it with the recovery password; the output is judged by decrypting it
+//! with dislocker again: ntfs-3g mounts it with the file gone and the rest intact, `ntfsfix -n` and `kaifuku check` find it clean, every byte
 //! that differs from the input lies in the re-encrypted sectors the plan lists, and BitLocker's
 //! metadata blocks are untouched. A wrong or mistyped key is refused with no output.
 //!
