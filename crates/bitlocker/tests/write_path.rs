@@ -146,7 +146,7 @@ fn dislocker_reads_the_patched_plaintext_from_what_was_written() {
     else {
         return;
     };
-    let scratch = archive.dir.join("write-path");
+    let scratch = std::env::temp_dir().join(format!("kaifuku-bitlk-write-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     for name in METHODS {
         let facts = &archive.images[name];
@@ -204,4 +204,5 @@ fn dislocker_reads_the_patched_plaintext_from_what_was_written() {
         std::fs::remove_file(&decrypted).unwrap();
         std::fs::remove_file(&copy).unwrap();
     }
+    std::fs::remove_dir(&scratch).unwrap();
 }

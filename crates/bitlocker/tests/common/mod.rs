@@ -66,17 +66,28 @@ pub fn archive(test: &str) -> Option<&'static Archive> {
         if !tar.exists() {
             return None;
         }
-        let scratch = std::env::temp_dir().join(format!("kaifuku-bitlk-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch).unwrap();
-        let status = Command::new("tar")
-            .arg("-xJf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&scratch)
-            .status()
-            .expect("tar runs");
-        assert!(status.success(), "extracting {}", tar.display());
-        let dir = scratch.join("bitlk-images");
+        // One extracted copy per archive, shared by test runs (the images are only read; tests
+        // that write work on copies); made under a private name, then renamed into place.
+        let size = std::fs::metadata(&tar).unwrap().len();
+        let shared = std::env::temp_dir().join(format!("kaifuku-bitlk-images-{size}"));
+        if !shared.join("bitlk-images/images.conf").exists() {
+            let private =
+                std::env::temp_dir().join(format!("kaifuku-bitlk-extract-{}", std::process::id()));
+            std::fs::create_dir_all(&private).unwrap();
+            let status = Command::new("tar")
+                .arg("-xJf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(&private)
+                .status()
+                .expect("tar runs");
+            assert!(status.success(), "extracting {}", tar.display());
+            if std::fs::rename(&private, &shared).is_err() {
+                // Another run got there first.
+                let _ = std::fs::remove_dir_all(&private);
+            }
+        }
+        let dir = shared.join("bitlk-images");
         let conf = std::fs::read_to_string(dir.join("images.conf")).unwrap();
         Some(Archive {
             images: parse_conf(&conf),
