@@ -126,7 +126,7 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     assert.ok((await main()).includes("qemu-img convert -f vmdk -O raw"));
   });
 
-  test("BitLocker is refused with what to do instead", async () => {
+  test("BitLocker is explained: the page cannot unlock it yet, the command line can", async () => {
     // A bare volume whose boot sector carries the BitLocker signature.
     const bl = path.join(dir, "bitlocker.raw");
     const buf = Buffer.alloc(8 << 20);
@@ -138,7 +138,7 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     writeFileSync(bl, buf);
     assert.equal(await pick(bl), "inspected");
     assert.ok((await codes()).includes("bitlocker"), `codes: ${await codes()}`);
-    assert.ok((await main()).includes("BitLocker recovery key"));
+    assert.ok((await main()).includes("kaifuku fix --recovery-password - IMAGE"));
   });
 
   test("a hibernated Windows is refused, in both languages", async () => {

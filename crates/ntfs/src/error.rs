@@ -19,7 +19,7 @@ pub enum NtfsError {
     #[error("not an NTFS volume (no NTFS boot sector)")]
     NotNtfs,
     /// The boot sector carries BitLocker's OEM ID: the NTFS inside cannot be read without the key.
-    #[error("the volume is encrypted with BitLocker (-FVE-FS-); unlock or decrypt it in Windows, or use a BitLocker recovery key with a tool that can unlock it, before repairing offline")]
+    #[error("the volume is encrypted with BitLocker (-FVE-FS-); give its 48-digit recovery password, its password, its startup key (.BEK) or a key list to unlock it")]
     BitLocker,
     /// The boot sector says NTFS but its geometry is impossible; nothing past it is read.
     #[error("the NTFS boot sector is damaged: {0}")]

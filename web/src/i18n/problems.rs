@@ -480,8 +480,8 @@ impl T {
         match t {
             VolumeTrouble::BitLocker => pick!(
                 self,
-                format!("{vol} は BitLocker で暗号化されています。kaifuku はまだ暗号化されたボリュームを読み取れません。BitLocker の回復キーでロックを解除できる環境(ディスクを接続したレスキュー用 VM など)でファイルを削除するか、先に暗号化を解除してください。"),
-                format!("{vol} is encrypted with BitLocker, and kaifuku cannot read encrypted volumes yet. Unlock the disk with its BitLocker recovery key where you can (for example a rescue VM with the disk attached) and delete the file there, or decrypt the volume first.")
+                format!("{vol} は BitLocker で暗号化されています。このページではまだロックを解除できません。コマンドラインの kaifuku なら回復パスワード(48 桁)で解除して修復できます(kaifuku fix --recovery-password - イメージ)。または、回復キーで解除できる環境(ディスクを接続したレスキュー用 VM など)でファイルを削除してください。"),
+                format!("{vol} is encrypted with BitLocker, and this page cannot unlock it yet. The kaifuku command line can, with the 48-digit recovery password (kaifuku fix --recovery-password - IMAGE); or unlock the disk with its recovery key where you can (for example a rescue VM with the disk attached) and delete the file there.")
             ),
             VolumeTrouble::BitLockerKeyRefused => pick!(
                 self,
