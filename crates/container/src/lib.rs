@@ -578,22 +578,20 @@ impl<R: ReadAt> ReadAt for Container<R> {
                     stored_len,
                     skip,
                     ..
-                } => {
-                    match self.cached_unit(file_offset)? {
-                        Some(cluster) => {
-                            buf[done..done + n]
-                                .copy_from_slice(&cluster[skip as usize..skip as usize + n]);
-                            None
-                        }
-                        None => Some(Piece {
-                            file_offset,
-                            file_len: stored_len,
-                            skip: Some(skip as usize),
-                            at: done,
-                            len: n,
-                        }),
+                } => match self.cached_unit(file_offset)? {
+                    Some(cluster) => {
+                        buf[done..done + n]
+                            .copy_from_slice(&cluster[skip as usize..skip as usize + n]);
+                        None
                     }
-                }
+                    None => Some(Piece {
+                        file_offset,
+                        file_len: stored_len,
+                        skip: Some(skip as usize),
+                        at: done,
+                        len: n,
+                    }),
+                },
             };
             if let Some(piece) = piece {
                 match &mut run {

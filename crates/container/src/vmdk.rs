@@ -318,14 +318,13 @@ impl Vmdk {
         let virtual_size = header.capacity * SECTOR;
         let gt_count = header.gt_count();
         let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
-        let (gd, _) = sectors_in_file(header.gd_offset, gd_sectors, file_size).ok_or(
-            header_error(
+        let (gd, _) =
+            sectors_in_file(header.gd_offset, gd_sectors, file_size).ok_or(header_error(
                 "gdOffset",
                 header.gd_offset,
                 "puts the grain directory past the end of the file (is the file truncated, or \
                  the capacity damaged?)",
-            ),
-        )?;
+            ))?;
         if gd < HEADER_LEN {
             return Err(header_error(
                 "gdOffset",
@@ -334,13 +333,12 @@ impl Vmdk {
             ));
         }
         let rgd = if header.flags & FLAG_REDUNDANT_GT != 0 {
-            let (rgd, _) = sectors_in_file(header.rgd_offset, gd_sectors, file_size).ok_or(
-                header_error(
+            let (rgd, _) =
+                sectors_in_file(header.rgd_offset, gd_sectors, file_size).ok_or(header_error(
                     "rgdOffset",
                     header.rgd_offset,
                     "puts the redundant grain directory past the end of the file",
-                ),
-            )?;
+                ))?;
             if rgd < HEADER_LEN {
                 return Err(header_error(
                     "rgdOffset",
@@ -426,9 +424,10 @@ impl Vmdk {
             .read_vec(from, (to - from) as usize)
             .map_err(|e| ContainerError::read("the VMDK descriptor", from, e))?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        let text = std::str::from_utf8(&raw[..end]).map_err(|_| ContainerError::VmdkDescriptor {
-            problem: "is not text",
-        })?;
+        let text =
+            std::str::from_utf8(&raw[..end]).map_err(|_| ContainerError::VmdkDescriptor {
+                problem: "is not text",
+            })?;
         parse_descriptor(text)
     }
 
@@ -600,7 +599,9 @@ impl Vmdk {
             });
         }
         // zlib never grows data by more than a few bytes per 16 KiB block.
-        if len == 0 || len > self.header.grain_bytes() + 4096 || grain_at + 12 + len > self.file_size
+        if len == 0
+            || len > self.header.grain_bytes() + 4096
+            || grain_at + 12 + len > self.file_size
         {
             return Err(ContainerError::VmdkCompressedGrain {
                 file_offset: grain_at,
@@ -618,15 +619,20 @@ impl Vmdk {
         }
         let grain = self.header.grain_bytes() as usize;
         // The last grain may stop where the disk does.
-        let last = (self.virtual_size - (self.virtual_size - 1) / grain as u64 * grain as u64)
-            as usize;
+        let last =
+            (self.virtual_size - (self.virtual_size - 1) / grain as u64 * grain as u64) as usize;
         let data: Rc<[u8]> = inflate_grain(stored, grain, last)
             .ok_or(ContainerError::VmdkCompressedGrain {
                 file_offset: file_offset - 12,
                 problem: "does not decompress to a whole grain",
             })?
             .into();
-        remember(&self.grain_cache, GRAIN_CACHE, file_offset, Rc::clone(&data));
+        remember(
+            &self.grain_cache,
+            GRAIN_CACHE,
+            file_offset,
+            Rc::clone(&data),
+        );
         Ok(data)
     }
 
@@ -717,10 +723,7 @@ impl Vmdk {
                             },
                         });
                     }
-                    if hosts
-                        .iter()
-                        .any(|&(from, to)| host < to && from < host_end)
-                    {
+                    if hosts.iter().any(|&(from, to)| host < to && from < host_end) {
                         return Err(ContainerError::VmdkEntry {
                             table: "grain table",
                             entry_offset: gte_at,

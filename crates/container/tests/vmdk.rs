@@ -197,7 +197,10 @@ fn refuses_writes_it_cannot_do() {
         .plan_writes(&[(3 * MIB as u64 + 10, &[1u8; 4])])
         .unwrap_err();
     assert!(
-        matches!(e, ContainerError::PatchInUnallocatedVmdkGrain { grain: 48, .. }),
+        matches!(
+            e,
+            ContainerError::PatchInUnallocatedVmdkGrain { grain: 48, .. }
+        ),
         "{e}"
     );
     assert!(e.is_unsupported());
@@ -321,8 +324,14 @@ fn damaged_images_are_errors() {
             "gd entry past the end",
             Box::new(move |b| put_u32(b, gd, 0x7fff_fff0)),
         ),
-        ("gd entry on the header", Box::new(move |b| put_u32(b, gd, 0))),
-        ("gt entry past the end", Box::new(move |b| put_u32(b, gt0, 0x7fff_fff0))),
+        (
+            "gd entry on the header",
+            Box::new(move |b| put_u32(b, gd, 0)),
+        ),
+        (
+            "gt entry past the end",
+            Box::new(move |b| put_u32(b, gt0, 0x7fff_fff0)),
+        ),
         // The grain's own table as its data: a loop between metadata and data.
         (
             "grain on its table",
