@@ -236,7 +236,9 @@ pub struct Container<R> {
 /// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]); for qcow2 its header
 /// extensions and active L1 table (L2 tables are read as the disk is); for a VHDX its header
 /// section (headers and region tables) and metadata table, while its block table is read a page
-/// at a time as blocks are mapped.
+/// at a time as blocks are mapped; for a sparse VMDK its header, embedded descriptor and (for a
+/// stream that defers to it) footer, while its grain directory and tables are read as grains are
+/// mapped.
 pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(vhd::FOOTER_LEN);
