@@ -13,9 +13,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # (vhdiinfo, a second VHDX reader), attr (setfattr),
 # fuse3 (the FUSE mount helper), python3 (the fixture generator), mtools (fills the FAT ESP),
 # faketime (fixed timestamps in fixtures), util-linux (losetup for 4096-byte-sector images),
-# libqcow-utils and libvhdi-utils (qcowinfo, vhdiinfo: second readers besides qemu-img),
-# dislocker (dislocker-fuse, dislocker-file: an independent BitLocker implementation).
-APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils"
+# libqcow-utils, libvhdi-utils and libvmdk-utils (qcowinfo, vhdiinfo, vmdkinfo: second readers
+# besides qemu-img), dislocker (dislocker-fuse, dislocker-file: an independent BitLocker
+# implementation).
+APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils libvmdk-utils"
 # The web page's browser tests: Debian's Chromium and its WebDriver.
 APT_PACKAGES="$APT_PACKAGES chromium chromium-driver"
 missing=""

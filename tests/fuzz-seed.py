@@ -312,6 +312,32 @@ def qcow2_ranges(f, head, size):
             if mapped == 12:
                 break
     return out
+def vmdk_ranges(f, head, size):
+    """The metadata a VMDK sparse-extent reader walks (VMware's Virtual Disk Format 5.0): the
+    descriptor, both grain directories, the first grain tables, and the start of the first grains
+    they map (for streamOptimized, the grain marker and compressed data)."""
+    desc_at, desc_n, gtes, rgd_at, gd_at = struct.unpack_from("<QQIQQ", head, 28)
+    if not 1 <= gtes <= 512:
+        return []
+    take = lambda at, n: [(at, min(n, 64 * KiB))] if 0 < at < size else []
+    out = take(desc_at * 512, desc_n * 512) + take(rgd_at * 512, 4 * KiB)
+    if gd_at == 0xFFFFFFFFFFFFFFFF:
+        return out + [(max(0, size - 1536), min(size, 1536))]
+    out += take(gd_at * 512, 4 * KiB)
+    f.seek(gd_at * 512)
+    gd = f.read(16)
+    for gde in struct.unpack("<%dI" % (len(gd) // 4), gd):
+        if not gde:
+            continue
+        out += take(gde * 512, gtes * 4)
+        f.seek(gde * 512)
+        table = f.read(gtes * 4)
+        grains = [g for g in struct.unpack("<%dI" % (len(table) // 4), table) if g > 1][:8]
+        for g in grains:
+            out += take(g * 512, 1024)
+    return out
+
+
 def vhdx_ranges(f):
     """The VHDX metadata kaifuku reads: both headers and region tables, the metadata table and its
     items, the first BAT page, and the start of the first present blocks."""
@@ -354,6 +380,8 @@ def seed_containers(fixtures, corpus, tmp):
                             ("vhdx", "", "x.vhdx"), ("vhdx", "subformat=fixed,block_size=1M", "xf.vhdx"),
                             ("vhdx", "subformat=dynamic,block_size=1M", "xd.vhdx"),
                             ("vmdk", "", "v.vmdk"),
+                            ("vmdk", "subformat=monolithicSparse,zeroed_grain=on", "vz.vmdk"),
+                            ("vmdk", "subformat=streamOptimized", "st.vmdk"),
                             ("vmdk", "subformat=monolithicFlat", "flat.vmdk"),
                             ("qcow2", "compat=0.10", "q2.qcow2"), ("qcow2", "compat=1.1", "q3.qcow2"),
                             ("qcow2", "compat=1.1,cluster_size=4k", "q3-4k.qcow2"),
@@ -394,6 +422,8 @@ def seed_containers(fixtures, corpus, tmp):
                 ranges += qcow2_ranges(f, head, size)
             if head[:8] == b"vhdxfile":
                 ranges += vhdx_ranges(f)
+            if head[:4] == b"KDMV" and len(head) >= 64:
+                ranges += vmdk_ranges(f, head, size)
             segs = nonzero_runs(f, ranges)
         corpus.add("container", sparse(size, segs, 0))
         corpus.add("container", sparse(size, segs, 1))

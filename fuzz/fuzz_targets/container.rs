@@ -1,6 +1,7 @@
 //! Container detection and metadata: raw, VHD fixed/dynamic (footer, dynamic header, BAT, sector
 //! bitmaps), VHDX (headers, region tables, metadata, BAT), qcow2 (header, extensions, L1/L2 tables,
-//! compressed clusters, refcounts), the formats refused by signature; then mapping, reading and
+//! compressed clusters, refcounts), VMDK sparse extents (header, descriptor, footer, grain
+//! directories and tables, grain markers), the formats refused by signature; then mapping, reading and
 //! planned writes.
 //!
 //! Input: a sparse file (`kaifuku_fuzz::Sparse`); flag bit 0 reseals the VHD checksums and the

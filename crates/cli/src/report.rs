@@ -69,6 +69,33 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 );
             }
         }
+        if let Some(v) = &c.vmdk {
+            let _ = writeln!(
+                o,
+                "            VMDK {} (version {}), grain {}, {} grain table(s){}{}, CID {}",
+                v.subformat,
+                v.version,
+                size(v.grain_size),
+                v.grain_tables,
+                if v.compressed {
+                    ", compressed grains"
+                } else {
+                    ""
+                },
+                if v.redundant_grain_directory {
+                    ", redundant grain directory"
+                } else {
+                    ""
+                },
+                v.cid
+            );
+            if v.unclean_shutdown {
+                let _ = writeln!(
+                    o,
+                    "            note: the VMDK header says it was not closed cleanly"
+                );
+            }
+        }
     }
     if let Some(t) = &r.partitions {
         let scheme = match t.scheme {

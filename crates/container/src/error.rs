@@ -250,6 +250,124 @@ pub enum ContainerError {
         block: u64,
     },
 
+    /// A VMDK sparse extent header field that no valid image has.
+    #[error(
+        "the VMDK header field {field} ({value}) {problem} — the header is damaged or the file \
+         is truncated. Copy or export the image again, or check it with `qemu-img check IMAGE`"
+    )]
+    VmdkHeader {
+        /// The field, as VMware's specification names it.
+        field: &'static str,
+        /// Its value as stored.
+        value: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// A streamOptimized VMDK whose footer (which holds the grain directory's place) is missing.
+    #[error(
+        "the VMDK says its grain directory is given by the footer, but the last 1536 bytes of the \
+         file (from file offset {file_offset}) are not a footer marker, a header copy and an \
+         end-of-stream marker: the file is truncated or damaged. Copy or download it again and \
+         check that the copy is complete"
+    )]
+    VmdkFooter {
+        /// Where the footer marker should start.
+        file_offset: u64,
+    },
+
+    /// The VMDK's embedded text descriptor is missing or unreadable.
+    #[error("the VMDK's embedded descriptor {problem}")]
+    VmdkDescriptor {
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// A grain directory or grain table entry that no valid image has.
+    #[error(
+        "the VMDK {table} entry at file offset {entry_offset} ({entry}) {problem} — the image is \
+         damaged. Check it with `qemu-img check IMAGE`"
+    )]
+    VmdkEntry {
+        /// Which table: "grain directory", "grain table".
+        table: &'static str,
+        /// Where the entry is in the file.
+        entry_offset: u64,
+        /// The entry as stored (a sector number).
+        entry: u32,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// A compressed grain whose marker or data is wrong.
+    #[error(
+        "the compressed VMDK grain at file offset {file_offset} {problem} — the image is damaged. \
+         Export or download it again"
+    )]
+    VmdkCompressedGrain {
+        /// Where the grain's marker starts.
+        file_offset: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// The primary and redundant grain tables map a grain to be written differently.
+    #[error(
+        "the VMDK's grain tables and their redundant copy disagree about grain {grain} (primary: \
+         sector {primary}, redundant: sector {redundant}). kaifuku reads through the primary \
+         tables, as VMware and QEMU do, but will not write into a grain whose place is in doubt: \
+         either copy may be the damaged one. Convert the image (`qemu-img convert -O vmdk -o \
+         subformat=monolithicSparse IMAGE new.vmdk`, which reads the primary tables) and repair \
+         that, after checking that the converted disk is the one you expect"
+    )]
+    VmdkTablesDisagree {
+        /// The grain (virtual offset / grain size).
+        grain: u64,
+        /// The primary table's entry.
+        primary: u32,
+        /// The redundant table's entry.
+        redundant: u32,
+    },
+
+    /// A VMDK child disk holds only the changes on top of a parent disk.
+    #[error(
+        "this VMDK is a child disk (a snapshot or linked clone: its descriptor names a parent{}): \
+         it only stores the changes made on top of the parent and cannot be repaired on its own. \
+         Consolidate the snapshots first (VMware \"Delete All\" snapshots / Consolidate), or with \
+         the parent next to it run `qemu-img convert -O vmdk CHILD.vmdk merged.vmdk`, then open \
+         the merged image",
+        if parent.is_empty() { String::new() } else { format!(" \"{parent}\"") }
+    )]
+    VmdkChild {
+        /// The descriptor's `parentFileNameHint`, if it has one.
+        parent: String,
+    },
+
+    /// A streamOptimized VMDK cannot be written in place; kaifuku does not re-stream it yet.
+    #[error(
+        "this is a streamOptimized VMDK (an OVA/OVF or cloud export): its grains are compressed, \
+         so changed bytes cannot be written in place, and kaifuku does not write new \
+         streamOptimized files yet. Convert it to a sparse VMDK (`qemu-img convert -f vmdk -O \
+         vmdk -o subformat=monolithicSparse IMAGE sparse.vmdk`), repair that, and convert it back \
+         with `-o subformat=streamOptimized` if you need to import it again"
+    )]
+    VmdkStreamOptimizedOutput,
+
+    /// A patch in a VMDK grain that has no space in the file.
+    #[error(
+        "a patch at virtual offset {offset} lands in VMDK grain {grain}, which has no space in \
+         the file (it reads as zeros); kaifuku does not allocate new grains. Convert the image \
+         to raw (`qemu-img convert -f vmdk -O raw IMAGE disk.raw`), repair that, and convert it \
+         back with `qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse` if you need \
+         a VMDK"
+    )]
+    PatchInUnallocatedVmdkGrain {
+        /// Where the patch starts on the virtual disk.
+        offset: u64,
+        /// The grain (virtual offset / grain size).
+        grain: u64,
+    },
+
     /// A dynamic disk block size that no writer uses and the mapping cannot work with.
     #[error(
         "the VHD block size {0} is invalid (it must be a power of two from 512 bytes to 256 MiB) — \
@@ -538,6 +656,9 @@ impl ContainerError {
                 | ContainerError::PatchInQcow2Cluster { .. }
                 | ContainerError::DifferencingVhdx
                 | ContainerError::PatchInAbsentVhdxBlock { .. }
+                | ContainerError::VmdkChild { .. }
+                | ContainerError::VmdkStreamOptimizedOutput
+                | ContainerError::PatchInUnallocatedVmdkGrain { .. }
         )
     }
 

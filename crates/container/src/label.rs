@@ -72,6 +72,11 @@ pub enum ContainerUnit {
         /// The guest cluster's number (virtual offset / cluster size).
         cluster: u64,
     },
+    /// A grain of a VMDK sparse extent.
+    VmdkGrain {
+        /// The grain's number (virtual offset / grain size).
+        grain: u64,
+    },
 }
 
 /// How the bytes of a [`FileWriteLabel::VirtualBytes`] are written.
@@ -165,6 +170,7 @@ impl fmt::Display for ContainerUnit {
             ContainerUnit::VhdBlock { block } => write!(f, "VHD block {block}"),
             ContainerUnit::VhdxBlock { block } => write!(f, "VHDX block {block}"),
             ContainerUnit::Qcow2Cluster { cluster } => write!(f, "qcow2 cluster {cluster}"),
+            ContainerUnit::VmdkGrain { grain } => write!(f, "VMDK grain {grain}"),
         }
     }
 }

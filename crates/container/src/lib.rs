@@ -6,14 +6,16 @@
 //! disk, so the partition and NTFS layers never know what the file looked like.
 //!
 //! Supported: raw (anything without a recognised signature), VHD fixed, VHD dynamic, VHDX fixed
-//! and dynamic, and qcow2 (v2 and v3, with compressed and zero clusters). VMDK is recognised by
-//! signature and refused with a message telling the user how to convert it, rather than being
-//! misread as a raw disk full of garbage.
+//! and dynamic, qcow2 (v2 and v3, with compressed and zero clusters), and single-file VMDK sparse
+//! extents (monolithicSparse, streamOptimized). A VMDK text descriptor (whose data lives in other
+//! files) is recognised by signature and refused with a message telling the user how to convert
+//! it, rather than being misread as a raw disk full of garbage.
 //!
 //! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
 //! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
 //! where needed; through the VHDX block table, with the VHDX header update; through qcow2's L1/L2
-//! tables into clusters owned once). The front end applies them to its output; this crate stays pure and reads only
+//! tables into clusters owned once; through the VMDK grain tables into allocated grains). The
+//! front end applies them to its output; this crate stays pure and reads only
 //! through [`ReadAt`].
 #![forbid(unsafe_code)]
 
@@ -24,12 +26,14 @@ mod raw;
 mod vhd;
 mod vhdx;
 mod vhdx_log;
+mod vmdk;
 
 pub use error::{ContainerError, OtherFormat};
 pub use label::{ContainerUnit, FileWriteLabel, WriteHow};
 pub use qcow2::{Qcow2ClusterKind, Qcow2Feature, Qcow2Info};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
 pub use vhdx::VhdxInfo;
+pub use vmdk::VmdkInfo;
 
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
 use serde::{Serialize, Serializer};
@@ -51,6 +55,10 @@ pub enum Format {
     VhdxFixed,
     /// A sparse Hyper-V VHDX: blocks found through the block allocation table.
     VhdxDynamic,
+    /// A VMware monolithicSparse VMDK: one file, grains found through grain tables.
+    VmdkSparse,
+    /// A VMware streamOptimized VMDK (OVA/OVF and cloud exports): compressed grains.
+    VmdkStreamOptimized,
 }
 
 impl fmt::Display for Format {
@@ -62,6 +70,8 @@ impl fmt::Display for Format {
             Format::Qcow2 => "qcow2",
             Format::VhdxFixed => "VHDX fixed",
             Format::VhdxDynamic => "VHDX dynamic",
+            Format::VmdkSparse => "VMDK monolithicSparse",
+            Format::VmdkStreamOptimized => "VMDK streamOptimized",
         })
     }
 }
@@ -83,7 +93,7 @@ pub enum Extent {
         /// Length of the run in bytes.
         len: u64,
     },
-    /// The bytes are part of a compressed cluster (qcow2): `stored_len` bytes of the file from
+    /// The bytes are part of a compressed cluster (qcow2) or grain (VMDK): `stored_len` bytes of the file from
     /// `file_offset` inflate to a `cluster_size`-byte cluster, and the run is `len` bytes of it
     /// from `skip` on.
     Compressed {
@@ -183,6 +193,9 @@ pub struct ContainerInfo {
     /// Header and metadata details of a VHDX; absent for other formats.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vhdx: Option<VhdxInfo>,
+    /// Header and descriptor details of a VMDK; absent for other formats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmdk: Option<VmdkInfo>,
 }
 
 enum Layout {
@@ -191,6 +204,7 @@ enum Layout {
     VhdDynamic(vhd::Dynamic),
     Qcow2(qcow2::Qcow2),
     Vhdx(vhdx::Vhdx),
+    Vmdk(vmdk::Vmdk),
 }
 
 impl Layout {
@@ -202,6 +216,8 @@ impl Layout {
             Layout::Qcow2(_) => Format::Qcow2,
             Layout::Vhdx(v) if v.is_fixed() => Format::VhdxFixed,
             Layout::Vhdx(_) => Format::VhdxDynamic,
+            Layout::Vmdk(v) if v.is_stream() => Format::VmdkStreamOptimized,
+            Layout::Vmdk(_) => Format::VmdkSparse,
         }
     }
 }
@@ -220,7 +236,9 @@ pub struct Container<R> {
 /// table (kept in memory: 4 bytes per block, at most [`MAX_BAT_BYTES`]); for qcow2 its header
 /// extensions and active L1 table (L2 tables are read as the disk is); for a VHDX its header
 /// section (headers and region tables) and metadata table, while its block table is read a page
-/// at a time as blocks are mapped.
+/// at a time as blocks are mapped; for a sparse VMDK its header, embedded descriptor and (for a
+/// stream that defers to it) footer, while its grain directory and tables are read as grains are
+/// mapped.
 pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(vhd::FOOTER_LEN);
@@ -245,6 +263,15 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
             file_size,
             virtual_size: vhdx.virtual_size(),
             layout: Layout::Vhdx(vhdx),
+        });
+    }
+    if head.starts_with(vmdk::MAGIC) {
+        let image = vmdk::Vmdk::open(&file, &head, file_size)?;
+        return Ok(Container {
+            file,
+            file_size,
+            virtual_size: image.virtual_size(),
+            layout: Layout::Vmdk(image),
         });
     }
     if let Some(other) = detect_other(&head) {
@@ -300,9 +327,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
 
 /// Recognises the containers kaifuku cannot read yet by their signature at offset 0.
 fn detect_other(head: &[u8]) -> Option<OtherFormat> {
-    if head.starts_with(b"KDMV") {
-        Some(OtherFormat::VmdkSparse)
-    } else if head.starts_with(b"# Disk DescriptorFile") {
+    if head.starts_with(b"# Disk DescriptorFile") {
         Some(OtherFormat::VmdkDescriptor)
     } else {
         None
@@ -339,7 +364,7 @@ impl<R: ReadAt> Container<R> {
     /// header's details.
     pub fn info(&self) -> ContainerInfo {
         let vhd = match &self.layout {
-            Layout::Raw | Layout::Qcow2(_) | Layout::Vhdx(_) => None,
+            Layout::Raw | Layout::Qcow2(_) | Layout::Vhdx(_) | Layout::Vmdk(_) => None,
             Layout::VhdFixed(f) => Some(f.footer.info()),
             Layout::VhdDynamic(d) => {
                 let mut info = d.footer.info();
@@ -362,6 +387,10 @@ impl<R: ReadAt> Container<R> {
                 Layout::Vhdx(v) => Some(v.info()),
                 _ => None,
             },
+            vmdk: match &self.layout {
+                Layout::Vmdk(v) => Some(v.info()),
+                _ => None,
+            },
         }
     }
 
@@ -375,6 +404,7 @@ impl<R: ReadAt> Container<R> {
             Layout::VhdDynamic(d) => d.map(&self.file, offset),
             Layout::Qcow2(q) => q.map(&self.file, offset),
             Layout::Vhdx(v) => v.map(&self.file, offset),
+            Layout::Vmdk(v) => v.map(&self.file, offset),
         }
     }
 
@@ -456,6 +486,7 @@ impl<R: ReadAt> Container<R> {
             Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
             Layout::Qcow2(q) => q.plan_writes(&self.file, &merged, fills),
             Layout::Vhdx(v) => v.plan_writes(&self.file, &merged, fills),
+            Layout::Vmdk(v) => v.plan_writes(&self.file, &merged, fills),
         }
     }
 
@@ -549,23 +580,20 @@ impl<R: ReadAt> ReadAt for Container<R> {
                     stored_len,
                     skip,
                     ..
-                } => {
-                    let q = self.qcow2()?;
-                    match q.cached_cluster(file_offset) {
-                        Some(cluster) => {
-                            buf[done..done + n]
-                                .copy_from_slice(&cluster[skip as usize..skip as usize + n]);
-                            None
-                        }
-                        None => Some(Piece {
-                            file_offset,
-                            file_len: stored_len,
-                            skip: Some(skip as usize),
-                            at: done,
-                            len: n,
-                        }),
+                } => match self.cached_unit(file_offset)? {
+                    Some(cluster) => {
+                        buf[done..done + n]
+                            .copy_from_slice(&cluster[skip as usize..skip as usize + n]);
+                        None
                     }
-                }
+                    None => Some(Piece {
+                        file_offset,
+                        file_len: stored_len,
+                        skip: Some(skip as usize),
+                        at: done,
+                        len: n,
+                    }),
+                },
             };
             if let Some(piece) = piece {
                 match &mut run {
@@ -632,11 +660,28 @@ impl FileRun {
 }
 
 impl<R: ReadAt> Container<R> {
-    fn qcow2(&self) -> Result<&qcow2::Qcow2, ContainerError> {
+    /// The inflated cluster or grain whose compressed data starts at `file_offset`, if cached.
+    fn cached_unit(&self, file_offset: u64) -> Result<Option<std::rc::Rc<[u8]>>, ContainerError> {
         match &self.layout {
-            Layout::Qcow2(q) => Ok(q),
+            Layout::Qcow2(q) => Ok(q.cached_cluster(file_offset)),
+            Layout::Vmdk(v) => Ok(v.cached_grain(file_offset)),
             _ => Err(ContainerError::Overflow(
-                "a compressed extent outside a qcow2 image",
+                "a compressed extent outside a qcow2 or VMDK image",
+            )),
+        }
+    }
+
+    /// Inflates the compressed cluster or grain whose data `stored` was read from `file_offset`.
+    fn inflate(
+        &self,
+        file_offset: u64,
+        stored: &[u8],
+    ) -> Result<std::rc::Rc<[u8]>, ContainerError> {
+        match &self.layout {
+            Layout::Qcow2(q) => q.inflate(file_offset, stored),
+            Layout::Vmdk(v) => v.inflate(file_offset, stored),
+            _ => Err(ContainerError::Overflow(
+                "a compressed extent outside a qcow2 or VMDK image",
             )),
         }
     }
@@ -655,7 +700,7 @@ impl<R: ReadAt> Container<R> {
             match p.skip {
                 None => buf[p.at..p.at + p.len].copy_from_slice(stored),
                 Some(skip) => {
-                    let cluster = self.qcow2()?.inflate(p.file_offset, stored)?;
+                    let cluster = self.inflate(p.file_offset, stored)?;
                     buf[p.at..p.at + p.len].copy_from_slice(&cluster[skip..skip + p.len]);
                 }
             }

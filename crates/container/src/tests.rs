@@ -220,14 +220,11 @@ fn unsupported_vhd_kinds() {
 
 #[test]
 fn other_formats_are_recognised_and_refused() {
-    let cases: [(&[u8], OtherFormat, &str); 2] = [
-        (b"KDMV\x01\0\0\0", OtherFormat::VmdkSparse, "-f vmdk"),
-        (
-            b"# Disk DescriptorFile\nversion=1\n",
-            OtherFormat::VmdkDescriptor,
-            "-flat.vmdk",
-        ),
-    ];
+    let cases: [(&[u8], OtherFormat, &str); 1] = [(
+        b"# Disk DescriptorFile\nversion=1\n",
+        OtherFormat::VmdkDescriptor,
+        "-flat.vmdk",
+    )];
     for (magic, format, hint) in cases {
         let mut file = magic.to_vec();
         file.resize(65536, 0);
@@ -241,6 +238,13 @@ fn other_formats_are_recognised_and_refused() {
         assert!(msg.contains("-O raw") && msg.contains("-O vpc"), "{msg}");
         assert!(msg.contains(hint), "{msg}");
     }
+    // Sparse VMDK is read now: its magic with a header of zeros is a damaged VMDK, never a raw
+    // disk.
+    let mut file = b"KDMV\x01\0\0\0".to_vec();
+    file.resize(65536, 0);
+    let e = err(open(&file));
+    assert!(matches!(e, ContainerError::VmdkHeader { .. }), "{e}");
+    assert!(!e.is_unsupported());
     // qcow2 is read now: its magic with a header of zeros is a damaged qcow2, never a raw disk.
     let mut file = b"QFI\xfb\0\0\0\x03".to_vec();
     file.resize(65536, 0);
@@ -737,9 +741,12 @@ fn garbage_never_panics() {
 
 #[test]
 fn refusals_are_told_apart_from_damage() {
-    let mut vmdk = b"KDMV\x01\0\0\0".to_vec();
+    let mut vmdk = b"# Disk DescriptorFile\n".to_vec();
     vmdk.resize(4096, 0);
     assert!(err(open(&vmdk)).is_unsupported());
+    let mut sparse = b"KDMV\x01\0\0\0".to_vec();
+    sparse.resize(4096, 0);
+    assert!(!err(open(&sparse)).is_unsupported());
     let mut vhdx = b"vhdxfile".to_vec();
     vhdx.resize(4096, 0);
     assert!(!err(open(&vhdx)).is_unsupported());

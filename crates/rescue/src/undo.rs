@@ -93,6 +93,8 @@ pub fn kind_code(f: Format) -> u64 {
         Format::Qcow2 => 4,
         Format::VhdxFixed => 5,
         Format::VhdxDynamic => 6,
+        Format::VmdkSparse => 7,
+        Format::VmdkStreamOptimized => 8,
     }
 }
 
@@ -105,6 +107,8 @@ pub fn kind_of_code(code: u64) -> Option<Format> {
         4 => Some(Format::Qcow2),
         5 => Some(Format::VhdxFixed),
         6 => Some(Format::VhdxDynamic),
+        7 => Some(Format::VmdkSparse),
+        8 => Some(Format::VmdkStreamOptimized),
         _ => None,
     }
 }
@@ -858,6 +862,8 @@ mod tests {
             Format::Qcow2,
             Format::VhdxFixed,
             Format::VhdxDynamic,
+            Format::VmdkSparse,
+            Format::VmdkStreamOptimized,
         ] {
             assert_eq!(kind_of_code(kind_code(f)), Some(f));
         }

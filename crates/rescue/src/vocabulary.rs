@@ -690,6 +690,21 @@ pub enum ContainerProblem {
         /// The VHDX payload block.
         block: u64,
     },
+    /// A VMDK child disk (snapshot or linked clone): it holds only changes on top of a parent.
+    VmdkChild {
+        /// The parent the descriptor names, if any.
+        parent: String,
+    },
+    /// A streamOptimized VMDK: its compressed grains cannot be written in place.
+    VmdkStreamOptimizedOutput,
+    /// A change would land in a VMDK grain that has no space in the file (kaifuku does not
+    /// allocate).
+    PatchInUnallocatedVmdkGrain {
+        /// Offset of the change on the virtual disk.
+        offset: u64,
+        /// The grain.
+        grain: u64,
+    },
     /// The image file could not be read.
     ReadFailed {
         /// The container layer's message.
@@ -715,6 +730,9 @@ impl ContainerProblem {
             | ContainerProblem::PatchInQcow2Cluster { .. } => true,
             ContainerProblem::DifferencingVhdx
             | ContainerProblem::PatchInAbsentVhdxBlock { .. } => true,
+            ContainerProblem::VmdkChild { .. }
+            | ContainerProblem::VmdkStreamOptimizedOutput
+            | ContainerProblem::PatchInUnallocatedVmdkGrain { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
         }
     }
@@ -751,6 +769,18 @@ impl From<&ContainerError> for ContainerProblem {
                 ContainerProblem::PatchInAbsentVhdxBlock {
                     offset: *offset,
                     block: *block,
+                }
+            }
+            ContainerError::VmdkChild { parent } => ContainerProblem::VmdkChild {
+                parent: parent.clone(),
+            },
+            ContainerError::VmdkStreamOptimizedOutput => {
+                ContainerProblem::VmdkStreamOptimizedOutput
+            }
+            ContainerError::PatchInUnallocatedVmdkGrain { offset, grain } => {
+                ContainerProblem::PatchInUnallocatedVmdkGrain {
+                    offset: *offset,
+                    grain: *grain,
                 }
             }
             ContainerError::Read { .. } => ContainerProblem::ReadFailed {
@@ -802,6 +832,24 @@ impl fmt::Display for ContainerProblem {
                 ContainerError::PatchInAbsentVhdxBlock {
                     offset: *offset,
                     block: *block
+                }
+            ),
+            ContainerProblem::VmdkChild { parent } => write!(
+                f,
+                "{}",
+                ContainerError::VmdkChild {
+                    parent: parent.clone()
+                }
+            ),
+            ContainerProblem::VmdkStreamOptimizedOutput => {
+                write!(f, "{}", ContainerError::VmdkStreamOptimizedOutput)
+            }
+            ContainerProblem::PatchInUnallocatedVmdkGrain { offset, grain } => write!(
+                f,
+                "{}",
+                ContainerError::PatchInUnallocatedVmdkGrain {
+                    offset: *offset,
+                    grain: *grain
                 }
             ),
             ContainerProblem::ReadFailed { detail } | ContainerProblem::Damaged { detail } => {
@@ -2386,6 +2434,14 @@ mod tests {
             ContainerProblem::PatchInAbsentVhdxBlock {
                 offset: 3 << 30,
                 block: 96,
+            },
+            ContainerProblem::VmdkChild {
+                parent: "base.vmdk".into(),
+            },
+            ContainerProblem::VmdkStreamOptimizedOutput,
+            ContainerProblem::PatchInUnallocatedVmdkGrain {
+                offset: 3 << 30,
+                grain: 49152,
             },
             ContainerProblem::PatchInUnallocatedBlock {
                 offset: 1 << 30,

@@ -10,8 +10,8 @@ impl T {
     pub fn drop_hint(self) -> &'static str {
         pick!(
             self,
-            "ディスクイメージ(.raw、.img、固定サイズまたは可変長の .vhd / .vhdx、.qcow2)をここにドロップするか、",
-            "Drop a disk image here (.raw, .img, fixed or dynamic .vhd / .vhdx, .qcow2), or"
+            "ディスクイメージ(.raw、.img、固定サイズまたは可変長の .vhd / .vhdx、.qcow2、1 ファイルの .vmdk)をここにドロップするか、",
+            "Drop a disk image here (.raw, .img, fixed or dynamic .vhd / .vhdx, .qcow2, single-file .vmdk), or"
         )
     }
     pub fn pick_button(self) -> &'static str {

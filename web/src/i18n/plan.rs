@@ -260,6 +260,9 @@ impl T {
                     Some(ContainerUnit::Qcow2Cluster { cluster }) => {
                         notes.push(format!("qcow2 クラスタ {cluster}"))
                     }
+                    Some(ContainerUnit::VmdkGrain { grain }) => {
+                        notes.push(format!("VMDK グレイン {grain}"))
+                    }
                     None => {}
                 }
                 match how {

@@ -33,6 +33,16 @@ impl T {
             Format::Qcow2 => pick!(self, "qcow2(QEMU/KVM)", "qcow2 (QEMU/KVM)"),
             Format::VhdxFixed => pick!(self, "VHDX(固定サイズ)", "VHDX, fixed size"),
             Format::VhdxDynamic => pick!(self, "VHDX(可変長)", "VHDX, dynamic"),
+            Format::VmdkSparse => pick!(
+                self,
+                "VMDK(monolithicSparse、VMware)",
+                "VMDK, monolithicSparse (VMware)"
+            ),
+            Format::VmdkStreamOptimized => pick!(
+                self,
+                "VMDK(streamOptimized、OVA やクラウドのエクスポート)",
+                "VMDK, streamOptimized (OVA or cloud export)"
+            ),
         }
     }
     pub fn virtual_size(self) -> &'static str {

@@ -96,7 +96,14 @@ pub fn plan(props: &PlanProps) -> Html {
     // VHDX header.
     let show_file_writes = matches!(
         props.format,
-        Some(Format::VhdDynamic | Format::VhdxFixed | Format::VhdxDynamic | Format::Qcow2)
+        Some(
+            Format::VhdDynamic
+                | Format::VhdxFixed
+                | Format::VhdxDynamic
+                | Format::Qcow2
+                | Format::VmdkSparse
+                | Format::VmdkStreamOptimized
+        )
     );
     html! {
         <section class="plan" id="plan" aria-labelledby="plan-title">

@@ -1,0 +1,800 @@
+//! VMware sparse extents in one file: monolithicSparse (VMware Workstation, `qemu-img -O vmdk`)
+//! and streamOptimized (OVA/OVF exports, AWS VM export and import).
+//!
+//! Layout, as VMware's "Virtual Disk Format 5.0" defines it (all integers little-endian, offsets
+//! and sizes in 512-byte sectors):
+//! - a 512-byte **sparse extent header** at offset 0 (magic `KDMV`, version, flags, capacity,
+//!   grain size, where the embedded text descriptor, the grain directory and its redundant copy
+//!   are, four newline characters a text-mode transfer would have mangled, the compression
+//!   algorithm);
+//! - the **descriptor**: text naming the disk type (`createType`), its content ID (`CID`) and, for
+//!   a child disk, its parent (`parentCID`, `parentFileNameHint`);
+//! - the **grain directory** (GD): one 4-byte entry per grain table, its sector (0: none);
+//! - **grain tables** (GT): `numGTEsPerGT` 4-byte entries, one per grain: the grain's sector,
+//!   0 for a grain never written (zeros, or the parent's data in a child), 1 for a grain marked
+//!   as reading zeros when the header's zeroed-grain flag is set;
+//! - with the redundant-grain-table flag, a second directory (`rgdOffset`) with its own tables:
+//!   the same mapping, kept for recovery.
+//!
+//! streamOptimized sets the compressed and markers flags: each grain is stored as a marker (its
+//! first virtual sector as a u64, the compressed length as a u32) followed by zlib data, and the
+//! header's `gdOffset` may be `GD_AT_END`: the real header is then the footer, the second-to-last
+//! sector of the file, before the end-of-stream marker.
+//!
+//! Reading uses the primary grain directory, as VMware and QEMU do. Directory and tables are read
+//! a page or a table at a time when a range is first mapped (a 2 TiB disk has a 128 KiB
+//! directory and 64 MiB of tables; only what a repair touches is read), a few kept.
+//!
+//! Writing back is in place, into grains that already have space in the file (monolithicSparse):
+//! no metadata changes. A patch in a grain with no space is refused (kaifuku does not allocate
+//! grains), as is one in a grain the redundant tables map elsewhere: which copy is right cannot be
+//! known from the file, and writing into either could destroy data. A streamOptimized image
+//! cannot be written in place (its grains are compressed, each exactly as long as it needs): fix
+//! is refused for it with the conversion that makes it writable. The descriptor's `CID` is kept:
+//! the core changes no identifiers it does not have to, and the disk's content ID would only
+//! matter to a child disk, which cannot be repaired through its parent anyway.
+//!
+//! As everywhere in this crate, every field from the file is checked before it sizes a read or an
+//! allocation, so a crafted file can neither panic nor make us allocate much memory.
+
+use crate::{ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, WriteHow};
+use kaifuku_io::ReadAt;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, VecDeque};
+use std::rc::Rc;
+
+/// The magic at offset 0 (`0x564d444b` little-endian).
+pub(crate) const MAGIC: &[u8; 4] = b"KDMV";
+const SECTOR: u64 = 512;
+const HEADER_LEN: u64 = 512;
+/// `gdOffset` of a streamOptimized header whose grain directory follows the grains: the footer
+/// holds the real offset.
+const GD_AT_END: u64 = u64::MAX;
+
+const FLAG_NEWLINE_TEST: u32 = 1 << 0;
+const FLAG_REDUNDANT_GT: u32 = 1 << 1;
+const FLAG_ZERO_GRAIN: u32 = 1 << 2;
+const FLAG_COMPRESSED: u32 = 1 << 16;
+const FLAG_MARKERS: u32 = 1 << 17;
+const KNOWN_FLAGS: u32 =
+    FLAG_NEWLINE_TEST | FLAG_REDUNDANT_GT | FLAG_ZERO_GRAIN | FLAG_COMPRESSED | FLAG_MARKERS;
+const COMPRESS_DEFLATE: u16 = 1;
+/// A grain table entry meaning "reads as zeros" when `FLAG_ZERO_GRAIN` is set.
+const GTE_ZERO: u32 = 1;
+/// Marker types of a streamOptimized file (after the sector count and a zero size).
+const MARKER_FOOTER: u32 = 3;
+
+/// VMware writes 64 KiB grains; 2 MiB bounds what one inflated grain may cost in memory.
+const MAX_GRAIN_BYTES: u64 = 2 << 20;
+/// The specification fixes 512 entries per grain table; QEMU accepts no more.
+const MAX_GT_ENTRIES: u32 = 512;
+/// VMware's descriptor area is 10 KiB at most in practice; a larger one is damage.
+const MAX_DESCRIPTOR_BYTES: u64 = 1 << 20;
+/// Grain directory pages (4 KiB, 1024 tables each) and grain tables kept in memory.
+const GD_PAGE_BYTES: u64 = 4096;
+const GD_CACHE_PAGES: usize = 4;
+const GT_CACHE_TABLES: usize = 8;
+const GRAIN_CACHE: usize = 4;
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from(le_u32(b, at)) | (u64::from(le_u32(b, at + 4)) << 32)
+}
+
+/// What a VMDK header and its descriptor say about the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmdkInfo {
+    /// The descriptor's `createType` (`monolithicSparse`, `streamOptimized`, ...).
+    pub subformat: String,
+    /// The sparse extent header's version (1, 2 or 3).
+    pub version: u32,
+    /// Bytes per grain.
+    pub grain_size: u64,
+    /// Grain tables the directory has room for.
+    pub grain_tables: u64,
+    /// The descriptor's content ID, as 8 hex digits.
+    pub cid: String,
+    /// Whether a redundant grain directory and tables are kept.
+    pub redundant_grain_directory: bool,
+    /// Whether grains are stored compressed (streamOptimized).
+    pub compressed: bool,
+    /// Whether the header says the image was not closed cleanly.
+    pub unclean_shutdown: bool,
+}
+
+/// The fields of a sparse extent header kaifuku uses.
+#[derive(Debug, Clone)]
+struct Header {
+    version: u32,
+    flags: u32,
+    capacity: u64,
+    grain_sectors: u64,
+    descriptor_offset: u64,
+    descriptor_sectors: u64,
+    gt_entries: u32,
+    rgd_offset: u64,
+    gd_offset: u64,
+    unclean_shutdown: bool,
+}
+
+fn header_error(field: &'static str, value: u64, problem: &'static str) -> ContainerError {
+    ContainerError::VmdkHeader {
+        field,
+        value,
+        problem,
+    }
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> Result<Header, ContainerError> {
+        let version = le_u32(b, 4);
+        if !(1..=3).contains(&version) {
+            return Err(header_error("version", version.into(), "is not 1, 2 or 3"));
+        }
+        let flags = le_u32(b, 8);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(header_error(
+                "flags",
+                flags.into(),
+                "has bits the specification does not define",
+            ));
+        }
+        // A transfer in text mode rewrites line ends; the header carries one of each so that the
+        // damage shows here rather than as corrupt grains later.
+        if flags & FLAG_NEWLINE_TEST != 0 && b[73..77] != *b"\n \r\n" {
+            return Err(ContainerError::VmdkHeader {
+                field: "singleEndLineChar..doubleEndLineChar2",
+                value: u64::from(le_u32(b, 73)),
+                problem: "is not \"\\n \\r\\n\": the file went through a text-mode transfer \
+                          (FTP in ASCII mode?) which changed its bytes; copy it again in binary \
+                          mode",
+            });
+        }
+        let compress = u16::from_le_bytes([b[77], b[78]]);
+        if flags & FLAG_COMPRESSED != 0 && compress != COMPRESS_DEFLATE {
+            return Err(header_error(
+                "compressAlgorithm",
+                compress.into(),
+                "is not 1 (deflate), the only one defined",
+            ));
+        }
+        let h = Header {
+            version,
+            flags,
+            capacity: le_u64(b, 12),
+            grain_sectors: le_u64(b, 20),
+            descriptor_offset: le_u64(b, 28),
+            descriptor_sectors: le_u64(b, 36),
+            gt_entries: le_u32(b, 44),
+            rgd_offset: le_u64(b, 48),
+            gd_offset: le_u64(b, 56),
+            unclean_shutdown: b[72] != 0,
+        };
+        if h.grain_sectors == 0
+            || !h.grain_sectors.is_power_of_two()
+            || h.grain_sectors * SECTOR > MAX_GRAIN_BYTES
+        {
+            return Err(header_error(
+                "grainSize",
+                h.grain_sectors,
+                "is not a power of two between 1 and 4096 sectors",
+            ));
+        }
+        if h.gt_entries == 0 || h.gt_entries > MAX_GT_ENTRIES {
+            return Err(header_error(
+                "numGTEsPerGT",
+                h.gt_entries.into(),
+                "is not between 1 and 512",
+            ));
+        }
+        if h.capacity == 0 || h.capacity.checked_mul(SECTOR).is_none() {
+            return Err(header_error(
+                "capacity",
+                h.capacity,
+                "is zero or too large for a disk",
+            ));
+        }
+        Ok(h)
+    }
+
+    fn grain_bytes(&self) -> u64 {
+        self.grain_sectors * SECTOR
+    }
+
+    fn compressed(&self) -> bool {
+        self.flags & FLAG_COMPRESSED != 0
+    }
+
+    /// Grain tables needed to cover the capacity.
+    fn gt_count(&self) -> u64 {
+        self.capacity
+            .div_ceil(self.grain_sectors)
+            .div_ceil(self.gt_entries.into())
+    }
+}
+
+/// What the embedded descriptor says.
+struct Descriptor {
+    create_type: String,
+    cid: String,
+}
+
+/// Reads the `key=value` lines kaifuku needs; refuses child disks.
+fn parse_descriptor(text: &str) -> Result<Descriptor, ContainerError> {
+    let mut create_type = None;
+    let mut cid = None;
+    let mut parent_cid = None;
+    let mut parent_hint = None;
+    for line in text.lines() {
+        let line = line.trim();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match key.trim() {
+            "createType" => create_type = Some(value),
+            "CID" => cid = Some(value),
+            "parentCID" => parent_cid = Some(value),
+            "parentFileNameHint" => parent_hint = Some(value),
+            _ => {}
+        }
+    }
+    let no_parent = parent_cid
+        .as_deref()
+        .is_none_or(|p| p.eq_ignore_ascii_case("ffffffff"));
+    if !no_parent || parent_hint.is_some() {
+        return Err(ContainerError::VmdkChild {
+            parent: parent_hint.unwrap_or_default(),
+        });
+    }
+    let create_type = create_type.ok_or(ContainerError::VmdkDescriptor {
+        problem: "has no createType line",
+    })?;
+    Ok(Descriptor {
+        create_type,
+        cid: cid.unwrap_or_default(),
+    })
+}
+
+/// An opened monolithicSparse or streamOptimized VMDK.
+pub(crate) struct Vmdk {
+    header: Header,
+    /// Byte offsets of the primary and (if kept) redundant grain directories.
+    gd: u64,
+    rgd: Option<u64>,
+    descriptor: Descriptor,
+    file_size: u64,
+    virtual_size: u64,
+    gd_cache: Cache,
+    gt_cache: Cache,
+    grain_cache: Cache,
+}
+
+type Cache = RefCell<VecDeque<(u64, Rc<[u8]>)>>;
+
+fn cached(cache: &Cache, key: u64) -> Option<Rc<[u8]>> {
+    cache
+        .borrow()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| Rc::clone(v))
+}
+
+fn remember(cache: &Cache, capacity: usize, key: u64, v: Rc<[u8]>) {
+    let mut cache = cache.borrow_mut();
+    if cache.len() == capacity {
+        cache.pop_front();
+    }
+    cache.push_back((key, v));
+}
+
+/// Checks that `sectors` sectors at sector `start` lie in a `file_size`-byte file; returns the
+/// byte range.
+fn sectors_in_file(start: u64, sectors: u64, file_size: u64) -> Option<(u64, u64)> {
+    let from = start.checked_mul(SECTOR)?;
+    let to = from.checked_add(sectors.checked_mul(SECTOR)?)?;
+    (to <= file_size).then_some((from, to))
+}
+
+impl Vmdk {
+    /// Opens a sparse extent; `head` holds the file's first 512 bytes.
+    pub fn open<R: ReadAt>(file: &R, head: &[u8], file_size: u64) -> Result<Vmdk, ContainerError> {
+        if (head.len() as u64) < HEADER_LEN {
+            return Err(ContainerError::FileTooSmall {
+                what: "a VMDK sparse extent header",
+                needed: HEADER_LEN,
+                file_size,
+            });
+        }
+        let mut header = Header::parse(head)?;
+        if header.gd_offset == GD_AT_END {
+            header = Self::footer(file, file_size)?;
+        }
+
+        let descriptor = Self::descriptor(file, &header, file_size)?;
+        let virtual_size = header.capacity * SECTOR;
+        let gt_count = header.gt_count();
+        let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
+        let (gd, _) =
+            sectors_in_file(header.gd_offset, gd_sectors, file_size).ok_or(header_error(
+                "gdOffset",
+                header.gd_offset,
+                "puts the grain directory past the end of the file (is the file truncated, or \
+                 the capacity damaged?)",
+            ))?;
+        if gd < HEADER_LEN {
+            return Err(header_error(
+                "gdOffset",
+                header.gd_offset,
+                "puts the grain directory on the header",
+            ));
+        }
+        let rgd = if header.flags & FLAG_REDUNDANT_GT != 0 {
+            let (rgd, _) =
+                sectors_in_file(header.rgd_offset, gd_sectors, file_size).ok_or(header_error(
+                    "rgdOffset",
+                    header.rgd_offset,
+                    "puts the redundant grain directory past the end of the file",
+                ))?;
+            if rgd < HEADER_LEN {
+                return Err(header_error(
+                    "rgdOffset",
+                    header.rgd_offset,
+                    "puts the redundant grain directory on the header",
+                ));
+            }
+            Some(rgd)
+        } else {
+            None
+        };
+        Ok(Vmdk {
+            header,
+            gd,
+            rgd,
+            descriptor,
+            file_size,
+            virtual_size,
+            gd_cache: RefCell::new(VecDeque::new()),
+            gt_cache: RefCell::new(VecDeque::new()),
+            grain_cache: RefCell::new(VecDeque::new()),
+        })
+    }
+
+    /// The footer of a streamOptimized file whose header defers to it: a footer marker, the
+    /// header copy with the real `gdOffset`, then the end-of-stream marker.
+    fn footer<R: ReadAt>(file: &R, file_size: u64) -> Result<Header, ContainerError> {
+        let tail_len = 3 * SECTOR;
+        if file_size < HEADER_LEN + tail_len {
+            return Err(ContainerError::FileTooSmall {
+                what: "a VMDK header, footer and end-of-stream marker",
+                needed: HEADER_LEN + tail_len,
+                file_size,
+            });
+        }
+        let at = file_size - tail_len;
+        let tail = file
+            .read_vec(at, tail_len as usize)
+            .map_err(|e| ContainerError::read("the VMDK footer", at, e))?;
+        let marker_type = le_u32(&tail, 12);
+        let eos = &tail[2 * SECTOR as usize..];
+        if marker_type != MARKER_FOOTER
+            || !tail[SECTOR as usize..].starts_with(MAGIC)
+            || eos.iter().any(|&b| b != 0)
+        {
+            return Err(ContainerError::VmdkFooter { file_offset: at });
+        }
+        let footer = Header::parse(&tail[SECTOR as usize..2 * SECTOR as usize])?;
+        if footer.gd_offset == GD_AT_END {
+            return Err(header_error(
+                "gdOffset",
+                footer.gd_offset,
+                "says \"at the end\" in the footer too, so the grain directory cannot be found",
+            ));
+        }
+        Ok(footer)
+    }
+
+    fn descriptor<R: ReadAt>(
+        file: &R,
+        header: &Header,
+        file_size: u64,
+    ) -> Result<Descriptor, ContainerError> {
+        if header.descriptor_offset == 0 || header.descriptor_sectors == 0 {
+            return Err(ContainerError::VmdkDescriptor {
+                problem: "is missing (the header gives it no place): this sparse file is an \
+                          extent of a disk described by a separate descriptor file; open that \
+                          descriptor's disk with qemu-img instead",
+            });
+        }
+        let (from, to) = sectors_in_file(
+            header.descriptor_offset,
+            header.descriptor_sectors,
+            file_size,
+        )
+        .filter(|&(from, to)| from >= HEADER_LEN && to - from <= MAX_DESCRIPTOR_BYTES)
+        .ok_or(header_error(
+            "descriptorOffset",
+            header.descriptor_offset,
+            "puts the descriptor outside the file, on the header, or makes it larger than 1 MiB",
+        ))?;
+        let raw = file
+            .read_vec(from, (to - from) as usize)
+            .map_err(|e| ContainerError::read("the VMDK descriptor", from, e))?;
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let text =
+            std::str::from_utf8(&raw[..end]).map_err(|_| ContainerError::VmdkDescriptor {
+                problem: "is not text",
+            })?;
+        parse_descriptor(text)
+    }
+
+    pub fn virtual_size(&self) -> u64 {
+        self.virtual_size
+    }
+
+    /// Whether grains are stored compressed (streamOptimized).
+    pub fn is_stream(&self) -> bool {
+        self.header.compressed()
+    }
+
+    pub fn info(&self) -> VmdkInfo {
+        VmdkInfo {
+            subformat: self.descriptor.create_type.clone(),
+            version: self.header.version,
+            grain_size: self.header.grain_bytes(),
+            grain_tables: self.header.gt_count(),
+            cid: self.descriptor.cid.clone(),
+            redundant_grain_directory: self.rgd.is_some(),
+            compressed: self.header.compressed(),
+            unclean_shutdown: self.header.unclean_shutdown,
+        }
+    }
+
+    /// The grain table entry for `grain`, through the directory at byte offset `gd`: the grain's
+    /// sector, 0 (no space) or 1 (zero grain). Returns the entry and where its table is.
+    fn gte<R: ReadAt>(&self, file: &R, gd: u64, grain: u64) -> Result<(u32, u64), ContainerError> {
+        let entries = u64::from(self.header.gt_entries);
+        let table = grain / entries;
+        let gd_bytes = self.header.gt_count() * 4;
+        let page_start = table * 4 / GD_PAGE_BYTES * GD_PAGE_BYTES;
+        let page_len = GD_PAGE_BYTES.min(gd_bytes - page_start);
+        let page_at = gd + page_start;
+        let page = match cached(&self.gd_cache, page_at) {
+            Some(p) => p,
+            None => {
+                let p: Rc<[u8]> = file
+                    .read_vec(page_at, page_len as usize)
+                    .map_err(|e| ContainerError::read("the VMDK grain directory", page_at, e))?
+                    .into();
+                remember(&self.gd_cache, GD_CACHE_PAGES, page_at, Rc::clone(&p));
+                p
+            }
+        };
+        let gde_at = (table * 4 - page_start) as usize;
+        let gde = le_u32(&page, gde_at);
+        if gde == 0 {
+            return Ok((0, 0));
+        }
+        let gt_bytes = entries * 4;
+        let (gt_at, _) = sectors_in_file(gde.into(), gt_bytes.div_ceil(SECTOR), self.file_size)
+            .filter(|&(at, _)| at >= HEADER_LEN)
+            .ok_or(ContainerError::VmdkEntry {
+                table: "grain directory",
+                entry_offset: page_at + gde_at as u64,
+                entry: gde,
+                problem: "points on the header or past the end of the file",
+            })?;
+        let gt = match cached(&self.gt_cache, gt_at) {
+            Some(t) => t,
+            None => {
+                let t: Rc<[u8]> = file
+                    .read_vec(gt_at, gt_bytes as usize)
+                    .map_err(|e| {
+                        ContainerError::read(format!("the VMDK grain table {table}"), gt_at, e)
+                    })?
+                    .into();
+                remember(&self.gt_cache, GT_CACHE_TABLES, gt_at, Rc::clone(&t));
+                t
+            }
+        };
+        let at = ((grain % entries) * 4) as usize;
+        Ok((le_u32(&gt, at), gt_at + at as u64))
+    }
+
+    /// Whether a grain table entry means "no data in the file".
+    fn is_empty_entry(&self, gte: u32) -> bool {
+        gte == 0 || (gte == GTE_ZERO && self.header.flags & FLAG_ZERO_GRAIN != 0)
+    }
+
+    /// Where virtual offset `offset` lives, up to the end of its grain (or, where a whole grain
+    /// table is missing, of the range that table would cover).
+    pub fn map<R: ReadAt>(&self, file: &R, offset: u64) -> Result<Extent, ContainerError> {
+        let size = self.virtual_size;
+        if offset >= size {
+            return Err(ContainerError::OutOfRange {
+                offset,
+                virtual_size: size,
+            });
+        }
+        let grain_bytes = self.header.grain_bytes();
+        let grain = offset / grain_bytes;
+        let in_grain = offset % grain_bytes;
+        let limit = (grain_bytes - in_grain).min(size - offset);
+        let (gte, gte_at) = self.gte(file, self.gd, grain)?;
+        if gte_at == 0 {
+            let span = grain_bytes * u64::from(self.header.gt_entries);
+            let table_end = (offset / span + 1).saturating_mul(span).min(size);
+            return Ok(Extent::Zero {
+                len: table_end - offset,
+            });
+        }
+        if self.is_empty_entry(gte) {
+            return Ok(Extent::Zero { len: limit });
+        }
+        let bad = |problem| ContainerError::VmdkEntry {
+            table: "grain table",
+            entry_offset: gte_at,
+            entry: gte,
+            problem,
+        };
+        let grain_at = u64::from(gte) * SECTOR;
+        if grain_at < HEADER_LEN {
+            return Err(bad("points on the header"));
+        }
+        if self.header.compressed() {
+            let (stored_at, stored_len) = self.grain_marker(file, grain, grain_at, gte_at, gte)?;
+            return Ok(Extent::Compressed {
+                file_offset: stored_at,
+                stored_len,
+                cluster_size: grain_bytes,
+                skip: in_grain,
+                len: limit,
+            });
+        }
+        // The grain's bytes inside the virtual disk must be in the file.
+        let needed = grain_bytes.min(size - grain * grain_bytes);
+        if grain_at
+            .checked_add(needed)
+            .is_none_or(|end| end > self.file_size)
+        {
+            return Err(bad("points past the end of the file"));
+        }
+        Ok(Extent::InFile {
+            file_offset: grain_at + in_grain,
+            len: limit,
+        })
+    }
+
+    /// Reads the marker in front of a compressed grain: returns where its data starts and how
+    /// long it is.
+    fn grain_marker<R: ReadAt>(
+        &self,
+        file: &R,
+        grain: u64,
+        grain_at: u64,
+        gte_at: u64,
+        gte: u32,
+    ) -> Result<(u64, u64), ContainerError> {
+        let bad = |problem| ContainerError::VmdkEntry {
+            table: "grain table",
+            entry_offset: gte_at,
+            entry: gte,
+            problem,
+        };
+        if grain_at + 12 > self.file_size {
+            return Err(bad("points past the end of the file"));
+        }
+        let mut marker = [0u8; 12];
+        file.read_at(grain_at, &mut marker)
+            .map_err(|e| ContainerError::read("a VMDK grain marker", grain_at, e))?;
+        let lba = le_u64(&marker, 0);
+        let len = u64::from(le_u32(&marker, 8));
+        if lba != grain * self.header.grain_sectors {
+            return Err(ContainerError::VmdkCompressedGrain {
+                file_offset: grain_at,
+                problem: "has a marker naming another grain",
+            });
+        }
+        // zlib never grows data by more than a few bytes per 16 KiB block.
+        if len == 0
+            || len > self.header.grain_bytes() + 4096
+            || grain_at + 12 + len > self.file_size
+        {
+            return Err(ContainerError::VmdkCompressedGrain {
+                file_offset: grain_at,
+                problem: "has a marker whose length is zero, too large, or past the end of the \
+                          file",
+            });
+        }
+        Ok((grain_at + 12, len))
+    }
+
+    /// Inflates the compressed grain whose zlib data is `stored` (read from `file_offset`).
+    pub fn inflate(&self, file_offset: u64, stored: &[u8]) -> Result<Rc<[u8]>, ContainerError> {
+        if let Some(g) = cached(&self.grain_cache, file_offset) {
+            return Ok(g);
+        }
+        let grain = self.header.grain_bytes() as usize;
+        // The last grain may stop where the disk does.
+        let last =
+            (self.virtual_size - (self.virtual_size - 1) / grain as u64 * grain as u64) as usize;
+        let data: Rc<[u8]> = inflate_grain(stored, grain, last)
+            .ok_or(ContainerError::VmdkCompressedGrain {
+                file_offset: file_offset - 12,
+                problem: "does not decompress to a whole grain",
+            })?
+            .into();
+        remember(
+            &self.grain_cache,
+            GRAIN_CACHE,
+            file_offset,
+            Rc::clone(&data),
+        );
+        Ok(data)
+    }
+
+    /// The inflated grain at `file_offset`, if it is cached.
+    pub fn cached_grain(&self, file_offset: u64) -> Option<Rc<[u8]>> {
+        cached(&self.grain_cache, file_offset)
+    }
+
+    /// File writes for merged, in-range, non-empty patches (sorted, disjoint) and fills: into the
+    /// grains the primary tables map, each of which must have space in the file, be mapped the
+    /// same way by the redundant tables, and lie clear of the image's metadata.
+    pub fn plan_writes<R: ReadAt>(
+        &self,
+        file: &R,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
+        if self.header.compressed() {
+            return Err(ContainerError::VmdkStreamOptimizedOutput);
+        }
+        let grain_bytes = self.header.grain_bytes();
+        let gd_bytes = self.header.gt_count() * 4;
+        let gt_bytes = u64::from(self.header.gt_entries) * 4;
+        // Metadata ranges a grain must not overlap: header, descriptor, both directories; the
+        // tables of touched grains are added as they are met.
+        let mut metadata: Vec<(u64, u64)> = vec![
+            (0, HEADER_LEN),
+            (
+                self.header.descriptor_offset * SECTOR,
+                (self.header.descriptor_offset + self.header.descriptor_sectors) * SECTOR,
+            ),
+            (self.gd, self.gd + gd_bytes),
+        ];
+        if let Some(rgd) = self.rgd {
+            metadata.push((rgd, rgd + gd_bytes));
+        }
+        let mut hosts: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let mut checked: BTreeSet<u64> = BTreeSet::new();
+        let mut writable = |start: u64,
+                            end: u64|
+         -> Result<Vec<(u64, u64, u64, u64)>, ContainerError> {
+            let mut pieces = Vec::new();
+            let mut pos = start;
+            while pos < end {
+                let grain = pos / grain_bytes;
+                let piece_end = ((grain + 1) * grain_bytes).min(end);
+                let (gte, gte_at) = self.gte(file, self.gd, grain)?;
+                if gte_at == 0 || self.is_empty_entry(gte) {
+                    return Err(ContainerError::PatchInUnallocatedVmdkGrain { offset: pos, grain });
+                }
+                let host = u64::from(gte) * SECTOR;
+                if checked.insert(grain) {
+                    let gt_at = gte_at - (grain % u64::from(self.header.gt_entries)) * 4;
+                    metadata.push((gt_at, gt_at + gt_bytes));
+                    if let Some(rgd) = self.rgd {
+                        let (copy, copy_at) = self.gte(file, rgd, grain)?;
+                        if copy != gte {
+                            return Err(ContainerError::VmdkTablesDisagree {
+                                grain,
+                                primary: gte,
+                                redundant: copy,
+                            });
+                        }
+                        let copy_gt = copy_at - (grain % u64::from(self.header.gt_entries)) * 4;
+                        metadata.push((copy_gt, copy_gt + gt_bytes));
+                    }
+                    let host_end = host + grain_bytes.min(self.virtual_size - grain * grain_bytes);
+                    if host_end > self.file_size {
+                        return Err(ContainerError::VmdkEntry {
+                            table: "grain table",
+                            entry_offset: gte_at,
+                            entry: gte,
+                            problem: "points past the end of the file",
+                        });
+                    }
+                    if let Some(&(from, _)) = metadata
+                        .iter()
+                        .find(|&&(from, to)| host < to && from < host_end)
+                    {
+                        return Err(ContainerError::VmdkEntry {
+                            table: "grain table",
+                            entry_offset: gte_at,
+                            entry: gte,
+                            problem: if from == 0 {
+                                "puts a grain on the header"
+                            } else {
+                                "puts a grain on the image's own descriptor, directory or tables"
+                            },
+                        });
+                    }
+                    if hosts.iter().any(|&(from, to)| host < to && from < host_end) {
+                        return Err(ContainerError::VmdkEntry {
+                            table: "grain table",
+                            entry_offset: gte_at,
+                            entry: gte,
+                            problem: "puts a grain where another grain already is",
+                        });
+                    }
+                    hosts.insert((host, host_end));
+                }
+                pieces.push((pos, piece_end, host + pos % grain_bytes, grain));
+                pos = piece_end;
+            }
+            Ok(pieces)
+        };
+
+        let mut writes = Vec::new();
+        for (start, bytes) in merged {
+            let end = start + bytes.len() as u64;
+            for (from, to, file_offset, grain) in writable(*start, end)? {
+                writes.push(FileWrite {
+                    file_offset,
+                    bytes: bytes[(from - start) as usize..(to - start) as usize].to_vec(),
+                    label: FileWriteLabel::VirtualBytes {
+                        start: from,
+                        end: to,
+                        unit: Some(ContainerUnit::VmdkGrain { grain }),
+                        how: WriteHow::Bytes,
+                    },
+                });
+            }
+        }
+        let mut file_fills = Vec::new();
+        for &(start, len, byte) in fills {
+            for (from, to, file_offset, grain) in writable(start, start + len)? {
+                file_fills.push(FileFill {
+                    file_offset,
+                    len: to - from,
+                    byte,
+                    label: FileWriteLabel::VirtualBytes {
+                        start: from,
+                        end: to,
+                        unit: Some(ContainerUnit::VmdkGrain { grain }),
+                        how: WriteHow::Filled,
+                    },
+                });
+            }
+        }
+        writes.sort_by_key(|w| w.file_offset);
+        file_fills.sort_by_key(|f| f.file_offset);
+        Ok((writes, file_fills))
+    }
+}
+
+/// Inflates zlib data (RFC 1950, as VMware and QEMU write grains) into one grain; the stream must
+/// be complete and fill the grain, or at least `last` bytes of it (the disk's last grain may stop
+/// where the disk does). What it does not fill reads as zeros.
+fn inflate_grain(stored: &[u8], grain: usize, last: usize) -> Option<Vec<u8>> {
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+    let mut out = vec![0u8; grain];
+    let mut state = Box::<DecompressorOxide>::default();
+    let (status, _, written) = decompress(
+        &mut state,
+        stored,
+        &mut out,
+        0,
+        inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+            | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    match status {
+        TINFLStatus::Done if written == grain || written >= last => Some(out),
+        _ => None,
+    }
+}

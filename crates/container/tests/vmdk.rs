@@ -1,0 +1,438 @@
+//! VMDK sparse extents written by qemu-img, the reference outside this crate: kaifuku must read
+//! monolithicSparse and streamOptimized files byte for byte as qemu does, refuse what it cannot
+//! write in place, and monolithicSparse files patched through `plan_writes` must pass
+//! `qemu-img check`, read back in qemu as intended and open in libvmdk's `vmdkinfo`. Damaged
+//! variants are made from qemu-img's bytes by changing one field.
+//!
+//! qemu-img and vmdkinfo (libvmdk-utils) are required: without them these tests fail.
+
+mod common;
+
+use common::{apply, assert_reads_as, qemu_img, run, run_ok, s, FileReader, TempDir};
+
+use kaifuku_container::{open, ContainerError, Extent, Format};
+use kaifuku_io::ReadAt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+/// Not a whole number of 64 KiB grains: the last grain is cut where the disk ends.
+const RAW_SIZE: usize = 5 * MIB + 3 * 512;
+
+/// Deterministic noise with zero regions (2..4 MiB, 256..512 KiB) and one highly compressible MiB.
+fn raw_image() -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut v: Vec<u8> = (0..RAW_SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    v[2 * MIB..4 * MIB].fill(0);
+    v[256 * KIB..512 * KIB].fill(0);
+    for (i, b) in v[MIB..2 * MIB].iter_mut().enumerate() {
+        *b = b"abc"[i % 3];
+    }
+    v
+}
+
+fn make_vmdk(dir: &TempDir, raw: &[u8], options: &str) -> PathBuf {
+    let raw_path = dir.path("input.raw");
+    fs::write(&raw_path, raw).unwrap();
+    let out = dir.path("image.vmdk");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        "-o",
+        options,
+        s(&raw_path),
+        s(&out),
+    ]);
+    out
+}
+
+/// What qemu reads: `qemu-img convert -O raw`.
+fn qemu_raw(dir: &TempDir, image: &Path) -> Vec<u8> {
+    let out = dir.path("qemu.raw");
+    qemu_img(&["convert", "-f", "vmdk", "-O", "raw", s(image), s(&out)]);
+    fs::read(out).unwrap()
+}
+
+const SPARSE: &str = "subformat=monolithicSparse";
+const STREAM: &str = "subformat=streamOptimized";
+
+#[test]
+fn reads_what_qemu_wrote() {
+    let raw = raw_image();
+    for (options, format) in [
+        (SPARSE, Format::VmdkSparse),
+        (
+            "subformat=monolithicSparse,zeroed_grain=on",
+            Format::VmdkSparse,
+        ),
+        (
+            "subformat=monolithicSparse,compat6=on,adapter_type=lsilogic",
+            Format::VmdkSparse,
+        ),
+        (STREAM, Format::VmdkStreamOptimized),
+    ] {
+        let dir = TempDir::new("read");
+        let image = make_vmdk(&dir, &raw, options);
+        let c = open(FileReader::open(&image)).unwrap();
+        assert_eq!(c.format(), format, "{options}");
+        // qemu rounds the capacity to whole sectors; RAW_SIZE is whole sectors.
+        assert_eq!(c.virtual_size(), RAW_SIZE as u64);
+        assert_eq!(qemu_raw(&dir, &image), raw, "{options}: qemu's own reading");
+        assert_reads_as(&c, &raw);
+        let v = c.info().vmdk.unwrap();
+        assert_eq!(v.grain_size, 64 * KIB as u64, "{options}");
+        assert_eq!(
+            v.subformat,
+            if format == Format::VmdkSparse {
+                "monolithicSparse"
+            } else {
+                "streamOptimized"
+            }
+        );
+        assert_eq!(v.compressed, format == Format::VmdkStreamOptimized);
+        assert_eq!(v.cid.len(), 8, "{options}: {}", v.cid);
+        let json = serde_json::to_value(c.info()).unwrap();
+        assert_eq!(json["vmdk"]["grain_size"], 65536);
+        // qemu-img leaves the zero MiBs unallocated.
+        assert!(matches!(
+            c.map(3 * MIB as u64).unwrap(),
+            Extent::Zero { .. }
+        ));
+        assert!(
+            matches!(
+                (format, c.map(20 * KIB as u64).unwrap()),
+                (Format::VmdkSparse, Extent::InFile { .. })
+                    | (Format::VmdkStreamOptimized, Extent::Compressed { .. })
+            ),
+            "{options}"
+        );
+    }
+}
+
+/// Opening and reading one sector of a sparse image reads the header, the descriptor, a page
+/// of the grain directory and one grain table: never all tables up front.
+#[test]
+fn tables_are_read_lazily() {
+    let dir = TempDir::new("lazy");
+    // 64 GiB virtual, nothing allocated: 256 KiB of directory... of which one page is read.
+    let image = dir.path("big.vmdk");
+    qemu_img(&["create", "-f", "vmdk", "-o", SPARSE, s(&image), "64G"]);
+    let reader = FileReader::open(&image);
+    let c = open(reader).unwrap();
+    let mut b = vec![1u8; 4096];
+    c.read_at(40 << 30, &mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 0));
+    assert!(c.file().calls.get() <= 6, "{} reads", c.file().calls.get());
+}
+
+/// Patches planned in place pass `qemu-img check` and read back in qemu, libvmdk and kaifuku as
+/// the patched disk; only grain bytes change (the header, descriptor and CID are kept).
+#[test]
+fn in_place_writes_read_back_in_qemu_and_libvmdk() {
+    let raw = raw_image();
+    for options in [SPARSE, "subformat=monolithicSparse,zeroed_grain=on"] {
+        let dir = TempDir::new("patch");
+        let image = make_vmdk(&dir, &raw, options);
+        let mut file = fs::read(&image).unwrap();
+        let c = open(FileReader::open(&image)).unwrap();
+        let p1: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let p2: Vec<u8> = (0..200_000u32).map(|i| (i * 13 + 1) as u8).collect();
+        let p3 = [0xeeu8; 16];
+        let patches: Vec<(u64, &[u8])> = vec![
+            (1000, &p1),
+            (600 * KIB as u64 + 77, &p2), // across grains
+            (RAW_SIZE as u64 - 16, &p3),  // the last, cut grain
+        ];
+        let writes = c.plan_writes(&patches).unwrap();
+        assert!(writes
+            .iter()
+            .all(|w| w.label.to_string().contains("VMDK grain")));
+        let mut want = raw.clone();
+        for (at, bytes) in &patches {
+            want[*at as usize..*at as usize + bytes.len()].copy_from_slice(bytes);
+        }
+        let before = file.clone();
+        apply(&mut file, &writes);
+        let changed: usize = before.iter().zip(&file).filter(|(a, b)| a != b).count();
+        assert!(changed > 0 && changed <= 300 + 200_000 + 16, "{options}");
+        // Header and descriptor (the first 64 KiB hold them and the directories) are unchanged.
+        assert!(before[..64 * KIB] == file[..64 * KIB], "{options}");
+        let patched = dir.path("patched.vmdk");
+        fs::write(&patched, &file).unwrap();
+        qemu_img(&["check", "-f", "vmdk", s(&patched)]);
+        assert!(
+            qemu_raw(&dir, &patched) == want,
+            "{options}: qemu reads other bytes"
+        );
+        let c2 = open(FileReader::open(&patched)).unwrap();
+        assert_reads_as(&c2, &want);
+        assert_eq!(c2.info().vmdk.unwrap().cid, c.info().vmdk.unwrap().cid);
+        let vi = run_ok("vmdkinfo", &[s(&patched)]);
+        let text = String::from_utf8_lossy(&vi.stdout);
+        assert!(
+            text.contains("Media size") && text.contains(&RAW_SIZE.to_string()),
+            "vmdkinfo: {text}"
+        );
+    }
+}
+
+#[test]
+fn refuses_writes_it_cannot_do() {
+    let raw = raw_image();
+    let dir = TempDir::new("refuse");
+    let image = make_vmdk(&dir, &raw, SPARSE);
+    let c = open(FileReader::open(&image)).unwrap();
+    let e = c
+        .plan_writes(&[(3 * MIB as u64 + 10, &[1u8; 4])])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ContainerError::PatchInUnallocatedVmdkGrain { grain: 48, .. }
+        ),
+        "{e}"
+    );
+    assert!(e.is_unsupported());
+    assert!(e.to_string().contains("qemu-img convert"), "{e}");
+
+    let image = make_vmdk(&dir, &raw, STREAM);
+    let c = open(FileReader::open(&image)).unwrap();
+    let e = c.plan_writes(&[(1000, &[1u8; 4])]).unwrap_err();
+    assert!(
+        matches!(e, ContainerError::VmdkStreamOptimizedOutput),
+        "{e}"
+    );
+    assert!(e.is_unsupported());
+}
+
+#[test]
+fn child_disks_are_refused() {
+    let dir = TempDir::new("child");
+    let base = dir.path("base.vmdk");
+    qemu_img(&["create", "-f", "vmdk", "-o", SPARSE, s(&base), "8M"]);
+    let child = dir.path("child.vmdk");
+    qemu_img(&[
+        "create",
+        "-f",
+        "vmdk",
+        "-o",
+        SPARSE,
+        "-b",
+        s(&base),
+        "-F",
+        "vmdk",
+        s(&child),
+    ]);
+    let e = open(FileReader::open(&child)).unwrap_err();
+    assert!(matches!(&e, ContainerError::VmdkChild { parent } if parent.contains("base.vmdk")));
+    assert!(e.is_unsupported());
+}
+
+/// The streamOptimized layout VMware writes (qemu-img puts the grain directory's place in the
+/// header instead): the header says `GD_AT_END`, and a footer marker and a copy of the header with
+/// the real `gdOffset` come before the end-of-stream marker.
+fn with_footer(stream: &[u8]) -> Vec<u8> {
+    let eos = &stream[stream.len() - 512..];
+    assert!(eos.iter().all(|&b| b == 0), "qemu-img ends the stream");
+    let mut out = stream[..stream.len() - 512].to_vec();
+    let mut marker = [0u8; 512];
+    put_u64(&mut marker, 0, 1);
+    put_u32(&mut marker, 12, 3);
+    out.extend_from_slice(&marker);
+    out.extend_from_slice(&stream[..512]);
+    out.extend_from_slice(eos);
+    put_u64(&mut out, 56, u64::MAX);
+    out
+}
+
+/// A header deferring to its footer reads as qemu reads it.
+#[test]
+fn stream_with_footer_reads_as_qemu_reads_it() {
+    let raw = raw_image();
+    let dir = TempDir::new("footer");
+    let image = make_vmdk(&dir, &raw, STREAM);
+    let footed = dir.path("footed.vmdk");
+    fs::write(&footed, with_footer(&fs::read(&image).unwrap())).unwrap();
+    assert_eq!(qemu_raw(&dir, &footed), raw, "qemu reads the footer too");
+    let c = open(FileReader::open(&footed)).unwrap();
+    assert_eq!(c.format(), Format::VmdkStreamOptimized);
+    assert_reads_as(&c, &raw);
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// One field changed at a time: each is an error at open, at the first read or at planning,
+/// never a panic, never a wrong disk. The redundant tables disagreeing refuses a write there.
+#[test]
+fn damaged_images_are_errors() {
+    let raw = raw_image();
+    let dir = TempDir::new("damaged");
+    let image = make_vmdk(&dir, &raw, SPARSE);
+    let good = fs::read(&image).unwrap();
+    let gd = get_u64(&good, 56) as usize * 512;
+    let rgd = get_u64(&good, 48) as usize * 512;
+    let gt0 = get_u32(&good, gd) as usize * 512;
+    let rgt0 = get_u32(&good, rgd) as usize * 512;
+    let grain0 = get_u32(&good, gt0) as usize;
+    assert!(grain0 > 1, "qemu-img allocated grain 0");
+
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage)> = vec![
+        ("version 9", Box::new(|b| put_u32(b, 4, 9))),
+        ("unknown flag", Box::new(|b| put_u32(b, 8, 3 | 1 << 5))),
+        ("grain size 3", Box::new(|b| put_u64(b, 20, 3))),
+        ("grain size 0", Box::new(|b| put_u64(b, 20, 0))),
+        ("grain size huge", Box::new(|b| put_u64(b, 20, 1 << 40))),
+        ("huge capacity", Box::new(|b| put_u64(b, 12, u64::MAX / 2))),
+        ("capacity of 2 PiB", Box::new(|b| put_u64(b, 12, 1 << 42))),
+        ("gt entries 0", Box::new(|b| put_u32(b, 44, 0))),
+        ("gt entries 4096", Box::new(|b| put_u32(b, 44, 4096))),
+        ("gd past the end", Box::new(|b| put_u64(b, 56, 1 << 40))),
+        ("rgd past the end", Box::new(|b| put_u64(b, 48, 1 << 40))),
+        ("gd on the header", Box::new(|b| put_u64(b, 56, 0))),
+        ("descriptor huge", Box::new(|b| put_u64(b, 36, 1 << 50))),
+        ("no descriptor", Box::new(|b| put_u64(b, 28, 0))),
+        (
+            "text-mode transfer",
+            Box::new(|b| {
+                b[75] = b'\n';
+            }),
+        ),
+        (
+            "gd entry past the end",
+            Box::new(move |b| put_u32(b, gd, 0x7fff_fff0)),
+        ),
+        (
+            "gd entry on the header",
+            Box::new(move |b| put_u32(b, gd, 0)),
+        ),
+        (
+            "gt entry past the end",
+            Box::new(move |b| put_u32(b, gt0, 0x7fff_fff0)),
+        ),
+        // The grain's own table as its data: a loop between metadata and data.
+        (
+            "grain on its table",
+            Box::new(move |b| put_u32(b, gt0, (gt0 / 512) as u32)),
+        ),
+        (
+            "grain on the header",
+            Box::new(move |b| put_u32(b, gt0 + 4, 0)),
+        ),
+        (
+            "two grains in one place",
+            Box::new(move |b| {
+                let g = get_u32(b, gt0);
+                put_u32(b, gt0 + 4, g);
+                put_u32(b, rgt0 + 4, g);
+            }),
+        ),
+        (
+            "redundant table disagrees",
+            Box::new(move |b| put_u32(b, rgt0, grain0 as u32 + 128)),
+        ),
+        ("truncated", Box::new(|b| b.truncate(b.len() / 2))),
+        (
+            "child by CID",
+            Box::new(|b| {
+                let at = b
+                    .windows(18)
+                    .position(|w| w == b"parentCID=ffffffff")
+                    .unwrap();
+                b[at + 10..at + 18].copy_from_slice(b"12345678");
+            }),
+        ),
+    ];
+    for (name, damage) in cases {
+        let mut bytes = good.clone();
+        damage(&mut bytes);
+        let path = dir.path("damaged.vmdk");
+        fs::write(&path, &bytes).unwrap();
+        let outcome = open(FileReader::open(&path)).map(|c| {
+            let mut all = vec![0u8; c.virtual_size().min(RAW_SIZE as u64) as usize];
+            let read = c.read_at(0, &mut all);
+            let plan = c.plan_writes(&[(0, &[1u8; 4]), (70_000, &[2u8; 4])]);
+            (read.is_ok() && all == raw, plan.is_ok())
+        });
+        match name {
+            // Reading goes through the primary tables and is right; writing is refused.
+            "redundant table disagrees" => {
+                assert_eq!(outcome.as_ref().ok(), Some(&(true, false)), "{name}");
+            }
+            // The grains planned into are still in the file.
+            "truncated" => assert!(matches!(outcome, Ok((false, _))), "{name}"),
+            _ => assert!(
+                match &outcome {
+                    Err(_) => true,
+                    Ok((read_ok, plan_ok)) => !read_ok && !plan_ok,
+                },
+                "{name}: {outcome:?}"
+            ),
+        }
+    }
+}
+
+/// A streamOptimized file cut before its footer, or with a damaged grain marker, is an error.
+#[test]
+fn damaged_stream_is_an_error() {
+    let raw = raw_image();
+    let dir = TempDir::new("stream-damaged");
+    let image = make_vmdk(&dir, &raw, STREAM);
+    let good = fs::read(&image).unwrap();
+    let path = dir.path("cut.vmdk");
+    let footed = with_footer(&good);
+    let mut cut = footed.clone();
+    cut.truncate(footed.len() - 512);
+    fs::write(&path, &cut).unwrap();
+    assert!(matches!(
+        open(FileReader::open(&path)).unwrap_err(),
+        ContainerError::VmdkFooter { .. }
+    ));
+    let mut no_gd = footed.clone();
+    let footer_at = footed.len() - 1024;
+    put_u64(&mut no_gd, footer_at + 56, u64::MAX);
+    fs::write(&path, &no_gd).unwrap();
+    assert!(matches!(
+        open(FileReader::open(&path)).unwrap_err(),
+        ContainerError::VmdkHeader { .. }
+    ));
+    // The first grain's marker names another grain; then its data is garbage.
+    let c = open(FileReader::open(&image)).unwrap();
+    let Extent::Compressed { file_offset, .. } = c.map(0).unwrap() else {
+        panic!("grain 0 is compressed");
+    };
+    let marker = file_offset as usize - 12;
+    for (name, at, value) in [("lba", marker, 7u8), ("data", marker + 14, 0x55)] {
+        let mut bytes = good.clone();
+        bytes[at] ^= value;
+        fs::write(&path, &bytes).unwrap();
+        let c = open(FileReader::open(&path)).unwrap();
+        let mut b = vec![0u8; 4096];
+        assert!(c.read_at(0, &mut b).is_err(), "{name}");
+    }
+    // vmdkinfo judges the original is a readable VMDK too.
+    let out = run("vmdkinfo", &[s(&image)]);
+    assert!(out.status.success());
+}
