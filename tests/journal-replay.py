@@ -21,6 +21,10 @@ Cases, each a crashed volume written by the writer and judged independently:
 3. `uncommitted-on-disk` and `uncommitted-new-record-on-disk` (written, not judged here: an undo
    pass is needed, which ntfsrecover -s does not have): case 2 with the x.tmp creation's changes
    of existing records flushed, or its new record flushed.
+4. `unrelated/refused` (written, not judged here): on another volume whose CrowdStrike folder
+   holds csagent.sys only, the creation of ProgramData/Cache/a.tmp committed and of b.tmp
+   unfinished, both new records flushed (so a replay must refuse, as in 3): pending updates that
+   stay away from the rule's folders.
 
 For each: `ntfsrecover -n -f -v` must list every record the writer wrote with the values written
 (LSN, record type, transaction, redo/undo operation, target attribute, LCNs, target VCN, record
@@ -108,6 +112,34 @@ def make_images(d, extra=0):
         with open(os.path.join(m, "Windows/Temp/x.tmp"), "w") as f:
             f.write("tmp\n")
     mounted(post2, mnt, "2024-07-19 04:09:20", later)
+    return pre, post, post2
+
+
+def make_unrelated(d):
+    """PRE (the CrowdStrike folder with csagent.sys only, and ProgramData/Cache), POST (then
+    ProgramData/Cache/a.tmp) and POST2 (then ProgramData/Cache/b.tmp): changes that leave the
+    rule's folders (the root, Windows, System32, drivers, CrowdStrike) alone."""
+    pre, post, post2 = (os.path.join(d, n) for n in ("pre.img", "post.img", "post2.img"))
+    with open(pre, "wb") as f:
+        f.truncate(16 << 20)
+    rc, out = run(["mkntfs", "-Q", "-F", "-q", "-c", "4096", "-L", "Windows", pre], env=clock("2024-01-15 09:00:00"))
+    assert rc == 0, out
+    run(["ntfslabel", "--new-serial=0123456789abcdef", pre])
+    mnt = os.path.join(d, "mnt")
+
+    def setup(m):
+        os.makedirs(os.path.join(m, CS))
+        os.makedirs(os.path.join(m, "ProgramData/Cache"))
+        with open(os.path.join(m, CS, "csagent.sys"), "w") as f:
+            f.write("agent\n")
+    mounted(pre, mnt, "2024-03-04 11:20:00", setup)
+    for src, dst, name, when in ((pre, post, "a.tmp", "2024-07-19 04:09:30"), (post, post2, "b.tmp", "2024-07-19 04:09:40")):
+        shutil.copy(src, dst)
+
+        def create(m, name=name):
+            with open(os.path.join(m, "ProgramData/Cache", name), "w") as f:
+                f.write("tmp\n")
+        mounted(dst, mnt, when, create)
     return pre, post, post2
 
 
@@ -272,6 +304,21 @@ def main():
     if not any(r.get("redo") == L.ADD_ALLOC for r in rep["records"]):
         fails.append("index-block: the 04:09 name did not go into an index block")
     judge("index-block", d2, crashed, post_b, rep, fails)
+    # A journal kaifuku cannot replay (the unfinished b.tmp creation with its new record on
+    # disk, as in `uncommitted-new-record-on-disk`) whose pending updates all stay in
+    # ProgramData/Cache, away from the rule's folders.
+    d3 = os.path.join(d, "unrelated")
+    os.makedirs(d3)
+    pre3, post3, post3b = make_unrelated(d3)
+    probe = L.build(pre3, post3, os.path.join(d3, "probe.img"), post2_path=post3b)
+    t1_records = [k[1] for k in probe["t1_targets"] if k[0] == "mft"]
+    t1_new = max(t1_records)
+    t2_new = [k[1] for k in probe["t2_targets"] if k[0] == "mft" and k[1] not in t1_records]
+    os.remove(os.path.join(d3, "probe.img"))
+    crashed = os.path.join(d3, "refused.img")
+    L.build(pre3, post3, crashed, post2_path=post3b,
+            flush=["t1:mft:%d" % t1_new] + ["t2:mft:%d" % k for k in t2_new], report=crashed + ".json")
+    print("unrelated/refused: written, flushed t1 %d, t2 %s" % (t1_new, t2_new))
     for f in fails:
         print("JOURNAL-REPLAY FAIL %s" % f)
     return 1 if fails else 0

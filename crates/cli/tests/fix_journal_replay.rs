@@ -217,3 +217,145 @@ fn a_journal_the_replay_refuses_keeps_the_consent_path() {
         o.both()
     );
 }
+
+#[test]
+fn a_refused_replay_touching_the_rule_folders_is_not_nothing_to_fix() {
+    let scratch = Scratch::new("fix-journal-may-hold");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // The replay refuses (see above), and the pending updates include the 04:09 creation in the
+    // CrowdStrike folder: the disk shows no channel file, but Windows would create it at its next
+    // start. kaifuku cannot tell, so it must not say "nothing to fix".
+    let crashed = dir.join("uncommitted-new-record-on-disk.img");
+    let report = inspect_json(&crashed);
+    assert_eq!(report["outcome"], "refused", "{report}");
+    let reasons = report["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{report}");
+    assert_eq!(reasons[0]["code"], "journal_may_hold_match", "{report}");
+    let volume = &report["volumes"][0];
+    assert!(
+        volume["rule"]["matches"].as_array().unwrap().is_empty(),
+        "the disk alone shows no match: {volume}"
+    );
+    // The folder's MFT record as ntfs-3g's ntfsinfo finds it.
+    let info = run(
+        "ntfsinfo",
+        [OsStr::new("-F"), OsStr::new(CS_DIR), crashed.as_os_str()],
+    );
+    let folder: u64 = info
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Dumping Inode "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ntfsinfo -F {CS_DIR}: {}", info.both()));
+    let blocker = volume["fix_blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["code"] == "journal_may_hold_match")
+        .unwrap_or_else(|| panic!("the blocker is listed: {volume}"));
+    assert!(
+        blocker["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_u64() == Some(folder)),
+        "the CrowdStrike folder's record {folder} is named: {blocker}"
+    );
+    assert_eq!(blocker["unreadable"], false, "{blocker}");
+
+    let o = kaifuku([OsStr::new("inspect"), crashed.as_os_str()]);
+    assert_eq!(o.code, 2, "inspect refuses: {}", o.both());
+    let expected = "Windows's unfinished updates touch \\Windows\\System32\\drivers\\CrowdStrike, and kaifuku cannot replay them: it cannot tell whether a file matching C-00000291*.sys is there";
+    assert!(o.text().contains(expected), "{}", o.both());
+    assert!(!o.text().contains("nothing to fix"), "{}", o.both());
+
+    // The fix refuses without consent, and writes nothing.
+    let out = dir.join("may-hold.fixed.img");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 2, "{}", o.both());
+    assert!(o.both().contains(expected), "{}", o.both());
+    assert!(!out.exists(), "nothing written without consent");
+
+    // With consent the journal is discarded: what is on the disk is then the truth, the rule's
+    // "no match" stands, and the output holds the discard (otherwise Windows would bring the
+    // file back at boot).
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let said = o.both();
+    assert!(
+        said.contains("Journal     reset ($LogFile filled with 0xFF) and volume marked dirty")
+            && !said.contains("Delete "),
+        "the journal is discarded and nothing deleted:\n{said}"
+    );
+    assert!(
+        said.contains("the rule finds 0 file(s) after the fix"),
+        "{said}"
+    );
+    let after = inspect_json(&out);
+    assert_eq!(after["outcome"], "nothing-to-fix", "{after}");
+    let ntfs = &after["volumes"][0]["ntfs"];
+    assert_eq!(ntfs["log"]["state"], "clean", "{ntfs}");
+    assert_eq!(ntfs["dirty"], true, "chkdsk runs at the next boot: {ntfs}");
+    assert_check_clean(&out, "may-hold");
+    let m = ntfs3g(&out, &scratch.path("mnt"), false);
+    let listed: Vec<String> = std::fs::read_dir(m.p(CS_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    m.unmount();
+    assert!(
+        !listed.iter().any(|n| n == CHANNEL_FILE) && listed.iter().any(|n| n == DRIVER),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn a_refused_replay_away_from_the_rule_folders_still_finds_nothing_to_fix() {
+    let scratch = Scratch::new("fix-journal-unrelated");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // The same refusal, but every pending update is in ProgramData\Cache: the journal cannot
+    // hold a file in the CrowdStrike folder, so the disk's answer stands.
+    let crashed = dir.join("unrelated").join("refused.img");
+    let report = inspect_json(&crashed);
+    let volume = &report["volumes"][0];
+    assert_eq!(
+        volume["journal_replay"]["code"], "not_understood",
+        "the replay is refused: {volume}"
+    );
+    assert_eq!(report["outcome"], "nothing-to-fix", "{report}");
+    let blockers: Vec<&str> = volume["fix_blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(blockers, ["journal_not_clean"], "{volume}");
+    let o = kaifuku([OsStr::new("inspect"), crashed.as_os_str()]);
+    assert_eq!(o.code, 1, "{}", o.both());
+    assert!(
+        o.text().contains("Outcome     nothing to fix"),
+        "{}",
+        o.both()
+    );
+    assert!(
+        !o.text().contains("Windows's unfinished updates touch"),
+        "{}",
+        o.both()
+    );
+}

@@ -6,7 +6,7 @@ use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::Rule;
 use crate::vocabulary::{
-    Blocker, JournalOverlap, JournalReplay, JournalReport, NtfsProblem, VolumeName,
+    Blocker, JournalOverlap, JournalReplay, JournalReport, NtfsProblem, Reason, VolumeName,
 };
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_container::Container;
@@ -168,7 +168,15 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     rule: &Rule,
     opts: &FixOptions,
 ) -> Result<Plan, FixError> {
-    if report.outcome != Outcome::Matches {
+    // Consent to discard the journal settles the one refusal that is about the journal alone:
+    // after the discard, what is on the disk is the truth, and the rule found nothing there.
+    let discard_settles = opts.discard_journal
+        && report.outcome == Outcome::Refused
+        && report
+            .reasons
+            .iter()
+            .all(|r| matches!(r, Reason::JournalMayHoldMatch { .. }));
+    if report.outcome != Outcome::Matches && !discard_settles {
         return Err(not_fixable(report));
     }
     // Two layers: the journal replays (the volume as Windows would see it after its own
@@ -186,7 +194,13 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     let mut ownership_checks = Vec::new();
     for (vi, v) in report.volumes.iter().enumerate() {
         let Some(result) = &v.rule else { continue };
-        if result.matches.is_empty() {
+        let journal_may_hold = v
+            .fix_blockers
+            .iter()
+            .any(|b| matches!(b, Blocker::JournalMayHoldMatch { .. }));
+        // Nothing to delete, but a journal that may hold a match: discarded, with consent.
+        let discard_only = result.matches.is_empty() && journal_may_hold && opts.discard_journal;
+        if result.matches.is_empty() && !discard_only {
             continue;
         }
         let name = v.name();
@@ -257,17 +271,23 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             ed.discard_journal().map_err(on_volume)?;
             journals_discarded.push(vi);
         }
-        // The directory the report found the matches in (links on the way already followed).
-        let dir = vol
-            .lookup_dir(&result.directory)
-            .map_err(on_volume)?
-            .ok_or_else(|| {
-                failed(FixFailure::DirectoryVanished {
-                    volume: name.clone(),
-                    directory: result.directory.clone(),
-                })
-            })?;
-        for m in &result.matches {
+        // The directory the report found the matches in (links on the way already followed);
+        // a discard alone has none to look in (the rule's directory may not even exist).
+        let dir = if discard_only {
+            None
+        } else {
+            Some(
+                vol.lookup_dir(&result.directory)
+                    .map_err(on_volume)?
+                    .ok_or_else(|| {
+                        failed(FixFailure::DirectoryVanished {
+                            volume: name.clone(),
+                            directory: result.directory.clone(),
+                        })
+                    })?,
+            )
+        };
+        for (m, dir) in result.matches.iter().zip(dir.iter().cycle()) {
             let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
             let outcome = ed
                 .delete(dir.number, &result.directory, &file_name)
@@ -280,7 +300,9 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         }
         let volume_changes = ed.into_changes();
         // A replayed journal has nothing pending left to overlap with.
-        if let (false, Some(JournalReport::Analysed { journal })) = (replaying, &v.journal) {
+        if let (false, false, Some(JournalReport::Analysed { journal })) =
+            (replaying, discard_only, &v.journal)
+        {
             let cs = vol.cluster_size();
             let mut fix = FixFootprint::default();
             for d in deletions.iter().filter(|d| d.volume == vi) {
@@ -359,10 +381,13 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         }
         // The same pass finds files that name the directory as their parent but that its
         // index does not list: a damaged index would hide further matches from the rule.
-        let listing =
-            DirectoryListing::read(&base_vol, dir.number, &result.directory).map_err(on_volume)?;
+        let listing = dir
+            .as_ref()
+            .map(|dir| DirectoryListing::read(&base_vol, dir.number, &result.directory))
+            .transpose()
+            .map_err(on_volume)?;
         // A conflict the proof finds fails the fix, whatever its kind: the edit cannot be trusted.
-        let scan = prove_ownership(&base_vol, &claims, Some(&listing)).map_err(|e| {
+        let scan = prove_ownership(&base_vol, &claims, listing.as_ref()).map_err(|e| {
             failed(FixFailure::Ntfs {
                 volume: name.clone(),
                 file: None,
@@ -382,7 +407,8 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     let mut checks = ownership_checks;
     let mut matches_after = 0;
     for (vi, v) in report.volumes.iter().enumerate() {
-        if !deletions.iter().any(|d| d.volume == vi) {
+        let deleted_here = deletions.iter().any(|d| d.volume == vi);
+        if !deleted_here && !journals_discarded.contains(&vi) {
             continue;
         }
         let name = v.name();
@@ -393,7 +419,13 @@ pub(crate) fn plan_inspected<R: ReadAt>(
                 error: NtfsProblem::from(e),
             })
         })?;
-        let after = run_rule_with(&vol, rule, Unlisted::AlreadyProven).map_err(|e| {
+        // Only a volume with deletions had its `$MFT` scanned by the ownership proof.
+        let unlisted = if deleted_here {
+            Unlisted::AlreadyProven
+        } else {
+            Unlisted::Scan
+        };
+        let after = run_rule_with(&vol, rule, unlisted).map_err(|e| {
             failed(FixFailure::PatchedVolumeUnreadable {
                 volume: name.clone(),
                 error: NtfsProblem::from(e),
@@ -404,6 +436,11 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             volume: name.clone(),
             count: after.matches.len(),
         });
+        if !deleted_here {
+            // A discard alone changed `$LogFile` and the volume's dirty flag: the output check
+            // reads both back.
+            continue;
+        }
         // The invariant checker on every structure the edit touched (docs/ntfs-delete.md §5).
         use kaifuku_ntfs::check::{
             check_cluster_bits, check_directory, check_mft_bits, check_records, check_side_indexes,

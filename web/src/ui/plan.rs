@@ -24,9 +24,7 @@ pub struct ConsentProps {
 
 /// The unclean journals the consent is about.
 pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &ProblemView> {
-    v.problems
-        .iter()
-        .filter(|p| p.problem.journal_state().is_some())
+    v.problems.iter().filter(|p| p.problem.journal_consent())
 }
 
 /// Rendered only when there is a journal to consent to (a component rendering nothing trips Yew
