@@ -359,3 +359,65 @@ fn a_refused_replay_away_from_the_rule_folders_still_finds_nothing_to_fix() {
         o.both()
     );
 }
+
+#[test]
+fn discard_consent_on_a_replayable_journal_changes_nothing_the_replay_wins() {
+    let scratch = Scratch::new("fix-journal-replay-consent");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // --discard-journal is consent for the fallback only: a journal kaifuku can replay is
+    // replayed (nothing Windows committed is lost), and the output is the same as without it.
+    let crashed = dir.join("committed.img");
+    let plain = dir.join("plain.fixed.img");
+    let consented = dir.join("consented.fixed.img");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        plain.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        consented.as_os_str(),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let said = o.both();
+    assert!(
+        said.starts_with(
+            "Journal     replayed first: Windows was interrupted while updating this disk"
+        ),
+        "the plan says the journal was replayed:\n{said}"
+    );
+    assert!(
+        !said.contains("reset ($LogFile filled with 0xFF)") && !said.contains("marked dirty"),
+        "nothing is discarded:\n{said}"
+    );
+    assert!(
+        std::fs::read(&plain).unwrap() == std::fs::read(&consented).unwrap(),
+        "the output is byte-identical with and without the consent"
+    );
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("--dry-run"),
+        OsStr::new("--json"),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plan = &doc["plan"];
+    assert_eq!(plan["journals_discarded"], serde_json::json!([]), "{plan}");
+    assert_eq!(
+        plan["journals_replayed"][0]["replay"]["code"], "replayed",
+        "{plan}"
+    );
+    let after = inspect_json(&consented);
+    let ntfs = &after["volumes"][0]["ntfs"];
+    assert_eq!(ntfs["log"]["state"], "clean", "{ntfs}");
+    assert_eq!(ntfs["dirty"], false, "no chkdsk is asked for: {ntfs}");
+}
