@@ -421,3 +421,96 @@ fn discard_consent_on_a_replayable_journal_changes_nothing_the_replay_wins() {
     assert_eq!(ntfs["log"]["state"], "clean", "{ntfs}");
     assert_eq!(ntfs["dirty"], false, "no chkdsk is asked for: {ntfs}");
 }
+
+#[test]
+fn a_refused_replay_that_touches_nothing_the_fix_changes_is_left_for_windows() {
+    let scratch = Scratch::new("fix-journal-left");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // The channel file is on the disk; the journal holds a committed, unflushed update of
+    // ProgramData\Cache\a.tmp that kaifuku's replay refuses. None of it touches the file's
+    // record, its folder's index or the bitmap pages the delete writes: the fix deletes, and
+    // leaves the journal exactly as it was for Windows to finish.
+    let crashed = dir.join("left").join("refused.img");
+    let report = inspect_json(&crashed);
+    assert_eq!(report["outcome"], "matches", "{report}");
+    let volume = &report["volumes"][0];
+    assert_eq!(
+        volume["journal_replay"]["code"], "not_understood",
+        "{volume}"
+    );
+    assert!(
+        volume["fix_blockers"].as_array().unwrap().is_empty(),
+        "a journal left for Windows blocks nothing: {volume}"
+    );
+
+    let out = dir.join("left.fixed.img");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let said = o.both();
+    assert_eq!(
+        said.lines().next(),
+        Some("Journal     left for Windows: Windows will finish its 1 pending update(s) at its next start; they do not touch what kaifuku changes, so the journal is left as it is"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "Delete      \\Windows\\System32\\drivers\\CrowdStrike\\{CHANNEL_FILE}"
+        )) && !said.contains("reset ($LogFile"),
+        "{said}"
+    );
+
+    // $LogFile unchanged, byte for byte, as ntfs-3g's ntfscat reads it; no dirty flag set.
+    let log = |image: &Path| {
+        let o = run(
+            "ntfscat",
+            [OsStr::new("-i"), OsStr::new("2"), image.as_os_str()],
+        );
+        assert_eq!(o.code, 0, "ntfscat: {}", o.both());
+        o.stdout
+    };
+    assert!(log(&crashed) == log(&out), "$LogFile is left as it was");
+    let after = inspect_json(&out);
+    assert_eq!(after["outcome"], "nothing-to-fix", "{after}");
+    assert_eq!(after["volumes"][0]["ntfs"]["dirty"], false, "{after}");
+
+    // ntfsrecover -s, run on a copy of the input and of the output, must end the same way on
+    // both, and the two results differ exactly where, and as, the fix changed the image. (On this
+    // volume ntfsrecover stops at the same record kaifuku refuses, before it changes anything, so
+    // this shows only that the output does not make it act differently; a volume whose journal
+    // ntfsrecover replays but kaifuku refuses, without touching the fix's bitmap pages, is not
+    // made by the test-side writer yet.)
+    let input = std::fs::read(&crashed).unwrap();
+    let fixed = std::fs::read(&out).unwrap();
+    let recovered = |image: &Path, name: &str| {
+        let copy = dir.join(name);
+        std::fs::copy(image, &copy).unwrap();
+        let o = run("ntfsrecover", [OsStr::new("-s"), copy.as_os_str()]);
+        (o.code, std::fs::read(&copy).unwrap())
+    };
+    let (in_code, in_replayed) = recovered(&crashed, "left.input.recovered.img");
+    let (out_code, out_replayed) = recovered(&out, "left.output.recovered.img");
+    assert_eq!(in_code, out_code, "ntfsrecover ends the same way on both");
+    let mut changed = 0;
+    for i in 0..input.len() {
+        if fixed[i] != input[i] {
+            changed += 1;
+            assert_eq!(
+                out_replayed[i], fixed[i],
+                "byte {i}: the replay after the fix keeps what the fix wrote"
+            );
+        } else {
+            assert_eq!(
+                out_replayed[i], in_replayed[i],
+                "byte {i}: the replay after the fix does what it does without the fix"
+            );
+        }
+    }
+    assert!(changed > 0);
+}

@@ -5,8 +5,8 @@
 use crate::journal::{inspect_footprint, journal_overlap, read_journal_report, replay_journal};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
-    Blocker, ContainerProblem, JournalReplay, JournalReport, NtfsProblem, PartitionProblem, Reason,
-    VolumeName, VolumeProblem,
+    Blocker, ContainerProblem, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
+    PartitionProblem, Reason, VolumeName, VolumeProblem,
 };
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
@@ -722,7 +722,30 @@ fn inspect_volume<R: ReadAt>(
         run_rule_into(&vol, rule, unlisted, report);
         journal_overlap_into(&vol, report);
         journal_may_hold_match_into(&vol, rule, report);
+        lift_journal_blocker_if_left_to_windows(report);
     }
+}
+
+/// A journal the fix cannot replay, whose pending updates are all attributed and touch nothing
+/// deleting the matches changes (the overlap inspect computed), does not block the fix: the fix
+/// leaves it for Windows (the plan checks its exact footprint again).
+fn lift_journal_blocker_if_left_to_windows(report: &mut VolumeReport) {
+    let (Some(JournalReport::Analysed { journal }), Some(replay)) =
+        (report.journal.as_ref(), report.journal_replay.as_ref())
+    else {
+        return;
+    };
+    let has_matches = report.rule.as_ref().is_some_and(|r| !r.matches.is_empty());
+    if replay.replayed()
+        || !has_matches
+        || journal.unresolved > 0
+        || journal.overlap != Some(JournalOverlap::NoOverlap)
+    {
+        return;
+    }
+    report
+        .fix_blockers
+        .retain(|b| !matches!(b, Blocker::JournalNotClean { .. }));
 }
 
 /// For a journal that is not clean and that the fix cannot replay, when the rule found nothing:

@@ -6,7 +6,8 @@ use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::Rule;
 use crate::vocabulary::{
-    Blocker, JournalOverlap, JournalReplay, JournalReport, NtfsProblem, Reason, VolumeName,
+    Blocker, JournalLeftToWindows, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
+    Reason, VolumeName,
 };
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_container::Container;
@@ -67,6 +68,15 @@ pub struct PlannedJournalReplay {
     pub replay: JournalReplay,
 }
 
+/// A journal the plan leaves untouched for Windows to replay at its next start.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedJournalLeft {
+    /// Index into the inspect report's volumes.
+    pub volume: usize,
+    /// What Windows will do with it.
+    pub left: JournalLeftToWindows,
+}
+
 /// A verified repair plan: the deletions, and the bytes of the virtual disk that change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -78,6 +88,10 @@ pub struct Plan {
     /// first, and the deletions run on the replayed volume.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub journals_replayed: Vec<PlannedJournalReplay>,
+    /// Volumes whose journal kaifuku cannot replay but whose pending updates touch nothing the
+    /// plan changes: the journal is left untouched (no reset, no dirty flag) for Windows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journals_left: Vec<PlannedJournalLeft>,
     /// For each volume whose journal was read (it was not clean): whether its pending changes
     /// touch what this plan changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -187,6 +201,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
     let mut deletions = Vec::new();
     let mut journals_discarded = Vec::new();
     let mut journals_replayed = Vec::new();
+    let mut journals_left = Vec::new();
     let mut replay_changes: Vec<(u64, Change)> = Vec::new();
     let mut journal_overlaps = Vec::new();
     let mut changes: Vec<(u64, Change)> = Vec::new();
@@ -236,7 +251,18 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             && v.journal_replay
                 .as_ref()
                 .is_some_and(JournalReplay::replayed);
-        if !clean && !replaying && !opts.discard_journal {
+        // Inspect lifted the journal's blocker: the replay is refused, but the pending updates
+        // touch nothing the deletions change. The exact footprint is checked once they are made.
+        let leave_candidate = !clean
+            && !replaying
+            && !discard_only
+            && !v.fix_blockers.iter().any(|b| {
+                matches!(
+                    b,
+                    Blocker::JournalNotClean { .. } | Blocker::JournalMayHoldMatch { .. }
+                )
+            });
+        if !clean && !replaying && !leave_candidate && !opts.discard_journal {
             return Err(blocked(Blocker::JournalNotClean {
                 state: ntfs.log.state,
             }));
@@ -267,7 +293,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         let view = Slice::new(&overlay, v.offset, v.size).map_err(internal)?;
         let vol = Volume::open(&view).map_err(on_volume)?;
         let mut ed = Editor::new(&vol);
-        if !clean && !replaying {
+        if !clean && !replaying && !leave_candidate {
             ed.discard_journal().map_err(on_volume)?;
             journals_discarded.push(vi);
         }
@@ -298,10 +324,32 @@ pub(crate) fn plan_inspected<R: ReadAt>(
                 outcome,
             });
         }
+        let mut left = false;
+        if leave_candidate {
+            match leave_to_windows(v.journal.as_ref(), &deletions, vi) {
+                Some(updates) => {
+                    journals_left.push(PlannedJournalLeft {
+                        volume: vi,
+                        left: JournalLeftToWindows { updates },
+                    });
+                    left = true;
+                }
+                None if opts.discard_journal => {
+                    ed.discard_journal().map_err(on_volume)?;
+                    journals_discarded.push(vi);
+                }
+                None => {
+                    return Err(blocked(Blocker::JournalNotClean {
+                        state: ntfs.log.state,
+                    }))
+                }
+            }
+        }
         let volume_changes = ed.into_changes();
-        // A replayed journal has nothing pending left to overlap with.
-        if let (false, false, Some(JournalReport::Analysed { journal })) =
-            (replaying, discard_only, &v.journal)
+        // A replayed journal has nothing pending left to overlap with; a journal left for
+        // Windows was just proven not to overlap.
+        if let (false, false, false, Some(JournalReport::Analysed { journal })) =
+            (replaying, discard_only, left, &v.journal)
         {
             let cs = vol.cluster_size();
             let mut fix = FixFootprint::default();
@@ -553,6 +601,7 @@ pub(crate) fn plan_inspected<R: ReadAt>(
         deletions,
         journals_discarded,
         journals_replayed,
+        journals_left,
         journal_overlaps,
         patches,
         verification: Verification {
@@ -561,6 +610,40 @@ pub(crate) fn plan_inspected<R: ReadAt>(
             ownership,
         },
     })
+}
+
+/// Whether the journal of volume `vi`, which cannot be replayed, can be left for Windows after
+/// `deletions`: every pending update is attributed, and none touches the deleted files' records,
+/// their directories' records or index blocks, or the `$MFT:$BITMAP` and `$Bitmap` pages the
+/// deletions write (the journal's file-record updates are per record, as Windows redoes them, so
+/// another record in the same `$MFT` cluster does not count). A deletion that edits a side index
+/// (`$ObjId`, `$Reparse`) is not left: those writes are not in the footprint. Returns the number
+/// of transactions Windows will finish or take back.
+fn leave_to_windows(
+    journal: Option<&JournalReport>,
+    deletions: &[PlannedDeletion],
+    vi: usize,
+) -> Option<u64> {
+    let Some(JournalReport::Analysed { journal }) = journal else {
+        return None;
+    };
+    if journal.unresolved > 0 {
+        return None;
+    }
+    let mut fix = FixFootprint::default();
+    for d in deletions.iter().filter(|d| d.volume == vi) {
+        if !d.outcome.side_indexes.is_empty() {
+            return None;
+        }
+        fix.file_records.insert(d.outcome.record);
+        fix.file_records.insert(d.outcome.directory_record);
+        fix.directories.insert(d.outcome.directory_record);
+        fix.mft_bits.insert(d.outcome.record);
+        fix.cluster_runs
+            .extend(d.outcome.freed_runs.iter().copied());
+    }
+    (journal_overlap(journal, &fix) == JournalOverlap::NoOverlap)
+        .then_some(journal.transactions_committed + journal.transactions_uncommitted)
 }
 
 /// The side indexes (`$ObjId:$O`, `$Reparse:$R`) any of `deletions` removed a key from.

@@ -912,6 +912,26 @@ impl fmt::Display for Blocker {
 // ---------------------------------------------------------------------------------------------
 // The journal of an unclean volume
 
+/// A journal the fix leaves for Windows to replay at its next start: kaifuku cannot replay it,
+/// and the analysis proves that none of its pending updates touches what the fix changes (the
+/// deleted files' records, their directory's index, the `$MFT:$BITMAP` and `$Bitmap` pages the
+/// fix writes), and that every one of them could be attributed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalLeftToWindows {
+    /// The transactions Windows will finish (committed) or take back (unfinished).
+    pub updates: u64,
+}
+
+impl fmt::Display for JournalLeftToWindows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Windows will finish its {} pending update(s) at its next start; they do not touch what kaifuku changes, so the journal is left as it is",
+            self.updates
+        )
+    }
+}
+
 /// A touched MFT record and, where it could be resolved cheaply and safely, its path now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TouchedRecord {
