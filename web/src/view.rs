@@ -721,6 +721,10 @@ pub struct PlanView {
     pub journal_replays: Vec<PlannedReplayView>,
     /// Volumes whose journal is reset and which are marked dirty.
     pub journal_reset: Vec<VolumeName>,
+    /// Volumes whose journal kaifuku cannot replay is left untouched for Windows, with the
+    /// number of updates Windows will finish (none touches what the fix changes).
+    #[serde(default)]
+    pub journal_left: Vec<(VolumeName, u64)>,
     /// For each volume whose journal was read: whether its pending changes touch what the plan
     /// changes.
     #[serde(default)]
@@ -835,6 +839,11 @@ pub fn plan_view(
             })
             .collect(),
         journal_reset: plan.journals_discarded.iter().map(|i| vname(*i)).collect(),
+        journal_left: plan
+            .journals_left
+            .iter()
+            .map(|l| (vname(l.volume), l.left.updates))
+            .collect(),
         journal_overlaps: plan
             .journal_overlaps
             .iter()

@@ -2,7 +2,8 @@
 //! replay and whose pending updates touch the CrowdStrike folder (`tests/journal-replay.py` makes
 //! it with mkntfs and ntfs-3g, `tests/logwriter.py` writes the journal): the page must not say
 //! "nothing to fix", must offer the consent to discard the journal, and with that consent plan a
-//! discard that deletes nothing and verifies.
+//! discard that deletes nothing and verifies. And on one whose unreplayable journal touches nothing
+//! the fix changes: no consent, the journal left for Windows.
 #![cfg(not(target_arch = "wasm32"))]
 
 use kaifuku_io::ReadAt;
@@ -91,5 +92,26 @@ fn a_journal_that_may_hold_the_file_asks_for_consent_and_plans_a_discard() {
     assert!(checks
         .iter()
         .any(|c| matches!(c, CheckView::RuleFinds { count: 0, .. })));
+
+    // A journal that touches nothing the fix changes is left for Windows: no consent asked, and
+    // the plan says so in both languages.
+    let image = dir.join("left").join("refused.img");
+    let f = File::open(&image).unwrap();
+    let size = f.metadata().unwrap().len();
+    let mut s = Session::new(Source(f, size), "left.img");
+    let v = s.inspect(reads);
+    assert_eq!(v.outcome, Outcome::Matches, "{:?}", v.problems);
+    assert!(v.can_fix && !v.needs_consent, "{:?}", v.problems);
+    let plan = s.plan(false, reads).unwrap();
+    assert_eq!(plan.deletions.len(), 1);
+    assert!(plan.journal_reset.is_empty());
+    assert_eq!(plan.journal_left.len(), 1, "{:?}", plan.journal_left);
+    let (volume, updates) = &plan.journal_left[0];
+    assert_eq!(*updates, 1);
+    assert_ne!(
+        ja.journal_left_line(volume, *updates),
+        en.journal_left_line(volume, *updates)
+    );
+    s.verify().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -114,6 +114,7 @@ pub fn plan(props: &PlanProps) -> Html {
                     </li>
                 })}
                 {for p.journal_reset.iter().map(|v| html! {<li class="journal-reset">{t.journal_reset_line(v)}</li>})}
+                {for p.journal_left.iter().map(|(v, n)| html! {<li class="journal-left">{t.journal_left_line(v, *n)}</li>})}
                 {for p.journal_overlaps.iter().map(|o| html! {
                     <li class="journal-overlap" data-code={crate::view::code(serde_json::to_value(&o.overlap))}>
                         {format!("{}: {}", t.vol(&o.volume), t.journal_overlap(&o.overlap))}
