@@ -21,6 +21,14 @@ Cases, each a crashed volume written by the writer and judged independently:
 3. `uncommitted-on-disk` and `uncommitted-new-record-on-disk` (written, not judged here: an undo
    pass is needed, which ntfsrecover -s does not have): case 2 with the x.tmp creation's changes
    of existing records flushed, or its new record flushed.
+4. `unrelated/refused` (written, not judged here): on another volume whose CrowdStrike folder
+   holds csagent.sys only, the creation of ProgramData/Cache/a.tmp committed and of b.tmp
+   unfinished, both new records flushed (so a replay must refuse, as in 3): pending updates that
+   stay away from the rule's folders.
+5. `left/refused` (written, not judged here): a volume with the 04:09 channel file on disk and
+   the committed, unflushed overwrite of ProgramData/Cache/a.tmp, its UpdateFileNameRoot
+   rewritten as UpdateRelativeDataInIndex (a replay refuses it): a journal that touches nothing a
+   delete of the channel file changes.
 
 For each: `ntfsrecover -n -f -v` must list every record the writer wrote with the values written
 (LSN, record type, transaction, redo/undo operation, target attribute, LCNs, target VCN, record
@@ -108,6 +116,78 @@ def make_images(d, extra=0):
         with open(os.path.join(m, "Windows/Temp/x.tmp"), "w") as f:
             f.write("tmp\n")
     mounted(post2, mnt, "2024-07-19 04:09:20", later)
+    return pre, post, post2
+
+
+def make_left(d):
+    """PRE (the CrowdStrike folder with csagent.sys and the 04:09 channel file on disk, and
+    ProgramData/Cache/a.tmp) and POST (a.tmp's four bytes overwritten in place): an update that
+    changes only a.tmp's record and its entry in ProgramData/Cache, no bitmap."""
+    pre, post = os.path.join(d, "pre.img"), os.path.join(d, "post.img")
+    with open(pre, "wb") as f:
+        f.truncate(16 << 20)
+    rc, out = run(["mkntfs", "-Q", "-F", "-q", "-c", "4096", "-L", "Windows", pre], env=clock("2024-01-15 09:00:00"))
+    assert rc == 0, out
+    run(["ntfslabel", "--new-serial=0123456789abcdef", pre])
+    mnt = os.path.join(d, "mnt")
+
+    def setup(m):
+        os.makedirs(os.path.join(m, CS))
+        os.makedirs(os.path.join(m, "ProgramData/Cache"))
+        with open(os.path.join(m, CS, "csagent.sys"), "w") as f:
+            f.write("agent\n")
+        with open(os.path.join(m, CS, N032), "wb") as f:
+            f.write(b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01" + b"x" * 2992)
+        with open(os.path.join(m, "ProgramData/Cache/a.tmp"), "w") as f:
+            f.write("tmp\n")
+    mounted(pre, mnt, "2024-03-04 11:20:00", setup)
+    shutil.copy(pre, post)
+
+    def overwrite(m):
+        with open(os.path.join(m, "ProgramData/Cache/a.tmp"), "r+") as f:
+            f.write("TMP\n")
+    mounted(post, mnt, "2024-07-19 04:09:30", overwrite)
+    return pre, post
+
+
+def patch_redo(img, rep, lsn, code):
+    """Writes `code` as the redo operation of the log record at `lsn` (its client data's first
+    two bytes), through `$LogFile`'s runs."""
+    vol = L.Volume(img)
+    runs = dict(vol.clusters(vol.attr_runs(2, L.AT_DATA)))
+    offset = (lsn & ((1 << (64 - rep["seq_number_bits"])) - 1)) * 8 + 0x30
+    assert offset % 512 != 510, "the field is not held by the update sequence array"
+    disk = runs[offset // vol.cluster] * vol.cluster + offset % vol.cluster
+    with open(img, "r+b") as f:
+        f.seek(disk)
+        f.write(code.to_bytes(2, "little"))
+
+
+def make_unrelated(d):
+    """PRE (the CrowdStrike folder with csagent.sys only, and ProgramData/Cache), POST (then
+    ProgramData/Cache/a.tmp) and POST2 (then ProgramData/Cache/b.tmp): changes that leave the
+    rule's folders (the root, Windows, System32, drivers, CrowdStrike) alone."""
+    pre, post, post2 = (os.path.join(d, n) for n in ("pre.img", "post.img", "post2.img"))
+    with open(pre, "wb") as f:
+        f.truncate(16 << 20)
+    rc, out = run(["mkntfs", "-Q", "-F", "-q", "-c", "4096", "-L", "Windows", pre], env=clock("2024-01-15 09:00:00"))
+    assert rc == 0, out
+    run(["ntfslabel", "--new-serial=0123456789abcdef", pre])
+    mnt = os.path.join(d, "mnt")
+
+    def setup(m):
+        os.makedirs(os.path.join(m, CS))
+        os.makedirs(os.path.join(m, "ProgramData/Cache"))
+        with open(os.path.join(m, CS, "csagent.sys"), "w") as f:
+            f.write("agent\n")
+    mounted(pre, mnt, "2024-03-04 11:20:00", setup)
+    for src, dst, name, when in ((pre, post, "a.tmp", "2024-07-19 04:09:30"), (post, post2, "b.tmp", "2024-07-19 04:09:40")):
+        shutil.copy(src, dst)
+
+        def create(m, name=name):
+            with open(os.path.join(m, "ProgramData/Cache", name), "w") as f:
+                f.write("tmp\n")
+        mounted(dst, mnt, when, create)
     return pre, post, post2
 
 
@@ -272,6 +352,35 @@ def main():
     if not any(r.get("redo") == L.ADD_ALLOC for r in rep["records"]):
         fails.append("index-block: the 04:09 name did not go into an index block")
     judge("index-block", d2, crashed, post_b, rep, fails)
+    # A journal kaifuku cannot replay (the unfinished b.tmp creation with its new record on
+    # disk, as in `uncommitted-new-record-on-disk`) whose pending updates all stay in
+    # ProgramData/Cache, away from the rule's folders.
+    d3 = os.path.join(d, "unrelated")
+    os.makedirs(d3)
+    pre3, post3, post3b = make_unrelated(d3)
+    probe = L.build(pre3, post3, os.path.join(d3, "probe.img"), post2_path=post3b)
+    t1_records = [k[1] for k in probe["t1_targets"] if k[0] == "mft"]
+    t1_new = max(t1_records)
+    t2_new = [k[1] for k in probe["t2_targets"] if k[0] == "mft" and k[1] not in t1_records]
+    os.remove(os.path.join(d3, "probe.img"))
+    crashed = os.path.join(d3, "refused.img")
+    L.build(pre3, post3, crashed, post2_path=post3b,
+            flush=["t1:mft:%d" % t1_new] + ["t2:mft:%d" % k for k in t2_new], report=crashed + ".json")
+    print("unrelated/refused: written, flushed t1 %d, t2 %s" % (t1_new, t2_new))
+    # The journal left for Windows: the a.tmp overwrite committed and unflushed, its
+    # UpdateFileNameRoot (0x13) written as UpdateRelativeDataInIndex (0x23), which kaifuku's replay
+    # refuses by name while the analysis still attributes it (a.tmp's entry in ProgramData/Cache).
+    d4 = os.path.join(d, "left")
+    os.makedirs(d4)
+    pre4, post4 = make_left(d4)
+    crashed = os.path.join(d4, "refused.img")
+    rep = L.build(pre4, post4, crashed, report=crashed + ".json")
+    renamed = [r["lsn"] for r in rep["records"] if r.get("redo") == 0x13]
+    if not renamed:
+        fails.append("left: the overwrite logged no UpdateFileNameRoot")
+    else:
+        patch_redo(crashed, rep, renamed[0], 0x23)
+        print("left/refused: written, LSN 0x%x's redo made UpdateRelativeDataInIndex" % renamed[0])
     for f in fails:
         print("JOURNAL-REPLAY FAIL %s" % f)
     return 1 if fails else 0

@@ -363,6 +363,7 @@ impl Problem {
                 Reason::PartitionTableDamaged { .. } | Reason::DamagedBareNtfs { .. } => {
                     Some(reason.to_string())
                 }
+                Reason::JournalMayHoldMatch { .. } => Some(reason.to_string()),
                 Reason::Matches { .. }
                 | Reason::NoWindowsVolume
                 | Reason::DirectoryMissing { .. }
@@ -410,6 +411,7 @@ impl Problem {
                 | Reason::NoWindowsVolume
                 | Reason::DirectoryMissing { .. }
                 | Reason::NoMatch { .. }
+                | Reason::JournalMayHoldMatch { .. }
                 | Reason::VolumeHasProblems { .. }
                 | Reason::NoNtfsVolume
                 | Reason::CheckedClean { .. } => code(to_value(reason)),
@@ -422,7 +424,24 @@ impl Problem {
         }
     }
 
-    /// An unclean journal: explained by the consent section, not the problems list.
+    /// A journal the user may consent to discard (one kaifuku cannot replay before a delete, or
+    /// one that may hold a matching file): explained by the consent section, not the problems
+    /// list.
+    pub fn journal_consent(&self) -> bool {
+        match self {
+            Problem::Blocked { blocker, .. } => match blocker {
+                Blocker::JournalNotClean { .. } | Blocker::JournalMayHoldMatch { .. } => true,
+                Blocker::BitLocker | Blocker::Hibernated | Blocker::QuotaTracking => false,
+            },
+            Problem::Reason { .. }
+            | Problem::Notice { .. }
+            | Problem::Fix { .. }
+            | Problem::Verify { .. }
+            | Problem::Internal { .. } => false,
+        }
+    }
+
+    /// The state of an unclean journal, for the consent section.
     pub fn journal_state(&self) -> Option<LogState> {
         match self {
             Problem::Blocked {
@@ -600,7 +619,15 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
         ),
         Outcome::Matches | Outcome::Refused | Outcome::Error => {}
     }
-    let matches = report.outcome == Outcome::Matches;
+    // A refusal about the journal alone is settled by consent to discard it (the plan then
+    // discards the journal and deletes nothing).
+    let journal_refusal_only = report.outcome == Outcome::Refused
+        && !report.reasons.is_empty()
+        && report
+            .reasons
+            .iter()
+            .all(|r| matches!(r, Reason::JournalMayHoldMatch { .. }));
+    let matches = report.outcome == Outcome::Matches || journal_refusal_only;
     InspectView {
         file_name: file_name.to_string(),
         file_size: report.container.as_ref().map_or(0, |c| c.file_size),
@@ -645,11 +672,14 @@ fn volume_problems(
         });
     }
     let has_matches = v.rule.as_ref().is_some_and(|r| !r.matches.is_empty());
-    if v.ntfs.is_none() || !has_matches {
+    if v.ntfs.is_none() {
         return;
     }
     for blocker in &v.fix_blockers {
         match blocker {
+            // Listed where nothing matches: the file may exist only in the journal.
+            Blocker::JournalMayHoldMatch { .. } => *needs_consent = true,
+            _ if !has_matches => continue,
             Blocker::JournalNotClean { .. } => *needs_consent = true,
             Blocker::BitLocker | Blocker::Hibernated | Blocker::QuotaTracking => *blocked = true,
         }
@@ -692,6 +722,10 @@ pub struct PlanView {
     pub journal_replays: Vec<PlannedReplayView>,
     /// Volumes whose journal is reset and which are marked dirty.
     pub journal_reset: Vec<VolumeName>,
+    /// Volumes whose journal kaifuku cannot replay is left untouched for Windows, with the
+    /// number of updates Windows will finish (none touches what the fix changes).
+    #[serde(default)]
+    pub journal_left: Vec<(VolumeName, u64)>,
     /// For each volume whose journal was read: whether its pending changes touch what the plan
     /// changes.
     #[serde(default)]
@@ -806,6 +840,11 @@ pub fn plan_view(
             })
             .collect(),
         journal_reset: plan.journals_discarded.iter().map(|i| vname(*i)).collect(),
+        journal_left: plan
+            .journals_left
+            .iter()
+            .map(|l| (vname(l.volume), l.left.updates))
+            .collect(),
         journal_overlaps: plan
             .journal_overlaps
             .iter()

@@ -374,6 +374,7 @@ fn plan_view() -> PlanView {
             side_indexes: vec![],
         }],
         journal_reset: vec![volume()],
+        journal_left: vec![(volume(), 2)],
         journal_replays: vec![PlannedReplayView {
             volume: volume(),
             replay: JournalReplayView::Replayed {

@@ -279,6 +279,9 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> 
     for r in &plan.journals_replayed {
         let _ = writeln!(o, "Journal     replayed first: {}", r.replay);
     }
+    for l in &plan.journals_left {
+        let _ = writeln!(o, "Journal     left for Windows: {}", l.left);
+    }
     for d in &plan.deletions {
         let what = if d.outcome.record_freed {
             format!(

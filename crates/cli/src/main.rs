@@ -77,8 +77,10 @@ enum Command {
         /// Only show the plan: every byte range that would change and why.
         #[arg(long)]
         dry_run: bool,
-        /// The volume's journal is unclean (normal after a crash): reset it and mark the volume
-        /// dirty so Windows runs chkdsk at the next boot. Without this, unclean volumes are refused.
+        /// Consent to discard an unclean journal (normal after a crash) that kaifuku cannot
+        /// replay: reset it and mark the volume dirty so Windows runs chkdsk at the next boot.
+        /// Without this such volumes are refused. A journal kaifuku can replay is replayed
+        /// instead, with or without this option: the replay keeps what Windows had committed.
         #[arg(long)]
         discard_journal: bool,
         /// Print the plan as JSON.

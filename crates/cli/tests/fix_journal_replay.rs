@@ -217,3 +217,300 @@ fn a_journal_the_replay_refuses_keeps_the_consent_path() {
         o.both()
     );
 }
+
+#[test]
+fn a_refused_replay_touching_the_rule_folders_is_not_nothing_to_fix() {
+    let scratch = Scratch::new("fix-journal-may-hold");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // The replay refuses (see above), and the pending updates include the 04:09 creation in the
+    // CrowdStrike folder: the disk shows no channel file, but Windows would create it at its next
+    // start. kaifuku cannot tell, so it must not say "nothing to fix".
+    let crashed = dir.join("uncommitted-new-record-on-disk.img");
+    let report = inspect_json(&crashed);
+    assert_eq!(report["outcome"], "refused", "{report}");
+    let reasons = report["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{report}");
+    assert_eq!(reasons[0]["code"], "journal_may_hold_match", "{report}");
+    let volume = &report["volumes"][0];
+    assert!(
+        volume["rule"]["matches"].as_array().unwrap().is_empty(),
+        "the disk alone shows no match: {volume}"
+    );
+    // The folder's MFT record as ntfs-3g's ntfsinfo finds it.
+    let info = run(
+        "ntfsinfo",
+        [OsStr::new("-F"), OsStr::new(CS_DIR), crashed.as_os_str()],
+    );
+    let folder: u64 = info
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Dumping Inode "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ntfsinfo -F {CS_DIR}: {}", info.both()));
+    let blocker = volume["fix_blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["code"] == "journal_may_hold_match")
+        .unwrap_or_else(|| panic!("the blocker is listed: {volume}"));
+    assert!(
+        blocker["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_u64() == Some(folder)),
+        "the CrowdStrike folder's record {folder} is named: {blocker}"
+    );
+    assert_eq!(blocker["unreadable"], false, "{blocker}");
+
+    let o = kaifuku([OsStr::new("inspect"), crashed.as_os_str()]);
+    assert_eq!(o.code, 2, "inspect refuses: {}", o.both());
+    let expected = "Windows's unfinished updates touch \\Windows\\System32\\drivers\\CrowdStrike, and kaifuku cannot replay them: it cannot tell whether a file matching C-00000291*.sys is there";
+    assert!(o.text().contains(expected), "{}", o.both());
+    assert!(!o.text().contains("nothing to fix"), "{}", o.both());
+
+    // The fix refuses without consent, and writes nothing.
+    let out = dir.join("may-hold.fixed.img");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 2, "{}", o.both());
+    assert!(o.both().contains(expected), "{}", o.both());
+    assert!(!out.exists(), "nothing written without consent");
+
+    // With consent the journal is discarded: what is on the disk is then the truth, the rule's
+    // "no match" stands, and the output holds the discard (otherwise Windows would bring the
+    // file back at boot).
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let said = o.both();
+    assert!(
+        said.contains("Journal     reset ($LogFile filled with 0xFF) and volume marked dirty")
+            && !said.contains("Delete "),
+        "the journal is discarded and nothing deleted:\n{said}"
+    );
+    assert!(
+        said.contains("the rule finds 0 file(s) after the fix"),
+        "{said}"
+    );
+    let after = inspect_json(&out);
+    assert_eq!(after["outcome"], "nothing-to-fix", "{after}");
+    let ntfs = &after["volumes"][0]["ntfs"];
+    assert_eq!(ntfs["log"]["state"], "clean", "{ntfs}");
+    assert_eq!(ntfs["dirty"], true, "chkdsk runs at the next boot: {ntfs}");
+    assert_check_clean(&out, "may-hold");
+    let m = ntfs3g(&out, &scratch.path("mnt"), false);
+    let listed: Vec<String> = std::fs::read_dir(m.p(CS_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    m.unmount();
+    assert!(
+        !listed.iter().any(|n| n == CHANNEL_FILE) && listed.iter().any(|n| n == DRIVER),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn a_refused_replay_away_from_the_rule_folders_still_finds_nothing_to_fix() {
+    let scratch = Scratch::new("fix-journal-unrelated");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // The same refusal, but every pending update is in ProgramData\Cache: the journal cannot
+    // hold a file in the CrowdStrike folder, so the disk's answer stands.
+    let crashed = dir.join("unrelated").join("refused.img");
+    let report = inspect_json(&crashed);
+    let volume = &report["volumes"][0];
+    assert_eq!(
+        volume["journal_replay"]["code"], "not_understood",
+        "the replay is refused: {volume}"
+    );
+    assert_eq!(report["outcome"], "nothing-to-fix", "{report}");
+    let blockers: Vec<&str> = volume["fix_blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(blockers, ["journal_not_clean"], "{volume}");
+    let o = kaifuku([OsStr::new("inspect"), crashed.as_os_str()]);
+    assert_eq!(o.code, 1, "{}", o.both());
+    assert!(
+        o.text().contains("Outcome     nothing to fix"),
+        "{}",
+        o.both()
+    );
+    assert!(
+        !o.text().contains("Windows's unfinished updates touch"),
+        "{}",
+        o.both()
+    );
+}
+
+#[test]
+fn discard_consent_on_a_replayable_journal_changes_nothing_the_replay_wins() {
+    let scratch = Scratch::new("fix-journal-replay-consent");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // --discard-journal is consent for the fallback only: a journal kaifuku can replay is
+    // replayed (nothing Windows committed is lost), and the output is the same as without it.
+    let crashed = dir.join("committed.img");
+    let plain = dir.join("plain.fixed.img");
+    let consented = dir.join("consented.fixed.img");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        plain.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        consented.as_os_str(),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let said = o.both();
+    assert!(
+        said.starts_with(
+            "Journal     replayed first: Windows was interrupted while updating this disk"
+        ),
+        "the plan says the journal was replayed:\n{said}"
+    );
+    assert!(
+        !said.contains("reset ($LogFile filled with 0xFF)") && !said.contains("marked dirty"),
+        "nothing is discarded:\n{said}"
+    );
+    assert!(
+        std::fs::read(&plain).unwrap() == std::fs::read(&consented).unwrap(),
+        "the output is byte-identical with and without the consent"
+    );
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("--dry-run"),
+        OsStr::new("--json"),
+        OsStr::new("--discard-journal"),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plan = &doc["plan"];
+    assert_eq!(plan["journals_discarded"], serde_json::json!([]), "{plan}");
+    assert_eq!(
+        plan["journals_replayed"][0]["replay"]["code"], "replayed",
+        "{plan}"
+    );
+    let after = inspect_json(&consented);
+    let ntfs = &after["volumes"][0]["ntfs"];
+    assert_eq!(ntfs["log"]["state"], "clean", "{ntfs}");
+    assert_eq!(ntfs["dirty"], false, "no chkdsk is asked for: {ntfs}");
+}
+
+#[test]
+fn a_refused_replay_that_touches_nothing_the_fix_changes_is_left_for_windows() {
+    let scratch = Scratch::new("fix-journal-left");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    // The channel file is on the disk; the journal holds a committed, unflushed update of
+    // ProgramData\Cache\a.tmp that kaifuku's replay refuses. None of it touches the file's
+    // record, its folder's index or the bitmap pages the delete writes: the fix deletes, and
+    // leaves the journal exactly as it was for Windows to finish.
+    let crashed = dir.join("left").join("refused.img");
+    let report = inspect_json(&crashed);
+    assert_eq!(report["outcome"], "matches", "{report}");
+    let volume = &report["volumes"][0];
+    assert_eq!(
+        volume["journal_replay"]["code"], "not_understood",
+        "{volume}"
+    );
+    assert!(
+        volume["fix_blockers"].as_array().unwrap().is_empty(),
+        "a journal left for Windows blocks nothing: {volume}"
+    );
+
+    let out = dir.join("left.fixed.img");
+    let o = kaifuku([
+        OsStr::new("fix"),
+        crashed.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    let said = o.both();
+    assert_eq!(
+        said.lines().next(),
+        Some("Journal     left for Windows: Windows will finish its 1 pending update(s) at its next start; they do not touch what kaifuku changes, so the journal is left as it is"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "Delete      \\Windows\\System32\\drivers\\CrowdStrike\\{CHANNEL_FILE}"
+        )) && !said.contains("reset ($LogFile"),
+        "{said}"
+    );
+
+    // $LogFile unchanged, byte for byte, as ntfs-3g's ntfscat reads it; no dirty flag set.
+    let log = |image: &Path| {
+        let o = run(
+            "ntfscat",
+            [OsStr::new("-i"), OsStr::new("2"), image.as_os_str()],
+        );
+        assert_eq!(o.code, 0, "ntfscat: {}", o.both());
+        o.stdout
+    };
+    assert!(log(&crashed) == log(&out), "$LogFile is left as it was");
+    let after = inspect_json(&out);
+    assert_eq!(after["outcome"], "nothing-to-fix", "{after}");
+    assert_eq!(after["volumes"][0]["ntfs"]["dirty"], false, "{after}");
+
+    // ntfsrecover -s, run on a copy of the input and of the output, must end the same way on
+    // both, and the two results differ exactly where, and as, the fix changed the image. (On this
+    // volume ntfsrecover stops at the same record kaifuku refuses, before it changes anything, so
+    // this shows only that the output does not make it act differently; a volume whose journal
+    // ntfsrecover replays but kaifuku refuses, without touching the fix's bitmap pages, is not
+    // made by the test-side writer yet.)
+    let input = std::fs::read(&crashed).unwrap();
+    let fixed = std::fs::read(&out).unwrap();
+    let recovered = |image: &Path, name: &str| {
+        let copy = dir.join(name);
+        std::fs::copy(image, &copy).unwrap();
+        let o = run("ntfsrecover", [OsStr::new("-s"), copy.as_os_str()]);
+        (o.code, std::fs::read(&copy).unwrap())
+    };
+    let (in_code, in_replayed) = recovered(&crashed, "left.input.recovered.img");
+    let (out_code, out_replayed) = recovered(&out, "left.output.recovered.img");
+    assert_eq!(in_code, out_code, "ntfsrecover ends the same way on both");
+    let mut changed = 0;
+    for i in 0..input.len() {
+        if fixed[i] != input[i] {
+            changed += 1;
+            assert_eq!(
+                out_replayed[i], fixed[i],
+                "byte {i}: the replay after the fix keeps what the fix wrote"
+            );
+        } else {
+            assert_eq!(
+                out_replayed[i], in_replayed[i],
+                "byte {i}: the replay after the fix does what it does without the fix"
+            );
+        }
+    }
+    assert!(changed > 0);
+}

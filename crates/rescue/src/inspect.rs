@@ -6,8 +6,8 @@ use crate::encryption::{Unlocker, VolumeKeys};
 use crate::journal::{inspect_footprint, journal_overlap, read_journal_report, replay_journal};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
-    Blocker, ContainerProblem, JournalReplay, JournalReport, NtfsProblem, PartitionProblem, Reason,
-    VolumeName, VolumeProblem,
+    Blocker, ContainerProblem, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
+    PartitionProblem, Reason, VolumeName, VolumeProblem,
 };
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
@@ -478,6 +478,21 @@ pub(crate) fn inspect_opened<R: ReadAt>(
     // Partition-table damage that can hide a Windows volume turns "nothing to fix" into an
     // error: the file may be on the volume the table lost.
     let hidden = hiding_damage(container, &table);
+    // A volume where the rule found nothing but whose journal, which cannot be replayed, may
+    // hold a matching file: not "nothing to fix" (consent to discard the journal settles it).
+    let journal_may_hold: Vec<Reason> = volumes
+        .iter()
+        .filter(|v| {
+            v.fix_blockers
+                .iter()
+                .any(|b| matches!(b, Blocker::JournalMayHoldMatch { .. }))
+        })
+        .map(|v| Reason::JournalMayHoldMatch {
+            volume: v.name(),
+            directory: rule.directory.clone(),
+            pattern: rule.pattern.clone(),
+        })
+        .collect();
     let outcome = if found > 0 {
         reasons.push(Reason::Matches {
             count: found,
@@ -488,8 +503,9 @@ pub(crate) fn inspect_opened<R: ReadAt>(
         reasons.extend(errors);
         reasons.extend(hidden);
         Outcome::Error
-    } else if !refusals.is_empty() {
+    } else if !refusals.is_empty() || !journal_may_hold.is_empty() {
         reasons.extend(refusals);
+        reasons.extend(journal_may_hold);
         Outcome::Refused
     } else {
         if windows_volumes.is_empty() {
@@ -759,6 +775,50 @@ fn inspect_volume<R: ReadAt>(
     } else {
         run_rule_into(&vol, rule, unlisted, report);
         journal_overlap_into(&vol, report);
+        journal_may_hold_match_into(&vol, rule, report);
+        lift_journal_blocker_if_left_to_windows(report);
+    }
+}
+
+/// A journal the fix cannot replay, whose pending updates are all attributed and touch nothing
+/// deleting the matches changes (the overlap inspect computed), does not block the fix: the fix
+/// leaves it for Windows (the plan checks its exact footprint again).
+fn lift_journal_blocker_if_left_to_windows(report: &mut VolumeReport) {
+    let (Some(JournalReport::Analysed { journal }), Some(replay)) =
+        (report.journal.as_ref(), report.journal_replay.as_ref())
+    else {
+        return;
+    };
+    let has_matches = report.rule.as_ref().is_some_and(|r| !r.matches.is_empty());
+    if replay.replayed()
+        || !has_matches
+        || journal.unresolved > 0
+        || journal.overlap != Some(JournalOverlap::NoOverlap)
+    {
+        return;
+    }
+    report
+        .fix_blockers
+        .retain(|b| !matches!(b, Blocker::JournalNotClean { .. }));
+}
+
+/// For a journal that is not clean and that the fix cannot replay, when the rule found nothing:
+/// whether the journal's pending updates may hold a matching file (they touch the rule's folders,
+/// cannot be attributed, or cannot be read). "Nothing to fix" would be wrong then: Windows would
+/// create the file when it replays its journal at the next start.
+fn journal_may_hold_match_into<R: ReadAt>(vol: &Volume<R>, rule: &Rule, report: &mut VolumeReport) {
+    let (Some(journal), Some(result)) = (report.journal.as_ref(), report.rule.as_ref()) else {
+        return;
+    };
+    if !result.matches.is_empty() {
+        // The fix already needs consent to discard the journal before it deletes them.
+        return;
+    }
+    let path = crate::journal::rule_path_records(vol, &rule.directory, result.directory_record);
+    if let Some(blocker) =
+        crate::journal::journal_may_hold_match(journal, &path, &rule.directory, &rule.pattern)
+    {
+        report.fix_blockers.push(blocker);
     }
 }
 

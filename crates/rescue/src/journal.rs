@@ -19,7 +19,7 @@ use kaifuku_ntfs::{
     AttributeType, Damage, FileNameKey, Namespace, NtfsError, Structure, Unsupported, Volume,
 };
 
-use crate::vocabulary::NtfsProblem;
+use crate::vocabulary::{Blocker, NtfsProblem};
 pub use crate::vocabulary::{
     JournalOverlap, JournalReplay, JournalReport, JournalSummary, TouchedRecord,
 };
@@ -181,6 +181,93 @@ pub fn record_path<R: ReadAt>(vol: &Volume<R>, number: u64) -> Option<String> {
         current = parent;
     }
     None
+}
+
+/// The MFT records of the directories the rule looks through on `vol` as the disk shows it now:
+/// the root, every folder of `directory` that exists (walked by name until one is missing), and
+/// `found`, the rule's directory as the rule resolved it (links followed). A journal that changes
+/// any of them may hold a file, or a folder on the way, that the disk does not show yet.
+pub fn rule_path_records<R: ReadAt>(
+    vol: &Volume<R>,
+    directory: &str,
+    found: Option<u64>,
+) -> BTreeSet<u64> {
+    let mut records: BTreeSet<u64> = [RECORD_ROOT].into_iter().chain(found).collect();
+    let Ok(mut dir) = vol.read_record(RECORD_ROOT) else {
+        return records;
+    };
+    for component in directory.split(['\\', '/']).filter(|c| !c.is_empty()) {
+        let name: Vec<u16> = component.encode_utf16().collect();
+        let next = vol
+            .directory(&dir)
+            .and_then(|index| index.lookup(vol, &name))
+            .ok()
+            .flatten()
+            .and_then(|entry| vol.read_live(entry.file_ref).ok())
+            .filter(|record| record.is_directory());
+        let Some(next) = next else { break };
+        records.insert(next.number);
+        dir = next;
+    }
+    records
+}
+
+/// Whether the pending updates of a journal kaifuku cannot replay may hold a file the rule looks
+/// for: they change a directory of `path` (from [`rule_path_records`]: its record, an index block
+/// or its index bitmap), or cannot be attributed, or the journal could not be read. `None` when
+/// they provably do not.
+pub fn journal_may_hold_match(
+    report: &JournalReport,
+    path: &BTreeSet<u64>,
+    directory: &str,
+    pattern: &str,
+) -> Option<Blocker> {
+    let (records, unattributed, unreadable) = match report {
+        JournalReport::NoLiveLog => return None,
+        JournalReport::Unreadable { .. } => (BTreeSet::new(), 0, true),
+        JournalReport::Analysed { journal } => {
+            let mut records: BTreeSet<u64> = journal
+                .file_records
+                .iter()
+                .map(|r| r.record)
+                .filter(|r| path.contains(r))
+                .collect();
+            records.extend(
+                journal
+                    .index_blocks
+                    .iter()
+                    .map(|b| b.record)
+                    .filter(|r| path.contains(r)),
+            );
+            records.extend(
+                journal
+                    .bitmap_ranges
+                    .iter()
+                    .filter_map(|r| match &r.bitmap {
+                        Bitmap::IndexBlocks { record, .. } | Bitmap::Other { record, .. }
+                            if path.contains(record) =>
+                        {
+                            Some(*record)
+                        }
+                        Bitmap::IndexBlocks { .. }
+                        | Bitmap::Other { .. }
+                        | Bitmap::Clusters
+                        | Bitmap::MftRecords => None,
+                    }),
+            );
+            (records, journal.unresolved, false)
+        }
+    };
+    if records.is_empty() && unattributed == 0 && !unreadable {
+        return None;
+    }
+    Some(Blocker::JournalMayHoldMatch {
+        directory: directory.to_string(),
+        pattern: pattern.to_string(),
+        records: records.into_iter().collect(),
+        unattributed,
+        unreadable,
+    })
 }
 
 /// What a fix changes on one volume, as far as the journal can touch it.

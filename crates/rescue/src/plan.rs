@@ -7,7 +7,8 @@ use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::Rule;
 use crate::vocabulary::{
-    Blocker, JournalOverlap, JournalReplay, JournalReport, NtfsProblem, VolumeName,
+    Blocker, JournalLeftToWindows, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
+    Reason, VolumeName,
 };
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_bitlocker::EncryptedSectors;
@@ -69,6 +70,15 @@ pub struct PlannedJournalReplay {
     pub replay: JournalReplay,
 }
 
+/// A journal the plan leaves untouched for Windows to replay at its next start.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedJournalLeft {
+    /// Index into the inspect report's volumes.
+    pub volume: usize,
+    /// What Windows will do with it.
+    pub left: JournalLeftToWindows,
+}
+
 /// A verified repair plan: the deletions, and the bytes of the virtual disk that change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -80,6 +90,10 @@ pub struct Plan {
     /// first, and the deletions run on the replayed volume.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub journals_replayed: Vec<PlannedJournalReplay>,
+    /// Volumes whose journal kaifuku cannot replay but whose pending updates touch nothing the
+    /// plan changes: the journal is left untouched (no reset, no dirty flag) for Windows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journals_left: Vec<PlannedJournalLeft>,
     /// For each volume whose journal was read (it was not clean): whether its pending changes
     /// touch what this plan changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -241,7 +255,15 @@ pub(crate) fn plan_inspected<D: ReadAt>(
     rule: &Rule,
     opts: &FixOptions,
 ) -> Result<Plan, FixError> {
-    if report.outcome != Outcome::Matches {
+    // Consent to discard the journal settles the one refusal that is about the journal alone:
+    // after the discard, what is on the disk is the truth, and the rule found nothing there.
+    let discard_settles = opts.discard_journal
+        && report.outcome == Outcome::Refused
+        && report
+            .reasons
+            .iter()
+            .all(|r| matches!(r, Reason::JournalMayHoldMatch { .. }));
+    if report.outcome != Outcome::Matches && !discard_settles {
         return Err(not_fixable(report));
     }
     // Two layers: the journal replays (the volume as Windows would see it after its own
@@ -252,6 +274,7 @@ pub(crate) fn plan_inspected<D: ReadAt>(
     let mut deletions = Vec::new();
     let mut journals_discarded = Vec::new();
     let mut journals_replayed = Vec::new();
+    let mut journals_left = Vec::new();
     let mut replay_changes: Vec<(u64, Change)> = Vec::new();
     let mut journal_overlaps = Vec::new();
     let mut changes: Vec<(u64, Change)> = Vec::new();
@@ -259,7 +282,13 @@ pub(crate) fn plan_inspected<D: ReadAt>(
     let mut ownership_checks = Vec::new();
     for (vi, v) in report.volumes.iter().enumerate() {
         let Some(result) = &v.rule else { continue };
-        if result.matches.is_empty() {
+        let journal_may_hold = v
+            .fix_blockers
+            .iter()
+            .any(|b| matches!(b, Blocker::JournalMayHoldMatch { .. }));
+        // Nothing to delete, but a journal that may hold a match: discarded, with consent.
+        let discard_only = result.matches.is_empty() && journal_may_hold && opts.discard_journal;
+        if result.matches.is_empty() && !discard_only {
             continue;
         }
         let name = v.name();
@@ -295,7 +324,18 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             && v.journal_replay
                 .as_ref()
                 .is_some_and(JournalReplay::replayed);
-        if !clean && !replaying && !opts.discard_journal {
+        // Inspect lifted the journal's blocker: the replay is refused, but the pending updates
+        // touch nothing the deletions change. The exact footprint is checked once they are made.
+        let leave_candidate = !clean
+            && !replaying
+            && !discard_only
+            && !v.fix_blockers.iter().any(|b| {
+                matches!(
+                    b,
+                    Blocker::JournalNotClean { .. } | Blocker::JournalMayHoldMatch { .. }
+                )
+            });
+        if !clean && !replaying && !leave_candidate && !opts.discard_journal {
             return Err(blocked(Blocker::JournalNotClean {
                 state: ntfs.log.state,
             }));
@@ -326,21 +366,27 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         let view = Slice::new(&overlay, v.offset, v.size).map_err(internal)?;
         let vol = Volume::open(&view).map_err(on_volume)?;
         let mut ed = Editor::new(&vol);
-        if !clean && !replaying {
+        if !clean && !replaying && !leave_candidate {
             ed.discard_journal().map_err(on_volume)?;
             journals_discarded.push(vi);
         }
-        // The directory the report found the matches in (links on the way already followed).
-        let dir = vol
-            .lookup_dir(&result.directory)
-            .map_err(on_volume)?
-            .ok_or_else(|| {
-                failed(FixFailure::DirectoryVanished {
-                    volume: name.clone(),
-                    directory: result.directory.clone(),
-                })
-            })?;
-        for m in &result.matches {
+        // The directory the report found the matches in (links on the way already followed);
+        // a discard alone has none to look in (the rule's directory may not even exist).
+        let dir = if discard_only {
+            None
+        } else {
+            Some(
+                vol.lookup_dir(&result.directory)
+                    .map_err(on_volume)?
+                    .ok_or_else(|| {
+                        failed(FixFailure::DirectoryVanished {
+                            volume: name.clone(),
+                            directory: result.directory.clone(),
+                        })
+                    })?,
+            )
+        };
+        for (m, dir) in result.matches.iter().zip(dir.iter().cycle()) {
             let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
             let outcome = ed
                 .delete(dir.number, &result.directory, &file_name)
@@ -351,9 +397,33 @@ pub(crate) fn plan_inspected<D: ReadAt>(
                 outcome,
             });
         }
+        let mut left = false;
+        if leave_candidate {
+            match leave_to_windows(v.journal.as_ref(), &deletions, vi) {
+                Some(updates) => {
+                    journals_left.push(PlannedJournalLeft {
+                        volume: vi,
+                        left: JournalLeftToWindows { updates },
+                    });
+                    left = true;
+                }
+                None if opts.discard_journal => {
+                    ed.discard_journal().map_err(on_volume)?;
+                    journals_discarded.push(vi);
+                }
+                None => {
+                    return Err(blocked(Blocker::JournalNotClean {
+                        state: ntfs.log.state,
+                    }))
+                }
+            }
+        }
         let volume_changes = ed.into_changes();
-        // A replayed journal has nothing pending left to overlap with.
-        if let (false, Some(JournalReport::Analysed { journal })) = (replaying, &v.journal) {
+        // A replayed journal has nothing pending left to overlap with; a journal left for
+        // Windows was just proven not to overlap.
+        if let (false, false, false, Some(JournalReport::Analysed { journal })) =
+            (replaying, discard_only, left, &v.journal)
+        {
             let cs = vol.cluster_size();
             let mut fix = FixFootprint::default();
             for d in deletions.iter().filter(|d| d.volume == vi) {
@@ -432,10 +502,13 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         }
         // The same pass finds files that name the directory as their parent but that its
         // index does not list: a damaged index would hide further matches from the rule.
-        let listing =
-            DirectoryListing::read(&base_vol, dir.number, &result.directory).map_err(on_volume)?;
+        let listing = dir
+            .as_ref()
+            .map(|dir| DirectoryListing::read(&base_vol, dir.number, &result.directory))
+            .transpose()
+            .map_err(on_volume)?;
         // A conflict the proof finds fails the fix, whatever its kind: the edit cannot be trusted.
-        let scan = prove_ownership(&base_vol, &claims, Some(&listing)).map_err(|e| {
+        let scan = prove_ownership(&base_vol, &claims, listing.as_ref()).map_err(|e| {
             failed(FixFailure::Ntfs {
                 volume: name.clone(),
                 file: None,
@@ -455,7 +528,8 @@ pub(crate) fn plan_inspected<D: ReadAt>(
     let mut checks = ownership_checks;
     let mut matches_after = 0;
     for (vi, v) in report.volumes.iter().enumerate() {
-        if !deletions.iter().any(|d| d.volume == vi) {
+        let deleted_here = deletions.iter().any(|d| d.volume == vi);
+        if !deleted_here && !journals_discarded.contains(&vi) {
             continue;
         }
         let name = v.name();
@@ -466,7 +540,13 @@ pub(crate) fn plan_inspected<D: ReadAt>(
                 error: NtfsProblem::from(e),
             })
         })?;
-        let after = run_rule_with(&vol, rule, Unlisted::AlreadyProven).map_err(|e| {
+        // Only a volume with deletions had its `$MFT` scanned by the ownership proof.
+        let unlisted = if deleted_here {
+            Unlisted::AlreadyProven
+        } else {
+            Unlisted::Scan
+        };
+        let after = run_rule_with(&vol, rule, unlisted).map_err(|e| {
             failed(FixFailure::PatchedVolumeUnreadable {
                 volume: name.clone(),
                 error: NtfsProblem::from(e),
@@ -477,6 +557,11 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             volume: name.clone(),
             count: after.matches.len(),
         });
+        if !deleted_here {
+            // A discard alone changed `$LogFile` and the volume's dirty flag: the output check
+            // reads both back.
+            continue;
+        }
         // The invariant checker on every structure the edit touched (docs/ntfs-delete.md §5).
         use kaifuku_ntfs::check::{
             check_cluster_bits, check_directory, check_mft_bits, check_records, check_side_indexes,
@@ -589,6 +674,7 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         deletions,
         journals_discarded,
         journals_replayed,
+        journals_left,
         journal_overlaps,
         patches,
         encrypted_sectors: Vec::new(),
@@ -599,6 +685,40 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             ownership,
         },
     })
+}
+
+/// Whether the journal of volume `vi`, which cannot be replayed, can be left for Windows after
+/// `deletions`: every pending update is attributed, and none touches the deleted files' records,
+/// their directories' records or index blocks, or the `$MFT:$BITMAP` and `$Bitmap` pages the
+/// deletions write (the journal's file-record updates are per record, as Windows redoes them, so
+/// another record in the same `$MFT` cluster does not count). A deletion that edits a side index
+/// (`$ObjId`, `$Reparse`) is not left: those writes are not in the footprint. Returns the number
+/// of transactions Windows will finish or take back.
+fn leave_to_windows(
+    journal: Option<&JournalReport>,
+    deletions: &[PlannedDeletion],
+    vi: usize,
+) -> Option<u64> {
+    let Some(JournalReport::Analysed { journal }) = journal else {
+        return None;
+    };
+    if journal.unresolved > 0 {
+        return None;
+    }
+    let mut fix = FixFootprint::default();
+    for d in deletions.iter().filter(|d| d.volume == vi) {
+        if !d.outcome.side_indexes.is_empty() {
+            return None;
+        }
+        fix.file_records.insert(d.outcome.record);
+        fix.file_records.insert(d.outcome.directory_record);
+        fix.directories.insert(d.outcome.directory_record);
+        fix.mft_bits.insert(d.outcome.record);
+        fix.cluster_runs
+            .extend(d.outcome.freed_runs.iter().copied());
+    }
+    (journal_overlap(journal, &fix) == JournalOverlap::NoOverlap)
+        .then_some(journal.transactions_committed + journal.transactions_uncommitted)
 }
 
 /// The side indexes (`$ObjId:$O`, `$Reparse:$R`) any of `deletions` removed a key from.

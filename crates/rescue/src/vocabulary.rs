@@ -266,6 +266,18 @@ pub enum Reason {
         /// The rule's file-name pattern.
         pattern: String,
     },
+    /// The rule found nothing on a volume whose journal kaifuku cannot replay, and the journal's
+    /// pending updates touch the rule's directory or a folder above it: a matching file may exist
+    /// only in the journal (Windows would create it at its next start). Consent to discard the
+    /// journal resolves it: after the discard, what is on the disk is the truth.
+    JournalMayHoldMatch {
+        /// Which volume.
+        volume: VolumeName,
+        /// The rule's directory.
+        directory: String,
+        /// The rule's file-name pattern.
+        pattern: String,
+    },
     /// The check found problems on a volume.
     VolumeHasProblems {
         /// Which volume.
@@ -318,6 +330,15 @@ impl fmt::Display for Reason {
                 directory,
                 pattern,
             } => write!(f, "{volume}: no file in {directory} matches {pattern}"),
+            Reason::JournalMayHoldMatch {
+                volume,
+                directory,
+                pattern,
+            } => write!(
+                f,
+                "{volume}: Windows's unfinished updates touch {directory}, and kaifuku cannot replay them: it cannot tell whether a file matching {pattern} is there. \
+                 Fixing with consent to discard the journal (--discard-journal) settles it: after the discard, what is on the disk is the truth"
+            ),
             Reason::VolumeHasProblems { volume, count } => {
                 write!(f, "{volume}: {count} problem(s)")
             }
@@ -982,6 +1003,23 @@ pub enum Blocker {
         /// What the journal's restart area says.
         state: LogState,
     },
+    /// The journal is not clean, kaifuku cannot replay it, and its pending updates touch the
+    /// rule's directory or a folder above it (or cannot be attributed, or the journal cannot be
+    /// read): the rule found nothing, but a matching file may exist only in the journal. A fix
+    /// needs consent to discard the journal; then what is on the disk is the truth.
+    JournalMayHoldMatch {
+        /// The rule's directory.
+        directory: String,
+        /// The rule's file-name pattern.
+        pattern: String,
+        /// MFT records of directories on the rule's path whose record, index blocks or index
+        /// bitmap the pending updates change.
+        records: Vec<u64>,
+        /// Pending updates whose target kaifuku cannot attribute.
+        unattributed: u32,
+        /// The journal could not be read at all.
+        unreadable: bool,
+    },
     /// Windows is hibernated: resuming would overwrite an offline edit.
     Hibernated,
     /// Disk quotas are tracked: an offline delete would leave the accounting wrong.
@@ -997,6 +1035,39 @@ impl fmt::Display for Blocker {
                 "the NTFS journal ($LogFile) is {} — Windows would replay it over an offline edit; fixing needs consent to discard it (Windows then runs chkdsk at the next boot)",
                 state.describe()
             ),
+            Blocker::JournalMayHoldMatch {
+                directory,
+                pattern,
+                records,
+                unattributed,
+                unreadable,
+            } => {
+                f.write_str("Windows's unfinished updates ")?;
+                if *unreadable {
+                    f.write_str("(in a journal kaifuku cannot read) may touch ")?;
+                } else {
+                    f.write_str("touch ")?;
+                }
+                write!(f, "{directory} or a folder above it")?;
+                let mut said = Vec::new();
+                if !records.is_empty() {
+                    let numbers: Vec<String> = records.iter().map(u64::to_string).collect();
+                    said.push(format!("MFT record(s) {}", numbers.join(", ")));
+                }
+                if *unattributed > 0 {
+                    said.push(format!(
+                        "{unattributed} update(s) kaifuku cannot attribute"
+                    ));
+                }
+                if !said.is_empty() {
+                    write!(f, " ({})", said.join("; "))?;
+                }
+                write!(
+                    f,
+                    ", and kaifuku cannot replay them: it cannot tell whether a file matching {pattern} is there. \
+                     Fixing needs consent to discard the journal (Windows then runs chkdsk at the next boot); after the discard, what is on the disk is the truth"
+                )
+            }
             Blocker::Hibernated => f.write_str(
                 "Windows is hibernated (hiberfil.sys holds a saved session that would overwrite the edit on resume); boot Windows and shut it down fully, or delete the hibernation file in Windows, first",
             ),
@@ -1009,6 +1080,26 @@ impl fmt::Display for Blocker {
 
 // ---------------------------------------------------------------------------------------------
 // The journal of an unclean volume
+
+/// A journal the fix leaves for Windows to replay at its next start: kaifuku cannot replay it,
+/// and the analysis proves that none of its pending updates touches what the fix changes (the
+/// deleted files' records, their directory's index, the `$MFT:$BITMAP` and `$Bitmap` pages the
+/// fix writes), and that every one of them could be attributed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalLeftToWindows {
+    /// The transactions Windows will finish (committed) or take back (unfinished).
+    pub updates: u64,
+}
+
+impl fmt::Display for JournalLeftToWindows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Windows will finish its {} pending update(s) at its next start; they do not touch what kaifuku changes, so the journal is left as it is",
+            self.updates
+        )
+    }
+}
 
 /// A touched MFT record and, where it could be resolved cheaply and safely, its path now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1479,7 +1570,9 @@ impl fmt::Display for FixRefusal {
                      (the last moments before the crash may be lost; chkdsk repairs what they left half-done)",
                     state.describe()
                 ),
-                Blocker::BitLocker | Blocker::QuotaTracking => write!(f, "{volume}: {blocker}"),
+                Blocker::BitLocker | Blocker::QuotaTracking | Blocker::JournalMayHoldMatch { .. } => {
+                    write!(f, "{volume}: {blocker}")
+                }
             },
             FixRefusal::Ntfs {
                 volume,
@@ -2362,6 +2455,11 @@ mod tests {
                 directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
                 pattern: "C-00000291*.sys".into(),
             },
+            Reason::JournalMayHoldMatch {
+                volume: windows(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                pattern: "C-00000291*.sys".into(),
+            },
             Reason::VolumeHasProblems {
                 volume: VolumeName::place(Some(3)),
                 count: 2,
@@ -2485,6 +2583,13 @@ mod tests {
             Blocker::BitLocker,
             Blocker::JournalNotClean {
                 state: LogState::Unclean,
+            },
+            Blocker::JournalMayHoldMatch {
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                pattern: "C-00000291*.sys".into(),
+                records: vec![5, 64],
+                unattributed: 1,
+                unreadable: false,
             },
             Blocker::Hibernated,
             Blocker::QuotaTracking,

@@ -88,6 +88,14 @@ impl T {
             format!("{volume}: the journal is reset ($LogFile filled with 0xFF) and the volume marked dirty: Windows runs chkdsk at the next boot.")
         )
     }
+    pub fn journal_left_line(self, volume: &VolumeName, updates: u64) -> String {
+        let volume = self.vol(volume);
+        pick!(
+            self,
+            format!("{volume}: kaifuku はジャーナルをやり直せませんが、Windows の書き込み途中の更新 {updates} 件は kaifuku が変更する部分に触れません。ジャーナルはそのまま残し、Windows が次回起動時に完了させます(chkdsk は不要です)。"),
+            format!("{volume}: kaifuku cannot replay the journal, but Windows's {updates} pending update(s) do not touch what kaifuku changes. The journal is left as it is, and Windows finishes them at its next start (no chkdsk needed).")
+        )
+    }
     pub fn ranges_summary(self, n: usize, bytes: u64) -> String {
         pick!(
             self,

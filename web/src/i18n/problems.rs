@@ -140,6 +140,11 @@ impl T {
             Reason::NoMatch { .. } => {
                 pick!(self, "該当するファイルはありません", "No matching file")
             }
+            Reason::JournalMayHoldMatch { .. } => pick!(
+                self,
+                "ファイルがジャーナルの中だけにあるかもしれません",
+                "The file may exist only in the journal"
+            ),
             Reason::VolumeHasProblems { .. } => {
                 pick!(self, "ボリュームに問題があります", "A volume has problems")
             }
@@ -215,6 +220,16 @@ impl T {
                     self,
                     format!("{vol}: CrowdStrike のフォルダーに {pattern} はありません。不具合のファイルはすでに削除されたか、届いていません。それでも起動しない場合は、別の原因です。"),
                     format!("{vol}: there is no {pattern} in the CrowdStrike folder: the faulty file was already removed or never arrived. If the machine still does not boot, the cause is something else.")
+                )
+            }
+            Reason::JournalMayHoldMatch {
+                volume, pattern, ..
+            } => {
+                let vol = self.vol(volume);
+                pick!(
+                    self,
+                    format!("{vol}: ディスク上の CrowdStrike のフォルダーに {pattern} はありませんが、Windows の書き込み途中の更新(ジャーナル)がこのフォルダーに触れていて、kaifuku はそれをやり直せません。不具合のファイルがジャーナルの中だけにあり、次の起動で Windows が作り直すかもしれません。ジャーナルの破棄に同意すると、ディスク上の内容が正しい状態になり、削除するものはありません(Windows は次回起動時に chkdsk を実行します)。"),
+                    format!("{vol}: there is no {pattern} in the CrowdStrike folder on the disk, but Windows's unfinished updates (its journal) touch that folder, and kaifuku cannot replay them. The faulty file may exist only in the journal, and Windows would create it again at its next start. If you consent to discarding the journal, what is on the disk becomes the truth and there is nothing to delete (Windows then runs chkdsk at the next boot).")
                 )
             }
             Reason::VolumeHasProblems { volume, count } => {
@@ -543,6 +558,11 @@ impl T {
                 "ボリュームのジャーナルがクリーンではありません",
                 "The volume's journal is not clean"
             ),
+            Blocker::JournalMayHoldMatch { .. } => pick!(
+                self,
+                "Windows の書き込み途中の更新が CrowdStrike のフォルダーに触れています",
+                "Windows's unfinished updates touch the CrowdStrike folder"
+            ),
             Blocker::Hibernated => pick!(self, "Windows が休止状態です", "Windows is hibernated"),
             Blocker::QuotaTracking => {
                 pick!(
@@ -563,6 +583,25 @@ impl T {
                 format!("{vol}: NTFS は書き込み途中の変更をジャーナル($LogFile)に記録しています。今回のブートループのようなクラッシュの後には、Windows が次にこのボリュームを開くときにやり直す変更が残っていて、そのやり直しが修復を上書きするおそれがあります。安全な方法(ntfsfix と同じ)は、ジャーナルを破棄し、ボリュームに「要チェック」の印(ダーティフラグ)を付けることです。Windows は次回起動時に chkdsk を実行し、クラッシュ直前の処理で中途半端になった部分を修復します。クラッシュの瞬間に書き込み中だった内容は失われることがありますが、ほかのファイルには触れません。"),
                 format!("{vol}: NTFS keeps a journal ($LogFile) of changes in progress. After a crash, such as this boot loop, it still holds changes that Windows replays the next time it opens the volume, and that replay could write over the repair. The safe way (what ntfsfix does) is to discard the journal and mark the volume as needing a check (the dirty flag): Windows then runs chkdsk at the next boot, which repairs whatever the last moments before the crash left half-done. What was being written at the moment of the crash may be lost; your other files are not touched.")
             ),
+            Blocker::JournalMayHoldMatch { unreadable, .. } => {
+                let why = match unreadable {
+                    true => pick!(
+                        self,
+                        "ジャーナルを読み取れないため、書き込み途中の更新が CrowdStrike のフォルダーに触れていないとは言えません。",
+                        "The journal cannot be read, so kaifuku cannot tell that Windows's unfinished updates leave the CrowdStrike folder alone."
+                    ),
+                    false => pick!(
+                        self,
+                        "Windows の書き込み途中の更新(ジャーナル)が CrowdStrike のフォルダーかその上のフォルダーに触れていて、kaifuku はそれをやり直せません。",
+                        "Windows's unfinished updates (its journal) touch the CrowdStrike folder or a folder above it, and kaifuku cannot replay them."
+                    ),
+                };
+                pick!(
+                    self,
+                    format!("{vol}: {why}不具合のファイルがあるかどうか分かりません。ジャーナルの破棄に同意すると、ディスク上の内容が正しい状態になります(Windows は次回起動時に chkdsk を実行します)。"),
+                    format!("{vol}: {why} It cannot tell whether the faulty file is there. If you consent to discarding the journal, what is on the disk becomes the truth (Windows then runs chkdsk at the next boot).")
+                )
+            }
             Blocker::Hibernated => pick!(
                 self,
                 format!("{vol}: Windows が休止状態です(hiberfil.sys に保存されたセッションがあります)。復帰するとオフラインで加えた変更が上書きされるため、kaifuku は編集しません。Windows を起動して完全にシャットダウンするか、Windows で休止状態を無効にして(powercfg /h off)から、イメージをもう一度エクスポートしてください。"),
@@ -1225,6 +1264,11 @@ mod tests {
                 directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
                 pattern: "C-00000291*.sys".into(),
             },
+            Reason::JournalMayHoldMatch {
+                volume: volume(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                pattern: "C-00000291*.sys".into(),
+            },
             Reason::VolumeHasProblems {
                 volume: volume(),
                 count: 3,
@@ -1257,6 +1301,7 @@ mod tests {
                 | Reason::NoWindowsVolume
                 | Reason::DirectoryMissing { .. }
                 | Reason::NoMatch { .. }
+                | Reason::JournalMayHoldMatch { .. }
                 | Reason::VolumeHasProblems { .. }
                 | Reason::NoNtfsVolume
                 | Reason::CheckedClean { .. } => {}
@@ -1272,6 +1317,15 @@ mod tests {
             Blocker::QuotaTracking,
         ];
         all.extend(
+            [false, true].map(|unreadable| Blocker::JournalMayHoldMatch {
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                pattern: "C-00000291*.sys".into(),
+                records: vec![5, 64],
+                unattributed: 0,
+                unreadable,
+            }),
+        );
+        all.extend(
             [
                 LogState::Clean,
                 LogState::Unclean,
@@ -1284,6 +1338,7 @@ mod tests {
             match b {
                 Blocker::BitLocker
                 | Blocker::JournalNotClean { .. }
+                | Blocker::JournalMayHoldMatch { .. }
                 | Blocker::Hibernated
                 | Blocker::QuotaTracking => {}
             }

@@ -24,9 +24,7 @@ pub struct ConsentProps {
 
 /// The unclean journals the consent is about.
 pub fn journal_problems(v: &InspectView) -> impl Iterator<Item = &ProblemView> {
-    v.problems
-        .iter()
-        .filter(|p| p.problem.journal_state().is_some())
+    v.problems.iter().filter(|p| p.problem.journal_consent())
 }
 
 /// Rendered only when there is a journal to consent to (a component rendering nothing trips Yew
@@ -123,6 +121,7 @@ pub fn plan(props: &PlanProps) -> Html {
                     </li>
                 })}
                 {for p.journal_reset.iter().map(|v| html! {<li class="journal-reset">{t.journal_reset_line(v)}</li>})}
+                {for p.journal_left.iter().map(|(v, n)| html! {<li class="journal-left">{t.journal_left_line(v, *n)}</li>})}
                 {for p.journal_overlaps.iter().map(|o| html! {
                     <li class="journal-overlap" data-code={crate::view::code(serde_json::to_value(&o.overlap))}>
                         {format!("{}: {}", t.vol(&o.volume), t.journal_overlap(&o.overlap))}

@@ -21,9 +21,7 @@ pub struct ProblemsProps {
 /// The problems of an inspection this section shows: all but the unclean journal, which the
 /// consent section explains.
 pub fn listed(v: &InspectView) -> impl Iterator<Item = &ProblemView> {
-    v.problems
-        .iter()
-        .filter(|p| p.problem.journal_state().is_none())
+    v.problems.iter().filter(|p| !p.problem.journal_consent())
 }
 
 /// How a problem box looks: something to know, something to weigh, or a refusal.
@@ -33,6 +31,7 @@ fn kind(p: &Problem) -> &'static str {
     const REFUSAL: &str = "refusal";
     match p {
         Problem::Reason { reason } => match reason {
+            Reason::JournalMayHoldMatch { .. } => CAUTION,
             Reason::NoWindowsVolume
             | Reason::DirectoryMissing { .. }
             | Reason::NoMatch { .. }
@@ -48,7 +47,7 @@ fn kind(p: &Problem) -> &'static str {
         },
         Problem::Notice { .. } => INFO,
         Problem::Blocked { blocker, .. } => match blocker {
-            Blocker::JournalNotClean { .. } => CAUTION,
+            Blocker::JournalNotClean { .. } | Blocker::JournalMayHoldMatch { .. } => CAUTION,
             Blocker::BitLocker | Blocker::Hibernated | Blocker::QuotaTracking => REFUSAL,
         },
         Problem::Fix { error } => match error.as_ref() {

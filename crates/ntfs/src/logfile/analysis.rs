@@ -547,6 +547,11 @@ pub fn analyse(
         };
         let target = table.target(record, geometry);
         match &target {
+            // An operation no source describes, with clusters to change: what it changes is
+            // unknown, so it is counted as unattributed, never as nothing.
+            Target::None if unknown_change(record) => {
+                touched.unresolved += 1;
+            }
             Target::None => continue,
             Target::FileRecord { record, .. } => {
                 touched.file_records.insert(*record);
@@ -600,6 +605,15 @@ pub fn analyse(
         transactions,
         touched,
     }))
+}
+
+/// Whether `record` names an operation no source describes and the clusters it would change.
+fn unknown_change(record: &LogRecord) -> bool {
+    record.operation.as_ref().is_some_and(|op| {
+        !op.lcns.is_empty()
+            && (matches!(op.redo, Operation::Unknown(_))
+                || matches!(op.undo, Operation::Unknown(_)))
+    })
 }
 
 /// Merges sorted (first, count) ranges that overlap or touch.
