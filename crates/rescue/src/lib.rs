@@ -7,6 +7,7 @@
 
 pub mod check_image;
 mod coded;
+pub mod explain;
 pub mod human;
 pub mod inspect;
 pub mod journal;
@@ -18,6 +19,7 @@ pub mod verify;
 pub mod vocabulary;
 
 pub use check_image::{check_image, CheckOutcome, CheckedFileSystem, ImageCheck, VolumeCheck};
+pub use explain::{explain, Explanation};
 pub use inspect::{inspect, FileSystem, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
 pub use rule::{Rule, RuleId, Verdict};
