@@ -15,8 +15,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # faketime (fixed timestamps in fixtures), util-linux (losetup for 4096-byte-sector images),
 # libqcow-utils and libvhdi-utils (qcowinfo, vhdiinfo: second readers besides qemu-img).
 APT_PACKAGES="ntfs-3g sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils"
-# The web page's browser tests: Debian's Chromium and its WebDriver.
-APT_PACKAGES="$APT_PACKAGES chromium chromium-driver"
+# The web page's browser tests: Debian's Chromium and its WebDriver, and a Japanese font so the
+# screenshots of the Japanese page show its text (fonts-vlgothic: a 2.2 MB download, 8 MB
+# installed; the smallest CJK font package in Debian).
+APT_PACKAGES="$APT_PACKAGES chromium chromium-driver fonts-vlgothic"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -35,7 +35,7 @@ pub use messages::{FromWorker, ToWorker};
 #[cfg(target_arch = "wasm32")]
 mod messages {
     use super::Progress;
-    use crate::view::{FixedView, InspectView, PlanView, ProblemView};
+    use crate::view::{ExplainView, FixedView, InspectView, PlanView, ProblemView};
     use serde::{Deserialize, Serialize};
     use wasm_bindgen::JsValue;
     use web_sys::{Blob, DedicatedWorkerGlobalScope, File, Worker};
@@ -54,6 +54,8 @@ mod messages {
         Plan { discard_journal: bool },
         /// Verify the planned fix and assemble the downloads.
         Fix,
+        /// Show the bytes: the structures read and the plan's patches, annotated.
+        Explain,
     }
 
     /// What the worker tells the page.
@@ -65,6 +67,7 @@ mod messages {
         Progress(Progress),
         Inspected(InspectView),
         Planned(PlanView),
+        Explained(ExplainView),
         /// Verified; the downloads are `Blob`s made of slices of the picked file and new bytes.
         Fixed {
             view: FixedView,

@@ -281,6 +281,7 @@ impl ImageWorker {
             ToWorker::Inspect { file } => self.inspect(file),
             ToWorker::Plan { discard_journal } => self.plan(discard_journal),
             ToWorker::Fix => self.fix(),
+            ToWorker::Explain => self.session().map(|s| FromWorker::Explained(s.explain())),
         };
         if let Some(s) = &self.session {
             if let Some(p) = &s.source().progress {

@@ -26,10 +26,10 @@ use kaifuku_ntfs::layout::{
 use kaifuku_ntfs::{AttributeType, FileRecord, Namespace, NtfsError, Volume};
 use kaifuku_partition::types::PartitionType;
 use kaifuku_partition::Scheme;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which structure a view shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StructureKind {
     /// The master boot record in the disk's first sector; `protective` when it only guards a
@@ -80,7 +80,7 @@ pub enum StructureKind {
 }
 
 /// The name of one field of a structure. Entries of the MBR carry their slot (0–3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "field", rename_all = "snake_case")]
 pub enum FieldName {
     // MBR
@@ -281,7 +281,7 @@ pub enum FieldName {
 }
 
 /// A field's value, typed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FieldValue {
     /// A count, offset, LBA or cluster number.
@@ -360,7 +360,7 @@ pub enum FieldValue {
 }
 
 /// One run of a non-resident attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunView {
     /// First virtual cluster.
     pub vcn: u64,
@@ -371,7 +371,7 @@ pub struct RunView {
 }
 
 /// A named field: `len` bytes at `offset` in the structure's bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     /// Offset in the structure's bytes.
     pub offset: usize,
@@ -384,21 +384,21 @@ pub struct Field {
 }
 
 /// A structure's bytes, where they are, and its fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StructureView {
     /// Which structure.
     pub what: StructureKind,
     /// Byte offset on the virtual disk of the first byte (for raw images: in the file).
     pub disk_offset: u64,
     /// The bytes as stored (index entries: as NTFS reads them, update sequence applied).
-    #[serde(serialize_with = "hex_bytes")]
+    #[serde(serialize_with = "hex_bytes", deserialize_with = "from_hex")]
     pub bytes: Vec<u8>,
     /// The fields, in order of offset.
     pub fields: Vec<Field>,
 }
 
 /// A partition and what it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionView {
     /// Its number.
     pub number: u32,
@@ -419,7 +419,7 @@ pub struct PartitionView {
 }
 
 /// A file the rule matched, with what decides its fate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetView {
     /// Its path on the volume.
     pub path: String,
@@ -442,7 +442,7 @@ pub struct TargetView {
 }
 
 /// A bit a patch flips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedBit {
     /// Bit number in its bitmap: the record number (`$MFT:$BITMAP`) or cluster (`$Bitmap`).
     pub bit: u64,
@@ -451,7 +451,7 @@ pub struct ChangedBit {
 }
 
 /// A run of changed bytes inside a patch and the field it falls in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedRun {
     /// Offset in the patch.
     pub offset: usize,
@@ -460,32 +460,32 @@ pub struct ChangedRun {
     /// The field of the structure the bytes belong to, when known.
     pub field: Option<FieldName>,
     /// For bitmaps: the bits that flip.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bits: Vec<ChangedBit>,
 }
 
 /// One patch of the plan, before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatchView {
     /// Byte offset on the virtual disk.
     pub disk_offset: u64,
     /// The structure it changes.
     pub label: ChangedStructure,
     /// The bytes now (empty for a fill: a reset journal is not read).
-    #[serde(serialize_with = "hex_bytes")]
+    #[serde(serialize_with = "hex_bytes", deserialize_with = "from_hex")]
     pub before: Vec<u8>,
     /// The bytes after the fix (empty for a fill).
-    #[serde(serialize_with = "hex_bytes")]
+    #[serde(serialize_with = "hex_bytes", deserialize_with = "from_hex")]
     pub after: Vec<u8>,
     /// For a fill: the byte and length written.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fill: Option<(u8, u64)>,
     /// Which bytes differ and what they are.
     pub changed: Vec<ChangedRun>,
 }
 
 /// A structure that could not be read for the explanation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExplainGap {
     /// What was being read.
     pub reading: GapKind,
@@ -494,7 +494,7 @@ pub struct ExplainGap {
 }
 
 /// What an [`ExplainGap`] was reading.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GapKind {
     /// The partition table sectors.
@@ -546,6 +546,18 @@ pub struct Explanation {
 
 fn hex_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex(b))
+}
+
+fn from_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let text = String::deserialize(d)?;
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| serde::de::Error::custom("bytes must be pairs of hex digits"))
+        })
+        .collect()
 }
 
 /// Lowercase hex without separators.
@@ -1023,15 +1035,21 @@ fn field_at(fields: &[Field], at: usize) -> Option<FieldName> {
 /// shows the structures both read and the plan's patches. Never fails: what could not be read is
 /// listed in [`Explanation::gaps`].
 pub fn explain<R: ReadAt>(image: R, rule: &Rule, options: &FixOptions) -> Explanation {
-    let mut session = Session::open(image, rule.clone());
+    explain_session(&mut Session::open(image, rule.clone()), options)
+}
+
+/// [`explain`] for a session that may have inspected and planned already (the page's worker):
+/// its report and plan are shown, not made again; a plan is made (with `options`) only when
+/// there is none and inspection found matches.
+pub fn explain_session<R: ReadAt>(session: &mut Session<R>, options: &FixOptions) -> Explanation {
     let outcome = session.inspect().outcome;
-    let (plan, plan_problem) = if outcome == Outcome::Matches {
-        match session.plan(options) {
+    let (plan, plan_problem) = match session.planned() {
+        Some(fix) => (Some(fix.plan.clone()), None),
+        None if outcome == Outcome::Matches => match session.plan(options) {
             Ok(fix) => (Some(fix.plan.clone()), None),
             Err(e) => (None, Some(e)),
-        }
-    } else {
-        (None, None)
+        },
+        None => (None, None),
     };
     let report = session.report().expect("inspected above").clone();
     let mut out = Explanation {
@@ -1747,5 +1765,108 @@ impl std::fmt::Display for StructureKind {
                 write!(f, "First bytes of {path} (MFT record {record})")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbr_entries_are_named_by_slot_and_empty_slots_left_out() {
+        let mut sector = vec![0u8; 512];
+        sector[446 + 4] = 0xEE;
+        sector[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+        sector[446 + 12..446 + 16].copy_from_slice(&131_071u32.to_le_bytes());
+        sector[510] = 0x55;
+        sector[511] = 0xAA;
+        let fields = mbr_fields(&sector);
+        let value = |name: FieldName| fields.iter().find(|f| f.name == name).map(|f| &f.value);
+        assert_eq!(
+            value(FieldName::MbrType { slot: 0 }),
+            Some(&FieldValue::Hex { value: 0xEE })
+        );
+        assert_eq!(
+            value(FieldName::MbrSectors { slot: 0 }),
+            Some(&FieldValue::Number { value: 131_071 })
+        );
+        assert_eq!(value(FieldName::MbrType { slot: 1 }), None);
+        assert_eq!(
+            value(FieldName::BootSignature),
+            Some(&FieldValue::Hex { value: 0xAA55 })
+        );
+    }
+
+    #[test]
+    fn the_smallest_field_names_a_byte() {
+        let fields = vec![
+            Field {
+                offset: 0,
+                len: 16,
+                name: FieldName::ResidentValue,
+                value: FieldValue::Opaque,
+            },
+            Field {
+                offset: 4,
+                len: 2,
+                name: FieldName::SequenceNumber,
+                value: FieldValue::Number { value: 1 },
+            },
+        ];
+        assert_eq!(field_at(&fields, 5), Some(FieldName::SequenceNumber));
+        assert_eq!(field_at(&fields, 6), Some(FieldName::ResidentValue));
+        assert_eq!(field_at(&fields, 16), None);
+    }
+
+    #[test]
+    fn views_read_back_what_they_serialise() {
+        let view = StructureView {
+            what: StructureKind::IndexEntry {
+                directory: "\\Windows".into(),
+                directory_record: 64,
+                node: NodeId::Block(3),
+                name: "System32".into(),
+                record: 65,
+            },
+            disk_offset: 4096,
+            bytes: vec![0x41, 0x00, 0xff],
+            fields: vec![Field {
+                offset: 0,
+                len: 3,
+                name: FieldName::MbrStatus { slot: 2 },
+                value: FieldValue::Runs {
+                    runs: vec![RunView {
+                        vcn: 0,
+                        lcn: Some(7),
+                        length: 2,
+                    }],
+                },
+            }],
+        };
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["bytes"], "4100ff");
+        assert_eq!(json["fields"][0]["name"]["field"], "mbr_status");
+        assert_eq!(serde_json::from_value::<StructureView>(json).unwrap(), view);
+        let patch = PatchView {
+            disk_offset: 10,
+            label: ChangedStructure::MftRecord {
+                record: 126,
+                part: None,
+            },
+            before: vec![1],
+            after: vec![0],
+            fill: None,
+            changed: vec![ChangedRun {
+                offset: 0,
+                len: 1,
+                field: Some(FieldName::RecordFlags),
+                bits: vec![ChangedBit {
+                    bit: 126,
+                    set_after: false,
+                }],
+            }],
+        };
+        let json = serde_json::to_value(&patch).unwrap();
+        assert_eq!(serde_json::from_value::<PatchView>(json).unwrap(), patch);
     }
 }
