@@ -35,7 +35,7 @@ pub use messages::{FromWorker, ToWorker};
 #[cfg(target_arch = "wasm32")]
 mod messages {
     use super::Progress;
-    use crate::view::{ExplainView, FixedView, InspectView, PlanView, ProblemView};
+    use crate::view::{FixedView, InspectView, PlanView, ProblemView};
     use serde::{Deserialize, Serialize};
     use wasm_bindgen::JsValue;
     use web_sys::{Blob, DedicatedWorkerGlobalScope, File, Worker};
@@ -67,7 +67,11 @@ mod messages {
         Progress(Progress),
         Inspected(InspectView),
         Planned(PlanView),
-        Explained(ExplainView),
+        /// The annotated structures (`view::ExplainView`) as JSON text: NTFS times, serial numbers
+        /// and file references are 64-bit values beyond what a JavaScript number holds exactly.
+        Explained {
+            json: String,
+        },
         /// Verified; the downloads are `Blob`s made of slices of the picked file and new bytes.
         Fixed {
             view: FixedView,

@@ -335,10 +335,17 @@ impl App {
                 }
                 true
             }
-            FromWorker::Explained(v) => {
+            FromWorker::Explained { json } => {
                 self.explaining = false;
-                self.structures = Some(Rc::new(v));
-                self.structures_focus_pending = true;
+                match serde_json::from_str::<ExplainView>(&json) {
+                    Ok(v) => {
+                        self.structures = Some(Rc::new(v));
+                        self.structures_focus_pending = true;
+                    }
+                    Err(e) => web_sys::console::error_1(&JsValue::from_str(&format!(
+                        "the structures did not arrive: {e}"
+                    ))),
+                }
                 true
             }
             FromWorker::Planned(v) => {
