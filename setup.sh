@@ -17,8 +17,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # besides qemu-img), dislocker (dislocker-fuse, dislocker-file: an independent BitLocker
 # implementation).
 APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils libvmdk-utils"
-# The web page's browser tests: Debian's Chromium and its WebDriver.
-APT_PACKAGES="$APT_PACKAGES chromium chromium-driver"
+# The web page's browser tests: Debian's Chromium and its WebDriver, and a Japanese font so the
+# screenshots of the Japanese page show its text (fonts-vlgothic: a 2.2 MB download, 8 MB
+# installed; the smallest CJK font package in Debian).
+APT_PACKAGES="$APT_PACKAGES chromium chromium-driver fonts-vlgothic"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

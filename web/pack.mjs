@@ -98,6 +98,15 @@ for (const [name, s] of [["worker script", workerSrc], ["app script", appScript]
 }
 const css = text(cssFile);
 const body = pick(/<body>([\s\S]*)<\/body>/, "the body").replace(/<script[\s\S]*?<\/script>/g, "");
+// The practice disks (already gzip), inlined as base64 for training from disk; the page reads
+// them only when training starts. The served page fetches them from practice/ instead.
+const practiceScripts = ["gpt", "mbr", "unclean"]
+  .map((name) => {
+    const f = path.join("practice", name + ".raw.gz");
+    if (!statSync(path.join(stage, f), { throwIfNoEntry: false })) fail(`missing ${f}`);
+    return `<script type="application/octet-stream" id="kaifuku-practice-${name}">${read(f).toString("base64")}</script>`;
+  })
+  .join("\n");
 const singleCsp = [
   "default-src 'none'",
   `script-src 'wasm-unsafe-eval' ${sha256(appScript)}`,
@@ -123,6 +132,7 @@ const single = `<!DOCTYPE html>
 <body>${body}
 <script type="application/octet-stream" id="kaifuku-app-wasm">${b64gz(read(appWasm))}</script>
 <script type="text/plain" id="kaifuku-worker-src">${workerSrc}</script>
+${practiceScripts}
 <script>${appScript}</script>
 </body>
 </html>
@@ -130,6 +140,7 @@ const single = `<!DOCTYPE html>
 writeFileSync(path.join(stage, "kaifuku.html"), single);
 
 // ---- 2. sw.js ----
+// Only the top-level files: the practice disks (practice/) are not part of the first load.
 const files = readdirSync(stage)
   .filter((f) => !f.startsWith(".") && f !== "sw.js" && statSync(path.join(stage, f)).isFile())
   .sort();

@@ -9,6 +9,7 @@
 
 pub mod i18n;
 pub mod names;
+pub mod practice;
 pub mod protocol;
 pub mod session;
 pub mod view;

@@ -54,6 +54,8 @@ mod messages {
         Plan { discard_journal: bool },
         /// Verify the planned fix and assemble the downloads.
         Fix,
+        /// Show the bytes: the structures read and the plan's patches, annotated.
+        Explain,
     }
 
     /// What the worker tells the page.
@@ -65,6 +67,11 @@ mod messages {
         Progress(Progress),
         Inspected(InspectView),
         Planned(PlanView),
+        /// The annotated structures (`view::ExplainView`) as JSON text: NTFS times, serial numbers
+        /// and file references are 64-bit values beyond what a JavaScript number holds exactly.
+        Explained {
+            json: String,
+        },
         /// Verified; the downloads are `Blob`s made of slices of the picked file and new bytes.
         Fixed {
             view: FixedView,

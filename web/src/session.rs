@@ -2,7 +2,9 @@
 //! the worker runs it over the picked `File` and native tests run it over a fixture file.
 
 use crate::names::OutputNames;
-use crate::view::{inspect_view, plan_view, CheckView, InspectView, PlanView, Problem, Reads};
+use crate::view::{
+    inspect_view, plan_view, CheckView, ExplainView, InspectView, PlanView, Problem, Reads,
+};
 use kaifuku_container::OutputPlan;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt, ReadStats};
 use kaifuku_rescue::plan::FixOptions;
@@ -173,6 +175,19 @@ impl<R: ReadAt> Session<R> {
         image_pieces(file_size, &fix.output).map_err(Problem::internal)?;
         let stats = self.counted.stats();
         Ok(plan_view(&fix.report, &fix.plan, &fix.output, reads(stats)))
+    }
+
+    /// The structures the session read and the planned fix's patches, annotated ("show the
+    /// bytes"). Uses the plan already made; plans (without consent to discard a journal) only when
+    /// there is none yet.
+    pub fn explain(&mut self) -> ExplainView {
+        let options = FixOptions {
+            discard_journal: false,
+        };
+        ExplainView::from(kaifuku_rescue::explain::explain_session(
+            &mut self.core,
+            &options,
+        ))
     }
 
     /// Re-reads the fixed image from scratch — the picked file with exactly the download's writes

@@ -14,6 +14,9 @@ use kaifuku_ntfs::logfile::analysis::{Bitmap, IndexBlock};
 use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, PartitionType, Scheme};
+use kaifuku_rescue::explain::{
+    self, ExplainGap, Explanation, PatchView, StructureView, TargetView,
+};
 use kaifuku_rescue::vocabulary::{
     Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport, Reason, RuleNotice,
     VerifyFailure, VolumeName, VolumeProblem,
@@ -22,6 +25,29 @@ use kaifuku_rescue::{
     FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
 };
 use serde::{Deserialize, Serialize};
+
+/// "Show the bytes": the image's structures and the fix's patches, annotated
+/// ([`kaifuku_rescue::explain`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainView {
+    pub partitions: Vec<explain::PartitionView>,
+    pub structures: Vec<StructureView>,
+    pub targets: Vec<TargetView>,
+    pub patches: Vec<PatchView>,
+    pub gaps: Vec<ExplainGap>,
+}
+
+impl From<Explanation> for ExplainView {
+    fn from(e: Explanation) -> Self {
+        ExplainView {
+            partitions: e.partitions,
+            structures: e.structures,
+            targets: e.targets,
+            patches: e.patches,
+            gaps: e.gaps,
+        }
+    }
+}
 
 /// How many calls reached the picked file and how many bytes they moved, and how long it took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

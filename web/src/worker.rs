@@ -281,6 +281,11 @@ impl ImageWorker {
             ToWorker::Inspect { file } => self.inspect(file),
             ToWorker::Plan { discard_journal } => self.plan(discard_journal),
             ToWorker::Fix => self.fix(),
+            ToWorker::Explain => self.session().and_then(|s| {
+                serde_json::to_string(&s.explain())
+                    .map(|json| FromWorker::Explained { json })
+                    .map_err(|e| Problem::internal(e.to_string()))
+            }),
         };
         if let Some(s) = &self.session {
             if let Some(p) = &s.source().progress {

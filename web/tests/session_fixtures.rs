@@ -202,3 +202,39 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
     }
     assert!(checked >= 5, "only {checked} fixtures with matches");
 }
+
+/// "Show the bytes" in the worker's session: the plan the page made is the one shown (not a
+/// second one), its patches carry their before and after bytes as in the image file, and what
+/// the session shows equals `kaifuku_rescue::explain` of the same image; the view reads back what
+/// it serialises (as it crosses from the worker to the page).
+#[test]
+fn the_structures_shown_are_the_planned_fix_and_cross_to_the_page() {
+    let Some(dir) = fixtures() else { return };
+    let path = dir.join("gpt-win.raw");
+    let mut s = open(&path);
+    s.inspect(reads);
+    let plan = s.plan(false, reads).unwrap();
+    let view = s.explain();
+    assert!(!view.patches.is_empty());
+    assert_eq!(view.patches.len(), plan.patches.len());
+    let f = File::open(&path).unwrap();
+    for p in &view.patches {
+        let mut before = vec![0u8; p.before.len()];
+        f.read_exact_at(&mut before, p.disk_offset).unwrap();
+        assert_eq!(before, p.before, "raw image: disk offsets are file offsets");
+        assert_ne!(p.before, p.after);
+    }
+    let size = f.metadata().unwrap().len();
+    let direct = kaifuku_rescue::explain(
+        Source(File::open(&path).unwrap(), size),
+        &kaifuku_rescue::Rule::crowdstrike_2024_07_19(),
+        &kaifuku_rescue::FixOptions::default(),
+    );
+    assert_eq!(view.structures, direct.structures);
+    assert_eq!(view.patches, direct.patches);
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(
+        serde_json::from_value::<kaifuku_web::view::ExplainView>(json).unwrap(),
+        view
+    );
+}

@@ -12,6 +12,7 @@ macro_rules! say {
 mod check_cmd;
 mod demo;
 mod exit;
+mod explain_cmd;
 mod fix_cmd;
 mod keys;
 mod output;
@@ -104,6 +105,25 @@ enum Command {
         /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Show the structures kaifuku reads and the bytes a fix changes, annotated. Changes nothing.
+    ///
+    /// The partition table, each NTFS boot sector, the index entries that lead from the root to
+    /// the rule's directory and to each matched file, each matched file's MFT record and first
+    /// bytes, and every patch of the fix before and after with the field each changed byte is in.
+    Explain {
+        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device.
+        image: PathBuf,
+        /// Print the structures as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Explain the fix that deletes files matching this path instead of the built-in
+        /// CrowdStrike rule.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// Show the fix that resets an unclean journal (as `fix --discard-journal` would).
+        #[arg(long)]
+        discard_journal: bool,
     },
     /// Write a practice disk: a small Windows-like disk with the faulty channel file, for drills.
     ///
@@ -280,6 +300,18 @@ fn run() -> Exit {
             fix_cmd::run(&args, rule)
         }
         Command::Check { image, json } => check_cmd::run(&image, json),
+        Command::Explain {
+            image,
+            json,
+            path,
+            discard_journal,
+        } => {
+            let Some(rule) = rule_for(path.as_deref()) else {
+                return Exit::Error;
+            };
+            let options = kaifuku_rescue::FixOptions { discard_journal };
+            explain_cmd::run(&image, &rule, &options, json)
+        }
         Command::Demo { output, scenario } => demo::run(&output, &scenario),
         Command::Undo {
             image,

@@ -8,6 +8,7 @@
 pub mod check_image;
 mod coded;
 pub mod encryption;
+pub mod explain;
 pub mod human;
 pub mod inspect;
 pub mod journal;
@@ -20,6 +21,7 @@ pub mod vocabulary;
 
 pub use check_image::{check_image, CheckOutcome, CheckedFileSystem, ImageCheck, VolumeCheck};
 pub use encryption::{DecryptedDisk, Unlocker, VolumeKeys};
+pub use explain::{explain, Explanation};
 pub use inspect::{inspect, inspect_with_keys, FileSystem, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
 pub use rule::{Rule, RuleId, Verdict};

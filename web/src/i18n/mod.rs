@@ -57,9 +57,11 @@ macro_rules! pick {
 mod fixed;
 mod picker;
 mod plan;
+mod practice;
 mod problems;
 mod progress;
 mod report;
+mod structures;
 
 pub use plan::StructureName;
 

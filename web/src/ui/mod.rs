@@ -8,28 +8,33 @@ mod fixed;
 mod metrics;
 mod picker;
 mod plan;
+mod practice;
 mod problems;
 mod progress;
 mod report;
+mod structures;
 mod workers;
 
 use crate::i18n::{Lang, T};
+use crate::practice::Scenario;
 use crate::protocol::{FromWorker, Phase, ToWorker};
-use crate::view::{FixedView, InspectView, PlanView, ProblemView};
+use crate::view::{ExplainView, FixedView, InspectView, PlanView, ProblemView};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
 use gloo::file::ObjectUrl;
 use js_sys::{Object, Reflect};
 use picker::Picker;
 use plan::{Consent, Plan};
+use practice::Practice;
 use problems::Problems;
 use progress::{Cancelled, Progress};
 use report::ImageReport;
 use std::rc::Rc;
+use structures::Structures;
 use wasm_bindgen::JsValue;
 use web_sys::{Blob, File, HtmlElement};
 use workers::{WorkerEvent, WorkerHandle, WorkerId};
-use yew::{html, Component, Context, Html, NodeRef};
+use yew::{html, AttrValue, Component, Context, Html, NodeRef};
 
 const LANG_KEY: &str = "kaifuku-lang";
 
@@ -91,6 +96,14 @@ pub enum Msg {
     Plan,
     Fix,
     Cancel,
+    /// Show the bytes of the current image.
+    Explain,
+    /// Training: load this practice disk.
+    Practice(Scenario),
+    /// The practice disk is unpacked: it goes through the normal flow.
+    PracticeLoaded(File),
+    /// It could not be loaded (the browser's words).
+    PracticeFailed(String),
 }
 
 pub struct App {
@@ -113,6 +126,16 @@ pub struct App {
     consent: bool,
     /// Plan as soon as the report is rendered (nothing needs the user's consent).
     plan_after_render: bool,
+    /// The annotated structures of the current image, once asked for.
+    structures: Option<Rc<ExplainView>>,
+    /// The worker is reading them.
+    explaining: bool,
+    structures_focus: NodeRef,
+    structures_focus_pending: bool,
+    /// A practice disk being fetched and unpacked.
+    practice_loading: Option<Scenario>,
+    /// Why the last practice disk could not be loaded.
+    practice_failed: Option<AttrValue>,
     focus: NodeRef,
     focus_pending: bool,
     _window_listeners: Vec<EventListener>,
@@ -154,6 +177,8 @@ impl App {
         self.problem = None;
         self.consent = false;
         self.busy = None;
+        self.structures = None;
+        self.explaining = false;
     }
 
     /// Starts a worker ahead of time, unless one is already waiting: its wasm compiles while the
@@ -310,6 +335,19 @@ impl App {
                 }
                 true
             }
+            FromWorker::Explained { json } => {
+                self.explaining = false;
+                match serde_json::from_str::<ExplainView>(&json) {
+                    Ok(v) => {
+                        self.structures = Some(Rc::new(v));
+                        self.structures_focus_pending = true;
+                    }
+                    Err(e) => web_sys::console::error_1(&JsValue::from_str(&format!(
+                        "the structures did not arrive: {e}"
+                    ))),
+                }
+                true
+            }
             FromWorker::Planned(v) => {
                 metrics::mark("planned");
                 self.plan = Some(Rc::new(v));
@@ -404,6 +442,12 @@ impl Component for App {
             problem: None,
             consent: false,
             plan_after_render: false,
+            structures: None,
+            explaining: false,
+            structures_focus: NodeRef::default(),
+            structures_focus_pending: false,
+            practice_loading: None,
+            practice_failed: None,
             focus: NodeRef::default(),
             focus_pending: false,
             _window_listeners: window_listeners,
@@ -423,7 +467,41 @@ impl Component for App {
                 true
             }
             Msg::Picked(file) => {
+                self.practice_failed = None;
                 self.picked(ctx, file);
+                true
+            }
+            Msg::Explain => {
+                if self.explaining || self.stage == Stage::Busy {
+                    return false;
+                }
+                self.explaining = true;
+                self.post(&ToWorker::Explain);
+                true
+            }
+            Msg::Practice(scenario) => {
+                if self.practice_loading.is_some() {
+                    return false;
+                }
+                self.practice_loading = Some(scenario);
+                self.practice_failed = None;
+                let link = ctx.link().clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match practice::practice_file(scenario).await {
+                        Ok(file) => link.send_message(Msg::PracticeLoaded(file)),
+                        Err(e) => link.send_message(Msg::PracticeFailed(js_error_text(&e))),
+                    }
+                });
+                true
+            }
+            Msg::PracticeLoaded(file) => {
+                self.practice_loading = None;
+                self.picked(ctx, file);
+                true
+            }
+            Msg::PracticeFailed(detail) => {
+                self.practice_loading = None;
+                self.practice_failed = Some(detail.into());
                 true
             }
             Msg::Worker(id, event) => self.on_worker(ctx, id, *event),
@@ -463,6 +541,11 @@ impl Component for App {
             self.post(&ToWorker::Plan {
                 discard_journal: false,
             });
+        }
+        if std::mem::take(&mut self.structures_focus_pending) {
+            if let Some(el) = self.structures_focus.cast::<HtmlElement>() {
+                let _ = el.focus();
+            }
         }
         if self.focus_pending {
             self.focus_pending = false;
@@ -544,6 +627,29 @@ impl Component for App {
             },
             _ => html! {},
         };
+        let can_explain = matches!(self.stage, Stage::Inspected | Stage::Planned | Stage::Fixed)
+            && self.worker.is_some();
+        let show_bytes = if can_explain && self.structures.is_none() {
+            html! {
+                <section class="show-bytes">
+                    <button type="button" id="explain-button" disabled={self.explaining}
+                        onclick={link.callback(|_| Msg::Explain)}>{t.show_bytes_button()}</button>
+                    {if self.explaining {
+                        html! { <span role="status">{" "}{t.structures_loading()}</span> }
+                    } else {
+                        html! {}
+                    }}
+                </section>
+            }
+        } else {
+            html! {}
+        };
+        let structures = match &self.structures {
+            Some(v) => html! {
+                <Structures {t} view={v.clone()} focus={self.structures_focus.clone()}/>
+            },
+            None => html! {},
+        };
         html! {
             <div class="page" data-state={self.stage.code()} data-lang={self.lang.tag()}>
                 <header class="top">
@@ -569,6 +675,8 @@ impl Component for App {
                         <p>{t.privacy()}</p>
                     </section>
                     <Picker {t} current={self.file.clone()} on_pick={link.callback(Msg::Picked)}/>
+                    <Practice {t} loading={self.practice_loading} failed={self.practice_failed.clone()}
+                        on_practice={link.callback(Msg::Practice)}/>
                     {busy}
                     {cancelled}
                     {report}
@@ -576,6 +684,8 @@ impl Component for App {
                     {consent}
                     {plan}
                     {fixed}
+                    {show_bytes}
+                    {structures}
                 </main>
                 <footer>
                     <p>{t.footer()}</p>
@@ -583,6 +693,15 @@ impl Component for App {
             </div>
         }
     }
+}
+
+/// A JavaScript error's message, or whatever was thrown, as text.
+fn js_error_text(e: &JsValue) -> String {
+    use wasm_bindgen::JsCast;
+    e.dyn_ref::<js_sys::Error>()
+        .map(|er| String::from(er.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Registers the service worker that keeps the page working offline (served pages only; the
