@@ -33,6 +33,19 @@ async function pick(file, states = ["planned", "inspected", "failed"]) {
   return waitState(b.page, states);
 }
 
+// A monolithicFlat VMDK descriptor as qemu-img writes one (its extent file is not given).
+const VMDK_DESCRIPTOR = [
+  "# Disk DescriptorFile",
+  "version=1",
+  "CID=12345678",
+  "parentCID=ffffffff",
+  'createType="monolithicFlat"',
+  "",
+  "# Extent description",
+  'RW 2048 FLAT "disk-flat.vmdk" 0',
+  "",
+].join("\n");
+
 describe("page behaviour", { timeout: 300_000 }, () => {
   test("language switch: every visible sentence follows, and the choice is kept", async () => {
     const p = b.page;
@@ -56,7 +69,8 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     const p = b.page;
     await p.focus("body");
     const seen = [];
-    for (let i = 0; i < 6; i++) {
+    // Enough presses to pass the picker, the practice-disk buttons and the language buttons.
+    for (let i = 0; i < 10; i++) {
       await p.keyboard.press("Tab");
       seen.push(await p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName));
     }
@@ -78,20 +92,28 @@ describe("page behaviour", { timeout: 300_000 }, () => {
   });
 
   test("formats kaifuku cannot read yet, and damaged files, are explained", async () => {
+    // A VMDK text descriptor: the data lives in extent files the page was not given.
     const vmdk = path.join(dir, "disk.vmdk");
-    const buf = Buffer.alloc(1 << 20);
-    buf.write("KDMV", 0, "latin1");
-    writeFileSync(vmdk, buf);
+    writeFileSync(vmdk, VMDK_DESCRIPTOR);
     assert.equal(await pick(vmdk), "inspected");
     assert.deepEqual(await codes(), ["unsupported_format"]);
     let t = await main();
-    assert.ok(t.includes("This is a VMDK image"));
+    assert.ok(t.includes("This is a VMDK (descriptor) image"));
     assert.ok(t.includes("qemu-img convert -f vmdk -O raw"));
     await b.page.click("#lang-ja");
     t = await main();
-    assert.ok(t.includes("これは VMDK 形式のイメージです"));
+    assert.ok(t.includes("これは VMDK(記述ファイル) 形式のイメージです"));
     assert.ok(t.includes("技術的な詳細"));
     await b.page.click("#lang-en");
+
+    // A sparse VMDK is read now: a file with only its signature is a damaged VMDK.
+    const sparse = path.join(dir, "sparse.vmdk");
+    const sbuf = Buffer.alloc(1 << 20);
+    sbuf.write("KDMV", 0, "latin1");
+    writeFileSync(sparse, sbuf);
+    assert.equal(await pick(sparse), "inspected");
+    assert.deepEqual(await codes(), ["damaged"]);
+    assert.ok((await main()).includes("damaged or incomplete"));
 
     // VHDX is read now: a file with only its signature is a damaged VHDX, not a raw disk.
     const vhdx = path.join(dir, "disk.vhdx");
@@ -111,15 +133,13 @@ describe("page behaviour", { timeout: 300_000 }, () => {
   });
 
   test("drag and drop: a dropped file is read like a picked one", async () => {
-    await b.page.evaluate(() => {
-      const bytes = new Uint8Array(1 << 20);
-      bytes.set([0x4b, 0x44, 0x4d, 0x56], 0); // "KDMV": a VMDK sparse extent
+    await b.page.evaluate((text) => {
       const dt = new DataTransfer();
-      dt.items.add(new File([bytes], "dropped.vmdk"));
+      dt.items.add(new File([text], "dropped.vmdk"));
       const zone = document.getElementById("dropzone");
       zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
       zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
-    });
+    }, VMDK_DESCRIPTOR);
     assert.equal(await waitState(b.page, ["inspected", "failed"]), "inspected");
     assert.equal(await b.page.innerText("#file-name"), "dropped.vmdk");
     assert.deepEqual(await codes(), ["unsupported_format"]);
