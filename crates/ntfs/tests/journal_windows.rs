@@ -437,7 +437,7 @@ fn windows_10_with_its_later_record_pages_is_read_past_the_current_lsn() {
         .filter(|t| t.outcome == TransactionOutcome::Committed)
         .count();
     assert_eq!(finished, forgets);
-    // §17.8: eight finished transactions, six of which change pages (two log only Noop/Noop).
+    // §17.8: eight finished transactions, six of which change pages (the other two change none).
     assert_eq!(finished, 8);
     assert!(a.committed() > 0 && a.committed() <= finished);
     assert_eq!(a.uncommitted(), 0);
