@@ -697,25 +697,35 @@ fn finish_journal<R: ReadAt + WriteAt>(
 /// a live span that wraps past the end of `$LogFile` could not be read back, so it is refused.
 fn refuse_wrapped_v2_log(live: &LiveLog) -> Result<(), NtfsError> {
     let g = live.geometry;
-    let wrapped = live
-        .records
-        .windows(2)
-        .find(|pair| g.offset(pair[1].lsn()) <= g.offset(pair[0].lsn()));
-    let end_page_before_start = match (&live.end_page, live.records.first()) {
-        (Some(end), Some(first)) => {
-            end_page_offset(end, &g) < g.offset(first.lsn()) - g.offset(first.lsn()) % g.page_size
-        }
-        _ => false,
-    };
-    if wrapped.is_some() || end_page_before_start {
-        let lsn = wrapped.map_or(live.last_lsn(), |pair| pair[1].lsn());
-        return Err(refuse(
+    let lsns: Vec<u64> = live.records.iter().map(LogRecord::lsn).collect();
+    let end_page = live.end_page.as_ref().map(|p| end_page_offset(p, &g));
+    match wrap_in_live_span(&g, &lsns, end_page) {
+        Some(lsn) => Err(refuse(
             lsn,
             Operation::Noop,
             "the live part of this LFS 2.0 journal wraps past the end of $LogFile; kaifuku leaves a 2.0 journal clean as version 1.1 (as Windows does), and a 1.1 reader would continue at page 4, where the 2.0 buffer pages lie",
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Where the records `lsns` (in LSN order, the last one ending in the page at `end_page`) pass
+/// from the end of the log back to its first page: the first record after the wrap, or the last
+/// record when only its end wrapped. `None` when the span does not wrap.
+fn wrap_in_live_span(
+    g: &super::restart::LsnGeometry,
+    lsns: &[u64],
+    end_page: Option<u64>,
+) -> Option<u64> {
+    if let Some(pair) = lsns
+        .windows(2)
+        .find(|pair| g.offset(pair[1]) <= g.offset(pair[0]))
+    {
+        return Some(pair[1]);
+    }
+    let (first, last) = (lsns.first()?, lsns.last()?);
+    let first_page = g.offset(*first) - g.offset(*first) % g.page_size;
+    end_page.filter(|end| *end < first_page).map(|_| *last)
 }
 
 /// The offset of the page a record page stands for: its own, or the 0x3C target of a 2.0
@@ -1573,4 +1583,47 @@ fn entry_update(
     }
     b[start..start + len].copy_from_slice(data);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logfile::restart::LsnGeometry;
+
+    /// A 1 MiB log of 4 KiB pages from page 34 (2.0), 44 sequence bits (§5.4).
+    fn geometry() -> LsnGeometry {
+        LsnGeometry {
+            file_data_bits: 20,
+            page_size: 4096,
+            first_page: 34 * 4096,
+            end: 1 << 20,
+            data_offset: 0x40,
+            header_length: 0x30,
+        }
+    }
+
+    #[test]
+    fn a_live_span_that_wraps_is_found() {
+        let g = geometry();
+        let last_page = g.end - g.page_size;
+        let before = g.lsn(last_page + 0x40, 2);
+        let after = g.lsn(g.first_page + 0x40, 3);
+        // Records on both sides of the wrap.
+        assert_eq!(
+            wrap_in_live_span(&g, &[before, after], Some(g.first_page)),
+            Some(after)
+        );
+        // One record whose end continues at the first page.
+        assert_eq!(
+            wrap_in_live_span(&g, &[before], Some(g.first_page)),
+            Some(before)
+        );
+        // A span inside one lap.
+        let next = g.lsn(last_page + 0x100, 2);
+        assert_eq!(
+            wrap_in_live_span(&g, &[before, next], Some(last_page)),
+            None
+        );
+        assert_eq!(wrap_in_live_span(&g, &[], None), None);
+    }
 }
