@@ -191,9 +191,9 @@ def make_unrelated(d):
     return pre, post, post2
 
 
-def listing(img):
-    """ntfsrecover -n -f -v: per LSN (first listing) the fields it prints."""
-    rc, out = run(["ntfsrecover", "-n", "-f", "-v", img])
+def listing(img, v2=False):
+    """ntfsrecover -n -f -v: per LSN (first listing) the fields it prints (-k for a 2.0 log)."""
+    rc, out = run(["ntfsrecover", "-n", "-f", "-v"] + (["-k"] if v2 else []) + [img])
     recs, cur = {}, None
     for line in out.splitlines():
         w = line.split()
@@ -253,8 +253,8 @@ def compare(replayed, post):
     return bad
 
 
-def judge(name, d, crashed, post, rep, fails):
-    rc, recs, out = listing(crashed)
+def judge(name, d, crashed, post, rep, fails, v2=False):
+    rc, recs, out = listing(crashed, v2)
     for r in rep["records"]:
         got = recs.get(r["lsn"])
         if got is None:
@@ -273,9 +273,9 @@ def judge(name, d, crashed, post, rep, fails):
                 fails.append("%s: LSN 0x%x %s: ntfsrecover reads %s, written %s" % (name, r["lsn"], k, got.get(k), v))
         if r["lcns"] and got["lcns"][:len(r["lcns"])] != r["lcns"]:
             fails.append("%s: LSN 0x%x LCNs: ntfsrecover reads %s, written %s" % (name, r["lsn"], got["lcns"], r["lcns"]))
-    replayed = os.path.join(d, name + ".replayed.img")
+    replayed = os.path.join(d, name.replace("/", "-") + ".replayed.img")
     shutil.copy(crashed, replayed)
-    rc, out = run(["ntfsrecover", "-s", "-v", replayed])
+    rc, out = run(["ntfsrecover", "-s", "-v"] + (["-k"] if v2 else []) + [replayed])
     with open(replayed + ".ntfsrecover.txt", "w") as f:
         f.write(out)
     if rc != 0 or "Syncing successful" not in out:
@@ -288,7 +288,7 @@ def judge(name, d, crashed, post, rep, fails):
     if N032 not in listed:
         fails.append("%s: ntfs-3g does not list %s after the replay (%s)" % (name, N032, listed))
     # Without the replay the 04:09 file is not on the volume: the log alone holds it.
-    bare = os.path.join(d, name + ".unreplayed.img")
+    bare = os.path.join(d, name.replace("/", "-") + ".unreplayed.img")
     shutil.copy(crashed, bare)
     run(["ntfsfix", "-d", bare])
     listed = mounted(bare, os.path.join(d, "mnt"), None, lambda m: sorted(os.listdir(os.path.join(m, CS))))
@@ -331,6 +331,21 @@ def main():
     if not rep["t2_targets"]:
         fails.append("flushed-and-uncommitted: the second operation changed nothing")
     judge("flushed-and-uncommitted", d, crashed, post, rep, fails)
+    # The same cases in an LFS 2.0 log (docs/logfile-format.md §17.7), judged with ntfsrecover's
+    # --kill-fast-restart (it refuses a 2.0 log without it): the committed 04:09 creation with the
+    # log's last page in place and in a buffer page, only in a buffer page, and torn in place
+    # beside a good buffer copy; and the flushed-and-uncommitted case.
+    d5 = os.path.join(d, "v2")
+    os.makedirs(d5)
+    shutil.copy(post, os.path.join(d5, "post.img"))
+    for name, end_page in (("committed", "in-place"), ("buffer-only", "buffer-only"), ("torn", "torn")):
+        crashed = os.path.join(d5, name + ".img")
+        rep2 = L.build(pre, post, crashed, report=crashed + ".json", lfs2=True, end_page=end_page)
+        judge("v2/" + name, d5, crashed, post, rep2, fails, v2=True)
+    crashed = os.path.join(d5, "flushed-and-uncommitted.img")
+    rep2 = L.build(pre, post, crashed, post2_path=post2, flush=["t1:mft:%d" % new_record[1]],
+                   report=crashed + ".json", lfs2=True)
+    judge("v2/flushed-and-uncommitted", d5, crashed, post, rep2, fails, v2=True)
     # Two more crashed volumes for kaifuku's undo pass, which ntfsrecover cannot judge (it has no
     # undo in -s, docs/logfile-format.md §10.6): the unfinished x.tmp creation with its changes
     # of existing records on disk (a replay must take them back: POST), and with its new record

@@ -3,6 +3,7 @@
 
 Usage (CLI):
     logwriter.py PRE POST OUT [--then POST2] [--flush WHAT ...] [--json REPORT]
+                 [--lfs2 [--end-page in-place|buffer-only|torn]]
 
 PRE and POST are images of the same NTFS volume (no partition table) before and after a real
 operation made by ntfs-3g.  OUT becomes the *crashed* volume: POST with every metadata block the
@@ -22,6 +23,11 @@ the uncommitted transaction, which only an undo pass removes).
 Independent of kaifuku's Rust reader: everything here is written from docs/logfile-format.md
 (section numbers cited below) with Python's struct module.  The volume is read with a small
 reader of its own (boot sector, `$MFT` run list, record fixups, attributes, index blocks).
+
+`--lfs2` writes an LFS 2.0 log as Windows 8 and later do while the volume is mounted (§17.7):
+restart pages version 2.0, records from page 34, page flag 0x0002 on pages holding a client
+restart record, and buffer pages instead of tail copies (see `log_image`).  The NTFS checkpoint
+tables stay version 0 (the NTFS client's version is independent of the LFS version, §8.1).
 
 What the writer emits (LFS 1.1, one client "NTFS", version-0 NTFS tables as Windows 7 writes
 them, §4.6, §8):
@@ -649,15 +655,19 @@ class Log:
     """Lays LFS records into pages (§5) and writes the restart pages (§4)."""
 
     def __init__(self, size, major=1, minor=1):
-        if major != 1:
-            raise Unsupported("only LFS 1.1 is written")
+        if (major, minor) not in ((1, 1), (2, 0)):
+            raise Unsupported("only LFS 1.1 and 2.0 are written")
+        self.major, self.minor = major, minor
         self.size = size & ~(PAGE - 1)
         self.seq_bits = 67 - self.size.bit_length()
         self.data_bits = 64 - self.seq_bits
         self.seq = 2               # a session starting on an even lap (§5.4)
-        self.first_page = 4 * PAGE
+        # 1.1: tail copies in pages 2-3, records from page 4; 2.0: buffer pages 2-33, records
+        # from page 34 (§4.6, §17.2).
+        self.first_page = (34 if major == 2 else 4) * PAGE
         self.pos = self.first_page + 0x40
         self.records = []          # (lsn, offset, bytes)
+        self.restart_lsns = set()  # client restart records (2.0 page flag 0x0002, §17.2)
 
     def lsn_at(self, offset):
         return (self.seq << self.data_bits) | (offset // 8)
@@ -674,6 +684,8 @@ class Log:
         rec_len = 0x30 + len(client_data)
         spans = pos % PAGE + rec_len > PAGE
         prev, undo_next, rtype, tid = header_fields
+        if rtype == 2:
+            self.restart_lsns.add(lsn)
         hdr = struct.pack("<QQQIHHIIH6x", lsn, prev, undo_next, len(client_data), 0, 0, rtype, tid,
                           1 if spans else 0)
         data = hdr + client_data
@@ -708,6 +720,8 @@ class Log:
             end_page = (end - 1) - (end - 1) % PAGE
             i = info.setdefault(start_page, dict(last_lsn=0, last_end_lsn=0, next=0))
             i["last_lsn"] = max(i["last_lsn"], lsn)
+            if lsn in self.restart_lsns and self.major == 2:
+                i["restart"] = True
             j = info.setdefault(end_page, dict(last_lsn=0, last_end_lsn=0, next=0))
             j["last_end_lsn"] = max(j["last_end_lsn"], lsn)
             j["next"] = max(j["next"], end - end_page)
@@ -719,7 +733,8 @@ class Log:
                 raise Unsupported("a page without a record starting and ending in it (records too long)")
             page = content[p]
             page[0:4] = b"RCRD"
-            struct.pack_into("<HHQIHHH6xQ", page, 4, 0x28, 9, i["last_lsn"], 1, len(order), k + 1,
+            flags = 1 | (2 if i.get("restart") else 0)
+            struct.pack_into("<HHQIHHH6xQ", page, 4, 0x28, 9, i["last_lsn"], flags, len(order), k + 1,
                              i["next"], i["last_end_lsn"])
             out[p] = page
         return out, order[-1], info[order[-1]]["last_end_lsn"]
@@ -749,12 +764,12 @@ class Writer:
 
     OAT_V0 = 0x2C
 
-    def __init__(self, vol):
+    def __init__(self, vol, lfs2=False):
         self.vol = vol
         log_rec = vol.record(2)
         self.log_runs = find_attr(log_rec, AT_DATA)["runs"]
         self.log_size = find_attr(log_rec, AT_DATA)["data_size"]
-        self.log = Log(self.log_size)
+        self.log = Log(self.log_size, *((2, 0) if lfs2 else (1, 1)))
         self.slots = {}          # (recno, type, name) -> slot offset
         self.slot_info = {}
         self.dirty = {}          # (slot, vcn) -> (oldest lsn, lcn)
@@ -913,7 +928,7 @@ class Writer:
         for usn in usns:
             p = bytearray(b"\0" * PAGE)
             p[0:4] = b"RSTR"
-            struct.pack_into("<HHQIIHhh", p, 4, 0x1E, 9, 0, PAGE, PAGE, 0x30, 1, 1)
+            struct.pack_into("<HHQIIHhh", p, 4, 0x1E, 9, 0, PAGE, PAGE, 0x30, self.log.minor, self.log.major)
             area = struct.pack("<QHHHHIHHQIHHI", self.checkpoint_lsn, 1, 0xFFFF, 0, 0,
                                self.log.seq_bits, 0x40 + 0xA0, 0x40, self.log.size, 0x70, 0x30, 0x40,
                                0x4B414946)
@@ -925,8 +940,15 @@ class Writer:
         return pages
 
 
-def log_image(writer):
-    """The whole $LogFile content: 0xFF where nothing was written (as mkntfs leaves it)."""
+def log_image(writer, end_page="in-place"):
+    """The whole $LogFile content: 0xFF where nothing was written (as mkntfs leaves it).
+
+    2.0 logs (§17.7): the last page also as a buffer page in the first group (page 2: 0x08 keeps
+    `last_lsn`, 0x3C = its offset, count and position as in place), and an older copy of the
+    first record page in the second group (page 18: `last_lsn` and `last_end_lsn` of its first
+    record only), which a reader must not prefer.  `end_page`: "in-place" (the last page written
+    in place too), "buffer-only" (never written in place: 0xFF there) or "torn" (in place with
+    one sector's update sequence number broken)."""
     size = writer.log_size
     img = bytearray(b"\xff" * size)
     r0, r1 = writer.restart_pages(None)
@@ -947,11 +969,35 @@ def log_image(writer):
     stale[0xF00:0xF30] = struct.pack("<QQQIHHIIH6x", old_lsn, 0, 0, 0xD0, 0, 0, 1, 0x18, 0)
     stale[0xF30:0xF58] = client_data(NOOP, NOOP, (0, 0, 0, 0, 0, 0), [], b"", b"")
     img[last_page:last_page + PAGE] = fixup(stale, 0x200)
-    # The partly written last page also as the two tail copies (§5.6): 0x08 = its file offset.
-    tail = bytearray(pages[last])
-    struct.pack_into("<Q", tail, 8, last)
-    for k, at in enumerate((2 * PAGE, 3 * PAGE)):
-        img[at:at + PAGE] = fixup(tail, 0x100 + k)
+    if writer.log.major == 1:
+        # The partly written last page also as the two tail copies (§5.6): 0x08 = its file offset.
+        tail = bytearray(pages[last])
+        struct.pack_into("<Q", tail, 8, last)
+        for k, at in enumerate((2 * PAGE, 3 * PAGE)):
+            img[at:at + PAGE] = fixup(tail, 0x100 + k)
+        return bytes(img)
+    buffer = bytearray(pages[last])
+    struct.pack_into("<I", buffer, 0x3C, last)
+    img[2 * PAGE:3 * PAGE] = fixup(buffer, 0x300)
+    first = min(pages)
+    firsts = [(lsn, end) for lsn, pos, _, end in writer.log.records if pos - pos % PAGE == first
+              and (end - 1) - (end - 1) % PAGE == first]
+    if firsts:
+        lsn, end = min(firsts)
+        older = bytearray(pages[first])
+        struct.pack_into("<Q", older, 8, lsn)
+        struct.pack_into("<H", older, 0x18, end - first)
+        struct.pack_into("<Q", older, 0x20, lsn)
+        older[end - first:] = bytes(PAGE - (end - first))
+        struct.pack_into("<I", older, 0x3C, first)
+        img[18 * PAGE:19 * PAGE] = fixup(older, 0x280)
+    if end_page == "buffer-only":
+        img[last:last + PAGE] = b"\xff" * PAGE
+    elif end_page == "torn":
+        # The third sector's last two bytes no longer match the update sequence number.
+        img[last + 3 * 512 - 2] ^= 0xFF
+    elif end_page != "in-place":
+        raise Unsupported("end page %r" % end_page)
     return bytes(img)
 
 
@@ -964,7 +1010,8 @@ def write_log(vol_img, vol, data):
             vol_img[lcn * vol.cluster:lcn * vol.cluster + len(chunk)] = chunk
 
 
-def build(pre_path, post_path, out_path, post2_path=None, flush=(), report=None):
+def build(pre_path, post_path, out_path, post2_path=None, flush=(), report=None, lfs2=False,
+          end_page="in-place"):
     pre, post = Volume(pre_path), Volume(post_path)
     ch1 = diff_volumes(pre, post)
     ch2 = None
@@ -972,7 +1019,7 @@ def build(pre_path, post_path, out_path, post2_path=None, flush=(), report=None)
     if post2_path:
         post2 = Volume(post2_path)
         ch2 = diff_volumes(post, post2)
-    w = Writer(post)
+    w = Writer(post, lfs2)
     w.restart_record(dict(start=0))  # the session's first record (§5.4)
     t1 = dict(id=0x18, last=0)
     half = max(0, len(ch1.ops) // 2 - 1)
@@ -982,7 +1029,7 @@ def build(pre_path, post_path, out_path, post2_path=None, flush=(), report=None)
         w.slots_before_t2 = dict(w.slots)
         t2 = dict(id=0x18, last=0)
         w.transaction(t2, ch2, ch2.ops, forget=False)
-    data = log_image(w)
+    data = log_image(w, end_page)
 
     # The crashed volume: POST with the described metadata back at PRE's bytes, then flushed
     # blocks at their after-image with the LSN of the last record that changed them.
@@ -1003,6 +1050,7 @@ def build(pre_path, post_path, out_path, post2_path=None, flush=(), report=None)
     with open(out_path, "wb") as f:
         f.write(out)
     rep = dict(
+        lfs_version="%d.%d" % (w.log.major, w.log.minor), end_page_offset=w.log.pages()[1],
         log_size=w.log_size, seq_number_bits=w.log.seq_bits, checkpoint_lsn=w.checkpoint_lsn,
         oldest_lsn=w.oldest, end_lsn=w.log.records[-1][0],
         records=[{k: (v if not isinstance(v, tuple) else list(v)) for k, v in r.items()} for r in w.listing],
@@ -1040,9 +1088,11 @@ def main():
     ap.add_argument("--then", dest="post2")
     ap.add_argument("--flush", action="append", default=[])
     ap.add_argument("--json")
+    ap.add_argument("--lfs2", action="store_true", help="write an LFS 2.0 log (§17.7)")
+    ap.add_argument("--end-page", default="in-place", choices=("in-place", "buffer-only", "torn"))
     a = ap.parse_args()
     try:
-        rep = build(a.pre, a.post, a.out, a.post2, a.flush, a.json)
+        rep = build(a.pre, a.post, a.out, a.post2, a.flush, a.json, a.lfs2, a.end_page)
     except Unsupported as e:
         print("logwriter: %s" % e, file=sys.stderr)
         return 2

@@ -148,7 +148,7 @@ pub struct VolumeView {
 pub enum JournalReplayView {
     /// The fix replays it first: `committed` updates completed, `uncommitted` taken back.
     Replayed { committed: u32, uncommitted: u32 },
-    /// An LFS 2.0 log ("2.0"), which kaifuku does not replay.
+    /// A journal version kaifuku does not replay (1.1 and 2.0 are replayed).
     UnsupportedVersion { version: String },
     /// A log record the replay does not understand exactly.
     NotUnderstood {

@@ -52,6 +52,17 @@ fn fix_replays_the_journal_and_deletes_the_file_only_it_holds() {
             1,
         ),
         ("index-block", "index-block", "committed", 1, 0),
+        // LFS 2.0 logs (Windows 8 and later): the same creation, the log's last page in place,
+        // torn in place beside its buffer copy; and the unfinished second creation.
+        ("v2-committed", "v2", "committed", 1, 0),
+        ("v2-torn", "v2", "torn", 1, 0),
+        (
+            "v2-flushed-and-uncommitted",
+            "v2",
+            "flushed-and-uncommitted",
+            1,
+            1,
+        ),
     ];
     let rule = Rule::crowdstrike_2024_07_19();
     for (case, sub, image, committed, uncommitted) in cases {

@@ -31,7 +31,10 @@
 
 mod common;
 
-use common::{assert_check_clean, crashed_journal_volumes, ntfs3g, repo_script, run, Scratch};
+use common::{
+    assert_check_clean, crashed_journal_volumes, ntfs3g, repo_script, run, u16le, u32le, u64le,
+    unfixup, Scratch, Vol,
+};
 use kaifuku_io::{Overlay, ReadAt};
 use kaifuku_ntfs::logfile::{read_volume_journal, replay, Operation, ReplayPass, ReplaySummary};
 use kaifuku_ntfs::Volume;
@@ -39,10 +42,20 @@ use std::cell::RefCell;
 use std::path::Path;
 
 /// (case, its directory under the script's, the crashed image's name there).
-const CASES: [(&str, &str, &str); 3] = [
+const CASES: [(&str, &str, &str); 7] = [
     ("committed", "", "committed"),
     ("flushed-and-uncommitted", "", "flushed-and-uncommitted"),
     ("index-block", "index-block", "committed"),
+    // LFS 2.0 logs (docs/logfile-format.md §17.7): the log's last page in place and in a buffer
+    // page, only in a buffer page, torn in place beside a good buffer copy.
+    ("v2-committed", "v2", "committed"),
+    ("v2-buffer-only", "v2", "buffer-only"),
+    ("v2-torn", "v2", "torn"),
+    (
+        "v2-flushed-and-uncommitted",
+        "v2",
+        "flushed-and-uncommitted",
+    ),
 ];
 const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
 const CHANNEL_FILE: &str = "C-00000291-00000000-00000032.sys";
@@ -87,6 +100,56 @@ fn compare(a: &Path, b: &Path) -> String {
     }
 }
 
+/// A replayed 2.0 log is left as Windows leaves one it dismounts (docs/logfile-format.md §17.5):
+/// both restart pages version 1.1 with the clean flag and the end of the log as current LSN, and
+/// the page holding that end as the two 1.1 tail copies (0x08 = its file offset), equal to the
+/// page now in place apart from 0x08, page count and position and the update sequence number.
+fn left_as_windows_downgrades(image: &Path, report: &serde_json::Value, case: &str) {
+    let v = Vol::open(image);
+    let lf = v.record(2).attr(0x80, "").unwrap();
+    let end_page = report["end_page_offset"].as_u64().unwrap() as usize;
+    let log = v.read_runs(&lf.runs, (end_page + 4096) as u64);
+    let page = |n: usize| {
+        let mut p = log[n..n + 4096].to_vec();
+        unfixup(&mut p).unwrap_or_else(|e| panic!("{case}: page at {n:#x}: {e}"));
+        p
+    };
+    let end_lsn = report["end_lsn"].as_u64().unwrap();
+    for at in [0, 4096] {
+        let p = page(at);
+        assert_eq!(
+            (u16le(&p, 0x1C), u16le(&p, 0x1A)),
+            (1, 1),
+            "{case}: version"
+        );
+        let ra = u16le(&p, 0x18) as usize;
+        assert_eq!(u64le(&p, ra), end_lsn, "{case}: current LSN");
+        assert_eq!(u16le(&p, ra + 0x0E) & 2, 2, "{case}: clean flag");
+    }
+    let body = |mut p: Vec<u8>| {
+        p[0x08..0x10].fill(0);
+        p[0x14..0x18].fill(0);
+        p[0x28..0x2A].fill(0);
+        p
+    };
+    let in_place = page(end_page);
+    assert_eq!(u32le(&in_place, 0x3C), 0, "{case}: the page in place");
+    for tail in [2 * 4096, 3 * 4096] {
+        let t = page(tail);
+        assert_eq!(
+            u64le(&t, 0x08),
+            end_page as u64,
+            "{case}: tail copy at {tail:#x}"
+        );
+        assert_eq!((u16le(&t, 0x14), u16le(&t, 0x16)), (1, 1));
+        assert_eq!(
+            body(t),
+            body(in_place.clone()),
+            "{case}: tail copy at {tail:#x}"
+        );
+    }
+}
+
 #[test]
 fn replay_gives_the_post_operation_volume() {
     let scratch = Scratch::new("journal-replay");
@@ -127,7 +190,7 @@ fn replay_gives_the_post_operation_volume() {
         let end = report["end_lsn"].as_u64().unwrap();
         assert_eq!(summary.last_lsn, end, "{case}: the end of the log");
         match case {
-            "committed" | "index-block" => {
+            "committed" | "index-block" | "v2-committed" | "v2-buffer-only" | "v2-torn" => {
                 assert!(redone_init, "{case}: the new record's image is redone");
                 assert!(
                     summary.steps.iter().all(|s| s.pass == ReplayPass::Redo),
@@ -183,6 +246,10 @@ fn replay_gives_the_post_operation_volume() {
                     summary.steps
                 );
             }
+        }
+
+        if sub == "v2" {
+            left_as_windows_downgrades(&ours, &report, case);
         }
 
         // Independent judges of the result: ntfsfix, an ntfs-3g read-write mount (refused on an

@@ -392,3 +392,60 @@ fn a_huge_record_length_is_torn_not_allocated() {
         other => panic!("{other:?}"),
     };
 }
+
+/// §17.1, §17.8 step 2: W10 and W10D are one session, so W10's restart pages and buffer pages
+/// with W10D's record pages 34–51 are a log whose end lies past the restart area's current LSN,
+/// as after a crash in which Windows wrote records after its last restart page write.
+#[test]
+fn windows_10_with_its_later_record_pages_is_read_past_the_current_lsn() {
+    let test = "windows_10_with_its_later_record_pages_is_read_past_the_current_lsn";
+    let (Some(w10), Some(w10d)) = (
+        data("LogFile_10.bin", test),
+        data("LogFile_10_downgraded.bin", test),
+    ) else {
+        return;
+    };
+    let page = 4096;
+    let mut log = w10.clone();
+    log[34 * page..52 * page].copy_from_slice(&w10d[34 * page..52 * page]);
+    let j = journal(&log);
+    let restart = j.restart.as_ref().unwrap();
+    assert_eq!(restart.version, LfsVersion::V2_0);
+    assert_eq!(restart.area.current_lsn, 0x806158);
+    let live = j.live.as_ref().unwrap();
+    assert_eq!(live.client.restart_lsn, 0x806158);
+    assert_eq!(live.last_lsn(), 0x8064AF);
+    // Page 48 in place (W10D) is newer than W10's buffer page 18 for the same target: the page
+    // in place wins and no buffer copy is used.
+    assert!(live.buffer_copies.is_empty());
+    let a = analyse(&j, None).unwrap().unwrap();
+    assert_eq!(a.last_lsn, 0x8064AF);
+    // Every transaction after the checkpoint ends with its ForgetTransaction (§10.7); the record
+    // list itself is judged against ntfsrecover below.
+    let forgets = live
+        .after_checkpoint()
+        .iter()
+        .filter(|r| {
+            r.operation
+                .as_ref()
+                .is_some_and(|o| o.redo == Operation::ForgetTransaction)
+        })
+        .count();
+    let finished = a
+        .transactions
+        .iter()
+        .filter(|t| t.outcome == TransactionOutcome::Committed)
+        .count();
+    assert_eq!(finished, forgets);
+    // §17.8: eight finished transactions, six of which change pages (the other two change none).
+    assert_eq!(finished, 8);
+    assert!(a.committed() > 0 && a.committed() <= finished);
+    assert_eq!(a.uncommitted(), 0);
+    let path = std::env::temp_dir().join(format!(
+        "kaifuku-w10-with-later-pages-{}.bin",
+        std::process::id()
+    ));
+    std::fs::write(&path, &log).unwrap();
+    agrees_with_ntfsrecover("W10 + W10D pages 34-51", &log, &path, test);
+    std::fs::remove_file(&path).unwrap();
+}

@@ -1468,7 +1468,8 @@ fn patch_view<R: ReadAt>(
         }),
         ChangedStructure::JournalReset
         | ChangedStructure::JournalReplay { .. }
-        | ChangedStructure::JournalMarkedClean { .. } => Some(FieldName::JournalBytes),
+        | ChangedStructure::JournalMarkedClean { .. }
+        | ChangedStructure::JournalLogPage { .. } => Some(FieldName::JournalBytes),
         _ => None,
     };
     // Bit numbers of the two volume bitmaps come from where the byte is in the bitmap's own

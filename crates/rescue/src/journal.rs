@@ -12,7 +12,7 @@ use kaifuku_io::{ReadAt, WriteAt};
 use kaifuku_ntfs::edit::{Change, Editor};
 use kaifuku_ntfs::logfile::analysis::{analyse, Bitmap, IndexBlock, TargetGeometry};
 use kaifuku_ntfs::logfile::{
-    read_journal, read_volume_journal, replay, Journal, LfsVersion, ReplayPass, ReplaySummary,
+    read_journal, read_volume_journal, replay, Journal, ReplayPass, ReplaySummary,
 };
 use kaifuku_ntfs::volume::{AttrValue, RECORD_LOGFILE, RECORD_ROOT};
 use kaifuku_ntfs::{
@@ -404,17 +404,9 @@ pub fn replay_journal<R: ReadAt + WriteAt>(
     report: &JournalReport,
     already_read: Option<&Journal>,
 ) -> Option<(JournalReplay, Vec<Change>)> {
-    let JournalReport::Analysed { journal } = report else {
+    let JournalReport::Analysed { .. } = report else {
         return None;
     };
-    if journal.version != LfsVersion::V1_1 {
-        return Some((
-            JournalReplay::UnsupportedVersion {
-                version: journal.version,
-            },
-            Vec::new(),
-        ));
-    }
     let failed = |e: NtfsError| match e {
         NtfsError::Unsupported(Unsupported::JournalReplay {
             lsn,
@@ -464,6 +456,7 @@ pub fn replay_outcome(summary: &ReplaySummary) -> JournalReplay {
 mod tests {
     use super::*;
     use kaifuku_ntfs::logfile::analysis::{BitRange, LcnRange};
+    use kaifuku_ntfs::logfile::LfsVersion;
 
     fn summary() -> JournalSummary {
         JournalSummary {

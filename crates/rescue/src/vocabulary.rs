@@ -1417,8 +1417,8 @@ pub enum JournalReplay {
         /// Log records undone.
         undone: u32,
     },
-    /// The journal is an LFS 2.0 log (Windows 8 and later, while mounted): kaifuku does not
-    /// replay those.
+    /// The journal's LFS version is one kaifuku does not replay. Versions 1.1 and 2.0 are
+    /// replayed; the reader refuses any other version before a replay is tried.
     UnsupportedVersion {
         /// The log's version.
         version: LfsVersion,
@@ -1471,7 +1471,7 @@ impl fmt::Display for JournalReplay {
                 };
                 write!(
                     f,
-                    "{cannot}: it is an LFS {version} journal (Windows 8 and later write these while the volume is in use), and kaifuku replays LFS 1.1 journals only"
+                    "{cannot}: kaifuku does not replay LFS {version} journals (it replays versions 1.1 and 2.0)"
                 )
             }
             JournalReplay::NotUnderstood {

@@ -283,6 +283,7 @@ fn belongs_to_object_ids(s: &kaifuku_ntfs::edit::ChangedStructure) -> bool {
         | ChangedStructure::MftMirrCopy { .. }
         | ChangedStructure::JournalReset
         | ChangedStructure::JournalReplay { .. }
-        | ChangedStructure::JournalMarkedClean { .. } => false,
+        | ChangedStructure::JournalMarkedClean { .. }
+        | ChangedStructure::JournalLogPage { .. } => false,
     }
 }

@@ -190,6 +190,20 @@ impl T {
                     "ジャーナルの再生: $LogFile の{which}の再開ページを「正常に閉じた」状態に(LSN {lsn:#x})"
                 )
             }
+            ChangedStructure::JournalLogPage {
+                offset,
+                copy_of,
+                tail_copy: false,
+            } => format!(
+                "ジャーナルの再生: $LogFile の {offset:#x} のページに、{copy_of:#x} にある新しい控えを書き戻す"
+            ),
+            ChangedStructure::JournalLogPage {
+                offset,
+                copy_of,
+                tail_copy: true,
+            } => format!(
+                "ジャーナルの再生: $LogFile の {offset:#x} に、最後のページ({copy_of:#x})の末尾コピーを書く"
+            ),
         }
     }
 

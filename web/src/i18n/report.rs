@@ -660,8 +660,8 @@ impl T {
             },
             JournalReplayView::UnsupportedVersion { version } => pick!(
                 self,
-                format!("{cannot_ja}。ジャーナルは LFS {version} 形式(Windows 8 以降が使用中のボリュームに書く形式)で、kaifuku が再生できるのは LFS 1.1 形式だけです。"),
-                format!("{cannot_en}: it is an LFS {version} journal (Windows 8 and later write these while the volume is in use), and kaifuku replays LFS 1.1 journals only.")
+                format!("{cannot_ja}。kaifuku は LFS {version} 形式のジャーナルを再生できません(再生できるのは 1.1 と 2.0 形式です)。"),
+                format!("{cannot_en}: kaifuku does not replay LFS {version} journals (it replays versions 1.1 and 2.0).")
             ),
             JournalReplayView::NotUnderstood {
                 lsn,

@@ -63,6 +63,18 @@ pub enum ChangedStructure {
         /// The log's current LSN written into it (the end of the replayed log).
         lsn: u64,
     },
+    /// A `$LogFile` record page written while a 2.0 log is left clean as 1.1 (§17.5 of
+    /// `docs/logfile-format.md`): a newer buffer copy written in place, or the page holding the
+    /// end of the log written as a 1.1 tail copy.
+    JournalLogPage {
+        /// Offset in `$LogFile` of the page written.
+        offset: u64,
+        /// Offset of the page whose bytes it holds (the buffer page, or the page a tail copy
+        /// stands for).
+        copy_of: u64,
+        /// Whether it is a 1.1 tail copy (pages 2 and 3) rather than a page in place.
+        tail_copy: bool,
+    },
 }
 
 /// A page of the volume a journal replay changes.
@@ -207,6 +219,22 @@ impl fmt::Display for ChangedStructure {
                     "journal replay: $LogFile {which} restart page marked clean at LSN {lsn:#x}"
                 )
             }
+            ChangedStructure::JournalLogPage {
+                offset,
+                copy_of,
+                tail_copy: false,
+            } => write!(
+                f,
+                "journal replay: $LogFile page at {offset:#x} written from its newer buffer copy at {copy_of:#x}"
+            ),
+            ChangedStructure::JournalLogPage {
+                offset,
+                copy_of,
+                tail_copy: true,
+            } => write!(
+                f,
+                "journal replay: $LogFile page at {offset:#x} written as the tail copy of the last page at {copy_of:#x}"
+            ),
         }
     }
 }
@@ -407,6 +435,22 @@ mod tests {
                     lsn: 0x42,
                 },
                 "journal replay: $LogFile second restart page marked clean at LSN 0x42",
+            ),
+            (
+                ChangedStructure::JournalLogPage {
+                    offset: 0x30000,
+                    copy_of: 0x12000,
+                    tail_copy: false,
+                },
+                "journal replay: $LogFile page at 0x30000 written from its newer buffer copy at 0x12000",
+            ),
+            (
+                ChangedStructure::JournalLogPage {
+                    offset: 0x3000,
+                    copy_of: 0x30000,
+                    tail_copy: true,
+                },
+                "journal replay: $LogFile page at 0x3000 written as the tail copy of the last page at 0x30000",
             ),
         ];
         for (value, english) in cases {

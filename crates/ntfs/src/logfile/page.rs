@@ -95,6 +95,9 @@ pub struct PageReader<'r, 'a> {
     /// Newest copy per target offset, loaded on first use.
     overlays: Option<HashMap<u64, Rc<RecordPage>>>,
     pages: HashMap<u64, Option<Rc<RecordPage>>>,
+    /// The 2.0 buffer pages chosen over the page in place, in the order they were first used: a
+    /// replay writes them back in place before it marks the log clean (§17.5).
+    pub buffer_copies_used: Vec<Rc<RecordPage>>,
     /// Bytes read through `read`, for the caller's budget.
     pub bytes_read: u64,
 }
@@ -108,6 +111,7 @@ impl<'r, 'a> PageReader<'r, 'a> {
             version,
             overlays: None,
             pages: HashMap::new(),
+            buffer_copies_used: Vec::new(),
             bytes_read: 0,
         }
     }
@@ -145,13 +149,27 @@ impl<'r, 'a> PageReader<'r, 'a> {
             if !target.is_multiple_of(ps) || !self.geometry.in_record_area(target) {
                 continue;
             }
-            let newer = best.get(&target).is_none_or(|b| rank > self.rank(b));
+            let newer = best
+                .get(&target)
+                .is_none_or(|b| self.newer_than(&page, b, rank));
             if newer {
                 best.insert(target, Rc::new(page));
             }
         }
         self.overlays = Some(best);
         Ok(())
+    }
+
+    /// Whether `copy` (whose ordering LSN is `rank`) is newer than `other`. Equal 2.0 LSNs are
+    /// broken by how far the page's records reach (`last_end_lsn`, then `next_record_offset`), as
+    /// ntfs3 orders buffer pages (§17.2); a full tie keeps `other`.
+    fn newer_than(&self, copy: &RecordPage, other: &RecordPage, rank: u64) -> bool {
+        let other_rank = self.rank(other);
+        if rank != other_rank || self.version == LfsVersion::V1_1 {
+            return rank > other_rank;
+        }
+        (copy.header.last_end_lsn, copy.header.next_record_offset)
+            > (other.header.last_end_lsn, other.header.next_record_offset)
     }
 
     fn rank(&self, page: &RecordPage) -> u64 {
@@ -175,13 +193,18 @@ impl<'r, 'a> PageReader<'r, 'a> {
             (None, o) => o,
             (Some(p), None) => Some(p),
             (Some(p), Some(o)) => {
-                if self.rank(&o) > self.rank(&p) {
+                if self.newer_than(&o, &p, self.rank(&o)) {
                     Some(o)
                 } else {
                     Some(p)
                 }
             }
         };
+        if let Some(copy) = &chosen {
+            if copy.read_from != offset && !copy.tail_copy {
+                self.buffer_copies_used.push(copy.clone());
+            }
+        }
         self.pages.insert(offset, chosen.clone());
         Ok(chosen)
     }

@@ -15,7 +15,7 @@ use super::checkpoint::{
     parse_attribute_names, parse_client_restart, parse_dirty_page_table,
     parse_open_attribute_table, parse_transaction_table, CheckpointTables, ClientRestart,
 };
-use super::page::{PageReader, ReadFn};
+use super::page::{PageReader, ReadFn, RecordPage};
 use super::record::{damage, parse_record_header, LogRecord, Operation, RecordType};
 use super::restart::{
     declared_page_size, parse_restart_page, LogClient, LsnGeometry, RestartMagic, RestartPage,
@@ -50,6 +50,8 @@ pub struct RecordWalker<'r, 'a> {
     geometry: LsnGeometry,
     client_index: u16,
     client_seq: u16,
+    /// The copy of the page the last record found ends in.
+    last_end_page: Option<std::rc::Rc<RecordPage>>,
 }
 
 /// Records of one walk and where it stopped.
@@ -59,6 +61,8 @@ pub struct Walk {
     pub records: Vec<LogRecord>,
     /// Why it stopped.
     pub end: LogEnd,
+    /// The copy of the page the last record ends in.
+    pub end_page: Option<RecordPage>,
 }
 
 impl<'r, 'a> RecordWalker<'r, 'a> {
@@ -79,7 +83,17 @@ impl<'r, 'a> RecordWalker<'r, 'a> {
             geometry,
             client_index,
             client_seq,
+            last_end_page: None,
         })
+    }
+
+    /// The 2.0 buffer pages read so far instead of the page in place.
+    pub fn buffer_copies_used(&self) -> Vec<RecordPage> {
+        self.pages
+            .buffer_copies_used
+            .iter()
+            .map(|p| p.as_ref().clone())
+            .collect()
     }
 
     /// Bytes read so far.
@@ -177,6 +191,7 @@ impl<'r, 'a> RecordWalker<'r, 'a> {
             .unwrap_or(0);
         let data = bytes.split_off(g.header_length as usize);
         let record = LogRecord::new(header, data)?;
+        self.last_end_page = Some(page);
         Ok(Found::Record(Box::new(record), next_lsn))
     }
 
@@ -218,7 +233,12 @@ impl<'r, 'a> RecordWalker<'r, 'a> {
                 Found::Torn => break LogEnd::TornRecord { lsn },
             }
         };
-        Ok(Walk { records, end })
+        let end_page = self.last_end_page.as_deref().cloned();
+        Ok(Walk {
+            records,
+            end,
+            end_page,
+        })
     }
 
     /// The one record at `lsn`, which must be there and complete.
@@ -254,6 +274,11 @@ pub struct LiveLog {
     pub records: Vec<LogRecord>,
     /// Why the log ends where it does.
     pub end: LogEnd,
+    /// The current copy of the page the last record ends in (the page in place, a 1.1 tail copy
+    /// or a 2.0 buffer page), without its fixups.
+    pub end_page: Option<RecordPage>,
+    /// 2.0 buffer pages the walk read instead of the page in place (their target at 0x3C).
+    pub buffer_copies: Vec<RecordPage>,
 }
 
 impl LiveLog {
@@ -495,5 +520,7 @@ fn read_live(
         tables,
         records: walk.records,
         end: walk.end,
+        end_page: walk.end_page,
+        buffer_copies: walker.buffer_copies_used(),
     })
 }

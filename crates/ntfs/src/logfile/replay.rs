@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::edit::{AppliedRecord, ChangedStructure, Editor, ReplayedPage, RestartCopy};
-use crate::layout::restart_area;
+use crate::layout::{restart_area, restart_page};
 use crate::ownership::StreamRef;
 use crate::record::FileRecord;
 use crate::runlist::map_range;
@@ -260,15 +260,8 @@ pub fn replay<R: ReadAt + WriteAt>(
     if restart.area.clean_flag() {
         return Ok(ReplaySummary::default());
     }
-    if restart.version != LfsVersion::V1_1 {
-        return Err(refuse(
-            restart.area.current_lsn,
-            Operation::Noop,
-            format!(
-                "the journal is LFS version {:?}; kaifuku leaves only version 1.1 journals clean after a replay",
-                restart.version
-            ),
-        ));
+    if restart.version == LfsVersion::V2_0 {
+        refuse_wrapped_v2_log(live)?;
     }
     let vol = editor.volume();
     let geometry = TargetGeometry {
@@ -677,8 +670,14 @@ fn finish_journal<R: ReadAt + WriteAt>(
         area + restart_area::LAST_LSN_DATA_LENGTH,
         last_length,
     );
-    crate::fixup::apply_write(&mut page, "the $LogFile restart page")?;
     let owner = StreamRef::new(RECORD_LOGFILE, AttributeType::Data, "");
+    if restart.version == LfsVersion::V2_0 {
+        // Windows never leaves a clean 2.0 log: its dismount downgrades the log to 1.1 (§17.1).
+        crate::bytes::put_u16(&mut page, restart_page::MAJOR_VERSION, 1);
+        crate::bytes::put_u16(&mut page, restart_page::MINOR_VERSION, 1);
+        downgrade_log_pages(editor, &log, live, &owner)?;
+    }
+    crate::fixup::apply_write(&mut page, "the $LogFile restart page")?;
     for (copy, offset) in [(RestartCopy::First, 0), (RestartCopy::Second, size)] {
         let pieces = stream_pieces(vol, &log, offset, size, Structure::LogFile)?;
         editor.write_pieces(
@@ -688,6 +687,112 @@ fn finish_journal<R: ReadAt + WriteAt>(
             &ChangedStructure::JournalMarkedClean {
                 copy,
                 lsn: last_lsn,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A 2.0 log is left clean as 1.1, whose reader wraps to page 4 where the 2.0 buffer pages lie:
+/// a live span that wraps past the end of `$LogFile` could not be read back, so it is refused.
+fn refuse_wrapped_v2_log(live: &LiveLog) -> Result<(), NtfsError> {
+    let g = live.geometry;
+    let lsns: Vec<u64> = live.records.iter().map(LogRecord::lsn).collect();
+    let end_page = live.end_page.as_ref().map(|p| end_page_offset(p, &g));
+    match wrap_in_live_span(&g, &lsns, end_page) {
+        Some(lsn) => Err(refuse(
+            lsn,
+            Operation::Noop,
+            "the live part of this LFS 2.0 journal wraps past the end of $LogFile; kaifuku leaves a 2.0 journal clean as version 1.1 (as Windows does), and a 1.1 reader would continue at page 4, where the 2.0 buffer pages lie",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where the records `lsns` (in LSN order, the last one ending in the page at `end_page`) pass
+/// from the end of the log back to its first page: the first record after the wrap, or the last
+/// record when only its end wrapped. `None` when the span does not wrap.
+fn wrap_in_live_span(
+    g: &super::restart::LsnGeometry,
+    lsns: &[u64],
+    end_page: Option<u64>,
+) -> Option<u64> {
+    if let Some(pair) = lsns
+        .windows(2)
+        .find(|pair| g.offset(pair[1]) <= g.offset(pair[0]))
+    {
+        return Some(pair[1]);
+    }
+    let (first, last) = (lsns.first()?, lsns.last()?);
+    let first_page = g.offset(*first) - g.offset(*first) % g.page_size;
+    end_page.filter(|end| *end < first_page).map(|_| *last)
+}
+
+/// The offset of the page a record page stands for: its own, or the 0x3C target of a 2.0
+/// buffer page.
+fn end_page_offset(page: &super::page::RecordPage, g: &super::restart::LsnGeometry) -> u64 {
+    if page.read_from < g.first_page {
+        page.header.buffer_target_offset as u64
+    } else {
+        page.read_from
+    }
+}
+
+/// The record pages of a 2.0 log written as Windows writes them when it downgrades the log to
+/// 1.1 (§17.5): every newer buffer copy the reader used written in place (0x3C = 0), then the
+/// page holding the end of the log as the two 1.1 tail copies in pages 2 and 3 (0x08 = its file
+/// offset, one-page I/O). The other buffer pages stay as they are, as Windows leaves them.
+fn downgrade_log_pages<R: ReadAt + WriteAt>(
+    editor: &mut Editor<'_, R>,
+    log: &Stream,
+    live: &LiveLog,
+    owner: &StreamRef,
+) -> Result<(), NtfsError> {
+    use crate::layout::record_page;
+    let g = live.geometry;
+    let vol = editor.volume();
+    let mut in_place: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+    for copy in &live.buffer_copies {
+        let target = copy.header.buffer_target_offset as u64;
+        let mut bytes = copy.bytes.clone();
+        crate::bytes::put_u32(&mut bytes, record_page::BUFFER_TARGET_OFFSET, 0);
+        in_place.insert(target, (copy.read_from, bytes));
+    }
+    let end = live.end_page.as_ref().ok_or_else(|| {
+        refuse(
+            live.last_lsn(),
+            Operation::Noop,
+            "the page holding the end of the LFS 2.0 journal was not found",
+        )
+    })?;
+    let end_offset = end_page_offset(end, &g);
+    let mut last_page = match in_place.get(&end_offset) {
+        Some((_, bytes)) => bytes.clone(),
+        None => end.bytes.clone(),
+    };
+    let mut writes: Vec<(u64, u64, bool, Vec<u8>)> = Vec::new();
+    for (target, (buffer, mut bytes)) in in_place {
+        crate::fixup::apply_write(&mut bytes, "a $LogFile record page")?;
+        writes.push((target, buffer, false, bytes));
+    }
+    crate::bytes::put_u64(&mut last_page, record_page::LAST_LSN, end_offset);
+    crate::bytes::put_u32(&mut last_page, record_page::BUFFER_TARGET_OFFSET, 0);
+    crate::bytes::put_u16(&mut last_page, record_page::PAGE_COUNT, 1);
+    crate::bytes::put_u16(&mut last_page, record_page::PAGE_POSITION, 1);
+    crate::fixup::apply_write(&mut last_page, "a $LogFile tail copy")?;
+    for tail in [2, 3] {
+        writes.push((tail * g.page_size, end_offset, true, last_page.clone()));
+    }
+    for (offset, copy_of, tail_copy, bytes) in writes {
+        let pieces = stream_pieces(vol, log, offset, g.page_size, Structure::LogFile)?;
+        editor.write_pieces(
+            &pieces,
+            &bytes,
+            owner,
+            &ChangedStructure::JournalLogPage {
+                offset,
+                copy_of,
+                tail_copy,
             },
         )?;
     }
@@ -1478,4 +1583,47 @@ fn entry_update(
     }
     b[start..start + len].copy_from_slice(data);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logfile::restart::LsnGeometry;
+
+    /// A 1 MiB log of 4 KiB pages from page 34 (2.0), 44 sequence bits (§5.4).
+    fn geometry() -> LsnGeometry {
+        LsnGeometry {
+            file_data_bits: 20,
+            page_size: 4096,
+            first_page: 34 * 4096,
+            end: 1 << 20,
+            data_offset: 0x40,
+            header_length: 0x30,
+        }
+    }
+
+    #[test]
+    fn a_live_span_that_wraps_is_found() {
+        let g = geometry();
+        let last_page = g.end - g.page_size;
+        let before = g.lsn(last_page + 0x40, 2);
+        let after = g.lsn(g.first_page + 0x40, 3);
+        // Records on both sides of the wrap.
+        assert_eq!(
+            wrap_in_live_span(&g, &[before, after], Some(g.first_page)),
+            Some(after)
+        );
+        // One record whose end continues at the first page.
+        assert_eq!(
+            wrap_in_live_span(&g, &[before], Some(g.first_page)),
+            Some(before)
+        );
+        // A span inside one lap.
+        let next = g.lsn(last_page + 0x100, 2);
+        assert_eq!(
+            wrap_in_live_span(&g, &[before, next], Some(last_page)),
+            None
+        );
+        assert_eq!(wrap_in_live_span(&g, &[], None), None);
+    }
 }
