@@ -397,10 +397,16 @@ for (const [scenario, locale, lang] of [["gpt", "en-US", "en"], ["mbr", "ja-JP",
       assert.equal(r.correct, false, r.text);
       await focusByKeyboard(page, `#exercise-bit input[value="${decoy}"]`);
       await page.keyboard.press("Space");
+      const tickedNow = () => page.$$eval("#exercise-bit input", (els) => els.filter((e) => e.checked).map((e) => e.value));
+      const trail = [await tickedNow()];
       for (const x of records) {
         await focusByKeyboard(page, `#exercise-bit input[value="${x}"]`);
+        trail.push(await page.evaluate(() => document.activeElement.value));
         await page.keyboard.press("Space");
+        trail.push(await tickedNow());
       }
+      const ticked = await tickedNow();
+      assert.deepEqual(ticked.sort(), [...records].sort(), `the boxes ticked ${JSON.stringify(trail)} of ${offered}`);
       r = await checkAnswer(page, "#exercise-bit");
       assert.equal(r.correct, true, r.text);
       await snap(6, "plan");

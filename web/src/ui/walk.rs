@@ -18,8 +18,8 @@ use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlElement, HtmlInputElement, KeyboardEvent};
 use yew::{
-    function_component, html, use_effect_with, use_node_ref, use_state, AttrValue, Callback, Html,
-    Properties,
+    function_component, html, use_effect_with, use_node_ref, use_reducer, use_state, AttrValue,
+    Callback, Html, Properties, Reducible,
 };
 
 #[derive(Properties, PartialEq)]
@@ -104,7 +104,7 @@ pub fn walk(props: &WalkProps) -> Html {
                     })}
                 </ol>
             </nav>
-            <article class="walk-body" data-step={current.code()}>
+            <article class="walk-body" key={current.code()} data-step={current.code()}>
                 <p class="walk-position">{t.walk_step_of(*step + 1, total)}</p>
                 <h3 id="walk-step-title" tabindex="-1" ref={heading}>{t.walk_step_title(current)}</h3>
                 {step_body(props, current)}
@@ -292,15 +292,59 @@ struct ExerciseProps {
     why: String,
 }
 
+/// An exercise's answer so far: the keys chosen, and the answer last checked (`None` when it
+/// changed since). A reducer, so every change applies to the current answer, however quickly
+/// the changes follow each other.
+#[derive(Default, PartialEq)]
+struct Answer {
+    chosen: BTreeSet<String>,
+    checked: Option<BTreeSet<String>>,
+}
+
+enum AnswerChange {
+    /// A choice was ticked or unticked; `multiple` keeps the other choices.
+    Choose {
+        key: String,
+        on: bool,
+        multiple: bool,
+    },
+    Check,
+}
+
+impl Reducible for Answer {
+    type Action = AnswerChange;
+    fn reduce(self: Rc<Self>, change: AnswerChange) -> Rc<Self> {
+        match change {
+            AnswerChange::Choose { key, on, multiple } => {
+                let mut chosen = if multiple {
+                    self.chosen.clone()
+                } else {
+                    BTreeSet::new()
+                };
+                if on {
+                    chosen.insert(key);
+                } else {
+                    chosen.remove(&key);
+                }
+                Rc::new(Answer {
+                    chosen,
+                    checked: None,
+                })
+            }
+            AnswerChange::Check => Rc::new(Answer {
+                chosen: self.chosen.clone(),
+                checked: Some(self.chosen.clone()),
+            }),
+        }
+    }
+}
+
 #[function_component(Exercise)]
 fn exercise(props: &ExerciseProps) -> Html {
     let t = props.t;
-    let chosen = use_state(BTreeSet::<String>::new);
-    // `None`: not checked since the last change; `Some(answer)`: the answer checked.
-    let checked = use_state(|| None::<BTreeSet<String>>);
+    let answer = use_reducer(Answer::default);
     let on_change = {
-        let chosen = chosen.clone();
-        let checked = checked.clone();
+        let answer = answer.dispatcher();
         let multiple = props.multiple;
         Callback::from(move |e: web_sys::Event| {
             let Some(input) = e
@@ -309,25 +353,16 @@ fn exercise(props: &ExerciseProps) -> Html {
             else {
                 return;
             };
-            let key = input.value();
-            let mut next = if multiple {
-                (*chosen).clone()
-            } else {
-                BTreeSet::new()
-            };
-            if input.checked() {
-                next.insert(key);
-            } else {
-                next.remove(&key);
-            }
-            chosen.set(next);
-            checked.set(None);
+            answer.dispatch(AnswerChange::Choose {
+                key: input.value(),
+                on: input.checked(),
+                multiple,
+            });
         })
     };
     let on_check = {
-        let chosen = chosen.clone();
-        let checked = checked.clone();
-        Callback::from(move |_| checked.set(Some((*chosen).clone())))
+        let answer = answer.dispatcher();
+        Callback::from(move |_| answer.dispatch(AnswerChange::Check))
     };
     let right = |answer: &BTreeSet<String>| {
         if props.multiple {
@@ -336,7 +371,7 @@ fn exercise(props: &ExerciseProps) -> Html {
             answer.len() == 1 && answer.iter().all(|k| props.correct.contains(k))
         }
     };
-    let feedback = match &*checked {
+    let feedback = match &answer.checked {
         None => html! {},
         Some(answer) if answer.is_empty() => html! { <>{t.exercise_choose_first()}</> },
         Some(answer) => {
@@ -365,7 +400,7 @@ fn exercise(props: &ExerciseProps) -> Html {
                 html! {
                     <div class="choice">
                         <input type={kind} id={id.clone()} name={props.id} value={c.key.clone()}
-                            checked={chosen.contains(&c.key)} onchange={on_change.clone()}/>
+                            checked={answer.chosen.contains(&c.key)} onchange={on_change.clone()}/>
                         <label for={id}>{c.label.clone()}</label>
                     </div>
                 }
@@ -398,7 +433,7 @@ fn partition_exercise(t: T, v: &ExplainView) -> Html {
         })
         .collect();
     html! {
-        <Exercise {t} id="exercise-partition" question={t.exercise_partition().to_string()}
+        <Exercise key="exercise-partition" {t} id="exercise-partition" question={t.exercise_partition().to_string()}
             {choices} correct={BTreeSet::from([windows.number.to_string()])} multiple={false}
             why={t.exercise_partition_why(windows.number)}/>
     }
@@ -427,7 +462,7 @@ fn file_exercise(t: T, v: &ExplainView) -> Html {
         .map(|x| x.record.to_string())
         .collect();
     html! {
-        <Exercise {t} id="exercise-file" question={t.exercise_file().to_string()}
+        <Exercise key="exercise-file" {t} id="exercise-file" question={t.exercise_file().to_string()}
             {choices} {correct} multiple={false}
             why={t.exercise_file_why(&file_name(&faulty.path), &faulty.modified, faulty.all_zero)}/>
     }
@@ -468,7 +503,7 @@ fn bit_exercise(t: T, v: &ExplainView) -> Html {
         .collect();
     let records: Vec<u64> = bits.iter().copied().collect();
     html! {
-        <Exercise {t} id="exercise-bit" question={t.exercise_bit().to_string()}
+        <Exercise key="exercise-bit" {t} id="exercise-bit" question={t.exercise_bit().to_string()}
             {choices} correct={bits.iter().map(u64::to_string).collect::<BTreeSet<_>>()} multiple={true}
             why={t.exercise_bit_why(&records)}/>
     }
