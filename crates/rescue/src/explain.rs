@@ -1120,17 +1120,19 @@ pub fn explain_fixed<R: ReadAt, F: ReadAt>(original: &Session<R>, fixed: F) -> O
                 len: *len,
             }),
         };
-        let view = reread.map_err(io_err("re-reading a patch")).and_then(|data| {
-            patch_view(
-                original_disk,
-                &planned.report,
-                &kaifuku_io::Patch {
-                    offset: p.offset,
-                    data,
-                    label: p.label.clone(),
-                },
-            )
-        });
+        let view = reread
+            .map_err(io_err("re-reading a patch"))
+            .and_then(|data| {
+                patch_view(
+                    original_disk,
+                    &planned.report,
+                    &kaifuku_io::Patch {
+                        offset: p.offset,
+                        data,
+                        label: p.label.clone(),
+                    },
+                )
+            });
         match view {
             Ok(v) => out.patches.push(v),
             Err(e) => gap(

@@ -292,14 +292,25 @@ fn the_fixed_image_is_explained_from_its_own_bytes() {
     use kaifuku_rescue::explain::{FieldName, FieldValue, StructureKind};
     for name in ["gpt-win.raw", "gpt-win-dynamic.vhd"] {
         let mut session = Session::open(source(name), Rule::crowdstrike_2024_07_19());
-        assert!(session.explain_fixed().is_none(), "{name}: nothing planned yet");
+        assert!(
+            session.explain_fixed().is_none(),
+            "{name}: nothing planned yet"
+        );
         let fix = session.plan(&FixOptions::default()).unwrap().clone();
         let before = kaifuku_rescue::explain::explain_session(&mut session, &FixOptions::default());
         let after = session.explain_fixed().unwrap();
         assert!(after.gaps.is_empty(), "{name}: {:?}", after.gaps);
-        assert!(after.targets.is_empty(), "{name}: the rule matches nothing after the fix");
+        assert!(
+            after.targets.is_empty(),
+            "{name}: the rule matches nothing after the fix"
+        );
         // Every deleted file's record is read again: stored, no longer in use.
-        let records: Vec<u64> = fix.plan.deletions.iter().map(|d| d.outcome.record).collect();
+        let records: Vec<u64> = fix
+            .plan
+            .deletions
+            .iter()
+            .map(|d| d.outcome.record)
+            .collect();
         for record in &records {
             let shown = after
                 .structures
@@ -336,7 +347,10 @@ fn the_fixed_image_is_explained_from_its_own_bytes() {
             })
             .collect();
         for record in &records {
-            assert!(cleared.contains(record), "{name}: {cleared:?} lacks {record}");
+            assert!(
+                cleared.contains(record),
+                "{name}: {cleared:?} lacks {record}"
+            );
         }
         // The walk still reaches the rule's directory on the fixed image.
         assert!(

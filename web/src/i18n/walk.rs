@@ -59,15 +59,25 @@ impl T {
     }
     pub fn walk_step_title(self, s: WalkStep) -> &'static str {
         match s {
-            WalkStep::Outage => pick!(self, "2024-07-19 に起きたこと", "What happened on 2024-07-19"),
-            WalkStep::PartitionTable => pick!(self, "パーティションテーブル", "The partition table"),
+            WalkStep::Outage => pick!(
+                self,
+                "2024-07-19 に起きたこと",
+                "What happened on 2024-07-19"
+            ),
+            WalkStep::PartitionTable => {
+                pick!(self, "パーティションテーブル", "The partition table")
+            }
             WalkStep::BootSector => pick!(self, "NTFS のブートセクター", "The NTFS boot sector"),
             WalkStep::PathWalk => pick!(
                 self,
                 "ルートから CrowdStrike フォルダーまで",
                 "The path from the root to CrowdStrike"
             ),
-            WalkStep::Record => pick!(self, "対象ファイルの MFT レコード", "The target's MFT record"),
+            WalkStep::Record => pick!(
+                self,
+                "対象ファイルの MFT レコード",
+                "The target's MFT record"
+            ),
             WalkStep::Plan => pick!(self, "修復の計画(前と後)", "The plan (before and after)"),
             WalkStep::AfterFix => pick!(
                 self,
@@ -91,11 +101,7 @@ impl T {
         pick!(self, "次の手順 →", "Next step →")
     }
     pub fn walk_waiting(self) -> &'static str {
-        pick!(
-            self,
-            "ディスクを読んでいます…",
-            "Reading the disk…"
-        )
+        pick!(self, "ディスクを読んでいます…", "Reading the disk…")
     }
     pub fn walk_nothing_here(self) -> &'static str {
         pick!(
@@ -150,7 +156,13 @@ impl T {
             "The disk starts with the MBR (on a GPT disk, the protective MBR); a GPT disk has its header at LBA 1 and the partition entries after it. Windows is the NTFS volume that holds a \\Windows folder."
         )
     }
-    pub fn walk_partition_row(self, number: u32, type_name: &str, fs: &str, first_lba: u64) -> String {
+    pub fn walk_partition_row(
+        self,
+        number: u32,
+        type_name: &str,
+        fs: &str,
+        first_lba: u64,
+    ) -> String {
         pick!(
             self,
             format!("パーティション {number}: {type_name}、{fs}、開始 LBA {first_lba}"),
@@ -308,7 +320,11 @@ impl T {
         pick!(self, "答え合わせ", "Check the answer")
     }
     pub fn exercise_choose_first(self) -> &'static str {
-        pick!(self, "選択肢を 1 つ選んでください。", "Choose one answer first.")
+        pick!(
+            self,
+            "選択肢を 1 つ選んでください。",
+            "Choose one answer first."
+        )
     }
     pub fn exercise_right(self) -> &'static str {
         pick!(self, "正解です。", "Right.")

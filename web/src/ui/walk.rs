@@ -66,7 +66,9 @@ pub fn walk(props: &WalkProps) -> Html {
             let in_control = e
                 .target()
                 .and_then(|t| t.dyn_into::<HtmlElement>().ok())
-                .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"));
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA")
+                });
             if in_control || e.alt_key() || e.ctrl_key() || e.meta_key() {
                 return;
             }
@@ -484,7 +486,9 @@ fn bit_exercise(t: T, v: &ExplainView) -> Html {
         return html! {};
     }
     let directory = v.structures.iter().find_map(|s| match &s.what {
-        StructureKind::IndexEntry { name, record, .. } if name.eq_ignore_ascii_case("CrowdStrike") => {
+        StructureKind::IndexEntry { name, record, .. }
+            if name.eq_ignore_ascii_case("CrowdStrike") =>
+        {
             Some(*record)
         }
         _ => None,
