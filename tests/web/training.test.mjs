@@ -219,3 +219,245 @@ test("kaifuku.html from file:// practises offline with the disks inlined", { tim
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The guided walk, keyboard only: eight steps, three exercises answered wrong then right (the
+// right answers found with mmls, fls and istat, not taken from the page), and step 7's values
+// against istat and icat on the fixed practice disk the walk offers for download.
+
+/** The annotated structures and $MFT:$BITMAP bits shown inside `scope` (as showTheBytes reads them). */
+function viewsIn(page, scope) {
+  return page.evaluate((scope) => {
+    const root = document.querySelector(scope);
+    const structures = [...root.querySelectorAll("article.structure")].map((a) => ({
+      what: JSON.parse(a.dataset.what),
+      offset: Number(a.dataset.diskOffset),
+      hexHidden: a.querySelector("pre.hex")?.getAttribute("aria-hidden"),
+      fields: [...a.querySelectorAll("tr[data-field]")].map((r) => ({
+        name: JSON.parse(r.dataset.field).field, value: JSON.parse(r.dataset.value), text: r.innerText,
+      })),
+    }));
+    const bits = [...root.querySelectorAll("article.patch li[data-field]")]
+      .filter((li) => JSON.parse(li.dataset.field)?.field === "mft_bitmap_bits")
+      .flatMap((li) => [...li.querySelectorAll("li.bit")].map((b) => ({ bit: Number(b.dataset.bit), set: b.dataset.setAfter === "true" })));
+    return { structures, bits };
+  }, scope);
+}
+
+const activeId = (page) => page.evaluate(() => document.activeElement?.id);
+
+/** The walk is on `code`, the step list says so, and the focus is on the step's heading. */
+async function atStep(page, code, n, titles) {
+  await page.waitForSelector(`#walk .walk-body[data-step="${code}"]`);
+  await page.waitForFunction(() => document.activeElement?.id === "walk-step-title", null, { timeout: 10_000 })
+    .catch(() => {});
+  assert.equal(await activeId(page), "walk-step-title", `the focus is on step ${code}'s heading`);
+  const current = await page.$$eval("#walk .walk-steps [aria-current]", (els) => els.map((e) => [e.dataset.step, e.getAttribute("aria-current")]));
+  assert.deepEqual(current, [[code, "step"]]);
+  const heading = await page.innerText("#walk-step-title");
+  assert.equal(heading, titles[n - 1]);
+}
+
+/** Chooses `value` in a radio group by keyboard: Tab into the group, then arrow keys. */
+async function chooseRadio(page, group, value) {
+  for (let i = 0; i < 400; i++) {
+    if (await page.evaluate((g) => document.activeElement?.matches(`${g} input[type=radio]`), group)) break;
+    await page.keyboard.press("Tab");
+  }
+  const n = await page.$$eval(`${group} input`, (els) => els.length);
+  for (let i = 0; i <= n; i++) {
+    const now = await page.evaluate((g) => document.activeElement?.closest(g) && document.activeElement.value, group);
+    if (now === value) break;
+    await page.keyboard.press("ArrowDown");
+  }
+  await page.keyboard.press("Space");
+  assert.ok(await page.isChecked(`${group} input[value="${value}"]`), `${group}: ${value} chosen`);
+}
+
+/** Checks the exercise by keyboard; returns whether the page said right, and its words. */
+async function checkAnswer(page, group) {
+  await pressByKeyboard(page, `${group} .exercise-check`);
+  const fb = await page.waitForSelector(`${group} .exercise-feedback [data-correct]`);
+  return { correct: (await fb.getAttribute("data-correct")) === "true", text: await fb.innerText() };
+}
+
+async function download(page, selector) {
+  await focusByKeyboard(page, selector);
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.keyboard.press("Enter")]);
+  return { file: await dl.path(), name: dl.suggestedFilename() };
+}
+
+const WALK_TITLES = {
+  en: ["What happened on 2024-07-19", "The partition table", "The NTFS boot sector", "The path from the root to CrowdStrike",
+    "The target's MFT record", "The plan (before and after)", "After the fix: the fixed image read again", "Downloads and drills"],
+  ja: ["2024-07-19 に起きたこと", "パーティションテーブル", "NTFS のブートセクター", "ルートから CrowdStrike フォルダーまで",
+    "対象ファイルの MFT レコード", "修復の計画(前と後)", "修復後: 修復済みのイメージを読み直す", "ダウンロードと演習"],
+};
+const WORDS = {
+  en: { right: "Right.", wrong: "Not quite." },
+  ja: { right: "正解です。", wrong: "違います。" },
+};
+
+for (const [scenario, locale, lang] of [["gpt", "en-US", "en"], ["mbr", "ja-JP", "ja"]]) {
+  test(`the guided walk on the ${scenario} practice disk (${locale}), keyboard only`, { timeout: 400_000 }, async () => {
+    const dir = scratch("walk");
+    const b = await launch({ locale });
+    const { page } = b;
+    const titles = WALK_TITLES[lang];
+    const words = WORDS[lang];
+    const snap = (n, code) => shot(page, `walk-${lang}-${scenario}-${n}-${code}.png`);
+    try {
+      await page.goto(srv.url);
+      await page.waitForSelector(`#practice-${scenario}`);
+      await page.waitForLoadState("networkidle");
+      assert.equal(await page.$("#walk"), null, "no walk before training starts");
+      await pressByKeyboard(page, `#practice-${scenario}`);
+      const raw = gunzip(scenario, dir);
+
+      // 1: the outage.
+      await atStep(page, "outage", 1, titles);
+      const bsod = await page.$eval("#walk pre.bsod", (e) => ({ text: e.innerText, label: e.getAttribute("aria-label") }));
+      for (const s of ["PAGE_FAULT_IN_NONPAGED_AREA", "csagent.sys"]) {
+        assert.ok(bsod.text.includes(s) && bsod.label.includes(s), s);
+      }
+      const body1 = await page.innerText("#walk .walk-body");
+      assert.ok(lang === "ja" ? body1.includes("セーフモード") && body1.includes("救助用 VM") : body1.includes("Safe Mode") && body1.includes("rescue VM"), body1);
+      await snap(1, "outage");
+      assert.equal(await waitState(page, ["planned", "failed"], 120_000), "planned");
+
+      // 2: the partition table, by the arrow key from the heading.
+      await page.keyboard.press("ArrowRight");
+      await atStep(page, "partitions", 2, titles);
+      await page.waitForSelector("#walk article.structure");
+      const rows = run("mmls", [raw]).split("\n").filter((l) => /^\d+:\s+\d+/.test(l));
+      const winStart = Number(rows.at(-1).trim().split(/\s+/)[2]);
+      const parts = await page.$$eval("#walk li[data-partition]", (els) => els.map((e) => ({
+        number: e.dataset.partition, firstLba: Number(e.dataset.firstLba), windows: e.dataset.windows === "true",
+      })));
+      const windows = parts.find((p) => p.firstLba === winStart);
+      assert.ok(windows, `a partition at mmls's start ${winStart}: ${JSON.stringify(parts)}`);
+      const wrongPart = parts.find((p) => p !== windows);
+      await chooseRadio(page, "#exercise-partition", wrongPart.number);
+      let r = await checkAnswer(page, "#exercise-partition");
+      assert.equal(r.correct, false, r.text);
+      assert.ok(r.text.startsWith(words.wrong), r.text);
+      await chooseRadio(page, "#exercise-partition", windows.number);
+      r = await checkAnswer(page, "#exercise-partition");
+      assert.equal(r.correct, true, r.text);
+      assert.ok(r.text.startsWith(words.right), r.text);
+      await snap(2, "partitions");
+      const collected = { structures: [], bits: [] };
+      const gather = async () => {
+        const v = await viewsIn(page, "#walk .walk-body");
+        collected.structures.push(...v.structures);
+        collected.bits.push(...v.bits);
+      };
+      await gather();
+
+      // 3-6 with the Next button.
+      await pressByKeyboard(page, "#walk-next");
+      await atStep(page, "boot-sector", 3, titles);
+      await gather();
+      await snap(3, "boot-sector");
+      await pressByKeyboard(page, "#walk-next");
+      await atStep(page, "path-walk", 4, titles);
+      const walked = (await viewsIn(page, "#walk .walk-body")).structures.map((s) => s.what.name);
+      for (const n of ["Windows", "System32", "drivers", "CrowdStrike"]) assert.ok(walked.includes(n), `${n} in ${walked}`);
+      await gather();
+      await snap(4, "path-walk");
+      await pressByKeyboard(page, "#walk-next");
+      await atStep(page, "record", 5, titles);
+      await gather();
+      // The faulty file by istat: its $STANDARD_INFORMATION modified time is 04:09 UTC.
+      const offsetSectors = String(winStart);
+      const choices = await page.$$eval("#exercise-file input", (els) => els.map((e) => e.value));
+      const modified = (rec) => run("istat", ["-z", "UTC", "-o", offsetSectors, raw, rec]).match(/\$STANDARD_INFORMATION[\s\S]*?File Modified:\s+(.*)/)[1];
+      const faulty = choices.filter((c) => / 04:09:/.test(modified(c)));
+      assert.equal(faulty.length, 1, choices.map(modified).join(" | "));
+      await chooseRadio(page, "#exercise-file", choices.find((c) => c !== faulty[0]));
+      r = await checkAnswer(page, "#exercise-file");
+      assert.equal(r.correct, false, r.text);
+      await chooseRadio(page, "#exercise-file", faulty[0]);
+      r = await checkAnswer(page, "#exercise-file");
+      assert.equal(r.correct, true, r.text);
+      assert.ok(r.text.includes("04:09"), r.text);
+      await snap(5, "record");
+      await pressByKeyboard(page, "#walk-next");
+      await atStep(page, "plan", 6, titles);
+      await gather();
+      // The bits are the records fls lists for the channel-291 files.
+      const records = run("fls", ["-r", "-p", "-o", offsetSectors, raw]).split("\n")
+        .filter((l) => /CrowdStrike\/C-00000291[^/]*\.sys$/i.test(l) && !l.includes(" * "))
+        .map((l) => l.split(":\t")[0].trim().split(/\s+/).at(-1).split("-")[0]);
+      const offered = await page.$$eval("#exercise-bit input", (els) => els.map((e) => e.value));
+      const decoy = offered.find((o) => !records.includes(o));
+      assert.ok(decoy !== undefined && records.every((x) => offered.includes(x)), `${offered} vs ${records}`);
+      await focusByKeyboard(page, `#exercise-bit input[value="${decoy}"]`);
+      await page.keyboard.press("Space");
+      r = await checkAnswer(page, "#exercise-bit");
+      assert.equal(r.correct, false, r.text);
+      await focusByKeyboard(page, `#exercise-bit input[value="${decoy}"]`);
+      await page.keyboard.press("Space");
+      const tickedNow = () => page.$$eval("#exercise-bit input", (els) => els.filter((e) => e.checked).map((e) => e.value));
+      const trail = [await tickedNow()];
+      for (const x of records) {
+        await focusByKeyboard(page, `#exercise-bit input[value="${x}"]`);
+        trail.push(await page.evaluate(() => document.activeElement.value));
+        await page.keyboard.press("Space");
+        trail.push(await tickedNow());
+      }
+      const ticked = await tickedNow();
+      assert.deepEqual(ticked.sort(), [...records].sort(), `the boxes ticked ${JSON.stringify(trail)} of ${offered}`);
+      r = await checkAnswer(page, "#exercise-bit");
+      assert.equal(r.correct, true, r.text);
+      await snap(6, "plan");
+      // Every value the walk annotated before the fix, against mmls, ntfsinfo, fls and istat.
+      judgeViewer(collected, raw, dir, lang);
+
+      // 7: fix, then the views re-read from the fixed image.
+      await pressByKeyboard(page, "#walk-next");
+      await atStep(page, "after-fix", 7, titles);
+      await pressByKeyboard(page, "#walk-fix");
+      assert.equal(await waitState(page, ["fixed", "failed"], 120_000), "fixed");
+      await page.waitForSelector("#walk .walk-after article.structure", { timeout: 120_000 });
+      await page.waitForFunction(() => document.activeElement?.id === "walk-step-title", null, { timeout: 10_000 })
+        .catch(() => {});
+      assert.equal(await activeId(page), "walk-step-title", "the focus comes back to the step once fixed");
+      const after = await viewsIn(page, "#walk .walk-after");
+      await snap(7, "after-fix");
+
+      // 8: downloads.
+      await pressByKeyboard(page, "#walk-next");
+      await atStep(page, "downloads", 8, titles);
+      await snap(8, "downloads");
+      const fixedDl = await download(page, "#walk-download-fixed");
+      assert.equal(fixedDl.name, `practice-${scenario}-fixed.raw`);
+      const untouched = await download(page, "#walk-download-untouched");
+      assert.equal(untouched.name, `practice-${scenario}.raw`);
+      assertSameBytes(untouched.file, raw, "the untouched practice disk");
+      judge(fixedDl.file, raw, dir, false);
+
+      // Step 7's values equal istat (and $MFT's own $BITMAP, read by icat) on the fixed disk.
+      const field = (s, name) => s.fields.find((f) => f.name === name);
+      const afterRecords = after.structures.filter((s) => s.what.kind === "mft_record");
+      assert.deepEqual(afterRecords.map((s) => String(s.what.record)).sort(), [...records].sort());
+      const mftBitmap = run("sh", ["-c", `icat -o ${offsetSectors} '${fixedDl.file}' 0-176 | od -An -v -tu1`])
+        .trim().split(/\s+/).map(Number);
+      for (const s of afterRecords) {
+        const ist = run("istat", ["-o", offsetSectors, fixedDl.file, String(s.what.record)]);
+        assert.match(ist, /Not Allocated/, `istat: record ${s.what.record} not in use`);
+        assert.equal(field(s, "record_flags").value.in_use, false, "the walk: not in use");
+        assert.equal(field(s, "sequence_number").value.value, Number(ist.match(/Sequence: (\d+)/)[1]), "sequence as istat");
+        assert.equal(field(s, "link_count").value.value, Number(ist.match(/Links: (\d+)/)[1]), "link count as istat");
+        const n = s.what.record;
+        assert.equal((mftBitmap[Math.floor(n / 8)] >> (n % 8)) & 1, 0, `$MFT:$BITMAP bit ${n} clear on the fixed disk`);
+      }
+      assert.deepEqual(after.bits.map((x) => String(x.bit)).sort(), [...records].sort(), "the bits re-read");
+      assert.ok(after.bits.every((x) => !x.set), "every re-read bit is clear");
+      assertOnlyOwnOrigin(b.requests, [srv.origin + SUB]);
+      await assertNoPageProblems(b);
+    } finally {
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -56,6 +56,8 @@ mod messages {
         Fix,
         /// Show the bytes: the structures read and the plan's patches, annotated.
         Explain,
+        /// The same structures re-read from the fixed image (after a plan).
+        ExplainFixed,
     }
 
     /// What the worker tells the page.
@@ -70,6 +72,10 @@ mod messages {
         /// The annotated structures (`view::ExplainView`) as JSON text: NTFS times, serial numbers
         /// and file references are 64-bit values beyond what a JavaScript number holds exactly.
         Explained {
+            json: String,
+        },
+        /// The structures re-read from the fixed image (`view::ExplainView` as JSON text).
+        ExplainedFixed {
             json: String,
         },
         /// Verified; the downloads are `Blob`s made of slices of the picked file and new bytes.

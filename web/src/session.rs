@@ -190,6 +190,12 @@ impl<R: ReadAt> Session<R> {
         ))
     }
 
+    /// The same structures re-read from the fixed image — the picked file with exactly the
+    /// download's writes laid over it — and every patched range read back. `None` before a plan.
+    pub fn explain_fixed(&self) -> Option<ExplainView> {
+        self.core.explain_fixed().map(ExplainView::from)
+    }
+
     /// Re-reads the fixed image from scratch — the picked file with exactly the download's writes
     /// laid over it — and checks what the fix promised.
     pub fn verify(&mut self) -> Result<Vec<CheckView>, Problem> {

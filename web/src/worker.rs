@@ -286,6 +286,14 @@ impl ImageWorker {
                     .map(|json| FromWorker::Explained { json })
                     .map_err(|e| Problem::internal(e.to_string()))
             }),
+            ToWorker::ExplainFixed => self.session().and_then(|s| {
+                let view = s
+                    .explain_fixed()
+                    .ok_or_else(|| Problem::internal("no plan yet"))?;
+                serde_json::to_string(&view)
+                    .map(|json| FromWorker::ExplainedFixed { json })
+                    .map_err(|e| Problem::internal(e.to_string()))
+            }),
         };
         if let Some(s) = &self.session {
             if let Some(p) = &s.source().progress {

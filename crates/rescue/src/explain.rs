@@ -1070,6 +1070,83 @@ pub fn explain_session<R: ReadAt>(session: &mut Session<R>, options: &FixOptions
     out
 }
 
+/// The same views re-read from the fixed image: `fixed` is the image as the fix wrote it (the
+/// output file, or the original with the planned writes laid over it); `original` the session
+/// that planned that fix. The fixed image is opened and explained from scratch (partition table,
+/// boot sectors, the walk to the rule's directory, which no longer leads to the deleted file);
+/// then the records of the files that were matched before are read again, as stored (now not in
+/// use), and every patched range is read again from the fixed image and compared with the
+/// original, so the changed bits shown are the ones the fixed image really has. `None` before a
+/// plan.
+pub fn explain_fixed<R: ReadAt, F: ReadAt>(original: &Session<R>, fixed: F) -> Option<Explanation> {
+    let planned = original.planned()?;
+    let original_disk = original.container().ok()?;
+    let mut after = Session::open(fixed, original.rule().clone());
+    let mut out = explain_session(
+        &mut after,
+        &FixOptions {
+            discard_journal: false,
+        },
+    );
+    // Nothing is planned on the fixed image: the rule no longer matches there.
+    out.patches.clear();
+    let Ok(fixed_disk) = after.container() else {
+        return Some(out);
+    };
+    for v in &planned.report.volumes {
+        let Some(rule) = &v.rule else { continue };
+        for m in &rule.matches {
+            let opened = Slice::new(fixed_disk, v.offset, v.size)
+                .map_err(io_err("cutting out the volume"))
+                .and_then(Volume::open);
+            let shown =
+                opened.and_then(|vol| target(&vol, v.offset, m.file.mft_record, &m.path, &mut out));
+            if let Err(e) = shown {
+                gap(
+                    &mut out,
+                    GapKind::Target {
+                        path: m.path.clone(),
+                    },
+                    e,
+                );
+            }
+        }
+    }
+    for p in &planned.plan.patches {
+        let reread = match &p.data {
+            PatchData::Bytes(b) => read(fixed_disk, p.offset, b.len()).map(PatchData::Bytes),
+            PatchData::Fill { byte, len } => Ok(PatchData::Fill {
+                byte: *byte,
+                len: *len,
+            }),
+        };
+        let view = reread
+            .map_err(io_err("re-reading a patch"))
+            .and_then(|data| {
+                patch_view(
+                    original_disk,
+                    &planned.report,
+                    &kaifuku_io::Patch {
+                        offset: p.offset,
+                        data,
+                        label: p.label.clone(),
+                    },
+                )
+            });
+        match view {
+            Ok(v) => out.patches.push(v),
+            Err(e) => gap(
+                &mut out,
+                GapKind::Patch {
+                    disk_offset: p.offset,
+                },
+                e,
+            ),
+        }
+    }
+    Some(out)
+}
+
 fn gap(out: &mut Explanation, reading: GapKind, e: impl std::fmt::Display) {
     out.gaps.push(ExplainGap {
         reading,

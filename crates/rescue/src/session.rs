@@ -143,6 +143,22 @@ impl<R: ReadAt> Session<R> {
         verify_output_with_keys(fixed, &fix.report, &fix.plan, &self.rule, &self.keys)
     }
 
+    /// The annotated structures re-read from the fixed image: the image file with exactly the
+    /// planned writes and fills laid over it (see [`crate::explain::explain_fixed`]). `None`
+    /// before a plan.
+    pub fn explain_fixed(&self) -> Option<crate::explain::Explanation> {
+        let fix = self.fix.as_ref()?;
+        let image = self.opened.as_ref().ok()?.file();
+        let mut fixed = Overlay::new(image);
+        for w in &fix.output.writes {
+            fixed.write(w.file_offset, &w.bytes).ok()?;
+        }
+        for f in &fix.output.fills {
+            fixed.fill(f.file_offset, f.len, f.byte).ok()?;
+        }
+        crate::explain::explain_fixed(self, &fixed)
+    }
+
     /// [`Session::verify_output`] on the image file with exactly the planned writes and fills
     /// laid over it: what a front end that cannot read its output back (a download) verifies.
     pub fn verify_writes(&self) -> Result<Vec<OutputCheck>, VerifyError> {

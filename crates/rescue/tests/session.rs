@@ -287,3 +287,79 @@ fn belongs_to_object_ids(s: &kaifuku_ntfs::edit::ChangedStructure) -> bool {
         | ChangedStructure::JournalLogPage { .. } => false,
     }
 }
+
+#[test]
+fn the_fixed_image_is_explained_from_its_own_bytes() {
+    use kaifuku_rescue::explain::{FieldName, FieldValue, StructureKind};
+    for name in ["gpt-win.raw", "gpt-win-dynamic.vhd"] {
+        let mut session = Session::open(source(name), Rule::crowdstrike_2024_07_19());
+        assert!(
+            session.explain_fixed().is_none(),
+            "{name}: nothing planned yet"
+        );
+        let fix = session.plan(&FixOptions::default()).unwrap().clone();
+        let before = kaifuku_rescue::explain::explain_session(&mut session, &FixOptions::default());
+        let after = session.explain_fixed().unwrap();
+        assert!(after.gaps.is_empty(), "{name}: {:?}", after.gaps);
+        assert!(
+            after.targets.is_empty(),
+            "{name}: the rule matches nothing after the fix"
+        );
+        // Every deleted file's record is read again: stored, no longer in use.
+        let records: Vec<u64> = fix
+            .plan
+            .deletions
+            .iter()
+            .map(|d| d.outcome.record)
+            .collect();
+        for record in &records {
+            let shown = after
+                .structures
+                .iter()
+                .find(|s| matches!(&s.what, StructureKind::MftRecord { record: r, .. } if r == record))
+                .unwrap_or_else(|| panic!("{name}: record {record} not re-read"));
+            let flags = shown
+                .fields
+                .iter()
+                .find(|f| f.name == FieldName::RecordFlags)
+                .unwrap();
+            assert!(
+                matches!(flags.value, FieldValue::RecordFlags { in_use: false, .. }),
+                "{name}: {flags:?}"
+            );
+        }
+        // The patched ranges, read again, hold what the plan wrote; the $MFT:$BITMAP bit of
+        // each deleted record is clear.
+        assert_eq!(after.patches.len(), before.patches.len(), "{name}");
+        for (a, b) in after.patches.iter().zip(&before.patches) {
+            assert_eq!(a.disk_offset, b.disk_offset, "{name}");
+            assert_eq!(a.after, b.after, "{name}: re-read differs from the plan");
+            assert_eq!(a.before, b.before, "{name}");
+        }
+        let cleared: Vec<u64> = after
+            .patches
+            .iter()
+            .flat_map(|p| &p.changed)
+            .filter(|c| c.field == Some(FieldName::MftBitmapBits))
+            .flat_map(|c| &c.bits)
+            .map(|b| {
+                assert!(!b.set_after, "{name}: bit {} set after the fix", b.bit);
+                b.bit
+            })
+            .collect();
+        for record in &records {
+            assert!(
+                cleared.contains(record),
+                "{name}: {cleared:?} lacks {record}"
+            );
+        }
+        // The walk still reaches the rule's directory on the fixed image.
+        assert!(
+            after
+                .structures
+                .iter()
+                .any(|s| matches!(&s.what, StructureKind::IndexEntry { name, .. } if name == "CrowdStrike")),
+            "{name}"
+        );
+    }
+}

@@ -62,6 +62,8 @@ mod problems;
 mod progress;
 mod report;
 mod structures;
+mod walk;
+pub use walk::WalkStep;
 
 pub use plan::StructureName;
 

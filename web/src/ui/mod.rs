@@ -13,6 +13,7 @@ mod problems;
 mod progress;
 mod report;
 mod structures;
+mod walk;
 mod workers;
 
 use crate::i18n::{Lang, T};
@@ -31,6 +32,7 @@ use progress::{Cancelled, Progress};
 use report::ImageReport;
 use std::rc::Rc;
 use structures::Structures;
+use walk::Walk;
 use wasm_bindgen::JsValue;
 use web_sys::{Blob, File, HtmlElement};
 use workers::{WorkerEvent, WorkerHandle, WorkerId};
@@ -132,6 +134,14 @@ pub struct App {
     explaining: bool,
     structures_focus: NodeRef,
     structures_focus_pending: bool,
+    /// Training: the current image is a practice disk, shown through the guided walk.
+    training: bool,
+    /// The untouched practice disk, offered for download at the end of the walk.
+    untouched: Option<(ObjectUrl, String)>,
+    /// The practice disk's structures and the plan's patches, for the walk (training).
+    walk_before: Option<Rc<ExplainView>>,
+    /// The structures re-read from the fixed image (training).
+    structures_after: Option<Rc<ExplainView>>,
     /// A practice disk being fetched and unpacked.
     practice_loading: Option<Scenario>,
     /// Why the last practice disk could not be loaded.
@@ -178,7 +188,17 @@ impl App {
         self.consent = false;
         self.busy = None;
         self.structures = None;
+        self.walk_before = None;
+        self.structures_after = None;
         self.explaining = false;
+    }
+
+    /// Training: asks the worker for the practice disk's structures (again once planned, for
+    /// the patches), for the walk's steps 2–6.
+    fn explain_for_walk(&mut self) {
+        if self.training {
+            self.post(&ToWorker::Explain);
+        }
     }
 
     /// Starts a worker ahead of time, unless one is already waiting: its wasm compiles while the
@@ -332,18 +352,34 @@ impl App {
                     self.plan_after_render = true;
                 } else {
                     self.stop_busy(ctx, Stage::Inspected);
+                    self.explain_for_walk();
                 }
                 true
             }
             FromWorker::Explained { json } => {
-                self.explaining = false;
                 match serde_json::from_str::<ExplainView>(&json) {
                     Ok(v) => {
-                        self.structures = Some(Rc::new(v));
-                        self.structures_focus_pending = true;
+                        let v = Rc::new(v);
+                        if self.training {
+                            self.walk_before = Some(v.clone());
+                        }
+                        // Asked for with "Show the bytes" (not only by the walk).
+                        if std::mem::take(&mut self.explaining) {
+                            self.structures = Some(v);
+                            self.structures_focus_pending = true;
+                        }
                     }
                     Err(e) => web_sys::console::error_1(&JsValue::from_str(&format!(
                         "the structures did not arrive: {e}"
+                    ))),
+                }
+                true
+            }
+            FromWorker::ExplainedFixed { json } => {
+                match serde_json::from_str::<ExplainView>(&json) {
+                    Ok(v) => self.structures_after = Some(Rc::new(v)),
+                    Err(e) => web_sys::console::error_1(&JsValue::from_str(&format!(
+                        "the structures of the fixed image did not arrive: {e}"
                     ))),
                 }
                 true
@@ -352,6 +388,7 @@ impl App {
                 metrics::mark("planned");
                 self.plan = Some(Rc::new(v));
                 self.stop_busy(ctx, Stage::Planned);
+                self.explain_for_walk();
                 true
             }
             FromWorker::Fixed {
@@ -395,6 +432,9 @@ impl App {
         metrics::set("bytes", view.reads.bytes as f64);
         self.fixed = Some(Rc::new(view));
         self.stop_busy(ctx, Stage::Fixed);
+        if self.training {
+            self.post(&ToWorker::ExplainFixed);
+        }
     }
 
     fn focus_ref(&self, wanted: bool) -> NodeRef {
@@ -446,6 +486,10 @@ impl Component for App {
             explaining: false,
             structures_focus: NodeRef::default(),
             structures_focus_pending: false,
+            training: false,
+            untouched: None,
+            walk_before: None,
+            structures_after: None,
             practice_loading: None,
             practice_failed: None,
             focus: NodeRef::default(),
@@ -468,6 +512,8 @@ impl Component for App {
             }
             Msg::Picked(file) => {
                 self.practice_failed = None;
+                self.training = false;
+                self.untouched = None;
                 self.picked(ctx, file);
                 true
             }
@@ -496,6 +542,10 @@ impl Component for App {
             }
             Msg::PracticeLoaded(file) => {
                 self.practice_loading = None;
+                self.training = true;
+                let name = file.name();
+                let blob: &Blob = file.as_ref();
+                self.untouched = Some((ObjectUrl::from(blob.clone()), name));
                 self.picked(ctx, file);
                 true
             }
@@ -546,6 +596,10 @@ impl Component for App {
             if let Some(el) = self.structures_focus.cast::<HtmlElement>() {
                 let _ = el.focus();
             }
+        }
+        // In the walk the focus follows the trainee's steps, unless something failed.
+        if self.focus_pending && self.training && self.stage != Stage::Failed {
+            self.focus_pending = false;
         }
         if self.focus_pending {
             self.focus_pending = false;
@@ -648,7 +702,18 @@ impl Component for App {
             Some(v) => html! {
                 <Structures {t} view={v.clone()} focus={self.structures_focus.clone()}/>
             },
-            None => html! {},
+            _ => html! {},
+        };
+        let walk = if self.training && self.file.is_some() {
+            html! {
+                <Walk {t} before={self.walk_before.clone()} after={self.structures_after.clone()}
+                    can_fix={self.stage == Stage::Planned && self.fixed.is_none()}
+                    fixed={self.fixed.clone().zip(self.downloads.as_ref().map(Downloads::links))}
+                    untouched={self.untouched.as_ref().map(|(u, n)| (AttrValue::from(u.to_string()), AttrValue::from(n.clone())))}
+                    on_fix={link.callback(|_| Msg::Fix)}/>
+            }
+        } else {
+            html! {}
         };
         html! {
             <div class="page" data-state={self.stage.code()} data-lang={self.lang.tag()}>
@@ -677,6 +742,7 @@ impl Component for App {
                     <Picker {t} current={self.file.clone()} on_pick={link.callback(Msg::Picked)}/>
                     <Practice {t} loading={self.practice_loading} failed={self.practice_failed.clone()}
                         on_practice={link.callback(Msg::Practice)}/>
+                    {walk}
                     {busy}
                     {cancelled}
                     {report}

@@ -58,7 +58,7 @@ fn hex_view(disk_offset: u64, bytes: &[u8], fields: &[Field]) -> Html {
     }
 }
 
-fn structure(t: T, s: &StructureView) -> Html {
+pub(super) fn structure(t: T, s: &StructureView) -> Html {
     html! {
         <article class="structure" data-what={json(&s.what)} data-disk-offset={s.disk_offset.to_string()}>
             <h3>{t.structure_kind(&s.what)}</h3>
@@ -111,7 +111,7 @@ fn patch_hex(disk_offset: u64, bytes: &[u8], other: &[u8]) -> Html {
     }
 }
 
-fn patch(t: T, p: &PatchView) -> Html {
+pub(super) fn patch(t: T, p: &PatchView) -> Html {
     html! {
         <article class="patch" data-label={json(&p.label)} data-disk-offset={p.disk_offset.to_string()}>
             <h4>{t.structure(&p.label)}</h4>
