@@ -76,7 +76,7 @@ async function practise(b, scenario, { consent = false, lang }) {
   assert.equal(s, "fixed", (await page.innerText("main")).slice(-1500));
   await shot(page, `training-${lang}-3-${scenario}-fixed.png`);
   await focusByKeyboard(page, "#download-image");
-  const [dl] = await Promise.all([page.waitForEvent("download"), page.keyboard.press("Enter")]);
+  const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.keyboard.press("Enter")]);
   return { image: await dl.path(), name: dl.suggestedFilename(), text: await page.innerText("main") };
 }
 
@@ -282,7 +282,7 @@ async function checkAnswer(page, group) {
 
 async function download(page, selector) {
   await focusByKeyboard(page, selector);
-  const [dl] = await Promise.all([page.waitForEvent("download"), page.keyboard.press("Enter")]);
+  const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.keyboard.press("Enter")]);
   return { file: await dl.path(), name: dl.suggestedFilename() };
 }
 
