@@ -165,9 +165,18 @@ self.addEventListener("fetch", (e) => {
   const req = e.request;
   if (req.method !== "GET" || new URL(req.url).origin !== self.location.origin) return;
   // Network first, so a new build is used as soon as it is published (the worker's files keep
-  // their names from build to build); the cache when the network is gone.
+  // their names from build to build); the cache when the network is gone. A practice disk is not
+  // pre-cached (it is not part of the first load) but is kept once a trainee has fetched it, so a
+  // disk practised on once still opens in a classroom without network.
+  const keep = new URL(req.url).pathname.includes("/practice/");
   e.respondWith(
-    fetch(req).catch(() =>
+    fetch(req).then((r) => {
+      if (keep && r.ok) {
+        const copy = r.clone();
+        e.waitUntil(caches.open(CACHE).then((c) => c.put(req, copy)));
+      }
+      return r;
+    }).catch(() =>
       caches.open(CACHE).then((c) =>
         c.match(req, { ignoreSearch: true }).then((r) => r || (req.mode === "navigate" ? c.match("./") : Response.error())),
       ),

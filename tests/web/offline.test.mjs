@@ -34,3 +34,39 @@ test("works offline after the first visit", { timeout: 300_000 }, async () => {
     await srv.close().catch(() => {});
   }
 });
+
+test("a practice disk fetched once stays available offline; one never fetched says so", { timeout: 300_000 }, async () => {
+  const SUB = "/offline/practice/";
+  const srv = await serve(DIST, SUB);
+  const b = await launch({ locale: "ja-JP" });
+  try {
+    await b.page.goto(srv.url);
+    await b.page.waitForSelector("#practice-gpt");
+    await b.page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      for (let i = 0; i < 100 && !navigator.serviceWorker.controller; i++) await new Promise((r) => setTimeout(r, 100));
+      if (!navigator.serviceWorker.controller) throw new Error("no service worker controls the page");
+    });
+    await b.page.click("#practice-gpt");
+    assert.equal(await waitState(b.page, ["planned", "failed"], 120_000), "planned");
+    assert.ok(srv.requests.some((r) => r.includes("practice/gpt.raw.gz")), "the gpt disk came from the server");
+
+    const seen = srv.requests.length;
+    await srv.close();
+    await b.page.reload();
+    await b.page.waitForSelector("#practice-gpt");
+    await b.page.click("#practice-gpt");
+    assert.equal(await waitState(b.page, ["planned", "failed"], 120_000), "planned", (await b.page.innerText("main")).slice(-1500));
+    assert.ok((await b.page.innerText("main")).includes("削除するファイルが 2 個見つかりました。"));
+
+    // The mbr disk was never fetched: offline, the page says it could not be loaded.
+    await b.page.reload();
+    await b.page.click("#practice-mbr");
+    await b.page.waitForSelector("#practice-failed", { timeout: 60_000 });
+    assert.equal(srv.requests.length, seen, "nothing reached the (closed) server");
+    assertOnlyOwnOrigin(b.requests, [srv.origin + SUB]);
+  } finally {
+    await b.close();
+    await srv.close().catch(() => {});
+  }
+});
