@@ -25,8 +25,8 @@ image=${2:-bitlk-aes-xts-256}
 scheme=${3:-gpt}
 container=${4:-vhd}
 here=$(cd "$(dirname "$0")" && pwd)
+# The shared test data lives beside the project, never in it.
 archive="$here/../../shared/testdata/bitlk/bitlk-images.tar.xz"
-[ -f "$archive" ] || archive="$here/../shared/testdata/bitlk/bitlk-images.tar.xz"
 if [ ! -f "$archive" ]; then
   echo "the BitLocker test set (shared/testdata/bitlk/bitlk-images.tar.xz) is not next to the project" >&2
   exit 3
