@@ -442,12 +442,10 @@ fn unlock_key(key: KeyInput) -> Result<UnlockKey, Problem> {
         }
         KeyInput::KeyList { file } => {
             let kind = KeyFileKind::KeyList;
-            let bytes = key_file_bytes(&file, kind)?;
-            let mut text = String::from_utf8_lossy(&bytes).into_owned();
-            let parsed = parse_key_list(text.trim_start_matches('\u{feff}'));
-            text.clear();
-            text.shrink_to_fit();
-            let mut bytes = bytes;
+            let mut bytes = key_file_bytes(&file, kind)?;
+            // Read in place (no copy) when the file is UTF-8, as exports are.
+            let parsed =
+                parse_key_list(String::from_utf8_lossy(&bytes).trim_start_matches('\u{feff}'));
             bytes.fill(0);
             match parsed {
                 Ok(list) if !list.is_empty() => Ok(UnlockKey::KeyList(list)),
