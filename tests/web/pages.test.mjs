@@ -146,7 +146,7 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     assert.ok((await main()).includes("qemu-img convert -f vmdk -O raw"));
   });
 
-  test("BitLocker is explained: the page cannot unlock it yet, the command line can", async () => {
+  test("BitLocker is explained and its key asked for, with the promise that it stays in the page", async () => {
     // A bare volume whose boot sector carries the BitLocker signature.
     const bl = path.join(dir, "bitlocker.raw");
     const buf = Buffer.alloc(8 << 20);
@@ -158,7 +158,9 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     writeFileSync(bl, buf);
     assert.equal(await pick(bl), "inspected");
     assert.ok((await codes()).includes("bitlocker"), `codes: ${await codes()}`);
-    assert.ok((await main()).includes("kaifuku fix --recovery-password - IMAGE"));
+    assert.ok(await b.page.isVisible("#unlock-form"), "the key form is shown");
+    assert.ok((await main()).includes("Give its 48-digit recovery password"));
+    assert.ok((await b.page.innerText("#key-promise")).includes("never sent anywhere and never saved"));
   });
 
   test("a hibernated Windows is refused, in both languages", async () => {

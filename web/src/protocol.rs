@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum Phase {
     /// Reading the container, partitions, volumes and the rule's matches.
     Inspect,
+    /// Trying the BitLocker key the user gave (key stretching), then inspecting the unlocked
+    /// volume.
+    Unlock,
     /// Planning the fix and having the core check it.
     Plan,
     /// Reading the fixed image back from scratch.
@@ -27,10 +30,20 @@ pub struct Progress {
     pub bytes: u64,
     pub calls: u64,
     pub ms: f64,
+    /// While a BitLocker key is stretched: how far.
+    #[serde(default)]
+    pub stretch: Option<Stretch>,
+}
+
+/// Key stretching's progress: SHA-256 rounds done of all (per protector tried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stretch {
+    pub done: u32,
+    pub total: u32,
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use messages::{FromWorker, ToWorker};
+pub use messages::{FromWorker, KeyInput, ToWorker};
 
 #[cfg(target_arch = "wasm32")]
 mod messages {
@@ -58,6 +71,40 @@ mod messages {
         Explain,
         /// The same structures re-read from the fixed image (after a plan).
         ExplainFixed,
+        /// Unlock the inspected image's BitLocker volumes with this key and inspect it again.
+        Unlock { key: KeyInput },
+    }
+
+    /// A BitLocker key as the user gave it. `Debug` never shows it; the worker turns it into the
+    /// core's `UnlockKey` (zeroed when dropped) and keeps nothing else of it.
+    #[derive(Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum KeyInput {
+        /// The 48-digit recovery password, as typed or pasted (dashes and spaces are fine).
+        RecoveryPassword { text: String },
+        /// A user password.
+        Password { text: String },
+        /// A startup key (`.BEK` file).
+        StartupKey {
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            file: File,
+        },
+        /// A key list (CSV `Id,Key`, as exported from Entra ID or Active Directory).
+        KeyList {
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            file: File,
+        },
+    }
+
+    impl std::fmt::Debug for KeyInput {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                KeyInput::RecoveryPassword { .. } => "KeyInput::RecoveryPassword(<hidden>)",
+                KeyInput::Password { .. } => "KeyInput::Password(<hidden>)",
+                KeyInput::StartupKey { .. } => "KeyInput::StartupKey(<hidden>)",
+                KeyInput::KeyList { .. } => "KeyInput::KeyList(<hidden>)",
+            })
+        }
     }
 
     /// What the worker tells the page.
@@ -88,6 +135,8 @@ mod messages {
             #[serde(with = "serde_wasm_bindgen::preserve")]
             report: Blob,
         },
+        /// The key file given to unlock could not be read as a key; the image stays as inspected.
+        KeyFileRefused(ProblemView),
         /// The step failed; nothing was changed.
         Failed(ProblemView),
     }
@@ -137,6 +186,10 @@ mod tests {
             bytes: 3 << 20,
             calls: 50,
             ms: 12.5,
+            stretch: Some(Stretch {
+                done: 0x8_0000,
+                total: 0x10_0000,
+            }),
         };
         let json = serde_json::to_value(p).unwrap();
         assert_eq!(json["phase"], "verify");

@@ -9,7 +9,7 @@ use kaifuku_container::OutputPlan;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt, ReadStats};
 use kaifuku_rescue::plan::FixOptions;
 use kaifuku_rescue::undo;
-use kaifuku_rescue::{OutputCheck, PlannedFix, Rule};
+use kaifuku_rescue::{OutputCheck, PlannedFix, Rule, UnlockProgress, VolumeKeys};
 use std::rc::Rc;
 
 /// The read cache the worker uses: 64 KiB blocks, 128 of them (8 MiB), read-ahead up to 1 MiB.
@@ -117,15 +117,31 @@ pub struct Session<R: ReadAt> {
 
 impl<R: ReadAt> Session<R> {
     pub fn new(source: R, file_name: &str) -> Self {
+        Session::with_keys(source, file_name, VolumeKeys::none())
+    }
+
+    /// A session that unlocks the image's BitLocker volumes with `keys` (when first inspected),
+    /// repairs them decrypted and writes them back re-encrypted, as `kaifuku fix` does with the
+    /// same keys.
+    pub fn with_keys(source: R, file_name: &str, keys: VolumeKeys) -> Self {
         let counted = Rc::new(Counted::new(source));
         let cache = BlockCache::new(counted.clone(), cache_config());
         Session {
             counted,
-            core: kaifuku_rescue::Session::open(cache, Rule::crowdstrike_2024_07_19()),
+            core: kaifuku_rescue::Session::open_with_keys(
+                cache,
+                Rule::crowdstrike_2024_07_19(),
+                keys,
+            ),
             names: OutputNames::for_input(file_name),
             file_name: file_name.to_string(),
             checks: None,
         }
+    }
+
+    /// Tells `progress` how far key stretching has got while the next inspect unlocks.
+    pub fn set_unlock_progress(&mut self, progress: UnlockProgress) {
+        self.core.set_unlock_progress(progress);
     }
 
     /// Calls and bytes that reached the picked file so far.

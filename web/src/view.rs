@@ -18,8 +18,8 @@ use kaifuku_rescue::explain::{
     self, ExplainGap, Explanation, PatchView, StructureView, TargetView,
 };
 use kaifuku_rescue::vocabulary::{
-    Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport, Reason, RuleNotice,
-    VerifyFailure, VolumeName, VolumeProblem,
+    BitLockerProblem, Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport,
+    NtfsProblem, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{
     FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
@@ -368,8 +368,20 @@ pub enum Problem {
     Fix { error: Box<FixError> },
     /// The fixed image did not verify.
     Verify { failure: VerifyFailure },
+    /// A key file given to unlock BitLocker is not one (or not readable): what the reader said.
+    KeyFile { kind: KeyFileKind, detail: String },
     /// The page or its worker failed (a bug), with what it said.
     Internal { detail: String },
+}
+
+/// Which kind of key file the user picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFileKind {
+    /// A startup key (`.BEK`).
+    StartupKey,
+    /// A key list (CSV).
+    KeyList,
 }
 
 impl Problem {
@@ -412,7 +424,7 @@ impl Problem {
                 FixError::Failed { failure } => failure.to_string(),
             }),
             Problem::Verify { failure } => Some(failure.to_string()),
-            Problem::Internal { detail } => Some(detail.clone()),
+            Problem::KeyFile { detail, .. } | Problem::Internal { detail } => Some(detail.clone()),
         }
     }
 
@@ -446,6 +458,7 @@ impl Problem {
             Problem::Notice { notice, .. } => code(to_value(notice)),
             Problem::Fix { error } => code(to_value(error)),
             Problem::Verify { failure } => code(to_value(failure)),
+            Problem::KeyFile { .. } => "key_file".into(),
             Problem::Internal { .. } => "internal".into(),
         }
     }
@@ -463,6 +476,7 @@ impl Problem {
             | Problem::Notice { .. }
             | Problem::Fix { .. }
             | Problem::Verify { .. }
+            | Problem::KeyFile { .. }
             | Problem::Internal { .. } => false,
         }
     }
@@ -479,6 +493,7 @@ impl Problem {
             | Problem::Notice { .. }
             | Problem::Fix { .. }
             | Problem::Verify { .. }
+            | Problem::KeyFile { .. }
             | Problem::Internal { .. } => None,
         }
     }
@@ -530,7 +545,48 @@ pub struct InspectView {
     pub can_fix: bool,
     /// The fix needs consent to discard an unclean journal.
     pub needs_consent: bool,
+    /// A BitLocker volume waits for a key: the page asks for one.
+    #[serde(default)]
+    pub key_request: Option<KeyRequest>,
     pub reads: Reads,
+}
+
+/// Why the page asks for a BitLocker key: none was given yet, or the one given did not unlock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum KeyRequest {
+    /// No key was given and the volume has no clear key.
+    Needed,
+    /// The key given was refused (wrong, malformed, or of a kind the volume does not have).
+    Refused { problem: BitLockerProblem },
+}
+
+impl KeyRequest {
+    /// What the report says about the image's BitLocker volumes, if a key would help: the first
+    /// volume that needs one, or whose key was refused. Damaged or unsupported volumes ask for
+    /// nothing (no key makes them readable).
+    pub fn of(report: &InspectReport) -> Option<KeyRequest> {
+        report.volumes.iter().find_map(|v| match &v.error {
+            Some(VolumeProblem::Ntfs {
+                error: NtfsProblem::BitLocker,
+            }) => Some(KeyRequest::Needed),
+            Some(VolumeProblem::BitLocker { problem }) => match problem {
+                BitLockerProblem::RecoveryPassword { .. }
+                | BitLockerProblem::WrongKey { .. }
+                | BitLockerProblem::NoSuchProtector { .. }
+                | BitLockerProblem::NeedsRecoveryPassword { .. }
+                | BitLockerProblem::NotInKeyList { .. } => Some(KeyRequest::Refused {
+                    problem: problem.clone(),
+                }),
+                BitLockerProblem::EncryptOnWrite
+                | BitLockerProblem::Unsupported { .. }
+                | BitLockerProblem::Damaged { .. }
+                | BitLockerProblem::WriteIntoMetadata { .. }
+                | BitLockerProblem::ReadFailed { .. } => None,
+            },
+            Some(_) | None => None,
+        })
+    }
 }
 
 impl InspectView {
@@ -670,6 +726,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
         problems: problems.into_iter().map(ProblemView::of).collect(),
         can_fix: matches && !blocked,
         needs_consent: matches && !blocked && needs_consent,
+        key_request: KeyRequest::of(report),
         reads,
     }
 }

@@ -6,12 +6,14 @@
 //! any image is picked (so its wasm is compiled by then) and waits for [`FromWorker::Ready`]; one
 //! worker serves one image and is terminated after it, or to cancel.
 
-use crate::protocol::{FromWorker, Phase, Progress, ToWorker};
+use crate::protocol::{FromWorker, KeyInput, Phase, Progress, Stretch, ToWorker};
 use crate::session::{OutPiece, Session};
-use crate::view::{FixedView, Problem, ProblemView, Reads};
+use crate::view::{FixedView, KeyFileKind, Problem, ProblemView, Reads};
 use js_sys::{Array, Uint8Array};
+use kaifuku_bitlocker::{parse_key_list, StartupKey, UnlockKey};
 use kaifuku_io::{check_range, ReadAt, ReadStats};
 use kaifuku_rescue::undo;
+use kaifuku_rescue::VolumeKeys;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -22,6 +24,8 @@ use web_sys::{Blob, BlobPropertyBag, DedicatedWorkerGlobalScope, File, FileReade
 const PROGRESS_EVERY_MS: f64 = 100.0;
 /// Fills (the journal reset) are built from references to one blob of this size.
 const FILL_CHUNK: u64 = 1 << 20;
+/// A startup key or key list larger than this is no key file (a `.BEK` is about 200 bytes).
+const KEY_FILE_MAX: f64 = (4 << 20) as f64;
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -48,6 +52,7 @@ pub struct ProgressMeter {
     last: Cell<f64>,
     calls: Cell<u64>,
     bytes: Cell<u64>,
+    stretch: Cell<Option<Stretch>>,
 }
 
 impl ProgressMeter {
@@ -58,6 +63,18 @@ impl ProgressMeter {
             last: Cell::new(0.0),
             calls: Cell::new(0),
             bytes: Cell::new(0),
+            stretch: Cell::new(None),
+        }
+    }
+
+    /// Key stretching got this far: told at once (the core calls this 17 times per key tried).
+    /// Once a key is stretched, the step goes on reading the unlocked volume.
+    fn stretched(&self, done: u32, total: u32) {
+        self.phase.set(Phase::Unlock);
+        self.stretch.set(Some(Stretch { done, total }));
+        self.report(true);
+        if done >= total {
+            self.stretch.set(None);
         }
     }
 
@@ -65,6 +82,7 @@ impl ProgressMeter {
     fn begin(&self, phase: Phase) -> f64 {
         let t = now();
         self.phase.set(phase);
+        self.stretch.set(None);
         self.started.set(t);
         self.last.set(t);
         self.report(true);
@@ -88,6 +106,7 @@ impl ProgressMeter {
             bytes: self.bytes.get(),
             calls: self.calls.get(),
             ms: t - self.started.get(),
+            stretch: self.stretch.get(),
         }));
     }
 }
@@ -279,6 +298,7 @@ impl ImageWorker {
     fn on_message(&mut self, message: ToWorker) -> FromWorker {
         let result = match message {
             ToWorker::Inspect { file } => self.inspect(file),
+            ToWorker::Unlock { key } => self.unlock(key),
             ToWorker::Plan { discard_journal } => self.plan(discard_journal),
             ToWorker::Fix => self.fix(),
             ToWorker::Explain => self.session().and_then(|s| {
@@ -309,6 +329,26 @@ impl ImageWorker {
         let source = FileSource::with_progress(file.clone(), progress)
             .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
         let session = self.session.insert(Session::new(source, &file.name()));
+        Ok(FromWorker::Inspected(
+            session.inspect(|s| reads(s, started)),
+        ))
+    }
+
+    /// Inspects the picked image again with `key` for its BitLocker volumes: a fresh session
+    /// (the key stretched once, here, with progress), which the plan and the fix then use.
+    fn unlock(&mut self, key: KeyInput) -> Result<FromWorker, Problem> {
+        let file = self.session()?.source().file().clone();
+        let key = match unlock_key(key) {
+            Ok(k) => k,
+            Err(problem) => return Ok(FromWorker::KeyFileRefused(ProblemView::of(problem))),
+        };
+        let progress = Rc::new(ProgressMeter::new());
+        let started = progress.begin(Phase::Unlock);
+        let source = FileSource::with_progress(file.clone(), progress.clone())
+            .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
+        let mut session = Session::with_keys(source, &file.name(), VolumeKeys::new(vec![key]));
+        session.set_unlock_progress(Box::new(move |done, total| progress.stretched(done, total)));
+        let session = self.session.insert(session);
         Ok(FromWorker::Inspected(
             session.inspect(|s| reads(s, started)),
         ))
@@ -383,6 +423,59 @@ impl ImageWorker {
             report,
         })
     }
+}
+
+/// The core's key for what the user gave; key files are read here, whole (they are small), and
+/// their bytes cleared once parsed. Errors name the kind of file, never its content.
+fn unlock_key(key: KeyInput) -> Result<UnlockKey, Problem> {
+    match key {
+        KeyInput::RecoveryPassword { text } => Ok(UnlockKey::RecoveryPassword(text)),
+        KeyInput::Password { text } => Ok(UnlockKey::Password(text)),
+        KeyInput::StartupKey { file } => {
+            let kind = KeyFileKind::StartupKey;
+            let mut bytes = key_file_bytes(&file, kind)?;
+            let parsed = StartupKey::parse(&bytes);
+            bytes.fill(0);
+            parsed
+                .map(UnlockKey::StartupKey)
+                .map_err(|e| key_file_problem(kind, e.to_string()))
+        }
+        KeyInput::KeyList { file } => {
+            let kind = KeyFileKind::KeyList;
+            let mut bytes = key_file_bytes(&file, kind)?;
+            // Read in place (no copy) when the file is UTF-8, as exports are.
+            let parsed =
+                parse_key_list(String::from_utf8_lossy(&bytes).trim_start_matches('\u{feff}'));
+            bytes.fill(0);
+            match parsed {
+                Ok(list) if !list.is_empty() => Ok(UnlockKey::KeyList(list)),
+                Ok(_) => Err(key_file_problem(
+                    kind,
+                    "the key list holds no recovery password".into(),
+                )),
+                Err(e) => Err(key_file_problem(kind, e.to_string())),
+            }
+        }
+    }
+}
+
+fn key_file_problem(kind: KeyFileKind, detail: String) -> Problem {
+    Problem::KeyFile { kind, detail }
+}
+
+fn key_file_bytes(file: &File, kind: KeyFileKind) -> Result<Vec<u8>, Problem> {
+    if file.size() > KEY_FILE_MAX {
+        return Err(key_file_problem(
+            kind,
+            format!("{} bytes is too large for a key file", file.size()),
+        ));
+    }
+    let reader = FileReaderSync::new()
+        .map_err(|e| key_file_problem(kind, format!("FileReaderSync: {e:?}")))?;
+    let buffer = reader
+        .read_as_array_buffer(file)
+        .map_err(|e| key_file_problem(kind, js_io("reading the key file", e).to_string()))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 /// Entry point of the worker binary.

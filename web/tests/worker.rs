@@ -6,6 +6,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Uint8Array};
+use kaifuku_bitlocker::RecoveryPasswordFault;
 use kaifuku_container::{FileFill, FileWrite, FileWriteLabel, OutputPlan, WriteHow};
 use kaifuku_container::{Format, OtherFormat};
 use kaifuku_io::{BlockCache, Counted, ReadAt};
@@ -15,17 +16,17 @@ use kaifuku_ntfs::{Damage, Location, LogState, Structure};
 use kaifuku_partition::{PartitionType, Scheme, WordedType};
 use kaifuku_rescue::undo::{self, UndoEntry};
 use kaifuku_rescue::vocabulary::{
-    Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason, RuleNotice, VerifyFailure,
-    VolumeName, VolumeProblem,
+    BitLockerProblem, Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason,
+    RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{FileSystem, FixError, Outcome, RuleId, Verdict};
-use kaifuku_web::protocol::{FromWorker, Phase, Progress, ToWorker};
+use kaifuku_web::protocol::{FromWorker, KeyInput, Phase, Progress, Stretch, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     BitmapView, CheckView, ContainerView, DeletionView, FixedView, IndexBlockView, InspectView,
-    JournalFactsView, JournalReplayView, JournalView, MatchView, NtfsView, OverlapView,
-    PartitionView, PartitionsView, PlanView, PlannedOverlapView, PlannedReplayView, Problem,
-    ProblemView, RangeView, Reads, VolumeView,
+    JournalFactsView, JournalReplayView, JournalView, KeyFileKind, KeyRequest, MatchView, NtfsView,
+    OverlapView, PartitionView, PartitionsView, PlanView, PlannedOverlapView, PlannedReplayView,
+    Problem, ProblemView, RangeView, Reads, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -357,6 +358,11 @@ fn inspect_view() -> InspectView {
         .collect(),
         can_fix: true,
         needs_consent: true,
+        key_request: Some(KeyRequest::Refused {
+            problem: BitLockerProblem::RecoveryPassword {
+                fault: RecoveryPasswordFault::MistypedGroup { group: 3 },
+            },
+        }),
         reads: reads(),
     }
 }
@@ -452,7 +458,29 @@ fn page_messages_arrive_in_the_worker_as_sent() {
         }
         other => panic!("{other:?}"),
     }
+    let key_file = pattern(180);
+    let sent = ToWorker::Unlock {
+        key: KeyInput::StartupKey {
+            file: file_of(&key_file),
+        },
+    };
+    match ToWorker::from_js(posted(sent.to_js().unwrap())).unwrap() {
+        ToWorker::Unlock {
+            key: KeyInput::StartupKey { file },
+        } => assert!(blob_bytes(&file) == key_file, "the key file's bytes arrive"),
+        other => panic!("{other:?}"),
+    }
     for sent in [
+        ToWorker::Unlock {
+            key: KeyInput::RecoveryPassword {
+                text: "111111-111111-111111-111111-111111-111111-111111-111111".into(),
+            },
+        },
+        ToWorker::Unlock {
+            key: KeyInput::Password {
+                text: "pässword".into(),
+            },
+        },
         ToWorker::Plan {
             discard_journal: true,
         },
@@ -475,7 +503,22 @@ fn worker_messages_arrive_in_the_page_as_sent() {
             bytes: 3 << 20,
             calls: 50,
             ms: 12.5,
+            stretch: None,
         }),
+        FromWorker::Progress(Progress {
+            phase: Phase::Unlock,
+            bytes: 1 << 20,
+            calls: 9,
+            ms: 800.0,
+            stretch: Some(Stretch {
+                done: 0x4_0000,
+                total: 0x10_0000,
+            }),
+        }),
+        FromWorker::KeyFileRefused(ProblemView::of(Problem::KeyFile {
+            kind: KeyFileKind::StartupKey,
+            detail: "not a startup key".into(),
+        })),
         FromWorker::Inspected(inspect_view()),
         FromWorker::Planned(plan_view()),
         FromWorker::Failed(ProblemView::of(Problem::Reason {

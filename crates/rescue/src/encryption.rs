@@ -53,13 +53,28 @@ impl VolumeKeys {
 /// What became of one BitLocker partition.
 pub(crate) type UnlockOutcome = Result<Arc<VolumeDecryptor>, BitLockerProblem>;
 
+/// Told how far key stretching has got, as (rounds done, rounds in all), again for each
+/// protector tried: a front end shows it while a key is tried (a second or more per protector).
+pub type UnlockProgress = Box<dyn FnMut(u32, u32)>;
+
 /// Unlocks the BitLocker partitions of one disk and remembers the result, so inspect and plan
 /// stretch each key once. Verification builds a fresh one and unlocks again.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Unlocker {
     keys: VolumeKeys,
     /// By partition start offset.
     outcomes: BTreeMap<u64, UnlockOutcome>,
+    /// Told of key stretching's progress, when a front end asked.
+    progress: Option<UnlockProgress>,
+}
+
+impl std::fmt::Debug for Unlocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unlocker")
+            .field("keys", &self.keys)
+            .field("outcomes", &self.outcomes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Unlocker {
@@ -68,7 +83,13 @@ impl Unlocker {
         Unlocker {
             keys,
             outcomes: BTreeMap::new(),
+            progress: None,
         }
+    }
+
+    /// Tells `progress` how far key stretching has got whenever a key is tried from now on.
+    pub fn set_progress(&mut self, progress: UnlockProgress) {
+        self.progress = Some(progress);
     }
 
     /// Unlocks every BitLocker partition of `table` on `disk` not tried before.
@@ -83,50 +104,61 @@ impl Unlocker {
             {
                 continue;
             }
-            if let Some(outcome) = self.unlock_one(&view) {
+            let mut silent = |_: u32, _: u32| {};
+            let progress: &mut dyn FnMut(u32, u32) = match &mut self.progress {
+                Some(p) => p.as_mut(),
+                None => &mut silent,
+            };
+            if let Some(outcome) = unlock_one(&self.keys, &view, progress) {
                 self.outcomes.insert(p.start, outcome);
             }
         }
     }
+}
 
-    /// `None` when no key was given and the volume has no clear key: the caller reports that a
-    /// key is needed, as before any unlocking existed.
-    fn unlock_one<R: ReadAt>(&self, view: &R) -> Option<UnlockOutcome> {
-        let volume = match BitLockerVolume::open(view) {
-            Ok(v) => v,
-            Err(e) if self.keys.is_empty() => {
-                // Without a key, a volume whose metadata does not read is only "encrypted".
-                let _ = e;
-                return None;
-            }
-            Err(e) => return Some(Err(BitLockerProblem::from(&e))),
-        };
-        let clear_key = [UnlockKey::ClearKey];
-        let keys: &[UnlockKey] = if self.keys.is_empty() {
-            let has_clear_key = volume
-                .metadata
-                .protectors
-                .iter()
-                .any(|p| p.protection == kaifuku_bitlocker::ProtectionType::ClearKey);
-            if !has_clear_key {
-                return None;
-            }
-            &clear_key
-        } else {
-            &self.keys.keys
-        };
-        let mut first_error = None;
-        for key in keys {
-            match volume.decryptor(view.size(), key, &mut |_, _| {}) {
-                Ok(d) => return Some(Ok(Arc::new(d))),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+/// Unlocks one BitLocker volume with `keys`. `None` when no key was given and the volume has no
+/// clear key: the caller reports that a key is needed, as before any unlocking existed.
+fn unlock_one<R: ReadAt>(
+    keys: &VolumeKeys,
+    view: &R,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Option<UnlockOutcome> {
+    let volume = match BitLockerVolume::open(view) {
+        Ok(v) => v,
+        Err(e) if keys.is_empty() => {
+            // Without a key, a volume whose metadata does not read is only "encrypted".
+            let _ = e;
+            return None;
+        }
+        Err(e) => return Some(Err(BitLockerProblem::from(&e))),
+    };
+    let clear_key = [UnlockKey::ClearKey];
+    let tried: &[UnlockKey] = if keys.is_empty() {
+        let has_clear_key = volume
+            .metadata
+            .protectors
+            .iter()
+            .any(|p| p.protection == kaifuku_bitlocker::ProtectionType::ClearKey);
+        if !has_clear_key {
+            return None;
+        }
+        &clear_key
+    } else {
+        &keys.keys
+    };
+    let mut first_error = None;
+    for key in tried {
+        match volume.decryptor(view.size(), key, progress) {
+            Ok(d) => return Some(Ok(Arc::new(d))),
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
-        first_error.map(|e| Err(BitLockerProblem::from(&e)))
     }
+    first_error.map(|e| Err(BitLockerProblem::from(&e)))
+}
 
+impl Unlocker {
     /// What happened to the BitLocker partition starting at `offset`, if it was tried.
     pub(crate) fn outcome(&self, offset: u64) -> Option<&UnlockOutcome> {
         self.outcomes.get(&offset)

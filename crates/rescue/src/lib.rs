@@ -20,7 +20,7 @@ pub mod verify;
 pub mod vocabulary;
 
 pub use check_image::{check_image, CheckOutcome, CheckedFileSystem, ImageCheck, VolumeCheck};
-pub use encryption::{DecryptedDisk, Unlocker, VolumeKeys};
+pub use encryption::{DecryptedDisk, UnlockProgress, Unlocker, VolumeKeys};
 pub use explain::{explain, Explanation};
 pub use inspect::{inspect, inspect_with_keys, FileSystem, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};

@@ -8,7 +8,7 @@
 //! [`Session::verify_output`]; the web page, which cannot read its download back, verifies the
 //! picked file with exactly the download's writes laid over it ([`Session::verify_writes`]).
 
-use crate::encryption::{Unlocker, VolumeKeys};
+use crate::encryption::{UnlockProgress, Unlocker, VolumeKeys};
 use crate::inspect::{inspect_opened, InspectReport, Unlisted};
 use crate::plan::{plan_unlocked, FixOptions, Plan};
 use crate::rule::Rule;
@@ -61,6 +61,12 @@ impl<R: ReadAt> Session<R> {
             unlocker: Unlocker::new(keys.clone()),
             keys,
         }
+    }
+
+    /// Tells `progress` how far key stretching has got while inspect (or a plan made without
+    /// one) unlocks the image's BitLocker volumes. Verification's fresh unlock is not told.
+    pub fn set_unlock_progress(&mut self, progress: UnlockProgress) {
+        self.unlocker.set_progress(progress);
     }
 
     /// The rule the session repairs with.

@@ -62,7 +62,9 @@ mod problems;
 mod progress;
 mod report;
 mod structures;
+mod unlock;
 mod walk;
+pub use unlock::KeyMethod;
 pub use walk::WalkStep;
 
 pub use plan::StructureName;

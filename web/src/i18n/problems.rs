@@ -3,7 +3,7 @@
 //! the core adds does not compile until it is said in both languages.
 
 use super::{size, Lang, T};
-use crate::view::Problem;
+use crate::view::{KeyFileKind, Problem};
 use kaifuku_container::{OtherFormat, Qcow2ClusterKind, Qcow2Feature};
 use kaifuku_rescue::vocabulary::BitLockerProblem;
 use kaifuku_rescue::vocabulary::{
@@ -67,6 +67,7 @@ impl T {
             Problem::Notice { notice, .. } => self.rule_notice_title(notice),
             Problem::Fix { error } => self.fix_error_title(error),
             Problem::Verify { .. } => pick!(self, "再検証に失敗しました", "Re-verification failed"),
+            Problem::KeyFile { kind, .. } => self.key_file_title(*kind),
             Problem::Internal { .. } => self.internal_title(),
         }
     }
@@ -86,7 +87,26 @@ impl T {
                 ),
                 self.verify_failure(failure)
             ),
+            Problem::KeyFile { kind, .. } => self.key_file_text(*kind).to_string(),
             Problem::Internal { .. } => self.internal_text().to_string(),
+        }
+    }
+
+    fn key_file_title(self, kind: KeyFileKind) -> &'static str {
+        match (self.0, kind) {
+            (Lang::Ja, KeyFileKind::StartupKey) => "スタートアップ キーを読み取れません",
+            (Lang::En, KeyFileKind::StartupKey) => "The startup key cannot be read",
+            (Lang::Ja, KeyFileKind::KeyList) => "キーの一覧を読み取れません",
+            (Lang::En, KeyFileKind::KeyList) => "The key list cannot be read",
+        }
+    }
+
+    fn key_file_text(self, kind: KeyFileKind) -> &'static str {
+        match (self.0, kind) {
+            (Lang::Ja, KeyFileKind::StartupKey) => "選んだファイルは BitLocker のスタートアップ キー(.BEK ファイル)ではありません。USB メモリなどに保存された .BEK ファイルを選んでください。",
+            (Lang::En, KeyFileKind::StartupKey) => "The chosen file is not a BitLocker startup key (.BEK file). Choose the .BEK file saved on the USB drive or elsewhere.",
+            (Lang::Ja, KeyFileKind::KeyList) => "選んだファイルは回復キーの一覧(Entra ID や Active Directory から書き出した CSV、列は Id と Key)として読めないか、回復パスワードが入っていません。書き出したファイルをそのまま選んでください。",
+            (Lang::En, KeyFileKind::KeyList) => "The chosen file does not read as a list of recovery keys (a CSV exported from Entra ID or Active Directory, with Id and Key columns), or holds no recovery password. Choose the exported file as it is.",
         }
     }
 
@@ -527,8 +547,8 @@ impl T {
         match t {
             VolumeTrouble::BitLocker => pick!(
                 self,
-                format!("{vol} は BitLocker で暗号化されています。このページではまだロックを解除できません。コマンドラインの kaifuku なら回復パスワード(48 桁)で解除して修復できます(kaifuku fix --recovery-password - イメージ)。または、回復キーで解除できる環境(ディスクを接続したレスキュー用 VM など)でファイルを削除してください。"),
-                format!("{vol} is encrypted with BitLocker, and this page cannot unlock it yet. The kaifuku command line can, with the 48-digit recovery password (kaifuku fix --recovery-password - IMAGE); or unlock the disk with its recovery key where you can (for example a rescue VM with the disk attached) and delete the file there.")
+                format!("{vol} は BitLocker で暗号化されています。上の欄に回復パスワード(48 桁)、パスワード、スタートアップ キー、または回復キーの一覧を入力すると、このページの中でロックを解除して修復できます。キーはこのページから出ません。"),
+                format!("{vol} is encrypted with BitLocker. Give its 48-digit recovery password, its password, its startup key or a recovery key list in the form above, and this page unlocks and fixes it here. The key never leaves this page.")
             ),
             VolumeTrouble::BitLockerKeyRefused => pick!(
                 self,
@@ -1595,6 +1615,12 @@ mod tests {
                 .map(|failure| Problem::Verify { failure }),
         );
         all.push(Problem::internal("a bug"));
+        for kind in [KeyFileKind::StartupKey, KeyFileKind::KeyList] {
+            all.push(Problem::KeyFile {
+                kind,
+                detail: "not a key".into(),
+            });
+        }
         for p in &all {
             match p {
                 Problem::Reason { .. }
@@ -1602,6 +1628,7 @@ mod tests {
                 | Problem::Notice { .. }
                 | Problem::Fix { .. }
                 | Problem::Verify { .. }
+                | Problem::KeyFile { .. }
                 | Problem::Internal { .. } => {}
             }
         }

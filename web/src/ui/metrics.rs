@@ -1,6 +1,6 @@
 //! Timings for scripts and tests: `window.kaifukuMetrics`, a fresh object per picked image with
 //! the page-clock time of each step (`picked`, `workerReady`, `inspected`, `listed`, `planned`,
-//! `fixRequested`, `fixed`, ...) and a few figures the worker reported.
+//! `fixRequested`, `fixed`, `unlockRequested`, `keyFileRefused`, ...) and a few figures the worker reported.
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;

@@ -13,12 +13,13 @@ mod problems;
 mod progress;
 mod report;
 mod structures;
+mod unlock;
 mod walk;
 mod workers;
 
 use crate::i18n::{Lang, T};
 use crate::practice::Scenario;
-use crate::protocol::{FromWorker, Phase, ToWorker};
+use crate::protocol::{FromWorker, KeyInput, Phase, Stretch, ToWorker};
 use crate::view::{ExplainView, FixedView, InspectView, PlanView, ProblemView};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
@@ -32,6 +33,7 @@ use progress::{Cancelled, Progress};
 use report::ImageReport;
 use std::rc::Rc;
 use structures::Structures;
+use unlock::Unlock;
 use walk::Walk;
 use wasm_bindgen::JsValue;
 use web_sys::{Blob, File, HtmlElement};
@@ -71,6 +73,7 @@ struct Busy {
     started: f64,
     bytes: u64,
     calls: u64,
+    stretch: Option<Stretch>,
 }
 
 /// The downloads' `blob:` URLs, revoked when dropped.
@@ -95,6 +98,8 @@ pub enum Msg {
     Picked(File),
     Worker(WorkerId, Box<WorkerEvent>),
     Consent(bool),
+    /// Unlock the image's BitLocker volumes with this key.
+    Unlock(KeyInput),
     Plan,
     Fix,
     Cancel,
@@ -125,6 +130,8 @@ pub struct App {
     fixed: Option<Rc<FixedView>>,
     downloads: Option<Downloads>,
     problem: Option<Rc<ProblemView>>,
+    /// The key file given last is no key (the form says why).
+    key_file_problem: Option<Rc<ProblemView>>,
     consent: bool,
     /// Plan as soon as the report is rendered (nothing needs the user's consent).
     plan_after_render: bool,
@@ -185,6 +192,7 @@ impl App {
         self.fixed = None;
         self.downloads = None;
         self.problem = None;
+        self.key_file_problem = None;
         self.consent = false;
         self.busy = None;
         self.structures = None;
@@ -224,6 +232,7 @@ impl App {
             started: metrics::now(),
             bytes: self.busy.as_ref().map_or(0, |b| b.bytes),
             calls: self.busy.as_ref().map_or(0, |b| b.calls),
+            stretch: None,
         });
     }
 
@@ -335,6 +344,7 @@ impl App {
                     b.bytes = p.bytes;
                     b.calls = p.calls;
                     b.phase = p.phase;
+                    b.stretch = p.stretch;
                 }
                 true
             }
@@ -398,6 +408,12 @@ impl App {
                 report,
             } => {
                 self.fixed_with(ctx, view, image, undo, report);
+                true
+            }
+            FromWorker::KeyFileRefused(p) => {
+                metrics::mark("keyFileRefused");
+                self.key_file_problem = Some(Rc::new(p));
+                self.stop_busy(ctx, Stage::Inspected);
                 true
             }
             FromWorker::Failed(p) => {
@@ -480,6 +496,7 @@ impl Component for App {
             fixed: None,
             downloads: None,
             problem: None,
+            key_file_problem: None,
             consent: false,
             plan_after_render: false,
             structures: None,
@@ -559,6 +576,17 @@ impl Component for App {
                 self.consent = on;
                 true
             }
+            Msg::Unlock(key) => {
+                if self.stage != Stage::Inspected {
+                    return false;
+                }
+                metrics::mark("unlockRequested");
+                self.key_file_problem = None;
+                self.structures = None;
+                self.start_busy(Phase::Unlock);
+                self.post(&ToWorker::Unlock { key });
+                true
+            }
             Msg::Plan => {
                 let consent = self.consent;
                 let needs = self.inspect.as_ref().is_some_and(|v| v.needs_consent);
@@ -623,6 +651,7 @@ impl Component for App {
         let busy = match (&self.busy, self.stage) {
             (Some(b), Stage::Busy) => html! {
                 <Progress {t} phase={b.phase} started={b.started} bytes={b.bytes} calls={b.calls}
+                    stretch={b.stretch}
                     on_cancel={link.callback(|_| Msg::Cancel)}/>
             },
             _ => html! {},
@@ -632,11 +661,23 @@ impl Component for App {
         } else {
             html! {}
         };
+        // With a key to ask for, the focus goes to the key form instead.
+        let asks_key = self
+            .inspect
+            .as_ref()
+            .is_some_and(|v| v.key_request.is_some());
         let report = match &self.inspect {
             Some(v) => html! {
-                <ImageReport {t} view={v.clone()} focus={self.focus_ref(self.stage == Stage::Inspected)}/>
+                <ImageReport {t} view={v.clone()} focus={self.focus_ref(self.stage == Stage::Inspected && !asks_key)}/>
             },
             None => html! {},
+        };
+        let unlock = match self.inspect.as_ref().and_then(|v| v.key_request.clone()) {
+            Some(request) if self.stage == Stage::Inspected => html! {
+                <Unlock {t} {request} key_file_problem={self.key_file_problem.clone()}
+                    on_unlock={link.callback(Msg::Unlock)} focus={self.focus_ref(true)}/>
+            },
+            _ => html! {},
         };
         let consent = match &self.inspect {
             Some(v) if v.needs_consent && plan::journal_problems(v).next().is_some() => html! {
@@ -746,6 +787,7 @@ impl Component for App {
                     {busy}
                     {cancelled}
                     {report}
+                    {unlock}
                     {problems}
                     {consent}
                     {plan}

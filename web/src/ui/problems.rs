@@ -79,7 +79,7 @@ fn kind(p: &Problem) -> &'static str {
                 | FixFailure::Internal { .. } => REFUSAL,
             },
         },
-        Problem::Verify { .. } | Problem::Internal { .. } => REFUSAL,
+        Problem::Verify { .. } | Problem::KeyFile { .. } | Problem::Internal { .. } => REFUSAL,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::metrics::now;
 use crate::i18n::T;
-use crate::protocol::Phase;
+use crate::protocol::{Phase, Stretch};
 use gloo::timers::callback::Interval;
 use yew::{
     function_component, html, use_effect_with, use_force_update, Callback, Html, NodeRef,
@@ -21,6 +21,9 @@ pub struct ProgressProps {
     pub started: f64,
     pub bytes: u64,
     pub calls: u64,
+    /// While a BitLocker key is stretched: how far.
+    #[prop_or_default]
+    pub stretch: Option<Stretch>,
     pub on_cancel: Callback<()>,
 }
 
@@ -37,7 +40,18 @@ pub fn progress(props: &ProgressProps) -> Html {
     html! {
         <section class="busy" id="progress" aria-live="polite" aria-busy="true">
             <p class="step">{t.step(props.phase)}</p>
-            <progress id="progress-bar" aria-label={t.step(props.phase)}></progress>
+            {match props.stretch {
+                Some(s) => html! {
+                    <>
+                        <progress id="progress-bar" aria-label={t.step(props.phase)}
+                            value={s.done.to_string()} max={s.total.to_string()}></progress>
+                        <p class="figures" id="stretch-figures">{t.stretch_progress(s.done, s.total)}</p>
+                    </>
+                },
+                None => html! {
+                    <progress id="progress-bar" aria-label={t.step(props.phase)}></progress>
+                },
+            }}
             <p class="figures" id="progress-figures">{t.progress(props.bytes, props.calls, secs)}</p>
             <button type="button" id="cancel" onclick={on_cancel}>{t.cancel()}</button>
         </section>
