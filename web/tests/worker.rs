@@ -110,6 +110,7 @@ fn plan() -> OutputPlan {
             byte: 0xFF,
             label: FileWriteLabel::virtual_bytes(100_000, 250_000, WriteHow::Filled),
         }],
+        file_size: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn a_large_fill_is_built_from_shared_chunks() {
             byte: 0xFF,
             label: FileWriteLabel::virtual_bytes(1000, 1000 + (3 << 20) + 12_345, WriteHow::Filled),
         }],
+        file_size: None,
     };
     let blob = image_blob(&file, &image_pieces(data.len() as u64, &out).unwrap()).unwrap();
     let got = blob_bytes(&blob);
