@@ -288,6 +288,21 @@ impl<R: ReadAt> Session<R> {
         undo_pieces(&id, &p.output, &*self.counted).map_err(Problem::internal)
     }
 
+    /// Size of the fixed image: the picked file's, unless the fix changes it (a re-streamed
+    /// streamOptimized VMDK).
+    pub fn output_size(&self) -> u64 {
+        self.planned()
+            .and_then(|p| p.output.file_size)
+            .unwrap_or(self.file_size())
+    }
+
+    /// Whether an undo file can restore the picked file from the fixed image: not when the fix
+    /// changes the file's size (a re-streamed VMDK), which the undo format cannot record; the
+    /// picked file, left as it was, is then the way back.
+    pub fn undo_offered(&self) -> bool {
+        self.planned().is_some_and(|p| p.output.file_size.is_none())
+    }
+
     /// Size of the undo file (without reading or hashing anything).
     pub fn undo_size(&self) -> u64 {
         let Some(p) = self.planned() else {
@@ -312,7 +327,8 @@ impl<R: ReadAt> Session<R> {
             "version": env!("CARGO_PKG_VERSION"),
             "image": self.file_name,
             "output": self.names.output,
-            "undo": self.names.undo,
+            // No undo file when the fix changes the file's size (see `undo_offered`).
+            "undo": self.undo_offered().then_some(&self.names.undo),
             "report": p.report,
             "plan": p.plan,
             "file_writes": p.output.writes.iter().map(|w| serde_json::json!({

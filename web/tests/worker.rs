@@ -415,7 +415,7 @@ fn fixed_view() -> FixedView {
         undo_name: "disk-fixed.vhd.undo".into(),
         report_name: "disk-fixed.vhd.report.json".into(),
         output_size: 5 << 20,
-        undo_size: 4242,
+        undo_size: Some(4242),
         checks: vec![
             CheckView::ContainerSame {
                 format: Format::VhdDynamic,
