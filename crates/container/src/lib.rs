@@ -14,9 +14,9 @@
 //! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
 //! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
 //! where needed; through the VHDX block table, with the VHDX header update; through qcow2's L1/L2
-//! tables into clusters owned once; through the VMDK grain tables into allocated grains). The
-//! front end applies them to its output; this crate stays pure and reads only
-//! through [`ReadAt`].
+//! tables into clusters owned once; through the VMDK grain tables into allocated grains, or, for a
+//! streamOptimized VMDK, re-streamed with a new size in [`OutputPlan::file_size`]). The front end
+//! applies them to its output; this crate stays pure and reads only through [`ReadAt`].
 #![forbid(unsafe_code)]
 
 mod error;

@@ -25,14 +25,16 @@
 //! a page or a table at a time when a range is first mapped (a 2 TiB disk has a 128 KiB
 //! directory and 64 MiB of tables; only what a repair touches is read), a few kept.
 //!
-//! Writing back is in place, into grains that already have space in the file (monolithicSparse):
-//! no metadata changes. A patch in a grain with no space is refused (kaifuku does not allocate
-//! grains), as is one in a grain the redundant tables map elsewhere: which copy is right cannot be
-//! known from the file, and writing into either could destroy data. A streamOptimized image
-//! cannot be written in place (its grains are compressed, each exactly as long as it needs): fix
-//! is refused for it with the conversion that makes it writable. The descriptor's `CID` is kept:
-//! the core changes no identifiers it does not have to, and the disk's content ID would only
-//! matter to a child disk, which cannot be repaired through its parent anyway.
+//! Writing back a monolithicSparse image is in place, into grains that already have space in the
+//! file: no metadata changes. A patch in a grain with no space is refused (kaifuku does not
+//! allocate grains there), as is one in a grain the redundant tables map elsewhere: which copy is
+//! right cannot be known from the file, and writing into either could destroy data. A
+//! streamOptimized image cannot be written in place (its grains are compressed, each exactly as
+//! long as it needs): it is re-streamed ([`Vmdk::plan_stream`]), the file kept up to its last
+//! grain and the touched grains, every table, the directory, footer and end-of-stream marker
+//! written after it; the old grains stay in the file, unreferenced. The descriptor's `CID` is
+//! kept in both: the core changes no identifiers it does not have to, and the disk's content ID
+//! would only matter to a child disk, which cannot be repaired through its parent anyway.
 //!
 //! As everywhere in this crate, every field from the file is checked before it sizes a read or an
 //! allocation, so a crafted file can neither panic nor make us allocate much memory.
