@@ -106,19 +106,20 @@ fuzz_target!(|data: &[u8]| {
     let Ok(plan) = c.plan_output(&patches) else {
         return;
     };
-    let file_size = file.size();
+    // The output's size: the file's, unless the plan re-streams it (a streamOptimized VMDK).
+    let file_size = plan.file_size.unwrap_or(file.size());
     for w in &plan.writes {
-        assert!(w.end() <= file_size, "a planned write extends the file");
+        assert!(w.end() <= file_size, "a planned write leaves the output");
     }
     for f in &plan.fills {
         assert!(
             f.file_offset + f.len <= file_size,
-            "a planned fill extends the file"
+            "a planned fill leaves the output"
         );
     }
     // The file as it will be written, opened from scratch: every patch must read back.
     let view = Written {
-        base: &file,
+        base: kaifuku_io::Resized::new(&file, file_size),
         writes: &plan.writes,
         fills: &plan.fills,
     };
@@ -137,7 +138,7 @@ fuzz_target!(|data: &[u8]| {
 
 /// The file as it will be after the planned writes and fills.
 struct Written<'a> {
-    base: &'a Sparse,
+    base: kaifuku_io::Resized<&'a Sparse>,
     writes: &'a [kaifuku_container::FileWrite],
     fills: &'a [kaifuku_container::FileFill],
 }

@@ -5,10 +5,11 @@
 // (ntfs-3g through a read-only loop device, qemu-img) must see the files gone.
 import { after, before, describe, test } from "node:test";
 import path from "node:path";
+import { spawnSync } from "node:child_process";
 import { serve } from "../../web/serve.mjs";
 import {
   asRaw, assert, assertNoPageProblems, assertOnlyOwnOrigin, assertSameBytes, cli, crowdstrikeNamesByNtfs3g,
-  DIST, fixFlow, fixture, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch, waitState,
+  DIST, fixFlow, fixture, run, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch, waitState,
 } from "./lib.mjs";
 
 const SUB = "/some/sub/path/";
@@ -26,13 +27,13 @@ const isTarget = (n) => /^c-00000291.*\.sys$/i.test(n);
  * Runs the page on `image` and checks the result against the CLI and ntfs-3g.
  * `windows` is the partition (number) holding Windows, for the mount check.
  */
-async function fullCase({ image, format, locale, windows, consent = false, expectMatches, textChecks }) {
+async function fullCase({ image, format, locale, windows, consent = false, undo = true, expectMatches, textChecks }) {
   const dir = scratch("flow");
   const b = await launch({ locale });
   try {
     await b.page.goto(srv.url);
     await b.page.waitForSelector("#pick-button");
-    const out = await fixFlow(b.page, image, { consent });
+    const out = await fixFlow(b.page, image, { consent, undo });
     const m = out.metrics;
     assert.ok(m.fixed > m.picked, "metrics recorded");
     console.log(`# ${path.basename(image)} (${locale}): picked→Blob ${pickedToBlobMs(m).toFixed(0)} ms, ${m.calls} reads, ${m.bytes} bytes, wasm ${m.wasmMemory} bytes`);
@@ -49,16 +50,22 @@ async function fullCase({ image, format, locale, windows, consent = false, expec
     const dot = base.lastIndexOf(".");
     const fixedName = base.slice(0, dot) + "-fixed" + base.slice(dot);
     assert.equal(out.imageName, fixedName);
-    assert.equal(out.undoName, fixedName + ".undo");
+    if (undo) assert.equal(out.undoName, fixedName + ".undo");
     assert.equal(out.reportName, fixedName + ".report.json");
     const cliOut = path.join(dir, "cli-" + fixedName);
-    const args = ["fix", image, "-o", cliOut, "--undo", cliOut + ".undo"];
+    const args = ["fix", image, "-o", cliOut];
+    if (undo) args.push("--undo", cliOut + ".undo");
     if (consent) args.push("--discard-journal");
     const r = cli(args);
     assert.equal(r.code, 0, `CLI fix failed: ${r.stderr}`);
     assertSameBytes(out.image, cliOut, "fixed image (page vs CLI)");
-    assertSameBytes(out.undo, cliOut + ".undo", "undo file (page vs CLI)");
+    if (undo) assertSameBytes(out.undo, cliOut + ".undo", "undo file (page vs CLI)");
+    if (format.startsWith("vmdk")) {
+      const check = spawnSync("qemu-img", ["check", "-f", "vmdk", out.image], { encoding: "utf8" });
+      assert.ok(check.status === 0 && check.stdout.includes("No errors"), `qemu-img check: ${check.stdout}${check.stderr}`);
+    }
     const report = readJson(out.report);
+    assert.equal(report.undo, undo ? fixedName + ".undo" : null);
     assert.equal(report.image, base);
     assert.equal(report.output, fixedName);
     assert.equal(report.plan.deletions.length, expectMatches);
@@ -156,6 +163,25 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
         assert.ok(t.includes("In the image file these are"), "a VHDX shows its file writes");
       },
     });
+  });
+
+  test("streamOptimized VMDK, English: re-streamed, no undo file", async () => {
+    const dir = scratch("vmdk-stream");
+    try {
+      const img = path.join(dir, "gpt-win-stream.vmdk");
+      run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", fixture("gpt-win.raw"), img]);
+      const { out } = await fullCase({
+        image: img, format: "vmdk_stream_optimized", locale: "en-US", windows: 3, undo: false, expectMatches: 3,
+        textChecks: (t) => {
+          for (const s of ["streamOptimized", "Found 3 file(s) to delete.", "No undo file: this image was re-streamed"]) {
+            assert.ok(t.includes(s), `page text lacks ${JSON.stringify(s)}`);
+          }
+        },
+      });
+      assert.equal(out.imageName, "gpt-win-stream-fixed.vmdk");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("unclean journal, Japanese: explanation, consent, journal reset", async () => {

@@ -104,8 +104,10 @@ export async function waitState(page, states, timeout = 60_000) {
 /**
  * Picks `file` and goes through the whole flow: inspect → (consent) → plan → fix. Returns the
  * page's metrics, the fix view text, and the downloads as saved files when `download` is set.
+ * With `undo` false the page must offer no undo file (a fix that changes the file's size) and
+ * say so.
  */
-export async function fixFlow(page, file, { consent = false, download = true } = {}) {
+export async function fixFlow(page, file, { consent = false, download = true, undo = true } = {}) {
   await page.setInputFiles("#file-input", file);
   let s = await waitState(page, ["planned", "inspected", "failed"]);
   if (consent) {
@@ -122,8 +124,11 @@ export async function fixFlow(page, file, { consent = false, download = true } =
   assert.equal(s, "fixed", "fix: " + (await page.innerText("main")).slice(-2000));
   const metrics = await page.evaluate(() => ({ ...window.kaifukuMetrics }));
   const out = { metrics, text: await page.innerText("main") };
+  assert.equal(await page.$("#download-undo") !== null, undo, "an undo download offered");
+  assert.equal(await page.$("#no-undo") !== null, !undo, "the page says why no undo file is offered");
+  const links = [["image", "#download-image"], ["undo", "#download-undo"], ["report", "#download-report"]];
   if (download) {
-    for (const [key, sel] of [["image", "#download-image"], ["undo", "#download-undo"], ["report", "#download-report"]]) {
+    for (const [key, sel] of links.filter(([key]) => undo || key !== "undo")) {
       const dl = await downloadFrom(page, sel);
       out[key] = await dl.path();
       out[key + "Name"] = dl.suggestedFilename();
@@ -303,7 +308,7 @@ export function withNtfs3gRw(rawImage, offset, size, fn) {
 export function asRaw(image, format, dir) {
   if (format === "raw") return image;
   const out = path.join(dir, "converted.raw");
-  const from = format === "qcow2" ? "qcow2" : format.startsWith("vhdx") ? "vhdx" : "vpc";
+  const from = format === "qcow2" ? "qcow2" : format.startsWith("vhdx") ? "vhdx" : format.startsWith("vmdk") ? "vmdk" : "vpc";
   run("qemu-img", ["convert", "-f", from, "-O", "raw", image, out]);
   return out;
 }

@@ -44,8 +44,12 @@ impl OutPiece<'_> {
 }
 
 /// The fixed image as parts, in file order: the picked file's bytes between the planned writes.
-/// Fails when writes overlap or leave the file (the container layer promises neither happens).
+/// When the plan changes the file's size (a re-streamed VMDK), the output stops at the new size
+/// and its bytes past the picked file's end all come from writes.
+/// Fails when writes overlap, leave the output, or leave a gap past the picked file's end (the
+/// container layer promises none of these happens).
 pub fn image_pieces(file_size: u64, out: &OutputPlan) -> Result<Vec<OutPiece<'_>>, String> {
+    let output_size = out.file_size.unwrap_or(file_size);
     let mut changes: Vec<(u64, OutPiece<'_>)> = out
         .writes
         .iter()
@@ -70,9 +74,14 @@ pub fn image_pieces(file_size: u64, out: &OutputPlan) -> Result<Vec<OutPiece<'_>
         }
         let end = at
             .checked_add(piece.len())
-            .filter(|e| *e <= file_size)
+            .filter(|e| *e <= output_size)
             .ok_or_else(|| format!("a planned write at file offset {at} leaves the file"))?;
         if at > pos {
+            if at > file_size {
+                return Err(format!(
+                    "nothing is planned for file offsets {pos}..{at}, past the picked file's end"
+                ));
+            }
             pieces.push(OutPiece::Original {
                 start: pos,
                 end: at,
@@ -81,10 +90,16 @@ pub fn image_pieces(file_size: u64, out: &OutputPlan) -> Result<Vec<OutPiece<'_>
         pieces.push(piece);
         pos = end;
     }
-    if pos < file_size {
+    if pos < output_size {
+        if output_size > file_size {
+            return Err(format!(
+                "nothing is planned for file offsets {pos}..{output_size}, past the picked file's \
+                 end"
+            ));
+        }
         pieces.push(OutPiece::Original {
             start: pos,
-            end: file_size,
+            end: output_size,
         });
     }
     Ok(pieces)
@@ -289,6 +304,21 @@ impl<R: ReadAt> Session<R> {
         undo_pieces(&id, &p.output, &*self.counted).map_err(Problem::internal)
     }
 
+    /// Size of the fixed image: the picked file's, unless the fix changes it (a re-streamed
+    /// streamOptimized VMDK).
+    pub fn output_size(&self) -> u64 {
+        self.planned()
+            .and_then(|p| p.output.file_size)
+            .unwrap_or(self.file_size())
+    }
+
+    /// Whether an undo file can restore the picked file from the fixed image: not when the fix
+    /// changes the file's size (a re-streamed VMDK), which the undo format cannot record; the
+    /// picked file, left as it was, is then the way back.
+    pub fn undo_offered(&self) -> bool {
+        self.planned().is_some_and(|p| p.output.file_size.is_none())
+    }
+
     /// Size of the undo file (without reading or hashing anything).
     pub fn undo_size(&self) -> u64 {
         let Some(p) = self.planned() else {
@@ -313,7 +343,8 @@ impl<R: ReadAt> Session<R> {
             "version": env!("CARGO_PKG_VERSION"),
             "image": self.file_name,
             "output": self.names.output,
-            "undo": self.names.undo,
+            // No undo file when the fix changes the file's size (see `undo_offered`).
+            "undo": self.undo_offered().then_some(&self.names.undo),
             "report": p.report,
             "plan": p.plan,
             "file_writes": p.output.writes.iter().map(|w| serde_json::json!({
@@ -372,6 +403,7 @@ mod tests {
                 byte: 0xFF,
                 label: FileWriteLabel::virtual_bytes(100, 150, WriteHow::Filled),
             }],
+            file_size: None,
         };
         let pieces = image_pieces(1000, &out).unwrap();
         let mut expect = image.clone();
@@ -392,20 +424,72 @@ mod tests {
         let overlap = OutputPlan {
             writes: vec![w(10, 10), w(15, 10)],
             fills: vec![],
+            file_size: None,
         };
         assert!(image_pieces(100, &overlap).is_err());
         let past = OutputPlan {
             writes: vec![w(95, 10)],
             fills: vec![],
+            file_size: None,
         };
         assert!(image_pieces(100, &past).is_err());
         let none = OutputPlan {
             writes: vec![],
             fills: vec![],
+            file_size: None,
         };
         assert_eq!(
             image_pieces(100, &none).unwrap(),
             vec![OutPiece::Original { start: 0, end: 100 }]
         );
+    }
+
+    #[test]
+    fn pieces_of_an_output_that_changes_size() {
+        let image: Vec<u8> = (0..100u32).map(|i| i as u8).collect();
+        let w = |o: u64, n: usize, b: u8| FileWrite {
+            file_offset: o,
+            bytes: vec![b; n],
+            label: FileWriteLabel::virtual_bytes(o, o + n as u64, WriteHow::Bytes),
+        };
+        // Grown: the tail from 80 on is rewritten and extended to 130 bytes.
+        let grown = OutputPlan {
+            writes: vec![w(0, 2, 7), w(80, 30, 1), w(110, 20, 2)],
+            fills: vec![],
+            file_size: Some(130),
+        };
+        let mut expect = image[..80].to_vec();
+        expect[..2].fill(7);
+        expect.extend([1; 30]);
+        expect.extend([2; 20]);
+        assert_eq!(apply(&image, &image_pieces(100, &grown).unwrap()), expect);
+        // Cut: the output ends at 90, its last 30 bytes rewritten.
+        let cut = OutputPlan {
+            writes: vec![w(60, 30, 3)],
+            fills: vec![],
+            file_size: Some(90),
+        };
+        let mut expect = image[..60].to_vec();
+        expect.extend([3; 30]);
+        assert_eq!(apply(&image, &image_pieces(100, &cut).unwrap()), expect);
+        // A gap past the picked file's end, or a write past the new end, is refused.
+        let gap = OutputPlan {
+            writes: vec![w(110, 20, 2)],
+            fills: vec![],
+            file_size: Some(130),
+        };
+        assert!(image_pieces(100, &gap).is_err());
+        let short = OutputPlan {
+            writes: vec![w(80, 30, 1)],
+            fills: vec![],
+            file_size: Some(120),
+        };
+        assert!(image_pieces(100, &short).is_err());
+        let past = OutputPlan {
+            writes: vec![w(80, 30, 1)],
+            fills: vec![],
+            file_size: Some(100),
+        };
+        assert!(image_pieces(100, &past).is_err());
     }
 }

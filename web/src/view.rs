@@ -988,7 +988,9 @@ pub struct FixedView {
     pub undo_name: String,
     pub report_name: String,
     pub output_size: u64,
-    pub undo_size: u64,
+    /// `None`: no undo file is offered (the fix changes the image file's size, which an undo
+    /// file cannot restore; the picked file is the way back).
+    pub undo_size: Option<u64>,
     pub checks: Vec<CheckView>,
     pub reads: Reads,
     /// The worker's wasm memory, in bytes.

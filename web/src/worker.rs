@@ -381,9 +381,15 @@ impl ImageWorker {
             .image_pieces()
             .ok_or_else(|| Problem::internal("no plan"))?;
         let image = image_blob(&file, &pieces).map_err(|e| Problem::internal(format!("{e:?}")))?;
-        let undo_pieces = session.undo_pieces()?;
-        let undo =
-            undo_blob(&file, &undo_pieces).map_err(|e| Problem::internal(format!("{e:?}")))?;
+        // Without an undo file (a fix that changes the file's size) the Blob is empty and the
+        // view says none is offered.
+        let undo = if session.undo_offered() {
+            let undo_pieces = session.undo_pieces()?;
+            undo_blob(&file, &undo_pieces).map_err(|e| Problem::internal(format!("{e:?}")))?
+        } else {
+            blob_of(&Array::new(), "application/octet-stream")
+                .map_err(|e| Problem::internal(format!("{e:?}")))?
+        };
         let ms = now() - started;
         let memory = wasm_memory();
         let report_text = session.report_json(serde_json::json!({
@@ -402,18 +408,19 @@ impl ImageWorker {
             undo_name: names.undo,
             report_name: names.report,
             output_size: image.size() as u64,
-            undo_size: undo.size() as u64,
+            undo_size: session.undo_offered().then_some(undo.size() as u64),
             checks,
             reads: reads(session.stats(), started),
             wasm_memory: memory,
         };
-        if view.output_size != session.file_size() || view.undo_size != session.undo_size() {
+        let undo_expected = session.undo_offered().then_some(session.undo_size());
+        if view.output_size != session.output_size() || view.undo_size != undo_expected {
             return Err(Problem::internal(format!(
-                "assembled sizes differ: image {} (file {}), undo {} (expected {})",
+                "assembled sizes differ: image {} (expected {}), undo {:?} (expected {:?})",
                 view.output_size,
-                session.file_size(),
+                session.output_size(),
                 view.undo_size,
-                session.undo_size()
+                undo_expected
             )));
         }
         Ok(FromWorker::Fixed {

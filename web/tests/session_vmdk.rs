@@ -1,15 +1,14 @@
 //! The worker's session logic on VMDK images that qemu-img makes from the raw Windows fixture: a
 //! monolithicSparse image is inspected, planned, verified and its download assembled from the
 //! picked file's slices and the planned bytes; qemu-img judges the result (`check`, and `compare`
-//! against the raw fixture fixed by the same session code). A streamOptimized image is inspected,
-//! and its fix refused with the typed container problem the page words.
+//! against the raw fixture fixed by the same session code). A streamOptimized image is re-streamed
+//! the same way and judged alike; the page offers no undo file for it.
 #![cfg(not(target_arch = "wasm32"))]
 
 use kaifuku_io::ReadAt;
-use kaifuku_rescue::vocabulary::ContainerProblem;
 use kaifuku_web::i18n::{Lang, T};
 use kaifuku_web::session::{OutPiece, Session};
-use kaifuku_web::view::{Problem, Reads};
+use kaifuku_web::view::Reads;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -110,9 +109,17 @@ fn fixed_by_the_page(input: &Path, out: &Path) -> Vec<String> {
             OutPiece::Fill { byte, len } => bytes.resize(bytes.len() + len as usize, byte),
         }
     }
-    assert_eq!(bytes.len() as u64, s.file_size());
+    assert_eq!(bytes.len() as u64, s.output_size());
     std::fs::write(out, bytes).unwrap();
     labels
+}
+
+/// Whether the page offers an undo file for the fix of `input`.
+fn undo_offered(input: &Path) -> bool {
+    let mut s = session(input);
+    s.inspect(reads);
+    s.plan(false, reads).unwrap();
+    s.undo_offered()
 }
 
 #[test]
@@ -152,7 +159,7 @@ fn sparse_vmdk_download_is_judged_by_qemu_img() {
 }
 
 #[test]
-fn stream_optimized_vmdk_is_inspected_and_its_fix_refused() {
+fn stream_optimized_vmdk_download_is_judged_by_qemu_img() {
     let dir = scratch("vmdk-stream");
     let raw = raw_fixture();
     let vmdk = dir.join("disk.vmdk");
@@ -167,27 +174,34 @@ fn stream_optimized_vmdk_is_inspected_and_its_fix_refused() {
         raw.to_str().unwrap(),
         vmdk.to_str().unwrap(),
     ]);
-    let mut s = session(&vmdk);
-    let v = s.inspect(reads);
-    assert_eq!(v.match_count(), 3, "{:?}", v.problems);
-    let e = s.plan(false, reads).unwrap_err();
-    let Problem::Fix { error } = &e else {
-        panic!("{e:?}")
-    };
-    let text = format!("{error:?}");
+    let out_raw = dir.join("out.raw");
+    fixed_by_the_page(&raw, &out_raw);
+    assert!(undo_offered(&raw));
+    let out = dir.join("out.vmdk");
+    let labels = fixed_by_the_page(&vmdk, &out);
     assert!(
-        text.contains(&format!(
-            "{:?}",
-            ContainerProblem::VmdkStreamOptimizedOutput
-        )),
-        "{text}"
+        labels.iter().any(|l| l.contains("compressed again")),
+        "{labels:?}"
     );
-    // What the page shows: the container's sentence, in words that say what to do.
     assert!(
-        e.detail()
-            .is_some_and(|d| d.contains("subformat=monolithicSparse")),
-        "{:?}",
-        e.detail()
+        labels.iter().any(|l| l.contains("VMDK footer")),
+        "{labels:?}"
     );
+    assert!(
+        !undo_offered(&vmdk),
+        "an undo file cannot restore a re-streamed image"
+    );
+    let check = qemu_img(&["check", "-f", "vmdk", out.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("No errors"));
+    let compare = qemu_img(&[
+        "compare",
+        "-f",
+        "vmdk",
+        "-F",
+        "raw",
+        out.to_str().unwrap(),
+        out_raw.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&compare.stdout).contains("Images are identical"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -111,6 +111,7 @@ fn plan() -> OutputPlan {
             byte: 0xFF,
             label: FileWriteLabel::virtual_bytes(100_000, 250_000, WriteHow::Filled),
         }],
+        file_size: None,
     }
 }
 
@@ -141,6 +142,7 @@ fn a_large_fill_is_built_from_shared_chunks() {
             byte: 0xFF,
             label: FileWriteLabel::virtual_bytes(1000, 1000 + (3 << 20) + 12_345, WriteHow::Filled),
         }],
+        file_size: None,
     };
     let blob = image_blob(&file, &image_pieces(data.len() as u64, &out).unwrap()).unwrap();
     let got = blob_bytes(&blob);
@@ -419,7 +421,7 @@ fn fixed_view() -> FixedView {
         undo_name: "disk-fixed.vhd.undo".into(),
         report_name: "disk-fixed.vhd.report.json".into(),
         output_size: 5 << 20,
-        undo_size: 4242,
+        undo_size: Some(4242),
         checks: vec![
             CheckView::ContainerSame {
                 format: Format::VhdDynamic,

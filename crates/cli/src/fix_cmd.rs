@@ -107,11 +107,23 @@ pub fn run(args: &FixArgs, rule: Rule) -> Exit {
         return Exit::Error;
     };
     let (report, plan, output) = (&fix.report, &fix.plan, &fix.output);
+    // The output's size, when the fix changes it (a re-streamed streamOptimized VMDK).
+    let output_size = output.file_size.unwrap_or(counted.size());
+    if output.file_size.is_some() && undo_target.is_some() {
+        say!(
+            "refused: this fix re-streams the {} image, which changes the file's size and moves its \
+             tables; an undo file records only the original bytes of ranges and cannot restore \
+             that exactly. Write the fix to a new file with -o and without --undo: the input stays \
+             as it was and is the way back",
+            image_identity.kind
+        );
+        return Exit::Refused;
+    }
     // A block device as the output is claimed (and its size checked) before anything is said
     // to be written.
     let device = match (&out_target, args.dry_run) {
         (Some((p, Target::Device { .. })), false) => {
-            match crate::output::open_device(p, counted.size(), image_identity.kind) {
+            match crate::output::open_device(p, output_size, image_identity.kind) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     say!("{e}");
@@ -157,6 +169,8 @@ pub fn run(args: &FixArgs, rule: Rule) -> Exit {
         None => image_identity,
     };
     let pieces = match session.undo_layout(&undo_identity) {
+        // Without an undo file nothing needs its layout (and a re-streamed output has none).
+        _ if undo_target.is_none() => Vec::new(),
         Some(Ok(p)) => p,
         None => {
             say!("the plan was lost; nothing was written — please report this");
@@ -179,7 +193,7 @@ pub fn run(args: &FixArgs, rule: Rule) -> Exit {
     }
     // What was written is read back from scratch and verified before the fix is called done.
     let written: &Path = args.output.unwrap_or(args.image);
-    if let Err(e) = verify_written(written, counted.size(), &session) {
+    if let Err(e) = verify_written(written, output_size, &session) {
         match args.output {
             Some(o) => {
                 // A copy that does not verify must not be mistaken for a fixed image.

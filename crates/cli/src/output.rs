@@ -227,7 +227,10 @@ pub fn write_copy(
     plan: &OutputPlan,
     undo: Option<(&Target, &[Piece])>,
 ) -> Result<(), String> {
-    let size = source.size();
+    // The output's size: the image's, unless the fix changes it (a re-streamed VMDK, whose writes
+    // cover every byte past the part of the image kept).
+    let size = plan.file_size.unwrap_or(source.size());
+    let kept = size.min(source.size());
     if let Some(dev) = device {
         let shown = out.final_path();
         // The undo file first: if it cannot be written, the device is not touched.
@@ -236,7 +239,7 @@ pub fn write_copy(
             None => None,
         };
         (|| {
-            copy_data(source, &dev.file, size, false)?;
+            copy_data(source, &dev.file, kept, false)?;
             apply(&dev.file, plan)?;
             dev.file.sync_all()
         })()
@@ -265,7 +268,7 @@ pub fn write_copy(
     )))?;
     (|| {
         out_tmp.file.set_len(size)?;
-        copy_data(source, &out_tmp.file, size, true)?;
+        copy_data(source, &out_tmp.file, kept, true)?;
         apply(&out_tmp.file, plan)?;
         out_tmp.file.sync_all()
     })()
@@ -429,6 +432,13 @@ pub fn write_in_place(
     undo: (&Target, &[Piece]),
     source: &FileSource,
 ) -> Result<(), String> {
+    if plan.file_size.is_some() {
+        return Err(format!(
+            "{} cannot be fixed in place: the fix changes the file's size, which an undo file \
+             cannot restore; write the fix to a new file with -o instead",
+            image.display()
+        ));
+    }
     let f = open_for_writing(image, source)?;
     let tmp = undo_temp(undo.0, undo.1, source)?;
     let undo_path = commit_undo(tmp, undo.0)?;

@@ -3,9 +3,11 @@
 //! finds its disk identical to the raw fixture fixed the same way, libvmdk's `vmdkinfo` and
 //! sleuthkit (`img_stat`, `fls`, which read VMDK directly) accept it and no longer see the files,
 //! only the planned bytes of the file change, `--in-place` writes the same bytes, and undo restores
-//! the input. streamOptimized images are read (inspect) but a fix is refused, as are child disks.
+//! the input. A streamOptimized fix is re-streamed in the same format and judged the same way,
+//! plus its layout read by the specification and ntfs-3g mounting the volume; undo and in-place
+//! are refused for it, as are hostile streams and child disks.
 //!
-//! qemu-img, vmdkinfo (libvmdk-utils) and sleuthkit are required: without them these tests fail.
+//! qemu-img, vmdkinfo (libvmdk-utils), sleuthkit, sfdisk and ntfs-3g are required: without them these tests fail.
 
 mod common;
 
@@ -255,21 +257,300 @@ fn inspect_reports_the_vmdk() {
     }
 }
 
+/// The virtual disk of a VMDK, converted to raw by qemu-img.
+fn to_raw(s: &Scratch, image: &Path, name: &str) -> PathBuf {
+    let raw = s.path(name);
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new("vmdk"),
+            OsStr::new("-O"),
+            OsStr::new("raw"),
+            image.as_os_str(),
+            raw.as_os_str(),
+        ],
+    );
+    raw
+}
+
+/// The sector range of the "Windows" partition as sfdisk reads it from a raw disk.
+fn windows_partition(raw: &Path) -> (u64, u64) {
+    let table: Value =
+        serde_json::from_slice(&run_ok("sfdisk", [OsStr::new("-J"), raw.as_os_str()])).unwrap();
+    let p = table["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["start"].as_u64() == Some(WINDOWS_SECTOR.parse().unwrap()))
+        .expect("the Windows partition");
+    (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// The sector of the compressed grain stored last in a QEMU streamOptimized image (whose header
+/// gives the grain directory; tables follow it).
+fn last_grain_sector(image: &Path) -> u64 {
+    let bytes = std::fs::read(image).unwrap();
+    let gd = u64_at(&bytes, 56) as usize * 512;
+    let capacity = u64_at(&bytes, 12);
+    let grain = u64_at(&bytes, 20);
+    let per_table = u64::from(u32_at(&bytes, 44));
+    let tables = capacity.div_ceil(grain).div_ceil(per_table) as usize;
+    let mut last = 0u64;
+    for t in 0..tables {
+        let gt = u32_at(&bytes, gd + 4 * t) as usize * 512;
+        if gt == 0 {
+            continue;
+        }
+        for e in 0..per_table as usize {
+            last = last.max(u64::from(u32_at(&bytes, gt + 4 * e)));
+        }
+    }
+    assert!(last > 0, "premise: the image has grains");
+    last
+}
+
 #[test]
-fn stream_optimized_fix_is_refused_with_advice() {
+fn stream_optimized_fix_is_judged_by_qemu_libvmdk_ntfs3g_and_sleuthkit() {
     let s = Scratch::new("vmdk-stream");
     let input = convert(&s, "streamOptimized", "disk.vmdk");
+    let input_len = std::fs::metadata(&input).unwrap().len();
+    assert_eq!(channel_files(&fls_names(&input)), 3, "premise");
+    let out_raw = s.path("out.raw");
+    let r = fix_to(&raw_fixture(), &out_raw, &[]);
+    assert_eq!(r.code, 0, "raw: {}", r.both());
+
+    let out = s.path("out.vmdk");
+    let r = fix_to(&input, &out, &[OsStr::new("--json")]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let writes: Vec<(u64, u64, String)> = plan["file_writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let at = w["file_offset"].as_u64().unwrap();
+            let label = w["label"].as_str().unwrap().to_string();
+            (at, at + w["len"].as_u64().unwrap(), label)
+        })
+        .collect();
+    let labelled = |what: &str| writes.iter().filter(|w| w.2.contains(what)).count();
+    assert!(labelled("compressed again") > 0, "{writes:?}");
+    assert_eq!(labelled("VMDK grain tables"), 1, "{writes:?}");
+    assert_eq!(labelled("VMDK grain directory"), 1, "{writes:?}");
+    assert_eq!(labelled("VMDK footer"), 1, "{writes:?}");
+    assert_eq!(labelled("end-of-stream"), 1, "{writes:?}");
+    // QEMU keeps its directory after the header: the header now defers to the footer.
+    assert_eq!(labelled("VMDK header"), 1, "{writes:?}");
+    // The output is the input up to its last grain, then the new bytes: the writes are
+    // contiguous from there to the end of the output, and nothing else changes.
+    let out_len = std::fs::metadata(&out).unwrap().len();
+    let tail: Vec<&(u64, u64, String)> = writes.iter().filter(|w| w.0 > 0).collect();
+    assert_eq!(tail.last().unwrap().1, out_len, "the writes end the file");
+    for pair in tail.windows(2) {
+        assert_eq!(
+            pair[0].1, pair[1].0,
+            "a gap between the new bytes: {pair:?}"
+        );
+    }
+    let kept = tail[0].0;
+    assert!(kept <= input_len && kept.is_multiple_of(512), "{kept}");
+    for (from, to) in diff_files(&input, &out) {
+        assert!(
+            to <= 512 || from >= kept,
+            "bytes {from}..{to} changed in the part of the input that is kept"
+        );
+    }
+
+    // The stream's layout, read by the specification: header GD_AT_END, footer marker, footer
+    // with the directory's place after a grain directory marker, end-of-stream marker.
+    let bytes = std::fs::read(&out).unwrap();
+    let end = bytes.len();
+    assert_eq!(&bytes[..4], b"KDMV");
+    assert_eq!(u64_at(&bytes, 56), u64::MAX, "header gdOffset");
+    let footer_marker = &bytes[end - 1536..end - 1024];
+    assert_eq!(
+        (
+            u64_at(footer_marker, 0),
+            u32_at(footer_marker, 8),
+            u32_at(footer_marker, 12)
+        ),
+        (1, 0, 3)
+    );
+    let footer = &bytes[end - 1024..end - 512];
+    assert_eq!(&footer[..4], b"KDMV");
+    assert!(bytes[end - 512..].iter().all(|&b| b == 0), "end-of-stream");
+    let gd = u64_at(footer, 56) as usize * 512;
+    let gd_marker = &bytes[gd - 512..gd];
+    assert_eq!((u32_at(gd_marker, 8), u32_at(gd_marker, 12)), (0, 2));
+    assert_eq!(&footer[..56], &bytes[..56], "the footer repeats the header");
+
+    let check = run(
+        "qemu-img",
+        [
+            OsStr::new("check"),
+            OsStr::new("-f"),
+            OsStr::new("vmdk"),
+            out.as_os_str(),
+        ],
+    );
+    assert!(
+        check.code == 0 && check.both().contains("No errors"),
+        "qemu-img check: {}",
+        check.both()
+    );
+    let compare = run(
+        "qemu-img",
+        [
+            OsStr::new("compare"),
+            OsStr::new("-f"),
+            OsStr::new("vmdk"),
+            OsStr::new("-F"),
+            OsStr::new("raw"),
+            out.as_os_str(),
+            out_raw.as_os_str(),
+        ],
+    );
+    assert!(
+        compare.code == 0 && compare.both().contains("Images are identical"),
+        "qemu-img compare with the fixed raw image: {}",
+        compare.both()
+    );
+    // libvmdk finds the data through the embedded descriptor's extent name ("disk.vmdk").
+    let judged = s.path("judged");
+    std::fs::create_dir_all(&judged).unwrap();
+    let judged = judged.join("disk.vmdk");
+    std::fs::copy(&out, &judged).unwrap();
+    let info_in = run("vmdkinfo", [input.as_os_str()]);
+    let info_out = run("vmdkinfo", [judged.as_os_str()]);
+    assert!(
+        info_out.code == 0
+            && info_out.both().contains("419430400 bytes")
+            && info_out.both().contains("Stream optimized"),
+        "vmdkinfo: {}",
+        info_out.both()
+    );
+    let cid = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("Content identifier"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        cid(&info_in.text()),
+        cid(&info_out.text()),
+        "the CID is kept"
+    );
+    let names = fls_names(&judged);
+    assert!(names.contains("CrowdStrike"), "fls reads the volume");
+    assert_eq!(channel_files(&names), 0, "fls still sees a channel file");
+    assert_check_clean(&out, "streamOptimized output");
+
+    // ntfs-3g mounts the Windows volume of the output (converted to raw by qemu-img).
+    let disk = to_raw(&s, &out, "converted.raw");
+    let (start, sectors) = windows_partition(&disk);
+    let volume = s.path("windows.vol");
+    common::extract(&disk, start * 512, sectors * 512, &volume);
+    let mount = common::ntfs3g(&volume, &s.path("mnt"), false);
+    let dir = mount.p("Windows/System32/drivers/CrowdStrike");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    mount.unmount();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.starts_with("C-00000291") && n.ends_with(".sys")),
+        "ntfs-3g still lists a channel file: {left:?}"
+    );
+
+    // Fixed once: a second fix finds nothing to do.
+    let again = s.path("again.vmdk");
+    let r = fix_to(&out, &again, &[]);
+    assert_eq!(r.code, 1, "second fix: {}", r.both());
+    assert!(!again.exists());
+}
+
+#[test]
+fn stream_optimized_fix_refuses_undo_and_in_place() {
+    let s = Scratch::new("vmdk-stream-undo");
+    let input = convert(&s, "streamOptimized", "disk.vmdk");
+    let original = sha256(&input);
     let out = s.path("out.vmdk");
     let undo = s.path("out.undo");
     let r = fix_to(&input, &out, &[OsStr::new("--undo"), undo.as_os_str()]);
-    assert_eq!(r.code, 3, "{}", r.both());
-    assert!(r.both().contains("streamOptimized"), "{}", r.both());
-    assert!(
-        r.both().contains("subformat=monolithicSparse"),
-        "{}",
-        r.both()
-    );
+    assert_eq!(r.code, 2, "{}", r.both());
+    assert!(r.both().contains("undo file"), "{}", r.both());
+    assert!(r.both().contains("without --undo"), "{}", r.both());
     assert!(!out.exists() && !undo.exists(), "output left behind");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        input.as_os_str(),
+        OsStr::new("--in-place"),
+        OsStr::new("--undo"),
+        undo.as_os_str(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.both());
+    assert!(!undo.exists(), "undo file left behind");
+    assert_eq!(sha256(&input), original, "the input changed");
+}
+
+#[test]
+fn hostile_stream_optimized_images_are_refused_without_output() {
+    let s = Scratch::new("vmdk-stream-hostile");
+    let input = convert(&s, "streamOptimized", "disk.vmdk");
+    let bytes = std::fs::read(&input).unwrap();
+    let last = last_grain_sector(&input) as usize * 512;
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    // Cut short: the last grains are gone.
+    cases.push(("truncated", bytes[..bytes.len() / 2].to_vec()));
+    // The grain directory far past the end of the file.
+    let mut gd_past = bytes.clone();
+    gd_past[56..64].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    cases.push(("directory past the end", gd_past));
+    // The last grain's marker names another grain.
+    let mut wrong_lba = bytes.clone();
+    let lba = u64_at(&bytes, last) + 128;
+    wrong_lba[last..last + 8].copy_from_slice(&lba.to_le_bytes());
+    cases.push(("marker naming another grain", wrong_lba));
+    // The last grain's marker claims more data than the file holds, none, or less than its
+    // compressed data.
+    for (what, len) in [
+        ("marker longer than the file", 69_536u32),
+        ("marker of no data", 0),
+        ("marker shorter than its data", 100),
+        ("marker longer than its data", 60_000),
+    ] {
+        let mut lying = bytes.clone();
+        lying[last + 8..last + 12].copy_from_slice(&len.to_le_bytes());
+        cases.push((what, lying));
+    }
+    for (what, image) in cases {
+        let path = s.path("hostile.vmdk");
+        std::fs::write(&path, &image).unwrap();
+        let out = s.path("hostile-out.vmdk");
+        let r = fix_to(&path, &out, &[]);
+        assert!(
+            r.code != 0 && r.code != 1,
+            "{what}: exit {} {}",
+            r.code,
+            r.both()
+        );
+        assert!(!out.exists(), "{what}: output written");
+        assert!(
+            r.both().contains("VMDK") || r.both().contains("vmdk"),
+            "{what}: {}",
+            r.both()
+        );
+    }
 }
 
 #[test]

@@ -51,6 +51,31 @@ pub enum FileWriteLabel {
         /// Whether planned changes of the virtual disk fall into these bytes too.
         with_patches: bool,
     },
+    /// Metadata of a re-streamed streamOptimized VMDK, written after its new grains.
+    VmdkStream {
+        /// Which structure.
+        part: VmdkStreamPart,
+    },
+}
+
+/// The structures a re-streamed streamOptimized VMDK writes besides its grains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VmdkStreamPart {
+    /// The header at the start of the file, now deferring to the footer (`GD_AT_END`).
+    Header,
+    /// The grain tables, each after its marker, the patched grains' entries pointing at the new
+    /// grains.
+    GrainTables {
+        /// How many tables.
+        count: u64,
+    },
+    /// The grain directory after its marker.
+    GrainDirectory,
+    /// The footer marker and the footer (the header with the new directory's place).
+    Footer,
+    /// The end-of-stream marker, the file's last sector.
+    EndOfStream,
 }
 
 /// The unit of a container that holds some bytes of the virtual disk.
@@ -90,6 +115,9 @@ pub enum WriteHow {
     /// Whole sectors: sectors that held no data before are zero-filled around the patch, as they
     /// read before.
     WholeSectors,
+    /// The whole unit holding the bytes, patched and compressed again, stored anew at the end
+    /// of the file (a streamOptimized VMDK grain).
+    Recompressed,
 }
 
 impl FileWriteLabel {
@@ -120,6 +148,9 @@ impl fmt::Display for FileWriteLabel {
                     WriteHow::WholeSectors => Some(
                         "whole sectors: previously unused sectors are zero-filled around the patch",
                     ),
+                    WriteHow::Recompressed => {
+                        Some("the whole grain, compressed again and stored at the end of the file")
+                    }
                 };
                 match (unit, how) {
                     (None, None) => Ok(()),
@@ -160,6 +191,26 @@ impl fmt::Display for FileWriteLabel {
                     ""
                 }
             ),
+            FileWriteLabel::VmdkStream { part } => write!(f, "{part}"),
+        }
+    }
+}
+
+impl fmt::Display for VmdkStreamPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VmdkStreamPart::Header => f.write_str(
+                "VMDK header (the grain directory is now at the end: gdOffset GD_AT_END)",
+            ),
+            VmdkStreamPart::GrainTables { count } => write!(
+                f,
+                "VMDK grain tables ({count}, each after its marker, pointing at the new grains)"
+            ),
+            VmdkStreamPart::GrainDirectory => {
+                f.write_str("VMDK grain directory (after its marker)")
+            }
+            VmdkStreamPart::Footer => f.write_str("VMDK footer marker and footer"),
+            VmdkStreamPart::EndOfStream => f.write_str("VMDK end-of-stream marker"),
         }
     }
 }

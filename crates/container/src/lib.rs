@@ -14,9 +14,9 @@
 //! Writing back is planned, not performed: [`Container::plan_writes`] turns patches of the virtual
 //! disk into writes of the container file (through the VHD block table, setting sector-bitmap bits
 //! where needed; through the VHDX block table, with the VHDX header update; through qcow2's L1/L2
-//! tables into clusters owned once; through the VMDK grain tables into allocated grains). The
-//! front end applies them to its output; this crate stays pure and reads only
-//! through [`ReadAt`].
+//! tables into clusters owned once; through the VMDK grain tables into allocated grains, or, for a
+//! streamOptimized VMDK, re-streamed with a new size in [`OutputPlan::file_size`]). The front end
+//! applies them to its output; this crate stays pure and reads only through [`ReadAt`].
 #![forbid(unsafe_code)]
 
 mod error;
@@ -29,7 +29,7 @@ mod vhdx_log;
 mod vmdk;
 
 pub use error::{ContainerError, OtherFormat};
-pub use label::{ContainerUnit, FileWriteLabel, WriteHow};
+pub use label::{ContainerUnit, FileWriteLabel, VmdkStreamPart, WriteHow};
 pub use qcow2::{Qcow2ClusterKind, Qcow2Feature, Qcow2Info};
 pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
 pub use vhdx::VhdxInfo;
@@ -162,6 +162,11 @@ pub struct OutputPlan {
     pub writes: Vec<FileWrite>,
     /// Ranges filled with one byte (the journal reset), kept as ranges so they cost no memory.
     pub fills: Vec<FileFill>,
+    /// The output file's size when it is not the image file's (a re-streamed streamOptimized
+    /// VMDK): the output is then the image file cut or extended to this size, with the writes
+    /// applied; the writes cover every byte past the image file's end. `None`: the same size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
 }
 
 impl FileWrite {
@@ -418,7 +423,10 @@ impl<R: ReadAt> Container<R> {
     /// which must be a standard cluster with refcount one (anything else is refused); no metadata
     /// is written. VHDX: mapped through the block table into blocks that are fully present (a patch
     /// in any other block is refused), plus both headers rewritten with a higher sequence number
-    /// and new write GUIDs. Writes are sorted by file offset and do not overlap.
+    /// and new write GUIDs. monolithicSparse VMDK: through the grain tables into allocated grains.
+    /// streamOptimized VMDK: the image re-streamed, which changes the file's size: only
+    /// [`Container::plan_output`] gives the size with the writes. Writes are sorted by file offset
+    /// and do not overlap.
     pub fn plan_writes(&self, patches: &[(u64, &[u8])]) -> Result<Vec<FileWrite>, ContainerError> {
         Ok(self.plan_writes_and_fills(patches, &[])?.0)
     }
@@ -456,8 +464,23 @@ impl<R: ReadAt> Container<R> {
                 return Err(ContainerError::Overflow("a fill overlaps a byte patch"));
             }
         }
+        if let Layout::Vmdk(v) = &self.layout {
+            if v.is_stream() {
+                let merged = merge_patches(&bytes, self.virtual_size)?;
+                let (writes, file_size) = v.plan_stream(&self.file, &merged, &fills)?;
+                return Ok(OutputPlan {
+                    writes,
+                    fills: Vec::new(),
+                    file_size: Some(file_size),
+                });
+            }
+        }
         let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
-        Ok(OutputPlan { writes, fills })
+        Ok(OutputPlan {
+            writes,
+            fills,
+            file_size: None,
+        })
     }
 
     fn plan_writes_and_fills(
@@ -486,6 +509,9 @@ impl<R: ReadAt> Container<R> {
             Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
             Layout::Qcow2(q) => q.plan_writes(&self.file, &merged, fills),
             Layout::Vhdx(v) => v.plan_writes(&self.file, &merged, fills),
+            Layout::Vmdk(v) if v.is_stream() => {
+                Ok((v.plan_stream(&self.file, &merged, fills)?.0, Vec::new()))
+            }
             Layout::Vmdk(v) => v.plan_writes(&self.file, &merged, fills),
         }
     }

@@ -25,19 +25,24 @@
 //! a page or a table at a time when a range is first mapped (a 2 TiB disk has a 128 KiB
 //! directory and 64 MiB of tables; only what a repair touches is read), a few kept.
 //!
-//! Writing back is in place, into grains that already have space in the file (monolithicSparse):
-//! no metadata changes. A patch in a grain with no space is refused (kaifuku does not allocate
-//! grains), as is one in a grain the redundant tables map elsewhere: which copy is right cannot be
-//! known from the file, and writing into either could destroy data. A streamOptimized image
-//! cannot be written in place (its grains are compressed, each exactly as long as it needs): fix
-//! is refused for it with the conversion that makes it writable. The descriptor's `CID` is kept:
-//! the core changes no identifiers it does not have to, and the disk's content ID would only
-//! matter to a child disk, which cannot be repaired through its parent anyway.
+//! Writing back a monolithicSparse image is in place, into grains that already have space in the
+//! file: no metadata changes. A patch in a grain with no space is refused (kaifuku does not
+//! allocate grains there), as is one in a grain the redundant tables map elsewhere: which copy is
+//! right cannot be known from the file, and writing into either could destroy data. A
+//! streamOptimized image cannot be written in place (its grains are compressed, each exactly as
+//! long as it needs): it is re-streamed ([`Vmdk::plan_stream`]), the file kept up to its last
+//! grain and the touched grains, every table, the directory, footer and end-of-stream marker
+//! written after it; the old grains stay in the file, unreferenced. The descriptor's `CID` is
+//! kept in both: the core changes no identifiers it does not have to, and the disk's content ID
+//! would only matter to a child disk, which cannot be repaired through its parent anyway.
 //!
 //! As everywhere in this crate, every field from the file is checked before it sizes a read or an
 //! allocation, so a crafted file can neither panic nor make us allocate much memory.
 
-use crate::{ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, WriteHow};
+use crate::{
+    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, VmdkStreamPart,
+    WriteHow,
+};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -63,7 +68,14 @@ const COMPRESS_DEFLATE: u16 = 1;
 /// A grain table entry meaning "reads as zeros" when `FLAG_ZERO_GRAIN` is set.
 const GTE_ZERO: u32 = 1;
 /// Marker types of a streamOptimized file (after the sector count and a zero size).
+const MARKER_END_OF_STREAM: u32 = 0;
+const MARKER_GRAIN_TABLE: u32 = 1;
+const MARKER_GRAIN_DIRECTORY: u32 = 2;
 const MARKER_FOOTER: u32 = 3;
+/// Bytes in front of a compressed grain's data: its first virtual sector and its length.
+const GRAIN_MARKER_LEN: u64 = 12;
+/// zlib level of re-compressed grains: zlib's default, as VMware and QEMU write them.
+const DEFLATE_LEVEL: u8 = 6;
 
 /// VMware writes 64 KiB grains; 2 MiB bounds what one inflated grain may cost in memory.
 const MAX_GRAIN_BYTES: u64 = 2 << 20;
@@ -117,6 +129,8 @@ struct Header {
     gt_entries: u32,
     rgd_offset: u64,
     gd_offset: u64,
+    /// Sectors before the first grain: header, descriptor and (unless at the end) the tables.
+    overhead: u64,
     unclean_shutdown: bool,
 }
 
@@ -171,6 +185,7 @@ impl Header {
             gt_entries: le_u32(b, 44),
             rgd_offset: le_u64(b, 48),
             gd_offset: le_u64(b, 56),
+            overhead: le_u64(b, 64),
             unclean_shutdown: b[72] != 0,
         };
         if h.grain_sectors == 0
@@ -262,6 +277,10 @@ fn parse_descriptor(text: &str) -> Result<Descriptor, ContainerError> {
 /// An opened monolithicSparse or streamOptimized VMDK.
 pub(crate) struct Vmdk {
     header: Header,
+    /// The header as stored: the first sector, and the sector the fields were read from (the
+    /// footer of a stream whose header defers to it, else the first sector again).
+    head_bytes: Vec<u8>,
+    header_bytes: Vec<u8>,
     /// Byte offsets of the primary and (if kept) redundant grain directories.
     gd: u64,
     rgd: Option<u64>,
@@ -309,9 +328,11 @@ impl Vmdk {
                 file_size,
             });
         }
-        let mut header = Header::parse(head)?;
+        let head_bytes = head[..HEADER_LEN as usize].to_vec();
+        let mut header = Header::parse(&head_bytes)?;
+        let mut header_bytes = head_bytes.clone();
         if header.gd_offset == GD_AT_END {
-            header = Self::footer(file, file_size)?;
+            (header, header_bytes) = Self::footer(file, file_size)?;
         }
 
         let descriptor = Self::descriptor(file, &header, file_size)?;
@@ -352,6 +373,8 @@ impl Vmdk {
         };
         Ok(Vmdk {
             header,
+            head_bytes,
+            header_bytes,
             gd,
             rgd,
             descriptor,
@@ -365,7 +388,7 @@ impl Vmdk {
 
     /// The footer of a streamOptimized file whose header defers to it: a footer marker, the
     /// header copy with the real `gdOffset`, then the end-of-stream marker.
-    fn footer<R: ReadAt>(file: &R, file_size: u64) -> Result<Header, ContainerError> {
+    fn footer<R: ReadAt>(file: &R, file_size: u64) -> Result<(Header, Vec<u8>), ContainerError> {
         let tail_len = 3 * SECTOR;
         if file_size < HEADER_LEN + tail_len {
             return Err(ContainerError::FileTooSmall {
@@ -386,7 +409,8 @@ impl Vmdk {
         {
             return Err(ContainerError::VmdkFooter { file_offset: at });
         }
-        let footer = Header::parse(&tail[SECTOR as usize..2 * SECTOR as usize])?;
+        let footer_bytes = tail[SECTOR as usize..2 * SECTOR as usize].to_vec();
+        let footer = Header::parse(&footer_bytes)?;
         if footer.gd_offset == GD_AT_END {
             return Err(header_error(
                 "gdOffset",
@@ -394,7 +418,7 @@ impl Vmdk {
                 "says \"at the end\" in the footer too, so the grain directory cannot be found",
             ));
         }
-        Ok(footer)
+        Ok((footer, footer_bytes))
     }
 
     fn descriptor<R: ReadAt>(
@@ -650,9 +674,6 @@ impl Vmdk {
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
     ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
-        if self.header.compressed() {
-            return Err(ContainerError::VmdkStreamOptimizedOutput);
-        }
         let grain_bytes = self.header.grain_bytes();
         let gd_bytes = self.header.gt_count() * 4;
         let gt_bytes = u64::from(self.header.gt_entries) * 4;
@@ -775,6 +796,338 @@ impl Vmdk {
         file_fills.sort_by_key(|f| f.file_offset);
         Ok((writes, file_fills))
     }
+}
+
+/// A streamOptimized marker sector: the sector count of what follows, a zero size, the type.
+fn marker(sectors: u64, marker_type: u32) -> Vec<u8> {
+    let mut m = vec![0u8; SECTOR as usize];
+    m[..8].copy_from_slice(&sectors.to_le_bytes());
+    m[12..16].copy_from_slice(&marker_type.to_le_bytes());
+    m
+}
+
+/// Pads `bytes` with zeros to a whole number of sectors.
+fn pad_to_sector(bytes: &mut Vec<u8>) {
+    bytes.resize(bytes.len().next_multiple_of(SECTOR as usize), 0);
+}
+
+/// The sector number of byte offset `at` as a 32-bit table entry, which cannot reach past 2 TiB.
+fn entry_sector(at: u64) -> Result<u32, ContainerError> {
+    u32::try_from(at / SECTOR).map_err(|_| {
+        header_error(
+            "gdOffset",
+            at / SECTOR,
+            "would be past the 2 TiB a 32-bit sector number reaches: the re-streamed image \
+             would be too large for its own grain tables",
+        )
+    })
+}
+
+impl Vmdk {
+    /// The output of a fix of a streamOptimized image, in the same format: the file's bytes up to
+    /// the end of its last grain, then for every grain a patch touches a new compressed grain
+    /// holding the whole patched grain, then every grain table (a marker before each) with the
+    /// entries of those grains pointing at the new ones, the grain directory (after its marker),
+    /// the footer (after its marker) and the end-of-stream marker. The old grains stay in the
+    /// file, unreferenced; so do the old tables when they came before the last grain (VMware
+    /// interleaves them, QEMU puts them before the grains). The header becomes the footer with
+    /// `gdOffset` = `GD_AT_END`, as the stream format wants; it is only rewritten when it differs
+    /// (an image written by QEMU keeps its directory after the header and has a redundant copy:
+    /// the output has none, so the redundant-tables flag is cleared). The descriptor, and so the
+    /// CID, is kept, as for monolithicSparse.
+    ///
+    /// Returns the writes (sorted, disjoint, every byte from the end of the last kept grain to the
+    /// new end of the file covered) and the size of the output file.
+    pub fn plan_stream<R: ReadAt>(
+        &self,
+        file: &R,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+    ) -> Result<(Vec<FileWrite>, u64), ContainerError> {
+        let grain_bytes = self.header.grain_bytes();
+        let entries = u64::from(self.header.gt_entries);
+        let gt_count = self.header.gt_count();
+        let gt_bytes = entries * 4;
+        let grains = self.virtual_size.div_ceil(grain_bytes);
+        let mut touched: BTreeSet<u64> = BTreeSet::new();
+        let ranges = merged
+            .iter()
+            .map(|(start, bytes)| (*start, bytes.len() as u64))
+            .chain(fills.iter().map(|&(start, len, _)| (start, len)));
+        for (start, len) in ranges.filter(|&(_, len)| len > 0) {
+            touched.extend(start / grain_bytes..=(start + len - 1) / grain_bytes);
+        }
+
+        // Every table is read: each is written again. The directory is small (4 bytes per table).
+        let gd_bytes = gt_count * 4;
+        let directory = file
+            .read_vec(self.gd, gd_bytes as usize)
+            .map_err(|e| ContainerError::read("the VMDK grain directory", self.gd, e))?;
+        let mut tables: Vec<Option<Vec<u8>>> = Vec::with_capacity(gt_count as usize);
+        // The grain stored last in the file: everything after it is metadata, rewritten.
+        let mut last: Option<(u64, u32, u64)> = None;
+        for table in 0..gt_count {
+            let gde_at = table * 4;
+            let gde = le_u32(&directory, gde_at as usize);
+            if gde == 0 {
+                tables.push(None);
+                continue;
+            }
+            let (gt_at, _) = sectors_in_file(gde.into(), gt_bytes.div_ceil(SECTOR), self.file_size)
+                .filter(|&(at, _)| at >= HEADER_LEN)
+                .ok_or(ContainerError::VmdkEntry {
+                    table: "grain directory",
+                    entry_offset: self.gd + gde_at,
+                    entry: gde,
+                    problem: "points on the header or past the end of the file",
+                })?;
+            let gt = file.read_vec(gt_at, gt_bytes as usize).map_err(|e| {
+                ContainerError::read(format!("the VMDK grain table {table}"), gt_at, e)
+            })?;
+            for i in 0..entries {
+                let gte = le_u32(&gt, (i * 4) as usize);
+                if self.is_empty_entry(gte) {
+                    continue;
+                }
+                let grain = table * entries + i;
+                let bad = |problem| ContainerError::VmdkEntry {
+                    table: "grain table",
+                    entry_offset: gt_at + i * 4,
+                    entry: gte,
+                    problem,
+                };
+                if grain >= grains {
+                    return Err(bad("maps a grain past the end of the disk"));
+                }
+                if u64::from(gte) * SECTOR < HEADER_LEN {
+                    return Err(bad("points on the header"));
+                }
+                if last.is_none_or(|(_, sector, _)| gte > sector) {
+                    last = Some((grain, gte, gt_at + i * 4));
+                }
+            }
+            tables.push(Some(gt));
+        }
+        let descriptor_end =
+            (self.header.descriptor_offset + self.header.descriptor_sectors) * SECTOR;
+        let mut tail_start = descriptor_end.max(self.header.overhead.saturating_mul(SECTOR));
+        if let Some((grain, gte, gte_at)) = last {
+            let grain_at = u64::from(gte) * SECTOR;
+            let (data_at, len) = self.grain_marker(file, grain, grain_at, gte_at, gte)?;
+            // Everything after this grain is dropped: its marker's length must be the length
+            // of its data, or grain data would be cut (or metadata kept as if it were a grain).
+            let stored = file
+                .read_vec(data_at, len as usize)
+                .map_err(|e| ContainerError::read("a compressed VMDK grain", data_at, e))?;
+            let consumed = zlib_stream_len(&stored, grain_bytes as usize).ok_or(
+                ContainerError::VmdkCompressedGrain {
+                    file_offset: grain_at,
+                    problem: "does not decompress to a whole grain within the length its marker \
+                              gives",
+                },
+            )?;
+            if len - consumed as u64 >= SECTOR {
+                return Err(ContainerError::VmdkCompressedGrain {
+                    file_offset: grain_at,
+                    problem: "has a marker giving a length a sector or more longer than its data",
+                });
+            }
+            tail_start = tail_start.max((data_at + len).next_multiple_of(SECTOR));
+        }
+        // What follows must lie in the file, before the footer of a stream that has one.
+        let metadata_end = if self.head_bytes != self.header_bytes {
+            self.file_size - 3 * SECTOR
+        } else {
+            self.file_size
+        };
+        if tail_start > metadata_end {
+            return Err(header_error(
+                "overHead",
+                self.header.overhead,
+                "puts the first grain past the end of the file (or on the footer)",
+            ));
+        }
+
+        let mut writes = Vec::new();
+        let mut at = tail_start;
+        let mut new_grains: Vec<(u64, u32)> = Vec::with_capacity(touched.len());
+        for &grain in &touched {
+            let start = grain * grain_bytes;
+            let end = (start + grain_bytes).min(self.virtual_size);
+            let mut data = self.read_grain(file, grain)?;
+            for (offset, bytes) in merged {
+                let from = (*offset).max(start);
+                let to = (offset + bytes.len() as u64).min(end);
+                if from < to {
+                    data[(from - start) as usize..(to - start) as usize]
+                        .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
+                }
+            }
+            for &(offset, len, byte) in fills {
+                let from = offset.max(start);
+                let to = (offset + len).min(end);
+                if from < to {
+                    data[(from - start) as usize..(to - start) as usize].fill(byte);
+                }
+            }
+            // The whole grain, past the disk's end too (zeros): QEMU wants every grain to
+            // inflate to the grain size.
+            let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&data, DEFLATE_LEVEL);
+            let mut bytes = Vec::with_capacity(GRAIN_MARKER_LEN as usize + deflated.len());
+            bytes.extend_from_slice(&(grain * self.header.grain_sectors).to_le_bytes());
+            bytes.extend_from_slice(&(deflated.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&deflated);
+            pad_to_sector(&mut bytes);
+            new_grains.push((grain, entry_sector(at)?));
+            let len = bytes.len() as u64;
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes,
+                label: FileWriteLabel::VirtualBytes {
+                    start,
+                    end,
+                    unit: Some(ContainerUnit::VmdkGrain { grain }),
+                    how: WriteHow::Recompressed,
+                },
+            });
+            at += len;
+        }
+
+        let gt_sectors = gt_bytes.div_ceil(SECTOR);
+        let mut new_directory = vec![0u8; gd_bytes as usize];
+        let mut table_bytes = Vec::new();
+        let mut written_tables = 0u64;
+        let mut next_new = new_grains.iter().peekable();
+        for (table, gt) in tables.into_iter().enumerate() {
+            let table = table as u64;
+            let first = table * entries;
+            let has_new = next_new.peek().is_some_and(|(g, _)| *g < first + entries);
+            let mut gt = match gt {
+                Some(gt) => gt,
+                None if has_new => vec![0u8; gt_bytes as usize],
+                None => continue,
+            };
+            while let Some((grain, sector)) = next_new.next_if(|(g, _)| *g < first + entries) {
+                let i = ((grain - first) * 4) as usize;
+                gt[i..i + 4].copy_from_slice(&sector.to_le_bytes());
+            }
+            table_bytes.extend_from_slice(&marker(gt_sectors, MARKER_GRAIN_TABLE));
+            let gt_at = at + table_bytes.len() as u64;
+            new_directory[(table * 4) as usize..(table * 4 + 4) as usize]
+                .copy_from_slice(&entry_sector(gt_at)?.to_le_bytes());
+            table_bytes.extend_from_slice(&gt);
+            pad_to_sector(&mut table_bytes);
+            written_tables += 1;
+        }
+        if !table_bytes.is_empty() {
+            let len = table_bytes.len() as u64;
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes: table_bytes,
+                label: FileWriteLabel::VmdkStream {
+                    part: VmdkStreamPart::GrainTables {
+                        count: written_tables,
+                    },
+                },
+            });
+            at += len;
+        }
+
+        let mut gd_write = marker(gd_bytes.div_ceil(SECTOR), MARKER_GRAIN_DIRECTORY);
+        let gd_sector = entry_sector(at + SECTOR)?;
+        gd_write.extend_from_slice(&new_directory);
+        pad_to_sector(&mut gd_write);
+        let len = gd_write.len() as u64;
+        writes.push(FileWrite {
+            file_offset: at,
+            bytes: gd_write,
+            label: FileWriteLabel::VmdkStream {
+                part: VmdkStreamPart::GrainDirectory,
+            },
+        });
+        at += len;
+
+        // The footer: the header with the new directory and no redundant one (none is written).
+        let mut footer = self.header_bytes.clone();
+        let flags = self.header.flags & !FLAG_REDUNDANT_GT;
+        footer[8..12].copy_from_slice(&flags.to_le_bytes());
+        footer[48..56].copy_from_slice(&0u64.to_le_bytes());
+        footer[56..64].copy_from_slice(&u64::from(gd_sector).to_le_bytes());
+        let mut new_header = footer.clone();
+        new_header[56..64].copy_from_slice(&GD_AT_END.to_le_bytes());
+        let mut footer_write = marker(1, MARKER_FOOTER);
+        footer_write.extend_from_slice(&footer);
+        writes.push(FileWrite {
+            file_offset: at,
+            bytes: footer_write,
+            label: FileWriteLabel::VmdkStream {
+                part: VmdkStreamPart::Footer,
+            },
+        });
+        at += 2 * SECTOR;
+        writes.push(FileWrite {
+            file_offset: at,
+            bytes: marker(0, MARKER_END_OF_STREAM),
+            label: FileWriteLabel::VmdkStream {
+                part: VmdkStreamPart::EndOfStream,
+            },
+        });
+        at += SECTOR;
+        if new_header != self.head_bytes {
+            writes.insert(
+                0,
+                FileWrite {
+                    file_offset: 0,
+                    bytes: new_header,
+                    label: FileWriteLabel::VmdkStream {
+                        part: VmdkStreamPart::Header,
+                    },
+                },
+            );
+        }
+        Ok((writes, at))
+    }
+
+    /// The whole of grain `grain` as the disk reads it (zeros past the disk's end).
+    fn read_grain<R: ReadAt>(&self, file: &R, grain: u64) -> Result<Vec<u8>, ContainerError> {
+        let grain_bytes = self.header.grain_bytes();
+        let (gte, gte_at) = self.gte(file, self.gd, grain)?;
+        if gte_at == 0 || self.is_empty_entry(gte) {
+            return Ok(vec![0u8; grain_bytes as usize]);
+        }
+        let grain_at = u64::from(gte) * SECTOR;
+        if grain_at < HEADER_LEN {
+            return Err(ContainerError::VmdkEntry {
+                table: "grain table",
+                entry_offset: gte_at,
+                entry: gte,
+                problem: "points on the header",
+            });
+        }
+        let (data_at, len) = self.grain_marker(file, grain, grain_at, gte_at, gte)?;
+        let stored = file
+            .read_vec(data_at, len as usize)
+            .map_err(|e| ContainerError::read("a compressed VMDK grain", data_at, e))?;
+        Ok(self.inflate(data_at, &stored)?.to_vec())
+    }
+}
+
+/// How many bytes of `stored` the zlib stream takes, if it is complete and inflates to no more
+/// than `grain` bytes.
+fn zlib_stream_len(stored: &[u8], grain: usize) -> Option<usize> {
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+    let mut out = vec![0u8; grain];
+    let mut state = Box::<DecompressorOxide>::default();
+    let (status, consumed, _) = decompress(
+        &mut state,
+        stored,
+        &mut out,
+        0,
+        inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+            | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    (status == TINFLStatus::Done).then_some(consumed)
 }
 
 /// Inflates zlib data (RFC 1950, as VMware and QEMU write grains) into one grain; the stream must

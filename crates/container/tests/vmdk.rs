@@ -1,7 +1,8 @@
 //! VMDK sparse extents written by qemu-img, the reference outside this crate: kaifuku must read
 //! monolithicSparse and streamOptimized files byte for byte as qemu does, refuse what it cannot
-//! write in place, and monolithicSparse files patched through `plan_writes` must pass
-//! `qemu-img check`, read back in qemu as intended and open in libvmdk's `vmdkinfo`. Damaged
+//! write in place, and monolithicSparse files patched through `plan_writes` (streamOptimized ones
+//! re-streamed through `plan_output`) must pass `qemu-img check`, read back in qemu as intended
+//! and open in libvmdk's `vmdkinfo`. Damaged
 //! variants are made from qemu-img's bytes by changing one field.
 //!
 //! qemu-img and vmdkinfo (libvmdk-utils) are required: without them these tests fail.
@@ -10,8 +11,8 @@ mod common;
 
 use common::{apply, assert_reads_as, qemu_img, run, run_ok, s, FileReader, TempDir};
 
-use kaifuku_container::{open, ContainerError, Extent, Format};
-use kaifuku_io::ReadAt;
+use kaifuku_container::{open, ContainerError, Extent, Format, OutputPlan};
+use kaifuku_io::{Patch, PatchData, ReadAt};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -220,15 +221,160 @@ fn refuses_writes_it_cannot_do() {
     );
     assert!(e.is_unsupported());
     assert!(e.to_string().contains("qemu-img convert"), "{e}");
+}
 
-    let image = make_vmdk(&dir, &raw, STREAM);
-    let c = open(FileReader::open(&image)).unwrap();
-    let e = c.plan_writes(&[(1000, &[1u8; 4])]).unwrap_err();
-    assert!(
-        matches!(e, ContainerError::VmdkStreamOptimizedOutput),
-        "{e}"
-    );
-    assert!(e.is_unsupported());
+/// The output plan of a streamOptimized image applied to its file: the file cut or extended to
+/// the plan's size, then the writes.
+fn restreamed(file: &[u8], output: &OutputPlan) -> Vec<u8> {
+    let size = output.file_size.expect("a stream output gives its size") as usize;
+    assert!(output.fills.is_empty());
+    let mut out = file[..size.min(file.len())].to_vec();
+    out.resize(size, 0);
+    let kept = output
+        .writes
+        .iter()
+        .map(|w| w.file_offset)
+        .filter(|&at| at > 0)
+        .min()
+        .unwrap() as usize;
+    apply(&mut out, &output.writes);
+    // Every byte past what is kept of the input is written.
+    let written: usize = output
+        .writes
+        .iter()
+        .filter(|w| w.file_offset as usize >= kept)
+        .map(|w| w.bytes.len())
+        .sum();
+    assert_eq!(kept + written, size, "the new bytes leave a gap");
+    assert!(kept <= file.len());
+    out
+}
+
+/// A streamOptimized image (as qemu-img writes it, and in VMware's layout with a footer) is
+/// re-streamed: patches in allocated grains, across grains, in a grain never written (zeros)
+/// and in the last, cut grain, plus a fill. qemu-img check passes, qemu, libvmdk and kaifuku
+/// read the patched disk, the kept part of the file is unchanged but for the header, the CID
+/// is kept, and a second fix of the output re-streams it again.
+#[test]
+fn stream_output_reads_back_in_qemu_and_libvmdk() {
+    let raw = raw_image();
+    for layout in ["qemu", "footer"] {
+        let dir = TempDir::new("restream");
+        let made = make_vmdk(&dir, &raw, STREAM);
+        let image = dir.path("stream.vmdk");
+        let mut file = fs::read(&made).unwrap();
+        if layout == "footer" {
+            // As VMware writes it: no redundant tables, in the header and in the footer.
+            file = with_footer(&file);
+            let footer = file.len() - 1024;
+            for at in [0, footer] {
+                let flags = get_u32(&file, at + 8);
+                put_u32(&mut file, at + 8, flags & !2);
+                put_u64(&mut file, at + 48, 0);
+            }
+        }
+        fs::write(&image, &file).unwrap();
+        let c = open(FileReader::open(&image)).unwrap();
+        assert!(matches!(
+            c.map(3 * MIB as u64).unwrap(),
+            Extent::Zero { .. }
+        ));
+        let p1: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let p2: Vec<u8> = (0..200_000u32).map(|i| (i * 13 + 1) as u8).collect();
+        let p3 = [0xeeu8; 16];
+        let p4 = [0x5au8; 100];
+        let patch = |offset: u64, bytes: &[u8]| Patch {
+            offset,
+            data: PatchData::Bytes(bytes.to_vec()),
+            label: String::new(),
+        };
+        let patches = vec![
+            patch(1000, &p1),
+            patch(600 * KIB as u64 + 77, &p2), // across grains
+            patch(3 * MIB as u64 + 5, &p4),    // a grain never written
+            patch(RAW_SIZE as u64 - 16, &p3),  // the last, cut grain
+            Patch {
+                offset: 5000,
+                data: PatchData::Fill {
+                    byte: 0xff,
+                    len: 70_000,
+                },
+                label: String::new(),
+            },
+        ];
+        let output = c.plan_output(&patches).unwrap();
+        let mut want = raw.clone();
+        for (at, bytes) in [
+            (1000, &p1[..]),
+            (600 * KIB + 77, &p2[..]),
+            (3 * MIB + 5, &p4[..]),
+            (RAW_SIZE - 16, &p3[..]),
+        ] {
+            want[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        want[5000..75_000].fill(0xff);
+        let out = restreamed(&file, &output);
+        let kept = output
+            .writes
+            .iter()
+            .map(|w| w.file_offset as usize)
+            .find(|&at| at > 0)
+            .unwrap();
+        assert!(
+            file[512..kept] == out[512..kept],
+            "{layout}: kept bytes changed"
+        );
+        // The header is rewritten only where it did not defer to a footer yet.
+        assert_eq!(
+            output.writes[0].file_offset == 0,
+            layout == "qemu",
+            "{layout}"
+        );
+        assert_eq!(get_u64(&out, 56), u64::MAX, "{layout}: header gdOffset");
+        let patched = dir.path("patched.vmdk");
+        fs::write(&patched, &out).unwrap();
+        qemu_img(&["check", "-f", "vmdk", s(&patched)]);
+        assert!(
+            qemu_raw(&dir, &patched) == want,
+            "{layout}: qemu reads other bytes"
+        );
+        let c2 = open(FileReader::open(&patched)).unwrap();
+        assert_eq!(c2.format(), Format::VmdkStreamOptimized);
+        assert_reads_as(&c2, &want);
+        assert_eq!(c2.info().vmdk.unwrap().cid, c.info().vmdk.unwrap().cid);
+        assert!(!c2.info().vmdk.unwrap().redundant_grain_directory);
+        // libvmdk opens the data through the descriptor's extent name: the image's own.
+        let judged = dir.path("judged");
+        fs::create_dir_all(&judged).unwrap();
+        let judged = judged.join("image.vmdk");
+        fs::write(&judged, &out).unwrap();
+        let vi = run_ok("vmdkinfo", &[s(&judged)]);
+        let text = String::from_utf8_lossy(&vi.stdout);
+        assert!(
+            text.contains("Stream optimized") && text.contains(&RAW_SIZE.to_string()),
+            "vmdkinfo: {text}"
+        );
+
+        // Re-streaming the output (a header deferring to its footer) works the same way.
+        let p5 = [0x11u8; 40];
+        let again = c2
+            .plan_output(&[Patch {
+                offset: 3 * MIB as u64 + 5,
+                data: PatchData::Bytes(p5.to_vec()),
+                label: String::new(),
+            }])
+            .unwrap();
+        assert_ne!(again.writes[0].file_offset, 0, "the header already defers");
+        let out2 = restreamed(&out, &again);
+        want[3 * MIB + 5..3 * MIB + 45].copy_from_slice(&p5);
+        fs::write(&patched, &out2).unwrap();
+        qemu_img(&["check", "-f", "vmdk", s(&patched)]);
+        assert!(
+            qemu_raw(&dir, &patched) == want,
+            "{layout}: second re-stream"
+        );
+        assert_reads_as(&open(FileReader::open(&patched)).unwrap(), &want);
+    }
 }
 
 #[test]

@@ -238,6 +238,38 @@ impl<R: ReadAt> ReadAt for Slice<R> {
     }
 }
 
+/// Another byte space cut or extended to `len` bytes; bytes past the end of the other read as
+/// zeros. What a file looks like after `set_len`: the base of an output that changes the image
+/// file's size, under an [`Overlay`] of the writes.
+#[derive(Clone)]
+pub struct Resized<R> {
+    inner: R,
+    len: u64,
+}
+
+impl<R: ReadAt> Resized<R> {
+    /// `inner` cut or extended to `len` bytes.
+    pub fn new(inner: R, len: u64) -> Self {
+        Resized { inner, len }
+    }
+}
+
+impl<R: ReadAt> ReadAt for Resized<R> {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len(), self.len)?;
+        let inner_len = self.inner.size();
+        let from_inner = inner_len.saturating_sub(offset).min(buf.len() as u64) as usize;
+        if from_inner > 0 {
+            self.inner.read_at(offset, &mut buf[..from_inner])?;
+        }
+        buf[from_inner..].fill(0);
+        Ok(())
+    }
+}
+
 /// `std::io::Read + Seek` over a [`ReadAt`], for crates (such as `ntfs`) that want a stream.
 pub struct Cursor<R> {
     inner: R,
@@ -303,6 +335,19 @@ impl<R> io::Write for Cursor<R> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn resized_cuts_and_extends_with_zeros() {
+        let base: Vec<u8> = (1..=8).collect();
+        let longer = Resized::new(&base, 12);
+        assert_eq!(longer.size(), 12);
+        assert_eq!(longer.read_vec(6, 6).unwrap(), vec![7, 8, 0, 0, 0, 0]);
+        assert_eq!(longer.read_vec(9, 3).unwrap(), vec![0, 0, 0]);
+        let shorter = Resized::new(&base, 5);
+        assert_eq!(shorter.size(), 5);
+        assert_eq!(shorter.read_vec(2, 3).unwrap(), vec![3, 4, 5]);
+        assert!(shorter.read_vec(4, 2).is_err());
+    }
+
     use super::*;
     use std::io::{Read, Seek, SeekFrom};
 

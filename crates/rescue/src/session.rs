@@ -18,7 +18,7 @@ use crate::vocabulary::{
     ContainerProblem, FixError, FixFailure, OutputCheck, VerifyError, VerifyFailure,
 };
 use kaifuku_container::{Container, ContainerError, OutputPlan};
-use kaifuku_io::{Overlay, ReadAt};
+use kaifuku_io::{Overlay, ReadAt, Resized};
 
 /// A verified plan and the writes of the image file that carry it out.
 #[derive(Debug, Clone)]
@@ -155,7 +155,10 @@ impl<R: ReadAt> Session<R> {
     pub fn explain_fixed(&self) -> Option<crate::explain::Explanation> {
         let fix = self.fix.as_ref()?;
         let image = self.opened.as_ref().ok()?.file();
-        let mut fixed = Overlay::new(image);
+        let mut fixed = Overlay::new(Resized::new(
+            image,
+            fix.output.file_size.unwrap_or(image.size()),
+        ));
         for w in &fix.output.writes {
             fixed.write(w.file_offset, &w.bytes).ok()?;
         }
@@ -181,7 +184,10 @@ impl<R: ReadAt> Session<R> {
                 detail: e.to_string(),
             })
         };
-        let mut fixed = Overlay::new(image);
+        let mut fixed = Overlay::new(Resized::new(
+            image,
+            fix.output.file_size.unwrap_or(image.size()),
+        ));
         for w in &fix.output.writes {
             fixed.write(w.file_offset, &w.bytes).map_err(internal)?;
         }

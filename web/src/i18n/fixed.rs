@@ -97,6 +97,13 @@ impl T {
     pub fn download_undo(self) -> &'static str {
         pick!(self, "元に戻すためのファイルを保存", "Save the undo file")
     }
+    pub fn no_undo_file(self) -> &'static str {
+        pick!(
+            self,
+            "このイメージは圧縮グレインを末尾に書き足して作り直したため(ファイルの大きさが変わります)、元に戻すためのファイルはありません。選んだファイルはそのまま残っているので、それが元の状態です。",
+            "No undo file: this image was re-streamed, its changed grains compressed again and appended, which changes the file's size. The file you picked is left as it was: keep it to go back."
+        )
+    }
     pub fn download_report(self) -> &'static str {
         pick!(self, "レポート(JSON)を保存", "Save the report (JSON)")
     }

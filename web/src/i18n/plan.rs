@@ -2,7 +2,7 @@
 //! structures they belong to.
 
 use super::{size, Lang, T};
-use kaifuku_container::{ContainerUnit, FileWriteLabel, WriteHow};
+use kaifuku_container::{ContainerUnit, FileWriteLabel, VmdkStreamPart, WriteHow};
 use kaifuku_ntfs::edit::{
     BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
 };
@@ -292,6 +292,8 @@ impl T {
                     WriteHow::Filled => notes.push("同じバイトで埋める".into()),
                     WriteHow::WholeSectors => notes
                         .push("セクター単位。未使用だったセクターは周囲を 0 で埋める".into()),
+                    WriteHow::Recompressed => notes
+                        .push("グレイン全体を圧縮し直してファイルの末尾に新しく格納".into()),
                 }
                 if notes.is_empty() {
                     format!("仮想ディスクのバイト {start:#x}..{end:#x}")
@@ -326,6 +328,19 @@ impl T {
                 "ファイルのバイト {start:#x}..{end:#x}(VHDX ログの再生結果{})",
                 if *with_patches { "。変更箇所を含む" } else { "" }
             ),
+            FileWriteLabel::VmdkStream { part } => match part {
+                VmdkStreamPart::Header => {
+                    "VMDK ヘッダー(グレインディレクトリは末尾に: gdOffset は GD_AT_END)".into()
+                }
+                VmdkStreamPart::GrainTables { count } => format!(
+                    "VMDK グレインテーブル {count} 個(それぞれマーカーの後。新しいグレインを指す)"
+                ),
+                VmdkStreamPart::GrainDirectory => {
+                    "VMDK グレインディレクトリ(マーカーの後)".into()
+                }
+                VmdkStreamPart::Footer => "VMDK フッターマーカーとフッター".into(),
+                VmdkStreamPart::EndOfStream => "VMDK ストリーム終端マーカー".into(),
+            },
         }
     }
 }
@@ -410,6 +425,27 @@ mod tests {
                     how: WriteHow::Bytes,
                 },
                 "仮想ディスクのバイト 0x10..0x20(VHDX ブロック 0)",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10000,
+                    end: 0x20000,
+                    unit: Some(ContainerUnit::VmdkGrain { grain: 1 }),
+                    how: WriteHow::Recompressed,
+                },
+                "仮想ディスクのバイト 0x10000..0x20000(VMDK グレイン 1、グレイン全体を圧縮し直してファイルの末尾に新しく格納)",
+            ),
+            (
+                FileWriteLabel::VmdkStream {
+                    part: VmdkStreamPart::GrainTables { count: 13 },
+                },
+                "VMDK グレインテーブル 13 個(それぞれマーカーの後。新しいグレインを指す)",
+            ),
+            (
+                FileWriteLabel::VmdkStream {
+                    part: VmdkStreamPart::EndOfStream,
+                },
+                "VMDK ストリーム終端マーカー",
             ),
             (
                 FileWriteLabel::VhdxHeader {

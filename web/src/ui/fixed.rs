@@ -9,7 +9,8 @@ use yew::{function_component, html, AttrValue, Html, NodeRef, Properties};
 #[derive(Clone, PartialEq)]
 pub struct DownloadLinks {
     pub image: AttrValue,
-    pub undo: AttrValue,
+    /// None when no undo file is offered.
+    pub undo: Option<AttrValue>,
     pub report: AttrValue,
 }
 
@@ -41,11 +42,18 @@ pub fn fixed(props: &FixedProps) -> Html {
                     </a>
                     <span class="sub">{format!("{} — {} ({})", f.output_name, size(f.output_size), t.bytes(f.output_size))}</span>
                 </li>
-                <li>
-                    <a id="download-undo" class="button" href={d.undo.clone()} download={f.undo_name.clone()}>{t.download_undo()}</a>
-                    <span class="sub">{format!("{} — {}", f.undo_name, size(f.undo_size))}</span>
-                    <span class="sub">{t.undo_hint()}</span>
-                </li>
+                {match (&d.undo, f.undo_size) {
+                    (Some(undo), Some(undo_size)) => html! {
+                        <li>
+                            <a id="download-undo" class="button" href={undo.clone()} download={f.undo_name.clone()}>{t.download_undo()}</a>
+                            <span class="sub">{format!("{} — {}", f.undo_name, size(undo_size))}</span>
+                            <span class="sub">{t.undo_hint()}</span>
+                        </li>
+                    },
+                    _ => html! {
+                        <li id="no-undo"><span class="sub">{t.no_undo_file()}</span></li>
+                    },
+                }}
                 <li>
                     <a id="download-report" class="button" href={d.report.clone()} download={f.report_name.clone()}>{t.download_report()}</a>
                     <span class="sub">{&f.report_name}</span>

@@ -79,7 +79,8 @@ struct Busy {
 /// The downloads' `blob:` URLs, revoked when dropped.
 struct Downloads {
     image: ObjectUrl,
-    undo: ObjectUrl,
+    /// None when no undo file is offered.
+    undo: Option<ObjectUrl>,
     report: ObjectUrl,
 }
 
@@ -87,7 +88,7 @@ impl Downloads {
     fn links(&self) -> DownloadLinks {
         DownloadLinks {
             image: self.image.to_string().into(),
-            undo: self.undo.to_string().into(),
+            undo: self.undo.as_ref().map(|u| u.to_string().into()),
             report: self.report.to_string().into(),
         }
     }
@@ -433,13 +434,16 @@ impl App {
     ) {
         // For scripts and tests: the same Blobs the links offer.
         let result = Object::new();
+        let offered = view.undo_size.is_some();
         for (name, blob) in [("image", &image), ("undo", &undo), ("report", &report)] {
-            let _ = Reflect::set(&result, &JsValue::from_str(name), blob);
+            if name != "undo" || offered {
+                let _ = Reflect::set(&result, &JsValue::from_str(name), blob);
+            }
         }
         metrics::set_global("kaifukuResult", &result.into());
         self.downloads = Some(Downloads {
             image: ObjectUrl::from(image),
-            undo: ObjectUrl::from(undo),
+            undo: offered.then(|| ObjectUrl::from(undo)),
             report: ObjectUrl::from(report),
         });
         metrics::mark("fixed");
