@@ -348,7 +348,9 @@ pub(crate) fn plan_inspected<D: ReadAt>(
                 .journal
                 .as_ref()
                 .expect("a replay is found on a read journal");
-            match replay_journal(&replay_vol, journal, None) {
+            // The journal inspect read: its live span is not read a second time.
+            let already_read = v.journal_read.as_ref().map(|read| &*read.0);
+            match replay_journal(&replay_vol, journal, already_read) {
                 Some((replay @ JournalReplay::Replayed { .. }, changes)) => {
                     replay_changes.extend(changes.into_iter().map(|c| (v.offset, c)));
                     journals_replayed.push(PlannedJournalReplay { volume: vi, replay });
