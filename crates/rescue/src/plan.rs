@@ -722,8 +722,12 @@ fn refuse_if_chkdsk_would_restore<R: ReadAt>(
     }
     let upcase = vol.upcase().map_err(on_volume)?;
     let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
+    // A record the folder lists is one the rule already found by its name; this check is about
+    // the ones no lookup sees.
+    let listed = DirectoryListing::read(vol, directory, &result.directory).map_err(on_volume)?;
     let files: Vec<RestorableFile> = found
         .iter()
+        .filter(|r| !listed.indexed.contains(&r.record))
         // The rule leaves directories named like its files alone; so does this check.
         .filter(|r| !r.is_directory)
         .filter_map(|r| {
