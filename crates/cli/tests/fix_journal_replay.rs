@@ -525,3 +525,148 @@ fn a_refused_replay_that_touches_nothing_the_fix_changes_is_left_for_windows() {
     }
     assert!(changed > 0);
 }
+
+/// A crashed volume in memory that counts, for every byte of its `$LogFile`'s record pages (past
+/// the two restart pages), how many times it was read.
+struct LogPageReads {
+    volume: Vec<u8>,
+    /// Volume byte ranges of the log's record pages, with a read count per byte.
+    pages: Vec<(u64, std::cell::RefCell<Vec<u32>>)>,
+}
+
+impl LogPageReads {
+    fn new(volume: Vec<u8>) -> LogPageReads {
+        use kaifuku_ntfs::volume::{AttrValue, RECORD_LOGFILE};
+        let (runs, cluster) = {
+            let vol = Volume::open(volume.as_slice()).expect("the crashed volume opens");
+            let record = vol.read_record(RECORD_LOGFILE).unwrap();
+            let Some(AttrValue::NonResident(stream)) = vol
+                .value(&record, kaifuku_ntfs::AttributeType::Data, "")
+                .unwrap()
+            else {
+                panic!("$LogFile's data is non-resident on every NTFS volume");
+            };
+            (stream.runs, vol.cluster_size())
+        };
+        // The first 8 KiB of the log are its two restart pages: read for the log's state on
+        // every volume, clean or not. What follows are the pages of log records.
+        let restart_pages = 8192u64;
+        let mut pages = Vec::new();
+        for run in runs {
+            let Some(lcn) = run.lcn else { continue };
+            let (mut start, end) = (run.vcn * cluster, (run.vcn + run.length) * cluster);
+            let mut on_volume = lcn * cluster;
+            if end <= restart_pages {
+                continue;
+            }
+            if start < restart_pages {
+                on_volume += restart_pages - start;
+                start = restart_pages;
+            }
+            let len = (end - start) as usize;
+            pages.push((on_volume, std::cell::RefCell::new(vec![0u32; len])));
+        }
+        LogPageReads { volume, pages }
+    }
+
+    /// How many times each byte of the log's record pages has been read so far.
+    fn counts(&self) -> Vec<u32> {
+        self.pages
+            .iter()
+            .flat_map(|(_, counts)| counts.borrow().clone())
+            .collect()
+    }
+
+    /// For each byte of [`LogPageReads::counts`], whether it lies in a 4 KiB page of the volume
+    /// that one of `written` (offset, length) touches.
+    fn in_written_pages(&self, written: &[(u64, u64)]) -> Vec<bool> {
+        let page = |offset: u64| offset / 4096;
+        self.pages
+            .iter()
+            .flat_map(|(start, counts)| {
+                let len = counts.borrow().len() as u64;
+                (*start..start + len).map(|offset| {
+                    written.iter().any(|&(at, n)| {
+                        n > 0 && (page(at)..=page(at + n - 1)).contains(&page(offset))
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+impl kaifuku_io::ReadAt for LogPageReads {
+    fn size(&self) -> u64 {
+        self.volume.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.volume.as_slice().read_at(offset, buf)?;
+        let end = offset + buf.len() as u64;
+        for (start, counts) in &self.pages {
+            let mut counts = counts.borrow_mut();
+            let stop = start + counts.len() as u64;
+            let (from, to) = (offset.max(*start), end.min(stop));
+            for c in counts
+                .iter_mut()
+                .take((to.max(from) - start) as usize)
+                .skip((from.min(to) - start) as usize)
+            {
+                *c += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn inspect_and_plan_read_the_live_span_once() {
+    let scratch = Scratch::new("fix-journal-read-once");
+    let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
+        return;
+    };
+    for case in ["committed", "flushed-and-uncommitted", "v2/committed"] {
+        let crashed = dir.join(format!("{case}.img"));
+        let image = LogPageReads::new(std::fs::read(&crashed).unwrap());
+        // No block cache in between: every read of a log page reaches the image and is counted.
+        let mut session = kaifuku_rescue::Session::open(&image, Rule::crowdstrike_2024_07_19());
+        assert_eq!(
+            session.inspect().outcome,
+            kaifuku_rescue::Outcome::Matches,
+            "{case}"
+        );
+        let inspected = image.counts();
+        assert!(
+            inspected.iter().any(|&c| c > 0),
+            "{case}: inspect reads the live span of an unclean journal"
+        );
+        let fix = session
+            .plan(&kaifuku_rescue::plan::FixOptions::default())
+            .unwrap_or_else(|e| panic!("{case}: the fix is planned: {e:?}"));
+        assert_eq!(fix.plan.journals_replayed.len(), 1, "{case}");
+        let planned = image.counts();
+        // The plan reads what its own writes replace (a 2.0 log left clean as 1.1 gets its tail
+        // copies written over buffer pages), to keep only the bytes that differ: those pages
+        // are not the live span read again.
+        let written: Vec<(u64, u64)> = fix
+            .plan
+            .patches
+            .iter()
+            .map(|p| (p.offset, p.end() - p.offset))
+            .collect();
+        let replaced = image.in_written_pages(&written);
+        let read_again = planned
+            .iter()
+            .zip(&inspected)
+            .zip(&replaced)
+            .filter(|((after, before), replaced)| after != before && !**replaced)
+            .count();
+        assert_eq!(
+            read_again,
+            0,
+            "{case}: the plan replays the journal inspect read, without reading its pages again \
+             (inspect read {} bytes of log pages, at most {} times each)",
+            inspected.iter().filter(|&&c| c > 0).count(),
+            inspected.iter().max().unwrap()
+        );
+    }
+}

@@ -264,3 +264,192 @@ fn volume_with_quota_tracking_is_refused() {
         &["quota"],
     );
 }
+
+const CS_DIR: &str = "Windows/System32/drivers/CrowdStrike";
+/// The channel file whose creation the crash interrupted.
+const HALF_CREATED: &str = "C-00000291-00000000-00000032.sys";
+
+/// The first two pages of the journal Windows wrote on the CC0 image `ntfs-ptrn.raw.gz` (its
+/// restart pages), with the restart area's clean flag cleared: as a crash leaves them.
+fn unclean_windows_restart_pages(s: &Scratch) -> Vec<u8> {
+    let img = s.path("ptrn.raw");
+    let gz = repo_testdata().join("windows-made/ntfs-ptrn.raw.gz");
+    let o = sh(&format!(
+        "gunzip -c '{}' > '{}'",
+        gz.display(),
+        img.display()
+    ));
+    assert_eq!(o.code, 0, "gunzip: {}", o.both());
+    let bytes = std::fs::read(&img).unwrap();
+    let page = 4096;
+    let at = (0..bytes.len() / page - 1)
+        .map(|i| i * page)
+        .find(|&o| &bytes[o..o + 4] == b"RSTR" && &bytes[o + page..o + page + 4] == b"RSTR")
+        .expect("the Windows image has two restart pages");
+    let mut pages = bytes[at..at + 2 * page].to_vec();
+    for p in pages.chunks_mut(page) {
+        assert_eq!(u32le(p, 0x10) as usize, page, "restart pages of 4096 bytes");
+        unfixup(p).unwrap();
+        let ra = u16le(p, 0x18) as usize;
+        let flags = u16le(p, ra + 0x0E);
+        assert_ne!(flags & 2, 0, "Windows left its journal clean");
+        p[ra + 0x0E..ra + 0x10].copy_from_slice(&(flags & !2).to_le_bytes());
+        refixup(p);
+    }
+    pages
+}
+
+/// A bare mkntfs volume on which the crash interrupted the creation of the 04:09 channel file:
+/// its MFT record reached the disk, but its `$MFT:$BITMAP` bit and its entry in the folder's
+/// index, which Windows had only in its journal, did not; and the journal is unclean. With
+/// `listed_match`, a second matching file, fully created, sits in the folder.
+///
+/// Made with real tools: ntfs-3g creates the file (after 4200 others, so that its record lies in
+/// a stretch of `$MFT` the bitmap marks wholly free once they are removed), the record is saved
+/// as ntfs-3g wrote it, ntfs-3g removes the file (which clears its bitmap bit and index entry,
+/// and the record's in-use flag and link count), and the saved record is written back: the
+/// record on disk, its bit and entry not. Windows's restart pages, clean flag cleared, make the
+/// journal unclean (one kaifuku cannot read, so a fix needs consent to discard it). Returns the
+/// volume and the half-created file's record number.
+fn half_created_volume(s: &Scratch, name: &str, listed_match: bool) -> (std::path::PathBuf, u64) {
+    let vol = s.path(name);
+    let f = std::fs::File::create(&vol).unwrap();
+    f.set_len(256 << 20).unwrap();
+    drop(f);
+    run_ok(
+        "mkntfs",
+        ["-Q", "-F", "-q", "-c", "4096", vol.to_str().unwrap()],
+    );
+    let mnt = s.path("mnt");
+    let m = ntfs3g(&vol, &mnt, true);
+    std::fs::create_dir_all(m.p(CS_DIR)).unwrap();
+    std::fs::create_dir_all(m.p("fill")).unwrap();
+    let mut content = vec![0u8; 512];
+    content[..8].copy_from_slice(&[0xAA, 0xAA, 0xAA, 0xAA, 0x01, 0x00, 0x23, 0x01]);
+    if listed_match {
+        std::fs::write(
+            m.p(&format!("{CS_DIR}/C-00000291-00000000-00000031.sys")),
+            &content,
+        )
+        .unwrap();
+    }
+    for i in 0..4200 {
+        std::fs::write(m.p(&format!("fill/{i}")), b"").unwrap();
+    }
+    let path = m.p(&format!("{CS_DIR}/{HALF_CREATED}"));
+    std::fs::write(&path, &content).unwrap();
+    let record = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    m.unmount();
+    // kaifuku's scans read `$MFT` 4096 records at a time and skip stretches the bitmap marks
+    // free: the record must lie in one that holds nothing else in use.
+    assert!(
+        (4096..8192).contains(&record),
+        "the file's record {record} lies in records 4096-8191"
+    );
+    let as_created = Vol::open(&vol).record_location(record);
+    let saved: Vec<Vec<u8>> = as_created
+        .iter()
+        .map(|&(o, l)| common::read_at(&vol, o, l as usize))
+        .collect();
+    let m = ntfs3g(&vol, &mnt, true);
+    std::fs::remove_dir_all(m.p("fill")).unwrap();
+    std::fs::remove_file(m.p(&format!("{CS_DIR}/{HALF_CREATED}"))).unwrap();
+    m.unmount();
+    for ((o, _), bytes) in as_created.iter().zip(&saved) {
+        write_at(&vol, *o, bytes);
+    }
+    let log = Vol::open(&vol).record(2).attr(0x80, "").unwrap().runs;
+    let restart = unclean_windows_restart_pages(s);
+    let mut at = 0usize;
+    for (o, l) in Vol::open(&vol).map(&log, 0, restart.len() as u64) {
+        write_at(&vol, o, &restart[at..at + l as usize]);
+        at += l as usize;
+    }
+    (vol, record)
+}
+
+#[test]
+fn a_discarded_journal_with_a_half_created_match_is_refused() {
+    let s = Scratch::new("refuse-half-created");
+    for listed_match in [false, true] {
+        let name = if listed_match {
+            "listed.vol"
+        } else {
+            "alone.vol"
+        };
+        let (vol, record) = half_created_volume(&s, name, listed_match);
+        let v = vol.to_str().unwrap();
+
+        // Independent judges of the crash state: The Sleuth Kit reads the record as an allocated
+        // file in the folder (by the parent its name gives); ntfs-3g, reading the folder's index,
+        // does not list it; kaifuku check names the three disagreements.
+        let tsk = common::tsk_args(&vol, 0, 512);
+        let st = common::istat(&tsk, record);
+        assert!(st.allocated, "istat: {}", st.text);
+        assert!(
+            common::fls(&tsk)
+                .iter()
+                .any(|(_, _, r, p)| *r == record && p == &format!("{CS_DIR}/{HALF_CREATED}")),
+            "fls lists the record under its folder"
+        );
+        let listed = String::from_utf8_lossy(&run_ok(
+            "ntfsls",
+            ["-f", "-p", "/Windows/System32/drivers/CrowdStrike", v],
+        ))
+        .into_owned();
+        assert!(!listed.contains(HALF_CREATED), "ntfsls: {listed}");
+        let check = common::kaifuku_check(&vol);
+        let said = check.both();
+        assert_eq!(check.code, 4, "{said}");
+        for words in [
+            format!("record {record} is in use but its $MFT:$BITMAP bit is clear"),
+            format!("\"{HALF_CREATED}\" is missing from the index"),
+        ] {
+            assert!(said.contains(&words), "kaifuku check: {said}");
+        }
+
+        // Without consent the unclean journal refuses as before; with it the journal would be
+        // discarded and chkdsk run at the next boot, which may link the record back into the
+        // folder: refused, with the file and what to do.
+        let out = s.path("out.vol");
+        refuses(&["fix", v, "-o", out.to_str().unwrap()], &out, &["journal"]);
+        refuses(
+            &["fix", v, "-o", out.to_str().unwrap(), "--discard-journal"],
+            &out,
+            &[
+                HALF_CREATED,
+                &format!("MFT record {record}"),
+                "chkdsk /f",
+                "Windows Recovery",
+            ],
+        );
+        // The refusal as the typed value front ends word (its code in docs/report-codes.md).
+        let bytes = std::fs::read(&vol).unwrap();
+        let options = kaifuku_rescue::FixOptions {
+            discard_journal: true,
+        };
+        match kaifuku_rescue::plan_fix(
+            bytes.as_slice(),
+            &kaifuku_rescue::Rule::crowdstrike_2024_07_19(),
+            &options,
+        ) {
+            Err(kaifuku_rescue::FixError::Refused {
+                refusal:
+                    kaifuku_rescue::plan::FixRefusal::ChkdskWouldRestore {
+                        directory, files, ..
+                    },
+            }) => {
+                assert_eq!(directory, "\\Windows\\System32\\drivers\\CrowdStrike");
+                assert_eq!(
+                    files,
+                    [kaifuku_rescue::vocabulary::RestorableFile {
+                        record,
+                        name: HALF_CREATED.into(),
+                    }]
+                );
+            }
+            other => panic!("want the chkdsk refusal: {other:?}"),
+        }
+        assert!(!out.exists(), "nothing written");
+    }
+}

@@ -258,6 +258,86 @@ fn refusal(mut conflicts: Vec<String>) -> NtfsError {
     ))
 }
 
+/// A base file record whose header says "in use" while `$MFT:$BITMAP` marks it free, with the
+/// names it gives itself in one directory.
+#[derive(Debug, Clone)]
+pub struct FreeRecordInUse {
+    /// The record number.
+    pub record: u64,
+    /// Whether the record is a directory's.
+    pub is_directory: bool,
+    /// Its `$FILE_NAME`s whose parent is the directory asked about (every namespace).
+    pub names: Vec<crate::index::FileNameKey>,
+}
+
+/// Scans every record of `$MFT` — the stretches `$MFT:$BITMAP` marks free too, which the other
+/// scans skip — for base records whose header says "in use" although the bitmap marks them free,
+/// and that name `directory` as their parent.
+///
+/// Such a record is what a crash leaves when a new file's record reached the disk before its
+/// bitmap bit and index entry, which only the journal held. Windows replaying the journal
+/// finishes or takes back the creation; with the journal discarded, chkdsk at the next boot finds
+/// an in-use record outside every index and may link it back into its parent folder, so the file
+/// comes back although no lookup shows it today. Records whose fixups or attributes do not read
+/// are left out: their names cannot be known, and chkdsk frees a record it cannot read rather
+/// than linking it.
+pub fn find_free_records_in_use<R: ReadAt>(
+    vol: &Volume<R>,
+    directory: u64,
+) -> Result<Vec<FreeRecordInUse>, NtfsError> {
+    let rs = vol.boot().file_record_size as u64;
+    let mft = vol.mft_stream();
+    let records = vol.record_count();
+    let in_use_map = mft_bitmap(vol, records)?;
+    // Records past the initialized size read as zeros: no header says "in use" there.
+    let scan_records = records.min(mft.initialized_size / rs);
+    let per_chunk = (SCAN_CHUNK / rs).max(1);
+    let mut found = Vec::new();
+    let mut first = 0u64;
+    while first < scan_records {
+        let count = per_chunk.min(scan_records - first);
+        let chunk = vol.read_stream(mft, first * rs, (count * rs) as usize)?;
+        for i in 0..count {
+            let n = first + i;
+            let raw = &chunk[(i * rs) as usize..((i + 1) * rs) as usize];
+            if bit(&in_use_map, n) || !file_record::is_in_use(raw) {
+                continue;
+            }
+            let mut bytes = raw.to_vec();
+            let Ok(rec) = crate::fixup::apply_read(&mut bytes, &format!("MFT record {n}"))
+                .and_then(|_| FileRecord::parse(n, bytes))
+            else {
+                continue;
+            };
+            if rec.base_ref().record != 0 {
+                continue;
+            }
+            let Ok(attrs) = rec.attributes() else {
+                continue;
+            };
+            let names: Vec<crate::index::FileNameKey> = attrs
+                .iter()
+                .filter(|a| a.type_code == AttributeType::FileName.code() && !a.non_resident)
+                .filter_map(|a| {
+                    a.resident_value()
+                        .and_then(crate::index::FileNameKey::parse)
+                        .ok()
+                })
+                .filter(|k| k.parent.record == directory)
+                .collect();
+            if !names.is_empty() {
+                found.push(FreeRecordInUse {
+                    record: n,
+                    is_directory: rec.is_directory(),
+                    names,
+                });
+            }
+        }
+        first += count;
+    }
+    Ok(found)
+}
+
 /// Streams `$MFT` and checks every in-use record's runs against the claims.
 fn scan_records<R: ReadAt>(
     vol: &Volume<R>,

@@ -12,6 +12,7 @@ use crate::vocabulary::{
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
 use kaifuku_io::{Overlay, ReadAt, Slice};
+use kaifuku_ntfs::logfile::Journal;
 use kaifuku_ntfs::{
     boot_kind, BootKind, Damage, FileDetails, LinkDestination, Location, NtfsError, Structure,
     Unsupported, Volume, VolumeSummary,
@@ -19,6 +20,7 @@ use kaifuku_ntfs::{
 use kaifuku_partition::PartitionTable;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::sync::Arc;
 
 /// What a volume's first sector says it holds; serialised (and printed) as a lowercase code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,12 +247,28 @@ pub struct VolumeReport {
     /// journal). When it does, the rule ran on the replayed volume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal_replay: Option<JournalReplay>,
+    /// The journal as inspect read it, kept for the plan: its live span can be tens of MiB on a
+    /// busy log, more than the block cache holds, and the plan replays exactly what inspect read
+    /// (the same bytes, through the same session). Not part of the report shown to the user.
+    #[serde(skip)]
+    pub(crate) journal_read: Option<JournalRead>,
     /// Why the volume could not be examined (damage, or a refusal such as BitLocker).
     pub error: Option<VolumeProblem>,
     /// For a BitLocker volume that was unlocked: how it is encrypted and what unlocked it; the
     /// rest of the report describes the decrypted volume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bitlocker: Option<BitLockerSummary>,
+}
+
+/// A volume's journal as inspect read it ([`VolumeReport`] keeps it for the plan). Shared, not
+/// copied, when the report is cloned; printed by its size only.
+#[derive(Clone)]
+pub(crate) struct JournalRead(pub(crate) Arc<Journal>);
+
+impl std::fmt::Debug for JournalRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JournalRead({} bytes read)", self.0.bytes_read)
+    }
 }
 
 /// An unlocked BitLocker volume, as inspect reports it. Never any key material.
@@ -417,6 +435,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             fix_blockers: Vec::new(),
             journal: None,
             journal_replay: None,
+            journal_read: None,
             error: None,
             bitlocker: None,
         };
@@ -754,6 +773,7 @@ fn inspect_volume<R: ReadAt>(
         }
         report.journal = Some(journal);
         report.journal_replay = replay;
+        report.journal_read = read.map(|journal| JournalRead(Arc::new(journal)));
     }
     if summary.hibernation.hibernated {
         report.fix_blockers.push(Blocker::Hibernated);

@@ -8,7 +8,7 @@ use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::Rule;
 use crate::vocabulary::{
     Blocker, JournalLeftToWindows, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
-    Reason, VolumeName,
+    Reason, RestorableFile, VolumeName,
 };
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_bitlocker::EncryptedSectors;
@@ -348,7 +348,9 @@ pub(crate) fn plan_inspected<D: ReadAt>(
                 .journal
                 .as_ref()
                 .expect("a replay is found on a read journal");
-            match replay_journal(&replay_vol, journal, None) {
+            // The journal inspect read: its live span is not read a second time.
+            let already_read = v.journal_read.as_ref().map(|read| &*read.0);
+            match replay_journal(&replay_vol, journal, already_read) {
                 Some((replay @ JournalReplay::Replayed { .. }, changes)) => {
                     replay_changes.extend(changes.into_iter().map(|c| (v.offset, c)));
                     journals_replayed.push(PlannedJournalReplay { volume: vi, replay });
@@ -417,6 +419,9 @@ pub(crate) fn plan_inspected<D: ReadAt>(
                     }))
                 }
             }
+        }
+        if journals_discarded.contains(&vi) {
+            refuse_if_chkdsk_would_restore(&vol, result, rule, &name)?;
         }
         let volume_changes = ed.into_changes();
         // A replayed journal has nothing pending left to overlap with; a journal left for
@@ -683,6 +688,67 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             matches_after,
             checks,
             ownership,
+        },
+    })
+}
+
+/// Refuses a plan that discards the journal of `vol` when `$MFT` holds a file matching `rule` in
+/// the rule's directory whose record is in use by its header but free in `$MFT:$BITMAP` and
+/// listed by no index (the lookups and the unlisted-file scans, which skip free stretches of the
+/// bitmap, do not see it). That is a creation the crash interrupted: Windows, replaying the
+/// journal, would finish or take it back, but after the discard chkdsk runs at the next boot and
+/// may link the record back into the folder, and the file would come back.
+///
+/// Refused rather than deleted: freeing the record would be a guess at what the lost journal
+/// held (whether the creation was to be finished, and whose its clusters' `$Bitmap` bits are),
+/// made on a volume whose record and bitmap already disagree. chkdsk run first (from Windows
+/// Recovery, where Windows replays the journal itself) puts the file back where the rule finds
+/// and deletes it like any other.
+fn refuse_if_chkdsk_would_restore<R: ReadAt>(
+    vol: &Volume<R>,
+    result: &crate::inspect::RuleResult,
+    rule: &Rule,
+    name: &VolumeName,
+) -> Result<(), FixError> {
+    // No rule's directory, no folder for chkdsk to put a file back into at the rule's path.
+    let Some(directory) = result.directory_record else {
+        return Ok(());
+    };
+    let on_volume = |e: NtfsError| ntfs_error(name, None, e);
+    let found =
+        kaifuku_ntfs::ownership::find_free_records_in_use(vol, directory).map_err(on_volume)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let upcase = vol.upcase().map_err(on_volume)?;
+    let pattern: Vec<u16> = rule.pattern.encode_utf16().collect();
+    // A record the folder lists is one the rule already found by its name; this check is about
+    // the ones no lookup sees.
+    let listed = DirectoryListing::read(vol, directory, &result.directory).map_err(on_volume)?;
+    let files: Vec<RestorableFile> = found
+        .iter()
+        .filter(|r| !listed.indexed.contains(&r.record))
+        // The rule leaves directories named like its files alone; so does this check.
+        .filter(|r| !r.is_directory)
+        .filter_map(|r| {
+            r.names
+                .iter()
+                .filter(|k| k.namespace != kaifuku_ntfs::Namespace::Dos)
+                .find(|k| upcase.glob_match(&pattern, &k.name))
+                .map(|k| RestorableFile {
+                    record: r.record,
+                    name: k.name_string(),
+                })
+        })
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    Err(FixError::Refused {
+        refusal: FixRefusal::ChkdskWouldRestore {
+            volume: name.clone(),
+            directory: result.directory.clone(),
+            files,
         },
     })
 }

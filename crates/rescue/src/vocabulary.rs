@@ -1551,6 +1551,28 @@ pub enum FixRefusal {
         /// What it said.
         error: NtfsProblem,
     },
+    /// The fix would discard the journal, and `$MFT` holds records of files matching the rule
+    /// in the rule's directory that their header marks in use while `$MFT:$BITMAP` marks them
+    /// free and no index lists them: what a crash leaves half-created. chkdsk, which runs after
+    /// the discard, may link them back into the folder, so the file would come back.
+    ChkdskWouldRestore {
+        /// Which volume.
+        volume: VolumeName,
+        /// The rule's directory.
+        directory: String,
+        /// The records and their names.
+        files: Vec<RestorableFile>,
+    },
+}
+
+/// A file record chkdsk may link back into its folder: in use by its header, free in
+/// `$MFT:$BITMAP`, listed by no index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorableFile {
+    /// The MFT record number.
+    pub record: u64,
+    /// Its name in the rule's directory.
+    pub name: String,
 }
 
 impl fmt::Display for FixRefusal {
@@ -1584,6 +1606,23 @@ impl fmt::Display for FixRefusal {
                 file: None,
                 error,
             } => write!(f, "{volume}: {error}"),
+            FixRefusal::ChkdskWouldRestore {
+                volume,
+                directory,
+                files,
+            } => {
+                let listed: Vec<String> = files
+                    .iter()
+                    .map(|file| format!("{} (MFT record {})", file.name, file.record))
+                    .collect();
+                write!(
+                    f,
+                    "{volume}: {directory} does not list {}, but its MFT record is marked in use: Windows was creating it when it crashed. \
+                     Discarding the journal makes Windows run chkdsk, which may put it back into the folder. Nothing was written; \
+                     run chkdsk /f on the volume from Windows Recovery (it finishes the journal and re-links the file), then run kaifuku again",
+                    listed.join(", ")
+                )
+            }
         }
     }
 }
@@ -2714,6 +2753,14 @@ mod tests {
             FixRefusal::Blocked {
                 volume: windows(),
                 blocker: Blocker::Hibernated,
+            },
+            FixRefusal::ChkdskWouldRestore {
+                volume: windows(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                files: vec![super::RestorableFile {
+                    record: 4269,
+                    name: "C-00000291-00000000-00000032.sys".into(),
+                }],
             },
             FixRefusal::Ntfs {
                 volume: windows(),

@@ -679,6 +679,11 @@ impl T {
                 ),
                 FixRefusal::Blocked { blocker, .. } => self.blocker_title(blocker),
                 FixRefusal::Ntfs { error, .. } => self.volume_title(ntfs_trouble(error)),
+                FixRefusal::ChkdskWouldRestore { .. } => pick!(
+                    self,
+                    "chkdsk がファイルを元に戻すおそれがあります",
+                    "chkdsk may bring the file back"
+                ),
             },
             FixError::Failed { failure } => match failure {
                 FixFailure::OutputNotMappable { problem } => self.container_title(problem),
@@ -721,6 +726,23 @@ impl T {
                 FixRefusal::Blocked { volume, blocker } => self.blocker_text(volume, blocker),
                 FixRefusal::Ntfs { volume, error, .. } => {
                     self.volume_text(volume, ntfs_trouble(error))
+                }
+                FixRefusal::ChkdskWouldRestore {
+                    volume,
+                    directory,
+                    files,
+                } => {
+                    let vol = self.vol(volume);
+                    let listed: Vec<String> = files
+                        .iter()
+                        .map(|f| format!("{} (MFT {})", f.name, f.record))
+                        .collect();
+                    let listed = listed.join(", ");
+                    pick!(
+                        self,
+                        format!("{vol}: {directory} の一覧には {listed} がありませんが、そのファイルレコードは使用中のままです。Windows がこのファイルを作っている途中で止まったためです。ジャーナルを破棄すると次の起動で chkdsk が動き、このファイルをフォルダーに戻すおそれがあります。何も変更していません。Windows 回復環境からこのボリュームに chkdsk /f を実行し(ジャーナルの続きが実行され、ファイルがフォルダーに戻ります)、もう一度 kaifuku で修復してください。"),
+                        format!("{vol}: {directory} does not list {listed}, but its file record is still marked in use: Windows stopped while it was creating the file. Discarding the journal makes Windows run chkdsk at the next start, which may put the file back into the folder. Nothing was changed. Run chkdsk /f on this volume from Windows Recovery (it finishes the journal and puts the file back), then fix the image with kaifuku again.")
+                    )
                 }
             },
             FixError::Failed { failure } => format!(
@@ -1503,6 +1525,16 @@ mod tests {
                 error,
             },
         }));
+        all.push(FixError::Refused {
+            refusal: FixRefusal::ChkdskWouldRestore {
+                volume: volume(),
+                directory: "\\Windows\\System32\\drivers\\CrowdStrike".into(),
+                files: vec![kaifuku_rescue::vocabulary::RestorableFile {
+                    record: 4269,
+                    name: "C-00000291-00000000-00000032.sys".into(),
+                }],
+            },
+        });
         all.extend(
             fix_failures()
                 .into_iter()
@@ -1515,7 +1547,8 @@ mod tests {
                     refusal:
                         FixRefusal::Inspect { .. }
                         | FixRefusal::Blocked { .. }
-                        | FixRefusal::Ntfs { .. },
+                        | FixRefusal::Ntfs { .. }
+                        | FixRefusal::ChkdskWouldRestore { .. },
                 }
                 | FixError::Failed { .. } => {}
             }

@@ -59,7 +59,8 @@ fn kind(p: &Problem) -> &'static str {
                 } => CAUTION,
                 FixRefusal::Blocked { .. }
                 | FixRefusal::Inspect { .. }
-                | FixRefusal::Ntfs { .. } => REFUSAL,
+                | FixRefusal::Ntfs { .. }
+                | FixRefusal::ChkdskWouldRestore { .. } => REFUSAL,
             },
             FixError::Failed { failure } => match failure {
                 FixFailure::Inspect { .. }
