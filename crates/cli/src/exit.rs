@@ -21,6 +21,8 @@ pub enum Exit {
     Error,
     /// 4: `check` found problems.
     Problems,
+    /// 130: a batch `fix` stopped by SIGINT (as shells report a command ended by Ctrl-C).
+    Interrupted,
 }
 
 impl Exit {
@@ -32,6 +34,7 @@ impl Exit {
             Exit::Refused | Exit::Usage => 2,
             Exit::Error => 3,
             Exit::Problems => 4,
+            Exit::Interrupted => 130,
         }
     }
 

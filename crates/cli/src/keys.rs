@@ -9,7 +9,7 @@ use kaifuku_bitlocker::{parse_key_list, StartupKey, UnlockKey};
 use kaifuku_rescue::VolumeKeys;
 
 /// The options that unlock BitLocker volumes.
-#[derive(clap::Args, Default)]
+#[derive(clap::Args, Default, Clone)]
 pub struct KeyArgs {
     /// BitLocker: the volume's 48-digit recovery password (dashes or spaces between the groups
     /// are fine); `-` reads it from standard input.
@@ -75,4 +75,52 @@ impl KeyArgs {
         }
         Ok(VolumeKeys::new(keys))
     }
+
+    /// The same options for the `fix` runs of a batch, each a process of its own: a password
+    /// given as `-` is read from standard input once, here, and handed to every run on its
+    /// standard input (never on its command line, where the process list would show it). The
+    /// keys are checked once first, so an unreadable key list stops the batch before it starts.
+    pub fn for_batch(self) -> Result<BatchKeys, String> {
+        let recovery_password = self
+            .recovery_password
+            .map(|v| from_stdin(v, "recovery password"))
+            .transpose()?;
+        let password = self
+            .password
+            .map(|v| from_stdin(v, "password"))
+            .transpose()?;
+        let resolved = KeyArgs {
+            recovery_password,
+            password,
+            startup_key: self.startup_key,
+            key_list: self.key_list,
+        };
+        resolved.clone().volume_keys()?;
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        let mut stdin = String::new();
+        // One line each, in the order `volume_keys` reads them.
+        if let Some(rp) = &resolved.recovery_password {
+            args.extend(["--recovery-password".into(), "-".into()]);
+            stdin.push_str(rp);
+            stdin.push('\n');
+        }
+        if let Some(path) = &resolved.key_list {
+            args.extend(["--keys".into(), path.clone().into_os_string()]);
+        }
+        if let Some(pw) = &resolved.password {
+            args.extend(["--password".into(), "-".into()]);
+            stdin.push_str(pw);
+            stdin.push('\n');
+        }
+        if let Some(path) = &resolved.startup_key {
+            args.extend(["--startup-key".into(), path.clone().into_os_string()]);
+        }
+        Ok(BatchKeys { args, stdin })
+    }
+}
+
+/// The key options of one `fix` run in a batch: its arguments and what its standard input holds.
+pub struct BatchKeys {
+    pub args: Vec<std::ffi::OsString>,
+    pub stdin: String,
 }

@@ -9,6 +9,7 @@ macro_rules! say {
     };
 }
 
+mod batch;
 mod check_cmd;
 mod demo;
 mod exit;
@@ -34,7 +35,7 @@ use std::process::ExitCode;
     name = "kaifuku",
     version,
     about = "Repair exported Windows VM disk images offline (CrowdStrike 2024-07-19 and more)",
-    after_help = "Exit codes: 0 matching files found, 1 nothing to fix, 2 refused or unsupported (reason printed), 3 error; `check`: 0 clean, 4 = check found problems."
+    after_help = "Exit codes: 0 matching files found, 1 nothing to fix, 2 refused or unsupported (reason printed), 3 error; `check`: 0 clean, 4 = check found problems; `fix` of many images: 0 every image fixed or with nothing to fix, else the worst of 2 and 3, 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,16 +60,29 @@ enum Command {
     },
     /// Delete the matching files as NTFS would, verify, and write the fixed image.
     Fix {
-        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device.
-        image: PathBuf,
+        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device. With --out-dir (or
+        /// --in-place --undo-dir) any number of them, and directories: the images directly in
+        /// each.
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<PathBuf>,
         /// Where to write the fixed image (same format as the input). The input is not modified.
         #[arg(
             short = 'o',
             long = "output",
             value_name = "OUT",
-            required_unless_present_any = ["in_place", "dry_run"]
+            required_unless_present_any = ["in_place", "dry_run", "out_dir"]
         )]
         output: Option<PathBuf>,
+        /// Many images: write each fixed image to DIR as NAME-fixed.EXT (several at a time, an
+        /// existing file never replaced), then print a summary table (--json: JSON Lines).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "undo", "dry_run", "in_place"])]
+        out_dir: Option<PathBuf>,
+        /// Many images fixed in place: save each one's undo file in DIR as NAME.EXT.undo.
+        #[arg(long, value_name = "DIR", requires = "in_place", conflicts_with_all = ["undo", "dry_run"])]
+        undo_dir: Option<PathBuf>,
+        /// Many images: how many to fix at a time (default: the number of cores).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
         /// Edit IMAGE itself (a file or block device); needs --undo.
         #[arg(long, conflicts_with = "output")]
         in_place: bool,
@@ -267,8 +281,11 @@ fn run() -> Exit {
             run_inspect(&image, &rule, json, &keys)
         }
         Command::Fix {
-            image,
+            images,
             output,
+            out_dir,
+            undo_dir,
+            jobs,
             in_place,
             undo,
             dry_run,
@@ -280,6 +297,38 @@ fn run() -> Exit {
             let Some(rule) = rule_for(path.as_deref()) else {
                 return Exit::Error;
             };
+            if out_dir.is_some() || undo_dir.is_some() || images.len() > 1 {
+                if out_dir.is_none() && undo_dir.is_none() {
+                    say!(
+                        "{}",
+                        if dry_run {
+                            "--dry-run plans one image at a time: give one IMAGE"
+                        } else if in_place {
+                            "several images fixed in place need --undo-dir DIR for their undo files"
+                        } else {
+                            "-o names one fixed image: for several images give --out-dir DIR"
+                        }
+                    );
+                    return Exit::Error;
+                }
+                let mut fix_args: Vec<std::ffi::OsString> = Vec::new();
+                if let Some(p) = &path {
+                    fix_args.extend(["--path".into(), p.into()]);
+                }
+                if discard_journal {
+                    fix_args.push("--discard-journal".into());
+                }
+                return batch::run(batch::BatchArgs {
+                    inputs: images,
+                    out_dir,
+                    undo_dir,
+                    jobs: jobs.map(usize::from),
+                    json,
+                    fix_args,
+                    keys,
+                });
+            }
+            let image = images.into_iter().next().unwrap_or_default();
             let keys = match keys.volume_keys() {
                 Ok(k) => k,
                 Err(why) => {

@@ -1,0 +1,719 @@
+//! `kaifuku fix --out-dir DIR IMAGE…` (or `--in-place --undo-dir DIR`): many images, several at a
+//! time. Each image is fixed by a `kaifuku fix` process of its own — the very command that fixes
+//! one image, so every output and report is the single-image one byte for byte, one image's crash
+//! or damage cannot reach the others, and each process holds only its own bounded read cache.
+//!
+//! An output is written under a temporary name in DIR (`.NAME-fixed.EXT.kaifuku-batch-PID.partial`),
+//! which the run verifies before it exits 0; only then is it renamed to its final name, never over
+//! an existing file. On SIGINT the runs writing copies are stopped, their temporaries removed,
+//! and the batch exits 130: what has a final name is complete. Runs editing an image in place are
+//! left to finish (stopping one half-way would leave the image half-patched), and no new run starts.
+
+use crate::exit::Exit;
+use crate::source::FileSource;
+use crate::stdio;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the batch was asked to do.
+pub struct BatchArgs {
+    pub inputs: Vec<PathBuf>,
+    /// Where the fixed copies go (`--out-dir`); `None` with `--in-place`.
+    pub out_dir: Option<PathBuf>,
+    /// Where the undo files go (`--undo-dir`, with `--in-place`).
+    pub undo_dir: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub json: bool,
+    /// Options every run gets: `--path`, `--discard-journal`.
+    pub fix_args: Vec<OsString>,
+    pub keys: crate::keys::KeyArgs,
+}
+
+/// One image of the batch and the files its run writes.
+struct Job {
+    image: PathBuf,
+    /// The final name of the fixed copy (`--out-dir`).
+    output: Option<PathBuf>,
+    /// The temporary name the run writes the copy to.
+    partial: Option<PathBuf>,
+    /// The undo file (`--in-place`).
+    undo: Option<PathBuf>,
+}
+
+/// How one image ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Fixed,
+    NothingToFix,
+    Refused,
+    Failed,
+    /// Not started, or stopped, because of SIGINT.
+    Interrupted,
+}
+
+impl Outcome {
+    fn words(self) -> &'static str {
+        match self {
+            Outcome::Fixed => "fixed",
+            Outcome::NothingToFix => "nothing to fix",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "error",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+    fn exit(self) -> Exit {
+        match self {
+            Outcome::Fixed => Exit::Success,
+            Outcome::NothingToFix => Exit::NothingToFix,
+            Outcome::Refused => Exit::Refused,
+            Outcome::Failed => Exit::Error,
+            Outcome::Interrupted => Exit::Interrupted,
+        }
+    }
+}
+
+/// Where an image is, for the progress display.
+#[derive(Clone)]
+enum State {
+    Waiting,
+    Running(Instant),
+    Done(Outcome, Duration),
+}
+
+/// What one run left behind.
+struct Result1 {
+    outcome: Outcome,
+    /// The run's own `fix --json` report, when it printed one.
+    report: Option<Value>,
+    /// Why it did not fix the image, in the run's words.
+    message: Option<String>,
+    seconds: f64,
+}
+
+/// The `kaifuku` the batch runs for each image: this very program.
+fn own_program() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find the kaifuku program itself: {e}"))
+}
+
+/// `disk.vhd` → `disk-fixed.vhd` (as the web page names its downloads); a name without an
+/// extension, or a dot file, gets `-fixed` at the end.
+pub fn fixed_name(name: &OsStr) -> OsString {
+    let base = name.to_string_lossy();
+    match base.rfind('.') {
+        Some(i) if i > 0 && i + 1 < base.len() && name.to_str().is_some() => {
+            format!("{}-fixed{}", &base[..i], &base[i..]).into()
+        }
+        _ => {
+            let mut n = name.to_owned();
+            n.push("-fixed");
+            n
+        }
+    }
+}
+
+/// Whether a file found in a directory is a disk image by the container's own detection: a
+/// recognised container (a damaged one too: its run then says what is wrong), or a raw disk with
+/// the boot-sector signature (a partition table or a bare volume). Anything else there — notes,
+/// checksums, reports — is skipped.
+fn looks_like_image(path: &Path) -> bool {
+    let Ok(source) = FileSource::open(path) else {
+        return false;
+    };
+    match kaifuku_container::open(&source) {
+        Ok(c) if c.format() == kaifuku_container::Format::Raw => {
+            let mut sig = [0u8; 2];
+            use kaifuku_io::ReadAt;
+            source.size() >= 512 && source.read_at(510, &mut sig).is_ok() && sig == [0x55, 0xAA]
+        }
+        Ok(_) | Err(_) => true,
+    }
+}
+
+/// The images named on the command line: files and block devices as given, directories as the
+/// images directly in them (sorted by name; hidden files skipped).
+fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut images = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input)
+            .map_err(|e| format!("cannot open {}: {e}", input.display()))?;
+        if !meta.is_dir() {
+            images.push(input.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+            .map_err(|e| format!("cannot list {}: {e}", input.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+            .collect();
+        found.sort();
+        let before = images.len();
+        images.extend(found.into_iter().filter(|p| looks_like_image(p)));
+        if images.len() == before {
+            say!("{} holds no disk image; skipped", input.display());
+        }
+    }
+    Ok(images)
+}
+
+/// The files each image's run writes; refuses two images that would write the same name.
+fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String> {
+    let mut by_name: BTreeMap<OsString, &Path> = BTreeMap::new();
+    for image in &images {
+        let Some(name) = image.file_name() else {
+            return Err(format!("{} names no file", image.display()));
+        };
+        if let Some(first) = by_name.insert(name.to_owned(), image) {
+            return Err(format!(
+                "{} and {} have the same file name, so their {} would have the same name: \
+                 fix them in separate runs (or rename one); nothing was done",
+                first.display(),
+                image.display(),
+                if args.out_dir.is_some() {
+                    "fixed copies"
+                } else {
+                    "undo files"
+                }
+            ));
+        }
+    }
+    let pid = std::process::id();
+    Ok(images
+        .into_iter()
+        .map(|image| {
+            let name = image.file_name().unwrap_or_default().to_owned();
+            let (output, partial) = match &args.out_dir {
+                Some(dir) => {
+                    let out = fixed_name(&name);
+                    let mut tmp = OsString::from(".");
+                    tmp.push(&out);
+                    tmp.push(format!(".kaifuku-batch-{pid}.partial"));
+                    (Some(dir.join(out)), Some(dir.join(tmp)))
+                }
+                None => (None, None),
+            };
+            let undo = args.undo_dir.as_ref().map(|dir| {
+                let mut u = name.clone();
+                u.push(".undo");
+                dir.join(u)
+            });
+            Job {
+                image,
+                output,
+                partial,
+                undo,
+            }
+        })
+        .collect())
+}
+
+/// Removes a run's temporary copy and the run's own temporaries beside it
+/// (`.NAME.kaifuku-PID-N.tmp`, see `output`).
+fn remove_partial(partial: &Path) {
+    let _ = std::fs::remove_file(partial);
+    let (Some(dir), Some(name)) = (partial.parent(), partial.file_name()) else {
+        return;
+    };
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".kaifuku-");
+    let prefix = prefix.to_string_lossy().into_owned();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && n.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own (a full pipe would stall the run).
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Runs `kaifuku fix` for one image and waits for it, stopping it on SIGINT when it writes a
+/// copy.
+fn run_one(
+    program: &Path,
+    job: &Job,
+    args: &BatchArgs,
+    keys: &crate::keys::BatchKeys,
+    interrupted: &AtomicBool,
+) -> Result1 {
+    let started = Instant::now();
+    let done = |outcome, report, message: Option<String>| Result1 {
+        outcome,
+        report,
+        message,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let mut cmd = Command::new(program);
+    cmd.arg("fix")
+        .arg("--json")
+        .args(&args.fix_args)
+        .args(&keys.args);
+    match (&job.partial, &job.undo) {
+        (Some(p), _) => cmd.arg("-o").arg(p),
+        (None, Some(u)) => cmd.arg("--in-place").arg("--undo").arg(u),
+        (None, None) => return done(Outcome::Failed, None, Some("nowhere to write".into())),
+    };
+    // `--` keeps an image named like an option an image.
+    cmd.arg("--").arg(&job.image);
+    // A process group of its own: a Ctrl-C at the terminal reaches the batch alone, which
+    // decides what each run does (a run editing in place must not stop half-way).
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child: Child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return done(
+                Outcome::Failed,
+                None,
+                Some(format!("cannot start kaifuku fix: {e}")),
+            )
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A run that needs no key never reads this; a failed write is then harmless.
+        let _ = stdin.write_all(keys.stdin.as_bytes());
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let mut stopped = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if job.partial.is_some() && !stopped && interrupted.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            stopped = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    if stopped {
+        if let Some(p) = &job.partial {
+            remove_partial(p);
+        }
+        return done(Outcome::Interrupted, None, Some("stopped by SIGINT".into()));
+    }
+    let code = status.and_then(|s| s.code());
+    let message = || {
+        let text = stderr
+            .lines()
+            .chain(stdout.lines())
+            .map(|l| l.strip_prefix("kaifuku: ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!text.is_empty()).then_some(text)
+    };
+    match code {
+        Some(0) => {
+            let report: Option<Value> = serde_json::from_str(&stdout).ok();
+            if report.is_none() {
+                if let Some(p) = &job.partial {
+                    remove_partial(p);
+                }
+                return done(
+                    Outcome::Failed,
+                    None,
+                    Some("kaifuku fix printed no report — please report this".into()),
+                );
+            }
+            if let (Some(p), Some(o)) = (&job.partial, &job.output) {
+                if let Err(e) = crate::output::rename_noreplace(p, o) {
+                    remove_partial(p);
+                    return done(
+                        Outcome::Failed,
+                        report,
+                        Some(format!(
+                            "the fixed image verified but could not be named {}: {e}",
+                            o.display()
+                        )),
+                    );
+                }
+                if let Some(dir) = o.parent() {
+                    let _ = crate::output::sync_dir(dir);
+                }
+            }
+            done(Outcome::Fixed, report, None)
+        }
+        Some(1) => done(Outcome::NothingToFix, None, message()),
+        Some(2) => done(Outcome::Refused, None, message()),
+        _ => {
+            if let Some(p) = &job.partial {
+                remove_partial(p);
+            }
+            let why = message().unwrap_or_else(|| match code {
+                Some(c) => format!("kaifuku fix exited with status {c}"),
+                None => "kaifuku fix was killed by a signal".into(),
+            });
+            done(Outcome::Failed, None, Some(why))
+        }
+    }
+}
+
+/// The live display on stderr: on a terminal one line per image, redrawn in place; otherwise a
+/// plain line when an image starts and when it ends.
+struct Progress {
+    names: Vec<String>,
+    states: Mutex<Vec<State>>,
+    tty: bool,
+    drawn: Mutex<bool>,
+}
+
+impl Progress {
+    fn set(&self, i: usize, s: State) {
+        let line = {
+            let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+            states[i] = s.clone();
+            Self::line(&self.names[i], &s)
+        };
+        if !self.tty {
+            let n = self.names.len();
+            let line = match s {
+                State::Running(_) => format!("{}: started", self.names[i]),
+                _ => line,
+            };
+            stdio::err_line(&format!("kaifuku: [{}/{n}] {line}", i + 1));
+        }
+    }
+
+    fn line(name: &str, s: &State) -> String {
+        match s {
+            State::Waiting => format!("{name}: waiting"),
+            State::Running(t) => format!("{name}: fixing… {:.0} s", t.elapsed().as_secs_f64()),
+            State::Done(o, d) => format!("{name}: {} ({:.1} s)", o.words(), d.as_secs_f64()),
+        }
+    }
+
+    /// Redraws every line (terminal only).
+    fn draw(&self) {
+        if !self.tty {
+            return;
+        }
+        let states = self
+            .states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut drawn = self.drawn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut text = String::new();
+        if *drawn {
+            text.push_str(&format!("\x1b[{}A", self.names.len()));
+        }
+        for (name, s) in self.names.iter().zip(&states) {
+            text.push_str(&format!("\r\x1b[2K{}\n", Self::line(name, s)));
+        }
+        *drawn = true;
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(text.as_bytes());
+        let _ = e.flush();
+    }
+}
+
+/// SIGINT is blocked in every thread (threads inherit the mask) and awaited by one, which sets
+/// `interrupted`; the runs, started with the default mask, are stopped by their workers.
+fn watch_sigint(interrupted: Arc<AtomicBool>) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            interrupted.store(true, Ordering::SeqCst);
+        }
+    });
+}
+
+/// A short summary of a fixed image's report: files removed, the journal, bytes read.
+fn report_facts(report: Option<&Value>) -> (String, String, String) {
+    let Some(r) = report else {
+        return ("-".into(), "-".into(), "-".into());
+    };
+    let plan = &r["plan"];
+    let count = |k: &str| plan[k].as_array().map_or(0, Vec::len);
+    let removed = count("deletions").to_string();
+    let journal = if count("journals_discarded") > 0 {
+        "reset".to_string()
+    } else if count("journals_replayed") > 0 {
+        "replayed".to_string()
+    } else if count("journals_left") > 0 {
+        "left for Windows".to_string()
+    } else {
+        "none".to_string()
+    };
+    let read = r["reads"]["bytes"]
+        .as_u64()
+        .map_or("-".into(), crate::report::size);
+    (removed, journal, read)
+}
+
+/// Runs the batch; returns how kaifuku exits: 0 when every image was fixed or had nothing to
+/// fix, otherwise the worst status of an image (2 refused, 3 error), 130 after SIGINT.
+pub fn run(args: BatchArgs) -> Exit {
+    for (dir, what) in [(&args.out_dir, "--out-dir"), (&args.undo_dir, "--undo-dir")] {
+        if let Some(d) = dir {
+            if !d.is_dir() {
+                say!("{what} {} is not a directory: create it first", d.display());
+                return Exit::Error;
+            }
+        }
+    }
+    let program = match own_program() {
+        Ok(p) => p,
+        Err(e) => {
+            say!("{e}");
+            return Exit::Error;
+        }
+    };
+    let keys = match args.keys.clone().for_batch() {
+        Ok(k) => k,
+        Err(e) => {
+            say!("{e}");
+            return Exit::Error;
+        }
+    };
+    let images = match expand(&args.inputs) {
+        Ok(i) => i,
+        Err(e) => {
+            say!("{e}; nothing was done");
+            return Exit::Error;
+        }
+    };
+    if images.is_empty() {
+        say!("no disk image to fix: name image files, block devices or directories holding images");
+        return Exit::Error;
+    }
+    let jobs = match plan_jobs(images, &args) {
+        Ok(j) => j,
+        Err(e) => {
+            say!("{e}");
+            return Exit::Error;
+        }
+    };
+    // Existing files are never replaced; they are named before anything starts.
+    let existing: Vec<&PathBuf> = jobs
+        .iter()
+        .flat_map(|j| [&j.output, &j.undo])
+        .flatten()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect();
+    if !existing.is_empty() {
+        for p in &existing {
+            say!("{} exists; kaifuku never replaces a file", p.display());
+        }
+        say!("move those files away or choose another directory; nothing was done");
+        return Exit::Error;
+    }
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    watch_sigint(interrupted.clone());
+    let workers = args
+        .jobs
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .clamp(1, jobs.len());
+    let progress = Progress {
+        names: jobs.iter().map(|j| j.image.display().to_string()).collect(),
+        states: Mutex::new(vec![State::Waiting; jobs.len()]),
+        tty: std::io::stderr().is_terminal(),
+        drawn: Mutex::new(false),
+    };
+    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..jobs.len()).collect());
+    let results: Mutex<Vec<Option<Result1>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let all_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            handles.push(scope.spawn(|| loop {
+                if interrupted.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(i) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                    break;
+                };
+                progress.set(i, State::Running(Instant::now()));
+                let r = run_one(&program, &jobs[i], &args, &keys, &interrupted);
+                progress.set(
+                    i,
+                    State::Done(r.outcome, Duration::from_secs_f64(r.seconds)),
+                );
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            }));
+        }
+        scope.spawn(|| {
+            while !all_done.load(Ordering::SeqCst) {
+                progress.draw();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        for h in handles {
+            let _ = h.join();
+        }
+        all_done.store(true, Ordering::SeqCst);
+    });
+    progress.draw();
+
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let results: Vec<Result1> = results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or(Result1 {
+                outcome: Outcome::Interrupted,
+                report: None,
+                message: Some("not started: the batch was interrupted".into()),
+                seconds: 0.0,
+            })
+        })
+        .collect();
+    let printed = if args.json {
+        json_lines(&jobs, &results, was_interrupted)
+    } else {
+        table(&jobs, &results)
+    };
+    if let Err(e) = stdio::out(&printed) {
+        stdio::stdout_failed(
+            &e,
+            "the images listed as fixed were written and are complete",
+        );
+        return Exit::Error;
+    }
+    for (job, r) in jobs.iter().zip(&results) {
+        if !matches!(r.outcome, Outcome::Fixed | Outcome::NothingToFix) {
+            say!(
+                "{}: {}{}",
+                job.image.display(),
+                r.outcome.words(),
+                r.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if was_interrupted {
+        say!("interrupted: the images listed as fixed are complete; nothing else was written under a final name");
+        return Exit::Interrupted;
+    }
+    worst(results.iter().map(|r| r.outcome.exit()))
+}
+
+/// The batch's status from its images': nothing to fix counts as success here (the image is
+/// fine), otherwise the highest status wins (2 refused < 3 error).
+fn worst(exits: impl Iterator<Item = Exit>) -> Exit {
+    exits
+        .map(|e| match e {
+            Exit::NothingToFix => Exit::Success,
+            other => other,
+        })
+        .max_by_key(|e| e.code())
+        .unwrap_or(Exit::Success)
+}
+
+fn json_lines(jobs: &[Job], results: &[Result1], interrupted: bool) -> String {
+    let mut o = String::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (job, r) in jobs.iter().zip(results) {
+        *counts.entry(r.outcome.words()).or_default() += 1;
+        let line = json!({
+            "image": job.image.display().to_string(),
+            "outcome": r.outcome.words(),
+            "exit_code": r.outcome.exit().code(),
+            "output": (r.outcome == Outcome::Fixed).then(|| job.output.as_ref().map(|p| p.display().to_string())).flatten(),
+            "undo": (r.outcome == Outcome::Fixed).then(|| job.undo.as_ref().map(|p| p.display().to_string())).flatten(),
+            "message": r.message,
+            "seconds": r.seconds,
+            "fix": r.report,
+        });
+        o.push_str(&serde_json::to_string(&line).expect("serialisable"));
+        o.push('\n');
+    }
+    let summary = json!({
+        "summary": {
+            "images": jobs.len(),
+            "outcomes": counts,
+            "interrupted": interrupted,
+            "exit_code": if interrupted { Exit::Interrupted.code() } else { worst(results.iter().map(|r| r.outcome.exit())).code() },
+        }
+    });
+    o.push_str(&serde_json::to_string(&summary).expect("serialisable"));
+    o.push('\n');
+    o
+}
+
+fn table(jobs: &[Job], results: &[Result1]) -> String {
+    let head = [
+        "Image".to_string(),
+        "Outcome".into(),
+        "Removed".into(),
+        "Journal".into(),
+        "Read".into(),
+        "Time".into(),
+    ];
+    let mut rows = vec![head];
+    for (job, r) in jobs.iter().zip(results) {
+        let (removed, journal, read) = report_facts(r.report.as_ref());
+        rows.push([
+            job.image.display().to_string(),
+            r.outcome.words().to_string(),
+            removed,
+            journal,
+            read,
+            format!("{:.1} s", r.seconds),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut o = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        o.push_str(cells.join("  ").trim_end());
+        o.push('\n');
+    }
+    let fixed = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fixed)
+        .count();
+    let clean = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::NothingToFix)
+        .count();
+    o.push_str(&format!(
+        "{} image(s): {fixed} fixed, {clean} with nothing to fix, {} not fixed\n",
+        jobs.len(),
+        jobs.len() - fixed - clean
+    ));
+    o
+}
