@@ -325,6 +325,7 @@ fn run_one(
             .lines()
             .chain(stdout.lines())
             .map(|l| l.strip_prefix("kaifuku: ").unwrap_or(l))
+            .map(|l| l.strip_prefix("refused: ").unwrap_or(l))
             .collect::<Vec<_>>()
             .join(" ");
         (!text.is_empty()).then_some(text)
@@ -381,7 +382,7 @@ struct Progress {
     names: Vec<String>,
     states: Mutex<Vec<State>>,
     tty: bool,
-    drawn: Mutex<bool>,
+    drawn: Mutex<Drawn>,
 }
 
 impl Progress {
@@ -409,7 +410,9 @@ impl Progress {
         }
     }
 
-    /// Redraws every line (terminal only).
+    /// Redraws the display (terminal only): a finished image gets a line of its own, printed once
+    /// and left to scroll; below them the images being fixed and a count, redrawn in place. So the
+    /// part redrawn stays as small as `--jobs` however many images the batch holds.
     fn draw(&self) {
         if !self.tty {
             return;
@@ -421,17 +424,43 @@ impl Progress {
             .clone();
         let mut drawn = self.drawn.lock().unwrap_or_else(|p| p.into_inner());
         let mut text = String::new();
-        if *drawn {
-            text.push_str(&format!("\x1b[{}A", self.names.len()));
+        if drawn.live_lines > 0 {
+            text.push_str(&format!("\x1b[{}A", drawn.live_lines));
         }
-        for (name, s) in self.names.iter().zip(&states) {
-            text.push_str(&format!("\r\x1b[2K{}\n", Self::line(name, s)));
+        let (mut waiting, mut running) = (0, Vec::new());
+        for (i, (name, s)) in self.names.iter().zip(&states).enumerate() {
+            match s {
+                State::Done(..) if !drawn.finished[i] => {
+                    drawn.finished[i] = true;
+                    text.push_str(&format!("\r\x1b[2K{}\n", Self::line(name, s)));
+                }
+                State::Done(..) => {}
+                State::Waiting => waiting += 1,
+                State::Running(_) => running.push(Self::line(name, s)),
+            }
         }
-        *drawn = true;
+        for line in &running {
+            text.push_str(&format!("\r\x1b[2K{line}\n"));
+        }
+        let done = drawn.finished.iter().filter(|f| **f).count();
+        text.push_str(&format!(
+            "\r\x1b[2K{done} of {} done, {} being fixed, {waiting} waiting\n\x1b[J",
+            self.names.len(),
+            running.len()
+        ));
+        drawn.live_lines = running.len() + 1;
         let mut e = std::io::stderr().lock();
         let _ = e.write_all(text.as_bytes());
         let _ = e.flush();
     }
+}
+
+/// What the terminal display has shown so far.
+struct Drawn {
+    /// Which images' final lines were printed.
+    finished: Vec<bool>,
+    /// How many lines at the bottom are redrawn next time.
+    live_lines: usize,
 }
 
 /// SIGINT is blocked in every thread (threads inherit the mask) and awaited by one, which sets
@@ -542,7 +571,10 @@ pub fn run(args: BatchArgs) -> Exit {
         names: jobs.iter().map(|j| j.image.display().to_string()).collect(),
         states: Mutex::new(vec![State::Waiting; jobs.len()]),
         tty: std::io::stderr().is_terminal(),
-        drawn: Mutex::new(false),
+        drawn: Mutex::new(Drawn {
+            finished: vec![false; jobs.len()],
+            live_lines: 0,
+        }),
     };
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..jobs.len()).collect());
     let results: Mutex<Vec<Option<Result1>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
