@@ -504,3 +504,105 @@ fn in_place_batch_keeps_undo_files() {
         assert_eq!(sha256(&images.join(name)), sha256(&f.join(name)));
     }
 }
+
+/// A fact (`KEY=value`) of the keys file `make-bitlocker-disk.sh` writes.
+fn key_fact(keys: &str, key: &str) -> String {
+    keys.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {keys}"))
+        .to_string()
+}
+
+#[test]
+fn one_key_list_unlocks_every_bitlocker_image_of_a_batch() {
+    let test = "one_key_list_unlocks_every_bitlocker_image_of_a_batch";
+    if common::gpl_testdata("bitlk/bitlk-images.tar.xz", test).is_none() {
+        return;
+    }
+    let s = Scratch::new("batch-bitlocker");
+    let images = s.path("images");
+    std::fs::create_dir_all(&images).unwrap();
+    // Two real BitLocker volumes (different keys, ciphers, layouts and containers), made with
+    // dislocker, mkntfs and ntfs-3g by the project's script.
+    let mut csv = String::from("KeyId,RecoveryKey\n");
+    for (volume, scheme, container, name) in [
+        ("bitlk-aes-xts-128", "dos", "raw", "xts.img"),
+        ("bitlk-aes-cbc-256", "gpt", "vhd", "cbc.vhd"),
+    ] {
+        let made = s.path(volume);
+        run_ok(
+            common::repo_script("make-bitlocker-disk.sh")
+                .to_str()
+                .unwrap(),
+            [made.to_str().unwrap(), volume, scheme, container],
+        );
+        let disk = made.join(if container == "raw" {
+            "disk.img"
+        } else {
+            "disk.vhd"
+        });
+        std::fs::rename(&disk, images.join(name)).unwrap();
+        let keys = std::fs::read_to_string(made.join("keys")).unwrap();
+        csv.push_str(&format!(
+            "{},{}\n",
+            key_fact(&keys, "RP_VMK_GUID"),
+            key_fact(&keys, "RP")
+        ));
+    }
+    let list = s.path("keys.csv");
+    std::fs::write(&list, &csv).unwrap();
+
+    // Without keys both are refused: exit 2, nothing written.
+    let out = s.path("out-nokey");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = kaifuku([
+        "fix".as_ref(),
+        "--out-dir".as_ref(),
+        out.as_os_str(),
+        images.as_os_str(),
+    ]);
+    assert_eq!(o.code, 2, "{}", o.both());
+    assert!(names_in(&out).is_empty());
+
+    // With the list each image finds its own key, and is fixed as the single-image fix does.
+    let out = s.path("out");
+    let single = s.path("single");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&single).unwrap();
+    let o = kaifuku([
+        "fix".as_ref(),
+        "--jobs".as_ref(),
+        "2".as_ref(),
+        "--keys".as_ref(),
+        list.as_os_str(),
+        "--out-dir".as_ref(),
+        out.as_os_str(),
+        images.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.both());
+    for name in ["cbc.vhd", "xts.img"] {
+        let fixed = fixed_name(name);
+        let r = kaifuku([
+            "fix".as_ref(),
+            images.join(name).as_os_str(),
+            "-o".as_ref(),
+            single.join(&fixed).as_os_str(),
+            "--keys".as_ref(),
+            list.as_os_str(),
+        ]);
+        assert_eq!(r.code, 0, "{name}: {}", r.both());
+        assert_eq!(
+            sha256(&out.join(&fixed)),
+            sha256(&single.join(&fixed)),
+            "{name}"
+        );
+    }
+    for line in csv.lines().skip(1) {
+        let password = line.split(',').nth(1).unwrap();
+        assert!(
+            !o.both().contains(password),
+            "a key was echoed: {}",
+            o.both()
+        );
+    }
+}
