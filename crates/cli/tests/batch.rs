@@ -606,3 +606,90 @@ fn one_key_list_unlocks_every_bitlocker_image_of_a_batch() {
         );
     }
 }
+
+/// A loop device over a file, detached when dropped.
+struct Loop(String);
+
+impl Loop {
+    fn attach(file: &Path) -> Loop {
+        let o = common::run("losetup", ["-f", "--show", file.to_str().unwrap()]);
+        assert_eq!(
+            o.code, 0,
+            "losetup (util-linux) must attach a loop device, as root: {}",
+            o.stderr
+        );
+        Loop(o.text().trim().to_string())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = common::run("losetup", ["-d", &self.0]);
+    }
+}
+
+#[test]
+fn block_devices_of_a_rescue_vm_fixed_in_place_and_copied() {
+    let s = Scratch::new("batch-devices");
+    let f = fixtures();
+    let (single, undo, out) = (s.path("single"), s.path("undo"), s.path("out"));
+    for d in [&single, &undo, &out] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let names = ["gpt-win.raw", "mbr-win.raw", "no-crowdstrike.raw"];
+    for name in names {
+        copy_sparse(&f.join(name), &s.path(name));
+    }
+    let devices: Vec<Loop> = names.iter().map(|n| Loop::attach(&s.path(n))).collect();
+    let device_args: Vec<&str> = devices.iter().map(|d| d.0.as_str()).collect();
+
+    // A copy of each device's disk: named after the device, as the single-image fix writes it.
+    let mut args = vec!["fix", "--jobs", "2", "--out-dir", out.to_str().unwrap()];
+    args.extend(&device_args);
+    let o = kaifuku(&args);
+    assert_eq!(o.code, 0, "{}", o.both());
+    for (name, dev) in names.iter().zip(&devices) {
+        let dev_name = Path::new(&dev.0).file_name().unwrap().to_str().unwrap();
+        let copy = out.join(fixed_name(dev_name));
+        let (code, _) = single_fix(&f.join(name), &single);
+        if code == 0 {
+            assert_eq!(
+                sha256(&copy),
+                sha256(&single.join(fixed_name(name))),
+                "{name}"
+            );
+        } else {
+            assert!(!copy.exists(), "{name}: nothing to fix, no copy");
+        }
+    }
+
+    // In place, as on a rescue VM with the disks attached: each undo file restores its disk.
+    let mut args = vec![
+        "fix",
+        "--jobs",
+        "2",
+        "--in-place",
+        "--undo-dir",
+        undo.to_str().unwrap(),
+    ];
+    args.extend(&device_args);
+    let o = kaifuku(&args);
+    assert_eq!(o.code, 0, "{}", o.both());
+    for (name, dev) in names.iter().zip(&devices) {
+        let dev_name = Path::new(&dev.0).file_name().unwrap().to_str().unwrap();
+        let undo_file = undo.join(format!("{dev_name}.undo"));
+        if !single.join(fixed_name(name)).exists() {
+            assert!(!undo_file.exists(), "{name}: nothing to fix, no undo file");
+            assert_eq!(sha256(&s.path(name)), sha256(&f.join(name)));
+            continue;
+        }
+        assert_eq!(
+            sha256(&s.path(name)),
+            sha256(&single.join(fixed_name(name))),
+            "{name}: fixed through the device as the single-image fix writes it"
+        );
+        let r = kaifuku(["undo", &dev.0, undo_file.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.both());
+        assert_eq!(sha256(&s.path(name)), sha256(&f.join(name)), "{name}");
+    }
+}
