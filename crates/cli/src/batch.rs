@@ -749,3 +749,30 @@ fn table(jobs: &[Job], results: &[Result1]) -> String {
     ));
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_named_as_the_page_names_its_downloads() {
+        for (input, output) in [
+            ("disk.vhd", "disk-fixed.vhd"),
+            ("web01.disk.vmdk", "web01.disk-fixed.vmdk"),
+            ("sdb", "sdb-fixed"),
+            (".hidden", ".hidden-fixed"),
+            ("trailing.", "trailing.-fixed"),
+        ] {
+            assert_eq!(fixed_name(OsStr::new(input)), OsStr::new(output), "{input}");
+        }
+    }
+
+    #[test]
+    fn the_batch_exits_with_the_worst_image() {
+        use Exit::{Error, NothingToFix, Refused, Success};
+        assert_eq!(worst([Success, NothingToFix].into_iter()), Success);
+        assert_eq!(worst([NothingToFix, Refused, Success].into_iter()), Refused);
+        assert_eq!(worst([Refused, Error, NothingToFix].into_iter()), Error);
+        assert_eq!(worst(std::iter::empty()), Success);
+    }
+}
