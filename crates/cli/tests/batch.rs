@@ -693,3 +693,37 @@ fn block_devices_of_a_rescue_vm_fixed_in_place_and_copied() {
         assert_eq!(sha256(&s.path(name)), sha256(&f.join(name)), "{name}");
     }
 }
+
+#[test]
+fn an_output_that_does_not_verify_never_gets_its_final_name() {
+    let s = Scratch::new("batch-verify");
+    let f = fixtures();
+    let out = s.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // The test hook flips a byte of each written copy before its run reads it back.
+    let o = common::run(
+        "env",
+        [
+            "KAIFUKU_TEST_DAMAGE_WRITTEN_OUTPUT=1".to_string(),
+            env!("CARGO_BIN_EXE_kaifuku").to_string(),
+            "fix".into(),
+            "--jobs".into(),
+            "2".into(),
+            "--out-dir".into(),
+            out.display().to_string(),
+            f.join("gpt-win.raw").display().to_string(),
+            f.join("mbr-win.raw").display().to_string(),
+            f.join("no-crowdstrike.raw").display().to_string(),
+        ],
+    );
+    assert_eq!(o.code, 3, "{}", o.both());
+    assert!(names_in(&out).is_empty(), "{:?}", names_in(&out));
+    for name in ["gpt-win.raw", "mbr-win.raw"] {
+        assert!(
+            o.stderr
+                .contains(&format!("{}: error", f.join(name).display())),
+            "{}",
+            o.stderr
+        );
+    }
+}
