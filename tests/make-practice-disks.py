@@ -7,7 +7,7 @@ Three scenarios, each a small raw disk stored as OUTDIR/<scenario>.raw.gz (gzip 
 
   gpt      GPT: ESP (FAT32), MSR, the Windows NTFS volume
   mbr      MBR: active "System Reserved" NTFS + the Windows NTFS volume (older servers)
-  unclean  the gpt layout, with the Windows volume's journal left unclean as a crash leaves it
+  unclean  the gpt layout, crashed right after the faulty update (its creation only in the journal)
 
 Partitioned by sfdisk, formatted by mkfs.vfat / mkntfs, populated through mtools and an ntfs-3g
 (FUSE) mount, with clocks frozen by libfaketime, ids and contents fixed: two runs give the same
@@ -92,7 +92,8 @@ SCENARIOS = [
                   cluster=4096, content="windows"),
          ]),
     dict(name="unclean", scheme="gpt", sector=512, disk=64 * MiB, parts=GPT_PARTS, unclean_journal=3,
-         note="GPT as 'gpt'; the Windows volume's journal unclean, as a crash leaves it"),
+         note="GPT as 'gpt', crashed right after the faulty update: its creation committed in "
+              "the journal, not flushed"),
 ]
 
 SYSTEM32_FILES = ["ntoskrnl.exe", "hal.dll", "ntdll.dll", "kernel32.dll", "KernelBase.dll", "smss.exe",
