@@ -7,24 +7,24 @@ Three scenarios, each a small raw disk stored as OUTDIR/<scenario>.raw.gz (gzip 
 
   gpt      GPT: ESP (FAT32), MSR, the Windows NTFS volume
   mbr      MBR: active "System Reserved" NTFS + the Windows NTFS volume (older servers)
-  unclean  the gpt layout, with the Windows volume's journal left unclean as a crash leaves it
+  unclean  the gpt layout, crashed right after the faulty update (its creation only in the journal)
 
 Partitioned by sfdisk, formatted by mkfs.vfat / mkntfs, populated through mtools and an ntfs-3g
 (FUSE) mount, with clocks frozen by libfaketime, ids and contents fixed: two runs give the same
 bytes (with the same tool versions, recorded in OUTDIR/manifest.json). Nothing here uses
 kaifuku's own code. The helpers (mount, clock, partition script) are those of make-fixtures.py.
 
-The unclean journal: the two restart pages of a journal written by Windows 10 (the CC0 image
-tests/data/windows-made/ntfs-ptrn.raw.gz) replace the start of the volume's $LogFile, with the
-restart area's clean flag cleared -- the same construction as the project's unclean-journal tests,
-with CC0 instead of GPL test data, so that the result can be shipped.
+The unclean disk: its machine crashed right after the faulty 04:09 channel file arrived. The
+Windows volume is populated up to that update (PRE); the file is created through ntfs-3g on a
+copy (POST); tests/logwriter.py (written from docs/logfile-format.md, independent of kaifuku)
+then makes the crashed volume: POST with the metadata the creation changed back at PRE's bytes,
+and a journal in which the creation is committed and not yet flushed -- what the journal tests
+build and ntfsrecover judges. Replaying it gives POST, which holds the faulty file.
 
-Needs root (FUSE mounts). Debian packages: ntfs-3g fdisk dosfstools mtools faketime gzip
-sleuthkit (istat finds $LogFile).
+Needs root (FUSE mounts). Debian packages: ntfs-3g fdisk dosfstools mtools faketime gzip.
 """
 
 import argparse
-import gzip
 import hashlib
 import importlib.util
 import json
@@ -40,6 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("make_fixtures", os.path.join(HERE, "make-fixtures.py"))
 mf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mf)
+sys.path.insert(0, HERE)
+import logwriter  # noqa: E402
 
 KiB, MiB = mf.KiB, mf.MiB
 blob = mf.blob
@@ -66,8 +68,6 @@ CS_DIR = mf.CS_DIR
 FAULTY = "C-00000291-00000000-00000032.sys"
 FIXED = "C-00000291-00000000-00000033.sys"
 
-WINDOWS_LOG_SOURCE = os.path.join(HERE, "data", "windows-made", "ntfs-ptrn.raw.gz")
-FLAG_VOLUME_IS_CLEAN = 0x0002          # restart area flags
 
 # Offsets and sizes in 512-byte sectors.
 GPT_PARTS = [
@@ -92,7 +92,8 @@ SCENARIOS = [
                   cluster=4096, content="windows"),
          ]),
     dict(name="unclean", scheme="gpt", sector=512, disk=64 * MiB, parts=GPT_PARTS, unclean_journal=3,
-         note="GPT as 'gpt'; the Windows volume's journal unclean, as a crash leaves it"),
+         note="GPT as 'gpt', crashed right after the faulty update: its creation committed in "
+              "the journal, not flushed"),
 ]
 
 SYSTEM32_FILES = ["ntoskrnl.exe", "hal.dll", "ntdll.dll", "kernel32.dll", "KernelBase.dll", "smss.exe",
@@ -112,7 +113,9 @@ CHANNELS = [
 ]
 
 
-def windows_tree(pop):
+def windows_tree(pop, until_crash=False):
+    """The Windows volume's tree. `until_crash`: stop where the faulty update arrives (the unclean
+    disk's machine crashed right after it, so nothing later exists there)."""
     c = pop.clock
     c.set(T_INSTALL)
     for d in ["Windows/System32/config", "Windows/System32/drivers/etc", "Windows/Temp", "Windows/Minidump",
@@ -144,20 +147,29 @@ def windows_tree(pop):
     pop.file(CS_DIR + "/C-00000292-00000000-00000001.sys", content(CS_HEADER, 2048, "practice", "decoy292"))
     pop.file(CS_DIR + "/C-00000291-00000000-00000035.dat", content(CS_HEADER, 1024, "practice", "decoydat"))
     pop.file(CS_DIR + "/C-0000291-00000000-00000032.sys", content(CS_HEADER, 1024, "practice", "decoyshort"))
+    if until_crash:
+        return
 
     # The two channel-291 files the rule matches.
-    for name, when, data in [(FAULTY, T_FAULTY, bytes(40795)),
-                             (FIXED, T_FIXED, content(CS_HEADER, 41028, "practice", "fixed291"))]:
-        c.set(when)
-        pop.file(CS_DIR + "/" + name, data)
-        pop.times(CS_DIR + "/" + name, when)
-        pop.fsync(CS_DIR + "/" + name)  # write the record while the clock still shows this file's time
+    faulty_update(pop)
+    c.set(T_FIXED)
+    pop.file(CS_DIR + "/" + FIXED, content(CS_HEADER, 41028, "practice", "fixed291"))
+    pop.times(CS_DIR + "/" + FIXED, T_FIXED)
+    pop.fsync(CS_DIR + "/" + FIXED)  # write the record while the clock still shows this file's time
 
     c.set(T_POST)
     # The faulty file's name outside drivers\CrowdStrike (a copy an operator saved): must survive.
     pop.file("Windows/Temp/" + FAULTY, bytes(40795))
     pop.file("Windows/System32/drivers/" + FAULTY.replace(".sys", ".sys.bak"), bytes(4096))
     pop.file("Windows/Minidump/071924-10218-01.dmp", content(b"PAGEDU64", 4096, "practice", "dump"))
+
+
+def faulty_update(pop):
+    """The faulty channel file arrives (all zeros, as on many crashed machines)."""
+    pop.clock.set(T_FAULTY)
+    pop.file(CS_DIR + "/" + FAULTY, bytes(40795))
+    pop.times(CS_DIR + "/" + FAULTY, T_FAULTY)
+    pop.fsync(CS_DIR + "/" + FAULTY)  # write the record while the clock still shows this file's time
 
 
 def sysres_tree(pop):
@@ -179,9 +191,28 @@ def build_ntfs(sc, part, work):
     run(["ntfslabel", "--new-serial=" + mf.det_hex(8, "practice", sc["name"], str(part["n"]), "serial"), vol])
     mnt = os.path.join(work, "mnt-%s-%d" % (sc["name"], part["n"]))
     clock = mf.Clock(os.path.join(work, "clock-%s-%d" % (sc["name"], part["n"])), T_INSTALL)
+    crashed = sc.get("unclean_journal") == part["n"]
     with mf.NtfsMount(vol, mnt, ro=False, clock=clock, logfile=vol + ".ntfs-3g.log"):
         pop = mf.Populator(mnt, clock)
-        {"windows": windows_tree, "sysres": sysres_tree}[part["content"]](pop)
+        if part["content"] == "windows":
+            windows_tree(pop, until_crash=crashed)
+        else:
+            sysres_tree(pop)
+    if crashed:
+        # The crash: the faulty update's creation is made on a copy (POST); logwriter then gives
+        # POST with the metadata it changed back at the earlier bytes and a journal in which the
+        # creation is committed, as Windows leaves a volume it had no time to flush.
+        pre = vol + ".pre"
+        os.replace(vol, pre)
+        shutil.copyfile(pre, vol + ".post")
+        with mf.NtfsMount(vol + ".post", mnt, ro=False, clock=clock, logfile=vol + ".ntfs-3g.log"):
+            faulty_update(mf.Populator(mnt, clock))
+        try:
+            logwriter.build(pre, vol + ".post", vol)
+        except logwriter.Unsupported as e:
+            raise mf.FixtureError("logwriter cannot describe the faulty update's creation: %s" % e)
+        os.unlink(pre)
+        os.unlink(vol + ".post")
     os.rmdir(mnt)
     return vol
 
@@ -230,52 +261,6 @@ def sfdisk_script(sc):
     return "\n".join(lines) + "\n"
 
 
-def windows_restart_pages():
-    """The first two pages of the journal Windows wrote on the CC0 image (its restart pages)."""
-    page = 4096
-    with gzip.open(WINDOWS_LOG_SOURCE, "rb") as f:
-        pos, prev = 0, None
-        while True:
-            chunk = f.read(MiB)
-            need(chunk, "no $LogFile restart pages found in " + WINDOWS_LOG_SOURCE)
-            for i in range(0, len(chunk), page):
-                cur = chunk[i:i + page]
-                if prev is not None and prev[:4] == b"RSTR" and cur[:4] == b"RSTR":
-                    need(struct.unpack_from("<I", prev, 0x10)[0] == page, "restart page size is not 4096")
-                    return prev + cur
-                prev = cur
-            pos += len(chunk)
-
-
-def make_journal_unclean(img, sc, part_no, work):
-    """Writes Windows's restart pages over the start of $LogFile with the clean flag cleared."""
-    part = next(p for p in sc["parts"] if p["n"] == part_no)
-    off = part["start"] * sc["sector"]
-    # istat lists $LogFile's clusters; mkntfs writes it in one run.
-    text = run(["istat", "-o", str(part["start"]), "-f", "ntfs", img, "2"])
-    lines = text.splitlines()
-    at = next(i for i, l in enumerate(lines) if l.startswith("Type: $DATA (128-"))
-    clusters = []
-    for l in lines[at + 1:]:
-        if not l.strip() or not l.split()[0].isdigit():
-            break
-        clusters += [int(x) for x in l.split()]
-    need(len(clusters) >= 2 and clusters[1] == clusters[0] + 1, "$LogFile does not start with two contiguous clusters")
-    pages = bytearray(windows_restart_pages())
-    for k in range(2):
-        p = memoryview(pages)[k * 4096:(k + 1) * 4096]
-        ra = struct.unpack_from("<H", p, 0x18)[0]
-        flags_at = ra + 0x0E
-        # The flags must not sit in a sector's last two bytes (the update sequence number's place).
-        need(flags_at % 512 < 510, "restart area flags at a sector end")
-        flags = struct.unpack_from("<H", p, flags_at)[0]
-        need(flags & FLAG_VOLUME_IS_CLEAN, "the Windows restart area is not marked clean")
-        struct.pack_into("<H", p, flags_at, flags & ~FLAG_VOLUME_IS_CLEAN)
-    with open(img, "r+b") as f:
-        f.seek(off + clusters[0] * part["cluster"])
-        f.write(pages)
-
-
 def build_scenario(sc, work):
     img = os.path.join(work, sc["name"] + ".raw")
     vols = {}
@@ -291,8 +276,6 @@ def build_scenario(sc, work):
         if part["n"] in vols:
             mf.sparse_copy(vols[part["n"]], img, dst_off=part["start"] * sc["sector"])
             os.unlink(vols[part["n"]])
-    if sc.get("unclean_journal"):
-        make_journal_unclean(img, sc, sc["unclean_journal"], work)
     return img
 
 
@@ -324,7 +307,7 @@ def tool_versions():
     }
 
 
-REQUIRED = ["mkntfs", "ntfslabel", "ntfs-3g", "mkfs.vfat", "mmd", "mcopy", "sfdisk", "istat", "gzip", "umount"]
+REQUIRED = ["mkntfs", "ntfslabel", "ntfs-3g", "mkfs.vfat", "mmd", "mcopy", "sfdisk", "gzip", "umount"]
 
 
 def main():
@@ -334,7 +317,7 @@ def main():
     a = ap.parse_args()
     missing = [t for t in REQUIRED if shutil.which(t) is None]
     if missing:
-        print("missing tools: %s\napt-get install -y ntfs-3g fdisk dosfstools mtools faketime sleuthkit gzip"
+        print("missing tools: %s\napt-get install -y ntfs-3g fdisk dosfstools mtools faketime gzip"
               % " ".join(missing), file=sys.stderr)
         return 2
     if os.geteuid() != 0:

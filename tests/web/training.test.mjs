@@ -2,10 +2,15 @@
 // into dist/practice/) only when pressed, decompresses it in the page and runs it through the
 // normal flow. Driven by keyboard only, in English and Japanese; the fixed practice disk the page
 // offers must equal `kaifuku fix` of the same disk byte for byte, and ntfs-3g must see the
-// channel-291 files gone and every other file of the directory kept. The single-file build does
-// the same from file:// with the disks inlined. Screenshots go to tests/out/web/.
+// channel-291 files gone and every other file of the directory kept. The `unclean` disk (its
+// machine crashed right after the faulty update: the file's creation only in the journal) is
+// replayed without consent, said in the page's language, and judged by ntfsrecover: its replay of
+// the disk holds the faulty file, and kaifuku's fix of that replay equals the page's download
+// outside $LogFile. The single-file build does the same from file:// with the disks inlined.
+// Screenshots go to tests/out/web/.
 import { after, before, test } from "node:test";
 import { copyFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -54,23 +59,17 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
 }
 
-/** The whole practice by keyboard: practice button → (consent) → plan → fix → download. */
-async function practise(b, scenario, { consent = false, lang }) {
+/** The whole practice by keyboard: practice button → plan → fix → download. */
+async function practise(b, scenario, { lang }) {
   const { page } = b;
   await page.waitForSelector(`#practice-${scenario}`);
   await shot(page, `training-${lang}-0-start.png`);
   await pressByKeyboard(page, `#practice-${scenario}`);
   let s = await waitState(page, ["planned", "inspected", "failed"], 120_000);
   await shot(page, `training-${lang}-1-${scenario}-inspected.png`);
-  if (consent) {
-    assert.equal(s, "inspected", "the unclean disk stops for consent");
-    await focusByKeyboard(page, "#consent");
-    await page.keyboard.press("Space");
-    assert.ok(await page.isChecked("#consent"));
-    await pressByKeyboard(page, "#plan-button");
-    s = await waitState(page, ["planned", "failed"], 120_000);
-  }
+  // Every practice disk is planned without consent: the unclean one's journal is replayed.
   assert.equal(s, "planned", (await page.innerText("main")).slice(-1500));
+  assert.equal(await page.$$eval("#consent", (cs) => cs.length), 0, "no consent asked");
   await shot(page, `training-${lang}-2-${scenario}-planned.png`);
   await pressByKeyboard(page, "#fix-button");
   s = await waitState(page, ["fixed", "failed"], 120_000);
@@ -143,25 +142,62 @@ function judgeViewer(v, raw, dir, lang) {
   assert.ok(lang.startsWith("ja") ? seq.includes("シーケンス番号") : seq.includes("sequence number"), seq);
 }
 
-/** The downloaded fix against `kaifuku fix` of the same disk and against ntfs-3g. */
-function judge(downloaded, practiceRaw, dir, consent) {
+/** The Windows volume (the last partition) of a raw disk, copied out by dd. */
+function windowsVolume(raw, out) {
+  const win = partitions(raw).at(-1);
+  run("dd", [`if=${raw}`, `of=${out}`, "bs=512", `skip=${win.start / 512}`, `count=${win.size / 512}`, "status=none"]);
+  return win;
+}
+
+/**
+ * The downloaded fix against `kaifuku fix` of the same disk and against ntfs-3g. A disk whose
+ * faulty file is only in its journal (`replayed`) is judged as ntfsrecover replays it.
+ */
+function judge(downloaded, practiceRaw, dir, replayed) {
   const cliOut = path.join(dir, "cli-fixed.raw");
-  const args = ["fix", practiceRaw, "-o", cliOut];
-  if (consent) args.push("--discard-journal");
-  const r = cli(args);
+  const r = cli(["fix", practiceRaw, "-o", cliOut]);
   assert.equal(r.code, 0, r.stderr);
   assertSameBytes(downloaded, cliOut, "fixed practice disk (page vs CLI)");
   const win = partitions(practiceRaw).at(-1);
-  const beforeNames = crowdstrikeNamesByNtfs3g(practiceRaw, win.start, win.size);
+  const shippedNames = crowdstrikeNamesByNtfs3g(practiceRaw, win.start, win.size);
   const afterNames = crowdstrikeNamesByNtfs3g(downloaded, win.start, win.size);
-  assert.equal(beforeNames.filter(isTarget).length, 2);
-  assert.deepEqual(afterNames, beforeNames.filter((n) => !isTarget(n)), "only the channel-291 files go");
+  if (!replayed) {
+    assert.equal(shippedNames.filter(isTarget).length, 2);
+    assert.deepEqual(afterNames, shippedNames.filter((n) => !isTarget(n)), "only the channel-291 files go");
+    return;
+  }
+  assert.deepEqual(shippedNames.filter(isTarget), [], "without a replay the faulty file is not on the volume");
+  const theirs = path.join(dir, "ntfsrecover.ntfs");
+  windowsVolume(practiceRaw, theirs);
+  run("ntfsrecover", ["-s", theirs]);
+  const replayedNames = crowdstrikeNamesByNtfs3g(theirs, 0, win.size);
+  assert.deepEqual(replayedNames.filter(isTarget), ["C-00000291-00000000-00000032.sys"], "ntfsrecover's replay holds the 04:09 file");
+  assert.deepEqual(afterNames, replayedNames.filter((n) => !isTarget(n)), "only the channel-291 file goes");
+  // kaifuku's fix of ntfsrecover's replay equals the download outside $LogFile (page LSNs and
+  // update sequence numbers of FILE and INDX blocks aside): kaifuku replayed as ntfsrecover does.
+  const theirsFixed = path.join(dir, "ntfsrecover-fixed.ntfs");
+  const f = cli(["fix", theirs, "-o", theirsFixed]);
+  assert.equal(f.code, 0, f.stderr);
+  const ours = path.join(dir, "downloaded.ntfs");
+  windowsVolume(downloaded, ours);
+  const c = spawnSync("python3", [path.join(ROOT, "tests/journal-replay.py"), "--compare", theirsFixed, ours], { encoding: "utf8" });
+  assert.equal(c.status, 0, `the download differs from kaifuku's fix of ntfsrecover's replay:\n${c.stdout}${c.stderr}`);
 }
 
-for (const [scenario, locale, lang, consent, texts] of [
+const REPLAYED = {
+  "en-US": ["Windows was interrupted while updating this disk; kaifuku completes the 1 update(s) Windows had committed, as Windows would at its next start.",
+    "the journal is replayed and clean (Windows has nothing left to replay).", "Found 1 file(s) to delete.",
+    "crashed right after the 04:09 update"],
+  "ja-JP": ["このディスクの更新中に Windows が中断されました。Windows が確定していた 1 件の更新を、Windows が次回の起動時に行うのと同じように kaifuku が完了します。",
+    "ジャーナルを再生済みで、クリーンな状態です(Windows が再生するものは残っていません)。", "削除するファイルが 1 個見つかりました。",
+    "04:09 の更新直後にクラッシュ"],
+};
+
+for (const [scenario, locale, lang, replayed, texts] of [
   ["gpt", "en-US", "en", false, ["Practise on a sample disk", "Found 2 file(s) to delete."]],
   ["mbr", "ja-JP", "ja", false, ["練習用ディスクで試す", "削除するファイルが 2 個見つかりました。"]],
-  ["unclean", "en-US", "en-unclean", true, ["Practise on a sample disk"]],
+  ["unclean", "en-US", "en-unclean", true, ["Practise on a sample disk", ...REPLAYED["en-US"]]],
+  ["unclean", "ja-JP", "ja-unclean", true, ["練習用ディスクで試す", ...REPLAYED["ja-JP"]]],
 ]) {
   test(`practice disk ${scenario} (${locale}) by keyboard, fetched only when asked`, { timeout: 300_000 }, async () => {
     const dir = scratch("training");
@@ -173,15 +209,19 @@ for (const [scenario, locale, lang, consent, texts] of [
       await b.page.waitForLoadState("networkidle");
       const firstLoad = [...b.requests];
       assert.deepEqual(firstLoad.filter((u) => u.includes("/practice/")), [], "no practice disk in the first load");
-      const out = await practise(b, scenario, { consent, lang });
+      const out = await practise(b, scenario, { lang });
       // (The page's request and the service worker's are one fetch.)
       const fetched = [...new Set(b.requests.filter((u) => u.includes("/practice/")))];
       assert.deepEqual(fetched, [srv.url + `practice/${scenario}.raw.gz`], "the one asset, fetched when asked");
       assert.equal(out.name, `practice-${scenario}-fixed.raw`);
       for (const t of texts) assert.ok(out.text.includes(t) || (await b.page.innerText("body")).includes(t), t);
       const raw = gunzip(scenario, dir);
-      judge(out.image, raw, dir, consent);
-      if (!consent) judgeViewer(await showTheBytes(b.page, lang), raw, dir, lang);
+      if (replayed) {
+        const other = locale === "en-US" ? REPLAYED["ja-JP"] : REPLAYED["en-US"];
+        assert.ok(!out.text.includes(other[0]), "the replay is said in the page's language only");
+      }
+      judge(out.image, raw, dir, replayed);
+      if (!replayed) judgeViewer(await showTheBytes(b.page, lang), raw, dir, lang);
       assertOnlyOwnOrigin(b.requests, [srv.origin + SUB]);
       await assertNoPageProblems(b);
     } finally {

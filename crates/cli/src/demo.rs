@@ -40,7 +40,7 @@ pub const SCENARIOS: [Scenario; 3] = [
     },
     Scenario {
         name: "unclean",
-        description: "as gpt, with the Windows volume's journal unclean as a crash leaves it (fix needs --discard-journal)",
+        description: "GPT as gpt, crashed at 04:09: the faulty file's creation is only in the Windows volume's journal (fix replays it, then deletes the file)",
         compressed: include_bytes!("../../../web/practice/unclean.raw.gz"),
     },
 ];

@@ -148,7 +148,8 @@ enum Command {
         #[arg(value_name = "OUT")]
         output: PathBuf,
         /// Which disk: gpt (GPT with ESP, MSR, Windows), mbr (System Reserved + Windows, as
-        /// older servers), unclean (gpt with the journal a crash leaves).
+        /// older servers), unclean (gpt crashed right after the faulty update: its creation
+        /// only in the journal, which the fix replays).
         #[arg(long, value_name = "NAME", default_value = "gpt", value_parser = ["gpt", "mbr", "unclean"])]
         scenario: String,
     },

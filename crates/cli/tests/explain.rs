@@ -499,34 +499,47 @@ fn a_dynamic_vhd_shows_the_structures_of_its_virtual_disk() {
     assert_eq!(raw["patches"], vhd["patches"]);
 }
 
+/// The unclean practice disk's faulty file is only in its journal: the plan replays the journal
+/// (no consent asked, no reset) and finds the file on the replayed volume.
 #[test]
-fn the_unclean_practice_disk_shows_why_there_is_no_plan_and_the_journal_reset_with_consent() {
+fn the_unclean_practice_disk_shows_the_journal_replay_in_its_plan() {
     let s = Scratch::new("explain-unclean");
     let image = practice(&s, "unclean");
     let e = explain_json(&image);
     assert_eq!(e["outcome"], "matches");
-    assert!(e["patches"].as_array().unwrap().is_empty());
-    assert_eq!(
-        e["plan_problem"]["code"], "refused",
-        "{}",
-        e["plan_problem"]
-    );
-    let o = kaifuku([
-        "explain".as_ref(),
-        "--json".as_ref(),
-        "--discard-journal".as_ref(),
-        image.as_os_str(),
-    ]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let reset: Vec<&Value> = e["patches"]
+    assert!(e["plan_problem"].is_null(), "{}", e["plan_problem"]);
+    let targets: Vec<&str> = e["targets"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["label"]["kind"] == "journal_reset")
+        .map(|t| t["path"].as_str().unwrap())
         .collect();
-    assert_eq!(reset.len(), 1, "{}", e["patches"]);
-    assert_eq!(reset[0]["fill"][0], 0xFF);
+    assert_eq!(
+        targets,
+        ["\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291-00000000-00000032.sys"]
+    );
+    let kinds = |kind: &str| {
+        e["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["label"]["kind"] == kind)
+            .count()
+    };
+    assert!(kinds("journal_replay") > 0, "{}", e["patches"]);
+    let marked_clean: std::collections::BTreeSet<&str> = e["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["label"]["kind"] == "journal_marked_clean")
+        .map(|p| p["label"]["copy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        marked_clean.into_iter().collect::<Vec<_>>(),
+        ["first", "second"],
+        "both restart pages marked clean"
+    );
+    assert_eq!(kinds("journal_reset"), 0, "{}", e["patches"]);
 }
 
 #[test]

@@ -6,18 +6,25 @@
 //!    `sfdisk -J`, `mmls`, `fsck.vfat -n` on the ESP, `ntfsinfo`, `ntfsls`, a read-only ntfs-3g
 //!    mount (every file hashed), `fls`/`istat` on the targets (04:09:13 and 05:27:41 UTC); then
 //!    `kaifuku inspect` matches exactly the two channel-291 files, `kaifuku fix` deletes them and
-//!    nothing else (gpt, mbr), and the unclean disk is refused without consent and fixed with
-//!    `--discard-journal` (journal reset, volume marked dirty);
+//!    nothing else (gpt, mbr). The unclean disk's machine crashed right after the faulty update
+//!    arrived: the file's creation is committed in its journal and not on the volume. There
+//!    `ntfsrecover -s` (ntfs-3g) replays a copy, and kaifuku's replay must give the same volume;
+//!    the independent tools judge that replayed volume, `kaifuku inspect` finds the faulty file on
+//!    it, and `kaifuku fix` (no consent asked) replays, deletes it and leaves the journal clean;
 //! 3. `kaifuku demo` writes each disk as raw (the same bytes as `gzip -dc`) and as a fixed VHD
 //!    (`qemu-img compare` with the raw), and never replaces a file.
 
 mod common;
 
 use common::{
-    assert_check_clean, extract, fls, istat, kaifuku, listing, load_json, ntfs3g, run, run_ok,
-    sha256, tsk_args, Scratch,
+    assert_check_clean, extract, fls, istat, kaifuku, listing, load_json, ntfs3g, repo_script, run,
+    run_ok, sha256, tsk_args, Scratch,
 };
+use kaifuku_io::{Overlay, ReadAt};
+use kaifuku_ntfs::logfile::{read_volume_journal, replay};
+use kaifuku_ntfs::Volume;
 use serde_json::Value;
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -173,6 +180,66 @@ fn si_times(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// kaifuku's replay of the crashed volume `crashed` into an overlay, written out to `out`.
+fn kaifuku_replay(crashed: &Path, out: &Path) {
+    let overlay = RefCell::new(Overlay::new(std::fs::read(crashed).unwrap()));
+    {
+        let vol = Volume::open(&overlay).expect("the crashed volume opens");
+        let journal = read_volume_journal(&vol).expect("its journal reads");
+        let mut editor = kaifuku_ntfs::edit::Editor::new(&vol);
+        let summary = replay(&mut editor, &journal)
+            .unwrap_or_else(|e| panic!("{}: replay refused: {e}", crashed.display()));
+        assert_eq!(summary.committed_transactions, 1, "{summary:?}");
+        assert_eq!(summary.uncommitted_transactions, 0, "{summary:?}");
+    }
+    let mut image = vec![0u8; overlay.size() as usize];
+    overlay.read_at(0, &mut image).unwrap();
+    std::fs::write(out, image).unwrap();
+}
+
+/// The unclean disk's crashed Windows volume `crashed`: the faulty file is not on it, only in its
+/// journal. Returns `ntfsrecover -s`'s replay of a copy, after checking that kaifuku's replay
+/// gives the same volume (every byte outside `$LogFile`, page LSNs and update sequence numbers
+/// of FILE and INDX blocks aside: `tests/journal-replay.py --compare`).
+fn replayed_by_ntfsrecover(name: &str, crashed: &Path, s: &Scratch) -> PathBuf {
+    let ls = run_ok(
+        "ntfsls",
+        [
+            OsStr::new("-f"),
+            OsStr::new("-p"),
+            OsStr::new(&format!("/{CS}")),
+            crashed.as_os_str(),
+        ],
+    );
+    let ls = String::from_utf8_lossy(&ls);
+    assert!(
+        ls.lines().any(|n| n == "csagent.sys") && !ls.lines().any(|n| n == FAULTY),
+        "{name}: without a replay the faulty file should not be on the volume: {ls}"
+    );
+    let theirs = s.path(&format!("{name}.ntfsrecover.ntfs"));
+    std::fs::copy(crashed, &theirs).unwrap();
+    let o = run("ntfsrecover", [OsStr::new("-s"), theirs.as_os_str()]);
+    assert_eq!(o.code, 0, "{name}: ntfsrecover -s: {}", o.both());
+    let ours = s.path(&format!("{name}.kaifuku-replayed.ntfs"));
+    kaifuku_replay(crashed, &ours);
+    let o = run(
+        "python3",
+        [
+            repo_script("journal-replay.py").as_os_str(),
+            OsStr::new("--compare"),
+            theirs.as_os_str(),
+            ours.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        o.code,
+        0,
+        "{name}: kaifuku's replay differs from ntfsrecover's: {}",
+        o.both()
+    );
+    theirs
+}
+
 fn judge_disk(lay: &Layout, s: &Scratch) {
     let name = lay.name;
     let img = gunzip(s, name);
@@ -259,7 +326,23 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
             windows = Some((n, start, len, vol));
         }
     }
-    let (_, start, len, vol) = windows.expect("a Windows volume");
+    let (_, start, len, crashed) = windows.expect("a Windows volume");
+    // The unclean disk is judged as ntfsrecover replays it: its faulty file is only in the journal.
+    let vol = if lay.unclean {
+        replayed_by_ntfsrecover(name, &crashed, s)
+    } else {
+        crashed.clone()
+    };
+    // The unclean disk's machine crashed right after the faulty update: nothing later exists.
+    let later = |p: &str| {
+        lay.unclean
+            && [
+                FIXED,
+                "Windows/Temp/C-00000291-00000000-00000032.sys",
+                "Windows/System32/drivers/C-00000291-00000000-00000032.sys.bak",
+            ]
+            .contains(&p)
+    };
     let ls = run_ok(
         "ntfsls",
         [
@@ -275,7 +358,11 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
         .map(str::to_string)
         .collect();
     names.sort();
-    let mut want: Vec<String> = CS_NAMES.iter().map(|s| s.to_string()).collect();
+    let mut want: Vec<String> = CS_NAMES
+        .iter()
+        .filter(|n| !later(n))
+        .map(|s| s.to_string())
+        .collect();
     want.sort();
     assert_eq!(names, want, "{name}: ntfsls of the CrowdStrike directory");
 
@@ -289,13 +376,15 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
         faulty.iter().all(|b| *b == 0),
         "{name}: 032 is not all zeros"
     );
-    let fixed = std::fs::read(m.p(&format!("{CS}/{FIXED}"))).unwrap();
-    assert_eq!(fixed.len(), 41028, "{name}: 033 size");
-    assert_eq!(fixed[..8], CS_HEADER, "{name}: 033 header");
-    assert!(
-        fixed.iter().filter(|b| **b == 0).count() < fixed.len() / 16,
-        "{name}: 033 should be non-zero content"
-    );
+    if !later(FIXED) {
+        let fixed = std::fs::read(m.p(&format!("{CS}/{FIXED}"))).unwrap();
+        assert_eq!(fixed.len(), 41028, "{name}: 033 size");
+        assert_eq!(fixed[..8], CS_HEADER, "{name}: 033 header");
+        assert!(
+            fixed.iter().filter(|b| **b == 0).count() < fixed.len() / 16,
+            "{name}: 033 should be non-zero content"
+        );
+    }
     for p in [
         "Windows/System32/config/SYSTEM",
         "Windows/System32/ntoskrnl.exe",
@@ -304,7 +393,11 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
         "Windows/Temp/C-00000291-00000000-00000032.sys",
         "Windows/System32/drivers/C-00000291-00000000-00000032.sys.bak",
     ] {
-        assert!(before.sha.contains_key(p), "{name}: {p} missing");
+        assert_eq!(
+            before.sha.contains_key(p),
+            !later(p),
+            "{name}: {p} present or absent"
+        );
     }
     let sys_count = before
         .sha
@@ -316,7 +409,11 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
     m.unmount();
 
     // The targets as sleuthkit sees them.
-    let tsk = tsk_args(&img, start, SECTOR);
+    let tsk = if lay.unclean {
+        tsk_args(&vol, 0, SECTOR)
+    } else {
+        tsk_args(&img, start, SECTOR)
+    };
     let files = fls(&tsk);
     let record_of = |p: &str| {
         let hits: Vec<_> = files.iter().filter(|f| f.3 == p && !f.0).collect();
@@ -328,7 +425,10 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
     for (file, when) in [
         (FAULTY, "2024-07-19 04:09:13"),
         (FIXED, "2024-07-19 05:27:41"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(file, _)| !later(file))
+    {
         let rec = record_of(&format!("{CS}/{file}"));
         let st = istat(&tsk_utc, rec);
         assert!(st.allocated, "{name}: {file} not allocated");
@@ -355,22 +455,18 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
     }
     matches.sort();
     let cs_win = CS.replace('/', "\\");
-    assert_eq!(
-        matches,
-        vec![
+    let expected_matches: Vec<(String, String, u64)> = [(FAULTY, "faulty"), (FIXED, "fixed")]
+        .into_iter()
+        .filter(|(file, _)| !later(file))
+        .map(|(file, verdict)| {
             (
-                format!("\\{cs_win}\\{FAULTY}"),
-                "faulty".to_string(),
-                start * SECTOR
-            ),
-            (
-                format!("\\{cs_win}\\{FIXED}"),
-                "fixed".to_string(),
-                start * SECTOR
-            ),
-        ],
-        "{name}: inspect"
-    );
+                format!("\\{cs_win}\\{file}"),
+                verdict.to_string(),
+                start * SECTOR,
+            )
+        })
+        .collect();
+    assert_eq!(matches, expected_matches, "{name}: inspect");
 
     // The fix.
     let out = s.path(&format!("{name}-fixed.raw"));
@@ -394,32 +490,20 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
                 OsStr::new("-f"),
                 OsStr::new("-i"),
                 OsStr::new("2"),
-                vol.as_os_str(),
+                crashed.as_os_str(),
             ],
         );
         assert_eq!(&log[..4], b"RSTR", "{name}: $LogFile has no restart page");
-        let o = fix(&[]);
-        assert_eq!(
-            o.code,
-            2,
-            "{name}: fix without consent must refuse: {}",
-            o.both()
-        );
-        assert!(
-            o.both().contains("--discard-journal"),
-            "{name}: the refusal should name --discard-journal: {}",
-            o.both()
-        );
-        assert!(
-            !out.exists() && !undo.exists(),
-            "{name}: a refused fix wrote"
-        );
-        let o = fix(&["--discard-journal"]);
-        assert_eq!(o.code, 0, "{name}: fix --discard-journal: {}", o.both());
-    } else {
-        let o = fix(&[]);
-        assert_eq!(o.code, 0, "{name}: fix: {}", o.both());
     }
+    // A journal kaifuku can replay is replayed without consent.
+    let o = fix(&[]);
+    assert_eq!(o.code, 0, "{name}: fix: {}", o.both());
+    assert_eq!(
+        o.text().contains("Journal     replayed first"),
+        lay.unclean,
+        "{name}: the journal is replayed on the unclean disk only: {}",
+        o.both()
+    );
     assert_check_clean(&out, name);
     let o = kaifuku([OsStr::new("inspect"), out.as_os_str()]);
     assert_eq!(
@@ -432,26 +516,39 @@ fn judge_disk(lay: &Layout, s: &Scratch) {
     extract(&out, start * SECTOR, len * SECTOR, &fixed_vol);
     let o = run("ntfsfix", [OsStr::new("-n"), fixed_vol.as_os_str()]);
     assert_eq!(o.code, 0, "{name}: ntfsfix -n after the fix: {}", o.both());
-    if lay.unclean {
-        let info = run_ok(
-            "ntfsinfo",
-            [OsStr::new("-m"), OsStr::new("-f"), fixed_vol.as_os_str()],
-        );
-        assert!(
-            String::from_utf8_lossy(&info).contains("DIRTY"),
-            "{name}: the fixed volume should be marked dirty"
-        );
-        let log = run_ok(
-            "ntfscat",
-            [
-                OsStr::new("-f"),
-                OsStr::new("-i"),
-                OsStr::new("2"),
-                fixed_vol.as_os_str(),
-            ],
-        );
-        assert!(log.iter().all(|b| *b == 0xFF), "{name}: $LogFile not reset");
-    }
+    // The journal is left clean and the volume not marked dirty: nothing left for chkdsk.
+    let info = run_ok(
+        "ntfsinfo",
+        [OsStr::new("-m"), OsStr::new("-f"), fixed_vol.as_os_str()],
+    );
+    assert!(
+        !String::from_utf8_lossy(&info).contains("DIRTY"),
+        "{name}: the fixed volume should not be marked dirty"
+    );
+    // ntfs-3g, mounting a copy read-write, finds the crashed journal unclean and the fixed one
+    // clean.
+    let mount_says = |v: &Path| {
+        let copy = s.path(&format!("{name}.mounted.ntfs"));
+        std::fs::copy(v, &copy).unwrap();
+        let mnt = s.path(&format!("{name}.rw.mnt"));
+        std::fs::create_dir_all(&mnt).unwrap();
+        let o = run("ntfs-3g", [copy.as_os_str(), mnt.as_os_str()]);
+        if o.code == 0 {
+            run_ok("umount", [mnt.as_os_str()]);
+        }
+        std::fs::remove_file(&copy).unwrap();
+        assert_eq!(o.code, 0, "{name}: ntfs-3g mount: {}", o.both());
+        o.both()
+    };
+    assert_eq!(
+        mount_says(&crashed).contains("unclean file system"),
+        lay.unclean,
+        "{name}: ntfs-3g on the disk as shipped"
+    );
+    assert!(
+        !mount_says(&fixed_vol).contains("unclean file system"),
+        "{name}: ntfs-3g finds the fixed volume unclean"
+    );
     // Everything but the two targets is still there, byte for byte.
     let m = ntfs3g(&fixed_vol, &s.path(&format!("{name}-fixed.mnt")), false);
     let after = listing(&m.dir);

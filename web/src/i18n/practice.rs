@@ -35,8 +35,8 @@ impl T {
             ),
             Scenario::Unclean => pick!(
                 self,
-                "ジャーナルがクラッシュしたときのまま(修復には同意が必要)",
-                "the journal as a crash leaves it (the fix needs your consent)"
+                "04:09 の更新直後にクラッシュ: 問題のファイルの作成はジャーナルにだけあり、kaifuku が Windows と同じようにジャーナルを再生してから削除します",
+                "crashed right after the 04:09 update: the faulty file's creation is only in the journal; kaifuku replays it, as Windows would, then deletes the file"
             ),
         }
     }

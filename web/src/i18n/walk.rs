@@ -205,6 +205,13 @@ impl T {
             "Every range the fix writes, its bytes before and after side by side, the changed bytes highlighted and the field they fall in named. Nothing is written yet."
         )
     }
+    pub fn walk_plan_replay(self) -> &'static str {
+        pick!(
+            self,
+            "このディスクの Windows はクラッシュしたとき、ジャーナルに確定済みの更新をまだボリュームに書き込んでいませんでした。問題のファイルの作成もその中にあります。修復はまず、Windows が次回の起動時に行うのと同じようにジャーナルを再生し、それからファイルを削除します。",
+            "This disk's Windows crashed before writing updates its journal had committed to the volume, among them the faulty file's creation. The fix first replays the journal as Windows would at its next start, then deletes the file."
+        )
+    }
     pub fn walk_plan_waiting(self) -> &'static str {
         pick!(
             self,

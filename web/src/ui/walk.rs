@@ -11,6 +11,7 @@ use super::fixed::DownloadLinks;
 use super::structures::{patch, structure};
 use crate::i18n::{WalkStep, T};
 use crate::view::{ExplainView, FixedView};
+use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_rescue::explain::{FieldName, StructureKind};
 use kaifuku_rescue::Verdict;
 use std::collections::BTreeSet;
@@ -218,6 +219,9 @@ fn step_body(props: &WalkProps, step: WalkStep) -> Html {
             Some(v) => html! {
                 <>
                     <p>{t.walk_plan_intro()}</p>
+                    if v.patches.iter().any(|p| matches!(p.label, ChangedStructure::JournalReplay { .. })) {
+                        <p id="walk-plan-replay">{t.walk_plan_replay()}</p>
+                    }
                     {for v.patches.iter().map(|p| patch(t, p))}
                     {bit_exercise(t, v)}
                 </>
