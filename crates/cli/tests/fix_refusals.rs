@@ -310,8 +310,14 @@ fn unclean_windows_restart_pages(s: &Scratch) -> Vec<u8> {
 /// and the record's in-use flag and link count), and the saved record is written back: the
 /// record on disk, its bit and entry not. Windows's restart pages, clean flag cleared, make the
 /// journal unclean (one kaifuku cannot read, so a fix needs consent to discard it). Returns the
-/// volume and the half-created file's record number.
-fn half_created_volume(s: &Scratch, name: &str, listed_match: bool) -> (std::path::PathBuf, u64) {
+/// volume and the half-created file's record number. Without `write_back` the saved record is
+/// not written back: the file is wholly deleted, and only the unclean journal is left.
+fn half_created_volume(
+    s: &Scratch,
+    name: &str,
+    listed_match: bool,
+    write_back: bool,
+) -> (std::path::PathBuf, u64) {
     let vol = s.path(name);
     let f = std::fs::File::create(&vol).unwrap();
     f.set_len(256 << 20).unwrap();
@@ -355,8 +361,10 @@ fn half_created_volume(s: &Scratch, name: &str, listed_match: bool) -> (std::pat
     std::fs::remove_dir_all(m.p("fill")).unwrap();
     std::fs::remove_file(m.p(&format!("{CS_DIR}/{HALF_CREATED}"))).unwrap();
     m.unmount();
-    for ((o, _), bytes) in as_created.iter().zip(&saved) {
-        write_at(&vol, *o, bytes);
+    if write_back {
+        for ((o, _), bytes) in as_created.iter().zip(&saved) {
+            write_at(&vol, *o, bytes);
+        }
     }
     let log = Vol::open(&vol).record(2).attr(0x80, "").unwrap().runs;
     let restart = unclean_windows_restart_pages(s);
@@ -377,7 +385,7 @@ fn a_discarded_journal_with_a_half_created_match_is_refused() {
         } else {
             "alone.vol"
         };
-        let (vol, record) = half_created_volume(&s, name, listed_match);
+        let (vol, record) = half_created_volume(&s, name, listed_match, true);
         let v = vol.to_str().unwrap();
 
         // Independent judges of the crash state: The Sleuth Kit reads the record as an allocated
@@ -451,5 +459,68 @@ fn a_discarded_journal_with_a_half_created_match_is_refused() {
             other => panic!("want the chkdsk refusal: {other:?}"),
         }
         assert!(!out.exists(), "nothing written");
+    }
+}
+
+#[test]
+fn a_discarding_plan_reads_mft_once() {
+    // The same volume without the half-created record: the journal is unclean (and unreadable),
+    // the folder holds one fully created match, and with consent the journal is discarded.
+    let s = Scratch::new("discard-reads-mft-once");
+    let (vol, _) = half_created_volume(&s, "discard.vol", true, false);
+    let bytes = std::fs::read(&vol).unwrap();
+    let options = kaifuku_rescue::FixOptions {
+        discard_journal: true,
+    };
+    // The plan looks for half-created records in the same pass over `$MFT` that proves whose
+    // the clusters it frees and writes are: after inspect, the plan reads `$MFT` once (every
+    // record, the stretches its bitmap marks free too), plus the single records it edits and
+    // checks, never the whole of it twice.
+    let mft = {
+        let v = Vol::open(&vol);
+        let runs = v.record(0).attr(0x80, "").unwrap().runs;
+        v.runs_extent(&runs)
+    };
+    let image = MftReads {
+        volume: bytes,
+        mft: mft.clone(),
+        read: std::cell::Cell::new(0),
+    };
+    let mut session =
+        kaifuku_rescue::Session::open(&image, kaifuku_rescue::Rule::crowdstrike_2024_07_19());
+    session.inspect();
+    let inspected = image.read.get();
+    let fix = session
+        .plan(&options)
+        .unwrap_or_else(|e| panic!("the discarding fix is planned: {e:?}"));
+    assert_eq!(fix.plan.journals_discarded.len(), 1);
+    assert_eq!(fix.plan.deletions.len(), 1);
+    let planned = image.read.get() - inspected;
+    let mft_bytes: u64 = mft.iter().map(|(_, len)| len).sum();
+    assert!(
+        planned >= mft_bytes && planned < mft_bytes + mft_bytes / 4,
+        "the plan reads $MFT ({mft_bytes} bytes) once: it read {planned} bytes of it"
+    );
+}
+
+/// An image that counts the bytes read from `mft` (on-volume ranges).
+struct MftReads {
+    volume: Vec<u8>,
+    mft: Vec<(u64, u64)>,
+    read: std::cell::Cell<u64>,
+}
+
+impl kaifuku_io::ReadAt for MftReads {
+    fn size(&self) -> u64 {
+        self.volume.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        kaifuku_io::ReadAt::read_at(&self.volume.as_slice(), offset, buf)?;
+        let end = offset + buf.len() as u64;
+        for &(at, len) in &self.mft {
+            let (from, to) = (offset.max(at), end.min(at + len));
+            self.read.set(self.read.get() + to.saturating_sub(from));
+        }
+        Ok(())
     }
 }

@@ -126,11 +126,18 @@ pub struct OwnershipScan {
 /// claim is `$Boot`'s), that freed clusters are allocated in `$Bitmap`, and that no in-use record
 /// other than the claim's owner maps any of them. `Err(NtfsError::Corrupt)` names the first
 /// conflicts found (which clusters, which other record) — the plan must then be refused.
+///
+/// The same pass over `$MFT` finds what else a plan must know before it is accepted, so that
+/// `$MFT` is read once: in-use records of `listing`'s directory that its index does not list
+/// (conflicts too), and, when `free_records_in_use_under` names a directory, the records
+/// [`FreeRecordInUse`] describes (for a plan that discards the journal; this reads the
+/// stretches `$MFT:$BITMAP` marks free as well).
 pub fn prove_ownership<R: ReadAt>(
     vol: &Volume<R>,
     claims: &[Claim],
     listing: Option<&DirectoryListing>,
-) -> Result<OwnershipScan, NtfsError> {
+    free_records_in_use_under: Option<u64>,
+) -> Result<OwnershipProof, NtfsError> {
     let total = vol.boot().total_clusters();
     let cs = vol.cluster_size();
     let boot_clusters = BOOT_AREA.div_ceil(cs);
@@ -184,11 +191,38 @@ pub fn prove_ownership<R: ReadAt>(
     };
     let mut sorted: Vec<&Claim> = claims.iter().filter(|c| c.count > 0).collect();
     sorted.sort_by_key(|c| c.lcn);
-    scan_records(vol, &sorted, listing, &mut scan, &mut conflicts)?;
+    let mut free_records_in_use = Vec::new();
+    let also = AlsoFind {
+        unlisted_in: listing,
+        free_records_in_use: free_records_in_use_under.map(|d| (d, &mut free_records_in_use)),
+    };
+    scan_records(vol, &sorted, also, &mut scan, &mut conflicts)?;
     if !conflicts.is_empty() {
         return Err(refusal(conflicts));
     }
-    Ok(scan)
+    Ok(OwnershipProof {
+        scan,
+        free_records_in_use,
+    })
+}
+
+/// What [`prove_ownership`] proved and found.
+#[derive(Debug, Clone, Default)]
+pub struct OwnershipProof {
+    /// What the scan read.
+    pub scan: OwnershipScan,
+    /// The records [`FreeRecordInUse`] describes, in the directory asked about (empty when none
+    /// was asked about).
+    pub free_records_in_use: Vec<FreeRecordInUse>,
+}
+
+/// What the `$MFT` pass looks for beside the claims' owners.
+struct AlsoFind<'a> {
+    /// A directory whose in-use records its index must list.
+    unlisted_in: Option<&'a DirectoryListing>,
+    /// A directory, and where to put the base records that are in use by their header, free
+    /// in `$MFT:$BITMAP` and name that directory as their parent.
+    free_records_in_use: Option<(u64, &'a mut Vec<FreeRecordInUse>)>,
 }
 
 /// A directory and the records its index lists, to find in-use records that name it as their
@@ -229,7 +263,11 @@ pub fn find_unlisted<R: ReadAt>(
 ) -> Result<OwnershipScan, NtfsError> {
     let mut scan = OwnershipScan::default();
     let mut conflicts = Vec::new();
-    scan_records(vol, &[], Some(listing), &mut scan, &mut conflicts)?;
+    let also = AlsoFind {
+        unlisted_in: Some(listing),
+        free_records_in_use: None,
+    };
+    scan_records(vol, &[], also, &mut scan, &mut conflicts)?;
     if !conflicts.is_empty() {
         let more = conflicts.len().saturating_sub(5);
         conflicts.truncate(5);
@@ -270,9 +308,9 @@ pub struct FreeRecordInUse {
     pub names: Vec<crate::index::FileNameKey>,
 }
 
-/// Scans every record of `$MFT` — the stretches `$MFT:$BITMAP` marks free too, which the other
-/// scans skip — for base records whose header says "in use" although the bitmap marks them free,
-/// and that name `directory` as their parent.
+/// Record `n` (raw bytes `raw`) as a [`FreeRecordInUse`] of `directory`, if it is one: a base
+/// record whose header says "in use" although `$MFT:$BITMAP` marks it free (the caller knows
+/// the bit), with names whose parent is `directory`.
 ///
 /// Such a record is what a crash leaves when a new file's record reached the disk before its
 /// bitmap bit and index entry, which only the journal held. Windows replaying the journal
@@ -281,71 +319,44 @@ pub struct FreeRecordInUse {
 /// comes back although no lookup shows it today. Records whose fixups or attributes do not read
 /// are left out: their names cannot be known, and chkdsk frees a record it cannot read rather
 /// than linking it.
-pub fn find_free_records_in_use<R: ReadAt>(
-    vol: &Volume<R>,
-    directory: u64,
-) -> Result<Vec<FreeRecordInUse>, NtfsError> {
-    let rs = vol.boot().file_record_size as u64;
-    let mft = vol.mft_stream();
-    let records = vol.record_count();
-    let in_use_map = mft_bitmap(vol, records)?;
-    // Records past the initialized size read as zeros: no header says "in use" there.
-    let scan_records = records.min(mft.initialized_size / rs);
-    let per_chunk = (SCAN_CHUNK / rs).max(1);
-    let mut found = Vec::new();
-    let mut first = 0u64;
-    while first < scan_records {
-        let count = per_chunk.min(scan_records - first);
-        let chunk = vol.read_stream(mft, first * rs, (count * rs) as usize)?;
-        for i in 0..count {
-            let n = first + i;
-            let raw = &chunk[(i * rs) as usize..((i + 1) * rs) as usize];
-            if bit(&in_use_map, n) || !file_record::is_in_use(raw) {
-                continue;
-            }
-            let mut bytes = raw.to_vec();
-            let Ok(rec) = crate::fixup::apply_read(&mut bytes, &format!("MFT record {n}"))
-                .and_then(|_| FileRecord::parse(n, bytes))
-            else {
-                continue;
-            };
-            if rec.base_ref().record != 0 {
-                continue;
-            }
-            let Ok(attrs) = rec.attributes() else {
-                continue;
-            };
-            let names: Vec<crate::index::FileNameKey> = attrs
-                .iter()
-                .filter(|a| a.type_code == AttributeType::FileName.code() && !a.non_resident)
-                .filter_map(|a| {
-                    a.resident_value()
-                        .and_then(crate::index::FileNameKey::parse)
-                        .ok()
-                })
-                .filter(|k| k.parent.record == directory)
-                .collect();
-            if !names.is_empty() {
-                found.push(FreeRecordInUse {
-                    record: n,
-                    is_directory: rec.is_directory(),
-                    names,
-                });
-            }
-        }
-        first += count;
+fn free_record_in_use(n: u64, raw: &[u8], directory: u64) -> Option<FreeRecordInUse> {
+    if !file_record::is_in_use(raw) {
+        return None;
     }
-    Ok(found)
+    let mut bytes = raw.to_vec();
+    let rec = crate::fixup::apply_read(&mut bytes, &format!("MFT record {n}"))
+        .and_then(|_| FileRecord::parse(n, bytes))
+        .ok()?;
+    if rec.base_ref().record != 0 {
+        return None;
+    }
+    let attrs = rec.attributes().ok()?;
+    let names: Vec<crate::index::FileNameKey> = attrs
+        .iter()
+        .filter(|a| a.type_code == AttributeType::FileName.code() && !a.non_resident)
+        .filter_map(|a| {
+            a.resident_value()
+                .and_then(crate::index::FileNameKey::parse)
+                .ok()
+        })
+        .filter(|k| k.parent.record == directory)
+        .collect();
+    (!names.is_empty()).then(|| FreeRecordInUse {
+        record: n,
+        is_directory: rec.is_directory(),
+        names,
+    })
 }
 
 /// Streams `$MFT` and checks every in-use record's runs against the claims.
 fn scan_records<R: ReadAt>(
     vol: &Volume<R>,
     claims: &[&Claim],
-    listing: Option<&DirectoryListing>,
+    mut also: AlsoFind<'_>,
     scan: &mut OwnershipScan,
     conflicts: &mut Vec<String>,
 ) -> Result<(), NtfsError> {
+    let listing = also.unlisted_in;
     let rs = vol.boot().file_record_size as u64;
     let mft = vol.mft_stream();
     let records = vol.record_count();
@@ -356,9 +367,11 @@ fn scan_records<R: ReadAt>(
     let mut first = 0u64;
     while first < scan_records {
         let count = per_chunk.min(scan_records - first);
-        // Skip stretches the bitmap marks wholly free; a record whose header still says in use
-        // there would be a leak that chkdsk reports, and it owns nothing NTFS will honour.
-        if !(first..first + count).any(|n| bit(&in_use_map, n)) {
+        // Skip stretches the bitmap marks wholly free, unless the free records in use are
+        // asked for; a record whose header still says in use there would be a leak that
+        // chkdsk reports, and it owns nothing NTFS will honour.
+        let any_marked = (first..first + count).any(|n| bit(&in_use_map, n));
+        if !any_marked && also.free_records_in_use.is_none() {
             first += count;
             continue;
         }
@@ -368,6 +381,16 @@ fn scan_records<R: ReadAt>(
             let n = first + i;
             let raw = &chunk[(i * rs) as usize..((i + 1) * rs) as usize];
             let marked = bit(&in_use_map, n);
+            if let Some((directory, found)) = also.free_records_in_use.as_mut() {
+                if !marked {
+                    found.extend(free_record_in_use(n, raw, *directory));
+                }
+            }
+            // Ownership is judged where the bitmap marks something in use, as without the
+            // free records asked for: the proof reads the same records either way.
+            if !any_marked {
+                continue;
+            }
             let header_in_use = file_record::is_in_use(raw);
             if !marked && !header_in_use {
                 continue;

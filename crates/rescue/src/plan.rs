@@ -16,7 +16,9 @@ use kaifuku_container::Container;
 use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
 use kaifuku_ntfs::check::SideIndex;
 use kaifuku_ntfs::edit::{Change, ChangedStructure, DeleteOutcome, Editor};
-use kaifuku_ntfs::ownership::{prove_ownership, Claim, ClaimKind, DirectoryListing, OwnershipScan};
+use kaifuku_ntfs::ownership::{
+    prove_ownership, Claim, ClaimKind, DirectoryListing, FreeRecordInUse, OwnershipScan,
+};
 use kaifuku_ntfs::{NtfsError, Volume};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -420,9 +422,6 @@ pub(crate) fn plan_inspected<D: ReadAt>(
                 }
             }
         }
-        if journals_discarded.contains(&vi) {
-            refuse_if_chkdsk_would_restore(&vol, result, rule, &name)?;
-        }
         let volume_changes = ed.into_changes();
         // A replayed journal has nothing pending left to overlap with; a journal left for
         // Windows was just proven not to overlap.
@@ -512,14 +511,31 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             .map(|dir| DirectoryListing::read(&base_vol, dir.number, &result.directory))
             .transpose()
             .map_err(on_volume)?;
+        // A plan that discards the journal must also know the records a chkdsk after the
+        // discard could link back into the rule's directory; the same pass over `$MFT` finds them.
+        let discarding_in = journals_discarded
+            .contains(&vi)
+            .then_some(result.directory_record)
+            .flatten();
         // A conflict the proof finds fails the fix, whatever its kind: the edit cannot be trusted.
-        let scan = prove_ownership(&base_vol, &claims, listing.as_ref()).map_err(|e| {
-            failed(FixFailure::Ntfs {
-                volume: name.clone(),
-                file: None,
-                error: NtfsProblem::from(e),
-            })
-        })?;
+        let proof =
+            prove_ownership(&base_vol, &claims, listing.as_ref(), discarding_in).map_err(|e| {
+                failed(FixFailure::Ntfs {
+                    volume: name.clone(),
+                    file: None,
+                    error: NtfsProblem::from(e),
+                })
+            })?;
+        if discarding_in.is_some() {
+            refuse_if_chkdsk_would_restore(
+                &base_vol,
+                &proof.free_records_in_use,
+                result,
+                rule,
+                &name,
+            )?;
+        }
+        let scan = proof.scan;
         ownership_checks.push(PlanCheck::OwnershipProven {
             volume: name.clone(),
             records_scanned: scan.records_scanned,
@@ -704,8 +720,12 @@ pub(crate) fn plan_inspected<D: ReadAt>(
 /// made on a volume whose record and bitmap already disagree. chkdsk run first (from Windows
 /// Recovery, where Windows replays the journal itself) puts the file back where the rule finds
 /// and deletes it like any other.
+///
+/// `found` are the records of the rule's directory that are in use by their header but free in
+/// `$MFT:$BITMAP`, as the ownership proof's pass over `$MFT` found them.
 fn refuse_if_chkdsk_would_restore<R: ReadAt>(
     vol: &Volume<R>,
+    found: &[FreeRecordInUse],
     result: &crate::inspect::RuleResult,
     rule: &Rule,
     name: &VolumeName,
@@ -715,8 +735,6 @@ fn refuse_if_chkdsk_would_restore<R: ReadAt>(
         return Ok(());
     };
     let on_volume = |e: NtfsError| ntfs_error(name, None, e);
-    let found =
-        kaifuku_ntfs::ownership::find_free_records_in_use(vol, directory).map_err(on_volume)?;
     if found.is_empty() {
         return Ok(());
     }
