@@ -78,45 +78,24 @@ fn fls_names(image: &Path) -> String {
     .into_owned()
 }
 
-#[test]
-fn sparse_fix_is_judged_by_qemu_libvmdk_and_sleuthkit() {
-    let s = Scratch::new("vmdk-sparse");
-    let input = convert(&s, "monolithicSparse", "disk.vmdk");
-    assert_eq!(channel_files(&fls_names(&input)), 3, "premise");
-    let out_raw = s.path("out.raw");
-    let r = fix_to(&raw_fixture(), &out_raw, &[]);
-    assert_eq!(r.code, 0, "raw: {}", r.both());
-
-    let out = s.path("out.vmdk");
-    let undo = s.path("out.undo");
-    let r = fix_to(
-        &input,
-        &out,
-        &[OsStr::new("--json"), OsStr::new("--undo"), undo.as_os_str()],
-    );
-    assert_eq!(r.code, 0, "{}", r.both());
-    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
-    let writes: Vec<(u64, u64)> = plan["file_writes"]
+/// The plan's writes to the output file (`fix --json`): start, end and label of each.
+fn file_writes(fix_json: &[u8]) -> Vec<(u64, u64, String)> {
+    let plan: Value = serde_json::from_slice(fix_json).unwrap();
+    plan["file_writes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|w| {
-            assert!(w["label"].as_str().unwrap().contains("VMDK grain"), "{w}");
             let at = w["file_offset"].as_u64().unwrap();
-            (at, at + w["len"].as_u64().unwrap())
+            let label = w["label"].as_str().unwrap().to_string();
+            (at, at + w["len"].as_u64().unwrap(), label)
         })
-        .collect();
-    assert!(!writes.is_empty());
-    // Only planned bytes change: header, descriptor, directories and tables stay as they were.
-    let diffs = diff_files(&input, &out);
-    assert!(!diffs.is_empty());
-    for (from, to) in &diffs {
-        assert!(
-            writes.iter().any(|(a, b)| a <= from && to <= b),
-            "bytes {from}..{to} changed outside the planned writes"
-        );
-    }
+        .collect()
+}
 
+/// QEMU's judgement of a fixed VMDK: `qemu-img check` finds no errors, and `qemu-img compare`
+/// finds its virtual disk identical to the raw fixture fixed by the same rule.
+fn assert_qemu_accepts(out: &Path, fixed_raw: &Path) {
     let check = run(
         "qemu-img",
         [
@@ -140,7 +119,7 @@ fn sparse_fix_is_judged_by_qemu_libvmdk_and_sleuthkit() {
             OsStr::new("-F"),
             OsStr::new("raw"),
             out.as_os_str(),
-            out_raw.as_os_str(),
+            fixed_raw.as_os_str(),
         ],
     );
     assert!(
@@ -148,18 +127,26 @@ fn sparse_fix_is_judged_by_qemu_libvmdk_and_sleuthkit() {
         "qemu-img compare with the fixed raw image: {}",
         compare.both()
     );
-    // libvmdk (under sleuthkit) opens a monolithicSparse file's data through the extent name in
-    // its embedded descriptor, here the input's "disk.vmdk", looked up beside the file: the
-    // output is judged under that name in a folder of its own, or fls would read the input.
+}
+
+/// libvmdk's judgement of a fixed VMDK made from `input`: vmdkinfo reads it (with `kind` in its
+/// description) and finds the input's content ID (the descriptor is not rewritten), and
+/// sleuthkit, reading through libvmdk, finds the CrowdStrike folder without a channel file.
+///
+/// libvmdk opens a monolithic file's data through the extent name in its embedded descriptor,
+/// here the input's "disk.vmdk", looked up beside the file: the output is judged under that name
+/// in a folder of its own, or the tools would read the input. Returns that copy.
+fn assert_libvmdk_accepts(s: &Scratch, input: &Path, out: &Path, kind: &str) -> PathBuf {
     let judged = s.path("judged");
     std::fs::create_dir_all(&judged).unwrap();
     let judged = judged.join("disk.vmdk");
-    std::fs::copy(&out, &judged).unwrap();
-    // The content ID is kept: the descriptor is not rewritten.
+    std::fs::copy(out, &judged).unwrap();
     let info_in = run("vmdkinfo", [input.as_os_str()]);
     let info_out = run("vmdkinfo", [judged.as_os_str()]);
     assert!(
-        info_out.code == 0 && info_out.both().contains("419430400 bytes"),
+        info_out.code == 0
+            && info_out.both().contains("419430400 bytes")
+            && info_out.both().contains(kind),
         "vmdkinfo: {}",
         info_out.both()
     );
@@ -168,23 +155,69 @@ fn sparse_fix_is_judged_by_qemu_libvmdk_and_sleuthkit() {
             .find(|l| l.contains("Content identifier"))
             .map(str::to_string)
     };
-    assert_eq!(cid(&info_in.text()), cid(&info_out.text()));
-    assert!(cid(&info_out.text()).is_some());
+    assert!(cid(&info_out.text()).is_some(), "{}", info_out.text());
+    assert_eq!(
+        cid(&info_in.text()),
+        cid(&info_out.text()),
+        "the CID is kept"
+    );
+    let names = fls_names(&judged);
+    assert!(names.contains("CrowdStrike"), "fls reads the volume");
+    assert_eq!(channel_files(&names), 0, "fls still sees a channel file");
+    judged
+}
+
+/// Fixed once: a second fix of `out` finds nothing to do and writes nothing.
+fn assert_nothing_left_to_fix(s: &Scratch, out: &Path) {
+    let again = s.path("again.vmdk");
+    let r = fix_to(out, &again, &[]);
+    assert_eq!(r.code, 1, "second fix: {}", r.both());
+    assert!(!again.exists());
+}
+
+#[test]
+fn sparse_fix_is_judged_by_qemu_libvmdk_and_sleuthkit() {
+    let s = Scratch::new("vmdk-sparse");
+    let input = convert(&s, "monolithicSparse", "disk.vmdk");
+    assert_eq!(channel_files(&fls_names(&input)), 3, "premise");
+    let out_raw = s.path("out.raw");
+    let r = fix_to(&raw_fixture(), &out_raw, &[]);
+    assert_eq!(r.code, 0, "raw: {}", r.both());
+
+    let out = s.path("out.vmdk");
+    let undo = s.path("out.undo");
+    let r = fix_to(
+        &input,
+        &out,
+        &[OsStr::new("--json"), OsStr::new("--undo"), undo.as_os_str()],
+    );
+    assert_eq!(r.code, 0, "{}", r.both());
+    let writes = file_writes(&r.stdout);
+    for w in &writes {
+        assert!(w.2.contains("VMDK grain"), "{w:?}");
+    }
+    assert!(!writes.is_empty());
+    // Only planned bytes change: header, descriptor, directories and tables stay as they were.
+    let diffs = diff_files(&input, &out);
+    assert!(!diffs.is_empty());
+    for (from, to) in &diffs {
+        assert!(
+            writes.iter().any(|(a, b, _)| a <= from && to <= b),
+            "bytes {from}..{to} changed outside the planned writes"
+        );
+    }
+
+    assert_qemu_accepts(&out, &out_raw);
+    let judged = assert_libvmdk_accepts(&s, &input, &out, "vmdk");
     let stat = run("img_stat", [judged.as_os_str()]);
     assert!(
         stat.code == 0 && stat.both().contains("vmdk") && stat.both().contains("419430400"),
         "img_stat: {}",
         stat.both()
     );
-    let names = fls_names(&judged);
-    assert!(names.contains("CrowdStrike"), "fls reads the volume");
-    assert_eq!(channel_files(&names), 0, "fls still sees a channel file");
     assert_check_clean(&out, "vmdk output");
 
-    let again = s.path("again.vmdk");
-    let r = fix_to(&out, &again, &[]);
-    assert_eq!(r.code, 1, "second fix: {}", r.both());
-    assert!(!again.exists());
+    assert_nothing_left_to_fix(&s, &out);
     let r = kaifuku([OsStr::new("undo"), out.as_os_str(), undo.as_os_str()]);
     assert_eq!(r.code, 0, "undo: {}", r.both());
     assert_eq!(
@@ -331,17 +364,7 @@ fn stream_optimized_fix_is_judged_by_qemu_libvmdk_ntfs3g_and_sleuthkit() {
     let out = s.path("out.vmdk");
     let r = fix_to(&input, &out, &[OsStr::new("--json")]);
     assert_eq!(r.code, 0, "{}", r.both());
-    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
-    let writes: Vec<(u64, u64, String)> = plan["file_writes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            let at = w["file_offset"].as_u64().unwrap();
-            let label = w["label"].as_str().unwrap().to_string();
-            (at, at + w["len"].as_u64().unwrap(), label)
-        })
-        .collect();
+    let writes = file_writes(&r.stdout);
     let labelled = |what: &str| writes.iter().filter(|w| w.2.contains(what)).count();
     assert!(labelled("compressed again") > 0, "{writes:?}");
     assert_eq!(labelled("VMDK grain tables"), 1, "{writes:?}");
@@ -393,64 +416,8 @@ fn stream_optimized_fix_is_judged_by_qemu_libvmdk_ntfs3g_and_sleuthkit() {
     assert_eq!((u32_at(gd_marker, 8), u32_at(gd_marker, 12)), (0, 2));
     assert_eq!(&footer[..56], &bytes[..56], "the footer repeats the header");
 
-    let check = run(
-        "qemu-img",
-        [
-            OsStr::new("check"),
-            OsStr::new("-f"),
-            OsStr::new("vmdk"),
-            out.as_os_str(),
-        ],
-    );
-    assert!(
-        check.code == 0 && check.both().contains("No errors"),
-        "qemu-img check: {}",
-        check.both()
-    );
-    let compare = run(
-        "qemu-img",
-        [
-            OsStr::new("compare"),
-            OsStr::new("-f"),
-            OsStr::new("vmdk"),
-            OsStr::new("-F"),
-            OsStr::new("raw"),
-            out.as_os_str(),
-            out_raw.as_os_str(),
-        ],
-    );
-    assert!(
-        compare.code == 0 && compare.both().contains("Images are identical"),
-        "qemu-img compare with the fixed raw image: {}",
-        compare.both()
-    );
-    // libvmdk finds the data through the embedded descriptor's extent name ("disk.vmdk").
-    let judged = s.path("judged");
-    std::fs::create_dir_all(&judged).unwrap();
-    let judged = judged.join("disk.vmdk");
-    std::fs::copy(&out, &judged).unwrap();
-    let info_in = run("vmdkinfo", [input.as_os_str()]);
-    let info_out = run("vmdkinfo", [judged.as_os_str()]);
-    assert!(
-        info_out.code == 0
-            && info_out.both().contains("419430400 bytes")
-            && info_out.both().contains("Stream optimized"),
-        "vmdkinfo: {}",
-        info_out.both()
-    );
-    let cid = |t: &str| {
-        t.lines()
-            .find(|l| l.contains("Content identifier"))
-            .map(str::to_string)
-    };
-    assert_eq!(
-        cid(&info_in.text()),
-        cid(&info_out.text()),
-        "the CID is kept"
-    );
-    let names = fls_names(&judged);
-    assert!(names.contains("CrowdStrike"), "fls reads the volume");
-    assert_eq!(channel_files(&names), 0, "fls still sees a channel file");
+    assert_qemu_accepts(&out, &out_raw);
+    assert_libvmdk_accepts(&s, &input, &out, "Stream optimized");
     assert_check_clean(&out, "streamOptimized output");
 
     // ntfs-3g mounts the Windows volume of the output (converted to raw by qemu-img).
@@ -472,11 +439,7 @@ fn stream_optimized_fix_is_judged_by_qemu_libvmdk_ntfs3g_and_sleuthkit() {
         "ntfs-3g still lists a channel file: {left:?}"
     );
 
-    // Fixed once: a second fix finds nothing to do.
-    let again = s.path("again.vmdk");
-    let r = fix_to(&out, &again, &[]);
-    assert_eq!(r.code, 1, "second fix: {}", r.both());
-    assert!(!again.exists());
+    assert_nothing_left_to_fix(&s, &out);
 }
 
 #[test]
