@@ -343,16 +343,6 @@ pub enum ContainerError {
         parent: String,
     },
 
-    /// A streamOptimized VMDK cannot be written in place; kaifuku does not re-stream it yet.
-    #[error(
-        "this is a streamOptimized VMDK (an OVA/OVF or cloud export): its grains are compressed, \
-         so changed bytes cannot be written in place, and kaifuku does not write new \
-         streamOptimized files yet. Convert it to a sparse VMDK (`qemu-img convert -f vmdk -O \
-         vmdk -o subformat=monolithicSparse IMAGE sparse.vmdk`), repair that, and convert it back \
-         with `-o subformat=streamOptimized` if you need to import it again"
-    )]
-    VmdkStreamOptimizedOutput,
-
     /// A patch in a VMDK grain that has no space in the file.
     #[error(
         "a patch at virtual offset {offset} lands in VMDK grain {grain}, which has no space in \
@@ -657,7 +647,6 @@ impl ContainerError {
                 | ContainerError::DifferencingVhdx
                 | ContainerError::PatchInAbsentVhdxBlock { .. }
                 | ContainerError::VmdkChild { .. }
-                | ContainerError::VmdkStreamOptimizedOutput
                 | ContainerError::PatchInUnallocatedVmdkGrain { .. }
         )
     }

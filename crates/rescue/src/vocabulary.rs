@@ -716,8 +716,6 @@ pub enum ContainerProblem {
         /// The parent the descriptor names, if any.
         parent: String,
     },
-    /// A streamOptimized VMDK: its compressed grains cannot be written in place.
-    VmdkStreamOptimizedOutput,
     /// A change would land in a VMDK grain that has no space in the file (kaifuku does not
     /// allocate).
     PatchInUnallocatedVmdkGrain {
@@ -752,7 +750,6 @@ impl ContainerProblem {
             ContainerProblem::DifferencingVhdx
             | ContainerProblem::PatchInAbsentVhdxBlock { .. } => true,
             ContainerProblem::VmdkChild { .. }
-            | ContainerProblem::VmdkStreamOptimizedOutput
             | ContainerProblem::PatchInUnallocatedVmdkGrain { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
         }
@@ -795,9 +792,6 @@ impl From<&ContainerError> for ContainerProblem {
             ContainerError::VmdkChild { parent } => ContainerProblem::VmdkChild {
                 parent: parent.clone(),
             },
-            ContainerError::VmdkStreamOptimizedOutput => {
-                ContainerProblem::VmdkStreamOptimizedOutput
-            }
             ContainerError::PatchInUnallocatedVmdkGrain { offset, grain } => {
                 ContainerProblem::PatchInUnallocatedVmdkGrain {
                     offset: *offset,
@@ -862,9 +856,6 @@ impl fmt::Display for ContainerProblem {
                     parent: parent.clone()
                 }
             ),
-            ContainerProblem::VmdkStreamOptimizedOutput => {
-                write!(f, "{}", ContainerError::VmdkStreamOptimizedOutput)
-            }
             ContainerProblem::PatchInUnallocatedVmdkGrain { offset, grain } => write!(
                 f,
                 "{}",
@@ -2575,7 +2566,6 @@ mod tests {
             ContainerProblem::VmdkChild {
                 parent: "base.vmdk".into(),
             },
-            ContainerProblem::VmdkStreamOptimizedOutput,
             ContainerProblem::PatchInUnallocatedVmdkGrain {
                 offset: 3 << 30,
                 grain: 49152,

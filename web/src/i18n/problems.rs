@@ -396,11 +396,6 @@ impl T {
                 "VMDK の子ディスク(スナップショット)です",
                 "A VMDK child disk (snapshot)"
             ),
-            ContainerProblem::VmdkStreamOptimizedOutput => pick!(
-                self,
-                "streamOptimized の VMDK はまだ書き出せません",
-                "kaifuku cannot write streamOptimized VMDK files yet"
-            ),
             ContainerProblem::PatchInUnallocatedVmdkGrain { .. } => pick!(
                 self,
                 "VMDK の未割り当て領域です",
@@ -460,12 +455,6 @@ impl T {
                 format!("これは VMDK の子ディスク(スナップショットまたはリンククローン。親: {parent})です。親ディスクに対する変更分しか含まないため、単独では修復できません。先にスナップショットを統合する(VMware の「すべて削除」/「統合」)か、親ディスクを同じフォルダに置いて qemu-img convert -O vmdk CHILD.vmdk merged.vmdk で結合し、結合したイメージを開いてください。"),
                 format!("This is a VMDK child disk (a snapshot or linked clone; parent: {parent}): it only holds the changes made on top of the parent and cannot be repaired on its own. Consolidate the snapshots first (VMware: Delete All snapshots / Consolidate), or with the parent in the same folder merge it with qemu-img convert -O vmdk CHILD.vmdk merged.vmdk, then open the merged image.")
             ),
-            ContainerProblem::VmdkStreamOptimizedOutput => pick!(
-                self,
-                "これは streamOptimized の VMDK(OVA/OVF やクラウドからのエクスポート)です。中身は読めますが、データが圧縮されているためその場では書き換えられず、kaifuku はまだ streamOptimized のファイルを書き出せません。qemu-img convert -f vmdk -O vmdk -o subformat=monolithicSparse IMAGE sparse.vmdk で変換して修復し、再インポートが必要なら -o subformat=streamOptimized で変換し直してください。",
-                "This is a streamOptimized VMDK (an OVA/OVF or cloud export). kaifuku can read it, but its data is compressed, so it cannot be changed in place, and kaifuku does not write streamOptimized files yet. Convert it with qemu-img convert -f vmdk -O vmdk -o subformat=monolithicSparse IMAGE sparse.vmdk, repair that, and convert it back with -o subformat=streamOptimized if you need to import it again."
-            )
-            .to_string(),
             ContainerProblem::PatchInUnallocatedVmdkGrain { .. } => pick!(
                 self,
                 "変更する箇所が、VMDK のファイル内にまだ場所のない部分(グレイン)にあたります。kaifuku は新しいグレインを割り当てません。qemu-img convert -f vmdk -O raw IMAGE disk.raw で raw に変換して修復し、必要なら qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse で VMDK に戻してください。",
@@ -1200,7 +1189,6 @@ mod tests {
             ContainerProblem::VmdkChild {
                 parent: "base.vmdk".into(),
             },
-            ContainerProblem::VmdkStreamOptimizedOutput,
             ContainerProblem::PatchInUnallocatedVmdkGrain {
                 offset: 4096,
                 grain: 0,
@@ -1244,7 +1232,6 @@ mod tests {
                 | ContainerProblem::DifferencingVhdx
                 | ContainerProblem::PatchInAbsentVhdxBlock { .. }
                 | ContainerProblem::VmdkChild { .. }
-                | ContainerProblem::VmdkStreamOptimizedOutput
                 | ContainerProblem::PatchInUnallocatedVmdkGrain { .. }
                 | ContainerProblem::ReadFailed { .. }
                 | ContainerProblem::Damaged { .. } => {}
