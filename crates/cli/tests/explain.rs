@@ -540,6 +540,57 @@ fn the_unclean_practice_disk_shows_the_journal_replay_in_its_plan() {
         "both restart pages marked clean"
     );
     assert_eq!(kinds("journal_reset"), 0, "{}", e["patches"]);
+
+    // The plan in its two steps: the replay creates the faulty file's record, then the deletion
+    // frees it on the replayed volume. The deletion's own patches are shown (labelled with the
+    // record, not hidden under the replay's label), against the replayed record: in use before,
+    // not after.
+    let patches = e["patches"].as_array().unwrap();
+    let record = e["targets"][0]["record"].as_u64().unwrap();
+    let replayed_at = patches
+        .iter()
+        .rposition(|p| {
+            p["label"]["kind"] == "journal_replay" && p["label"]["page"]["record"] == record
+        })
+        .unwrap_or_else(|| panic!("the replay writes record {record}: {}", e["patches"]));
+    let flags = patches
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p["label"]["kind"] == "mft_record" && p["label"]["record"] == record)
+        .find_map(|(i, p)| {
+            let run = p["changed"]
+                .as_array()?
+                .iter()
+                .find(|c| c["field"]["field"] == "record_flags")?;
+            let at = run["offset"].as_u64()? as usize * 2;
+            let byte = |side: &str| u8::from_str_radix(&p[side].as_str()?[at..at + 2], 16).ok();
+            Some((i, byte("before")?, byte("after")?))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the deletion clears record {record}'s flags: {}",
+                e["patches"]
+            )
+        });
+    assert!(
+        flags.0 > replayed_at,
+        "the deletion's step follows the replay's"
+    );
+    assert_eq!(
+        (flags.1 & 1, flags.2 & 1),
+        (1, 0),
+        "in use on the replayed volume, free after the fix"
+    );
+    // The replay's bytes are named by what they are (a record's fields, bitmap bits), never as
+    // journal bytes: only the restart pages marked clean are the journal's.
+    for p in patches
+        .iter()
+        .filter(|p| p["label"]["kind"] == "journal_replay")
+    {
+        for c in p["changed"].as_array().unwrap() {
+            assert_ne!(c["field"]["field"], "journal_bytes", "{p}");
+        }
+    }
 }
 
 #[test]

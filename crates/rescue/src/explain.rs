@@ -17,7 +17,7 @@ use crate::session::Session;
 use crate::vocabulary::FixError;
 use kaifuku_container::ContainerInfo;
 use kaifuku_io::{PatchData, ReadAt, Slice};
-use kaifuku_ntfs::edit::{BitmapOwner, ChangedStructure, IndexOwner, RecordPart};
+use kaifuku_ntfs::edit::{BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage};
 use kaifuku_ntfs::index::NodeId;
 use kaifuku_ntfs::layout::{
     attribute, boot_sector, file_name, file_record, index_block, index_entry, index_header,
@@ -1076,8 +1076,10 @@ pub fn explain_session<R: ReadAt>(session: &mut Session<R>, options: &FixOptions
 /// boot sectors, the walk to the rule's directory, which no longer leads to the deleted file);
 /// then the records of the files that were matched before are read again, as stored (now not in
 /// use), and every patched range is read again from the fixed image and compared with the
-/// original, so the changed bits shown are the ones the fixed image really has. `None` before a
-/// plan.
+/// original, so the changed bits shown are the ones the fixed image really has. A plan that
+/// replays a journal is shown in its two steps: the replay as planned (the replayed disk is on
+/// no image), then the deletions against the replayed disk, read again from the fixed image.
+/// `None` before a plan.
 pub fn explain_fixed<R: ReadAt, F: ReadAt>(original: &Session<R>, fixed: F) -> Option<Explanation> {
     let planned = original.planned()?;
     let original_disk = original.container().ok()?;
@@ -1112,36 +1114,41 @@ pub fn explain_fixed<R: ReadAt, F: ReadAt>(original: &Session<R>, fixed: F) -> O
             }
         }
     }
-    for p in &planned.plan.patches {
-        let reread = match &p.data {
-            PatchData::Bytes(b) => read(fixed_disk, p.offset, b.len()).map(PatchData::Bytes),
-            PatchData::Fill { byte, len } => Ok(PatchData::Fill {
-                byte: *byte,
-                len: *len,
-            }),
-        };
-        let view = reread
-            .map_err(io_err("re-reading a patch"))
-            .and_then(|data| {
-                patch_view(
-                    original_disk,
-                    &planned.report,
-                    &kaifuku_io::Patch {
-                        offset: p.offset,
-                        data,
-                        label: p.label.clone(),
-                    },
-                )
-            });
-        match view {
-            Ok(v) => out.patches.push(v),
-            Err(e) => gap(
+    match &planned.plan.steps {
+        None => patch_views(
+            original_disk,
+            &planned.report,
+            &planned.plan.patches,
+            Some(fixed_disk),
+            &mut out,
+        ),
+        // The replay's step as planned (the replayed disk is on no image: the deletions changed
+        // it further), then the deletions' step against the replayed disk, read again from the
+        // fixed image.
+        Some(steps) => {
+            patch_views::<_, &R>(
+                original_disk,
+                &planned.report,
+                &steps.replay,
+                None,
                 &mut out,
-                GapKind::Patch {
-                    disk_offset: p.offset,
-                },
-                e,
-            ),
+            );
+            match replayed_disk(original_disk, &steps.replay) {
+                Ok(replayed) => patch_views(
+                    &replayed,
+                    &planned.report,
+                    &steps.fix,
+                    Some(fixed_disk),
+                    &mut out,
+                ),
+                Err(e) => gap(
+                    &mut out,
+                    GapKind::Patch {
+                        disk_offset: steps.fix.first().map_or(0, |p| p.offset),
+                    },
+                    e,
+                ),
+            }
         }
     }
     Some(out)
@@ -1258,20 +1265,87 @@ fn explain_disk<R: ReadAt>(
             }
         }
     }
-    if let Some(plan) = plan {
-        for p in &plan.patches {
-            match patch_view(disk, report, p) {
-                Ok(view) => out.patches.push(view),
+    let Some(plan) = plan else { return };
+    match &plan.steps {
+        None => patch_views::<_, &R>(disk, report, &plan.patches, None, out),
+        // A replaying plan in its two steps, each shown against the disk before it: the replay
+        // against the image, the deletions against the replayed disk.
+        Some(steps) => {
+            patch_views::<_, &R>(disk, report, &steps.replay, None, out);
+            match replayed_disk(disk, &steps.replay) {
+                Ok(replayed) => patch_views::<_, &R>(&replayed, report, &steps.fix, None, out),
                 Err(e) => gap(
                     out,
                     GapKind::Patch {
-                        disk_offset: p.offset,
+                        disk_offset: steps.fix.first().map_or(0, |p| p.offset),
                     },
                     e,
                 ),
             }
         }
     }
+}
+
+/// Adds the views of `patches` against `before` to `out`; with `reread`, the bytes after are
+/// read again from that disk (the fixed image) instead of taken from the patches.
+fn patch_views<B: ReadAt, F: ReadAt>(
+    before: &B,
+    report: &InspectReport,
+    patches: &[kaifuku_io::Patch<ChangedStructure>],
+    reread: Option<&F>,
+    out: &mut Explanation,
+) {
+    for p in patches {
+        let view = match reread {
+            None => patch_view(before, report, p),
+            Some(fixed) => {
+                let data = match &p.data {
+                    PatchData::Bytes(b) => read(fixed, p.offset, b.len()).map(PatchData::Bytes),
+                    PatchData::Fill { byte, len } => Ok(PatchData::Fill {
+                        byte: *byte,
+                        len: *len,
+                    }),
+                };
+                data.map_err(io_err("re-reading a patch")).and_then(|data| {
+                    patch_view(
+                        before,
+                        report,
+                        &kaifuku_io::Patch {
+                            offset: p.offset,
+                            data,
+                            label: p.label.clone(),
+                        },
+                    )
+                })
+            }
+        };
+        match view {
+            Ok(v) => out.patches.push(v),
+            Err(e) => gap(
+                out,
+                GapKind::Patch {
+                    disk_offset: p.offset,
+                },
+                e,
+            ),
+        }
+    }
+}
+
+/// `disk` with a journal replay's patches laid over it (in memory, as the plan made them).
+fn replayed_disk<'a, R: ReadAt>(
+    disk: &'a R,
+    replay: &[kaifuku_io::Patch<ChangedStructure>],
+) -> Result<kaifuku_io::Overlay<&'a R>, NtfsError> {
+    let mut replayed = kaifuku_io::Overlay::new(disk);
+    for p in replay {
+        match &p.data {
+            PatchData::Bytes(b) => replayed.write(p.offset, b),
+            PatchData::Fill { byte, len } => replayed.fill(p.offset, *len, *byte),
+        }
+        .map_err(io_err("laying the journal replay over the image"))?;
+    }
+    Ok(replayed)
 }
 
 fn partition_structures<R: ReadAt>(
@@ -1506,6 +1580,18 @@ fn patch_view<R: ReadAt>(
             let fixed = vol.read_record(*record)?;
             Some((start, record_fields(&raw, &fixed, sector)))
         }
+        // The record before the replay may not be one yet (a creation the replay finishes):
+        // its bytes are then shown without field names.
+        ChangedStructure::JournalReplay {
+            page: ReplayedPage::Record { record },
+            ..
+        } => (|| -> Result<_, NtfsError> {
+            let start = vol.record_location(*record)?.first().map_or(0, |x| x.0);
+            let raw = vol.read_record_raw(*record)?;
+            let fixed = vol.read_record(*record)?;
+            Ok((start, record_fields(&raw, &fixed, sector)))
+        })()
+        .ok(),
         ChangedStructure::MftMirrCopy { record } => {
             let start = vol.boot().mftmirr_lcn * vol.cluster_size() + record * record_size;
             let raw = read(vol.reader(), start, record_size as usize)
@@ -1543,8 +1629,13 @@ fn patch_view<R: ReadAt>(
             BitmapOwner::ClusterBitmap => FieldName::ClusterBitmapBits,
             BitmapOwner::IndexBitmap { .. } => FieldName::IndexBitmapBits,
         }),
+        ChangedStructure::JournalReplay {
+            page: ReplayedPage::StreamPage { .. },
+            ..
+        } => replayed_bitmap(&p.label).map(|(_, field)| field),
+        // Replayed records and index blocks are named by their own structure, or not at all.
+        ChangedStructure::JournalReplay { .. } => None,
         ChangedStructure::JournalReset
-        | ChangedStructure::JournalReplay { .. }
         | ChangedStructure::JournalMarkedClean { .. }
         | ChangedStructure::JournalLogPage { .. } => Some(FieldName::JournalBytes),
         _ => None,
@@ -1568,7 +1659,18 @@ fn patch_view<R: ReadAt>(
             kaifuku_ntfs::volume::RECORD_BITMAP,
             AttributeType::Data,
         )?),
-        _ => None,
+        label => match replayed_bitmap(label) {
+            Some((record, _)) => Some(stream_runs(
+                &vol,
+                record,
+                if record == kaifuku_ntfs::volume::RECORD_MFT {
+                    AttributeType::Bitmap
+                } else {
+                    AttributeType::Data
+                },
+            )?),
+            None => None,
+        },
     };
     let mut changed = Vec::new();
     let mut i = 0;
@@ -1629,6 +1731,36 @@ fn patch_view<R: ReadAt>(
         fill,
         changed,
     })
+}
+
+/// The volume bitmap a journal replay's stream page lies in (`$MFT:$BITMAP` or `$Bitmap`): its
+/// record and the field its bytes are.
+fn replayed_bitmap(label: &ChangedStructure) -> Option<(u64, FieldName)> {
+    let ChangedStructure::JournalReplay {
+        page:
+            ReplayedPage::StreamPage {
+                record,
+                attribute_type,
+                name,
+                ..
+            },
+        ..
+    } = label
+    else {
+        return None;
+    };
+    if !name.is_empty() {
+        return None;
+    }
+    match (*record, *attribute_type) {
+        (kaifuku_ntfs::volume::RECORD_MFT, t) if t == AttributeType::Bitmap.code() => {
+            Some((*record, FieldName::MftBitmapBits))
+        }
+        (kaifuku_ntfs::volume::RECORD_BITMAP, t) if t == AttributeType::Data.code() => {
+            Some((*record, FieldName::ClusterBitmapBits))
+        }
+        _ => None,
+    }
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NtfsError {

@@ -81,6 +81,17 @@ pub struct PlannedJournalLeft {
     pub left: JournalLeftToWindows,
 }
 
+/// A plan that replays a journal, as two steps: the replay against the image, then the
+/// deletions against the replayed disk. Applied in turn they give the same disk as the plan's
+/// patches.
+#[derive(Debug, Clone)]
+pub struct PlanSteps {
+    /// What the replay changes on the image (the volume as Windows would recover it).
+    pub replay: Vec<Patch<ChangedStructure>>,
+    /// What the deletions change on the replayed disk.
+    pub fix: Vec<Patch<ChangedStructure>>,
+}
+
 /// A verified repair plan: the deletions, and the bytes of the virtual disk that change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -104,6 +115,10 @@ pub struct Plan {
     /// unlocked BitLocker volume they are ranges of its decrypted view (same offsets), and
     /// `encrypted_sectors` holds what the disk receives there.
     pub patches: Vec<Patch<ChangedStructure>>,
+    /// A plan that replays a journal, as its two steps (for explanations; `patches` is what is
+    /// written).
+    #[serde(skip)]
+    pub steps: Option<PlanSteps>,
     /// The sectors of BitLocker volumes that carry `patches` there, re-encrypted, as ranges of
     /// the virtual disk.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -688,6 +703,17 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             count: matches_after,
         }));
     }
+    // For the explanation, a replaying plan is also described as its two steps, each against
+    // the layer below it: the merged patches name a byte both change by the replay alone, which
+    // would hide what the deletions change on the replayed volume.
+    let steps = if replay_changes.is_empty() {
+        None
+    } else {
+        Some(PlanSteps {
+            replay: diff_patches(&replayed, container, &replay_changes)?,
+            fix: diff_patches(&overlay, &replayed, &changes)?,
+        })
+    };
     // The replay's writes first: a byte both change is labelled with the replay's structure.
     let all_changes: Vec<(u64, Change)> = replay_changes.into_iter().chain(changes).collect();
     let patches = diff_patches(&overlay, container, &all_changes)?;
@@ -698,6 +724,7 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         journals_left,
         journal_overlaps,
         patches,
+        steps,
         encrypted_sectors: Vec::new(),
         encrypted_volumes: Vec::new(),
         verification: Verification {

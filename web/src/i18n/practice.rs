@@ -10,8 +10,8 @@ impl T {
     pub fn practice_intro(self) -> &'static str {
         pick!(
             self,
-            "障害の日に必要だった作業(Windows のボリュームを見つけ、問題のファイルを 1 つだけ安全に削除する)を、小さな練習用ディスクで試せます。本物のツール(mkntfs、ntfs-3g など)で作った Windows 風のディスクで、04:09 UTC の問題のチャネルファイル(すべてゼロ)、05:27 UTC の修正版、残すべきほかのファイルが入っています。ボタンを押したときにだけ読み込み、このブラウザーの中で展開します。",
-            "Practise what the day of the outage called for (find the Windows volume, delete one file safely) on a small practice disk: a Windows-like disk made with real tools (mkntfs, ntfs-3g…), holding the faulty 04:09 UTC channel file (all zeros), the fixed 05:27 UTC one and other files that must stay. It is loaded only when you press a button, and unpacked here in your browser."
+            "障害の日に必要だった作業(Windows のボリュームを見つけ、問題のファイルを 1 つだけ安全に削除する)を、小さな練習用ディスクで試せます。本物のツール(mkntfs、ntfs-3g など)で作った Windows 風のディスクで、04:09 UTC の問題のチャネルファイル(すべてゼロ)と残すべきほかのファイル、修正版が届いたディスクには 05:27 UTC の修正版も入っています。ボタンを押したときにだけ読み込み、このブラウザーの中で展開します。",
+            "Practise what the day of the outage called for (find the Windows volume, delete one file safely) on a small practice disk: a Windows-like disk made with real tools (mkntfs, ntfs-3g…), holding the faulty 04:09 UTC channel file (all zeros) and other files that must stay, and, on the disks the fixed update reached, the fixed 05:27 UTC one. It is loaded only when you press a button, and unpacked here in your browser."
         )
     }
     pub fn practice_button(self, s: Scenario) -> &'static str {
