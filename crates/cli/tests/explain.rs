@@ -541,12 +541,25 @@ fn the_unclean_practice_disk_shows_the_journal_replay_in_its_plan() {
     );
     assert_eq!(kinds("journal_reset"), 0, "{}", e["patches"]);
 
+    // The volume is shown as the replay leaves it, where the file was found: its record is
+    // shown (on the image it lies past the end of $MFT), and nothing is left unread.
+    let record = e["targets"][0]["record"].as_u64().unwrap();
+    assert!(
+        e["structures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["what"]["kind"] == "mft_record" && s["what"]["record"] == record),
+        "the faulty file's record is shown: {}",
+        e["gaps"]
+    );
+    assert_eq!(e["gaps"], serde_json::json!([]), "{}", e["gaps"]);
+
     // The plan in its two steps: the replay creates the faulty file's record, then the deletion
     // frees it on the replayed volume. The deletion's own patches are shown (labelled with the
     // record, not hidden under the replay's label), against the replayed record: in use before,
     // not after.
     let patches = e["patches"].as_array().unwrap();
-    let record = e["targets"][0]["record"].as_u64().unwrap();
     let replayed_at = patches
         .iter()
         .rposition(|p| {

@@ -1196,6 +1196,25 @@ fn explain_disk<R: ReadAt>(
             gap(out, GapKind::PartitionTable, e);
         }
     }
+    // A volume whose journal the plan replays is shown as the replay leaves it, where inspect
+    // found the rule's matches (on the image a file the journal creates is not there yet).
+    let replayed = match plan.and_then(|p| p.steps.as_ref()) {
+        Some(steps) => match replayed_disk(disk, &steps.replay) {
+            Ok(replayed) => Some(replayed),
+            Err(e) => {
+                gap(
+                    out,
+                    GapKind::Patch {
+                        disk_offset: steps.replay.first().map_or(0, |p| p.offset),
+                    },
+                    e,
+                );
+                return;
+            }
+        },
+        None => None,
+    };
+    let volumes = replayed.unwrap_or_else(|| kaifuku_io::Overlay::new(disk));
     for (i, v) in report.volumes.iter().enumerate() {
         if v.filesystem != FileSystem::Ntfs {
             continue;
@@ -1203,7 +1222,7 @@ fn explain_disk<R: ReadAt>(
         let reading = GapKind::Volume {
             partition: v.partition,
         };
-        let sector = match read(disk, v.offset, 512) {
+        let sector = match read(&volumes, v.offset, 512) {
             Ok(s) => s,
             Err(e) => {
                 gap(out, reading, e);
@@ -1222,7 +1241,7 @@ fn explain_disk<R: ReadAt>(
         if !report.windows_volumes.contains(&i) || !rule.directory_exists {
             continue;
         }
-        let vol = match Slice::new(disk, v.offset, v.size)
+        let vol = match Slice::new(&volumes, v.offset, v.size)
             .map_err(io_err("cutting out the volume"))
             .and_then(Volume::open)
         {
@@ -1272,16 +1291,7 @@ fn explain_disk<R: ReadAt>(
         // against the image, the deletions against the replayed disk.
         Some(steps) => {
             patch_views::<_, &R>(disk, report, &steps.replay, None, out);
-            match replayed_disk(disk, &steps.replay) {
-                Ok(replayed) => patch_views::<_, &R>(&replayed, report, &steps.fix, None, out),
-                Err(e) => gap(
-                    out,
-                    GapKind::Patch {
-                        disk_offset: steps.fix.first().map_or(0, |p| p.offset),
-                    },
-                    e,
-                ),
-            }
+            patch_views::<_, &R>(&volumes, report, &steps.fix, None, out);
         }
     }
 }
