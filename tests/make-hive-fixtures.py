@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Registry hives made by hivex, and a Windows volume holding them, for the hive reader's tests.
 
-    python3 tests/make-hive-fixtures.py OUTDIR
+    python3 tests/make-hive-fixtures.py [--hives-only] OUTDIR
 
 Writes into OUTDIR (replacing it):
 
@@ -21,6 +21,8 @@ Writes into OUTDIR (replacing it):
                       (`{GUID}.TxR.0.regtrans-ms` ... `.TxR.2.regtrans-ms`, `{GUID}.TxR.blf`), plus
                       the CrowdStrike directory with the 04:09 channel file.
   win-hives-broken.raw  the same layout, with SOFTWARE cut after its first 8 KiB and no SYSTEM.
+
+With --hives-only, only the hives and expected.json (no root or ntfs-3g needed).
 
 How the hives are made. hivex cannot create a hive from nothing (its own test hive `minimal` is a
 hand-made blob), so this script writes the empty starting hive itself from the documented regf
@@ -416,7 +418,10 @@ def make_volume(img, d, software, system, mnt):
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    hives_only = "--hives-only" in args
+    args = [a for a in args if a != "--hives-only"]
+    if len(args) != 1:
         print(__doc__)
         return 2
     if hivex is None:
@@ -424,6 +429,10 @@ def main():
     for tool in ("hivexsh", "hivexget"):
         if not shutil.which(tool):
             skip("%s is missing (apt-get install libhivex-bin)" % tool)
+    d = args[0]
+    if hives_only:
+        make_hives(d)
+        return 0
     if os.geteuid() != 0:
         skip("needs root for ntfs-3g FUSE mounts")
     if not os.path.exists("/dev/fuse"):
@@ -433,7 +442,18 @@ def main():
             skip("%s is missing (apt-get install ntfs-3g)" % tool)
     if not glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob("/usr/lib/faketime/libfaketime.so.1"):
         skip("libfaketime is missing (apt-get install faketime)")
-    d = sys.argv[1]
+    software, system = make_hives(d)
+    mnt = os.path.join(d, "mnt")
+    make_volume(os.path.join(d, "win-hives.raw"), d, software, system, mnt)
+    cut = os.path.join(d, "SOFTWARE.cut")
+    with open(software, "rb") as f, open(cut, "wb") as g:
+        g.write(f.read(8192))
+    make_volume(os.path.join(d, "win-hives-broken.raw"), d, cut, None, mnt)
+    os.rmdir(mnt)
+    return 0
+
+
+def make_hives(d):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     software = os.path.join(d, "SOFTWARE")
@@ -475,15 +495,7 @@ def main():
     assert y["checksum_ok"] and y["primary_sequence"] == y["secondary_sequence"] + 1, y
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True, ensure_ascii=False)
-
-    mnt = os.path.join(d, "mnt")
-    make_volume(os.path.join(d, "win-hives.raw"), d, software, system, mnt)
-    cut = os.path.join(d, "SOFTWARE.cut")
-    with open(software, "rb") as f, open(cut, "wb") as g:
-        g.write(f.read(8192))
-    make_volume(os.path.join(d, "win-hives-broken.raw"), d, cut, None, mnt)
-    os.rmdir(mnt)
-    return 0
+    return software, system
 
 
 if __name__ == "__main__":

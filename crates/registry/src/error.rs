@@ -1,11 +1,11 @@
 //! The hive reader's errors: what could not be read, which structure is damaged and where (a byte
 //! offset in the hive file, checkable in a hex viewer).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The on-disk structures of a hive, as errors name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HiveStructure {
     /// The base block (the first 4 KiB: signature, sequence numbers, root cell, checksum).
@@ -39,7 +39,7 @@ impl std::fmt::Display for HiveStructure {
 }
 
 /// Why a hive, a key or a value could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum HiveError {
     /// Reading the file failed (or it ended early).
