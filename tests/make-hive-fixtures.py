@@ -415,6 +415,10 @@ def make_volume(img, d, software, system, mnt):
         with open(os.path.join(m, CS, N032), "wb") as f:
             f.write(b"\xaa\xaa\xaa\xaa\x01\x00\x23\x01" + shake("032", 2992))
     mounted(img, mnt, "2024-07-19 04:09:13", fill)
+    # Read back by ntfs-3g's own lister, unmounted: config\TxR holds what Windows keeps there.
+    _, listed = run(["ntfsls", "-p", "/Windows/System32/config/TxR", img])
+    want = sorted(["%s.TxR.blf" % TXR_GUID] + ["%s.TxR.%d.regtrans-ms" % (TXR_GUID, k) for k in range(3)])
+    assert sorted(n for n in listed.split() if n not in (".", "..")) == want, listed
 
 
 def main():
