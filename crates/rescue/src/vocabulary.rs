@@ -1594,7 +1594,7 @@ impl fmt::Display for WindowsVersion {
                 }
             }
             WindowsVersion::NoSoftwareHive => {
-                f.write_str("build unknown: the SOFTWARE hive cannot be read")
+                f.write_str("build unknown: there is no readable SOFTWARE hive")
             }
             WindowsVersion::NotRecorded => {
                 f.write_str("build unknown: the SOFTWARE hive records no CurrentBuildNumber")

@@ -772,8 +772,8 @@ impl T {
             },
             WindowsVersion::NoSoftwareHive => pick!(
                 self,
-                format!("{unknown}: SOFTWARE ハイブを読めません"),
-                format!("{unknown}: the SOFTWARE hive cannot be read")
+                format!("{unknown}: 読める SOFTWARE ハイブがありません"),
+                format!("{unknown}: there is no readable SOFTWARE hive")
             ),
             WindowsVersion::NotRecorded => pick!(
                 self,
