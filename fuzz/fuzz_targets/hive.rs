@@ -16,9 +16,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut hive = hive.to_vec();
     if flags & 1 != 0 && hive.len() >= 512 {
-        let sum = hive[..508]
-            .chunks_exact(4)
-            .fold(0u32, |a, w| a ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        let sum = hive[..508].chunks_exact(4).fold(0u32, |a, w| {
+            a ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+        });
         hive[508..512].copy_from_slice(&sum.to_le_bytes());
     }
     let counted = Counted::new(hive.as_slice());
