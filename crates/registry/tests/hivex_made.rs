@@ -19,7 +19,9 @@ fn hives(test: &str) -> Option<&'static Path> {
         if let Some(d) = std::env::var_os("KAIFUKU_HIVE_FIXTURES") {
             return Some(PathBuf::from(d));
         }
-        let dir = std::env::temp_dir().join(format!("kaifuku-hives-{}", std::process::id()));
+        // Under the build's own scratch directory (`target/tmp`), which `cargo clean` empties.
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hives-{}", std::process::id()));
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/make-hive-fixtures.py");
         let out = Command::new("python3")
