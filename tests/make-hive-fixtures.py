@@ -13,6 +13,8 @@ Writes into OUTDIR (replacing it):
   SYSTEM              a SYSTEM hive (`Select`, `ControlSet001\\Control\\...`), left as a crash
                       leaves it: dirty (see below).
   SYSTEM.clean        the same hive before it was made dirty.
+  Blob.hivex          the data of SOFTWARE's `Microsoft\\Cryptography` value `Blob` (40000 bytes, more
+                      than a big-data segment; hivex keeps it in one cell), as hivex reads it back.
   expected.json       what hivexget / hivexsh read back from the hives (never the recipe), and the
                       header fields read with this script's own struct reads.
   win-hives.raw       a bare NTFS volume (mkntfs, filled through an ntfs-3g mount) with
@@ -205,6 +207,8 @@ def make_software(out):
     set_values(h, cv, values)
     for name in ("Windows", "Cryptography", "Windows Defender", "Ünïcødé Κλειδί", "キー"):
         child(h, ms, name)
+    # A value larger than a big-data segment (16344 bytes); hivex keeps it in one cell.
+    set_values(h, child(h, ms, "Cryptography"), [("Blob", {"t": 3, "value": shake("Blob", 40000)})])
     path(h, ["Microsoft", "Windows NT", "CurrentVersion", "Winlogon"])
     path(h, ["Classes", ".txt"])
     path(h, ["Policies"])
@@ -466,6 +470,13 @@ def make_hives(d):
     make_system(system)
     shutil.copyfile(system, system + ".clean")
     make_dirty(system)
+
+    # The large value as hivex reads it back, byte for byte.
+    h = hivex.Hivex(software)
+    node = h.node_get_child(h.node_get_child(h.root(), "Microsoft"), "Cryptography")
+    with open(os.path.join(d, "Blob.hivex"), "wb") as f:
+        f.write(h.value_value(h.node_get_value(node, "Blob"))[1])
+    del h
 
     cv = "\\Microsoft\\Windows NT\\CurrentVersion"
     expected = {

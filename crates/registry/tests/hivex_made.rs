@@ -198,6 +198,22 @@ fn subkeys_through_lh_and_ri_lists_are_what_hivexsh_lists() {
 }
 
 #[test]
+fn a_value_larger_than_a_segment_is_what_hivex_reads() {
+    let Some(dir) = hives("a_value_larger_than_a_segment_is_what_hivex_reads") else {
+        return;
+    };
+    let bytes = load(dir, "SOFTWARE");
+    let hive = Hive::open(bytes.as_slice()).unwrap();
+    let blob = hive
+        .value_at(r"Microsoft\Cryptography", "Blob")
+        .unwrap()
+        .unwrap();
+    assert_eq!(blob.value_type, 3);
+    assert_eq!(blob.data, load(dir, "Blob.hivex"));
+    assert_eq!(blob.data.len(), 40000);
+}
+
+#[test]
 fn sequence_numbers_and_checksum_are_the_headers() {
     let Some(dir) = hives("sequence_numbers_and_checksum_are_the_headers") else {
         return;
