@@ -290,3 +290,98 @@ fn big_data_segments<R: ReadAt>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Puts an in-use cell holding `payload` at offset `cell` of the hive bins in `file`.
+    fn put_cell(file: &mut Vec<u8>, cell: u32, payload: &[u8]) -> u32 {
+        let size = (4 + payload.len()).div_ceil(8) * 8;
+        let at = 4096 + cell as usize;
+        if file.len() < at + size {
+            file.resize(at + size, 0);
+        }
+        file[at..at + 4].copy_from_slice(&(-(size as i32)).to_le_bytes());
+        file[at + 4..at + 4 + payload.len()].copy_from_slice(payload);
+        cell + size as u32
+    }
+
+    /// A value kept in two big-data segments reads as their data joined, cut at its size; a
+    /// segment list shorter than the value needs is damage.
+    #[test]
+    fn big_data_segments_are_joined() {
+        let first: Vec<u8> = (0..SEGMENT_SIZE).map(|i| (i % 251) as u8).collect();
+        let second: Vec<u8> = (0..SEGMENT_SIZE).map(|i| (i % 241) as u8).collect();
+        let size = SEGMENT_SIZE + 3656;
+        let mut file = vec![0u8; 4096];
+        let db = 0x20;
+        let list = put_cell(
+            &mut file,
+            db,
+            &[
+                b"db".as_slice(),
+                &2u16.to_le_bytes(),
+                &0x30u32.to_le_bytes(),
+                &[0; 4],
+            ]
+            .concat(),
+        );
+        assert_eq!(list, 0x30);
+        let seg1 = put_cell(
+            &mut file,
+            list,
+            &[0x40u32.to_le_bytes(), 0u32.to_le_bytes()].concat(),
+        );
+        let seg2 = put_cell(&mut file, seg1, &first);
+        put_cell(&mut file, seg2, &second);
+        // The second element of the list, now that its cell is known.
+        file[4096 + 0x30 + 8..4096 + 0x30 + 12].copy_from_slice(&seg2.to_le_bytes());
+        file.resize(file.len().div_ceil(4096) * 4096, 0);
+        let bins = (file.len() - 4096) as u32;
+        let vk = ValueKey {
+            cell: 0x8,
+            name: Vec::new(),
+            data_size: size as u32,
+            data_cell: db,
+            value_type: 3,
+        };
+        let data = value_data(&file.as_slice(), bins, true, &vk).unwrap();
+        assert_eq!(data.len(), size);
+        assert_eq!(&data[..SEGMENT_SIZE], first.as_slice());
+        assert_eq!(&data[SEGMENT_SIZE..], &second[..3656]);
+        // One segment listed where two are needed.
+        file[4096 + db as usize + 6..4096 + db as usize + 8].copy_from_slice(&1u16.to_le_bytes());
+        assert!(matches!(
+            value_data(&file.as_slice(), bins, true, &vk),
+            Err(HiveError::Damaged {
+                structure: HiveStructure::ValueData,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn small_data_is_kept_in_the_key() {
+        let vk = ValueKey {
+            cell: 0x20,
+            name: Vec::new(),
+            data_size: 0x8000_0004,
+            data_cell: 17763,
+            value_type: REG_DWORD,
+        };
+        let file = vec![0u8; 8192];
+        let data = value_data(&file.as_slice(), 4096, true, &vk).unwrap();
+        let value = Value {
+            name: String::new(),
+            value_type: REG_DWORD,
+            data,
+        };
+        assert_eq!(value.as_dword().unwrap(), 17763);
+        let too_long = ValueKey {
+            data_size: 0x8000_0005,
+            ..vk
+        };
+        assert!(value_data(&file.as_slice(), 4096, true, &too_long).is_err());
+    }
+}
