@@ -15,8 +15,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # faketime (fixed timestamps in fixtures), util-linux (losetup for 4096-byte-sector images),
 # libqcow-utils, libvhdi-utils and libvmdk-utils (qcowinfo, vhdiinfo, vmdkinfo: second readers
 # besides qemu-img), dislocker (dislocker-fuse, dislocker-file: an independent BitLocker
-# implementation).
-APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils libvmdk-utils"
+# implementation), libhivex-bin and python3-hivex (hivexsh, hivexget and the Python binding: they
+# write the registry hives of the test volumes and judge kaifuku's hive reader).
+APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils libvmdk-utils libhivex-bin python3-hivex"
 # The web page's browser tests: Debian's Chromium and its WebDriver, and a Japanese font so the
 # screenshots of the Japanese page show its text (fonts-vlgothic: a 2.2 MB download, 8 MB
 # installed; the smallest CJK font package in Debian).

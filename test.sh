@@ -12,7 +12,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== core crates build for wasm32-unknown-unknown"
 cargo build --target wasm32-unknown-unknown \
-  -p kaifuku-io -p kaifuku-container -p kaifuku-partition -p kaifuku-bitlocker -p kaifuku-ntfs -p kaifuku-rescue
+  -p kaifuku-io -p kaifuku-container -p kaifuku-partition -p kaifuku-bitlocker -p kaifuku-ntfs -p kaifuku-registry \
+  -p kaifuku-rescue
 
 echo "== fixtures (made by mkntfs, ntfs-3g, sfdisk, qemu-img; judged by ntfsinfo, sleuthkit)"
 export KAIFUKU_FIXTURES="$PWD/tests/out/fixtures"

@@ -545,6 +545,24 @@ def make_volume(datadir, tmp):
     return regions
 
 
+def seed_hives(corpus, tmp, repo):
+    """The hive target: the hivex-made SYSTEM hives (tests/make-hive-fixtures.py --hives-only),
+    dirty and clean, each with and without the resealing flag (SOFTWARE is larger than the
+    target's inputs)."""
+    out = os.path.join(tmp, "hives")
+    rc = subprocess.run(["python3", os.path.join(repo, "tests", "make-hive-fixtures.py"), "--hives-only", out],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if rc.returncode != 0:
+        print("fuzz-seed: no hives (%s); the hive target starts from an empty corpus"
+              % rc.stdout.decode("utf-8", "replace").strip())
+        return
+    for name in ("SYSTEM", "SYSTEM.clean"):
+        with open(os.path.join(out, name), "rb") as f:
+            data = f.read()
+        corpus.add("hive", b"\x00" + data)
+        corpus.add("hive", b"\x01" + data)
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
@@ -559,6 +577,7 @@ def main():
         seed_partitions(fixtures, corpus)
         seed_containers(fixtures, corpus, tmp)
         seed_undo(fixtures, corpus, tmp, repo)
+        seed_hives(corpus, tmp, repo)
     # Whole-image targets: the volume as it is, and one small change in each region.
     for t in ["inspect_image", "check_image"]:
         corpus.add(t, b"")

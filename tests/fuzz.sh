@@ -35,6 +35,7 @@ TARGETS=(
   "inspect_image 1024"
   "plan_image 1024"
   "check_image 1024"
+  "hive 65536"
 )
 
 max_len() {

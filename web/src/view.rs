@@ -17,6 +17,7 @@ use kaifuku_partition::{NoticeKind, PartitionType, Scheme};
 use kaifuku_rescue::explain::{
     self, ExplainGap, Explanation, PatchView, StructureView, TargetView,
 };
+use kaifuku_rescue::registry::RegistryReport;
 use kaifuku_rescue::vocabulary::{
     BitLockerProblem, Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport,
     NtfsProblem, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
@@ -139,6 +140,10 @@ pub struct VolumeView {
     /// Whether the fix completes that journal as Windows would, or why not.
     #[serde(default)]
     pub journal_replay: Option<JournalReplayView>,
+    /// On a Windows volume: the build its `SOFTWARE` hive records and the hives' states (the
+    /// core's typed values, worded by the page).
+    #[serde(default)]
+    pub registry: Option<RegistryReport>,
 }
 
 /// Whether the fix completes the journal as Windows would at its next start (the core's
@@ -672,6 +677,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 refused: v.refused(),
                 journal: v.journal.as_ref().map(JournalView::of),
                 journal_replay: v.journal_replay.as_ref().map(JournalReplayView::of),
+                registry: v.registry.clone(),
             }
         })
         .collect();

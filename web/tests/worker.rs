@@ -14,11 +14,13 @@ use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
 use kaifuku_ntfs::edit::ChangedStructure;
 use kaifuku_ntfs::{Damage, Location, LogState, Structure};
 use kaifuku_partition::{PartitionType, Scheme, WordedType};
+use kaifuku_rescue::registry::{HiveName, HiveReport, RegistryReport};
 use kaifuku_rescue::undo::{self, UndoEntry};
 use kaifuku_rescue::vocabulary::{
     BitLockerProblem, Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason,
     RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
+use kaifuku_rescue::vocabulary::{HiveState, WindowsVersion};
 use kaifuku_rescue::{FileSystem, FixError, Outcome, RuleId, Verdict};
 use kaifuku_web::protocol::{FromWorker, KeyInput, Phase, Progress, Stretch, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
@@ -281,6 +283,30 @@ fn inspect_view() -> InspectView {
             }],
             error: None,
             refused: false,
+            registry: Some(RegistryReport {
+                windows_version: WindowsVersion::Build {
+                    build: 17763,
+                    product_name: Some("Windows Server 2019 Datacenter".into()),
+                },
+                system: HiveReport {
+                    hive: HiveName::System,
+                    path: "\\Windows\\System32\\config\\SYSTEM".into(),
+                    state: HiveState::Dirty {
+                        primary_sequence: 3,
+                        secondary_sequence: 2,
+                    },
+                },
+                software: HiveReport {
+                    hive: HiveName::Software,
+                    path: "\\Windows\\System32\\config\\SOFTWARE".into(),
+                    state: HiveState::Damaged {
+                        error: kaifuku_registry::HiveError::Truncated {
+                            hive_bins_size: 9216000,
+                            file_size: 8192,
+                        },
+                    },
+                },
+            }),
             journal_replay: Some(JournalReplayView::UnsupportedVersion {
                 version: "2.0".into(),
             }),

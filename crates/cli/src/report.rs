@@ -198,6 +198,12 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         if let Some(r) = &v.journal_replay {
             let _ = writeln!(o, "            journal replay: {r}");
         }
+        if let Some(reg) = &v.registry {
+            let _ = writeln!(o, "            Windows {}", reg.windows_version);
+            for hive in [&reg.system, &reg.software] {
+                let _ = writeln!(o, "            registry hive {}: {}", hive.hive, hive.state);
+            }
+        }
         if let Some(e) = &v.error {
             let _ = writeln!(
                 o,

@@ -45,6 +45,7 @@ mod bytes;
 pub mod check;
 pub mod edit;
 mod error;
+pub mod file_data;
 pub mod fixup;
 pub mod index;
 pub mod layout;
@@ -63,6 +64,7 @@ pub use error::{
     BootSectorFault, Damage, LinkDestination, Location, NtfsError, RecordKind, Refusal, Structure,
     Unsupported,
 };
+pub use file_data::FileData;
 pub use index::{DirEntry, Directory, FileNameKey, NodeId};
 pub use layout::{AttributeType, Namespace};
 pub use logfile::{LogFileInfo, LogState};

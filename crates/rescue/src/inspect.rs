@@ -4,6 +4,7 @@
 
 use crate::encryption::{Unlocker, VolumeKeys};
 use crate::journal::{inspect_footprint, journal_overlap, read_journal_report, replay_journal};
+use crate::registry::{read_registry, RegistryReport};
 use crate::rule::{Rule, Verdict};
 use crate::vocabulary::{
     Blocker, ContainerProblem, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
@@ -258,6 +259,10 @@ pub struct VolumeReport {
     /// rest of the report describes the decrypted volume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bitlocker: Option<BitLockerSummary>,
+    /// For a Windows volume: the build its `SOFTWARE` hive records and whether `SYSTEM` and
+    /// `SOFTWARE` were being written when Windows stopped. Read only, never written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryReport>,
 }
 
 /// A volume's journal as inspect read it ([`VolumeReport`] keeps it for the plan). Shared, not
@@ -438,6 +443,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             journal_read: None,
             error: None,
             bitlocker: None,
+            registry: None,
         };
         match unlocker.outcome(p.start) {
             Some(Ok(d)) => {
@@ -789,14 +795,26 @@ fn inspect_volume<R: ReadAt>(
     if replay_done {
         match Volume::open(&replayed) {
             // Replayed, the journal has nothing pending left that a fix could overlap.
-            Ok(rvol) => run_rule_into(&rvol, rule, unlisted, report),
+            Ok(rvol) => {
+                registry_into(&rvol, windows, report);
+                run_rule_into(&rvol, rule, unlisted, report)
+            }
             Err(e) => report.error = ntfs_problem(e),
         }
     } else {
+        registry_into(&vol, windows, report);
         run_rule_into(&vol, rule, unlisted, report);
         journal_overlap_into(&vol, report);
         journal_may_hold_match_into(&vol, rule, report);
         lift_journal_blocker_if_left_to_windows(report);
+    }
+}
+
+/// On a Windows volume, what its registry hives say (the volume as Windows will see it: replayed
+/// when the journal was).
+fn registry_into<R: ReadAt>(vol: &Volume<R>, windows: bool, report: &mut VolumeReport) {
+    if windows {
+        report.registry = Some(read_registry(vol));
     }
 }
 

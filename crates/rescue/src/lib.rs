@@ -13,6 +13,7 @@ pub mod human;
 pub mod inspect;
 pub mod journal;
 pub mod plan;
+pub mod registry;
 pub mod rule;
 pub mod session;
 pub mod undo;

@@ -25,6 +25,7 @@ use kaifuku_ntfs::logfile::analysis::{BitRange, Bitmap, IndexBlock, LcnRange};
 use kaifuku_ntfs::logfile::LfsVersion;
 use kaifuku_ntfs::{BootSectorFault, Damage, LogState, NtfsError, Refusal, Unsupported};
 use kaifuku_partition::{NoticeKind, PartitionError};
+use kaifuku_registry::HiveError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -76,6 +77,8 @@ serde_with_message!(
     JournalOverlap,
     JournalReplay,
     BitLockerProblem,
+    HiveState,
+    WindowsVersion,
 );
 
 /// Joins sentences with "; ", the way a list of reasons is printed on one line.
@@ -1479,6 +1482,126 @@ impl fmt::Display for JournalReplay {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The Windows registry (inspect reads it, never writes it)
+
+/// The state of one registry hive of a Windows volume (`SYSTEM`, `SOFTWARE`), as its base block
+/// says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum HiveState {
+    /// The last write completed: both sequence numbers agree.
+    Clean {
+        /// The sequence number.
+        sequence: u32,
+    },
+    /// Windows was writing the hive when it stopped (the primary sequence number differs from
+    /// the secondary); it completes the hive from its `.LOG1`/`.LOG2` files at the next start.
+    Dirty {
+        /// Raised before the write.
+        primary_sequence: u32,
+        /// Set once the write completed.
+        secondary_sequence: u32,
+    },
+    /// There is no such file on the volume.
+    Missing,
+    /// The file is there but NTFS could not read it.
+    Unreadable {
+        /// Why.
+        error: NtfsProblem,
+    },
+    /// The file is not a hive kaifuku can read (damaged, cut short, another format).
+    Damaged {
+        /// What is wrong, and where in the file.
+        error: HiveError,
+    },
+}
+
+impl fmt::Display for HiveState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HiveState::Clean { sequence } => write!(f, "clean (sequence number {sequence})"),
+            HiveState::Dirty {
+                primary_sequence,
+                secondary_sequence,
+            } => write!(
+                f,
+                "DIRTY: Windows was writing it when it stopped (primary sequence number {primary_sequence}, secondary {secondary_sequence}); Windows completes it from its .LOG1/.LOG2 files at the next start"
+            ),
+            HiveState::Missing => f.write_str("not found"),
+            HiveState::Unreadable { error } => write!(f, "cannot be read: {error}"),
+            HiveState::Damaged { error } => write!(f, "cannot be read as a hive: {error}"),
+        }
+    }
+}
+
+/// Which Windows the `SOFTWARE` hive says this is (`Microsoft\Windows NT\CurrentVersion`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum WindowsVersion {
+    /// `CurrentBuildNumber`, and `ProductName` when it is there.
+    Build {
+        /// The build number (14393: Windows Server 2016; 17763: Server 2019; 20348: Server 2022).
+        build: u32,
+        /// The product name, as Windows records it.
+        product_name: Option<String>,
+    },
+    /// The `SOFTWARE` hive could not be read (its state says why).
+    NoSoftwareHive,
+    /// The hive holds no `CurrentBuildNumber` string.
+    NotRecorded,
+    /// `CurrentBuildNumber` is not a number.
+    NotANumber {
+        /// What it holds.
+        text: String,
+    },
+    /// Reading the key or the value met damage.
+    Damaged {
+        /// What is wrong, and where in the file.
+        error: HiveError,
+    },
+}
+
+impl fmt::Display for WindowsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowsVersion::Build {
+                build,
+                product_name,
+            } => {
+                write!(f, "build {build}")?;
+                match product_name {
+                    Some(p) => write!(f, " ({p})"),
+                    None => Ok(()),
+                }
+            }
+            WindowsVersion::NoSoftwareHive => {
+                f.write_str("build unknown: there is no readable SOFTWARE hive")
+            }
+            WindowsVersion::NotRecorded => {
+                f.write_str("build unknown: the SOFTWARE hive records no CurrentBuildNumber")
+            }
+            WindowsVersion::NotANumber { text } => {
+                write!(
+                    f,
+                    "build unknown: CurrentBuildNumber is {text:?}, not a number"
+                )
+            }
+            WindowsVersion::Damaged { error } => write!(f, "build unknown: {error}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Planning a fix
 
 /// Why no fix was planned.
@@ -2385,6 +2508,9 @@ mod tests {
         VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
         VolumeProblemDiscriminants,
     };
+    use super::{
+        HiveError, HiveState, HiveStateDiscriminants, WindowsVersion, WindowsVersionDiscriminants,
+    };
     use kaifuku_bitlocker::{ProtectionType, RecoveryPasswordFault};
     use kaifuku_container::{Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
     use kaifuku_ntfs::check::{Problem, ProblemKind};
@@ -2645,6 +2771,47 @@ mod tests {
                     first: 5000,
                     count: 2,
                 }],
+            },
+        ]
+    }
+
+    fn hive_states() -> Vec<HiveState> {
+        vec![
+            HiveState::Clean { sequence: 2 },
+            HiveState::Dirty {
+                primary_sequence: 3,
+                secondary_sequence: 2,
+            },
+            HiveState::Missing,
+            HiveState::Unreadable {
+                error: NtfsProblem::NotNtfs,
+            },
+            HiveState::Damaged {
+                error: HiveError::Truncated {
+                    hive_bins_size: 9216000,
+                    file_size: 8192,
+                },
+            },
+        ]
+    }
+
+    fn windows_versions() -> Vec<WindowsVersion> {
+        vec![
+            WindowsVersion::Build {
+                build: 17763,
+                product_name: Some("Windows Server 2019 Datacenter".into()),
+            },
+            WindowsVersion::NoSoftwareHive,
+            WindowsVersion::NotRecorded,
+            WindowsVersion::NotANumber {
+                text: "seventeen".into(),
+            },
+            WindowsVersion::Damaged {
+                error: HiveError::Damaged {
+                    structure: kaifuku_registry::HiveStructure::SubkeyList,
+                    offset: 0x2020,
+                    detail: "its 9 elements do not fit in the 28-byte cell".into(),
+                },
             },
         ]
     }
@@ -3124,6 +3291,8 @@ mod tests {
         documented::<_, JournalReportDiscriminants>("JournalReport", journal_reports());
         documented::<_, JournalOverlapDiscriminants>("JournalOverlap", journal_overlaps());
         documented::<_, JournalReplayDiscriminants>("JournalReplay", journal_replays());
+        documented::<_, HiveStateDiscriminants>("HiveState", hive_states());
+        documented::<_, WindowsVersionDiscriminants>("WindowsVersion", windows_versions());
         documented::<_, FixErrorDiscriminants>("FixError", fix_errors());
         documented::<_, FixRefusalDiscriminants>("FixRefusal", fix_refusals());
         documented::<_, FixFailureDiscriminants>("FixFailure", fix_failures());
@@ -3187,6 +3356,8 @@ mod tests {
         round_trips("JournalReport", &journal_reports());
         round_trips("JournalOverlap", &journal_overlaps());
         round_trips("JournalReplay", &journal_replays());
+        round_trips("HiveState", &hive_states());
+        round_trips("WindowsVersion", &windows_versions());
         // Every journal state, as blockers carry them.
         round_trips(
             "Blocker",

@@ -7,7 +7,9 @@ use crate::view::{
 use kaifuku_container::Format;
 use kaifuku_ntfs::LogState;
 use kaifuku_partition::{NoticeKind, PartitionType, Scheme, WordedType};
-use kaifuku_rescue::vocabulary::VolumeName;
+use kaifuku_registry::{HiveError, HiveStructure};
+use kaifuku_rescue::registry::HiveName;
+use kaifuku_rescue::vocabulary::{HiveState, NtfsProblem, VolumeName, WindowsVersion};
 use kaifuku_rescue::{FileSystem, Outcome, RuleId, Verdict};
 
 impl T {
@@ -746,6 +748,186 @@ impl T {
     }
 }
 
+/// The Windows registry as inspect read it (`SOFTWARE`'s build, the hives' states): read only.
+impl T {
+    pub fn registry_heading(self) -> &'static str {
+        pick!(
+            self,
+            "Windows のレジストリ(読み取りのみ。書き換えません)",
+            "Windows registry (read only, never changed)"
+        )
+    }
+
+    pub fn windows_version(self, v: &WindowsVersion) -> String {
+        let unknown = pick!(self, "Windows のビルドは不明です", "Windows build unknown");
+        match v {
+            WindowsVersion::Build {
+                build,
+                product_name,
+            } => match (self.0, product_name) {
+                (Lang::Ja, Some(p)) => format!("Windows のビルド {build}({p})"),
+                (Lang::Ja, None) => format!("Windows のビルド {build}"),
+                (Lang::En, Some(p)) => format!("Windows build {build} ({p})"),
+                (Lang::En, None) => format!("Windows build {build}"),
+            },
+            WindowsVersion::NoSoftwareHive => pick!(
+                self,
+                format!("{unknown}: 読める SOFTWARE ハイブがありません"),
+                format!("{unknown}: there is no readable SOFTWARE hive")
+            ),
+            WindowsVersion::NotRecorded => pick!(
+                self,
+                format!("{unknown}: SOFTWARE ハイブに CurrentBuildNumber がありません"),
+                format!("{unknown}: the SOFTWARE hive records no CurrentBuildNumber")
+            ),
+            WindowsVersion::NotANumber { text } => pick!(
+                self,
+                format!("{unknown}: CurrentBuildNumber が数値ではありません({text:?})"),
+                format!("{unknown}: CurrentBuildNumber is {text:?}, not a number")
+            ),
+            WindowsVersion::Damaged { error } => {
+                format!("{unknown}: {}", self.hive_error(error))
+            }
+        }
+    }
+
+    pub fn hive_state(self, hive: HiveName, s: &HiveState) -> String {
+        match s {
+            HiveState::Clean { sequence } => pick!(
+                self,
+                format!("{hive} ハイブ: 正常(最後の書き込みは完了しています。シーケンス番号 {sequence})"),
+                format!("{hive} hive: clean (its last write completed; sequence number {sequence})")
+            ),
+            HiveState::Dirty {
+                primary_sequence,
+                secondary_sequence,
+            } => pick!(
+                self,
+                format!("{hive} ハイブ: 書き込み途中。Windows はこのハイブの書き込み中に停止しました(プライマリ シーケンス番号 {primary_sequence}、セカンダリ {secondary_sequence})。次回の起動時に Windows が .LOG1/.LOG2 ファイルから完成させます。"),
+                format!("{hive} hive: DIRTY. Windows was writing it when it stopped (primary sequence number {primary_sequence}, secondary {secondary_sequence}); Windows completes it from its .LOG1/.LOG2 files at the next start.")
+            ),
+            HiveState::Missing => pick!(
+                self,
+                format!("{hive} ハイブ: ありません"),
+                format!("{hive} hive: not found")
+            ),
+            HiveState::Unreadable { error } => pick!(
+                self,
+                format!("{hive} ハイブ: 読めません({})", self.hive_file_problem(error)),
+                format!("{hive} hive: cannot be read ({})", self.hive_file_problem(error))
+            ),
+            HiveState::Damaged { error } => pick!(
+                self,
+                format!("{hive} ハイブ: ハイブとして読めません({})", self.hive_error(error)),
+                format!("{hive} hive: cannot be read as a hive ({})", self.hive_error(error))
+            ),
+        }
+    }
+
+    /// Why NTFS could not read a hive's file, in a few words (the English detail is in the
+    /// item's tooltip).
+    fn hive_file_problem(self, e: &NtfsProblem) -> &'static str {
+        match e {
+            NtfsProblem::NotNtfs
+            | NtfsProblem::BadBootSector { .. }
+            | NtfsProblem::Damaged { .. }
+            | NtfsProblem::ReaderFailed { .. } => pick!(
+                self,
+                "そこまでの NTFS の構造が壊れています",
+                "NTFS structures on the way to it are damaged"
+            ),
+            NtfsProblem::BitLocker
+            | NtfsProblem::Unsupported { .. }
+            | NtfsProblem::Refused { .. } => pick!(
+                self,
+                "kaifuku が読めない形で保存されています(圧縮・暗号化など)",
+                "it is stored in a way kaifuku does not read (compressed, encrypted, ...)"
+            ),
+            NtfsProblem::ReadFailed { .. } => pick!(
+                self,
+                "イメージの読み込みに失敗しました",
+                "reading the image failed"
+            ),
+        }
+    }
+
+    fn hive_error(self, e: &HiveError) -> String {
+        match e {
+            HiveError::Read { offset, .. } => pick!(
+                self,
+                format!("ファイルのバイト {offset} を読めませんでした"),
+                format!("the file could not be read at byte {offset}")
+            ),
+            HiveError::NotAHive => pick!(
+                self,
+                "先頭が \"regf\" ではありません".to_string(),
+                "it does not start with \"regf\"".to_string()
+            ),
+            HiveError::BadChecksum { stored, computed } => pick!(
+                self,
+                format!("ベースブロックのチェックサムが合いません(記録値 {stored:#010x}、計算値 {computed:#010x})。次回の起動時に Windows が .LOG ファイルから修復します"),
+                format!("its base block checksum does not match (stored {stored:#010x}, computed {computed:#010x}); Windows repairs it from its .LOG files at the next start")
+            ),
+            HiveError::UnsupportedVersion { major, minor } => pick!(
+                self,
+                format!("形式バージョン {major}.{minor} は Windows NT 3.51 以降が書く形式ではありません"),
+                format!("format version {major}.{minor} is not one Windows NT 3.51 or later writes")
+            ),
+            HiveError::NotPrimaryFile { file_type } => pick!(
+                self,
+                format!("ハイブではなくトランザクション ログです(種類 {file_type})"),
+                format!("it is a transaction log, not a hive (file type {file_type})")
+            ),
+            HiveError::Truncated {
+                hive_bins_size,
+                file_size,
+            } => pick!(
+                self,
+                format!("途中で切れています(4096 バイトのベースブロックの後に {hive_bins_size} バイトのハイブ ビンがあるはずですが、ファイルは {file_size} バイトです)"),
+                format!("it is cut short (its 4096-byte base block promises {hive_bins_size} bytes of hive bins, the file holds {file_size} bytes)")
+            ),
+            HiveError::Damaged {
+                structure, offset, ..
+            } => pick!(
+                self,
+                format!("バイト {offset} の{}が壊れています", self.hive_structure(*structure)),
+                format!("its {} at byte {offset} is damaged", self.hive_structure(*structure))
+            ),
+            HiveError::TooMany {
+                structure,
+                offset,
+                count,
+                limit,
+            } => pick!(
+                self,
+                format!("バイト {offset} の{}の項目数 {count} が多すぎます(上限 {limit})", self.hive_structure(*structure)),
+                format!("its {} at byte {offset} lists {count} entries, more than {limit}", self.hive_structure(*structure))
+            ),
+            HiveError::WrongType {
+                name,
+                found,
+                expected,
+            } => pick!(
+                self,
+                format!("値 {name} の型は {found} です({expected} ではありません)"),
+                format!("the value {name} is of type {found}, not {expected}")
+            ),
+        }
+    }
+
+    fn hive_structure(self, s: HiveStructure) -> &'static str {
+        match s {
+            HiveStructure::BaseBlock => pick!(self, "ベースブロック", "base block"),
+            HiveStructure::Cell => pick!(self, "セル", "cell"),
+            HiveStructure::KeyNode => pick!(self, "キー ノード (nk)", "key node (nk)"),
+            HiveStructure::SubkeyList => pick!(self, "サブキー リスト", "subkey list"),
+            HiveStructure::ValueList => pick!(self, "値リスト", "value list"),
+            HiveStructure::ValueKey => pick!(self, "値キー (vk)", "value key (vk)"),
+            HiveStructure::ValueData => pick!(self, "値のデータ", "value data"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1081,6 +1263,117 @@ mod tests {
                 assert!(core.contains(&n), "{n} of {en:?} is not in {core:?}");
                 assert!(ja.contains(&n), "{n} missing from {ja}");
             }
+        }
+    }
+    #[test]
+    fn every_hive_state_and_windows_version_is_worded_in_both_languages_with_its_figures() {
+        use kaifuku_registry::{HiveError, HiveStructure};
+        let structures = [
+            HiveStructure::BaseBlock,
+            HiveStructure::Cell,
+            HiveStructure::KeyNode,
+            HiveStructure::SubkeyList,
+            HiveStructure::ValueList,
+            HiveStructure::ValueKey,
+            HiveStructure::ValueData,
+        ];
+        let mut errors = vec![
+            HiveError::Read {
+                offset: 4100,
+                detail: "short".into(),
+            },
+            HiveError::NotAHive,
+            HiveError::BadChecksum {
+                stored: 0x3d47ad17,
+                computed: 0xee125b32,
+            },
+            HiveError::UnsupportedVersion { major: 2, minor: 9 },
+            HiveError::NotPrimaryFile { file_type: 6 },
+            HiveError::Truncated {
+                hive_bins_size: 9216000,
+                file_size: 8192,
+            },
+            HiveError::TooMany {
+                structure: HiveStructure::KeyNode,
+                offset: 4128,
+                count: 300000,
+                limit: 262144,
+            },
+            HiveError::WrongType {
+                name: "CurrentBuildNumber".into(),
+                found: 4,
+                expected: 1,
+            },
+        ];
+        errors.extend(structures.iter().map(|&structure| HiveError::Damaged {
+            structure,
+            offset: 8232,
+            detail: "x".into(),
+        }));
+        let mut states = vec![
+            HiveState::Clean { sequence: 41 },
+            HiveState::Dirty {
+                primary_sequence: 42,
+                secondary_sequence: 41,
+            },
+            HiveState::Missing,
+            HiveState::Unreadable {
+                error: NtfsProblem::NotNtfs,
+            },
+        ];
+        states.extend(
+            errors
+                .iter()
+                .map(|e| HiveState::Damaged { error: e.clone() }),
+        );
+        let mut versions = vec![
+            WindowsVersion::Build {
+                build: 17763,
+                product_name: Some("Windows Server 2019 Datacenter".into()),
+            },
+            WindowsVersion::Build {
+                build: 14393,
+                product_name: None,
+            },
+            WindowsVersion::NoSoftwareHive,
+            WindowsVersion::NotRecorded,
+            WindowsVersion::NotANumber { text: "x17".into() },
+        ];
+        versions.extend(
+            errors
+                .iter()
+                .map(|e| WindowsVersion::Damaged { error: e.clone() }),
+        );
+        let mut seen_ja = std::collections::BTreeSet::new();
+        let check = |ja: String,
+                     en: String,
+                     core: String,
+                     seen_ja: &mut std::collections::BTreeSet<String>| {
+            assert!(is_japanese(&ja), "{ja}");
+            assert!(!is_japanese(&en), "{en}");
+            for n in numbers(&core) {
+                // The core's figures are in both wordings (hexadecimal checksums as the core
+                // writes them).
+                assert!(en.contains(&n), "{n} of {core:?} missing from {en:?}");
+                assert!(ja.contains(&n), "{n} of {core:?} missing from {ja:?}");
+            }
+            assert!(seen_ja.insert(ja.clone()), "worded twice the same: {ja}");
+        };
+        for hive in [HiveName::System, HiveName::Software] {
+            for s in &states {
+                let ja = T(Lang::Ja).hive_state(hive, s);
+                let en = T(Lang::En).hive_state(hive, s);
+                assert!(ja.starts_with(hive.file_name()) && en.starts_with(hive.file_name()));
+                check(ja, en, s.to_string(), &mut seen_ja);
+            }
+        }
+        for v in &versions {
+            check(
+                T(Lang::Ja).windows_version(v),
+                T(Lang::En).windows_version(v),
+                v.to_string(),
+                &mut seen_ja,
+            );
         }
     }
 }

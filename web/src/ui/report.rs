@@ -149,6 +149,17 @@ fn volumes(t: T, v: &InspectView) -> Html {
                     </div>
                 }
             })}
+            {for v.volumes.iter().filter_map(|x| x.registry.as_ref().map(|r| (x, r))).map(|(x, r)| html! {
+                <div class="registry" data-build={r.build().map(|b| b.to_string()).unwrap_or_default()}>
+                    <p>{format!("{} — {}", t.vol(&x.name), t.registry_heading())}</p>
+                    <ul>
+                        <li class="windows-version" data-code={code(serde_json::to_value(&r.windows_version))}>{t.windows_version(&r.windows_version)}</li>
+                        {for [&r.system, &r.software].into_iter().map(|h| html! {
+                            <li class="hive" data-hive={h.hive.file_name()} data-code={code(serde_json::to_value(&h.state))} title={h.state.to_string()}>{t.hive_state(h.hive, &h.state)}</li>
+                        })}
+                    </ul>
+                </div>
+            })}
         </section>
     }
 }
