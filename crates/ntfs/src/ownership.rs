@@ -128,15 +128,15 @@ pub struct OwnershipScan {
 /// conflicts found (which clusters, which other record) — the plan must then be refused.
 ///
 /// The same pass over `$MFT` finds what else a plan must know before it is accepted, so that
-/// `$MFT` is read once: in-use records of `listing`'s directory that its index does not list
-/// (conflicts too), and, when `free_records_in_use_under` names a directory, the records
+/// `$MFT` is read once: in-use records of each of `listings`' directories that its index does not
+/// list (conflicts too), and, for the directories `free_records_in_use_under` names, the records
 /// [`FreeRecordInUse`] describes (for a plan that discards the journal; this reads the
 /// stretches `$MFT:$BITMAP` marks free as well).
 pub fn prove_ownership<R: ReadAt>(
     vol: &Volume<R>,
     claims: &[Claim],
-    listing: Option<&DirectoryListing>,
-    free_records_in_use_under: Option<u64>,
+    listings: &[DirectoryListing],
+    free_records_in_use_under: &[u64],
 ) -> Result<OwnershipProof, NtfsError> {
     let total = vol.boot().total_clusters();
     let cs = vol.cluster_size();
@@ -193,8 +193,9 @@ pub fn prove_ownership<R: ReadAt>(
     sorted.sort_by_key(|c| c.lcn);
     let mut free_records_in_use = Vec::new();
     let also = AlsoFind {
-        unlisted_in: listing,
-        free_records_in_use: free_records_in_use_under.map(|d| (d, &mut free_records_in_use)),
+        unlisted_in: listings,
+        free_records_in_use: (!free_records_in_use_under.is_empty())
+            .then_some((free_records_in_use_under, &mut free_records_in_use)),
     };
     scan_records(vol, &sorted, also, &mut scan, &mut conflicts)?;
     if !conflicts.is_empty() {
@@ -218,11 +219,11 @@ pub struct OwnershipProof {
 
 /// What the `$MFT` pass looks for beside the claims' owners.
 struct AlsoFind<'a> {
-    /// A directory whose in-use records its index must list.
-    unlisted_in: Option<&'a DirectoryListing>,
-    /// A directory, and where to put the base records that are in use by their header, free
-    /// in `$MFT:$BITMAP` and name that directory as their parent.
-    free_records_in_use: Option<(u64, &'a mut Vec<FreeRecordInUse>)>,
+    /// Directories whose in-use records their index must list.
+    unlisted_in: &'a [DirectoryListing],
+    /// Directories, and where to put the base records that are in use by their header, free
+    /// in `$MFT:$BITMAP` and name one of those directories as their parent.
+    free_records_in_use: Option<(&'a [u64], &'a mut Vec<FreeRecordInUse>)>,
 }
 
 /// A directory and the records its index lists, to find in-use records that name it as their
@@ -264,7 +265,7 @@ pub fn find_unlisted<R: ReadAt>(
     let mut scan = OwnershipScan::default();
     let mut conflicts = Vec::new();
     let also = AlsoFind {
-        unlisted_in: Some(listing),
+        unlisted_in: std::slice::from_ref(listing),
         free_records_in_use: None,
     };
     scan_records(vol, &[], also, &mut scan, &mut conflicts)?;
@@ -304,13 +305,13 @@ pub struct FreeRecordInUse {
     pub record: u64,
     /// Whether the record is a directory's.
     pub is_directory: bool,
-    /// Its `$FILE_NAME`s whose parent is the directory asked about (every namespace).
+    /// Its `$FILE_NAME`s whose parent is one of the directories asked about (every namespace).
     pub names: Vec<crate::index::FileNameKey>,
 }
 
-/// Record `n` (raw bytes `raw`) as a [`FreeRecordInUse`] of `directory`, if it is one: a base
+/// Record `n` (raw bytes `raw`) as a [`FreeRecordInUse`] of one of `directories`, if it is one: a base
 /// record whose header says "in use" although `$MFT:$BITMAP` marks it free (the caller knows
-/// the bit), with names whose parent is `directory`.
+/// the bit), with the names whose parent is one of them.
 ///
 /// Such a record is what a crash leaves when a new file's record reached the disk before its
 /// bitmap bit and index entry, which only the journal held. Windows replaying the journal
@@ -319,7 +320,7 @@ pub struct FreeRecordInUse {
 /// comes back although no lookup shows it today. Records whose fixups or attributes do not read
 /// are left out: their names cannot be known, and chkdsk frees a record it cannot read rather
 /// than linking it.
-fn free_record_in_use(n: u64, raw: &[u8], directory: u64) -> Option<FreeRecordInUse> {
+fn free_record_in_use(n: u64, raw: &[u8], directories: &[u64]) -> Option<FreeRecordInUse> {
     if !file_record::is_in_use(raw) {
         return None;
     }
@@ -339,7 +340,7 @@ fn free_record_in_use(n: u64, raw: &[u8], directory: u64) -> Option<FreeRecordIn
                 .and_then(crate::index::FileNameKey::parse)
                 .ok()
         })
-        .filter(|k| k.parent.record == directory)
+        .filter(|k| directories.contains(&k.parent.record))
         .collect();
     (!names.is_empty()).then(|| FreeRecordInUse {
         record: n,
@@ -356,7 +357,7 @@ fn scan_records<R: ReadAt>(
     scan: &mut OwnershipScan,
     conflicts: &mut Vec<String>,
 ) -> Result<(), NtfsError> {
-    let listing = also.unlisted_in;
+    let listings = also.unlisted_in;
     let rs = vol.boot().file_record_size as u64;
     let mft = vol.mft_stream();
     let records = vol.record_count();
@@ -381,9 +382,9 @@ fn scan_records<R: ReadAt>(
             let n = first + i;
             let raw = &chunk[(i * rs) as usize..((i + 1) * rs) as usize];
             let marked = bit(&in_use_map, n);
-            if let Some((directory, found)) = also.free_records_in_use.as_mut() {
+            if let Some((directories, found)) = also.free_records_in_use.as_mut() {
                 if !marked {
-                    found.extend(free_record_in_use(n, raw, *directory));
+                    found.extend(free_record_in_use(n, raw, directories));
                 }
             }
             // Ownership is judged where the bitmap marks something in use, as without the
@@ -435,7 +436,7 @@ fn scan_records<R: ReadAt>(
                     continue;
                 }
             };
-            if let Some(l) = listing {
+            for l in listings {
                 if !l.indexed.contains(&base) {
                     for a in attrs.iter().filter(|a| {
                         a.type_code == AttributeType::FileName.code() && !a.non_resident

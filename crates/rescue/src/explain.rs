@@ -12,7 +12,7 @@
 
 use crate::inspect::{FileSystem, InspectReport, Outcome};
 use crate::plan::{FixOptions, Plan};
-use crate::rule::{Rule, Verdict};
+use crate::rule::{RuleSet, Verdict};
 use crate::session::Session;
 use crate::vocabulary::FixError;
 use kaifuku_container::ContainerInfo;
@@ -1031,11 +1031,15 @@ fn field_at(fields: &[Field], at: usize) -> Option<FieldName> {
         .map(|f| f.name)
 }
 
-/// Explains `image`: inspects it with `rule`, plans the fix when there is something to fix, and
-/// shows the structures both read and the plan's patches. Never fails: what could not be read is
-/// listed in [`Explanation::gaps`].
-pub fn explain<R: ReadAt>(image: R, rule: &Rule, options: &FixOptions) -> Explanation {
-    explain_session(&mut Session::open(image, rule.clone()), options)
+/// Explains `image`: inspects it with `rules` (one rule, or a [`RuleSet`]), plans the fix when
+/// there is something to fix, and shows the structures both read and the plan's patches. Never
+/// fails: what could not be read is listed in [`Explanation::gaps`].
+pub fn explain<R: ReadAt>(
+    image: R,
+    rules: impl Into<RuleSet>,
+    options: &FixOptions,
+) -> Explanation {
+    explain_session(&mut Session::open(image, rules), options)
 }
 
 /// [`explain`] for a session that may have inspected and planned already (the page's worker):
@@ -1083,7 +1087,7 @@ pub fn explain_session<R: ReadAt>(session: &mut Session<R>, options: &FixOptions
 pub fn explain_fixed<R: ReadAt, F: ReadAt>(original: &Session<R>, fixed: F) -> Option<Explanation> {
     let planned = original.planned()?;
     let original_disk = original.container().ok()?;
-    let mut after = Session::open(fixed, original.rule().clone());
+    let mut after = Session::open(fixed, original.rules().clone());
     let mut out = explain_session(
         &mut after,
         &FixOptions {
@@ -1096,8 +1100,7 @@ pub fn explain_fixed<R: ReadAt, F: ReadAt>(original: &Session<R>, fixed: F) -> O
         return Some(out);
     };
     for v in &planned.report.volumes {
-        let Some(rule) = &v.rule else { continue };
-        for m in &rule.matches {
+        for m in v.results().flat_map(|r| &r.matches) {
             let opened = Slice::new(fixed_disk, v.offset, v.size)
                 .map_err(io_err("cutting out the volume"))
                 .and_then(Volume::open);
@@ -1237,8 +1240,18 @@ fn explain_disk<R: ReadAt>(
             fields: ntfs_boot_fields(&sector),
             bytes: sector,
         });
-        let Some(rule) = &v.rule else { continue };
-        if !report.windows_volumes.contains(&i) || !rule.directory_exists {
+        // The walk is shown once per directory a rule found here.
+        let mut walked: Vec<&str> = Vec::new();
+        let results: Vec<_> = v
+            .results()
+            .filter(|r| r.directory_exists)
+            .filter(|r| {
+                let first = !walked.contains(&r.directory.as_str());
+                walked.push(&r.directory);
+                first
+            })
+            .collect();
+        if !report.windows_volumes.contains(&i) || results.is_empty() {
             continue;
         }
         let vol = match Slice::new(&volumes, v.offset, v.size)
@@ -1251,17 +1264,24 @@ fn explain_disk<R: ReadAt>(
                 continue;
             }
         };
-        let names: Vec<String> = rule.matches.iter().map(|m| m.file.name.clone()).collect();
-        if let Err(e) = walk(&vol, v.offset, &rule.directory, &names, out) {
-            gap(
-                out,
-                GapKind::PathWalk {
-                    directory: rule.directory.clone(),
-                },
-                e,
-            );
+        for rule in &results {
+            let names: Vec<String> = v
+                .results()
+                .filter(|r| r.directory == rule.directory)
+                .flat_map(|r| &r.matches)
+                .map(|m| m.file.name.clone())
+                .collect();
+            if let Err(e) = walk(&vol, v.offset, &rule.directory, &names, out) {
+                gap(
+                    out,
+                    GapKind::PathWalk {
+                        directory: rule.directory.clone(),
+                    },
+                    e,
+                );
+            }
         }
-        for m in &rule.matches {
+        for m in v.results().flat_map(|r| &r.matches) {
             out.targets.push(TargetView {
                 path: m.path.clone(),
                 record: m.file.mft_record,

@@ -5,7 +5,7 @@
 use crate::encryption::{Unlocker, VolumeKeys};
 use crate::journal::{inspect_footprint, journal_overlap, read_journal_report, replay_journal};
 use crate::registry::{read_registry, RegistryReport};
-use crate::rule::{Rule, Verdict};
+use crate::rule::{Rule, RuleSet, Verdict};
 use crate::vocabulary::{
     Blocker, ContainerProblem, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
     PartitionProblem, Reason, VolumeName, VolumeProblem,
@@ -68,9 +68,13 @@ pub struct MatchReport {
     pub verdict: Verdict,
 }
 
-/// What the rule found on one volume.
+/// What one rule found on one volume.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
+    /// The key of the rule that found this; only on the results of rules after the primary one
+    /// (the primary rule's result is the volume's `rule`, as it always was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
     /// Whether the rule's directory exists on the volume.
     pub directory_exists: bool,
     /// The directory the matches are in: the rule's own, or where links on the way led.
@@ -82,6 +86,9 @@ pub struct RuleResult {
     /// The directory's MFT record, when it exists.
     #[serde(skip)]
     pub directory_record: Option<u64>,
+    /// Which rule of the set found this (its index).
+    #[serde(skip)]
+    pub rule_index: usize,
 }
 
 /// Where the rule's directory is, after following links on the way.
@@ -237,8 +244,12 @@ pub struct VolumeReport {
     pub filesystem: FileSystem,
     /// The NTFS volume's facts, when it is one and could be read.
     pub ntfs: Option<VolumeSummary>,
-    /// Present when the rule ran here (NTFS volumes holding `\Windows\System32`).
+    /// Present when the primary rule ran here (NTFS volumes holding `\Windows\System32`).
     pub rule: Option<RuleResult>,
+    /// What the other rules of the set that ran here found, in the set's order (absent when the
+    /// set is one rule).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_results: Vec<RuleResult>,
     /// What would stop a fix on this volume.
     pub fix_blockers: Vec<Blocker>,
     /// What the journal holds, read only when the restart pages say it is not clean.
@@ -292,6 +303,16 @@ impl VolumeReport {
         self.error.as_ref().is_some_and(VolumeProblem::is_refusal)
     }
 
+    /// What every rule that ran here found: the primary rule's result first, then the others'.
+    pub fn results(&self) -> impl Iterator<Item = &RuleResult> {
+        self.rule.iter().chain(&self.rule_results)
+    }
+
+    /// Whether any rule found a match here.
+    pub fn has_matches(&self) -> bool {
+        self.results().any(|r| !r.matches.is_empty())
+    }
+
     /// The volume as messages name it: its partition and its label.
     pub fn name(&self) -> VolumeName {
         VolumeName {
@@ -317,8 +338,11 @@ pub struct InspectReport {
     pub volumes: Vec<VolumeReport>,
     /// Index into `volumes` of the Windows volume(s).
     pub windows_volumes: Vec<usize>,
-    /// The rule that was run.
+    /// The primary rule of the set that was run.
     pub rule: Rule,
+    /// Every rule that was run, the primary first (absent when it is the only one).
+    #[serde(skip_serializing_if = "RuleSet::is_single")]
+    pub rules: RuleSet,
     /// What inspection concluded.
     pub outcome: Outcome,
     /// Why the outcome is what it is.
@@ -329,14 +353,13 @@ impl InspectReport {
     /// Every match, with the volume it is on.
     pub fn matches(&self) -> impl Iterator<Item = (&VolumeReport, &MatchReport)> {
         self.volumes.iter().flat_map(|v| {
-            v.rule
-                .iter()
+            v.results()
                 .flat_map(move |r| r.matches.iter().map(move |m| (v, m)))
         })
     }
 
     fn failed(
-        rule: &Rule,
+        rules: &RuleSet,
         outcome: Outcome,
         reason: Reason,
         container: Option<ContainerInfo>,
@@ -346,16 +369,18 @@ impl InspectReport {
             partitions: None,
             volumes: Vec::new(),
             windows_volumes: Vec::new(),
-            rule: rule.clone(),
+            rule: rules.primary().clone(),
+            rules: rules.clone(),
             outcome,
             reasons: vec![reason],
         }
     }
 }
 
-/// Inspects the disk image `file` (any container format kaifuku reads) with `rule`.
-pub fn inspect<R: ReadAt>(file: R, rule: &Rule) -> InspectReport {
-    inspect_with(file, rule, Unlisted::Scan)
+/// Inspects the disk image `file` (any container format kaifuku reads) with `rules` (one rule,
+/// or a [`RuleSet`]).
+pub fn inspect<R: ReadAt>(file: R, rules: impl Into<RuleSet>) -> InspectReport {
+    inspect_with(file, rules, Unlisted::Scan)
 }
 
 /// Whether the rule confirms "no match" with a scan of `$MFT` for files its directory's index
@@ -371,20 +396,28 @@ pub enum Unlisted {
 
 /// [`inspect`] with keys for the image's BitLocker volumes: each one they unlock is inspected
 /// decrypted; one they do not unlock is reported with why.
-pub fn inspect_with_keys<R: ReadAt>(file: R, rule: &Rule, keys: &VolumeKeys) -> InspectReport {
+pub fn inspect_with_keys<R: ReadAt>(
+    file: R,
+    rules: impl Into<RuleSet>,
+    keys: &VolumeKeys,
+) -> InspectReport {
     inspect_opened(
         kaifuku_container::open(file).as_ref(),
-        rule,
+        &rules.into(),
         Unlisted::Scan,
         &mut Unlocker::new(keys.clone()),
     )
 }
 
 /// [`inspect`], choosing whether "no match" is confirmed by a scan for unlisted files.
-pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> InspectReport {
+pub fn inspect_with<R: ReadAt>(
+    file: R,
+    rules: impl Into<RuleSet>,
+    unlisted: Unlisted,
+) -> InspectReport {
     inspect_opened(
         kaifuku_container::open(file).as_ref(),
-        rule,
+        &rules.into(),
         unlisted,
         &mut Unlocker::default(),
     )
@@ -396,7 +429,7 @@ pub fn inspect_with<R: ReadAt>(file: R, rule: &Rule, unlisted: Unlisted) -> Insp
 /// decrypted.
 pub(crate) fn inspect_opened<R: ReadAt>(
     opened: Result<&Container<R>, &ContainerError>,
-    rule: &Rule,
+    rules: &RuleSet,
     unlisted: Unlisted,
     unlocker: &mut Unlocker,
 ) -> InspectReport {
@@ -409,7 +442,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             } else {
                 Outcome::Error
             };
-            return InspectReport::failed(rule, outcome, Reason::Container { problem }, None);
+            return InspectReport::failed(rules, outcome, Reason::Container { problem }, None);
         }
     };
     let info = container.info();
@@ -418,7 +451,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
         Err(e) => {
             let problem = PartitionProblem::from(&e);
             return InspectReport::failed(
-                rule,
+                rules,
                 Outcome::Error,
                 Reason::Partitions { problem },
                 Some(info),
@@ -437,6 +470,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             filesystem: FileSystem::Unknown,
             ntfs: None,
             rule: None,
+            rule_results: Vec::new(),
             fix_blockers: Vec::new(),
             journal: None,
             journal_replay: None,
@@ -464,7 +498,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             None => {}
         }
         match p.view(&disk) {
-            Ok(view) => inspect_volume(&view, rule, &p.type_code, unlisted, &mut report),
+            Ok(view) => inspect_volume(&view, rules, &p.type_code, unlisted, &mut report),
             Err(e) => {
                 report.error = Some(VolumeProblem::OutsideDisk {
                     partition: Some(p.number),
@@ -483,7 +517,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
     let mut reasons = Vec::new();
     let found: usize = volumes
         .iter()
-        .filter_map(|v| v.rule.as_ref())
+        .flat_map(VolumeReport::results)
         .map(|r| r.matches.len())
         .sum();
     let problems = |refused: bool| -> Vec<Reason> {
@@ -507,22 +541,35 @@ pub(crate) fn inspect_opened<R: ReadAt>(
     // hold a matching file: not "nothing to fix" (consent to discard the journal settles it).
     let journal_may_hold: Vec<Reason> = volumes
         .iter()
-        .filter(|v| {
-            v.fix_blockers
-                .iter()
-                .any(|b| matches!(b, Blocker::JournalMayHoldMatch { .. }))
-        })
-        .map(|v| Reason::JournalMayHoldMatch {
-            volume: v.name(),
-            directory: rule.directory.clone(),
-            pattern: rule.pattern.clone(),
+        .flat_map(|v| {
+            v.fix_blockers.iter().filter_map(move |b| match b {
+                Blocker::JournalMayHoldMatch {
+                    directory, pattern, ..
+                } => Some(Reason::JournalMayHoldMatch {
+                    volume: v.name(),
+                    directory: directory.clone(),
+                    pattern: pattern.clone(),
+                }),
+                _ => None,
+            })
         })
         .collect();
     let outcome = if found > 0 {
-        reasons.push(Reason::Matches {
-            count: found,
-            rule: rule.title.clone(),
-        });
+        // One reason per rule that found something, in the set's order.
+        for (index, rule) in rules.iter().enumerate() {
+            let count: usize = volumes
+                .iter()
+                .flat_map(VolumeReport::results)
+                .filter(|r| r.rule_index == index)
+                .map(|r| r.matches.len())
+                .sum();
+            if count > 0 {
+                reasons.push(Reason::Matches {
+                    count,
+                    rule: rule.title.clone(),
+                });
+            }
+        }
         Outcome::Matches
     } else if !errors.is_empty() || !hidden.is_empty() {
         reasons.extend(errors);
@@ -536,18 +583,19 @@ pub(crate) fn inspect_opened<R: ReadAt>(
         if windows_volumes.is_empty() {
             reasons.push(Reason::NoWindowsVolume);
         }
-        for v in volumes
+        for (v, result) in volumes
             .iter()
-            .filter_map(|v| v.rule.as_ref().map(|r| (v, r)))
+            .flat_map(|v| v.results().map(move |r| (v, r)))
         {
-            if !v.1.directory_exists {
+            let rule = rules.get(result.rule_index).unwrap_or(rules.primary());
+            if !result.directory_exists {
                 reasons.push(Reason::DirectoryMissing {
-                    volume: v.0.name(),
+                    volume: v.name(),
                     directory: rule.directory.clone(),
                 });
             } else {
                 reasons.push(Reason::NoMatch {
-                    volume: v.0.name(),
+                    volume: v.name(),
                     directory: rule.directory.clone(),
                     pattern: rule.pattern.clone(),
                 });
@@ -560,7 +608,8 @@ pub(crate) fn inspect_opened<R: ReadAt>(
         partitions: Some(table),
         volumes,
         windows_volumes,
-        rule: rule.clone(),
+        rule: rules.primary().clone(),
+        rules: rules.clone(),
         outcome,
         reasons,
     }
@@ -707,7 +756,7 @@ pub(crate) fn unreadable_windows_partition<R: ReadAt>(
 
 fn inspect_volume<R: ReadAt>(
     view: &Slice<R>,
-    rule: &Rule,
+    rules: &RuleSet,
     type_code: &str,
     unlisted: Unlisted,
     report: &mut VolumeReport,
@@ -789,7 +838,15 @@ fn inspect_volume<R: ReadAt>(
     }
     let windows = summary.windows;
     report.ntfs = Some(summary);
-    if rule.windows_only && !windows {
+    // The rules that apply here, by index in the set: a Windows-only rule does not run on a
+    // volume without Windows.
+    let applying: Vec<usize> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| !rule.windows_only || windows)
+        .map(|(i, _)| i)
+        .collect();
+    if applying.is_empty() {
         return;
     }
     if replay_done {
@@ -797,15 +854,15 @@ fn inspect_volume<R: ReadAt>(
             // Replayed, the journal has nothing pending left that a fix could overlap.
             Ok(rvol) => {
                 registry_into(&rvol, windows, report);
-                run_rule_into(&rvol, rule, unlisted, report)
+                run_rules_into(&rvol, rules, &applying, unlisted, report)
             }
             Err(e) => report.error = ntfs_problem(e),
         }
     } else {
         registry_into(&vol, windows, report);
-        run_rule_into(&vol, rule, unlisted, report);
+        run_rules_into(&vol, rules, &applying, unlisted, report);
         journal_overlap_into(&vol, report);
-        journal_may_hold_match_into(&vol, rule, report);
+        journal_may_hold_match_into(&vol, rules, report);
         lift_journal_blocker_if_left_to_windows(report);
     }
 }
@@ -827,7 +884,7 @@ fn lift_journal_blocker_if_left_to_windows(report: &mut VolumeReport) {
     else {
         return;
     };
-    let has_matches = report.rule.as_ref().is_some_and(|r| !r.matches.is_empty());
+    let has_matches = report.has_matches();
     if replay.replayed()
         || !has_matches
         || journal.unresolved > 0
@@ -844,35 +901,61 @@ fn lift_journal_blocker_if_left_to_windows(report: &mut VolumeReport) {
 /// whether the journal's pending updates may hold a matching file (they touch the rule's folders,
 /// cannot be attributed, or cannot be read). "Nothing to fix" would be wrong then: Windows would
 /// create the file when it replays its journal at the next start.
-fn journal_may_hold_match_into<R: ReadAt>(vol: &Volume<R>, rule: &Rule, report: &mut VolumeReport) {
-    let (Some(journal), Some(result)) = (report.journal.as_ref(), report.rule.as_ref()) else {
+fn journal_may_hold_match_into<R: ReadAt>(
+    vol: &Volume<R>,
+    rules: &RuleSet,
+    report: &mut VolumeReport,
+) {
+    let Some(journal) = report.journal.as_ref() else {
         return;
     };
-    if !result.matches.is_empty() {
+    if report.has_matches() {
         // The fix already needs consent to discard the journal before it deletes them.
         return;
     }
-    let path = crate::journal::rule_path_records(vol, &rule.directory, result.directory_record);
-    if let Some(blocker) =
-        crate::journal::journal_may_hold_match(journal, &path, &rule.directory, &rule.pattern)
-    {
-        report.fix_blockers.push(blocker);
+    let mut blockers = Vec::new();
+    for result in report.results() {
+        let Some(rule) = rules.get(result.rule_index) else {
+            continue;
+        };
+        let path = crate::journal::rule_path_records(vol, &rule.directory, result.directory_record);
+        blockers.extend(crate::journal::journal_may_hold_match(
+            journal,
+            &path,
+            &rule.directory,
+            &rule.pattern,
+        ));
     }
+    report.fix_blockers.extend(blockers);
 }
 
-/// Runs the rule on `vol` into the volume's report.
-fn run_rule_into<R: ReadAt>(
+/// Runs the rules `applying` (indexes into `rules`) on `vol` into the volume's report; the
+/// first error stops the volume, as it did with one rule.
+fn run_rules_into<R: ReadAt>(
     vol: &Volume<R>,
-    rule: &Rule,
+    rules: &RuleSet,
+    applying: &[usize],
     unlisted: Unlisted,
     report: &mut VolumeReport,
 ) {
-    match run_rule_with(vol, rule, unlisted) {
-        Ok(r) => report.rule = Some(r),
-        Err(e) => {
-            report.error = Some(VolumeProblem::Ntfs {
-                error: NtfsProblem::from(e),
-            })
+    for &index in applying {
+        let rule = rules.get(index).expect("indexes of the set");
+        match run_rule_with(vol, rule, unlisted) {
+            Ok(mut r) => {
+                r.rule_index = index;
+                if index == 0 {
+                    report.rule = Some(r);
+                } else {
+                    r.rule_id = Some(rule.key().to_string());
+                    report.rule_results.push(r);
+                }
+            }
+            Err(e) => {
+                report.error = Some(VolumeProblem::Ntfs {
+                    error: NtfsProblem::from(e),
+                });
+                return;
+            }
         }
     }
 }
@@ -880,16 +963,23 @@ fn run_rule_into<R: ReadAt>(
 /// For a journal that was analysed (and is not replayed by the fix), whether its pending changes
 /// overlap what deleting the rule's matches on `vol` would change.
 fn journal_overlap_into<R: ReadAt>(vol: &Volume<R>, report: &mut VolumeReport) {
-    if let (Some(JournalReport::Analysed { journal }), Some(rule)) =
-        (report.journal.as_mut(), report.rule.as_ref())
-    {
-        if let (false, Some(directory)) = (rule.matches.is_empty(), rule.directory_record) {
-            let files: Vec<u64> = rule.matches.iter().map(|m| m.file.mft_record).collect();
+    let Some(JournalReport::Analysed { journal }) = report.journal.as_mut() else {
+        return;
+    };
+    // One footprint for every rule's matches: the fix deletes them all at once.
+    let mut fix: Option<crate::journal::FixFootprint> = None;
+    for result in report.rule.iter().chain(&report.rule_results) {
+        if let (false, Some(directory)) = (result.matches.is_empty(), result.directory_record) {
+            let files: Vec<u64> = result.matches.iter().map(|m| m.file.mft_record).collect();
             // A footprint that cannot be read leaves the overlap unknown (`None`), never "none".
-            if let Ok(fix) = inspect_footprint(vol, directory, &files) {
-                journal.overlap = Some(journal_overlap(journal, &fix));
+            match inspect_footprint(vol, directory, &files) {
+                Ok(part) => fix.get_or_insert_with(Default::default).merge(part),
+                Err(_) => return,
             }
         }
+    }
+    if let Some(fix) = fix {
+        journal.overlap = Some(journal_overlap(journal, &fix));
     }
 }
 
@@ -907,11 +997,13 @@ pub fn run_rule_with<R: ReadAt>(
     let (dir, directory, mut notices) = match resolve_directory(vol, &rule.directory)? {
         DirLookup::Missing => {
             return Ok(RuleResult {
+                rule_id: None,
                 directory_exists: false,
                 directory: rule.directory.clone(),
                 matches: Vec::new(),
                 notices: Vec::new(),
                 directory_record: None,
+                rule_index: 0,
             })
         }
         DirLookup::Found {
@@ -966,10 +1058,12 @@ pub fn run_rule_with<R: ReadAt>(
         kaifuku_ntfs::ownership::find_unlisted(vol, &listing)?;
     }
     Ok(RuleResult {
+        rule_id: None,
         directory_exists: true,
         directory,
         matches,
         notices,
         directory_record: Some(dir.number),
+        rule_index: 0,
     })
 }

@@ -285,6 +285,17 @@ pub struct FixFootprint {
     pub clusters: Vec<(u64, u64)>,
 }
 
+impl FixFootprint {
+    /// Adds `other`'s footprint to this one (a fix deleting several rules' matches at once).
+    pub fn merge(&mut self, other: FixFootprint) {
+        self.file_records.extend(other.file_records);
+        self.directories.extend(other.directories);
+        self.mft_bits.extend(other.mft_bits);
+        self.cluster_runs.extend(other.cluster_runs);
+        self.clusters.extend(other.clusters);
+    }
+}
+
 /// What deleting `files` from directory `directory` would change, as inspect can tell before a
 /// plan exists: the files' and the directory's records, the directory's index, the files' bits in
 /// `$MFT:$BITMAP` and their clusters' bits in `$Bitmap` (from their `$DATA` runs).

@@ -5,7 +5,7 @@ use crate::encryption::Unlocker;
 use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
 use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
-use crate::rule::Rule;
+use crate::rule::{Rule, RuleSet};
 use crate::vocabulary::{
     Blocker, JournalLeftToWindows, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
     Reason, RestorableFile, VolumeName,
@@ -38,6 +38,9 @@ pub struct PlannedDeletion {
     pub volume: usize,
     /// The file's path on the volume.
     pub path: String,
+    /// The key of the rule that matched the file; only when the set has more than one rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
     /// What the delete changes: names, record, clusters, side indexes.
     #[serde(flatten)]
     pub outcome: DeleteOutcome,
@@ -201,13 +204,16 @@ fn internal(e: std::io::Error) -> FixError {
     })
 }
 
-/// Plans the repair of `image` with `rule`. Nothing is written anywhere: the result is the inspect
-/// report and a verified plan whose patches a front end writes out.
+/// Plans the repair of `image` with `rules` (one rule, or a [`RuleSet`]). Nothing is written
+/// anywhere: the result is the inspect report and a verified plan whose patches a front end
+/// writes out.
 pub fn plan_fix<R: ReadAt>(
     image: R,
-    rule: &Rule,
+    rules: impl Into<RuleSet>,
     opts: &FixOptions,
 ) -> Result<(InspectReport, Plan), FixError> {
+    let rules = rules.into();
+    let rule = &rules;
     let opened = kaifuku_container::open(image);
     let mut unlocker = Unlocker::default();
     let report = inspect_opened(opened.as_ref(), rule, Unlisted::Scan, &mut unlocker);
@@ -239,7 +245,7 @@ pub(crate) fn plan_unlocked<R: ReadAt>(
     container: &Container<R>,
     unlocker: &Unlocker,
     report: &InspectReport,
-    rule: &Rule,
+    rule: &RuleSet,
     opts: &FixOptions,
 ) -> Result<Plan, FixError> {
     let disk = unlocker.decrypted(container);
@@ -269,7 +275,7 @@ pub(crate) fn plan_unlocked<R: ReadAt>(
 pub(crate) fn plan_inspected<D: ReadAt>(
     container: &D,
     report: &InspectReport,
-    rule: &Rule,
+    rules: &RuleSet,
     opts: &FixOptions,
 ) -> Result<Plan, FixError> {
     // Consent to discard the journal settles the one refusal that is about the journal alone:
@@ -298,14 +304,18 @@ pub(crate) fn plan_inspected<D: ReadAt>(
     let mut ownership = Vec::new();
     let mut ownership_checks = Vec::new();
     for (vi, v) in report.volumes.iter().enumerate() {
-        let Some(result) = &v.rule else { continue };
+        // Every rule's result here; one editor deletes the matches of them all.
+        let results: Vec<&crate::inspect::RuleResult> = v.results().collect();
+        if results.is_empty() {
+            continue;
+        }
         let journal_may_hold = v
             .fix_blockers
             .iter()
             .any(|b| matches!(b, Blocker::JournalMayHoldMatch { .. }));
         // Nothing to delete, but a journal that may hold a match: discarded, with consent.
-        let discard_only = result.matches.is_empty() && journal_may_hold && opts.discard_journal;
-        if result.matches.is_empty() && !discard_only {
+        let discard_only = !v.has_matches() && journal_may_hold && opts.discard_journal;
+        if !v.has_matches() && !discard_only {
             continue;
         }
         let name = v.name();
@@ -389,32 +399,52 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             ed.discard_journal().map_err(on_volume)?;
             journals_discarded.push(vi);
         }
-        // The directory the report found the matches in (links on the way already followed);
-        // a discard alone has none to look in (the rule's directory may not even exist).
-        let dir = if discard_only {
-            None
-        } else {
-            Some(
-                vol.lookup_dir(&result.directory)
-                    .map_err(on_volume)?
-                    .ok_or_else(|| {
-                        failed(FixFailure::DirectoryVanished {
-                            volume: name.clone(),
-                            directory: result.directory.clone(),
-                        })
-                    })?,
-            )
-        };
-        for (m, dir) in result.matches.iter().zip(dir.iter().cycle()) {
-            let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
-            let outcome = ed
-                .delete(dir.number, &result.directory, &file_name)
-                .map_err(|e| ntfs_error(&name, Some(&m.path), e))?;
-            deletions.push(PlannedDeletion {
-                volume: vi,
-                path: m.path.clone(),
-                outcome,
-            });
+        // The directories the report found the matches in (links on the way already followed),
+        // each looked up once; a discard alone has none to look in (the rule's directory may not
+        // even exist).
+        let mut dirs: Vec<(String, kaifuku_ntfs::FileRecord)> = Vec::new();
+        for result in results.iter().filter(|r| !r.matches.is_empty()) {
+            if dirs.iter().any(|(path, _)| *path == result.directory) {
+                continue;
+            }
+            let dir = vol
+                .lookup_dir(&result.directory)
+                .map_err(on_volume)?
+                .ok_or_else(|| {
+                    failed(FixFailure::DirectoryVanished {
+                        volume: name.clone(),
+                        directory: result.directory.clone(),
+                    })
+                })?;
+            dirs.push((result.directory.clone(), dir));
+        }
+        for result in &results {
+            let Some((_, dir)) = dirs.iter().find(|(path, _)| *path == result.directory) else {
+                continue;
+            };
+            for m in &result.matches {
+                // A name two rules match is deleted once, for the first rule.
+                if deletions.iter().any(|d: &PlannedDeletion| {
+                    d.volume == vi
+                        && d.outcome.directory_record == dir.number
+                        && d.outcome.record == m.file.mft_record
+                        && d.path == m.path
+                }) {
+                    continue;
+                }
+                let file_name: Vec<u16> = m.file.name.encode_utf16().collect();
+                let outcome = ed
+                    .delete(dir.number, &result.directory, &file_name)
+                    .map_err(|e| ntfs_error(&name, Some(&m.path), e))?;
+                deletions.push(PlannedDeletion {
+                    volume: vi,
+                    path: m.path.clone(),
+                    rule_id: (!rules.is_single())
+                        .then(|| rules.get(result.rule_index).map(|r| r.key().to_string()))
+                        .flatten(),
+                    outcome,
+                });
+            }
         }
         let mut left = false;
         if leave_candidate {
@@ -521,34 +551,42 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         }
         // The same pass finds files that name the directory as their parent but that its
         // index does not list: a damaged index would hide further matches from the rule.
-        let listing = dir
-            .as_ref()
-            .map(|dir| DirectoryListing::read(&base_vol, dir.number, &result.directory))
-            .transpose()
+        let listings = dirs
+            .iter()
+            .map(|(path, dir)| DirectoryListing::read(&base_vol, dir.number, path))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(on_volume)?;
         // A plan that discards the journal must also know the records a chkdsk after the
-        // discard could link back into the rule's directory; the same pass over `$MFT` finds them.
-        let discarding_in = journals_discarded
-            .contains(&vi)
-            .then_some(result.directory_record)
-            .flatten();
+        // discard could link back into the rules' directories; the same pass over `$MFT` finds
+        // them.
+        let mut discarding_in: Vec<u64> = Vec::new();
+        if journals_discarded.contains(&vi) {
+            discarding_in.extend(results.iter().filter_map(|r| r.directory_record));
+            discarding_in.sort_unstable();
+            discarding_in.dedup();
+        }
         // A conflict the proof finds fails the fix, whatever its kind: the edit cannot be trusted.
         let proof =
-            prove_ownership(&base_vol, &claims, listing.as_ref(), discarding_in).map_err(|e| {
+            prove_ownership(&base_vol, &claims, &listings, &discarding_in).map_err(|e| {
                 failed(FixFailure::Ntfs {
                     volume: name.clone(),
                     file: None,
                     error: NtfsProblem::from(e),
                 })
             })?;
-        if discarding_in.is_some() {
-            refuse_if_chkdsk_would_restore(
-                &base_vol,
-                &proof.free_records_in_use,
-                result,
-                rule,
-                &name,
-            )?;
+        if !discarding_in.is_empty() {
+            for result in &results {
+                let Some(rule) = rules.get(result.rule_index) else {
+                    continue;
+                };
+                refuse_if_chkdsk_would_restore(
+                    &base_vol,
+                    &proof.free_records_in_use,
+                    result,
+                    rule,
+                    &name,
+                )?;
+            }
         }
         let scan = proof.scan;
         ownership_checks.push(PlanCheck::OwnershipProven {
@@ -582,16 +620,24 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         } else {
             Unlisted::Scan
         };
-        let after = run_rule_with(&vol, rule, unlisted).map_err(|e| {
-            failed(FixFailure::PatchedVolumeUnreadable {
-                volume: name.clone(),
-                error: NtfsProblem::from(e),
-            })
-        })?;
-        matches_after += after.matches.len();
+        // Every rule that ran here runs again; what they find is counted together.
+        let mut found_after = 0;
+        for result in v.results() {
+            let Some(rule) = rules.get(result.rule_index) else {
+                continue;
+            };
+            let after = run_rule_with(&vol, rule, unlisted).map_err(|e| {
+                failed(FixFailure::PatchedVolumeUnreadable {
+                    volume: name.clone(),
+                    error: NtfsProblem::from(e),
+                })
+            })?;
+            found_after += after.matches.len();
+        }
+        matches_after += found_after;
         checks.push(PlanCheck::RuleFindsAfterFix {
             volume: name.clone(),
-            count: after.matches.len(),
+            count: found_after,
         });
         if !deleted_here {
             // A discard alone changed `$LogFile` and the volume's dirty flag: the output check
@@ -778,6 +824,7 @@ fn refuse_if_chkdsk_would_restore<R: ReadAt>(
         .filter_map(|r| {
             r.names
                 .iter()
+                .filter(|k| k.parent.record == directory)
                 .filter(|k| k.namespace != kaifuku_ntfs::Namespace::Dos)
                 .find(|k| upcase.glob_match(&pattern, &k.name))
                 .map(|k| RestorableFile {

@@ -27,6 +27,30 @@ pub struct Rule {
     /// applies to every NTFS volume.
     #[serde(default)]
     pub windows_only: bool,
+    /// A rule loaded from a rule file: its key and its words in both languages. Absent for
+    /// the built-in rules and `--path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserRuleText>,
+}
+
+/// A user rule's own key and words (a rule file gives both languages, always).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRuleText {
+    /// The rule's key, unique in its set: `[a-z0-9][a-z0-9-]{0,62}`.
+    pub key: String,
+    /// What the rule is about, for people.
+    pub title: Localized,
+    /// What the files are and why deleting them helps.
+    pub description: Localized,
+}
+
+/// One text in English and Japanese.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Localized {
+    /// English.
+    pub en: String,
+    /// Japanese.
+    pub ja: String,
 }
 
 /// Which rule a [`Rule`] is: a front end words its title from this (in any language), never from
@@ -39,6 +63,9 @@ pub enum RuleId {
     /// Files a user chose by path (`--path`).
     #[serde(rename = "path")]
     Path,
+    /// A rule from a rule file (`--rule`); its key and words are in [`Rule::user`].
+    #[serde(rename = "user")]
+    User,
 }
 
 /// Which version of a matching file it is, judged by its last-modified time.
@@ -74,6 +101,7 @@ impl Rule {
             )),
             fixed_modified_from: Some(from_utc(2024, 7, 19, 5, 27, 0)),
             windows_only: true,
+            user: None,
         }
     }
 
@@ -97,7 +125,19 @@ impl Rule {
             faulty_modified: None,
             fixed_modified_from: None,
             windows_only: false,
+            user: None,
         })
+    }
+
+    /// The rule's key, unique in a [`RuleSet`]: the built-in rule's id, `path`, or a user
+    /// rule's own key.
+    pub fn key(&self) -> &str {
+        match (self.id, &self.user) {
+            (RuleId::CrowdStrike20240719, _) => "crowdstrike-2024-07-19",
+            (RuleId::Path, _) => "path",
+            (RuleId::User, Some(user)) => &user.key,
+            (RuleId::User, None) => "user",
+        }
     }
 
     /// The rule's target as one path, e.g. `\Windows\...\C-00000291*.sys` or `\1.txt`.
@@ -127,11 +167,131 @@ impl Rule {
         Verdict::Unknown
     }
 
-    /// Whether the file's first bytes are the rule's known-bad header (`None`: the rule knows
-    /// none).
+    /// Whether the file's first bytes begin with the rule's known-bad header (`None`: the rule
+    /// knows none). A rule's header is at most the eight bytes inspect reads, so for the
+    /// built-in rule's eight this is equality.
     pub fn header_matches(&self, f: &FileDetails) -> Option<bool> {
-        self.bad_header_hex
-            .as_ref()
-            .map(|h| f.header_hex.eq_ignore_ascii_case(h))
+        self.bad_header_hex.as_ref().map(|h| {
+            f.header_hex
+                .get(..h.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(h))
+        })
+    }
+}
+
+/// The rules one run applies, in order; the first is the primary rule, the one a report's
+/// `rule` fields name (so a run with the built-in rule alone reports exactly as before rule
+/// sets existed). Keys are unique.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RuleSet(Vec<Rule>);
+
+/// Why a list of rules is no rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSetError {
+    /// No rule at all.
+    Empty,
+    /// More rules than a set holds.
+    TooMany {
+        /// How many were given.
+        count: usize,
+    },
+    /// Two rules share a key.
+    DuplicateKey {
+        /// The key.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for RuleSetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleSetError::Empty => f.write_str("no rule to run"),
+            RuleSetError::TooMany { count } => write!(
+                f,
+                "{count} rules given; at most {} run at once, so split them over several runs",
+                RuleSet::MAX_RULES
+            ),
+            RuleSetError::DuplicateKey { key } => {
+                write!(f, "two rules are named {key:?}; give each rule its own id")
+            }
+        }
+    }
+}
+
+impl RuleSet {
+    /// Most rules one run applies (each costs a directory walk, and a `$MFT` scan when it finds
+    /// nothing).
+    pub const MAX_RULES: usize = 64;
+
+    /// A set of `rules`, in order: 1 to [`RuleSet::MAX_RULES`] rules with unique keys.
+    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, RuleSetError> {
+        if rules.is_empty() {
+            return Err(RuleSetError::Empty);
+        }
+        if rules.len() > Self::MAX_RULES {
+            return Err(RuleSetError::TooMany { count: rules.len() });
+        }
+        for (i, r) in rules.iter().enumerate() {
+            if rules[..i].iter().any(|o| o.key() == r.key()) {
+                return Err(RuleSetError::DuplicateKey {
+                    key: r.key().to_string(),
+                });
+            }
+        }
+        Ok(RuleSet(rules))
+    }
+
+    /// The built-in rule alone.
+    pub fn builtin() -> RuleSet {
+        RuleSet(vec![Rule::crowdstrike_2024_07_19()])
+    }
+
+    /// The first rule: the one the report's `rule` fields name.
+    pub fn primary(&self) -> &Rule {
+        &self.0[0]
+    }
+
+    /// The rules, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Rule> {
+        self.0.iter()
+    }
+
+    /// Rule `index` of the set.
+    pub fn get(&self, index: usize) -> Option<&Rule> {
+        self.0.get(index)
+    }
+
+    /// How many rules the set holds (at least one).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never: a set holds at least one rule.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the set is one rule alone (reports then look as they did before rule sets).
+    pub fn is_single(&self) -> bool {
+        self.0.len() == 1
+    }
+}
+
+impl From<Rule> for RuleSet {
+    fn from(rule: Rule) -> RuleSet {
+        RuleSet(vec![rule])
+    }
+}
+
+impl From<&Rule> for RuleSet {
+    fn from(rule: &Rule) -> RuleSet {
+        RuleSet(vec![rule.clone()])
+    }
+}
+
+impl From<&RuleSet> for RuleSet {
+    fn from(rules: &RuleSet) -> RuleSet {
+        rules.clone()
     }
 }

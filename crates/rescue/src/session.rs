@@ -11,7 +11,7 @@
 use crate::encryption::{UnlockProgress, Unlocker, VolumeKeys};
 use crate::inspect::{inspect_opened, InspectReport, Unlisted};
 use crate::plan::{plan_unlocked, FixOptions, Plan};
-use crate::rule::Rule;
+use crate::rule::{Rule, RuleSet};
 use crate::undo::{self, Identity, Piece, UndoError};
 use crate::verify::verify_output_with_keys;
 use crate::vocabulary::{
@@ -33,7 +33,7 @@ pub struct PlannedFix {
 
 /// One disk image, opened once, and what has been found and planned for it so far.
 pub struct Session<R: ReadAt> {
-    rule: Rule,
+    rules: RuleSet,
     opened: Result<Container<R>, ContainerError>,
     report: Option<InspectReport>,
     fix: Option<PlannedFix>,
@@ -44,17 +44,18 @@ pub struct Session<R: ReadAt> {
 }
 
 impl<R: ReadAt> Session<R> {
-    /// Opens the container of `image` (any format kaifuku reads) to be repaired with `rule`. Never
-    /// fails: a container that does not open is reported by [`Session::inspect`].
-    pub fn open(image: R, rule: Rule) -> Session<R> {
-        Session::open_with_keys(image, rule, VolumeKeys::none())
+    /// Opens the container of `image` (any format kaifuku reads) to be repaired with `rules` (one
+    /// rule, or a [`RuleSet`]). Never fails: a container that does not open is reported by
+    /// [`Session::inspect`].
+    pub fn open(image: R, rules: impl Into<RuleSet>) -> Session<R> {
+        Session::open_with_keys(image, rules, VolumeKeys::none())
     }
 
     /// [`Session::open`] with keys for the image's BitLocker volumes: each is unlocked when first
     /// inspected, repaired decrypted, and written back re-encrypted.
-    pub fn open_with_keys(image: R, rule: Rule, keys: VolumeKeys) -> Session<R> {
+    pub fn open_with_keys(image: R, rules: impl Into<RuleSet>, keys: VolumeKeys) -> Session<R> {
         Session {
-            rule,
+            rules: rules.into(),
             opened: kaifuku_container::open(image),
             report: None,
             fix: None,
@@ -69,9 +70,23 @@ impl<R: ReadAt> Session<R> {
         self.unlocker.set_progress(progress);
     }
 
-    /// The rule the session repairs with.
+    /// The primary rule the session repairs with.
     pub fn rule(&self) -> &Rule {
-        &self.rule
+        self.rules.primary()
+    }
+
+    /// Every rule the session repairs with.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Repairs with `rules` from now on: the report and the plan made with the old ones are
+    /// dropped (so neither can be shown or written again); the container, the keys and the
+    /// BitLocker volumes already unlocked are kept, so no key is stretched again.
+    pub fn set_rules(&mut self, rules: impl Into<RuleSet>) {
+        self.rules = rules.into();
+        self.report = None;
+        self.fix = None;
     }
 
     /// The opened container, or why the image did not open as one.
@@ -83,7 +98,7 @@ impl<R: ReadAt> Session<R> {
     /// same report. Never fails: problems are in the report.
     pub fn inspect(&mut self) -> &InspectReport {
         let opened = &self.opened;
-        let rule = &self.rule;
+        let rule = &self.rules;
         let unlocker = &mut self.unlocker;
         self.report
             .get_or_insert_with(|| inspect_opened(opened.as_ref(), rule, Unlisted::Scan, unlocker))
@@ -105,7 +120,7 @@ impl<R: ReadAt> Session<R> {
             // The report says why (its outcome is not `Matches`).
             Err(_) => return Err(crate::plan::not_fixable(report)),
         };
-        let plan = plan_unlocked(container, &self.unlocker, report, &self.rule, options)?;
+        let plan = plan_unlocked(container, &self.unlocker, report, &self.rules, options)?;
         let output = container
             .plan_output(&plan.disk_patches())
             .map_err(|e| FixError::Failed {
@@ -146,7 +161,7 @@ impl<R: ReadAt> Session<R> {
             .fix
             .as_ref()
             .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
-        verify_output_with_keys(fixed, &fix.report, &fix.plan, &self.rule, &self.keys)
+        verify_output_with_keys(fixed, &fix.report, &fix.plan, &self.rules, &self.keys)
     }
 
     /// The annotated structures re-read from the fixed image: the image file with exactly the

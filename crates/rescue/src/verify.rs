@@ -5,7 +5,7 @@
 use crate::encryption::{Unlocker, VolumeKeys};
 use crate::inspect::{inspect_opened, InspectReport, Outcome, Unlisted};
 use crate::plan::{side_indexes_edited, Plan};
-use crate::rule::Rule;
+use crate::rule::RuleSet;
 use crate::vocabulary::{ContainerProblem, NtfsProblem};
 pub use crate::vocabulary::{OutputCheck, VerifyError, VerifyFailure};
 use kaifuku_io::{ReadAt, Slice};
@@ -17,9 +17,9 @@ pub fn verify_output<R: ReadAt>(
     fixed: R,
     report: &InspectReport,
     plan: &Plan,
-    rule: &Rule,
+    rules: impl Into<RuleSet>,
 ) -> Result<Vec<OutputCheck>, VerifyError> {
-    verify_output_with_keys(fixed, report, plan, rule, &VolumeKeys::none())
+    verify_output_with_keys(fixed, report, plan, rules, &VolumeKeys::none())
 }
 
 /// [`verify_output`] for an image with BitLocker volumes: they are unlocked afresh with `keys`
@@ -28,9 +28,10 @@ pub fn verify_output_with_keys<R: ReadAt>(
     fixed: R,
     report: &InspectReport,
     plan: &Plan,
-    rule: &Rule,
+    rules: impl Into<RuleSet>,
     keys: &VolumeKeys,
 ) -> Result<Vec<OutputCheck>, VerifyError> {
+    let rules = rules.into();
     let failed = VerifyError;
     let mut checks = Vec::new();
     let container = kaifuku_container::open(&fixed).map_err(|e| {
@@ -57,7 +58,12 @@ pub fn verify_output_with_keys<R: ReadAt>(
     });
     // The plan's ownership proof already scanned `$MFT` for files the directory did not list.
     let mut unlocker = Unlocker::new(keys.clone());
-    let after = inspect_opened(Ok(&container), rule, Unlisted::AlreadyProven, &mut unlocker);
+    let after = inspect_opened(
+        Ok(&container),
+        &rules,
+        Unlisted::AlreadyProven,
+        &mut unlocker,
+    );
     let disk = unlocker.decrypted(&container);
     let total_after: usize = after.matches().count();
     for (vi, v) in report.volumes.iter().enumerate() {
@@ -89,7 +95,8 @@ pub fn verify_output_with_keys<R: ReadAt>(
                 error: NtfsProblem::from(e),
             })
         };
-        let count = av.rule.as_ref().map_or(0, |r| r.matches.len());
+        // Every rule of the set ran again on the output; what they find is counted together.
+        let count: usize = av.results().map(|r| r.matches.len()).sum();
         checks.push(OutputCheck::RuleFinds { volume: vi, count });
         let view = Slice::new(&disk, v.offset, v.size).map_err(|e| {
             failed(VerifyFailure::Internal {

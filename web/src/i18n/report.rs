@@ -340,6 +340,8 @@ impl T {
                 "CrowdStrike channel file 291 (2024-07-19)"
             ),
             RuleId::Path => pick!(self, "パスで選んだファイル", "files chosen by path"),
+            // The page shows a user rule's own title (both languages) where it has the rule.
+            RuleId::User => pick!(self, "ルールファイルのルール", "a rule from a rule file"),
         }
     }
     pub fn rule_line(self, id: RuleId, path: &str) -> String {
@@ -977,7 +979,7 @@ mod tests {
             &T(Lang::Ja).fs_name(FileSystem::Bitlocker, None)
         ));
         assert!(is_japanese(&T(Lang::Ja).fs_name(FileSystem::Unknown, None)));
-        for id in [RuleId::CrowdStrike20240719, RuleId::Path] {
+        for id in [RuleId::CrowdStrike20240719, RuleId::Path, RuleId::User] {
             assert!(is_japanese(T(Lang::Ja).rule_title(id)), "{id:?}");
             assert!(!is_japanese(T(Lang::En).rule_title(id)), "{id:?}");
         }
