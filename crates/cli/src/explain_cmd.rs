@@ -6,7 +6,7 @@ use crate::report::size;
 use crate::source::FileSource;
 use kaifuku_io::{BlockCache, CacheConfig, Counted};
 use kaifuku_rescue::explain::{explain, Explanation, FieldValue, PatchView, StructureView};
-use kaifuku_rescue::{FixOptions, Rule, Verdict};
+use kaifuku_rescue::{FixOptions, RuleSet, Verdict};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
@@ -18,7 +18,7 @@ struct JsonExplanation<'a> {
     explanation: &'a Explanation,
 }
 
-pub fn run(image: &Path, rule: &Rule, options: &FixOptions, json: bool) -> Exit {
+pub fn run(image: &Path, rule: &RuleSet, options: &FixOptions, json: bool) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
         Err(e) => {

@@ -11,7 +11,7 @@ use crate::source::FileSource;
 use crate::stdio;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt};
 use kaifuku_rescue::plan::{FixError, FixOptions, Plan};
-use kaifuku_rescue::{Rule, Session};
+use kaifuku_rescue::{RuleSet, Session};
 use std::path::Path;
 
 /// What `kaifuku fix` was asked to do.
@@ -27,7 +27,7 @@ pub struct FixArgs<'a> {
 }
 
 /// Plans, prints, writes and verifies the fix; returns how kaifuku exits.
-pub fn run(args: &FixArgs, rule: Rule) -> Exit {
+pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     // clap checks `-o` against `--in-place` and that one of `-o`, `--in-place`, `--dry-run` is
     // given; it has no way to say "--undo is needed unless --dry-run", so that is checked here.
     if args.in_place && args.undo.is_none() && !args.dry_run {

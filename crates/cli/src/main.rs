@@ -19,13 +19,14 @@ mod keys;
 mod output;
 mod paths;
 mod report;
+mod rules_cmd;
 mod source;
 mod stdio;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use exit::Exit;
 use kaifuku_io::{BlockCache, CacheConfig, Counted};
-use kaifuku_rescue::{inspect_with_keys, Rule};
+use kaifuku_rescue::{inspect_with_keys, Rule, RuleSet};
 use source::FileSource;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,11 @@ enum Command {
         /// root whose last component may be a glob, e.g. '\Windows\Temp\*.tmp'.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+        /// Load rules from this TOML rule file instead of the built-in CrowdStrike rule (which a
+        /// file keeps with include = ["crowdstrike-2024-07-19"]); repeatable. `kaifuku rules
+        /// --rule FILE` checks a file and lists its rules.
+        #[arg(long = "rule", value_name = "FILE")]
+        rule_files: Vec<PathBuf>,
         #[command(flatten)]
         keys: keys::KeyArgs,
     },
@@ -105,6 +111,11 @@ enum Command {
         /// '\Windows\Temp\*.tmp'.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+        /// Load rules from this TOML rule file instead of the built-in CrowdStrike rule (which a
+        /// file keeps with include = ["crowdstrike-2024-07-19"]); repeatable. `kaifuku rules
+        /// --rule FILE` checks a file and lists its rules.
+        #[arg(long = "rule", value_name = "FILE")]
+        rule_files: Vec<PathBuf>,
         #[command(flatten)]
         keys: keys::KeyArgs,
     },
@@ -135,6 +146,11 @@ enum Command {
         /// CrowdStrike rule.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+        /// Load rules from this TOML rule file instead of the built-in CrowdStrike rule (which a
+        /// file keeps with include = ["crowdstrike-2024-07-19"]); repeatable. `kaifuku rules
+        /// --rule FILE` checks a file and lists its rules.
+        #[arg(long = "rule", value_name = "FILE")]
+        rule_files: Vec<PathBuf>,
         /// Show the fix that resets an unclean journal (as `fix --discard-journal` would).
         #[arg(long)]
         discard_journal: bool,
@@ -152,6 +168,16 @@ enum Command {
         /// only in the journal, which the fix replays).
         #[arg(long, value_name = "NAME", default_value = "gpt", value_parser = ["gpt", "mbr", "unclean"])]
         scenario: String,
+    },
+    /// List the rules a run applies: the built-in ones and those of each --rule FILE. Exits 0,
+    /// or with the rule file's error, so it also checks rule files.
+    Rules {
+        /// A TOML rule file to check and list (repeatable).
+        #[arg(long = "rule", value_name = "FILE")]
+        rule_files: Vec<PathBuf>,
+        /// Print the rules as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Restore the original bytes saved by `fix --undo FILE`.
     Undo {
@@ -176,6 +202,35 @@ fn rule_for(path: Option<&str>) -> Option<Rule> {
         }
         None => Some(Rule::crowdstrike_2024_07_19()),
     }
+}
+
+/// The rules of one run, in order: the built-in rule unless `--path` or `--rule` replaces it (a
+/// rule file keeps it with `include`), the `--path` rule, then each file's rules. A rule file
+/// that cannot be read or is malformed exits 3; one that names NTFS system files exits 2, like
+/// `--path '\$MFT'`.
+fn rule_set_for(path: Option<&str>, rule_files: &[PathBuf]) -> Result<RuleSet, Exit> {
+    if rule_files.is_empty() {
+        return rule_for(path).map(RuleSet::from).ok_or(Exit::Error);
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut include_builtin = false;
+    let mut from_files = Vec::new();
+    for file in rule_files {
+        let parsed = rules_cmd::read_rule_file(file)?;
+        include_builtin |= parsed.include.iter().any(|k| k == "crowdstrike-2024-07-19");
+        from_files.extend(parsed.rules);
+    }
+    if include_builtin {
+        rules.push(Rule::crowdstrike_2024_07_19());
+    }
+    if let Some(p) = path {
+        rules.push(rule_for(Some(p)).ok_or(Exit::Error)?);
+    }
+    rules.extend(from_files);
+    RuleSet::new(rules).map_err(|why| {
+        say!("the rules cannot run together: {why}");
+        Exit::Error
+    })
 }
 
 /// `fix` with `-o` and `--in-place` together: which one was meant?
@@ -267,10 +322,12 @@ fn run() -> Exit {
             image,
             json,
             path,
+            rule_files,
             keys,
         } => {
-            let Some(rule) = rule_for(path.as_deref()) else {
-                return Exit::Error;
+            let rule = match rule_set_for(path.as_deref(), &rule_files) {
+                Ok(rules) => rules,
+                Err(exit) => return exit,
             };
             let keys = match keys.volume_keys() {
                 Ok(k) => k,
@@ -293,10 +350,12 @@ fn run() -> Exit {
             discard_journal,
             json,
             path,
+            rule_files,
             keys,
         } => {
-            let Some(rule) = rule_for(path.as_deref()) else {
-                return Exit::Error;
+            let rule = match rule_set_for(path.as_deref(), &rule_files) {
+                Ok(rules) => rules,
+                Err(exit) => return exit,
             };
             if out_dir.is_some() || undo_dir.is_some() || images.len() > 1 {
                 if out_dir.is_none() && undo_dir.is_none() {
@@ -315,6 +374,12 @@ fn run() -> Exit {
                 let mut fix_args: Vec<std::ffi::OsString> = Vec::new();
                 if let Some(p) = &path {
                     fix_args.extend(["--path".into(), p.into()]);
+                }
+                for file in &rule_files {
+                    // Each image's run reads the file again: its full path, whatever directory
+                    // the run starts in.
+                    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+                    fix_args.extend(["--rule".into(), file.into()]);
                 }
                 if discard_journal {
                     fix_args.push("--discard-journal".into());
@@ -354,15 +419,18 @@ fn run() -> Exit {
             image,
             json,
             path,
+            rule_files,
             discard_journal,
         } => {
-            let Some(rule) = rule_for(path.as_deref()) else {
-                return Exit::Error;
+            let rule = match rule_set_for(path.as_deref(), &rule_files) {
+                Ok(rules) => rules,
+                Err(exit) => return exit,
             };
             let options = kaifuku_rescue::FixOptions { discard_journal };
             explain_cmd::run(&image, &rule, &options, json)
         }
         Command::Demo { output, scenario } => demo::run(&output, &scenario),
+        Command::Rules { rule_files, json } => rules_cmd::run(&rule_files, json),
         Command::Undo {
             image,
             undo_file,
@@ -390,7 +458,7 @@ fn run() -> Exit {
 
 fn run_inspect(
     image: &std::path::Path,
-    rule: &Rule,
+    rule: &RuleSet,
     json: bool,
     keys: &kaifuku_rescue::VolumeKeys,
 ) -> Exit {

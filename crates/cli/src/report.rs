@@ -218,26 +218,23 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         for b in &v.fix_blockers {
             let _ = writeln!(o, "            fix blocked: {b}");
         }
-        if let Some(rule) = &v.rule {
+        // Each rule that ran here, the primary first; a set of one reads as it always did.
+        for rule in v.results() {
+            let of = r.rules.get(rule.rule_index).unwrap_or(&r.rule);
             if !rule.directory_exists {
-                let _ = writeln!(o, "            {} does not exist", r.rule.directory);
+                let _ = writeln!(o, "            {} does not exist", of.directory);
             } else if rule.matches.is_empty() {
                 let _ = writeln!(
                     o,
                     "            no file matches {} in {}",
-                    r.rule.pattern, r.rule.directory
+                    of.pattern, of.directory
                 );
             }
             for n in &rule.notices {
                 let _ = writeln!(o, "            note: {n}");
             }
             for m in &rule.matches {
-                let verdict = match m.verdict {
-                    Verdict::Faulty => "FAULTY version (04:09 UTC)",
-                    Verdict::Fixed => "fixed version (05:27 UTC or later)",
-                    Verdict::Unknown => "unknown version",
-                    Verdict::NotApplicable => "",
-                };
+                let verdict = verdict_words(of, m.verdict);
                 let _ = writeln!(o, "  match     {}", m.path);
                 if let Some(d) = &m.file.dos_name {
                     let _ = writeln!(o, "            short name {d}");
@@ -275,7 +272,9 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         }
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "Rule        {}: {}", r.rule.title, r.rule.target());
+    for rule in r.rules.iter() {
+        let _ = writeln!(o, "Rule        {}: {}", rule.title, rule.target());
+    }
     let _ = writeln!(o, "Outcome     {}", r.outcome);
     for reason in &r.reasons {
         let _ = writeln!(o, "            {reason}");
@@ -295,5 +294,32 @@ fn plain_state(s: kaifuku_ntfs::LogState) -> &'static str {
         kaifuku_ntfs::LogState::Unclean => "UNCLEAN",
         kaifuku_ntfs::LogState::V2 => "v2.0",
         kaifuku_ntfs::LogState::Unreadable => "UNREADABLE",
+    }
+}
+
+/// A match's verdict in words: the built-in rule's times as always; another rule's from its
+/// own windows.
+fn verdict_words(rule: &kaifuku_rescue::Rule, verdict: Verdict) -> String {
+    use kaifuku_ntfs::time::format_utc;
+    if rule.id == kaifuku_rescue::RuleId::CrowdStrike20240719 {
+        return match verdict {
+            Verdict::Faulty => "FAULTY version (04:09 UTC)",
+            Verdict::Fixed => "fixed version (05:27 UTC or later)",
+            Verdict::Unknown => "unknown version",
+            Verdict::NotApplicable => "",
+        }
+        .to_string();
+    }
+    match (verdict, rule.faulty_modified, rule.fixed_modified_from) {
+        (Verdict::Faulty, Some((from, to)), _) => format!(
+            "FAULTY version (modified {} to {})",
+            format_utc(from),
+            format_utc(to)
+        ),
+        (Verdict::Fixed, _, Some(from)) => {
+            format!("fixed version (modified {} or later)", format_utc(from))
+        }
+        (Verdict::NotApplicable, _, _) => String::new(),
+        _ => "unknown version".to_string(),
     }
 }

@@ -135,6 +135,8 @@ struct Case<'a> {
     vol_len: u64,
     sector: u64,
     path_arg: Option<String>,
+    /// A rule file given with `--rule`.
+    rule_file: Option<PathBuf>,
     targets: Vec<Target>,
     /// Generator hashes of every file, when the volume is the fixture's own.
     files_json: Option<PathBuf>,
@@ -164,6 +166,15 @@ fn fix_args(image: &Path, out: &Path, path_arg: &Option<String>, extra: &[&str])
         a.push(p.into());
     }
     a
+}
+
+/// `args` with the case's `--rule FILE`, when it has one.
+fn with_rule_file(c: &Case, mut args: Vec<OsString>) -> Vec<OsString> {
+    if let Some(file) = &c.rule_file {
+        args.push("--rule".into());
+        args.push(file.into());
+    }
+    args
 }
 
 fn extend_inode(vol: &Path, name: &str) -> u64 {
@@ -408,7 +419,10 @@ fn judge(c: &Case) {
 
     // --- kaifuku on the whole image
     let out = s.path("out.img");
-    let r = kaifuku(fix_args(&c.image, &out, &c.path_arg, &["--json"]));
+    let r = kaifuku(with_rule_file(
+        c,
+        fix_args(&c.image, &out, &c.path_arg, &["--json"]),
+    ));
     assert_eq!(
         r.code,
         0,
@@ -765,7 +779,7 @@ fn judge(c: &Case) {
 
     // 6. a second run has nothing to do and writes nothing
     let again = s.path("again.img");
-    let r = kaifuku(fix_args(&out, &again, &c.path_arg, &[]));
+    let r = kaifuku(with_rule_file(c, fix_args(&out, &again, &c.path_arg, &[])));
     assert_eq!(r.code, 1, "{ctx}: second fix: {}", r.both());
     assert!(
         !again.exists(),
@@ -794,6 +808,7 @@ fn untouched<'a>(
         vol_len: fx.vol_len,
         sector: fx.sector,
         path_arg,
+        rule_file: None,
         targets,
         files_json: fx.files_json.clone(),
     }
@@ -819,6 +834,7 @@ where
         vol_len: fx.vol_len,
         sector: fx.sector,
         path_arg: None,
+        rule_file: None,
         targets: targets.clone(),
         files_json: None,
     };
@@ -2292,6 +2308,7 @@ fn windows_made_case(tag: &str, file: &str, paths: &[&str]) {
             vol_len: len,
             sector: 512,
             path_arg: Some(t.windows()),
+            rule_file: None,
             targets: vec![t],
             files_json: None,
         };
@@ -2806,4 +2823,133 @@ fn builtin_vhdx_dynamic() {
 #[test]
 fn builtin_vhdx_dynamic_64k_clusters() {
     builtin_vhdx("bare-64k-dynamic.vhdx", "bare-64k.raw");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A user's rule file
+
+/// A rule file for another vendor's channel files: `CH-0042*.bin` in
+/// `\ProgramData\Contoso\Agent\Channels`, faulty when modified in 04:09-04:10 UTC on 2025-03-02,
+/// fixed from 05:27 UTC, with a known-bad header.
+const CONTOSO_RULE: &str = r#"format = 1
+[[rule]]
+id = "contoso-agent-2025-03-02"
+directory = '\ProgramData\Contoso\Agent\Channels'
+name = "CH-0042*.bin"
+header = "de ad be ef 01 00"
+faulty = { from = 2025-03-02T04:09:00Z, to = 2025-03-02T04:10:00Z }
+fixed_from = 2025-03-02T05:27:00Z
+[rule.title]
+en = "Contoso agent channel file 42 (2025-03-02)"
+ja = "Contoso エージェントのチャネルファイル 42(2025-03-02)"
+[rule.description]
+en = "The channel file behind the 2025-03-02 boot loop; deleting it lets Windows start."
+ja = "2025-03-02 の起動ループの原因となったチャネルファイルです。削除すると Windows が起動します。"
+"#;
+
+/// ntfs-3g makes the Contoso directory with two matching files (one faulty with the bad header,
+/// one fixed) and one that does not match; `fix --rule` must delete exactly what ntfs-3g's `rm`
+/// of the two matches deletes, and inspect must judge them as `stat` on the mount shows them.
+#[test]
+fn user_rule_file_deletes_like_ntfs3g_rm() {
+    let s = Scratch::new("user-rule");
+    let fx = fixture("gpt-win.raw");
+    let dir = "/ProgramData/Contoso/Agent/Channels";
+    let (mut c, targets) = prepared(&s, &fx, |vol, s| {
+        with_mount(vol, s, |m| {
+            std::fs::create_dir_all(m.p(dir)).unwrap();
+            let mut faulty = vec![0xde, 0xad, 0xbe, 0xef, 0x01, 0x00];
+            faulty.extend((0..9000u32).map(|i| (i * 7) as u8));
+            std::fs::write(m.p(&format!("{dir}/CH-0042-a.bin")), &faulty).unwrap();
+            let fixed: Vec<u8> = (0..7000u32).map(|i| (i * 13 + 1) as u8).collect();
+            std::fs::write(m.p(&format!("{dir}/CH-0042-b.bin")), &fixed).unwrap();
+            std::fs::write(m.p(&format!("{dir}/CH-0041.bin")), &fixed).unwrap();
+            for (name, when) in [
+                ("CH-0042-a.bin", "@1740888570"),
+                ("CH-0042-b.bin", "@1740895200"),
+                ("CH-0041.bin", "@1740888570"),
+            ] {
+                let o = run(
+                    "touch",
+                    [
+                        OsStr::new("-m"),
+                        OsStr::new("-d"),
+                        OsStr::new(when),
+                        m.p(&format!("{dir}/{name}")).as_os_str(),
+                    ],
+                );
+                assert_eq!(o.code, 0, "touch {name}: {}", o.both());
+            }
+        });
+        vec![
+            Target::new(&format!("{dir}/CH-0042-a.bin")),
+            Target::new(&format!("{dir}/CH-0042-b.bin")),
+        ]
+    });
+    let rule_file = s.path("contoso.toml");
+    std::fs::write(&rule_file, CONTOSO_RULE).unwrap();
+
+    // Inspect's verdicts and header results, against what was written and stamped.
+    let r = kaifuku([
+        OsStr::new("inspect"),
+        OsStr::new("--json"),
+        OsStr::new("--rule"),
+        rule_file.as_os_str(),
+        c.image.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "inspect --rule: {}", r.both());
+    let report: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(report["rule"]["id"], "user");
+    assert_eq!(report["rule"]["user"]["key"], "contoso-agent-2025-03-02");
+    let found: Vec<(String, String, Value)> = report["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["rule"]["matches"].as_array())
+        .flatten()
+        .map(|m| {
+            (
+                m["path"].as_str().unwrap().to_string(),
+                m["verdict"].as_str().unwrap().to_string(),
+                m["header_matches"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "\\ProgramData\\Contoso\\Agent\\Channels\\CH-0042-a.bin".to_string(),
+                "faulty".to_string(),
+                Value::Bool(true)
+            ),
+            (
+                "\\ProgramData\\Contoso\\Agent\\Channels\\CH-0042-b.bin".to_string(),
+                "fixed".to_string(),
+                Value::Bool(false)
+            ),
+        ]
+    );
+    // The human report words the user rule's verdicts from its own windows.
+    let r = kaifuku([
+        OsStr::new("inspect"),
+        OsStr::new("--rule"),
+        rule_file.as_os_str(),
+        c.image.as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.contains(
+            "verdict: FAULTY version (modified 2025-03-02T04:09:00Z to 2025-03-02T04:10:00Z)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Rule        Contoso agent channel file 42 (2025-03-02): \\ProgramData\\Contoso\\Agent\\Channels\\CH-0042*.bin"),
+        "{text}"
+    );
+
+    c.rule_file = Some(rule_file);
+    assert_eq!(targets.len(), 2);
+    judge(&c);
 }

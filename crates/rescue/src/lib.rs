@@ -15,6 +15,7 @@ pub mod journal;
 pub mod plan;
 pub mod registry;
 pub mod rule;
+pub mod rule_file;
 pub mod session;
 pub mod undo;
 pub mod verify;
