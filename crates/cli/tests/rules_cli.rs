@@ -121,7 +121,7 @@ fn hostile_rule_files_are_refused_before_any_image_is_read() {
             }
             let r = kaifuku(args);
             assert_eq!(r.code, code, "{tag} {cmd}: {}", r.both());
-            let err = String::from_utf8_lossy(&r.stderr);
+            let err = &r.stderr;
             assert!(
                 err.contains(&format!("kaifuku: rule file {}: ", file.display()))
                     && err.contains(says),

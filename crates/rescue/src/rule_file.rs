@@ -478,6 +478,12 @@ pub fn validate(rule: &Rule) -> Result<(), RuleFileError> {
     if components.len() > 32 {
         return Err(bad_dir("has more than 32 components"));
     }
+    if let Some(name) = components
+        .first()
+        .and_then(|c| is_system_name(c, &ROOT_METAFILES))
+    {
+        return Err(RuleFileError::NamesSystemFile { rule: id, name });
+    }
     for c in &components {
         if c.is_empty() || *c == "." || *c == ".." {
             return Err(bad_dir("has an empty, '.' or '..' component"));
@@ -493,12 +499,6 @@ pub fn validate(rule: &Rule) -> Result<(), RuleFileError> {
         if let Some(name) = is_system_name(c, &EXTEND_METAFILES) {
             return Err(RuleFileError::NamesSystemFile { rule: id, name });
         }
-    }
-    if let Some(name) = components
-        .first()
-        .and_then(|c| is_system_name(c, &ROOT_METAFILES))
-    {
-        return Err(RuleFileError::NamesSystemFile { rule: id, name });
     }
     let bad_glob = |why: &'static str| RuleFileError::BadGlob {
         rule: id.clone(),
