@@ -422,7 +422,7 @@ fn localized(id: &str, text: LocalizedText, max: usize) -> Result<Localized, Rul
 fn header_hex(text: &str) -> Option<String> {
     let hex: String = text.chars().filter(|c| *c != ' ').collect();
     let ok = !hex.is_empty()
-        && hex.len() % 2 == 0
+        && hex.len().is_multiple_of(2)
         && hex.len() <= 2 * MAX_HEADER_BYTES
         && hex.chars().all(|c| c.is_ascii_hexdigit());
     ok.then(|| hex.to_ascii_lowercase())
