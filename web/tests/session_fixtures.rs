@@ -227,7 +227,7 @@ fn the_structures_shown_are_the_planned_fix_and_cross_to_the_page() {
     let size = f.metadata().unwrap().len();
     let direct = kaifuku_rescue::explain(
         Source(File::open(&path).unwrap(), size),
-        &kaifuku_rescue::Rule::crowdstrike_2024_07_19(),
+        kaifuku_rescue::Rule::crowdstrike_2024_07_19(),
         &kaifuku_rescue::FixOptions::default(),
     );
     assert_eq!(view.structures, direct.structures);

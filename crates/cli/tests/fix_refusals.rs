@@ -438,7 +438,7 @@ fn a_discarded_journal_with_a_half_created_match_is_refused() {
         };
         match kaifuku_rescue::plan_fix(
             bytes.as_slice(),
-            &kaifuku_rescue::Rule::crowdstrike_2024_07_19(),
+            kaifuku_rescue::Rule::crowdstrike_2024_07_19(),
             &options,
         ) {
             Err(kaifuku_rescue::FixError::Refused {
