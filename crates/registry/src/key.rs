@@ -8,7 +8,7 @@
 use crate::bytes::{u16_at, u32_at};
 use crate::cell::{file_offset, read_cell};
 use crate::error::{HiveError, HiveStructure};
-use crate::name::units;
+use crate::name::stored_name;
 use kaifuku_io::ReadAt;
 
 const FIXED: usize = 76;
@@ -57,21 +57,11 @@ impl KeyNode {
         }
         let flags = u16_at(data, 2);
         let name_len = usize::from(u16_at(data, 72));
-        let Some(raw) = data.get(FIXED..FIXED + name_len) else {
-            return Err(damaged(format!(
-                "its name of {name_len} bytes runs past the {}-byte cell",
-                data.len()
-            )));
-        };
-        let compressed = flags & COMPRESSED_NAME != 0;
-        if !compressed && name_len % 2 != 0 {
-            return Err(damaged(format!(
-                "its UTF-16 name has an odd length ({name_len} bytes)"
-            )));
-        }
+        let name =
+            stored_name(data, FIXED, name_len, flags & COMPRESSED_NAME != 0).map_err(damaged)?;
         Ok(KeyNode {
             cell,
-            name: units(raw, compressed),
+            name,
             subkey_count: u32_at(data, 20),
             subkey_list: u32_at(data, 28),
             value_count: u32_at(data, 36),

@@ -2,6 +2,26 @@
 //! UTF-16LE; compared case-insensitively, as the registry does (each UTF-16 unit upper-cased on
 //! its own).
 
+/// The name stored in a key or value cell: `len` bytes at `at` of `data`, Latin-1 when
+/// `compressed`, else UTF-16LE. `Err` says what is wrong, for the caller's damage report.
+pub(crate) fn stored_name(
+    data: &[u8],
+    at: usize,
+    len: usize,
+    compressed: bool,
+) -> Result<Vec<u16>, String> {
+    let Some(raw) = data.get(at..at + len) else {
+        return Err(format!(
+            "its name of {len} bytes runs past the {}-byte cell",
+            data.len()
+        ));
+    };
+    if !compressed && len % 2 != 0 {
+        return Err(format!("its UTF-16 name has an odd length ({len} bytes)"));
+    }
+    Ok(units(raw, compressed))
+}
+
 /// A name as stored, decoded to UTF-16 units.
 pub(crate) fn units(raw: &[u8], compressed: bool) -> Vec<u16> {
     if compressed {

@@ -11,7 +11,7 @@ use crate::bytes::{u16_at, u32_at};
 use crate::cell::{file_offset, read_cell, NO_CELL};
 use crate::error::{HiveError, HiveStructure};
 use crate::key::KeyNode;
-use crate::name::{display, same_name, units};
+use crate::name::{display, same_name, stored_name};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 
@@ -103,21 +103,11 @@ impl ValueKey {
         }
         let name_len = usize::from(u16_at(data, 2));
         let flags = u16_at(data, 16);
-        let Some(raw) = data.get(VK_FIXED..VK_FIXED + name_len) else {
-            return Err(damaged(format!(
-                "its name of {name_len} bytes runs past the {}-byte cell",
-                data.len()
-            )));
-        };
-        let compressed = flags & COMPRESSED_NAME != 0;
-        if !compressed && name_len % 2 != 0 {
-            return Err(damaged(format!(
-                "its UTF-16 name has an odd length ({name_len} bytes)"
-            )));
-        }
+        let name =
+            stored_name(data, VK_FIXED, name_len, flags & COMPRESSED_NAME != 0).map_err(damaged)?;
         Ok(ValueKey {
             cell,
-            name: units(raw, compressed),
+            name,
             data_size: u32_at(data, 4),
             data_cell: u32_at(data, 8),
             value_type: u32_at(data, 12),
