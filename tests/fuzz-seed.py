@@ -563,6 +563,30 @@ def seed_hives(corpus, tmp, repo):
         corpus.add("hive", b"\x01" + data)
 
 
+def seed_rule_files(corpus, repo):
+    """The rule_file target: every TOML example of the README (the documented rule file), plus
+    variants that reach each check: a rule under the root, a `$Extend` path, an offset time, a
+    header, and nesting."""
+    with open(os.path.join(repo, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    examples = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    for text in examples:
+        corpus.add("rule_file", text.encode("utf-8"))
+    rule = ("format = 1\n[[rule]]\nid = \"r\"\ndirectory = '%s'\nname = '%s'\n%s\n"
+            "[rule.title]\nen = \"t\"\nja = \"\u3061\"\n[rule.description]\nen = \"d\"\nja = \"\u305b\"\n")
+    for directory, name, extra in [
+        ("\\", "notes*.txt", ""),
+        ("\\$Extend\\$RmMetadata", "*", ""),
+        ("\\Windows\\System32\\config\\TxR", "*.TxR.blf", "min_windows_build = 14393"),
+        ("\\ProgramData\\A", "CH-??*.bin", 'header = "de ad be ef"'),
+        ("\\ProgramData\\A", "x*", "faulty = { from = 2025-03-02T04:09:00+09:00, to = 2025-03-02T04:10:00Z }"),
+        ("\\ProgramData\\A", "x*", "fixed_from = 2025-03-02"),
+        ("\\A", "*a*b*c*d*e*f*g*h*", "windows_only = false"),
+    ]:
+        corpus.add("rule_file", (rule % (directory, name, extra)).encode("utf-8"))
+    corpus.add("rule_file", b"format = 1\nx = " + b"[" * 100 + b"]" * 100 + b"\n")
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
@@ -578,6 +602,7 @@ def main():
         seed_containers(fixtures, corpus, tmp)
         seed_undo(fixtures, corpus, tmp, repo)
         seed_hives(corpus, tmp, repo)
+        seed_rule_files(corpus, repo)
     # Whole-image targets: the volume as it is, and one small change in each region.
     for t in ["inspect_image", "check_image"]:
         corpus.add(t, b"")

@@ -36,6 +36,7 @@ TARGETS=(
   "plan_image 1024"
   "check_image 1024"
   "hive 65536"
+  "rule_file 65537"
 )
 
 max_len() {

@@ -357,22 +357,35 @@ fn judge(c: &Case) {
     let oracle_vol = s.path("oracle.vol");
     sparse_copy(&c.in_vol, &oracle_vol);
     let m = ntfs3g(&oracle_vol, &s.path("oracle-rw"), true);
-    let mut infos = Vec::new();
+    // Every asked name first: two targets may be two names of one record (a hard link matched by
+    // two rules), and then both go, as ntfs-3g's two `rm`s remove both.
+    let mut asked_names: Vec<(u64, u64, u8, String)> = Vec::new();
     for t in &c.targets {
         let md = std::fs::symlink_metadata(m.p(&t.0))
             .unwrap_or_else(|e| panic!("{ctx}: {} not on the volume: {e}", t.0));
         let record = md.ino();
         let parent = std::fs::metadata(m.p(t.dir())).unwrap().ino();
+        let leaf_name = t.0.rsplit('/').next().unwrap();
+        let asked = in_v
+            .record(record)
+            .names()
+            .into_iter()
+            .find(|n| n.0 == parent && n.2 == leaf_name)
+            .unwrap_or_else(|| panic!("{ctx}: record {record} has no name {leaf_name}"));
+        asked_names.push((record, asked.0, asked.1, asked.2));
+    }
+    let mut infos = Vec::new();
+    for t in &c.targets {
+        let record = std::fs::symlink_metadata(m.p(&t.0)).unwrap().ino();
+        let parent = std::fs::metadata(m.p(t.dir())).unwrap().ino();
         let grandparent = std::fs::metadata(m.p(parent_of(t.dir()))).unwrap().ino();
         let rec = in_v.record(record);
         let names = rec.names();
-        let leaf_name = t.0.rsplit('/').next().unwrap();
-        let asked = names
-            .iter()
-            .find(|n| n.0 == parent && n.2 == leaf_name)
-            .unwrap_or_else(|| panic!("{ctx}: record {record} has no name {leaf_name}"));
-        let removed =
-            |n: &(u64, u8, String)| n == asked || (asked.1 == 1 && n.0 == parent && n.1 == 2);
+        let removed = |n: &(u64, u8, String)| {
+            asked_names.iter().any(|(r, p, ns, name)| {
+                *r == record && n.0 == *p && (n.2 == *name && n.1 == *ns || (*ns == 1 && n.1 == 2))
+            })
+        };
         let names_removed = names.iter().filter(|n| removed(n)).count();
         let other_parents: Vec<u64> = names
             .iter()
@@ -2951,5 +2964,46 @@ fn user_rule_file_deletes_like_ntfs3g_rm() {
 
     c.rule_file = Some(rule_file);
     assert_eq!(targets.len(), 2);
+    judge(&c);
+}
+
+/// Two rules reach one record: the built-in rule by the channel file's name, and a user rule by
+/// a hard link to it in another directory. The plan deletes both names through one editor, so the
+/// record goes with its last name; ntfs-3g's `rm` of both names is the oracle.
+#[test]
+fn two_rules_matching_two_names_of_one_record_delete_like_ntfs3g_rm() {
+    let s = Scratch::new("two-rules-hard-link");
+    let fx = fixture("gpt-win.raw");
+    assert!(
+        !fx.matches.is_empty(),
+        "gpt-win.raw: the built-in rule matches nothing"
+    );
+    let dir = "/ProgramData/Contoso/Agent/Channels";
+    let link = format!("{dir}/CH-0042-link.bin");
+    let channel_file = fx.matches[0].clone();
+    let (mut c, targets) = prepared(&s, &fx, |vol, s| {
+        with_mount(vol, s, |m| {
+            std::fs::create_dir_all(m.p(dir)).unwrap();
+            std::fs::hard_link(m.p(&Target::new(&channel_file).0), m.p(&link)).unwrap();
+            let md = std::fs::metadata(m.p(&link)).unwrap();
+            assert_eq!(md.nlink(), 2, "ntfs-3g made the hard link");
+        });
+        let mut t: Vec<Target> = fx.matches.iter().map(|p| Target::new(p)).collect();
+        t.push(Target::new(&link));
+        t
+    });
+    assert_eq!(targets.len(), fx.matches.len() + 1);
+    let rule_file = s.path("contoso-and-builtin.toml");
+    std::fs::write(
+        &rule_file,
+        CONTOSO_RULE
+            .replace(
+                "format = 1\n",
+                "format = 1\ninclude = [\"crowdstrike-2024-07-19\"]\n",
+            )
+            .replace("header = \"de ad be ef 01 00\"\n", ""),
+    )
+    .unwrap();
+    c.rule_file = Some(rule_file);
     judge(&c);
 }

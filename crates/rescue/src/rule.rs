@@ -201,6 +201,10 @@ pub enum RuleSetError {
         /// The key.
         key: String,
     },
+    /// A user rule fails the checks a rule file gets (it names a system file, say). A set is
+    /// checked again whatever made its rules, so a rule that reached the core by another way
+    /// than [`crate::rule_file::parse`] (the page's worker message) is held to the same checks.
+    Invalid(crate::rule_file::RuleFileError),
 }
 
 impl std::fmt::Display for RuleSetError {
@@ -215,6 +219,7 @@ impl std::fmt::Display for RuleSetError {
             RuleSetError::DuplicateKey { key } => {
                 write!(f, "two rules are named {key:?}; give each rule its own id")
             }
+            RuleSetError::Invalid(why) => write!(f, "{why}"),
         }
     }
 }
@@ -233,6 +238,9 @@ impl RuleSet {
             return Err(RuleSetError::TooMany { count: rules.len() });
         }
         for (i, r) in rules.iter().enumerate() {
+            if r.id == RuleId::User {
+                crate::rule_file::validate(r).map_err(RuleSetError::Invalid)?;
+            }
             if rules[..i].iter().any(|o| o.key() == r.key()) {
                 return Err(RuleSetError::DuplicateKey {
                     key: r.key().to_string(),

@@ -219,3 +219,24 @@ fn a_parsed_file_makes_a_rule_set() {
     assert_eq!(set.get(1).unwrap().key(), "contoso-agent-2025-03-02");
     assert!(RuleSet::new(vec![Rule::crowdstrike_2024_07_19(); 2]).is_err());
 }
+
+#[test]
+fn a_rule_set_checks_user_rules_however_they_were_made() {
+    // A rule that did not come through `parse` (a worker message, say) is checked again.
+    let mut rule = parse(EXAMPLE).unwrap().rules.remove(0);
+    rule.directory = r"\$Extend\$ObjId".into();
+    assert!(matches!(
+        RuleSet::new(vec![rule.clone()]),
+        Err(crate::rule::RuleSetError::Invalid(
+            RuleFileError::NamesSystemFile { .. }
+        ))
+    ));
+    rule.directory = r"\".into();
+    rule.pattern = "$M*".into();
+    assert!(matches!(
+        RuleSet::new(vec![rule]),
+        Err(crate::rule::RuleSetError::Invalid(
+            RuleFileError::NamesSystemFile { .. }
+        ))
+    ));
+}
