@@ -349,7 +349,15 @@ fn rule_from(text: RuleText) -> Result<Rule, RuleFileError> {
     if !id_ok {
         return Err(RuleFileError::BadId { rule: id });
     }
-    if BUILTIN_KEYS.contains(&id.as_str()) || id == "path" || id == "user" {
+    // The registry transaction-log rules' keys are taken too (they come with `--txr-logs`, both
+    // at once, never from a file).
+    let taken = [
+        "path",
+        "user",
+        "registry-txr-containers",
+        "registry-txr-log",
+    ];
+    if BUILTIN_KEYS.contains(&id.as_str()) || taken.contains(&id.as_str()) {
         return Err(RuleFileError::BuiltinId { rule: id });
     }
     let header = match text.header {
@@ -391,6 +399,8 @@ fn rule_from(text: RuleText) -> Result<Rule, RuleFileError> {
             title,
             description,
         }),
+        min_windows_build: None,
+        option: None,
     };
     validate(&rule)?;
     Ok(rule)
