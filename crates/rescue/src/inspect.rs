@@ -1108,3 +1108,63 @@ pub fn run_rule_with<R: ReadAt>(
         rule_index: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::build_gate;
+    use crate::registry::{HiveName, HiveReport, RegistryReport};
+    use crate::vocabulary::{HiveState, RuleSkip, WindowsVersion};
+
+    fn registry(windows_version: WindowsVersion) -> RegistryReport {
+        let hive = |hive| HiveReport {
+            hive,
+            path: String::new(),
+            state: HiveState::Missing,
+        };
+        RegistryReport {
+            windows_version,
+            system: hive(HiveName::System),
+            software: hive(HiveName::Software),
+        }
+    }
+
+    fn build(build: u32) -> WindowsVersion {
+        WindowsVersion::Build {
+            build,
+            product_name: None,
+        }
+    }
+
+    #[test]
+    fn the_build_gate_passes_at_and_past_its_build_only() {
+        assert_eq!(build_gate(Some(&registry(build(14393))), 14393), None);
+        assert_eq!(build_gate(Some(&registry(build(20348))), 14393), None);
+        assert_eq!(
+            build_gate(Some(&registry(build(14392))), 14393),
+            Some(RuleSkip::BuildBelow {
+                build: 14392,
+                needs: 14393
+            })
+        );
+        for version in [
+            WindowsVersion::NoSoftwareHive,
+            WindowsVersion::NotRecorded,
+            WindowsVersion::NotANumber { text: "x".into() },
+        ] {
+            assert_eq!(
+                build_gate(Some(&registry(version.clone())), 14393),
+                Some(RuleSkip::BuildUnknown {
+                    version,
+                    needs: 14393
+                })
+            );
+        }
+        assert_eq!(
+            build_gate(None, 14393),
+            Some(RuleSkip::BuildUnknown {
+                version: WindowsVersion::NoSoftwareHive,
+                needs: 14393
+            })
+        );
+    }
+}

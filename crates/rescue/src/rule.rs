@@ -386,3 +386,85 @@ impl From<&RuleSet> for RuleSet {
         rules.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Rule, RuleId, RuleOption, RuleSet, RuleSetError, TXR_MIN_WINDOWS_BUILD};
+
+    #[test]
+    fn txr_logs_append_both_rules_behind_one_switch_and_one_gate() {
+        let set = RuleSet::builtin().with_txr_logs().unwrap();
+        let keys: Vec<&str> = set.iter().map(Rule::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "crowdstrike-2024-07-19",
+                "registry-txr-containers",
+                "registry-txr-log"
+            ]
+        );
+        assert_eq!(set.primary().id, RuleId::CrowdStrike20240719);
+        for rule in set.iter().skip(1) {
+            assert_eq!(rule.directory, r"\Windows\System32\config\TxR");
+            assert_eq!(rule.min_windows_build, Some(TXR_MIN_WINDOWS_BUILD));
+            assert_eq!(rule.option, Some(RuleOption::TxrLogs));
+            assert!(rule.windows_only);
+        }
+        assert_eq!(set.get(1).unwrap().pattern, "*.TxR.*.regtrans-ms");
+        assert_eq!(set.get(2).unwrap().pattern, "*.TxR.blf");
+        assert_eq!(TXR_MIN_WINDOWS_BUILD, 14393);
+        // Asked for twice: refused, not appended again.
+        assert_eq!(
+            set.with_txr_logs().unwrap_err(),
+            RuleSetError::DuplicateKey {
+                key: "registry-txr-containers".into()
+            }
+        );
+        // A set with no room left for both gets neither.
+        let full: Vec<Rule> = (0..RuleSet::MAX_RULES - 1)
+            .map(|k| Rule::for_path(&format!("\\d{k}\\*.x")).unwrap())
+            .enumerate()
+            .map(|(k, mut r)| {
+                r.id = RuleId::User;
+                r.user = Some(super::UserRuleText {
+                    key: format!("r{k}"),
+                    title: super::Localized {
+                        en: "t".into(),
+                        ja: "t".into(),
+                    },
+                    description: super::Localized {
+                        en: "d".into(),
+                        ja: "d".into(),
+                    },
+                });
+                r
+            })
+            .collect();
+        let full = RuleSet::new(full).unwrap();
+        assert!(matches!(
+            full.with_txr_logs(),
+            Err(RuleSetError::TooMany { count }) if count == RuleSet::MAX_RULES + 1
+        ));
+    }
+
+    #[test]
+    fn the_builtin_rule_serialises_without_the_new_fields() {
+        let json = serde_json::to_value(Rule::crowdstrike_2024_07_19()).unwrap();
+        let fields: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert!(!fields.contains(&"min_windows_build"), "{json}");
+        assert!(!fields.contains(&"option"), "{json}");
+        let txr = serde_json::to_value(&Rule::registry_txr()[1]).unwrap();
+        assert_eq!(txr["id"], "registry-txr-log");
+        assert_eq!(txr["min_windows_build"], 14393);
+        assert_eq!(txr["option"], "txr_logs");
+        // And reads back as itself.
+        let back: Rule = serde_json::from_value(txr).unwrap();
+        assert_eq!(back.min_windows_build, Some(14393));
+        assert_eq!(back.option, Some(RuleOption::TxrLogs));
+    }
+}
