@@ -174,8 +174,13 @@ fn txr_logs_are_deleted_like_ntfs3g_rm() {
     want.sort();
     assert_eq!(got, want, "{text}");
 
+    // ntfs-3g removes the files in the plan's order (the rules' order, then the directory's):
+    // an index block both tools empty and free keeps the last name removed in its unused bytes,
+    // which sleuthkit still lists, so the same order leaves the same name there.
     let mut targets = vec![Target::new(CHANNEL_FILE)];
-    targets.extend(txr_paths().iter().map(|p| Target::new(p)));
+    let (logs, containers): (Vec<String>, Vec<String>) =
+        txr_paths().into_iter().partition(|p| p.ends_with(".blf"));
+    targets.extend(containers.iter().chain(&logs).map(|p| Target::new(p)));
     let in_vol = s.path("in.vol");
     common::sparse_copy(&image, &in_vol);
     let c = Case {

@@ -8,7 +8,7 @@ mod common;
 
 use common::{hive_volumes, kaifuku, load_json, run, run_ok, Scratch};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `hivexget` of a value of the hive `name` as `ntfscat` reads it out of `image`.
 fn hivexget_from_image(
