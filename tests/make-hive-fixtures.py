@@ -22,7 +22,14 @@ Writes into OUTDIR (replacing it):
                       `.LOG1`/`.LOG2` files, and `config\\TxR` populated the way Windows leaves it
                       (`{GUID}.TxR.0.regtrans-ms` ... `.TxR.2.regtrans-ms`, `{GUID}.TxR.blf`), plus
                       the CrowdStrike directory with the 04:09 channel file.
-  win-hives-broken.raw  the same layout, with SOFTWARE cut after its first 8 KiB and no SYSTEM.
+  win-hives-broken.raw  the same layout, with SOFTWARE cut after its first 8 KiB and no SYSTEM
+                      (the build cannot be read: the registry transaction-log rules skip it).
+  SOFTWARE-9600       a SOFTWARE hive made the same way with `CurrentBuildNumber` = "9600"
+                      (Windows Server 2012 R2), older than the transaction-log rules' gate.
+  win-hives-9600.raw  the same layout as win-hives.raw, with SOFTWARE-9600 as its SOFTWARE.
+
+The files in config\\TxR are Hidden and System (with Archive), as Windows leaves them: set
+through ntfs-3g's `system.ntfs_attrib_be` extended attribute, and read back the same way.
 
 With --hives-only, only the hives and expected.json (no root or ntfs-3g needed).
 
@@ -72,6 +79,8 @@ CS = "Windows/System32/drivers/CrowdStrike"
 CONFIG = "Windows/System32/config"
 N032 = "C-00000291-00000000-00000032.sys"
 TXR_GUID = "{6f0d1c3e-8d4a-11ef-9a3b-000d3a1f2b4c}"
+# FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE, as on Windows' TxR files.
+TXR_ATTRIBUTES = 0x02 | 0x04 | 0x20
 HBIN = 4096
 # 2024-07-19 04:09:13 UTC as a FILETIME: every timestamp hivex or this script writes.
 FILETIME = (1721362153 + 11644473600) * 10_000_000
@@ -181,7 +190,7 @@ def path(h, names):
     return node
 
 
-def make_software(out):
+def make_software(out, build="17763", product="Windows Server 2019 Datacenter", release="1809"):
     with open(out, "wb") as f:
         f.write(empty_hive("CMI-CreateHive{199DAFC2-6F16-4946-BF90-5A3FC3A60902}", "SOFTWARE"))
     h = hivex.Hivex(out, write=True)
@@ -192,15 +201,15 @@ def make_software(out):
         child(h, ms, "Vendor%04d" % k)
     cv = path(h, ["Microsoft", "Windows NT", "CurrentVersion"])
     values = [
-        ("CurrentBuildNumber", sz("17763")),
-        ("CurrentBuild", sz("17763")),
-        ("ProductName", sz("Windows Server 2019 Datacenter")),
+        ("CurrentBuildNumber", sz(build)),
+        ("CurrentBuild", sz(build)),
+        ("ProductName", sz(product)),
         ("CurrentMajorVersionNumber", dword(10)),
         ("CurrentMinorVersionNumber", dword(0)),
         ("UBR", dword(6054)),
         ("InstallationType", sz("Server")),
         ("EditionID", sz("ServerDatacenter")),
-        ("ReleaseId", sz("1809")),
+    ] + ([("ReleaseId", sz(release))] if release is not None else []) + [
         ("SystemRoot", sz("C:\\Windows")),
     ]
     values += [("Filler%02d" % k, sz("value %d" % k)) for k in range(30)]
@@ -414,6 +423,8 @@ def make_volume(img, d, software, system, mnt):
         for k in range(3):
             with open(os.path.join(txr, "%s.TxR.%d.regtrans-ms" % (TXR_GUID, k)), "wb") as f:
                 f.write(shake("TxR.%d" % k, 1 << 20))
+        for name in txr_names():
+            os.setxattr(os.path.join(txr, name), "system.ntfs_attrib_be", struct.pack(">I", TXR_ATTRIBUTES))
         with open(os.path.join(m, CS, "csagent.sys"), "wb") as f:
             f.write(shake("csagent", 4000))
         with open(os.path.join(m, CS, N032), "wb") as f:
@@ -421,8 +432,26 @@ def make_volume(img, d, software, system, mnt):
     mounted(img, mnt, "2024-07-19 04:09:13", fill)
     # Read back by ntfs-3g's own lister, unmounted: config\TxR holds what Windows keeps there.
     _, listed = run(["ntfsls", "-p", "/Windows/System32/config/TxR", img])
-    want = sorted(["%s.TxR.blf" % TXR_GUID] + ["%s.TxR.%d.regtrans-ms" % (TXR_GUID, k) for k in range(3)])
-    assert sorted(n for n in listed.split() if n not in (".", "..")) == want, listed
+    assert sorted(n for n in listed.split() if n not in (".", "..")) == sorted(txr_names()), listed
+
+    # ... and on a fresh read-only mount, with the attributes Windows gives them.
+    os.makedirs(mnt, exist_ok=True)
+    run(["ntfs-3g", "-o", "ro", img, mnt])
+    try:
+        txr = os.path.join(mnt, CONFIG, "TxR")
+        got = {n: struct.unpack(">I", os.getxattr(os.path.join(txr, n), "system.ntfs_attrib_be"))[0]
+               for n in txr_names()}
+    finally:
+        for _ in range(50):
+            if run(["umount", mnt], check=False)[0] == 0:
+                break
+            time.sleep(0.1)
+    assert all(a & TXR_ATTRIBUTES == TXR_ATTRIBUTES for a in got.values()), got
+
+
+def txr_names():
+    """The files Windows keeps in config\\TxR: the common log file and its three containers."""
+    return ["%s.TxR.blf" % TXR_GUID] + ["%s.TxR.%d.regtrans-ms" % (TXR_GUID, k) for k in range(3)]
 
 
 def main():
@@ -457,6 +486,7 @@ def main():
     with open(software, "rb") as f, open(cut, "wb") as g:
         g.write(f.read(8192))
     make_volume(os.path.join(d, "win-hives-broken.raw"), d, cut, None, mnt)
+    make_volume(os.path.join(d, "win-hives-9600.raw"), d, os.path.join(d, "SOFTWARE-9600"), system, mnt)
     os.rmdir(mnt)
     return 0
 
@@ -467,6 +497,8 @@ def make_hives(d):
     software = os.path.join(d, "SOFTWARE")
     system = os.path.join(d, "SYSTEM")
     make_software(software)
+    make_software(os.path.join(d, "SOFTWARE-9600"), build="9600",
+                  product="Windows Server 2012 R2 Datacenter", release=None)
     make_system(system)
     shutil.copyfile(system, system + ".clean")
     make_dirty(system)
@@ -499,6 +531,9 @@ def make_hives(d):
             "root_subkeys": hivexsh_ls(system, "\\"),
         },
         "SYSTEM.clean": {"header": header_fields(system + ".clean")},
+        "SOFTWARE-9600": {
+            "CurrentBuildNumber": hivexget(os.path.join(d, "SOFTWARE-9600"), cv, "CurrentBuildNumber").rstrip("\n"),
+        },
     }
     # The recipe's facts must be what the tools read back.
     s = expected["SOFTWARE"]
@@ -506,6 +541,7 @@ def make_hives(d):
     assert s["subkey_lists"].get("ri") == 1 and s["subkey_lists"].get("lh", 0) >= 2, s["subkey_lists"]
     assert len(s["microsoft_subkeys"]) == 1306, len(s["microsoft_subkeys"])
     assert s["header"]["checksum_ok"] and s["header"]["primary_sequence"] == s["header"]["secondary_sequence"]
+    assert expected["SOFTWARE-9600"]["CurrentBuildNumber"] == "9600", expected["SOFTWARE-9600"]
     y = expected["SYSTEM"]["header"]
     assert y["checksum_ok"] and y["primary_sequence"] == y["secondary_sequence"] + 1, y
     with open(os.path.join(d, "expected.json"), "w") as f:

@@ -31,7 +31,7 @@ pub struct BatchArgs {
     pub undo_dir: Option<PathBuf>,
     pub jobs: Option<usize>,
     pub json: bool,
-    /// Options every run gets: `--path`, `--discard-journal`.
+    /// Options every run gets: `--path`, `--rule`, `--txr-logs`, `--discard-journal`.
     pub fix_args: Vec<OsString>,
     pub keys: crate::keys::KeyArgs,
 }

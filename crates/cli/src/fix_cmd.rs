@@ -155,7 +155,7 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
             serde_json::to_string_pretty(&doc).expect("serialisable")
         ))
     } else {
-        stdio::out(&describe(plan, stats, planning_ms))
+        stdio::out(&describe(plan, report.rule.key(), stats, planning_ms))
     };
     if let Err(e) = printed {
         stdio::stdout_failed(&e, "nothing was written");
@@ -287,7 +287,12 @@ fn verify_written<R: ReadAt>(
 
 /// The plan in plain words; `planning_ms` is how long planning and verifying took (the ownership
 /// proof's `$MFT` scan included).
-pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> String {
+pub fn describe(
+    plan: &Plan,
+    primary_key: &str,
+    stats: kaifuku_io::ReadStats,
+    planning_ms: f64,
+) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     for r in &plan.journals_replayed {
@@ -309,7 +314,15 @@ pub fn describe(plan: &Plan, stats: kaifuku_io::ReadStats, planning_ms: f64) -> 
                 d.outcome.remaining_links.unwrap_or(0)
             )
         };
-        let _ = writeln!(o, "Delete      {}", d.path);
+        // A deletion for a rule other than the primary one names its rule.
+        match d.rule_id.as_deref().filter(|key| *key != primary_key) {
+            Some(key) => {
+                let _ = writeln!(o, "Delete      {} (rule {key})", d.path);
+            }
+            None => {
+                let _ = writeln!(o, "Delete      {}", d.path);
+            }
+        }
         let _ = writeln!(
             o,
             "            {what}; index entries removed: {}",

@@ -61,6 +61,12 @@ enum Command {
         /// --rule FILE` checks a file and lists its rules.
         #[arg(long = "rule", value_name = "FILE")]
         rule_files: Vec<PathBuf>,
+        /// Also delete the registry transaction logs (\Windows\System32\config\TxR\*.TxR.*.regtrans-ms
+        /// and *.TxR.blf), which may otherwise never replay after the crash. Only on Windows
+        /// Server 2016 or later (build 14393+, read from the SOFTWARE hive); skipped elsewhere,
+        /// with the reason. Off by default.
+        #[arg(long)]
+        txr_logs: bool,
         #[command(flatten)]
         keys: keys::KeyArgs,
     },
@@ -116,6 +122,12 @@ enum Command {
         /// --rule FILE` checks a file and lists its rules.
         #[arg(long = "rule", value_name = "FILE")]
         rule_files: Vec<PathBuf>,
+        /// Also delete the registry transaction logs (\Windows\System32\config\TxR\*.TxR.*.regtrans-ms
+        /// and *.TxR.blf), which may otherwise never replay after the crash. Only on Windows
+        /// Server 2016 or later (build 14393+, read from the SOFTWARE hive); skipped elsewhere,
+        /// with the reason. Off by default.
+        #[arg(long)]
+        txr_logs: bool,
         #[command(flatten)]
         keys: keys::KeyArgs,
     },
@@ -151,6 +163,12 @@ enum Command {
         /// --rule FILE` checks a file and lists its rules.
         #[arg(long = "rule", value_name = "FILE")]
         rule_files: Vec<PathBuf>,
+        /// Also delete the registry transaction logs (\Windows\System32\config\TxR\*.TxR.*.regtrans-ms
+        /// and *.TxR.blf), which may otherwise never replay after the crash. Only on Windows
+        /// Server 2016 or later (build 14393+, read from the SOFTWARE hive); skipped elsewhere,
+        /// with the reason. Off by default.
+        #[arg(long)]
+        txr_logs: bool,
         /// Show the fix that resets an unclean journal (as `fix --discard-journal` would).
         #[arg(long)]
         discard_journal: bool,
@@ -207,8 +225,24 @@ fn rule_for(path: Option<&str>) -> Option<Rule> {
 /// The rules of one run, in order: the built-in rule unless `--path` or `--rule` replaces it (a
 /// rule file keeps it with `include`), the `--path` rule, then each file's rules. A rule file
 /// that cannot be read or is malformed exits 3; one that names NTFS system files exits 2, like
-/// `--path '\$MFT'`.
-fn rule_set_for(path: Option<&str>, rule_files: &[PathBuf]) -> Result<RuleSet, Exit> {
+/// `--path '\$MFT'`. `--txr-logs` appends the two registry transaction-log rules.
+fn rule_set_for(
+    path: Option<&str>,
+    rule_files: &[PathBuf],
+    txr_logs: bool,
+) -> Result<RuleSet, Exit> {
+    let rules = rule_set_without_options(path, rule_files)?;
+    if !txr_logs {
+        return Ok(rules);
+    }
+    rules.with_txr_logs().map_err(|why| {
+        say!("the rules cannot run together with --txr-logs: {why}");
+        Exit::Error
+    })
+}
+
+/// The rules of one run before the optional ones (see [`rule_set_for`]).
+fn rule_set_without_options(path: Option<&str>, rule_files: &[PathBuf]) -> Result<RuleSet, Exit> {
     if rule_files.is_empty() {
         return rule_for(path).map(RuleSet::from).ok_or(Exit::Error);
     }
@@ -323,9 +357,10 @@ fn run() -> Exit {
             json,
             path,
             rule_files,
+            txr_logs,
             keys,
         } => {
-            let rule = match rule_set_for(path.as_deref(), &rule_files) {
+            let rule = match rule_set_for(path.as_deref(), &rule_files, txr_logs) {
                 Ok(rules) => rules,
                 Err(exit) => return exit,
             };
@@ -351,9 +386,10 @@ fn run() -> Exit {
             json,
             path,
             rule_files,
+            txr_logs,
             keys,
         } => {
-            let rule = match rule_set_for(path.as_deref(), &rule_files) {
+            let rule = match rule_set_for(path.as_deref(), &rule_files, txr_logs) {
                 Ok(rules) => rules,
                 Err(exit) => return exit,
             };
@@ -380,6 +416,9 @@ fn run() -> Exit {
                     // the run starts in.
                     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
                     fix_args.extend(["--rule".into(), file.into()]);
+                }
+                if txr_logs {
+                    fix_args.push("--txr-logs".into());
                 }
                 if discard_journal {
                     fix_args.push("--discard-journal".into());
@@ -420,9 +459,10 @@ fn run() -> Exit {
             json,
             path,
             rule_files,
+            txr_logs,
             discard_journal,
         } => {
-            let rule = match rule_set_for(path.as_deref(), &rule_files) {
+            let rule = match rule_set_for(path.as_deref(), &rule_files, txr_logs) {
                 Ok(rules) => rules,
                 Err(exit) => return exit,
             };

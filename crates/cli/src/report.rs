@@ -218,6 +218,9 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
         for b in &v.fix_blockers {
             let _ = writeln!(o, "            fix blocked: {b}");
         }
+        for skipped in &v.skipped_rules {
+            let _ = writeln!(o, "            rule skipped: {skipped}");
+        }
         // Each rule that ran here, the primary first; a set of one reads as it always did.
         for rule in v.results() {
             let of = r.rules.get(rule.rule_index).unwrap_or(&r.rule);

@@ -59,6 +59,12 @@ struct Listed {
     source: String,
     /// Whether a run applies it without being asked.
     on_by_default: bool,
+    /// The flag that turns it on, for a rule that is off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    needs_flag: Option<&'static str>,
+    /// The first Windows build it runs on (read from the SOFTWARE hive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_windows_build: Option<u32>,
     target: String,
     windows_only: bool,
     header: Option<String>,
@@ -69,11 +75,13 @@ struct Listed {
     description: Option<String>,
 }
 
-fn listed(rule: &Rule, source: String, on_by_default: bool) -> Listed {
+fn listed(rule: &Rule, source: String) -> Listed {
     Listed {
         key: rule.key().to_string(),
         source,
-        on_by_default,
+        on_by_default: rule.option.is_none(),
+        needs_flag: rule.option.map(|o| o.flag()),
+        min_windows_build: rule.min_windows_build,
         target: rule.target(),
         windows_only: rule.windows_only,
         header: rule.bad_header_hex.clone(),
@@ -88,25 +96,26 @@ fn listed(rule: &Rule, source: String, on_by_default: bool) -> Listed {
     }
 }
 
-/// Lists the built-in rules and those of `files`; the first file that is refused ends the run
-/// with its exit status.
+/// Lists the built-in rule, the rules of `files`, then the built-in rules that are off by
+/// default; the first file that is refused ends the run with its exit status.
 pub fn run(files: &[PathBuf], json: bool) -> Exit {
-    let mut rules = vec![listed(
-        &Rule::crowdstrike_2024_07_19(),
-        "built-in".into(),
-        true,
-    )];
+    let mut rules = vec![listed(&Rule::crowdstrike_2024_07_19(), "built-in".into())];
     for file in files {
         match read_rule_file(file) {
             Ok(parsed) => rules.extend(
                 parsed
                     .rules
                     .iter()
-                    .map(|r| listed(r, file.display().to_string(), true)),
+                    .map(|r| listed(r, file.display().to_string())),
             ),
             Err(exit) => return exit,
         }
     }
+    rules.extend(
+        Rule::registry_txr()
+            .iter()
+            .map(|r| listed(r, "built-in".into())),
+    );
     let text = if json {
         serde_json::to_string_pretty(&rules).expect("rules serialise") + "\n"
     } else {
@@ -116,17 +125,19 @@ pub fn run(files: &[PathBuf], json: bool) -> Exit {
             o.push_str(&format!("  {}\n", r.title));
             o.push_str(&format!("  target      {}\n", r.target));
             o.push_str(&format!(
-                "  applies     {}{}\n",
-                if r.on_by_default {
-                    "by default"
-                } else {
-                    "when asked"
+                "  applies     {}{}{}\n",
+                match r.needs_flag {
+                    None => "by default".to_string(),
+                    Some(flag) => format!("off by default, with {flag}"),
                 },
                 if r.windows_only {
                     ", on volumes holding \\Windows\\System32"
                 } else {
                     ", on every NTFS volume"
-                }
+                },
+                r.min_windows_build
+                    .map(|b| format!(" whose SOFTWARE hive records build {b} or later"))
+                    .unwrap_or_default()
             ));
             if let Some(h) = &r.header {
                 o.push_str(&format!("  header      {h}\n"));

@@ -6,26 +6,9 @@
 
 mod common;
 
-use common::{kaifuku, load_json, repo_script, run, run_ok, Scratch};
+use common::{hive_volumes, kaifuku, load_json, run, run_ok, Scratch};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn hive_volumes(scratch: &Scratch, test: &str) -> Option<PathBuf> {
-    let dir = scratch.path("hives");
-    let out = run(
-        "python3",
-        [
-            repo_script("make-hive-fixtures.py").as_os_str(),
-            dir.as_os_str(),
-        ],
-    );
-    if out.code == 77 {
-        eprintln!("SKIPPED {test}: {}", out.both().trim());
-        return None;
-    }
-    assert_eq!(out.code, 0, "make-hive-fixtures.py failed:\n{}", out.both());
-    Some(dir)
-}
+use std::path::Path;
 
 /// `hivexget` of a value of the hive `name` as `ntfscat` reads it out of `image`.
 fn hivexget_from_image(

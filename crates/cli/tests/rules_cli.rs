@@ -27,7 +27,8 @@ fn rules_lists_the_builtin_rule_and_a_files_rules() {
     let r = kaifuku(["rules", "--json"]);
     assert_eq!(r.code, 0, "{}", r.both());
     let list: Value = serde_json::from_slice(&r.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    // The built-in rule, then the two registry transaction-log rules, off by default.
+    assert_eq!(list.as_array().unwrap().len(), 3);
     assert_eq!(list[0]["key"], "crowdstrike-2024-07-19");
     assert_eq!(
         list[0]["target"],
@@ -214,4 +215,68 @@ fn the_builtin_rule_alone_reports_as_before() {
     );
     assert_eq!(windows["rule_results"][0]["directory_exists"], false);
     assert!(!windows["rule"]["matches"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn rules_lists_the_txr_rules_off_by_default_and_gated() {
+    let r = kaifuku(["rules", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let list: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(list[0]["on_by_default"], true);
+    assert!(list[0].get("needs_flag").is_none(), "{}", list[0]);
+    assert!(list[0].get("min_windows_build").is_none(), "{}", list[0]);
+    for (i, key, target) in [
+        (
+            1,
+            "registry-txr-containers",
+            "\\Windows\\System32\\config\\TxR\\*.TxR.*.regtrans-ms",
+        ),
+        (
+            2,
+            "registry-txr-log",
+            "\\Windows\\System32\\config\\TxR\\*.TxR.blf",
+        ),
+    ] {
+        let rule = &list[i];
+        assert_eq!(rule["key"], key, "{rule}");
+        assert_eq!(rule["target"], target, "{rule}");
+        assert_eq!(rule["on_by_default"], false, "{rule}");
+        assert_eq!(rule["needs_flag"], "--txr-logs", "{rule}");
+        assert_eq!(rule["min_windows_build"], 14393, "{rule}");
+        assert_eq!(rule["windows_only"], true, "{rule}");
+    }
+    let r = kaifuku(["rules"]);
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(text.contains("registry-txr-log  (built-in)\n"), "{text}");
+    assert!(
+        text.contains(
+            "  applies     off by default, with --txr-logs, on volumes holding \\Windows\\System32 whose SOFTWARE hive records build 14393 or later\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  applies     by default, on volumes holding \\Windows\\System32\n"),
+        "{text}"
+    );
+}
+
+/// A rule file may not take the registry transaction-log rules' keys: they come with
+/// `--txr-logs`, both at once.
+#[test]
+fn a_rule_file_cannot_take_a_txr_rule_key() {
+    let s = Scratch::new("rules-txr-key");
+    let file = s.path("txr.toml");
+    std::fs::write(
+        &file,
+        GOOD.replace("contoso-agent-2025-03-02", "registry-txr-log"),
+    )
+    .unwrap();
+    let r = kaifuku([OsStr::new("rules"), OsStr::new("--rule"), file.as_os_str()]);
+    assert_eq!(r.code, 3, "{}", r.both());
+    assert!(
+        r.both()
+            .contains("\"registry-txr-log\" is a built-in rule's id; name your rule differently (the registry transaction-log rules run with --txr-logs)"),
+        "{}",
+        r.both()
+    );
 }

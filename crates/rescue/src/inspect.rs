@@ -8,7 +8,7 @@ use crate::registry::{read_registry, RegistryReport};
 use crate::rule::{Rule, RuleSet, Verdict};
 use crate::vocabulary::{
     Blocker, ContainerProblem, JournalOverlap, JournalReplay, JournalReport, NtfsProblem,
-    PartitionProblem, Reason, VolumeName, VolumeProblem,
+    PartitionProblem, Reason, RuleSkip, SkippedRule, VolumeName, VolumeProblem, WindowsVersion,
 };
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
@@ -250,6 +250,10 @@ pub struct VolumeReport {
     /// set is one rule).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule_results: Vec<RuleResult>,
+    /// The rules of the set that apply to this volume but did not run on it, gated on a Windows
+    /// build the volume does not have (or whose build could not be read); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_rules: Vec<SkippedRule>,
     /// What would stop a fix on this volume.
     pub fix_blockers: Vec<Blocker>,
     /// What the journal holds, read only when the restart pages say it is not clean.
@@ -471,6 +475,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             ntfs: None,
             rule: None,
             rule_results: Vec::new(),
+            skipped_rules: Vec::new(),
             fix_blockers: Vec::new(),
             journal: None,
             journal_replay: None,
@@ -914,6 +919,9 @@ fn journal_may_hold_match_into<R: ReadAt>(
         return;
     }
     let mut blockers = Vec::new();
+    // Optional rules (the registry transaction logs) are not exempt: registry writes under
+    // `config` are journaled, and Windows replaying this journal at its next start may recreate
+    // exactly the files the user asked to delete, so "nothing to fix" would be wrong for them too.
     for result in report.results() {
         let Some(rule) = rules.get(result.rule_index) else {
             continue;
@@ -940,6 +948,19 @@ fn run_rules_into<R: ReadAt>(
 ) {
     for &index in applying {
         let rule = rules.get(index).expect("indexes of the set");
+        // A rule gated on the Windows build runs only where the registry (read before the rules)
+        // gives a build at or past its gate; otherwise it is recorded as skipped, and finds and
+        // deletes nothing.
+        if let Some(why) = rule
+            .min_windows_build
+            .and_then(|needs| build_gate(report.registry.as_ref(), needs))
+        {
+            report.skipped_rules.push(SkippedRule {
+                rule_id: rule.key().to_string(),
+                why,
+            });
+            continue;
+        }
         match run_rule_with(vol, rule, unlisted) {
             Ok(mut r) => {
                 r.rule_index = index;
@@ -957,6 +978,26 @@ fn run_rules_into<R: ReadAt>(
                 return;
             }
         }
+    }
+}
+
+/// Why a rule that needs Windows build `needs` must not run on a volume whose registry report is
+/// `registry` (`None`: it may run). A build that cannot be read never passes the gate.
+pub(crate) fn build_gate(registry: Option<&RegistryReport>, needs: u32) -> Option<RuleSkip> {
+    match registry {
+        Some(r) => match r.build() {
+            Some(build) if build >= needs => None,
+            Some(build) => Some(RuleSkip::BuildBelow { build, needs }),
+            None => Some(RuleSkip::BuildUnknown {
+                version: r.windows_version.clone(),
+                needs,
+            }),
+        },
+        // No registry was read: the volume holds no Windows.
+        None => Some(RuleSkip::BuildUnknown {
+            version: WindowsVersion::NoSoftwareHive,
+            needs,
+        }),
     }
 }
 
@@ -1066,4 +1107,64 @@ pub fn run_rule_with<R: ReadAt>(
         directory_record: Some(dir.number),
         rule_index: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_gate;
+    use crate::registry::{HiveName, HiveReport, RegistryReport};
+    use crate::vocabulary::{HiveState, RuleSkip, WindowsVersion};
+
+    fn registry(windows_version: WindowsVersion) -> RegistryReport {
+        let hive = |hive| HiveReport {
+            hive,
+            path: String::new(),
+            state: HiveState::Missing,
+        };
+        RegistryReport {
+            windows_version,
+            system: hive(HiveName::System),
+            software: hive(HiveName::Software),
+        }
+    }
+
+    fn build(build: u32) -> WindowsVersion {
+        WindowsVersion::Build {
+            build,
+            product_name: None,
+        }
+    }
+
+    #[test]
+    fn the_build_gate_passes_at_and_past_its_build_only() {
+        assert_eq!(build_gate(Some(&registry(build(14393))), 14393), None);
+        assert_eq!(build_gate(Some(&registry(build(20348))), 14393), None);
+        assert_eq!(
+            build_gate(Some(&registry(build(14392))), 14393),
+            Some(RuleSkip::BuildBelow {
+                build: 14392,
+                needs: 14393
+            })
+        );
+        for version in [
+            WindowsVersion::NoSoftwareHive,
+            WindowsVersion::NotRecorded,
+            WindowsVersion::NotANumber { text: "x".into() },
+        ] {
+            assert_eq!(
+                build_gate(Some(&registry(version.clone())), 14393),
+                Some(RuleSkip::BuildUnknown {
+                    version,
+                    needs: 14393
+                })
+            );
+        }
+        assert_eq!(
+            build_gate(None, 14393),
+            Some(RuleSkip::BuildUnknown {
+                version: WindowsVersion::NoSoftwareHive,
+                needs: 14393
+            })
+        );
+    }
 }

@@ -26,6 +26,9 @@ pub use encryption::{DecryptedDisk, UnlockProgress, Unlocker, VolumeKeys};
 pub use explain::{explain, Explanation};
 pub use inspect::{inspect, inspect_with_keys, FileSystem, InspectReport, Outcome, VolumeReport};
 pub use plan::{plan_fix, FixError, FixOptions, Plan};
-pub use rule::{Localized, Rule, RuleId, RuleSet, RuleSetError, UserRuleText, Verdict};
+pub use rule::{
+    Localized, Rule, RuleId, RuleOption, RuleSet, RuleSetError, UserRuleText, Verdict,
+    TXR_MIN_WINDOWS_BUILD,
+};
 pub use session::{PlannedFix, Session};
 pub use verify::{verify_output, verify_output_with_keys, OutputCheck, VerifyError};

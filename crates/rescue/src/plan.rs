@@ -422,6 +422,21 @@ pub(crate) fn plan_inspected<D: ReadAt>(
             let Some((_, dir)) = dirs.iter().find(|(path, _)| *path == result.directory) else {
                 continue;
             };
+            // Defence in depth: inspect never runs a rule gated on a Windows build the volume
+            // does not have, so its matches reaching the plan would be a bug.
+            if let Some(needs) = rules
+                .get(result.rule_index)
+                .and_then(|rule| rule.min_windows_build)
+            {
+                if let Some(why) = crate::inspect::build_gate(v.registry.as_ref(), needs) {
+                    return Err(failed(FixFailure::Internal {
+                        detail: format!(
+                            "{name}: rule {} found files although it must not run here ({why})",
+                            rules.get(result.rule_index).map_or("?", |r| r.key())
+                        ),
+                    }));
+                }
+            }
             for m in &result.matches {
                 // A name two rules match is deleted once, for the first rule.
                 if deletions.iter().any(|d: &PlannedDeletion| {

@@ -1,6 +1,15 @@
 //! Rules: a directory, a name pattern and how to judge each match. The built-in rule is the
 //! CrowdStrike channel file of 2024-07-19; user rules are the same data (serde), so a user can
 //! name another directory and glob.
+//!
+//! The registry transaction-log rules ([`Rule::registry_txr`]) are optional: off unless asked
+//! for ([`RuleSet::with_txr_logs`]), and gated on the Windows build the volume's `SOFTWARE` hive
+//! records. **Invariant:** a `.TxR.blf` log and its `.TxR.*.regtrans-ms` containers are deleted
+//! together or not at all. Windows replays them as one common log file; a log without its
+//! containers (or containers without their log) is worse than either. This holds because both
+//! rules come from one switch (`with_txr_logs` appends both, never one), share one gate
+//! (`min_windows_build` = [`TXR_MIN_WINDOWS_BUILD`], read once per volume, so both run or both
+//! are skipped), and a plan is all or nothing (one refusal or failure anywhere plans nothing).
 
 use kaifuku_ntfs::time::from_utc;
 use kaifuku_ntfs::FileDetails;
@@ -31,6 +40,34 @@ pub struct Rule {
     /// the built-in rules and `--path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserRuleText>,
+    /// Run only on volumes whose `SOFTWARE` hive records at least this Windows build; a volume
+    /// whose build is lower or cannot be read skips the rule, and its report says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_windows_build: Option<u32>,
+    /// The switch that turns an optional rule on; absent for rules that run by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<RuleOption>,
+}
+
+/// The first Windows build whose registry keeps transaction logs in `config\TxR` that may never
+/// replay after a crash: 14393, Windows Server 2016 (and Windows 10 1607).
+pub const TXR_MIN_WINDOWS_BUILD: u32 = 14393;
+
+/// The switch that turns an optional rule on (every front end offers it, off by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOption {
+    /// The registry transaction logs (`--txr-logs` on the command line).
+    TxrLogs,
+}
+
+impl RuleOption {
+    /// The command-line flag that turns the option on.
+    pub fn flag(self) -> &'static str {
+        match self {
+            RuleOption::TxrLogs => "--txr-logs",
+        }
+    }
 }
 
 /// A user rule's own key and words (a rule file gives both languages, always).
@@ -66,6 +103,12 @@ pub enum RuleId {
     /// A rule from a rule file (`--rule`); its key and words are in [`Rule::user`].
     #[serde(rename = "user")]
     User,
+    /// The registry transaction-log containers, `config\TxR\*.TxR.*.regtrans-ms` (optional).
+    #[serde(rename = "registry-txr-containers")]
+    RegistryTxrContainers,
+    /// The registry transaction log itself, `config\TxR\*.TxR.blf` (optional).
+    #[serde(rename = "registry-txr-log")]
+    RegistryTxrLog,
 }
 
 /// Which version of a matching file it is, judged by its last-modified time.
@@ -102,7 +145,43 @@ impl Rule {
             fixed_modified_from: Some(from_utc(2024, 7, 19, 5, 27, 0)),
             windows_only: true,
             user: None,
+            min_windows_build: None,
+            option: None,
         }
+    }
+
+    /// The registry's transaction logs in `\Windows\System32\config\TxR`: the containers
+    /// (`*.TxR.*.regtrans-ms`) and their common log (`*.TxR.blf`), which the Azure repair script
+    /// for the 2024-07-19 incident deletes because after the crash they may never replay and
+    /// keep the registry from loading. Two rules (one directory and one glob each) behind one
+    /// switch and one gate: see the module's invariant. Only on Windows Server 2016 and later
+    /// (build [`TXR_MIN_WINDOWS_BUILD`]); no version windows or header: every match goes.
+    pub fn registry_txr() -> [Rule; 2] {
+        let txr = |id, title: &str, pattern: &str| Rule {
+            id,
+            title: title.into(),
+            directory: "\\Windows\\System32\\config\\TxR".into(),
+            pattern: pattern.into(),
+            bad_header_hex: None,
+            faulty_modified: None,
+            fixed_modified_from: None,
+            windows_only: true,
+            user: None,
+            min_windows_build: Some(TXR_MIN_WINDOWS_BUILD),
+            option: Some(RuleOption::TxrLogs),
+        };
+        [
+            txr(
+                RuleId::RegistryTxrContainers,
+                "registry transaction-log containers",
+                "*.TxR.*.regtrans-ms",
+            ),
+            txr(
+                RuleId::RegistryTxrLog,
+                "registry transaction log",
+                "*.TxR.blf",
+            ),
+        ]
     }
 
     /// A rule for a user-chosen path: `\dir\sub\glob`.
@@ -126,6 +205,8 @@ impl Rule {
             fixed_modified_from: None,
             windows_only: false,
             user: None,
+            min_windows_build: None,
+            option: None,
         })
     }
 
@@ -135,6 +216,8 @@ impl Rule {
         match (self.id, &self.user) {
             (RuleId::CrowdStrike20240719, _) => "crowdstrike-2024-07-19",
             (RuleId::Path, _) => "path",
+            (RuleId::RegistryTxrContainers, _) => "registry-txr-containers",
+            (RuleId::RegistryTxrLog, _) => "registry-txr-log",
             (RuleId::User, Some(user)) => &user.key,
             (RuleId::User, None) => "user",
         }
@@ -280,6 +363,14 @@ impl RuleSet {
         self.0.is_empty()
     }
 
+    /// The set with the registry transaction-log rules appended (both, in one step: see the
+    /// module's invariant). Fails when the set would hold too many rules or already holds them.
+    pub fn with_txr_logs(self) -> Result<RuleSet, RuleSetError> {
+        let mut rules = self.0;
+        rules.extend(Rule::registry_txr());
+        RuleSet::new(rules)
+    }
+
     /// Whether the set is one rule alone (reports then look as they did before rule sets).
     pub fn is_single(&self) -> bool {
         self.0.len() == 1
@@ -301,5 +392,87 @@ impl From<&Rule> for RuleSet {
 impl From<&RuleSet> for RuleSet {
     fn from(rules: &RuleSet) -> RuleSet {
         rules.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rule, RuleId, RuleOption, RuleSet, RuleSetError, TXR_MIN_WINDOWS_BUILD};
+
+    #[test]
+    fn txr_logs_append_both_rules_behind_one_switch_and_one_gate() {
+        let set = RuleSet::builtin().with_txr_logs().unwrap();
+        let keys: Vec<&str> = set.iter().map(Rule::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "crowdstrike-2024-07-19",
+                "registry-txr-containers",
+                "registry-txr-log"
+            ]
+        );
+        assert_eq!(set.primary().id, RuleId::CrowdStrike20240719);
+        for rule in set.iter().skip(1) {
+            assert_eq!(rule.directory, r"\Windows\System32\config\TxR");
+            assert_eq!(rule.min_windows_build, Some(TXR_MIN_WINDOWS_BUILD));
+            assert_eq!(rule.option, Some(RuleOption::TxrLogs));
+            assert!(rule.windows_only);
+        }
+        assert_eq!(set.get(1).unwrap().pattern, "*.TxR.*.regtrans-ms");
+        assert_eq!(set.get(2).unwrap().pattern, "*.TxR.blf");
+        assert_eq!(TXR_MIN_WINDOWS_BUILD, 14393);
+        // Asked for twice: refused, not appended again.
+        assert_eq!(
+            set.with_txr_logs().unwrap_err(),
+            RuleSetError::DuplicateKey {
+                key: "registry-txr-containers".into()
+            }
+        );
+        // A set with no room left for both gets neither.
+        let full: Vec<Rule> = (0..RuleSet::MAX_RULES - 1)
+            .map(|k| Rule::for_path(&format!("\\d{k}\\*.x")).unwrap())
+            .enumerate()
+            .map(|(k, mut r)| {
+                r.id = RuleId::User;
+                r.user = Some(super::UserRuleText {
+                    key: format!("r{k}"),
+                    title: super::Localized {
+                        en: "t".into(),
+                        ja: "t".into(),
+                    },
+                    description: super::Localized {
+                        en: "d".into(),
+                        ja: "d".into(),
+                    },
+                });
+                r
+            })
+            .collect();
+        let full = RuleSet::new(full).unwrap();
+        assert!(matches!(
+            full.with_txr_logs(),
+            Err(RuleSetError::TooMany { count }) if count == RuleSet::MAX_RULES + 1
+        ));
+    }
+
+    #[test]
+    fn the_builtin_rule_serialises_without_the_new_fields() {
+        let json = serde_json::to_value(Rule::crowdstrike_2024_07_19()).unwrap();
+        let fields: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert!(!fields.contains(&"min_windows_build"), "{json}");
+        assert!(!fields.contains(&"option"), "{json}");
+        let txr = serde_json::to_value(&Rule::registry_txr()[1]).unwrap();
+        assert_eq!(txr["id"], "registry-txr-log");
+        assert_eq!(txr["min_windows_build"], 14393);
+        assert_eq!(txr["option"], "txr_logs");
+        // And reads back as itself.
+        let back: Rule = serde_json::from_value(txr).unwrap();
+        assert_eq!(back.min_windows_build, Some(14393));
+        assert_eq!(back.option, Some(RuleOption::TxrLogs));
     }
 }

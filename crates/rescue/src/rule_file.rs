@@ -183,6 +183,10 @@ impl std::fmt::Display for RuleFileError {
             E::DuplicateId { rule } => {
                 write!(f, "two rules are named {rule:?}; give each rule its own id")
             }
+            E::BuiltinId { rule } if TXR_KEYS.contains(&rule.as_str()) => write!(
+                f,
+                "{rule:?} is a built-in rule's id; name your rule differently (the registry transaction-log rules run with --txr-logs)"
+            ),
             E::BuiltinId { rule } => write!(
                 f,
                 "{rule:?} is a built-in rule's id; name your rule differently (or keep the built-in rule with include = [{rule:?}])"
@@ -275,6 +279,10 @@ struct LocalizedText {
 /// The keys of the built-in rules a rule file may `include`.
 pub const BUILTIN_KEYS: [&str; 1] = ["crowdstrike-2024-07-19"];
 
+/// The keys of the registry transaction-log rules: built in, but never included by a file (they
+/// come with `--txr-logs`, both at once).
+pub const TXR_KEYS: [&str; 2] = ["registry-txr-containers", "registry-txr-log"];
+
 /// Parses and checks a rule file's text.
 pub fn parse(text: &str) -> Result<RuleFile, RuleFileError> {
     if text.len() > MAX_FILE_BYTES {
@@ -349,7 +357,13 @@ fn rule_from(text: RuleText) -> Result<Rule, RuleFileError> {
     if !id_ok {
         return Err(RuleFileError::BadId { rule: id });
     }
-    if BUILTIN_KEYS.contains(&id.as_str()) || id == "path" || id == "user" {
+    // The registry transaction-log rules' keys are taken too (they come with `--txr-logs`, both
+    // at once, never from a file).
+    let taken = ["path", "user"];
+    if BUILTIN_KEYS.contains(&id.as_str())
+        || taken.contains(&id.as_str())
+        || TXR_KEYS.contains(&id.as_str())
+    {
         return Err(RuleFileError::BuiltinId { rule: id });
     }
     let header = match text.header {
@@ -391,6 +405,8 @@ fn rule_from(text: RuleText) -> Result<Rule, RuleFileError> {
             title,
             description,
         }),
+        min_windows_build: None,
+        option: None,
     };
     validate(&rule)?;
     Ok(rule)

@@ -79,6 +79,7 @@ serde_with_message!(
     BitLockerProblem,
     HiveState,
     WindowsVersion,
+    RuleSkip,
 );
 
 /// Joins sentences with "; ", the way a list of reasons is printed on one line.
@@ -1601,6 +1602,61 @@ impl fmt::Display for WindowsVersion {
     }
 }
 
+/// A rule of the set that did not run on a volume, and why (`"skipped_rules"` of a volume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedRule {
+    /// The rule's key, e.g. `registry-txr-log`.
+    pub rule_id: String,
+    /// Why it did not run.
+    pub why: RuleSkip,
+}
+
+impl fmt::Display for SkippedRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule_id, self.why)
+    }
+}
+
+/// Why a rule gated on the Windows build did not run on a Windows volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum RuleSkip {
+    /// The `SOFTWARE` hive records an older build than the rule needs.
+    BuildBelow {
+        /// The volume's build.
+        build: u32,
+        /// The first build the rule runs on.
+        needs: u32,
+    },
+    /// The build could not be read, so the rule's gate cannot be passed.
+    BuildUnknown {
+        /// What the registry gave instead of a build.
+        version: WindowsVersion,
+        /// The first build the rule runs on.
+        needs: u32,
+    },
+}
+
+impl fmt::Display for RuleSkip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSkip::BuildBelow { build, needs } => write!(
+                f,
+                "Windows build {build} is older than build {needs}, the first this rule is for; nothing of it is deleted"
+            ),
+            RuleSkip::BuildUnknown { version, needs } => write!(
+                f,
+                "the rule is for Windows build {needs} or later and cannot be checked here ({version}); nothing of it is deleted"
+            ),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Planning a fix
 
@@ -2509,7 +2565,8 @@ mod tests {
         VolumeProblemDiscriminants,
     };
     use super::{
-        HiveError, HiveState, HiveStateDiscriminants, WindowsVersion, WindowsVersionDiscriminants,
+        HiveError, HiveState, HiveStateDiscriminants, RuleSkip, RuleSkipDiscriminants,
+        WindowsVersion, WindowsVersionDiscriminants,
     };
     use kaifuku_bitlocker::{ProtectionType, RecoveryPasswordFault};
     use kaifuku_container::{Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
@@ -2812,6 +2869,19 @@ mod tests {
                     offset: 0x2020,
                     detail: "its 9 elements do not fit in the 28-byte cell".into(),
                 },
+            },
+        ]
+    }
+
+    fn rule_skips() -> Vec<RuleSkip> {
+        vec![
+            RuleSkip::BuildBelow {
+                build: 9600,
+                needs: 14393,
+            },
+            RuleSkip::BuildUnknown {
+                version: WindowsVersion::NoSoftwareHive,
+                needs: 14393,
             },
         ]
     }
@@ -3293,6 +3363,7 @@ mod tests {
         documented::<_, JournalReplayDiscriminants>("JournalReplay", journal_replays());
         documented::<_, HiveStateDiscriminants>("HiveState", hive_states());
         documented::<_, WindowsVersionDiscriminants>("WindowsVersion", windows_versions());
+        documented::<_, RuleSkipDiscriminants>("RuleSkip", rule_skips());
         documented::<_, FixErrorDiscriminants>("FixError", fix_errors());
         documented::<_, FixRefusalDiscriminants>("FixRefusal", fix_refusals());
         documented::<_, FixFailureDiscriminants>("FixFailure", fix_failures());
@@ -3358,6 +3429,7 @@ mod tests {
         round_trips("JournalReplay", &journal_replays());
         round_trips("HiveState", &hive_states());
         round_trips("WindowsVersion", &windows_versions());
+        round_trips("RuleSkip", &rule_skips());
         // Every journal state, as blockers carry them.
         round_trips(
             "Blocker",

@@ -342,6 +342,16 @@ impl T {
             RuleId::Path => pick!(self, "パスで選んだファイル", "files chosen by path"),
             // The page shows a user rule's own title (both languages) where it has the rule.
             RuleId::User => pick!(self, "ルールファイルのルール", "a rule from a rule file"),
+            RuleId::RegistryTxrContainers => pick!(
+                self,
+                "レジストリのトランザクションログのコンテナー",
+                "registry transaction-log containers"
+            ),
+            RuleId::RegistryTxrLog => pick!(
+                self,
+                "レジストリのトランザクションログ",
+                "registry transaction log"
+            ),
         }
     }
     pub fn rule_line(self, id: RuleId, path: &str) -> String {
@@ -979,7 +989,13 @@ mod tests {
             &T(Lang::Ja).fs_name(FileSystem::Bitlocker, None)
         ));
         assert!(is_japanese(&T(Lang::Ja).fs_name(FileSystem::Unknown, None)));
-        for id in [RuleId::CrowdStrike20240719, RuleId::Path, RuleId::User] {
+        for id in [
+            RuleId::CrowdStrike20240719,
+            RuleId::Path,
+            RuleId::User,
+            RuleId::RegistryTxrContainers,
+            RuleId::RegistryTxrLog,
+        ] {
             assert!(is_japanese(T(Lang::Ja).rule_title(id)), "{id:?}");
             assert!(!is_japanese(T(Lang::En).rule_title(id)), "{id:?}");
         }

@@ -1467,3 +1467,23 @@ pub fn crashed_journal_volumes(scratch: &Scratch, test: &str) -> Option<PathBuf>
     );
     Some(dir)
 }
+
+/// Runs `tests/make-hive-fixtures.py` (hives made by hivex, on volumes filled by ntfs-3g) into
+/// `scratch`; `None`, after saying so under the test's name, when it must be skipped (exit 77:
+/// no root, FUSE, ntfs-3g or hivex).
+pub fn hive_volumes(scratch: &Scratch, test: &str) -> Option<PathBuf> {
+    let dir = scratch.path("hives");
+    let out = run(
+        "python3",
+        [
+            repo_script("make-hive-fixtures.py").as_os_str(),
+            dir.as_os_str(),
+        ],
+    );
+    if out.code == 77 {
+        eprintln!("SKIPPED {test}: {}", out.both().trim());
+        return None;
+    }
+    assert_eq!(out.code, 0, "make-hive-fixtures.py failed:\n{}", out.both());
+    Some(dir)
+}

@@ -113,6 +113,20 @@ fn file_level_refusals() {
             rule: "crowdstrike-2024-07-19".into()
         }
     );
+    // The registry transaction-log rules' keys are taken, and cannot be included.
+    for key in ["registry-txr-containers", "registry-txr-log"] {
+        assert_eq!(
+            err(&EXAMPLE.replace("\"contoso-agent-2025-03-02\"", &format!("\"{key}\""))),
+            RuleFileError::BuiltinId { rule: key.into() }
+        );
+        assert_eq!(
+            err(&EXAMPLE.replace(
+                "include = [\"crowdstrike-2024-07-19\"]",
+                &format!("include = [\"{key}\"]")
+            )),
+            RuleFileError::UnknownInclude { name: key.into() }
+        );
+    }
     assert_eq!(
         err(&EXAMPLE.replace("\"contoso-agent-2025-03-02\"", "\"Contoso\"")),
         RuleFileError::BadId {
