@@ -201,6 +201,12 @@ pub enum RuleSetError {
         /// The key.
         key: String,
     },
+    /// A rule a rule file could not hold (a system file, a bad directory or glob ...): rules
+    /// that arrive as data (the page's worker gets them in a message) are checked again here.
+    Invalid {
+        /// Why.
+        error: crate::rule_file::RuleFileError,
+    },
 }
 
 impl std::fmt::Display for RuleSetError {
@@ -215,6 +221,7 @@ impl std::fmt::Display for RuleSetError {
             RuleSetError::DuplicateKey { key } => {
                 write!(f, "two rules are named {key:?}; give each rule its own id")
             }
+            RuleSetError::Invalid { error } => error.fmt(f),
         }
     }
 }
@@ -224,7 +231,9 @@ impl RuleSet {
     /// nothing).
     pub const MAX_RULES: usize = 64;
 
-    /// A set of `rules`, in order: 1 to [`RuleSet::MAX_RULES`] rules with unique keys.
+    /// A set of `rules`, in order: 1 to [`RuleSet::MAX_RULES`] rules with unique keys, each one
+    /// (but a `--path` rule, which the user typed for this run) passing
+    /// [`crate::rule_file::validate`], wherever it came from.
     pub fn new(rules: Vec<Rule>) -> Result<RuleSet, RuleSetError> {
         if rules.is_empty() {
             return Err(RuleSetError::Empty);
@@ -233,6 +242,9 @@ impl RuleSet {
             return Err(RuleSetError::TooMany { count: rules.len() });
         }
         for (i, r) in rules.iter().enumerate() {
+            if r.id != RuleId::Path {
+                crate::rule_file::validate(r).map_err(|error| RuleSetError::Invalid { error })?;
+            }
             if rules[..i].iter().any(|o| o.key() == r.key()) {
                 return Err(RuleSetError::DuplicateKey {
                     key: r.key().to_string(),
