@@ -7,7 +7,7 @@ use kaifuku_ntfs::FileDetails;
 use serde::{Deserialize, Serialize};
 
 /// Which files are the problem and how to judge each one found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// Which rule this is; serialised as a stable identifier ("crowdstrike-2024-07-19", "path").
     pub id: RuleId,
