@@ -93,14 +93,12 @@ fn a_rule_file_inspects_plans_and_fixes_as_the_cli_does() {
     let image = dir.join("contoso.raw");
     let rule_text = std::fs::read_to_string(dir.join("contoso.toml")).unwrap();
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
 
     // What the page does with the file's text, and what the worker receives.
     let parsed = rule_file::parse(&rule_text).unwrap();
     let choice = RuleChoice::of_file(&parsed);
-    let sent: RuleChoice =
-        serde_json::from_str(&serde_json::to_string(&choice).unwrap()).unwrap();
+    let sent: RuleChoice = serde_json::from_str(&serde_json::to_string(&choice).unwrap()).unwrap();
     let rules = sent.rule_set().unwrap();
     assert_eq!(rules.len(), 1, "no include: the file's rule alone");
 
@@ -143,7 +141,12 @@ fn a_rule_file_inspects_plans_and_fixes_as_the_cli_does() {
         })
         .collect();
     assert_eq!(found, wanted);
-    let m = &view.volumes.iter().flat_map(|v| v.matches.iter()).next().unwrap();
+    let m = &view
+        .volumes
+        .iter()
+        .flat_map(|v| v.matches.iter())
+        .next()
+        .unwrap();
     assert_eq!(
         en.verdict_of(view.rules.get(m.rule), m.verdict),
         "faulty version (modified 2025-03-02 04:09:00 to 2025-03-02 04:10:00 UTC)"
