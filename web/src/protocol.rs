@@ -3,7 +3,91 @@
 //! JavaScript objects (`serde-wasm-bindgen`); the picked `File` and the download's `Blob`s travel
 //! inside them as the same JavaScript objects (structured clone), never as copies of their bytes.
 
+use kaifuku_rescue::rule_file::{RuleFile, RuleFileError};
+use kaifuku_rescue::{Rule, RuleId, RuleSet, RuleSetError};
 use serde::{Deserialize, Serialize};
+
+/// The rules the next image is inspected with, as the page chose them from a rule file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleChoice {
+    /// The rule file's rules in its order, after the built-in rule when the file includes it;
+    /// empty: the built-in rule alone, exactly as without a rule file. Carried as JSON text:
+    /// rule times are NTFS ticks, beyond what a JavaScript number holds exactly.
+    #[serde(default, with = "rules_as_json")]
+    pub user: Vec<Rule>,
+    /// Also delete the registry transaction logs. Carried, not acted on yet: nothing on the page
+    /// sets it, and the worker applies no such rule.
+    #[serde(default)]
+    pub txr_logs: bool,
+}
+
+impl RuleChoice {
+    /// The rules a parsed rule file brings: the built-in rule first when it `include`s it, then
+    /// the file's own.
+    pub fn of_file(file: &RuleFile) -> RuleChoice {
+        let builtin = file
+            .include
+            .iter()
+            .any(|k| k == Rule::crowdstrike_2024_07_19().key());
+        RuleChoice {
+            user: builtin
+                .then(Rule::crowdstrike_2024_07_19)
+                .into_iter()
+                .chain(file.rules.iter().cloned())
+                .collect(),
+            txr_logs: false,
+        }
+    }
+
+    /// The worker's rule set, made anew from the rules received: the built-in rule as the core
+    /// defines it (never as sent), user rules checked again by [`RuleSet::new`] (the page's
+    /// parsing is not trusted), and no `--path` rule, which only the command line makes.
+    pub fn rule_set(&self) -> Result<RuleSet, RuleSetError> {
+        let set = if self.user.is_empty() {
+            RuleSet::builtin()
+        } else {
+            let rules = self
+                .user
+                .iter()
+                .map(|r| match r.id {
+                    RuleId::CrowdStrike20240719 => Ok(Rule::crowdstrike_2024_07_19()),
+                    RuleId::User => Ok(r.clone()),
+                    // Only the command line makes a `--path` rule, and the registry
+                    // transaction-log rules come with `txr_logs`, both at once, never as data.
+                    RuleId::Path | RuleId::RegistryTxrContainers | RuleId::RegistryTxrLog => {
+                        Err(RuleSetError::Invalid {
+                            error: RuleFileError::BuiltinId {
+                                rule: r.key().to_string(),
+                            },
+                        })
+                    }
+                })
+                .collect::<Result<Vec<Rule>, RuleSetError>>()?;
+            RuleSet::new(rules)?
+        };
+        if self.txr_logs {
+            set.with_txr_logs()
+        } else {
+            Ok(set)
+        }
+    }
+}
+
+/// `Vec<Rule>` as one JSON string inside the message.
+mod rules_as_json {
+    use kaifuku_rescue::Rule;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(rules: &[Rule], s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(rules).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Rule>, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
+}
 
 /// The step the worker is in, for the progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +131,7 @@ pub use messages::{FromWorker, KeyInput, ToWorker};
 
 #[cfg(target_arch = "wasm32")]
 mod messages {
-    use super::Progress;
+    use super::{Progress, RuleChoice};
     use crate::view::{FixedView, InspectView, PlanView, ProblemView};
     use serde::{Deserialize, Serialize};
     use wasm_bindgen::JsValue;
@@ -61,6 +145,9 @@ mod messages {
         Inspect {
             #[serde(with = "serde_wasm_bindgen::preserve")]
             file: File,
+            /// The rules to inspect it with (and to plan and verify with).
+            #[serde(default)]
+            rules: RuleChoice,
         },
         /// Plan the fix of the inspected image; `discard_journal` is the user's consent to reset
         /// an unclean journal.
@@ -194,5 +281,65 @@ mod tests {
         let json = serde_json::to_value(p).unwrap();
         assert_eq!(json["phase"], "verify");
         assert_eq!(serde_json::from_value::<Progress>(json).unwrap(), p);
+    }
+
+    const RULE_FILE: &str = r#"format = 1
+include = ["crowdstrike-2024-07-19"]
+[[rule]]
+id = "contoso-agent"
+directory = '\ProgramData\Contoso'
+name = "CH-*.bin"
+faulty = { from = 2025-03-02T04:09:00Z, to = 2025-03-02T04:10:00Z }
+[rule.title]
+en = "Contoso"
+ja = "Contoso(日本語)"
+[rule.description]
+en = "Contoso's channel files."
+ja = "Contoso のチャネルファイルです。"
+"#;
+
+    #[test]
+    fn rules_travel_exactly_and_are_checked_again() {
+        let file = kaifuku_rescue::rule_file::parse(RULE_FILE).unwrap();
+        let choice = RuleChoice::of_file(&file);
+        let keys: Vec<&str> = choice.user.iter().map(|r| r.key()).collect();
+        assert_eq!(keys, ["crowdstrike-2024-07-19", "contoso-agent"]);
+        // Through the message and back: the times (NTFS ticks) arrive to the tick.
+        let json = serde_json::to_value(&choice).unwrap();
+        assert!(json["user"].is_string(), "{json}");
+        let back: RuleChoice = serde_json::from_value(json).unwrap();
+        assert_eq!(back, choice);
+        assert_eq!(back.user[1].faulty_modified, file.rules[0].faulty_modified);
+        let set = back.rule_set().unwrap();
+        assert_eq!(set.len(), 2);
+        // No rules: the built-in rule alone, as without a rule file; an old message without
+        // `rules` reads as that.
+        let none: RuleChoice = serde_json::from_str("{}").unwrap();
+        assert_eq!(none, RuleChoice::default());
+        let set = none.rule_set().unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.primary().key(), "crowdstrike-2024-07-19");
+
+        // A message is not trusted: a rule naming $MFT, a changed built-in rule and a --path
+        // rule are refused or replaced.
+        let mut hostile = back.clone();
+        hostile.user[1].directory = "\\$MFT".into();
+        assert!(matches!(
+            hostile.rule_set(),
+            Err(RuleSetError::Invalid {
+                error: RuleFileError::NamesSystemFile { .. }
+            })
+        ));
+        let mut changed = back.clone();
+        changed.user[0].pattern = "*".into();
+        assert_eq!(
+            changed.rule_set().unwrap().primary().pattern,
+            "C-00000291*.sys"
+        );
+        let path = RuleChoice {
+            user: vec![Rule::for_path("\\$MFT").unwrap()],
+            txr_logs: false,
+        };
+        assert!(path.rule_set().is_err());
     }
 }

@@ -9,7 +9,7 @@ use kaifuku_container::OutputPlan;
 use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt, ReadStats};
 use kaifuku_rescue::plan::FixOptions;
 use kaifuku_rescue::undo;
-use kaifuku_rescue::{OutputCheck, PlannedFix, Rule, UnlockProgress, VolumeKeys};
+use kaifuku_rescue::{OutputCheck, PlannedFix, RuleSet, UnlockProgress, VolumeKeys};
 use std::rc::Rc;
 
 /// The read cache the worker uses: 64 KiB blocks, 128 of them (8 MiB), read-ahead up to 1 MiB.
@@ -139,15 +139,17 @@ impl<R: ReadAt> Session<R> {
     /// repairs them decrypted and writes them back re-encrypted, as `kaifuku fix` does with the
     /// same keys.
     pub fn with_keys(source: R, file_name: &str, keys: VolumeKeys) -> Self {
+        Session::with_rules(source, file_name, keys, RuleSet::builtin())
+    }
+
+    /// A session that inspects, plans and verifies with `rules` (a rule file's, as `kaifuku fix
+    /// --rule FILE` does) and unlocks with `keys`.
+    pub fn with_rules(source: R, file_name: &str, keys: VolumeKeys, rules: RuleSet) -> Self {
         let counted = Rc::new(Counted::new(source));
         let cache = BlockCache::new(counted.clone(), cache_config());
         Session {
             counted,
-            core: kaifuku_rescue::Session::open_with_keys(
-                cache,
-                Rule::crowdstrike_2024_07_19(),
-                keys,
-            ),
+            core: kaifuku_rescue::Session::open_with_keys(cache, rules, keys),
             names: OutputNames::for_input(file_name),
             file_name: file_name.to_string(),
             checks: None,

@@ -23,7 +23,8 @@ use kaifuku_rescue::vocabulary::{
     NtfsProblem, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{
-    FileSystem, FixError, InspectReport, Outcome, Plan, RuleId, Verdict, VolumeReport,
+    FileSystem, FixError, InspectReport, Outcome, Plan, Rule, RuleId, UserRuleText, Verdict,
+    VolumeReport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +117,9 @@ pub struct MatchView {
     pub header_known_bad: Option<bool>,
     pub all_zero: bool,
     pub verdict: Verdict,
+    /// Which rule of [`InspectView::rules`] found it (its index).
+    #[serde(default)]
+    pub rule: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -538,9 +542,12 @@ impl ProblemView {
 pub struct InspectView {
     pub file_name: String,
     pub file_size: u64,
-    /// Which rule ran: the page words its title.
+    /// Which rule ran (the primary one, when the set holds more): the page words its title.
     pub rule_id: RuleId,
     pub rule_path: String,
+    /// Every rule the image was inspected with, in the set's order (the first is `rule_id`).
+    #[serde(default)]
+    pub rules: Vec<RuleView>,
     pub container: Option<ContainerView>,
     pub partitions: Option<PartitionsView>,
     pub volumes: Vec<VolumeView>,
@@ -554,6 +561,44 @@ pub struct InspectView {
     #[serde(default)]
     pub key_request: Option<KeyRequest>,
     pub reads: Reads,
+}
+
+/// One rule of the set an image was inspected with, with every fact the page lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleView {
+    pub id: RuleId,
+    /// The built-in rule's id, `path`, or a user rule's own key.
+    pub key: String,
+    /// `directory\glob`.
+    pub target: String,
+    /// Runs only on volumes holding `\Windows\System32`.
+    pub windows_only: bool,
+    /// Known-bad first bytes (hex).
+    pub header_hex: Option<String>,
+    /// The faulty window, `[from, to)`, as UTC times (RFC 3339).
+    pub faulty: Option<(String, String)>,
+    /// Modified at or after this (UTC, RFC 3339): the fixed version.
+    pub fixed_from: Option<String>,
+    /// A user rule's key and words in both languages.
+    pub user: Option<UserRuleText>,
+}
+
+impl RuleView {
+    pub fn of(rule: &Rule) -> RuleView {
+        use kaifuku_ntfs::time::format_utc;
+        RuleView {
+            id: rule.id,
+            key: rule.key().to_string(),
+            target: rule.target(),
+            windows_only: rule.windows_only,
+            header_hex: rule.bad_header_hex.clone(),
+            faulty: rule
+                .faulty_modified
+                .map(|(from, to)| (format_utc(from), format_utc(to))),
+            fixed_from: rule.fixed_modified_from.map(format_utc),
+            user: rule.user.clone(),
+        }
+    }
 }
 
 /// Why the page asks for a BitLocker key: none was given yet, or the one given did not unlock.
@@ -645,10 +690,9 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 quota_tracking: n.quota_tracking,
             });
             let matches = v
-                .rule
-                .iter()
-                .flat_map(|r| r.matches.iter())
-                .map(|m| MatchView {
+                .results()
+                .flat_map(|r| r.matches.iter().map(move |m| (r.rule_index, m)))
+                .map(|(rule, m)| MatchView {
                     path: m.path.clone(),
                     name: m.file.name.clone(),
                     dos_name: m.file.dos_name.clone(),
@@ -660,6 +704,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                     header_known_bad: m.header_matches,
                     all_zero: m.file.all_zero && m.file.size > 0,
                     verdict: m.verdict,
+                    rule,
                 })
                 .collect();
             VolumeView {
@@ -670,8 +715,8 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 filesystem: v.filesystem,
                 windows: report.windows_volumes.contains(&i),
                 ntfs,
-                rule_ran: v.rule.is_some(),
-                directory_exists: v.rule.as_ref().is_some_and(|r| r.directory_exists),
+                rule_ran: v.results().next().is_some(),
+                directory_exists: v.results().any(|r| r.directory_exists),
                 matches,
                 error: v.error.as_ref().map(ToString::to_string),
                 refused: v.refused(),
@@ -725,6 +770,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
             report.rule.directory.trim_end_matches('\\'),
             report.rule.pattern
         ),
+        rules: report.rules.iter().map(RuleView::of).collect(),
         container,
         partitions,
         volumes,
@@ -789,6 +835,9 @@ pub struct DeletionView {
     pub remaining_links: Option<u16>,
     pub removed_names: Vec<String>,
     pub side_indexes: Vec<String>,
+    /// Which rule of the inspect view's `rules` found the file (its index).
+    #[serde(default)]
+    pub rule: usize,
 }
 
 /// One changed range: of the virtual disk (`L` = the NTFS structure changed) or of the image
@@ -918,6 +967,11 @@ pub fn plan_view(
                 remaining_links: d.outcome.remaining_links,
                 removed_names: d.outcome.removed_names.clone(),
                 side_indexes: d.outcome.side_indexes.clone(),
+                rule: d
+                    .rule_id
+                    .as_deref()
+                    .and_then(|key| report.rules.iter().position(|r| r.key() == key))
+                    .unwrap_or(0),
             })
             .collect(),
         journal_replays: plan

@@ -6,14 +6,14 @@
 //! any image is picked (so its wasm is compiled by then) and waits for [`FromWorker::Ready`]; one
 //! worker serves one image and is terminated after it, or to cancel.
 
-use crate::protocol::{FromWorker, KeyInput, Phase, Progress, Stretch, ToWorker};
+use crate::protocol::{FromWorker, KeyInput, Phase, Progress, RuleChoice, Stretch, ToWorker};
 use crate::session::{OutPiece, Session};
 use crate::view::{FixedView, KeyFileKind, Problem, ProblemView, Reads};
 use js_sys::{Array, Uint8Array};
 use kaifuku_bitlocker::{parse_key_list, StartupKey, UnlockKey};
 use kaifuku_io::{check_range, ReadAt, ReadStats};
 use kaifuku_rescue::undo;
-use kaifuku_rescue::VolumeKeys;
+use kaifuku_rescue::{RuleSet, VolumeKeys};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -286,6 +286,9 @@ pub fn undo_blob(file: &File, pieces: &[undo::Piece]) -> Result<Blob, JsValue> {
 #[derive(Default)]
 struct ImageWorker {
     session: Option<Session<FileSource>>,
+    /// The rules the image was inspected with (the built-in rule until a message says
+    /// otherwise); unlocking inspects again with the same rules.
+    rules: Option<RuleSet>,
 }
 
 impl ImageWorker {
@@ -297,7 +300,7 @@ impl ImageWorker {
 
     fn on_message(&mut self, message: ToWorker) -> FromWorker {
         let result = match message {
-            ToWorker::Inspect { file } => self.inspect(file),
+            ToWorker::Inspect { file, rules } => self.inspect(file, &rules),
             ToWorker::Unlock { key } => self.unlock(key),
             ToWorker::Plan { discard_journal } => self.plan(discard_journal),
             ToWorker::Fix => self.fix(),
@@ -323,12 +326,22 @@ impl ImageWorker {
         result.unwrap_or_else(|p| FromWorker::Failed(ProblemView::of(p)))
     }
 
-    fn inspect(&mut self, file: File) -> Result<FromWorker, Problem> {
+    fn inspect(&mut self, file: File, rules: &RuleChoice) -> Result<FromWorker, Problem> {
+        // Made again from the rules received: the core checks every rule itself.
+        let rules = rules
+            .rule_set()
+            .map_err(|e| Problem::internal(format!("the rules cannot run: {e}")))?;
         let progress = Rc::new(ProgressMeter::new());
         let started = progress.begin(Phase::Inspect);
         let source = FileSource::with_progress(file.clone(), progress)
             .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
-        let session = self.session.insert(Session::new(source, &file.name()));
+        self.rules = Some(rules.clone());
+        let session = self.session.insert(Session::with_rules(
+            source,
+            &file.name(),
+            VolumeKeys::none(),
+            rules,
+        ));
         Ok(FromWorker::Inspected(
             session.inspect(|s| reads(s, started)),
         ))
@@ -346,7 +359,9 @@ impl ImageWorker {
         let started = progress.begin(Phase::Unlock);
         let source = FileSource::with_progress(file.clone(), progress.clone())
             .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
-        let mut session = Session::with_keys(source, &file.name(), VolumeKeys::new(vec![key]));
+        let rules = self.rules.clone().unwrap_or_else(RuleSet::builtin);
+        let mut session =
+            Session::with_rules(source, &file.name(), VolumeKeys::new(vec![key]), rules);
         session.set_unlock_progress(Box::new(move |done, total| progress.stretched(done, total)));
         let session = self.session.insert(session);
         Ok(FromWorker::Inspected(

@@ -21,14 +21,15 @@ use kaifuku_rescue::vocabulary::{
     RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::vocabulary::{HiveState, WindowsVersion};
+use kaifuku_rescue::Rule;
 use kaifuku_rescue::{FileSystem, FixError, Outcome, RuleId, Verdict};
-use kaifuku_web::protocol::{FromWorker, KeyInput, Phase, Progress, Stretch, ToWorker};
+use kaifuku_web::protocol::{FromWorker, KeyInput, Phase, Progress, RuleChoice, Stretch, ToWorker};
 use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     BitmapView, CheckView, ContainerView, DeletionView, FixedView, IndexBlockView, InspectView,
     JournalFactsView, JournalReplayView, JournalView, KeyFileKind, KeyRequest, MatchView, NtfsView,
     OverlapView, PartitionView, PartitionsView, PlanView, PlannedOverlapView, PlannedReplayView,
-    Problem, ProblemView, RangeView, Reads, VolumeView,
+    Problem, ProblemView, RangeView, Reads, RuleView, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -217,12 +218,37 @@ fn reads() -> Reads {
     }
 }
 
+/// A user rule from a rule file: its window's times are NTFS ticks past 2^53.
+fn user_rule() -> Rule {
+    let text = r#"format = 1
+[[rule]]
+id = "contoso-agent"
+directory = '\ProgramData\Contoso'
+name = "CH-*.bin"
+faulty = { from = 2025-03-02T04:09:00Z, to = 2025-03-02T04:10:00Z }
+[rule.title]
+en = "Contoso"
+ja = "Contoso(日本語)"
+[rule.description]
+en = "Contoso's channel files."
+ja = "Contoso のチャネルファイルです。"
+"#;
+    kaifuku_rescue::rule_file::parse(text)
+        .unwrap()
+        .rules
+        .remove(0)
+}
+
 fn inspect_view() -> InspectView {
     InspectView {
         file_name: "disk.vhd".into(),
         file_size: 2000 << 30,
         rule_id: RuleId::CrowdStrike20240719,
         rule_path: "\\Windows\\System32\\drivers\\CrowdStrike\\C-00000291*.sys".into(),
+        rules: vec![
+            RuleView::of(&Rule::crowdstrike_2024_07_19()),
+            RuleView::of(&user_rule()),
+        ],
         container: Some(ContainerView {
             format: Format::VhdDynamic,
             virtual_size: 2000 << 30,
@@ -280,6 +306,7 @@ fn inspect_view() -> InspectView {
                 header_known_bad: None,
                 all_zero: false,
                 verdict: Verdict::NotApplicable,
+                rule: 0,
             }],
             error: None,
             refused: false,
@@ -406,6 +433,7 @@ fn plan_view() -> PlanView {
             remaining_links: None,
             removed_names: vec!["C-00000291-1.sys".into(), "C-0000~1.SYS".into()],
             side_indexes: vec![],
+            rule: 1,
         }],
         journal_reset: vec![volume()],
         journal_left: vec![(volume(), 2)],
@@ -476,13 +504,22 @@ fn blob_of(bytes: &[u8]) -> Blob {
 #[wasm_bindgen_test]
 fn page_messages_arrive_in_the_worker_as_sent() {
     let data = pattern(1000);
+    let rules = RuleChoice {
+        user: vec![Rule::crowdstrike_2024_07_19(), user_rule()],
+        txr_logs: false,
+    };
     let sent = ToWorker::Inspect {
         file: file_of(&data),
+        rules: rules.clone(),
     };
     match ToWorker::from_js(posted(sent.to_js().unwrap())).unwrap() {
-        ToWorker::Inspect { file } => {
+        ToWorker::Inspect { file, rules: got } => {
             assert_eq!(file.name(), "disk.img");
             assert!(blob_bytes(&file) == data, "the file's bytes arrive");
+            // The rules' times (NTFS ticks, beyond a JavaScript number's exact range) arrive to
+            // the tick.
+            assert_eq!(got, rules);
+            assert_eq!(got.rule_set().unwrap().len(), 2);
         }
         other => panic!("{other:?}"),
     }

@@ -16,7 +16,7 @@ use kaifuku_ntfs::FileDetails;
 use serde::{Deserialize, Serialize};
 
 /// Which files are the problem and how to judge each one found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// Which rule this is; serialised as a stable identifier ("crowdstrike-2024-07-19", "path").
     pub id: RuleId,
@@ -284,10 +284,12 @@ pub enum RuleSetError {
         /// The key.
         key: String,
     },
-    /// A user rule fails the checks a rule file gets (it names a system file, say). A set is
-    /// checked again whatever made its rules, so a rule that reached the core by another way
-    /// than [`crate::rule_file::parse`] (the page's worker message) is held to the same checks.
-    Invalid(crate::rule_file::RuleFileError),
+    /// A rule a rule file could not hold (a system file, a bad directory or glob ...): rules
+    /// that arrive as data (the page's worker gets them in a message) are checked again here.
+    Invalid {
+        /// Why.
+        error: crate::rule_file::RuleFileError,
+    },
 }
 
 impl std::fmt::Display for RuleSetError {
@@ -302,7 +304,7 @@ impl std::fmt::Display for RuleSetError {
             RuleSetError::DuplicateKey { key } => {
                 write!(f, "two rules are named {key:?}; give each rule its own id")
             }
-            RuleSetError::Invalid(why) => write!(f, "{why}"),
+            RuleSetError::Invalid { error } => error.fmt(f),
         }
     }
 }
@@ -312,7 +314,9 @@ impl RuleSet {
     /// nothing).
     pub const MAX_RULES: usize = 64;
 
-    /// A set of `rules`, in order: 1 to [`RuleSet::MAX_RULES`] rules with unique keys.
+    /// A set of `rules`, in order: 1 to [`RuleSet::MAX_RULES`] rules with unique keys, each one
+    /// (but a `--path` rule, which the user typed for this run) passing
+    /// [`crate::rule_file::validate`], wherever it came from.
     pub fn new(rules: Vec<Rule>) -> Result<RuleSet, RuleSetError> {
         if rules.is_empty() {
             return Err(RuleSetError::Empty);
@@ -321,8 +325,8 @@ impl RuleSet {
             return Err(RuleSetError::TooMany { count: rules.len() });
         }
         for (i, r) in rules.iter().enumerate() {
-            if r.id == RuleId::User {
-                crate::rule_file::validate(r).map_err(RuleSetError::Invalid)?;
+            if r.id != RuleId::Path {
+                crate::rule_file::validate(r).map_err(|error| RuleSetError::Invalid { error })?;
             }
             if rules[..i].iter().any(|o| o.key() == r.key()) {
                 return Err(RuleSetError::DuplicateKey {

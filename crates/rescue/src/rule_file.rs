@@ -11,6 +11,8 @@ use crate::rule::{Localized, Rule, RuleId, UserRuleText};
 use kaifuku_ntfs::time::from_utc;
 use serde::Deserialize;
 
+pub use crate::vocabulary::{DirectoryFault, GlobFault, RuleFileError};
+
 /// Largest rule file read (checked before parsing).
 pub const MAX_FILE_BYTES: usize = 64 * 1024;
 /// Most rules in one file.
@@ -50,188 +52,6 @@ pub struct RuleFile {
     /// The file's rules.
     pub rules: Vec<Rule>,
 }
-
-/// Why a rule file is refused. `rule` is the id of the rule at fault (as written, when it has
-/// one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RuleFileError {
-    /// The file is larger than [`MAX_FILE_BYTES`].
-    TooLarge {
-        /// Its size in bytes.
-        bytes: u64,
-    },
-    /// Not TOML, not the schema (an unknown or missing field, a wrong type), or nested too deep.
-    Syntax {
-        /// Line, from 1 (0 when the parser gave no position).
-        line: usize,
-        /// Column, from 1.
-        column: usize,
-        /// What the parser said.
-        detail: String,
-    },
-    /// `format` is not 1.
-    Format {
-        /// The value given.
-        format: i64,
-    },
-    /// The file holds no rule.
-    NoRules,
-    /// More than [`MAX_RULES`] rules.
-    TooManyRules {
-        /// How many.
-        count: usize,
-    },
-    /// An id that is not `[a-z0-9][a-z0-9-]{0,62}`.
-    BadId {
-        /// The id as written.
-        rule: String,
-    },
-    /// Two rules with one id.
-    DuplicateId {
-        /// The id.
-        rule: String,
-    },
-    /// A rule named like a built-in rule.
-    BuiltinId {
-        /// The id.
-        rule: String,
-    },
-    /// `include` names no built-in rule.
-    UnknownInclude {
-        /// The name given.
-        name: String,
-    },
-    /// The directory is not an absolute `\`-separated path of plain components.
-    BadDirectory {
-        /// The rule.
-        rule: String,
-        /// What is wrong with it.
-        why: &'static str,
-    },
-    /// The glob is empty, holds a separator, a stream or a control character, or is too long.
-    BadGlob {
-        /// The rule.
-        rule: String,
-        /// What is wrong with it.
-        why: &'static str,
-    },
-    /// The rule names an NTFS system file (or a folder of them).
-    NamesSystemFile {
-        /// The rule.
-        rule: String,
-        /// The system file.
-        name: String,
-    },
-    /// The header is not 1 to 8 bytes of hex.
-    BadHeader {
-        /// The rule.
-        rule: String,
-    },
-    /// A time without a UTC offset, or without a time of day.
-    BadTime {
-        /// The rule.
-        rule: String,
-        /// The time as written.
-        time: String,
-    },
-    /// `to` is not after `from`, or `fixed_from` falls inside the faulty window.
-    WindowOrder {
-        /// The rule.
-        rule: String,
-    },
-    /// A title or description lacks English or Japanese.
-    MissingLanguage {
-        /// The rule.
-        rule: String,
-    },
-    /// A title or description is too long or holds a control character.
-    TextTooLong {
-        /// The rule.
-        rule: String,
-    },
-}
-
-impl std::fmt::Display for RuleFileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use RuleFileError as E;
-        match self {
-            E::TooLarge { bytes } => write!(
-                f,
-                "the file is {bytes} bytes; a rule file is at most {MAX_FILE_BYTES} bytes, so split it"
-            ),
-            E::Syntax {
-                line,
-                column,
-                detail,
-            } => write!(
-                f,
-                "not a valid rule file at line {line}, column {column}: {detail}; see docs/rules.md for the fields"
-            ),
-            E::Format { format } => write!(
-                f,
-                "format = {format} is not a format this kaifuku reads; write format = 1"
-            ),
-            E::NoRules => f.write_str("the file holds no [[rule]]; add one"),
-            E::TooManyRules { count } => write!(
-                f,
-                "the file holds {count} rules; at most {MAX_RULES}, so split it"
-            ),
-            E::BadId { rule } => write!(
-                f,
-                "rule id {rule:?} is not allowed; use lowercase letters, digits and '-', at most 63, starting with a letter or digit"
-            ),
-            E::DuplicateId { rule } => {
-                write!(f, "two rules are named {rule:?}; give each rule its own id")
-            }
-            E::BuiltinId { rule } if TXR_KEYS.contains(&rule.as_str()) => write!(
-                f,
-                "{rule:?} is a built-in rule's id; name your rule differently (the registry transaction-log rules run with --txr-logs)"
-            ),
-            E::BuiltinId { rule } => write!(
-                f,
-                "{rule:?} is a built-in rule's id; name your rule differently (or keep the built-in rule with include = [{rule:?}])"
-            ),
-            E::UnknownInclude { name } => write!(
-                f,
-                "include names {name:?}, which is no built-in rule; `kaifuku rules` lists them"
-            ),
-            E::BadDirectory { rule, why } => write!(
-                f,
-                "rule {rule:?}: the directory {why}; write it from the volume root, e.g. '\\ProgramData\\Vendor\\Channels'"
-            ),
-            E::BadGlob { rule, why } => write!(
-                f,
-                "rule {rule:?}: the name {why}; give one file name or glob (* and ?), e.g. 'CH-0042*.bin'"
-            ),
-            E::NamesSystemFile { rule, name } => write!(
-                f,
-                "rule {rule:?} names the NTFS system file {name}, which kaifuku never deletes; point the rule at ordinary files"
-            ),
-            E::BadHeader { rule } => write!(
-                f,
-                "rule {rule:?}: the header must be 1 to {MAX_HEADER_BYTES} bytes of hex, e.g. \"de ad be ef\""
-            ),
-            E::BadTime { rule, time } => write!(
-                f,
-                "rule {rule:?}: the time {time} has no UTC offset; write a date and time with Z or an offset, e.g. 2025-03-02T04:09:00Z"
-            ),
-            E::WindowOrder { rule } => write!(
-                f,
-                "rule {rule:?}: the faulty window must end after it starts, and fixed_from must not fall inside it"
-            ),
-            E::MissingLanguage { rule } => write!(
-                f,
-                "rule {rule:?}: the title and the description need both en and ja texts"
-            ),
-            E::TextTooLong { rule } => write!(
-                f,
-                "rule {rule:?}: a title is at most {MAX_TITLE_CHARS} characters and a description at most {MAX_DESCRIPTION_CHARS}, without control characters other than newlines"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RuleFileError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -475,16 +295,16 @@ fn is_system_name(name: &str, list: &[&str]) -> Option<String> {
 /// rule before it runs.)
 pub fn validate(rule: &Rule) -> Result<(), RuleFileError> {
     let id = rule.key().to_string();
-    let bad_dir = |why: &'static str| RuleFileError::BadDirectory {
+    let bad_dir = |why: DirectoryFault| RuleFileError::BadDirectory {
         rule: id.clone(),
         why,
     };
     let dir = &rule.directory;
     if !dir.starts_with('\\') {
-        return Err(bad_dir("does not start at the volume root (\\)"));
+        return Err(bad_dir(DirectoryFault::NotFromRoot));
     }
     if dir.chars().count() > 1024 {
-        return Err(bad_dir("is longer than 1024 characters"));
+        return Err(bad_dir(DirectoryFault::TooLong));
     }
     let components: Vec<&str> = if dir == "\\" {
         Vec::new()
@@ -492,7 +312,7 @@ pub fn validate(rule: &Rule) -> Result<(), RuleFileError> {
         dir[1..].split('\\').collect()
     };
     if components.len() > 32 {
-        return Err(bad_dir("has more than 32 components"));
+        return Err(bad_dir(DirectoryFault::TooManyComponents));
     }
     if let Some(name) = components
         .first()
@@ -502,36 +322,34 @@ pub fn validate(rule: &Rule) -> Result<(), RuleFileError> {
     }
     for c in &components {
         if c.is_empty() || *c == "." || *c == ".." {
-            return Err(bad_dir("has an empty, '.' or '..' component"));
+            return Err(bad_dir(DirectoryFault::EmptyOrDotComponent));
         }
         if c.contains([':', '/', '*', '?']) || c.chars().any(char::is_control) {
-            return Err(bad_dir(
-                "holds ':', '/', a wildcard or a control character (only the name may be a glob)",
-            ));
+            return Err(bad_dir(DirectoryFault::ForbiddenCharacter));
         }
         if c.encode_utf16().count() > 255 {
-            return Err(bad_dir("has a component longer than 255 characters"));
+            return Err(bad_dir(DirectoryFault::ComponentTooLong));
         }
         if let Some(name) = is_system_name(c, &EXTEND_METAFILES) {
             return Err(RuleFileError::NamesSystemFile { rule: id, name });
         }
     }
-    let bad_glob = |why: &'static str| RuleFileError::BadGlob {
+    let bad_glob = |why: GlobFault| RuleFileError::BadGlob {
         rule: id.clone(),
         why,
     };
     let glob = &rule.pattern;
     if glob.is_empty() {
-        return Err(bad_glob("is empty"));
+        return Err(bad_glob(GlobFault::Empty));
     }
     if glob.contains(['\\', '/', ':']) || glob.chars().any(char::is_control) {
-        return Err(bad_glob("holds '\\', '/', ':' or a control character"));
+        return Err(bad_glob(GlobFault::Separator));
     }
     if glob.encode_utf16().count() > 255 {
-        return Err(bad_glob("is longer than 255 characters"));
+        return Err(bad_glob(GlobFault::TooLong));
     }
     if glob.matches('*').count() > MAX_STARS {
-        return Err(bad_glob("has more than 8 '*'"));
+        return Err(bad_glob(GlobFault::TooManyStars));
     }
     if components.is_empty() {
         if let Some(name) = ROOT_METAFILES.iter().find(|m| glob_matches(glob, m)) {

@@ -17,6 +17,9 @@
 //! [`PartitionProblem`]).
 
 use crate::coded::{CodeFirst, CodeTagged};
+use crate::rule_file::{
+    MAX_DESCRIPTION_CHARS, MAX_FILE_BYTES, MAX_HEADER_BYTES, MAX_RULES, MAX_TITLE_CHARS,
+};
 use kaifuku_bitlocker::{ProtectionType, RecoveryPasswordFault};
 use kaifuku_container::{ContainerError, Format, OtherFormat, Qcow2ClusterKind, Qcow2Feature};
 use kaifuku_ntfs::check::Problem;
@@ -80,6 +83,7 @@ serde_with_message!(
     HiveState,
     WindowsVersion,
     RuleSkip,
+    RuleFileError,
 );
 
 /// Joins sentences with "; ", the way a list of reasons is printed on one line.
@@ -2544,6 +2548,258 @@ impl fmt::Display for IdentityMismatch {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Rule files
+
+/// What is wrong with a rule's directory (see [`RuleFileError::BadDirectory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(strum::EnumIter))]
+pub enum DirectoryFault {
+    /// It does not start with `\`.
+    NotFromRoot,
+    /// Over 1024 characters.
+    TooLong,
+    /// Over 32 components.
+    TooManyComponents,
+    /// A component is empty, `.` or `..`.
+    EmptyOrDotComponent,
+    /// A component holds `:` (a stream), `/`, a wildcard or a control character.
+    ForbiddenCharacter,
+    /// A component is over 255 UTF-16 units.
+    ComponentTooLong,
+}
+
+impl fmt::Display for DirectoryFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DirectoryFault::NotFromRoot => "does not start at the volume root (\\)",
+            DirectoryFault::TooLong => "is longer than 1024 characters",
+            DirectoryFault::TooManyComponents => "has more than 32 components",
+            DirectoryFault::EmptyOrDotComponent => "has an empty, '.' or '..' component",
+            DirectoryFault::ForbiddenCharacter => {
+                "holds ':', '/', a wildcard or a control character (only the name may be a glob)"
+            }
+            DirectoryFault::ComponentTooLong => "has a component longer than 255 characters",
+        })
+    }
+}
+
+/// What is wrong with a rule's name glob (see [`RuleFileError::BadGlob`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(strum::EnumIter))]
+pub enum GlobFault {
+    /// No name at all.
+    Empty,
+    /// It holds `\`, `/`, `:` or a control character.
+    Separator,
+    /// Over 255 UTF-16 units.
+    TooLong,
+    /// More than [`crate::rule_file::MAX_STARS`] `*`.
+    TooManyStars,
+}
+
+impl fmt::Display for GlobFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GlobFault::Empty => "is empty",
+            GlobFault::Separator => "holds '\\', '/', ':' or a control character",
+            GlobFault::TooLong => "is longer than 255 characters",
+            GlobFault::TooManyStars => "has more than 8 '*'",
+        })
+    }
+}
+
+/// Why a rule file is refused. `rule` is the id of the rule at fault (as written, when it has
+/// one). The page shows these in its own words; the command line prints the `Display` after
+/// `rule file F: `.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self", rename_all = "snake_case")]
+#[cfg_attr(
+    test,
+    derive(strum::EnumDiscriminants),
+    strum_discriminants(derive(strum::EnumIter), vis(pub(crate)))
+)]
+pub enum RuleFileError {
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    TooLarge {
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// Not TOML, not the schema (an unknown or missing field, a wrong type), or nested too deep.
+    Syntax {
+        /// Line, from 1 (0 when the parser gave no position).
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+        /// What the parser said (English).
+        detail: String,
+    },
+    /// `format` is not 1.
+    Format {
+        /// The value given.
+        format: i64,
+    },
+    /// The file holds no rule.
+    NoRules,
+    /// More than [`MAX_RULES`] rules.
+    TooManyRules {
+        /// How many.
+        count: usize,
+    },
+    /// An id that is not `[a-z0-9][a-z0-9-]{0,62}`.
+    BadId {
+        /// The id as written.
+        rule: String,
+    },
+    /// Two rules with one id.
+    DuplicateId {
+        /// The id.
+        rule: String,
+    },
+    /// A rule named like a built-in rule.
+    BuiltinId {
+        /// The id.
+        rule: String,
+    },
+    /// `include` names no built-in rule.
+    UnknownInclude {
+        /// The name given.
+        name: String,
+    },
+    /// The directory is not an absolute `\`-separated path of plain components.
+    BadDirectory {
+        /// The rule.
+        rule: String,
+        /// What is wrong with it.
+        why: DirectoryFault,
+    },
+    /// The glob is empty, holds a separator, a stream or a control character, or is too long.
+    BadGlob {
+        /// The rule.
+        rule: String,
+        /// What is wrong with it.
+        why: GlobFault,
+    },
+    /// The rule names an NTFS system file (or a folder of them).
+    NamesSystemFile {
+        /// The rule.
+        rule: String,
+        /// The system file.
+        name: String,
+    },
+    /// The header is not 1 to 8 bytes of hex.
+    BadHeader {
+        /// The rule.
+        rule: String,
+    },
+    /// A time without a UTC offset, or without a time of day.
+    BadTime {
+        /// The rule.
+        rule: String,
+        /// The time as written.
+        time: String,
+    },
+    /// `to` is not after `from`, or `fixed_from` falls inside the faulty window.
+    WindowOrder {
+        /// The rule.
+        rule: String,
+    },
+    /// A title or description lacks English or Japanese.
+    MissingLanguage {
+        /// The rule.
+        rule: String,
+    },
+    /// A title or description is too long or holds a control character.
+    TextTooLong {
+        /// The rule.
+        rule: String,
+    },
+}
+
+impl std::fmt::Display for RuleFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use RuleFileError as E;
+        match self {
+            E::TooLarge { bytes } => write!(
+                f,
+                "the file is {bytes} bytes; a rule file is at most {MAX_FILE_BYTES} bytes, so split it"
+            ),
+            E::Syntax {
+                line,
+                column,
+                detail,
+            } => write!(
+                f,
+                "not a valid rule file at line {line}, column {column}: {detail}; see docs/rules.md for the fields"
+            ),
+            E::Format { format } => write!(
+                f,
+                "format = {format} is not a format this kaifuku reads; write format = 1"
+            ),
+            E::NoRules => f.write_str("the file holds no [[rule]]; add one"),
+            E::TooManyRules { count } => write!(
+                f,
+                "the file holds {count} rules; at most {MAX_RULES}, so split it"
+            ),
+            E::BadId { rule } => write!(
+                f,
+                "rule id {rule:?} is not allowed; use lowercase letters, digits and '-', at most 63, starting with a letter or digit"
+            ),
+            E::DuplicateId { rule } => {
+                write!(f, "two rules are named {rule:?}; give each rule its own id")
+            }
+            E::BuiltinId { rule } if crate::rule_file::TXR_KEYS.contains(&rule.as_str()) => write!(
+                f,
+                "{rule:?} is a built-in rule's id; name your rule differently (the registry transaction-log rules run with --txr-logs)"
+            ),
+            E::BuiltinId { rule } => write!(
+                f,
+                "{rule:?} is a built-in rule's id; name your rule differently (or keep the built-in rule with include = [{rule:?}])"
+            ),
+            E::UnknownInclude { name } => write!(
+                f,
+                "include names {name:?}, which is no built-in rule; `kaifuku rules` lists them"
+            ),
+            E::BadDirectory { rule, why } => write!(
+                f,
+                "rule {rule:?}: the directory {why}; write it from the volume root, e.g. '\\ProgramData\\Vendor\\Channels'"
+            ),
+            E::BadGlob { rule, why } => write!(
+                f,
+                "rule {rule:?}: the name {why}; give one file name or glob (* and ?), e.g. 'CH-0042*.bin'"
+            ),
+            E::NamesSystemFile { rule, name } => write!(
+                f,
+                "rule {rule:?} names the NTFS system file {name}, which kaifuku never deletes; point the rule at ordinary files"
+            ),
+            E::BadHeader { rule } => write!(
+                f,
+                "rule {rule:?}: the header must be 1 to {MAX_HEADER_BYTES} bytes of hex, e.g. \"de ad be ef\""
+            ),
+            E::BadTime { rule, time } => write!(
+                f,
+                "rule {rule:?}: the time {time} has no UTC offset; write a date and time with Z or an offset, e.g. 2025-03-02T04:09:00Z"
+            ),
+            E::WindowOrder { rule } => write!(
+                f,
+                "rule {rule:?}: the faulty window must end after it starts, and fixed_from must not fall inside it"
+            ),
+            E::MissingLanguage { rule } => write!(
+                f,
+                "rule {rule:?}: the title and the description need both en and ja texts"
+            ),
+            E::TextTooLong { rule } => write!(
+                f,
+                "rule {rule:?}: a title is at most {MAX_TITLE_CHARS} characters and a description at most {MAX_DESCRIPTION_CHARS}, without control characters other than newlines"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RuleFileError {}
+
 #[cfg(test)]
 mod tests {
     use super::{BitLockerProblem, BitLockerProblemDiscriminants};
@@ -2564,6 +2820,7 @@ mod tests {
         VerifyError, VerifyFailure, VerifyFailureDiscriminants, VolumeName, VolumeProblem,
         VolumeProblemDiscriminants,
     };
+    use super::{DirectoryFault, GlobFault, RuleFileError, RuleFileErrorDiscriminants};
     use super::{
         HiveError, HiveState, HiveStateDiscriminants, RuleSkip, RuleSkipDiscriminants,
         WindowsVersion, WindowsVersionDiscriminants,
@@ -3377,6 +3634,49 @@ mod tests {
             undo_inconsistencies(),
         );
         documented::<_, IdentityMismatchDiscriminants>("IdentityMismatch", identity_mismatches());
+        documented::<_, RuleFileErrorDiscriminants>("RuleFileError", rule_file_errors());
+    }
+
+    fn rule_file_errors() -> Vec<RuleFileError> {
+        let rule = || "contoso-agent".to_string();
+        let mut v = vec![
+            RuleFileError::TooLarge { bytes: 70_000 },
+            RuleFileError::Syntax {
+                line: 3,
+                column: 1,
+                detail: "unknown field `nmae`".into(),
+            },
+            RuleFileError::Format { format: 2 },
+            RuleFileError::NoRules,
+            RuleFileError::TooManyRules { count: 33 },
+            RuleFileError::BadId {
+                rule: "Contoso!".into(),
+            },
+            RuleFileError::DuplicateId { rule: rule() },
+            RuleFileError::BuiltinId {
+                rule: "crowdstrike-2024-07-19".into(),
+            },
+            RuleFileError::UnknownInclude {
+                name: "crowdstrike".into(),
+            },
+            RuleFileError::NamesSystemFile {
+                rule: rule(),
+                name: "$MFT".into(),
+            },
+            RuleFileError::BadHeader { rule: rule() },
+            RuleFileError::BadTime {
+                rule: rule(),
+                time: "2025-03-02T04:09:00".into(),
+            },
+            RuleFileError::WindowOrder { rule: rule() },
+            RuleFileError::MissingLanguage { rule: rule() },
+            RuleFileError::TextTooLong { rule: rule() },
+        ];
+        v.extend(
+            DirectoryFault::iter().map(|why| RuleFileError::BadDirectory { rule: rule(), why }),
+        );
+        v.extend(GlobFault::iter().map(|why| RuleFileError::BadGlob { rule: rule(), why }));
+        v
     }
 
     /// Serialises each example as the JSON reports have it (code, fields, English message) and
@@ -3399,6 +3699,7 @@ mod tests {
         // The same lists that `every_code_is_documented` holds to one example of each variant.
         round_trips("Outcome", &outcomes());
         round_trips("CheckOutcome", &check_outcomes());
+        round_trips("RuleFileError", &rule_file_errors());
         round_trips("Reason", &reasons());
         round_trips("VolumeProblem", &volume_problems());
         round_trips("NtfsProblem", &ntfs_problems());

@@ -61,6 +61,7 @@ mod practice;
 mod problems;
 mod progress;
 mod report;
+mod rules;
 mod structures;
 mod unlock;
 mod walk;

@@ -355,7 +355,10 @@ impl T {
         }
     }
     pub fn rule_line(self, id: RuleId, path: &str) -> String {
-        let title = self.rule_title(id);
+        self.rule_line_titled(self.rule_title(id), path)
+    }
+    /// The rule line with a rule's own title (a user rule's, in the page's language).
+    pub fn rule_line_titled(self, title: &str, path: &str) -> String {
         pick!(
             self,
             format!("ルール: {title} — {path}"),

@@ -12,6 +12,7 @@ mod practice;
 mod problems;
 mod progress;
 mod report;
+mod rules;
 mod structures;
 mod unlock;
 mod walk;
@@ -19,7 +20,7 @@ mod workers;
 
 use crate::i18n::{Lang, T};
 use crate::practice::Scenario;
-use crate::protocol::{FromWorker, KeyInput, Phase, Stretch, ToWorker};
+use crate::protocol::{FromWorker, KeyInput, Phase, RuleChoice, Stretch, ToWorker};
 use crate::view::{ExplainView, FixedView, InspectView, PlanView, ProblemView};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
@@ -31,6 +32,7 @@ use practice::Practice;
 use problems::Problems;
 use progress::{Cancelled, Progress};
 use report::ImageReport;
+use rules::RulePicker;
 use std::rc::Rc;
 use structures::Structures;
 use unlock::Unlock;
@@ -97,6 +99,8 @@ impl Downloads {
 pub enum Msg {
     SetLang(Lang),
     Picked(File),
+    /// The rules for the next image inspected (from the rule file picker).
+    Rules(RuleChoice),
     Worker(WorkerId, Box<WorkerEvent>),
     Consent(bool),
     /// Unlock the image's BitLocker volumes with this key.
@@ -124,6 +128,8 @@ pub struct App {
     workers_started: WorkerId,
     /// The picked image, until its worker is ready to take it.
     pending_file: Option<File>,
+    /// The rules the next image is inspected with (a rule file's, or the built-in rule).
+    rules: RuleChoice,
     file: Option<(String, u64)>,
     busy: Option<Busy>,
     inspect: Option<Rc<InspectView>>,
@@ -263,6 +269,17 @@ impl App {
         self.stop_busy(ctx, Stage::Failed);
     }
 
+    /// Inspect `file` with the rules chosen; a practice disk with the built-in rule its walk
+    /// describes.
+    fn inspect_message(&self, file: File) -> ToWorker {
+        let rules = if self.training {
+            RuleChoice::default()
+        } else {
+            self.rules.clone()
+        };
+        ToWorker::Inspect { file, rules }
+    }
+
     fn picked(&mut self, ctx: &Context<Self>, file: File) {
         // A new image: the old worker (and its memory) goes; the one started ahead takes over.
         self.worker = None;
@@ -279,7 +296,7 @@ impl App {
             Ok(w) => {
                 if let Some(t) = w.ready_at {
                     metrics::set("workerReady", t);
-                    w.post(&ToWorker::Inspect { file });
+                    w.post(&self.inspect_message(file));
                 } else {
                     self.pending_file = Some(file);
                 }
@@ -336,7 +353,7 @@ impl App {
                     w.ready_at = Some(metrics::now());
                 }
                 if let Some(file) = self.pending_file.take() {
-                    self.post(&ToWorker::Inspect { file });
+                    self.post(&self.inspect_message(file));
                 }
                 false
             }
@@ -493,6 +510,7 @@ impl Component for App {
             spare: None,
             workers_started: 0,
             pending_file: None,
+            rules: RuleChoice::default(),
             file: None,
             busy: None,
             inspect: None,
@@ -530,6 +548,10 @@ impl Component for App {
                     let _ = s.set_item(LANG_KEY, l.tag());
                 }
                 true
+            }
+            Msg::Rules(rules) => {
+                self.rules = rules;
+                false
             }
             Msg::Picked(file) => {
                 self.practice_failed = None;
@@ -709,7 +731,7 @@ impl Component for App {
         };
         let plan = match &self.plan {
             Some(p) => html! {
-                <Plan {t} plan={p.clone()}
+                <Plan {t} plan={p.clone()} inspect={self.inspect.clone()}
                     format={self.inspect.as_ref().and_then(|v| v.container.as_ref()).map(|c| c.format)}
                     focus={self.focus_ref(self.stage == Stage::Planned)}
                     show_fix_button={self.fixed.is_none()}
@@ -785,6 +807,7 @@ impl Component for App {
                         <p>{t.privacy()}</p>
                     </section>
                     <Picker {t} current={self.file.clone()} on_pick={link.callback(Msg::Picked)}/>
+                    <RulePicker {t} on_rules={link.callback(Msg::Rules)}/>
                     <Practice {t} loading={self.practice_loading} failed={self.practice_failed.clone()}
                         on_practice={link.callback(Msg::Practice)}/>
                     {walk}

@@ -66,6 +66,9 @@ pub fn consent(props: &ConsentProps) -> Html {
 pub struct PlanProps {
     pub t: T,
     pub plan: Rc<PlanView>,
+    /// The report the plan was made from: which rule chose each file, when more than one ran.
+    #[prop_or_default]
+    pub inspect: Option<Rc<InspectView>>,
     /// The container's format: a dynamic VHD also shows its writes to the file.
     pub format: Option<Format>,
     pub focus: NodeRef,
@@ -110,6 +113,10 @@ pub fn plan(props: &PlanProps) -> Html {
                 {for p.deletions.iter().map(|d| html! {
                     <li>
                         <strong>{t.delete_line(&d.path)}</strong>
+                        {match props.inspect.as_deref().filter(|v| v.rules.len() > 1).and_then(|v| v.rules.get(d.rule)) {
+                            Some(r) => html! {<span class="sub deletion-rule" data-rule={r.key.clone()}>{t.deletion_rule(&t.rule_title_of(r))}</span>},
+                            None => html! {},
+                        }}
                         <span class="sub">{t.deletion_detail(d.mft_record, d.record_freed, d.clusters_freed, d.remaining_links)}</span>
                         <span class="sub">{t.removed_names(&d.removed_names.join(", "))}</span>
                         {for d.side_indexes.iter().map(|s| html! {<span class="sub">{t.side_index(s)}</span>})}

@@ -173,8 +173,10 @@ fn matches(t: T, v: &InspectView) -> Html {
     if !v.volumes.iter().any(|x| x.rule_ran) {
         return html! {};
     }
+    let several = v.rules.len() > 1;
     let rows = v.volumes.iter().flat_map(|x| x.matches.iter()).map(|m| {
         let verdict = code(serde_json::to_value(m.verdict));
+        let rule = v.rules.get(m.rule);
         html! {
             <tr class={classes!("match", verdict.clone())} data-verdict={verdict.clone()}>
                 <th scope="row" class="path">
@@ -188,14 +190,24 @@ fn matches(t: T, v: &InspectView) -> Html {
                 <td><code>{if m.header_hex.is_empty() { t.empty_file().to_string() } else { m.header_hex.clone() }}</code>
                     <span class="sub">{t.header_known_bad(m.header_known_bad)}</span></td>
                 <td class="zero" data-zero={m.all_zero.to_string()}>{t.yes_no(m.all_zero)}</td>
-                <td class="verdict">{t.verdict(m.verdict)}</td>
+                <td class="verdict">{t.verdict_of(rule, m.verdict)}</td>
+                {match rule.filter(|_| several) {
+                    Some(r) => html! {<td class="match-rule" data-rule={r.key.clone()}>{t.rule_title_of(r)}</td>},
+                    None => html! {},
+                }}
             </tr>
         }
     });
     html! {
         <section aria-labelledby="matches-title">
             <h3 id="matches-title">{t.matches_heading()}</h3>
-            <p class="rule">{t.rule_line(v.rule_id, &v.rule_path)}</p>
+            {if v.rules.is_empty() {
+                html! {<p class="rule">{t.rule_line(v.rule_id, &v.rule_path)}</p>}
+            } else {
+                html! {<>{for v.rules.iter().map(|r| html! {
+                    <p class="rule" data-rule={r.key.clone()}>{t.rule_line_titled(&t.rule_title_of(r), &r.target)}</p>
+                })}</>}
+            }}
             {if v.match_count() > 0 {
                 html! {<>
                 <div class="scroll">
@@ -208,11 +220,14 @@ fn matches(t: T, v: &InspectView) -> Html {
                         <th scope="col">{t.col_header()}</th>
                         <th scope="col">{t.col_zero()}</th>
                         <th scope="col">{t.col_verdict()}</th>
+                        {if several { html! {<th scope="col">{t.col_rule()}</th>} } else { html! {} }}
                     </tr></thead>
                     <tbody>{for rows}</tbody>
                 </table>
                 </div>
-                <p class="guidance">{t.guidance()}</p>
+                {if v.rules.is_empty() || v.rules.iter().any(|r| r.id == kaifuku_rescue::RuleId::CrowdStrike20240719) {
+                    html! {<p class="guidance">{t.guidance()}</p>}
+                } else { html! {} }}
                 </>}
             } else { html! {} }}
         </section>

@@ -234,23 +234,49 @@ fn a_parsed_file_makes_a_rule_set() {
     assert!(RuleSet::new(vec![Rule::crowdstrike_2024_07_19(); 2]).is_err());
 }
 
+/// Rules that arrive as data (the page's worker receives them in a message, already parsed) are
+/// checked again when the set is made: a rule naming `$MFT` never runs, however it was built.
+#[test]
+fn a_rule_set_checks_rules_that_arrive_as_data() {
+    let mut rule = parse(EXAMPLE).unwrap().rules.remove(0);
+    rule.directory = "\\$MFT".into();
+    let json = serde_json::to_string(&rule).unwrap();
+    let arrived: Rule = serde_json::from_str(&json).unwrap();
+    match RuleSet::new(vec![arrived]) {
+        Err(crate::RuleSetError::Invalid {
+            error: RuleFileError::NamesSystemFile { name, .. },
+        }) => assert_eq!(name, "$MFT"),
+        other => panic!("a rule naming $MFT made a set: {other:?}"),
+    }
+    let mut rule = parse(EXAMPLE).unwrap().rules.remove(0);
+    rule.pattern = "a\\b".into();
+    assert!(matches!(
+        RuleSet::new(vec![rule]),
+        Err(crate::RuleSetError::Invalid {
+            error: RuleFileError::BadGlob {
+                why: GlobFault::Separator,
+                ..
+            }
+        })
+    ));
+}
+
 #[test]
 fn a_rule_set_checks_user_rules_however_they_were_made() {
-    // A rule that did not come through `parse` (a worker message, say) is checked again.
     let mut rule = parse(EXAMPLE).unwrap().rules.remove(0);
     rule.directory = r"\$Extend\$ObjId".into();
     assert!(matches!(
         RuleSet::new(vec![rule.clone()]),
-        Err(crate::rule::RuleSetError::Invalid(
-            RuleFileError::NamesSystemFile { .. }
-        ))
+        Err(crate::RuleSetError::Invalid {
+            error: RuleFileError::NamesSystemFile { .. }
+        })
     ));
     rule.directory = r"\".into();
     rule.pattern = "$M*".into();
     assert!(matches!(
         RuleSet::new(vec![rule]),
-        Err(crate::rule::RuleSetError::Invalid(
-            RuleFileError::NamesSystemFile { .. }
-        ))
+        Err(crate::RuleSetError::Invalid {
+            error: RuleFileError::NamesSystemFile { .. }
+        })
     ));
 }
