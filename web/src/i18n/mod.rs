@@ -60,6 +60,7 @@ mod plan;
 mod practice;
 mod problems;
 mod progress;
+mod queue;
 mod report;
 mod structures;
 mod unlock;
@@ -68,6 +69,7 @@ pub use unlock::KeyMethod;
 pub use walk::WalkStep;
 
 pub use plan::StructureName;
+pub use queue::{AloneReason, JournalAction};
 
 impl T {
     pub fn lang(self) -> Lang {
