@@ -96,7 +96,7 @@ function rows(page) {
   return page.$$eval("#queue-table tbody tr", (rs) => rs.map((r) => ({
     name: r.dataset.name,
     outcome: r.dataset.outcome,
-    text: r.querySelector(".outcome").innerText,
+    text: r.querySelector(".result").innerText,
     journal: r.querySelector(".journal").innerText,
     read: r.querySelector(".read").innerText,
     time: r.querySelector(".time").innerText,

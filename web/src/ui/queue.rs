@@ -356,8 +356,8 @@ pub fn view(t: T, q: &Queue, actions: &Actions) -> Html {
                         <th scope="col">{t.queue_column_image()}</th>
                         <th scope="col">{t.queue_column_outcome()}</th>
                         <th scope="col">{t.queue_column_journal()}</th>
-                        <th scope="col">{t.queue_column_read()}</th>
-                        <th scope="col">{t.queue_column_time()}</th>
+                        <th scope="col" class="num">{t.queue_column_read()}</th>
+                        <th scope="col" class="num">{t.queue_column_time()}</th>
                         <th scope="col">{t.queue_column_output()}</th>
                     </tr>
                 </thead>
@@ -365,10 +365,10 @@ pub fn view(t: T, q: &Queue, actions: &Actions) -> Html {
                     {for q.entries.iter().map(|e| html! {
                         <tr data-outcome={e.status.code()} data-name={e.name.clone()}>
                             <th scope="row" class="name">{&e.name}</th>
-                            <td class="outcome">{outcome_text(t, &e.status)}</td>
+                            <td class="result">{outcome_text(t, &e.status)}</td>
                             <td class="journal">{e.journal.map(|j| t.queue_journal(j)).unwrap_or("—")}</td>
-                            <td class="read">{if e.bytes > 0 { t.queue_read(e.bytes) } else { "—".into() }}</td>
-                            <td class="time">{e.ms.map(|ms| t.queue_time(ms)).unwrap_or_else(|| "—".into())}</td>
+                            <td class="num read">{if e.bytes > 0 { t.queue_read(e.bytes) } else { "—".into() }}</td>
+                            <td class="num time">{e.ms.map(|ms| t.queue_time(ms)).unwrap_or_else(|| "—".into())}</td>
                             <td class="output">{output_cell(t, &e.status)}</td>
                         </tr>
                     })}
