@@ -60,6 +60,7 @@ mod plan;
 mod practice;
 mod problems;
 mod progress;
+mod queue;
 mod report;
 mod rules;
 mod structures;
@@ -69,6 +70,7 @@ pub use unlock::KeyMethod;
 pub use walk::WalkStep;
 
 pub use plan::StructureName;
+pub use queue::{AloneReason, JournalAction};
 
 impl T {
     pub fn lang(self) -> Lang {

@@ -17,6 +17,16 @@ impl T {
     pub fn pick_button(self) -> &'static str {
         pick!(self, "ファイルを選択…", "choose a file…")
     }
+    pub fn pick_folder_button(self) -> &'static str {
+        pick!(self, "フォルダーを選択…", "choose a folder…")
+    }
+    pub fn many_hint(self) -> &'static str {
+        pick!(
+            self,
+            "複数のイメージ(またはイメージの入ったフォルダー)を選ぶと、順番に読み取って一覧にします。",
+            "Several images (or a folder of them) are queued and read one after another."
+        )
+    }
     pub fn drop_active(self) -> &'static str {
         pick!(
             self,

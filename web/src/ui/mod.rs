@@ -3,14 +3,17 @@
 //!
 //! [`App`] holds the state and talks to the workers; each stage is a function component of its
 //! own: [`picker`], [`progress`], [`report`], [`problems`], [`plan`] (with the consent), [`fixed`].
+//! Several images at once go through [`queue`] instead: each read in a fresh worker, in turn.
 
 mod fixed;
+mod folder;
 mod metrics;
 mod picker;
 mod plan;
 mod practice;
 mod problems;
 mod progress;
+mod queue;
 mod report;
 mod rules;
 mod structures;
@@ -31,6 +34,7 @@ use plan::{Consent, Plan};
 use practice::Practice;
 use problems::Problems;
 use progress::{Cancelled, Progress};
+use queue::Queue;
 use report::ImageReport;
 use rules::RulePicker;
 use std::rc::Rc;
@@ -53,6 +57,8 @@ enum Stage {
     Fixed,
     Failed,
     Cancelled,
+    /// Several images: the queue's table (its own `data-run` says what it is doing).
+    Queue,
 }
 
 impl Stage {
@@ -66,6 +72,7 @@ impl Stage {
             Stage::Fixed => "fixed",
             Stage::Failed => "failed",
             Stage::Cancelled => "cancelled",
+            Stage::Queue => "queue",
         }
     }
 }
@@ -101,6 +108,18 @@ pub enum Msg {
     Picked(File),
     /// The rules for the next image inspected (from the rule file picker).
     Rules(RuleChoice),
+    /// Several images at once: queued.
+    PickedMany(Vec<File>),
+    /// Fix every fixable image of the queue.
+    QueueFixAll,
+    /// Stop the queue once the current image is done.
+    QueueStop,
+    /// Ask the user for a folder to write the fixed images into.
+    QueueChooseFolder,
+    /// The folder chosen (handle and name), or why none can be used.
+    QueueFolderChosen(Result<(JsValue, String), String>),
+    /// The fixed image of this queue entry is written into the folder, or why not.
+    QueueWritten(usize, Result<Vec<String>, folder::WriteProblem>),
     Worker(WorkerId, Box<WorkerEvent>),
     Consent(bool),
     /// Unlock the image's BitLocker volumes with this key.
@@ -160,6 +179,8 @@ pub struct App {
     practice_loading: Option<Scenario>,
     /// Why the last practice disk could not be loaded.
     practice_failed: Option<AttrValue>,
+    /// Several images picked at once.
+    queue: Option<Queue>,
     focus: NodeRef,
     focus_pending: bool,
     _window_listeners: Vec<EventListener>,
@@ -283,6 +304,7 @@ impl App {
     fn picked(&mut self, ctx: &Context<Self>, file: File) {
         // A new image: the old worker (and its memory) goes; the one started ahead takes over.
         self.worker = None;
+        self.queue = None;
         self.reset_results();
         metrics::reset();
         metrics::mark("picked");
@@ -313,6 +335,9 @@ impl App {
         if self.worker.as_ref().is_none_or(|w| w.id != id) {
             // A worker already let go of (cancelled, or a new image picked).
             return false;
+        }
+        if self.queue.is_some() {
+            return self.on_queue_event(ctx, event);
         }
         match event {
             WorkerEvent::Message(m) => self.on_message(ctx, m),
@@ -531,6 +556,7 @@ impl Component for App {
             structures_after: None,
             practice_loading: None,
             practice_failed: None,
+            queue: None,
             focus: NodeRef::default(),
             focus_pending: false,
             _window_listeners: window_listeners,
@@ -560,6 +586,15 @@ impl Component for App {
                 self.picked(ctx, file);
                 true
             }
+            Msg::PickedMany(files) => {
+                self.picked_many(ctx, files);
+                true
+            }
+            Msg::QueueFixAll => self.queue_fix_all(ctx),
+            Msg::QueueStop => self.queue_stop(),
+            Msg::QueueChooseFolder => self.queue_choose_folder(ctx),
+            Msg::QueueFolderChosen(chosen) => self.queue_folder_chosen(chosen),
+            Msg::QueueWritten(index, written) => self.queue_written(ctx, index, written),
             Msg::Explain => {
                 if self.explaining || self.stage == Stage::Busy {
                     return false;
@@ -782,6 +817,19 @@ impl Component for App {
         } else {
             html! {}
         };
+        let queue = match &self.queue {
+            Some(q) => queue::view(
+                t,
+                q,
+                &queue::Actions {
+                    fix_all: link.callback(|_| Msg::QueueFixAll),
+                    stop: link.callback(|_| Msg::QueueStop),
+                    choose_folder: folder::available()
+                        .then(|| link.callback(|_| Msg::QueueChooseFolder)),
+                },
+            ),
+            None => html! {},
+        };
         html! {
             <div class="page" data-state={self.stage.code()} data-lang={self.lang.tag()}>
                 <header class="top">
@@ -806,10 +854,11 @@ impl Component for App {
                         </h2>
                         <p>{t.privacy()}</p>
                     </section>
-                    <Picker {t} current={self.file.clone()} on_pick={link.callback(Msg::Picked)}/>
+                    <Picker {t} current={self.file.clone()} on_pick={link.batch_callback(picked_files)}/>
                     <RulePicker {t} on_rules={link.callback(Msg::Rules)}/>
                     <Practice {t} loading={self.practice_loading} failed={self.practice_failed.clone()}
                         on_practice={link.callback(Msg::Practice)}/>
+                    {queue}
                     {walk}
                     {busy}
                     {cancelled}
@@ -827,6 +876,15 @@ impl Component for App {
                 </footer>
             </div>
         }
+    }
+}
+
+/// One picked file goes through the single-image flow; several are queued.
+fn picked_files(mut files: Vec<File>) -> Option<Msg> {
+    match files.len() {
+        0 => None,
+        1 => files.pop().map(Msg::Picked),
+        _ => Some(Msg::PickedMany(files)),
     }
 }
 
