@@ -15,8 +15,8 @@ pub struct RuleChoice {
     /// rule times are NTFS ticks, beyond what a JavaScript number holds exactly.
     #[serde(default, with = "rules_as_json")]
     pub user: Vec<Rule>,
-    /// Also delete the registry transaction logs. Carried, not acted on yet: nothing on the page
-    /// sets it, and the worker applies no such rule.
+    /// Also delete the registry transaction logs (`RuleSet::with_txr_logs`): the page's
+    /// checkbox, off by default.
     #[serde(default)]
     pub txr_logs: bool,
 }
@@ -149,6 +149,9 @@ mod messages {
             #[serde(default)]
             rules: RuleChoice,
         },
+        /// Inspect the same image again with these rules (the report and any plan made with
+        /// the old ones are dropped; BitLocker volumes already unlocked stay unlocked).
+        SetRules { rules: RuleChoice },
         /// Plan the fix of the inspected image; `discard_journal` is the user's consent to reset
         /// an unclean journal.
         Plan { discard_journal: bool },

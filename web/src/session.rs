@@ -156,6 +156,14 @@ impl<R: ReadAt> Session<R> {
         }
     }
 
+    /// Inspects, plans and verifies with `rules` from now on: the report, the plan and its
+    /// checks made with the old rules are dropped (a stale plan can never be downloaded); the
+    /// volumes already unlocked are kept, so no key is stretched again.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.checks = None;
+        self.core.set_rules(rules);
+    }
+
     /// Tells `progress` how far key stretching has got while the next inspect unlocks.
     pub fn set_unlock_progress(&mut self, progress: UnlockProgress) {
         self.core.set_unlock_progress(progress);

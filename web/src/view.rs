@@ -20,7 +20,7 @@ use kaifuku_rescue::explain::{
 use kaifuku_rescue::registry::RegistryReport;
 use kaifuku_rescue::vocabulary::{
     BitLockerProblem, Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport,
-    NtfsProblem, Reason, RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
+    NtfsProblem, Reason, RuleNotice, SkippedRule, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::{
     FileSystem, FixError, InspectReport, Outcome, Plan, Rule, RuleId, UserRuleText, Verdict,
@@ -148,6 +148,10 @@ pub struct VolumeView {
     /// core's typed values, worded by the page).
     #[serde(default)]
     pub registry: Option<RegistryReport>,
+    /// Rules of the set that did not run here, and why (the registry transaction-log rules on a
+    /// build before theirs, or where the build cannot be read).
+    #[serde(default)]
+    pub skipped_rules: Vec<SkippedRule>,
 }
 
 /// Whether the fix completes the journal as Windows would at its next start (the core's
@@ -723,6 +727,7 @@ pub fn inspect_view(file_name: &str, report: &InspectReport, reads: Reads) -> In
                 journal: v.journal.as_ref().map(JournalView::of),
                 journal_replay: v.journal_replay.as_ref().map(JournalReplayView::of),
                 registry: v.registry.clone(),
+                skipped_rules: v.skipped_rules.clone(),
             }
         })
         .collect();

@@ -301,6 +301,7 @@ impl ImageWorker {
     fn on_message(&mut self, message: ToWorker) -> FromWorker {
         let result = match message {
             ToWorker::Inspect { file, rules } => self.inspect(file, &rules),
+            ToWorker::SetRules { rules } => self.set_rules(&rules),
             ToWorker::Unlock { key } => self.unlock(key),
             ToWorker::Plan { discard_journal } => self.plan(discard_journal),
             ToWorker::Fix => self.fix(),
@@ -342,6 +343,21 @@ impl ImageWorker {
             VolumeKeys::none(),
             rules,
         ));
+        Ok(FromWorker::Inspected(
+            session.inspect(|s| reads(s, started)),
+        ))
+    }
+
+    /// Inspects the same image again with other rules (the registry transaction-log checkbox):
+    /// the report and any plan made with the old rules are gone, and the volumes already unlocked
+    /// stay unlocked, so no key is stretched again.
+    fn set_rules(&mut self, rules: &RuleChoice) -> Result<FromWorker, Problem> {
+        let rules = rules
+            .rule_set()
+            .map_err(|e| Problem::internal(format!("the rules cannot run: {e}")))?;
+        self.rules = Some(rules.clone());
+        let (session, started) = self.begin(Phase::Inspect)?;
+        session.set_rules(rules);
         Ok(FromWorker::Inspected(
             session.inspect(|s| reads(s, started)),
         ))

@@ -18,7 +18,7 @@ use kaifuku_rescue::registry::{HiveName, HiveReport, RegistryReport};
 use kaifuku_rescue::undo::{self, UndoEntry};
 use kaifuku_rescue::vocabulary::{
     BitLockerProblem, Blocker, Checked, ContainerProblem, FixFailure, NtfsProblem, Reason,
-    RuleNotice, VerifyFailure, VolumeName, VolumeProblem,
+    RuleNotice, RuleSkip, SkippedRule, VerifyFailure, VolumeName, VolumeProblem,
 };
 use kaifuku_rescue::vocabulary::{HiveState, WindowsVersion};
 use kaifuku_rescue::Rule;
@@ -334,6 +334,13 @@ fn inspect_view() -> InspectView {
                     },
                 },
             }),
+            skipped_rules: vec![SkippedRule {
+                rule_id: "registry-txr-log".into(),
+                why: RuleSkip::BuildBelow {
+                    build: 9600,
+                    needs: 14393,
+                },
+            }],
             journal_replay: Some(JournalReplayView::UnsupportedVersion {
                 version: "2.0".into(),
             }),
@@ -544,6 +551,12 @@ fn page_messages_arrive_in_the_worker_as_sent() {
         ToWorker::Unlock {
             key: KeyInput::Password {
                 text: "pässword".into(),
+            },
+        },
+        ToWorker::SetRules {
+            rules: RuleChoice {
+                user: vec![Rule::crowdstrike_2024_07_19(), user_rule()],
+                txr_logs: true,
             },
         },
         ToWorker::Plan {

@@ -8,6 +8,7 @@ use kaifuku_rescue::rule_file::{
     DirectoryFault, GlobFault, RuleFileError, MAX_DESCRIPTION_CHARS, MAX_FILE_BYTES,
     MAX_HEADER_BYTES, MAX_RULES, MAX_STARS, MAX_TITLE_CHARS,
 };
+use kaifuku_rescue::vocabulary::RuleSkip;
 use kaifuku_rescue::{RuleId, Verdict};
 
 /// Times as the core writes them (RFC 3339, UTC) in a shorter form: "2025-03-02 04:09:00".
@@ -73,6 +74,38 @@ impl T {
             ),
             format!("The file could not be read (the browser says: {detail}). Choose it again.")
         )
+    }
+
+    // ---- the registry transaction logs ----
+    pub fn txr_logs_checkbox(self) -> &'static str {
+        pick!(
+            self,
+            "レジストリのトランザクションログも削除する",
+            "Also delete the registry transaction logs"
+        )
+    }
+    /// What the checkbox deletes, why, and where it applies.
+    pub fn txr_logs_explanation(self) -> &'static str {
+        pick!(
+            self,
+            "\\Windows\\System32\\config\\TxR の *.TxR.*.regtrans-ms と *.TxR.blf は、レジストリのトランザクションログです。クラッシュの後、Windows が起動時にこれらを再生できず、起動できなくなることがあります(この障害のために Azure が配布した修復スクリプトも削除します)。ハイブ本体は変更しません。Windows Server 2016(ビルド 14393)以降でのみ削除します。ビルドは SOFTWARE ハイブの CurrentBuildNumber から読み、それより前のビルドや読めないボリュームでは理由を示して削除しません。既定ではオフです。",
+            "*.TxR.*.regtrans-ms and *.TxR.blf in \\Windows\\System32\\config\\TxR are the registry's transaction logs. After the crash Windows may never replay them at startup and then fail to start (the repair script Azure published for this incident deletes them too). The hives themselves are not changed. They are deleted only on Windows Server 2016 (build 14393) or later: the build is read from the SOFTWARE hive's CurrentBuildNumber, and a volume with an older or unreadable build keeps them, with the reason shown. Off by default."
+        )
+    }
+    /// A rule that did not run on a volume, and why (every [`RuleSkip`]).
+    pub fn rule_skipped(self, title: &str, why: &RuleSkip) -> String {
+        match why {
+            RuleSkip::BuildBelow { build, needs } => pick!(
+                self,
+                format!("{title}: 実行しません。Windows のビルド {build} は、このルールの対象のビルド {needs} より前です。このルールでは何も削除しません。"),
+                format!("{title}: not run. Windows build {build} is older than build {needs}, the first this rule is for; nothing of it is deleted.")
+            ),
+            RuleSkip::BuildUnknown { version, needs } => pick!(
+                self,
+                format!("{title}: 実行しません。このルールはビルド {needs} 以降が対象ですが、ここではビルドを確かめられません({})。このルールでは何も削除しません。", self.windows_version(version)),
+                format!("{title}: not run. The rule is for Windows build {needs} or later and the build cannot be checked here ({}); nothing of it is deleted.", self.windows_version(version))
+            ),
+        }
     }
 
     // ---- one rule ----

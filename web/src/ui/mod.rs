@@ -29,6 +29,7 @@ use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
 use gloo::file::ObjectUrl;
 use js_sys::{Object, Reflect};
+use kaifuku_rescue::TXR_MIN_WINDOWS_BUILD;
 use picker::Picker;
 use plan::{Consent, Plan};
 use practice::Practice;
@@ -108,6 +109,10 @@ pub enum Msg {
     Picked(File),
     /// The rules for the next image inspected (from the rule file picker).
     Rules(RuleChoice),
+    /// The registry transaction-log checkbox next to the rule picker: for the next image.
+    TxrLogs(bool),
+    /// The same checkbox under the report: the image shown is inspected again with it.
+    TxrLogsNow(bool),
     /// Several images at once: queued.
     PickedMany(Vec<File>),
     /// Fix every fixable image of the queue.
@@ -149,6 +154,8 @@ pub struct App {
     pending_file: Option<File>,
     /// The rules the next image is inspected with (a rule file's, or the built-in rule).
     rules: RuleChoice,
+    /// The rules the current image was inspected with (the report's checkbox changes them).
+    image_rules: RuleChoice,
     file: Option<(String, u64)>,
     busy: Option<Busy>,
     inspect: Option<Rc<InspectView>>,
@@ -293,12 +300,18 @@ impl App {
     /// Inspect `file` with the rules chosen; a practice disk with the built-in rule its walk
     /// describes.
     fn inspect_message(&self, file: File) -> ToWorker {
-        let rules = if self.training {
+        ToWorker::Inspect {
+            file,
+            rules: self.next_image_rules(),
+        }
+    }
+
+    fn next_image_rules(&self) -> RuleChoice {
+        if self.training {
             RuleChoice::default()
         } else {
             self.rules.clone()
-        };
-        ToWorker::Inspect { file, rules }
+        }
     }
 
     fn picked(&mut self, ctx: &Context<Self>, file: File) {
@@ -309,6 +322,7 @@ impl App {
         metrics::reset();
         metrics::mark("picked");
         self.file = Some((file.name(), file.size() as u64));
+        self.image_rules = self.next_image_rules();
         self.start_busy(Phase::Inspect);
         let worker = match self.spare.take() {
             Some(w) => Ok(w),
@@ -499,6 +513,23 @@ impl App {
         }
     }
 
+    /// Whether the report offers the transaction-log checkbox: an image of the single-image flow
+    /// (not a practice disk) at rest, with a Windows volume of build 14393 or later.
+    fn can_change_image_rules(&self) -> bool {
+        matches!(self.stage, Stage::Inspected | Stage::Planned | Stage::Fixed)
+            && !self.training
+            && self.queue.is_none()
+            && self.worker.is_some()
+            && self.inspect.as_ref().is_some_and(|v| {
+                v.volumes.iter().any(|x| {
+                    x.registry
+                        .as_ref()
+                        .and_then(|r| r.build())
+                        .is_some_and(|b| b >= TXR_MIN_WINDOWS_BUILD)
+                })
+            })
+    }
+
     fn focus_ref(&self, wanted: bool) -> NodeRef {
         if wanted {
             self.focus.clone()
@@ -536,6 +567,7 @@ impl Component for App {
             workers_started: 0,
             pending_file: None,
             rules: RuleChoice::default(),
+            image_rules: RuleChoice::default(),
             file: None,
             busy: None,
             inspect: None,
@@ -576,8 +608,32 @@ impl Component for App {
                 true
             }
             Msg::Rules(rules) => {
-                self.rules = rules;
+                // The rule file and the checkbox are chosen apart: a new file keeps the checkbox.
+                self.rules = RuleChoice {
+                    txr_logs: self.rules.txr_logs,
+                    ..rules
+                };
                 false
+            }
+            Msg::TxrLogs(on) => {
+                self.rules.txr_logs = on;
+                true
+            }
+            Msg::TxrLogsNow(on) => {
+                if !self.can_change_image_rules() {
+                    return false;
+                }
+                // The choice holds for the next images too.
+                self.rules.txr_logs = on;
+                self.image_rules.txr_logs = on;
+                // The report and any plan or download made with the old rules go; the worker
+                // inspects again (keeping unlocked volumes) and answers with a new report.
+                self.reset_results();
+                self.start_busy(Phase::Inspect);
+                self.post(&ToWorker::SetRules {
+                    rules: self.image_rules.clone(),
+                });
+                true
             }
             Msg::Picked(file) => {
                 self.practice_failed = None;
@@ -733,6 +789,16 @@ impl Component for App {
             },
             None => html! {},
         };
+        let txr_logs_now = if self.can_change_image_rules() {
+            html! {
+                <section class="txr-logs-now" aria-label={t.txr_logs_checkbox()}>
+                    {rules::txr_logs_checkbox(t, "txr-logs-report", self.image_rules.txr_logs,
+                        link.callback(Msg::TxrLogsNow))}
+                </section>
+            }
+        } else {
+            html! {}
+        };
         let unlock = match self.inspect.as_ref().and_then(|v| v.key_request.clone()) {
             Some(request) if self.stage == Stage::Inspected => html! {
                 <Unlock {t} {request} key_file_problem={self.key_file_problem.clone()}
@@ -856,6 +922,10 @@ impl Component for App {
                     </section>
                     <Picker {t} current={self.file.clone()} on_pick={link.batch_callback(picked_files)}/>
                     <RulePicker {t} on_rules={link.callback(Msg::Rules)}/>
+                    <section class="txr-logs-pick" aria-label={t.txr_logs_checkbox()}>
+                        {rules::txr_logs_checkbox(t, "txr-logs", self.rules.txr_logs,
+                            link.callback(Msg::TxrLogs))}
+                    </section>
                     <Practice {t} loading={self.practice_loading} failed={self.practice_failed.clone()}
                         on_practice={link.callback(Msg::Practice)}/>
                     {queue}
@@ -863,6 +933,7 @@ impl Component for App {
                     {busy}
                     {cancelled}
                     {report}
+                    {txr_logs_now}
                     {unlock}
                     {problems}
                     {consent}

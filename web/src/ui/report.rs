@@ -160,6 +160,23 @@ fn volumes(t: T, v: &InspectView) -> Html {
                     </ul>
                 </div>
             })}
+            {for v.volumes.iter().filter(|x| !x.skipped_rules.is_empty()).map(|x| html! {
+                <ul class="skipped-rules">
+                    {for x.skipped_rules.iter().map(|s| {
+                        let title = v
+                            .rules
+                            .iter()
+                            .find(|r| r.key == s.rule_id)
+                            .map_or_else(|| s.rule_id.clone(), |r| t.rule_title_of(r));
+                        html! {
+                            <li class="rule-skipped" data-rule={s.rule_id.clone()}
+                                data-code={code(serde_json::to_value(&s.why))} title={s.why.to_string()}>
+                                {format!("{} — {}", t.vol(&x.name), t.rule_skipped(&title, &s.why))}
+                            </li>
+                        }
+                    })}
+                </ul>
+            })}
         </section>
     }
 }

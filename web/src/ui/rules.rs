@@ -165,3 +165,24 @@ fn rule_item(t: T, r: &RuleView) -> Html {
         </li>
     }
 }
+
+/// The registry transaction-log checkbox with its explanation: next to the rule file picker (for
+/// the next image and a queue made afterwards) and, repeated, under a report whose Windows volume
+/// is recent enough (for the image shown). `id` tells the two apart.
+pub fn txr_logs_checkbox(t: T, id: &'static str, checked: bool, on_change: Callback<bool>) -> Html {
+    let onchange = Callback::from(move |e: Event| {
+        let input: HtmlInputElement = e.target_unchecked_into();
+        on_change.emit(input.checked());
+    });
+    let explanation = format!("{id}-explanation");
+    html! {
+        <div class="txr-logs">
+            <label>
+                <input type="checkbox" id={id} {checked} {onchange}
+                    aria-describedby={explanation.clone()}/>
+                {" "}{t.txr_logs_checkbox()}
+            </label>
+            <p class="sub" id={explanation}>{t.txr_logs_explanation()}</p>
+        </div>
+    }
+}
