@@ -1,6 +1,7 @@
 //! A front end can follow key stretching: the session tells its progress callback how far the
 //! SHA-256 rounds have got while inspect unlocks a BitLocker volume (a Windows-made one of the
-//! shared test set), from none to all, and the key is stretched once for inspect and plan.
+//! shared test set), from none to all, and the key is stretched once for inspect, plan and an
+//! inspect with other rules.
 
 #[path = "../../bitlocker/tests/common/mod.rs"]
 mod common;
@@ -9,7 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use kaifuku_bitlocker::{ProtectionType, UnlockKey};
-use kaifuku_rescue::{Rule, Session, VolumeKeys};
+use kaifuku_rescue::{Rule, RuleSet, Session, VolumeKeys};
 
 #[test]
 fn inspect_tells_how_far_key_stretching_has_got() {
@@ -51,4 +52,24 @@ fn inspect_tells_how_far_key_stretching_has_got() {
         discard_journal: false,
     });
     assert_eq!(calls.borrow().len(), after_inspect.len());
+
+    // Other rules (the page's transaction-log checkbox): the report and the plan made with the
+    // old rules are dropped, and the new report is made without stretching the key again.
+    session.set_rules(RuleSet::builtin().with_txr_logs().unwrap());
+    assert!(session.report().is_none(), "the old report is kept");
+    assert!(session.planned().is_none(), "the old plan is kept");
+    let again = session.inspect().clone();
+    assert_eq!(session.rules().len(), 3);
+    assert_eq!(
+        again.volumes[0]
+            .bitlocker
+            .as_ref()
+            .map(|b| b.unlocked_with),
+        Some(ProtectionType::RecoveryPassword)
+    );
+    assert_eq!(
+        calls.borrow().len(),
+        after_inspect.len(),
+        "the key was stretched again"
+    );
 }
