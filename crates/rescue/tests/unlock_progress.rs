@@ -61,10 +61,7 @@ fn inspect_tells_how_far_key_stretching_has_got() {
     let again = session.inspect().clone();
     assert_eq!(session.rules().len(), 3);
     assert_eq!(
-        again.volumes[0]
-            .bitlocker
-            .as_ref()
-            .map(|b| b.unlocked_with),
+        again.volumes[0].bitlocker.as_ref().map(|b| b.unlocked_with),
         Some(ProtectionType::RecoveryPassword)
     );
     assert_eq!(
