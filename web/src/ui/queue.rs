@@ -528,7 +528,11 @@ impl super::App {
                     return false;
                 };
                 let file = entry.file.clone();
-                let rules = self.queue.as_ref().map(|q| q.rules.clone()).unwrap_or_default();
+                let rules = self
+                    .queue
+                    .as_ref()
+                    .map(|q| q.rules.clone())
+                    .unwrap_or_default();
                 if let Some(w) = self.worker.as_mut() {
                     w.ready_at = Some(metrics::now());
                     w.post(&ToWorker::Inspect { file, rules });
