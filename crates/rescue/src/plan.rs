@@ -987,3 +987,82 @@ fn diff_patches<N: ReadAt, O: ReadAt>(
     patches.sort_by_key(|p| p.offset);
     Ok(patches)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{plan_inspected, FixError, FixFailure, FixOptions};
+    use crate::inspect::{inspect_with, Unlisted};
+    use crate::rule::{Rule, RuleSet};
+    use kaifuku_io::ReadAt;
+    use std::os::unix::fs::FileExt;
+    use std::path::PathBuf;
+
+    /// A fixture image read with `pread`.
+    struct Image(std::fs::File, u64);
+
+    impl ReadAt for Image {
+        fn size(&self) -> u64 {
+            self.1
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            kaifuku_io::check_range(offset, buf.len(), self.1)?;
+            self.0.read_exact_at(buf, offset)
+        }
+    }
+
+    fn fixture(name: &str) -> Image {
+        let dir = std::env::var_os("KAIFUKU_FIXTURES").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/out/fixtures"),
+            PathBuf::from,
+        );
+        let path = dir.join(name);
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run `python3 tests/make-fixtures.py {}` (test.sh does)",
+                path.display(),
+                dir.display()
+            )
+        });
+        let size = file.metadata().unwrap().len();
+        Image(file, size)
+    }
+
+    /// Inspect never runs a rule whose build gate fails, so its matches can only reach the plan
+    /// through a bug; the plan refuses them as an internal failure instead of deleting them.
+    /// (gpt-win.raw has no `SOFTWARE` hive: its build is unknown.)
+    #[test]
+    fn a_gated_rules_deletion_where_the_gate_fails_is_an_internal_failure() {
+        let image = fixture("gpt-win.raw");
+        let ungated = Rule::crowdstrike_2024_07_19();
+        let report = inspect_with(&image, &ungated, Unlisted::Scan);
+        assert_eq!(report.outcome, crate::inspect::Outcome::Matches);
+        // The same rule, gated: as if inspect had ignored the gate.
+        let mut gated = ungated.clone();
+        gated.min_windows_build = Some(crate::rule::TXR_MIN_WINDOWS_BUILD);
+        let opened = kaifuku_container::open(&image).unwrap();
+        let err = plan_inspected(
+            &opened,
+            &report,
+            &RuleSet::from(gated),
+            &FixOptions::default(),
+        )
+        .unwrap_err();
+        match err {
+            FixError::Failed {
+                failure: FixFailure::Internal { detail },
+            } => assert!(
+                detail.contains("crowdstrike-2024-07-19") && detail.contains("build unknown"),
+                "{detail}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Ungated, the same report plans.
+        plan_inspected(
+            &opened,
+            &report,
+            &RuleSet::from(ungated),
+            &FixOptions::default(),
+        )
+        .unwrap();
+    }
+}

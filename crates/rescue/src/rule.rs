@@ -304,7 +304,7 @@ impl std::fmt::Display for RuleSetError {
             RuleSetError::DuplicateKey { key } => {
                 write!(f, "two rules are named {key:?}; give each rule its own id")
             }
-            RuleSetError::Invalid { error } => error.fmt(f),
+            RuleSetError::Invalid { error } => write!(f, "{error}"),
         }
     }
 }
