@@ -61,10 +61,10 @@ enum Command {
         /// --rule FILE` checks a file and lists its rules.
         #[arg(long = "rule", value_name = "FILE")]
         rule_files: Vec<PathBuf>,
-        /// Also delete the registry transaction logs (\Windows\System32\config\TxR\*.TxR.*.regtrans-ms
-        /// and *.TxR.blf), which may otherwise never replay after the crash. Only on Windows
+        /// Also look for the registry transaction logs that `fix --txr-logs` deletes
+        /// (\Windows\System32\config\TxR\*.TxR.*.regtrans-ms and *.TxR.blf). Only on Windows
         /// Server 2016 or later (build 14393+, read from the SOFTWARE hive); skipped elsewhere,
-        /// with the reason. Off by default.
+        /// with the reason. Changes nothing.
         #[arg(long)]
         txr_logs: bool,
         #[command(flatten)]
