@@ -5,30 +5,15 @@
 //! every rule a file brings makes a rule set with the built-in rule; and no accepted rule can reach
 //! an NTFS system file. That last check uses the NTFS crate's own glob matcher (the one inspect
 //! runs) with a case table that, like Windows' `$UpCase`, maps only ASCII letters to ASCII, so it
-//! judges the rule file checker by a second implementation.
+//! judges the rule file checker by a second implementation (the metafile lists are the checker's
+//! own: they are data, not logic).
 #![no_main]
 
 use kaifuku_ntfs::upcase::UpcaseTable;
 use kaifuku_rescue::rule::{Rule, RuleSet};
-use kaifuku_rescue::rule_file;
+use kaifuku_rescue::rule_file::{self, EXTEND_METAFILES, ROOT_METAFILES};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-
-const ROOT_METAFILES: [&str; 12] = [
-    "$MFT", "$MFTMirr", "$LogFile", "$Volume", "$AttrDef", "$Bitmap", "$Boot", "$BadClus",
-    "$Secure", "$UpCase", "$Extend", "$Quota",
-];
-const EXTEND_METAFILES: [&str; 9] = [
-    "$ObjId",
-    "$Reparse",
-    "$UsnJrnl",
-    "$RmMetadata",
-    "$Txf",
-    "$TxfLog",
-    "$Tops",
-    "$Repair",
-    "$Deleted",
-];
 
 fn ascii_upcase() -> &'static UpcaseTable {
     static TABLE: OnceLock<UpcaseTable> = OnceLock::new();

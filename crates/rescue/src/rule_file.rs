@@ -27,12 +27,12 @@ pub const MAX_TITLE_CHARS: usize = 120;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
 /// The NTFS metafiles in the root directory: no rule may name them.
-const ROOT_METAFILES: [&str; 12] = [
+pub const ROOT_METAFILES: [&str; 12] = [
     "$MFT", "$MFTMirr", "$LogFile", "$Volume", "$AttrDef", "$Bitmap", "$Boot", "$BadClus",
     "$Secure", "$UpCase", "$Extend", "$Quota",
 ];
 /// The metafiles under `\$Extend`: no directory component may be one of them.
-const EXTEND_METAFILES: [&str; 9] = [
+pub const EXTEND_METAFILES: [&str; 9] = [
     "$ObjId",
     "$Reparse",
     "$UsnJrnl",
