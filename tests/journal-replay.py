@@ -3,10 +3,12 @@
 
 Usage: journal-replay.py SCRATCH_DIR
        journal-replay.py --compare REPLAYED EXPECTED
+       journal-replay.py --compare-in-use REPLAYED EXPECTED
 
 The second form compares two images of the same volume as the first form judges ntfsrecover's
 replay: every cluster outside `$LogFile`, protected blocks (FILE, INDX) without their page LSN
-and update sequence number; it prints the differing places and exits 1 when there are any.
+and update sequence number; it prints the differing places and exits 1 when there are any. The
+third compares file records only up to their bytes in use (see `compare`).
 
 Scenario (the CrowdStrike case): mkntfs a 16 MiB volume, through ntfs-3g create
 Windows/System32/drivers/CrowdStrike/csagent.sys and Windows/Temp (PRE); on a copy create
@@ -20,15 +22,22 @@ Cases, each a crashed volume written by the writer and judged independently:
    not flushed (a replay must leave it out).
 3. `uncommitted-on-disk` and `uncommitted-new-record-on-disk` (written, not judged here: an undo
    pass is needed, which ntfsrecover -s does not have): case 2 with the x.tmp creation's changes
-   of existing records flushed, or its new record flushed.
+   of existing records flushed, or its new record flushed; and `unknown-undo`, the latter with
+   the undo operation of x.tmp's record allocation rewritten as UpdateRelativeDataInIndex (0x23,
+   whose effect no source describes: a replay must refuse it).
 4. `unrelated/refused` (written, not judged here): on another volume whose CrowdStrike folder
    holds csagent.sys only, the creation of ProgramData/Cache/a.tmp committed and of b.tmp
-   unfinished, both new records flushed (so a replay must refuse, as in 3): pending updates that
-   stay away from the rule's folders.
+   unfinished, both new records flushed, b.tmp's allocation undone by 0x23 as in
+   `unknown-undo` (so a replay must refuse): pending updates that stay away from the rule's
+   folders.
 5. `left/refused` (written, not judged here): a volume with the 04:09 channel file on disk and
    the committed, unflushed overwrite of ProgramData/Cache/a.tmp, its UpdateFileNameRoot
    rewritten as UpdateRelativeDataInIndex (a replay refuses it): a journal that touches nothing a
    delete of the channel file changes.
+6. `deleted/committed`: on a copy of POST2, ntfs-3g deletes Windows/Temp/x.tmp at 04:09:40
+   (`deleted/post.img`); the deletion logged and committed, nothing of it flushed (ntfsrecover
+   judges it up to each record's bytes in use, the freed record by its flags alone, see
+   `judge_deletion`).
 
 For each: `ntfsrecover -n -f -v` must list every record the writer wrote with the values written
 (LSN, record type, transaction, redo/undo operation, target attribute, LCNs, target VCN, record
@@ -150,17 +159,23 @@ def make_left(d):
     return pre, post
 
 
-def patch_redo(img, rep, lsn, code):
-    """Writes `code` as the redo operation of the log record at `lsn` (its client data's first
-    two bytes), through `$LogFile`'s runs."""
+def patch_operation(img, rep, lsn, code, field=0):
+    """Writes `code` as the redo (`field` 0) or undo (`field` 2) operation of the log record at
+    `lsn` (the first or second two bytes of its client data), through `$LogFile`'s runs."""
     vol = L.Volume(img)
     runs = dict(vol.clusters(vol.attr_runs(2, L.AT_DATA)))
-    offset = (lsn & ((1 << (64 - rep["seq_number_bits"])) - 1)) * 8 + 0x30
+    offset = (lsn & ((1 << (64 - rep["seq_number_bits"])) - 1)) * 8 + 0x30 + field
     assert offset % 512 != 510, "the field is not held by the update sequence array"
     disk = runs[offset // vol.cluster] * vol.cluster + offset % vol.cluster
     with open(img, "r+b") as f:
         f.seek(disk)
         f.write(code.to_bytes(2, "little"))
+
+
+def last_freeing(rep):
+    """The LSN of the last record whose undo frees a record (the unfinished transaction's
+    `Noop/DeallocateFileRecordSegment`)."""
+    return [r["lsn"] for r in rep["records"] if r.get("undo") == L.DEALLOC_FRS][-1]
 
 
 def make_unrelated(d):
@@ -215,11 +230,15 @@ def listing(img, v2=False):
     return rc, recs, out
 
 
-def compare(replayed, post):
+def compare(replayed, post, in_use=False, skip=()):
     """Places where two images of one volume differ outside `$LogFile`: an `INDX` block compared
     whole up to its entries' end, file records one by one, both without page LSN and update
-    sequence number."""
+    sequence number. With `in_use`, file records are compared up to their bytes in use, as
+    index blocks are up to their entries' end: where an entry or attribute left a record, ntfs-3g
+    leaves the bytes that moved down past the new end, a replay zeroes them, and no reader looks
+    there. The records numbered in `skip` are not compared."""
     a, b = L.Volume(replayed), L.Volume(post)
+    skipped = set(b.record_pos(n)[0] for n in skip)
     log = set(l for _, l in b.clusters(b.attr_runs(2, L.AT_DATA)))
     bad = []
     c, clusters = 0, len(b.img) // b.cluster
@@ -247,13 +266,21 @@ def compare(replayed, post):
             unit = min(b.rec_size, b.cluster)
             for o in range(0, b.cluster, unit):
                 p, q = x[o:o + unit], y[o:o + unit]
+                if start + o in skipped:
+                    continue
                 if p != q and L.masked(p) != L.masked(q):
+                    mp, mq = L.masked(p), L.masked(q)
+                    if in_use and mp[:4] == mq[:4] == b"FILE":
+                        used = L.u32(mq, 0x18)
+                        if mp[:used] == mq[:used]:
+                            continue
                     bad.append("cluster %d +0x%x" % (c, o))
         c += 1
     return bad
 
 
-def judge(name, d, crashed, post, rep, fails, v2=False):
+def check_listing(name, crashed, rep, fails, v2=False):
+    """ntfsrecover must list every record the writer wrote, with the values written."""
     rc, recs, out = listing(crashed, v2)
     for r in rep["records"]:
         got = recs.get(r["lsn"])
@@ -273,6 +300,10 @@ def judge(name, d, crashed, post, rep, fails, v2=False):
                 fails.append("%s: LSN 0x%x %s: ntfsrecover reads %s, written %s" % (name, r["lsn"], k, got.get(k), v))
         if r["lcns"] and got["lcns"][:len(r["lcns"])] != r["lcns"]:
             fails.append("%s: LSN 0x%x LCNs: ntfsrecover reads %s, written %s" % (name, r["lsn"], got["lcns"], r["lcns"]))
+
+
+def judge(name, d, crashed, post, rep, fails, v2=False):
+    check_listing(name, crashed, rep, fails, v2)
     replayed = os.path.join(d, name.replace("/", "-") + ".replayed.img")
     shutil.copy(crashed, replayed)
     rc, out = run(["ntfsrecover", "-s", "-v"] + (["-k"] if v2 else []) + [replayed])
@@ -298,9 +329,53 @@ def judge(name, d, crashed, post, rep, fails, v2=False):
           % (name, len(rep["records"])) if not fails else "%s: see failures" % name)
 
 
+def ntfsinfo_inode(img, path):
+    """The MFT record ntfs-3g's ntfsinfo finds at `path`."""
+    rc, out = run(["ntfsinfo", "-F", path, img])
+    for line in out.splitlines():
+        if line.startswith("Dumping Inode "):
+            return int(line.split()[2])
+    raise SystemExit("ntfsinfo -F %s %s: %s" % (path, img, out))
+
+
+def judge_deletion(name, d, crashed, pre, post, rep, freed, fails):
+    """The committed deletion of Windows/Temp/x.tmp (record `freed`): ntfsrecover lists the
+    records as written; `ntfsrecover -s` gives POST on every metadata byte up to each record's
+    bytes in use, but for the freed record, which must be free (ntfsrecover neither increments
+    its sequence number, §11.7, nor zeroes its link count as ntfs-3g's delete does); ntfs-3g then
+    lists no x.tmp, and lists it without the replay."""
+    check_listing(name, crashed, rep, fails)
+    replayed = os.path.join(d, name.replace("/", "-") + ".replayed.img")
+    shutil.copy(crashed, replayed)
+    rc, out = run(["ntfsrecover", "-s", "-v", replayed])
+    with open(replayed + ".ntfsrecover.txt", "w") as f:
+        f.write(out)
+    if rc != 0 or "Syncing successful" not in out:
+        fails.append("%s: ntfsrecover -s failed (exit %d), see %s" % (name, rc, replayed + ".ntfsrecover.txt"))
+        return
+    bad = compare(replayed, post, in_use=True, skip=[freed])
+    if bad:
+        fails.append("%s: after ntfsrecover -s, differs from POST at %s" % (name, bad[:8]))
+    r = L.Volume(replayed).record(freed)
+    if r is None or L.u16(r, 0x16) & 1:
+        fails.append("%s: ntfsrecover left record %d in use" % (name, freed))
+    temp = mounted(replayed, os.path.join(d, "mnt"), None, lambda m: sorted(os.listdir(os.path.join(m, "Windows/Temp"))))
+    if temp:
+        fails.append("%s: ntfs-3g lists %s in Windows/Temp after the replay" % (name, temp))
+    bare = os.path.join(d, name.replace("/", "-") + ".unreplayed.img")
+    shutil.copy(crashed, bare)
+    run(["ntfsfix", "-d", bare])
+    temp = mounted(bare, os.path.join(d, "mnt"), None, lambda m: sorted(os.listdir(os.path.join(m, "Windows/Temp"))))
+    if temp != ["x.tmp"]:
+        fails.append("%s: the crashed volume lists %s in Windows/Temp, not x.tmp" % (name, temp))
+    print("%s: %d records written, all listed by ntfsrecover with the values written; ntfsrecover -s "
+          "frees record %d and gives POST elsewhere" % (name, len(rep["records"]), freed)
+          if not fails else "%s: see failures" % name)
+
+
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
-        bad = compare(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 4 and sys.argv[1] in ("--compare", "--compare-in-use"):
+        bad = compare(sys.argv[2], sys.argv[3], in_use=sys.argv[1] == "--compare-in-use")
         for b in bad:
             print("differs at %s" % b)
         return 1 if bad else 0
@@ -349,15 +424,22 @@ def main():
     # Two more crashed volumes for kaifuku's undo pass, which ntfsrecover cannot judge (it has no
     # undo in -s, docs/logfile-format.md §10.6): the unfinished x.tmp creation with its changes
     # of existing records on disk (a replay must take them back: POST), and with its new record
-    # on disk (freeing it again is not understood: a replay must refuse).
+    # on disk (a replay must free it again: POST but for that record, now free).
     mft = lambda keys: ["t2:mft:%d" % k[1] for k in keys if k[0] == "mft"]
     existing = [k for k in rep["t2_targets"] if k[0] == "mft" and k[1] < 70]
     new = [k for k in rep["t2_targets"] if k[0] == "mft" and k[1] >= 70]
     for name, flush in (("uncommitted-on-disk", mft(existing)), ("uncommitted-new-record-on-disk", mft(new))):
         crashed = os.path.join(d, name + ".img")
-        L.build(pre, post, crashed, post2_path=post2, flush=["t1:mft:%d" % new_record[1]] + flush,
-                report=crashed + ".json")
+        rep_u = L.build(pre, post, crashed, post2_path=post2,
+                        flush=["t1:mft:%d" % new_record[1]] + flush, report=crashed + ".json")
         print("%s: written, flushed %s" % (name, flush))
+    # A journal kaifuku cannot replay: the last volume with the undo operation of x.tmp's record
+    # allocation rewritten as UpdateRelativeDataInIndex (0x23), whose effect no source describes.
+    crashed = os.path.join(d, "unknown-undo.img")
+    shutil.copy(os.path.join(d, "uncommitted-new-record-on-disk.img"), crashed)
+    shutil.copy(os.path.join(d, "uncommitted-new-record-on-disk.img.json"), crashed + ".json")
+    patch_operation(crashed, rep_u, last_freeing(rep_u), 0x23, field=2)
+    print("unknown-undo: written, LSN 0x%x's undo made UpdateRelativeDataInIndex" % last_freeing(rep_u))
     # The 04:09 name into an index block (AddIndexEntryAllocation), in a directory of 40 more files.
     d2 = os.path.join(d, "index-block")
     os.makedirs(d2)
@@ -368,8 +450,8 @@ def main():
         fails.append("index-block: the 04:09 name did not go into an index block")
     judge("index-block", d2, crashed, post_b, rep, fails)
     # A journal kaifuku cannot replay (the unfinished b.tmp creation with its new record on
-    # disk, as in `uncommitted-new-record-on-disk`) whose pending updates all stay in
-    # ProgramData/Cache, away from the rule's folders.
+    # disk and an undo operation no source describes, as in `unknown-undo`) whose pending
+    # updates all stay in ProgramData/Cache, away from the rule's folders.
     d3 = os.path.join(d, "unrelated")
     os.makedirs(d3)
     pre3, post3, post3b = make_unrelated(d3)
@@ -379,9 +461,12 @@ def main():
     t2_new = [k[1] for k in probe["t2_targets"] if k[0] == "mft" and k[1] not in t1_records]
     os.remove(os.path.join(d3, "probe.img"))
     crashed = os.path.join(d3, "refused.img")
-    L.build(pre3, post3, crashed, post2_path=post3b,
-            flush=["t1:mft:%d" % t1_new] + ["t2:mft:%d" % k for k in t2_new], report=crashed + ".json")
-    print("unrelated/refused: written, flushed t1 %d, t2 %s" % (t1_new, t2_new))
+    rep3 = L.build(pre3, post3, crashed, post2_path=post3b,
+                   flush=["t1:mft:%d" % t1_new] + ["t2:mft:%d" % k for k in t2_new],
+                   report=crashed + ".json")
+    patch_operation(crashed, rep3, last_freeing(rep3), 0x23, field=2)
+    print("unrelated/refused: written, flushed t1 %d, t2 %s; LSN 0x%x's undo made "
+          "UpdateRelativeDataInIndex" % (t1_new, t2_new, last_freeing(rep3)))
     # The journal left for Windows: the a.tmp overwrite committed and unflushed, its
     # UpdateFileNameRoot (0x13) written as UpdateRelativeDataInIndex (0x23), which kaifuku's replay
     # refuses by name while the analysis still attributes it (a.tmp's entry in ProgramData/Cache).
@@ -394,8 +479,23 @@ def main():
     if not renamed:
         fails.append("left: the overwrite logged no UpdateFileNameRoot")
     else:
-        patch_redo(crashed, rep, renamed[0], 0x23)
+        patch_operation(crashed, rep, renamed[0], 0x23)
         print("left/refused: written, LSN 0x%x's redo made UpdateRelativeDataInIndex" % renamed[0])
+    # A finished deletion: PRE holds x.tmp (POST2 of the first cases), POST is PRE after ntfs-3g
+    # deleted x.tmp at 04:09:40; the deletion committed, nothing of it flushed.
+    d6 = os.path.join(d, "deleted")
+    os.makedirs(d6)
+    pre6, post6 = os.path.join(d6, "pre.img"), os.path.join(d6, "post.img")
+    shutil.copy(post2, pre6)
+    shutil.copy(post2, post6)
+    freed = ntfsinfo_inode(pre6, "Windows/Temp/x.tmp")
+    mounted(post6, os.path.join(d6, "mnt"), "2024-07-19 04:09:40",
+            lambda m: os.remove(os.path.join(m, "Windows/Temp/x.tmp")))
+    crashed = os.path.join(d6, "committed.img")
+    rep = L.build(pre6, post6, crashed, report=crashed + ".json")
+    if not any(r.get("redo") == L.DEALLOC_FRS for r in rep["records"]):
+        fails.append("deleted: the deletion logged no DeallocateFileRecordSegment")
+    judge_deletion("deleted", d6, crashed, pre6, post6, rep, freed, fails)
     for f in fails:
         print("JOURNAL-REPLAY FAIL %s" % f)
     return 1 if fails else 0

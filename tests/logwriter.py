@@ -65,6 +65,10 @@ Operation shapes (redo/undo), chosen as Windows writes them (§9.1, §9.2, §10.
   attribute's start, redo = the entry, §9.2), and in an `INDX` block
   `AddIndexEntryAllocation/DeleteIndexEntryAllocation` (`attribute_offset` from the block's
   start);
+* a record that becomes free (a deleted file): `DeallocateFileRecordSegment/InitializeFile
+  RecordSegment`, no redo bytes, undo = the header's first 0x18 bytes (the 20H1 sample's LSN
+  0x20110A2); its name leaves a `$INDEX_ROOT` with `DeleteIndexEntryRoot/AddIndexEntryRoot`, no
+  redo bytes, undo = the entry (LSN 0x201108A);
 * changed duplicated information of an existing entry: `UpdateFileNameRoot/...Allocation`,
   0x38 bytes at entry + 0x18 (§9.2);
 * bits set in `$MFT:$BITMAP` or `$Bitmap`: `SetBitsInNonresidentBitMap/ClearBitsInNonresident
@@ -304,6 +308,10 @@ def model_apply(vol_block, op):
     code, ro, ao, data = op["redo"], op["record_offset"], op["attribute_offset"], op["redo_data"]
     if code == INIT_FRS:
         b[0:len(data)] = data
+    elif code == DEALLOC_FRS:
+        # §9.2: in use cleared, the sequence number incremented (never to 0), nothing else.
+        struct.pack_into("<H", b, 0x16, u16(b, 0x16) & ~1)
+        struct.pack_into("<H", b, 0x10, (u16(b, 0x10) + 1) & 0xFFFF or 1)
     elif code == UPDATE_RESIDENT:
         if len(data) != len(op["undo_data"]):
             raise Unsupported("resizing UpdateResidentValue is not modelled")
@@ -320,6 +328,19 @@ def model_apply(vol_block, op):
         ih = ro + u16(b, ro + 0x14) + 0x10                             # index header
         struct.pack_into("<I", b, ih + 4, u32(b, ih + 4) + n)          # entries length
         struct.pack_into("<I", b, ih + 8, u32(b, ih + 8) + n)          # allocated length
+    elif code == DEL_ROOT:
+        # The entry's bytes leave the root; what followed moves down over them. The bytes past the
+        # new end stay as they were (ntfs-3g's memmove; no reader looks past bytes in use).
+        at = ro + ao
+        used = u32(b, 0x18)
+        n = u16(b, at + 8)
+        b[at:used - n] = b[at + n:used]
+        struct.pack_into("<I", b, 0x18, used - n)
+        struct.pack_into("<I", b, ro + 4, u32(b, ro + 4) - n)
+        struct.pack_into("<I", b, ro + 0x10, u32(b, ro + 0x10) - n)
+        ih = ro + u16(b, ro + 0x14) + 0x10
+        struct.pack_into("<I", b, ih + 4, u32(b, ih + 4) - n)
+        struct.pack_into("<I", b, ih + 8, u32(b, ih + 8) - n)
     elif code == ADD_ALLOC:
         at = ro + ao
         ih = ro + 0x18
@@ -374,11 +395,14 @@ def same_key(e1, e2):
     return e1[0:8] == e2[0:8] and e1[0x50:] == e2[0x50:] and len(e1) == len(e2)
 
 
-def entry_ops(pre_entries, post_entries, add_code, upd_code, base_adjust):
+def entry_ops(pre_entries, post_entries, add_code, upd_code, base_adjust, removals=False):
     """Index entry changes between two entry lists of one node: ([(entry offset, bytes)] inserted,
-    [(entry offset, pre bytes, post bytes)] with duplicated information changed)."""
-    inserted, updated = [], []
+    [(entry offset, pre bytes, post bytes)] with duplicated information changed), and with
+    `removals` also [(entry offset, bytes)] removed, each offset where the entry is once the
+    removals before it are done (entries are either inserted or removed in one node, not both)."""
+    inserted, updated, removed = [], [], []
     i = j = 0
+    gone = 0
     while j < len(post_entries):
         po, pe = post_entries[j]
         if i < len(pre_entries) and same_key(pre_entries[i][1], pe):
@@ -388,11 +412,19 @@ def entry_ops(pre_entries, post_entries, add_code, upd_code, base_adjust):
                     raise Unsupported("an index entry changed outside its duplicated information")
                 updated.append((po, pre_e, pe))
             i += 1
+        elif removals and i < len(pre_entries) and not any(same_key(pre_entries[i][1], e)
+                                                           for _, e in post_entries[j:]):
+            removed.append((pre_entries[i][0] - gone, pre_entries[i][1]))
+            gone += len(pre_entries[i][1])
+            i += 1
+            continue
         else:
             inserted.append((po, pe))
         j += 1
-    if i != len(pre_entries):
+    if i != len(pre_entries) or (removed and inserted):
         raise Unsupported("index entries were removed or reordered")
+    if removals:
+        return inserted, updated, removed
     return inserted, updated
 
 
@@ -402,6 +434,7 @@ class Change:
     def __init__(self):
         self.ops = []          # dicts, see `op()`
         self.targets = {}      # key -> (kind, location, pre block, post block)
+        self.freed = []        # records in use in PRE and free in POST
 
 
 def op(redo, undo, kind, key, record_offset=0, attribute_offset=0, redo_data=b"", undo_data=b"",
@@ -441,9 +474,23 @@ def diff_volumes(pre, post):
         if masked(a) == masked(b):
             continue
         ra, rb = pre.record(n), post.record(n)
-        if rb is None or not (u16(rb, 0x16) & 1):
-            raise Unsupported("record %d is freed or damaged in POST (deletion is not described)" % n)
         key = ("mft", n)
+        if ra is not None and rb is not None and u16(ra, 0x16) & 1 and not (u16(rb, 0x16) & 1):
+            # A deleted file: as Windows logs it (the 20H1 sample, LSN 0x20110A2),
+            # `DeallocateFileRecordSegment` with no redo bytes and the header's first 0x18 bytes
+            # as its undo. ntfs-3g, which made POST, also zeroes the link count; Windows logs no
+            # change of it, so the operation does not describe it (see `verify_change`).
+            na, nb = bytearray(masked(a)), bytearray(masked(b))
+            for o in (0x10, 0x12, 0x16):
+                na[o:o + 2] = nb[o:o + 2] = bytes(2)
+            if na != nb:
+                raise Unsupported("record %d: freed with other changes" % n)
+            ch.targets[key] = ("mft", n, masked(a), masked(b))
+            ch.freed.append(n)
+            ch.ops.append(op(DEALLOC_FRS, INIT_FRS, "mft", key, undo_data=bytes(ra[:0x18])))
+            continue
+        if rb is None or not (u16(rb, 0x16) & 1):
+            raise Unsupported("record %d is damaged in POST" % n)
         ch.targets[key] = ("mft", n, masked(a), masked(b))
         if ra is None or not (u16(ra, 0x16) & 1):
             new_records.append(n)
@@ -582,7 +629,14 @@ def describe_record(ch, key, ra, rb):
             # Offsets relative to the attribute's start (§7.2).
             ea = [(o - off, e) for o, e in ea]
             eb = [(o - b["offset"], e) for o, e in eb]
-            inserted, updated = entry_ops(ea, eb, ADD_ROOT, UPDATE_FN_ROOT, off)
+            inserted, updated, removed = entry_ops(ea, eb, ADD_ROOT, UPDATE_FN_ROOT, off, removals=True)
+            # A removal as Windows logs one (the 20H1 sample, LSN 0x201108A): no redo bytes, the
+            # entry as the undo bytes.
+            for po, e in removed:
+                o = op(DEL_ROOT, ADD_ROOT, "mft", key, record_offset=off, attribute_offset=po,
+                       undo_data=e)
+                ch.ops.append(o)
+                work = model_apply(work, o)
             for po, pre_e, post_e in updated:
                 o = op(UPDATE_FN_ROOT, UPDATE_FN_ROOT, "mft", key, record_offset=off, attribute_offset=po,
                        redo_data=post_e[0x18:0x50], undo_data=pre_e[0x18:0x50])
@@ -642,6 +696,11 @@ def verify_change(ch, pre, post):
     for k, t in ch.targets.items():
         got, want = state[k], t[3]
         got = norm(got)
+        if k[0] == "mft" and k[1] in ch.freed:
+            # ntfs-3g zeroes a freed record's link count; no operation describes that (§9.2).
+            want = bytearray(want)
+            want[0x12:0x14] = got[0x12:0x14]
+            want = bytes(want)
         if got != want:
             first = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), None)
             raise Unsupported("the operations do not reproduce %s (first difference at 0x%x)" % (k, first or 0))

@@ -4,10 +4,10 @@
 //   page must say that the journal is replayed (in Japanese and English), plan the replay and the
 //   delete, and download exactly the bytes `kaifuku fix -o` writes; ntfs-3g must then see the
 //   CrowdStrike folder without the file, and the journal clean.
-// * `uncommitted-new-record-on-disk`: a journal kaifuku cannot replay whose pending updates touch
-//   the CrowdStrike folder: the page must not say "nothing to fix", must ask for consent (worded in
-//   both languages) and plan nothing without it; with it, the download equals
-//   `kaifuku fix --discard-journal -o`.
+// * `unknown-undo`: a journal kaifuku cannot replay (an undo operation no source describes) whose
+//   pending updates touch the CrowdStrike folder: the page must not say "nothing to fix", must ask
+//   for consent (worded in both languages) and plan nothing without it; with it, the download
+//   equals `kaifuku fix --discard-journal -o`.
 import { after, before, describe, test } from "node:test";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
@@ -122,7 +122,7 @@ describe("crashed volumes in the browser", { timeout: 600_000 }, () => {
 
     test(`an unreplayable journal touching the CrowdStrike folder asks for consent (${locale})`, async (t) => {
       if (!images) return t.skip(skipReason);
-      const image = path.join(images, "uncommitted-new-record-on-disk.img");
+      const image = path.join(images, "unknown-undo.img");
       const dir = scratch("journal-refused");
       const b = await launch({ locale });
       try {

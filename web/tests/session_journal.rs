@@ -53,7 +53,7 @@ fn a_journal_that_may_hold_the_file_asks_for_consent_and_plans_a_discard() {
         return;
     }
     assert!(out.status.success(), "the crashed volumes: {said}");
-    let image = dir.join("uncommitted-new-record-on-disk.img");
+    let image = dir.join("unknown-undo.img");
     let f = File::open(&image).unwrap();
     let size = f.metadata().unwrap().len();
     let mut s = Session::new(Source(f, size), "crashed.img");

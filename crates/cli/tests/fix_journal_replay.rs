@@ -51,6 +51,14 @@ fn fix_replays_the_journal_and_deletes_the_file_only_it_holds() {
             1,
             1,
         ),
+        // The unfinished creation's new record reached the disk: the undo frees it again.
+        (
+            "uncommitted-new-record-on-disk",
+            "",
+            "uncommitted-new-record-on-disk",
+            1,
+            1,
+        ),
         ("index-block", "index-block", "committed", 1, 0),
         // LFS 2.0 logs (Windows 8 and later): the same creation, the log's last page in place,
         // torn in place beside its buffer copy; and the unfinished second creation.
@@ -189,10 +197,11 @@ fn a_journal_the_replay_refuses_keeps_the_consent_path() {
     let Some(dir) = crashed_journal_volumes(&scratch, "fix_journal_replay") else {
         return;
     };
-    // An unfinished transaction whose new record reached the disk: freeing it again is not
-    // understood, so the replay refuses by operation and LSN, and the fix stays as it was.
-    let crashed = dir.join("uncommitted-new-record-on-disk.img");
-    let writer = common::load_json(&dir.join("uncommitted-new-record-on-disk.img.json"));
+    // An unfinished transaction whose new record reached the disk, its freeing logged as an
+    // operation no source describes (0x23): the replay refuses by operation and LSN, and the
+    // fix stays as it was.
+    let crashed = dir.join("unknown-undo.img");
+    let writer = common::load_json(&dir.join("unknown-undo.img.json"));
     let dealloc = writer["records"]
         .as_array()
         .unwrap()
@@ -207,10 +216,7 @@ fn a_journal_the_replay_refuses_keeps_the_consent_path() {
     let replay = &volume["journal_replay"];
     assert_eq!(replay["code"], "not_understood", "{volume}");
     assert_eq!(replay["lsn"], dealloc, "{replay}");
-    assert_eq!(
-        replay["operation"], "DeallocateFileRecordSegment",
-        "{replay}"
-    );
+    assert_eq!(replay["operation"], "UpdateRelativeDataInIndex", "{replay}");
     assert!(
         volume["fix_blockers"]
             .as_array()
@@ -222,7 +228,7 @@ fn a_journal_the_replay_refuses_keeps_the_consent_path() {
     let o = kaifuku([OsStr::new("inspect"), crashed.as_os_str()]);
     assert!(
         o.text().contains(&format!(
-            "journal replay: kaifuku cannot complete the updates Windows left in the journal: log record {dealloc:#x} (DeallocateFileRecordSegment) is not understood"
+            "journal replay: kaifuku cannot complete the updates Windows left in the journal: log record {dealloc:#x} (UpdateRelativeDataInIndex) is not understood"
         )),
         "{}",
         o.both()
@@ -238,7 +244,7 @@ fn a_refused_replay_touching_the_rule_folders_is_not_nothing_to_fix() {
     // The replay refuses (see above), and the pending updates include the 04:09 creation in the
     // CrowdStrike folder: the disk shows no channel file, but Windows would create it at its next
     // start. kaifuku cannot tell, so it must not say "nothing to fix".
-    let crashed = dir.join("uncommitted-new-record-on-disk.img");
+    let crashed = dir.join("unknown-undo.img");
     let report = inspect_json(&crashed);
     assert_eq!(report["outcome"], "refused", "{report}");
     let reasons = report["reasons"].as_array().unwrap();

@@ -17,9 +17,13 @@
 //! * `uncommitted-on-disk`: case 2 with the x.tmp creation's changes of existing records (its
 //!   directory's index root and times, `$MFT`'s sizes, the parent's entry) on disk: the undo pass
 //!   must take them back. ntfsrecover has no undo pass in `-s`, so POST alone judges it.
-//! * `uncommitted-new-record-on-disk`: case 2 with x.tmp's new record on disk: freeing it again
-//!   is not understood (whether the sequence number is incremented), so the replay refuses,
-//!   naming the operation and LSN.
+//! * `uncommitted-new-record-on-disk`: case 2 with x.tmp's new record on disk: the undo frees it
+//!   again (in use cleared, sequence number incremented), POST everywhere else.
+//! * `unknown-undo`: the last with the freeing logged as 0x23, an operation no source describes:
+//!   the replay refuses, naming the operation and LSN.
+//! * `deleted/committed`: POST2, then ntfs-3g deletes x.tmp; the deletion committed, nothing of it
+//!   on disk: the redo frees x.tmp's record (`DeallocateFileRecordSegment`) and takes its name out
+//!   of the folder's index root.
 //!
 //! The oracle (the script's own judgement): ntfsrecover lists every record with the values
 //! written, and `ntfsrecover -s` on a copy gives POST on every metadata byte; without a replay
@@ -84,11 +88,21 @@ fn try_replay(crashed: &Path, out: &Path) -> Result<ReplaySummary, kaifuku_ntfs:
 }
 
 fn compare(a: &Path, b: &Path) -> String {
+    compare_with("--compare", a, b)
+}
+
+/// The same comparison with file records compared up to their bytes in use (see
+/// `tests/journal-replay.py`'s `compare`).
+fn compare_in_use(a: &Path, b: &Path) -> String {
+    compare_with("--compare-in-use", a, b)
+}
+
+fn compare_with(how: &str, a: &Path, b: &Path) -> String {
     let o = run(
         "python3",
         [
             repo_script("journal-replay.py").as_os_str(),
-            "--compare".as_ref(),
+            how.as_ref(),
             a.as_os_str(),
             b.as_os_str(),
         ],
@@ -327,10 +341,76 @@ fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
     );
     assert!(channel, "the finished 04:09 creation stays");
 
-    // Its new record on disk too: refused by name and LSN, nothing written.
+    // Its new record on disk too: the undo frees it again (`DeallocateFileRecordSegment`). The
+    // result is POST everywhere but in that record, which keeps x.tmp's attributes (Windows
+    // leaves a freed record's attributes) and is not in use, its sequence number one above
+    // x.tmp's (docs/logfile-format.md §13 item 3).
     let crashed = dir.join("uncommitted-new-record-on-disk.img");
-    let report = common::load_json(&dir.join("uncommitted-new-record-on-disk.img.json"));
-    let dealloc = report["records"]
+    let ours = dir.join("uncommitted-new-record-on-disk.kaifuku.img");
+    let post2 = dir.join("post2.img");
+    // x.tmp's record as ntfs-3g's ntfsinfo finds it on POST2, where x.tmp exists.
+    let x_tmp = ntfsinfo_inode(&post2, "Windows/Temp/x.tmp");
+    let summary = kaifuku_replay(&crashed, &ours);
+    let freed = summary
+        .steps
+        .iter()
+        .find(|s| {
+            s.pass == ReplayPass::Undo && s.operation == Operation::DeallocateFileRecordSegment
+        })
+        .unwrap_or_else(|| panic!("x.tmp's record is freed: {:?}", summary.steps));
+    assert_eq!(freed.target, format!("MFT record {x_tmp}"), "{freed:?}");
+    let before = Vol::open(&post2).record(x_tmp);
+    let after = Vol::open(&ours).record(x_tmp);
+    assert!(
+        before.in_use() && !after.in_use(),
+        "freed: flags {:#x}",
+        after.flags()
+    );
+    let next = match before.seq().wrapping_add(1) {
+        0 => 1,
+        n => n,
+    };
+    assert_eq!(after.seq(), next, "the sequence number is incremented");
+    // Past the header's LSN, sequence number and flags, but for the update sequence array,
+    // which a rewritten record gets anew.
+    let used = before.bytes_in_use() as usize;
+    let usa = u16le(&before.b, 4) as usize
+        ..u16le(&before.b, 4) as usize + 2 * u16le(&before.b, 6) as usize;
+    assert_eq!(
+        (&after.b[0x18..usa.start], &after.b[usa.end..used]),
+        (&before.b[0x18..usa.start], &before.b[usa.end..used]),
+        "x.tmp's attributes stay in the freed record"
+    );
+    assert_eq!(after.links(), before.links());
+    // Everything else is POST: put POST's record back in a copy and compare the whole volume.
+    let rest = dir.join("uncommitted-new-record-on-disk.rest.img");
+    with_record_of(&ours, &post, x_tmp, &rest);
+    let differences = compare(&rest, &post);
+    assert!(
+        differences.is_empty(),
+        "kaifuku's replay differs from POST outside x.tmp's record:\n{differences}"
+    );
+    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+    assert_check_clean(&ours, "uncommitted-new-record-on-disk");
+    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
+    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
+    m.unmount();
+    assert!(
+        temp.is_empty(),
+        "x.tmp is gone with its transaction: {temp:?}"
+    );
+    assert!(channel, "the finished 04:09 creation stays");
+
+    // The same with the freeing logged as an operation no source describes: refused by name and
+    // LSN, nothing written.
+    let crashed = dir.join("unknown-undo.img");
+    let report = common::load_json(&dir.join("unknown-undo.img.json"));
+    let patched = report["records"]
         .as_array()
         .unwrap()
         .iter()
@@ -342,8 +422,148 @@ fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
     let refused = try_replay(&crashed, &dir.join("refused.img")).expect_err("refused");
     let text = refused.to_string();
     assert!(
-        text.contains(&format!("{dealloc:#x}")) && text.contains("DeallocateFileRecordSegment"),
+        text.contains(&format!("{patched:#x}")) && text.contains("UpdateRelativeDataInIndex"),
         "the refusal names the operation and its LSN: {text}"
+    );
+}
+
+/// A copy of `image` with MFT record `n` as `from` holds it.
+fn with_record_of(image: &Path, from: &Path, n: u64, copy: &Path) {
+    std::fs::copy(image, copy).unwrap();
+    let source = Vol::open(from);
+    let bytes = source.record_raw(n);
+    let mut at = 0;
+    for (offset, length) in source.record_location(n) {
+        common::write_at(copy, offset, &bytes[at..at + length as usize]);
+        at += length as usize;
+    }
+}
+
+/// The name of MFT record `n` as ntfs-3g's ntfsinfo finds the file at `path` of `image`.
+fn ntfsinfo_inode(image: &Path, path: &str) -> u64 {
+    let info = run(
+        "ntfsinfo",
+        ["-F".as_ref(), path.as_ref(), image.as_os_str()],
+    );
+    info.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Dumping Inode "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ntfsinfo -F {path}: {}", info.both()))
+}
+
+#[test]
+fn a_finished_deletion_is_redone_as_windows_frees_a_record() {
+    let scratch = Scratch::new("journal-deletion");
+    let Some(dir) = crashed_journal_volumes(&scratch, "journal_replay") else {
+        return;
+    };
+    // PRE holds Windows\Temp\x.tmp; POST is PRE after ntfs-3g deleted it; the crashed volume
+    // holds the deletion in its journal, committed, none of it on disk.
+    let dir = dir.join("deleted");
+    let (pre, post, crashed) = (
+        dir.join("pre.img"),
+        dir.join("post.img"),
+        dir.join("committed.img"),
+    );
+    let x_tmp = ntfsinfo_inode(&pre, "Windows/Temp/x.tmp");
+    let ours = dir.join("committed.kaifuku.img");
+    let summary = kaifuku_replay(&crashed, &ours);
+    let redone: Vec<(Operation, &str)> = summary
+        .steps
+        .iter()
+        .filter(|s| s.pass == ReplayPass::Redo)
+        .map(|s| (s.operation, s.target.as_str()))
+        .collect();
+    let x_record = format!("MFT record {x_tmp}");
+    assert!(
+        redone.contains(&(Operation::DeallocateFileRecordSegment, x_record.as_str())),
+        "{redone:?}"
+    );
+    assert!(
+        redone
+            .iter()
+            .any(|(op, _)| *op == Operation::DeleteIndexEntryRoot),
+        "{redone:?}"
+    );
+    // The freed record: free, its sequence number incremented as ntfs-3g's delete (and
+    // Microsoft's documentation) does, its attributes and link count as they were (ntfs-3g
+    // zeroes the count; Windows logs no change of it).
+    let (before, expected, after) = (
+        Vol::open(&pre).record(x_tmp),
+        Vol::open(&post).record(x_tmp),
+        Vol::open(&ours).record(x_tmp),
+    );
+    assert!(!after.in_use() && after.flags() == expected.flags());
+    assert_eq!(
+        after.seq(),
+        expected.seq(),
+        "the sequence number as ntfs-3g's delete leaves it"
+    );
+    assert_ne!(after.seq(), before.seq());
+    assert_eq!(after.links(), before.links());
+    let used = before.bytes_in_use() as usize;
+    let usa = u16le(&before.b, 4) as usize
+        ..u16le(&before.b, 4) as usize + 2 * u16le(&before.b, 6) as usize;
+    assert_eq!(
+        (&after.b[0x18..usa.start], &after.b[usa.end..used]),
+        (&before.b[0x18..usa.start], &before.b[usa.end..used]),
+        "the freed record keeps its attributes"
+    );
+    // Everything else is POST, each record up to its bytes in use: where the name left the
+    // folder's index root, ntfs-3g leaves the bytes that moved down past the new end, a replay
+    // zeroes them.
+    let rest = dir.join("committed.rest.img");
+    with_record_of(&ours, &post, x_tmp, &rest);
+    let differences = compare_in_use(&rest, &post);
+    assert!(
+        differences.is_empty(),
+        "kaifuku's replay differs from POST outside x.tmp's record:\n{differences}"
+    );
+    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
+    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+    assert_check_clean(&ours, "deleted");
+    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
+    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
+    m.unmount();
+    assert!(temp.is_empty(), "x.tmp is deleted: {temp:?}");
+    assert!(channel, "the 04:09 file is untouched by the replay");
+
+    // The fix replays the deletion, then deletes the channel file.
+    let out = dir.join("committed.fixed.img");
+    let o = common::kaifuku([
+        "fix".as_ref(),
+        crashed.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "kaifuku fix: {}", o.both());
+    assert!(
+        o.both().contains("journal replay: redo LSN")
+            && o.both().contains("DeallocateFileRecordSegment"),
+        "{}",
+        o.both()
+    );
+    let o = run("ntfsfix", ["-n".as_ref(), out.as_os_str()]);
+    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
+    assert_check_clean(&out, "deleted, fixed");
+    let m = ntfs3g(&out, &scratch.path("mnt"), true);
+    let temp = std::fs::read_dir(m.p("Windows/Temp")).unwrap().count();
+    let listed: Vec<String> = std::fs::read_dir(m.p(CS_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    m.unmount();
+    assert_eq!(temp, 0, "x.tmp stays deleted");
+    assert_eq!(
+        listed,
+        ["csagent.sys"],
+        "the channel file is deleted, the driver kept"
     );
 }
 

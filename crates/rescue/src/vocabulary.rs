@@ -3156,8 +3156,8 @@ mod tests {
             },
             JournalReplay::NotUnderstood {
                 lsn: 0x80541d,
-                operation: "DeallocateFileRecordSegment".into(),
-                detail: "freeing a record again is not settled".into(),
+                operation: "UpdateRelativeDataInIndex".into(),
+                detail: "no source says what this operation changes".into(),
             },
             JournalReplay::Failed {
                 error: NtfsProblem::NotNtfs,

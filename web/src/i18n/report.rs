@@ -1257,8 +1257,8 @@ mod tests {
             },
             JournalReplay::NotUnderstood {
                 lsn: 0x100b95,
-                operation: "DeallocateFileRecordSegment".into(),
-                detail: "not settled".into(),
+                operation: "UpdateRelativeDataInIndex".into(),
+                detail: "no source says what this operation changes".into(),
             },
             JournalReplay::Failed {
                 error: NtfsProblem::ReaderFailed {

@@ -42,8 +42,19 @@ mod at {
     pub const PAGE_LSN: usize = 0x08;
     /// Bytes of a file record header: an image shorter than this is not a record.
     pub const HEADER_MIN: usize = 0x30;
+    /// u16: sequence number (part of every file reference to the record).
+    pub const SEQUENCE: usize = 0x10;
     /// u16: link count.
     pub const LINK_COUNT: usize = 0x12;
+    /// u16: record flags.
+    pub const RECORD_FLAGS: usize = 0x16;
+    /// Record flag: the record is in use.
+    pub const IN_USE: u16 = 0x0001;
+    /// Bytes of the header a Windows 10 `DeallocateFileRecordSegment` logs as its undo (§9.2):
+    /// up to and including the flags.
+    pub const DEALLOCATE_UNDO_HEADER: usize = 0x18;
+    /// Most zero bytes a `DeallocateFileRecordSegment` carries (Windows 10's undo form, §10.7).
+    pub const DEALLOCATE_MAX_ZEROS: usize = 8;
     /// u16: offset of the first attribute.
     pub const FIRST_ATTRIBUTE: usize = 0x14;
     /// u32: bytes in use.
@@ -573,13 +584,6 @@ pub fn replay<R: ReadAt + WriteAt>(
             };
             if !on_disk {
                 continue;
-            }
-            if op.undo == Operation::DeallocateFileRecordSegment {
-                return Err(refuse(
-                    record.lsn(),
-                    op.undo,
-                    "a record the unfinished transaction allocated reached the disk; whether freeing it increments its sequence number is not known",
-                ));
             }
             apply(
                 page,
@@ -1141,6 +1145,18 @@ fn apply(
     let is_stream = matches!(key, PageKey::StreamPage { .. });
     use Operation as O;
     match operation {
+        // The undo of a freeing (§9.2): the header's first bytes as they were, in use again.
+        O::InitializeFileRecordSegment
+            if is_record && page.protected && data.len() == at::DEALLOCATE_UNDO_HEADER =>
+        {
+            if !data.starts_with(b"FILE") || u16_at(data, at::RECORD_FLAGS)? & at::IN_USE == 0 {
+                return Err(bad("a record header that is not in use".into()));
+            }
+            if u16_at(b, at::RECORD_FLAGS)? & at::IN_USE != 0 {
+                return Err(bad("the record to restore is still in use".into()));
+            }
+            b[..data.len()].copy_from_slice(data);
+        }
         O::InitializeFileRecordSegment if is_record => {
             if data.len() < at::HEADER_MIN || data.len() > b.len() || !data.starts_with(b"FILE") {
                 return Err(bad(format!("a {}-byte record image", data.len())));
@@ -1149,6 +1165,29 @@ fn apply(
         }
         _ if is_record && !page.protected => {
             return Err(bad("the record is not initialized".into()));
+        }
+        // Freeing a record (§9.2, §13 item 3): the in-use flag cleared and the sequence number
+        // incremented (never to 0), as Microsoft documents `SequenceNumber` ("incremented each
+        // time that a file record segment is freed"), so that no reference to the freed file
+        // names the record's next file. The link count and attributes stay: Windows logs no
+        // change of them with the freeing.
+        O::DeallocateFileRecordSegment if is_record => {
+            if data.len() > at::DEALLOCATE_MAX_ZEROS || data.iter().any(|&x| x != 0) {
+                return Err(bad(format!(
+                    "{} bytes logged with the freeing of a record",
+                    data.len()
+                )));
+            }
+            let flags = u16_at(b, at::RECORD_FLAGS)?;
+            if flags & at::IN_USE == 0 {
+                return Err(bad("the record to free is not in use".into()));
+            }
+            crate::bytes::put_u16(b, at::RECORD_FLAGS, flags & !at::IN_USE);
+            let sequence = match u16_at(b, at::SEQUENCE)?.wrapping_add(1) {
+                0 => 1,
+                n => n,
+            };
+            crate::bytes::put_u16(b, at::SEQUENCE, sequence);
         }
         O::CreateAttribute if is_record => {
             let length = u32_at(data, at::ATTR_LENGTH)? as usize;
@@ -1600,6 +1639,194 @@ mod tests {
             data_offset: 0x40,
             header_length: 0x30,
         }
+    }
+
+    /// A 1 KiB file record in use, sequence `sequence`, with no attributes.
+    fn record_in_use(sequence: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 1024];
+        b[..4].copy_from_slice(b"FILE");
+        crate::bytes::put_u16(&mut b, 4, 0x30);
+        crate::bytes::put_u16(&mut b, 6, 3);
+        crate::bytes::put_u64(&mut b, at::PAGE_LSN, 0x1000);
+        crate::bytes::put_u16(&mut b, at::SEQUENCE, sequence);
+        crate::bytes::put_u16(&mut b, at::LINK_COUNT, 1);
+        crate::bytes::put_u16(&mut b, at::FIRST_ATTRIBUTE, 0x38);
+        crate::bytes::put_u16(&mut b, at::RECORD_FLAGS, at::IN_USE);
+        crate::bytes::put_u32(&mut b, at::BYTES_IN_USE, 0x40);
+        crate::bytes::put_u32(&mut b, at::BYTES_ALLOCATED, 1024);
+        crate::bytes::put_u32(&mut b, 0x38, 0xFFFF_FFFF);
+        b
+    }
+
+    fn record_page(bytes: Vec<u8>) -> Page {
+        Page {
+            pieces: Vec::new(),
+            bytes,
+            protected: true,
+            disk_lsn: 0x1000,
+            owner: StreamRef::new(RECORD_MFT, AttributeType::Data, ""),
+            applied: Vec::new(),
+        }
+    }
+
+    /// A client record of `redo`/`undo` at offset 0 of an MFT record.
+    fn record_operation(redo: Operation, undo: Operation) -> LogRecord {
+        LogRecord {
+            header: super::super::record::RecordHeader {
+                this_lsn: 0x2000,
+                client_previous_lsn: 0,
+                client_undo_next_lsn: 0,
+                client_data_length: 0x28,
+                client_seq_number: 0,
+                client_index: 0,
+                record_type: RecordType::Client,
+                transaction_id: 0x18,
+                flags: 0,
+            },
+            operation: Some(super::super::record::OperationHeader {
+                redo,
+                undo,
+                redo_offset: 0x28,
+                redo_length: 0,
+                undo_offset: 0x28,
+                undo_length: 0,
+                target_attribute: 0x18,
+                lcns_to_follow: 1,
+                record_offset: 0,
+                attribute_offset: 0,
+                cluster_block_offset: 2,
+                target_block_size: 2,
+                target_vcn: 11,
+                lcns: vec![0x1234],
+            }),
+            data: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn freeing_a_record_clears_in_use_and_increments_the_sequence_number() {
+        use Operation as O;
+        let key = PageKey::Record(45);
+        let before = record_in_use(1);
+        let freeing = record_operation(
+            O::DeallocateFileRecordSegment,
+            O::InitializeFileRecordSegment,
+        );
+        let mut page = record_page(before.clone());
+        apply(
+            &mut page,
+            &key,
+            &freeing,
+            O::DeallocateFileRecordSegment,
+            &[],
+            0x2000,
+        )
+        .unwrap();
+        assert_eq!(u16_at(&page.bytes, at::RECORD_FLAGS).unwrap(), 0);
+        assert_eq!(u16_at(&page.bytes, at::SEQUENCE).unwrap(), 2);
+        let changed: Vec<usize> = (0..1024).filter(|&i| page.bytes[i] != before[i]).collect();
+        assert_eq!(
+            changed,
+            vec![at::SEQUENCE, at::RECORD_FLAGS],
+            "nothing else changes"
+        );
+
+        // Its undo, as Windows 10 logs it (the 20H1 sample, LSN 0x20110A2): the header's first
+        // 0x18 bytes as they were.
+        apply(
+            &mut page,
+            &key,
+            &freeing,
+            O::InitializeFileRecordSegment,
+            &before[..at::DEALLOCATE_UNDO_HEADER],
+            0x2000,
+        )
+        .unwrap();
+        assert_eq!(
+            page.bytes, before,
+            "restored in use, with the old sequence number"
+        );
+
+        // A second freeing of a record already free is not guessed at.
+        let mut free = record_page(before.clone());
+        crate::bytes::put_u16(&mut free.bytes, at::RECORD_FLAGS, 0);
+        let err = apply(
+            &mut free,
+            &key,
+            &freeing,
+            O::DeallocateFileRecordSegment,
+            &[],
+            0x2000,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("not in use") && err.contains("0x2000"),
+            "{err}"
+        );
+        // Nor is a restore over a record in use.
+        let mut used = record_page(before.clone());
+        let err = apply(
+            &mut used,
+            &key,
+            &freeing,
+            O::InitializeFileRecordSegment,
+            &before[..at::DEALLOCATE_UNDO_HEADER],
+            0x2000,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("still in use"), "{err}");
+    }
+
+    #[test]
+    fn freeing_takes_only_windows_zero_bytes_and_never_reaches_sequence_zero() {
+        use Operation as O;
+        let key = PageKey::Record(70);
+        // Windows 10's new-record form: Noop/DeallocateFileRecordSegment with 8 zero undo bytes.
+        let new_record = record_operation(O::Noop, O::DeallocateFileRecordSegment);
+        let mut page = record_page(record_in_use(0xFFFF));
+        apply(
+            &mut page,
+            &key,
+            &new_record,
+            O::DeallocateFileRecordSegment,
+            &[0; 8],
+            0x2000,
+        )
+        .unwrap();
+        assert_eq!(
+            u16_at(&page.bytes, at::SEQUENCE).unwrap(),
+            1,
+            "0 is skipped"
+        );
+        assert_eq!(u16_at(&page.bytes, at::RECORD_FLAGS).unwrap(), 0);
+        for data in [&[0u8; 9][..], &[0, 0, 0, 1][..]] {
+            let mut page = record_page(record_in_use(3));
+            let err = apply(
+                &mut page,
+                &key,
+                &new_record,
+                O::DeallocateFileRecordSegment,
+                data,
+                0x2000,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("logged with the freeing"), "{err}");
+        }
+        // A record never initialized is not freed.
+        let mut page = record_page(vec![0; 1024]);
+        page.protected = false;
+        assert!(apply(
+            &mut page,
+            &key,
+            &new_record,
+            O::DeallocateFileRecordSegment,
+            &[0; 8],
+            0x2000
+        )
+        .is_err());
     }
 
     #[test]
