@@ -538,6 +538,8 @@ struct LogPageReads {
     volume: Vec<u8>,
     /// Volume byte ranges of the log's record pages, with a read count per byte.
     pages: Vec<(u64, std::cell::RefCell<Vec<u32>>)>,
+    /// Other volume byte ranges (offset, length) whose reads are counted.
+    watched: std::cell::RefCell<Vec<((u64, u64), u32)>>,
 }
 
 impl LogPageReads {
@@ -572,7 +574,23 @@ impl LogPageReads {
             let len = (end - start) as usize;
             pages.push((on_volume, std::cell::RefCell::new(vec![0u32; len])));
         }
-        LogPageReads { volume, pages }
+        LogPageReads {
+            volume,
+            pages,
+            watched: Default::default(),
+        }
+    }
+
+    /// Counts from now on the reads that touch `ranges` (volume offset, length).
+    fn watch(&self, ranges: &[(u64, u64)]) {
+        self.watched
+            .borrow_mut()
+            .extend(ranges.iter().map(|&range| (range, 0)));
+    }
+
+    /// Reads so far that touched a watched range.
+    fn watched_reads(&self) -> u32 {
+        self.watched.borrow().iter().map(|(_, reads)| reads).sum()
     }
 
     /// How many times each byte of the log's record pages has been read so far.
@@ -608,6 +626,11 @@ impl kaifuku_io::ReadAt for LogPageReads {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.volume.as_slice().read_at(offset, buf)?;
         let end = offset + buf.len() as u64;
+        for ((start, len), reads) in self.watched.borrow_mut().iter_mut() {
+            if offset < *start + *len && *start < end {
+                *reads += 1;
+            }
+        }
         for (start, counts) in &self.pages {
             let mut counts = counts.borrow_mut();
             let stop = start + counts.len() as u64;
@@ -633,6 +656,26 @@ fn inspect_and_plan_read_the_live_span_once() {
     for case in ["committed", "flushed-and-uncommitted", "v2/committed"] {
         let crashed = dir.join(format!("{case}.img"));
         let image = LogPageReads::new(std::fs::read(&crashed).unwrap());
+        // The unfinished x.tmp creation's new record, which only the replay reads (it is not on
+        // disk; nothing of the fix goes near it).
+        if case == "flushed-and-uncommitted" {
+            let info = run(
+                "ntfsinfo",
+                [
+                    OsStr::new("-F"),
+                    OsStr::new("Windows/Temp/x.tmp"),
+                    dir.join("post2.img").as_os_str(),
+                ],
+            );
+            let x_tmp: u64 = info
+                .text()
+                .lines()
+                .find_map(|l| l.strip_prefix("Dumping Inode "))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("ntfsinfo -F Windows/Temp/x.tmp: {}", info.both()));
+            image.watch(&common::Vol::open(&crashed).record_location(x_tmp));
+        }
         // No block cache in between: every read of a log page reaches the image and is counted.
         let mut session = kaifuku_rescue::Session::open(&image, Rule::crowdstrike_2024_07_19());
         assert_eq!(
@@ -645,10 +688,19 @@ fn inspect_and_plan_read_the_live_span_once() {
             inspected.iter().any(|&c| c > 0),
             "{case}: inspect reads the live span of an unclean journal"
         );
+        let watched = image.watched_reads();
+        if case == "flushed-and-uncommitted" {
+            assert!(watched > 0, "{case}: inspect's replay reads x.tmp's record");
+        }
         let fix = session
             .plan(&kaifuku_rescue::plan::FixOptions::default())
             .unwrap_or_else(|e| panic!("{case}: the fix is planned: {e:?}"));
         assert_eq!(fix.plan.journals_replayed.len(), 1, "{case}");
+        assert_eq!(
+            image.watched_reads(),
+            watched,
+            "{case}: the plan lays down the replay inspect made, without replaying it again"
+        );
         let planned = image.counts();
         // The plan reads what its own writes replace (a 2.0 log left clean as 1.1 gets its tail
         // copies written over buffer pages), to keep only the bytes that differ: those pages

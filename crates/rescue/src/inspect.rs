@@ -13,6 +13,7 @@ use crate::vocabulary::{
 pub use crate::vocabulary::{Outcome, RuleNotice};
 use kaifuku_container::{Container, ContainerError, ContainerInfo};
 use kaifuku_io::{Overlay, ReadAt, Slice};
+use kaifuku_ntfs::edit::Change;
 use kaifuku_ntfs::logfile::Journal;
 use kaifuku_ntfs::{
     boot_kind, BootKind, Damage, FileDetails, LinkDestination, Location, NtfsError, Structure,
@@ -264,10 +265,16 @@ pub struct VolumeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal_replay: Option<JournalReplay>,
     /// The journal as inspect read it, kept for the plan: its live span can be tens of MiB on a
-    /// busy log, more than the block cache holds, and the plan replays exactly what inspect read
-    /// (the same bytes, through the same session). Not part of the report shown to the user.
+    /// busy log, more than the block cache holds, and a plan that must replay it (a report
+    /// without `journal_replayed`) replays exactly what inspect read (the same bytes, through the
+    /// same session). Not part of the report shown to the user.
     #[serde(skip)]
     pub(crate) journal_read: Option<JournalRead>,
+    /// The replay inspect made of that journal, kept for the plan, which lays the same bytes on
+    /// its own view instead of computing the replay a second time. Not part of the report shown
+    /// to the user.
+    #[serde(skip)]
+    pub(crate) journal_replayed: Option<ReplayedWrites>,
     /// Why the volume could not be examined (damage, or a refusal such as BitLocker).
     pub error: Option<VolumeProblem>,
     /// For a BitLocker volume that was unlocked: how it is encrypted and what unlocked it; the
@@ -289,6 +296,31 @@ impl std::fmt::Debug for JournalRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "JournalRead({} bytes read)", self.0.bytes_read)
     }
+}
+
+/// What a journal replay wrote, each labelled change with its bytes, as inspect replayed the
+/// journal ([`VolumeReport`] keeps it for the plan). Shared, not copied, when the report is
+/// cloned; printed by its size only.
+#[derive(Clone)]
+pub(crate) struct ReplayedWrites(pub(crate) Arc<Vec<(Change, Vec<u8>)>>);
+
+impl std::fmt::Debug for ReplayedWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes: usize = self.0.iter().map(|(_, b)| b.len()).sum();
+        write!(f, "ReplayedWrites({} changes, {bytes} bytes)", self.0.len())
+    }
+}
+
+/// The bytes each change of a replay left in `replayed`, or `None` when one cannot be read back
+/// (the plan then replays the journal itself).
+fn replayed_writes<R: ReadAt>(replayed: &R, changes: Vec<Change>) -> Option<ReplayedWrites> {
+    let mut writes = Vec::with_capacity(changes.len());
+    for change in changes {
+        let mut bytes = vec![0u8; usize::try_from(change.len).ok()?];
+        replayed.read_at(change.offset, &mut bytes).ok()?;
+        writes.push((change, bytes));
+    }
+    Some(ReplayedWrites(Arc::new(writes)))
 }
 
 /// An unlocked BitLocker volume, as inspect reports it. Never any key material.
@@ -480,6 +512,7 @@ pub(crate) fn inspect_opened<R: ReadAt>(
             journal: None,
             journal_replay: None,
             journal_read: None,
+            journal_replayed: None,
             error: None,
             bitlocker: None,
             registry: None,
@@ -822,8 +855,14 @@ fn inspect_volume<R: ReadAt>(
         // The replay starts from the journal the analysis read: the overlay holds no change yet,
         // so its bytes are the same.
         let (journal, read) = read_journal_report(&vol);
-        let replay = Volume::open(&replayed).ok().and_then(|rvol| {
-            replay_journal(&rvol, &journal, read.as_ref()).map(|(outcome, _)| outcome)
+        let replay = Volume::open(&replayed)
+            .ok()
+            .and_then(|rvol| replay_journal(&rvol, &journal, read.as_ref()));
+        let replay = replay.map(|(outcome, changes)| {
+            if outcome.replayed() {
+                report.journal_replayed = replayed_writes(&replayed, changes);
+            }
+            outcome
         });
         replay_done = replay.as_ref().is_some_and(JournalReplay::replayed);
         if !replay_done {

@@ -2,7 +2,9 @@
 //! scratch and verify it, then describe the result as patches over the virtual disk.
 
 use crate::encryption::Unlocker;
-use crate::inspect::{inspect_opened, run_rule_with, InspectReport, Outcome, Unlisted};
+use crate::inspect::{
+    inspect_opened, run_rule_with, InspectReport, Outcome, ReplayedWrites, Unlisted,
+};
 use crate::journal::replay_journal;
 use crate::journal::{journal_overlap, FixFootprint};
 use crate::rule::{Rule, RuleSet};
@@ -13,7 +15,7 @@ use crate::vocabulary::{
 pub use crate::vocabulary::{Checked, FixError, FixFailure, FixRefusal, PlanCheck};
 use kaifuku_bitlocker::EncryptedSectors;
 use kaifuku_container::Container;
-use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice};
+use kaifuku_io::{Overlay, Patch, PatchData, ReadAt, Slice, WriteAt};
 use kaifuku_ntfs::check::SideIndex;
 use kaifuku_ntfs::edit::{Change, ChangedStructure, DeleteOutcome, Editor};
 use kaifuku_ntfs::ownership::{
@@ -370,27 +372,44 @@ pub(crate) fn plan_inspected<D: ReadAt>(
         let on_volume = |e: NtfsError| ntfs_error(&name, None, e);
         if replaying {
             let replay_view = Slice::new(&replayed, v.offset, v.size).map_err(internal)?;
-            let replay_vol = Volume::open(&replay_view).map_err(on_volume)?;
-            let journal = v
-                .journal
-                .as_ref()
-                .expect("a replay is found on a read journal");
-            // The journal inspect read: its live span is not read a second time.
-            let already_read = v.journal_read.as_ref().map(|read| &*read.0);
-            match replay_journal(&replay_vol, journal, already_read) {
-                Some((replay @ JournalReplay::Replayed { .. }, changes)) => {
-                    replay_changes.extend(changes.into_iter().map(|c| (v.offset, c)));
-                    journals_replayed.push(PlannedJournalReplay { volume: vi, replay });
+            let replay = match (&v.journal_replayed, &v.journal_replay) {
+                // The replay inspect made: the same bytes laid on this view, the journal neither
+                // read nor replayed a second time.
+                (Some(ReplayedWrites(writes)), Some(replay @ JournalReplay::Replayed { .. })) => {
+                    for (change, bytes) in writes.iter() {
+                        replay_view
+                            .write_at(change.offset, bytes)
+                            .map_err(internal)?;
+                        replay_changes.push((v.offset, change.clone()));
+                    }
+                    replay.clone()
                 }
-                // Inspect replayed this very journal: anything else now is a bug.
-                other => {
-                    return Err(failed(FixFailure::Internal {
-                        detail: format!(
-                            "{name}: the journal replay inspect made does not repeat: {other:?}"
-                        ),
-                    }))
+                // A report without them (made elsewhere): replay the journal inspect read.
+                _ => {
+                    let replay_vol = Volume::open(&replay_view).map_err(on_volume)?;
+                    let journal = v
+                        .journal
+                        .as_ref()
+                        .expect("a replay is found on a read journal");
+                    // Its live span is not read a second time.
+                    let already_read = v.journal_read.as_ref().map(|read| &*read.0);
+                    match replay_journal(&replay_vol, journal, already_read) {
+                        Some((replay @ JournalReplay::Replayed { .. }, changes)) => {
+                            replay_changes.extend(changes.into_iter().map(|c| (v.offset, c)));
+                            replay
+                        }
+                        // Inspect replayed this very journal: anything else now is a bug.
+                        other => {
+                            return Err(failed(FixFailure::Internal {
+                                detail: format!(
+                                    "{name}: the journal replay inspect made does not repeat: {other:?}"
+                                ),
+                            }))
+                        }
+                    }
                 }
-            }
+            };
+            journals_replayed.push(PlannedJournalReplay { volume: vi, replay });
         }
         let view = Slice::new(&overlay, v.offset, v.size).map_err(internal)?;
         let vol = Volume::open(&view).map_err(on_volume)?;
