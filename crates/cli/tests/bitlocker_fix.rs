@@ -4,15 +4,18 @@
 //! ntfs-3g mount of it gets the tree, so the volume's metadata is Windows' and its sectors were
 //! encrypted by dislocker. It is placed in an MBR or GPT disk (raw, or a dynamic VHD made by
 //! qemu-img). kaifuku fixes it with the recovery password; the output is judged by decrypting it
-//! with dislocker again: ntfs-3g mounts it with the file gone and the rest intact, `ntfsfix -n` and `kaifuku check` find it clean, every byte
-//! that differs from the input lies in the re-encrypted sectors the plan lists, and BitLocker's
-//! metadata blocks are untouched. A wrong or mistyped key is refused with no output.
+//! with dislocker again: ntfs-3g mounts it with the file gone and the rest intact, it equals
+//! ntfs-3g's own `rm` of the file on the decrypted input in `$Bitmap`, `$MFT:$BITMAP` and the
+//! folder's entries, `ntfsfix -n` and `kaifuku check` find it clean, every byte that differs
+//! from the input lies in the re-encrypted sectors the plan lists, and BitLocker's metadata
+//! blocks are untouched. A wrong or mistyped key is refused with no output.
 //!
 //! dislocker cannot write volumes that use the Elephant diffuser (its writes fail), so the
 //! volumes made here are XTS and CBC; the Elephant write path is judged in
 //! `crates/bitlocker/tests/write_path.rs` (dislocker reads what kaifuku wrote).
 
 mod common;
+mod judge;
 
 use common::{diff_files, gpl_testdata, kaifuku, kaifuku_check, ntfs3g, run, run_ok, Scratch};
 use serde_json::Value;
@@ -358,6 +361,33 @@ fn fix_and_judge_in(image: &str, scheme: &str, container: Container, test: &str)
     // clean to ntfsfix and to kaifuku's own checker.
     let dec = s.path("out.decrypted");
     dislocker_decrypt(&out, part, &dislocker_key(&a, image), &dec);
+
+    // ntfs-3g's own `rm` of the file on the input, decrypted by dislocker, is the oracle: the
+    // decrypted output equals it in `$Bitmap`, `$MFT:$BITMAP` and the folder's entries.
+    let oracle = s.path("in.decrypted");
+    dislocker_decrypt(&disk, part, &dislocker_key(&a, image), &oracle);
+    let m = ntfs3g(&oracle, &s.path("oracle.ntfs"), true);
+    std::fs::remove_file(m.p(&format!("{CS_DIR}/{FAULTY}"))).expect("ntfs-3g rm");
+    m.unmount();
+    assert!(
+        judge::ntfscat_bytes(&dec, 6, None) == judge::ntfscat_bytes(&oracle, 6, None),
+        "$Bitmap differs from ntfs-3g's rm"
+    );
+    let (ours, theirs) = (
+        judge::ntfscat_bytes(&dec, 0, Some("0xB0")),
+        judge::ntfscat_bytes(&oracle, 0, Some("0xB0")),
+    );
+    assert!(
+        ours == theirs,
+        "$MFT:$BITMAP differs from ntfs-3g's rm: {}",
+        judge::first_diff(&ours, &theirs)
+    );
+    let folder = format!("/{CS_DIR}");
+    assert_eq!(
+        judge::ntfsls_dir(&dec, &folder),
+        judge::ntfsls_dir(&oracle, &folder),
+        "the folder's entries differ from ntfs-3g's rm"
+    );
     let m = ntfs3g(&dec, &s.path("out.ntfs"), false);
     assert!(
         !m.p(&format!("{CS_DIR}/{FAULTY}")).exists(),
