@@ -256,17 +256,7 @@ fn a_refused_replay_touching_the_rule_folders_is_not_nothing_to_fix() {
         "the disk alone shows no match: {volume}"
     );
     // The folder's MFT record as ntfs-3g's ntfsinfo finds it.
-    let info = run(
-        "ntfsinfo",
-        [OsStr::new("-F"), OsStr::new(CS_DIR), crashed.as_os_str()],
-    );
-    let folder: u64 = info
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix("Dumping Inode "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("ntfsinfo -F {CS_DIR}: {}", info.both()));
+    let folder = common::ntfsinfo_inode(&crashed, CS_DIR);
     let blocker = volume["fix_blockers"]
         .as_array()
         .unwrap()
@@ -659,21 +649,7 @@ fn inspect_and_plan_read_the_live_span_once() {
         // The unfinished x.tmp creation's new record, which only the replay reads (it is not on
         // disk; nothing of the fix goes near it).
         if case == "flushed-and-uncommitted" {
-            let info = run(
-                "ntfsinfo",
-                [
-                    OsStr::new("-F"),
-                    OsStr::new("Windows/Temp/x.tmp"),
-                    dir.join("post2.img").as_os_str(),
-                ],
-            );
-            let x_tmp: u64 = info
-                .text()
-                .lines()
-                .find_map(|l| l.strip_prefix("Dumping Inode "))
-                .and_then(|l| l.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("ntfsinfo -F Windows/Temp/x.tmp: {}", info.both()));
+            let x_tmp = common::ntfsinfo_inode(&dir.join("post2.img"), "Windows/Temp/x.tmp");
             image.watch(&common::Vol::open(&crashed).record_location(x_tmp));
         }
         // No block cache in between: every read of a log page reaches the image and is counted.

@@ -166,31 +166,6 @@ fn with_mount<T>(vol: &Path, s: &Scratch, f: impl FnOnce(&Mount) -> T) -> T {
     r
 }
 
-fn inode_of(vol: &Path, path: &str) -> u64 {
-    let (dir, name) = path.rsplit_once('/').unwrap();
-    let dir = if dir.is_empty() { "/" } else { dir };
-    let o = run_ok(
-        "ntfsls",
-        [
-            OsStr::new("-f"),
-            OsStr::new("-a"),
-            OsStr::new("-s"),
-            OsStr::new("-i"),
-            OsStr::new("-p"),
-            OsStr::new(dir),
-            vol.as_os_str(),
-        ],
-    );
-    for l in String::from_utf8_lossy(&o).lines() {
-        if let Some((n, nm)) = l.trim().split_once(' ') {
-            if nm == name {
-                return n.parse().unwrap();
-            }
-        }
-    }
-    panic!("{}: {path} not found by ntfsls", vol.display())
-}
-
 const DRIVERS: &str = "/Windows/System32/drivers";
 
 /// A file with one name (no DOS partner, no hard link) and data in clusters.
@@ -608,7 +583,7 @@ fn path_leaf_entry() {
     let s = Scratch::new("leaf");
     path_case("leaf", &s, |vol, _| {
         let v = Vol::open(vol);
-        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, DRIVERS), "$I30");
         let leaf = t
             .walk()
             .into_iter()
@@ -634,7 +609,7 @@ fn path_internal_block_separator() {
     let s = Scratch::new("internal");
     path_case("internal", &s, |vol, _| {
         let v = Vol::open(vol);
-        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, DRIVERS), "$I30");
         let node = t
             .walk()
             .into_iter()
@@ -659,7 +634,7 @@ fn path_win32_dos_pair_in_different_nodes() {
     let s = Scratch::new("pair");
     path_case("pair", &s, |vol, _| {
         let v = Vol::open(vol);
-        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, DRIVERS), "$I30");
         let nodes = t.walk();
         let node_of = |ns: u8, name: &str| {
             nodes
@@ -706,7 +681,7 @@ fn path_win32_dos_pair_in_different_nodes() {
 fn thin_leaf(vol: &Path, s: &Scratch, dir: &str, block: u64, keep: &str) {
     for _round in 0..5 {
         let v = Vol::open(vol);
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         let node = t
             .blocks
             .get(&block)
@@ -751,7 +726,7 @@ fn emptied_leaf(tag: &str, under_end: bool) {
     let s = Scratch::new(tag);
     path_case(tag, &s, |vol, s| {
         let v = Vol::open(vol);
-        let t = dump_index(vol, inode_of(vol, DRIVERS), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, DRIVERS), "$I30");
         let nodes = t.walk();
         let parent_entry = |n: &WalkNode| -> Option<Entry> {
             let (pb, i) = n.parent?;
@@ -812,7 +787,7 @@ fn path_root_separator() {
                 .unwrap();
             }
         });
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         let sep = t
             .root
             .entries
@@ -831,7 +806,7 @@ fn path_root_only_directory() {
     let s = Scratch::new("rootonly");
     path_case("rootonly", &s, |vol, _| {
         let dir = format!("{DRIVERS}/etc");
-        let t = dump_index(vol, inode_of(vol, &dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, &dir), "$I30");
         assert!(
             t.alloc_len.is_none() || t.blocks.is_empty(),
             "{dir} is not root-only:\n{}",
@@ -848,7 +823,7 @@ fn path_resident_file() {
         let p = format!("{DRIVERS}/judge-resident.txt");
         with_mount(vol, s, |m| std::fs::write(m.p(&p), [b'r'; 100]).unwrap());
         let v = Vol::open(vol);
-        let r = v.record(inode_of(vol, &p));
+        let r = v.record(ntfsls_inode(vol, &p));
         assert!(
             r.attr(0x80, "").is_some_and(|a| !a.non_resident),
             "{p} is not resident"
@@ -879,7 +854,7 @@ fn path_fragmented_file() {
             std::fs::remove_file(&fill).unwrap();
             std::fs::remove_file(format!("{fill}2")).unwrap();
         });
-        let st = istat(&tsk_args(vol, 0, 512), inode_of(vol, &p));
+        let st = istat(&tsk_args(vol, 0, 512), ntfsls_inode(vol, &p));
         let runs = 1 + st.clusters.windows(2).filter(|w| w[1] != w[0] + 1).count();
         assert!(
             runs >= 3,
@@ -895,7 +870,7 @@ fn path_hard_link() {
     let s = Scratch::new("hardlink");
     path_case("hardlink", &s, |vol, _| {
         let v = Vol::open(vol);
-        let drivers = inode_of(vol, DRIVERS);
+        let drivers = ntfsls_inode(vol, DRIVERS);
         let t = dump_index(vol, drivers, "$I30");
         let name = t
             .names()
@@ -927,7 +902,7 @@ fn path_hard_link_same_directory() {
         });
         let v = Vol::open(vol);
         assert_eq!(
-            v.record(inode_of(vol, &a)).names().len(),
+            v.record(ntfsls_inode(vol, &a)).names().len(),
             2,
             "{a} has two names"
         );
@@ -970,7 +945,7 @@ fn path_object_id() {
         });
         let v = Vol::open(vol);
         assert!(
-            v.record(inode_of(vol, &p)).attr(0x40, "").is_some(),
+            v.record(ntfsls_inode(vol, &p)).attr(0x40, "").is_some(),
             "{p} has no $OBJECT_ID"
         );
         vec![Target::new(&p)]
@@ -1001,7 +976,7 @@ fn path_reparse_point() {
         });
         let v = Vol::open(vol);
         assert!(
-            v.record(inode_of(vol, &p)).attr(0xC0, "").is_some(),
+            v.record(ntfsls_inode(vol, &p)).attr(0xC0, "").is_some(),
             "{p} has no $REPARSE_POINT"
         );
         vec![Target::new(&p)]
@@ -1064,7 +1039,7 @@ fn path_dos_name_set_by_ntfs3g() {
             std::fs::write(m.p(&p), vec![0x44; 7000]).unwrap();
             set_dos_name(m, &p, "JUDGEL~1.SYS");
         });
-        let names = names_in(vol, inode_of(vol, &p), inode_of(vol, DRIVERS));
+        let names = names_in(vol, ntfsls_inode(vol, &p), ntfsls_inode(vol, DRIVERS));
         assert_eq!(
             names,
             vec![
@@ -1131,9 +1106,9 @@ fn dos_name_with_several_long_names() {
         });
         vec![Target::new(&b)]
     });
-    let rec = inode_of(&c.in_vol, &a);
+    let rec = ntfsls_inode(&c.in_vol, &a);
     assert_eq!(
-        names_in(&c.in_vol, rec, inode_of(&c.in_vol, DRIVERS)),
+        names_in(&c.in_vol, rec, ntfsls_inode(&c.in_vol, DRIVERS)),
         vec![
             (0, "judge-ambiguous-link.sys".to_string()),
             (1, "judge-ambiguous.sys".to_string()),
@@ -1190,7 +1165,7 @@ fn grow_until(
         }
     });
     for _ in 0..rounds {
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         if done(&t) {
             return t;
         }
@@ -1207,7 +1182,7 @@ fn grow_until(
             }
         });
     }
-    let t = dump_index(vol, inode_of(vol, dir), "$I30");
+    let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
     assert!(
         done(&t),
         "{dir}: the wanted shape did not appear:\n{}",
@@ -1355,12 +1330,12 @@ fn index_root_outgrowing_its_record_is_refused() {
     let mut found: Option<String> = None;
     let (c, _) = prepared(&s, &fx, |vol, s| {
         let t = grow_until(vol, s, &dir, 30, |t| {
-            let room = index_root_room(vol, inode_of(vol, &dir));
+            let room = index_root_room(vol, ntfsls_inode(vol, &dir));
             growing_replacements(t)
                 .iter()
                 .any(|(id, _, growth)| id.is_none() && *growth > room)
         });
-        let room = index_root_room(vol, inode_of(vol, &dir));
+        let room = index_root_room(vol, ntfsls_inode(vol, &dir));
         let (_, name, growth) = growing_replacements(&t)
             .into_iter()
             .find(|(id, _, growth)| id.is_none() && *growth > room)
@@ -1395,7 +1370,7 @@ fn index_merge_is_refused() {
         // each emptied leaf takes one key out of its parent (ntfs-3g moves it to the next leaf).
         let mut internal = None;
         for _ in 0..40 {
-            let t = dump_index(vol, inode_of(vol, dir), "$I30");
+            let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
             let w = t
                 .walk()
                 .into_iter()
@@ -1418,7 +1393,7 @@ fn index_merge_is_refused() {
             });
         }
         let internal = internal.expect("an internal block with one key");
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         let parent = &t.blocks[&internal];
         for e in &parent.entries {
             let leaf = t.block_of_vcn(e.child.unwrap());
@@ -1426,7 +1401,7 @@ fn index_merge_is_refused() {
             thin_leaf(vol, s, dir, leaf, &keep);
             targets.push(keep);
         }
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         let parent = &t.blocks[&internal];
         assert_eq!(real_entries(parent).len(), 1, "{}", t.show());
         for e in &parent.entries {
@@ -1484,7 +1459,7 @@ fn reinserted_key_into_a_full_leaf_is_refused() {
         let key_len = sep.length as i64 - 8;
         let min_add = (0x52 + 2 * (sep_name.len() as i64 + 2) + 7) / 8 * 8;
         for k in 0..20 {
-            let t = dump_index(vol, inode_of(vol, dir), "$I30");
+            let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
             let n = &t.blocks[&next_leaf];
             let room = n.allocated as i64 - n.index_length as i64;
             if room < key_len {
@@ -1507,7 +1482,7 @@ fn reinserted_key_into_a_full_leaf_is_refused() {
                 std::fs::write(m.p(&format!("{dir}/{name}")), b"f").unwrap()
             });
         }
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         let n = &t.blocks[&next_leaf];
         assert!(
             (n.allocated as i64 - (n.index_length as i64)) < key_len,
@@ -1550,7 +1525,7 @@ fn path_root_becomes_a_leaf_again() {
                 std::fs::remove_file(m.p(&format!("{dir}/{}", name(i)))).unwrap();
             }
         });
-        let t = dump_index(vol, inode_of(vol, dir), "$I30");
+        let t = dump_index(vol, ntfsls_inode(vol, dir), "$I30");
         assert!(
             t.root.entries.len() == 1 && t.root.entries[0].child.is_some(),
             "the root holds only END with a child:\n{}",

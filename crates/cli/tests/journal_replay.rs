@@ -325,16 +325,7 @@ fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
         assert!(undone.contains(&op), "{op:?} undone: {:?}", summary.steps);
     }
     assert_eq!(summary.last_lsn, report["end_lsn"].as_u64().unwrap());
-    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
-    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
-    assert_check_clean(&ours, "uncommitted-on-disk");
-    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
-    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
-    m.unmount();
+    let (temp, channel) = clean_and_mounted(&scratch, &ours, "uncommitted-on-disk");
     assert!(
         temp.is_empty(),
         "x.tmp is gone with its transaction: {temp:?}"
@@ -349,7 +340,7 @@ fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
     let ours = dir.join("uncommitted-new-record-on-disk.kaifuku.img");
     let post2 = dir.join("post2.img");
     // x.tmp's record as ntfs-3g's ntfsinfo finds it on POST2, where x.tmp exists.
-    let x_tmp = ntfsinfo_inode(&post2, "Windows/Temp/x.tmp");
+    let x_tmp = common::ntfsinfo_inode(&post2, "Windows/Temp/x.tmp");
     let summary = kaifuku_replay(&crashed, &ours);
     let freed = summary
         .steps
@@ -390,16 +381,7 @@ fn undo_takes_back_an_unfinished_transaction_that_reached_the_disk() {
         differences.is_empty(),
         "kaifuku's replay differs from POST outside x.tmp's record:\n{differences}"
     );
-    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
-    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
-    assert_check_clean(&ours, "uncommitted-new-record-on-disk");
-    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
-    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
-    m.unmount();
+    let (temp, channel) = clean_and_mounted(&scratch, &ours, "uncommitted-new-record-on-disk");
     assert!(
         temp.is_empty(),
         "x.tmp is gone with its transaction: {temp:?}"
@@ -439,18 +421,21 @@ fn with_record_of(image: &Path, from: &Path, n: u64, copy: &Path) {
     }
 }
 
-/// The name of MFT record `n` as ntfs-3g's ntfsinfo finds the file at `path` of `image`.
-fn ntfsinfo_inode(image: &Path, path: &str) -> u64 {
-    let info = run(
-        "ntfsinfo",
-        ["-F".as_ref(), path.as_ref(), image.as_os_str()],
-    );
-    info.text()
-        .lines()
-        .find_map(|l| l.strip_prefix("Dumping Inode "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("ntfsinfo -F {path}: {}", info.both()))
+/// `ntfsfix -n` and `kaifuku check` find the replayed `image` clean and ntfs-3g mounts it
+/// read-write (it refuses an unclean journal): what `Windows\Temp` holds there, and whether the
+/// 04:09 channel file is there.
+fn clean_and_mounted(scratch: &Scratch, image: &Path, case: &str) -> (Vec<String>, bool) {
+    let o = run("ntfsfix", ["-n".as_ref(), image.as_os_str()]);
+    assert_eq!(o.code, 0, "{case}: ntfsfix -n: {}", o.both());
+    assert_check_clean(image, case);
+    let m = ntfs3g(image, &scratch.path("mnt"), true);
+    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
+    m.unmount();
+    (temp, channel)
 }
 
 #[test]
@@ -467,7 +452,7 @@ fn a_finished_deletion_is_redone_as_windows_frees_a_record() {
         dir.join("post.img"),
         dir.join("committed.img"),
     );
-    let x_tmp = ntfsinfo_inode(&pre, "Windows/Temp/x.tmp");
+    let x_tmp = common::ntfsinfo_inode(&pre, "Windows/Temp/x.tmp");
     let ours = dir.join("committed.kaifuku.img");
     let summary = kaifuku_replay(&crashed, &ours);
     let redone: Vec<(Operation, &str)> = summary
@@ -521,16 +506,7 @@ fn a_finished_deletion_is_redone_as_windows_frees_a_record() {
         differences.is_empty(),
         "kaifuku's replay differs from POST outside x.tmp's record:\n{differences}"
     );
-    let o = run("ntfsfix", ["-n".as_ref(), ours.as_os_str()]);
-    assert_eq!(o.code, 0, "ntfsfix -n: {}", o.both());
-    assert_check_clean(&ours, "deleted");
-    let m = ntfs3g(&ours, &scratch.path("mnt"), true);
-    let temp: Vec<String> = std::fs::read_dir(m.p("Windows/Temp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    let channel = m.p(CS_DIR).join(CHANNEL_FILE).exists();
-    m.unmount();
+    let (temp, channel) = clean_and_mounted(&scratch, &ours, "deleted");
     assert!(temp.is_empty(), "x.tmp is deleted: {temp:?}");
     assert!(channel, "the 04:09 file is untouched by the replay");
 

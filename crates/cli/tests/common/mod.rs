@@ -188,6 +188,21 @@ where
 }
 
 /// `kaifuku check IMAGE`: exit 0 when the image is clean.
+/// The MFT record of the file or folder at `path` (`/`-separated, from the volume's root) of the
+/// bare volume `image`, as ntfs-3g's ntfsinfo finds it.
+pub fn ntfsinfo_inode(image: &Path, path: &str) -> u64 {
+    let info = run(
+        "ntfsinfo",
+        ["-F".as_ref(), path.as_ref(), image.as_os_str()],
+    );
+    info.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("Dumping Inode "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("ntfsinfo -F {path} {}: {}", image.display(), info.both()))
+}
+
 pub fn kaifuku_check(image: &Path) -> Out {
     let o = kaifuku([OsStr::new("check"), image.as_os_str()]);
     if o.code == 2

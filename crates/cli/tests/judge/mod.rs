@@ -109,7 +109,16 @@ pub fn with_rule_file(c: &Case, mut args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
+/// The MFT record of `$Extend\name` (`$ObjId`, `$Reparse`, ...), as ntfsls lists it.
 pub fn extend_inode(vol: &Path, name: &str) -> u64 {
+    ntfsls_inode(vol, &format!("/$Extend/{name}"))
+}
+
+/// The MFT record of the file or folder at `path` (`/`-separated, from the volume's root), as
+/// ntfs-3g's ntfsls lists it in its folder (system files included).
+pub fn ntfsls_inode(vol: &Path, path: &str) -> u64 {
+    let (dir, name) = path.rsplit_once('/').unwrap();
+    let dir = if dir.is_empty() { "/" } else { dir };
     let o = run_ok(
         "ntfsls",
         [
@@ -118,22 +127,20 @@ pub fn extend_inode(vol: &Path, name: &str) -> u64 {
             OsStr::new("-s"),
             OsStr::new("-i"),
             OsStr::new("-p"),
-            OsStr::new("/$Extend"),
+            OsStr::new(dir),
             vol.as_os_str(),
         ],
     );
     for l in String::from_utf8_lossy(&o).lines() {
-        let l = l.trim();
-        if let Some((n, nm)) = l.split_once(' ') {
-            if nm.trim() == name {
+        if let Some((n, nm)) = l.trim().split_once(' ') {
+            if nm == name {
                 return n.parse().unwrap();
             }
         }
     }
-    panic!("{}: no $Extend/{name}", vol.display())
+    panic!("{}: {path} not found by ntfsls", vol.display())
 }
 
-/// Checks that the bytes that differ between `input` and `output` are the planned file writes.
 pub fn check_writes(
     input: &Path,
     output: &Path,
