@@ -29,6 +29,17 @@ impl FileRef {
     }
 }
 
+/// The sequence number a record gets when it is freed: "incremented each time that a file record
+/// segment is freed" (Microsoft's `FILE_RECORD_SEGMENT_HEADER`); 0 means never used and stays,
+/// 0xFFFF wraps to 1. The delete and the journal replay's `DeallocateFileRecordSegment` share it.
+pub(crate) fn sequence_after_free(sequence: u16) -> u16 {
+    match sequence {
+        0 => 0,
+        0xFFFF => 1,
+        s => s + 1,
+    }
+}
+
 /// A fixed-up file record and the number it was read as.
 #[derive(Debug, Clone)]
 pub struct FileRecord {

@@ -872,7 +872,11 @@ fn inspect_volume<R: ReadAt>(
         }
         report.journal = Some(journal);
         report.journal_replay = replay;
-        report.journal_read = read.map(|journal| JournalRead(Arc::new(journal)));
+        // The live span is kept only for a plan that must replay it: one that has the replay's
+        // writes does not read the journal again, and a busy log's span is tens of MiB.
+        if report.journal_replayed.is_none() {
+            report.journal_read = read.map(|journal| JournalRead(Arc::new(journal)));
+        }
     }
     if summary.hibernation.hibernated {
         report.fix_blockers.push(Blocker::Hibernated);

@@ -606,13 +606,7 @@ impl<'v, R: ReadAt + WriteAt> Editor<'v, R> {
         }
         let mut rec = file.clone();
         rec.mark_not_in_use();
-        // "Incremented each time that a file record segment is freed"; 0 means unused, 0xFFFF wraps to 1.
-        let seq = match rec.sequence() {
-            0 => 0,
-            0xFFFF => 1,
-            s => s + 1,
-        };
-        rec.set_sequence(seq);
+        rec.set_sequence(crate::record::sequence_after_free(rec.sequence()));
         self.write_record(&rec)?;
         self.clear_mft_bits(&[file.number])?;
         self.clear_clusters(&runs)?;

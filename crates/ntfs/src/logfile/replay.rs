@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::bytes::{u16_at, u32_at, u64_at};
 use crate::edit::{AppliedRecord, ChangedStructure, Editor, ReplayedPage, RestartCopy};
+use crate::layout::file_record::{FLAGS as RECORD_FLAGS, FLAG_IN_USE, SEQUENCE};
 use crate::layout::{restart_area, restart_page};
 use crate::ownership::StreamRef;
 use crate::record::FileRecord;
@@ -42,14 +43,8 @@ mod at {
     pub const PAGE_LSN: usize = 0x08;
     /// Bytes of a file record header: an image shorter than this is not a record.
     pub const HEADER_MIN: usize = 0x30;
-    /// u16: sequence number (part of every file reference to the record).
-    pub const SEQUENCE: usize = 0x10;
     /// u16: link count.
     pub const LINK_COUNT: usize = 0x12;
-    /// u16: record flags.
-    pub const RECORD_FLAGS: usize = 0x16;
-    /// Record flag: the record is in use.
-    pub const IN_USE: u16 = 0x0001;
     /// Bytes of the header a Windows 10 `DeallocateFileRecordSegment` logs as its undo (§9.2):
     /// up to and including the flags.
     pub const DEALLOCATE_UNDO_HEADER: usize = 0x18;
@@ -1149,10 +1144,10 @@ fn apply(
         O::InitializeFileRecordSegment
             if is_record && page.protected && data.len() == at::DEALLOCATE_UNDO_HEADER =>
         {
-            if !data.starts_with(b"FILE") || u16_at(data, at::RECORD_FLAGS)? & at::IN_USE == 0 {
+            if !data.starts_with(b"FILE") || u16_at(data, RECORD_FLAGS)? & FLAG_IN_USE == 0 {
                 return Err(bad("a record header that is not in use".into()));
             }
-            if u16_at(b, at::RECORD_FLAGS)? & at::IN_USE != 0 {
+            if u16_at(b, RECORD_FLAGS)? & FLAG_IN_USE != 0 {
                 return Err(bad("the record to restore is still in use".into()));
             }
             b[..data.len()].copy_from_slice(data);
@@ -1167,9 +1162,8 @@ fn apply(
             return Err(bad("the record is not initialized".into()));
         }
         // Freeing a record (§9.2, §13 item 3): the in-use flag cleared and the sequence number
-        // incremented (never to 0), as Microsoft documents `SequenceNumber` ("incremented each
-        // time that a file record segment is freed"), so that no reference to the freed file
-        // names the record's next file. The link count and attributes stay: Windows logs no
+        // incremented as the delete does (`sequence_after_free`), so that no reference to the
+        // freed file names the record's next file. The link count and attributes stay: Windows logs no
         // change of them with the freeing.
         O::DeallocateFileRecordSegment if is_record => {
             if data.len() > at::DEALLOCATE_MAX_ZEROS || data.iter().any(|&x| x != 0) {
@@ -1178,16 +1172,13 @@ fn apply(
                     data.len()
                 )));
             }
-            let flags = u16_at(b, at::RECORD_FLAGS)?;
-            if flags & at::IN_USE == 0 {
+            let flags = u16_at(b, RECORD_FLAGS)?;
+            if flags & FLAG_IN_USE == 0 {
                 return Err(bad("the record to free is not in use".into()));
             }
-            crate::bytes::put_u16(b, at::RECORD_FLAGS, flags & !at::IN_USE);
-            let sequence = match u16_at(b, at::SEQUENCE)?.wrapping_add(1) {
-                0 => 1,
-                n => n,
-            };
-            crate::bytes::put_u16(b, at::SEQUENCE, sequence);
+            crate::bytes::put_u16(b, RECORD_FLAGS, flags & !FLAG_IN_USE);
+            let sequence = crate::record::sequence_after_free(u16_at(b, SEQUENCE)?);
+            crate::bytes::put_u16(b, SEQUENCE, sequence);
         }
         O::CreateAttribute if is_record => {
             let length = u32_at(data, at::ATTR_LENGTH)? as usize;
@@ -1648,10 +1639,10 @@ mod tests {
         crate::bytes::put_u16(&mut b, 4, 0x30);
         crate::bytes::put_u16(&mut b, 6, 3);
         crate::bytes::put_u64(&mut b, at::PAGE_LSN, 0x1000);
-        crate::bytes::put_u16(&mut b, at::SEQUENCE, sequence);
+        crate::bytes::put_u16(&mut b, SEQUENCE, sequence);
         crate::bytes::put_u16(&mut b, at::LINK_COUNT, 1);
         crate::bytes::put_u16(&mut b, at::FIRST_ATTRIBUTE, 0x38);
-        crate::bytes::put_u16(&mut b, at::RECORD_FLAGS, at::IN_USE);
+        crate::bytes::put_u16(&mut b, RECORD_FLAGS, FLAG_IN_USE);
         crate::bytes::put_u32(&mut b, at::BYTES_IN_USE, 0x40);
         crate::bytes::put_u32(&mut b, at::BYTES_ALLOCATED, 1024);
         crate::bytes::put_u32(&mut b, 0x38, 0xFFFF_FFFF);
@@ -1722,12 +1713,12 @@ mod tests {
             0x2000,
         )
         .unwrap();
-        assert_eq!(u16_at(&page.bytes, at::RECORD_FLAGS).unwrap(), 0);
-        assert_eq!(u16_at(&page.bytes, at::SEQUENCE).unwrap(), 2);
+        assert_eq!(u16_at(&page.bytes, RECORD_FLAGS).unwrap(), 0);
+        assert_eq!(u16_at(&page.bytes, SEQUENCE).unwrap(), 2);
         let changed: Vec<usize> = (0..1024).filter(|&i| page.bytes[i] != before[i]).collect();
         assert_eq!(
             changed,
-            vec![at::SEQUENCE, at::RECORD_FLAGS],
+            vec![SEQUENCE, RECORD_FLAGS],
             "nothing else changes"
         );
 
@@ -1749,7 +1740,7 @@ mod tests {
 
         // A second freeing of a record already free is not guessed at.
         let mut free = record_page(before.clone());
-        crate::bytes::put_u16(&mut free.bytes, at::RECORD_FLAGS, 0);
+        crate::bytes::put_u16(&mut free.bytes, RECORD_FLAGS, 0);
         let err = apply(
             &mut free,
             &key,
@@ -1795,12 +1786,8 @@ mod tests {
             0x2000,
         )
         .unwrap();
-        assert_eq!(
-            u16_at(&page.bytes, at::SEQUENCE).unwrap(),
-            1,
-            "0 is skipped"
-        );
-        assert_eq!(u16_at(&page.bytes, at::RECORD_FLAGS).unwrap(), 0);
+        assert_eq!(u16_at(&page.bytes, SEQUENCE).unwrap(), 1, "0 is skipped");
+        assert_eq!(u16_at(&page.bytes, RECORD_FLAGS).unwrap(), 0);
         for data in [&[0u8; 9][..], &[0, 0, 0, 1][..]] {
             let mut page = record_page(record_in_use(3));
             let err = apply(
