@@ -258,6 +258,16 @@ impl<R: ReadAt> Session<R> {
                     format,
                     virtual_size,
                 },
+                OutputCheck::ContainerConverted {
+                    format,
+                    virtual_size,
+                    original_format,
+                    ..
+                } => CheckView::ContainerConverted {
+                    format,
+                    virtual_size,
+                    original_format,
+                },
                 OutputCheck::RuleFinds { volume, count } => CheckView::RuleFinds {
                     volume: vn(volume),
                     count,

@@ -1027,6 +1027,12 @@ pub fn plan_view(
 pub enum CheckView {
     /// The container opens again with the same format and size.
     ContainerSame { format: Format, virtual_size: u64 },
+    /// The fixed image, written in another container (a fixed VHD), opens as that container.
+    ContainerConverted {
+        format: Format,
+        virtual_size: u64,
+        original_format: Format,
+    },
     /// The rule finds this many files on the volume (0 expected).
     RuleFinds { volume: VolumeName, count: usize },
     /// The file's MFT record is marked free.

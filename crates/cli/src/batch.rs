@@ -30,6 +30,8 @@ pub struct BatchArgs {
     /// Where the undo files go (`--undo-dir`, with `--in-place`).
     pub undo_dir: Option<PathBuf>,
     pub jobs: Option<usize>,
+    /// The fixed copies' format (`--output-format`); the runs get the option in `fix_args`.
+    pub output_format: crate::fix_cmd::OutputFormat,
     pub json: bool,
     /// Options every run gets: `--path`, `--rule`, `--txr-logs`, `--discard-journal`.
     pub fix_args: Vec<OsString>,
@@ -118,6 +120,22 @@ pub fn fixed_name(name: &OsStr) -> OsString {
     }
 }
 
+/// The name of a fixed copy written as a fixed VHD (`--output-format vhd-fixed`): `disk.vmdk` →
+/// `disk-fixed.vhd`, `sdb` → `sdb-fixed.vhd`.
+pub fn fixed_vhd_name(name: &OsStr) -> OsString {
+    let base = name.to_string_lossy();
+    match base.rfind('.') {
+        Some(i) if i > 0 && i + 1 < base.len() && name.to_str().is_some() => {
+            format!("{}-fixed.vhd", &base[..i]).into()
+        }
+        _ => {
+            let mut n = name.to_owned();
+            n.push("-fixed.vhd");
+            n
+        }
+    }
+}
+
 /// Whether a file found in a directory is a disk image by the container's own detection: a
 /// recognised container (a damaged one too: its run then says what is wrong), or a raw disk with
 /// the boot-sector signature (a partition table or a bare volume). Anything else there — notes,
@@ -192,7 +210,10 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
             let name = image.file_name().unwrap_or_default().to_owned();
             let (output, partial) = match &args.out_dir {
                 Some(dir) => {
-                    let out = fixed_name(&name);
+                    let out = match args.output_format {
+                        crate::fix_cmd::OutputFormat::Same => fixed_name(&name),
+                        crate::fix_cmd::OutputFormat::VhdFixed => fixed_vhd_name(&name),
+                    };
                     let mut tmp = OsString::from(".");
                     tmp.push(&out);
                     tmp.push(format!(".kaifuku-batch-{pid}.partial"));
@@ -764,6 +785,23 @@ mod tests {
             ("trailing.", "trailing.-fixed"),
         ] {
             assert_eq!(fixed_name(OsStr::new(input)), OsStr::new(output), "{input}");
+        }
+    }
+
+    #[test]
+    fn fixed_vhd_outputs_are_named_vhd() {
+        for (input, output) in [
+            ("disk.vmdk", "disk-fixed.vhd"),
+            ("web01.disk.qcow2", "web01.disk-fixed.vhd"),
+            ("disk.vhd", "disk-fixed.vhd"),
+            ("sdb", "sdb-fixed.vhd"),
+            (".hidden", ".hidden-fixed.vhd"),
+        ] {
+            assert_eq!(
+                fixed_vhd_name(OsStr::new(input)),
+                OsStr::new(output),
+                "{input}"
+            );
         }
     }
 

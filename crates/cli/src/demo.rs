@@ -80,62 +80,19 @@ const CHUNK: usize = 1 << 16;
 /// practice disk's machine crashed: a fixed time, so the same scenario gives the same file.
 const VHD_TIMESTAMP: u32 = 774_683_282;
 
-/// Cylinders, heads and sectors per track for `size` bytes, by the algorithm of the VHD
-/// specification (Appendix: CHS calculation).
-fn vhd_geometry(size: u64) -> (u16, u8, u8) {
-    let mut total = size / 512;
-    total = total.min(65535 * 16 * 255);
-    let (spt, heads, cyl_times_heads);
-    if total >= 65535 * 16 * 63 {
-        spt = 255;
-        heads = 16;
-        cyl_times_heads = total / spt;
-    } else {
-        let mut s = 17;
-        let mut cth = total / s;
-        let mut h = cth.div_ceil(1024).max(4);
-        if cth >= h * 1024 || h > 16 {
-            s = 31;
-            h = 16;
-            cth = total / s;
-        }
-        if cth >= h * 1024 {
-            s = 63;
-            h = 16;
-            cth = total / s;
-        }
-        spt = s;
-        heads = h;
-        cyl_times_heads = cth;
-    }
-    ((cyl_times_heads / heads) as u16, heads as u8, spt as u8)
-}
-
-/// The 512-byte footer of a fixed VHD holding `size` bytes. The creator is "kfku" (this tool),
-/// so readers take the size from `current_size`, as Hyper-V and Azure do; the unique id is
-/// derived from the scenario so the same scenario always gives the same file.
+/// The 512-byte footer of a fixed VHD holding `size` bytes; the unique id is derived from the
+/// scenario so the same scenario always gives the same file.
 fn fixed_vhd_footer(size: u64, scenario: &str) -> [u8; 512] {
-    let mut f = [0u8; 512];
-    f[0..8].copy_from_slice(b"conectix");
-    f[8..12].copy_from_slice(&2u32.to_be_bytes()); // features: reserved bit, always set
-    f[12..16].copy_from_slice(&0x0001_0000u32.to_be_bytes()); // format version 1.0
-    f[16..24].copy_from_slice(&u64::MAX.to_be_bytes()); // data offset: none for a fixed disk
-    f[24..28].copy_from_slice(&VHD_TIMESTAMP.to_be_bytes());
-    f[28..32].copy_from_slice(b"kfku");
-    f[32..36].copy_from_slice(&0x0001_0000u32.to_be_bytes());
-    f[36..40].copy_from_slice(b"Wi2k");
-    f[40..48].copy_from_slice(&size.to_be_bytes()); // original size
-    f[48..56].copy_from_slice(&size.to_be_bytes()); // current size
-    let (c, h, s) = vhd_geometry(size);
-    f[56..58].copy_from_slice(&c.to_be_bytes());
-    f[58] = h;
-    f[59] = s;
-    f[60..64].copy_from_slice(&2u32.to_be_bytes()); // disk type: fixed
     let id = Sha256::digest(format!("kaifuku practice disk {scenario}").as_bytes());
-    f[68..84].copy_from_slice(&id[..16]);
-    let sum = f.iter().fold(0u32, |s, b| s.wrapping_add(u32::from(*b)));
-    f[64..68].copy_from_slice(&(!sum).to_be_bytes());
-    f
+    let mut unique_id = [0u8; 16];
+    unique_id.copy_from_slice(&id[..16]);
+    kaifuku_container::fixed_footer(
+        size,
+        kaifuku_container::NewFooter {
+            timestamp: VHD_TIMESTAMP,
+            unique_id,
+        },
+    )
 }
 
 /// Decompresses the scenario into `dst` (sparse: all-zero chunks stay holes), appends the VHD
@@ -249,14 +206,6 @@ pub fn run(out: &Path, scenario_name: &str) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn geometry_follows_the_specification() {
-        // 64 MiB: 131072 sectors; 17 sectors per track gives 7710 cylinders x heads, 8 heads.
-        assert_eq!(vhd_geometry(64 << 20), (963, 8, 17));
-        // Past 65535 x 16 x 63 sectors the maximum geometry.
-        assert_eq!(vhd_geometry(200 << 30), (65535, 16, 255));
-    }
 
     #[test]
     fn every_scenario_is_in_the_manifest() {

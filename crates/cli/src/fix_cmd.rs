@@ -1,7 +1,7 @@
 //! `kaifuku fix`: one `rescue::Session` inspects, plans and maps the plan into file writes; this
-//! module writes the patched image (same container format) next to the original, never over it
-//! unless `--in-place` was asked for with an undo file, then re-opens what it wrote and has the
-//! session verify it before exiting 0. Paths are checked first (see `paths`), and nothing is
+//! module writes the patched image (same container format, or with `--output-format vhd-fixed` a
+//! new fixed VHD) next to the original, never over it unless `--in-place` was asked for with an
+//! undo file, then re-opens what it wrote and has the session verify it before exiting 0. Paths are checked first (see `paths`), and nothing is
 //! written once printing to stdout failed.
 
 use crate::exit::Exit;
@@ -14,6 +14,20 @@ use kaifuku_rescue::plan::{FixError, FixOptions, Plan};
 use kaifuku_rescue::{RuleSet, Session};
 use std::path::Path;
 
+/// The fixed image's container (`--output-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The input's own container, with only the changed bytes written.
+    Same,
+    /// A fixed VHD of whole MiB (what Azure takes for upload), whatever the input's container.
+    VhdFixed,
+}
+
+/// Why `--output-format vhd-fixed` does not go with `--in-place`.
+pub const VHD_FIXED_NOT_IN_PLACE: &str = "--output-format vhd-fixed writes a new file in another \
+     format, so it cannot edit the image in place: give -o OUT.vhd instead (the input stays as it \
+     was and is the way back)";
+
 /// What `kaifuku fix` was asked to do.
 pub struct FixArgs<'a> {
     pub keys: kaifuku_rescue::VolumeKeys,
@@ -22,6 +36,7 @@ pub struct FixArgs<'a> {
     pub undo: Option<&'a Path>,
     pub in_place: bool,
     pub dry_run: bool,
+    pub output_format: OutputFormat,
     pub json: bool,
     pub options: FixOptions,
 }
@@ -32,6 +47,19 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     // given; it has no way to say "--undo is needed unless --dry-run", so that is checked here.
     if args.in_place && args.undo.is_none() && !args.dry_run {
         say!("--in-place needs --undo FILE: the original bytes are saved there first");
+        return Exit::Error;
+    }
+    let as_fixed_vhd = args.output_format == OutputFormat::VhdFixed;
+    if as_fixed_vhd && args.in_place {
+        say!("{VHD_FIXED_NOT_IN_PLACE}");
+        return Exit::Error;
+    }
+    if as_fixed_vhd && args.undo.is_some() {
+        say!(
+            "--undo does not go with --output-format vhd-fixed: an undo file restores the image it \
+             was made for, and the output is a new file in another format. Leave out --undo: the \
+             input stays as it was and is the way back"
+        );
         return Exit::Error;
     }
     // Every path is checked before anything is opened, planned or written.
@@ -80,27 +108,14 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     // The container is opened once, here, for inspection, planning, the output plan and the
     // undo file's identity.
     let mut session = Session::open_with_keys(&cache, rule, args.keys.clone());
+    if as_fixed_vhd {
+        return run_fixed_vhd(args, &mut session, &counted, out_target.map(|(_, t)| t));
+    }
     let planning = std::time::Instant::now();
     let planned = session.plan(&args.options).map(|_| ());
     let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
-    match planned {
-        Ok(()) => {}
-        Err(FixError::NothingToFix { reasons }) => {
-            let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-            if let Err(e) = stdio::out(&format!("Nothing to fix: {}\n", why.join("; "))) {
-                stdio::stdout_failed(&e, "nothing was written");
-                return Exit::Error;
-            }
-            return Exit::NothingToFix;
-        }
-        Err(FixError::Refused { refusal }) => {
-            say!("refused: {refusal}");
-            return Exit::Refused;
-        }
-        Err(FixError::Failed { failure }) => {
-            say!("{failure}");
-            return Exit::Error;
-        }
+    if let Err(e) = planned {
+        return plan_failed(e);
     }
     let (Some(fix), Some(image_identity)) = (session.planned(), session.undo_identity()) else {
         say!("the plan was lost; nothing was written — please report this");
@@ -246,6 +261,24 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
 /// between write and read-back (a disk or a file system that loses writes).
 const DAMAGE_HOOK: &str = "KAIFUKU_TEST_DAMAGE_WRITTEN_OUTPUT";
 
+/// With [`DAMAGE_HOOK`] set, flips the byte at `offset` of the written file.
+fn damage_for_test(written: &Path, offset: u64) -> Result<(), String> {
+    if std::env::var_os(DAMAGE_HOOK).is_none() {
+        return Ok(());
+    }
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(written)
+        .map_err(|e| e.to_string())?;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).map_err(|e| e.to_string())?;
+    f.write_all_at(&[b[0] ^ 0xFF], offset)
+        .map_err(|e| e.to_string())?;
+    f.sync_all().map_err(|e| e.to_string())
+}
+
 /// Re-opens what was written (its first `file_size` bytes: a device may be larger) and has the
 /// session verify it against its plan.
 fn verify_written<R: ReadAt>(
@@ -253,22 +286,8 @@ fn verify_written<R: ReadAt>(
     file_size: u64,
     session: &Session<R>,
 ) -> Result<(), String> {
-    if std::env::var_os(DAMAGE_HOOK).is_some() {
-        let first = session.planned().and_then(|f| f.output.writes.first());
-        if let Some(w) = first {
-            use std::os::unix::fs::FileExt;
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(written)
-                .map_err(|e| e.to_string())?;
-            let mut b = [0u8; 1];
-            f.read_exact_at(&mut b, w.file_offset)
-                .map_err(|e| e.to_string())?;
-            f.write_all_at(&[b[0] ^ 0xFF], w.file_offset)
-                .map_err(|e| e.to_string())?;
-            f.sync_all().map_err(|e| e.to_string())?;
-        }
+    if let Some(w) = session.planned().and_then(|f| f.output.writes.first()) {
+        damage_for_test(written, w.file_offset)?;
     }
     let source = FileSource::open(written)
         .map_err(|e| format!("cannot re-open {} to verify it: {e}", written.display()))?;
@@ -283,6 +302,176 @@ fn verify_written<R: ReadAt>(
         .verify_output(&cache)
         .map(|_| ())
         .map_err(|e| format!("{}: {e}", written.display()))
+}
+
+/// What is said, and how kaifuku exits, when no plan could be made.
+fn plan_failed(e: FixError) -> Exit {
+    match e {
+        FixError::NothingToFix { reasons } => {
+            let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+            if let Err(e) = stdio::out(&format!("Nothing to fix: {}\n", why.join("; "))) {
+                stdio::stdout_failed(&e, "nothing was written");
+                return Exit::Error;
+            }
+            Exit::NothingToFix
+        }
+        FixError::Refused { refusal } => {
+            say!("refused: {refusal}");
+            Exit::Refused
+        }
+        FixError::Failed { failure } => {
+            say!("{failure}");
+            Exit::Error
+        }
+    }
+}
+
+/// `kaifuku fix --output-format vhd-fixed`: plans the fix for a fixed-VHD output, prints it, writes
+/// the new file (never in place, never with an undo file: `run` refused those) and verifies it
+/// read back from scratch.
+fn run_fixed_vhd<R: ReadAt>(
+    args: &FixArgs,
+    session: &mut Session<R>,
+    counted: &Counted<FileSource>,
+    out_target: Option<Target>,
+) -> Exit {
+    if matches!(&out_target, Some(Target::Device { .. })) {
+        say!(
+            "--output-format vhd-fixed writes a file, not a block device: give a file name with -o \
+             (or leave out --output-format to write the disk to the device)"
+        );
+        return Exit::Error;
+    }
+    let made = match new_footer() {
+        Ok(m) => m,
+        Err(e) => {
+            say!("{e}");
+            return Exit::Error;
+        }
+    };
+    let planning = std::time::Instant::now();
+    let planned = session.plan_fixed_vhd(&args.options, made).map(|_| ());
+    let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
+    if let Err(e) = planned {
+        return plan_failed(e);
+    }
+    let (Some(fix), Ok(container)) = (session.planned_fixed_vhd(), session.container()) else {
+        say!("the plan was lost; nothing was written — please report this");
+        return Exit::Error;
+    };
+    let input = container.info();
+    let stats = counted.stats();
+    let printed = if args.json {
+        let doc = serde_json::json!({
+            "image": args.image.display().to_string(),
+            "dry_run": args.dry_run,
+            "report": fix.report,
+            "plan": fix.plan,
+            "output": {
+                "format": kaifuku_container::Format::VhdFixed,
+                "disk_size": fix.vhd.disk_size,
+                "file_size": fix.vhd.file_size(),
+            },
+            "reads": stats,
+            "planning_ms": planning_ms,
+        });
+        stdio::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serialisable")
+        ))
+    } else {
+        let mut text = describe(&fix.plan, fix.report.rule.key(), stats, planning_ms);
+        text.push_str(&format!(
+            "Output      a fixed VHD (for upload to Azure): the {} disk of {}, as {} of whole MiB and the footer\n",
+            input.format,
+            size(input.virtual_size),
+            size(fix.vhd.disk_size)
+        ));
+        stdio::out(&text)
+    };
+    if let Err(e) = printed {
+        stdio::stdout_failed(&e, "nothing was written");
+        return Exit::Error;
+    }
+    if args.dry_run {
+        return Exit::Success;
+    }
+    let (Some(out), Some(out_path)) = (&out_target, args.output) else {
+        say!("--output-format vhd-fixed needs -o OUT.vhd");
+        return Exit::Error;
+    };
+    let patches = fix.plan.disk_patches();
+    if let Err(e) =
+        crate::output::write_fixed_vhd(counted.inner(), container, &patches, &fix.vhd, out)
+    {
+        say!("{e}");
+        return Exit::Error;
+    }
+    if let Err(e) = verify_written_fixed_vhd(out_path, fix.vhd.file_size(), session) {
+        let _ = std::fs::remove_file(out_path);
+        say!(
+            "{e}. The original image is unchanged; {} was removed — please report this",
+            out_path.display()
+        );
+        return Exit::Error;
+    }
+    if !args.json {
+        if let Err(e) = stdio::out(&format!("Wrote       {}\n", out_path.display())) {
+            stdio::stdout_failed(&e, "the fix itself was written and is complete");
+            return Exit::Error;
+        }
+    }
+    Exit::Success
+}
+
+/// Re-opens the fixed VHD written from the plan and has the session verify it: it must be
+/// `file_size` bytes and open as the planned fixed VHD holding what the plan promised.
+fn verify_written_fixed_vhd<R: ReadAt>(
+    written: &Path,
+    file_size: u64,
+    session: &Session<R>,
+) -> Result<(), String> {
+    // The first byte the plan changes (a patch's offset in the disk is its offset in the file).
+    if let Some(p) = session
+        .planned_fixed_vhd()
+        .and_then(|f| f.plan.disk_patches().first().map(|p| p.offset))
+    {
+        damage_for_test(written, p)?;
+    }
+    let source = FileSource::open(written)
+        .map_err(|e| format!("cannot re-open {} to verify it: {e}", written.display()))?;
+    if source.size() != file_size {
+        return Err(format!(
+            "{} is {} bytes, not the {file_size} bytes written",
+            written.display(),
+            source.size()
+        ));
+    }
+    let cache = BlockCache::new(&source, CacheConfig::default());
+    session
+        .verify_fixed_vhd_output(&cache)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", written.display()))
+}
+
+/// The new footer's time (now, in the VHD epoch: seconds since 2000-01-01 00:00:00 UTC) and a
+/// random unique id (a VHD input keeps its own; see `Container::fixed_vhd_output`).
+fn new_footer() -> Result<kaifuku_container::NewFooter, String> {
+    use std::io::Read;
+    const VHD_EPOCH_UNIX: u64 = 946_684_800;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(VHD_EPOCH_UNIX);
+    let timestamp = u32::try_from(now.saturating_sub(VHD_EPOCH_UNIX)).unwrap_or(u32::MAX);
+    let mut unique_id = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut unique_id))
+        .map_err(|e| format!("cannot make a unique id for the VHD (reading /dev/urandom: {e})"))?;
+    Ok(kaifuku_container::NewFooter {
+        timestamp,
+        unique_id,
+    })
 }
 
 /// The plan in plain words; `planning_ms` is how long planning and verifying took (the ownership

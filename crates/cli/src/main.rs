@@ -95,6 +95,11 @@ enum Command {
         /// Many images: how many to fix at a time (default: the number of cores).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
+        /// The fixed image's format: `same` as the input (default), or `vhd-fixed`, a fixed VHD
+        /// of whole MiB that Azure takes for upload, whatever the input's format. A new file: not
+        /// with --in-place or --undo (the input stays as it was and is the way back).
+        #[arg(long, value_name = "FORMAT", value_enum, default_value_t = fix_cmd::OutputFormat::Same)]
+        output_format: fix_cmd::OutputFormat,
         /// Edit IMAGE itself (a file or block device); needs --undo.
         #[arg(long, conflicts_with = "output")]
         in_place: bool,
@@ -382,6 +387,7 @@ fn run() -> Exit {
             in_place,
             undo,
             dry_run,
+            output_format,
             discard_journal,
             json,
             path,
@@ -423,7 +429,15 @@ fn run() -> Exit {
                 if discard_journal {
                     fix_args.push("--discard-journal".into());
                 }
+                if output_format == fix_cmd::OutputFormat::VhdFixed {
+                    if in_place {
+                        say!("{}", fix_cmd::VHD_FIXED_NOT_IN_PLACE);
+                        return Exit::Error;
+                    }
+                    fix_args.extend(["--output-format".into(), "vhd-fixed".into()]);
+                }
                 return batch::run(batch::BatchArgs {
+                    output_format,
                     inputs: images,
                     out_dir,
                     undo_dir,
@@ -448,6 +462,7 @@ fn run() -> Exit {
                 undo: undo.as_deref(),
                 in_place,
                 dry_run,
+                output_format,
                 json,
                 options: kaifuku_rescue::FixOptions { discard_journal },
             };

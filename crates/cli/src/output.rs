@@ -308,6 +308,140 @@ pub fn write_copy(
     Ok(())
 }
 
+/// Writes the fixed image as a fixed VHD (`--output-format vhd-fixed`) to `out`, a new or
+/// replaced regular file: the virtual disk read through `container` (the input's stored runs
+/// copied, its unallocated and all-zero runs left as holes, compressed runs inflated), the plan's
+/// `patches` of the virtual disk laid over it, zeros up to the whole MiB, then the footer. The file
+/// appears only when complete and synced; on failure nothing is left behind.
+pub fn write_fixed_vhd<R: ReadAt>(
+    source: &FileSource,
+    container: &kaifuku_container::Container<R>,
+    patches: &[kaifuku_io::Patch<()>],
+    vhd: &kaifuku_container::FixedVhdOutput,
+    out: &Target,
+) -> Result<(), String> {
+    use kaifuku_container::Extent;
+    use kaifuku_io::PatchData;
+    let dir = out.dir();
+    let final_path = out.final_path();
+    let tmp = TempFile::create(&dir, &file_name_of(out)).map_err(ctx(format!(
+        "cannot create the output in {}",
+        dir.display()
+    )))?;
+    let written = || -> Result<(), String> {
+        let shown = final_path.display().to_string();
+        let io_err = |e: io::Error| format!("cannot write the output {shown}: {e}");
+        tmp.file.set_len(vhd.file_size()).map_err(&io_err)?;
+        let mut buf = vec![0u8; CHUNK];
+        let size = container.virtual_size();
+        let mut pos = 0u64;
+        while pos < size {
+            let extent = container
+                .map(pos)
+                .map_err(|e| format!("cannot read the image's disk at byte {pos}: {e}"))?;
+            let len = extent.len().min(size - pos);
+            match extent {
+                Extent::Zero { .. } => {}
+                Extent::InFile { file_offset, .. } => {
+                    copy_range_sparse(source.file(), file_offset, &tmp.file, pos, len, &mut buf)
+                        .map_err(&io_err)?
+                }
+                Extent::Compressed { .. } => {
+                    let mut done = 0u64;
+                    while done < len {
+                        let n = (len - done).min(buf.len() as u64) as usize;
+                        container.read_at(pos + done, &mut buf[..n]).map_err(|e| {
+                            format!("cannot read the image's disk at byte {}: {e}", pos + done)
+                        })?;
+                        if buf[..n].iter().any(|b| *b != 0) {
+                            tmp.file
+                                .write_all_at(&buf[..n], pos + done)
+                                .map_err(&io_err)?;
+                        }
+                        done += n as u64;
+                    }
+                }
+            }
+            pos += len;
+        }
+        for p in patches {
+            match &p.data {
+                PatchData::Bytes(b) => tmp.file.write_all_at(b, p.offset).map_err(&io_err)?,
+                PatchData::Fill { byte, len } => {
+                    let chunk = vec![*byte; CHUNK.min(*len as usize)];
+                    let mut done = 0u64;
+                    while done < *len {
+                        let n = (*len - done).min(chunk.len() as u64) as usize;
+                        tmp.file
+                            .write_all_at(&chunk[..n], p.offset + done)
+                            .map_err(&io_err)?;
+                        done += n as u64;
+                    }
+                }
+            }
+        }
+        tmp.file
+            .write_all_at(&vhd.footer, vhd.disk_size)
+            .map_err(&io_err)?;
+        tmp.file.sync_all().map_err(&io_err)
+    };
+    written()?;
+    tmp.commit(&final_path, true).map_err(ctx(format!(
+        "cannot create the output {}",
+        final_path.display()
+    )))?;
+    if let Err(e) = sync_dir(&dir) {
+        let _ = fs::remove_file(&final_path);
+        return Err(format!(
+            "cannot make the output {} durable: {e}",
+            final_path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes of `src` from `from` to `dst` at `to`, a fresh file: the source's holes and
+/// all-zero chunks are skipped and stay holes there.
+fn copy_range_sparse(
+    src: &File,
+    from: u64,
+    dst: &File,
+    to: u64,
+    len: u64,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    use nix::unistd::{lseek, Whence};
+    let end = from + len;
+    let mut pos = from;
+    while pos < end {
+        // Next data region; on file systems or devices without SEEK_DATA, treat all as data.
+        let data = match lseek(src, pos as i64, Whence::SeekData) {
+            Ok(d) => (d as u64).clamp(pos, end),
+            Err(nix::errno::Errno::ENXIO) => end, // only a hole remains
+            Err(_) => pos,
+        };
+        if data >= end {
+            break;
+        }
+        let hole = match lseek(src, data as i64, Whence::SeekHole) {
+            Ok(h) => (h as u64).clamp(data, end),
+            Err(_) => end,
+        };
+        let hole = if hole == data { end } else { hole };
+        let mut at = data;
+        while at < hole {
+            let n = ((hole - at) as usize).min(buf.len());
+            src.read_exact_at(&mut buf[..n], at)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                dst.write_all_at(&buf[..n], to + (at - from))?;
+            }
+            at += n as u64;
+        }
+        pos = hole;
+    }
+    Ok(())
+}
+
 /// Writes a new file at `to` (never replacing one): `write` fills a temporary file in `dir`, which
 /// is then synced, renamed to `to` (failing if `to` appeared meanwhile) and made durable. On any
 /// failure nothing is left behind.

@@ -81,6 +81,17 @@ pub enum ContainerError {
     #[error("{}", unsupported_message(*.0))]
     UnsupportedFormat(OtherFormat),
 
+    /// A virtual size so close to 2^64 bytes that it cannot be rounded to a whole MiB and given a
+    /// footer: only a damaged header claims it.
+    #[error(
+        "the virtual disk claims {virtual_size} bytes, too large to write as a fixed VHD; the \
+         image's header is damaged"
+    )]
+    TooLargeForFixedVhd {
+        /// The virtual size the image claims.
+        virtual_size: u64,
+    },
+
     /// A differencing VHD holds only the changes on top of a parent image: alone it is no disk to
     /// repair.
     #[error(

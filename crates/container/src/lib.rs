@@ -31,7 +31,7 @@ mod vmdk;
 pub use error::{ContainerError, OtherFormat};
 pub use label::{ContainerUnit, FileWriteLabel, VmdkStreamPart, WriteHow};
 pub use qcow2::{Qcow2ClusterKind, Qcow2Feature, Qcow2Info};
-pub use vhd::{DiskGeometry, VhdInfo, MAX_BAT_BYTES};
+pub use vhd::{fixed_footer, DiskGeometry, NewFooter, VhdInfo, MAX_BAT_BYTES};
 pub use vhdx::VhdxInfo;
 pub use vmdk::VmdkInfo;
 
@@ -179,6 +179,30 @@ impl FileWrite {
 fn serialize_len<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(bytes.len() as u64)
 }
+
+/// The fixed VHD a fixed disk is written as when asked (`--output-format vhd-fixed`, the page's
+/// choice), from any input container: the virtual disk's bytes (zeros past its end), then
+/// [`FixedVhdOutput::footer`]. That is the one format Azure takes for upload, so a Hyper-V, VMware
+/// or KVM disk goes back to Azure without a conversion step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedVhdOutput {
+    /// Bytes of disk in the output: the virtual size rounded up to a whole MiB, because Azure
+    /// accepts only VHDs of whole MiB. What lies past the input's virtual size reads as zeros.
+    pub disk_size: u64,
+    /// The footer that follows the disk. A VHD input keeps its unique id; any other input gets
+    /// the one the front end chose.
+    pub footer: [u8; vhd::FOOTER_LEN as usize],
+}
+
+impl FixedVhdOutput {
+    /// Size of the output file: the disk and the footer.
+    pub fn file_size(&self) -> u64 {
+        self.disk_size + vhd::FOOTER_LEN
+    }
+}
+
+/// Azure's unit for VHD sizes.
+const MIB: u64 = 1 << 20;
 
 /// What `inspect` reports about the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -397,6 +421,27 @@ impl<R: ReadAt> Container<R> {
                 _ => None,
             },
         }
+    }
+
+    /// How this image's virtual disk is written as a fixed VHD ([`FixedVhdOutput`]). `made` names
+    /// the new footer's time and unique id; a VHD input keeps its own unique id.
+    pub fn fixed_vhd_output(&self, made: NewFooter) -> Result<FixedVhdOutput, ContainerError> {
+        let disk_size = self
+            .virtual_size
+            .checked_next_multiple_of(MIB)
+            .filter(|s| s.checked_add(vhd::FOOTER_LEN).is_some())
+            .ok_or(ContainerError::TooLargeForFixedVhd {
+                virtual_size: self.virtual_size,
+            })?;
+        let unique_id = match &self.layout {
+            Layout::VhdFixed(f) => f.footer.uuid,
+            Layout::VhdDynamic(d) => d.footer.uuid,
+            _ => made.unique_id,
+        };
+        Ok(FixedVhdOutput {
+            disk_size,
+            footer: vhd::fixed_footer(disk_size, NewFooter { unique_id, ..made }),
+        })
     }
 
     /// Where the bytes of virtual offset `offset` live, up to the end of the contiguous extent.

@@ -784,3 +784,69 @@ fn declared_table_must_fit_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn geometry_follows_the_vhd_specification() {
+    // 64 MiB: 131072 sectors; 17 sectors per track gives 7710 cylinders x heads, 8 heads.
+    let g = DiskGeometry::for_size(64 << 20);
+    assert_eq!((g.cylinders, g.heads, g.sectors_per_track), (963, 8, 17));
+    // 1 GiB needs 63 sectors per track and 16 heads.
+    let g = DiskGeometry::for_size(1 << 30);
+    assert_eq!((g.cylinders, g.heads, g.sectors_per_track), (2080, 16, 63));
+    // Past 65535 x 16 x 63 sectors the maximum geometry.
+    let g = DiskGeometry::for_size(200 << 30);
+    assert_eq!(
+        (g.cylinders, g.heads, g.sectors_per_track),
+        (65535, 16, 255)
+    );
+}
+
+const MADE: NewFooter = NewFooter {
+    timestamp: 0x2E3F_4A5B,
+    unique_id: [7; 16],
+};
+
+#[test]
+fn a_new_fixed_footer_opens_as_the_disk_it_describes() {
+    let data = pattern(3 << 20, 9);
+    let mut file = data.clone();
+    file.extend_from_slice(&fixed_footer(data.len() as u64, MADE));
+    let c = open(&file).unwrap();
+    assert_eq!(c.format(), Format::VhdFixed);
+    assert_eq!(c.virtual_size(), data.len() as u64);
+    assert_eq!(read_all(&c), data);
+    let vhd = c.info().vhd.unwrap();
+    assert_eq!(vhd.creator_app, "kfku");
+    assert_eq!(vhd.creator_os, "Wi2k");
+    assert_eq!(vhd.timestamp, MADE.timestamp);
+    assert_eq!(vhd.uuid, "07".repeat(16));
+    assert_eq!(vhd.original_size, data.len() as u64);
+    assert_eq!(vhd.disk_geometry, DiskGeometry::for_size(data.len() as u64));
+}
+
+#[test]
+fn fixed_vhd_output_rounds_to_a_whole_mib_and_keeps_a_vhds_id() {
+    // A raw disk of 3 MiB + 512 bytes becomes 4 MiB of disk with the given id.
+    let raw = pattern((3 << 20) + 512, 3);
+    let c = open(&raw).unwrap();
+    let out = c.fixed_vhd_output(MADE).unwrap();
+    assert_eq!(out.disk_size, 4 << 20);
+    assert_eq!(out.file_size(), (4 << 20) + 512);
+    assert_eq!(out.footer, fixed_footer(4 << 20, MADE));
+    // A whole-MiB disk keeps its size.
+    let raw = pattern(2 << 20, 4);
+    let out = open(&raw).unwrap().fixed_vhd_output(MADE).unwrap();
+    assert_eq!(out.disk_size, 2 << 20);
+    // A VHD keeps its unique id (the disk is the same disk); the time is the new one.
+    let file = build::fixed(&pattern(8192 + 512, 2));
+    let out = open(&file).unwrap().fixed_vhd_output(MADE).unwrap();
+    assert_eq!(out.disk_size, 1 << 20);
+    assert_eq!(
+        &out.footer[68..84],
+        &[
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff
+        ]
+    );
+    assert_eq!(&out.footer[24..28], &MADE.timestamp.to_be_bytes());
+}

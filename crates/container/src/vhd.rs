@@ -81,6 +81,73 @@ pub struct DiskGeometry {
     pub sectors_per_track: u8,
 }
 
+impl DiskGeometry {
+    /// The geometry the VHD specification's CHS algorithm (its appendix "CHS Calculation") gives
+    /// a disk of `size` bytes; disks past 65535 × 16 × 255 sectors keep that maximum.
+    pub fn for_size(size: u64) -> DiskGeometry {
+        let total = (size / SECTOR).min(65535 * 16 * 255);
+        let (sectors_per_track, heads, cylinders_times_heads) = if total >= 65535 * 16 * 63 {
+            (255, 16, total / 255)
+        } else {
+            let mut spt = 17;
+            let mut cth = total / spt;
+            let mut heads = cth.div_ceil(1024).max(4);
+            if cth >= heads * 1024 || heads > 16 {
+                spt = 31;
+                heads = 16;
+                cth = total / spt;
+            }
+            if cth >= heads * 1024 {
+                spt = 63;
+                heads = 16;
+                cth = total / spt;
+            }
+            (spt, heads, cth)
+        };
+        DiskGeometry {
+            cylinders: (cylinders_times_heads / heads) as u16,
+            heads: heads as u8,
+            sectors_per_track: sectors_per_track as u8,
+        }
+    }
+}
+
+/// Who made a new VHD and when: the footer fields a writer chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewFooter {
+    /// Creation time, seconds since 2000-01-01 00:00:00 UTC (the front end reads the clock).
+    pub timestamp: u32,
+    /// The disk's unique id.
+    pub unique_id: [u8; 16],
+}
+
+/// The 512-byte footer of a fixed VHD whose disk is `size` bytes: the disk's bytes followed by
+/// this footer are the whole file. The creator is "kfku" (this tool), version 1.0, on "Wi2k" (the
+/// host OS Azure's tools write). Readers take a fixed disk's size from `current_size` (QEMU does
+/// for fixed disks whatever the creator; Hyper-V and Azure always do).
+pub fn fixed_footer(size: u64, made: NewFooter) -> [u8; FOOTER_LEN as usize] {
+    let mut f = [0u8; FOOTER_LEN as usize];
+    f[0..8].copy_from_slice(COOKIE);
+    f[8..12].copy_from_slice(&2u32.to_be_bytes()); // features: the reserved bit, always set
+    f[12..16].copy_from_slice(&0x0001_0000u32.to_be_bytes()); // format version 1.0
+    f[16..24].copy_from_slice(&u64::MAX.to_be_bytes()); // data offset: none for a fixed disk
+    f[24..28].copy_from_slice(&made.timestamp.to_be_bytes());
+    f[28..32].copy_from_slice(b"kfku");
+    f[32..36].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+    f[36..40].copy_from_slice(b"Wi2k");
+    f[40..48].copy_from_slice(&size.to_be_bytes()); // original size
+    f[48..56].copy_from_slice(&size.to_be_bytes()); // current size
+    let g = DiskGeometry::for_size(size);
+    f[56..58].copy_from_slice(&g.cylinders.to_be_bytes());
+    f[58] = g.heads;
+    f[59] = g.sectors_per_track;
+    f[60..64].copy_from_slice(&DISK_FIXED.to_be_bytes());
+    f[68..84].copy_from_slice(&made.unique_id);
+    let sum = checksum(&f, 64);
+    f[64..68].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
 /// What a VHD's footer (and, for a dynamic disk, its header and BAT) says about the image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VhdInfo {

@@ -30,5 +30,8 @@ pub use rule::{
     Localized, Rule, RuleId, RuleOption, RuleSet, RuleSetError, UserRuleText, Verdict,
     TXR_MIN_WINDOWS_BUILD,
 };
-pub use session::{PlannedFix, Session};
-pub use verify::{verify_output, verify_output_with_keys, OutputCheck, VerifyError};
+pub use session::{PlannedFix, PlannedFixedVhd, Session};
+pub use verify::{
+    verify_output, verify_output_as, verify_output_with_keys, ConvertedContainer, OutputCheck,
+    VerifyError,
+};

@@ -13,11 +13,11 @@ use crate::inspect::{inspect_opened, InspectReport, Unlisted};
 use crate::plan::{plan_unlocked, FixOptions, Plan};
 use crate::rule::{Rule, RuleSet};
 use crate::undo::{self, Identity, Piece, UndoError};
-use crate::verify::verify_output_with_keys;
+use crate::verify::{verify_output_as, verify_output_with_keys, ConvertedContainer};
 use crate::vocabulary::{
     ContainerProblem, FixError, FixFailure, OutputCheck, VerifyError, VerifyFailure,
 };
-use kaifuku_container::{Container, ContainerError, OutputPlan};
+use kaifuku_container::{Container, ContainerError, FixedVhdOutput, Format, NewFooter, OutputPlan};
 use kaifuku_io::{Overlay, ReadAt, Resized};
 
 /// A verified plan and the writes of the image file that carry it out.
@@ -31,12 +31,29 @@ pub struct PlannedFix {
     pub output: OutputPlan,
 }
 
+/// A verified plan to be written as a fixed VHD instead of the input's container
+/// ([`Session::plan_fixed_vhd`]): the output is the virtual disk with [`Plan::disk_patches`] laid
+/// over it, zeros up to [`FixedVhdOutput::disk_size`], then the footer. The input's container
+/// takes no write, so this works where it could not take the changes itself (a compressed qcow2
+/// cluster, an unallocated block).
+#[derive(Debug, Clone)]
+pub struct PlannedFixedVhd {
+    /// The inspection the plan was made from.
+    pub report: InspectReport,
+    /// The verified plan: deletions and changed bytes of the virtual disk.
+    pub plan: Plan,
+    /// The fixed VHD's size and footer.
+    pub vhd: FixedVhdOutput,
+}
+
 /// One disk image, opened once, and what has been found and planned for it so far.
 pub struct Session<R: ReadAt> {
     rules: RuleSet,
     opened: Result<Container<R>, ContainerError>,
     report: Option<InspectReport>,
     fix: Option<PlannedFix>,
+    /// The plan made to be written as a fixed VHD; never set together with `fix`.
+    fixed_vhd: Option<PlannedFixedVhd>,
     /// The keys the user gave for BitLocker volumes: verification unlocks the output afresh.
     keys: VolumeKeys,
     /// The BitLocker volumes inspect unlocked, kept for the plan.
@@ -59,6 +76,7 @@ impl<R: ReadAt> Session<R> {
             opened: kaifuku_container::open(image),
             report: None,
             fix: None,
+            fixed_vhd: None,
             unlocker: Unlocker::new(keys.clone()),
             keys,
         }
@@ -87,6 +105,7 @@ impl<R: ReadAt> Session<R> {
         self.rules = rules.into();
         self.report = None;
         self.fix = None;
+        self.fixed_vhd = None;
     }
 
     /// The opened container, or why the image did not open as one.
@@ -113,6 +132,7 @@ impl<R: ReadAt> Session<R> {
     /// view, and maps it into writes of the image file. Replaces an earlier plan.
     pub fn plan(&mut self, options: &FixOptions) -> Result<&PlannedFix, FixError> {
         self.fix = None;
+        self.fixed_vhd = None;
         self.inspect();
         let report = self.report.as_ref().expect("inspected above");
         let container = match &self.opened {
@@ -162,6 +182,67 @@ impl<R: ReadAt> Session<R> {
             .as_ref()
             .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
         verify_output_with_keys(fixed, &fix.report, &fix.plan, &self.rules, &self.keys)
+    }
+
+    /// Plans the fix (inspecting first, if that was not done yet) and has it verified on the
+    /// patched view, to be written as a fixed VHD ([`PlannedFixedVhd`]) instead of the input's
+    /// container. `made` names the new footer's time and unique id (a VHD input keeps its own id).
+    /// Replaces an earlier plan of either kind.
+    pub fn plan_fixed_vhd(
+        &mut self,
+        options: &FixOptions,
+        made: NewFooter,
+    ) -> Result<&PlannedFixedVhd, FixError> {
+        self.fix = None;
+        self.fixed_vhd = None;
+        self.inspect();
+        let report = self.report.as_ref().expect("inspected above");
+        let container = match &self.opened {
+            Ok(c) => c,
+            Err(_) => return Err(crate::plan::not_fixable(report)),
+        };
+        let plan = plan_unlocked(container, &self.unlocker, report, &self.rules, options)?;
+        let vhd = container
+            .fixed_vhd_output(made)
+            .map_err(|e| FixError::Failed {
+                failure: FixFailure::OutputNotMappable {
+                    problem: ContainerProblem::from(&e),
+                },
+            })?;
+        Ok(self.fixed_vhd.insert(PlannedFixedVhd {
+            report: report.clone(),
+            plan,
+            vhd,
+        }))
+    }
+
+    /// The last plan [`Session::plan_fixed_vhd`] made, if it succeeded.
+    pub fn planned_fixed_vhd(&self) -> Option<&PlannedFixedVhd> {
+        self.fixed_vhd.as_ref()
+    }
+
+    /// [`Session::verify_output`] for the output of [`Session::plan_fixed_vhd`]: `fixed`, the
+    /// whole file as written, must open as a fixed VHD of the planned disk size holding what the
+    /// plan promised.
+    pub fn verify_fixed_vhd_output<F: ReadAt>(
+        &self,
+        fixed: F,
+    ) -> Result<Vec<OutputCheck>, VerifyError> {
+        let fix = self
+            .fixed_vhd
+            .as_ref()
+            .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
+        verify_output_as(
+            fixed,
+            &fix.report,
+            &fix.plan,
+            &self.rules,
+            &self.keys,
+            Some(ConvertedContainer {
+                format: Format::VhdFixed,
+                virtual_size: fix.vhd.disk_size,
+            }),
+        )
     }
 
     /// The annotated structures re-read from the fixed image: the image file with exactly the

@@ -31,6 +31,30 @@ pub fn verify_output_with_keys<R: ReadAt>(
     rules: impl Into<RuleSet>,
     keys: &VolumeKeys,
 ) -> Result<Vec<OutputCheck>, VerifyError> {
+    verify_output_as(fixed, report, plan, rules, keys, None)
+}
+
+/// The container an output written in another format than the input's must open as: its format
+/// and virtual size (a fixed VHD made from any input, whose disk is rounded up to a whole MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvertedContainer {
+    /// The output's container format.
+    pub format: kaifuku_container::Format,
+    /// The output's virtual size: at least the input's; what lies past it must read as zeros.
+    pub virtual_size: u64,
+}
+
+/// [`verify_output_with_keys`] for an output that is the input's container (`converted: None`) or
+/// the virtual disk written in another container (`converted`): the volumes must then be found at
+/// the same places of the (possibly larger) disk.
+pub fn verify_output_as<R: ReadAt>(
+    fixed: R,
+    report: &InspectReport,
+    plan: &Plan,
+    rules: impl Into<RuleSet>,
+    keys: &VolumeKeys,
+    converted: Option<ConvertedContainer>,
+) -> Result<Vec<OutputCheck>, VerifyError> {
     let rules = rules.into();
     let failed = VerifyError;
     let mut checks = Vec::new();
@@ -44,17 +68,32 @@ pub fn verify_output_with_keys<R: ReadAt>(
         .as_ref()
         .ok_or(failed(VerifyFailure::NoOriginalContainer))?;
     let info = container.info();
-    if info.format != before.format || info.virtual_size != before.virtual_size {
+    let (want_format, want_size) = match converted {
+        Some(c) => (c.format, c.virtual_size),
+        None => (before.format, before.virtual_size),
+    };
+    if info.format != want_format
+        || info.virtual_size != want_size
+        || info.virtual_size < before.virtual_size
+    {
         return Err(failed(VerifyFailure::ContainerDiffers {
+            format: info.format,
+            virtual_size: info.virtual_size,
+            original_format: want_format,
+            original_virtual_size: want_size,
+        }));
+    }
+    checks.push(match converted {
+        None => OutputCheck::ContainerSame {
+            format: info.format,
+            virtual_size: info.virtual_size,
+        },
+        Some(_) => OutputCheck::ContainerConverted {
             format: info.format,
             virtual_size: info.virtual_size,
             original_format: before.format,
             original_virtual_size: before.virtual_size,
-        }));
-    }
-    checks.push(OutputCheck::ContainerSame {
-        format: info.format,
-        virtual_size: info.virtual_size,
+        },
     });
     // The plan's ownership proof already scanned `$MFT` for files the directory did not list.
     let mut unlocker = Unlocker::new(keys.clone());

@@ -2136,6 +2136,18 @@ pub enum OutputCheck {
         /// The virtual disk's size in bytes.
         virtual_size: u64,
     },
+    /// The output, written in another container than the input's, opens as that container with
+    /// the virtual disk at least as large as the input's.
+    ContainerConverted {
+        /// The output's container format.
+        format: Format,
+        /// The output's virtual size in bytes.
+        virtual_size: u64,
+        /// The input's container format.
+        original_format: Format,
+        /// The input's virtual size in bytes.
+        original_virtual_size: u64,
+    },
     /// The rule finds this many files on the volume (always 0 when verification passes).
     RuleFinds {
         /// Index of the volume in the inspect report.
@@ -2184,6 +2196,15 @@ impl fmt::Display for OutputCheck {
             } => write!(
                 f,
                 "the output opens as the same {format} of {virtual_size} bytes"
+            ),
+            OutputCheck::ContainerConverted {
+                format,
+                virtual_size,
+                original_format,
+                original_virtual_size,
+            } => write!(
+                f,
+                "the output opens as a {format} of {virtual_size} bytes (the input: {original_format} of {original_virtual_size} bytes)"
             ),
             OutputCheck::RuleFinds { count, .. } => {
                 write!(f, "the rule finds {count} file(s) in the output")
@@ -3413,6 +3434,12 @@ mod tests {
             OutputCheck::ContainerSame {
                 format: Format::VhdDynamic,
                 virtual_size: 1 << 30,
+            },
+            OutputCheck::ContainerConverted {
+                format: Format::VhdFixed,
+                virtual_size: 2 << 30,
+                original_format: Format::VmdkStreamOptimized,
+                original_virtual_size: (2 << 30) - 512,
             },
             OutputCheck::RuleFinds {
                 volume: 1,

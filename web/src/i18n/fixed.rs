@@ -30,6 +30,32 @@ impl T {
                 self.format_name(*format),
                 size(*virtual_size)
             ),
+            (
+                CheckView::ContainerConverted {
+                    format,
+                    virtual_size,
+                    original_format,
+                },
+                Lang::Ja,
+            ) => format!(
+                "修復後のイメージは {}（元は {}）、{} として開けます。",
+                self.format_name(*format),
+                self.format_name(*original_format),
+                size(*virtual_size)
+            ),
+            (
+                CheckView::ContainerConverted {
+                    format,
+                    virtual_size,
+                    original_format,
+                },
+                Lang::En,
+            ) => format!(
+                "The fixed image opens as {}, {} (the original is {}).",
+                self.format_name(*format),
+                size(*virtual_size),
+                self.format_name(*original_format)
+            ),
             (CheckView::RuleFinds { volume, count }, Lang::Ja) => {
                 format!("{}: ルールに一致するファイルは {count} 個です。", self.vol(volume))
             }
