@@ -1,6 +1,6 @@
 // The whole flow in headless Chromium, served from dist/ under a sub-path: pick → inspect → plan →
-// fix → download, for raw, fixed VHD, dynamic VHD, fixed and dynamic VHDX and an unclean volume, in
-// English and Japanese.
+// fix → download, for raw, fixed VHD, dynamic VHD, fixed and dynamic VHDX, a dynamic VHDX saved as
+// a fixed VHD for Azure, and an unclean volume, in English and Japanese.
 // The downloads must be byte-identical to what the command line writes, and independent tools
 // (ntfs-3g through a read-only loop device, qemu-img) must see the files gone.
 import { after, before, describe, test } from "node:test";
@@ -9,8 +9,10 @@ import { spawnSync } from "node:child_process";
 import { serve } from "../../web/serve.mjs";
 import {
   asRaw, assert, assertNoPageProblems, assertOnlyOwnOrigin, assertSameBytes, cli, crowdstrikeNamesByNtfs3g,
-  DIST, fixFlow, fixture, run, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch, waitState,
+  DIST, downloadFrom, fixFlow, fixture, run, launch, makeUnclean, partitions, pickedToBlobMs, readJson, rmSync, scratch,
+  sha256File, statSync, waitState,
 } from "./lib.mjs";
+import { readFileSync } from "node:fs";
 
 const SUB = "/some/sub/path/";
 let srv;
@@ -180,6 +182,96 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
       });
       assert.equal(out.imageName, "gpt-win-stream-fixed.vmdk");
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("dynamic VHDX saved as a fixed VHD for Azure, Japanese", async () => {
+    const dir = scratch("fixed-vhd");
+    const b = await launch({ locale: "ja-JP" });
+    try {
+      const image = fixture("gpt-win-dynamic.vhdx");
+      await b.page.goto(srv.url);
+      await b.page.waitForSelector("#pick-button");
+      await b.page.setInputFiles("#file-input", image);
+      assert.equal(await waitState(b.page, ["planned", "failed"]), "planned");
+      assert.equal(await b.page.$("#output-format"), null, "the picked file's format by default");
+      await b.page.check("#as-fixed-vhd");
+      await b.page.waitForSelector('#output-format[data-kind="fixed_vhd"]', { timeout: 60_000 });
+      assert.equal(await waitState(b.page, ["planned", "failed"]), "planned");
+      const planText = await b.page.innerText("#output-format");
+      assert.ok(planText.includes("固定 VHD"), planText);
+      await b.page.click("#fix-button");
+      assert.equal(await waitState(b.page, ["fixed", "failed"]), "fixed", (await b.page.innerText("main")).slice(-2000));
+      assert.ok(await b.page.isDisabled("#as-fixed-vhd"), "the format is settled once the fix is made");
+      assert.equal(await b.page.$("#download-undo"), null, "no undo file for a new file in another format");
+      assert.ok((await b.page.innerText("#no-undo")).includes("固定 VHD"));
+      const text = await b.page.innerText("main");
+      assert.ok(text.includes("修復後のイメージは VHD(固定サイズ)（元は VHDX(可変長)）"), "the check names the new format and the old");
+      const img = await downloadFrom(b.page, "#download-image");
+      const rep = await downloadFrom(b.page, "#download-report");
+      assert.equal(img.suggestedFilename(), "gpt-win-dynamic-fixed.vhd");
+      assert.equal(rep.suggestedFilename(), "gpt-win-dynamic-fixed.vhd.report.json");
+      const page = await img.path();
+      const report = readJson(await rep.path());
+      assert.equal(report.undo, null);
+      assert.equal(report.output, "gpt-win-dynamic-fixed.vhd");
+      assert.equal(report.output_format.format, "vhd_fixed");
+
+      // The command line's fixed VHD: the same disk byte for byte; the footers differ only in the
+      // time, the new unique id and the checksum over them.
+      const cliOut = path.join(dir, "cli.vhd");
+      const r = cli(["fix", image, "-o", cliOut, "--output-format", "vhd-fixed"]);
+      assert.equal(r.code, 0, r.stderr);
+      const disk = report.output_format.disk_size;
+      assert.equal(statSync(page).size, disk + 512);
+      assert.equal(statSync(cliOut).size, disk + 512);
+      assert.equal(sha256File(page, 0, disk), sha256File(cliOut, 0, disk), "the disk (page vs CLI)");
+      const footer = (p) => {
+        const f = readFileSync(p).subarray(disk);
+        return Buffer.concat([f.subarray(0, 24), f.subarray(28, 64), f.subarray(84)]).toString("hex");
+      };
+      assert.equal(footer(page), footer(cliOut), "the footers (page vs CLI) but for time, id and checksum");
+
+      // Independent judges: QEMU reads it as a fixed VHD of the disk the CLI's same-format fix
+      // holds, and ntfs-3g sees the channel files gone.
+      const sameFormat = path.join(dir, "same.vhdx");
+      assert.equal(cli(["fix", image, "-o", sameFormat]).code, 0);
+      const cmp = spawnSync("qemu-img", ["compare", "-f", "vpc", "-F", "vhdx", page, sameFormat], { encoding: "utf8" });
+      assert.ok(cmp.status === 0 && cmp.stdout.includes("Images are identical"), `qemu-img compare: ${cmp.stdout}${cmp.stderr}`);
+      const before = partitions(asRaw(image, "vhdx_dynamic", dir)).find((p) => p.node.endsWith("3"));
+      rmSync(path.join(dir, "converted.raw"), { force: true });
+      const names = crowdstrikeNamesByNtfs3g(asRaw(page, "vhd_fixed", dir), before.start, before.size);
+      assert.equal(names.filter(isTarget).length, 0, `ntfs-3g still sees ${names.filter(isTarget)}`);
+      assert.ok(names.length > 0, "ntfs-3g reads the folder");
+      await assertNoPageProblems(b);
+    } finally {
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("streamOptimized VMDK asked as a fixed VHD, English: kept as VMDK, with the reason", async () => {
+    const dir = scratch("fixed-vhd-stream");
+    const b = await launch({ locale: "en-US" });
+    try {
+      const img = path.join(dir, "gpt-win-stream.vmdk");
+      run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", fixture("gpt-win.raw"), img]);
+      await b.page.goto(srv.url);
+      await b.page.waitForSelector("#pick-button");
+      await b.page.setInputFiles("#file-input", img);
+      assert.equal(await waitState(b.page, ["planned", "failed"]), "planned");
+      await b.page.check("#as-fixed-vhd");
+      await b.page.waitForSelector('#output-format[data-kind="fixed_vhd_needs_command_line"]', { timeout: 60_000 });
+      const why = await b.page.innerText("#output-format");
+      assert.ok(why.includes("--output-format vhd-fixed"), why);
+      await b.page.click("#fix-button");
+      assert.equal(await waitState(b.page, ["fixed", "failed"]), "fixed");
+      const dl = await downloadFrom(b.page, "#download-image");
+      assert.equal(dl.suggestedFilename(), "gpt-win-stream-fixed.vmdk");
+      await assertNoPageProblems(b);
+    } finally {
+      await b.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

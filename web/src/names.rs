@@ -28,9 +28,55 @@ impl OutputNames {
     }
 }
 
+impl OutputNames {
+    /// The names when the download is a fixed VHD: `disk.vmdk` → `disk-fixed.vhd` (its report
+    /// `disk-fixed.vhd.report.json`; there is no undo file).
+    pub fn for_fixed_vhd(name: &str) -> OutputNames {
+        let same = OutputNames::for_input(name);
+        let stem = match same.output.rfind('.') {
+            Some(i)
+                if same
+                    .output
+                    .ends_with(&format!("-fixed{}", &same.output[i..])) =>
+            {
+                &same.output[..i]
+            }
+            _ => same.output.as_str(),
+        };
+        let output = format!("{stem}.vhd");
+        OutputNames {
+            undo: format!("{output}.undo"),
+            report: format!("{output}.report.json"),
+            output,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_vhd_is_named_vhd() {
+        assert_eq!(
+            OutputNames::for_fixed_vhd("disk.vmdk").output,
+            "disk-fixed.vhd"
+        );
+        assert_eq!(
+            OutputNames::for_fixed_vhd("a.b.qcow2").output,
+            "a.b-fixed.vhd"
+        );
+        assert_eq!(
+            OutputNames::for_fixed_vhd("disk.vhd").output,
+            "disk-fixed.vhd"
+        );
+        assert_eq!(OutputNames::for_fixed_vhd("disk").output, "disk-fixed.vhd");
+        assert_eq!(OutputNames::for_fixed_vhd("x.").output, "x.-fixed.vhd");
+        assert_eq!(
+            OutputNames::for_fixed_vhd("disk.vhdx").report,
+            "disk-fixed.vhd.report.json"
+        );
+    }
 
     #[test]
     fn names() {

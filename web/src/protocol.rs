@@ -153,8 +153,13 @@ mod messages {
         /// the old ones are dropped; BitLocker volumes already unlocked stay unlocked).
         SetRules { rules: RuleChoice },
         /// Plan the fix of the inspected image; `discard_journal` is the user's consent to reset
-        /// an unclean journal.
-        Plan { discard_journal: bool },
+        /// an unclean journal; `fixed_vhd` asks for the download as a fixed VHD (for Azure)
+        /// instead of the picked file's format.
+        Plan {
+            discard_journal: bool,
+            #[serde(default)]
+            fixed_vhd: bool,
+        },
         /// Verify the planned fix and assemble the downloads.
         Fix,
         /// Show the bytes: the structures read and the plan's patches, annotated.

@@ -3,13 +3,14 @@
 
 use crate::names::OutputNames;
 use crate::view::{
-    inspect_view, plan_view, CheckView, ExplainView, InspectView, PlanView, Problem, Reads,
+    inspect_view, plan_view, CheckView, ExplainView, InspectView, OutputView, PlanView, Problem,
+    Reads,
 };
-use kaifuku_container::OutputPlan;
-use kaifuku_io::{BlockCache, CacheConfig, Counted, ReadAt, ReadStats};
-use kaifuku_rescue::plan::FixOptions;
+use kaifuku_container::{Container, Extent, FixedVhdOutput, NewFooter, OutputPlan};
+use kaifuku_io::{BlockCache, CacheConfig, Counted, Patch, PatchData, ReadAt, ReadStats};
+use kaifuku_rescue::plan::{FixOptions, Plan};
 use kaifuku_rescue::undo;
-use kaifuku_rescue::{OutputCheck, PlannedFix, RuleSet, UnlockProgress, VolumeKeys};
+use kaifuku_rescue::{InspectReport, OutputCheck, PlannedFix, RuleSet, UnlockProgress, VolumeKeys};
 use std::rc::Rc;
 
 /// The read cache the worker uses: 64 KiB blocks, 128 of them (8 MiB), read-ahead up to 1 MiB.
@@ -105,6 +106,138 @@ pub fn image_pieces(file_size: u64, out: &OutputPlan) -> Result<Vec<OutPiece<'_>
     Ok(pieces)
 }
 
+/// Why the fixed image cannot be assembled as a fixed VHD from the picked file's ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FixedVhdPiecesError {
+    /// Part of the disk is stored compressed: its bytes exist only inflated, in memory.
+    Compressed,
+    /// Anything else (the container could not map the disk, patches overlap or leave the disk).
+    Other(String),
+}
+
+/// The fixed image written as a fixed VHD (`--output-format vhd-fixed`), as parts in file order:
+/// the disk's stored runs as ranges of the picked file, its unallocated runs and the padding to
+/// whole MiB as zeros, the plan's `patches` (virtual-disk offsets, sorted, not overlapping) in
+/// their places, then the footer. The same bytes `kaifuku fix --output-format vhd-fixed` writes
+/// for the same footer. A disk stored compressed (a streamOptimized VMDK, a compressed qcow2
+/// cluster) cannot be a range of the picked file: refused, never inflated into memory.
+pub fn fixed_vhd_pieces<'a, R: ReadAt>(
+    container: &Container<R>,
+    patches: &'a [Patch<()>],
+    vhd: &'a FixedVhdOutput,
+) -> Result<Vec<OutPiece<'a>>, FixedVhdPiecesError> {
+    let other = |m: String| FixedVhdPiecesError::Other(m);
+    // The disk without the patches: (virtual start, piece).
+    let size = container.virtual_size();
+    let mut base: Vec<(u64, OutPiece<'a>)> = Vec::new();
+    let mut push = |at: u64, piece: OutPiece<'a>| {
+        // Neighbouring zeros, or neighbouring runs of the file, become one part.
+        if let Some((_, last)) = base.last_mut() {
+            match (last, &piece) {
+                (OutPiece::Fill { byte: 0, len }, OutPiece::Fill { byte: 0, len: more }) => {
+                    *len += more;
+                    return;
+                }
+                (OutPiece::Original { end, .. }, OutPiece::Original { start, end: e2 })
+                    if *end == *start =>
+                {
+                    *end = *e2;
+                    return;
+                }
+                _ => {}
+            }
+        }
+        base.push((at, piece));
+    };
+    let mut pos = 0u64;
+    while pos < size {
+        let extent = container
+            .map(pos)
+            .map_err(|e| other(format!("mapping the disk at byte {pos}: {e}")))?;
+        let len = extent.len().min(size - pos);
+        match extent {
+            Extent::InFile { file_offset, .. } => push(
+                pos,
+                OutPiece::Original {
+                    start: file_offset,
+                    end: file_offset + len,
+                },
+            ),
+            Extent::Zero { .. } => push(pos, OutPiece::Fill { byte: 0, len }),
+            Extent::Compressed { .. } => return Err(FixedVhdPiecesError::Compressed),
+        }
+        pos += len;
+    }
+    if vhd.disk_size < size {
+        return Err(other(format!(
+            "the fixed VHD's disk ({} bytes) is smaller than the image's ({size} bytes)",
+            vhd.disk_size
+        )));
+    }
+    if vhd.disk_size > size {
+        push(
+            size,
+            OutPiece::Fill {
+                byte: 0,
+                len: vhd.disk_size - size,
+            },
+        );
+    }
+    // The part of a base piece between virtual offsets `from` and `to` (inside it).
+    let cut = |at: u64, piece: &OutPiece<'a>, from: u64, to: u64| -> OutPiece<'a> {
+        match piece {
+            OutPiece::Original { start, .. } => OutPiece::Original {
+                start: start + (from - at),
+                end: start + (to - at),
+            },
+            OutPiece::Fill { byte, .. } => OutPiece::Fill {
+                byte: *byte,
+                len: to - from,
+            },
+            OutPiece::Bytes(b) => OutPiece::Bytes(&b[(from - at) as usize..(to - at) as usize]),
+        }
+    };
+    let mut out = Vec::with_capacity(base.len() + 2 * patches.len() + 1);
+    // Copies the base's bytes from `from` to `to` into `out`.
+    let copy_base = |out: &mut Vec<OutPiece<'a>>, from: u64, to: u64| {
+        if from >= to {
+            return;
+        }
+        let first = base.partition_point(|(at, p)| at + p.len() <= from);
+        for (at, p) in &base[first..] {
+            if *at >= to {
+                break;
+            }
+            let (s, e) = ((*at).max(from), (at + p.len()).min(to));
+            out.push(cut(*at, p, s, e));
+        }
+    };
+    let mut pos = 0u64;
+    for p in patches {
+        let end = p
+            .offset
+            .checked_add(p.len())
+            .filter(|e| *e <= vhd.disk_size)
+            .ok_or_else(|| other(format!("a patch at byte {} leaves the disk", p.offset)))?;
+        if p.offset < pos {
+            return Err(other(format!("patches overlap at byte {}", p.offset)));
+        }
+        copy_base(&mut out, pos, p.offset);
+        out.push(match &p.data {
+            PatchData::Bytes(b) => OutPiece::Bytes(b),
+            PatchData::Fill { byte, len } => OutPiece::Fill {
+                byte: *byte,
+                len: *len,
+            },
+        });
+        pos = end;
+    }
+    copy_base(&mut out, pos, vhd.disk_size);
+    out.push(OutPiece::Bytes(&vhd.footer));
+    out.retain(|p| !p.is_empty());
+    Ok(out)
+}
+
 /// The undo file's parts (see [`kaifuku_rescue::undo`]): the same bytes the command line writes
 /// for an image of this identity. `image` is the picked file: the originals are read from it once,
 /// in bounded chunks, to hash them for the trailer; the parts themselves refer to its ranges.
@@ -128,6 +261,9 @@ pub struct Session<R: ReadAt> {
     names: OutputNames,
     file_name: String,
     checks: Option<Vec<CheckView>>,
+    /// The current plan is for a fixed-VHD download: its patches of the virtual disk (the parts
+    /// borrow them).
+    fixed_vhd_patches: Option<Vec<Patch<()>>>,
 }
 
 impl<R: ReadAt> Session<R> {
@@ -153,6 +289,7 @@ impl<R: ReadAt> Session<R> {
             names: OutputNames::for_input(file_name),
             file_name: file_name.to_string(),
             checks: None,
+            fixed_vhd_patches: None,
         }
     }
 
@@ -161,6 +298,7 @@ impl<R: ReadAt> Session<R> {
     /// volumes already unlocked are kept, so no key is stretched again.
     pub fn set_rules(&mut self, rules: RuleSet) {
         self.checks = None;
+        self.fixed_vhd_patches = None;
         self.core.set_rules(rules);
     }
 
@@ -183,8 +321,26 @@ impl<R: ReadAt> Session<R> {
         self.counted.size()
     }
 
-    pub fn names(&self) -> &OutputNames {
-        &self.names
+    /// The names of the downloads: `NAME-fixed.EXT`, or `NAME-fixed.vhd` for a fixed VHD.
+    pub fn names(&self) -> OutputNames {
+        if self.fixed_vhd_patches.is_some() {
+            OutputNames::for_fixed_vhd(&self.file_name)
+        } else {
+            self.names.clone()
+        }
+    }
+
+    /// Whether the current plan's download is a fixed VHD.
+    pub fn is_fixed_vhd(&self) -> bool {
+        self.fixed_vhd_patches.is_some()
+    }
+
+    /// The report and the plan of whichever plan is current.
+    fn current(&self) -> Option<(&InspectReport, &Plan)> {
+        match (&self.fixed_vhd_patches, self.core.planned_fixed_vhd()) {
+            (Some(_), Some(f)) => Some((&f.report, &f.plan)),
+            _ => self.planned().map(|f| (&f.report, &f.plan)),
+        }
     }
 
     /// Container, partitions, volumes and the rule's matches. Never fails: problems are in the view.
@@ -199,13 +355,61 @@ impl<R: ReadAt> Session<R> {
         self.core.planned()
     }
 
-    /// Plans the fix in an overlay and has the core verify it; maps it into writes of the file.
+    /// Plans the fix in an overlay and has the core verify it; maps it into writes of the file,
+    /// or, with `fixed_vhd` (the new footer's time and id), into the parts of a fixed VHD. A disk
+    /// stored compressed cannot be a fixed VHD of the picked file's ranges: the plan is then made
+    /// for the picked file's own format and says so.
     pub fn plan(
         &mut self,
         discard_journal: bool,
+        fixed_vhd: Option<NewFooter>,
         reads: impl Fn(ReadStats) -> Reads,
     ) -> Result<PlanView, Problem> {
         self.checks = None;
+        self.fixed_vhd_patches = None;
+        let mut output = OutputView::SameFormat;
+        if let Some(made) = fixed_vhd {
+            self.core
+                .plan_fixed_vhd(&FixOptions { discard_journal }, made)
+                .map_err(|error| Problem::Fix {
+                    error: Box::new(error),
+                })?;
+            let fix = self
+                .core
+                .planned_fixed_vhd()
+                .ok_or_else(|| Problem::internal("the plan was lost"))?;
+            let patches = fix.plan.disk_patches();
+            let container = self
+                .core
+                .container()
+                .map_err(|e| Problem::internal(e.to_string()))?;
+            match fixed_vhd_pieces(container, &patches, &fix.vhd) {
+                Ok(_) => {
+                    let mut view = plan_view(
+                        &fix.report,
+                        &fix.plan,
+                        &OutputPlan {
+                            writes: Vec::new(),
+                            fills: Vec::new(),
+                            file_size: Some(fix.vhd.file_size()),
+                        },
+                        reads(self.counted.stats()),
+                    );
+                    view.output = OutputView::FixedVhd {
+                        disk_size: fix.vhd.disk_size,
+                        file_size: fix.vhd.file_size(),
+                    };
+                    self.fixed_vhd_patches = Some(patches);
+                    return Ok(view);
+                }
+                Err(FixedVhdPiecesError::Compressed) => {
+                    output = OutputView::FixedVhdNeedsCommandLine {
+                        format: container.format(),
+                    };
+                }
+                Err(FixedVhdPiecesError::Other(m)) => return Err(Problem::internal(m)),
+            }
+        }
         let file_size = self.file_size();
         let fix = self
             .core
@@ -215,7 +419,9 @@ impl<R: ReadAt> Session<R> {
             })?;
         image_pieces(file_size, &fix.output).map_err(Problem::internal)?;
         let stats = self.counted.stats();
-        Ok(plan_view(&fix.report, &fix.plan, &fix.output, reads(stats)))
+        let mut view = plan_view(&fix.report, &fix.plan, &fix.output, reads(stats));
+        view.output = output;
+        Ok(view)
     }
 
     /// The structures the session read and the planned fix's patches, annotated ("show the
@@ -240,14 +446,16 @@ impl<R: ReadAt> Session<R> {
     /// Re-reads the fixed image from scratch — the picked file with exactly the download's writes
     /// laid over it — and checks what the fix promised.
     pub fn verify(&mut self) -> Result<Vec<CheckView>, Problem> {
-        let verified = self
-            .core
-            .verify_writes()
-            .map_err(|e| Problem::Verify { failure: e.0 })?;
-        let planned = self
-            .planned()
+        let verified = if self.is_fixed_vhd() {
+            self.core.verify_fixed_vhd_writes()
+        } else {
+            self.core.verify_writes()
+        }
+        .map_err(|e| Problem::Verify { failure: e.0 })?;
+        let (report, _) = self
+            .current()
             .ok_or_else(|| Problem::internal("no plan yet"))?;
-        let vn = |vi: usize| planned.report.volumes[vi].name();
+        let vn = |vi: usize| report.volumes[vi].name();
         let mut checks: Vec<CheckView> = verified
             .into_iter()
             .map(|c| match c {
@@ -292,6 +500,12 @@ impl<R: ReadAt> Session<R> {
                 },
             })
             .collect();
+        // A fixed VHD is a new file: the check that only the planned ranges of the picked file
+        // changed is about the same-format download.
+        let Some(planned) = self.planned().filter(|_| !self.is_fixed_vhd()) else {
+            self.checks = Some(checks.clone());
+            return Ok(checks);
+        };
         let ranges = planned.output.writes.len() + planned.output.fills.len();
         let bytes = planned
             .output
@@ -307,6 +521,11 @@ impl<R: ReadAt> Session<R> {
 
     /// The fixed image's parts (after [`Session::plan`]).
     pub fn image_pieces(&self) -> Option<Vec<OutPiece<'_>>> {
+        if let Some(patches) = &self.fixed_vhd_patches {
+            let fix = self.core.planned_fixed_vhd()?;
+            let container = self.core.container().ok()?;
+            return fixed_vhd_pieces(container, patches, &fix.vhd).ok();
+        }
         let p = self.planned()?;
         image_pieces(self.file_size(), &p.output).ok()
     }
@@ -327,6 +546,13 @@ impl<R: ReadAt> Session<R> {
     /// Size of the fixed image: the picked file's, unless the fix changes it (a re-streamed
     /// streamOptimized VMDK).
     pub fn output_size(&self) -> u64 {
+        if let Some(f) = self
+            .core
+            .planned_fixed_vhd()
+            .filter(|_| self.is_fixed_vhd())
+        {
+            return f.vhd.file_size();
+        }
         self.planned()
             .and_then(|p| p.output.file_size)
             .unwrap_or(self.file_size())
@@ -336,7 +562,7 @@ impl<R: ReadAt> Session<R> {
     /// changes the file's size (a re-streamed VMDK), which the undo format cannot record; the
     /// picked file, left as it was, is then the way back.
     pub fn undo_offered(&self) -> bool {
-        self.planned().is_some_and(|p| p.output.file_size.is_none())
+        !self.is_fixed_vhd() && self.planned().is_some_and(|p| p.output.file_size.is_none())
     }
 
     /// Size of the undo file (without reading or hashing anything).
@@ -355,6 +581,31 @@ impl<R: ReadAt> Session<R> {
     /// The JSON report offered with the download: what the command line's `fix --json` prints,
     /// plus the verification and the names of the files.
     pub fn report_json(&self, extra: serde_json::Value) -> String {
+        if let Some(f) = self
+            .core
+            .planned_fixed_vhd()
+            .filter(|_| self.is_fixed_vhd())
+        {
+            let doc = serde_json::json!({
+                "tool": "kaifuku (web)",
+                "version": env!("CARGO_PKG_VERSION"),
+                "image": self.file_name,
+                "output": self.names().output,
+                "undo": null,
+                "report": f.report,
+                "plan": f.plan,
+                // What `kaifuku fix --output-format vhd-fixed --json` prints as its output.
+                "output_format": {
+                    "format": kaifuku_container::Format::VhdFixed,
+                    "disk_size": f.vhd.disk_size,
+                    "file_size": f.vhd.file_size(),
+                },
+                "verification": self.checks,
+                "reads": self.stats(),
+                "browser": extra,
+            });
+            return serde_json::to_string_pretty(&doc).expect("serialisable");
+        }
         let Some(p) = self.planned() else {
             return "{}".into();
         };

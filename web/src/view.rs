@@ -881,6 +881,24 @@ pub struct PlanView {
     /// Matches the core's own verification found on the patched view (0).
     pub matches_after: usize,
     pub reads: Reads,
+    /// What the download will be: the picked file's format, or a fixed VHD (the page's choice).
+    #[serde(default)]
+    pub output: OutputView,
+}
+
+/// The format of the download the plan makes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutputView {
+    /// The picked file's own format, changed only in the planned ranges.
+    #[default]
+    SameFormat,
+    /// A fixed VHD (for upload to Azure): the disk rounded up to whole MiB, then the footer.
+    FixedVhd { disk_size: u64, file_size: u64 },
+    /// A fixed VHD was asked for, but this image stores the disk compressed: the page would have
+    /// to hold the inflated disk in memory, so it writes the picked file's own format and points
+    /// to the command line.
+    FixedVhdNeedsCommandLine { format: Format },
 }
 
 /// A journal the plan replays before the deletions.
@@ -1018,6 +1036,7 @@ pub fn plan_view(
         bytes_changed: plan.bytes_changed(),
         matches_after: plan.verification.matches_after,
         reads,
+        output: OutputView::SameFormat,
     }
 }
 
@@ -1066,4 +1085,7 @@ pub struct FixedView {
     pub reads: Reads,
     /// The worker's wasm memory, in bytes.
     pub wasm_memory: u64,
+    /// The download is a fixed VHD, a new file in another format (so no undo file).
+    #[serde(default)]
+    pub fixed_vhd: bool,
 }

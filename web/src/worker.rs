@@ -303,7 +303,10 @@ impl ImageWorker {
             ToWorker::Inspect { file, rules } => self.inspect(file, &rules),
             ToWorker::SetRules { rules } => self.set_rules(&rules),
             ToWorker::Unlock { key } => self.unlock(key),
-            ToWorker::Plan { discard_journal } => self.plan(discard_journal),
+            ToWorker::Plan {
+                discard_journal,
+                fixed_vhd,
+            } => self.plan(discard_journal, fixed_vhd),
             ToWorker::Fix => self.fix(),
             ToWorker::Explain => self.session().and_then(|s| {
                 serde_json::to_string(&s.explain())
@@ -394,9 +397,10 @@ impl ImageWorker {
         Ok((session, started))
     }
 
-    fn plan(&mut self, discard_journal: bool) -> Result<FromWorker, Problem> {
+    fn plan(&mut self, discard_journal: bool, fixed_vhd: bool) -> Result<FromWorker, Problem> {
+        let made = if fixed_vhd { Some(new_footer()?) } else { None };
         let (session, started) = self.begin(Phase::Plan)?;
-        let view = session.plan(discard_journal, |st| reads(st, started))?;
+        let view = session.plan(discard_journal, made, |st| reads(st, started))?;
         Ok(FromWorker::Planned(view))
     }
 
@@ -433,7 +437,7 @@ impl ImageWorker {
             "application/json",
         )
         .map_err(|e| Problem::internal(format!("{e:?}")))?;
-        let names = session.names().clone();
+        let names = session.names();
         let view = FixedView {
             output_name: names.output,
             undo_name: names.undo,
@@ -443,6 +447,7 @@ impl ImageWorker {
             checks,
             reads: reads(session.stats(), started),
             wasm_memory: memory,
+            fixed_vhd: session.is_fixed_vhd(),
         };
         let undo_expected = session.undo_offered().then_some(session.undo_size());
         if view.output_size != session.output_size() || view.undo_size != undo_expected {
@@ -461,6 +466,26 @@ impl ImageWorker {
             report,
         })
     }
+}
+
+/// A new fixed VHD footer's time (now, in seconds since 2000-01-01 00:00:00 UTC, the VHD epoch)
+/// and a random unique id, as the command line makes them.
+fn new_footer() -> Result<kaifuku_container::NewFooter, Problem> {
+    const VHD_EPOCH_UNIX_MS: f64 = 946_684_800_000.0;
+    let since = ((js_sys::Date::now() - VHD_EPOCH_UNIX_MS) / 1000.0).max(0.0);
+    let timestamp = since.min(f64::from(u32::MAX)) as u32;
+    let mut unique_id = [0u8; 16];
+    scope()
+        .crypto()
+        .and_then(|c| {
+            c.get_random_values_with_u8_array(&mut unique_id)
+                .map(|_| ())
+        })
+        .map_err(|e| Problem::internal(format!("crypto.getRandomValues: {e:?}")))?;
+    Ok(kaifuku_container::NewFooter {
+        timestamp,
+        unique_id,
+    })
 }
 
 /// The core's key for what the user gave; key files are read here, whole (they are small), and

@@ -128,7 +128,7 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
                 assert_eq!(shown.all_zero, m["all_zero"].as_bool().unwrap(), "{name}");
             }
         }
-        let plan = s.plan(false, reads).unwrap();
+        let plan = s.plan(false, None, reads).unwrap();
         assert_eq!(plan.deletions.len(), want_matches, "{name}");
         assert_eq!(plan.matches_after, 0);
         // Every structure the plan names is said in Japanese words (the wording is an exhaustive
@@ -213,7 +213,7 @@ fn the_structures_shown_are_the_planned_fix_and_cross_to_the_page() {
     let path = dir.join("gpt-win.raw");
     let mut s = open(&path);
     s.inspect(reads);
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     let view = s.explain();
     assert!(!view.patches.is_empty());
     assert_eq!(view.patches.len(), plan.patches.len());

@@ -83,8 +83,8 @@ fn a_journal_that_may_hold_the_file_asks_for_consent_and_plans_a_discard() {
     }
 
     // Without consent the plan is refused; with it, the journal is discarded and nothing deleted.
-    assert!(s.plan(false, reads).is_err());
-    let plan = s.plan(true, reads).unwrap();
+    assert!(s.plan(false, None, reads).is_err());
+    let plan = s.plan(true, None, reads).unwrap();
     assert!(plan.deletions.is_empty(), "{:?}", plan.deletions);
     assert_eq!(plan.journal_reset.len(), 1);
     assert_eq!(plan.matches_after, 0);
@@ -102,7 +102,7 @@ fn a_journal_that_may_hold_the_file_asks_for_consent_and_plans_a_discard() {
     let v = s.inspect(reads);
     assert_eq!(v.outcome, Outcome::Matches, "{:?}", v.problems);
     assert!(v.can_fix && !v.needs_consent, "{:?}", v.problems);
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     assert_eq!(plan.deletions.len(), 1);
     assert!(plan.journal_reset.is_empty());
     assert_eq!(plan.journal_left.len(), 1, "{:?}", plan.journal_left);

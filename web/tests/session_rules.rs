@@ -153,7 +153,7 @@ fn a_rule_file_inspects_plans_and_fixes_as_the_cli_does() {
     );
 
     // The plan deletes exactly those two files; the download is the CLI's output, byte for byte.
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     let mut planned: Vec<&str> = plan.deletions.iter().map(|d| d.path.as_str()).collect();
     planned.sort();
     let mut wanted_paths: Vec<&str> = wanted.iter().map(|w| w.0.as_str()).collect();

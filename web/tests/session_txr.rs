@@ -162,7 +162,7 @@ fn the_checkbox_deletes_the_txr_logs_as_the_cli_does() {
     let view = s.inspect(reads);
     assert!(build_of(&view).is_some_and(|b| b >= TXR_MIN_WINDOWS_BUILD));
     assert!(view.volumes[0].skipped_rules.is_empty());
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     let planned: Vec<&str> = plan.deletions.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(planned, channel);
     assert!(s.image_pieces().is_some());
@@ -190,7 +190,7 @@ fn the_checkbox_deletes_the_txr_logs_as_the_cli_does() {
             "registry-txr-log"
         ]
     );
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     let mut planned: Vec<String> = plan.deletions.iter().map(|d| d.path.clone()).collect();
     planned.sort();
     let mut wanted: Vec<String> = channel.iter().chain(&txr).cloned().collect();
@@ -317,7 +317,7 @@ fn build_9600_skips_the_txr_rules_with_the_reason() {
     );
 
     // Only the channel file is planned: the transaction logs stay.
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     let planned: Vec<&str> = plan.deletions.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(planned, channel);
     std::fs::remove_dir_all(&dir).ok();

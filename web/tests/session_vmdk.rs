@@ -85,7 +85,7 @@ fn fixed_by_the_page(input: &Path, out: &Path) -> Vec<String> {
     let mut s = session(input);
     let v = s.inspect(reads);
     assert!(v.can_fix, "{}: {:?}", input.display(), v.problems);
-    let plan = s.plan(false, reads).unwrap();
+    let plan = s.plan(false, None, reads).unwrap();
     let (ja, en) = (T(Lang::Ja), T(Lang::En));
     let labels: Vec<String> = plan
         .file_writes
@@ -118,7 +118,7 @@ fn fixed_by_the_page(input: &Path, out: &Path) -> Vec<String> {
 fn undo_offered(input: &Path) -> bool {
     let mut s = session(input);
     s.inspect(reads);
-    s.plan(false, reads).unwrap();
+    s.plan(false, None, reads).unwrap();
     s.undo_offered()
 }
 

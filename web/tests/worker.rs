@@ -28,8 +28,8 @@ use kaifuku_web::session::{cache_config, image_pieces, undo_pieces};
 use kaifuku_web::view::{
     BitmapView, CheckView, ContainerView, DeletionView, FixedView, IndexBlockView, InspectView,
     JournalFactsView, JournalReplayView, JournalView, KeyFileKind, KeyRequest, MatchView, NtfsView,
-    OverlapView, PartitionView, PartitionsView, PlanView, PlannedOverlapView, PlannedReplayView,
-    Problem, ProblemView, RangeView, Reads, RuleView, VolumeView,
+    OutputView, OverlapView, PartitionView, PartitionsView, PlanView, PlannedOverlapView,
+    PlannedReplayView, Problem, ProblemView, RangeView, Reads, RuleView, VolumeView,
 };
 use kaifuku_web::worker::{image_blob, undo_blob, FileSource};
 use wasm_bindgen::{JsCast, JsValue};
@@ -473,6 +473,10 @@ fn plan_view() -> PlanView {
         bytes_changed: 1024 + (64 << 20),
         matches_after: 0,
         reads: reads(),
+        output: OutputView::FixedVhd {
+            disk_size: 2000 << 30,
+            file_size: (2000 << 30) + 512,
+        },
     }
 }
 
@@ -488,6 +492,11 @@ fn fixed_view() -> FixedView {
                 format: Format::VhdDynamic,
                 virtual_size: 2000 << 30,
             },
+            CheckView::ContainerConverted {
+                format: Format::VhdFixed,
+                virtual_size: 2000 << 30,
+                original_format: Format::VmdkStreamOptimized,
+            },
             CheckView::RecordFree {
                 volume: volume(),
                 record: 2146,
@@ -499,6 +508,7 @@ fn fixed_view() -> FixedView {
         ],
         reads: reads(),
         wasm_memory: 5 << 20,
+        fixed_vhd: true,
     }
 }
 
@@ -561,9 +571,11 @@ fn page_messages_arrive_in_the_worker_as_sent() {
         },
         ToWorker::Plan {
             discard_journal: true,
+            fixed_vhd: false,
         },
         ToWorker::Plan {
             discard_journal: false,
+            fixed_vhd: true,
         },
         ToWorker::Fix,
     ] {

@@ -18,7 +18,7 @@ use crate::vocabulary::{
     ContainerProblem, FixError, FixFailure, OutputCheck, VerifyError, VerifyFailure,
 };
 use kaifuku_container::{Container, ContainerError, FixedVhdOutput, Format, NewFooter, OutputPlan};
-use kaifuku_io::{Overlay, ReadAt, Resized};
+use kaifuku_io::{Overlay, PatchData, ReadAt, Resized};
 
 /// A verified plan and the writes of the image file that carry it out.
 #[derive(Debug, Clone)]
@@ -243,6 +243,38 @@ impl<R: ReadAt> Session<R> {
                 virtual_size: fix.vhd.disk_size,
             }),
         )
+    }
+
+    /// [`Session::verify_fixed_vhd_output`] on the fixed VHD the plan describes — the input's
+    /// virtual disk with the plan's patches laid over it, zeros up to the disk size, then the
+    /// footer — for a front end that cannot read its output back (a download).
+    pub fn verify_fixed_vhd_writes(&self) -> Result<Vec<OutputCheck>, VerifyError> {
+        let fix = self
+            .fixed_vhd
+            .as_ref()
+            .ok_or(VerifyError(VerifyFailure::NothingPlanned))?;
+        let container = match &self.opened {
+            Ok(c) => c,
+            Err(_) => return Err(VerifyError(VerifyFailure::NoOriginalContainer)),
+        };
+        let internal = |e: std::io::Error| {
+            VerifyError(VerifyFailure::Internal {
+                detail: e.to_string(),
+            })
+        };
+        let mut fixed = Overlay::new(Resized::new(container, fix.vhd.file_size()));
+        for p in fix.plan.disk_patches() {
+            match &p.data {
+                PatchData::Bytes(b) => fixed.write(p.offset, b).map_err(internal)?,
+                PatchData::Fill { byte, len } => {
+                    fixed.fill(p.offset, *len, *byte).map_err(internal)?
+                }
+            }
+        }
+        fixed
+            .write(fix.vhd.disk_size, &fix.vhd.footer)
+            .map_err(internal)?;
+        self.verify_fixed_vhd_output(&fixed)
     }
 
     /// The annotated structures re-read from the fixed image: the image file with exactly the

@@ -123,7 +123,16 @@ impl T {
     pub fn download_undo(self) -> &'static str {
         pick!(self, "元に戻すためのファイルを保存", "Save the undo file")
     }
-    pub fn no_undo_file(self) -> &'static str {
+    /// Why no undo file is offered: the download is a fixed VHD (a new file in another format),
+    /// or a re-streamed VMDK.
+    pub fn no_undo_file(self, fixed_vhd: bool) -> &'static str {
+        if fixed_vhd {
+            return pick!(
+                self,
+                "修復済みイメージは別の形式(固定 VHD)の新しいファイルなので、元に戻すためのファイルはありません。選んだファイルはそのまま残っているので、それが元の状態です。",
+                "No undo file: the fixed image is a new file in another format (a fixed VHD). The file you picked is left as it was: keep it to go back."
+            );
+        }
         pick!(
             self,
             "このイメージは圧縮グレインを末尾に書き足して作り直したため(ファイルの大きさが変わります)、元に戻すためのファイルはありません。選んだファイルはそのまま残っているので、それが元の状態です。",

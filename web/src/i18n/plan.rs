@@ -1,8 +1,8 @@
 //! Consent to reset an unclean journal, and the plan: deletions and the changed ranges with the
 //! structures they belong to.
 
-use super::{size, Lang, T};
-use kaifuku_container::{ContainerUnit, FileWriteLabel, VmdkStreamPart, WriteHow};
+use super::{grouped, size, Lang, T};
+use kaifuku_container::{ContainerUnit, FileWriteLabel, Format, VmdkStreamPart, WriteHow};
 use kaifuku_ntfs::edit::{
     BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
 };
@@ -120,6 +120,41 @@ impl T {
             self,
             format!("(0x{b:02X} で埋める)"),
             format!("(filled with 0x{b:02X})")
+        )
+    }
+    pub fn fixed_vhd_label(self) -> &'static str {
+        pick!(
+            self,
+            "修復済みイメージを固定 VHD(Azure にアップロードできる形式)で保存する",
+            "Save the fixed image as a fixed VHD (the format Azure takes for upload)"
+        )
+    }
+    pub fn fixed_vhd_line(self, disk_size: u64, file_size: u64) -> String {
+        pick!(
+            self,
+            format!(
+                "保存するのは固定 VHD です: ディスク {}(1 MiB 単位に切り上げ)とフッター、計 {} バイト。元に戻すためのファイルは作りません(選んだファイルはそのまま残ります)。",
+                size(disk_size),
+                grouped(file_size)
+            ),
+            format!(
+                "The download will be a fixed VHD: the disk, {} (rounded up to whole MiB), then the footer, {} bytes in all. No undo file is made (the file you picked stays as it is).",
+                size(disk_size),
+                grouped(file_size)
+            )
+        )
+    }
+    pub fn fixed_vhd_needs_command_line(self, format: Format) -> String {
+        pick!(
+            self,
+            format!(
+                "この {} イメージはディスクを圧縮して格納しているため、ページでは固定 VHD を組み立てられません(展開したディスク全体をメモリーに置くことになります)。修復済みイメージは元と同じ形式で保存します。固定 VHD が必要なら、コマンドラインで kaifuku fix IMAGE -o OUT.vhd --output-format vhd-fixed を実行してください。",
+                self.format_name(format)
+            ),
+            format!(
+                "This {} image stores its disk compressed, so the page cannot assemble a fixed VHD from it (it would have to hold the whole inflated disk in memory). The fixed image is saved in the picked file's format; for a fixed VHD, run kaifuku fix IMAGE -o OUT.vhd --output-format vhd-fixed on the command line.",
+                self.format_name(format)
+            )
         )
     }
     pub fn file_writes_heading(self, n: usize) -> String {

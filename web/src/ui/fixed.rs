@@ -51,7 +51,7 @@ pub fn fixed(props: &FixedProps) -> Html {
                         </li>
                     },
                     _ => html! {
-                        <li id="no-undo"><span class="sub">{t.no_undo_file()}</span></li>
+                        <li id="no-undo"><span class="sub">{t.no_undo_file(f.fixed_vhd)}</span></li>
                     },
                 }}
                 <li>

@@ -130,6 +130,8 @@ pub enum Msg {
     /// Unlock the image's BitLocker volumes with this key.
     Unlock(KeyInput),
     Plan,
+    /// The download's format: a fixed VHD (true) or the picked file's (false); plans again.
+    FixedVhd(bool),
     Fix,
     Cancel,
     /// Show the bytes of the current image.
@@ -166,6 +168,8 @@ pub struct App {
     /// The key file given last is no key (the form says why).
     key_file_problem: Option<Rc<ProblemView>>,
     consent: bool,
+    /// The download is to be a fixed VHD (for Azure) instead of the picked file's format.
+    fixed_vhd: bool,
     /// Plan as soon as the report is rendered (nothing needs the user's consent).
     plan_after_render: bool,
     /// The annotated structures of the current image, once asked for.
@@ -287,7 +291,10 @@ impl App {
     fn post_plan(&mut self, discard_journal: bool) {
         self.start_busy(Phase::Plan);
         metrics::mark("planRequested");
-        self.post(&ToWorker::Plan { discard_journal });
+        self.post(&ToWorker::Plan {
+            discard_journal,
+            fixed_vhd: self.fixed_vhd,
+        });
     }
 
     fn fail(&mut self, ctx: &Context<Self>, p: ProblemView) {
@@ -577,6 +584,7 @@ impl Component for App {
             problem: None,
             key_file_problem: None,
             consent: false,
+            fixed_vhd: false,
             plan_after_render: false,
             structures: None,
             explaining: false,
@@ -713,6 +721,16 @@ impl Component for App {
                 self.post_plan(needs && consent);
                 true
             }
+            Msg::FixedVhd(on) => {
+                // Only a plan not yet carried out is made again for the other format.
+                if self.stage != Stage::Planned || self.fixed.is_some() || on == self.fixed_vhd {
+                    return false;
+                }
+                self.fixed_vhd = on;
+                let needs = self.inspect.as_ref().is_some_and(|v| v.needs_consent);
+                self.post_plan(needs && self.consent);
+                true
+            }
             Msg::Fix => {
                 metrics::mark("fixRequested");
                 self.start_busy(Phase::Verify);
@@ -735,6 +753,7 @@ impl Component for App {
             metrics::mark("planRequested");
             self.post(&ToWorker::Plan {
                 discard_journal: false,
+                fixed_vhd: self.fixed_vhd,
             });
         }
         if std::mem::take(&mut self.structures_focus_pending) {
@@ -837,7 +856,10 @@ impl Component for App {
                     focus={self.focus_ref(self.stage == Stage::Planned)}
                     show_fix_button={self.fixed.is_none()}
                     can_fix={self.stage == Stage::Planned}
-                    on_fix={link.callback(|_| Msg::Fix)}/>
+                    on_fix={link.callback(|_| Msg::Fix)}
+                    fixed_vhd={self.fixed_vhd}
+                    can_choose_output={self.stage == Stage::Planned && self.fixed.is_none()}
+                    on_fixed_vhd={link.callback(Msg::FixedVhd)}/>
             },
             None => html! {},
         };

@@ -2,7 +2,7 @@
 //! that changes, with the structure it belongs to — and the button that fixes.
 
 use crate::i18n::{grouped, StructureName, T};
-use crate::view::{InspectView, PlanView, ProblemView, RangeView};
+use crate::view::{InspectView, OutputView, PlanView, ProblemView, RangeView};
 use kaifuku_container::Format;
 use std::rc::Rc;
 use web_sys::{Event, HtmlInputElement};
@@ -76,6 +76,14 @@ pub struct PlanProps {
     pub show_fix_button: bool,
     pub can_fix: bool,
     pub on_fix: Callback<()>,
+    /// The download is to be a fixed VHD (the box is ticked).
+    #[prop_or_default]
+    pub fixed_vhd: bool,
+    /// The box can be changed (a plan is shown and not yet carried out).
+    #[prop_or_default]
+    pub can_choose_output: bool,
+    #[prop_or_default]
+    pub on_fixed_vhd: Callback<bool>,
 }
 
 /// One row of a changed-ranges table, its structure worded in the page's language.
@@ -106,6 +114,10 @@ pub fn plan(props: &PlanProps) -> Html {
                 | Format::VmdkStreamOptimized
         )
     );
+    let on_fixed_vhd = props.on_fixed_vhd.reform(|e: Event| {
+        let input: HtmlInputElement = e.target_unchecked_into();
+        input.checked()
+    });
     html! {
         <section class="plan" id="plan" aria-labelledby="plan-title">
             <h2 id="plan-title" tabindex="-1" ref={props.focus.clone()}>{t.plan_heading()}</h2>
@@ -168,6 +180,20 @@ pub fn plan(props: &PlanProps) -> Html {
             <p class="reads">{t.done_in(p.reads.bytes, p.reads.calls, p.reads.ms)}</p>
             <h2>{t.fix_heading()}</h2>
             <p>{t.fix_intro()}</p>
+            <p class="check output-choice">
+                <input type="checkbox" id="as-fixed-vhd" checked={props.fixed_vhd}
+                    disabled={!props.can_choose_output} onchange={on_fixed_vhd}/>
+                <label for="as-fixed-vhd">{t.fixed_vhd_label()}</label>
+            </p>
+            {match &p.output {
+                OutputView::SameFormat => html! {},
+                OutputView::FixedVhd { disk_size, file_size } => html! {
+                    <p id="output-format" class="sub" data-kind="fixed_vhd">{t.fixed_vhd_line(*disk_size, *file_size)}</p>
+                },
+                OutputView::FixedVhdNeedsCommandLine { format } => html! {
+                    <p id="output-format" class="warning" data-kind="fixed_vhd_needs_command_line">{t.fixed_vhd_needs_command_line(*format)}</p>
+                },
+            }}
             {if props.show_fix_button {
                 html! {
                     <button type="button" id="fix-button" class="primary" disabled={!props.can_fix}

@@ -552,6 +552,7 @@ impl super::App {
                 match status_of_inspect(&v) {
                     // Planned here too, to tell what the fix does with the journal.
                     None => self.post(&ToWorker::Plan {
+                        fixed_vhd: false,
                         discard_journal: false,
                     }),
                     Some(_) if fixing => {
