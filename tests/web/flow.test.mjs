@@ -276,6 +276,42 @@ describe("whole flow in the browser", { timeout: 600_000 }, () => {
     }
   });
 
+  test("qcow2 with a snapshot, English: its own format cannot take the fix, a fixed VHD is offered", async () => {
+    const dir = scratch("fixed-vhd-snapshot");
+    const b = await launch({ locale: "en-US" });
+    try {
+      const image = fixture("bare-64k-snapshot.qcow2");
+      await b.page.goto(srv.url);
+      await b.page.waitForSelector("#pick-button");
+      await b.page.setInputFiles("#file-input", image);
+      assert.equal(await waitState(b.page, ["planned", "failed"]), "planned", (await b.page.innerText("main")).slice(-2000));
+      assert.equal(await b.page.getAttribute("#output-format", "data-kind"), "same_format_not_writable");
+      const why = await b.page.innerText("#output-format");
+      assert.ok(why.includes("snapshot") && why.includes("fixed VHD"), why);
+      assert.ok(await b.page.isDisabled("#fix-button"), "nothing to download in the qcow2 format");
+      await b.page.check("#as-fixed-vhd");
+      await b.page.waitForSelector('#output-format[data-kind="fixed_vhd"]', { timeout: 60_000 });
+      assert.equal(await waitState(b.page, ["planned", "failed"]), "planned");
+      await b.page.click("#fix-button");
+      assert.equal(await waitState(b.page, ["fixed", "failed"]), "fixed", (await b.page.innerText("main")).slice(-2000));
+      const img = await downloadFrom(b.page, "#download-image");
+      assert.equal(img.suggestedFilename(), "bare-64k-snapshot-fixed.vhd");
+      const page = await img.path();
+      const cliOut = path.join(dir, "cli.vhd");
+      const r = cli(["fix", image, "-o", cliOut, "--output-format", "vhd-fixed"]);
+      assert.equal(r.code, 0, r.stderr);
+      const disk = statSync(cliOut).size - 512;
+      assert.equal(statSync(page).size, disk + 512);
+      assert.equal(sha256File(page, 0, disk), sha256File(cliOut, 0, disk), "the disk (page vs CLI)");
+      const cmp = spawnSync("qemu-img", ["compare", "-f", "vpc", "-F", "vpc", page, cliOut], { encoding: "utf8" });
+      assert.ok(cmp.status === 0 && cmp.stdout.includes("Images are identical"), `qemu-img compare: ${cmp.stdout}${cmp.stderr}`);
+      await assertNoPageProblems(b);
+    } finally {
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("unclean journal, Japanese: explanation, consent, journal reset", async () => {
     const dir = scratch("unclean");
     try {

@@ -365,6 +365,65 @@ impl<R: ReadAt> Session<R> {
         fixed_vhd: Option<NewFooter>,
         reads: impl Fn(ReadStats) -> Reads,
     ) -> Result<PlanView, Problem> {
+        self.plan_with_fallback(discard_journal, fixed_vhd, None, reads)
+    }
+
+    /// [`Session::plan`], and when the picked file's own format cannot take the changes (they
+    /// fall where its tables would have to change) and `fallback` is given: the plan for a fixed
+    /// VHD with that footer, shown as [`OutputView::SameFormatNotWritable`] so the user can ask
+    /// for it (nothing is downloadable until they do: the session keeps no plan).
+    pub fn plan_with_fallback(
+        &mut self,
+        discard_journal: bool,
+        fixed_vhd: Option<NewFooter>,
+        fallback: Option<NewFooter>,
+        reads: impl Fn(ReadStats) -> Reads,
+    ) -> Result<PlanView, Problem> {
+        match self.plan_once(discard_journal, fixed_vhd, &reads) {
+            Err(Problem::Fix { error }) => {
+                let (Some(made), kaifuku_rescue::FixError::Failed { failure }) =
+                    (fallback, &*error)
+                else {
+                    return Err(Problem::Fix { error });
+                };
+                let kaifuku_rescue::vocabulary::FixFailure::OutputNotMappable { problem } = failure
+                else {
+                    return Err(Problem::Fix { error });
+                };
+                let problem = problem.clone();
+                match self.plan_once(discard_journal, Some(made), &reads) {
+                    Ok(mut view) => {
+                        let OutputView::FixedVhd {
+                            disk_size,
+                            file_size,
+                        } = view.output
+                        else {
+                            // Not even a fixed VHD can be assembled here: the first reason.
+                            self.fixed_vhd_patches = None;
+                            return Err(Problem::Fix { error });
+                        };
+                        view.output = OutputView::SameFormatNotWritable {
+                            problem,
+                            disk_size,
+                            file_size,
+                        };
+                        // Downloadable only once asked for.
+                        self.fixed_vhd_patches = None;
+                        Ok(view)
+                    }
+                    Err(_) => Err(Problem::Fix { error }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn plan_once(
+        &mut self,
+        discard_journal: bool,
+        fixed_vhd: Option<NewFooter>,
+        reads: &impl Fn(ReadStats) -> Reads,
+    ) -> Result<PlanView, Problem> {
         self.checks = None;
         self.fixed_vhd_patches = None;
         let mut output = OutputView::SameFormat;

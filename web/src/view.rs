@@ -19,8 +19,9 @@ use kaifuku_rescue::explain::{
 };
 use kaifuku_rescue::registry::RegistryReport;
 use kaifuku_rescue::vocabulary::{
-    BitLockerProblem, Blocker, FixRefusal, JournalOverlap, JournalReplay, JournalReport,
-    NtfsProblem, Reason, RuleNotice, SkippedRule, VerifyFailure, VolumeName, VolumeProblem,
+    BitLockerProblem, Blocker, ContainerProblem, FixRefusal, JournalOverlap, JournalReplay,
+    JournalReport, NtfsProblem, Reason, RuleNotice, SkippedRule, VerifyFailure, VolumeName,
+    VolumeProblem,
 };
 use kaifuku_rescue::{
     FileSystem, FixError, InspectReport, Outcome, Plan, Rule, RuleId, UserRuleText, Verdict,
@@ -899,6 +900,14 @@ pub enum OutputView {
     /// to hold the inflated disk in memory, so it writes the picked file's own format and points
     /// to the command line.
     FixedVhdNeedsCommandLine { format: Format },
+    /// The picked file's own format cannot take the changes (they fall where its tables would
+    /// have to change: a block not allocated, a cluster shared with a snapshot); a fixed VHD can
+    /// hold them, once the user asks for one.
+    SameFormatNotWritable {
+        problem: ContainerProblem,
+        disk_size: u64,
+        file_size: u64,
+    },
 }
 
 /// A journal the plan replays before the deletions.

@@ -398,9 +398,16 @@ impl ImageWorker {
     }
 
     fn plan(&mut self, discard_journal: bool, fixed_vhd: bool) -> Result<FromWorker, Problem> {
-        let made = if fixed_vhd { Some(new_footer()?) } else { None };
+        // The footer a fixed VHD gets: asked for, or offered when the picked file's own format
+        // cannot take the changes.
+        let made = new_footer()?;
         let (session, started) = self.begin(Phase::Plan)?;
-        let view = session.plan(discard_journal, made, |st| reads(st, started))?;
+        let view = session.plan_with_fallback(
+            discard_journal,
+            fixed_vhd.then_some(made),
+            Some(made),
+            |st| reads(st, started),
+        )?;
         Ok(FromWorker::Planned(view))
     }
 

@@ -253,3 +253,62 @@ fn a_compressed_disk_keeps_its_format_and_says_why() {
     s.verify().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_format_that_cannot_take_the_changes_offers_a_fixed_vhd() {
+    // Clusters shared with an internal snapshot: the qcow2 itself cannot take the changes in
+    // place; a fixed VHD of its current disk can.
+    let dir = raw_fixture().parent().unwrap().to_path_buf();
+    let image = dir.join("bare-64k-snapshot.qcow2");
+    let mut s = session(&image);
+    assert!(s.inspect(reads).can_fix);
+    assert!(
+        s.plan(false, None, reads).is_err(),
+        "the same format is refused"
+    );
+    let plan = s
+        .plan_with_fallback(false, None, Some(MADE), reads)
+        .unwrap();
+    let OutputView::SameFormatNotWritable {
+        problem, disk_size, ..
+    } = &plan.output
+    else {
+        panic!("no fixed VHD offered: {:?}", plan.output);
+    };
+    assert!(problem.to_string().contains("snapshot"), "{problem}");
+    assert_eq!(*disk_size, 256 << 20);
+    assert!(!plan.deletions.is_empty());
+    // Nothing is downloadable until the fixed VHD is asked for.
+    assert!(s.image_pieces().is_none());
+    assert!(s.verify().is_err());
+    let plan = s
+        .plan_with_fallback(false, Some(MADE), Some(MADE), reads)
+        .unwrap();
+    assert!(matches!(plan.output, OutputView::FixedVhd { .. }));
+    s.verify().unwrap();
+    let out_dir = scratch("fixed-vhd-snapshot");
+    let out = out_dir.join("snap.vhd");
+    assemble(&s, &image, &out);
+    let info = qemu_img(&["info", "--output=json", "-f", "vpc", out.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["virtual-size"].as_u64(), Some(256 << 20));
+    // The disk is the qcow2's current state with the fix: the same as the raw fixture fixed.
+    let raw = dir.join("bare-64k.raw");
+    let mut r = session(&raw);
+    r.inspect(reads);
+    r.plan(false, None, reads).unwrap();
+    r.verify().unwrap();
+    let fixed_raw = out_dir.join("fixed.raw");
+    assemble(&r, &raw, &fixed_raw);
+    let cmp = qemu_img(&[
+        "compare",
+        "-f",
+        "vpc",
+        "-F",
+        "raw",
+        out.to_str().unwrap(),
+        fixed_raw.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&cmp.stdout).contains("Images are identical"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

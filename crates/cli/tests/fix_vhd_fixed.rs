@@ -378,3 +378,56 @@ fn a_batch_writes_every_image_as_name_fixed_vhd() {
         judge(&s, input, qemu_virtual_size(input, format), &out, &fixed);
     }
 }
+
+#[test]
+fn a_qcow2_that_cannot_take_the_changes_is_fixed_as_a_fixed_vhd() {
+    // Its clusters are shared with an internal snapshot: refused in place, with the way out named.
+    let s = Scratch::new("vhd-fixed-snapshot");
+    let image = fixtures().join("bare-64k-snapshot.qcow2");
+    let same = s.path("same.qcow2");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        image.as_os_str(),
+        OsStr::new("-o"),
+        same.as_os_str(),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.both());
+    assert!(r.stderr.contains("snapshot"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--output-format vhd-fixed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!same.exists());
+
+    let out = s.path("snap.vhd");
+    let r = fix_as_vhd(&image, &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let fixed_raw = s.path("fixed.raw");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        fixtures().join("bare-64k.raw").as_os_str(),
+        OsStr::new("-o"),
+        fixed_raw.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let compare = run(
+        "qemu-img",
+        [
+            OsStr::new("compare"),
+            OsStr::new("-f"),
+            OsStr::new("vpc"),
+            OsStr::new("-F"),
+            OsStr::new("raw"),
+            out.as_os_str(),
+            fixed_raw.as_os_str(),
+        ],
+    );
+    assert!(
+        compare.code == 0 && compare.both().contains("Images are identical"),
+        "the snapshot's current disk, fixed: {}",
+        compare.both()
+    );
+    assert_eq!(vhdiinfo(&out).0, "Fixed");
+    assert_check_clean(&out, "fixed VHD of a qcow2 with a snapshot");
+}

@@ -2016,9 +2016,12 @@ impl fmt::Display for FixFailure {
             FixFailure::ReadFailed { detail } | FixFailure::Internal { detail } => {
                 f.write_str(detail)
             }
-            FixFailure::OutputNotMappable { problem } => {
-                write!(f, "cannot map the changes into the image file: {problem}")
-            }
+            FixFailure::OutputNotMappable { problem } => write!(
+                f,
+                "cannot map the changes into the image file: {problem}. Or write the fixed disk \
+                 to a new fixed VHD, which needs no change to this image's own tables: kaifuku fix \
+                 IMAGE -o OUT.vhd --output-format vhd-fixed"
+            ),
             FixFailure::BitLocker { volume, problem } => write!(f, "{volume}: {problem}"),
         }
     }

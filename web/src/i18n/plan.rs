@@ -8,7 +8,7 @@ use kaifuku_ntfs::edit::{
 };
 use kaifuku_ntfs::logfile::ReplayPass;
 use kaifuku_ntfs::LogState;
-use kaifuku_rescue::vocabulary::VolumeName;
+use kaifuku_rescue::vocabulary::{ContainerProblem, VolumeName};
 
 impl T {
     // ---- consent ----
@@ -154,6 +154,21 @@ impl T {
             format!(
                 "This {} image stores its disk compressed, so the page cannot assemble a fixed VHD from it (it would have to hold the whole inflated disk in memory). The fixed image is saved in the picked file's format; for a fixed VHD, run kaifuku fix IMAGE -o OUT.vhd --output-format vhd-fixed on the command line.",
                 self.format_name(format)
+            )
+        )
+    }
+    pub fn same_format_not_writable(self, problem: &ContainerProblem, disk_size: u64) -> String {
+        pick!(
+            self,
+            format!(
+                "元と同じ形式のままでは修復を書き込めません: {} 固定 VHD(ディスク {})なら書き込めます。下のチェックボックスで固定 VHD を選ぶと、修復できるようになります。",
+                self.container_text(problem),
+                size(disk_size)
+            ),
+            format!(
+                "The fix cannot be written in the picked file's own format: {} It can be written as a fixed VHD (a disk of {}): tick the box below to save it that way.",
+                self.container_text(problem),
+                size(disk_size)
             )
         )
     }

@@ -410,7 +410,7 @@ impl T {
         }
     }
 
-    fn container_text(self, p: &ContainerProblem) -> String {
+    pub(crate) fn container_text(self, p: &ContainerProblem) -> String {
         match p {
             ContainerProblem::UnsupportedFormat { format, qemu_name } => {
                 let format = self.other_format_name(*format);

@@ -24,7 +24,7 @@ mod workers;
 use crate::i18n::{Lang, T};
 use crate::practice::Scenario;
 use crate::protocol::{FromWorker, KeyInput, Phase, RuleChoice, Stretch, ToWorker};
-use crate::view::{ExplainView, FixedView, InspectView, PlanView, ProblemView};
+use crate::view::{ExplainView, FixedView, InspectView, OutputView, PlanView, ProblemView};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
 use gloo::file::ObjectUrl;
@@ -855,7 +855,8 @@ impl Component for App {
                     format={self.inspect.as_ref().and_then(|v| v.container.as_ref()).map(|c| c.format)}
                     focus={self.focus_ref(self.stage == Stage::Planned)}
                     show_fix_button={self.fixed.is_none()}
-                    can_fix={self.stage == Stage::Planned}
+                    can_fix={self.stage == Stage::Planned
+                        && !matches!(p.output, OutputView::SameFormatNotWritable { .. })}
                     on_fix={link.callback(|_| Msg::Fix)}
                     fixed_vhd={self.fixed_vhd}
                     can_choose_output={self.stage == Stage::Planned && self.fixed.is_none()}

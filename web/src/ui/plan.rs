@@ -190,6 +190,11 @@ pub fn plan(props: &PlanProps) -> Html {
                 OutputView::FixedVhd { disk_size, file_size } => html! {
                     <p id="output-format" class="sub" data-kind="fixed_vhd">{t.fixed_vhd_line(*disk_size, *file_size)}</p>
                 },
+                OutputView::SameFormatNotWritable { problem, disk_size, .. } => html! {
+                    <p id="output-format" class="warning" data-kind="same_format_not_writable">
+                        {t.same_format_not_writable(problem, *disk_size)}
+                    </p>
+                },
                 OutputView::FixedVhdNeedsCommandLine { format } => html! {
                     <p id="output-format" class="warning" data-kind="fixed_vhd_needs_command_line">{t.fixed_vhd_needs_command_line(*format)}</p>
                 },

@@ -8,7 +8,7 @@ use super::workers::WorkerEvent;
 use super::{folder, metrics, Msg};
 use crate::i18n::{AloneReason, JournalAction, T};
 use crate::protocol::{FromWorker, RuleChoice, ToWorker};
-use crate::view::{FixedView, InspectView, PlanView, ProblemView};
+use crate::view::{FixedView, InspectView, PlanView, Problem, ProblemView};
 use gloo::file::ObjectUrl;
 use kaifuku_rescue::Outcome;
 use std::rc::Rc;
@@ -563,6 +563,19 @@ impl super::App {
                 true
             }
             FromWorker::Planned(p) => {
+                // The queue writes every image in its own format: one that cannot take the
+                // changes is refused with the reason (the single-image flow offers a fixed VHD).
+                if let crate::view::OutputView::SameFormatNotWritable { problem, .. } = &p.output {
+                    let refused = ProblemView::of(Problem::Fix {
+                        error: Box::new(kaifuku_rescue::FixError::Failed {
+                            failure: kaifuku_rescue::vocabulary::FixFailure::OutputNotMappable {
+                                problem: problem.clone(),
+                            },
+                        }),
+                    });
+                    self.queue_done_with(ctx, failed_status(fixing, Rc::new(refused)));
+                    return true;
+                }
                 let files = p.deletions.len();
                 if let Some(entry) = self.queue_entry() {
                     entry.journal = Some(journal_action(&p));
