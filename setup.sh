@@ -73,8 +73,9 @@ fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
   install_tool wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features
 fi
-# wasm-opt (npm binaryen: Debian's is too old for this Rust's output) and playwright-core (drives
-# the system Chromium in the tests), pinned by package-lock.json.
+# wasm-opt (npm binaryen: Debian's is too old for this Rust's output), playwright-core (drives
+# the system Chromium in the tests) and Azurite (Microsoft's Azure Storage emulator, the server of
+# the cloud tests), pinned by package-lock.json.
 npm ci --no-audit --no-fund --loglevel=error
 # Trunk builds offline; its `cargo metadata` wants every platform's crates in the cache.
 cargo fetch --quiet

@@ -305,7 +305,7 @@ fn verify_written<R: ReadAt>(
 }
 
 /// What is said, and how kaifuku exits, when no plan could be made.
-fn plan_failed(e: FixError) -> Exit {
+pub(crate) fn plan_failed(e: FixError) -> Exit {
     match e {
         FixError::NothingToFix { reasons } => {
             let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();

@@ -18,6 +18,8 @@ mod fix_cmd;
 mod keys;
 mod output;
 mod paths;
+mod remote;
+mod remote_cmd;
 mod report;
 mod rules_cmd;
 mod source;
@@ -376,6 +378,39 @@ fn run() -> Exit {
                     return Exit::Error;
                 }
             };
+            if remote::is_url(image.as_os_str()) {
+                let url = image.to_string_lossy().into_owned();
+                return match remote::HttpSource::open(&url) {
+                    Ok(source) => {
+                        let shown = source.shown();
+                        let exit = inspect_source(
+                            &source,
+                            &shown,
+                            &rule,
+                            json,
+                            &keys,
+                            remote::cache_config(),
+                        );
+                        if !json {
+                            let t = source.traffic();
+                            let line = format!(
+                                "Remote: {} request(s), {} read\n",
+                                t.requests,
+                                report::size(t.bytes_read)
+                            );
+                            if let Err(e) = stdio::out(&line) {
+                                stdio::stdout_failed(&e, "the report is complete");
+                                return Exit::Error;
+                            }
+                        }
+                        exit
+                    }
+                    Err(e) => {
+                        say!("cannot open {e}");
+                        Exit::Error
+                    }
+                };
+            }
             run_inspect(&image, &rule, json, &keys)
         }
         Command::Fix {
@@ -399,6 +434,10 @@ fn run() -> Exit {
                 Ok(rules) => rules,
                 Err(exit) => return exit,
             };
+            if images.len() > 1 && images.iter().any(|i| remote::is_url(i.as_os_str())) {
+                say!("a disk behind a URL is fixed on its own: give one URL per run");
+                return Exit::Error;
+            }
             if out_dir.is_some() || undo_dir.is_some() || images.len() > 1 {
                 if out_dir.is_none() && undo_dir.is_none() {
                     say!(
@@ -448,6 +487,8 @@ fn run() -> Exit {
                 });
             }
             let image = images.into_iter().next().unwrap_or_default();
+            let remote_url =
+                remote::is_url(image.as_os_str()).then(|| image.to_string_lossy().into_owned());
             let keys = match keys.volume_keys() {
                 Ok(k) => k,
                 Err(why) => {
@@ -466,7 +507,10 @@ fn run() -> Exit {
                 json,
                 options: kaifuku_rescue::FixOptions { discard_journal },
             };
-            fix_cmd::run(&args, rule)
+            match &remote_url {
+                Some(url) => remote_cmd::fix(&args, url, rule),
+                None => fix_cmd::run(&args, rule),
+            }
         }
         Command::Check { image, json } => check_cmd::run(&image, json),
         Command::Explain {
@@ -486,6 +530,34 @@ fn run() -> Exit {
         }
         Command::Demo { output, scenario } => demo::run(&output, &scenario),
         Command::Rules { rule_files, json } => rules_cmd::run(&rule_files, json),
+        Command::Undo {
+            image,
+            undo_file,
+            force,
+        } if remote::is_url(image.as_os_str()) => {
+            let url = image.to_string_lossy().into_owned();
+            match remote_cmd::undo(&url, &undo_file, force) {
+                Ok((n, t)) => {
+                    let line = format!(
+                        "Restored {n} range(s) of {} from {}\nRemote: {} request(s), {} read, {} written\n",
+                        remote::shown(&url),
+                        undo_file.display(),
+                        t.requests,
+                        report::size(t.bytes_read),
+                        report::size(t.bytes_written)
+                    );
+                    if let Err(e) = stdio::out(&line) {
+                        stdio::stdout_failed(&e, "the disk was restored");
+                        return Exit::Error;
+                    }
+                    Exit::Success
+                }
+                Err(e) => {
+                    say!("undo refused: {e}");
+                    Exit::Error
+                }
+            }
+        }
         Command::Undo {
             image,
             undo_file,
@@ -524,19 +596,38 @@ fn run_inspect(
             return Exit::Error;
         }
     };
+    inspect_source(
+        &source,
+        &image.display().to_string(),
+        rule,
+        json,
+        keys,
+        CacheConfig::default(),
+    )
+}
+
+/// Inspects `source` (named `name` in the report) and prints the report.
+fn inspect_source<R: kaifuku_io::ReadAt>(
+    source: R,
+    name: &str,
+    rule: &RuleSet,
+    json: bool,
+    keys: &kaifuku_rescue::VolumeKeys,
+    cache: CacheConfig,
+) -> Exit {
     let counted = Counted::new(source);
-    let cache = BlockCache::new(&counted, CacheConfig::default());
+    let cache = BlockCache::new(&counted, cache);
     let report = inspect_with_keys(&cache, rule, keys);
     let stats = counted.stats();
     let text = if json {
         let doc = report::JsonReport {
-            image: image.display().to_string(),
+            image: name.to_string(),
             report: &report,
             reads: stats,
         };
         serde_json::to_string_pretty(&doc).expect("report serialises") + "\n"
     } else {
-        report::text(&image.display().to_string(), &report, stats)
+        report::text(name, &report, stats)
     };
     if let Err(e) = stdio::out(&text) {
         stdio::stdout_failed(&e, "the report is incomplete");
