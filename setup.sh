@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # besides qemu-img), dislocker (dislocker-fuse, dislocker-file: an independent BitLocker
 # implementation), libhivex-bin and python3-hivex (hivexsh, hivexget and the Python binding: they
 # write the registry hives of the test volumes and judge kaifuku's hive reader).
-APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 xxd util-linux libqcow-utils libvhdi-utils libvmdk-utils libhivex-bin python3-hivex"
+APT_PACKAGES="ntfs-3g dislocker sleuthkit fdisk gdisk dosfstools mtools faketime qemu-utils attr fuse3 python3 python3-venv xxd util-linux libqcow-utils libvhdi-utils libvmdk-utils libhivex-bin python3-hivex"
 # The web page's browser tests: Debian's Chromium and its WebDriver, and a Japanese font so the
 # screenshots of the Japanese page show its text (fonts-vlgothic: a 2.2 MB download, 8 MB
 # installed; the smallest CJK font package in Debian).
@@ -77,6 +77,12 @@ fi
 # the system Chromium in the tests) and Azurite (Microsoft's Azure Storage emulator, the server of
 # the cloud tests), pinned by package-lock.json.
 npm ci --no-audit --no-fund --loglevel=error
+# moto (an AWS emulator: the S3 server of the cloud tests) and boto3 (AWS's SDK, the tests'
+# independent writer and reader), in a virtual environment of their own.
+if ! .venv-tools/bin/python -c 'import moto, boto3' 2>/dev/null; then
+  python3 -m venv .venv-tools
+  .venv-tools/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-cloud.txt
+fi
 # Trunk builds offline; its `cargo metadata` wants every platform's crates in the cache.
 cargo fetch --quiet
 PATH="$PWD/node_modules/.bin:$PATH" nice trunk build --release

@@ -22,6 +22,7 @@ mod remote;
 mod remote_cmd;
 mod report;
 mod rules_cmd;
+mod s3;
 mod source;
 mod stdio;
 
@@ -378,6 +379,38 @@ fn run() -> Exit {
                     return Exit::Error;
                 }
             };
+            if s3::is_s3(image.as_os_str()) {
+                let run = || -> Result<Exit, String> {
+                    let loc = s3::S3Location::parse(&image.to_string_lossy())?;
+                    let client = s3::S3Client::new(s3::S3Config::from_env()?);
+                    let object = s3::S3Object::open(&client, loc.clone())?;
+                    let exit = inspect_source(
+                        &object,
+                        &loc.to_string(),
+                        &rule,
+                        json,
+                        &keys,
+                        remote::cache_config(),
+                    );
+                    if !json {
+                        let t = client.traffic();
+                        let line = format!(
+                            "Remote: {} request(s), {} read\n",
+                            t.requests,
+                            report::size(t.bytes_read)
+                        );
+                        if let Err(e) = stdio::out(&line) {
+                            stdio::stdout_failed(&e, "the report is complete");
+                            return Ok(Exit::Error);
+                        }
+                    }
+                    Ok(exit)
+                };
+                return run().unwrap_or_else(|e| {
+                    say!("{e}");
+                    Exit::Error
+                });
+            }
             if remote::is_url(image.as_os_str()) {
                 let url = image.to_string_lossy().into_owned();
                 return match remote::HttpSource::open(&url) {
@@ -434,7 +467,11 @@ fn run() -> Exit {
                 Ok(rules) => rules,
                 Err(exit) => return exit,
             };
-            if images.len() > 1 && images.iter().any(|i| remote::is_url(i.as_os_str())) {
+            if images.len() > 1
+                && images
+                    .iter()
+                    .any(|i| remote::is_url(i.as_os_str()) || s3::is_s3(i.as_os_str()))
+            {
                 say!("a disk behind a URL is fixed on its own: give one URL per run");
                 return Exit::Error;
             }
@@ -507,6 +544,9 @@ fn run() -> Exit {
                 json,
                 options: kaifuku_rescue::FixOptions { discard_journal },
             };
+            if s3::is_s3(image.as_os_str()) {
+                return remote_cmd::fix_s3(&args, &image.to_string_lossy(), rule);
+            }
             match &remote_url {
                 Some(url) => remote_cmd::fix(&args, url, rule),
                 None => fix_cmd::run(&args, rule),

@@ -299,3 +299,153 @@ impl TestHook {
         }
     }
 }
+
+/// `kaifuku fix s3://BUCKET/KEY -o s3://BUCKET/NEW-KEY`: the fixed image written as a new object
+/// by a server-side multipart copy (only the parts holding changes go over the wire), then read
+/// back and verified; an output that does not verify is deleted.
+pub fn fix_s3(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
+    use crate::s3::{self, S3Client, S3Config, S3Location, S3Object};
+    let fail = |e: String| {
+        say!("{e}");
+        Exit::Error
+    };
+    let src_loc = match S3Location::parse(source_arg) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let dst_loc = match args.output.map(|o| o.to_string_lossy().into_owned()) {
+        Some(o) if s3::is_s3(o.as_ref()) => match S3Location::parse(&o) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        },
+        Some(_) => {
+            return fail(
+                "an S3 object is fixed into a new object in the same store: give -o \
+                 s3://BUCKET/NEW-KEY (kaifuku does not download the whole disk)"
+                    .into(),
+            )
+        }
+        None if args.dry_run => None,
+        None => {
+            return fail(
+                "an S3 object cannot be changed in place: give -o s3://BUCKET/NEW-KEY (the \
+                 input stays as it was and is the way back), or --dry-run"
+                    .into(),
+            )
+        }
+    };
+    if args.in_place
+        || args.undo.is_some()
+        || args.output_format != crate::fix_cmd::OutputFormat::Same
+    {
+        return fail(
+            "an S3 object is fixed into a new object: --in-place, --undo and --output-format do \
+             not apply (the input stays as it was and is the way back)"
+                .into(),
+        );
+    }
+    if dst_loc.as_ref() == Some(&src_loc) {
+        return fail("the new object must have another key than the input".into());
+    }
+    let client = match S3Config::from_env() {
+        Ok(c) => S3Client::new(c),
+        Err(e) => return fail(e),
+    };
+    if let Some(d) = &dst_loc {
+        match client.exists(d) {
+            Ok(false) => {}
+            Ok(true) => {
+                return fail(format!(
+                    "{d} exists already; kaifuku never replaces an object"
+                ))
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    let source = match S3Object::open(&client, src_loc.clone()) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let counted = Counted::new(&source);
+    let cache = BlockCache::new(&counted, remote::cache_config());
+    let mut session = Session::open_with_keys(&cache, rules, args.keys.clone());
+    let planning = std::time::Instant::now();
+    let planned = session.plan(&args.options).map(|_| ());
+    let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
+    if let Err(e) = planned {
+        return plan_failed(e);
+    }
+    let Some(fix) = session.planned() else {
+        return fail("the plan was lost; nothing was written — please report this".into());
+    };
+    let printed = if args.json {
+        let doc = serde_json::json!({
+            "image": src_loc.to_string(),
+            "output": dst_loc.as_ref().map(ToString::to_string),
+            "dry_run": args.dry_run,
+            "report": fix.report,
+            "plan": fix.plan,
+            "reads": counted.stats(),
+            "remote": client.traffic(),
+            "planning_ms": planning_ms,
+        });
+        stdio::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serialisable")
+        ))
+    } else {
+        let mut text = describe(
+            &fix.plan,
+            fix.report.rule.key(),
+            counted.stats(),
+            planning_ms,
+        );
+        text.push_str(&traffic_line(client.traffic()));
+        text.push('\n');
+        stdio::out(&text)
+    };
+    if let Err(e) = printed {
+        stdio::stdout_failed(&e, "nothing was written");
+        return Exit::Error;
+    }
+    let Some(dst) = dst_loc.filter(|_| !args.dry_run) else {
+        return Exit::Success;
+    };
+    if let Err(e) = s3::write_fixed_copy(&source, &dst, &fix.output) {
+        return fail(format!("{e}; {src_loc} is unchanged"));
+    }
+    // Read back from scratch: the new object, no cache.
+    let verified = S3Object::open(&client, dst.clone()).and_then(|fresh| {
+        let size = fix.output.file_size.unwrap_or(source.size());
+        if fresh.size() != size {
+            return Err(format!(
+                "{dst} is {} bytes, not the {size} planned",
+                fresh.size()
+            ));
+        }
+        let c = BlockCache::new(&fresh, remote::cache_config());
+        session
+            .verify_output(&c)
+            .map(|_| ())
+            .map_err(|e| format!("{dst}: {e}"))
+    });
+    if let Err(e) = verified {
+        let deleted = client.delete(&dst).is_ok();
+        return fail(format!(
+            "{e}. {src_loc} is unchanged; {dst} {} — please report this",
+            if deleted {
+                "was deleted"
+            } else {
+                "does not verify: delete it"
+            }
+        ));
+    }
+    if !args.json {
+        let o = format!("Wrote       {dst}\n{}\n", traffic_line(client.traffic()));
+        if let Err(e) = stdio::out(&o) {
+            stdio::stdout_failed(&e, "the fix itself was written and is complete");
+            return Exit::Error;
+        }
+    }
+    Exit::Success
+}
