@@ -103,16 +103,35 @@ def upload(port, name, path):
         raise SystemExit("azurite.py: a page blob's size is a multiple of 512 bytes")
     request(url, "PUT", {"x-ms-blob-type": "PageBlob", "x-ms-blob-content-length": str(size)}, b"")
     with open(path, "rb") as f:
-        at = 0
-        while at < size:
-            chunk = f.read(min(PAGE_CHUNK, size - at))
-            if chunk.strip(b"\0"):
-                request(with_query(url, "comp=page"), "PUT", {
-                    "x-ms-page-write": "update",
-                    "x-ms-range": f"bytes={at}-{at + len(chunk) - 1}",
-                }, chunk)
-            at += len(chunk)
+        for start, end in data_regions(f.fileno(), size):
+            at = start // 512 * 512
+            end = min(size, -(-end // 512) * 512)
+            while at < end:
+                f.seek(at)
+                chunk = f.read(min(PAGE_CHUNK, end - at))
+                if chunk.strip(b"\0"):
+                    request(with_query(url, "comp=page"), "PUT", {
+                        "x-ms-page-write": "update",
+                        "x-ms-range": f"bytes={at}-{at + len(chunk) - 1}",
+                    }, chunk)
+                at += len(chunk)
     print(url)
+
+
+def data_regions(fd, size):
+    """The file's data regions (holes skipped), or the whole file where holes are not reported."""
+    import errno
+    at = 0
+    while at < size:
+        try:
+            start = os.lseek(fd, at, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # no hole reporting here: all of it is data
+                yield at, size
+            return
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, min(end, size)
+        at = end
 
 
 def download(url, path):

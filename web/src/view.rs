@@ -454,7 +454,7 @@ impl Problem {
                     VolumeProblem::Ntfs { error } => code(to_value(error)),
                     VolumeProblem::BitLocker { problem } => code(to_value(problem)),
                     VolumeProblem::OutsideDisk { .. }
-                    | VolumeProblem::WindowsPartitionUnreadable
+                    | VolumeProblem::WindowsPartitionUnreadable { .. }
                     | VolumeProblem::WindowsBootSectorUnreadable { .. } => code(to_value(problem)),
                 },
                 Reason::Matches { .. }

@@ -330,25 +330,15 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// The sector of the compressed grain stored last in a QEMU streamOptimized image (whose header
 /// gives the grain directory; tables follow it).
-fn last_grain_sector(image: &Path) -> u64 {
+/// The sector where grain `grain` of a stream whose directory follows its header is stored.
+fn grain_sector(image: &Path, grain: u64) -> u64 {
     let bytes = std::fs::read(image).unwrap();
     let gd = u64_at(&bytes, 56) as usize * 512;
-    let capacity = u64_at(&bytes, 12);
-    let grain = u64_at(&bytes, 20);
     let per_table = u64::from(u32_at(&bytes, 44));
-    let tables = capacity.div_ceil(grain).div_ceil(per_table) as usize;
-    let mut last = 0u64;
-    for t in 0..tables {
-        let gt = u32_at(&bytes, gd + 4 * t) as usize * 512;
-        if gt == 0 {
-            continue;
-        }
-        for e in 0..per_table as usize {
-            last = last.max(u64::from(u32_at(&bytes, gt + 4 * e)));
-        }
-    }
-    assert!(last > 0, "premise: the image has grains");
-    last
+    let gt = u32_at(&bytes, gd + 4 * (grain / per_table) as usize) as usize * 512;
+    let sector = u64::from(u32_at(&bytes, gt + 4 * (grain % per_table) as usize));
+    assert!(sector > 0, "premise: grain {grain} is stored");
+    sector
 }
 
 #[test]
@@ -442,6 +432,82 @@ fn stream_optimized_fix_is_judged_by_qemu_libvmdk_ntfs3g_and_sleuthkit() {
     assert_nothing_left_to_fix(&s, &out);
 }
 
+/// How many grain tables the plan rewrites (from the label of its one grain-tables write).
+fn tables_written(writes: &[(u64, u64, String)]) -> u64 {
+    let label = &writes
+        .iter()
+        .find(|w| w.2.contains("VMDK grain tables"))
+        .expect("a grain-tables write")
+        .2;
+    label
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{label}"))
+}
+
+#[test]
+fn a_stream_is_extended_with_only_the_tables_that_change_and_can_be_fixed_again() {
+    let s = Scratch::new("vmdk-stream-again");
+    let input = convert(&s, "streamOptimized", "disk.vmdk");
+    let input_len = std::fs::metadata(&input).unwrap().len();
+    // QEMU's stream (no footer): kept whole but its end-of-stream marker; only the grain tables
+    // that map a changed grain are written again (the disk has 13 tables of 32 MiB).
+    let out1 = s.path("once.vmdk");
+    let r = fix_to(&input, &out1, &[OsStr::new("--json")]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let writes = file_writes(&r.stdout);
+    let tables = tables_written(&writes);
+    assert!((1..13).contains(&tables), "{tables} tables rewritten");
+    let first_new = writes
+        .iter()
+        .filter(|w| w.0 > 0)
+        .map(|w| w.0)
+        .min()
+        .unwrap();
+    assert_eq!(
+        first_new,
+        input_len - 512,
+        "only the end-of-stream marker is replaced"
+    );
+
+    // The output (a stream with a footer) fixed again, for another file: appended to the same
+    // way, and judged against the raw disk fixed twice.
+    let other = OsStr::new("\\Windows\\Temp\\C-00000291*.sys");
+    let raw1 = s.path("once.raw");
+    assert_eq!(fix_to(&raw_fixture(), &raw1, &[]).code, 0);
+    let raw2 = s.path("twice.raw");
+    let r = fix_to(&raw1, &raw2, &[OsStr::new("--path"), other]);
+    assert_eq!(r.code, 0, "raw, again: {}", r.both());
+    let out2 = s.path("twice.vmdk");
+    let r = fix_to(
+        &out1,
+        &out2,
+        &[OsStr::new("--path"), other, OsStr::new("--json")],
+    );
+    assert_eq!(r.code, 0, "{}", r.both());
+    let writes = file_writes(&r.stdout);
+    let out1_len = std::fs::metadata(&out1).unwrap().len();
+    let first_new = writes
+        .iter()
+        .filter(|w| w.0 > 0)
+        .map(|w| w.0)
+        .min()
+        .unwrap();
+    assert_eq!(
+        first_new,
+        out1_len - 1536,
+        "only the footer and end-of-stream are replaced"
+    );
+    assert!(tables_written(&writes) < 13);
+    let grown = std::fs::metadata(&out2).unwrap().len() - out1_len;
+    assert!(grown < 1 << 20, "the stream grew by {grown} bytes");
+    assert_qemu_accepts(&out2, &raw2);
+    assert_libvmdk_accepts(&s, &input, &out2, "Stream optimized");
+    assert_check_clean(&out2, "a stream fixed twice");
+}
+
 #[test]
 fn stream_optimized_fix_refuses_undo_and_in_place() {
     let s = Scratch::new("vmdk-stream-undo");
@@ -471,7 +537,17 @@ fn hostile_stream_optimized_images_are_refused_without_output() {
     let s = Scratch::new("vmdk-stream-hostile");
     let input = convert(&s, "streamOptimized", "disk.vmdk");
     let bytes = std::fs::read(&input).unwrap();
-    let last = last_grain_sector(&input) as usize * 512;
+    // A grain the fix rewrites (whose marker it must read and trust): the one holding the
+    // plan's first changed byte. (The rest of the stream is kept as it is, so a lie in a grain
+    // the fix does not touch is not the fix's to find.)
+    let r = fix_to(
+        &input,
+        &s.path("unused.vmdk"),
+        &[OsStr::new("--dry-run"), OsStr::new("--json")],
+    );
+    let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let first_patch = plan["plan"]["patches"][0]["offset"].as_u64().unwrap();
+    let last = grain_sector(&input, first_patch / 65536) as usize * 512;
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     // Cut short: the last grains are gone.
     cases.push(("truncated", bytes[..bytes.len() / 2].to_vec()));
@@ -479,22 +555,36 @@ fn hostile_stream_optimized_images_are_refused_without_output() {
     let mut gd_past = bytes.clone();
     gd_past[56..64].copy_from_slice(&(1u64 << 40).to_le_bytes());
     cases.push(("directory past the end", gd_past));
-    // The last grain's marker names another grain.
+    // The rewritten grain's marker names another grain.
     let mut wrong_lba = bytes.clone();
     let lba = u64_at(&bytes, last) + 128;
     wrong_lba[last..last + 8].copy_from_slice(&lba.to_le_bytes());
     cases.push(("marker naming another grain", wrong_lba));
-    // The last grain's marker claims more data than the file holds, none, or less than its
-    // compressed data.
+    // The rewritten grain's marker claims no data, or less than its compressed data: it cannot
+    // be read.
     for (what, len) in [
-        ("marker longer than the file", 69_536u32),
-        ("marker of no data", 0),
+        ("marker of no data", 0u32),
         ("marker shorter than its data", 100),
-        ("marker longer than its data", 60_000),
     ] {
         let mut lying = bytes.clone();
         lying[last + 8..last + 12].copy_from_slice(&len.to_le_bytes());
         cases.push((what, lying));
+    }
+    // A marker claiming more than its data still reads (the compressed stream ends where it
+    // ends); the fix replaces that grain with a new one, and the old one stays unreferenced: the
+    // output is sound.
+    let fixed_raw = s.path("fixed.raw");
+    assert_eq!(fix_to(&raw_fixture(), &fixed_raw, &[]).code, 0);
+    for len in [60_000u32, 69_536] {
+        let mut long = bytes.clone();
+        long[last + 8..last + 12].copy_from_slice(&len.to_le_bytes());
+        let path = s.path("long.vmdk");
+        std::fs::write(&path, &long).unwrap();
+        let out = s.path("long-out.vmdk");
+        let _ = std::fs::remove_file(&out);
+        let r = fix_to(&path, &out, &[]);
+        assert_eq!(r.code, 0, "marker of {len} bytes: {}", r.both());
+        assert_qemu_accepts(&out, &fixed_raw);
     }
     for (what, image) in cases {
         let path = s.path("hostile.vmdk");

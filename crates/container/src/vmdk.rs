@@ -824,8 +824,178 @@ fn entry_sector(at: u64) -> Result<u32, ContainerError> {
 }
 
 impl Vmdk {
-    /// The output of a fix of a streamOptimized image, in the same format: the file's bytes up to
-    /// the end of its last grain, then for every grain a patch touches a new compressed grain
+    /// The re-stream of [`Vmdk::plan_stream`] for a stream that ends as the format wants — the
+    /// end-of-stream marker, after the footer and its marker when the directory's place is given
+    /// there — without reading every grain table: the whole file up to its footer (or marker) is
+    /// kept, so nothing any table refers to is dropped; then come a new grain
+    /// for each grain a patch touches, a new copy of each grain table that maps one of them, a
+    /// new grain directory (pointing at the old tables for the others), the footer and the
+    /// end-of-stream marker. What is read is the directory and the tables and grains the patches
+    /// touch, however large the disk. The old directory and tables stay in the file, unreferenced
+    /// where they were replaced. `None` for a stream that does not end that way (the caller then
+    /// re-streams everything after the last grain).
+    fn plan_stream_appending<R: ReadAt>(
+        &self,
+        file: &R,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+    ) -> Result<Option<(Vec<FileWrite>, u64)>, ContainerError> {
+        // The stream's end: an end-of-stream marker (a zero sector), after the footer and its
+        // marker when there is one (QEMU writes none: its directory follows the header).
+        let tail_len = 3 * SECTOR;
+        let Some(tail_at) = self
+            .file_size
+            .checked_sub(tail_len)
+            .filter(|c| *c >= HEADER_LEN)
+        else {
+            return Ok(None);
+        };
+        let tail = file
+            .read_vec(tail_at, tail_len as usize)
+            .map_err(|e| ContainerError::read("the end of the VMDK stream", tail_at, e))?;
+        if tail[2 * SECTOR as usize..].iter().any(|&b| b != 0) {
+            return Ok(None);
+        }
+        let with_footer = le_u32(&tail, 12) == MARKER_FOOTER
+            && le_u64(&tail, 0) == 1
+            && tail[SECTOR as usize..].starts_with(MAGIC);
+        let cut = if with_footer {
+            tail_at
+        } else if self.head_bytes == self.header_bytes {
+            // No footer: the header holds the directory's place, and the stream ends with the
+            // marker alone.
+            self.file_size - SECTOR
+        } else {
+            return Ok(None);
+        };
+        let grain_bytes = self.header.grain_bytes();
+        let entries = u64::from(self.header.gt_entries);
+        let gt_count = self.header.gt_count();
+        let gt_bytes = entries * 4;
+        let gt_sectors = gt_bytes.div_ceil(SECTOR);
+        let mut touched: BTreeSet<u64> = BTreeSet::new();
+        let ranges = merged
+            .iter()
+            .map(|(start, bytes)| (*start, bytes.len() as u64))
+            .chain(fills.iter().map(|&(start, len, _)| (start, len)));
+        for (start, len) in ranges.filter(|&(_, len)| len > 0) {
+            touched.extend(start / grain_bytes..=(start + len - 1) / grain_bytes);
+        }
+        let gd_bytes = gt_count * 4;
+        let mut directory = file
+            .read_vec(self.gd, gd_bytes as usize)
+            .map_err(|e| ContainerError::read("the VMDK grain directory", self.gd, e))?;
+        // Tables the new directory keeps pointing at must lie wholly before what is rewritten.
+        let kept_before_cut = directory.chunks_exact(4).all(|e| {
+            let gde = u64::from(u32::from_le_bytes([e[0], e[1], e[2], e[3]]));
+            gde == 0 || sectors_in_file(gde, gt_sectors, cut).is_some()
+        });
+        if !kept_before_cut {
+            return Ok(None);
+        }
+
+        let mut writes = Vec::new();
+        let mut at = cut;
+        let mut new_grains: Vec<(u64, u32)> = Vec::with_capacity(touched.len());
+        for &grain in &touched {
+            let start = grain * grain_bytes;
+            let end = (start + grain_bytes).min(self.virtual_size);
+            let mut data = self.read_grain(file, grain)?;
+            for (offset, bytes) in merged {
+                let from = (*offset).max(start);
+                let to = (offset + bytes.len() as u64).min(end);
+                if from < to {
+                    data[(from - start) as usize..(to - start) as usize]
+                        .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
+                }
+            }
+            for &(offset, len, byte) in fills {
+                let from = offset.max(start);
+                let to = (offset + len).min(end);
+                if from < to {
+                    data[(from - start) as usize..(to - start) as usize].fill(byte);
+                }
+            }
+            let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&data, DEFLATE_LEVEL);
+            let mut bytes = Vec::with_capacity(GRAIN_MARKER_LEN as usize + deflated.len());
+            bytes.extend_from_slice(&(grain * self.header.grain_sectors).to_le_bytes());
+            bytes.extend_from_slice(&(deflated.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&deflated);
+            pad_to_sector(&mut bytes);
+            new_grains.push((grain, entry_sector(at)?));
+            let len = bytes.len() as u64;
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes,
+                label: FileWriteLabel::VirtualBytes {
+                    start,
+                    end,
+                    unit: Some(ContainerUnit::VmdkGrain { grain }),
+                    how: WriteHow::Recompressed,
+                },
+            });
+            at += len;
+        }
+
+        // A new copy of each table that maps a new grain; the directory points at it.
+        let mut table_bytes = Vec::new();
+        let mut written_tables = 0u64;
+        let mut next_new = new_grains.iter().peekable();
+        while let Some(&&(first_grain, _)) = next_new.peek() {
+            let table = first_grain / entries;
+            let first = table * entries;
+            let gde_at = table * 4;
+            let gde = le_u32(&directory, gde_at as usize);
+            let mut gt = if gde == 0 {
+                vec![0u8; gt_bytes as usize]
+            } else {
+                let (gt_at, _) = sectors_in_file(gde.into(), gt_sectors, cut)
+                    .filter(|&(at, _)| at >= HEADER_LEN)
+                    .ok_or(ContainerError::VmdkEntry {
+                        table: "grain directory",
+                        entry_offset: self.gd + gde_at,
+                        entry: gde,
+                        problem: "points on the header or past the end of the file",
+                    })?;
+                file.read_vec(gt_at, gt_bytes as usize).map_err(|e| {
+                    ContainerError::read(format!("the VMDK grain table {table}"), gt_at, e)
+                })?
+            };
+            while let Some((grain, sector)) = next_new.next_if(|(g, _)| *g < first + entries) {
+                let i = ((grain - first) * 4) as usize;
+                gt[i..i + 4].copy_from_slice(&sector.to_le_bytes());
+            }
+            table_bytes.extend_from_slice(&marker(gt_sectors, MARKER_GRAIN_TABLE));
+            let gt_at = at + table_bytes.len() as u64;
+            directory[gde_at as usize..gde_at as usize + 4]
+                .copy_from_slice(&entry_sector(gt_at)?.to_le_bytes());
+            table_bytes.extend_from_slice(&gt);
+            pad_to_sector(&mut table_bytes);
+            written_tables += 1;
+        }
+        if !table_bytes.is_empty() {
+            let len = table_bytes.len() as u64;
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes: table_bytes,
+                label: FileWriteLabel::VmdkStream {
+                    part: VmdkStreamPart::GrainTables {
+                        count: written_tables,
+                    },
+                },
+            });
+            at += len;
+        }
+        let (directory_and_rest, end) = self.stream_end(at, &directory)?;
+        writes.extend(directory_and_rest);
+        writes.sort_by_key(|w| w.file_offset);
+        Ok(Some((writes, end)))
+    }
+
+    /// The output of a fix of a streamOptimized image, in the same format. A stream that ends as
+    /// the format wants is extended (see `plan_stream_appending`); any other is re-streamed: the
+    /// file's bytes up to the end of its last grain, then for every grain a patch touches a new
+    /// compressed grain
     /// holding the whole patched grain, then every grain table (a marker before each) with the
     /// entries of those grains pointing at the new ones, the grain directory (after its marker),
     /// the footer (after its marker) and the end-of-stream marker. The old grains stay in the
@@ -844,6 +1014,9 @@ impl Vmdk {
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
     ) -> Result<(Vec<FileWrite>, u64), ContainerError> {
+        if let Some(appended) = self.plan_stream_appending(file, merged, fills)? {
+            return Ok(appended);
+        }
         let grain_bytes = self.header.grain_bytes();
         let entries = u64::from(self.header.gt_entries);
         let gt_count = self.header.gt_count();
@@ -1033,9 +1206,25 @@ impl Vmdk {
             at += len;
         }
 
+        let (directory_and_rest, end) = self.stream_end(at, &new_directory)?;
+        writes.extend(directory_and_rest);
+        writes.sort_by_key(|w| w.file_offset);
+        Ok((writes, end))
+    }
+
+    /// The end of a re-stream from `at` on: the grain directory `directory` (after its marker),
+    /// the footer (after its marker), the end-of-stream marker, and the header at offset 0 when it
+    /// changes. Returns those writes and the end of the file.
+    fn stream_end(
+        &self,
+        mut at: u64,
+        directory: &[u8],
+    ) -> Result<(Vec<FileWrite>, u64), ContainerError> {
+        let mut writes = Vec::new();
+        let gd_bytes = directory.len() as u64;
         let mut gd_write = marker(gd_bytes.div_ceil(SECTOR), MARKER_GRAIN_DIRECTORY);
         let gd_sector = entry_sector(at + SECTOR)?;
-        gd_write.extend_from_slice(&new_directory);
+        gd_write.extend_from_slice(directory);
         pad_to_sector(&mut gd_write);
         let len = gd_write.len() as u64;
         writes.push(FileWrite {

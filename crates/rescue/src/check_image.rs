@@ -182,13 +182,19 @@ pub fn check_image<R: ReadAt>(file: R) -> ImageCheck {
 
 fn check_one<R: ReadAt>(view: &kaifuku_io::Slice<R>, type_code: &str, v: &mut VolumeCheck) {
     let mut sector = [0u8; 512];
-    if view.size() < 512 || view.read_at(0, &mut sector).is_err() {
-        v.error = unreadable_windows_partition(view, type_code, None);
+    let read = if view.size() < 512 {
+        Err(None)
+    } else {
+        view.read_at(0, &mut sector)
+            .map_err(|e| Some(e.to_string()))
+    };
+    if let Err(detail) = read {
+        v.error = unreadable_windows_partition(view, type_code, Err(detail));
         return;
     }
     match boot_kind(&sector) {
         None => {
-            v.error = unreadable_windows_partition(view, type_code, Some(&sector));
+            v.error = unreadable_windows_partition(view, type_code, Ok(&sector));
             return;
         }
         Some(BootKind::BitLocker) => {

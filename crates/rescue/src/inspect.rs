@@ -780,15 +780,15 @@ fn unreadable_boot_sector<R: ReadAt>(view: &Slice<R>, sector: &[u8]) -> VolumePr
 pub(crate) fn unreadable_windows_partition<R: ReadAt>(
     view: &Slice<R>,
     type_code: &str,
-    sector: Option<&[u8]>,
+    sector: Result<&[u8], Option<String>>,
 ) -> Option<VolumeProblem> {
     if !windows_data_type(type_code) {
         return None;
     }
     match sector {
-        None => Some(VolumeProblem::WindowsPartitionUnreadable),
-        Some(s) if other_filesystem(s).is_some() => None,
-        Some(s) => Some(unreadable_boot_sector(view, s)),
+        Err(detail) => Some(VolumeProblem::WindowsPartitionUnreadable { detail }),
+        Ok(s) if other_filesystem(s).is_some() => None,
+        Ok(s) => Some(unreadable_boot_sector(view, s)),
     }
 }
 
@@ -800,9 +800,15 @@ fn inspect_volume<R: ReadAt>(
     report: &mut VolumeReport,
 ) {
     let mut sector = [0u8; 512];
-    if view.size() < 512 || view.read_at(0, &mut sector).is_err() {
+    let read = if view.size() < 512 {
+        Err(None)
+    } else {
+        view.read_at(0, &mut sector)
+            .map_err(|e| Some(e.to_string()))
+    };
+    if let Err(detail) = read {
         report.filesystem = FileSystem::Unknown;
-        report.error = unreadable_windows_partition(view, type_code, None);
+        report.error = unreadable_windows_partition(view, type_code, Err(detail));
         return;
     }
     match boot_kind(&sector) {
@@ -821,7 +827,7 @@ fn inspect_volume<R: ReadAt>(
             }
             // A damaged boot sector where Windows keeps its volume must not pass for "nothing to
             // fix": the file may well be there.
-            report.error = unreadable_windows_partition(view, type_code, Some(&sector));
+            report.error = unreadable_windows_partition(view, type_code, Ok(&sector));
             return;
         }
     }

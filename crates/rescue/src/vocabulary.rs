@@ -376,7 +376,12 @@ pub enum VolumeProblem {
         detail: String,
     },
     /// A Windows data partition is too short to hold a boot sector, or it cannot be read.
-    WindowsPartitionUnreadable,
+    WindowsPartitionUnreadable {
+        /// What the reader said when the first sector could not be read (a damaged container
+        /// block, a read error); absent for a partition too short to hold one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// A Windows data partition's first sector is no boot sector of a file system kaifuku
     /// knows, so the volume cannot be read.
     WindowsBootSectorUnreadable {
@@ -405,7 +410,7 @@ impl VolumeProblem {
             VolumeProblem::Ntfs { error } => error.is_refusal(),
             VolumeProblem::BitLocker { problem } => problem.is_refusal(),
             VolumeProblem::OutsideDisk { .. }
-            | VolumeProblem::WindowsPartitionUnreadable
+            | VolumeProblem::WindowsPartitionUnreadable { .. }
             | VolumeProblem::WindowsBootSectorUnreadable { .. } => false,
         }
     }
@@ -422,8 +427,13 @@ impl fmt::Display for VolumeProblem {
                 partition: None,
                 detail,
             } => write!(f, "the partition lies outside the disk: {detail}"),
-            VolumeProblem::WindowsPartitionUnreadable => {
+            VolumeProblem::WindowsPartitionUnreadable { detail: None } => {
                 f.write_str("this Windows data partition is too short or cannot be read")
+            }
+            VolumeProblem::WindowsPartitionUnreadable {
+                detail: Some(detail),
+            } => {
+                write!(f, "this Windows data partition cannot be read: {detail}")
             }
             VolumeProblem::WindowsBootSectorUnreadable {
                 oem_id,
@@ -2932,7 +2942,7 @@ mod tests {
             },
             Reason::Volume {
                 volume: windows(),
-                problem: VolumeProblem::WindowsPartitionUnreadable,
+                problem: VolumeProblem::WindowsPartitionUnreadable { detail: None },
             },
             Reason::PartitionTableDamaged { notice: overlap() },
             Reason::DamagedBareNtfs {
@@ -2969,7 +2979,7 @@ mod tests {
                 partition: Some(2),
                 detail: "range 0+10 lies outside the 5-byte space it was cut from".into(),
             },
-            VolumeProblem::WindowsPartitionUnreadable,
+            VolumeProblem::WindowsPartitionUnreadable { detail: None },
             VolumeProblem::WindowsBootSectorUnreadable {
                 oem_id: Some("MSDOS5.0".into()),
                 backup_intact: true,
@@ -3480,7 +3490,7 @@ mod tests {
             VerifyFailure::VolumeGone { volume: windows() },
             VerifyFailure::VolumeUnreadable {
                 volume: windows(),
-                problem: VolumeProblem::WindowsPartitionUnreadable,
+                problem: VolumeProblem::WindowsPartitionUnreadable { detail: None },
             },
             VerifyFailure::Ntfs {
                 volume: windows(),

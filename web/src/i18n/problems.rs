@@ -54,7 +54,7 @@ fn volume_trouble(p: &VolumeProblem) -> VolumeTrouble {
         VolumeProblem::Ntfs { error } => ntfs_trouble(error),
         VolumeProblem::BitLocker { problem } => bitlocker_trouble(problem),
         VolumeProblem::OutsideDisk { .. }
-        | VolumeProblem::WindowsPartitionUnreadable
+        | VolumeProblem::WindowsPartitionUnreadable { .. }
         | VolumeProblem::WindowsBootSectorUnreadable { .. } => VolumeTrouble::Damaged,
     }
 }
@@ -1108,7 +1108,7 @@ mod tests {
                 partition: Some(4),
                 detail: "ends at 9".into(),
             },
-            VolumeProblem::WindowsPartitionUnreadable,
+            VolumeProblem::WindowsPartitionUnreadable { detail: None },
             VolumeProblem::WindowsBootSectorUnreadable {
                 oem_id: None,
                 backup_intact: true,
@@ -1127,7 +1127,7 @@ mod tests {
         for p in &all {
             match p {
                 VolumeProblem::OutsideDisk { .. }
-                | VolumeProblem::WindowsPartitionUnreadable
+                | VolumeProblem::WindowsPartitionUnreadable { .. }
                 | VolumeProblem::WindowsBootSectorUnreadable { .. }
                 | VolumeProblem::Ntfs { .. }
                 | VolumeProblem::BitLocker { .. } => {}
@@ -1559,7 +1559,7 @@ mod tests {
             VerifyFailure::VolumeGone { volume: volume() },
             VerifyFailure::VolumeUnreadable {
                 volume: volume(),
-                problem: VolumeProblem::WindowsPartitionUnreadable,
+                problem: VolumeProblem::WindowsPartitionUnreadable { detail: None },
             },
             VerifyFailure::Ntfs {
                 volume: volume(),
