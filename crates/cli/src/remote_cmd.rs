@@ -173,19 +173,25 @@ pub fn fix(args: &FixArgs, url: &str, rules: RuleSet) -> Exit {
         let c = BlockCache::new(&fresh, remote::cache_config());
         session
             .verify_output(&c)
-            .map(|_| ())
+            .map(|_| fresh.traffic())
             .map_err(|e| format!("{shown}: {e}"))
     });
-    if let Err(e) = verified {
-        say!("{e}. The blob was changed but does not verify: {restore}, and please report this");
-        return Exit::Error;
-    }
+    let check = match verified {
+        Ok(t) => t,
+        Err(e) => {
+            say!("{e}. The blob was changed but does not verify: {restore}, and please report this");
+            return Exit::Error;
+        }
+    };
     if !args.json {
+        let mut all = source.traffic();
+        all.requests += check.requests;
+        all.bytes_read += check.bytes_read;
         let o = format!(
-            "Patched     {shown} in place\nUndo file   {} (restore with: kaifuku undo URL {})\n{}\n",
+            "Patched     {shown} in place\nUndo file   {} (restore with: kaifuku undo URL {})\n{} (read-back included)\n",
             undo_path.display(),
             undo_path.display(),
-            traffic_line(source.traffic())
+            traffic_line(all)
         );
         if let Err(e) = stdio::out(&o) {
             stdio::stdout_failed(&e, "the fix itself was written and is complete");
