@@ -179,7 +179,9 @@ pub fn fix(args: &FixArgs, url: &str, rules: RuleSet) -> Exit {
     let check = match verified {
         Ok(t) => t,
         Err(e) => {
-            say!("{e}. The blob was changed but does not verify: {restore}, and please report this");
+            say!(
+                "{e}. The blob was changed but does not verify: {restore}, and please report this"
+            );
             return Exit::Error;
         }
     };
