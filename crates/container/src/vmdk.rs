@@ -798,6 +798,9 @@ impl Vmdk {
     }
 }
 
+/// What [`Vmdk::new_grains`] writes: the writes, each grain's new sector, where the last ends.
+type NewGrains = (Vec<FileWrite>, Vec<(u64, u32)>, u64);
+
 /// A streamOptimized marker sector: the sector count of what follows, a zero size, the type.
 fn marker(sectors: u64, marker_type: u32) -> Vec<u8> {
     let mut m = vec![0u8; SECTOR as usize];
@@ -896,46 +899,10 @@ impl Vmdk {
 
         let mut writes = Vec::new();
         let mut at = cut;
-        let mut new_grains: Vec<(u64, u32)> = Vec::with_capacity(touched.len());
-        for &grain in &touched {
-            let start = grain * grain_bytes;
-            let end = (start + grain_bytes).min(self.virtual_size);
-            let mut data = self.read_grain(file, grain)?;
-            for (offset, bytes) in merged {
-                let from = (*offset).max(start);
-                let to = (offset + bytes.len() as u64).min(end);
-                if from < to {
-                    data[(from - start) as usize..(to - start) as usize]
-                        .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
-                }
-            }
-            for &(offset, len, byte) in fills {
-                let from = offset.max(start);
-                let to = (offset + len).min(end);
-                if from < to {
-                    data[(from - start) as usize..(to - start) as usize].fill(byte);
-                }
-            }
-            let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&data, DEFLATE_LEVEL);
-            let mut bytes = Vec::with_capacity(GRAIN_MARKER_LEN as usize + deflated.len());
-            bytes.extend_from_slice(&(grain * self.header.grain_sectors).to_le_bytes());
-            bytes.extend_from_slice(&(deflated.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&deflated);
-            pad_to_sector(&mut bytes);
-            new_grains.push((grain, entry_sector(at)?));
-            let len = bytes.len() as u64;
-            writes.push(FileWrite {
-                file_offset: at,
-                bytes,
-                label: FileWriteLabel::VirtualBytes {
-                    start,
-                    end,
-                    unit: Some(ContainerUnit::VmdkGrain { grain }),
-                    how: WriteHow::Recompressed,
-                },
-            });
-            at += len;
-        }
+        let (grain_writes, new_grains, grains_end) =
+            self.new_grains(file, &touched, merged, fills, at)?;
+        writes.extend(grain_writes);
+        at = grains_end;
 
         // A new copy of each table that maps a new grain; the directory points at it.
         let mut table_bytes = Vec::new();
@@ -1123,48 +1090,10 @@ impl Vmdk {
 
         let mut writes = Vec::new();
         let mut at = tail_start;
-        let mut new_grains: Vec<(u64, u32)> = Vec::with_capacity(touched.len());
-        for &grain in &touched {
-            let start = grain * grain_bytes;
-            let end = (start + grain_bytes).min(self.virtual_size);
-            let mut data = self.read_grain(file, grain)?;
-            for (offset, bytes) in merged {
-                let from = (*offset).max(start);
-                let to = (offset + bytes.len() as u64).min(end);
-                if from < to {
-                    data[(from - start) as usize..(to - start) as usize]
-                        .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
-                }
-            }
-            for &(offset, len, byte) in fills {
-                let from = offset.max(start);
-                let to = (offset + len).min(end);
-                if from < to {
-                    data[(from - start) as usize..(to - start) as usize].fill(byte);
-                }
-            }
-            // The whole grain, past the disk's end too (zeros): QEMU wants every grain to
-            // inflate to the grain size.
-            let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&data, DEFLATE_LEVEL);
-            let mut bytes = Vec::with_capacity(GRAIN_MARKER_LEN as usize + deflated.len());
-            bytes.extend_from_slice(&(grain * self.header.grain_sectors).to_le_bytes());
-            bytes.extend_from_slice(&(deflated.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&deflated);
-            pad_to_sector(&mut bytes);
-            new_grains.push((grain, entry_sector(at)?));
-            let len = bytes.len() as u64;
-            writes.push(FileWrite {
-                file_offset: at,
-                bytes,
-                label: FileWriteLabel::VirtualBytes {
-                    start,
-                    end,
-                    unit: Some(ContainerUnit::VmdkGrain { grain }),
-                    how: WriteHow::Recompressed,
-                },
-            });
-            at += len;
-        }
+        let (grain_writes, new_grains, grains_end) =
+            self.new_grains(file, &touched, merged, fills, at)?;
+        writes.extend(grain_writes);
+        at = grains_end;
 
         let gt_sectors = gt_bytes.div_ceil(SECTOR);
         let mut new_directory = vec![0u8; gd_bytes as usize];
@@ -1210,6 +1139,64 @@ impl Vmdk {
         writes.extend(directory_and_rest);
         writes.sort_by_key(|w| w.file_offset);
         Ok((writes, end))
+    }
+
+    /// A new compressed grain (after its marker) from `at` on for each of `touched`, holding the
+    /// whole grain with the patches laid over it. Returns the writes, each grain's new sector and
+    /// where the last one ends.
+    fn new_grains<R: ReadAt>(
+        &self,
+        file: &R,
+        touched: &BTreeSet<u64>,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+        mut at: u64,
+    ) -> Result<NewGrains, ContainerError> {
+        let grain_bytes = self.header.grain_bytes();
+        let mut writes = Vec::with_capacity(touched.len());
+        let mut new_grains: Vec<(u64, u32)> = Vec::with_capacity(touched.len());
+        for &grain in touched {
+            let start = grain * grain_bytes;
+            let end = (start + grain_bytes).min(self.virtual_size);
+            let mut data = self.read_grain(file, grain)?;
+            for (offset, bytes) in merged {
+                let from = (*offset).max(start);
+                let to = (offset + bytes.len() as u64).min(end);
+                if from < to {
+                    data[(from - start) as usize..(to - start) as usize]
+                        .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
+                }
+            }
+            for &(offset, len, byte) in fills {
+                let from = offset.max(start);
+                let to = (offset + len).min(end);
+                if from < to {
+                    data[(from - start) as usize..(to - start) as usize].fill(byte);
+                }
+            }
+            // The whole grain, past the disk's end too (zeros): QEMU wants every grain to
+            // inflate to the grain size.
+            let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&data, DEFLATE_LEVEL);
+            let mut bytes = Vec::with_capacity(GRAIN_MARKER_LEN as usize + deflated.len());
+            bytes.extend_from_slice(&(grain * self.header.grain_sectors).to_le_bytes());
+            bytes.extend_from_slice(&(deflated.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&deflated);
+            pad_to_sector(&mut bytes);
+            new_grains.push((grain, entry_sector(at)?));
+            let len = bytes.len() as u64;
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes,
+                label: FileWriteLabel::VirtualBytes {
+                    start,
+                    end,
+                    unit: Some(ContainerUnit::VmdkGrain { grain }),
+                    how: WriteHow::Recompressed,
+                },
+            });
+            at += len;
+        }
+        Ok((writes, new_grains, at))
     }
 
     /// The end of a re-stream from `at` on: the grain directory `directory` (after its marker),
