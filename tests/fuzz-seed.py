@@ -587,6 +587,23 @@ def seed_rule_files(corpus, repo):
     corpus.add("rule_file", b"format = 1\nx = " + b"[" * 100 + b"]" * 100 + b"\n")
 
 
+def seed_vmdk_descriptors(corpus, tmp):
+    """The vmdk_descriptor target: the descriptors qemu-img writes for every descriptor-based
+    subformat, an ESXi-style one (VMFS extent, CRLF line ends, a name with a space) and a child."""
+    for sub in ["monolithicFlat", "twoGbMaxExtentFlat", "twoGbMaxExtentSparse"]:
+        out = os.path.join(tmp, "desc-%s.vmdk" % sub)
+        run(["qemu-img", "create", "-f", "vmdk", "-o", "subformat=" + sub, out, "5G"])
+        with open(out, "rb") as f:
+            corpus.add("vmdk_descriptor", f.read())
+    esxi = ("# Disk DescriptorFile\r\nversion=1\r\nencoding=\"UTF-8\"\r\nCID=fffffffe\r\n"
+            "parentCID=ffffffff\r\ncreateType=\"vmfs\"\r\n\r\n# Extent description\r\n"
+            "RW 83886080 VMFS \"web 01-flat.vmdk\"\r\n\r\n# The Disk Data Base\r\n#DDB\r\n\r\n"
+            "ddb.adapterType = \"lsilogic\"\r\nddb.uuid = \"60 00 C2 9f 2b 1a 5e 4c\"\r\n")
+    corpus.add("vmdk_descriptor", esxi.encode())
+    corpus.add("vmdk_descriptor", esxi.replace("parentCID=ffffffff", "parentCID=12345678").encode())
+    corpus.add("vmdk_descriptor", b"# Disk DescriptorFile\nRW 100 FLAT \"a\" 2048\nRW 7 FLAT \"b\"\n")
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
@@ -603,6 +620,7 @@ def main():
         seed_undo(fixtures, corpus, tmp, repo)
         seed_hives(corpus, tmp, repo)
         seed_rule_files(corpus, repo)
+        seed_vmdk_descriptors(corpus, tmp)
     # Whole-image targets: the volume as it is, and one small change in each region.
     for t in ["inspect_image", "check_image"]:
         corpus.add(t, b"")

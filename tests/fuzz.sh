@@ -37,6 +37,7 @@ TARGETS=(
   "check_image 1024"
   "hive 65536"
   "rule_file 65537"
+  "vmdk_descriptor 65537"
 )
 
 max_len() {

@@ -98,11 +98,15 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     assert.equal(await pick(vmdk), "inspected");
     assert.deepEqual(await codes(), ["unsupported_format"]);
     let t = await main();
-    assert.ok(t.includes("This is a VMDK (descriptor) image"));
-    assert.ok(t.includes("qemu-img convert -f vmdk -O raw"));
+    // The page names what to pick instead (the -flat.vmdk, a raw disk) and the command line for
+    // a disk split over several data files.
+    assert.ok(t.includes("This is a VMDK descriptor"), t);
+    assert.ok(t.includes("pick it instead"), t);
+    assert.ok(t.includes("kaifuku fix DISK.vmdk -o fixed.vmdk"), t);
     await b.page.click("#lang-ja");
     t = await main();
-    assert.ok(t.includes("これは VMDK(記述ファイル) 形式のイメージです"));
+    assert.ok(t.includes("これは VMDK の記述ファイル"), t);
+    assert.ok(t.includes("kaifuku fix DISK.vmdk -o fixed.vmdk"), t);
     assert.ok(t.includes("技術的な詳細"));
     await b.page.click("#lang-en");
 
@@ -143,7 +147,7 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     assert.equal(await waitState(b.page, ["inspected", "failed"]), "inspected");
     assert.equal(await b.page.innerText("#file-name"), "dropped.vmdk");
     assert.deepEqual(await codes(), ["unsupported_format"]);
-    assert.ok((await main()).includes("qemu-img convert -f vmdk -O raw"));
+    assert.ok((await main()).includes("-flat.vmdk"));
   });
 
   test("BitLocker is explained and its key asked for, with the promise that it stays in the page", async () => {

@@ -47,6 +47,10 @@ struct Job {
     partial: Option<PathBuf>,
     /// The undo file (`--in-place`).
     undo: Option<PathBuf>,
+    /// For an image read through a VMware descriptor, copied in its own format: the data files
+    /// its run writes beside the copy, named for the final name (the run's descriptor is the
+    /// partial one until it is renamed).
+    data_files: Vec<PathBuf>,
 }
 
 /// How one image ended.
@@ -142,7 +146,12 @@ pub fn fixed_vhd_name(name: &OsStr) -> OsString {
 /// checksums, reports — is skipped.
 fn looks_like_image(path: &Path) -> bool {
     let Ok(source) = FileSource::open(path) else {
-        return false;
+        // A VMware descriptor that does not open (a disk kaifuku refuses, or a missing data
+        // file) is still a disk: its run says why.
+        let mut head = Vec::new();
+        return std::fs::File::open(path)
+            .and_then(|f| f.take(64).read_to_end(&mut head))
+            .is_ok_and(|_| kaifuku_container::vmdk_descriptor::is_descriptor(&head));
     };
     match kaifuku_container::open(&source) {
         Ok(c) if c.format() == kaifuku_container::Format::Raw => {
@@ -173,8 +182,26 @@ fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
             .collect();
         found.sort();
+        // The data files a VMware descriptor in the folder names are that disk, not images of
+        // their own (a flat one even starts like a disk, a sparse one like a VMDK) — also when
+        // the descriptor itself is refused.
+        let mut data_files = std::collections::BTreeSet::new();
+        for p in &found {
+            let named = descriptor_names(p);
+            let dir = p.parent().unwrap_or(Path::new("."));
+            data_files.extend(
+                named
+                    .iter()
+                    .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+                    .map(|m| file_id(&m)),
+            );
+        }
         let before = images.len();
-        images.extend(found.into_iter().filter(|p| looks_like_image(p)));
+        images.extend(found.into_iter().filter(|p| {
+            let of_descriptor =
+                std::fs::metadata(p).is_ok_and(|m| data_files.contains(&file_id(&m)));
+            !of_descriptor && looks_like_image(p)
+        }));
         if images.len() == before {
             say!("{} holds no disk image; skipped", input.display());
         }
@@ -182,8 +209,58 @@ fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(images)
 }
 
-/// The files each image's run writes; refuses two images that would write the same name.
+/// The extent file names of the VMware descriptor at `p` (none when it is not one).
+fn descriptor_names(p: &Path) -> Vec<String> {
+    use kaifuku_container::vmdk_descriptor::{self, MAX_DESCRIPTOR_BYTES};
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() && m.len() <= MAX_DESCRIPTOR_BYTES => {}
+        _ => return Vec::new(),
+    }
+    match std::fs::read(p) {
+        Ok(bytes) if vmdk_descriptor::is_descriptor(&bytes) => {
+            vmdk_descriptor::extent_file_names(&bytes)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A file's identity (device, inode).
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+/// The files each image's run writes; refuses two images that would write the same name, an
+/// image that is a data file of another (a VMware descriptor) image, and a described copy whose
+/// data files' names are taken.
 fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String> {
+    let mut described: BTreeMap<(u64, u64), &Path> = BTreeMap::new();
+    let mut parts_of: Vec<usize> = Vec::new();
+    for image in &images {
+        let n = FileSource::open(image)
+            .ok()
+            .filter(|s| s.descriptor().is_some())
+            .map(|s| {
+                for part in s.parts() {
+                    described.insert(file_id(&part.meta), image);
+                }
+                s.parts().len()
+            })
+            .unwrap_or(0);
+        parts_of.push(n);
+    }
+    for image in &images {
+        if let Some(desc) = std::fs::metadata(image)
+            .ok()
+            .and_then(|m| described.get(&file_id(&m)))
+        {
+            return Err(format!(
+                "{} is a data file of the VMware disk {}: give the descriptor alone (it is read with all its data files); nothing was done",
+                image.display(),
+                desc.display()
+            ));
+        }
+    }
     let mut by_name: BTreeMap<OsString, &Path> = BTreeMap::new();
     for image in &images {
         let Some(name) = image.file_name() else {
@@ -204,9 +281,10 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
         }
     }
     let pid = std::process::id();
-    Ok(images
+    images
         .into_iter()
-        .map(|image| {
+        .zip(parts_of)
+        .map(|(image, parts)| {
             let name = image.file_name().unwrap_or_default().to_owned();
             let (output, partial) = match &args.out_dir {
                 Some(dir) => {
@@ -226,14 +304,47 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
                 u.push(".undo");
                 dir.join(u)
             });
-            Job {
+            let mut data_files = Vec::new();
+            if let (Some(out), true) = (
+                &output,
+                parts > 0 && args.output_format == crate::fix_cmd::OutputFormat::Same,
+            ) {
+                let dir = out.parent().unwrap_or(Path::new("."));
+                let names = crate::output::data_file_names(out.file_name().unwrap_or_default(), parts)
+                    .map_err(|e| format!("{}: {e}; nothing was done", image.display()))?;
+                for n in names {
+                    let p = dir.join(n);
+                    if std::fs::symlink_metadata(&p).is_ok() {
+                        return Err(format!(
+                            "the fixed copy of {} would write its data file {}, which exists already: move it away or fix that image separately; nothing was done",
+                            image.display(),
+                            p.display()
+                        ));
+                    }
+                    data_files.push(p);
+                }
+            }
+            Ok(Job {
                 image,
                 output,
                 partial,
                 undo,
-            }
+                data_files,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// Removes what a run that did not finish wrote: its temporary copy and the data files of a
+/// described copy, which did not exist before the run (`plan_jobs` checked), with their own
+/// temporaries.
+fn remove_unfinished(job: &Job) {
+    if let Some(p) = &job.partial {
+        remove_partial(p);
+    }
+    for f in &job.data_files {
+        remove_partial(f);
+    }
 }
 
 /// Removes a run's temporary copy and the run's own temporaries beside it
@@ -289,6 +400,10 @@ fn run_one(
         .arg("--json")
         .args(&args.fix_args)
         .args(&keys.args);
+    if let (Some(out), false) = (&job.output, job.data_files.is_empty()) {
+        cmd.arg("--data-files-named-for")
+            .arg(out.file_name().unwrap_or_default());
+    }
     match (&job.partial, &job.undo) {
         (Some(p), _) => cmd.arg("-o").arg(p),
         (None, Some(u)) => cmd.arg("--in-place").arg("--undo").arg(u),
@@ -335,9 +450,7 @@ fn run_one(
     let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     if stopped {
-        if let Some(p) = &job.partial {
-            remove_partial(p);
-        }
+        remove_unfinished(job);
         return done(Outcome::Interrupted, None, Some("stopped by SIGINT".into()));
     }
     let code = status.and_then(|s| s.code());
@@ -355,9 +468,7 @@ fn run_one(
         Some(0) => {
             let report: Option<Value> = serde_json::from_str(&stdout).ok();
             if report.is_none() {
-                if let Some(p) = &job.partial {
-                    remove_partial(p);
-                }
+                remove_unfinished(job);
                 return done(
                     Outcome::Failed,
                     None,
@@ -366,7 +477,7 @@ fn run_one(
             }
             if let (Some(p), Some(o)) = (&job.partial, &job.output) {
                 if let Err(e) = crate::output::rename_noreplace(p, o) {
-                    remove_partial(p);
+                    remove_unfinished(job);
                     return done(
                         Outcome::Failed,
                         report,
@@ -385,9 +496,7 @@ fn run_one(
         Some(1) => done(Outcome::NothingToFix, None, message()),
         Some(2) => done(Outcome::Refused, None, message()),
         _ => {
-            if let Some(p) = &job.partial {
-                remove_partial(p);
-            }
+            remove_unfinished(job);
             let why = message().unwrap_or_else(|| match code {
                 Some(c) => format!("kaifuku fix exited with status {c}"),
                 None => "kaifuku fix was killed by a signal".into(),

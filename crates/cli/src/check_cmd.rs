@@ -26,10 +26,7 @@ struct CheckDoc {
 pub fn run(image: &Path, json: bool) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
-        Err(e) => {
-            say!("cannot open {}: {e}", image.display());
-            return Exit::Error;
-        }
+        Err(e) => return crate::source::open_failed(image, &e),
     };
     let counted = Counted::new(source);
     // The check reads all of $MFT and every index: a larger cache than inspect's pays off.

@@ -21,10 +21,7 @@ struct JsonExplanation<'a> {
 pub fn run(image: &Path, rule: &RuleSet, options: &FixOptions, json: bool) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
-        Err(e) => {
-            say!("cannot open {}: {e}", image.display());
-            return Exit::Error;
-        }
+        Err(e) => return crate::source::open_failed(image, &e),
     };
     let counted = Counted::new(source);
     let cache = BlockCache::new(&counted, CacheConfig::default());

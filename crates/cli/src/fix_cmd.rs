@@ -35,6 +35,8 @@ pub struct FixArgs<'a> {
     pub output: Option<&'a Path>,
     pub undo: Option<&'a Path>,
     pub in_place: bool,
+    /// A described VMDK's new data files are named for this name instead of the output's.
+    pub data_files_named_for: Option<&'a std::ffi::OsStr>,
     pub dry_run: bool,
     pub output_format: OutputFormat,
     pub json: bool,
@@ -98,11 +100,38 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     };
     let source = match FileSource::open(args.image) {
         Ok(s) => s,
-        Err(e) => {
-            say!("cannot open {}: {e}", args.image.display());
-            return Exit::Error;
-        }
+        Err(e) => return crate::source::open_failed(args.image, &e),
     };
+    // A disk read through a VMware descriptor is also its data files: none may be written over,
+    // and its copy's new data files must not replace anything.
+    if source.descriptor().is_some() {
+        if let (Some((_, t)), OutputFormat::Same, false) =
+            (&out_target, args.output_format, args.dry_run)
+        {
+            if !matches!(t, Target::Device { .. }) {
+                let free = crate::output::new_data_files(
+                    t,
+                    args.data_files_named_for,
+                    source.parts().len(),
+                );
+                if let Err(e) = free {
+                    say!("{e}");
+                    return Exit::Error;
+                }
+            }
+        }
+        for (p, m) in source.parts().iter().map(|p| (&p.path, &p.meta)) {
+            let refused = paths::refuse_overlaps(
+                (p, m),
+                out_target.as_ref().map(|(p, t)| (*p, t)),
+                undo_target.as_ref().map(|(p, t)| (*p, t)),
+            );
+            if let Err(e) = refused {
+                say!("{e}");
+                return Exit::Error;
+            }
+        }
+    }
     let counted = Counted::new(source);
     let cache = BlockCache::new(&counted, CacheConfig::default());
     // The container is opened once, here, for inspection, planning, the output plan and the
@@ -198,14 +227,27 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     };
     let undo_arg = undo_target.as_ref().map(|(_, t)| (t, pieces.as_slice()));
     let result = match (&out_target, undo_arg) {
-        (None, Some(u)) => crate::output::write_in_place(args.image, output, u, counted.inner()),
-        (Some((_, t)), u) => crate::output::write_copy(counted.inner(), t, device, output, u),
+        (None, Some(u)) => {
+            crate::output::write_in_place(args.image, output, u, counted.inner()).map(|()| vec![])
+        }
+        (Some((_, t)), u) => crate::output::write_copy(
+            counted.inner(),
+            t,
+            args.data_files_named_for,
+            device,
+            output,
+            u,
+        ),
         (None, None) => Err("nothing to write to".to_string()),
     };
-    if let Err(e) = result {
-        say!("{e}");
-        return Exit::Error;
-    }
+    // The data files of a described copy, written beside the output's descriptor.
+    let data_files = match result {
+        Ok(files) => files,
+        Err(e) => {
+            say!("{e}");
+            return Exit::Error;
+        }
+    };
     // What was written is read back from scratch and verified before the fix is called done.
     let written: &Path = args.output.unwrap_or(args.image);
     if let Err(e) = verify_written(written, output_size, &session) {
@@ -214,6 +256,9 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
                 // A copy that does not verify must not be mistaken for a fixed image.
                 if !matches!(&out_target, Some((_, Target::Device { .. }))) {
                     let _ = std::fs::remove_file(o);
+                    for f in &data_files {
+                        let _ = std::fs::remove_file(f);
+                    }
                     if let Some(u) = args.undo {
                         let _ = std::fs::remove_file(u);
                     }
@@ -238,7 +283,12 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     if !args.json {
         let mut o = String::new();
         match args.output {
-            Some(p) => o.push_str(&format!("Wrote       {}\n", p.display())),
+            Some(p) => {
+                o.push_str(&format!("Wrote       {}\n", p.display()));
+                for f in &data_files {
+                    o.push_str(&format!("            {} (its data)\n", f.display()));
+                }
+            }
             None => o.push_str(&format!("Patched     {} in place\n", args.image.display())),
         }
         if let Some(u) = args.undo {
@@ -261,11 +311,24 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
 /// between write and read-back (a disk or a file system that loses writes).
 const DAMAGE_HOOK: &str = "KAIFUKU_TEST_DAMAGE_WRITTEN_OUTPUT";
 
-/// With [`DAMAGE_HOOK`] set, flips the byte at `offset` of the written file.
+/// With [`DAMAGE_HOOK`] set, flips the byte at `offset` of the written image (in the data file
+/// that holds it, for a described disk).
 fn damage_for_test(written: &Path, offset: u64) -> Result<(), String> {
     if std::env::var_os(DAMAGE_HOOK).is_none() {
         return Ok(());
     }
+    let described = FileSource::open(written)
+        .ok()
+        .filter(|s| s.descriptor().is_some())
+        .and_then(|s| {
+            crate::source::split(s.parts(), offset, 1)
+                .next()
+                .map(|(i, at, _, _)| (s.parts()[i].path.clone(), at))
+        });
+    let (written, offset) = match &described {
+        Some((p, at)) => (p.as_path(), *at),
+        None => (written, offset),
+    };
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new()
         .read(true)

@@ -106,6 +106,10 @@ enum Command {
         /// Edit IMAGE itself (a file or block device); needs --undo.
         #[arg(long, conflicts_with = "output")]
         in_place: bool,
+        /// For the batch: name a described VMDK's new data files for this final name, while
+        /// the descriptor is written under a temporary one.
+        #[arg(long, value_name = "NAME", hide = true, requires = "output")]
+        data_files_named_for: Option<std::ffi::OsString>,
         /// Save the original bytes of every changed range here (restore with `kaifuku undo`).
         #[arg(long, value_name = "FILE")]
         undo: Option<PathBuf>,
@@ -387,6 +391,7 @@ fn run() -> Exit {
                     let exit = inspect_source(
                         &object,
                         &loc.to_string(),
+                        Vec::new(),
                         &rule,
                         json,
                         &keys,
@@ -419,6 +424,7 @@ fn run() -> Exit {
                         let exit = inspect_source(
                             &source,
                             &shown,
+                            Vec::new(),
                             &rule,
                             json,
                             &keys,
@@ -453,6 +459,7 @@ fn run() -> Exit {
             undo_dir,
             jobs,
             in_place,
+            data_files_named_for,
             undo,
             dry_run,
             output_format,
@@ -539,6 +546,7 @@ fn run() -> Exit {
                 output: output.as_deref(),
                 undo: undo.as_deref(),
                 in_place,
+                data_files_named_for: data_files_named_for.as_deref(),
                 dry_run,
                 output_format,
                 json,
@@ -631,14 +639,22 @@ fn run_inspect(
 ) -> Exit {
     let source = match FileSource::open(image) {
         Ok(s) => s,
-        Err(e) => {
-            say!("cannot open {}: {e}", image.display());
-            return Exit::Error;
-        }
+        Err(e) => return crate::source::open_failed(image, &e),
     };
+    let data_files = source
+        .descriptor()
+        .map(|_| {
+            source
+                .parts()
+                .iter()
+                .map(|p| p.path.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     inspect_source(
         &source,
         &image.display().to_string(),
+        data_files,
         rule,
         json,
         keys,
@@ -650,6 +666,7 @@ fn run_inspect(
 fn inspect_source<R: kaifuku_io::ReadAt>(
     source: R,
     name: &str,
+    data_files: Vec<String>,
     rule: &RuleSet,
     json: bool,
     keys: &kaifuku_rescue::VolumeKeys,
@@ -662,12 +679,20 @@ fn inspect_source<R: kaifuku_io::ReadAt>(
     let text = if json {
         let doc = report::JsonReport {
             image: name.to_string(),
+            data_files,
             report: &report,
             reads: stats,
         };
         serde_json::to_string_pretty(&doc).expect("report serialises") + "\n"
-    } else {
+    } else if data_files.is_empty() {
         report::text(name, &report, stats)
+    } else {
+        // A described disk: the data files are named under the image, then the disk's report.
+        let shown = format!(
+            "{name}\n            a VMware descriptor; the disk is read from {}",
+            data_files.join(", ")
+        );
+        report::text(&shown, &report, stats)
     };
     if let Err(e) = stdio::out(&text) {
         stdio::stdout_failed(&e, "the report is incomplete");

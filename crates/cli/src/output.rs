@@ -6,7 +6,8 @@
 //! that fails removes what it created, so it leaves either complete files or nothing.
 
 use crate::paths::Target;
-use crate::source::FileSource;
+use crate::source::{split, FileSource};
+use kaifuku_container::vmdk_descriptor::DiskDescriptor;
 use kaifuku_container::{Format, OutputPlan};
 use kaifuku_io::ReadAt;
 use kaifuku_rescue::undo::{self, Identity, Piece, UndoFile, CHUNK};
@@ -141,8 +142,53 @@ fn commit_undo(tmp: TempFile, t: &Target) -> Result<PathBuf, String> {
     Ok(to)
 }
 
-/// Applies the planned writes and fills to an open output file.
-fn apply(dst: &File, plan: &OutputPlan) -> io::Result<()> {
+/// Where a disk's bytes are written: one file (or device) holding the disk at its own offsets,
+/// or the data files of a disk a VMware descriptor describes, each holding its part.
+enum DiskOut<'a> {
+    One(&'a File),
+    /// Each file with its part's (disk offset, length, offset in the file).
+    Parts(Vec<(&'a File, u64, u64, u64)>),
+}
+
+impl DiskOut<'_> {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        match self {
+            DiskOut::One(f) => f.write_all_at(buf, offset),
+            DiskOut::Parts(parts) => {
+                let end = offset + buf.len() as u64;
+                let mut written = 0u64;
+                for (f, disk_offset, len, file_offset) in parts {
+                    let from = offset.max(*disk_offset);
+                    let to = end.min(disk_offset + len);
+                    if from < to {
+                        let piece = &buf[(from - offset) as usize..(to - offset) as usize];
+                        f.write_all_at(piece, file_offset + (from - disk_offset))?;
+                        written += to - from;
+                    }
+                }
+                if written != buf.len() as u64 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "a write at disk offset {offset} lies outside the disk's data files"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        match self {
+            DiskOut::One(f) => f.sync_all(),
+            DiskOut::Parts(parts) => parts.iter().try_for_each(|p| p.0.sync_all()),
+        }
+    }
+}
+
+/// Applies the planned writes and fills to an open output.
+fn apply(dst: &DiskOut, plan: &OutputPlan) -> io::Result<()> {
     for w in &plan.writes {
         dst.write_all_at(&w.bytes, w.file_offset)?;
     }
@@ -223,10 +269,11 @@ pub fn device_identity(dev: &Device, image: Identity) -> Identity {
 pub fn write_copy(
     source: &FileSource,
     out: &Target,
+    data_files_for: Option<&OsStr>,
     device: Option<Device>,
     plan: &OutputPlan,
     undo: Option<(&Target, &[Piece])>,
-) -> Result<(), String> {
+) -> Result<Vec<PathBuf>, String> {
     // The output's size: the image's, unless the fix changes it (a re-streamed VMDK, whose writes
     // cover every byte past the part of the image kept).
     let size = plan.file_size.unwrap_or(source.size());
@@ -239,8 +286,8 @@ pub fn write_copy(
             None => None,
         };
         (|| {
-            copy_data(source, &dev.file, kept, false)?;
-            apply(&dev.file, plan)?;
+            copy_disk(source, &dev.file, kept)?;
+            apply(&DiskOut::One(&dev.file), plan)?;
             dev.file.sync_all()
         })()
         .map_err(|e| {
@@ -257,9 +304,12 @@ pub fn write_copy(
                 )
             })?;
         }
-        return Ok(());
+        return Ok(Vec::new());
     }
 
+    if let Some(descriptor) = source.descriptor() {
+        return write_described_copy(source, descriptor, out, data_files_for, plan, undo);
+    }
     let dir = out.dir();
     let final_path = out.final_path();
     let out_tmp = TempFile::create(&dir, &file_name_of(out)).map_err(ctx(format!(
@@ -268,8 +318,8 @@ pub fn write_copy(
     )))?;
     (|| {
         out_tmp.file.set_len(size)?;
-        copy_data(source, &out_tmp.file, kept, true)?;
-        apply(&out_tmp.file, plan)?;
+        copy_file(&source.parts()[0].file, 0, &out_tmp.file, 0, kept, true)?;
+        apply(&DiskOut::One(&out_tmp.file), plan)?;
         out_tmp.file.sync_all()
     })()
     .map_err(ctx(format!(
@@ -305,7 +355,7 @@ pub fn write_copy(
             final_path.display()
         ));
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Writes the fixed image as a fixed VHD (`--output-format vhd-fixed`) to `out`, a new or
@@ -343,8 +393,11 @@ pub fn write_fixed_vhd<R: ReadAt>(
             match extent {
                 Extent::Zero { .. } => {}
                 Extent::InFile { file_offset, .. } => {
-                    copy_range_sparse(source.file(), file_offset, &tmp.file, pos, len, &mut buf)
-                        .map_err(&io_err)?
+                    for (i, at, within, n) in split(source.parts(), file_offset, len) {
+                        let part = &source.parts()[i].file;
+                        copy_range_sparse(part, at, &tmp.file, pos + within, n, &mut buf)
+                            .map_err(&io_err)?
+                    }
                 }
                 Extent::Compressed { .. } => {
                     let mut done = 0u64;
@@ -469,14 +522,32 @@ pub fn write_new_file(
     Ok(())
 }
 
-/// Copies the first `size` bytes of the source to `dst`. Into a fresh file (`holes_are_zero`),
-/// holes and all-zero chunks are skipped and stay holes; onto a device they are zeroed (the
-/// device still holds its old contents there).
-fn copy_data(source: &FileSource, dst: &File, size: u64, holes_are_zero: bool) -> io::Result<()> {
+/// Copies the first `size` bytes of the disk to `dst` (a device) at the same offsets, through
+/// the files that hold them.
+fn copy_disk(source: &FileSource, dst: &File, size: u64) -> io::Result<()> {
+    for (i, at, within, n) in split(source.parts(), 0, size) {
+        copy_file(&source.parts()[i].file, at, dst, within, n, false)?;
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes of `src` from `from` to `dst` at `to`. Into a fresh file
+/// (`holes_are_zero`), holes and all-zero chunks are skipped and stay holes; onto a device they
+/// are zeroed (the device still holds its old contents there).
+fn copy_file(
+    src: &File,
+    from: u64,
+    dst: &File,
+    to: u64,
+    len: u64,
+    holes_are_zero: bool,
+) -> io::Result<()> {
     use nix::unistd::{lseek, Whence};
-    let src = source.file();
     let mut buf = vec![0u8; CHUNK];
-    let mut pos: u64 = 0;
+    // Positions below are in `src`; `dst` is written at `to + (pos - from)`.
+    let size = from + len;
+    let shift = |p: u64| to + (p - from);
+    let mut pos: u64 = from;
     while pos < size {
         // Next data region; on file systems or devices without SEEK_DATA, treat all as data.
         let data = match lseek(src, pos as i64, Whence::SeekData) {
@@ -485,7 +556,7 @@ fn copy_data(source: &FileSource, dst: &File, size: u64, holes_are_zero: bool) -
             Err(_) => pos,
         };
         if data > pos && !holes_are_zero {
-            zero_range(dst, pos, data - pos)?;
+            zero_range(dst, shift(pos), data - pos)?;
         }
         if data >= size {
             break;
@@ -499,9 +570,9 @@ fn copy_data(source: &FileSource, dst: &File, size: u64, holes_are_zero: bool) -
             let n = ((hole - at) as usize).min(CHUNK);
             src.read_exact_at(&mut buf[..n], at)?;
             if buf[..n].iter().any(|b| *b != 0) {
-                dst.write_all_at(&buf[..n], at)?;
+                dst.write_all_at(&buf[..n], shift(at))?;
             } else if !holes_are_zero {
-                zero_range(dst, at, n as u64)?;
+                zero_range(dst, shift(at), n as u64)?;
             }
             at += n as u64;
         }
@@ -529,11 +600,42 @@ fn zero_range(dst: &File, at: u64, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens the image for writing and makes sure it is the file that was read.
-fn open_for_writing(image: &Path, source: &FileSource) -> Result<File, String> {
+/// Opens the files holding the image for writing (the image itself, or the data files its
+/// descriptor names) and makes sure each is the file that was read.
+fn open_disk_for_writing(image: &Path, source: &FileSource) -> Result<Vec<File>, String> {
+    if source.descriptor().is_none() {
+        return Ok(vec![open_for_writing(
+            image,
+            source.metadata(),
+            source.is_block_device(),
+        )?]);
+    }
+    source
+        .parts()
+        .iter()
+        .map(|p| open_for_writing(&p.path, &p.meta, false))
+        .collect()
+}
+
+/// The files of [`open_disk_for_writing`] as the disk they hold.
+fn disk_out<'a>(files: &'a [File], source: &FileSource) -> DiskOut<'a> {
+    if source.descriptor().is_none() {
+        return DiskOut::One(&files[0]);
+    }
+    DiskOut::Parts(
+        files
+            .iter()
+            .zip(source.parts())
+            .map(|(f, p)| (f, p.disk_offset, p.len, p.file_offset))
+            .collect(),
+    )
+}
+
+/// Opens one file for writing and makes sure it is the file `read` describes.
+fn open_for_writing(image: &Path, read: &std::fs::Metadata, device: bool) -> Result<File, String> {
     let mut o = OpenOptions::new();
     o.write(true);
-    if source.is_block_device() {
+    if device {
         // Refused by Linux while the device is mounted: writing under a mounted file system
         // would be overwritten by it, or confuse it.
         o.custom_flags(nix::libc::O_EXCL);
@@ -548,7 +650,7 @@ fn open_for_writing(image: &Path, source: &FileSource) -> Result<File, String> {
     let m = f
         .metadata()
         .map_err(ctx(format!("cannot stat {}", image.display())))?;
-    let r = source.metadata();
+    let r = read;
     if m.dev() != r.dev() || m.ino() != r.ino() {
         return Err(format!(
             "{} changed while kaifuku was working on it; nothing was written",
@@ -573,12 +675,13 @@ pub fn write_in_place(
             image.display()
         ));
     }
-    let f = open_for_writing(image, source)?;
+    let files = open_disk_for_writing(image, source)?;
+    let dst = disk_out(&files, source);
     let tmp = undo_temp(undo.0, undo.1, source)?;
     let undo_path = commit_undo(tmp, undo.0)?;
     (|| {
-        apply(&f, plan)?;
-        f.sync_all()
+        apply(&dst, plan)?;
+        dst.sync_all()
     })()
     .map_err(|e| {
         format!(
@@ -598,7 +701,10 @@ pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> 
         .map_err(|e| format!("cannot open the undo file {}: {e}", undo_file.display()))?;
     let source =
         FileSource::open(image).map_err(|e| format!("cannot open {}: {e}", image.display()))?;
-    crate::paths::refuse_same((image, source.metadata()), (undo_file, usrc.metadata()))?;
+    for (p, m) in source.all_files() {
+        let shown = if p.as_os_str().is_empty() { image } else { p };
+        crate::paths::refuse_same((shown, m), (undo_file, usrc.metadata()))?;
+    }
     let u = UndoFile::open(&usrc).map_err(|e| format!("{}: {e}", undo_file.display()))?;
     let container = kaifuku_container::open(&source).map_err(|e| {
         format!(
@@ -644,7 +750,8 @@ pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> 
             ));
         }
     }
-    let f = open_for_writing(image, &source)?;
+    let files = open_disk_for_writing(image, &source)?;
+    let f = disk_out(&files, &source);
     for e in u.entries() {
         let e = e.map_err(|e| format!("{}: {e}", undo_file.display()))?;
         let mut done = 0u64;
@@ -660,4 +767,166 @@ pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> 
     f.sync_all()
         .map_err(|e| format!("writing {}: {e}", image.display()))?;
     Ok(u.count())
+}
+
+/// The data file names of a copy of a described disk written as `descriptor_name`: VMware's and
+/// QEMU's names, `NAME-flat.vmdk` for one extent and `NAME-f001.vmdk`, `NAME-f002.vmdk`, … for
+/// several (`NAME` is the descriptor's name without `.vmdk`).
+pub fn data_file_names(descriptor_name: &OsStr, extents: usize) -> Result<Vec<String>, String> {
+    let name = descriptor_name.to_str().ok_or_else(|| {
+        format!(
+            "the output name {} is not UTF-8, which a VMDK descriptor cannot name",
+            descriptor_name.to_string_lossy()
+        )
+    })?;
+    let stem = match name.len().checked_sub(5) {
+        Some(i) if name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".vmdk") => {
+            &name[..i]
+        }
+        _ => name,
+    };
+    if stem.is_empty() || stem.contains('"') || stem.chars().any(char::is_control) {
+        return Err(format!(
+            "the output name {name} cannot be written in a VMDK descriptor: choose a plain name such as fixed.vmdk"
+        ));
+    }
+    Ok(if extents == 1 {
+        vec![format!("{stem}-flat.vmdk")]
+    } else {
+        (1..=extents)
+            .map(|i| format!("{stem}-f{i:03}.vmdk"))
+            .collect()
+    })
+}
+
+/// The names and paths of the data files a described copy written to `out` gets (named for
+/// `data_files_for` when given); refuses names that are taken: kaifuku never replaces a file it
+/// was not named on the command line.
+pub fn new_data_files(
+    out: &Target,
+    data_files_for: Option<&OsStr>,
+    extents: usize,
+) -> Result<(Vec<String>, Vec<PathBuf>), String> {
+    let dir = out.dir();
+    let own_name = file_name_of(out);
+    let names = data_file_names(data_files_for.unwrap_or(&own_name), extents)?;
+    let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    for p in &paths {
+        if fs::symlink_metadata(p).is_ok() {
+            return Err(format!(
+                "the fixed disk's data file would be {}, which exists already: kaifuku never replaces a file it was not named on the command line. Move it away or choose another output name",
+                p.display()
+            ));
+        }
+    }
+    Ok((names, paths))
+}
+
+/// Writes the fixed copy of a disk opened through a VMware text descriptor: new data files next
+/// to the output (each a sparse copy of its original, with the planned writes in its part), then
+/// the descriptor at `out`, the original's text naming the new files. The data files are named for
+/// `data_files_for` when given (the batch writes the descriptor under a temporary name and
+/// renames it once verified), else for `out`'s own name; none of them may exist already. The
+/// data files are made visible first and the descriptor last, so a descriptor never names a
+/// missing file; on failure everything written is removed. Returns the data files' paths.
+fn write_described_copy(
+    source: &FileSource,
+    descriptor: &DiskDescriptor,
+    out: &Target,
+    data_files_for: Option<&OsStr>,
+    plan: &OutputPlan,
+    undo: Option<(&Target, &[Piece])>,
+) -> Result<Vec<PathBuf>, String> {
+    if plan.file_size.is_some_and(|s| s != source.size()) {
+        return Err(
+            "this fix would change the disk's size, which a descriptor's data files cannot take"
+                .into(),
+        );
+    }
+    let dir = out.dir();
+    let final_path = out.final_path();
+    let own_name = file_name_of(out);
+    let (names, paths) = new_data_files(out, data_files_for, source.parts().len())?;
+    let text = descriptor
+        .with_file_names(&names)
+        .ok_or_else(|| format!("cannot name the data files {names:?} in the VMDK descriptor"))?;
+    let mut temps = Vec::with_capacity(paths.len());
+    for (part, name) in source.parts().iter().zip(&names) {
+        let tmp = TempFile::create(&dir, OsStr::new(name)).map_err(ctx(format!(
+            "cannot create the output in {}",
+            dir.display()
+        )))?;
+        tmp.file
+            .set_len(part.file_size)
+            .and_then(|()| copy_file(&part.file, 0, &tmp.file, 0, part.file_size, true))
+            .map_err(ctx(format!("cannot write {}", dir.join(name).display())))?;
+        temps.push(tmp);
+    }
+    let dst = DiskOut::Parts(
+        temps
+            .iter()
+            .zip(source.parts())
+            .map(|(t, p)| (&t.file, p.disk_offset, p.len, p.file_offset))
+            .collect(),
+    );
+    apply(&dst, plan)
+        .and_then(|()| dst.sync_all())
+        .map_err(ctx(format!(
+            "cannot write the output {}",
+            final_path.display()
+        )))?;
+    let desc_tmp = TempFile::create(&dir, &own_name).map_err(ctx(format!(
+        "cannot create the output in {}",
+        dir.display()
+    )))?;
+    desc_tmp
+        .file
+        .write_all_at(text.as_bytes(), 0)
+        .and_then(|()| desc_tmp.file.sync_all())
+        .map_err(ctx(format!(
+            "cannot write the output {}",
+            final_path.display()
+        )))?;
+    let undo_tmp = undo
+        .map(|(t, pieces)| undo_temp(t, pieces, source))
+        .transpose()?;
+    // Everything is complete and synced: only the renames are left, data files first.
+    let mut committed: Vec<PathBuf> = Vec::new();
+    let remove = |committed: &[PathBuf]| {
+        for p in committed {
+            let _ = fs::remove_file(p);
+        }
+    };
+    for (tmp, p) in temps.into_iter().zip(&paths) {
+        if let Err(e) = tmp.commit(p, false) {
+            remove(&committed);
+            return Err(format!("cannot create {}: {e}", p.display()));
+        }
+        committed.push(p.clone());
+    }
+    if let (Some(tmp), Some((t, _))) = (undo_tmp, undo) {
+        match commit_undo(tmp, t) {
+            Ok(u) => committed.push(u),
+            Err(e) => {
+                remove(&committed);
+                return Err(e);
+            }
+        }
+    }
+    if let Err(e) = desc_tmp.commit(&final_path, true) {
+        remove(&committed);
+        return Err(format!(
+            "cannot create the output {}: {e}",
+            final_path.display()
+        ));
+    }
+    if let Err(e) = sync_dir(&dir) {
+        let _ = fs::remove_file(&final_path);
+        remove(&committed);
+        return Err(format!(
+            "cannot make the output {} durable: {e}",
+            final_path.display()
+        ));
+    }
+    Ok(paths)
 }

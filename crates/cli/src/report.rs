@@ -9,6 +9,9 @@ use std::fmt::Write;
 #[derive(Serialize)]
 pub struct JsonReport<'a> {
     pub image: String,
+    /// The data files a VMware descriptor named, read as the disk (in disk order).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_files: Vec<String>,
     #[serde(flatten)]
     pub report: &'a InspectReport,
     pub reads: ReadStats,

@@ -1,73 +1,223 @@
-//! The native bottom of the read stack: `pread` on an image file or a block device.
+//! The native bottom of the read stack: `pread` on an image file or a block device, or on the
+//! data files a VMware text descriptor names (read as one disk, in the descriptor's order).
 
+use kaifuku_container::vmdk_descriptor::{self, DiskDescriptor, MAX_DESCRIPTOR_BYTES};
 use kaifuku_io::{check_range, ReadAt};
 use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// One file holding a stretch of the disk: `len` bytes from `disk_offset` on, stored in `file`
+/// from `file_offset` on. A plain image is one part holding the whole file.
+pub struct Part {
+    pub path: PathBuf,
+    pub file: File,
+    pub meta: Metadata,
+    pub disk_offset: u64,
+    pub len: u64,
+    pub file_offset: u64,
+    /// The file's own size (a flat extent may hold bytes past its part of the disk).
+    pub file_size: u64,
+}
 
 pub struct FileSource {
-    file: File,
+    parts: Vec<Part>,
     size: u64,
     meta: Metadata,
+    descriptor: Option<DiskDescriptor>,
+}
+
+/// Opens one file read-only: a regular file or a block device, nothing else. The path is checked
+/// before it is opened (opening a FIFO for reading would wait forever for a writer), and the
+/// opened file again (in case the path changed in between). The size comes from seeking to the
+/// end, which works for block devices (whose metadata length is 0) as well as files.
+fn open_checked(path: &Path, regular_only: bool) -> io::Result<(File, Metadata, u64)> {
+    let before = crate::paths::check_image(path)?;
+    if regular_only && !before.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a block device, not a file",
+        ));
+    }
+    // O_NONBLOCK: should the path have become a FIFO since it was checked, the open returns
+    // at once instead of waiting for a writer; the check below then refuses it.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let t = meta.file_type();
+    if !(t.is_file() || t.is_block_device())
+        || meta.dev() != before.dev()
+        || meta.ino() != before.ino()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the file changed while it was being opened; try again",
+        ));
+    }
+    let size = file.seek(SeekFrom::End(0))?;
+    Ok((file, meta, size))
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
 impl FileSource {
-    /// Opens a disk image read-only: a regular file or a block device, nothing else. The path is
-    /// checked before it is opened (opening a FIFO for reading would wait forever for a writer),
-    /// and the opened file again (in case the path changed in between). The size comes from
-    /// seeking to the end, which works for block devices (whose metadata length is 0) as well as
-    /// files.
+    /// Opens a disk image read-only: a regular file or a block device. A VMware text descriptor
+    /// is opened as the disk its flat data files hold (each a regular file in the descriptor's
+    /// folder, at least as long as the descriptor says).
     pub fn open(path: &Path) -> io::Result<FileSource> {
-        Self::open_kind(path, false)
+        let (mut file, meta, size) = open_checked(path, false)?;
+        if !meta.file_type().is_file() || size > MAX_DESCRIPTOR_BYTES {
+            return Ok(Self::single(path, file, meta, size));
+        }
+        let mut text = Vec::with_capacity(size as usize);
+        file.seek(SeekFrom::Start(0))?;
+        (&mut file)
+            .take(MAX_DESCRIPTOR_BYTES)
+            .read_to_end(&mut text)?;
+        if !vmdk_descriptor::is_descriptor(&text) {
+            return Ok(Self::single(path, file, meta, size));
+        }
+        let descriptor = vmdk_descriptor::parse(&text).map_err(|e| {
+            let kind = if e.is_refusal() {
+                io::ErrorKind::Unsupported
+            } else {
+                io::ErrorKind::InvalidData
+            };
+            io::Error::new(kind, e.to_string())
+        })?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut parts = Vec::with_capacity(descriptor.extents.len());
+        for e in &descriptor.extents {
+            let part_path = dir.join(&e.file_name);
+            let (f, m, file_size) = open_checked(&part_path, true).map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!(
+                        "its data file {} cannot be opened ({err}): keep the descriptor and every file it names together",
+                        part_path.display()
+                    ),
+                )
+            })?;
+            if file_size < e.file_offset + e.len {
+                return Err(invalid(format!(
+                    "its data file {} is {file_size} bytes, but the descriptor puts {} bytes of the disk in it{}: the file is incomplete (copy it again)",
+                    part_path.display(),
+                    e.len,
+                    if e.file_offset > 0 {
+                        format!(" from byte {}", e.file_offset)
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            if m.dev() == meta.dev() && m.ino() == meta.ino()
+                || parts
+                    .iter()
+                    .any(|p: &Part| p.meta.dev() == m.dev() && p.meta.ino() == m.ino())
+            {
+                return Err(invalid(format!(
+                    "the descriptor names {} twice (or names itself): it is damaged",
+                    part_path.display()
+                )));
+            }
+            parts.push(Part {
+                path: part_path,
+                file: f,
+                meta: m,
+                disk_offset: e.disk_offset,
+                len: e.len,
+                file_offset: e.file_offset,
+                file_size,
+            });
+        }
+        Ok(FileSource {
+            parts,
+            size: descriptor.disk_size(),
+            meta,
+            descriptor: Some(descriptor),
+        })
     }
 
-    /// Opens an undo file: a regular file only.
+    fn single(path: &Path, file: File, meta: Metadata, size: u64) -> FileSource {
+        FileSource {
+            parts: vec![Part {
+                path: path.to_path_buf(),
+                file,
+                meta: meta.clone(),
+                disk_offset: 0,
+                len: size,
+                file_offset: 0,
+                file_size: size,
+            }],
+            size,
+            meta,
+            descriptor: None,
+        }
+    }
+
+    /// Opens an undo file: a regular file only, never read through a descriptor.
     pub fn open_regular(path: &Path) -> io::Result<FileSource> {
-        Self::open_kind(path, true)
+        let (file, meta, size) = open_checked(path, true)?;
+        Ok(Self::single(path, file, meta, size))
     }
 
-    fn open_kind(path: &Path, regular_only: bool) -> io::Result<FileSource> {
-        let before = crate::paths::check_image(path)?;
-        if regular_only && !before.file_type().is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "it is a block device, not a file",
-            ));
-        }
-        // O_NONBLOCK: should the path have become a FIFO since it was checked, the open returns
-        // at once instead of waiting for a writer; the check below then refuses it.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-            .open(path)?;
-        let meta = file.metadata()?;
-        let t = meta.file_type();
-        if !(t.is_file() || t.is_block_device())
-            || meta.dev() != before.dev()
-            || meta.ino() != before.ino()
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the file changed while it was being opened; try again",
-            ));
-        }
-        let size = file.seek(SeekFrom::End(0))?;
-        Ok(FileSource { file, size, meta })
-    }
-
-    /// The opened file's metadata (`fstat`).
+    /// The opened path's metadata (`fstat`): the descriptor's for a described disk.
     pub fn metadata(&self) -> &Metadata {
         &self.meta
     }
 
-    pub fn file(&self) -> &File {
-        &self.file
+    /// The files holding the disk, in disk order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The text descriptor the disk was opened through, if it was.
+    pub fn descriptor(&self) -> Option<&DiskDescriptor> {
+        self.descriptor.as_ref()
     }
 
     pub fn is_block_device(&self) -> bool {
-        self.meta.file_type().is_block_device()
+        self.descriptor.is_none() && self.meta.file_type().is_block_device()
     }
+
+    /// Every file this source reads: the path opened and the data files it names.
+    pub fn all_files(&self) -> impl Iterator<Item = (&Path, &Metadata)> {
+        let own = self.descriptor.as_ref().map(|_| &self.meta);
+        self.parts
+            .iter()
+            .map(|p| (p.path.as_path(), &p.meta))
+            .chain(own.map(|m| (Path::new(""), m)))
+    }
+}
+
+/// The pieces of `[offset, offset + len)` of the disk, as (part index, offset in the part's
+/// file, offset in the range, length).
+pub fn split(
+    parts: &[Part],
+    offset: u64,
+    len: u64,
+) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
+    let end = offset.saturating_add(len);
+    parts.iter().enumerate().filter_map(move |(i, p)| {
+        let from = offset.max(p.disk_offset);
+        let to = end.min(p.disk_offset + p.len);
+        (from < to).then(|| {
+            (
+                i,
+                p.file_offset + (from - p.disk_offset),
+                from - offset,
+                to - from,
+            )
+        })
+    })
 }
 
 impl ReadAt for FileSource {
@@ -76,6 +226,27 @@ impl ReadAt for FileSource {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.size)?;
-        self.file.read_exact_at(buf, offset)
+        if let [p] = &self.parts[..] {
+            return p.file.read_exact_at(buf, offset);
+        }
+        for (i, at, within, n) in split(&self.parts, offset, buf.len() as u64) {
+            self.parts[i]
+                .file
+                .read_exact_at(&mut buf[within as usize..(within + n) as usize], at)?;
+        }
+        Ok(())
+    }
+}
+
+/// What is said, and how kaifuku exits, when an image cannot be opened: a VMware descriptor
+/// describing a disk kaifuku does not repair is refused (exit 2, as the same disk in one file
+/// would be); anything else is an error.
+pub fn open_failed(image: &Path, e: &io::Error) -> crate::exit::Exit {
+    if e.kind() == io::ErrorKind::Unsupported {
+        say!("refused: {}: {e}", image.display());
+        crate::exit::Exit::Refused
+    } else {
+        say!("cannot open {}: {e}", image.display());
+        crate::exit::Exit::Error
     }
 }

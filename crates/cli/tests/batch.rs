@@ -53,7 +53,8 @@ fn truncate_to(p: &Path, fraction: f64) {
 }
 
 /// The mixed set in `dir`: fixable images in every format kaifuku writes, images with nothing to
-/// fix, one refused (a VMDK text descriptor) and damaged ones; plus a file that is no image.
+/// fix, one refused (a VMDK split into sparse extents) and damaged ones; plus a file that is no
+/// image, and the data files of the two VMDK descriptors, which are read with their descriptor.
 fn make_mixed_set(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let f = fixtures();
@@ -113,12 +114,18 @@ fn make_mixed_set(dir: &Path) {
         "qcow2",
         &[],
     );
-    // A descriptor (refused: kaifuku cannot read it yet) and its flat extent (a raw disk).
+    // A descriptor and its flat extent (one disk), and a descriptor of sparse extents (refused).
     convert(
         &f.join("cs-empty.raw"),
         &dir.join("desc.vmdk"),
         "vmdk",
         &["subformat=monolithicFlat"],
+    );
+    convert(
+        &f.join("cs-empty.raw"),
+        &dir.join("split.vmdk"),
+        "vmdk",
+        &["subformat=twoGbMaxExtentSparse"],
     );
     copy_sparse(&f.join("gpt-win-v3.qcow2"), &dir.join("cut-v3.qcow2"));
     truncate_to(&dir.join("cut-v3.qcow2"), 0.5);
@@ -182,7 +189,7 @@ fn batch_of_mixed_images_matches_single_image_fixes() {
 
     let mut expected: Vec<PathBuf> = names_in(&input)
         .into_iter()
-        .filter(|n| n != "notes.txt")
+        .filter(|n| n != "notes.txt" && n != "desc-flat.vmdk" && n != "split-s001.vmdk")
         .map(|n| input.join(n))
         .collect();
     expected.push(extra.join("zeros.raw"));
@@ -309,12 +316,12 @@ fn batch_table_and_exit_status() {
     );
     assert!(out.join("mbr-win-fixed.raw").exists());
     // A refused image among them: exit 2, the refused image named on stderr.
-    let refused = s.path("desc.vmdk");
+    let refused = s.path("split.vmdk");
     convert(
         &f.join("cs-empty.raw"),
         &refused,
         "vmdk",
-        &["subformat=monolithicFlat"],
+        &["subformat=twoGbMaxExtentSparse"],
     );
     let out2 = s.path("out2");
     std::fs::create_dir_all(&out2).unwrap();

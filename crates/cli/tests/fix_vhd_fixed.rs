@@ -81,26 +81,9 @@ fn qemu_virtual_size(image: &Path, format: &str) -> u64 {
     qemu_info(image, format)["virtual-size"].as_u64().unwrap()
 }
 
-/// How many channel files (`drivers/CrowdStrike/C-00000291*.sys`) sleuthkit lists as allocated
-/// on the Windows volume of `image`; panics when fls cannot read the volume.
+/// How many channel files sleuthkit lists as allocated on the Windows volume of `image`.
 fn channel_files_fls(image: &Path) -> usize {
-    let listing = String::from_utf8_lossy(&run_ok(
-        "fls",
-        [
-            OsStr::new("-r"),
-            OsStr::new("-p"),
-            OsStr::new("-u"),
-            OsStr::new("-o"),
-            OsStr::new(WINDOWS_SECTOR),
-            image.as_os_str(),
-        ],
-    ))
-    .into_owned();
-    assert!(listing.contains("CrowdStrike"), "fls reads the volume");
-    listing
-        .lines()
-        .filter(|l| l.contains("drivers/CrowdStrike/C-00000291") && l.ends_with(".sys"))
-        .count()
+    common::fls_channel_files(image, WINDOWS_SECTOR, &[])
 }
 
 /// vhdiinfo's "Disk type", "Media size" (bytes) and "Identifier" of a VHD.

@@ -110,22 +110,11 @@ fn assert_qemu_accepts(out: &Path, fixed_raw: &Path) {
         "qemu-img check: {}",
         check.both()
     );
-    let compare = run(
-        "qemu-img",
-        [
-            OsStr::new("compare"),
-            OsStr::new("-f"),
-            OsStr::new("vmdk"),
-            OsStr::new("-F"),
-            OsStr::new("raw"),
-            out.as_os_str(),
-            fixed_raw.as_os_str(),
-        ],
-    );
-    assert!(
-        compare.code == 0 && compare.both().contains("Images are identical"),
-        "qemu-img compare with the fixed raw image: {}",
-        compare.both()
+    common::assert_qemu_identical(
+        out,
+        "vmdk",
+        fixed_raw,
+        "the fixed VMDK and the fixed raw image",
     );
 }
 

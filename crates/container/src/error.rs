@@ -52,12 +52,30 @@ fn unsupported_message(format: OtherFormat) -> String {
     );
     if format == OtherFormat::VmdkDescriptor {
         msg.push_str(
-            ". A descriptor only points to the data files: run qemu-img in the folder that holds \
-             them, and if there is a single `-flat.vmdk` file next to it, that file already is a \
-             raw image and can be opened directly",
+            ". A descriptor only points to the data files: if there is a single `-flat.vmdk` \
+             file next to it, that file already is a raw image and can be opened directly; the \
+             command line (`kaifuku fix DISK.vmdk -o fixed.vmdk`) reads a descriptor with its \
+             flat data files when they are beside it",
         );
     }
     msg
+}
+
+/// Why a VMDK child disk (its descriptor names a parent, `parent` when it gives one) is refused:
+/// worded once for the embedded descriptor and the text descriptor.
+pub(crate) fn vmdk_child_message(parent: &str) -> String {
+    format!(
+        "this VMDK is a child disk (a snapshot or linked clone: its descriptor names a parent{}): \
+         it only stores the changes made on top of the parent and cannot be repaired on its own. \
+         Consolidate the snapshots first (VMware \"Delete All\" snapshots / Consolidate), or with \
+         the parent next to it run `qemu-img convert -O vmdk CHILD.vmdk merged.vmdk`, then open \
+         the merged image",
+        if parent.is_empty() {
+            String::new()
+        } else {
+            format!(" \"{parent}\"")
+        }
+    )
 }
 
 /// Why a container could not be opened, mapped or planned.
@@ -341,14 +359,7 @@ pub enum ContainerError {
     },
 
     /// A VMDK child disk holds only the changes on top of a parent disk.
-    #[error(
-        "this VMDK is a child disk (a snapshot or linked clone: its descriptor names a parent{}): \
-         it only stores the changes made on top of the parent and cannot be repaired on its own. \
-         Consolidate the snapshots first (VMware \"Delete All\" snapshots / Consolidate), or with \
-         the parent next to it run `qemu-img convert -O vmdk CHILD.vmdk merged.vmdk`, then open \
-         the merged image",
-        if parent.is_empty() { String::new() } else { format!(" \"{parent}\"") }
-    )]
+    #[error("{}", vmdk_child_message(parent))]
     VmdkChild {
         /// The descriptor's `parentFileNameHint`, if it has one.
         parent: String,

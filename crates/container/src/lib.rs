@@ -27,6 +27,7 @@ mod vhd;
 mod vhdx;
 mod vhdx_log;
 mod vmdk;
+pub mod vmdk_descriptor;
 
 pub use error::{ContainerError, OtherFormat};
 pub use label::{ContainerUnit, FileWriteLabel, VmdkStreamPart, WriteHow};

@@ -257,13 +257,8 @@ fn parse_descriptor(text: &str) -> Result<Descriptor, ContainerError> {
             _ => {}
         }
     }
-    let no_parent = parent_cid
-        .as_deref()
-        .is_none_or(|p| p.eq_ignore_ascii_case("ffffffff"));
-    if !no_parent || parent_hint.is_some() {
-        return Err(ContainerError::VmdkChild {
-            parent: parent_hint.unwrap_or_default(),
-        });
+    if let Some(parent) = crate::vmdk_descriptor::parent_of(parent_cid.as_deref(), parent_hint) {
+        return Err(ContainerError::VmdkChild { parent });
     }
     let create_type = create_type.ok_or(ContainerError::VmdkDescriptor {
         problem: "has no createType line",

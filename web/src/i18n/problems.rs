@@ -412,6 +412,15 @@ impl T {
 
     pub(crate) fn container_text(self, p: &ContainerProblem) -> String {
         match p {
+            ContainerProblem::UnsupportedFormat {
+                format: OtherFormat::VmdkDescriptor,
+                ..
+            } => pick!(
+                self,
+                "これは VMDK の記述ファイル(ディスクのデータがどのファイルにあるかを書いた小さなテキスト)です。データが 1 つの -flat.vmdk ファイルにあるなら、そのファイル自体が raw ディスクなので、それを選んでください(修復後のファイルも同じ名前のまま記述ファイルと組み合わせて使えます)。データが複数のファイルに分かれている場合は、コマンドラインで kaifuku fix DISK.vmdk -o fixed.vmdk を実行してください。記述ファイルとデータファイルをまとめて読み、同じ形式で書き出します。",
+                "This is a VMDK descriptor: a small text file naming the files that hold the disk's data. If the data is in a single -flat.vmdk file, that file is a raw disk: pick it instead (the fixed file, kept under the same name, goes with the same descriptor). If the data is split over several files, use the command line: kaifuku fix DISK.vmdk -o fixed.vmdk reads the descriptor with its data files and writes the fixed disk in the same form."
+            )
+            .to_string(),
             ContainerProblem::UnsupportedFormat { format, qemu_name } => {
                 let format = self.other_format_name(*format);
                 pick!(

@@ -187,6 +187,44 @@ where
     o
 }
 
+/// How many channel files (`drivers/CrowdStrike/C-00000291*.sys`) sleuthkit's `fls` lists as
+/// allocated on the volume at sector `offset` of `image` (`extra`: options such as the image
+/// type); panics when fls cannot read the volume.
+pub fn fls_channel_files(image: &Path, offset: &str, extra: &[&str]) -> usize {
+    let mut args: Vec<&OsStr> = ["-r", "-p", "-u"].map(OsStr::new).to_vec();
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([OsStr::new("-o"), OsStr::new(offset), image.as_os_str()]);
+    let listing = String::from_utf8_lossy(&run_ok("fls", args)).into_owned();
+    assert!(listing.contains("CrowdStrike"), "fls reads the volume");
+    listing
+        .lines()
+        .filter(|l| l.contains("drivers/CrowdStrike/C-00000291") && l.ends_with(".sys"))
+        .count()
+}
+
+/// `qemu-img compare`: the disk of `image` (in qemu's `format`) is identical to the raw `raw`.
+pub fn assert_qemu_identical(image: &Path, format: &str, raw: &Path, ctx: &str) {
+    let compare = run(
+        "qemu-img",
+        [
+            OsStr::new("compare"),
+            OsStr::new("-f"),
+            OsStr::new(format),
+            OsStr::new("-F"),
+            OsStr::new("raw"),
+            image.as_os_str(),
+            raw.as_os_str(),
+        ],
+    );
+    assert!(
+        compare.code == 0 && compare.both().contains("Images are identical"),
+        "{ctx}: qemu-img compare {} {}: {}",
+        image.display(),
+        raw.display(),
+        compare.both()
+    );
+}
+
 /// `kaifuku check IMAGE`: exit 0 when the image is clean.
 /// The MFT record of the file or folder at `path` (`/`-separated, from the volume's root) of the
 /// bare volume `image`, as ntfs-3g's ntfsinfo finds it.
