@@ -38,9 +38,91 @@ pub struct BatchArgs {
     pub keys: crate::keys::KeyArgs,
 }
 
+/// Where an image of the batch lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A file or block device.
+    Local,
+    /// A disk behind an HTTP(S) URL (an Azure page blob by its SAS URL): fixed in place.
+    Url,
+    /// An S3 object: fixed into a new object.
+    S3,
+}
+
+impl Place {
+    fn of(input: &Path) -> Place {
+        if crate::remote::is_url(input.as_os_str()) {
+            Place::Url
+        } else if crate::s3::is_s3(input.as_os_str()) {
+            Place::S3
+        } else {
+            Place::Local
+        }
+    }
+}
+
+/// The name an image's outputs are named after: a file's name, a URL's or S3 key's last path
+/// segment (never the query, which holds a SAS token).
+fn image_name(image: &Path, place: Place) -> Option<OsString> {
+    match place {
+        Place::Local => image.file_name().map(OsStr::to_owned),
+        Place::Url | Place::S3 => {
+            let s = image.to_str()?;
+            let path = s.split(['?', '#']).next().unwrap_or("");
+            let last = path.trim_end_matches('/').rsplit('/').next()?;
+            (!last.is_empty() && !last.contains(':')).then(|| OsString::from(last))
+        }
+    }
+}
+
+/// The image as it may be shown (a URL without its SAS token).
+fn shown(image: &Path, place: Place) -> String {
+    match place {
+        Place::Url => crate::remote::shown(&image.to_string_lossy()),
+        Place::Local | Place::S3 => image.display().to_string(),
+    }
+}
+
+/// Refuses a batch whose images and outputs do not go together: a URL is fixed where it lives
+/// (`--in-place --undo-dir`), an S3 object into a new object (`--out-dir s3://BUCKET/PREFIX`), and
+/// such a prefix takes S3 objects only.
+fn check_places(args: &BatchArgs) -> Result<(), String> {
+    let s3_out = args
+        .out_dir
+        .as_ref()
+        .is_some_and(|d| crate::s3::is_s3(d.as_os_str()));
+    for input in &args.inputs {
+        match Place::of(input) {
+            Place::Url if args.out_dir.is_some() => {
+                return Err(format!(
+                    "{} is a disk behind a URL, fixed where it lives: give --in-place --undo-dir DIR (its undo file is saved there first), not --out-dir",
+                    crate::remote::shown(&input.to_string_lossy())
+                ))
+            }
+            Place::S3 if !s3_out => {
+                return Err(format!(
+                    "{} is an S3 object, which cannot be changed in place or written to a folder here: give --out-dir s3://BUCKET/PREFIX, where each fixed copy becomes a new object made by a server-side copy",
+                    input.display()
+                ))
+            }
+            Place::Local if s3_out => {
+                return Err(format!(
+                    "--out-dir s3://… takes S3 objects only, and {} is a local image: fix local images in a separate run with a folder as --out-dir",
+                    input.display()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// One image of the batch and the files its run writes.
 struct Job {
     image: PathBuf,
+    place: Place,
+    /// The image as it is shown (a URL without its SAS token).
+    shown: String,
     /// The final name of the fixed copy (`--out-dir`).
     output: Option<PathBuf>,
     /// The temporary name the run writes the copy to.
@@ -168,6 +250,10 @@ fn looks_like_image(path: &Path) -> bool {
 fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut images = Vec::new();
     for input in inputs {
+        if Place::of(input) != Place::Local {
+            images.push(input.clone());
+            continue;
+        }
         let meta = std::fs::metadata(input)
             .map_err(|e| format!("cannot open {}: {e}", input.display()))?;
         if !meta.is_dir() {
@@ -263,15 +349,16 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
     }
     let mut by_name: BTreeMap<OsString, &Path> = BTreeMap::new();
     for image in &images {
-        let Some(name) = image.file_name() else {
-            return Err(format!("{} names no file", image.display()));
+        let place = Place::of(image);
+        let Some(name) = image_name(image, place) else {
+            return Err(format!("{} names no file", shown(image, place)));
         };
-        if let Some(first) = by_name.insert(name.to_owned(), image) {
+        if let Some(first) = by_name.insert(name, image) {
             return Err(format!(
                 "{} and {} have the same file name, so their {} would have the same name: \
                  fix them in separate runs (or rename one); nothing was done",
-                first.display(),
-                image.display(),
+                shown(first, Place::of(first)),
+                shown(image, place),
                 if args.out_dir.is_some() {
                     "fixed copies"
                 } else {
@@ -285,8 +372,20 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
         .into_iter()
         .zip(parts_of)
         .map(|(image, parts)| {
-            let name = image.file_name().unwrap_or_default().to_owned();
+            let place = Place::of(&image);
+            let name = image_name(&image, place).unwrap_or_default();
             let (output, partial) = match &args.out_dir {
+                // A new S3 object appears only when complete (and is deleted by its run if it
+                // does not verify): it is written under its final name.
+                Some(prefix) if place == Place::S3 => {
+                    let prefix = prefix.to_string_lossy();
+                    let out = match args.output_format {
+                        crate::fix_cmd::OutputFormat::Same => fixed_name(&name),
+                        crate::fix_cmd::OutputFormat::VhdFixed => fixed_vhd_name(&name),
+                    };
+                    let key = format!("{}/{}", prefix.trim_end_matches('/'), out.to_string_lossy());
+                    (Some(PathBuf::from(key)), None)
+                }
                 Some(dir) => {
                     let out = match args.output_format {
                         crate::fix_cmd::OutputFormat::Same => fixed_name(&name),
@@ -325,6 +424,8 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
                 }
             }
             Ok(Job {
+                shown: shown(&image, place),
+                place,
                 image,
                 output,
                 partial,
@@ -406,6 +507,9 @@ fn run_one(
     }
     match (&job.partial, &job.undo) {
         (Some(p), _) => cmd.arg("-o").arg(p),
+        (None, None) if job.place == Place::S3 && job.output.is_some() => cmd
+            .arg("-o")
+            .arg(job.output.as_deref().unwrap_or(Path::new(""))),
         (None, Some(u)) => cmd.arg("--in-place").arg("--undo").arg(u),
         (None, None) => return done(Outcome::Failed, None, Some("nowhere to write".into())),
     };
@@ -635,8 +739,12 @@ fn report_facts(report: Option<&Value>) -> (String, String, String) {
 /// Runs the batch; returns how kaifuku exits: 0 when every image was fixed or had nothing to
 /// fix, otherwise the worst status of an image (2 refused, 3 error), 130 after SIGINT.
 pub fn run(args: BatchArgs) -> Exit {
+    if let Err(e) = check_places(&args) {
+        say!("{e}; nothing was done");
+        return Exit::Error;
+    }
     for (dir, what) in [(&args.out_dir, "--out-dir"), (&args.undo_dir, "--undo-dir")] {
-        if let Some(d) = dir {
+        if let Some(d) = dir.as_ref().filter(|d| !crate::s3::is_s3(d.as_os_str())) {
             if !d.is_dir() {
                 say!("{what} {} is not a directory: create it first", d.display());
                 return Exit::Error;
@@ -676,9 +784,15 @@ pub fn run(args: BatchArgs) -> Exit {
         }
     };
     // Existing files are never replaced; they are named before anything starts.
+    // (A new S3 object's run refuses an existing one itself.)
     let existing: Vec<&PathBuf> = jobs
         .iter()
-        .flat_map(|j| [&j.output, &j.undo])
+        .flat_map(|j| {
+            [
+                j.output.as_ref().filter(|_| j.place != Place::S3),
+                j.undo.as_ref(),
+            ]
+        })
         .flatten()
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
         .collect();
@@ -698,7 +812,7 @@ pub fn run(args: BatchArgs) -> Exit {
         .unwrap_or(1)
         .clamp(1, jobs.len());
     let progress = Progress {
-        names: jobs.iter().map(|j| j.image.display().to_string()).collect(),
+        names: jobs.iter().map(|j| j.shown.clone()).collect(),
         states: Mutex::new(vec![State::Waiting; jobs.len()]),
         tty: std::io::stderr().is_terminal(),
         drawn: Mutex::new(Drawn {
@@ -771,7 +885,7 @@ pub fn run(args: BatchArgs) -> Exit {
         if !matches!(r.outcome, Outcome::Fixed | Outcome::NothingToFix) {
             say!(
                 "{}: {}{}",
-                job.image.display(),
+                job.shown,
                 r.outcome.words(),
                 r.message
                     .as_deref()
@@ -805,7 +919,7 @@ fn json_lines(jobs: &[Job], results: &[Result1], interrupted: bool) -> String {
     for (job, r) in jobs.iter().zip(results) {
         *counts.entry(r.outcome.words()).or_default() += 1;
         let line = json!({
-            "image": job.image.display().to_string(),
+            "image": job.shown,
             "outcome": r.outcome.words(),
             "exit_code": r.outcome.exit().code(),
             "output": (r.outcome == Outcome::Fixed).then(|| job.output.as_ref().map(|p| p.display().to_string())).flatten(),
@@ -843,7 +957,7 @@ fn table(jobs: &[Job], results: &[Result1]) -> String {
     for (job, r) in jobs.iter().zip(results) {
         let (removed, journal, read) = report_facts(r.report.as_ref());
         rows.push([
-            job.image.display().to_string(),
+            job.shown.clone(),
             r.outcome.words().to_string(),
             removed,
             journal,

@@ -474,14 +474,6 @@ fn run() -> Exit {
                 Ok(rules) => rules,
                 Err(exit) => return exit,
             };
-            if images.len() > 1
-                && images
-                    .iter()
-                    .any(|i| remote::is_url(i.as_os_str()) || s3::is_s3(i.as_os_str()))
-            {
-                say!("a disk behind a URL is fixed on its own: give one URL per run");
-                return Exit::Error;
-            }
             if out_dir.is_some() || undo_dir.is_some() || images.len() > 1 {
                 if out_dir.is_none() && undo_dir.is_none() {
                     say!(

@@ -342,3 +342,69 @@ fn what_a_url_cannot_do_is_refused_with_the_reason() {
     let after = az.requests("r.vhd").iter().filter(|r| r.0 == "PUT").count();
     assert_eq!(before, after, "a dry run writes nothing");
 }
+
+#[test]
+fn the_batch_fixes_page_blobs_in_place_with_an_undo_file_each() {
+    let s = Scratch::new("azure-batch");
+    let az = Azurite::start(&s);
+    let urls = [
+        az.upload("web01.vhd", &fixture()),
+        az.upload("web02.vhd", &fixture()),
+    ];
+    let undo_dir = s.path("undo");
+    std::fs::create_dir_all(&undo_dir).unwrap();
+    let r = kaifuku([
+        OsStr::new("fix"),
+        OsStr::new("--json"),
+        OsStr::new("--in-place"),
+        OsStr::new("--undo-dir"),
+        undo_dir.as_os_str(),
+        OsStr::new(&urls[0]),
+        OsStr::new(&urls[1]),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    for url in &urls {
+        let sig = signature(url);
+        assert!(
+            !r.both().contains(&sig) && !r.both().contains("sig="),
+            "the SAS token was printed: {}",
+            r.both()
+        );
+    }
+    let lines: Vec<serde_json::Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", r.text());
+    let local = fixed_locally(&s);
+    for (i, (url, name)) in urls.iter().zip(["web01.vhd", "web02.vhd"]).enumerate() {
+        assert_eq!(lines[i]["outcome"], "fixed", "{}", lines[i]);
+        let image = lines[i]["image"].as_str().unwrap();
+        assert!(image.ends_with(&format!("/{name}?…")), "{image}");
+        // The blob holds what the local fix writes; its undo file restores it.
+        let got = s.path(&format!("{name}.got"));
+        download(url, &got);
+        assert_eq!(sha256(&got), sha256(&local), "{name} equals the local fix");
+        let undo = undo_dir.join(format!("{name}.undo"));
+        let u = kaifuku([OsStr::new("undo"), OsStr::new(url), undo.as_os_str()]);
+        assert_eq!(u.code, 0, "{}", u.both());
+        download(url, &got);
+        assert_eq!(sha256(&got), sha256(&fixture()), "undo restores {name}");
+    }
+
+    // A URL is fixed where it lives: not copied to a folder.
+    let out = s.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let r = kaifuku([
+        OsStr::new("fix"),
+        OsStr::new("--out-dir"),
+        out.as_os_str(),
+        OsStr::new(&urls[0]),
+        fixture().as_os_str(),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.both());
+    assert!(r.stderr.contains("--in-place --undo-dir"), "{}", r.stderr);
+    assert!(!r.both().contains(&signature(&urls[0])));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}

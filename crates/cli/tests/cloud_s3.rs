@@ -277,3 +277,81 @@ fn what_s3_cannot_do_is_refused_with_the_reason() {
     assert_eq!(r.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no AWS credentials"));
 }
+
+#[test]
+fn the_batch_fixes_objects_into_new_objects_under_a_prefix() {
+    let s = Scratch::new("s3-batch");
+    let moto = Moto::start(&s);
+    let vhd = fixtures().join("gpt-win-fixed.vhd");
+    moto.upload("exports/web01.vhd", &vhd);
+    moto.upload("exports/web02.vhd", &vhd);
+    let r = moto.kaifuku(&[
+        "fix",
+        "--json",
+        "--out-dir",
+        "s3://disks/fixed/",
+        "s3://disks/exports/web01.vhd",
+        "s3://disks/exports/web02.vhd",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let lines: Vec<Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", r.text());
+    let local = s.path("local.vhd");
+    local_fix(&vhd, &local);
+    for (i, name) in ["web01", "web02"].iter().enumerate() {
+        assert_eq!(lines[i]["outcome"], "fixed", "{}", lines[i]);
+        assert_eq!(
+            lines[i]["output"],
+            format!("s3://disks/fixed/{name}-fixed.vhd"),
+            "{}",
+            lines[i]
+        );
+        let got = s.path(&format!("{name}.got"));
+        moto.download(&format!("fixed/{name}-fixed.vhd"), &got);
+        assert_eq!(
+            sha256(&got),
+            sha256(&local),
+            "{name}: the new object equals the local fix"
+        );
+        // The input object is as it was.
+        let input = s.path(&format!("{name}.in"));
+        moto.download(&format!("exports/{name}.vhd"), &input);
+        assert_eq!(sha256(&input), sha256(&vhd));
+    }
+    // Again: the new objects exist, so both runs are refused and nothing is replaced.
+    let r = moto.kaifuku(&[
+        "fix",
+        "--out-dir",
+        "s3://disks/fixed",
+        "s3://disks/exports/web01.vhd",
+        "s3://disks/exports/web02.vhd",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.both());
+    assert!(r.stderr.contains("exists already"), "{}", r.stderr);
+
+    // S3 objects and local images do not share a run; an object is never changed in place.
+    for args in [
+        vec![
+            "fix",
+            "--out-dir",
+            "s3://disks/fixed2",
+            "s3://disks/exports/web01.vhd",
+            vhd.to_str().unwrap(),
+        ],
+        vec![
+            "fix",
+            "--in-place",
+            "--undo-dir",
+            s.path("").to_str().unwrap(),
+            "s3://disks/exports/web01.vhd",
+        ],
+    ] {
+        let r = moto.kaifuku(&args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.both());
+        assert!(r.stderr.contains("nothing was done"), "{}", r.stderr);
+    }
+}
