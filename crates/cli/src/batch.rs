@@ -321,19 +321,20 @@ fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
 /// data files' names are taken.
 fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String> {
     let mut described: BTreeMap<(u64, u64), &Path> = BTreeMap::new();
-    let mut parts_of: Vec<usize> = Vec::new();
+    // The extent kinds of each image read through a VMware descriptor (empty for the others).
+    let mut parts_of: Vec<Vec<kaifuku_container::vmdk_descriptor::ExtentKind>> = Vec::new();
     for image in &images {
-        let n = FileSource::open(image)
+        let kinds = FileSource::open(image)
             .ok()
-            .filter(|s| s.descriptor().is_some())
-            .map(|s| {
-                for part in s.parts() {
+            .and_then(|s| {
+                for part in s.parts().iter().filter(|_| s.descriptor().is_some()) {
                     described.insert(file_id(&part.meta), image);
                 }
-                s.parts().len()
+                s.descriptor()
+                    .map(|d| d.extents.iter().map(|e| e.kind).collect())
             })
-            .unwrap_or(0);
-        parts_of.push(n);
+            .unwrap_or_default();
+        parts_of.push(kinds);
     }
     for image in &images {
         if let Some(desc) = std::fs::metadata(image)
@@ -406,10 +407,10 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
             let mut data_files = Vec::new();
             if let (Some(out), true) = (
                 &output,
-                parts > 0 && args.output_format == crate::fix_cmd::OutputFormat::Same,
+                !parts.is_empty() && args.output_format == crate::fix_cmd::OutputFormat::Same,
             ) {
                 let dir = out.parent().unwrap_or(Path::new("."));
-                let names = crate::output::data_file_names(out.file_name().unwrap_or_default(), parts)
+                let names = crate::output::data_file_names(out.file_name().unwrap_or_default(), &parts)
                     .map_err(|e| format!("{}: {e}; nothing was done", image.display()))?;
                 for n in names {
                     let p = dir.join(n);

@@ -112,7 +112,10 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
                 let free = crate::output::new_data_files(
                     t,
                     args.data_files_named_for,
-                    source.parts().len(),
+                    &source
+                        .descriptor()
+                        .map(|d| d.extents.iter().map(|e| e.kind).collect::<Vec<_>>())
+                        .unwrap_or_default(),
                 );
                 if let Err(e) = free {
                     say!("{e}");
@@ -151,6 +154,15 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
         return Exit::Error;
     };
     let (report, plan, output) = (&fix.report, &fix.plan, &fix.output);
+    // A disk read through a VMware descriptor: the writes are mapped into its data files now
+    // (a sparse extent's through its grain tables), so what a data file cannot take is said
+    // before the plan, also with --dry-run.
+    if counted.inner().descriptor().is_some() {
+        if let Err(e) = crate::output::per_file_plans(counted.inner(), output) {
+            say!("{e}");
+            return Exit::Error;
+        }
+    }
     // The output's size, when the fix changes it (a re-streamed streamOptimized VMDK).
     let output_size = output.file_size.unwrap_or(counted.size());
     if output.file_size.is_some() && undo_target.is_some() {
@@ -321,9 +333,17 @@ fn damage_for_test(written: &Path, offset: u64) -> Result<(), String> {
         .ok()
         .filter(|s| s.descriptor().is_some())
         .and_then(|s| {
-            crate::source::split(s.parts(), offset, 1)
-                .next()
-                .map(|(i, at, _, _)| (s.parts()[i].path.clone(), at))
+            let (i, at, _, _) = crate::source::split(s.parts(), offset, 1).next()?;
+            let part = &s.parts()[i];
+            // In a sparse extent, the byte's place in the file comes from its grain tables.
+            let at = match &part.sparse {
+                Some(c) => match c.map(at).ok()? {
+                    kaifuku_container::Extent::InFile { file_offset, .. } => file_offset,
+                    _ => return None,
+                },
+                None => at,
+            };
+            Some((part.path.clone(), at))
         });
     let (written, offset) = match &described {
         Some((p, at)) => (p.as_path(), *at),

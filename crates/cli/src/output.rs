@@ -7,7 +7,7 @@
 
 use crate::paths::Target;
 use crate::source::{split, FileSource};
-use kaifuku_container::vmdk_descriptor::DiskDescriptor;
+use kaifuku_container::vmdk_descriptor::{DiskDescriptor, ExtentKind};
 use kaifuku_container::{Format, OutputPlan};
 use kaifuku_io::ReadAt;
 use kaifuku_rescue::undo::{self, Identity, Piece, UndoFile, CHUNK};
@@ -142,53 +142,105 @@ fn commit_undo(tmp: TempFile, t: &Target) -> Result<PathBuf, String> {
     Ok(to)
 }
 
-/// Where a disk's bytes are written: one file (or device) holding the disk at its own offsets,
-/// or the data files of a disk a VMware descriptor describes, each holding its part.
-enum DiskOut<'a> {
-    One(&'a File),
-    /// Each file with its part's (disk offset, length, offset in the file).
-    Parts(Vec<(&'a File, u64, u64, u64)>),
-}
-
-impl DiskOut<'_> {
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        match self {
-            DiskOut::One(f) => f.write_all_at(buf, offset),
-            DiskOut::Parts(parts) => {
-                let end = offset + buf.len() as u64;
-                let mut written = 0u64;
-                for (f, disk_offset, len, file_offset) in parts {
-                    let from = offset.max(*disk_offset);
-                    let to = end.min(disk_offset + len);
-                    if from < to {
-                        let piece = &buf[(from - offset) as usize..(to - offset) as usize];
-                        f.write_all_at(piece, file_offset + (from - disk_offset))?;
-                        written += to - from;
-                    }
-                }
-                if written != buf.len() as u64 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "a write at disk offset {offset} lies outside the disk's data files"
-                        ),
-                    ));
-                }
-                Ok(())
+/// The disk's planned writes and fills as one plan per data file of a disk read through a VMware
+/// descriptor: a flat part's at its place in the file, a sparse part's mapped through the
+/// extent's own grain tables — refused, before anything is written, when a change lands in a
+/// grain with no space in the file.
+pub fn per_file_plans(source: &FileSource, plan: &OutputPlan) -> Result<Vec<OutputPlan>, String> {
+    use kaifuku_container::{FileFill, FileWrite};
+    use kaifuku_io::{Patch, PatchData};
+    let parts = source.parts();
+    let mut plans: Vec<OutputPlan> = parts
+        .iter()
+        .map(|_| OutputPlan {
+            writes: Vec::new(),
+            fills: Vec::new(),
+            file_size: None,
+        })
+        .collect();
+    let mut sparse: Vec<Vec<Patch<()>>> = parts.iter().map(|_| Vec::new()).collect();
+    let outside = |offset: u64| {
+        format!(
+            "a change at disk offset {offset} lies outside the disk's data files — please report this"
+        )
+    };
+    for w in &plan.writes {
+        let mut covered = 0u64;
+        for (i, at, within, n) in split(parts, w.file_offset, w.bytes.len() as u64) {
+            let bytes = w.bytes[within as usize..(within + n) as usize].to_vec();
+            covered += n;
+            if parts[i].sparse.is_some() {
+                sparse[i].push(Patch {
+                    offset: at,
+                    data: PatchData::Bytes(bytes),
+                    label: (),
+                });
+            } else {
+                plans[i].writes.push(FileWrite {
+                    file_offset: at,
+                    bytes,
+                    label: w.label.clone(),
+                });
             }
         }
-    }
-
-    fn sync_all(&self) -> io::Result<()> {
-        match self {
-            DiskOut::One(f) => f.sync_all(),
-            DiskOut::Parts(parts) => parts.iter().try_for_each(|p| p.0.sync_all()),
+        if covered != w.bytes.len() as u64 {
+            return Err(outside(w.file_offset));
         }
     }
+    for f in &plan.fills {
+        let mut covered = 0u64;
+        for (i, at, _, n) in split(parts, f.file_offset, f.len) {
+            covered += n;
+            if parts[i].sparse.is_some() {
+                sparse[i].push(Patch {
+                    offset: at,
+                    data: PatchData::Fill {
+                        byte: f.byte,
+                        len: n,
+                    },
+                    label: (),
+                });
+            } else {
+                plans[i].fills.push(FileFill {
+                    file_offset: at,
+                    len: n,
+                    byte: f.byte,
+                    label: f.label.clone(),
+                });
+            }
+        }
+        if covered != f.len {
+            return Err(outside(f.file_offset));
+        }
+    }
+    for ((part, patches), out) in parts.iter().zip(&sparse).zip(plans.iter_mut()) {
+        if let (Some(c), false) = (&part.sparse, patches.is_empty()) {
+            let mapped = c
+                .plan_output(patches)
+                .map_err(|e| format!("{}: {e}", part.path.display()))?;
+            if mapped.file_size.is_some() {
+                return Err(format!(
+                    "{}: the change would resize this data file, which kaifuku does not do",
+                    part.path.display()
+                ));
+            }
+            *out = mapped;
+        }
+    }
+    Ok(plans)
 }
 
-/// Applies the planned writes and fills to an open output.
-fn apply(dst: &DiskOut, plan: &OutputPlan) -> io::Result<()> {
+/// Applies each data file's plan (from [`per_file_plans`]) to its open file and syncs it.
+fn apply_per_file(files: &[File], plans: &[OutputPlan]) -> io::Result<()> {
+    for (f, p) in files.iter().zip(plans) {
+        apply(f, p)?;
+        f.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Applies the planned writes and fills to an open output file.
+fn apply(dst: &File, plan: &OutputPlan) -> io::Result<()> {
     for w in &plan.writes {
         dst.write_all_at(&w.bytes, w.file_offset)?;
     }
@@ -287,7 +339,7 @@ pub fn write_copy(
         };
         (|| {
             copy_disk(source, &dev.file, kept)?;
-            apply(&DiskOut::One(&dev.file), plan)?;
+            apply(&dev.file, plan)?;
             dev.file.sync_all()
         })()
         .map_err(|e| {
@@ -319,7 +371,7 @@ pub fn write_copy(
     (|| {
         out_tmp.file.set_len(size)?;
         copy_file(&source.parts()[0].file, 0, &out_tmp.file, 0, kept, true)?;
-        apply(&DiskOut::One(&out_tmp.file), plan)?;
+        apply(&out_tmp.file, plan)?;
         out_tmp.file.sync_all()
     })()
     .map_err(ctx(format!(
@@ -394,9 +446,26 @@ pub fn write_fixed_vhd<R: ReadAt>(
                 Extent::Zero { .. } => {}
                 Extent::InFile { file_offset, .. } => {
                     for (i, at, within, n) in split(source.parts(), file_offset, len) {
-                        let part = &source.parts()[i].file;
-                        copy_range_sparse(part, at, &tmp.file, pos + within, n, &mut buf)
-                            .map_err(&io_err)?
+                        let part = &source.parts()[i];
+                        if part.sparse.is_none() {
+                            copy_range_sparse(&part.file, at, &tmp.file, pos + within, n, &mut buf)
+                                .map_err(&io_err)?;
+                            continue;
+                        }
+                        let mut done = 0u64;
+                        while done < n {
+                            let k = (n - done).min(buf.len() as u64) as usize;
+                            let from = file_offset + within + done;
+                            source.read_at(from, &mut buf[..k]).map_err(|e| {
+                                format!("cannot read the image's disk at byte {from}: {e}")
+                            })?;
+                            if buf[..k].iter().any(|b| *b != 0) {
+                                tmp.file
+                                    .write_all_at(&buf[..k], pos + within + done)
+                                    .map_err(&io_err)?;
+                            }
+                            done += k as u64;
+                        }
                     }
                 }
                 Extent::Compressed { .. } => {
@@ -526,7 +595,23 @@ pub fn write_new_file(
 /// the files that hold them.
 fn copy_disk(source: &FileSource, dst: &File, size: u64) -> io::Result<()> {
     for (i, at, within, n) in split(source.parts(), 0, size) {
-        copy_file(&source.parts()[i].file, at, dst, within, n, false)?;
+        if source.parts()[i].sparse.is_none() {
+            copy_file(&source.parts()[i].file, at, dst, within, n, false)?;
+            continue;
+        }
+        // A sparse extent: its disk as the extent reads it (grains with no space read as zeros).
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0u64;
+        while done < n {
+            let len = (n - done).min(CHUNK as u64) as usize;
+            source.read_at(within + done, &mut buf[..len])?;
+            if buf[..len].iter().any(|b| *b != 0) {
+                dst.write_all_at(&buf[..len], within + done)?;
+            } else {
+                zero_range(dst, within + done, len as u64)?;
+            }
+            done += len as u64;
+        }
     }
     Ok(())
 }
@@ -617,20 +702,6 @@ fn open_disk_for_writing(image: &Path, source: &FileSource) -> Result<Vec<File>,
         .collect()
 }
 
-/// The files of [`open_disk_for_writing`] as the disk they hold.
-fn disk_out<'a>(files: &'a [File], source: &FileSource) -> DiskOut<'a> {
-    if source.descriptor().is_none() {
-        return DiskOut::One(&files[0]);
-    }
-    DiskOut::Parts(
-        files
-            .iter()
-            .zip(source.parts())
-            .map(|(f, p)| (f, p.disk_offset, p.len, p.file_offset))
-            .collect(),
-    )
-}
-
 /// Opens one file for writing and makes sure it is the file `read` describes.
 fn open_for_writing(image: &Path, read: &std::fs::Metadata, device: bool) -> Result<File, String> {
     let mut o = OpenOptions::new();
@@ -676,14 +747,15 @@ pub fn write_in_place(
         ));
     }
     let files = open_disk_for_writing(image, source)?;
-    let dst = disk_out(&files, source);
+    // Each data file's writes are planned (and any refusal made) before the undo file and the
+    // first write.
+    let plans = match source.descriptor() {
+        Some(_) => per_file_plans(source, plan)?,
+        None => vec![plan.clone()],
+    };
     let tmp = undo_temp(undo.0, undo.1, source)?;
     let undo_path = commit_undo(tmp, undo.0)?;
-    (|| {
-        apply(&dst, plan)?;
-        dst.sync_all()
-    })()
-    .map_err(|e| {
+    apply_per_file(&files, &plans).map_err(|e| {
         format!(
             "writing {} failed part way ({e}); restore it with: kaifuku undo {} {}",
             image.display(),
@@ -751,28 +823,65 @@ pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> 
         }
     }
     let files = open_disk_for_writing(image, &source)?;
-    let f = disk_out(&files, &source);
-    for e in u.entries() {
-        let e = e.map_err(|e| format!("{}: {e}", undo_file.display()))?;
-        let mut done = 0u64;
-        while done < e.len {
-            let n = (e.len - done).min(CHUNK as u64) as usize;
-            u.read_original(&e, done, &mut orig[..n])
-                .map_err(|er| format!("reading {}: {er}", undo_file.display()))?;
-            f.write_all_at(&orig[..n], e.offset + done)
-                .map_err(|er| format!("writing {}: {er}", image.display()))?;
-            done += n as u64;
+    // A described disk: every chunk is first mapped into its data files with nothing written, so
+    // a chunk no data file can take stops the restore before it starts.
+    let described = source.descriptor().is_some();
+    for write in [false, true] {
+        if !write && !described {
+            continue;
+        }
+        for e in u.entries() {
+            let e = e.map_err(|e| format!("{}: {e}", undo_file.display()))?;
+            let mut done = 0u64;
+            while done < e.len {
+                let n = (e.len - done).min(CHUNK as u64) as usize;
+                u.read_original(&e, done, &mut orig[..n])
+                    .map_err(|er| format!("reading {}: {er}", undo_file.display()))?;
+                let at = e.offset + done;
+                if described {
+                    let chunk = OutputPlan {
+                        writes: vec![kaifuku_container::FileWrite {
+                            file_offset: at,
+                            bytes: orig[..n].to_vec(),
+                            label: kaifuku_container::FileWriteLabel::virtual_bytes(
+                                at,
+                                at + n as u64,
+                                kaifuku_container::WriteHow::Bytes,
+                            ),
+                        }],
+                        fills: Vec::new(),
+                        file_size: None,
+                    };
+                    let plans = per_file_plans(&source, &chunk)?;
+                    if write {
+                        for (f, p) in files.iter().zip(&plans) {
+                            apply(f, p)
+                                .map_err(|er| format!("writing {}: {er}", image.display()))?;
+                        }
+                    }
+                } else {
+                    files[0]
+                        .write_all_at(&orig[..n], at)
+                        .map_err(|er| format!("writing {}: {er}", image.display()))?;
+                }
+                done += n as u64;
+            }
         }
     }
-    f.sync_all()
-        .map_err(|e| format!("writing {}: {e}", image.display()))?;
+    for f in &files {
+        f.sync_all()
+            .map_err(|e| format!("writing {}: {e}", image.display()))?;
+    }
     Ok(u.count())
 }
 
 /// The data file names of a copy of a described disk written as `descriptor_name`: VMware's and
 /// QEMU's names, `NAME-flat.vmdk` for one extent and `NAME-f001.vmdk`, `NAME-f002.vmdk`, … for
 /// several (`NAME` is the descriptor's name without `.vmdk`).
-pub fn data_file_names(descriptor_name: &OsStr, extents: usize) -> Result<Vec<String>, String> {
+pub fn data_file_names(
+    descriptor_name: &OsStr,
+    kinds: &[ExtentKind],
+) -> Result<Vec<String>, String> {
     let name = descriptor_name.to_str().ok_or_else(|| {
         format!(
             "the output name {} is not UTF-8, which a VMDK descriptor cannot name",
@@ -790,12 +899,16 @@ pub fn data_file_names(descriptor_name: &OsStr, extents: usize) -> Result<Vec<St
             "the output name {name} cannot be written in a VMDK descriptor: choose a plain name such as fixed.vmdk"
         ));
     }
-    Ok(if extents == 1 {
-        vec![format!("{stem}-flat.vmdk")]
-    } else {
-        (1..=extents)
-            .map(|i| format!("{stem}-f{i:03}.vmdk"))
-            .collect()
+    Ok(match kinds {
+        [k] if k.is_flat() => vec![format!("{stem}-flat.vmdk")],
+        _ => kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let letter = if k.is_flat() { 'f' } else { 's' };
+                format!("{stem}-{letter}{:03}.vmdk", i + 1)
+            })
+            .collect(),
     })
 }
 
@@ -805,11 +918,11 @@ pub fn data_file_names(descriptor_name: &OsStr, extents: usize) -> Result<Vec<St
 pub fn new_data_files(
     out: &Target,
     data_files_for: Option<&OsStr>,
-    extents: usize,
+    kinds: &[ExtentKind],
 ) -> Result<(Vec<String>, Vec<PathBuf>), String> {
     let dir = out.dir();
     let own_name = file_name_of(out);
-    let names = data_file_names(data_files_for.unwrap_or(&own_name), extents)?;
+    let names = data_file_names(data_files_for.unwrap_or(&own_name), kinds)?;
     let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
     for p in &paths {
         if fs::symlink_metadata(p).is_ok() {
@@ -846,7 +959,9 @@ fn write_described_copy(
     let dir = out.dir();
     let final_path = out.final_path();
     let own_name = file_name_of(out);
-    let (names, paths) = new_data_files(out, data_files_for, source.parts().len())?;
+    let kinds: Vec<ExtentKind> = descriptor.extents.iter().map(|e| e.kind).collect();
+    let (names, paths) = new_data_files(out, data_files_for, &kinds)?;
+    let plans = per_file_plans(source, plan)?;
     let text = descriptor
         .with_file_names(&names)
         .ok_or_else(|| format!("cannot name the data files {names:?} in the VMDK descriptor"))?;
@@ -862,19 +977,20 @@ fn write_described_copy(
             .map_err(ctx(format!("cannot write {}", dir.join(name).display())))?;
         temps.push(tmp);
     }
-    let dst = DiskOut::Parts(
-        temps
-            .iter()
-            .zip(source.parts())
-            .map(|(t, p)| (&t.file, p.disk_offset, p.len, p.file_offset))
-            .collect(),
-    );
-    apply(&dst, plan)
-        .and_then(|()| dst.sync_all())
+    // The copies are byte for byte their originals, so the plans made against the originals'
+    // tables hold for them.
+    let files: Vec<File> = temps
+        .iter()
+        .map(|t| t.file.try_clone())
+        .collect::<io::Result<_>>()
         .map_err(ctx(format!(
             "cannot write the output {}",
             final_path.display()
         )))?;
+    apply_per_file(&files, &plans).map_err(ctx(format!(
+        "cannot write the output {}",
+        final_path.display()
+    )))?;
     let desc_tmp = TempFile::create(&dir, &own_name).map_err(ctx(format!(
         "cannot create the output in {}",
         dir.display()

@@ -1,7 +1,9 @@
 //! The native bottom of the read stack: `pread` on an image file or a block device, or on the
-//! data files a VMware text descriptor names (read as one disk, in the descriptor's order).
+//! data files a VMware text descriptor names (read as one disk, in the descriptor's order; a
+//! sparse extent's file through its own grain tables).
 
 use kaifuku_container::vmdk_descriptor::{self, DiskDescriptor, MAX_DESCRIPTOR_BYTES};
+use kaifuku_container::{Container, Format};
 use kaifuku_io::{check_range, ReadAt};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -9,7 +11,9 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// One file holding a stretch of the disk: `len` bytes from `disk_offset` on, stored in `file`
-/// from `file_offset` on. A plain image is one part holding the whole file.
+/// from `file_offset` on — or, for a sparse extent (`sparse`), through the file's own grain
+/// tables (`file_offset` 0: offsets in the part are offsets in the extent's disk). A plain image
+/// is one part holding the whole file.
 pub struct Part {
     pub path: PathBuf,
     pub file: File,
@@ -19,6 +23,34 @@ pub struct Part {
     pub file_offset: u64,
     /// The file's own size (a flat extent may hold bytes past its part of the disk).
     pub file_size: u64,
+    /// A `SPARSE` extent opened as the sparse VMDK it is.
+    pub sparse: Option<Container<ExtentFile>>,
+}
+
+/// A data file read by a sparse extent's container.
+pub struct ExtentFile {
+    file: File,
+    size: u64,
+}
+
+impl ReadAt for ExtentFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(offset, buf.len(), self.size)?;
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+impl Part {
+    /// Reads `buf` from offset `at` of the part (as [`split`] gives it).
+    fn read(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        match &self.sparse {
+            Some(c) => c.read_at(at, buf),
+            None => self.file.read_exact_at(buf, at),
+        }
+    }
 }
 
 pub struct FileSource {
@@ -67,8 +99,9 @@ fn invalid(msg: String) -> io::Error {
 
 impl FileSource {
     /// Opens a disk image read-only: a regular file or a block device. A VMware text descriptor
-    /// is opened as the disk its flat data files hold (each a regular file in the descriptor's
-    /// folder, at least as long as the descriptor says).
+    /// is opened as the disk its data files hold (each a regular file in the descriptor's
+    /// folder: a flat one at least as long as the descriptor says, a sparse one a sparse extent
+    /// of exactly the extent's size).
     pub fn open(path: &Path) -> io::Result<FileSource> {
         let (mut file, meta, size) = open_checked(path, false)?;
         if !meta.file_type().is_file() || size > MAX_DESCRIPTOR_BYTES {
@@ -106,7 +139,12 @@ impl FileSource {
                     ),
                 )
             })?;
-            if file_size < e.file_offset + e.len {
+            let sparse = if e.kind.is_flat() {
+                None
+            } else {
+                Some(open_sparse_part(&f, file_size, &part_path, e.len)?)
+            };
+            if sparse.is_none() && file_size < e.file_offset + e.len {
                 return Err(invalid(format!(
                     "its data file {} is {file_size} bytes, but the descriptor puts {} bytes of the disk in it{}: the file is incomplete (copy it again)",
                     part_path.display(),
@@ -136,6 +174,7 @@ impl FileSource {
                 len: e.len,
                 file_offset: e.file_offset,
                 file_size,
+                sparse,
             });
         }
         Ok(FileSource {
@@ -156,6 +195,7 @@ impl FileSource {
                 len: size,
                 file_offset: 0,
                 file_size: size,
+                sparse: None,
             }],
             size,
             meta,
@@ -227,15 +267,48 @@ impl ReadAt for FileSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.size)?;
         if let [p] = &self.parts[..] {
-            return p.file.read_exact_at(buf, offset);
+            if p.sparse.is_none() {
+                return p.file.read_exact_at(buf, offset);
+            }
         }
         for (i, at, within, n) in split(&self.parts, offset, buf.len() as u64) {
-            self.parts[i]
-                .file
-                .read_exact_at(&mut buf[within as usize..(within + n) as usize], at)?;
+            self.parts[i].read(at, &mut buf[within as usize..(within + n) as usize])?;
         }
         Ok(())
     }
+}
+
+/// Opens the data file of a `SPARSE` extent as the sparse VMDK it is: hosted and uncompressed
+/// (its changes are written into its grains in place), holding exactly the extent's `len` bytes.
+fn open_sparse_part(
+    file: &File,
+    file_size: u64,
+    path: &Path,
+    len: u64,
+) -> io::Result<Container<ExtentFile>> {
+    let extent = ExtentFile {
+        file: file.try_clone()?,
+        size: file_size,
+    };
+    let c = kaifuku_container::open_sparse_extent(extent)
+        .map_err(|e| invalid(format!("its data file {}: {e}", path.display())))?;
+    if c.format() != Format::VmdkSparse {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "its data file {} is a compressed (streamOptimized) extent, which a split disk does not use: convert the disk to one file first (`qemu-img convert -f vmdk -O vmdk -o subformat=monolithicSparse DISK.vmdk whole.vmdk`)",
+                path.display()
+            ),
+        ));
+    }
+    if c.virtual_size() != len {
+        return Err(invalid(format!(
+            "its data file {} holds {} bytes of disk, but the descriptor gives its extent {len}: the descriptor and its data files do not belong together",
+            path.display(),
+            c.virtual_size()
+        )));
+    }
+    Ok(c)
 }
 
 /// What is said, and how kaifuku exits, when an image cannot be opened: a VMware descriptor

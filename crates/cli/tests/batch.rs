@@ -40,6 +40,11 @@ fn convert(from: &Path, to: &Path, format: &str, options: &[&str]) {
     run_ok("qemu-img", &args);
 }
 
+/// The descriptor of an ESXi snapshot (a child of `web01.vmdk`, its delta in a VMFSSPARSE file).
+const ESXI_SNAPSHOT: &str = "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=3a2b1c0d\n\
+parentCID=fffffffe\ncreateType=\"vmfsSparse\"\nparentFileNameHint=\"web01.vmdk\"\n\
+# Extent description\nRW 83886080 VMFSSPARSE \"web01-000001-delta.vmdk\"\n";
+
 /// Cuts a file to `keep` of its length.
 fn truncate_to(p: &Path, fraction: f64) {
     let len = std::fs::metadata(p).unwrap().len();
@@ -53,8 +58,9 @@ fn truncate_to(p: &Path, fraction: f64) {
 }
 
 /// The mixed set in `dir`: fixable images in every format kaifuku writes, images with nothing to
-/// fix, one refused (a VMDK split into sparse extents) and damaged ones; plus a file that is no
-/// image, and the data files of the two VMDK descriptors, which are read with their descriptor.
+/// fix, one refused (an ESXi snapshot's descriptor) and damaged ones; plus a file that is no
+/// image, and the data files of two VMDK descriptors (flat and split sparse), which are read with
+/// their descriptor.
 fn make_mixed_set(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let f = fixtures();
@@ -114,7 +120,8 @@ fn make_mixed_set(dir: &Path) {
         "qcow2",
         &[],
     );
-    // A descriptor and its flat extent (one disk), and a descriptor of sparse extents (refused).
+    // Descriptors with their flat and sparse extents (one disk each), and an ESXi snapshot's
+    // descriptor (a child disk: refused).
     convert(
         &f.join("cs-empty.raw"),
         &dir.join("desc.vmdk"),
@@ -127,6 +134,7 @@ fn make_mixed_set(dir: &Path) {
         "vmdk",
         &["subformat=twoGbMaxExtentSparse"],
     );
+    std::fs::write(dir.join("snap-000001.vmdk"), ESXI_SNAPSHOT).unwrap();
     copy_sparse(&f.join("gpt-win-v3.qcow2"), &dir.join("cut-v3.qcow2"));
     truncate_to(&dir.join("cut-v3.qcow2"), 0.5);
     copy_sparse(&f.join("gpt-win-dynamic.vhdx"), &dir.join("cut.vhdx"));
@@ -316,13 +324,8 @@ fn batch_table_and_exit_status() {
     );
     assert!(out.join("mbr-win-fixed.raw").exists());
     // A refused image among them: exit 2, the refused image named on stderr.
-    let refused = s.path("split.vmdk");
-    convert(
-        &f.join("cs-empty.raw"),
-        &refused,
-        "vmdk",
-        &["subformat=twoGbMaxExtentSparse"],
-    );
+    let refused = s.path("snap-000001.vmdk");
+    std::fs::write(&refused, ESXI_SNAPSHOT).unwrap();
     let out2 = s.path("out2");
     std::fs::create_dir_all(&out2).unwrap();
     let o = kaifuku([

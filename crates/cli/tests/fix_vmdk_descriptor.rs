@@ -1,11 +1,14 @@
-//! `kaifuku` on VMDKs kept as a text descriptor and flat data files (ESXi's `disk.vmdk` +
-//! `disk-flat.vmdk`, Workstation's split preallocated disks), judged by independent tools:
+//! `kaifuku` on VMDKs kept as a text descriptor and data files (ESXi's `disk.vmdk` +
+//! `disk-flat.vmdk`, Workstation's split preallocated and split growable disks), judged by
+//! independent tools:
 //! `qemu-img compare` finds the fixed copy's disk identical to the raw fixture fixed the same way,
 //! libvmdk's `vmdkinfo` and sleuthkit (reading through libvmdk) accept it and no longer see the
 //! channel files, the copy's descriptor is the input's with only the data file names changed, the
 //! input's files are untouched, in-place fixing writes the same disk and undo restores every data
-//! file. Refusals (an output over a data file, taken data file names, a missing or short data file,
-//! sparse extents, child disks, a copy that does not verify) leave nothing behind, and the batch
+//! file; a split growable disk is changed in the grains its extents have. Refusals (an output over
+//! a data file, taken data file names, a missing or short data file, ESXi snapshot extents, a
+//! SPARSE extent that is not one or of another size, child disks, a copy that does not verify)
+//! leave nothing behind, and the batch
 //! reads a folder's descriptor with its data files as one disk.
 //!
 //! The descriptors are QEMU's (`qemu-img convert -O vmdk -o subformat=monolithicFlat`) or written
@@ -365,25 +368,163 @@ fn refusals_leave_nothing_behind() {
             "child disk",
             2,
         ),
+        // An ESXi snapshot's delta, and a SPARSE extent whose file is flat.
+        (
+            "delta.vmdk",
+            "RW 204800 VMFSSPARSE \"app-000001-delta.vmdk\"\n",
+            "VMFSSPARSE extent",
+            2,
+        ),
+        (
+            "not-sparse.vmdk",
+            "RW 204800 SPARSE \"app-f001.vmdk\"\n",
+            "no sparse extent",
+            3,
+        ),
     ] {
         let descriptor = s.path(name);
         std::fs::write(&descriptor, format!("# Disk DescriptorFile\n{text}")).unwrap();
         refused(&descriptor, words, code);
     }
-    let sparse = s.path("sparse.vmdk");
+    let (other, _) = sparse_split_disk(&s, "other");
+    let text = std::fs::read_to_string(&other).unwrap();
+    std::fs::write(&other, text.replace("RW 204800 SPARSE", "RW 204801 SPARSE")).unwrap();
+    refused(&other, "do not belong together", 3);
+}
+
+/// The raw fixture split into three SPARSE extents (100, 250 and 50 MiB), each converted by
+/// qemu-img into a sparse extent file, with a descriptor naming them (QEMU reads the disk as the
+/// fixture: the premise).
+fn sparse_split_disk(s: &Scratch, name: &str) -> (PathBuf, Vec<PathBuf>) {
+    let raw = std::fs::read(raw_fixture()).unwrap();
+    let mut lines = String::new();
+    let mut files = Vec::new();
+    for (i, (from, to)) in [(0, 100), (100, 350), (350, 400)].into_iter().enumerate() {
+        let piece = s.path(&format!("{name}-piece{i}.raw"));
+        std::fs::write(&piece, &raw[(from * MIB) as usize..(to * MIB) as usize]).unwrap();
+        let file = s.path(&format!("{name}-s00{}.vmdk", i + 1));
+        run_ok(
+            "qemu-img",
+            [
+                OsStr::new("convert"),
+                OsStr::new("-f"),
+                OsStr::new("raw"),
+                OsStr::new("-O"),
+                OsStr::new("vmdk"),
+                OsStr::new("-o"),
+                OsStr::new("subformat=monolithicSparse"),
+                piece.as_os_str(),
+                file.as_os_str(),
+            ],
+        );
+        std::fs::remove_file(&piece).unwrap();
+        lines.push_str(&format!(
+            "RW {} SPARSE \"{name}-s00{}.vmdk\"\n",
+            (to - from) * MIB / 512,
+            i + 1
+        ));
+        files.push(file);
+    }
+    let descriptor = s.path(&format!("{name}.vmdk"));
+    std::fs::write(
+        &descriptor,
+        format!(
+            "# Disk DescriptorFile\nversion=1\nCID=7e57c0de\nparentCID=ffffffff\n\
+             createType=\"twoGbMaxExtentSparse\"\n\n# Extent description\n{lines}\n\
+             # The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\n"
+        ),
+    )
+    .unwrap();
+    assert_same_disk(
+        &descriptor,
+        &raw_fixture(),
+        "premise: QEMU reads the split sparse disk",
+    );
+    (descriptor, files)
+}
+
+#[test]
+fn split_sparse_disks_are_fixed_in_their_grains_copied_in_place_and_undone() {
+    let s = Scratch::new("vmdk-desc-sparse");
+    let reference = fixed_raw(&s);
+    // QEMU's own split sparse disk (one 400 MiB extent: extents are 2 GiB), and three extents.
+    let qemu = s.path("ws.vmdk");
     run_ok(
         "qemu-img",
         [
-            OsStr::new("create"),
+            OsStr::new("convert"),
             OsStr::new("-f"),
+            OsStr::new("raw"),
+            OsStr::new("-O"),
             OsStr::new("vmdk"),
             OsStr::new("-o"),
             OsStr::new("subformat=twoGbMaxExtentSparse"),
-            sparse.as_os_str(),
-            OsStr::new("64M"),
+            raw_fixture().as_os_str(),
+            qemu.as_os_str(),
         ],
     );
-    refused(&sparse, "SPARSE extent", 2);
+    let (split, split_files) = sparse_split_disk(&s, "three");
+    for (input, files, out_name) in [
+        (&qemu, vec![s.path("ws-s001.vmdk")], "ws-fixed.vmdk"),
+        (&split, split_files, "three-fixed.vmdk"),
+    ] {
+        let originals: Vec<String> = files.iter().map(|f| sha256(f)).collect();
+        let out = s.path(out_name);
+        let r = fix(&[input.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
+        assert_eq!(r.code, 0, "{}", r.both());
+        let stem = out_name.trim_end_matches(".vmdk");
+        let out_files: Vec<PathBuf> = (1..=files.len())
+            .map(|i| s.path(&format!("{stem}-s00{i}.vmdk")))
+            .collect();
+        for (o, i) in out_files.iter().zip(&files) {
+            // Written in the grains the extent already has: the file keeps its size.
+            assert_eq!(
+                std::fs::metadata(o).unwrap().len(),
+                std::fs::metadata(i).unwrap().len(),
+                "{}",
+                o.display()
+            );
+        }
+        assert_same_disk(&out, &reference, out_name);
+        let check = run(
+            "qemu-img",
+            [
+                OsStr::new("check"),
+                OsStr::new("-f"),
+                OsStr::new("vmdk"),
+                out.as_os_str(),
+            ],
+        );
+        assert!(
+            check.code == 0 && check.both().contains("No errors"),
+            "{}",
+            check.both()
+        );
+        assert_eq!(
+            channel_files(&out),
+            0,
+            "{out_name}: fls still sees a channel file"
+        );
+        assert_check_clean(&out, out_name);
+        for (f, h) in files.iter().zip(&originals) {
+            assert_eq!(&sha256(f), h, "{} changed", f.display());
+        }
+        // In place, then undo: every data file as it was.
+        let undo = s.path(&format!("{stem}.undo"));
+        let r = fix(&[
+            input.as_os_str(),
+            OsStr::new("--in-place"),
+            OsStr::new("--undo"),
+            undo.as_os_str(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.both());
+        assert_same_disk(input, &reference, "fixed in place");
+        let r = kaifuku([OsStr::new("undo"), input.as_os_str(), undo.as_os_str()]);
+        assert_eq!(r.code, 0, "undo: {}", r.both());
+        for (f, h) in files.iter().zip(&originals) {
+            assert_eq!(&sha256(f), h, "undo did not restore {}", f.display());
+        }
+    }
 }
 
 /// `kaifuku fix ARGS` with the environment variable `var` set.

@@ -296,7 +296,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
         });
     }
     if head.starts_with(vmdk::MAGIC) {
-        let image = vmdk::Vmdk::open(&file, &head, file_size)?;
+        let image = vmdk::Vmdk::open(&file, &head, file_size, false)?;
         return Ok(Container {
             file,
             file_size,
@@ -352,6 +352,32 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
         file_size,
         virtual_size,
         layout,
+    })
+}
+
+/// Opens the data file of a `SPARSE` extent named by a VMware text descriptor
+/// ([`vmdk_descriptor`]): a sparse extent (`KDMV`) whose descriptor is that separate file, so it
+/// may have none of its own. The caller checks its capacity against the descriptor's extent.
+pub fn open_sparse_extent<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
+    let file_size = file.size();
+    let head_len = file_size.min(vhd::FOOTER_LEN);
+    let head = file
+        .read_vec(0, head_len as usize)
+        .map_err(|e| ContainerError::read("the start of the extent", 0, e))?;
+    if !head.starts_with(vmdk::MAGIC) {
+        return Err(ContainerError::VmdkHeader {
+            field: "magicNumber",
+            value: head.get(..4).map_or(0, |m| u64::from(vmdk::le_u32(m, 0))),
+            problem: "is not \"KDMV\": the descriptor names a SPARSE extent, but this file is \
+                      no sparse extent (are the data files mixed up?)",
+        });
+    }
+    let image = vmdk::Vmdk::open(&file, &head, file_size, true)?;
+    Ok(Container {
+        file,
+        file_size,
+        virtual_size: image.virtual_size(),
+        layout: Layout::Vmdk(image),
     })
 }
 

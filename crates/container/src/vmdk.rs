@@ -89,7 +89,7 @@ const GD_CACHE_PAGES: usize = 4;
 const GT_CACHE_TABLES: usize = 8;
 const GRAIN_CACHE: usize = 4;
 
-fn le_u32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 fn le_u64(b: &[u8], at: usize) -> u64 {
@@ -237,8 +237,9 @@ struct Descriptor {
     cid: String,
 }
 
-/// Reads the `key=value` lines kaifuku needs; refuses child disks.
-fn parse_descriptor(text: &str) -> Result<Descriptor, ContainerError> {
+/// Reads the `key=value` lines kaifuku needs; refuses child disks. `createType` may be missing
+/// only from an extent described by a separate file.
+fn parse_descriptor(text: &str, described_elsewhere: bool) -> Result<Descriptor, ContainerError> {
     let mut create_type = None;
     let mut cid = None;
     let mut parent_cid = None;
@@ -260,9 +261,15 @@ fn parse_descriptor(text: &str) -> Result<Descriptor, ContainerError> {
     if let Some(parent) = crate::vmdk_descriptor::parent_of(parent_cid.as_deref(), parent_hint) {
         return Err(ContainerError::VmdkChild { parent });
     }
-    let create_type = create_type.ok_or(ContainerError::VmdkDescriptor {
-        problem: "has no createType line",
-    })?;
+    let create_type = match create_type {
+        Some(t) => t,
+        None if described_elsewhere => String::new(),
+        None => {
+            return Err(ContainerError::VmdkDescriptor {
+                problem: "has no createType line",
+            })
+        }
+    };
     Ok(Descriptor {
         create_type,
         cid: cid.unwrap_or_default(),
@@ -314,8 +321,15 @@ fn sectors_in_file(start: u64, sectors: u64, file_size: u64) -> Option<(u64, u64
 }
 
 impl Vmdk {
-    /// Opens a sparse extent; `head` holds the file's first 512 bytes.
-    pub fn open<R: ReadAt>(file: &R, head: &[u8], file_size: u64) -> Result<Vmdk, ContainerError> {
+    /// Opens a sparse extent; `head` holds the file's first 512 bytes. A file of its own
+    /// (`described_elsewhere` false) must carry its embedded descriptor; an extent of a disk
+    /// whose descriptor is a separate text file (`twoGbMaxExtentSparse`) has none.
+    pub fn open<R: ReadAt>(
+        file: &R,
+        head: &[u8],
+        file_size: u64,
+        described_elsewhere: bool,
+    ) -> Result<Vmdk, ContainerError> {
         if (head.len() as u64) < HEADER_LEN {
             return Err(ContainerError::FileTooSmall {
                 what: "a VMDK sparse extent header",
@@ -330,7 +344,14 @@ impl Vmdk {
             (header, header_bytes) = Self::footer(file, file_size)?;
         }
 
-        let descriptor = Self::descriptor(file, &header, file_size)?;
+        let descriptor = if described_elsewhere && header.descriptor_offset == 0 {
+            Descriptor {
+                create_type: String::new(),
+                cid: String::new(),
+            }
+        } else {
+            Self::descriptor(file, &header, file_size, described_elsewhere)?
+        };
         let virtual_size = header.capacity * SECTOR;
         let gt_count = header.gt_count();
         let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
@@ -416,10 +437,14 @@ impl Vmdk {
         Ok((footer, footer_bytes))
     }
 
+    /// The embedded descriptor. An extent described by a separate file (`described_elsewhere`)
+    /// may leave its descriptor area empty (QEMU reserves it and writes nothing) or without a
+    /// `createType`; what it does say is still read (a parent refuses it).
     fn descriptor<R: ReadAt>(
         file: &R,
         header: &Header,
         file_size: u64,
+        described_elsewhere: bool,
     ) -> Result<Descriptor, ContainerError> {
         if header.descriptor_offset == 0 || header.descriptor_sectors == 0 {
             return Err(ContainerError::VmdkDescriptor {
@@ -447,7 +472,7 @@ impl Vmdk {
             std::str::from_utf8(&raw[..end]).map_err(|_| ContainerError::VmdkDescriptor {
                 problem: "is not text",
             })?;
-        parse_descriptor(text)
+        parse_descriptor(text, described_elsewhere)
     }
 
     pub fn virtual_size(&self) -> u64 {

@@ -6,8 +6,11 @@
 //! This module only reads the text and, for a copy of the disk, writes it again with other data
 //! file names; the front end opens the files (the core never touches files). kaifuku reads
 //! *flat* extents (`FLAT`, `VMFS`: the disk's bytes as they are, from an offset in the file) and
-//! refuses everything else by name: sparse extents (`SPARSE`, `VMFSSPARSE`, `SESPARSE`), raw
-//! device mappings, zero extents, read-only or inaccessible extents, and child disks.
+//! hosted *sparse* extents (`SPARSE`: Workstation's growable "split into 2 GB files" disks, each
+//! file a sparse extent with its own grain tables, opened by
+//! [`crate::open_sparse_extent`]), and refuses everything else by name: ESXi's snapshot and
+//! space-efficient extents (`VMFSSPARSE`, `SESPARSE`), raw device mappings, zero extents,
+//! read-only or inaccessible extents, and child disks.
 
 use std::fmt;
 use std::ops::Range;
@@ -30,19 +33,30 @@ pub fn is_descriptor(head: &[u8]) -> bool {
 /// How an extent stores its part of the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FlatKind {
+pub enum ExtentKind {
     /// `FLAT`: a hosted preallocated file (Workstation, `qemu-img -o subformat=monolithicFlat`).
     Flat,
     /// `VMFS`: the `-flat.vmdk` of an ESXi datastore.
     Vmfs,
+    /// `SPARSE`: a hosted sparse extent file (`KDMV` header, grain directory and tables) holding
+    /// the extent's sectors (`twoGbMaxExtentSparse`).
+    Sparse,
 }
 
-/// One flat extent: `sectors` sectors of the disk, stored in `file_name` from byte
-/// `file_offset` on.
+impl ExtentKind {
+    /// Whether the extent's bytes lie in its file as they are (from `file_offset` on).
+    pub fn is_flat(self) -> bool {
+        matches!(self, ExtentKind::Flat | ExtentKind::Vmfs)
+    }
+}
+
+/// One extent: `len` bytes of the disk from `disk_offset` on, stored in `file_name` — for a flat
+/// extent from byte `file_offset` on, for a sparse one through the file's own grain tables
+/// (`file_offset` 0).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FlatExtent {
+pub struct DescribedExtent {
     /// `FLAT` or `VMFS`.
-    pub kind: FlatKind,
+    pub kind: ExtentKind,
     /// The data file's name, in the descriptor's folder.
     pub file_name: String,
     /// Where the extent's data starts in its file, in bytes.
@@ -59,7 +73,7 @@ pub struct DiskDescriptor {
     /// `createType` (`vmfs`, `monolithicFlat`, `twoGbMaxExtentFlat`, …), empty when absent.
     pub create_type: String,
     /// The extents in disk order.
-    pub extents: Vec<FlatExtent>,
+    pub extents: Vec<DescribedExtent>,
     text: String,
     /// Where each extent's quoted file name lies in `text` (the quotes excluded).
     name_spans: Vec<Range<usize>>,
@@ -262,7 +276,7 @@ fn extent_line(
     line: &str,
     number: usize,
     disk_offset: u64,
-) -> Result<(FlatExtent, Range<usize>), DescriptorError> {
+) -> Result<(DescribedExtent, Range<usize>), DescriptorError> {
     let bad = |problem| DescriptorError::BadExtentLine {
         line: number,
         text: line.trim().chars().take(200).collect(),
@@ -275,13 +289,14 @@ fn extent_line(
     // The kind first: a `ZERO` extent has no file name, and is refused for its kind.
     let kind = match head.get(2).copied().unwrap_or("") {
         "" => return Err(bad("expected access, size and kind before the file name")),
-        "FLAT" => FlatKind::Flat,
-        "VMFS" => FlatKind::Vmfs,
+        "FLAT" => ExtentKind::Flat,
+        "VMFS" => ExtentKind::Vmfs,
+        "SPARSE" => ExtentKind::Sparse,
         other => {
             let why = match other {
-                "SPARSE" | "VMFSSPARSE" | "SESPARSE" => {
-                    "its data lies in a growable (sparse) file, which kaifuku reads only as a \
-                     single-file monolithicSparse or streamOptimized VMDK"
+                "VMFSSPARSE" | "SESPARSE" => {
+                    "its data lies in an ESXi snapshot or space-efficient file (a child of \
+                     another disk), which kaifuku does not read"
                 }
                 "ZERO" => {
                     "it has no data file (it reads as zeros), so nothing there can be repaired"
@@ -338,12 +353,15 @@ fn extent_line(
             .map_err(|_| bad("the offset after the file name is not a number of sectors"))?,
         _ => return Err(bad("more than an offset follows the file name")),
     };
+    if kind == ExtentKind::Sparse && offset_sectors != 0 {
+        return Err(bad("a SPARSE extent takes no offset in its file"));
+    }
     let too_big = || bad("the size or offset is larger than any disk");
     let len = sectors.checked_mul(512).ok_or_else(too_big)?;
     let file_offset = offset_sectors.checked_mul(512).ok_or_else(too_big)?;
     file_offset.checked_add(len).ok_or_else(too_big)?;
     Ok((
-        FlatExtent {
+        DescribedExtent {
             kind,
             file_name: name.to_string(),
             file_offset,
@@ -389,11 +407,12 @@ impl DiskDescriptor {
     }
 }
 
-impl fmt::Display for FlatKind {
+impl fmt::Display for ExtentKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            FlatKind::Flat => "FLAT",
-            FlatKind::Vmfs => "VMFS",
+            ExtentKind::Flat => "FLAT",
+            ExtentKind::Vmfs => "VMFS",
+            ExtentKind::Sparse => "SPARSE",
         })
     }
 }
@@ -428,8 +447,8 @@ parentCID=ffffffff\r\ncreateType=\"vmfs\"\r\n\r\n# Extent description\r\nRW 8388
         assert_eq!(d.create_type, "vmfs");
         assert_eq!(
             d.extents,
-            vec![FlatExtent {
-                kind: FlatKind::Vmfs,
+            vec![DescribedExtent {
+                kind: ExtentKind::Vmfs,
                 file_name: "web 01-flat.vmdk".into(),
                 file_offset: 0,
                 disk_offset: 0,
@@ -466,6 +485,13 @@ parentCID=ffffffff\r\ncreateType=\"vmfs\"\r\n\r\n# Extent description\r\nRW 8388
             ["b-f001.vmdk", "b-f002.vmdk", "b-f003.vmdk"]
         );
         assert!(parse(sparse.as_bytes()).unwrap_err().is_refusal());
+        let split = parse(
+            b"# Disk DescriptorFile\nRW 4194304 SPARSE \"c-s001.vmdk\"\nRW 2097152 SPARSE \"c-s002.vmdk\"\n",
+        )
+        .unwrap();
+        assert_eq!(split.extents[1].kind, ExtentKind::Sparse);
+        assert_eq!(split.extents[1].disk_offset, 4194304 * 512);
+        assert!(!split.extents[1].kind.is_flat());
         assert!(!DescriptorError::NoExtents.is_refusal());
     }
 
@@ -481,8 +507,12 @@ parentCID=ffffffff\r\ncreateType=\"vmfs\"\r\n\r\n# Extent description\r\nRW 8388
         let refuse = |text: &str| parse(text.as_bytes()).unwrap_err();
         let head = "# Disk DescriptorFile\n";
         assert!(matches!(
-            refuse(&format!("{head}RW 10 SPARSE \"c-s001.vmdk\"\n")),
+            refuse(&format!("{head}RW 10 VMFSSPARSE \"c-delta.vmdk\"\n")),
             DescriptorError::UnsupportedExtent { line: 2, .. }
+        ));
+        assert!(matches!(
+            refuse(&format!("{head}RW 10 SPARSE \"c-s001.vmdk\" 7\n")),
+            DescriptorError::BadExtentLine { line: 2, .. }
         ));
         assert!(matches!(
             refuse(&format!("{head}RW 10 ZERO\n")),
