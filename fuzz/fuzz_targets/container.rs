@@ -5,7 +5,8 @@
 //! planned writes.
 //!
 //! Input: a sparse file (`kaifuku_fuzz::Sparse`); flag bit 0 reseals the VHD checksums and the
-//! VHDX CRC-32Cs so that mutated fields get past them. Checked: a mapped extent is never empty or past the disk, reads
+//! VHDX CRC-32Cs so that mutated fields get past them; flag bit 1 opens the file as the data file
+//! of a descriptor's `SPARSE` extent (`open_sparse_extent`: no embedded descriptor needed). Checked: a mapped extent is never empty or past the disk, reads
 //! agree with the mapping, and the planned file writes of a patch (and of a fill) read back as the
 //! patch when laid over the file and the file is opened again.
 #![no_main]
@@ -21,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         seal_vhd(&mut file);
         seal_vhdx(&mut file);
     }
-    let Ok(c) = kaifuku_container::open(&file) else {
+    let described = flags & 2 != 0;
+    let Ok(c) = open_as(&file, described) else {
         return;
     };
     let _ = c.info();
@@ -123,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
         writes: &plan.writes,
         fills: &plan.fills,
     };
-    let Ok(c2) = kaifuku_container::open(&view) else {
+    let Ok(c2) = open_as(&view, described) else {
         panic!("the written file no longer opens");
     };
     assert_eq!(c2.virtual_size(), vs);
@@ -135,6 +137,18 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got, want, "patch at {} does not read back", p.offset);
     }
 });
+
+/// Opens `file` as an image of its own, or as a descriptor's sparse extent.
+fn open_as<R: ReadAt>(
+    file: R,
+    sparse_extent: bool,
+) -> Result<kaifuku_container::Container<R>, kaifuku_container::ContainerError> {
+    if sparse_extent {
+        kaifuku_container::open_sparse_extent(file)
+    } else {
+        kaifuku_container::open(file)
+    }
+}
 
 /// The file as it will be after the planned writes and fills.
 struct Written<'a> {

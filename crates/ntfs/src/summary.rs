@@ -6,7 +6,7 @@ use crate::layout::{attribute, standard_information, Namespace};
 use crate::logfile::{log_state, LogFileInfo};
 use crate::record::FileRef;
 use crate::time::format_utc;
-use crate::volume::{Volume, RECORD_LOGFILE};
+use crate::volume::{Volume, RECORD_LOGFILE, RECORD_MFT, RECORD_VOLUME};
 use crate::{AttributeType, Location, NtfsError, Structure, Unsupported};
 use kaifuku_io::{Cursor, ReadAt};
 use serde::Serialize;
@@ -101,6 +101,9 @@ impl<R: ReadAt> Volume<R> {
     /// `$MFT` is, not the reader, so every use passes a fresh cursor over the same reader.
     fn semantic_reader(&self) -> Result<&ntfs::Ntfs, NtfsError> {
         let opened = self.semantic_reader.get_or_init(|| {
+            // `$MFT`'s own record is read by the crate to find every other one.
+            self.check_for_crate(RECORD_MFT)
+                .map_err(|e| e.to_string())?;
             let mut fs = Cursor::new(self.reader());
             ntfs::Ntfs::new(&mut fs).map_err(|e| e.to_string())
         });
@@ -109,10 +112,45 @@ impl<R: ReadAt> Volume<R> {
             .map_err(|message| NtfsError::Reader(message.clone()))
     }
 
+    /// Checks, with kaifuku's own reader, that the `ntfs` crate can be given record `record`
+    /// without panicking: the crate (0.4) reaches an `unreachable!` in its error conversion when an
+    /// `$ATTRIBUTE_LIST` value ends inside an entry's 26-byte header (found by fuzzing
+    /// `plan_image`). Such a list, or an entry shorter than a header, is damage, refused here.
+    fn check_for_crate(&self, record: u64) -> Result<(), NtfsError> {
+        use crate::layout::attribute_list_entry::{LENGTH, MIN_LENGTH};
+        let rec = self.read_record(record)?;
+        let Some(list) = rec.find(AttributeType::AttributeList, "")? else {
+            return Ok(());
+        };
+        let bytes = self.attribute_bytes(&list)?;
+        let mut off = 0usize;
+        while off < bytes.len() {
+            let left = bytes.len() - off;
+            let len = if left >= MIN_LENGTH {
+                crate::bytes::u16_at(&bytes, off + LENGTH)? as usize
+            } else {
+                0
+            };
+            if len < MIN_LENGTH {
+                return Err(NtfsError::damaged_at(
+                    Structure::AttributeList,
+                    Location::MftRecord { record },
+                    format!(
+                        "MFT record {record}: its $ATTRIBUTE_LIST of {} bytes holds a partial entry at byte {off}",
+                        bytes.len()
+                    ),
+                ));
+            }
+            off += len;
+        }
+        Ok(())
+    }
+
     /// Label, geometry, version, dirty flag, `$LogFile` state, hibernation and Windows presence.
     pub fn summary(&self) -> Result<VolumeSummary, NtfsError> {
         let mut fs = Cursor::new(self.reader());
         let ntfs = self.semantic_reader()?;
+        self.check_for_crate(RECORD_VOLUME)?;
         let label = match ntfs.volume_name(&mut fs) {
             Some(n) => Some(n?.name().to_string_lossy()),
             None => None,
@@ -227,6 +265,7 @@ impl<R: ReadAt> Volume<R> {
     fn read_head(&self, r: FileRef, n: usize) -> Result<(u64, Vec<u8>), NtfsError> {
         let mut fs = Cursor::new(self.reader());
         let ntfs = self.semantic_reader()?;
+        self.check_for_crate(r.record)?;
         let file = ntfs.file(&mut fs, r.record)?;
         let Some(item) = file.data(&mut fs, "") else {
             return Ok((0, Vec::new()));
@@ -375,6 +414,7 @@ impl<R: ReadAt> Volume<R> {
         let dos_name = self.dos_name(&rec)?;
         let mut fs = Cursor::new(self.reader());
         let ntfs = self.semantic_reader()?;
+        self.check_for_crate(entry.file_ref.record)?;
         let file = ntfs.file(&mut fs, entry.file_ref.record)?;
         let si = file.info()?;
         let (size, header, all_zero) = match file.data(&mut fs, "") {
