@@ -245,6 +245,23 @@ fn other_formats_are_recognised_and_refused() {
     let e = err(open(&file));
     assert!(matches!(e, ContainerError::VmdkHeader { .. }), "{e}");
     assert!(!e.is_unsupported());
+    // A grain of 2^62 sectors, whose size in bytes overflows (found by the `container` fuzzer):
+    // refused by name, never a wrapped size.
+    let mut file = b"KDMV\x01\0\0\0\0\0\0\0".to_vec();
+    file.resize(65536, 0);
+    file[12..20].copy_from_slice(&2048u64.to_le_bytes());
+    file[20..28].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    let e = err(open(&file));
+    assert!(
+        matches!(
+            e,
+            ContainerError::VmdkHeader {
+                field: "grainSize",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // qcow2 is read now: its magic with a header of zeros is a damaged qcow2, never a raw disk.
     let mut file = b"QFI\xfb\0\0\0\x03".to_vec();
     file.resize(65536, 0);

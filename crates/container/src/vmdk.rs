@@ -188,9 +188,12 @@ impl Header {
             overhead: le_u64(b, 64),
             unclean_shutdown: b[72] != 0,
         };
+        // Checked: a grain of 2^55 sectors or more overflows as bytes (found by fuzzing).
         if h.grain_sectors == 0
             || !h.grain_sectors.is_power_of_two()
-            || h.grain_sectors * SECTOR > MAX_GRAIN_BYTES
+            || h.grain_sectors
+                .checked_mul(SECTOR)
+                .is_none_or(|b| b > MAX_GRAIN_BYTES)
         {
             return Err(header_error(
                 "grainSize",
