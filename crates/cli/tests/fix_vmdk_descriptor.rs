@@ -90,6 +90,24 @@ fn split_disk(s: &Scratch, name: &str, lead: bool) -> (PathBuf, Vec<PathBuf>) {
     (descriptor, files)
 }
 
+/// `qemu-img convert` of the raw `from` into a VMDK of `subformat` at `to`.
+fn to_vmdk(from: &Path, subformat: &str, to: &Path) {
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new("raw"),
+            OsStr::new("-O"),
+            OsStr::new("vmdk"),
+            OsStr::new("-o"),
+            OsStr::new(&format!("subformat={subformat}")),
+            from.as_os_str(),
+            to.as_os_str(),
+        ],
+    );
+}
+
 fn fix(args: &[&OsStr]) -> common::Out {
     let mut all = vec![OsStr::new("fix")];
     all.extend_from_slice(args);
@@ -101,20 +119,7 @@ fn monolithic_flat_and_vmfs_copies_are_judged_by_qemu_libvmdk_and_sleuthkit() {
     let s = Scratch::new("vmdk-desc-mono");
     let reference = fixed_raw(&s);
     let input = s.path("disk.vmdk");
-    run_ok(
-        "qemu-img",
-        [
-            OsStr::new("convert"),
-            OsStr::new("-f"),
-            OsStr::new("raw"),
-            OsStr::new("-O"),
-            OsStr::new("vmdk"),
-            OsStr::new("-o"),
-            OsStr::new("subformat=monolithicFlat"),
-            raw_fixture().as_os_str(),
-            input.as_os_str(),
-        ],
-    );
+    to_vmdk(&raw_fixture(), "monolithicFlat", &input);
     // ESXi's form of the same disk: one VMFS extent without an offset.
     let vmfs = s.path("esxi.vmdk");
     let text = std::fs::read_to_string(&input).unwrap();
@@ -403,20 +408,7 @@ fn sparse_split_disk(s: &Scratch, name: &str) -> (PathBuf, Vec<PathBuf>) {
         let piece = s.path(&format!("{name}-piece{i}.raw"));
         std::fs::write(&piece, &raw[(from * MIB) as usize..(to * MIB) as usize]).unwrap();
         let file = s.path(&format!("{name}-s00{}.vmdk", i + 1));
-        run_ok(
-            "qemu-img",
-            [
-                OsStr::new("convert"),
-                OsStr::new("-f"),
-                OsStr::new("raw"),
-                OsStr::new("-O"),
-                OsStr::new("vmdk"),
-                OsStr::new("-o"),
-                OsStr::new("subformat=monolithicSparse"),
-                piece.as_os_str(),
-                file.as_os_str(),
-            ],
-        );
+        to_vmdk(&piece, "monolithicSparse", &file);
         std::fs::remove_file(&piece).unwrap();
         lines.push_str(&format!(
             "RW {} SPARSE \"{name}-s00{}.vmdk\"\n",
@@ -449,20 +441,7 @@ fn split_sparse_disks_are_fixed_in_their_grains_copied_in_place_and_undone() {
     let reference = fixed_raw(&s);
     // QEMU's own split sparse disk (one 400 MiB extent: extents are 2 GiB), and three extents.
     let qemu = s.path("ws.vmdk");
-    run_ok(
-        "qemu-img",
-        [
-            OsStr::new("convert"),
-            OsStr::new("-f"),
-            OsStr::new("raw"),
-            OsStr::new("-O"),
-            OsStr::new("vmdk"),
-            OsStr::new("-o"),
-            OsStr::new("subformat=twoGbMaxExtentSparse"),
-            raw_fixture().as_os_str(),
-            qemu.as_os_str(),
-        ],
-    );
+    to_vmdk(&raw_fixture(), "twoGbMaxExtentSparse", &qemu);
     let (split, split_files) = sparse_split_disk(&s, "three");
     for (input, files, out_name) in [
         (&qemu, vec![s.path("ws-s001.vmdk")], "ws-fixed.vmdk"),
