@@ -868,11 +868,14 @@ impl Vmdk {
     ) -> Result<Option<(Vec<FileWrite>, u64)>, ContainerError> {
         // The stream's end: an end-of-stream marker (a zero sector), after the footer and its
         // marker when there is one (QEMU writes none: its directory follows the header).
+        // A file that is not a whole number of sectors (bytes added by a copy, or a cut) has no
+        // sector to append at: a new grain's table entry would name the sector before it (found
+        // by fuzzing). The whole re-stream below starts after the last grain, on a sector.
         let tail_len = 3 * SECTOR;
         let Some(tail_at) = self
             .file_size
             .checked_sub(tail_len)
-            .filter(|c| *c >= HEADER_LEN)
+            .filter(|c| *c >= HEADER_LEN && self.file_size.is_multiple_of(SECTOR))
         else {
             return Ok(None);
         };

@@ -597,3 +597,38 @@ fn damaged_stream_is_an_error() {
     let out = run("vmdkinfo", &[s(&image)]);
     assert!(out.status.success());
 }
+
+/// A qemu-img stream with a few zero bytes after its end-of-stream marker (a copy that padded
+/// it): its length is not a whole number of sectors, so the fix cannot append after the marker
+/// (a new grain's entry would name the sector before it, and the patch would read back as other
+/// bytes). The output is a whole re-stream that qemu-img checks and reads as patched, and
+/// kaifuku reads so too. Found by the container fuzzer.
+#[test]
+fn stream_with_bytes_after_its_end_is_restreamed_whole() {
+    let raw = raw_image();
+    let dir = TempDir::new("stream-padded");
+    let mut file = fs::read(make_vmdk(&dir, &raw, STREAM)).unwrap();
+    file.extend_from_slice(&[0u8; 6]);
+    let image = dir.path("padded.vmdk");
+    fs::write(&image, &file).unwrap();
+    assert_eq!(qemu_raw(&dir, &image), raw, "qemu reads the padded stream");
+    let c = open(FileReader::open(&image)).unwrap();
+    assert_reads_as(&c, &raw);
+    let p = [0x5au8; 700];
+    let output = c
+        .plan_output(&[Patch {
+            offset: 0,
+            data: PatchData::Bytes(p.to_vec()),
+            label: String::new(),
+        }])
+        .unwrap();
+    let out = restreamed(&file, &output);
+    assert_eq!(out.len() % 512, 0, "the output is whole sectors");
+    let mut want = raw.clone();
+    want[..p.len()].copy_from_slice(&p);
+    let patched = dir.path("patched.vmdk");
+    fs::write(&patched, &out).unwrap();
+    qemu_img(&["check", "-f", "vmdk", s(&patched)]);
+    assert!(qemu_raw(&dir, &patched) == want, "qemu reads other bytes");
+    assert_reads_as(&open(FileReader::open(&patched)).unwrap(), &want);
+}
