@@ -58,8 +58,20 @@ cp --sparse=always "$work/bitlk-images/$image.img" "$vol"
 mkdir -p "$clear" "$ntfs"
 dislocker-fuse -V "$vol" "$key" -- "$clear"
 decrypted="$clear/dislocker-file"
+# Windows keeps BitLocker's three metadata areas as files of the volume; mkntfs cannot know them
+# and dislocker refuses writes into them. mkntfs puts $LogFile at the middle of the volume, which
+# on the 128 MiB Elephant volumes is the second area: there the NTFS ends where the first area
+# begins (a volume smaller than its partition, as Windows allows).
+sectors=
+case $image in
+  *elephant*)
+    first_area=$(python3 -c 'import sys
+b=open(sys.argv[1],"rb").read(512)
+print(min(int.from_bytes(b[0xB0+8*i:0xB8+8*i],"little") for i in range(3)))' "$vol")
+    sectors=$((first_area / 512)) ;;
+esac
 # mkntfs warns that a file is no block device and assumes 512-byte sectors, as intended.
-frozen mkntfs -F -Q -q -L Windows -p 2048 -H 255 -S 63 "$decrypted" 2>"$work/mkntfs.log" \
+frozen mkntfs -F -Q -q -L Windows -p 2048 -H 255 -S 63 "$decrypted" $sectors 2>"$work/mkntfs.log" \
   || { cat "$work/mkntfs.log" >&2; exit 1; }
 ntfslabel --new-serial=1234ABCD5678EF90 "$decrypted" >/dev/null
 frozen ntfs-3g -o noatime "$decrypted" "$ntfs"
