@@ -6,7 +6,7 @@
 // Also: stopping the queue, an image that needs a decision left for the user, and writing into a
 // chosen folder (the File System Access API, backed here by the origin-private file system).
 import { after, before, describe, test } from "node:test";
-import { mkdirSync } from "node:fs";
+import { linkSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { serve } from "../../web/serve.mjs";
 import {
@@ -89,6 +89,24 @@ async function dropFiles(page, files) {
       zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
     }
   });
+}
+
+/**
+ * Drops the folder `dir` on the drop zone as the operating system does (Chromium's own drag
+ * input, through the DevTools protocol): the page gets the folder as a directory entry, not as
+ * readable files.
+ */
+async function dropFolder(page, dir) {
+  // A corner of the zone: its text changes under the pointer while a drag is over it. A drop
+  // follows a dragover the page accepted, so the pointer "moves" twice.
+  const box = await page.locator("#dropzone").boundingBox();
+  const at = { x: box.x + 12, y: box.y + 12 };
+  const cdp = await page.context().newCDPSession(page);
+  const data = { items: [], files: [dir], dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, ...at, data });
+  }
+  await cdp.detach();
 }
 
 /** The queue's rows as the page shows them. */
@@ -227,6 +245,41 @@ describe("many images in the browser", { timeout: 900_000 }, () => {
       await assertNoPageProblems(b);
     } finally {
       await b.close();
+    }
+  });
+
+  test("a dropped folder is expanded: its images and its subfolders' images, in path order", async () => {
+    const dir = scratch("queue-drop-folder");
+    const b = await launch({ locale: "en-US" });
+    try {
+      // A folder with no image: the page says so and queues nothing.
+      const empty = path.join(dir, "notes-only");
+      mkdirSync(empty);
+      writeFileSync(path.join(empty, "readme.txt"), "not a disk\n");
+      const exports = path.join(dir, "exports");
+      for (const sub of ["b-site", "a-site"]) mkdirSync(path.join(exports, sub), { recursive: true });
+      linkSync(fixture("mbr-win.raw"), path.join(exports, "b-site", "web01.raw"));
+      linkSync(fixture("no-crowdstrike.raw"), path.join(exports, "a-site", "db01.raw"));
+      writeFileSync(path.join(exports, "a-site", "notes.txt"), "ticket 4711\n");
+      await b.page.goto(srv.url);
+      await b.page.waitForSelector("#pick-button");
+      await dropFolder(b.page, empty);
+      await b.page.waitForSelector("#pick-note");
+      assert.equal(
+        await b.page.innerText("#pick-note"),
+        "This folder (with its subfolders) holds no disk image: looked for .raw, .img, .vhd, .vhdx, .qcow2, .vmdk, .bin and .dd files.",
+      );
+      assert.equal(await b.page.$("#queue-table"), null, "nothing queued");
+
+      await dropFolder(b.page, exports);
+      await waitIdle(b.page);
+      const seen = await rows(b.page);
+      assert.deepEqual(seen.map((r) => [r.name, r.outcome]), [["db01.raw", "nothing-to-fix"], ["web01.raw", "fixable"]]);
+      assert.equal(seen[1].text, WORDS.en.fixable(2));
+      await assertNoPageProblems(b);
+    } finally {
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

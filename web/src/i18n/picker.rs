@@ -34,6 +34,20 @@ impl T {
             "Release to start reading"
         )
     }
+    pub fn folder_without_images(self) -> &'static str {
+        pick!(
+            self,
+            "このフォルダー(サブフォルダーを含む)にはディスクイメージがありません。探したのは .raw、.img、.vhd、.vhdx、.qcow2、.vmdk、.bin、.dd のファイルです。",
+            "This folder (with its subfolders) holds no disk image: looked for .raw, .img, .vhd, .vhdx, .qcow2, .vmdk, .bin and .dd files."
+        )
+    }
+    pub fn folder_unreadable(self, detail: &str) -> String {
+        pick!(
+            self,
+            format!("ドロップされたフォルダーを読み取れませんでした({detail})。「フォルダーを選択…」で選んでください。"),
+            format!("The dropped folder could not be read ({detail}). Choose it with \"choose a folder…\" instead.")
+        )
+    }
     pub fn current_file(self, name: &str, bytes: u64) -> String {
         pick!(
             self,

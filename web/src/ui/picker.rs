@@ -33,12 +33,118 @@ fn files_of(list: Option<FileList>) -> Vec<File> {
     (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
 
+/// A dropped folder arrives as one `File` that cannot be read; its contents come through the
+/// entries API (`webkitGetAsEntry`), which every current browser offers for drops. The entries
+/// must be taken while the drop event runs: afterwards the items are gone.
+mod dropped {
+    use js_sys::{Array, Function, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{DataTransfer, File};
+
+    /// What was dropped: the entries when any of them is a folder, else nothing (the files are
+    /// then read from `DataTransfer.files`, as before).
+    pub fn folder_entries(dt: &DataTransfer) -> Option<Vec<JsValue>> {
+        let items = Reflect::get(dt, &"items".into()).ok()?;
+        let len = Reflect::get(&items, &"length".into()).ok()?.as_f64()? as u32;
+        let mut entries = Vec::new();
+        for i in 0..len {
+            let item = Reflect::get_u32(&items, i).ok()?;
+            let get: Function = Reflect::get(&item, &"webkitGetAsEntry".into())
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            let entry = get.call0(&item).ok()?;
+            if !entry.is_null() && !entry.is_undefined() {
+                entries.push(entry);
+            }
+        }
+        entries
+            .iter()
+            .any(|e| flag(e, "isDirectory"))
+            .then_some(entries)
+    }
+
+    fn flag(entry: &JsValue, name: &str) -> bool {
+        Reflect::get(entry, &name.into()).is_ok_and(|v| v.is_truthy())
+    }
+
+    fn text(entry: &JsValue, name: &str) -> String {
+        Reflect::get(entry, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    }
+
+    /// Calls `target.method(resolve, reject)`, the callback style of the entries API.
+    async fn called(target: &JsValue, method: &str) -> Result<JsValue, JsValue> {
+        let f: Function = Reflect::get(target, &method.into())?.dyn_into()?;
+        let target = target.clone();
+        let promise = Promise::new(&mut |resolve, reject| {
+            if let Err(e) = f.call2(&target, &resolve, &reject) {
+                let _ = reject.call1(&JsValue::NULL, &e);
+            }
+        });
+        JsFuture::from(promise).await
+    }
+
+    /// The files of `entries`, folders expanded: a dropped file as it is, and the disk images
+    /// (by `is_image`) of each folder and its subfolders in the order of their paths, as the
+    /// folder picker lists them.
+    pub async fn expand(
+        entries: Vec<JsValue>,
+        is_image: fn(&str) -> bool,
+    ) -> Result<Vec<File>, JsValue> {
+        let mut files = Vec::new();
+        for entry in entries {
+            if flag(&entry, "isFile") {
+                files.push(called(&entry, "file").await?.dyn_into::<File>()?);
+                continue;
+            }
+            let mut found: Vec<(String, File)> = Vec::new();
+            let mut folders = vec![entry];
+            while let Some(folder) = folders.pop() {
+                let reader = Reflect::get(&folder, &"createReader".into())?
+                    .dyn_into::<Function>()?
+                    .call0(&folder)?;
+                // readEntries hands out a folder's entries in batches, then an empty one.
+                loop {
+                    let batch: Array = called(&reader, "readEntries").await?.dyn_into()?;
+                    if batch.length() == 0 {
+                        break;
+                    }
+                    for e in batch.iter() {
+                        if flag(&e, "isDirectory") {
+                            folders.push(e);
+                        } else if flag(&e, "isFile") && is_image(&text(&e, "name")) {
+                            let file = called(&e, "file").await?.dyn_into::<File>()?;
+                            found.push((text(&e, "fullPath"), file));
+                        }
+                    }
+                }
+            }
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            files.extend(found.into_iter().map(|(_, f)| f));
+        }
+        Ok(files)
+    }
+}
+
+/// Why a picked or dropped folder gave the queue nothing.
+#[derive(Clone, PartialEq)]
+enum PickNote {
+    NoImages,
+    /// The browser's words.
+    Unreadable(String),
+}
+
 #[function_component(Picker)]
 pub fn picker(props: &PickerProps) -> Html {
     let t = props.t;
     let input = use_node_ref();
     let folder_input = use_node_ref();
     let drag_over = use_state(|| false);
+    let note = use_state(|| None::<PickNote>);
 
     let onchange = {
         let on_pick = props.on_pick.clone();
@@ -54,9 +160,11 @@ pub fn picker(props: &PickerProps) -> Html {
     };
     let on_folder_change = {
         let on_pick = props.on_pick.clone();
+        let note = note.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
             let mut files = files_of(input.files());
+            let picked_any = !files.is_empty();
             files.retain(|f| is_image_name(&f.name()));
             // The order the folder lists them in, whatever order the browser gave.
             files.sort_by_key(|f| {
@@ -66,7 +174,10 @@ pub fn picker(props: &PickerProps) -> Html {
                     .unwrap_or_else(|| f.name())
             });
             if !files.is_empty() {
+                note.set(None);
                 on_pick.emit(files);
+            } else if picked_any {
+                note.set(Some(PickNote::NoImages));
             }
             input.set_value("");
         })
@@ -74,10 +185,31 @@ pub fn picker(props: &PickerProps) -> Html {
     let ondrop = {
         let on_pick = props.on_pick.clone();
         let drag_over = drag_over.clone();
+        let note = note.clone();
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             drag_over.set(false);
-            let files = files_of(e.data_transfer().and_then(|d| d.files()));
+            note.set(None);
+            let Some(dt) = e.data_transfer() else { return };
+            if let Some(entries) = dropped::folder_entries(&dt) {
+                let on_pick = on_pick.clone();
+                let note = note.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match dropped::expand(entries, is_image_name).await {
+                        Ok(files) if !files.is_empty() => on_pick.emit(files),
+                        Ok(_) => note.set(Some(PickNote::NoImages)),
+                        Err(e) => note.set(Some(PickNote::Unreadable(
+                            js_sys::Reflect::get(&e, &"message".into())
+                                .ok()
+                                .and_then(|m| m.as_string())
+                                .or_else(|| e.as_string())
+                                .unwrap_or_else(|| "?".into()),
+                        ))),
+                    }
+                });
+                return;
+            }
+            let files = files_of(dt.files());
             if !files.is_empty() {
                 on_pick.emit(files);
             }
@@ -133,6 +265,11 @@ pub fn picker(props: &PickerProps) -> Html {
                 <input type="file" id="folder-input" class="visually-hidden" tabindex="-1"
                     aria-hidden="true" multiple=true webkitdirectory=true ref={folder_input}
                     onchange={on_folder_change}/>
+                {match &*note {
+                    Some(PickNote::NoImages) => html! { <p class="note" id="pick-note">{t.folder_without_images()}</p> },
+                    Some(PickNote::Unreadable(detail)) => html! { <p class="note" id="pick-note">{t.folder_unreadable(detail)}</p> },
+                    None => html! {},
+                }}
                 {match &props.current {
                     Some((name, bytes)) => html! { <p class="current" id="current-file">{t.current_file(name, *bytes)}</p> },
                     None => html! {},
