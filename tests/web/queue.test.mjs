@@ -283,6 +283,49 @@ describe("many images in the browser", { timeout: 900_000 }, () => {
     }
   });
 
+  test("a worker that crashes, reading or fixing, fails its own image only; the queue goes on", async () => {
+    const b = await launch({ locale: "en-US" });
+    try {
+      // Every worker gets a message listener ahead of the worker's own (which the worker adds
+      // once its wasm is compiled): it throws, as a wasm trap would, and keeps the message from
+      // the worker, when one image is to be read and when another is to be fixed.
+      b.page.on("worker", (w) => {
+        w.evaluate(() => {
+          let image = null;
+          self.addEventListener("message", (e) => {
+            const kind = typeof e.data === "string" ? e.data : Object.keys(e.data ?? {})[0];
+            if (kind === "inspect") image = e.data.inspect.file.name;
+            if ((kind === "inspect" && image === "gpt-win-fixed.vhd") || (kind === "fix" && image === "gpt-win.raw")) {
+              e.stopImmediatePropagation();
+              throw new Error(`simulated crash (${kind} ${image})`);
+            }
+          });
+        }).catch(() => {});
+      });
+      const images = ["gpt-win-fixed.vhd", "gpt-win.raw", "no-crowdstrike.raw", "mbr-win.raw"];
+      await b.page.goto(srv.url);
+      await b.page.waitForSelector("#pick-button");
+      await b.page.setInputFiles("#file-input", images.map(fixture));
+      await waitIdle(b.page);
+      let seen = await rows(b.page);
+      assert.deepEqual(seen.map((r) => r.outcome), ["error", "fixable", "nothing-to-fix", "fixable"]);
+      assert.ok(seen[0].text.includes("The reading process stopped unexpectedly."), seen[0].text);
+      assert.ok(seen[0].text.includes("simulated crash (inspect gpt-win-fixed.vhd)"), seen[0].text);
+
+      await b.page.click("#queue-fix-all");
+      await waitIdle(b.page);
+      seen = await rows(b.page);
+      assert.deepEqual(seen.map((r) => r.outcome), ["error", "not-fixed", "nothing-to-fix", "fixed"]);
+      assert.ok(seen[1].text.includes("simulated crash (fix gpt-win.raw)"), seen[1].text);
+      assert.deepEqual(seen[1].links, [], "nothing offered for the image whose fix crashed");
+      assert.ok(seen[3].links.length > 0, "the image after it is fixed and offered");
+      const others = b.problems.filter((p) => !p.includes("simulated crash"));
+      assert.deepEqual(others, [], "no page problem but the simulated crashes");
+    } finally {
+      await b.close();
+    }
+  });
+
   test("an image that needs consent is left to open alone; the others are fixed", async () => {
     const dir = scratch("queue-alone");
     const b = await launch({ locale: "ja-JP" });
