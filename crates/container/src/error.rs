@@ -293,6 +293,24 @@ pub enum ContainerError {
         problem: &'static str,
     },
 
+    /// A streamOptimized VMDK that must be re-streamed whole (it does not end as the format
+    /// wants) with more grain tables than kaifuku holds in memory.
+    #[error(
+        "this streamOptimized VMDK does not end as the stream format wants (an end-of-stream \
+         marker after its footer), so its fix would re-stream it whole, writing its {tables} grain \
+         tables ({bytes} bytes) again: more than the {limit} bytes kaifuku holds in memory. \
+         Convert it to raw (`qemu-img convert -f vmdk -O raw IMAGE disk.raw`) and fix that, or \
+         check the file with `qemu-img check IMAGE`"
+    )]
+    VmdkRestreamTooLarge {
+        /// Grain tables the directory points at.
+        tables: u64,
+        /// Bytes they take.
+        bytes: u64,
+        /// What kaifuku holds at most.
+        limit: u64,
+    },
+
     /// A streamOptimized VMDK whose footer (which holds the grain directory's place) is missing.
     #[error(
         "the VMDK says its grain directory is given by the footer, but the last 1536 bytes of the \

@@ -867,3 +867,106 @@ fn fixed_vhd_output_rounds_to_a_whole_mib_and_keeps_a_vhds_id() {
     );
     assert_eq!(&out.footer[24..28], &MADE.timestamp.to_be_bytes());
 }
+
+fn le32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn le64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A streamOptimized VMDK header (version 3, no redundant tables) with its embedded descriptor
+/// in sector 1 and the grain directory at sector 2, in a file of `sectors` sectors.
+fn stream_vmdk(capacity: u64, grain_sectors: u64, overhead: u64, sectors: u64) -> Vec<u8> {
+    let mut f = vec![0u8; (sectors * 512) as usize];
+    f[..4].copy_from_slice(b"KDMV");
+    le32(&mut f, 4, 3);
+    le32(&mut f, 8, 1 | (1 << 16) | (1 << 17));
+    le64(&mut f, 12, capacity);
+    le64(&mut f, 20, grain_sectors);
+    le64(&mut f, 28, 1);
+    le64(&mut f, 36, 1);
+    le32(&mut f, 44, 512);
+    le64(&mut f, 56, 2);
+    le64(&mut f, 64, overhead);
+    f[73..77].copy_from_slice(b"\n \r\n");
+    f[77] = 1;
+    let text = b"# Disk DescriptorFile\nversion=1\nCID=1234abcd\nparentCID=ffffffff\ncreateType=\"streamOptimized\"\n";
+    f[512..512 + text.len()].copy_from_slice(text);
+    f
+}
+
+/// Header fields whose product would make kaifuku hold gigabytes (found by the `container`
+/// fuzzer: a 4 PiB and a 55 EiB capacity made it read a directory of 512 MiB and more, 5.8 GB
+/// of memory in all) are refused when the header is read, before anything is allocated.
+#[test]
+fn vmdk_sizes_that_would_cost_gigabytes_are_refused() {
+    let capacity_refused = |f: &[u8]| {
+        let e = err(open(f));
+        assert!(
+            matches!(
+                e,
+                ContainerError::VmdkHeader {
+                    field: "capacity",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    };
+    // Over the 64 TiB a VMware disk can be.
+    capacity_refused(&stream_vmdk((64 << 40) / 512 + 1, 128, 8, 16));
+    // 32 TiB in grains of one sector: a 512 MiB grain directory.
+    capacity_refused(&stream_vmdk((32 << 40) / 512, 1, 8, 16));
+    // 64 TiB in VMware's 64 KiB grains (an 8 MiB directory) is a disk; this file is too short
+    // for that directory, which is said as such.
+    let e = err(open(&stream_vmdk((64 << 40) / 512, 128, 8, 16)));
+    assert!(
+        matches!(
+            e,
+            ContainerError::VmdkHeader {
+                field: "gdOffset",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// A stream that does not end as the format wants is re-streamed whole, every grain table held
+/// in memory: with more tables than 256 MiB it is refused by name (here 140 000 directory entries
+/// all naming one table, a 4.3 TiB disk in a 560 KiB file), never allocated.
+#[test]
+fn a_whole_restream_with_too_many_tables_is_refused() {
+    let tables = 140_000u64;
+    let capacity = tables * 512 * 128;
+    let gd_sectors = (tables * 4).div_ceil(512);
+    let table_at = 2 + gd_sectors;
+    let overhead = table_at + 4;
+    let mut f = stream_vmdk(capacity, 128, overhead, overhead + 1);
+    for t in 0..tables as usize {
+        le32(&mut f, 1024 + 4 * t, table_at as u32);
+    }
+    // Not an end-of-stream marker: the last sector is not zeros.
+    *f.last_mut().unwrap() = 0xAA;
+    let c = open(&f).unwrap();
+    let e = c
+        .plan_output(&[Patch {
+            offset: 0,
+            data: PatchData::Bytes(vec![1; 512]),
+            label: String::new(),
+        }])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ContainerError::VmdkRestreamTooLarge {
+                tables: 140_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("qemu-img convert"), "{e}");
+}

@@ -83,6 +83,15 @@ const MAX_GRAIN_BYTES: u64 = 2 << 20;
 const MAX_GT_ENTRIES: u32 = 512;
 /// VMware's descriptor area is 10 KiB at most in practice; a larger one is damage.
 const MAX_DESCRIPTOR_BYTES: u64 = 1 << 20;
+/// VMware's largest virtual disk is 62 TB; a larger capacity is damage.
+const MAX_CAPACITY_BYTES: u64 = 64 << 40;
+/// A grain directory larger than this is damage: 64 TiB in VMware's 64 KiB grains needs 8 MiB.
+/// Its size follows from three header fields, so one flipped bit could otherwise ask for
+/// gigabytes (found by fuzzing).
+const MAX_GD_BYTES: u64 = 32 << 20;
+/// The whole re-stream (a stream that does not end as the format wants) holds every grain
+/// table in memory and writes them again: 2 TiB in 64 KiB grains is 128 MiB of tables.
+const MAX_RESTREAM_TABLE_BYTES: u64 = 256 << 20;
 /// Grain directory pages (4 KiB, 1024 tables each) and grain tables kept in memory.
 const GD_PAGE_BYTES: u64 = 4096;
 const GD_CACHE_PAGES: usize = 4;
@@ -208,11 +217,23 @@ impl Header {
                 "is not between 1 and 512",
             ));
         }
-        if h.capacity == 0 || h.capacity.checked_mul(SECTOR).is_none() {
+        if h.capacity == 0
+            || h.capacity
+                .checked_mul(SECTOR)
+                .is_none_or(|b| b > MAX_CAPACITY_BYTES)
+        {
             return Err(header_error(
                 "capacity",
                 h.capacity,
-                "is zero or too large for a disk",
+                "is zero or larger than the 64 TiB a VMware disk can be",
+            ));
+        }
+        if h.gt_count() * 4 > MAX_GD_BYTES {
+            return Err(header_error(
+                "capacity",
+                h.capacity,
+                "with the header's grain size and grain table length needs a grain directory \
+                 larger than 32 MiB, which no VMware disk has",
             ));
         }
         Ok(h)
@@ -1029,6 +1050,17 @@ impl Vmdk {
         let directory = file
             .read_vec(self.gd, gd_bytes as usize)
             .map_err(|e| ContainerError::read("the VMDK grain directory", self.gd, e))?;
+        let present = directory
+            .chunks_exact(4)
+            .filter(|e| e.iter().any(|&b| b != 0))
+            .count() as u64;
+        if present * gt_bytes > MAX_RESTREAM_TABLE_BYTES {
+            return Err(ContainerError::VmdkRestreamTooLarge {
+                tables: present,
+                bytes: present * gt_bytes,
+                limit: MAX_RESTREAM_TABLE_BYTES,
+            });
+        }
         let mut tables: Vec<Option<Vec<u8>>> = Vec::with_capacity(gt_count as usize);
         // The grain stored last in the file: everything after it is metadata, rewritten.
         let mut last: Option<(u64, u32, u64)> = None;
