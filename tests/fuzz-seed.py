@@ -24,6 +24,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -604,6 +605,30 @@ def seed_vmdk_descriptors(corpus, tmp):
     corpus.add("vmdk_descriptor", b"# Disk DescriptorFile\nRW 100 FLAT \"a\" 2048\nRW 7 FLAT \"b\"\n")
 
 
+def seed_bitlocker(corpus, tmp, repo):
+    """The Windows-made volumes of the shared BitLocker test set (GPL data: read from beside the
+    project at seeding time; the corpus stays on this machine). They are stored trimmed: a few
+    KiB of boot sector, metadata blocks and relocated sectors, so each seed is the volume whole."""
+    archive = os.path.join(repo, "..", "shared", "testdata", "bitlk", "bitlk-images.tar.xz")
+    if not os.path.exists(archive):
+        print("fuzz-seed: no BitLocker test set beside the project; the bitlocker target gets no seeds")
+        return
+    names = ["bitlk-aes-xts-128-clearkey-only", "bitlk-aes-xts-128", "bitlk-aes-xts-256",
+             "bitlk-aes-cbc-128", "bitlk-aes-cbc-elephant-128", "bitlk-aes-xts-128-4k",
+             "bitlk-togo-aes-xts-128", "bitlk-aes-xts-128-eow"]
+    with tarfile.open(archive) as t:
+        for name in names:
+            member = t.getmember("bitlk-images/%s.img" % name)
+            with t.extractfile(member) as f:
+                data = f.read()
+            path = os.path.join(tmp, name + ".img")
+            with open(path, "wb") as out:
+                out.write(data)
+            with open(path, "rb") as f:
+                segs = nonzero_runs(f, [(0, len(data))])
+            corpus.add("bitlocker", sparse(len(data), segs))
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
@@ -621,6 +646,7 @@ def main():
         seed_hives(corpus, tmp, repo)
         seed_rule_files(corpus, repo)
         seed_vmdk_descriptors(corpus, tmp)
+        seed_bitlocker(corpus, tmp, repo)
     # Whole-image targets: the volume as it is, and one small change in each region.
     for t in ["inspect_image", "check_image"]:
         corpus.add(t, b"")

@@ -38,6 +38,7 @@ TARGETS=(
   "hive 65536"
   "rule_file 65537"
   "vmdk_descriptor 65537"
+  "bitlocker 65536"
 )
 
 max_len() {
