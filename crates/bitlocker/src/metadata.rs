@@ -186,6 +186,26 @@ impl FveMetadata {
                 ),
             ));
         }
+        // The decrypted volume's first sectors are read from the copy and written back there:
+        // a copy of no sectors, or one that overlaps the sectors it stands for (where the
+        // BitLocker boot sector is) or a metadata area, would have a fix write the volume's boot
+        // sector over BitLocker's own structures (found by fuzzing).
+        let copy_end = relocated.offset + relocated.len;
+        if relocated.len == 0
+            || relocated.offset < relocated.len
+            || metadata_offsets
+                .iter()
+                .any(|&m| relocated.offset < m + METADATA_AREA_LEN && m < copy_end)
+        {
+            return Err(damaged(
+                56,
+                format!(
+                    "the relocated boot sectors ({} bytes at {:#x}) are empty or lie on the \
+                     sectors they replace or on a metadata block",
+                    relocated.len, relocated.offset
+                ),
+            ));
+        }
         let wrapped_fvek = wrapped_fvek
             .ok_or_else(|| damaged(entries_at, "the block holds no encrypted volume key".into()))?;
         if protectors.is_empty() {

@@ -206,3 +206,55 @@ fn dislocker_reads_the_patched_plaintext_from_what_was_written() {
     }
     std::fs::remove_dir(&scratch).unwrap();
 }
+
+/// A metadata block whose copy of the volume's first sectors is empty, or lies on the sectors it
+/// stands for, would map the decrypted volume's boot sector onto BitLocker's own boot sector, and
+/// a fix would write over it (found by the `bitlocker` fuzzer: the volume no longer opened as
+/// BitLocker). The clear-key Windows volume, its copy's place edited in all three blocks, is
+/// refused when opened.
+#[test]
+fn a_relocated_copy_that_would_land_on_bitlocker_structures_is_refused() {
+    let Some(archive) =
+        archive("a_relocated_copy_that_would_land_on_bitlocker_structures_is_refused")
+    else {
+        return;
+    };
+    let name = "bitlk-aes-xts-128-clearkey-only";
+    let original = std::fs::read(archive.image(name)).unwrap();
+    let volume = BitLockerVolume::open(&original[..]).unwrap();
+    let relocated = volume.metadata.relocated;
+    let sector = volume.boot.bytes_per_sector as u64;
+    assert!(relocated.len >= sector && relocated.offset >= relocated.len);
+    let first_area = volume.boot.metadata_offsets[0];
+    // The copy's place is stored in each block as (offset, size): found by its bytes.
+    let needle: Vec<u8> = [relocated.offset.to_le_bytes(), relocated.len.to_le_bytes()].concat();
+    let places: Vec<usize> = original
+        .windows(16)
+        .enumerate()
+        .filter(|(_, w)| *w == needle.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(places.len(), 3, "one (offset, size) per metadata block");
+    for (what, offset, len) in [
+        ("an empty copy", relocated.offset, 0),
+        ("a copy over the boot sector", 0, relocated.len),
+        (
+            "a copy over a metadata block",
+            first_area + 4096,
+            relocated.len,
+        ),
+    ] {
+        let mut edited = original.clone();
+        for &at in &places {
+            edited[at..at + 8].copy_from_slice(&offset.to_le_bytes());
+            edited[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+        }
+        let e = BitLockerVolume::open(&edited[..])
+            .err()
+            .unwrap_or_else(|| panic!("{what}: opened"));
+        assert!(
+            e.to_string().contains("relocated boot sectors"),
+            "{what}: {e}"
+        );
+    }
+}
