@@ -435,7 +435,13 @@ def seed_undo(fixtures, corpus, tmp, repo):
     if not os.access(exe, os.X_OK):
         print("fuzz-seed: no target/release/kaifuku; the undo target starts from an empty corpus")
         return
-    for name, extra in [("cs-rootonly.raw", []), ("mbr-win.raw", []), ("bare-64k.raw", ["--discard-journal"])]:
+    # A streamOptimized VMDK is extended by its fix: its undo file is of version 3.
+    stream = os.path.join(tmp, "mbr-win-stream.vmdk")
+    mbr = os.path.join(fixtures, "mbr-win.raw")
+    if os.path.exists(mbr):
+        run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", mbr, stream])
+    for name, extra in [("cs-rootonly.raw", []), ("mbr-win.raw", []), ("bare-64k.raw", ["--discard-journal"]),
+                        (stream, [])]:
         img = os.path.join(fixtures, name)
         if not os.path.exists(img):
             continue

@@ -246,8 +246,14 @@ pub fn undo_pieces<I: ReadAt + ?Sized>(
     out: &OutputPlan,
     image: &I,
 ) -> Result<Vec<undo::Piece>, String> {
-    let pieces = undo::layout(identity, &undo::plan_writes(out)).map_err(|e| e.to_string())?;
+    let pieces = undo_layout(identity, out)?;
     undo::sealed(pieces, image).map_err(|e| format!("reading the original bytes: {e}"))
+}
+
+/// The undo file's layout (nothing read): version 3 when the fix makes the file longer.
+fn undo_layout(identity: &undo::Identity, out: &OutputPlan) -> Result<Vec<undo::Piece>, String> {
+    let fixed_size = out.file_size.unwrap_or(identity.file_size);
+    undo::layout_resized(identity, fixed_size, &undo::plan_writes(out)).map_err(|e| e.to_string())
 }
 
 /// The read stack under the core's session: the picked file, counted, behind the block cache.
@@ -618,23 +624,24 @@ impl<R: ReadAt> Session<R> {
     }
 
     /// Whether an undo file can restore the picked file from the fixed image: not when the fix
-    /// changes the file's size (a re-streamed VMDK), which the undo format cannot record; the
-    /// picked file, left as it was, is then the way back.
+    /// makes the file shorter (a stream re-streamed whole, dropping what followed its end), which
+    /// an undo file cannot record; the picked file, left as it was, is then the way back. A fix
+    /// that makes it longer (a stream extended) is undone by cutting it back (format version 3).
     pub fn undo_offered(&self) -> bool {
-        !self.is_fixed_vhd() && self.planned().is_some_and(|p| p.output.file_size.is_none())
+        !self.is_fixed_vhd()
+            && self.planned().is_some_and(|p| {
+                p.output
+                    .file_size
+                    .is_none_or(|size| size >= self.file_size())
+            })
     }
 
     /// Size of the undo file (without reading or hashing anything).
     pub fn undo_size(&self) -> u64 {
-        let Some(p) = self.planned() else {
+        let (Some(p), Some(id)) = (self.planned(), self.core.undo_identity()) else {
             return 0;
         };
-        let writes = undo::plan_writes(&p.output);
-        (undo::HEADER_LEN + undo::TRAILER_LEN) as u64
-            + writes
-                .iter()
-                .map(|(_, d)| undo::ENTRY_HEADER_LEN as u64 + d.len())
-                .sum::<u64>()
+        undo_layout(&id, &p.output).map_or(0, |pieces| undo::sealed_len(&pieces))
     }
 
     /// The JSON report offered with the download: what the command line's `fix --json` prints,

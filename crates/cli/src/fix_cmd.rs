@@ -165,13 +165,24 @@ pub fn run(args: &FixArgs, rule: RuleSet) -> Exit {
     }
     // The output's size, when the fix changes it (a re-streamed streamOptimized VMDK).
     let output_size = output.file_size.unwrap_or(counted.size());
-    if output.file_size.is_some() && undo_target.is_some() {
+    // A fix that makes the file longer (the stream extended after its old end) is undone by
+    // writing back the original bytes and cutting the file to its old size; one that makes it
+    // shorter, or goes to a device (whose size is not the file's), cannot be.
+    let to_device = matches!(&out_target, Some((_, Target::Device { .. })));
+    if output.file_size.is_some()
+        && undo_target.is_some()
+        && (output_size < counted.size() || to_device)
+    {
         say!(
-            "refused: this fix re-streams the {} image, which changes the file's size and moves its \
-             tables; an undo file records only the original bytes of ranges and cannot restore \
-             that exactly. Write the fix to a new file with -o and without --undo: the input stays \
-             as it was and is the way back",
-            image_identity.kind
+            "refused: this fix re-streams the {} image {}, which an undo file cannot restore. \
+             Write the fix to a new file with -o and without --undo: the input stays as it was \
+             and is the way back",
+            image_identity.kind,
+            if to_device {
+                "onto a device"
+            } else {
+                "into a shorter file"
+            }
         );
         return Exit::Refused;
     }

@@ -739,12 +739,18 @@ pub fn write_in_place(
     undo: (&Target, &[Piece]),
     source: &FileSource,
 ) -> Result<(), String> {
-    if plan.file_size.is_some() {
-        return Err(format!(
-            "{} cannot be fixed in place: the fix changes the file's size, which an undo file \
-             cannot restore; write the fix to a new file with -o instead",
-            image.display()
-        ));
+    // A fix that changes the size (a streamOptimized VMDK extended after its end) is made in
+    // place only when the file grows: the undo file then restores the old bytes and the old size.
+    let new_size = plan.file_size.filter(|s| *s != source.size());
+    if let Some(size) = new_size {
+        if size < source.size() || source.descriptor().is_some() || source.is_block_device() {
+            return Err(format!(
+                "{} cannot be fixed in place: the fix would make it {size} bytes instead of {}, \
+                 which an undo file cannot restore; write the fix to a new file with -o instead",
+                image.display(),
+                source.size()
+            ));
+        }
     }
     let files = open_disk_for_writing(image, source)?;
     // Each data file's writes are planned (and any refusal made) before the undo file and the
@@ -755,14 +761,21 @@ pub fn write_in_place(
     };
     let tmp = undo_temp(undo.0, undo.1, source)?;
     let undo_path = commit_undo(tmp, undo.0)?;
-    apply_per_file(&files, &plans).map_err(|e| {
-        format!(
-            "writing {} failed part way ({e}); restore it with: kaifuku undo {} {}",
-            image.display(),
-            image.display(),
-            undo_path.display()
-        )
-    })
+    // The new size first: the bytes the fix adds are then written into the file's own space.
+    let grown = match new_size {
+        Some(size) => files[0].set_len(size),
+        None => Ok(()),
+    };
+    grown
+        .and_then(|()| apply_per_file(&files, &plans))
+        .map_err(|e| {
+            format!(
+                "writing {} failed part way ({e}); restore it with: kaifuku undo {} {}",
+                image.display(),
+                image.display(),
+                undo_path.display()
+            )
+        })
 }
 
 /// Restores the original bytes recorded in an undo file. Refuses an undo file that is damaged or
@@ -790,15 +803,42 @@ pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> 
         virtual_size: info.virtual_size,
         kind: info.format,
     };
-    if let Some(why) = u.identity().mismatch(&found) {
+    if let Some(why) = u.fixed_identity().mismatch(&found) {
         return Err(format!(
             "{} is not the image {} was made for: {why}",
             image.display(),
             undo_file.display()
         ));
     }
+    let growth = u.growth();
+    if growth.is_some() && source.descriptor().is_some() {
+        return Err(format!(
+            "{} records a fix that made a single image file longer; {} is a disk of several files",
+            undo_file.display(),
+            image.display()
+        ));
+    }
     let mut cur = vec![0u8; CHUNK];
     let mut orig = vec![0u8; CHUNK];
+    // What the fix added after the old end must be what it wrote, unless forced.
+    if let Some(g) = growth {
+        let old_size = u.identity().file_size;
+        let mut h = undo::fnv1a_start();
+        let mut at = old_size;
+        while at < g.fixed_size {
+            let n = (g.fixed_size - at).min(CHUNK as u64) as usize;
+            source
+                .read_at(at, &mut cur[..n])
+                .map_err(|er| format!("reading {}: {er}", image.display()))?;
+            h = undo::fnv1a_more(h, &cur[..n]);
+            at += n as u64;
+        }
+        if h != g.added_hash && !force {
+            return Err(format!(
+                "the bytes the fix added after offset {old_size} are not what it wrote: the image changed since the fix (was it booted?). Restoring could damage it; use --force to restore anyway"
+            ));
+        }
+    }
     for e in u.entries() {
         let e = e.map_err(|e| format!("{}: {e}", undo_file.display()))?;
         let mut h = undo::fnv1a_start();
@@ -867,6 +907,12 @@ pub fn undo(image: &Path, undo_file: &Path, force: bool) -> Result<u64, String> 
                 done += n as u64;
             }
         }
+    }
+    // Then the file goes back to its old size, which drops everything the fix added.
+    if growth.is_some() {
+        files[0]
+            .set_len(u.identity().file_size)
+            .map_err(|e| format!("cutting {} to its old size: {e}", image.display()))?;
     }
     for f in &files {
         f.sync_all()

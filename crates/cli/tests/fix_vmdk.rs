@@ -497,18 +497,32 @@ fn a_stream_is_extended_with_only_the_tables_that_change_and_can_be_fixed_again(
     assert_check_clean(&out2, "a stream fixed twice");
 }
 
+/// A stream is extended after its end, so the fix makes the file longer: the undo file (format
+/// version 3) writes the old bytes back and cuts the file to its old size. In place and as a
+/// copy the result is the same file; `kaifuku undo` on either gives back the input byte for byte;
+/// bytes changed after the old end stop the undo unless forced. A stream whose fix would make the
+/// file shorter (bytes after its end-of-stream marker, dropped by the whole re-stream) is refused
+/// in place with nothing changed.
 #[test]
-fn stream_optimized_fix_refuses_undo_and_in_place() {
+fn stream_optimized_fix_in_place_matches_the_copy_and_undoes() {
     let s = Scratch::new("vmdk-stream-undo");
     let input = convert(&s, "streamOptimized", "disk.vmdk");
     let original = sha256(&input);
+    let old_len = std::fs::metadata(&input).unwrap().len();
     let out = s.path("out.vmdk");
-    let undo = s.path("out.undo");
-    let r = fix_to(&input, &out, &[OsStr::new("--undo"), undo.as_os_str()]);
-    assert_eq!(r.code, 2, "{}", r.both());
-    assert!(r.both().contains("undo file"), "{}", r.both());
-    assert!(r.both().contains("without --undo"), "{}", r.both());
-    assert!(!out.exists() && !undo.exists(), "output left behind");
+    let out_undo = s.path("out.undo");
+    let r = fix_to(&input, &out, &[OsStr::new("--undo"), out_undo.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    let fixed = sha256(&out);
+    let new_len = std::fs::metadata(&out).unwrap().len();
+    assert!(new_len > old_len, "the stream is extended");
+    assert_eq!(
+        &std::fs::read(&out_undo).unwrap()[..16],
+        b"KAIFUKU-UNDO\0\0\0\x03",
+        "a growing fix writes undo format version 3"
+    );
+
+    let undo = s.path("disk.undo");
     let r = kaifuku([
         OsStr::new("fix"),
         input.as_os_str(),
@@ -516,9 +530,77 @@ fn stream_optimized_fix_refuses_undo_and_in_place() {
         OsStr::new("--undo"),
         undo.as_os_str(),
     ]);
+    assert_eq!(r.code, 0, "{}", r.both());
+    assert_eq!(sha256(&input), fixed, "in place and copy differ");
+    let check = run(
+        "qemu-img",
+        [
+            OsStr::new("check"),
+            OsStr::new("-f"),
+            OsStr::new("vmdk"),
+            input.as_os_str(),
+        ],
+    );
+    assert!(
+        check.code == 0 && check.both().contains("No errors"),
+        "qemu-img check: {}",
+        check.both()
+    );
+    assert_check_clean(&input, "a stream fixed in place");
+
+    // The copy's added bytes changed: refused unless forced.
+    let tampered = s.path("tampered.vmdk");
+    std::fs::copy(&out, &tampered).unwrap();
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    bytes[old_len as usize + 100] ^= 0x40;
+    std::fs::write(&tampered, &bytes).unwrap();
+    let r = kaifuku([
+        OsStr::new("undo"),
+        tampered.as_os_str(),
+        out_undo.as_os_str(),
+    ]);
+    assert_ne!(r.code, 0, "{}", r.both());
+    assert!(r.both().contains("--force"), "{}", r.both());
+    assert_eq!(
+        std::fs::metadata(&tampered).unwrap().len(),
+        new_len,
+        "nothing restored"
+    );
+    let r = kaifuku([
+        OsStr::new("undo"),
+        tampered.as_os_str(),
+        out_undo.as_os_str(),
+        OsStr::new("--force"),
+    ]);
+    assert_eq!(r.code, 0, "forced: {}", r.both());
+    assert_eq!(sha256(&tampered), original, "forced undo of the copy");
+
+    for (image, undo_file) in [(&out, &out_undo), (&input, &undo)] {
+        let r = kaifuku([OsStr::new("undo"), image.as_os_str(), undo_file.as_os_str()]);
+        assert_eq!(r.code, 0, "undo: {}", r.both());
+        assert_eq!(std::fs::metadata(image).unwrap().len(), old_len);
+        assert_eq!(sha256(image), original, "{} undone", image.display());
+    }
+
+    // Bytes after the end-of-stream marker: the whole re-stream drops them, the file would
+    // shrink, and in place that is refused with the image untouched.
+    let padded = s.path("padded.vmdk");
+    let mut bytes = std::fs::read(&input).unwrap();
+    bytes.extend(std::iter::repeat_n(0xAB, 1 << 20));
+    std::fs::write(&padded, &bytes).unwrap();
+    let before = sha256(&padded);
+    let padded_undo = s.path("padded.undo");
+    let r = kaifuku([
+        OsStr::new("fix"),
+        padded.as_os_str(),
+        OsStr::new("--in-place"),
+        OsStr::new("--undo"),
+        padded_undo.as_os_str(),
+    ]);
     assert_eq!(r.code, 2, "{}", r.both());
-    assert!(!undo.exists(), "undo file left behind");
-    assert_eq!(sha256(&input), original, "the input changed");
+    assert!(r.both().contains("shorter file"), "{}", r.both());
+    assert!(!padded_undo.exists(), "undo file left behind");
+    assert_eq!(sha256(&padded), before, "the image changed");
 }
 
 #[test]

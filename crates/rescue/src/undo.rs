@@ -7,13 +7,27 @@
 //!  0  "KAIFUKU-UNDO\0\0\0\x02"
 //! 16  size of the image file the undo file belongs to
 //! 24  size of its virtual disk
-//! 32  its container kind: 1 raw, 2 VHD fixed, 3 VHD dynamic
+//! 32  its container kind: 1 raw, 2 VHD fixed, 3 VHD dynamic (see `kind_code`)
 //! 40  entry count
 //! 48  per entry, in increasing file-offset order, never overlapping, inside the image file:
 //!         offset  length  FNV-1a of the bytes the fix wrote  original bytes (length bytes)
 //! end - 64  SHA-256 of all original bytes, entry after entry
 //! end - 32  SHA-256 of every byte of the file before this field
 //! ```
+//!
+//! Version 3 is written for a fix that makes the image file longer (a streamOptimized VMDK is
+//! extended: its new grains, tables, directory and footer go after its old end). Its magic ends
+//! in `\x03`, and two fields follow the entry count, so the entries start at 64:
+//!
+//! ```text
+//! 48  size of the image file after the fix (larger than the size at 16)
+//! 56  FNV-1a of the bytes the fix wrote after the old end, up to the new end (zeros where it
+//!     wrote none)
+//! ```
+//!
+//! Its entries lie inside the image as it was (offset 16): undoing writes them back, then cuts the
+//! file to that size, which removes everything the fix added. A fix that keeps the size still
+//! writes version 2.
 //!
 //! The trailing checksum covers the whole file, so a damaged, truncated or edited undo file is
 //! refused instead of restoring wrong bytes. The image identity (file size, virtual size,
@@ -33,15 +47,20 @@ use kaifuku_io::ReadAt;
 use sha2::{Digest, Sha256};
 use std::io;
 
-/// The first 16 bytes of every undo file of the current format (version 2).
+/// The first 16 bytes of an undo file of a fix that keeps the image's size (version 2).
 pub const MAGIC: &[u8; 16] = b"KAIFUKU-UNDO\0\0\0\x02";
-/// The format version this code writes and reads.
-pub const VERSION: u8 = 2;
+/// The first 16 bytes of an undo file of a fix that makes the image longer (version 3).
+pub const MAGIC_GROWN: &[u8; 16] = b"KAIFUKU-UNDO\0\0\0\x03";
+/// The newest format version this code writes and reads (it reads 2 and 3).
+pub const VERSION: u8 = 3;
 /// What every version's magic starts with; the last byte is the version.
 const MAGIC_PREFIX: &[u8; 15] = b"KAIFUKU-UNDO\0\0\0";
 
 /// Bytes before the first entry: magic, file size, virtual size, container kind, entry count.
 pub const HEADER_LEN: usize = 48;
+/// Bytes before the first entry of version 3: [`HEADER_LEN`], the new size and the added bytes'
+/// hash.
+pub const HEADER_LEN_GROWN: usize = 64;
 /// Bytes of an entry before its original data: offset, length, hash.
 pub const ENTRY_HEADER_LEN: usize = 24;
 /// Bytes after the last entry: the originals' SHA-256, then the whole file's.
@@ -73,8 +92,13 @@ pub fn fnv1a_start() -> u64 {
 
 /// The hash of `len` copies of `byte`, without materialising them.
 pub fn fnv1a_fill(byte: u8, len: u64) -> u64 {
+    fnv1a_more_fill(FNV_START, byte, len)
+}
+
+/// Continues an FNV-1a hash over `len` copies of `byte`.
+pub fn fnv1a_more_fill(start: u64, byte: u8, len: u64) -> u64 {
     let chunk = [byte; 4096];
-    let mut h = FNV_START;
+    let mut h = start;
     let mut left = len;
     while left > 0 {
         let n = left.min(4096) as usize;
@@ -159,6 +183,15 @@ impl Identity {
     }
 }
 
+/// How a fix that makes the image file longer changed its size (undo format version 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Growth {
+    /// Size of the image file after the fix.
+    pub fixed_size: u64,
+    /// FNV-1a of the fixed file's bytes from the old size to `fixed_size`.
+    pub added_hash: u64,
+}
+
 /// What the fix writes over one range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewData<'a> {
@@ -187,9 +220,20 @@ impl NewData<'_> {
     }
     /// FNV-1a of the bytes written.
     pub fn hash(&self) -> u64 {
+        self.hash_more(FNV_START)
+    }
+    /// Continues FNV-1a hash `h` over the bytes written.
+    fn hash_more(&self, h: u64) -> u64 {
         match *self {
-            NewData::Bytes(b) => fnv1a(b),
-            NewData::Fill { byte, len } => fnv1a_fill(byte, len),
+            NewData::Bytes(b) => fnv1a_more(h, b),
+            NewData::Fill { byte, len } => fnv1a_more_fill(h, byte, len),
+        }
+    }
+    /// The part of it from `from` bytes in, `len` bytes long.
+    fn part(&self, from: u64, len: u64) -> NewData<'_> {
+        match *self {
+            NewData::Bytes(b) => NewData::Bytes(&b[from as usize..(from + len) as usize]),
+            NewData::Fill { byte, .. } => NewData::Fill { byte, len },
         }
     }
 }
@@ -206,7 +250,7 @@ pub struct UndoEntry {
     pub new_hash: u64,
 }
 
-/// The bytes before the first entry.
+/// The bytes before the first entry (version 2).
 pub fn header(id: &Identity, entries: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..16].copy_from_slice(MAGIC);
@@ -214,6 +258,17 @@ pub fn header(id: &Identity, entries: u64) -> [u8; HEADER_LEN] {
     h[24..32].copy_from_slice(&id.virtual_size.to_le_bytes());
     h[32..40].copy_from_slice(&kind_code(id.kind).to_le_bytes());
     h[40..48].copy_from_slice(&entries.to_le_bytes());
+    h
+}
+
+/// The bytes before the first entry: version 2, or version 3 when the fix grows the image.
+fn header_for(id: &Identity, growth: Option<Growth>, entries: u64) -> Vec<u8> {
+    let mut h = header(id, entries).to_vec();
+    if let Some(g) = growth {
+        h[..16].copy_from_slice(MAGIC_GROWN);
+        h.extend_from_slice(&g.fixed_size.to_le_bytes());
+        h.extend_from_slice(&g.added_hash.to_le_bytes());
+    }
     h
 }
 
@@ -259,7 +314,12 @@ impl Sealer {
 /// The whole undo file for entries whose original bytes are at hand, in the order given (front
 /// ends sort them by file offset; [`UndoFile::open`] refuses any other order).
 pub fn encode(id: &Identity, entries: &[UndoEntry]) -> Vec<u8> {
-    let total: usize = HEADER_LEN
+    encode_grown(id, None, entries)
+}
+
+/// [`encode`], of version 3 when `growth` is given.
+pub fn encode_grown(id: &Identity, growth: Option<Growth>, entries: &[UndoEntry]) -> Vec<u8> {
+    let total: usize = HEADER_LEN_GROWN
         + entries
             .iter()
             .map(|e| ENTRY_HEADER_LEN + e.original.len())
@@ -267,7 +327,7 @@ pub fn encode(id: &Identity, entries: &[UndoEntry]) -> Vec<u8> {
         + TRAILER_LEN;
     let mut out = Vec::with_capacity(total);
     let mut seal = Sealer::new();
-    let h = header(id, entries.len() as u64);
+    let h = header_for(id, growth, entries.len() as u64);
     seal.bytes(&h);
     out.extend_from_slice(&h);
     for e in entries {
@@ -330,31 +390,72 @@ pub fn plan_writes(out: &OutputPlan) -> Vec<(u64, NewData<'_>)> {
 /// without reading the image and without the trailer ([`sealed`] and [`write_to`] add it).
 /// Fails when writes overlap or leave the image file: such a file could not be restored.
 pub fn layout(id: &Identity, writes: &[(u64, NewData<'_>)]) -> Result<Vec<Piece>, UndoError> {
+    layout_resized(id, id.file_size, writes)
+}
+
+/// [`layout`] for a fix that leaves the image file `fixed_size` bytes long: the same when that is
+/// its size now (version 2); when it is larger, version 3, whose entries are the parts of the
+/// writes inside the file as it is, with the hash of what the fix puts after its end. A fix that
+/// shortens the file is refused (the bytes cut off would have to be kept).
+pub fn layout_resized(
+    id: &Identity,
+    fixed_size: u64,
+    writes: &[(u64, NewData<'_>)],
+) -> Result<Vec<Piece>, UndoError> {
+    if fixed_size < id.file_size {
+        return Err(inconsistent(UndoInconsistency::ImageShortened {
+            file_size: id.file_size,
+            fixed_size,
+        }));
+    }
     let mut sorted: Vec<&(u64, NewData<'_>)> = writes.iter().collect();
     sorted.sort_by_key(|w| w.0);
-    let mut pieces = Vec::with_capacity(1 + 2 * sorted.len());
-    let mut head = header(id, sorted.len() as u64).to_vec();
     let mut end = 0u64;
-    for (offset, data) in sorted {
-        let stop = offset
-            .checked_add(data.len())
-            .filter(|s| *s <= id.file_size);
+    for (offset, data) in &sorted {
+        let stop = offset.checked_add(data.len()).filter(|s| *s <= fixed_size);
         match stop {
             Some(s) if *offset >= end => end = s,
             _ => {
-                return Err(UndoError::Inconsistent {
-                    what: UndoInconsistency::WriteOutsideImage {
-                        len: data.len(),
-                        offset: *offset,
-                        file_size: id.file_size,
-                    },
-                })
+                return Err(inconsistent(UndoInconsistency::WriteOutsideImage {
+                    len: data.len(),
+                    offset: *offset,
+                    file_size: fixed_size,
+                }))
             }
         }
-        head.extend_from_slice(&entry_header(*offset, data.len(), data.hash()));
+    }
+    // What is restored: the parts inside the file as it is.
+    let inside: Vec<(u64, NewData<'_>)> = sorted
+        .iter()
+        .filter(|(offset, data)| *offset < id.file_size && !data.is_empty())
+        .map(|(offset, data)| (*offset, data.part(0, data.len().min(id.file_size - offset))))
+        .collect();
+    let growth = (fixed_size > id.file_size).then(|| {
+        // What the fixed file holds after the old end: the writes there, zeros between them.
+        let mut h = FNV_START;
+        let mut at = id.file_size;
+        for (offset, data) in &sorted {
+            let stop = offset + data.len();
+            if stop <= at {
+                continue;
+            }
+            let from = (*offset).max(at);
+            h = fnv1a_more_fill(h, 0, from - at);
+            h = data.part(from - offset, stop - from).hash_more(h);
+            at = stop;
+        }
+        Growth {
+            fixed_size,
+            added_hash: fnv1a_more_fill(h, 0, fixed_size - at),
+        }
+    });
+    let mut pieces = Vec::with_capacity(1 + 2 * inside.len());
+    let mut head = header_for(id, growth, inside.len() as u64);
+    for (offset, data) in inside {
+        head.extend_from_slice(&entry_header(offset, data.len(), data.hash()));
         pieces.push(Piece::Bytes(std::mem::take(&mut head)));
         pieces.push(Piece::Original {
-            offset: *offset,
+            offset,
             len: data.len(),
         });
     }
@@ -438,6 +539,9 @@ pub struct Entry {
 pub struct UndoFile<R> {
     file: R,
     identity: Identity,
+    growth: Option<Growth>,
+    /// Where the first entry starts (the header's length, by version).
+    entries_at: u64,
     count: u64,
     originals_hash: [u8; 32],
 }
@@ -469,13 +573,14 @@ impl<R: ReadAt> UndoFile<R> {
         if &magic[..15] != MAGIC_PREFIX {
             return Err(UndoError::WrongSignature);
         }
-        match magic[15] {
-            VERSION => {}
+        let header_len = match magic[15] {
+            2 => HEADER_LEN,
+            3 => HEADER_LEN_GROWN,
             1 => return Err(UndoError::OldVersion { version: 1 }),
             v if v > VERSION => return Err(UndoError::NewerVersion { version: v }),
             _ => return Err(UndoError::WrongSignature),
-        }
-        if size < (HEADER_LEN + TRAILER_LEN) as u64 {
+        };
+        if size < (header_len + TRAILER_LEN) as u64 {
             return Err(UndoError::Checksum);
         }
         let body_end = size - TRAILER_LEN as u64;
@@ -497,7 +602,7 @@ impl<R: ReadAt> UndoFile<R> {
         }
 
         // Pass 2: the structure and the originals hash.
-        let mut head = [0u8; HEADER_LEN];
+        let mut head = vec![0u8; header_len];
         file.read_at(0, &mut head).map_err(read_err)?;
         let kind = kind_of_code(u64_at(&head, 32)).ok_or_else(|| {
             inconsistent(UndoInconsistency::UnknownContainerKind {
@@ -510,17 +615,29 @@ impl<R: ReadAt> UndoFile<R> {
             kind,
         };
         let count = u64_at(&head, 40);
+        let growth = (header_len == HEADER_LEN_GROWN).then(|| Growth {
+            fixed_size: u64_at(&head, 48),
+            added_hash: u64_at(&head, 56),
+        });
+        if let Some(g) = growth.filter(|g| g.fixed_size <= identity.file_size) {
+            return Err(inconsistent(UndoInconsistency::NotGrown {
+                file_size: identity.file_size,
+                fixed_size: g.fixed_size,
+            }));
+        }
         let mut originals_hash = [0u8; 32];
         originals_hash.copy_from_slice(&trailer[..32]);
         let undo = UndoFile {
             file,
             identity,
+            growth,
+            entries_at: header_len as u64,
             count,
             originals_hash,
         };
         let mut originals = Sha256::new();
         let mut end_in_image = 0u64;
-        let mut pos = HEADER_LEN as u64;
+        let mut pos = header_len as u64;
         for e in undo.entries() {
             let e = e?;
             if e.offset < end_in_image {
@@ -559,9 +676,25 @@ impl<R: ReadAt> UndoFile<R> {
         Ok(undo)
     }
 
-    /// The image this undo file was made for.
+    /// The image this undo file was made for, as it was before the fix.
     pub fn identity(&self) -> Identity {
         self.identity
+    }
+
+    /// How the fix made the image longer (version 3), if it did.
+    pub fn growth(&self) -> Option<Growth> {
+        self.growth
+    }
+
+    /// The image this undo file restores, as the fix left it: the identity with the size after
+    /// the fix.
+    pub fn fixed_identity(&self) -> Identity {
+        Identity {
+            file_size: self
+                .growth
+                .map_or(self.identity.file_size, |g| g.fixed_size),
+            ..self.identity
+        }
     }
 
     /// How many ranges it restores.
@@ -584,7 +717,7 @@ impl<R: ReadAt> UndoFile<R> {
         Entries {
             undo: self,
             next: 0,
-            pos: HEADER_LEN as u64,
+            pos: self.entries_at,
         }
     }
 
@@ -647,6 +780,11 @@ impl<R: ReadAt> Iterator for Entries<'_, R> {
 
 /// Parses a whole undo file held in memory: the identity and the entries.
 pub fn decode(bytes: &[u8]) -> Result<(Identity, Vec<UndoEntry>), UndoError> {
+    decode_grown(bytes).map(|(id, _, entries)| (id, entries))
+}
+
+/// [`decode`], with the growth a version 3 file records.
+pub fn decode_grown(bytes: &[u8]) -> Result<(Identity, Option<Growth>, Vec<UndoEntry>), UndoError> {
     let undo = UndoFile::open(bytes)?;
     let mut out = Vec::new();
     for e in undo.entries() {
@@ -659,7 +797,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Identity, Vec<UndoEntry>), UndoError> {
             new_hash: e.new_hash,
         });
     }
-    Ok((undo.identity(), out))
+    Ok((undo.identity(), undo.growth(), out))
 }
 
 #[cfg(test)]
@@ -668,6 +806,10 @@ mod tests {
         decode, encode, fnv1a, fnv1a_fill, header, kind_code, kind_of_code, layout, sealed,
         sealed_len, write_to, Identity, NewData, Piece, UndoEntry, UndoError, UndoFile, CHUNK,
         HEADER_LEN, MAGIC, TRAILER_LEN,
+    };
+    use super::{
+        decode_grown, encode_grown, fnv1a_more_fill, layout_resized, Growth, UndoInconsistency,
+        HEADER_LEN_GROWN, MAGIC_GROWN,
     };
     use kaifuku_container::Format;
     use kaifuku_io::ReadAt;
@@ -755,6 +897,110 @@ mod tests {
         );
     }
 
+    /// A fix that makes the 4096-byte image 5000 bytes long: a write inside, one across the old
+    /// end, a fill after it, a gap before the new end (the file reads zeros there).
+    #[test]
+    fn a_growing_fix_writes_version_3() {
+        let image = image();
+        let inside = [9u8; 20];
+        let across: Vec<u8> = (0..100u8).collect();
+        let writes = [
+            (
+                4500u64,
+                NewData::Fill {
+                    byte: 0xEE,
+                    len: 300,
+                },
+            ),
+            (4046u64, NewData::Bytes(&across)),
+            (100u64, NewData::Bytes(&inside)),
+        ];
+        let ident = id(4096);
+        let pieces = layout_resized(&ident, 5000, &writes).unwrap();
+        let mut whole = Vec::new();
+        write_to(&pieces, image.as_slice(), |b| {
+            whole.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(&whole[..16], MAGIC_GROWN);
+        assert_eq!(
+            whole.len(),
+            HEADER_LEN_GROWN + 24 + 20 + 24 + 50 + TRAILER_LEN
+        );
+        let (back_id, growth, entries) = decode_grown(&whole).unwrap();
+        assert_eq!(back_id, ident);
+        // The fixed file past 4096: the last 50 bytes of `across`, zeros to 4500, the fill, zeros.
+        let mut added = across[50..].to_vec();
+        added.resize(4500 - 4096, 0);
+        added.extend_from_slice(&[0xEE; 300]);
+        added.resize(5000 - 4096, 0);
+        assert_eq!(
+            growth,
+            Some(Growth {
+                fixed_size: 5000,
+                added_hash: fnv1a(&added),
+            })
+        );
+        assert_eq!(
+            entries,
+            vec![
+                UndoEntry {
+                    offset: 100,
+                    original: image[100..120].to_vec(),
+                    new_hash: fnv1a(&inside),
+                },
+                UndoEntry {
+                    offset: 4046,
+                    original: image[4046..].to_vec(),
+                    new_hash: fnv1a(&across[..50]),
+                },
+            ]
+        );
+        assert_eq!(encode_grown(&ident, growth, &entries), whole);
+        let undo = UndoFile::open(whole.as_slice()).unwrap();
+        assert_eq!(undo.fixed_identity().file_size, 5000);
+        assert_eq!(undo.identity().file_size, 4096);
+        // Every flipped bit is refused, as in version 2.
+        let mut copy = whole.clone();
+        for byte in 0..whole.len() {
+            for bit in 0..8 {
+                copy[byte] ^= 1 << bit;
+                assert!(decode_grown(&copy).is_err(), "bit {bit} of byte {byte}");
+                copy[byte] ^= 1 << bit;
+            }
+        }
+        // Same size: version 2, as `layout` writes it.
+        let same = layout_resized(&ident, 4096, &writes[2..]).unwrap();
+        assert_eq!(same, layout(&ident, &writes[2..]).unwrap());
+        // Shorter, or a write past the new end: refused.
+        assert_eq!(
+            layout_resized(&ident, 4000, &writes[2..]),
+            Err(UndoError::Inconsistent {
+                what: UndoInconsistency::ImageShortened {
+                    file_size: 4096,
+                    fixed_size: 4000
+                }
+            })
+        );
+        assert!(layout_resized(&ident, 4700, &writes).is_err());
+        // A version 3 file claiming no growth is refused although its checksums hold.
+        let flat = encode_grown(
+            &ident,
+            Some(Growth {
+                fixed_size: 4096,
+                added_hash: fnv1a_more_fill(fnv1a(&[]), 0, 0),
+            }),
+            &entries,
+        );
+        assert!(matches!(
+            decode_grown(&flat),
+            Err(UndoError::Inconsistent {
+                what: UndoInconsistency::NotGrown { .. }
+            })
+        ));
+    }
+
     #[test]
     fn every_single_bit_flip_is_refused() {
         let image = image();
@@ -801,9 +1047,9 @@ mod tests {
         let e = decode(&v1).unwrap_err();
         assert_eq!(e, UndoError::OldVersion { version: 1 });
         assert!(e.to_string().contains("version 1"), "{e}");
-        let mut v3 = MAGIC.to_vec();
-        v3[15] = 3;
-        assert_eq!(decode(&v3), Err(UndoError::NewerVersion { version: 3 }));
+        let mut v4 = MAGIC.to_vec();
+        v4[15] = 4;
+        assert_eq!(decode(&v4), Err(UndoError::NewerVersion { version: 4 }));
     }
 
     #[test]

@@ -2496,6 +2496,20 @@ pub enum UndoInconsistency {
     OriginalsHash,
     /// The entries run past the end of the file.
     EntriesDoNotFit,
+    /// A planned fix would make the image file shorter, which an undo file cannot restore.
+    ImageShortened {
+        /// The image file's size now.
+        file_size: u64,
+        /// Its size after the fix.
+        fixed_size: u64,
+    },
+    /// A version 3 file whose size after the fix is not larger than before.
+    NotGrown {
+        /// The image file's size before the fix.
+        file_size: u64,
+        /// Its size after the fix, as recorded.
+        fixed_size: u64,
+    },
 }
 
 impl fmt::Display for UndoInconsistency {
@@ -2527,6 +2541,20 @@ impl fmt::Display for UndoInconsistency {
                 f.write_str("the original bytes do not match their hash")
             }
             UndoInconsistency::EntriesDoNotFit => f.write_str("the entries do not fit the file"),
+            UndoInconsistency::ImageShortened {
+                file_size,
+                fixed_size,
+            } => write!(
+                f,
+                "the fix would cut the {file_size}-byte image file to {fixed_size} bytes, which an undo file cannot restore"
+            ),
+            UndoInconsistency::NotGrown {
+                file_size,
+                fixed_size,
+            } => write!(
+                f,
+                "it records a fix that made the {file_size}-byte image {fixed_size} bytes long, which is not longer"
+            ),
         }
     }
 }
@@ -3556,6 +3584,14 @@ mod tests {
             UndoInconsistency::TrailingBytes { count: 3 },
             UndoInconsistency::OriginalsHash,
             UndoInconsistency::EntriesDoNotFit,
+            UndoInconsistency::ImageShortened {
+                file_size: 100,
+                fixed_size: 90,
+            },
+            UndoInconsistency::NotGrown {
+                file_size: 100,
+                fixed_size: 100,
+            },
         ]
     }
 
