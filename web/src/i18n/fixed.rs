@@ -124,7 +124,7 @@ impl T {
         pick!(self, "元に戻すためのファイルを保存", "Save the undo file")
     }
     /// Why no undo file is offered: the download is a fixed VHD (a new file in another format),
-    /// or a re-streamed VMDK.
+    /// or a VMDK stream re-streamed whole into a shorter file.
     pub fn no_undo_file(self, fixed_vhd: bool) -> &'static str {
         if fixed_vhd {
             return pick!(
@@ -135,8 +135,8 @@ impl T {
         }
         pick!(
             self,
-            "このイメージは圧縮グレインを末尾に書き足して作り直したため(ファイルの大きさが変わります)、元に戻すためのファイルはありません。選んだファイルはそのまま残っているので、それが元の状態です。",
-            "No undo file: this image was re-streamed, its changed grains compressed again and appended, which changes the file's size. The file you picked is left as it was: keep it to go back."
+            "このイメージは最後のグレインの後ろから全体を作り直したため、ファイルが元より短くなり、元に戻すためのファイルは作れません。選んだファイルはそのまま残っているので、それが元の状態です。",
+            "No undo file: this image was re-streamed whole from its last grain, which makes the file shorter than it was, and an undo file cannot restore that. The file you picked is left as it was: keep it to go back."
         )
     }
     pub fn download_report(self) -> &'static str {
