@@ -633,6 +633,7 @@ def seed_bitlocker(corpus, tmp, repo):
             with open(path, "rb") as f:
                 segs = nonzero_runs(f, [(0, len(data))])
             corpus.add("bitlocker", sparse(len(data), segs))
+            corpus.add("bitlocker", sparse(len(data), segs, 1))
 
 
 def main():

@@ -4,8 +4,9 @@
 //! stretch keys, AES-CCM blobs), then, with the clear key (a suspended volume: no key
 //! stretching, so every run unlocks), the decrypted view and the re-encryption of patches.
 //!
-//! Input: a sparse file (`kaifuku_fuzz::Sparse`), the volume itself; seeds are the
-//! Windows-made volumes of the shared BitLocker test set (`tests/fuzz-seed.py`). Checked: opening
+//! Input: a sparse file (`kaifuku_fuzz::Sparse`), the volume itself; flag bit 0 reseals each
+//! metadata block's CRC-32 so that mutated fields get past it. Seeds are the Windows-made volumes
+//! of the shared BitLocker test set (`tests/fuzz-seed.py`). Checked: opening
 //! and unlocking never panic; the decrypted view reads at every probe; and patches on it, turned
 //! into sector patches of the encrypted volume (refused when they touch BitLocker's own areas),
 //! laid over the file and unlocked again from scratch, read back as the patch.
@@ -18,7 +19,10 @@ use kaifuku_io::{Patch, PatchData, ReadAt};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let (_flags, file) = Sparse::parse(data);
+    let (flags, mut file) = Sparse::parse(data);
+    if flags & 1 != 0 {
+        kaifuku_fuzz::seal_fve(&mut file);
+    }
     let Ok(volume) = BitLockerVolume::open(&file) else {
         return;
     };

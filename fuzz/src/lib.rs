@@ -440,3 +440,23 @@ mod tests {
         assert!(s.get(99, 2).is_none());
     }
 }
+
+/// Reseals the CRC-32 of each FVE metadata block the BitLocker boot sector names (in the
+/// validation header after the block), so mutations inside a block get past its checksum.
+pub fn seal_fve(s: &mut Sparse) {
+    let Ok(boot) = kaifuku_bitlocker::FveBootSector::read(&*s) else {
+        return;
+    };
+    for at in boot.metadata_offsets {
+        let Some(head) = s.get(at, 16) else {
+            continue;
+        };
+        let len = u64::from(u16::from_le_bytes([head[8], head[9]])) * 16;
+        let Some(mut block) = s.get(at, len as usize + 8) else {
+            continue;
+        };
+        let crc = crc32fast::hash(&block[..len as usize]);
+        block[len as usize + 4..].copy_from_slice(&crc.to_le_bytes());
+        s.put(at, &block);
+    }
+}

@@ -106,6 +106,33 @@ impl FveMetadata {
         if version != 2 {
             return Err(BitLockerError::UnsupportedVersion(version));
         }
+        // The block's CRC-32 follows it, in its validation header (size, version, CRC); its
+        // length is given in 16-byte units. A block whose checksum fails is not used: Windows
+        // keeps three so that a damaged one is replaced by the next.
+        let block_len = usize::from(u16_at(&block, 8).unwrap_or(0)) * 16;
+        let stored_crc = u32_at(&block, block_len + 4);
+        match stored_crc {
+            Some(stored) if block_len >= BLOCK_HEADER_LEN + METADATA_HEADER_LEN => {
+                let computed = crc32fast::hash(&block[..block_len]);
+                if stored != computed {
+                    return Err(damaged(
+                        block_len + 4,
+                        format!(
+                            "its CRC-32 is {computed:#010x}, the validation header says \
+                             {stored:#010x}: the block is damaged"
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(damaged(
+                    8,
+                    format!(
+                        "its length ({block_len} bytes) leaves no room for its header or checksum"
+                    ),
+                ))
+            }
+        }
         let state = u16_at(&block, 12).unwrap_or(0);
         let encrypted_size = u64_at(&block, 16).unwrap_or(0);
         let relocated_count = u32_at(&block, 28).unwrap_or(0) as u64;

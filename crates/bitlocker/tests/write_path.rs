@@ -249,6 +249,10 @@ fn a_relocated_copy_that_would_land_on_bitlocker_structures_is_refused() {
             edited[at..at + 8].copy_from_slice(&offset.to_le_bytes());
             edited[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
         }
+        // Each block's CRC-32 resealed, as a deliberate edit would, so the edit is judged.
+        for &m in &volume.boot.metadata_offsets {
+            reseal_block(&mut edited, m as usize);
+        }
         let e = BitLockerVolume::open(&edited[..])
             .err()
             .unwrap_or_else(|| panic!("{what}: opened"));
@@ -257,4 +261,55 @@ fn a_relocated_copy_that_would_land_on_bitlocker_structures_is_refused() {
             "{what}: {e}"
         );
     }
+}
+
+/// Writes the CRC-32 of the FVE metadata block at `at` into its validation header.
+fn reseal_block(volume: &mut [u8], at: usize) {
+    let len = u16::from_le_bytes([volume[at + 8], volume[at + 9]]) as usize * 16;
+    let crc = crc32fast::hash(&volume[at..at + len]);
+    volume[at + len + 4..at + len + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Each metadata block carries a CRC-32 in the validation header after it; a block that fails it
+/// is passed over for the next, as Windows keeps three for. The test set's "crc" volume has its
+/// first two blocks damaged: the third is used (and the volume still decrypts to the SHA-256 its
+/// README lists, in `windows_volumes.rs`); one flipped byte in the first block of a sound volume
+/// makes the second the one used; all three flipped, nothing opens.
+#[test]
+fn a_metadata_block_whose_checksum_fails_is_passed_over() {
+    let Some(archive) = archive("a_metadata_block_whose_checksum_fails_is_passed_over") else {
+        return;
+    };
+    let crc = std::fs::read(archive.image("bitlk-aes-xts-128-crc")).unwrap();
+    assert_eq!(
+        BitLockerVolume::open(&crc[..])
+            .unwrap()
+            .metadata
+            .block_index,
+        2
+    );
+    let mut sound = std::fs::read(archive.image("bitlk-aes-xts-128")).unwrap();
+    let offsets = BitLockerVolume::open(&sound[..])
+        .unwrap()
+        .boot
+        .metadata_offsets;
+    assert_eq!(
+        BitLockerVolume::open(&sound[..])
+            .unwrap()
+            .metadata
+            .block_index,
+        0
+    );
+    sound[offsets[0] as usize + 200] ^= 1;
+    assert_eq!(
+        BitLockerVolume::open(&sound[..])
+            .unwrap()
+            .metadata
+            .block_index,
+        1
+    );
+    sound[offsets[1] as usize + 200] ^= 1;
+    sound[offsets[2] as usize + 200] ^= 1;
+    let e = BitLockerVolume::open(&sound[..]).unwrap_err();
+    assert!(e.to_string().contains("CRC-32"), "{e}");
 }
