@@ -471,6 +471,15 @@ fn in_place_batch_keeps_undo_files() {
     for name in ["mbr-win.raw", "gpt-win-fixed.vhd", "no-crowdstrike.raw"] {
         copy_sparse(&f.join(name), &images.join(name));
     }
+    // A streamOptimized VMDK grows when fixed: its undo file (version 3) cuts it back.
+    let stream_original = single.join("original-stream.vmdk");
+    convert(
+        &f.join("mbr-win.raw"),
+        &stream_original,
+        "vmdk",
+        &["subformat=streamOptimized"],
+    );
+    std::fs::copy(&stream_original, images.join("stream.vmdk")).unwrap();
     // Without --undo-dir several images are not patched in place.
     let o = kaifuku([
         "fix".as_ref(),
@@ -495,10 +504,21 @@ fn in_place_batch_keeps_undo_files() {
     assert_eq!(o.code, 0, "{}", o.both());
     assert_eq!(
         names_in(&undo),
-        ["gpt-win-fixed.vhd.undo", "mbr-win.raw.undo"]
+        [
+            "gpt-win-fixed.vhd.undo",
+            "mbr-win.raw.undo",
+            "stream.vmdk.undo"
+        ]
     );
-    for name in ["mbr-win.raw", "gpt-win-fixed.vhd"] {
-        let (code, _) = single_fix(&f.join(name), &single);
+    for name in ["mbr-win.raw", "gpt-win-fixed.vhd", "stream.vmdk"] {
+        let original = if name == "stream.vmdk" {
+            let at = single.join(name);
+            std::fs::copy(&stream_original, &at).unwrap();
+            at
+        } else {
+            f.join(name)
+        };
+        let (code, _) = single_fix(&original, &single);
         assert_eq!(code, 0);
         assert_eq!(
             sha256(&images.join(name)),
@@ -511,7 +531,7 @@ fn in_place_batch_keeps_undo_files() {
             undo.join(format!("{name}.undo")).as_os_str(),
         ]);
         assert_eq!(r.code, 0, "{}", r.both());
-        assert_eq!(sha256(&images.join(name)), sha256(&f.join(name)));
+        assert_eq!(sha256(&images.join(name)), sha256(&original));
     }
 }
 
