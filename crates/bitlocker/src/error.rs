@@ -97,6 +97,14 @@ pub enum BitLockerError {
     /// encryption paused part-way); its layout is not read offline.
     #[error("this BitLocker volume is still being encrypted (encrypt-on-write conversion in progress); let Windows finish or resume it (`manage-bde -resume`), or repair the machine from Windows' recovery environment")]
     EncryptOnWrite,
+    /// The metadata says a conversion is under way (state 2: Windows was encrypting or
+    /// decrypting the volume when it stopped; 3: encrypt-on-write activated). Around the
+    /// conversion point sectors are in neither state for sure, so nothing is read as if it were.
+    #[error("this BitLocker volume is in the middle of a conversion (state {state}: Windows was encrypting or decrypting it when it stopped), so which of its sectors are encrypted cannot be known offline; let Windows finish or resume the conversion (`manage-bde -resume`), or repair the machine from Windows' recovery environment")]
+    ConversionInProgress {
+        /// The metadata's current state.
+        state: u16,
+    },
     /// The metadata names an encryption method kaifuku does not know.
     #[error("unknown BitLocker encryption method {0:#06x}")]
     UnknownMethod(u16),

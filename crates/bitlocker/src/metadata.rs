@@ -66,6 +66,7 @@ impl FveMetadata {
             match FveMetadata::read_block(volume, boot, index, *offset) {
                 Ok(m) => return Ok(m),
                 Err(e @ BitLockerError::UnknownMethod(_)) => return Err(e),
+                Err(e @ BitLockerError::ConversionInProgress { .. }) => return Err(e),
                 Err(e @ BitLockerError::UnsupportedVersion(_)) => return Err(e),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -134,6 +135,12 @@ impl FveMetadata {
             }
         }
         let state = u16_at(&block, 12).unwrap_or(0);
+        // 2: a conversion under way (its region past the encrypted size is in flux); 3:
+        // encrypt-on-write. Fully encrypted (4), paused (5, a safe state whose tail past the
+        // encrypted size is in the clear) and decrypted (1) are read.
+        if matches!(state, 2 | 3) {
+            return Err(BitLockerError::ConversionInProgress { state });
+        }
         let encrypted_size = u64_at(&block, 16).unwrap_or(0);
         let relocated_count = u32_at(&block, 28).unwrap_or(0) as u64;
         let mut metadata_offsets = [0u64; 3];

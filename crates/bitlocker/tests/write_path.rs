@@ -313,3 +313,52 @@ fn a_metadata_block_whose_checksum_fails_is_passed_over() {
     let e = BitLockerVolume::open(&sound[..]).unwrap_err();
     assert!(e.to_string().contains("CRC-32"), "{e}");
 }
+
+/// A metadata block whose state says a conversion is under way (2: Windows was encrypting or
+/// decrypting when it stopped; 3: encrypt-on-write) is refused by name; a paused one (5) opens,
+/// and past its encrypted size the volume reads as it is on disk. The clear-key Windows volume,
+/// its state (and encrypted size) edited in all three blocks and resealed.
+#[test]
+fn a_volume_in_mid_conversion_is_refused_and_a_paused_one_read() {
+    let Some(archive) = archive("a_volume_in_mid_conversion_is_refused_and_a_paused_one_read")
+    else {
+        return;
+    };
+    let original = std::fs::read(archive.image("bitlk-aes-xts-128-clearkey-only")).unwrap();
+    let offsets = BitLockerVolume::open(&original[..])
+        .unwrap()
+        .boot
+        .metadata_offsets;
+    let edited = |state: u16, encrypted_size: u64| {
+        let mut v = original.clone();
+        for &m in &offsets {
+            let m = m as usize;
+            v[m + 12..m + 14].copy_from_slice(&state.to_le_bytes());
+            v[m + 16..m + 24].copy_from_slice(&encrypted_size.to_le_bytes());
+            reseal_block(&mut v, m);
+        }
+        v
+    };
+    let size = original.len() as u64;
+    for state in [2u16, 3] {
+        let e = BitLockerVolume::open(&edited(state, size / 2)[..]).unwrap_err();
+        assert!(
+            matches!(e, BitLockerError::ConversionInProgress { state: s } if s == state),
+            "{e}"
+        );
+        assert!(e.to_string().contains("manage-bde -resume"), "{e}");
+    }
+    let paused = edited(5, size / 2);
+    let volume = BitLockerVolume::open(&paused[..]).unwrap();
+    let view = volume
+        .unlock(&paused[..], &UnlockKey::ClearKey, &mut |_, _| {})
+        .unwrap();
+    let at = size / 2 + 4096;
+    let mut got = vec![0u8; 4096];
+    view.read_at(at, &mut got).unwrap();
+    assert_eq!(
+        got,
+        paused[at as usize..at as usize + 4096],
+        "the clear tail"
+    );
+}

@@ -204,11 +204,11 @@ impl From<&BitLockerError> for BitLockerProblem {
                 ids: ids.iter().map(|g| g.to_string()).collect(),
             },
             BitLockerError::EncryptOnWrite => BitLockerProblem::EncryptOnWrite,
-            BitLockerError::UnknownMethod(_) | BitLockerError::UnsupportedVersion(_) => {
-                BitLockerProblem::Unsupported {
-                    detail: e.to_string(),
-                }
-            }
+            BitLockerError::UnknownMethod(_)
+            | BitLockerError::UnsupportedVersion(_)
+            | BitLockerError::ConversionInProgress { .. } => BitLockerProblem::Unsupported {
+                detail: e.to_string(),
+            },
             BitLockerError::WriteIntoMetadata { offset } => {
                 BitLockerProblem::WriteIntoMetadata { offset: *offset }
             }
