@@ -970,3 +970,35 @@ fn a_whole_restream_with_too_many_tables_is_refused() {
     );
     assert!(e.to_string().contains("qemu-img convert"), "{e}");
 }
+
+/// An extent of a disk described by a separate file may leave its embedded descriptor out
+/// (offset 0); a huge sector count there then means nothing, and planning a fix must not
+/// compute with it (found by the `container` fuzzer: the re-stream's descriptor end overflowed).
+#[test]
+fn an_extent_without_a_descriptor_ignores_its_descriptor_size() {
+    // One grain's disk: directory at sector 2, one table at 3..7, nothing allocated; the last
+    // sector is not an end-of-stream marker, so the fix re-streams it whole.
+    let mut f = stream_vmdk(128, 128, 8, 9);
+    le64(&mut f, 28, 0);
+    le64(&mut f, 36, 1 << 60);
+    le32(&mut f, 1024, 3);
+    *f.last_mut().unwrap() = 0xAA;
+    let c = open_sparse_extent(&f[..]).unwrap();
+    let plan = c
+        .plan_output(&[Patch {
+            offset: 0,
+            data: PatchData::Bytes(vec![7; 512]),
+            label: String::new(),
+        }])
+        .unwrap();
+    let size = plan.file_size.unwrap() as usize;
+    let mut out = f[..size.min(f.len())].to_vec();
+    out.resize(size, 0);
+    let out = apply(&out, &plan.writes);
+    let mut got = vec![0u8; 512];
+    open_sparse_extent(&out[..])
+        .unwrap()
+        .read_at(0, &mut got)
+        .unwrap();
+    assert_eq!(got, vec![7; 512]);
+}

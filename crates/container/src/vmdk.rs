@@ -725,10 +725,7 @@ impl Vmdk {
         // tables of touched grains are added as they are met.
         let mut metadata: Vec<(u64, u64)> = vec![
             (0, HEADER_LEN),
-            (
-                self.header.descriptor_offset * SECTOR,
-                (self.header.descriptor_offset + self.header.descriptor_sectors) * SECTOR,
-            ),
+            self.descriptor_span(),
             (self.gd, self.gd + gd_bytes),
         ];
         if let Some(rgd) = self.rgd {
@@ -1106,8 +1103,7 @@ impl Vmdk {
             }
             tables.push(Some(gt));
         }
-        let descriptor_end =
-            (self.header.descriptor_offset + self.header.descriptor_sectors) * SECTOR;
+        let descriptor_end = self.descriptor_span().1;
         let mut tail_start = descriptor_end.max(self.header.overhead.saturating_mul(SECTOR));
         if let Some((grain, gte, gte_at)) = last {
             let grain_at = u64::from(gte) * SECTOR;
@@ -1320,6 +1316,19 @@ impl Vmdk {
             );
         }
         Ok((writes, at))
+    }
+
+    /// The file bytes of the embedded descriptor: none when the header gives it no place (an
+    /// extent of a disk described by a separate file), whatever its sector count says (found by
+    /// fuzzing: a huge count there overflowed).
+    fn descriptor_span(&self) -> (u64, u64) {
+        if self.header.descriptor_offset == 0 {
+            return (0, 0);
+        }
+        // Checked at open (`sectors_in_file`); saturating all the same.
+        let start = self.header.descriptor_offset.saturating_mul(SECTOR);
+        let len = self.header.descriptor_sectors.saturating_mul(SECTOR);
+        (start, start.saturating_add(len))
     }
 
     /// The whole of grain `grain` as the disk reads it (zeros past the disk's end).
