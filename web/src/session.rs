@@ -246,14 +246,8 @@ pub fn undo_pieces<I: ReadAt + ?Sized>(
     out: &OutputPlan,
     image: &I,
 ) -> Result<Vec<undo::Piece>, String> {
-    let pieces = undo_layout(identity, out)?;
+    let pieces = undo::layout_for(identity, out).map_err(|e| e.to_string())?;
     undo::sealed(pieces, image).map_err(|e| format!("reading the original bytes: {e}"))
-}
-
-/// The undo file's layout (nothing read): version 3 when the fix makes the file longer.
-fn undo_layout(identity: &undo::Identity, out: &OutputPlan) -> Result<Vec<undo::Piece>, String> {
-    let fixed_size = out.file_size.unwrap_or(identity.file_size);
-    undo::layout_resized(identity, fixed_size, &undo::plan_writes(out)).map_err(|e| e.to_string())
 }
 
 /// The read stack under the core's session: the picked file, counted, behind the block cache.
@@ -641,7 +635,7 @@ impl<R: ReadAt> Session<R> {
         let (Some(p), Some(id)) = (self.planned(), self.core.undo_identity()) else {
             return 0;
         };
-        undo_layout(&id, &p.output).map_or(0, |pieces| undo::sealed_len(&pieces))
+        undo::layout_for(&id, &p.output).map_or(0, |pieces| undo::sealed_len(&pieces))
     }
 
     /// The JSON report offered with the download: what the command line's `fix --json` prints,

@@ -170,15 +170,10 @@ impl<R: ReadAt> Session<R> {
     /// (usually [`Session::undo_identity`]; a front end writing to a device passes the device's).
     /// `None` before a plan.
     /// A fix that makes the file longer (a streamOptimized VMDK extended) gets a version 3
-    /// layout ([`undo::layout_resized`]).
+    /// layout ([`undo::layout_for`]).
     pub fn undo_layout(&self, identity: &Identity) -> Option<Result<Vec<Piece>, UndoError>> {
         let fix = self.fix.as_ref()?;
-        let fixed_size = fix.output.file_size.unwrap_or(identity.file_size);
-        Some(undo::layout_resized(
-            identity,
-            fixed_size,
-            &undo::plan_writes(&fix.output),
-        ))
+        Some(undo::layout_for(identity, &fix.output))
     }
 
     /// Re-reads `fixed` — the whole output as written (the output file, or the image fixed in

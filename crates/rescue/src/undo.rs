@@ -465,6 +465,14 @@ pub fn layout_resized(
     Ok(pieces)
 }
 
+/// The undo file of an output plan, as pieces: [`layout_resized`] with the plan's writes and the
+/// size the plan leaves the file (its own when it gives none), for an image of `identity`. The
+/// one place both front ends get it from.
+pub fn layout_for(id: &Identity, out: &OutputPlan) -> Result<Vec<Piece>, UndoError> {
+    let fixed_size = out.file_size.unwrap_or(id.file_size);
+    layout_resized(id, fixed_size, &plan_writes(out))
+}
+
 /// Size of the undo file made of `pieces` (from [`layout`]), trailer included.
 pub fn sealed_len(pieces: &[Piece]) -> u64 {
     pieces.iter().map(Piece::len).sum::<u64>() + TRAILER_LEN as u64
