@@ -161,7 +161,7 @@ pub fn fix(args: &FixArgs, url: &str, rules: RuleSet) -> Exit {
         say!("{e}");
         return Exit::Error;
     }
-    if let Err(e) = remote::page_runs(&fix.output, &source, 4 << 20, |at, b| {
+    if let Err(e) = kaifuku_container::pages::page_runs(&fix.output, &source, 4 << 20, |at, b| {
         hook.before_put()?;
         source.put_pages(at, b)
     }) {
@@ -260,7 +260,7 @@ pub fn undo(url: &str, undo_file: &Path, force: bool) -> Result<(u64, Traffic), 
         fills: Vec::new(),
         file_size: None,
     };
-    remote::page_runs(&plan, &source, 4 << 20, |at, b| source.put_pages(at, b))?;
+    kaifuku_container::pages::page_runs(&plan, &source, 4 << 20, |at, b| source.put_pages(at, b))?;
     Ok((u.count(), source.traffic()))
 }
 

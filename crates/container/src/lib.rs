@@ -21,6 +21,7 @@
 
 mod error;
 mod label;
+pub mod pages;
 mod qcow2;
 mod raw;
 mod vhd;
