@@ -11,6 +11,9 @@ development key), never kaifuku's own code, so the tests judge kaifuku with an i
   tests/azurite.py download URL FILE     writes the blob to FILE (sparse)
   tests/azurite.py put-page URL OFFSET HEX  one Put Page (512-byte aligned) as another writer would
   tests/azurite.py log DIR               the request lines Azurite logged (method, range, length)
+  tests/azurite.py cors PORT [ORIGIN]    the blob service's CORS rules: ORIGIN allowed (GET, PUT,
+                                         HEAD, OPTIONS; every header allowed and exposed), as the
+                                         page tells users to set them; without ORIGIN, no rule
 """
 import base64
 import hashlib
@@ -159,6 +162,21 @@ def put_page(url, offset, hexbytes):
     }, data)
 
 
+def cors(port, origin=None):
+    rule = "" if origin is None else (
+        "<CorsRule>"
+        f"<AllowedOrigins>{origin}</AllowedOrigins>"
+        "<AllowedMethods>GET,PUT,HEAD,OPTIONS</AllowedMethods>"
+        "<MaxAgeInSeconds>3600</MaxAgeInSeconds>"
+        "<ExposedHeaders>*</ExposedHeaders>"
+        "<AllowedHeaders>*</AllowedHeaders>"
+        "</CorsRule>")
+    body = ('<?xml version="1.0" encoding="utf-8"?>'
+            f"<StorageServiceProperties><Cors>{rule}</Cors></StorageServiceProperties>").encode()
+    url = f"http://127.0.0.1:{port}/{ACCOUNT}/?restype=service&comp=properties&{account_sas()}"
+    request(url, "PUT", {"Content-Type": "application/xml"}, body)
+
+
 def main(argv):
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -169,6 +187,8 @@ def main(argv):
         upload(int(argv[2]), argv[3], argv[4])
     elif cmd == "download":
         download(argv[2], argv[3])
+    elif cmd == "cors":
+        cors(int(argv[2]), argv[3] if len(argv) > 3 else None)
     elif cmd == "put-page":
         put_page(argv[2], int(argv[3]), argv[4])
     else:

@@ -25,6 +25,17 @@ const fail = (msg) => {
   process.exit(1);
 };
 
+// Where the page may connect besides its own origin: Azure Blob Storage (public, China and US
+// Government clouds), for a disk fixed where it lives by its SAS URL, and Azurite (Microsoft's
+// storage emulator) on its default port, for practising that without a cloud account. Nothing else.
+const storageHosts = [
+  "https://*.blob.core.windows.net",
+  "https://*.blob.core.chinacloudapi.cn",
+  "https://*.blob.core.usgovcloudapi.net",
+  "http://127.0.0.1:10000",
+  "http://localhost:10000",
+].join(" ");
+
 // ---- 1. index.html ----
 let index = text("index.html");
 if (!index.includes("KAIFUKU_CSP")) fail("index.html has no KAIFUKU_CSP placeholder (built twice?)");
@@ -35,7 +46,7 @@ const indexCsp = [
   `script-src 'self' 'wasm-unsafe-eval' ${inline.map(sha256).join(" ")}`,
   "style-src 'self'",
   "img-src 'self' data: blob:",
-  "connect-src 'self'",
+  `connect-src 'self' ${storageHosts}`,
   "worker-src 'self'",
   "manifest-src 'self'",
   "base-uri 'none'",
@@ -113,7 +124,7 @@ const singleCsp = [
   `style-src ${sha256(css)}`,
   "img-src data: blob:",
   "worker-src blob:",
-  "connect-src 'none'",
+  `connect-src ${storageHosts}`,
   "base-uri 'none'",
   "form-action 'none'",
   "object-src 'none'",

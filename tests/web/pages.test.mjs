@@ -69,8 +69,9 @@ describe("page behaviour", { timeout: 300_000 }, () => {
     const p = b.page;
     await p.focus("body");
     const seen = [];
-    // Enough presses to pass the picker, the practice-disk buttons and the language buttons.
-    for (let i = 0; i < 10; i++) {
+    // Enough presses to pass the picker, the SAS URL form, the practice-disk buttons and the
+    // language buttons.
+    for (let i = 0; i < 16; i++) {
       await p.keyboard.press("Tab");
       seen.push(await p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName));
     }

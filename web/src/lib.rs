@@ -15,6 +15,8 @@ pub mod session;
 pub mod view;
 
 #[cfg(target_arch = "wasm32")]
+pub mod remote;
+#[cfg(target_arch = "wasm32")]
 pub mod ui;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;

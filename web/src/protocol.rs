@@ -132,7 +132,7 @@ pub use messages::{FromWorker, KeyInput, ToWorker};
 #[cfg(target_arch = "wasm32")]
 mod messages {
     use super::{Progress, RuleChoice};
-    use crate::view::{FixedView, InspectView, PlanView, ProblemView};
+    use crate::view::{CheckView, FixedView, InspectView, PlanView, ProblemView, RemoteFixedView};
     use serde::{Deserialize, Serialize};
     use wasm_bindgen::JsValue;
     use web_sys::{Blob, DedicatedWorkerGlobalScope, File, Worker};
@@ -151,7 +151,15 @@ mod messages {
         },
         /// Inspect the same image again with these rules (the report and any plan made with
         /// the old ones are dropped; BitLocker volumes already unlocked stay unlocked).
-        SetRules { rules: RuleChoice },
+        /// A blob in cloud storage by its URL (an Azure SAS URL), inspected as a picked file is.
+        InspectUrl {
+            url: String,
+            #[serde(default)]
+            rules: RuleChoice,
+        },
+        SetRules {
+            rules: RuleChoice,
+        },
         /// Plan the fix of the inspected image; `discard_journal` is the user's consent to reset
         /// an unclean journal; `fixed_vhd` asks for the download as a fixed VHD (for Azure)
         /// instead of the picked file's format.
@@ -160,14 +168,19 @@ mod messages {
             #[serde(default)]
             fixed_vhd: bool,
         },
-        /// Verify the planned fix and assemble the downloads.
+        /// Verify the planned fix and assemble the downloads. For a blob: verify and make the
+        /// undo file, writing nothing ([`FromWorker::RemoteUndo`]).
         Fix,
+        /// A blob: write the verified fix into it, then read it back ([`FromWorker::RemoteWritten`]).
+        WriteRemote,
         /// Show the bytes: the structures read and the plan's patches, annotated.
         Explain,
         /// The same structures re-read from the fixed image (after a plan).
         ExplainFixed,
         /// Unlock the inspected image's BitLocker volumes with this key and inspect it again.
-        Unlock { key: KeyInput },
+        Unlock {
+            key: KeyInput,
+        },
     }
 
     /// A BitLocker key as the user gave it. `Debug` never shows it; the worker turns it into the
@@ -230,6 +243,16 @@ mod messages {
             #[serde(with = "serde_wasm_bindgen::preserve")]
             report: Blob,
         },
+        /// A blob's fix is verified and its undo file made; nothing is written yet.
+        RemoteUndo {
+            #[serde(with = "serde_wasm_bindgen::preserve")]
+            undo: Blob,
+            undo_name: String,
+            undo_size: u64,
+            checks: Vec<CheckView>,
+        },
+        /// The blob is fixed where it lives and read back.
+        RemoteWritten(RemoteFixedView),
         /// The key file given to unlock could not be read as a key; the image stays as inspected.
         KeyFileRefused(ProblemView),
         /// The step failed; nothing was changed.

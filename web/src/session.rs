@@ -511,11 +511,33 @@ impl<R: ReadAt> Session<R> {
             self.core.verify_writes()
         }
         .map_err(|e| Problem::Verify { failure: e.0 })?;
+        let mut checks = self.check_views(verified)?;
+        // A fixed VHD is a new file: the check that only the planned ranges of the picked file
+        // changed is about the same-format download.
+        let Some(planned) = self.planned().filter(|_| !self.is_fixed_vhd()) else {
+            self.checks = Some(checks.clone());
+            return Ok(checks);
+        };
+        let ranges = planned.output.writes.len() + planned.output.fills.len();
+        let bytes = planned
+            .output
+            .writes
+            .iter()
+            .map(|w| w.bytes.len() as u64)
+            .chain(planned.output.fills.iter().map(|f| f.len))
+            .sum();
+        checks.push(CheckView::OnlyPlannedRanges { ranges, bytes });
+        self.checks = Some(checks.clone());
+        Ok(checks)
+    }
+
+    /// The core's checks of a verified output, as the page shows them.
+    fn check_views(&self, verified: Vec<OutputCheck>) -> Result<Vec<CheckView>, Problem> {
         let (report, _) = self
             .current()
             .ok_or_else(|| Problem::internal("no plan yet"))?;
         let vn = |vi: usize| report.volumes[vi].name();
-        let mut checks: Vec<CheckView> = verified
+        let checks: Vec<CheckView> = verified
             .into_iter()
             .map(|c| match c {
                 OutputCheck::ContainerSame {
@@ -559,23 +581,49 @@ impl<R: ReadAt> Session<R> {
                 },
             })
             .collect();
-        // A fixed VHD is a new file: the check that only the planned ranges of the picked file
-        // changed is about the same-format download.
-        let Some(planned) = self.planned().filter(|_| !self.is_fixed_vhd()) else {
-            self.checks = Some(checks.clone());
-            return Ok(checks);
-        };
-        let ranges = planned.output.writes.len() + planned.output.fills.len();
-        let bytes = planned
-            .output
-            .writes
-            .iter()
-            .map(|w| w.bytes.len() as u64)
-            .chain(planned.output.fills.iter().map(|f| f.len))
-            .sum();
-        checks.push(CheckView::OnlyPlannedRanges { ranges, bytes });
-        self.checks = Some(checks.clone());
         Ok(checks)
+    }
+
+    /// Reads `written` — the image as written where it lives (a blob fixed in place), from
+    /// scratch — and checks what the fix promised, as the command line does after writing.
+    pub fn verify_written<F: ReadAt>(&self, written: F) -> Result<Vec<CheckView>, Problem> {
+        let verified = self
+            .core
+            .verify_output(BlockCache::new(written, cache_config()))
+            .map_err(|e| Problem::Verify { failure: e.0 })?;
+        self.check_views(verified)
+    }
+
+    /// The planned changes to the image file (after [`Session::plan`]).
+    pub fn planned_output(&self) -> Option<&OutputPlan> {
+        self.planned().map(|p| &p.output)
+    }
+
+    /// The plan and the identity its undo file carries.
+    fn planned_with_identity(&self) -> Result<(&PlannedFix, undo::Identity), Problem> {
+        let p = self
+            .planned()
+            .ok_or_else(|| Problem::internal("no plan yet"))?;
+        let id = self
+            .core
+            .undo_identity()
+            .ok_or_else(|| Problem::internal("no container"))?;
+        Ok((p, id))
+    }
+
+    /// The undo file itself, its original bytes read from the image: for an image fixed where it
+    /// lives, whose undo file must be saved before anything is written (a few KiB).
+    pub fn undo_bytes(&self) -> Result<Vec<u8>, Problem> {
+        let (p, id) = self.planned_with_identity()?;
+        let pieces =
+            undo::layout_for(&id, &p.output).map_err(|e| Problem::internal(e.to_string()))?;
+        let mut bytes = Vec::with_capacity(undo::sealed_len(&pieces) as usize);
+        undo::write_to(&pieces, &*self.counted, |b| {
+            bytes.extend_from_slice(b);
+            Ok(())
+        })
+        .map_err(|e| Problem::internal(format!("reading the original bytes: {e}")))?;
+        Ok(bytes)
     }
 
     /// The fixed image's parts (after [`Session::plan`]).
@@ -592,13 +640,7 @@ impl<R: ReadAt> Session<R> {
     /// The undo file's parts (after [`Session::plan`]). Reads the original bytes once, straight
     /// from the picked file (not through the cache) and in bounded chunks.
     pub fn undo_pieces(&self) -> Result<Vec<undo::Piece>, Problem> {
-        let p = self
-            .planned()
-            .ok_or_else(|| Problem::internal("no plan yet"))?;
-        let id = self
-            .core
-            .undo_identity()
-            .ok_or_else(|| Problem::internal("no container"))?;
+        let (p, id) = self.planned_with_identity()?;
         undo_pieces(&id, &p.output, &*self.counted).map_err(Problem::internal)
     }
 

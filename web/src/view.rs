@@ -384,8 +384,45 @@ pub enum Problem {
     Verify { failure: VerifyFailure },
     /// A key file given to unlock BitLocker is not one (or not readable): what the reader said.
     KeyFile { kind: KeyFileKind, detail: String },
+    /// A disk in cloud storage (a SAS URL) could not be read or written: what went wrong, and
+    /// the browser's or the server's words.
+    Remote {
+        problem: RemoteProblem,
+        detail: String,
+    },
     /// The page or its worker failed (a bug), with what it said.
     Internal { detail: String },
+}
+
+/// What went wrong with a disk in cloud storage, each with its own advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteProblem {
+    /// Not an `https://` (or `http://`) URL.
+    NotAUrl,
+    /// The browser got no answer it may read: the storage does not allow this page's origin
+    /// (CORS), the page's security policy does not allow the host, or the network is down.
+    Unreachable,
+    /// The answer's headers (`Content-Range`, `ETag`, `x-ms-blob-type`) are hidden from the
+    /// page: the CORS rule does not expose them.
+    HeadersHidden,
+    /// The server sent the whole blob for a range request (or no size): kaifuku reads ranges only.
+    NoRanges,
+    /// 401 or 403: the SAS token is wrong, expired, or does not allow this (writing needs `w`).
+    AccessDenied,
+    /// 412: the blob changed since kaifuku first read it (another writer).
+    Changed,
+    /// Another answer from the server.
+    Status,
+    /// The blob is not a page blob: it can be inspected, not changed in place.
+    NotPageBlob,
+    /// The fix would change the image file's size, which a page blob cannot take.
+    SizeChanges,
+    /// A write failed after others succeeded: the blob may be partly fixed; the undo file
+    /// restores it.
+    WriteFailed,
+    /// The blob was written but does not verify when read back: the undo file restores it.
+    WrittenNotVerified,
 }
 
 /// Which kind of key file the user picked.
@@ -438,7 +475,9 @@ impl Problem {
                 FixError::Failed { failure } => failure.to_string(),
             }),
             Problem::Verify { failure } => Some(failure.to_string()),
-            Problem::KeyFile { detail, .. } | Problem::Internal { detail } => Some(detail.clone()),
+            Problem::KeyFile { detail, .. }
+            | Problem::Remote { detail, .. }
+            | Problem::Internal { detail } => Some(detail.clone()),
         }
     }
 
@@ -473,6 +512,13 @@ impl Problem {
             Problem::Fix { error } => code(to_value(error)),
             Problem::Verify { failure } => code(to_value(failure)),
             Problem::KeyFile { .. } => "key_file".into(),
+            Problem::Remote { problem, .. } => format!(
+                "remote_{}",
+                to_value(problem)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ),
             Problem::Internal { .. } => "internal".into(),
         }
     }
@@ -491,6 +537,7 @@ impl Problem {
             | Problem::Fix { .. }
             | Problem::Verify { .. }
             | Problem::KeyFile { .. }
+            | Problem::Remote { .. }
             | Problem::Internal { .. } => false,
         }
     }
@@ -508,6 +555,7 @@ impl Problem {
             | Problem::Fix { .. }
             | Problem::Verify { .. }
             | Problem::KeyFile { .. }
+            | Problem::Remote { .. }
             | Problem::Internal { .. } => None,
         }
     }
@@ -1079,6 +1127,22 @@ pub enum CheckView {
     },
     /// The download differs from the picked file only in the planned ranges.
     OnlyPlannedRanges { ranges: usize, bytes: u64 },
+}
+
+/// A disk fixed where it lives (an Azure page blob by its SAS URL): what was written and read,
+/// and what the read-back from scratch confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteFixedView {
+    /// The URL without its query (the SAS token is never shown).
+    pub shown: String,
+    pub undo_name: String,
+    /// Page writes and the bytes they carried.
+    pub puts: u64,
+    pub bytes_written: u64,
+    /// Every request and byte read, the read-back included.
+    pub requests: u64,
+    pub bytes_read: u64,
+    pub checks: Vec<CheckView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

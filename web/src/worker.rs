@@ -7,8 +7,11 @@
 //! worker serves one image and is terminated after it, or to cancel.
 
 use crate::protocol::{FromWorker, KeyInput, Phase, Progress, RuleChoice, Stretch, ToWorker};
+use crate::remote::{BlobSource, MAX_PUT};
 use crate::session::{OutPiece, Session};
-use crate::view::{FixedView, KeyFileKind, Problem, ProblemView, Reads};
+use crate::view::{
+    FixedView, KeyFileKind, Problem, ProblemView, Reads, RemoteFixedView, RemoteProblem,
+};
 use js_sys::{Array, Uint8Array};
 use kaifuku_bitlocker::{parse_key_list, StartupKey, UnlockKey};
 use kaifuku_io::{check_range, ReadAt, ReadStats};
@@ -89,7 +92,7 @@ impl ProgressMeter {
         t
     }
 
-    fn counted(&self, bytes: usize) {
+    pub fn counted(&self, bytes: usize) {
         self.calls.set(self.calls.get() + 1);
         self.bytes.set(self.bytes.get() + bytes as u64);
         self.report(false);
@@ -191,6 +194,37 @@ impl ReadAt for FileSource {
     }
 }
 
+/// What the worker reads: the picked file, or a blob in cloud storage by its URL.
+pub enum Source {
+    File(FileSource),
+    Blob(BlobSource),
+}
+
+impl Source {
+    fn progress(&self) -> Option<&Rc<ProgressMeter>> {
+        match self {
+            Source::File(f) => f.progress.as_ref(),
+            Source::Blob(b) => b.progress(),
+        }
+    }
+}
+
+impl ReadAt for Source {
+    fn size(&self) -> u64 {
+        match self {
+            Source::File(f) => f.size(),
+            Source::Blob(b) => b.size(),
+        }
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self {
+            Source::File(f) => f.read_at(offset, buf),
+            Source::Blob(b) => b.read_at(offset, buf),
+        }
+    }
+}
+
 fn reads(stats: ReadStats, started: f64) -> Reads {
     Reads {
         calls: stats.calls,
@@ -285,14 +319,14 @@ pub fn undo_blob(file: &File, pieces: &[undo::Piece]) -> Result<Blob, JsValue> {
 /// One image: its session (the picked file is its source), from the first message on.
 #[derive(Default)]
 struct ImageWorker {
-    session: Option<Session<FileSource>>,
+    session: Option<Session<Source>>,
     /// The rules the image was inspected with (the built-in rule until a message says
     /// otherwise); unlocking inspects again with the same rules.
     rules: Option<RuleSet>,
 }
 
 impl ImageWorker {
-    fn session(&mut self) -> Result<&mut Session<FileSource>, Problem> {
+    fn session(&mut self) -> Result<&mut Session<Source>, Problem> {
         self.session
             .as_mut()
             .ok_or_else(|| Problem::internal("no image"))
@@ -301,6 +335,8 @@ impl ImageWorker {
     fn on_message(&mut self, message: ToWorker) -> FromWorker {
         let result = match message {
             ToWorker::Inspect { file, rules } => self.inspect(file, &rules),
+            ToWorker::InspectUrl { url, rules } => self.inspect_url(&url, &rules),
+            ToWorker::WriteRemote => self.write_remote(),
             ToWorker::SetRules { rules } => self.set_rules(&rules),
             ToWorker::Unlock { key } => self.unlock(key),
             ToWorker::Plan {
@@ -323,7 +359,7 @@ impl ImageWorker {
             }),
         };
         if let Some(s) = &self.session {
-            if let Some(p) = &s.source().progress {
+            if let Some(p) = s.source().progress() {
                 p.report(true);
             }
         }
@@ -341,8 +377,30 @@ impl ImageWorker {
             .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
         self.rules = Some(rules.clone());
         let session = self.session.insert(Session::with_rules(
-            source,
+            Source::File(source),
             &file.name(),
+            VolumeKeys::none(),
+            rules,
+        ));
+        Ok(FromWorker::Inspected(
+            session.inspect(|s| reads(s, started)),
+        ))
+    }
+
+    /// Opens the blob at `url` (one ranged read, which also proves the storage lets the page
+    /// read it) and inspects it as a picked file is inspected.
+    fn inspect_url(&mut self, url: &str, rules: &RuleChoice) -> Result<FromWorker, Problem> {
+        let rules = rules
+            .rule_set()
+            .map_err(|e| Problem::internal(format!("the rules cannot run: {e}")))?;
+        let progress = Rc::new(ProgressMeter::new());
+        let started = progress.begin(Phase::Inspect);
+        let blob = BlobSource::open(url, Some(progress))?;
+        let name = blob.name();
+        self.rules = Some(rules.clone());
+        let session = self.session.insert(Session::with_rules(
+            Source::Blob(blob),
+            &name,
             VolumeKeys::none(),
             rules,
         ));
@@ -369,18 +427,27 @@ impl ImageWorker {
     /// Inspects the picked image again with `key` for its BitLocker volumes: a fresh session
     /// (the key stretched once, here, with progress), which the plan and the fix then use.
     fn unlock(&mut self, key: KeyInput) -> Result<FromWorker, Problem> {
-        let file = self.session()?.source().file().clone();
         let key = match unlock_key(key) {
             Ok(k) => k,
             Err(problem) => return Ok(FromWorker::KeyFileRefused(ProblemView::of(problem))),
         };
         let progress = Rc::new(ProgressMeter::new());
         let started = progress.begin(Phase::Unlock);
-        let source = FileSource::with_progress(file.clone(), progress.clone())
-            .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
+        let (source, name) = match self.session()?.source() {
+            Source::File(f) => {
+                let file = f.file().clone();
+                let source = FileSource::with_progress(file.clone(), progress.clone())
+                    .map_err(|e| Problem::internal(format!("FileReaderSync: {e:?}")))?;
+                (Source::File(source), file.name())
+            }
+            Source::Blob(b) => {
+                let blob = BlobSource::open(b.url(), Some(progress.clone()))?;
+                let name = blob.name();
+                (Source::Blob(blob), name)
+            }
+        };
         let rules = self.rules.clone().unwrap_or_else(RuleSet::builtin);
-        let mut session =
-            Session::with_rules(source, &file.name(), VolumeKeys::new(vec![key]), rules);
+        let mut session = Session::with_rules(source, &name, VolumeKeys::new(vec![key]), rules);
         session.set_unlock_progress(Box::new(move |done, total| progress.stretched(done, total)));
         let session = self.session.insert(session);
         Ok(FromWorker::Inspected(
@@ -388,9 +455,9 @@ impl ImageWorker {
         ))
     }
 
-    fn begin(&mut self, phase: Phase) -> Result<(&mut Session<FileSource>, f64), Problem> {
+    fn begin(&mut self, phase: Phase) -> Result<(&mut Session<Source>, f64), Problem> {
         let session = self.session()?;
-        let started = match &session.source().progress {
+        let started = match session.source().progress() {
             Some(p) => p.begin(phase),
             None => now(),
         };
@@ -402,23 +469,31 @@ impl ImageWorker {
         // cannot take the changes.
         let made = new_footer()?;
         let (session, started) = self.begin(Phase::Plan)?;
+        // A blob is fixed where it lives, in its own format: no fixed-VHD download.
+        let local = matches!(session.source(), Source::File(_));
         let view = session.plan_with_fallback(
             discard_journal,
-            fixed_vhd.then_some(made),
-            Some(made),
+            (fixed_vhd && local).then_some(made),
+            local.then_some(made),
             |st| reads(st, started),
         )?;
         Ok(FromWorker::Planned(view))
     }
 
     fn fix(&mut self) -> Result<FromWorker, Problem> {
+        if matches!(self.session()?.source(), Source::Blob(_)) {
+            return self.prepare_remote();
+        }
         let (session, started) = self.begin(Phase::Verify)?;
         let checks = session.verify()?;
         let verified = now();
-        if let Some(p) = &session.source().progress {
+        if let Some(p) = session.source().progress() {
             p.begin(Phase::Output);
         }
-        let file = session.source().file().clone();
+        let Source::File(file) = session.source() else {
+            return Err(Problem::internal("no picked file"));
+        };
+        let file = file.file().clone();
         let pieces = session
             .image_pieces()
             .ok_or_else(|| Problem::internal("no plan"))?;
@@ -472,6 +547,108 @@ impl ImageWorker {
             undo,
             report,
         })
+    }
+}
+
+impl ImageWorker {
+    /// The blob's fix, before anything is written: verified on the patched view, then its undo
+    /// file made from the blob's original bytes (a few KiB) for the user to save. Nothing is
+    /// written to the blob until [`ToWorker::WriteRemote`].
+    fn prepare_remote(&mut self) -> Result<FromWorker, Problem> {
+        let session = self.session()?;
+        let Source::Blob(blob) = session.source() else {
+            return Err(Problem::internal("not a blob"));
+        };
+        if !blob.is_page_blob() {
+            return Err(Problem::Remote {
+                problem: RemoteProblem::NotPageBlob,
+                detail: format!("{} is not an Azure page blob", blob.shown()),
+            });
+        }
+        let output = session
+            .planned_output()
+            .ok_or_else(|| Problem::internal("no plan"))?;
+        if output.file_size.is_some() {
+            return Err(Problem::Remote {
+                problem: RemoteProblem::SizeChanges,
+                detail: format!(
+                    "this fix changes the image file's size; {} cannot take that",
+                    blob.shown()
+                ),
+            });
+        }
+        // Named as the batch names a blob's undo file (`--undo-dir DIR`: DIR/NAME.undo): it
+        // restores the blob itself, not a copy.
+        let undo_name = format!("{}.undo", blob.name());
+        let checks = session.verify()?;
+        let undo = session.undo_bytes()?;
+        let undo_size = undo.len() as u64;
+        let undo = blob_of(&Array::of1(&bytes_part(&undo)), "application/octet-stream")
+            .map_err(|e| Problem::internal(format!("{e:?}")))?;
+        Ok(FromWorker::RemoteUndo {
+            undo,
+            undo_name,
+            undo_size,
+            checks,
+        })
+    }
+
+    /// Writes the planned changes into the blob as whole pages (each Put Page conditional on the
+    /// blob's ETag), then reads the blob back from scratch and verifies it.
+    fn write_remote(&mut self) -> Result<FromWorker, Problem> {
+        let session = self.session()?;
+        let Source::Blob(blob) = session.source() else {
+            return Err(Problem::internal("not a blob"));
+        };
+        let output = session
+            .planned_output()
+            .ok_or_else(|| Problem::internal("no plan"))?;
+        let shown = blob.shown().to_string();
+        let undo_name = format!("{}.undo", blob.name());
+        let restore = format!(
+            "restore it with: kaifuku undo URL {undo_name} (the same URL, with its SAS token)"
+        );
+        let failed: RefCell<Option<Problem>> = RefCell::new(None);
+        let written = kaifuku_container::pages::page_runs(output, blob, MAX_PUT, |at, b| {
+            blob.put_pages(at, b).map_err(|p| {
+                let text = p.detail().unwrap_or_default();
+                *failed.borrow_mut() = Some(p);
+                text
+            })
+        });
+        if let Err(e) = written {
+            let traffic = blob.traffic();
+            let why = failed.into_inner().or_else(|| blob.take_read_problem());
+            return Err(match why {
+                // Nothing reached the blob (the first write, or a read of the pages at its
+                // edges, was refused): the problem as it stands.
+                Some(p) if traffic.puts == 0 => p,
+                _ => Problem::Remote {
+                    problem: RemoteProblem::WriteFailed,
+                    detail: format!("{e}. The blob may be partly fixed; {restore}"),
+                },
+            });
+        }
+        let fresh = BlobSource::open(blob.url(), None)?;
+        let checks = session
+            .verify_written(&fresh)
+            .map_err(|p| Problem::Remote {
+                problem: RemoteProblem::WrittenNotVerified,
+                detail: format!(
+                    "{}. {shown} was changed but does not verify: {restore}",
+                    p.detail().unwrap_or_default()
+                ),
+            })?;
+        let (written, read_back) = (blob.traffic(), fresh.traffic());
+        Ok(FromWorker::RemoteWritten(RemoteFixedView {
+            shown,
+            undo_name,
+            puts: written.puts,
+            bytes_written: written.bytes_written,
+            requests: written.requests + read_back.requests,
+            bytes_read: written.bytes_read + read_back.bytes_read,
+            checks,
+        }))
     }
 }
 

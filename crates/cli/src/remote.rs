@@ -25,20 +25,7 @@ pub fn is_url(arg: &std::ffi::OsStr) -> bool {
         .is_some_and(|s| s.starts_with("https://") || s.starts_with("http://"))
 }
 
-/// The URL as people may see it: scheme, host and path, never the query (a SAS token) nor any
-/// user and password.
-pub fn shown(url: &str) -> String {
-    let without_query = url.split(['?', '#']).next().unwrap_or("");
-    match without_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            let hidden = if url.contains('?') { "?…" } else { "" };
-            format!("{scheme}://{host}/{path}{hidden}")
-        }
-        None => "(URL)".to_string(),
-    }
-}
+pub use kaifuku_io::url::shown;
 
 /// The read cache for a remote disk: every read is a round trip, so fewer, larger ones than for a
 /// file (128 KiB blocks, read-ahead up to 2 MiB, 16 MiB kept).
@@ -254,24 +241,5 @@ impl ReadAt for HttpSource {
         t.requests += 1;
         t.bytes_read += buf.len() as u64;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_query_is_never_shown() {
-        assert_eq!(
-            shown("https://acct.blob.core.windows.net/vhds/disk.vhd?sv=2022&sig=SECRET"),
-            "https://acct.blob.core.windows.net/vhds/disk.vhd?…"
-        );
-        assert_eq!(
-            shown("https://user:pw@host/x.vhd#frag"),
-            "https://host/x.vhd"
-        );
-        assert_eq!(shown("http://host"), "http://host/");
-        assert!(!shown("https://h/p?sig=abc%2F").contains("sig"));
     }
 }

@@ -8,6 +8,7 @@
 
 mod cache;
 mod overlay;
+pub mod url;
 
 pub use cache::{BlockCache, CacheConfig};
 pub use overlay::{Overlay, Patch, PatchData};

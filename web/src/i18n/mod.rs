@@ -61,6 +61,7 @@ mod practice;
 mod problems;
 mod progress;
 mod queue;
+mod remote;
 mod report;
 mod rules;
 mod structures;

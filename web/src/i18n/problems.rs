@@ -68,6 +68,7 @@ impl T {
             Problem::Fix { error } => self.fix_error_title(error),
             Problem::Verify { .. } => pick!(self, "再検証に失敗しました", "Re-verification failed"),
             Problem::KeyFile { kind, .. } => self.key_file_title(*kind),
+            Problem::Remote { problem, .. } => self.remote_problem_title(*problem),
             Problem::Internal { .. } => self.internal_title(),
         }
     }
@@ -88,6 +89,7 @@ impl T {
                 self.verify_failure(failure)
             ),
             Problem::KeyFile { kind, .. } => self.key_file_text(*kind).to_string(),
+            Problem::Remote { problem, .. } => self.remote_problem_text(*problem).to_string(),
             Problem::Internal { .. } => self.internal_text().to_string(),
         }
     }
@@ -998,6 +1000,7 @@ impl T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::RemoteProblem;
     use kaifuku_ntfs::check::{Problem as CheckProblem, ProblemKind};
     use kaifuku_ntfs::{BootSectorFault, Damage, LogState, Refusal, Structure};
     use kaifuku_partition::NoticeKind;
@@ -1650,6 +1653,38 @@ mod tests {
                 detail: "not a key".into(),
             });
         }
+        for problem in [
+            RemoteProblem::NotAUrl,
+            RemoteProblem::Unreachable,
+            RemoteProblem::HeadersHidden,
+            RemoteProblem::NoRanges,
+            RemoteProblem::AccessDenied,
+            RemoteProblem::Changed,
+            RemoteProblem::Status,
+            RemoteProblem::NotPageBlob,
+            RemoteProblem::SizeChanges,
+            RemoteProblem::WriteFailed,
+            RemoteProblem::WrittenNotVerified,
+        ] {
+            // A variant added later makes this match fail to compile until it is listed above.
+            match problem {
+                RemoteProblem::NotAUrl
+                | RemoteProblem::Unreachable
+                | RemoteProblem::HeadersHidden
+                | RemoteProblem::NoRanges
+                | RemoteProblem::AccessDenied
+                | RemoteProblem::Changed
+                | RemoteProblem::Status
+                | RemoteProblem::NotPageBlob
+                | RemoteProblem::SizeChanges
+                | RemoteProblem::WriteFailed
+                | RemoteProblem::WrittenNotVerified => {}
+            }
+            all.push(Problem::Remote {
+                problem,
+                detail: "the server's words".into(),
+            });
+        }
         for p in &all {
             match p {
                 Problem::Reason { .. }
@@ -1658,6 +1693,7 @@ mod tests {
                 | Problem::Fix { .. }
                 | Problem::Verify { .. }
                 | Problem::KeyFile { .. }
+                | Problem::Remote { .. }
                 | Problem::Internal { .. } => {}
             }
         }

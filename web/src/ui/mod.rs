@@ -14,6 +14,7 @@ mod practice;
 mod problems;
 mod progress;
 mod queue;
+mod remote;
 mod report;
 mod rules;
 mod structures;
@@ -24,7 +25,9 @@ mod workers;
 use crate::i18n::{Lang, T};
 use crate::practice::Scenario;
 use crate::protocol::{FromWorker, KeyInput, Phase, RuleChoice, Stretch, ToWorker};
-use crate::view::{ExplainView, FixedView, InspectView, OutputView, PlanView, ProblemView};
+use crate::view::{
+    ExplainView, FixedView, InspectView, OutputView, PlanView, ProblemView, RemoteFixedView,
+};
 use fixed::{DownloadLinks, Fixed};
 use gloo::events::{EventListener, EventListenerOptions};
 use gloo::file::ObjectUrl;
@@ -36,6 +39,7 @@ use practice::Practice;
 use problems::Problems;
 use progress::{Cancelled, Progress};
 use queue::Queue;
+use remote::{RemoteForm, RemoteSteps, RemoteUndo};
 use report::ImageReport;
 use rules::RulePicker;
 use std::rc::Rc;
@@ -56,6 +60,8 @@ enum Stage {
     Inspected,
     Planned,
     Fixed,
+    /// A blob's fix is verified and its undo file made; nothing written yet.
+    UndoReady,
     Failed,
     Cancelled,
     /// Several images: the queue's table (its own `data-run` says what it is doing).
@@ -71,6 +77,7 @@ impl Stage {
             Stage::Inspected => "inspected",
             Stage::Planned => "planned",
             Stage::Fixed => "fixed",
+            Stage::UndoReady => "undo-ready",
             Stage::Failed => "failed",
             Stage::Cancelled => "cancelled",
             Stage::Queue => "queue",
@@ -107,6 +114,12 @@ impl Downloads {
 pub enum Msg {
     SetLang(Lang),
     Picked(File),
+    /// A blob in cloud storage by its SAS URL.
+    OpenUrl(String),
+    /// The blob's undo file link was followed.
+    RemoteUndoSaved,
+    /// Write the verified fix into the blob.
+    RemoteWrite,
     /// The rules for the next image inspected (from the rule file picker).
     Rules(RuleChoice),
     /// The registry transaction-log checkbox next to the rule picker: for the next image.
@@ -154,6 +167,16 @@ pub struct App {
     workers_started: WorkerId,
     /// The picked image, until its worker is ready to take it.
     pending_file: Option<File>,
+    /// The blob's URL, until its worker is ready to take it.
+    pending_url: Option<String>,
+    /// The current image is a blob in cloud storage: its URL without the SAS token.
+    remote: Option<AttrValue>,
+    /// Its fix verified and its undo file made (the link's URL is owned here).
+    remote_undo: Option<(RemoteUndo, ObjectUrl)>,
+    /// The undo file's link was followed.
+    remote_undo_saved: bool,
+    /// The blob is written and read back.
+    remote_fixed: Option<Rc<RemoteFixedView>>,
     /// The rules the next image is inspected with (a rule file's, or the built-in rule).
     rules: RuleChoice,
     /// The rules the current image was inspected with (the report's checkbox changes them).
@@ -230,6 +253,9 @@ impl App {
         self.plan = None;
         self.fixed = None;
         self.downloads = None;
+        self.remote_undo = None;
+        self.remote_undo_saved = false;
+        self.remote_fixed = None;
         self.problem = None;
         self.key_file_problem = None;
         self.consent = false;
@@ -253,6 +279,14 @@ impl App {
     fn ensure_spare(&mut self, ctx: &Context<Self>) {
         if self.spare.is_none() {
             self.spare = self.spawn(ctx).ok();
+        }
+    }
+
+    /// The worker for a new image: the one started ahead of time, else a new one.
+    fn next_worker(&mut self, ctx: &Context<Self>) -> Result<WorkerHandle, JsValue> {
+        match self.spare.take() {
+            Some(w) => Ok(w),
+            None => self.spawn(ctx),
         }
     }
 
@@ -329,12 +363,10 @@ impl App {
         metrics::reset();
         metrics::mark("picked");
         self.file = Some((file.name(), file.size() as u64));
+        self.remote = None;
         self.image_rules = self.next_image_rules();
         self.start_busy(Phase::Inspect);
-        let worker = match self.spare.take() {
-            Some(w) => Ok(w),
-            None => self.spawn(ctx),
-        };
+        let worker = self.next_worker(ctx);
         match worker {
             Ok(w) => {
                 if let Some(t) = w.ready_at {
@@ -342,6 +374,39 @@ impl App {
                     w.post(&self.inspect_message(file));
                 } else {
                     self.pending_file = Some(file);
+                }
+                self.worker = Some(w);
+            }
+            Err(e) => self.fail(ctx, ProblemView::internal(format!("{e:?}"))),
+        }
+    }
+
+    /// A blob by its SAS URL: the single-image flow, read by ranges where it lives.
+    fn open_url(&mut self, ctx: &Context<Self>, url: String) {
+        self.worker = None;
+        self.queue = None;
+        self.training = false;
+        self.untouched = None;
+        self.reset_results();
+        metrics::reset();
+        metrics::mark("picked");
+        self.file = None;
+        self.pending_file = None;
+        self.remote = Some(kaifuku_io::url::shown(&url).into());
+        self.fixed_vhd = false;
+        self.image_rules = self.next_image_rules();
+        self.start_busy(Phase::Inspect);
+        let worker = self.next_worker(ctx);
+        match worker {
+            Ok(w) => {
+                let message = ToWorker::InspectUrl {
+                    url,
+                    rules: self.image_rules.clone(),
+                };
+                if w.ready_at.is_some() {
+                    w.post(&message);
+                } else if let ToWorker::InspectUrl { url, .. } = message {
+                    self.pending_url = Some(url);
                 }
                 self.worker = Some(w);
             }
@@ -400,6 +465,12 @@ impl App {
                 }
                 if let Some(file) = self.pending_file.take() {
                     self.post(&self.inspect_message(file));
+                }
+                if let Some(url) = self.pending_url.take() {
+                    self.post(&ToWorker::InspectUrl {
+                        url,
+                        rules: self.image_rules.clone(),
+                    });
                 }
                 false
             }
@@ -472,6 +543,30 @@ impl App {
                 report,
             } => {
                 self.fixed_with(ctx, view, image, undo, report);
+                true
+            }
+            FromWorker::RemoteUndo {
+                undo,
+                undo_name,
+                undo_size,
+                checks,
+            } => {
+                let link = ObjectUrl::from(undo);
+                let view = RemoteUndo {
+                    link: link.to_string().into(),
+                    name: undo_name.into(),
+                    size: undo_size,
+                    checks: Rc::new(checks),
+                };
+                self.remote_undo = Some((view, link));
+                metrics::mark("remoteUndoReady");
+                self.stop_busy(ctx, Stage::UndoReady);
+                true
+            }
+            FromWorker::RemoteWritten(view) => {
+                metrics::mark("remoteWritten");
+                self.remote_fixed = Some(Rc::new(view));
+                self.stop_busy(ctx, Stage::Fixed);
                 true
             }
             FromWorker::KeyFileRefused(p) => {
@@ -573,6 +668,11 @@ impl Component for App {
             spare: None,
             workers_started: 0,
             pending_file: None,
+            pending_url: None,
+            remote: None,
+            remote_undo: None,
+            remote_undo_saved: false,
+            remote_fixed: None,
             rules: RuleChoice::default(),
             image_rules: RuleChoice::default(),
             file: None,
@@ -648,6 +748,24 @@ impl Component for App {
                 self.training = false;
                 self.untouched = None;
                 self.picked(ctx, file);
+                true
+            }
+            Msg::OpenUrl(url) => {
+                self.practice_failed = None;
+                self.open_url(ctx, url);
+                true
+            }
+            Msg::RemoteUndoSaved => {
+                self.remote_undo_saved = true;
+                true
+            }
+            Msg::RemoteWrite => {
+                if self.stage != Stage::UndoReady || !self.remote_undo_saved {
+                    return false;
+                }
+                metrics::mark("remoteWriteRequested");
+                self.start_busy(Phase::Output);
+                self.post(&ToWorker::WriteRemote);
                 true
             }
             Msg::PickedMany(files) => {
@@ -741,6 +859,7 @@ impl Component for App {
                 // Terminating the worker is what stops it; the next image gets a fresh one.
                 self.worker = None;
                 self.pending_file = None;
+                self.pending_url = None;
                 self.reset_results();
                 self.stop_busy(ctx, Stage::Cancelled);
                 true
@@ -854,12 +973,13 @@ impl Component for App {
                 <Plan {t} plan={p.clone()} inspect={self.inspect.clone()}
                     format={self.inspect.as_ref().and_then(|v| v.container.as_ref()).map(|c| c.format)}
                     focus={self.focus_ref(self.stage == Stage::Planned)}
-                    show_fix_button={self.fixed.is_none()}
+                    show_fix_button={self.fixed.is_none() && self.remote_undo.is_none()}
+                    remote={self.remote.clone()}
                     can_fix={self.stage == Stage::Planned
                         && !matches!(p.output, OutputView::SameFormatNotWritable { .. })}
                     on_fix={link.callback(|_| Msg::Fix)}
                     fixed_vhd={self.fixed_vhd}
-                    can_choose_output={self.stage == Stage::Planned && self.fixed.is_none()}
+                    can_choose_output={self.stage == Stage::Planned && self.fixed.is_none() && self.remote.is_none()}
                     on_fixed_vhd={link.callback(Msg::FixedVhd)}/>
             },
             None => html! {},
@@ -871,6 +991,17 @@ impl Component for App {
                     focus={self.focus_ref(self.stage == Stage::Fixed)}/>
             },
             _ => html! {},
+        };
+        let remote_steps = match &self.remote_undo {
+            Some((undo, _)) => html! {
+                <RemoteSteps {t} undo={undo.clone()} saved={self.remote_undo_saved}
+                    can_write={self.stage == Stage::UndoReady}
+                    on_saved={link.callback(|_| Msg::RemoteUndoSaved)}
+                    on_write={link.callback(|_| Msg::RemoteWrite)}
+                    written={self.remote_fixed.clone()}
+                    focus={self.focus_ref(self.stage == Stage::UndoReady)}/>
+            },
+            None => html! {},
         };
         let can_explain = matches!(self.stage, Stage::Inspected | Stage::Planned | Stage::Fixed)
             && self.worker.is_some();
@@ -944,6 +1075,9 @@ impl Component for App {
                         <p>{t.privacy()}</p>
                     </section>
                     <Picker {t} current={self.file.clone()} on_pick={link.batch_callback(picked_files)}/>
+                    <RemoteForm {t} current={self.remote.clone()}
+                        enabled={self.stage != Stage::Busy}
+                        on_open={link.callback(Msg::OpenUrl)}/>
                     <RulePicker {t} on_rules={link.callback(Msg::Rules)}/>
                     <section class="txr-logs-pick" aria-label={t.txr_logs_checkbox()}>
                         {rules::txr_logs_checkbox(t, "txr-logs", self.rules.txr_logs,
@@ -962,6 +1096,7 @@ impl Component for App {
                     {consent}
                     {plan}
                     {fixed}
+                    {remote_steps}
                     {show_bytes}
                     {structures}
                 </main>

@@ -6,7 +6,7 @@ use crate::view::{InspectView, OutputView, PlanView, ProblemView, RangeView};
 use kaifuku_container::Format;
 use std::rc::Rc;
 use web_sys::{Event, HtmlInputElement};
-use yew::{function_component, html, Callback, Html, NodeRef, Properties, TargetCast};
+use yew::{function_component, html, AttrValue, Callback, Html, NodeRef, Properties, TargetCast};
 
 #[derive(Properties, PartialEq)]
 pub struct ConsentProps {
@@ -84,6 +84,10 @@ pub struct PlanProps {
     pub can_choose_output: bool,
     #[prop_or_default]
     pub on_fixed_vhd: Callback<bool>,
+    /// The image is a blob fixed where it lives (its URL without the SAS token): no download
+    /// format to choose, and the fix begins with the undo file.
+    #[prop_or_default]
+    pub remote: Option<AttrValue>,
 }
 
 /// One row of a changed-ranges table, its structure worded in the page's language.
@@ -179,12 +183,19 @@ pub fn plan(props: &PlanProps) -> Html {
             <p class="checked">{t.core_checked(p.matches_after)}</p>
             <p class="reads">{t.done_in(p.reads.bytes, p.reads.calls, p.reads.ms)}</p>
             <h2>{t.fix_heading()}</h2>
-            <p>{t.fix_intro()}</p>
-            <p class="check output-choice">
-                <input type="checkbox" id="as-fixed-vhd" checked={props.fixed_vhd}
-                    disabled={!props.can_choose_output} onchange={on_fixed_vhd}/>
-                <label for="as-fixed-vhd">{t.fixed_vhd_label()}</label>
-            </p>
+            {match &props.remote {
+                Some(shown) => html! { <p id="remote-fix-intro">{t.remote_fix_intro(shown)}</p> },
+                None => html! {
+                    <>
+                    <p>{t.fix_intro()}</p>
+                    <p class="check output-choice">
+                        <input type="checkbox" id="as-fixed-vhd" checked={props.fixed_vhd}
+                            disabled={!props.can_choose_output} onchange={on_fixed_vhd}/>
+                        <label for="as-fixed-vhd">{t.fixed_vhd_label()}</label>
+                    </p>
+                    </>
+                },
+            }}
             {match &p.output {
                 OutputView::SameFormat => html! {},
                 OutputView::FixedVhd { disk_size, file_size } => html! {
@@ -202,7 +213,9 @@ pub fn plan(props: &PlanProps) -> Html {
             {if props.show_fix_button {
                 html! {
                     <button type="button" id="fix-button" class="primary" disabled={!props.can_fix}
-                        onclick={props.on_fix.reform(|_| ())}>{t.fix_button()}</button>
+                        onclick={props.on_fix.reform(|_| ())}>
+                        {if props.remote.is_some() { t.remote_prepare_button() } else { t.fix_button() }}
+                    </button>
                 }
             } else { html! {} }}
         </section>

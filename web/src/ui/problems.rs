@@ -80,7 +80,10 @@ fn kind(p: &Problem) -> &'static str {
                 | FixFailure::Internal { .. } => REFUSAL,
             },
         },
-        Problem::Verify { .. } | Problem::KeyFile { .. } | Problem::Internal { .. } => REFUSAL,
+        Problem::Verify { .. }
+        | Problem::KeyFile { .. }
+        | Problem::Remote { .. }
+        | Problem::Internal { .. } => REFUSAL,
     }
 }
 

@@ -602,9 +602,12 @@ impl super::App {
                 true
             }
             // Not asked for in the queue.
+            // The queue takes picked files only; a blob goes through the single-image flow.
             FromWorker::KeyFileRefused(_)
             | FromWorker::Explained { .. }
-            | FromWorker::ExplainedFixed { .. } => false,
+            | FromWorker::ExplainedFixed { .. }
+            | FromWorker::RemoteUndo { .. }
+            | FromWorker::RemoteWritten(_) => false,
         }
     }
 
