@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark of a fix in cloud storage (prints a table; asserts nothing): a 128 GiB fixed VHD
 (sparse; GPT, the Windows volume of the mbr-win fixture inside) stored as an Azure page blob on
-Azurite, then `kaifuku inspect URL` and `kaifuku fix --in-place URL --undo FILE`: time, requests,
+Azurite, then `kaifuku inspect URL` and `kaifuku fix --in-place URL --undo FILE`, and the same fix
+of a second copy from the page in headless Chromium (tests/bench/page-remote.mjs): time, requests,
 bytes read and written — as kaifuku counts them and as Azurite's own request log does. Against
 that, what downloading the blob, fixing it and uploading it again would move (the whole blob each
 way), with the time at the download rate Azurite gives on this machine (measured on 1 GiB of the
 blob).
 
-Needs setup.sh's tools (Azurite in node_modules), a release build, the fixtures, sfdisk, qemu-img.
+Needs setup.sh's tools (Azurite and playwright-core in node_modules, Chromium), a release build and
+the page (dist/), the fixtures, sfdisk, qemu-img. Azurite runs on port 10000, the one the page's
+security policy allows besides Azure's own hosts.
 Usage: tests/bench/cloud-bench.py [SIZE_GIB]   (default 128)
 """
 import json
@@ -83,7 +86,7 @@ def main():
     try:
         vhd = os.path.join(work, "disk.vhd")
         large_sparse_vhd(vhd, size, work)
-        port = "10420"
+        port = "10000"
         pid = int(run(["python3", AZ, "start", os.path.join(work, "az"), port]).stdout)
         t0 = time.time()
         url = run(["python3", AZ, "upload", port, "disk.vhd", vhd]).stdout.strip()
@@ -105,6 +108,26 @@ def main():
             own = kaifuku_remote_line(r.stdout)
             rows.append((what, f"{dt:.2f} s", str(reqs), f"{rd / 2**20:.2f} MiB", f"{wr / 2**10:.1f} KiB",
                          f"{own[0]} requests, {own[1]} read" + (f", {own[2]} written" if own[2] else "") if own else "?"))
+        # The same fix from the page, of a second copy of the blob.
+        page_url = run(["python3", AZ, "upload", port, "page.vhd", vhd]).stdout.strip()
+        _, _, _, page_seen = azurite_traffic(log, "page.vhd", 0)
+        page = subprocess.Popen(["node", os.path.join(ROOT, "tests", "bench", "page-remote.mjs"), page_url],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        origin = page.stdout.readline().strip()
+        run(["python3", AZ, "cors", port, origin])
+        out, _ = page.communicate("go\n", timeout=1800)
+        if page.returncode != 0:
+            raise SystemExit(f"the page's fix failed: {out}")
+        t = json.loads(out.strip().splitlines()[-1])
+        reqs, rd, wr, _ = azurite_traffic(log, "page.vhd", page_seen)
+        own = t["own"]
+        rows.append(("page: open, verify and undo file, write and read back",
+                     f"{(t['open_plan_ms'] + t['verify_undo_ms'] + t['write_readback_ms']) / 1000:.2f} s "
+                     f"({t['open_plan_ms'] / 1000:.2f} + {t['verify_undo_ms'] / 1000:.2f} + "
+                     f"{t['write_readback_ms'] / 1000:.2f})",
+                     str(reqs), f"{rd / 2**20:.2f} MiB", f"{wr / 2**10:.1f} KiB",
+                     f"{own['requests']} requests, {int(own['bytesRead']) / 2**20:.2f} MiB read, "
+                     f"{int(own['bytesWritten']) / 2**10:.1f} KiB written"))
         # The download rate Azurite gives here, on the first GiB of the blob.
         t0 = time.time()
         req = urllib.request.Request(url, headers={"x-ms-range": f"bytes=0-{GIB - 1}", "x-ms-version": "2021-08-06"})

@@ -148,7 +148,7 @@ describe("an Azure page blob fixed where it lives, from the page", { timeout: 60
     assert.ok(puts.length >= 1 && written < 256 << 10, `puts: ${puts.length}, ${written} bytes`);
     assert.equal(Number(traffic.puts), puts.length, "the page's count of writes and Azurite's");
     assert.equal(Number(traffic.bytesWritten), written, "the page's bytes written and Azurite's");
-    console.log(`# page fix of a ${size}-byte blob: ${reads.length} reads (${readBytes} bytes), ${puts.length} puts (${written} bytes)`);
+    console.log(`# page fix of a ${size}-byte blob: ${reads.length} reads (${readBytes} bytes, largest ${largest}), ${puts.length} puts (${written} bytes)`);
 
     // The page's undo file restores the blob with the command line.
     r = cli(["undo", url, pageUndo]);

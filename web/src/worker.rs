@@ -14,7 +14,7 @@ use crate::view::{
 };
 use js_sys::{Array, Uint8Array};
 use kaifuku_bitlocker::{parse_key_list, StartupKey, UnlockKey};
-use kaifuku_io::{check_range, ReadAt, ReadStats};
+use kaifuku_io::{check_range, CacheConfig, ReadAt, ReadStats};
 use kaifuku_rescue::undo;
 use kaifuku_rescue::{RuleSet, VolumeKeys};
 use std::cell::{Cell, RefCell};
@@ -398,11 +398,12 @@ impl ImageWorker {
         let blob = BlobSource::open(url, Some(progress))?;
         let name = blob.name();
         self.rules = Some(rules.clone());
-        let session = self.session.insert(Session::with_rules(
+        let session = self.session.insert(Session::with_cache(
             Source::Blob(blob),
             &name,
             VolumeKeys::none(),
             rules,
+            CacheConfig::remote(),
         ));
         Ok(FromWorker::Inspected(
             session.inspect(|s| reads(s, started)),
@@ -630,8 +631,9 @@ impl ImageWorker {
             });
         }
         let fresh = BlobSource::open(blob.url(), None)?;
-        let checks = session
-            .verify_written(&fresh)
+        let opened = fresh.traffic();
+        let (checks, read_back) = session
+            .verify_written(Source::Blob(fresh), CacheConfig::remote())
             .map_err(|p| Problem::Remote {
                 problem: RemoteProblem::WrittenNotVerified,
                 detail: format!(
@@ -639,14 +641,14 @@ impl ImageWorker {
                     p.detail().unwrap_or_default()
                 ),
             })?;
-        let (written, read_back) = (blob.traffic(), fresh.traffic());
+        let written = blob.traffic();
         Ok(FromWorker::RemoteWritten(RemoteFixedView {
             shown,
             undo_name,
             puts: written.puts,
             bytes_written: written.bytes_written,
-            requests: written.requests + read_back.requests,
-            bytes_read: written.bytes_read + read_back.bytes_read,
+            requests: written.requests + opened.requests + read_back.calls,
+            bytes_read: written.bytes_read + opened.bytes_read + read_back.bytes,
             checks,
         }))
     }

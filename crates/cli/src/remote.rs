@@ -27,14 +27,9 @@ pub fn is_url(arg: &std::ffi::OsStr) -> bool {
 
 pub use kaifuku_io::url::shown;
 
-/// The read cache for a remote disk: every read is a round trip, so fewer, larger ones than for a
-/// file (128 KiB blocks, read-ahead up to 2 MiB, 16 MiB kept).
+/// The read cache for a remote disk ([`CacheConfig::remote`]).
 pub fn cache_config() -> CacheConfig {
-    CacheConfig {
-        block_size: 128 * 1024,
-        capacity_blocks: 128,
-        max_readahead_blocks: 16,
-    }
+    CacheConfig::remote()
 }
 
 /// Requests made and bytes moved, as the command line reports them.

@@ -29,6 +29,19 @@ impl Default for CacheConfig {
     }
 }
 
+impl CacheConfig {
+    /// For a disk read over the network (a blob by its URL): every read is a round trip, so
+    /// fewer, larger ones than for a file — 128 KiB blocks, read-ahead up to 2 MiB, 16 MiB kept.
+    /// The command line and the page use the same.
+    pub const fn remote() -> CacheConfig {
+        CacheConfig {
+            block_size: 128 * 1024,
+            capacity_blocks: 128,
+            max_readahead_blocks: 16,
+        }
+    }
+}
+
 /// Reads of at least this many blocks bypass the cache.
 const LARGE_READ_BLOCKS: u64 = 4;
 

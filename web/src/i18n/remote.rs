@@ -94,6 +94,13 @@ impl T {
             "Writing is possible once the undo file is saved."
         )
     }
+    pub fn remote_writing_no_cancel(self) -> &'static str {
+        pick!(
+            self,
+            "BLOB への書き込み中は中止できません(途中で止めると一部だけ修復された状態になります)。",
+            "Writing to the blob cannot be cancelled (stopping half-way would leave it partly fixed)."
+        )
+    }
     pub fn remote_done_heading(self) -> &'static str {
         pick!(self, "BLOB を修復しました", "The blob is fixed")
     }

@@ -856,6 +856,11 @@ impl Component for App {
                 true
             }
             Msg::Cancel => {
+                let writing_blob = self.remote.is_some()
+                    && self.busy.as_ref().is_some_and(|b| b.phase == Phase::Output);
+                if writing_blob {
+                    return false;
+                }
                 // Terminating the worker is what stops it; the next image gets a fresh one.
                 self.worker = None;
                 self.pending_file = None;
@@ -907,6 +912,7 @@ impl Component for App {
             (Some(b), Stage::Busy) => html! {
                 <Progress {t} phase={b.phase} started={b.started} bytes={b.bytes} calls={b.calls}
                     stretch={b.stretch}
+                    can_cancel={!(self.remote.is_some() && b.phase == Phase::Output)}
                     on_cancel={link.callback(|_| Msg::Cancel)}/>
             },
             _ => html! {},

@@ -25,6 +25,10 @@ pub struct ProgressProps {
     #[prop_or_default]
     pub stretch: Option<Stretch>,
     pub on_cancel: Callback<()>,
+    /// The step can be stopped. Not while a blob is written: stopping then would leave it partly
+    /// fixed (its undo file restores it, but nothing is gained by stopping).
+    #[prop_or(true)]
+    pub can_cancel: bool,
 }
 
 #[function_component(Progress)]
@@ -53,7 +57,11 @@ pub fn progress(props: &ProgressProps) -> Html {
                 },
             }}
             <p class="figures" id="progress-figures">{t.progress(props.bytes, props.calls, secs)}</p>
-            <button type="button" id="cancel" onclick={on_cancel}>{t.cancel()}</button>
+            {if props.can_cancel {
+                html! { <button type="button" id="cancel" onclick={on_cancel}>{t.cancel()}</button> }
+            } else {
+                html! { <p class="sub" id="no-cancel">{t.remote_writing_no_cancel()}</p> }
+            }}
         </section>
     }
 }
