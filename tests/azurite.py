@@ -11,9 +11,11 @@ development key), never kaifuku's own code, so the tests judge kaifuku with an i
   tests/azurite.py download URL FILE     writes the blob to FILE (sparse)
   tests/azurite.py put-page URL OFFSET HEX  one Put Page (512-byte aligned) as another writer would
   tests/azurite.py log DIR               the request lines Azurite logged (method, range, length)
-  tests/azurite.py cors PORT [ORIGIN]    the blob service's CORS rules: ORIGIN allowed (GET, PUT,
-                                         HEAD, OPTIONS; every header allowed and exposed), as the
-                                         page tells users to set them; without ORIGIN, no rule
+  tests/azurite.py cors PORT [ORIGIN [EXPOSED]]
+                                         the blob service's CORS rules: ORIGIN allowed (GET, PUT,
+                                         HEAD, OPTIONS; every header allowed, EXPOSED exposed: *
+                                         unless given), as the page tells users to set them;
+                                         without ORIGIN, no rule
 """
 import base64
 import hashlib
@@ -162,13 +164,13 @@ def put_page(url, offset, hexbytes):
     }, data)
 
 
-def cors(port, origin=None):
+def cors(port, origin=None, exposed="*"):
     rule = "" if origin is None else (
         "<CorsRule>"
         f"<AllowedOrigins>{origin}</AllowedOrigins>"
         "<AllowedMethods>GET,PUT,HEAD,OPTIONS</AllowedMethods>"
         "<MaxAgeInSeconds>3600</MaxAgeInSeconds>"
-        "<ExposedHeaders>*</ExposedHeaders>"
+        f"<ExposedHeaders>{exposed}</ExposedHeaders>"
         "<AllowedHeaders>*</AllowedHeaders>"
         "</CorsRule>")
     body = ('<?xml version="1.0" encoding="utf-8"?>'
@@ -188,7 +190,7 @@ def main(argv):
     elif cmd == "download":
         download(argv[2], argv[3])
     elif cmd == "cors":
-        cors(int(argv[2]), argv[3] if len(argv) > 3 else None)
+        cors(int(argv[2]), *argv[3:5])
     elif cmd == "put-page":
         put_page(argv[2], int(argv[3]), argv[4])
     else:

@@ -164,6 +164,29 @@ describe("an Azure page blob fixed where it lives, from the page", { timeout: 60
     await assertNoPageProblems(b);
   });
 
+  test("a rule that hides the answer's headers, and a wrong signature, are explained; nothing is written", async () => {
+    const p = b.page;
+    const origin = new URL(srv.url).origin;
+    const image = fixture("gpt-win-fixed.vhd");
+    const url = azurite("upload", PORT, "refused.vhd", image);
+    const uploaded = requests("refused.vhd").length;
+    // Allowed, but only Content-Length exposed: the size and the ETag cannot be checked.
+    azurite("cors", PORT, origin, "content-length");
+    assert.equal(await open(url), "failed");
+    assert.equal(await code(), "remote_headers_hidden");
+    assert.match(await p.innerText("main"), /--exposed-headers '\*'/);
+    azurite("cors", PORT, origin);
+    // A signature that is not the account's: refused by the storage (403), the token not shown.
+    const forged = url.replace(/sig=[^&]+/, "sig=" + encodeURIComponent(Buffer.alloc(32, 7).toString("base64")));
+    assert.equal(await open(forged), "failed");
+    assert.equal(await code(), "remote_access_denied");
+    const text = await p.innerText("main");
+    assert.ok(!text.includes(signature(forged)) && !text.includes("sig="), "the SAS token was shown");
+    assert.match(text, /sp=rw/);
+    assert.ok(requests("refused.vhd").slice(uploaded).every(([m]) => m !== "PUT"), "nothing written");
+    b.problems.length = 0; // the browser's console lines for the refused requests
+  });
+
   test("a concurrent writer stops the write with nothing overwritten", async () => {
     const p = b.page;
     const image = fixture("gpt-win-fixed.vhd");
