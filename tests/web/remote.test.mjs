@@ -9,7 +9,7 @@
 // writer stops the write with nothing overwritten.
 import { after, before, describe, test } from "node:test";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { serve } from "../../web/serve.mjs";
 import {
   assert, assertNoPageProblems, assertSameBytes, cli, DIST, downloadFrom, fixture, launch, path,
@@ -186,6 +186,49 @@ describe("an Azure page blob fixed where it lives, from the page", { timeout: 60
     assert.ok(requests("refused.vhd").slice(uploaded).every(([m]) => m !== "PUT"), "nothing written");
     b.problems.length = 0; // the browser's console lines for the refused requests
   });
+
+  // A BitLocker disk (made from a Windows-made volume of the shared GPL test set, as the BitLocker
+  // browser test makes it) as a page blob: the key form, the unlock, and the re-encrypted fix
+  // written where the disk lives, equal to `kaifuku fix --recovery-password` of the local file.
+  const ARCHIVE = path.resolve(ROOT, "../shared/testdata/bitlk/bitlk-images.tar.xz");
+  test("a BitLocker disk as a blob is unlocked with its recovery password and fixed where it lives",
+    { skip: !existsSync(ARCHIVE) && "the GPL test data bitlk/bitlk-images.tar.xz is absent (kept beside the repository)" },
+    async () => {
+      const p = b.page;
+      const made = spawnSync("sh", [path.join(ROOT, "tests/make-bitlocker-disk.sh"), path.join(dir, "bitlk"),
+        "bitlk-aes-xts-256", "gpt", "raw"], { encoding: "utf8" });
+      assert.equal(made.status, 0, `make-bitlocker-disk.sh: ${made.stdout}${made.stderr}`);
+      const image = path.join(dir, "bitlk", "disk.img");
+      const keys = Object.fromEntries(readFileSync(path.join(dir, "bitlk", "keys"), "utf8").trim().split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+      const url = azurite("upload", PORT, "bitlk.img", image);
+      azurite("cors", PORT, new URL(srv.url).origin);
+      assert.equal(await open(url), "inspected");
+      await p.waitForSelector("#unlock-form");
+      await p.click("#key-method-recovery");
+      await p.fill("#recovery-password", keys.RP);
+      await p.click("#unlock-button");
+      assert.equal(await waitState(p, ["planned", "failed"], 120_000), "planned",
+        await p.$eval("main", (m) => m.textContent.slice(-1500)));
+      await p.click("#fix-button");
+      assert.equal(await waitState(p, ["undo-ready", "failed"]), "undo-ready", (await p.innerText("main")).slice(-1500));
+      const pageUndo = path.join(dir, "bitlk.undo");
+      await (await downloadFrom(p, "#remote-undo")).saveAs(pageUndo);
+      await p.click("#remote-write");
+      assert.equal(await waitState(p, ["fixed", "failed"]), "fixed", (await p.innerText("main")).slice(-1500));
+
+      const local = path.join(dir, "bitlk-fixed.img");
+      let r = cli(["fix", image, "-o", local, "--recovery-password", keys.RP]);
+      assert.equal(r.code, 0, r.stderr);
+      const got = path.join(dir, "bitlk-after.img");
+      azurite("download", url, got);
+      assertSameBytes(got, local, "the BitLocker blob fixed by the page and the local fix");
+      r = cli(["undo", url, pageUndo]);
+      assert.equal(r.code, 0, r.stderr);
+      const restored = path.join(dir, "bitlk-restored.img");
+      azurite("download", url, restored);
+      assertSameBytes(restored, image, "the BitLocker blob after undo and the original");
+    });
 
   test("a concurrent writer stops the write with nothing overwritten", async () => {
     const p = b.page;

@@ -86,6 +86,12 @@ fn request(
     if method == "GET" {
         xhr.set_response_type(XmlHttpRequestResponseType::Arraybuffer);
     }
+    // Never the browser's HTTP cache: a range it kept from before a write would be stale bytes,
+    // and a revalidated entry can lose the exposed headers the first answer carried (seen with
+    // Azurite: an unlock's second read of the first sector lost `Content-Range`).
+    xhr.set_request_header("Cache-Control", "no-cache, no-store")
+        .map_err(js)?;
+    xhr.set_request_header("Pragma", "no-cache").map_err(js)?;
     for (name, value) in headers {
         xhr.set_request_header(name, value).map_err(js)?;
     }

@@ -114,8 +114,8 @@ impl T {
     pub fn privacy(self) -> &'static str {
         pick!(
             self,
-            "処理はすべてこのブラウザーの中で行われ、何もアップロードされません。このページはネットワークがなくても動きます。元のファイルは変更しません。",
-            "Everything runs here, in your browser: nothing is uploaded anywhere, and the page works with the network gone. The original file is never modified."
+            "処理はすべてこのブラウザーの中で行われ、選んだファイルは何もアップロードされません。このページはネットワークがなくても動きます。元のファイルは変更しません。(クラウド上のディスクを SAS URL で修復する場合だけは、そのストレージとだけ通信します。)",
+            "Everything runs here, in your browser: nothing of a picked file is uploaded anywhere, and the page works with the network gone. The original file is never modified. (Only a disk fixed where it lives in the cloud, by its SAS URL, makes the page talk to that storage, and to nothing else.)"
         )
     }
     pub fn language(self) -> &'static str {
