@@ -68,7 +68,8 @@ pub struct BlobSource {
     read_problem: RefCell<Option<Problem>>,
 }
 
-/// One synchronous request; `Err` is the browser's refusal to send it or to show its answer.
+/// One synchronous request; `Err` is the browser's refusal to send it or to show its answer, in
+/// words without the SAS token.
 fn request(
     method: &str,
     url: &str,
@@ -76,10 +77,13 @@ fn request(
     body: Option<&[u8]>,
 ) -> Result<XmlHttpRequest, String> {
     let js = |e: wasm_bindgen::JsValue| {
-        e.dyn_ref::<js_sys::Error>()
+        let message = e
+            .dyn_ref::<js_sys::Error>()
             .map(|e| String::from(e.message()))
             .or_else(|| e.as_string())
-            .unwrap_or_else(|| format!("{e:?}"))
+            .unwrap_or_else(|| "the browser refused the request".to_string());
+        // The browser's messages can name the URL whole (`Failed to load '…?sv=…&sig=…'`).
+        kaifuku_io::url::without_query(&message, url)
     };
     let xhr = XmlHttpRequest::new().map_err(js)?;
     xhr.open_with_async(method, url, false).map_err(js)?;

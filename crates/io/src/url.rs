@@ -27,6 +27,26 @@ pub fn name(url: &str) -> Option<&str> {
     (!last.is_empty()).then_some(last)
 }
 
+/// `text` (someone else's words, such as a browser's error message) with `url` in it shown as
+/// [`shown`] shows it; a text that still holds a query after that is replaced whole, since the
+/// query is a credential.
+pub fn without_query(text: &str, url: &str) -> String {
+    let scrubbed = text.replace(url, &shown(url));
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(q));
+    let leaks = query.is_some_and(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('=').map(|(_, v)| v))
+            .any(|v| v.len() >= 8 && scrubbed.contains(v))
+    });
+    if leaks || scrubbed.contains("sig=") {
+        "(the text named the URL with its query, so it is not shown)".to_string()
+    } else {
+        scrubbed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +63,21 @@ mod tests {
         );
         assert_eq!(shown("http://host"), "http://host/");
         assert!(!shown("https://h/p?sig=abc%2F").contains("sig"));
+    }
+
+    #[test]
+    fn someone_elses_words_lose_the_query() {
+        let url =
+            "https://acct.blob.core.windows.net/vhds/disk.vhd?sv=2022-11-02&sig=SECRETSIGNATURE%3D";
+        assert_eq!(
+            without_query(&format!("Failed to load '{url}'."), url),
+            "Failed to load 'https://acct.blob.core.windows.net/vhds/disk.vhd?…'."
+        );
+        // The URL written differently (decoded), or a part of the query alone: not shown at all.
+        let decoded = url.replace("%3D", "=");
+        assert!(!without_query(&format!("at {decoded}"), url).contains("SECRET"));
+        assert!(!without_query("token SECRETSIGNATURE%3D", url).contains("SECRET"));
+        assert_eq!(without_query("NetworkError", url), "NetworkError");
     }
 
     #[test]
