@@ -630,17 +630,20 @@ impl ImageWorker {
                 },
             });
         }
-        let fresh = BlobSource::open(blob.url(), None)?;
+        // From here on the blob is changed: whatever fails is told as such (never "nothing was
+        // changed"), with the way back.
+        let not_verified = |p: Problem| Problem::Remote {
+            problem: RemoteProblem::WrittenNotVerified,
+            detail: format!(
+                "{}. {shown} was changed but does not verify: {restore}",
+                p.detail().unwrap_or_default()
+            ),
+        };
+        let fresh = BlobSource::open(blob.url(), None).map_err(not_verified)?;
         let opened = fresh.traffic();
         let (checks, read_back) = session
             .verify_written(Source::Blob(fresh), CacheConfig::remote())
-            .map_err(|p| Problem::Remote {
-                problem: RemoteProblem::WrittenNotVerified,
-                detail: format!(
-                    "{}. {shown} was changed but does not verify: {restore}",
-                    p.detail().unwrap_or_default()
-                ),
-            })?;
+            .map_err(not_verified)?;
         let written = blob.traffic();
         Ok(FromWorker::RemoteWritten(RemoteFixedView {
             shown,
