@@ -105,8 +105,11 @@ fuzz_target!(|data: &[u8]| {
             label: String::new(),
         });
     }
-    let Ok(plan) = c.plan_output(&patches) else {
-        return;
+    let plan = match c.plan_output(&patches) {
+        Ok(plan) => plan,
+        // The guard against overlapping writes is for bugs: the fuzzer must never reach it.
+        Err(e @ kaifuku_container::ContainerError::PlannedWritesOverlap { .. }) => panic!("{e}"),
+        Err(_) => return,
     };
     // The output's size: the file's, unless the plan re-streams it (a streamOptimized VMDK).
     let file_size = plan.file_size.unwrap_or(file.size());

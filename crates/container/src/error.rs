@@ -475,6 +475,21 @@ pub enum ContainerError {
     #[error("the VHD field {0} holds an impossible value (arithmetic on it overflows) — the file is damaged")]
     Overflow(&'static str),
 
+    /// Two planned file writes (or fills) share file bytes: a bug in kaifuku's planner, refused
+    /// before anything is written.
+    #[error(
+        "kaifuku planned two writes to the same file bytes ({}..{} and {}..{}) — this is a bug \
+         in kaifuku, and nothing was written; please report it with this image's `kaifuku \
+         inspect` output",
+        first.0, first.1, second.0, second.1
+    )]
+    PlannedWritesOverlap {
+        /// The first write's file byte range.
+        first: (u64, u64),
+        /// The write that starts inside it.
+        second: (u64, u64),
+    },
+
     /// A mapping request past the end of the virtual disk.
     #[error("offset {offset} is past the end of the {virtual_size}-byte virtual disk")]
     OutOfRange {

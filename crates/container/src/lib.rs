@@ -171,6 +171,34 @@ pub struct OutputPlan {
     pub file_size: Option<u64>,
 }
 
+impl OutputPlan {
+    /// Refuses a plan two of whose writes or fills share a file byte: which one lands last would
+    /// decide what the file holds, and the verification reads only one answer. Every planner
+    /// keeps its writes apart; this is the guard that turns a planner's bug into a refusal
+    /// before anything is written, never into a silently different disk.
+    fn check_disjoint(&self) -> Result<(), ContainerError> {
+        let mut ranges: Vec<(u64, u64)> = self
+            .writes
+            .iter()
+            .map(|w| (w.file_offset, w.end()))
+            .chain(
+                self.fills
+                    .iter()
+                    .map(|f| (f.file_offset, f.file_offset.saturating_add(f.len))),
+            )
+            .filter(|(from, to)| from < to)
+            .collect();
+        ranges.sort_unstable();
+        match ranges.windows(2).find(|pair| pair[1].0 < pair[0].1) {
+            Some(pair) => Err(ContainerError::PlannedWritesOverlap {
+                first: pair[0],
+                second: pair[1],
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl FileWrite {
     /// File offset just past the last byte written.
     pub fn end(&self) -> u64 {
@@ -537,23 +565,27 @@ impl<R: ReadAt> Container<R> {
                 return Err(ContainerError::Overflow("a fill overlaps a byte patch"));
             }
         }
-        if let Layout::Vmdk(v) = &self.layout {
-            if v.is_stream() {
+        let plan = match &self.layout {
+            Layout::Vmdk(v) if v.is_stream() => {
                 let merged = merge_patches(&bytes, self.virtual_size)?;
                 let (writes, file_size) = v.plan_stream(&self.file, &merged, &fills)?;
-                return Ok(OutputPlan {
+                OutputPlan {
                     writes,
                     fills: Vec::new(),
                     file_size: Some(file_size),
-                });
+                }
             }
-        }
-        let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
-        Ok(OutputPlan {
-            writes,
-            fills,
-            file_size: None,
-        })
+            _ => {
+                let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
+                OutputPlan {
+                    writes,
+                    fills,
+                    file_size: None,
+                }
+            }
+        };
+        plan.check_disjoint()?;
+        Ok(plan)
     }
 
     fn plan_writes_and_fills(

@@ -1002,3 +1002,107 @@ fn an_extent_without_a_descriptor_ignores_its_descriptor_size() {
         .unwrap();
     assert_eq!(got, vec![7; 512]);
 }
+
+/// An extent without a descriptor of its own, an overHead of 0 and no grain yet: the whole
+/// re-stream starts after the header, never on it (found by the `container` fuzzer: the new
+/// grain was planned at offset 0, where the new header is written too, and the patch read back
+/// as zeros). The grain tables hold 221 entries here, which the format allows.
+#[test]
+fn a_restream_never_starts_on_the_header() {
+    // A 5-sector disk in one 64 KiB grain: directory at sector 2, no table, nothing allocated;
+    // the last sector is not an end-of-stream marker, so the fix re-streams the file whole.
+    let mut f = stream_vmdk(5, 128, 0, 9);
+    le64(&mut f, 28, 0);
+    le64(&mut f, 36, 0);
+    le32(&mut f, 44, 221);
+    *f.last_mut().unwrap() = 0xAA;
+    let c = open_sparse_extent(&f[..]).unwrap();
+    let patches = [
+        Patch {
+            offset: 0,
+            data: PatchData::Bytes(vec![7; 700]),
+            label: String::new(),
+        },
+        Patch {
+            offset: 1792,
+            data: PatchData::Bytes(vec![9; 768]),
+            label: String::new(),
+        },
+    ];
+    let plan = c.plan_output(&patches).unwrap();
+    assert!(
+        plan.writes
+            .iter()
+            .all(|w| w.file_offset == 0 || w.file_offset >= 512),
+        "only the header is written on the header: {:?}",
+        plan.writes
+            .iter()
+            .map(|w| (w.file_offset, w.end()))
+            .collect::<Vec<_>>()
+    );
+    let size = plan.file_size.unwrap() as usize;
+    let mut out = f[..size.min(f.len())].to_vec();
+    out.resize(size, 0);
+    let out = apply(&out, &plan.writes);
+    let patched = open_sparse_extent(&out[..]).unwrap();
+    for p in &patches {
+        let mut got = vec![0u8; p.len() as usize];
+        patched.read_at(p.offset, &mut got).unwrap();
+        let PatchData::Bytes(want) = &p.data else {
+            unreachable!()
+        };
+        assert_eq!(&got, want, "patch at {}", p.offset);
+    }
+}
+
+/// A plan two of whose writes (or a write and a fill) share file bytes is refused, whichever
+/// planner made it: which one lands last would decide what the disk holds.
+#[test]
+fn overlapping_planned_writes_are_refused() {
+    let write = |file_offset: u64, len: usize| FileWrite {
+        file_offset,
+        bytes: vec![1; len],
+        label: FileWriteLabel::VmdkStream {
+            part: VmdkStreamPart::Header,
+        },
+    };
+    let fill = |file_offset: u64, len: u64| FileFill {
+        file_offset,
+        len,
+        byte: 0,
+        label: FileWriteLabel::virtual_bytes(0, len, WriteHow::Filled),
+    };
+    let plan = |writes, fills| OutputPlan {
+        writes,
+        fills,
+        file_size: None,
+    };
+    // Touching is not overlapping; empty writes overlap nothing.
+    plan(
+        vec![write(0, 512), write(512, 512), write(600, 0)],
+        vec![fill(1024, 512)],
+    )
+    .check_disjoint()
+    .unwrap();
+    let e = plan(vec![write(0, 512), write(511, 10)], vec![])
+        .check_disjoint()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ContainerError::PlannedWritesOverlap {
+                first: (0, 512),
+                second: (511, 521)
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    let e = plan(vec![write(4096, 512)], vec![fill(0, 4097)])
+        .check_disjoint()
+        .unwrap_err();
+    assert!(
+        matches!(e, ContainerError::PlannedWritesOverlap { .. }),
+        "{e}"
+    );
+}

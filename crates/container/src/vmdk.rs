@@ -1103,8 +1103,14 @@ impl Vmdk {
             }
             tables.push(Some(gt));
         }
+        // Never before the header's end: an extent without a descriptor of its own, an overHead
+        // of 0 and no grain would otherwise start the re-stream on the header, which is rewritten
+        // at offset 0 too (found by the `container` fuzzer: the two writes overlapped and the
+        // patch read back as zeros).
         let descriptor_end = self.descriptor_span().1;
-        let mut tail_start = descriptor_end.max(self.header.overhead.saturating_mul(SECTOR));
+        let mut tail_start = descriptor_end
+            .max(self.header.overhead.saturating_mul(SECTOR))
+            .max(HEADER_LEN);
         if let Some((grain, gte, gte_at)) = last {
             let grain_at = u64::from(gte) * SECTOR;
             let (data_at, len) = self.grain_marker(file, grain, grain_at, gte_at, gte)?;
