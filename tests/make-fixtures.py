@@ -181,8 +181,9 @@ VHDS = [  # (output, source raw, qemu subformat)
 ]
 
 # (output, source raw, qemu-img convert options, variant). Variants: "plain" (fixed in place),
-# "compressed" (`-c`: the clusters a fix touches are compressed, so the fix is refused), "snapshot"
-# (an internal snapshot taken after the conversion shares every cluster, so the fix is refused).
+# "compressed" (`-c`: the clusters a fix touches are compressed, so the fix stores them anew at the
+# end of the file), "snapshot" (an internal snapshot taken after the conversion shares every L2
+# table, so the fix is refused).
 QCOW2S = [
     ("gpt-win-v2.qcow2", "gpt-win.raw", ["-o", "compat=0.10"], "plain"),
     ("gpt-win-v3.qcow2", "gpt-win.raw", ["-o", "compat=1.1"], "plain"),
@@ -1669,9 +1670,9 @@ def generate(outdir, jobs):
     for name, e in fixtures:
         write_json(os.path.join(outdir, name + ".expected.json"), e)
         files = [name, name + ".expected.json"] + sorted({v["files_sha256"] for v in e["volumes"] if v.get("files_sha256")})
-        # A readable image whose fix must be refused (compressed or snapshot-shared clusters) is
+        # A readable image whose fix must be refused (L2 tables shared with a snapshot) is
         # "unwritable": every test of reading and checking takes it, none that expects a fix.
-        kind = "good" if e.get("qcow2_variant", "plain") == "plain" else "unwritable"
+        kind = "unwritable" if e.get("qcow2_variant", "plain") == "snapshot" else "good"
         man["fixtures"].append(dict(name=name, kind=kind, container=e["container"], scheme=e["scheme"],
                                     files=files, expected=name + ".expected.json",
                                     file_size=os.path.getsize(os.path.join(outdir, name)),

@@ -158,12 +158,38 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
             .iter()
             .all(|c| !matches!(c, CheckView::Invariants { problems, .. } if *problems > 0)));
 
-        // The download's parts: same size as the input, and the undo file's originals are the
-        // input's bytes (resolved here as the browser's Blob slices would be).
+        // The download's parts: the input's size unless the fix stores data anew after its end
+        // (a compressed qcow2), and the undo file's originals are the input's bytes (resolved
+        // here as the browser's Blob slices would be).
         let file = File::open(&path).unwrap();
         let pieces = s.image_pieces().unwrap();
         let total: u64 = pieces.iter().map(OutPiece::len).sum();
-        assert_eq!(total, s.file_size(), "{name}");
+        assert_eq!(total, s.output_size(), "{name}");
+        assert_eq!(
+            s.output_size() > s.file_size(),
+            name.contains("compressed"),
+            "{name}"
+        );
+        // What the fix adds after the input's end comes from planned bytes only; the undo file
+        // carries its size and hash.
+        let growth = (s.output_size() > s.file_size()).then(|| {
+            let mut hash = undo::fnv1a_start();
+            let mut at = 0;
+            for piece in &pieces {
+                let end = at + piece.len();
+                if end > s.file_size() {
+                    let OutPiece::Bytes(b) = piece else {
+                        panic!("{name}: bytes after the input's end that the plan does not give")
+                    };
+                    hash = undo::fnv1a_more(hash, &b[s.file_size().saturating_sub(at) as usize..]);
+                }
+                at = end;
+            }
+            undo::Growth {
+                fixed_size: s.output_size(),
+                added_hash: hash,
+            }
+        });
         let mut undo_bytes = Vec::new();
         let mut entries = Vec::new();
         let parts = s.undo_pieces().unwrap();
@@ -192,7 +218,11 @@ fn views_agree_with_the_fixture_answers_and_fixes_verify() {
             .info();
         let id = undo::Identity::of(&info);
         assert_eq!(id.file_size, s.file_size(), "{name}");
-        assert_eq!(undo_bytes, undo::encode(&id, &entries), "{name}");
+        assert_eq!(
+            undo_bytes,
+            undo::encode_grown(&id, growth, &entries),
+            "{name}"
+        );
         assert_eq!(undo_bytes.len() as u64, s.undo_size());
         assert_eq!(undo::decode(&undo_bytes).unwrap(), (id, entries), "{name}");
         let report: serde_json::Value =

@@ -36,6 +36,7 @@ use judge::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -333,9 +334,11 @@ fn builtin_vhd_dynamic_64k_clusters() {
     builtin_vhd("bare-64k-dynamic.vhd", "bare-64k.raw");
 }
 
-/// qcow2 input → qcow2 output written in place in the copy: `qemu-img check` accepts it, qemu's
-/// raw view equals the raw fix of the same disk, libqcow's `qcowinfo` reads it, only data clusters
-/// change, a second fix has nothing to do, and undo restores the input.
+/// qcow2 input → qcow2 output written in place in the copy: `qemu-img check` accepts it (no
+/// errors, no leaked clusters), qemu's raw view equals the raw fix of the same disk, libqcow's
+/// `qcowinfo` reads it, a second fix has nothing to do, and undo restores the input. A plain image
+/// changes in its data clusters only; a compressed one has the clusters the fix touches stored
+/// anew at the end of the file, with their tables and reference counts.
 fn builtin_qcow2(image: &str, raw: &str) {
     let s = Scratch::new(&format!("builtin-{image}"));
     let fq = fixture(image);
@@ -355,18 +358,28 @@ fn builtin_qcow2(image: &str, raw: &str) {
     assert_eq!(r.code, 0, "{ctx}: {}", r.both());
     let plan: Value = serde_json::from_slice(&r.stdout).unwrap();
     check_writes(&fq.image, &out, &plan, false, &ctx);
-    // The header cluster and the tables stay as they were: writes go to data clusters only.
+    // The header cluster stays as it was; a plain image's tables too: writes go to data clusters
+    // only. A compressed image's touched clusters are stored anew, after the old end of the file.
     let header_cluster = 64 << 10;
+    let old_end = fs::metadata(&fq.image).unwrap().len();
+    let mut anew = 0;
     for w in plan["file_writes"].as_array().unwrap() {
-        assert!(
-            w["file_offset"].as_u64().unwrap() >= header_cluster,
-            "{ctx}: {w}"
-        );
-        assert!(
-            w["label"].as_str().unwrap().contains("qcow2 cluster"),
-            "{ctx}: {w}"
-        );
+        let at = w["file_offset"].as_u64().unwrap();
+        let label = w["label"].as_str().unwrap();
+        assert!(at >= header_cluster, "{ctx}: {w}");
+        if label.contains("stored anew") {
+            assert!(at >= old_end, "{ctx}: {w}");
+            anew += 1;
+        } else if !image.contains("compressed") {
+            assert!(label.contains("qcow2 cluster"), "{ctx}: {w}");
+        }
     }
+    assert_eq!(anew > 0, image.contains("compressed"), "{ctx}");
+    assert_eq!(
+        fs::metadata(&out).unwrap().len() > old_end,
+        image.contains("compressed"),
+        "{ctx}: the output grows only when clusters are stored anew"
+    );
     let o = run(
         "qemu-img",
         [
@@ -377,7 +390,7 @@ fn builtin_qcow2(image: &str, raw: &str) {
         ],
     );
     assert!(
-        o.code == 0 && o.both().contains("No errors"),
+        o.code == 0 && o.both().contains("No errors") && !o.both().contains("leaked"),
         "{ctx}: qemu-img check: {}",
         o.both()
     );
@@ -427,11 +440,23 @@ fn builtin_qcow2_v3() {
     builtin_qcow2("gpt-win-v3.qcow2", "gpt-win.raw");
 }
 
-/// `--in-place --undo` on a copy of a qcow2 image: the same bytes as `-o`, and undo restores it.
+#[test]
+fn builtin_qcow2_compressed() {
+    builtin_qcow2("bare-64k-compressed.qcow2", "bare-64k.raw");
+}
+
+/// `--in-place --undo` on a copy of a qcow2 image: the same bytes as `-o`, and undo restores it
+/// (for the compressed image, whose fix makes the file longer, to its old length too).
 #[test]
 fn builtin_qcow2_in_place() {
-    let s = Scratch::new("qcow2-in-place");
-    let fq = fixture("gpt-win-v3.qcow2");
+    for image in ["gpt-win-v3.qcow2", "bare-64k-compressed.qcow2"] {
+        qcow2_in_place(image);
+    }
+}
+
+fn qcow2_in_place(image: &str) {
+    let s = Scratch::new(&format!("qcow2-in-place-{image}"));
+    let fq = fixture(image);
     let copy = s.path("disk.qcow2");
     run_ok(
         "cp",
@@ -452,47 +477,45 @@ fn builtin_qcow2_in_place() {
         OsStr::new("--undo"),
         undo.as_os_str(),
     ]);
-    assert_eq!(r.code, 0, "{}", r.both());
-    assert_eq!(sha256(&copy), sha256(&out), "in place and copy differ");
+    assert_eq!(r.code, 0, "{image}: {}", r.both());
+    assert_eq!(
+        sha256(&copy),
+        sha256(&out),
+        "{image}: in place and copy differ"
+    );
     let r = kaifuku([OsStr::new("undo"), copy.as_os_str(), undo.as_os_str()]);
-    assert_eq!(r.code, 0, "undo: {}", r.both());
-    assert_eq!(sha256(&copy), sha256(&fq.image));
+    assert_eq!(r.code, 0, "{image}: undo: {}", r.both());
+    assert_eq!(sha256(&copy), sha256(&fq.image), "{image}");
 }
 
-/// Compressed clusters and clusters shared with a snapshot cannot be written in place: the fix is
-/// refused with what to do, and nothing is left where the output and undo file were to go.
+/// An image whose L2 tables are shared with a snapshot taken after it was written cannot be
+/// changed without changing the snapshot: the fix is refused with what to do, and nothing is left
+/// where the output and undo file were to go.
 #[test]
-fn qcow2_compressed_and_snapshot_are_refused() {
-    for (image, kind, words) in [
-        (
-            "bare-64k-compressed.qcow2",
-            "stored compressed",
-            "without compression",
-        ),
-        (
-            "bare-64k-snapshot.qcow2",
-            "shared with an internal snapshot",
-            "snapshot -d",
-        ),
-    ] {
-        let s = Scratch::new(&format!("refused-{image}"));
-        let fq = fixture(image);
-        let out = s.path("out.qcow2");
-        let undo = s.path("out.undo");
-        let r = kaifuku(fix_args(
-            &fq.image,
-            &out,
-            &None,
-            &["--undo", undo.to_str().unwrap()],
-        ));
-        assert_eq!(r.code, 3, "{image}: {}", r.both());
-        assert!(r.both().contains(words), "{image}: {}", r.both());
-        assert!(r.both().contains(kind), "{image}: {}", r.both());
-        assert!(
-            !out.exists() && !undo.exists(),
-            "{image}: output left behind"
-        );
-    }
+fn qcow2_snapshot_sharing_its_tables_is_refused() {
+    let image = "bare-64k-snapshot.qcow2";
+    let s = Scratch::new("refused-snapshot");
+    let fq = fixture(image);
+    let out = s.path("out.qcow2");
+    let undo = s.path("out.undo");
+    let r = kaifuku(fix_args(
+        &fq.image,
+        &out,
+        &None,
+        &["--undo", undo.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 3, "{image}: {}", r.both());
+    assert!(r.both().contains("snapshot -d"), "{image}: {}", r.both());
+    assert!(
+        r.both()
+            .contains("L2 table is shared with an internal snapshot"),
+        "{image}: {}",
+        r.both()
+    );
+    assert!(
+        !out.exists() && !undo.exists(),
+        "{image}: output left behind"
+    );
 }
 
 /// An image QEMU left dirty (the bit set in a copy of qemu-img's output) and a child with a backing

@@ -662,27 +662,18 @@ fn qcow2_feature_message(feature: Qcow2Feature) -> &'static str {
 
 fn qcow2_cluster_message(kind: Qcow2ClusterKind) -> &'static str {
     match kind {
-        Qcow2ClusterKind::Unallocated => {
-            "which has no space in the file (unallocated); kaifuku does not allocate new \
-             clusters. Convert the image with `qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2` \
-             (every cluster allocated) or to raw, and repair that instead"
-        }
-        Qcow2ClusterKind::Zero => {
-            "which is marked as reading zeros and has no data in the file; kaifuku does not \
-             allocate new clusters. Convert the image with `qemu-img convert -O qcow2 -S 0 IMAGE \
-             full.qcow2` (every cluster allocated) or to raw, and repair that instead"
-        }
-        Qcow2ClusterKind::Compressed => {
-            "which is stored compressed; kaifuku does not rewrite compressed clusters. Convert \
-             the image without compression (`qemu-img convert -O qcow2 IMAGE plain.qcow2`, no \
-             `-c`) or to raw, repair that, and compress it again afterwards if you need to"
-        }
-        Qcow2ClusterKind::Shared => {
-            "which is shared with an internal snapshot (its reference count is above one): \
-             writing it in place would change the snapshot too. Delete the snapshots you do not \
-             need (`qemu-img snapshot -l IMAGE`, `qemu-img snapshot -d NAME IMAGE`) or convert \
-             the image (`qemu-img convert -O qcow2 IMAGE current.qcow2` keeps the current state \
+        Qcow2ClusterKind::SharedTable => {
+            "whose L2 table is shared with an internal snapshot: changing it would change the \
+             snapshot too, and kaifuku does not copy tables. Delete the snapshots you do not need \
+             (`qemu-img snapshot -l IMAGE`, `qemu-img snapshot -d NAME IMAGE`) or convert the \
+             image (`qemu-img convert -O qcow2 IMAGE current.qcow2` keeps the current state \
              only), and repair that"
+        }
+        Qcow2ClusterKind::RefcountTableFull => {
+            "which must be stored anew at the end of the file, but the image's refcount table has \
+             no room to count the new clusters (kaifuku does not grow the refcount table). \
+             Convert the image (`qemu-img convert -O qcow2 IMAGE new.qcow2`) or to raw, and \
+             repair that"
         }
     }
 }

@@ -56,6 +56,50 @@ pub enum FileWriteLabel {
         /// Which structure.
         part: VmdkStreamPart,
     },
+    /// Metadata of a qcow2 image that a fix changes when it stores clusters anew.
+    Qcow2Metadata {
+        /// Which structure.
+        part: Qcow2Part,
+    },
+}
+
+/// The qcow2 structures a fix writes when it stores guest clusters anew at the end of the file
+/// (clusters that were compressed, zero, unallocated or shared with a snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Qcow2Part {
+    /// An entry of the active L1 table, pointing at a new L2 table.
+    L1Entry {
+        /// The entry's index (which L2 table).
+        index: u64,
+    },
+    /// An entry of an existing L2 table, pointing at the guest cluster's new place.
+    L2Entry {
+        /// The guest cluster the entry maps.
+        cluster: u64,
+    },
+    /// A new L2 table, stored at the end of the file.
+    NewL2Table {
+        /// Its index in the L1 table.
+        index: u64,
+    },
+    /// Reference counts in an existing refcount block: clusters taken into use or released.
+    RefcountBlock {
+        /// How many reference counts change in this write.
+        count: u64,
+    },
+    /// A new refcount block, stored at the end of the file.
+    NewRefcountBlock {
+        /// Its index in the refcount table.
+        index: u64,
+    },
+    /// An entry of the refcount table, pointing at a new refcount block.
+    RefcountTableEntry {
+        /// The entry's index.
+        index: u64,
+    },
+    /// Zeros from the old end of the file to the first new cluster (clusters are aligned).
+    Padding,
 }
 
 /// The structures a re-streamed streamOptimized VMDK writes besides its grains.
@@ -118,6 +162,9 @@ pub enum WriteHow {
     /// The whole unit holding the bytes, patched and compressed again, stored anew at the end
     /// of the file (a streamOptimized VMDK grain).
     Recompressed,
+    /// The whole unit holding the bytes, patched and stored anew, uncompressed, at the end of the
+    /// file (a qcow2 cluster that was compressed, zero, unallocated or shared with a snapshot).
+    Relocated,
 }
 
 impl FileWriteLabel {
@@ -150,6 +197,9 @@ impl fmt::Display for FileWriteLabel {
                     ),
                     WriteHow::Recompressed => {
                         Some("the whole grain, compressed again and stored at the end of the file")
+                    }
+                    WriteHow::Relocated => {
+                        Some("the whole cluster, stored anew at the end of the file")
                     }
                 };
                 match (unit, how) {
@@ -192,6 +242,39 @@ impl fmt::Display for FileWriteLabel {
                 }
             ),
             FileWriteLabel::VmdkStream { part } => write!(f, "{part}"),
+            FileWriteLabel::Qcow2Metadata { part } => write!(f, "{part}"),
+        }
+    }
+}
+
+impl fmt::Display for Qcow2Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Qcow2Part::L1Entry { index } => {
+                write!(
+                    f,
+                    "qcow2 L1 table entry {index} (pointing at a new L2 table)"
+                )
+            }
+            Qcow2Part::L2Entry { cluster } => write!(
+                f,
+                "qcow2 L2 table entry of cluster {cluster} (pointing at its new place)"
+            ),
+            Qcow2Part::NewL2Table { index } => write!(f, "qcow2 L2 table {index} (new)"),
+            Qcow2Part::RefcountBlock { count } => write!(
+                f,
+                "qcow2 reference counts ({count}: clusters taken into use or released)"
+            ),
+            Qcow2Part::NewRefcountBlock { index } => {
+                write!(f, "qcow2 refcount block {index} (new)")
+            }
+            Qcow2Part::RefcountTableEntry { index } => write!(
+                f,
+                "qcow2 refcount table entry {index} (pointing at a new refcount block)"
+            ),
+            Qcow2Part::Padding => {
+                f.write_str("zeros up to the first new qcow2 cluster (clusters are aligned)")
+            }
         }
     }
 }
@@ -288,6 +371,22 @@ mod tests {
                     end: 0x1400,
                 },
                 "VHD block 2 sector bitmap: mark 8 sector(s) of virtual bytes 0x400..0x1400 as in use",
+            ),
+            (
+                FileWriteLabel::VirtualBytes {
+                    start: 0x10000,
+                    end: 0x20000,
+                    unit: Some(ContainerUnit::Qcow2Cluster { cluster: 1 }),
+                    how: WriteHow::Relocated,
+                },
+                "virtual disk bytes 0x10000..0x20000 (qcow2 cluster 1, the whole cluster, stored \
+                 anew at the end of the file)",
+            ),
+            (
+                FileWriteLabel::Qcow2Metadata {
+                    part: Qcow2Part::RefcountBlock { count: 3 },
+                },
+                "qcow2 reference counts (3: clusters taken into use or released)",
             ),
         ];
         for (label, english) in cases {

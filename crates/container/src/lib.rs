@@ -31,7 +31,7 @@ mod vmdk;
 pub mod vmdk_descriptor;
 
 pub use error::{ContainerError, OtherFormat};
-pub use label::{ContainerUnit, FileWriteLabel, VmdkStreamPart, WriteHow};
+pub use label::{ContainerUnit, FileWriteLabel, Qcow2Part, VmdkStreamPart, WriteHow};
 pub use qcow2::{Qcow2ClusterKind, Qcow2Feature, Qcow2Info};
 pub use vhd::{fixed_footer, DiskGeometry, NewFooter, VhdInfo, MAX_BAT_BYTES};
 pub use vhdx::VhdxInfo;
@@ -521,8 +521,9 @@ impl<R: ReadAt> Container<R> {
     /// table; a patched sector whose bitmap bit is clear is written whole (zeros around the patch,
     /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
     /// header and table are never written. qcow2: into the clusters the L2 tables map, each of
-    /// which must be a standard cluster with refcount one (anything else is refused); no metadata
-    /// is written. VHDX: mapped through the block table into blocks that are fully present (a patch
+    /// which must be a standard cluster with refcount one; any other cluster is stored anew at the
+    /// end of the file, and the writes then cover every byte from the old end of the file to the
+    /// new (only [`Container::plan_output`] gives the new size). VHDX: mapped through the block table into blocks that are fully present (a patch
     /// in any other block is refused), plus both headers rewritten with a higher sequence number
     /// and new write GUIDs. monolithicSparse VMDK: through the grain tables into allocated grains.
     /// streamOptimized VMDK: the image re-streamed, which changes the file's size: only
@@ -575,6 +576,15 @@ impl<R: ReadAt> Container<R> {
                     file_size: Some(file_size),
                 }
             }
+            Layout::Qcow2(q) => {
+                let merged = merge_patches(&bytes, self.virtual_size)?;
+                let out = q.plan_output(&self.file, &merged, &fills)?;
+                OutputPlan {
+                    writes: out.writes,
+                    fills: out.fills,
+                    file_size: out.file_size,
+                }
+            }
             _ => {
                 let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
                 OutputPlan {
@@ -612,7 +622,11 @@ impl<R: ReadAt> Container<R> {
                     .collect(),
             )),
             Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
-            Layout::Qcow2(q) => q.plan_writes(&self.file, &merged, fills),
+            // `plan_output` keeps the size of a file that grows; the writes cover the new bytes.
+            Layout::Qcow2(q) => {
+                let out = q.plan_output(&self.file, &merged, fills)?;
+                Ok((out.writes, out.fills))
+            }
             Layout::Vhdx(v) => v.plan_writes(&self.file, &merged, fills),
             Layout::Vmdk(v) if v.is_stream() => {
                 Ok((v.plan_stream(&self.file, &merged, fills)?.0, Vec::new()))
@@ -625,6 +639,32 @@ impl<R: ReadAt> Container<R> {
         match &self.layout {
             Layout::Vhdx(v) => v.read_file(&self.file, file_offset, buf),
             _ => self.file.read_at(file_offset, buf),
+        }
+    }
+}
+
+/// Lays the merged byte patches and the fills over `data`, which holds virtual bytes
+/// `start..end` of the disk (a grain or cluster written whole).
+pub(crate) fn lay_over(
+    data: &mut [u8],
+    start: u64,
+    end: u64,
+    merged: &[(u64, Vec<u8>)],
+    fills: &[(u64, u64, u8)],
+) {
+    for (offset, bytes) in merged {
+        let from = (*offset).max(start);
+        let to = (offset + bytes.len() as u64).min(end);
+        if from < to {
+            data[(from - start) as usize..(to - start) as usize]
+                .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
+        }
+    }
+    for &(offset, len, byte) in fills {
+        let from = offset.max(start);
+        let to = (offset + len).min(end);
+        if from < to {
+            data[(from - start) as usize..(to - start) as usize].fill(byte);
         }
     }
 }

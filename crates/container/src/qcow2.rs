@@ -16,16 +16,20 @@
 //! Reading needs only the header and the L1 table at open; L2 tables are read when a guest range
 //! is first mapped, and a few are kept. Refcounts are read only when planning output.
 //!
-//! Writing back is in place only: a patch may land in a standard cluster whose refcount is one (and
-//! whose L2 entry says so). A patch in an unallocated, zero, compressed or shared cluster would need
-//! new clusters and refcount updates; it is refused with the conversion that avoids it. The header
-//! is never written: images that are dirty or marked corrupt are refused, so the output never
-//! carries either bit.
+//! Writing back: a patch in a standard cluster whose refcount is one (and whose L2 entry says so) is
+//! written in place. A patch in an unallocated, zero, compressed or shared cluster stores the whole
+//! guest cluster anew at the end of the file, as QEMU's copy-on-write does: the L2 entry (or a new
+//! L2 table and its L1 entry), the refcounts (or a new refcount block and its table entry) and the
+//! old cluster's references are updated, so `qemu-img check` finds neither leaks nor errors. The
+//! header is never written: images that are dirty or marked corrupt are refused, so the output
+//! never carries either bit.
 //!
 //! As in `vhd.rs`, every field from the file is checked before it sizes a read or an allocation,
 //! with checked arithmetic, so a crafted file can neither panic nor make us allocate much memory.
 
-use crate::{ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, WriteHow};
+use crate::{
+    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, Qcow2Part, WriteHow,
+};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -102,18 +106,15 @@ pub enum Qcow2Feature {
     Bitmaps,
 }
 
-/// What kind of guest cluster a patch landed in, when it cannot be written in place.
+/// Why a guest cluster that must be stored anew cannot be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Qcow2ClusterKind {
-    /// No space in the file (reads as zeros).
-    Unallocated,
-    /// Marked "reads as zeros" in its L2 entry.
-    Zero,
-    /// Stored compressed.
-    Compressed,
-    /// Shared with an internal snapshot (refcount above one, or no COPIED flag).
-    Shared,
+    /// Its L2 table is shared with an internal snapshot (no COPIED flag in the L1 entry):
+    /// changing it would change the snapshot too, and kaifuku does not copy tables.
+    SharedTable,
+    /// The refcount table has no room for the refcount block the new clusters need.
+    RefcountTableFull,
 }
 
 /// What a qcow2 header and its tables say about the image.
@@ -139,7 +140,10 @@ pub struct Qcow2Info {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cluster {
     Unallocated,
-    Zero,
+    /// Reads as zeros; `host` is the cluster kept for it (0: none).
+    Zero {
+        host: u64,
+    },
     /// A standard cluster at `host` (cluster-aligned). `sub_alloc`/`sub_zero`: the subcluster
     /// bitmaps of an extended L2 entry (all allocated otherwise).
     Normal {
@@ -148,10 +152,12 @@ enum Cluster {
         sub_alloc: u32,
         sub_zero: u32,
     },
-    /// `stored_len` bytes of raw deflate at `offset` (clamped to the file's end).
+    /// `stored_len` bytes of raw deflate at `offset` (clamped to the file's end), in `sectors`
+    /// 512-byte sectors as the entry counts them from `offset`'s sector.
     Compressed {
         offset: u64,
         stored_len: u64,
+        sectors: u64,
     },
 }
 
@@ -586,7 +592,11 @@ impl Qcow2 {
                 });
             }
             let stored_len = (sectors * 512 - (offset & 511)).min(self.file_size - offset);
-            return Ok(Cluster::Compressed { offset, stored_len });
+            return Ok(Cluster::Compressed {
+                offset,
+                stored_len,
+                sectors,
+            });
         }
         let (sub_alloc, sub_zero) = if h.extended_l2 {
             let bitmap = be_u64(&table, at + 8);
@@ -621,7 +631,7 @@ impl Qcow2 {
         )?;
         let host = entry & OFFSET_MASK;
         if zero_flag {
-            return Ok(Cluster::Zero);
+            return Ok(Cluster::Zero { host });
         }
         if host == 0 {
             if h.extended_l2 && sub_alloc != 0 {
@@ -657,10 +667,11 @@ impl Qcow2 {
         let in_cluster = offset % cluster;
         let limit = (cluster - in_cluster).min(size - offset);
         Ok(match self.cluster(file, guest)? {
-            Cluster::Unallocated | Cluster::Zero => Extent::Zero { len: limit },
+            Cluster::Unallocated | Cluster::Zero { .. } => Extent::Zero { len: limit },
             Cluster::Compressed {
                 offset: at,
                 stored_len,
+                ..
             } => Extent::Compressed {
                 file_offset: at,
                 stored_len,
@@ -724,18 +735,24 @@ impl Qcow2 {
         cached(&self.cluster_cache, file_offset)
     }
 
-    /// File writes for merged, in-range, non-empty patches (sorted, disjoint) and fills.
+    /// The output for merged, in-range, non-empty patches (sorted, disjoint) and fills.
     ///
-    /// Every touched cluster must be a standard cluster owned once: COPIED in its L2 entry and
-    /// refcount one in the refcount table (both are checked: they disagree only in damaged or
-    /// half-written images), clear of the image's own metadata, and for extended L2 entries the
-    /// touched subclusters allocated.
-    pub fn plan_writes<R: ReadAt>(
+    /// A touched guest cluster that is a standard cluster owned once (COPIED in its L2 entry and
+    /// refcount one: both are checked, they disagree only in damaged or half-written images),
+    /// clear of the image's own metadata, with the touched subclusters allocated, is written in
+    /// place. Any other is stored anew, as QEMU's own copy-on-write does: the whole guest cluster
+    /// as it reads now, with the patches laid over it, in a new cluster at the end of the file;
+    /// its L2 entry points there (a new L2 table when it had none), the new clusters get
+    /// refcount one (in a new refcount block when no block covers them), and what the old entry
+    /// referred to (a compressed cluster's bytes, a shared cluster, a preallocated zero cluster)
+    /// loses one reference, as `qemu-img check` counts them. An L2 table shared with a snapshot,
+    /// and a refcount table with no room for the new clusters, are refused.
+    pub fn plan_output<R: ReadAt>(
         &self,
         file: &R,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
-    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
+    ) -> Result<Qcow2Output, ContainerError> {
         if self.header.autoclear & AUTOCLEAR_BITMAPS != 0 {
             return Err(ContainerError::Qcow2Unsupported(Qcow2Feature::Bitmaps));
         }
@@ -756,119 +773,293 @@ impl Qcow2 {
             .chain(refcounts.table.iter().copied())
             .filter(|&at| at != 0)
             .collect();
-        // Guest clusters touched, and their host clusters (two guests on one host is damage).
-        let mut guests: BTreeSet<u64> = BTreeSet::new();
-        let mut hosts: BTreeSet<u64> = BTreeSet::new();
-        let mut writable = |start: u64,
-                            end: u64|
-         -> Result<Vec<(u64, u64, u64, u64)>, ContainerError> {
-            // (virtual start, virtual end, file offset, guest cluster) per cluster piece.
-            let mut pieces = Vec::new();
+
+        // The virtual ranges each touched guest cluster receives.
+        let mut touched: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+        let ranges = merged
+            .iter()
+            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
+            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)));
+        for (start, end) in ranges {
             let mut pos = start;
             while pos < end {
                 let guest = pos / cluster;
                 let piece_end = ((guest + 1) * cluster).min(end);
-                let refuse = |kind| ContainerError::PatchInQcow2Cluster {
-                    offset: pos,
-                    cluster: guest,
-                    kind,
-                };
-                let host = match self.cluster(file, guest)? {
-                    Cluster::Unallocated => return Err(refuse(Qcow2ClusterKind::Unallocated)),
-                    Cluster::Zero => return Err(refuse(Qcow2ClusterKind::Zero)),
-                    Cluster::Compressed { .. } => return Err(refuse(Qcow2ClusterKind::Compressed)),
-                    Cluster::Normal {
-                        host,
-                        copied,
-                        sub_alloc,
-                        sub_zero,
-                    } => {
-                        let sub = cluster / 32;
-                        let first = (pos % cluster) / sub;
-                        let last = (piece_end - 1) % cluster / sub;
-                        for s in first..=last {
-                            if sub_alloc & (1 << s) == 0 {
-                                return Err(refuse(if sub_zero & (1 << s) != 0 {
-                                    Qcow2ClusterKind::Zero
-                                } else {
-                                    Qcow2ClusterKind::Unallocated
-                                }));
-                            }
-                        }
-                        if !copied {
-                            return Err(refuse(Qcow2ClusterKind::Shared));
-                        }
-                        host
-                    }
-                };
-                if !guests.contains(&guest) {
-                    let count = refcounts.get(host)?;
-                    if count == 0 {
-                        return Err(ContainerError::Qcow2Refcount {
-                            host_offset: host,
-                            problem: "is in use by the guest but has refcount 0",
-                        });
-                    }
-                    if count > 1 {
-                        return Err(refuse(Qcow2ClusterKind::Shared));
-                    }
-                    if hosts.contains(&host) {
-                        return Err(ContainerError::Qcow2Refcount {
-                            host_offset: host,
-                            problem: "is mapped by two guest clusters",
-                        });
-                    }
-                    self.check_not_metadata(host, &tables)?;
-                    if host + (piece_end - 1) % cluster >= self.file_size {
-                        return Err(ContainerError::Qcow2Refcount {
-                            host_offset: host,
-                            problem: "ends past the end of the file (a write would grow it)",
-                        });
-                    }
-                    guests.insert(guest);
-                    hosts.insert(host);
-                }
-                pieces.push((pos, piece_end, host + pos % cluster, guest));
+                touched.entry(guest).or_default().push((pos, piece_end));
                 pos = piece_end;
             }
-            Ok(pieces)
-        };
+        }
+
+        // Where each touched guest cluster is written.
+        let mut in_place: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut relocated: Vec<u64> = Vec::new();
+        let mut released: Vec<Release> = Vec::new();
+        let mut hosts: BTreeSet<u64> = BTreeSet::new();
+        for (&guest, pieces) in &touched {
+            let offset = pieces[0].0;
+            let damaged = |host_offset, problem| ContainerError::Qcow2Refcount {
+                host_offset,
+                problem,
+            };
+            let release = match self.cluster(file, guest)? {
+                Cluster::Unallocated => None,
+                Cluster::Zero { host: 0 } => None,
+                Cluster::Zero { host } => Some(Release::Cluster(host)),
+                Cluster::Compressed {
+                    offset, sectors, ..
+                } => Some(Release::Compressed { offset, sectors }),
+                Cluster::Normal {
+                    host,
+                    copied,
+                    sub_alloc,
+                    ..
+                } => {
+                    let count = refcounts.get(host)?;
+                    if count == 0 {
+                        return Err(damaged(host, "is in use by the guest but has refcount 0"));
+                    }
+                    if copied != (count == 1) {
+                        return Err(damaged(
+                            host,
+                            if copied {
+                                "is marked as referenced once (COPIED) but has a refcount above one"
+                            } else {
+                                "has refcount one but is not marked as referenced once (COPIED)"
+                            },
+                        ));
+                    }
+                    let sub = cluster / 32;
+                    let all_allocated = pieces.iter().all(|&(from, to)| {
+                        (from % cluster / sub..=(to - 1) % cluster / sub)
+                            .all(|s| sub_alloc & (1 << s) != 0)
+                    });
+                    if copied && all_allocated {
+                        if !hosts.insert(host) {
+                            return Err(damaged(host, "is mapped by two guest clusters"));
+                        }
+                        self.check_not_metadata(host, &tables)?;
+                        let last = pieces.iter().map(|&(_, to)| to).max().unwrap_or(offset);
+                        if host + (last - 1) % cluster >= self.file_size {
+                            return Err(damaged(
+                                host,
+                                "ends past the end of the file (a write would grow it)",
+                            ));
+                        }
+                        in_place.insert(guest, host);
+                        continue;
+                    }
+                    Some(Release::Cluster(host))
+                }
+            };
+            // Stored anew: its L2 table must be this image's alone.
+            let l1_index = guest / self.header.l2_entries();
+            let l1_entry = self.l1[l1_index as usize];
+            let table_at = l1_entry & OFFSET_MASK;
+            if table_at != 0 {
+                if l1_entry & COPIED == 0 {
+                    return Err(ContainerError::PatchInQcow2Cluster {
+                        offset,
+                        cluster: guest,
+                        kind: Qcow2ClusterKind::SharedTable,
+                    });
+                }
+                if refcounts.get(table_at)? != 1 {
+                    return Err(damaged(
+                        table_at,
+                        "holds an L2 table marked as referenced once (COPIED) whose refcount is \
+                         not one",
+                    ));
+                }
+            }
+            relocated.push(guest);
+            released.extend(release);
+        }
 
         let mut writes = Vec::new();
+        let mut file_fills = Vec::new();
+        let label = |from: u64, to: u64, guest: u64, how: WriteHow| FileWriteLabel::VirtualBytes {
+            start: from,
+            end: to,
+            unit: Some(ContainerUnit::Qcow2Cluster { cluster: guest }),
+            how,
+        };
         for (start, bytes) in merged {
             let end = start + bytes.len() as u64;
-            for (from, to, file_offset, guest) in writable(*start, end)? {
-                writes.push(FileWrite {
-                    file_offset,
-                    bytes: bytes[(from - start) as usize..(to - start) as usize].to_vec(),
-                    label: FileWriteLabel::VirtualBytes {
-                        start: from,
-                        end: to,
-                        unit: Some(ContainerUnit::Qcow2Cluster { cluster: guest }),
-                        how: WriteHow::Bytes,
-                    },
-                });
+            for (guest, from, to) in pieces_of(*start, end, cluster) {
+                if let Some(&host) = in_place.get(&guest) {
+                    writes.push(FileWrite {
+                        file_offset: host + from % cluster,
+                        bytes: bytes[(from - start) as usize..(to - start) as usize].to_vec(),
+                        label: label(from, to, guest, WriteHow::Bytes),
+                    });
+                }
             }
         }
-        let mut file_fills = Vec::new();
         for &(start, len, byte) in fills {
-            for (from, to, file_offset, guest) in writable(start, start + len)? {
-                file_fills.push(FileFill {
-                    file_offset,
-                    len: to - from,
-                    byte,
-                    label: FileWriteLabel::VirtualBytes {
-                        start: from,
-                        end: to,
-                        unit: Some(ContainerUnit::Qcow2Cluster { cluster: guest }),
-                        how: WriteHow::Filled,
-                    },
-                });
+            for (guest, from, to) in pieces_of(start, start + len, cluster) {
+                if let Some(&host) = in_place.get(&guest) {
+                    file_fills.push(FileFill {
+                        file_offset: host + from % cluster,
+                        len: to - from,
+                        byte,
+                        label: label(from, to, guest, WriteHow::Filled),
+                    });
+                }
             }
+        }
+
+        if relocated.is_empty() {
+            writes.sort_by_key(|w| w.file_offset);
+            file_fills.sort_by_key(|f| f.file_offset);
+            return Ok(Qcow2Output {
+                writes,
+                fills: file_fills,
+                file_size: None,
+            });
+        }
+
+        // New clusters go after the file's last byte, on a cluster boundary.
+        let first_new = self.file_size.div_ceil(cluster);
+        let mut next = first_new;
+        let mut new_tables: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+        let entry_len = self.header.l2_entry_len();
+        for &guest in &relocated {
+            let l1_index = guest / self.header.l2_entries();
+            if self.l1[l1_index as usize] & OFFSET_MASK == 0 && !new_tables.contains_key(&l1_index)
+            {
+                let at = refcounts.allocate(&mut next)?;
+                new_tables.insert(l1_index, (at, vec![0u8; cluster as usize]));
+            }
+            let host = refcounts.allocate(&mut next)?;
+            let start = guest * cluster;
+            let end = (start + cluster).min(self.virtual_size());
+            let mut data = self.guest_cluster(file, guest)?;
+            crate::lay_over(&mut data, start, end, merged, fills);
+            writes.push(FileWrite {
+                file_offset: host,
+                bytes: data,
+                label: label(start, end, guest, WriteHow::Relocated),
+            });
+            // The new entry: the cluster, referenced once; with extended L2 entries, every
+            // subcluster allocated (the whole cluster was written).
+            let mut entry = (host | COPIED).to_be_bytes().to_vec();
+            if self.header.extended_l2 {
+                entry.extend_from_slice(&u64::from(u32::MAX).to_be_bytes());
+            }
+            let in_table = ((guest % self.header.l2_entries()) * entry_len) as usize;
+            match new_tables.get_mut(&l1_index) {
+                Some((_, table)) => {
+                    table[in_table..in_table + entry.len()].copy_from_slice(&entry);
+                }
+                None => writes.push(FileWrite {
+                    file_offset: (self.l1[l1_index as usize] & OFFSET_MASK) + in_table as u64,
+                    bytes: entry,
+                    label: FileWriteLabel::Qcow2Metadata {
+                        part: Qcow2Part::L2Entry { cluster: guest },
+                    },
+                }),
+            }
+        }
+        for (l1_index, (at, table)) in new_tables {
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes: table,
+                label: FileWriteLabel::Qcow2Metadata {
+                    part: Qcow2Part::NewL2Table { index: l1_index },
+                },
+            });
+            writes.push(FileWrite {
+                file_offset: self.header.l1_offset + l1_index * 8,
+                bytes: (at | COPIED).to_be_bytes().to_vec(),
+                label: FileWriteLabel::Qcow2Metadata {
+                    part: Qcow2Part::L1Entry { index: l1_index },
+                },
+            });
+        }
+        for release in released {
+            let (from, to) = match release {
+                Release::Cluster(host) => (host, host + cluster),
+                // As QEMU frees them: every cluster the compressed bytes touch.
+                Release::Compressed { offset, sectors } => {
+                    (offset, (offset & !511) + sectors * 512)
+                }
+            };
+            let mut host = from / cluster * cluster;
+            while host < to {
+                let count = refcounts.get(host)?;
+                if count == 0 {
+                    return Err(ContainerError::Qcow2Refcount {
+                        host_offset: host,
+                        problem: "is in use by the guest but has refcount 0",
+                    });
+                }
+                refcounts.set(host, count - 1)?;
+                host += cluster;
+            }
+        }
+        writes.extend(refcounts.writes());
+        if self.file_size < first_new * cluster {
+            writes.push(FileWrite {
+                file_offset: self.file_size,
+                bytes: vec![0u8; (first_new * cluster - self.file_size) as usize],
+                label: FileWriteLabel::Qcow2Metadata {
+                    part: Qcow2Part::Padding,
+                },
+            });
         }
         writes.sort_by_key(|w| w.file_offset);
         file_fills.sort_by_key(|f| f.file_offset);
-        Ok((writes, file_fills))
+        Ok(Qcow2Output {
+            writes,
+            fills: file_fills,
+            file_size: Some(next * cluster),
+        })
+    }
+
+    /// The whole of guest cluster `guest` as the disk reads it (zeros past the disk's end and
+    /// where nothing is stored).
+    fn guest_cluster<R: ReadAt>(&self, file: &R, guest: u64) -> Result<Vec<u8>, ContainerError> {
+        let cluster = self.header.cluster_size();
+        let start = guest * cluster;
+        let end = (start + cluster).min(self.virtual_size());
+        let mut data = vec![0u8; cluster as usize];
+        let mut pos = start;
+        while pos < end {
+            let extent = self.map(file, pos)?;
+            let len = extent.len();
+            let into = &mut data[(pos - start) as usize..(pos - start + len) as usize];
+            match extent {
+                Extent::Zero { .. } => {}
+                Extent::InFile { file_offset, .. } => file
+                    .read_at(file_offset, into)
+                    .map_err(|e| ContainerError::read("a qcow2 cluster", file_offset, e))?,
+                Extent::Compressed {
+                    file_offset,
+                    stored_len,
+                    skip,
+                    ..
+                } => {
+                    let inflated = match self.cached_cluster(file_offset) {
+                        Some(c) => c,
+                        None => {
+                            let stored =
+                                file.read_vec(file_offset, stored_len as usize)
+                                    .map_err(|e| {
+                                        ContainerError::read(
+                                            "a compressed qcow2 cluster",
+                                            file_offset,
+                                            e,
+                                        )
+                                    })?;
+                            self.inflate(file_offset, &stored)?
+                        }
+                    };
+                    into.copy_from_slice(&inflated[skip as usize..(skip + len) as usize]);
+                }
+            }
+            pos += len;
+        }
+        Ok(data)
     }
 
     /// A data cluster written in place must not be one of the image's own structures: with
@@ -939,64 +1130,92 @@ fn check_table_entry(
     }
 }
 
-/// Refcounts read for one output plan: the refcount table entries the file spans, and the blocks
-/// asked for.
+/// Refcounts read (and changed) for one output plan: the refcount table entries asked for, and
+/// the blocks.
 struct Refcounts<'a, R> {
     image: &'a Qcow2,
     file: &'a R,
+    /// The table's first entries (those the file spans, and more as new clusters need them).
     table: Vec<u64>,
+    /// How many entries the table has room for.
+    capacity: u64,
+    /// Blocks read or made, by file offset.
     blocks: BTreeMap<u64, Vec<u8>>,
+    /// Bytes changed in blocks read from the file, and how many counts each change holds.
+    changed: BTreeMap<u64, BTreeMap<usize, u64>>,
+    /// New blocks, by table index.
+    new_blocks: BTreeMap<u64, u64>,
 }
 
 impl<'a, R: ReadAt> Refcounts<'a, R> {
     fn new(image: &'a Qcow2, file: &'a R) -> Result<Self, ContainerError> {
         let h = &image.header;
         let cluster = h.cluster_size();
-        let per_block = cluster * 8 / u64::from(h.refcount_bits());
-        // Only the entries that cover the file: the rest describe clusters the file does not have.
-        let declared = u64::from(h.refcount_table_clusters) * cluster / 8;
-        let spans = image.file_size.div_ceil(cluster).div_ceil(per_block);
-        let entries = declared.min(spans);
-        let raw = file
-            .read_vec(h.refcount_table_offset, (entries * 8) as usize)
-            .map_err(|e| {
-                ContainerError::read("the qcow2 refcount table", h.refcount_table_offset, e)
-            })?;
-        let mut table = Vec::with_capacity(entries as usize);
-        for (i, c) in raw.chunks_exact(8).enumerate() {
-            let entry = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            check_table_entry(
-                "refcount table",
-                h.refcount_table_offset + i as u64 * 8,
-                entry,
-                !OFFSET_MASK,
-                cluster,
-                image.file_size,
-                true,
-            )?;
-            table.push(entry);
-        }
-        Ok(Refcounts {
+        let capacity = u64::from(h.refcount_table_clusters) * cluster / 8;
+        let mut refcounts = Refcounts {
             image,
             file,
-            table,
+            table: Vec::new(),
+            capacity,
             blocks: BTreeMap::new(),
-        })
+            changed: BTreeMap::new(),
+            new_blocks: BTreeMap::new(),
+        };
+        // The entries that cover the file: the rest describe clusters the file does not have.
+        let spans = image
+            .file_size
+            .div_ceil(cluster)
+            .div_ceil(refcounts.per_block());
+        if let Some(last) = spans.min(capacity).checked_sub(1) {
+            refcounts.entry(last)?;
+        }
+        Ok(refcounts)
     }
 
-    /// The refcount of the host cluster at `host`.
-    fn get(&mut self, host: u64) -> Result<u64, ContainerError> {
-        let h = &self.image.header;
-        let cluster = h.cluster_size();
-        let bits = u64::from(h.refcount_bits());
-        let per_block = cluster * 8 / bits;
-        let index = host / cluster;
-        let Some(&block) = self.table.get((index / per_block) as usize) else {
-            return Ok(0);
-        };
-        if block == 0 {
-            return Ok(0);
+    fn per_block(&self) -> u64 {
+        self.image.header.cluster_size() * 8 / u64::from(self.image.header.refcount_bits())
+    }
+
+    /// Refcount table entry `index` (read when first asked for); `None` past the table's room.
+    fn entry(&mut self, index: u64) -> Result<Option<u64>, ContainerError> {
+        if index >= self.capacity {
+            return Ok(None);
         }
+        let h = &self.image.header;
+        let have = self.table.len() as u64;
+        if index >= have {
+            let from = h.refcount_table_offset + have * 8;
+            let raw = self
+                .file
+                .read_vec(from, ((index + 1 - have) * 8) as usize)
+                .map_err(|e| ContainerError::read("the qcow2 refcount table", from, e))?;
+            for (i, c) in raw.chunks_exact(8).enumerate() {
+                let entry = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                check_table_entry(
+                    "refcount table",
+                    from + i as u64 * 8,
+                    entry,
+                    !OFFSET_MASK,
+                    h.cluster_size(),
+                    self.image.file_size,
+                    true,
+                )?;
+                self.table.push(entry);
+            }
+        }
+        Ok(Some(self.table[index as usize]))
+    }
+
+    /// The block holding the refcount of the cluster at `host`, read when first asked for, and
+    /// the entry's index in it; `None` when no block covers it (refcount 0).
+    fn block(&mut self, host: u64) -> Result<Option<(u64, u64)>, ContainerError> {
+        let cluster = self.image.header.cluster_size();
+        let index = host / cluster;
+        let per_block = self.per_block();
+        let block = match self.entry(index / per_block)? {
+            None | Some(0) => return Ok(None),
+            Some(block) => block,
+        };
         if !self.blocks.contains_key(&block) {
             let raw = self
                 .file
@@ -1004,8 +1223,16 @@ impl<'a, R: ReadAt> Refcounts<'a, R> {
                 .map_err(|e| ContainerError::read("a qcow2 refcount block", block, e))?;
             self.blocks.insert(block, raw);
         }
+        Ok(Some((block, index % per_block)))
+    }
+
+    /// The refcount of the host cluster at `host`.
+    fn get(&mut self, host: u64) -> Result<u64, ContainerError> {
+        let Some((block, i)) = self.block(host)? else {
+            return Ok(0);
+        };
+        let bits = u64::from(self.image.header.refcount_bits());
         let raw = &self.blocks[&block];
-        let i = index % per_block;
         Ok(if bits >= 8 {
             let width = (bits / 8) as usize;
             let at = i as usize * width;
@@ -1018,6 +1245,159 @@ impl<'a, R: ReadAt> Refcounts<'a, R> {
             (u64::from(raw[(bit / 8) as usize]) >> (bit % 8)) & ((1 << bits) - 1)
         })
     }
+
+    /// Sets the refcount of the host cluster at `host`, which a block covers, to `value` (which
+    /// fits: only 1 and decrements are set).
+    fn set(&mut self, host: u64, value: u64) -> Result<(), ContainerError> {
+        let Some((block, i)) = self.block(host)? else {
+            return Err(ContainerError::Qcow2Refcount {
+                host_offset: host,
+                problem: "has no refcount block to count it in",
+            });
+        };
+        let bits = u64::from(self.image.header.refcount_bits());
+        let is_new = self.new_blocks.values().any(|&b| b == block);
+        let raw = self.blocks.get_mut(&block).expect("read by block()");
+        // The bytes the entry occupies (a sub-byte entry shares its byte with others).
+        let (first, len) = if bits >= 8 {
+            let width = (bits / 8) as usize;
+            let at = i as usize * width;
+            let bytes = value.to_be_bytes();
+            raw[at..at + width].copy_from_slice(&bytes[8 - width..]);
+            (at, width)
+        } else {
+            let bit = i * bits;
+            let byte = (bit / 8) as usize;
+            let mask = (((1u16 << bits) - 1) << (bit % 8)) as u8;
+            raw[byte] = (raw[byte] & !mask) | (((value as u8) << (bit % 8)) & mask);
+            (byte, 1)
+        };
+        if !is_new {
+            let changed = self.changed.entry(block).or_default();
+            *changed.entry(first).or_default() += 1;
+            for at in first + 1..first + len {
+                changed.entry(at).or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next cluster from `next` (a cluster index past the file's end) into use with
+    /// refcount one, making a refcount block first where none covers it (the block then counts
+    /// itself). Returns the cluster's file offset.
+    fn allocate(&mut self, next: &mut u64) -> Result<u64, ContainerError> {
+        let cluster = self.image.header.cluster_size();
+        loop {
+            let host = *next * cluster;
+            let index = *next / self.per_block();
+            *next += 1;
+            match self.entry(index)? {
+                None => {
+                    return Err(ContainerError::PatchInQcow2Cluster {
+                        offset: host,
+                        cluster: host / cluster,
+                        kind: Qcow2ClusterKind::RefcountTableFull,
+                    })
+                }
+                Some(0) => {
+                    self.table[index as usize] = host;
+                    self.new_blocks.insert(index, host);
+                    self.blocks.insert(host, vec![0u8; cluster as usize]);
+                    self.set(host, 1)?;
+                }
+                Some(_) => {
+                    if self.get(host)? != 0 {
+                        return Err(ContainerError::Qcow2Refcount {
+                            host_offset: host,
+                            problem: "lies past the end of the file but has a refcount",
+                        });
+                    }
+                    self.set(host, 1)?;
+                    return Ok(host);
+                }
+            }
+        }
+    }
+
+    /// The writes of every change: runs of changed bytes in the blocks read from the file, the
+    /// new blocks whole, and the table entries pointing at them.
+    fn writes(&self) -> Vec<FileWrite> {
+        let mut writes = Vec::new();
+        for (&block, bytes) in &self.changed {
+            let mut run: Option<(usize, usize, u64)> = None;
+            let flush = |run: (usize, usize, u64), writes: &mut Vec<FileWrite>| {
+                writes.push(FileWrite {
+                    file_offset: block + run.0 as u64,
+                    bytes: self.blocks[&block][run.0..run.1].to_vec(),
+                    label: FileWriteLabel::Qcow2Metadata {
+                        part: Qcow2Part::RefcountBlock { count: run.2 },
+                    },
+                });
+            };
+            for (&at, &count) in bytes {
+                run = match run {
+                    Some((from, to, n)) if to == at => Some((from, at + 1, n + count)),
+                    Some(done) => {
+                        flush(done, &mut writes);
+                        Some((at, at + 1, count))
+                    }
+                    None => Some((at, at + 1, count)),
+                };
+            }
+            if let Some(done) = run {
+                flush(done, &mut writes);
+            }
+        }
+        let h = &self.image.header;
+        for (&index, &block) in &self.new_blocks {
+            writes.push(FileWrite {
+                file_offset: block,
+                bytes: self.blocks[&block].clone(),
+                label: FileWriteLabel::Qcow2Metadata {
+                    part: Qcow2Part::NewRefcountBlock { index },
+                },
+            });
+            writes.push(FileWrite {
+                file_offset: h.refcount_table_offset + index * 8,
+                bytes: block.to_be_bytes().to_vec(),
+                label: FileWriteLabel::Qcow2Metadata {
+                    part: Qcow2Part::RefcountTableEntry { index },
+                },
+            });
+        }
+        writes
+    }
+}
+
+/// What a cluster stored anew referred to before: it loses that reference.
+enum Release {
+    /// A standard cluster (shared with a snapshot, partly allocated, or a preallocated zero
+    /// cluster).
+    Cluster(u64),
+    /// The bytes of a compressed cluster: `sectors` 512-byte sectors from `offset`'s sector.
+    Compressed { offset: u64, sectors: u64 },
+}
+
+/// What a qcow2 fix writes: in-place writes and fills, and when clusters are stored anew the
+/// file's new size (the writes then cover every byte past the old end).
+pub(crate) struct Qcow2Output {
+    pub writes: Vec<FileWrite>,
+    pub fills: Vec<FileFill>,
+    pub file_size: Option<u64>,
+}
+
+/// The pieces of virtual range `start..end` in each cluster: (guest cluster, from, to).
+fn pieces_of(start: u64, end: u64, cluster: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+    let mut pos = start;
+    std::iter::from_fn(move || {
+        (pos < end).then(|| {
+            let guest = pos / cluster;
+            let to = ((guest + 1) * cluster).min(end);
+            let piece = (guest, pos, to);
+            pos = to;
+            piece
+        })
+    })
 }
 
 fn cached(cache: &Cache, key: u64) -> Option<Rc<[u8]>> {

@@ -1219,21 +1219,7 @@ impl Vmdk {
             let start = grain * grain_bytes;
             let end = (start + grain_bytes).min(self.virtual_size);
             let mut data = self.read_grain(file, grain)?;
-            for (offset, bytes) in merged {
-                let from = (*offset).max(start);
-                let to = (offset + bytes.len() as u64).min(end);
-                if from < to {
-                    data[(from - start) as usize..(to - start) as usize]
-                        .copy_from_slice(&bytes[(from - offset) as usize..(to - offset) as usize]);
-                }
-            }
-            for &(offset, len, byte) in fills {
-                let from = offset.max(start);
-                let to = (offset + len).min(end);
-                if from < to {
-                    data[(from - start) as usize..(to - start) as usize].fill(byte);
-                }
-            }
+            crate::lay_over(&mut data, start, end, merged, fills);
             // The whole grain, past the disk's end too (zeros): QEMU wants every grain to
             // inflate to the grain size.
             let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&data, DEFLATE_LEVEL);

@@ -1,7 +1,8 @@
 //! qcow2 images written by qemu-img and qemu-io, the reference outside this crate: kaifuku must read
-//! them byte for byte as qemu does, refuse what it cannot write in place, and files patched through
-//! `plan_writes` must pass `qemu-img check` and read back in qemu as intended. Damaged variants are
-//! made from qemu-img's bytes by changing one field.
+//! them byte for byte as qemu does, and files patched through `plan_writes` (in place) or
+//! `plan_output` (clusters stored anew at the end of the file) must pass `qemu-img check` — no
+//! errors and no leaked clusters — and read back in qemu as intended. Damaged variants are made
+//! from qemu-img's bytes by changing one field.
 //!
 //! qemu-img and qemu-io are required: without them these tests fail (they would otherwise pass
 //! without testing anything).
@@ -10,8 +11,11 @@ mod common;
 
 use common::{apply, assert_reads_as, qemu_img, run_ok, s, FileReader, TempDir};
 
-use kaifuku_container::{open, ContainerError, Extent, Format, Qcow2ClusterKind, Qcow2Feature};
-use kaifuku_io::ReadAt;
+use kaifuku_container::{
+    open, ContainerError, Extent, FileWriteLabel, Format, OutputPlan, Qcow2ClusterKind,
+    Qcow2Feature, WriteHow,
+};
+use kaifuku_io::{Patch, PatchData, ReadAt};
 use std::fs::{self};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -185,18 +189,13 @@ fn zero_clusters_read_as_zeros() {
     let c = open(FileReader::open(&image)).unwrap();
     assert_reads_as(&c, &raw);
     assert!(matches!(c.map(0).unwrap(), Extent::Zero { .. }));
-    let e = c.plan_writes(&[(100, &[1u8; 4])]).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInQcow2Cluster {
-                kind: Qcow2ClusterKind::Zero,
-                cluster: 0,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    // A patch in a zero cluster that kept its space (cluster 0) and in one that did not
+    // (cluster 10): both are stored anew, and the space kept for cluster 0 is released.
+    let patches = [(100, vec![1u8; 4]), (650 * KIB as u64, vec![2u8; 4])];
+    let want = patched(&raw, &patches);
+    let plan = output_plan(&c, &patches);
+    assert_eq!(relocated(&plan), vec![0, 10]);
+    judge(&dir, &image, &plan, &want);
 }
 
 /// Patches planned in place on v2, v3 and extended-L2 images pass `qemu-img check` and read back
@@ -250,78 +249,236 @@ fn in_place_writes_read_back_in_qemu() {
     }
 }
 
+/// The bytes `raw` with `patches` laid over it.
+fn patched(raw: &[u8], patches: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut want = raw.to_vec();
+    for (at, bytes) in patches {
+        want[*at as usize..*at as usize + bytes.len()].copy_from_slice(bytes);
+    }
+    want
+}
+
+fn output_plan<R: ReadAt>(
+    c: &kaifuku_container::Container<R>,
+    patches: &[(u64, Vec<u8>)],
+) -> OutputPlan {
+    let patches: Vec<Patch> = patches
+        .iter()
+        .map(|(at, bytes)| Patch {
+            offset: *at,
+            data: PatchData::Bytes(bytes.clone()),
+            label: String::new(),
+        })
+        .collect();
+    c.plan_output(&patches).unwrap()
+}
+
+/// The guest clusters the plan stores anew.
+fn relocated(plan: &OutputPlan) -> Vec<u64> {
+    plan.writes
+        .iter()
+        .filter_map(|w| match w.label {
+            FileWriteLabel::VirtualBytes {
+                unit: Some(kaifuku_container::ContainerUnit::Qcow2Cluster { cluster }),
+                how: WriteHow::Relocated,
+                ..
+            } => Some(cluster),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The plan laid over a copy of `image` (grown to the plan's size, every new byte written):
+/// `qemu-img check` finds no error and no leak, qemu and kaifuku read `want`. Returns the
+/// patched file.
+fn judge(dir: &TempDir, image: &Path, plan: &OutputPlan, want: &[u8]) -> PathBuf {
+    let mut file = fs::read(image).unwrap();
+    let old_len = file.len();
+    if let Some(size) = plan.file_size {
+        assert!(size as usize > old_len, "a qcow2 plan only grows the file");
+        file.resize(size as usize, 0);
+        let mut past_end: Vec<(u64, u64)> = plan
+            .writes
+            .iter()
+            .filter(|w| w.end() > old_len as u64)
+            .map(|w| (w.file_offset, w.end()))
+            .collect();
+        past_end.sort_unstable();
+        let mut at = old_len as u64;
+        for (from, to) in past_end {
+            assert!(from <= at, "nothing is written at {at}..{from}");
+            at = at.max(to);
+        }
+        assert_eq!(at, size, "every new byte is written");
+    }
+    apply(&mut file, &plan.writes);
+    for f in &plan.fills {
+        file[f.file_offset as usize..(f.file_offset + f.len) as usize].fill(f.byte);
+    }
+    let patched = dir.path("patched.qcow2");
+    fs::write(&patched, &file).unwrap();
+    // Exit 0: no corruption (2) and no leaked cluster (3).
+    let check = qemu_img(&["check", "-f", "qcow2", "--output=json", s(&patched)]);
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["check-errors"], 0, "{report}");
+    assert!(report.get("leaks").is_none(), "{report}");
+    assert!(report.get("corruptions").is_none(), "{report}");
+    assert!(qemu_raw(dir, &patched) == want, "qemu reads other bytes");
+    assert_reads_as(&open(FileReader::open(&patched)).unwrap(), want);
+    patched
+}
+
+/// Patches in compressed clusters (v2, v3, small clusters, extended L2 entries, 16- and 1-bit
+/// refcounts) and in unallocated ones (with and without an L2 table) store those clusters anew at
+/// the end of the file, as QEMU's own copy-on-write does: `qemu-img check` finds no error and no
+/// leak (the compressed bytes lose their references), and qemu reads the patched disk.
 #[test]
-fn refuses_writes_it_cannot_do_in_place() {
+fn clusters_that_cannot_take_the_patch_in_place_are_stored_anew() {
     let raw = raw_image();
-    let dir = TempDir::new("refuse");
-    // Compressed clusters.
-    let image = make_qcow2(&dir, &raw, "compat=1.1", true);
-    let c = open(FileReader::open(&image)).unwrap();
-    let e = c
-        .plan_writes(&[(MIB as u64 + 70_000, &[1u8; 4])])
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInQcow2Cluster {
-                kind: Qcow2ClusterKind::Compressed,
-                cluster: 17,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    assert!(e.is_unsupported());
-    assert!(
-        e.to_string().contains("without compression") || e.to_string().contains("no `-c`"),
-        "{e}"
-    );
-    // Unallocated clusters.
-    let image = make_qcow2(&dir, &raw, "compat=1.1", false);
-    let c = open(FileReader::open(&image)).unwrap();
-    let e = c.plan_writes(&[(3 * MIB as u64, &[1u8; 4])]).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInQcow2Cluster {
-                kind: Qcow2ClusterKind::Unallocated,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    // Clusters shared with an internal snapshot; after the guest rewrote one cluster, that one is
-    // owned once again and can be written.
-    qemu_img(&["snapshot", "-c", "before-fix", s(&image)]);
+    for (options, compress) in [
+        ("compat=1.1", true),
+        ("compat=0.10", true),
+        ("compat=1.1,cluster_size=4k", true),
+        ("compat=1.1,extended_l2=on", true),
+        ("compat=1.1,refcount_bits=1", true),
+        ("compat=1.1", false),
+    ] {
+        let dir = TempDir::new("anew");
+        let image = make_qcow2(&dir, &raw, options, compress);
+        let c = open(FileReader::open(&image)).unwrap();
+        let cluster = c.info().qcow2.unwrap().cluster_size;
+        let p2: Vec<u8> = (0..3000u32).map(|i| (i * 13 + 1) as u8).collect();
+        let patches = vec![
+            // The compressible MiB: compressed clusters, one patch across two of them.
+            (MIB as u64 + 70_000, vec![1u8; 4]),
+            (MIB as u64 + 4 * 64 * KIB as u64 - 1500, p2),
+            // Zeros qemu-img left unallocated, and an allocated cluster beside them.
+            (3 * MIB as u64 + 12_345, vec![3u8; 700]),
+            (1000, vec![4u8; 300]),
+        ];
+        let want = patched(&raw, &patches);
+        let plan = output_plan(&c, &patches);
+        let anew = relocated(&plan);
+        assert!(
+            anew.contains(&((3 * MIB as u64 + 12_345) / cluster)),
+            "{options}"
+        );
+        if compress {
+            assert!(
+                anew.contains(&((MIB as u64 + 70_000) / cluster)),
+                "{options}"
+            );
+        }
+        judge(&dir, &image, &plan, &want);
+    }
+    // With 512-byte clusters an L2 table maps 32 KiB; the guest wrote only the first 4 KiB, so
+    // the rest of the disk has no L2 table: a new one is made and the L1 table points at it.
+    let dir = TempDir::new("anew-l2");
+    let image = dir.path("sparse.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        "cluster_size=512",
+        s(&image),
+        "1M",
+    ]);
     run_ok(
         "qemu-io",
-        &["-f", "qcow2", "-c", "write -P 0x5a 64k 64k", s(&image)],
+        &["-f", "qcow2", "-c", "write -P 0x07 0 4k", s(&image)],
+    );
+    let mut raw = vec![0u8; MIB];
+    raw[..4096].fill(7);
+    let c = open(FileReader::open(&image)).unwrap();
+    assert_eq!(c.info().qcow2.unwrap().l2_tables, 1);
+    let patches = vec![(600 * KIB as u64 + 100, vec![9u8; 700])];
+    let plan = output_plan(&c, &patches);
+    assert!(plan.writes.iter().any(|w| matches!(
+        w.label,
+        FileWriteLabel::Qcow2Metadata {
+            part: kaifuku_container::Qcow2Part::NewL2Table { index: 18 }
+        }
+    )));
+    let want = patched(&raw, &patches);
+    let out = judge(&dir, &image, &plan, &want);
+    assert_eq!(
+        open(FileReader::open(&out))
+            .unwrap()
+            .info()
+            .qcow2
+            .unwrap()
+            .l2_tables,
+        2
+    );
+}
+
+/// Small clusters and 64-bit refcounts: a refcount block covers only 32 KiB of file, so the
+/// clusters stored anew need new refcount blocks, which count themselves.
+#[test]
+fn new_refcount_blocks_are_made_when_none_covers_the_new_clusters() {
+    let raw = raw_image();
+    let dir = TempDir::new("anew-refblock");
+    let image = make_qcow2(
+        &dir,
+        &raw,
+        "compat=1.1,cluster_size=512,refcount_bits=64",
+        true,
     );
     let c = open(FileReader::open(&image)).unwrap();
-    assert_eq!(c.info().qcow2.unwrap().snapshots, 1);
+    // 60 KiB across the compressible MiB: 120 clusters stored anew.
+    let patches = vec![(MIB as u64 + 512 * 9 + 7, vec![0x42u8; 60 * KIB])];
+    let plan = output_plan(&c, &patches);
+    assert!(relocated(&plan).len() >= 120);
+    assert!(plan.writes.iter().any(|w| matches!(
+        w.label,
+        FileWriteLabel::Qcow2Metadata {
+            part: kaifuku_container::Qcow2Part::NewRefcountBlock { .. }
+        }
+    )));
+    judge(&dir, &image, &plan, &patched(&raw, &patches));
+}
+
+/// Clusters shared with an internal snapshot are copied, as QEMU does: the active disk reads the
+/// patch, the snapshot keeps its bytes, and `qemu-img check` finds the references right. An L2
+/// table shared with a snapshot (taken with no write since) is refused with advice.
+#[test]
+fn clusters_shared_with_a_snapshot_are_copied() {
+    let raw = raw_image();
+    let dir = TempDir::new("snapshot");
+    let image = make_qcow2(&dir, &raw, "compat=1.1", false);
+    qemu_img(&["snapshot", "-c", "before-fix", s(&image)]);
+    let c = open(FileReader::open(&image)).unwrap();
     let e = c.plan_writes(&[(1000, &[1u8; 4])]).unwrap_err();
     assert!(
         matches!(
             e,
             ContainerError::PatchInQcow2Cluster {
-                kind: Qcow2ClusterKind::Shared,
+                kind: Qcow2ClusterKind::SharedTable,
                 cluster: 0,
                 ..
             }
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("snapshot"), "{e}");
-    let writes = c.plan_writes(&[(70_000, &[1u8; 4])]).unwrap();
-    let mut file = fs::read(&image).unwrap();
-    apply(&mut file, &writes);
-    let patched = dir.path("snap-patched.qcow2");
-    fs::write(&patched, &file).unwrap();
-    qemu_img(&["check", "-f", "qcow2", s(&patched)]);
-    let mut want = raw.clone();
-    want[64 * KIB..128 * KIB].fill(0x5a);
-    want[70_000..70_004].fill(1);
-    assert!(qemu_raw(&dir, &patched) == want);
+    assert!(e.is_unsupported());
+    assert!(e.to_string().contains("snapshot -d"), "{e}");
+    // The guest writes one cluster: its L2 table is now the active disk's own, the other
+    // clusters in it are still shared.
+    run_ok(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x5a 64k 64k", s(&image)],
+    );
+    let c = open(FileReader::open(&image)).unwrap();
+    assert_eq!(c.info().qcow2.unwrap().snapshots, 1);
+    let patches = vec![(1000, vec![1u8; 4]), (70_000, vec![2u8; 4])];
+    let plan = output_plan(&c, &patches);
+    // Cluster 0 is shared and copied; cluster 1 (rewritten by the guest) is written in place.
+    assert_eq!(relocated(&plan), vec![0]);
+    let mut now = raw.clone();
+    now[64 * KIB..128 * KIB].fill(0x5a);
+    let out = judge(&dir, &image, &plan, &patched(&now, &patches));
     // The snapshot still holds the old bytes.
     let snap = dir.path("snap.raw");
     qemu_img(&[
@@ -332,7 +489,7 @@ fn refuses_writes_it_cannot_do_in_place() {
         "raw",
         "-l",
         "before-fix",
-        s(&patched),
+        s(&out),
         s(&snap),
     ]);
     assert!(fs::read(&snap).unwrap() == raw);
@@ -517,19 +674,21 @@ fn writes_never_reach_metadata() {
     let l1_offset = get_u64(&v, 40) as usize;
     let l2_offset = get_u64(&v, l1_offset) & 0x00ff_ffff_ffff_fe00;
     let rt = get_u64(&v, 48);
-    for target in [0u64, l1_offset as u64, l2_offset, rt] {
+    // Offset 0 means "unallocated" whatever the flags say: the cluster is stored anew, and
+    // nothing is written on the header.
+    put_u64(&mut v, l2_offset as usize, 1 << 63);
+    let c = open(v.clone()).unwrap();
+    let plan = output_plan(&c, &[(10, vec![1u8; 4])]);
+    assert_eq!(relocated(&plan), vec![0]);
+    assert!(plan.writes.iter().all(|w| w.file_offset >= 64 * KIB as u64));
+    for target in [l1_offset as u64, l2_offset, rt] {
         put_u64(&mut v, l2_offset as usize, (1 << 63) | target);
         let c = open(v.clone()).unwrap();
         let e = c.plan_writes(&[(10, &[1u8; 4])]).unwrap_err();
         assert!(
             matches!(
                 e,
-                ContainerError::Qcow2Overlap { .. }
-                    | ContainerError::Qcow2Refcount { .. }
-                    | ContainerError::PatchInQcow2Cluster {
-                        kind: Qcow2ClusterKind::Shared | Qcow2ClusterKind::Unallocated,
-                        ..
-                    }
+                ContainerError::Qcow2Overlap { .. } | ContainerError::Qcow2Refcount { .. }
             ),
             "target {target}: {e}"
         );
@@ -537,8 +696,8 @@ fn writes_never_reach_metadata() {
 }
 
 /// Extended L2 entries with only some subclusters allocated (qemu-io writes 4 KiB into a fresh
-/// image with 2 KiB subclusters): the others read as zeros and cannot be written in place; the
-/// allocated ones can, and qemu reads the result.
+/// image with 2 KiB subclusters): the others read as zeros; a patch in the allocated ones is
+/// written in place, one in the others stores the whole cluster anew, and qemu reads both.
 #[test]
 fn partially_allocated_subclusters() {
     let dir = TempDir::new("subclusters");
@@ -575,24 +734,14 @@ fn partially_allocated_subclusters() {
     assert!(
         matches!(c.map(8 * KIB as u64).unwrap(), Extent::Zero { len } if len == 56 * KIB as u64)
     );
-    let e = c.plan_writes(&[(100, &[1u8; 4])]).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInQcow2Cluster {
-                kind: Qcow2ClusterKind::Unallocated,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    let e = c
-        .plan_writes(&[(8 * KIB as u64 - 2, &[1u8; 4])])
-        .unwrap_err();
-    assert!(
-        matches!(e, ContainerError::PatchInQcow2Cluster { .. }),
-        "{e}"
-    );
+    for patches in [
+        vec![(100, vec![1u8; 4])],
+        vec![(8 * KIB as u64 - 2, vec![1u8; 4])],
+    ] {
+        let plan = output_plan(&c, &patches);
+        assert_eq!(relocated(&plan), vec![0]);
+        judge(&dir, &image, &plan, &patched(&want, &patches));
+    }
     let writes = c.plan_writes(&[(5000, &[0x22u8; 100])]).unwrap();
     let mut file = fs::read(&image).unwrap();
     apply(&mut file, &writes);

@@ -3082,7 +3082,7 @@ mod tests {
             ContainerProblem::PatchInQcow2Cluster {
                 offset: 1 << 20,
                 cluster: 16,
-                kind: Qcow2ClusterKind::Compressed,
+                kind: Qcow2ClusterKind::SharedTable,
             },
             ContainerProblem::ReadFailed {
                 detail: "could not read the VHD footer at file offset 0: gone".into(),

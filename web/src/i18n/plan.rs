@@ -2,7 +2,9 @@
 //! structures they belong to.
 
 use super::{grouped, size, Lang, T};
-use kaifuku_container::{ContainerUnit, FileWriteLabel, Format, VmdkStreamPart, WriteHow};
+use kaifuku_container::{
+    ContainerUnit, FileWriteLabel, Format, Qcow2Part, VmdkStreamPart, WriteHow,
+};
 use kaifuku_ntfs::edit::{
     BitmapOwner, ChangedStructure, IndexOwner, RecordPart, ReplayedPage, RestartCopy,
 };
@@ -344,6 +346,9 @@ impl T {
                         .push("セクター単位。未使用だったセクターは周囲を 0 で埋める".into()),
                     WriteHow::Recompressed => notes
                         .push("グレイン全体を圧縮し直してファイルの末尾に新しく格納".into()),
+                    WriteHow::Relocated => {
+                        notes.push("クラスタ全体をファイルの末尾に新しく格納".into())
+                    }
                 }
                 if notes.is_empty() {
                     format!("仮想ディスクのバイト {start:#x}..{end:#x}")
@@ -390,6 +395,27 @@ impl T {
                 }
                 VmdkStreamPart::Footer => "VMDK フッターマーカーとフッター".into(),
                 VmdkStreamPart::EndOfStream => "VMDK ストリーム終端マーカー".into(),
+            },
+            FileWriteLabel::Qcow2Metadata { part } => match part {
+                Qcow2Part::L1Entry { index } => {
+                    format!("qcow2 L1 テーブルのエントリ {index}(新しい L2 テーブルを指す)")
+                }
+                Qcow2Part::L2Entry { cluster } => {
+                    format!("qcow2 クラスタ {cluster} の L2 テーブルエントリ(新しい位置を指す)")
+                }
+                Qcow2Part::NewL2Table { index } => format!("qcow2 L2 テーブル {index}(新規)"),
+                Qcow2Part::RefcountBlock { count } => format!(
+                    "qcow2 参照カウント {count} 個(使い始めるクラスタと参照を外すクラスタ)"
+                ),
+                Qcow2Part::NewRefcountBlock { index } => {
+                    format!("qcow2 参照カウントブロック {index}(新規)")
+                }
+                Qcow2Part::RefcountTableEntry { index } => format!(
+                    "qcow2 参照カウントテーブルのエントリ {index}(新しい参照カウントブロックを指す)"
+                ),
+                Qcow2Part::Padding => {
+                    "最初の新しい qcow2 クラスタまでの 0(クラスタは境界にそろえる)".into()
+                }
             },
         }
     }

@@ -337,25 +337,15 @@ impl T {
 
     fn qcow2_cluster_text(self, kind: Qcow2ClusterKind) -> &'static str {
         match kind {
-            Qcow2ClusterKind::Unallocated => pick!(
+            Qcow2ClusterKind::SharedTable => pick!(
                 self,
-                "変更する箇所が、qcow2 イメージのファイル内にまだ場所のないクラスタにあたります。kaifuku は新しいクラスタを割り当てません。qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2(すべてのクラスタを割り当てる)か raw に変換してから修復してください。",
-                "A change would land in a cluster of this qcow2 image that has no space in the file yet, and kaifuku does not allocate new clusters. Convert the image with qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2 (every cluster allocated) or to raw, and repair that instead."
+                "変更する箇所を含む qcow2 クラスタの L2 テーブルが、内部スナップショットと共有されています。書き換えるとスナップショットも変わってしまい、kaifuku はテーブルを複製しません。不要なスナップショットを削除する(qemu-img snapshot -d NAME IMAGE)か、qemu-img convert -O qcow2 IMAGE current.qcow2(現在の状態だけを残す)で変換してから修復してください。",
+                "A change would land in a cluster of this qcow2 image whose L2 table is shared with an internal snapshot: changing it would change the snapshot too, and kaifuku does not copy tables. Delete the snapshots you do not need (qemu-img snapshot -d NAME IMAGE) or convert the image with qemu-img convert -O qcow2 IMAGE current.qcow2 (which keeps the current state only), and repair that."
             ),
-            Qcow2ClusterKind::Zero => pick!(
+            Qcow2ClusterKind::RefcountTableFull => pick!(
                 self,
-                "変更する箇所が、qcow2 イメージの「ゼロとして読む」クラスタにあたり、ファイル内にデータがありません。kaifuku は新しいクラスタを割り当てません。qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2 か raw に変換してから修復してください。",
-                "A change would land in a cluster of this qcow2 image that is marked as reading zeros and has no data in the file, and kaifuku does not allocate new clusters. Convert the image with qemu-img convert -O qcow2 -S 0 IMAGE full.qcow2 or to raw, and repair that instead."
-            ),
-            Qcow2ClusterKind::Compressed => pick!(
-                self,
-                "変更する箇所が、qcow2 イメージの圧縮されたクラスタにあたります。kaifuku は圧縮クラスタを書き換えません。圧縮なし(-c を付けずに qemu-img convert -O qcow2 IMAGE plain.qcow2)か raw に変換してから修復し、必要ならその後で圧縮し直してください。",
-                "A change would land in a compressed cluster of this qcow2 image, and kaifuku does not rewrite compressed clusters. Convert the image without compression (qemu-img convert -O qcow2 IMAGE plain.qcow2, no -c) or to raw, repair that, and compress it again afterwards if you need to."
-            ),
-            Qcow2ClusterKind::Shared => pick!(
-                self,
-                "変更する箇所が、内部スナップショットと共有されている qcow2 クラスタにあたります。その場で書き換えるとスナップショットも変わってしまいます。不要なスナップショットを削除する(qemu-img snapshot -d NAME IMAGE)か、qemu-img convert -O qcow2 IMAGE current.qcow2(現在の状態だけを残す)で変換してから修復してください。",
-                "A change would land in a cluster of this qcow2 image that is shared with an internal snapshot: writing it in place would change the snapshot too. Delete the snapshots you do not need (qemu-img snapshot -d NAME IMAGE) or convert the image with qemu-img convert -O qcow2 IMAGE current.qcow2 (which keeps the current state only), and repair that."
+                "変更する箇所を含む qcow2 クラスタはファイルの末尾に新しく格納する必要がありますが、イメージの参照カウントテーブルに新しいクラスタを数える余地がありません(kaifuku は参照カウントテーブルを拡張しません)。qemu-img convert -O qcow2 IMAGE new.qcow2 か raw に変換してから修復してください。",
+                "A change would land in a cluster of this qcow2 image that must be stored anew at the end of the file, but the image's refcount table has no room to count the new clusters (kaifuku does not grow the refcount table). Convert the image with qemu-img convert -O qcow2 IMAGE new.qcow2 or to raw, and repair that."
             ),
         }
     }
@@ -1176,10 +1166,8 @@ mod tests {
         );
         all.extend(
             [
-                Qcow2ClusterKind::Unallocated,
-                Qcow2ClusterKind::Zero,
-                Qcow2ClusterKind::Compressed,
-                Qcow2ClusterKind::Shared,
+                Qcow2ClusterKind::SharedTable,
+                Qcow2ClusterKind::RefcountTableFull,
             ]
             .map(|kind| ContainerProblem::PatchInQcow2Cluster {
                 offset: 1 << 20,
@@ -1232,11 +1220,7 @@ mod tests {
                         | Qcow2Feature::Bitmaps,
                 }
                 | ContainerProblem::PatchInQcow2Cluster {
-                    kind:
-                        Qcow2ClusterKind::Unallocated
-                        | Qcow2ClusterKind::Zero
-                        | Qcow2ClusterKind::Compressed
-                        | Qcow2ClusterKind::Shared,
+                    kind: Qcow2ClusterKind::SharedTable | Qcow2ClusterKind::RefcountTableFull,
                     ..
                 }
                 | ContainerProblem::DifferencingVhd
