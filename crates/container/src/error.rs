@@ -265,20 +265,6 @@ pub enum ContainerError {
         detail: String,
     },
 
-    /// A patch in a VHDX block that has no space in the file.
-    #[error(
-        "a patch at virtual offset {offset} lands in VHDX block {block}, which has no space in \
-         the file (it reads as zeros); kaifuku does not allocate new blocks yet. Convert the image \
-         to a fixed VHDX (`qemu-img convert -f vhdx -O vhdx -o subformat=fixed IMAGE fixed.vhdx`, \
-         or `Convert-VHD -VHDType Fixed` in PowerShell) and repair that instead"
-    )]
-    PatchInAbsentVhdxBlock {
-        /// Where the patch starts on the virtual disk.
-        offset: u64,
-        /// Index of the payload block.
-        block: u64,
-    },
-
     /// A VMDK sparse extent header field that no valid image has.
     #[error(
         "the VMDK header field {field} ({value}) {problem} — the header is damaged or the file \
@@ -691,7 +677,6 @@ impl ContainerError {
                 | ContainerError::Qcow2Unsupported(_)
                 | ContainerError::PatchInQcow2Cluster { .. }
                 | ContainerError::DifferencingVhdx
-                | ContainerError::PatchInAbsentVhdxBlock { .. }
                 | ContainerError::VmdkChild { .. }
                 | ContainerError::PatchInUnallocatedVmdkGrain { .. }
         )

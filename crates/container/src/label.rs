@@ -61,6 +61,13 @@ pub enum FileWriteLabel {
         /// Which structure.
         part: Qcow2Part,
     },
+    /// The allocation table entry of a unit added at the end of the file, pointing at it.
+    UnitTableEntry {
+        /// The unit.
+        unit: ContainerUnit,
+    },
+    /// Zeros from the old end of the file to the first unit added after it (units are aligned).
+    AlignmentPadding,
 }
 
 /// The qcow2 structures a fix writes when it stores guest clusters anew at the end of the file
@@ -98,8 +105,6 @@ pub enum Qcow2Part {
         /// The entry's index.
         index: u64,
     },
-    /// Zeros from the old end of the file to the first new cluster (clusters are aligned).
-    Padding,
 }
 
 /// The structures a re-streamed streamOptimized VMDK writes besides its grains.
@@ -165,6 +170,9 @@ pub enum WriteHow {
     /// The whole unit holding the bytes, patched and stored anew, uncompressed, at the end of the
     /// file (a qcow2 cluster that was compressed, zero, unallocated or shared with a snapshot).
     Relocated,
+    /// In a unit added at the end of the file (it had no place in the file and read as zeros):
+    /// the patches, and zeros around them.
+    NewUnit,
 }
 
 impl FileWriteLabel {
@@ -201,6 +209,7 @@ impl fmt::Display for FileWriteLabel {
                     WriteHow::Relocated => {
                         Some("the whole cluster, stored anew at the end of the file")
                     }
+                    WriteHow::NewUnit => Some("in a new block at the end of the file"),
                 };
                 match (unit, how) {
                     (None, None) => Ok(()),
@@ -243,6 +252,15 @@ impl fmt::Display for FileWriteLabel {
             ),
             FileWriteLabel::VmdkStream { part } => write!(f, "{part}"),
             FileWriteLabel::Qcow2Metadata { part } => write!(f, "{part}"),
+            FileWriteLabel::UnitTableEntry { unit } => {
+                write!(
+                    f,
+                    "allocation table entry of {unit} (pointing at its new place)"
+                )
+            }
+            FileWriteLabel::AlignmentPadding => {
+                f.write_str("zeros up to the first new block (blocks are aligned)")
+            }
         }
     }
 }
@@ -272,9 +290,6 @@ impl fmt::Display for Qcow2Part {
                 f,
                 "qcow2 refcount table entry {index} (pointing at a new refcount block)"
             ),
-            Qcow2Part::Padding => {
-                f.write_str("zeros up to the first new qcow2 cluster (clusters are aligned)")
-            }
         }
     }
 }

@@ -523,9 +523,11 @@ impl<R: ReadAt> Container<R> {
     /// header and table are never written. qcow2: into the clusters the L2 tables map, each of
     /// which must be a standard cluster with refcount one; any other cluster is stored anew at the
     /// end of the file, and the writes then cover every byte from the old end of the file to the
-    /// new (only [`Container::plan_output`] gives the new size). VHDX: mapped through the block table into blocks that are fully present (a patch
-    /// in any other block is refused), plus both headers rewritten with a higher sequence number
-    /// and new write GUIDs. monolithicSparse VMDK: through the grain tables into allocated grains.
+    /// new (only [`Container::plan_output`] gives the new size). VHDX: mapped through the block
+    /// table into blocks that are fully present; a block that is not is added at the end of the
+    /// file (its table entry pointing there; zeros around the patches are fills, so only
+    /// `plan_output` gives them), plus both headers rewritten with a higher sequence number and
+    /// new write GUIDs. monolithicSparse VMDK: through the grain tables into allocated grains.
     /// streamOptimized VMDK: the image re-streamed, which changes the file's size: only
     /// [`Container::plan_output`] gives the size with the writes. Writes are sorted by file offset
     /// and do not overlap.
@@ -585,6 +587,10 @@ impl<R: ReadAt> Container<R> {
                     file_size: out.file_size,
                 }
             }
+            Layout::Vhdx(v) => {
+                let merged = merge_patches(&bytes, self.virtual_size)?;
+                v.plan_output(&self.file, &merged, &fills)?
+            }
             _ => {
                 let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
                 OutputPlan {
@@ -627,7 +633,10 @@ impl<R: ReadAt> Container<R> {
                 let out = q.plan_output(&self.file, &merged, fills)?;
                 Ok((out.writes, out.fills))
             }
-            Layout::Vhdx(v) => v.plan_writes(&self.file, &merged, fills),
+            Layout::Vhdx(v) => {
+                let out = v.plan_output(&self.file, &merged, fills)?;
+                Ok((out.writes, out.fills))
+            }
             Layout::Vmdk(v) if v.is_stream() => {
                 Ok((v.plan_stream(&self.file, &merged, fills)?.0, Vec::new()))
             }

@@ -28,7 +28,8 @@
 //! with checked arithmetic, so a crafted file can neither panic nor make us allocate much memory.
 
 use crate::{
-    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, Qcow2Part, WriteHow,
+    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, OutputPlan,
+    Qcow2Part, WriteHow,
 };
 use kaifuku_io::ReadAt;
 use serde::Serialize;
@@ -752,7 +753,7 @@ impl Qcow2 {
         file: &R,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
-    ) -> Result<Qcow2Output, ContainerError> {
+    ) -> Result<OutputPlan, ContainerError> {
         if self.header.autoclear & AUTOCLEAR_BITMAPS != 0 {
             return Err(ContainerError::Qcow2Unsupported(Qcow2Feature::Bitmaps));
         }
@@ -911,7 +912,7 @@ impl Qcow2 {
         if relocated.is_empty() {
             writes.sort_by_key(|w| w.file_offset);
             file_fills.sort_by_key(|f| f.file_offset);
-            return Ok(Qcow2Output {
+            return Ok(OutputPlan {
                 writes,
                 fills: file_fills,
                 file_size: None,
@@ -1002,14 +1003,12 @@ impl Qcow2 {
             writes.push(FileWrite {
                 file_offset: self.file_size,
                 bytes: vec![0u8; (first_new * cluster - self.file_size) as usize],
-                label: FileWriteLabel::Qcow2Metadata {
-                    part: Qcow2Part::Padding,
-                },
+                label: FileWriteLabel::AlignmentPadding,
             });
         }
         writes.sort_by_key(|w| w.file_offset);
         file_fills.sort_by_key(|f| f.file_offset);
-        Ok(Qcow2Output {
+        Ok(OutputPlan {
             writes,
             fills: file_fills,
             file_size: Some(next * cluster),
@@ -1376,14 +1375,6 @@ enum Release {
     Cluster(u64),
     /// The bytes of a compressed cluster: `sectors` 512-byte sectors from `offset`'s sector.
     Compressed { offset: u64, sectors: u64 },
-}
-
-/// What a qcow2 fix writes: in-place writes and fills, and when clusters are stored anew the
-/// file's new size (the writes then cover every byte past the old end).
-pub(crate) struct Qcow2Output {
-    pub writes: Vec<FileWrite>,
-    pub fills: Vec<FileFill>,
-    pub file_size: Option<u64>,
 }
 
 /// The pieces of virtual range `start..end` in each cluster: (guest cluster, from, to).

@@ -21,17 +21,22 @@
 //! touched (a 64 TiB disk with 1 MiB blocks has a 512 MiB BAT): opening costs the header section
 //! and the metadata table, never the whole table.
 //!
-//! Writing: patches go to blocks that are fully present, in place. The header is rewritten as the
+//! Writing: patches go to blocks that are fully present, in place; a block that is not (it reads as
+//! zeros) is added after the end of the file on a MiB boundary, as QEMU and Hyper-V add blocks,
+//! with zeros around the patches, and its BAT entry is set to fully present at that place. The header is rewritten as the
 //! specification requires of a writer before its first change (new `FileWriteGuid` and
 //! `DataWriteGuid`, sequence number raised, checksum), into both slots, so that whichever copy a
 //! reader picks describes the changed file.
 
 use crate::vhdx_log::{self, Replay, Replayed};
-use crate::{ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, WriteHow};
+use crate::{
+    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, OutputPlan,
+    WriteHow,
+};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 /// File identifier signature at offset 0.
@@ -800,61 +805,92 @@ impl Vhdx {
         })
     }
 
-    /// The present block holding virtual offset `pos`, or the refusal for a block that is not.
-    fn present_block<R: ReadAt>(
+    /// The file offset of every block the patches and fills touch: a fully present block where
+    /// it is, checked to share no file byte with another; an absent one (not present, zero,
+    /// unmapped, undefined: it reads as zeros) at a new place after the file's end, on a MiB
+    /// boundary as the specification wants, taken in block order. Returns the places, which
+    /// blocks are new, and the new file size when the file grows.
+    fn block_places<R: ReadAt>(
         &self,
         file: &R,
-        pos: u64,
-        touched: &mut Vec<(u64, u64)>,
-    ) -> Result<u64, ContainerError> {
-        let block = pos / self.block_size;
-        let start = self
-            .block_offset(file, block)?
-            .ok_or(ContainerError::PatchInAbsentVhdxBlock { offset: pos, block })?;
-        // Two blocks sharing file bytes would change each other: refuse before writing either.
-        let end = start + self.block_size;
-        if let Some(&(other, _)) = touched
-            .iter()
-            .find(|&&(b, s)| b != block && s < end && start < s + self.block_size)
-        {
-            return Err(damaged(
-                format!("the VHDX block allocation table entry of block {block}"),
-                self.bat.offset + (block + block / self.chunk_ratio) * 8,
-                format!("block {block} shares file bytes with block {other}"),
-            ));
+        touched: &BTreeSet<u64>,
+    ) -> Result<BlockPlaces, ContainerError> {
+        let mut places = BTreeMap::new();
+        let mut new = BTreeSet::new();
+        let mut next = self.file_size.next_multiple_of(MIB);
+        for &block in touched {
+            let start = match self.block_offset(file, block)? {
+                Some(start) => {
+                    // Two blocks sharing file bytes would change each other: refuse before
+                    // writing either.
+                    let end = start + self.block_size;
+                    if let Some((&other, _)) = places
+                        .iter()
+                        .find(|&(_, &s)| s < end && start < s + self.block_size)
+                    {
+                        return Err(damaged(
+                            format!("the VHDX block allocation table entry of block {block}"),
+                            self.bat.offset + (block + block / self.chunk_ratio) * 8,
+                            format!("block {block} shares file bytes with block {other}"),
+                        ));
+                    }
+                    start
+                }
+                None => {
+                    let start = next;
+                    next += self.block_size;
+                    new.insert(block);
+                    start
+                }
+            };
+            places.insert(block, start);
         }
-        if !touched.iter().any(|&(b, _)| b == block) {
-            touched.push((block, start));
-        }
-        Ok(start)
+        let grown = (!new.is_empty()).then_some(next);
+        Ok(BlockPlaces { places, new, grown })
     }
 
-    /// File writes for merged, in-range, non-empty patches (sorted, disjoint), plus the two
-    /// header updates the specification requires of a writer.
-    pub fn plan_writes<R: ReadAt>(
+    /// The output for merged, in-range, non-empty patches (sorted, disjoint) and fills: writes
+    /// into the blocks the table maps; a block that is not present is added at the end of the
+    /// file (the patches laid over zeros, as it read before) and its table entry points there;
+    /// plus the two header updates the specification requires of a writer.
+    pub fn plan_output<R: ReadAt>(
         &self,
         file: &R,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
-    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
+    ) -> Result<OutputPlan, ContainerError> {
         let bs = self.block_size;
-        let mut touched = Vec::new();
+        let ranges = merged
+            .iter()
+            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
+            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)))
+            .filter(|(start, end)| start < end);
+        let touched: BTreeSet<u64> = ranges
+            .flat_map(|(start, end)| start / bs..=(end - 1) / bs)
+            .collect();
+        let BlockPlaces { places, new, grown } = self.block_places(file, &touched)?;
+        let how = |block| {
+            if new.contains(&block) {
+                WriteHow::NewUnit
+            } else {
+                WriteHow::Bytes
+            }
+        };
         let mut writes = Vec::new();
         for (start, bytes) in merged {
             let end = start + bytes.len() as u64;
             let mut pos = *start;
             while pos < end {
                 let block = pos / bs;
-                let block_start = self.present_block(file, pos, &mut touched)?;
                 let piece_end = ((block + 1) * bs).min(end);
                 writes.push(FileWrite {
-                    file_offset: block_start + pos % bs,
+                    file_offset: places[&block] + pos % bs,
                     bytes: bytes[(pos - start) as usize..(piece_end - start) as usize].to_vec(),
                     label: FileWriteLabel::VirtualBytes {
                         start: pos,
                         end: piece_end,
                         unit: Some(ContainerUnit::VhdxBlock { block }),
-                        how: WriteHow::Bytes,
+                        how: how(block),
                     },
                 });
                 pos = piece_end;
@@ -866,24 +902,81 @@ impl Vhdx {
             let mut pos = start;
             while pos < end {
                 let block = pos / bs;
-                let block_start = self.present_block(file, pos, &mut touched)?;
                 let piece_end = ((block + 1) * bs).min(end);
                 file_fills.push(FileFill {
-                    file_offset: block_start + pos % bs,
+                    file_offset: places[&block] + pos % bs,
                     len: piece_end - pos,
                     byte,
                     label: FileWriteLabel::VirtualBytes {
                         start: pos,
                         end: piece_end,
                         unit: Some(ContainerUnit::VhdxBlock { block }),
-                        how: WriteHow::Filled,
+                        how: if new.contains(&block) {
+                            WriteHow::NewUnit
+                        } else {
+                            WriteHow::Filled
+                        },
                     },
                 });
                 pos = piece_end;
             }
         }
         if writes.is_empty() && file_fills.is_empty() && self.replay.is_none() {
-            return Ok((writes, file_fills));
+            return Ok(OutputPlan {
+                writes,
+                fills: file_fills,
+                file_size: None,
+            });
+        }
+        // New blocks: zeros wherever no patch or fill lands (as the block read before), their
+        // table entries, and zeros from the old end of the file to the first of them.
+        let mut zeros: Vec<(u64, u64, Option<u64>)> = Vec::new();
+        if let Some(first) = new.first() {
+            zeros.push((self.file_size, places[first], None));
+        }
+        for &block in &new {
+            let start = places[&block];
+            let mut covered: Vec<(u64, u64)> = writes
+                .iter()
+                .map(|w| (w.file_offset, w.end()))
+                .chain(
+                    file_fills
+                        .iter()
+                        .map(|f| (f.file_offset, f.file_offset + f.len)),
+                )
+                .filter(|&(from, _)| from >= start && from < start + bs)
+                .collect();
+            covered.sort_unstable();
+            let mut at = start;
+            for (from, to) in covered {
+                zeros.push((at, from, Some(block)));
+                at = at.max(to);
+            }
+            zeros.push((at, start + bs, Some(block)));
+            let entry = PAYLOAD_BLOCK_FULLY_PRESENT | (start / MIB) << 20;
+            writes.push(FileWrite {
+                file_offset: self.bat.offset + (block + block / self.chunk_ratio) * 8,
+                bytes: entry.to_le_bytes().to_vec(),
+                label: FileWriteLabel::UnitTableEntry {
+                    unit: ContainerUnit::VhdxBlock { block },
+                },
+            });
+        }
+        for (from, to, block) in zeros.into_iter().filter(|(from, to, _)| from < to) {
+            file_fills.push(FileFill {
+                file_offset: from,
+                len: to - from,
+                byte: 0,
+                label: match block {
+                    Some(block) => FileWriteLabel::VirtualBytes {
+                        start: (block * bs + (from - places[&block])).min(self.virtual_size),
+                        end: (block * bs + (to - places[&block])).min(self.virtual_size),
+                        unit: Some(ContainerUnit::VhdxBlock { block }),
+                        how: WriteHow::NewUnit,
+                    },
+                    None => FileWriteLabel::AlignmentPadding,
+                },
+            });
         }
         if let Some(replay) = &self.replay {
             (writes, file_fills) = replayed_writes(replay, writes, file_fills);
@@ -891,7 +984,11 @@ impl Vhdx {
         writes.extend(self.header_updates(merged, fills));
         writes.sort_by_key(|w| w.file_offset);
         file_fills.sort_by_key(|f| f.file_offset);
-        Ok((writes, file_fills))
+        Ok(OutputPlan {
+            writes,
+            fills: file_fills,
+            file_size: grown,
+        })
     }
 
     /// The new headers: the specification has a writer give the file a new `FileWriteGuid` before
@@ -950,6 +1047,16 @@ impl Vhdx {
             })
             .collect()
     }
+}
+
+/// Where the blocks a fix touches are written ([`Vhdx::block_places`]).
+struct BlockPlaces {
+    /// Each block's file offset.
+    places: BTreeMap<u64, u64>,
+    /// The blocks added after the file's end.
+    new: BTreeSet<u64>,
+    /// The file's new size, when blocks are added.
+    grown: Option<u64>,
 }
 
 /// The writes and fills with the replayed log sectors added: each replayed sector is written whole,

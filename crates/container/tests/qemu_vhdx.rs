@@ -9,7 +9,7 @@ mod common;
 
 use common::{apply, assert_reads_as, qemu_img, run, s, FileReader, TempDir};
 
-use kaifuku_container::{open, ContainerError, Extent, Format};
+use kaifuku_container::{open, ContainerError, Extent, FileWriteLabel, Format};
 use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
 use std::fs::{self};
 use std::io;
@@ -249,28 +249,112 @@ fn plan_output_on_qemu_vhdx() {
     }
 }
 
+/// Patches in blocks qemu-img left absent (blocks 2..5 read as zeros): each such block is added
+/// after the end of the file, on a MiB boundary, with zeros around the patches, and its table entry
+/// points there. qemu-img check accepts the grown file, qemu reads the patched disk, libvhdi opens
+/// it, and a second fix of it adds nothing more.
 #[test]
-fn patch_in_a_block_that_is_not_present_is_refused() {
+fn patch_in_a_block_that_is_not_present_adds_the_block() {
     let dir = TempDir::new("absent");
     let raw = raw_image();
     let path = make_vhdx(&dir, &raw, "dynamic");
+    let original = fs::read(&path).unwrap();
     let c = open(FileReader::open(&path)).unwrap();
-    let e = c
-        .plan_writes(&[(3 * MIB as u64 + 5, &[1, 2, 3])])
-        .unwrap_err();
+    let patches = vec![
+        Patch {
+            offset: 3 * MIB as u64 + 5,
+            data: PatchData::Bytes(vec![1, 2, 3]),
+            label: String::new(),
+        },
+        // Across present block 1 and absent block 2.
+        Patch {
+            offset: 2 * MIB as u64 - 2,
+            data: PatchData::Bytes(vec![4, 5, 6, 7]),
+            label: String::new(),
+        },
+        Patch {
+            offset: 4 * MIB as u64 + 4096,
+            data: PatchData::Fill {
+                byte: 0xff,
+                len: 8192,
+            },
+            label: String::new(),
+        },
+    ];
+    let plan = c.plan_output(&patches).unwrap();
+    let size = plan.file_size.expect("the file grows") as usize;
+    let first_new = original.len().next_multiple_of(MIB);
+    assert_eq!(size, first_new + 3 * MIB, "three blocks added");
+    let entries = plan
+        .writes
+        .iter()
+        .filter(|w| matches!(w.label, FileWriteLabel::UnitTableEntry { .. }))
+        .count();
+    assert_eq!(entries, 3);
+    let mut file = original.clone();
+    file.resize(size, 0);
+    apply(&mut file, &plan.writes);
+    for f in &plan.fills {
+        file[f.file_offset as usize..(f.file_offset + f.len) as usize].fill(f.byte);
+    }
+    // Every byte after the old end is planned.
+    let mut planned: Vec<(u64, u64)> = plan
+        .writes
+        .iter()
+        .map(|w| (w.file_offset, w.end()))
+        .chain(
+            plan.fills
+                .iter()
+                .map(|f| (f.file_offset, f.file_offset + f.len)),
+        )
+        .filter(|&(_, to)| to > original.len() as u64)
+        .collect();
+    planned.sort_unstable();
+    let mut at = original.len() as u64;
+    for (from, to) in planned {
+        assert!(from <= at, "nothing is planned at {at}..{from}");
+        at = at.max(to);
+    }
+    assert_eq!(at, size as u64);
+
+    let mut want = raw.clone();
+    want[3 * MIB + 5..3 * MIB + 8].copy_from_slice(&[1, 2, 3]);
+    want[2 * MIB - 2..2 * MIB + 2].copy_from_slice(&[4, 5, 6, 7]);
+    want[4 * MIB + 4096..4 * MIB + 4096 + 8192].fill(0xff);
+    let patched = dir.path("grown.vhdx");
+    fs::write(&patched, &file).unwrap();
+    qemu_img(&["check", "-f", "vhdx", s(&patched)]);
+    let expected = dir.path("expected.raw");
+    fs::write(&expected, &want).unwrap();
+    qemu_img(&[
+        "compare",
+        "-f",
+        "vhdx",
+        "-F",
+        "raw",
+        s(&patched),
+        s(&expected),
+    ]);
+    let out = run("vhdiinfo", &[s(&patched)]);
     assert!(
-        matches!(e, ContainerError::PatchInAbsentVhdxBlock { block: 3, .. }),
-        "{e}"
+        out.status.success(),
+        "vhdiinfo refuses the output: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
-    assert!(e.is_unsupported());
-    // A patch spanning a present and an absent block is refused as a whole.
-    let e = c
-        .plan_writes(&[(2 * MIB as u64 - 2, &[1, 2, 3, 4])])
-        .unwrap_err();
-    assert!(
-        matches!(e, ContainerError::PatchInAbsentVhdxBlock { block: 2, .. }),
-        "{e}"
-    );
+    let c2 = open(FileReader::open(&patched)).unwrap();
+    assert_reads_as(&c2, &want);
+    for block in [2u64, 3, 4] {
+        assert!(
+            matches!(
+                c2.map(block * MIB as u64).unwrap(),
+                Extent::InFile { file_offset, .. } if file_offset >= first_new as u64
+            ),
+            "block {block}"
+        );
+    }
+    // The same patches again: the blocks are present now, nothing grows.
+    let again = c2.plan_output(&patches).unwrap();
+    assert_eq!(again.file_size, None);
 }
 
 fn crc32c(bytes: &[u8]) -> u32 {

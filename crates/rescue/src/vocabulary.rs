@@ -721,14 +721,6 @@ pub enum ContainerProblem {
     },
     /// A differencing VHDX: it holds only changes on top of a parent image.
     DifferencingVhdx,
-    /// A change would land in a VHDX block that has no space in the file (kaifuku does not
-    /// allocate).
-    PatchInAbsentVhdxBlock {
-        /// Offset of the change on the virtual disk.
-        offset: u64,
-        /// The VHDX payload block.
-        block: u64,
-    },
     /// A VMDK child disk (snapshot or linked clone): it holds only changes on top of a parent.
     VmdkChild {
         /// The parent the descriptor names, if any.
@@ -765,8 +757,7 @@ impl ContainerProblem {
             | ContainerProblem::PatchInUnallocatedBlock { .. }
             | ContainerProblem::Qcow2Unsupported { .. }
             | ContainerProblem::PatchInQcow2Cluster { .. } => true,
-            ContainerProblem::DifferencingVhdx
-            | ContainerProblem::PatchInAbsentVhdxBlock { .. } => true,
+            ContainerProblem::DifferencingVhdx => true,
             ContainerProblem::VmdkChild { .. }
             | ContainerProblem::PatchInUnallocatedVmdkGrain { .. } => true,
             ContainerProblem::ReadFailed { .. } | ContainerProblem::Damaged { .. } => false,
@@ -801,12 +792,6 @@ impl From<&ContainerError> for ContainerProblem {
                 kind: *kind,
             },
             ContainerError::DifferencingVhdx => ContainerProblem::DifferencingVhdx,
-            ContainerError::PatchInAbsentVhdxBlock { offset, block } => {
-                ContainerProblem::PatchInAbsentVhdxBlock {
-                    offset: *offset,
-                    block: *block,
-                }
-            }
             ContainerError::VmdkChild { parent } => ContainerProblem::VmdkChild {
                 parent: parent.clone(),
             },
@@ -859,14 +844,6 @@ impl fmt::Display for ContainerProblem {
                 }
             ),
             ContainerProblem::DifferencingVhdx => write!(f, "{}", ContainerError::DifferencingVhdx),
-            ContainerProblem::PatchInAbsentVhdxBlock { offset, block } => write!(
-                f,
-                "{}",
-                ContainerError::PatchInAbsentVhdxBlock {
-                    offset: *offset,
-                    block: *block
-                }
-            ),
             ContainerProblem::VmdkChild { parent } => write!(
                 f,
                 "{}",
@@ -3061,10 +3038,6 @@ mod tests {
             },
             ContainerProblem::DifferencingVhd,
             ContainerProblem::DifferencingVhdx,
-            ContainerProblem::PatchInAbsentVhdxBlock {
-                offset: 3 << 30,
-                block: 96,
-            },
             ContainerProblem::VmdkChild {
                 parent: "base.vmdk".into(),
             },

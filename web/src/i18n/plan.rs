@@ -311,6 +311,19 @@ impl T {
         }
     }
 
+    /// A container unit's name.
+    fn unit(self, unit: &ContainerUnit) -> String {
+        match (self.0, unit) {
+            (Lang::En, u) => u.to_string(),
+            (Lang::Ja, ContainerUnit::VhdBlock { block }) => format!("VHD ブロック {block}"),
+            (Lang::Ja, ContainerUnit::VhdxBlock { block }) => format!("VHDX ブロック {block}"),
+            (Lang::Ja, ContainerUnit::Qcow2Cluster { cluster }) => {
+                format!("qcow2 クラスタ {cluster}")
+            }
+            (Lang::Ja, ContainerUnit::VmdkGrain { grain }) => format!("VMDK グレイン {grain}"),
+        }
+    }
+
     /// What a write to the image file changes (the container's side of the plan).
     pub fn file_write(self, w: &FileWriteLabel) -> String {
         if self.0 == Lang::En {
@@ -323,22 +336,7 @@ impl T {
                 unit,
                 how,
             } => {
-                let mut notes = Vec::new();
-                match unit {
-                    Some(ContainerUnit::VhdBlock { block }) => {
-                        notes.push(format!("VHD ブロック {block}"))
-                    }
-                    Some(ContainerUnit::VhdxBlock { block }) => {
-                        notes.push(format!("VHDX ブロック {block}"))
-                    }
-                    Some(ContainerUnit::Qcow2Cluster { cluster }) => {
-                        notes.push(format!("qcow2 クラスタ {cluster}"))
-                    }
-                    Some(ContainerUnit::VmdkGrain { grain }) => {
-                        notes.push(format!("VMDK グレイン {grain}"))
-                    }
-                    None => {}
-                }
+                let mut notes: Vec<String> = unit.iter().map(|u| self.unit(u)).collect();
                 match how {
                     WriteHow::Bytes => {}
                     WriteHow::Filled => notes.push("同じバイトで埋める".into()),
@@ -349,6 +347,7 @@ impl T {
                     WriteHow::Relocated => {
                         notes.push("クラスタ全体をファイルの末尾に新しく格納".into())
                     }
+                    WriteHow::NewUnit => notes.push("ファイルの末尾に追加する新しいブロック".into()),
                 }
                 if notes.is_empty() {
                     format!("仮想ディスクのバイト {start:#x}..{end:#x}")
@@ -396,6 +395,12 @@ impl T {
                 VmdkStreamPart::Footer => "VMDK フッターマーカーとフッター".into(),
                 VmdkStreamPart::EndOfStream => "VMDK ストリーム終端マーカー".into(),
             },
+            FileWriteLabel::UnitTableEntry { unit } => {
+                format!("{} の割り当てテーブルエントリ(新しい位置を指す)", self.unit(unit))
+            }
+            FileWriteLabel::AlignmentPadding => {
+                "最初の新しいブロックまでの 0(ブロックは境界にそろえる)".into()
+            }
             FileWriteLabel::Qcow2Metadata { part } => match part {
                 Qcow2Part::L1Entry { index } => {
                     format!("qcow2 L1 テーブルのエントリ {index}(新しい L2 テーブルを指す)")
@@ -413,9 +418,6 @@ impl T {
                 Qcow2Part::RefcountTableEntry { index } => format!(
                     "qcow2 参照カウントテーブルのエントリ {index}(新しい参照カウントブロックを指す)"
                 ),
-                Qcow2Part::Padding => {
-                    "最初の新しい qcow2 クラスタまでの 0(クラスタは境界にそろえる)".into()
-                }
             },
         }
     }

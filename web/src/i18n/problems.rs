@@ -378,11 +378,6 @@ impl T {
             ContainerProblem::DifferencingVhdx => {
                 pick!(self, "差分 VHDX です", "A differencing VHDX")
             }
-            ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
-                self,
-                "可変長 VHDX の未割り当て領域です",
-                "An unallocated part of a dynamic VHDX"
-            ),
             ContainerProblem::VmdkChild { .. } => pick!(
                 self,
                 "VMDK の子ディスク(スナップショット)です",
@@ -443,12 +438,6 @@ impl T {
                 self,
                 "これは差分 VHDX です。親イメージに対する変更分しか含まないため、単独では修復できません。先に親イメージと結合し(Hyper-V の「ディスクの編集」→「結合」、PowerShell の Merge-VHD、または qemu-img convert)、結合したイメージを開いてください。",
                 "This is a differencing VHDX: it only holds the changes made on top of a parent image and cannot be repaired on its own. Merge it into its parent first (Hyper-V: Edit Disk → Merge, Merge-VHD in PowerShell, or qemu-img convert), then open the merged image."
-            )
-            .to_string(),
-            ContainerProblem::PatchInAbsentVhdxBlock { .. } => pick!(
-                self,
-                "変更する箇所が、可変長 VHDX のファイル内にまだ場所のない部分にあたります。kaifuku はまだ VHDX を拡張しません。固定サイズの VHDX(PowerShell の Convert-VHD -VHDType Fixed、または qemu-img convert -O vhdx -o subformat=fixed)か raw に変換してから修復してください。",
-                "A change would land in a part of this dynamic VHDX that has no space in the file yet, and kaifuku does not grow VHDX files yet. Convert the image to a fixed-size VHDX (Convert-VHD -VHDType Fixed in PowerShell, or qemu-img convert -O vhdx -o subformat=fixed) or to raw and repair that instead."
             )
             .to_string(),
             ContainerProblem::VmdkChild { parent } => pick!(
@@ -1182,10 +1171,6 @@ mod tests {
                 block: 3,
             },
             ContainerProblem::DifferencingVhdx,
-            ContainerProblem::PatchInAbsentVhdxBlock {
-                offset: 4096,
-                block: 0,
-            },
             ContainerProblem::VmdkChild {
                 parent: "base.vmdk".into(),
             },
@@ -1226,7 +1211,6 @@ mod tests {
                 | ContainerProblem::DifferencingVhd
                 | ContainerProblem::PatchInUnallocatedBlock { .. }
                 | ContainerProblem::DifferencingVhdx
-                | ContainerProblem::PatchInAbsentVhdxBlock { .. }
                 | ContainerProblem::VmdkChild { .. }
                 | ContainerProblem::PatchInUnallocatedVmdkGrain { .. }
                 | ContainerProblem::ReadFailed { .. }
