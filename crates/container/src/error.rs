@@ -582,12 +582,13 @@ pub enum ContainerError {
         kind: Qcow2ClusterKind,
     },
 
-    /// A patch in a dynamic VHD block that has no space in the file: kaifuku does not grow images.
+    /// A patch in a dynamic VHD block that has no space in the file, where a new block would lie
+    /// past what a 32-bit sector number in the block table reaches.
     #[error(
         "a patch at virtual offset {offset} lands in VHD block {block}, which has no space in the \
-         file (unallocated); kaifuku does not allocate new blocks. Convert the image to a fixed VHD \
-         (`qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on IMAGE fixed.vhd`) or to \
-         raw and repair that instead"
+         file, and a new block would lie past the 2 TiB a VHD's block table reaches. Convert the \
+         image to a fixed VHD (`qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on \
+         IMAGE fixed.vhd`) or to raw and repair that instead"
     )]
     PatchInUnallocatedBlock {
         /// Where the patch starts on the virtual disk.

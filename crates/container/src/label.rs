@@ -68,6 +68,8 @@ pub enum FileWriteLabel {
     },
     /// Zeros from the old end of the file to the first unit added after it (units are aligned).
     AlignmentPadding,
+    /// A dynamic VHD's footer, written again at the new end of the file after the blocks added.
+    VhdFooterMoved,
 }
 
 /// The qcow2 structures a fix writes when it stores guest clusters anew at the end of the file
@@ -260,6 +262,9 @@ impl fmt::Display for FileWriteLabel {
             }
             FileWriteLabel::AlignmentPadding => {
                 f.write_str("zeros up to the first new block (blocks are aligned)")
+            }
+            FileWriteLabel::VhdFooterMoved => {
+                f.write_str("VHD footer, at the new end of the file after the blocks added")
             }
         }
     }

@@ -519,8 +519,9 @@ impl<R: ReadAt> Container<R> {
     ///
     /// Raw and VHD fixed: the same bytes at the same offsets. VHD dynamic: mapped through the block
     /// table; a patched sector whose bitmap bit is clear is written whole (zeros around the patch,
-    /// as it read before) and its bit is set by a separate write to the block's bitmap. The footer,
-    /// header and table are never written. qcow2: into the clusters the L2 tables map, each of
+    /// as it read before) and its bit is set by a separate write to the block's bitmap; a block
+    /// with no place in the file is added where the footer was, its table entry pointing there,
+    /// and the footer written after it (the header is never written). qcow2: into the clusters the L2 tables map, each of
     /// which must be a standard cluster with refcount one; any other cluster is stored anew at the
     /// end of the file, and the writes then cover every byte from the old end of the file to the
     /// new (only [`Container::plan_output`] gives the new size). VHDX: mapped through the block
@@ -591,6 +592,10 @@ impl<R: ReadAt> Container<R> {
                 let merged = merge_patches(&bytes, self.virtual_size)?;
                 v.plan_output(&self.file, &merged, &fills)?
             }
+            Layout::VhdDynamic(d) => {
+                let merged = merge_patches(&bytes, self.virtual_size)?;
+                d.plan_output(&self.file, &merged, &fills)?
+            }
             _ => {
                 let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
                 OutputPlan {
@@ -627,7 +632,10 @@ impl<R: ReadAt> Container<R> {
                     })
                     .collect(),
             )),
-            Layout::VhdDynamic(d) => d.plan_writes(&self.file, &merged, fills),
+            Layout::VhdDynamic(d) => {
+                let out = d.plan_output(&self.file, &merged, fills)?;
+                Ok((out.writes, out.fills))
+            }
             // `plan_output` keeps the size of a file that grows; the writes cover the new bytes.
             Layout::Qcow2(q) => {
                 let out = q.plan_output(&self.file, &merged, fills)?;

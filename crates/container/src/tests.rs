@@ -650,30 +650,32 @@ fn plan_writes_dynamic() {
     sector[400..404].fill(2);
     assert_eq!(writes[1].bytes, sector);
 
-    // Unallocated block 1, alone or reached from block 0.
-    let e = c.plan_writes(&[(4090, &[5; 8])]).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInUnallocatedBlock {
-                offset: 4096,
-                block: 1
-            }
-        ),
-        "{e}"
-    );
-    let e = c.plan_writes(&[(4096 + 5, &[1])]).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInUnallocatedBlock {
-                offset: 4101,
-                block: 1
-            }
-        ),
-        "{e}"
-    );
-    assert!(e.to_string().contains("fixed"), "{e}");
+    // Unallocated block 1, reached from block 0: it is added where the footer was (bitmap, data
+    // of zeros around the patch, table entry), and the footer follows it.
+    let out = c
+        .plan_output(&[Patch {
+            offset: 4090,
+            data: PatchData::Bytes(vec![5; 8]),
+            label: String::new(),
+        }])
+        .unwrap();
+    let footer_at = file.len() as u64 - 512;
+    assert_eq!(out.file_size, Some(footer_at + 512 + u64::from(BS) + 512));
+    let mut grown = file.clone();
+    grown.resize(out.file_size.unwrap() as usize, 0);
+    for f in &out.fills {
+        grown[f.file_offset as usize..(f.file_offset + f.len) as usize].fill(f.byte);
+    }
+    let grown = apply(&grown, &out.writes);
+    let mut want = expected(&d);
+    want[4090..4098].fill(5);
+    let c2 = open(&grown).unwrap();
+    assert_eq!(read_all(&c2), want);
+    assert_eq!(grown[grown.len() - 512..], file[file.len() - 512..]);
+    assert!(matches!(
+        c2.map(4096).unwrap(),
+        Extent::InFile { file_offset, .. } if file_offset == footer_at + 512
+    ));
 }
 
 #[test]

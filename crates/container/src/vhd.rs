@@ -18,11 +18,14 @@
 //! file fields uses checked arithmetic so a crafted file can neither panic nor make us allocate
 //! much memory.
 
-use crate::{ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, WriteHow};
+use crate::{
+    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, OutputPlan,
+    WriteHow,
+};
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 /// Footer cookie, at the start of the footer (end of file; for dynamic disks also at offset 0).
@@ -334,6 +337,10 @@ pub(crate) struct Dynamic {
     bitmap_len: u64,
     /// One entry per block the virtual size spans (entries past that are never read).
     bat: Vec<u32>,
+    /// Where the block allocation table starts in the file.
+    table_offset: u64,
+    /// Where the footer at the end of the file starts.
+    data_end: u64,
     allocated: u64,
     bitmaps: RefCell<VecDeque<(u64, Rc<[u8]>)>>,
 }
@@ -458,6 +465,8 @@ impl Dynamic {
             bitmap_bytes: bitmap_bytes as usize,
             bitmap_len: bitmap_bytes.div_ceil(SECTOR) * SECTOR,
             bat,
+            table_offset,
+            data_end,
             allocated: 0,
             bitmaps: RefCell::new(VecDeque::new()),
         };
@@ -643,20 +652,26 @@ impl Dynamic {
         })
     }
 
-    /// File writes for merged, in-range, non-empty patches (sorted, disjoint, not adjacent).
+    /// The output for merged, in-range, non-empty patches (sorted, disjoint, not adjacent).
     ///
     /// Sectors whose bitmap bit is set take the patch bytes as they are. A sector whose bit is
     /// clear reads as zeros, but the file may hold anything there, so it is written whole (zeros
     /// around the patch bytes) and its bit is set: the disk then reads exactly as the overlay did.
-    pub fn plan_writes<R: ReadAt>(
+    /// A block with no place in the file (it reads as zeros) is added where the footer is, as
+    /// QEMU and Hyper-V add blocks: its bitmap with every sector marked, zeros around the
+    /// patches, its table entry pointing there, and the footer after it at the new end.
+    pub fn plan_output<R: ReadAt>(
         &self,
         file: &R,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
-    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
+    ) -> Result<OutputPlan, ContainerError> {
         let bs = self.block_size;
+        let new = self.new_block_places(merged, fills)?;
         // Virtual offset -> (bytes, zero-filled). One entry per sector piece; joined below.
         let mut pieces: BTreeMap<u64, (Vec<u8>, bool)> = BTreeMap::new();
+        // Writes into blocks added at the end.
+        let mut new_writes = Vec::new();
         // Virtual sector number -> whole-sector contents, for sectors whose bit is clear.
         let mut clear_sectors: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         for (start, bytes) in merged {
@@ -665,12 +680,23 @@ impl Dynamic {
             let mut pos = start;
             while pos < end {
                 let block = pos / bs;
-                let entry = self.bat[block as usize];
-                if entry == UNALLOCATED {
-                    return Err(ContainerError::PatchInUnallocatedBlock { offset: pos, block });
-                }
-                let bm = self.bitmap(file, block, entry)?;
                 let block_end = ((block + 1) * bs).min(end);
+                if let Some(&at) = new.places.get(&block) {
+                    new_writes.push(FileWrite {
+                        file_offset: at + self.bitmap_len + pos % bs,
+                        bytes: bytes[(pos - start) as usize..(block_end - start) as usize].to_vec(),
+                        label: FileWriteLabel::VirtualBytes {
+                            start: pos,
+                            end: block_end,
+                            unit: Some(ContainerUnit::VhdBlock { block }),
+                            how: WriteHow::NewUnit,
+                        },
+                    });
+                    pos = block_end;
+                    continue;
+                }
+                let entry = self.bat[block as usize];
+                let bm = self.bitmap(file, block, entry)?;
                 while pos < block_end {
                     let sector_end = ((pos / SECTOR + 1) * SECTOR).min(block_end);
                     let chunk = &bytes[(pos - start) as usize..(sector_end - start) as usize];
@@ -702,12 +728,24 @@ impl Dynamic {
             let mut pos = start;
             while pos < end {
                 let block = pos / bs;
-                let entry = self.bat[block as usize];
-                if entry == UNALLOCATED {
-                    return Err(ContainerError::PatchInUnallocatedBlock { offset: pos, block });
-                }
-                let bm = self.bitmap(file, block, entry)?;
                 let block_end = ((block + 1) * bs).min(end);
+                if let Some(&at) = new.places.get(&block) {
+                    file_fills.push(FileFill {
+                        file_offset: at + self.bitmap_len + pos % bs,
+                        len: block_end - pos,
+                        byte,
+                        label: FileWriteLabel::VirtualBytes {
+                            start: pos,
+                            end: block_end,
+                            unit: Some(ContainerUnit::VhdBlock { block }),
+                            how: WriteHow::NewUnit,
+                        },
+                    });
+                    pos = block_end;
+                    continue;
+                }
+                let entry = self.bat[block as usize];
+                let bm = self.bitmap(file, block, entry)?;
                 let mut s = pos / SECTOR;
                 while s * SECTOR < block_end {
                     if !bit(&bm, (s * SECTOR % bs) / SECTOR) {
@@ -788,8 +826,128 @@ impl Dynamic {
         if let Some(done) = current {
             writes.push(self.data_write(done));
         }
+        writes.extend(new_writes);
+        let file_size = self.new_blocks(&new, &mut writes, &mut file_fills)?;
         writes.sort_by_key(|w| w.file_offset);
-        Ok((writes, file_fills))
+        file_fills.sort_by_key(|f| f.file_offset);
+        Ok(OutputPlan {
+            writes,
+            fills: file_fills,
+            file_size,
+        })
+    }
+
+    /// Where the blocks with no place in the file that the patches and fills touch are added:
+    /// from the footer's place (on a sector), in block order, each its bitmap and its data.
+    fn new_block_places(
+        &self,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+    ) -> Result<NewBlocks, ContainerError> {
+        let bs = self.block_size;
+        let touched: BTreeSet<u64> = merged
+            .iter()
+            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
+            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)))
+            .filter(|(start, end)| start < end)
+            .flat_map(|(start, end)| start / bs..=(end - 1) / bs)
+            .filter(|&block| self.bat[block as usize] == UNALLOCATED)
+            .collect();
+        let first = self.data_end.next_multiple_of(SECTOR);
+        let mut places = BTreeMap::new();
+        let mut at = first;
+        for block in touched {
+            // A table entry is a 32-bit sector number: the block must start below 2 TiB.
+            if at / SECTOR > u64::from(u32::MAX - 1) {
+                return Err(ContainerError::PatchInUnallocatedBlock {
+                    offset: block * bs,
+                    block,
+                });
+            }
+            places.insert(block, at);
+            at += self.bitmap_len + bs;
+        }
+        Ok(NewBlocks {
+            places,
+            first,
+            end: at,
+        })
+    }
+
+    /// The rest of the blocks added at the end (see [`Dynamic::new_block_places`]): their bitmaps
+    /// with every sector marked, zeros where no patch lands, their table entries, the padding
+    /// from the old footer's place, and the footer at the new end. Returns the new file size.
+    fn new_blocks(
+        &self,
+        new: &NewBlocks,
+        writes: &mut Vec<FileWrite>,
+        fills: &mut Vec<FileFill>,
+    ) -> Result<Option<u64>, ContainerError> {
+        if new.places.is_empty() {
+            return Ok(None);
+        }
+        let bs = self.block_size;
+        if new.first > self.data_end {
+            fills.push(FileFill {
+                file_offset: self.data_end,
+                len: new.first - self.data_end,
+                byte: 0,
+                label: FileWriteLabel::AlignmentPadding,
+            });
+        }
+        for (&block, &at) in &new.places {
+            writes.push(FileWrite {
+                file_offset: at,
+                bytes: vec![0xff; self.bitmap_len as usize],
+                label: FileWriteLabel::VhdSectorBitmap {
+                    block,
+                    sectors: bs / SECTOR,
+                    start: block * bs,
+                    end: (block + 1) * bs,
+                },
+            });
+            let data = at + self.bitmap_len;
+            let mut covered: Vec<(u64, u64)> = writes
+                .iter()
+                .map(|w| (w.file_offset, w.end()))
+                .chain(fills.iter().map(|f| (f.file_offset, f.file_offset + f.len)))
+                .filter(|&(from, _)| from >= data && from < data + bs)
+                .collect();
+            covered.sort_unstable();
+            let mut gaps = Vec::new();
+            let mut pos = data;
+            for (from, to) in covered {
+                gaps.push((pos, from));
+                pos = pos.max(to);
+            }
+            gaps.push((pos, data + bs));
+            for (from, to) in gaps.into_iter().filter(|(from, to)| from < to) {
+                fills.push(FileFill {
+                    file_offset: from,
+                    len: to - from,
+                    byte: 0,
+                    label: FileWriteLabel::VirtualBytes {
+                        start: (block * bs + (from - data)).min(self.virtual_size()),
+                        end: (block * bs + (to - data)).min(self.virtual_size()),
+                        unit: Some(ContainerUnit::VhdBlock { block }),
+                        how: WriteHow::NewUnit,
+                    },
+                });
+            }
+            writes.push(FileWrite {
+                file_offset: self.table_offset + block * 4,
+                bytes: ((at / SECTOR) as u32).to_be_bytes().to_vec(),
+                label: FileWriteLabel::UnitTableEntry {
+                    unit: ContainerUnit::VhdBlock { block },
+                },
+            });
+        }
+        writes.push(FileWrite {
+            file_offset: new.end,
+            bytes: self.footer.raw.to_vec(),
+            label: FileWriteLabel::VhdFooterMoved,
+        });
+        Ok(Some(new.end + FOOTER_LEN))
     }
 
     fn data_write(&self, (at, bytes, zero_filled): (u64, Vec<u8>, bool)) -> FileWrite {
@@ -812,6 +970,14 @@ impl Dynamic {
             bytes,
         }
     }
+}
+
+/// Blocks added after the end of the data: each block's place, where the first starts, and where
+/// the last ends (the new footer's place).
+struct NewBlocks {
+    places: BTreeMap<u64, u64>,
+    first: u64,
+    end: u64,
 }
 
 /// Bit for sector `sector` of a block: most significant bit first, as the VHD specification and

@@ -8,7 +8,8 @@ mod common;
 
 use common::{apply, assert_reads_as, qemu_img, run, s, FileReader, TempDir};
 
-use kaifuku_container::{open, ContainerError, Extent, Format};
+use kaifuku_container::{open, Extent, Format};
+use kaifuku_io::{Patch, PatchData};
 use std::fs::{self};
 use std::path::{Path, PathBuf};
 
@@ -243,13 +244,6 @@ fn plan_writes_on_qemu_dynamic_vhd() {
         check.status.success() || stderr.contains("does not support checks"),
         "qemu-img check failed: {stderr}"
     );
-
-    // A patch in the unallocated block is refused, not silently dropped.
-    let e = c.plan_writes(&[(3 * MIB as u64, &[1])]).unwrap_err();
-    assert!(
-        matches!(e, ContainerError::PatchInUnallocatedBlock { block: 1, .. }),
-        "{e}"
-    );
 }
 
 #[test]
@@ -287,7 +281,6 @@ fn plan_writes_on_qemu_fixed_vhd() {
 
 #[test]
 fn plan_output_fills_on_qemu_dynamic_vhd() {
-    use kaifuku_io::{Patch, PatchData};
     let dir = TempDir::new("fill");
     let raw = raw_image();
     let vhd = make_vhd(&dir, &raw, "subformat=dynamic,force_size=on");
@@ -380,13 +373,90 @@ fn plan_output_fills_on_qemu_dynamic_vhd() {
         },
     ];
     assert!(c.plan_output(&overlap).is_err());
-    let unallocated = vec![Patch {
-        offset: 3 * MIB as u64,
-        data: PatchData::Fill { byte: 0, len: 512 },
-        label: String::from("f"),
-    }];
+}
+
+/// Patches and a fill in the block qemu-img left unallocated (block 1, 2..4 MiB): the block is
+/// added where the footer was, its bitmap marking every sector, zeros around the changes, its
+/// table entry pointing there, and the footer written again at the new end. qemu reads the
+/// patched disk, libvhdi opens it, kaifuku reads it, and the same patches again add nothing.
+#[test]
+fn patch_in_an_unallocated_block_adds_the_block() {
+    let dir = TempDir::new("grow");
+    let raw = raw_image();
+    let vhd = make_vhd(&dir, &raw, "subformat=dynamic,force_size=on");
+    let original = fs::read(&vhd).unwrap();
+    let c = open(FileReader::open(&vhd)).unwrap();
+    assert_eq!(
+        c.map(3 * MIB as u64).unwrap(),
+        Extent::Zero { len: MIB as u64 }
+    );
+    let patches = vec![
+        Patch {
+            offset: 3 * MIB as u64 + 5,
+            data: PatchData::Bytes(vec![1, 2, 3]),
+            label: String::new(),
+        },
+        // Across allocated block 0 and unallocated block 1.
+        Patch {
+            offset: 2 * MIB as u64 - 2,
+            data: PatchData::Bytes(vec![4, 5, 6, 7]),
+            label: String::new(),
+        },
+        Patch {
+            offset: 3 * MIB as u64 + 4096,
+            data: PatchData::Fill {
+                byte: 0xff,
+                len: 8192,
+            },
+            label: String::new(),
+        },
+    ];
+    let plan = c.plan_output(&patches).unwrap();
+    let footer_at = original.len() as u64 - 512;
+    let block_bytes = 512 + 2 * MIB as u64; // one bitmap sector, then the block
+    assert_eq!(plan.file_size, Some(footer_at + block_bytes + 512));
+    let mut file = original.clone();
+    file.resize(plan.file_size.unwrap() as usize, 0);
+    for f in &plan.fills {
+        file[f.file_offset as usize..(f.file_offset + f.len) as usize].fill(f.byte);
+    }
+    apply(&mut file, &plan.writes);
+    // The footer at the new end is the old one; the copy at the start is unchanged.
+    assert_eq!(file[file.len() - 512..], original[original.len() - 512..]);
+    assert_eq!(file[..512], original[..512]);
+    let patched = dir.path("grown.vhd");
+    fs::write(&patched, &file).unwrap();
+
+    let mut want = raw.clone();
+    want[3 * MIB + 5..3 * MIB + 8].copy_from_slice(&[1, 2, 3]);
+    want[2 * MIB - 2..2 * MIB + 2].copy_from_slice(&[4, 5, 6, 7]);
+    want[3 * MIB + 4096..3 * MIB + 4096 + 8192].fill(0xff);
+    let converted = dir.path("converted.raw");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "raw",
+        s(&patched),
+        s(&converted),
+    ]);
+    assert!(
+        fs::read(&converted).unwrap() == want,
+        "qemu reads different bytes"
+    );
+    assert_eq!(qemu_virtual_size(&patched), RAW_SIZE as u64);
+    let out = run("vhdiinfo", &[s(&patched)]);
+    assert!(
+        out.status.success(),
+        "vhdiinfo refuses the output: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let c2 = open(FileReader::open(&patched)).unwrap();
+    assert_reads_as(&c2, &want);
     assert!(matches!(
-        c.plan_output(&unallocated),
-        Err(ContainerError::PatchInUnallocatedBlock { .. })
+        c2.map(3 * MIB as u64).unwrap(),
+        Extent::InFile { file_offset, .. } if file_offset == footer_at + 512 + MIB as u64
     ));
+    assert_eq!(c2.plan_output(&patches).unwrap().file_size, None);
 }

@@ -34,8 +34,8 @@ pub struct PlannedFix {
 /// A verified plan to be written as a fixed VHD instead of the input's container
 /// ([`Session::plan_fixed_vhd`]): the output is the virtual disk with [`Plan::disk_patches`] laid
 /// over it, zeros up to [`FixedVhdOutput::disk_size`], then the footer. The input's container
-/// takes no write, so this works where it could not take the changes itself (a compressed qcow2
-/// cluster, an unallocated block).
+/// takes no write, so this works where it could not take the changes itself (a qcow2 L2 table
+/// shared with a snapshot).
 #[derive(Debug, Clone)]
 pub struct PlannedFixedVhd {
     /// The inspection the plan was made from.

@@ -696,7 +696,8 @@ pub enum ContainerProblem {
     },
     /// A differencing VHD: it holds only changes on top of a parent image.
     DifferencingVhd,
-    /// A change would land in an unallocated block of a dynamic VHD (kaifuku does not allocate).
+    /// A change would land in an unallocated block of a dynamic VHD, and a new block would lie past
+    /// the 2 TiB its block table reaches.
     PatchInUnallocatedBlock {
         /// Offset of the change on the virtual disk.
         offset: u64,

@@ -401,6 +401,9 @@ impl T {
             FileWriteLabel::AlignmentPadding => {
                 "最初の新しいブロックまでの 0(ブロックは境界にそろえる)".into()
             }
+            FileWriteLabel::VhdFooterMoved => {
+                "VHD フッター(追加したブロックの後、ファイルの新しい末尾に)".into()
+            }
             FileWriteLabel::Qcow2Metadata { part } => match part {
                 Qcow2Part::L1Entry { index } => {
                     format!("qcow2 L1 テーブルのエントリ {index}(新しい L2 テーブルを指す)")

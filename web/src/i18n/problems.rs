@@ -424,8 +424,8 @@ impl T {
             .to_string(),
             ContainerProblem::PatchInUnallocatedBlock { .. } => pick!(
                 self,
-                "変更する箇所が、可変長 VHD のファイル内にまだ場所のない部分にあたります。kaifuku は可変長 VHD を拡張しません。固定サイズの VHD か raw に変換してから修復してください。",
-                "A change would land in a part of this dynamic VHD that has no space in the file yet, and kaifuku does not grow dynamic VHDs. Convert the image to a fixed-size VHD or to raw and repair that instead."
+                "変更する箇所が、可変長 VHD のファイル内にまだ場所のない部分にあたり、新しいブロックを置くと VHD のブロックテーブルが指せる 2 TiB を超えてしまいます。固定サイズの VHD か raw に変換してから修復してください。",
+                "A change would land in a part of this dynamic VHD that has no space in the file yet, and a new block would lie past the 2 TiB a VHD's block table reaches. Convert the image to a fixed-size VHD or to raw and repair that instead."
             )
             .to_string(),
             ContainerProblem::Qcow2Unsupported { feature } => {
