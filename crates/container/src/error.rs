@@ -369,11 +369,11 @@ pub enum ContainerError {
         parent: String,
     },
 
-    /// A patch in a VMDK grain that has no space in the file.
+    /// A patch in a VMDK grain whose whole grain table is missing.
     #[error(
-        "a patch at virtual offset {offset} lands in VMDK grain {grain}, which has no space in \
-         the file (it reads as zeros); kaifuku does not allocate new grains. Convert the image \
-         to raw (`qemu-img convert -f vmdk -O raw IMAGE disk.raw`), repair that, and convert it \
+        "a patch at virtual offset {offset} lands in VMDK grain {grain}, whose grain table is \
+         missing from the file (it reads as zeros); kaifuku adds grains but not grain tables. \
+         Convert the image to raw (`qemu-img convert -f vmdk -O raw IMAGE disk.raw`), repair that, and convert it \
          back with `qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse` if you need \
          a VMDK"
     )]

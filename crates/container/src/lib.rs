@@ -596,6 +596,10 @@ impl<R: ReadAt> Container<R> {
                 let merged = merge_patches(&bytes, self.virtual_size)?;
                 d.plan_output(&self.file, &merged, &fills)?
             }
+            Layout::Vmdk(v) => {
+                let merged = merge_patches(&bytes, self.virtual_size)?;
+                v.plan_output(&self.file, &merged, &fills)?
+            }
             _ => {
                 let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
                 OutputPlan {
@@ -648,7 +652,10 @@ impl<R: ReadAt> Container<R> {
             Layout::Vmdk(v) if v.is_stream() => {
                 Ok((v.plan_stream(&self.file, &merged, fills)?.0, Vec::new()))
             }
-            Layout::Vmdk(v) => v.plan_writes(&self.file, &merged, fills),
+            Layout::Vmdk(v) => {
+                let out = v.plan_output(&self.file, &merged, fills)?;
+                Ok((out.writes, out.fills))
+            }
         }
     }
 

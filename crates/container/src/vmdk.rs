@@ -40,13 +40,13 @@
 //! allocation, so a crafted file can neither panic nor make us allocate much memory.
 
 use crate::{
-    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, VmdkStreamPart,
-    WriteHow,
+    ContainerError, ContainerUnit, Extent, FileFill, FileWrite, FileWriteLabel, OutputPlan,
+    VmdkStreamPart, WriteHow,
 };
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 /// The magic at offset 0 (`0x564d444b` little-endian).
@@ -709,16 +709,20 @@ impl Vmdk {
         cached(&self.grain_cache, file_offset)
     }
 
-    /// File writes for merged, in-range, non-empty patches (sorted, disjoint) and fills: into the
-    /// grains the primary tables map, each of which must have space in the file, be mapped the
-    /// same way by the redundant tables, and lie clear of the image's metadata.
-    pub fn plan_writes<R: ReadAt>(
+    /// The output for merged, in-range, non-empty patches (sorted, disjoint) and fills: into the
+    /// grains the primary tables map, each of which must be mapped the same way by the redundant
+    /// tables and lie clear of the image's metadata. A grain with no space in the file (it reads
+    /// as zeros) is added after the end of the file, on a sector, as QEMU adds grains: zeros
+    /// around the patches, and its entry in both tables pointing there. A grain whose whole grain
+    /// table is missing is refused.
+    pub fn plan_output<R: ReadAt>(
         &self,
         file: &R,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
-    ) -> Result<(Vec<FileWrite>, Vec<FileFill>), ContainerError> {
+    ) -> Result<OutputPlan, ContainerError> {
         let grain_bytes = self.header.grain_bytes();
+        let new = self.new_grains_in_place(file, merged, fills)?;
         let gd_bytes = self.header.gt_count() * 4;
         let gt_bytes = u64::from(self.header.gt_entries) * 4;
         // Metadata ranges a grain must not overlap: header, descriptor, both directories; the
@@ -741,6 +745,11 @@ impl Vmdk {
             while pos < end {
                 let grain = pos / grain_bytes;
                 let piece_end = ((grain + 1) * grain_bytes).min(end);
+                if let Some(added) = new.get(&grain) {
+                    pieces.push((pos, piece_end, added.at + pos % grain_bytes, grain));
+                    pos = piece_end;
+                    continue;
+                }
                 let (gte, gte_at) = self.gte(file, self.gd, grain)?;
                 if gte_at == 0 || self.is_empty_entry(gte) {
                     return Err(ContainerError::PatchInUnallocatedVmdkGrain { offset: pos, grain });
@@ -812,7 +821,11 @@ impl Vmdk {
                         start: from,
                         end: to,
                         unit: Some(ContainerUnit::VmdkGrain { grain }),
-                        how: WriteHow::Bytes,
+                        how: if new.contains_key(&grain) {
+                            WriteHow::NewUnit
+                        } else {
+                            WriteHow::Bytes
+                        },
                     },
                 });
             }
@@ -828,15 +841,156 @@ impl Vmdk {
                         start: from,
                         end: to,
                         unit: Some(ContainerUnit::VmdkGrain { grain }),
-                        how: WriteHow::Filled,
+                        how: if new.contains_key(&grain) {
+                            WriteHow::NewUnit
+                        } else {
+                            WriteHow::Filled
+                        },
                     },
                 });
             }
         }
+        let file_size = self.add_grains(&new, &mut writes, &mut file_fills);
         writes.sort_by_key(|w| w.file_offset);
         file_fills.sort_by_key(|f| f.file_offset);
-        Ok((writes, file_fills))
+        Ok(OutputPlan {
+            writes,
+            fills: file_fills,
+            file_size,
+        })
     }
+
+    /// The grains with no space in the file that the patches and fills touch, each with its new
+    /// place after the end of the file (in grain order, from the first whole sector) and where
+    /// its entries are in the primary and redundant grain tables. A grain whose table is missing
+    /// is refused, and so is one whose two tables disagree.
+    fn new_grains_in_place<R: ReadAt>(
+        &self,
+        file: &R,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+    ) -> Result<BTreeMap<u64, AddedGrain>, ContainerError> {
+        let grain_bytes = self.header.grain_bytes();
+        let touched: BTreeSet<u64> = merged
+            .iter()
+            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
+            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)))
+            .filter(|(start, end)| start < end)
+            .flat_map(|(start, end)| start / grain_bytes..=(end - 1) / grain_bytes)
+            .collect();
+        let mut added = BTreeMap::new();
+        let mut at = self.file_size.next_multiple_of(SECTOR);
+        for grain in touched {
+            let (gte, gte_at) = self.gte(file, self.gd, grain)?;
+            if gte_at == 0 {
+                return Err(ContainerError::PatchInUnallocatedVmdkGrain {
+                    offset: grain * grain_bytes,
+                    grain,
+                });
+            }
+            if !self.is_empty_entry(gte) {
+                continue;
+            }
+            let copy_at = match self.rgd {
+                Some(rgd) => {
+                    let (copy, copy_at) = self.gte(file, rgd, grain)?;
+                    if copy != gte || copy_at == 0 {
+                        return Err(ContainerError::VmdkTablesDisagree {
+                            grain,
+                            primary: gte,
+                            redundant: copy,
+                        });
+                    }
+                    Some(copy_at)
+                }
+                None => None,
+            };
+            let sector = entry_sector(at)?;
+            added.insert(
+                grain,
+                AddedGrain {
+                    at,
+                    sector,
+                    gte_at,
+                    copy_at,
+                },
+            );
+            at += grain_bytes;
+        }
+        Ok(added)
+    }
+
+    /// The rest of the grains added at the end: zeros where no patch lands, their entries in
+    /// both tables, and zeros from the old end of the file to the first of them. Returns the new
+    /// file size when grains are added.
+    fn add_grains(
+        &self,
+        added: &BTreeMap<u64, AddedGrain>,
+        writes: &mut Vec<FileWrite>,
+        fills: &mut Vec<FileFill>,
+    ) -> Option<u64> {
+        let grain_bytes = self.header.grain_bytes();
+        let first = added.values().next()?.at;
+        if first > self.file_size {
+            fills.push(FileFill {
+                file_offset: self.file_size,
+                len: first - self.file_size,
+                byte: 0,
+                label: FileWriteLabel::AlignmentPadding,
+            });
+        }
+        let mut end = first;
+        for (&grain, g) in added {
+            let mut covered: Vec<(u64, u64)> = writes
+                .iter()
+                .map(|w| (w.file_offset, w.end()))
+                .chain(fills.iter().map(|f| (f.file_offset, f.file_offset + f.len)))
+                .filter(|&(from, _)| from >= g.at && from < g.at + grain_bytes)
+                .collect();
+            covered.sort_unstable();
+            let mut gaps = Vec::new();
+            let mut pos = g.at;
+            for (from, to) in covered {
+                gaps.push((pos, from));
+                pos = pos.max(to);
+            }
+            gaps.push((pos, g.at + grain_bytes));
+            for (from, to) in gaps.into_iter().filter(|(from, to)| from < to) {
+                let start = grain * grain_bytes + (from - g.at);
+                fills.push(FileFill {
+                    file_offset: from,
+                    len: to - from,
+                    byte: 0,
+                    label: FileWriteLabel::VirtualBytes {
+                        start: start.min(self.virtual_size),
+                        end: (start + (to - from)).min(self.virtual_size),
+                        unit: Some(ContainerUnit::VmdkGrain { grain }),
+                        how: WriteHow::NewUnit,
+                    },
+                });
+            }
+            for entry_at in std::iter::once(g.gte_at).chain(g.copy_at) {
+                writes.push(FileWrite {
+                    file_offset: entry_at,
+                    bytes: g.sector.to_le_bytes().to_vec(),
+                    label: FileWriteLabel::UnitTableEntry {
+                        unit: ContainerUnit::VmdkGrain { grain },
+                    },
+                });
+            }
+            end = g.at + grain_bytes;
+        }
+        Some(end)
+    }
+}
+
+/// A grain added after the end of the file: its place, as a table entry, and where its entries
+/// are in the primary and redundant grain tables.
+struct AddedGrain {
+    at: u64,
+    sector: u32,
+    gte_at: u64,
+    copy_at: Option<u64>,
 }
 
 /// What [`Vmdk::new_grains`] writes: the writes, each grain's new sector, where the last ends.

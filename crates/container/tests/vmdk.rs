@@ -203,24 +203,76 @@ fn in_place_writes_read_back_in_qemu_and_libvmdk() {
     }
 }
 
+/// Patches in grains qemu-img left without space (the zero MiBs at 2..4 MiB): each grain is added
+/// after the end of the file, zeros around the patches, and its entries in the grain table and
+/// the redundant one point there. `qemu-img check` accepts the grown file, qemu and libvmdk read
+/// the patched disk, and the same patches again add nothing.
 #[test]
-fn refuses_writes_it_cannot_do() {
+fn patch_in_a_grain_without_space_adds_the_grain() {
     let raw = raw_image();
-    let dir = TempDir::new("refuse");
+    let dir = TempDir::new("grow");
     let image = make_vmdk(&dir, &raw, SPARSE);
+    let original = fs::read(&image).unwrap();
     let c = open(FileReader::open(&image)).unwrap();
-    let e = c
-        .plan_writes(&[(3 * MIB as u64 + 10, &[1u8; 4])])
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ContainerError::PatchInUnallocatedVmdkGrain { grain: 48, .. }
-        ),
-        "{e}"
+    assert!(c.info().vmdk.unwrap().redundant_grain_directory);
+    let patches = vec![
+        Patch {
+            offset: 3 * MIB as u64 + 10,
+            data: PatchData::Bytes(vec![1u8; 4]),
+            label: String::new(),
+        },
+        // Across an allocated grain and one without space.
+        Patch {
+            offset: 2 * MIB as u64 - 2,
+            data: PatchData::Bytes(vec![4, 5, 6, 7]),
+            label: String::new(),
+        },
+        Patch {
+            offset: 3 * MIB as u64 + 64 * KIB as u64,
+            data: PatchData::Fill {
+                byte: 0xff,
+                len: 4096,
+            },
+            label: String::new(),
+        },
+    ];
+    let plan = c.plan_output(&patches).unwrap();
+    let first = original.len().next_multiple_of(512) as u64;
+    assert_eq!(
+        plan.file_size,
+        Some(first + 3 * 64 * KIB as u64),
+        "three grains"
     );
-    assert!(e.is_unsupported());
-    assert!(e.to_string().contains("qemu-img convert"), "{e}");
+    let entries = plan
+        .writes
+        .iter()
+        .filter(|w| {
+            matches!(
+                w.label,
+                kaifuku_container::FileWriteLabel::UnitTableEntry { .. }
+            )
+        })
+        .count();
+    assert_eq!(entries, 6, "each grain in both tables");
+    let mut file = original.clone();
+    file.resize(plan.file_size.unwrap() as usize, 0);
+    for f in &plan.fills {
+        file[f.file_offset as usize..(f.file_offset + f.len) as usize].fill(f.byte);
+    }
+    apply(&mut file, &plan.writes);
+    let patched = dir.path("grown.vmdk");
+    fs::write(&patched, &file).unwrap();
+    let mut want = raw.clone();
+    want[3 * MIB + 10..3 * MIB + 14].fill(1);
+    want[2 * MIB - 2..2 * MIB + 2].copy_from_slice(&[4, 5, 6, 7]);
+    want[3 * MIB + 64 * KIB..3 * MIB + 64 * KIB + 4096].fill(0xff);
+    qemu_img(&["check", "-f", "vmdk", s(&patched)]);
+    assert!(qemu_raw(&dir, &patched) == want, "qemu reads other bytes");
+    let out = run("vmdkinfo", &[s(&patched)]);
+    assert!(out.status.success(), "vmdkinfo refuses the output");
+    let c2 = open(FileReader::open(&patched)).unwrap();
+    assert_reads_as(&c2, &want);
+    assert_eq!(c2.plan_output(&patches).unwrap().file_size, None);
 }
 
 /// The output plan of a streamOptimized image applied to its file: the file cut or extended to

@@ -447,8 +447,8 @@ impl T {
             ),
             ContainerProblem::PatchInUnallocatedVmdkGrain { .. } => pick!(
                 self,
-                "変更する箇所が、VMDK のファイル内にまだ場所のない部分(グレイン)にあたります。kaifuku は新しいグレインを割り当てません。qemu-img convert -f vmdk -O raw IMAGE disk.raw で raw に変換して修復し、必要なら qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse で VMDK に戻してください。",
-                "A change would land in a part (grain) of this VMDK that has no space in the file yet, and kaifuku does not allocate new grains. Convert the image to raw with qemu-img convert -f vmdk -O raw IMAGE disk.raw, repair that, and convert it back with qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse if you need a VMDK."
+                "変更する箇所が、VMDK のファイル内にグレインテーブルそのものがない部分にあたります。kaifuku はグレインを追加できますが、グレインテーブルは追加しません。qemu-img convert -f vmdk -O raw IMAGE disk.raw で raw に変換して修復し、必要なら qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse で VMDK に戻してください。",
+                "A change would land in a part of this VMDK whose grain table is missing from the file, and kaifuku adds grains but not grain tables. Convert the image to raw with qemu-img convert -f vmdk -O raw IMAGE disk.raw, repair that, and convert it back with qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse if you need a VMDK."
             )
             .to_string(),
             ContainerProblem::ReadFailed { .. } => self.read_failed_text().to_string(),
