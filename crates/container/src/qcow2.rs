@@ -998,6 +998,7 @@ impl Qcow2 {
                 host += cluster;
             }
         }
+        self.check_structures_apart(&relocated, &refcounts)?;
         writes.extend(refcounts.writes());
         if self.file_size < first_new * cluster {
             writes.push(FileWrite {
@@ -1013,6 +1014,57 @@ impl Qcow2 {
             fills: file_fills,
             file_size: Some(next * cluster),
         })
+    }
+
+    /// The structures a fix that stores clusters anew writes in place — the L1 table, the
+    /// refcount table, the L2 tables of the clusters stored anew and the refcount blocks that
+    /// change — must each be where no other of them (nor the header) is: in a damaged image two
+    /// of them can share bytes, and a write to one would change the other.
+    fn check_structures_apart<R: ReadAt>(
+        &self,
+        relocated: &[u64],
+        refcounts: &Refcounts<'_, R>,
+    ) -> Result<(), ContainerError> {
+        let h = &self.header;
+        let cluster = h.cluster_size();
+        let mut ranges: BTreeSet<(u64, u64)> = BTreeSet::new();
+        ranges.insert((0, cluster));
+        ranges.insert((h.l1_offset, h.l1_offset + u64::from(h.l1_size) * 8));
+        ranges.insert((
+            h.refcount_table_offset,
+            h.refcount_table_offset + u64::from(h.refcount_table_clusters) * cluster,
+        ));
+        let l2_tables: BTreeSet<u64> = relocated
+            .iter()
+            .map(|guest| self.l1[(guest / h.l2_entries()) as usize] & OFFSET_MASK)
+            .filter(|&at| at != 0)
+            .collect();
+        let structures = l2_tables
+            .iter()
+            .chain(refcounts.changed.keys())
+            .map(|&at| (at, at + cluster));
+        let mut count = ranges.len();
+        for range in structures {
+            ranges.insert(range);
+            count += 1;
+        }
+        let sorted: Vec<(u64, u64)> = ranges.iter().copied().collect();
+        let overlap = sorted.windows(2).find(|pair| pair[1].0 < pair[0].1);
+        if let Some(pair) = overlap {
+            return Err(ContainerError::Qcow2Refcount {
+                host_offset: pair[1].0,
+                problem: "holds two of the image's own structures at once (the header, the L1 \
+                          or refcount table, an L2 table or a refcount block)",
+            });
+        }
+        if sorted.len() != count {
+            // Two structures at the very same place (an L2 table that is also a refcount block).
+            return Err(ContainerError::Qcow2Refcount {
+                host_offset: 0,
+                problem: "is where two of the image's own structures both claim to be",
+            });
+        }
+        Ok(())
     }
 
     /// The whole of guest cluster `guest` as the disk reads it (zeros past the disk's end and

@@ -1009,14 +1009,26 @@ fn an_extent_without_a_descriptor_ignores_its_descriptor_size() {
 /// re-stream starts after the header, never on it (found by the `container` fuzzer: the new
 /// grain was planned at offset 0, where the new header is written too, and the patch read back
 /// as zeros). The grain tables hold 221 entries here, which the format allows.
+///
+/// Nor at sector 1 (overHead 1) when the header's flag makes table entry 1 mean "a grain of
+/// zeros": the new grain would read as zeros (found by the fuzzer after the first fix).
 #[test]
 fn a_restream_never_starts_on_the_header() {
+    for (overhead, zero_grain_flag) in [(0, false), (1, true), (1, false), (0, true)] {
+        restream_of_an_empty_extent(overhead, zero_grain_flag);
+    }
+}
+
+fn restream_of_an_empty_extent(overhead: u64, zero_grain_flag: bool) {
     // A 5-sector disk in one 64 KiB grain: directory at sector 2, no table, nothing allocated;
     // the last sector is not an end-of-stream marker, so the fix re-streams the file whole.
-    let mut f = stream_vmdk(5, 128, 0, 9);
+    let mut f = stream_vmdk(5, 128, overhead, 9);
     le64(&mut f, 28, 0);
     le64(&mut f, 36, 0);
     le32(&mut f, 44, 221);
+    if zero_grain_flag {
+        f[8] |= 4;
+    }
     *f.last_mut().unwrap() = 0xAA;
     let c = open_sparse_extent(&f[..]).unwrap();
     let patches = [
@@ -1053,8 +1065,40 @@ fn a_restream_never_starts_on_the_header() {
         let PatchData::Bytes(want) = &p.data else {
             unreachable!()
         };
-        assert_eq!(&got, want, "patch at {}", p.offset);
+        assert_eq!(
+            &got, want,
+            "overHead {overhead}, zero-grain flag {zero_grain_flag}: patch at {}",
+            p.offset
+        );
     }
+}
+
+/// A qcow2 header that puts its L1 table and its refcount table at the same place: a fix that
+/// must store a cluster anew (a new L2 table, a new refcount block) would write both tables'
+/// first entries over each other. It is refused as damage before any write is planned (found by
+/// the `container` fuzzer, where the guard against overlapping writes caught it).
+#[test]
+fn qcow2_tables_on_each_other_are_refused_before_a_cluster_is_stored_anew() {
+    let mut f = vec![0u8; 3 * 65536];
+    f[..4].copy_from_slice(b"QFI\xfb");
+    f[4..8].copy_from_slice(&3u32.to_be_bytes());
+    f[20..24].copy_from_slice(&16u32.to_be_bytes()); // 64 KiB clusters
+    f[24..32].copy_from_slice(&65536u64.to_be_bytes()); // virtual size
+    f[36..40].copy_from_slice(&1u32.to_be_bytes()); // l1_size
+    f[40..48].copy_from_slice(&65536u64.to_be_bytes()); // l1_table_offset
+    f[48..56].copy_from_slice(&65536u64.to_be_bytes()); // refcount_table_offset, the same
+    f[56..60].copy_from_slice(&1u32.to_be_bytes());
+    f[96..100].copy_from_slice(&4u32.to_be_bytes()); // 16-bit refcounts
+    f[100..104].copy_from_slice(&104u32.to_be_bytes());
+    let c = open(&f[..]).unwrap();
+    let e = c
+        .plan_output(&[Patch {
+            offset: 0,
+            data: PatchData::Bytes(vec![1; 512]),
+            label: String::new(),
+        }])
+        .unwrap_err();
+    assert!(matches!(e, ContainerError::Qcow2Refcount { .. }), "{e}");
 }
 
 /// A plan two of whose writes (or a write and a fill) share file bytes is refused, whichever

@@ -53,6 +53,10 @@ use std::rc::Rc;
 pub(crate) const MAGIC: &[u8; 4] = b"KDMV";
 const SECTOR: u64 = 512;
 const HEADER_LEN: u64 = 512;
+/// Where a grain kaifuku adds may start at the earliest: sector 0 is the header, and a grain at
+/// sector 1 would have the table entry 1, which means "a grain of zeros" when that flag is set
+/// (found by the `container` fuzzer: such a grain read back as zeros).
+const FIRST_GRAIN_AT: u64 = 2 * SECTOR;
 /// `gdOffset` of a streamOptimized header whose grain directory follows the grains: the footer
 /// holds the real offset.
 const GD_AT_END: u64 = u64::MAX;
@@ -879,7 +883,7 @@ impl Vmdk {
             .flat_map(|(start, end)| start / grain_bytes..=(end - 1) / grain_bytes)
             .collect();
         let mut added = BTreeMap::new();
-        let mut at = self.file_size.next_multiple_of(SECTOR);
+        let mut at = self.file_size.next_multiple_of(SECTOR).max(FIRST_GRAIN_AT);
         for grain in touched {
             let (gte, gte_at) = self.gte(file, self.gd, grain)?;
             if gte_at == 0 {
@@ -1257,14 +1261,14 @@ impl Vmdk {
             }
             tables.push(Some(gt));
         }
-        // Never before the header's end: an extent without a descriptor of its own, an overHead
-        // of 0 and no grain would otherwise start the re-stream on the header, which is rewritten
-        // at offset 0 too (found by the `container` fuzzer: the two writes overlapped and the
-        // patch read back as zeros).
+        // Never before sector 2 (`FIRST_GRAIN_AT`): an extent without a descriptor of its own,
+        // an overHead of 0 and no grain would otherwise start the re-stream on the header, which
+        // is rewritten at offset 0 too (found by the `container` fuzzer: the two writes
+        // overlapped and the patch read back as zeros).
         let descriptor_end = self.descriptor_span().1;
         let mut tail_start = descriptor_end
             .max(self.header.overhead.saturating_mul(SECTOR))
-            .max(HEADER_LEN);
+            .max(FIRST_GRAIN_AT);
         if let Some((grain, gte, gte_at)) = last {
             let grain_at = u64::from(gte) * SECTOR;
             let (data_at, len) = self.grain_marker(file, grain, grain_at, gte_at, gte)?;
