@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Extent::Zero { .. } => assert!(got.iter().all(|b| *b == 0), "zero extent not zero"),
+            Extent::Backing { .. } => panic!("a backing extent, but no backing file was given"),
             Extent::Compressed {
                 stored_len,
                 cluster_size,

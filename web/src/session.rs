@@ -167,6 +167,12 @@ pub fn fixed_vhd_pieces<'a, R: ReadAt>(
             ),
             Extent::Zero { .. } => push(pos, OutPiece::Fill { byte: 0, len }),
             Extent::Compressed { .. } => return Err(FixedVhdPiecesError::Compressed),
+            // The page opens no backing file, so its images never read through one.
+            Extent::Backing { .. } => {
+                return Err(other(format!(
+                    "the disk at byte {pos} is held by a backing file, which the page does not read"
+                )))
+            }
         }
         pos += len;
     }

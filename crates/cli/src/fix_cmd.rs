@@ -385,12 +385,16 @@ fn verify_written<R: ReadAt>(
     }
     let source = FileSource::open(written)
         .map_err(|e| format!("cannot re-open {} to verify it: {e}", written.display()))?;
-    let fixed = kaifuku_io::Slice::new(&source, 0, file_size).map_err(|e| {
-        format!(
-            "{} is shorter than the image it should hold: {e}",
-            written.display()
-        )
-    })?;
+    if source.size() < file_size {
+        return Err(format!(
+            "{} is shorter than the image it should hold ({} bytes, not {file_size})",
+            written.display(),
+            source.size()
+        ));
+    }
+    // Resized, not a slice: it is the same file (cut to the image where a device is larger), so
+    // it keeps the backing file the image reads through.
+    let fixed = kaifuku_io::Resized::new(&source, file_size);
     let cache = BlockCache::new(&fixed, CacheConfig::default());
     session
         .verify_output(&cache)

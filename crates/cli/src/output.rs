@@ -468,7 +468,9 @@ pub fn write_fixed_vhd<R: ReadAt>(
                         }
                     }
                 }
-                Extent::Compressed { .. } => {
+                // Read through the container: it inflates compressed data and reads what the
+                // image does not hold from its backing file.
+                Extent::Compressed { .. } | Extent::Backing { .. } => {
                     let mut done = 0u64;
                     while done < len {
                         let n = (len - done).min(buf.len() as u64) as usize;

@@ -1,14 +1,17 @@
 //! The native bottom of the read stack: `pread` on an image file or a block device, or on the
 //! data files a VMware text descriptor names (read as one disk, in the descriptor's order; a
-//! sparse extent's file through its own grain tables).
+//! sparse extent's file through its own grain tables). A qcow2 image that names a backing file
+//! carries it opened too (and its own backing file, and so on), for the container layer to read
+//! through.
 
 use kaifuku_container::vmdk_descriptor::{self, DiskDescriptor, MAX_DESCRIPTOR_BYTES};
 use kaifuku_container::{Container, Format};
-use kaifuku_io::{check_range, ReadAt};
+use kaifuku_io::{check_range, Backing, ReadAt};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One file holding a stretch of the disk: `len` bytes from `disk_offset` on, stored in `file`
 /// from `file_offset` on — or, for a sparse extent (`sparse`), through the file's own grain
@@ -58,7 +61,12 @@ pub struct FileSource {
     size: u64,
     meta: Metadata,
     descriptor: Option<DiskDescriptor>,
+    /// The backing file a qcow2 image names, opened from beside the image.
+    backing: Option<Backing>,
 }
+
+/// How many backing files deep a chain is followed (the container layer has the same limit).
+const MAX_BACKING_DEPTH: usize = 16;
 
 /// Opens one file read-only: a regular file or a block device, nothing else. The path is checked
 /// before it is opened (opening a FIFO for reading would wait forever for a writer), and the
@@ -103,9 +111,13 @@ impl FileSource {
     /// folder: a flat one at least as long as the descriptor says, a sparse one a sparse extent
     /// of exactly the extent's size).
     pub fn open(path: &Path) -> io::Result<FileSource> {
+        Self::open_at_depth(path, 0)
+    }
+
+    fn open_at_depth(path: &Path, depth: usize) -> io::Result<FileSource> {
         let (mut file, meta, size) = open_checked(path, false)?;
         if !meta.file_type().is_file() || size > MAX_DESCRIPTOR_BYTES {
-            return Ok(Self::single(path, file, meta, size));
+            return Self::single(path, file, meta, size).with_backing(path, depth);
         }
         let mut text = Vec::with_capacity(size as usize);
         file.seek(SeekFrom::Start(0))?;
@@ -113,7 +125,7 @@ impl FileSource {
             .take(MAX_DESCRIPTOR_BYTES)
             .read_to_end(&mut text)?;
         if !vmdk_descriptor::is_descriptor(&text) {
-            return Ok(Self::single(path, file, meta, size));
+            return Self::single(path, file, meta, size).with_backing(path, depth);
         }
         let descriptor = vmdk_descriptor::parse(&text).map_err(|e| {
             let kind = if e.is_refusal() {
@@ -182,7 +194,45 @@ impl FileSource {
             size: descriptor.disk_size(),
             meta,
             descriptor: Some(descriptor),
+            backing: None,
         })
+    }
+
+    /// Opens the backing file this image names, if it is a qcow2 image that names one: beside
+    /// the image (a relative name is relative to the image's folder, as QEMU reads it), and its
+    /// own backing file in turn. A file that is not a qcow2 image, or whose header cannot be
+    /// read, is left as it is: opening it as a container says what is wrong.
+    fn with_backing(mut self, path: &Path, depth: usize) -> io::Result<FileSource> {
+        let Ok(Some(name)) = kaifuku_container::qcow2_backing_file(&self) else {
+            return Ok(self);
+        };
+        if depth >= MAX_BACKING_DEPTH {
+            return Err(invalid(format!(
+                "its chain of backing files is more than {MAX_BACKING_DEPTH} deep (or loops back on itself): merge it first (`qemu-img convert -O qcow2 IMAGE merged.qcow2`)"
+            )));
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let backing_path = dir.join(&name);
+        let backing = Self::open_at_depth(&backing_path, depth + 1).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "it holds only what differs from its backing file {}, which cannot be opened ({e}): keep the image and its backing file together (the image's header names it relative to the image's folder), or point the image at the file where it is with `qemu-img rebase -u -b PATH IMAGE`",
+                    backing_path.display()
+                ),
+            )
+        })?;
+        if backing.meta.dev() == self.meta.dev() && backing.meta.ino() == self.meta.ino() {
+            return Err(invalid(format!(
+                "it names itself as its backing file ({}): the header is damaged",
+                backing_path.display()
+            )));
+        }
+        self.backing = Some(Rc::new(backing));
+        Ok(self)
     }
 
     fn single(path: &Path, file: File, meta: Metadata, size: u64) -> FileSource {
@@ -200,6 +250,7 @@ impl FileSource {
             size,
             meta,
             descriptor: None,
+            backing: None,
         }
     }
 
@@ -263,6 +314,9 @@ pub fn split(
 impl ReadAt for FileSource {
     fn size(&self) -> u64 {
         self.size
+    }
+    fn backing(&self) -> Option<Backing> {
+        self.backing.clone()
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.size)?;

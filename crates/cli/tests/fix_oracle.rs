@@ -518,41 +518,164 @@ fn qcow2_snapshot_sharing_its_tables_is_refused() {
     );
 }
 
-/// An image QEMU left dirty (the bit set in a copy of qemu-img's output) and a child with a backing
-/// file (made by qemu-img) are refused before anything is read past the header (exit code 2), with
-/// what to do.
+/// An image QEMU left dirty (the bit set in a copy of qemu-img's output) is refused before
+/// anything is read past the header (exit code 2), with what to do.
 #[test]
-fn qcow2_dirty_and_backing_file_are_refused() {
+fn qcow2_dirty_is_refused() {
     let s = Scratch::new("qcow2-refused-open");
     let fq = fixture("gpt-win-v3.qcow2");
     let dirty = s.path("dirty.qcow2");
     let mut bytes = std::fs::read(&fq.image).unwrap();
     bytes[79] |= 1; // incompatible_features bit 0: dirty
     std::fs::write(&dirty, &bytes).unwrap();
-    let child = s.path("child.qcow2");
+    let r = kaifuku([OsStr::new("inspect"), dirty.as_os_str()]);
+    assert_eq!(r.code, 2, "{}", r.both());
+    assert!(r.both().contains("qemu-img check -r all"), "{}", r.both());
+    let out = s.path("out.qcow2");
+    let r = kaifuku(fix_args(&dirty, &out, &None, &[]));
+    assert_eq!(r.code, 2, "{}", r.both());
+    assert!(!out.exists());
+}
+
+fn qemu_img_create_child(dir: &Path, name: &str, backing: &str, backing_format: &str) -> PathBuf {
+    let child = dir.join(name);
     run_ok(
         "qemu-img",
         [
             OsStr::new("create"),
+            OsStr::new("-q"),
             OsStr::new("-f"),
             OsStr::new("qcow2"),
             OsStr::new("-F"),
-            OsStr::new("qcow2"),
+            OsStr::new(backing_format),
             OsStr::new("-b"),
-            fq.image.as_os_str(),
+            OsStr::new(backing),
             child.as_os_str(),
         ],
     );
-    for (image, words) in [(&dirty, "qemu-img check -r all"), (&child, "backing file")] {
+    child
+}
+
+/// qcow2 images made by `qemu-img create -b` on top of the fixture's disk — a raw backing file,
+/// and a chain of two (an empty qcow2 over the qcow2 fixture) — named relative to the image's
+/// folder, as QEMU writes them. The command line reads the chain from beside the image and
+/// changes the top image only: the clusters the fix touches are stored in it, filled from the
+/// backing file. `qemu-img compare` finds the chain identical to the raw fixture fixed the same
+/// way, `qemu-img check` finds no errors or leaks, the backing files are unchanged, in place with
+/// undo gives the same bytes and undo restores the image. A backing file that is not where the
+/// header says is an error naming it, with no output.
+#[test]
+fn qcow2_on_a_backing_file_is_fixed_in_the_top_image_only() {
+    let s = Scratch::new("qcow2-backing");
+    let fr = fixture("gpt-win.raw");
+    let out_raw = s.path("fixed.raw");
+    let r = kaifuku(fix_args(&fr.image, &out_raw, &None, &[]));
+    assert_eq!(r.code, 0, "{}", r.both());
+    let dir = s.path("chain");
+    fs::create_dir_all(&dir).unwrap();
+    run_ok(
+        "cp",
+        [
+            OsStr::new("--sparse=always"),
+            fr.image.as_os_str(),
+            dir.join("base.raw").as_os_str(),
+        ],
+    );
+    run_ok(
+        "cp",
+        [
+            OsStr::new("--sparse=always"),
+            fixture("gpt-win-v3.qcow2").image.as_os_str(),
+            dir.join("base.qcow2").as_os_str(),
+        ],
+    );
+    let over_raw = qemu_img_create_child(&dir, "over-raw.qcow2", "base.raw", "raw");
+    let mid = qemu_img_create_child(&dir, "mid.qcow2", "base.qcow2", "qcow2");
+    let top = qemu_img_create_child(&dir, "top.qcow2", "mid.qcow2", "qcow2");
+    let _ = mid;
+    let bases: Vec<(PathBuf, String)> = ["base.raw", "base.qcow2", "mid.qcow2"]
+        .iter()
+        .map(|n| (dir.join(n), sha256(&dir.join(n))))
+        .collect();
+    for image in [&over_raw, &top] {
+        let ctx = image.display().to_string();
         let r = kaifuku([OsStr::new("inspect"), image.as_os_str()]);
-        assert_eq!(r.code, 2, "{}: {}", image.display(), r.both());
-        assert!(r.both().contains(words), "{}", r.both());
-        let out = s.path("out.qcow2");
-        let r = kaifuku(fix_args(image, &out, &None, &[]));
-        assert_eq!(r.code, 2, "{}: {}", image.display(), r.both());
-        assert!(r.both().contains(words), "{}", r.both());
-        assert!(!out.exists());
+        assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+        let out = dir.join("fixed.qcow2");
+        let undo = s.path("fixed.undo");
+        let r = kaifuku(fix_args(
+            image,
+            &out,
+            &None,
+            &["--undo", undo.to_str().unwrap()],
+        ));
+        assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+        let o = run(
+            "qemu-img",
+            [
+                OsStr::new("check"),
+                OsStr::new("-f"),
+                OsStr::new("qcow2"),
+                out.as_os_str(),
+            ],
+        );
+        assert!(
+            o.code == 0 && o.both().contains("No errors") && !o.both().contains("leaked"),
+            "{ctx}: qemu-img check: {}",
+            o.both()
+        );
+        let o = run(
+            "qemu-img",
+            [
+                OsStr::new("compare"),
+                OsStr::new("-f"),
+                OsStr::new("qcow2"),
+                OsStr::new("-F"),
+                OsStr::new("raw"),
+                out.as_os_str(),
+                out_raw.as_os_str(),
+            ],
+        );
+        assert!(
+            o.code == 0 && o.both().contains("Images are identical"),
+            "{ctx}: qemu-img compare with the fixed raw image: {}",
+            o.both()
+        );
+        // In place, with undo: the same bytes; undo gives the image back.
+        let copy = dir.join("in-place.qcow2");
+        fs::copy(image, &copy).unwrap();
+        let undo2 = s.path("in-place.undo");
+        let r = kaifuku([
+            OsStr::new("fix"),
+            copy.as_os_str(),
+            OsStr::new("--in-place"),
+            OsStr::new("--undo"),
+            undo2.as_os_str(),
+        ]);
+        assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+        assert_eq!(
+            sha256(&copy),
+            sha256(&out),
+            "{ctx}: in place and copy differ"
+        );
+        let r = kaifuku([OsStr::new("undo"), copy.as_os_str(), undo2.as_os_str()]);
+        assert_eq!(r.code, 0, "{ctx}: undo: {}", r.both());
+        assert_eq!(sha256(&copy), sha256(image), "{ctx}: undo");
+        for f in [&out, &copy, &undo, &undo2] {
+            fs::remove_file(f).unwrap();
+        }
     }
+    for (path, hash) in &bases {
+        assert_eq!(&sha256(path), hash, "{} changed", path.display());
+    }
+    // The backing file moved away: an error that names where it was looked for; nothing written.
+    fs::rename(dir.join("base.raw"), s.path("moved.raw")).unwrap();
+    let out = dir.join("fixed.qcow2");
+    let r = kaifuku(fix_args(&over_raw, &out, &None, &[]));
+    assert_ne!(r.code, 0, "{}", r.both());
+    assert!(r.both().contains("base.raw"), "{}", r.both());
+    assert!(r.both().contains("qemu-img rebase"), "{}", r.both());
+    assert!(!out.exists());
 }
 
 /// Reading a compressed or snapshotted qcow2 gives exactly the disk `qemu-img convert -O raw`

@@ -485,6 +485,16 @@ pub enum ContainerError {
         virtual_size: u64,
     },
 
+    /// A chain of backing files deeper than kaifuku follows.
+    #[error(
+        "the chain of backing files is more than {limit} deep (or loops back on itself): merge it \
+         first (`qemu-img convert -O qcow2 IMAGE merged.qcow2`) and repair the merged image"
+    )]
+    BackingChainTooLong {
+        /// How deep kaifuku follows.
+        limit: usize,
+    },
+
     /// A planned patch that does not fit in the virtual disk: a bug in the plan, refused before
     /// any write.
     #[error(
@@ -612,8 +622,11 @@ fn qcow2_feature_message(feature: Qcow2Feature) -> &'static str {
         }
         Qcow2Feature::BackingFile => {
             "this qcow2 image has a backing file: it only holds the changes made on top of that \
-             file and cannot be repaired on its own. With the backing file next to it, merge the \
-             chain with `qemu-img convert -O qcow2 IMAGE merged.qcow2` and open the merged image"
+             file and cannot be read on its own. The command line reads the chain when the \
+             backing file is where the image's header says (`kaifuku fix IMAGE` then changes the \
+             image only); the page does not read backing files: use the command line, or merge \
+             the chain with `qemu-img convert -O qcow2 IMAGE merged.qcow2` and open the merged \
+             image"
         }
         Qcow2Feature::ExternalDataFile => {
             "this qcow2 image keeps its data in an external data file, which kaifuku does not \

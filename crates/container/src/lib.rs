@@ -37,7 +37,7 @@ pub use vhd::{fixed_footer, DiskGeometry, NewFooter, VhdInfo, MAX_BAT_BYTES};
 pub use vhdx::VhdxInfo;
 pub use vmdk::VmdkInfo;
 
-use kaifuku_io::{check_range, Patch, PatchData, ReadAt};
+use kaifuku_io::{check_range, Backing, Patch, PatchData, ReadAt};
 use serde::{Serialize, Serializer};
 use std::{fmt, io};
 
@@ -95,6 +95,12 @@ pub enum Extent {
         /// Length of the run in bytes.
         len: u64,
     },
+    /// The bytes are the backing disk's at the same offsets (a qcow2 image that holds only what
+    /// differs from its backing file); past the backing disk's end they read as zeros.
+    Backing {
+        /// Length of the run in bytes.
+        len: u64,
+    },
     /// The bytes are part of a compressed cluster (qcow2) or grain (VMDK): `stored_len` bytes of the file from
     /// `file_offset` inflate to a `cluster_size`-byte cluster, and the run is `len` bytes of it
     /// from `skip` on.
@@ -117,9 +123,10 @@ impl Extent {
     /// end of the virtual disk or (for VHD dynamic) of the block.
     pub fn len(&self) -> u64 {
         match *self {
-            Extent::InFile { len, .. } | Extent::Zero { len } | Extent::Compressed { len, .. } => {
-                len
-            }
+            Extent::InFile { len, .. }
+            | Extent::Zero { len }
+            | Extent::Backing { len }
+            | Extent::Compressed { len, .. } => len,
         }
     }
 
@@ -287,6 +294,42 @@ pub struct Container<R> {
     file_size: u64,
     virtual_size: u64,
     layout: Layout,
+    /// The backing disk, for an image that holds only what differs from it.
+    backing: Option<Box<Container<Backing>>>,
+}
+
+/// How many backing files deep a chain may go (QEMU's own limit is far higher; real chains are
+/// a few deep, and a longer one is more likely a loop the front end missed).
+const MAX_BACKING_DEPTH: usize = 16;
+
+/// Reads `buf.len()` bytes at virtual offset `offset` of a backing disk: zeros past its end (a
+/// backing disk may be smaller than the image on top of it).
+fn read_backing(backing: &dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<(), ContainerError> {
+    let held = backing.size().saturating_sub(offset).min(buf.len() as u64) as usize;
+    if held > 0 {
+        backing
+            .read_at(offset, &mut buf[..held])
+            .map_err(|e| ContainerError::read("the backing file", offset, e))?;
+    }
+    buf[held..].fill(0);
+    Ok(())
+}
+
+/// The backing file a qcow2 image names, if `file` is one that does (its header only is read):
+/// what a front end looks for beside the image before opening it (relative names are relative to
+/// the image's folder).
+pub fn qcow2_backing_file<R: ReadAt>(file: &R) -> Result<Option<String>, ContainerError> {
+    let file_size = file.size();
+    let head_len = file_size.min(64 << 10);
+    let head = file
+        .read_vec(0, head_len as usize)
+        .map_err(|e| ContainerError::read("the start of the image", 0, e))?;
+    if !head.starts_with(qcow2::MAGIC) {
+        return Ok(None);
+    }
+    Ok(qcow2::Qcow2::open(file, &head, file_size)?
+        .backing_file()
+        .map(str::to_string))
 }
 
 /// Detects the container format of `file` and validates its metadata.
@@ -299,6 +342,10 @@ pub struct Container<R> {
 /// stream that defers to it) footer, while its grain directory and tables are read as grains are
 /// mapped.
 pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
+    open_at_depth(file, 0)
+}
+
+fn open_at_depth<R: ReadAt>(file: R, depth: usize) -> Result<Container<R>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(vhd::FOOTER_LEN);
     let head = file
@@ -307,12 +354,29 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
     // Formats with a signature at offset 0 are checked first: their last bytes are guest data,
     // which could by chance (a VHD stored inside the guest) end with a VHD footer.
     if head.starts_with(qcow2::MAGIC) {
-        let image = qcow2::Qcow2::open(&file, &head, file_size)?;
+        let mut image = qcow2::Qcow2::open(&file, &head, file_size)?;
+        // An image on top of a backing file is read through it when the front end found it.
+        let backing = match (image.backing_file(), file.backing()) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ContainerError::Qcow2Unsupported(Qcow2Feature::BackingFile))
+            }
+            (Some(_), Some(_)) if depth >= MAX_BACKING_DEPTH => {
+                return Err(ContainerError::BackingChainTooLong {
+                    limit: MAX_BACKING_DEPTH,
+                })
+            }
+            (Some(_), Some(b)) => {
+                image.read_through_backing();
+                Some(Box::new(open_at_depth(b, depth + 1)?))
+            }
+        };
         return Ok(Container {
             file,
             file_size,
             virtual_size: image.virtual_size(),
             layout: Layout::Qcow2(image),
+            backing,
         });
     }
     if head.starts_with(vhdx::SIGNATURE) {
@@ -322,6 +386,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
             file_size,
             virtual_size: vhdx.virtual_size(),
             layout: Layout::Vhdx(vhdx),
+            backing: None,
         });
     }
     if head.starts_with(vmdk::MAGIC) {
@@ -331,6 +396,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
             file_size,
             virtual_size: image.virtual_size(),
             layout: Layout::Vmdk(image),
+            backing: None,
         });
     }
     if let Some(other) = detect_other(&head) {
@@ -381,6 +447,7 @@ pub fn open<R: ReadAt>(file: R) -> Result<Container<R>, ContainerError> {
         file_size,
         virtual_size,
         layout,
+        backing: None,
     })
 }
 
@@ -407,6 +474,7 @@ pub fn open_sparse_extent<R: ReadAt>(file: R) -> Result<Container<R>, ContainerE
         file_size,
         virtual_size: image.virtual_size(),
         layout: Layout::Vmdk(image),
+        backing: None,
     })
 }
 
@@ -443,6 +511,16 @@ impl<R: ReadAt> Container<R> {
     /// Gives the image file back once the virtual disk is no longer needed.
     pub fn into_file(self) -> R {
         self.file
+    }
+
+    /// The backing disk this image is read through, if it has one.
+    fn backing_disk(&self) -> Option<&dyn ReadAt> {
+        self.backing.as_deref().map(|b| b as &dyn ReadAt)
+    }
+
+    /// The backing disk's container (its format, its own backing), if the image has one.
+    pub fn backing_container(&self) -> Option<&Container<Backing>> {
+        self.backing.as_deref()
     }
 
     /// The container's part of the inspect report: format, sizes and the VHD footer's or qcow2
@@ -581,7 +659,7 @@ impl<R: ReadAt> Container<R> {
             }
             Layout::Qcow2(q) => {
                 let merged = merge_patches(&bytes, self.virtual_size)?;
-                let out = q.plan_output(&self.file, &merged, &fills)?;
+                let out = q.plan_output(&self.file, self.backing_disk(), &merged, &fills)?;
                 OutputPlan {
                     writes: out.writes,
                     fills: out.fills,
@@ -642,7 +720,7 @@ impl<R: ReadAt> Container<R> {
             }
             // `plan_output` keeps the size of a file that grows; the writes cover the new bytes.
             Layout::Qcow2(q) => {
-                let out = q.plan_output(&self.file, &merged, fills)?;
+                let out = q.plan_output(&self.file, self.backing_disk(), &merged, fills)?;
                 Ok((out.writes, out.fills))
             }
             Layout::Vhdx(v) => {
@@ -761,6 +839,13 @@ impl<R: ReadAt> ReadAt for Container<R> {
             let piece = match extent {
                 Extent::Zero { .. } => {
                     buf[done..done + n].fill(0);
+                    None
+                }
+                Extent::Backing { .. } => {
+                    let backing = self
+                        .backing_disk()
+                        .ok_or(ContainerError::Qcow2Unsupported(Qcow2Feature::BackingFile))?;
+                    read_backing(backing, offset + done as u64, &mut buf[done..done + n])?;
                     None
                 }
                 Extent::InFile { file_offset, .. } => Some(Piece {

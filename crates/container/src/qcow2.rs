@@ -46,6 +46,8 @@ const MIN_CLUSTER_BITS: u32 = 9;
 const MAX_CLUSTER_BITS: u32 = 21;
 /// Extended L2 entries split a cluster into 32 subclusters, so clusters are at least 16 KiB.
 const MIN_EXTENDED_L2_CLUSTER_BITS: u32 = 14;
+/// QEMU's limit on the length of a backing file's name.
+const MAX_BACKING_NAME: u32 = 1023;
 /// QEMU's limits on the tables it loads; larger values only come from damaged headers.
 const MAX_L1_BYTES: u64 = 32 << 20;
 const MAX_REFCOUNT_TABLE_BYTES: u64 = 8 << 20;
@@ -135,6 +137,9 @@ pub struct Qcow2Info {
     pub l2_tables: u64,
     /// Whether the lazy-refcounts compatible feature is set.
     pub lazy_refcounts: bool,
+    /// The backing file the header names (the image holds only what differs from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<String>,
 }
 
 /// One guest cluster, as its L2 entry describes it.
@@ -176,12 +181,19 @@ pub(crate) struct Header {
     autoclear: u64,
     refcount_order: u32,
     extended_l2: bool,
+    /// Where the backing file's name is in the header cluster, and its length (0: no backing).
+    backing_name: (u64, u32),
 }
 
 /// An opened qcow2 image: the active L1 table in memory, a few L2 tables and clusters cached.
 pub(crate) struct Qcow2 {
     header: Header,
     file_size: u64,
+    /// The backing file's name as the header gives it, when there is one.
+    backing_file: Option<String>,
+    /// Whether the front end gave the backing file: clusters the image does not hold read from
+    /// it. Without it, an image that names one is refused at open.
+    has_backing: bool,
     /// L1 entries the virtual size spans.
     l1: Vec<u64>,
     l2_cache: Cache,
@@ -254,8 +266,22 @@ impl Header {
                 Qcow2Feature::ExternalDataFile,
             ));
         }
-        if backing_file_offset != 0 {
-            return Err(ContainerError::Qcow2Unsupported(Qcow2Feature::BackingFile));
+        let backing_file_size = be_u32(head, 16);
+        if backing_file_offset != 0
+            && (backing_file_size == 0
+                || backing_file_size > MAX_BACKING_NAME
+                || backing_file_offset
+                    .checked_add(u64::from(backing_file_size))
+                    .is_none_or(|end| {
+                        end > (1u64 << cluster_bits.min(MAX_CLUSTER_BITS)).min(MAX_HEADER_AREA)
+                    }))
+        {
+            return Err(header_error(
+                "backing_file_offset",
+                backing_file_offset,
+                "puts the backing file's name outside the first cluster, or gives it no length \
+                 or more than 1023 bytes",
+            ));
         }
         let known = INCOMPAT_DIRTY
             | INCOMPAT_CORRUPT
@@ -331,6 +357,11 @@ impl Header {
             autoclear,
             refcount_order,
             extended_l2,
+            backing_name: if backing_file_offset == 0 {
+                (0, 0)
+            } else {
+                (backing_file_offset, backing_file_size)
+            },
         };
         header.check_offsets(file_size)?;
         Ok(header)
@@ -478,6 +509,18 @@ impl Qcow2 {
             });
         }
         check_extensions(&area, header_len)?;
+        let backing_file = match header.backing_name {
+            (_, 0) => None,
+            (at, len) => {
+                let end = (at + u64::from(len)) as usize;
+                let bytes = area.get(at as usize..end).ok_or(header_error(
+                    "backing_file_offset",
+                    at,
+                    "puts the backing file's name past the end of the file",
+                ))?;
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
+        };
 
         // The L1 table must cover the virtual size; only the entries it spans are read.
         let span = cluster
@@ -518,6 +561,8 @@ impl Qcow2 {
         Ok(Qcow2 {
             header,
             file_size,
+            backing_file,
+            has_backing: false,
             l1,
             l2_cache: RefCell::new(VecDeque::new()),
             cluster_cache: RefCell::new(VecDeque::new()),
@@ -526,6 +571,17 @@ impl Qcow2 {
 
     pub fn virtual_size(&self) -> u64 {
         self.header.size
+    }
+
+    /// The backing file's name as the header gives it (relative names are relative to the
+    /// image's folder, as QEMU reads them).
+    pub fn backing_file(&self) -> Option<&str> {
+        self.backing_file.as_deref()
+    }
+
+    /// Reads what the image does not hold from its backing disk from now on.
+    pub fn read_through_backing(&mut self) {
+        self.has_backing = true;
     }
 
     pub fn info(&self) -> Qcow2Info {
@@ -537,6 +593,7 @@ impl Qcow2 {
             snapshots: self.header.snapshots,
             l2_tables: self.l1.iter().filter(|e| *e & OFFSET_MASK != 0).count() as u64,
             lazy_refcounts: self.header.compatible & 1 != 0,
+            backing_file: self.backing_file.clone(),
         }
     }
 
@@ -643,6 +700,16 @@ impl Qcow2 {
                     problem: "marks subclusters allocated in a cluster with no file offset",
                 });
             }
+            // Extended L2 entries mark subclusters as reading zeros without any space in the
+            // file: those read as zeros, the others are not held (the backing file's).
+            if sub_zero != 0 {
+                return Ok(Cluster::Normal {
+                    host: 0,
+                    copied: false,
+                    sub_alloc: 0,
+                    sub_zero,
+                });
+            }
             return Ok(Cluster::Unallocated);
         }
         Ok(Cluster::Normal {
@@ -667,8 +734,17 @@ impl Qcow2 {
         let guest = offset / cluster;
         let in_cluster = offset % cluster;
         let limit = (cluster - in_cluster).min(size - offset);
+        // What the image does not hold: the backing file's bytes when there is one, else zeros.
+        let not_held = |len| {
+            if self.has_backing {
+                Extent::Backing { len }
+            } else {
+                Extent::Zero { len }
+            }
+        };
         Ok(match self.cluster(file, guest)? {
-            Cluster::Unallocated | Cluster::Zero { .. } => Extent::Zero { len: limit },
+            Cluster::Unallocated => not_held(limit),
+            Cluster::Zero { .. } => Extent::Zero { len: limit },
             Cluster::Compressed {
                 offset: at,
                 stored_len,
@@ -681,22 +757,37 @@ impl Qcow2 {
                 len: limit,
             },
             Cluster::Normal {
-                host, sub_alloc, ..
+                host,
+                sub_alloc,
+                sub_zero,
+                ..
             } => {
                 let sub = cluster / 32;
-                let (len, allocated) = if sub_alloc == u32::MAX {
-                    (limit, true)
+                // A subcluster is allocated (0), reads as zeros (1), or is not held (2).
+                let state = |s: u32| {
+                    if sub_alloc & (1 << s) != 0 {
+                        0
+                    } else if sub_zero & (1 << s) != 0 {
+                        1
+                    } else {
+                        2
+                    }
+                };
+                let (len, kind) = if sub_alloc == u32::MAX {
+                    (limit, 0)
                 } else {
                     let first = (in_cluster / sub) as u32;
-                    let allocated = sub_alloc & (1 << first) != 0;
+                    let kind = state(first);
                     let mut s = first + 1;
-                    while s < 32 && (sub_alloc & (1 << s) != 0) == allocated {
+                    while s < 32 && state(s) == kind {
                         s += 1;
                     }
-                    ((u64::from(s) * sub - in_cluster).min(limit), allocated)
+                    ((u64::from(s) * sub - in_cluster).min(limit), kind)
                 };
-                if !allocated {
+                if kind == 1 {
                     Extent::Zero { len }
+                } else if kind == 2 {
+                    not_held(len)
                 } else {
                     // A cluster may end past the file's end (the file was not padded): what lies
                     // beyond reads as zeros, as in QEMU.
@@ -751,6 +842,7 @@ impl Qcow2 {
     pub fn plan_output<R: ReadAt>(
         &self,
         file: &R,
+        backing: Option<&dyn ReadAt>,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
     ) -> Result<OutputPlan, ContainerError> {
@@ -804,6 +896,8 @@ impl Qcow2 {
             };
             let release = match self.cluster(file, guest)? {
                 Cluster::Unallocated => None,
+                // Subclusters of zeros with no space in the file: nothing to release.
+                Cluster::Normal { host: 0, .. } => None,
                 Cluster::Zero { host: 0 } => None,
                 Cluster::Zero { host } => Some(Release::Cluster(host)),
                 Cluster::Compressed {
@@ -934,7 +1028,7 @@ impl Qcow2 {
             let host = refcounts.allocate(&mut next)?;
             let start = guest * cluster;
             let end = (start + cluster).min(self.virtual_size());
-            let mut data = self.guest_cluster(file, guest)?;
+            let mut data = self.guest_cluster(file, backing, guest)?;
             crate::lay_over(&mut data, start, end, merged, fills);
             writes.push(FileWrite {
                 file_offset: host,
@@ -1068,8 +1162,13 @@ impl Qcow2 {
     }
 
     /// The whole of guest cluster `guest` as the disk reads it (zeros past the disk's end and
-    /// where nothing is stored).
-    fn guest_cluster<R: ReadAt>(&self, file: &R, guest: u64) -> Result<Vec<u8>, ContainerError> {
+    /// where nothing is stored; the backing disk's bytes where the image holds none).
+    fn guest_cluster<R: ReadAt>(
+        &self,
+        file: &R,
+        backing: Option<&dyn ReadAt>,
+        guest: u64,
+    ) -> Result<Vec<u8>, ContainerError> {
         let cluster = self.header.cluster_size();
         let start = guest * cluster;
         let end = (start + cluster).min(self.virtual_size());
@@ -1081,6 +1180,11 @@ impl Qcow2 {
             let into = &mut data[(pos - start) as usize..(pos - start + len) as usize];
             match extent {
                 Extent::Zero { .. } => {}
+                Extent::Backing { .. } => {
+                    let backing = backing
+                        .ok_or(ContainerError::Qcow2Unsupported(Qcow2Feature::BackingFile))?;
+                    crate::read_backing(backing, pos, into)?;
+                }
                 Extent::InFile { file_offset, .. } => file
                     .read_at(file_offset, into)
                     .map_err(|e| ContainerError::read("a qcow2 cluster", file_offset, e))?,

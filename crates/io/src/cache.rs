@@ -163,6 +163,10 @@ impl<R: ReadAt> ReadAt for BlockCache<R> {
         }
         Ok(())
     }
+
+    fn backing(&self) -> Option<crate::Backing> {
+        self.inner.backing()
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,20 @@ pub trait ReadAt {
         self.read_at(offset, &mut v)?;
         Ok(v)
     }
+
+    /// The file this image file refers to for the bytes it does not hold itself (a qcow2
+    /// image's backing file), when the front end found and opened it. The container layer reads
+    /// through it; it is never written. Wrappers of the same image file (caches, counters,
+    /// overlays of planned writes) pass it on; views of another byte space (a partition, a
+    /// decrypted volume) do not.
+    fn backing(&self) -> Option<Backing> {
+        None
+    }
 }
+
+/// A backing file as the container layer reads it: shared, because every view of the image file
+/// (the inspection's, the verification's) reads through the same one.
+pub type Backing = Rc<dyn ReadAt>;
 
 impl<T: ReadAt + ?Sized> ReadAt for &T {
     fn size(&self) -> u64 {
@@ -41,6 +54,9 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
+    }
+    fn backing(&self) -> Option<Backing> {
+        (**self).backing()
     }
 }
 
@@ -51,6 +67,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
     }
+    fn backing(&self) -> Option<Backing> {
+        (**self).backing()
+    }
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Rc<T> {
@@ -59,6 +78,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Rc<T> {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_at(offset, buf)
+    }
+    fn backing(&self) -> Option<Backing> {
+        (**self).backing()
     }
 }
 
@@ -86,6 +108,9 @@ impl<B: ReadAt> ReadAt for std::cell::RefCell<Overlay<B>> {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.borrow().read_at(offset, buf)
+    }
+    fn backing(&self) -> Option<Backing> {
+        self.borrow().backing()
     }
 }
 
@@ -195,6 +220,9 @@ impl<R: ReadAt> ReadAt for Counted<R> {
         self.bytes.set(self.bytes.get() + buf.len() as u64);
         self.inner.read_at(offset, buf)
     }
+    fn backing(&self) -> Option<Backing> {
+        self.inner.backing()
+    }
 }
 
 /// A window `start .. start + len` of another byte space (a partition of a disk, say).
@@ -268,6 +296,9 @@ impl<R: ReadAt> ReadAt for Resized<R> {
         }
         buf[from_inner..].fill(0);
         Ok(())
+    }
+    fn backing(&self) -> Option<Backing> {
+        self.inner.backing()
     }
 }
 

@@ -288,6 +288,10 @@ impl<R: ReadAt> ReadAt for Overlay<R> {
         }
         Ok(())
     }
+
+    fn backing(&self) -> Option<crate::Backing> {
+        self.base.backing()
+    }
 }
 
 #[cfg(test)]

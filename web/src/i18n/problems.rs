@@ -299,8 +299,8 @@ impl T {
             ),
             Qcow2Feature::BackingFile => pick!(
                 self,
-                "この qcow2 イメージにはバッキングファイルがあります。バッキングファイルに対する変更分しか含まないため、単独では修復できません。バッキングファイルを隣に置いて qemu-img convert -O qcow2 IMAGE merged.qcow2 で結合し、結合したイメージを開いてください。",
-                "This qcow2 image has a backing file: it only holds the changes made on top of that file and cannot be repaired on its own. With the backing file next to it, merge the chain with qemu-img convert -O qcow2 IMAGE merged.qcow2 and open the merged image."
+                "この qcow2 イメージにはバッキングファイルがあります。バッキングファイルに対する変更分しか含まないため、単独では読めません。コマンドライン(kaifuku fix IMAGE)は、イメージのヘッダーが示す場所にバッキングファイルがあればチェーンをたどって読み、イメージだけを変更します。このページはバッキングファイルを読まないので、コマンドラインを使うか、qemu-img convert -O qcow2 IMAGE merged.qcow2 で結合したイメージを開いてください。",
+                "This qcow2 image has a backing file: it only holds the changes made on top of that file and cannot be read on its own. The command line (kaifuku fix IMAGE) reads the chain when the backing file is where the image's header says, and changes the image only; this page does not read backing files: use the command line, or merge the chain with qemu-img convert -O qcow2 IMAGE merged.qcow2 and open the merged image."
             ),
             Qcow2Feature::ExternalDataFile => pick!(
                 self,
