@@ -203,7 +203,7 @@ impl FileSource {
     /// own backing file in turn. A file that is not a qcow2 image, or whose header cannot be
     /// read, is left as it is: opening it as a container says what is wrong.
     fn with_backing(mut self, path: &Path, depth: usize) -> io::Result<FileSource> {
-        let Ok(Some(name)) = kaifuku_container::qcow2_backing_file(&self) else {
+        let Ok(Some(name)) = kaifuku_container::backing_file_name(&self) else {
             return Ok(self);
         };
         if depth >= MAX_BACKING_DEPTH {

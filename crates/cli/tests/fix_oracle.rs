@@ -539,13 +539,18 @@ fn qcow2_dirty_is_refused() {
 
 fn qemu_img_create_child(dir: &Path, name: &str, backing: &str, backing_format: &str) -> PathBuf {
     let child = dir.join(name);
+    let format = if name.ends_with(".vmdk") {
+        "vmdk"
+    } else {
+        "qcow2"
+    };
     run_ok(
         "qemu-img",
         [
             OsStr::new("create"),
             OsStr::new("-q"),
             OsStr::new("-f"),
-            OsStr::new("qcow2"),
+            OsStr::new(format),
             OsStr::new("-F"),
             OsStr::new(backing_format),
             OsStr::new("-b"),
@@ -556,16 +561,17 @@ fn qemu_img_create_child(dir: &Path, name: &str, backing: &str, backing_format: 
     child
 }
 
-/// qcow2 images made by `qemu-img create -b` on top of the fixture's disk — a raw backing file,
-/// and a chain of two (an empty qcow2 over the qcow2 fixture) — named relative to the image's
-/// folder, as QEMU writes them. The command line reads the chain from beside the image and
-/// changes the top image only: the clusters the fix touches are stored in it, filled from the
-/// backing file. `qemu-img compare` finds the chain identical to the raw fixture fixed the same
-/// way, `qemu-img check` finds no errors or leaks, the backing files are unchanged, in place with
-/// undo gives the same bytes and undo restores the image. A backing file that is not where the
-/// header says is an error naming it, with no output.
+/// Images made by `qemu-img create -b` on top of the fixture's disk — qcow2 on a raw backing
+/// file, a chain of two (an empty qcow2 over the qcow2 fixture), and a VMDK child on a
+/// monolithicSparse parent — named relative to the image's folder, as QEMU writes them. The
+/// command line reads the chain from beside the image and changes the top image only: the
+/// clusters or grains the fix touches are stored in it, filled from below. `qemu-img compare`
+/// finds the chain identical to the raw fixture fixed the same way, `qemu-img check` finds no
+/// errors or leaks, the files below are unchanged, in place with undo gives the same bytes and
+/// undo restores the image. A backing file that is not where the header says is an error naming
+/// it, with no output.
 #[test]
-fn qcow2_on_a_backing_file_is_fixed_in_the_top_image_only() {
+fn images_on_a_backing_file_or_parent_are_fixed_in_the_top_image_only() {
     let s = Scratch::new("qcow2-backing");
     let fr = fixture("gpt-win.raw");
     let out_raw = s.path("fixed.raw");
@@ -589,19 +595,38 @@ fn qcow2_on_a_backing_file_is_fixed_in_the_top_image_only() {
             dir.join("base.qcow2").as_os_str(),
         ],
     );
+    run_ok(
+        "qemu-img",
+        [
+            OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new("raw"),
+            OsStr::new("-O"),
+            OsStr::new("vmdk"),
+            fr.image.as_os_str(),
+            dir.join("base.vmdk").as_os_str(),
+        ],
+    );
     let over_raw = qemu_img_create_child(&dir, "over-raw.qcow2", "base.raw", "raw");
     let mid = qemu_img_create_child(&dir, "mid.qcow2", "base.qcow2", "qcow2");
     let top = qemu_img_create_child(&dir, "top.qcow2", "mid.qcow2", "qcow2");
     let _ = mid;
-    let bases: Vec<(PathBuf, String)> = ["base.raw", "base.qcow2", "mid.qcow2"]
+    // A VMDK child (a snapshot as qemu-img makes it) on a monolithicSparse parent.
+    let vmdk_child = qemu_img_create_child(&dir, "child.vmdk", "base.vmdk", "vmdk");
+    let bases: Vec<(PathBuf, String)> = ["base.raw", "base.qcow2", "mid.qcow2", "base.vmdk"]
         .iter()
         .map(|n| (dir.join(n), sha256(&dir.join(n))))
         .collect();
-    for image in [&over_raw, &top] {
+    for image in [&over_raw, &top, &vmdk_child] {
         let ctx = image.display().to_string();
+        let format = if ctx.ends_with(".vmdk") {
+            "vmdk"
+        } else {
+            "qcow2"
+        };
         let r = kaifuku([OsStr::new("inspect"), image.as_os_str()]);
         assert_eq!(r.code, 0, "{ctx}: {}", r.both());
-        let out = dir.join("fixed.qcow2");
+        let out = dir.join(format!("fixed.{format}"));
         let undo = s.path("fixed.undo");
         let r = kaifuku(fix_args(
             image,
@@ -615,7 +640,7 @@ fn qcow2_on_a_backing_file_is_fixed_in_the_top_image_only() {
             [
                 OsStr::new("check"),
                 OsStr::new("-f"),
-                OsStr::new("qcow2"),
+                OsStr::new(format),
                 out.as_os_str(),
             ],
         );
@@ -629,7 +654,7 @@ fn qcow2_on_a_backing_file_is_fixed_in_the_top_image_only() {
             [
                 OsStr::new("compare"),
                 OsStr::new("-f"),
-                OsStr::new("qcow2"),
+                OsStr::new(format),
                 OsStr::new("-F"),
                 OsStr::new("raw"),
                 out.as_os_str(),
@@ -642,7 +667,7 @@ fn qcow2_on_a_backing_file_is_fixed_in_the_top_image_only() {
             o.both()
         );
         // In place, with undo: the same bytes; undo gives the image back.
-        let copy = dir.join("in-place.qcow2");
+        let copy = dir.join(format!("in-place.{format}"));
         fs::copy(image, &copy).unwrap();
         let undo2 = s.path("in-place.undo");
         let r = kaifuku([

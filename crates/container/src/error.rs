@@ -66,10 +66,12 @@ fn unsupported_message(format: OtherFormat) -> String {
 pub(crate) fn vmdk_child_message(parent: &str) -> String {
     format!(
         "this VMDK is a child disk (a snapshot or linked clone: its descriptor names a parent{}): \
-         it only stores the changes made on top of the parent and cannot be repaired on its own. \
-         Consolidate the snapshots first (VMware \"Delete All\" snapshots / Consolidate), or with \
-         the parent next to it run `qemu-img convert -O vmdk CHILD.vmdk merged.vmdk`, then open \
-         the merged image",
+         it only stores the changes made on top of the parent and cannot be read on its own. \
+         The command line reads a one-file sparse child (as `qemu-img create -b` makes it) \
+         through its parent when the parent is where the child names it; otherwise consolidate \
+         the snapshots first (VMware \"Delete All\" snapshots / Consolidate), or with the parent \
+         next to it run `qemu-img convert -O vmdk CHILD.vmdk merged.vmdk`, then open the merged \
+         image",
         if parent.is_empty() {
             String::new()
         } else {
@@ -483,6 +485,20 @@ pub enum ContainerError {
         offset: u64,
         /// Size of the disk the guest sees.
         virtual_size: u64,
+    },
+
+    /// A VMDK child whose parent is not the disk it was made on (the parent changed since).
+    #[error(
+        "this VMDK child disk was made on a parent whose CID was {recorded}, but the parent found \
+         beside it has CID {found}: the parent was changed (or replaced) after the child was \
+         made, and reading the child through it would give a disk that never existed. Find the \
+         parent the child was made on"
+    )]
+    VmdkParentChanged {
+        /// The CID the child recorded for its parent (`parentCID`).
+        recorded: String,
+        /// The CID of the parent found.
+        found: String,
     },
 
     /// A chain of backing files deeper than kaifuku follows.

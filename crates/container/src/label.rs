@@ -175,6 +175,9 @@ pub enum WriteHow {
     /// In a unit added at the end of the file (it had no place in the file and read as zeros):
     /// the patches, and zeros around them.
     NewUnit,
+    /// The whole unit, the parent disk's bytes with the patches laid over them, added at the end
+    /// of a child disk's file (the child did not hold it).
+    FromBacking,
 }
 
 impl FileWriteLabel {
@@ -212,6 +215,9 @@ impl fmt::Display for FileWriteLabel {
                         Some("the whole cluster, stored anew at the end of the file")
                     }
                     WriteHow::NewUnit => Some("in a new block at the end of the file"),
+                    WriteHow::FromBacking => Some(
+                        "the whole grain, filled from the parent disk, added at the end of the file",
+                    ),
                 };
                 match (unit, how) {
                     (None, None) => Ok(()),

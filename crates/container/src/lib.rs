@@ -315,21 +315,27 @@ fn read_backing(backing: &dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<(),
     Ok(())
 }
 
-/// The backing file a qcow2 image names, if `file` is one that does (its header only is read):
-/// what a front end looks for beside the image before opening it (relative names are relative to
-/// the image's folder).
-pub fn qcow2_backing_file<R: ReadAt>(file: &R) -> Result<Option<String>, ContainerError> {
+/// The file an image names for the bytes it does not hold — a qcow2 image's backing file, a
+/// sparse VMDK child's parent (`parentFileNameHint`) — if `file` is one that does (only its
+/// header and descriptor are read): what a front end looks for beside the image before opening
+/// it (relative names are relative to the image's folder).
+pub fn backing_file_name<R: ReadAt>(file: &R) -> Result<Option<String>, ContainerError> {
     let file_size = file.size();
     let head_len = file_size.min(64 << 10);
     let head = file
         .read_vec(0, head_len as usize)
         .map_err(|e| ContainerError::read("the start of the image", 0, e))?;
-    if !head.starts_with(qcow2::MAGIC) {
-        return Ok(None);
+    if head.starts_with(qcow2::MAGIC) {
+        return Ok(qcow2::Qcow2::open(file, &head, file_size)?
+            .backing_file()
+            .map(str::to_string));
     }
-    Ok(qcow2::Qcow2::open(file, &head, file_size)?
-        .backing_file()
-        .map(str::to_string))
+    if head.starts_with(vmdk::MAGIC) {
+        return Ok(vmdk::Vmdk::open(file, &head, file_size, false)?
+            .parent()
+            .map(|(hint, _)| hint.to_string()));
+    }
+    Ok(None)
 }
 
 /// Detects the container format of `file` and validates its metadata.
@@ -390,13 +396,48 @@ fn open_at_depth<R: ReadAt>(file: R, depth: usize) -> Result<Container<R>, Conta
         });
     }
     if head.starts_with(vmdk::MAGIC) {
-        let image = vmdk::Vmdk::open(&file, &head, file_size, false)?;
+        let mut image = vmdk::Vmdk::open(&file, &head, file_size, false)?;
+        // A child disk (a snapshot or linked clone) is read through its parent when the front
+        // end found it; a compressed child is not (no tool makes one).
+        let backing = match (image.parent(), file.backing()) {
+            (None, _) => None,
+            (Some((hint, _)), None) => {
+                return Err(ContainerError::VmdkChild {
+                    parent: hint.to_string(),
+                })
+            }
+            (Some((hint, _)), Some(_)) if image.is_stream() => {
+                return Err(ContainerError::VmdkChild {
+                    parent: hint.to_string(),
+                })
+            }
+            (Some(_), Some(_)) if depth >= MAX_BACKING_DEPTH => {
+                return Err(ContainerError::BackingChainTooLong {
+                    limit: MAX_BACKING_DEPTH,
+                })
+            }
+            (Some((_, parent_cid)), Some(b)) => {
+                let parent = open_at_depth(b, depth + 1)?;
+                // The parent must be the disk the child was made on: VMware and QEMU compare
+                // its CID with the one the child recorded.
+                if let Layout::Vmdk(p) = &parent.layout {
+                    if !p.cid().eq_ignore_ascii_case(parent_cid) {
+                        return Err(ContainerError::VmdkParentChanged {
+                            recorded: parent_cid.to_string(),
+                            found: p.cid().to_string(),
+                        });
+                    }
+                }
+                image.read_through_backing();
+                Some(Box::new(parent))
+            }
+        };
         return Ok(Container {
             file,
             file_size,
             virtual_size: image.virtual_size(),
             layout: Layout::Vmdk(image),
-            backing: None,
+            backing,
         });
     }
     if let Some(other) = detect_other(&head) {
@@ -469,6 +510,11 @@ pub fn open_sparse_extent<R: ReadAt>(file: R) -> Result<Container<R>, ContainerE
         });
     }
     let image = vmdk::Vmdk::open(&file, &head, file_size, true)?;
+    if let Some((hint, _)) = image.parent() {
+        return Err(ContainerError::VmdkChild {
+            parent: hint.to_string(),
+        });
+    }
     Ok(Container {
         file,
         file_size,
@@ -676,7 +722,7 @@ impl<R: ReadAt> Container<R> {
             }
             Layout::Vmdk(v) => {
                 let merged = merge_patches(&bytes, self.virtual_size)?;
-                v.plan_output(&self.file, &merged, &fills)?
+                v.plan_output(&self.file, self.backing_disk(), &merged, &fills)?
             }
             _ => {
                 let (writes, fills) = self.plan_writes_and_fills(&bytes, &fills)?;
@@ -731,7 +777,7 @@ impl<R: ReadAt> Container<R> {
                 Ok((v.plan_stream(&self.file, &merged, fills)?.0, Vec::new()))
             }
             Layout::Vmdk(v) => {
-                let out = v.plan_output(&self.file, &merged, fills)?;
+                let out = v.plan_output(&self.file, self.backing_disk(), &merged, fills)?;
                 Ok((out.writes, out.fills))
             }
         }

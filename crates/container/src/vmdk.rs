@@ -263,10 +263,13 @@ impl Header {
 struct Descriptor {
     create_type: String,
     cid: String,
+    /// For a child disk: the parent's file name hint and the CID the parent had when the child
+    /// was made.
+    parent: Option<(String, String)>,
 }
 
-/// Reads the `key=value` lines kaifuku needs; refuses child disks. `createType` may be missing
-/// only from an extent described by a separate file.
+/// Reads the `key=value` lines kaifuku needs. `createType` may be missing only from an extent
+/// described by a separate file.
 fn parse_descriptor(text: &str, described_elsewhere: bool) -> Result<Descriptor, ContainerError> {
     let mut create_type = None;
     let mut cid = None;
@@ -286,9 +289,8 @@ fn parse_descriptor(text: &str, described_elsewhere: bool) -> Result<Descriptor,
             _ => {}
         }
     }
-    if let Some(parent) = crate::vmdk_descriptor::parent_of(parent_cid.as_deref(), parent_hint) {
-        return Err(ContainerError::VmdkChild { parent });
-    }
+    let parent = crate::vmdk_descriptor::parent_of(parent_cid.as_deref(), parent_hint)
+        .map(|hint| (hint, parent_cid.unwrap_or_default()));
     let create_type = match create_type {
         Some(t) => t,
         None if described_elsewhere => String::new(),
@@ -301,6 +303,7 @@ fn parse_descriptor(text: &str, described_elsewhere: bool) -> Result<Descriptor,
     Ok(Descriptor {
         create_type,
         cid: cid.unwrap_or_default(),
+        parent,
     })
 }
 
@@ -317,6 +320,8 @@ pub(crate) struct Vmdk {
     descriptor: Descriptor,
     file_size: u64,
     virtual_size: u64,
+    /// A child disk read through its parent: grains it does not hold are the parent's.
+    has_backing: bool,
     gd_cache: Cache,
     gt_cache: Cache,
     grain_cache: Cache,
@@ -376,6 +381,7 @@ impl Vmdk {
             Descriptor {
                 create_type: String::new(),
                 cid: String::new(),
+                parent: None,
             }
         } else {
             Self::descriptor(file, &header, file_size, described_elsewhere)?
@@ -424,6 +430,7 @@ impl Vmdk {
             descriptor,
             file_size,
             virtual_size,
+            has_backing: false,
             gd_cache: RefCell::new(VecDeque::new()),
             gt_cache: RefCell::new(VecDeque::new()),
             grain_cache: RefCell::new(VecDeque::new()),
@@ -505,6 +512,25 @@ impl Vmdk {
 
     pub fn virtual_size(&self) -> u64 {
         self.virtual_size
+    }
+
+    /// For a child disk, its parent's file name hint (relative to the child's folder) and the
+    /// CID the parent had when the child was made.
+    pub fn parent(&self) -> Option<(&str, &str)> {
+        self.descriptor
+            .parent
+            .as_ref()
+            .map(|(hint, cid)| (hint.as_str(), cid.as_str()))
+    }
+
+    /// The disk's content ID, from its descriptor.
+    pub fn cid(&self) -> &str {
+        &self.descriptor.cid
+    }
+
+    /// Reads the grains a child disk does not hold from its parent from now on.
+    pub fn read_through_backing(&mut self) {
+        self.has_backing = true;
     }
 
     /// Whether grains are stored compressed (streamOptimized).
@@ -596,12 +622,21 @@ impl Vmdk {
         let in_grain = offset % grain_bytes;
         let limit = (grain_bytes - in_grain).min(size - offset);
         let (gte, gte_at) = self.gte(file, self.gd, grain)?;
+        // What a child disk does not hold is its parent's; entry 1 (a grain of zeros) is zeros.
+        let not_held = |len| {
+            if self.has_backing {
+                Extent::Backing { len }
+            } else {
+                Extent::Zero { len }
+            }
+        };
         if gte_at == 0 {
             let span = grain_bytes * u64::from(self.header.gt_entries);
             let table_end = (offset / span + 1).saturating_mul(span).min(size);
-            return Ok(Extent::Zero {
-                len: table_end - offset,
-            });
+            return Ok(not_held(table_end - offset));
+        }
+        if gte == 0 {
+            return Ok(not_held(limit));
         }
         if self.is_empty_entry(gte) {
             return Ok(Extent::Zero { len: limit });
@@ -722,6 +757,7 @@ impl Vmdk {
     pub fn plan_output<R: ReadAt>(
         &self,
         file: &R,
+        backing: Option<&dyn ReadAt>,
         merged: &[(u64, Vec<u8>)],
         fills: &[(u64, u64, u8)],
     ) -> Result<OutputPlan, ContainerError> {
@@ -854,6 +890,7 @@ impl Vmdk {
                 });
             }
         }
+        self.fill_from_backing(backing, &new, merged, fills, &mut writes, &mut file_fills)?;
         let file_size = self.add_grains(&new, &mut writes, &mut file_fills);
         writes.sort_by_key(|w| w.file_offset);
         file_fills.sort_by_key(|f| f.file_offset);
@@ -917,11 +954,53 @@ impl Vmdk {
                     sector,
                     gte_at,
                     copy_at,
+                    from_backing: self.has_backing && gte == 0,
                 },
             );
             at += grain_bytes;
         }
         Ok(added)
+    }
+
+    /// A child disk's grains added at the end hold the parent's bytes: each is written whole,
+    /// the parent's grain with the patches and fills laid over it, instead of the pieces.
+    fn fill_from_backing(
+        &self,
+        backing: Option<&dyn ReadAt>,
+        added: &BTreeMap<u64, AddedGrain>,
+        merged: &[(u64, Vec<u8>)],
+        fills: &[(u64, u64, u8)],
+        writes: &mut Vec<FileWrite>,
+        file_fills: &mut Vec<FileFill>,
+    ) -> Result<(), ContainerError> {
+        let grain_bytes = self.header.grain_bytes();
+        for (&grain, g) in added.iter().filter(|(_, g)| g.from_backing) {
+            let backing = backing.ok_or(ContainerError::VmdkChild {
+                parent: self
+                    .parent()
+                    .map(|(hint, _)| hint.to_string())
+                    .unwrap_or_default(),
+            })?;
+            let inside = |at: u64| at >= g.at && at < g.at + grain_bytes;
+            writes.retain(|w| !inside(w.file_offset));
+            file_fills.retain(|f| !inside(f.file_offset));
+            let start = grain * grain_bytes;
+            let end = (start + grain_bytes).min(self.virtual_size);
+            let mut data = vec![0u8; grain_bytes as usize];
+            crate::read_backing(backing, start, &mut data[..(end - start) as usize])?;
+            crate::lay_over(&mut data, start, end, merged, fills);
+            writes.push(FileWrite {
+                file_offset: g.at,
+                bytes: data,
+                label: FileWriteLabel::VirtualBytes {
+                    start,
+                    end,
+                    unit: Some(ContainerUnit::VmdkGrain { grain }),
+                    how: WriteHow::FromBacking,
+                },
+            });
+        }
+        Ok(())
     }
 
     /// The rest of the grains added at the end: zeros where no patch lands, their entries in
@@ -995,6 +1074,9 @@ struct AddedGrain {
     sector: u32,
     gte_at: u64,
     copy_at: Option<u64>,
+    /// The grain is the parent's (a child disk's grain never written): it is written whole,
+    /// filled from the parent.
+    from_backing: bool,
 }
 
 /// What [`Vmdk::new_grains`] writes: the writes, each grain's new sector, where the last ends.

@@ -429,27 +429,120 @@ fn stream_output_reads_back_in_qemu_and_libvmdk() {
     }
 }
 
+/// An image file with the parent disk a front end found for it.
+struct WithParent {
+    file: FileReader,
+    parent: kaifuku_io::Backing,
+}
+
+impl ReadAt for WithParent {
+    fn size(&self) -> u64 {
+        self.file.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.file.read_at(offset, buf)
+    }
+    fn backing(&self) -> Option<kaifuku_io::Backing> {
+        Some(self.parent.clone())
+    }
+}
+
+/// A monolithicSparse child made by `qemu-img create -b` on a sparse parent holding data, into
+/// which qemu-io wrote part of a grain: without its parent it is refused with what to do; with
+/// it, kaifuku reads the disk as `qemu-img convert` reads the chain, and a fix adds the grains
+/// it touches to the child, filled from the parent — `qemu-img check` clean, qemu and libvmdk
+/// read the patched chain, the parent unchanged. A parent whose CID is not the one the child
+/// recorded is refused.
 #[test]
-fn child_disks_are_refused() {
+fn child_disks_are_read_and_fixed_through_their_parent() {
     let dir = TempDir::new("child");
-    let base = dir.path("base.vmdk");
-    qemu_img(&["create", "-f", "vmdk", "-o", SPARSE, s(&base), "8M"]);
+    let raw = raw_image();
+    let base = make_vmdk(&dir, &raw, SPARSE);
     let child = dir.path("child.vmdk");
     qemu_img(&[
         "create",
+        "-q",
         "-f",
         "vmdk",
         "-o",
         SPARSE,
         "-b",
-        s(&base),
+        "image.vmdk",
         "-F",
         "vmdk",
         s(&child),
     ]);
+    run_ok(
+        "qemu-io",
+        &["-f", "vmdk", "-c", "write -P 0x22 68k 4k", s(&child)],
+    );
+    let want = qemu_raw(&dir, &child);
+    assert!(want[68 * KIB..72 * KIB].iter().all(|b| *b == 0x22));
+    assert_eq!(want[..64 * KIB], raw[..64 * KIB]);
+
     let e = open(FileReader::open(&child)).unwrap_err();
-    assert!(matches!(&e, ContainerError::VmdkChild { parent } if parent.contains("base.vmdk")));
+    assert!(matches!(&e, ContainerError::VmdkChild { parent } if parent.contains("image.vmdk")));
     assert!(e.is_unsupported());
+    let with_parent = |parent: &Path| WithParent {
+        file: FileReader::open(&child),
+        parent: std::rc::Rc::new(FileReader::open(parent)),
+    };
+    let c = open(with_parent(&base)).unwrap();
+    assert_reads_as(&c, &want);
+
+    let patches = vec![
+        // A grain the child does not hold: the parent's bytes, patched.
+        (1000, vec![0x33u8; 100]),
+        // The grain qemu-io wrote: in place.
+        (70 * KIB as u64, vec![0x44u8; 10]),
+        // A grain neither holds (the parent's zeros).
+        (3 * MIB as u64 + 5, vec![0x55u8; 7]),
+    ];
+    let plan = c
+        .plan_output(
+            &patches
+                .iter()
+                .map(|(at, b)| Patch {
+                    offset: *at,
+                    data: PatchData::Bytes(b.clone()),
+                    label: String::new(),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let mut fixed = want.clone();
+    for (at, b) in &patches {
+        fixed[*at as usize..*at as usize + b.len()].copy_from_slice(b);
+    }
+    let base_bytes = fs::read(&base).unwrap();
+    let mut file = fs::read(&child).unwrap();
+    file.resize(plan.file_size.expect("grains are added") as usize, 0);
+    for f in &plan.fills {
+        file[f.file_offset as usize..(f.file_offset + f.len) as usize].fill(f.byte);
+    }
+    apply(&mut file, &plan.writes);
+    let patched = dir.path("child-fixed.vmdk");
+    fs::write(&patched, &file).unwrap();
+    qemu_img(&["check", "-f", "vmdk", s(&patched)]);
+    assert!(qemu_raw(&dir, &patched) == fixed, "qemu reads other bytes");
+    let out = run("vmdkinfo", &[s(&patched)]);
+    assert!(out.status.success(), "vmdkinfo refuses the output");
+    assert!(
+        fs::read(&base).unwrap() == base_bytes,
+        "the parent is unchanged"
+    );
+    let c2 = open(WithParent {
+        file: FileReader::open(&patched),
+        parent: std::rc::Rc::new(FileReader::open(&base)),
+    })
+    .unwrap();
+    assert_reads_as(&c2, &fixed);
+
+    // Another disk as the parent (a different CID): refused.
+    let other = dir.path("other.vmdk");
+    qemu_img(&["create", "-q", "-f", "vmdk", "-o", SPARSE, s(&other), "8M"]);
+    let e = open(with_parent(&other)).map(|_| ()).unwrap_err();
+    assert!(matches!(e, ContainerError::VmdkParentChanged { .. }), "{e}");
 }
 
 /// The streamOptimized layout VMware writes (qemu-img puts the grain directory's place in the

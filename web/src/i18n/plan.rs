@@ -348,6 +348,9 @@ impl T {
                         notes.push("クラスタ全体をファイルの末尾に新しく格納".into())
                     }
                     WriteHow::NewUnit => notes.push("ファイルの末尾に追加する新しいブロック".into()),
+                    WriteHow::FromBacking => notes.push(
+                        "親ディスクの内容で満たしたグレイン全体をファイルの末尾に追加".into(),
+                    ),
                 }
                 if notes.is_empty() {
                     format!("仮想ディスクのバイト {start:#x}..{end:#x}")
