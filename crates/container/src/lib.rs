@@ -294,8 +294,38 @@ pub struct Container<R> {
     file_size: u64,
     virtual_size: u64,
     layout: Layout,
-    /// The backing disk, for an image that holds only what differs from it.
-    backing: Option<Box<Container<Backing>>>,
+    /// The backing disk, for an image that holds only what differs from it, read as a virtual
+    /// disk, and its format.
+    backing: Option<(Box<dyn ReadAt>, Format)>,
+}
+
+/// A backing disk opened for the image on top of it.
+struct OpenedBacking {
+    disk: Box<dyn ReadAt>,
+    format: Format,
+    /// Its CID, when it is a VMDK (a child recorded it).
+    vmdk_cid: Option<String>,
+}
+
+/// Opens the backing disk `b` of an image `depth` deep in its chain.
+#[cfg(feature = "backing-files")]
+fn open_backing(b: Backing, depth: usize) -> Result<OpenedBacking, ContainerError> {
+    let c = open_at_depth(b, depth + 1)?;
+    let vmdk_cid = match &c.layout {
+        Layout::Vmdk(v) => Some(v.cid().to_string()),
+        _ => None,
+    };
+    Ok(OpenedBacking {
+        format: c.format(),
+        vmdk_cid,
+        disk: Box::new(c),
+    })
+}
+
+/// Without the `backing-files` feature no backing disk is opened (the page gives none).
+#[cfg(not(feature = "backing-files"))]
+fn open_backing(_: Backing, _: usize) -> Result<OpenedBacking, ContainerError> {
+    Err(ContainerError::Qcow2Unsupported(Qcow2Feature::BackingFile))
 }
 
 /// How many backing files deep a chain may go (QEMU's own limit is far higher; real chains are
@@ -373,8 +403,9 @@ fn open_at_depth<R: ReadAt>(file: R, depth: usize) -> Result<Container<R>, Conta
                 })
             }
             (Some(_), Some(b)) => {
+                let opened = open_backing(b, depth)?;
                 image.read_through_backing();
-                Some(Box::new(open_at_depth(b, depth + 1)?))
+                Some((opened.disk, opened.format))
             }
         };
         return Ok(Container {
@@ -417,19 +448,19 @@ fn open_at_depth<R: ReadAt>(file: R, depth: usize) -> Result<Container<R>, Conta
                 })
             }
             (Some((_, parent_cid)), Some(b)) => {
-                let parent = open_at_depth(b, depth + 1)?;
+                let opened = open_backing(b, depth)?;
                 // The parent must be the disk the child was made on: VMware and QEMU compare
                 // its CID with the one the child recorded.
-                if let Layout::Vmdk(p) = &parent.layout {
-                    if !p.cid().eq_ignore_ascii_case(parent_cid) {
+                if let Some(cid) = &opened.vmdk_cid {
+                    if !cid.eq_ignore_ascii_case(parent_cid) {
                         return Err(ContainerError::VmdkParentChanged {
                             recorded: parent_cid.to_string(),
-                            found: p.cid().to_string(),
+                            found: cid.clone(),
                         });
                     }
                 }
                 image.read_through_backing();
-                Some(Box::new(parent))
+                Some((opened.disk, opened.format))
             }
         };
         return Ok(Container {
@@ -561,12 +592,12 @@ impl<R: ReadAt> Container<R> {
 
     /// The backing disk this image is read through, if it has one.
     fn backing_disk(&self) -> Option<&dyn ReadAt> {
-        self.backing.as_deref().map(|b| b as &dyn ReadAt)
+        self.backing.as_ref().map(|(disk, _)| disk.as_ref())
     }
 
-    /// The backing disk's container (its format, its own backing), if the image has one.
-    pub fn backing_container(&self) -> Option<&Container<Backing>> {
-        self.backing.as_deref()
+    /// The format of the backing disk this image is read through, if it has one.
+    pub fn backing_format(&self) -> Option<Format> {
+        self.backing.as_ref().map(|(_, format)| *format)
     }
 
     /// The container's part of the inspect report: format, sizes and the VHD footer's or qcow2

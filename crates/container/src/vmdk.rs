@@ -524,6 +524,7 @@ impl Vmdk {
     }
 
     /// The disk's content ID, from its descriptor.
+    #[cfg(feature = "backing-files")]
     pub fn cid(&self) -> &str {
         &self.descriptor.cid
     }

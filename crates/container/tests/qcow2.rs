@@ -823,7 +823,7 @@ fn an_image_on_a_backing_file_reads_and_is_fixed_through_it() {
         c.info().qcow2.unwrap().backing_file.as_deref(),
         Some("base.raw")
     );
-    assert_eq!(c.backing_container().unwrap().format(), Format::Raw);
+    assert_eq!(c.backing_format(), Some(Format::Raw));
     assert_reads_as(&c, &want);
     assert!(matches!(
         c.map(80 * KIB as u64).unwrap(),
