@@ -44,6 +44,13 @@ pub fn text(image: &str, r: &InspectReport, reads: ReadStats) -> String {
                 },
                 q.snapshots
             );
+            if let Some(backing) = &q.backing_file {
+                let _ = writeln!(
+                    o,
+                    "            on backing file {backing}: read through it; a fix changes this \
+                     image only"
+                );
+            }
         }
         if let Some(x) = &c.vhdx {
             let _ = writeln!(

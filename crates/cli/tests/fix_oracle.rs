@@ -626,6 +626,9 @@ fn images_on_a_backing_file_or_parent_are_fixed_in_the_top_image_only() {
         };
         let r = kaifuku([OsStr::new("inspect"), image.as_os_str()]);
         assert_eq!(r.code, 0, "{ctx}: {}", r.both());
+        if format == "qcow2" {
+            assert!(r.both().contains("on backing file"), "{ctx}: {}", r.both());
+        }
         let out = dir.join(format!("fixed.{format}"));
         let undo = s.path("fixed.undo");
         let r = kaifuku(fix_args(
