@@ -1,8 +1,8 @@
 //! The native bottom of the read stack: `pread` on an image file or a block device, or on the
 //! data files a VMware text descriptor names (read as one disk, in the descriptor's order; a
-//! sparse extent's file through its own grain tables). A qcow2 image that names a backing file
-//! carries it opened too (and its own backing file, and so on), for the container layer to read
-//! through.
+//! sparse extent's file through its own grain tables). An image that names a file it holds only the
+//! differences from — a qcow2 image's backing file, a sparse VMDK child's parent — carries that
+//! file opened too (and its own backing file, and so on), for the container layer to read through.
 
 use kaifuku_container::vmdk_descriptor::{self, DiskDescriptor, MAX_DESCRIPTOR_BYTES};
 use kaifuku_container::{Container, Format};
@@ -61,7 +61,7 @@ pub struct FileSource {
     size: u64,
     meta: Metadata,
     descriptor: Option<DiskDescriptor>,
-    /// The backing file a qcow2 image names, opened from beside the image.
+    /// The backing file (or parent) the image names, opened from beside the image.
     backing: Option<Backing>,
 }
 
@@ -135,10 +135,7 @@ impl FileSource {
             };
             io::Error::new(kind, e.to_string())
         })?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = folder_of(path);
         let mut parts = Vec::with_capacity(descriptor.extents.len());
         for e in &descriptor.extents {
             let part_path = dir.join(&e.file_name);
@@ -198,10 +195,11 @@ impl FileSource {
         })
     }
 
-    /// Opens the backing file this image names, if it is a qcow2 image that names one: beside
-    /// the image (a relative name is relative to the image's folder, as QEMU reads it), and its
-    /// own backing file in turn. A file that is not a qcow2 image, or whose header cannot be
-    /// read, is left as it is: opening it as a container says what is wrong.
+    /// Opens the backing file (or parent) this image names, if it is a qcow2 image or a sparse
+    /// VMDK child that names one: beside the image (a relative name is relative to the image's
+    /// folder, as QEMU reads it), and its own backing file in turn. A file that names none, or
+    /// whose header cannot be read, is left as it is: opening it as a container says what is
+    /// wrong.
     fn with_backing(mut self, path: &Path, depth: usize) -> io::Result<FileSource> {
         let Ok(Some(name)) = kaifuku_container::backing_file_name(&self) else {
             return Ok(self);
@@ -211,11 +209,7 @@ impl FileSource {
                 "its chain of backing files is more than {MAX_BACKING_DEPTH} deep (or loops back on itself): merge it first (`qemu-img convert -O qcow2 IMAGE merged.qcow2`)"
             )));
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let backing_path = dir.join(&name);
+        let backing_path = folder_of(path).join(&name);
         let backing = Self::open_at_depth(&backing_path, depth + 1).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -286,6 +280,15 @@ impl FileSource {
             .iter()
             .map(|p| (p.path.as_path(), &p.meta))
             .chain(own.map(|m| (Path::new(""), m)))
+    }
+}
+
+/// The folder a file's relative references (a descriptor's data files, a backing file) are
+/// relative to: the file's own.
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

@@ -822,6 +822,64 @@ impl<R: ReadAt> Container<R> {
     }
 }
 
+/// The units of `unit` bytes (blocks, clusters, grains) that the merged patches and the fills
+/// touch, in order.
+pub(crate) fn touched_units(
+    merged: &[(u64, Vec<u8>)],
+    fills: &[(u64, u64, u8)],
+    unit: u64,
+) -> std::collections::BTreeSet<u64> {
+    merged
+        .iter()
+        .map(|(start, bytes)| (*start, bytes.len() as u64))
+        .chain(fills.iter().map(|&(start, len, _)| (start, len)))
+        .filter(|&(_, len)| len > 0)
+        .flat_map(|(start, len)| start / unit..=(start + len - 1) / unit)
+        .collect()
+}
+
+/// Zero fills for the bytes of a unit added at the end of the file — file bytes `at..at + len`,
+/// holding the disk's bytes from `virtual_start` on — that no planned write or fill covers: the
+/// unit read as zeros while it had no place, and still must where nothing changes it.
+pub(crate) fn zeros_around(
+    writes: &[FileWrite],
+    fills: &[FileFill],
+    (at, len): (u64, u64),
+    (virtual_start, virtual_size): (u64, u64),
+    unit: ContainerUnit,
+) -> Vec<FileFill> {
+    let end = at + len;
+    let mut covered: Vec<(u64, u64)> = writes
+        .iter()
+        .map(|w| (w.file_offset, w.end()))
+        .chain(fills.iter().map(|f| (f.file_offset, f.file_offset + f.len)))
+        .filter(|&(from, _)| from >= at && from < end)
+        .collect();
+    covered.sort_unstable();
+    let mut gaps = Vec::new();
+    let mut pos = at;
+    for (from, to) in covered {
+        gaps.push((pos, from));
+        pos = pos.max(to);
+    }
+    gaps.push((pos, end));
+    let virtual_at = |file_offset: u64| (virtual_start + (file_offset - at)).min(virtual_size);
+    gaps.into_iter()
+        .filter(|(from, to)| from < to)
+        .map(|(from, to)| FileFill {
+            file_offset: from,
+            len: to - from,
+            byte: 0,
+            label: FileWriteLabel::VirtualBytes {
+                start: virtual_at(from),
+                end: virtual_at(to),
+                unit: Some(unit),
+                how: WriteHow::NewUnit,
+            },
+        })
+        .collect()
+}
+
 /// Lays the merged byte patches and the fills over `data`, which holds virtual bytes
 /// `start..end` of the disk (a grain or cluster written whole).
 pub(crate) fn lay_over(

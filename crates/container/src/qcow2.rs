@@ -874,12 +874,8 @@ impl Qcow2 {
             .map(|(start, bytes)| (*start, start + bytes.len() as u64))
             .chain(fills.iter().map(|&(start, len, _)| (start, start + len)));
         for (start, end) in ranges {
-            let mut pos = start;
-            while pos < end {
-                let guest = pos / cluster;
-                let piece_end = ((guest + 1) * cluster).min(end);
-                touched.entry(guest).or_default().push((pos, piece_end));
-                pos = piece_end;
+            for (guest, from, to) in pieces_of(start, end, cluster) {
+                touched.entry(guest).or_default().push((from, to));
             }
         }
 

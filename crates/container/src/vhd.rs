@@ -25,7 +25,7 @@ use crate::{
 use kaifuku_io::ReadAt;
 use serde::Serialize;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 /// Footer cookie, at the start of the footer (end of file; for dynamic disks also at offset 0).
@@ -845,14 +845,9 @@ impl Dynamic {
         fills: &[(u64, u64, u8)],
     ) -> Result<NewBlocks, ContainerError> {
         let bs = self.block_size;
-        let touched: BTreeSet<u64> = merged
-            .iter()
-            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
-            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)))
-            .filter(|(start, end)| start < end)
-            .flat_map(|(start, end)| start / bs..=(end - 1) / bs)
-            .filter(|&block| self.bat[block as usize] == UNALLOCATED)
-            .collect();
+        let touched = crate::touched_units(merged, fills, bs)
+            .into_iter()
+            .filter(|&block| self.bat[block as usize] == UNALLOCATED);
         let first = self.data_end.next_multiple_of(SECTOR);
         let mut places = BTreeMap::new();
         let mut at = first;
@@ -906,34 +901,14 @@ impl Dynamic {
                     end: (block + 1) * bs,
                 },
             });
-            let data = at + self.bitmap_len;
-            let mut covered: Vec<(u64, u64)> = writes
-                .iter()
-                .map(|w| (w.file_offset, w.end()))
-                .chain(fills.iter().map(|f| (f.file_offset, f.file_offset + f.len)))
-                .filter(|&(from, _)| from >= data && from < data + bs)
-                .collect();
-            covered.sort_unstable();
-            let mut gaps = Vec::new();
-            let mut pos = data;
-            for (from, to) in covered {
-                gaps.push((pos, from));
-                pos = pos.max(to);
-            }
-            gaps.push((pos, data + bs));
-            for (from, to) in gaps.into_iter().filter(|(from, to)| from < to) {
-                fills.push(FileFill {
-                    file_offset: from,
-                    len: to - from,
-                    byte: 0,
-                    label: FileWriteLabel::VirtualBytes {
-                        start: (block * bs + (from - data)).min(self.virtual_size()),
-                        end: (block * bs + (to - data)).min(self.virtual_size()),
-                        unit: Some(ContainerUnit::VhdBlock { block }),
-                        how: WriteHow::NewUnit,
-                    },
-                });
-            }
+            let zeros = crate::zeros_around(
+                writes,
+                fills,
+                (at + self.bitmap_len, bs),
+                (block * bs, self.virtual_size()),
+                ContainerUnit::VhdBlock { block },
+            );
+            fills.extend(zeros);
             writes.push(FileWrite {
                 file_offset: self.table_offset + block * 4,
                 bytes: ((at / SECTOR) as u32).to_be_bytes().to_vec(),

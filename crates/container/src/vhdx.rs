@@ -23,10 +23,10 @@
 //!
 //! Writing: patches go to blocks that are fully present, in place; a block that is not (it reads as
 //! zeros) is added after the end of the file on a MiB boundary, as QEMU and Hyper-V add blocks,
-//! with zeros around the patches, and its BAT entry is set to fully present at that place. The header is rewritten as the
-//! specification requires of a writer before its first change (new `FileWriteGuid` and
-//! `DataWriteGuid`, sequence number raised, checksum), into both slots, so that whichever copy a
-//! reader picks describes the changed file.
+//! with zeros around the patches, and its BAT entry is set to fully present at that place. The
+//! header is rewritten as the specification requires of a writer before its first change (new
+//! `FileWriteGuid` and `DataWriteGuid`, sequence number raised, checksum), into both slots, so that
+//! whichever copy a reader picks describes the changed file.
 
 use crate::vhdx_log::{self, Replay, Replayed};
 use crate::{
@@ -860,14 +860,7 @@ impl Vhdx {
         fills: &[(u64, u64, u8)],
     ) -> Result<OutputPlan, ContainerError> {
         let bs = self.block_size;
-        let ranges = merged
-            .iter()
-            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
-            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)))
-            .filter(|(start, end)| start < end);
-        let touched: BTreeSet<u64> = ranges
-            .flat_map(|(start, end)| start / bs..=(end - 1) / bs)
-            .collect();
+        let touched = crate::touched_units(merged, fills, bs);
         let BlockPlaces { places, new, grown } = self.block_places(file, &touched)?;
         let how = |block| {
             if new.contains(&block) {
@@ -930,51 +923,32 @@ impl Vhdx {
         }
         // New blocks: zeros wherever no patch or fill lands (as the block read before), their
         // table entries, and zeros from the old end of the file to the first of them.
-        let mut zeros: Vec<(u64, u64, Option<u64>)> = Vec::new();
         if let Some(first) = new.first() {
-            zeros.push((self.file_size, places[first], None));
+            if places[first] > self.file_size {
+                file_fills.push(FileFill {
+                    file_offset: self.file_size,
+                    len: places[first] - self.file_size,
+                    byte: 0,
+                    label: FileWriteLabel::AlignmentPadding,
+                });
+            }
         }
         for &block in &new {
             let start = places[&block];
-            let mut covered: Vec<(u64, u64)> = writes
-                .iter()
-                .map(|w| (w.file_offset, w.end()))
-                .chain(
-                    file_fills
-                        .iter()
-                        .map(|f| (f.file_offset, f.file_offset + f.len)),
-                )
-                .filter(|&(from, _)| from >= start && from < start + bs)
-                .collect();
-            covered.sort_unstable();
-            let mut at = start;
-            for (from, to) in covered {
-                zeros.push((at, from, Some(block)));
-                at = at.max(to);
-            }
-            zeros.push((at, start + bs, Some(block)));
+            let zeros = crate::zeros_around(
+                &writes,
+                &file_fills,
+                (start, bs),
+                (block * bs, self.virtual_size),
+                ContainerUnit::VhdxBlock { block },
+            );
+            file_fills.extend(zeros);
             let entry = PAYLOAD_BLOCK_FULLY_PRESENT | (start / MIB) << 20;
             writes.push(FileWrite {
                 file_offset: self.bat.offset + (block + block / self.chunk_ratio) * 8,
                 bytes: entry.to_le_bytes().to_vec(),
                 label: FileWriteLabel::UnitTableEntry {
                     unit: ContainerUnit::VhdxBlock { block },
-                },
-            });
-        }
-        for (from, to, block) in zeros.into_iter().filter(|(from, to, _)| from < to) {
-            file_fills.push(FileFill {
-                file_offset: from,
-                len: to - from,
-                byte: 0,
-                label: match block {
-                    Some(block) => FileWriteLabel::VirtualBytes {
-                        start: (block * bs + (from - places[&block])).min(self.virtual_size),
-                        end: (block * bs + (to - places[&block])).min(self.virtual_size),
-                        unit: Some(ContainerUnit::VhdxBlock { block }),
-                        how: WriteHow::NewUnit,
-                    },
-                    None => FileWriteLabel::AlignmentPadding,
                 },
             });
         }

@@ -913,13 +913,7 @@ impl Vmdk {
         fills: &[(u64, u64, u8)],
     ) -> Result<BTreeMap<u64, AddedGrain>, ContainerError> {
         let grain_bytes = self.header.grain_bytes();
-        let touched: BTreeSet<u64> = merged
-            .iter()
-            .map(|(start, bytes)| (*start, start + bytes.len() as u64))
-            .chain(fills.iter().map(|&(start, len, _)| (start, start + len)))
-            .filter(|(start, end)| start < end)
-            .flat_map(|(start, end)| start / grain_bytes..=(end - 1) / grain_bytes)
-            .collect();
+        let touched = crate::touched_units(merged, fills, grain_bytes);
         let mut added = BTreeMap::new();
         let mut at = self.file_size.next_multiple_of(SECTOR).max(FIRST_GRAIN_AT);
         for grain in touched {
@@ -1025,34 +1019,14 @@ impl Vmdk {
         }
         let mut end = first;
         for (&grain, g) in added {
-            let mut covered: Vec<(u64, u64)> = writes
-                .iter()
-                .map(|w| (w.file_offset, w.end()))
-                .chain(fills.iter().map(|f| (f.file_offset, f.file_offset + f.len)))
-                .filter(|&(from, _)| from >= g.at && from < g.at + grain_bytes)
-                .collect();
-            covered.sort_unstable();
-            let mut gaps = Vec::new();
-            let mut pos = g.at;
-            for (from, to) in covered {
-                gaps.push((pos, from));
-                pos = pos.max(to);
-            }
-            gaps.push((pos, g.at + grain_bytes));
-            for (from, to) in gaps.into_iter().filter(|(from, to)| from < to) {
-                let start = grain * grain_bytes + (from - g.at);
-                fills.push(FileFill {
-                    file_offset: from,
-                    len: to - from,
-                    byte: 0,
-                    label: FileWriteLabel::VirtualBytes {
-                        start: start.min(self.virtual_size),
-                        end: (start + (to - from)).min(self.virtual_size),
-                        unit: Some(ContainerUnit::VmdkGrain { grain }),
-                        how: WriteHow::NewUnit,
-                    },
-                });
-            }
+            let zeros = crate::zeros_around(
+                writes,
+                fills,
+                (g.at, grain_bytes),
+                (grain * grain_bytes, self.virtual_size),
+                ContainerUnit::VmdkGrain { grain },
+            );
+            fills.extend(zeros);
             for entry_at in std::iter::once(g.gte_at).chain(g.copy_at) {
                 writes.push(FileWrite {
                     file_offset: entry_at,
@@ -1161,14 +1135,7 @@ impl Vmdk {
         let gt_count = self.header.gt_count();
         let gt_bytes = entries * 4;
         let gt_sectors = gt_bytes.div_ceil(SECTOR);
-        let mut touched: BTreeSet<u64> = BTreeSet::new();
-        let ranges = merged
-            .iter()
-            .map(|(start, bytes)| (*start, bytes.len() as u64))
-            .chain(fills.iter().map(|&(start, len, _)| (start, len)));
-        for (start, len) in ranges.filter(|&(_, len)| len > 0) {
-            touched.extend(start / grain_bytes..=(start + len - 1) / grain_bytes);
-        }
+        let touched = crate::touched_units(merged, fills, grain_bytes);
         let gd_bytes = gt_count * 4;
         let mut directory = file
             .read_vec(self.gd, gd_bytes as usize)
@@ -1274,14 +1241,7 @@ impl Vmdk {
         let gt_count = self.header.gt_count();
         let gt_bytes = entries * 4;
         let grains = self.virtual_size.div_ceil(grain_bytes);
-        let mut touched: BTreeSet<u64> = BTreeSet::new();
-        let ranges = merged
-            .iter()
-            .map(|(start, bytes)| (*start, bytes.len() as u64))
-            .chain(fills.iter().map(|&(start, len, _)| (start, len)));
-        for (start, len) in ranges.filter(|&(_, len)| len > 0) {
-            touched.extend(start / grain_bytes..=(start + len - 1) / grain_bytes);
-        }
+        let touched = crate::touched_units(merged, fills, grain_bytes);
 
         // Every table is read: each is written again. The directory is small (4 bytes per table).
         let gd_bytes = gt_count * 4;
