@@ -47,6 +47,8 @@ enum Place {
     Url,
     /// An S3 object: fixed into a new object.
     S3,
+    /// An EBS snapshot: fixed into a new snapshot over it.
+    Ebs,
 }
 
 impl Place {
@@ -55,6 +57,8 @@ impl Place {
             Place::Url
         } else if crate::s3::is_s3(input.as_os_str()) {
             Place::S3
+        } else if crate::ebs::is_ebs(input.as_os_str()) {
+            Place::Ebs
         } else {
             Place::Local
         }
@@ -62,10 +66,13 @@ impl Place {
 }
 
 /// The name an image's outputs are named after: a file's name, a URL's or S3 key's last path
-/// segment (never the query, which holds a SAS token).
+/// segment (never the query, which holds a SAS token), a snapshot's id.
 fn image_name(image: &Path, place: Place) -> Option<OsString> {
     match place {
         Place::Local => image.file_name().map(OsStr::to_owned),
+        Place::Ebs => crate::ebs::SnapshotId::parse(image.to_str()?)
+            .ok()
+            .map(|id| OsString::from(id.id())),
         Place::Url | Place::S3 => {
             let s = image.to_str()?;
             let path = s.split(['?', '#']).next().unwrap_or("");
@@ -79,20 +86,45 @@ fn image_name(image: &Path, place: Place) -> Option<OsString> {
 fn shown(image: &Path, place: Place) -> String {
     match place {
         Place::Url => crate::remote::shown(&image.to_string_lossy()),
-        Place::Local | Place::S3 => image.display().to_string(),
+        Place::Local | Place::S3 | Place::Ebs => image.display().to_string(),
     }
 }
 
 /// Refuses a batch whose images and outputs do not go together: a URL is fixed where it lives
-/// (`--in-place --undo-dir`), an S3 object into a new object (`--out-dir s3://BUCKET/PREFIX`), and
-/// such a prefix takes S3 objects only.
+/// (`--in-place --undo-dir`), an S3 object into a new object (`--out-dir s3://BUCKET/PREFIX`), an
+/// EBS snapshot into a new snapshot (`--out-dir ebs://new`), and such outputs take objects or
+/// snapshots only.
 fn check_places(args: &BatchArgs) -> Result<(), String> {
     let s3_out = args
         .out_dir
         .as_ref()
         .is_some_and(|d| crate::s3::is_s3(d.as_os_str()));
+    let ebs_out = args
+        .out_dir
+        .as_ref()
+        .is_some_and(|d| crate::ebs::is_ebs(d.as_os_str()));
+    if ebs_out && args.out_dir.as_deref() != Some(Path::new(crate::ebs::NEW_SNAPSHOT)) {
+        return Err(format!(
+            "--out-dir for EBS snapshots is {}: each fixed disk becomes a new snapshot, whose id is reported",
+            crate::ebs::NEW_SNAPSHOT
+        ));
+    }
     for input in &args.inputs {
         match Place::of(input) {
+            Place::Ebs if !ebs_out => {
+                return Err(format!(
+                    "{} is an EBS snapshot, which cannot be changed or written to a folder here: give --out-dir {}, and each fixed disk becomes a new snapshot over its original",
+                    input.display(),
+                    crate::ebs::NEW_SNAPSHOT
+                ))
+            }
+            Place::Local | Place::S3 | Place::Url if ebs_out => {
+                return Err(format!(
+                    "--out-dir {} takes EBS snapshots only, and {} is not one: fix it in a separate run",
+                    crate::ebs::NEW_SNAPSHOT,
+                    shown(input, Place::of(input))
+                ))
+            }
             Place::Url if args.out_dir.is_some() => {
                 return Err(format!(
                     "{} is a disk behind a URL, fixed where it lives: give --in-place --undo-dir DIR (its undo file is saved there first), not --out-dir",
@@ -376,6 +408,8 @@ fn plan_jobs(images: Vec<PathBuf>, args: &BatchArgs) -> Result<Vec<Job>, String>
             let place = Place::of(&image);
             let name = image_name(&image, place).unwrap_or_default();
             let (output, partial) = match &args.out_dir {
+                // A new snapshot gets its id from the service; its run reports it.
+                Some(new) if place == Place::Ebs => (Some(new.clone()), None),
                 // A new S3 object appears only when complete (and is deleted by its run if it
                 // does not verify): it is written under its final name.
                 Some(prefix) if place == Place::S3 => {
@@ -508,7 +542,7 @@ fn run_one(
     }
     match (&job.partial, &job.undo) {
         (Some(p), _) => cmd.arg("-o").arg(p),
-        (None, None) if job.place == Place::S3 && job.output.is_some() => cmd
+        (None, None) if matches!(job.place, Place::S3 | Place::Ebs) && job.output.is_some() => cmd
             .arg("-o")
             .arg(job.output.as_deref().unwrap_or(Path::new(""))),
         (None, Some(u)) => cmd.arg("--in-place").arg("--undo").arg(u),
@@ -745,7 +779,10 @@ pub fn run(args: BatchArgs) -> Exit {
         return Exit::Error;
     }
     for (dir, what) in [(&args.out_dir, "--out-dir"), (&args.undo_dir, "--undo-dir")] {
-        if let Some(d) = dir.as_ref().filter(|d| !crate::s3::is_s3(d.as_os_str())) {
+        if let Some(d) = dir
+            .as_ref()
+            .filter(|d| !crate::s3::is_s3(d.as_os_str()) && !crate::ebs::is_ebs(d.as_os_str()))
+        {
             if !d.is_dir() {
                 say!("{what} {} is not a directory: create it first", d.display());
                 return Exit::Error;
@@ -790,7 +827,9 @@ pub fn run(args: BatchArgs) -> Exit {
         .iter()
         .flat_map(|j| {
             [
-                j.output.as_ref().filter(|_| j.place != Place::S3),
+                j.output
+                    .as_ref()
+                    .filter(|_| !matches!(j.place, Place::S3 | Place::Ebs)),
                 j.undo.as_ref(),
             ]
         })
@@ -914,6 +953,18 @@ fn worst(exits: impl Iterator<Item = Exit>) -> Exit {
         .unwrap_or(Exit::Success)
 }
 
+/// Where a fixed image's copy is: its file or object, or the new snapshot its run reported.
+fn output_of(job: &Job, r: &Result1) -> Option<String> {
+    match job.place {
+        Place::Ebs => r
+            .report
+            .as_ref()
+            .and_then(|v| v["output"].as_str())
+            .map(str::to_string),
+        _ => job.output.as_ref().map(|p| p.display().to_string()),
+    }
+}
+
 fn json_lines(jobs: &[Job], results: &[Result1], interrupted: bool) -> String {
     let mut o = String::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -923,7 +974,7 @@ fn json_lines(jobs: &[Job], results: &[Result1], interrupted: bool) -> String {
             "image": job.shown,
             "outcome": r.outcome.words(),
             "exit_code": r.outcome.exit().code(),
-            "output": (r.outcome == Outcome::Fixed).then(|| job.output.as_ref().map(|p| p.display().to_string())).flatten(),
+            "output": (r.outcome == Outcome::Fixed).then(|| output_of(job, r)).flatten(),
             "undo": (r.outcome == Outcome::Fixed).then(|| job.undo.as_ref().map(|p| p.display().to_string())).flatten(),
             "message": r.message,
             "seconds": r.seconds,
@@ -987,6 +1038,14 @@ fn table(jobs: &[Job], results: &[Result1]) -> String {
         .iter()
         .filter(|r| r.outcome == Outcome::NothingToFix)
         .count();
+    for (job, r) in jobs.iter().zip(results) {
+        if let (Place::Ebs, Outcome::Fixed, Some(new)) = (job.place, r.outcome, output_of(job, r)) {
+            o.push_str(&format!(
+                "{} fixed into the new snapshot {new}\n",
+                job.shown
+            ));
+        }
+    }
     o.push_str(&format!(
         "{} image(s): {fixed} fixed, {clean} with nothing to fix, {} not fixed\n",
         jobs.len(),

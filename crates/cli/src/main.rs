@@ -9,9 +9,11 @@ macro_rules! say {
     };
 }
 
+mod aws;
 mod batch;
 mod check_cmd;
 mod demo;
+mod ebs;
 mod exit;
 mod explain_cmd;
 mod fix_cmd;
@@ -50,7 +52,9 @@ struct Cli {
 enum Command {
     /// Show the container, partitions, volumes and the files the rule matches. Changes nothing.
     Inspect {
-        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device.
+        /// Disk image (raw/img, VHD, VHDX, VMDK, qcow2) or block device; or a disk in cloud
+        /// storage: an HTTPS URL (an Azure page blob's SAS URL), s3://BUCKET/KEY, or
+        /// ebs://snap-… (an EBS snapshot).
         image: PathBuf,
         /// Print the report as JSON instead of text.
         #[arg(long)]
@@ -75,12 +79,15 @@ enum Command {
     },
     /// Delete the matching files as NTFS would, verify, and write the fixed image.
     Fix {
-        /// Disk image (raw/img, VHD or VHDX fixed or dynamic) or block device. With --out-dir (or
-        /// --in-place --undo-dir) any number of them, and directories: the images directly in
-        /// each.
+        /// Disk image (raw/img, VHD, VHDX, VMDK, qcow2) or block device; or a disk in cloud
+        /// storage: an Azure page blob's SAS URL (with --in-place), s3://BUCKET/KEY or
+        /// ebs://snap-… (an EBS snapshot). With --out-dir (or --in-place --undo-dir) any number of
+        /// them, and directories: the images directly in each.
         #[arg(value_name = "IMAGE", required = true)]
         images: Vec<PathBuf>,
         /// Where to write the fixed image (same format as the input). The input is not modified.
+        /// For an S3 object a new object (s3://BUCKET/NEW-KEY); for an EBS snapshot ebs://new, a
+        /// new snapshot over it.
         #[arg(
             short = 'o',
             long = "output",
@@ -383,38 +390,53 @@ fn run() -> Exit {
                     return Exit::Error;
                 }
             };
-            if s3::is_s3(image.as_os_str()) {
-                let run = || -> Result<Exit, String> {
-                    let loc = s3::S3Location::parse(&image.to_string_lossy())?;
-                    let client = s3::S3Client::new(s3::S3Config::from_env()?);
-                    let object = s3::S3Object::open(&client, loc.clone())?;
-                    let exit = inspect_source(
-                        &object,
-                        &loc.to_string(),
+            // An EBS snapshot or an S3 object: the report, then what went over the wire.
+            let cloud = || -> Result<Option<Exit>, String> {
+                let name = image.to_string_lossy();
+                let inspect = |source: &dyn kaifuku_io::ReadAt, shown: &str| {
+                    inspect_source(
+                        source,
+                        shown,
                         Vec::new(),
                         &rule,
                         json,
                         &keys,
                         remote::cache_config(),
-                    );
-                    if !json {
-                        let t = client.traffic();
-                        let line = format!(
-                            "Remote: {} request(s), {} read\n",
-                            t.requests,
-                            report::size(t.bytes_read)
-                        );
-                        if let Err(e) = stdio::out(&line) {
-                            stdio::stdout_failed(&e, "the report is complete");
-                            return Ok(Exit::Error);
-                        }
-                    }
-                    Ok(exit)
+                    )
                 };
-                return run().unwrap_or_else(|e| {
+                let (exit, t) = if ebs::is_ebs(image.as_os_str()) {
+                    let id = ebs::SnapshotId::parse(&name)?;
+                    let client = ebs::EbsClient::new(aws::AwsConfig::from_env()?);
+                    let snapshot = ebs::EbsSnapshot::open(&client, id.clone())?;
+                    (inspect(&snapshot, &id.to_string()), client.traffic())
+                } else if s3::is_s3(image.as_os_str()) {
+                    let loc = s3::S3Location::parse(&name)?;
+                    let client = s3::S3Client::new(aws::AwsConfig::from_env()?);
+                    let object = s3::S3Object::open(&client, loc.clone())?;
+                    (inspect(&object, &loc.to_string()), client.traffic())
+                } else {
+                    return Ok(None);
+                };
+                if !json {
+                    let line = format!(
+                        "Remote: {} request(s), {} read\n",
+                        t.requests,
+                        report::size(t.bytes_read)
+                    );
+                    if let Err(e) = stdio::out(&line) {
+                        stdio::stdout_failed(&e, "the report is complete");
+                        return Ok(Some(Exit::Error));
+                    }
+                }
+                Ok(Some(exit))
+            };
+            match cloud() {
+                Ok(Some(exit)) => return exit,
+                Ok(None) => {}
+                Err(e) => {
                     say!("{e}");
-                    Exit::Error
-                });
+                    return Exit::Error;
+                }
             }
             if remote::is_url(image.as_os_str()) {
                 let url = image.to_string_lossy().into_owned();
@@ -544,6 +566,9 @@ fn run() -> Exit {
                 json,
                 options: kaifuku_rescue::FixOptions { discard_journal },
             };
+            if ebs::is_ebs(image.as_os_str()) {
+                return remote_cmd::fix_ebs(&args, &image.to_string_lossy(), rule);
+            }
             if s3::is_s3(image.as_os_str()) {
                 return remote_cmd::fix_s3(&args, &image.to_string_lossy(), rule);
             }

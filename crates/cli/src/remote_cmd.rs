@@ -33,6 +33,57 @@ fn traffic_line(t: Traffic) -> String {
     )
 }
 
+/// Opens a session on a disk in cloud storage (read through `cache`) and plans its fix: the
+/// session and how long planning took, or how kaifuku exits.
+fn plan_on<R: kaifuku_io::ReadAt>(
+    cache: R,
+    rules: RuleSet,
+    args: &FixArgs,
+) -> Result<(Session<R>, f64), Exit> {
+    let mut session = Session::open_with_keys(cache, rules, args.keys.clone());
+    let planning = std::time::Instant::now();
+    let planned = session.plan(&args.options).map(|_| ());
+    let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
+    match planned {
+        Ok(()) => Ok((session, planning_ms)),
+        Err(e) => Err(plan_failed(e)),
+    }
+}
+
+/// The plan of a disk in cloud storage as `fix` prints it: the text report and the traffic line,
+/// or (`--json`) one document holding `extra` too.
+fn plan_shown(
+    args: &FixArgs,
+    fix: &kaifuku_rescue::PlannedFix,
+    reads: kaifuku_io::ReadStats,
+    traffic: Traffic,
+    planning_ms: f64,
+    extra: serde_json::Value,
+) -> String {
+    if args.json {
+        let mut doc = serde_json::json!({
+            "dry_run": args.dry_run,
+            "report": fix.report,
+            "plan": fix.plan,
+            "reads": reads,
+            "remote": traffic,
+            "planning_ms": planning_ms,
+        });
+        if let (Some(d), serde_json::Value::Object(e)) = (doc.as_object_mut(), extra) {
+            d.extend(e);
+        }
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serialisable")
+        )
+    } else {
+        let mut text = describe(&fix.plan, fix.report.rule.key(), reads, planning_ms);
+        text.push_str(&traffic_line(traffic));
+        text.push('\n');
+        text
+    }
+}
+
 /// Fixes the page blob at `url` in place (or shows the plan, with `--dry-run`).
 pub fn fix(args: &FixArgs, url: &str, rules: RuleSet) -> Exit {
     let shown = remote::shown(url);
@@ -73,47 +124,29 @@ pub fn fix(args: &FixArgs, url: &str, rules: RuleSet) -> Exit {
     }
     let counted = Counted::new(&source);
     let cache = BlockCache::new(&counted, remote::cache_config());
-    let mut session = Session::open_with_keys(&cache, rules, args.keys.clone());
-    let planning = std::time::Instant::now();
-    let planned = session.plan(&args.options).map(|_| ());
-    let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
-    if let Err(e) = planned {
-        return plan_failed(e);
-    }
+    let (session, planning_ms) = match plan_on(&cache, rules, args) {
+        Ok(planned) => planned,
+        Err(exit) => return exit,
+    };
     let (Some(fix), Some(identity)) = (session.planned(), session.undo_identity()) else {
         say!("the plan was lost; nothing was written — please report this");
         return Exit::Error;
     };
-    let printed = if args.json {
-        let doc = serde_json::json!({
+    let printed = stdio::out(&plan_shown(
+        args,
+        fix,
+        counted.stats(),
+        source.traffic(),
+        planning_ms,
+        serde_json::json!({
             "image": shown,
-            "dry_run": args.dry_run,
-            "report": fix.report,
-            "plan": fix.plan,
             "file_writes": fix.output.writes.iter().map(|w| serde_json::json!({
                 "file_offset": w.file_offset, "len": w.bytes.len(), "label": w.label.to_string()
             })).chain(fix.output.fills.iter().map(|f| serde_json::json!({
                 "file_offset": f.file_offset, "len": f.len, "label": f.label.to_string(), "fill": f.byte
             }))).collect::<Vec<_>>(),
-            "reads": counted.stats(),
-            "remote": source.traffic(),
-            "planning_ms": planning_ms,
-        });
-        stdio::out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&doc).expect("serialisable")
-        ))
-    } else {
-        let mut text = describe(
-            &fix.plan,
-            fix.report.rule.key(),
-            counted.stats(),
-            planning_ms,
-        );
-        text.push_str(&traffic_line(source.traffic()));
-        text.push('\n');
-        stdio::out(&text)
-    };
+        }),
+    ));
     if let Err(e) = printed {
         stdio::stdout_failed(&e, "nothing was written");
         return Exit::Error;
@@ -266,8 +299,8 @@ pub fn undo(url: &str, undo_file: &Path, force: bool) -> Result<(u64, Traffic), 
 
 /// Test hooks, so the tests can stand in for the world: `KAIFUKU_TEST_BEFORE_REMOTE_WRITE` names a
 /// program run once the undo file is saved and before the first write (another writer changing
-/// the blob); `KAIFUKU_TEST_REMOTE_PUTS` is how many Put Page requests may go out before the
-/// connection "drops" (an interrupted fix).
+/// the blob); `KAIFUKU_TEST_REMOTE_PUTS` is how many Put Page (or, for a new EBS snapshot,
+/// PutSnapshotBlock) requests may go out before the connection "drops" (an interrupted fix).
 struct TestHook {
     before: Option<std::ffi::OsString>,
     puts_left: Option<u64>,
@@ -312,7 +345,8 @@ impl TestHook {
 /// by a server-side multipart copy (only the parts holding changes go over the wire), then read
 /// back and verified; an output that does not verify is deleted.
 pub fn fix_s3(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
-    use crate::s3::{self, S3Client, S3Config, S3Location, S3Object};
+    use crate::aws::AwsConfig;
+    use crate::s3::{self, S3Client, S3Location, S3Object};
     let fail = |e: String| {
         say!("{e}");
         Exit::Error
@@ -355,7 +389,7 @@ pub fn fix_s3(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
     if dst_loc.as_ref() == Some(&src_loc) {
         return fail("the new object must have another key than the input".into());
     }
-    let client = match S3Config::from_env() {
+    let client = match AwsConfig::from_env() {
         Ok(c) => S3Client::new(c),
         Err(e) => return fail(e),
     };
@@ -376,42 +410,24 @@ pub fn fix_s3(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
     };
     let counted = Counted::new(&source);
     let cache = BlockCache::new(&counted, remote::cache_config());
-    let mut session = Session::open_with_keys(&cache, rules, args.keys.clone());
-    let planning = std::time::Instant::now();
-    let planned = session.plan(&args.options).map(|_| ());
-    let planning_ms = planning.elapsed().as_secs_f64() * 1000.0;
-    if let Err(e) = planned {
-        return plan_failed(e);
-    }
+    let (session, planning_ms) = match plan_on(&cache, rules, args) {
+        Ok(planned) => planned,
+        Err(exit) => return exit,
+    };
     let Some(fix) = session.planned() else {
         return fail("the plan was lost; nothing was written — please report this".into());
     };
-    let printed = if args.json {
-        let doc = serde_json::json!({
+    let printed = stdio::out(&plan_shown(
+        args,
+        fix,
+        counted.stats(),
+        client.traffic(),
+        planning_ms,
+        serde_json::json!({
             "image": src_loc.to_string(),
             "output": dst_loc.as_ref().map(ToString::to_string),
-            "dry_run": args.dry_run,
-            "report": fix.report,
-            "plan": fix.plan,
-            "reads": counted.stats(),
-            "remote": client.traffic(),
-            "planning_ms": planning_ms,
-        });
-        stdio::out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&doc).expect("serialisable")
-        ))
-    } else {
-        let mut text = describe(
-            &fix.plan,
-            fix.report.rule.key(),
-            counted.stats(),
-            planning_ms,
-        );
-        text.push_str(&traffic_line(client.traffic()));
-        text.push('\n');
-        stdio::out(&text)
-    };
+        }),
+    ));
     if let Err(e) = printed {
         stdio::stdout_failed(&e, "nothing was written");
         return Exit::Error;
@@ -454,6 +470,129 @@ pub fn fix_s3(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
             stdio::stdout_failed(&e, "the fix itself was written and is complete");
             return Exit::Error;
         }
+    }
+    Exit::Success
+}
+
+/// `kaifuku fix ebs://snap-… -o ebs://new`: the fixed disk written as a new EBS snapshot whose
+/// parent is the original (only the blocks holding changes are put), then read back through the
+/// EBS direct APIs and verified; a new snapshot that does not verify is deleted. The new
+/// snapshot's id is printed (in `--json`, as `output`, once it exists).
+pub fn fix_ebs(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
+    use crate::aws::AwsConfig;
+    use crate::ebs::{self, EbsClient, EbsSnapshot, SnapshotId};
+    let fail = |e: String| {
+        say!("{e}");
+        Exit::Error
+    };
+    let parent_id = match SnapshotId::parse(source_arg) {
+        Ok(id) => id,
+        Err(e) => return fail(e),
+    };
+    let new_snapshot = match args.output.map(|o| o.to_string_lossy().into_owned()) {
+        Some(o) if o == ebs::NEW_SNAPSHOT => true,
+        Some(_) => {
+            return fail(format!(
+                "an EBS snapshot is fixed into a new snapshot: give -o {} (its parent is the \
+                 original, which stays as it was; kaifuku does not download the whole disk)",
+                ebs::NEW_SNAPSHOT
+            ))
+        }
+        None if args.dry_run => false,
+        None => {
+            return fail(format!(
+                "an EBS snapshot cannot be changed: give -o {} to write the fix as a new \
+                 snapshot (the original stays as it was and is the way back), or --dry-run",
+                ebs::NEW_SNAPSHOT
+            ))
+        }
+    };
+    if args.in_place
+        || args.undo.is_some()
+        || args.output_format != crate::fix_cmd::OutputFormat::Same
+    {
+        return fail(format!(
+            "an EBS snapshot is fixed into a new snapshot (-o {}): --in-place, --undo and \
+             --output-format do not apply (the original stays as it was and is the way back)",
+            ebs::NEW_SNAPSHOT
+        ));
+    }
+    let client = match AwsConfig::from_env() {
+        Ok(c) => EbsClient::new(c),
+        Err(e) => return fail(e),
+    };
+    let source = match EbsSnapshot::open(&client, parent_id.clone()) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let counted = Counted::new(&source);
+    let cache = BlockCache::new(&counted, remote::cache_config());
+    let (session, planning_ms) = match plan_on(&cache, rules, args) {
+        Ok(planned) => planned,
+        Err(exit) => return exit,
+    };
+    let Some(fix) = session.planned() else {
+        return fail("the plan was lost; nothing was written — please report this".into());
+    };
+    let print = |output: Option<&SnapshotId>| match output.filter(|_| !args.json) {
+        Some(id) => stdio::out(&format!(
+            "Wrote       {id} (a new snapshot; its parent {parent_id} is unchanged)\n{}\n",
+            traffic_line(client.traffic())
+        )),
+        None => stdio::out(&plan_shown(
+            args,
+            fix,
+            counted.stats(),
+            client.traffic(),
+            planning_ms,
+            serde_json::json!({
+                "image": parent_id.to_string(),
+                "output": output.map(ToString::to_string),
+            }),
+        )),
+    };
+    // The plan is shown first; in --json one document, once the new snapshot exists.
+    if !args.json || !new_snapshot || args.dry_run {
+        if let Err(e) = print(None) {
+            stdio::stdout_failed(&e, "nothing was written");
+            return Exit::Error;
+        }
+    }
+    if !new_snapshot || args.dry_run {
+        return Exit::Success;
+    }
+    let mut hook = TestHook::from_env();
+    let new_id = match ebs::write_child_snapshot(&source, &fix.output, &mut || hook.before_put()) {
+        Ok(id) => id,
+        Err(e) => return fail(e),
+    };
+    // Read back from scratch: the new snapshot over a fresh reading of its parent, no cache.
+    let verified = EbsSnapshot::open(&client, parent_id.clone())
+        .and_then(|parent| EbsSnapshot::open_child(&client, new_id.clone(), parent))
+        .and_then(|fresh| {
+            let c = BlockCache::new(&fresh, remote::cache_config());
+            session
+                .verify_output(&c)
+                .map(|_| ())
+                .map_err(|e| format!("{new_id}: {e}"))
+        });
+    if let Err(e) = verified {
+        let deleted = client.delete(&new_id).is_ok();
+        return fail(format!(
+            "{e}. {parent_id} is unchanged; {new_id} {} — please report this",
+            if deleted {
+                "was deleted"
+            } else {
+                "does not verify: delete it"
+            }
+        ));
+    }
+    if let Err(e) = print(Some(&new_id)) {
+        stdio::stdout_failed(
+            &e,
+            &format!("the fix itself was written and verified as {new_id}"),
+        );
+        return Exit::Error;
     }
     Exit::Success
 }

@@ -4,20 +4,16 @@
 //! streams through this machine. S3 objects cannot be changed in place: the input stays as it was
 //! and is the way back.
 //!
-//! Credentials come the usual AWS way: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-//! `AWS_SESSION_TOKEN`, else the `[default]` (or `AWS_PROFILE`) section of
-//! `~/.aws/credentials`; the region from `AWS_REGION` / `AWS_DEFAULT_REGION` (default
-//! `us-east-1`); another store's endpoint from `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` (then
-//! path-style URLs). Requests are signed with AWS Signature Version 4. No key or token is ever
-//! printed.
+//! Credentials, region and signing as [`crate::aws`] says; another store's endpoint from
+//! `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` (then path-style URLs).
 
+use crate::aws::{body_text, send, transport_error, uri_encode, AwsConfig};
 use crate::remote::Traffic;
 use kaifuku_container::OutputPlan;
 use kaifuku_io::{check_range, ReadAt};
-use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::io::{self, Read};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Whether the command line names an S3 object (`s3://BUCKET/KEY`).
 pub fn is_s3(arg: &std::ffi::OsStr) -> bool {
@@ -52,229 +48,23 @@ impl std::fmt::Display for S3Location {
     }
 }
 
-/// Credentials, region and endpoint.
-#[derive(Clone)]
-pub struct S3Config {
-    endpoint: Option<String>,
-    region: String,
-    access_key: String,
-    secret_key: String,
-    session_token: Option<String>,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// `key = value` lines of section `[section]` of an INI file (as `~/.aws/credentials` is).
-fn ini_section(text: &str, section: &str) -> Vec<(String, String)> {
-    let mut inside = false;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') && line.ends_with(']') {
-            inside = line[1..line.len() - 1].trim() == section;
-        } else if inside {
-            if let Some((k, v)) = line.split_once('=') {
-                out.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-    }
-    out
-}
-
-impl S3Config {
-    pub fn from_env() -> Result<S3Config, String> {
-        let (mut access, mut secret, mut token) = (
-            env("AWS_ACCESS_KEY_ID"),
-            env("AWS_SECRET_ACCESS_KEY"),
-            env("AWS_SESSION_TOKEN"),
-        );
-        if access.is_none() || secret.is_none() {
-            let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
-            let path = env("AWS_SHARED_CREDENTIALS_FILE")
-                .or_else(|| env("HOME").map(|h| format!("{h}/.aws/credentials")));
-            if let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) {
-                for (k, v) in ini_section(&text, &profile) {
-                    match k.as_str() {
-                        "aws_access_key_id" => access = Some(v),
-                        "aws_secret_access_key" => secret = Some(v),
-                        "aws_session_token" => token = Some(v),
-                        _ => {}
-                    }
-                }
-            }
-        }
-        let (Some(access_key), Some(secret_key)) = (access, secret) else {
-            return Err(
-                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
-                 give them in ~/.aws/credentials"
-                    .into(),
-            );
-        };
-        Ok(S3Config {
-            endpoint: env("AWS_ENDPOINT_URL_S3")
-                .or_else(|| env("AWS_ENDPOINT_URL"))
-                .map(|e| e.trim_end_matches('/').to_string()),
-            region: env("AWS_REGION")
-                .or_else(|| env("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
-            access_key,
-            secret_key,
-            session_token: token,
-        })
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
-}
-
-/// HMAC-SHA256 (RFC 2104).
-fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// RFC 3986 encoding as SigV4 wants it; `/` kept when `keep_slash`.
-fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                o.push(b as char)
-            }
-            b'/' if keep_slash => o.push('/'),
-            _ => o.push_str(&format!("%{b:02X}")),
-        }
-    }
-    o
-}
-
-/// UTC `YYYYMMDDTHHMMSSZ` for a Unix time (the proleptic Gregorian calendar, days from civil).
-fn amz_date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// A signed request's parts: the query string as sent, the headers to send (host included) and
-/// the `Authorization` value.
-struct Signed {
-    query_string: String,
-    headers: Vec<(String, String)>,
-    authorization: String,
-}
-
-/// AWS Signature Version 4 of one S3 request (`date_time` as [`amz_date`] gives it). `headers`
-/// are signed with `host`, `x-amz-content-sha256` (`payload`, the body's SHA-256 in hex) and
-/// `x-amz-date`.
-#[allow(clippy::too_many_arguments)]
-fn sign(
-    cfg: &S3Config,
-    method: &str,
-    host: &str,
-    path: &str,
-    query: &[(&str, &str)],
-    headers: &[(String, String)],
-    payload: &str,
-    date_time: &str,
-) -> Signed {
-    let date = &date_time[..8];
-    let mut q: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
-        .collect();
-    q.sort();
-    let query_string = q
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut signed: Vec<(String, String)> = vec![
-        ("host".into(), host.to_string()),
-        ("x-amz-content-sha256".into(), payload.to_string()),
-        ("x-amz-date".into(), date_time.to_string()),
-    ];
-    for (k, v) in headers {
-        signed.push((k.to_ascii_lowercase(), v.trim().to_string()));
-    }
-    signed.sort();
-    let canonical_headers: String = signed.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed_names = signed
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
-    let canonical =
-        format!("{method}\n{path}\n{query_string}\n{canonical_headers}\n{signed_names}\n{payload}");
-    let scope = format!("{date}/{}/s3/aws4_request", cfg.region);
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
-        sha256_hex(canonical.as_bytes())
-    );
-    let mut key = hmac(
-        format!("AWS4{}", cfg.secret_key).as_bytes(),
-        date.as_bytes(),
-    );
-    for part in [cfg.region.as_str(), "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let signature = hex(&hmac(&key, to_sign.as_bytes()));
-    Signed {
-        query_string,
-        headers: signed,
-        authorization: format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_names}, Signature={signature}",
-            cfg.access_key
-        ),
-    }
-}
-
 /// A client for one store.
 pub struct S3Client {
     agent: ureq::Agent,
-    cfg: S3Config,
+    cfg: AwsConfig,
+    endpoint: Option<String>,
     traffic: RefCell<Traffic>,
 }
 
 impl S3Client {
-    pub fn new(cfg: S3Config) -> S3Client {
+    pub fn new(cfg: AwsConfig) -> S3Client {
         S3Client {
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(30))
                 .timeout(Duration::from_secs(600))
                 .build(),
             cfg,
+            endpoint: AwsConfig::endpoint("S3"),
             traffic: RefCell::new(Traffic::default()),
         }
     }
@@ -283,22 +73,22 @@ impl S3Client {
         *self.traffic.borrow()
     }
 
-    /// URL, Host and canonical URI of an object.
+    /// Scheme and authority, Host and canonical URI of an object.
     fn address(&self, loc: &S3Location) -> (String, String, String) {
         let key = uri_encode(&loc.key, true);
-        match &self.cfg.endpoint {
+        match &self.endpoint {
             Some(ep) => {
                 let host = ep
                     .split_once("://")
                     .map_or(ep.as_str(), |x| x.1)
                     .to_string();
                 let path = format!("/{}/{key}", uri_encode(&loc.bucket, false));
-                (format!("{ep}{path}"), host, path)
+                (ep.clone(), host, path)
             }
             None => {
                 let host = format!("{}.s3.{}.amazonaws.com", loc.bucket, self.cfg.region);
                 let path = format!("/{key}");
-                (format!("https://{host}{path}"), host, path)
+                (format!("https://{host}"), host, path)
             }
         }
     }
@@ -314,49 +104,18 @@ impl S3Client {
         body: &[u8],
         what: &str,
     ) -> Result<ureq::Response, String> {
-        let (url, host, path) = self.address(loc);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let payload = sha256_hex(body);
-        let mut extra: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        if let Some(t) = &self.cfg.session_token {
-            extra.push(("x-amz-security-token".into(), t.clone()));
-        }
-        let signed = sign(
+        let (base, host, path) = self.address(loc);
+        let result = send(
+            &self.agent,
             &self.cfg,
+            "s3",
             method,
-            &host,
+            (&base, &host),
             &path,
             query,
-            &extra,
-            &payload,
-            &amz_date(now),
+            headers,
+            body,
         );
-        let query_string = signed.query_string.clone();
-        let full_url = if query_string.is_empty() {
-            url
-        } else {
-            format!("{url}?{query_string}")
-        };
-        let mut req = self
-            .agent
-            .request(method, &full_url)
-            .set("Authorization", &signed.authorization);
-        for (k, v) in &signed.headers {
-            if k != "host" {
-                req = req.set(k, v);
-            }
-        }
-        let result = if body.is_empty() && method != "PUT" && method != "POST" {
-            req.call()
-        } else {
-            req.send_bytes(body)
-        };
         let mut t = self.traffic.borrow_mut();
         t.requests += 1;
         t.bytes_written += body.len() as u64;
@@ -372,21 +131,12 @@ impl S3Client {
             ureq::Error::Status(code, r) => {
                 format!("{what} {loc}: the store answered {code} {}", r.status_text())
             }
-            ureq::Error::Transport(t) => format!(
-                "{what} {loc}: {}{}",
-                t.kind(),
-                t.message().map(|m| format!(": {m}")).unwrap_or_default()
-            ),
+            ureq::Error::Transport(t) => transport_error(what, loc, t),
         })
     }
 
     fn body_text(r: ureq::Response, loc: &S3Location) -> Result<String, String> {
-        let mut s = String::new();
-        r.into_reader()
-            .take(1 << 20)
-            .read_to_string(&mut s)
-            .map_err(|e| format!("reading the answer about {loc}: {e}"))?;
-        Ok(s)
+        body_text(r, 1 << 20, loc)
     }
 
     /// Deletes an object (an output that did not verify).
@@ -654,65 +404,6 @@ pub fn write_fixed_copy(src: &S3Object, dst: &S3Location, plan: &OutputPlan) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_sha256_matches_rfc_4231() {
-        // Test case 2 of RFC 4231.
-        assert_eq!(
-            hex(&hmac(b"Jefe", b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    #[test]
-    fn sigv4_signing_key_matches_the_aws_example() {
-        // AWS's documented example of deriving the signing key.
-        let mut key = hmac(b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", b"20120215");
-        for part in ["us-east-1", "iam", "aws4_request"] {
-            key = hmac(&key, part.as_bytes());
-        }
-        assert_eq!(
-            hex(&key),
-            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
-        );
-    }
-
-    #[test]
-    fn a_request_is_signed_as_the_aws_example_is() {
-        // "Example: GET Object" of AWS's Signature Version 4 documentation for S3.
-        let cfg = S3Config {
-            endpoint: None,
-            region: "us-east-1".into(),
-            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        };
-        let s = sign(
-            &cfg,
-            "GET",
-            "examplebucket.s3.amazonaws.com",
-            "/test.txt",
-            &[],
-            &[("range".into(), "bytes=0-9".into())],
-            &sha256_hex(b""),
-            "20130524T000000Z",
-        );
-        assert_eq!(
-            s.authorization,
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
-             SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
-             Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        );
-    }
-
-    #[test]
-    fn dates_and_encoding() {
-        assert_eq!(amz_date(0), "19700101T000000Z");
-        assert_eq!(amz_date(1_721_368_082), "20240719T054802Z");
-        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
-        assert_eq!(uri_encode("a b/c~d+e", true), "a%20b/c~d%2Be");
-        assert_eq!(uri_encode("a/b", false), "a%2Fb");
-    }
 
     #[test]
     fn only_changed_cells_are_uploaded() {

@@ -10,56 +10,15 @@
 
 mod common;
 
+use common::moto::{s3_py, Moto};
 use common::{assert_check_clean, fixtures, kaifuku, run_ok, sha256, Scratch};
 use serde_json::Value;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A secret key that must never appear in kaifuku's output.
-const SECRET: &str = "kaifuku-test-secret-never-printed";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn s3_py(args: &[&str]) -> String {
-    let python = repo().join(".venv-tools/bin/python");
-    let out = Command::new(&python)
-        .arg(repo().join("tests/s3.py"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (setup.sh makes it)", python.display()));
-    assert!(
-        out.status.success(),
-        "tests/s3.py {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// moto in server mode on a free port, stopped (its process group) when dropped.
-struct Moto {
-    port: String,
-    pid: i32,
-}
-
+/// What the S3 tests ask of moto.
 impl Moto {
-    fn start(s: &Scratch) -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string();
-        let out = s3_py(&["start", s.path("moto").to_str().unwrap(), &port]);
-        Moto {
-            pid: out.trim().parse().unwrap(),
-            port,
-        }
-    }
-
     fn upload(&self, key: &str, file: &Path) {
         s3_py(&["upload", &self.port, "disks", key, file.to_str().unwrap()]);
     }
@@ -73,43 +32,6 @@ impl Moto {
         let mut args = vec!["traffic", self.port.as_str(), "disks"];
         args.extend_from_slice(keys);
         serde_json::from_str(&s3_py(&args)).unwrap()
-    }
-
-    /// `kaifuku ARGS` with credentials and the endpoint in the environment, as the AWS CLI takes them.
-    fn kaifuku(&self, args: &[&str]) -> common::Out {
-        let out = Command::new(env!("CARGO_BIN_EXE_kaifuku"))
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "AKIAKAIFUKUTEST")
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env("AWS_REGION", "us-east-1")
-            .env(
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            )
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
-        let o = common::Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-        assert!(
-            !o.both().contains(SECRET),
-            "the secret key was printed: {}",
-            o.both()
-        );
-        o
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{}", self.pid))
-            .status();
     }
 }
 

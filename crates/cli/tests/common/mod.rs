@@ -4,6 +4,8 @@
 //! the crates under test.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
