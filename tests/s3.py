@@ -21,7 +21,7 @@ request recording what went over the wire.
   tests/s3.py ebs-blocks PORT SNAP     JSON: the indices of the blocks SNAP itself holds
   tests/s3.py ec2-snapshots PORT       JSON: the ids of the snapshots EC2 lists
   tests/s3.py ebs-traffic PORT         JSON: the EBS and EC2 requests since the last call, by kind,
-                                       and the bytes of the blocks put
+                                       the bytes of the blocks put, and the StartSnapshot bodies
 
 Uses the interpreter of .venv-tools (setup.sh makes it): moto[server] and boto3.
 """
@@ -181,12 +181,14 @@ def ebs_download(port, sid, path, parent=None):
 
 def ebs_traffic(port):
     out = {"list": 0, "get_block": 0, "put_block": 0, "put_bytes": 0, "start": 0, "complete": 0,
-           "ec2": 0, "other": 0}
+           "ec2": 0, "other": 0, "start_bodies": []}
     for r in recorded(port):
         path, m = r["url"].split("?")[0], r["method"]
         parts = [p for p in path.split("/") if p]
         if parts[-1:] == ["snapshots"] and m == "POST":
             out["start"] += 1
+            body = r.get("body") or "{}"
+            out["start_bodies"].append(json.loads(base64.b64decode(body) if r.get("body_encoded") else body))
         elif "completion" in parts:
             out["complete"] += 1
         elif parts[-1:] == ["blocks"] and m == "GET":

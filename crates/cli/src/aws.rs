@@ -47,6 +47,8 @@ impl AwsConfig {
             env("AWS_SESSION_TOKEN"),
         );
         if access.is_none() || secret.is_none() {
+            // Credentials come from one place: a session token goes with its own key pair.
+            (access, secret, token) = (None, None, None);
             let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
             let path = env("AWS_SHARED_CREDENTIALS_FILE")
                 .or_else(|| env("HOME").map(|h| format!("{h}/.aws/credentials")));
@@ -76,6 +78,21 @@ impl AwsConfig {
             secret_key,
             session_token: token,
         })
+    }
+
+    /// `text` (a service's own words) with the session token and the secret key taken out: some
+    /// services quote the request they expected, headers and all, when a signature does not
+    /// match.
+    pub fn redact(&self, text: &str) -> String {
+        let mut t = text.to_string();
+        for secret in [Some(&self.secret_key), self.session_token.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|s| s.len() >= 4)
+        {
+            t = t.replace(secret.as_str(), "…");
+        }
+        t
     }
 
     /// Another endpoint than AWS's for `service` (`S3`, `EBS`, `EC2`), as the AWS CLI reads it:
@@ -356,6 +373,23 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
              SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
              Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+    }
+
+    #[test]
+    fn credentials_are_taken_out_of_a_service_s_words() {
+        let cfg = AwsConfig {
+            region: "us-east-1".into(),
+            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            session_token: Some("FwoGZXIvYXdzEJr//token+more".into()),
+        };
+        assert_eq!(
+            cfg.redact(
+                "The canonical request should have been 'GET\n/\nx-amz-security-token:\
+                 FwoGZXIvYXdzEJr//token+more' (wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY)"
+            ),
+            "The canonical request should have been 'GET\n/\nx-amz-security-token:…' (…)"
         );
     }
 

@@ -480,7 +480,7 @@ pub fn fix_s3(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
 /// snapshot's id is printed (in `--json`, as `output`, once it exists).
 pub fn fix_ebs(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
     use crate::aws::AwsConfig;
-    use crate::ebs::{self, EbsClient, EbsSnapshot, SnapshotId};
+    use crate::ebs::{self, EbsClient, EbsSnapshot, Inheritance, SnapshotId};
     let fail = |e: String| {
         say!("{e}");
         Exit::Error
@@ -566,9 +566,12 @@ pub fn fix_ebs(args: &FixArgs, source_arg: &str, rules: RuleSet) -> Exit {
         Ok(id) => id,
         Err(e) => return fail(e),
     };
-    // Read back from scratch: the new snapshot over a fresh reading of its parent, no cache.
+    // Read back from scratch, no cache: the new snapshot on its own, each block it does not list
+    // checked against a fresh reading of its parent.
     let verified = EbsSnapshot::open(&client, parent_id.clone())
-        .and_then(|parent| EbsSnapshot::open_child(&client, new_id.clone(), parent))
+        .and_then(|parent| {
+            EbsSnapshot::open_child(&client, new_id.clone(), parent, Inheritance::from_env())
+        })
         .and_then(|fresh| {
             let c = BlockCache::new(&fresh, remote::cache_config());
             session

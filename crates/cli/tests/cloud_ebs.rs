@@ -60,6 +60,17 @@ impl Moto {
     }
 }
 
+/// Lets kaifuku read the new snapshot as the EBS direct APIs define a child, on moto, which keeps
+/// only a child's own blocks (see `ebs::Inheritance`).
+const OWN_BLOCKS_ONLY: (&str, &str) = ("KAIFUKU_TEST_EBS_CHILD_OWN_BLOCKS_ONLY", "1");
+
+/// No write of any kind in `t` (what `Moto::traffic` gives).
+fn assert_nothing_written(t: &Value) {
+    for k in ["start", "put_block", "complete", "ec2"] {
+        assert_eq!(t[k], 0, "{k}: {t}");
+    }
+}
+
 /// A 1 GiB disk (the smallest EBS volume) as a Windows root volume's snapshot holds it: an MBR,
 /// a 15 MiB NTFS partition at 1 MiB made by mkntfs, the channel file 291 and another channel
 /// file written by ntfs-3g, zeros after.
@@ -161,10 +172,34 @@ fn a_snapshot_is_fixed_into_a_new_snapshot_holding_only_the_changed_blocks() {
     assert_eq!(r.code, 0, "{}", r.both());
     assert!(r.text().contains("1 file(s) match"), "{}", r.text());
     assert!(r.text().contains("Remote: "), "{}", r.text());
-    let t = moto.traffic();
-    assert_eq!(t["put_block"], 0, "inspect writes nothing: {t}");
+    assert_nothing_written(&moto.traffic());
 
-    let r = moto.kaifuku(&["fix", "--json", &format!("ebs://{snap}"), "-o", "ebs://new"]);
+    // moto keeps only a child's own blocks: read back as AWS defines a child, the new snapshot
+    // would lack its parent's. kaifuku's verification sees that, and the new snapshot is deleted.
+    let before = moto.snapshots();
+    moto.traffic();
+    let r = moto.kaifuku(&["fix", &format!("ebs://{snap}"), "-o", "ebs://new"]);
+    assert_eq!(r.code, 3, "{}", r.both());
+    assert!(
+        r.stderr
+            .contains("the service did not make it a child of its parent")
+            && r.stderr.contains("was deleted"),
+        "{}",
+        r.stderr
+    );
+    let t = moto.traffic();
+    assert_eq!(
+        (t["start"].as_u64(), t["ec2"].as_u64()),
+        (Some(1), Some(1)),
+        "{t}"
+    );
+    assert_eq!(moto.snapshots(), before, "the new snapshot is gone");
+    moto.traffic();
+
+    let r = moto.kaifuku_with(
+        &[OWN_BLOCKS_ONLY],
+        &["fix", "--json", &format!("ebs://{snap}"), "-o", "ebs://new"],
+    );
     assert_eq!(r.code, 0, "{}", r.both());
     let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
     let new = doc["output"]
@@ -205,6 +240,16 @@ fn a_snapshot_is_fixed_into_a_new_snapshot_holding_only_the_changed_blocks() {
     assert_eq!(
         (t["start"].as_u64(), t["complete"].as_u64()),
         (Some(1), Some(1)),
+        "{t}"
+    );
+    // A child of the original, of its size.
+    let body = &t["start_bodies"][0];
+    assert_eq!(
+        (
+            body["ParentSnapshotId"].as_str(),
+            body["VolumeSize"].as_u64()
+        ),
+        (Some(snap.as_str()), Some(1)),
         "{t}"
     );
     // A few hundred KiB of blocks read (planning and verification), of a 1 GiB disk.
@@ -269,12 +314,7 @@ fn what_a_snapshot_cannot_take_is_refused_with_the_reason() {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
     }
     assert!(!local.exists() && !undo.exists());
-    let t = moto.traffic();
-    assert_eq!(
-        (t["start"].as_u64(), t["put_block"].as_u64()),
-        (Some(0), Some(0)),
-        "nothing was written: {t}"
-    );
+    assert_nothing_written(&moto.traffic());
     // A write that breaks off half-way: the unfinished snapshot is deleted, the original kept.
     let before = moto.snapshots();
     moto.traffic();
@@ -305,15 +345,19 @@ fn what_a_snapshot_cannot_take_is_refused_with_the_reason() {
     let back = s.path("back.img");
     moto.download(&snap, None, &back);
     assert!(diff_files(&back, &disk).is_empty(), "the original changed");
-    // A dry run reads and writes nothing.
+    // A dry run writes nothing.
+    moto.traffic();
     let r = moto.kaifuku(&["fix", "--dry-run", &source]);
     assert_eq!(r.code, 0, "{}", r.both());
-    assert_eq!(moto.traffic()["start"], 0);
+    assert_nothing_written(&moto.traffic());
     // Without credentials: said, nothing read.
     let r = Command::new(env!("CARGO_BIN_EXE_kaifuku"))
         .args(["inspect", &source])
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env_remove("AWS_PROFILE")
         .env("HOME", s.path("nohome"))
         .output()
         .unwrap();
@@ -328,14 +372,17 @@ fn the_batch_fixes_snapshot_ids_into_new_snapshots() {
     let disk = windows_disk(&s, "app");
     let a = moto.upload(&disk);
     let b = moto.upload(&disk);
-    let r = moto.kaifuku(&[
-        "fix",
-        "--json",
-        "--out-dir",
-        "ebs://new",
-        &format!("ebs://{a}"),
-        &format!("ebs://{b}"),
-    ]);
+    let r = moto.kaifuku_with(
+        &[OWN_BLOCKS_ONLY],
+        &[
+            "fix",
+            "--json",
+            "--out-dir",
+            "ebs://new",
+            &format!("ebs://{a}"),
+            &format!("ebs://{b}"),
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.both());
     let lines: Vec<Value> = r
         .text()
@@ -365,7 +412,10 @@ fn the_batch_fixes_snapshot_ids_into_new_snapshots() {
         );
     }
     // The table names the new snapshots.
-    let r = moto.kaifuku(&["fix", "--out-dir", "ebs://new", &format!("ebs://{a}")]);
+    let r = moto.kaifuku_with(
+        &[OWN_BLOCKS_ONLY],
+        &["fix", "--out-dir", "ebs://new", &format!("ebs://{a}")],
+    );
     assert_eq!(r.code, 0, "{}", r.both());
     assert!(
         r.text().contains(&format!(

@@ -8,6 +8,8 @@ use std::process::Command;
 
 /// The secret key kaifuku is given; it must never appear in its output.
 pub const SECRET: &str = "kaifuku-test-secret-never-printed";
+/// The session token kaifuku is given; it must never appear in its output either.
+pub const SESSION_TOKEN: &str = "kaifuku-test-session-token-never-printed";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -64,6 +66,7 @@ impl Moto {
             .envs(env.iter().copied())
             .env("AWS_ACCESS_KEY_ID", "AKIAKAIFUKUTEST")
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
             .env("AWS_REGION", "us-east-1")
             .env(
                 "AWS_ENDPOINT_URL",
@@ -82,8 +85,8 @@ impl Moto {
         };
         assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
         assert!(
-            !o.both().contains(SECRET),
-            "the secret key was printed: {}",
+            !o.both().contains(SECRET) && !o.both().contains(SESSION_TOKEN),
+            "a credential was printed: {}",
             o.both()
         );
         o
