@@ -20,3 +20,12 @@ pub mod remote;
 pub mod ui;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
+
+/// A thrown JavaScript value's message: an `Error`'s, or the value itself when it is a string.
+#[cfg(target_arch = "wasm32")]
+pub fn js_message(e: &wasm_bindgen::JsValue) -> Option<String> {
+    use wasm_bindgen::JsCast;
+    e.dyn_ref::<js_sys::Error>()
+        .map(|er| String::from(er.message()))
+        .or_else(|| e.as_string())
+}

@@ -15,7 +15,6 @@ use kaifuku_io::{check_range, ReadAt};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
 use web_sys::{XmlHttpRequest, XmlHttpRequestResponseType};
 
 /// The REST API version sent with every request, as the command line sends it.
@@ -77,11 +76,8 @@ fn request(
     body: Option<&[u8]>,
 ) -> Result<XmlHttpRequest, String> {
     let js = |e: wasm_bindgen::JsValue| {
-        let message = e
-            .dyn_ref::<js_sys::Error>()
-            .map(|e| String::from(e.message()))
-            .or_else(|| e.as_string())
-            .unwrap_or_else(|| "the browser refused the request".to_string());
+        let message =
+            crate::js_message(&e).unwrap_or_else(|| "the browser refused the request".to_string());
         // The browser's messages can name the URL whole (`Failed to load '…?sv=…&sig=…'`).
         kaifuku_io::url::without_query(&message, url)
     };

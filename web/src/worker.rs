@@ -148,11 +148,7 @@ impl FileSource {
 }
 
 fn js_io(what: &str, e: JsValue) -> io::Error {
-    let msg = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"));
+    let msg = crate::js_message(&e).unwrap_or_else(|| format!("{e:?}"));
     io::Error::other(format!("{what}: {msg}"))
 }
 

@@ -1125,11 +1125,7 @@ fn picked_files(mut files: Vec<File>) -> Option<Msg> {
 
 /// A JavaScript error's message, or whatever was thrown, as text.
 fn js_error_text(e: &JsValue) -> String {
-    use wasm_bindgen::JsCast;
-    e.dyn_ref::<js_sys::Error>()
-        .map(|er| String::from(er.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
+    crate::js_message(e).unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Registers the service worker that keeps the page working offline (served pages only; the
