@@ -239,6 +239,15 @@ pub fn sign(
     }
 }
 
+/// The HTTP agent for a cloud service: 30 s to connect, 10 minutes for a request (a large part
+/// or block on a slow link).
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+}
+
 /// Sends one request to `service`, signed: `base` and `host` say where (`base` the scheme and
 /// authority), `path` is the canonical URI, `query` pairs are encoded here, `headers` are signed
 /// too (the session token added when there is one). Requests with a body (and every `PUT` and

@@ -108,16 +108,13 @@ fn transient(status: Option<u16>) -> bool {
     matches!(status, None | Some(429 | 500 | 502 | 503 | 504))
 }
 
-/// Waits before the n-th new try (1 s, 2 s, 4 s).
+/// How many times a transient failure is tried again (after 1 s, 2 s, then 4 s).
 const RETRIES: u32 = 3;
 
 impl EbsClient {
     pub fn new(cfg: AwsConfig) -> EbsClient {
         EbsClient {
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(30))
-                .timeout(Duration::from_secs(600))
-                .build(),
+            agent: crate::aws::agent(),
             cfg,
             ebs_endpoint: AwsConfig::endpoint("EBS"),
             ec2_endpoint: AwsConfig::endpoint("EC2"),

@@ -13,7 +13,6 @@ use kaifuku_container::OutputPlan;
 use kaifuku_io::{check_range, ReadAt};
 use std::cell::RefCell;
 use std::io::{self, Read};
-use std::time::Duration;
 
 /// Whether the command line names an S3 object (`s3://BUCKET/KEY`).
 pub fn is_s3(arg: &std::ffi::OsStr) -> bool {
@@ -59,10 +58,7 @@ pub struct S3Client {
 impl S3Client {
     pub fn new(cfg: AwsConfig) -> S3Client {
         S3Client {
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(30))
-                .timeout(Duration::from_secs(600))
-                .build(),
+            agent: crate::aws::agent(),
             cfg,
             endpoint: AwsConfig::endpoint("S3"),
             traffic: RefCell::new(Traffic::default()),
